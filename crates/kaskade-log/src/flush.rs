@@ -1,0 +1,253 @@
+//! Group-committed fsync on dedicated threads.
+//!
+//! An append marks its log dirty and (in durable mode) queues it here; a
+//! flusher thread takes every file written since the last sync and calls
+//! `fdatasync` once for all of them, then publishes the new durable end
+//! offset on the log's watch channel. Appends that land while a sync runs
+//! are covered by the next one, so concurrent producers share fsyncs.
+//! Nothing here ever runs on an async worker.
+//!
+//! Invariant: a log is synced by at most one thread at a time, so durable
+//! offsets are published in order and a rolled segment's sync is never
+//! overtaken by its successor's.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::segment::SegmentFiles;
+
+/// What a log needs made durable.
+#[derive(Debug, Default)]
+struct Pending {
+    files: Vec<Arc<SegmentFiles>>,
+    /// Sync the index files too (a segment was sealed).
+    sealed: Vec<Arc<SegmentFiles>>,
+    sync_dir: bool,
+    /// End offset covered once the files above are synced.
+    target: i64,
+    queued: bool,
+    in_flight: bool,
+}
+
+/// The durability state one log shares with the flusher.
+#[derive(Debug)]
+pub struct FlushState {
+    dir: PathBuf,
+    pending: Mutex<Pending>,
+    durable_tx: watch::Sender<i64>,
+    /// Every offset below this is on disk: Kafka's recovery point.
+    recovery_point: AtomicI64,
+    /// Set when a sync failed: the log is no longer trustworthy.
+    failed: Mutex<Option<String>>,
+}
+
+impl FlushState {
+    pub fn new(dir: PathBuf, durable_end: i64) -> Arc<FlushState> {
+        let (durable_tx, _) = watch::channel(durable_end);
+        Arc::new(FlushState {
+            dir,
+            pending: Mutex::new(Pending { target: durable_end, ..Pending::default() }),
+            durable_tx,
+            recovery_point: AtomicI64::new(durable_end),
+            failed: Mutex::new(None),
+        })
+    }
+
+    pub fn durable_end(&self) -> i64 {
+        *self.durable_tx.borrow()
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point.load(Ordering::Acquire)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.durable_tx.subscribe()
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failed.lock().clone()
+    }
+
+    /// Records that `files` hold data up to `end` that is not yet synced.
+    pub fn mark_dirty(&self, files: &Arc<SegmentFiles>, end: i64) {
+        let mut p = self.pending.lock();
+        if !p.files.iter().any(|f| Arc::ptr_eq(f, files)) {
+            p.files.push(files.clone());
+        }
+        p.target = p.target.max(end);
+    }
+
+    /// Claims the log's place in the flusher queue if it has unsynced work
+    /// and is neither queued nor being synced (a running sync re-queues
+    /// itself when it finishes). True means: submit it.
+    pub fn try_queue(&self) -> bool {
+        let mut p = self.pending.lock();
+        if p.files.is_empty() && p.sealed.is_empty() && !p.sync_dir {
+            return false;
+        }
+        self.take_queue_slot(&mut p)
+    }
+
+    /// A segment was sealed (rolled away from) and a new one created.
+    pub fn mark_rolled(&self, sealed: &Arc<SegmentFiles>) {
+        let mut p = self.pending.lock();
+        p.sealed.push(sealed.clone());
+        p.sync_dir = true;
+    }
+
+    fn take_queue_slot(&self, p: &mut Pending) -> bool {
+        if p.queued || p.in_flight {
+            return false;
+        }
+        p.queued = true;
+        true
+    }
+
+    /// The log shrank (truncation): what was durable past `end` is gone.
+    pub fn reset_to(&self, end: i64) {
+        let mut p = self.pending.lock();
+        p.target = end;
+        self.durable_tx.send_if_modified(|d| {
+            if *d > end {
+                *d = end;
+                true
+            } else {
+                false
+            }
+        });
+        self.recovery_point.fetch_min(end, Ordering::AcqRel);
+    }
+
+    /// Runs one group commit. Called by flusher threads, or directly by a
+    /// blocking caller (shutdown, tests).
+    pub fn sync_now(&self) -> std::io::Result<SyncOutcome> {
+        let (files, sealed, sync_dir, target) = {
+            let mut p = self.pending.lock();
+            p.queued = false;
+            p.in_flight = true;
+            (std::mem::take(&mut p.files), std::mem::take(&mut p.sealed), std::mem::take(&mut p.sync_dir), p.target)
+        };
+        let result = (|| -> std::io::Result<()> {
+            for f in &sealed {
+                f.sync_all()?;
+            }
+            for f in &files {
+                f.log.sync_data()?;
+            }
+            if sync_dir {
+                std::fs::File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        let requeue = {
+            let mut p = self.pending.lock();
+            p.in_flight = false;
+            if result.is_err() {
+                // Keep the work so a retry covers it.
+                p.files.extend(files);
+                p.sealed.extend(sealed);
+                p.sync_dir |= sync_dir;
+            }
+            !p.files.is_empty() || !p.sealed.is_empty()
+        };
+        if let Err(e) = result {
+            *self.failed.lock() = Some(e.to_string());
+            // Wake waiters so they see the failure instead of hanging.
+            self.durable_tx.send_modify(|_| {});
+            return Err(e);
+        }
+        self.recovery_point.fetch_max(target, Ordering::AcqRel);
+        self.durable_tx.send_if_modified(|d| {
+            if target > *d {
+                *d = target;
+                true
+            } else {
+                false
+            }
+        });
+        let again = requeue && {
+            let mut p = self.pending.lock();
+            self.take_queue_slot(&mut p)
+        };
+        Ok(SyncOutcome { durable_end: target, again })
+    }
+}
+
+/// The result of one group commit.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOutcome {
+    pub durable_end: i64,
+    /// More data arrived during the sync and the log was re-queued.
+    pub again: bool,
+}
+
+/// A pool of flusher threads shared by every log of a log manager.
+#[derive(Debug)]
+pub struct Flusher {
+    tx: Mutex<Option<Sender<Arc<FlushState>>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Flusher {
+    pub fn new(threads: usize) -> Arc<Flusher> {
+        let (tx, rx) = channel::<Arc<FlushState>>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut handles = Vec::new();
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("kaskade-flush-{i}"))
+                .spawn(move || flush_loop(&rx));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => tracing::error!(error = %e, "could not start a flusher thread"),
+            }
+        }
+        Arc::new(Flusher { tx: Mutex::new(Some(tx)), threads: Mutex::new(handles) })
+    }
+
+    pub fn submit(&self, state: &Arc<FlushState>) {
+        if let Some(tx) = self.tx.lock().as_ref() {
+            // The receiver only goes away at shutdown, after which callers
+            // flush synchronously.
+            let _ = tx.send(state.clone());
+        }
+    }
+
+    /// Stops the threads after they drain their queue.
+    pub fn stop(&self) {
+        self.tx.lock().take();
+        for h in self.threads.lock().drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn flush_loop(rx: &Mutex<Receiver<Arc<FlushState>>>) {
+    loop {
+        let job = {
+            let guard = rx.lock();
+            guard.recv()
+        };
+        let Ok(state) = job else { return };
+        // Data that arrived during a sync is covered by the next one on
+        // this same thread, which keeps one log's syncs in order.
+        loop {
+            match state.sync_now() {
+                Ok(out) if out.again => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(dir = %state.dir.display(), error = %e, "fsync failed; the log stops acknowledging writes");
+                    break;
+                }
+            }
+        }
+    }
+}

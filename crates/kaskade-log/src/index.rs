@@ -1,0 +1,287 @@
+//! Sparse indexes beside each segment, in Kafka's entry formats:
+//!
+//! - `.index`: 8-byte entries `relative offset u32 | file position u32`,
+//!   mapping the last offset of a batch to the position where the batch starts;
+//! - `.timeindex`: 12-byte entries `timestamp i64 | relative offset u32`,
+//!   the largest timestamp seen so far and the offset where it was reached.
+//!
+//! Entries are appended with `pwrite` and looked up with `pread` (binary
+//! search), so an idle partition holds no index in memory; hot pages stay in
+//! the page cache. Indexes are never trusted blindly: `load` validates every
+//! entry and the caller rebuilds the index from the log when it fails.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// One index file with fixed-size entries.
+#[derive(Debug)]
+pub struct IndexFile {
+    file: File,
+    entry_size: u64,
+    entries: u64,
+    max_entries: u64,
+}
+
+impl IndexFile {
+    pub fn open(path: &Path, entry_size: u64, max_bytes: u64) -> io::Result<IndexFile> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let len = file.metadata()?.len();
+        Ok(IndexFile {
+            file,
+            entry_size,
+            entries: len / entry_size,
+            max_entries: (max_bytes / entry_size).max(2),
+        })
+    }
+
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Whether one more entry still fits in `segment.index.bytes`. One slot
+    /// is kept back so a closing segment can always record its final
+    /// max-timestamp entry.
+    pub fn is_full(&self) -> bool {
+        self.entries + 1 >= self.max_entries
+    }
+
+    pub fn read_all(&self) -> io::Result<Vec<u8>> {
+        let len = self.file.metadata()?.len();
+        let mut buf = vec![0u8; len as usize];
+        self.file.read_exact_at(&mut buf, 0)?;
+        Ok(buf)
+    }
+
+    fn read_entry(&self, i: u64, out: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(out, i * self.entry_size)
+    }
+
+    fn append(&mut self, entry: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(entry, self.entries * self.entry_size)?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    pub fn truncate_entries(&mut self, n: u64) -> io::Result<()> {
+        self.file.set_len(n * self.entry_size)?;
+        self.entries = n;
+        Ok(())
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Binary search for the last entry whose key (decoded by `key`) is <= target.
+    fn floor<K: Ord>(&self, target: K, key: impl Fn(&[u8]) -> K) -> io::Result<Option<Vec<u8>>> {
+        let (mut lo, mut hi) = (0u64, self.entries);
+        let mut buf = vec![0u8; self.entry_size as usize];
+        let mut best = None;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            self.read_entry(mid, &mut buf)?;
+            if key(&buf) <= target {
+                best = Some(buf.clone());
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(best)
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+pub const OFFSET_ENTRY: u64 = 8;
+pub const TIME_ENTRY: u64 = 12;
+
+/// `.index`: relative offset -> position.
+#[derive(Debug)]
+pub struct OffsetIndex {
+    pub file: IndexFile,
+    base: i64,
+}
+
+impl OffsetIndex {
+    pub fn open(path: &Path, base: i64, max_bytes: u64) -> io::Result<OffsetIndex> {
+        Ok(OffsetIndex { file: IndexFile::open(path, OFFSET_ENTRY, max_bytes)?, base })
+    }
+
+    pub fn append(&mut self, offset: i64, position: u32) -> io::Result<()> {
+        let mut e = [0u8; 8];
+        e[0..4].copy_from_slice(&((offset - self.base) as u32).to_be_bytes());
+        e[4..8].copy_from_slice(&position.to_be_bytes());
+        self.file.append(&e)
+    }
+
+    /// Position to start scanning from for `offset` (0 if no entry is <= it).
+    pub fn lookup(&self, offset: i64) -> io::Result<u32> {
+        if offset < self.base {
+            return Ok(0);
+        }
+        let rel = (offset - self.base).min(u32::MAX as i64) as u32;
+        Ok(self.file.floor(rel, |e| u32_at(e, 0))?.map(|e| u32_at(&e, 4)).unwrap_or(0))
+    }
+
+    /// All entries as (absolute offset, position), validated: strictly
+    /// increasing offsets, non-decreasing positions, positions inside the
+    /// log, offsets inside `[base, next_offset)` when known.
+    pub fn load_validated(&self, log_size: u64, next_offset: Option<i64>) -> Result<Vec<(i64, u32)>, String> {
+        let raw = self.file.read_all().map_err(|e| e.to_string())?;
+        if raw.len() as u64 % OFFSET_ENTRY != 0 {
+            return Err(format!("index size {} is not a multiple of {OFFSET_ENTRY}", raw.len()));
+        }
+        let mut out = Vec::with_capacity(raw.len() / 8);
+        let mut prev: Option<(i64, u32)> = None;
+        for e in raw.chunks_exact(8) {
+            let off = self.base + u32_at(e, 0) as i64;
+            let pos = u32_at(e, 4);
+            if pos as u64 >= log_size.max(1) {
+                return Err(format!("entry position {pos} is past the log's {log_size} bytes"));
+            }
+            if let Some(n) = next_offset {
+                if off >= n {
+                    return Err(format!("entry offset {off} is past the segment end {n}"));
+                }
+            }
+            if let Some((po, pp)) = prev {
+                if off <= po || pos < pp {
+                    return Err(format!("entries out of order: ({po},{pp}) then ({off},{pos})"));
+                }
+            }
+            prev = Some((off, pos));
+            out.push((off, pos));
+        }
+        Ok(out)
+    }
+}
+
+/// `.timeindex`: max timestamp so far -> relative offset.
+#[derive(Debug)]
+pub struct TimeIndex {
+    pub file: IndexFile,
+    base: i64,
+    last: Option<(i64, i64)>,
+}
+
+impl TimeIndex {
+    pub fn open(path: &Path, base: i64, max_bytes: u64) -> io::Result<TimeIndex> {
+        let file = IndexFile::open(path, TIME_ENTRY, max_bytes)?;
+        let mut ti = TimeIndex { file, base, last: None };
+        if ti.file.entries > 0 {
+            let mut e = [0u8; 12];
+            ti.file.read_entry(ti.file.entries - 1, &mut e)?;
+            ti.last = Some((i64_at(&e, 0), base + u32_at(&e, 8) as i64));
+        }
+        Ok(ti)
+    }
+
+    pub fn last_entry(&self) -> Option<(i64, i64)> {
+        self.last
+    }
+
+    /// Appends only if `timestamp` is larger than the last entry's (Kafka's
+    /// `maybeAppend`).
+    pub fn maybe_append(&mut self, timestamp: i64, offset: i64) -> io::Result<()> {
+        if self.last.is_some_and(|(ts, _)| timestamp <= ts) {
+            return Ok(());
+        }
+        let mut e = [0u8; 12];
+        e[0..8].copy_from_slice(&timestamp.to_be_bytes());
+        e[8..12].copy_from_slice(&((offset - self.base) as u32).to_be_bytes());
+        self.file.append(&e)?;
+        self.last = Some((timestamp, offset));
+        Ok(())
+    }
+
+    /// The entry with the largest timestamp <= `timestamp`, as (ts, offset).
+    pub fn lookup(&self, timestamp: i64) -> io::Result<Option<(i64, i64)>> {
+        Ok(self
+            .file
+            .floor(timestamp, |e| i64_at(e, 0))?
+            .map(|e| (i64_at(&e, 0), self.base + u32_at(&e, 8) as i64)))
+    }
+
+    pub fn truncate_entries(&mut self, n: u64) -> io::Result<()> {
+        self.file.truncate_entries(n)?;
+        self.last = None;
+        if n > 0 {
+            let mut e = [0u8; 12];
+            self.file.read_entry(n - 1, &mut e)?;
+            self.last = Some((i64_at(&e, 0), self.base + u32_at(&e, 8) as i64));
+        }
+        Ok(())
+    }
+
+    pub fn load_validated(&self, next_offset: Option<i64>) -> Result<Vec<(i64, i64)>, String> {
+        let raw = self.file.read_all().map_err(|e| e.to_string())?;
+        if raw.len() as u64 % TIME_ENTRY != 0 {
+            return Err(format!("time index size {} is not a multiple of {TIME_ENTRY}", raw.len()));
+        }
+        let mut out = Vec::with_capacity(raw.len() / 12);
+        let mut prev: Option<(i64, i64)> = None;
+        for e in raw.chunks_exact(12) {
+            let ts = i64_at(e, 0);
+            let off = self.base + u32_at(e, 8) as i64;
+            if let Some(n) = next_offset {
+                if off >= n {
+                    return Err(format!("time entry offset {off} is past the segment end {n}"));
+                }
+            }
+            if let Some((pt, po)) = prev {
+                if ts <= pt || off < po {
+                    return Err(format!("time entries out of order: ({pt},{po}) then ({ts},{off})"));
+                }
+            }
+            prev = Some((ts, off));
+            out.push((ts, off));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_index_floor_lookup_and_validation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut idx = OffsetIndex::open(&dir.path().join("0.index"), 100, 1 << 20).expect("open");
+        assert_eq!(idx.lookup(150).expect("lookup"), 0);
+        idx.append(110, 4096).expect("append");
+        idx.append(130, 8192).expect("append");
+        assert_eq!(idx.lookup(109).expect("lookup"), 0);
+        assert_eq!(idx.lookup(110).expect("lookup"), 4096);
+        assert_eq!(idx.lookup(129).expect("lookup"), 4096);
+        assert_eq!(idx.lookup(1000).expect("lookup"), 8192);
+        assert_eq!(idx.load_validated(10_000, Some(200)).expect("valid").len(), 2);
+        assert!(idx.load_validated(5000, Some(200)).is_err(), "position past log end");
+        assert!(idx.load_validated(10_000, Some(120)).is_err(), "offset past segment end");
+    }
+
+    #[test]
+    fn time_index_only_appends_increasing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ti = TimeIndex::open(&dir.path().join("0.timeindex"), 0, 1 << 20).expect("open");
+        ti.maybe_append(1000, 5).expect("append");
+        ti.maybe_append(900, 9).expect("append");
+        ti.maybe_append(2000, 12).expect("append");
+        assert_eq!(ti.file.entries(), 2);
+        assert_eq!(ti.lookup(1500).expect("lookup"), Some((1000, 5)));
+        assert_eq!(ti.lookup(999).expect("lookup"), None);
+        let reopened = TimeIndex::open(&dir.path().join("0.timeindex"), 0, 1 << 20).expect("open");
+        assert_eq!(reopened.last_entry(), Some((2000, 12)));
+    }
+}

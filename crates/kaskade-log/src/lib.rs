@@ -1,0 +1,35 @@
+//! Kaskade's storage engine: the partition log, in Apache Kafka's on-disk
+//! layout.
+//!
+//! A log directory holds one directory per partition (`<topic>-<partition>`);
+//! each is a run of segments (`<20-digit base offset>.log` with `.index` and
+//! `.timeindex`). Record batches (magic v2) are stored byte for byte as
+//! producers sent them, except the base offset and partition leader epoch,
+//! which are patched in the header (the CRC does not cover them).
+//!
+//! - [`batch`]: header parsing, validation, patching.
+//! - [`segment`], [`index`]: one segment and its sparse indexes.
+//! - [`log`]: a partition log: append, read, time lookup, roll, truncate,
+//!   retention, recovery.
+//! - [`flush`]: group-committed fsync on dedicated threads.
+//! - [`manager`]: all logs of a directory, checkpoints, clean shutdown.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod flush;
+pub mod handles;
+pub mod index;
+pub mod log;
+pub mod manager;
+pub mod segment;
+pub mod types;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use error::{LogError, Result};
+pub use log::{AppendInfo, Log, LogEnv, OpenHint, ReadResult, TimestampHit};
+pub use manager::{LogManager, ManagerOptions, OpenReport};
+pub use types::{LeaderEpoch, Offset, TopicPartition};

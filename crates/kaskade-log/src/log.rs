@@ -1,0 +1,674 @@
+//! The partition log: an ordered run of segments with one active segment at
+//! the end.
+//!
+//! Concurrency: all mutation (append, roll, truncate, retention) happens
+//! under one short mutex that covers only in-memory bookkeeping and the
+//! `pwrite` into the page cache; fsync happens on the flusher threads and
+//! reads copy what they need under the lock (an `Arc` of the files and a
+//! size) and `pread` outside it.
+//!
+//! Invariants: offsets are strictly increasing across batches and
+//! segments; `log_start <= next_offset`; the last segment is the active one
+//! and is never deleted while it holds unexpired data; bytes are reported
+//! durable only after an fsync covered them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::batch::{self, BatchHeader};
+use crate::clock::Clock;
+use crate::config::{FlushPolicy, LogConfig, TimestampType};
+use crate::error::{LogError, Result};
+use crate::flush::{FlushState, Flusher};
+use crate::handles::{next_segment_id, HandleCache};
+use crate::segment::{self, Segment, SegmentFiles};
+use crate::types::TopicPartition;
+
+/// Shared machinery every log of a node uses.
+#[derive(Clone, Debug)]
+pub struct LogEnv {
+    pub clock: Arc<dyn Clock>,
+    pub cache: Arc<HandleCache>,
+    pub flusher: Arc<Flusher>,
+}
+
+/// How the log was left the last time it was open.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenHint {
+    /// A clean-shutdown marker was present: no recovery scan needed.
+    pub clean: bool,
+    /// Everything below this offset is known to be on disk.
+    pub recovery_point: Option<i64>,
+    /// The checkpointed log start offset (DeleteRecords, retention).
+    pub log_start: Option<i64>,
+}
+
+/// Where an append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// The broker's append time when the topic uses LogAppendTime, else -1.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    /// The batch header as stored (patched base offset and epoch).
+    pub header: BatchHeader,
+}
+
+/// The result of a read.
+#[derive(Clone, Debug)]
+pub struct ReadResult {
+    /// Whole batches, or `None` at the end of the log.
+    pub records: Option<Bytes>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// The first batch holding a timestamp >= the one asked for.
+#[derive(Clone, Debug)]
+pub struct TimestampHit {
+    pub header: BatchHeader,
+    pub batch: Bytes,
+}
+
+#[derive(Debug)]
+struct State {
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start: i64,
+    next_offset: i64,
+    unflushed_messages: u64,
+    first_unflushed_ms: Option<i64>,
+    closed: bool,
+}
+
+#[derive(Debug)]
+pub struct Log {
+    tp: TopicPartition,
+    dir: PathBuf,
+    env: LogEnv,
+    flush: Arc<FlushState>,
+    end_tx: watch::Sender<i64>,
+    state: Mutex<State>,
+}
+
+fn io_err(e: std::io::Error) -> LogError {
+    LogError::Io(e)
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering it as `hint` says.
+    /// Returns the log and a human report of what recovery did.
+    pub fn open(tp: TopicPartition, dir: &Path, config: LogConfig, env: LogEnv, hint: OpenHint) -> Result<(Log, Vec<String>)> {
+        std::fs::create_dir_all(dir)?;
+        let mut report = Vec::new();
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".swap") {
+                std::fs::remove_file(entry.path())?;
+                continue;
+            }
+            if let Some(stem) = name.strip_suffix(".log") {
+                match stem.parse::<i64>() {
+                    Ok(b) if stem.len() == 20 => bases.push(b),
+                    _ => report.push(format!("{}: ignoring unexpected file {name}", tp)),
+                }
+            }
+        }
+        // Indexes without a log are leftovers of an interrupted deletion.
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(".index").or_else(|| name.strip_suffix(".timeindex")) {
+                if stem.parse::<i64>().map(|b| !bases.contains(&b)).unwrap_or(false) {
+                    std::fs::remove_file(entry.path())?;
+                }
+            }
+        }
+        bases.sort_unstable();
+        let now = env.clock.now_ms();
+        let mut segments = BTreeMap::new();
+        let recover_from_base = match (hint.clean, hint.recovery_point) {
+            (true, _) => None,
+            (false, None) => Some(i64::MIN),
+            (false, Some(rp)) => Some(bases.iter().copied().filter(|b| *b <= rp).max().unwrap_or(i64::MIN)),
+        };
+        let mut cut_after: Option<i64> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if cut_after.is_some() {
+                // Everything after a corrupt batch is unreachable: drop it.
+                delete_segment_files(dir, base)?;
+                report.push(format!("{tp}: deleted segment {base} after truncation at an earlier corrupt batch"));
+                continue;
+            }
+            let next_base = bases.get(i + 1).copied();
+            let files = SegmentFiles::open(dir, base, config.segment_index_bytes, false)?;
+            let mut seg = Segment::new(next_segment_id(), base, now);
+            let needs_recovery = recover_from_base.is_some_and(|from| base >= from);
+            if needs_recovery {
+                let out = match hint.recovery_point {
+                    Some(rp) if rp > base => seg.recover(&files, rp, config.index_interval_bytes)?,
+                    _ => seg.rebuild(&files, config.index_interval_bytes)?,
+                };
+                if let Some(p) = &out.problem {
+                    report.push(format!(
+                        "{tp}: segment {base}: truncated {} bytes at offset {}: {p}",
+                        out.truncated_bytes, seg.next_offset
+                    ));
+                    if next_base.is_some() {
+                        cut_after = Some(seg.next_offset);
+                    }
+                }
+            } else if let Some(msg) = seg.load(&files, dir, config.index_interval_bytes)? {
+                report.push(format!("{tp}: {msg}"));
+            }
+            if seg.max_timestamp >= 0 {
+                seg.created_ms = seg.max_timestamp.min(now);
+            }
+            segments.insert(base, (seg, files));
+        }
+        if segments.is_empty() {
+            let base = hint.log_start.unwrap_or(0).max(0);
+            let files = SegmentFiles::open(dir, base, config.segment_index_bytes, true)?;
+            segments.insert(base, (Segment::new(next_segment_id(), base, now), files));
+        }
+        let mut segs = BTreeMap::new();
+        let last_base = *segments.keys().next_back().unwrap_or(&0);
+        for (base, (mut seg, files)) in segments {
+            if base == last_base {
+                seg.active = Some(Arc::new(files));
+            } else {
+                // Closed: sealed already; its files reopen through the cache.
+                drop(files);
+            }
+            segs.insert(base, seg);
+        }
+        let first_base = *segs.keys().next().unwrap_or(&0);
+        let next_offset = segs.values().next_back().map(|s| s.next_offset).unwrap_or(0);
+        let log_start = hint.log_start.unwrap_or(first_base).max(first_base).min(next_offset);
+        let flush = FlushState::new(dir.to_path_buf(), next_offset);
+        let (end_tx, _) = watch::channel(next_offset);
+        let log = Log {
+            tp,
+            dir: dir.to_path_buf(),
+            env,
+            flush,
+            end_tx,
+            state: Mutex::new(State {
+                config,
+                segments: segs,
+                log_start,
+                next_offset,
+                unflushed_messages: 0,
+                first_unflushed_ms: None,
+                closed: false,
+            }),
+        };
+        for line in &report {
+            tracing::warn!("{line}");
+        }
+        Ok((log, report))
+    }
+
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.state.lock().config.clone()
+    }
+
+    pub fn set_config(&self, config: LogConfig) {
+        self.state.lock().config = config;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.lock().log_start
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.state.lock().next_offset
+    }
+
+    /// Every offset below this is on disk.
+    pub fn durable_end(&self) -> i64 {
+        self.flush.durable_end()
+    }
+
+    /// Offsets below this are flushed: Kafka's recovery point.
+    pub fn recovery_point(&self) -> i64 {
+        self.flush.recovery_point()
+    }
+
+    /// Notified with the new log end offset after every append (and
+    /// truncation): what long polls park on.
+    pub fn subscribe_end(&self) -> watch::Receiver<i64> {
+        self.end_tx.subscribe()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.state.lock().segments.values().map(|s| s.size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.state.lock().segments.len()
+    }
+
+    /// Base offsets of all segments, oldest first.
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.state.lock().segments.keys().copied().collect()
+    }
+
+    pub fn is_durable_mode(&self) -> bool {
+        self.state.lock().config.flush == FlushPolicy::Durable
+    }
+
+    /// Appends one producer batch: validates it, assigns offsets, patches
+    /// base offset and leader epoch and writes it. Returns once the bytes
+    /// are in the page cache; `wait_durable` waits for the fsync.
+    pub fn append(&self, records: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
+        let batch = batch::single_batch(records)?;
+        let max_bytes = self.state.lock().config.max_message_bytes;
+        let header = batch::validate_for_append(batch, max_bytes)?;
+        self.append_validated(batch, header, leader_epoch)
+    }
+
+    fn append_validated(&self, batch: &[u8], mut header: BatchHeader, leader_epoch: i32) -> Result<AppendInfo> {
+        if let Some(f) = self.flush.failure() {
+            return Err(LogError::Io(std::io::Error::other(format!("log is offline after a failed fsync: {f}"))));
+        }
+        let now = self.env.clock.now_ms();
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(LogError::Closed);
+        }
+        let mut stamped;
+        let mut batch = batch;
+        let mut log_append_time = -1;
+        if st.config.timestamp_type == TimestampType::LogAppendTime {
+            stamped = batch.to_vec();
+            batch::stamp_log_append_time(&mut stamped, now);
+            header.max_timestamp = now;
+            header.attributes |= batch::ATTR_LOG_APPEND_TIME;
+            log_append_time = now;
+            batch = &stamped[..];
+        }
+        let base_offset = st.next_offset;
+        header.base_offset = base_offset;
+        header.partition_leader_epoch = leader_epoch;
+        let len = batch.len() as u64;
+        self.maybe_roll(&mut st, len, header.last_offset(), now)?;
+        let prefix = batch::patched_prefix(batch, base_offset, leader_epoch);
+        let State { segments, config, .. } = &mut *st;
+        let (_, seg) = segments.iter_mut().next_back().ok_or(LogError::Closed)?;
+        let files = seg.active.clone().ok_or(LogError::Closed)?;
+        if let Err(e) = seg.append(&files, &prefix, batch, &header, config.index_interval_bytes) {
+            // A partial write leaves bytes past `size`; the next append
+            // overwrites them and recovery would cut them. Restore size.
+            seg.size = seg.size.min(files.log.metadata().map(|m| m.len()).unwrap_or(seg.size));
+            return Err(io_err(e));
+        }
+        st.next_offset = header.next_offset();
+        let end = st.next_offset;
+        st.unflushed_messages += header.records_count.max(0) as u64;
+        st.first_unflushed_ms.get_or_insert(now);
+        self.flush.mark_dirty(&files, end);
+        let flush_now = match st.config.flush {
+            FlushPolicy::Durable => true,
+            FlushPolicy::Lazy { messages, ms } => {
+                messages.is_some_and(|m| st.unflushed_messages >= m)
+                    || ms.is_some_and(|m| st.first_unflushed_ms.is_some_and(|t| now - t >= m as i64))
+            }
+        };
+        if flush_now {
+            st.unflushed_messages = 0;
+            st.first_unflushed_ms = None;
+        }
+        let log_start = st.log_start;
+        drop(st);
+        if flush_now && self.flush.try_queue() {
+            self.env.flusher.submit(&self.flush);
+        }
+        self.end_tx.send_replace(end);
+        Ok(AppendInfo { first_offset: base_offset, last_offset: header.last_offset(), log_append_time, log_start_offset: log_start, header })
+    }
+
+    /// Waits until every offset below `end` is on disk. Immediate in lazy
+    /// flush mode, where acknowledgement does not wait for fsync.
+    pub async fn wait_durable(&self, end: i64) -> Result<()> {
+        if !self.is_durable_mode() {
+            return Ok(());
+        }
+        let mut rx = self.flush.subscribe();
+        let flush = self.flush.clone();
+        let res = rx.wait_for(|d| *d >= end || flush.failure().is_some()).await;
+        if let Some(f) = self.flush.failure() {
+            return Err(LogError::Io(std::io::Error::other(format!("fsync failed: {f}"))));
+        }
+        res.map(|_| ()).map_err(|_| LogError::Closed)
+    }
+
+    /// Lazy mode: flushes when `flush.ms` has passed since the oldest
+    /// unflushed append. Called periodically by the log manager.
+    pub fn flush_if_due(&self) {
+        let now = self.env.clock.now_ms();
+        let due = {
+            let mut st = self.state.lock();
+            let due = match st.config.flush {
+                FlushPolicy::Lazy { ms: Some(ms), .. } => st.first_unflushed_ms.is_some_and(|t| now - t >= ms as i64),
+                _ => false,
+            };
+            if due {
+                st.unflushed_messages = 0;
+                st.first_unflushed_ms = None;
+            }
+            due
+        };
+        if due {
+            self.request_flush();
+        }
+    }
+
+    /// Queues a flush of everything written so far.
+    pub fn request_flush(&self) {
+        if self.flush.try_queue() {
+            self.env.flusher.submit(&self.flush);
+        }
+    }
+
+    /// Flushes synchronously (blocking): shutdown and tests.
+    pub fn flush_blocking(&self) -> Result<()> {
+        loop {
+            let out = self.flush.sync_now()?;
+            if !out.again {
+                return Ok(());
+            }
+        }
+    }
+
+    fn maybe_roll(&self, st: &mut State, len: u64, last_offset: i64, now: i64) -> Result<()> {
+        let roll = {
+            let (_, seg) = st.segments.iter().next_back().ok_or(LogError::Closed)?;
+            let files = seg.active.as_ref().ok_or(LogError::Closed)?;
+            seg.should_roll(files, len, last_offset, st.config.segment_bytes, st.config.segment_ms, now)
+        };
+        if roll {
+            self.roll_locked(st, now)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment and starts a new one at the log end.
+    pub fn roll(&self) -> Result<()> {
+        let now = self.env.clock.now_ms();
+        let mut st = self.state.lock();
+        let empty = st.segments.values().next_back().is_some_and(|s| s.size == 0);
+        if empty {
+            return Ok(());
+        }
+        self.roll_locked(&mut st, now)
+    }
+
+    fn roll_locked(&self, st: &mut State, now: i64) -> Result<()> {
+        let base = st.next_offset;
+        let files = SegmentFiles::open(&self.dir, base, st.config.segment_index_bytes, true)?;
+        if let Some((_, old)) = st.segments.iter_mut().next_back() {
+            if let Some(old_files) = old.active.take() {
+                old.seal(&old_files)?;
+                self.flush.mark_rolled(&old_files);
+            }
+        }
+        let mut seg = Segment::new(next_segment_id(), base, now);
+        seg.active = Some(Arc::new(files));
+        st.segments.insert(base, seg);
+        tracing::debug!(tp = %self.tp, base, "rolled a new segment");
+        Ok(())
+    }
+
+    fn files_for(&self, seg: &Segment, index_bytes: u64) -> Result<Arc<SegmentFiles>> {
+        if let Some(f) = &seg.active {
+            return Ok(f.clone());
+        }
+        let (dir, base) = (self.dir.clone(), seg.base);
+        Ok(self.env.cache.get_or_open(seg.id, || SegmentFiles::open(&dir, base, index_bytes, false))?)
+    }
+
+    /// Reads whole batches from `start`, at most `max_bytes` (but always
+    /// one whole batch when there is one), stopping before `upper` (the
+    /// high watermark; `None` = the log end). Reads one segment at a time,
+    /// as Kafka does.
+    pub fn read(&self, start: i64, max_bytes: usize, upper: Option<i64>) -> Result<ReadResult> {
+        let (plan, log_start, log_end) = {
+            let st = self.state.lock();
+            let (log_start, log_end) = (st.log_start, st.next_offset);
+            if start < log_start || start > log_end {
+                return Err(LogError::OffsetOutOfRange { offset: start, start: log_start, end: log_end });
+            }
+            let mut plan = Vec::new();
+            let floor = st.segments.range(..=start).next_back().map(|(b, _)| *b).unwrap_or(i64::MIN);
+            for (_, seg) in st.segments.range(floor..) {
+                if seg.next_offset <= start || seg.size == 0 {
+                    continue;
+                }
+                plan.push((self.files_for(seg, st.config.segment_index_bytes)?, seg.size));
+                if plan.len() == 2 {
+                    break;
+                }
+            }
+            (plan, log_start, log_end)
+        };
+        let upper = upper.unwrap_or(log_end).min(log_end);
+        let mut records = None;
+        if start < upper {
+            for (files, size) in plan {
+                if let Some(b) = segment::read(&files, size, start, max_bytes, upper)? {
+                    records = Some(b);
+                    break;
+                }
+            }
+        }
+        Ok(ReadResult { records, log_start_offset: log_start, log_end_offset: log_end })
+    }
+
+    /// The first batch whose max timestamp is >= `timestamp` (Kafka's
+    /// ListOffsets by time). The caller picks the exact record in it.
+    pub fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<TimestampHit>> {
+        let candidates = {
+            let st = self.state.lock();
+            let mut c = Vec::new();
+            for seg in st.segments.values() {
+                if seg.max_timestamp >= timestamp && seg.size > 0 {
+                    c.push((self.files_for(seg, st.config.segment_index_bytes)?, seg.size));
+                }
+            }
+            c
+        };
+        for (files, size) in candidates {
+            if let Some((pos, header)) = segment::find_by_timestamp(&files, size, timestamp)? {
+                let batch = segment::read_batch(&files, pos, header.total_len())?;
+                return Ok(Some(TimestampHit { header, batch }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the last offset of the batch
+    /// that holds it.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let st = self.state.lock();
+        st.segments
+            .values()
+            .filter(|s| s.max_timestamp >= 0)
+            .map(|s| (s.max_timestamp, s.max_timestamp_offset))
+            .fold(None, |acc: Option<(i64, i64)>, x| match acc {
+                Some(a) if a.0 >= x.0 => Some(a),
+                _ => Some(x),
+            })
+    }
+
+    /// Moves the log start offset forward (DeleteRecords) and deletes the
+    /// segments that lie wholly below it.
+    pub fn advance_log_start(&self, offset: i64) -> Result<i64> {
+        let mut st = self.state.lock();
+        if offset > st.next_offset || offset < 0 {
+            return Err(LogError::OffsetOutOfRange { offset, start: st.log_start, end: st.next_offset });
+        }
+        if offset > st.log_start {
+            st.log_start = offset;
+        }
+        self.delete_below_log_start(&mut st)?;
+        Ok(st.log_start)
+    }
+
+    fn delete_below_log_start(&self, st: &mut State) -> Result<()> {
+        loop {
+            let mut it = st.segments.keys();
+            let (Some(&first), Some(&second)) = (it.next(), it.next()) else { return Ok(()) };
+            if second > st.log_start {
+                return Ok(());
+            }
+            self.delete_segment(st, first)?;
+        }
+    }
+
+    fn delete_segment(&self, st: &mut State, base: i64) -> Result<()> {
+        if let Some(seg) = st.segments.remove(&base) {
+            self.env.cache.remove(seg.id);
+            delete_segment_files(&self.dir, base)?;
+        }
+        if let Some(&first) = st.segments.keys().next() {
+            st.log_start = st.log_start.max(first);
+        }
+        Ok(())
+    }
+
+    /// Applies `retention.ms` and `retention.bytes`: deletes whole
+    /// segments, oldest first. Returns how many were deleted.
+    pub fn apply_retention(&self) -> Result<usize> {
+        let now = self.env.clock.now_ms();
+        let mut st = self.state.lock();
+        let mut deleted = 0;
+        let retention_ms = st.config.retention_ms;
+        if retention_ms >= 0 {
+            loop {
+                let Some((&base, seg)) = st.segments.iter().next() else { break };
+                let expired = seg.size > 0 && seg.max_timestamp >= 0 && now - seg.max_timestamp > retention_ms;
+                if !expired {
+                    break;
+                }
+                if st.segments.len() == 1 {
+                    // The active segment expired whole: roll so it can go.
+                    self.roll_locked(&mut st, now)?;
+                }
+                self.delete_segment(&mut st, base)?;
+                deleted += 1;
+            }
+        }
+        let retention_bytes = st.config.retention_bytes;
+        if retention_bytes >= 0 {
+            let mut diff: i64 = st.segments.values().map(|s| s.size as i64).sum::<i64>() - retention_bytes;
+            while st.segments.len() > 1 {
+                let Some((&base, seg)) = st.segments.iter().next() else { break };
+                if diff - (seg.size as i64) < 0 {
+                    break;
+                }
+                diff -= seg.size as i64;
+                self.delete_segment(&mut st, base)?;
+                deleted += 1;
+            }
+        }
+        if deleted > 0 {
+            if let Some((&first, _)) = st.segments.iter().next() {
+                st.log_start = st.log_start.max(first);
+            }
+            tracing::info!(tp = %self.tp, deleted, log_start = st.log_start, "retention deleted segments");
+        }
+        Ok(deleted)
+    }
+
+    /// Removes every batch whose last offset is >= `offset` (replication's
+    /// truncation). The log end becomes the base of the first removed batch.
+    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        let now = self.env.clock.now_ms();
+        let mut st = self.state.lock();
+        if offset >= st.next_offset {
+            return Ok(());
+        }
+        if offset <= st.log_start {
+            // Nothing left: start over empty at `offset`.
+            let bases: Vec<i64> = st.segments.keys().copied().collect();
+            for b in bases {
+                self.delete_segment(&mut st, b)?;
+            }
+            let base = offset.max(0);
+            let files = SegmentFiles::open(&self.dir, base, st.config.segment_index_bytes, true)?;
+            files.log.set_len(0)?;
+            let mut seg = Segment::new(next_segment_id(), base, now);
+            seg.active = Some(Arc::new(files));
+            st.segments.insert(base, seg);
+            st.log_start = base;
+            st.next_offset = base;
+        } else {
+            // The first segment starts at or below the log start, which is
+            // below `offset`, so at least one segment survives.
+            let doomed: Vec<i64> = st.segments.range(offset..).map(|(b, _)| *b).collect();
+            for b in doomed {
+                self.delete_segment(&mut st, b)?;
+            }
+            let index_bytes = st.config.segment_index_bytes;
+            let interval = st.config.index_interval_bytes;
+            let last_base = *st.segments.keys().next_back().ok_or(LogError::Closed)?;
+            let files = {
+                let seg = st.segments.get(&last_base).ok_or(LogError::Closed)?;
+                self.files_for(seg, index_bytes)?
+            };
+            let seg = st.segments.get_mut(&last_base).ok_or(LogError::Closed)?;
+            seg.truncate_to(&files, offset, interval)?;
+            self.env.cache.remove(seg.id);
+            seg.active = Some(files);
+            st.next_offset = seg.next_offset.max(seg.base);
+        }
+        let end = st.next_offset;
+        drop(st);
+        self.flush.reset_to(end);
+        self.end_tx.send_replace(end);
+        Ok(())
+    }
+
+    /// Flushes everything and refuses further appends.
+    pub fn close(&self) -> Result<()> {
+        self.flush_blocking()?;
+        let mut st = self.state.lock();
+        st.closed = true;
+        Ok(())
+    }
+}
+
+/// Deletes a segment's files crash-safely: rename to `.deleted` first (so
+/// a crash leaves files recovery recognises and removes), then unlink.
+pub(crate) fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
+    let mut renamed = Vec::new();
+    for p in Segment::paths(dir, base) {
+        if p.exists() {
+            let mut d = p.clone().into_os_string();
+            d.push(".deleted");
+            std::fs::rename(&p, &d)?;
+            renamed.push(PathBuf::from(d));
+        }
+    }
+    for d in renamed {
+        std::fs::remove_file(d)?;
+    }
+    Ok(())
+}

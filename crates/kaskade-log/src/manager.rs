@@ -1,0 +1,272 @@
+//! The log manager: every partition log in one log directory, plus the
+//! node-wide pieces they share (flusher threads, the file handle cache,
+//! checkpoints, the clean-shutdown marker, periodic retention and lazy
+//! flushing).
+//!
+//! Start-up: if `.kafka_cleanshutdown` is present the logs are trusted and
+//! opened without scanning; otherwise each log recovers from its recovery
+//! point. The marker is removed once the logs are open, so a crash from then
+//! on is detected, and written again only after a complete shutdown.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::checkpoint::{self, LOG_START_FILE, RECOVERY_POINT_FILE};
+use crate::clock::{Clock, SystemClock};
+use crate::config::LogConfig;
+use crate::error::Result;
+use crate::flush::Flusher;
+use crate::handles::HandleCache;
+use crate::log::{Log, LogEnv, OpenHint};
+use crate::types::TopicPartition;
+
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+
+#[derive(Clone, Debug)]
+pub struct ManagerOptions {
+    pub flush_threads: usize,
+    /// Closed segments kept open at once (each holds three descriptors).
+    pub max_open_segments: usize,
+    pub clock: Arc<dyn Clock>,
+    /// `log.flush.offset.checkpoint.interval.ms`
+    pub checkpoint_interval_ms: u64,
+    /// `log.retention.check.interval.ms`
+    pub retention_check_interval_ms: u64,
+    /// `log.flush.scheduler.interval.ms`-like tick for lazy flushing.
+    pub flush_check_interval_ms: u64,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        ManagerOptions {
+            flush_threads: 2,
+            max_open_segments: 1024,
+            clock: Arc::new(SystemClock),
+            checkpoint_interval_ms: 60_000,
+            retention_check_interval_ms: 300_000,
+            flush_check_interval_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct LogManager {
+    dir: PathBuf,
+    env: LogEnv,
+    opts: ManagerOptions,
+    logs: RwLock<HashMap<TopicPartition, Arc<Log>>>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    background: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Serialises checkpoint writers (background thread vs shutdown).
+    checkpoint_lock: Mutex<()>,
+}
+
+/// What opening the log directory found.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    pub clean: bool,
+    pub partitions: usize,
+    /// One line per repair recovery made.
+    pub repairs: Vec<String>,
+}
+
+impl LogManager {
+    /// Opens every partition log under `dir`. `config_for` gives each
+    /// partition's configuration (topic overrides on top of defaults).
+    pub fn open(
+        dir: &Path,
+        opts: ManagerOptions,
+        config_for: impl Fn(&TopicPartition) -> LogConfig,
+    ) -> Result<(Arc<LogManager>, OpenReport)> {
+        std::fs::create_dir_all(dir)?;
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        let mut report = OpenReport { clean, ..OpenReport::default() };
+        let (recovery, e1) = checkpoint::read(&dir.join(RECOVERY_POINT_FILE));
+        let (starts, e2) = checkpoint::read(&dir.join(LOG_START_FILE));
+        report.repairs.extend(e1.into_iter().chain(e2));
+        let env = LogEnv {
+            clock: opts.clock.clone(),
+            cache: Arc::new(HandleCache::new(opts.max_open_segments)),
+            flusher: Flusher::new(opts.flush_threads),
+        };
+        let mut logs = HashMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with("-delete") {
+                // A topic deletion interrupted by a crash: finish it.
+                std::fs::remove_dir_all(entry.path())?;
+                continue;
+            }
+            let Some(tp) = TopicPartition::parse_dir_name(&name) else { continue };
+            let hint = OpenHint { clean, recovery_point: recovery.get(&tp).copied(), log_start: starts.get(&tp).copied() };
+            let (log, repairs) = Log::open(tp.clone(), &entry.path(), config_for(&tp), env.clone(), hint)?;
+            report.repairs.extend(repairs);
+            logs.insert(tp, Arc::new(log));
+        }
+        report.partitions = logs.len();
+        if clean {
+            std::fs::remove_file(&marker)?;
+        }
+        let mgr = Arc::new(LogManager {
+            dir: dir.to_path_buf(),
+            env,
+            opts,
+            logs: RwLock::new(logs),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            background: Mutex::new(None),
+            checkpoint_lock: Mutex::new(()),
+        });
+        // Record where recovery left each log, so a crash right after
+        // start-up does not rescan what was just validated.
+        mgr.write_checkpoints()?;
+        Ok((mgr, report))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts the background thread: lazy flushes, checkpoints, retention.
+    pub fn start_background(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        let opts = self.opts.clone();
+        let spawned = std::thread::Builder::new().name("kaskade-log-bg".into()).spawn(move || {
+            let tick = opts.flush_check_interval_ms.max(10);
+            let (mut since_ckpt, mut since_ret) = (0u64, 0u64);
+            loop {
+                {
+                    let (lock, cv) = &*stop;
+                    let mut stopped = lock.lock();
+                    if !*stopped {
+                        cv.wait_for(&mut stopped, Duration::from_millis(tick));
+                    }
+                    if *stopped {
+                        return;
+                    }
+                }
+                let Some(mgr) = weak.upgrade() else { return };
+                since_ckpt += tick;
+                since_ret += tick;
+                for log in mgr.all() {
+                    log.flush_if_due();
+                }
+                if since_ret >= opts.retention_check_interval_ms {
+                    since_ret = 0;
+                    mgr.run_retention();
+                }
+                if since_ckpt >= opts.checkpoint_interval_ms {
+                    since_ckpt = 0;
+                    if let Err(e) = mgr.write_checkpoints() {
+                        tracing::error!(error = %e, "writing offset checkpoints failed");
+                    }
+                }
+            }
+        });
+        match spawned {
+            Ok(h) => *self.background.lock() = Some(h),
+            Err(e) => tracing::error!(error = %e, "could not start the log background thread"),
+        }
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Log>> {
+        self.logs.read().get(tp).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Log>> {
+        self.logs.read().values().cloned().collect()
+    }
+
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        self.logs.read().keys().cloned().collect()
+    }
+
+    /// Returns the partition's log, creating it if it does not exist.
+    pub fn get_or_create(&self, tp: &TopicPartition, config: LogConfig) -> Result<Arc<Log>> {
+        if let Some(l) = self.get(tp) {
+            return Ok(l);
+        }
+        let mut logs = self.logs.write();
+        if let Some(l) = logs.get(tp) {
+            return Ok(l.clone());
+        }
+        let dir = self.dir.join(tp.dir_name());
+        let hint = OpenHint { clean: true, recovery_point: None, log_start: None };
+        let (log, _) = Log::open(tp.clone(), &dir, config, self.env.clone(), hint)?;
+        // Make the new directory itself durable.
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        let log = Arc::new(log);
+        logs.insert(tp.clone(), log.clone());
+        Ok(log)
+    }
+
+    /// Deletes a partition's log: renames its directory to
+    /// `<topic>-<partition>.<id>-delete` (so a crash finishes the job at the
+    /// next start), then removes it.
+    pub fn delete(&self, tp: &TopicPartition) -> Result<bool> {
+        let Some(log) = self.logs.write().remove(tp) else { return Ok(false) };
+        let _ = log.close();
+        let dir = self.dir.join(tp.dir_name());
+        let unique = self.env.clock.now_ms();
+        let doomed = self.dir.join(format!("{}.{unique:x}-delete", tp.dir_name()));
+        std::fs::rename(&dir, &doomed)?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        std::fs::remove_dir_all(&doomed)?;
+        Ok(true)
+    }
+
+    pub fn run_retention(&self) {
+        for log in self.all() {
+            if let Err(e) = log.apply_retention() {
+                tracing::error!(tp = %log.topic_partition(), error = %e, "retention failed");
+            }
+        }
+    }
+
+    /// Writes the recovery-point and log-start checkpoints for every log.
+    pub fn write_checkpoints(&self) -> Result<()> {
+        let _g = self.checkpoint_lock.lock();
+        let logs = self.all();
+        let rp: Vec<_> = logs.iter().map(|l| (l.topic_partition().clone(), l.recovery_point())).collect();
+        let ls: Vec<_> = logs.iter().map(|l| (l.topic_partition().clone(), l.log_start_offset())).collect();
+        checkpoint::write(&self.dir.join(RECOVERY_POINT_FILE), &rp)?;
+        checkpoint::write(&self.dir.join(LOG_START_FILE), &ls)?;
+        Ok(())
+    }
+
+    /// Closed-segment file sets open right now (bounded by `max_open_segments`).
+    pub fn open_closed_segments(&self) -> usize {
+        self.env.cache.open_count()
+    }
+
+    /// Clean shutdown: stop background work, flush every log, write the
+    /// checkpoints, then the clean-shutdown marker.
+    pub fn shutdown(&self) -> Result<()> {
+        {
+            let (lock, cv) = &*self.stop;
+            *lock.lock() = true;
+            cv.notify_all();
+        }
+        if let Some(h) = self.background.lock().take() {
+            let _ = h.join();
+        }
+        for log in self.all() {
+            log.close()?;
+        }
+        self.env.flusher.stop();
+        self.write_checkpoints()?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        std::fs::File::create(&marker)?.sync_all()?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+}

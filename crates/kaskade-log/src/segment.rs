@@ -1,0 +1,458 @@
+//! A segment: one `.log` file of record batches plus its `.index` and
+//! `.timeindex`, all named by the segment's base offset in 20 digits.
+//!
+//! `Segment` is the metadata the owning log keeps under its lock (size, next
+//! offset, max timestamp); `SegmentFiles` are the open files, shared with
+//! readers through an `Arc` so reads run without the log's lock. Invariant:
+//! bytes past `Segment::size` are not part of the log (a torn append or a
+//! truncation in progress), and readers never look past the size they were
+//! given.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::RwLock;
+
+use crate::batch::{self, BatchHeader, HEADER_LEN};
+use crate::index::{OffsetIndex, TimeIndex};
+
+pub fn file_name(base: i64, ext: &str) -> String {
+    format!("{base:020}.{ext}")
+}
+
+/// The open files of one segment.
+#[derive(Debug)]
+pub struct SegmentFiles {
+    pub log: File,
+    pub index: RwLock<OffsetIndex>,
+    pub time: RwLock<TimeIndex>,
+}
+
+impl SegmentFiles {
+    pub fn open(dir: &Path, base: i64, index_max_bytes: u64, create: bool) -> io::Result<SegmentFiles> {
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(dir.join(file_name(base, "log")))?;
+        Ok(SegmentFiles {
+            log,
+            index: RwLock::new(OffsetIndex::open(&dir.join(file_name(base, "index")), base, index_max_bytes)?),
+            time: RwLock::new(TimeIndex::open(&dir.join(file_name(base, "timeindex")), base, index_max_bytes)?),
+        })
+    }
+
+    /// Makes the log and both indexes durable.
+    pub fn sync_all(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.index.read().file.sync()?;
+        self.time.read().file.sync()
+    }
+}
+
+/// How a scan ended.
+#[derive(Debug)]
+pub struct ScanEnd {
+    /// Position after the last good batch.
+    pub position: u64,
+    /// Why the scan stopped early, if it did.
+    pub problem: Option<String>,
+}
+
+/// Walks the batches of a log file in `[from, to)`. With `validate`, each
+/// batch is read whole and its CRC checked. `visit` returns false to stop.
+pub fn scan(
+    log: &File,
+    from: u64,
+    to: u64,
+    validate: bool,
+    mut visit: impl FnMut(u64, &BatchHeader) -> bool,
+) -> io::Result<ScanEnd> {
+    let mut pos = from;
+    let mut head = [0u8; HEADER_LEN];
+    let mut whole = Vec::new();
+    while pos < to {
+        if pos + HEADER_LEN as u64 > to {
+            return Ok(ScanEnd { position: pos, problem: Some(format!("{} trailing bytes cannot hold a batch header", to - pos)) });
+        }
+        log.read_exact_at(&mut head, pos)?;
+        let header = match BatchHeader::parse(&head) {
+            Ok(h) => h,
+            Err(e) => return Ok(ScanEnd { position: pos, problem: Some(e.to_string()) }),
+        };
+        if header.batch_length < (HEADER_LEN - batch::LOG_OVERHEAD) as i32 {
+            return Ok(ScanEnd { position: pos, problem: Some(format!("batch length {} is impossible", header.batch_length)) });
+        }
+        let total = header.total_len() as u64;
+        if pos + total > to {
+            return Ok(ScanEnd { position: pos, problem: Some(format!("batch of {total} bytes at {pos} is cut off at {to}")) });
+        }
+        if validate {
+            whole.resize(total as usize, 0);
+            log.read_exact_at(&mut whole, pos)?;
+            if let Err(e) = batch::validate_structure(&whole) {
+                return Ok(ScanEnd { position: pos, problem: Some(e.to_string()) });
+            }
+        }
+        if !visit(pos, &header) {
+            return Ok(ScanEnd { position: pos, problem: None });
+        }
+        pos += total;
+    }
+    Ok(ScanEnd { position: pos, problem: None })
+}
+
+/// Segment metadata, owned by the log under its lock.
+#[derive(Debug)]
+pub struct Segment {
+    pub id: u64,
+    pub base: i64,
+    pub size: u64,
+    /// One past the last offset stored (the base when empty).
+    pub next_offset: i64,
+    /// Largest batch max-timestamp, -1 when empty.
+    pub max_timestamp: i64,
+    /// Last offset of the batch that holds `max_timestamp`.
+    pub max_timestamp_offset: i64,
+    /// When the segment started, for `segment.ms`.
+    pub created_ms: i64,
+    pub bytes_since_index: u64,
+    /// Open while the segment is the active one; closed segments go
+    /// through the handle cache.
+    pub active: Option<std::sync::Arc<SegmentFiles>>,
+}
+
+/// What recovery found in one segment.
+#[derive(Debug, Default)]
+pub struct RecoveryOutcome {
+    pub batches: u64,
+    pub truncated_bytes: u64,
+    pub problem: Option<String>,
+}
+
+impl Segment {
+    pub fn new(id: u64, base: i64, created_ms: i64) -> Segment {
+        Segment {
+            id,
+            base,
+            size: 0,
+            next_offset: base,
+            max_timestamp: -1,
+            max_timestamp_offset: base,
+            created_ms,
+            bytes_since_index: 0,
+            active: None,
+        }
+    }
+
+    pub fn paths(dir: &Path, base: i64) -> [PathBuf; 3] {
+        [
+            dir.join(file_name(base, "log")),
+            dir.join(file_name(base, "index")),
+            dir.join(file_name(base, "timeindex")),
+        ]
+    }
+
+    /// Appends a batch whose first 16 bytes are replaced by `prefix`.
+    /// `header` already carries the assigned base offset.
+    pub fn append(
+        &mut self,
+        files: &SegmentFiles,
+        prefix: &[u8; 16],
+        batch: &[u8],
+        header: &BatchHeader,
+        index_interval: u64,
+    ) -> io::Result<u64> {
+        let position = self.size;
+        files.log.write_all_at(prefix, position)?;
+        files.log.write_all_at(&batch[16..], position + 16)?;
+        self.record_batch(files, position, header, index_interval)?;
+        Ok(position)
+    }
+
+    /// Updates sizes, timestamps and the sparse indexes for a batch stored
+    /// at `position` (shared by append and index rebuilding, so both write
+    /// the same entries Kafka would).
+    fn record_batch(&mut self, files: &SegmentFiles, position: u64, header: &BatchHeader, index_interval: u64) -> io::Result<()> {
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.max_timestamp_offset = header.last_offset();
+        }
+        if self.bytes_since_index > index_interval {
+            files.index.write().append(header.last_offset(), position as u32)?;
+            files.time.write().maybe_append(self.max_timestamp, self.max_timestamp_offset)?;
+            self.bytes_since_index = 0;
+        }
+        let total = header.total_len() as u64;
+        self.bytes_since_index += total;
+        self.size = position + total;
+        self.next_offset = header.next_offset();
+        Ok(())
+    }
+
+    /// Whether a batch of `len` bytes at `offset` must go to a new segment.
+    pub fn should_roll(&self, files: &SegmentFiles, len: u64, last_offset: i64, segment_bytes: u64, segment_ms: i64, now_ms: i64) -> bool {
+        if self.size == 0 {
+            return false;
+        }
+        self.size + len > segment_bytes
+            || now_ms - self.created_ms > segment_ms
+            || files.index.read().file.is_full()
+            || files.time.read().file.is_full()
+            || last_offset - self.base > i32::MAX as i64
+    }
+
+    /// Seals the segment for rolling: records the final max-timestamp entry
+    /// (as Kafka does when a segment becomes inactive).
+    pub fn seal(&self, files: &SegmentFiles) -> io::Result<()> {
+        if self.max_timestamp >= 0 {
+            files.time.write().maybe_append(self.max_timestamp, self.max_timestamp_offset)?;
+        }
+        Ok(())
+    }
+
+    /// Loads a closed or active segment after a clean start: trusts the
+    /// log, validates the indexes (rebuilding them if invalid) and reads the
+    /// tail past the last index entry to learn the next offset and the
+    /// largest timestamp.
+    pub fn load(&mut self, files: &SegmentFiles, dir: &Path, index_interval: u64) -> io::Result<Option<String>> {
+        self.size = files.log.metadata()?.len();
+        let entries = files.index.read().load_validated(self.size, None);
+        let times = files.time.read().load_validated(None);
+        let (entries, times) = match (entries, times) {
+            (Ok(e), Ok(t)) => (e, t),
+            (Err(e), _) | (_, Err(e)) => {
+                let out = self.rebuild(files, index_interval)?;
+                let mut msg = format!("{}: index invalid ({e}); rebuilt from the log", dir.join(file_name(self.base, "index")).display());
+                if let Some(p) = out.problem {
+                    msg.push_str(&format!("; log truncated by {} bytes: {p}", out.truncated_bytes));
+                }
+                return Ok(Some(msg));
+            }
+        };
+        let from = entries.last().map(|(_, p)| *p as u64).unwrap_or(0);
+        if let Some((ts, off)) = times.last() {
+            self.max_timestamp = *ts;
+            self.max_timestamp_offset = *off;
+        }
+        let mut next = entries.last().map(|(o, _)| o + 1).unwrap_or(self.base);
+        let mut max_ts = (self.max_timestamp, self.max_timestamp_offset);
+        let mut last_end = from;
+        let end = scan(&files.log, from, self.size, false, |pos, h| {
+            next = h.next_offset();
+            if h.max_timestamp > max_ts.0 {
+                max_ts = (h.max_timestamp, h.last_offset());
+            }
+            last_end = pos + h.total_len() as u64;
+            true
+        })?;
+        self.next_offset = next;
+        (self.max_timestamp, self.max_timestamp_offset) = max_ts;
+        self.bytes_since_index = last_end - from;
+        if let Some(p) = end.problem {
+            // A clean shutdown should never leave a torn tail; treat it as
+            // a crash remnant.
+            let cut = self.size - end.position;
+            files.log.set_len(end.position)?;
+            self.size = end.position;
+            return Ok(Some(format!("segment {}: cut {cut} bytes after a clean shutdown: {p}", self.base)));
+        }
+        Ok(None)
+    }
+
+    /// Rebuilds the indexes by scanning and validating every batch,
+    /// truncating the log at the first bad one.
+    pub fn rebuild(&mut self, files: &SegmentFiles, index_interval: u64) -> io::Result<RecoveryOutcome> {
+        files.index.write().file.truncate_entries(0)?;
+        files.time.write().truncate_entries(0)?;
+        self.size = 0;
+        self.next_offset = self.base;
+        self.max_timestamp = -1;
+        self.max_timestamp_offset = self.base;
+        self.bytes_since_index = 0;
+        self.recover_from(files, 0, index_interval)
+    }
+
+    /// Recovery of a segment that holds unflushed data. When the on-disk
+    /// index has valid entries below `recovery_point` and the batch they
+    /// point to checks out, the scan starts there instead of at 0, so
+    /// recovery cost follows the unflushed tail.
+    pub fn recover(&mut self, files: &SegmentFiles, recovery_point: i64, index_interval: u64) -> io::Result<RecoveryOutcome> {
+        let file_len = files.log.metadata()?.len();
+        let start = (|| {
+            let entries = files.index.read().load_validated(file_len, None).ok()?;
+            let times = files.time.read().load_validated(None).ok()?;
+            let (keep, &(off, pos)) = entries.iter().enumerate().rev().find(|(_, (o, _))| *o < recovery_point)?;
+            let mut head = vec![0u8; HEADER_LEN];
+            files.log.read_exact_at(&mut head, pos as u64).ok()?;
+            let h = BatchHeader::parse(&head).ok()?;
+            if h.last_offset() != off || pos as u64 + h.total_len() as u64 > file_len {
+                return None;
+            }
+            let mut whole = vec![0u8; h.total_len()];
+            files.log.read_exact_at(&mut whole, pos as u64).ok()?;
+            batch::validate_structure(&whole).ok()?;
+            let time_keep = times.iter().take_while(|(_, o)| *o <= off).count();
+            let max = times.get(time_keep.wrapping_sub(1)).copied();
+            Some((keep as u64 + 1, time_keep as u64, pos as u64, h.base_offset, max))
+        })();
+        match start {
+            Some((keep, time_keep, pos, base_offset, max)) => {
+                files.index.write().file.truncate_entries(keep)?;
+                files.time.write().truncate_entries(time_keep)?;
+                self.size = pos;
+                self.next_offset = base_offset;
+                (self.max_timestamp, self.max_timestamp_offset) = max.unwrap_or((-1, self.base));
+                // The entry's own batch is rescanned; its entry is already kept.
+                self.bytes_since_index = 0;
+                self.recover_from_keep_first_entry(files, pos, index_interval)
+            }
+            None => self.rebuild(files, index_interval),
+        }
+    }
+
+    fn recover_from_keep_first_entry(&mut self, files: &SegmentFiles, pos: u64, index_interval: u64) -> io::Result<RecoveryOutcome> {
+        // The batch at `pos` already has its index entry; account it without
+        // appending a second one.
+        let mut head = [0u8; HEADER_LEN];
+        files.log.read_exact_at(&mut head, pos)?;
+        let h = BatchHeader::parse(&head).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.max_timestamp_offset = h.last_offset();
+        }
+        self.size = pos + h.total_len() as u64;
+        self.next_offset = h.next_offset();
+        self.bytes_since_index = h.total_len() as u64;
+        let mut out = self.recover_from(files, self.size, index_interval)?;
+        out.batches += 1;
+        Ok(out)
+    }
+
+    fn recover_from(&mut self, files: &SegmentFiles, from: u64, index_interval: u64) -> io::Result<RecoveryOutcome> {
+        let file_len = files.log.metadata()?.len();
+        let mut out = RecoveryOutcome::default();
+        let mut expected = self.next_offset;
+        let mut io_err = None;
+        let mut bad_order = None;
+        let end = scan(&files.log, from, file_len, true, |pos, h| {
+            if h.base_offset < expected || h.last_offset() - self.base > u32::MAX as i64 {
+                bad_order = Some(format!("batch at {pos} has base offset {} but {expected} or later was expected", h.base_offset));
+                return false;
+            }
+            expected = h.next_offset();
+            if let Err(e) = self.record_batch(files, pos, h, index_interval) {
+                io_err = Some(e);
+                return false;
+            }
+            out.batches += 1;
+            true
+        })?;
+        if let Some(e) = io_err {
+            return Err(e);
+        }
+        let problem = bad_order.or(end.problem);
+        if end.position < file_len {
+            out.truncated_bytes = file_len - end.position;
+            out.problem = Some(problem.unwrap_or_else(|| "trailing bytes".into()));
+            files.log.set_len(end.position)?;
+        }
+        self.size = end.position;
+        Ok(out)
+    }
+
+    /// Cuts the segment before the first batch whose last offset is >=
+    /// `offset`, then rebuilds its metadata and indexes.
+    pub fn truncate_to(&mut self, files: &SegmentFiles, offset: i64, index_interval: u64) -> io::Result<()> {
+        let from = files.index.read().lookup(offset.saturating_sub(1))? as u64;
+        let mut cut = self.size;
+        scan(&files.log, from, self.size, false, |pos, h| {
+            if h.last_offset() >= offset {
+                cut = pos;
+                return false;
+            }
+            true
+        })?;
+        files.log.set_len(cut)?;
+        self.rebuild(files, index_interval)?;
+        Ok(())
+    }
+}
+
+/// Reads whole batches from a segment without the log's lock.
+///
+/// Starts at the batch holding `start` and returns batches while they fit
+/// in `max_bytes` (the first one always, KIP-74) and begin below `upper`.
+pub fn read(files: &SegmentFiles, size: u64, start: i64, max_bytes: usize, upper: i64) -> io::Result<Option<Bytes>> {
+    let from = files.index.read().lookup(start)? as u64;
+    let mut begin = None;
+    scan(&files.log, from, size, false, |pos, h| {
+        if h.last_offset() >= start {
+            if h.base_offset < upper {
+                begin = Some((pos, h.total_len()));
+            }
+            return false;
+        }
+        true
+    })?;
+    let Some((begin, first_len)) = begin else { return Ok(None) };
+    let want = (max_bytes.max(first_len) as u64).min(size - begin) as usize;
+    let mut buf = BytesMut::zeroed(want);
+    let got = read_at_most(&files.log, &mut buf, begin)?;
+    buf.truncate(got);
+    // Keep only whole batches below `upper`.
+    let mut end = 0usize;
+    while let Some((base, len)) = batch::peek_extent(&buf[end..]) {
+        if end + len > buf.len() || base >= upper {
+            break;
+        }
+        end += len;
+    }
+    buf.truncate(end);
+    if end == 0 {
+        return Ok(None);
+    }
+    Ok(Some(buf.freeze()))
+}
+
+fn read_at_most(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], at + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// The first batch in the segment whose max timestamp is >= `timestamp`.
+pub fn find_by_timestamp(files: &SegmentFiles, size: u64, timestamp: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+    let from_offset = files.time.read().lookup(timestamp)?.map(|(_, off)| off);
+    let from = match from_offset {
+        Some(off) => files.index.read().lookup(off)? as u64,
+        None => 0,
+    };
+    let mut found = None;
+    scan(&files.log, from, size, false, |pos, h| {
+        if h.max_timestamp >= timestamp {
+            found = Some((pos, *h));
+            return false;
+        }
+        true
+    })?;
+    Ok(found)
+}
+
+/// Reads one whole batch at `pos`.
+pub fn read_batch(files: &SegmentFiles, pos: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = BytesMut::zeroed(len);
+    files.log.read_exact_at(&mut buf, pos)?;
+    Ok(buf.freeze())
+}

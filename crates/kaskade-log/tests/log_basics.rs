@@ -1,0 +1,200 @@
+//! Append, read, roll, time lookup, retention, truncation and reopen on a
+//! real directory.
+
+mod common;
+use common::*;
+
+use kaskade_log::{LogConfig, LogError};
+
+#[test]
+fn append_read_and_reopen_clean() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let cfg = LogConfig { segment_bytes: 10_000, index_interval_bytes: 500, ..LogConfig::default() };
+    let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
+    let log = mgr.get_or_create(&tp(), cfg.clone()).expect("create");
+    let mut sent = Vec::new();
+    for i in 0..100u8 {
+        let b = batch(1 + (i as usize % 3), 100, 1000 + i as i64, i);
+        let info = log.append(&b, 5).expect("append");
+        sent.push((info.first_offset, b));
+    }
+    assert!(log.segment_count() > 1, "segments rolled on segment.bytes");
+    let end = log.log_end_offset();
+    // Read everything back, batch by batch, byte-exact after the patched prefix.
+    let mut next = 0;
+    let mut got = Vec::new();
+    while next < end {
+        let r = log.read(next, 3000, None).expect("read");
+        let bytes = r.records.expect("data");
+        for (base, last, body) in split(&bytes) {
+            if last >= next {
+                got.push((base, body));
+                next = last + 1;
+            }
+        }
+    }
+    assert_eq!(got.len(), sent.len());
+    for ((gb, gbody), (sb, sbytes)) in got.iter().zip(&sent) {
+        assert_eq!(gb, sb);
+        assert_eq!(gbody[..], sbytes[16..]);
+    }
+    // A mid-batch offset returns the batch holding it.
+    let mid = sent[10].0 + 1;
+    let r = log.read(mid, 1, None).expect("read");
+    assert_eq!(split(&r.records.expect("data"))[0].0, sent[10].0.min(mid));
+    // KIP-74: a tiny max_bytes still returns one whole batch.
+    let r = log.read(0, 1, None).expect("read");
+    assert_eq!(split(&r.records.expect("data")).len(), 1);
+    // Out of range and end of log.
+    assert!(matches!(log.read(end + 1, 100, None), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(log.read(end, 100, None).expect("read").records.is_none());
+    mgr.shutdown().expect("shutdown");
+
+    let (mgr, report) = open(dir.path(), cfg.clone(), clock);
+    assert!(report.clean, "clean shutdown marker seen");
+    assert!(report.repairs.is_empty(), "{:?}", report.repairs);
+    let log = mgr.get(&tp()).expect("log reopened");
+    assert_eq!(log.log_end_offset(), end);
+    let info = log.append(&batch(2, 10, 5000, 9), 5).expect("append after reopen");
+    assert_eq!(info.first_offset, end);
+    mgr.shutdown().expect("shutdown");
+}
+
+#[test]
+fn timestamps_and_index_files_follow_kafka_layout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let cfg = LogConfig { index_interval_bytes: 200, ..LogConfig::default() };
+    let (mgr, _) = open(dir.path(), cfg.clone(), clock);
+    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    for i in 0..50i64 {
+        log.append(&batch(1, 100, 10_000 + i * 10, 0), 0).expect("append");
+    }
+    let hit = log.find_by_timestamp(10_205).expect("lookup").expect("found");
+    assert_eq!(hit.header.base_offset, 21, "first batch with ts >= 10205 is ts 10210 at offset 21");
+    assert!(log.find_by_timestamp(99_999).expect("lookup").is_none());
+    assert_eq!(log.max_timestamp(), Some((10_490, 49)));
+    let p = dir.path().join("t-0");
+    assert!(p.join("00000000000000000000.log").exists());
+    let idx = std::fs::read(p.join("00000000000000000000.index")).expect("index");
+    assert!(!idx.is_empty() && idx.len() % 8 == 0);
+    let tix = std::fs::read(p.join("00000000000000000000.timeindex")).expect("timeindex");
+    assert!(!tix.is_empty() && tix.len() % 12 == 0);
+    mgr.shutdown().expect("shutdown");
+}
+
+#[test]
+fn retention_by_time_bytes_and_log_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let now = clock.now_ms_for_test();
+    let cfg = LogConfig { segment_bytes: 2_000, retention_ms: 60_000, ..LogConfig::default() };
+    let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
+    let log = mgr.get_or_create(&tp(), cfg.clone()).expect("create");
+    for i in 0..40i64 {
+        log.append(&batch(1, 200, now + i * 1000, 0), 0).expect("append");
+    }
+    let segs = log.segment_count();
+    assert!(segs > 3);
+    assert_eq!(log.apply_retention().expect("retention"), 0, "nothing expired yet");
+    clock.advance(60_000 + 20_500);
+    let deleted = log.apply_retention().expect("retention");
+    assert!(deleted > 0 && log.segment_count() < segs);
+    assert!(log.log_start_offset() > 0);
+    assert_eq!(log.log_start_offset(), log.segment_bases()[0]);
+    let start = log.log_start_offset();
+    assert!(matches!(log.read(start - 1, 100, None), Err(LogError::OffsetOutOfRange { .. })));
+    // Everything expired: even the active segment goes, and the log stays usable.
+    clock.advance(1_000_000);
+    log.apply_retention().expect("retention");
+    assert_eq!(log.log_start_offset(), log.log_end_offset());
+    assert_eq!(log.append(&batch(1, 10, clock.now_ms_for_test(), 0), 0).expect("append").first_offset, 40);
+    // Size retention keeps at most retention.bytes plus the active segment.
+    let cfg2 = LogConfig { segment_bytes: 2_000, retention_ms: -1, retention_bytes: 5_000, ..LogConfig::default() };
+    log.set_config(cfg2);
+    for _ in 0..60 {
+        log.append(&batch(1, 200, clock.now_ms_for_test(), 0), 0).expect("append");
+    }
+    log.apply_retention().expect("retention");
+    assert!(log.size_bytes() <= 5_000 + 2_000, "size {}", log.size_bytes());
+    // DeleteRecords moves the start and drops whole segments below it.
+    let target = log.log_end_offset() - 3;
+    log.advance_log_start(target).expect("advance");
+    assert_eq!(log.log_start_offset(), target);
+    assert!(log.segment_bases()[0] <= target);
+    assert!(log.advance_log_start(log.log_end_offset() + 1).is_err());
+    // No `.deleted` leftovers.
+    let leftovers = std::fs::read_dir(dir.path().join("t-0")).expect("dir").filter(|e| e.as_ref().map(|e| e.file_name().to_string_lossy().ends_with(".deleted")).unwrap_or(false)).count();
+    assert_eq!(leftovers, 0);
+    mgr.shutdown().expect("shutdown");
+    let (mgr, _) = open(dir.path(), cfg, clock);
+    assert_eq!(mgr.get(&tp()).expect("log").log_start_offset(), target, "log start survives restart");
+    mgr.shutdown().expect("shutdown");
+}
+
+#[test]
+fn truncate_and_segment_ms_roll() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let cfg = LogConfig { segment_ms: 10_000, segment_bytes: 3_000, ..LogConfig::default() };
+    let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
+    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    for _ in 0..5 {
+        log.append(&batch(2, 50, clock.now_ms_for_test(), 0), 0).expect("append");
+    }
+    assert_eq!(log.segment_count(), 1);
+    clock.advance(10_001);
+    log.append(&batch(2, 50, clock.now_ms_for_test(), 0), 0).expect("append");
+    assert_eq!(log.segment_count(), 2, "segment.ms rolled");
+    for _ in 0..30 {
+        log.append(&batch(2, 50, clock.now_ms_for_test(), 0), 0).expect("append");
+    }
+    let end = log.log_end_offset();
+    assert_eq!(end, 72);
+    log.truncate_to(13).expect("truncate");
+    assert_eq!(log.log_end_offset(), 12, "the batch holding 13 (12..13) is removed whole");
+    let info = log.append(&batch(1, 10, clock.now_ms_for_test(), 0), 0).expect("append");
+    assert_eq!(info.first_offset, 12);
+    log.truncate_to(0).expect("truncate fully");
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.append(&batch(1, 10, 0, 0), 0).expect("append").first_offset, 0);
+    mgr.shutdown().expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_waits_are_group_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let cfg = LogConfig::default();
+    let (mgr, _) = open(dir.path(), cfg.clone(), clock);
+    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let mut waits = Vec::new();
+    for _ in 0..200 {
+        let info = log.append(&batch(1, 100, 0, 0), 0).expect("append");
+        let log = log.clone();
+        waits.push(tokio::spawn(async move { log.wait_durable(info.last_offset + 1).await }));
+    }
+    for w in waits {
+        w.await.expect("join").expect("durable");
+    }
+    assert_eq!(log.durable_end(), 200);
+    assert_eq!(log.recovery_point(), 200);
+    mgr.shutdown().expect("shutdown");
+}
+
+#[test]
+fn bad_batches_are_rejected_with_kafka_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = LogConfig { max_message_bytes: 1000, ..LogConfig::default() };
+    let (mgr, _) = open(dir.path(), cfg.clone(), manual_clock());
+    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let mut b = batch(2, 10, 0, 0);
+    let n = b.len();
+    b[n - 1] ^= 1;
+    assert_eq!(log.append(&b, 0).unwrap_err().kafka_code(), 2);
+    assert_eq!(log.append(&batch(1, 2000, 0, 0), 0).unwrap_err().kafka_code(), 10);
+    assert_eq!(log.append(&[0u8; 5], 0).unwrap_err().kafka_code(), 2);
+    assert_eq!(log.log_end_offset(), 0, "nothing was appended");
+    mgr.shutdown().expect("shutdown");
+}
