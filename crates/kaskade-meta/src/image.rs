@@ -1,0 +1,82 @@
+//! The metadata image: the state the records describe. Immutable once
+//! built; a change produces a new image.
+
+use std::collections::{BTreeMap, HashMap};
+
+use uuid::Uuid;
+
+use crate::record::MetadataRecord;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionImage {
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader_epoch: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: Vec<PartitionImage>,
+    /// Topic-level overrides only; defaults come from the broker config.
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Image {
+    topics: BTreeMap<String, TopicImage>,
+    names: HashMap<Uuid, String>,
+}
+
+impl Image {
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
+        self.names.get(id).and_then(|n| self.topics.get(n))
+    }
+
+    pub fn topics(&self) -> impl Iterator<Item = &TopicImage> {
+        self.topics.values()
+    }
+
+    /// Applies one record. Records that refer to unknown topics are
+    /// ignored (they can only come from a log written by a newer version
+    /// or a deleted topic's stragglers).
+    pub fn apply(&mut self, record: &MetadataRecord) {
+        match record {
+            MetadataRecord::Topic { name, id } => {
+                self.names.insert(*id, name.clone());
+                self.topics.insert(
+                    name.clone(),
+                    TopicImage { name: name.clone(), id: *id, partitions: Vec::new(), configs: BTreeMap::new() },
+                );
+            }
+            MetadataRecord::Partition { topic_id, partition, leader, replicas, isr, leader_epoch } => {
+                let Some(t) = self.names.get(topic_id).and_then(|n| self.topics.get_mut(n)) else { return };
+                let p = PartitionImage { leader: *leader, replicas: replicas.clone(), isr: isr.clone(), leader_epoch: *leader_epoch };
+                let idx = *partition as usize;
+                if idx < t.partitions.len() {
+                    t.partitions[idx] = p;
+                } else if idx == t.partitions.len() {
+                    t.partitions.push(p);
+                }
+            }
+            MetadataRecord::TopicConfig { topic_id, name, value } => {
+                let Some(t) = self.names.get(topic_id).and_then(|n| self.topics.get_mut(n)) else { return };
+                match value {
+                    Some(v) => t.configs.insert(name.clone(), v.clone()),
+                    None => t.configs.remove(name),
+                };
+            }
+            MetadataRecord::RemoveTopic { id } => {
+                if let Some(n) = self.names.remove(id) {
+                    self.topics.remove(&n);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Metadata records: the only way the image changes.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum MetadataRecord {
+    /// A topic exists with this name and id.
+    Topic { name: String, id: Uuid },
+    /// A partition of a topic and where it lives.
+    Partition { topic_id: Uuid, partition: i32, leader: i32, replicas: Vec<i32>, isr: Vec<i32>, leader_epoch: i32 },
+    /// A topic config set (`Some`) or removed (`None`).
+    TopicConfig { topic_id: Uuid, name: String, value: Option<String> },
+    /// A topic and its partitions are gone.
+    RemoveTopic { id: Uuid },
+}
