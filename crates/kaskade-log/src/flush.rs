@@ -33,6 +33,10 @@ struct Pending {
     target: i64,
     queued: bool,
     in_flight: bool,
+    /// The lowest end a truncation set while a sync was running: that sync
+    /// covered the data below it, but not what was appended after the
+    /// truncation, so it must not publish a durable end past it.
+    reset_floor: i64,
 }
 
 /// The durability state one log shares with the flusher.
@@ -45,6 +49,11 @@ pub struct FlushState {
     recovery_point: AtomicI64,
     /// Set when a sync failed: the log is no longer trustworthy.
     failed: Mutex<Option<String>>,
+    /// Held for a whole group commit, so a blocking caller (`flush_blocking`,
+    /// shutdown) and a flusher thread never sync the same log at once: the
+    /// second waits, then covers what is left, and never publishes a durable
+    /// end while the first one's fsync is still running.
+    sync_lock: Mutex<()>,
 }
 
 impl FlushState {
@@ -52,10 +61,11 @@ impl FlushState {
         let (durable_tx, _) = watch::channel(durable_end);
         Arc::new(FlushState {
             dir,
-            pending: Mutex::new(Pending { target: durable_end, ..Pending::default() }),
+            pending: Mutex::new(Pending { target: durable_end, reset_floor: i64::MAX, ..Pending::default() }),
             durable_tx,
             recovery_point: AtomicI64::new(durable_end),
             failed: Mutex::new(None),
+            sync_lock: Mutex::new(()),
         })
     }
 
@@ -114,6 +124,7 @@ impl FlushState {
     pub fn reset_to(&self, end: i64) {
         let mut p = self.pending.lock();
         p.target = end;
+        p.reset_floor = p.reset_floor.min(end);
         self.durable_tx.send_if_modified(|d| {
             if *d > end {
                 *d = end;
@@ -128,10 +139,12 @@ impl FlushState {
     /// Runs one group commit. Called by flusher threads, or directly by a
     /// blocking caller (shutdown, tests).
     pub fn sync_now(&self) -> std::io::Result<SyncOutcome> {
+        let _serial = self.sync_lock.lock();
         let (files, sealed, sync_dir, target) = {
             let mut p = self.pending.lock();
             p.queued = false;
             p.in_flight = true;
+            p.reset_floor = i64::MAX;
             (std::mem::take(&mut p.files), std::mem::take(&mut p.sealed), std::mem::take(&mut p.sync_dir), p.target)
         };
         let result = (|| -> std::io::Result<()> {
@@ -146,7 +159,7 @@ impl FlushState {
             }
             Ok(())
         })();
-        let requeue = {
+        let (requeue, target) = {
             let mut p = self.pending.lock();
             p.in_flight = false;
             if result.is_err() {
@@ -155,7 +168,7 @@ impl FlushState {
                 p.sealed.extend(sealed);
                 p.sync_dir |= sync_dir;
             }
-            !p.files.is_empty() || !p.sealed.is_empty()
+            (!p.files.is_empty() || !p.sealed.is_empty(), target.min(p.reset_floor))
         };
         if let Err(e) = result {
             *self.failed.lock() = Some(e.to_string());

@@ -149,14 +149,33 @@ impl Log {
                 continue;
             }
             let next_base = bases.get(i + 1).copied();
+            // A missing index would be recreated empty by the open below and
+            // then trusted: an empty `.timeindex` understates the segment's
+            // max timestamp (early retention, wrong time lookups) and an
+            // empty `.index` makes every read scan from position 0. Rebuild.
+            let missing: Vec<&str> =
+                ["index", "timeindex"].into_iter().filter(|ext| !dir.join(segment::file_name(base, ext)).exists()).collect();
             let files = SegmentFiles::open(dir, base, config.segment_index_bytes, false)?;
             let mut seg = Segment::new(next_segment_id(), base, now);
             let needs_recovery = recover_from_base.is_some_and(|from| base >= from);
-            if needs_recovery {
-                let out = match hint.recovery_point {
+            let outcome = if !missing.is_empty() && files.log.metadata()?.len() > 0 {
+                report.push(format!("{tp}: segment {base}: .{} missing; rebuilt the indexes from the log", missing.join(" and .")));
+                Some(seg.rebuild(&files, config.index_interval_bytes)?)
+            } else if needs_recovery {
+                Some(match hint.recovery_point {
                     Some(rp) if rp > base => seg.recover(&files, rp, config.index_interval_bytes)?,
                     _ => seg.rebuild(&files, config.index_interval_bytes)?,
-                };
+                })
+            } else {
+                if let Some(msg) = seg.load(&files, dir, config.index_interval_bytes)? {
+                    report.push(format!("{tp}: {msg}"));
+                }
+                None
+            };
+            if let Some(out) = outcome {
+                if let Some(note) = &out.note {
+                    report.push(format!("{tp}: segment {base}: {note}"));
+                }
                 if let Some(p) = &out.problem {
                     report.push(format!(
                         "{tp}: segment {base}: truncated {} bytes at offset {}: {p}",
@@ -166,8 +185,6 @@ impl Log {
                         cut_after = Some(seg.next_offset);
                     }
                 }
-            } else if let Some(msg) = seg.load(&files, dir, config.index_interval_bytes)? {
-                report.push(format!("{tp}: {msg}"));
             }
             if seg.max_timestamp >= 0 {
                 seg.created_ms = seg.max_timestamp.min(now);
@@ -257,6 +274,27 @@ impl Log {
         self.end_tx.subscribe()
     }
 
+    /// What consumers may read up to. In durable mode only what an fsync
+    /// covered, so no consumer ever sees a record a crash could take back;
+    /// in lazy mode the log end, as Kafka does with one replica.
+    pub fn high_watermark(&self) -> i64 {
+        if self.is_durable_mode() {
+            self.flush.durable_end().min(self.log_end_offset())
+        } else {
+            self.log_end_offset()
+        }
+    }
+
+    /// Notified whenever `high_watermark` may have moved: what long polls
+    /// park on.
+    pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
+        if self.is_durable_mode() {
+            self.flush.subscribe()
+        } else {
+            self.end_tx.subscribe()
+        }
+    }
+
     pub fn size_bytes(&self) -> u64 {
         self.state.lock().segments.values().map(|s| s.size).sum()
     }
@@ -301,6 +339,7 @@ impl Log {
             batch::stamp_log_append_time(&mut stamped, now);
             header.max_timestamp = now;
             header.attributes |= batch::ATTR_LOG_APPEND_TIME;
+            header.crc = batch::compute_crc(&stamped);
             log_append_time = now;
             batch = &stamped[..];
         }
@@ -483,19 +522,21 @@ impl Log {
 
     /// The first batch whose max timestamp is >= `timestamp` (Kafka's
     /// ListOffsets by time). The caller picks the exact record in it.
+    /// Batches wholly below the log start are not candidates (Kafka
+    /// searches from the log start offset too).
     pub fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<TimestampHit>> {
-        let candidates = {
+        let (candidates, log_start) = {
             let st = self.state.lock();
             let mut c = Vec::new();
             for seg in st.segments.values() {
-                if seg.max_timestamp >= timestamp && seg.size > 0 {
+                if seg.max_timestamp >= timestamp && seg.size > 0 && seg.next_offset > st.log_start {
                     c.push((self.files_for(seg, st.config.segment_index_bytes)?, seg.size));
                 }
             }
-            c
+            (c, st.log_start)
         };
         for (files, size) in candidates {
-            if let Some((pos, header)) = segment::find_by_timestamp(&files, size, timestamp)? {
+            if let Some((pos, header)) = segment::find_by_timestamp(&files, size, timestamp, log_start)? {
                 let batch = segment::read_batch(&files, pos, header.total_len())?;
                 return Ok(Some(TimestampHit { header, batch }));
             }
@@ -638,6 +679,9 @@ impl Log {
             self.env.cache.remove(seg.id);
             seg.active = Some(files);
             st.next_offset = seg.next_offset.max(seg.base);
+            // The batch holding the log start may have been cut whole
+            // (truncation mid-batch): keep `log_start <= next_offset`.
+            st.log_start = st.log_start.min(st.next_offset);
         }
         let end = st.next_offset;
         drop(st);

@@ -132,6 +132,8 @@ pub struct RecoveryOutcome {
     pub batches: u64,
     pub truncated_bytes: u64,
     pub problem: Option<String>,
+    /// Something else recovery repaired (an invalid index it rebuilt).
+    pub note: Option<String>,
 }
 
 impl Segment {
@@ -283,9 +285,10 @@ impl Segment {
     /// recovery cost follows the unflushed tail.
     pub fn recover(&mut self, files: &SegmentFiles, recovery_point: i64, index_interval: u64) -> io::Result<RecoveryOutcome> {
         let file_len = files.log.metadata()?.len();
+        let mut invalid = None;
         let start = (|| {
-            let entries = files.index.read().load_validated(file_len, None).ok()?;
-            let times = files.time.read().load_validated(None).ok()?;
+            let entries = files.index.read().load_validated(file_len, None).map_err(|e| invalid = Some(e)).ok()?;
+            let times = files.time.read().load_validated(None).map_err(|e| invalid = Some(e)).ok()?;
             let (keep, &(off, pos)) = entries.iter().enumerate().rev().find(|(_, (o, _))| *o < recovery_point)?;
             let mut head = vec![0u8; HEADER_LEN];
             files.log.read_exact_at(&mut head, pos as u64).ok()?;
@@ -311,7 +314,11 @@ impl Segment {
                 self.bytes_since_index = 0;
                 self.recover_from_keep_first_entry(files, pos, index_interval)
             }
-            None => self.rebuild(files, index_interval),
+            None => {
+                let mut out = self.rebuild(files, index_interval)?;
+                out.note = invalid.map(|e| format!("index invalid ({e}); rebuilt from the log"));
+                Ok(out)
+            }
         }
     }
 
@@ -432,16 +439,17 @@ fn read_at_most(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
     Ok(done)
 }
 
-/// The first batch in the segment whose max timestamp is >= `timestamp`.
-pub fn find_by_timestamp(files: &SegmentFiles, size: u64, timestamp: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+/// The first batch in the segment whose max timestamp is >= `timestamp`
+/// and whose last offset is >= `min_offset` (the log start).
+pub fn find_by_timestamp(files: &SegmentFiles, size: u64, timestamp: i64, min_offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
     let from_offset = files.time.read().lookup(timestamp)?.map(|(_, off)| off);
     let from = match from_offset {
-        Some(off) => files.index.read().lookup(off)? as u64,
-        None => 0,
+        Some(off) => files.index.read().lookup(off.max(min_offset))? as u64,
+        None => files.index.read().lookup(min_offset)? as u64,
     };
     let mut found = None;
     scan(&files.log, from, size, false, |pos, h| {
-        if h.max_timestamp >= timestamp {
+        if h.max_timestamp >= timestamp && h.last_offset() >= min_offset {
             found = Some((pos, *h));
             return false;
         }

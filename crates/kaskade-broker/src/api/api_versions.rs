@@ -1,0 +1,332 @@
+//! ApiVersions (key 18), versions 0 to 4, answered from the route table.
+//!
+//! As Kafka 4 (`ApiVersionsResponse`, `KafkaApis.handleApiVersionsRequest`):
+//! - a version the broker does not know gets error UNSUPPORTED_VERSION (35)
+//!   encoded as version 0, with `api_keys` holding only ApiVersions' own
+//!   range, so the client can retry at a version it shares (KIP-511); the
+//!   network layer sets the response version to 0;
+//! - v3+ with a client software name or version that does not match
+//!   `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?` gets INVALID_REQUEST (42);
+//! - v3+ carries the KIP-584 features: supported features from their minimum
+//!   level (a feature whose maximum is 0 is left out; below v4, features
+//!   whose minimum is 0 are left out, KAFKA-17011), finalized features
+//!   without level-0 ones, and the finalized-features epoch.
+//!
+//! The features follow the routes: `metadata.version` is always there;
+//! `group.version` 1 (KIP-848) only when ConsumerGroupHeartbeat is routed,
+//! `transaction.version` 2 (KIP-890) only when Produce v12+ and EndTxn v5+
+//! are, so a Kafka 4 client never enables a protocol Kaskade lacks.
+//!
+//! Tagged fields are written only when they differ from their defaults
+//! (`kafka-protocol` does that; a unit test below checks the bytes), as
+//! Kafka writes them: older librdkafka mis-parses default-valued ones.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, RequestKind, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::api::handler;
+use crate::broker::Broker;
+use crate::router::{HandlerFuture, Router};
+
+/// `metadata.version` levels: `MetadataVersion.MINIMUM_VERSION` (3.3-IV3)
+/// to the level Kaskade finalizes, 4.0-IV3 (Kafka 4.0's latest production).
+pub const METADATA_VERSION_MIN: i16 = 7;
+/// The `metadata.version` level Kaskade finalizes (4.0-IV3).
+pub const METADATA_VERSION_LEVEL: i16 = 25;
+
+/// The handler.
+pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    handler(async move {
+        let request = match body {
+            RequestKind::ApiVersions(r) => r,
+            _ => ApiVersionsRequest::default(),
+        };
+        Ok(ResponseKind::ApiVersions(respond(
+            &broker,
+            header.request_api_version,
+            &request,
+        )))
+    })
+}
+
+/// The ApiVersions response to a request of `version`.
+pub fn respond(broker: &Broker, version: i16, request: &ApiVersionsRequest) -> ApiVersionsResponse {
+    let router = &broker.router;
+    if !router.supports(ApiKey::ApiVersions, version) {
+        return unsupported_version(router);
+    }
+    if version >= 3
+        && !(valid_software_id(&request.client_software_name)
+            && valid_software_id(&request.client_software_version))
+    {
+        return ApiVersionsResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code());
+    }
+    let mut response = ApiVersionsResponse::default().with_api_keys(api_keys(router));
+    if version >= 3 {
+        let features = Features::of(router);
+        response = response
+            .with_supported_features(features.supported(version))
+            .with_finalized_features(features.finalized())
+            .with_finalized_features_epoch(broker.finalized_features_epoch());
+    }
+    response
+}
+
+/// The UNSUPPORTED_VERSION answer (to be encoded as v0): `api_keys` lists
+/// ApiVersions only, as Kafka's `ApiVersionsRequest.getErrorResponse`.
+pub fn unsupported_version(router: &Router) -> ApiVersionsResponse {
+    let own = router
+        .get(ApiKey::ApiVersions)
+        .map(|r| {
+            vec![ApiVersion::default()
+                .with_api_key(ApiKey::ApiVersions as i16)
+                .with_min_version(r.min_version)
+                .with_max_version(r.max_version)]
+        })
+        .unwrap_or_default();
+    ApiVersionsResponse::default()
+        .with_error_code(ResponseError::UnsupportedVersion.code())
+        .with_api_keys(own)
+}
+
+/// Every routed API with its version range, by key.
+pub fn api_keys(router: &Router) -> Vec<ApiVersion> {
+    router
+        .iter()
+        .map(|r| {
+            ApiVersion::default()
+                .with_api_key(r.key as i16)
+                .with_min_version(r.min_version)
+                .with_max_version(r.max_version)
+        })
+        .collect()
+}
+
+/// Kafka's `SOFTWARE_NAME_VERSION_PATTERN`.
+fn valid_software_id(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    first.is_ascii_alphanumeric()
+        && last.is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// The KIP-584 features of this broker: (name, min, max, finalized level).
+struct Features(Vec<(&'static str, i16, i16, i16)>);
+
+impl Features {
+    fn of(router: &Router) -> Self {
+        let mut features = vec![(
+            "metadata.version",
+            METADATA_VERSION_MIN,
+            METADATA_VERSION_LEVEL,
+            METADATA_VERSION_LEVEL,
+        )];
+        if router.get(ApiKey::ConsumerGroupHeartbeat).is_some() {
+            features.push(("group.version", 0, 1, 1));
+        }
+        if router.max_version(ApiKey::Produce).is_some_and(|v| v >= 12)
+            && router.max_version(ApiKey::EndTxn).is_some_and(|v| v >= 5)
+        {
+            features.push(("transaction.version", 0, 2, 2));
+        }
+        Features(features)
+    }
+
+    fn supported(&self, version: i16) -> Vec<SupportedFeatureKey> {
+        self.0
+            .iter()
+            .filter(|(_, min, max, _)| *max > 0 && (version >= 4 || *min > 0))
+            .map(|&(name, min, max, _)| {
+                SupportedFeatureKey::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_min_version(min)
+                    .with_max_version(max)
+            })
+            .collect()
+    }
+
+    fn finalized(&self) -> Vec<FinalizedFeatureKey> {
+        self.0
+            .iter()
+            .filter(|(_, _, _, level)| *level > 0)
+            .map(|&(name, _, _, level)| {
+                FinalizedFeatureKey::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_max_version_level(level)
+                    .with_min_version_level(level)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::router::{Route, Router};
+    use bytes::BytesMut;
+    use kafka_protocol::protocol::Encodable;
+
+    fn broker() -> Broker {
+        Broker::for_tests(BrokerConfig::default(), crate::router::Router::default())
+    }
+
+    fn encode(r: &ApiVersionsResponse, version: i16) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        r.encode(&mut buf, version).unwrap();
+        buf.to_vec()
+    }
+
+    fn request(name: &'static str, version: &'static str) -> ApiVersionsRequest {
+        ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str(name))
+            .with_client_software_version(StrBytes::from_static_str(version))
+    }
+
+    #[test]
+    fn lists_the_routes() {
+        let b = broker();
+        let r = respond(&b, 2, &ApiVersionsRequest::default());
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.api_keys.len(), b.router.iter().count());
+        let own = r.api_keys.iter().find(|k| k.api_key == 18).unwrap();
+        assert_eq!((own.min_version, own.max_version), (0, 4));
+        assert!(r.supported_features.is_empty());
+        assert_eq!(r.finalized_features_epoch, -1);
+    }
+
+    #[test]
+    fn v0_bytes() {
+        let b = broker();
+        let r = respond(&b, 0, &ApiVersionsRequest::default());
+        // error 0, array of one ApiVersion (18, 0, 4); no throttle in v0.
+        assert_eq!(encode(&r, 0), vec![0, 0, 0, 0, 0, 1, 0, 18, 0, 0, 0, 4]);
+    }
+
+    #[test]
+    fn unsupported_version_is_v0_with_own_range() {
+        let b = broker();
+        let r = respond(&b, 5, &ApiVersionsRequest::default());
+        assert_eq!(r.error_code, 35);
+        assert_eq!(encode(&r, 0), vec![0, 35, 0, 0, 0, 1, 0, 18, 0, 0, 0, 4]);
+        let r = respond(&b, -1, &ApiVersionsRequest::default());
+        assert_eq!(r.error_code, 35);
+    }
+
+    #[test]
+    fn invalid_software_name_is_invalid_request() {
+        let b = broker();
+        let r = respond(&b, 3, &request("bad name!", "1.0"));
+        assert_eq!(r.error_code, 42);
+        assert!(r.api_keys.is_empty());
+        let r = respond(&b, 3, &request("", "1.0"));
+        assert_eq!(r.error_code, 42);
+        let r = respond(&b, 3, &request("librdkafka", "2.3.0"));
+        assert_eq!(r.error_code, 0);
+        let r = respond(
+            &b,
+            3,
+            &request("confluent-kafka-python", "2.3.0-rdkafka-2.3.0"),
+        );
+        assert_eq!(r.error_code, 0);
+        // Not checked below v3 (the fields do not exist).
+        assert_eq!(respond(&b, 2, &request("", "")).error_code, 0);
+        assert!(valid_software_id("a"));
+        assert!(!valid_software_id("-a"));
+        assert!(!valid_software_id("a."));
+    }
+
+    #[test]
+    fn v3_and_v4_features_bytes() {
+        let b = broker();
+        b.set_finalized_features_epoch(42);
+        let r = respond(&b, 3, &request("kcat", "1.7.1"));
+        let bytes = encode(&r, 3);
+        // error_code, compact array of 1 (0x02) ApiVersion [18, 0, 4, no tags],
+        // throttle_time_ms 0.
+        let head = [0, 0, 2, 0, 18, 0, 0, 0, 4, 0, 0, 0, 0, 0];
+        assert_eq!(&bytes[..head.len()], &head);
+        let mut tail = vec![3u8]; // three tagged fields: 0, 1, 2 (no zk_migration_ready)
+                                  // tag 0 supported_features: [metadata.version 7..25]
+        let name = b"metadata.version";
+        let feature_len = 1 + 1 + name.len() + 2 + 2 + 1;
+        tail.extend([0, feature_len as u8, 2, name.len() as u8 + 1]);
+        tail.extend(name);
+        tail.extend([0, 7, 0, 25, 0]);
+        // tag 1 finalized_features_epoch = 42
+        tail.extend([1, 8, 0, 0, 0, 0, 0, 0, 0, 42]);
+        // tag 2 finalized_features: [metadata.version max 25 min 25]
+        tail.extend([2, feature_len as u8, 2, name.len() as u8 + 1]);
+        tail.extend(name);
+        tail.extend([0, 25, 0, 25, 0]);
+        assert_eq!(&bytes[head.len()..], &tail[..]);
+        // v4: the same here (no feature has a minimum of 0).
+        assert_eq!(encode(&respond(&b, 4, &request("kcat", "1.7.1")), 4), bytes);
+    }
+
+    #[test]
+    fn default_valued_tagged_fields_are_not_written() {
+        // No features, epoch -1, zk_migration_ready false: the tagged-field
+        // section is a single 0.
+        let r = ApiVersionsResponse::default();
+        assert_eq!(encode(&r, 3), vec![0, 0, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(encode(&r, 4), vec![0, 0, 1, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn features_follow_routes() {
+        fn dummy(_: Arc<Broker>, _: RequestHeader, _: RequestKind) -> HandlerFuture {
+            handler(async { Err(crate::error::BrokerError::internal("unused")) })
+        }
+        let router = Router::new(&[
+            Route::new(ApiKey::ApiVersions, 0, 4, route),
+            Route::new(ApiKey::ConsumerGroupHeartbeat, 0, 1, dummy),
+            Route::new(ApiKey::Produce, 3, 12, dummy),
+            Route::new(ApiKey::EndTxn, 0, 5, dummy),
+        ]);
+        let b = Broker::for_tests(BrokerConfig::default(), router);
+        let v3 = respond(&b, 3, &request("x", "1"));
+        let v4 = respond(&b, 4, &request("x", "1"));
+        let names = |r: &ApiVersionsResponse| -> Vec<String> {
+            r.supported_features
+                .iter()
+                .map(|f| f.name.to_string())
+                .collect()
+        };
+        // v3 hides features with a minimum of 0.
+        assert_eq!(names(&v3), vec!["metadata.version"]);
+        assert_eq!(
+            names(&v4),
+            vec!["metadata.version", "group.version", "transaction.version"]
+        );
+        let finalized: Vec<(String, i16)> = v4
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect();
+        assert_eq!(
+            finalized,
+            vec![
+                ("metadata.version".to_string(), 25),
+                ("group.version".to_string(), 1),
+                ("transaction.version".to_string(), 2)
+            ]
+        );
+        assert_eq!(v3.finalized_features.len(), 3);
+        assert_eq!(v4.api_keys.len(), 4);
+    }
+}

@@ -1,0 +1,48 @@
+//! CreatePartitions: grow a topic's partition count.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::topic::manager::code;
+
+pub async fn handle(broker: &Arc<Broker>, _version: i16, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut resp = CreatePartitionsResponse::default();
+    for t in req.topics {
+        let mut r = CreatePartitionsTopicResult::default();
+        r.name = t.name.clone();
+        let node = broker.node_id();
+        let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
+            a.iter().any(|x| x.broker_ids.is_empty() || x.broker_ids.iter().any(|b| b.0 != node))
+        });
+        if bad_assignment {
+            r.error_code = code::INVALID_REPLICA_ASSIGNMENT;
+            r.error_message = Some(StrBytes::from_string(format!("Replica assignments may only name broker {node}")));
+            resp.results.push(r);
+            continue;
+        }
+        let tm = broker.topics.clone();
+        let name = t.name.to_string();
+        let (count, validate_only) = (t.count, req.validate_only);
+        match tokio::task::spawn_blocking(move || tm.add_partitions(&name, count, validate_only)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                r.error_code = e.code;
+                r.error_message = Some(StrBytes::from_string(e.message));
+            }
+            Err(_) => r.error_code = -1,
+        }
+        resp.results.push(r);
+    }
+    resp
+}
+
+pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, CreatePartitions)?;
+        Ok(kafka_protocol::messages::ResponseKind::CreatePartitions(handle(&broker, header.request_api_version, request).await))
+    })
+}

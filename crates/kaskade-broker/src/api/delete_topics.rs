@@ -1,0 +1,46 @@
+//! DeleteTopics by name (v0-5 `topic_names`, v6 `topics`) or by id (v6).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+
+pub async fn handle(broker: &Arc<Broker>, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
+        req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id)).collect()
+    } else {
+        req.topic_names.iter().map(|n| (Some(n.to_string()), uuid::Uuid::nil())).collect()
+    };
+    let mut resp = DeleteTopicsResponse::default();
+    for (name, id) in targets {
+        let tm = broker.topics.clone();
+        let n2 = name.clone();
+        let res = tokio::task::spawn_blocking(move || tm.delete(n2.as_deref(), if id.is_nil() { None } else { Some(id) })).await;
+        let mut r = DeletableTopicResult::default();
+        r.name = name.map(|n| TopicName(StrBytes::from_string(n)));
+        r.topic_id = id;
+        match res {
+            Ok(Ok((n, id))) => {
+                r.name = Some(TopicName(StrBytes::from_string(n)));
+                r.topic_id = id;
+            }
+            Ok(Err(e)) => {
+                r.error_code = e.code;
+                r.error_message = Some(StrBytes::from_string(e.message));
+            }
+            Err(_) => r.error_code = -1,
+        }
+        resp.responses.push(r);
+    }
+    resp
+}
+
+pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, DeleteTopics)?;
+        Ok(kafka_protocol::messages::ResponseKind::DeleteTopics(handle(&broker, header.request_api_version, request).await))
+    })
+}

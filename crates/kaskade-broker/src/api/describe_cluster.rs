@@ -1,0 +1,33 @@
+//! DescribeCluster: this node as the only broker and the controller.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::metadata::AUTHORIZED_OPS_OMITTED;
+use crate::broker::Broker;
+
+pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeClusterRequest) -> DescribeClusterResponse {
+    let mut resp = DescribeClusterResponse::default();
+    // endpoint_type 1 = brokers; 2 = controllers (the same node here).
+    resp.endpoint_type = if req.endpoint_type == 0 { 1 } else { req.endpoint_type };
+    resp.cluster_id = StrBytes::from_string(broker.cluster_id().to_string());
+    resp.controller_id = BrokerId(broker.node_id());
+    resp.cluster_authorized_operations = AUTHORIZED_OPS_OMITTED;
+    let (host, port) = broker.advertised();
+    let mut b = DescribeClusterBroker::default();
+    b.broker_id = BrokerId(broker.node_id());
+    b.host = StrBytes::from_string(host);
+    b.port = port;
+    resp.brokers.push(b);
+    resp
+}
+
+pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, DescribeCluster)?;
+        Ok(kafka_protocol::messages::ResponseKind::DescribeCluster(handle(&broker, header.request_api_version, request).await))
+    })
+}

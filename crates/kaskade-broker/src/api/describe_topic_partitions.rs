@@ -1,0 +1,73 @@
+//! DescribeTopicPartitions (KIP-966; newer admin tools use it instead of
+//! Metadata): topics sorted by name, paginated by partition count with a
+//! cursor.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_topic_partitions_response::{
+    Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::metadata::AUTHORIZED_OPS_OMITTED;
+use crate::broker::Broker;
+use crate::topic::manager::code;
+
+pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartitionsResponse {
+    let image = broker.topics.image();
+    let mut names: Vec<String> = if req.topics.is_empty() {
+        image.topics().map(|t| t.name.clone()).collect()
+    } else {
+        req.topics.iter().map(|t| t.name.to_string()).collect()
+    };
+    names.sort();
+    names.dedup();
+    let (start_topic, start_part) = req.cursor.as_ref().map(|c| (c.topic_name.to_string(), c.partition_index)).unwrap_or_default();
+    let mut budget = if req.response_partition_limit > 0 { req.response_partition_limit } else { 2000 };
+    let mut resp = DescribeTopicPartitionsResponse::default();
+    for name in names.into_iter().filter(|n| n.as_str() >= start_topic.as_str()) {
+        let mut rt = DescribeTopicPartitionsResponseTopic::default();
+        rt.name = Some(TopicName(StrBytes::from_string(name.clone())));
+        rt.topic_authorized_operations = AUTHORIZED_OPS_OMITTED;
+        let Some(t) = image.topic(&name) else {
+            rt.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+            resp.topics.push(rt);
+            continue;
+        };
+        rt.topic_id = t.id;
+        rt.is_internal = name.starts_with("__");
+        let first = if name == start_topic { start_part.max(0) as usize } else { 0 };
+        for (i, p) in t.partitions.iter().enumerate().skip(first) {
+            if budget == 0 {
+                let mut c = Cursor::default();
+                c.topic_name = TopicName(StrBytes::from_string(name.clone()));
+                c.partition_index = i as i32;
+                resp.next_cursor = Some(c);
+                break;
+            }
+            budget -= 1;
+            let mut rp = DescribeTopicPartitionsResponsePartition::default();
+            rp.partition_index = i as i32;
+            rp.leader_id = BrokerId(p.leader);
+            rp.leader_epoch = p.leader_epoch;
+            rp.replica_nodes = p.replicas.iter().map(|b| BrokerId(*b)).collect();
+            rp.isr_nodes = p.isr.iter().map(|b| BrokerId(*b)).collect();
+            rp.eligible_leader_replicas = Some(Vec::new());
+            rp.last_known_elr = Some(Vec::new());
+            rt.partitions.push(rp);
+        }
+        resp.topics.push(rt);
+        if resp.next_cursor.is_some() {
+            break;
+        }
+    }
+    resp
+}
+
+pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, DescribeTopicPartitions)?;
+        Ok(kafka_protocol::messages::ResponseKind::DescribeTopicPartitions(handle(&broker, header.request_api_version, request).await))
+    })
+}

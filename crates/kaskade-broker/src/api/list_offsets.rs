@@ -1,0 +1,109 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest
+//! local (-4), earliest tiered (-5, no tiering: the log start) and by
+//! timestamp, with Kafka's semantics: "latest" is the high watermark
+//! (read_committed: the last stable offset), and a timestamp lookup answers
+//! the first record whose timestamp is >= the one asked for.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::RecordBatchDecoder;
+use kaskade_log::Log;
+
+use crate::broker::Broker;
+use crate::topic::manager::code;
+
+pub const EARLIEST: i64 = -2;
+pub const LATEST: i64 = -1;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL: i64 = -4;
+pub const EARLIEST_TIERED: i64 = -5;
+pub const LATEST_TIERED: i64 = -6;
+
+/// (offset, timestamp) for a lookup, or a Kafka error code.
+fn lookup(log: &Log, timestamp: i64) -> Result<(i64, i64), i16> {
+    match timestamp {
+        EARLIEST | EARLIEST_LOCAL | EARLIEST_TIERED => Ok((log.log_start_offset(), -1)),
+        LATEST | LATEST_TIERED => Ok((log.high_watermark(), -1)),
+        MAX_TIMESTAMP => Ok(match log.max_timestamp() {
+            Some((ts, off)) if off < log.high_watermark() => (exact_max(log, ts, off).unwrap_or(off), ts),
+            _ => (-1, -1),
+        }),
+        t if t >= 0 => {
+            let hit = log.find_by_timestamp(t).map_err(|e| e.kafka_code())?;
+            let Some(hit) = hit.filter(|h| h.header.base_offset < log.high_watermark()) else { return Ok((-1, -1)) };
+            Ok(first_record_at_or_after(&hit.batch, t).unwrap_or((hit.header.base_offset, hit.header.max_timestamp)))
+        }
+        _ => Err(INVALID_REQUEST),
+    }
+}
+
+const INVALID_REQUEST: i16 = 42;
+
+/// Decodes one batch (any compression) and finds the first record with
+/// timestamp >= `t`.
+fn first_record_at_or_after(batch: &bytes::Bytes, t: i64) -> Option<(i64, i64)> {
+    let mut buf = batch.clone();
+    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records.iter().find(|r| r.timestamp >= t).map(|r| (r.offset, r.timestamp))
+}
+
+/// The offset of the record that holds the max timestamp (KIP-734), from
+/// the batch the log reports.
+fn exact_max(log: &Log, ts: i64, batch_last: i64) -> Option<i64> {
+    let r = log.read(batch_last, 1, None).ok()?.records?;
+    let mut buf = r;
+    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records.iter().find(|r| r.timestamp == ts).map(|r| r.offset)
+}
+
+pub async fn handle(broker: &Arc<Broker>, _version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let image = broker.topics.image();
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name.clone();
+        let topic = image.topic(t.name.as_str());
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.timestamp = -1;
+            pr.offset = -1;
+            let part = topic.and_then(|tp| tp.partitions.get(p.partition_index.max(0) as usize).filter(|_| p.partition_index >= 0).map(|pi| (tp, pi)));
+            let Some((tp, pi)) = part else {
+                pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+                tr.partitions.push(pr);
+                continue;
+            };
+            pr.leader_epoch = pi.leader_epoch;
+            if p.current_leader_epoch >= 0 && p.current_leader_epoch < pi.leader_epoch {
+                pr.error_code = 74; // FENCED_LEADER_EPOCH
+            } else if p.current_leader_epoch > pi.leader_epoch {
+                pr.error_code = 75; // UNKNOWN_LEADER_EPOCH
+            } else if let Some(log) = broker.topics.log(&tp.name, p.partition_index) {
+                let ts = p.timestamp;
+                let res = tokio::task::spawn_blocking(move || lookup(&log, ts)).await.unwrap_or(Err(-1));
+                match res {
+                    Ok((offset, timestamp)) => {
+                        pr.offset = offset;
+                        pr.timestamp = timestamp;
+                    }
+                    Err(c) => pr.error_code = c,
+                }
+            } else {
+                pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}
+
+pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, ListOffsets)?;
+        Ok(kafka_protocol::messages::ResponseKind::ListOffsets(handle(&broker, header.request_api_version, request).await))
+    })
+}

@@ -1,0 +1,114 @@
+//! Metadata: brokers, cluster id, controller, and topics with their
+//! partitions; missing topics are auto-created when the request allows it
+//! and `auto.create.topics.enable` is set (client test suites rely on it).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kaskade_meta::TopicImage;
+
+use crate::broker::Broker;
+use crate::topic::manager::{code, validate_topic_name};
+
+/// Kafka's "not requested" value for authorized operations.
+pub const AUTHORIZED_OPS_OMITTED: i32 = i32::MIN;
+
+pub fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
+    let mut rt = MetadataResponseTopic::default();
+    rt.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
+    rt.topic_id = t.id;
+    rt.is_internal = t.name.starts_with("__");
+    rt.topic_authorized_operations = AUTHORIZED_OPS_OMITTED;
+    for (i, p) in t.partitions.iter().enumerate() {
+        let mut rp = MetadataResponsePartition::default();
+        rp.partition_index = i as i32;
+        rp.leader_id = BrokerId(p.leader);
+        rp.leader_epoch = p.leader_epoch;
+        rp.replica_nodes = p.replicas.iter().map(|b| BrokerId(*b)).collect();
+        rp.isr_nodes = p.isr.iter().map(|b| BrokerId(*b)).collect();
+        rt.partitions.push(rp);
+    }
+    rt
+}
+
+fn error_entry(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
+    let mut rt = MetadataResponseTopic::default();
+    rt.name = name.map(|n| TopicName(StrBytes::from_string(n)));
+    rt.topic_id = id;
+    rt.error_code = code;
+    rt.topic_authorized_operations = AUTHORIZED_OPS_OMITTED;
+    rt
+}
+
+pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> MetadataResponse {
+    let mut resp = MetadataResponse::default();
+    let (host, port) = broker.advertised();
+    let mut b = MetadataResponseBroker::default();
+    b.node_id = BrokerId(broker.node_id());
+    b.host = StrBytes::from_string(host);
+    b.port = port;
+    resp.brokers.push(b);
+    resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id().to_string()));
+    resp.controller_id = BrokerId(broker.node_id());
+    resp.cluster_authorized_operations = AUTHORIZED_OPS_OMITTED;
+
+    let image = broker.topics.image();
+    // v0: an empty list means all topics; v1+: null means all.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && version == 0,
+    };
+    if all {
+        resp.topics = image.topics().map(topic_entry).collect();
+        return resp;
+    }
+    // v4+ carries the flag; earlier versions always auto-create.
+    let allow_create = (version < 4 || req.allow_auto_topic_creation) && broker.auto_create_topics();
+    for t in req.topics.unwrap_or_default() {
+        match &t.name {
+            None => match image.topic_by_id(&t.topic_id) {
+                Some(ti) => resp.topics.push(topic_entry(ti)),
+                None => resp.topics.push(error_entry(None, t.topic_id, code::UNKNOWN_TOPIC_ID)),
+            },
+            Some(name) => {
+                let name = name.to_string();
+                if let Some(ti) = broker.topics.image().topic(&name) {
+                    resp.topics.push(topic_entry(ti));
+                    continue;
+                }
+                if let Err(e) = validate_topic_name(&name) {
+                    resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.code));
+                    continue;
+                }
+                if !allow_create {
+                    resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), code::UNKNOWN_TOPIC_OR_PARTITION));
+                    continue;
+                }
+                let tm = broker.topics.clone();
+                let n2 = name.clone();
+                let created = tokio::task::spawn_blocking(move || tm.create(&n2, -1, -1, &[], &BTreeMap::new(), false)).await;
+                match created {
+                    Ok(Ok(ti)) => resp.topics.push(topic_entry(&ti)),
+                    // Lost a race with another creator: it exists now.
+                    Ok(Err(e)) if e.code == code::TOPIC_ALREADY_EXISTS => match broker.topics.image().topic(&name) {
+                        Some(ti) => resp.topics.push(topic_entry(ti)),
+                        None => resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), code::UNKNOWN_TOPIC_OR_PARTITION)),
+                    },
+                    Ok(Err(e)) => resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.code)),
+                    Err(_) => resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), -1)),
+                }
+            }
+        }
+    }
+    resp
+}
+
+pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, Metadata)?;
+        Ok(kafka_protocol::messages::ResponseKind::Metadata(handle(&broker, header.request_api_version, request).await))
+    })
+}

@@ -1,0 +1,135 @@
+//! Produce: append each partition's batch to its log; with `acks=all`
+//! answer only once an fsync covered every batch of the request.
+//!
+//! Appends are done first for all partitions (each only a `pwrite` into
+//! the page cache), then the durable waits run concurrently, so one request
+//! touching many partitions costs one group-committed fsync round.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::topic::manager::code;
+
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const REQUEST_TIMED_OUT: i16 = 7;
+const NONE: i16 = 0;
+
+fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    let mut p = PartitionProduceResponse::default();
+    p.index = index;
+    p.error_code = code;
+    p.base_offset = -1;
+    p.log_append_time_ms = -1;
+    p.log_start_offset = -1;
+    p.error_message = message.map(StrBytes::from_string);
+    p
+}
+
+/// Handles a produce request. `None` means "send no response" (acks=0).
+pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let mut resp = ProduceResponse::default();
+    let image = broker.topics.image();
+    let mut waits = Vec::new();
+    for topic in req.topic_data {
+        let t = if version >= 13 {
+            image.topic_by_id(&topic.topic_id)
+        } else {
+            image.topic(topic.name.as_str())
+        };
+        let mut tr = TopicProduceResponse::default();
+        tr.name = topic.name.clone();
+        tr.topic_id = topic.topic_id;
+        for part in topic.partition_data {
+            let idx = part.index;
+            if !matches!(acks, -1..=1) {
+                tr.partition_responses.push(partition_error(idx, INVALID_REQUIRED_ACKS, None));
+                continue;
+            }
+            let Some(t) = t else {
+                let c = if version >= 13 { code::UNKNOWN_TOPIC_ID } else { code::UNKNOWN_TOPIC_OR_PARTITION };
+                tr.partition_responses.push(partition_error(idx, c, None));
+                continue;
+            };
+            if version >= 13 {
+                tr.name = TopicName(StrBytes::from_string(t.name.clone()));
+            }
+            let (Some(p), Some(log)) = (t.partitions.get(idx.max(0) as usize).filter(|_| idx >= 0), broker.topics.log(&t.name, idx)) else {
+                tr.partition_responses.push(partition_error(idx, code::UNKNOWN_TOPIC_OR_PARTITION, None));
+                continue;
+            };
+            let Some(records) = part.records else {
+                tr.partition_responses.push(partition_error(idx, kaskade_log::error::code::CORRUPT_MESSAGE, Some("no records".into())));
+                continue;
+            };
+            match log.append(&records, p.leader_epoch) {
+                Ok(info) => {
+                    let mut pr = PartitionProduceResponse::default();
+                    pr.index = idx;
+                    pr.error_code = NONE;
+                    pr.base_offset = info.first_offset;
+                    pr.log_append_time_ms = info.log_append_time;
+                    pr.log_start_offset = info.log_start_offset;
+                    if acks == -1 {
+                        waits.push((resp.responses.len(), tr.partition_responses.len(), log.clone(), info.last_offset + 1));
+                    }
+                    tr.partition_responses.push(pr);
+                }
+                Err(e) => {
+                    let mut pr = partition_error(idx, e.kafka_code(), Some(e.to_string()));
+                    if matches!(e.kafka_code(), 2 | 87) {
+                        // Kafka names the offending batch: there is only one.
+                        let mut be = BatchIndexAndErrorMessage::default();
+                        be.batch_index = 0;
+                        be.batch_index_error_message = Some(StrBytes::from_string(e.to_string()));
+                        pr.record_errors.push(be);
+                    }
+                    tracing::debug!(topic = %t.name, partition = idx, error = %e, "produce rejected");
+                    tr.partition_responses.push(pr);
+                }
+            }
+        }
+        resp.responses.push(tr);
+    }
+    if acks == 0 {
+        return None;
+    }
+    if !waits.is_empty() {
+        let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+        let results = futures::future::join_all(waits.iter().map(|(_, _, log, end)| {
+            let log = log.clone();
+            let end = *end;
+            async move { tokio::time::timeout(timeout, log.wait_durable(end)).await }
+        }))
+        .await;
+        for ((ti, pi, _, _), r) in waits.into_iter().zip(results) {
+            let code = match r {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.kafka_code(),
+                Err(_) => REQUEST_TIMED_OUT,
+            };
+            if let Some(p) = resp.responses.get_mut(ti).and_then(|t| t.partition_responses.get_mut(pi)) {
+                p.error_code = code;
+                p.base_offset = -1;
+            }
+        }
+    }
+    Some(resp)
+}
+
+pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, Produce)?;
+        match handle(&broker, header.request_api_version, request).await {
+            Some(r) => Ok(kafka_protocol::messages::ResponseKind::Produce(r)),
+            None => Err(crate::error::BrokerError::NoResponse),
+        }
+    })
+}

@@ -1,0 +1,111 @@
+//! The broker: the state every handler reaches through `Arc<Broker>`.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use crate::api::fetch_session::SessionCache;
+use crate::config::BrokerConfig;
+use crate::router::Router;
+use crate::topic::TopicManager;
+
+/// Fetch sessions kept at once (`max.incremental.fetch.session.cache.slots`).
+const FETCH_SESSION_SLOTS: usize = 1000;
+
+/// The broker's shared state.
+pub struct Broker {
+    /// The configuration, as loaded at start-up.
+    pub config: Arc<BrokerConfig>,
+    /// The route table; ApiVersions answers from it.
+    pub router: Router,
+    /// The epoch reported with the finalized features (Kafka reports the
+    /// offset of the last record of its metadata log).
+    finalized_features_epoch: AtomicI64,
+    /// Topics, their metadata and their partition logs.
+    pub topics: Arc<TopicManager>,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: SessionCache,
+    cluster_id: String,
+    /// (host, port) clients are told to connect to.
+    advertised: (String, i32),
+}
+
+impl Broker {
+    /// A broker with the default route table.
+    pub fn new(config: BrokerConfig, topics: Arc<TopicManager>, cluster_id: String, advertised: (String, i32)) -> Self {
+        Self::with_router(config, Router::default(), topics, cluster_id, advertised)
+    }
+
+    /// A broker with a given route table (tests route their own handlers).
+    pub fn with_router(
+        config: BrokerConfig,
+        router: Router,
+        topics: Arc<TopicManager>,
+        cluster_id: String,
+        advertised: (String, i32),
+    ) -> Self {
+        Broker {
+            config: Arc::new(config),
+            router,
+            finalized_features_epoch: AtomicI64::new(0),
+            topics,
+            fetch_sessions: SessionCache::new(FETCH_SESSION_SLOTS),
+            cluster_id,
+            advertised,
+        }
+    }
+
+    /// A broker over a fresh data directory under the system temp dir, for
+    /// tests that do not care where data lives.
+    #[doc(hidden)]
+    pub fn for_tests(config: BrokerConfig, router: Router) -> Self {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "kaskade-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let (topics, cluster_id, _) = match crate::server::open_storage(&config, &dir) {
+            Ok(t) => t,
+            Err(e) => panic!("test storage in {}: {e}", dir.display()),
+        };
+        Self::with_router(config, router, topics, cluster_id, ("localhost".into(), 9092))
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// The address clients are told in Metadata.
+    pub fn advertised(&self) -> (String, i32) {
+        self.advertised.clone()
+    }
+
+    pub fn auto_create_topics(&self) -> bool {
+        self.config.auto_create_topics_enable
+    }
+
+    /// The node id (`node.id`).
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The epoch of the finalized features reported by ApiVersions (>= 0).
+    pub fn finalized_features_epoch(&self) -> i64 {
+        self.finalized_features_epoch.load(Ordering::Relaxed)
+    }
+
+    /// Sets the epoch of the finalized features (the metadata offset once
+    /// cluster metadata exists).
+    pub fn set_finalized_features_epoch(&self, epoch: i64) {
+        self.finalized_features_epoch
+            .store(epoch.max(0), Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("node_id", &self.config.node_id)
+            .finish_non_exhaustive()
+    }
+}

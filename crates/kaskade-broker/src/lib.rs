@@ -1,0 +1,16 @@
+//! Kaskade's broker: network listeners, the request router and one module
+//! per Kafka API family, on top of the `kaskade-log` storage engine.
+
+pub mod api;
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod network;
+pub mod router;
+pub mod server;
+pub mod topic;
+
+pub use broker::Broker;
+pub use server::Server;
+pub use config::BrokerConfig;
+pub use error::BrokerError;

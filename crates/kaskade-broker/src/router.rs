@@ -1,0 +1,206 @@
+//! The route table: API key -> version range -> handler.
+//!
+//! This is the single place that says which APIs and versions the broker
+//! implements. The network layer rejects what is not in it (as Kafka does),
+//! and ApiVersions answers from it, so what is advertised is what is
+//! implemented.
+//!
+//! Adding an API is one line in [`ROUTES`]; its handler lives in
+//! `api/<name>.rs` as
+//!
+//! ```ignore
+//! pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+//!     handler(async move {
+//!         let request = request_body!(body, Metadata)?;
+//!         // ... build the response
+//!         Ok(ResponseKind::Metadata(response))
+//!     })
+//! }
+//! ```
+//!
+//! A handler runs with the request's version in `header.request_api_version`
+//! and returns the response body; the network layer encodes it at that
+//! version, in request order. Handlers are started in request order on the
+//! connection's task (each handler future is first polled in the order the
+//! requests arrived) and run to completion even if the client goes away.
+//! Errors Kafka reports in a response belong in the response; an `Err`
+//! closes the connection.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+
+use crate::api;
+use crate::broker::Broker;
+use crate::error::BrokerError;
+
+/// The future a handler returns.
+pub type HandlerFuture = BoxFuture<'static, Result<ResponseKind, BrokerError>>;
+
+/// A request handler.
+pub type HandlerFn = fn(Arc<Broker>, RequestHeader, RequestKind) -> HandlerFuture;
+
+/// One API in the route table.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    /// The API.
+    pub key: ApiKey,
+    /// The lowest version handled.
+    pub min_version: i16,
+    /// The highest version handled.
+    pub max_version: i16,
+    /// The handler.
+    pub handler: HandlerFn,
+}
+
+impl Route {
+    /// A route (usable in the `ROUTES` static).
+    pub const fn new(key: ApiKey, min_version: i16, max_version: i16, handler: HandlerFn) -> Self {
+        Route {
+            key,
+            min_version,
+            max_version,
+            handler,
+        }
+    }
+}
+
+/// The routes of the broker. One line per API.
+// One line per API: key, lowest and highest version, handler.
+#[rustfmt::skip]
+static ROUTES: &[Route] = &[
+    Route::new(ApiKey::Produce, 3, 13, api::produce::route),
+    Route::new(ApiKey::Fetch, 4, 17, api::fetch::route),
+    Route::new(ApiKey::ListOffsets, 1, 10, api::list_offsets::route),
+    Route::new(ApiKey::Metadata, 0, 13, api::metadata::route),
+    Route::new(ApiKey::ApiVersions, 0, 4, api::api_versions::route),
+    Route::new(ApiKey::CreateTopics, 2, 7, api::create_topics::route),
+    Route::new(ApiKey::DeleteTopics, 1, 6, api::delete_topics::route),
+    Route::new(ApiKey::DeleteRecords, 0, 2, api::delete_records::route),
+    Route::new(ApiKey::OffsetForLeaderEpoch, 2, 4, api::offset_for_leader_epoch::route),
+    Route::new(ApiKey::DescribeConfigs, 1, 4, api::configs::route_describe),
+    Route::new(ApiKey::AlterConfigs, 0, 2, api::configs::route_alter),
+    Route::new(ApiKey::DescribeLogDirs, 1, 4, api::describe_log_dirs::route),
+    Route::new(ApiKey::CreatePartitions, 0, 3, api::create_partitions::route),
+    Route::new(ApiKey::IncrementalAlterConfigs, 0, 1, api::configs::route_incremental),
+    Route::new(ApiKey::DescribeCluster, 0, 2, api::describe_cluster::route),
+    Route::new(ApiKey::DescribeTopicPartitions, 0, 0, api::describe_topic_partitions::route),
+];
+
+/// The broker's route table.
+pub fn routes() -> &'static [Route] {
+    ROUTES
+}
+
+/// The route table indexed by API key.
+#[derive(Clone, Debug)]
+pub struct Router {
+    by_key: Vec<Option<Route>>,
+}
+
+impl Router {
+    /// A router over `routes`.
+    ///
+    /// # Panics
+    /// When an API is routed twice, or a version range is empty or outside
+    /// what the protocol crate can decode: both are programming errors in the
+    /// route table (unit-tested for [`routes()`]).
+    pub fn new(routes: &[Route]) -> Self {
+        let mut by_key: Vec<Option<Route>> = Vec::new();
+        for route in routes {
+            let valid = route.key.valid_versions();
+            assert!(
+                route.min_version <= route.max_version
+                    && route.min_version >= valid.min
+                    && route.max_version <= valid.max,
+                "route {:?} v{}..=v{} is outside the decodable versions v{}..=v{}",
+                route.key,
+                route.min_version,
+                route.max_version,
+                valid.min,
+                valid.max
+            );
+            let index = route.key as i16 as usize;
+            if by_key.len() <= index {
+                by_key.resize(index + 1, None);
+            }
+            assert!(by_key[index].is_none(), "{:?} is routed twice", route.key);
+            by_key[index] = Some(*route);
+        }
+        Router { by_key }
+    }
+
+    /// The route of an API, if it is implemented.
+    pub fn get(&self, key: ApiKey) -> Option<&Route> {
+        self.by_key
+            .get(key as i16 as usize)
+            .and_then(Option::as_ref)
+    }
+
+    /// Whether an API is implemented at this version.
+    pub fn supports(&self, key: ApiKey, version: i16) -> bool {
+        self.get(key)
+            .is_some_and(|r| (r.min_version..=r.max_version).contains(&version))
+    }
+
+    /// The highest implemented version of an API.
+    pub fn max_version(&self, key: ApiKey) -> Option<i16> {
+        self.get(key).map(|r| r.max_version)
+    }
+
+    /// Every route, by API key.
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.by_key.iter().flatten()
+    }
+}
+
+impl Default for Router {
+    /// The broker's route table, [`routes()`].
+    fn default() -> Self {
+        Router::new(routes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_table_is_consistent() {
+        // Panics on duplicates and out-of-range versions.
+        let router = Router::default();
+        assert_eq!(router.iter().count(), routes().len());
+        let api_versions = router
+            .get(ApiKey::ApiVersions)
+            .expect("ApiVersions is routed");
+        assert_eq!((api_versions.min_version, api_versions.max_version), (0, 4));
+        assert!(router.supports(ApiKey::ApiVersions, 3));
+        assert!(!router.supports(ApiKey::ApiVersions, 5));
+        // Sorted by key.
+        let keys: Vec<i16> = router.iter().map(|r| r.key as i16).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    #[should_panic(expected = "routed twice")]
+    fn duplicate_routes_panic() {
+        Router::new(&[
+            Route::new(ApiKey::ApiVersions, 0, 4, api::api_versions::route),
+            Route::new(ApiKey::ApiVersions, 0, 3, api::api_versions::route),
+        ]);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the decodable versions")]
+    fn undecodable_versions_panic() {
+        Router::new(&[Route::new(
+            ApiKey::ApiVersions,
+            0,
+            5,
+            api::api_versions::route,
+        )]);
+    }
+}

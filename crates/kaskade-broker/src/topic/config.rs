@@ -1,0 +1,84 @@
+//! Topic-level configuration: validation on top of the key table in
+//! `crate::config`, effective values, and the translation to the storage
+//! engine's `LogConfig`.
+
+use std::collections::BTreeMap;
+
+use kaskade_log::{FlushPolicy, LogConfig, TimestampType};
+
+/// Checks one topic config value (the key table lives in
+/// `crate::config`); the error text is what INVALID_CONFIG carries.
+pub fn validate(name: &str, value: &str) -> Result<String, String> {
+    let normalised = crate::config::validate_topic_config(name, value)?;
+    if name == "compression.type" && normalised != "producer" {
+        return Err(format!(
+            "Invalid value {value} for configuration compression.type: Kaskade stores batches as producers compressed them; only 'producer' is supported"
+        ));
+    }
+    Ok(normalised)
+}
+
+pub fn is_known(name: &str) -> bool {
+    crate::config::is_topic_config(name)
+}
+
+/// The effective value of every topic key: the topic's override, else the
+/// broker default.
+pub fn effective(defaults: &BTreeMap<String, String>, overrides: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut out = defaults.clone();
+    for (k, v) in overrides {
+        out.insert(k.clone(), v.clone());
+    }
+    out
+}
+
+fn num(m: &BTreeMap<String, String>, key: &str, fallback: i64) -> i64 {
+    m.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(fallback)
+}
+
+/// Builds the storage engine's config from effective topic values.
+pub fn to_log_config(values: &BTreeMap<String, String>) -> LogConfig {
+    let d = LogConfig::default();
+    let flush_messages = values.get("flush.messages").and_then(|v| v.parse::<i64>().ok());
+    let flush_ms = values.get("flush.ms").and_then(|v| v.parse::<i64>().ok());
+    LogConfig {
+        segment_bytes: num(values, "segment.bytes", d.segment_bytes as i64).max(14) as u64,
+        segment_ms: num(values, "segment.ms", d.segment_ms),
+        segment_index_bytes: num(values, "segment.index.bytes", d.segment_index_bytes as i64).max(4) as u64,
+        index_interval_bytes: num(values, "index.interval.bytes", d.index_interval_bytes as i64).max(0) as u64,
+        max_message_bytes: num(values, "max.message.bytes", d.max_message_bytes as i64).max(0) as usize,
+        retention_ms: num(values, "retention.ms", d.retention_ms),
+        retention_bytes: num(values, "retention.bytes", d.retention_bytes),
+        flush: FlushPolicy::from_kafka(flush_messages, flush_ms),
+        timestamp_type: match values.get("message.timestamp.type").map(String::as_str) {
+            Some("LogAppendTime") => TimestampType::LogAppendTime,
+            _ => TimestampType::CreateTime,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_key_and_refuses_recompression() {
+        assert!(validate("retention.ms", "1000").is_ok());
+        assert!(validate("retention.ms", "abc").unwrap_err().contains("retention.ms"));
+        assert!(validate("no.such.key", "1").is_err());
+        assert!(validate("compression.type", "gzip").is_err());
+        assert!(validate("compression.type", "producer").is_ok());
+    }
+
+    #[test]
+    fn log_config_from_values() {
+        let mut v = BTreeMap::new();
+        v.insert("retention.ms".to_string(), "5000".to_string());
+        v.insert("flush.messages".to_string(), "100".to_string());
+        v.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        let c = to_log_config(&v);
+        assert_eq!(c.retention_ms, 5000);
+        assert_eq!(c.flush, FlushPolicy::Lazy { messages: Some(100), ms: None });
+        assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
+    }
+}

@@ -1,0 +1,256 @@
+//! `kaskade consume TOPIC`: print records, reading partitions directly
+//! (ListOffsets + Fetch; no consumer group, nothing is committed).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use clap::{Args, ValueEnum};
+use kafka_protocol::ResponseError;
+use tokio::time::Instant;
+
+use super::output::{format_record, write_stdout, RecordFormat};
+use crate::client::error::{error_name, is_stale_metadata, KafkaError};
+use crate::client::fetcher::{self, FetchOptions, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use crate::client::records::decode_fetched;
+use crate::client::Client;
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic to consume from.
+    pub topic: String,
+    /// Start at the earliest offset still in the log (default: only new records).
+    #[arg(long, conflicts_with = "offset")]
+    pub from_beginning: bool,
+    /// Where to start: an offset (needs --partition), `earliest` or `latest`.
+    #[arg(long, value_name = "N|earliest|latest", value_parser = parse_offset)]
+    pub offset: Option<StartOffset>,
+    /// Read only this partition (default: all partitions).
+    #[arg(long, short = 'p')]
+    pub partition: Option<i32>,
+    /// Exit after printing this many records.
+    #[arg(long, short = 'n')]
+    pub max_messages: Option<u64>,
+    /// Exit when no record arrives for this long (default: wait forever).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Print the key before the value (tab-separated).
+    #[arg(long)]
+    pub print_key: bool,
+    /// Print headers as k1:v1,k2:v2 (or NO_HEADERS).
+    #[arg(long)]
+    pub print_headers: bool,
+    /// Print CreateTime:<ms> or LogAppendTime:<ms>.
+    #[arg(long)]
+    pub print_timestamp: bool,
+    /// Print Partition:<n>.
+    #[arg(long)]
+    pub print_partition: bool,
+    /// Print Offset:<n>.
+    #[arg(long)]
+    pub print_offset: bool,
+    /// Record format: text (value, plus the --print-* fields) or json (one
+    /// object per line with topic, partition, offset, timestamp, key,
+    /// headers, value).
+    #[arg(long, value_enum, default_value_t = RecordOutput::Text)]
+    pub format: RecordOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordOutput {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOffset {
+    Earliest,
+    Latest,
+    At(i64),
+}
+
+pub fn parse_offset(s: &str) -> std::result::Result<StartOffset, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "earliest" | "beginning" => Ok(StartOffset::Earliest),
+        "latest" | "end" => Ok(StartOffset::Latest),
+        n => match n.parse::<i64>() {
+            Ok(v) if v >= 0 => Ok(StartOffset::At(v)),
+            _ => Err(format!(
+                "expected a non-negative offset, 'earliest' or 'latest', not '{s}'"
+            )),
+        },
+    }
+}
+
+impl ConsumeArgs {
+    fn start(&self) -> StartOffset {
+        match (self.from_beginning, self.offset) {
+            (true, _) => StartOffset::Earliest,
+            (false, Some(o)) => o,
+            (false, None) => StartOffset::Latest,
+        }
+    }
+
+    fn record_format(&self) -> RecordFormat {
+        RecordFormat {
+            json: self.format == RecordOutput::Json,
+            print_key: self.print_key,
+            print_headers: self.print_headers,
+            print_timestamp: self.print_timestamp,
+            print_partition: self.print_partition,
+            print_offset: self.print_offset,
+        }
+    }
+}
+
+pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
+    let topic = args.topic.clone();
+    let start = args.start();
+    if matches!(start, StartOffset::At(_)) && args.partition.is_none() {
+        bail!("--offset N needs --partition P (an offset belongs to one partition); or use --offset earliest|latest");
+    }
+    if args.max_messages == Some(0) {
+        eprintln!("Processed a total of 0 messages");
+        return Ok(0);
+    }
+    let mut meta = client.topic(&topic, true).await?;
+    let partitions: Vec<i32> = match args.partition {
+        Some(p) => {
+            if meta.partition(p).is_none() {
+                bail!(
+                    "topic '{topic}' has {} partition(s); there is no partition {p}",
+                    meta.num_partitions()
+                );
+            }
+            vec![p]
+        }
+        None => meta.partitions.iter().map(|p| p.partition).collect(),
+    };
+
+    let mut positions: BTreeMap<i32, i64> = match start {
+        StartOffset::At(o) => partitions.iter().map(|&p| (p, o)).collect(),
+        StartOffset::Earliest | StartOffset::Latest => {
+            let ts = if start == StartOffset::Earliest {
+                EARLIEST_TIMESTAMP
+            } else {
+                LATEST_TIMESTAMP
+            };
+            let wanted: Vec<(i32, i64)> = partitions.iter().map(|&p| (p, ts)).collect();
+            fetcher::list_offsets(client, &topic, &wanted).await?
+        }
+    };
+
+    let format = args.record_format();
+    let timeout = args.timeout_ms.map(Duration::from_millis);
+    let mut count: u64 = 0;
+    let mut last_data = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let result: Result<()> = async {
+        loop {
+            if args.max_messages.is_some_and(|m| count >= m) {
+                return Ok(());
+            }
+            let mut opts = FetchOptions::default();
+            if let Some(t) = timeout {
+                let left = t.saturating_sub(last_data.elapsed());
+                if left.is_zero() {
+                    return Ok(());
+                }
+                opts.max_wait_ms = opts.max_wait_ms.min(left.as_millis() as i32).max(1);
+            }
+            let wanted: Vec<(i32, i64)> = positions.iter().map(|(&p, &o)| (p, o)).collect();
+            let results = tokio::select! {
+                r = fetcher::fetch(client, &meta, &wanted, &opts) => r?,
+                _ = &mut ctrl_c => return Ok(()),
+            };
+
+            let mut text = String::new();
+            let mut refresh = false;
+            let mut reset: Vec<(i32, i64)> = Vec::new();
+            for fp in results {
+                let p = fp.partition;
+                if fp.error_code == 0 {
+                    let decoded = decode_fetched(fp.records, fp.fetch_offset)
+                        .map_err(|e| anyhow!("topic '{topic}' partition {p}: {e:#}"))?;
+                    for r in &decoded.records {
+                        if args.max_messages.is_some_and(|m| count >= m) {
+                            break;
+                        }
+                        text.push_str(&format_record(&topic, p, r, &format));
+                        text.push('\n');
+                        count += 1;
+                        positions.insert(p, r.offset + 1);
+                    }
+                    if let Some(next) = decoded.next_offset {
+                        if args.max_messages.is_none_or(|m| count < m) && next > positions[&p] {
+                            positions.insert(p, next);
+                        }
+                    }
+                } else if fp.error_code == ResponseError::OffsetOutOfRange.code() {
+                    reset.push((p, fp.fetch_offset));
+                } else if is_stale_metadata(fp.error_code)
+                    || fp.error_code == ResponseError::NetworkException.code()
+                    || fp.error_code == ResponseError::UnknownTopicId.code()
+                {
+                    tracing::debug!(partition = p, error = %error_name(fp.error_code), detail = ?fp.error_detail, "refreshing metadata");
+                    refresh = true;
+                } else {
+                    let mut e = KafkaError::new(fp.error_code, fp.error_detail, format!("fetching topic '{topic}' partition {p}"));
+                    if fp.error_code == ResponseError::TopicAuthorizationFailed.code() {
+                        e = e.with_hint("the broker's ACLs deny reading this topic");
+                    }
+                    return Err(e.into());
+                }
+            }
+            if !text.is_empty() {
+                if !write_stdout(&text) {
+                    return Ok(()); // stdout closed (e.g. piped into head)
+                }
+                last_data = Instant::now();
+            }
+            for (p, was) in reset {
+                let earliest = fetcher::list_offsets(client, &topic, &[(p, EARLIEST_TIMESTAMP)]).await?[&p];
+                let latest = fetcher::list_offsets(client, &topic, &[(p, LATEST_TIMESTAMP)]).await?[&p];
+                let to = if was < earliest { earliest } else { latest };
+                eprintln!("warning: partition {p}: offset {was} is out of range ({earliest}..{latest}); continuing from {to}");
+                positions.insert(p, to);
+            }
+            if refresh {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = &mut ctrl_c => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                meta = match client.topic(&topic, true).await {
+                    Ok(m) => m,
+                    Err(e) if e.downcast_ref::<KafkaError>().is_some_and(|k| k.is(ResponseError::UnknownTopicOrPartition)) => {
+                        bail!("topic '{topic}' no longer exists (it was deleted while consuming)")
+                    }
+                    Err(e) => return Err(e),
+                };
+            } else {
+                backoff = Duration::from_millis(100);
+            }
+        }
+    }
+    .await;
+    // Kafka's console consumer prints the same line.
+    eprintln!("Processed a total of {count} messages");
+    result.map(|_| 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("earliest").unwrap(), StartOffset::Earliest);
+        assert_eq!(parse_offset("Latest").unwrap(), StartOffset::Latest);
+        assert_eq!(parse_offset("42").unwrap(), StartOffset::At(42));
+        assert!(parse_offset("-3").is_err());
+        assert!(parse_offset("soon").is_err());
+    }
+}

@@ -1,0 +1,367 @@
+//! Topic administration: CreateTopics, DeleteTopics, CreatePartitions,
+//! DescribeConfigs, IncrementalAlterConfigs. Sent to the controller that
+//! Metadata names (in KRaft mode any broker, which forwards), retried
+//! once on NOT_CONTROLLER.
+
+use anyhow::{anyhow, Result};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::cluster::Client;
+use super::error::KafkaError;
+
+/// Admin request timeout sent to the broker.
+const TIMEOUT_MS: i32 = 30_000;
+/// ConfigResource type of a topic.
+pub const RESOURCE_TOPIC: i8 = 2;
+/// IncrementalAlterConfigs operations.
+pub const OP_SET: i8 = 0;
+pub const OP_DELETE: i8 = 1;
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn tn(s: &str) -> TopicName {
+    TopicName(sb(s))
+}
+
+fn not_controller(code: i16) -> bool {
+    code == ResponseError::NotController.code()
+}
+
+/// A topic to create; -1 partitions / replication factor mean the
+/// broker's defaults (`num.partitions`, `default.replication.factor`).
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+}
+
+/// What CreateTopics reported for a created topic (fields the broker's
+/// version does not carry are -1 / nil).
+#[derive(Debug, Clone)]
+pub struct CreatedTopic {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+}
+
+/// Create one topic. `Err` holds a `KafkaError` when the broker refused.
+pub async fn create_topic(client: &Client, topic: &NewTopic) -> Result<CreatedTopic> {
+    let context = format!("creating topic '{}'", topic.name);
+    for attempt in 0..2 {
+        let conn = client.admin_connection().await?;
+        let version = conn.version::<CreateTopicsRequest>()?;
+        let (mut partitions, mut rf) = (topic.num_partitions, topic.replication_factor);
+        if version < 4 {
+            // Broker defaults (-1) arrived with v4.
+            if partitions < 0 {
+                partitions = 1;
+            }
+            if rf < 0 {
+                rf = 1;
+            }
+        }
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(TIMEOUT_MS)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(tn(&topic.name))
+                .with_num_partitions(partitions)
+                .with_replication_factor(rf)
+                .with_configs(
+                    topic
+                        .configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(sb(k))
+                                .with_value(Some(sb(v)))
+                        })
+                        .collect(),
+                )]);
+        let resp = conn.send(&req, version).await?;
+        let r = resp
+            .topics
+            .iter()
+            .find(|t| t.name.0.as_str() == topic.name)
+            .ok_or_else(|| {
+                anyhow!("{context}: the broker's response does not mention the topic")
+            })?;
+        if not_controller(r.error_code) && attempt == 0 {
+            client.forget_controller();
+            continue;
+        }
+        if r.error_code != 0 {
+            return Err(KafkaError::new(
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+                context,
+            )
+            .into());
+        }
+        return Ok(CreatedTopic {
+            name: topic.name.clone(),
+            topic_id: r.topic_id,
+            num_partitions: if version >= 5 { r.num_partitions } else { -1 },
+            replication_factor: if version >= 5 {
+                r.replication_factor
+            } else {
+                -1
+            },
+        });
+    }
+    Err(KafkaError::new(ResponseError::NotController.code(), None, context).into())
+}
+
+/// Delete topics by name; one outcome per name.
+pub async fn delete_topics(
+    client: &Client,
+    names: &[String],
+) -> Result<Vec<(String, Result<(), KafkaError>)>> {
+    let mut pending: Vec<String> = names.to_vec();
+    let mut out = Vec::new();
+    for attempt in 0..2 {
+        let conn = client.admin_connection().await?;
+        let version = conn.version::<DeleteTopicsRequest>()?;
+        let mut req = DeleteTopicsRequest::default().with_timeout_ms(TIMEOUT_MS);
+        if version >= 6 {
+            req.topics = pending
+                .iter()
+                .map(|n| DeleteTopicState::default().with_name(Some(tn(n))))
+                .collect();
+        } else {
+            req.topic_names = pending.iter().map(|n| tn(n)).collect();
+        }
+        let resp = conn.send(&req, version).await?;
+        let mut retry = Vec::new();
+        for name in pending.drain(..) {
+            let r = resp
+                .responses
+                .iter()
+                .find(|r| r.name.as_ref().map(|n| n.0.as_str()) == Some(name.as_str()));
+            let context = format!("deleting topic '{name}'");
+            let outcome = match r {
+                None => Err(KafkaError::new(
+                    ResponseError::UnknownServerError.code(),
+                    Some("the broker's response does not mention the topic".into()),
+                    context,
+                )),
+                Some(r) if not_controller(r.error_code) && attempt == 0 => {
+                    retry.push(name);
+                    continue;
+                }
+                Some(r) if r.error_code != 0 => Err(KafkaError::new(
+                    r.error_code,
+                    r.error_message.as_ref().map(|m| m.to_string()),
+                    context,
+                )),
+                Some(_) => Ok(()),
+            };
+            out.push((name, outcome));
+        }
+        if retry.is_empty() {
+            break;
+        }
+        client.forget_controller();
+        pending = retry;
+    }
+    Ok(out)
+}
+
+/// Grow a topic to `count` partitions in total.
+pub async fn create_partitions(client: &Client, name: &str, count: i32) -> Result<()> {
+    let context = format!("adding partitions to topic '{name}'");
+    for attempt in 0..2 {
+        let conn = client.admin_connection().await?;
+        let version = conn.version::<CreatePartitionsRequest>()?;
+        let req = CreatePartitionsRequest::default()
+            .with_timeout_ms(TIMEOUT_MS)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(tn(name))
+                .with_count(count)
+                .with_assignments(None)]);
+        let resp = conn.send(&req, version).await?;
+        let r = resp
+            .results
+            .iter()
+            .find(|r| r.name.0.as_str() == name)
+            .ok_or_else(|| {
+                anyhow!("{context}: the broker's response does not mention the topic")
+            })?;
+        if not_controller(r.error_code) && attempt == 0 {
+            client.forget_controller();
+            continue;
+        }
+        if r.error_code != 0 {
+            return Err(KafkaError::new(
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+                context,
+            )
+            .into());
+        }
+        return Ok(());
+    }
+    Err(KafkaError::new(ResponseError::NotController.code(), None, context).into())
+}
+
+/// One config of a resource, as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    /// Kafka's ConfigSource: 1 DYNAMIC_TOPIC_CONFIG, 2 DYNAMIC_BROKER_CONFIG,
+    /// 3 DYNAMIC_DEFAULT_BROKER_CONFIG, 4 STATIC_BROKER_CONFIG,
+    /// 5 DEFAULT_CONFIG, 6 DYNAMIC_BROKER_LOGGER_CONFIG, ...
+    pub source: i8,
+    pub read_only: bool,
+    pub is_sensitive: bool,
+}
+
+pub const SOURCE_DEFAULT_CONFIG: i8 = 5;
+
+impl ConfigEntry {
+    /// Whether the value is Kafka's built-in default (`ConfigEntry.isDefault`).
+    pub fn is_default(&self) -> bool {
+        self.source == SOURCE_DEFAULT_CONFIG
+    }
+}
+
+/// Kafka's name for a ConfigSource.
+pub fn config_source_name(source: i8) -> &'static str {
+    match source {
+        1 => "DYNAMIC_TOPIC_CONFIG",
+        2 => "DYNAMIC_BROKER_CONFIG",
+        3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+        4 => "STATIC_BROKER_CONFIG",
+        5 => "DEFAULT_CONFIG",
+        6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
+        7 => "CLIENT_METRICS_CONFIG",
+        8 => "GROUP_CONFIG",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Configs of topics; one outcome per topic, in order.
+pub async fn describe_topic_configs(
+    client: &Client,
+    topics: &[String],
+) -> Result<Vec<(String, Result<Vec<ConfigEntry>, KafkaError>)>> {
+    if topics.is_empty() {
+        return Ok(vec![]);
+    }
+    let conn = client.any_connection().await?;
+    let version = conn.version::<DescribeConfigsRequest>()?;
+    let req = DescribeConfigsRequest::default().with_resources(
+        topics
+            .iter()
+            .map(|t| {
+                DescribeConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(sb(t))
+                    .with_configuration_keys(None)
+            })
+            .collect(),
+    );
+    let resp = conn.send(&req, version).await?;
+    Ok(topics
+        .iter()
+        .map(|t| {
+            let context = format!("describing configs of topic '{t}'");
+            let r = resp
+                .results
+                .iter()
+                .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == t);
+            let outcome = match r {
+                None => Err(KafkaError::new(
+                    ResponseError::UnknownServerError.code(),
+                    Some("the broker's response does not mention the topic".into()),
+                    context,
+                )),
+                Some(r) if r.error_code != 0 => Err(KafkaError::new(
+                    r.error_code,
+                    r.error_message.as_ref().map(|m| m.to_string()),
+                    context,
+                )),
+                Some(r) => Ok(r
+                    .configs
+                    .iter()
+                    .map(|c| ConfigEntry {
+                        name: c.name.to_string(),
+                        value: c.value.as_ref().map(|v| v.to_string()),
+                        source: c.config_source,
+                        read_only: c.read_only,
+                        is_sensitive: c.is_sensitive,
+                    })
+                    .collect()),
+            };
+            (t.clone(), outcome)
+        })
+        .collect())
+}
+
+/// Set and delete topic configs (`OP_SET` / `OP_DELETE`).
+pub async fn alter_topic_configs(
+    client: &Client,
+    topic: &str,
+    ops: &[(String, i8, Option<String>)],
+) -> Result<()> {
+    let context = format!("altering configs of topic '{topic}'");
+    for attempt in 0..2 {
+        let conn = client.admin_connection().await?;
+        let version = conn.version::<IncrementalAlterConfigsRequest>()?;
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_TOPIC)
+                .with_resource_name(sb(topic))
+                .with_configs(
+                    ops.iter()
+                        .map(|(k, op, v)| {
+                            AlterableConfig::default()
+                                .with_name(sb(k))
+                                .with_config_operation(*op)
+                                .with_value(v.as_deref().map(sb))
+                        })
+                        .collect(),
+                ),
+        ]);
+        let resp = conn.send(&req, version).await?;
+        let r = resp
+            .responses
+            .iter()
+            .find(|r| r.resource_name.as_str() == topic)
+            .ok_or_else(|| {
+                anyhow!("{context}: the broker's response does not mention the topic")
+            })?;
+        if not_controller(r.error_code) && attempt == 0 {
+            client.forget_controller();
+            continue;
+        }
+        if r.error_code != 0 {
+            return Err(KafkaError::new(
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+                context,
+            )
+            .into());
+        }
+        return Ok(());
+    }
+    Err(KafkaError::new(ResponseError::NotController.code(), None, context).into())
+}

@@ -1,0 +1,378 @@
+//! ListOffsets and Fetch routed to each partition's leader. No consumer
+//! group: the caller keeps the positions.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ListOffsetsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use tokio::task::JoinSet;
+
+use super::cluster::{Client, TopicMetadata};
+use super::error::{is_stale_metadata, KafkaError};
+
+/// ListOffsets timestamp for the log start offset.
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+/// ListOffsets timestamp for the log end offset (high watermark).
+pub const LATEST_TIMESTAMP: i64 = -1;
+
+const MAX_ATTEMPTS: usize = 6;
+
+/// Resolve `(partition, timestamp)` pairs (use `EARLIEST_TIMESTAMP` /
+/// `LATEST_TIMESTAMP`, or a time in ms) to offsets.
+pub async fn list_offsets(
+    client: &Client,
+    topic: &str,
+    wanted: &[(i32, i64)],
+) -> Result<BTreeMap<i32, i64>> {
+    let mut out = BTreeMap::new();
+    let mut remaining: Vec<(i32, i64)> = wanted.to_vec();
+    let mut backoff = Duration::from_millis(100);
+    for attempt in 0..MAX_ATTEMPTS {
+        let last = attempt + 1 == MAX_ATTEMPTS;
+        let meta = client.topic(topic, attempt > 0).await?;
+        let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+        let mut retry: Vec<((i32, i64), anyhow::Error)> = Vec::new();
+        for (p, ts) in remaining.drain(..) {
+            match meta.partition(p) {
+                None => bail!(
+                    "topic '{topic}' has no partition {p} (it has {} partitions)",
+                    meta.num_partitions()
+                ),
+                Some(pm) if pm.leader < 0 => {
+                    retry.push(((p, ts), anyhow!("partition {p} has no leader")))
+                }
+                Some(pm) => by_leader.entry(pm.leader).or_default().push((p, ts)),
+            }
+        }
+        let mut tasks = JoinSet::new();
+        for (leader, parts) in by_leader {
+            let conn = match client.node_connection(leader).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    retry.extend(parts.into_iter().map(|p| (p, anyhow!("{msg}"))));
+                    continue;
+                }
+            };
+            let name = meta.name.clone();
+            tasks.spawn(async move {
+                let version = conn.version::<ListOffsetsRequest>()?;
+                let mut req = ListOffsetsRequest::default()
+                    .with_replica_id((-1).into())
+                    .with_topics(vec![ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(name)))
+                        .with_partitions(
+                            parts
+                                .iter()
+                                .map(|(p, ts)| {
+                                    ListOffsetsPartition::default()
+                                        .with_partition_index(*p)
+                                        .with_timestamp(*ts)
+                                })
+                                .collect(),
+                        )]);
+                if version >= 10 {
+                    req.timeout_ms = 30_000;
+                }
+                let resp = conn.send(&req, version).await?;
+                anyhow::Ok((parts, resp))
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (parts, resp) = joined.map_err(|e| anyhow!("list-offsets task failed: {e}"))??;
+            for (p, ts) in parts {
+                let pr = resp
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .find(|r| r.partition_index == p)
+                    .ok_or_else(|| {
+                        anyhow!("ListOffsets response does not mention partition {p}")
+                    })?;
+                if pr.error_code == 0 {
+                    out.insert(p, pr.offset);
+                    continue;
+                }
+                let e = KafkaError::new(
+                    pr.error_code,
+                    None,
+                    format!("listing offsets of topic '{topic}' partition {p}"),
+                );
+                if is_stale_metadata(pr.error_code)
+                    || pr.error_code == ResponseError::OffsetNotAvailable.code()
+                {
+                    retry.push(((p, ts), e.into()));
+                } else {
+                    return Err(e.into());
+                }
+            }
+        }
+        if retry.is_empty() {
+            return Ok(out);
+        }
+        if last {
+            let (_, e) = retry.into_iter().next().unwrap();
+            return Err(e);
+        }
+        client.invalidate_topic(topic);
+        remaining = retry.into_iter().map(|(p, _)| p).collect();
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Fetch tuning, Kafka consumer defaults.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    pub max_wait_ms: i32,
+    pub min_bytes: i32,
+    pub max_bytes: i32,
+    pub partition_max_bytes: i32,
+    /// 0 = read_uncommitted, 1 = read_committed.
+    pub isolation_level: i8,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            max_wait_ms: 500,
+            min_bytes: 1,
+            max_bytes: 52_428_800,
+            partition_max_bytes: 1_048_576,
+            isolation_level: 0,
+        }
+    }
+}
+
+/// One partition of a fetch.
+#[derive(Debug, Clone)]
+pub struct FetchedPartition {
+    pub partition: i32,
+    /// The offset this fetch asked for.
+    pub fetch_offset: i64,
+    /// 0, or why there is no data (NETWORK_EXCEPTION when the leader could
+    /// not be reached, LEADER_NOT_AVAILABLE when there is none).
+    pub error_code: i16,
+    pub error_detail: Option<String>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Bytes,
+}
+
+/// One round of long-poll fetches, one request per leader, concurrently.
+/// Every position gets a `FetchedPartition` back.
+pub async fn fetch(
+    client: &Client,
+    meta: &TopicMetadata,
+    positions: &[(i32, i64)],
+    opts: &FetchOptions,
+) -> Result<Vec<FetchedPartition>> {
+    let mut out = Vec::new();
+    let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+    for &(p, offset) in positions {
+        match meta.partition(p) {
+            Some(pm) if pm.leader >= 0 => by_leader.entry(pm.leader).or_default().push((p, offset)),
+            _ => out.push(failed(
+                p,
+                offset,
+                ResponseError::LeaderNotAvailable.code(),
+                None,
+            )),
+        }
+    }
+    let mut tasks = JoinSet::new();
+    for (leader, parts) in by_leader {
+        let conn = match client.node_connection(leader).await {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("{e:#}");
+                out.extend(parts.iter().map(|&(p, o)| {
+                    failed(
+                        p,
+                        o,
+                        ResponseError::NetworkException.code(),
+                        Some(msg.clone()),
+                    )
+                }));
+                continue;
+            }
+        };
+        let meta = meta.clone();
+        let opts = opts.clone();
+        tasks.spawn(async move {
+            let result = async {
+                let mut version = conn.version::<FetchRequest>()?;
+                if version >= 13 && meta.topic_id.is_nil() {
+                    version = 12;
+                }
+                let req = build_fetch(&meta, version, &parts, &opts);
+                let resp = conn.send(&req, version).await?;
+                anyhow::Ok(resp)
+            }
+            .await;
+            (parts, result)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (parts, result) = joined.map_err(|e| anyhow!("fetch task failed: {e}"))?;
+        match result {
+            Err(e) => {
+                let msg = format!("{e:#}");
+                out.extend(parts.iter().map(|&(p, o)| {
+                    failed(
+                        p,
+                        o,
+                        ResponseError::NetworkException.code(),
+                        Some(msg.clone()),
+                    )
+                }));
+            }
+            Ok(resp) => out.extend(match_fetch(&resp, &parts)),
+        }
+    }
+    out.sort_by_key(|f| f.partition);
+    Ok(out)
+}
+
+fn failed(
+    partition: i32,
+    fetch_offset: i64,
+    error_code: i16,
+    detail: Option<String>,
+) -> FetchedPartition {
+    FetchedPartition {
+        partition,
+        fetch_offset,
+        error_code,
+        error_detail: detail,
+        high_watermark: -1,
+        log_start_offset: -1,
+        records: Bytes::new(),
+    }
+}
+
+pub(crate) fn build_fetch(
+    meta: &TopicMetadata,
+    version: i16,
+    parts: &[(i32, i64)],
+    opts: &FetchOptions,
+) -> FetchRequest {
+    let mut topic = FetchTopic::default().with_partitions(
+        parts
+            .iter()
+            .map(|&(p, offset)| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(opts.partition_max_bytes)
+            })
+            .collect(),
+    );
+    if version >= 13 {
+        topic.topic_id = meta.topic_id;
+    } else {
+        topic.topic = TopicName(StrBytes::from_string(meta.name.clone()));
+    }
+    FetchRequest::default()
+        .with_max_wait_ms(opts.max_wait_ms)
+        .with_min_bytes(opts.min_bytes)
+        .with_max_bytes(opts.max_bytes)
+        .with_isolation_level(opts.isolation_level)
+        // Sessionless fetch: session id 0, epoch -1 (FINAL_EPOCH).
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![topic])
+}
+
+pub(crate) fn match_fetch(resp: &FetchResponse, parts: &[(i32, i64)]) -> Vec<FetchedPartition> {
+    parts
+        .iter()
+        .map(|&(p, offset)| {
+            if resp.error_code != 0 {
+                return failed(p, offset, resp.error_code, None);
+            }
+            let pd = resp
+                .responses
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .find(|d| d.partition_index == p);
+            match pd {
+                None => failed(
+                    p,
+                    offset,
+                    ResponseError::UnknownServerError.code(),
+                    Some("the broker's Fetch response does not mention this partition".into()),
+                ),
+                Some(d) => FetchedPartition {
+                    partition: p,
+                    fetch_offset: offset,
+                    error_code: d.error_code,
+                    error_detail: None,
+                    high_watermark: d.high_watermark,
+                    log_start_offset: d.log_start_offset,
+                    records: d.records.clone().unwrap_or_default(),
+                },
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use uuid::Uuid;
+
+    fn meta() -> TopicMetadata {
+        TopicMetadata {
+            name: "t".into(),
+            error_code: 0,
+            topic_id: Uuid::from_u128(9),
+            is_internal: false,
+            partitions: vec![],
+        }
+    }
+
+    #[test]
+    fn fetch_request_encodes_at_every_version() {
+        for v in 4..=18 {
+            let req = build_fetch(&meta(), v, &[(0, 5), (3, 7)], &FetchOptions::default());
+            let mut buf = bytes::BytesMut::new();
+            req.encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
+            let back = FetchRequest::decode(&mut buf.freeze(), v).unwrap();
+            assert_eq!(back.max_wait_ms, 500);
+            assert_eq!(back.session_epoch, -1);
+            assert_eq!(back.topics[0].partitions[1].fetch_offset, 7);
+            if v >= 13 {
+                assert_eq!(back.topics[0].topic_id, Uuid::from_u128(9));
+            } else {
+                assert_eq!(back.topics[0].topic.0.as_str(), "t");
+            }
+        }
+    }
+
+    #[test]
+    fn fetch_response_matching() {
+        let resp = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+            .with_partitions(vec![PartitionData::default()
+                .with_partition_index(1)
+                .with_high_watermark(10)
+                .with_records(Some(Bytes::from_static(b"abc")))])]);
+        let out = match_fetch(&resp, &[(1, 3), (2, 0)]);
+        assert_eq!(out[0].high_watermark, 10);
+        assert_eq!(out[0].records.as_ref(), b"abc");
+        assert_eq!(out[0].fetch_offset, 3);
+        assert_ne!(out[1].error_code, 0);
+        let top = FetchResponse::default().with_error_code(71);
+        assert_eq!(match_fetch(&top, &[(0, 0)])[0].error_code, 71);
+    }
+}

@@ -1,0 +1,29 @@
+//! A small async Kafka client for the CLI, speaking only the standard
+//! protocol at versions negotiated with ApiVersions, so it works against
+//! Kaskade and Apache Kafka alike.
+//!
+//! - [`connection`]: one broker connection (frames, correlation ids,
+//!   pipelining, version negotiation).
+//! - [`cluster`]: bootstrap, Metadata, per-broker connections.
+//! - [`producer`], [`fetcher`]: Produce / ListOffsets / Fetch routed to
+//!   partition leaders.
+//! - [`admin`]: topic administration.
+//! - [`records`]: magic-v2 record batches; [`partitioner`]: Kafka's
+//!   default partitioner.
+//!
+//! Point a [`Client`] at any `host:port` list:
+//! `Client::new("127.0.0.1:9092")`.
+
+#![allow(dead_code)]
+
+pub mod admin;
+pub mod cluster;
+pub mod connection;
+pub mod error;
+pub mod fetcher;
+pub mod partitioner;
+pub mod producer;
+pub mod records;
+
+pub use cluster::Client;
+pub use error::KafkaError;

@@ -1,0 +1,84 @@
+//! `kaskade serve`: load the configuration (defaults < server.properties <
+//! KAFKA_* environment < flags), open the data directory, serve until
+//! SIGINT/SIGTERM, then shut down cleanly.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use kaskade_broker::config::{BrokerConfig, ConfigSources};
+use kaskade_broker::Server;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// A server.properties file (Kafka's format and key names).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where data lives (same as log.dirs). Default: log.dirs, else
+    /// $XDG_DATA_HOME/kaskade, else ~/.local/share/kaskade.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Listeners, e.g. PLAINTEXT://localhost:9092 (same as listeners).
+    #[arg(long)]
+    listeners: Option<String>,
+    /// Any Kafka config key: --override num.partitions=3 (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("kaskade");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/share/kaskade"),
+        None => PathBuf::from("kaskade-data"),
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut overrides = Vec::new();
+    for o in &args.overrides {
+        let (k, v) = o
+            .split_once('=')
+            .with_context(|| format!("--override {o}: expected KEY=VALUE, e.g. --override num.partitions=3"))?;
+        overrides.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    if let Some(l) = &args.listeners {
+        overrides.push(("listeners".into(), l.clone()));
+    }
+    if let Some(d) = &args.data_dir {
+        overrides.push(("log.dirs".into(), d.display().to_string()));
+    }
+    let sources = ConfigSources { properties_file: args.config.clone(), env: std::env::vars().collect(), overrides };
+    let config = BrokerConfig::load(&sources).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let data_dir = config.log_dir.clone().unwrap_or_else(default_data_dir);
+    let node_id = config.node_id;
+    let server = Server::start(config, data_dir.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (host, port) = server.broker.advertised();
+    for addr in server.listeners() {
+        println!("kaskade: listening on {addr}");
+    }
+    println!("kaskade: advertised as {host}:{port}, node.id={node_id}, cluster.id={}", server.broker.cluster_id());
+    println!("kaskade: data in {}", data_dir.display());
+
+    wait_for_signal().await;
+    println!("kaskade: shutting down (finishing in-flight requests, flushing logs)");
+    server.shutdown().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("kaskade: stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the broker");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

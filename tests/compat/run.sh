@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Runs the real-client compatibility suites against a running broker.
+#
+#   tests/compat/run.sh BOOTSTRAP [SUITE...]
+#
+# BOOTSTRAP  host:port of the broker (Kaskade or Apache Kafka), e.g. 127.0.0.1:19092
+# SUITE      any of: confluent kafka-python kafkajs kcat (default: all)
+#
+# Needs the clients installed first: scripts/install-compat-deps.sh
+# Prints each suite's own output, one summary line per suite, and last a line
+#   N passed, M failed[, K skipped]
+# Exits non-zero if any test failed (a suite that crashed or ran no test counts
+# as a failure). kcat tests are skipped, not failed, when kcat is not installed.
+#
+# Environment:
+#   KASKADE_COMPAT_TIMEOUT        per-operation wait in the tests, seconds (30)
+#   KASKADE_COMPAT_SUITE_TIMEOUT  wall-clock limit per suite, seconds (600)
+#   KASKADE_COMPAT_WAIT           how long to wait for BOOTSTRAP to accept TCP (30)
+#   KASKADE_GROUPS=1              also run tests that need consumer groups
+set -u
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="$HERE/.venv"
+
+if [ $# -lt 1 ] || [ -z "$1" ]; then
+    echo "usage: $0 BOOTSTRAP [confluent|kafka-python|kafkajs|kcat ...]" >&2
+    exit 2
+fi
+BOOTSTRAP="$1"; shift
+if [ $# -gt 0 ]; then SUITES=("$@"); else SUITES=(confluent kafka-python kafkajs kcat); fi
+
+export KASKADE_BOOTSTRAP="$BOOTSTRAP" PYTHONDONTWRITEBYTECODE=1
+SUITE_TIMEOUT="${KASKADE_COMPAT_SUITE_TIMEOUT:-600}"
+RESULTS="$(mktemp -d)"
+trap 'rm -rf "$RESULTS"' EXIT
+
+total_p=0 total_f=0 total_s=0
+
+# Counts <testcase>s of a JUnit XML file: prints "passed failed skipped".
+junit_counts() {
+    python3 - "$1" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+p = f = s = 0
+for tc in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+    tags = {child.tag for child in tc}
+    if "skipped" in tags:
+        s += 1
+    elif tags & {"failure", "error"}:
+        f += 1
+    else:
+        p += 1
+print(p, f, s)
+EOF
+}
+
+# Counts TAP lines ("ok", "not ok", "# SKIP"): prints "passed failed skipped".
+tap_counts() {
+    awk '
+        /^not ok [0-9]+/ { f++; next }
+        /^ok [0-9]+.*# [Ss][Kk][Ii][Pp]/ { s++; next }
+        /^ok [0-9]+/ { p++ }
+        END { printf "%d %d %d\n", p, f, s }' "$1"
+}
+
+record() { # record SUITE RC "P F S" NOTE
+    local suite="$1" rc="$2" p f s note="${4:-}"
+    read -r p f s <<<"$3"
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1; note="${note:-exited with status $rc but reported no failing test}"
+    fi
+    if [ "$rc" -eq 0 ] && [ $((p + f + s)) -eq 0 ]; then
+        f=1; note="${note:-ran no test}"
+    fi
+    [ "$rc" -eq 124 ] && note="timed out after ${SUITE_TIMEOUT}s${note:+; $note}"
+    echo "suite $suite: pass=$p fail=$f skip=$s${note:+ ($note)}"
+    total_p=$((total_p + p)) total_f=$((total_f + f)) total_s=$((total_s + s))
+}
+
+wait_for_broker() {
+    local first="${BOOTSTRAP%%,*}" host port deadline
+    host="${first%:*}"; port="${first##*:}"
+    host="${host#[}"; host="${host%]}"
+    deadline=$(( $(date +%s) + ${KASKADE_COMPAT_WAIT:-30} ))
+    while :; do
+        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+        [ "$(date +%s)" -ge "$deadline" ] && return 1
+        sleep 0.5
+    done
+}
+
+run_pytest() { # run_pytest SUITE FILE
+    local suite="$1" file="$2" rc=0 xml="$RESULTS/$1.xml"
+    if [ ! -x "$VENV/bin/python" ]; then
+        record "$suite" 1 "0 1 0" "no venv at $VENV: run scripts/install-compat-deps.sh"
+        return
+    fi
+    (cd "$HERE/python" && timeout "$SUITE_TIMEOUT" "$VENV/bin/python" -m pytest -c pytest.ini \
+        --junitxml="$xml" -o junit_family=xunit2 "$file") || rc=$?
+    if [ -s "$xml" ]; then
+        record "$suite" "$rc" "$(junit_counts "$xml")"
+    else
+        record "$suite" "$rc" "0 1 0" "pytest wrote no report (status $rc)"
+    fi
+}
+
+run_kafkajs() {
+    local rc=0 xml="$RESULTS/kafkajs.xml"
+    if [ ! -f "$HERE/node/node_modules/kafkajs/package.json" ]; then
+        record kafkajs 1 "0 1 0" "kafkajs not installed: run scripts/install-compat-deps.sh"
+        return
+    fi
+    (cd "$HERE/node" && timeout "$SUITE_TIMEOUT" node --test \
+        --test-reporter=spec --test-reporter-destination=stdout \
+        --test-reporter=junit --test-reporter-destination="$xml" \
+        compat.test.mjs) || rc=$?
+    if [ -s "$xml" ]; then
+        record kafkajs "$rc" "$(junit_counts "$xml")"
+    else
+        record kafkajs "$rc" "0 1 0" "node --test wrote no report (status $rc; needs Node >= 20.11)"
+    fi
+}
+
+run_kcat() {
+    local rc out="$RESULTS/kcat.tap"
+    { timeout "$SUITE_TIMEOUT" bash "$HERE/kcat/test_kcat.sh" "$BOOTSTRAP"; echo $? >"$RESULTS/kcat.rc"; } \
+        | tee "$out"
+    rc="$(cat "$RESULTS/kcat.rc")"
+    record kcat "$rc" "$(tap_counts "$out")"
+}
+
+echo "compat: broker $BOOTSTRAP, suites: ${SUITES[*]}"
+if ! wait_for_broker; then
+    echo "compat: nothing accepts TCP connections at $BOOTSTRAP (waited ${KASKADE_COMPAT_WAIT:-30}s)"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+for suite in "${SUITES[@]}"; do
+    echo
+    echo "=== $suite ==="
+    case "$suite" in
+        confluent) run_pytest confluent test_confluent.py ;;
+        kafka-python) run_pytest kafka-python test_kafka_python.py ;;
+        kafkajs) run_kafkajs ;;
+        kcat) run_kcat ;;
+        *) record "$suite" 1 "0 1 0" "unknown suite" ;;
+    esac
+done
+
+echo
+line="$total_p passed, $total_f failed"
+[ "$total_s" -gt 0 ] && line="$line, $total_s skipped"
+echo "$line"
+[ "$total_f" -eq 0 ]
