@@ -58,7 +58,7 @@ fn exact_max(log: &Log, ts: i64, batch_last: i64) -> Option<i64> {
     set.records.iter().find(|r| r.timestamp == ts).map(|r| r.offset)
 }
 
-pub async fn handle(broker: &Arc<Broker>, _version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let image = broker.topics.image();
     let mut resp = ListOffsetsResponse::default();
     for t in req.topics {
@@ -76,7 +76,9 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: ListOffsetsRequest
                 tr.partitions.push(pr);
                 continue;
             };
-            pr.leader_epoch = pi.leader_epoch;
+            if version >= 4 {
+                pr.leader_epoch = pi.leader_epoch;
+            }
             if p.current_leader_epoch >= 0 && p.current_leader_epoch < pi.leader_epoch {
                 pr.error_code = 74; // FENCED_LEADER_EPOCH
             } else if p.current_leader_epoch > pi.leader_epoch {

@@ -66,7 +66,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                 continue;
             };
             let Some(records) = part.records else {
-                tr.partition_responses.push(partition_error(idx, kaskade_log::error::code::CORRUPT_MESSAGE, Some("no records".into())));
+                tr.partition_responses.push(partition_error(idx, kaskade_log::error::code::CORRUPT_MESSAGE, (version >= 8).then(|| "no records".into())));
                 continue;
             };
             match log.append(&records, p.leader_epoch) {
@@ -83,8 +83,9 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                     tr.partition_responses.push(pr);
                 }
                 Err(e) => {
-                    let mut pr = partition_error(idx, e.kafka_code(), Some(e.to_string()));
-                    if matches!(e.kafka_code(), 2 | 87) {
+                    // error_message and record_errors exist from v8 on.
+                    let mut pr = partition_error(idx, e.kafka_code(), (version >= 8).then(|| e.to_string()));
+                    if version >= 8 && matches!(e.kafka_code(), 2 | 87) {
                         // Kafka names the offending batch: there is only one.
                         let mut be = BatchIndexAndErrorMessage::default();
                         be.batch_index = 0;
