@@ -139,7 +139,7 @@ impl OffsetIndex {
     /// log, offsets inside `[base, next_offset)` when known.
     pub fn load_validated(&self, log_size: u64, next_offset: Option<i64>) -> Result<Vec<(i64, u32)>, String> {
         let raw = self.file.read_all().map_err(|e| e.to_string())?;
-        if raw.len() as u64 % OFFSET_ENTRY != 0 {
+        if !(raw.len() as u64).is_multiple_of(OFFSET_ENTRY) {
             return Err(format!("index size {} is not a multiple of {OFFSET_ENTRY}", raw.len()));
         }
         let mut out = Vec::with_capacity(raw.len() / 8);
@@ -226,7 +226,7 @@ impl TimeIndex {
 
     pub fn load_validated(&self, next_offset: Option<i64>) -> Result<Vec<(i64, i64)>, String> {
         let raw = self.file.read_all().map_err(|e| e.to_string())?;
-        if raw.len() as u64 % TIME_ENTRY != 0 {
+        if !(raw.len() as u64).is_multiple_of(TIME_ENTRY) {
             return Err(format!("time index size {} is not a multiple of {TIME_ENTRY}", raw.len()));
         }
         let mut out = Vec::with_capacity(raw.len() / 12);

@@ -602,8 +602,7 @@ impl Log {
         let mut deleted = 0;
         let retention_ms = st.config.retention_ms;
         if retention_ms >= 0 {
-            loop {
-                let Some((&base, seg)) = st.segments.iter().next() else { break };
+            while let Some((&base, seg)) = st.segments.iter().next() {
                 let expired = seg.size > 0 && seg.max_timestamp >= 0 && now - seg.max_timestamp > retention_ms;
                 if !expired {
                     break;

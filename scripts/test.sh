@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting and lints, every Rust test (unit,
+# property, crash and rdkafka integration tests), then the real-client
+# compatibility suite (Python confluent-kafka and kafka-python, Node kafkajs,
+# kcat), which installs its own clients from their registries.
+#
+#   scripts/test.sh            # everything (what CI runs)
+#   KASKADE_SKIP_COMPAT=1 scripts/test.sh   # Rust tests only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace --quiet 2>&1 | tee /tmp/kaskade-cargo-test.$$ | grep -Ev '^(running 0 tests|)$|^test result: ok. 0 passed' || true
+if grep -qE '^test result: FAILED|^error(\[|:)' /tmp/kaskade-cargo-test.$$; then
+    rm -f /tmp/kaskade-cargo-test.$$
+    echo "cargo test failed" >&2
+    exit 1
+fi
+rust_passed=$(grep -oE '^test result: ok\. [0-9]+ passed' /tmp/kaskade-cargo-test.$$ | awk '{s+=$4} END {print s+0}')
+rm -f /tmp/kaskade-cargo-test.$$
+
+if [ "${KASKADE_SKIP_COMPAT:-}" = 1 ]; then
+    echo "$rust_passed passed, 0 failed"
+    exit 0
+fi
+
+step "compatibility suite: installing clients"
+bash scripts/install-compat-deps.sh
+
+step "compatibility suite: starting a broker"
+cargo build --quiet -p kaskade
+data=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+log="$data/broker.log"
+./target/debug/kaskade serve --data-dir "$data/data" --listeners "PLAINTEXT://127.0.0.1:$port" >"$log" 2>&1 &
+broker=$!
+cleanup() { kill -9 "$broker" 2>/dev/null || true; rm -rf "$data"; }
+trap cleanup EXIT
+
+step "compatibility suite: running against 127.0.0.1:$port"
+set +e
+bash tests/compat/run.sh "127.0.0.1:$port" | tee "$data/compat.out"
+compat=${PIPESTATUS[0]}
+set -e
+
+# The broker must stop cleanly on SIGTERM (flush, clean-shutdown marker).
+kill -TERM "$broker"
+if ! wait "$broker"; then
+    echo "broker did not stop cleanly; its log:" >&2
+    tail -50 "$log" >&2
+    exit 1
+fi
+if grep -qE 'panicked|ERROR' "$log"; then
+    echo "the broker logged errors during the compatibility suite:" >&2
+    grep -E 'panicked|ERROR' "$log" >&2
+    exit 1
+fi
+
+summary=$(tail -1 "$data/compat.out")
+cp=$(echo "$summary" | grep -oE '^[0-9]+' || echo 0)
+cf=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 1)
+echo "rust: $rust_passed passed; compat: $summary"
+echo "$((rust_passed + cp)) passed, $cf failed"
+exit "$compat"
