@@ -27,6 +27,9 @@ pub struct Broker {
     cluster_id: String,
     /// (host, port) clients are told to connect to.
     advertised: (String, i32),
+    /// Flips to true when the node starts shutting down: parked long polls
+    /// answer at once instead of holding shutdown up until their deadline.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Broker {
@@ -51,7 +54,20 @@ impl Broker {
             fetch_sessions: SessionCache::new(FETCH_SESSION_SLOTS),
             cluster_id,
             advertised,
+            stopping: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Marks the broker as shutting down (wakes parked long polls).
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn stopping(&self) {
+        let mut rx = self.stopping.subscribe();
+        // Only errs if the sender is gone, which cannot happen while `self` lives.
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     /// A broker over a fresh data directory under the system temp dir, for

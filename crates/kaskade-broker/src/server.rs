@@ -152,6 +152,7 @@ impl Server {
     /// Graceful stop: no new connections, in-flight requests finish, every
     /// log is flushed, checkpoints and the clean-shutdown marker written.
     pub async fn shutdown(self) -> Result<(), StartError> {
+        self.broker.begin_shutdown();
         self.trigger.shutdown();
         let _ = self.task.await;
         let logs = self.broker.topics.logs().clone();

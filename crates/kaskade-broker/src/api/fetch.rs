@@ -185,9 +185,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
             break got;
         }
         let changed = futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            // Deadline: answer with whatever is there now (nothing new).
-            break got;
+        tokio::select! {
+            _ = changed => {}
+            // Deadline or shutdown: answer with what is there now.
+            _ = tokio::time::sleep_until(deadline) => break got,
+            _ = broker.stopping() => break got,
         }
     };
 
