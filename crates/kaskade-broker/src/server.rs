@@ -32,6 +32,26 @@ pub enum StartError {
     Bind(std::io::Error),
 }
 
+/// Kafka's per-directory lock file.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Takes the data directory's exclusive lock (held until the returned file
+/// is dropped), so two brokers never share a directory, as Kafka refuses.
+pub fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StartError> {
+    let path = dir.join(LOCK_FILE);
+    let io = |source| StartError::Io { path: path.clone(), source };
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Invalid(format!(
+            "failed to acquire lock on {}: another broker is using data directory {}",
+            path.display(),
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
 /// The directory holding the metadata log, beside the partition dirs (its
 /// name does not parse as `<topic>-<partition>`).
 pub const METADATA_DIR: &str = "kaskade-metadata";
@@ -115,6 +135,8 @@ pub struct Server {
     listeners: Vec<SocketAddr>,
     trigger: ShutdownTrigger,
     task: tokio::task::JoinHandle<()>,
+    /// The data directory's lock, released when the server is dropped.
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Server {
@@ -130,7 +152,11 @@ impl Server {
         let dir = data_dir.clone();
         let cfg = config.clone();
         // Recovery reads files: keep it off the async workers.
-        let (topics, cluster_id, repairs) = tokio::task::spawn_blocking(move || open_storage(&cfg, &dir))
+        let (topics, cluster_id, repairs, lock) = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
+            let lock = lock_data_dir(&dir)?;
+            open_storage(&cfg, &dir).map(|(t, c, r)| (t, c, r, lock))
+        })
             .await
             .map_err(|e| StartError::Invalid(format!("start-up task failed: {e}")))??;
         for r in &repairs {
@@ -142,7 +168,7 @@ impl Server {
         let broker = Arc::new(Broker::new(config, topics, cluster_id, advertised));
         let (trigger, signal) = network::shutdown_channel();
         let task = tokio::spawn(network::serve(broker.clone(), bound, signal));
-        Ok(Server { broker, data_dir, listeners, trigger, task })
+        Ok(Server { broker, data_dir, listeners, trigger, task, _lock: lock })
     }
 
     pub fn listeners(&self) -> &[SocketAddr] {

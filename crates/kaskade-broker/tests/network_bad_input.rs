@@ -318,6 +318,7 @@ async fn an_unsupported_version_of_another_api_closes_the_connection() {
 #[tokio::test]
 async fn absurd_array_lengths_close_the_connection() {
     let server = start_with(&test_routes(), &[]).await;
+    let rss_before = resident_kib();
     // Metadata v1 claiming 2^31 - 1 topics.
     let mut s = connect(&server).await;
     s.write_all(&frame(ApiKey::Metadata, 1, 1, &i32::MAX.to_be_bytes()))
@@ -347,6 +348,20 @@ async fn absurd_array_lengths_close_the_connection() {
     .unwrap();
     assert_closed(&mut s).await;
     assert_healthy(&server).await;
+    // The broker runs in this process: claiming billions of elements must
+    // not have allocated for them (64 MiB is far below any such claim).
+    let grown = resident_kib().saturating_sub(rss_before);
+    assert!(grown < 64 * 1024, "resident memory grew by {grown} KiB");
+}
+
+/// This process's resident set size (VmRSS), in KiB.
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test]

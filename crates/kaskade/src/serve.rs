@@ -35,7 +35,27 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
+/// Raises the open-files soft limit to the hard limit: every partition keeps
+/// its active segment's three files open, so thousands of partitions need
+/// more than the usual soft limit of 1024 (Kafka's docs ask for 100000).
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the rlimit struct we own and pass by a
+    // valid pointer; on failure we do not use the value.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let want = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: setrlimit only reads the struct we pass by a valid pointer.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } != 0 {
+            tracing::warn!(soft = lim.rlim_cur, hard = lim.rlim_max, "could not raise the open-files limit");
+        }
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let mut overrides = Vec::new();
     for o in &args.overrides {
         let (k, v) = o
@@ -80,5 +100,17 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn open_files_soft_limit_reaches_the_hard_limit() {
+        super::raise_open_files_limit();
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: as in `raise_open_files_limit`.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        assert_eq!(lim.rlim_cur, lim.rlim_max);
     }
 }

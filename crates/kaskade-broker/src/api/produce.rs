@@ -32,6 +32,22 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
     p
 }
 
+fn is_compacted(broker: &Broker, overrides: &std::collections::BTreeMap<String, String>) -> bool {
+    let policy = overrides.get("cleanup.policy").or_else(|| broker.topics.defaults().get("cleanup.policy"));
+    policy.is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
+}
+
+/// Compacted topics need a key on every record (Kafka's LogValidator), the
+/// one check that needs the records decoded. `Some(reason)` when refused.
+fn keyless_record(records: &bytes::Bytes) -> Option<String> {
+    let mut buf = records.clone();
+    match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+        Ok(set) => set.records.iter().any(|r| r.key.is_none()).then(|| "a record has a null key".to_string()),
+        // Corrupt batches are refused by the log's own validation.
+        Err(_) => None,
+    }
+}
+
 /// Handles a produce request. `None` means "send no response" (acks=0).
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
@@ -69,6 +85,13 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                 tr.partition_responses.push(partition_error(idx, kaskade_log::error::code::CORRUPT_MESSAGE, (version >= 8).then(|| "no records".into())));
                 continue;
             };
+            if is_compacted(broker, &t.configs) {
+                if let Some(msg) = keyless_record(&records) {
+                    let msg = format!("Compacted topic cannot accept message without key in topic partition {}-{idx}: {msg}", t.name);
+                    tr.partition_responses.push(partition_error(idx, kaskade_log::error::code::INVALID_RECORD, (version >= 8).then_some(msg)));
+                    continue;
+                }
+            }
             match log.append(&records, p.leader_epoch) {
                 Ok(info) => {
                     let mut pr = PartitionProduceResponse::default();

@@ -226,16 +226,40 @@ impl TopicManager {
                 img2.apply(r);
             }
             let topic = img2.topic(name).cloned().ok_or_else(|| TopicError::new(-1, "topic vanished"))?;
-            Ok((if validate_only { Vec::new() } else { recs }, topic))
+            if validate_only {
+                return Ok((Vec::new(), topic));
+            }
+            // Logs first, records second: if a log cannot be created the
+            // metadata does not change (and a crash in between leaves logs
+            // that start-up deletes as unknown).
+            self.create_logs(name, 0..partitions, &self.log_config(configs))?;
+            Ok((recs, topic))
         })?;
         if !validate_only {
-            let cfg = self.log_config(configs);
-            for p in 0..partitions {
-                self.logs.get_or_create(&TopicPartition::new(name, p), cfg.clone())?;
-            }
             tracing::info!(topic = name, partitions, "created topic");
         }
         Ok(topic)
+    }
+
+    /// Creates the logs of `parts`, or none of them: on failure the ones
+    /// already made are deleted again.
+    fn create_logs(&self, name: &str, parts: std::ops::Range<i32>, cfg: &LogConfig) -> Result<(), TopicError> {
+        let mut made = Vec::new();
+        for p in parts {
+            let tp = TopicPartition::new(name, p);
+            match self.logs.get_or_create(&tp, cfg.clone()) {
+                Ok(_) => made.push(tp),
+                Err(e) => {
+                    for tp in &made {
+                        if let Err(e2) = self.logs.delete(tp) {
+                            tracing::error!(%tp, error = %e2, "could not remove a partially created partition");
+                        }
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn partition_record(&self, topic_id: Uuid, partition: i32) -> MetadataRecord {
@@ -275,7 +299,7 @@ impl TopicManager {
 
     /// Grows a topic to `count` partitions (CreatePartitions).
     pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
-        let (topic, old) = self.meta.update(|img: &Image| {
+        self.meta.update(|img: &Image| {
             let t = img
                 .topic(name)
                 .ok_or_else(|| TopicError::new(code::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))?;
@@ -287,15 +311,12 @@ impl TopicManager {
                 return Err(TopicError::new(code::INVALID_PARTITIONS, format!("Topic already has {old} partitions.")));
             }
             let recs = (old..count).map(|p| self.partition_record(t.id, p)).collect();
-            Ok((if validate_only { Vec::new() } else { recs }, (t.clone(), old)))
-        })?;
-        if !validate_only {
-            let cfg = self.log_config(&topic.configs);
-            for p in old..count {
-                self.logs.get_or_create(&TopicPartition::new(name, p), cfg.clone())?;
+            if validate_only {
+                return Ok((Vec::new(), ()));
             }
-        }
-        Ok(())
+            self.create_logs(name, old..count, &self.log_config(&t.configs))?;
+            Ok((recs, ()))
+        })
     }
 
     /// Changes topic overrides: `Some` sets, `None` removes. With
@@ -355,5 +376,32 @@ impl TopicManager {
 impl TopicManager {
     pub fn node_id(&self) -> i32 {
         self.node_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    #[test]
+    fn a_failed_create_changes_neither_metadata_nor_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tm, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage");
+        // Partition 2's directory cannot be made: a file stands in its way.
+        std::fs::write(dir.path().join("t-2"), b"in the way").expect("write");
+        let err = tm.create("t", 4, -1, &[], &BTreeMap::new(), false).expect_err("must fail");
+        assert_eq!(err.code, code::KAFKA_STORAGE_ERROR, "{err}");
+        assert!(tm.image().topic("t").is_none(), "metadata unchanged");
+        assert!(!dir.path().join("t-0").exists() && !dir.path().join("t-1").exists(), "made logs removed");
+        // Growing an existing topic fails the same way, atomically.
+        tm.create("u", 1, -1, &[], &BTreeMap::new(), false).expect("create u");
+        std::fs::write(dir.path().join("u-2"), b"in the way").expect("write");
+        assert!(tm.add_partitions("u", 3, false).is_err());
+        assert_eq!(tm.image().topic("u").map(|t| t.partitions.len()), Some(1));
+        assert!(!dir.path().join("u-1").exists());
+        std::fs::remove_file(dir.path().join("u-2")).expect("rm");
+        tm.add_partitions("u", 3, false).expect("grows once the way is clear");
+        assert_eq!(tm.image().topic("u").map(|t| t.partitions.len()), Some(3));
     }
 }

@@ -162,6 +162,16 @@ async fn create(
                 return Ok(0);
             }
             if let Some(k) = e.downcast_ref::<KafkaError>() {
+                // The generic hint (allowed characters) is wrong for a
+                // name that is valid but collides with another.
+                if k.is(ResponseError::InvalidTopicException)
+                    && k.message.as_deref().is_some_and(|m| m.contains("collides"))
+                {
+                    return Err(k
+                        .clone()
+                        .with_hint("names that differ only in '.' and '_' collide (Kafka's metric names would clash); pick another name")
+                        .into());
+                }
                 if k.is(ResponseError::InvalidReplicationFactor) {
                     let n = client
                         .metadata(Some(&[]))

@@ -103,7 +103,17 @@ impl Connection {
             broker_versions: HashMap::new(),
             reader,
         };
-        conn.broker_versions = conn.negotiate().await?;
+        // The handshake is part of connection setup: something that accepts
+        // TCP but never answers (not a Kafka broker, or a hung one) must not
+        // keep the caller waiting for the full request timeout.
+        conn.broker_versions = tokio::time::timeout(conn.config.connect_timeout, conn.negotiate())
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "timed out after {:?} waiting for {addr} to answer ApiVersions (is it a Kafka broker?)",
+                    conn.config.connect_timeout
+                )
+            })??;
         Ok(Arc::new(conn))
     }
 

@@ -1,0 +1,1298 @@
+//! End-to-end tests of the `kaskade` binary: a real broker (`kaskade serve`
+//! as a child process on 127.0.0.1:0 with a temp data dir) driven by the
+//! CLI subcommands, also run as child processes. Every child runs under a
+//! deadline, so a hang fails the test instead of stalling the suite.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kaskade");
+/// Longest a broker may take to print its listening address.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest a CLI command may run.
+const CMD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A command for the binary with no KAFKA_* / KASKADE_* variables inherited
+/// from the environment running the tests.
+fn kaskade() -> Command {
+    let mut c = Command::new(BIN);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("KAFKA_") || k.starts_with("KASKADE_") {
+            c.env_remove(&*k);
+        }
+    }
+    c
+}
+
+/// Output of a finished command.
+#[derive(Debug)]
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn ok(self) -> Out {
+        assert_eq!(self.code, Some(0), "command failed: {self:#?}");
+        self
+    }
+
+    fn fails(self) -> Out {
+        assert!(
+            self.code.is_some() && self.code != Some(0),
+            "command should have failed with a non-zero exit: {self:#?}"
+        );
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+
+    /// stdout as one JSON value per line.
+    fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}")))
+            .collect()
+    }
+}
+
+fn drain<R: Read + Send + 'static>(r: R) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut s = Vec::new();
+        let mut r = r;
+        let _ = r.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    })
+}
+
+/// Wait for `child` until `timeout`; kill it and panic when it is late.
+fn wait_deadline(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {timeout:?} (killed)");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Run `cmd` with `stdin`, under `timeout`.
+fn run_cmd(mut cmd: Command, stdin: &str, timeout: Duration) -> Out {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kaskade");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_string();
+    let writer = thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+        // Dropping `input` closes stdin: EOF for `produce`.
+    });
+    let out = drain(child.stdout.take().unwrap());
+    let err = drain(child.stderr.take().unwrap());
+    let status = wait_deadline(&mut child, timeout, &what);
+    let _ = writer.join();
+    Out {
+        code: status.code(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// A broker process.
+struct Broker {
+    child: Child,
+    addr: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// How to start a broker.
+#[derive(Default, Clone)]
+struct BrokerOpts {
+    /// Extra `serve` arguments.
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Pass `--data-dir` and `--listeners` (false when a properties file
+    /// names them).
+    no_default_flags: bool,
+}
+
+fn collect<R: Read + Send + 'static>(
+    r: R,
+    into: Arc<Mutex<String>>,
+    addr_tx: Option<mpsc::Sender<Option<String>>>,
+) {
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            {
+                let mut s = into.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+            // The address comes first; "data in" is the last start-up line.
+            if let Some(tx) = &addr_tx {
+                if let Some(a) = line.strip_prefix("kaskade: listening on ") {
+                    let _ = tx.send(Some(a.trim().to_string()));
+                } else if line.starts_with("kaskade: data in ") {
+                    let _ = tx.send(None);
+                }
+            }
+        }
+    });
+}
+
+impl Broker {
+    fn start(data_dir: &Path) -> Broker {
+        Broker::start_with(data_dir, BrokerOpts::default())
+            .unwrap_or_else(|o| panic!("broker did not start: {o:#?}"))
+    }
+
+    /// Start `kaskade serve`; `Err` with its output if it exits first.
+    fn start_with(data_dir: &Path, opts: BrokerOpts) -> Result<Broker, Out> {
+        let mut cmd = kaskade();
+        cmd.arg("serve");
+        if !opts.no_default_flags {
+            cmd.arg("--data-dir")
+                .arg(data_dir)
+                .arg("--listeners")
+                .arg("PLAINTEXT://127.0.0.1:0");
+        }
+        cmd.args(&opts.args);
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kaskade serve");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        collect(child.stdout.take().unwrap(), stdout.clone(), Some(tx));
+        collect(child.stderr.take().unwrap(), stderr.clone(), None);
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut addr: Option<String> = None;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(Some(a)) => {
+                    addr.get_or_insert(a);
+                }
+                Ok(None) => {
+                    let addr = addr.take().expect("'listening on' before 'data in'");
+                    return Ok(Broker {
+                        child,
+                        addr,
+                        stdout,
+                        stderr,
+                    });
+                }
+                Err(_) => {}
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                // Let the reader threads reach EOF.
+                thread::sleep(Duration::from_millis(100));
+                return Err(Out {
+                    code: status.code(),
+                    stdout: stdout.lock().unwrap().clone(),
+                    stderr: stderr.lock().unwrap().clone(),
+                });
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "broker did not print its address within {START_TIMEOUT:?}; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        }
+    }
+
+    /// Run a client command against this broker.
+    fn cli(&self, args: &[&str]) -> Out {
+        self.cli_in(args, "")
+    }
+
+    /// Run a client command with `stdin`.
+    fn cli_in(&self, args: &[&str], stdin: &str) -> Out {
+        let mut cmd = kaskade();
+        cmd.arg("--bootstrap-server").arg(&self.addr).args(args);
+        run_cmd(cmd, stdin, CMD_TIMEOUT)
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then wait for the exit. Returns (status, stdout, stderr).
+    fn terminate(mut self) -> (ExitStatus, String, String) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let status = wait_deadline(&mut self.child, Duration::from_secs(20), "broker shutdown");
+        thread::sleep(Duration::from_millis(100));
+        let out = self.stdout.lock().unwrap().clone();
+        let err = self.stderr.lock().unwrap().clone();
+        (status, out, err)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("kaskade-cli-test")
+        .tempdir()
+        .unwrap()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// `topic describe NAME -o json`, the one topic.
+fn describe_json(b: &Broker, name: &str) -> Value {
+    let v = b
+        .cli(&["topic", "describe", name, "-o", "json"])
+        .ok()
+        .json();
+    let arr = v.as_array().expect("array");
+    assert_eq!(arr.len(), 1, "{v:#}");
+    arr[0].clone()
+}
+
+fn assert_contains(haystack: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(haystack.contains(n), "expected {n:?} in:\n{haystack}");
+    }
+}
+
+// ---------------------------------------------------------------- topics
+
+#[test]
+fn topic_create_list_describe_alter_delete() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+
+    let out = b
+        .cli(&[
+            "topic",
+            "create",
+            "orders",
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=86400000",
+            "--config",
+            "cleanup.policy=compact",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "Created topic orders.\n");
+
+    // Again: TOPIC_ALREADY_EXISTS with a hint, exit 1.
+    let out = b.cli(&["topic", "create", "orders"]).fails();
+    assert_eq!(out.code, Some(1));
+    assert_contains(
+        &out.stderr,
+        &["TOPIC_ALREADY_EXISTS", "hint:", "--if-not-exists"],
+    );
+    let out = b
+        .cli(&["topic", "create", "orders", "--if-not-exists"])
+        .ok();
+    assert_contains(&out.stdout, &["already exists"]);
+    let out = b
+        .cli(&["topic", "create", "orders", "--if-not-exists", "-o", "json"])
+        .ok();
+    assert_eq!(out.json()["created"], false);
+
+    // Without --partitions: the broker default (num.partitions=1).
+    let created = b
+        .cli(&["topic", "create", "events", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(created["created"], true);
+    assert_eq!(created["partitions"], 1);
+    assert_eq!(created["replication_factor"], 1);
+    assert_eq!(created["topic_id"].as_str().unwrap().len(), 22);
+
+    // list: table and JSON.
+    let out = b.cli(&["topic", "list"]).ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(lines[0].starts_with("NAME") && lines[0].contains("PARTITIONS"));
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&row[..3], &["events", "1", "1"]);
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(&row[..3], &["orders", "3", "1"]);
+    let list = b.cli(&["topic", "list", "--output", "json"]).ok().json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["events", "orders"]);
+    assert_eq!(list[1]["partitions"], 3);
+    assert_eq!(list[1]["replication_factor"], 1);
+    assert_eq!(list[1]["internal"], false);
+    assert_eq!(list[0]["topic_id"], created["topic_id"]);
+
+    // describe: table shows partitions, leader, replicas, ISR and the
+    // non-default configs only.
+    let out = b.cli(&["topic", "describe", "orders"]).ok();
+    assert_contains(
+        &out.stdout,
+        &["Topic: orders", "PartitionCount: 3", "ReplicationFactor: 1"],
+    );
+    let configs_line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Configs:"))
+        .unwrap();
+    assert_contains(
+        configs_line,
+        &["retention.ms=86400000", "cleanup.policy=compact"],
+    );
+    assert!(!configs_line.contains("segment.bytes"), "{configs_line}");
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PARTITION"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["0", "1", "1", "1"],
+            vec!["1", "1", "1", "1"],
+            vec!["2", "1", "1", "1"]
+        ]
+    );
+    let d = describe_json(&b, "orders");
+    assert_eq!(d["partition_count"], 3);
+    assert_eq!(d["configs"]["retention.ms"], "86400000");
+    assert_eq!(d["configs"]["cleanup.policy"], "compact");
+    assert_eq!(d["configs"].as_object().unwrap().len(), 2, "{d:#}");
+    for (i, p) in d["partitions"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(p["partition"], i);
+        assert_eq!(p["leader"], 1);
+        assert_eq!(p["replicas"], serde_json::json!([1]));
+        assert_eq!(p["isr"], serde_json::json!([1]));
+    }
+    let d = describe_json(&b, "events");
+    assert_eq!(d["configs"], serde_json::json!({}));
+    // A missing name among present ones: the rest is described, exit 1.
+    let out = b.cli(&["topic", "describe", "events", "nope"]).fails();
+    assert_contains(&out.stdout, &["Topic: events"]);
+    assert_contains(&out.stderr, &["UNKNOWN_TOPIC_OR_PARTITION", "nope"]);
+
+    // alter: partitions grow only.
+    let out = b
+        .cli(&["topic", "alter", "orders", "--partitions", "5"])
+        .ok();
+    assert_contains(&out.stdout, &["partitions 3 -> 5"]);
+    assert_eq!(describe_json(&b, "orders")["partition_count"], 5);
+    let out = b
+        .cli(&["topic", "alter", "orders", "--partitions", "2"])
+        .fails();
+    assert_contains(&out.stderr, &["INVALID_PARTITIONS", "hint:"]);
+    let out = b.cli(&["topic", "alter", "orders"]).fails();
+    assert_contains(&out.stderr, &["nothing to alter"]);
+
+    // alter: set and delete configs.
+    b.cli(&[
+        "topic",
+        "alter",
+        "orders",
+        "--config",
+        "retention.ms=3600000",
+        "--config",
+        "max.message.bytes=2000000",
+        "--delete-config",
+        "cleanup.policy",
+    ])
+    .ok();
+    let d = describe_json(&b, "orders");
+    assert_eq!(
+        d["configs"],
+        serde_json::json!({"retention.ms": "3600000", "max.message.bytes": "2000000"})
+    );
+    let out = b
+        .cli(&["topic", "alter", "orders", "--config", "retention.ms=soon"])
+        .fails();
+    assert_contains(&out.stderr, &["INVALID_CONFIG", "retention.ms"]);
+    let out = b
+        .cli(&["topic", "alter", "nope", "--config", "retention.ms=1"])
+        .fails();
+    assert_contains(&out.stderr, &["UNKNOWN_TOPIC_OR_PARTITION"]);
+
+    // delete, then delete again, then --if-exists.
+    let out = b.cli(&["topic", "delete", "orders"]).ok();
+    assert_eq!(out.stdout, "Deleted topic orders.\n");
+    let list = b.cli(&["topic", "list", "-o", "json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let out = b.cli(&["topic", "delete", "orders"]).fails();
+    assert_contains(
+        &out.stderr,
+        &["UNKNOWN_TOPIC_OR_PARTITION", "hint:", "--if-exists"],
+    );
+    let out = b.cli(&["topic", "delete", "orders", "--if-exists"]).ok();
+    assert_contains(&out.stdout, &["does not exist"]);
+    let out = b
+        .cli(&["topic", "delete", "events", "orders", "-o", "json"])
+        .fails();
+    let v = out.json();
+    assert_eq!(v[0]["name"], "events");
+    assert_eq!(v[0]["deleted"], true);
+    assert_eq!(v[1]["error"], "UNKNOWN_TOPIC_OR_PARTITION");
+    let out = b.cli(&["topic", "list"]).ok();
+    assert_eq!(out.stdout, "");
+    assert_contains(&out.stderr, &["No topics"]);
+    assert_eq!(
+        b.cli(&["topic", "list", "-o", "json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn topic_create_rejections_name_the_problem() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    let out = b
+        .cli(&["topic", "create", "x", "--config", "retention.ms=abc"])
+        .fails();
+    assert_contains(
+        &out.stderr,
+        &["INVALID_CONFIG", "retention.ms", "abc", "hint:"],
+    );
+    let out = b
+        .cli(&["topic", "create", "x", "--config", "no.such.config=1"])
+        .fails();
+    assert_contains(&out.stderr, &["INVALID_CONFIG", "no.such.config"]);
+    let out = b.cli(&["topic", "create", "a/b"]).fails();
+    assert_contains(&out.stderr, &["INVALID_TOPIC_EXCEPTION", "hint:"]);
+    let out = b
+        .cli(&["topic", "create", "x", "--replication-factor", "3"])
+        .fails();
+    assert_contains(
+        &out.stderr,
+        &["INVALID_REPLICATION_FACTOR", "--replication-factor 1"],
+    );
+    // '.' and '_' collide (Kafka's rule); the hint must be about that,
+    // not about which characters a name may have.
+    b.cli(&["topic", "create", "a.b"]).ok();
+    let out = b.cli(&["topic", "create", "a_b"]).fails();
+    assert_contains(
+        &out.stderr,
+        &["INVALID_TOPIC_EXCEPTION", "collides", "hint:"],
+    );
+    assert!(
+        !out.stderr.contains("1-249 characters"),
+        "misleading hint: {}",
+        out.stderr
+    );
+    // Usage errors are clap's: exit 2 before any connection.
+    let out = b.cli(&["topic", "create", "x", "--partitions", "0"]);
+    assert_eq!(out.code, Some(2), "{out:#?}");
+    // Nothing was created by the failures.
+    let list = b.cli(&["topic", "list", "-o", "json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
+}
+
+// ------------------------------------------------------ produce / consume
+
+#[test]
+fn produce_keys_headers_and_consume_as_json() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    b.cli(&["topic", "create", "t", "--partitions", "3"]).ok();
+
+    let before = now_ms();
+    let out = b
+        .cli_in(
+            &[
+                "produce",
+                "t",
+                "--key-separator",
+                ":",
+                "--header",
+                "source=cli",
+                "--header",
+                "trace=a=b",
+            ],
+            "k1:v1\nk2:v2\nk3:v3:with:colons\nk1:again\n",
+        )
+        .ok();
+    let after = now_ms();
+    assert_contains(&out.stderr, &["Produced 4 records to topic 't'"]);
+
+    let out = b
+        .cli(&[
+            "consume",
+            "t",
+            "--from-beginning",
+            "--max-messages",
+            "4",
+            "--format",
+            "json",
+        ])
+        .ok();
+    assert_contains(&out.stderr, &["Processed a total of 4 messages"]);
+    let mut recs = out.json_lines();
+    assert_eq!(recs.len(), 4, "{}", out.stdout);
+    recs.sort_by_key(|r| (r["partition"].as_i64(), r["offset"].as_i64()));
+    let got: Vec<(i64, i64, &str, &str)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+                r["key"].as_str().unwrap(),
+                r["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // Kafka's default partitioner: toPositive(murmur2(key)) % 3 is
+    // k1 -> 2, k2 -> 0, k3 -> 1 (checked against an independent murmur2).
+    assert_eq!(
+        got,
+        vec![
+            (0, 0, "k2", "v2"),
+            (1, 0, "k3", "v3:with:colons"),
+            (2, 0, "k1", "v1"),
+            (2, 1, "k1", "again"),
+        ]
+    );
+    for r in &recs {
+        assert_eq!(r["topic"], "t");
+        assert_eq!(
+            r["headers"],
+            serde_json::json!({"source": "cli", "trace": "a=b"})
+        );
+        let ts = r["timestamp"].as_i64().unwrap();
+        assert!(
+            (before..=after).contains(&ts),
+            "{ts} not in {before}..={after}"
+        );
+    }
+
+    // Lines without a key become records with a null key; --partition
+    // pins them.
+    b.cli_in(&["produce", "t", "--partition", "1"], "x\ny\n")
+        .ok();
+    let out = b
+        .cli(&[
+            "consume",
+            "t",
+            "--partition",
+            "1",
+            "--offset",
+            "1",
+            "--max-messages",
+            "2",
+            "--format",
+            "json",
+        ])
+        .ok();
+    let recs = out.json_lines();
+    let got: Vec<(i64, i64, &Value, &str)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+                &r["key"],
+                r["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, 1, &Value::Null, "x"), (1, 2, &Value::Null, "y")]
+    );
+    assert_eq!(recs[0]["headers"], serde_json::json!({}));
+}
+
+#[test]
+fn consume_text_fields_offsets_and_limits() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    b.cli(&["topic", "create", "t", "--partitions", "2"]).ok();
+    let lines: String = (0..10).map(|i| format!("key{i}|value {i}\n")).collect();
+    b.cli_in(
+        &[
+            "produce",
+            "t",
+            "--partition",
+            "1",
+            "--key-separator",
+            "|",
+            "--header",
+            "h=1",
+        ],
+        &lines,
+    )
+    .ok();
+
+    // Value only by default.
+    let out = b
+        .cli(&[
+            "consume",
+            "t",
+            "--partition",
+            "1",
+            "--from-beginning",
+            "-n",
+            "3",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "value 0\nvalue 1\nvalue 2\n");
+
+    // Every field, in Kafka's DefaultMessageFormatter order.
+    let out = b
+        .cli(&[
+            "consume",
+            "t",
+            "--partition",
+            "1",
+            "--offset",
+            "7",
+            "--max-messages",
+            "3",
+            "--print-key",
+            "--print-headers",
+            "--print-timestamp",
+            "--print-partition",
+            "--print-offset",
+        ])
+        .ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    for (i, line) in lines.iter().enumerate() {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f.len(), 6, "{line}");
+        let ts: i64 = f[0]
+            .strip_prefix("CreateTime:")
+            .unwrap_or_else(|| panic!("{line}"))
+            .parse()
+            .unwrap();
+        assert!(ts > 0);
+        let n = 7 + i;
+        assert_eq!(
+            &f[1..],
+            &[
+                "Partition:1",
+                &format!("Offset:{n}"),
+                "h:1",
+                &format!("key{n}"),
+                &format!("value {n}"),
+            ]
+        );
+    }
+
+    // --offset earliest / latest, --timeout-ms ends an idle consume.
+    let out = b
+        .cli(&[
+            "consume",
+            "t",
+            "--offset",
+            "earliest",
+            "--max-messages",
+            "10",
+            "--print-partition",
+        ])
+        .ok();
+    assert_eq!(out.stdout.lines().count(), 10);
+    assert!(out.stdout.lines().all(|l| l.starts_with("Partition:1\t")));
+    let out = b
+        .cli(&["consume", "t", "--offset", "latest", "--timeout-ms", "300"])
+        .ok();
+    assert_eq!(out.stdout, "");
+    assert_contains(&out.stderr, &["Processed a total of 0 messages"]);
+    // An empty partition read from the beginning.
+    let out = b
+        .cli(&[
+            "consume",
+            "t",
+            "--partition",
+            "0",
+            "--from-beginning",
+            "--timeout-ms",
+            "300",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "");
+    // An offset past the end: a warning, then the end.
+    let out = b
+        .cli(&[
+            "consume",
+            "t",
+            "--partition",
+            "1",
+            "--offset",
+            "100",
+            "--timeout-ms",
+            "300",
+        ])
+        .ok();
+    assert_contains(&out.stderr, &["out of range", "continuing from 10"]);
+}
+
+#[test]
+fn produce_every_compression_and_acks() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    b.cli(&["topic", "create", "c"]).ok();
+    let mut expected = Vec::new();
+    let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+    for codec in codecs {
+        for acks in ["0", "1", "all"] {
+            // Enough repetition for the codecs to have something to do.
+            let input: String = (0..3)
+                .map(|j| {
+                    let v = format!("{codec}-acks{acks}-{j}-{}", "x".repeat(100));
+                    expected.push(v.clone());
+                    v + "\n"
+                })
+                .collect();
+            let out = b
+                .cli_in(
+                    &["produce", "c", "--compression", codec, "--acks", acks],
+                    &input,
+                )
+                .ok();
+            if acks == "0" {
+                assert_contains(&out.stderr, &["Sent (acks=0, not acknowledged) 3 records"]);
+            } else {
+                assert_contains(&out.stderr, &["Produced 3 records"]);
+            }
+        }
+    }
+    let out = b
+        .cli(&[
+            "consume",
+            "c",
+            "--from-beginning",
+            "--max-messages",
+            &expected.len().to_string(),
+            "--format",
+            "json",
+        ])
+        .ok();
+    let recs = out.json_lines();
+    let values: Vec<&str> = recs.iter().map(|r| r["value"].as_str().unwrap()).collect();
+    assert_eq!(values, expected);
+    let offsets: Vec<i64> = recs.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
+    assert_eq!(offsets, (0..expected.len() as i64).collect::<Vec<_>>());
+    let out = b.cli_in(&["produce", "c", "--compression", "brotli"], "x\n");
+    assert_eq!(out.code, Some(2), "{out:#?}");
+    let out = b.cli_in(&["produce", "c", "--acks", "2"], "x\n");
+    assert_eq!(out.code, Some(2), "{out:#?}");
+}
+
+#[test]
+fn consume_from_latest_gets_records_produced_after_it_started() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    b.cli(&["topic", "create", "live", "--partitions", "2"])
+        .ok();
+    b.cli_in(&["produce", "live"], "old\n").ok();
+
+    let mut cmd = kaskade();
+    cmd.args([
+        "--bootstrap-server",
+        &b.addr,
+        "consume",
+        "live",
+        "--max-messages",
+        "1",
+    ]);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = drain(child.stdout.take().unwrap());
+    let err = drain(child.stderr.take().unwrap());
+    // The consumer starts at the end at some moment we cannot see: keep
+    // producing until it has its one record.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        b.cli_in(&["produce", "live"], "new\n").ok();
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("consume did not get a new record");
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success());
+    assert_eq!(out.join().unwrap(), "new\n");
+    assert_contains(&err.join().unwrap(), &["Processed a total of 1 messages"]);
+}
+
+// ---------------------------------------------------------------- errors
+
+#[test]
+fn missing_topic_and_bad_arguments_are_explained() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    for args in [
+        &["produce", "nope"][..],
+        &["consume", "nope", "--from-beginning"][..],
+    ] {
+        let out = b.cli_in(args, "x\n").fails();
+        assert_eq!(out.code, Some(1));
+        assert_contains(
+            &out.stderr,
+            &[
+                "UNKNOWN_TOPIC_OR_PARTITION",
+                "'nope' does not exist",
+                "kaskade topic create nope",
+            ],
+        );
+        assert_eq!(out.stdout, "");
+    }
+    // The CLI never auto-creates.
+    let list = b.cli(&["topic", "list", "-o", "json"]).ok().json();
+    assert_eq!(list, serde_json::json!([]));
+
+    b.cli(&["topic", "create", "t", "--partitions", "2"]).ok();
+    let out = b
+        .cli_in(&["produce", "t", "--partition", "5"], "x\n")
+        .fails();
+    assert_contains(
+        &out.stderr,
+        &["no partition 5", "topic alter t --partitions"],
+    );
+    let out = b
+        .cli(&["consume", "t", "--partition", "5", "--from-beginning"])
+        .fails();
+    assert_contains(&out.stderr, &["no partition 5"]);
+    let out = b.cli(&["consume", "t", "--offset", "3"]).fails();
+    assert_contains(&out.stderr, &["--offset N needs --partition"]);
+    let out = b
+        .cli_in(
+            &["produce", "t", "--key-separator", ":"],
+            "a:1\nno separator\n",
+        )
+        .fails();
+    assert_contains(&out.stderr, &["line 2 has no key separator ':'"]);
+    // A record over the topic's max.message.bytes.
+    b.cli(&[
+        "topic",
+        "create",
+        "small",
+        "--config",
+        "max.message.bytes=100",
+    ])
+    .ok();
+    let out = b
+        .cli_in(&["produce", "small"], &format!("{}\n", "x".repeat(500)))
+        .fails();
+    assert_contains(&out.stderr, &["MESSAGE_TOO_LARGE", "hint:"]);
+}
+
+#[test]
+fn no_broker_gives_a_clear_error_without_hanging() {
+    // A port nobody listens on.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    for (args, stdin) in [
+        (&["topic", "list"][..], ""),
+        (&["topic", "create", "t"][..], ""),
+        (&["produce", "t"][..], "x\n"),
+        (&["consume", "t"][..], ""),
+    ] {
+        let mut cmd = kaskade();
+        cmd.arg("--bootstrap-server").arg(&addr).args(args);
+        let started = Instant::now();
+        let out = run_cmd(cmd, stdin, Duration::from_secs(20)).fails();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+        assert_contains(
+            &out.stderr,
+            &[
+                "could not reach any broker",
+                &addr,
+                "is a broker running?",
+                "--bootstrap-server",
+            ],
+        );
+    }
+    // The same through KASKADE_BOOTSTRAP.
+    let mut cmd = kaskade();
+    cmd.env("KASKADE_BOOTSTRAP", &addr).args(["topic", "list"]);
+    let out = run_cmd(cmd, "", Duration::from_secs(20)).fails();
+    assert_contains(&out.stderr, &[&addr]);
+
+    // Something listens but never answers (not a Kafka broker, or a hung
+    // one): connection setup gives up after the connect timeout (10 s)
+    // instead of the 30 s request timeout.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    thread::spawn(move || {
+        for s in silent.incoming().flatten() {
+            h.lock().unwrap().push(s); // keep it open, say nothing
+        }
+    });
+    let mut cmd = kaskade();
+    cmd.arg("--bootstrap-server")
+        .arg(&silent_addr)
+        .args(["topic", "list"]);
+    let started = Instant::now();
+    let out = run_cmd(cmd, "", Duration::from_secs(25)).fails();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert_contains(
+        &out.stderr,
+        &["timed out", &silent_addr, "is a broker running?"],
+    );
+}
+
+// ------------------------------------------------------------------ serve
+
+#[test]
+fn serve_rejects_invalid_config_values_and_warns_on_unknown_keys() {
+    let dir = temp();
+    let props = dir.path().join("bad.properties");
+    std::fs::write(&props, "num.partitions=x\n").unwrap();
+    let cases: Vec<(BrokerOpts, &str, &str)> = vec![
+        (
+            BrokerOpts {
+                args: vec!["--override".into(), "num.partitions=abc".into()],
+                ..Default::default()
+            },
+            "abc",
+            "override",
+        ),
+        (
+            BrokerOpts {
+                env: vec![("KAFKA_NUM_PARTITIONS".into(), "many".into())],
+                ..Default::default()
+            },
+            "many",
+            "environment",
+        ),
+        (
+            BrokerOpts {
+                args: vec!["--config".into(), props.display().to_string()],
+                ..Default::default()
+            },
+            "x",
+            "properties file",
+        ),
+    ];
+    for (opts, value, source) in cases {
+        let out = match Broker::start_with(&dir.path().join("data"), opts) {
+            Ok(b) => panic!("broker started with an invalid value: {}", b.stderr()),
+            Err(out) => out,
+        };
+        assert_eq!(out.code, Some(1), "{out:#?}");
+        assert_contains(
+            &out.stderr,
+            &[
+                "num.partitions",
+                &format!("'{value}'"),
+                "expected an integer",
+                source,
+            ],
+        );
+        assert!(!out.stdout.contains("listening"), "{out:#?}");
+    }
+    let out = Broker::start_with(
+        &dir.path().join("data"),
+        BrokerOpts {
+            args: vec!["--override".into(), "novalue".into()],
+            ..Default::default()
+        },
+    )
+    .err()
+    .expect("must not start");
+    assert_contains(&out.stderr, &["--override novalue", "KEY=VALUE"]);
+    let out = Broker::start_with(
+        &dir.path().join("data"),
+        BrokerOpts {
+            args: vec![
+                "--config".into(),
+                dir.path().join("missing.properties").display().to_string(),
+            ],
+            ..Default::default()
+        },
+    )
+    .err()
+    .expect("must not start");
+    assert_contains(&out.stderr, &["missing.properties", "No such file"]);
+
+    // An unknown key only warns.
+    let b = Broker::start_with(
+        &dir.path().join("data"),
+        BrokerOpts {
+            args: vec!["--override".into(), "no.such.key=1".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|o| panic!("an unknown key must not stop start-up: {o:#?}"));
+    assert_contains(&b.stderr(), &["no.such.key"]);
+    b.cli(&["topic", "list"]).ok();
+}
+
+#[test]
+fn serve_reads_env_and_properties_with_kafka_precedence() {
+    let dir = temp();
+    // KAFKA_* environment, as in Kafka's container images.
+    let b = Broker::start_with(
+        &dir.path().join("env"),
+        BrokerOpts {
+            env: vec![("KAFKA_NUM_PARTITIONS".into(), "3".into())],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let c = b.cli(&["topic", "create", "t", "-o", "json"]).ok().json();
+    assert_eq!(c["partitions"], 3);
+    assert_eq!(describe_json(&b, "t")["partition_count"], 3);
+    drop(b);
+
+    // A server.properties file naming the data dir and the listener too.
+    let data = dir.path().join("props-data");
+    let props = dir.path().join("server.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "# a comment\nnum.partitions = 2\nlog.dirs={}\nlisteners=PLAINTEXT://127.0.0.1:0\nlog.retention.hours=1\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let b = Broker::start_with(
+        &data,
+        BrokerOpts {
+            args: vec!["--config".into(), props.display().to_string()],
+            no_default_flags: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let c = b.cli(&["topic", "create", "t", "-o", "json"]).ok().json();
+    assert_eq!(c["partitions"], 2);
+    assert_contains(
+        &b.stdout.lock().unwrap(),
+        &[&format!("data in {}", data.display())],
+    );
+    assert!(data.join("t-0").is_dir() && data.join("t-1").is_dir());
+    drop(b);
+
+    // file < environment < flags.
+    let b = Broker::start_with(
+        &data,
+        BrokerOpts {
+            args: vec!["--config".into(), props.display().to_string()],
+            env: vec![("KAFKA_NUM_PARTITIONS".into(), "4".into())],
+            no_default_flags: true,
+        },
+    )
+    .unwrap();
+    let c = b.cli(&["topic", "create", "u", "-o", "json"]).ok().json();
+    assert_eq!(c["partitions"], 4);
+    drop(b);
+    let b = Broker::start_with(
+        &data,
+        BrokerOpts {
+            args: vec![
+                "--config".into(),
+                props.display().to_string(),
+                "--override".into(),
+                "num.partitions=5".into(),
+            ],
+            env: vec![("KAFKA_NUM_PARTITIONS".into(), "4".into())],
+            no_default_flags: true,
+        },
+    )
+    .unwrap();
+    let c = b.cli(&["topic", "create", "v", "-o", "json"]).ok().json();
+    assert_eq!(c["partitions"], 5);
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly_and_restart_keeps_data() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    b.cli(&[
+        "topic",
+        "create",
+        "keep",
+        "--partitions",
+        "2",
+        "--config",
+        "retention.ms=7200000",
+    ])
+    .ok();
+    let input: String = (0..100).map(|i| format!("k{i}:v{i}\n")).collect();
+    b.cli_in(
+        &[
+            "produce",
+            "keep",
+            "--key-separator",
+            ":",
+            "--compression",
+            "zstd",
+        ],
+        &input,
+    )
+    .ok();
+    let before = describe_json(&b, "keep");
+    let cluster_line = |out: &str| {
+        out.lines()
+            .find(|l| l.contains("cluster.id="))
+            .map(|l| l.split("cluster.id=").nth(1).unwrap().to_string())
+            .expect("cluster.id line")
+    };
+    let cluster_id = cluster_line(&b.stdout.lock().unwrap());
+
+    let (status, stdout, stderr) = b.terminate();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert_contains(&stdout, &["shutting down", "stopped cleanly"]);
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+
+    let b = Broker::start(dir.path());
+    assert_eq!(cluster_line(&b.stdout.lock().unwrap()), cluster_id);
+    let after = describe_json(&b, "keep");
+    assert_eq!(after["topic_id"], before["topic_id"]);
+    assert_eq!(after["partition_count"], 2);
+    assert_eq!(
+        after["configs"],
+        serde_json::json!({"retention.ms": "7200000"})
+    );
+    let out = b
+        .cli(&[
+            "consume",
+            "keep",
+            "--from-beginning",
+            "--max-messages",
+            "100",
+            "--print-key",
+        ])
+        .ok();
+    let mut got: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+    got.sort();
+    let mut want: Vec<String> = (0..100).map(|i| format!("k{i}\tv{i}")).collect();
+    want.sort();
+    assert_eq!(got, want);
+    // New writes continue after the old ones.
+    b.cli_in(&["produce", "keep", "--partition", "0"], "more\n")
+        .ok();
+    let out = b
+        .cli(&[
+            "consume",
+            "keep",
+            "--partition",
+            "0",
+            "--offset",
+            "latest",
+            "--timeout-ms",
+            "200",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "");
+    let total: usize = (0..2)
+        .map(|p| {
+            b.cli(&[
+                "consume",
+                "keep",
+                "--partition",
+                &p.to_string(),
+                "--from-beginning",
+                "--timeout-ms",
+                "300",
+            ])
+            .ok()
+            .stdout
+            .lines()
+            .count()
+        })
+        .sum();
+    assert_eq!(total, 101);
+}
+
+// ------------------------------------------- broker behaviours found missing once
+
+/// Kafka rejects a record without a key on a compacted topic
+/// (INVALID_RECORD, "Compacted topic cannot accept message without key").
+#[test]
+fn compacted_topic_rejects_records_without_key() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    b.cli(&[
+        "topic",
+        "create",
+        "cmp",
+        "--config",
+        "cleanup.policy=compact",
+    ])
+    .ok();
+    let out = b.cli_in(&["produce", "cmp"], "no key\n").fails();
+    assert_contains(&out.stderr, &["INVALID_RECORD"]);
+}
+
+/// Kafka holds a lock on each log dir (`.lock`), so a second broker on the
+/// same data dir refuses to start.
+#[test]
+fn second_broker_on_the_same_data_dir_refuses_to_start() {
+    let dir = temp();
+    let _b = Broker::start(dir.path());
+    match Broker::start_with(dir.path(), BrokerOpts::default()) {
+        Ok(_) => panic!("a second broker started on the same data dir"),
+        Err(out) => assert_ne!(out.code, Some(0)),
+    }
+}
