@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::api::fetch_session::SessionCache;
 use crate::config::BrokerConfig;
+use crate::producer_ids::ProducerIdManager;
 use crate::router::Router;
 use crate::topic::TopicManager;
 
@@ -24,6 +25,10 @@ pub struct Broker {
     pub topics: Arc<TopicManager>,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: SessionCache,
+    /// Producer ids for InitProducerId.
+    pub producer_ids: ProducerIdManager,
+    /// The group coordinator (classic groups, committed offsets).
+    pub groups: crate::group::GroupService,
     cluster_id: String,
     /// (host, port) clients are told to connect to.
     advertised: (String, i32),
@@ -46,12 +51,15 @@ impl Broker {
         cluster_id: String,
         advertised: (String, i32),
     ) -> Self {
+        let groups = crate::group::GroupService::from_config(&config, topics.clone());
         Broker {
             config: Arc::new(config),
             router,
             finalized_features_epoch: AtomicI64::new(0),
             topics,
             fetch_sessions: SessionCache::new(FETCH_SESSION_SLOTS),
+            producer_ids: ProducerIdManager::new(),
+            groups,
             cluster_id,
             advertised,
             stopping: tokio::sync::watch::channel(false).0,

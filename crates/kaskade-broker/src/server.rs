@@ -206,6 +206,7 @@ pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<(Arc<TopicManag
     let opts = ManagerOptions {
         checkpoint_interval_ms: config.log_flush_offset_checkpoint_interval_ms.max(1) as u64,
         retention_check_interval_ms: config.log_retention_check_interval_ms.max(1) as u64,
+        producer_id_expiration_ms: i64::from(config.producer_id_expiration_ms),
         ..ManagerOptions::default()
     };
     let (logs, report) = LogManager::open(dir, opts, config_for)?;

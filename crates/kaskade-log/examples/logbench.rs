@@ -3,13 +3,19 @@
 //!
 //! ```text
 //! cargo run --release -p kaskade-log --example logbench -- [--volume-mib N] [--dir D]
-//!     [--inflight N] [--workers N] [--only SUBSTRING]
+//!     [--inflight N] [--workers N] [--flush-threads N] [--repeat N]
+//!     [--only SUBSTRING] [--skip-raw]
+//! cargo run --release -p kaskade-log --example logbench -- --idle-partitions 2000 [--dir D]
 //! ```
 //!
 //! Every figure writes the same volume of 1 KiB records:
 //!
-//! - raw limits: sequential 1 MiB `write`s to one file with a single
-//!   `fdatasync` at the end, and with an `fdatasync` after every 1 MiB;
+//! - raw limits: sequential `write`s to one file, in 1 MiB chunks and in
+//!   chunks of exactly the 16 KiB batch's size (16 KiB plus batch framing,
+//!   not page aligned, as the log writes it), with a single `fdatasync` at
+//!   the end, with an `fdatasync` after every 1 MiB, and with an
+//!   `fdatasync` after every small chunk (the limit of one appender waiting
+//!   for each 16 KiB batch to be durable);
 //! - appends in 16 KiB and 1 MiB batches, by 1 appender, 8 appenders on 8
 //!   partitions (Kafka-like), and 8 appenders on one partition, in
 //!   - durable mode, one outstanding append per appender (append, then
@@ -24,10 +30,21 @@
 //!   against `pread`s of the raw file.
 //!
 //! Appenders are tokio tasks on a multi-thread runtime with `--workers`
-//! workers (default: the number of CPUs), as in the broker.
+//! workers (default: the number of CPUs), as in the broker; the log manager
+//! has `--flush-threads` flusher threads (default 2, the manager's default).
 //!
-//! Prints a table (MiB/s and the ratio to each raw limit) and, as the last
+//! Each figure is the median of `--repeat` runs (default 3); the raw runs
+//! are interleaved with the log runs (one warm-up write first), so drift of
+//! the disk shows up in both.
+//!
+//! Prints a table (MiB/s and the ratio to the raw limits) and, as the last
 //! line, the same figures as JSON.
+//!
+//! `--idle-partitions N` measures something else instead: what an idle
+//! open partition costs. N partitions with one small segment each are
+//! written and shut down cleanly; a fresh child process then opens them
+//! with `LogManager::open` and reports its RSS and open descriptors before
+//! and after, per partition.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -65,7 +82,8 @@ impl Scenario {
             Mode::Pipelined(n) => format!("durable-pipelined{n}"),
             Mode::Lazy => "lazy".to_string(),
         };
-        let batch = if self.batch >= MIB { format!("{}MiB", self.batch / MIB) } else { format!("{}KiB", self.batch / 1024) };
+        let batch =
+            if self.batch >= MIB { format!("{}MiB", self.batch / MIB) } else { format!("{}KiB", self.batch / 1024) };
         format!("{mode} {batch} {}app/{}part", self.appenders, self.partitions)
     }
 }
@@ -75,7 +93,11 @@ struct Opts {
     dir: PathBuf,
     inflight: usize,
     workers: usize,
+    flush_threads: usize,
+    repeat: usize,
     only: Option<String>,
+    skip_raw: bool,
+    idle_partitions: Option<usize>,
 }
 
 fn parse_args() -> Opts {
@@ -84,7 +106,11 @@ fn parse_args() -> Opts {
         dir: std::env::temp_dir(),
         inflight: 5,
         workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        flush_threads: ManagerOptions::default().flush_threads,
+        repeat: 3,
         only: None,
+        skip_raw: false,
+        idle_partitions: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -94,9 +120,13 @@ fn parse_args() -> Opts {
             "--dir" => o.dir = PathBuf::from(val()),
             "--inflight" => o.inflight = val().parse().expect("--inflight N"),
             "--workers" => o.workers = val().parse().expect("--workers N"),
+            "--flush-threads" => o.flush_threads = val().parse().expect("--flush-threads N"),
+            "--repeat" => o.repeat = val().parse::<usize>().expect("--repeat N").max(1),
             "--only" => o.only = Some(val()),
+            "--skip-raw" => o.skip_raw = true,
+            "--idle-partitions" => o.idle_partitions = Some(val().parse().expect("--idle-partitions N")),
             "-h" | "--help" => {
-                println!("logbench [--volume-mib N] [--dir D] [--inflight N] [--workers N] [--only SUBSTRING]");
+                println!("logbench [--volume-mib N] [--dir D] [--inflight N] [--workers N] [--flush-threads N] [--repeat N] [--only SUBSTRING] [--skip-raw] | --idle-partitions N [--dir D]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -133,15 +163,25 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(200));
 }
 
-fn raw_write(base: &Path, volume: usize, sync_every_mib: bool) -> f64 {
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum RawSync {
+    AtEnd,
+    EveryMib,
+    EveryChunk,
+}
+
+fn raw_write(base: &Path, volume: usize, chunk: usize, sync: RawSync) -> f64 {
     let d = fresh_dir(base, "raw");
     let path = d.join("raw.bin");
-    let buf = vec![0xa5u8; MIB];
+    let buf = vec![0xa5u8; chunk];
     let start = Instant::now();
     let mut f = File::create(&path).expect("create");
-    for _ in 0..volume / MIB {
+    let mut written = 0usize;
+    while written < volume {
         f.write_all(&buf).expect("write");
-        if sync_every_mib {
+        written += chunk;
+        let crossed_mib = written / MIB != (written - chunk) / MIB;
+        if sync == RawSync::EveryChunk || (sync == RawSync::EveryMib && crossed_mib) {
             f.sync_data().expect("fdatasync");
         }
     }
@@ -192,15 +232,27 @@ struct AppendResult {
     read_mibs: Option<f64>,
 }
 
-fn run_append(rt: &tokio::runtime::Runtime, base: &Path, volume: usize, sc: &Scenario, measure_read: bool) -> AppendResult {
+fn run_append(
+    rt: &tokio::runtime::Runtime,
+    base: &Path,
+    volume: usize,
+    flush_threads: usize,
+    sc: &Scenario,
+    measure_read: bool,
+) -> AppendResult {
     let d = fresh_dir(base, "log");
     let cfg = LogConfig {
-        flush: if sc.mode == Mode::Lazy { FlushPolicy::Lazy { messages: None, ms: None } } else { FlushPolicy::Durable },
+        flush: if sc.mode == Mode::Lazy {
+            FlushPolicy::Lazy { messages: None, ms: None }
+        } else {
+            FlushPolicy::Durable
+        },
         max_message_bytes: 2 * MIB,
         ..LogConfig::default()
     };
     let c2 = cfg.clone();
-    let (mgr, _) = LogManager::open(&d, ManagerOptions::default(), move |_| c2.clone()).expect("open");
+    let opts = ManagerOptions { flush_threads, ..ManagerOptions::default() };
+    let (mgr, _) = LogManager::open(&d, opts, move |_| c2.clone()).expect("open");
     let logs: Vec<_> = (0..sc.partitions)
         .map(|p| mgr.get_or_create(&TopicPartition::new("bench", p as i32), cfg.clone()).expect("create"))
         .collect();
@@ -283,16 +335,128 @@ fn last_next_offset(mut b: &[u8]) -> i64 {
     next
 }
 
-fn main() {
-    let o = parse_args();
-    std::fs::create_dir_all(&o.dir).expect("--dir");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(o.workers).enable_all().build().expect("runtime");
-    let vol_mib = o.volume / MIB;
-    eprintln!("logbench: {vol_mib} MiB per figure in {}, {} tokio workers, pipelined depth {}", o.dir.display(), o.workers, o.inflight);
+fn range(v: &[f64]) -> (f64, f64) {
+    (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+}
 
-    let raw_single = raw_write(&o.dir, o.volume, false);
-    let raw_per_mib = raw_write(&o.dir, o.volume, true);
-    eprintln!("raw write, one fdatasync at the end: {raw_single:.0} MiB/s; fdatasync per MiB: {raw_per_mib:.0} MiB/s");
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// RSS in bytes and the number of open descriptors of this process.
+fn rss_and_fds() -> (u64, usize) {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    let fds = std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count();
+    (kib * 1024, fds)
+}
+
+/// Child side of `--idle-partitions`: open the directory, report the cost.
+fn idle_open(dir: &Path, n: usize) {
+    let (rss0, fds0) = rss_and_fds();
+    let t = Instant::now();
+    let (mgr, report) = LogManager::open(dir, ManagerOptions::default(), |_| LogConfig::default()).expect("open");
+    let open_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert!(report.clean && report.partitions == n, "{report:?}");
+    let (rss1, fds1) = rss_and_fds();
+    // A first read of every partition (an idle consumer's first fetch).
+    for log in mgr.all() {
+        log.read(0, MIB, None).expect("read");
+    }
+    let (rss2, fds2) = rss_and_fds();
+    println!(
+        "{{\"partitions\":{n},\"open_ms\":{open_ms:.1},\"rss_before_bytes\":{rss0},\"rss_after_open_bytes\":{rss1},\"rss_after_one_read_each_bytes\":{rss2},\"rss_per_partition_bytes\":{},\"rss_per_partition_after_read_bytes\":{},\"fds_before\":{fds0},\"fds_after_open\":{fds1},\"fds_after_read\":{fds2},\"fds_per_partition\":{:.2}}}",
+        (rss1 - rss0) / n as u64,
+        (rss2 - rss0) / n as u64,
+        (fds1 - fds0) as f64 / n as f64
+    );
+    mgr.shutdown().expect("shutdown");
+}
+
+fn idle_partitions(base: &Path, n: usize) {
+    let d = fresh_dir(base, "idle");
+    {
+        let (mgr, _) = LogManager::open(&d, ManagerOptions::default(), |_| LogConfig::default()).expect("open");
+        let b = make_batch(RECORD);
+        for p in 0..n {
+            let log = mgr.get_or_create(&TopicPartition::new("idle", p as i32), LogConfig::default()).expect("create");
+            log.append(&b, 0).expect("append");
+        }
+        mgr.shutdown().expect("shutdown");
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args(["--idle-open", d.to_str().expect("utf-8"), &n.to_string()])
+        .output()
+        .expect("child");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    std::fs::remove_dir_all(&d).expect("cleanup");
+    println!(
+        "in-memory sizes: Log {} B, Segment {} B, SegmentFiles {} B (plus heap: segment map, flush state, watch channels)",
+        std::mem::size_of::<kaskade_log::Log>(),
+        std::mem::size_of::<kaskade_log::segment::Segment>(),
+        std::mem::size_of::<kaskade_log::segment::SegmentFiles>()
+    );
+    println!("{json}");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--idle-open") {
+        idle_open(Path::new(&args[2]), args[3].parse().expect("n"));
+        return;
+    }
+    let o = parse_args();
+    if let Some(n) = o.idle_partitions {
+        std::fs::create_dir_all(&o.dir).expect("--dir");
+        idle_partitions(&o.dir, n);
+        return;
+    }
+    std::fs::create_dir_all(&o.dir).expect("--dir");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(o.workers).enable_all().build().expect("runtime");
+    let vol_mib = o.volume / MIB;
+    eprintln!(
+        "logbench: {vol_mib} MiB per figure in {}, {} tokio workers, {} flusher threads, pipelined depth {}, median of {}",
+        o.dir.display(),
+        o.workers,
+        o.flush_threads,
+        o.inflight,
+        o.repeat
+    );
+    // Raw references: (name, chunk, sync). The small chunk is exactly the
+    // 16 KiB batch's size (not page aligned, like the log's writes).
+    let small = make_batch(16 * 1024).len();
+    let raw_kinds: [(&str, usize, RawSync); 5] = [
+        ("raw 1MiB writes, 1 fdatasync", MIB, RawSync::AtEnd),
+        ("raw 16KiB-batch writes, 1 fdatasync", small, RawSync::AtEnd),
+        ("raw 1MiB writes, fdatasync/MiB", MIB, RawSync::EveryMib),
+        ("raw 16KiB-batch writes, fdatasync/MiB", small, RawSync::EveryMib),
+        ("raw 16KiB-batch writes, fdatasync each", small, RawSync::EveryChunk),
+    ];
+    let mut raw_runs: Vec<Vec<f64>> = vec![Vec::new(); raw_kinds.len()];
+    let run_raw = |runs: &mut Vec<Vec<f64>>| {
+        if o.skip_raw {
+            for r in runs.iter_mut() {
+                r.push(f64::NAN);
+            }
+            return;
+        }
+        for (k, (name, chunk, sync)) in raw_kinds.iter().enumerate() {
+            let v = raw_write(&o.dir, o.volume, *chunk, *sync);
+            eprintln!("{name:<40} {v:>8.0} MiB/s");
+            runs[k].push(v);
+        }
+    };
+    // Warm-up: the first write to fresh (discarded) blocks is slower.
+    if !o.skip_raw {
+        let _ = raw_write(&o.dir, o.volume, MIB, RawSync::AtEnd);
+    }
 
     let mut scenarios = Vec::new();
     for mode in [Mode::Durable, Mode::Pipelined(o.inflight), Mode::Lazy] {
@@ -302,50 +466,79 @@ fn main() {
             }
         }
     }
-    let mut rows: Vec<(String, f64)> = Vec::new();
-    let mut read = None;
-    for sc in &scenarios {
-        let name = sc.name();
-        if o.only.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
-            continue;
-        }
-        let measure_read = sc.mode == Mode::Lazy && sc.batch == MIB && sc.appenders == 1;
-        let r = run_append(&rt, &o.dir, o.volume, sc, measure_read);
-        eprintln!("{name:<40} {:>8.0} MiB/s", r.mibs);
-        rows.push((name, r.mibs));
-        if let Some(rm) = r.read_mibs {
-            read = Some(rm);
+    scenarios.retain(|sc| o.only.as_ref().is_none_or(|f| sc.name().contains(f.as_str())));
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
+    let mut reads = Vec::new();
+    for rep in 0..o.repeat {
+        eprintln!("-- round {} of {}", rep + 1, o.repeat);
+        run_raw(&mut raw_runs);
+        for (i, sc) in scenarios.iter().enumerate() {
+            let measure_read = sc.mode == Mode::Lazy && sc.batch == MIB && sc.appenders == 1;
+            let r = run_append(&rt, &o.dir, o.volume, o.flush_threads, sc, measure_read);
+            eprintln!("{:<40} {:>8.0} MiB/s", sc.name(), r.mibs);
+            runs[i].push(r.mibs);
+            if let Some(rm) = r.read_mibs {
+                reads.push(rm);
+            }
         }
     }
-    let raw_read_mibs = raw_read(&o.dir, o.volume);
-    // The raw figure after the runs too, to see drift.
-    let raw_single_after = raw_write(&o.dir, o.volume, false);
+    run_raw(&mut raw_runs);
+    let raw_range: Vec<(f64, f64)> = raw_runs.iter().map(|r| range(r)).collect();
+    let raw: Vec<f64> = raw_runs.into_iter().map(median).collect();
+    let raw_read_mibs = if o.skip_raw { f64::NAN } else { raw_read(&o.dir, o.volume) };
+    let read = (!reads.is_empty()).then(|| median(reads));
+    let (raw1_mib, raw1_16k, rawsync_mib, _rawsync_mib_16k, rawsync_16k) = (raw[0], raw[1], raw[2], raw[3], raw[4]);
 
     println!();
-    println!("volume {vol_mib} MiB per figure, 1 KiB records; raw write: single fdatasync {raw_single:.0} MiB/s (again after the runs: {raw_single_after:.0}), fdatasync per MiB {raw_per_mib:.0} MiB/s");
-    println!("{:<40} {:>9} {:>12} {:>12}", "append", "MiB/s", "/raw-1sync", "/raw-sync-MiB");
-    for (name, v) in &rows {
-        println!("{name:<40} {v:>9.0} {:>11.0}% {:>11.0}%", 100.0 * v / raw_single, 100.0 * v / raw_per_mib);
-    }
-    if let Some(r) = read {
-        println!("{:<40} {r:>9.0} {:>11.0}%   (of raw pread {raw_read_mibs:.0} MiB/s)", "read 1 MiB from page cache", 100.0 * r / raw_read_mibs);
-    }
-    let mut json = format!(
-        "{{\"volume_mib\":{vol_mib},\"workers\":{},\"inflight\":{},\"raw_write_single_sync_mibs\":{raw_single:.1},\"raw_write_single_sync_after_mibs\":{raw_single_after:.1},\"raw_write_sync_per_mib_mibs\":{raw_per_mib:.1},\"raw_read_mibs\":{raw_read_mibs:.1},\"read_mibs\":{},\"append\":[",
-        o.workers,
-        o.inflight,
-        read.map(|r| format!("{r:.1}")).unwrap_or_else(|| "null".into())
+    println!(
+        "volume {vol_mib} MiB per figure, 1 KiB records, median of {} runs; {} tokio workers, {} flusher threads",
+        o.repeat, o.workers, o.flush_threads
     );
-    for (i, (name, v)) in rows.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        json.push_str(&format!(
-            "{{\"name\":\"{name}\",\"mibs\":{v:.1},\"vs_raw_single_sync\":{:.3},\"vs_raw_sync_per_mib\":{:.3}}}",
-            v / raw_single,
-            v / raw_per_mib
+    for (((name, _, _), v), (lo, hi)) in raw_kinds.iter().zip(&raw).zip(&raw_range) {
+        println!("{name:<40} {v:>9.0} MiB/s   (runs {lo:.0}..{hi:.0})");
+    }
+    println!();
+    println!("{:<40} {:>9} {:>11} {:>11} {:>11}   runs", "append", "MiB/s", "/raw-1sync", "/raw-sync", "/raw-1sync");
+    println!("{:<40} {:>9} {:>11} {:>11} {:>11}", "", "", "same chunk", "per MiB", "1MiB chunk");
+    let mut json_rows = Vec::new();
+    for (sc, r) in scenarios.iter().zip(runs) {
+        let (lo, hi) = range(&r);
+        let v = median(r);
+        let same_chunk = if sc.batch == MIB { raw1_mib } else { raw1_16k };
+        let name = sc.name();
+        println!(
+            "{name:<40} {v:>9.0} {:>10.0}% {:>10.0}% {:>10.0}%   {lo:.0}..{hi:.0}",
+            100.0 * v / same_chunk,
+            100.0 * v / rawsync_mib,
+            100.0 * v / raw1_mib
+        );
+        json_rows.push(format!(
+            "{{\"name\":\"{name}\",\"mibs\":{v:.1},\"vs_raw_single_sync_same_chunk\":{:.3},\"vs_raw_sync_per_mib\":{:.3},\"vs_raw_single_sync_1mib\":{:.3}}}",
+            v / same_chunk,
+            v / rawsync_mib,
+            v / raw1_mib
         ));
     }
-    json.push_str("]}");
+    if let Some(r) = read {
+        println!(
+            "{:<40} {r:>9.0} {:>10.0}% of raw 1 MiB preads ({raw_read_mibs:.0} MiB/s)",
+            "read 1 MiB, page cache",
+            100.0 * r / raw_read_mibs
+        );
+    }
+    let json = format!(
+        "{{\"volume_mib\":{vol_mib},\"repeat\":{},\"workers\":{},\"flush_threads\":{},\"inflight\":{},\"raw_write_1mib_single_sync_mibs\":{raw1_mib:.1},\"raw_write_16kib_batch_single_sync_mibs\":{raw1_16k:.1},\"raw_write_1mib_sync_per_mib_mibs\":{rawsync_mib:.1},\"raw_write_16kib_batch_sync_per_mib_mibs\":{:.1},\"raw_write_16kib_batch_sync_each_mibs\":{rawsync_16k:.1},\"raw_read_mibs\":{raw_read_mibs:.1},\"read_mibs\":{},\"append\":[{}]}}",
+        o.repeat,
+        o.workers,
+        o.flush_threads,
+        o.inflight,
+        raw[3],
+        read.map(|r| format!("{r:.1}")).unwrap_or_else(|| "null".into()),
+        json_rows.join(",")
+    )
+    // Figures that were not measured (`--skip-raw`) print as NaN/inf.
+    .replace(":NaN", ":null")
+    .replace(":-inf", ":null")
+    .replace(":inf", ":null");
     println!("{json}");
 }

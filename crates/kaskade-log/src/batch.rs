@@ -318,6 +318,16 @@ pub mod build {
         out
     }
 
+    /// Makes `batch` an idempotent producer's batch: sets its producer id,
+    /// epoch and base sequence, and recomputes the CRC.
+    pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+        batch[PRODUCER_ID_OFF..PRODUCER_ID_OFF + 8].copy_from_slice(&producer_id.to_be_bytes());
+        batch[PRODUCER_EPOCH_OFF..PRODUCER_EPOCH_OFF + 2].copy_from_slice(&epoch.to_be_bytes());
+        batch[BASE_SEQ_OFF..BASE_SEQ_OFF + 4].copy_from_slice(&base_sequence.to_be_bytes());
+        let crc = compute_crc(batch);
+        batch[CRC_OFF..CRC_OFF + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
     /// `count` records of `value_len` bytes each, value bytes derived from `seed`.
     pub fn filled(count: usize, value_len: usize, timestamp: i64, seed: u8) -> Vec<u8> {
         let value: Vec<u8> = (0..value_len).map(|i| (i as u8).wrapping_add(seed)).collect();

@@ -11,6 +11,8 @@ pub mod code {
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const RECORD_LIST_TOO_LARGE: i16 = 18;
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const INVALID_RECORD: i16 = 87;
 }
@@ -27,6 +29,13 @@ pub enum LogError {
     InvalidRecord(String),
     #[error("offset {offset} is out of range [{start}, {end}]")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    /// An idempotent producer's batch does not follow its last one.
+    #[error("{0}")]
+    OutOfOrderSequence(String),
+    /// An idempotent producer's batch carries an epoch older than the
+    /// partition has seen (a fenced, zombie producer).
+    #[error("{0}")]
+    InvalidProducerEpoch(String),
     #[error("log is closed")]
     Closed,
     #[error("storage I/O error: {0}")]
@@ -42,6 +51,8 @@ impl LogError {
             LogError::TooLarge { .. } => code::MESSAGE_TOO_LARGE,
             LogError::InvalidRecord(_) => code::INVALID_RECORD,
             LogError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+            LogError::OutOfOrderSequence(_) => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            LogError::InvalidProducerEpoch(_) => code::INVALID_PRODUCER_EPOCH,
             LogError::Closed | LogError::Io(_) => code::KAFKA_STORAGE_ERROR,
         }
     }

@@ -168,7 +168,22 @@ impl FlushState {
                 p.sealed.extend(sealed);
                 p.sync_dir |= sync_dir;
             }
-            (!p.files.is_empty() || !p.sealed.is_empty(), target.min(p.reset_floor))
+            let target = target.min(p.reset_floor);
+            if result.is_ok() {
+                // Published under the pending lock, which `reset_to` also
+                // holds: a truncation racing with this sync can never be
+                // overwritten by the older, higher target.
+                self.recovery_point.fetch_max(target, Ordering::AcqRel);
+                self.durable_tx.send_if_modified(|d| {
+                    if target > *d {
+                        *d = target;
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+            (!p.files.is_empty() || !p.sealed.is_empty(), target)
         };
         if let Err(e) = result {
             *self.failed.lock() = Some(e.to_string());
@@ -176,15 +191,6 @@ impl FlushState {
             self.durable_tx.send_modify(|_| {});
             return Err(e);
         }
-        self.recovery_point.fetch_max(target, Ordering::AcqRel);
-        self.durable_tx.send_if_modified(|d| {
-            if target > *d {
-                *d = target;
-                true
-            } else {
-                false
-            }
-        });
         let again = requeue && {
             let mut p = self.pending.lock();
             self.take_queue_slot(&mut p)

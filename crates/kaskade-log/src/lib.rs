@@ -12,6 +12,8 @@
 //! - [`log`]: a partition log: append, read, time lookup, roll, truncate,
 //!   retention, recovery.
 //! - [`flush`]: group-committed fsync on dedicated threads.
+//! - [`producer_state`]: idempotent producers' state per partition
+//!   (duplicates, sequence and epoch checks) and its snapshots.
 //! - [`manager`]: all logs of a directory, checkpoints, clean shutdown.
 
 pub mod batch;
@@ -24,6 +26,7 @@ pub mod handles;
 pub mod index;
 pub mod log;
 pub mod manager;
+pub mod producer_state;
 pub mod segment;
 pub mod types;
 

@@ -26,6 +26,7 @@ use crate::config::{FlushPolicy, LogConfig, TimestampType};
 use crate::error::{LogError, Result};
 use crate::flush::{FlushState, Flusher};
 use crate::handles::{next_segment_id, HandleCache};
+use crate::producer_state::{self, ProducerEntry, ProducerStateManager, Snapshots, SNAPSHOTS_TO_KEEP};
 use crate::segment::{self, Segment, SegmentFiles};
 use crate::types::TopicPartition;
 
@@ -35,6 +36,8 @@ pub struct LogEnv {
     pub clock: Arc<dyn Clock>,
     pub cache: Arc<HandleCache>,
     pub flusher: Arc<Flusher>,
+    /// `producer.id.expiration.ms`
+    pub producer_id_expiration_ms: i64,
 }
 
 /// How the log was left the last time it was open.
@@ -56,8 +59,13 @@ pub struct AppendInfo {
     /// The broker's append time when the topic uses LogAppendTime, else -1.
     pub log_append_time: i64,
     pub log_start_offset: i64,
-    /// The batch header as stored (patched base offset and epoch).
+    /// The batch header as stored (patched base offset and epoch); for a
+    /// duplicate, the retried batch's header with the original base offset.
     pub header: BatchHeader,
+    /// The batch repeats one of its producer's last five (same producer id,
+    /// epoch and sequences): it was not written again, and the offsets are
+    /// those of the first attempt.
+    pub duplicate: bool,
 }
 
 /// The result of a read.
@@ -85,6 +93,11 @@ struct State {
     unflushed_messages: u64,
     first_unflushed_ms: Option<i64>,
     closed: bool,
+    /// Idempotent producers' state: covers every batch below `next_offset`.
+    producers: ProducerStateManager,
+    snapshots: Snapshots,
+    /// Snapshots written at a roll and not yet fsynced (`sync_snapshots`).
+    unsynced_snapshots: Vec<std::fs::File>,
 }
 
 #[derive(Debug)]
@@ -196,6 +209,10 @@ impl Log {
             let files = SegmentFiles::open(dir, base, config.segment_index_bytes, true)?;
             segments.insert(base, (Segment::new(next_segment_id(), base, now), files));
         }
+        let first_base = *segments.keys().next().unwrap_or(&0);
+        let next_offset = segments.values().next_back().map(|(s, _)| s.next_offset).unwrap_or(0);
+        let log_start = hint.log_start.unwrap_or(first_base).max(first_base).min(next_offset);
+        let (producers, snapshots) = load_producer_state(&tp, dir, &segments, log_start, next_offset, &env, &mut report)?;
         let mut segs = BTreeMap::new();
         let last_base = *segments.keys().next_back().unwrap_or(&0);
         for (base, (mut seg, files)) in segments {
@@ -207,9 +224,6 @@ impl Log {
             }
             segs.insert(base, seg);
         }
-        let first_base = *segs.keys().next().unwrap_or(&0);
-        let next_offset = segs.values().next_back().map(|s| s.next_offset).unwrap_or(0);
-        let log_start = hint.log_start.unwrap_or(first_base).max(first_base).min(next_offset);
         let flush = FlushState::new(dir.to_path_buf(), next_offset);
         let (end_tx, _) = watch::channel(next_offset);
         let log = Log {
@@ -226,6 +240,9 @@ impl Log {
                 unflushed_messages: 0,
                 first_unflushed_ms: None,
                 closed: false,
+                producers,
+                snapshots,
+                unsynced_snapshots: Vec::new(),
             }),
         };
         for line in &report {
@@ -315,11 +332,41 @@ impl Log {
     /// Appends one producer batch: validates it, assigns offsets, patches
     /// base offset and leader epoch and writes it. Returns once the bytes
     /// are in the page cache; `wait_durable` waits for the fsync.
+    ///
+    /// A batch with a producer id and a sequence goes through the producer
+    /// state under the same lock as the write: a retry of one of the
+    /// producer's last five batches is not written again and gets the first
+    /// attempt's offsets (`duplicate`); a gap, a stale epoch or a new epoch
+    /// not starting at 0 is refused.
     pub fn append(&self, records: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
+        let (batch, header) = self.validate(records)?;
+        self.append_validated(batch, header, leader_epoch)
+    }
+
+    /// `append` of a batch a client produced (Kafka's `AppendOrigin.CLIENT`):
+    /// also refuses control batches and a producer id without a sequence,
+    /// as Kafka's `LogValidator` does.
+    pub fn append_client(&self, records: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
+        let (batch, header) = self.validate(records)?;
+        if header.is_control() {
+            return Err(LogError::InvalidRecord(format!(
+                "Clients are not allowed to write control records in topic partition {}.",
+                self.tp
+            )));
+        }
+        if header.producer_id > producer_state::NO_PRODUCER_ID && header.base_sequence < 0 {
+            return Err(LogError::InvalidRecord(format!(
+                "Invalid sequence number {} in record batch with producerId {} in topic partition {}.",
+                header.base_sequence, header.producer_id, self.tp
+            )));
+        }
+        self.append_validated(batch, header, leader_epoch)
+    }
+
+    fn validate<'a>(&self, records: &'a [u8]) -> Result<(&'a [u8], BatchHeader)> {
         let batch = batch::single_batch(records)?;
         let max_bytes = self.state.lock().config.max_message_bytes;
-        let header = batch::validate_for_append(batch, max_bytes)?;
-        self.append_validated(batch, header, leader_epoch)
+        Ok((batch, batch::validate_for_append(batch, max_bytes)?))
     }
 
     fn append_validated(&self, batch: &[u8], mut header: BatchHeader, leader_epoch: i32) -> Result<AppendInfo> {
@@ -330,6 +377,22 @@ impl Log {
         let mut st = self.state.lock();
         if st.closed {
             return Err(LogError::Closed);
+        }
+        if producer_state::is_idempotent(&header) {
+            if let Some(dup) = st.producers.check(&header, st.next_offset)? {
+                header.base_offset = dup.first_offset;
+                header.partition_leader_epoch = leader_epoch;
+                // Kafka answers a duplicate with the first attempt's offsets
+                // and its max timestamp as the log append time.
+                return Ok(AppendInfo {
+                    first_offset: dup.first_offset,
+                    last_offset: dup.last_offset,
+                    log_append_time: dup.max_timestamp,
+                    log_start_offset: st.log_start,
+                    header,
+                    duplicate: true,
+                });
+            }
         }
         let mut stamped;
         let mut batch = batch;
@@ -359,6 +422,7 @@ impl Log {
             return Err(io_err(e));
         }
         st.next_offset = header.next_offset();
+        st.producers.apply(&header);
         let end = st.next_offset;
         st.unflushed_messages += header.records_count.max(0) as u64;
         st.first_unflushed_ms.get_or_insert(now);
@@ -380,7 +444,14 @@ impl Log {
             self.env.flusher.submit(&self.flush);
         }
         self.end_tx.send_replace(end);
-        Ok(AppendInfo { first_offset: base_offset, last_offset: header.last_offset(), log_append_time, log_start_offset: log_start, header })
+        Ok(AppendInfo {
+            first_offset: base_offset,
+            last_offset: header.last_offset(),
+            log_append_time,
+            log_start_offset: log_start,
+            header,
+            duplicate: false,
+        })
     }
 
     /// Waits until every offset below `end` is on disk. Immediate in lazy
@@ -472,7 +543,83 @@ impl Log {
         seg.active = Some(Arc::new(files));
         st.segments.insert(base, seg);
         tracing::debug!(tp = %self.tp, base, "rolled a new segment");
+        self.snapshot_on_roll(st, now);
         Ok(())
+    }
+
+    /// Writes the producer snapshot at the new segment's base, as Kafka
+    /// does on roll (a small write into the page cache). It is fsynced
+    /// later by `sync_snapshots`, off the acknowledgement path, as Kafka
+    /// flushes it asynchronously: a snapshot lost or torn by a crash is
+    /// detected by its CRC and only costs a longer replay. So a failure here
+    /// is logged, not returned.
+    fn snapshot_on_roll(&self, st: &mut State, now: i64) {
+        st.producers.remove_expired(now);
+        let bytes = st.producers.to_snapshot();
+        let end = st.next_offset;
+        let res = st.snapshots.write(end, &bytes, false).and_then(|f| {
+            st.unsynced_snapshots.push(f);
+            st.snapshots.retain_latest(SNAPSHOTS_TO_KEEP)
+        });
+        if let Err(e) = res {
+            tracing::warn!(tp = %self.tp, offset = end, error = %e, "writing the producer snapshot failed");
+        }
+    }
+
+    /// Fsyncs the producer snapshots written at rolls since the last call
+    /// (blocking; the log manager's background thread calls it).
+    pub fn sync_snapshots(&self) -> Result<()> {
+        let files = std::mem::take(&mut self.state.lock().unsynced_snapshots);
+        if files.is_empty() {
+            return Ok(());
+        }
+        for f in &files {
+            f.sync_data()?;
+        }
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+
+    /// Rebuilds the producer state after the log end moved back: drops the
+    /// snapshots past the end, loads the newest one left and replays the
+    /// headers after it (Kafka's `truncateAndReload`).
+    fn reload_producer_state(&self, st: &mut State) -> Result<()> {
+        // Never keep the state of batches that are gone, even if the
+        // rebuild fails (an empty state accepts any sequence, KIP-360).
+        st.producers.clear();
+        let (ttl, now) = (self.env.producer_id_expiration_ms, self.env.clock.now_ms());
+        let mut report = Vec::new();
+        let State { snapshots, segments, config, log_start, next_offset, .. } = &mut *st;
+        let (state, _) = producer_state::rebuild(snapshots, *log_start, *next_offset, ttl, now, &mut report, |state, from| {
+            let mut n = 0;
+            for seg in segments.values().filter(|s| s.next_offset > from && s.size > 0) {
+                let files = self.files_for(seg, config.segment_index_bytes)?;
+                n += producer_state::replay(state, &files, seg.size, from)?;
+            }
+            Ok(n)
+        })?;
+        for line in report {
+            tracing::warn!("{}: {line}", self.tp);
+        }
+        st.producers = state;
+        Ok(())
+    }
+
+    /// What the partition knows of a producer (tests, tools).
+    pub fn producer_entry(&self, producer_id: i64) -> Option<ProducerEntry> {
+        self.state.lock().producers.get(producer_id).cloned()
+    }
+
+    /// How many producers the partition keeps state for.
+    pub fn producer_count(&self) -> usize {
+        self.state.lock().producers.len()
+    }
+
+    /// Forgets producers idle longer than `producer.id.expiration.ms`.
+    /// Called periodically by the log manager. Returns how many went.
+    pub fn remove_expired_producers(&self) -> usize {
+        let now = self.env.clock.now_ms();
+        self.state.lock().producers.remove_expired(now)
     }
 
     fn files_for(&self, seg: &Segment, index_bytes: u64) -> Result<Arc<SegmentFiles>> {
@@ -645,7 +792,8 @@ impl Log {
         if offset >= st.next_offset {
             return Ok(());
         }
-        if offset <= st.log_start {
+        let everything = offset <= st.log_start;
+        if everything {
             // Nothing left: start over empty at `offset`.
             let bases: Vec<i64> = st.segments.keys().copied().collect();
             for b in bases {
@@ -682,20 +830,72 @@ impl Log {
             // (truncation mid-batch): keep `log_start <= next_offset`.
             st.log_start = st.log_start.min(st.next_offset);
         }
+        // The producer state follows the log; an error is returned once the
+        // log's own bookkeeping below is done.
+        let producers = if everything {
+            st.producers.clear();
+            st.snapshots.delete_all().map_err(LogError::from)
+        } else {
+            self.reload_producer_state(&mut st)
+        };
         let end = st.next_offset;
         drop(st);
         self.flush.reset_to(end);
         self.end_tx.send_replace(end);
-        Ok(())
+        producers
     }
 
-    /// Flushes everything and refuses further appends.
+    /// Refuses further appends, flushes everything and writes the producer
+    /// snapshot at the log end (so the next start replays nothing).
     pub fn close(&self) -> Result<()> {
+        let (snapshot, end) = {
+            let mut st = self.state.lock();
+            st.closed = true;
+            st.producers.remove_expired(self.env.clock.now_ms());
+            (st.producers.to_snapshot(), st.next_offset)
+        };
         self.flush_blocking()?;
+        self.sync_snapshots()?;
         let mut st = self.state.lock();
-        st.closed = true;
+        st.snapshots.write(end, &snapshot, true)?;
+        st.snapshots.retain_latest(SNAPSHOTS_TO_KEEP)?;
         Ok(())
     }
+}
+
+/// Loads the producer state at open (`producer_state::rebuild`). After a
+/// replay a snapshot is written at the end, so the next start does not
+/// replay again.
+fn load_producer_state(
+    tp: &TopicPartition,
+    dir: &Path,
+    segments: &BTreeMap<i64, (Segment, SegmentFiles)>,
+    log_start: i64,
+    end: i64,
+    env: &LogEnv,
+    report: &mut Vec<String>,
+) -> Result<(ProducerStateManager, Snapshots)> {
+    let now = env.clock.now_ms();
+    let mut snaps = Snapshots::scan(dir)?;
+    let mut bad = Vec::new();
+    let (mut state, replayed) =
+        producer_state::rebuild(&mut snaps, log_start, end, env.producer_id_expiration_ms, now, &mut bad, |state, from| {
+            let mut n = 0;
+            for (seg, files) in segments.values().filter(|(s, _)| s.next_offset > from && s.size > 0) {
+                n += producer_state::replay(state, files, seg.size, from)?;
+            }
+            Ok(n)
+        })?;
+    report.extend(bad.into_iter().map(|line| format!("{tp}: {line}")));
+    if replayed > 0 {
+        state.remove_expired(now);
+        tracing::info!(%tp, end, batches = replayed, producers = state.len(), "rebuilt producer state from the log");
+        // Only saves the next start a replay: not worth failing the open.
+        if let Err(e) = snaps.write(end, &state.to_snapshot(), true).and_then(|_| snaps.retain_latest(SNAPSHOTS_TO_KEEP)) {
+            tracing::warn!(%tp, error = %e, "writing the producer snapshot failed");
+        }
+    }
+    Ok((state, snaps))
 }
 
 /// Deletes a segment's files crash-safely: rename to `.deleted` first (so

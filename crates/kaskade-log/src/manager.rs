@@ -38,6 +38,10 @@ pub struct ManagerOptions {
     pub retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`-like tick for lazy flushing.
     pub flush_check_interval_ms: u64,
+    /// `producer.id.expiration.ms`: idle idempotent producers are forgotten.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`
+    pub producer_id_expiration_check_interval_ms: u64,
 }
 
 impl Default for ManagerOptions {
@@ -49,6 +53,8 @@ impl Default for ManagerOptions {
             checkpoint_interval_ms: 60_000,
             retention_check_interval_ms: 300_000,
             flush_check_interval_ms: 1000,
+            producer_id_expiration_ms: crate::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            producer_id_expiration_check_interval_ms: 600_000,
         }
     }
 }
@@ -93,6 +99,7 @@ impl LogManager {
             clock: opts.clock.clone(),
             cache: Arc::new(HandleCache::new(opts.max_open_segments)),
             flusher: Flusher::new(opts.flush_threads),
+            producer_id_expiration_ms: opts.producer_id_expiration_ms,
         };
         let mut logs = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
@@ -135,14 +142,15 @@ impl LogManager {
         &self.dir
     }
 
-    /// Starts the background thread: lazy flushes, checkpoints, retention.
+    /// Starts the background thread: lazy flushes, checkpoints, retention,
+    /// producer id expiry.
     pub fn start_background(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let stop = self.stop.clone();
         let opts = self.opts.clone();
         let spawned = std::thread::Builder::new().name("kaskade-log-bg".into()).spawn(move || {
             let tick = opts.flush_check_interval_ms.max(10);
-            let (mut since_ckpt, mut since_ret) = (0u64, 0u64);
+            let (mut since_ckpt, mut since_ret, mut since_expiry) = (0u64, 0u64, 0u64);
             loop {
                 {
                     let (lock, cv) = &*stop;
@@ -157,8 +165,18 @@ impl LogManager {
                 let Some(mgr) = weak.upgrade() else { return };
                 since_ckpt += tick;
                 since_ret += tick;
+                since_expiry += tick;
                 for log in mgr.all() {
                     log.flush_if_due();
+                    if let Err(e) = log.sync_snapshots() {
+                        tracing::warn!(tp = %log.topic_partition(), error = %e, "syncing producer snapshots failed");
+                    }
+                }
+                if since_expiry >= opts.producer_id_expiration_check_interval_ms {
+                    since_expiry = 0;
+                    for log in mgr.all() {
+                        log.remove_expired_producers();
+                    }
                 }
                 if since_ret >= opts.retention_check_interval_ms {
                     since_ret = 0;

@@ -261,7 +261,8 @@ fn deleted_indexes_are_rebuilt() {
                 let ctx = format!("clean={clean} segment={which} deleted={exts:?}");
                 let fx = write_log(Some(120), clean);
                 let segs = fx.segments();
-                let (base, path) = if which == "first" { segs[0].clone() } else { segs.last().cloned().expect("segment") };
+                let (base, path) =
+                    if which == "first" { segs[0].clone() } else { segs.last().cloned().expect("segment") };
                 let original_index = std::fs::read(idx(&path, "index")).expect("index");
                 assert!(!original_index.is_empty(), "{ctx}: the segment has index entries");
                 for ext in exts {
@@ -270,8 +271,16 @@ fn deleted_indexes_are_rebuilt() {
 
                 let (mgr, report) = fx.open();
                 assert_eq!(report.clean, clean, "{ctx}");
-                assert!(has(&report, &[&format!("segment {base}"), "missing", "rebuilt"]), "{ctx}: {:?}", report.repairs);
-                assert_eq!(std::fs::read(idx(&path, "index")).expect("index"), original_index, "{ctx}: same entries as before");
+                assert!(
+                    has(&report, &[&format!("segment {base}"), "missing", "rebuilt"]),
+                    "{ctx}: {:?}",
+                    report.repairs
+                );
+                assert_eq!(
+                    std::fs::read(idx(&path, "index")).expect("index"),
+                    original_index,
+                    "{ctx}: same entries as before"
+                );
                 assert!(!std::fs::read(idx(&path, "timeindex")).expect("timeindex").is_empty(), "{ctx}");
                 verify(&mgr, &fx, fx.batches.len());
                 append_continues(&mgr, fx.batches.last().expect("batch").last + 1);
@@ -300,7 +309,8 @@ fn garbage_indexes_are_rebuilt() {
                     // unless the indexes fail validation.
                     let fx = write_log(Some(120), clean);
                     let segs = fx.segments();
-                    let (base, path) = if which == "first" { segs[0].clone() } else { segs.last().cloned().expect("segment") };
+                    let (base, path) =
+                        if which == "first" { segs[0].clone() } else { segs.last().cloned().expect("segment") };
                     let original_index = std::fs::read(idx(&path, "index")).expect("index");
                     let mut junk = vec![0u8; len];
                     rng.fill_bytes(&mut junk);

@@ -24,8 +24,7 @@ use std::sync::Arc;
 
 use kaskade_log::batch::{self, build, BatchHeader};
 use kaskade_log::{
-    FlushPolicy, Log, LogConfig, LogError, LogManager, ManagerOptions, ManualClock, TimestampType,
-    TopicPartition,
+    FlushPolicy, Log, LogConfig, LogError, LogManager, ManagerOptions, ManualClock, TimestampType, TopicPartition,
 };
 use proptest::prelude::*;
 
@@ -85,16 +84,18 @@ fn config_strategy() -> impl Strategy<Value = LogConfig> {
         ],
         prop::bool::weighted(0.15),
     )
-        .prop_map(|(segment_bytes, index_interval_bytes, segment_index_bytes, segment_ms, flush, append_time)| LogConfig {
-            segment_bytes,
-            index_interval_bytes,
-            segment_index_bytes,
-            segment_ms,
-            flush,
-            retention_ms: -1,
-            retention_bytes: -1,
-            timestamp_type: if append_time { TimestampType::LogAppendTime } else { TimestampType::CreateTime },
-            ..LogConfig::default()
+        .prop_map(|(segment_bytes, index_interval_bytes, segment_index_bytes, segment_ms, flush, append_time)| {
+            LogConfig {
+                segment_bytes,
+                index_interval_bytes,
+                segment_index_bytes,
+                segment_ms,
+                flush,
+                retention_ms: -1,
+                retention_bytes: -1,
+                timestamp_type: if append_time { TimestampType::LogAppendTime } else { TimestampType::CreateTime },
+                ..LogConfig::default()
+            }
         })
 }
 
@@ -192,7 +193,12 @@ impl Harness {
             }
             let from = i;
             while i < m.batches.len() && m.batches[i].base < next {
-                assert!(m.batches[i].last < next, "batch {}..{} straddles segment {next}", m.batches[i].base, m.batches[i].last);
+                assert!(
+                    m.batches[i].last < next,
+                    "batch {}..{} straddles segment {next}",
+                    m.batches[i].base,
+                    m.batches[i].last
+                );
                 i += 1;
             }
             if from < i {
@@ -241,7 +247,13 @@ impl Harness {
         let first = self.log().segment_bases()[0];
         let gone = m.batches.iter().take_while(|b| b.base < first).count();
         for b in &m.batches[..gone] {
-            assert!(b.last < m.log_start, "segment deletion removed visible batch {}..{} (log start {})", b.base, b.last, m.log_start);
+            assert!(
+                b.last < m.log_start,
+                "segment deletion removed visible batch {}..{} (log start {})",
+                b.base,
+                b.last,
+                m.log_start
+            );
         }
         m.batches.drain(..gone);
     }
@@ -259,8 +271,11 @@ fn apply(h: &mut Harness, m: &mut Model, op: &Op) {
     let now = h.clock.now_ms_for_test();
     match op {
         Op::Append { records, ts_back, no_timestamp, epoch } => {
-            let values: Vec<Vec<u8>> =
-                records.iter().enumerate().map(|(i, (len, _))| (0..*len).map(|j| (j as u8) ^ (i as u8) ^ (m.end as u8)).collect()).collect();
+            let values: Vec<Vec<u8>> = records
+                .iter()
+                .enumerate()
+                .map(|(i, (len, _))| (0..*len).map(|j| (j as u8) ^ (i as u8) ^ (m.end as u8)).collect())
+                .collect();
             let base_ts = if *no_timestamp { -1 } else { now - *ts_back as i64 };
             let recs: Vec<build::Record<'_>> = records
                 .iter()
@@ -293,7 +308,12 @@ fn apply(h: &mut Harness, m: &mut Model, op: &Op) {
             let upper = upper.map(|u| m.log_start + (u as u64 % (m.end - m.log_start + 1) as u64) as i64);
             let res = h.log().read(start, *max_bytes as usize, upper);
             if start < m.log_start || start > m.end {
-                assert!(matches!(res, Err(LogError::OffsetOutOfRange { .. })), "read({start}) outside [{}, {}]: {res:?}", m.log_start, m.end);
+                assert!(
+                    matches!(res, Err(LogError::OffsetOutOfRange { .. })),
+                    "read({start}) outside [{}, {}]: {res:?}",
+                    m.log_start,
+                    m.end
+                );
                 return;
             }
             let res = res.expect("read");
@@ -370,7 +390,12 @@ fn apply(h: &mut Harness, m: &mut Model, op: &Op) {
             m.log_start = m.log_start.max(offset);
             assert_eq!(res.expect("advance"), m.log_start);
             // Segments wholly below the log start go.
-            let expect_first = before.iter().copied().take_while(|b| *b <= m.log_start).last().expect("a segment starts at/below the log start");
+            let expect_first = before
+                .iter()
+                .copied()
+                .take_while(|b| *b <= m.log_start)
+                .last()
+                .expect("a segment starts at/below the log start");
             assert_eq!(h.log().segment_bases()[0], expect_first, "segments below the log start are deleted");
             h.drop_deleted_segments(m);
         }
@@ -385,7 +410,11 @@ fn apply(h: &mut Harness, m: &mut Model, op: &Op) {
                 .iter()
                 .map(|s| {
                     let bs = &m.batches[s.batches.clone()];
-                    (s.base, bs.iter().map(|b| b.bytes.len() as i64).sum(), bs.iter().map(|b| b.max_ts).max().unwrap_or(-1))
+                    (
+                        s.base,
+                        bs.iter().map(|b| b.bytes.len() as i64).sum(),
+                        bs.iter().map(|b| b.max_ts).max().unwrap_or(-1),
+                    )
                 })
                 .collect();
             let mut deleted = 0usize;
@@ -516,7 +545,6 @@ proptest! {
     fn log_agrees_with_model(config in config_strategy(), ops in prop::collection::vec(op_strategy(), 1..80)) {
         let mut h = Harness::new(config);
         let mut m = Model::default();
-        m.ckpt_log_start = None;
         h.check(&m);
         for op in &ops {
             apply(&mut h, &mut m, op);
@@ -598,49 +626,72 @@ fn regression_truncation_during_a_sync_does_not_publish_a_stale_durable_end() {
         log.append(&build::filled(10, 4_000, 0, i as u8), 0).expect("append"); // queues a sync
         log.truncate_to(0).expect("truncate");
         std::thread::sleep(std::time::Duration::from_millis(3));
-        assert!(log.durable_end() <= log.log_end_offset(), "round {i}: durable end {} past the log end {}", log.durable_end(), log.log_end_offset());
+        assert!(
+            log.durable_end() <= log.log_end_offset(),
+            "round {i}: durable end {} past the log end {}",
+            log.durable_end(),
+            log.log_end_offset()
+        );
     }
     mgr.shutdown().expect("shutdown");
 }
+
 
 /// `flush_blocking` (shutdown, tests) while a flusher thread is inside its
 /// fdatasync for the same log must wait for it: before the fix it found
 /// nothing left to sync, published the end as durable and returned while
 /// the flusher's fdatasync was still running.
+///
+/// Observed through `/proc`: right after `flush_blocking` returns, no
+/// flusher thread may still be in uninterruptible disk wait. The check
+/// runs in a child process (this test binary re-executed for this test
+/// only), so flusher threads of other tests running in parallel cannot be
+/// mistaken for ours.
 #[cfg(target_os = "linux")]
 #[test]
 fn regression_flush_blocking_waits_for_the_flusher_in_flight_sync() {
-    fn flushers_in_disk_wait() -> Vec<String> {
-        let mut out = Vec::new();
+    const CHILD: &str = "KASKADE_FLUSH_WAIT_CHILD";
+    const NAME: &str = "regression_flush_blocking_waits_for_the_flusher_in_flight_sync";
+    if std::env::var(CHILD).is_err() {
+        let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+            .env(CHILD, "1")
+            .output()
+            .expect("run child");
+        assert!(
+            out.status.success(),
+            "child failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    fn flushers_in_disk_wait() -> usize {
+        let mut n = 0;
         for t in std::fs::read_dir("/proc/self/task").expect("tasks").flatten() {
             let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else { continue };
-            // `pid (comm) S ...`
+            // `tid (comm) S ...`
             let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-            let comm = &stat[open + 1..close];
             let state = stat[close + 1..].trim_start().chars().next().unwrap_or('?');
-            if comm.starts_with("kaskade-flush") && state == 'D' {
-                out.push(comm.to_string());
+            if stat[open + 1..close].starts_with("kaskade-flush") && state == 'D' {
+                n += 1;
             }
         }
-        out
+        n
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = LogConfig { max_message_bytes: 300 << 20, ..LogConfig::default() };
+    let cfg = LogConfig { max_message_bytes: 100 << 20, ..LogConfig::default() };
     let (mgr, log) = open_plain(dir.path(), cfg);
     let mut caught = 0;
     for round in 0..3 {
-        // 128 MiB of dirty pages: the flusher's fdatasync takes a while.
-        let b = build::filled(128, 1 << 20, 0, round);
-        log.append(&b, 0).expect("append");
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        // 64 MiB of dirty pages: the flusher's fdatasync takes a while.
+        log.append(&build::filled(64, 1 << 20, 0, round), 0).expect("append");
+        std::thread::sleep(std::time::Duration::from_millis(5));
         log.flush_blocking().expect("flush");
-        let busy = flushers_in_disk_wait();
-        if !busy.is_empty() {
-            caught += 1;
-        }
+        caught += flushers_in_disk_wait();
         assert_eq!(log.durable_end(), log.log_end_offset());
         // Let any straggler finish before the next round.
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert_eq!(caught, 0, "flush_blocking returned while a flusher was still in fdatasync");
     mgr.shutdown().expect("shutdown");

@@ -28,6 +28,8 @@ pub struct TopicImage {
 pub struct Image {
     topics: BTreeMap<String, TopicImage>,
     names: HashMap<Uuid, String>,
+    /// The first producer id never handed out (`ProducerIds`).
+    next_producer_id: i64,
 }
 
 impl Image {
@@ -41,6 +43,11 @@ impl Image {
 
     pub fn topics(&self) -> impl Iterator<Item = &TopicImage> {
         self.topics.values()
+    }
+
+    /// Where the next block of producer ids starts.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 
     /// Applies one record. Records that refer to unknown topics are
@@ -77,6 +84,28 @@ impl Image {
                     self.topics.remove(&n);
                 }
             }
+            MetadataRecord::ProducerIds { next_block_start } => {
+                // Never moves back: ids below it may be in use.
+                self.next_producer_id = self.next_producer_id.max(*next_block_start);
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_id_blocks_only_move_forward() {
+        let mut img = Image::default();
+        assert_eq!(img.next_producer_id(), 0);
+        img.apply(&MetadataRecord::ProducerIds { next_block_start: 1000 });
+        img.apply(&MetadataRecord::ProducerIds { next_block_start: 2000 });
+        assert_eq!(img.next_producer_id(), 2000);
+        img.apply(&MetadataRecord::ProducerIds { next_block_start: 1000 });
+        assert_eq!(img.next_producer_id(), 2000);
+        let json = serde_json::to_string(&MetadataRecord::ProducerIds { next_block_start: 3000 }).unwrap();
+        assert_eq!(json, r#"{"type":"ProducerIds","next_block_start":3000}"#);
     }
 }

@@ -14,4 +14,7 @@ pub enum MetadataRecord {
     TopicConfig { topic_id: Uuid, name: String, value: Option<String> },
     /// A topic and its partitions are gone.
     RemoveTopic { id: Uuid },
+    /// Producer ids below `next_block_start` may have been handed out; the
+    /// next block starts there (KRaft's ProducerIdsRecord).
+    ProducerIds { next_block_start: i64 },
 }

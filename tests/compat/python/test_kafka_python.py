@@ -177,8 +177,6 @@ def test_end_offsets(topic, sent):
         consumer.close()
 
 
-@pytest.mark.xfail(strict=True, reason="InitProducerId (idempotent producers) is issue #5; "
-                   "strict: this fails loudly once it works, so the marker gets removed")
 def test_default_producer_is_idempotent(topic, sent):
     """kafka-python's defaults (acks=all, idempotence on) as an application uses them."""
     producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, request_timeout_ms=TIMEOUT_MS,

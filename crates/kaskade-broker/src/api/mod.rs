@@ -13,17 +13,41 @@ pub mod api_versions;
 pub mod configs;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod fetch_session;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
+
+tokio::task_local! {
+    /// The client's address, set while a handler is started (read it
+    /// synchronously in `route`, before the handler's future runs).
+    pub static CLIENT_ADDR: std::net::SocketAddr;
+}
+
+/// The client's host as Kafka shows it ("/127.0.0.1"), or "" outside a
+/// connection.
+pub fn client_host() -> String {
+    CLIENT_ADDR.try_with(|a| format!("/{}", a.ip())).unwrap_or_default()
+}
 
 /// Boxes a handler's body: `handler(async move { ... })`.
 pub fn handler<F>(future: F) -> HandlerFuture

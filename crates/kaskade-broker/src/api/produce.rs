@@ -92,8 +92,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                     continue;
                 }
             }
-            match log.append(&records, p.leader_epoch) {
+            match log.append_client(&records, p.leader_epoch) {
                 Ok(info) => {
+                    if info.duplicate {
+                        tracing::debug!(topic = %t.name, partition = idx, base_offset = info.first_offset, "duplicate idempotent batch: answered with its original offsets");
+                    }
                     let mut pr = PartitionProduceResponse::default();
                     pr.index = idx;
                     pr.error_code = NONE;

@@ -253,7 +253,7 @@ impl Connection {
                 Ok(request) => {
                     self.in_flight_bytes += frame_len;
                     self.in_flight
-                        .push_back(dispatch(self.broker.clone(), request, frame_len));
+                        .push_back(dispatch(self.broker.clone(), request, frame_len, self.peer));
                 }
                 Err(e) => {
                     tracing::warn!(peer = %self.peer, "{e}");
@@ -303,6 +303,7 @@ fn dispatch(
     broker: Arc<Broker>,
     request: DecodedRequest,
     frame_len: usize,
+    peer: SocketAddr,
 ) -> BoxFuture<'static, Completed> {
     let DecodedRequest {
         api_key,
@@ -312,7 +313,9 @@ fn dispatch(
         handler,
     } = request;
     let correlation_id = header.correlation_id;
-    let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler(broker, header, body)));
+    let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        crate::api::CLIENT_ADDR.sync_scope(peer, || handler(broker, header, body))
+    }));
     async move {
         let result = match started {
             Ok(future) => match AssertUnwindSafe(future).catch_unwind().await {

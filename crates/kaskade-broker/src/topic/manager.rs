@@ -146,6 +146,12 @@ impl TopicManager {
         &self.logs
     }
 
+    /// The metadata log (for records that are not about topics, such as
+    /// producer id blocks).
+    pub fn metadata(&self) -> &MetadataStore {
+        &self.meta
+    }
+
     pub fn default_partitions(&self) -> i32 {
         self.default_partitions
     }

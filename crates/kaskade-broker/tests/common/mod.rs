@@ -55,29 +55,15 @@ impl TestBroker {
             .enable_all()
             .build()
             .expect("broker runtime");
-        let dir = tempfile::Builder::new()
-            .prefix("kaskade-it-")
-            .tempdir()
-            .expect("temp dir");
-        let overrides: Vec<(String, String)> = overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let mut tb = TestBroker {
-            server: None,
-            overrides,
-            dir,
-            rt,
-        };
+        let dir = tempfile::Builder::new().prefix("kaskade-it-").tempdir().expect("temp dir");
+        let overrides: Vec<(String, String)> = overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut tb = TestBroker { server: None, overrides, dir, rt };
         tb.boot();
         tb
     }
 
     fn config(&self) -> BrokerConfig {
-        let mut pairs = vec![(
-            "listeners".to_string(),
-            "PLAINTEXT://127.0.0.1:0".to_string(),
-        )];
+        let mut pairs = vec![("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string())];
         pairs.extend(self.overrides.iter().cloned());
         BrokerConfig::from_overrides(pairs).expect("test broker config")
     }
@@ -86,10 +72,7 @@ impl TestBroker {
         assert!(self.server.is_none(), "broker already running");
         let config = self.config();
         let dir = self.dir.path().to_path_buf();
-        let server = self
-            .rt
-            .block_on(Server::start(config, dir))
-            .expect("broker start");
+        let server = self.rt.block_on(Server::start(config, dir)).expect("broker start");
         self.server = Some(server);
     }
 
@@ -135,30 +118,20 @@ impl TestBroker {
 impl Drop for TestBroker {
     fn drop(&mut self) {
         if let Some(server) = self.server.take() {
-            let _ = self.rt.block_on(async {
-                tokio::time::timeout(Duration::from_secs(20), server.shutdown()).await
-            });
+            let _ = self.rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), server.shutdown()).await });
         }
     }
 }
 
 /// Runs a future on a throwaway current-thread runtime.
 pub fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
 /// A unique name (topic, group) per call within this test process.
 pub fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 /// The base client config: this broker, IPv4, quiet logs.
@@ -176,14 +149,7 @@ pub fn client_config(bootstrap: &str, extra: &[(&str, &str)]) -> ClientConfig {
 
 /// A producer with `acks=all` and a bounded delivery timeout.
 pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
-    let mut c = client_config(
-        bootstrap,
-        &[
-            ("acks", "all"),
-            ("message.timeout.ms", "20000"),
-            ("linger.ms", "5"),
-        ],
-    );
+    let mut c = client_config(bootstrap, &[("acks", "all"), ("message.timeout.ms", "20000"), ("linger.ms", "5")]);
     for (k, v) in extra {
         c.set(*k, *v);
     }
@@ -212,24 +178,15 @@ pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
 }
 
 pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
-    client_config(bootstrap, &[])
-        .create()
-        .expect("admin client")
+    client_config(bootstrap, &[]).create().expect("admin client")
 }
 
 pub fn admin_opts() -> AdminOptions {
-    AdminOptions::new()
-        .request_timeout(Some(WAIT))
-        .operation_timeout(Some(WAIT))
+    AdminOptions::new().request_timeout(Some(WAIT)).operation_timeout(Some(WAIT))
 }
 
 /// Creates a topic (rf 1) with topic configs; panics on any error.
-pub fn create_topic(
-    admin: &AdminClient<DefaultClientContext>,
-    name: &str,
-    partitions: i32,
-    configs: &[(&str, &str)],
-) {
+pub fn create_topic(admin: &AdminClient<DefaultClientContext>, name: &str, partitions: i32, configs: &[(&str, &str)]) {
     let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     for (k, v) in configs {
         t = t.set(k, v);
@@ -242,10 +199,7 @@ pub fn create_topic(
 }
 
 /// Sends one record and waits for its delivery report: (partition, offset).
-pub fn send(
-    p: &FutureProducer,
-    record: FutureRecord<'_, [u8], [u8]>,
-) -> Result<(i32, i64), KafkaError> {
+pub fn send(p: &FutureProducer, record: FutureRecord<'_, [u8], [u8]>) -> Result<(i32, i64), KafkaError> {
     let fut = p.send_result(record).map_err(|(e, _)| e)?;
     match block_on(async { tokio::time::timeout(WAIT, fut).await }) {
         Ok(Ok(Ok(d))) => Ok((d.partition, d.offset)),
@@ -267,21 +221,15 @@ pub fn assign<C: ConsumerContext>(c: &BaseConsumer<C>, positions: &[(&str, i32, 
 
 /// Polls until `n` messages arrived or `timeout` passed; panics with what
 /// was received (and any consumer errors) if fewer came.
-pub fn consume<C: ConsumerContext>(
-    c: &BaseConsumer<C>,
-    n: usize,
-    timeout: Duration,
-) -> Vec<OwnedMessage> {
+pub fn consume<C: ConsumerContext>(c: &BaseConsumer<C>, n: usize, timeout: Duration) -> Vec<OwnedMessage> {
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     let mut errors = Vec::new();
     while out.len() < n {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            let got: Vec<_> = out
-                .iter()
-                .map(|m: &OwnedMessage| (m.topic().to_string(), m.partition(), m.offset()))
-                .collect();
+            let got: Vec<_> =
+                out.iter().map(|m: &OwnedMessage| (m.topic().to_string(), m.partition(), m.offset())).collect();
             panic!("wanted {n} messages within {timeout:?}, got {}: {got:?}; consumer errors: {errors:?}", out.len());
         }
         match c.poll(left.min(Duration::from_millis(200))) {
@@ -294,10 +242,7 @@ pub fn consume<C: ConsumerContext>(
 }
 
 /// Polls for `window`: every message and error that arrived in it.
-pub fn drain<C: ConsumerContext>(
-    c: &BaseConsumer<C>,
-    window: Duration,
-) -> (Vec<OwnedMessage>, Vec<KafkaError>) {
+pub fn drain<C: ConsumerContext>(c: &BaseConsumer<C>, window: Duration) -> (Vec<OwnedMessage>, Vec<KafkaError>) {
     let deadline = Instant::now() + window;
     let mut msgs = Vec::new();
     let mut errs = Vec::new();
@@ -335,12 +280,7 @@ pub fn read_all(
     assign(&c, &positions);
     consume(&c, expected, WAIT)
         .into_iter()
-        .map(|m| {
-            (
-                (m.partition(), m.offset()),
-                (m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)),
-            )
-        })
+        .map(|m| ((m.partition(), m.offset()), (m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec))))
         .collect()
 }
 
@@ -352,10 +292,7 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         if let Some(v) = check() {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

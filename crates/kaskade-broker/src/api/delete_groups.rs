@@ -1,0 +1,30 @@
+//! DeleteGroups (v0..v2): only empty groups go (NON_EMPTY_GROUP otherwise).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, RequestHeader, RequestKind, ResponseKind};
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::router::HandlerFuture;
+
+pub async fn handle(broker: &Broker, req: DeleteGroupsRequest) -> Result<DeleteGroupsResponse, BrokerError> {
+    let ids: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
+    let errors = broker.groups.call_durable(move |engine, now| engine.delete_groups(now, &ids)).await?;
+    let mut resp = DeleteGroupsResponse::default();
+    for (id, error) in req.groups_names.into_iter().zip(errors) {
+        let mut r = DeletableGroupResult::default();
+        r.group_id = id;
+        r.error_code = error.map_or(0, |e| e.code());
+        resp.results.push(r);
+    }
+    Ok(resp)
+}
+
+pub fn route(broker: Arc<Broker>, _header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, DeleteGroups)?;
+        Ok(ResponseKind::DeleteGroups(handle(&broker, request).await?))
+    })
+}

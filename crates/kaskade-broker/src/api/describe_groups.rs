@@ -1,0 +1,78 @@
+//! DescribeGroups (v0..v6).
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{
+    DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader, RequestKind, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::metadata::AUTHORIZED_OPS_OMITTED;
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::router::HandlerFuture;
+
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: DescribeGroupsRequest,
+) -> Result<DescribeGroupsResponse, BrokerError> {
+    let ids: Vec<String> = req.groups.iter().map(|g| g.0.to_string()).collect();
+    let described = broker
+        .groups
+        .call(move |engine, now| {
+            ids.into_iter().map(|id| (id.clone(), engine.describe_group(now, &id))).collect::<Vec<_>>()
+        })
+        .await?;
+    let mut resp = DescribeGroupsResponse::default();
+    for (id, d) in described {
+        let mut g = DescribedGroup::default();
+        g.group_id = kafka_protocol::messages::GroupId(StrBytes::from_string(id));
+        if version >= 3 {
+            g.authorized_operations = AUTHORIZED_OPS_OMITTED;
+        }
+        match d {
+            None => {
+                // Kafka: Dead; an error from v6 on.
+                g.group_state = StrBytes::from_static_str("Dead");
+                if version >= 6 {
+                    let e = ResponseError::GroupIdNotFound;
+                    g.error_code = e.code();
+                    g.error_message = Some(StrBytes::from_string(format!("Group {} not found.", g.group_id.0)));
+                }
+            }
+            Some(d) => {
+                g.group_state = StrBytes::from_static_str(d.state);
+                g.protocol_type = StrBytes::from_string(d.protocol_type);
+                g.protocol_data = StrBytes::from_string(d.protocol);
+                g.members = d
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        let mut dm = DescribedGroupMember::default();
+                        dm.member_id = StrBytes::from_string(m.member_id);
+                        if version >= 4 {
+                            dm.group_instance_id = m.group_instance_id.map(StrBytes::from_string);
+                        }
+                        dm.client_id = StrBytes::from_string(m.client_id);
+                        dm.client_host = StrBytes::from_string(m.client_host);
+                        dm.member_metadata = m.metadata;
+                        dm.member_assignment = m.assignment;
+                        dm
+                    })
+                    .collect();
+            }
+        }
+        resp.groups.push(g);
+    }
+    Ok(resp)
+}
+
+pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, DescribeGroups)?;
+        Ok(ResponseKind::DescribeGroups(handle(&broker, header.request_api_version, request).await?))
+    })
+}

@@ -1,0 +1,66 @@
+//! FindCoordinator (v0..v6; batched keys from v4): this node coordinates
+//! every group; transactions have no coordinator yet.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader, RequestKind, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::router::HandlerFuture;
+
+/// Key type of a group coordinator.
+const KEY_TYPE_GROUP: i8 = 0;
+/// Key type of a transaction coordinator.
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// (error, node id, host, port) for one key.
+fn locate(broker: &Broker, key_type: i8) -> (Option<ResponseError>, i32, String, i32) {
+    match key_type {
+        KEY_TYPE_GROUP => {
+            let (host, port) = broker.advertised();
+            (None, broker.node_id(), host, port)
+        }
+        KEY_TYPE_TRANSACTION => (Some(ResponseError::CoordinatorNotAvailable), -1, String::new(), -1),
+        _ => (Some(ResponseError::InvalidRequest), -1, String::new(), -1),
+    }
+}
+
+pub fn handle(broker: &Broker, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let mut resp = FindCoordinatorResponse::default();
+    let key_type = if version == 0 { KEY_TYPE_GROUP } else { req.key_type };
+    if version >= 4 {
+        for key in req.coordinator_keys {
+            let (error, node, host, port) = locate(broker, key_type);
+            let mut c = Coordinator::default();
+            c.key = key;
+            c.node_id = BrokerId(node);
+            c.host = StrBytes::from_string(host);
+            c.port = port;
+            c.error_code = error.map_or(0, |e| e.code());
+            c.error_message = error.map(|e| StrBytes::from_string(e.to_string()));
+            resp.coordinators.push(c);
+        }
+    } else {
+        let (error, node, host, port) = locate(broker, key_type);
+        resp.error_code = error.map_or(0, |e| e.code());
+        if version >= 1 {
+            resp.error_message = error.map(|e| StrBytes::from_string(e.to_string()));
+        }
+        resp.node_id = BrokerId(node);
+        resp.host = StrBytes::from_string(host);
+        resp.port = port;
+    }
+    resp
+}
+
+pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, FindCoordinator)?;
+        Ok(ResponseKind::FindCoordinator(handle(&broker, header.request_api_version, request)))
+    })
+}

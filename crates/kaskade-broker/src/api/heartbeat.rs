@@ -1,0 +1,30 @@
+//! Heartbeat (v0..v4).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader, RequestKind, ResponseKind};
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::group;
+use crate::router::HandlerFuture;
+
+pub async fn handle(broker: &Broker, req: HeartbeatRequest) -> Result<HeartbeatResponse, BrokerError> {
+    let request = group::HeartbeatRequest {
+        group_id: req.group_id.0.to_string(),
+        generation_id: req.generation_id,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.map(|s| s.to_string()),
+    };
+    let error = broker.groups.call(move |engine, now| engine.heartbeat(now, &request)).await?;
+    let mut resp = HeartbeatResponse::default();
+    resp.error_code = error.map_or(0, |e| e.code());
+    Ok(resp)
+}
+
+pub fn route(broker: Arc<Broker>, _header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, Heartbeat)?;
+        Ok(ResponseKind::Heartbeat(handle(&broker, request).await?))
+    })
+}

@@ -1,0 +1,124 @@
+//! InitProducerId (key 22), versions 0 to 6: producer ids for idempotent
+//! producers.
+//!
+//! As Kafka 4 (`KafkaApis.handleInitProducerIdRequest`,
+//! `TransactionCoordinator.handleInitProducerId`):
+//! - without a transactional id the request is "blindly accepted": a new
+//!   producer id with epoch 0. That includes KIP-360 re-initialisation,
+//!   where an idempotent producer sends its current id and epoch (its epoch
+//!   is exhausted, or it lost track of its sequences): it gets a new id,
+//!   epoch 0, too;
+//! - a producer id and epoch of which exactly one is -1 is INVALID_REQUEST;
+//! - an empty transactional id is INVALID_REQUEST.
+//!
+//! Transactions are not implemented. A request with a transactional id
+//! gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53): it is the error every
+//! client treats as fatal for InitProducerId (the Java producer raises
+//! `TransactionalIdAuthorizationException`, librdkafka sets a fatal error,
+//! kafka-python raises it from `init_transactions`), so a transactional
+//! application stops at once with an error naming its transactional id.
+//! What a Kafka broker without a usable transaction coordinator answers,
+//! COORDINATOR_NOT_AVAILABLE or NOT_COORDINATOR, is retriable: clients would
+//! retry until `max.block.ms` and then time out with no hint of the cause.
+//! The response has no message field, so the broker logs why.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader, RequestKind, ResponseKind,
+};
+
+use crate::api::handler;
+use crate::broker::Broker;
+use crate::router::HandlerFuture;
+
+const NO_PRODUCER_ID: i64 = -1;
+const NO_PRODUCER_EPOCH: i16 = -1;
+
+fn response(error_code: i16, producer_id: i64, producer_epoch: i16) -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_error_code(error_code)
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(producer_epoch)
+        .with_ongoing_txn_producer_id(ProducerId(NO_PRODUCER_ID))
+        .with_ongoing_txn_producer_epoch(NO_PRODUCER_EPOCH)
+}
+
+fn error(code: ResponseError) -> InitProducerIdResponse {
+    response(code.code(), NO_PRODUCER_ID, NO_PRODUCER_EPOCH)
+}
+
+/// Answers one InitProducerId request.
+pub async fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    if let Some(txn) = &request.transactional_id {
+        if txn.is_empty() {
+            return error(ResponseError::InvalidRequest);
+        }
+        tracing::warn!(
+            transactional_id = %txn.as_str(),
+            "InitProducerId for a transactional producer refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED: \
+             transactions are not implemented (idempotent producers are)"
+        );
+        return error(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    match (request.producer_id.0, request.producer_epoch) {
+        (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) => {}
+        (NO_PRODUCER_ID, _) | (_, NO_PRODUCER_EPOCH) => return error(ResponseError::InvalidRequest),
+        // KIP-360: an idempotent producer re-initialising gets a new id.
+        _ => {}
+    }
+    match broker.producer_ids.generate(&broker.topics).await {
+        Ok(id) => response(0, id, 0),
+        Err(e) => {
+            // Kafka answers COORDINATOR_LOAD_IN_PROGRESS while no block of
+            // ids is available; clients retry it.
+            tracing::error!(error = %e, "allocating a producer id block failed");
+            error(ResponseError::CoordinatorLoadInProgress)
+        }
+    }
+}
+
+/// The route.
+pub fn route(broker: Arc<Broker>, _header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    handler(async move {
+        let request = crate::request_body!(body, InitProducerId)?;
+        Ok(ResponseKind::InitProducerId(handle(&broker, request).await))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::router::Router;
+    use kafka_protocol::messages::TransactionalId;
+    use kafka_protocol::protocol::StrBytes;
+
+    fn req(pid: i64, epoch: i16, txn: Option<&'static str>) -> InitProducerIdRequest {
+        InitProducerIdRequest::default()
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_transactional_id(txn.map(|t| TransactionalId(StrBytes::from_static_str(t))))
+    }
+
+    #[test]
+    fn answers_as_kafka() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let b = Arc::new(Broker::for_tests(BrokerConfig::default(), Router::default()));
+        let r1 = rt.block_on(handle(&b, req(-1, -1, None)));
+        assert_eq!((r1.error_code, r1.producer_epoch), (0, 0));
+        let r2 = rt.block_on(handle(&b, req(-1, -1, None)));
+        assert_eq!(r2.producer_id.0, r1.producer_id.0 + 1, "a new id each time");
+        // KIP-360 re-init with the current id and epoch: a new id, epoch 0.
+        let r3 = rt.block_on(handle(&b, req(r2.producer_id.0, 7, None)));
+        assert_eq!((r3.error_code, r3.producer_id.0, r3.producer_epoch), (0, r2.producer_id.0 + 1, 0));
+        for (pid, epoch) in [(-1, 3), (5, -1)] {
+            let r = rt.block_on(handle(&b, req(pid, epoch, None)));
+            assert_eq!((r.error_code, r.producer_id.0, r.producer_epoch), (42, -1, -1), "({pid}, {epoch})");
+        }
+        let r = rt.block_on(handle(&b, req(-1, -1, Some("tx-1"))));
+        assert_eq!((r.error_code, r.producer_id.0), (53, -1));
+        assert_eq!(rt.block_on(handle(&b, req(-1, -1, Some("")))).error_code, 42);
+    }
+}

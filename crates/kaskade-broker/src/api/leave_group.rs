@@ -1,0 +1,54 @@
+//! LeaveGroup (v0..v5; a batch of members from v3).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::group::LeavingMember;
+use crate::router::HandlerFuture;
+
+pub async fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> Result<LeaveGroupResponse, BrokerError> {
+    let group_id = req.group_id.0.to_string();
+    let members: Vec<LeavingMember> = if version >= 3 {
+        req.members
+            .into_iter()
+            .map(|m| LeavingMember {
+                member_id: m.member_id.to_string(),
+                group_instance_id: m.group_instance_id.map(|s| s.to_string()),
+            })
+            .collect()
+    } else {
+        vec![LeavingMember { member_id: req.member_id.to_string(), group_instance_id: None }]
+    };
+    let r = broker.groups.call(move |engine, now| engine.leave(now, &group_id, &members)).await?;
+    let mut resp = LeaveGroupResponse::default();
+    if version >= 3 {
+        resp.error_code = r.error.map_or(0, |e| e.code());
+        resp.members = r
+            .members
+            .into_iter()
+            .map(|(member_id, instance, error)| {
+                let mut m = MemberResponse::default();
+                m.member_id = StrBytes::from_string(member_id);
+                m.group_instance_id = instance.map(StrBytes::from_string);
+                m.error_code = error.map_or(0, |e| e.code());
+                m
+            })
+            .collect();
+    } else {
+        // One member: its error is the response's.
+        resp.error_code = r.error.or_else(|| r.members.first().and_then(|m| m.2)).map_or(0, |e| e.code());
+    }
+    Ok(resp)
+}
+
+pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, LeaveGroup)?;
+        Ok(ResponseKind::LeaveGroup(handle(&broker, header.request_api_version, request).await?))
+    })
+}

@@ -1,0 +1,49 @@
+//! ListGroups (v0..v5; states filter from v4, types filter from v5).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader, RequestKind, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::router::HandlerFuture;
+
+/// Every group here is a classic group.
+const GROUP_TYPE: &str = "classic";
+
+pub async fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> Result<ListGroupsResponse, BrokerError> {
+    let states: Vec<String> =
+        if version >= 4 { req.states_filter.iter().map(|s| s.to_string()).collect() } else { Vec::new() };
+    let types_ok = version < 5
+        || req.types_filter.is_empty()
+        || req.types_filter.iter().any(|t| t.as_str().eq_ignore_ascii_case(GROUP_TYPE));
+    let mut resp = ListGroupsResponse::default();
+    if !types_ok {
+        return Ok(resp);
+    }
+    let listed = broker.groups.call(move |engine, now| engine.list_groups(now, &states)).await?;
+    for l in listed {
+        let mut g = ListedGroup::default();
+        g.group_id = GroupId(StrBytes::from_string(l.group_id));
+        g.protocol_type = StrBytes::from_string(l.protocol_type);
+        if version >= 4 {
+            g.group_state = StrBytes::from_static_str(l.state);
+        }
+        if version >= 5 {
+            g.group_type = StrBytes::from_static_str(GROUP_TYPE);
+        }
+        resp.groups.push(g);
+    }
+    Ok(resp)
+}
+
+pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, ListGroups)?;
+        Ok(ResponseKind::ListGroups(handle(&broker, header.request_api_version, request).await?))
+    })
+}

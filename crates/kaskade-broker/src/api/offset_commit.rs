@@ -1,0 +1,78 @@
+//! OffsetCommit (v2..v9): generation and member checks by the group
+//! coordinator; partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION
+//! as Kafka answers.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, RequestHeader, RequestKind, ResponseKind};
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::group::{CommitPartition, CommitRequest};
+use crate::router::HandlerFuture;
+
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: OffsetCommitRequest,
+) -> Result<OffsetCommitResponse, BrokerError> {
+    // (topic index, partition index, error decided here).
+    let mut slots: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
+    let mut partitions = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        for p in &t.partitions {
+            if broker.topics.log(t.name.as_str(), p.partition_index).is_none() {
+                slots.push((ti, p.partition_index, Some(ResponseError::UnknownTopicOrPartition)));
+                continue;
+            }
+            slots.push((ti, p.partition_index, None));
+            partitions.push(CommitPartition {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 6 { p.committed_leader_epoch } else { -1 },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            });
+        }
+    }
+    let request = CommitRequest {
+        group_id: req.group_id.0.to_string(),
+        generation_id: req.generation_id_or_member_epoch,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.map(|s| s.to_string()),
+        partitions,
+        api_version: version,
+    };
+    let errors = if request.partitions.is_empty() && !request.group_id.is_empty() {
+        Vec::new()
+    } else {
+        broker.groups.call_durable(move |engine, now| engine.commit_offsets(now, &request)).await?
+    };
+    let mut errors = errors.into_iter();
+    let mut resp = OffsetCommitResponse::default();
+    for (ti, t) in req.topics.iter().enumerate() {
+        let mut topic = OffsetCommitResponseTopic::default();
+        topic.name = t.name.clone();
+        for (_, partition, local) in slots.iter().filter(|s| s.0 == ti) {
+            let error = match local {
+                Some(e) => Some(*e),
+                None => errors.next().flatten(),
+            };
+            let mut p = OffsetCommitResponsePartition::default();
+            p.partition_index = *partition;
+            p.error_code = error.map_or(0, |e| e.code());
+            topic.partitions.push(p);
+        }
+        resp.topics.push(topic);
+    }
+    Ok(resp)
+}
+
+pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, OffsetCommit)?;
+        Ok(ResponseKind::OffsetCommit(handle(&broker, header.request_api_version, request).await?))
+    })
+}

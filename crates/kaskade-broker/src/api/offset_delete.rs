@@ -1,0 +1,45 @@
+//! OffsetDelete (v0): not while the group's members subscribe to the topic.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader, RequestKind, ResponseKind};
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::router::HandlerFuture;
+
+pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> Result<OffsetDeleteResponse, BrokerError> {
+    let group_id = req.group_id.0.to_string();
+    let partitions: Vec<(String, i32)> =
+        req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index))).collect();
+    let result = broker.groups.call_durable(move |engine, now| engine.delete_offsets(now, &group_id, &partitions)).await?;
+    let mut resp = OffsetDeleteResponse::default();
+    let errors = match result {
+        Err(e) => {
+            resp.error_code = e.code();
+            return Ok(resp);
+        }
+        Ok(errors) => errors,
+    };
+    let mut errors = errors.into_iter();
+    for t in req.topics {
+        let mut topic = OffsetDeleteResponseTopic::default();
+        topic.name = t.name;
+        for p in t.partitions {
+            let mut rp = OffsetDeleteResponsePartition::default();
+            rp.partition_index = p.partition_index;
+            rp.error_code = errors.next().flatten().map_or(0, |e| e.code());
+            topic.partitions.push(rp);
+        }
+        resp.topics.push(topic);
+    }
+    Ok(resp)
+}
+
+pub fn route(broker: Arc<Broker>, _header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    super::handler(async move {
+        let request = crate::request_body!(body, OffsetDelete)?;
+        Ok(ResponseKind::OffsetDelete(handle(&broker, request).await?))
+    })
+}

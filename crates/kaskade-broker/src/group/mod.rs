@@ -1,0 +1,32 @@
+//! The group coordinator for Kafka's classic group protocol, as a state
+//! machine without I/O (DESIGN.md, "State machines without I/O").
+//!
+//! Requests and timer ticks go in with the current time in milliseconds;
+//! answers come out, some at once, some later ([`Completion`]s for parked
+//! JoinGroup and SyncGroup requests, drained from the outbox). The async
+//! driver around it only feeds events and delivers answers.
+//!
+//! Semantics follow Apache Kafka 4.x's `GroupMetadataManager` for classic
+//! groups: KIP-394 (member id required), KIP-345 (static membership),
+//! KIP-814 (skip assignment for a rejoining static leader), the initial
+//! rebalance delay, `group.max.size`, pending-sync expiry.
+
+mod coordinator;
+mod driver;
+mod offsets;
+pub mod records;
+mod state;
+mod store;
+mod types;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+pub use coordinator::GroupCoordinator;
+pub use driver::{now_ms, GroupService};
+pub use state::{
+    parse_subscription_topics, CommittedOffset, Group, GroupState, Member, OffsetChange, CONSUMER_PROTOCOL_TYPE,
+};
+pub use types::*;

@@ -1,0 +1,272 @@
+//! Committed offsets (OffsetCommit, OffsetFetch, OffsetDelete) and group
+//! administration (DescribeGroups, ListGroups, DeleteGroups).
+
+use kafka_protocol::error::ResponseError;
+
+use super::coordinator::GroupCoordinator;
+use super::state::{CommittedOffset, Group, GroupState, OffsetChange, CONSUMER_PROTOCOL_TYPE};
+use super::types::{CommitRequest, FetchedOffset, GroupDescription, GroupListing, MemberDescription};
+
+impl GroupCoordinator {
+    /// OffsetCommit: one error (or none) per partition, in request order.
+    pub fn commit_offsets(&mut self, now: i64, req: &CommitRequest) -> Vec<Option<ResponseError>> {
+        self.tick(now);
+        let result = self.validate_commit(now, req);
+        let max_metadata = self.config.offset_metadata_max_bytes;
+        let errors = match result {
+            Err(e) => vec![Some(e); req.partitions.len()],
+            Ok(()) => {
+                let group = self.groups.get_mut(&req.group_id).expect("validated");
+                let changes = &mut self.offset_changes;
+                req.partitions
+                    .iter()
+                    .map(|p| {
+                        let metadata = p.metadata.clone().unwrap_or_default();
+                        if metadata.len() > max_metadata {
+                            return Some(ResponseError::OffsetMetadataTooLarge);
+                        }
+                        let committed = CommittedOffset {
+                            offset: p.offset,
+                            leader_epoch: p.leader_epoch,
+                            metadata,
+                            commit_timestamp: now,
+                        };
+                        changes.push(OffsetChange {
+                            group_id: req.group_id.clone(),
+                            topic: p.topic.clone(),
+                            partition: p.partition,
+                            value: Some(committed.clone()),
+                        });
+                        group.offsets.insert((p.topic.clone(), p.partition), committed);
+                        None
+                    })
+                    .collect()
+            }
+        };
+        self.tick(now);
+        errors
+    }
+
+    /// Kafka's `validateOffsetCommit` for classic groups.
+    fn validate_commit(&mut self, now: i64, req: &CommitRequest) -> Result<(), ResponseError> {
+        if req.group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let Some(group) = self.groups.get(&req.group_id) else {
+            if req.generation_id < 0 {
+                // A commit from outside any group (manual assignment): the
+                // group exists from now on, empty, to hold the offsets.
+                self.groups.insert(req.group_id.clone(), Group::new(req.group_id.clone(), now));
+                return Ok(());
+            }
+            return Err(if req.api_version >= 9 {
+                ResponseError::GroupIdNotFound
+            } else {
+                ResponseError::IllegalGeneration
+            });
+        };
+        if group.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if req.generation_id < 0 && group.state == GroupState::Empty {
+            return Ok(());
+        }
+        if req.generation_id >= 0 || !req.member_id.is_empty() || req.group_instance_id.is_some() {
+            group.validate_member(&req.member_id, req.group_instance_id.as_deref())?;
+            if req.generation_id != group.generation_id {
+                return Err(ResponseError::IllegalGeneration);
+            }
+        } else if group.state != GroupState::Empty {
+            // No member id and no generation: only an empty group accepts.
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if group.state == GroupState::CompletingRebalance {
+            // A member that got its JoinGroup answer but not its assignment.
+            return Err(ResponseError::RebalanceInProgress);
+        }
+        Ok(())
+    }
+
+    /// OffsetFetch for one group: `partitions` `None` means every committed
+    /// offset of the group.
+    pub fn fetch_offsets(
+        &mut self,
+        now: i64,
+        group_id: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<Vec<FetchedOffset>, ResponseError> {
+        self.tick(now);
+        let group = self.groups.get(group_id).filter(|g| g.state != GroupState::Dead);
+        let fetched = |topic: &str, partition: i32, committed: Option<&CommittedOffset>| FetchedOffset {
+            topic: topic.to_string(),
+            partition,
+            offset: committed.map_or(-1, |c| c.offset),
+            leader_epoch: committed.map_or(-1, |c| c.leader_epoch),
+            metadata: committed.map(|c| c.metadata.clone()).unwrap_or_default(),
+        };
+        Ok(match partitions {
+            Some(partitions) => partitions
+                .iter()
+                .map(|(topic, partition)| {
+                    let committed = group.and_then(|g| g.offsets.get(&(topic.clone(), *partition)));
+                    fetched(topic, *partition, committed)
+                })
+                .collect(),
+            None => group
+                .map(|g| g.offsets.iter().map(|((topic, partition), c)| fetched(topic, *partition, Some(c))).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// OffsetDelete: a top-level error, or one per partition in request
+    /// order.
+    pub fn delete_offsets(
+        &mut self,
+        now: i64,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.tick(now);
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .filter(|g| g.state != GroupState::Dead)
+            .ok_or(ResponseError::GroupIdNotFound)?;
+        let subscribed = if group.state == GroupState::Empty {
+            None
+        } else if group.protocol_type.as_deref() == Some(CONSUMER_PROTOCOL_TYPE) {
+            Some(group.subscribed_topics())
+        } else {
+            return Err(ResponseError::NonEmptyGroup);
+        };
+        Ok(partitions
+            .iter()
+            .map(|(topic, partition)| {
+                // Unknown subscriptions count as subscribed: never delete
+                // offsets a member may be using.
+                let in_use = subscribed.as_ref().is_some_and(|s| s.as_ref().is_none_or(|s| s.contains(topic)));
+                if in_use {
+                    Some(ResponseError::GroupSubscribedToTopic)
+                } else {
+                    if group.offsets.remove(&(topic.clone(), *partition)).is_some() {
+                        self.offset_changes.push(OffsetChange {
+                            group_id: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                            value: None,
+                        });
+                    }
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// DescribeGroups for one group (`None`: no such group).
+    pub fn describe_group(&mut self, now: i64, group_id: &str) -> Option<GroupDescription> {
+        self.tick(now);
+        let group = self.groups.get(group_id)?;
+        let stable = group.state == GroupState::Stable;
+        let protocol = if stable { group.protocol_name.clone().unwrap_or_default() } else { String::new() };
+        let members = group
+            .members
+            .values()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: if stable { m.metadata(&protocol).cloned().unwrap_or_default() } else { Default::default() },
+                assignment: if stable { m.assignment.clone() } else { Default::default() },
+            })
+            .collect();
+        Some(GroupDescription {
+            group_id: group.group_id.clone(),
+            state: group.state.name(),
+            protocol_type: group.protocol_type.clone().unwrap_or_default(),
+            protocol,
+            members,
+        })
+    }
+
+    /// ListGroups, filtered by state names (case-insensitive; empty: all).
+    pub fn list_groups(&mut self, now: i64, states: &[String]) -> Vec<GroupListing> {
+        self.tick(now);
+        let mut listed: Vec<GroupListing> = self
+            .groups
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .filter(|g| states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(g.state.name())))
+            .map(|g| GroupListing {
+                group_id: g.group_id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state.name(),
+            })
+            .collect();
+        listed.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        listed
+    }
+
+    /// DeleteGroups: one error (or none) per group, in request order.
+    pub fn delete_groups(&mut self, now: i64, group_ids: &[String]) -> Vec<Option<ResponseError>> {
+        self.tick(now);
+        group_ids
+            .iter()
+            .map(|id| {
+                if id.is_empty() {
+                    return Some(ResponseError::InvalidGroupId);
+                }
+                match self.groups.get(id).map(|g| g.state) {
+                    None | Some(GroupState::Dead) => Some(ResponseError::GroupIdNotFound),
+                    Some(GroupState::Empty) => {
+                        self.dirty_groups.push(id.clone());
+                        if let Some(group) = self.groups.remove(id) {
+                            self.offset_changes.extend(group.offsets.into_keys().map(|(topic, partition)| {
+                                OffsetChange { group_id: id.clone(), topic, partition, value: None }
+                            }));
+                        }
+                        None
+                    }
+                    Some(_) => Some(ResponseError::NonEmptyGroup),
+                }
+            })
+            .collect()
+    }
+
+    /// `offsets.retention.minutes`: drops the offsets of empty groups
+    /// committed (or, for consumer groups, emptied) more than `retention_ms`
+    /// ago, and empty groups left with no offsets. Returns the groups
+    /// removed.
+    pub fn expire_offsets(&mut self, now: i64, retention_ms: i64) -> Vec<String> {
+        self.tick(now);
+        let mut removed = Vec::new();
+        for group in self.groups.values_mut() {
+            if group.state != GroupState::Empty {
+                continue;
+            }
+            let emptied_at = group.protocol_type.as_ref().map(|_| group.state_timestamp);
+            let changes = &mut self.offset_changes;
+            group.offsets.retain(|(topic, partition), c| {
+                let base = emptied_at.unwrap_or(c.commit_timestamp);
+                let keep = base + retention_ms > now;
+                if !keep {
+                    changes.push(OffsetChange {
+                        group_id: group.group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        value: None,
+                    });
+                }
+                keep
+            });
+            if group.offsets.is_empty() && group.pending_members.is_empty() {
+                removed.push(group.group_id.clone());
+            }
+        }
+        for id in &removed {
+            self.groups.remove(id);
+            self.dirty_groups.push(id.clone());
+        }
+        removed
+    }
+}
