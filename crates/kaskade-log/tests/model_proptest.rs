@@ -636,7 +636,6 @@ fn regression_truncation_during_a_sync_does_not_publish_a_stale_durable_end() {
     mgr.shutdown().expect("shutdown");
 }
 
-
 /// `flush_blocking` (shutdown, tests) while a flusher thread is inside its
 /// fdatasync for the same log must wait for it: before the fix it found
 /// nothing left to sync, published the end as durable and returned while

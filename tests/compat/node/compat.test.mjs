@@ -5,8 +5,8 @@
 // Covers: admin createTopics / listTopics / fetchTopicMetadata / fetchTopicOffsets
 // / deleteTopics; producer.send with keys and headers at acks=-1 (one message
 // per send, so every record's partition and offset is known), and a
-// multi-message send to explicit partitions. kafkajs can only read through a
-// consumer group, so the read-back test is skipped until KASKADE_GROUPS is set.
+// multi-message send to explicit partitions; a consumer group (subscribe with
+// fromBeginning, consumer.run) reads every record back.
 //
 // The tests run in order and share one topic; the last one deletes it.
 
@@ -177,7 +177,6 @@ describe(`kafkajs against ${BOOTSTRAP}`, { timeout: 10 * TIMEOUT_MS }, () => {
   })
 
   it('consumer (group) reads back every record exactly',
-    { skip: process.env.KASKADE_GROUPS ? false : 'consumer groups not implemented yet' },
     async () => {
       const consumer = kafka.consumer({ groupId: `compat-kafkajs-group-${randomBytes(6).toString('hex')}` })
       const got = new Map()

@@ -1,5 +1,9 @@
 //! FindCoordinator (v0..v6; batched keys from v4): this node coordinates
-//! every group; transactions have no coordinator yet.
+//! every group. Transactions are not implemented yet, but this node is still
+//! named their coordinator: a transactional client then asks it for
+//! InitProducerId and fails at once with TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+//! (see `init_producer_id`), instead of retrying COORDINATOR_NOT_AVAILABLE
+//! until its timeout.
 
 use std::sync::Arc;
 
@@ -21,11 +25,10 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// (error, node id, host, port) for one key.
 fn locate(broker: &Broker, key_type: i8) -> (Option<ResponseError>, i32, String, i32) {
     match key_type {
-        KEY_TYPE_GROUP => {
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {
             let (host, port) = broker.advertised();
             (None, broker.node_id(), host, port)
         }
-        KEY_TYPE_TRANSACTION => (Some(ResponseError::CoordinatorNotAvailable), -1, String::new(), -1),
         _ => (Some(ResponseError::InvalidRequest), -1, String::new(), -1),
     }
 }
