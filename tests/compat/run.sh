@@ -16,7 +16,6 @@
 #   KASKADE_COMPAT_TIMEOUT        per-operation wait in the tests, seconds (30)
 #   KASKADE_COMPAT_SUITE_TIMEOUT  wall-clock limit per suite, seconds (600)
 #   KASKADE_COMPAT_WAIT           how long to wait for BOOTSTRAP to accept TCP (30)
-#   KASKADE_GROUPS=1              also run tests that need consumer groups
 set -u
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

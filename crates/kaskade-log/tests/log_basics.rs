@@ -78,9 +78,9 @@ fn timestamps_and_index_files_follow_kafka_layout() {
     let p = dir.path().join("t-0");
     assert!(p.join("00000000000000000000.log").exists());
     let idx = std::fs::read(p.join("00000000000000000000.index")).expect("index");
-    assert!(!idx.is_empty() && idx.len() % 8 == 0);
+    assert!(!idx.is_empty() && idx.len().is_multiple_of(8));
     let tix = std::fs::read(p.join("00000000000000000000.timeindex")).expect("timeindex");
-    assert!(!tix.is_empty() && tix.len() % 12 == 0);
+    assert!(!tix.is_empty() && tix.len().is_multiple_of(12));
     mgr.shutdown().expect("shutdown");
 }
 

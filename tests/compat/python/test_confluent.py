@@ -2,10 +2,11 @@
 
 Covers: AdminClient create (3 partitions) / list / describe / duplicate create /
 delete; Producer with acks=all, keyed JSON values and headers, delivery reports;
-Consumer reading back with assign() at explicit offsets only (no group
-subscribe: a group.id is configured because confluent's Consumer requires one,
-but nothing joins a group or commits); watermarks; null key, empty and null
-value.
+Consumer reading back with assign() at explicit offsets; a consumer group
+(group.id + auto.offset.reset=earliest + subscribe) reading everything back;
+manual commit after processing (enable.auto.commit=False) and a new member of
+the group resuming exactly after the committed offsets; watermarks; null key,
+empty and null value.
 
 The tests of this module run in file order and share one topic (created by the
 `topic` fixture and deleted by the last test).
@@ -268,6 +269,96 @@ def test_read_from_middle_offset(topic, produced):
     assert [m.offset() for m in msgs] == list(range(start, len(recs)))
     for m, (off, rec) in zip(msgs, recs[start:]):
         assert (m.key(), m.value()) == (rec["key"], rec["value"])
+
+
+# ------------------------------------------------------------------ consumer groups
+
+def _group_consumer(group, **extra):
+    conf = {
+        "bootstrap.servers": BOOTSTRAP,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+        "session.timeout.ms": 10000,
+    }
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def _poll_n(c, n, timeout=TIMEOUT_S):
+    msgs = []
+    deadline = time.monotonic() + timeout
+    while len(msgs) < n and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error() is not None:
+            raise KafkaException(m.error())
+        msgs.append(m)
+    return msgs
+
+
+def test_group_subscribe_reads_back(topic, produced):
+    """The seeds' flow: group.id + auto.offset.reset=earliest + subscribe."""
+    results = produced["results"]
+    c = _group_consumer(unique_topic("confluent-group"))
+    try:
+        c.subscribe([topic])
+        msgs = _poll_n(c, len(results))
+        extra = _poll_n(c, 1, timeout=1.0)
+    finally:
+        c.close()
+    assert extra == [], "read more records than were produced"
+    got = {(m.partition(), m.offset()): m for m in msgs}
+    assert len(got) == len(msgs) == len(results), f"read {len(msgs)} of {len(results)}"
+    for rec, part, off, _ in results:
+        m = got.get((part, off))
+        assert m is not None, f"nothing read at partition {part} offset {off}"
+        assert (m.key(), m.value(), m.headers()) == (rec["key"], rec["value"], rec["headers"])
+
+
+def test_group_manual_commit_then_resume(topic, produced):
+    """enable.auto.commit=False, commit after processing; a new member of the
+    group resumes exactly after the committed offsets."""
+    results = produced["results"]
+    group = unique_topic("confluent-commit")
+    first_n = len(results) // 2
+    c = _group_consumer(group, **{"enable.auto.commit": False})
+    try:
+        c.subscribe([topic])
+        first = []
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(first) < first_n and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error() is not None:
+                raise KafkaException(m.error())
+            first.append(m)  # "process" the record, then commit it (as the seed does)
+            c.commit(asynchronous=False)
+        assert len(first) == first_n
+        committed = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)],
+                               timeout=TIMEOUT_S)
+    finally:
+        c.close()
+    positions = {}
+    for m in first:
+        positions[m.partition()] = max(positions.get(m.partition(), 0), m.offset() + 1)
+    for tp in committed:
+        assert tp.error is None
+        # Partitions nothing was read from have no committed offset (-1001).
+        want = positions.get(tp.partition, -1001)
+        assert tp.offset == want, f"committed {tp.offset} for partition {tp.partition}, want {want}"
+
+    rest = [(part, off) for _, part, off, _ in results if off >= positions.get(part, 0)]
+    c2 = _group_consumer(group, **{"enable.auto.commit": False})
+    try:
+        c2.subscribe([topic])
+        second = _poll_n(c2, len(rest))
+        second += _poll_n(c2, 1, timeout=1.0)
+    finally:
+        c2.close()
+    assert sorted((m.partition(), m.offset()) for m in second) == sorted(rest)
 
 
 def test_null_key_empty_and_null_value(topic, produced):

@@ -3,7 +3,9 @@
 Covers: KafkaAdminClient create / describe / delete; KafkaProducer send with
 key, value and headers, RecordMetadata (partition, offset); KafkaConsumer with
 group_id=None, assign() + seek() to the reported offsets, read back and
-compare; the producer's default settings (kafka-python enables idempotence by
+compare; KafkaConsumer with a group_id, subscribe(), commit() after
+processing and a new group member resuming after the committed offsets; the
+producer's default settings (kafka-python enables idempotence by
 default, so that one test needs InitProducerId and producer-id sequencing).
 
 Tests of this module run in file order and share one topic; the last test
@@ -160,6 +162,63 @@ def test_seek_to_reported_offset(topic, sent):
     got = _read(topic, {md.partition: md.offset}, len(later))
     assert [(r.offset, r.key, r.value) for r in got] == \
         [(m.offset, r_["key"], r_["value"]) for r_, m in later]
+
+
+# ------------------------------------------------------------------ consumer groups
+
+def _group_consumer(group):
+    return KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=group,
+                         auto_offset_reset="earliest", enable_auto_commit=False,
+                         session_timeout_ms=10000, heartbeat_interval_ms=1000,
+                         request_timeout_ms=TIMEOUT_MS + 5000,
+                         client_id="kaskade-compat-group-consumer")
+
+
+def _poll_records(consumer, n, timeout=TIMEOUT_S):
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        for _, batch in consumer.poll(timeout_ms=500, max_records=n - len(got)).items():
+            got.extend(batch)
+    return got
+
+
+def test_group_subscribe_commit_resume(topic, sent):
+    """KafkaConsumer with group_id + subscribe reads from the earliest offset;
+    commit() after processing; a new consumer in the group resumes exactly
+    after the committed offsets."""
+    group = unique_topic("kafka-python-group")
+    first_n = len(sent) // 2
+    c = _group_consumer(group)
+    try:
+        c.subscribe([topic])
+        first = _poll_records(c, first_n)
+        assert len(first) == first_n, f"read {len(first)} of {first_n}"
+        c.commit()  # the positions after the records returned so far
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        committed = {tp.partition: c.committed(tp) for tp in tps}
+    finally:
+        c.close(autocommit=False)
+    positions = {}
+    for r in first:
+        positions[r.partition] = max(positions.get(r.partition, 0), r.offset + 1)
+    for p, pos in positions.items():
+        assert committed[p] == pos, f"committed {committed}, positions {positions}"
+
+    rest = sorted((md.partition, md.offset) for _, md in sent
+                  if md.offset >= positions.get(md.partition, 0))
+    c2 = _group_consumer(group)
+    try:
+        c2.subscribe([topic])
+        second = _poll_records(c2, len(rest))
+        second += _poll_records(c2, 1, timeout=1.0)
+    finally:
+        c2.close(autocommit=False)
+    assert sorted((r.partition, r.offset) for r in second) == rest
+    by_pos = {(md.partition, md.offset): rec for rec, md in sent}
+    for r in second:
+        assert (r.key, r.value) == (by_pos[(r.partition, r.offset)]["key"],
+                                    by_pos[(r.partition, r.offset)]["value"])
 
 
 def test_end_offsets(topic, sent):

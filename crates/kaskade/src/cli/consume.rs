@@ -1,5 +1,10 @@
 //! `kaskade consume TOPIC`: print records, reading partitions directly
-//! (ListOffsets + Fetch; no consumer group, nothing is committed).
+//! (ListOffsets + Fetch). Without `--group` nothing is committed; with
+//! `--group G` it consumes as a manual-assign consumer of G does: it starts
+//! at G's committed offsets (OffsetFetch) and commits the position after
+//! the printed records (OffsetCommit, generation -1, empty member id). It
+//! does not join the group (no JoinGroup/SyncGroup, no rebalancing), so
+//! the broker refuses the commits while G has active members.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +17,7 @@ use tokio::time::Instant;
 use super::output::{format_record, write_stdout, RecordFormat};
 use crate::client::error::{error_name, is_stale_metadata, KafkaError};
 use crate::client::fetcher::{self, FetchOptions, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use crate::client::group;
 use crate::client::records::decode_fetched;
 use crate::client::Client;
 
@@ -54,6 +60,11 @@ pub struct ConsumeArgs {
     /// headers, value).
     #[arg(long, value_enum, default_value_t = RecordOutput::Text)]
     pub format: RecordOutput,
+    /// Consumer group: start at its committed offsets (partitions without
+    /// one start as --from-beginning/--offset say) and commit the offsets
+    /// of printed records. Does not join the group (manual assignment).
+    #[arg(long, short = 'g')]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -139,6 +150,17 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
             fetcher::list_offsets(client, &topic, &wanted).await?
         }
     };
+    // Offsets last committed for --group, per partition.
+    let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
+    if let Some(g) = &args.group {
+        let wanted = [(topic.clone(), partitions.clone())];
+        for ((t, p), o) in group::fetch_offsets(client, g, Some(&wanted)).await? {
+            if t == topic && positions.contains_key(&p) {
+                committed.insert(p, o);
+                positions.insert(p, o);
+            }
+        }
+    }
 
     let format = args.record_format();
     let timeout = args.timeout_ms.map(Duration::from_millis);
@@ -209,6 +231,9 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                     return Ok(()); // stdout closed (e.g. piped into head)
                 }
                 last_data = Instant::now();
+                if let Some(g) = &args.group {
+                    commit_positions(client, g, &topic, &positions, &mut committed).await?;
+                }
             }
             for (p, was) in reset {
                 let earliest = fetcher::list_offsets(client, &topic, &[(p, EARLIEST_TIMESTAMP)]).await?[&p];
@@ -236,9 +261,34 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
         }
     }
     .await;
+    let result = match (&args.group, result) {
+        (Some(g), Ok(())) => commit_positions(client, g, &topic, &positions, &mut committed).await,
+        (_, r) => r,
+    };
     // Kafka's console consumer prints the same line.
     eprintln!("Processed a total of {count} messages");
     result.map(|_| 0)
+}
+
+/// Commit the positions that moved since the last commit.
+async fn commit_positions(
+    client: &Client,
+    group: &str,
+    topic: &str,
+    positions: &BTreeMap<i32, i64>,
+    committed: &mut BTreeMap<i32, i64>,
+) -> Result<()> {
+    let changed: BTreeMap<i32, i64> = positions
+        .iter()
+        .filter(|(p, o)| committed.get(p).is_none_or(|c| c != *o))
+        .map(|(&p, &o)| (p, o))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    group::commit_offsets(client, group, topic, &changed).await?;
+    committed.extend(changed);
+    Ok(())
 }
 
 #[cfg(test)]

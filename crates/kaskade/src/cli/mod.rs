@@ -1,8 +1,9 @@
-//! The client subcommands of `kaskade`: `topic`, `produce`, `consume`.
+//! The client subcommands of `kaskade`: `topic`, `produce`, `consume`, `group`.
 //! They speak only the standard Kafka protocol (versions negotiated with
 //! ApiVersions), so they work against Kaskade and Apache Kafka alike.
 
 pub mod consume;
+pub mod group;
 pub mod output;
 pub mod produce;
 pub mod topic;
@@ -18,8 +19,10 @@ pub enum ClientCommand {
     Topic(topic::TopicArgs),
     /// Produce one record per line of standard input.
     Produce(produce::ProduceArgs),
-    /// Print records from a topic (no consumer group).
+    /// Print records from a topic (--group G: from and committing to G's offsets).
     Consume(consume::ConsumeArgs),
+    /// List, describe (offsets and lag), reset offsets of, and delete consumer groups.
+    Group(group::GroupArgs),
 }
 
 /// Run a client command against `bootstrap` (`host:port[,host:port...]`).
@@ -32,6 +35,7 @@ pub async fn run(cmd: ClientCommand, bootstrap: &str) -> anyhow::Result<i32> {
             ClientCommand::Topic(args) => topic::run(args, &client).await,
             ClientCommand::Produce(args) => produce::run(args, &client).await,
             ClientCommand::Consume(args) => consume::run(args, &client).await,
+            ClientCommand::Group(args) => group::run(args, &client).await,
         }
     }
     .await;

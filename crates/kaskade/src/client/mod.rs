@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod connection;
 pub mod error;
 pub mod fetcher;
+pub mod group;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
