@@ -121,15 +121,12 @@ impl Broker {
     /// Sets the epoch of the finalized features (the metadata offset once
     /// cluster metadata exists).
     pub fn set_finalized_features_epoch(&self, epoch: i64) {
-        self.finalized_features_epoch
-            .store(epoch.max(0), Ordering::Relaxed);
+        self.finalized_features_epoch.store(epoch.max(0), Ordering::Relaxed);
     }
 }
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker")
-            .field("node_id", &self.config.node_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Broker").field("node_id", &self.config.node_id).finish_non_exhaustive()
     }
 }

@@ -158,38 +158,25 @@ impl ListenerSpec {
     /// Parses `NAME://host:port`, `NAME://:port`, `NAME://[::1]:port`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let (name, rest) = text
-            .split_once("://")
-            .ok_or_else(|| format!("'{text}' is not of the form NAME://host:port"))?;
+        let (name, rest) =
+            text.split_once("://").ok_or_else(|| format!("'{text}' is not of the form NAME://host:port"))?;
         if name.is_empty() {
             return Err(format!("'{text}' has no listener name"));
         }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(format!("'{text}' has an invalid listener name '{name}'"));
         }
         let (host, port) = if let Some(after) = rest.strip_prefix('[') {
-            let (host, tail) = after
-                .split_once(']')
-                .ok_or_else(|| format!("'{text}' has an unterminated IPv6 address"))?;
-            let port = tail
-                .strip_prefix(':')
-                .ok_or_else(|| format!("'{text}' has no port"))?;
+            let (host, tail) =
+                after.split_once(']').ok_or_else(|| format!("'{text}' has an unterminated IPv6 address"))?;
+            let port = tail.strip_prefix(':').ok_or_else(|| format!("'{text}' has no port"))?;
             (host, port)
         } else {
-            rest.rsplit_once(':')
-                .ok_or_else(|| format!("'{text}' has no port"))?
+            rest.rsplit_once(':').ok_or_else(|| format!("'{text}' has no port"))?
         };
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("'{text}' has an invalid port '{port}' (expected 0 to 65535)"))?;
-        Ok(ListenerSpec {
-            name: name.to_ascii_uppercase(),
-            host: host.to_string(),
-            port,
-        })
+        let port: u16 =
+            port.parse().map_err(|_| format!("'{text}' has an invalid port '{port}' (expected 0 to 65535)"))?;
+        Ok(ListenerSpec { name: name.to_ascii_uppercase(), host: host.to_string(), port })
     }
 }
 
@@ -371,10 +358,7 @@ impl Kind {
             }
             Kind::Long { min } => match v.parse::<i64>() {
                 Ok(n) if n >= min => Ok(n.to_string()),
-                _ => Err(invalid(format!(
-                    "expected an integer{}",
-                    describe_range(min, i64::MAX)
-                ))),
+                _ => Err(invalid(format!("expected an integer{}", describe_range(min, i64::MAX)))),
             },
             Kind::Bool => {
                 if v.eq_ignore_ascii_case("true") {
@@ -399,10 +383,7 @@ impl Kind {
                 if !items.is_empty() && items.iter().all(|i| options.contains(&i.as_str())) {
                     Ok(items.join(","))
                 } else {
-                    Err(invalid(format!(
-                        "expected a comma-separated list of {}",
-                        options.join(", ")
-                    )))
+                    Err(invalid(format!("expected a comma-separated list of {}", options.join(", "))))
                 }
             }
             Kind::Double { min, max } => match v.parse::<f64>() {
@@ -423,11 +404,7 @@ fn describe_range(min: i64, max: i64) -> String {
 }
 
 fn split_list(v: &str) -> Vec<String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 struct KeyDef {
@@ -437,15 +414,9 @@ struct KeyDef {
     doc: &'static str,
 }
 
-const INT: Kind = Kind::Int {
-    min: i32::MIN as i64,
-    max: i32::MAX as i64,
-};
+const INT: Kind = Kind::Int { min: i32::MIN as i64, max: i32::MAX as i64 };
 const fn int_min(min: i64) -> Kind {
-    Kind::Int {
-        min,
-        max: i32::MAX as i64,
-    }
+    Kind::Int { min, max: i32::MAX as i64 }
 }
 const LONG: Kind = Kind::Long { min: i64::MIN };
 const LONG_MAX: &str = "9223372036854775807";
@@ -587,11 +558,7 @@ static BROKER_SYNONYMS: &[&[&str]] = &[
     &["log.roll.ms", "log.roll.hours"],
     &["log.roll.jitter.ms", "log.roll.jitter.hours"],
     &["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
-    &[
-        "log.retention.ms",
-        "log.retention.minutes",
-        "log.retention.hours",
-    ],
+    &["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
 ];
 
 fn key_def(name: &str) -> Option<&'static KeyDef> {
@@ -599,11 +566,7 @@ fn key_def(name: &str) -> Option<&'static KeyDef> {
 }
 
 fn broker_synonyms(def: &'static KeyDef) -> &'static [&'static str] {
-    BROKER_SYNONYMS
-        .iter()
-        .find(|group| group.contains(&def.name))
-        .copied()
-        .unwrap_or(std::slice::from_ref(&def.name))
+    BROKER_SYNONYMS.iter().find(|group| group.contains(&def.name)).copied().unwrap_or(std::slice::from_ref(&def.name))
 }
 
 /// A topic-level key, its type and validation, and its broker synonyms.
@@ -677,12 +640,7 @@ pub fn env_var_to_key(name: &str) -> Option<String> {
     if rest.is_empty() || ENV_NOT_CONFIG.contains(&name) || name.starts_with("KAFKA_JMX_") {
         return None;
     }
-    Some(
-        rest.to_lowercase()
-            .replace('_', ".")
-            .replace("...", "-")
-            .replace("..", "_"),
-    )
+    Some(rest.to_lowercase().replace('_', ".").replace("...", "-").replace("..", "_"))
 }
 
 /// Parses Java properties text (`java.util.Properties.load`): `key=value`,
@@ -761,11 +719,7 @@ fn unescape(s: &str) -> String {
             Some('f') => out.push('\u{c}'),
             Some('u') => {
                 let hex: String = chars.clone().take(4).collect();
-                match (hex.len() == 4)
-                    .then(|| u32::from_str_radix(&hex, 16).ok())
-                    .flatten()
-                    .and_then(char::from_u32)
-                {
+                match (hex.len() == 4).then(|| u32::from_str_radix(&hex, 16).ok()).flatten().and_then(char::from_u32) {
                     Some(ch) => {
                         out.push(ch);
                         for _ in 0..4 {
@@ -791,10 +745,7 @@ impl BrokerConfig {
     pub fn load(sources: &ConfigSources) -> Result<Self, ConfigError> {
         let mut given: Vec<(String, String, ConfigSource)> = Vec::new();
         if let Some(path) = &sources.properties_file {
-            let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let bytes = std::fs::read(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
             for (k, v) in parse_properties(&String::from_utf8_lossy(&bytes)) {
                 given.push((k, v, ConfigSource::StaticFile));
             }
@@ -818,10 +769,7 @@ impl BrokerConfig {
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, ConfigError> {
         Self::load(&ConfigSources {
-            overrides: pairs
-                .into_iter()
-                .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
-                .collect(),
+            overrides: pairs.into_iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect(),
             ..ConfigSources::default()
         })
     }
@@ -852,25 +800,13 @@ impl BrokerConfig {
                 unknown.insert(key, source);
                 continue;
             };
-            settings.insert(
-                key,
-                Setting {
-                    value: normalised,
-                    source,
-                },
-            );
+            settings.insert(key, Setting { value: normalised, source });
         }
         for (key, source) in &unknown {
-            tracing::warn!(
-                "ignoring unknown configuration '{key}' (from {})",
-                source_name(*source)
-            );
+            tracing::warn!("ignoring unknown configuration '{key}' (from {})", source_name(*source));
         }
         if !unused.is_empty() {
-            tracing::info!(
-                "accepted Kafka configurations that Kaskade does not use: {}",
-                unused.join(", ")
-            );
+            tracing::info!("accepted Kafka configurations that Kaskade does not use: {}", unused.join(", "));
         }
         if !errors.is_empty() {
             return Err(ConfigError::Invalid(errors));
@@ -900,10 +836,7 @@ impl BrokerConfig {
 
         let node_id = match (settings.get("node.id"), settings.get("broker.id")) {
             (Some(n), Some(b)) if n.value != b.value && b.value != "-1" => {
-                errors.push(format!(
-                    "broker.id ({}) must equal node.id ({}) when both are set",
-                    b.value, n.value
-                ));
+                errors.push(format!("broker.id ({}) must equal node.id ({}) when both are set", b.value, n.value));
                 0
             }
             (None, Some(b)) if b.value != "-1" => num("broker.id") as i32,
@@ -930,10 +863,8 @@ impl BrokerConfig {
             Some(s) => {
                 let dirs = split_list(&s.value);
                 if dirs.len() > 1 {
-                    errors.push(format!(
-                        "invalid value '{}' for log.dirs: Kaskade supports one log directory",
-                        s.value
-                    ));
+                    errors
+                        .push(format!("invalid value '{}' for log.dirs: Kaskade supports one log directory", s.value));
                 }
                 dirs.into_iter().next().map(PathBuf::from)
             }
@@ -947,12 +878,11 @@ impl BrokerConfig {
             .unwrap_or_else(|| num("log.retention.hours") * hour_ms);
         let log_retention_ms = if retention < 0 { -1 } else { retention };
 
-        let log_message_timestamp_type =
-            if raw("log.message.timestamp.type").as_deref() == Some("LogAppendTime") {
-                TimestampType::LogAppendTime
-            } else {
-                TimestampType::CreateTime
-            };
+        let log_message_timestamp_type = if raw("log.message.timestamp.type").as_deref() == Some("LogAppendTime") {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        };
 
         let cfg = BrokerConfig {
             node_id,
@@ -964,8 +894,7 @@ impl BrokerConfig {
             advertised_listeners,
             log_dir,
             num_partitions: num("num.partitions") as i32,
-            default_replication_factor: num("default.replication.factor").min(i16::MAX as i64)
-                as i16,
+            default_replication_factor: num("default.replication.factor").min(i16::MAX as i64) as i16,
             auto_create_topics_enable: flag("auto.create.topics.enable"),
             delete_topic_enable: flag("delete.topic.enable"),
             log_segment_bytes: num("log.segment.bytes") as i32,
@@ -978,8 +907,7 @@ impl BrokerConfig {
             message_max_bytes: num("message.max.bytes") as i32,
             log_flush_interval_messages: num("log.flush.interval.messages"),
             log_flush_interval_ms: opt_num("log.flush.interval.ms"),
-            log_flush_offset_checkpoint_interval_ms: num("log.flush.offset.checkpoint.interval.ms")
-                as i32,
+            log_flush_offset_checkpoint_interval_ms: num("log.flush.offset.checkpoint.interval.ms") as i32,
             log_message_timestamp_type,
             log_cleanup_policy: list("log.cleanup.policy"),
             min_insync_replicas: num("min.insync.replicas") as i32,
@@ -1005,17 +933,12 @@ impl BrokerConfig {
     /// Cross-key checks, as Kafka makes them at start-up.
     fn validate(&self, errors: &mut Vec<String>) {
         if self.listeners.is_empty() {
-            errors.push(
-                "invalid value '' for listeners: expected at least one NAME://host:port".into(),
-            );
+            errors.push("invalid value '' for listeners: expected at least one NAME://host:port".into());
         }
         let mut names = std::collections::HashSet::new();
         for l in &self.listeners {
             if !names.insert(l.name.clone()) {
-                errors.push(format!(
-                    "invalid value for listeners: the listener name {} is used twice",
-                    l.name
-                ));
+                errors.push(format!("invalid value for listeners: the listener name {} is used twice", l.name));
             }
         }
         let protocol_map = self.security_protocol_map();
@@ -1053,21 +976,15 @@ impl BrokerConfig {
     /// `listener.security.protocol.map` as a map; a controller listener not
     /// in it maps to PLAINTEXT, as KRaft does.
     pub fn security_protocol_map(&self) -> BTreeMap<String, String> {
-        let raw = self
-            .value_of("listener.security.protocol.map")
-            .unwrap_or_default();
+        let raw = self.value_of("listener.security.protocol.map").unwrap_or_default();
         let mut map = BTreeMap::new();
         for item in split_list(&raw) {
             if let Some((name, proto)) = item.split_once(':') {
-                map.insert(
-                    name.trim().to_ascii_uppercase(),
-                    proto.trim().to_ascii_uppercase(),
-                );
+                map.insert(name.trim().to_ascii_uppercase(), proto.trim().to_ascii_uppercase());
             }
         }
         for name in &self.controller_listener_names {
-            map.entry(name.clone())
-                .or_insert_with(|| "PLAINTEXT".into());
+            map.entry(name.clone()).or_insert_with(|| "PLAINTEXT".into());
         }
         map
     }
@@ -1075,11 +992,7 @@ impl BrokerConfig {
     /// The listeners served to clients: `listeners` without the controller
     /// listeners.
     pub fn client_listeners(&self) -> Vec<ListenerSpec> {
-        self.listeners
-            .iter()
-            .filter(|l| !self.controller_listener_names.contains(&l.name))
-            .cloned()
-            .collect()
+        self.listeners.iter().filter(|l| !self.controller_listener_names.contains(&l.name)).cloned().collect()
     }
 
     /// The effective value of a key as a string (the given value, else the
@@ -1094,10 +1007,7 @@ impl BrokerConfig {
 
     /// Where the value of a key came from.
     pub fn source_of(&self, name: &str) -> ConfigSource {
-        self.settings
-            .get(name)
-            .map(|s| s.source)
-            .unwrap_or(ConfigSource::Default)
+        self.settings.get(name).map(|s| s.source).unwrap_or(ConfigSource::Default)
     }
 
     /// The synonym list Kafka's DescribeConfigs computes for a broker key
@@ -1108,26 +1018,15 @@ impl BrokerConfig {
         let mut all = Vec::new();
         for &k in keys {
             if let Some(s) = self.settings.get(k) {
-                all.push(ConfigSynonym {
-                    name: k,
-                    value: Some(s.value.clone()),
-                    source: s.source,
-                });
+                all.push(ConfigSynonym { name: k, value: Some(s.value.clone()), source: s.source });
             }
         }
         for &k in keys {
             if let Some(d) = key_def(k).and_then(|d| d.default) {
-                all.push(ConfigSynonym {
-                    name: k,
-                    value: Some(d.to_string()),
-                    source: ConfigSource::Default,
-                });
+                all.push(ConfigSynonym { name: k, value: Some(d.to_string()), source: ConfigSource::Default });
             }
         }
-        let first = all
-            .iter()
-            .position(|s| s.name == primary)
-            .unwrap_or(all.len());
+        let first = all.iter().position(|s| s.name == primary).unwrap_or(all.len());
         all.split_off(first)
     }
 
@@ -1142,10 +1041,7 @@ impl BrokerConfig {
                 ConfigEntry {
                     name: def.name.to_string(),
                     value: self.value_of(def.name),
-                    source: synonyms
-                        .first()
-                        .map(|s| s.source)
-                        .unwrap_or(ConfigSource::Default),
+                    source: synonyms.first().map(|s| s.source).unwrap_or(ConfigSource::Default),
                     is_sensitive: false,
                     read_only: true,
                     config_type: def.kind.config_type(),
@@ -1183,13 +1079,9 @@ impl BrokerConfig {
                     "retention.ms" => Some(self.log_retention_ms.to_string()),
                     "segment.ms" => Some(self.log_roll_ms.to_string()),
                     "segment.jitter.ms" => {
-                        let ms = self
-                            .value_of("log.roll.jitter.ms")
-                            .and_then(|v| v.parse::<i64>().ok());
-                        let hours = self
-                            .value_of("log.roll.jitter.hours")
-                            .and_then(|v| v.parse::<i64>().ok())
-                            .unwrap_or(0);
+                        let ms = self.value_of("log.roll.jitter.ms").and_then(|v| v.parse::<i64>().ok());
+                        let hours =
+                            self.value_of("log.roll.jitter.hours").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
                         Some(ms.unwrap_or(hours * 3_600_000).to_string())
                     }
                     "flush.ms" => self
@@ -1207,10 +1099,7 @@ impl BrokerConfig {
                 TopicConfigDefault {
                     name: def.name,
                     value,
-                    source: synonyms
-                        .first()
-                        .map(|s| s.source)
-                        .unwrap_or(ConfigSource::Default),
+                    source: synonyms.first().map(|s| s.source).unwrap_or(ConfigSource::Default),
                     config_type: def.kind.config_type(),
                     synonyms,
                     broker_keys: def.broker_keys,
@@ -1239,10 +1128,7 @@ fn source_name(source: ConfigSource) -> &'static str {
 /// Reads the `server.properties` pairs of a file (for tools that want the raw
 /// pairs, e.g. to show what a file sets).
 pub fn read_properties_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     Ok(parse_properties(&String::from_utf8_lossy(&bytes)))
 }
 
@@ -1251,20 +1137,14 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn defaults_are_kafkas() {
         let c = BrokerConfig::default();
         assert_eq!(c.node_id, 1);
-        assert_eq!(
-            c.listeners,
-            vec![ListenerSpec::parse("PLAINTEXT://localhost:9092").unwrap()]
-        );
+        assert_eq!(c.listeners, vec![ListenerSpec::parse("PLAINTEXT://localhost:9092").unwrap()]);
         assert_eq!(c.advertised_listeners, c.listeners);
         assert_eq!(c.log_dir, None);
         assert_eq!(c.num_partitions, 1);
@@ -1303,13 +1183,7 @@ mod tests {
                     long=one, \\\n    two, \\\n    three\nesc=tab\\there\\u0041\\\\\n\
                     spaces =  padded  \r\nwin=dos\r\n#x=continued\\\nnot.continued=5\n";
         let props = parse_properties(text);
-        let get = |k: &str| {
-            props
-                .iter()
-                .rev()
-                .find(|(kk, _)| kk == k)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |k: &str| props.iter().rev().find(|(kk, _)| kk == k).map(|(_, v)| v.as_str());
         assert_eq!(get("a"), Some("1"));
         assert_eq!(get("b"), Some("2"));
         assert_eq!(get("c"), Some("3"));
@@ -1327,32 +1201,14 @@ mod tests {
     #[test]
     fn env_mapping_as_kafka_image() {
         assert_eq!(env_var_to_key("KAFKA_NODE_ID").as_deref(), Some("node.id"));
-        assert_eq!(
-            env_var_to_key("KAFKA_LISTENERS").as_deref(),
-            Some("listeners")
-        );
-        assert_eq!(
-            env_var_to_key("KAFKA_ADVERTISED_LISTENERS").as_deref(),
-            Some("advertised.listeners")
-        );
-        assert_eq!(
-            env_var_to_key("KAFKA_LOG_DIRS").as_deref(),
-            Some("log.dirs")
-        );
-        assert_eq!(
-            env_var_to_key("KAFKA_LOG_RETENTION_HOURS").as_deref(),
-            Some("log.retention.hours")
-        );
-        assert_eq!(
-            env_var_to_key("KAFKA_AUTO_CREATE_TOPICS_ENABLE").as_deref(),
-            Some("auto.create.topics.enable")
-        );
+        assert_eq!(env_var_to_key("KAFKA_LISTENERS").as_deref(), Some("listeners"));
+        assert_eq!(env_var_to_key("KAFKA_ADVERTISED_LISTENERS").as_deref(), Some("advertised.listeners"));
+        assert_eq!(env_var_to_key("KAFKA_LOG_DIRS").as_deref(), Some("log.dirs"));
+        assert_eq!(env_var_to_key("KAFKA_LOG_RETENTION_HOURS").as_deref(), Some("log.retention.hours"));
+        assert_eq!(env_var_to_key("KAFKA_AUTO_CREATE_TOPICS_ENABLE").as_deref(), Some("auto.create.topics.enable"));
         assert_eq!(env_var_to_key("KAFKA_A__B").as_deref(), Some("a_b"));
         assert_eq!(env_var_to_key("KAFKA_A___B").as_deref(), Some("a-b"));
-        assert_eq!(
-            env_var_to_key("KAFKA_LISTENER_NAME_X___Y__Z_SASL").as_deref(),
-            Some("listener.name.x-y_z.sasl")
-        );
+        assert_eq!(env_var_to_key("KAFKA_LISTENER_NAME_X___Y__Z_SASL").as_deref(), Some("listener.name.x-y_z.sasl"));
         for ignored in [
             "KAFKA_HEAP_OPTS",
             "KAFKA_OPTS",
@@ -1374,11 +1230,8 @@ mod tests {
     fn precedence_defaults_file_env_override() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("server.properties");
-        std::fs::write(
-            &file,
-            "num.partitions=2\nlog.retention.hours=10\nmessage.max.bytes=100\nlog.dirs=/from/file\n",
-        )
-        .unwrap();
+        std::fs::write(&file, "num.partitions=2\nlog.retention.hours=10\nmessage.max.bytes=100\nlog.dirs=/from/file\n")
+            .unwrap();
         let sources = ConfigSources {
             properties_file: Some(file),
             env: env(&[
@@ -1406,11 +1259,7 @@ mod tests {
     fn retention_precedence_ms_minutes_hours() {
         let c = BrokerConfig::from_overrides([("log.retention.hours", "1")]).unwrap();
         assert_eq!(c.log_retention_ms, 3_600_000);
-        let c = BrokerConfig::from_overrides([
-            ("log.retention.hours", "1"),
-            ("log.retention.minutes", "2"),
-        ])
-        .unwrap();
+        let c = BrokerConfig::from_overrides([("log.retention.hours", "1"), ("log.retention.minutes", "2")]).unwrap();
         assert_eq!(c.log_retention_ms, 120_000);
         let c = BrokerConfig::from_overrides([
             ("log.retention.hours", "1"),
@@ -1425,120 +1274,58 @@ mod tests {
         assert_eq!(c.log_retention_ms, -1);
         let c = BrokerConfig::from_overrides([("log.roll.hours", "2")]).unwrap();
         assert_eq!(c.log_roll_ms, 7_200_000);
-        let c =
-            BrokerConfig::from_overrides([("log.roll.hours", "2"), ("log.roll.ms", "5")]).unwrap();
+        let c = BrokerConfig::from_overrides([("log.roll.hours", "2"), ("log.roll.ms", "5")]).unwrap();
         assert_eq!(c.log_roll_ms, 5);
     }
 
     #[test]
     fn error_messages_name_key_and_accepted_values() {
-        let err = BrokerConfig::from_overrides([("num.partitions", "abc")])
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "invalid value 'abc' for num.partitions: expected an integer >= 1 (from an override)"
-        );
-        let err = BrokerConfig::from_overrides([("num.partitions", "0")])
-            .unwrap_err()
-            .to_string();
+        let err = BrokerConfig::from_overrides([("num.partitions", "abc")]).unwrap_err().to_string();
+        assert_eq!(err, "invalid value 'abc' for num.partitions: expected an integer >= 1 (from an override)");
+        let err = BrokerConfig::from_overrides([("num.partitions", "0")]).unwrap_err().to_string();
         assert!(err.contains("expected an integer >= 1"), "{err}");
-        let err = BrokerConfig::from_overrides([("auto.create.topics.enable", "yes")])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains(
-                "invalid value 'yes' for auto.create.topics.enable: expected true or false"
-            ),
-            "{err}"
-        );
-        let err = BrokerConfig::from_overrides([("log.message.timestamp.type", "Now")])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("expected one of CreateTime, LogAppendTime"),
-            "{err}"
-        );
-        let err = BrokerConfig::from_overrides([("log.cleanup.policy", "delete,forever")])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("comma-separated list of compact, delete"),
-            "{err}"
-        );
-        let err = BrokerConfig::from_overrides([("compression.gzip.level", "10")])
-            .unwrap_err()
-            .to_string();
+        let err = BrokerConfig::from_overrides([("auto.create.topics.enable", "yes")]).unwrap_err().to_string();
+        assert!(err.contains("invalid value 'yes' for auto.create.topics.enable: expected true or false"), "{err}");
+        let err = BrokerConfig::from_overrides([("log.message.timestamp.type", "Now")]).unwrap_err().to_string();
+        assert!(err.contains("expected one of CreateTime, LogAppendTime"), "{err}");
+        let err = BrokerConfig::from_overrides([("log.cleanup.policy", "delete,forever")]).unwrap_err().to_string();
+        assert!(err.contains("comma-separated list of compact, delete"), "{err}");
+        let err = BrokerConfig::from_overrides([("compression.gzip.level", "10")]).unwrap_err().to_string();
         assert!(err.contains("expected an integer in [-1, 9]"), "{err}");
         // Several errors are reported together.
-        let err =
-            BrokerConfig::from_overrides([("num.partitions", "x"), ("message.max.bytes", "y")])
-                .unwrap_err()
-                .to_string();
-        assert_eq!(err.lines().count(), 2, "{err}");
-        // Out of the int range.
-        let err = BrokerConfig::from_overrides([("num.partitions", "3000000000")])
+        let err = BrokerConfig::from_overrides([("num.partitions", "x"), ("message.max.bytes", "y")])
             .unwrap_err()
             .to_string();
+        assert_eq!(err.lines().count(), 2, "{err}");
+        // Out of the int range.
+        let err = BrokerConfig::from_overrides([("num.partitions", "3000000000")]).unwrap_err().to_string();
         assert!(err.contains("num.partitions"), "{err}");
     }
 
     #[test]
     fn values_are_trimmed_and_normalised() {
-        let c = BrokerConfig::from_overrides([
-            ("num.partitions", " 7 "),
-            ("auto.create.topics.enable", "FALSE"),
-        ])
-        .unwrap();
+        let c =
+            BrokerConfig::from_overrides([("num.partitions", " 7 "), ("auto.create.topics.enable", "FALSE")]).unwrap();
         assert_eq!(c.num_partitions, 7);
         assert!(!c.auto_create_topics_enable);
-        assert_eq!(
-            c.value_of("auto.create.topics.enable").as_deref(),
-            Some("false")
-        );
+        assert_eq!(c.value_of("auto.create.topics.enable").as_deref(), Some("false"));
     }
 
     #[test]
     fn node_id_and_broker_id() {
-        assert_eq!(
-            BrokerConfig::from_overrides([("broker.id", "5")])
-                .unwrap()
-                .node_id,
-            5
-        );
-        assert_eq!(
-            BrokerConfig::from_overrides([("node.id", "6")])
-                .unwrap()
-                .node_id,
-            6
-        );
-        assert_eq!(
-            BrokerConfig::from_overrides([("node.id", "6"), ("broker.id", "6")])
-                .unwrap()
-                .node_id,
-            6
-        );
-        let err = BrokerConfig::from_overrides([("node.id", "6"), ("broker.id", "7")])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("broker.id (7) must equal node.id (6)"),
-            "{err}"
-        );
+        assert_eq!(BrokerConfig::from_overrides([("broker.id", "5")]).unwrap().node_id, 5);
+        assert_eq!(BrokerConfig::from_overrides([("node.id", "6")]).unwrap().node_id, 6);
+        assert_eq!(BrokerConfig::from_overrides([("node.id", "6"), ("broker.id", "6")]).unwrap().node_id, 6);
+        let err = BrokerConfig::from_overrides([("node.id", "6"), ("broker.id", "7")]).unwrap_err().to_string();
+        assert!(err.contains("broker.id (7) must equal node.id (6)"), "{err}");
     }
 
     #[test]
     fn listeners() {
         let l = ListenerSpec::parse("PLAINTEXT://:9092").unwrap();
-        assert_eq!(
-            (l.name.as_str(), l.host.as_str(), l.port),
-            ("PLAINTEXT", "", 9092)
-        );
+        assert_eq!((l.name.as_str(), l.host.as_str(), l.port), ("PLAINTEXT", "", 9092));
         let l = ListenerSpec::parse("plaintext://[::1]:0").unwrap();
-        assert_eq!(
-            (l.name.as_str(), l.host.as_str(), l.port),
-            ("PLAINTEXT", "::1", 0)
-        );
+        assert_eq!((l.name.as_str(), l.host.as_str(), l.port), ("PLAINTEXT", "::1", 0));
         assert_eq!(l.to_string(), "PLAINTEXT://[::1]:0");
         assert!(ListenerSpec::parse("localhost:9092").is_err());
         assert!(ListenerSpec::parse("PLAINTEXT://localhost").is_err());
@@ -1562,35 +1349,21 @@ mod tests {
             ("num.network.threads", "3"),
         ])
         .unwrap();
-        assert_eq!(
-            c.client_listeners(),
-            vec![ListenerSpec::parse("PLAINTEXT://:9092").unwrap()]
-        );
+        assert_eq!(c.client_listeners(), vec![ListenerSpec::parse("PLAINTEXT://:9092").unwrap()]);
         assert_eq!(c.advertised_listeners.len(), 2);
 
-        let err = BrokerConfig::from_overrides([("listeners", "SSL://:9093")])
-            .unwrap_err()
-            .to_string();
+        let err = BrokerConfig::from_overrides([("listeners", "SSL://:9093")]).unwrap_err().to_string();
         assert!(err.contains("security protocol SSL"), "{err}");
-        let err = BrokerConfig::from_overrides([("listeners", "FOO://:9093")])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("no security protocol for the listener name FOO"),
-            "{err}"
-        );
-        let err = BrokerConfig::from_overrides([("listeners", "PLAINTEXT://0.0.0.0:9092")])
-            .unwrap_err()
-            .to_string();
+        let err = BrokerConfig::from_overrides([("listeners", "FOO://:9093")]).unwrap_err().to_string();
+        assert!(err.contains("no security protocol for the listener name FOO"), "{err}");
+        let err = BrokerConfig::from_overrides([("listeners", "PLAINTEXT://0.0.0.0:9092")]).unwrap_err().to_string();
         assert!(err.contains("advertised.listeners"), "{err}");
         assert!(BrokerConfig::from_overrides([
             ("listeners", "PLAINTEXT://0.0.0.0:9092"),
             ("advertised.listeners", "PLAINTEXT://myhost:9092"),
         ])
         .is_ok());
-        let err = BrokerConfig::from_overrides([("listeners", "nonsense")])
-            .unwrap_err()
-            .to_string();
+        let err = BrokerConfig::from_overrides([("listeners", "nonsense")]).unwrap_err().to_string();
         assert!(err.contains("invalid value for listeners"), "{err}");
     }
 
@@ -1628,16 +1401,8 @@ mod tests {
         assert_eq!(
             ms.synonyms,
             vec![
-                ConfigSynonym {
-                    name: "log.retention.ms",
-                    value: Some("1000".into()),
-                    source: ConfigSource::Override
-                },
-                ConfigSynonym {
-                    name: "log.retention.hours",
-                    value: Some("168".into()),
-                    source: ConfigSource::Default
-                },
+                ConfigSynonym { name: "log.retention.ms", value: Some("1000".into()), source: ConfigSource::Override },
+                ConfigSynonym { name: "log.retention.hours", value: Some("168".into()), source: ConfigSource::Default },
             ]
         );
         let hours = entry("log.retention.hours");
@@ -1652,11 +1417,8 @@ mod tests {
 
     #[test]
     fn topic_defaults_with_synonyms() {
-        let c = BrokerConfig::from_overrides([
-            ("log.segment.bytes", "2097152"),
-            ("log.retention.hours", "24"),
-        ])
-        .unwrap();
+        let c =
+            BrokerConfig::from_overrides([("log.segment.bytes", "2097152"), ("log.retention.hours", "24")]).unwrap();
         let t = c.topic_defaults();
         let get = |n: &str| t.iter().find(|e| e.name == n).unwrap().clone();
 
@@ -1685,34 +1447,18 @@ mod tests {
         assert_eq!(ret.config_type, ConfigType::Long);
         assert!(ret.synonyms.is_empty());
         assert_eq!(ret.source, ConfigSource::Default);
-        assert_eq!(
-            ret.broker_keys,
-            &[
-                "log.retention.ms",
-                "log.retention.minutes",
-                "log.retention.hours"
-            ]
-        );
+        assert_eq!(ret.broker_keys, &["log.retention.ms", "log.retention.minutes", "log.retention.hours"]);
 
         assert_eq!(get("cleanup.policy").value.as_deref(), Some("delete"));
         assert_eq!(get("max.message.bytes").value.as_deref(), Some("1048588"));
-        assert_eq!(
-            get("max.message.bytes").synonyms[0].name,
-            "message.max.bytes"
-        );
+        assert_eq!(get("max.message.bytes").synonyms[0].name, "message.max.bytes");
         assert_eq!(get("segment.ms").value.as_deref(), Some("604800000"));
         assert_eq!(get("flush.messages").value.as_deref(), Some("1"));
         assert_eq!(get("flush.ms").value.as_deref(), Some(LONG_MAX));
         assert_eq!(get("min.insync.replicas").value.as_deref(), Some("1"));
         assert_eq!(get("compression.type").value.as_deref(), Some("producer"));
-        assert_eq!(
-            get("message.timestamp.type").value.as_deref(),
-            Some("CreateTime")
-        );
-        assert_eq!(
-            get("segment.index.bytes").value.as_deref(),
-            Some("10485760")
-        );
+        assert_eq!(get("message.timestamp.type").value.as_deref(), Some("CreateTime"));
+        assert_eq!(get("segment.index.bytes").value.as_deref(), Some("10485760"));
         assert_eq!(get("index.interval.bytes").value.as_deref(), Some("4096"));
         assert_eq!(get("retention.bytes").value.as_deref(), Some("-1"));
         assert_eq!(get("segment.jitter.ms").value.as_deref(), Some("0"));
@@ -1722,16 +1468,10 @@ mod tests {
 
     #[test]
     fn topic_config_validation() {
-        assert_eq!(
-            validate_topic_config("retention.ms", " 1000 ").unwrap(),
-            "1000"
-        );
+        assert_eq!(validate_topic_config("retention.ms", " 1000 ").unwrap(), "1000");
         assert_eq!(validate_topic_config("retention.ms", "-1").unwrap(), "-1");
         assert!(validate_topic_config("retention.ms", "-2").is_err());
-        assert_eq!(
-            validate_topic_config("cleanup.policy", "compact, delete").unwrap(),
-            "compact,delete"
-        );
+        assert_eq!(validate_topic_config("cleanup.policy", "compact, delete").unwrap(), "compact,delete");
         let err = validate_topic_config("segment.bytes", "100").unwrap_err();
         assert!(err.contains("expected an integer >= 1048576"), "{err}");
         assert!(validate_topic_config("no.such.key", "1").is_err());

@@ -49,10 +49,7 @@ pub enum BrokerError {
 impl BrokerError {
     /// A Kafka error with its code and a message for the log.
     pub fn kafka(code: ResponseError, message: impl Into<String>) -> Self {
-        BrokerError::Kafka {
-            code,
-            message: message.into(),
-        }
+        BrokerError::Kafka { code, message: message.into() }
     }
 
     /// An error that closes the connection.
@@ -76,9 +73,7 @@ impl BrokerError {
             BrokerError::CloseConnection(_) | BrokerError::NoResponse => None,
             BrokerError::Kafka { code, .. } => Some(code.code()),
             BrokerError::Config(_) => Some(ResponseError::InvalidConfig.code()),
-            BrokerError::Internal(_) | BrokerError::Io(_) => {
-                Some(ResponseError::UnknownServerError.code())
-            }
+            BrokerError::Internal(_) | BrokerError::Io(_) => Some(ResponseError::UnknownServerError.code()),
         }
     }
 
@@ -99,18 +94,12 @@ mod tests {
     fn codes() {
         assert_eq!(BrokerError::close("x").kafka_code(), None);
         assert!(BrokerError::close("x").closes_connection());
-        assert_eq!(
-            BrokerError::kafka(ResponseError::UnsupportedVersion, "v9").kafka_code(),
-            Some(35)
-        );
+        assert_eq!(BrokerError::kafka(ResponseError::UnsupportedVersion, "v9").kafka_code(), Some(35));
         assert_eq!(BrokerError::internal("bug").kafka_code(), Some(-1));
         assert_eq!(BrokerError::Config("bad".into()).kafka_code(), Some(40));
         let io = BrokerError::from(std::io::Error::other("disk"));
         assert_eq!(io.kafka_code(), Some(-1));
         assert!(!io.closes_connection());
-        assert_eq!(
-            BrokerError::kafka(ResponseError::InvalidRequest, "bad field").to_string(),
-            "42: bad field"
-        );
+        assert_eq!(BrokerError::kafka(ResponseError::InvalidRequest, "bad field").to_string(), "42: bad field");
     }
 }

@@ -13,6 +13,6 @@ pub mod server;
 pub mod topic;
 
 pub use broker::Broker;
-pub use server::Server;
 pub use config::BrokerConfig;
 pub use error::BrokerError;
+pub use server::Server;

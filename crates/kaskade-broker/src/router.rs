@@ -57,12 +57,7 @@ pub struct Route {
 impl Route {
     /// A route (usable in the `ROUTES` static).
     pub const fn new(key: ApiKey, min_version: i16, max_version: i16, handler: HandlerFn) -> Self {
-        Route {
-            key,
-            min_version,
-            max_version,
-            handler,
-        }
+        Route { key, min_version, max_version, handler }
     }
 }
 
@@ -145,15 +140,12 @@ impl Router {
 
     /// The route of an API, if it is implemented.
     pub fn get(&self, key: ApiKey) -> Option<&Route> {
-        self.by_key
-            .get(key as i16 as usize)
-            .and_then(Option::as_ref)
+        self.by_key.get(key as i16 as usize).and_then(Option::as_ref)
     }
 
     /// Whether an API is implemented at this version.
     pub fn supports(&self, key: ApiKey, version: i16) -> bool {
-        self.get(key)
-            .is_some_and(|r| (r.min_version..=r.max_version).contains(&version))
+        self.get(key).is_some_and(|r| (r.min_version..=r.max_version).contains(&version))
     }
 
     /// The highest implemented version of an API.
@@ -183,9 +175,7 @@ mod tests {
         // Panics on duplicates and out-of-range versions.
         let router = Router::default();
         assert_eq!(router.iter().count(), routes().len());
-        let api_versions = router
-            .get(ApiKey::ApiVersions)
-            .expect("ApiVersions is routed");
+        let api_versions = router.get(ApiKey::ApiVersions).expect("ApiVersions is routed");
         assert_eq!((api_versions.min_version, api_versions.max_version), (0, 4));
         assert!(router.supports(ApiKey::ApiVersions, 3));
         assert!(!router.supports(ApiKey::ApiVersions, 5));
@@ -208,11 +198,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "outside the decodable versions")]
     fn undecodable_versions_panic() {
-        Router::new(&[Route::new(
-            ApiKey::ApiVersions,
-            0,
-            5,
-            api::api_versions::route,
-        )]);
+        Router::new(&[Route::new(ApiKey::ApiVersions, 0, 5, api::api_versions::route)]);
     }
 }

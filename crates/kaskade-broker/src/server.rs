@@ -65,7 +65,8 @@ fn ensure_meta_properties(dir: &Path, config: &BrokerConfig) -> Result<String, S
         Ok(text) => {
             let props = crate::config::parse_properties(&text);
             let get = |k: &str| props.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone());
-            let cluster = get("cluster.id").ok_or_else(|| StartError::Invalid(format!("{}: no cluster.id", path.display())))?;
+            let cluster =
+                get("cluster.id").ok_or_else(|| StartError::Invalid(format!("{}: no cluster.id", path.display())))?;
             if let Some(node) = get("node.id") {
                 if node.parse::<i32>().ok() != Some(config.node_id) {
                     return Err(StartError::Invalid(format!(
@@ -157,8 +158,8 @@ impl Server {
             let lock = lock_data_dir(&dir)?;
             open_storage(&cfg, &dir).map(|(t, c, r)| (t, c, r, lock))
         })
-            .await
-            .map_err(|e| StartError::Invalid(format!("start-up task failed: {e}")))??;
+        .await
+        .map_err(|e| StartError::Invalid(format!("start-up task failed: {e}")))??;
         for r in &repairs {
             tracing::warn!("recovery: {r}");
         }
@@ -234,7 +235,11 @@ fn advertised_address(config: &BrokerConfig, bound: &[BoundListener]) -> (String
         let b = bound.first().map(|b| b.local_addr());
         return ("localhost".into(), b.map(|a| a.port() as i32).unwrap_or(9092));
     };
-    let host = if adv.host.is_empty() || adv.host == "0.0.0.0" || adv.host == "::" { "localhost".to_string() } else { adv.host.clone() };
+    let host = if adv.host.is_empty() || adv.host == "0.0.0.0" || adv.host == "::" {
+        "localhost".to_string()
+    } else {
+        adv.host.clone()
+    };
     let port = if adv.port == 0 {
         bound.iter().find(|b| b.name() == adv.name).or(bound.first()).map(|b| b.local_addr().port()).unwrap_or(0)
     } else {

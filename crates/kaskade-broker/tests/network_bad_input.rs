@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, RequestKind, ResponseKind, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse, RequestHeader, RequestKind,
+    ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kaskade_broker::api::handler;
@@ -38,11 +38,7 @@ async fn start_with(routes: &[Route], overrides: &[(&str, &str)]) -> Server {
     let addr = listeners[0].local_addr();
     let (trigger, signal) = network::shutdown_channel();
     let task = tokio::spawn(network::serve(broker, listeners, signal));
-    Server {
-        addr,
-        trigger,
-        task,
-    }
+    Server { addr, trigger, task }
 }
 
 /// Only ApiVersions, as the broker routes today.
@@ -82,9 +78,7 @@ fn test_metadata(_: Arc<Broker>, header: RequestHeader, body: RequestKind) -> Ha
         if let Some(ms) = first.strip_prefix("sleep-") {
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
         }
-        Ok(ResponseKind::Metadata(
-            MetadataResponse::default().with_throttle_time_ms(header.correlation_id),
-        ))
+        Ok(ResponseKind::Metadata(MetadataResponse::default().with_throttle_time_ms(header.correlation_id)))
     })
 }
 
@@ -115,19 +109,16 @@ fn api_versions(version: i16, correlation_id: i32) -> Vec<u8> {
 }
 
 fn metadata(version: i16, correlation_id: i32, topic: &str) -> Vec<u8> {
-    let request =
-        MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
-            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))
+    ]));
     let mut body = BytesMut::new();
     request.encode(&mut body, version).unwrap();
     frame(ApiKey::Metadata, version, correlation_id, &body)
 }
 
 async fn connect(server: &Server) -> TcpStream {
-    tokio::time::timeout(WAIT, TcpStream::connect(server.addr))
-        .await
-        .expect("connect timed out")
-        .unwrap()
+    tokio::time::timeout(WAIT, TcpStream::connect(server.addr)).await.expect("connect timed out").unwrap()
 }
 
 /// Reads one response frame: (correlation id, the rest after it).
@@ -140,10 +131,7 @@ async fn read_response(stream: &mut TcpStream) -> (i32, Bytes) {
     let size = i32::from_be_bytes(size);
     assert!((4..10_000_000).contains(&size), "response size {size}");
     let mut buf = vec![0u8; size as usize];
-    tokio::time::timeout(WAIT, stream.read_exact(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(WAIT, stream.read_exact(&mut buf)).await.unwrap().unwrap();
     let id = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
     (id, Bytes::from(buf).slice(4..))
 }
@@ -171,10 +159,7 @@ async fn assert_healthy(server: &Server) {
     assert_eq!(id, 77);
     let r = decode_api_versions(body, 3);
     assert_eq!(r.error_code, 0);
-    assert!(r
-        .api_keys
-        .iter()
-        .any(|k| k.api_key == 18 && k.max_version == 4));
+    assert!(r.api_keys.iter().any(|k| k.api_key == 18 && k.max_version == 4));
 }
 
 #[tokio::test]
@@ -182,9 +167,7 @@ async fn answers_api_versions_at_every_version() {
     let server = start().await;
     let mut s = connect(&server).await;
     for version in 0..=4 {
-        s.write_all(&api_versions(version, 100 + version as i32))
-            .await
-            .unwrap();
+        s.write_all(&api_versions(version, 100 + version as i32)).await.unwrap();
         let (id, body) = read_response(&mut s).await;
         assert_eq!(id, 100 + version as i32);
         let r = decode_api_versions(body, version);
@@ -192,10 +175,7 @@ async fn answers_api_versions_at_every_version() {
         assert_eq!(r.api_keys.len(), kaskade_broker::router::routes().len());
         if version >= 3 {
             assert!(r.finalized_features_epoch >= 0);
-            assert!(r
-                .finalized_features
-                .iter()
-                .any(|f| f.name.as_str() == "metadata.version"));
+            assert!(r.finalized_features.iter().any(|f| f.name.as_str() == "metadata.version"));
         }
     }
 }
@@ -204,15 +184,11 @@ async fn answers_api_versions_at_every_version() {
 async fn garbage_bytes_close_the_connection() {
     let server = start().await;
     let mut s = connect(&server).await;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
     assert_closed(&mut s).await;
     // Small garbage that parses as a frame with a nonsense header.
     let mut s = connect(&server).await;
-    s.write_all(&[0, 0, 0, 6, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff])
-        .await
-        .unwrap();
+    s.write_all(&[0, 0, 0, 6, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff]).await.unwrap();
     assert_closed(&mut s).await;
     assert_healthy(&server).await;
 }
@@ -229,11 +205,7 @@ async fn a_frame_size_of_2_pow_31_minus_1_is_refused_before_the_body() {
 
 #[tokio::test]
 async fn a_frame_over_socket_request_max_bytes_is_refused() {
-    let server = start_with(
-        kaskade_broker::router::routes(),
-        &[("socket.request.max.bytes", "1000")],
-    )
-    .await;
+    let server = start_with(kaskade_broker::router::routes(), &[("socket.request.max.bytes", "1000")]).await;
     let mut s = connect(&server).await;
     s.write_all(&1001i32.to_be_bytes()).await.unwrap();
     assert_closed(&mut s).await;
@@ -278,9 +250,7 @@ async fn an_unknown_api_key_closes_the_connection() {
     assert_closed(&mut s).await;
     // A key Kafka knows but this broker does not route (Produce) closes too.
     let mut s = connect(&server).await;
-    s.write_all(&frame(ApiKey::Produce, 9, 5, &[0; 12]))
-        .await
-        .unwrap();
+    s.write_all(&frame(ApiKey::Produce, 9, 5, &[0; 12])).await.unwrap();
     assert_closed(&mut s).await;
     assert_healthy(&server).await;
 }
@@ -308,9 +278,7 @@ async fn an_unsupported_api_versions_version_gets_the_v0_error_answer() {
 async fn an_unsupported_version_of_another_api_closes_the_connection() {
     let server = start_with(&test_routes(), &[]).await;
     let mut s = connect(&server).await;
-    s.write_all(&frame(ApiKey::Metadata, 13, 1, &[0, 0, 0]))
-        .await
-        .unwrap();
+    s.write_all(&frame(ApiKey::Metadata, 13, 1, &[0, 0, 0])).await.unwrap();
     assert_closed(&mut s).await;
     assert_healthy(&server).await;
 }
@@ -321,31 +289,15 @@ async fn absurd_array_lengths_close_the_connection() {
     let rss_before = resident_kib();
     // Metadata v1 claiming 2^31 - 1 topics.
     let mut s = connect(&server).await;
-    s.write_all(&frame(ApiKey::Metadata, 1, 1, &i32::MAX.to_be_bytes()))
-        .await
-        .unwrap();
+    s.write_all(&frame(ApiKey::Metadata, 1, 1, &i32::MAX.to_be_bytes())).await.unwrap();
     assert_closed(&mut s).await;
     // Metadata v12 (flexible) claiming 2^32 - 2 topics.
     let mut s = connect(&server).await;
-    s.write_all(&frame(
-        ApiKey::Metadata,
-        12,
-        2,
-        &[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0],
-    ))
-    .await
-    .unwrap();
+    s.write_all(&frame(ApiKey::Metadata, 12, 2, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0])).await.unwrap();
     assert_closed(&mut s).await;
     // ApiVersions v3 with a 4 GiB client software name.
     let mut s = connect(&server).await;
-    s.write_all(&frame(
-        ApiKey::ApiVersions,
-        3,
-        3,
-        &[0xff, 0xff, 0xff, 0xff, 0x0f, b'x'],
-    ))
-    .await
-    .unwrap();
+    s.write_all(&frame(ApiKey::ApiVersions, 3, 3, &[0xff, 0xff, 0xff, 0xff, 0x0f, b'x'])).await.unwrap();
     assert_closed(&mut s).await;
     assert_healthy(&server).await;
     // The broker runs in this process: claiming billions of elements must
@@ -404,11 +356,7 @@ async fn slow_and_fast_handlers_run_together_and_answer_in_order() {
         assert_eq!(id, 500 + i);
     }
     // Concurrent: well under the 1050 ms the delays add up to.
-    assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -437,21 +385,14 @@ async fn a_panicking_handler_closes_only_its_connection() {
 
 #[tokio::test]
 async fn idle_connections_are_closed() {
-    let server = start_with(
-        kaskade_broker::router::routes(),
-        &[("connections.max.idle.ms", "300")],
-    )
-    .await;
+    let server = start_with(kaskade_broker::router::routes(), &[("connections.max.idle.ms", "300")]).await;
     let mut s = connect(&server).await;
     s.write_all(&api_versions(3, 1)).await.unwrap();
     read_response(&mut s).await;
     let started = Instant::now();
     assert_closed(&mut s).await;
     let idle = started.elapsed();
-    assert!(
-        idle >= Duration::from_millis(250) && idle < Duration::from_secs(5),
-        "{idle:?}"
-    );
+    assert!(idle >= Duration::from_millis(250) && idle < Duration::from_secs(5), "{idle:?}");
 }
 
 #[tokio::test]
@@ -467,23 +408,13 @@ async fn shutdown_finishes_requests_in_flight_then_returns() {
     assert_eq!(id, 9);
     assert_closed(&mut busy).await;
     assert_closed(&mut idle).await;
-    tokio::time::timeout(WAIT, server.task)
-        .await
-        .expect("serve did not return")
-        .unwrap();
-    assert!(
-        TcpStream::connect(server.addr).await.is_err(),
-        "still accepting"
-    );
+    tokio::time::timeout(WAIT, server.task).await.expect("serve did not return").unwrap();
+    assert!(TcpStream::connect(server.addr).await.is_err(), "still accepting");
 }
 
 #[tokio::test]
 async fn max_connections_defers_new_connections() {
-    let server = start_with(
-        kaskade_broker::router::routes(),
-        &[("max.connections", "1")],
-    )
-    .await;
+    let server = start_with(kaskade_broker::router::routes(), &[("max.connections", "1")]).await;
     let mut first = connect(&server).await;
     first.write_all(&api_versions(3, 1)).await.unwrap();
     read_response(&mut first).await;
@@ -491,12 +422,8 @@ async fn max_connections_defers_new_connections() {
     let mut second = connect(&server).await;
     second.write_all(&api_versions(3, 2)).await.unwrap();
     let mut probe = [0u8; 4];
-    let waited =
-        tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut probe)).await;
-    assert!(
-        waited.is_err(),
-        "the second connection was served over the limit"
-    );
+    let waited = tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut probe)).await;
+    assert!(waited.is_err(), "the second connection was served over the limit");
     drop(first);
     let (id, _) = read_response(&mut second).await;
     assert_eq!(id, 2);
@@ -508,16 +435,11 @@ async fn a_large_request_in_small_pieces_then_a_small_one() {
     let mut s = connect(&server).await;
     let topics: Vec<MetadataRequestTopic> = (0..60_000)
         .map(|i| {
-            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(
-                format!("topic-{i:06}"),
-            ))))
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(format!("topic-{i:06}")))))
         })
         .collect();
     let mut body = BytesMut::new();
-    MetadataRequest::default()
-        .with_topics(Some(topics))
-        .encode(&mut body, 12)
-        .unwrap();
+    MetadataRequest::default().with_topics(Some(topics)).encode(&mut body, 12).unwrap();
     let mut bytes = frame(ApiKey::Metadata, 12, 41, &body);
     assert!(bytes.len() > 1_000_000);
     bytes.extend(api_versions(3, 42));

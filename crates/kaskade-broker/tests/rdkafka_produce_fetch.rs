@@ -45,13 +45,8 @@ fn seed_orders_flow_acks_all_and_read_back() {
     for i in 1..=3 {
         let key = format!("customer-{i}");
         let value = format!("{{\"orderId\":{i},\"amount\":{}}}", i * 10);
-        let (partition, offset) = send(
-            &p,
-            FutureRecord::to("orders")
-                .key(key.as_bytes())
-                .payload(value.as_bytes()),
-        )
-        .unwrap_or_else(|e| panic!("delivery of {key} failed: {e}"));
+        let (partition, offset) = send(&p, FutureRecord::to("orders").key(key.as_bytes()).payload(value.as_bytes()))
+            .unwrap_or_else(|e| panic!("delivery of {key} failed: {e}"));
         sent.push((partition, offset, key, value));
     }
     // num.partitions defaults to 1: all in partition 0, offsets 0, 1, 2.
@@ -66,11 +61,7 @@ fn seed_orders_flow_acks_all_and_read_back() {
         assert_eq!((m.partition(), m.offset()), (*partition, *offset));
         assert_eq!(m.key(), Some(key.as_bytes()));
         assert_eq!(m.payload(), Some(value.as_bytes()));
-        assert!(
-            matches!(m.timestamp(), Timestamp::CreateTime(t) if t > 0),
-            "{:?}",
-            m.timestamp()
-        );
+        assert!(matches!(m.timestamp(), Timestamp::CreateTime(t) if t > 0), "{:?}", m.timestamp());
     }
     let (lo, hi) = c.fetch_watermarks("orders", 0, WAIT).expect("watermarks");
     assert_eq!((lo, hi), (0, 3));
@@ -85,10 +76,7 @@ fn same_key_same_partition_murmur2() {
     assert_eq!(murmur2(b"foobar"), -790332482);
     assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
     assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
-    assert_eq!(
-        murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
-        -58897971
-    );
+    assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
     assert_eq!(murmur2(b"abc"), 479470107);
 
     let tb = TestBroker::start();
@@ -104,11 +92,7 @@ fn same_key_same_partition_murmur2() {
                 let key = format!("user-{k}");
                 let value = format!("round-{round}");
                 let f = p
-                    .send_result(
-                        FutureRecord::<[u8], [u8]>::to(&topic)
-                            .key(key.as_bytes())
-                            .payload(value.as_bytes()),
-                    )
+                    .send_result(FutureRecord::<[u8], [u8]>::to(&topic).key(key.as_bytes()).payload(value.as_bytes()))
                     .map_err(|(e, _)| e)
                     .expect("enqueue");
                 (key, value, f)
@@ -120,10 +104,7 @@ fn same_key_same_partition_murmur2() {
                 .expect("not canceled")
                 .unwrap_or_else(|(e, _)| panic!("delivery of {key}: {e}"));
             let expected = kafka_partition(key.as_bytes(), parts);
-            assert_eq!(
-                d.partition, expected,
-                "key {key}: librdkafka murmur2_random vs Kafka's murmur2"
-            );
+            assert_eq!(d.partition, expected, "key {key}: librdkafka murmur2_random vs Kafka's murmur2");
             if let Some(prev) = placed.insert(key.clone(), d.partition) {
                 assert_eq!(prev, d.partition, "key {key} moved partitions");
             }
@@ -137,9 +118,8 @@ fn same_key_same_partition_murmur2() {
     let stored = read_all(&tb.bootstrap(), &topic, parts);
     assert_eq!(stored.len(), acked.len());
     for (partition, offset, key, value) in acked {
-        let (k, v) = stored
-            .get(&(partition, offset))
-            .unwrap_or_else(|| panic!("{key} missing at {partition}@{offset}"));
+        let (k, v) =
+            stored.get(&(partition, offset)).unwrap_or_else(|| panic!("{key} missing at {partition}@{offset}"));
         assert_eq!(k.as_deref(), Some(key.as_bytes()));
         assert_eq!(v.as_deref(), Some(value.as_bytes()));
     }
@@ -159,71 +139,28 @@ fn headers_null_key_empty_value_and_big_values() {
     let roomy = unique("roomy");
     create_topic(&a, &roomy, 1, &[("max.message.bytes", "3000000")]);
     // Client-side size checks out of the way: the broker decides.
-    let p = producer(
-        &tb.bootstrap(),
-        &[
-            ("message.max.bytes", "10000000"),
-            ("compression.type", "none"),
-        ],
-    );
+    let p = producer(&tb.bootstrap(), &[("message.max.bytes", "10000000"), ("compression.type", "none")]);
 
     let mib = filler(1 << 20, 42);
     let headers = || {
         OwnedHeaders::new()
-            .insert(Header {
-                key: "trace-id",
-                value: Some("abc-123"),
-            })
-            .insert(Header {
-                key: "bin",
-                value: Some(&[0u8, 255, 1, 254][..]),
-            })
-            .insert(Header {
-                key: "empty",
-                value: Some(""),
-            })
-            .insert(Header::<&[u8]> {
-                key: "null",
-                value: None,
-            })
-            .insert(Header {
-                key: "trace-id",
-                value: Some("dup-key"),
-            })
+            .insert(Header { key: "trace-id", value: Some("abc-123") })
+            .insert(Header { key: "bin", value: Some(&[0u8, 255, 1, 254][..]) })
+            .insert(Header { key: "empty", value: Some("") })
+            .insert(Header::<&[u8]> { key: "null", value: None })
+            .insert(Header { key: "trace-id", value: Some("dup-key") })
     };
     type Rec = (Option<Vec<u8>>, Option<Vec<u8>>, bool, i64);
     let records: Vec<Rec> = vec![
-        (
-            Some(b"k-headers".to_vec()),
-            Some(b"with headers".to_vec()),
-            true,
-            1_600_000_000_000,
-        ),
+        (Some(b"k-headers".to_vec()), Some(b"with headers".to_vec()), true, 1_600_000_000_000),
         (None, Some(b"no key".to_vec()), false, 1_600_000_000_001),
-        (
-            Some(b"k-empty".to_vec()),
-            Some(Vec::new()),
-            false,
-            1_600_000_000_002,
-        ),
-        (
-            Some(b"k-tombstone".to_vec()),
-            None,
-            false,
-            1_600_000_000_003,
-        ),
-        (
-            Some(b"k-1mib".to_vec()),
-            Some(mib.clone()),
-            true,
-            1_600_000_000_004,
-        ),
+        (Some(b"k-empty".to_vec()), Some(Vec::new()), false, 1_600_000_000_002),
+        (Some(b"k-tombstone".to_vec()), None, false, 1_600_000_000_003),
+        (Some(b"k-1mib".to_vec()), Some(mib.clone()), true, 1_600_000_000_004),
     ];
     let mut offsets = Vec::new();
     for (key, value, with_headers, ts) in &records {
-        let mut r = FutureRecord::<[u8], [u8]>::to(&topic)
-            .partition(0)
-            .timestamp(*ts);
+        let mut r = FutureRecord::<[u8], [u8]>::to(&topic).partition(0).timestamp(*ts);
         if let Some(k) = key {
             r = r.key(&k[..]);
         }
@@ -245,23 +182,14 @@ fn headers_null_key_empty_value_and_big_values() {
     let want_headers = headers();
     for (m, (key, value, with_headers, ts)) in got.iter().zip(&records) {
         assert_eq!(m.key(), key.as_deref(), "key at offset {}", m.offset());
-        assert_eq!(
-            m.payload(),
-            value.as_deref(),
-            "value at offset {}",
-            m.offset()
-        );
+        assert_eq!(m.payload(), value.as_deref(), "value at offset {}", m.offset());
         assert_eq!(m.timestamp(), Timestamp::CreateTime(*ts));
         match (m.headers(), with_headers) {
             (Some(h), true) => {
-                let got: Vec<(String, Option<Vec<u8>>)> = h
-                    .iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                    .collect();
-                let want: Vec<(String, Option<Vec<u8>>)> = want_headers
-                    .iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                    .collect();
+                let got: Vec<(String, Option<Vec<u8>>)> =
+                    h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect();
+                let want: Vec<(String, Option<Vec<u8>>)> =
+                    want_headers.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect();
                 assert_eq!(got, want, "headers at offset {}", m.offset());
             }
             (None, false) => {}
@@ -274,36 +202,17 @@ fn headers_null_key_empty_value_and_big_values() {
 
     // 2 MiB: the same producer gets it into a topic that allows it ...
     let two_mib = filler(2 << 20, 7);
-    let (_, off) = send(
-        &p,
-        FutureRecord::<[u8], [u8]>::to(&roomy)
-            .partition(0)
-            .key(&b"big"[..])
-            .payload(&two_mib[..]),
-    )
-    .expect("2 MiB into a topic with max.message.bytes=3000000");
+    let (_, off) = send(&p, FutureRecord::<[u8], [u8]>::to(&roomy).partition(0).key(&b"big"[..]).payload(&two_mib[..]))
+        .expect("2 MiB into a topic with max.message.bytes=3000000");
     let c2 = consumer(&tb.bootstrap(), &[]);
     assign(&c2, &[(roomy.as_str(), 0, Offset::Offset(off))]);
     let m = consume(&c2, 1, WAIT).remove(0);
-    assert!(
-        m.payload() == Some(&two_mib[..]),
-        "2 MiB value differs after the round trip"
-    );
+    assert!(m.payload() == Some(&two_mib[..]), "2 MiB value differs after the round trip");
 
     // ... and the broker refuses it for the 1.1 MB topic.
-    let err = send(
-        &p,
-        FutureRecord::<[u8], [u8]>::to(&topic)
-            .partition(0)
-            .key(&b"too-big"[..])
-            .payload(&two_mib[..]),
-    )
-    .expect_err("2 MiB must be refused by a topic with max.message.bytes=1100000");
-    assert_eq!(
-        err,
-        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
-        "{err}"
-    );
+    let err = send(&p, FutureRecord::<[u8], [u8]>::to(&topic).partition(0).key(&b"too-big"[..]).payload(&two_mib[..]))
+        .expect_err("2 MiB must be refused by a topic with max.message.bytes=1100000");
+    assert_eq!(err, KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), "{err}");
     let (_, hi) = c.fetch_watermarks(&topic, 0, WAIT).expect("watermarks");
     assert_eq!(hi, 5, "the refused record must not be in the log");
 }
@@ -320,11 +229,7 @@ fn thousand_partitions() {
 
     let c = consumer(&tb.bootstrap(), &[]);
     let md = c.fetch_metadata(Some(&topic), WAIT).expect("metadata");
-    let t = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .expect("topic in metadata");
+    let t = md.topics().iter().find(|t| t.name() == topic).expect("topic in metadata");
     assert!(t.error().is_none(), "{:?}", t.error());
     assert_eq!(t.partitions().len(), parts as usize);
     let node = tb.server().broker.node_id();
@@ -341,13 +246,9 @@ fn thousand_partitions() {
     let futures: Vec<_> = (0..parts)
         .map(|i| {
             let v = format!("value-{i}");
-            p.send_result(
-                FutureRecord::<[u8], [u8]>::to(&topic)
-                    .partition(i)
-                    .payload(v.as_bytes()),
-            )
-            .map_err(|(e, _)| e)
-            .expect("enqueue")
+            p.send_result(FutureRecord::<[u8], [u8]>::to(&topic).partition(i).payload(v.as_bytes()))
+                .map_err(|(e, _)| e)
+                .expect("enqueue")
         })
         .collect();
     for (i, f) in futures.into_iter().enumerate() {
@@ -358,15 +259,11 @@ fn thousand_partitions() {
         assert_eq!((d.partition, d.offset), (i as i32, 0));
     }
 
-    let positions: Vec<(&str, i32, Offset)> = (0..parts)
-        .map(|i| (topic.as_str(), i, Offset::Offset(0)))
-        .collect();
+    let positions: Vec<(&str, i32, Offset)> = (0..parts).map(|i| (topic.as_str(), i, Offset::Offset(0))).collect();
     assign(&c, &positions);
     let got = consume(&c, parts as usize, WAIT);
-    let by_partition: BTreeMap<i32, Vec<u8>> = got
-        .iter()
-        .map(|m| (m.partition(), m.payload().unwrap_or_default().to_vec()))
-        .collect();
+    let by_partition: BTreeMap<i32, Vec<u8>> =
+        got.iter().map(|m| (m.partition(), m.payload().unwrap_or_default().to_vec())).collect();
     assert_eq!(by_partition.len(), parts as usize);
     for (i, v) in by_partition {
         assert_eq!(v, format!("value-{i}").into_bytes());
@@ -393,11 +290,7 @@ impl StatsContext {
         let last = self.last.lock().unwrap();
         last.as_ref()
             .map(|s| {
-                s.brokers
-                    .values()
-                    .filter(|b| b.nodeid >= 0)
-                    .map(|b| b.req.get("Fetch").copied().unwrap_or(0))
-                    .sum()
+                s.brokers.values().filter(|b| b.nodeid >= 0).map(|b| b.req.get("Fetch").copied().unwrap_or(0)).sum()
             })
             .unwrap_or(0)
     }
@@ -412,13 +305,7 @@ fn long_poll_wakes_on_append() {
     let topic = unique("longpoll");
     create_topic(&admin(&tb.bootstrap()), &topic, 1, &[]);
     let p = producer(&tb.bootstrap(), &[("linger.ms", "0")]);
-    send(
-        &p,
-        FutureRecord::<[u8], [u8]>::to(&topic)
-            .partition(0)
-            .payload(&b"before"[..]),
-    )
-    .expect("first record");
+    send(&p, FutureRecord::<[u8], [u8]>::to(&topic).partition(0).payload(&b"before"[..])).expect("first record");
 
     let max_wait = Duration::from_secs(10);
     let c: BaseConsumer<StatsContext> = client_config(
@@ -435,18 +322,13 @@ fn long_poll_wakes_on_append() {
     .expect("consumer");
     // Positioned exactly at the end (offset 1): no ListOffsets race.
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, 0, Offset::Offset(1))
-        .unwrap();
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(1)).unwrap();
     c.assign(&tpl).unwrap();
 
     // Nothing to read: a 300 ms poll returns no message.
     let t0 = Instant::now();
     let (msgs, _errs) = drain(&c, Duration::from_millis(300));
-    assert!(
-        msgs.is_empty(),
-        "no data yet, got {} message(s)",
-        msgs.len()
-    );
+    assert!(msgs.is_empty(), "no data yet, got {} message(s)", msgs.len());
     assert!(t0.elapsed() < Duration::from_secs(3));
 
     // Wait until the consumer has a fetch out (it is now parked at the
@@ -461,23 +343,15 @@ fn long_poll_wakes_on_append() {
     let fetches_before = c.context().fetch_requests();
 
     let produced_at = Instant::now();
-    let (_, off) = send(
-        &p,
-        FutureRecord::<[u8], [u8]>::to(&topic)
-            .partition(0)
-            .payload(&b"after"[..]),
-    )
-    .expect("second record");
+    let (_, off) =
+        send(&p, FutureRecord::<[u8], [u8]>::to(&topic).partition(0).payload(&b"after"[..])).expect("second record");
     assert_eq!(off, 1);
     let got = consume(&c, 1, max_wait + Duration::from_secs(5)).remove(0);
     let latency = produced_at.elapsed();
     assert_eq!(got.payload(), Some(&b"after"[..]));
     // The parked fetch returned because of the append: well before its
     // 10 s wait would have expired.
-    assert!(
-        latency < max_wait / 2,
-        "record arrived after {latency:?}: the parked fetch was not woken by the append"
-    );
+    assert!(latency < max_wait / 2, "record arrived after {latency:?}: the parked fetch was not woken by the append");
     // And it was that parked fetch (or at most the one after it) that
     // carried it: no stream of short fetches.
     let fetches_after = c.context().fetch_requests();
@@ -490,13 +364,7 @@ fn long_poll_wakes_on_append() {
     // broker's clean shutdown waits for requests in flight even when their
     // client is gone. Close the consumer, then wake that fetch with a record.
     drop(c);
-    send(
-        &p,
-        FutureRecord::<[u8], [u8]>::to(&topic)
-            .partition(0)
-            .payload(&b"wake"[..]),
-    )
-    .expect("wake-up record");
+    send(&p, FutureRecord::<[u8], [u8]>::to(&topic).partition(0).payload(&b"wake"[..])).expect("wake-up record");
 }
 
 // 7. A clean restart keeps every offset and byte.
@@ -524,9 +392,7 @@ fn data_survives_clean_restart() {
     assert_eq!(before.len(), 60);
     let marks_before: Vec<(i64, i64)> = {
         let c = consumer(&tb.bootstrap(), &[]);
-        (0..parts)
-            .map(|p| c.fetch_watermarks(&topic, p, WAIT).unwrap())
-            .collect()
+        (0..parts).map(|p| c.fetch_watermarks(&topic, p, WAIT).unwrap()).collect()
     };
 
     tb.restart();
@@ -534,19 +400,12 @@ fn data_survives_clean_restart() {
     let after = read_all(&tb.bootstrap(), &topic, parts);
     assert_eq!(before, after, "records differ after a clean restart");
     let c = consumer(&tb.bootstrap(), &[]);
-    let marks_after: Vec<(i64, i64)> = (0..parts)
-        .map(|p| c.fetch_watermarks(&topic, p, WAIT).unwrap())
-        .collect();
+    let marks_after: Vec<(i64, i64)> = (0..parts).map(|p| c.fetch_watermarks(&topic, p, WAIT).unwrap()).collect();
     assert_eq!(marks_before, marks_after);
     // New records continue the offsets.
     let p = producer(&tb.bootstrap(), &[]);
-    let (part, off) = send(
-        &p,
-        FutureRecord::<[u8], [u8]>::to(&topic)
-            .partition(1)
-            .payload(&b"next"[..]),
-    )
-    .expect("delivery");
+    let (part, off) =
+        send(&p, FutureRecord::<[u8], [u8]>::to(&topic).partition(1).payload(&b"next"[..])).expect("delivery");
     assert_eq!((part, off), (1, marks_before[1].1));
 }
 
@@ -559,12 +418,7 @@ fn expect_closed(s: &mut std::net::TcpStream, what: &str) {
         match s.read(&mut buf) {
             Ok(0) => return,
             Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 panic!("the broker kept the connection open after {what}")
             }
             Err(_) => return, // reset
@@ -584,20 +438,14 @@ fn bad_input_on_other_connections_leaves_producer_unaffected() {
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
-        let (acked, failures, count, stop) =
-            (acked.clone(), failures.clone(), count.clone(), stop.clone());
+        let (acked, failures, count, stop) = (acked.clone(), failures.clone(), count.clone(), stop.clone());
         let (bootstrap, topic) = (tb.bootstrap(), topic.clone());
         std::thread::spawn(move || {
             let p = producer(&bootstrap, &[("linger.ms", "1")]);
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let v = format!("steady-{i}").into_bytes();
-                match send(
-                    &p,
-                    FutureRecord::<[u8], [u8]>::to(&topic)
-                        .partition((i % 2) as i32)
-                        .payload(&v[..]),
-                ) {
+                match send(&p, FutureRecord::<[u8], [u8]>::to(&topic).partition((i % 2) as i32).payload(&v[..])) {
                     Ok((part, off)) => acked.lock().unwrap().push((part, off, v)),
                     Err(e) => failures.lock().unwrap().push(format!("record {i}: {e}")),
                 }
@@ -608,9 +456,7 @@ fn bad_input_on_other_connections_leaves_producer_unaffected() {
     };
     let acks = |n: u64| {
         let c = count.clone();
-        wait_for(&format!("{n} deliveries"), WAIT, move || {
-            (c.load(Ordering::Relaxed) >= n).then_some(())
-        })
+        wait_for(&format!("{n} deliveries"), WAIT, move || (c.load(Ordering::Relaxed) >= n).then_some(()))
     };
     acks(20);
 
@@ -654,15 +500,9 @@ fn bad_input_on_other_connections_leaves_producer_unaffected() {
     assert!(failures.is_empty(), "deliveries failed: {failures:?}");
     let acked = acked.lock().unwrap();
     let stored = read_all(&tb.bootstrap(), &topic, 2);
-    assert_eq!(
-        stored.len(),
-        acked.len(),
-        "log holds exactly the acked records"
-    );
+    assert_eq!(stored.len(), acked.len(), "log holds exactly the acked records");
     for (part, off, v) in acked.iter() {
-        let (_, got) = stored
-            .get(&(*part, *off))
-            .unwrap_or_else(|| panic!("acked record missing at {part}@{off}"));
+        let (_, got) = stored.get(&(*part, *off)).unwrap_or_else(|| panic!("acked record missing at {part}@{off}"));
         assert_eq!(got.as_deref(), Some(&v[..]));
     }
 }
@@ -680,31 +520,20 @@ fn long_running_consumer_over_many_partitions() {
     create_topic(&admin(&tb.bootstrap()), &topic, parts, &[]);
     let p = producer(&tb.bootstrap(), &[]);
     let c = consumer(&tb.bootstrap(), &[]);
-    let positions: Vec<(&str, i32, Offset)> = (0..parts)
-        .map(|i| (topic.as_str(), i, Offset::Offset(0)))
-        .collect();
+    let positions: Vec<(&str, i32, Offset)> = (0..parts).map(|i| (topic.as_str(), i, Offset::Offset(0))).collect();
     assign(&c, &positions);
 
     let mut next_offset = vec![0i64; parts as usize];
     for round in 0..8 {
         // Even rounds write to every partition; odd rounds to one only, so
         // the others sit idle for a round.
-        let targets: Vec<i32> = if round % 2 == 0 {
-            (0..parts).collect()
-        } else {
-            vec![round % parts]
-        };
+        let targets: Vec<i32> = if round % 2 == 0 { (0..parts).collect() } else { vec![round % parts] };
         let mut want = BTreeSet::new();
         for &part in &targets {
             for j in 0..3 {
                 let v = format!("r{round}-p{part}-{j}");
-                let (pp, off) = send(
-                    &p,
-                    FutureRecord::<[u8], [u8]>::to(&topic)
-                        .partition(part)
-                        .payload(v.as_bytes()),
-                )
-                .expect("delivery");
+                let (pp, off) = send(&p, FutureRecord::<[u8], [u8]>::to(&topic).partition(part).payload(v.as_bytes()))
+                    .expect("delivery");
                 assert_eq!((pp, off), (part, next_offset[part as usize]));
                 next_offset[part as usize] += 1;
                 want.insert((part, off, v));
@@ -712,13 +541,7 @@ fn long_running_consumer_over_many_partitions() {
         }
         let got: BTreeSet<(i32, i64, String)> = consume(&c, want.len(), WAIT)
             .into_iter()
-            .map(|m| {
-                (
-                    m.partition(),
-                    m.offset(),
-                    String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
-                )
-            })
+            .map(|m| (m.partition(), m.offset(), String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned()))
             .collect();
         assert_eq!(got, want, "round {round}");
     }
@@ -726,10 +549,7 @@ fn long_running_consumer_over_many_partitions() {
     assert!(
         extra.is_empty(),
         "records delivered twice: {:?}",
-        extra
-            .iter()
-            .map(|m| (m.partition(), m.offset()))
-            .collect::<Vec<_>>()
+        extra.iter().map(|m| (m.partition(), m.offset())).collect::<Vec<_>>()
     );
 }
 
@@ -745,17 +565,11 @@ impl RawConn {
     fn connect(addr: std::net::SocketAddr) -> RawConn {
         let stream = std::net::TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(WAIT)).unwrap();
-        RawConn {
-            stream,
-            correlation: 0,
-        }
+        RawConn { stream, correlation: 0 }
     }
 
     /// Sends a Fetch (v12: topic names, sessions) and reads its response.
-    fn fetch(
-        &mut self,
-        req: kafka_protocol::messages::FetchRequest,
-    ) -> kafka_protocol::messages::FetchResponse {
+    fn fetch(&mut self, req: kafka_protocol::messages::FetchRequest) -> kafka_protocol::messages::FetchResponse {
         self.send_fetch(req);
         self.recv_fetch()
     }
@@ -782,9 +596,7 @@ impl RawConn {
             .encode(&mut buf, ApiKey::Fetch.request_header_version(V))
             .unwrap();
         req.encode(&mut buf, V).unwrap();
-        self.stream
-            .write_all(&(buf.len() as i32).to_be_bytes())
-            .unwrap();
+        self.stream.write_all(&(buf.len() as i32).to_be_bytes()).unwrap();
         self.stream.write_all(&buf).unwrap();
     }
 
@@ -796,8 +608,7 @@ impl RawConn {
         let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
         self.stream.read_exact(&mut body).expect("response body");
         let mut body = bytes::Bytes::from(body);
-        let header =
-            ResponseHeader::decode(&mut body, ApiKey::Fetch.response_header_version(V)).unwrap();
+        let header = ResponseHeader::decode(&mut body, ApiKey::Fetch.response_header_version(V)).unwrap();
         assert_eq!(header.correlation_id, self.correlation);
         FetchResponse::decode(&mut body, V).unwrap()
     }
@@ -823,27 +634,21 @@ fn session_fetch(
         .with_session_epoch(session.1);
     if !parts.is_empty() {
         req.topics.push(
-            FetchTopic::default()
-                .with_topic(name.clone())
-                .with_partitions(
-                    parts
-                        .iter()
-                        .map(|(p, o)| {
-                            FetchPartition::default()
-                                .with_partition(*p)
-                                .with_fetch_offset(*o)
-                                .with_partition_max_bytes(1 << 20)
-                        })
-                        .collect(),
-                ),
+            FetchTopic::default().with_topic(name.clone()).with_partitions(
+                parts
+                    .iter()
+                    .map(|(p, o)| {
+                        FetchPartition::default()
+                            .with_partition(*p)
+                            .with_fetch_offset(*o)
+                            .with_partition_max_bytes(1 << 20)
+                    })
+                    .collect(),
+            ),
         );
     }
     if !forgotten.is_empty() {
-        req.forgotten_topics_data.push(
-            ForgottenTopic::default()
-                .with_topic(name)
-                .with_partitions(forgotten.to_vec()),
-        );
+        req.forgotten_topics_data.push(ForgottenTopic::default().with_topic(name).with_partitions(forgotten.to_vec()));
     }
     req
 }
@@ -857,12 +662,9 @@ fn fetched(resp: &kafka_protocol::messages::FetchResponse) -> Vec<(i32, i64, Vec
             let mut values = Vec::new();
             if let Some(mut records) = p.records.clone() {
                 while !records.is_empty() {
-                    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut records)
-                        .expect("record batch");
+                    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut records).expect("record batch");
                     for r in set.records {
-                        values.push(
-                            String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned(),
-                        );
+                        values.push(String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned());
                     }
                 }
             }
@@ -884,13 +686,7 @@ fn fetch_session_incremental() {
     create_topic(&admin(&tb.bootstrap()), &topic, 3, &[]);
     let p = producer(&tb.bootstrap(), &[("linger.ms", "0")]);
     let put = |part: i32, v: &str| {
-        send(
-            &p,
-            FutureRecord::<[u8], [u8]>::to(&topic)
-                .partition(part)
-                .payload(v.as_bytes()),
-        )
-        .expect("delivery")
+        send(&p, FutureRecord::<[u8], [u8]>::to(&topic).partition(part).payload(v.as_bytes())).expect("delivery")
     };
     for part in 0..3 {
         put(part, &format!("p{part}-a"));
@@ -899,51 +695,28 @@ fn fetch_session_incremental() {
     let mut conn = RawConn::connect(tb.addr());
 
     // Full fetch creating a session (id 0, epoch 0): every partition.
-    let r = conn.fetch(session_fetch(
-        &topic,
-        (0, 0),
-        &[(0, 0), (1, 0), (2, 0)],
-        &[],
-        0,
-    ));
+    let r = conn.fetch(session_fetch(&topic, (0, 0), &[(0, 0), (1, 0), (2, 0)], &[], 0));
     assert_eq!(r.error_code, 0);
     let id = r.session_id;
     assert!(id > 0, "a session was created");
-    assert_eq!(
-        fetched(&r),
-        (0..3)
-            .map(|p| (p, 2, vec![format!("p{p}-a"), format!("p{p}-b")]))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(fetched(&r), (0..3).map(|p| (p, 2, vec![format!("p{p}-a"), format!("p{p}-b")])).collect::<Vec<_>>());
 
     // Incremental (epoch 1), new positions, no new data: nothing to report.
-    let r = conn.fetch(session_fetch(
-        &topic,
-        (id, 1),
-        &[(0, 2), (1, 2), (2, 2)],
-        &[],
-        200,
-    ));
+    let r = conn.fetch(session_fetch(&topic, (id, 1), &[(0, 2), (1, 2), (2, 2)], &[], 200));
     assert_eq!((r.error_code, r.session_id), (0, id));
     assert_eq!(fetched(&r), vec![], "no partition has news");
 
     // Incremental (epoch 2) naming nothing, parked; an append to partition
     // 1 wakes it, and only partition 1 comes back.
     conn.send_fetch(session_fetch(&topic, (id, 2), &[], &[], 10_000));
-    assert!(
-        conn.silent_for(Duration::from_millis(300)),
-        "the fetch answered without data instead of waiting"
-    );
+    assert!(conn.silent_for(Duration::from_millis(300)), "the fetch answered without data instead of waiting");
     let t0 = Instant::now();
     put(1, "p1-c");
     let r = conn.recv_fetch();
     let waited = t0.elapsed();
     assert_eq!(r.error_code, 0);
     assert_eq!(fetched(&r), vec![(1, 3, vec!["p1-c".to_string()])]);
-    assert!(
-        waited < Duration::from_secs(5),
-        "the parked incremental fetch waited {waited:?}"
-    );
+    assert!(waited < Duration::from_secs(5), "the parked incremental fetch waited {waited:?}");
 
     // Incremental (epoch 3): partition 1 moves on, partition 2 is
     // forgotten; new data on 0 and 2 reports only 0.
@@ -953,11 +726,7 @@ fn fetch_session_incremental() {
     assert_eq!(r.error_code, 0);
     assert_eq!(fetched(&r), vec![(0, 3, vec!["p0-c".to_string()])]);
     let r = conn.fetch(session_fetch(&topic, (id, 4), &[(0, 3)], &[], 200));
-    assert_eq!(
-        fetched(&r),
-        vec![],
-        "forgotten partition 2 must not come back"
-    );
+    assert_eq!(fetched(&r), vec![], "forgotten partition 2 must not come back");
 
     // A stale epoch and an unknown session are refused.
     let r = conn.fetch(session_fetch(&topic, (id, 4), &[], &[], 0));
@@ -970,10 +739,7 @@ fn fetch_session_incremental() {
     // Closing it (epoch -1) answers sessionless, in full.
     let r = conn.fetch(session_fetch(&topic, (id, -1), &[(0, 3), (2, 2)], &[], 0));
     assert_eq!((r.error_code, r.session_id), (0, 0));
-    assert_eq!(
-        fetched(&r),
-        vec![(0, 3, vec![]), (2, 3, vec!["p2-c".to_string()])]
-    );
+    assert_eq!(fetched(&r), vec![(0, 3, vec![]), (2, 3, vec!["p2-c".to_string()])]);
     let r = conn.fetch(session_fetch(&topic, (id, 6), &[], &[], 0));
     assert_eq!(r.error_code, 70, "the closed session is gone");
 }
@@ -990,14 +756,9 @@ fn compressed_batches_round_trip() {
         let topic = unique(codec);
         create_topic(&a, &topic, 1, &[]);
         // A long linger: the ten records go out as one batch.
-        let p = producer(
-            &tb.bootstrap(),
-            &[("compression.type", codec), ("linger.ms", "200")],
-        );
+        let p = producer(&tb.bootstrap(), &[("compression.type", codec), ("linger.ms", "200")]);
         let base = 1_650_000_000_000i64;
-        let values: Vec<Vec<u8>> = (0..10)
-            .map(|i| format!("{codec}-{i}-{}", "abc".repeat(200)).into_bytes())
-            .collect();
+        let values: Vec<Vec<u8>> = (0..10).map(|i| format!("{codec}-{i}-{}", "abc".repeat(200)).into_bytes()).collect();
         let futures: Vec<_> = values
             .iter()
             .enumerate()
@@ -1024,10 +785,7 @@ fn compressed_batches_round_trip() {
             .collect();
         assert_eq!(offsets, (0..10).collect::<Vec<i64>>(), "{codec}");
         // Stored as sent: one batch with the producer's codec.
-        let seg = tb
-            .data_dir()
-            .join(format!("{topic}-0"))
-            .join(format!("{:020}.log", 0));
+        let seg = tb.data_dir().join(format!("{topic}-0")).join(format!("{:020}.log", 0));
         let bytes = std::fs::read(&seg).expect("segment");
         let batch_len = i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
         assert_eq!(12 + batch_len, bytes.len(), "{codec}: one batch");
@@ -1035,12 +793,7 @@ fn compressed_batches_round_trip() {
         // librdkafka uses lz4 only with brokers that have FindCoordinator
         // (its proxy for Kafka >= 0.9); without it, it sends lz4 batches
         // uncompressed.
-        let lz4_usable = tb
-            .server()
-            .broker
-            .router
-            .get(kafka_protocol::messages::ApiKey::FindCoordinator)
-            .is_some();
+        let lz4_usable = tb.server().broker.router.get(kafka_protocol::messages::ApiKey::FindCoordinator).is_some();
         let want = match codec {
             "gzip" => 1,
             "snappy" => 2,
@@ -1048,33 +801,20 @@ fn compressed_batches_round_trip() {
             "lz4" => 0,
             _ => 4,
         };
-        assert_eq!(
-            attributes & 7,
-            want,
-            "{codec}: codec bits of the stored batch"
-        );
+        assert_eq!(attributes & 7, want, "{codec}: codec bits of the stored batch");
         let raw: usize = values.iter().map(Vec::len).sum();
         if want != 0 {
-            assert!(
-                bytes.len() < raw / 2,
-                "{codec}: {} bytes on disk for {raw} bytes of values",
-                bytes.len()
-            );
+            assert!(bytes.len() < raw / 2, "{codec}: {} bytes on disk for {raw} bytes of values", bytes.len());
         }
 
         assign(&c, &[(topic.as_str(), 0, Offset::Offset(3))]);
         let got = consume(&c, 7, WAIT);
         for (m, i) in got.iter().zip(3..) {
-            assert_eq!(
-                (m.offset(), m.payload()),
-                (i as i64, Some(&values[i][..])),
-                "{codec}"
-            );
+            assert_eq!((m.offset(), m.payload()), (i as i64, Some(&values[i][..])), "{codec}");
             assert_eq!(m.timestamp(), Timestamp::CreateTime(base + i as i64 * 1000));
         }
         let mut tpl = rdkafka::TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, 0, Offset::Offset(base + 4500))
-            .unwrap();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(base + 4500)).unwrap();
         let r = c.offsets_for_times(tpl, WAIT).expect("offsets_for_times");
         assert_eq!(
             r.find_partition(&topic, 0).unwrap().offset(),
@@ -1092,63 +832,24 @@ fn acks_zero_and_one() {
     let topic = unique("acks");
     create_topic(&admin(&tb.bootstrap()), &topic, 1, &[]);
     let p1 = producer(&tb.bootstrap(), &[("acks", "1")]);
-    assert_eq!(
-        send(
-            &p1,
-            FutureRecord::<[u8], [u8]>::to(&topic)
-                .partition(0)
-                .payload(&b"one"[..])
-        )
-        .unwrap(),
-        (0, 0)
-    );
+    assert_eq!(send(&p1, FutureRecord::<[u8], [u8]>::to(&topic).partition(0).payload(&b"one"[..])).unwrap(), (0, 0));
     let p0 = producer(&tb.bootstrap(), &[("acks", "0")]);
     for i in 0..5 {
         // No offset comes back with acks=0.
-        let (part, off) = send(
-            &p0,
-            FutureRecord::<[u8], [u8]>::to(&topic)
-                .partition(0)
-                .payload(format!("zero-{i}").as_bytes()),
-        )
-        .unwrap();
-        assert_eq!(
-            (part, off),
-            (0, -1001),
-            "acks=0 delivery reports carry no offset"
-        );
+        let (part, off) =
+            send(&p0, FutureRecord::<[u8], [u8]>::to(&topic).partition(0).payload(format!("zero-{i}").as_bytes()))
+                .unwrap();
+        assert_eq!((part, off), (0, -1001), "acks=0 delivery reports carry no offset");
     }
     let c = consumer(&tb.bootstrap(), &[]);
     assign(&c, &[(topic.as_str(), 0, Offset::Offset(0))]);
-    let got: Vec<Vec<u8>> = consume(&c, 6, WAIT)
-        .iter()
-        .map(|m| m.payload().unwrap().to_vec())
-        .collect();
+    let got: Vec<Vec<u8>> = consume(&c, 6, WAIT).iter().map(|m| m.payload().unwrap().to_vec()).collect();
     let mut want = vec![b"one".to_vec()];
     want.extend((0..5).map(|i| format!("zero-{i}").into_bytes()));
     assert_eq!(got, want);
     // And the connection still serves acks=1 after the unanswered requests.
-    assert_eq!(
-        send(
-            &p0,
-            FutureRecord::<[u8], [u8]>::to(&topic)
-                .partition(0)
-                .payload(&b"x"[..])
-        )
-        .unwrap()
-        .1,
-        -1001
-    );
-    assert_eq!(
-        send(
-            &p1,
-            FutureRecord::<[u8], [u8]>::to(&topic)
-                .partition(0)
-                .payload(&b"y"[..])
-        )
-        .unwrap(),
-        (0, 7)
-    );
+    assert_eq!(send(&p0, FutureRecord::<[u8], [u8]>::to(&topic).partition(0).payload(&b"x"[..])).unwrap().1, -1001);
+    assert_eq!(send(&p1, FutureRecord::<[u8], [u8]>::to(&topic).partition(0).payload(&b"y"[..])).unwrap(), (0, 7));
 }
 
 // message.timestamp.type=LogAppendTime: the broker stamps the time of
@@ -1157,24 +858,11 @@ fn acks_zero_and_one() {
 fn log_append_time_topic() {
     let tb = TestBroker::start();
     let topic = unique("lat");
-    create_topic(
-        &admin(&tb.bootstrap()),
-        &topic,
-        1,
-        &[("message.timestamp.type", "LogAppendTime")],
-    );
+    create_topic(&admin(&tb.bootstrap()), &topic, 1, &[("message.timestamp.type", "LogAppendTime")]);
     let p = producer(&tb.bootstrap(), &[]);
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-    };
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let before = now();
-    let r = FutureRecord::<[u8], [u8]>::to(&topic)
-        .partition(0)
-        .timestamp(1_000)
-        .payload(&b"v"[..]);
+    let r = FutureRecord::<[u8], [u8]>::to(&topic).partition(0).timestamp(1_000).payload(&b"v"[..]);
     let fut = p.send_result(r).map_err(|(e, _)| e).unwrap();
     let d = block_on(fut).unwrap().unwrap();
     let after = now();
@@ -1202,21 +890,12 @@ fn out_of_range_position_resets() {
     create_topic(&admin(&tb.bootstrap()), &topic, 1, &[]);
     let p = producer(&tb.bootstrap(), &[]);
     for i in 0..3 {
-        send(
-            &p,
-            FutureRecord::<[u8], [u8]>::to(&topic)
-                .partition(0)
-                .payload(format!("v{i}").as_bytes()),
-        )
-        .unwrap();
+        send(&p, FutureRecord::<[u8], [u8]>::to(&topic).partition(0).payload(format!("v{i}").as_bytes())).unwrap();
     }
     let c = consumer(&tb.bootstrap(), &[("auto.offset.reset", "earliest")]);
     assign(&c, &[(topic.as_str(), 0, Offset::Offset(1000))]);
     let got = consume(&c, 3, WAIT);
-    assert_eq!(
-        got.iter().map(|m| m.offset()).collect::<Vec<_>>(),
-        vec![0, 1, 2]
-    );
+    assert_eq!(got.iter().map(|m| m.offset()).collect::<Vec<_>>(), vec![0, 1, 2]);
 
     let c = consumer(&tb.bootstrap(), &[("auto.offset.reset", "error")]);
     assign(&c, &[(topic.as_str(), 0, Offset::Offset(1000))]);

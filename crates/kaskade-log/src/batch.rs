@@ -72,10 +72,7 @@ impl BatchHeader {
     /// bytes; the magic is checked so that fields are not misread.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader> {
         if buf.len() < MIN_PREFIX {
-            return Err(LogError::Corrupt(format!(
-                "{} bytes cannot hold a record batch header",
-                buf.len()
-            )));
+            return Err(LogError::Corrupt(format!("{} bytes cannot hold a record batch header", buf.len())));
         }
         let magic = buf[MAGIC_OFF] as i8;
         if magic != 2 {
@@ -154,10 +151,7 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
 pub fn validate_structure(batch: &[u8]) -> Result<BatchHeader> {
     let header = BatchHeader::parse(batch)?;
     if header.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
-        return Err(LogError::Corrupt(format!(
-            "batch length {} is smaller than the header",
-            header.batch_length
-        )));
+        return Err(LogError::Corrupt(format!("batch length {} is smaller than the header", header.batch_length)));
     }
     if header.total_len() != batch.len() {
         return Err(LogError::Corrupt(format!(
@@ -168,16 +162,10 @@ pub fn validate_structure(batch: &[u8]) -> Result<BatchHeader> {
     }
     let crc = compute_crc(batch);
     if crc != header.crc {
-        return Err(LogError::Corrupt(format!(
-            "CRC32C mismatch: header {:#010x}, computed {:#010x}",
-            header.crc, crc
-        )));
+        return Err(LogError::Corrupt(format!("CRC32C mismatch: header {:#010x}, computed {:#010x}", header.crc, crc)));
     }
     if header.last_offset_delta < 0 {
-        return Err(LogError::Corrupt(format!(
-            "negative last offset delta {}",
-            header.last_offset_delta
-        )));
+        return Err(LogError::Corrupt(format!("negative last offset delta {}", header.last_offset_delta)));
     }
     Ok(header)
 }
@@ -193,10 +181,7 @@ pub fn validate_for_append(batch: &[u8], max_message_bytes: usize) -> Result<Bat
     }
     let header = validate_structure(batch)?;
     if header.records_count <= 0 {
-        return Err(LogError::InvalidRecord(format!(
-            "batch declares {} records",
-            header.records_count
-        )));
+        return Err(LogError::InvalidRecord(format!("batch declares {} records", header.records_count)));
     }
     if header.records_count as i64 != header.last_offset_delta as i64 + 1 {
         return Err(LogError::InvalidRecord(format!(
@@ -210,8 +195,7 @@ pub fn validate_for_append(batch: &[u8], max_message_bytes: usize) -> Result<Bat
 /// Splits a produce payload into exactly one batch. Kafka requires one
 /// magic-v2 batch per partition in a produce request.
 pub fn single_batch(records: &[u8]) -> Result<&[u8]> {
-    let (_, len) = peek_extent(records)
-        .ok_or_else(|| LogError::Corrupt("records too short for a batch".into()))?;
+    let (_, len) = peek_extent(records).ok_or_else(|| LogError::Corrupt("records too short for a batch".into()))?;
     if records.len() > MAGIC_OFF && records[MAGIC_OFF] as i8 != 2 {
         return Err(LogError::UnsupportedMagic(records[MAGIC_OFF] as i8));
     }
@@ -331,9 +315,8 @@ pub mod build {
     /// `count` records of `value_len` bytes each, value bytes derived from `seed`.
     pub fn filled(count: usize, value_len: usize, timestamp: i64, seed: u8) -> Vec<u8> {
         let value: Vec<u8> = (0..value_len).map(|i| (i as u8).wrapping_add(seed)).collect();
-        let recs: Vec<Record<'_>> = (0..count)
-            .map(|_| Record { key: None, value: Some(&value), timestamp_delta: 0 })
-            .collect();
+        let recs: Vec<Record<'_>> =
+            (0..count).map(|_| Record { key: None, value: Some(&value), timestamp_delta: 0 }).collect();
         batch(&recs, timestamp, -1)
     }
 }

@@ -221,9 +221,7 @@ impl Flusher {
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
             let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("kaskade-flush-{i}"))
-                .spawn(move || flush_loop(&rx));
+            let spawned = std::thread::Builder::new().name(format!("kaskade-flush-{i}")).spawn(move || flush_loop(&rx));
             match spawned {
                 Ok(h) => handles.push(h),
                 Err(e) => tracing::error!(error = %e, "could not start a flusher thread"),

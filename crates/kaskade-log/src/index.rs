@@ -28,12 +28,7 @@ impl IndexFile {
     pub fn open(path: &Path, entry_size: u64, max_bytes: u64) -> io::Result<IndexFile> {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         let len = file.metadata()?.len();
-        Ok(IndexFile {
-            file,
-            entry_size,
-            entries: len / entry_size,
-            max_entries: (max_bytes / entry_size).max(2),
-        })
+        Ok(IndexFile { file, entry_size, entries: len / entry_size, max_entries: (max_bytes / entry_size).max(2) })
     }
 
     pub fn entries(&self) -> u64 {
@@ -207,10 +202,7 @@ impl TimeIndex {
 
     /// The entry with the largest timestamp <= `timestamp`, as (ts, offset).
     pub fn lookup(&self, timestamp: i64) -> io::Result<Option<(i64, i64)>> {
-        Ok(self
-            .file
-            .floor(timestamp, |e| i64_at(e, 0))?
-            .map(|e| (i64_at(&e, 0), self.base + u32_at(&e, 8) as i64)))
+        Ok(self.file.floor(timestamp, |e| i64_at(e, 0))?.map(|e| (i64_at(&e, 0), self.base + u32_at(&e, 8) as i64)))
     }
 
     pub fn truncate_entries(&mut self, n: u64) -> io::Result<()> {

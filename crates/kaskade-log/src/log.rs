@@ -117,7 +117,13 @@ fn io_err(e: std::io::Error) -> LogError {
 impl Log {
     /// Opens (or creates) the log in `dir`, recovering it as `hint` says.
     /// Returns the log and a human report of what recovery did.
-    pub fn open(tp: TopicPartition, dir: &Path, config: LogConfig, env: LogEnv, hint: OpenHint) -> Result<(Log, Vec<String>)> {
+    pub fn open(
+        tp: TopicPartition,
+        dir: &Path,
+        config: LogConfig,
+        env: LogEnv,
+        hint: OpenHint,
+    ) -> Result<(Log, Vec<String>)> {
         std::fs::create_dir_all(dir)?;
         let mut report = Vec::new();
         let mut bases = Vec::new();
@@ -166,13 +172,18 @@ impl Log {
             // then trusted: an empty `.timeindex` understates the segment's
             // max timestamp (early retention, wrong time lookups) and an
             // empty `.index` makes every read scan from position 0. Rebuild.
-            let missing: Vec<&str> =
-                ["index", "timeindex"].into_iter().filter(|ext| !dir.join(segment::file_name(base, ext)).exists()).collect();
+            let missing: Vec<&str> = ["index", "timeindex"]
+                .into_iter()
+                .filter(|ext| !dir.join(segment::file_name(base, ext)).exists())
+                .collect();
             let files = SegmentFiles::open(dir, base, config.segment_index_bytes, false)?;
             let mut seg = Segment::new(next_segment_id(), base, now);
             let needs_recovery = recover_from_base.is_some_and(|from| base >= from);
             let outcome = if !missing.is_empty() && files.log.metadata()?.len() > 0 {
-                report.push(format!("{tp}: segment {base}: .{} missing; rebuilt the indexes from the log", missing.join(" and .")));
+                report.push(format!(
+                    "{tp}: segment {base}: .{} missing; rebuilt the indexes from the log",
+                    missing.join(" and .")
+                ));
                 Some(seg.rebuild(&files, config.index_interval_bytes)?)
             } else if needs_recovery {
                 Some(match hint.recovery_point {
@@ -212,7 +223,8 @@ impl Log {
         let first_base = *segments.keys().next().unwrap_or(&0);
         let next_offset = segments.values().next_back().map(|(s, _)| s.next_offset).unwrap_or(0);
         let log_start = hint.log_start.unwrap_or(first_base).max(first_base).min(next_offset);
-        let (producers, snapshots) = load_producer_state(&tp, dir, &segments, log_start, next_offset, &env, &mut report)?;
+        let (producers, snapshots) =
+            load_producer_state(&tp, dir, &segments, log_start, next_offset, &env, &mut report)?;
         let mut segs = BTreeMap::new();
         let last_base = *segments.keys().next_back().unwrap_or(&0);
         for (base, (mut seg, files)) in segments {
@@ -590,14 +602,15 @@ impl Log {
         let (ttl, now) = (self.env.producer_id_expiration_ms, self.env.clock.now_ms());
         let mut report = Vec::new();
         let State { snapshots, segments, config, log_start, next_offset, .. } = &mut *st;
-        let (state, _) = producer_state::rebuild(snapshots, *log_start, *next_offset, ttl, now, &mut report, |state, from| {
-            let mut n = 0;
-            for seg in segments.values().filter(|s| s.next_offset > from && s.size > 0) {
-                let files = self.files_for(seg, config.segment_index_bytes)?;
-                n += producer_state::replay(state, &files, seg.size, from)?;
-            }
-            Ok(n)
-        })?;
+        let (state, _) =
+            producer_state::rebuild(snapshots, *log_start, *next_offset, ttl, now, &mut report, |state, from| {
+                let mut n = 0;
+                for seg in segments.values().filter(|s| s.next_offset > from && s.size > 0) {
+                    let files = self.files_for(seg, config.segment_index_bytes)?;
+                    n += producer_state::replay(state, &files, seg.size, from)?;
+                }
+                Ok(n)
+            })?;
         for line in report {
             tracing::warn!("{}: {line}", self.tp);
         }
@@ -695,14 +708,13 @@ impl Log {
     /// that holds it.
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
         let st = self.state.lock();
-        st.segments
-            .values()
-            .filter(|s| s.max_timestamp >= 0)
-            .map(|s| (s.max_timestamp, s.max_timestamp_offset))
-            .fold(None, |acc: Option<(i64, i64)>, x| match acc {
+        st.segments.values().filter(|s| s.max_timestamp >= 0).map(|s| (s.max_timestamp, s.max_timestamp_offset)).fold(
+            None,
+            |acc: Option<(i64, i64)>, x| match acc {
                 Some(a) if a.0 >= x.0 => Some(a),
                 _ => Some(x),
-            })
+            },
+        )
     }
 
     /// Moves the log start offset forward (DeleteRecords) and deletes the
@@ -878,20 +890,29 @@ fn load_producer_state(
     let now = env.clock.now_ms();
     let mut snaps = Snapshots::scan(dir)?;
     let mut bad = Vec::new();
-    let (mut state, replayed) =
-        producer_state::rebuild(&mut snaps, log_start, end, env.producer_id_expiration_ms, now, &mut bad, |state, from| {
+    let (mut state, replayed) = producer_state::rebuild(
+        &mut snaps,
+        log_start,
+        end,
+        env.producer_id_expiration_ms,
+        now,
+        &mut bad,
+        |state, from| {
             let mut n = 0;
             for (seg, files) in segments.values().filter(|(s, _)| s.next_offset > from && s.size > 0) {
                 n += producer_state::replay(state, files, seg.size, from)?;
             }
             Ok(n)
-        })?;
+        },
+    )?;
     report.extend(bad.into_iter().map(|line| format!("{tp}: {line}")));
     if replayed > 0 {
         state.remove_expired(now);
         tracing::info!(%tp, end, batches = replayed, producers = state.len(), "rebuilt producer state from the log");
         // Only saves the next start a replay: not worth failing the open.
-        if let Err(e) = snaps.write(end, &state.to_snapshot(), true).and_then(|_| snaps.retain_latest(SNAPSHOTS_TO_KEEP)) {
+        if let Err(e) =
+            snaps.write(end, &state.to_snapshot(), true).and_then(|_| snaps.retain_latest(SNAPSHOTS_TO_KEEP))
+        {
             tracing::warn!(%tp, error = %e, "writing the producer snapshot failed");
         }
     }

@@ -117,7 +117,8 @@ impl LogManager {
                 continue;
             }
             let Some(tp) = TopicPartition::parse_dir_name(&name) else { continue };
-            let hint = OpenHint { clean, recovery_point: recovery.get(&tp).copied(), log_start: starts.get(&tp).copied() };
+            let hint =
+                OpenHint { clean, recovery_point: recovery.get(&tp).copied(), log_start: starts.get(&tp).copied() };
             let (log, repairs) = Log::open(tp.clone(), &entry.path(), config_for(&tp), env.clone(), hint)?;
             report.repairs.extend(repairs);
             logs.insert(tp, Arc::new(log));

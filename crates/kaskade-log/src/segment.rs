@@ -77,7 +77,10 @@ pub fn scan(
     let mut whole = Vec::new();
     while pos < to {
         if pos + HEADER_LEN as u64 > to {
-            return Ok(ScanEnd { position: pos, problem: Some(format!("{} trailing bytes cannot hold a batch header", to - pos)) });
+            return Ok(ScanEnd {
+                position: pos,
+                problem: Some(format!("{} trailing bytes cannot hold a batch header", to - pos)),
+            });
         }
         log.read_exact_at(&mut head, pos)?;
         let header = match BatchHeader::parse(&head) {
@@ -85,11 +88,17 @@ pub fn scan(
             Err(e) => return Ok(ScanEnd { position: pos, problem: Some(e.to_string()) }),
         };
         if header.batch_length < (HEADER_LEN - batch::LOG_OVERHEAD) as i32 {
-            return Ok(ScanEnd { position: pos, problem: Some(format!("batch length {} is impossible", header.batch_length)) });
+            return Ok(ScanEnd {
+                position: pos,
+                problem: Some(format!("batch length {} is impossible", header.batch_length)),
+            });
         }
         let total = header.total_len() as u64;
         if pos + total > to {
-            return Ok(ScanEnd { position: pos, problem: Some(format!("batch of {total} bytes at {pos} is cut off at {to}")) });
+            return Ok(ScanEnd {
+                position: pos,
+                problem: Some(format!("batch of {total} bytes at {pos} is cut off at {to}")),
+            });
         }
         if validate {
             whole.resize(total as usize, 0);
@@ -152,11 +161,7 @@ impl Segment {
     }
 
     pub fn paths(dir: &Path, base: i64) -> [PathBuf; 3] {
-        [
-            dir.join(file_name(base, "log")),
-            dir.join(file_name(base, "index")),
-            dir.join(file_name(base, "timeindex")),
-        ]
+        [dir.join(file_name(base, "log")), dir.join(file_name(base, "index")), dir.join(file_name(base, "timeindex"))]
     }
 
     /// Appends a batch whose first 16 bytes are replaced by `prefix`.
@@ -179,7 +184,13 @@ impl Segment {
     /// Updates sizes, timestamps and the sparse indexes for a batch stored
     /// at `position` (shared by append and index rebuilding, so both write
     /// the same entries Kafka would).
-    fn record_batch(&mut self, files: &SegmentFiles, position: u64, header: &BatchHeader, index_interval: u64) -> io::Result<()> {
+    fn record_batch(
+        &mut self,
+        files: &SegmentFiles,
+        position: u64,
+        header: &BatchHeader,
+        index_interval: u64,
+    ) -> io::Result<()> {
         if header.max_timestamp > self.max_timestamp {
             self.max_timestamp = header.max_timestamp;
             self.max_timestamp_offset = header.last_offset();
@@ -197,7 +208,15 @@ impl Segment {
     }
 
     /// Whether a batch of `len` bytes at `offset` must go to a new segment.
-    pub fn should_roll(&self, files: &SegmentFiles, len: u64, last_offset: i64, segment_bytes: u64, segment_ms: i64, now_ms: i64) -> bool {
+    pub fn should_roll(
+        &self,
+        files: &SegmentFiles,
+        len: u64,
+        last_offset: i64,
+        segment_bytes: u64,
+        segment_ms: i64,
+        now_ms: i64,
+    ) -> bool {
         if self.size == 0 {
             return false;
         }
@@ -229,7 +248,10 @@ impl Segment {
             (Ok(e), Ok(t)) => (e, t),
             (Err(e), _) | (_, Err(e)) => {
                 let out = self.rebuild(files, index_interval)?;
-                let mut msg = format!("{}: index invalid ({e}); rebuilt from the log", dir.join(file_name(self.base, "index")).display());
+                let mut msg = format!(
+                    "{}: index invalid ({e}); rebuilt from the log",
+                    dir.join(file_name(self.base, "index")).display()
+                );
                 if let Some(p) = out.problem {
                     msg.push_str(&format!("; log truncated by {} bytes: {p}", out.truncated_bytes));
                 }
@@ -283,7 +305,12 @@ impl Segment {
     /// index has valid entries below `recovery_point` and the batch they
     /// point to checks out, the scan starts there instead of at 0, so
     /// recovery cost follows the unflushed tail.
-    pub fn recover(&mut self, files: &SegmentFiles, recovery_point: i64, index_interval: u64) -> io::Result<RecoveryOutcome> {
+    pub fn recover(
+        &mut self,
+        files: &SegmentFiles,
+        recovery_point: i64,
+        index_interval: u64,
+    ) -> io::Result<RecoveryOutcome> {
         let file_len = files.log.metadata()?.len();
         let mut invalid = None;
         let start = (|| {
@@ -322,7 +349,12 @@ impl Segment {
         }
     }
 
-    fn recover_from_keep_first_entry(&mut self, files: &SegmentFiles, pos: u64, index_interval: u64) -> io::Result<RecoveryOutcome> {
+    fn recover_from_keep_first_entry(
+        &mut self,
+        files: &SegmentFiles,
+        pos: u64,
+        index_interval: u64,
+    ) -> io::Result<RecoveryOutcome> {
         // The batch at `pos` already has its index entry; account it without
         // appending a second one.
         let mut head = [0u8; HEADER_LEN];
@@ -348,7 +380,10 @@ impl Segment {
         let mut bad_order = None;
         let end = scan(&files.log, from, file_len, true, |pos, h| {
             if h.base_offset < expected || h.last_offset() - self.base > u32::MAX as i64 {
-                bad_order = Some(format!("batch at {pos} has base offset {} but {expected} or later was expected", h.base_offset));
+                bad_order = Some(format!(
+                    "batch at {pos} has base offset {} but {expected} or later was expected",
+                    h.base_offset
+                ));
                 return false;
             }
             expected = h.next_offset();
@@ -441,7 +476,12 @@ fn read_at_most(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
 
 /// The first batch in the segment whose max timestamp is >= `timestamp`
 /// and whose last offset is >= `min_offset` (the log start).
-pub fn find_by_timestamp(files: &SegmentFiles, size: u64, timestamp: i64, min_offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+pub fn find_by_timestamp(
+    files: &SegmentFiles,
+    size: u64,
+    timestamp: i64,
+    min_offset: i64,
+) -> io::Result<Option<(u64, BatchHeader)>> {
     let from_offset = files.time.read().lookup(timestamp)?.map(|(_, off)| off);
     let from = match from_offset {
         Some(off) => files.index.read().lookup(off.max(min_offset))? as u64,

@@ -125,7 +125,10 @@ fn retention_by_time_bytes_and_log_start() {
     assert!(log.segment_bases()[0] <= target);
     assert!(log.advance_log_start(log.log_end_offset() + 1).is_err());
     // No `.deleted` leftovers.
-    let leftovers = std::fs::read_dir(dir.path().join("t-0")).expect("dir").filter(|e| e.as_ref().map(|e| e.file_name().to_string_lossy().ends_with(".deleted")).unwrap_or(false)).count();
+    let leftovers = std::fs::read_dir(dir.path().join("t-0"))
+        .expect("dir")
+        .filter(|e| e.as_ref().map(|e| e.file_name().to_string_lossy().ends_with(".deleted")).unwrap_or(false))
+        .count();
     assert_eq!(leftovers, 0);
     mgr.shutdown().expect("shutdown");
     let (mgr, _) = open(dir.path(), cfg, clock);

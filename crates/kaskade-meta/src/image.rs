@@ -64,7 +64,12 @@ impl Image {
             }
             MetadataRecord::Partition { topic_id, partition, leader, replicas, isr, leader_epoch } => {
                 let Some(t) = self.names.get(topic_id).and_then(|n| self.topics.get_mut(n)) else { return };
-                let p = PartitionImage { leader: *leader, replicas: replicas.clone(), isr: isr.clone(), leader_epoch: *leader_epoch };
+                let p = PartitionImage {
+                    leader: *leader,
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    leader_epoch: *leader_epoch,
+                };
                 let idx = *partition as usize;
                 if idx < t.partitions.len() {
                     t.partitions[idx] = p;

@@ -134,7 +134,14 @@ mod tests {
             .update(|_| {
                 let mut recs = vec![MetadataRecord::Topic { name: name.into(), id }];
                 for p in 0..parts {
-                    recs.push(MetadataRecord::Partition { topic_id: id, partition: p, leader: 1, replicas: vec![1], isr: vec![1], leader_epoch: 0 });
+                    recs.push(MetadataRecord::Partition {
+                        topic_id: id,
+                        partition: p,
+                        leader: 1,
+                        replicas: vec![1],
+                        isr: vec![1],
+                        leader_epoch: 0,
+                    });
                 }
                 Ok::<_, MetaError>((recs, ()))
             })
@@ -149,9 +156,22 @@ mod tests {
         let a = create(&store, "a", 3);
         create(&store, "b", 1);
         store
-            .update(|_| Ok::<_, MetaError>((vec![MetadataRecord::TopicConfig { topic_id: a, name: "retention.ms".into(), value: Some("1000".into()) }], ())))
+            .update(|_| {
+                Ok::<_, MetaError>((
+                    vec![MetadataRecord::TopicConfig {
+                        topic_id: a,
+                        name: "retention.ms".into(),
+                        value: Some("1000".into()),
+                    }],
+                    (),
+                ))
+            })
             .expect("config");
-        store.update(|img| Ok::<_, MetaError>((vec![MetadataRecord::RemoveTopic { id: img.topic("b").expect("b").id }], ()))).expect("rm");
+        store
+            .update(|img| {
+                Ok::<_, MetaError>((vec![MetadataRecord::RemoveTopic { id: img.topic("b").expect("b").id }], ()))
+            })
+            .expect("rm");
         let before = store.image();
         drop(store);
         let mut f = OpenOptions::new().append(true).open(dir.path().join("metadata.log")).expect("open");

@@ -37,11 +37,7 @@ struct BrokerProcess {
 impl BrokerProcess {
     /// Starts the binary and waits for its "listening on" line.
     fn start(data_dir: &Path, port: u16, log: &Path) -> BrokerProcess {
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("broker log file");
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("broker log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_kaskade"))
             .arg("serve")
             .arg("--data-dir")
@@ -63,28 +59,19 @@ impl BrokerProcess {
                 let _ = tx.send(line);
             }
         });
-        let mut broker = BrokerProcess {
-            child,
-            log: log.to_path_buf(),
-        };
+        let mut broker = BrokerProcess { child, log: log.to_path_buf() };
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left.max(Duration::from_millis(1))) {
                 Ok(line) if line.starts_with("kaskade: listening on ") => {
-                    assert!(
-                        line.ends_with(&format!(":{port}")),
-                        "listening on the wrong port: {line}"
-                    );
+                    assert!(line.ends_with(&format!(":{port}")), "listening on the wrong port: {line}");
                     return broker;
                 }
                 Ok(_) => {}
                 Err(_) => {
                     let status = broker.child.try_wait().ok().flatten();
-                    panic!(
-                        "the broker did not start (exit status {status:?}); its log:\n{}",
-                        broker.log_tail()
-                    );
+                    panic!("the broker did not start (exit status {status:?}); its log:\n{}", broker.log_tail());
                 }
             }
         }
@@ -111,11 +98,7 @@ impl Drop for BrokerProcess {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind :0")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("addr").port()
 }
 
 fn client_config(bootstrap: &str) -> ClientConfig {
@@ -148,11 +131,7 @@ impl ProducerContext for AckContext {
         match result {
             Ok(m) => {
                 let value = m.payload().expect("our records have values").to_vec();
-                self.0
-                    .acked
-                    .lock()
-                    .unwrap()
-                    .push((m.partition(), m.offset(), value));
+                self.0.acked.lock().unwrap().push((m.partition(), m.offset(), value));
                 self.0.count.fetch_add(1, Ordering::SeqCst);
             }
             Err(_) => {
@@ -165,20 +144,14 @@ impl ProducerContext for AckContext {
 /// Produces unique values (`v-<seq>`) until `stop`, backing off only when
 /// librdkafka's queue is full, and holding off while `pause` is set (so
 /// the data to verify does not grow during verification).
-fn produce_until(
-    bootstrap: String,
-    acks: Arc<Acks>,
-    stop: Arc<AtomicBool>,
-    pause: Arc<AtomicBool>,
-) {
+fn produce_until(bootstrap: String, acks: Arc<Acks>, stop: Arc<AtomicBool>, pause: Arc<AtomicBool>) {
     let mut c = client_config(&bootstrap);
     c.set("acks", "all")
         .set("linger.ms", "2")
         .set("message.timeout.ms", "15000")
         .set("queue.buffering.max.messages", "2000")
         .set("enable.idempotence", "false");
-    let p: ThreadedProducer<AckContext> =
-        c.create_with_context(AckContext(acks)).expect("producer");
+    let p: ThreadedProducer<AckContext> = c.create_with_context(AckContext(acks)).expect("producer");
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if pause.load(Ordering::Relaxed) {
@@ -187,11 +160,7 @@ fn produce_until(
         }
         let value = format!("v-{seq:010}-{}", "x".repeat((seq % 200) as usize));
         let key = seq.to_string();
-        match p.send(
-            BaseRecord::to(TOPIC)
-                .key(key.as_bytes())
-                .payload(value.as_bytes()),
-        ) {
+        match p.send(BaseRecord::to(TOPIC).key(key.as_bytes()).payload(value.as_bytes())) {
             Ok(()) => seq += 1,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 std::thread::sleep(Duration::from_millis(5))
@@ -217,8 +186,7 @@ fn read_everything(bootstrap: &str) -> BTreeMap<(i32, i64), Vec<u8>> {
     for p in 0..PARTITIONS {
         let (lo, hi) = c.fetch_watermarks(TOPIC, p, WAIT).expect("watermarks");
         if hi > lo {
-            tpl.add_partition_offset(TOPIC, p, Offset::Offset(lo))
-                .unwrap();
+            tpl.add_partition_offset(TOPIC, p, Offset::Offset(lo)).unwrap();
             ends.insert(p, (lo, hi));
         }
     }
@@ -228,11 +196,7 @@ fn read_everything(bootstrap: &str) -> BTreeMap<(i32, i64), Vec<u8>> {
     let mut next: BTreeMap<i32, i64> = ends.iter().map(|(p, (lo, _))| (*p, *lo)).collect();
     let deadline = Instant::now() + WAIT;
     while (out.len() as i64) < want {
-        assert!(
-            Instant::now() < deadline,
-            "read {} of {want} records in {WAIT:?}",
-            out.len()
-        );
+        assert!(Instant::now() < deadline, "read {} of {want} records in {WAIT:?}", out.len());
         match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 let (p, o) = (m.partition(), m.offset());
@@ -263,10 +227,7 @@ fn verify(bootstrap: &str, acks: &Acks, cycle: u32) -> usize {
                 String::from_utf8_lossy(&v[..16.min(v.len())]),
                 String::from_utf8_lossy(&s[..16.min(s.len())])
             ),
-            None => panic!(
-                "cycle {cycle}: acked record {p}@{o} is missing ({} records stored)",
-                stored.len()
-            ),
+            None => panic!("cycle {cycle}: acked record {p}@{o} is missing ({} records stored)", stored.len()),
         }
     }
     acked.len()
@@ -286,26 +247,14 @@ impl Rng {
 
 #[test]
 fn acked_records_survive_kill_9() {
-    let cycles: u32 = std::env::var("KASKADE_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let seed: u64 = std::env::var("KASKADE_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let cycles: u32 = std::env::var("KASKADE_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let seed: u64 = std::env::var("KASKADE_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
     eprintln!("broker_crash: {cycles} cycle(s), KASKADE_CRASH_SEED={seed}");
     let mut rng = Rng(seed | 1);
 
-    let tmp = tempfile::Builder::new()
-        .prefix("kaskade-crash-")
-        .tempdir()
-        .expect("temp dir");
+    let tmp = tempfile::Builder::new().prefix("kaskade-crash-").tempdir().expect("temp dir");
     let data = tmp.path().join("data");
     let log = tmp.path().join("broker.log");
     let port = free_port();
@@ -313,17 +262,11 @@ fn acked_records_survive_kill_9() {
 
     let mut broker = BrokerProcess::start(&data, port, &log);
     {
-        let admin: AdminClient<DefaultClientContext> =
-            client_config(&bootstrap).create().expect("admin");
+        let admin: AdminClient<DefaultClientContext> = client_config(&bootstrap).create().expect("admin");
         let opts = AdminOptions::new().request_timeout(Some(WAIT));
         let t = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let res = rt
-            .block_on(admin.create_topics([&t], &opts))
-            .expect("create_topics");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let res = rt.block_on(admin.create_topics([&t], &opts)).expect("create_topics");
         assert!(res[0].is_ok(), "{:?}", res[0]);
     }
 
@@ -366,11 +309,7 @@ fn acked_records_survive_kill_9() {
     let target = acks.count.load(Ordering::SeqCst) + 100;
     let deadline = Instant::now() + WAIT;
     while acks.count.load(Ordering::SeqCst) < target {
-        assert!(
-            Instant::now() < deadline,
-            "no acks after the last restart; broker log:\n{}",
-            broker.log_tail()
-        );
+        assert!(Instant::now() < deadline, "no acks after the last restart; broker log:\n{}", broker.log_tail());
         std::thread::sleep(Duration::from_millis(10));
     }
     stop.store(true, Ordering::Relaxed);

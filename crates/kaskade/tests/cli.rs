@@ -55,16 +55,12 @@ impl Out {
     }
 
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
     }
 
     /// stdout as one JSON value per line.
     fn json_lines(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}")))
-            .collect()
+        self.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}"))).collect()
     }
 }
 
@@ -96,12 +92,8 @@ fn wait_deadline(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus
 /// Run `cmd` with `stdin`, under `timeout`.
 fn run_cmd(mut cmd: Command, stdin: &str, timeout: Duration) -> Out {
     let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kaskade");
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn kaskade");
     let mut input = child.stdin.take().unwrap();
     let stdin = stdin.to_string();
     let writer = thread::spawn(move || {
@@ -112,11 +104,7 @@ fn run_cmd(mut cmd: Command, stdin: &str, timeout: Duration) -> Out {
     let err = drain(child.stderr.take().unwrap());
     let status = wait_deadline(&mut child, timeout, &what);
     let _ = writer.join();
-    Out {
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+    Out { code: status.code(), stdout: out.join().unwrap(), stderr: err.join().unwrap() }
 }
 
 /// A broker process.
@@ -138,11 +126,7 @@ struct BrokerOpts {
     no_default_flags: bool,
 }
 
-fn collect<R: Read + Send + 'static>(
-    r: R,
-    into: Arc<Mutex<String>>,
-    addr_tx: Option<mpsc::Sender<Option<String>>>,
-) {
+fn collect<R: Read + Send + 'static>(r: R, into: Arc<Mutex<String>>, addr_tx: Option<mpsc::Sender<Option<String>>>) {
     thread::spawn(move || {
         for line in BufReader::new(r).lines() {
             let Ok(line) = line else { break };
@@ -165,8 +149,7 @@ fn collect<R: Read + Send + 'static>(
 
 impl Broker {
     fn start(data_dir: &Path) -> Broker {
-        Broker::start_with(data_dir, BrokerOpts::default())
-            .unwrap_or_else(|o| panic!("broker did not start: {o:#?}"))
+        Broker::start_with(data_dir, BrokerOpts::default()).unwrap_or_else(|o| panic!("broker did not start: {o:#?}"))
     }
 
     /// Start `kaskade serve`; `Err` with its output if it exits first.
@@ -174,10 +157,7 @@ impl Broker {
         let mut cmd = kaskade();
         cmd.arg("serve");
         if !opts.no_default_flags {
-            cmd.arg("--data-dir")
-                .arg(data_dir)
-                .arg("--listeners")
-                .arg("PLAINTEXT://127.0.0.1:0");
+            cmd.arg("--data-dir").arg(data_dir).arg("--listeners").arg("PLAINTEXT://127.0.0.1:0");
         }
         cmd.args(&opts.args);
         for (k, v) in &opts.env {
@@ -203,12 +183,7 @@ impl Broker {
                 }
                 Ok(None) => {
                     let addr = addr.take().expect("'listening on' before 'data in'");
-                    return Ok(Broker {
-                        child,
-                        addr,
-                        stdout,
-                        stderr,
-                    });
+                    return Ok(Broker { child, addr, stdout, stderr });
                 }
                 Err(_) => {}
             }
@@ -271,25 +246,16 @@ impl Drop for Broker {
 }
 
 fn temp() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("kaskade-cli-test")
-        .tempdir()
-        .unwrap()
+    tempfile::Builder::new().prefix("kaskade-cli-test").tempdir().unwrap()
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 /// `topic describe NAME -o json`, the one topic.
 fn describe_json(b: &Broker, name: &str) -> Value {
-    let v = b
-        .cli(&["topic", "describe", name, "-o", "json"])
-        .ok()
-        .json();
+    let v = b.cli(&["topic", "describe", name, "-o", "json"]).ok().json();
     let arr = v.as_array().expect("array");
     assert_eq!(arr.len(), 1, "{v:#}");
     arr[0].clone()
@@ -326,24 +292,14 @@ fn topic_create_list_describe_alter_delete() {
     // Again: TOPIC_ALREADY_EXISTS with a hint, exit 1.
     let out = b.cli(&["topic", "create", "orders"]).fails();
     assert_eq!(out.code, Some(1));
-    assert_contains(
-        &out.stderr,
-        &["TOPIC_ALREADY_EXISTS", "hint:", "--if-not-exists"],
-    );
-    let out = b
-        .cli(&["topic", "create", "orders", "--if-not-exists"])
-        .ok();
+    assert_contains(&out.stderr, &["TOPIC_ALREADY_EXISTS", "hint:", "--if-not-exists"]);
+    let out = b.cli(&["topic", "create", "orders", "--if-not-exists"]).ok();
     assert_contains(&out.stdout, &["already exists"]);
-    let out = b
-        .cli(&["topic", "create", "orders", "--if-not-exists", "-o", "json"])
-        .ok();
+    let out = b.cli(&["topic", "create", "orders", "--if-not-exists", "-o", "json"]).ok();
     assert_eq!(out.json()["created"], false);
 
     // Without --partitions: the broker default (num.partitions=1).
-    let created = b
-        .cli(&["topic", "create", "events", "-o", "json"])
-        .ok()
-        .json();
+    let created = b.cli(&["topic", "create", "events", "-o", "json"]).ok().json();
     assert_eq!(created["created"], true);
     assert_eq!(created["partitions"], 1);
     assert_eq!(created["replication_factor"], 1);
@@ -359,12 +315,7 @@ fn topic_create_list_describe_alter_delete() {
     let row: Vec<&str> = lines[2].split_whitespace().collect();
     assert_eq!(&row[..3], &["orders", "3", "1"]);
     let list = b.cli(&["topic", "list", "--output", "json"]).ok().json();
-    let names: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["events", "orders"]);
     assert_eq!(list[1]["partitions"], 3);
     assert_eq!(list[1]["replication_factor"], 1);
@@ -374,19 +325,9 @@ fn topic_create_list_describe_alter_delete() {
     // describe: table shows partitions, leader, replicas, ISR and the
     // non-default configs only.
     let out = b.cli(&["topic", "describe", "orders"]).ok();
-    assert_contains(
-        &out.stdout,
-        &["Topic: orders", "PartitionCount: 3", "ReplicationFactor: 1"],
-    );
-    let configs_line = out
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("Configs:"))
-        .unwrap();
-    assert_contains(
-        configs_line,
-        &["retention.ms=86400000", "cleanup.policy=compact"],
-    );
+    assert_contains(&out.stdout, &["Topic: orders", "PartitionCount: 3", "ReplicationFactor: 1"]);
+    let configs_line = out.stdout.lines().find(|l| l.starts_with("Configs:")).unwrap();
+    assert_contains(configs_line, &["retention.ms=86400000", "cleanup.policy=compact"]);
     assert!(!configs_line.contains("segment.bytes"), "{configs_line}");
     let rows: Vec<Vec<&str>> = out
         .stdout
@@ -395,14 +336,7 @@ fn topic_create_list_describe_alter_delete() {
         .skip(1)
         .map(|l| l.split_whitespace().collect())
         .collect();
-    assert_eq!(
-        rows,
-        vec![
-            vec!["0", "1", "1", "1"],
-            vec!["1", "1", "1", "1"],
-            vec!["2", "1", "1", "1"]
-        ]
-    );
+    assert_eq!(rows, vec![vec!["0", "1", "1", "1"], vec!["1", "1", "1", "1"], vec!["2", "1", "1", "1"]]);
     let d = describe_json(&b, "orders");
     assert_eq!(d["partition_count"], 3);
     assert_eq!(d["configs"]["retention.ms"], "86400000");
@@ -422,14 +356,10 @@ fn topic_create_list_describe_alter_delete() {
     assert_contains(&out.stderr, &["UNKNOWN_TOPIC_OR_PARTITION", "nope"]);
 
     // alter: partitions grow only.
-    let out = b
-        .cli(&["topic", "alter", "orders", "--partitions", "5"])
-        .ok();
+    let out = b.cli(&["topic", "alter", "orders", "--partitions", "5"]).ok();
     assert_contains(&out.stdout, &["partitions 3 -> 5"]);
     assert_eq!(describe_json(&b, "orders")["partition_count"], 5);
-    let out = b
-        .cli(&["topic", "alter", "orders", "--partitions", "2"])
-        .fails();
+    let out = b.cli(&["topic", "alter", "orders", "--partitions", "2"]).fails();
     assert_contains(&out.stderr, &["INVALID_PARTITIONS", "hint:"]);
     let out = b.cli(&["topic", "alter", "orders"]).fails();
     assert_contains(&out.stderr, &["nothing to alter"]);
@@ -448,17 +378,10 @@ fn topic_create_list_describe_alter_delete() {
     ])
     .ok();
     let d = describe_json(&b, "orders");
-    assert_eq!(
-        d["configs"],
-        serde_json::json!({"retention.ms": "3600000", "max.message.bytes": "2000000"})
-    );
-    let out = b
-        .cli(&["topic", "alter", "orders", "--config", "retention.ms=soon"])
-        .fails();
+    assert_eq!(d["configs"], serde_json::json!({"retention.ms": "3600000", "max.message.bytes": "2000000"}));
+    let out = b.cli(&["topic", "alter", "orders", "--config", "retention.ms=soon"]).fails();
     assert_contains(&out.stderr, &["INVALID_CONFIG", "retention.ms"]);
-    let out = b
-        .cli(&["topic", "alter", "nope", "--config", "retention.ms=1"])
-        .fails();
+    let out = b.cli(&["topic", "alter", "nope", "--config", "retention.ms=1"]).fails();
     assert_contains(&out.stderr, &["UNKNOWN_TOPIC_OR_PARTITION"]);
 
     // delete, then delete again, then --if-exists.
@@ -467,15 +390,10 @@ fn topic_create_list_describe_alter_delete() {
     let list = b.cli(&["topic", "list", "-o", "json"]).ok().json();
     assert_eq!(list.as_array().unwrap().len(), 1);
     let out = b.cli(&["topic", "delete", "orders"]).fails();
-    assert_contains(
-        &out.stderr,
-        &["UNKNOWN_TOPIC_OR_PARTITION", "hint:", "--if-exists"],
-    );
+    assert_contains(&out.stderr, &["UNKNOWN_TOPIC_OR_PARTITION", "hint:", "--if-exists"]);
     let out = b.cli(&["topic", "delete", "orders", "--if-exists"]).ok();
     assert_contains(&out.stdout, &["does not exist"]);
-    let out = b
-        .cli(&["topic", "delete", "events", "orders", "-o", "json"])
-        .fails();
+    let out = b.cli(&["topic", "delete", "events", "orders", "-o", "json"]).fails();
     let v = out.json();
     assert_eq!(v[0]["name"], "events");
     assert_eq!(v[0]["deleted"], true);
@@ -483,49 +401,27 @@ fn topic_create_list_describe_alter_delete() {
     let out = b.cli(&["topic", "list"]).ok();
     assert_eq!(out.stdout, "");
     assert_contains(&out.stderr, &["No topics"]);
-    assert_eq!(
-        b.cli(&["topic", "list", "-o", "json"]).ok().json(),
-        serde_json::json!([])
-    );
+    assert_eq!(b.cli(&["topic", "list", "-o", "json"]).ok().json(), serde_json::json!([]));
 }
 
 #[test]
 fn topic_create_rejections_name_the_problem() {
     let dir = temp();
     let b = Broker::start(dir.path());
-    let out = b
-        .cli(&["topic", "create", "x", "--config", "retention.ms=abc"])
-        .fails();
-    assert_contains(
-        &out.stderr,
-        &["INVALID_CONFIG", "retention.ms", "abc", "hint:"],
-    );
-    let out = b
-        .cli(&["topic", "create", "x", "--config", "no.such.config=1"])
-        .fails();
+    let out = b.cli(&["topic", "create", "x", "--config", "retention.ms=abc"]).fails();
+    assert_contains(&out.stderr, &["INVALID_CONFIG", "retention.ms", "abc", "hint:"]);
+    let out = b.cli(&["topic", "create", "x", "--config", "no.such.config=1"]).fails();
     assert_contains(&out.stderr, &["INVALID_CONFIG", "no.such.config"]);
     let out = b.cli(&["topic", "create", "a/b"]).fails();
     assert_contains(&out.stderr, &["INVALID_TOPIC_EXCEPTION", "hint:"]);
-    let out = b
-        .cli(&["topic", "create", "x", "--replication-factor", "3"])
-        .fails();
-    assert_contains(
-        &out.stderr,
-        &["INVALID_REPLICATION_FACTOR", "--replication-factor 1"],
-    );
+    let out = b.cli(&["topic", "create", "x", "--replication-factor", "3"]).fails();
+    assert_contains(&out.stderr, &["INVALID_REPLICATION_FACTOR", "--replication-factor 1"]);
     // '.' and '_' collide (Kafka's rule); the hint must be about that,
     // not about which characters a name may have.
     b.cli(&["topic", "create", "a.b"]).ok();
     let out = b.cli(&["topic", "create", "a_b"]).fails();
-    assert_contains(
-        &out.stderr,
-        &["INVALID_TOPIC_EXCEPTION", "collides", "hint:"],
-    );
-    assert!(
-        !out.stderr.contains("1-249 characters"),
-        "misleading hint: {}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, &["INVALID_TOPIC_EXCEPTION", "collides", "hint:"]);
+    assert!(!out.stderr.contains("1-249 characters"), "misleading hint: {}", out.stderr);
     // Usage errors are clap's: exit 2 before any connection.
     let out = b.cli(&["topic", "create", "x", "--partitions", "0"]);
     assert_eq!(out.code, Some(2), "{out:#?}");
@@ -545,33 +441,14 @@ fn produce_keys_headers_and_consume_as_json() {
     let before = now_ms();
     let out = b
         .cli_in(
-            &[
-                "produce",
-                "t",
-                "--key-separator",
-                ":",
-                "--header",
-                "source=cli",
-                "--header",
-                "trace=a=b",
-            ],
+            &["produce", "t", "--key-separator", ":", "--header", "source=cli", "--header", "trace=a=b"],
             "k1:v1\nk2:v2\nk3:v3:with:colons\nk1:again\n",
         )
         .ok();
     let after = now_ms();
     assert_contains(&out.stderr, &["Produced 4 records to topic 't'"]);
 
-    let out = b
-        .cli(&[
-            "consume",
-            "t",
-            "--from-beginning",
-            "--max-messages",
-            "4",
-            "--format",
-            "json",
-        ])
-        .ok();
+    let out = b.cli(&["consume", "t", "--from-beginning", "--max-messages", "4", "--format", "json"]).ok();
     assert_contains(&out.stderr, &["Processed a total of 4 messages"]);
     let mut recs = out.json_lines();
     assert_eq!(recs.len(), 4, "{}", out.stdout);
@@ -591,60 +468,28 @@ fn produce_keys_headers_and_consume_as_json() {
     // k1 -> 2, k2 -> 0, k3 -> 1 (checked against an independent murmur2).
     assert_eq!(
         got,
-        vec![
-            (0, 0, "k2", "v2"),
-            (1, 0, "k3", "v3:with:colons"),
-            (2, 0, "k1", "v1"),
-            (2, 1, "k1", "again"),
-        ]
+        vec![(0, 0, "k2", "v2"), (1, 0, "k3", "v3:with:colons"), (2, 0, "k1", "v1"), (2, 1, "k1", "again"),]
     );
     for r in &recs {
         assert_eq!(r["topic"], "t");
-        assert_eq!(
-            r["headers"],
-            serde_json::json!({"source": "cli", "trace": "a=b"})
-        );
+        assert_eq!(r["headers"], serde_json::json!({"source": "cli", "trace": "a=b"}));
         let ts = r["timestamp"].as_i64().unwrap();
-        assert!(
-            (before..=after).contains(&ts),
-            "{ts} not in {before}..={after}"
-        );
+        assert!((before..=after).contains(&ts), "{ts} not in {before}..={after}");
     }
 
     // Lines without a key become records with a null key; --partition
     // pins them.
-    b.cli_in(&["produce", "t", "--partition", "1"], "x\ny\n")
-        .ok();
-    let out = b
-        .cli(&[
-            "consume",
-            "t",
-            "--partition",
-            "1",
-            "--offset",
-            "1",
-            "--max-messages",
-            "2",
-            "--format",
-            "json",
-        ])
-        .ok();
+    b.cli_in(&["produce", "t", "--partition", "1"], "x\ny\n").ok();
+    let out =
+        b.cli(&["consume", "t", "--partition", "1", "--offset", "1", "--max-messages", "2", "--format", "json"]).ok();
     let recs = out.json_lines();
     let got: Vec<(i64, i64, &Value, &str)> = recs
         .iter()
         .map(|r| {
-            (
-                r["partition"].as_i64().unwrap(),
-                r["offset"].as_i64().unwrap(),
-                &r["key"],
-                r["value"].as_str().unwrap(),
-            )
+            (r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap(), &r["key"], r["value"].as_str().unwrap())
         })
         .collect();
-    assert_eq!(
-        got,
-        vec![(1, 1, &Value::Null, "x"), (1, 2, &Value::Null, "y")]
-    );
+    assert_eq!(got, vec![(1, 1, &Value::Null, "x"), (1, 2, &Value::Null, "y")]);
     assert_eq!(recs[0]["headers"], serde_json::json!({}));
 }
 
@@ -654,33 +499,10 @@ fn consume_text_fields_offsets_and_limits() {
     let b = Broker::start(dir.path());
     b.cli(&["topic", "create", "t", "--partitions", "2"]).ok();
     let lines: String = (0..10).map(|i| format!("key{i}|value {i}\n")).collect();
-    b.cli_in(
-        &[
-            "produce",
-            "t",
-            "--partition",
-            "1",
-            "--key-separator",
-            "|",
-            "--header",
-            "h=1",
-        ],
-        &lines,
-    )
-    .ok();
+    b.cli_in(&["produce", "t", "--partition", "1", "--key-separator", "|", "--header", "h=1"], &lines).ok();
 
     // Value only by default.
-    let out = b
-        .cli(&[
-            "consume",
-            "t",
-            "--partition",
-            "1",
-            "--from-beginning",
-            "-n",
-            "3",
-        ])
-        .ok();
+    let out = b.cli(&["consume", "t", "--partition", "1", "--from-beginning", "-n", "3"]).ok();
     assert_eq!(out.stdout, "value 0\nvalue 1\nvalue 2\n");
 
     // Every field, in Kafka's DefaultMessageFormatter order.
@@ -706,70 +528,27 @@ fn consume_text_fields_offsets_and_limits() {
     for (i, line) in lines.iter().enumerate() {
         let f: Vec<&str> = line.split('\t').collect();
         assert_eq!(f.len(), 6, "{line}");
-        let ts: i64 = f[0]
-            .strip_prefix("CreateTime:")
-            .unwrap_or_else(|| panic!("{line}"))
-            .parse()
-            .unwrap();
+        let ts: i64 = f[0].strip_prefix("CreateTime:").unwrap_or_else(|| panic!("{line}")).parse().unwrap();
         assert!(ts > 0);
         let n = 7 + i;
         assert_eq!(
             &f[1..],
-            &[
-                "Partition:1",
-                &format!("Offset:{n}"),
-                "h:1",
-                &format!("key{n}"),
-                &format!("value {n}"),
-            ]
+            &["Partition:1", &format!("Offset:{n}"), "h:1", &format!("key{n}"), &format!("value {n}"),]
         );
     }
 
     // --offset earliest / latest, --timeout-ms ends an idle consume.
-    let out = b
-        .cli(&[
-            "consume",
-            "t",
-            "--offset",
-            "earliest",
-            "--max-messages",
-            "10",
-            "--print-partition",
-        ])
-        .ok();
+    let out = b.cli(&["consume", "t", "--offset", "earliest", "--max-messages", "10", "--print-partition"]).ok();
     assert_eq!(out.stdout.lines().count(), 10);
     assert!(out.stdout.lines().all(|l| l.starts_with("Partition:1\t")));
-    let out = b
-        .cli(&["consume", "t", "--offset", "latest", "--timeout-ms", "300"])
-        .ok();
+    let out = b.cli(&["consume", "t", "--offset", "latest", "--timeout-ms", "300"]).ok();
     assert_eq!(out.stdout, "");
     assert_contains(&out.stderr, &["Processed a total of 0 messages"]);
     // An empty partition read from the beginning.
-    let out = b
-        .cli(&[
-            "consume",
-            "t",
-            "--partition",
-            "0",
-            "--from-beginning",
-            "--timeout-ms",
-            "300",
-        ])
-        .ok();
+    let out = b.cli(&["consume", "t", "--partition", "0", "--from-beginning", "--timeout-ms", "300"]).ok();
     assert_eq!(out.stdout, "");
     // An offset past the end: a warning, then the end.
-    let out = b
-        .cli(&[
-            "consume",
-            "t",
-            "--partition",
-            "1",
-            "--offset",
-            "100",
-            "--timeout-ms",
-            "300",
-        ])
-        .ok();
+    let out = b.cli(&["consume", "t", "--partition", "1", "--offset", "100", "--timeout-ms", "300"]).ok();
     assert_contains(&out.stderr, &["out of range", "continuing from 10"]);
 }
 
@@ -790,12 +569,7 @@ fn produce_every_compression_and_acks() {
                     v + "\n"
                 })
                 .collect();
-            let out = b
-                .cli_in(
-                    &["produce", "c", "--compression", codec, "--acks", acks],
-                    &input,
-                )
-                .ok();
+            let out = b.cli_in(&["produce", "c", "--compression", codec, "--acks", acks], &input).ok();
             if acks == "0" {
                 assert_contains(&out.stderr, &["Sent (acks=0, not acknowledged) 3 records"]);
             } else {
@@ -804,15 +578,7 @@ fn produce_every_compression_and_acks() {
         }
     }
     let out = b
-        .cli(&[
-            "consume",
-            "c",
-            "--from-beginning",
-            "--max-messages",
-            &expected.len().to_string(),
-            "--format",
-            "json",
-        ])
+        .cli(&["consume", "c", "--from-beginning", "--max-messages", &expected.len().to_string(), "--format", "json"])
         .ok();
     let recs = out.json_lines();
     let values: Vec<&str> = recs.iter().map(|r| r["value"].as_str().unwrap()).collect();
@@ -829,25 +595,12 @@ fn produce_every_compression_and_acks() {
 fn consume_from_latest_gets_records_produced_after_it_started() {
     let dir = temp();
     let b = Broker::start(dir.path());
-    b.cli(&["topic", "create", "live", "--partitions", "2"])
-        .ok();
+    b.cli(&["topic", "create", "live", "--partitions", "2"]).ok();
     b.cli_in(&["produce", "live"], "old\n").ok();
 
     let mut cmd = kaskade();
-    cmd.args([
-        "--bootstrap-server",
-        &b.addr,
-        "consume",
-        "live",
-        "--max-messages",
-        "1",
-    ]);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    cmd.args(["--bootstrap-server", &b.addr, "consume", "live", "--max-messages", "1"]);
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let out = drain(child.stdout.take().unwrap());
     let err = drain(child.stderr.take().unwrap());
     // The consumer starts at the end at some moment we cannot see: keep
@@ -875,19 +628,12 @@ fn consume_from_latest_gets_records_produced_after_it_started() {
 fn missing_topic_and_bad_arguments_are_explained() {
     let dir = temp();
     let b = Broker::start(dir.path());
-    for args in [
-        &["produce", "nope"][..],
-        &["consume", "nope", "--from-beginning"][..],
-    ] {
+    for args in [&["produce", "nope"][..], &["consume", "nope", "--from-beginning"][..]] {
         let out = b.cli_in(args, "x\n").fails();
         assert_eq!(out.code, Some(1));
         assert_contains(
             &out.stderr,
-            &[
-                "UNKNOWN_TOPIC_OR_PARTITION",
-                "'nope' does not exist",
-                "kaskade topic create nope",
-            ],
+            &["UNKNOWN_TOPIC_OR_PARTITION", "'nope' does not exist", "kaskade topic create nope"],
         );
         assert_eq!(out.stdout, "");
     }
@@ -896,38 +642,17 @@ fn missing_topic_and_bad_arguments_are_explained() {
     assert_eq!(list, serde_json::json!([]));
 
     b.cli(&["topic", "create", "t", "--partitions", "2"]).ok();
-    let out = b
-        .cli_in(&["produce", "t", "--partition", "5"], "x\n")
-        .fails();
-    assert_contains(
-        &out.stderr,
-        &["no partition 5", "topic alter t --partitions"],
-    );
-    let out = b
-        .cli(&["consume", "t", "--partition", "5", "--from-beginning"])
-        .fails();
+    let out = b.cli_in(&["produce", "t", "--partition", "5"], "x\n").fails();
+    assert_contains(&out.stderr, &["no partition 5", "topic alter t --partitions"]);
+    let out = b.cli(&["consume", "t", "--partition", "5", "--from-beginning"]).fails();
     assert_contains(&out.stderr, &["no partition 5"]);
     let out = b.cli(&["consume", "t", "--offset", "3"]).fails();
     assert_contains(&out.stderr, &["--offset N needs --partition"]);
-    let out = b
-        .cli_in(
-            &["produce", "t", "--key-separator", ":"],
-            "a:1\nno separator\n",
-        )
-        .fails();
+    let out = b.cli_in(&["produce", "t", "--key-separator", ":"], "a:1\nno separator\n").fails();
     assert_contains(&out.stderr, &["line 2 has no key separator ':'"]);
     // A record over the topic's max.message.bytes.
-    b.cli(&[
-        "topic",
-        "create",
-        "small",
-        "--config",
-        "max.message.bytes=100",
-    ])
-    .ok();
-    let out = b
-        .cli_in(&["produce", "small"], &format!("{}\n", "x".repeat(500)))
-        .fails();
+    b.cli(&["topic", "create", "small", "--config", "max.message.bytes=100"]).ok();
+    let out = b.cli_in(&["produce", "small"], &format!("{}\n", "x".repeat(500))).fails();
     assert_contains(&out.stderr, &["MESSAGE_TOO_LARGE", "hint:"]);
 }
 
@@ -949,19 +674,10 @@ fn no_broker_gives_a_clear_error_without_hanging() {
         cmd.arg("--bootstrap-server").arg(&addr).args(args);
         let started = Instant::now();
         let out = run_cmd(cmd, stdin, Duration::from_secs(20)).fails();
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{args:?} took {:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{args:?} took {:?}", started.elapsed());
         assert_contains(
             &out.stderr,
-            &[
-                "could not reach any broker",
-                &addr,
-                "is a broker running?",
-                "--bootstrap-server",
-            ],
+            &["could not reach any broker", &addr, "is a broker running?", "--bootstrap-server"],
         );
     }
     // The same through KASKADE_BOOTSTRAP.
@@ -983,17 +699,12 @@ fn no_broker_gives_a_clear_error_without_hanging() {
         }
     });
     let mut cmd = kaskade();
-    cmd.arg("--bootstrap-server")
-        .arg(&silent_addr)
-        .args(["topic", "list"]);
+    cmd.arg("--bootstrap-server").arg(&silent_addr).args(["topic", "list"]);
     let started = Instant::now();
     let out = run_cmd(cmd, "", Duration::from_secs(25)).fails();
     let took = started.elapsed();
     assert!(took < Duration::from_secs(15), "took {took:?}");
-    assert_contains(
-        &out.stderr,
-        &["timed out", &silent_addr, "is a broker running?"],
-    );
+    assert_contains(&out.stderr, &["timed out", &silent_addr, "is a broker running?"]);
 }
 
 // ------------------------------------------------------------------ serve
@@ -1005,26 +716,17 @@ fn serve_rejects_invalid_config_values_and_warns_on_unknown_keys() {
     std::fs::write(&props, "num.partitions=x\n").unwrap();
     let cases: Vec<(BrokerOpts, &str, &str)> = vec![
         (
-            BrokerOpts {
-                args: vec!["--override".into(), "num.partitions=abc".into()],
-                ..Default::default()
-            },
+            BrokerOpts { args: vec!["--override".into(), "num.partitions=abc".into()], ..Default::default() },
             "abc",
             "override",
         ),
         (
-            BrokerOpts {
-                env: vec![("KAFKA_NUM_PARTITIONS".into(), "many".into())],
-                ..Default::default()
-            },
+            BrokerOpts { env: vec![("KAFKA_NUM_PARTITIONS".into(), "many".into())], ..Default::default() },
             "many",
             "environment",
         ),
         (
-            BrokerOpts {
-                args: vec!["--config".into(), props.display().to_string()],
-                ..Default::default()
-            },
+            BrokerOpts { args: vec!["--config".into(), props.display().to_string()], ..Default::default() },
             "x",
             "properties file",
         ),
@@ -1035,23 +737,12 @@ fn serve_rejects_invalid_config_values_and_warns_on_unknown_keys() {
             Err(out) => out,
         };
         assert_eq!(out.code, Some(1), "{out:#?}");
-        assert_contains(
-            &out.stderr,
-            &[
-                "num.partitions",
-                &format!("'{value}'"),
-                "expected an integer",
-                source,
-            ],
-        );
+        assert_contains(&out.stderr, &["num.partitions", &format!("'{value}'"), "expected an integer", source]);
         assert!(!out.stdout.contains("listening"), "{out:#?}");
     }
     let out = Broker::start_with(
         &dir.path().join("data"),
-        BrokerOpts {
-            args: vec!["--override".into(), "novalue".into()],
-            ..Default::default()
-        },
+        BrokerOpts { args: vec!["--override".into(), "novalue".into()], ..Default::default() },
     )
     .err()
     .expect("must not start");
@@ -1059,10 +750,7 @@ fn serve_rejects_invalid_config_values_and_warns_on_unknown_keys() {
     let out = Broker::start_with(
         &dir.path().join("data"),
         BrokerOpts {
-            args: vec![
-                "--config".into(),
-                dir.path().join("missing.properties").display().to_string(),
-            ],
+            args: vec!["--config".into(), dir.path().join("missing.properties").display().to_string()],
             ..Default::default()
         },
     )
@@ -1073,10 +761,7 @@ fn serve_rejects_invalid_config_values_and_warns_on_unknown_keys() {
     // An unknown key only warns.
     let b = Broker::start_with(
         &dir.path().join("data"),
-        BrokerOpts {
-            args: vec!["--override".into(), "no.such.key=1".into()],
-            ..Default::default()
-        },
+        BrokerOpts { args: vec!["--override".into(), "no.such.key=1".into()], ..Default::default() },
     )
     .unwrap_or_else(|o| panic!("an unknown key must not stop start-up: {o:#?}"));
     assert_contains(&b.stderr(), &["no.such.key"]);
@@ -1089,10 +774,7 @@ fn serve_reads_env_and_properties_with_kafka_precedence() {
     // KAFKA_* environment, as in Kafka's container images.
     let b = Broker::start_with(
         &dir.path().join("env"),
-        BrokerOpts {
-            env: vec![("KAFKA_NUM_PARTITIONS".into(), "3".into())],
-            ..Default::default()
-        },
+        BrokerOpts { env: vec![("KAFKA_NUM_PARTITIONS".into(), "3".into())], ..Default::default() },
     )
     .unwrap();
     let c = b.cli(&["topic", "create", "t", "-o", "json"]).ok().json();
@@ -1122,10 +804,7 @@ fn serve_reads_env_and_properties_with_kafka_precedence() {
     .unwrap();
     let c = b.cli(&["topic", "create", "t", "-o", "json"]).ok().json();
     assert_eq!(c["partitions"], 2);
-    assert_contains(
-        &b.stdout.lock().unwrap(),
-        &[&format!("data in {}", data.display())],
-    );
+    assert_contains(&b.stdout.lock().unwrap(), &[&format!("data in {}", data.display())]);
     assert!(data.join("t-0").is_dir() && data.join("t-1").is_dir());
     drop(b);
 
@@ -1145,12 +824,7 @@ fn serve_reads_env_and_properties_with_kafka_precedence() {
     let b = Broker::start_with(
         &data,
         BrokerOpts {
-            args: vec![
-                "--config".into(),
-                props.display().to_string(),
-                "--override".into(),
-                "num.partitions=5".into(),
-            ],
+            args: vec!["--config".into(), props.display().to_string(), "--override".into(), "num.partitions=5".into()],
             env: vec![("KAFKA_NUM_PARTITIONS".into(), "4".into())],
             no_default_flags: true,
         },
@@ -1164,29 +838,9 @@ fn serve_reads_env_and_properties_with_kafka_precedence() {
 fn sigterm_shuts_down_cleanly_and_restart_keeps_data() {
     let dir = temp();
     let b = Broker::start(dir.path());
-    b.cli(&[
-        "topic",
-        "create",
-        "keep",
-        "--partitions",
-        "2",
-        "--config",
-        "retention.ms=7200000",
-    ])
-    .ok();
+    b.cli(&["topic", "create", "keep", "--partitions", "2", "--config", "retention.ms=7200000"]).ok();
     let input: String = (0..100).map(|i| format!("k{i}:v{i}\n")).collect();
-    b.cli_in(
-        &[
-            "produce",
-            "keep",
-            "--key-separator",
-            ":",
-            "--compression",
-            "zstd",
-        ],
-        &input,
-    )
-    .ok();
+    b.cli_in(&["produce", "keep", "--key-separator", ":", "--compression", "zstd"], &input).ok();
     let before = describe_json(&b, "keep");
     let cluster_line = |out: &str| {
         out.lines()
@@ -1197,11 +851,7 @@ fn sigterm_shuts_down_cleanly_and_restart_keeps_data() {
     let cluster_id = cluster_line(&b.stdout.lock().unwrap());
 
     let (status, stdout, stderr) = b.terminate();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    assert_eq!(status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_contains(&stdout, &["shutting down", "stopped cleanly"]);
     assert!(!stderr.contains("ERROR"), "{stderr}");
 
@@ -1210,56 +860,24 @@ fn sigterm_shuts_down_cleanly_and_restart_keeps_data() {
     let after = describe_json(&b, "keep");
     assert_eq!(after["topic_id"], before["topic_id"]);
     assert_eq!(after["partition_count"], 2);
-    assert_eq!(
-        after["configs"],
-        serde_json::json!({"retention.ms": "7200000"})
-    );
-    let out = b
-        .cli(&[
-            "consume",
-            "keep",
-            "--from-beginning",
-            "--max-messages",
-            "100",
-            "--print-key",
-        ])
-        .ok();
+    assert_eq!(after["configs"], serde_json::json!({"retention.ms": "7200000"}));
+    let out = b.cli(&["consume", "keep", "--from-beginning", "--max-messages", "100", "--print-key"]).ok();
     let mut got: Vec<String> = out.stdout.lines().map(str::to_string).collect();
     got.sort();
     let mut want: Vec<String> = (0..100).map(|i| format!("k{i}\tv{i}")).collect();
     want.sort();
     assert_eq!(got, want);
     // New writes continue after the old ones.
-    b.cli_in(&["produce", "keep", "--partition", "0"], "more\n")
-        .ok();
-    let out = b
-        .cli(&[
-            "consume",
-            "keep",
-            "--partition",
-            "0",
-            "--offset",
-            "latest",
-            "--timeout-ms",
-            "200",
-        ])
-        .ok();
+    b.cli_in(&["produce", "keep", "--partition", "0"], "more\n").ok();
+    let out = b.cli(&["consume", "keep", "--partition", "0", "--offset", "latest", "--timeout-ms", "200"]).ok();
     assert_eq!(out.stdout, "");
     let total: usize = (0..2)
         .map(|p| {
-            b.cli(&[
-                "consume",
-                "keep",
-                "--partition",
-                &p.to_string(),
-                "--from-beginning",
-                "--timeout-ms",
-                "300",
-            ])
-            .ok()
-            .stdout
-            .lines()
-            .count()
+            b.cli(&["consume", "keep", "--partition", &p.to_string(), "--from-beginning", "--timeout-ms", "300"])
+                .ok()
+                .stdout
+                .lines()
+                .count()
         })
         .sum();
     assert_eq!(total, 101);
@@ -1273,14 +891,7 @@ fn sigterm_shuts_down_cleanly_and_restart_keeps_data() {
 fn compacted_topic_rejects_records_without_key() {
     let dir = temp();
     let b = Broker::start(dir.path());
-    b.cli(&[
-        "topic",
-        "create",
-        "cmp",
-        "--config",
-        "cleanup.policy=compact",
-    ])
-    .ok();
+    b.cli(&["topic", "create", "cmp", "--config", "cleanup.policy=compact"]).ok();
     let out = b.cli_in(&["produce", "cmp"], "no key\n").fails();
     assert_contains(&out.stderr, &["INVALID_RECORD"]);
 }
@@ -1295,4 +906,244 @@ fn second_broker_on_the_same_data_dir_refuses_to_start() {
         Ok(_) => panic!("a second broker started on the same data dir"),
         Err(out) => assert_ne!(out.code, Some(0)),
     }
+}
+
+/// `group describe G -o json` partitions as (topic, partition) ->
+/// (committed, log end, lag), checking lag = log end - committed on each.
+fn group_offsets(b: &Broker, group: &str) -> Vec<(String, i64, i64, i64, i64)> {
+    let v = b.cli(&["group", "describe", group, "-o", "json"]).ok().json();
+    let mut rows: Vec<(String, i64, i64, i64, i64)> = v["partitions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no partitions: {v:#}"))
+        .iter()
+        .map(|p| {
+            let committed = p["committed_offset"].as_i64().expect("committed");
+            let end = p["log_end_offset"].as_i64().expect("log end");
+            let lag = p["lag"].as_i64().expect("lag");
+            assert_eq!(lag, end - committed, "lag is log end minus committed: {p:#}");
+            (p["topic"].as_str().unwrap().to_string(), p["partition"].as_i64().unwrap(), committed, end, lag)
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn consume_with_group_commits_and_describe_shows_lag() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    b.cli(&["topic", "create", "t", "--partitions", "3"]).ok();
+    let counts = [5i64, 7, 3];
+    for (p, n) in counts.iter().enumerate() {
+        let input: String = (0..*n).map(|i| format!("p{p}-{i}\n")).collect();
+        b.cli_in(&["produce", "t", "--partition", &p.to_string()], &input).ok();
+    }
+    let total: i64 = counts.iter().sum();
+
+    // Read 6 records as group g: the positions after them are committed.
+    let out = b.cli(&["consume", "t", "--group", "g", "--from-beginning", "--max-messages", "6"]).ok();
+    assert_eq!(out.stdout.lines().count(), 6, "{out:#?}");
+    let rows = group_offsets(&b, "g");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (t, p, committed, end, _) in &rows {
+        assert_eq!(t, "t");
+        assert_eq!(*end, counts[*p as usize], "log end of partition {p}");
+        assert!((0..=*end).contains(committed), "{rows:?}");
+    }
+    assert_eq!(rows.iter().map(|r| r.2).sum::<i64>(), 6, "{rows:?}");
+    assert_eq!(rows.iter().map(|r| r.4).sum::<i64>(), total - 6, "{rows:?}");
+
+    // The table shows the same numbers, in kafka-consumer-groups' columns.
+    let table = b.cli(&["group", "describe", "g"]).ok().stdout;
+    assert_contains(&table, &["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID"]);
+    for (_, p, committed, end, lag) in &rows {
+        let line = table
+            .lines()
+            .find(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() >= 6 && f[0] == "g" && f[1] == "t" && f[2] == p.to_string()
+            })
+            .unwrap_or_else(|| panic!("no row for partition {p}:\n{table}"));
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            (f[3], f[4], f[5]),
+            (committed.to_string().as_str(), end.to_string().as_str(), lag.to_string().as_str()),
+            "{table}"
+        );
+    }
+
+    // The group resumes exactly after the committed offsets (no
+    // --from-beginning needed), reading the rest and nothing more.
+    let out =
+        b.cli(&["consume", "t", "--group", "g", "--timeout-ms", "1500", "--print-partition", "--print-offset"]).ok();
+    assert_eq!(out.stdout.lines().count() as i64, total - 6, "{out:#?}");
+    for (_, p, committed, _, _) in &rows {
+        for line in out.stdout.lines().filter(|l| l.contains(&format!("Partition:{p}\t"))) {
+            let off: i64 = line.split('\t').find_map(|f| f.strip_prefix("Offset:")).unwrap().parse().unwrap();
+            assert!(off >= *committed, "re-read offset {off} of partition {p}: {line}");
+        }
+    }
+    let rows = group_offsets(&b, "g");
+    for (_, p, committed, end, lag) in &rows {
+        assert_eq!((*committed, *end, *lag), (counts[*p as usize], counts[*p as usize], 0));
+    }
+
+    // list shows the group.
+    let list = b.cli(&["group", "list", "-o", "json"]).ok().json();
+    let g = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group_id"] == "g")
+        .unwrap_or_else(|| panic!("g not listed: {list:#}"))
+        .clone();
+    assert_eq!(g["state"], "Empty", "{g:#}");
+    assert_contains(&b.cli(&["group", "list"]).ok().stdout, &["GROUP", "STATE", "g"]);
+
+    // reset-offsets: a dry run changes nothing; --execute applies.
+    let out = b.cli(&["group", "reset-offsets", "g", "--topic", "t", "--to-earliest"]).ok();
+    assert_contains(&out.stdout, &["NEW-OFFSET", "Dry run"]);
+    assert!(group_offsets(&b, "g").iter().all(|r| r.4 == 0));
+    b.cli(&["group", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--execute"]).ok();
+    let rows = group_offsets(&b, "g");
+    assert!(rows.iter().all(|r| r.2 == 0 && r.4 == r.3), "{rows:?}");
+    b.cli(&["group", "reset-offsets", "g", "--topic", "t", "--shift-by", "4", "--execute"]).ok();
+    let got: Vec<i64> = group_offsets(&b, "g").iter().map(|r| r.2).collect();
+    assert_eq!(got, vec![4, 4, 3], "shift clamps to the log end");
+    b.cli(&["group", "reset-offsets", "g", "--topic", "t", "--shift-by", "-1", "--execute"]).ok();
+    let got: Vec<i64> = group_offsets(&b, "g").iter().map(|r| r.2).collect();
+    assert_eq!(got, vec![3, 3, 2]);
+    b.cli(&["group", "reset-offsets", "g", "--topic", "t", "--to-offset", "6", "--execute"]).ok();
+    let got: Vec<i64> = group_offsets(&b, "g").iter().map(|r| r.2).collect();
+    assert_eq!(got, vec![5, 6, 3]);
+    // Replay from the reset offsets: exactly partition 1's last record.
+    let out = b.cli(&["consume", "t", "--group", "g", "--timeout-ms", "1000"]).ok();
+    assert_eq!(out.stdout, "p1-6\n", "{out:#?}");
+    b.cli(&["group", "reset-offsets", "g", "--topic", "t", "--to-latest", "--execute"]).ok();
+    assert!(group_offsets(&b, "g").iter().all(|r| r.4 == 0));
+
+    // By time: every record is newer than a day ago and older than 2100.
+    b.cli(&["group", "reset-offsets", "g", "--topic", "t", "--by-duration", "P1D", "--execute"]).ok();
+    assert!(group_offsets(&b, "g").iter().all(|r| r.2 == 0));
+    b.cli(&["group", "reset-offsets", "g", "--topic", "t", "--to-datetime", "2100-01-01T00:00:00Z", "--execute"]).ok();
+    assert!(group_offsets(&b, "g").iter().all(|r| r.4 == 0));
+    b.cli(&["group", "reset-offsets", "g", "--topic", "t", "--to-datetime", "1970-01-01", "--execute"]).ok();
+    assert!(group_offsets(&b, "g").iter().all(|r| r.2 == 0));
+
+    // delete
+    b.cli(&["group", "delete", "g"]).ok();
+    let list = b.cli(&["group", "list", "-o", "json"]).ok().json();
+    assert!(!list.as_array().unwrap().iter().any(|g| g["group_id"] == "g"), "{list:#}");
+    b.cli(&["group", "describe", "g"]).fails();
+    assert!(b.cli(&["group", "reset-offsets", "g", "--topic", "t"]).fails().stderr.contains("--to-earliest"));
+}
+
+#[test]
+fn group_with_active_member_is_described_and_protected() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    b.cli(&["topic", "create", "t", "--partitions", "2"]).ok();
+    b.cli_in(&["produce", "t", "--partition", "0"], "a\nb\n").ok();
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .set("group.id", "live")
+        .set("client.id", "cli-test-member")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["t"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut read = 0;
+    while read < 2 || consumer.assignment().map(|a| a.count()).unwrap_or(0) < 2 {
+        assert!(Instant::now() < deadline, "no assignment / records within 30s");
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            m.expect("message");
+            read += 1;
+        }
+    }
+    consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync).unwrap();
+
+    let v = b.cli(&["group", "describe", "live", "-o", "json"]).ok().json();
+    assert_eq!(v["state"], "Stable", "{v:#}");
+    assert_eq!(v["protocol_type"], "consumer", "{v:#}");
+    let members = v["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "{v:#}");
+    assert_eq!(members[0]["client_id"], "cli-test-member");
+    let member_id = members[0]["member_id"].as_str().unwrap().to_string();
+    let parts = v["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 2, "{v:#}");
+    for p in parts {
+        assert_eq!(p["member_id"], member_id.as_str(), "{p:#}");
+        assert_eq!(p["client_id"], "cli-test-member", "{p:#}");
+    }
+    let p0 = parts.iter().find(|p| p["partition"] == 0).unwrap();
+    assert_eq!((p0["committed_offset"].as_i64(), p0["lag"].as_i64()), (Some(2), Some(0)), "{p0:#}");
+    assert_contains(&b.cli(&["group", "describe", "live"]).ok().stdout, &[&member_id, "cli-test-member"]);
+    let list = b.cli(&["group", "list", "-o", "json"]).ok().json();
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["group_id"] == "live" && g["state"] == "Stable" && g["protocol_type"] == "consumer"));
+
+    // Refused while the member is active.
+    let out = b.cli(&["group", "reset-offsets", "live", "--topic", "t", "--to-earliest", "--execute"]).fails();
+    assert_contains(&out.stderr, &["active member"]);
+    let out = b.cli(&["group", "delete", "live"]).fails();
+    assert_contains(&out.stderr, &["NON_EMPTY_GROUP"]);
+    let v = b.cli(&["group", "describe", "live", "-o", "json"]).ok().json();
+    let p0 = v["partitions"].as_array().unwrap().iter().find(|p| p["partition"] == 0).unwrap().clone();
+    assert_eq!(p0["committed_offset"].as_i64(), Some(2), "nothing was reset: {p0:#}");
+
+    // Once the member leaves, both work.
+    drop(consumer);
+    b.cli(&["group", "reset-offsets", "live", "--topic", "t", "--to-earliest", "--execute"]).ok();
+    let rows = group_offsets(&b, "live");
+    assert!(rows.iter().all(|r| r.2 == 0), "{rows:?}");
+    b.cli(&["group", "delete", "live"]).ok();
+}
+
+#[test]
+fn two_group_consumers_split_the_partitions() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    b.cli(&["topic", "create", "t4", "--partitions", "4"]).ok();
+    let mut all = Vec::new();
+    for p in 0..4 {
+        let input: String = (0..5).map(|i| format!("p{p}-{i}\n")).collect();
+        all.extend(input.lines().map(str::to_string));
+        b.cli_in(&["produce", "t4", "--partition", &p.to_string()], &input).ok();
+    }
+    let spawn = |addr: String| {
+        thread::spawn(move || {
+            let mut cmd = kaskade();
+            cmd.args([
+                "--bootstrap-server",
+                &addr,
+                "consume",
+                "t4",
+                "--group",
+                "pair",
+                "--from-beginning",
+                "--timeout-ms",
+                "6000",
+            ]);
+            run_cmd(cmd, "", Duration::from_secs(60))
+        })
+    };
+    let (a, c) = (spawn(b.addr.clone()), spawn(b.addr.clone()));
+    let (a, c) = (a.join().unwrap().ok(), c.join().unwrap().ok());
+    let mut got: Vec<String> = a.stdout.lines().chain(c.stdout.lines()).map(str::to_string).collect();
+    got.sort();
+    all.sort();
+    assert_eq!(got, all, "every record exactly once: {a:#?} {c:#?}");
+    assert!(!a.stdout.is_empty() && !c.stdout.is_empty(), "both members got partitions: {a:#?} {c:#?}");
+    let rows = group_offsets(&b, "pair");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows.iter().all(|r| r.2 == 5 && r.4 == 0), "{rows:?}");
 }

@@ -24,9 +24,7 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::{
-    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
-};
+use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, RequestKind, ResponseKind,
 };
@@ -49,11 +47,7 @@ pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> H
             RequestKind::ApiVersions(r) => r,
             _ => ApiVersionsRequest::default(),
         };
-        Ok(ResponseKind::ApiVersions(respond(
-            &broker,
-            header.request_api_version,
-            &request,
-        )))
+        Ok(ResponseKind::ApiVersions(respond(&broker, header.request_api_version, &request)))
     })
 }
 
@@ -64,11 +58,9 @@ pub fn respond(broker: &Broker, version: i16, request: &ApiVersionsRequest) -> A
         return unsupported_version(router);
     }
     if version >= 3
-        && !(valid_software_id(&request.client_software_name)
-            && valid_software_id(&request.client_software_version))
+        && !(valid_software_id(&request.client_software_name) && valid_software_id(&request.client_software_version))
     {
-        return ApiVersionsResponse::default()
-            .with_error_code(ResponseError::InvalidRequest.code());
+        return ApiVersionsResponse::default().with_error_code(ResponseError::InvalidRequest.code());
     }
     let mut response = ApiVersionsResponse::default().with_api_keys(api_keys(router));
     if version >= 3 {
@@ -93,9 +85,7 @@ pub fn unsupported_version(router: &Router) -> ApiVersionsResponse {
                 .with_max_version(r.max_version)]
         })
         .unwrap_or_default();
-    ApiVersionsResponse::default()
-        .with_error_code(ResponseError::UnsupportedVersion.code())
-        .with_api_keys(own)
+    ApiVersionsResponse::default().with_error_code(ResponseError::UnsupportedVersion.code()).with_api_keys(own)
 }
 
 /// Every routed API with its version range, by key.
@@ -119,9 +109,7 @@ fn valid_software_id(s: &str) -> bool {
     };
     first.is_ascii_alphanumeric()
         && last.is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// The KIP-584 features of this broker: (name, min, max, finalized level).
@@ -129,12 +117,8 @@ struct Features(Vec<(&'static str, i16, i16, i16)>);
 
 impl Features {
     fn of(router: &Router) -> Self {
-        let mut features = vec![(
-            "metadata.version",
-            METADATA_VERSION_MIN,
-            METADATA_VERSION_LEVEL,
-            METADATA_VERSION_LEVEL,
-        )];
+        let mut features =
+            vec![("metadata.version", METADATA_VERSION_MIN, METADATA_VERSION_LEVEL, METADATA_VERSION_LEVEL)];
         if router.get(ApiKey::ConsumerGroupHeartbeat).is_some() {
             features.push(("group.version", 0, 1, 1));
         }
@@ -187,10 +171,7 @@ mod tests {
 
     /// A broker routing only ApiVersions, for byte-exact encodings.
     fn api_versions_only() -> Broker {
-        Broker::for_tests(
-            BrokerConfig::default(),
-            Router::new(&[Route::new(ApiKey::ApiVersions, 0, 4, route)]),
-        )
+        Broker::for_tests(BrokerConfig::default(), Router::new(&[Route::new(ApiKey::ApiVersions, 0, 4, route)]))
     }
 
     fn encode(r: &ApiVersionsResponse, version: i16) -> Vec<u8> {
@@ -245,11 +226,7 @@ mod tests {
         assert_eq!(r.error_code, 42);
         let r = respond(&b, 3, &request("librdkafka", "2.3.0"));
         assert_eq!(r.error_code, 0);
-        let r = respond(
-            &b,
-            3,
-            &request("confluent-kafka-python", "2.3.0-rdkafka-2.3.0"),
-        );
+        let r = respond(&b, 3, &request("confluent-kafka-python", "2.3.0-rdkafka-2.3.0"));
         assert_eq!(r.error_code, 0);
         // Not checked below v3 (the fields do not exist).
         assert_eq!(respond(&b, 2, &request("", "")).error_code, 0);
@@ -310,22 +287,13 @@ mod tests {
         let v3 = respond(&b, 3, &request("x", "1"));
         let v4 = respond(&b, 4, &request("x", "1"));
         let names = |r: &ApiVersionsResponse| -> Vec<String> {
-            r.supported_features
-                .iter()
-                .map(|f| f.name.to_string())
-                .collect()
+            r.supported_features.iter().map(|f| f.name.to_string()).collect()
         };
         // v3 hides features with a minimum of 0.
         assert_eq!(names(&v3), vec!["metadata.version"]);
-        assert_eq!(
-            names(&v4),
-            vec!["metadata.version", "group.version", "transaction.version"]
-        );
-        let finalized: Vec<(String, i16)> = v4
-            .finalized_features
-            .iter()
-            .map(|f| (f.name.to_string(), f.max_version_level))
-            .collect();
+        assert_eq!(names(&v4), vec!["metadata.version", "group.version", "transaction.version"]);
+        let finalized: Vec<(String, i16)> =
+            v4.finalized_features.iter().map(|f| (f.name.to_string(), f.max_version_level)).collect();
         assert_eq!(
             finalized,
             vec![

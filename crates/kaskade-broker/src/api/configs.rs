@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
     DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
@@ -74,13 +76,22 @@ fn describe_topic(broker: &Broker, name: &str, keys: Option<&Vec<StrBytes>>, syn
     r
 }
 
-fn describe_broker(broker: &Broker, name: &str, keys: Option<&Vec<StrBytes>>, synonyms: bool, docs: bool) -> DescribeConfigsResult {
+fn describe_broker(
+    broker: &Broker,
+    name: &str,
+    keys: Option<&Vec<StrBytes>>,
+    synonyms: bool,
+    docs: bool,
+) -> DescribeConfigsResult {
     let mut r = DescribeConfigsResult::default();
     r.resource_type = BROKER;
     r.resource_name = s(name);
     if !name.is_empty() && name.parse::<i32>().ok() != Some(broker.node_id()) {
         r.error_code = INVALID_REQUEST;
-        r.error_message = Some(s(format!("Unexpected broker id, expected {} or empty string, but received {name}", broker.node_id())));
+        r.error_message = Some(s(format!(
+            "Unexpected broker id, expected {} or empty string, but received {name}",
+            broker.node_id()
+        )));
         return r;
     }
     for entry in broker.config.describe() {
@@ -98,7 +109,8 @@ fn describe_broker(broker: &Broker, name: &str, keys: Option<&Vec<StrBytes>>, sy
             e.documentation = Some(s(entry.documentation));
         }
         if synonyms {
-            e.synonyms = entry.synonyms.iter().map(|sy| synonym(sy.name, sy.value.clone(), sy.source.kafka_code())).collect();
+            e.synonyms =
+                entry.synonyms.iter().map(|sy| synonym(sy.name, sy.value.clone(), sy.source.kafka_code())).collect();
         }
         r.configs.push(e);
     }
@@ -112,7 +124,9 @@ pub async fn describe(broker: &Arc<Broker>, version: i16, req: DescribeConfigsRe
         let name = res.resource_name.to_string();
         let r = match res.resource_type {
             TOPIC => describe_topic(broker, &name, res.configuration_keys.as_ref(), synonyms),
-            BROKER => describe_broker(broker, &name, res.configuration_keys.as_ref(), synonyms, req.include_documentation),
+            BROKER => {
+                describe_broker(broker, &name, res.configuration_keys.as_ref(), synonyms, req.include_documentation)
+            }
             other => {
                 let mut r = DescribeConfigsResult::default();
                 r.resource_type = other;
@@ -128,7 +142,13 @@ pub async fn describe(broker: &Arc<Broker>, version: i16, req: DescribeConfigsRe
 }
 
 /// Applies topic config changes on the blocking pool; (code, message).
-async fn alter_topic(broker: &Arc<Broker>, name: String, changes: Vec<(String, Option<String>)>, replace_all: bool, validate_only: bool) -> (i16, Option<String>) {
+async fn alter_topic(
+    broker: &Arc<Broker>,
+    name: String,
+    changes: Vec<(String, Option<String>)>,
+    replace_all: bool,
+    validate_only: bool,
+) -> (i16, Option<String>) {
     let tm = broker.topics.clone();
     match tokio::task::spawn_blocking(move || tm.alter_configs(&name, &changes, replace_all, validate_only)).await {
         Ok(Ok(())) => (0, None),
@@ -150,7 +170,8 @@ pub async fn alter(broker: &Arc<Broker>, _version: i16, req: AlterConfigsRequest
         let name = res.resource_name.to_string();
         let (code, msg) = match res.resource_type {
             TOPIC => {
-                let changes = res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
+                let changes =
+                    res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
                 alter_topic(broker, name.clone(), changes, true, req.validate_only).await
             }
             BROKER => broker_read_only(broker, &name),
@@ -167,7 +188,11 @@ pub async fn alter(broker: &Arc<Broker>, _version: i16, req: AlterConfigsRequest
 }
 
 /// Operation codes: 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT.
-pub async fn incremental(broker: &Arc<Broker>, _version: i16, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn incremental(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let mut resp = IncrementalAlterConfigsResponse::default();
     for res in req.resources {
         let name = res.resource_name.to_string();
@@ -184,13 +209,16 @@ pub async fn incremental(broker: &Arc<Broker>, _version: i16, req: IncrementalAl
                 for c in &res.configs {
                     let key = c.name.to_string();
                     let value = c.value.as_ref().map(|v| v.to_string());
-                    let list = |v: &str| v.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect::<Vec<_>>();
+                    let list = |v: &str| {
+                        v.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect::<Vec<_>>()
+                    };
                     match c.config_operation {
                         0 => changes.push((key, Some(value.unwrap_or_default()))),
                         1 => changes.push((key, None)),
                         2 | 3 => {
                             if key != "cleanup.policy" {
-                                err = Some((40, format!("Config {key} is not a list: APPEND/SUBTRACT are not allowed")));
+                                err =
+                                    Some((40, format!("Config {key} is not a list: APPEND/SUBTRACT are not allowed")));
                                 break;
                             }
                             let mut cur = list(current.get(&key).map(String::as_str).unwrap_or(""));
@@ -229,23 +257,41 @@ pub async fn incremental(broker: &Arc<Broker>, _version: i16, req: IncrementalAl
     resp
 }
 
-pub fn route_describe(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route_describe(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, DescribeConfigs)?;
-        Ok(kafka_protocol::messages::ResponseKind::DescribeConfigs(describe(&broker, header.request_api_version, request).await))
+        Ok(kafka_protocol::messages::ResponseKind::DescribeConfigs(
+            describe(&broker, header.request_api_version, request).await,
+        ))
     })
 }
 
-pub fn route_alter(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route_alter(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, AlterConfigs)?;
-        Ok(kafka_protocol::messages::ResponseKind::AlterConfigs(alter(&broker, header.request_api_version, request).await))
+        Ok(kafka_protocol::messages::ResponseKind::AlterConfigs(
+            alter(&broker, header.request_api_version, request).await,
+        ))
     })
 }
 
-pub fn route_incremental(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route_incremental(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, IncrementalAlterConfigs)?;
-        Ok(kafka_protocol::messages::ResponseKind::IncrementalAlterConfigs(incremental(&broker, header.request_api_version, request).await))
+        Ok(kafka_protocol::messages::ResponseKind::IncrementalAlterConfigs(
+            incremental(&broker, header.request_api_version, request).await,
+        ))
     })
 }

@@ -15,9 +15,10 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: CreatePartitionsRe
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
         let node = broker.node_id();
-        let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
-            a.iter().any(|x| x.broker_ids.is_empty() || x.broker_ids.iter().any(|b| b.0 != node))
-        });
+        let bad_assignment = t
+            .assignments
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|x| x.broker_ids.is_empty() || x.broker_ids.iter().any(|b| b.0 != node)));
         if bad_assignment {
             r.error_code = code::INVALID_REPLICA_ASSIGNMENT;
             r.error_message = Some(StrBytes::from_string(format!("Replica assignments may only name broker {node}")));
@@ -40,9 +41,15 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: CreatePartitionsRe
     resp
 }
 
-pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, CreatePartitions)?;
-        Ok(kafka_protocol::messages::ResponseKind::CreatePartitions(handle(&broker, header.request_api_version, request).await))
+        Ok(kafka_protocol::messages::ResponseKind::CreatePartitions(
+            handle(&broker, header.request_api_version, request).await,
+        ))
     })
 }

@@ -26,7 +26,9 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest
         r.replication_factor = -1;
         if seen.get(&name).copied().unwrap_or(0) > 1 {
             r.error_code = 42; // INVALID_REQUEST, as Kafka answers duplicates
-            r.error_message = Some(StrBytes::from_string(format!("Create topics request from client contains multiple entries for topic {name}")));
+            r.error_message = Some(StrBytes::from_string(format!(
+                "Create topics request from client contains multiple entries for topic {name}"
+            )));
             resp.topics.push(r);
             continue;
         }
@@ -46,11 +48,13 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest
             resp.topics.push(r);
             continue;
         }
-        let assignments: Vec<(i32, Vec<i32>)> = t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect();
+        let assignments: Vec<(i32, Vec<i32>)> =
+            t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect();
         let tm = broker.topics.clone();
         let (np, rf, validate_only) = (t.num_partitions, t.replication_factor, req.validate_only);
         let cfg2 = configs.clone();
-        let res = tokio::task::spawn_blocking(move || tm.create(&name, np, rf, &assignments, &cfg2, validate_only)).await;
+        let res =
+            tokio::task::spawn_blocking(move || tm.create(&name, np, rf, &assignments, &cfg2, validate_only)).await;
         match res {
             Ok(Ok(topic)) => {
                 r.topic_id = topic.id;
@@ -83,9 +87,15 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest
     resp
 }
 
-pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, CreateTopics)?;
-        Ok(kafka_protocol::messages::ResponseKind::CreateTopics(handle(&broker, header.request_api_version, request).await))
+        Ok(kafka_protocol::messages::ResponseKind::CreateTopics(
+            handle(&broker, header.request_api_version, request).await,
+        ))
     })
 }

@@ -41,9 +41,15 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DeleteRecordsReque
     resp
 }
 
-pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, DeleteRecords)?;
-        Ok(kafka_protocol::messages::ResponseKind::DeleteRecords(handle(&broker, header.request_api_version, request).await))
+        Ok(kafka_protocol::messages::ResponseKind::DeleteRecords(
+            handle(&broker, header.request_api_version, request).await,
+        ))
     })
 }

@@ -18,7 +18,9 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: DeleteTopicsRequest
     for (name, id) in targets {
         let tm = broker.topics.clone();
         let n2 = name.clone();
-        let res = tokio::task::spawn_blocking(move || tm.delete(n2.as_deref(), if id.is_nil() { None } else { Some(id) })).await;
+        let res =
+            tokio::task::spawn_blocking(move || tm.delete(n2.as_deref(), if id.is_nil() { None } else { Some(id) }))
+                .await;
         let mut r = DeletableTopicResult::default();
         r.name = name.map(|n| TopicName(StrBytes::from_string(n)));
         r.topic_id = id;
@@ -38,9 +40,15 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: DeleteTopicsRequest
     resp
 }
 
-pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, DeleteTopics)?;
-        Ok(kafka_protocol::messages::ResponseKind::DeleteTopics(handle(&broker, header.request_api_version, request).await))
+        Ok(kafka_protocol::messages::ResponseKind::DeleteTopics(
+            handle(&broker, header.request_api_version, request).await,
+        ))
     })
 }

@@ -25,9 +25,15 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeClusterReq
     resp
 }
 
-pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, DescribeCluster)?;
-        Ok(kafka_protocol::messages::ResponseKind::DescribeCluster(handle(&broker, header.request_api_version, request).await))
+        Ok(kafka_protocol::messages::ResponseKind::DescribeCluster(
+            handle(&broker, header.request_api_version, request).await,
+        ))
     })
 }

@@ -14,7 +14,11 @@ use super::metadata::AUTHORIZED_OPS_OMITTED;
 use crate::broker::Broker;
 use crate::topic::manager::code;
 
-pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartitionsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: DescribeTopicPartitionsRequest,
+) -> DescribeTopicPartitionsResponse {
     let image = broker.topics.image();
     let mut names: Vec<String> = if req.topics.is_empty() {
         image.topics().map(|t| t.name.clone()).collect()
@@ -23,7 +27,8 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeTopicParti
     };
     names.sort();
     names.dedup();
-    let (start_topic, start_part) = req.cursor.as_ref().map(|c| (c.topic_name.to_string(), c.partition_index)).unwrap_or_default();
+    let (start_topic, start_part) =
+        req.cursor.as_ref().map(|c| (c.topic_name.to_string(), c.partition_index)).unwrap_or_default();
     let mut budget = if req.response_partition_limit > 0 { req.response_partition_limit } else { 2000 };
     let mut resp = DescribeTopicPartitionsResponse::default();
     for name in names.into_iter().filter(|n| n.as_str() >= start_topic.as_str()) {
@@ -65,9 +70,15 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeTopicParti
     resp
 }
 
-pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, DescribeTopicPartitions)?;
-        Ok(kafka_protocol::messages::ResponseKind::DescribeTopicPartitions(handle(&broker, header.request_api_version, request).await))
+        Ok(kafka_protocol::messages::ResponseKind::DescribeTopicPartitions(
+            handle(&broker, header.request_api_version, request).await,
+        ))
     })
 }

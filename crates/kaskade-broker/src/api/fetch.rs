@@ -44,14 +44,18 @@ fn read_all(wanted: &[(Option<Arc<Log>>, i64, i32)], max_bytes: i32) -> Vec<Got>
     wanted
         .iter()
         .map(|(log, offset, pmax)| {
-            let Some(log) = log else { return Got { error: code::UNKNOWN_TOPIC_OR_PARTITION, hw: -1, log_start: -1, records: None } };
+            let Some(log) = log else {
+                return Got { error: code::UNKNOWN_TOPIC_OR_PARTITION, hw: -1, log_start: -1, records: None };
+            };
             let hw = log.high_watermark();
             let limit = (*pmax).max(0) as usize;
             let want = limit.min(budget);
             let res = if want == 0 && any {
                 // Budget spent: report positions only.
                 match (log.log_start_offset(), log.log_end_offset()) {
-                    (s, e) if *offset < s || *offset > e => Err(LogError::OffsetOutOfRange { offset: *offset, start: s, end: e }),
+                    (s, e) if *offset < s || *offset > e => {
+                        Err(LogError::OffsetOutOfRange { offset: *offset, start: s, end: e })
+                    }
                     (s, _) => Ok((None, s)),
                 }
             } else {
@@ -117,7 +121,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
                 .forgotten_topics_data
                 .iter()
                 .flat_map(|f| {
-                    let name = resolve(f.topic.as_str(), &f.topic_id).map(|(n, _)| n).unwrap_or_else(|| f.topic.to_string());
+                    let name =
+                        resolve(f.topic.as_str(), &f.topic_id).map(|(n, _)| n).unwrap_or_else(|| f.topic.to_string());
                     f.partitions.iter().map(move |p| (name.clone(), *p))
                 })
                 .collect();
@@ -146,7 +151,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
                         st.max_bytes = *max;
                         st.topic_id = *tid;
                     }
-                    let mut all: Vec<_> = s.parts.iter().map(|(k, st)| (k.clone(), st.topic_id, st.fetch_offset, st.max_bytes, None)).collect();
+                    let mut all: Vec<_> = s
+                        .parts
+                        .iter()
+                        .map(|(k, st)| (k.clone(), st.topic_id, st.fetch_offset, st.max_bytes, None))
+                        .collect();
                     all.extend(errors);
                     all
                 })
@@ -165,7 +174,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
     // Read, and long-poll until min_bytes or the deadline.
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
-    let mut watches: Vec<_> = wanted.iter().filter_map(|w| w.log.as_ref().map(|l| l.subscribe_high_watermark())).collect();
+    let mut watches: Vec<_> =
+        wanted.iter().filter_map(|w| w.log.as_ref().map(|l| l.subscribe_high_watermark())).collect();
     let got = loop {
         for w in &mut watches {
             w.borrow_and_update();
@@ -204,7 +214,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
                 .fetch_sessions
                 .with(session_id, |s| match s.parts.get_mut(&w.key) {
                     Some(st) => {
-                        let news = error != 0 || g.records.is_some() || st.last_hw != g.hw || st.last_log_start != g.log_start;
+                        let news =
+                            error != 0 || g.records.is_some() || st.last_hw != g.hw || st.last_log_start != g.log_start;
                         st.last_hw = g.hw;
                         st.last_log_start = g.log_start;
                         news
@@ -248,7 +259,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
     resp
 }
 
-pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, Fetch)?;
         Ok(kafka_protocol::messages::ResponseKind::Fetch(handle(&broker, header.request_api_version, request).await))

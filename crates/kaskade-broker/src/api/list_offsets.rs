@@ -70,7 +70,12 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListOffsetsRequest)
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
-            let part = topic.and_then(|tp| tp.partitions.get(p.partition_index.max(0) as usize).filter(|_| p.partition_index >= 0).map(|pi| (tp, pi)));
+            let part = topic.and_then(|tp| {
+                tp.partitions
+                    .get(p.partition_index.max(0) as usize)
+                    .filter(|_| p.partition_index >= 0)
+                    .map(|pi| (tp, pi))
+            });
             let Some((tp, pi)) = part else {
                 pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
                 tr.partitions.push(pr);
@@ -103,9 +108,15 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListOffsetsRequest)
     resp
 }
 
-pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, ListOffsets)?;
-        Ok(kafka_protocol::messages::ResponseKind::ListOffsets(handle(&broker, header.request_api_version, request).await))
+        Ok(kafka_protocol::messages::ResponseKind::ListOffsets(
+            handle(&broker, header.request_api_version, request).await,
+        ))
     })
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kaskade_meta::TopicImage;
@@ -89,13 +91,18 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
                 }
                 let tm = broker.topics.clone();
                 let n2 = name.clone();
-                let created = tokio::task::spawn_blocking(move || tm.create(&n2, -1, -1, &[], &BTreeMap::new(), false)).await;
+                let created =
+                    tokio::task::spawn_blocking(move || tm.create(&n2, -1, -1, &[], &BTreeMap::new(), false)).await;
                 match created {
                     Ok(Ok(ti)) => resp.topics.push(topic_entry(&ti)),
                     // Lost a race with another creator: it exists now.
                     Ok(Err(e)) if e.code == code::TOPIC_ALREADY_EXISTS => match broker.topics.image().topic(&name) {
                         Some(ti) => resp.topics.push(topic_entry(ti)),
-                        None => resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), code::UNKNOWN_TOPIC_OR_PARTITION)),
+                        None => resp.topics.push(error_entry(
+                            Some(name),
+                            uuid::Uuid::nil(),
+                            code::UNKNOWN_TOPIC_OR_PARTITION,
+                        )),
                     },
                     Ok(Err(e)) => resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.code)),
                     Err(_) => resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), -1)),
@@ -106,7 +113,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
     resp
 }
 
-pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, Metadata)?;
         Ok(kafka_protocol::messages::ResponseKind::Metadata(handle(&broker, header.request_api_version, request).await))

@@ -14,7 +14,11 @@ use crate::topic::manager::code;
 const FENCED_LEADER_EPOCH: i16 = 74;
 const UNKNOWN_LEADER_EPOCH: i16 = 75;
 
-pub async fn handle(broker: &Arc<Broker>, _version: i16, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
     let image = broker.topics.image();
     let mut resp = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
@@ -25,7 +29,9 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: OffsetForLeaderEpo
             e.partition = p.partition;
             e.leader_epoch = -1;
             e.end_offset = -1;
-            let part = image.topic(t.topic.as_str()).and_then(|ti| ti.partitions.get(p.partition.max(0) as usize).filter(|_| p.partition >= 0));
+            let part = image
+                .topic(t.topic.as_str())
+                .and_then(|ti| ti.partitions.get(p.partition.max(0) as usize).filter(|_| p.partition >= 0));
             match (part, broker.topics.log(t.topic.as_str(), p.partition)) {
                 (Some(pi), Some(log)) => {
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch < pi.leader_epoch {
@@ -46,9 +52,15 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: OffsetForLeaderEpo
     resp
 }
 
-pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, OffsetForLeaderEpoch)?;
-        Ok(kafka_protocol::messages::ResponseKind::OffsetForLeaderEpoch(handle(&broker, header.request_api_version, request).await))
+        Ok(kafka_protocol::messages::ResponseKind::OffsetForLeaderEpoch(
+            handle(&broker, header.request_api_version, request).await,
+        ))
     })
 }

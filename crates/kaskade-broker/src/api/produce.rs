@@ -55,11 +55,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
     let image = broker.topics.image();
     let mut waits = Vec::new();
     for topic in req.topic_data {
-        let t = if version >= 13 {
-            image.topic_by_id(&topic.topic_id)
-        } else {
-            image.topic(topic.name.as_str())
-        };
+        let t = if version >= 13 { image.topic_by_id(&topic.topic_id) } else { image.topic(topic.name.as_str()) };
         let mut tr = TopicProduceResponse::default();
         tr.name = topic.name.clone();
         tr.topic_id = topic.topic_id;
@@ -77,18 +73,31 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
             if version >= 13 {
                 tr.name = TopicName(StrBytes::from_string(t.name.clone()));
             }
-            let (Some(p), Some(log)) = (t.partitions.get(idx.max(0) as usize).filter(|_| idx >= 0), broker.topics.log(&t.name, idx)) else {
+            let (Some(p), Some(log)) =
+                (t.partitions.get(idx.max(0) as usize).filter(|_| idx >= 0), broker.topics.log(&t.name, idx))
+            else {
                 tr.partition_responses.push(partition_error(idx, code::UNKNOWN_TOPIC_OR_PARTITION, None));
                 continue;
             };
             let Some(records) = part.records else {
-                tr.partition_responses.push(partition_error(idx, kaskade_log::error::code::CORRUPT_MESSAGE, (version >= 8).then(|| "no records".into())));
+                tr.partition_responses.push(partition_error(
+                    idx,
+                    kaskade_log::error::code::CORRUPT_MESSAGE,
+                    (version >= 8).then(|| "no records".into()),
+                ));
                 continue;
             };
             if is_compacted(broker, &t.configs) {
                 if let Some(msg) = keyless_record(&records) {
-                    let msg = format!("Compacted topic cannot accept message without key in topic partition {}-{idx}: {msg}", t.name);
-                    tr.partition_responses.push(partition_error(idx, kaskade_log::error::code::INVALID_RECORD, (version >= 8).then_some(msg)));
+                    let msg = format!(
+                        "Compacted topic cannot accept message without key in topic partition {}-{idx}: {msg}",
+                        t.name
+                    );
+                    tr.partition_responses.push(partition_error(
+                        idx,
+                        kaskade_log::error::code::INVALID_RECORD,
+                        (version >= 8).then_some(msg),
+                    ));
                     continue;
                 }
             }
@@ -104,7 +113,12 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                     pr.log_append_time_ms = info.log_append_time;
                     pr.log_start_offset = info.log_start_offset;
                     if acks == -1 {
-                        waits.push((resp.responses.len(), tr.partition_responses.len(), log.clone(), info.last_offset + 1));
+                        waits.push((
+                            resp.responses.len(),
+                            tr.partition_responses.len(),
+                            log.clone(),
+                            info.last_offset + 1,
+                        ));
                     }
                     tr.partition_responses.push(pr);
                 }
@@ -151,7 +165,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
     Some(resp)
 }
 
-pub fn route(broker: Arc<Broker>, header: kafka_protocol::messages::RequestHeader, body: kafka_protocol::messages::RequestKind) -> crate::router::HandlerFuture {
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
     super::handler(async move {
         let request = crate::request_body!(body, Produce)?;
         match handle(&broker, header.request_api_version, request).await {

@@ -72,12 +72,7 @@ struct Completed {
 }
 
 /// Serves one connection until it closes.
-pub async fn run(
-    broker: Arc<Broker>,
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    shutdown: ShutdownSignal,
-) {
+pub async fn run(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr, shutdown: ShutdownSignal) {
     tracing::debug!(%peer, "connection opened");
     let mut conn = Connection::new(broker, peer, shutdown);
     conn.drive(&mut stream).await;
@@ -131,9 +126,7 @@ impl Connection {
     }
 
     async fn drive(&mut self, stream: &mut TcpStream) {
-        let idle = u64::try_from(self.broker.config.connections_max_idle_ms)
-            .ok()
-            .map(Duration::from_millis);
+        let idle = u64::try_from(self.broker.config.connections_max_idle_ms).ok().map(Duration::from_millis);
         let far = Duration::from_secs(86_400 * 365);
         let mut last_activity = Instant::now();
         let mut grace_deadline: Option<Instant> = None;
@@ -150,10 +143,8 @@ impl Connection {
             if can_read {
                 self.ensure_read_space();
             }
-            let take_responses = !self.in_flight.is_empty()
-                && (self.out.len() < OUTPUT_HIGH_WATER || !self.writable);
-            let idle_armed =
-                idle.is_some() && self.in_flight.is_empty() && self.out.is_empty() && self.reading;
+            let take_responses = !self.in_flight.is_empty() && (self.out.len() < OUTPUT_HIGH_WATER || !self.writable);
+            let idle_armed = idle.is_some() && self.in_flight.is_empty() && self.out.is_empty() && self.reading;
             let idle_at = last_activity + idle.unwrap_or(far);
             let grace_at = grace_deadline.unwrap_or_else(|| Instant::now() + far);
             let shutting_down = grace_deadline.is_some();
@@ -252,8 +243,7 @@ impl Connection {
             match frame::decode_request(&self.broker.router, frame) {
                 Ok(request) => {
                     self.in_flight_bytes += frame_len;
-                    self.in_flight
-                        .push_back(dispatch(self.broker.clone(), request, frame_len, self.peer));
+                    self.in_flight.push_back(dispatch(self.broker.clone(), request, frame_len, self.peer));
                 }
                 Err(e) => {
                     tracing::warn!(peer = %self.peer, "{e}");
@@ -270,16 +260,13 @@ impl Connection {
             return;
         }
         let failure = match done.result {
-            Ok(response) => match frame::encode_response(
-                done.api_key,
-                done.version,
-                done.correlation_id,
-                &response,
-                &mut self.out,
-            ) {
-                Ok(()) => return,
-                Err(e) => e.to_string(),
-            },
+            Ok(response) => {
+                match frame::encode_response(done.api_key, done.version, done.correlation_id, &response, &mut self.out)
+                {
+                    Ok(()) => return,
+                    Err(e) => e.to_string(),
+                }
+            }
             // acks=0: the client expects nothing back.
             Err(Failure::Error(BrokerError::NoResponse)) => return,
             Err(Failure::Error(e)) => e.to_string(),
@@ -305,13 +292,7 @@ fn dispatch(
     frame_len: usize,
     peer: SocketAddr,
 ) -> BoxFuture<'static, Completed> {
-    let DecodedRequest {
-        api_key,
-        header,
-        body,
-        response_version,
-        handler,
-    } = request;
+    let DecodedRequest { api_key, header, body, response_version, handler } = request;
     let correlation_id = header.correlation_id;
     let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
         crate::api::CLIENT_ADDR.sync_scope(peer, || handler(broker, header, body))
@@ -325,13 +306,7 @@ fn dispatch(
             },
             Err(_) => Err(Failure::Panic),
         };
-        Completed {
-            api_key,
-            version: response_version,
-            correlation_id,
-            frame_len,
-            result,
-        }
+        Completed { api_key, version: response_version, correlation_id, frame_len, result }
     }
     .boxed()
 }

@@ -41,9 +41,7 @@
 use std::ops::Range;
 
 use bytes::{Buf, Bytes, BytesMut, TryGetError};
-use kafka_protocol::messages::{
-    self, ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
-};
+use kafka_protocol::messages::{self, ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::buf::ByteBuf;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -131,20 +129,14 @@ pub fn split_frame(buf: &mut BytesMut, max_size: i32) -> Result<Option<Bytes>, B
 /// for the rules. Every error closes the connection.
 pub fn decode_request(router: &Router, frame: Bytes) -> Result<DecodedRequest, BrokerError> {
     if frame.len() < 4 {
-        return Err(BrokerError::close(format!(
-            "a {}-byte frame is too short for a request header",
-            frame.len()
-        )));
+        return Err(BrokerError::close(format!("a {}-byte frame is too short for a request header", frame.len())));
     }
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let api_key = ApiKey::try_from(raw_key)
-        .map_err(|_| BrokerError::close(format!("unknown API key {raw_key}")))?;
-    let route = router.get(api_key).ok_or_else(|| {
-        BrokerError::close(format!(
-            "API key {raw_key} ({api_key:?}) is not enabled on this broker"
-        ))
-    })?;
+    let api_key = ApiKey::try_from(raw_key).map_err(|_| BrokerError::close(format!("unknown API key {raw_key}")))?;
+    let route = router
+        .get(api_key)
+        .ok_or_else(|| BrokerError::close(format!("API key {raw_key} ({api_key:?}) is not enabled on this broker")))?;
 
     let header_version = api_key.request_header_version(version);
     let mut buf = GuardedBuf::new(frame, false);
@@ -172,18 +164,9 @@ pub fn decode_request(router: &Router, frame: Bytes) -> Result<DecodedRequest, B
         )));
     }
 
-    let body = decode_body(api_key, &body_bytes, version).map_err(|e| {
-        BrokerError::close(format!(
-            "cannot decode a {api_key:?} v{version} request: {e:#}"
-        ))
-    })?;
-    Ok(DecodedRequest {
-        api_key,
-        header,
-        body,
-        response_version: version,
-        handler: route.handler,
-    })
+    let body = decode_body(api_key, &body_bytes, version)
+        .map_err(|e| BrokerError::close(format!("cannot decode a {api_key:?} v{version} request: {e:#}")))?;
+    Ok(DecodedRequest { api_key, header, body, response_version: version, handler: route.handler })
 }
 
 /// Appends one response frame (size prefix, response header, body) to `out`.
@@ -198,30 +181,20 @@ pub fn encode_response(
 ) -> Result<(), BrokerError> {
     match response_api_key(body) {
         Some(k) if k == api_key => {}
-        other => {
-            return Err(BrokerError::internal(format!(
-                "the {api_key:?} handler returned a {other:?} response"
-            )))
-        }
+        other => return Err(BrokerError::internal(format!("the {api_key:?} handler returned a {other:?} response"))),
     }
     let start = out.len();
     out.extend_from_slice(&[0; SIZE_PREFIX_LEN]);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let encoded = header
-        .encode(out, api_key.response_header_version(version))
-        .and_then(|()| body.encode(out, version));
+    let encoded = header.encode(out, api_key.response_header_version(version)).and_then(|()| body.encode(out, version));
     if let Err(e) = encoded {
         out.truncate(start);
-        return Err(BrokerError::internal(format!(
-            "cannot encode a {api_key:?} v{version} response: {e:#}"
-        )));
+        return Err(BrokerError::internal(format!("cannot encode a {api_key:?} v{version} response: {e:#}")));
     }
     let size = out.len() - start - SIZE_PREFIX_LEN;
     let size = i32::try_from(size).map_err(|_| {
         out.truncate(start);
-        BrokerError::internal(format!(
-            "a {api_key:?} response of {size} bytes is too large"
-        ))
+        BrokerError::internal(format!("a {api_key:?} response of {size} bytes is too large"))
     })?;
     out[start..start + SIZE_PREFIX_LEN].copy_from_slice(&size.to_be_bytes());
     Ok(())
@@ -251,13 +224,7 @@ struct GuardedBuf {
 
 impl GuardedBuf {
     fn new(inner: Bytes, clamp_i32: bool) -> Self {
-        GuardedBuf {
-            inner,
-            clamp_i32,
-            clamped: false,
-            varint_value: 0,
-            varint_len: 0,
-        }
+        GuardedBuf { inner, clamp_i32, clamped: false, varint_value: 0, varint_len: 0 }
     }
 
     fn into_inner(self) -> Bytes {
@@ -297,10 +264,7 @@ impl Buf for GuardedBuf {
             self.varint_len = 0;
             let remaining = self.inner.remaining();
             if u64::from(self.varint_value) > remaining as u64 + 1 + VARINT_SLACK {
-                return Err(TryGetError {
-                    requested: self.varint_value as usize,
-                    available: remaining,
-                });
+                return Err(TryGetError { requested: self.varint_value as usize, available: remaining });
             }
         } else {
             self.varint_len += 1;
@@ -469,9 +433,7 @@ mod tests {
     use crate::router::{HandlerFuture, Route};
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-    use kafka_protocol::messages::{
-        ApiVersionsRequest, FetchRequest, MetadataRequest, MetadataResponse, TopicName,
-    };
+    use kafka_protocol::messages::{ApiVersionsRequest, FetchRequest, MetadataRequest, MetadataResponse, TopicName};
     use kafka_protocol::protocol::StrBytes;
     use std::sync::Arc;
 
@@ -527,10 +489,7 @@ mod tests {
         assert_eq!(split_frame(&mut buf, 100).unwrap(), None);
         assert!(buf.capacity() >= 7);
         buf.extend_from_slice(&[2, 3, 0, 0]);
-        assert_eq!(
-            &split_frame(&mut buf, 100).unwrap().unwrap()[..],
-            &[1, 2, 3]
-        );
+        assert_eq!(&split_frame(&mut buf, 100).unwrap().unwrap()[..], &[1, 2, 3]);
         assert_eq!(&buf[..], &[0, 0]);
         // An oversized frame is refused before anything is reserved for it.
         let mut buf = BytesMut::from(&[0x7fu8, 0xff, 0xff, 0xff][..]);
@@ -541,21 +500,13 @@ mod tests {
     #[test]
     fn header_rules() {
         let r = router();
-        assert!(
-            close_reason(decode_request(&r, Bytes::from_static(&[0, 18]))).contains("too short")
-        );
+        assert!(close_reason(decode_request(&r, Bytes::from_static(&[0, 18]))).contains("too short"));
         assert!(close_reason(decode_request(&r, raw_key(999, 0))).contains("unknown API key 999"));
         assert!(close_reason(decode_request(&r, raw_key(-1, 0))).contains("unknown API key -1"));
         // Known to Kafka but not routed here.
-        assert!(
-            close_reason(decode_request(&r, raw(ApiKey::Produce, 9, 1, &[])))
-                .contains("not enabled")
-        );
+        assert!(close_reason(decode_request(&r, raw(ApiKey::Produce, 9, 1, &[]))).contains("not enabled"));
         // Routed, unsupported version.
-        assert!(
-            close_reason(decode_request(&r, raw(ApiKey::Metadata, 13, 1, &[0, 0])))
-                .contains("not supported")
-        );
+        assert!(close_reason(decode_request(&r, raw(ApiKey::Metadata, 13, 1, &[0, 0]))).contains("not supported"));
         // A truncated header.
         let mut h = raw(ApiKey::Metadata, 1, 1, &[]).to_vec();
         h.truncate(9);
@@ -577,15 +528,9 @@ mod tests {
         let req = decode_request(&r, raw(ApiKey::ApiVersions, 9, 42, &[0xde, 0xad])).unwrap();
         assert_eq!(req.response_version, 0);
         assert_eq!(req.header.correlation_id, 42);
-        assert_eq!(
-            req.body,
-            RequestKind::ApiVersions(ApiVersionsRequest::default())
-        );
+        assert_eq!(req.body, RequestKind::ApiVersions(ApiVersionsRequest::default()));
         let req = decode_request(&r, raw(ApiKey::ApiVersions, 3, 43, &[])).unwrap_err();
-        assert!(
-            req.closes_connection(),
-            "a v3 body that does not decode closes"
-        );
+        assert!(req.closes_connection(), "a v3 body that does not decode closes");
     }
 
     #[test]
@@ -647,15 +592,10 @@ mod tests {
                     .with_partition_max_bytes(1_048_576)])]);
         for version in [4, 7, 12] {
             let req = decode_request(&r, encoded(ApiKey::Fetch, version, &fetch)).unwrap();
-            let RequestKind::Fetch(decoded) = req.body else {
-                panic!()
-            };
+            let RequestKind::Fetch(decoded) = req.body else { panic!() };
             assert_eq!(decoded.max_bytes, 52_428_800, "v{version}");
             assert_eq!(decoded.max_wait_ms, i32::MAX);
-            assert_eq!(
-                decoded.topics[0].partitions[0].partition_max_bytes,
-                1_048_576
-            );
+            assert_eq!(decoded.topics[0].partitions[0].partition_max_bytes, 1_048_576);
             if version >= 7 {
                 assert_eq!(decoded.session_id, 2_000_000_000);
             }
@@ -667,18 +607,13 @@ mod tests {
         let r = router();
         let topics: Vec<MetadataRequestTopic> = (0..300)
             .map(|i| {
-                MetadataRequestTopic::default()
-                    .with_name(Some(TopicName(StrBytes::from_string(format!("topic-{i}")))))
+                MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(format!("topic-{i}")))))
             })
             .collect();
         let metadata = MetadataRequest::default().with_topics(Some(topics));
         for version in [1, 4, 9, 12] {
             let req = decode_request(&r, encoded(ApiKey::Metadata, version, &metadata)).unwrap();
-            assert_eq!(
-                req.body,
-                RequestKind::Metadata(metadata.clone()),
-                "v{version}"
-            );
+            assert_eq!(req.body, RequestKind::Metadata(metadata.clone()), "v{version}");
             assert_eq!(req.response_version, version);
             assert_eq!(req.header.correlation_id, 7);
         }
@@ -701,9 +636,7 @@ mod tests {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let len = (seed % 64) as usize;
-            let body: Vec<u8> = (0..len)
-                .map(|j| (seed >> (j % 8 * 8)) as u8 ^ j as u8)
-                .collect();
+            let body: Vec<u8> = (0..len).map(|j| (seed >> (j % 8 * 8)) as u8 ^ j as u8).collect();
             let (key, version) = match i % 3 {
                 0 => (ApiKey::Metadata, (seed % 13) as i16),
                 1 => (ApiKey::Fetch, 4 + (seed % 14) as i16),
@@ -729,10 +662,7 @@ mod tests {
         encode_response(ApiKey::Metadata, 9, 5, &md, &mut out).unwrap();
         // Header v1 carries an empty tagged-field section after the id.
         assert_eq!(&out[4..9], &[0, 0, 0, 5, 0]);
-        assert_eq!(
-            out.len() - 4,
-            i32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize
-        );
+        assert_eq!(out.len() - 4, i32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize);
 
         let mut out = BytesMut::from(&b"keep"[..]);
         let err = encode_response(ApiKey::Fetch, 4, 1, &md, &mut out).unwrap_err();
@@ -742,13 +672,7 @@ mod tests {
 
     #[test]
     fn api_key_of_kinds() {
-        assert_eq!(
-            request_api_key(&RequestKind::Fetch(FetchRequest::default())),
-            Some(ApiKey::Fetch)
-        );
-        assert_eq!(
-            response_api_key(&ResponseKind::Metadata(MetadataResponse::default())),
-            Some(ApiKey::Metadata)
-        );
+        assert_eq!(request_api_key(&RequestKind::Fetch(FetchRequest::default())), Some(ApiKey::Fetch));
+        assert_eq!(response_api_key(&ResponseKind::Metadata(MetadataResponse::default())), Some(ApiKey::Metadata));
     }
 }

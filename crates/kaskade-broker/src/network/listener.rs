@@ -68,11 +68,7 @@ pub async fn bind(specs: &[ListenerSpec]) -> io::Result<Vec<BoundListener>> {
                     let local_addr = listener.local_addr()?;
                     port = local_addr.port();
                     tracing::info!(listener = %spec.name, address = %local_addr, "listening");
-                    bound.push(BoundListener {
-                        spec: spec.clone(),
-                        listener,
-                        local_addr,
-                    });
+                    bound.push(BoundListener { spec: spec.clone(), listener, local_addr });
                     count += 1;
                 }
                 Err(e) => {
@@ -84,10 +80,7 @@ pub async fn bind(specs: &[ListenerSpec]) -> io::Result<Vec<BoundListener>> {
         }
         if count == 0 {
             let e = last_error.unwrap_or_else(|| io::Error::other("no address to bind"));
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot bind listener {spec}: {e}"),
-            ));
+            return Err(io::Error::new(e.kind(), format!("cannot bind listener {spec}: {e}")));
         }
     }
     Ok(bound)
@@ -109,18 +102,10 @@ async fn resolve(spec: &ListenerSpec) -> io::Result<Vec<IpAddr>> {
             tracing::debug!("cannot resolve localhost ({e}); using 127.0.0.1 and ::1");
             Vec::new()
         }
-        Err(e) => {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot resolve the host of listener {spec}: {e}"),
-            ))
-        }
+        Err(e) => return Err(io::Error::new(e.kind(), format!("cannot resolve the host of listener {spec}: {e}"))),
     };
     if host.eq_ignore_ascii_case("localhost") {
-        for ip in [
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ] {
+        for ip in [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)] {
             if !ips.contains(&ip) {
                 ips.push(ip);
             }
@@ -136,21 +121,14 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     match bind_socket(addr) {
         Err(e) if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) => {
             tracing::debug!("cannot bind {addr} ({e}); binding 0.0.0.0");
-            bind_socket(SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                addr.port(),
-            ))
+            bind_socket(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port()))
         }
         other => other,
     }
 }
 
 fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
@@ -163,18 +141,11 @@ fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
 /// `max.connections` bounds the connections across listeners: at the limit,
 /// accepting pauses until a connection closes (Kafka waits for a slot too).
 pub async fn serve(broker: Arc<Broker>, listeners: Vec<BoundListener>, shutdown: ShutdownSignal) {
-    let permits = usize::try_from(broker.config.max_connections)
-        .unwrap_or(0)
-        .min(Semaphore::MAX_PERMITS);
+    let permits = usize::try_from(broker.config.max_connections).unwrap_or(0).min(Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(permits));
     let mut accept_loops = JoinSet::new();
     for listener in listeners {
-        accept_loops.spawn(accept_loop(
-            broker.clone(),
-            listener,
-            slots.clone(),
-            shutdown.clone(),
-        ));
+        accept_loops.spawn(accept_loop(broker.clone(), listener, slots.clone(), shutdown.clone()));
     }
     while accept_loops.join_next().await.is_some() {}
 }
@@ -271,10 +242,8 @@ mod tests {
         // Reachable over IPv4 loopback (dual stack or 0.0.0.0).
         let port = bound[0].local_addr().port();
         let listener = &bound[0].listener;
-        let (connected, accepted) = tokio::join!(
-            tokio::net::TcpStream::connect(("127.0.0.1", port)),
-            listener.accept()
-        );
+        let (connected, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(("127.0.0.1", port)), listener.accept());
         connected.unwrap();
         accepted.unwrap();
     }
@@ -283,9 +252,7 @@ mod tests {
     async fn an_address_in_use_fails() {
         let first = bind(&[spec("PLAINTEXT://127.0.0.1:0")]).await.unwrap();
         let port = first[0].local_addr().port();
-        let err = bind(&[spec(&format!("PLAINTEXT://127.0.0.1:{port}"))])
-            .await
-            .unwrap_err();
+        let err = bind(&[spec(&format!("PLAINTEXT://127.0.0.1:{port}"))]).await.unwrap_err();
         assert!(err.to_string().contains("cannot bind listener"), "{err}");
     }
 }

@@ -85,8 +85,6 @@ mod tests {
         let (dropped, signal) = shutdown_channel();
         drop(dropped);
         let mut s = signal.clone();
-        assert!(tokio::time::timeout(Duration::from_millis(20), s.wait())
-            .await
-            .is_err());
+        assert!(tokio::time::timeout(Duration::from_millis(20), s.wait()).await.is_err());
     }
 }

@@ -24,7 +24,10 @@ pub fn is_known(name: &str) -> bool {
 
 /// The effective value of every topic key: the topic's override, else the
 /// broker default.
-pub fn effective(defaults: &BTreeMap<String, String>, overrides: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub fn effective(
+    defaults: &BTreeMap<String, String>,
+    overrides: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut out = defaults.clone();
     for (k, v) in overrides {
         out.insert(k.clone(), v.clone());

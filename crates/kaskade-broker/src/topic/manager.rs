@@ -286,12 +286,12 @@ impl TopicManager {
         }
         let topic = self.meta.update(|img: &Image| {
             let t = match (name, id) {
-                (Some(n), _) => img
-                    .topic(n)
-                    .ok_or_else(|| TopicError::new(code::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))?,
-                (None, Some(id)) => img
-                    .topic_by_id(&id)
-                    .ok_or_else(|| TopicError::new(code::UNKNOWN_TOPIC_ID, "This server does not host this topic ID."))?,
+                (Some(n), _) => img.topic(n).ok_or_else(|| {
+                    TopicError::new(code::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+                })?,
+                (None, Some(id)) => img.topic_by_id(&id).ok_or_else(|| {
+                    TopicError::new(code::UNKNOWN_TOPIC_ID, "This server does not host this topic ID.")
+                })?,
                 (None, None) => return Err(TopicError::new(code::INVALID_REQUEST, "neither topic name nor id given")),
             };
             Ok((vec![MetadataRecord::RemoveTopic { id: t.id }], t.clone()))
@@ -306,12 +306,15 @@ impl TopicManager {
     /// Grows a topic to `count` partitions (CreatePartitions).
     pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
         self.meta.update(|img: &Image| {
-            let t = img
-                .topic(name)
-                .ok_or_else(|| TopicError::new(code::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))?;
+            let t = img.topic(name).ok_or_else(|| {
+                TopicError::new(code::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+            })?;
             let old = t.partitions.len() as i32;
             if count < old {
-                return Err(TopicError::new(code::INVALID_PARTITIONS, format!("Topic currently has {old} partitions, which is higher than the requested {count}.")));
+                return Err(TopicError::new(
+                    code::INVALID_PARTITIONS,
+                    format!("Topic currently has {old} partitions, which is higher than the requested {count}."),
+                ));
             }
             if count == old {
                 return Err(TopicError::new(code::INVALID_PARTITIONS, format!("Topic already has {old} partitions.")));
@@ -328,7 +331,13 @@ impl TopicManager {
     /// Changes topic overrides: `Some` sets, `None` removes. With
     /// `replace_all` (legacy AlterConfigs) every override not named is
     /// removed.
-    pub fn alter_configs(&self, name: &str, changes: &[(String, Option<String>)], replace_all: bool, validate_only: bool) -> Result<(), TopicError> {
+    pub fn alter_configs(
+        &self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+        replace_all: bool,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
         for (k, v) in changes {
             match v {
                 Some(v) => {
@@ -341,9 +350,9 @@ impl TopicManager {
             }
         }
         let topic = self.meta.update(|img: &Image| {
-            let t = img
-                .topic(name)
-                .ok_or_else(|| TopicError::new(code::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))?;
+            let t = img.topic(name).ok_or_else(|| {
+                TopicError::new(code::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+            })?;
             let mut recs = Vec::new();
             if replace_all {
                 for k in t.configs.keys() {

@@ -1,10 +1,10 @@
 //! `kaskade consume TOPIC`: print records, reading partitions directly
-//! (ListOffsets + Fetch). Without `--group` nothing is committed; with
-//! `--group G` it consumes as a manual-assign consumer of G does: it starts
-//! at G's committed offsets (OffsetFetch) and commits the position after
-//! the printed records (OffsetCommit, generation -1, empty member id). It
-//! does not join the group (no JoinGroup/SyncGroup, no rebalancing), so
-//! the broker refuses the commits while G has active members.
+//! (ListOffsets + Fetch). Without `--group` nothing is committed. With
+//! `--group G` it is a member of G: JoinGroup/SyncGroup (the range
+//! assignor when it leads), heartbeats, rejoining on a rebalance; it starts
+//! each assigned partition at G's committed offset (OffsetFetch), commits
+//! the position after the printed records (OffsetCommit with its
+//! generation and member id) and leaves the group on exit.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -60,10 +60,10 @@ pub struct ConsumeArgs {
     /// headers, value).
     #[arg(long, value_enum, default_value_t = RecordOutput::Text)]
     pub format: RecordOutput,
-    /// Consumer group: start at its committed offsets (partitions without
-    /// one start as --from-beginning/--offset say) and commit the offsets
-    /// of printed records. Does not join the group (manual assignment).
-    #[arg(long, short = 'g')]
+    /// Consumer group to join: read the partitions it assigns, from its
+    /// committed offsets (partitions without one start as
+    /// --from-beginning/--offset say), committing after printing.
+    #[arg(long, short = 'g', conflicts_with = "partition")]
     pub group: Option<String>,
 }
 
@@ -86,9 +86,7 @@ pub fn parse_offset(s: &str) -> std::result::Result<StartOffset, String> {
         "latest" | "end" => Ok(StartOffset::Latest),
         n => match n.parse::<i64>() {
             Ok(v) if v >= 0 => Ok(StartOffset::At(v)),
-            _ => Err(format!(
-                "expected a non-negative offset, 'earliest' or 'latest', not '{s}'"
-            )),
+            _ => Err(format!("expected a non-negative offset, 'earliest' or 'latest', not '{s}'")),
         },
     }
 }
@@ -128,39 +126,25 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
     let partitions: Vec<i32> = match args.partition {
         Some(p) => {
             if meta.partition(p).is_none() {
-                bail!(
-                    "topic '{topic}' has {} partition(s); there is no partition {p}",
-                    meta.num_partitions()
-                );
+                bail!("topic '{topic}' has {} partition(s); there is no partition {p}", meta.num_partitions());
             }
             vec![p]
         }
         None => meta.partitions.iter().map(|p| p.partition).collect(),
     };
 
-    let mut positions: BTreeMap<i32, i64> = match start {
-        StartOffset::At(o) => partitions.iter().map(|&p| (p, o)).collect(),
-        StartOffset::Earliest | StartOffset::Latest => {
-            let ts = if start == StartOffset::Earliest {
-                EARLIEST_TIMESTAMP
-            } else {
-                LATEST_TIMESTAMP
-            };
-            let wanted: Vec<(i32, i64)> = partitions.iter().map(|&p| (p, ts)).collect();
-            fetcher::list_offsets(client, &topic, &wanted).await?
-        }
+    let mut membership = match &args.group {
+        Some(g) => Some(group::join(client, g, &topic, "").await?),
+        None => None,
     };
-    // Offsets last committed for --group, per partition.
-    let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
-    if let Some(g) = &args.group {
-        let wanted = [(topic.clone(), partitions.clone())];
-        for ((t, p), o) in group::fetch_offsets(client, g, Some(&wanted)).await? {
-            if t == topic && positions.contains_key(&p) {
-                committed.insert(p, o);
-                positions.insert(p, o);
-            }
-        }
-    }
+    let partitions = match &membership {
+        Some(m) => m.partitions.clone(),
+        None => partitions,
+    };
+    // `committed`: offsets last committed for --group, per partition.
+    let (mut positions, mut committed) =
+        start_positions(client, &topic, &partitions, start, args.group.as_deref()).await?;
+    let mut last_heartbeat = Instant::now();
 
     let format = args.record_format();
     let timeout = args.timeout_ms.map(Duration::from_millis);
@@ -174,6 +158,18 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
             if args.max_messages.is_some_and(|m| count >= m) {
                 return Ok(());
             }
+            if let (Some(g), Some(m)) = (&args.group, membership.as_mut()) {
+                if last_heartbeat.elapsed() >= HEARTBEAT_INTERVAL {
+                    last_heartbeat = Instant::now();
+                    if !group::heartbeat(client, m).await? {
+                        // Rebalance: commit what was printed, join again.
+                        let _ = commit_positions(client, Some(m), &topic, &positions, &mut committed).await;
+                        *m = group::join(client, g, &topic, &m.member_id.clone()).await?;
+                        (positions, committed) = start_positions(client, &topic, &m.partitions, start, Some(g)).await?;
+                        last_heartbeat = Instant::now();
+                    }
+                }
+            }
             let mut opts = FetchOptions::default();
             if let Some(t) = timeout {
                 let left = t.saturating_sub(last_data.elapsed());
@@ -183,6 +179,14 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                 opts.max_wait_ms = opts.max_wait_ms.min(left.as_millis() as i32).max(1);
             }
             let wanted: Vec<(i32, i64)> = positions.iter().map(|(&p, &o)| (p, o)).collect();
+            if wanted.is_empty() {
+                // No partition assigned (more members than partitions).
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(opts.max_wait_ms as u64)) => {}
+                    _ = &mut ctrl_c => return Ok(()),
+                }
+                continue;
+            }
             let results = tokio::select! {
                 r = fetcher::fetch(client, &meta, &wanted, &opts) => r?,
                 _ = &mut ctrl_c => return Ok(()),
@@ -231,8 +235,8 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                     return Ok(()); // stdout closed (e.g. piped into head)
                 }
                 last_data = Instant::now();
-                if let Some(g) = &args.group {
-                    commit_positions(client, g, &topic, &positions, &mut committed).await?;
+                if membership.is_some() {
+                    commit_positions(client, membership.as_ref(), &topic, &positions, &mut committed).await?;
                 }
             }
             for (p, was) in reset {
@@ -261,32 +265,71 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
         }
     }
     .await;
-    let result = match (&args.group, result) {
-        (Some(g), Ok(())) => commit_positions(client, g, &topic, &positions, &mut committed).await,
+    let result = match (&membership, result) {
+        (Some(m), Ok(())) => commit_positions(client, Some(m), &topic, &positions, &mut committed).await,
         (_, r) => r,
     };
+    if let Some(m) = &membership {
+        if let Err(e) = group::leave(client, m).await {
+            tracing::debug!(error = %e, "leaving the group");
+        }
+    }
     // Kafka's console consumer prints the same line.
     eprintln!("Processed a total of {count} messages");
     result.map(|_| 0)
 }
 
-/// Commit the positions that moved since the last commit.
+/// How often a `--group` member heartbeats (a third of its session timeout).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(group::SESSION_TIMEOUT_MS as u64 / 3);
+
+/// Where to read `partitions` from: `start`, or with a group its
+/// committed offsets where it has them (also returned).
+async fn start_positions(
+    client: &Client,
+    topic: &str,
+    partitions: &[i32],
+    start: StartOffset,
+    group: Option<&str>,
+) -> Result<(BTreeMap<i32, i64>, BTreeMap<i32, i64>)> {
+    if partitions.is_empty() {
+        return Ok((BTreeMap::new(), BTreeMap::new()));
+    }
+    let mut positions: BTreeMap<i32, i64> = match start {
+        StartOffset::At(o) => partitions.iter().map(|&p| (p, o)).collect(),
+        StartOffset::Earliest | StartOffset::Latest => {
+            let ts = if start == StartOffset::Earliest { EARLIEST_TIMESTAMP } else { LATEST_TIMESTAMP };
+            let wanted: Vec<(i32, i64)> = partitions.iter().map(|&p| (p, ts)).collect();
+            fetcher::list_offsets(client, topic, &wanted).await?
+        }
+    };
+    let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
+    if let Some(g) = group {
+        let wanted = [(topic.to_string(), partitions.to_vec())];
+        for ((t, p), o) in group::fetch_offsets(client, g, Some(&wanted)).await? {
+            if t == topic && positions.contains_key(&p) {
+                committed.insert(p, o);
+                positions.insert(p, o);
+            }
+        }
+    }
+    Ok((positions, committed))
+}
+
+/// Commit the positions that moved since the last commit, as `member`.
 async fn commit_positions(
     client: &Client,
-    group: &str,
+    member: Option<&group::Membership>,
     topic: &str,
     positions: &BTreeMap<i32, i64>,
     committed: &mut BTreeMap<i32, i64>,
 ) -> Result<()> {
-    let changed: BTreeMap<i32, i64> = positions
-        .iter()
-        .filter(|(p, o)| committed.get(p).is_none_or(|c| c != *o))
-        .map(|(&p, &o)| (p, o))
-        .collect();
+    let changed: BTreeMap<i32, i64> =
+        positions.iter().filter(|(p, o)| committed.get(p).is_none_or(|c| c != *o)).map(|(&p, &o)| (p, o)).collect();
     if changed.is_empty() {
         return Ok(());
     }
-    group::commit_offsets(client, group, topic, &changed).await?;
+    let Some(m) = member else { return Ok(()) };
+    group::commit_offsets_as(client, &m.group, topic, &changed, m.generation, &m.member_id).await?;
     committed.extend(changed);
     Ok(())
 }

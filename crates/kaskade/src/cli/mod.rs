@@ -19,7 +19,7 @@ pub enum ClientCommand {
     Topic(topic::TopicArgs),
     /// Produce one record per line of standard input.
     Produce(produce::ProduceArgs),
-    /// Print records from a topic (--group G: from and committing to G's offsets).
+    /// Print records from a topic (--group G: as a member of consumer group G).
     Consume(consume::ConsumeArgs),
     /// List, describe (offsets and lag), reset offsets of, and delete consumer groups.
     Group(group::GroupArgs),
@@ -56,12 +56,7 @@ mod tests {
     /// The shape main.rs gives these commands.
     #[derive(Debug, Parser)]
     struct Cli {
-        #[arg(
-            long,
-            global = true,
-            env = "KASKADE_BOOTSTRAP",
-            default_value = "localhost:9092"
-        )]
+        #[arg(long, global = true, env = "KASKADE_BOOTSTRAP", default_value = "localhost:9092")]
         bootstrap_server: String,
         #[command(subcommand)]
         command: ClientCommand,
@@ -99,27 +94,16 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.bootstrap_server, "h:1");
-        let ClientCommand::Topic(t) = cli.command else {
-            panic!()
-        };
+        let ClientCommand::Topic(t) = cli.command else { panic!() };
         assert_eq!(t.output, output::OutputFormat::Json);
         match t.command {
-            topic::TopicCommand::Create {
-                name,
-                partitions,
-                replication_factor,
-                config,
-                if_not_exists,
-            } => {
+            topic::TopicCommand::Create { name, partitions, replication_factor, config, if_not_exists } => {
                 assert_eq!(name, "orders");
                 assert_eq!(partitions, Some(3));
                 assert_eq!(replication_factor, Some(1));
                 assert_eq!(
                     config,
-                    vec![
-                        ("retention.ms".into(), "1000".into()),
-                        ("cleanup.policy".into(), "compact".into())
-                    ]
+                    vec![("retention.ms".into(), "1000".into()), ("cleanup.policy".into(), "compact".into())]
                 );
                 assert!(if_not_exists);
             }
@@ -132,55 +116,25 @@ mod tests {
     #[test]
     fn topic_other_commands() {
         let cli = parse(&["topic", "--output", "json", "list", "--internal"]).unwrap();
-        let ClientCommand::Topic(t) = cli.command else {
-            panic!()
-        };
+        let ClientCommand::Topic(t) = cli.command else { panic!() };
         assert_eq!(t.output, output::OutputFormat::Json);
-        assert!(matches!(
-            t.command,
-            topic::TopicCommand::List { internal: true }
-        ));
+        assert!(matches!(t.command, topic::TopicCommand::List { internal: true }));
 
         let cli = parse(&["topic", "describe"]).unwrap();
-        let ClientCommand::Topic(t) = cli.command else {
-            panic!()
-        };
+        let ClientCommand::Topic(t) = cli.command else { panic!() };
         assert_eq!(t.output, output::OutputFormat::Table);
-        assert!(
-            matches!(t.command, topic::TopicCommand::Describe { ref names } if names.is_empty())
-        );
+        assert!(matches!(t.command, topic::TopicCommand::Describe { ref names } if names.is_empty()));
 
         let cli = parse(&["topic", "delete", "a", "--if-exists"]).unwrap();
-        let ClientCommand::Topic(t) = cli.command else {
-            panic!()
-        };
-        assert!(
-            matches!(t.command, topic::TopicCommand::Delete { ref names, if_exists: true } if names == &["a"])
-        );
+        let ClientCommand::Topic(t) = cli.command else { panic!() };
+        assert!(matches!(t.command, topic::TopicCommand::Delete { ref names, if_exists: true } if names == &["a"]));
         assert!(parse(&["topic", "delete"]).is_err());
 
-        let cli = parse(&[
-            "topic",
-            "alter",
-            "a",
-            "--partitions",
-            "6",
-            "--config",
-            "k=v",
-            "--delete-config",
-            "d",
-        ])
-        .unwrap();
-        let ClientCommand::Topic(t) = cli.command else {
-            panic!()
-        };
+        let cli =
+            parse(&["topic", "alter", "a", "--partitions", "6", "--config", "k=v", "--delete-config", "d"]).unwrap();
+        let ClientCommand::Topic(t) = cli.command else { panic!() };
         match t.command {
-            topic::TopicCommand::Alter {
-                name,
-                partitions,
-                config,
-                delete_config,
-            } => {
+            topic::TopicCommand::Alter { name, partitions, config, delete_config } => {
                 assert_eq!((name.as_str(), partitions), ("a", Some(6)));
                 assert_eq!(config, vec![("k".into(), "v".into())]);
                 assert_eq!(delete_config, vec!["d".to_string()]);
@@ -192,9 +146,7 @@ mod tests {
     #[test]
     fn produce_args() {
         let cli = parse(&["produce", "t"]).unwrap();
-        let ClientCommand::Produce(p) = cli.command else {
-            panic!()
-        };
+        let ClientCommand::Produce(p) = cli.command else { panic!() };
         assert_eq!(p.acks, -1);
         assert_eq!(p.compression, produce::CompressionArg::None);
         assert_eq!(p.partition, None);
@@ -221,9 +173,7 @@ mod tests {
             "0",
         ])
         .unwrap();
-        let ClientCommand::Produce(p) = cli.command else {
-            panic!()
-        };
+        let ClientCommand::Produce(p) = cli.command else { panic!() };
         assert_eq!(p.key_separator.as_deref(), Some(":"));
         assert_eq!(p.headers.len(), 2);
         assert_eq!(p.partition, Some(2));
@@ -237,15 +187,8 @@ mod tests {
     #[test]
     fn consume_args() {
         let cli = parse(&["consume", "t"]).unwrap();
-        let ClientCommand::Consume(c) = cli.command else {
-            panic!()
-        };
-        assert!(
-            !c.from_beginning
-                && c.offset.is_none()
-                && c.max_messages.is_none()
-                && c.timeout_ms.is_none()
-        );
+        let ClientCommand::Consume(c) = cli.command else { panic!() };
+        assert!(!c.from_beginning && c.offset.is_none() && c.max_messages.is_none() && c.timeout_ms.is_none());
         assert_eq!(c.format, consume::RecordOutput::Text);
 
         let cli = parse(&[
@@ -268,24 +211,24 @@ mod tests {
             "json",
         ])
         .unwrap();
-        let ClientCommand::Consume(c) = cli.command else {
-            panic!()
-        };
+        let ClientCommand::Consume(c) = cli.command else { panic!() };
         assert_eq!(c.offset, Some(consume::StartOffset::At(5)));
-        assert_eq!(
-            (c.partition, c.max_messages, c.timeout_ms),
-            (Some(1), Some(10), Some(1000))
-        );
-        assert!(
-            c.print_key
-                && c.print_headers
-                && c.print_timestamp
-                && c.print_partition
-                && c.print_offset
-        );
+        assert_eq!((c.partition, c.max_messages, c.timeout_ms), (Some(1), Some(10), Some(1000)));
+        assert!(c.print_key && c.print_headers && c.print_timestamp && c.print_partition && c.print_offset);
         assert_eq!(c.format, consume::RecordOutput::Json);
 
         assert!(parse(&["consume", "t", "--from-beginning", "--offset", "latest"]).is_err());
         assert!(parse(&["consume", "t", "--offset", "-1"]).is_err());
+        assert!(parse(&["consume", "t", "--group", "g", "--partition", "1"]).is_err());
+        let cli = parse(&["consume", "t", "--group", "g", "--from-beginning"]).unwrap();
+        let ClientCommand::Consume(c) = cli.command else { panic!() };
+        assert_eq!(c.group.as_deref(), Some("g"));
+
+        let cli = parse(&["group", "reset-offsets", "g", "--topic", "t", "--shift-by", "-3"]).unwrap();
+        let ClientCommand::Group(g) = cli.command else { panic!() };
+        assert!(matches!(g.command, group::GroupCommand::ResetOffsets { shift_by: Some(-3), execute: false, .. }));
+        assert!(parse(&["group", "reset-offsets", "g", "--topic", "t"]).is_err());
+        assert!(parse(&["group", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-latest"]).is_err());
+        assert!(parse(&["group", "describe"]).is_err());
     }
 }

@@ -30,10 +30,7 @@ pub struct Table {
 
 impl Table {
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(headers: I) -> Table {
-        Table {
-            headers: headers.into_iter().map(Into::into).collect(),
-            rows: Vec::new(),
-        }
+        Table { headers: headers.into_iter().map(Into::into).collect(), rows: Vec::new() }
     }
 
     pub fn row<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, cells: I) {
@@ -43,13 +40,7 @@ impl Table {
     /// The table as text, one line per row, each ending in a newline.
     /// Trailing spaces are trimmed; the last column is not padded.
     pub fn render(&self) -> String {
-        let ncols = self
-            .rows
-            .iter()
-            .map(Vec::len)
-            .chain([self.headers.len()])
-            .max()
-            .unwrap_or(0);
+        let ncols = self.rows.iter().map(Vec::len).chain([self.headers.len()]).max().unwrap_or(0);
         let mut widths = vec![0usize; ncols];
         for r in std::iter::once(&self.headers).chain(&self.rows) {
             for (i, c) in r.iter().enumerate() {
@@ -89,17 +80,12 @@ pub fn kafka_uuid(id: &Uuid) -> String {
 }
 
 const STD_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const URL_SAFE_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const URL_SAFE_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 fn base64(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         let chars = chunk.len() + 1;
         for i in 0..4 {
@@ -172,11 +158,7 @@ pub fn format_record(topic: &str, partition: i32, r: &ConsumedRecord, f: &Record
             offset: r.offset,
             timestamp: r.timestamp,
             key: bytes_json(&r.key),
-            headers: r
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), bytes_json(v)))
-                .collect(),
+            headers: r.headers.iter().map(|(k, v)| (k.clone(), bytes_json(v))).collect(),
             value: bytes_json(&r.value),
         };
         return serde_json::to_string(&rec).expect("records serialize");
@@ -187,11 +169,7 @@ pub fn format_record(topic: &str, partition: i32, r: &ConsumedRecord, f: &Record
             TimestampType::Creation => "CreateTime",
             TimestampType::LogAppend => "LogAppendTime",
         };
-        fields.push(if r.timestamp < 0 {
-            "NO_TIMESTAMP".to_string()
-        } else {
-            format!("{kind}:{}", r.timestamp)
-        });
+        fields.push(if r.timestamp < 0 { "NO_TIMESTAMP".to_string() } else { format!("{kind}:{}", r.timestamp) });
     }
     if f.print_partition {
         fields.push(format!("Partition:{partition}"));
@@ -203,11 +181,7 @@ pub fn format_record(topic: &str, partition: i32, r: &ConsumedRecord, f: &Record
         fields.push(if r.headers.is_empty() {
             "NO_HEADERS".to_string()
         } else {
-            r.headers
-                .iter()
-                .map(|(k, v)| format!("{k}:{}", bytes_text(v)))
-                .collect::<Vec<_>>()
-                .join(",")
+            r.headers.iter().map(|(k, v)| format!("{k}:{}", bytes_text(v))).collect::<Vec<_>>().join(",")
         });
     }
     if f.print_key {
@@ -247,10 +221,7 @@ mod tests {
             timestamp_type: TimestampType::Creation,
             key: Some(Bytes::from_static(b"k1")),
             value: Some(Bytes::from_static(b"hello")),
-            headers: vec![
-                ("a".into(), Some(Bytes::from_static(b"1"))),
-                ("b".into(), None),
-            ],
+            headers: vec![("a".into(), Some(Bytes::from_static(b"1"))), ("b".into(), None)],
         }
     }
 
@@ -259,18 +230,12 @@ mod tests {
         let mut t = Table::new(["NAME", "PARTITIONS"]);
         t.row(["orders", "3"]);
         t.row(["a-much-longer-name", "12"]);
-        assert_eq!(
-            t.render(),
-            "NAME                PARTITIONS\norders              3\na-much-longer-name  12\n"
-        );
+        assert_eq!(t.render(), "NAME                PARTITIONS\norders              3\na-much-longer-name  12\n");
     }
 
     #[test]
     fn value_only_by_default() {
-        assert_eq!(
-            format_record("t", 0, &rec(), &RecordFormat::default()),
-            "hello"
-        );
+        assert_eq!(format_record("t", 0, &rec(), &RecordFormat::default()), "hello");
         let mut r = rec();
         r.value = None;
         assert_eq!(format_record("t", 0, &r, &RecordFormat::default()), "null");
@@ -302,10 +267,7 @@ mod tests {
 
     #[test]
     fn json_record() {
-        let f = RecordFormat {
-            json: true,
-            ..Default::default()
-        };
+        let f = RecordFormat { json: true, ..Default::default() };
         let line = format_record("orders", 1, &rec(), &f);
         assert_eq!(
             line,
@@ -329,9 +291,6 @@ mod tests {
         // Kafka's Uuid.toString of all-zero and of bytes 0xfb.. is 22
         // URL-safe characters.
         assert_eq!(kafka_uuid(&Uuid::nil()), "AAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(
-            kafka_uuid(&Uuid::from_bytes([0xfb; 16])),
-            "-_v7-_v7-_v7-_v7-_v7-w"
-        );
+        assert_eq!(kafka_uuid(&Uuid::from_bytes([0xfb; 16])), "-_v7-_v7-_v7-_v7-_v7-w");
     }
 }

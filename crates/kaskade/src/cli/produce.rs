@@ -87,17 +87,11 @@ pub fn split_key(line: &[u8], sep: &[u8]) -> Option<(Bytes, Bytes)> {
         return None;
     }
     let at = line.windows(sep.len()).position(|w| w == sep)?;
-    Some((
-        Bytes::copy_from_slice(&line[..at]),
-        Bytes::copy_from_slice(&line[at + sep.len()..]),
-    ))
+    Some((Bytes::copy_from_slice(&line[..at]), Bytes::copy_from_slice(&line[at + sep.len()..])))
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Lines from stdin, read on a blocking thread and handed over in chunks:
@@ -201,11 +195,8 @@ pub async fn run(args: ProduceArgs, client: &Client) -> Result<i32> {
     let compression: Compression = args.compression.into();
     let batch_size = args.batch_size as usize;
     let linger = Duration::from_millis(args.linger_ms);
-    let headers: Vec<(String, Option<Bytes>)> = args
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), Some(Bytes::copy_from_slice(v.as_bytes()))))
-        .collect();
+    let headers: Vec<(String, Option<Bytes>)> =
+        args.headers.iter().map(|(k, v)| (k.clone(), Some(Bytes::copy_from_slice(v.as_bytes())))).collect();
     let sep = args.key_separator.as_ref().map(|s| s.as_bytes().to_vec());
     if sep.as_ref().is_some_and(|s| s.is_empty()) {
         bail!("--key-separator must not be empty");
@@ -213,10 +204,7 @@ pub async fn run(args: ProduceArgs, client: &Client) -> Result<i32> {
 
     let mut sticky = StickyPartitioner::new(num_partitions, batch_size);
     let mut acc = Accumulator::default();
-    let mut stats = Stats {
-        records: 0,
-        partitions: BTreeSet::new(),
-    };
+    let mut stats = Stats { records: 0, partitions: BTreeSet::new() };
     let mut lines = spawn_stdin_reader();
     let mut line_no: u64 = 0;
     let mut input_error: Option<anyhow::Error> = None;
@@ -255,12 +243,7 @@ pub async fn run(args: ProduceArgs, client: &Client) -> Result<i32> {
                     }
                 },
             };
-            let record = ProducerRecord {
-                key,
-                value: Some(value),
-                headers: headers.clone(),
-                timestamp: now_ms(),
-            };
+            let record = ProducerRecord { key, value: Some(value), headers: headers.clone(), timestamp: now_ms() };
             let partition = match (args.partition, &record.key) {
                 (Some(p), _) => p,
                 (None, Some(k)) => partition_for_key(k, num_partitions),
@@ -294,22 +277,14 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 fn summary(topic: &str, stats: &Stats, acks: i16) {
     let parts: Vec<String> = stats.partitions.iter().map(i32::to_string).collect();
-    let verb = if acks == 0 {
-        "Sent (acks=0, not acknowledged)"
-    } else {
-        "Produced"
-    };
+    let verb = if acks == 0 { "Sent (acks=0, not acknowledged)" } else { "Produced" };
     eprintln!(
         "{verb} {} record{} to topic '{topic}' ({} partition{}{}).",
         stats.records,
         if stats.records == 1 { "" } else { "s" },
         parts.len(),
         if parts.len() == 1 { "" } else { "s" },
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", parts.join(", "))
-        }
+        if parts.is_empty() { String::new() } else { format!(": {}", parts.join(", ")) }
     );
 }
 
@@ -332,8 +307,7 @@ async fn send(
             data: encode_batch(records, compression)?,
         });
     }
-    let results =
-        producer::produce(client, topic, args.acks, args.request_timeout_ms, encoded).await?;
+    let results = producer::produce(client, topic, args.acks, args.request_timeout_ms, encoded).await?;
     let mut first_error = None;
     for r in results {
         match r.outcome {
@@ -388,12 +362,8 @@ mod tests {
     #[test]
     fn accumulator_reports_full_batches() {
         let mut acc = Accumulator::default();
-        let r = ProducerRecord {
-            key: None,
-            value: Some(Bytes::from_static(b"0123456789")),
-            headers: vec![],
-            timestamp: 0,
-        };
+        let r =
+            ProducerRecord { key: None, value: Some(Bytes::from_static(b"0123456789")), headers: vec![], timestamp: 0 };
         // Each record counts 16 + 10 bytes.
         assert!(!acc.add(0, r.clone(), 50));
         assert!(!acc.add(1, r.clone(), 50));

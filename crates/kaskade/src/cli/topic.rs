@@ -87,33 +87,15 @@ pub fn parse_config(s: &str) -> std::result::Result<(String, String), String> {
 pub async fn run(args: TopicArgs, client: &Client) -> Result<i32> {
     let out = args.output;
     match args.command {
-        TopicCommand::Create {
-            name,
-            partitions,
-            replication_factor,
-            config,
-            if_not_exists,
-        } => {
-            create(
-                client,
-                out,
-                name,
-                partitions,
-                replication_factor,
-                config,
-                if_not_exists,
-            )
-            .await
+        TopicCommand::Create { name, partitions, replication_factor, config, if_not_exists } => {
+            create(client, out, name, partitions, replication_factor, config, if_not_exists).await
         }
         TopicCommand::List { internal } => list(client, out, internal).await,
         TopicCommand::Describe { names } => describe(client, out, names).await,
         TopicCommand::Delete { names, if_exists } => delete(client, out, names, if_exists).await,
-        TopicCommand::Alter {
-            name,
-            partitions,
-            config,
-            delete_config,
-        } => alter(client, out, name, partitions, config, delete_config).await,
+        TopicCommand::Alter { name, partitions, config, delete_config } => {
+            alter(client, out, name, partitions, config, delete_config).await
+        }
     }
 }
 
@@ -149,9 +131,7 @@ async fn create(
             Ok(0)
         }
         Err(e) => {
-            let exists = e
-                .downcast_ref::<KafkaError>()
-                .is_some_and(|k| k.is(ResponseError::TopicAlreadyExists));
+            let exists = e.downcast_ref::<KafkaError>().is_some_and(|k| k.is(ResponseError::TopicAlreadyExists));
             if exists && if_not_exists {
                 match out {
                     OutputFormat::Table => {
@@ -173,11 +153,7 @@ async fn create(
                         .into());
                 }
                 if k.is(ResponseError::InvalidReplicationFactor) {
-                    let n = client
-                        .metadata(Some(&[]))
-                        .await
-                        .map(|m| m.brokers.len())
-                        .unwrap_or(0);
+                    let n = client.metadata(Some(&[])).await.map(|m| m.brokers.len()).unwrap_or(0);
                     if n > 0 {
                         return Err(k
                             .clone()
@@ -193,11 +169,8 @@ async fn create(
 
 async fn list(client: &Client, out: OutputFormat, internal: bool) -> Result<i32> {
     let md = client.metadata(None).await?;
-    let mut topics: Vec<&TopicMetadata> = md
-        .topics
-        .iter()
-        .filter(|t| t.error_code == 0 && (internal || !t.is_internal))
-        .collect();
+    let mut topics: Vec<&TopicMetadata> =
+        md.topics.iter().filter(|t| t.error_code == 0 && (internal || !t.is_internal)).collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     match out {
         OutputFormat::Json => print_json(&Value::Array(
@@ -221,17 +194,8 @@ async fn list(client: &Client, out: OutputFormat, internal: bool) -> Result<i32>
             }
             let mut table = Table::new(["NAME", "PARTITIONS", "REPLICATION", "TOPIC ID"]);
             for t in topics {
-                let name = if t.is_internal {
-                    format!("{} (internal)", t.name)
-                } else {
-                    t.name.clone()
-                };
-                table.row([
-                    name,
-                    t.num_partitions().to_string(),
-                    t.replication_factor().to_string(),
-                    topic_id_text(t),
-                ]);
+                let name = if t.is_internal { format!("{} (internal)", t.name) } else { t.name.clone() };
+                table.row([name, t.num_partitions().to_string(), t.replication_factor().to_string(), topic_id_text(t)]);
             }
             write_stdout(&table.render());
         }
@@ -264,19 +228,11 @@ fn node(n: i32) -> String {
 }
 
 async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Result<i32> {
-    let md = if names.is_empty() {
-        client.metadata(None).await?
-    } else {
-        client.metadata(Some(&names)).await?
-    };
+    let md = if names.is_empty() { client.metadata(None).await? } else { client.metadata(Some(&names)).await? };
     let mut found: Vec<TopicMetadata> = Vec::new();
     let mut errors: Vec<anyhow::Error> = Vec::new();
     if names.is_empty() {
-        found = md
-            .topics
-            .into_iter()
-            .filter(|t| t.error_code == 0 && !t.is_internal)
-            .collect();
+        found = md.topics.into_iter().filter(|t| t.error_code == 0 && !t.is_internal).collect();
         found.sort_by(|a, b| a.name.cmp(&b.name));
     } else {
         for n in &names {
@@ -285,9 +241,7 @@ async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Res
                 Some(t) if t.error_code == ResponseError::UnknownTopicOrPartition.code() => {
                     errors.push(unknown_topic(n).into())
                 }
-                Some(t) => errors.push(
-                    KafkaError::new(t.error_code, None, format!("describing topic '{n}'")).into(),
-                ),
+                Some(t) => errors.push(KafkaError::new(t.error_code, None, format!("describing topic '{n}'")).into()),
                 None => errors.push(unknown_topic(n).into()),
             }
         }
@@ -298,16 +252,10 @@ async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Res
     // A broker without DescribeConfigs still gets its partitions described.
     let configs: Vec<(String, std::result::Result<Vec<admin::ConfigEntry>, String>)> =
         match admin::describe_topic_configs(client, &topic_names).await {
-            Ok(c) => c
-                .into_iter()
-                .map(|(n, r)| (n, r.map_err(|e| e.name())))
-                .collect(),
+            Ok(c) => c.into_iter().map(|(n, r)| (n, r.map_err(|e| e.name()))).collect(),
             Err(e) => {
                 let msg = format!("{e:#}");
-                topic_names
-                    .iter()
-                    .map(|n| (n.clone(), Err(msg.clone())))
-                    .collect()
+                topic_names.iter().map(|n| (n.clone(), Err(msg.clone()))).collect()
             }
         };
 
@@ -367,14 +315,7 @@ async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Res
                         .join(","),
                     Err(e) => format!("(could not describe configs: {e})"),
                 };
-                text.push_str(&format!(
-                    "Configs: {}\n",
-                    if cfg_text.is_empty() {
-                        "(defaults)"
-                    } else {
-                        &cfg_text
-                    }
-                ));
+                text.push_str(&format!("Configs: {}\n", if cfg_text.is_empty() { "(defaults)" } else { &cfg_text }));
                 let any_offline = t.partitions.iter().any(|p| !p.offline_replicas.is_empty());
                 let mut headers = vec!["PARTITION", "LEADER", "REPLICAS", "ISR"];
                 if any_offline {
@@ -382,12 +323,7 @@ async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Res
                 }
                 let mut table = Table::new(headers);
                 for p in &t.partitions {
-                    let mut row = vec![
-                        p.partition.to_string(),
-                        node(p.leader),
-                        id_list(&p.replicas),
-                        id_list(&p.isr),
-                    ];
+                    let mut row = vec![p.partition.to_string(), node(p.leader), id_list(&p.replicas), id_list(&p.isr)];
                     if any_offline {
                         row.push(id_list(&p.offline_replicas));
                     }
@@ -428,12 +364,7 @@ fn config_value_json(c: &admin::ConfigEntry) -> Value {
     }
 }
 
-async fn delete(
-    client: &Client,
-    out: OutputFormat,
-    names: Vec<String>,
-    if_exists: bool,
-) -> Result<i32> {
+async fn delete(client: &Client, out: OutputFormat, names: Vec<String>, if_exists: bool) -> Result<i32> {
     let results = admin::delete_topics(client, &names).await?;
     let mut code = 0;
     let mut json_out = Vec::new();
@@ -453,7 +384,9 @@ async fn delete(
             }
             Err(e) => {
                 let e = if e.is(ResponseError::UnknownTopicOrPartition) {
-                    e.with_hint("pass --if-exists to treat a missing topic as success; list topics with `kaskade topic list`")
+                    e.with_hint(
+                        "pass --if-exists to treat a missing topic as success; list topics with `kaskade topic list`",
+                    )
                 } else {
                     e
                 };
@@ -491,9 +424,7 @@ async fn alter(
             if n < before {
                 return Err(KafkaError::new(
                     ResponseError::InvalidPartitions.code(),
-                    Some(format!(
-                        "topic '{name}' has {before} partitions; the count can only grow"
-                    )),
+                    Some(format!("topic '{name}' has {before} partitions; the count can only grow")),
                     format!("adding partitions to topic '{name}'"),
                 )
                 .with_hint(format!("pass --partitions {} or more", before + 1))
@@ -505,10 +436,8 @@ async fn alter(
         json_out.insert("partitions".into(), json!(n));
     }
     if !configs.is_empty() || !delete_configs.is_empty() {
-        let mut ops: Vec<(String, i8, Option<String>)> = configs
-            .iter()
-            .map(|(k, v)| (k.clone(), OP_SET, Some(v.clone())))
-            .collect();
+        let mut ops: Vec<(String, i8, Option<String>)> =
+            configs.iter().map(|(k, v)| (k.clone(), OP_SET, Some(v.clone()))).collect();
         ops.extend(delete_configs.iter().map(|k| (k.clone(), OP_DELETE, None)));
         admin::alter_topic_configs(client, &name, &ops).await?;
         for (k, v) in &configs {
@@ -517,10 +446,7 @@ async fn alter(
         for k in &delete_configs {
             changes.push(format!("deleted {k}"));
         }
-        json_out.insert(
-            "set".into(),
-            Value::Object(configs.iter().map(|(k, v)| (k.clone(), json!(v))).collect()),
-        );
+        json_out.insert("set".into(), Value::Object(configs.iter().map(|(k, v)| (k.clone(), json!(v))).collect()));
         json_out.insert("deleted".into(), json!(delete_configs));
     }
     match out {
@@ -538,10 +464,7 @@ mod tests {
 
     #[test]
     fn config_parsing() {
-        assert_eq!(
-            parse_config("retention.ms=1000").unwrap(),
-            ("retention.ms".into(), "1000".into())
-        );
+        assert_eq!(parse_config("retention.ms=1000").unwrap(), ("retention.ms".into(), "1000".into()));
         assert_eq!(parse_config("a=b=c").unwrap(), ("a".into(), "b=c".into()));
         assert_eq!(parse_config("a=").unwrap(), ("a".into(), "".into()));
         assert!(parse_config("novalue").is_err());

@@ -8,9 +8,7 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
     IncrementalAlterConfigsRequest, TopicName,
@@ -78,9 +76,8 @@ pub async fn create_topic(client: &Client, topic: &NewTopic) -> Result<CreatedTo
                 rf = 1;
             }
         }
-        let req = CreateTopicsRequest::default()
-            .with_timeout_ms(TIMEOUT_MS)
-            .with_topics(vec![CreatableTopic::default()
+        let req =
+            CreateTopicsRequest::default().with_timeout_ms(TIMEOUT_MS).with_topics(vec![CreatableTopic::default()
                 .with_name(tn(&topic.name))
                 .with_num_partitions(partitions)
                 .with_replication_factor(rf)
@@ -88,11 +85,7 @@ pub async fn create_topic(client: &Client, topic: &NewTopic) -> Result<CreatedTo
                     topic
                         .configs
                         .iter()
-                        .map(|(k, v)| {
-                            CreatableTopicConfig::default()
-                                .with_name(sb(k))
-                                .with_value(Some(sb(v)))
-                        })
+                        .map(|(k, v)| CreatableTopicConfig::default().with_name(sb(k)).with_value(Some(sb(v))))
                         .collect(),
                 )]);
         let resp = conn.send(&req, version).await?;
@@ -100,40 +93,26 @@ pub async fn create_topic(client: &Client, topic: &NewTopic) -> Result<CreatedTo
             .topics
             .iter()
             .find(|t| t.name.0.as_str() == topic.name)
-            .ok_or_else(|| {
-                anyhow!("{context}: the broker's response does not mention the topic")
-            })?;
+            .ok_or_else(|| anyhow!("{context}: the broker's response does not mention the topic"))?;
         if not_controller(r.error_code) && attempt == 0 {
             client.forget_controller();
             continue;
         }
         if r.error_code != 0 {
-            return Err(KafkaError::new(
-                r.error_code,
-                r.error_message.as_ref().map(|m| m.to_string()),
-                context,
-            )
-            .into());
+            return Err(KafkaError::new(r.error_code, r.error_message.as_ref().map(|m| m.to_string()), context).into());
         }
         return Ok(CreatedTopic {
             name: topic.name.clone(),
             topic_id: r.topic_id,
             num_partitions: if version >= 5 { r.num_partitions } else { -1 },
-            replication_factor: if version >= 5 {
-                r.replication_factor
-            } else {
-                -1
-            },
+            replication_factor: if version >= 5 { r.replication_factor } else { -1 },
         });
     }
     Err(KafkaError::new(ResponseError::NotController.code(), None, context).into())
 }
 
 /// Delete topics by name; one outcome per name.
-pub async fn delete_topics(
-    client: &Client,
-    names: &[String],
-) -> Result<Vec<(String, Result<(), KafkaError>)>> {
+pub async fn delete_topics(client: &Client, names: &[String]) -> Result<Vec<(String, Result<(), KafkaError>)>> {
     let mut pending: Vec<String> = names.to_vec();
     let mut out = Vec::new();
     for attempt in 0..2 {
@@ -141,20 +120,14 @@ pub async fn delete_topics(
         let version = conn.version::<DeleteTopicsRequest>()?;
         let mut req = DeleteTopicsRequest::default().with_timeout_ms(TIMEOUT_MS);
         if version >= 6 {
-            req.topics = pending
-                .iter()
-                .map(|n| DeleteTopicState::default().with_name(Some(tn(n))))
-                .collect();
+            req.topics = pending.iter().map(|n| DeleteTopicState::default().with_name(Some(tn(n)))).collect();
         } else {
             req.topic_names = pending.iter().map(|n| tn(n)).collect();
         }
         let resp = conn.send(&req, version).await?;
         let mut retry = Vec::new();
         for name in pending.drain(..) {
-            let r = resp
-                .responses
-                .iter()
-                .find(|r| r.name.as_ref().map(|n| n.0.as_str()) == Some(name.as_str()));
+            let r = resp.responses.iter().find(|r| r.name.as_ref().map(|n| n.0.as_str()) == Some(name.as_str()));
             let context = format!("deleting topic '{name}'");
             let outcome = match r {
                 None => Err(KafkaError::new(
@@ -166,11 +139,9 @@ pub async fn delete_topics(
                     retry.push(name);
                     continue;
                 }
-                Some(r) if r.error_code != 0 => Err(KafkaError::new(
-                    r.error_code,
-                    r.error_message.as_ref().map(|m| m.to_string()),
-                    context,
-                )),
+                Some(r) if r.error_code != 0 => {
+                    Err(KafkaError::new(r.error_code, r.error_message.as_ref().map(|m| m.to_string()), context))
+                }
                 Some(_) => Ok(()),
             };
             out.push((name, outcome));
@@ -190,31 +161,21 @@ pub async fn create_partitions(client: &Client, name: &str, count: i32) -> Resul
     for attempt in 0..2 {
         let conn = client.admin_connection().await?;
         let version = conn.version::<CreatePartitionsRequest>()?;
-        let req = CreatePartitionsRequest::default()
-            .with_timeout_ms(TIMEOUT_MS)
-            .with_topics(vec![CreatePartitionsTopic::default()
-                .with_name(tn(name))
-                .with_count(count)
-                .with_assignments(None)]);
+        let req = CreatePartitionsRequest::default().with_timeout_ms(TIMEOUT_MS).with_topics(vec![
+            CreatePartitionsTopic::default().with_name(tn(name)).with_count(count).with_assignments(None),
+        ]);
         let resp = conn.send(&req, version).await?;
         let r = resp
             .results
             .iter()
             .find(|r| r.name.0.as_str() == name)
-            .ok_or_else(|| {
-                anyhow!("{context}: the broker's response does not mention the topic")
-            })?;
+            .ok_or_else(|| anyhow!("{context}: the broker's response does not mention the topic"))?;
         if not_controller(r.error_code) && attempt == 0 {
             client.forget_controller();
             continue;
         }
         if r.error_code != 0 {
-            return Err(KafkaError::new(
-                r.error_code,
-                r.error_message.as_ref().map(|m| m.to_string()),
-                context,
-            )
-            .into());
+            return Err(KafkaError::new(r.error_code, r.error_message.as_ref().map(|m| m.to_string()), context).into());
         }
         return Ok(());
     }
@@ -284,21 +245,16 @@ pub async fn describe_topic_configs(
         .iter()
         .map(|t| {
             let context = format!("describing configs of topic '{t}'");
-            let r = resp
-                .results
-                .iter()
-                .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == t);
+            let r = resp.results.iter().find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == t);
             let outcome = match r {
                 None => Err(KafkaError::new(
                     ResponseError::UnknownServerError.code(),
                     Some("the broker's response does not mention the topic".into()),
                     context,
                 )),
-                Some(r) if r.error_code != 0 => Err(KafkaError::new(
-                    r.error_code,
-                    r.error_message.as_ref().map(|m| m.to_string()),
-                    context,
-                )),
+                Some(r) if r.error_code != 0 => {
+                    Err(KafkaError::new(r.error_code, r.error_message.as_ref().map(|m| m.to_string()), context))
+                }
                 Some(r) => Ok(r
                     .configs
                     .iter()
@@ -317,49 +273,36 @@ pub async fn describe_topic_configs(
 }
 
 /// Set and delete topic configs (`OP_SET` / `OP_DELETE`).
-pub async fn alter_topic_configs(
-    client: &Client,
-    topic: &str,
-    ops: &[(String, i8, Option<String>)],
-) -> Result<()> {
+pub async fn alter_topic_configs(client: &Client, topic: &str, ops: &[(String, i8, Option<String>)]) -> Result<()> {
     let context = format!("altering configs of topic '{topic}'");
     for attempt in 0..2 {
         let conn = client.admin_connection().await?;
         let version = conn.version::<IncrementalAlterConfigsRequest>()?;
-        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
-                .with_resource_type(RESOURCE_TOPIC)
-                .with_resource_name(sb(topic))
-                .with_configs(
-                    ops.iter()
-                        .map(|(k, op, v)| {
-                            AlterableConfig::default()
-                                .with_name(sb(k))
-                                .with_config_operation(*op)
-                                .with_value(v.as_deref().map(sb))
-                        })
-                        .collect(),
-                ),
-        ]);
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(RESOURCE_TOPIC)
+            .with_resource_name(sb(topic))
+            .with_configs(
+                ops.iter()
+                    .map(|(k, op, v)| {
+                        AlterableConfig::default()
+                            .with_name(sb(k))
+                            .with_config_operation(*op)
+                            .with_value(v.as_deref().map(sb))
+                    })
+                    .collect(),
+            )]);
         let resp = conn.send(&req, version).await?;
         let r = resp
             .responses
             .iter()
             .find(|r| r.resource_name.as_str() == topic)
-            .ok_or_else(|| {
-                anyhow!("{context}: the broker's response does not mention the topic")
-            })?;
+            .ok_or_else(|| anyhow!("{context}: the broker's response does not mention the topic"))?;
         if not_controller(r.error_code) && attempt == 0 {
             client.forget_controller();
             continue;
         }
         if r.error_code != 0 {
-            return Err(KafkaError::new(
-                r.error_code,
-                r.error_message.as_ref().map(|m| m.to_string()),
-                context,
-            )
-            .into());
+            return Err(KafkaError::new(r.error_code, r.error_message.as_ref().map(|m| m.to_string()), context).into());
         }
         return Ok(());
     }

@@ -90,9 +90,8 @@ pub fn parse_bootstrap(s: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (host, port) = if let Some(rest) = part.strip_prefix('[') {
-            let (h, after) = rest
-                .split_once(']')
-                .ok_or_else(|| anyhow!("bad bootstrap server '{part}': missing ']'"))?;
+            let (h, after) =
+                rest.split_once(']').ok_or_else(|| anyhow!("bad bootstrap server '{part}': missing ']'"))?;
             let port = match after.strip_prefix(':') {
                 Some(p) => p,
                 None if after.is_empty() => "9092",
@@ -108,9 +107,8 @@ pub fn parse_bootstrap(s: &str) -> Result<Vec<String>> {
                 None => (part.to_string(), "9092".to_string()),
             }
         };
-        let port: u16 = port
-            .parse()
-            .map_err(|_| anyhow!("bad bootstrap server '{part}': port '{port}' is not a number"))?;
+        let port: u16 =
+            port.parse().map_err(|_| anyhow!("bad bootstrap server '{part}': port '{port}' is not a number"))?;
         if host.is_empty() {
             bail!("bad bootstrap server '{part}': empty host");
         }
@@ -148,10 +146,7 @@ impl Client {
             config,
             any: Mutex::new(None),
             nodes: Mutex::new(HashMap::new()),
-            cluster: std::sync::Mutex::new(ClusterMetadata {
-                controller_id: -1,
-                ..Default::default()
-            }),
+            cluster: std::sync::Mutex::new(ClusterMetadata { controller_id: -1, ..Default::default() }),
             topics: std::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -170,14 +165,7 @@ impl Client {
             }
         }
         let mut candidates = self.bootstrap.clone();
-        let known: Vec<String> = self
-            .cluster
-            .lock()
-            .unwrap()
-            .brokers
-            .values()
-            .map(|b| b.addr())
-            .collect();
+        let known: Vec<String> = self.cluster.lock().unwrap().brokers.values().map(|b| b.addr()).collect();
         candidates.extend(known.into_iter().filter(|a| !self.bootstrap.contains(a)));
         let mut errors = Vec::new();
         for addr in &candidates {
@@ -223,13 +211,7 @@ impl Client {
             }
         };
         // Reuse the bootstrap connection when it is this broker.
-        let reuse = self
-            .any
-            .lock()
-            .await
-            .as_ref()
-            .filter(|c| !c.is_closed() && c.addr() == broker.addr())
-            .cloned();
+        let reuse = self.any.lock().await.as_ref().filter(|c| !c.is_closed() && c.addr() == broker.addr()).cloned();
         let conn = match reuse {
             Some(c) => c,
             None => Connection::connect(&broker.addr(), self.config.clone())
@@ -244,11 +226,7 @@ impl Client {
     /// (in KRaft a broker, which forwards), else any broker.
     pub async fn admin_connection(&self) -> Result<Arc<Connection>> {
         let controller = self.cluster.lock().unwrap().controller_id;
-        let controller = if controller < 0 {
-            self.metadata(Some(&[])).await?.controller_id
-        } else {
-            controller
-        };
+        let controller = if controller < 0 { self.metadata(Some(&[])).await?.controller_id } else { controller };
         if controller >= 0 {
             if let Ok(c) = self.node_connection(controller).await {
                 return Ok(c);
@@ -276,8 +254,7 @@ impl Client {
                 names
                     .iter()
                     .map(|n| {
-                        MetadataRequestTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_string(n.clone()))))
+                        MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(n.clone()))))
                     })
                     .collect(),
             ),
@@ -320,13 +297,10 @@ impl Client {
                 .topics
                 .into_iter()
                 .find(|t| t.name == name)
-                .ok_or_else(|| {
-                    anyhow!("the broker's Metadata response does not mention topic '{name}'")
-                })?;
-            let retriable = matches!(
-                ResponseError::try_from_code(t.error_code),
-                Some(ResponseError::LeaderNotAvailable)
-            ) || (t.error_code == 0 && t.partitions.iter().any(|p| p.leader < 0));
+                .ok_or_else(|| anyhow!("the broker's Metadata response does not mention topic '{name}'"))?;
+            let retriable =
+                matches!(ResponseError::try_from_code(t.error_code), Some(ResponseError::LeaderNotAvailable))
+                    || (t.error_code == 0 && t.partitions.iter().any(|p| p.leader < 0));
             if t.error_code == ResponseError::UnknownTopicOrPartition.code() {
                 return Err(unknown_topic(name).into());
             }
@@ -336,12 +310,7 @@ impl Client {
                 continue;
             }
             if t.error_code != 0 {
-                return Err(KafkaError::new(
-                    t.error_code,
-                    None,
-                    format!("looking up topic '{name}'"),
-                )
-                .into());
+                return Err(KafkaError::new(t.error_code, None, format!("looking up topic '{name}'")).into());
             }
             return Ok(t);
         }
@@ -379,12 +348,7 @@ fn convert_metadata(resp: MetadataResponse) -> ClusterMetadata {
         .map(|b| {
             (
                 b.node_id.0,
-                BrokerInfo {
-                    node_id: b.node_id.0,
-                    host: s(&b.host),
-                    port: b.port,
-                    rack: b.rack.as_ref().map(s),
-                },
+                BrokerInfo { node_id: b.node_id.0, host: s(&b.host), port: b.port, rack: b.rack.as_ref().map(s) },
             )
         })
         .collect();
@@ -429,14 +393,8 @@ mod tests {
 
     #[test]
     fn bootstrap_parsing() {
-        assert_eq!(
-            parse_bootstrap("localhost:9092").unwrap(),
-            vec!["localhost:9092"]
-        );
-        assert_eq!(
-            parse_bootstrap("a:1, b:2 ,c").unwrap(),
-            vec!["a:1", "b:2", "c:9092"]
-        );
+        assert_eq!(parse_bootstrap("localhost:9092").unwrap(), vec!["localhost:9092"]);
+        assert_eq!(parse_bootstrap("a:1, b:2 ,c").unwrap(), vec!["a:1", "b:2", "c:9092"]);
         assert_eq!(parse_bootstrap("[::1]:9093").unwrap(), vec!["[::1]:9093"]);
         assert_eq!(parse_bootstrap("[::1]").unwrap(), vec!["[::1]:9092"]);
         assert!(parse_bootstrap("").is_err());
@@ -446,19 +404,9 @@ mod tests {
 
     #[test]
     fn broker_addr_brackets_ipv6() {
-        let b = BrokerInfo {
-            node_id: 1,
-            host: "::1".into(),
-            port: 9092,
-            rack: None,
-        };
+        let b = BrokerInfo { node_id: 1, host: "::1".into(), port: 9092, rack: None };
         assert_eq!(b.addr(), "[::1]:9092");
-        let b = BrokerInfo {
-            node_id: 1,
-            host: "localhost".into(),
-            port: 9092,
-            rack: None,
-        };
+        let b = BrokerInfo { node_id: 1, host: "localhost".into(), port: 9092, rack: None };
         assert_eq!(b.addr(), "localhost:9092");
     }
 }

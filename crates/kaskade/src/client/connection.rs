@@ -9,12 +9,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{
-    Decodable, Encodable, HeaderVersion, Message, Request, StrBytes, VersionRange,
-};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes, VersionRange};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -71,9 +67,7 @@ impl Drop for Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("addr", &self.addr)
-            .finish()
+        f.debug_struct("Connection").field("addr", &self.addr).finish()
     }
 }
 
@@ -83,12 +77,7 @@ impl Connection {
     pub async fn connect(addr: &str, config: ConnectionConfig) -> Result<Arc<Connection>> {
         let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| {
-                anyhow!(
-                    "timed out connecting to {addr} after {:?}",
-                    config.connect_timeout
-                )
-            })?
+            .map_err(|_| anyhow!("timed out connecting to {addr} after {:?}", config.connect_timeout))?
             .with_context(|| format!("could not connect to {addr}"))?;
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
@@ -106,9 +95,8 @@ impl Connection {
         // The handshake is part of connection setup: something that accepts
         // TCP but never answers (not a Kafka broker, or a hung one) must not
         // keep the caller waiting for the full request timeout.
-        conn.broker_versions = tokio::time::timeout(conn.config.connect_timeout, conn.negotiate())
-            .await
-            .map_err(|_| {
+        conn.broker_versions =
+            tokio::time::timeout(conn.config.connect_timeout, conn.negotiate()).await.map_err(|_| {
                 anyhow!(
                     "timed out after {:?} waiting for {addr} to answer ApiVersions (is it a Kafka broker?)",
                     conn.config.connect_timeout
@@ -141,25 +129,12 @@ impl Connection {
 
     /// Send `req` at `version` and wait for its response.
     pub async fn send<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
-        let mut body = self
-            .send_raw::<R>(req, version, true)
-            .await?
-            .expect("response expected");
+        let mut body = self.send_raw::<R>(req, version, true).await?.expect("response expected");
         let header_version = <R::Response as HeaderVersion>::header_version(version);
-        ResponseHeader::decode(&mut body, header_version).with_context(|| {
-            format!(
-                "decoding {} response header from {}",
-                api_name(R::KEY),
-                self.addr
-            )
-        })?;
-        R::Response::decode(&mut body, version).with_context(|| {
-            format!(
-                "decoding {} v{version} response from {}",
-                api_name(R::KEY),
-                self.addr
-            )
-        })
+        ResponseHeader::decode(&mut body, header_version)
+            .with_context(|| format!("decoding {} response header from {}", api_name(R::KEY), self.addr))?;
+        R::Response::decode(&mut body, version)
+            .with_context(|| format!("decoding {} v{version} response from {}", api_name(R::KEY), self.addr))
     }
 
     /// Send a request the broker does not answer (Produce with acks=0).
@@ -169,12 +144,7 @@ impl Connection {
 
     /// Frame and write a request; with `expect_response`, wait for the
     /// response body (starting at the response header).
-    async fn send_raw<R: Request>(
-        &self,
-        req: &R,
-        version: i16,
-        expect_response: bool,
-    ) -> Result<Option<Bytes>> {
+    async fn send_raw<R: Request>(&self, req: &R, version: i16, expect_response: bool) -> Result<Option<Bytes>> {
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(broker = %self.addr, api = %api_name(R::KEY), version, correlation_id, "request");
         let frame = encode_frame(req, version, correlation_id, &self.config.client_id)?;
@@ -198,8 +168,7 @@ impl Connection {
         };
         if let Err(e) = write.await {
             self.pending.lock().unwrap().waiting.remove(&correlation_id);
-            return Err(anyhow!(e))
-                .with_context(|| format!("sending {} to {}", api_name(R::KEY), self.addr));
+            return Err(anyhow!(e)).with_context(|| format!("sending {} to {}", api_name(R::KEY), self.addr));
         }
 
         let Some(rx) = rx else { return Ok(None) };
@@ -207,12 +176,7 @@ impl Connection {
         match tokio::time::timeout(self.config.request_timeout, rx).await {
             Err(_) => {
                 self.pending.lock().unwrap().waiting.remove(&correlation_id);
-                bail!(
-                    "{} request to {} timed out after {:?}",
-                    api_name(R::KEY),
-                    self.addr,
-                    self.config.request_timeout
-                )
+                bail!("{} request to {} timed out after {:?}", api_name(R::KEY), self.addr, self.config.request_timeout)
             }
             Ok(Err(_)) => bail!("connection to {} closed", self.addr),
             Ok(Ok(Err(reason))) => bail!("connection to {} failed: {reason}", self.addr),
@@ -230,18 +194,14 @@ impl Connection {
             let req = ApiVersionsRequest::default()
                 .with_client_software_name(StrBytes::from_static_str("kaskade-cli"))
                 .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-            let mut body = self
-                .send_raw::<ApiVersionsRequest>(&req, version, true)
-                .await?
-                .expect("response expected");
+            let mut body = self.send_raw::<ApiVersionsRequest>(&req, version, true).await?.expect("response expected");
             ResponseHeader::decode(&mut body, 0)?;
             let resp = match ApiVersionsResponse::decode(&mut body.clone(), version) {
                 Ok(r) if r.error_code != 35 => r,
                 _ => {
                     // UNSUPPORTED_VERSION: the body is a v0 response.
-                    let r = ApiVersionsResponse::decode(&mut body, 0).with_context(|| {
-                        format!("decoding ApiVersions response from {}", self.addr)
-                    })?;
+                    let r = ApiVersionsResponse::decode(&mut body, 0)
+                        .with_context(|| format!("decoding ApiVersions response from {}", self.addr))?;
                     let theirs = r
                         .api_keys
                         .iter()
@@ -261,30 +221,15 @@ impl Connection {
                 }
             };
             if resp.error_code != 0 {
-                bail!(
-                    "broker {} answered ApiVersions with {}",
-                    self.addr,
-                    super::error::error_name(resp.error_code)
-                );
+                bail!("broker {} answered ApiVersions with {}", self.addr, super::error::error_name(resp.error_code));
             }
             return Ok(resp
                 .api_keys
                 .iter()
-                .map(|k| {
-                    (
-                        k.api_key,
-                        VersionRange {
-                            min: k.min_version,
-                            max: k.max_version,
-                        },
-                    )
-                })
+                .map(|k| (k.api_key, VersionRange { min: k.min_version, max: k.max_version }))
                 .collect());
         }
-        bail!(
-            "broker {} did not accept any ApiVersions version",
-            self.addr
-        )
+        bail!("broker {} did not accept any ApiVersions version", self.addr)
     }
 }
 
@@ -314,12 +259,7 @@ fn api_name(key: i16) -> String {
 }
 
 /// Size prefix + request header + body.
-pub fn encode_frame<R: Request>(
-    req: &R,
-    version: i16,
-    correlation_id: i32,
-    client_id: &str,
-) -> Result<Bytes> {
+pub fn encode_frame<R: Request>(req: &R, version: i16, correlation_id: i32, client_id: &str) -> Result<Bytes> {
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
         .with_request_api_version(version)
@@ -328,8 +268,7 @@ pub fn encode_frame<R: Request>(
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0);
     header.encode(&mut buf, <R as HeaderVersion>::header_version(version))?;
-    req.encode(&mut buf, version)
-        .with_context(|| format!("encoding {} v{version}", api_name(R::KEY)))?;
+    req.encode(&mut buf, version).with_context(|| format!("encoding {} v{version}", api_name(R::KEY)))?;
     let len = buf.len() - 4;
     let len = i32::try_from(len).map_err(|_| anyhow!("request too large ({len} bytes)"))?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
@@ -377,9 +316,7 @@ async fn read_frame(read: &mut OwnedReadHalf) -> std::result::Result<Bytes, Stri
         return Err(format!("invalid response frame size {len}"));
     }
     let mut body = vec![0u8; len as usize];
-    read.read_exact(&mut body)
-        .await
-        .map_err(|e| e.to_string())?;
+    read.read_exact(&mut body).await.map_err(|e| e.to_string())?;
     Ok(Bytes::from(body))
 }
 
@@ -392,40 +329,16 @@ mod tests {
     #[test]
     fn picks_highest_common_version() {
         let ours = VersionRange { min: 0, max: 13 };
-        assert_eq!(
-            pick_version(
-                ApiKey::Metadata,
-                ours,
-                Some(VersionRange { min: 0, max: 12 })
-            )
-            .unwrap(),
-            12
-        );
-        assert_eq!(
-            pick_version(
-                ApiKey::Metadata,
-                ours,
-                Some(VersionRange { min: 4, max: 20 })
-            )
-            .unwrap(),
-            13
-        );
-        let e = pick_version(
-            ApiKey::Metadata,
-            ours,
-            Some(VersionRange { min: 14, max: 20 }),
-        )
-        .unwrap_err()
-        .to_string();
+        assert_eq!(pick_version(ApiKey::Metadata, ours, Some(VersionRange { min: 0, max: 12 })).unwrap(), 12);
+        assert_eq!(pick_version(ApiKey::Metadata, ours, Some(VersionRange { min: 4, max: 20 })).unwrap(), 13);
+        let e = pick_version(ApiKey::Metadata, ours, Some(VersionRange { min: 14, max: 20 })).unwrap_err().to_string();
         assert!(e.contains("no common version"), "{e}");
         assert!(pick_version(ApiKey::Metadata, ours, None).is_err());
     }
 
     #[test]
     fn frame_has_size_prefix_and_header() {
-        let req = MetadataRequest::default()
-            .with_topics(None)
-            .with_allow_auto_topic_creation(false);
+        let req = MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(false);
         let frame = encode_frame(&req, 12, 42, "test-client").unwrap();
         let len = (&frame[..4]).get_i32() as usize;
         assert_eq!(len, frame.len() - 4);
@@ -434,10 +347,7 @@ mod tests {
         assert_eq!(header.request_api_key, ApiKey::Metadata as i16);
         assert_eq!(header.request_api_version, 12);
         assert_eq!(header.correlation_id, 42);
-        assert_eq!(
-            header.client_id.as_ref().map(|s| s.as_str()),
-            Some("test-client")
-        );
+        assert_eq!(header.client_id.as_ref().map(|s| s.as_str()), Some("test-client"));
         let decoded = MetadataRequest::decode(&mut rest, 12).unwrap();
         assert_eq!(decoded, req);
     }
@@ -456,14 +366,8 @@ mod tests {
         let server = tokio::spawn(async move {
             let (mut sock, _) = listener.accept().await.unwrap();
             let versions = vec![
-                ApiVersion::default()
-                    .with_api_key(ApiKey::ApiVersions as i16)
-                    .with_min_version(0)
-                    .with_max_version(3),
-                ApiVersion::default()
-                    .with_api_key(ApiKey::Metadata as i16)
-                    .with_min_version(0)
-                    .with_max_version(9),
+                ApiVersion::default().with_api_key(ApiKey::ApiVersions as i16).with_min_version(0).with_max_version(3),
+                ApiVersion::default().with_api_key(ApiKey::Metadata as i16).with_min_version(0).with_max_version(9),
             ];
             let mut held: Vec<(i32, i16, i32)> = Vec::new();
             loop {
@@ -477,10 +381,7 @@ mod tests {
                 let h = decode_request_header_from_buffer(&mut body).unwrap();
                 let mut out = BytesMut::new();
                 if h.request_api_key == ApiKey::ApiVersions as i16 {
-                    ResponseHeader::default()
-                        .with_correlation_id(h.correlation_id)
-                        .encode(&mut out, 0)
-                        .unwrap();
+                    ResponseHeader::default().with_correlation_id(h.correlation_id).encode(&mut out, 0).unwrap();
                     if h.request_api_version > 3 {
                         ApiVersionsResponse::default()
                             .with_error_code(35)
@@ -506,10 +407,7 @@ mod tests {
                         let mut one = BytesMut::new();
                         ResponseHeader::default()
                             .with_correlation_id(corr)
-                            .encode(
-                                &mut one,
-                                <MetadataResponse as HeaderVersion>::header_version(v),
-                            )
+                            .encode(&mut one, <MetadataResponse as HeaderVersion>::header_version(v))
                             .unwrap();
                         MetadataResponse::default()
                             .with_brokers(vec![MetadataResponseBroker::default()
@@ -531,22 +429,13 @@ mod tests {
             }
         });
 
-        let conn = Connection::connect(&addr, ConnectionConfig::default())
-            .await
-            .unwrap();
-        assert_eq!(
-            conn.broker_range(ApiKey::Metadata),
-            Some(VersionRange { min: 0, max: 9 })
-        );
+        let conn = Connection::connect(&addr, ConnectionConfig::default()).await.unwrap();
+        assert_eq!(conn.broker_range(ApiKey::Metadata), Some(VersionRange { min: 0, max: 9 }));
         let v = conn.version::<MetadataRequest>().unwrap();
         assert_eq!(v, 9);
-        assert!(conn
-            .version::<kafka_protocol::messages::ProduceRequest>()
-            .is_err());
+        assert!(conn.version::<kafka_protocol::messages::ProduceRequest>().is_err());
         // Request A names no topic (node id 0 in the answer), B one topic (1).
-        let a = MetadataRequest::default()
-            .with_topics(Some(vec![]))
-            .with_allow_auto_topic_creation(false);
+        let a = MetadataRequest::default().with_topics(Some(vec![])).with_allow_auto_topic_creation(false);
         let b = MetadataRequest::default()
             .with_topics(Some(vec![Default::default()]))
             .with_allow_auto_topic_creation(false);

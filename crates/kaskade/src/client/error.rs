@@ -63,12 +63,7 @@ impl KafkaError {
     pub fn new(code: i16, message: Option<String>, context: impl Into<String>) -> Self {
         let context = context.into();
         let hint = default_hint(code).map(str::to_string);
-        KafkaError {
-            code,
-            message: message.filter(|m| !m.is_empty()),
-            context,
-            hint,
-        }
+        KafkaError { code, message: message.filter(|m| !m.is_empty()), context, hint }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -152,15 +147,9 @@ mod tests {
 
     #[test]
     fn display_names_code_and_hint() {
-        let e = KafkaError::new(
-            36,
-            Some("Topic 'a' already exists.".into()),
-            "creating topic 'a'",
-        );
+        let e = KafkaError::new(36, Some("Topic 'a' already exists.".into()), "creating topic 'a'");
         let s = e.to_string();
-        assert!(
-            s.starts_with("creating topic 'a': TOPIC_ALREADY_EXISTS (Topic 'a' already exists.)")
-        );
+        assert!(s.starts_with("creating topic 'a': TOPIC_ALREADY_EXISTS (Topic 'a' already exists.)"));
         assert!(s.contains("hint: pass --if-not-exists"));
     }
 }

@@ -25,11 +25,7 @@ const MAX_ATTEMPTS: usize = 6;
 
 /// Resolve `(partition, timestamp)` pairs (use `EARLIEST_TIMESTAMP` /
 /// `LATEST_TIMESTAMP`, or a time in ms) to offsets.
-pub async fn list_offsets(
-    client: &Client,
-    topic: &str,
-    wanted: &[(i32, i64)],
-) -> Result<BTreeMap<i32, i64>> {
+pub async fn list_offsets(client: &Client, topic: &str, wanted: &[(i32, i64)]) -> Result<BTreeMap<i32, i64>> {
     let mut out = BTreeMap::new();
     let mut remaining: Vec<(i32, i64)> = wanted.to_vec();
     let mut backoff = Duration::from_millis(100);
@@ -40,13 +36,8 @@ pub async fn list_offsets(
         let mut retry: Vec<((i32, i64), anyhow::Error)> = Vec::new();
         for (p, ts) in remaining.drain(..) {
             match meta.partition(p) {
-                None => bail!(
-                    "topic '{topic}' has no partition {p} (it has {} partitions)",
-                    meta.num_partitions()
-                ),
-                Some(pm) if pm.leader < 0 => {
-                    retry.push(((p, ts), anyhow!("partition {p} has no leader")))
-                }
+                None => bail!("topic '{topic}' has no partition {p} (it has {} partitions)", meta.num_partitions()),
+                Some(pm) if pm.leader < 0 => retry.push(((p, ts), anyhow!("partition {p} has no leader"))),
                 Some(pm) => by_leader.entry(pm.leader).or_default().push((p, ts)),
             }
         }
@@ -63,20 +54,14 @@ pub async fn list_offsets(
             let name = meta.name.clone();
             tasks.spawn(async move {
                 let version = conn.version::<ListOffsetsRequest>()?;
-                let mut req = ListOffsetsRequest::default()
-                    .with_replica_id((-1).into())
-                    .with_topics(vec![ListOffsetsTopic::default()
-                        .with_name(TopicName(StrBytes::from_string(name)))
-                        .with_partitions(
-                            parts
-                                .iter()
-                                .map(|(p, ts)| {
-                                    ListOffsetsPartition::default()
-                                        .with_partition_index(*p)
-                                        .with_timestamp(*ts)
-                                })
-                                .collect(),
-                        )]);
+                let mut req = ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![
+                    ListOffsetsTopic::default().with_name(TopicName(StrBytes::from_string(name))).with_partitions(
+                        parts
+                            .iter()
+                            .map(|(p, ts)| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(*ts))
+                            .collect(),
+                    ),
+                ]);
                 if version >= 10 {
                     req.timeout_ms = 30_000;
                 }
@@ -92,21 +77,14 @@ pub async fn list_offsets(
                     .iter()
                     .flat_map(|t| t.partitions.iter())
                     .find(|r| r.partition_index == p)
-                    .ok_or_else(|| {
-                        anyhow!("ListOffsets response does not mention partition {p}")
-                    })?;
+                    .ok_or_else(|| anyhow!("ListOffsets response does not mention partition {p}"))?;
                 if pr.error_code == 0 {
                     out.insert(p, pr.offset);
                     continue;
                 }
-                let e = KafkaError::new(
-                    pr.error_code,
-                    None,
-                    format!("listing offsets of topic '{topic}' partition {p}"),
-                );
-                if is_stale_metadata(pr.error_code)
-                    || pr.error_code == ResponseError::OffsetNotAvailable.code()
-                {
+                let e =
+                    KafkaError::new(pr.error_code, None, format!("listing offsets of topic '{topic}' partition {p}"));
+                if is_stale_metadata(pr.error_code) || pr.error_code == ResponseError::OffsetNotAvailable.code() {
                     retry.push(((p, ts), e.into()));
                 } else {
                     return Err(e.into());
@@ -179,12 +157,7 @@ pub async fn fetch(
     for &(p, offset) in positions {
         match meta.partition(p) {
             Some(pm) if pm.leader >= 0 => by_leader.entry(pm.leader).or_default().push((p, offset)),
-            _ => out.push(failed(
-                p,
-                offset,
-                ResponseError::LeaderNotAvailable.code(),
-                None,
-            )),
+            _ => out.push(failed(p, offset, ResponseError::LeaderNotAvailable.code(), None)),
         }
     }
     let mut tasks = JoinSet::new();
@@ -193,14 +166,9 @@ pub async fn fetch(
             Ok(c) => c,
             Err(e) => {
                 let msg = format!("{e:#}");
-                out.extend(parts.iter().map(|&(p, o)| {
-                    failed(
-                        p,
-                        o,
-                        ResponseError::NetworkException.code(),
-                        Some(msg.clone()),
-                    )
-                }));
+                out.extend(
+                    parts.iter().map(|&(p, o)| failed(p, o, ResponseError::NetworkException.code(), Some(msg.clone()))),
+                );
                 continue;
             }
         };
@@ -225,14 +193,9 @@ pub async fn fetch(
         match result {
             Err(e) => {
                 let msg = format!("{e:#}");
-                out.extend(parts.iter().map(|&(p, o)| {
-                    failed(
-                        p,
-                        o,
-                        ResponseError::NetworkException.code(),
-                        Some(msg.clone()),
-                    )
-                }));
+                out.extend(
+                    parts.iter().map(|&(p, o)| failed(p, o, ResponseError::NetworkException.code(), Some(msg.clone()))),
+                );
             }
             Ok(resp) => out.extend(match_fetch(&resp, &parts)),
         }
@@ -241,12 +204,7 @@ pub async fn fetch(
     Ok(out)
 }
 
-fn failed(
-    partition: i32,
-    fetch_offset: i64,
-    error_code: i16,
-    detail: Option<String>,
-) -> FetchedPartition {
+fn failed(partition: i32, fetch_offset: i64, error_code: i16, detail: Option<String>) -> FetchedPartition {
     FetchedPartition {
         partition,
         fetch_offset,
@@ -298,11 +256,7 @@ pub(crate) fn match_fetch(resp: &FetchResponse, parts: &[(i32, i64)]) -> Vec<Fet
             if resp.error_code != 0 {
                 return failed(p, offset, resp.error_code, None);
             }
-            let pd = resp
-                .responses
-                .iter()
-                .flat_map(|t| t.partitions.iter())
-                .find(|d| d.partition_index == p);
+            let pd = resp.responses.iter().flat_map(|t| t.partitions.iter()).find(|d| d.partition_index == p);
             match pd {
                 None => failed(
                     p,
@@ -346,8 +300,7 @@ mod tests {
         for v in 4..=18 {
             let req = build_fetch(&meta(), v, &[(0, 5), (3, 7)], &FetchOptions::default());
             let mut buf = bytes::BytesMut::new();
-            req.encode(&mut buf, v)
-                .unwrap_or_else(|e| panic!("v{v}: {e}"));
+            req.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
             let back = FetchRequest::decode(&mut buf.freeze(), v).unwrap();
             assert_eq!(back.max_wait_ms, 500);
             assert_eq!(back.session_epoch, -1);
@@ -362,11 +315,13 @@ mod tests {
 
     #[test]
     fn fetch_response_matching() {
-        let resp = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
-            .with_partitions(vec![PartitionData::default()
-                .with_partition_index(1)
-                .with_high_watermark(10)
-                .with_records(Some(Bytes::from_static(b"abc")))])]);
+        let resp =
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default().with_partitions(vec![
+                PartitionData::default()
+                    .with_partition_index(1)
+                    .with_high_watermark(10)
+                    .with_records(Some(Bytes::from_static(b"abc"))),
+            ])]);
         let out = match_fetch(&resp, &[(1, 3), (2, 0)]);
         assert_eq!(out[0].high_watermark, 10);
         assert_eq!(out[0].records.as_ref(), b"abc");

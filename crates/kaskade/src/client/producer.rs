@@ -66,9 +66,7 @@ pub async fn produce(
                         meta.num_partitions()
                     )),
                 }),
-                Some(p) if p.leader < 0 => {
-                    retry.push((b, leader_not_available(topic, p.partition)))
-                }
+                Some(p) if p.leader < 0 => retry.push((b, leader_not_available(topic, p.partition))),
                 Some(p) => by_leader.entry(p.leader).or_default().push(b),
             }
         }
@@ -109,9 +107,7 @@ pub async fn produce(
                 Ok(per_partition) => {
                     for (b, outcome) in batches.into_iter().zip(per_partition) {
                         match outcome {
-                            Err(ke) if is_stale_metadata(ke.code) && !last => {
-                                retry.push((b, ke.into()))
-                            }
+                            Err(ke) if is_stale_metadata(ke.code) && !last => retry.push((b, ke.into())),
                             Err(ke) => done.push(ProduceResult {
                                 partition: b.partition,
                                 records: b.records,
@@ -133,19 +129,11 @@ pub async fn produce(
         }
         if last {
             for (b, e) in retry {
-                done.push(ProduceResult {
-                    partition: b.partition,
-                    records: b.records,
-                    outcome: Err(e),
-                });
+                done.push(ProduceResult { partition: b.partition, records: b.records, outcome: Err(e) });
             }
             break;
         }
-        tracing::debug!(
-            attempt,
-            n = retry.len(),
-            "retrying produce after metadata refresh"
-        );
+        tracing::debug!(attempt, n = retry.len(), "retrying produce after metadata refresh");
         client.invalidate_topic(topic);
         remaining = retry.into_iter().map(|(b, _)| b).collect();
         tokio::time::sleep(backoff).await;
@@ -202,11 +190,7 @@ pub(crate) fn build_request(
     let mut topic = TopicProduceData::default().with_partition_data(
         batches
             .iter()
-            .map(|b| {
-                PartitionProduceData::default()
-                    .with_index(b.partition)
-                    .with_records(Some(b.data.clone()))
-            })
+            .map(|b| PartitionProduceData::default().with_index(b.partition).with_records(Some(b.data.clone())))
             .collect(),
     );
     if version >= 13 {
@@ -214,10 +198,7 @@ pub(crate) fn build_request(
     } else {
         topic.name = TopicName(StrBytes::from_string(meta.name.clone()));
     }
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(timeout_ms)
-        .with_topic_data(vec![topic])
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(timeout_ms).with_topic_data(vec![topic])
 }
 
 pub(crate) fn match_response(
@@ -229,11 +210,7 @@ pub(crate) fn match_response(
         .iter()
         .map(|b| {
             let context = format!("producing to topic '{topic}' partition {}", b.partition);
-            let p = resp
-                .responses
-                .iter()
-                .flat_map(|t| t.partition_responses.iter())
-                .find(|p| p.index == b.partition);
+            let p = resp.responses.iter().flat_map(|t| t.partition_responses.iter()).find(|p| p.index == b.partition);
             match p {
                 None => Err(KafkaError::new(
                     ResponseError::UnknownServerError.code(),
@@ -274,29 +251,17 @@ pub(crate) fn match_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::produce_response::{
-        PartitionProduceResponse, TopicProduceResponse,
-    };
+    use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
     use kafka_protocol::protocol::{Decodable, Encodable};
     use uuid::Uuid;
 
     fn meta(id: Uuid) -> TopicMetadata {
-        TopicMetadata {
-            name: "t".into(),
-            error_code: 0,
-            topic_id: id,
-            is_internal: false,
-            partitions: vec![],
-        }
+        TopicMetadata { name: "t".into(), error_code: 0, topic_id: id, is_internal: false, partitions: vec![] }
     }
 
     #[test]
     fn request_names_topic_by_name_or_id() {
-        let b = vec![PartitionBatch {
-            partition: 2,
-            records: 1,
-            data: Bytes::from_static(b"xyz"),
-        }];
+        let b = vec![PartitionBatch { partition: 2, records: 1, data: Bytes::from_static(b"xyz") }];
         let id = Uuid::from_u128(7);
         let r12 = build_request(&meta(id), 12, -1, 30000, &b);
         assert_eq!(r12.topic_data[0].name.0.as_str(), "t");
@@ -315,30 +280,14 @@ mod tests {
     #[test]
     fn response_errors_are_named() {
         let b = vec![
-            PartitionBatch {
-                partition: 0,
-                records: 1,
-                data: Bytes::new(),
-            },
-            PartitionBatch {
-                partition: 1,
-                records: 1,
-                data: Bytes::new(),
-            },
-            PartitionBatch {
-                partition: 2,
-                records: 1,
-                data: Bytes::new(),
-            },
+            PartitionBatch { partition: 0, records: 1, data: Bytes::new() },
+            PartitionBatch { partition: 1, records: 1, data: Bytes::new() },
+            PartitionBatch { partition: 2, records: 1, data: Bytes::new() },
         ];
         let resp = ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
             .with_partition_responses(vec![
-                PartitionProduceResponse::default()
-                    .with_index(0)
-                    .with_base_offset(41),
-                PartitionProduceResponse::default()
-                    .with_index(1)
-                    .with_error_code(10),
+                PartitionProduceResponse::default().with_index(0).with_base_offset(41),
+                PartitionProduceResponse::default().with_index(1).with_error_code(10),
             ])]);
         let out = match_response("t", &resp, &b);
         assert_eq!(out[0].as_ref().unwrap(), &41);

@@ -6,8 +6,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
 };
 
 /// A record to send. Header keys are unique within a record (the codec
@@ -25,13 +25,7 @@ impl ProducerRecord {
     /// Rough size in a batch, for batch-size accounting.
     pub fn approx_size(&self) -> usize {
         let opt = |b: &Option<Bytes>| b.as_ref().map_or(0, |b| b.len());
-        16 + opt(&self.key)
-            + opt(&self.value)
-            + self
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + opt(v) + 4)
-                .sum::<usize>()
+        16 + opt(&self.key) + opt(&self.value) + self.headers.iter().map(|(k, v)| k.len() + opt(v) + 4).sum::<usize>()
     }
 }
 
@@ -69,15 +63,8 @@ pub fn encode_batch(records: &[ProducerRecord], compression: Compression) -> Res
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .context("encoding record batch")?;
+    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression })
+        .context("encoding record batch")?;
     Ok(buf.freeze())
 }
 
@@ -149,11 +136,7 @@ pub fn decode_fetched(mut data: Bytes, fetch_offset: i64) -> Result<Decoded> {
                 timestamp_type: r.timestamp_type,
                 key: r.key,
                 value: r.value,
-                headers: r
-                    .headers
-                    .into_iter()
-                    .map(|(k, v)| (k.as_str().to_string(), v))
-                    .collect(),
+                headers: r.headers.into_iter().map(|(k, v)| (k.as_str().to_string(), v)).collect(),
             });
         }
     }
@@ -168,10 +151,7 @@ mod tests {
         ProducerRecord {
             key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
             value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: vec![
-                ("h1".into(), Some(Bytes::from_static(b"v1"))),
-                ("h2".into(), None),
-            ],
+            headers: vec![("h1".into(), Some(Bytes::from_static(b"v1"))), ("h2".into(), None)],
             timestamp: ts,
         }
     }
@@ -185,11 +165,7 @@ mod tests {
 
     #[test]
     fn batch_header_is_plain_producer() {
-        let batch = encode_batch(
-            &[rec(None, "a", 1000), rec(Some("k"), "b", 1001)],
-            Compression::None,
-        )
-        .unwrap();
+        let batch = encode_batch(&[rec(None, "a", 1000), rec(Some("k"), "b", 1001)], Compression::None).unwrap();
         let infos = RecordBatchDecoder::decode_batch_info(&mut batch.clone()).unwrap();
         assert_eq!(infos.len(), 1, "all records in one batch");
         let info = &infos[0];
@@ -205,21 +181,9 @@ mod tests {
 
     #[test]
     fn round_trip_every_compression() {
-        for c in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for c in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
             let input: Vec<_> = (0..50)
-                .map(|i| {
-                    rec(
-                        if i % 2 == 0 { Some("key") } else { None },
-                        &format!("value-{i}"),
-                        1_700_000_000_000 + i,
-                    )
-                })
+                .map(|i| rec(if i % 2 == 0 { Some("key") } else { None }, &format!("value-{i}"), 1_700_000_000_000 + i))
                 .collect();
             let batch = encode_batch(&input, c).unwrap();
             let batch = at_offset(&batch, 100);
@@ -240,17 +204,10 @@ mod tests {
     #[test]
     fn skips_records_before_fetch_offset_and_partial_tail() {
         let a = at_offset(
-            &encode_batch(
-                &[rec(None, "a", 1), rec(None, "b", 2), rec(None, "c", 3)],
-                Compression::Lz4,
-            )
-            .unwrap(),
+            &encode_batch(&[rec(None, "a", 1), rec(None, "b", 2), rec(None, "c", 3)], Compression::Lz4).unwrap(),
             10,
         );
-        let b = at_offset(
-            &encode_batch(&[rec(None, "d", 4)], Compression::None).unwrap(),
-            13,
-        );
+        let b = at_offset(&encode_batch(&[rec(None, "d", 4)], Compression::None).unwrap(), 13);
         let mut data = BytesMut::new();
         data.extend_from_slice(&a);
         data.extend_from_slice(&b);
