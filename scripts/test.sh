@@ -18,8 +18,13 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test --workspace"
-cargo test --workspace --quiet 2>&1 | tee /tmp/kaskade-cargo-test.$$ | grep -Ev '^(running 0 tests|)$|^test result: ok. 0 passed' || true
-if grep -qE '^test result: FAILED|^error(\[|:)' /tmp/kaskade-cargo-test.$$; then
+# Bounded: a hung test fails the run instead of eating CI's 90 minutes.
+set +e
+timeout 2400 cargo test --workspace --quiet >/tmp/kaskade-cargo-test.$$ 2>&1
+test_rc=$?
+set -e
+grep -Ev '^(running 0 tests|)$|^test result: ok. 0 passed' /tmp/kaskade-cargo-test.$$ || true
+if [ "$test_rc" != 0 ] || grep -qE '^test result: FAILED|^error(\[|:)' /tmp/kaskade-cargo-test.$$; then
     rm -f /tmp/kaskade-cargo-test.$$
     echo "cargo test failed" >&2
     exit 1

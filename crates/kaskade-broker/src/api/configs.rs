@@ -149,11 +149,10 @@ async fn alter_topic(
     replace_all: bool,
     validate_only: bool,
 ) -> (i16, Option<String>) {
-    let tm = broker.topics.clone();
-    match tokio::task::spawn_blocking(move || tm.alter_configs(&name, &changes, replace_all, validate_only)).await {
-        Ok(Ok(())) => (0, None),
-        Ok(Err(e)) => (e.code, Some(e.message)),
-        Err(_) => (-1, None),
+    let change = move |tm: &crate::topic::TopicManager| tm.alter_configs(&name, &changes, replace_all, validate_only);
+    match crate::topic::on_blocking_pool(&broker.topics, change).await {
+        Ok(()) => (0, None),
+        Err(e) => (e.code, Some(e.message)),
     }
 }
 

@@ -25,16 +25,13 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: CreatePartitionsRe
             resp.results.push(r);
             continue;
         }
-        let tm = broker.topics.clone();
         let name = t.name.to_string();
         let (count, validate_only) = (t.count, req.validate_only);
-        match tokio::task::spawn_blocking(move || tm.add_partitions(&name, count, validate_only)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                r.error_code = e.code;
-                r.error_message = Some(StrBytes::from_string(e.message));
-            }
-            Err(_) => r.error_code = -1,
+        let grown =
+            crate::topic::on_blocking_pool(&broker.topics, move |tm| tm.add_partitions(&name, count, validate_only));
+        if let Err(e) = grown.await {
+            r.error_code = e.code;
+            r.error_message = Some(StrBytes::from_string(e.message));
         }
         resp.results.push(r);
     }

@@ -50,13 +50,14 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest
         }
         let assignments: Vec<(i32, Vec<i32>)> =
             t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect();
-        let tm = broker.topics.clone();
         let (np, rf, validate_only) = (t.num_partitions, t.replication_factor, req.validate_only);
         let cfg2 = configs.clone();
-        let res =
-            tokio::task::spawn_blocking(move || tm.create(&name, np, rf, &assignments, &cfg2, validate_only)).await;
+        let res = crate::topic::on_blocking_pool(&broker.topics, move |tm| {
+            tm.create(&name, np, rf, &assignments, &cfg2, validate_only)
+        })
+        .await;
         match res {
-            Ok(Ok(topic)) => {
+            Ok(topic) => {
                 r.topic_id = topic.id;
                 r.num_partitions = topic.partitions.len() as i32;
                 r.replication_factor = topic.partitions.first().map(|p| p.replicas.len() as i16).unwrap_or(1);
@@ -76,11 +77,10 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest
                     );
                 }
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 r.error_code = e.code;
                 r.error_message = Some(StrBytes::from_string(e.message));
             }
-            Err(_) => r.error_code = -1,
         }
         resp.topics.push(r);
     }

@@ -16,24 +16,21 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: DeleteTopicsRequest
     };
     let mut resp = DeleteTopicsResponse::default();
     for (name, id) in targets {
-        let tm = broker.topics.clone();
         let n2 = name.clone();
-        let res =
-            tokio::task::spawn_blocking(move || tm.delete(n2.as_deref(), if id.is_nil() { None } else { Some(id) }))
-                .await;
+        let by_id = if id.is_nil() { None } else { Some(id) };
+        let res = crate::topic::on_blocking_pool(&broker.topics, move |tm| tm.delete(n2.as_deref(), by_id)).await;
         let mut r = DeletableTopicResult::default();
         r.name = name.map(|n| TopicName(StrBytes::from_string(n)));
         r.topic_id = id;
         match res {
-            Ok(Ok((n, id))) => {
+            Ok((n, id)) => {
                 r.name = Some(TopicName(StrBytes::from_string(n)));
                 r.topic_id = id;
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 r.error_code = e.code;
                 r.error_message = Some(StrBytes::from_string(e.message));
             }
-            Err(_) => r.error_code = -1,
         }
         resp.responses.push(r);
     }

@@ -89,14 +89,15 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
                     resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), code::UNKNOWN_TOPIC_OR_PARTITION));
                     continue;
                 }
-                let tm = broker.topics.clone();
                 let n2 = name.clone();
-                let created =
-                    tokio::task::spawn_blocking(move || tm.create(&n2, -1, -1, &[], &BTreeMap::new(), false)).await;
+                let created = crate::topic::on_blocking_pool(&broker.topics, move |tm| {
+                    tm.create(&n2, -1, -1, &[], &BTreeMap::new(), false)
+                })
+                .await;
                 match created {
-                    Ok(Ok(ti)) => resp.topics.push(topic_entry(&ti)),
+                    Ok(ti) => resp.topics.push(topic_entry(&ti)),
                     // Lost a race with another creator: it exists now.
-                    Ok(Err(e)) if e.code == code::TOPIC_ALREADY_EXISTS => match broker.topics.image().topic(&name) {
+                    Err(e) if e.code == code::TOPIC_ALREADY_EXISTS => match broker.topics.image().topic(&name) {
                         Some(ti) => resp.topics.push(topic_entry(ti)),
                         None => resp.topics.push(error_entry(
                             Some(name),
@@ -104,8 +105,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
                             code::UNKNOWN_TOPIC_OR_PARTITION,
                         )),
                     },
-                    Ok(Err(e)) => resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.code)),
-                    Err(_) => resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), -1)),
+                    Err(e) => resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.code)),
                 }
             }
         }

@@ -5,3 +5,18 @@ pub mod config;
 pub mod manager;
 
 pub use manager::{TopicError, TopicManager};
+
+use std::sync::Arc;
+
+/// Runs a topic change on the blocking pool (it fsyncs the metadata log and
+/// creates or removes directories), folding a failed task into a
+/// `TopicError` so handlers have one error shape to answer with.
+pub async fn on_blocking_pool<T: Send + 'static>(
+    topics: &Arc<TopicManager>,
+    change: impl FnOnce(&TopicManager) -> Result<T, TopicError> + Send + 'static,
+) -> Result<T, TopicError> {
+    let tm = topics.clone();
+    tokio::task::spawn_blocking(move || change(&tm))
+        .await
+        .unwrap_or_else(|e| Err(TopicError::new(-1, format!("topic change task failed: {e}"))))
+}
