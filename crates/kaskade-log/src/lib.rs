@@ -35,4 +35,4 @@ pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, Log, LogEnv, OpenHint, ReadResult, TimestampHit};
 pub use manager::{LogManager, ManagerOptions, OpenReport};
-pub use types::{LeaderEpoch, Offset, TopicPartition};
+pub use types::TopicPartition;

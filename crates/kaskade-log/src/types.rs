@@ -1,34 +1,7 @@
-//! Small domain types whose confusion would be a bug.
+//! Small domain types of the storage engine.
 
 use std::fmt;
 use std::sync::Arc;
-
-/// An absolute offset in a partition log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Offset(pub i64);
-
-impl Offset {
-    pub const ZERO: Offset = Offset(0);
-    pub fn value(self) -> i64 {
-        self.0
-    }
-    pub fn plus(self, n: i64) -> Offset {
-        Offset(self.0 + n)
-    }
-}
-
-impl fmt::Display for Offset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// The partition leader epoch stamped into each stored batch header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct LeaderEpoch(pub i32);
-
-/// Milliseconds since the Unix epoch, as Kafka timestamps are.
-pub type TimestampMs = i64;
 
 /// A topic partition, named as Kafka names its directory: `<topic>-<partition>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
