@@ -251,7 +251,13 @@ fn sigkill_loop() {
             repaired_opens += 1;
             eprintln!("round {round}: recovery repairs: {:?}", report.repairs);
         }
-        let log = mgr.get(&tp()).expect("log survives");
+        // A child killed before it created the log (the very first round,
+        // before `ready`) leaves no log and cannot have claimed anything.
+        let Some(log) = mgr.get(&tp()) else {
+            assert!(!child_opened && claims.is_empty(), "a log that was opened and written survives");
+            mgr.shutdown().expect("shutdown");
+            continue;
+        };
         let v = verify(&log, &claims);
         // Appendable after recovery, at the end.
         let info =
