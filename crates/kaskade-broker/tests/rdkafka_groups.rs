@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -360,14 +361,16 @@ fn cooperative_sticky_keeps_unaffected_partitions_through_a_rebalance() {
 
 #[test]
 fn churn_many_groups_join_consume_and_leave_concurrently() {
-    const GROUPS: usize = 12;
+    // The scale: 200 groups of 3 members, all at once.
+    let groups_n: usize = std::env::var("KASKADE_CHURN_GROUPS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     const MEMBERS: usize = 3;
+    let started = Instant::now();
     let broker = TestBroker::start_with(&[("group.initial.rebalance.delay.ms", "0")]);
     let bootstrap = broker.bootstrap();
     let topic = unique("churn");
     create_topic(&admin(&bootstrap), &topic, TOPIC_PARTITIONS, &[]);
     produce(&bootstrap, &topic, 5, "churn");
-    let groups: Vec<String> = (0..GROUPS).map(|_| unique("churn-g")).collect();
+    let groups: Vec<String> = (0..groups_n).map(|_| unique("churn-g")).collect();
     std::thread::scope(|scope| {
         for group in &groups {
             let (bootstrap, topic) = (&bootstrap, &topic);
@@ -387,11 +390,17 @@ fn churn_many_groups_join_consume_and_leave_concurrently() {
                 });
                 assert!(got.iter().map(Vec::len).sum::<usize>() >= 20);
                 for m in &members {
-                    let _ = m.commit_consumer_state(CommitMode::Sync);
+                    match m.commit_consumer_state(CommitMode::Sync) {
+                        // librdkafka's own answer when this member has
+                        // consumed nothing since its last assignment.
+                        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                        Err(e) => panic!("commit in a stable group: {e}"),
+                    }
                 }
             });
         }
     });
+    eprintln!("{groups_n} groups x {MEMBERS} members joined, read and left in {:?}", started.elapsed());
     // Everyone left: every group is Empty and kept its offsets.
     let c = group_consumer(&bootstrap, &unique("observer"), &[]);
     let listed = c.fetch_group_list(None, WAIT).expect("list groups");
@@ -512,4 +521,31 @@ fn a_killed_member_is_dropped_after_its_session_timeout() {
     poll_until(&[&a], "a owning all 4 again", |_| assigned(&a) == vec![0, 1, 2, 3]);
     let after = silent_since.elapsed();
     assert!(after >= Duration::from_millis(5500), "not before the session timeout: {after:?}");
+}
+
+#[test]
+fn deleting_a_topic_removes_its_committed_offsets() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap();
+    let topic = unique("deleted");
+    let kept = unique("kept");
+    let group = unique("g");
+    let admin = admin(&bootstrap);
+    create_topic(&admin, &topic, TOPIC_PARTITIONS, &[]);
+    create_topic(&admin, &kept, TOPIC_PARTITIONS, &[]);
+    let c = group_consumer(&bootstrap, &group, &[]);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..TOPIC_PARTITIONS {
+        tpl.add_partition_offset(&topic, p, Offset::Offset(3)).unwrap();
+        tpl.add_partition_offset(&kept, p, Offset::Offset(4)).unwrap();
+    }
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+    assert_eq!(committed(&c, &topic)[&0], Offset::Offset(3));
+    let deleted = block_on(admin.delete_topics(&[topic.as_str()], &admin_opts())).expect("delete topics");
+    assert!(deleted.iter().all(|r| r.is_ok()), "{deleted:?}");
+    // A topic re-created under the same name starts with no committed
+    // offsets; the other topic's are untouched.
+    create_topic(&admin, &topic, TOPIC_PARTITIONS, &[]);
+    assert!(committed(&c, &topic).values().all(|o| *o == Offset::Invalid), "{:?}", committed(&c, &topic));
+    assert!(committed(&c, &kept).values().all(|o| *o == Offset::Offset(4)));
 }

@@ -24,6 +24,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: DeleteTopicsRequest
         r.topic_id = id;
         match res {
             Ok((n, id)) => {
+                forget_offsets(broker, &n).await;
                 r.name = Some(TopicName(StrBytes::from_string(n)));
                 r.topic_id = id;
             }
@@ -35,6 +36,18 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: DeleteTopicsRequest
         resp.responses.push(r);
     }
     resp
+}
+
+/// Drops every group's committed offsets for the deleted topic. The topic
+/// is gone either way; a failure here leaves offsets that a re-created
+/// topic of the same name would see, so it is logged loudly.
+async fn forget_offsets(broker: &Arc<Broker>, topic: &str) {
+    let name = topic.to_string();
+    match broker.groups.call_durable(move |engine, now| engine.remove_topic_offsets(now, &name)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(topic, offsets = n, "removed the deleted topic's committed offsets"),
+        Err(e) => tracing::error!(topic, "could not remove the deleted topic's committed offsets: {e}"),
+    }
 }
 
 pub fn route(

@@ -233,6 +233,40 @@ impl GroupCoordinator {
             .collect()
     }
 
+    /// A deleted topic takes its committed offsets with it, in every group
+    /// (Kafka's `onPartitionsDeleted`): a topic re-created under the same
+    /// name must not inherit them. An empty group left without offsets is
+    /// removed. Returns the number of offsets dropped.
+    pub fn remove_topic_offsets(&mut self, now: i64, topic: &str) -> usize {
+        self.tick(now);
+        let mut dropped = 0;
+        let mut removed = Vec::new();
+        for group in self.groups.values_mut() {
+            let changes = &mut self.offset_changes;
+            group.offsets.retain(|(t, partition), _| {
+                if t != topic {
+                    return true;
+                }
+                dropped += 1;
+                changes.push(OffsetChange {
+                    group_id: group.group_id.clone(),
+                    topic: t.clone(),
+                    partition: *partition,
+                    value: None,
+                });
+                false
+            });
+            if group.state == GroupState::Empty && group.offsets.is_empty() && group.pending_members.is_empty() {
+                removed.push(group.group_id.clone());
+            }
+        }
+        for id in removed {
+            self.groups.remove(&id);
+            self.dirty_groups.push(id);
+        }
+        dropped
+    }
+
     /// `offsets.retention.minutes`: drops the offsets of empty groups
     /// committed (or, for consumer groups, emptied) more than `retention_ms`
     /// ago, and empty groups left with no offsets. Returns the groups

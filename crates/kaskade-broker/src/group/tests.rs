@@ -699,6 +699,31 @@ fn describe_list_delete_groups() {
 }
 
 #[test]
+fn a_deleted_topic_takes_its_offsets_from_every_group() {
+    let mut h = Harness::new(0);
+    let (ids, generation) = stable_group(&mut h, "live", 1);
+    assert_eq!(h.c.commit_offsets(h.now, &commit("live", generation, &ids[0], 5)), vec![None]);
+    assert_eq!(h.c.commit_offsets(h.now, &commit("manual", -1, "", 7)), vec![None]);
+    let mut other = commit("manual", -1, "", 9);
+    other.partitions[0].topic = "kept".into();
+    assert_eq!(h.c.commit_offsets(h.now, &other), vec![None]);
+    assert_eq!(h.c.commit_offsets(h.now, &commit("only-t", -1, "", 1)), vec![None]);
+    h.c.take_offset_changes();
+    assert_eq!(h.c.remove_topic_offsets(h.now, "t"), 3);
+    let tombstones = h.c.take_offset_changes();
+    assert_eq!(tombstones.len(), 3);
+    assert!(tombstones.iter().all(|c| c.topic == "t" && c.value.is_none()));
+    assert_eq!(h.c.fetch_offsets(h.now, "live", Some(&[("t".into(), 0)])).unwrap()[0].offset, -1);
+    assert_eq!(h.c.fetch_offsets(h.now, "manual", Some(&[("kept".into(), 0)])).unwrap()[0].offset, 9);
+    // The stable group keeps running; the empty group left with nothing
+    // is gone.
+    assert_eq!(h.state("live"), GroupState::Stable);
+    let listed: Vec<String> = h.c.list_groups(h.now, &[]).into_iter().map(|g| g.group_id).collect();
+    assert_eq!(listed, vec!["live".to_string(), "manual".to_string()]);
+    assert_eq!(h.c.remove_topic_offsets(h.now, "t"), 0);
+}
+
+#[test]
 fn offsets_of_empty_groups_expire() {
     let mut h = Harness::new(0);
     h.c.commit_offsets(0, &commit("old", -1, "", 1));
