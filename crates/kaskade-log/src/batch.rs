@@ -312,6 +312,14 @@ pub mod build {
         batch[CRC_OFF..CRC_OFF + 4].copy_from_slice(&crc.to_be_bytes());
     }
 
+    /// Sets a built batch's attributes (compression must stay none) and
+    /// recomputes the CRC.
+    pub fn set_attributes(batch: &mut [u8], attributes: i16) {
+        batch[ATTR_OFF..ATTR_OFF + 2].copy_from_slice(&attributes.to_be_bytes());
+        let crc = compute_crc(batch);
+        batch[CRC_OFF..CRC_OFF + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
     /// `count` records of `value_len` bytes each, value bytes derived from `seed`.
     pub fn filled(count: usize, value_len: usize, timestamp: i64, seed: u8) -> Vec<u8> {
         let value: Vec<u8> = (0..value_len).map(|i| (i as u8).wrapping_add(seed)).collect();

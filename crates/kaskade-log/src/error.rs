@@ -13,6 +13,7 @@ pub mod code {
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const INVALID_TXN_STATE: i16 = 48;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const INVALID_RECORD: i16 = 87;
 }
@@ -36,6 +37,9 @@ pub enum LogError {
     /// partition has seen (a fenced, zombie producer).
     #[error("{0}")]
     InvalidProducerEpoch(String),
+    /// A producer with an open transaction sent a non-transactional batch.
+    #[error("{0}")]
+    InvalidTxnState(String),
     #[error("log is closed")]
     Closed,
     #[error("storage I/O error: {0}")]
@@ -53,6 +57,7 @@ impl LogError {
             LogError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
             LogError::OutOfOrderSequence(_) => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
             LogError::InvalidProducerEpoch(_) => code::INVALID_PRODUCER_EPOCH,
+            LogError::InvalidTxnState(_) => code::INVALID_TXN_STATE,
             LogError::Closed | LogError::Io(_) => code::KAFKA_STORAGE_ERROR,
         }
     }

@@ -14,10 +14,13 @@
 //! - [`flush`]: group-committed fsync on dedicated threads.
 //! - [`producer_state`]: idempotent producers' state per partition
 //!   (duplicates, sequence and epoch checks) and its snapshots.
+//! - [`cleaner`]: log compaction (`cleanup.policy=compact`), crash-safe
+//!   segment swaps.
 //! - [`manager`]: all logs of a directory, checkpoints, clean shutdown.
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -28,10 +31,12 @@ pub mod log;
 pub mod manager;
 pub mod producer_state;
 pub mod segment;
+pub mod txn;
 pub mod types;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use cleaner::{CleanStats, CleanerOptions};
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, Log, LogEnv, OpenHint, ReadResult, TimestampHit};
 pub use manager::{LogManager, ManagerOptions, OpenReport};

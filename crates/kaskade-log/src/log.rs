@@ -28,6 +28,7 @@ use crate::flush::{FlushState, Flusher};
 use crate::handles::{next_segment_id, HandleCache};
 use crate::producer_state::{self, ProducerEntry, ProducerStateManager, Snapshots, SNAPSHOTS_TO_KEEP};
 use crate::segment::{self, Segment, SegmentFiles};
+use crate::txn::{self, AbortedTxn, CompletedTxn, Marker, TxnLog};
 use crate::types::TopicPartition;
 
 /// Shared machinery every log of a node uses.
@@ -96,8 +97,11 @@ struct State {
     /// Idempotent producers' state: covers every batch below `next_offset`.
     producers: ProducerStateManager,
     snapshots: Snapshots,
-    /// Snapshots written at a roll and not yet fsynced (`sync_snapshots`).
+    /// Snapshots written at a roll and `.txnindex` files appended to, not
+    /// yet fsynced (`sync_snapshots`).
     unsynced_snapshots: Vec<std::fs::File>,
+    /// Aborted transactions and completed ones not yet stable.
+    txns: TxnLog,
 }
 
 #[derive(Debug)]
@@ -126,6 +130,10 @@ impl Log {
     ) -> Result<(Log, Vec<String>)> {
         std::fs::create_dir_all(dir)?;
         let mut report = Vec::new();
+        // Finish or roll back an interrupted clean first (`cleaner::swap`).
+        let mut swaps = Vec::new();
+        crate::cleaner::recover(dir, &mut swaps)?;
+        report.extend(swaps.into_iter().map(|line| format!("{tp}: {line}")));
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
@@ -145,7 +153,11 @@ impl Log {
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(stem) = name.strip_suffix(".index").or_else(|| name.strip_suffix(".timeindex")) {
+            if let Some(stem) = name
+                .strip_suffix(".index")
+                .or_else(|| name.strip_suffix(".timeindex"))
+                .or_else(|| name.strip_suffix(".txnindex"))
+            {
                 if stem.parse::<i64>().map(|b| !bases.contains(&b)).unwrap_or(false) {
                     std::fs::remove_file(entry.path())?;
                 }
@@ -223,8 +235,9 @@ impl Log {
         let first_base = *segments.keys().next().unwrap_or(&0);
         let next_offset = segments.values().next_back().map(|(s, _)| s.next_offset).unwrap_or(0);
         let log_start = hint.log_start.unwrap_or(first_base).max(first_base).min(next_offset);
-        let (producers, snapshots) =
+        let (producers, snapshots, completed) =
             load_producer_state(&tp, dir, &segments, log_start, next_offset, &env, &mut report)?;
+        let txns = load_txn_index(&tp, dir, segments.keys().copied(), next_offset, &completed, &mut report)?;
         let mut segs = BTreeMap::new();
         let last_base = *segments.keys().next_back().unwrap_or(&0);
         for (base, (mut seg, files)) in segments {
@@ -255,6 +268,7 @@ impl Log {
                 producers,
                 snapshots,
                 unsynced_snapshots: Vec::new(),
+                txns,
             }),
         };
         for line in &report {
@@ -352,7 +366,26 @@ impl Log {
     /// not starting at 0 is refused.
     pub fn append(&self, records: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
         let (batch, header) = self.validate(records)?;
-        self.append_validated(batch, header, leader_epoch)
+        self.append_validated(batch, header, leader_epoch, None)
+    }
+
+    /// Appends a transaction marker for `producer_id` (what Kafka's
+    /// WriteTxnMarkers does on the partition leader): ends the producer's
+    /// open transaction here, commit or abort. An abort is indexed in the
+    /// active segment's `.txnindex`. Refused with INVALID_PRODUCER_EPOCH if
+    /// the producer has moved to a newer epoch.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+        marker: Marker,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
+        let bytes = txn::build_marker(producer_id, epoch, coordinator_epoch, marker, self.env.clock.now_ms());
+        let (batch, header) = self.validate(&bytes)?;
+        self.state.lock().producers.check_marker(producer_id, epoch)?;
+        self.append_validated(batch, header, leader_epoch, Some(marker))
     }
 
     /// `append` of a batch a client produced (Kafka's `AppendOrigin.CLIENT`):
@@ -372,7 +405,7 @@ impl Log {
                 header.base_sequence, header.producer_id, self.tp
             )));
         }
-        self.append_validated(batch, header, leader_epoch)
+        self.append_validated(batch, header, leader_epoch, None)
     }
 
     fn validate<'a>(&self, records: &'a [u8]) -> Result<(&'a [u8], BatchHeader)> {
@@ -381,7 +414,13 @@ impl Log {
         Ok((batch, batch::validate_for_append(batch, max_bytes)?))
     }
 
-    fn append_validated(&self, batch: &[u8], mut header: BatchHeader, leader_epoch: i32) -> Result<AppendInfo> {
+    fn append_validated(
+        &self,
+        batch: &[u8],
+        mut header: BatchHeader,
+        leader_epoch: i32,
+        marker: Option<Marker>,
+    ) -> Result<AppendInfo> {
         if let Some(f) = self.flush.failure() {
             return Err(LogError::Io(std::io::Error::other(format!("log is offline after a failed fsync: {f}"))));
         }
@@ -434,7 +473,9 @@ impl Log {
             return Err(io_err(e));
         }
         st.next_offset = header.next_offset();
-        st.producers.apply(&header);
+        if let Some(done) = st.producers.apply(&header, marker) {
+            self.record_completed(&mut st, &done);
+        }
         let end = st.next_offset;
         st.unflushed_messages += header.records_count.max(0) as u64;
         st.first_unflushed_ms.get_or_insert(now);
@@ -464,6 +505,56 @@ impl Log {
             header,
             duplicate: false,
         })
+    }
+
+    /// Indexes a transaction that just ended (an abort goes to the active
+    /// segment's `.txnindex`; the file is fsynced with the snapshots).
+    fn record_completed(&self, st: &mut State, done: &CompletedTxn) {
+        let hw = self.high_watermark_locked(st);
+        let first_open = st.producers.first_open_txn();
+        let lso = st.txns.last_stable_offset(first_open, hw);
+        if let Some(entry) = st.txns.complete(done, lso) {
+            let base = st.segments.range(..=entry.last_offset).next_back().map_or(0, |(b, _)| *b);
+            match txn::append_txn_index(&txn::txn_index_path(&self.dir, base), &entry) {
+                Ok(f) => st.unsynced_snapshots.push(f),
+                // The marker is in the log: the next open re-indexes it.
+                Err(e) => tracing::error!(tp = %self.tp, error = %e, "writing the aborted-transaction index failed"),
+            }
+        }
+    }
+
+    fn high_watermark_locked(&self, st: &State) -> i64 {
+        if st.config.flush == FlushPolicy::Durable {
+            self.flush.durable_end().min(st.next_offset)
+        } else {
+            st.next_offset
+        }
+    }
+
+    /// Kafka's last stable offset: read_committed consumers read below it.
+    /// The first offset of the oldest transaction that is open, or whose
+    /// marker is not yet below the high watermark; else the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        let mut st = self.state.lock();
+        let hw = self.high_watermark_locked(&st);
+        let first_open = st.producers.first_open_txn();
+        st.txns.last_stable_offset(first_open, hw)
+    }
+
+    /// The aborted transactions a read_committed fetch of `[start, upper)`
+    /// must return (Kafka's `collectAbortedTransactions`).
+    pub fn aborted_transactions(&self, start: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.state.lock().txns.aborted_between(start, upper)
+    }
+
+    /// Open transactions on this partition as (producer id, first offset).
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.state.lock().producers.open_txns().collect()
+    }
+
+    /// Every producer the partition knows (DescribeProducers).
+    pub fn producer_entries(&self) -> Vec<ProducerEntry> {
+        self.state.lock().producers.entries().cloned().collect()
     }
 
     /// Waits until every offset below `end` is on disk. Immediate in lazy
@@ -523,7 +614,7 @@ impl Log {
         let roll = {
             let (_, seg) = st.segments.iter().next_back().ok_or(LogError::Closed)?;
             let files = seg.active.as_ref().ok_or(LogError::Closed)?;
-            seg.should_roll(files, len, last_offset, st.config.segment_bytes, st.config.segment_ms, now)
+            seg.should_roll(files, len, last_offset, st.config.segment_bytes, st.config.max_segment_ms(), now)
         };
         if roll {
             self.roll_locked(st, now)?;
@@ -601,13 +692,17 @@ impl Log {
         st.producers.clear();
         let (ttl, now) = (self.env.producer_id_expiration_ms, self.env.clock.now_ms());
         let mut report = Vec::new();
+        let end = st.next_offset;
+        st.txns.truncate(end);
+        rewrite_txn_indexes(&self.dir, st.segments.keys().copied(), st.txns.aborted())?;
+        let mut completed = Vec::new();
         let State { snapshots, segments, config, log_start, next_offset, .. } = &mut *st;
         let (state, _) =
             producer_state::rebuild(snapshots, *log_start, *next_offset, ttl, now, &mut report, |state, from| {
                 let mut n = 0;
                 for seg in segments.values().filter(|s| s.next_offset > from && s.size > 0) {
                     let files = self.files_for(seg, config.segment_index_bytes)?;
-                    n += producer_state::replay(state, &files, seg.size, from)?;
+                    n += producer_state::replay(state, &files, seg.size, from, &mut completed)?;
                 }
                 Ok(n)
             })?;
@@ -615,6 +710,9 @@ impl Log {
             tracing::warn!("{}: {line}", self.tp);
         }
         st.producers = state;
+        for done in &completed {
+            self.record_completed(st, done);
+        }
         Ok(())
     }
 
@@ -749,15 +847,21 @@ impl Log {
         }
         if let Some(&first) = st.segments.keys().next() {
             st.log_start = st.log_start.max(first);
+            st.txns.drop_below(first);
         }
         Ok(())
     }
 
     /// Applies `retention.ms` and `retention.bytes`: deletes whole
-    /// segments, oldest first. Returns how many were deleted.
+    /// segments, oldest first. Returns how many were deleted. Only when
+    /// `cleanup.policy` includes `delete`, as Kafka does: a compacted log
+    /// (`__consumer_offsets`) keeps its latest values however old.
     pub fn apply_retention(&self) -> Result<usize> {
         let now = self.env.clock.now_ms();
         let mut st = self.state.lock();
+        if !st.config.cleanup_policy.deletes() {
+            return Ok(0);
+        }
         let mut deleted = 0;
         let retention_ms = st.config.retention_ms;
         if retention_ms >= 0 {
@@ -846,6 +950,7 @@ impl Log {
         // log's own bookkeeping below is done.
         let producers = if everything {
             st.producers.clear();
+            st.txns = TxnLog::default();
             st.snapshots.delete_all().map_err(LogError::from)
         } else {
             self.reload_producer_state(&mut st)
@@ -875,6 +980,84 @@ impl Log {
     }
 }
 
+/// What the log cleaner (`crate::cleaner`) needs from a log: a view to
+/// plan with, the files of closed segments, and the swap under the lock.
+impl Log {
+    pub(crate) fn cleaner_view(&self) -> crate::cleaner::CleanerView {
+        let st = self.state.lock();
+        let active_base = st.segments.keys().next_back().copied().unwrap_or(st.next_offset);
+        let closed = st
+            .segments
+            .values()
+            .filter(|s| s.active.is_none())
+            .map(|s| crate::cleaner::SegmentMeta {
+                base: s.base,
+                id: s.id,
+                size: s.size,
+                next_offset: s.next_offset,
+                max_timestamp: s.max_timestamp,
+            })
+            .collect();
+        crate::cleaner::CleanerView {
+            config: st.config.clone(),
+            log_start: st.log_start,
+            log_end: st.next_offset,
+            active_base,
+            closed,
+        }
+    }
+
+    /// The files of a closed segment, `None` if it is gone or changed.
+    pub(crate) fn cleaner_files(&self, meta: &crate::cleaner::SegmentMeta) -> Result<Option<Arc<SegmentFiles>>> {
+        let st = self.state.lock();
+        match st.segments.get(&meta.base) {
+            Some(s) if s.id == meta.id && s.active.is_none() => {
+                Ok(Some(self.files_for(s, st.config.segment_index_bytes)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Swaps a cleaned segment (fsynced `.cleaned` files) in for the
+    /// segments it replaces, if they are all still there unchanged (else
+    /// `Ok(false)`: retention, DeleteRecords or a truncation got there
+    /// first). Only renames and one directory fsync run under the lock.
+    pub(crate) fn install_cleaned(
+        &self,
+        replaced: &[crate::cleaner::SegmentMeta],
+        cleaned: Segment,
+        crash_at: Option<u32>,
+    ) -> Result<bool> {
+        use crate::cleaner::swap::{self, Installed};
+        let mut st = self.state.lock();
+        let intact = !st.closed
+            && replaced.iter().all(|m| {
+                st.segments.get(&m.base).is_some_and(|s| s.id == m.id && s.size == m.size && s.active.is_none())
+            });
+        if !intact {
+            return Ok(false);
+        }
+        let base = cleaned.base;
+        let others: Vec<i64> = replaced.iter().map(|m| m.base).filter(|b| *b != base).collect();
+        let outcome = swap::install(&self.dir, base, &others, crash_at)?;
+        if matches!(outcome, Installed::Crashed) {
+            return Err(LogError::Io(std::io::Error::other("injected crash in the segment swap")));
+        }
+        for m in replaced {
+            if let Some(s) = st.segments.remove(&m.base) {
+                self.env.cache.remove(s.id);
+            }
+        }
+        st.segments.insert(base, cleaned);
+        drop(st);
+        if let Installed::CommittedWithError(e) = outcome {
+            return Err(e.into());
+        }
+        swap::sync_dir(&self.dir)?;
+        Ok(true)
+    }
+}
+
 /// Loads the producer state at open (`producer_state::rebuild`). After a
 /// replay a snapshot is written at the end, so the next start does not
 /// replay again.
@@ -886,10 +1069,11 @@ fn load_producer_state(
     end: i64,
     env: &LogEnv,
     report: &mut Vec<String>,
-) -> Result<(ProducerStateManager, Snapshots)> {
+) -> Result<(ProducerStateManager, Snapshots, Vec<CompletedTxn>)> {
     let now = env.clock.now_ms();
     let mut snaps = Snapshots::scan(dir)?;
     let mut bad = Vec::new();
+    let mut completed = Vec::new();
     let (mut state, replayed) = producer_state::rebuild(
         &mut snaps,
         log_start,
@@ -900,7 +1084,7 @@ fn load_producer_state(
         |state, from| {
             let mut n = 0;
             for (seg, files) in segments.values().filter(|(s, _)| s.next_offset > from && s.size > 0) {
-                n += producer_state::replay(state, files, seg.size, from)?;
+                n += producer_state::replay(state, files, seg.size, from, &mut completed)?;
             }
             Ok(n)
         },
@@ -916,14 +1100,72 @@ fn load_producer_state(
             tracing::warn!(%tp, error = %e, "writing the producer snapshot failed");
         }
     }
-    Ok((state, snaps))
+    Ok((state, snaps, completed))
+}
+
+/// Loads the aborted-transaction index at open: every segment's
+/// `.txnindex`, cut at the first bad entry and at the log end, completed
+/// with the aborts the producer-state replay saw (a crash can lose index
+/// appends that were not fsynced, never the markers below the log end).
+fn load_txn_index(
+    tp: &TopicPartition,
+    dir: &Path,
+    bases: impl Iterator<Item = i64> + Clone,
+    end: i64,
+    completed: &[CompletedTxn],
+    report: &mut Vec<String>,
+) -> Result<TxnLog> {
+    let mut aborted: Vec<AbortedTxn> = Vec::new();
+    let mut rewrite = false;
+    for base in bases.clone() {
+        let path = txn::txn_index_path(dir, base);
+        let (entries, cut) = txn::read_txn_index(&path)?;
+        let before = entries.len();
+        let kept: Vec<AbortedTxn> = entries
+            .into_iter()
+            .filter(|e| e.last_offset < end && aborted.last().is_none_or(|l| l.last_offset < e.last_offset))
+            .collect();
+        if cut || kept.len() != before {
+            report
+                .push(format!("{tp}: segment {base}: .txnindex cut to {} valid entries below the log end", kept.len()));
+            rewrite = true;
+        }
+        aborted.extend(kept);
+    }
+    let mut txns = TxnLog::new(aborted);
+    for done in completed {
+        if txns.complete(done, done.first_offset).is_some() {
+            rewrite = true;
+        }
+    }
+    if rewrite {
+        rewrite_txn_indexes(dir, bases, txns.aborted())?;
+    }
+    Ok(txns)
+}
+
+/// Writes every segment's `.txnindex` to hold exactly its share of
+/// `aborted` (an entry belongs to the segment holding its marker).
+fn rewrite_txn_indexes(dir: &Path, bases: impl Iterator<Item = i64>, aborted: &[AbortedTxn]) -> Result<()> {
+    let bases: Vec<i64> = bases.collect();
+    for (i, base) in bases.iter().enumerate() {
+        let next = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+        let mine: Vec<AbortedTxn> =
+            aborted.iter().filter(|a| a.last_offset >= *base && a.last_offset < next).copied().collect();
+        let path = txn::txn_index_path(dir, *base);
+        if mine.is_empty() && !path.exists() {
+            continue;
+        }
+        txn::write_txn_index(&path, &mine)?;
+    }
+    Ok(())
 }
 
 /// Deletes a segment's files crash-safely: rename to `.deleted` first (so
 /// a crash leaves files recovery recognises and removes), then unlink.
 pub(crate) fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
     let mut renamed = Vec::new();
-    for p in Segment::paths(dir, base) {
+    for p in Segment::paths(dir, base).into_iter().chain([txn::txn_index_path(dir, base)]) {
         if p.exists() {
             let mut d = p.clone().into_os_string();
             d.push(".deleted");

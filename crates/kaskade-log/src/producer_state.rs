@@ -32,7 +32,7 @@
 //! This module holds no lock and knows no clock: the log calls it under
 //! its own mutex, with the time passed in.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -40,6 +40,7 @@ use std::path::{Path, PathBuf};
 use crate::batch::BatchHeader;
 use crate::error::{LogError, Result};
 use crate::segment::{self, SegmentFiles};
+use crate::txn::{self, CompletedTxn, Marker};
 
 /// Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`: the duplicate window,
 /// matching the producers' `max.in.flight.requests.per.connection` limit
@@ -132,8 +133,10 @@ pub struct ProducerEntry {
     batches: VecDeque<BatchMetadata>,
     /// Max timestamp of the producer's last batch: what expiration goes by.
     pub last_timestamp: i64,
-    /// Kept for the snapshot format (transactions are not implemented).
+    /// The epoch of the transaction coordinator that wrote the last marker.
     pub coordinator_epoch: i32,
+    /// First offset of the producer's open transaction on this partition;
+    /// -1 when none is open.
     pub current_txn_first_offset: i64,
 }
 
@@ -187,13 +190,16 @@ impl ProducerEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset -> producer id (the smallest key
+    /// bounds the last stable offset).
+    open_txns: BTreeMap<i64, i64>,
     /// `producer.id.expiration.ms`
     expiration_ms: i64,
 }
 
 impl ProducerStateManager {
     pub fn new(expiration_ms: i64) -> ProducerStateManager {
-        ProducerStateManager { producers: HashMap::new(), expiration_ms }
+        ProducerStateManager { producers: HashMap::new(), open_txns: BTreeMap::new(), expiration_ms }
     }
 
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
@@ -208,7 +214,23 @@ impl ProducerStateManager {
         self.producers.is_empty()
     }
 
+    /// The first offset of the oldest open transaction.
+    pub fn first_open_txn(&self) -> Option<i64> {
+        self.open_txns.keys().next().copied()
+    }
+
+    /// Open transactions as (producer id, first offset), oldest first.
+    pub fn open_txns(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.open_txns.iter().map(|(first, pid)| (*pid, *first))
+    }
+
+    /// Every producer the partition knows, by id.
+    pub fn entries(&self) -> impl Iterator<Item = &ProducerEntry> {
+        self.producers.values()
+    }
+
     pub fn clear(&mut self) {
+        self.open_txns.clear();
         self.producers.clear();
     }
 
@@ -222,6 +244,12 @@ impl ProducerStateManager {
         let entry = self.producers.get(&pid);
         if let Some(dup) = entry.and_then(|e| e.duplicate_of(h)) {
             return Ok(Some(dup));
+        }
+        if !h.is_transactional() && entry.is_some_and(|e| e.current_txn_first_offset >= 0) {
+            return Err(LogError::InvalidTxnState(format!(
+                "Expected a transactional batch from producer {pid} at offset {offset}: its transaction starting at {} is open",
+                entry.map_or(-1, |e| e.current_txn_first_offset)
+            )));
         }
         let current = entry.map_or(NO_PRODUCER_EPOCH, |e| e.epoch);
         if h.producer_epoch < current {
@@ -249,27 +277,56 @@ impl ProducerStateManager {
         Ok(None)
     }
 
+    /// Validates a transaction marker for `producer_id` (Kafka's
+    /// `appendEndTxnMarker` checks): a marker older than the producer's
+    /// epoch would end a newer transaction.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<()> {
+        match self.producers.get(&producer_id) {
+            Some(e) if e.epoch > epoch => Err(LogError::InvalidProducerEpoch(format!(
+                "Transaction marker of producer {producer_id} has epoch {epoch}, older than the current epoch {}",
+                e.epoch
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Records a stored batch (its header carries the assigned offsets).
     /// No validation: used after a checked append and when replaying the
-    /// log. Batches without a producer id are ignored.
-    pub fn apply(&mut self, h: &BatchHeader) {
+    /// log. Batches without a producer id are ignored. A control batch
+    /// (`marker` says which) ends the producer's open transaction here,
+    /// which is returned.
+    pub fn apply(&mut self, h: &BatchHeader, marker: Option<Marker>) -> Option<CompletedTxn> {
         if h.producer_id <= NO_PRODUCER_ID {
-            return;
+            return None;
         }
         if h.is_control() {
             // A transaction marker: it moves the epoch and ends the
             // producer's transaction.
             let e = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry::empty(h.producer_id));
             e.update_epoch(h.producer_epoch);
-            e.current_txn_first_offset = -1;
             e.last_timestamp = h.max_timestamp;
-            return;
+            let first = std::mem::replace(&mut e.current_txn_first_offset, -1);
+            if first < 0 {
+                return None;
+            }
+            self.open_txns.remove(&first);
+            return marker.map(|marker| CompletedTxn {
+                producer_id: h.producer_id,
+                first_offset: first,
+                last_offset: h.base_offset,
+                marker,
+            });
         }
         if !is_idempotent(h) {
-            return;
+            return None;
         }
         let e = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry::empty(h.producer_id));
         e.add_batch(h.producer_epoch, BatchMetadata::of(h));
+        if h.is_transactional() && e.current_txn_first_offset < 0 {
+            e.current_txn_first_offset = h.base_offset;
+            self.open_txns.insert(h.base_offset, h.producer_id);
+        }
+        None
     }
 
     /// Forgets producers idle for `producer.id.expiration.ms` (by their last
@@ -355,6 +412,9 @@ impl ProducerStateManager {
                 });
             }
             if !is_expired(&e, now_ms, expiration_ms) {
+                if e.current_txn_first_offset >= 0 {
+                    psm.open_txns.insert(e.current_txn_first_offset, producer_id);
+                }
                 psm.producers.insert(producer_id, e);
             }
         }
@@ -387,19 +447,41 @@ impl Reader<'_> {
 }
 
 /// Replays the headers of one segment's batches that end at or after
-/// `from` into `state` (headers only: 61 bytes per batch). Returns how
-/// many batches were read.
-pub fn replay(state: &mut ProducerStateManager, files: &SegmentFiles, size: u64, from: i64) -> io::Result<u64> {
+/// `from` into `state` (headers only: 61 bytes per batch, plus the record
+/// of each control batch). Transactions the replay sees end go to
+/// `completed`. Returns how many batches were read.
+pub fn replay(
+    state: &mut ProducerStateManager,
+    files: &SegmentFiles,
+    size: u64,
+    from: i64,
+    completed: &mut Vec<CompletedTxn>,
+) -> io::Result<u64> {
     let start = files.index.read().lookup(from)? as u64;
     let mut n = 0;
-    segment::scan(&files.log, start, size, false, |_, h| {
+    let mut failed = None;
+    segment::scan(&files.log, start, size, false, |pos, h| {
         if h.last_offset() >= from {
-            state.apply(h);
+            let marker = if h.is_control() {
+                match txn::read_marker(files, pos, h) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        failed = Some(e);
+                        return false;
+                    }
+                }
+            } else {
+                None
+            };
+            completed.extend(state.apply(h, marker));
             n += 1;
         }
         true
     })?;
-    Ok(n)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(n),
+    }
 }
 
 /// Rebuilds the producer state of a log ending at `end`: drops the
@@ -553,7 +635,7 @@ mod tests {
     fn append(s: &mut ProducerStateManager, h: &BatchHeader) -> Result<Option<BatchMetadata>> {
         let dup = s.check(h, h.base_offset)?;
         if dup.is_none() {
-            s.apply(h);
+            s.apply(h, None);
         }
         Ok(dup)
     }
@@ -654,12 +736,12 @@ mod tests {
     fn non_idempotent_batches_are_ignored() {
         let mut s = ProducerStateManager::new(DEFAULT_PRODUCER_ID_EXPIRATION_MS);
         let plain = batch::validate_for_append(&build::filled(2, 4, 1_000, 0), 1 << 20).unwrap();
-        s.apply(&plain);
+        s.apply(&plain, None);
         assert!(s.is_empty());
         // A producer id without a sequence is not idempotent either.
         let mut b = build::filled(2, 4, 1_000, 0);
         build::set_producer(&mut b, 4, 0, -1);
-        s.apply(&batch::validate_for_append(&b, 1 << 20).unwrap());
+        s.apply(&batch::validate_for_append(&b, 1 << 20).unwrap(), None);
         assert!(s.is_empty());
     }
 

@@ -1,0 +1,166 @@
+//! Transactions at the log level: markers end a producer's transaction,
+//! aborts are indexed in `.txnindex`, the last stable offset waits for open
+//! transactions, and all of it survives clean and unclean reopening and
+//! truncation.
+
+mod common;
+
+use common::{manual_clock, open, tp};
+use kaskade_log::batch::{self, build};
+use kaskade_log::txn::{AbortedTxn, Marker};
+use kaskade_log::{Log, LogConfig};
+
+const TS: i64 = 1_700_000_000_000;
+
+/// A transactional producer's batch of `n` records.
+fn txn_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+    let mut b = build::filled(n, 20, TS, pid as u8);
+    build::set_attributes(&mut b, batch::ATTR_TRANSACTIONAL);
+    build::set_producer(&mut b, pid, epoch, seq);
+    b
+}
+
+fn idem(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+    let mut b = build::filled(n, 20, TS, 7);
+    build::set_producer(&mut b, pid, epoch, seq);
+    b
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig { segment_bytes: 600, index_interval_bytes: 100, ..LogConfig::default() }
+}
+
+fn durable(log: &Log) {
+    log.flush_blocking().expect("flush");
+}
+
+/// Two producers: pid 1 aborts [0, 4], pid 2 commits, pid 1 opens a second
+/// transaction left open at the end.
+fn scenario(log: &Log) -> (AbortedTxn, i64) {
+    assert_eq!(log.append_client(&txn_batch(1, 0, 0, 2), 0).unwrap().first_offset, 0);
+    assert_eq!(log.append_client(&txn_batch(2, 0, 0, 1), 0).unwrap().first_offset, 2);
+    assert_eq!(log.append_client(&txn_batch(1, 0, 2, 2), 0).unwrap().first_offset, 3);
+    durable(log);
+    assert_eq!(log.last_stable_offset(), 0, "pid 1's open transaction holds the LSO");
+    let abort = log.append_marker(1, 0, 0, Marker::Abort, 0).expect("abort marker");
+    assert_eq!(abort.first_offset, 5);
+    assert!(abort.header.is_control() && abort.header.is_transactional());
+    assert_eq!(log.last_stable_offset(), 0, "an abort not yet durable keeps its transaction unstable");
+    durable(log);
+    assert_eq!(log.last_stable_offset(), 2, "pid 2's transaction now holds it");
+    log.append_marker(2, 0, 0, Marker::Commit, 0).expect("commit marker");
+    assert_eq!(log.last_stable_offset(), 2);
+    durable(log);
+    assert_eq!(log.last_stable_offset(), 7);
+    // A plain idempotent batch, then a second transaction of pid 1.
+    log.append_client(&idem(3, 0, 0, 1), 0).unwrap();
+    let open_at = log.append_client(&txn_batch(1, 0, 4, 1), 0).unwrap().first_offset;
+    durable(log);
+    assert_eq!(log.last_stable_offset(), open_at);
+    let aborted = AbortedTxn { producer_id: 1, first_offset: 0, last_offset: 5, last_stable_offset: 2 };
+    (aborted, open_at)
+}
+
+#[test]
+fn markers_end_transactions_and_aborts_are_indexed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mgr, _) = open(dir.path(), small_segments(), manual_clock());
+    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    let (aborted, open_at) = scenario(&log);
+    assert_eq!(log.aborted_transactions(0, log.last_stable_offset()), vec![aborted]);
+    assert_eq!(log.aborted_transactions(6, 100), vec![], "ended before the read");
+    assert_eq!(log.aborted_transactions(0, 0), vec![], "begins at the upper bound");
+    assert_eq!(log.open_transactions(), vec![(1, open_at)]);
+    // A producer with an open transaction may not write outside it.
+    assert_eq!(log.append_client(&idem(1, 0, 5, 1), 0).unwrap_err().kafka_code(), 48);
+    // A marker from an older epoch than the producer's is refused.
+    log.append_marker(1, 1, 0, Marker::Abort, 0).expect("fencing abort with a bumped epoch");
+    assert_eq!(log.append_marker(1, 0, 0, Marker::Commit, 0).unwrap_err().kafka_code(), 47);
+    assert_eq!(log.append_client(&txn_batch(1, 0, 5, 1), 0).unwrap_err().kafka_code(), 47, "the zombie is fenced");
+    durable(&log);
+    assert_eq!(log.last_stable_offset(), log.log_end_offset());
+    assert_eq!(log.aborted_transactions(0, 100).len(), 2);
+    // Clients never write markers themselves.
+    let forged = kaskade_log::txn::build_marker(9, 0, 0, Marker::Commit, TS);
+    assert_eq!(log.append_client(&forged, 0).unwrap_err().kafka_code(), 87);
+    mgr.shutdown().expect("shutdown");
+}
+
+#[test]
+fn transactions_survive_clean_and_unclean_reopen() {
+    for clean in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = manual_clock();
+        let (mgr, _) = open(dir.path(), small_segments(), clock.clone());
+        let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+        let (aborted, open_at) = scenario(&log);
+        assert!(log.segment_count() > 1, "the scenario spans segments");
+        let end = log.log_end_offset();
+        if clean {
+            mgr.shutdown().expect("shutdown");
+        } else {
+            // A crash: no close, no final snapshot, no clean-shutdown
+            // marker; the open transaction comes back from the roll
+            // snapshot plus the replay after it.
+            durable(&log);
+            drop(log);
+            drop(mgr);
+        }
+        let (mgr, report) = open(dir.path(), small_segments(), clock);
+        let log = mgr.get(&tp()).expect("log");
+        assert_eq!(log.log_end_offset(), end, "{report:?}");
+        let found = log.aborted_transactions(0, end);
+        assert_eq!(found.len(), 1, "clean={clean}: {found:?}");
+        assert_eq!((found[0].producer_id, found[0].first_offset, found[0].last_offset), (1, 0, aborted.last_offset));
+        assert_eq!(log.open_transactions(), vec![(1, open_at)], "clean={clean}");
+        assert_eq!(log.last_stable_offset(), open_at, "clean={clean}");
+        // The open transaction can still be ended after the restart.
+        log.append_marker(1, 0, 0, Marker::Commit, 0).expect("commit after reopen");
+        durable(&log);
+        assert_eq!(log.last_stable_offset(), log.log_end_offset());
+        mgr.shutdown().expect("shutdown");
+    }
+}
+
+#[test]
+fn truncation_forgets_aborts_past_the_new_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mgr, _) = open(dir.path(), small_segments(), manual_clock());
+    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    let (aborted, _) = scenario(&log);
+    log.truncate_to(aborted.last_offset).expect("truncate");
+    assert_eq!(log.aborted_transactions(0, 100), vec![]);
+    // The transaction is open again: its marker is gone.
+    assert_eq!(log.open_transactions().first(), Some(&(1, 0)));
+    assert_eq!(log.last_stable_offset(), 0);
+    log.append_marker(1, 0, 0, Marker::Abort, 0).expect("abort again");
+    assert_eq!(log.aborted_transactions(0, 100).len(), 1);
+    mgr.shutdown().expect("shutdown");
+    let (mgr, _) = open(dir.path(), small_segments(), manual_clock());
+    assert_eq!(mgr.get(&tp()).expect("log").aborted_transactions(0, 100).len(), 1);
+    mgr.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_lost_index_append_is_rebuilt_from_the_marker_after_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let (mgr, _) = open(dir.path(), LogConfig::default(), clock.clone());
+    let log = mgr.get_or_create(&tp(), LogConfig::default()).expect("log");
+    log.append_client(&txn_batch(4, 0, 0, 3), 0).unwrap();
+    log.append_client(&build::filled(2, 20, TS, 1), 0).unwrap();
+    let marker = log.append_marker(4, 0, 0, Marker::Abort, 0).unwrap().first_offset;
+    durable(&log);
+    drop(log);
+    drop(mgr);
+    // The index append never reached the disk; the marker did.
+    let path = kaskade_log::txn::txn_index_path(&dir.path().join(tp().dir_name()), 0);
+    std::fs::remove_file(&path).expect("the abort was indexed");
+    let (mgr, _) = open(dir.path(), LogConfig::default(), clock);
+    let log = mgr.get(&tp()).expect("log");
+    let found = log.aborted_transactions(0, 100);
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].producer_id, found[0].first_offset, found[0].last_offset), (4, 0, marker));
+    assert!(path.exists(), "the index file was rewritten");
+    mgr.shutdown().expect("shutdown");
+}
