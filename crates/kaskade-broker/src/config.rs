@@ -280,6 +280,14 @@ pub struct BrokerConfig {
     pub log_message_timestamp_type: TimestampType,
     /// `log.cleanup.policy`.
     pub log_cleanup_policy: Vec<String>,
+    /// `log.cleaner.enable`.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`.
+    pub log_cleaner_backoff_ms: i64,
+    /// `log.cleaner.dedupe.buffer.size`.
+    pub log_cleaner_dedupe_buffer_size: i64,
+    /// `log.cleaner.io.buffer.size`.
+    pub log_cleaner_io_buffer_size: i32,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
     /// `compression.type`.
@@ -459,6 +467,9 @@ static KEYS: &[KeyDef] = &[
     KeyDef { name: "log.message.timestamp.after.max.ms", kind: Kind::Long { min: 0 }, default: Some("3600000"), doc: "How far in the future a CreateTime timestamp may be." },
     KeyDef { name: "log.cleanup.policy", kind: Kind::ChoiceList(&["compact", "delete"]), default: Some("delete"), doc: "Default cleanup policy of a topic." },
     KeyDef { name: "log.cleaner.enable", kind: Kind::Bool, default: Some("true"), doc: "Run the log cleaner for compacted topics." },
+    KeyDef { name: "log.cleaner.backoff.ms", kind: Kind::Long { min: 0 }, default: Some("15000"), doc: "Pause between two passes of the log cleaner." },
+    KeyDef { name: "log.cleaner.dedupe.buffer.size", kind: LONG, default: Some("134217728"), doc: "Memory for the cleaner's key-to-offset map (24 bytes per key)." },
+    KeyDef { name: "log.cleaner.io.buffer.size", kind: int_min(0), default: Some("524288"), doc: "Bytes the cleaner reads from a segment at a time." },
     KeyDef { name: "log.cleaner.delete.retention.ms", kind: Kind::Long { min: 0 }, default: Some("86400000"), doc: "How long tombstones are kept in compacted topics." },
     KeyDef { name: "log.cleaner.min.compaction.lag.ms", kind: Kind::Long { min: 0 }, default: Some("0"), doc: "Minimum age of a record before it can be compacted." },
     KeyDef { name: "log.cleaner.max.compaction.lag.ms", kind: Kind::Long { min: 1 }, default: Some(LONG_MAX), doc: "Maximum time a record stays uncompacted." },
@@ -528,7 +539,8 @@ static ACCEPTED_UNUSED: &[&str] = &[
     "group.consumer.heartbeat.interval.ms",
     "group.share.enable",
     "log.cleaner.threads",
-    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.io.buffer.load.factor",
     "unstable.api.versions.enable",
     "unstable.feature.versions.enable",
 ];
@@ -910,6 +922,10 @@ impl BrokerConfig {
             log_flush_offset_checkpoint_interval_ms: num("log.flush.offset.checkpoint.interval.ms") as i32,
             log_message_timestamp_type,
             log_cleanup_policy: list("log.cleanup.policy"),
+            log_cleaner_enable: flag("log.cleaner.enable"),
+            log_cleaner_backoff_ms: num("log.cleaner.backoff.ms"),
+            log_cleaner_dedupe_buffer_size: num("log.cleaner.dedupe.buffer.size"),
+            log_cleaner_io_buffer_size: num("log.cleaner.io.buffer.size") as i32,
             min_insync_replicas: num("min.insync.replicas") as i32,
             compression_type: raw("compression.type").unwrap_or_default(),
             socket_request_max_bytes: num("socket.request.max.bytes") as i32,
@@ -1173,6 +1189,10 @@ mod tests {
         assert_eq!(c.group_initial_rebalance_delay_ms, 3000);
         assert_eq!(c.group_max_size, i32::MAX);
         assert_eq!(c.log_cleanup_policy, vec!["delete".to_string()]);
+        assert!(c.log_cleaner_enable);
+        assert_eq!(c.log_cleaner_backoff_ms, 15_000);
+        assert_eq!(c.log_cleaner_dedupe_buffer_size, 128 << 20);
+        assert_eq!(c.log_cleaner_io_buffer_size, 512 << 10);
         assert_eq!(c.compression_type, "producer");
         assert_eq!(c.min_insync_replicas, 1);
     }

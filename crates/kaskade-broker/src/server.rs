@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kaskade_log::{LogManager, ManagerOptions, TopicPartition};
+use kaskade_log::{CleanerOptions, LogManager, ManagerOptions, TopicPartition};
 use kaskade_meta::MetadataStore;
 
 use crate::broker::Broker;
@@ -208,6 +208,13 @@ pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<(Arc<TopicManag
         checkpoint_interval_ms: config.log_flush_offset_checkpoint_interval_ms.max(1) as u64,
         retention_check_interval_ms: config.log_retention_check_interval_ms.max(1) as u64,
         producer_id_expiration_ms: i64::from(config.producer_id_expiration_ms),
+        cleaner: CleanerOptions {
+            enabled: config.log_cleaner_enable,
+            backoff_ms: config.log_cleaner_backoff_ms.max(0) as u64,
+            dedupe_buffer_bytes: config.log_cleaner_dedupe_buffer_size.max(0) as u64,
+            io_buffer_bytes: config.log_cleaner_io_buffer_size.max(0) as usize,
+            ..CleanerOptions::default()
+        },
         ..ManagerOptions::default()
     };
     let (logs, report) = LogManager::open(dir, opts, config_for)?;

@@ -33,7 +33,51 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `cleanup.policy`: what happens to old data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    /// `delete`: whole segments go by `retention.ms` / `retention.bytes`.
+    #[default]
+    Delete,
+    /// `compact`: the cleaner keeps the latest record of every key; no
+    /// time or size retention.
+    Compact,
+    /// `compact,delete`: both.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Parses Kafka's comma-separated list (`compact`, `delete`, both in
+    /// any order); `None` for anything else.
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let (mut compact, mut delete) = (false, false);
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item {
+                "compact" => compact = true,
+                "delete" => delete = true,
+                _ => return None,
+            }
+        }
+        match (compact, delete) {
+            (true, true) => Some(CleanupPolicy::CompactDelete),
+            (true, false) => Some(CleanupPolicy::Compact),
+            (false, true) => Some(CleanupPolicy::Delete),
+            (false, false) => None,
+        }
+    }
+
+    /// Time and size retention apply.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    /// The log cleaner compacts the log.
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`
     pub segment_bytes: u64,
@@ -52,6 +96,36 @@ pub struct LogConfig {
     pub flush: FlushPolicy,
     /// `message.timestamp.type`
     pub timestamp_type: TimestampType,
+    /// `cleanup.policy`
+    pub cleanup_policy: CleanupPolicy,
+    /// `min.cleanable.dirty.ratio`: the cleaner compacts a log once the
+    /// dirty part is more than this share of it.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `delete.retention.ms`: how long a tombstone stays after the cleaner
+    /// first saw it.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this makes the
+    /// log eligible whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+}
+
+// The ratio is validated into [0, 1] (never NaN), so equality is total.
+impl Eq for LogConfig {}
+
+impl LogConfig {
+    /// How old the active segment may get before a roll: `segment.ms`, or
+    /// for a compacted log at most `max.compaction.lag.ms` (KIP-354), so
+    /// that old records do not wait in the active segment, which is never
+    /// cleaned.
+    pub fn max_segment_ms(&self) -> i64 {
+        if self.cleanup_policy.compacts() && self.max_compaction_lag_ms > 0 {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -66,6 +140,11 @@ impl Default for LogConfig {
             retention_bytes: -1,
             flush: FlushPolicy::Durable,
             timestamp_type: TimestampType::CreateTime,
+            cleanup_policy: CleanupPolicy::Delete,
+            min_cleanable_dirty_ratio: 0.5,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -73,6 +152,21 @@ impl Default for LogConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cleanup_policy_parsing_and_roll_time() {
+        assert_eq!(CleanupPolicy::parse("delete"), Some(CleanupPolicy::Delete));
+        assert_eq!(CleanupPolicy::parse("compact"), Some(CleanupPolicy::Compact));
+        assert_eq!(CleanupPolicy::parse("delete, compact"), Some(CleanupPolicy::CompactDelete));
+        assert_eq!(CleanupPolicy::parse("compact,delete"), Some(CleanupPolicy::CompactDelete));
+        assert_eq!(CleanupPolicy::parse("shred"), None);
+        assert_eq!(CleanupPolicy::parse(""), None);
+        assert!(!CleanupPolicy::Compact.deletes() && CleanupPolicy::Compact.compacts());
+        let mut c = LogConfig { segment_ms: 1000, max_compaction_lag_ms: 10, ..LogConfig::default() };
+        assert_eq!(c.max_segment_ms(), 1000, "max.compaction.lag.ms only bounds compacted logs");
+        c.cleanup_policy = CleanupPolicy::CompactDelete;
+        assert_eq!(c.max_segment_ms(), 10);
+    }
 
     #[test]
     fn flush_policy_mapping() {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::checkpoint::{self, LOG_START_FILE, RECOVERY_POINT_FILE};
+use crate::cleaner::{CleanStats, Cleaner, CleanerOptions};
 use crate::clock::{Clock, SystemClock};
 use crate::config::LogConfig;
 use crate::error::Result;
@@ -42,6 +43,8 @@ pub struct ManagerOptions {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms`
     pub producer_id_expiration_check_interval_ms: u64,
+    /// `log.cleaner.*`: compaction of `cleanup.policy=compact` logs.
+    pub cleaner: CleanerOptions,
 }
 
 impl Default for ManagerOptions {
@@ -58,6 +61,7 @@ impl Default for ManagerOptions {
             flush_check_interval_ms: 1000,
             producer_id_expiration_ms: crate::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
             producer_id_expiration_check_interval_ms: 600_000,
+            cleaner: CleanerOptions::default(),
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct LogManager {
     logs: RwLock<HashMap<TopicPartition, Arc<Log>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     background: Mutex<Option<std::thread::JoinHandle<()>>>,
+    cleaner: Cleaner,
+    cleaner_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Serialises checkpoint writers (background thread vs shutdown).
     checkpoint_lock: Mutex<()>,
 }
@@ -97,7 +103,8 @@ impl LogManager {
         let mut report = OpenReport { clean, ..OpenReport::default() };
         let (recovery, e1) = checkpoint::read(&dir.join(RECOVERY_POINT_FILE));
         let (starts, e2) = checkpoint::read(&dir.join(LOG_START_FILE));
-        report.repairs.extend(e1.into_iter().chain(e2));
+        let (cleaner, e3) = Cleaner::open(dir, opts.cleaner.clone(), opts.clock.clone());
+        report.repairs.extend(e1.into_iter().chain(e2).chain(e3));
         let env = LogEnv {
             clock: opts.clock.clone(),
             cache: Arc::new(HandleCache::new(opts.max_open_segments)),
@@ -134,6 +141,8 @@ impl LogManager {
             logs: RwLock::new(logs),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             background: Mutex::new(None),
+            cleaner,
+            cleaner_thread: Mutex::new(None),
             checkpoint_lock: Mutex::new(()),
         });
         // Record where recovery left each log, so a crash right after
@@ -146,9 +155,13 @@ impl LogManager {
         &self.dir
     }
 
-    /// Starts the background thread: lazy flushes, checkpoints, retention,
-    /// producer id expiry.
+    /// Starts the background threads: one for lazy flushes, checkpoints,
+    /// retention and producer id expiry; one for the log cleaner (when
+    /// `log.cleaner.enable`), so a long clean delays none of those.
     pub fn start_background(self: &Arc<Self>) {
+        if self.opts.cleaner.enabled {
+            self.start_cleaner();
+        }
         let weak = Arc::downgrade(self);
         let stop = self.stop.clone();
         let opts = self.opts.clone();
@@ -200,6 +213,46 @@ impl LogManager {
         }
     }
 
+    fn start_cleaner(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        let backoff = self.opts.cleaner.backoff_ms.max(1);
+        let spawned = std::thread::Builder::new().name("kaskade-log-cleaner".into()).spawn(move || loop {
+            {
+                let (lock, cv) = &*stop;
+                let mut stopped = lock.lock();
+                if !*stopped {
+                    cv.wait_for(&mut stopped, Duration::from_millis(backoff));
+                }
+                if *stopped {
+                    return;
+                }
+            }
+            let Some(mgr) = weak.upgrade() else { return };
+            mgr.run_cleaner();
+        });
+        match spawned {
+            Ok(h) => *self.cleaner_thread.lock() = Some(h),
+            Err(e) => tracing::error!(error = %e, "could not start the log cleaner thread"),
+        }
+    }
+
+    /// One cleaner pass over every compacted log that is due (blocking; the
+    /// cleaner thread calls it every `log.cleaner.backoff.ms`, tests call it
+    /// directly). Returns what was cleaned.
+    pub fn run_cleaner(&self) -> Vec<(TopicPartition, CleanStats)> {
+        let stop = self.stop.clone();
+        let stopped = move || *stop.0.lock();
+        let registered =
+            |log: &Arc<Log>| self.logs.read().get(log.topic_partition()).is_some_and(|l| Arc::ptr_eq(l, log));
+        self.cleaner.run_pass(&self.all(), &stopped, &registered)
+    }
+
+    /// A compacted log's first dirty offset, as checkpointed by the cleaner.
+    pub fn cleaner_checkpoint(&self, tp: &TopicPartition) -> Option<i64> {
+        self.cleaner.checkpoint(tp)
+    }
+
     pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Log>> {
         self.logs.read().get(tp).cloned()
     }
@@ -236,6 +289,9 @@ impl LogManager {
     /// next start), then removes it.
     pub fn delete(&self, tp: &TopicPartition) -> Result<bool> {
         let Some(log) = self.logs.write().remove(tp) else { return Ok(false) };
+        // A clean in progress must not write into the directory going away.
+        self.cleaner.abort_and_wait(tp);
+        self.cleaner.forget(tp);
         let _ = log.close();
         let dir = self.dir.join(tp.dir_name());
         let unique = self.env.clock.now_ms();
@@ -279,6 +335,9 @@ impl LogManager {
             cv.notify_all();
         }
         if let Some(h) = self.background.lock().take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.cleaner_thread.lock().take() {
             let _ = h.join();
         }
         for log in self.all() {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use kaskade_log::{FlushPolicy, LogConfig, TimestampType};
+use kaskade_log::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 
 /// Checks one topic config value (the key table lives in
 /// `crate::config`); the error text is what INVALID_CONFIG carries.
@@ -57,6 +57,15 @@ pub fn to_log_config(values: &BTreeMap<String, String>) -> LogConfig {
             Some("LogAppendTime") => TimestampType::LogAppendTime,
             _ => TimestampType::CreateTime,
         },
+        cleanup_policy: values.get("cleanup.policy").and_then(|v| CleanupPolicy::parse(v)).unwrap_or(d.cleanup_policy),
+        min_cleanable_dirty_ratio: values
+            .get("min.cleanable.dirty.ratio")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(d.min_cleanable_dirty_ratio),
+        delete_retention_ms: num(values, "delete.retention.ms", d.delete_retention_ms).max(0),
+        min_compaction_lag_ms: num(values, "min.compaction.lag.ms", d.min_compaction_lag_ms).max(0),
+        max_compaction_lag_ms: num(values, "max.compaction.lag.ms", d.max_compaction_lag_ms).max(1),
     }
 }
 
@@ -83,5 +92,38 @@ mod tests {
         assert_eq!(c.retention_ms, 5000);
         assert_eq!(c.flush, FlushPolicy::Lazy { messages: Some(100), ms: None });
         assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(c.cleanup_policy, CleanupPolicy::Delete);
+    }
+
+    #[test]
+    fn compaction_keys_map_to_the_log_config() {
+        let v: BTreeMap<String, String> = [
+            ("cleanup.policy", "compact,delete"),
+            ("min.cleanable.dirty.ratio", "0.25"),
+            ("delete.retention.ms", "1000"),
+            ("min.compaction.lag.ms", "2000"),
+            ("max.compaction.lag.ms", "3000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = to_log_config(&v);
+        assert_eq!(c.cleanup_policy, CleanupPolicy::CompactDelete);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.25);
+        assert_eq!((c.delete_retention_ms, c.min_compaction_lag_ms, c.max_compaction_lag_ms), (1000, 2000, 3000));
+        // The broker's defaults, as DescribeConfigs renders them, give Kafka's.
+        let defaults: BTreeMap<String, String> = crate::config::BrokerConfig::default()
+            .topic_defaults()
+            .into_iter()
+            .filter_map(|d| d.value.map(|v| (d.name.to_string(), v)))
+            .collect();
+        let c = to_log_config(&defaults);
+        assert_eq!(c.cleanup_policy, CleanupPolicy::Delete);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(c.delete_retention_ms, 86_400_000);
+        assert_eq!(c.min_compaction_lag_ms, 0);
+        assert_eq!(c.max_compaction_lag_ms, i64::MAX);
+        let compact = to_log_config(&effective(&defaults, &[("cleanup.policy".into(), "compact".into())].into()));
+        assert_eq!(compact.cleanup_policy, CleanupPolicy::Compact);
     }
 }
