@@ -29,6 +29,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     /// The group coordinator (classic groups, committed offsets).
     pub groups: crate::group::GroupService,
+    /// The transaction coordinator.
+    pub txns: crate::txn::TxnService,
     cluster_id: String,
     /// (host, port) clients are told to connect to.
     advertised: (String, i32),
@@ -52,6 +54,7 @@ impl Broker {
         advertised: (String, i32),
     ) -> Self {
         let groups = crate::group::GroupService::from_config(&config, topics.clone());
+        let txns = crate::txn::TxnService::new(config.transaction_max_timeout_ms);
         Broker {
             config: Arc::new(config),
             router,
@@ -60,6 +63,7 @@ impl Broker {
             fetch_sessions: SessionCache::new(FETCH_SESSION_SLOTS),
             producer_ids: ProducerIdManager::new(),
             groups,
+            txns,
             cluster_id,
             advertised,
             stopping: tokio::sync::watch::channel(false).0,
@@ -69,6 +73,11 @@ impl Broker {
     /// Marks the broker as shutting down (wakes parked long polls).
     pub fn begin_shutdown(&self) {
         self.stopping.send_replace(true);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
     }
 
     /// Resolves once shutdown has begun.

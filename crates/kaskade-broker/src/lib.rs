@@ -6,11 +6,13 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod group;
+pub mod internal_topic;
 pub mod network;
 pub mod producer_ids;
 pub mod router;
 pub mod server;
 pub mod topic;
+pub mod txn;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

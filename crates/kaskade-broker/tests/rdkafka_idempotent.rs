@@ -314,8 +314,10 @@ fn raw_retry_is_stored_once_and_gets_the_original_offset() {
     assert_eq!(r.error_code, 47);
     assert_eq!(high_watermark(&tb.bootstrap(), &topic), 6);
 
-    // Transactions are not implemented: a clear, fatal error.
-    assert_eq!(raw.init_producer_id(Some("my-txn")).error_code, 53);
+    // A transactional id gets a producer id of its own.
+    let txn = raw.init_producer_id(Some("my-txn"));
+    assert_eq!((txn.error_code, txn.producer_epoch), (0, 0));
+    assert_ne!(txn.producer_id.0, pid);
 
     // After a restart the last batch is still recognised, and the sequence
     // continues.

@@ -34,8 +34,8 @@ pub mod segment;
 pub mod txn;
 pub mod types;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use cleaner::{CleanStats, CleanerOptions};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, Log, LogEnv, OpenHint, ReadResult, TimestampHit};

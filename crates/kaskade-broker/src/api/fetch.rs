@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kaskade_log::{Log, LogError};
 use tokio::time::Instant;
@@ -34,20 +34,35 @@ struct Wanted {
 struct Got {
     error: i16,
     hw: i64,
+    lso: i64,
     log_start: i64,
     records: Option<Bytes>,
+    /// read_committed: the aborted transactions the records overlap.
+    aborted: Vec<kaskade_log::txn::AbortedTxn>,
 }
 
-fn read_all(wanted: &[(Option<Arc<Log>>, i64, i32)], max_bytes: i32) -> Vec<Got> {
+/// Reads every partition within `max_bytes`. Under read_committed a read
+/// stops at the last stable offset and names the aborted transactions it
+/// overlaps, so the client can drop their records.
+fn read_all(wanted: &[(Option<Arc<Log>>, i64, i32)], max_bytes: i32, read_committed: bool) -> Vec<Got> {
     let mut budget = max_bytes.max(0) as usize;
     let mut any = false;
     wanted
         .iter()
         .map(|(log, offset, pmax)| {
             let Some(log) = log else {
-                return Got { error: code::UNKNOWN_TOPIC_OR_PARTITION, hw: -1, log_start: -1, records: None };
+                return Got {
+                    error: code::UNKNOWN_TOPIC_OR_PARTITION,
+                    hw: -1,
+                    lso: -1,
+                    log_start: -1,
+                    records: None,
+                    aborted: Vec::new(),
+                };
             };
             let hw = log.high_watermark();
+            let lso = log.last_stable_offset();
+            let upper = if read_committed { lso } else { hw };
             let limit = (*pmax).max(0) as usize;
             let want = limit.min(budget);
             let res = if want == 0 && any {
@@ -59,7 +74,7 @@ fn read_all(wanted: &[(Option<Arc<Log>>, i64, i32)], max_bytes: i32) -> Vec<Got>
                     (s, _) => Ok((None, s)),
                 }
             } else {
-                log.read(*offset, want.max(1), Some(hw)).map(|r| (r.records, r.log_start_offset))
+                log.read(*offset, want.max(1), Some(upper)).map(|r| (r.records, r.log_start_offset))
             };
             match res {
                 Ok((records, log_start)) => {
@@ -68,9 +83,20 @@ fn read_all(wanted: &[(Option<Arc<Log>>, i64, i32)], max_bytes: i32) -> Vec<Got>
                         budget = budget.saturating_sub(r.len());
                         any = true;
                     }
-                    Got { error: 0, hw, log_start, records }
+                    let aborted = match &records {
+                        Some(_) if read_committed => log.aborted_transactions(*offset, upper),
+                        _ => Vec::new(),
+                    };
+                    Got { error: 0, hw, lso, log_start, records, aborted }
                 }
-                Err(e) => Got { error: e.kafka_code(), hw, log_start: log.log_start_offset(), records: None },
+                Err(e) => Got {
+                    error: e.kafka_code(),
+                    hw,
+                    lso,
+                    log_start: log.log_start_offset(),
+                    records: None,
+                    aborted: Vec::new(),
+                },
             }
         })
         .collect()
@@ -176,13 +202,14 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
     let min_bytes = req.min_bytes.max(0) as usize;
     let mut watches: Vec<_> =
         wanted.iter().filter_map(|w| w.log.as_ref().map(|l| l.subscribe_high_watermark())).collect();
+    let read_committed = req.isolation_level == 1;
     let got = loop {
         for w in &mut watches {
             w.borrow_and_update();
         }
         let plan: Vec<_> = wanted.iter().map(|w| (w.log.clone(), w.fetch_offset, w.max_bytes)).collect();
         let max_bytes = req.max_bytes;
-        let got = match tokio::task::spawn_blocking(move || read_all(&plan, max_bytes)).await {
+        let got = match tokio::task::spawn_blocking(move || read_all(&plan, max_bytes, read_committed)).await {
             Ok(g) => g,
             Err(_) => {
                 resp.error_code = -1;
@@ -205,7 +232,6 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
 
     // Build the response; incremental sessions send only partitions with news.
     let incremental = matches!(mode, SessionMode::Incremental(_));
-    let read_committed = req.isolation_level == 1;
     let mut entries = Vec::new();
     for (w, g) in wanted.iter().zip(got) {
         let error = w.error.unwrap_or(g.error);
@@ -233,9 +259,19 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
         pd.partition_index = w.key.1;
         pd.error_code = error;
         pd.high_watermark = g.hw;
-        pd.last_stable_offset = g.hw;
+        pd.last_stable_offset = g.lso;
         pd.log_start_offset = g.log_start;
-        pd.aborted_transactions = if read_committed { Some(Vec::new()) } else { None };
+        pd.aborted_transactions = read_committed.then(|| {
+            g.aborted
+                .iter()
+                .map(|a| {
+                    let mut t = AbortedTransaction::default();
+                    t.producer_id = ProducerId(a.producer_id);
+                    t.first_offset = a.first_offset;
+                    t
+                })
+                .collect()
+        });
         pd.records = Some(g.records.unwrap_or_default());
         entries.push((w.key.0.clone(), w.topic_id, pd));
     }

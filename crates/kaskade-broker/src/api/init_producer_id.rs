@@ -11,27 +11,18 @@
 //! - a producer id and epoch of which exactly one is -1 is INVALID_REQUEST;
 //! - an empty transactional id is INVALID_REQUEST.
 //!
-//! Transactions are not implemented. A request with a transactional id
-//! gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53): it is the error every
-//! client treats as fatal for InitProducerId (the Java producer raises
-//! `TransactionalIdAuthorizationException`, librdkafka sets a fatal error,
-//! kafka-python raises it from `init_transactions`), so a transactional
-//! application stops at once with an error naming its transactional id.
-//! What a Kafka broker without a usable transaction coordinator answers,
-//! COORDINATOR_NOT_AVAILABLE or NOT_COORDINATOR, is retriable: clients would
-//! retry until `max.block.ms` and then time out with no hint of the cause.
-//! The response has no message field, so the broker logs why.
+//! - with a transactional id the transaction coordinator answers
+//!   (`txn::TxnService::init_producer_id`): the id's producer id with a
+//!   bumped epoch, after aborting a transaction it left open (fencing the
+//!   previous producer); `transaction_timeout_ms` above
+//!   `transaction.max.timeout.ms` is INVALID_TRANSACTION_TIMEOUT.
 
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{
-    InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader, RequestKind, ResponseKind,
-};
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use crate::api::handler;
 use crate::broker::Broker;
-use crate::router::HandlerFuture;
 
 const NO_PRODUCER_ID: i64 = -1;
 const NO_PRODUCER_EPOCH: i16 = -1;
@@ -50,17 +41,21 @@ fn error(code: ResponseError) -> InitProducerIdResponse {
 }
 
 /// Answers one InitProducerId request.
-pub async fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(broker: &Arc<Broker>, version: i16, request: InitProducerIdRequest) -> InitProducerIdResponse {
     if let Some(txn) = &request.transactional_id {
         if txn.is_empty() {
             return error(ResponseError::InvalidRequest);
         }
-        tracing::warn!(
-            transactional_id = %txn.as_str(),
-            "InitProducerId for a transactional producer refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED: \
-             transactions are not implemented (idempotent producers are)"
-        );
-        return error(ResponseError::TransactionalIdAuthorizationFailed);
+        let expected = match (request.producer_id.0, request.producer_epoch) {
+            (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) => None,
+            (NO_PRODUCER_ID, _) | (_, NO_PRODUCER_EPOCH) => return error(ResponseError::InvalidRequest),
+            (pid, epoch) => Some((pid, epoch)),
+        };
+        let id = txn.to_string();
+        return match broker.txns.init_producer_id(broker, &id, request.transaction_timeout_ms, expected).await {
+            Ok((pid, epoch)) => response(0, pid, epoch),
+            Err(e) => response(super::fenced_for(version, 4, e), NO_PRODUCER_ID, NO_PRODUCER_EPOCH),
+        };
     }
     match (request.producer_id.0, request.producer_epoch) {
         (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) => {}
@@ -79,13 +74,7 @@ pub async fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> Ini
     }
 }
 
-/// The route.
-pub fn route(broker: Arc<Broker>, _header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    handler(async move {
-        let request = crate::request_body!(body, InitProducerId)?;
-        Ok(ResponseKind::InitProducerId(handle(&broker, request).await))
-    })
-}
+crate::route_to!(InitProducerId, handle);
 
 #[cfg(test)]
 mod tests {
@@ -106,19 +95,27 @@ mod tests {
     fn answers_as_kafka() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
         let b = Arc::new(Broker::for_tests(BrokerConfig::default(), Router::default()));
-        let r1 = rt.block_on(handle(&b, req(-1, -1, None)));
+        let r1 = rt.block_on(handle(&b, 5, req(-1, -1, None)));
         assert_eq!((r1.error_code, r1.producer_epoch), (0, 0));
-        let r2 = rt.block_on(handle(&b, req(-1, -1, None)));
+        let r2 = rt.block_on(handle(&b, 5, req(-1, -1, None)));
         assert_eq!(r2.producer_id.0, r1.producer_id.0 + 1, "a new id each time");
         // KIP-360 re-init with the current id and epoch: a new id, epoch 0.
-        let r3 = rt.block_on(handle(&b, req(r2.producer_id.0, 7, None)));
+        let r3 = rt.block_on(handle(&b, 5, req(r2.producer_id.0, 7, None)));
         assert_eq!((r3.error_code, r3.producer_id.0, r3.producer_epoch), (0, r2.producer_id.0 + 1, 0));
         for (pid, epoch) in [(-1, 3), (5, -1)] {
-            let r = rt.block_on(handle(&b, req(pid, epoch, None)));
+            let r = rt.block_on(handle(&b, 5, req(pid, epoch, None)));
             assert_eq!((r.error_code, r.producer_id.0, r.producer_epoch), (42, -1, -1), "({pid}, {epoch})");
         }
-        let r = rt.block_on(handle(&b, req(-1, -1, Some("tx-1"))));
-        assert_eq!((r.error_code, r.producer_id.0), (53, -1));
-        assert_eq!(rt.block_on(handle(&b, req(-1, -1, Some("")))).error_code, 42);
+        // A transactional id: its own producer id, the epoch bumped on
+        // every init.
+        let mut txn = req(-1, -1, Some("tx-1"));
+        txn.transaction_timeout_ms = 60_000;
+        let t1 = rt.block_on(handle(&b, 5, txn.clone()));
+        assert_eq!((t1.error_code, t1.producer_epoch), (0, 0));
+        let t2 = rt.block_on(handle(&b, 5, txn.clone()));
+        assert_eq!((t2.error_code, t2.producer_id.0, t2.producer_epoch), (0, t1.producer_id.0, 1));
+        txn.transaction_timeout_ms = 900_001;
+        assert_eq!(rt.block_on(handle(&b, 5, txn)).error_code, 50, "above transaction.max.timeout.ms");
+        assert_eq!(rt.block_on(handle(&b, 5, req(-1, -1, Some("")))).error_code, 42);
     }
 }

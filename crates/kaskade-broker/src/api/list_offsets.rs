@@ -21,10 +21,12 @@ pub const EARLIEST_LOCAL: i64 = -4;
 pub const EARLIEST_TIERED: i64 = -5;
 pub const LATEST_TIERED: i64 = -6;
 
-/// (offset, timestamp) for a lookup, or a Kafka error code.
-fn lookup(log: &Log, timestamp: i64) -> Result<(i64, i64), i16> {
+/// (offset, timestamp) for a lookup, or a Kafka error code. Under
+/// read_committed the latest offset is the last stable offset.
+fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<(i64, i64), i16> {
     match timestamp {
         EARLIEST | EARLIEST_LOCAL | EARLIEST_TIERED => Ok((log.log_start_offset(), -1)),
+        LATEST | LATEST_TIERED if read_committed => Ok((log.last_stable_offset(), -1)),
         LATEST | LATEST_TIERED => Ok((log.high_watermark(), -1)),
         MAX_TIMESTAMP => Ok(match log.max_timestamp() {
             Some((ts, off)) if off < log.high_watermark() => (exact_max(log, ts, off).unwrap_or(off), ts),
@@ -59,6 +61,7 @@ fn exact_max(log: &Log, ts: i64, batch_last: i64) -> Option<i64> {
 }
 
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = version >= 2 && req.isolation_level == 1;
     let image = broker.topics.image();
     let mut resp = ListOffsetsResponse::default();
     for t in req.topics {
@@ -90,7 +93,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListOffsetsRequest)
                 pr.error_code = 75; // UNKNOWN_LEADER_EPOCH
             } else if let Some(log) = broker.topics.log(&tp.name, p.partition_index) {
                 let ts = p.timestamp;
-                let res = tokio::task::spawn_blocking(move || lookup(&log, ts)).await.unwrap_or(Err(-1));
+                let res =
+                    tokio::task::spawn_blocking(move || lookup(&log, ts, read_committed)).await.unwrap_or(Err(-1));
                 match res {
                     Ok((offset, timestamp)) => {
                         pr.offset = offset;

@@ -9,6 +9,8 @@ use kafka_protocol::messages::ResponseKind;
 use crate::error::BrokerError;
 use crate::router::HandlerFuture;
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod configs;
 pub mod create_partitions;
@@ -20,6 +22,7 @@ pub mod describe_cluster;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
+pub mod end_txn;
 pub mod fetch;
 pub mod fetch_session;
 pub mod find_coordinator;
@@ -36,6 +39,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 tokio::task_local! {
     /// The client's address, set while a handler is started (read it
@@ -74,6 +78,38 @@ macro_rules! request_body {
             ))),
         }
     };
+}
+
+/// Defines a module's `route` for a handler
+/// `async fn handle(broker: &Arc<Broker>, version: i16, request) -> Response`:
+/// `route_to!(EndTxn, handle);`
+#[macro_export]
+macro_rules! route_to {
+    ($variant:ident, $handle:path) => {
+        pub fn route(
+            broker: ::std::sync::Arc<$crate::broker::Broker>,
+            header: ::kafka_protocol::messages::RequestHeader,
+            body: ::kafka_protocol::messages::RequestKind,
+        ) -> $crate::router::HandlerFuture {
+            $crate::api::handler(async move {
+                let request = $crate::request_body!(body, $variant)?;
+                Ok(::kafka_protocol::messages::ResponseKind::$variant(
+                    $handle(&broker, header.request_api_version, request).await,
+                ))
+            })
+        }
+    };
+}
+
+/// Kafka answers PRODUCER_FENCED only to request versions that know it
+/// (KIP-588); older ones get INVALID_PRODUCER_EPOCH.
+pub fn fenced_for(version: i16, since: i16, e: kafka_protocol::error::ResponseError) -> i16 {
+    use kafka_protocol::error::ResponseError;
+    if e == ResponseError::ProducerFenced && version < since {
+        ResponseError::InvalidProducerEpoch.code()
+    } else {
+        e.code()
+    }
 }
 
 #[cfg(test)]

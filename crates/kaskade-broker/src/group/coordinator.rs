@@ -32,6 +32,10 @@ pub struct GroupCoordinator {
     pub(crate) offset_changes: Vec<OffsetChange>,
     /// Groups whose metadata is to be persisted (a tombstone if gone).
     pub(crate) dirty_groups: Vec<String>,
+    /// Offsets committed in open transactions, by producer id.
+    pub(crate) pending_txn_offsets: HashMap<i64, Vec<OffsetChange>>,
+    /// Transactional offset records to persist.
+    pub(crate) txn_offset_changes: Vec<(i64, i16, OffsetChange)>,
     /// State of the generator of member ids (splitmix64).
     rng: u64,
 }
@@ -45,6 +49,8 @@ impl GroupCoordinator {
             outbox: Vec::new(),
             offset_changes: Vec::new(),
             dirty_groups: Vec::new(),
+            pending_txn_offsets: HashMap::new(),
+            txn_offset_changes: Vec::new(),
             rng: seed,
         }
     }

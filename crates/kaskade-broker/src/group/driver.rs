@@ -47,10 +47,23 @@ impl Core {
             let value = self.engine.group(&id).map(super::records::group_value);
             records.push((id.clone(), super::records::group_key(&id), value));
         }
-        match &self.store {
-            Some(store) if !records.is_empty() => store.append(&records, now_ms()),
-            _ => Ok(Vec::new()),
+        let txn_changes = self.engine.take_txn_offset_changes();
+        let Some(store) = &self.store else { return Ok(Vec::new()) };
+        let mut waits = Vec::new();
+        if !records.is_empty() {
+            waits.extend(store.append(&records, now_ms(), None)?);
         }
+        // One batch per producer: each is its transaction's.
+        type Records = Vec<(String, Bytes, Option<Bytes>)>;
+        let mut by_producer: HashMap<(i64, i16), Records> = HashMap::new();
+        for (pid, epoch, c) in txn_changes {
+            let (key, value) = super::records::encode_change(&c);
+            by_producer.entry((pid, epoch)).or_default().push((c.group_id.clone(), key, value));
+        }
+        for (producer, records) in by_producer {
+            waits.extend(store.append(&records, now_ms(), Some(producer))?);
+        }
+        Ok(waits)
     }
 
     /// Sends the engine's answers to parked requests. When the same step

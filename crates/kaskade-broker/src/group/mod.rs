@@ -17,6 +17,7 @@ mod offsets;
 pub mod records;
 mod state;
 mod store;
+mod txn_offsets;
 mod types;
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ impl GroupCoordinator {
     }
 
     /// Kafka's `validateOffsetCommit` for classic groups.
-    fn validate_commit(&mut self, now: i64, req: &CommitRequest) -> Result<(), ResponseError> {
+    pub(super) fn validate_commit(&mut self, now: i64, req: &CommitRequest) -> Result<(), ResponseError> {
         if req.group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }

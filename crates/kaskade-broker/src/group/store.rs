@@ -7,10 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 use kaskade_log::Log;
 
 use super::coordinator::GroupCoordinator;
@@ -20,8 +17,6 @@ use crate::topic::TopicManager;
 
 /// `offsets.topic.segment.bytes` (Kafka's default).
 const SEGMENT_BYTES: &str = "104857600";
-/// Bytes read per step while loading.
-const LOAD_CHUNK: usize = 1 << 20;
 
 /// The offsets topic of this node.
 pub struct OffsetsStore {
@@ -66,44 +61,40 @@ impl OffsetsStore {
         let mut count = 0;
         for partition in 0..self.partition_count() {
             let log = self.log(partition)?;
-            let mut next = log.log_start_offset();
-            loop {
-                let read = log
-                    .read(next, LOAD_CHUNK, None)
-                    .map_err(|e| BrokerError::internal(format!("reading {OFFSETS_TOPIC}-{partition}: {e}")))?;
-                let Some(mut bytes) = read.records else { break };
-                let sets = RecordBatchDecoder::decode_all(&mut bytes)
-                    .map_err(|e| BrokerError::internal(format!("decoding {OFFSETS_TOPIC}-{partition}: {e}")))?;
-                let before = next;
-                for set in sets {
-                    for record in set.records {
-                        next = next.max(record.offset + 1);
-                        if record.control {
-                            continue;
-                        }
-                        let Some(key) = record.key.as_deref() else { continue };
-                        match records::decode(key, record.value.as_deref()) {
-                            Some(OffsetsRecord::Offset(change)) => engine.load_offset(now, change),
-                            Some(OffsetsRecord::GroupMetadata(id, group)) => engine.load_group(now, id, group),
-                            None => continue,
-                        }
-                        count += 1;
+            crate::internal_topic::replay(&log, |record| {
+                let Some(key) = record.key.as_deref() else { return };
+                if record.control {
+                    // A transaction marker: commits or drops the producer's
+                    // pending offsets.
+                    if key.len() >= 4 {
+                        let commit = i16::from_be_bytes([key[2], key[3]]) == 1;
+                        engine.complete_txn(now, record.producer_id, commit);
                     }
+                    return;
                 }
-                if next <= before || next >= read.log_end_offset {
-                    break;
+                match records::decode(key, record.value.as_deref()) {
+                    Some(OffsetsRecord::Offset(change)) if record.transactional => {
+                        engine.load_txn_offset(record.producer_id, change)
+                    }
+                    Some(OffsetsRecord::Offset(change)) => engine.load_offset(now, change),
+                    Some(OffsetsRecord::GroupMetadata(id, group)) => engine.load_group(now, id, group),
+                    None => return,
                 }
-            }
+                count += 1;
+            })
+            .map_err(|e| BrokerError::internal(format!("{OFFSETS_TOPIC}-{partition}: {e}")))?;
         }
         Ok(count)
     }
 
     /// Appends the records (group id, key, value) to each group's
-    /// partition; the (log, end offset) pairs to wait on for durability.
+    /// partition, as transactional records of `producer` if given; the
+    /// (log, end offset) pairs to wait on for durability.
     pub fn append(
         &self,
         changes: &[(String, Bytes, Option<Bytes>)],
         now: i64,
+        producer: Option<(i64, i16)>,
     ) -> Result<Vec<(Arc<Log>, i64)>, BrokerError> {
         let n = self.partition_count();
         let mut by_partition: BTreeMap<i32, Vec<(Bytes, Option<Bytes>)>> = BTreeMap::new();
@@ -112,37 +103,7 @@ impl OffsetsStore {
         }
         let mut waits = Vec::new();
         for (partition, changes) in by_partition {
-            let batch: Vec<Record> = changes
-                .iter()
-                .enumerate()
-                .map(|(i, (key, value))| {
-                    Record {
-                        transactional: false,
-                        control: false,
-                        delete_horizon: false,
-                        partition_leader_epoch: 0,
-                        producer_id: -1,
-                        producer_epoch: -1,
-                        timestamp_type: TimestampType::Creation,
-                        offset: i as i64,
-                        // The encoder keeps records in one batch while
-                        // offset - sequence is constant; the batch's base
-                        // sequence (the first record's) is -1: no producer.
-                        sequence: i as i32 - 1,
-                        timestamp: now,
-                        key: Some(key.clone()),
-                        value: value.clone(),
-                        headers: Default::default(),
-                    }
-                })
-                .collect();
-            let mut buf = BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut buf,
-                &batch,
-                &RecordEncodeOptions { version: 2, compression: Compression::None },
-            )
-            .map_err(|e| BrokerError::internal(format!("encoding offsets: {e}")))?;
+            let buf = crate::internal_topic::encode_batch(&changes, now, producer)?;
             let log = self.log(partition)?;
             let info = log
                 .append(&buf, 0)

@@ -1,0 +1,60 @@
+//! AddPartitionsToTxn (key 24), versions 0 to 3 (the client versions; v4+
+//! is the broker-to-broker verification of KIP-890, not offered). Unknown
+//! partitions fail the request as Kafka fails it: UNKNOWN_TOPIC_OR_PARTITION
+//! for them, OPERATION_NOT_ATTEMPTED for the others.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+
+use crate::broker::Broker;
+
+pub async fn handle(broker: &Arc<Broker>, version: i16, req: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse {
+    let image = broker.topics.image();
+    let requested: Vec<(String, i32)> = req
+        .v3_and_below_topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), *p)))
+        .collect();
+    let known = |(topic, partition): &(String, i32)| {
+        image.topic(topic).is_some_and(|t| *partition >= 0 && (*partition as usize) < t.partitions.len())
+    };
+    let all_known = requested.iter().all(known);
+    let mut code = 0;
+    if all_known {
+        let id = req.v3_and_below_transactional_id.to_string();
+        let result = broker
+            .txns
+            .add_partitions(broker, &id, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch, &requested)
+            .await;
+        code = result.err().map_or(0, |e| super::fenced_for(version, 2, e));
+    }
+    let outcome = |p: &(String, i32)| {
+        if all_known {
+            code
+        } else if known(p) {
+            ResponseError::OperationNotAttempted.code()
+        } else {
+            ResponseError::UnknownTopicOrPartition.code()
+        }
+    };
+    let mut resp = AddPartitionsToTxnResponse::default();
+    for topic in &req.v3_and_below_topics {
+        let mut t = AddPartitionsToTxnTopicResult::default();
+        t.name = topic.name.clone();
+        for p in &topic.partitions {
+            let mut r = AddPartitionsToTxnPartitionResult::default();
+            r.partition_index = *p;
+            r.partition_error_code = outcome(&(topic.name.to_string(), *p));
+            t.results_by_partition.push(r);
+        }
+        resp.results_by_topic_v3_and_below.push(t);
+    }
+    resp
+}
+
+crate::route_to!(AddPartitionsToTxn, handle);

@@ -1,0 +1,444 @@
+//! The transaction coordinator's engine: Kafka's `TransactionCoordinator`
+//! state transitions with no I/O. Every call takes the time and returns a
+//! decision: the metadata to persist in `__transaction_state` before
+//! answering, and, when a transaction ends, an [`EndPlan`] (the markers to
+//! write) that the service executes and reports back with
+//! [`TxnCoordinator::complete`].
+//!
+//! Transitions (Kafka's): Empty/Complete* --AddPartitions--> Ongoing
+//! --EndTxn--> PrepareCommit|PrepareAbort --markers written--> Complete*.
+//! InitProducerId bumps the epoch; on an Ongoing transaction it first
+//! aborts it with the bumped epoch (fencing the old producer) and answers
+//! CONCURRENT_TRANSACTIONS so the client retries. A transaction open past
+//! its timeout is aborted the same way. While markers are being written,
+//! requests for the id answer CONCURRENT_TRANSACTIONS.
+
+use std::collections::{BTreeSet, HashMap};
+
+use kafka_protocol::error::ResponseError;
+use kaskade_log::txn::Marker;
+
+use super::state::{TxnMetadata, TxnPartition, TxnState};
+
+const NO_PRODUCER_ID: i64 = -1;
+const NO_PRODUCER_EPOCH: i16 = -1;
+
+/// Markers to write for a transaction that is ending.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndPlan {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    /// The epoch the markers carry (bumped when fencing).
+    pub producer_epoch: i16,
+    pub marker: Marker,
+    pub partitions: Vec<TxnPartition>,
+}
+
+/// What InitProducerId decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InitDecision {
+    /// A new producer id is needed first (new id, or epoch exhausted): call
+    /// again with one.
+    NeedProducerId,
+    /// Persist this, then answer with its producer id and epoch.
+    Ready(TxnMetadata),
+    /// An open transaction is being aborted first (persist, write the
+    /// markers); answer CONCURRENT_TRANSACTIONS, the client retries.
+    AbortFirst(TxnMetadata, EndPlan),
+}
+
+/// What EndTxn decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EndDecision {
+    /// A retry of a transaction that already ended this way: answer OK.
+    AlreadyDone,
+    /// Persist the Prepare* metadata, write the markers, then `complete`.
+    Begin(TxnMetadata, EndPlan),
+}
+
+#[derive(Debug, Default)]
+pub struct TxnCoordinator {
+    txns: HashMap<String, TxnMetadata>,
+    /// `transaction.max.timeout.ms`
+    max_timeout_ms: i32,
+}
+
+fn bumped(epoch: i16) -> Option<i16> {
+    // Kafka moves to a new producer id when the epoch would reach
+    // Short.MAX_VALUE.
+    (epoch < i16::MAX - 1).then(|| epoch.saturating_add(1).max(0))
+}
+
+impl TxnCoordinator {
+    pub fn new(max_timeout_ms: i32) -> Self {
+        TxnCoordinator { txns: HashMap::new(), max_timeout_ms }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&TxnMetadata> {
+        self.txns.get(id)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &TxnMetadata> {
+        self.txns.values()
+    }
+
+    /// Loads a persisted state (start-up replay; later records win).
+    pub fn load(&mut self, meta: TxnMetadata) {
+        if meta.state == TxnState::Dead {
+            self.txns.remove(&meta.transactional_id);
+        } else {
+            self.txns.insert(meta.transactional_id.clone(), meta);
+        }
+    }
+
+    /// After loading: the transactions whose markers must be (re)written,
+    /// because the node stopped between Prepare* and Complete*.
+    pub fn pending_plans(&self) -> Vec<EndPlan> {
+        self.txns
+            .values()
+            .filter_map(|m| {
+                let marker = match m.state {
+                    TxnState::PrepareCommit => Marker::Commit,
+                    TxnState::PrepareAbort => Marker::Abort,
+                    _ => return None,
+                };
+                Some(plan(m, marker))
+            })
+            .collect()
+    }
+
+    /// InitProducerId with a transactional id. `expected` is the producer
+    /// id and epoch the client sent (KIP-360), `new_pid` one allocated for
+    /// this call after `NeedProducerId`.
+    pub fn init_producer_id(
+        &mut self,
+        now: i64,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        new_pid: Option<i64>,
+    ) -> Result<InitDecision, ResponseError> {
+        if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        let Some(current) = self.txns.get(id) else {
+            let Some(pid) = new_pid else { return Ok(InitDecision::NeedProducerId) };
+            let meta = TxnMetadata {
+                transactional_id: id.to_string(),
+                producer_id: pid,
+                producer_epoch: 0,
+                last_producer_epoch: NO_PRODUCER_EPOCH,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+                start_ms: -1,
+                update_ms: now,
+            };
+            self.txns.insert(id.to_string(), meta.clone());
+            return Ok(InitDecision::Ready(meta));
+        };
+        if current.state.is_ending() || current.state == TxnState::Dead {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        if let Some((pid, epoch)) = expected {
+            // KIP-360: the client names the id and epoch it had.
+            let is_current = pid == current.producer_id && epoch == current.producer_epoch;
+            let is_retry = pid == current.producer_id && epoch == current.last_producer_epoch;
+            if is_retry && current.state != TxnState::Ongoing {
+                return Ok(InitDecision::Ready(current.clone()));
+            }
+            if !is_current {
+                return Err(ResponseError::ProducerFenced);
+            }
+        }
+        let mut meta = current.clone();
+        if meta.state == TxnState::Ongoing {
+            // Fence the old producer: abort its transaction with a bumped
+            // epoch. The client retries and gets the next epoch.
+            let Some(epoch) = bumped(meta.producer_epoch) else {
+                // Cannot bump: abort with the current epoch.
+                let p = self.begin_end(now, id, Marker::Abort, None);
+                return Ok(InitDecision::AbortFirst(p.0, p.1));
+            };
+            let p = self.begin_end(now, id, Marker::Abort, Some(epoch));
+            return Ok(InitDecision::AbortFirst(p.0, p.1));
+        }
+        match bumped(meta.producer_epoch) {
+            Some(epoch) => {
+                meta.last_producer_epoch = meta.producer_epoch;
+                meta.producer_epoch = epoch;
+            }
+            None => {
+                let Some(pid) = new_pid else { return Ok(InitDecision::NeedProducerId) };
+                meta.producer_id = pid;
+                meta.producer_epoch = 0;
+                meta.last_producer_epoch = NO_PRODUCER_EPOCH;
+            }
+        }
+        meta.timeout_ms = timeout_ms;
+        meta.state = TxnState::Empty;
+        meta.partitions.clear();
+        meta.start_ms = -1;
+        meta.update_ms = now;
+        self.txns.insert(id.to_string(), meta.clone());
+        Ok(InitDecision::Ready(meta))
+    }
+
+    /// Kafka's producer checks for AddPartitions, AddOffsets and EndTxn.
+    fn check_producer(&self, id: &str, pid: i64, epoch: i16) -> Result<&TxnMetadata, ResponseError> {
+        let meta = self.txns.get(id).ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if meta.producer_id != pid {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if meta.producer_epoch != epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        Ok(meta)
+    }
+
+    /// AddPartitionsToTxn / AddOffsetsToTxn: the metadata to persist before
+    /// answering, or `None` when nothing changed.
+    pub fn add_partitions(
+        &mut self,
+        now: i64,
+        id: &str,
+        pid: i64,
+        epoch: i16,
+        partitions: &[TxnPartition],
+    ) -> Result<Option<TxnMetadata>, ResponseError> {
+        let meta = self.check_producer(id, pid, epoch)?;
+        if meta.state.is_ending() {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        if meta.state == TxnState::Ongoing && partitions.iter().all(|p| meta.partitions.contains(p)) {
+            return Ok(None);
+        }
+        let mut meta = meta.clone();
+        if meta.state != TxnState::Ongoing {
+            meta.partitions.clear();
+            meta.start_ms = now;
+        }
+        meta.state = TxnState::Ongoing;
+        meta.partitions.extend(partitions.iter().cloned());
+        meta.update_ms = now;
+        self.txns.insert(id.to_string(), meta.clone());
+        Ok(Some(meta))
+    }
+
+    /// EndTxn.
+    pub fn end_txn(
+        &mut self,
+        now: i64,
+        id: &str,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<EndDecision, ResponseError> {
+        let meta = self.txns.get(id).ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if meta.producer_id != pid {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        // A retry from the epoch a timeout abort bumped away still learns
+        // the outcome; anything else from an old epoch is fenced.
+        let retry_of_fenced = epoch == meta.last_producer_epoch && meta.state == TxnState::CompleteAbort;
+        if meta.producer_epoch != epoch && !retry_of_fenced {
+            return Err(ResponseError::ProducerFenced);
+        }
+        let want = if commit { Marker::Commit } else { Marker::Abort };
+        match (meta.state, want) {
+            (TxnState::Ongoing, _) if meta.producer_epoch == epoch => {
+                let (m, p) = self.begin_end(now, id, want, None);
+                Ok(EndDecision::Begin(m, p))
+            }
+            (TxnState::CompleteCommit, Marker::Commit) | (TxnState::CompleteAbort, Marker::Abort) => {
+                if retry_of_fenced && meta.producer_epoch != epoch {
+                    // The broker aborted it, the client asked to abort.
+                    return Ok(EndDecision::AlreadyDone);
+                }
+                Ok(EndDecision::AlreadyDone)
+            }
+            (TxnState::PrepareCommit, Marker::Commit) | (TxnState::PrepareAbort, Marker::Abort) => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            (TxnState::CompleteAbort, Marker::Commit) if retry_of_fenced => Err(ResponseError::ProducerFenced),
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// Moves `id` to Prepare* (bumping the epoch to `fence_epoch` if given).
+    fn begin_end(&mut self, now: i64, id: &str, marker: Marker, fence_epoch: Option<i16>) -> (TxnMetadata, EndPlan) {
+        let meta = self.txns.get_mut(id).expect("checked by the caller");
+        if let Some(epoch) = fence_epoch {
+            meta.last_producer_epoch = meta.producer_epoch;
+            meta.producer_epoch = epoch;
+        }
+        meta.state = match marker {
+            Marker::Commit => TxnState::PrepareCommit,
+            Marker::Abort => TxnState::PrepareAbort,
+        };
+        meta.update_ms = now;
+        (meta.clone(), plan(meta, marker))
+    }
+
+    /// The markers of `plan` are written: the transaction is complete. The
+    /// metadata to persist.
+    pub fn complete(&mut self, now: i64, plan: &EndPlan) -> Option<TxnMetadata> {
+        let meta = self.txns.get_mut(&plan.transactional_id)?;
+        if meta.producer_id != plan.producer_id || !meta.state.is_ending() {
+            return None;
+        }
+        meta.state = match plan.marker {
+            Marker::Commit => TxnState::CompleteCommit,
+            Marker::Abort => TxnState::CompleteAbort,
+        };
+        meta.partitions.clear();
+        meta.start_ms = -1;
+        meta.update_ms = now;
+        Some(meta.clone())
+    }
+
+    /// Transactions open longer than their timeout: aborted with a bumped
+    /// epoch (Kafka's `abortTimedOutTransactions`), which fences the
+    /// producer that let them hang.
+    pub fn expire(&mut self, now: i64) -> Vec<(TxnMetadata, EndPlan)> {
+        let expired: Vec<String> = self
+            .txns
+            .values()
+            .filter(|m| m.state == TxnState::Ongoing && m.start_ms >= 0 && now > m.start_ms + i64::from(m.timeout_ms))
+            .map(|m| m.transactional_id.clone())
+            .collect();
+        expired
+            .into_iter()
+            .map(|id| {
+                let epoch = self.txns.get(&id).and_then(|m| bumped(m.producer_epoch));
+                self.begin_end(now, &id, Marker::Abort, epoch)
+            })
+            .collect()
+    }
+
+    /// When the next transaction times out, if one is open.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.txns
+            .values()
+            .filter(|m| m.state == TxnState::Ongoing && m.start_ms >= 0)
+            .map(|m| m.start_ms + i64::from(m.timeout_ms) + 1)
+            .min()
+    }
+}
+
+fn plan(meta: &TxnMetadata, marker: Marker) -> EndPlan {
+    EndPlan {
+        transactional_id: meta.transactional_id.clone(),
+        producer_id: meta.producer_id,
+        producer_epoch: meta.producer_epoch,
+        marker,
+        partitions: meta.partitions.iter().cloned().collect(),
+    }
+}
+
+/// `NO_PRODUCER_ID`/`NO_PRODUCER_EPOCH` for responses that carry none.
+pub fn no_producer() -> (i64, i16) {
+    (NO_PRODUCER_ID, NO_PRODUCER_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(t: &str, p: i32) -> TxnPartition {
+        (t.to_string(), p)
+    }
+
+    fn ready(d: InitDecision) -> TxnMetadata {
+        match d {
+            InitDecision::Ready(m) => m,
+            other => panic!("expected Ready, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn init_add_commit_and_the_next_transaction() {
+        let mut c = TxnCoordinator::new(60_000);
+        assert_eq!(c.init_producer_id(0, "t", 10_000, None, None), Ok(InitDecision::NeedProducerId));
+        let m = ready(c.init_producer_id(0, "t", 10_000, None, Some(7)).unwrap());
+        assert_eq!((m.producer_id, m.producer_epoch, m.state), (7, 0, TxnState::Empty));
+        let m = c.add_partitions(1, "t", 7, 0, &[tp("a", 0)]).unwrap().expect("changed");
+        assert_eq!((m.state, m.start_ms), (TxnState::Ongoing, 1));
+        assert_eq!(c.add_partitions(2, "t", 7, 0, &[tp("a", 0)]), Ok(None), "nothing new");
+        c.add_partitions(2, "t", 7, 0, &[tp("b", 1)]).unwrap();
+        let EndDecision::Begin(m, plan) = c.end_txn(3, "t", 7, 0, true).unwrap() else { panic!() };
+        assert_eq!(m.state, TxnState::PrepareCommit);
+        assert_eq!(plan.partitions, vec![tp("a", 0), tp("b", 1)]);
+        assert_eq!(plan.marker, Marker::Commit);
+        // While the markers are written.
+        assert_eq!(c.add_partitions(4, "t", 7, 0, &[tp("a", 0)]), Err(ResponseError::ConcurrentTransactions));
+        assert_eq!(c.end_txn(4, "t", 7, 0, true), Err(ResponseError::ConcurrentTransactions));
+        assert_eq!(c.end_txn(4, "t", 7, 0, false), Err(ResponseError::InvalidTxnState));
+        let done = c.complete(5, &plan).expect("completed");
+        assert_eq!((done.state, done.partitions.len()), (TxnState::CompleteCommit, 0));
+        assert_eq!(c.end_txn(6, "t", 7, 0, true), Ok(EndDecision::AlreadyDone), "a retried commit");
+        assert_eq!(c.end_txn(6, "t", 7, 0, false), Err(ResponseError::InvalidTxnState));
+        // The next transaction starts from CompleteCommit.
+        let m = c.add_partitions(7, "t", 7, 0, &[tp("c", 0)]).unwrap().unwrap();
+        assert_eq!((m.state, m.start_ms, m.partitions.len()), (TxnState::Ongoing, 7, 1));
+    }
+
+    #[test]
+    fn producer_checks() {
+        let mut c = TxnCoordinator::new(60_000);
+        assert_eq!(c.init_producer_id(0, "t", 60_001, None, Some(1)), Err(ResponseError::InvalidTransactionTimeout));
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        assert_eq!(c.add_partitions(0, "t", 2, 0, &[tp("a", 0)]), Err(ResponseError::InvalidProducerIdMapping));
+        assert_eq!(c.add_partitions(0, "t", 1, 1, &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.add_partitions(0, "x", 1, 0, &[tp("a", 0)]), Err(ResponseError::InvalidProducerIdMapping));
+        assert_eq!(c.end_txn(0, "t", 1, 0, true), Err(ResponseError::InvalidTxnState), "nothing open");
+    }
+
+    #[test]
+    fn a_second_producer_fences_the_first_and_aborts_its_transaction() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        c.add_partitions(0, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        let InitDecision::AbortFirst(m, plan) = c.init_producer_id(1, "t", 1000, None, None).unwrap() else { panic!() };
+        assert_eq!((m.state, m.producer_epoch), (TxnState::PrepareAbort, 1));
+        assert_eq!((plan.producer_epoch, plan.marker), (1, Marker::Abort));
+        assert_eq!(c.init_producer_id(1, "t", 1000, None, None), Err(ResponseError::ConcurrentTransactions));
+        c.complete(2, &plan);
+        let m = ready(c.init_producer_id(3, "t", 1000, None, None).unwrap());
+        assert_eq!((m.producer_id, m.producer_epoch, m.state), (1, 2, TxnState::Empty));
+        // The old producer is fenced everywhere.
+        assert_eq!(c.add_partitions(4, "t", 1, 0, &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.end_txn(4, "t", 1, 0, true), Err(ResponseError::ProducerFenced));
+    }
+
+    #[test]
+    fn timed_out_transactions_are_aborted_with_a_bumped_epoch() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        c.add_partitions(100, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        assert_eq!(c.next_deadline(), Some(1101));
+        assert!(c.expire(1100).is_empty());
+        let expired = c.expire(1101);
+        assert_eq!(expired.len(), 1);
+        let (m, plan) = &expired[0];
+        assert_eq!((m.state, m.producer_epoch, plan.producer_epoch), (TxnState::PrepareAbort, 1, 1));
+        c.complete(1102, plan);
+        // The producer that let it hang is fenced; its abort learns the
+        // outcome, its commit does not.
+        assert_eq!(c.add_partitions(1103, "t", 1, 0, &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.end_txn(1103, "t", 1, 0, false), Ok(EndDecision::AlreadyDone));
+        assert_eq!(c.end_txn(1103, "t", 1, 0, true), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_restart_between_prepare_and_complete_rewrites_the_markers() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        c.add_partitions(0, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(prepared, plan) = c.end_txn(1, "t", 1, 0, false).unwrap() else { panic!() };
+        let mut restarted = TxnCoordinator::new(60_000);
+        restarted.load(prepared);
+        assert_eq!(restarted.pending_plans(), vec![plan]);
+    }
+}
