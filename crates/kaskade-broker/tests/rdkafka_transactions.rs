@@ -195,6 +195,22 @@ fn consume_transform_produce_commits_input_offsets_in_the_transaction() {
         offsets.add_partition_offset(&input, 0, Offset::Offset(next)).unwrap();
         let meta = c.group_metadata().expect("group metadata");
         p.send_offsets_to_transaction(&offsets, &meta, WAIT).expect("send offsets");
+        if done == 20 {
+            // The offsets of the open transaction are pending: a
+            // read_committed member asking with require_stable is told to
+            // wait (UNSTABLE_OFFSET_COMMIT, retried until its timeout).
+            let probe = group_consumer(&[]);
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&input, 0);
+            let err =
+                probe.committed_offsets(tpl.clone(), Duration::from_millis(1500)).expect_err("unstable while open");
+            assert!(err.to_string().contains("Timed out"), "{err}");
+            // Without require_stable (read_uncommitted) the last committed
+            // offset comes back at once.
+            let loose = group_consumer(&[("isolation.level", "read_uncommitted")]);
+            let got = loose.committed_offsets(tpl, WAIT).expect("read_uncommitted asks without require_stable");
+            assert_eq!(got.elements()[0].offset(), Offset::Offset(20));
+        }
         if done == 10 && !aborted_once {
             aborted_once = true;
             p.abort_transaction(WAIT).expect("abort");

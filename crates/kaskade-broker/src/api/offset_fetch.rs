@@ -1,4 +1,8 @@
-//! OffsetFetch (v1..v9; batched groups from v8).
+//! OffsetFetch (v1..v9; batched groups from v8). With `require_stable`
+//! (v7+), a partition whose offset a still-open transaction has committed
+//! (TxnOffsetCommit) answers UNSTABLE_OFFSET_COMMIT, as Kafka does, so a
+//! read_committed consumer never starts from an offset that may be rolled
+//! back.
 
 use std::sync::Arc;
 
@@ -19,13 +23,18 @@ use crate::router::HandlerFuture;
 /// (group, requested partitions or every committed one).
 type GroupQuery = (String, Option<Vec<(String, i32)>>);
 
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+/// A committed offset and its partition-level error code.
+type Fetched = (FetchedOffset, i16);
+
 /// Committed offsets of one group, by topic in first-seen order.
-fn by_topic(offsets: Vec<FetchedOffset>) -> Vec<(String, Vec<FetchedOffset>)> {
-    let mut topics: Vec<(String, Vec<FetchedOffset>)> = Vec::new();
+fn by_topic(offsets: Vec<Fetched>) -> Vec<(String, Vec<Fetched>)> {
+    let mut topics: Vec<(String, Vec<Fetched>)> = Vec::new();
     for o in offsets {
-        match topics.iter_mut().find(|(t, _)| *t == o.topic) {
+        match topics.iter_mut().find(|(t, _)| *t == o.0.topic) {
             Some((_, v)) => v.push(o),
-            None => topics.push((o.topic.clone(), vec![o])),
+            None => topics.push((o.0.topic.clone(), vec![o])),
         }
     }
     topics
@@ -57,12 +66,29 @@ pub async fn handle(
             .map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p))).collect());
         vec![(req.group_id.0.to_string(), parts)]
     };
+    let require_stable = version >= 7 && req.require_stable;
     let results = broker
         .groups
         .call(move |engine, now| {
             queries
                 .into_iter()
-                .map(|(group, parts)| (group.clone(), engine.fetch_offsets(now, &group, parts.as_deref())))
+                .map(|(group, parts)| {
+                    let fetched = engine.fetch_offsets(now, &group, parts.as_deref()).map(|offsets| {
+                        offsets
+                            .into_iter()
+                            .map(|mut o| {
+                                let unstable =
+                                    require_stable && engine.has_pending_txn_offset(&group, &o.topic, o.partition);
+                                if unstable {
+                                    o.offset = -1;
+                                    o.metadata.clear();
+                                }
+                                (o, if unstable { UNSTABLE_OFFSET_COMMIT } else { 0 })
+                            })
+                            .collect::<Vec<_>>()
+                    });
+                    (group, fetched)
+                })
                 .collect::<Vec<_>>()
         })
         .await?;
@@ -79,8 +105,9 @@ pub async fn handle(
             for (topic, parts) in by_topic(offsets) {
                 let mut t = OffsetFetchResponseTopics::default();
                 t.name = TopicName(StrBytes::from_string(topic));
-                for o in parts {
+                for (o, code) in parts {
                     let mut p = OffsetFetchResponsePartitions::default();
+                    p.error_code = code;
                     p.partition_index = o.partition;
                     p.committed_offset = o.offset;
                     p.committed_leader_epoch = o.leader_epoch;
@@ -97,8 +124,9 @@ pub async fn handle(
             for (topic, parts) in by_topic(offsets) {
                 let mut t = OffsetFetchResponseTopic::default();
                 t.name = TopicName(StrBytes::from_string(topic));
-                for o in parts {
+                for (o, code) in parts {
                     let mut p = OffsetFetchResponsePartition::default();
+                    p.error_code = code;
                     p.partition_index = o.partition;
                     p.committed_offset = o.offset;
                     p.committed_leader_epoch = if version >= 5 { o.leader_epoch } else { -1 };

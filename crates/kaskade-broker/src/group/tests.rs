@@ -779,3 +779,31 @@ fn persisted_group_metadata_restores_a_stable_group() {
     restarted.c.load_group(restarted.now, "g".into(), None);
     assert!(restarted.c.group("g").is_none());
 }
+
+#[test]
+fn transactional_offsets_stay_pending_until_the_marker() {
+    let mut h = Harness::new(0);
+    assert_eq!(h.c.txn_commit_offsets(h.now, 7, 0, &commit("g", -1, "", 10)), vec![None]);
+    let changes = h.c.take_txn_offset_changes();
+    assert_eq!(changes.len(), 1);
+    assert_eq!((changes[0].0, changes[0].1), (7, 0));
+    assert!(h.c.take_offset_changes().is_empty(), "nothing committed outside the transaction");
+    // Invisible, but known as pending (require_stable).
+    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[("t".into(), 0)])).unwrap()[0].offset, -1);
+    assert!(h.c.has_pending_txn_offset("g", "t", 0));
+    assert!(!h.c.has_pending_txn_offset("g", "t", 1));
+    // An abort drops them; a commit makes them the committed offsets.
+    assert_eq!(h.c.complete_txn(h.now, 7, false), 0);
+    assert!(!h.c.has_pending_txn_offset("g", "t", 0));
+    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[("t".into(), 0)])).unwrap()[0].offset, -1);
+    h.c.txn_commit_offsets(h.now, 7, 1, &commit("g", -1, "", 12));
+    assert_eq!(h.c.complete_txn(h.now, 7, true), 1);
+    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[("t".into(), 0)])).unwrap()[0].offset, 12);
+    // Group checks apply as for OffsetCommit.
+    let (ids, generation) = stable_group(&mut h, "live", 1);
+    assert_eq!(
+        h.c.txn_commit_offsets(h.now, 8, 0, &commit("live", generation + 1, &ids[0], 1)),
+        vec![Some(E::IllegalGeneration)]
+    );
+    assert_eq!(h.c.txn_commit_offsets(h.now, 8, 0, &commit("live", generation, &ids[0], 1)), vec![None]);
+}
