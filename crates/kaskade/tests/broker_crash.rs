@@ -7,13 +7,14 @@
 //! `KASKADE_CRASH_SEED` replays the kill timings of an earlier run (the
 //! seed is printed).
 
+mod process;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use process::{client_config, free_port, BrokerProcess, Rng, WAIT};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -22,94 +23,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
-const WAIT: Duration = Duration::from_secs(30);
 const TOPIC: &str = "crash";
 const PARTITIONS: i32 = 3;
-
-/// A `kaskade serve` child; killed (SIGKILL) when dropped.
-struct BrokerProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl BrokerProcess {
-    /// Starts the binary and waits for its "listening on" line.
-    fn start(data_dir: &Path, port: u16, log: &Path) -> BrokerProcess {
-        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("broker log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kaskade"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listeners")
-            .arg(format!("PLAINTEXT://127.0.0.1:{port}"))
-            .env("KASKADE_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn kaskade");
-        let stdout = child.stdout.take().expect("child stdout");
-        let (tx, rx) = mpsc::channel();
-        // Keeps reading so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let mut broker = BrokerProcess { child, log: log.to_path_buf() };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left.max(Duration::from_millis(1))) {
-                Ok(line) if line.starts_with("kaskade: listening on ") => {
-                    assert!(line.ends_with(&format!(":{port}")), "listening on the wrong port: {line}");
-                    return broker;
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    let status = broker.child.try_wait().ok().flatten();
-                    panic!("the broker did not start (exit status {status:?}); its log:\n{}", broker.log_tail());
-                }
-            }
-        }
-    }
-
-    /// SIGKILL, and wait until the process is gone.
-    fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap the broker");
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("addr").port()
-}
-
-fn client_config(bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("broker.address.family", "v4")
-        .set("reconnect.backoff.ms", "20")
-        .set("reconnect.backoff.max.ms", "200")
-        .set("log_level", "2");
-    c
-}
 
 /// What the producer learnt: every acknowledged record, and how many
 /// deliveries failed (expected around a kill).
@@ -233,26 +150,11 @@ fn verify(bootstrap: &str, acks: &Acks, cycle: u32) -> usize {
     acked.len()
 }
 
-/// xorshift64*, seeded from the environment or the clock.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 #[test]
 fn acked_records_survive_kill_9() {
     let cycles: u32 = std::env::var("KASKADE_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let seed: u64 = std::env::var("KASKADE_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-    });
-    eprintln!("broker_crash: {cycles} cycle(s), KASKADE_CRASH_SEED={seed}");
-    let mut rng = Rng(seed | 1);
+    eprintln!("broker_crash: {cycles} cycle(s)");
+    let mut rng = Rng::from_env("broker_crash");
 
     let tmp = tempfile::Builder::new().prefix("kaskade-crash-").tempdir().expect("temp dir");
     let data = tmp.path().join("data");
