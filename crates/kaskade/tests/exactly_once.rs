@@ -265,7 +265,7 @@ fn idempotent_records_are_stored_once_in_order_through_two_restarts() {
                     Ok(()) => {
                         seq[partition] += 1;
                         sent += 1;
-                        if sent % 1000 == 0 {
+                        if sent.is_multiple_of(1000) {
                             acked.store(sent - p.in_flight_count() as u64, Ordering::SeqCst);
                         }
                     }
