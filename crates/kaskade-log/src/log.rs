@@ -28,7 +28,7 @@ use crate::flush::{FlushState, Flusher};
 use crate::handles::{next_segment_id, HandleCache};
 use crate::producer_state::{self, ProducerEntry, ProducerStateManager, Snapshots, SNAPSHOTS_TO_KEEP};
 use crate::segment::{self, Segment, SegmentFiles};
-use crate::txn::{self, AbortedTxn, CompletedTxn, Marker, TxnLog};
+use crate::txn::{self, AbortedTxn, CompletedTxn, EndMarker, Marker, TxnLog};
 use crate::types::TopicPartition;
 
 /// Shared machinery every log of a node uses.
@@ -385,7 +385,7 @@ impl Log {
         let bytes = txn::build_marker(producer_id, epoch, coordinator_epoch, marker, self.env.clock.now_ms());
         let (batch, header) = self.validate(&bytes)?;
         self.state.lock().producers.check_marker(producer_id, epoch)?;
-        self.append_validated(batch, header, leader_epoch, Some(marker))
+        self.append_validated(batch, header, leader_epoch, Some(EndMarker { marker, coordinator_epoch }))
     }
 
     /// `append` of a batch a client produced (Kafka's `AppendOrigin.CLIENT`):
@@ -419,7 +419,7 @@ impl Log {
         batch: &[u8],
         mut header: BatchHeader,
         leader_epoch: i32,
-        marker: Option<Marker>,
+        marker: Option<EndMarker>,
     ) -> Result<AppendInfo> {
         if let Some(f) = self.flush.failure() {
             return Err(LogError::Io(std::io::Error::other(format!("log is offline after a failed fsync: {f}"))));

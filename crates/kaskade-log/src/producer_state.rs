@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use crate::batch::BatchHeader;
 use crate::error::{LogError, Result};
 use crate::segment::{self, SegmentFiles};
-use crate::txn::{self, CompletedTxn, Marker};
+use crate::txn::{self, CompletedTxn, EndMarker};
 
 /// Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`: the duplicate window,
 /// matching the producers' `max.in.flight.requests.per.connection` limit
@@ -295,7 +295,7 @@ impl ProducerStateManager {
     /// log. Batches without a producer id are ignored. A control batch
     /// (`marker` says which) ends the producer's open transaction here,
     /// which is returned.
-    pub fn apply(&mut self, h: &BatchHeader, marker: Option<Marker>) -> Option<CompletedTxn> {
+    pub fn apply(&mut self, h: &BatchHeader, marker: Option<EndMarker>) -> Option<CompletedTxn> {
         if h.producer_id <= NO_PRODUCER_ID {
             return None;
         }
@@ -305,16 +305,19 @@ impl ProducerStateManager {
             let e = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry::empty(h.producer_id));
             e.update_epoch(h.producer_epoch);
             e.last_timestamp = h.max_timestamp;
+            if let Some(m) = marker {
+                e.coordinator_epoch = m.coordinator_epoch;
+            }
             let first = std::mem::replace(&mut e.current_txn_first_offset, -1);
             if first < 0 {
                 return None;
             }
             self.open_txns.remove(&first);
-            return marker.map(|marker| CompletedTxn {
+            return marker.map(|m| CompletedTxn {
                 producer_id: h.producer_id,
                 first_offset: first,
                 last_offset: h.base_offset,
-                marker,
+                marker: m.marker,
             });
         }
         if !is_idempotent(h) {

@@ -49,6 +49,14 @@ impl Marker {
     }
 }
 
+/// What a control batch says: the outcome and the epoch of the transaction
+/// coordinator that wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndMarker {
+    pub marker: Marker,
+    pub coordinator_epoch: i32,
+}
+
 /// A transaction that ended on this partition (its marker was appended).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompletedTxn {
@@ -173,7 +181,7 @@ fn read_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
 
 /// The marker a control batch carries, or `None` if `batch` is not a
 /// well-formed control batch (Kafka ignores unknown control types too).
-pub fn parse_marker(header: &BatchHeader, batch: &[u8]) -> Option<Marker> {
+pub fn parse_marker(header: &BatchHeader, batch: &[u8]) -> Option<EndMarker> {
     if !header.is_control() || header.compression() != 0 {
         return None;
     }
@@ -187,11 +195,20 @@ pub fn parse_marker(header: &BatchHeader, batch: &[u8]) -> Option<Marker> {
     if key_len < 4 {
         return None;
     }
-    match i16::from_be_bytes([key[2], key[3]]) {
-        0 => Some(Marker::Abort),
-        1 => Some(Marker::Commit),
-        _ => None,
-    }
+    let marker = match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Marker::Abort,
+        1 => Marker::Commit,
+        _ => return None,
+    };
+    pos += key_len;
+    // Value: version i16 | coordinator epoch i32.
+    let value_len = usize::try_from(read_varint(batch, &mut pos)?).ok()?;
+    let value = batch.get(pos..pos + value_len)?;
+    let coordinator_epoch = match value {
+        [_, _, a, b, c, d, ..] => i32::from_be_bytes([*a, *b, *c, *d]),
+        _ => return None,
+    };
+    Some(EndMarker { marker, coordinator_epoch })
 }
 
 /// The partition's transaction bookkeeping beyond the producer state.
@@ -262,7 +279,7 @@ impl TxnLog {
 
 /// The marker of the control batch at `pos` of a segment (headers alone do
 /// not say commit or abort). Control batches are tiny and rare.
-pub fn read_marker(files: &segment::SegmentFiles, pos: u64, header: &BatchHeader) -> io::Result<Option<Marker>> {
+pub fn read_marker(files: &segment::SegmentFiles, pos: u64, header: &BatchHeader) -> io::Result<Option<EndMarker>> {
     let bytes = segment::read_batch(files, pos, header.total_len())?;
     Ok(parse_marker(header, &bytes))
 }
@@ -278,7 +295,7 @@ mod tests {
             let h = batch::validate_for_append(&b, 1 << 20).expect("a valid batch");
             assert!(h.is_control() && h.is_transactional());
             assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (7, 3, -1));
-            assert_eq!(parse_marker(&h, &b), Some(m));
+            assert_eq!(parse_marker(&h, &b), Some(EndMarker { marker: m, coordinator_epoch: 11 }));
         }
         let data = build::filled(1, 4, 0, 0);
         let h = batch::BatchHeader::parse(&data).unwrap();

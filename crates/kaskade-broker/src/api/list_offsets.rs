@@ -22,20 +22,24 @@ pub const EARLIEST_TIERED: i64 = -5;
 pub const LATEST_TIERED: i64 = -6;
 
 /// (offset, timestamp) for a lookup, or a Kafka error code. Under
-/// read_committed the latest offset is the last stable offset.
+/// read_committed nothing at or past the last stable offset is returned
+/// (the latest offset is the LSO), as Kafka's `fetchOffsetForTimestamp`.
 fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<(i64, i64), i16> {
+    // Kafka's "last fetchable offset": no answer may point at or past it.
+    let fetchable = if read_committed { log.last_stable_offset() } else { log.high_watermark() };
     match timestamp {
         EARLIEST | EARLIEST_LOCAL | EARLIEST_TIERED => Ok((log.log_start_offset(), -1)),
-        LATEST | LATEST_TIERED if read_committed => Ok((log.last_stable_offset(), -1)),
-        LATEST | LATEST_TIERED => Ok((log.high_watermark(), -1)),
+        LATEST | LATEST_TIERED => Ok((fetchable, -1)),
         MAX_TIMESTAMP => Ok(match log.max_timestamp() {
-            Some((ts, off)) if off < log.high_watermark() => (exact_max(log, ts, off).unwrap_or(off), ts),
+            Some((ts, off)) if off < fetchable => (exact_max(log, ts, off).unwrap_or(off), ts),
             _ => (-1, -1),
         }),
         t if t >= 0 => {
             let hit = log.find_by_timestamp(t).map_err(|e| e.kafka_code())?;
-            let Some(hit) = hit.filter(|h| h.header.base_offset < log.high_watermark()) else { return Ok((-1, -1)) };
-            Ok(first_record_at_or_after(&hit.batch, t).unwrap_or((hit.header.base_offset, hit.header.max_timestamp)))
+            let Some(hit) = hit.filter(|h| h.header.base_offset < fetchable) else { return Ok((-1, -1)) };
+            let found =
+                first_record_at_or_after(&hit.batch, t).unwrap_or((hit.header.base_offset, hit.header.max_timestamp));
+            Ok(if found.0 < fetchable { found } else { (-1, -1) })
         }
         _ => Err(INVALID_REQUEST),
     }

@@ -139,11 +139,14 @@ impl TxnService {
         partitions: &[TxnPartition],
     ) -> Result<(), ResponseError> {
         self.ready(broker).await?;
+        let started = std::time::Instant::now();
         let changed = self.engine.lock().add_partitions(now_ms(), id, producer_id, epoch, partitions)?;
-        match changed {
+        let result = match changed {
             Some(meta) => self.persist(broker, &meta).await,
             None => Ok(()),
-        }
+        };
+        tracing::debug!(transactional_id = id, elapsed_us = started.elapsed().as_micros() as u64, "AddPartitionsToTxn");
+        result
     }
 
     /// EndTxn: answers once the markers are durable on every partition,
@@ -157,14 +160,17 @@ impl TxnService {
         commit: bool,
     ) -> Result<(), ResponseError> {
         self.ready(broker).await?;
+        let started = std::time::Instant::now();
         let decision = self.engine.lock().end_txn(now_ms(), id, producer_id, epoch, commit)?;
-        match decision {
+        let result = match decision {
             EndDecision::AlreadyDone => Ok(()),
             EndDecision::Begin(meta, plan) => {
                 self.persist(broker, &meta).await?;
                 self.execute(broker, &plan).await
             }
-        }
+        };
+        tracing::debug!(transactional_id = id, commit, elapsed_us = started.elapsed().as_micros() as u64, "EndTxn");
+        result
     }
 
     /// Writes `meta` to its `__transaction_state` partition and waits until
