@@ -96,6 +96,9 @@ static ROUTES: &[Route] = &[
     Route::new(ApiKey::IncrementalAlterConfigs, 0, 1, api::configs::route_incremental),
     Route::new(ApiKey::OffsetDelete, 0, 0, api::offset_delete::route),
     Route::new(ApiKey::DescribeCluster, 0, 2, api::describe_cluster::route),
+    Route::new(ApiKey::DescribeProducers, 0, 0, api::describe_producers::route),
+    Route::new(ApiKey::DescribeTransactions, 0, 0, api::describe_transactions::route),
+    Route::new(ApiKey::ListTransactions, 0, 1, api::list_transactions::route),
     Route::new(ApiKey::DescribeTopicPartitions, 0, 0, api::describe_topic_partitions::route),
 ];
 

@@ -1147,3 +1147,144 @@ fn two_group_consumers_split_the_partitions() {
     assert_eq!(rows.len(), 4, "{rows:?}");
     assert!(rows.iter().all(|r| r.2 == 5 && r.4 == 0), "{rows:?}");
 }
+
+// ---------------------------------------------------------- transactions
+
+/// An rdkafka transactional producer, initialised.
+fn txn_producer(
+    b: &Broker,
+    id: &str,
+) -> rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext> {
+    use rdkafka::producer::Producer;
+    let p: rdkafka::producer::ThreadedProducer<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .set("broker.address.family", "v4")
+        .set("transactional.id", id)
+        .set("linger.ms", "1")
+        .create()
+        .expect("transactional producer");
+    p.init_transactions(CMD_TIMEOUT).expect("init_transactions");
+    p
+}
+
+/// Send `values` to `topic` partitions in the producer's open transaction.
+fn txn_send(
+    p: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    topic: &str,
+    values: &[(i32, &str)],
+) {
+    use rdkafka::producer::{BaseRecord, Producer};
+    for (partition, v) in values {
+        p.send(BaseRecord::<[u8], [u8]>::to(topic).partition(*partition).payload(v.as_bytes())).expect("enqueue");
+    }
+    p.flush(CMD_TIMEOUT).expect("flush");
+}
+
+/// `consume TOPIC --from-beginning --isolation I` until idle, the values sorted.
+fn consumed_values(b: &Broker, topic: &str, isolation: &str) -> Vec<String> {
+    let out = b
+        .cli(&[
+            "consume",
+            topic,
+            "--from-beginning",
+            "--isolation",
+            isolation,
+            "--timeout-ms",
+            "2000",
+            "--format",
+            "json",
+        ])
+        .ok();
+    let mut values: Vec<String> =
+        out.json_lines().iter().map(|r| r["value"].as_str().expect("a text value").to_string()).collect();
+    values.sort();
+    values
+}
+
+#[test]
+fn transactions_consumed_by_isolation_and_listed_and_described() {
+    use rdkafka::producer::Producer;
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    b.cli(&["topic", "create", "t", "--partitions", "2"]).ok();
+
+    let committed = txn_producer(&b, "tx-commit");
+    committed.begin_transaction().unwrap();
+    txn_send(&committed, "t", &[(0, "c1"), (0, "c2")]);
+    committed.commit_transaction(CMD_TIMEOUT).expect("commit");
+    let aborted = txn_producer(&b, "tx-abort");
+    aborted.begin_transaction().unwrap();
+    txn_send(&aborted, "t", &[(0, "a1"), (1, "a2")]);
+    aborted.abort_transaction(CMD_TIMEOUT).expect("abort");
+    let open = txn_producer(&b, "tx-open");
+    open.begin_transaction().unwrap();
+    let before_open = now_ms();
+    txn_send(&open, "t", &[(0, "o1"), (1, "o2")]);
+
+    // read_committed: the committed values only (the open transaction
+    // holds it at its first offset); read_uncommitted: every data value;
+    // never a marker (3 markers are in the log).
+    assert_eq!(consumed_values(&b, "t", "read_committed"), ["c1", "c2"]);
+    assert_eq!(consumed_values(&b, "t", "read_uncommitted"), ["a1", "a2", "c1", "c2", "o1", "o2"]);
+    // The default is read_uncommitted, as Kafka's console consumer.
+    let out = b.cli(&["consume", "t", "--from-beginning", "--timeout-ms", "2000"]).ok();
+    assert_eq!(out.stdout.lines().count(), 6, "{out:#?}");
+
+    // txn list: every id with its state.
+    let out = b.cli(&["txn", "list"]).ok();
+    assert_contains(&out.stdout, &["TransactionalId", "Coordinator", "ProducerId", "TransactionState"]);
+    let rows: Vec<Vec<&str>> = out.stdout.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    let states: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[3])).collect();
+    assert_eq!(states, [("tx-abort", "CompleteAbort"), ("tx-commit", "CompleteCommit"), ("tx-open", "Ongoing")]);
+    let v = b.cli(&["txn", "list", "--state", "Ongoing", "-o", "json"]).ok().json();
+    let listed = v.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{v:#}");
+    assert_eq!(
+        (listed[0]["transactional_id"].as_str(), listed[0]["state"].as_str()),
+        (Some("tx-open"), Some("Ongoing"))
+    );
+    let out = b.cli(&["txn", "list", "--state", "CompleteCommit", "--state", "CompleteAbort"]).ok();
+    assert_eq!(out.stdout.lines().count(), 3, "{out:#?}");
+    let out = b.cli(&["txn", "list", "--state", "Bogus"]).fails();
+    assert_contains(&out.stderr, &["unknown transaction state(s) Bogus", "hint: states are Empty, Ongoing"]);
+
+    // txn describe: the open one's partitions and start.
+    let out = b.cli(&["txn", "describe", "tx-open"]).ok();
+    assert_contains(&out.stdout, &["CoordinatorId", "CurrentTransactionStartTimeMs", "TransactionDurationMs"]);
+    let row: Vec<&str> = out.stdout.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!((row[1], row[4], row[8]), ("tx-open", "Ongoing", "t-0,t-1"), "{out:#?}");
+    let v = b.cli(&["txn", "describe", "tx-open", "-o", "json"]).ok().json();
+    assert_eq!(v["partitions"], serde_json::json!([{"topic": "t", "partition": 0}, {"topic": "t", "partition": 1}]));
+    let start = v["start_ms"].as_i64().expect("an open transaction has a start");
+    assert!(start >= before_open - 1000 && start <= now_ms(), "{v:#}");
+    assert_eq!(v["timeout_ms"], 60_000, "librdkafka's default transaction.timeout.ms");
+    let v = b.cli(&["txn", "describe", "tx-commit", "-o", "json"]).ok().json();
+    assert_eq!(v["state"], "CompleteCommit");
+    assert!(v["start_ms"].is_null() && v["partitions"] == serde_json::json!([]), "{v:#}");
+    let out = b.cli(&["txn", "describe", "tx-commit"]).ok();
+    assert_contains(&out.stdout, &["None"]);
+    let out = b.cli(&["txn", "describe", "nosuch"]).fails();
+    assert_contains(
+        &out.stderr,
+        &["describing transactional id 'nosuch': TRANSACTIONAL_ID_NOT_FOUND", "kaskade txn list"],
+    );
+
+    // Once committed, read_committed sees the open transaction's values too.
+    open.commit_transaction(CMD_TIMEOUT).expect("commit");
+    assert_eq!(consumed_values(&b, "t", "read_committed"), ["c1", "c2", "o1", "o2"]);
+    let v = b.cli(&["txn", "list", "--state", "Ongoing", "-o", "json"]).ok().json();
+    assert_eq!(v, serde_json::json!([]));
+}
+
+#[test]
+fn txn_commands_before_any_transaction() {
+    let dir = temp();
+    let b = Broker::start(dir.path());
+    let out = b.cli(&["txn", "list"]).ok();
+    assert_eq!(out.stdout.trim(), "TransactionalId  Coordinator  ProducerId  TransactionState");
+    let out = b.cli(&["txn", "describe", "never-used"]).fails();
+    assert_contains(&out.stderr, &["TRANSACTIONAL_ID_NOT_FOUND"]);
+    // Reading does not create the transaction state topic.
+    let v = b.cli(&["topic", "list", "--internal", "-o", "json"]).ok().json();
+    assert!(!v.to_string().contains("__transaction_state"), "{v:#}");
+}

@@ -65,6 +65,32 @@ pub struct ConsumeArgs {
     /// --from-beginning/--offset say), committing after printing.
     #[arg(long, short = 'g', conflicts_with = "partition")]
     pub group: Option<String>,
+    /// Which transactional records to print: read_uncommitted (every
+    /// record, as Kafka's console consumer by default) or read_committed
+    /// (only committed ones, up to the last stable offset; records of
+    /// aborted transactions are skipped). Transaction markers are never
+    /// printed.
+    #[arg(long, value_enum, default_value_t = Isolation::ReadUncommitted)]
+    pub isolation: Isolation,
+}
+
+/// `--isolation`, Kafka's `isolation.level` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Isolation {
+    #[value(name = "read_uncommitted", alias = "read-uncommitted")]
+    ReadUncommitted,
+    #[value(name = "read_committed", alias = "read-committed")]
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// The protocol's isolation level.
+    pub fn level(self) -> i8 {
+        match self {
+            Isolation::ReadUncommitted => fetcher::READ_UNCOMMITTED,
+            Isolation::ReadCommitted => fetcher::READ_COMMITTED,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -142,8 +168,9 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
         None => partitions,
     };
     // `committed`: offsets last committed for --group, per partition.
+    let isolation = args.isolation.level();
     let (mut positions, mut committed) =
-        start_positions(client, &topic, &partitions, start, args.group.as_deref()).await?;
+        start_positions(client, &topic, &partitions, start, args.group.as_deref(), isolation).await?;
     let mut last_heartbeat = Instant::now();
 
     let format = args.record_format();
@@ -165,12 +192,13 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                         // Rebalance: commit what was printed, join again.
                         let _ = commit_positions(client, Some(m), &topic, &positions, &mut committed).await;
                         *m = group::join(client, g, &topic, &m.member_id.clone()).await?;
-                        (positions, committed) = start_positions(client, &topic, &m.partitions, start, Some(g)).await?;
+                        (positions, committed) =
+                            start_positions(client, &topic, &m.partitions, start, Some(g), isolation).await?;
                         last_heartbeat = Instant::now();
                     }
                 }
             }
-            let mut opts = FetchOptions::default();
+            let mut opts = FetchOptions { isolation_level: isolation, ..FetchOptions::default() };
             if let Some(t) = timeout {
                 let left = t.saturating_sub(last_data.elapsed());
                 if left.is_zero() {
@@ -198,7 +226,8 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
             for fp in results {
                 let p = fp.partition;
                 if fp.error_code == 0 {
-                    let decoded = decode_fetched(fp.records, fp.fetch_offset)
+                    let aborted = (isolation == fetcher::READ_COMMITTED).then_some(&fp.aborted_transactions[..]);
+                    let decoded = decode_fetched(fp.records, fp.fetch_offset, aborted)
                         .map_err(|e| anyhow!("topic '{topic}' partition {p}: {e:#}"))?;
                     for r in &decoded.records {
                         if args.max_messages.is_some_and(|m| count >= m) {
@@ -241,7 +270,8 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
             }
             for (p, was) in reset {
                 let earliest = fetcher::list_offsets(client, &topic, &[(p, EARLIEST_TIMESTAMP)]).await?[&p];
-                let latest = fetcher::list_offsets(client, &topic, &[(p, LATEST_TIMESTAMP)]).await?[&p];
+                let latest =
+                    fetcher::list_offsets_isolated(client, &topic, &[(p, LATEST_TIMESTAMP)], isolation).await?[&p];
                 let to = if was < earliest { earliest } else { latest };
                 eprintln!("warning: partition {p}: offset {was} is out of range ({earliest}..{latest}); continuing from {to}");
                 positions.insert(p, to);
@@ -290,6 +320,7 @@ async fn start_positions(
     partitions: &[i32],
     start: StartOffset,
     group: Option<&str>,
+    isolation: i8,
 ) -> Result<(BTreeMap<i32, i64>, BTreeMap<i32, i64>)> {
     if partitions.is_empty() {
         return Ok((BTreeMap::new(), BTreeMap::new()));
@@ -299,7 +330,7 @@ async fn start_positions(
         StartOffset::Earliest | StartOffset::Latest => {
             let ts = if start == StartOffset::Earliest { EARLIEST_TIMESTAMP } else { LATEST_TIMESTAMP };
             let wanted: Vec<(i32, i64)> = partitions.iter().map(|&p| (p, ts)).collect();
-            fetcher::list_offsets(client, topic, &wanted).await?
+            fetcher::list_offsets_isolated(client, topic, &wanted, isolation).await?
         }
     };
     let mut committed: BTreeMap<i32, i64> = BTreeMap::new();

@@ -1,4 +1,5 @@
-//! The client subcommands of `kaskade`: `topic`, `produce`, `consume`, `group`.
+//! The client subcommands of `kaskade`: `topic`, `produce`, `consume`, `group`,
+//! `txn`.
 //! They speak only the standard Kafka protocol (versions negotiated with
 //! ApiVersions), so they work against Kaskade and Apache Kafka alike.
 
@@ -7,6 +8,7 @@ pub mod group;
 pub mod output;
 pub mod produce;
 pub mod topic;
+pub mod txn;
 
 use clap::Subcommand;
 
@@ -23,6 +25,8 @@ pub enum ClientCommand {
     Consume(consume::ConsumeArgs),
     /// List, describe (offsets and lag), reset offsets of, and delete consumer groups.
     Group(group::GroupArgs),
+    /// List and describe transactions (transactional ids).
+    Txn(txn::TxnArgs),
 }
 
 /// Run a client command against `bootstrap` (`host:port[,host:port...]`).
@@ -36,6 +40,7 @@ pub async fn run(cmd: ClientCommand, bootstrap: &str) -> anyhow::Result<i32> {
             ClientCommand::Produce(args) => produce::run(args, &client).await,
             ClientCommand::Consume(args) => consume::run(args, &client).await,
             ClientCommand::Group(args) => group::run(args, &client).await,
+            ClientCommand::Txn(args) => txn::run(args, &client).await,
         }
     }
     .await;
@@ -230,5 +235,29 @@ mod tests {
         assert!(parse(&["group", "reset-offsets", "g", "--topic", "t"]).is_err());
         assert!(parse(&["group", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-latest"]).is_err());
         assert!(parse(&["group", "describe"]).is_err());
+    }
+
+    #[test]
+    fn isolation_and_txn_args() {
+        let cli = parse(&["consume", "t"]).unwrap();
+        let ClientCommand::Consume(c) = cli.command else { panic!() };
+        assert_eq!(c.isolation, consume::Isolation::ReadUncommitted);
+        for name in ["read_committed", "read-committed"] {
+            let cli = parse(&["consume", "t", "--isolation", name]).unwrap();
+            let ClientCommand::Consume(c) = cli.command else { panic!() };
+            assert_eq!(c.isolation, consume::Isolation::ReadCommitted);
+            assert_eq!(c.isolation.level(), 1);
+        }
+        assert!(parse(&["consume", "t", "--isolation", "serializable"]).is_err());
+
+        let cli = parse(&["txn", "list", "--state", "Ongoing", "--state", "CompleteAbort", "-o", "json"]).unwrap();
+        let ClientCommand::Txn(t) = cli.command else { panic!() };
+        assert_eq!(t.output, output::OutputFormat::Json);
+        assert!(matches!(t.command, txn::TxnCommand::List { ref states } if states == &["Ongoing", "CompleteAbort"]));
+        let cli = parse(&["txn", "describe", "tx-1"]).unwrap();
+        let ClientCommand::Txn(t) = cli.command else { panic!() };
+        assert!(matches!(t.command, txn::TxnCommand::Describe { ref transactional_id } if transactional_id == "tx-1"));
+        assert!(parse(&["txn", "describe"]).is_err());
+        assert!(parse(&["txn"]).is_err());
     }
 }

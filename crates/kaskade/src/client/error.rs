@@ -123,6 +123,7 @@ fn default_hint(code: i16) -> Option<&'static str> {
         E::ThrottlingQuotaExceeded => "the broker throttled the request; retry later",
         E::OffsetOutOfRange => "the offset is outside the partition's log; use --offset earliest or --offset latest",
         E::UnknownServerError => "the broker hit an unexpected error; see its log",
+        E::TransactionalIdNotFound => "no producer has used this transactional.id (or it expired); list the known ones with `kaskade txn list`",
         _ => return None,
     })
 }

@@ -15,17 +15,33 @@ use tokio::task::JoinSet;
 
 use super::cluster::{Client, TopicMetadata};
 use super::error::{is_stale_metadata, KafkaError};
+use super::records::AbortedTxn;
 
 /// ListOffsets timestamp for the log start offset.
 pub const EARLIEST_TIMESTAMP: i64 = -2;
 /// ListOffsets timestamp for the log end offset (high watermark).
 pub const LATEST_TIMESTAMP: i64 = -1;
+/// Isolation levels of Fetch and ListOffsets.
+pub const READ_UNCOMMITTED: i8 = 0;
+pub const READ_COMMITTED: i8 = 1;
 
 const MAX_ATTEMPTS: usize = 6;
 
 /// Resolve `(partition, timestamp)` pairs (use `EARLIEST_TIMESTAMP` /
 /// `LATEST_TIMESTAMP`, or a time in ms) to offsets.
 pub async fn list_offsets(client: &Client, topic: &str, wanted: &[(i32, i64)]) -> Result<BTreeMap<i32, i64>> {
+    list_offsets_isolated(client, topic, wanted, READ_UNCOMMITTED).await
+}
+
+/// [`list_offsets`] with an isolation level: under `READ_COMMITTED`,
+/// `LATEST_TIMESTAMP` is the last stable offset rather than the high
+/// watermark.
+pub async fn list_offsets_isolated(
+    client: &Client,
+    topic: &str,
+    wanted: &[(i32, i64)],
+    isolation_level: i8,
+) -> Result<BTreeMap<i32, i64>> {
     let mut out = BTreeMap::new();
     let mut remaining: Vec<(i32, i64)> = wanted.to_vec();
     let mut backoff = Duration::from_millis(100);
@@ -54,17 +70,7 @@ pub async fn list_offsets(client: &Client, topic: &str, wanted: &[(i32, i64)]) -
             let name = meta.name.clone();
             tasks.spawn(async move {
                 let version = conn.version::<ListOffsetsRequest>()?;
-                let mut req = ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![
-                    ListOffsetsTopic::default().with_name(TopicName(StrBytes::from_string(name))).with_partitions(
-                        parts
-                            .iter()
-                            .map(|(p, ts)| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(*ts))
-                            .collect(),
-                    ),
-                ]);
-                if version >= 10 {
-                    req.timeout_ms = 30_000;
-                }
+                let req = build_list_offsets(name, &parts, version, isolation_level)?;
                 let resp = conn.send(&req, version).await?;
                 anyhow::Ok((parts, resp))
             });
@@ -106,6 +112,32 @@ pub async fn list_offsets(client: &Client, topic: &str, wanted: &[(i32, i64)]) -
     unreachable!("the last attempt returns")
 }
 
+pub(crate) fn build_list_offsets(
+    topic: String,
+    parts: &[(i32, i64)],
+    version: i16,
+    isolation_level: i8,
+) -> Result<ListOffsetsRequest> {
+    let mut req =
+        ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic)))
+            .with_partitions(
+                parts
+                    .iter()
+                    .map(|(p, ts)| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(*ts))
+                    .collect(),
+            )]);
+    if version >= 2 {
+        req.isolation_level = isolation_level;
+    } else if isolation_level != READ_UNCOMMITTED {
+        bail!("the broker's ListOffsets (v{version}) has no isolation level: it cannot read committed");
+    }
+    if version >= 10 {
+        req.timeout_ms = 30_000;
+    }
+    Ok(req)
+}
+
 /// Fetch tuning, Kafka consumer defaults.
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
@@ -113,7 +145,7 @@ pub struct FetchOptions {
     pub min_bytes: i32,
     pub max_bytes: i32,
     pub partition_max_bytes: i32,
-    /// 0 = read_uncommitted, 1 = read_committed.
+    /// `READ_UNCOMMITTED` or `READ_COMMITTED`.
     pub isolation_level: i8,
 }
 
@@ -124,7 +156,7 @@ impl Default for FetchOptions {
             min_bytes: 1,
             max_bytes: 52_428_800,
             partition_max_bytes: 1_048_576,
-            isolation_level: 0,
+            isolation_level: READ_UNCOMMITTED,
         }
     }
 }
@@ -141,6 +173,8 @@ pub struct FetchedPartition {
     pub error_detail: Option<String>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// read_committed: the aborted transactions the records overlap.
+    pub aborted_transactions: Vec<AbortedTxn>,
     pub records: Bytes,
 }
 
@@ -212,6 +246,7 @@ fn failed(partition: i32, fetch_offset: i64, error_code: i16, detail: Option<Str
         error_detail: detail,
         high_watermark: -1,
         log_start_offset: -1,
+        aborted_transactions: Vec::new(),
         records: Bytes::new(),
     }
 }
@@ -271,6 +306,12 @@ pub(crate) fn match_fetch(resp: &FetchResponse, parts: &[(i32, i64)]) -> Vec<Fet
                     error_detail: None,
                     high_watermark: d.high_watermark,
                     log_start_offset: d.log_start_offset,
+                    aborted_transactions: d
+                        .aborted_transactions
+                        .iter()
+                        .flatten()
+                        .map(|a| AbortedTxn { producer_id: a.producer_id.0, first_offset: a.first_offset })
+                        .collect(),
                     records: d.records.clone().unwrap_or_default(),
                 },
             }
@@ -311,6 +352,45 @@ mod tests {
                 assert_eq!(back.topics[0].topic.0.as_str(), "t");
             }
         }
+    }
+
+    #[test]
+    fn list_offsets_isolation_needs_v2() {
+        for v in 1..=10 {
+            let req = build_list_offsets("t".into(), &[(0, LATEST_TIMESTAMP)], v, READ_UNCOMMITTED).unwrap();
+            let mut buf = bytes::BytesMut::new();
+            req.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+            if v >= 2 {
+                let req = build_list_offsets("t".into(), &[(0, LATEST_TIMESTAMP)], v, READ_COMMITTED).unwrap();
+                let mut buf = bytes::BytesMut::new();
+                req.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+                let back = ListOffsetsRequest::decode(&mut buf.freeze(), v).unwrap();
+                assert_eq!(back.isolation_level, READ_COMMITTED);
+            }
+        }
+        let err = build_list_offsets("t".into(), &[(0, LATEST_TIMESTAMP)], 1, READ_COMMITTED).unwrap_err();
+        assert!(err.to_string().contains("cannot read committed"), "{err}");
+    }
+
+    #[test]
+    fn read_committed_fetch_carries_isolation_and_aborted_transactions() {
+        let opts = FetchOptions { isolation_level: READ_COMMITTED, ..FetchOptions::default() };
+        let req = build_fetch(&meta(), 4, &[(0, 0)], &opts);
+        let mut buf = bytes::BytesMut::new();
+        req.encode(&mut buf, 4).unwrap();
+        assert_eq!(FetchRequest::decode(&mut buf.freeze(), 4).unwrap().isolation_level, READ_COMMITTED);
+
+        use kafka_protocol::messages::fetch_response::AbortedTransaction;
+        let resp =
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default().with_partitions(vec![
+                PartitionData::default().with_partition_index(0).with_aborted_transactions(Some(vec![
+                    AbortedTransaction::default().with_producer_id(7.into()).with_first_offset(3),
+                ])),
+                PartitionData::default().with_partition_index(1),
+            ])]);
+        let out = match_fetch(&resp, &[(0, 0), (1, 0)]);
+        assert_eq!(out[0].aborted_transactions, vec![AbortedTxn { producer_id: 7, first_offset: 3 }]);
+        assert!(out[1].aborted_transactions.is_empty());
     }
 
     #[test]

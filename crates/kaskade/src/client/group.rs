@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use bytes::Bytes;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
@@ -21,7 +21,9 @@ use super::connection::Connection;
 use super::error::KafkaError;
 
 /// FindCoordinator key type of a consumer group.
-const KEY_TYPE_GROUP: i8 = 0;
+pub const KEY_TYPE_GROUP: i8 = 0;
+/// FindCoordinator key type of a transactional id.
+pub const KEY_TYPE_TRANSACTION: i8 = 1;
 
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -40,16 +42,23 @@ fn retriable_coordinator_error(code: i16) -> bool {
 /// The connection to `group`'s coordinator (retrying while it loads).
 pub async fn coordinator(client: &Client, group: &str) -> Result<Arc<Connection>> {
     let context = format!("finding the coordinator of group '{group}'");
+    Ok(find_coordinator(client, KEY_TYPE_GROUP, group, &context).await?.1)
+}
+
+/// The coordinator of `key` (a group id, or a transactional id with
+/// `KEY_TYPE_TRANSACTION`): its node id and a connection to it, retrying
+/// while it loads.
+pub async fn find_coordinator(
+    client: &Client,
+    key_type: i8,
+    key: &str,
+    context: &str,
+) -> Result<(i32, Arc<Connection>)> {
     let mut backoff = std::time::Duration::from_millis(100);
     for attempt in 0..8 {
         let conn = client.any_connection().await?;
         let version = conn.version::<FindCoordinatorRequest>()?;
-        let mut req = FindCoordinatorRequest::default().with_key_type(KEY_TYPE_GROUP);
-        if version >= 4 {
-            req.coordinator_keys = vec![sb(group)];
-        } else {
-            req.key = sb(group);
-        }
+        let req = find_coordinator_request(key_type, key, version).map_err(|e| anyhow!("{context}: {e}"))?;
         let resp = conn.send(&req, version).await?;
         let (code, msg, node) = if version >= 4 {
             let c = resp.coordinators.first().ok_or_else(|| anyhow!("{context}: empty FindCoordinator response"))?;
@@ -65,9 +74,26 @@ pub async fn coordinator(client: &Client, group: &str) -> Result<Arc<Connection>
             }
             return Err(KafkaError::new(code, msg.map(|m| m.to_string()), context).into());
         }
-        return client.node_connection(node).await;
+        return Ok((node, client.node_connection(node).await?));
     }
     Err(KafkaError::new(ResponseError::CoordinatorNotAvailable.code(), None, context).into())
+}
+
+fn find_coordinator_request(key_type: i8, key: &str, version: i16) -> Result<FindCoordinatorRequest> {
+    if key_type != KEY_TYPE_GROUP && version == 0 {
+        // v0 has no key type: it only finds group coordinators.
+        bail!("the broker's FindCoordinator (v0 only) cannot find other coordinators than groups'");
+    }
+    let mut req = FindCoordinatorRequest::default();
+    if version >= 1 {
+        req.key_type = key_type;
+    }
+    if version >= 4 {
+        req.coordinator_keys = vec![sb(key)];
+    } else {
+        req.key = sb(key);
+    }
+    Ok(req)
 }
 
 /// A group as ListGroups reports it.
@@ -346,6 +372,27 @@ mod tests {
     use super::*;
     use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
     use kafka_protocol::protocol::Encodable;
+
+    #[test]
+    fn find_coordinator_requests_at_every_version() {
+        for v in 0..=6 {
+            let req = find_coordinator_request(KEY_TYPE_GROUP, "g", v).unwrap();
+            let mut buf = bytes::BytesMut::new();
+            req.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+            if v == 0 {
+                let err = find_coordinator_request(KEY_TYPE_TRANSACTION, "tx", v).unwrap_err();
+                assert!(err.to_string().contains("v0 only"), "{err}");
+                continue;
+            }
+            let req = find_coordinator_request(KEY_TYPE_TRANSACTION, "tx", v).unwrap();
+            assert_eq!(req.key_type, KEY_TYPE_TRANSACTION);
+            let mut buf = bytes::BytesMut::new();
+            req.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+            let back = FindCoordinatorRequest::decode(&mut buf.freeze(), v).unwrap();
+            let key = if v >= 4 { back.coordinator_keys[0].to_string() } else { back.key.to_string() };
+            assert_eq!((back.key_type, key.as_str()), (KEY_TYPE_TRANSACTION, "tx"));
+        }
+    }
 
     #[test]
     fn range_assignor() {

@@ -7,7 +7,8 @@
 //! - [`cluster`]: bootstrap, Metadata, per-broker connections.
 //! - [`producer`], [`fetcher`]: Produce / ListOffsets / Fetch routed to
 //!   partition leaders.
-//! - [`admin`]: topic administration.
+//! - [`admin`]: topic administration; [`group`]: consumer groups;
+//!   [`txn`]: transactions (list, describe).
 //! - [`records`]: magic-v2 record batches; [`partitioner`]: Kafka's
 //!   default partitioner.
 //!
@@ -25,6 +26,7 @@ pub mod group;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
+pub mod txn;
 
 pub use cluster::Client;
 pub use error::KafkaError;

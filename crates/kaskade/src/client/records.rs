@@ -1,6 +1,8 @@
 //! Record batches (magic v2) for the CLI: build them with kafka-protocol's
 //! `RecordBatchEncoder`, read fetched ones with `RecordBatchDecoder`.
 
+use std::collections::HashSet;
+
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
@@ -94,14 +96,49 @@ const LENGTH_END: usize = 12; // base offset (8) + batch length (4)
 const MAGIC_AT: usize = 16;
 const ATTRIBUTES_AT: usize = 21;
 const LAST_OFFSET_DELTA_AT: usize = 23;
+const PRODUCER_ID_AT: usize = 43;
 const HEADER_LEN: usize = 61;
+const TRANSACTIONAL_FLAG: i16 = 1 << 4;
 const CONTROL_FLAG: i16 = 1 << 5;
+/// Control record type of an abort marker (the key is version, type).
+const ABORT_MARKER: i16 = 0;
+
+/// An aborted transaction as a read_committed Fetch response names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+}
+
+/// Whether a control batch is an abort marker (its record's key is
+/// version i16, type i16; type 0 is ABORT).
+fn is_abort_marker(batch: &Bytes, base_offset: i64) -> Result<bool> {
+    let set = RecordBatchDecoder::decode(&mut batch.clone())
+        .map_err(|e| anyhow!("decoding control batch at offset {base_offset}: {e:#}"))?;
+    Ok(set
+        .records
+        .first()
+        .and_then(|r| r.key.as_ref())
+        .is_some_and(|k| k.len() >= 4 && i16::from_be_bytes([k[2], k[3]]) == ABORT_MARKER))
+}
 
 /// Decode the batches in a fetch response's `records`, any compression.
 /// A partial batch at the end (the broker cuts at the byte limit) is
-/// ignored; the next fetch starts at it.
-pub fn decode_fetched(mut data: Bytes, fetch_offset: i64) -> Result<Decoded> {
+/// ignored; the next fetch starts at it. Control batches (transaction
+/// markers) are never records.
+///
+/// `aborted` is `None` for read_uncommitted; for read_committed it is the
+/// response's aborted transactions, and their data is skipped as Kafka's
+/// consumer does: a transaction counts as aborted from its first offset
+/// (once a batch reaches it) until its producer's abort marker, and
+/// transactional batches of an aborted producer are dropped.
+pub fn decode_fetched(mut data: Bytes, fetch_offset: i64, aborted: Option<&[AbortedTxn]>) -> Result<Decoded> {
     let mut out = Decoded::default();
+    // Aborted transactions not reached yet, latest first (popped from
+    // the end in first-offset order).
+    let mut pending: Vec<AbortedTxn> = aborted.unwrap_or_default().to_vec();
+    pending.sort_by_key(|a| std::cmp::Reverse(a.first_offset));
+    let mut aborted_producers: HashSet<i64> = HashSet::new();
     while data.len() >= LENGTH_END {
         let base_offset = (&data[0..8]).get_i64();
         let batch_len = (&data[8..12]).get_i32();
@@ -119,9 +156,25 @@ pub fn decode_fetched(mut data: Bytes, fetch_offset: i64) -> Result<Decoded> {
         }
         let attributes = (&batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2]).get_i16();
         let last_offset_delta = (&batch[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]).get_i32();
+        let producer_id = (&batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8]).get_i64();
         let next = base_offset + last_offset_delta as i64 + 1;
         out.next_offset = Some(out.next_offset.map_or(next, |n: i64| n.max(next)));
-        if attributes & CONTROL_FLAG != 0 || next <= fetch_offset {
+        let control = attributes & CONTROL_FLAG != 0;
+        if aborted.is_some() && producer_id >= 0 {
+            // Kafka's consumer: aborted transactions that began at or
+            // before this batch's last offset are now in force.
+            while pending.last().is_some_and(|a| a.first_offset < next) {
+                aborted_producers.insert(pending.pop().expect("checked").producer_id);
+            }
+            if control {
+                if aborted_producers.contains(&producer_id) && is_abort_marker(&batch, base_offset)? {
+                    aborted_producers.remove(&producer_id);
+                }
+            } else if attributes & TRANSACTIONAL_FLAG != 0 && aborted_producers.contains(&producer_id) {
+                continue; // data of an aborted transaction
+            }
+        }
+        if control || next <= fetch_offset {
             continue; // transaction markers, or entirely before our position
         }
         let set = RecordBatchDecoder::decode(&mut batch)
@@ -187,7 +240,7 @@ mod tests {
                 .collect();
             let batch = encode_batch(&input, c).unwrap();
             let batch = at_offset(&batch, 100);
-            let d = decode_fetched(batch, 100).unwrap();
+            let d = decode_fetched(batch, 100, None).unwrap();
             assert_eq!(d.next_offset, Some(150), "{c:?}");
             assert_eq!(d.records.len(), 50, "{c:?}");
             for (i, (got, want)) in d.records.iter().zip(&input).enumerate() {
@@ -212,7 +265,7 @@ mod tests {
         data.extend_from_slice(&a);
         data.extend_from_slice(&b);
         data.extend_from_slice(&b[..20]); // truncated third batch
-        let d = decode_fetched(data.freeze(), 11).unwrap();
+        let d = decode_fetched(data.freeze(), 11, None).unwrap();
         let offsets: Vec<i64> = d.records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![11, 12, 13]);
         assert_eq!(d.next_offset, Some(14));
@@ -220,10 +273,10 @@ mod tests {
 
     #[test]
     fn empty_and_partial_only() {
-        let d = decode_fetched(Bytes::new(), 0).unwrap();
+        let d = decode_fetched(Bytes::new(), 0, None).unwrap();
         assert!(d.records.is_empty() && d.next_offset.is_none());
         let a = encode_batch(&[rec(None, "a", 1)], Compression::None).unwrap();
-        let d = decode_fetched(a.slice(..a.len() - 1), 0).unwrap();
+        let d = decode_fetched(a.slice(..a.len() - 1), 0, None).unwrap();
         assert!(d.records.is_empty() && d.next_offset.is_none());
     }
 
@@ -232,9 +285,134 @@ mod tests {
         let a = encode_batch(&[rec(None, "a", 1)], Compression::None).unwrap();
         let mut b = BytesMut::from(&at_offset(&a, 5)[..]);
         b[ATTRIBUTES_AT + 1] |= CONTROL_FLAG as u8; // CRC now wrong, but we never decode it
-        let d = decode_fetched(b.freeze(), 0).unwrap();
+        let d = decode_fetched(b.freeze(), 0, None).unwrap();
         assert!(d.records.is_empty());
         assert_eq!(d.next_offset, Some(6));
+    }
+
+    /// A transactional batch of `producer_id` at `base`: data records with
+    /// `values`, or (`marker` Some(type)) one control record.
+    fn txn_batch(producer_id: i64, base: i64, values: &[&str], marker: Option<i16>) -> Bytes {
+        let control = marker.is_some();
+        let recs: Vec<Record> = if let Some(kind) = marker {
+            let mut key = 0i16.to_be_bytes().to_vec();
+            key.extend(kind.to_be_bytes());
+            vec![(Some(Bytes::from(key)), Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])))]
+        } else {
+            values.iter().map(|v| (None, Some(Bytes::copy_from_slice(v.as_bytes())))).collect()
+        }
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: true,
+            control,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: base + i as i64,
+            sequence: if control { -1 } else { base as i32 + i as i32 },
+            timestamp: 1000,
+            key,
+            value,
+            headers: IndexMap::new(),
+        })
+        .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &recs,
+            &RecordEncodeOptions { version: 2, compression: Compression::None },
+        )
+        .unwrap();
+        at_offset(&buf.freeze(), base)
+    }
+
+    const ABORT: Option<i16> = Some(0);
+    const COMMIT: Option<i16> = Some(1);
+
+    /// Two interleaved transactions (producer 1 commits, producer 2
+    /// aborts, then commits a second one) and a plain record.
+    fn interleaved() -> Bytes {
+        let mut data = BytesMut::new();
+        for b in [
+            txn_batch(1, 0, &["c1"], None),
+            txn_batch(2, 1, &["a1", "a2"], None),
+            txn_batch(1, 3, &["c2"], None),
+            txn_batch(2, 4, &[], ABORT),
+            txn_batch(1, 5, &[], COMMIT),
+            txn_batch(2, 6, &["x"], None),
+            txn_batch(2, 7, &[], COMMIT),
+            at_offset(&encode_batch(&[rec(None, "plain", 9)], Compression::None).unwrap(), 8),
+        ] {
+            data.extend_from_slice(&b);
+        }
+        data.freeze()
+    }
+
+    fn values(d: &Decoded) -> Vec<String> {
+        d.records.iter().map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap()).into_owned()).collect()
+    }
+
+    #[test]
+    fn read_uncommitted_prints_every_data_record_and_no_marker() {
+        let d = decode_fetched(interleaved(), 0, None).unwrap();
+        assert_eq!(values(&d), ["c1", "a1", "a2", "c2", "x", "plain"]);
+        assert_eq!(d.next_offset, Some(9));
+        // Aborted transactions listed or not, read_uncommitted ignores them.
+        let d = decode_fetched(interleaved(), 0, Some(&[])).unwrap();
+        assert_eq!(values(&d), ["c1", "a1", "a2", "c2", "x", "plain"]);
+    }
+
+    #[test]
+    fn read_committed_skips_aborted_transactions_until_their_marker() {
+        let aborted = [AbortedTxn { producer_id: 2, first_offset: 1 }];
+        let d = decode_fetched(interleaved(), 0, Some(&aborted)).unwrap();
+        assert_eq!(values(&d), ["c1", "c2", "x", "plain"]);
+        let offsets: Vec<i64> = d.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 3, 6, 8]);
+        assert_eq!(d.next_offset, Some(9), "skipped batches and markers still advance");
+        // A fetch starting inside the aborted transaction (the broker
+        // lists it: it overlaps the fetched range).
+        let d = decode_fetched(interleaved(), 2, Some(&aborted)).unwrap();
+        assert_eq!(values(&d), ["c2", "x", "plain"]);
+        // An abort marker of another producer does not end it.
+        let mut data = BytesMut::new();
+        for b in [txn_batch(2, 0, &["a"], None), txn_batch(3, 1, &[], ABORT), txn_batch(2, 2, &["b"], None)] {
+            data.extend_from_slice(&b);
+        }
+        let d = decode_fetched(data.freeze(), 0, Some(&[AbortedTxn { producer_id: 2, first_offset: 0 }])).unwrap();
+        assert!(d.records.is_empty(), "{:?}", values(&d));
+    }
+
+    #[test]
+    fn read_committed_keeps_data_before_an_aborted_transaction_begins() {
+        // Producer 2's aborted transaction starts at offset 2: its
+        // committed records before that are visible.
+        let mut data = BytesMut::new();
+        for b in [
+            txn_batch(2, 0, &["first"], None),
+            txn_batch(2, 1, &[], COMMIT),
+            txn_batch(2, 2, &["gone"], None),
+            txn_batch(2, 3, &[], ABORT),
+        ] {
+            data.extend_from_slice(&b);
+        }
+        let d = decode_fetched(data.freeze(), 0, Some(&[AbortedTxn { producer_id: 2, first_offset: 2 }])).unwrap();
+        assert_eq!(values(&d), ["first"]);
+    }
+
+    #[test]
+    fn corrupt_abort_marker_is_an_error_under_read_committed() {
+        let mut b = BytesMut::from(&txn_batch(2, 1, &[], ABORT)[..]);
+        let n = b.len();
+        b[n - 1] ^= 0xff;
+        let mut data = BytesMut::from(&txn_batch(2, 0, &["a"], None)[..]);
+        data.extend_from_slice(&b);
+        let err =
+            decode_fetched(data.freeze(), 0, Some(&[AbortedTxn { producer_id: 2, first_offset: 0 }])).unwrap_err();
+        assert!(err.to_string().contains("control batch at offset 1"), "{err:#}");
     }
 
     #[test]
@@ -243,6 +421,6 @@ mod tests {
         let mut b = BytesMut::from(&a[..]);
         let n = b.len();
         b[n - 2] ^= 0xff;
-        assert!(decode_fetched(b.freeze(), 0).is_err());
+        assert!(decode_fetched(b.freeze(), 0, None).is_err());
     }
 }

@@ -1,0 +1,112 @@
+//! DescribeTransactions (key 65), version 0 (KIP-664): per transactional
+//! id its state, timeout, start time, producer id and epoch, and the
+//! partitions of its open (or ending) transaction, as Kafka's
+//! `TransactionCoordinator.handleDescribeTransactions`: an empty id is
+//! INVALID_REQUEST, an unknown one TRANSACTIONAL_ID_NOT_FOUND.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactionsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::txn::records::TXN_TOPIC;
+use crate::txn::TxnMetadata;
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
+    // No `__transaction_state` yet: no transactional id is known. Asking
+    // the coordinator would create its 50 partitions for a read.
+    let no_state = broker.topics.image().topic(TXN_TOPIC).is_none();
+    let mut resp = DescribeTransactionsResponse::default();
+    for id in req.transactional_ids {
+        let mut state = TransactionState::default();
+        let found = if id.0.is_empty() {
+            Err(ResponseError::InvalidRequest)
+        } else if no_state {
+            Ok(None)
+        } else {
+            broker.txns.describe(broker, id.0.as_str()).await
+        };
+        state.transactional_id = id;
+        match found {
+            Err(e) => state.error_code = e.code(),
+            Ok(None) => state.error_code = ResponseError::TransactionalIdNotFound.code(),
+            Ok(Some(meta)) => fill(&mut state, &meta),
+        }
+        resp.transaction_states.push(state);
+    }
+    resp
+}
+
+fn fill(state: &mut TransactionState, meta: &TxnMetadata) {
+    state.transaction_state = StrBytes::from_static_str(meta.state.name());
+    state.transaction_timeout_ms = meta.timeout_ms;
+    state.transaction_start_time_ms = meta.start_ms;
+    state.producer_id = meta.producer_id.into();
+    state.producer_epoch = meta.producer_epoch;
+    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in &meta.partitions {
+        topics.entry(topic).or_default().push(*partition);
+    }
+    state.topics = topics
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let mut t = TopicData::default();
+            t.topic = TopicName(StrBytes::from_string(topic.to_string()));
+            t.partitions = partitions;
+            t
+        })
+        .collect();
+}
+
+crate::route_to!(DescribeTransactions, handle);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::txn::TxnState;
+
+    #[tokio::test]
+    async fn a_coordinator_that_cannot_load_answers_an_error_per_id() {
+        let broker = crate::api::list_transactions::tests::broken_coordinator();
+        let req = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+            kafka_protocol::messages::TransactionalId(StrBytes::from_static_str("tx")),
+            kafka_protocol::messages::TransactionalId(StrBytes::from_static_str("")),
+        ]);
+        let resp = handle(&broker, 0, req).await;
+        let codes: Vec<i16> = resp.transaction_states.iter().map(|t| t.error_code).collect();
+        assert_eq!(codes, [ResponseError::CoordinatorLoadInProgress.code(), ResponseError::InvalidRequest.code()]);
+    }
+
+    #[test]
+    fn fill_groups_partitions_by_topic() {
+        let meta = TxnMetadata {
+            transactional_id: "t".into(),
+            producer_id: 7,
+            producer_epoch: 2,
+            last_producer_epoch: 1,
+            timeout_ms: 60_000,
+            state: TxnState::Ongoing,
+            partitions: BTreeSet::from([("b".to_string(), 1), ("a".to_string(), 3), ("b".to_string(), 0)]),
+            start_ms: 123,
+            update_ms: 456,
+        };
+        let mut s = TransactionState::default();
+        fill(&mut s, &meta);
+        assert_eq!(s.transaction_state.as_str(), "Ongoing");
+        assert_eq!((s.producer_id.0, s.producer_epoch, s.transaction_timeout_ms), (7, 2, 60_000));
+        assert_eq!(s.transaction_start_time_ms, 123);
+        let topics: Vec<(&str, Vec<i32>)> =
+            s.topics.iter().map(|t| (t.topic.0.as_str(), t.partitions.clone())).collect();
+        assert_eq!(topics, vec![("a", vec![3]), ("b", vec![0, 1])]);
+    }
+}

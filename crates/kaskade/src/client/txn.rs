@@ -1,0 +1,248 @@
+//! Transaction administration (KIP-664): ListTransactions on every broker
+//! (each lists the transactional ids it coordinates) and
+//! DescribeTransactions at a transactional id's coordinator.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use kafka_protocol::messages::{
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ListTransactionsRequest, ListTransactionsResponse,
+    TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::cluster::Client;
+use super::error::KafkaError;
+use super::group::{find_coordinator, KEY_TYPE_TRANSACTION};
+
+/// Kafka's transaction state names (`TransactionState`), for hints.
+pub const STATES: [&str; 7] =
+    ["Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort", "PrepareEpochFence"];
+
+const ATTEMPTS: usize = 6;
+
+fn retriable(code: i16) -> bool {
+    code == ResponseError::CoordinatorLoadInProgress.code()
+        || code == ResponseError::CoordinatorNotAvailable.code()
+        || code == ResponseError::NotCoordinator.code()
+}
+
+/// A transactional id as ListTransactions reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedTransaction {
+    pub transactional_id: String,
+    /// The broker that coordinates it (answered the listing).
+    pub coordinator: i32,
+    pub producer_id: i64,
+    pub state: String,
+}
+
+/// Every transactional id of every broker, sorted by id; `states` keeps
+/// only those states (Kafka's names; empty: all). A state name the broker
+/// does not know is an error.
+pub async fn list_transactions(client: &Client, states: &[String]) -> Result<Vec<ListedTransaction>> {
+    let meta = client.metadata(Some(&[])).await?;
+    let mut out = Vec::new();
+    for &node in meta.brokers.keys() {
+        let context = format!("listing transactions on broker {node}");
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 0..ATTEMPTS {
+            let conn = client.node_connection(node).await?;
+            let version = conn.version::<ListTransactionsRequest>()?;
+            let mut req = ListTransactionsRequest::default();
+            req.state_filters = states.iter().map(|s| StrBytes::from_string(s.clone())).collect();
+            let resp = conn.send(&req, version).await?;
+            match listed(node, resp, &context, attempt + 1 == ATTEMPTS)? {
+                Some(l) => {
+                    out.extend(l);
+                    break;
+                }
+                None => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+    Ok(out)
+}
+
+/// One broker's ListTransactions answer: the listing, or `None` to retry
+/// (the coordinator is loading; never on the `last` attempt).
+fn listed(
+    node: i32,
+    resp: ListTransactionsResponse,
+    context: &str,
+    last: bool,
+) -> Result<Option<Vec<ListedTransaction>>> {
+    if !resp.unknown_state_filters.is_empty() {
+        let unknown: Vec<&str> = resp.unknown_state_filters.iter().map(|s| s.as_str()).collect();
+        bail!(
+            "{context}: unknown transaction state(s) {}\n  hint: states are {}",
+            unknown.join(", "),
+            STATES.join(", ")
+        );
+    }
+    if resp.error_code != 0 {
+        if retriable(resp.error_code) && !last {
+            return Ok(None);
+        }
+        return Err(KafkaError::new(resp.error_code, None, context).into());
+    }
+    Ok(Some(
+        resp.transaction_states
+            .into_iter()
+            .map(|t| ListedTransaction {
+                transactional_id: t.transactional_id.0.to_string(),
+                coordinator: node,
+                producer_id: t.producer_id.0,
+                state: t.transaction_state.to_string(),
+            })
+            .collect(),
+    ))
+}
+
+/// What DescribeTransactions reports of one transactional id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionDescription {
+    pub coordinator: i32,
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub state: String,
+    pub timeout_ms: i32,
+    /// When the open transaction began; `None` when none is open.
+    pub start_ms: Option<i64>,
+    /// (topic, partition) of the open (or ending) transaction.
+    pub partitions: Vec<(String, i32)>,
+}
+
+/// DescribeTransactions for one transactional id at its coordinator.
+pub async fn describe_transaction(client: &Client, id: &str) -> Result<TransactionDescription> {
+    let context = format!("describing transactional id '{id}'");
+    let mut backoff = Duration::from_millis(100);
+    for attempt in 0..ATTEMPTS {
+        let (node, conn) = find_coordinator(client, KEY_TYPE_TRANSACTION, id, &context).await?;
+        let version = conn.version::<DescribeTransactionsRequest>()?;
+        let req = DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(StrBytes::from_string(id.to_string()))]);
+        let resp = conn.send(&req, version).await?;
+        match described(node, id, resp, &context, attempt + 1 == ATTEMPTS)? {
+            Some(d) => return Ok(d),
+            None => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// The coordinator's DescribeTransactions answer for `id`, or `None` to
+/// retry (the coordinator is loading; never on the `last` attempt).
+fn described(
+    node: i32,
+    id: &str,
+    resp: DescribeTransactionsResponse,
+    context: &str,
+    last: bool,
+) -> Result<Option<TransactionDescription>> {
+    let t = resp
+        .transaction_states
+        .into_iter()
+        .find(|t| t.transactional_id.0.as_str() == id)
+        .ok_or_else(|| anyhow!("{context}: the broker's response does not mention it"))?;
+    if t.error_code != 0 {
+        if retriable(t.error_code) && !last {
+            return Ok(None);
+        }
+        return Err(KafkaError::new(t.error_code, None, context).into());
+    }
+    let mut partitions: Vec<(String, i32)> =
+        t.topics.iter().flat_map(|td| td.partitions.iter().map(|&p| (td.topic.0.to_string(), p))).collect();
+    partitions.sort();
+    Ok(Some(TransactionDescription {
+        coordinator: node,
+        transactional_id: id.to_string(),
+        producer_id: t.producer_id.0,
+        producer_epoch: t.producer_epoch,
+        state: t.transaction_state.to_string(),
+        timeout_ms: t.transaction_timeout_ms,
+        start_ms: (t.transaction_start_time_ms >= 0).then_some(t.transaction_start_time_ms),
+        partitions,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+    use kafka_protocol::messages::list_transactions_response::TransactionState as Listed;
+    use kafka_protocol::messages::TopicName;
+
+    use super::*;
+
+    fn sb(s: &str) -> StrBytes {
+        StrBytes::from_string(s.to_string())
+    }
+
+    #[test]
+    fn list_answers() {
+        let ok = ListTransactionsResponse::default().with_transaction_states(vec![Listed::default()
+            .with_transactional_id(TransactionalId(sb("a")))
+            .with_producer_id(5.into())
+            .with_transaction_state(sb("Ongoing"))]);
+        let l = listed(2, ok, "ctx", false).unwrap().unwrap();
+        let want =
+            ListedTransaction { transactional_id: "a".into(), coordinator: 2, producer_id: 5, state: "Ongoing".into() };
+        assert_eq!(l, vec![want]);
+        let loading =
+            ListTransactionsResponse::default().with_error_code(ResponseError::CoordinatorLoadInProgress.code());
+        assert!(listed(2, loading.clone(), "ctx", false).unwrap().is_none(), "retried");
+        let err = listed(2, loading, "ctx", true).unwrap_err();
+        assert!(err.to_string().contains("ctx: COORDINATOR_LOAD_IN_PROGRESS"), "{err}");
+        let denied =
+            ListTransactionsResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+        let err = listed(2, denied, "ctx", false).unwrap_err();
+        assert!(err.to_string().contains("CLUSTER_AUTHORIZATION_FAILED"), "{err}");
+        let unknown = ListTransactionsResponse::default().with_unknown_state_filters(vec![sb("X"), sb("Y")]);
+        let err = listed(2, unknown, "ctx", false).unwrap_err();
+        assert!(err.to_string().contains("unknown transaction state(s) X, Y"), "{err}");
+    }
+
+    #[test]
+    fn describe_answers() {
+        let state = |code: i16| {
+            TransactionState::default()
+                .with_error_code(code)
+                .with_transactional_id(TransactionalId(sb("tx")))
+                .with_producer_id(9.into())
+                .with_producer_epoch(3)
+                .with_transaction_state(sb("Ongoing"))
+                .with_transaction_timeout_ms(1000)
+                .with_transaction_start_time_ms(77)
+                .with_topics(vec![
+                    TopicData::default().with_topic(TopicName(sb("b"))).with_partitions(vec![1, 0]),
+                    TopicData::default().with_topic(TopicName(sb("a"))).with_partitions(vec![4]),
+                ])
+        };
+        let resp = |code| DescribeTransactionsResponse::default().with_transaction_states(vec![state(code)]);
+        let d = described(1, "tx", resp(0), "ctx", false).unwrap().unwrap();
+        assert_eq!((d.coordinator, d.producer_id, d.producer_epoch, d.timeout_ms), (1, 9, 3, 1000));
+        assert_eq!((d.state.as_str(), d.start_ms), ("Ongoing", Some(77)));
+        assert_eq!(d.partitions, vec![("a".into(), 4), ("b".into(), 0), ("b".into(), 1)]);
+        let none = DescribeTransactionsResponse::default()
+            .with_transaction_states(vec![state(0).with_transaction_start_time_ms(-1)]);
+        assert_eq!(described(1, "tx", none, "ctx", false).unwrap().unwrap().start_ms, None);
+
+        let loading = ResponseError::CoordinatorLoadInProgress.code();
+        assert!(described(1, "tx", resp(loading), "ctx", false).unwrap().is_none(), "retried");
+        let err = described(1, "tx", resp(loading), "ctx", true).unwrap_err();
+        assert!(err.to_string().contains("COORDINATOR_LOAD_IN_PROGRESS"), "{err}");
+        let err = described(1, "tx", resp(ResponseError::TransactionalIdNotFound.code()), "ctx", false).unwrap_err();
+        assert!(err.to_string().contains("ctx: TRANSACTIONAL_ID_NOT_FOUND"), "{err}");
+        let err = described(1, "other", resp(0), "ctx", false).unwrap_err();
+        assert!(err.to_string().contains("does not mention it"), "{err}");
+    }
+}
