@@ -87,14 +87,15 @@ wait_for_broker() {
     done
 }
 
-run_pytest() { # run_pytest SUITE FILE
-    local suite="$1" file="$2" rc=0 xml="$RESULTS/$1.xml"
+run_pytest() { # run_pytest SUITE FILE...
+    local suite="$1" rc=0 xml="$RESULTS/$1.xml"
+    shift
     if [ ! -x "$VENV/bin/python" ]; then
         record "$suite" 1 "0 1 0" "no venv at $VENV: run scripts/install-compat-deps.sh"
         return
     fi
     (cd "$HERE/python" && timeout "$SUITE_TIMEOUT" "$VENV/bin/python" -m pytest -c pytest.ini \
-        --junitxml="$xml" -o junit_family=xunit2 "$file") || rc=$?
+        --junitxml="$xml" -o junit_family=xunit2 "$@") || rc=$?
     if [ -s "$xml" ]; then
         record "$suite" "$rc" "$(junit_counts "$xml")"
     else
@@ -111,7 +112,7 @@ run_kafkajs() {
     (cd "$HERE/node" && timeout "$SUITE_TIMEOUT" node --test \
         --test-reporter=spec --test-reporter-destination=stdout \
         --test-reporter=junit --test-reporter-destination="$xml" \
-        compat.test.mjs) || rc=$?
+        compat.test.mjs transactions.test.mjs) || rc=$?
     if [ -s "$xml" ]; then
         record kafkajs "$rc" "$(junit_counts "$xml")"
     else
@@ -138,8 +139,8 @@ for suite in "${SUITES[@]}"; do
     echo
     echo "=== $suite ==="
     case "$suite" in
-        confluent) run_pytest confluent test_confluent.py ;;
-        kafka-python) run_pytest kafka-python test_kafka_python.py ;;
+        confluent) run_pytest confluent test_confluent.py test_confluent_txn.py ;;
+        kafka-python) run_pytest kafka-python test_kafka_python.py test_kafka_python_txn.py ;;
         kafkajs) run_kafkajs ;;
         kcat) run_kcat ;;
         *) record "$suite" 1 "0 1 0" "unknown suite" ;;
