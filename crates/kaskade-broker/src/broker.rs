@@ -54,7 +54,7 @@ impl Broker {
         advertised: (String, i32),
     ) -> Self {
         let groups = crate::group::GroupService::from_config(&config, topics.clone());
-        let txns = crate::txn::TxnService::new(config.transaction_max_timeout_ms);
+        let txns = crate::txn::TxnService::from_config(&config);
         Broker {
             config: Arc::new(config),
             router,

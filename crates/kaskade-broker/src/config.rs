@@ -317,6 +317,10 @@ pub struct BrokerConfig {
     pub transaction_max_timeout_ms: i32,
     /// `transactional.id.expiration.ms`.
     pub transactional_id_expiration_ms: i32,
+    /// `transaction.state.log.num.partitions`.
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub transaction_remove_expired_interval_ms: i64,
     /// `producer.id.expiration.ms`.
     pub producer_id_expiration_ms: i32,
     /// Every value given explicitly (known and accepted-but-unused keys),
@@ -492,6 +496,8 @@ static KEYS: &[KeyDef] = &[
     KeyDef { name: "group.max.session.timeout.ms", kind: INT, default: Some("1800000"), doc: "Largest session timeout a member may ask for." },
     KeyDef { name: "group.initial.rebalance.delay.ms", kind: INT, default: Some("3000"), doc: "Delay of the first rebalance of a new group." },
     KeyDef { name: "group.max.size", kind: int_min(1), default: Some(INT_MAX), doc: "Maximum number of members of a group." },
+    KeyDef { name: "transaction.state.log.num.partitions", kind: int_min(1), default: Some("50"), doc: "Partitions of __transaction_state (used when the topic is created)." },
+    KeyDef { name: "transaction.remove.expired.transaction.cleanup.interval.ms", kind: int_min(1), default: Some("3600000"), doc: "How often transactional ids past transactional.id.expiration.ms are removed." },
     KeyDef { name: "transaction.max.timeout.ms", kind: int_min(1), default: Some("900000"), doc: "Largest transaction timeout a producer may ask for." },
     KeyDef { name: "transactional.id.expiration.ms", kind: int_min(1), default: Some("604800000"), doc: "How long an idle transactional id is kept." },
     KeyDef { name: "producer.id.expiration.ms", kind: int_min(1), default: Some("86400000"), doc: "How long an idle producer id's state is kept." },
@@ -512,7 +518,6 @@ static ACCEPTED_UNUSED: &[&str] = &[
     "offsets.commit.timeout.ms",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    "transaction.state.log.num.partitions",
     "transaction.state.log.segment.bytes",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
@@ -940,6 +945,8 @@ impl BrokerConfig {
             group_max_size: num("group.max.size") as i32,
             transaction_max_timeout_ms: num("transaction.max.timeout.ms") as i32,
             transactional_id_expiration_ms: num("transactional.id.expiration.ms") as i32,
+            transaction_state_log_num_partitions: num("transaction.state.log.num.partitions") as i32,
+            transaction_remove_expired_interval_ms: num("transaction.remove.expired.transaction.cleanup.interval.ms"),
             producer_id_expiration_ms: num("producer.id.expiration.ms") as i32,
             settings: BTreeMap::new(),
         };

@@ -72,6 +72,31 @@ fn committed_and_aborted_transactions_as_each_isolation_level_sees_them() {
 }
 
 #[test]
+fn the_state_topic_has_the_configured_partitions_and_survives_a_restart() {
+    let mut broker = TestBroker::start_with(&[("transaction.state.log.num.partitions", "3")]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique("txn-parts");
+    create_topic(&admin(&bootstrap), &topic, 1, &[]);
+    let id = unique("tx-parts");
+    let p = txn_producer(&bootstrap, &id, &[]);
+    p.begin_transaction().unwrap();
+    send_values(&p, &topic, 0, &["before"]);
+    p.commit_transaction(WAIT).expect("commit");
+    drop(p);
+    let c = consumer(&bootstrap, &[]);
+    let md = c.fetch_metadata(Some("__transaction_state"), WAIT).expect("metadata");
+    assert_eq!(md.topics()[0].partitions().len(), 3);
+    // After a restart the id is known (its epoch moves on) and works.
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    let p = txn_producer(&bootstrap, &id, &[]);
+    p.begin_transaction().unwrap();
+    send_values(&p, &topic, 0, &["after"]);
+    p.commit_transaction(WAIT).expect("commit after the restart");
+    assert_eq!(values(&bootstrap, &topic, "read_committed"), ["before", "after"]);
+}
+
+#[test]
 fn an_open_transaction_holds_read_committed_consumers_at_its_first_offset() {
     let broker = TestBroker::start();
     let bootstrap = broker.bootstrap();

@@ -323,3 +323,53 @@ fn describe_producers_reports_each_partitions_producers() {
         [(0, UNKNOWN_TOPIC_OR_PARTITION)]
     );
 }
+
+#[test]
+fn idle_transactional_ids_expire_and_open_ones_stay() {
+    let broker = TestBroker::start_with(&[
+        ("transactional.id.expiration.ms", "300"),
+        ("transaction.remove.expired.transaction.cleanup.interval.ms", "50"),
+    ]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique("txn-expiry");
+    create_topic(&admin(&bootstrap), &topic, 1, &[]);
+    let (idle, open) = (unique("idle"), unique("open"));
+    let done = txn_producer(&bootstrap, &idle);
+    done.begin_transaction().unwrap();
+    send(&done, &topic, &[(0, "i1")]);
+    done.commit_transaction(WAIT).expect("commit");
+    // Held open (its transaction timeout is 45 s) through the expiry.
+    let running = txn_producer(&bootstrap, &open);
+    running.begin_transaction().unwrap();
+    send(&running, &topic, &[(0, "o1")]);
+    let addr = broker.addr();
+    block_on(async {
+        let mut conn = Conn::connect(addr).await;
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let (_, ids) = list(&mut conn, 0, ListTransactionsRequest::default()).await;
+            if !ids.contains(&idle) {
+                assert_eq!(ids, [open.clone()], "the open transaction keeps its id");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the idle id did not expire: {ids:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    running.commit_transaction(WAIT).expect("the open transaction still commits");
+    // The expiry is durable: a tombstone in __transaction_state.
+    drop((done, running));
+    let mut broker = broker;
+    broker.restart();
+    block_on(async {
+        let mut conn = Conn::connect(broker.addr()).await;
+        let r: DescribeTransactionsResponse = conn
+            .call(
+                ApiKey::DescribeTransactions,
+                0,
+                &DescribeTransactionsRequest::default().with_transactional_ids(vec![s(&idle).into()]),
+            )
+            .await;
+        assert_eq!(r.transaction_states[0].error_code, TRANSACTIONAL_ID_NOT_FOUND);
+    });
+}

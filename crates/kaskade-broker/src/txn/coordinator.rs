@@ -316,6 +316,26 @@ impl TxnCoordinator {
             .collect()
     }
 
+    /// `transactional.id.expiration.ms`: forgets ids whose last transaction
+    /// ended (or that never began one) more than `expiration_ms` ago, as
+    /// Kafka's `removeExpiredTransactionalIds`. Returns them; each needs a
+    /// tombstone in `__transaction_state`.
+    pub fn expire_ids(&mut self, now: i64, expiration_ms: i64) -> Vec<String> {
+        let expired: Vec<String> = self
+            .txns
+            .values()
+            .filter(|m| {
+                matches!(m.state, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort)
+                    && m.update_ms.saturating_add(expiration_ms) <= now
+            })
+            .map(|m| m.transactional_id.clone())
+            .collect();
+        for id in &expired {
+            self.txns.remove(id);
+        }
+        expired
+    }
+
     /// When the next transaction times out, if one is open.
     pub fn next_deadline(&self) -> Option<i64> {
         self.txns
@@ -429,6 +449,20 @@ mod tests {
         assert_eq!(c.end_txn(1103, "t", 1, 0, false), Ok(EndDecision::AlreadyDone));
         assert_eq!(c.end_txn(1103, "t", 1, 0, true), Err(ResponseError::ProducerFenced));
         assert_eq!(c.next_deadline(), None);
+    }
+
+    #[test]
+    fn idle_transactional_ids_expire_but_open_ones_do_not() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "idle", 1000, None, Some(1)).unwrap());
+        ready(c.init_producer_id(0, "open", 60_000, None, Some(2)).unwrap());
+        c.add_partitions(10, "open", 2, 0, &[tp("a", 0)]).unwrap();
+        assert!(c.expire_ids(99, 100).is_empty());
+        assert_eq!(c.expire_ids(100, 100), vec!["idle".to_string()]);
+        assert!(c.get("idle").is_none());
+        assert!(c.get("open").is_some(), "an open transaction keeps its id");
+        // An expired id starts over with a new producer id.
+        assert_eq!(c.init_producer_id(101, "idle", 1000, None, None), Ok(InitDecision::NeedProducerId));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kaskade_log::txn::Marker;
 use kaskade_log::Log;
@@ -23,8 +24,6 @@ use crate::error::BrokerError;
 use crate::group::now_ms;
 use crate::group::records::OFFSETS_TOPIC;
 
-/// Kafka's `transaction.state.log.num.partitions` default.
-pub const TXN_TOPIC_PARTITIONS: i32 = 50;
 /// Kafka's `transaction.state.log.segment.bytes` default.
 const SEGMENT_BYTES: &str = "104857600";
 /// Longest pause of the timeout task between checks.
@@ -33,6 +32,13 @@ const EXPIRY_CHECK_MS: i64 = 1000;
 pub struct TxnService {
     engine: Mutex<TxnCoordinator>,
     loaded: OnceCell<()>,
+    /// `transaction.state.log.num.partitions` (the topic's own count once
+    /// it exists).
+    partitions: std::sync::atomic::AtomicI32,
+    /// `transactional.id.expiration.ms`
+    id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`
+    id_expiration_check_ms: i64,
 }
 
 impl std::fmt::Debug for TxnService {
@@ -46,9 +52,19 @@ fn internal(e: impl std::fmt::Display) -> BrokerError {
 }
 
 impl TxnService {
-    /// `transaction.max.timeout.ms` bounds the timeouts producers ask for.
-    pub fn new(max_timeout_ms: i32) -> Self {
-        TxnService { engine: Mutex::new(TxnCoordinator::new(max_timeout_ms)), loaded: OnceCell::new() }
+    /// The service the broker's configuration describes.
+    pub fn from_config(config: &crate::config::BrokerConfig) -> Self {
+        TxnService {
+            engine: Mutex::new(TxnCoordinator::new(config.transaction_max_timeout_ms)),
+            loaded: OnceCell::new(),
+            partitions: std::sync::atomic::AtomicI32::new(config.transaction_state_log_num_partitions.max(1)),
+            id_expiration_ms: i64::from(config.transactional_id_expiration_ms),
+            id_expiration_check_ms: config.transaction_remove_expired_interval_ms.max(1),
+        }
+    }
+
+    fn partition_count(&self) -> i32 {
+        self.partitions.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Creates and loads `__transaction_state` once, finishes transactions
@@ -56,12 +72,14 @@ impl TxnService {
     async fn ready(&self, broker: &Arc<Broker>) -> Result<(), ResponseError> {
         self.loaded
             .get_or_try_init(|| async {
-                let b = broker.clone();
-                let loaded = tokio::task::spawn_blocking(move || load(&b)).await.map_err(internal).and_then(|r| r);
-                let states = loaded.map_err(|e| {
+                let (b, wanted) = (broker.clone(), self.partition_count());
+                let loaded =
+                    tokio::task::spawn_blocking(move || load(&b, wanted)).await.map_err(internal).and_then(|r| r);
+                let (partitions, states) = loaded.map_err(|e| {
                     tracing::error!("loading {TXN_TOPIC}: {e}");
                     ResponseError::CoordinatorLoadInProgress
                 })?;
+                self.partitions.store(partitions, std::sync::atomic::Ordering::Relaxed);
                 let plans = {
                     let mut engine = self.engine.lock();
                     for meta in states.into_values() {
@@ -176,9 +194,15 @@ impl TxnService {
     /// Writes `meta` to its `__transaction_state` partition and waits until
     /// it is durable.
     async fn persist(&self, broker: &Arc<Broker>, meta: &TxnMetadata) -> Result<(), ResponseError> {
-        let partition = records::partition_for(&meta.transactional_id, TXN_TOPIC_PARTITIONS);
+        self.append_state(broker, &meta.transactional_id, Some(records::value(meta))).await
+    }
+
+    /// Appends one `__transaction_state` record (`None`: a tombstone) and
+    /// waits until it is durable.
+    async fn append_state(&self, broker: &Arc<Broker>, id: &str, value: Option<Bytes>) -> Result<(), ResponseError> {
+        let partition = records::partition_for(id, self.partition_count());
         let log = broker.topics.log(TXN_TOPIC, partition).ok_or(ResponseError::CoordinatorNotAvailable)?;
-        let record = [(records::key(&meta.transactional_id), Some(records::value(meta)))];
+        let record = [(records::key(id), value)];
         let batch = crate::internal_topic::encode_batch(&record, now_ms(), None).map_err(|e| {
             tracing::error!("encoding transaction state: {e}");
             ResponseError::UnknownServerError
@@ -234,8 +258,10 @@ impl TxnService {
     }
 }
 
-/// Aborts transactions past their timeout until the broker stops.
+/// Aborts transactions past their timeout, and removes transactional ids
+/// idle past `transactional.id.expiration.ms`, until the broker stops.
 async fn expire_loop(broker: Weak<Broker>) {
+    let mut next_id_check = now_ms();
     loop {
         let wait = {
             let Some(b) = broker.upgrade() else { return };
@@ -248,6 +274,16 @@ async fn expire_loop(broker: Weak<Broker>) {
         };
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         let Some(b) = broker.upgrade() else { return };
+        if now_ms() >= next_id_check {
+            next_id_check = now_ms() + b.txns.id_expiration_check_ms;
+            let gone = b.txns.engine.lock().expire_ids(now_ms(), b.txns.id_expiration_ms);
+            for id in gone {
+                tracing::info!(transactional_id = %id, "removing an expired transactional id");
+                if let Err(e) = b.txns.append_state(&b, &id, None).await {
+                    tracing::error!(transactional_id = %id, "writing the tombstone of an expired id: {e:?}");
+                }
+            }
+        }
         let expired = b.txns.engine.lock().expire(now_ms());
         for (meta, plan) in expired {
             tracing::info!(transactional_id = %meta.transactional_id, "aborting a transaction past its timeout");
@@ -263,9 +299,10 @@ async fn expire_loop(broker: Weak<Broker>) {
     }
 }
 
-/// Creates `__transaction_state` if needed and replays it: the last state
-/// of every transactional id. Blocking.
-fn load(broker: &Arc<Broker>) -> Result<BTreeMap<String, TxnMetadata>, BrokerError> {
+/// Creates `__transaction_state` (with `partitions` partitions) if needed
+/// and replays it: its partition count and the last state of every
+/// transactional id. Blocking.
+fn load(broker: &Arc<Broker>, partitions: i32) -> Result<(i32, BTreeMap<String, TxnMetadata>), BrokerError> {
     let topics = &broker.topics;
     if topics.image().topic(TXN_TOPIC).is_none() {
         let configs = BTreeMap::from([
@@ -273,7 +310,7 @@ fn load(broker: &Arc<Broker>) -> Result<BTreeMap<String, TxnMetadata>, BrokerErr
             ("segment.bytes".to_string(), SEGMENT_BYTES.to_string()),
         ]);
         topics
-            .create(TXN_TOPIC, TXN_TOPIC_PARTITIONS, 1, &[], &configs, false)
+            .create(TXN_TOPIC, partitions, 1, &[], &configs, false)
             .map_err(|e| BrokerError::internal(format!("creating {TXN_TOPIC}: {e:?}")))?;
     }
     let partitions = topics.image().topic(TXN_TOPIC).map_or(0, |t| t.partitions.len() as i32);
@@ -292,5 +329,5 @@ fn load(broker: &Arc<Broker>) -> Result<BTreeMap<String, TxnMetadata>, BrokerErr
         })
         .map_err(|e| BrokerError::internal(format!("{TXN_TOPIC}-{partition}: {e}")))?;
     }
-    Ok(states)
+    Ok((partitions, states))
 }
