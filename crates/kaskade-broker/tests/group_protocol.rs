@@ -5,9 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
@@ -16,54 +15,17 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kaskade_broker::network::{self, ShutdownTrigger};
 use kaskade_broker::router::Router;
 use kaskade_broker::{Broker, BrokerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const WAIT: Duration = Duration::from_secs(10);
+#[path = "common/wire.rs"]
+mod wire;
+use wire::Conn;
+
 const TOPIC: &str = "wire-topic";
-
-struct Conn {
-    stream: TcpStream,
-    next_id: i32,
-}
-
-impl Conn {
-    async fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        req: &Req,
-    ) -> Resp {
-        self.next_id += 1;
-        let mut buf = BytesMut::new();
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.next_id)
-            .with_client_id(Some(StrBytes::from_static_str("wire-test")))
-            .encode(&mut buf, key.request_header_version(version))
-            .unwrap();
-        req.encode(&mut buf, version).unwrap_or_else(|e| panic!("{key:?} v{version} encode: {e}"));
-        let mut out = (buf.len() as i32).to_be_bytes().to_vec();
-        out.extend_from_slice(&buf);
-        self.stream.write_all(&out).await.unwrap();
-        let mut size = [0u8; 4];
-        tokio::time::timeout(WAIT, self.stream.read_exact(&mut size))
-            .await
-            .unwrap_or_else(|_| panic!("{key:?} v{version}: no answer"))
-            .unwrap_or_else(|e| panic!("{key:?} v{version}: connection closed: {e}"));
-        let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut frame).await.unwrap();
-        let mut frame = Bytes::from(frame);
-        let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, self.next_id);
-        Resp::decode(&mut frame, version).unwrap_or_else(|e| panic!("{key:?} v{version} decode: {e}"))
-    }
-}
 
 async fn start() -> (Conn, ShutdownTrigger) {
     let config = BrokerConfig::from_overrides([
@@ -78,7 +40,7 @@ async fn start() -> (Conn, ShutdownTrigger) {
     let (trigger, signal) = network::shutdown_channel();
     tokio::spawn(network::serve(broker, listeners, signal));
     let stream = TcpStream::connect(addr).await.unwrap();
-    (Conn { stream, next_id: 0 }, trigger)
+    (Conn::over(stream), trigger)
 }
 
 fn s(v: &str) -> StrBytes {

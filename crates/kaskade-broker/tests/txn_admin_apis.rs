@@ -6,64 +6,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-use bytes::{Bytes, BytesMut};
+use common::wire::Conn;
 use common::*;
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::describe_producers_response::PartitionResponse;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_REQUEST: i16 = 42;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
-
-struct Conn {
-    stream: TcpStream,
-    next_id: i32,
-}
-
-impl Conn {
-    async fn connect(addr: SocketAddr) -> Conn {
-        Conn { stream: TcpStream::connect(addr).await.expect("connect"), next_id: 0 }
-    }
-
-    async fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        req: &Req,
-    ) -> Resp {
-        self.next_id += 1;
-        let mut buf = BytesMut::new();
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.next_id)
-            .with_client_id(Some(StrBytes::from_static_str("txn-admin-test")))
-            .encode(&mut buf, key.request_header_version(version))
-            .unwrap();
-        req.encode(&mut buf, version).unwrap_or_else(|e| panic!("{key:?} v{version} encode: {e}"));
-        let mut out = (buf.len() as i32).to_be_bytes().to_vec();
-        out.extend_from_slice(&buf);
-        self.stream.write_all(&out).await.unwrap();
-        let mut size = [0u8; 4];
-        tokio::time::timeout(WAIT, self.stream.read_exact(&mut size))
-            .await
-            .unwrap_or_else(|_| panic!("{key:?} v{version}: no answer"))
-            .unwrap_or_else(|e| panic!("{key:?} v{version}: connection closed: {e}"));
-        let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut frame).await.unwrap();
-        let mut frame = Bytes::from(frame);
-        let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, self.next_id);
-        Resp::decode(&mut frame, version).unwrap_or_else(|e| panic!("{key:?} v{version} decode: {e}"))
-    }
-}
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())

@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
