@@ -234,18 +234,7 @@ pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
 pub mod build {
     use super::*;
 
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            let b = (z & 0x7f) as u8;
-            z >>= 7;
-            if z == 0 {
-                out.push(b);
-                break;
-            }
-            out.push(b | 0x80);
-        }
-    }
+    use crate::varint::put as put_varint;
 
     /// A simple record: key, value, no headers.
     pub struct Record<'a> {

@@ -33,6 +33,7 @@ pub mod producer_state;
 pub mod segment;
 pub mod txn;
 pub mod types;
+pub mod varint;
 
 pub use cleaner::{CleanStats, CleanerOptions};
 pub use clock::{Clock, ManualClock, SystemClock};

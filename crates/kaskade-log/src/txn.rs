@@ -166,18 +166,7 @@ pub fn build_marker(producer_id: i64, epoch: i16, coordinator_epoch: i32, marker
     b
 }
 
-fn read_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut v: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((v >> 1) as i64) ^ -((v & 1) as i64));
-        }
-    }
-    None
-}
+use crate::varint::get as read_varint;
 
 /// The marker a control batch carries, or `None` if `batch` is not a
 /// well-formed control batch (Kafka ignores unknown control types too).

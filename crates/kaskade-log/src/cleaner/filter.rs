@@ -228,37 +228,7 @@ fn compress(codec: i16, raw: &[u8], out: &mut BytesMut) -> Result<()> {
     res.map_err(|e| LogError::Io(std::io::Error::other(format!("compressing records: {e:#}"))))
 }
 
-/// A zigzag varint (Kafka's varint and varlong share the encoding).
-fn get_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut v: u64 = 0;
-    let mut shift = 0u32;
-    loop {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-    Some((v >> 1) as i64 ^ -((v & 1) as i64))
-}
-
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        let b = (z & 0x7f) as u8;
-        z >>= 7;
-        if z == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
+use crate::varint::{get as get_varint, put as put_varint};
 
 /// Parses one record at `pos`, checking every length against the record's
 /// own size (Kafka's `DefaultRecord.readFrom`).
