@@ -169,6 +169,10 @@ impl Server {
         let broker = Arc::new(Broker::new(config, topics, cluster_id, advertised));
         let (trigger, signal) = network::shutdown_channel();
         let task = tokio::spawn(network::serve(broker.clone(), bound, signal));
+        // Open transactions time out and prepared ones finish after a
+        // restart even if no transactional client comes back.
+        let b = broker.clone();
+        tokio::spawn(async move { b.txns.start(&b).await });
         Ok(Server { broker, data_dir, listeners, trigger, task, _lock: lock })
     }
 

@@ -258,3 +258,76 @@ fn consume_transform_produce_commits_input_offsets_in_the_transaction() {
     assert_eq!(got.elements()[0].offset(), Offset::Offset(30));
     let _ = fresh.commit_consumer_state(CommitMode::Sync);
 }
+
+/// Sends `next` for `input` partition 0 as `group`'s offset in the
+/// producer's open transaction.
+fn send_offsets(p: &ThreadedProducer<DefaultProducerContext>, bootstrap: &str, group: &str, input: &str, next: i64) {
+    let c: BaseConsumer = client_config(bootstrap, &[("group.id", group)]).create().expect("consumer");
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset(input, 0, Offset::Offset(next)).unwrap();
+    p.send_offsets_to_transaction(&offsets, &c.group_metadata().expect("metadata"), WAIT).expect("send offsets");
+}
+
+fn committed_offset(bootstrap: &str, group: &str, input: &str) -> Offset {
+    let c: BaseConsumer =
+        client_config(bootstrap, &[("group.id", group), ("isolation.level", "read_uncommitted")]).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(input, 0);
+    c.committed_offsets(tpl, WAIT).expect("committed").elements()[0].offset()
+}
+
+#[test]
+fn after_a_restart_a_commit_settles_only_its_own_groups_offsets() {
+    let mut broker = TestBroker::start();
+    let bootstrap = broker.bootstrap();
+    let input = unique("txn-in");
+    create_topic(&admin(&bootstrap), &input, 1, &[]);
+    // Two groups on different __consumer_offsets partitions, the open
+    // transaction's (4) replayed before the committed one's (9).
+    let (committed, open) = ("restart-group-a", "restart-group-b-1");
+    let id = unique("tx-groups");
+    let p = txn_producer(&bootstrap, &id, &[]);
+    p.begin_transaction().unwrap();
+    send_offsets(&p, &bootstrap, committed, &input, 5);
+    p.commit_transaction(WAIT).expect("commit");
+    p.begin_transaction().unwrap();
+    send_offsets(&p, &bootstrap, open, &input, 7);
+    drop(p);
+    // The replay sees the open transaction's pending offset, then the
+    // same producer's commit marker on another partition: that marker
+    // must not settle it.
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    assert_eq!(committed_offset(&bootstrap, committed, &input), Offset::Offset(5));
+    assert_eq!(committed_offset(&bootstrap, open, &input), Offset::Invalid, "still pending");
+    // The successor fences and aborts the open transaction: no offset.
+    let _successor = txn_producer(&bootstrap, &id, &[]);
+    assert_eq!(committed_offset(&bootstrap, open, &input), Offset::Invalid);
+}
+
+#[test]
+fn after_a_restart_an_open_transaction_times_out_without_any_transactional_client() {
+    let mut broker = TestBroker::start();
+    let bootstrap = broker.bootstrap();
+    let topic = unique("txn-restart-timeout");
+    create_topic(&admin(&bootstrap), &topic, 1, &[]);
+    let hung = txn_producer(
+        &bootstrap,
+        &unique("tx-hung"),
+        &[("transaction.timeout.ms", "1500"), ("socket.timeout.ms", "1500")],
+    );
+    hung.begin_transaction().unwrap();
+    send_values(&hung, &topic, 0, &["hung"]);
+    let other = txn_producer(&bootstrap, &unique("tx-other"), &[]);
+    other.begin_transaction().unwrap();
+    send_values(&other, &topic, 0, &["after"]);
+    other.commit_transaction(WAIT).expect("commit");
+    drop((hung, other));
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    // Only plain consumers from here on: the coordinator must load by
+    // itself and abort the hung transaction.
+    wait_for("the hung transaction to be aborted after the restart", WAIT, || {
+        (values(&bootstrap, &topic, "read_committed") == ["after"]).then_some(())
+    });
+}

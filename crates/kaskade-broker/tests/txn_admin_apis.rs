@@ -327,3 +327,97 @@ fn idle_transactional_ids_expire_and_open_ones_stay() {
         assert_eq!(r.transaction_states[0].error_code, TRANSACTIONAL_ID_NOT_FOUND);
     });
 }
+
+#[test]
+fn txn_offset_commit_needs_the_groups_partition_in_the_transaction() {
+    let broker = TestBroker::start();
+    let topic = unique("txn-toc");
+    create_topic(&admin(&broker.bootstrap()), &topic, 1, &[]);
+    let (id, group) = (unique("tx-toc"), unique("g-toc"));
+    let addr = broker.addr();
+    block_on(async {
+        let mut c = Conn::connect(addr).await;
+        let init = InitProducerIdRequest::default()
+            .with_transactional_id(Some(s(&id).into()))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1);
+        let init: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 3, &init).await;
+        assert_eq!(init.error_code, 0);
+        let (pid, epoch) = (init.producer_id, init.producer_epoch);
+        let add = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(s(&id).into())
+            .with_v3_and_below_producer_id(pid)
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(s(&topic).into())
+                .with_partitions(vec![0])]);
+        let added: AddPartitionsToTxnResponse = c.call(ApiKey::AddPartitionsToTxn, 3, &add).await;
+        assert_eq!(added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+        let commit = TxnOffsetCommitRequest::default()
+            .with_transactional_id(s(&id).into())
+            .with_group_id(s(&group).into())
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_generation_id(-1)
+            .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(s(&topic).into())
+                .with_partitions(vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(3)])]);
+        // Without AddOffsetsToTxn no marker would ever settle the offset.
+        let r: TxnOffsetCommitResponse = c.call(ApiKey::TxnOffsetCommit, 3, &commit).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, 48, "INVALID_TXN_STATE");
+        let add_offsets = AddOffsetsToTxnRequest::default()
+            .with_transactional_id(s(&id).into())
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_group_id(s(&group).into());
+        let r: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &add_offsets).await;
+        assert_eq!(r.error_code, 0);
+        let r: TxnOffsetCommitResponse = c.call(ApiKey::TxnOffsetCommit, 3, &commit).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+        // A stale epoch is fenced (v3 knows PRODUCER_FENCED).
+        let r: TxnOffsetCommitResponse =
+            c.call(ApiKey::TxnOffsetCommit, 3, &commit.clone().with_producer_epoch(epoch + 1)).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, 90);
+    });
+}
+
+#[test]
+fn read_committed_fetch_lists_only_the_aborted_transactions_its_data_overlaps() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap();
+    let topic = unique("txn-aborts");
+    create_topic(&admin(&bootstrap), &topic, 1, &[]);
+    let p = txn_producer(&bootstrap, &unique("tx-aborts"));
+    for i in 0..20 {
+        p.begin_transaction().unwrap();
+        send(&p, &topic, &[(0, &format!("aborted-{i}"))]);
+        p.abort_transaction(WAIT).expect("abort");
+    }
+    let addr = broker.addr();
+    block_on(async {
+        let mut c = Conn::connect(addr).await;
+        let fetch = |offset: i64, max: i32| {
+            FetchRequest::default().with_max_wait_ms(0).with_max_bytes(max).with_isolation_level(1).with_topics(vec![
+                fetch_request::FetchTopic::default().with_topic(s(&topic).into()).with_partitions(vec![
+                    fetch_request::FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(max),
+                ]),
+            ])
+        };
+        // One small batch: only its own transaction is listed.
+        let r: FetchResponse = c.call(ApiKey::Fetch, 11, &fetch(0, 1)).await;
+        let part = &r.responses[0].partitions[0];
+        assert_eq!(part.last_stable_offset, 40, "20 records + 20 markers, all ended");
+        let aborted = part.aborted_transactions.as_ref().expect("read_committed lists aborted transactions");
+        assert_eq!(aborted.len(), 1, "{aborted:?}");
+        assert_eq!(aborted[0].first_offset, 0);
+        // Everything: all twenty.
+        let r: FetchResponse = c.call(ApiKey::Fetch, 11, &fetch(0, 1 << 20)).await;
+        assert_eq!(r.responses[0].partitions[0].aborted_transactions.as_ref().map(Vec::len), Some(20));
+    });
+}

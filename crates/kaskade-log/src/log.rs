@@ -138,7 +138,11 @@ impl Log {
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".swap") {
+            if name.ends_with(".deleted")
+                || name.ends_with(".cleaned")
+                || name.ends_with(".swap")
+                || name.ends_with(".txnindex.tmp")
+            {
                 std::fs::remove_file(entry.path())?;
                 continue;
             }
@@ -235,9 +239,12 @@ impl Log {
         let first_base = *segments.keys().next().unwrap_or(&0);
         let next_offset = segments.values().next_back().map(|(s, _)| s.next_offset).unwrap_or(0);
         let log_start = hint.log_start.unwrap_or(first_base).max(first_base).min(next_offset);
-        let (producers, snapshots, completed) =
+        let (producers, mut snapshots, completed, replayed) =
             load_producer_state(&tp, dir, &segments, log_start, next_offset, &env, &mut report)?;
         let txns = load_txn_index(&tp, dir, segments.keys().copied(), next_offset, &completed, &mut report)?;
+        if replayed {
+            snapshot_after_replay(&tp, &mut snapshots, &producers, next_offset);
+        }
         let mut segs = BTreeMap::new();
         let last_base = *segments.keys().next_back().unwrap_or(&0);
         for (base, (mut seg, files)) in segments {
@@ -538,7 +545,9 @@ impl Log {
         let mut st = self.state.lock();
         let hw = self.high_watermark_locked(&st);
         let first_open = st.producers.first_open_txn();
-        st.txns.last_stable_offset(first_open, hw)
+        // An open transaction whose start was deleted (DeleteRecords,
+        // retention) holds the LSO at the log start, as Kafka clamps it.
+        st.txns.last_stable_offset(first_open, hw).max(st.log_start.min(hw))
     }
 
     /// The aborted transactions a read_committed fetch of `[start, upper)`
@@ -1069,7 +1078,7 @@ fn load_producer_state(
     end: i64,
     env: &LogEnv,
     report: &mut Vec<String>,
-) -> Result<(ProducerStateManager, Snapshots, Vec<CompletedTxn>)> {
+) -> Result<(ProducerStateManager, Snapshots, Vec<CompletedTxn>, bool)> {
     let now = env.clock.now_ms();
     let mut snaps = Snapshots::scan(dir)?;
     let mut bad = Vec::new();
@@ -1093,14 +1102,18 @@ fn load_producer_state(
     if replayed > 0 {
         state.remove_expired(now);
         tracing::info!(%tp, end, batches = replayed, producers = state.len(), "rebuilt producer state from the log");
-        // Only saves the next start a replay: not worth failing the open.
-        if let Err(e) =
-            snaps.write(end, &state.to_snapshot(), true).and_then(|_| snaps.retain_latest(SNAPSHOTS_TO_KEEP))
-        {
-            tracing::warn!(%tp, error = %e, "writing the producer snapshot failed");
-        }
     }
-    Ok((state, snaps, completed))
+    Ok((state, snaps, completed, replayed > 0))
+}
+
+/// After a replay, a snapshot at the log end saves the next start the same
+/// replay. Written only once the `.txnindex` files hold every abort the
+/// replay saw (the replay is what rebuilds lost index entries, and it
+/// starts after the newest snapshot). Not worth failing the open.
+fn snapshot_after_replay(tp: &TopicPartition, snaps: &mut Snapshots, state: &ProducerStateManager, end: i64) {
+    if let Err(e) = snaps.write(end, &state.to_snapshot(), true).and_then(|_| snaps.retain_latest(SNAPSHOTS_TO_KEEP)) {
+        tracing::warn!(%tp, error = %e, "writing the producer snapshot failed");
+    }
 }
 
 /// Loads the aborted-transaction index at open: every segment's

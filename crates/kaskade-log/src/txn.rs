@@ -131,7 +131,8 @@ pub fn read_txn_index(path: &Path) -> io::Result<(Vec<AbortedTxn>, bool)> {
     Ok((out, false))
 }
 
-/// Rewrites a `.txnindex` to hold exactly `entries` (none: the file goes).
+/// Rewrites a `.txnindex` to hold exactly `entries` (none: the file goes),
+/// fsynced before it replaces the old one.
 pub fn write_txn_index(path: &Path, entries: &[AbortedTxn]) -> io::Result<()> {
     if entries.is_empty() {
         return match std::fs::remove_file(path) {
@@ -139,8 +140,19 @@ pub fn write_txn_index(path: &Path, entries: &[AbortedTxn]) -> io::Result<()> {
             _ => Ok(()),
         };
     }
+    // Atomically and durably: a crash leaves the old index or the new one.
     let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_bytes()).collect();
-    std::fs::write(path, bytes)
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Appends one entry to a segment's `.txnindex` (created on first use).

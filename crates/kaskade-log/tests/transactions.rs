@@ -164,3 +164,20 @@ fn a_lost_index_append_is_rebuilt_from_the_marker_after_a_crash() {
     assert!(path.exists(), "the index file was rewritten");
     mgr.shutdown().expect("shutdown");
 }
+
+#[test]
+fn the_last_stable_offset_never_falls_below_the_log_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mgr, _) = open(dir.path(), small_segments(), manual_clock());
+    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    log.append_client(&txn_batch(1, 0, 0, 2), 0).unwrap();
+    for i in 0..6 {
+        log.append_client(&build::filled(2, 20, TS, i), 0).unwrap();
+    }
+    durable(&log);
+    assert_eq!(log.last_stable_offset(), 0);
+    // DeleteRecords past the open transaction's start.
+    log.advance_log_start(5).expect("delete records");
+    assert_eq!(log.last_stable_offset(), 5, "clamped to the log start");
+    mgr.shutdown().expect("shutdown");
+}

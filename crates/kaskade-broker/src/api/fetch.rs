@@ -41,6 +41,17 @@ struct Got {
     aborted: Vec<kaskade_log::txn::AbortedTxn>,
 }
 
+/// The offset after the last whole batch in `records`.
+fn next_offset_after(records: &Bytes) -> i64 {
+    let mut rest = &records[..];
+    let mut next = -1;
+    while let Ok(h) = kaskade_log::batch::BatchHeader::parse(rest) {
+        next = h.next_offset();
+        rest = rest.get(h.total_len()..).unwrap_or_default();
+    }
+    next
+}
+
 /// Reads every partition within `max_bytes`. Under read_committed a read
 /// stops at the last stable offset and names the aborted transactions it
 /// overlaps, so the client can drop their records.
@@ -83,8 +94,10 @@ fn read_all(wanted: &[(Option<Arc<Log>>, i64, i32)], max_bytes: i32, read_commit
                         budget = budget.saturating_sub(r.len());
                         any = true;
                     }
+                    // Kafka bounds the list by what the read returned, not by
+                    // the LSO: the answer stays proportional to the data.
                     let aborted = match &records {
-                        Some(_) if read_committed => log.aborted_transactions(*offset, upper),
+                        Some(r) if read_committed => log.aborted_transactions(*offset, next_offset_after(r)),
                         _ => Vec::new(),
                     };
                     Got { error: 0, hw, lso, log_start, records, aborted }

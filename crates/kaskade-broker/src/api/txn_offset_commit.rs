@@ -11,6 +11,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::broker::Broker;
+use crate::group::records::{partition_for, OFFSETS_TOPIC};
 use crate::group::{CommitPartition, CommitRequest};
 
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
@@ -39,11 +40,19 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: TxnOffsetCommitRequ
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     let id = req.transactional_id.to_string();
     let n = commit.partitions.len();
+    let offsets_partitions = broker
+        .topics
+        .image()
+        .topic(OFFSETS_TOPIC)
+        .map_or(broker.config.offsets_topic_num_partitions, |t| t.partitions.len() as i32);
+    let offsets_partition = (OFFSETS_TOPIC.to_string(), partition_for(&req.group_id, offsets_partitions));
     // The transaction must hold the group's offsets partition.
     let in_txn = broker.txns.describe(broker, &id).await.map(|m| match m {
         Some(m) if m.producer_id != pid => Err(ResponseError::InvalidProducerIdMapping),
         Some(m) if m.producer_epoch != epoch => Err(ResponseError::ProducerFenced),
-        Some(m) if m.state == crate::txn::TxnState::Ongoing => Ok(()),
+        // AddOffsetsToTxn must have added the group's offsets partition:
+        // only that partition's marker settles these offsets.
+        Some(m) if m.state == crate::txn::TxnState::Ongoing && m.partitions.contains(&offsets_partition) => Ok(()),
         Some(_) => Err(ResponseError::InvalidTxnState),
         None => Err(ResponseError::InvalidProducerIdMapping),
     });

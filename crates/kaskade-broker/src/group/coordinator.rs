@@ -124,6 +124,7 @@ impl GroupCoordinator {
                 group.offsets.insert((topic, partition), v);
             }
             None => {
+                self.forget_pending_txn_offset(&group_id, &topic, partition);
                 if let Some(group) = self.groups.get_mut(&group_id) {
                     group.offsets.remove(&(topic, partition));
                     if group.offsets.is_empty() && group.state == GroupState::Empty {

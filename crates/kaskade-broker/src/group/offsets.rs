@@ -139,7 +139,8 @@ impl GroupCoordinator {
         } else {
             return Err(ResponseError::NonEmptyGroup);
         };
-        Ok(partitions
+        let mut deleted = Vec::new();
+        let result = partitions
             .iter()
             .map(|(topic, partition)| {
                 // Unknown subscriptions count as subscribed: never delete
@@ -148,6 +149,7 @@ impl GroupCoordinator {
                 if in_use {
                     Some(ResponseError::GroupSubscribedToTopic)
                 } else {
+                    deleted.push((topic.clone(), *partition));
                     if group.offsets.remove(&(topic.clone(), *partition)).is_some() {
                         self.offset_changes.push(OffsetChange {
                             group_id: group_id.to_string(),
@@ -159,7 +161,9 @@ impl GroupCoordinator {
                     None
                 }
             })
-            .collect())
+            .collect();
+        self.drop_pending_txn_offsets(|c| c.group_id == group_id && deleted.contains(&(c.topic.clone(), c.partition)));
+        Ok(result)
     }
 
     /// DescribeGroups for one group (`None`: no such group).
@@ -219,6 +223,7 @@ impl GroupCoordinator {
                 match self.groups.get(id).map(|g| g.state) {
                     None | Some(GroupState::Dead) => Some(ResponseError::GroupIdNotFound),
                     Some(GroupState::Empty) => {
+                        self.drop_pending_txn_offsets(|c| c.group_id == *id);
                         self.dirty_groups.push(id.clone());
                         if let Some(group) = self.groups.remove(id) {
                             self.offset_changes.extend(group.offsets.into_keys().map(|(topic, partition)| {
@@ -239,6 +244,7 @@ impl GroupCoordinator {
     /// removed. Returns the number of offsets dropped.
     pub fn remove_topic_offsets(&mut self, now: i64, topic: &str) -> usize {
         self.tick(now);
+        self.drop_pending_txn_offsets(|c| c.topic == topic);
         let mut dropped = 0;
         let mut removed = Vec::new();
         for group in self.groups.values_mut() {

@@ -59,7 +59,8 @@ impl OffsetsStore {
     /// Replays every partition into `engine`; the number of records read.
     pub fn load(&self, engine: &mut GroupCoordinator, now: i64) -> Result<usize, BrokerError> {
         let mut count = 0;
-        for partition in 0..self.partition_count() {
+        let partitions = self.partition_count();
+        for partition in 0..partitions {
             let log = self.log(partition)?;
             crate::internal_topic::replay(&log, |record| {
                 let Some(key) = record.key.as_deref() else { return };
@@ -68,7 +69,7 @@ impl OffsetsStore {
                     // pending offsets.
                     if key.len() >= 4 {
                         let commit = i16::from_be_bytes([key[2], key[3]]) == 1;
-                        engine.complete_txn(now, record.producer_id, commit);
+                        engine.complete_txn(now, record.producer_id, commit, partition, partitions);
                     }
                     return;
                 }

@@ -793,11 +793,12 @@ fn transactional_offsets_stay_pending_until_the_marker() {
     assert!(h.c.has_pending_txn_offset("g", "t", 0));
     assert!(!h.c.has_pending_txn_offset("g", "t", 1));
     // An abort drops them; a commit makes them the committed offsets.
-    assert_eq!(h.c.complete_txn(h.now, 7, false), 0);
+    let p = crate::group::records::partition_for("g", 50);
+    assert_eq!(h.c.complete_txn(h.now, 7, false, p, 50), 0);
     assert!(!h.c.has_pending_txn_offset("g", "t", 0));
     assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[("t".into(), 0)])).unwrap()[0].offset, -1);
     h.c.txn_commit_offsets(h.now, 7, 1, &commit("g", -1, "", 12));
-    assert_eq!(h.c.complete_txn(h.now, 7, true), 1);
+    assert_eq!(h.c.complete_txn(h.now, 7, true, p, 50), 1);
     assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[("t".into(), 0)])).unwrap()[0].offset, 12);
     // Group checks apply as for OffsetCommit.
     let (ids, generation) = stable_group(&mut h, "live", 1);
@@ -806,4 +807,45 @@ fn transactional_offsets_stay_pending_until_the_marker() {
         vec![Some(E::IllegalGeneration)]
     );
     assert_eq!(h.c.txn_commit_offsets(h.now, 8, 0, &commit("live", generation, &ids[0], 1)), vec![None]);
+}
+
+#[test]
+fn a_marker_settles_only_the_offsets_stored_on_its_partition() {
+    use crate::group::records::partition_for;
+    let mut h = Harness::new(0);
+    // Two groups of one transaction, on different offsets partitions.
+    let (a, b) = ("ga", "gb");
+    let (pa, pb) = (partition_for(a, 50), partition_for(b, 50));
+    assert_ne!(pa, pb);
+    h.c.txn_commit_offsets(h.now, 7, 0, &commit(a, -1, "", 7));
+    h.c.txn_commit_offsets(h.now, 7, 0, &commit(b, -1, "", 5));
+    assert_eq!(h.c.complete_txn(h.now, 7, true, pb, 50), 1);
+    assert_eq!(h.c.fetch_offsets(h.now, b, Some(&[("t".into(), 0)])).unwrap()[0].offset, 5);
+    assert_eq!(h.c.fetch_offsets(h.now, a, Some(&[("t".into(), 0)])).unwrap()[0].offset, -1, "still pending");
+    assert!(h.c.has_pending_txn_offset(a, "t", 0));
+    assert_eq!(h.c.complete_txn(h.now, 7, false, pa, 50), 0);
+    assert!(!h.c.has_pending_txn_offset(a, "t", 0));
+    assert_eq!(h.c.fetch_offsets(h.now, a, Some(&[("t".into(), 0)])).unwrap()[0].offset, -1, "aborted");
+}
+
+#[test]
+fn deleting_a_group_or_topic_drops_its_pending_transactional_offsets() {
+    use crate::group::records::partition_for;
+    let mut h = Harness::new(0);
+    h.c.txn_commit_offsets(h.now, 7, 0, &commit("gone", -1, "", 4));
+    h.c.take_offset_changes();
+    assert_eq!(h.c.delete_groups(h.now, &["gone".to_string()]), vec![None]);
+    let tombstones = h.c.take_offset_changes();
+    assert!(tombstones.iter().any(|c| c.group_id == "gone" && c.value.is_none()), "{tombstones:?}");
+    assert!(!h.c.has_pending_txn_offset("gone", "t", 0));
+    let p = partition_for("gone", 50);
+    assert_eq!(h.c.complete_txn(h.now, 7, true, p, 50), 0, "nothing comes back on commit");
+    assert!(h.c.fetch_offsets(h.now, "gone", None).unwrap().is_empty());
+    // A topic deletion drops them too; a replayed tombstone as well.
+    h.c.txn_commit_offsets(h.now, 8, 0, &commit("g2", -1, "", 9));
+    h.c.remove_topic_offsets(h.now, "t");
+    assert!(!h.c.has_pending_txn_offset("g2", "t", 0));
+    h.c.txn_commit_offsets(h.now, 9, 0, &commit("g3", -1, "", 2));
+    h.c.load_offset(h.now, OffsetChange { group_id: "g3".into(), topic: "t".into(), partition: 0, value: None });
+    assert!(!h.c.has_pending_txn_offset("g3", "t", 0));
 }

@@ -8,6 +8,7 @@
 use kafka_protocol::error::ResponseError;
 
 use super::coordinator::GroupCoordinator;
+use super::records::partition_for;
 use super::state::{CommittedOffset, OffsetChange};
 use super::types::CommitRequest;
 
@@ -62,18 +63,54 @@ impl GroupCoordinator {
         self.pending_txn_offsets.entry(producer_id).or_default().push(change);
     }
 
-    /// The producer's transaction ended: a commit makes its offsets the
-    /// committed ones, an abort drops them. Returns how many were applied.
-    pub fn complete_txn(&mut self, now: i64, producer_id: i64, commit: bool) -> usize {
-        let Some(changes) = self.pending_txn_offsets.remove(&producer_id) else { return 0 };
+    /// The producer's transaction ended on `__consumer_offsets` partition
+    /// `partition` (of `partitions`): a commit makes its offsets of the
+    /// groups stored there the committed ones, an abort drops them. Offsets
+    /// of groups on other partitions wait for their own marker. Returns how
+    /// many were applied.
+    pub fn complete_txn(&mut self, now: i64, producer_id: i64, commit: bool, partition: i32, partitions: i32) -> usize {
+        let Some(pending) = self.pending_txn_offsets.remove(&producer_id) else { return 0 };
+        let (mine, others): (Vec<OffsetChange>, Vec<OffsetChange>) =
+            pending.into_iter().partition(|c| partition_for(&c.group_id, partitions) == partition);
+        if !others.is_empty() {
+            self.pending_txn_offsets.insert(producer_id, others);
+        }
         if !commit {
             return 0;
         }
-        let n = changes.len();
-        for change in changes {
+        let n = mine.len();
+        for change in mine {
             self.load_offset(now, change);
         }
         n
+    }
+
+    /// Drops the pending offsets `matches` selects (their group or topic is
+    /// being deleted), as Kafka does; tombstones for them are queued so a
+    /// replay drops them too before the transaction's marker.
+    pub(super) fn drop_pending_txn_offsets(&mut self, matches: impl Fn(&OffsetChange) -> bool) {
+        let mut dropped = Vec::new();
+        for changes in self.pending_txn_offsets.values_mut() {
+            changes.retain(|c| {
+                if matches(c) {
+                    dropped.push(OffsetChange { value: None, ..c.clone() });
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        self.pending_txn_offsets.retain(|_, changes| !changes.is_empty());
+        self.offset_changes.extend(dropped);
+    }
+
+    /// Start-up replay of a plain tombstone: a pending offset of the same
+    /// partition was dropped with it.
+    pub(super) fn forget_pending_txn_offset(&mut self, group_id: &str, topic: &str, partition: i32) {
+        for changes in self.pending_txn_offsets.values_mut() {
+            changes.retain(|c| !(c.group_id == group_id && c.topic == topic && c.partition == partition));
+        }
+        self.pending_txn_offsets.retain(|_, changes| !changes.is_empty());
     }
 
     /// Whether a transaction has an offset pending for the partition

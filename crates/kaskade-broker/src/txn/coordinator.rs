@@ -238,29 +238,23 @@ impl TxnCoordinator {
         if meta.producer_id != pid {
             return Err(ResponseError::InvalidProducerIdMapping);
         }
-        // A retry from the epoch a timeout abort bumped away still learns
-        // the outcome; anything else from an old epoch is fenced.
-        let retry_of_fenced = epoch == meta.last_producer_epoch && meta.state == TxnState::CompleteAbort;
-        if meta.producer_epoch != epoch && !retry_of_fenced {
+        // Any other epoch is fenced, including the one a timeout abort
+        // bumped away (Kafka's transaction protocol version 1).
+        if meta.producer_epoch != epoch {
             return Err(ResponseError::ProducerFenced);
         }
         let want = if commit { Marker::Commit } else { Marker::Abort };
         match (meta.state, want) {
-            (TxnState::Ongoing, _) if meta.producer_epoch == epoch => {
+            (TxnState::Ongoing, _) => {
                 let (m, p) = self.begin_end(now, id, want, None);
                 Ok(EndDecision::Begin(m, p))
             }
             (TxnState::CompleteCommit, Marker::Commit) | (TxnState::CompleteAbort, Marker::Abort) => {
-                if retry_of_fenced && meta.producer_epoch != epoch {
-                    // The broker aborted it, the client asked to abort.
-                    return Ok(EndDecision::AlreadyDone);
-                }
                 Ok(EndDecision::AlreadyDone)
             }
             (TxnState::PrepareCommit, Marker::Commit) | (TxnState::PrepareAbort, Marker::Abort) => {
                 Err(ResponseError::ConcurrentTransactions)
             }
-            (TxnState::CompleteAbort, Marker::Commit) if retry_of_fenced => Err(ResponseError::ProducerFenced),
             _ => Err(ResponseError::InvalidTxnState),
         }
     }
@@ -443,10 +437,9 @@ mod tests {
         let (m, plan) = &expired[0];
         assert_eq!((m.state, m.producer_epoch, plan.producer_epoch), (TxnState::PrepareAbort, 1, 1));
         c.complete(1102, plan);
-        // The producer that let it hang is fenced; its abort learns the
-        // outcome, its commit does not.
+        // The producer that let it hang is fenced.
         assert_eq!(c.add_partitions(1103, "t", 1, 0, &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.end_txn(1103, "t", 1, 0, false), Ok(EndDecision::AlreadyDone));
+        assert_eq!(c.end_txn(1103, "t", 1, 0, false), Err(ResponseError::ProducerFenced));
         assert_eq!(c.end_txn(1103, "t", 1, 0, true), Err(ResponseError::ProducerFenced));
         assert_eq!(c.next_deadline(), None);
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kaskade_log::txn::Marker;
-use kaskade_log::Log;
+use kaskade_log::{Log, LogError};
 use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 
@@ -67,8 +67,21 @@ impl TxnService {
         self.partitions.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Creates and loads `__transaction_state` once, finishes transactions
-    /// caught between Prepare and Complete, and starts the timeout task.
+    /// Loads the coordinator at start-up when `__transaction_state` exists,
+    /// so open transactions time out and prepared ones are finished even if
+    /// no client asks (Kafka loads it when it becomes the partitions'
+    /// leader).
+    pub async fn start(&self, broker: &Arc<Broker>) {
+        if broker.topics.image().topic(TXN_TOPIC).is_some() {
+            if let Err(e) = self.ready(broker).await {
+                tracing::error!("loading the transaction coordinator: {e:?}");
+            }
+        }
+    }
+
+    /// Creates and loads `__transaction_state` once, starts finishing the
+    /// transactions caught between Prepare and Complete, and starts the
+    /// timeout task.
     async fn ready(&self, broker: &Arc<Broker>) -> Result<(), ResponseError> {
         self.loaded
             .get_or_try_init(|| async {
@@ -89,7 +102,9 @@ impl TxnService {
                 };
                 for plan in plans {
                     tracing::info!(transactional_id = %plan.transactional_id, "completing a transaction left prepared");
-                    self.execute(broker, &plan).await?;
+                    // In the background: one partition that cannot take its
+                    // marker must not keep the coordinator from loading.
+                    drop(finish(broker, plan));
                 }
                 tokio::spawn(expire_loop(Arc::downgrade(broker)));
                 Ok(())
@@ -110,6 +125,25 @@ impl TxnService {
         Ok(self.engine.lock().all().cloned().collect())
     }
 
+    /// Runs `decide` on the engine and appends the states it returns to
+    /// `__transaction_state` before releasing the engine's lock, so the
+    /// log holds decisions in the order the engine took them (replay keeps
+    /// the last record of an id). The appends are page-cache writes; the
+    /// caller awaits their durability with [`durable`].
+    fn decide<R>(
+        &self,
+        broker: &Arc<Broker>,
+        decide: impl FnOnce(&mut TxnCoordinator) -> Result<(R, Vec<StateRecord>), ResponseError>,
+    ) -> Result<(R, Vec<Append>), ResponseError> {
+        let mut engine = self.engine.lock();
+        let (result, records) = decide(&mut engine)?;
+        let mut waits = Vec::with_capacity(records.len());
+        for (id, value) in records {
+            waits.push(self.append_state(broker, &id, value)?);
+        }
+        Ok((result, waits))
+    }
+
     /// InitProducerId with a transactional id: the producer id and epoch.
     pub async fn init_producer_id(
         &self,
@@ -123,7 +157,15 @@ impl TxnService {
         // Bounded: each pass either answers, allocates once, or ends the
         // open transaction it found (and the next pass bumps the epoch).
         for _ in 0..4 {
-            let decision = self.engine.lock().init_producer_id(now_ms(), id, timeout_ms, expected, new_pid)?;
+            let (decision, waits) = self.decide(broker, |engine| {
+                let decision = engine.init_producer_id(now_ms(), id, timeout_ms, expected, new_pid)?;
+                let records = match &decision {
+                    InitDecision::NeedProducerId => Vec::new(),
+                    InitDecision::Ready(meta) | InitDecision::AbortFirst(meta, _) => vec![state_record(meta)],
+                };
+                Ok((decision, records))
+            })?;
+            durable(waits).await?;
             match decision {
                 InitDecision::NeedProducerId => {
                     new_pid = Some(broker.producer_ids.generate(&broker.topics).await.map_err(|e| {
@@ -131,16 +173,17 @@ impl TxnService {
                         ResponseError::CoordinatorLoadInProgress
                     })?);
                 }
-                InitDecision::Ready(meta) => {
-                    self.persist(broker, &meta).await?;
-                    return Ok((meta.producer_id, meta.producer_epoch));
-                }
-                InitDecision::AbortFirst(meta, plan) => {
+                InitDecision::Ready(meta) => return Ok((meta.producer_id, meta.producer_epoch)),
+                InitDecision::AbortFirst(_, plan) => {
                     // Kafka answers CONCURRENT_TRANSACTIONS here and the
                     // client retries; ending the fenced transaction first
                     // and answering the retry at once is the same outcome.
-                    self.persist(broker, &meta).await?;
-                    self.execute(broker, &plan).await?;
+                    // If the markers take long, the client retries as with
+                    // Kafka.
+                    match tokio::time::timeout(FINISH_WAIT, finish(broker, plan)).await {
+                        Ok(Ok(())) => {}
+                        _ => return Err(ResponseError::ConcurrentTransactions),
+                    }
                 }
             }
         }
@@ -158,17 +201,18 @@ impl TxnService {
     ) -> Result<(), ResponseError> {
         self.ready(broker).await?;
         let started = std::time::Instant::now();
-        let changed = self.engine.lock().add_partitions(now_ms(), id, producer_id, epoch, partitions)?;
-        let result = match changed {
-            Some(meta) => self.persist(broker, &meta).await,
-            None => Ok(()),
-        };
+        let ((), waits) = self.decide(broker, |engine| {
+            let changed = engine.add_partitions(now_ms(), id, producer_id, epoch, partitions)?;
+            Ok(((), changed.iter().map(state_record).collect()))
+        })?;
+        let result = durable(waits).await;
         tracing::debug!(transactional_id = id, elapsed_us = started.elapsed().as_micros() as u64, "AddPartitionsToTxn");
         result
     }
 
-    /// EndTxn: answers once the markers are durable on every partition,
-    /// so the next transaction of the producer can start at once.
+    /// EndTxn: once PrepareCommit/PrepareAbort is durable the outcome is
+    /// decided; the answer waits (bounded) until the markers are durable on
+    /// every partition too, so the next transaction can start at once.
     pub async fn end_txn(
         &self,
         broker: &Arc<Broker>,
@@ -179,27 +223,32 @@ impl TxnService {
     ) -> Result<(), ResponseError> {
         self.ready(broker).await?;
         let started = std::time::Instant::now();
-        let decision = self.engine.lock().end_txn(now_ms(), id, producer_id, epoch, commit)?;
-        let result = match decision {
-            EndDecision::AlreadyDone => Ok(()),
-            EndDecision::Begin(meta, plan) => {
-                self.persist(broker, &meta).await?;
-                self.execute(broker, &plan).await
-            }
-        };
+        let (decision, waits) = self.decide(broker, |engine| {
+            let decision = engine.end_txn(now_ms(), id, producer_id, epoch, commit)?;
+            let records = match &decision {
+                EndDecision::AlreadyDone => Vec::new(),
+                EndDecision::Begin(meta, _) => vec![state_record(meta)],
+            };
+            Ok((decision, records))
+        })?;
+        durable(waits).await?;
+        if let EndDecision::Begin(_, plan) = decision {
+            // Finished in a task of its own: neither a slow partition nor a
+            // client that stops reading keeps the markers from being written.
+            let _ = tokio::time::timeout(FINISH_WAIT, finish(broker, plan)).await;
+        }
         tracing::debug!(transactional_id = id, commit, elapsed_us = started.elapsed().as_micros() as u64, "EndTxn");
-        result
+        Ok(())
     }
 
-    /// Writes `meta` to its `__transaction_state` partition and waits until
-    /// it is durable.
-    async fn persist(&self, broker: &Arc<Broker>, meta: &TxnMetadata) -> Result<(), ResponseError> {
-        self.append_state(broker, &meta.transactional_id, Some(records::value(meta))).await
-    }
-
-    /// Appends one `__transaction_state` record (`None`: a tombstone) and
-    /// waits until it is durable.
-    async fn append_state(&self, broker: &Arc<Broker>, id: &str, value: Option<Bytes>) -> Result<(), ResponseError> {
+    /// Appends one `__transaction_state` record (`None`: a tombstone): the
+    /// log and the end offset to await for durability.
+    fn append_state(
+        &self,
+        broker: &Arc<Broker>,
+        id: &str,
+        value: Option<Bytes>,
+    ) -> Result<(Arc<Log>, i64), ResponseError> {
         let partition = records::partition_for(id, self.partition_count());
         let log = broker.topics.log(TXN_TOPIC, partition).ok_or(ResponseError::CoordinatorNotAvailable)?;
         let record = [(records::key(id), value)];
@@ -211,51 +260,103 @@ impl TxnService {
             tracing::error!("appending to {TXN_TOPIC}-{partition}: {e}");
             ResponseError::CoordinatorNotAvailable
         })?;
-        log.wait_durable(info.last_offset + 1).await.map_err(|e| {
-            tracing::error!("{TXN_TOPIC}-{partition} not durable: {e}");
-            ResponseError::CoordinatorNotAvailable
-        })
+        Ok((log, info.last_offset + 1))
     }
 
-    /// Writes the plan's markers, waits until they are durable, settles the
-    /// transaction's offsets with the group coordinator, then persists the
-    /// Complete state.
+    /// One attempt at ending a prepared transaction: writes the plan's
+    /// markers, waits until they are durable, settles the transaction's
+    /// offsets with the group coordinator, then records Complete (not
+    /// awaited: if it is lost, start-up writes the markers again, which
+    /// changes nothing).
     async fn execute(&self, broker: &Arc<Broker>, plan: &EndPlan) -> Result<(), ResponseError> {
-        let mut waits: Vec<(Arc<Log>, i64)> = Vec::new();
-        let mut offsets_partition = false;
+        let mut waits: Vec<Append> = Vec::new();
+        let mut offsets_partitions = Vec::new();
         for (topic, partition) in &plan.partitions {
             // A partition deleted since it joined the transaction has
             // nothing to end.
             let Some(log) = broker.topics.log(topic, *partition) else { continue };
-            offsets_partition |= topic == OFFSETS_TOPIC;
+            if topic == OFFSETS_TOPIC {
+                offsets_partitions.push(*partition);
+            }
             match log.append_marker(plan.producer_id, plan.producer_epoch, 0, plan.marker, 0) {
                 Ok(info) => waits.push((log, info.last_offset + 1)),
+                // The producer has a newer epoch on this partition: this
+                // transaction's data there is already ended or fenced, as
+                // Kafka treats a refused marker.
+                Err(LogError::InvalidProducerEpoch(e)) => {
+                    tracing::warn!(transactional_id = %plan.transactional_id, %topic, partition, "marker not needed: {e}");
+                }
                 Err(e) => {
                     tracing::error!(transactional_id = %plan.transactional_id, %topic, partition, "writing a transaction marker: {e}");
                     return Err(ResponseError::KafkaStorageError);
                 }
             }
         }
-        for (log, end) in waits {
-            log.wait_durable(end).await.map_err(|e| {
-                tracing::error!("transaction marker not durable: {e}");
-                ResponseError::KafkaStorageError
-            })?;
-        }
-        if offsets_partition {
+        durable(waits).await?;
+        if !offsets_partitions.is_empty() {
             let (pid, commit) = (plan.producer_id, plan.marker == Marker::Commit);
+            let count = broker.topics.image().topic(OFFSETS_TOPIC).map_or(0, |t| t.partitions.len() as i32);
             broker
                 .groups
-                .call(move |engine, now| engine.complete_txn(now, pid, commit))
+                .call(move |engine, now| {
+                    for p in offsets_partitions {
+                        engine.complete_txn(now, pid, commit, p, count);
+                    }
+                })
                 .await
                 .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
         }
-        let done = self.engine.lock().complete(now_ms(), plan);
-        match done {
-            Some(meta) => self.persist(broker, &meta).await,
-            None => Ok(()),
-        }
+        self.decide(broker, |engine| Ok(((), engine.complete(now_ms(), plan).iter().map(state_record).collect())))?;
+        Ok(())
     }
+}
+
+/// A `__transaction_state` record to append: the id and its value (`None`:
+/// a tombstone).
+type StateRecord = (String, Option<Bytes>);
+
+/// An append to await: the log and the offset it must be durable up to.
+type Append = (Arc<Log>, i64);
+
+fn state_record(meta: &TxnMetadata) -> StateRecord {
+    (meta.transactional_id.clone(), Some(records::value(meta)))
+}
+
+/// Waits until every append is durable.
+async fn durable(waits: Vec<Append>) -> Result<(), ResponseError> {
+    for (log, end) in waits {
+        log.wait_durable(end).await.map_err(|e| {
+            tracing::error!("{TXN_TOPIC} not durable: {e}");
+            ResponseError::CoordinatorNotAvailable
+        })?;
+    }
+    Ok(())
+}
+
+/// How long a request waits for a transaction's markers before answering
+/// (the outcome is decided and durable by then; the markers follow).
+const FINISH_WAIT: Duration = Duration::from_secs(10);
+/// Pause between attempts at writing a prepared transaction's markers.
+const FINISH_RETRY_MS: u64 = 500;
+
+/// Ends a prepared transaction in a task of its own, retrying until its
+/// markers are written (or the broker stops). The handle says when.
+fn finish(broker: &Arc<Broker>, plan: EndPlan) -> tokio::task::JoinHandle<()> {
+    let broker = broker.clone();
+    tokio::spawn(async move {
+        loop {
+            match broker.txns.execute(&broker, &plan).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(transactional_id = %plan.transactional_id, "ending the transaction failed, retrying: {e:?}")
+                }
+            }
+            if broker.is_stopping() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(FINISH_RETRY_MS)).await;
+        }
+    })
 }
 
 /// Aborts transactions past their timeout, and removes transactional ids
@@ -276,25 +377,40 @@ async fn expire_loop(broker: Weak<Broker>) {
         let Some(b) = broker.upgrade() else { return };
         if now_ms() >= next_id_check {
             next_id_check = now_ms() + b.txns.id_expiration_check_ms;
-            let gone = b.txns.engine.lock().expire_ids(now_ms(), b.txns.id_expiration_ms);
-            for id in gone {
-                tracing::info!(transactional_id = %id, "removing an expired transactional id");
-                if let Err(e) = b.txns.append_state(&b, &id, None).await {
-                    tracing::error!(transactional_id = %id, "writing the tombstone of an expired id: {e:?}");
+            let gone = b.txns.decide(&b, |engine| {
+                let ids = engine.expire_ids(now_ms(), b.txns.id_expiration_ms);
+                let tombstones = ids.iter().map(|id| (id.clone(), None)).collect();
+                Ok((ids, tombstones))
+            });
+            match gone {
+                Ok((ids, waits)) => {
+                    for id in &ids {
+                        tracing::info!(transactional_id = %id, "removed an expired transactional id");
+                    }
+                    if let Err(e) = durable(waits).await {
+                        tracing::error!("writing the tombstones of expired ids: {e:?}");
+                    }
                 }
+                Err(e) => tracing::error!("writing the tombstones of expired ids: {e:?}"),
             }
         }
-        let expired = b.txns.engine.lock().expire(now_ms());
-        for (meta, plan) in expired {
-            tracing::info!(transactional_id = %meta.transactional_id, "aborting a transaction past its timeout");
-            let result = async {
-                b.txns.persist(&b, &meta).await?;
-                b.txns.execute(&b, &plan).await
+        let expired = b.txns.decide(&b, |engine| {
+            let expired = engine.expire(now_ms());
+            let records = expired.iter().map(|(meta, _)| state_record(meta)).collect();
+            Ok((expired, records))
+        });
+        match expired {
+            Ok((expired, waits)) => {
+                if let Err(e) = durable(waits).await {
+                    tracing::error!("persisting the abort of timed-out transactions: {e:?}");
+                    continue;
+                }
+                for (meta, plan) in expired {
+                    tracing::info!(transactional_id = %meta.transactional_id, "aborting a transaction past its timeout");
+                    drop(finish(&b, plan));
+                }
             }
-            .await;
-            if let Err(e) = result {
-                tracing::error!(transactional_id = %meta.transactional_id, "aborting a timed-out transaction: {e:?}");
-            }
+            Err(e) => tracing::error!("aborting timed-out transactions: {e:?}"),
         }
     }
 }
