@@ -58,10 +58,8 @@ pub fn replay(log: &kaskade_log::Log, mut visit: impl FnMut(&Record)) -> Result<
         // Resume after each batch's last offset, not its last record's: a
         // compacted batch keeps its offset range when its last records (or
         // all of them) are gone.
-        let mut rest = &bytes[..];
-        while let Ok(h) = kaskade_log::batch::BatchHeader::parse(rest) {
+        if let Some(h) = kaskade_log::batch::headers(&bytes).last() {
             next = next.max(h.next_offset());
-            rest = rest.get(h.total_len()..).unwrap_or_default();
         }
         let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
             .map_err(|e| BrokerError::internal(format!("decoding: {e}")))?;

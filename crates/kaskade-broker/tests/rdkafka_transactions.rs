@@ -137,23 +137,33 @@ fn a_second_producer_with_the_same_id_fences_the_first_and_aborts_its_transactio
     assert_eq!(values(&bootstrap, &topic, "read_committed"), ["successor"]);
 }
 
+/// A transaction left open with a 1.5 s timeout ("hung"), then another
+/// producer's committed one ("after"); both producers are returned.
+fn hung_then_committed(
+    bootstrap: &str,
+    topic: &str,
+) -> (ThreadedProducer<DefaultProducerContext>, ThreadedProducer<DefaultProducerContext>) {
+    let hung = txn_producer(
+        bootstrap,
+        &unique("tx-hung"),
+        &[("transaction.timeout.ms", "1500"), ("socket.timeout.ms", "1500")],
+    );
+    hung.begin_transaction().unwrap();
+    send_values(&hung, topic, 0, &["hung"]);
+    let other = txn_producer(bootstrap, &unique("tx-other"), &[]);
+    other.begin_transaction().unwrap();
+    send_values(&other, topic, 0, &["after"]);
+    other.commit_transaction(WAIT).expect("commit");
+    (hung, other)
+}
+
 #[test]
 fn the_broker_aborts_a_transaction_past_its_timeout() {
     let broker = TestBroker::start();
     let bootstrap = broker.bootstrap();
     let topic = unique("txn-timeout");
     create_topic(&admin(&bootstrap), &topic, 1, &[]);
-    let hung = txn_producer(
-        &bootstrap,
-        &unique("tx-hung"),
-        &[("transaction.timeout.ms", "1500"), ("socket.timeout.ms", "1500")],
-    );
-    hung.begin_transaction().unwrap();
-    send_values(&hung, &topic, 0, &["hung"]);
-    let other = txn_producer(&bootstrap, &unique("tx-other"), &[]);
-    other.begin_transaction().unwrap();
-    send_values(&other, &topic, 0, &["after"]);
-    other.commit_transaction(WAIT).expect("commit");
+    let (hung, _other) = hung_then_committed(&bootstrap, &topic);
     // read_committed consumers move past the hung transaction once the
     // broker aborts it (about 1.5 s after it began).
     let started = Instant::now();
@@ -311,17 +321,7 @@ fn after_a_restart_an_open_transaction_times_out_without_any_transactional_clien
     let bootstrap = broker.bootstrap();
     let topic = unique("txn-restart-timeout");
     create_topic(&admin(&bootstrap), &topic, 1, &[]);
-    let hung = txn_producer(
-        &bootstrap,
-        &unique("tx-hung"),
-        &[("transaction.timeout.ms", "1500"), ("socket.timeout.ms", "1500")],
-    );
-    hung.begin_transaction().unwrap();
-    send_values(&hung, &topic, 0, &["hung"]);
-    let other = txn_producer(&bootstrap, &unique("tx-other"), &[]);
-    other.begin_transaction().unwrap();
-    send_values(&other, &topic, 0, &["after"]);
-    other.commit_transaction(WAIT).expect("commit");
+    let (hung, other) = hung_then_committed(&bootstrap, &topic);
     drop((hung, other));
     broker.restart();
     let bootstrap = broker.bootstrap();

@@ -128,6 +128,17 @@ impl BatchHeader {
     }
 }
 
+/// The headers of the whole batches at the start of `records` (a read's
+/// result), in order; stops at the first that does not parse.
+pub fn headers(records: &[u8]) -> impl Iterator<Item = BatchHeader> + '_ {
+    let mut rest = records;
+    std::iter::from_fn(move || {
+        let h = BatchHeader::parse(rest).ok()?;
+        rest = rest.get(h.total_len()..).unwrap_or_default();
+        Some(h)
+    })
+}
+
 /// Reads only the batch extent (base offset, total length) from a prefix of
 /// at least `LOG_OVERHEAD` bytes. Used while scanning the log.
 pub fn peek_extent(buf: &[u8]) -> Option<(i64, usize)> {

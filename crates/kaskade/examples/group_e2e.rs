@@ -29,6 +29,45 @@ fn config(bootstrap: &str) -> ClientConfig {
     c
 }
 
+/// What the member received: latencies of timed records, warm-up records
+/// (counted, not timed) and consumer errors.
+#[derive(Default)]
+struct Timings {
+    timed_from: u64,
+    latencies: Vec<u64>,
+    warmup: u64,
+    errors: u64,
+}
+
+impl Timings {
+    fn received(&self) -> u64 {
+        self.latencies.len() as u64 + self.warmup
+    }
+
+    /// Polls once and records what arrived.
+    fn receive(&mut self, consumer: &BaseConsumer, wait: Duration) {
+        match consumer.poll(wait) {
+            Some(Ok(m)) => {
+                if let Some(p) = m.payload().filter(|p| p.len() >= 8) {
+                    let mut ts = [0u8; 8];
+                    ts.copy_from_slice(&p[..8]);
+                    let sent_at = u64::from_be_bytes(ts);
+                    if sent_at < self.timed_from {
+                        self.warmup += 1;
+                    } else {
+                        self.latencies.push(micros_now().saturating_sub(sent_at));
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                self.errors += 1;
+                eprintln!("consumer: {e}");
+            }
+            None => {}
+        }
+    }
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -70,13 +109,11 @@ fn main() {
     println!("member assigned after {:.2} s (group.initial.rebalance.delay.ms)", joined.elapsed().as_secs_f64());
 
     let total = rate * seconds;
-    let mut latencies = Vec::with_capacity(total as usize);
     let mut payload = vec![b'x'; RECORD];
     let started = Instant::now();
     // The first second is warm-up (the member's first fetches, position
     // lookups): its records are received and counted, not timed.
-    let timed_from = micros_now() + 1_000_000;
-    let mut warmup = 0u64;
+    let mut timings = Timings { timed_from: micros_now() + 1_000_000, ..Timings::default() };
     let mut sent = 0u64;
     let give_up = started + Duration::from_secs(seconds + 30);
     while sent < total && Instant::now() < give_up {
@@ -91,47 +128,14 @@ fn main() {
             }
         }
         producer.poll(Duration::ZERO);
-        match consumer.poll(Duration::from_millis(1)) {
-            Some(Ok(m)) => {
-                if let Some(p) = m.payload().filter(|p| p.len() >= 8) {
-                    let mut ts = [0u8; 8];
-                    ts.copy_from_slice(&p[..8]);
-                    let sent_at = u64::from_be_bytes(ts);
-                    if sent_at < timed_from {
-                        warmup += 1;
-                    } else {
-                        latencies.push(micros_now().saturating_sub(sent_at));
-                    }
-                }
-            }
-            Some(Err(e)) => eprintln!("consumer: {e}"),
-            None => {}
-        }
+        timings.receive(&consumer, Duration::from_millis(1));
     }
     let _ = producer.flush(Duration::from_secs(10));
-    let mut errors = 0;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while (latencies.len() as u64) + warmup < sent && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                if let Some(p) = m.payload().filter(|p| p.len() >= 8) {
-                    let mut ts = [0u8; 8];
-                    ts.copy_from_slice(&p[..8]);
-                    let sent_at = u64::from_be_bytes(ts);
-                    if sent_at < timed_from {
-                        warmup += 1;
-                    } else {
-                        latencies.push(micros_now().saturating_sub(sent_at));
-                    }
-                }
-            }
-            Some(Err(e)) => {
-                errors += 1;
-                eprintln!("consumer: {e}");
-            }
-            None => {}
-        }
+    while timings.received() < sent && Instant::now() < deadline {
+        timings.receive(&consumer, Duration::from_millis(100));
     }
+    let Timings { mut latencies, warmup, errors, .. } = timings;
     let received = latencies.len() as u64 + warmup;
     if errors > 0 || received < sent {
         eprintln!("{} of {sent} sent records not received, {errors} consumer errors", sent - received);

@@ -43,13 +43,7 @@ struct Got {
 
 /// The offset after the last whole batch in `records`.
 fn next_offset_after(records: &Bytes) -> i64 {
-    let mut rest = &records[..];
-    let mut next = -1;
-    while let Ok(h) = kaskade_log::batch::BatchHeader::parse(rest) {
-        next = h.next_offset();
-        rest = rest.get(h.total_len()..).unwrap_or_default();
-    }
-    next
+    kaskade_log::batch::headers(records).last().map_or(-1, |h| h.next_offset())
 }
 
 /// Reads every partition within `max_bytes`. Under read_committed a read

@@ -596,13 +596,7 @@ impl GroupCoordinator {
 
     fn sync_inner(&mut self, now: i64, token: Token, req: &SyncRequest) -> Result<(), ResponseError> {
         let group = self.groups.get_mut(&req.group_id).ok_or(ResponseError::UnknownMemberId)?;
-        if group.state == GroupState::Dead {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        group.validate_member(&req.member_id, req.group_instance_id.as_deref())?;
-        if req.generation_id != group.generation_id {
-            return Err(ResponseError::IllegalGeneration);
-        }
+        group.validate_member_generation(&req.member_id, req.group_instance_id.as_deref(), req.generation_id)?;
         let mismatch = |given: &Option<String>, ours: &Option<String>| given.is_some() && given != ours;
         if mismatch(&req.protocol_type, &group.protocol_type) || mismatch(&req.protocol_name, &group.protocol_name) {
             return Err(ResponseError::InconsistentGroupProtocol);
@@ -688,13 +682,7 @@ impl GroupCoordinator {
 
     fn heartbeat_inner(&mut self, now: i64, req: &HeartbeatRequest) -> Result<(), ResponseError> {
         let group = self.groups.get_mut(&req.group_id).ok_or(ResponseError::UnknownMemberId)?;
-        if group.state == GroupState::Dead {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        group.validate_member(&req.member_id, req.group_instance_id.as_deref())?;
-        if req.generation_id != group.generation_id {
-            return Err(ResponseError::IllegalGeneration);
-        }
+        group.validate_member_generation(&req.member_id, req.group_instance_id.as_deref(), req.generation_id)?;
         let state = group.state;
         let member = group.members.get_mut(&req.member_id).ok_or(ResponseError::UnknownMemberId)?;
         match state {

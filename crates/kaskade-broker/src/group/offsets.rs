@@ -5,7 +5,32 @@ use kafka_protocol::error::ResponseError;
 
 use super::coordinator::GroupCoordinator;
 use super::state::{CommittedOffset, Group, GroupState, OffsetChange, CONSUMER_PROTOCOL_TYPE};
-use super::types::{CommitRequest, FetchedOffset, GroupDescription, GroupListing, MemberDescription};
+use super::types::{CommitPartition, CommitRequest, FetchedOffset, GroupDescription, GroupListing, MemberDescription};
+
+/// The change one committed partition makes, or OFFSET_METADATA_TOO_LARGE
+/// (shared by OffsetCommit and TxnOffsetCommit).
+pub(super) fn offset_change(
+    group_id: &str,
+    p: &CommitPartition,
+    now: i64,
+    max_metadata: usize,
+) -> Result<OffsetChange, ResponseError> {
+    let metadata = p.metadata.clone().unwrap_or_default();
+    if metadata.len() > max_metadata {
+        return Err(ResponseError::OffsetMetadataTooLarge);
+    }
+    Ok(OffsetChange {
+        group_id: group_id.to_string(),
+        topic: p.topic.clone(),
+        partition: p.partition,
+        value: Some(CommittedOffset {
+            offset: p.offset,
+            leader_epoch: p.leader_epoch,
+            metadata,
+            commit_timestamp: now,
+        }),
+    })
+}
 
 impl GroupCoordinator {
     /// OffsetCommit: one error (or none) per partition, in request order.
@@ -20,25 +45,15 @@ impl GroupCoordinator {
                 let changes = &mut self.offset_changes;
                 req.partitions
                     .iter()
-                    .map(|p| {
-                        let metadata = p.metadata.clone().unwrap_or_default();
-                        if metadata.len() > max_metadata {
-                            return Some(ResponseError::OffsetMetadataTooLarge);
+                    .map(|p| match offset_change(&req.group_id, p, now, max_metadata) {
+                        Err(e) => Some(e),
+                        Ok(change) => {
+                            if let Some(committed) = &change.value {
+                                group.offsets.insert((p.topic.clone(), p.partition), committed.clone());
+                            }
+                            changes.push(change);
+                            None
                         }
-                        let committed = CommittedOffset {
-                            offset: p.offset,
-                            leader_epoch: p.leader_epoch,
-                            metadata,
-                            commit_timestamp: now,
-                        };
-                        changes.push(OffsetChange {
-                            group_id: req.group_id.clone(),
-                            topic: p.topic.clone(),
-                            partition: p.partition,
-                            value: Some(committed.clone()),
-                        });
-                        group.offsets.insert((p.topic.clone(), p.partition), committed);
-                        None
                     })
                     .collect()
             }

@@ -287,6 +287,25 @@ impl Group {
         }
     }
 
+    /// The checks SyncGroup and Heartbeat share: the group is alive, the
+    /// member belongs to it (`validate_member`) and speaks for the current
+    /// generation.
+    pub(crate) fn validate_member_generation(
+        &self,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), ResponseError> {
+        if self.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        self.validate_member(member_id, group_instance_id)?;
+        if generation_id != self.generation_id {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
     /// The topics the members subscribe to, when the group uses the consumer
     /// protocol and every member's subscription parses; `None` if unknown.
     pub(crate) fn subscribed_topics(&self) -> Option<HashSet<String>> {

@@ -8,8 +8,9 @@
 use kafka_protocol::error::ResponseError;
 
 use super::coordinator::GroupCoordinator;
+use super::offsets::offset_change;
 use super::records::partition_for;
-use super::state::{CommittedOffset, OffsetChange};
+use super::state::OffsetChange;
 use super::types::CommitRequest;
 
 impl GroupCoordinator {
@@ -30,25 +31,13 @@ impl GroupCoordinator {
         let max_metadata = self.config.offset_metadata_max_bytes;
         req.partitions
             .iter()
-            .map(|p| {
-                let metadata = p.metadata.clone().unwrap_or_default();
-                if metadata.len() > max_metadata {
-                    return Some(ResponseError::OffsetMetadataTooLarge);
+            .map(|p| match offset_change(&req.group_id, p, now, max_metadata) {
+                Err(e) => Some(e),
+                Ok(change) => {
+                    self.txn_offset_changes.push((producer_id, producer_epoch, change.clone()));
+                    self.pending_txn_offsets.entry(producer_id).or_default().push(change);
+                    None
                 }
-                let change = OffsetChange {
-                    group_id: req.group_id.clone(),
-                    topic: p.topic.clone(),
-                    partition: p.partition,
-                    value: Some(CommittedOffset {
-                        offset: p.offset,
-                        leader_epoch: p.leader_epoch,
-                        metadata,
-                        commit_timestamp: now,
-                    }),
-                };
-                self.txn_offset_changes.push((producer_id, producer_epoch, change.clone()));
-                self.pending_txn_offsets.entry(producer_id).or_default().push(change);
-                None
             })
             .collect()
     }
