@@ -5,22 +5,34 @@
 //! - `.timeindex`: 12-byte entries `timestamp i64 | relative offset u32`,
 //!   the largest timestamp seen so far and the offset where it was reached.
 //!
-//! Entries are appended with `pwrite` and looked up with `pread` (binary
-//! search), so an idle partition holds no index in memory; hot pages stay in
-//! the page cache. Indexes are never trusted blindly: `load` validates every
-//! entry and the caller rebuilds the index from the log when it fails.
+//! Entries are looked up with `pread` (binary search), so an idle partition
+//! holds no index in memory; hot pages stay in the page cache. Appended
+//! entries gather in a small in-memory tail and reach the file with one
+//! `pwrite` per `TAIL_ENTRIES`, at a sync (before the fsync, so the file is
+//! complete below every recovery point), at a seal and on drop: an append
+//! costs no system call, as Kafka's memory-mapped indexes cost none. A tail
+//! lost in a crash only leaves the index sparser, and recovery re-indexes
+//! everything past the recovery point anyway. Indexes are never trusted
+//! blindly: `load` validates every entry and the caller rebuilds the index
+//! from the log when it fails.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+/// Appended entries gathered before one `pwrite`.
+const TAIL_ENTRIES: u64 = 64;
+
 /// One index file with fixed-size entries.
 #[derive(Debug)]
 pub struct IndexFile {
     file: File,
     entry_size: u64,
-    entries: u64,
+    /// Entries in the file.
+    written: u64,
+    /// Entries appended after those, not yet written.
+    tail: Vec<u8>,
     max_entries: u64,
 }
 
@@ -28,50 +40,85 @@ impl IndexFile {
     pub fn open(path: &Path, entry_size: u64, max_bytes: u64) -> io::Result<IndexFile> {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         let len = file.metadata()?.len();
-        Ok(IndexFile { file, entry_size, entries: len / entry_size, max_entries: (max_bytes / entry_size).max(2) })
+        Ok(IndexFile {
+            file,
+            entry_size,
+            written: len / entry_size,
+            tail: Vec::new(),
+            max_entries: (max_bytes / entry_size).max(2),
+        })
     }
 
     pub fn entries(&self) -> u64 {
-        self.entries
+        self.written + self.tail.len() as u64 / self.entry_size
     }
 
-    /// Whether one more entry still fits in `segment.index.bytes`. One slot
-    /// is kept back so a closing segment can always record its final
-    /// max-timestamp entry.
-    pub fn is_full(&self) -> bool {
-        self.entries + 1 >= self.max_entries
+    /// Whether `pending` entries still to be written plus one more would
+    /// not fit in `segment.index.bytes`. One slot is kept back so a closing
+    /// segment can always record its final max-timestamp entry.
+    pub fn is_full(&self, pending: u64) -> bool {
+        self.entries() + pending + 1 >= self.max_entries
     }
 
+    /// Every entry, the unwritten tail included.
     pub fn read_all(&self) -> io::Result<Vec<u8>> {
-        let len = self.file.metadata()?.len();
-        let mut buf = vec![0u8; len as usize];
+        let mut buf = vec![0u8; (self.written * self.entry_size) as usize];
         self.file.read_exact_at(&mut buf, 0)?;
+        buf.extend_from_slice(&self.tail);
         Ok(buf)
     }
 
     fn read_entry(&self, i: u64, out: &mut [u8]) -> io::Result<()> {
+        if i >= self.written {
+            let at = ((i - self.written) * self.entry_size) as usize;
+            let entry =
+                self.tail.get(at..at + out.len()).ok_or_else(|| io::Error::other("index entry out of range"))?;
+            out.copy_from_slice(entry);
+            return Ok(());
+        }
         self.file.read_exact_at(out, i * self.entry_size)
     }
 
     fn append(&mut self, entry: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(entry, self.entries * self.entry_size)?;
-        self.entries += 1;
+        self.tail.extend_from_slice(entry);
+        if self.tail.len() as u64 >= TAIL_ENTRIES * self.entry_size {
+            self.write_tail()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the gathered entries to the file (no fsync).
+    pub fn write_tail(&mut self) -> io::Result<()> {
+        if self.tail.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all_at(&self.tail, self.written * self.entry_size)?;
+        self.written += self.tail.len() as u64 / self.entry_size;
+        self.tail.clear();
         Ok(())
     }
 
     pub fn truncate_entries(&mut self, n: u64) -> io::Result<()> {
+        if n >= self.written {
+            let keep = ((n - self.written) * self.entry_size) as usize;
+            self.tail.truncate(keep);
+            return Ok(());
+        }
+        self.tail.clear();
         self.file.set_len(n * self.entry_size)?;
-        self.entries = n;
+        self.written = n;
         Ok(())
     }
 
-    pub fn sync(&self) -> io::Result<()> {
+    /// Writes the tail and makes the file durable.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.write_tail()?;
         self.file.sync_data()
     }
 
     /// Binary search for the last entry whose key (decoded by `key`) is <= target.
     fn floor<K: Ord>(&self, target: K, key: impl Fn(&[u8]) -> K) -> io::Result<Option<Vec<u8>>> {
-        let (mut lo, mut hi) = (0u64, self.entries);
+        let (mut lo, mut hi) = (0u64, self.entries());
         let mut buf = vec![0u8; self.entry_size as usize];
         let mut best = None;
         while lo < hi {
@@ -85,6 +132,16 @@ impl IndexFile {
             }
         }
         Ok(best)
+    }
+}
+
+impl Drop for IndexFile {
+    /// Best effort: a tail that cannot be written only leaves the index
+    /// sparser, which lookups tolerate.
+    fn drop(&mut self) {
+        if let Err(e) = self.write_tail() {
+            tracing::warn!(error = %e, "writing the last index entries failed");
+        }
     }
 }
 
@@ -174,9 +231,9 @@ impl TimeIndex {
     pub fn open(path: &Path, base: i64, max_bytes: u64) -> io::Result<TimeIndex> {
         let file = IndexFile::open(path, TIME_ENTRY, max_bytes)?;
         let mut ti = TimeIndex { file, base, last: None };
-        if ti.file.entries > 0 {
+        if ti.file.entries() > 0 {
             let mut e = [0u8; 12];
-            ti.file.read_entry(ti.file.entries - 1, &mut e)?;
+            ti.file.read_entry(ti.file.entries() - 1, &mut e)?;
             ti.last = Some((i64_at(&e, 0), base + u32_at(&e, 8) as i64));
         }
         Ok(ti)
@@ -273,7 +330,40 @@ mod tests {
         assert_eq!(ti.file.entries(), 2);
         assert_eq!(ti.lookup(1500).expect("lookup"), Some((1000, 5)));
         assert_eq!(ti.lookup(999).expect("lookup"), None);
+        // Dropping the index writes the entries it still held in memory.
+        drop(ti);
         let reopened = TimeIndex::open(&dir.path().join("0.timeindex"), 0, 1 << 20).expect("open");
         assert_eq!(reopened.last_entry(), Some((2000, 12)));
+    }
+
+    #[test]
+    fn appended_entries_are_found_before_and_after_they_reach_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.index");
+        let file_len = || std::fs::metadata(&path).expect("metadata").len();
+        let mut idx = OffsetIndex::open(&path, 100, 1 << 20).expect("open");
+        let n = TAIL_ENTRIES + 10;
+        for i in 0..n {
+            idx.append(100 + i as i64 * 10, i as u32 * 1000).expect("append");
+        }
+        // One write of a full tail; the last 10 entries are still in memory.
+        assert_eq!(file_len(), TAIL_ENTRIES * OFFSET_ENTRY);
+        assert_eq!(idx.file.entries(), n);
+        for i in [0, TAIL_ENTRIES - 1, TAIL_ENTRIES, n - 1] {
+            assert_eq!(idx.lookup(100 + i as i64 * 10 + 5).expect("lookup"), i as u32 * 1000);
+        }
+        assert_eq!(idx.load_validated(u64::MAX, None).expect("valid").len() as u64, n);
+        // Truncation inside the tail, then across the written part.
+        idx.file.truncate_entries(n - 4).expect("truncate");
+        assert_eq!(idx.file.entries(), n - 4);
+        assert_eq!(idx.lookup(i64::MAX).expect("lookup"), (n - 5) as u32 * 1000);
+        idx.file.truncate_entries(3).expect("truncate");
+        assert_eq!((idx.file.entries(), file_len()), (3, 3 * OFFSET_ENTRY));
+        idx.append(1000, 99_000).expect("append");
+        assert_eq!(file_len(), 3 * OFFSET_ENTRY, "the new entry waits in memory");
+        idx.file.sync().expect("sync");
+        assert_eq!(file_len(), 4 * OFFSET_ENTRY, "a sync writes the tail first");
+        let reopened = OffsetIndex::open(&path, 100, 1 << 20).expect("open");
+        assert_eq!(reopened.lookup(1000).expect("lookup"), 99_000);
     }
 }

@@ -2,22 +2,29 @@
 //! the end.
 //!
 //! Concurrency: all mutation (append, roll, truncate, retention) happens
-//! under one short mutex that covers only in-memory bookkeeping and the
-//! `pwrite` into the page cache; fsync happens on the flusher threads and
-//! reads copy what they need under the lock (an `Arc` of the files and a
-//! size) and `pread` outside it.
+//! under one short mutex that covers only in-memory bookkeeping. An append
+//! reserves its offsets and its place in the active segment under the lock,
+//! copies into the page cache (`pwritev`) outside it, and publishes under
+//! the lock again, in reservation order (`State::inflight`), so appenders
+//! of one partition overlap their copies. fsync happens on the flusher
+//! threads, and reads copy what they need under the lock (an `Arc` of the
+//! files and a size) and `pread` outside it.
 //!
 //! Invariants: offsets are strictly increasing across batches and
-//! segments; `log_start <= next_offset`; the last segment is the active one
-//! and is never deleted while it holds unexpired data; bytes are reported
-//! durable only after an fsync covered them.
+//! segments; `log_start <= next_offset`; `next_offset` and each segment's
+//! `size` cover only published batches, which form a gap-free prefix of the
+//! file (in-flight bytes lie past `size`, where readers and the flusher's
+//! target never reach); rolls, truncation, retention and close first wait
+//! for in-flight writes; the last segment is the active one and is never
+//! deleted while it holds unexpired data; bytes are reported durable only
+//! after an fsync covered them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use crate::batch::{self, BatchHeader};
@@ -27,7 +34,7 @@ use crate::error::{LogError, Result};
 use crate::flush::{FlushState, Flusher};
 use crate::handles::{next_segment_id, HandleCache};
 use crate::producer_state::{self, ProducerEntry, ProducerStateManager, Snapshots, SNAPSHOTS_TO_KEEP};
-use crate::segment::{self, Segment, SegmentFiles};
+use crate::segment::{self, NextBatch, Pending, RollLimits, Segment, SegmentFiles};
 use crate::txn::{self, AbortedTxn, CompletedTxn, EndMarker, Marker, TxnLog};
 use crate::types::TopicPartition;
 
@@ -102,6 +109,42 @@ struct State {
     unsynced_snapshots: Vec<std::fs::File>,
     /// Aborted transactions and completed ones not yet stable.
     txns: TxnLog,
+    /// Batches placed in the active segment's file whose writes run or ran
+    /// outside the lock, in offset (and file) order; published in order by
+    /// `publish_written`. Empty whenever nothing is being appended.
+    inflight: VecDeque<InFlight>,
+    /// Ticket of `inflight.front()`: tickets count every append reserved.
+    inflight_first: u64,
+    /// Bytes of `inflight`: the next batch goes at the active segment's
+    /// size plus this.
+    inflight_bytes: u64,
+    /// A write into the page cache failed: the batches reserved after it
+    /// sit behind a hole, so no ticket from this one on is published and the
+    /// log takes no more appends (Kafka takes the log directory offline).
+    write_failure: Option<(u64, String)>,
+    /// Threads waiting in `drain_writes`; appends wait while it is > 0, so
+    /// a roll or truncation is not starved by a steady stream of appends.
+    draining: u32,
+}
+
+/// One batch between its reservation and its publication.
+#[derive(Debug)]
+struct InFlight {
+    position: u64,
+    header: BatchHeader,
+    /// `None` while the write runs, then its outcome.
+    written: Option<std::result::Result<(), String>>,
+}
+
+impl State {
+    /// The offset the next append gets: after the last in-flight batch.
+    fn reserved_next(&self) -> i64 {
+        self.inflight.back().map_or(self.next_offset, |f| f.header.next_offset())
+    }
+
+    fn pending(&self) -> Pending {
+        Pending { bytes: self.inflight_bytes, batches: self.inflight.len() as u64 }
+    }
 }
 
 #[derive(Debug)]
@@ -112,10 +155,12 @@ pub struct Log {
     flush: Arc<FlushState>,
     end_tx: watch::Sender<i64>,
     state: Mutex<State>,
+    /// Signalled whenever in-flight writes leave `State::inflight`.
+    writes_done: Condvar,
 }
 
-fn io_err(e: std::io::Error) -> LogError {
-    LogError::Io(e)
+fn offline_after_write_failure(e: &str) -> LogError {
+    LogError::Io(std::io::Error::other(format!("log is offline after a failed write: {e}")))
 }
 
 impl Log {
@@ -276,7 +321,13 @@ impl Log {
                 snapshots,
                 unsynced_snapshots: Vec::new(),
                 txns,
+                inflight: VecDeque::new(),
+                inflight_first: 0,
+                inflight_bytes: 0,
+                write_failure: None,
+                draining: 0,
             }),
+            writes_done: Condvar::new(),
         };
         for line in &report {
             tracing::warn!("{line}");
@@ -421,6 +472,14 @@ impl Log {
         Ok((batch, batch::validate_for_append(batch, max_bytes)?))
     }
 
+    /// The append proper. Under the lock it checks the producer state,
+    /// rolls if needed, assigns offsets and reserves the batch's place in the
+    /// active segment; the copy into the page cache runs outside the lock,
+    /// so appenders of one partition overlap (their reservations are
+    /// consecutive, so the file stays in offset order); then it publishes.
+    /// Publication is in reservation order: a batch becomes readable (log
+    /// end, indexes, flush target) only once every batch before it is
+    /// written, and `append` returns only once its own batch is published.
     fn append_validated(
         &self,
         batch: &[u8],
@@ -432,25 +491,47 @@ impl Log {
             return Err(LogError::Io(std::io::Error::other(format!("log is offline after a failed fsync: {f}"))));
         }
         let now = self.env.clock.now_ms();
+        let len = batch.len() as u64;
         let mut st = self.state.lock();
-        if st.closed {
-            return Err(LogError::Closed);
-        }
-        if producer_state::is_idempotent(&header) {
-            if let Some(dup) = st.producers.check(&header, st.next_offset)? {
-                header.base_offset = dup.first_offset;
-                header.partition_leader_epoch = leader_epoch;
-                // Kafka answers a duplicate with the first attempt's offsets
-                // and its max timestamp as the log append time.
-                return Ok(AppendInfo {
-                    first_offset: dup.first_offset,
-                    last_offset: dup.last_offset,
-                    log_append_time: dup.max_timestamp,
-                    log_start_offset: st.log_start,
-                    header,
-                    duplicate: true,
-                });
+        loop {
+            if st.closed {
+                return Err(LogError::Closed);
             }
+            if let Some((_, e)) = &st.write_failure {
+                return Err(offline_after_write_failure(e));
+            }
+            if st.draining > 0 {
+                self.writes_done.wait(&mut st);
+                continue;
+            }
+            let base_offset = st.reserved_next();
+            header.base_offset = base_offset;
+            header.partition_leader_epoch = leader_epoch;
+            if producer_state::is_idempotent(&header) {
+                if let Some(dup) = st.producers.check(&header, base_offset)? {
+                    header.base_offset = dup.first_offset;
+                    // Kafka answers a duplicate with the first attempt's
+                    // offsets and its max timestamp as the log append time.
+                    return Ok(AppendInfo {
+                        first_offset: dup.first_offset,
+                        last_offset: dup.last_offset,
+                        log_append_time: dup.max_timestamp,
+                        log_start_offset: st.log_start,
+                        header,
+                        duplicate: true,
+                    });
+                }
+            }
+            if !self.needs_roll(&st, len, header.last_offset(), now)? {
+                break;
+            }
+            if st.inflight.is_empty() {
+                self.roll_locked(&mut st, now)?;
+                break;
+            }
+            // Rolling seals the active segment: wait for its writes, then
+            // decide again (other appends may have come meanwhile).
+            self.writes_done.wait(&mut st);
         }
         let mut stamped;
         let mut batch = batch;
@@ -464,28 +545,98 @@ impl Log {
             log_append_time = now;
             batch = &stamped[..];
         }
-        let base_offset = st.next_offset;
-        header.base_offset = base_offset;
-        header.partition_leader_epoch = leader_epoch;
-        let len = batch.len() as u64;
-        self.maybe_roll(&mut st, len, header.last_offset(), now)?;
+        let base_offset = header.base_offset;
         let prefix = batch::patched_prefix(batch, base_offset, leader_epoch);
-        let State { segments, config, .. } = &mut *st;
-        let (_, seg) = segments.iter_mut().next_back().ok_or(LogError::Closed)?;
+        let (_, seg) = st.segments.iter().next_back().ok_or(LogError::Closed)?;
         let files = seg.active.clone().ok_or(LogError::Closed)?;
-        if let Err(e) = seg.append(&files, &prefix, batch, &header, config.index_interval_bytes) {
-            // A partial write leaves bytes past `size`; the next append
-            // overwrites them and recovery would cut them. Restore size.
-            seg.size = seg.size.min(files.log.metadata().map(|m| m.len()).unwrap_or(seg.size));
-            return Err(io_err(e));
-        }
-        st.next_offset = header.next_offset();
+        let position = seg.size + st.inflight_bytes;
+        let ticket = st.inflight_first + st.inflight.len() as u64;
+        st.inflight.push_back(InFlight { position, header, written: None });
+        st.inflight_bytes += len;
+        // The producer state covers reserved batches, so a pipelined next
+        // batch of the same producer is checked against this one.
         if let Some(done) = st.producers.apply(&header, marker) {
             self.record_completed(&mut st, &done);
         }
+        drop(st);
+
+        // No early return between here and `publish_written`: the ticket
+        // must leave `inflight` or rolls and truncations would wait forever.
+        let written = segment::write_two_at(&files.log, &prefix, &batch[16..], position).map_err(|e| e.to_string());
+
+        let mut st = self.state.lock();
+        let slot = (ticket - st.inflight_first) as usize;
+        if let Some(f) = st.inflight.get_mut(slot) {
+            f.written = Some(written);
+        }
+        let flush_now = self.publish_written(&mut st, now);
+        while st.inflight_first <= ticket {
+            self.writes_done.wait(&mut st);
+        }
+        if let Some((failed_from, e)) = &st.write_failure {
+            if ticket >= *failed_from {
+                return Err(offline_after_write_failure(e));
+            }
+        }
+        let (end, log_start) = (st.next_offset, st.log_start);
+        drop(st);
+        if flush_now && self.flush.try_queue() {
+            self.env.flusher.submit(&self.flush);
+        }
+        // Concurrent appenders publish in order but may send out of order:
+        // the log end only moves forward here (a truncation sends its own).
+        self.end_tx.send_if_modified(|e| {
+            let newer = end > *e;
+            if newer {
+                *e = end;
+            }
+            newer
+        });
+        Ok(AppendInfo {
+            first_offset: base_offset,
+            last_offset: header.last_offset(),
+            log_append_time,
+            log_start_offset: log_start,
+            header,
+            duplicate: false,
+        })
+    }
+
+    /// Publishes the written batches at the front of `inflight`, in order:
+    /// records them in the active segment (size, indexes), moves the log end
+    /// and the flush target, and wakes whoever waits for them. A failed
+    /// write stops publication for good. Returns whether a flush is due.
+    fn publish_written(&self, st: &mut State, now: i64) -> bool {
+        let mut published = None;
+        let mut popped = false;
+        while st.inflight.front().is_some_and(|f| f.written.is_some()) {
+            let Some(f) = st.inflight.pop_front() else { break };
+            let ticket = st.inflight_first;
+            st.inflight_first += 1;
+            st.inflight_bytes -= f.header.total_len() as u64;
+            popped = true;
+            if st.write_failure.is_some() {
+                continue;
+            }
+            let outcome = match f.written {
+                Some(Ok(())) => self.record_written(st, &f),
+                Some(Err(e)) => Err(e),
+                None => Err("unreachable: unwritten batch popped".to_string()),
+            };
+            match outcome {
+                Ok(files) => published = Some(files),
+                Err(e) => {
+                    tracing::error!(tp = %self.tp, offset = f.header.base_offset, error = %e,
+                        "writing a batch failed: the log takes no more appends until it is reopened");
+                    st.write_failure = Some((ticket, e));
+                }
+            }
+        }
+        if popped {
+            self.writes_done.notify_all();
+        }
+        let Some(files) = published else { return false };
         let end = st.next_offset;
-        st.unflushed_messages += header.records_count.max(0) as u64;
-        st.first_unflushed_ms.get_or_insert(now);
         self.flush.mark_dirty(&files, end);
         let flush_now = match st.config.flush {
             FlushPolicy::Durable => true,
@@ -498,20 +649,37 @@ impl Log {
             st.unflushed_messages = 0;
             st.first_unflushed_ms = None;
         }
-        let log_start = st.log_start;
-        drop(st);
-        if flush_now && self.flush.try_queue() {
-            self.env.flusher.submit(&self.flush);
+        flush_now
+    }
+
+    /// Records one written batch in the active segment and moves the log
+    /// end past it. Returns the segment's files (the flush target).
+    fn record_written(&self, st: &mut State, f: &InFlight) -> std::result::Result<Arc<SegmentFiles>, String> {
+        let State { segments, config, .. } = &mut *st;
+        let (_, seg) = segments.iter_mut().next_back().ok_or("no active segment")?;
+        let files = seg.active.clone().ok_or("no active segment")?;
+        debug_assert_eq!(seg.size, f.position, "publication out of order");
+        seg.record_batch(&files, f.position, &f.header, config.index_interval_bytes).map_err(|e| e.to_string())?;
+        st.next_offset = f.header.next_offset();
+        st.unflushed_messages += f.header.records_count.max(0) as u64;
+        st.first_unflushed_ms.get_or_insert(self.env.clock.now_ms());
+        Ok(files)
+    }
+
+    /// Waits (releasing the lock) until no write is in flight: what rolls,
+    /// truncation, retention and close need before touching the active
+    /// segment.
+    fn drain_writes(&self, st: &mut MutexGuard<'_, State>) {
+        if st.inflight.is_empty() {
+            return;
         }
-        self.end_tx.send_replace(end);
-        Ok(AppendInfo {
-            first_offset: base_offset,
-            last_offset: header.last_offset(),
-            log_append_time,
-            log_start_offset: log_start,
-            header,
-            duplicate: false,
-        })
+        st.draining += 1;
+        while !st.inflight.is_empty() {
+            self.writes_done.wait(st);
+        }
+        st.draining -= 1;
+        // Appends held back by `draining` go on once the caller unlocks.
+        self.writes_done.notify_all();
     }
 
     /// Indexes a transaction that just ended (an abort goes to the active
@@ -619,22 +787,18 @@ impl Log {
         }
     }
 
-    fn maybe_roll(&self, st: &mut State, len: u64, last_offset: i64, now: i64) -> Result<()> {
-        let roll = {
-            let (_, seg) = st.segments.iter().next_back().ok_or(LogError::Closed)?;
-            let files = seg.active.as_ref().ok_or(LogError::Closed)?;
-            seg.should_roll(files, len, last_offset, st.config.segment_bytes, st.config.max_segment_ms(), now)
-        };
-        if roll {
-            self.roll_locked(st, now)?;
-        }
-        Ok(())
+    fn needs_roll(&self, st: &State, len: u64, last_offset: i64, now: i64) -> Result<bool> {
+        let (_, seg) = st.segments.iter().next_back().ok_or(LogError::Closed)?;
+        let files = seg.active.as_ref().ok_or(LogError::Closed)?;
+        let limits = RollLimits { segment_bytes: st.config.segment_bytes, segment_ms: st.config.max_segment_ms() };
+        Ok(seg.should_roll(files, st.pending(), NextBatch { len, last_offset, now_ms: now }, limits))
     }
 
     /// Closes the active segment and starts a new one at the log end.
     pub fn roll(&self) -> Result<()> {
         let now = self.env.clock.now_ms();
         let mut st = self.state.lock();
+        self.drain_writes(&mut st);
         let empty = st.segments.values().next_back().is_some_and(|s| s.size == 0);
         if empty {
             return Ok(());
@@ -643,6 +807,7 @@ impl Log {
     }
 
     fn roll_locked(&self, st: &mut State, now: i64) -> Result<()> {
+        debug_assert!(st.inflight.is_empty(), "rolling under in-flight writes");
         let base = st.next_offset;
         let files = SegmentFiles::open(&self.dir, base, st.config.segment_index_bytes, true)?;
         if let Some((_, old)) = st.segments.iter_mut().next_back() {
@@ -871,6 +1036,7 @@ impl Log {
         if !st.config.cleanup_policy.deletes() {
             return Ok(0);
         }
+        self.drain_writes(&mut st);
         let mut deleted = 0;
         let retention_ms = st.config.retention_ms;
         if retention_ms >= 0 {
@@ -914,6 +1080,7 @@ impl Log {
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
         let now = self.env.clock.now_ms();
         let mut st = self.state.lock();
+        self.drain_writes(&mut st);
         if offset >= st.next_offset {
             return Ok(());
         }
@@ -977,6 +1144,11 @@ impl Log {
         let (snapshot, end) = {
             let mut st = self.state.lock();
             st.closed = true;
+            self.drain_writes(&mut st);
+            // A clean shutdown leaves complete indexes on disk.
+            if let Some(files) = st.segments.values().next_back().and_then(|s| s.active.as_ref()) {
+                files.write_index_tails()?;
+            }
             st.producers.remove_expired(self.env.clock.now_ms());
             (st.producers.to_snapshot(), st.next_offset)
         };

@@ -4,9 +4,9 @@
 //! `Segment` is the metadata the owning log keeps under its lock (size, next
 //! offset, max timestamp); `SegmentFiles` are the open files, shared with
 //! readers through an `Arc` so reads run without the log's lock. Invariant:
-//! bytes past `Segment::size` are not part of the log (a torn append or a
-//! truncation in progress), and readers never look past the size they were
-//! given.
+//! bytes past `Segment::size` are not part of the log (writes the log has
+//! not yet published, a torn append or a truncation in progress), and
+//! readers never look past the size they were given.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -46,11 +46,17 @@ impl SegmentFiles {
         })
     }
 
+    /// Writes the index entries still held in memory (no fsync).
+    pub fn write_index_tails(&self) -> io::Result<()> {
+        self.index.write().file.write_tail()?;
+        self.time.write().file.write_tail()
+    }
+
     /// Makes the log and both indexes durable.
     pub fn sync_all(&self) -> io::Result<()> {
         self.log.sync_data()?;
-        self.index.read().file.sync()?;
-        self.time.read().file.sync()
+        self.index.write().file.sync()?;
+        self.time.write().file.sync()
     }
 }
 
@@ -113,6 +119,30 @@ pub fn scan(
         pos += total;
     }
     Ok(ScanEnd { position: pos, problem: None })
+}
+
+/// Batches written into the active segment's file but not yet recorded in
+/// its `Segment` (see `Log`'s in-flight writes).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pending {
+    pub bytes: u64,
+    pub batches: u64,
+}
+
+/// The batch about to be appended, for `Segment::should_roll`.
+#[derive(Clone, Copy, Debug)]
+pub struct NextBatch {
+    pub len: u64,
+    pub last_offset: i64,
+    pub now_ms: i64,
+}
+
+/// The roll limits of the log's configuration (`segment.bytes`,
+/// `segment.ms` with its jitter applied).
+#[derive(Clone, Copy, Debug)]
+pub struct RollLimits {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
 }
 
 /// Segment metadata, owned by the log under its lock.
@@ -181,9 +211,10 @@ impl Segment {
     }
 
     /// Updates sizes, timestamps and the sparse indexes for a batch stored
-    /// at `position` (shared by append and index rebuilding, so both write
-    /// the same entries Kafka would).
-    fn record_batch(
+    /// at `position`, which must be this segment's `size` (shared by append,
+    /// the log's publication of a batch written outside its lock, and index
+    /// rebuilding, so all write the same entries Kafka would).
+    pub fn record_batch(
         &mut self,
         files: &SegmentFiles,
         position: u64,
@@ -206,24 +237,20 @@ impl Segment {
         Ok(())
     }
 
-    /// Whether a batch of `len` bytes at `offset` must go to a new segment.
-    pub fn should_roll(
-        &self,
-        files: &SegmentFiles,
-        len: u64,
-        last_offset: i64,
-        segment_bytes: u64,
-        segment_ms: i64,
-        now_ms: i64,
-    ) -> bool {
-        if self.size == 0 {
+    /// Whether a batch of `len` bytes ending at `last_offset` must go to a
+    /// new segment. `pending` describes batches already placed in the file
+    /// but not yet recorded (the log's in-flight writes): their bytes count
+    /// toward `segment.bytes` and each may still add one entry per index.
+    pub fn should_roll(&self, files: &SegmentFiles, pending: Pending, next: NextBatch, config: RollLimits) -> bool {
+        let size = self.size + pending.bytes;
+        if size == 0 {
             return false;
         }
-        self.size + len > segment_bytes
-            || now_ms - self.created_ms > segment_ms
-            || files.index.read().file.is_full()
-            || files.time.read().file.is_full()
-            || last_offset - self.base > i32::MAX as i64
+        size + next.len > config.segment_bytes
+            || next.now_ms - self.created_ms > config.segment_ms
+            || files.index.read().file.is_full(pending.batches)
+            || files.time.read().file.is_full(pending.batches)
+            || next.last_offset - self.base > i32::MAX as i64
     }
 
     /// Seals the segment for rolling: records the final max-timestamp entry
@@ -232,7 +259,7 @@ impl Segment {
         if self.max_timestamp >= 0 {
             files.time.write().maybe_append(self.max_timestamp, self.max_timestamp_offset)?;
         }
-        Ok(())
+        files.write_index_tails()
     }
 
     /// Loads a closed or active segment after a clean start: trusts the
@@ -403,6 +430,8 @@ impl Segment {
             files.log.set_len(end.position)?;
         }
         self.size = end.position;
+        // A rebuilt index goes to its file now, not when the tail fills.
+        files.write_index_tails()?;
         Ok(out)
     }
 
