@@ -361,7 +361,7 @@ impl ProducerStateManager {
             out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             out.extend_from_slice(&e.current_txn_first_offset.to_be_bytes());
         }
-        let crc = crc32c::crc32c(&out[6..]);
+        let crc = crate::batch::crc32c(&out[6..]);
         out[2..6].copy_from_slice(&crc.to_be_bytes());
         out
     }
@@ -376,7 +376,7 @@ impl ProducerStateManager {
             return Err(format!("unknown snapshot version {version}"));
         }
         let stored = u32::from_be_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
-        let computed = crc32c::crc32c(&bytes[6..]);
+        let computed = crate::batch::crc32c(&bytes[6..]);
         if stored != computed {
             return Err(format!("CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"));
         }
@@ -799,7 +799,7 @@ mod tests {
         want.extend(1_000i64.to_be_bytes()); // timestamp
         want.extend((-1i32).to_be_bytes()); // coordinator_epoch
         want.extend((-1i64).to_be_bytes()); // current_txn_first_offset
-        let crc = crc32c::crc32c(&want[6..]);
+        let crc = crate::batch::crc32c(&want[6..]);
         want[2..6].copy_from_slice(&crc.to_be_bytes());
         assert_eq!(b, want);
     }

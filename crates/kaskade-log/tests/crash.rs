@@ -85,7 +85,7 @@ fn crash_child() {
                     let b = build::batch(&recs, 1_700_000_000_000, t as i64);
                     let info = log.append(&b, 0).expect("append");
                     log.wait_durable(info.last_offset + 1).await.expect("wait_durable");
-                    let crc = crc32c::crc32c(&b[16..]);
+                    let crc = kaskade_log::batch::crc32c(&b[16..]);
                     let mut out = std::io::stdout().lock();
                     if writeln!(out, "durable {} {crc}", info.first_offset).and_then(|_| out.flush()).is_err() {
                         // The parent is gone.
@@ -190,7 +190,7 @@ fn verify(log: &kaskade_log::Log, claims: &BTreeMap<i64, u32>) -> Verified {
                 .unwrap_or_else(|e| panic!("read at {next} returned an invalid batch: {e}"));
             assert_eq!(h.base_offset, next, "offsets are contiguous");
             let len = h.total_len();
-            found.insert(h.base_offset, crc32c::crc32c(&b[16..len]));
+            found.insert(h.base_offset, kaskade_log::batch::crc32c(&b[16..len]));
             next = h.next_offset();
             b = &b[len..];
             batches += 1;
