@@ -429,19 +429,14 @@ mod raw_member {
     use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
 
-    pub struct Raw {
-        stream: TcpStream,
-        id: i32,
-    }
+    use crate::common::wire::SyncConn;
+
+    pub struct Raw(SyncConn);
 
     impl Raw {
         pub fn connect(addr: std::net::SocketAddr) -> Raw {
-            let stream = TcpStream::connect(addr).expect("connect");
-            stream.set_read_timeout(Some(super::WAIT)).unwrap();
-            Raw { stream, id: 0 }
+            Raw(SyncConn::connect(addr))
         }
 
         fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
@@ -450,26 +445,7 @@ mod raw_member {
             version: i16,
             req: &Req,
         ) -> Resp {
-            self.id += 1;
-            let mut buf = BytesMut::new();
-            RequestHeader::default()
-                .with_request_api_key(key as i16)
-                .with_request_api_version(version)
-                .with_correlation_id(self.id)
-                .with_client_id(Some(StrBytes::from_static_str("raw-member")))
-                .encode(&mut buf, key.request_header_version(version))
-                .unwrap();
-            req.encode(&mut buf, version).unwrap();
-            let mut out = (buf.len() as i32).to_be_bytes().to_vec();
-            out.extend_from_slice(&buf);
-            self.stream.write_all(&out).unwrap();
-            let mut size = [0u8; 4];
-            self.stream.read_exact(&mut size).expect("an answer");
-            let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
-            self.stream.read_exact(&mut frame).unwrap();
-            let mut frame = Bytes::from(frame);
-            ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
-            Resp::decode(&mut frame, version).unwrap()
+            self.0.call(key, version, req)
         }
 
         /// Joins `group` subscribed to `topic` and syncs; the assignment.

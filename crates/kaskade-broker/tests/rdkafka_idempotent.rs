@@ -20,15 +20,15 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::*;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId, RequestHeader,
-    ResponseHeader, TopicName, TransactionalId,
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName,
+    TransactionalId,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kaskade_log::batch::build;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureRecord;
@@ -205,34 +205,15 @@ fn lost_produce_responses_are_retried_without_duplicates() {
 }
 
 /// A blocking raw Kafka connection (requests encoded with kafka-protocol).
-struct Raw {
-    s: TcpStream,
-    corr: i32,
-}
+struct Raw(common::wire::SyncConn);
 
 impl Raw {
     fn connect(addr: SocketAddr) -> Raw {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(WAIT)).expect("timeout");
-        Raw { s, corr: 0 }
+        Raw(common::wire::SyncConn::connect(addr))
     }
 
-    fn call<Req: Encodable, Resp: Decodable>(&mut self, key: ApiKey, version: i16, req: &Req) -> Resp {
-        self.corr += 1;
-        let mut buf = BytesMut::new();
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("raw-idempotence-test")))
-            .encode(&mut buf, key.request_header_version(version))
-            .expect("encode header");
-        req.encode(&mut buf, version).expect("encode body");
-        write_frame(&mut self.s, &buf).expect("send");
-        let mut body = Bytes::from(read_frame(&mut self.s).expect("response"));
-        let h = ResponseHeader::decode(&mut body, key.response_header_version(version)).expect("header");
-        assert_eq!(h.correlation_id, self.corr);
-        Resp::decode(&mut body, version).expect("decode response")
+    fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(&mut self, key: ApiKey, version: i16, req: &Req) -> Resp {
+        self.0.call(key, version, req)
     }
 
     fn init_producer_id(&mut self, txn: Option<&'static str>) -> InitProducerIdResponse {

@@ -115,9 +115,6 @@ struct State {
     inflight: VecDeque<InFlight>,
     /// Ticket of `inflight.front()`: tickets count every append reserved.
     inflight_first: u64,
-    /// Bytes of `inflight`: the next batch goes at the active segment's
-    /// size plus this.
-    inflight_bytes: u64,
     /// A write into the page cache failed: the batches reserved after it
     /// sit behind a hole, so no ticket from this one on is published and the
     /// log takes no more appends (Kafka takes the log directory offline).
@@ -136,14 +133,30 @@ struct InFlight {
     written: Option<std::result::Result<(), String>>,
 }
 
+impl InFlight {
+    fn end(&self) -> u64 {
+        self.position + self.header.total_len() as u64
+    }
+}
+
 impl State {
     /// The offset the next append gets: after the last in-flight batch.
     fn reserved_next(&self) -> i64 {
         self.inflight.back().map_or(self.next_offset, |f| f.header.next_offset())
     }
 
+    /// Where the next batch goes in the active segment of size `size`.
+    fn reserved_position(&self, size: u64) -> u64 {
+        self.inflight.back().map_or(size, InFlight::end)
+    }
+
     fn pending(&self) -> Pending {
-        Pending { bytes: self.inflight_bytes, batches: self.inflight.len() as u64 }
+        // In-flight batches are contiguous from the segment's size on.
+        let bytes = match (self.inflight.front(), self.inflight.back()) {
+            (Some(first), Some(last)) => last.end() - first.position,
+            _ => 0,
+        };
+        Pending { bytes, batches: self.inflight.len() as u64 }
     }
 }
 
@@ -323,7 +336,6 @@ impl Log {
                 txns,
                 inflight: VecDeque::new(),
                 inflight_first: 0,
-                inflight_bytes: 0,
                 write_failure: None,
                 draining: 0,
             }),
@@ -549,10 +561,9 @@ impl Log {
         let prefix = batch::patched_prefix(batch, base_offset, leader_epoch);
         let (_, seg) = st.segments.iter().next_back().ok_or(LogError::Closed)?;
         let files = seg.active.clone().ok_or(LogError::Closed)?;
-        let position = seg.size + st.inflight_bytes;
+        let position = st.reserved_position(seg.size);
         let ticket = st.inflight_first + st.inflight.len() as u64;
         st.inflight.push_back(InFlight { position, header, written: None });
-        st.inflight_bytes += len;
         // The producer state covers reserved batches, so a pipelined next
         // batch of the same producer is checked against this one.
         if let Some(done) = st.producers.apply(&header, marker) {
@@ -609,21 +620,15 @@ impl Log {
     fn publish_written(&self, st: &mut State, now: i64) -> bool {
         let mut published = None;
         let mut popped = false;
-        while st.inflight.front().is_some_and(|f| f.written.is_some()) {
+        while let Some(written) = st.inflight.front_mut().and_then(|f| f.written.take()) {
             let Some(f) = st.inflight.pop_front() else { break };
             let ticket = st.inflight_first;
             st.inflight_first += 1;
-            st.inflight_bytes -= f.header.total_len() as u64;
             popped = true;
             if st.write_failure.is_some() {
                 continue;
             }
-            let outcome = match f.written {
-                Some(Ok(())) => self.record_written(st, &f),
-                Some(Err(e)) => Err(e),
-                None => Err("unreachable: unwritten batch popped".to_string()),
-            };
-            match outcome {
+            match written.and_then(|()| self.record_written(st, &f, now)) {
                 Ok(files) => published = Some(files),
                 Err(e) => {
                     tracing::error!(tp = %self.tp, offset = f.header.base_offset, error = %e,
@@ -654,7 +659,7 @@ impl Log {
 
     /// Records one written batch in the active segment and moves the log
     /// end past it. Returns the segment's files (the flush target).
-    fn record_written(&self, st: &mut State, f: &InFlight) -> std::result::Result<Arc<SegmentFiles>, String> {
+    fn record_written(&self, st: &mut State, f: &InFlight, now: i64) -> std::result::Result<Arc<SegmentFiles>, String> {
         let State { segments, config, .. } = &mut *st;
         let (_, seg) = segments.iter_mut().next_back().ok_or("no active segment")?;
         let files = seg.active.clone().ok_or("no active segment")?;
@@ -662,7 +667,7 @@ impl Log {
         seg.record_batch(&files, f.position, &f.header, config.index_interval_bytes).map_err(|e| e.to_string())?;
         st.next_offset = f.header.next_offset();
         st.unflushed_messages += f.header.records_count.max(0) as u64;
-        st.first_unflushed_ms.get_or_insert(self.env.clock.now_ms());
+        st.first_unflushed_ms.get_or_insert(now);
         Ok(files)
     }
 

@@ -13,24 +13,15 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import kafkajs from 'kafkajs'
+import { BOOTSTRAP, TIMEOUT_MS, kafkaClient, waitFor } from './support.mjs'
 
-const { Kafka, logLevel, Partitioners } = kafkajs
+const { Partitioners } = kafkajs
 
-const BOOTSTRAP = process.env.KASKADE_BOOTSTRAP ?? '127.0.0.1:9092'
-const TIMEOUT_MS = Number(process.env.KASKADE_COMPAT_TIMEOUT ?? 30) * 1000
 const PARTITIONS = 3
 const topic = `compat-kafkajs-${randomBytes(6).toString('hex')}`
 
-const kafka = new Kafka({
-  clientId: 'kaskade-compat-kafkajs',
-  brokers: BOOTSTRAP.split(','),
-  logLevel: logLevel.ERROR,
-  connectionTimeout: 5000,
-  requestTimeout: TIMEOUT_MS,
-  retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2000 },
-})
+const kafka = kafkaClient('kaskade-compat-kafkajs')
 
 const admin = kafka.admin()
 const producer = kafka.producer({
@@ -40,24 +31,6 @@ const producer = kafka.producer({
 
 /** Every record acknowledged by the broker: {key, value, headers, partition, offset}. */
 const sent = []
-
-async function waitFor (what, fn, timeoutMs = TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs
-  let last
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v) return v
-      last = v
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}: last ${last instanceof Error ? last.stack : JSON.stringify(last)}`)
-    }
-    await sleep(200)
-  }
-}
 
 function countsByPartition () {
   const counts = Object.fromEntries([...Array(PARTITIONS).keys()].map(p => [p, 0]))

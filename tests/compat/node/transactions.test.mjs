@@ -21,49 +21,19 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
-import kafkajs from 'kafkajs'
+import { BOOTSTRAP, TIMEOUT_MS, kafkaClient, waitFor } from './support.mjs'
 
-const { Kafka, logLevel } = kafkajs
-
-const BOOTSTRAP = process.env.KASKADE_BOOTSTRAP ?? '127.0.0.1:9092'
-const TIMEOUT_MS = Number(process.env.KASKADE_COMPAT_TIMEOUT ?? 30) * 1000
 const uid = () => randomBytes(6).toString('hex')
 const input = `compat-kafkajs-txn-in-${uid()}`
 const output = `compat-kafkajs-txn-out-${uid()}`
 const group = `compat-kafkajs-txn-group-${uid()}`
 const transactionalId = `compat-kafkajs-txn-id-${uid()}`
 
-const kafka = new Kafka({
-  clientId: 'kaskade-compat-kafkajs-txn',
-  brokers: BOOTSTRAP.split(','),
-  logLevel: logLevel.ERROR,
-  connectionTimeout: 5000,
-  requestTimeout: TIMEOUT_MS,
-  retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2000 },
-})
+const kafka = kafkaClient('kaskade-compat-kafkajs-txn')
 
 const admin = kafka.admin()
 const plain = kafka.producer({ allowAutoTopicCreation: false })
 const producer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 })
-
-async function waitFor (what, fn, timeoutMs = TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs
-  let last
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v) return v
-      last = v
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}: last ${last instanceof Error ? last.stack : JSON.stringify(last)}`)
-    }
-    await sleep(200)
-  }
-}
 
 async function committedOffset () {
   const res = await admin.fetchOffsets({ groupId: group, topics: [input] })

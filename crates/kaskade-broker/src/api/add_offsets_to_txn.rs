@@ -7,16 +7,10 @@ use std::sync::Arc;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
 use crate::broker::Broker;
-use crate::group::records::{partition_for, OFFSETS_TOPIC};
 
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
     let mut resp = AddOffsetsToTxnResponse::default();
-    let partitions = broker
-        .topics
-        .image()
-        .topic(OFFSETS_TOPIC)
-        .map_or(broker.config.offsets_topic_num_partitions, |t| t.partitions.len() as i32);
-    let partition = (OFFSETS_TOPIC.to_string(), partition_for(&req.group_id, partitions));
+    let partition = super::offsets_partition_of(broker, &req.group_id);
     let id = req.transactional_id.to_string();
     if let Err(e) = broker.txns.add_partitions(broker, &id, req.producer_id.0, req.producer_epoch, &[partition]).await {
         resp.error_code = super::fenced_for(version, 2, e);

@@ -104,6 +104,18 @@ macro_rules! route_to {
     };
 }
 
+/// The `__consumer_offsets` partition that holds `group_id`'s offsets: what
+/// a transaction adds (AddOffsetsToTxn) and must hold (TxnOffsetCommit).
+pub fn offsets_partition_of(broker: &crate::broker::Broker, group_id: &str) -> (String, i32) {
+    use crate::group::records::{partition_for, OFFSETS_TOPIC};
+    let partitions = broker
+        .topics
+        .image()
+        .topic(OFFSETS_TOPIC)
+        .map_or(broker.config.offsets_topic_num_partitions, |t| t.partitions.len() as i32);
+    (OFFSETS_TOPIC.to_string(), partition_for(group_id, partitions))
+}
+
 /// Kafka answers PRODUCER_FENCED only to request versions that know it
 /// (KIP-588); older ones get INVALID_PRODUCER_EPOCH.
 pub fn fenced_for(version: i16, since: i16, e: kafka_protocol::error::ResponseError) -> i16 {

@@ -11,7 +11,6 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::broker::Broker;
-use crate::group::records::{partition_for, OFFSETS_TOPIC};
 use crate::group::{CommitPartition, CommitRequest};
 
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
@@ -40,12 +39,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: TxnOffsetCommitRequ
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     let id = req.transactional_id.to_string();
     let n = commit.partitions.len();
-    let offsets_partitions = broker
-        .topics
-        .image()
-        .topic(OFFSETS_TOPIC)
-        .map_or(broker.config.offsets_topic_num_partitions, |t| t.partitions.len() as i32);
-    let offsets_partition = (OFFSETS_TOPIC.to_string(), partition_for(&req.group_id, offsets_partitions));
+    let offsets_partition = super::offsets_partition_of(broker, &req.group_id);
     // The transaction must hold the group's offsets partition.
     let in_txn = broker.txns.describe(broker, &id).await.map(|m| match m {
         Some(m) if m.producer_id != pid => Err(ResponseError::InvalidProducerIdMapping),

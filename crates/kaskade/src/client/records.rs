@@ -163,8 +163,8 @@ pub fn decode_fetched(mut data: Bytes, fetch_offset: i64, aborted: Option<&[Abor
         if aborted.is_some() && producer_id >= 0 {
             // Kafka's consumer: aborted transactions that began at or
             // before this batch's last offset are now in force.
-            while pending.last().is_some_and(|a| a.first_offset < next) {
-                aborted_producers.insert(pending.pop().expect("checked").producer_id);
+            while let Some(a) = pending.pop_if(|a| a.first_offset < next) {
+                aborted_producers.insert(a.producer_id);
             }
             if control {
                 if aborted_producers.contains(&producer_id) && is_abort_marker(&batch, base_offset)? {
