@@ -35,7 +35,14 @@
 //!
 //! Each figure is the median of `--repeat` runs (default 3); the raw runs
 //! are interleaved with the log runs (one warm-up write first), so drift of
-//! the disk shows up in both.
+//! the disk shows up in both. Besides, every log run is paired with a raw
+//! single-sync write of the same chunk size done right before it (odd
+//! rounds) or right after it (even rounds): the "paired" column is the
+//! median of those per-run ratios, the figure least moved by the disk's
+//! drift (its raw speed swings by tens of percent within minutes here).
+//! For lazy runs, "paired write phase" compares the appends alone with the
+//! partner's `write`s alone (both before their final flush): the log's own
+//! cost, free of the disk's writeback speed.
 //!
 //! Prints a table (MiB/s and the ratio to the raw limits) and, as the last
 //! line, the same figures as JSON.
@@ -170,7 +177,9 @@ enum RawSync {
     EveryChunk,
 }
 
-fn raw_write(base: &Path, volume: usize, chunk: usize, sync: RawSync) -> f64 {
+/// Throughput of a raw write: (whole run, write phase before the final
+/// `fdatasync`).
+fn raw_write(base: &Path, volume: usize, chunk: usize, sync: RawSync) -> (f64, f64) {
     let d = fresh_dir(base, "raw");
     let path = d.join("raw.bin");
     let buf = vec![0xa5u8; chunk];
@@ -185,12 +194,13 @@ fn raw_write(base: &Path, volume: usize, chunk: usize, sync: RawSync) -> f64 {
             f.sync_data().expect("fdatasync");
         }
     }
+    let write_phase = mibs(volume, start.elapsed());
     f.sync_data().expect("fdatasync");
     let r = mibs(volume, start.elapsed());
     drop(f);
     std::fs::remove_dir_all(&d).expect("cleanup");
     settle();
-    r
+    (r, write_phase)
 }
 
 /// Reads a raw file of `volume` bytes back from the page cache, 1 MiB preads.
@@ -229,6 +239,9 @@ fn raw_read(base: &Path, volume: usize) -> f64 {
 
 struct AppendResult {
     mibs: f64,
+    /// Lazy mode: throughput of the appends alone, before the final flush
+    /// (the log's own cost, without the disk's writeback).
+    write_phase_mibs: Option<f64>,
     read_mibs: Option<f64>,
 }
 
@@ -291,6 +304,7 @@ fn run_append(
             t.await.expect("appender");
         }
     });
+    let write_phase_mibs = (sc.mode == Mode::Lazy).then(|| mibs(total, start.elapsed()));
     if sc.mode == Mode::Lazy {
         for l in &logs {
             l.flush_blocking().expect("flush");
@@ -321,7 +335,7 @@ fn run_append(
     drop(mgr);
     std::fs::remove_dir_all(&d).expect("cleanup");
     settle();
-    AppendResult { mibs: write, read_mibs }
+    AppendResult { mibs: write, write_phase_mibs, read_mibs }
 }
 
 /// The offset after the last batch in a read result.
@@ -448,14 +462,14 @@ fn main() {
             return;
         }
         for (k, (name, chunk, sync)) in raw_kinds.iter().enumerate() {
-            let v = raw_write(&o.dir, o.volume, *chunk, *sync);
+            let (v, _) = raw_write(&o.dir, o.volume, *chunk, *sync);
             eprintln!("{name:<40} {v:>8.0} MiB/s");
             runs[k].push(v);
         }
     };
     // Warm-up: the first write to fresh (discarded) blocks is slower.
     if !o.skip_raw {
-        let _ = raw_write(&o.dir, o.volume, MIB, RawSync::AtEnd);
+        raw_write(&o.dir, o.volume, MIB, RawSync::AtEnd);
     }
 
     let mut scenarios = Vec::new();
@@ -468,14 +482,42 @@ fn main() {
     }
     scenarios.retain(|sc| o.only.as_ref().is_none_or(|f| sc.name().contains(f.as_str())));
     let mut runs: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
+    // Per run, the ratio to a raw single-sync write of the same chunk done
+    // right next to it: the disk's speed drifts by tens of percent within
+    // minutes, far less between two neighbouring runs.
+    let mut paired: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
+    // Lazy runs: the same for the write phase alone (appends vs `write`s,
+    // before the final flush), which the disk's writeback speed does not move.
+    let mut paired_write: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
     let mut reads = Vec::new();
     for rep in 0..o.repeat {
         eprintln!("-- round {} of {}", rep + 1, o.repeat);
         run_raw(&mut raw_runs);
         for (i, sc) in scenarios.iter().enumerate() {
             let measure_read = sc.mode == Mode::Lazy && sc.batch == MIB && sc.appenders == 1;
+            let chunk = if sc.batch == MIB { MIB } else { small };
+            // Alternate which of the pair goes first, so neither always
+            // meets the page cache as the other left it.
+            let raw_first = rep % 2 == 0;
+            let pair = |o: &Opts| (!o.skip_raw).then(|| raw_write(&o.dir, o.volume, chunk, RawSync::AtEnd));
+            let before = if raw_first { pair(&o) } else { None };
             let r = run_append(&rt, &o.dir, o.volume, o.flush_threads, sc, measure_read);
-            eprintln!("{:<40} {:>8.0} MiB/s", sc.name(), r.mibs);
+            let partner = if raw_first { before } else { pair(&o) };
+            match partner {
+                Some((p, _)) => {
+                    eprintln!(
+                        "{:<40} {:>8.0} MiB/s  (raw partner {p:.0}: {:.0}%)",
+                        sc.name(),
+                        r.mibs,
+                        100.0 * r.mibs / p
+                    )
+                }
+                None => eprintln!("{:<40} {:>8.0} MiB/s", sc.name(), r.mibs),
+            }
+            paired[i].push(partner.map_or(f64::NAN, |(p, _)| r.mibs / p));
+            if let (Some(w), Some((_, pw))) = (r.write_phase_mibs, partner) {
+                paired_write[i].push(w / pw);
+            }
             runs[i].push(r.mibs);
             if let Some(rm) = r.read_mibs {
                 reads.push(rm);
@@ -487,7 +529,7 @@ fn main() {
     let raw: Vec<f64> = raw_runs.into_iter().map(median).collect();
     let raw_read_mibs = if o.skip_raw { f64::NAN } else { raw_read(&o.dir, o.volume) };
     let read = (!reads.is_empty()).then(|| median(reads));
-    let (raw1_mib, raw1_16k, rawsync_mib, _rawsync_mib_16k, rawsync_16k) = (raw[0], raw[1], raw[2], raw[3], raw[4]);
+    let (raw1_mib, raw1_16k, rawsync_mib, rawsync_mib_16k, rawsync_16k) = (raw[0], raw[1], raw[2], raw[3], raw[4]);
 
     println!();
     println!(
@@ -498,24 +540,38 @@ fn main() {
         println!("{name:<40} {v:>9.0} MiB/s   (runs {lo:.0}..{hi:.0})");
     }
     println!();
-    println!("{:<40} {:>9} {:>11} {:>11} {:>11}   runs", "append", "MiB/s", "/raw-1sync", "/raw-sync", "/raw-1sync");
-    println!("{:<40} {:>9} {:>11} {:>11} {:>11}", "", "", "same chunk", "per MiB", "1MiB chunk");
+    println!(
+        "{:<40} {:>9} {:>11} {:>11} {:>11} {:>11} {:>11}   runs",
+        "append", "MiB/s", "paired", "paired", "/raw-1sync", "/raw-sync", "/raw-1sync"
+    );
+    println!(
+        "{:<40} {:>9} {:>11} {:>11} {:>11} {:>11} {:>11}",
+        "", "", "1sync same", "write phase", "same chunk", "per MiB same", "1MiB chunk"
+    );
     let mut json_rows = Vec::new();
-    for (sc, r) in scenarios.iter().zip(runs) {
+    for (((sc, r), p), pw) in scenarios.iter().zip(runs).zip(paired).zip(paired_write) {
         let (lo, hi) = range(&r);
         let v = median(r);
-        let same_chunk = if sc.batch == MIB { raw1_mib } else { raw1_16k };
+        let (plo, phi) = range(&p);
+        let pv = median(p);
+        let pwv = if pw.is_empty() { f64::NAN } else { median(pw) };
+        let (same_chunk, sync_mib_same) =
+            if sc.batch == MIB { (raw1_mib, rawsync_mib) } else { (raw1_16k, rawsync_mib_16k) };
         let name = sc.name();
         println!(
-            "{name:<40} {v:>9.0} {:>10.0}% {:>10.0}% {:>10.0}%   {lo:.0}..{hi:.0}",
+            "{name:<40} {v:>9.0} {:>10.0}% {:>10.0}% {:>10.0}% {:>10.0}% {:>10.0}%   {lo:.0}..{hi:.0} MiB/s, paired {:.0}..{:.0}%",
+            100.0 * pv,
+            100.0 * pwv,
             100.0 * v / same_chunk,
-            100.0 * v / rawsync_mib,
-            100.0 * v / raw1_mib
+            100.0 * v / sync_mib_same,
+            100.0 * v / raw1_mib,
+            100.0 * plo,
+            100.0 * phi
         );
         json_rows.push(format!(
-            "{{\"name\":\"{name}\",\"mibs\":{v:.1},\"vs_raw_single_sync_same_chunk\":{:.3},\"vs_raw_sync_per_mib\":{:.3},\"vs_raw_single_sync_1mib\":{:.3}}}",
+            "{{\"name\":\"{name}\",\"mibs\":{v:.1},\"vs_paired_raw_single_sync\":{pv:.3},\"write_phase_vs_paired_raw\":{pwv:.3},\"vs_raw_single_sync_same_chunk\":{:.3},\"vs_raw_sync_per_mib_same_chunk\":{:.3},\"vs_raw_single_sync_1mib\":{:.3}}}",
             v / same_chunk,
-            v / rawsync_mib,
+            v / sync_mib_same,
             v / raw1_mib
         ));
     }
@@ -532,7 +588,7 @@ fn main() {
         o.workers,
         o.flush_threads,
         o.inflight,
-        raw[3],
+        rawsync_mib_16k,
         read.map(|r| format!("{r:.1}")).unwrap_or_else(|| "null".into()),
         json_rows.join(",")
     )
