@@ -58,7 +58,6 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kaskade_log::batch::build;
@@ -269,7 +268,8 @@ fn run_append(
     let logs: Vec<_> = (0..sc.partitions)
         .map(|p| mgr.get_or_create(&TopicPartition::new("bench", p as i32), cfg.clone()).expect("create"))
         .collect();
-    let batch = Arc::new(make_batch(sc.batch));
+    // Shared, as a produce request's bytes are: appends take it without a copy.
+    let batch = bytes::Bytes::from(make_batch(sc.batch));
     let per_appender = (volume / sc.appenders / batch.len()).max(1);
     let total = per_appender * sc.appenders * batch.len();
     let start = Instant::now();

@@ -9,7 +9,60 @@
 //! covers everything from `attributes` to the end, so base offset and leader
 //! epoch can be rewritten without recomputing it.
 
+use bytes::Bytes;
+
 use crate::error::{LogError, Result};
+
+/// A batch as `Log::append` takes it: bytes the log may keep past the call,
+/// because whichever appender writes next also writes the batches other
+/// appenders queued meanwhile (`log` module docs). Owned bytes (`Bytes`, as
+/// a produce request carries them, `BytesMut` or a `Vec`) are taken without
+/// a copy; a borrowed slice is copied once.
+pub trait IntoBatchBytes {
+    fn into_batch_bytes(self) -> Bytes;
+}
+
+impl IntoBatchBytes for Bytes {
+    fn into_batch_bytes(self) -> Bytes {
+        self
+    }
+}
+
+impl IntoBatchBytes for &Bytes {
+    fn into_batch_bytes(self) -> Bytes {
+        self.clone()
+    }
+}
+
+impl IntoBatchBytes for bytes::BytesMut {
+    fn into_batch_bytes(self) -> Bytes {
+        self.freeze()
+    }
+}
+
+impl IntoBatchBytes for Vec<u8> {
+    fn into_batch_bytes(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+
+impl IntoBatchBytes for &Vec<u8> {
+    fn into_batch_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl IntoBatchBytes for &[u8] {
+    fn into_batch_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl<const N: usize> IntoBatchBytes for &[u8; N] {
+    fn into_batch_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
 
 pub const HEADER_LEN: usize = 61;
 /// Bytes before `batchLength`'s payload: base offset + length field.

@@ -205,7 +205,7 @@ impl Segment {
         index_interval: u64,
     ) -> io::Result<u64> {
         let position = self.size;
-        write_two_at(&files.log, prefix, &batch[16..], position)?;
+        write_all_vectored_at(&files.log, &mut [io::IoSlice::new(prefix), io::IoSlice::new(&batch[16..])], position)?;
         self.record_batch(files, position, header, index_interval)?;
         Ok(position)
     }
@@ -533,39 +533,39 @@ pub fn read_batch(files: &SegmentFiles, pos: u64, len: usize) -> io::Result<Byte
     Ok(buf.freeze())
 }
 
-/// Writes `head` then `tail` at `position` with one `pwritev(2)`: the
-/// append path runs under the partition's lock, and one system call there
-/// instead of two shortens it (the patched 16-byte prefix and the rest of
-/// the batch come from different buffers). A short write is completed with
-/// plain positioned writes.
-pub fn write_two_at(file: &File, head: &[u8], tail: &[u8], position: u64) -> io::Result<()> {
+/// Writes `bufs`, one after the other, at `position` with as few
+/// `pwritev(2)` calls as the kernel allows: the log writes a batch as two
+/// parts (its patched first 16 bytes and the rest, from different buffers)
+/// and often several appenders' batches at once, and one system call
+/// instead of one per part keeps the write path short. Short writes (a
+/// signal, the kernel's per-call byte cap) are continued where they
+/// stopped; at most `IOV_MAX` (1024) buffers go in one call.
+pub fn write_all_vectored_at(file: &File, mut bufs: &mut [io::IoSlice<'_>], mut position: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let offset = libc::off_t::try_from(position).map_err(|_| io::Error::other("file position beyond off_t"))?;
-    let iov = [
-        libc::iovec { iov_base: head.as_ptr() as *mut libc::c_void, iov_len: head.len() },
-        libc::iovec { iov_base: tail.as_ptr() as *mut libc::c_void, iov_len: tail.len() },
-    ];
-    let written = loop {
-        // SAFETY: `iov` holds two iovecs that point into `head` and `tail`,
-        // live shared slices whose lengths are the iovec lengths; pwritev
-        // only reads from them (the `*mut` is the C signature, nothing is
-        // written through it) and does not keep the pointers after it
-        // returns. The fd belongs to `file`, borrowed for the whole call,
-        // and the count (2) is the array's length.
-        let n = unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), 2, offset) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
+    const IOV_MAX: usize = 1024;
+    io::IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        let offset = libc::off_t::try_from(position).map_err(|_| io::Error::other("file position beyond off_t"))?;
+        let count = bufs.len().min(IOV_MAX);
+        // SAFETY: `IoSlice` is documented to be ABI compatible with `iovec`
+        // on Unix, so `bufs` is an array of `count` (at most its length)
+        // valid iovecs, each pointing into a live shared slice of its own
+        // length for the whole call; pwritev only reads through them (the
+        // `*mut` in `iovec` is the C signature) and keeps no pointer after
+        // it returns. The fd belongs to `file`, borrowed for the call.
+        let n = unsafe { libc::pwritev(file.as_raw_fd(), bufs.as_ptr().cast::<libc::iovec>(), count as i32, offset) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
             return Err(e);
         }
-    };
-    if written < head.len() {
-        file.write_all_at(&head[written..], position + written as u64)?;
-        file.write_all_at(tail, position + head.len() as u64)?;
-    } else if written < head.len() + tail.len() {
-        file.write_all_at(&tail[written - head.len()..], position + written as u64)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "pwritev wrote nothing"));
+        }
+        position += n as u64;
+        io::IoSlice::advance_slices(&mut bufs, n as usize);
     }
     Ok(())
 }
@@ -575,7 +575,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn write_two_at_writes_both_parts_in_order_at_the_position() {
+    fn write_all_vectored_at_writes_every_part_in_order_at_the_position() {
         let dir = tempfile::tempdir().unwrap();
         let file =
             OpenOptions::new().create(true).truncate(true).read(true).write(true).open(dir.path().join("f")).unwrap();
@@ -583,15 +583,30 @@ mod tests {
         let tail: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
         // Past 4 GiB too (a sparse file), where a 32-bit offset would wrap.
         for position in [0u64, 3, 5 << 30] {
-            write_two_at(&file, &head, &tail, position).unwrap();
+            write_all_vectored_at(&file, &mut [io::IoSlice::new(&head), io::IoSlice::new(&tail)], position).unwrap();
             let mut back = vec![0u8; head.len() + tail.len()];
             file.read_exact_at(&mut back, position).unwrap();
             assert_eq!(&back[..16], &head);
             assert_eq!(&back[16..], &tail[..]);
         }
-        write_two_at(&file, &[], &[1, 2], 1).unwrap();
+        write_all_vectored_at(&file, &mut [io::IoSlice::new(&[]), io::IoSlice::new(&[1, 2])], 1).unwrap();
         let mut two = [0u8; 2];
         file.read_exact_at(&mut two, 1).unwrap();
         assert_eq!(two, [1, 2]);
+    }
+
+    #[test]
+    fn write_all_vectored_at_goes_past_iov_max_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        let file =
+            OpenOptions::new().create(true).truncate(true).read(true).write(true).open(dir.path().join("f")).unwrap();
+        // 2,500 parts of 1..=7 bytes: three pwritev calls' worth of iovecs.
+        let parts: Vec<Vec<u8>> = (0..2_500u32).map(|i| vec![(i % 251) as u8; (i % 7 + 1) as usize]).collect();
+        let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+        write_all_vectored_at(&file, &mut slices, 10).unwrap();
+        let expected: Vec<u8> = parts.concat();
+        let mut back = vec![0u8; expected.len()];
+        file.read_exact_at(&mut back, 10).unwrap();
+        assert_eq!(back, expected);
     }
 }

@@ -167,7 +167,7 @@ fn tombstones_go_after_delete_retention_ms_and_take_their_key_along() {
     let log = mgr.get_or_create(&tp(), cfg).expect("create");
     let ts = clock.now_ms_for_test();
     updates(&log, &["gone", "kept"], 5, ts);
-    let tomb = log.append(&keyed_batch(&[(Some(b"gone"), None)], ts, Compression::None, None), 0).expect("append");
+    let tomb = log.append(keyed_batch(&[(Some(b"gone"), None)], ts, Compression::None, None), 0).expect("append");
     settle(&log);
 
     mgr.run_cleaner();
@@ -308,7 +308,7 @@ fn every_codec_is_cleaned_and_recompressed_with_itself() {
                 (Some(b"a"), Some(vals[2].as_bytes())),
                 (None, Some(vals[3].as_bytes())),
             ];
-            log.append(&keyed_batch(&recs, ts, codec, None), 0).expect("append");
+            log.append(keyed_batch(&recs, ts, codec, None), 0).expect("append");
         }
         settle(&log);
         mgr.run_cleaner();
@@ -335,7 +335,7 @@ fn aborted_transactions_never_shadow_committed_values() {
     let committed = updates(&log, &["k"], 3, ts)["k"];
     let txn = Producer { id: 9, epoch: 0, base_sequence: 0, transactional: true };
     let aborted = log
-        .append_client(&keyed_batch(&[(Some(b"k"), Some(b"aborted"))], ts, Compression::None, Some(txn)), 0)
+        .append_client(keyed_batch(&[(Some(b"k"), Some(b"aborted"))], ts, Compression::None, Some(txn)), 0)
         .expect("transactional append");
     log.append_marker(9, 0, 0, Marker::Abort, 0).expect("abort");
     updates(&log, &["other"], 30, ts);
@@ -374,7 +374,7 @@ fn nothing_past_the_last_stable_offset_is_cleaned() {
     log.roll().expect("roll");
     let txn = Producer { id: 9, epoch: 0, base_sequence: 0, transactional: true };
     let open_at = log
-        .append_client(&keyed_batch(&[(Some(b"t"), Some(b"open"))], ts, Compression::None, Some(txn)), 0)
+        .append_client(keyed_batch(&[(Some(b"t"), Some(b"open"))], ts, Compression::None, Some(txn)), 0)
         .expect("transactional append")
         .first_offset;
     updates(&log, &["a"], 30, ts);

@@ -1,9 +1,11 @@
-//! Appenders of one partition copy into the page cache outside the log's
-//! lock and publish in reservation order. These tests drive many appenders
-//! and readers at one log at once (with rolls on size and on full indexes
-//! in between) and check the log stays gap-free, in order, byte-exact and
-//! readable at every moment, across a reopen; and that a failed write takes
-//! the log offline instead of publishing past a hole.
+//! Appenders of one partition queue their batches, one of them at a time
+//! writes the queue into the page cache outside the log's lock, and
+//! batches are published in reservation order. These tests drive many
+//! appenders and readers at one log at once (with rolls on size and on full
+//! indexes in between) and check the log stays gap-free, in order,
+//! byte-exact and readable at every moment, across a reopen; that an
+//! appender never waits for a writer that went away; and that a failed
+//! write takes the log offline instead of publishing past a hole.
 
 mod common;
 use common::*;
@@ -144,6 +146,49 @@ fn concurrent_appenders_and_readers_see_a_gap_free_log() {
 }
 
 #[test]
+fn an_appender_does_not_wait_for_a_writer_that_went_away() {
+    // The writer role sticks to the thread that wrote last: another thread
+    // arriving right after it stepped down first leaves its batch to it for
+    // a moment. Here the last writer's thread always ends right after its
+    // append, so every such wait must give up and write the batch itself.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = LogConfig::default();
+    let (mgr, _) = open(dir.path(), cfg.clone(), manual_clock());
+    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    const ROUNDS: i64 = 200;
+    let (tx, rx) = std::sync::mpsc::channel();
+    for pair in 0..ROUNDS / 2 {
+        // The second thread appends the moment the first one's append
+        // returned and that thread is on its way out.
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        for second in [false, true] {
+            let (log, gate, tx) = (log.clone(), gate.clone(), tx.clone());
+            std::thread::spawn(move || {
+                if second {
+                    gate.wait();
+                }
+                let seq = 2 * pair + second as i64;
+                let r = log.append(batch(1, 100, seq, 1), 0).map(|i| i.first_offset);
+                if !second {
+                    gate.wait();
+                }
+                let _ = tx.send((seq, r));
+            });
+        }
+        for _ in 0..2 {
+            let (seq, r) = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("an append hung waiting for a writer that had left");
+            assert_eq!(r.expect("append"), seq, "each append lands after the one before it");
+        }
+    }
+    let batches = read_all(&log, 0);
+    let seqs: Vec<i64> = batches.iter().map(|b| b.1).collect();
+    assert_eq!(seqs, (0..ROUNDS).collect::<Vec<_>>(), "every batch written once, in order");
+    mgr.shutdown().expect("shutdown");
+}
+
+#[test]
 fn rolls_and_truncations_wait_for_in_flight_appends() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = manual_clock();
@@ -159,7 +204,7 @@ fn rolls_and_truncations_wait_for_in_flight_appends() {
             std::thread::spawn(move || {
                 let mut seq = 0;
                 while seq < 50 || !stop.load(Ordering::Relaxed) {
-                    log.append(&batch(2, 200, t * 1_000_000 + seq, 1), 0).expect("append");
+                    log.append(batch(2, 200, t * 1_000_000 + seq, 1), 0).expect("append");
                     seq += 1;
                 }
                 seq
@@ -215,7 +260,7 @@ fn a_failed_write_takes_the_log_offline_and_publishes_nothing_after_it() {
     let log = mgr.get_or_create(&tp(), cfg).expect("create");
     assert_eq!(log.log_end_offset(), 0);
 
-    let err = log.append(&batch(1, 10, 1, 0), 0).expect_err("the write fails");
+    let err = log.append(batch(1, 10, 1, 0), 0).expect_err("the write fails");
     assert!(matches!(err, LogError::Io(_)), "{err:?}");
     assert_eq!(log.log_end_offset(), 0, "nothing published");
     assert!(log.read(0, 100, None).expect("read").records.is_none());
@@ -224,7 +269,7 @@ fn a_failed_write_takes_the_log_offline_and_publishes_nothing_after_it() {
     let appenders: Vec<_> = (0..THREADS)
         .map(|t| {
             let log = log.clone();
-            std::thread::spawn(move || log.append(&batch(1, 10, t, 0), 0))
+            std::thread::spawn(move || log.append(batch(1, 10, t, 0), 0))
         })
         .collect();
     for a in appenders {

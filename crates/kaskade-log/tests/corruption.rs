@@ -153,7 +153,7 @@ fn verify(mgr: &LogManager, fx: &Fixture, keep: usize) {
 /// Appends one batch and checks where it lands.
 fn append_continues(mgr: &LogManager, at: i64) {
     let log = mgr.get(&tp()).expect("log");
-    let info = log.append(&build::filled(2, 10, T0, 1), 0).expect("append after recovery");
+    let info = log.append(build::filled(2, 10, T0, 1), 0).expect("append after recovery");
     assert_eq!(info.first_offset, at, "appends continue at the log end");
     log.flush_blocking().expect("flush");
 }

@@ -260,8 +260,7 @@ fn sigkill_loop() {
         };
         let v = verify(&log, &claims);
         // Appendable after recovery, at the end.
-        let info =
-            log.append(&build::filled(3, 100, 1_700_000_000_000, round as u8), 0).expect("append after recovery");
+        let info = log.append(build::filled(3, 100, 1_700_000_000_000, round as u8), 0).expect("append after recovery");
         assert_eq!(info.first_offset, v.end);
         log.flush_blocking().expect("flush");
         eprintln!(

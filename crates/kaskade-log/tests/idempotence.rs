@@ -54,26 +54,26 @@ fn retries_are_stored_once_and_get_the_first_offsets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mgr, _) = open(dir.path(), LogConfig::default(), manual_clock());
     let log = mgr.get_or_create(&tp(), LogConfig::default()).expect("log");
-    let a = log.append_client(&idem(1, 0, 0, 3, 1), 0).expect("append");
+    let a = log.append_client(idem(1, 0, 0, 3, 1), 0).expect("append");
     assert_eq!((a.first_offset, a.last_offset, a.duplicate), (0, 2, false));
-    log.append_client(&build::filled(2, 20, TS, 9), 0).expect("plain batch");
-    let b = log.append_client(&idem(1, 0, 3, 2, 2), 0).expect("append");
+    log.append_client(build::filled(2, 20, TS, 9), 0).expect("plain batch");
+    let b = log.append_client(idem(1, 0, 3, 2, 2), 0).expect("append");
     assert_eq!((b.first_offset, b.last_offset), (5, 6));
     // The retry of the first batch: not written, original offsets.
-    let r = log.append_client(&idem(1, 0, 0, 3, 1), 0).expect("retry");
+    let r = log.append_client(idem(1, 0, 0, 3, 1), 0).expect("retry");
     assert!(r.duplicate);
     assert_eq!((r.first_offset, r.last_offset, r.header.base_offset), (0, 2, 0));
     assert_eq!(r.log_append_time, TS, "Kafka answers a duplicate with its max timestamp");
     assert_eq!(log.log_end_offset(), 7);
-    let r = log.append_client(&idem(1, 0, 3, 2, 2), 0).expect("retry");
+    let r = log.append_client(idem(1, 0, 3, 2, 2), 0).expect("retry");
     assert_eq!((r.first_offset, r.duplicate), (5, true));
     // Another producer is independent.
-    assert_eq!(log.append_client(&idem(2, 0, 0, 1, 3), 0).expect("p2").first_offset, 7);
+    assert_eq!(log.append_client(idem(2, 0, 0, 1, 3), 0).expect("p2").first_offset, 7);
     // Gap, stale epoch, new epoch not at 0.
-    assert_eq!(log.append_client(&idem(1, 0, 6, 1, 4), 0).unwrap_err().kafka_code(), 45);
-    log.append_client(&idem(2, 4, 0, 1, 3), 0).expect("epoch bump at seq 0");
-    assert_eq!(log.append_client(&idem(2, 3, 1, 1, 3), 0).unwrap_err().kafka_code(), 47);
-    assert_eq!(log.append_client(&idem(2, 5, 1, 1, 3), 0).unwrap_err().kafka_code(), 45);
+    assert_eq!(log.append_client(idem(1, 0, 6, 1, 4), 0).unwrap_err().kafka_code(), 45);
+    log.append_client(idem(2, 4, 0, 1, 3), 0).expect("epoch bump at seq 0");
+    assert_eq!(log.append_client(idem(2, 3, 1, 1, 3), 0).unwrap_err().kafka_code(), 47);
+    assert_eq!(log.append_client(idem(2, 5, 1, 1, 3), 0).unwrap_err().kafka_code(), 45);
     assert_eq!(log.log_end_offset(), 9, "refused batches are not written");
     // What clients may not send at all.
     let mut no_seq = build::filled(1, 20, TS, 0);
@@ -92,11 +92,11 @@ fn fill(log: &Log) -> Vec<(i64, i32, i64, i64)> {
         for pid in [10i64, 11, 12] {
             let n = 1 + (i % 3) as usize;
             let seq = out.iter().rfind(|(p, ..)| *p == pid).map(|(_, s, f, l)| s + (l - f) as i32 + 1).unwrap_or(0);
-            let info = log.append_client(&idem(pid, 0, seq, n, i as u8), 0).expect("append");
+            let info = log.append_client(idem(pid, 0, seq, n, i as u8), 0).expect("append");
             assert!(!info.duplicate);
             out.push((pid, seq, info.first_offset, info.last_offset));
         }
-        log.append_client(&build::filled(1, 20, TS, 200), 0).expect("plain");
+        log.append_client(build::filled(1, 20, TS, 200), 0).expect("plain");
     }
     out
 }
@@ -109,7 +109,7 @@ fn assert_retries_deduplicated(log: &Log, batches: &[(i64, i32, i64, i64)], wind
         let mine: Vec<_> = batches.iter().filter(|b| b.0 == pid).collect();
         for (p, seq, first, last) in &mine[mine.len() - window..] {
             let n = (last - first + 1) as usize;
-            let r = log.append_client(&idem(*p, 0, *seq, n, 0), 0).expect("retry");
+            let r = log.append_client(idem(*p, 0, *seq, n, 0), 0).expect("retry");
             assert!(r.duplicate, "producer {p} seq {seq} must be a duplicate");
             assert_eq!((r.first_offset, r.last_offset), (*first, *last), "producer {p} seq {seq}");
         }
@@ -138,8 +138,8 @@ fn dedupe_survives_a_clean_reopen() {
     // The sequence continues where it was; a gap is refused.
     let (_, seq, f, l) = *batches.iter().rfind(|b| b.0 == 11).expect("p11");
     let next = seq + (l - f) as i32 + 1;
-    assert_eq!(log.append_client(&idem(11, 0, next + 1, 1, 0), 0).unwrap_err().kafka_code(), 45);
-    assert!(!log.append_client(&idem(11, 0, next, 1, 0), 0).expect("next").duplicate);
+    assert_eq!(log.append_client(idem(11, 0, next + 1, 1, 0), 0).unwrap_err().kafka_code(), 45);
+    assert!(!log.append_client(idem(11, 0, next, 1, 0), 0).expect("next").duplicate);
     mgr.shutdown().expect("shutdown");
 }
 
@@ -223,12 +223,12 @@ fn truncation_rebuilds_the_producer_state() {
     assert!(snapshot_offsets(&log).iter().all(|s| *s <= first), "snapshots past the end are gone");
     // The cut batch is not a duplicate any more: it is appended again, at
     // the new end, and its successor's sequence follows.
-    let again = log.append_client(&idem(10, 0, seq, (last - first + 1) as usize, 0), 0).expect("re-append");
+    let again = log.append_client(idem(10, 0, seq, (last - first + 1) as usize, 0), 0).expect("re-append");
     assert!(!again.duplicate);
     assert_eq!(again.first_offset, first);
     // The batch before the cut is still a duplicate.
     let (_, pseq, pf, pl) = mine[mine.len() - 3];
-    let r = log.append_client(&idem(10, 0, pseq, (pl - pf + 1) as usize, 0), 0).expect("retry");
+    let r = log.append_client(idem(10, 0, pseq, (pl - pf + 1) as usize, 0), 0).expect("retry");
     assert_eq!((r.duplicate, r.first_offset), (true, pf));
     // Truncating everything forgets every producer.
     log.truncate_to(0).expect("truncate all");
@@ -246,21 +246,21 @@ fn producers_outlive_the_log_start_and_expire_when_idle() {
     let (mgr, _) = LogManager::open(dir.path(), opts.clone(), move |_| cfg.clone()).expect("open");
     let log: Arc<Log> = mgr.get_or_create(&tp(), small_segments()).expect("log");
     clock.set(TS);
-    log.append_client(&idem(1, 0, 0, 2, 0), 0).expect("append");
-    log.append_client(&build::filled(40, 20, TS, 0), 0).expect("plain");
+    log.append_client(idem(1, 0, 0, 2, 0), 0).expect("append");
+    log.append_client(build::filled(40, 20, TS, 0), 0).expect("plain");
     log.roll().expect("roll");
-    log.append_client(&build::filled(1, 20, TS, 0), 0).expect("plain");
+    log.append_client(build::filled(1, 20, TS, 0), 0).expect("plain");
     log.advance_log_start(log.log_end_offset() - 1).expect("delete records");
     assert!(log.log_start_offset() > 1);
     // As Kafka (2.8+), the producer is still known after its batches went.
-    assert_eq!(log.append_client(&idem(1, 0, 3, 1, 0), 0).unwrap_err().kafka_code(), 45);
-    log.append_client(&idem(1, 0, 2, 1, 0), 0).expect("in sequence");
+    assert_eq!(log.append_client(idem(1, 0, 3, 1, 0), 0).unwrap_err().kafka_code(), 45);
+    log.append_client(idem(1, 0, 2, 1, 0), 0).expect("in sequence");
     // Idle past producer.id.expiration.ms: forgotten, any sequence goes.
     clock.set(TS + 59_999);
     assert_eq!(log.remove_expired_producers(), 0);
     clock.set(TS + 60_000);
     assert_eq!(log.remove_expired_producers(), 1);
-    log.append_client(&idem(1, 0, 1000, 1, 0), 0).expect("unknown producer starts anywhere");
+    log.append_client(idem(1, 0, 1000, 1, 0), 0).expect("unknown producer starts anywhere");
     // The state is saved with a clean shutdown, and producers expired by the
     // time it is loaded are left out.
     clock.set(TS + 10);

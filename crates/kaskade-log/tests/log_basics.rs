@@ -56,7 +56,7 @@ fn append_read_and_reopen_clean() {
     assert!(report.repairs.is_empty(), "{:?}", report.repairs);
     let log = mgr.get(&tp()).expect("log reopened");
     assert_eq!(log.log_end_offset(), end);
-    let info = log.append(&batch(2, 10, 5000, 9), 5).expect("append after reopen");
+    let info = log.append(batch(2, 10, 5000, 9), 5).expect("append after reopen");
     assert_eq!(info.first_offset, end);
     mgr.shutdown().expect("shutdown");
 }
@@ -69,7 +69,7 @@ fn timestamps_and_index_files_follow_kafka_layout() {
     let (mgr, _) = open(dir.path(), cfg.clone(), clock);
     let log = mgr.get_or_create(&tp(), cfg).expect("create");
     for i in 0..50i64 {
-        log.append(&batch(1, 100, 10_000 + i * 10, 0), 0).expect("append");
+        log.append(batch(1, 100, 10_000 + i * 10, 0), 0).expect("append");
     }
     let hit = log.find_by_timestamp(10_205).expect("lookup").expect("found");
     assert_eq!(hit.header.base_offset, 21, "first batch with ts >= 10205 is ts 10210 at offset 21");
@@ -94,7 +94,7 @@ fn retention_by_time_bytes_and_log_start() {
     let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
     let log = mgr.get_or_create(&tp(), cfg.clone()).expect("create");
     for i in 0..40i64 {
-        log.append(&batch(1, 200, now + i * 1000, 0), 0).expect("append");
+        log.append(batch(1, 200, now + i * 1000, 0), 0).expect("append");
     }
     let segs = log.segment_count();
     assert!(segs > 3);
@@ -110,12 +110,12 @@ fn retention_by_time_bytes_and_log_start() {
     clock.advance(1_000_000);
     log.apply_retention().expect("retention");
     assert_eq!(log.log_start_offset(), log.log_end_offset());
-    assert_eq!(log.append(&batch(1, 10, clock.now_ms_for_test(), 0), 0).expect("append").first_offset, 40);
+    assert_eq!(log.append(batch(1, 10, clock.now_ms_for_test(), 0), 0).expect("append").first_offset, 40);
     // Size retention keeps at most retention.bytes plus the active segment.
     let cfg2 = LogConfig { segment_bytes: 2_000, retention_ms: -1, retention_bytes: 5_000, ..LogConfig::default() };
     log.set_config(cfg2);
     for _ in 0..60 {
-        log.append(&batch(1, 200, clock.now_ms_for_test(), 0), 0).expect("append");
+        log.append(batch(1, 200, clock.now_ms_for_test(), 0), 0).expect("append");
     }
     log.apply_retention().expect("retention");
     assert!(log.size_bytes() <= 5_000 + 2_000, "size {}", log.size_bytes());
@@ -145,24 +145,24 @@ fn truncate_and_segment_ms_roll() {
     let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
     let log = mgr.get_or_create(&tp(), cfg).expect("create");
     for _ in 0..5 {
-        log.append(&batch(2, 50, clock.now_ms_for_test(), 0), 0).expect("append");
+        log.append(batch(2, 50, clock.now_ms_for_test(), 0), 0).expect("append");
     }
     assert_eq!(log.segment_count(), 1);
     clock.advance(10_001);
-    log.append(&batch(2, 50, clock.now_ms_for_test(), 0), 0).expect("append");
+    log.append(batch(2, 50, clock.now_ms_for_test(), 0), 0).expect("append");
     assert_eq!(log.segment_count(), 2, "segment.ms rolled");
     for _ in 0..30 {
-        log.append(&batch(2, 50, clock.now_ms_for_test(), 0), 0).expect("append");
+        log.append(batch(2, 50, clock.now_ms_for_test(), 0), 0).expect("append");
     }
     let end = log.log_end_offset();
     assert_eq!(end, 72);
     log.truncate_to(13).expect("truncate");
     assert_eq!(log.log_end_offset(), 12, "the batch holding 13 (12..13) is removed whole");
-    let info = log.append(&batch(1, 10, clock.now_ms_for_test(), 0), 0).expect("append");
+    let info = log.append(batch(1, 10, clock.now_ms_for_test(), 0), 0).expect("append");
     assert_eq!(info.first_offset, 12);
     log.truncate_to(0).expect("truncate fully");
     assert_eq!(log.log_end_offset(), 0);
-    assert_eq!(log.append(&batch(1, 10, 0, 0), 0).expect("append").first_offset, 0);
+    assert_eq!(log.append(batch(1, 10, 0, 0), 0).expect("append").first_offset, 0);
     mgr.shutdown().expect("shutdown");
 }
 
@@ -175,7 +175,7 @@ async fn durable_waits_are_group_committed() {
     let log = mgr.get_or_create(&tp(), cfg).expect("create");
     let mut waits = Vec::new();
     for _ in 0..200 {
-        let info = log.append(&batch(1, 100, 0, 0), 0).expect("append");
+        let info = log.append(batch(1, 100, 0, 0), 0).expect("append");
         let log = log.clone();
         waits.push(tokio::spawn(async move { log.wait_durable(info.last_offset + 1).await }));
     }
@@ -197,7 +197,7 @@ fn bad_batches_are_rejected_with_kafka_codes() {
     let n = b.len();
     b[n - 1] ^= 1;
     assert_eq!(log.append(&b, 0).unwrap_err().kafka_code(), 2);
-    assert_eq!(log.append(&batch(1, 2000, 0, 0), 0).unwrap_err().kafka_code(), 10);
+    assert_eq!(log.append(batch(1, 2000, 0, 0), 0).unwrap_err().kafka_code(), 10);
     assert_eq!(log.append(&[0u8; 5], 0).unwrap_err().kafka_code(), 2);
     assert_eq!(log.log_end_offset(), 0, "nothing was appended");
     mgr.shutdown().expect("shutdown");

@@ -577,7 +577,7 @@ fn regression_log_append_time_reports_the_stored_crc() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = LogConfig { timestamp_type: TimestampType::LogAppendTime, ..LogConfig::default() };
     let (mgr, log) = open_plain(dir.path(), cfg);
-    let info = log.append(&build::filled(2, 10, 5, 0), 0).expect("append");
+    let info = log.append(build::filled(2, 10, 5, 0), 0).expect("append");
     let stored = log.read(0, 1 << 20, None).expect("read").records.expect("data");
     assert_eq!(info.header, BatchHeader::parse(&stored).expect("header"));
     mgr.shutdown().expect("shutdown");
@@ -590,9 +590,9 @@ fn regression_log_append_time_reports_the_stored_crc() {
 fn regression_find_by_timestamp_ignores_batches_below_the_log_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mgr, log) = open_plain(dir.path(), LogConfig::default());
-    log.append(&build::filled(2, 10, 1_000, 0), 0).expect("append"); // 0..1, ts 1000
-    log.append(&build::filled(2, 10, 500, 0), 0).expect("append"); // 2..3, ts 500
-    log.append(&build::filled(1, 10, 2_000, 0), 0).expect("append"); // 4, ts 2000
+    log.append(build::filled(2, 10, 1_000, 0), 0).expect("append"); // 0..1, ts 1000
+    log.append(build::filled(2, 10, 500, 0), 0).expect("append"); // 2..3, ts 500
+    log.append(build::filled(1, 10, 2_000, 0), 0).expect("append"); // 4, ts 2000
     log.advance_log_start(2).expect("advance");
     let hit = log.find_by_timestamp(900).expect("lookup").expect("found");
     assert_eq!(hit.header.base_offset, 4);
@@ -605,8 +605,8 @@ fn regression_find_by_timestamp_ignores_batches_below_the_log_start() {
 fn regression_truncation_below_the_log_start_batch_keeps_start_le_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mgr, log) = open_plain(dir.path(), LogConfig::default());
-    log.append(&build::filled(5, 10, 0, 0), 0).expect("append"); // 0..4
-    log.append(&build::filled(5, 10, 0, 0), 0).expect("append"); // 5..9
+    log.append(build::filled(5, 10, 0, 0), 0).expect("append"); // 0..4
+    log.append(build::filled(5, 10, 0, 0), 0).expect("append"); // 5..9
     log.advance_log_start(7).expect("advance");
     log.truncate_to(8).expect("truncate");
     assert_eq!(log.log_end_offset(), 5);
@@ -623,7 +623,7 @@ fn regression_truncation_during_a_sync_does_not_publish_a_stale_durable_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mgr, log) = open_plain(dir.path(), LogConfig::default());
     for i in 0..150 {
-        log.append(&build::filled(10, 4_000, 0, i as u8), 0).expect("append"); // queues a sync
+        log.append(build::filled(10, 4_000, 0, i as u8), 0).expect("append"); // queues a sync
         log.truncate_to(0).expect("truncate");
         std::thread::sleep(std::time::Duration::from_millis(3));
         assert!(
@@ -684,7 +684,7 @@ fn regression_flush_blocking_waits_for_the_flusher_in_flight_sync() {
     let mut caught = 0;
     for round in 0..3 {
         // 64 MiB of dirty pages: the flusher's fdatasync takes a while.
-        log.append(&build::filled(64, 1 << 20, 0, round), 0).expect("append");
+        log.append(build::filled(64, 1 << 20, 0, round), 0).expect("append");
         std::thread::sleep(std::time::Duration::from_millis(5));
         log.flush_blocking().expect("flush");
         caught += flushers_in_disk_wait();

@@ -37,9 +37,9 @@ fn durable(log: &Log) {
 /// Two producers: pid 1 aborts [0, 4], pid 2 commits, pid 1 opens a second
 /// transaction left open at the end.
 fn scenario(log: &Log) -> (AbortedTxn, i64) {
-    assert_eq!(log.append_client(&txn_batch(1, 0, 0, 2), 0).unwrap().first_offset, 0);
-    assert_eq!(log.append_client(&txn_batch(2, 0, 0, 1), 0).unwrap().first_offset, 2);
-    assert_eq!(log.append_client(&txn_batch(1, 0, 2, 2), 0).unwrap().first_offset, 3);
+    assert_eq!(log.append_client(txn_batch(1, 0, 0, 2), 0).unwrap().first_offset, 0);
+    assert_eq!(log.append_client(txn_batch(2, 0, 0, 1), 0).unwrap().first_offset, 2);
+    assert_eq!(log.append_client(txn_batch(1, 0, 2, 2), 0).unwrap().first_offset, 3);
     durable(log);
     assert_eq!(log.last_stable_offset(), 0, "pid 1's open transaction holds the LSO");
     let abort = log.append_marker(1, 0, 0, Marker::Abort, 0).expect("abort marker");
@@ -53,8 +53,8 @@ fn scenario(log: &Log) -> (AbortedTxn, i64) {
     durable(log);
     assert_eq!(log.last_stable_offset(), 7);
     // A plain idempotent batch, then a second transaction of pid 1.
-    log.append_client(&idem(3, 0, 0, 1), 0).unwrap();
-    let open_at = log.append_client(&txn_batch(1, 0, 4, 1), 0).unwrap().first_offset;
+    log.append_client(idem(3, 0, 0, 1), 0).unwrap();
+    let open_at = log.append_client(txn_batch(1, 0, 4, 1), 0).unwrap().first_offset;
     durable(log);
     assert_eq!(log.last_stable_offset(), open_at);
     let aborted = AbortedTxn { producer_id: 1, first_offset: 0, last_offset: 5, last_stable_offset: 2 };
@@ -72,11 +72,11 @@ fn markers_end_transactions_and_aborts_are_indexed() {
     assert_eq!(log.aborted_transactions(0, 0), vec![], "begins at the upper bound");
     assert_eq!(log.open_transactions(), vec![(1, open_at)]);
     // A producer with an open transaction may not write outside it.
-    assert_eq!(log.append_client(&idem(1, 0, 5, 1), 0).unwrap_err().kafka_code(), 48);
+    assert_eq!(log.append_client(idem(1, 0, 5, 1), 0).unwrap_err().kafka_code(), 48);
     // A marker from an older epoch than the producer's is refused.
     log.append_marker(1, 1, 0, Marker::Abort, 0).expect("fencing abort with a bumped epoch");
     assert_eq!(log.append_marker(1, 0, 0, Marker::Commit, 0).unwrap_err().kafka_code(), 47);
-    assert_eq!(log.append_client(&txn_batch(1, 0, 5, 1), 0).unwrap_err().kafka_code(), 47, "the zombie is fenced");
+    assert_eq!(log.append_client(txn_batch(1, 0, 5, 1), 0).unwrap_err().kafka_code(), 47, "the zombie is fenced");
     durable(&log);
     assert_eq!(log.last_stable_offset(), log.log_end_offset());
     assert_eq!(log.aborted_transactions(0, 100).len(), 2);
@@ -147,8 +147,8 @@ fn a_lost_index_append_is_rebuilt_from_the_marker_after_a_crash() {
     let clock = manual_clock();
     let (mgr, _) = open(dir.path(), LogConfig::default(), clock.clone());
     let log = mgr.get_or_create(&tp(), LogConfig::default()).expect("log");
-    log.append_client(&txn_batch(4, 0, 0, 3), 0).unwrap();
-    log.append_client(&build::filled(2, 20, TS, 1), 0).unwrap();
+    log.append_client(txn_batch(4, 0, 0, 3), 0).unwrap();
+    log.append_client(build::filled(2, 20, TS, 1), 0).unwrap();
     let marker = log.append_marker(4, 0, 0, Marker::Abort, 0).unwrap().first_offset;
     durable(&log);
     drop(log);
@@ -170,9 +170,9 @@ fn the_last_stable_offset_never_falls_below_the_log_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mgr, _) = open(dir.path(), small_segments(), manual_clock());
     let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
-    log.append_client(&txn_batch(1, 0, 0, 2), 0).unwrap();
+    log.append_client(txn_batch(1, 0, 0, 2), 0).unwrap();
     for i in 0..6 {
-        log.append_client(&build::filled(2, 20, TS, i), 0).unwrap();
+        log.append_client(build::filled(2, 20, TS, i), 0).unwrap();
     }
     durable(&log);
     assert_eq!(log.last_stable_offset(), 0);

@@ -101,7 +101,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                     continue;
                 }
             }
-            match log.append_client(&records, p.leader_epoch) {
+            match log.append_client(records, p.leader_epoch) {
                 Ok(info) => {
                     if info.duplicate {
                         tracing::debug!(topic = %t.name, partition = idx, base_offset = info.first_offset, "duplicate idempotent batch: answered with its original offsets");

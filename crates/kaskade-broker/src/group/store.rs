@@ -107,7 +107,7 @@ impl OffsetsStore {
             let buf = crate::internal_topic::encode_batch(&changes, now, producer)?;
             let log = self.log(partition)?;
             let info = log
-                .append(&buf, 0)
+                .append(buf, 0)
                 .map_err(|e| BrokerError::internal(format!("appending to {OFFSETS_TOPIC}-{partition}: {e}")))?;
             waits.push((log, info.last_offset + 1));
         }

@@ -256,7 +256,7 @@ impl TxnService {
             tracing::error!("encoding transaction state: {e}");
             ResponseError::UnknownServerError
         })?;
-        let info = log.append(&batch, 0).map_err(|e| {
+        let info = log.append(batch, 0).map_err(|e| {
             tracing::error!("appending to {TXN_TOPIC}-{partition}: {e}");
             ResponseError::CoordinatorNotAvailable
         })?;
