@@ -10,11 +10,12 @@
 //! publishes them under the lock, in reservation order. The writer role
 //! sticks to the thread that last wrote: another appender that finds it
 //! just stepped down waits a few microseconds (yielding the CPU) for it to
-//! come back and take its batch along. Two threads taking turns at one file run at ~70% of one
-//! thread writing for both (the kernel serialises writes to a file, and the
-//! file's pages move between cores); measured in `BENCHMARKS.md`. fsync
-//! happens on the flusher threads, and reads copy what they need under the
-//! lock (an `Arc` of the files and a size) and `pread` outside it.
+//! come back and take its batch along. Two threads taking turns at one
+//! file run at ~70% of one thread writing for both (the kernel serialises
+//! writes to a file, and the file's pages move between cores); measured in
+//! `BENCHMARKS.md`. fsync happens on the flusher threads, and reads copy
+//! what they need under the lock (an `Arc` of the files and a size) and
+//! `pread` outside it.
 //!
 //! Invariants: offsets are strictly increasing across batches and
 //! segments; `log_start <= next_offset`; `next_offset` and each segment's
@@ -163,7 +164,7 @@ const MAX_WRITER_ROUNDS: usize = 4;
 /// publication before sleeping on the condvar. A 16 KiB batch takes ~15 µs
 /// to write; a sleep would cost the writer a wake-up (`try_to_wake_up`) and
 /// a context switch per batch.
-const SPIN_FOR_PUBLICATION: Duration = Duration::from_micros(50);
+const POLL_FOR_PUBLICATION: Duration = Duration::from_micros(50);
 /// How long after the last writer stepped down another thread leaves its
 /// batch for it (polling) before writing itself. An appender in a loop is
 /// back within a few microseconds; if it is not, this is the most a batch
@@ -177,11 +178,12 @@ impl InFlight {
 }
 
 impl State {
-    /// The offset the next append gets: after the last in-flight batch.
+    /// The ticket the next reservation gets.
     fn end_ticket(&self) -> u64 {
         self.inflight_first + self.inflight.len() as u64
     }
 
+    /// The offset the next append gets: after the last in-flight batch.
     fn reserved_next(&self) -> i64 {
         self.inflight.back().map_or(self.next_offset, |f| f.header.next_offset())
     }
@@ -663,12 +665,12 @@ impl Log {
     fn write_until_published(&self, st: &mut MutexGuard<'_, State>, ticket: u64, now: i64) -> bool {
         let mut flush_due = false;
         let me = std::thread::current().id();
-        let mut spun = false;
+        let mut polled = false;
         while st.inflight_first <= ticket {
             if st.writing || st.taken > ticket {
-                if !spun {
-                    spun = true;
-                    MutexGuard::unlocked(st, || self.poll_until(ticket, SPIN_FOR_PUBLICATION));
+                if !polled {
+                    polled = true;
+                    MutexGuard::unlocked(st, || self.poll_until(ticket, POLL_FOR_PUBLICATION));
                 } else {
                     self.writes_done.wait(st);
                 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kaskade_log::batch::BatchHeader;
-use kaskade_log::{LogConfig, LogError};
+use kaskade_log::{Log, LogConfig, LogError, LogManager};
 
 const THREADS: i64 = 4;
 const PER_THREAD: i64 = 400;
@@ -48,6 +48,13 @@ fn read_all(log: &kaskade_log::Log, from: i64) -> Vec<(i64, i64, i32)> {
         }
     }
     out
+}
+
+/// A log manager in `dir` holding the test partition with `cfg`.
+fn open_log(dir: &std::path::Path, cfg: LogConfig) -> (Arc<LogManager>, Arc<Log>) {
+    let (mgr, _) = open(dir, cfg.clone(), manual_clock());
+    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    (mgr, log)
 }
 
 /// Every appender's batches are there exactly once, in its own order.
@@ -152,9 +159,7 @@ fn an_appender_does_not_wait_for_a_writer_that_went_away() {
     // a moment. Here the last writer's thread always ends right after its
     // append, so every such wait must give up and write the batch itself.
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = LogConfig::default();
-    let (mgr, _) = open(dir.path(), cfg.clone(), manual_clock());
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let (mgr, log) = open_log(dir.path(), LogConfig::default());
     const ROUNDS: i64 = 200;
     let (tx, rx) = std::sync::mpsc::channel();
     for pair in 0..ROUNDS / 2 {
@@ -191,10 +196,7 @@ fn an_appender_does_not_wait_for_a_writer_that_went_away() {
 #[test]
 fn rolls_and_truncations_wait_for_in_flight_appends() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let clock = manual_clock();
-    let cfg = LogConfig::default();
-    let (mgr, _) = open(dir.path(), cfg.clone(), clock);
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let (mgr, log) = open_log(dir.path(), LogConfig::default());
     let stop = Arc::new(AtomicBool::new(false));
     // Appenders run until the rolls and truncations below are done, so
     // those always race appends in flight.
@@ -249,15 +251,12 @@ fn rolls_and_truncations_wait_for_in_flight_appends() {
 #[test]
 fn a_failed_write_takes_the_log_offline_and_publishes_nothing_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let clock = manual_clock();
-    let cfg = LogConfig::default();
     // The partition's first segment is /dev/full: every write into it
     // fails with ENOSPC, as a full disk would.
     let pdir = dir.path().join("t-0");
     std::fs::create_dir_all(&pdir).expect("partition dir");
     std::os::unix::fs::symlink("/dev/full", pdir.join("00000000000000000000.log")).expect("symlink");
-    let (mgr, _) = open(dir.path(), cfg.clone(), clock);
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let (mgr, log) = open_log(dir.path(), LogConfig::default());
     assert_eq!(log.log_end_offset(), 0);
 
     let err = log.append(batch(1, 10, 1, 0), 0).expect_err("the write fails");
