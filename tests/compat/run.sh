@@ -2,9 +2,14 @@
 # Runs the real-client compatibility suites against a running broker.
 #
 #   tests/compat/run.sh BOOTSTRAP [SUITE...]
+#   tests/compat/run.sh --against kaskade|kafka [SUITE...]
 #
-# BOOTSTRAP  host:port of the broker (Kaskade or Apache Kafka), e.g. 127.0.0.1:19092
-# SUITE      any of: confluent kafka-python kafkajs kcat (default: all)
+# BOOTSTRAP  host:port of a running broker (Kaskade or Apache Kafka), e.g. 127.0.0.1:19092
+# --against  start a fresh broker for the run and stop it afterwards: Kaskade
+#            ($KASKADE_BIN, default target/debug/kaskade) or Apache Kafka
+#            (scripts/kafka-ref.sh, a single KRaft node)
+# SUITE      any of: confluent kafka-python kafkajs kcat java tools streams-connect go
+#            (default: all)
 #
 # Needs the clients installed first: scripts/install-compat-deps.sh
 # Prints each suite's own output, one summary line per suite, and last a line
@@ -16,22 +21,61 @@
 #   KASKADE_COMPAT_TIMEOUT        per-operation wait in the tests, seconds (30)
 #   KASKADE_COMPAT_SUITE_TIMEOUT  wall-clock limit per suite, seconds (600)
 #   KASKADE_COMPAT_WAIT           how long to wait for BOOTSTRAP to accept TCP (30)
+#   KASKADE_COMPAT_RESULTS        a directory that keeps every suite's reports
+#                                 (JUnit XML, TAP), for tests/compat/compare.sh
 set -u
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$HERE/.venv"
 
-if [ $# -lt 1 ] || [ -z "$1" ]; then
-    echo "usage: $0 BOOTSTRAP [confluent|kafka-python|kafkajs|kcat ...]" >&2
+ALL_SUITES=(confluent kafka-python kafkajs kcat java tools streams-connect go)
+usage() {
+    echo "usage: $0 BOOTSTRAP|--against kaskade|kafka [${ALL_SUITES[*]} ...]" >&2
     exit 2
+}
+[ $# -ge 1 ] && [ -n "$1" ] || usage
+
+RESULTS="$(mktemp -d)"
+BROKER_DIR=""
+stop_broker() {
+    [ -n "$BROKER_DIR" ] || return 0
+    if [ -f "$BROKER_DIR/kaskade.pid" ]; then
+        kill -TERM "$(cat "$BROKER_DIR/kaskade.pid")" 2>/dev/null || true
+        wait "$(cat "$BROKER_DIR/kaskade.pid")" 2>/dev/null || true
+    elif [ -f "$BROKER_DIR/kafka.pid" ]; then
+        bash "$HERE/../../scripts/kafka-ref.sh" stop "$BROKER_DIR"
+    fi
+    rm -rf "$BROKER_DIR"
+}
+trap 'stop_broker; rm -rf "$RESULTS"' EXIT
+
+if [ "$1" = --against ]; then
+    [ $# -ge 2 ] || usage
+    AGAINST="$2"; shift 2
+    BROKER_DIR="$(mktemp -d)"
+    case "$AGAINST" in
+        kaskade)
+            bin="${KASKADE_BIN:-$HERE/../../target/debug/kaskade}"
+            [ -x "$bin" ] || { echo "compat: no Kaskade binary at $bin (cargo build, or set KASKADE_BIN)" >&2; exit 2; }
+            port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+            "$bin" serve --data-dir "$BROKER_DIR/data" --listeners "PLAINTEXT://127.0.0.1:$port" \
+                >"$BROKER_DIR/kaskade.log" 2>&1 &
+            echo $! >"$BROKER_DIR/kaskade.pid"
+            BOOTSTRAP="127.0.0.1:$port"
+            ;;
+        kafka)
+            BOOTSTRAP="$(bash "$HERE/../../scripts/kafka-ref.sh" start "$BROKER_DIR")" \
+                || { echo "compat: Apache Kafka did not start" >&2; exit 1; }
+            ;;
+        *) usage ;;
+    esac
+else
+    BOOTSTRAP="$1"; shift
 fi
-BOOTSTRAP="$1"; shift
-if [ $# -gt 0 ]; then SUITES=("$@"); else SUITES=(confluent kafka-python kafkajs kcat); fi
+if [ $# -gt 0 ]; then SUITES=("$@"); else SUITES=("${ALL_SUITES[@]}"); fi
 
 export KASKADE_BOOTSTRAP="$BOOTSTRAP" PYTHONDONTWRITEBYTECODE=1
 SUITE_TIMEOUT="${KASKADE_COMPAT_SUITE_TIMEOUT:-600}"
-RESULTS="$(mktemp -d)"
-trap 'rm -rf "$RESULTS"' EXIT
 
 total_p=0 total_f=0 total_s=0
 
@@ -128,6 +172,28 @@ run_kcat() {
     record kcat "$rc" "$(tap_counts "$out")"
 }
 
+# Suites in a directory of their own follow one contract: DIR/run.sh BOOTSTRAP
+# OUT runs the suite and writes JUnit XML reports into OUT.
+run_dir_suite() { # run_dir_suite SUITE DIR
+    local suite="$1" dir="$HERE/$2" out="$RESULTS/$1" rc=0
+    mkdir -p "$out"
+    if [ ! -x "$dir/run.sh" ]; then
+        record "$suite" 1 "0 1 0" "no $dir/run.sh"
+        return
+    fi
+    timeout "$SUITE_TIMEOUT" bash "$dir/run.sh" "$BOOTSTRAP" "$out" || rc=$?
+    if compgen -G "$out/*.xml" >/dev/null; then
+        local p=0 f=0 s=0 x c1 c2 c3
+        for x in "$out"/*.xml; do
+            read -r c1 c2 c3 <<<"$(junit_counts "$x")"
+            p=$((p + c1)) f=$((f + c2)) s=$((s + c3))
+        done
+        record "$suite" "$rc" "$p $f $s"
+    else
+        record "$suite" "$rc" "0 1 0" "wrote no JUnit report (status $rc)"
+    fi
+}
+
 echo "compat: broker $BOOTSTRAP, suites: ${SUITES[*]}"
 if ! wait_for_broker; then
     echo "compat: nothing accepts TCP connections at $BOOTSTRAP (waited ${KASKADE_COMPAT_WAIT:-30}s)"
@@ -143,9 +209,18 @@ for suite in "${SUITES[@]}"; do
         kafka-python) run_pytest kafka-python test_kafka_python.py test_kafka_python_txn.py ;;
         kafkajs) run_kafkajs ;;
         kcat) run_kcat ;;
+        java) run_dir_suite java java ;;
+        tools) run_dir_suite tools tools ;;
+        streams-connect) run_dir_suite streams-connect jvm-apps ;;
+        go) run_dir_suite go go ;;
         *) record "$suite" 1 "0 1 0" "unknown suite" ;;
     esac
 done
+
+if [ -n "${KASKADE_COMPAT_RESULTS:-}" ]; then
+    mkdir -p "$KASKADE_COMPAT_RESULTS"
+    cp -r "$RESULTS"/. "$KASKADE_COMPAT_RESULTS"/
+fi
 
 echo
 line="$total_p passed, $total_f failed"
