@@ -10,6 +10,7 @@ pub mod internal_topic;
 pub mod network;
 pub mod producer_ids;
 pub mod router;
+pub mod scram;
 pub mod server;
 pub mod topic;
 pub mod txn;

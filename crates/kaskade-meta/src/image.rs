@@ -24,12 +24,26 @@ pub struct TopicImage {
     pub configs: BTreeMap<String, String>,
 }
 
+/// A stored SCRAM credential: what a SASL/SCRAM server needs to check a
+/// client's proof (RFC 5802), never the password or the salted password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Image {
     topics: BTreeMap<String, TopicImage>,
     names: HashMap<Uuid, String>,
     /// The first producer id never handed out (`ProducerIds`).
     next_producer_id: i64,
+    /// SCRAM credentials by user, then by mechanism code.
+    scram: BTreeMap<String, BTreeMap<i8, ScramCredential>>,
+    /// How many records built this image: the metadata log's end offset.
+    records: i64,
 }
 
 impl Image {
@@ -50,10 +64,21 @@ impl Image {
         self.next_producer_id
     }
 
+    /// The SCRAM credentials, by user then mechanism code.
+    pub fn scram_credentials(&self) -> &BTreeMap<String, BTreeMap<i8, ScramCredential>> {
+        &self.scram
+    }
+
+    /// The number of records applied: the offset the next record gets.
+    pub fn end_offset(&self) -> i64 {
+        self.records
+    }
+
     /// Applies one record. Records that refer to unknown topics are
     /// ignored (they can only come from a log written by a newer version
     /// or a deleted topic's stragglers).
     pub fn apply(&mut self, record: &MetadataRecord) {
+        self.records += 1;
         match record {
             MetadataRecord::Topic { name, id } => {
                 self.names.insert(*id, name.clone());
@@ -93,6 +118,23 @@ impl Image {
                 // Never moves back: ids below it may be in use.
                 self.next_producer_id = self.next_producer_id.max(*next_block_start);
             }
+            MetadataRecord::ScramCredential { user, mechanism, salt, stored_key, server_key, iterations } => {
+                let credential = ScramCredential {
+                    salt: salt.clone(),
+                    stored_key: stored_key.clone(),
+                    server_key: server_key.clone(),
+                    iterations: *iterations,
+                };
+                self.scram.entry(user.clone()).or_default().insert(*mechanism, credential);
+            }
+            MetadataRecord::RemoveScramCredential { user, mechanism } => {
+                if let Some(by_mechanism) = self.scram.get_mut(user) {
+                    by_mechanism.remove(mechanism);
+                    if by_mechanism.is_empty() {
+                        self.scram.remove(user);
+                    }
+                }
+            }
         }
     }
 }
@@ -112,5 +154,40 @@ mod tests {
         assert_eq!(img.next_producer_id(), 2000);
         let json = serde_json::to_string(&MetadataRecord::ProducerIds { next_block_start: 3000 }).unwrap();
         assert_eq!(json, r#"{"type":"ProducerIds","next_block_start":3000}"#);
+        assert_eq!(img.end_offset(), 3);
+    }
+
+    #[test]
+    fn scram_credentials_are_set_replaced_and_removed_per_mechanism() {
+        let mut img = Image::default();
+        let cred = |iterations| MetadataRecord::ScramCredential {
+            user: "alice".into(),
+            mechanism: 1,
+            salt: vec![1, 2],
+            stored_key: vec![3; 32],
+            server_key: vec![5; 32],
+            iterations,
+        };
+        img.apply(&cred(4096));
+        img.apply(&cred(8192));
+        img.apply(&MetadataRecord::ScramCredential {
+            user: "alice".into(),
+            mechanism: 2,
+            salt: vec![9],
+            stored_key: vec![4; 64],
+            server_key: vec![6; 64],
+            iterations: 4096,
+        });
+        let alice = &img.scram_credentials()["alice"];
+        assert_eq!(alice.len(), 2);
+        assert_eq!(alice[&1].iterations, 8192);
+        img.apply(&MetadataRecord::RemoveScramCredential { user: "alice".into(), mechanism: 1 });
+        assert_eq!(img.scram_credentials()["alice"].keys().copied().collect::<Vec<_>>(), vec![2]);
+        img.apply(&MetadataRecord::RemoveScramCredential { user: "alice".into(), mechanism: 2 });
+        assert!(img.scram_credentials().is_empty());
+        // Removing what is not there changes nothing but the offset.
+        img.apply(&MetadataRecord::RemoveScramCredential { user: "bob".into(), mechanism: 1 });
+        assert!(img.scram_credentials().is_empty());
+        assert_eq!(img.end_offset(), 6);
     }
 }

@@ -10,7 +10,7 @@ pub mod image;
 pub mod log;
 pub mod record;
 
-pub use image::{Image, PartitionImage, TopicImage};
+pub use image::{Image, PartitionImage, ScramCredential, TopicImage};
 pub use log::{MetaError, MetadataStore};
 pub use record::MetadataRecord;
 pub use uuid::Uuid;

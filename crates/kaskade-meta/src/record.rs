@@ -17,4 +17,17 @@ pub enum MetadataRecord {
     /// Producer ids below `next_block_start` may have been handed out; the
     /// next block starts there (KRaft's ProducerIdsRecord).
     ProducerIds { next_block_start: i64 },
+    /// A SCRAM credential of a user (KRaft's UserScramCredentialRecord):
+    /// `mechanism` is Kafka's code (1 SCRAM-SHA-256, 2 SCRAM-SHA-512); the
+    /// stored and server keys of RFC 5802, never the salted password.
+    ScramCredential {
+        user: String,
+        mechanism: i8,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    /// A user's SCRAM credential for one mechanism is gone.
+    RemoveScramCredential { user: String, mechanism: i8 },
 }

@@ -21,6 +21,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest
     for t in req.topics {
         let name = t.name.to_string();
         let mut r = CreatableTopicResult::default();
+        // Null, not the protocol crate's default "", when there is no error.
+        r.error_message = None;
         r.name = t.name.clone();
         r.num_partitions = -1;
         r.replication_factor = -1;

@@ -6,7 +6,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::metadata::AUTHORIZED_OPS_OMITTED;
+use super::authorized_operations as ops;
 use crate::broker::Broker;
 
 pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeClusterRequest) -> DescribeClusterResponse {
@@ -15,7 +15,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeClusterReq
     resp.endpoint_type = if req.endpoint_type == 0 { 1 } else { req.endpoint_type };
     resp.cluster_id = StrBytes::from_string(broker.cluster_id().to_string());
     resp.controller_id = BrokerId(broker.node_id());
-    resp.cluster_authorized_operations = AUTHORIZED_OPS_OMITTED;
+    resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
     let (host, port) = broker.advertised();
     let mut b = DescribeClusterBroker::default();
     b.broker_id = BrokerId(broker.node_id());

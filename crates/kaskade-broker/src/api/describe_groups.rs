@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::metadata::AUTHORIZED_OPS_OMITTED;
+use super::authorized_operations as ops;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::router::HandlerFuture;
@@ -19,6 +19,7 @@ pub async fn handle(
     version: i16,
     req: DescribeGroupsRequest,
 ) -> Result<DescribeGroupsResponse, BrokerError> {
+    let include_ops = req.include_authorized_operations;
     let ids: Vec<String> = req.groups.iter().map(|g| g.0.to_string()).collect();
     let described = broker
         .groups
@@ -31,7 +32,7 @@ pub async fn handle(
         let mut g = DescribedGroup::default();
         g.group_id = kafka_protocol::messages::GroupId(StrBytes::from_string(id));
         if version >= 3 {
-            g.authorized_operations = AUTHORIZED_OPS_OMITTED;
+            g.authorized_operations = ops::if_asked(include_ops, ops::GROUP);
         }
         match d {
             None => {

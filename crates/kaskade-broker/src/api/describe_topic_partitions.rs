@@ -10,7 +10,7 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::metadata::AUTHORIZED_OPS_OMITTED;
+use super::authorized_operations as ops;
 use crate::broker::Broker;
 use crate::topic::manager::code;
 
@@ -34,13 +34,15 @@ pub async fn handle(
     for name in names.into_iter().filter(|n| n.as_str() >= start_topic.as_str()) {
         let mut rt = DescribeTopicPartitionsResponseTopic::default();
         rt.name = Some(TopicName(StrBytes::from_string(name.clone())));
-        rt.topic_authorized_operations = AUTHORIZED_OPS_OMITTED;
+        rt.topic_authorized_operations = ops::OMITTED;
         let Some(t) = image.topic(&name) else {
             rt.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
             resp.topics.push(rt);
             continue;
         };
         rt.topic_id = t.id;
+        // Kafka always reports them here (the request has no flag).
+        rt.topic_authorized_operations = ops::TOPIC;
         rt.is_internal = name.starts_with("__");
         let first = if name == start_topic { start_part.max(0) as usize } else { 0 };
         for (i, p) in t.partitions.iter().enumerate().skip(first) {

@@ -45,14 +45,17 @@ pub fn handle(broker: &Broker, version: i16, req: FindCoordinatorRequest) -> Fin
             c.host = StrBytes::from_string(host);
             c.port = port;
             c.error_code = error.map_or(0, |e| e.code());
-            c.error_message = error.map(|e| StrBytes::from_string(e.to_string()));
+            // Kafka answers an empty message, not null, for a found key.
+            c.error_message = Some(error.map_or_else(StrBytes::default, |e| StrBytes::from_string(e.to_string())));
             resp.coordinators.push(c);
         }
     } else {
         let (error, node, host, port) = locate(broker, key_type);
         resp.error_code = error.map_or(0, |e| e.code());
         if version >= 1 {
-            resp.error_message = error.map(|e| StrBytes::from_string(e.to_string()));
+            // Kafka names the error even when there is none: "NONE".
+            resp.error_message =
+                Some(error.map_or_else(|| StrBytes::from_static_str("NONE"), |e| StrBytes::from_string(e.to_string())));
         }
         resp.node_id = BrokerId(node);
         resp.host = StrBytes::from_string(host);

@@ -37,8 +37,11 @@ fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<(i64, i64),
         t if t >= 0 => {
             let hit = log.find_by_timestamp(t).map_err(|e| e.kafka_code())?;
             let Some(hit) = hit.filter(|h| h.header.base_offset < fetchable) else { return Ok((-1, -1)) };
-            let found =
-                first_record_at_or_after(&hit.batch, t).unwrap_or((hit.header.base_offset, hit.header.max_timestamp));
+            // A batch may straddle the log start (DeleteRecords): records
+            // below it are gone, so the answer starts at the log start.
+            let start = log.log_start_offset();
+            let found = first_record_at_or_after(&hit.batch, t, start)
+                .unwrap_or((hit.header.base_offset.max(start), hit.header.max_timestamp));
             Ok(if found.0 < fetchable { found } else { (-1, -1) })
         }
         _ => Err(INVALID_REQUEST),
@@ -47,12 +50,12 @@ fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<(i64, i64),
 
 const INVALID_REQUEST: i16 = 42;
 
-/// Decodes one batch (any compression) and finds the first record with
-/// timestamp >= `t`.
-fn first_record_at_or_after(batch: &bytes::Bytes, t: i64) -> Option<(i64, i64)> {
+/// Decodes one batch (any compression) and finds the first record at or
+/// past offset `from` with timestamp >= `t`.
+fn first_record_at_or_after(batch: &bytes::Bytes, t: i64, from: i64) -> Option<(i64, i64)> {
     let mut buf = batch.clone();
     let set = RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records.iter().find(|r| r.timestamp >= t).map(|r| (r.offset, r.timestamp))
+    set.records.iter().find(|r| r.offset >= from && r.timestamp >= t).map(|r| (r.offset, r.timestamp))
 }
 
 /// The offset of the record that holds the max timestamp (KIP-734), from

@@ -12,11 +12,9 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use kaskade_meta::TopicImage;
 
+use super::authorized_operations::{self as ops, OMITTED as AUTHORIZED_OPS_OMITTED};
 use crate::broker::Broker;
 use crate::topic::manager::{code, validate_topic_name};
-
-/// Kafka's "not requested" value for authorized operations.
-pub const AUTHORIZED_OPS_OMITTED: i32 = i32::MIN;
 
 pub fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
     let mut rt = MetadataResponseTopic::default();
@@ -55,7 +53,9 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
     resp.brokers.push(b);
     resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id().to_string()));
     resp.controller_id = BrokerId(broker.node_id());
-    resp.cluster_authorized_operations = AUTHORIZED_OPS_OMITTED;
+    // Asked for only up to v10; the field is gone from v11 on.
+    resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
+    let topic_ops = ops::if_asked(req.include_topic_authorized_operations, ops::TOPIC);
 
     let image = broker.topics.image();
     // v0: an empty list means all topics; v1+: null means all.
@@ -65,7 +65,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
     };
     if all {
         resp.topics = image.topics().map(topic_entry).collect();
-        return resp;
+        return with_topic_ops(resp, topic_ops);
     }
     // v4+ carries the flag; earlier versions always auto-create.
     let allow_create = (version < 4 || req.allow_auto_topic_creation) && broker.auto_create_topics();
@@ -109,6 +109,14 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
                 }
             }
         }
+    }
+    with_topic_ops(resp, topic_ops)
+}
+
+/// Sets the authorized operations of every topic that was found.
+fn with_topic_ops(mut resp: MetadataResponse, topic_ops: i32) -> MetadataResponse {
+    for t in resp.topics.iter_mut().filter(|t| t.error_code == 0) {
+        t.topic_authorized_operations = topic_ops;
     }
     resp
 }

@@ -1,0 +1,71 @@
+//! DescribeQuorum (key 55, kafka-metadata-quorum): the metadata quorum as
+//! it is. A single Kaskade node is the only voter and always the leader of
+//! `__cluster_metadata`; its log end and high watermark are the metadata
+//! log's record count (every record is fsynced before it is applied). The
+//! controller quorum on openraft will answer with its real voters.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_quorum_response::{Listener, Node, PartitionData, ReplicaState, TopicData};
+use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+
+/// The topic of the metadata log, as KRaft names it.
+const METADATA_TOPIC: &str = "__cluster_metadata";
+/// The leader epoch of a quorum that has only ever had one leader.
+const SINGLE_LEADER_EPOCH: i32 = 1;
+
+pub async fn handle(broker: &Arc<Broker>, version: i16, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    let end = broker.topics.image().end_offset();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    // Kafka answers empty messages (not null) where there is no error.
+    let mut resp = DescribeQuorumResponse::default();
+    for topic in req.topics {
+        let mut t = TopicData::default();
+        for requested in topic.partitions {
+            let mut p = PartitionData::default();
+            p.partition_index = requested.partition_index;
+            if topic.topic_name.0.as_str() != METADATA_TOPIC || requested.partition_index != 0 {
+                p.error_code = ResponseError::UnknownTopicOrPartition.code();
+                p.error_message = Some(StrBytes::from_static_str("This server does not host this topic-partition."));
+            } else {
+                p.leader_id = BrokerId(broker.node_id());
+                p.leader_epoch = SINGLE_LEADER_EPOCH;
+                p.high_watermark = end;
+                let mut voter = ReplicaState::default();
+                voter.replica_id = BrokerId(broker.node_id());
+                voter.log_end_offset = end;
+                if version >= 1 {
+                    // The leader is always caught up with itself.
+                    voter.last_fetch_timestamp = now;
+                    voter.last_caught_up_timestamp = now;
+                }
+                p.current_voters.push(voter);
+            }
+            t.partitions.push(p);
+        }
+        t.topic_name = topic.topic_name;
+        resp.topics.push(t);
+    }
+    let answered = resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code == 0);
+    if version >= 2 && answered {
+        let (host, port) = broker.advertised();
+        let mut node = Node::default();
+        node.node_id = BrokerId(broker.node_id());
+        let mut listener = Listener::default();
+        // The node's one listener serves the controller's requests too.
+        listener.name = StrBytes::from_string(
+            broker.config.listeners.first().map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone()),
+        );
+        listener.host = StrBytes::from_string(host);
+        listener.port = u16::try_from(port).unwrap_or_default();
+        node.listeners.push(listener);
+        resp.nodes.push(node);
+    }
+    resp
+}
+
+crate::route_to!(DescribeQuorum, handle);

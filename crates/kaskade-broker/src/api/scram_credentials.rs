@@ -1,0 +1,121 @@
+//! DescribeUserScramCredentials and AlterUserScramCredentials (keys 50,
+//! 51; kafka-configs --entity-type users --alter --add-config
+//! 'SCRAM-SHA-256=[...]'). The decisions are `crate::scram`'s; changes are
+//! appended to the metadata log (fsynced) before they are answered.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+use kafka_protocol::messages::describe_user_scram_credentials_response::{
+    CredentialInfo, DescribeUserScramCredentialsResult,
+};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, DescribeUserScramCredentialsRequest,
+    DescribeUserScramCredentialsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kaskade_meta::MetaError;
+
+use crate::broker::Broker;
+use crate::scram::{self, Change};
+
+pub async fn describe(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: DescribeUserScramCredentialsRequest,
+) -> DescribeUserScramCredentialsResponse {
+    let users = req.users.map(|us| us.into_iter().map(|u| u.name.to_string()).collect());
+    let mut resp = DescribeUserScramCredentialsResponse::default();
+    for (user, answer) in scram::describe(&broker.topics.image(), users) {
+        let mut r = DescribeUserScramCredentialsResult::default();
+        r.user = StrBytes::from_string(user);
+        match answer {
+            Ok(infos) => {
+                r.credential_infos = infos
+                    .into_iter()
+                    .map(|(mechanism, iterations)| {
+                        let mut i = CredentialInfo::default();
+                        i.mechanism = mechanism;
+                        i.iterations = iterations;
+                        i
+                    })
+                    .collect();
+            }
+            Err((error, message)) => {
+                r.error_code = error.code();
+                r.error_message = Some(StrBytes::from_string(message));
+            }
+        }
+        resp.results.push(r);
+    }
+    resp
+}
+
+pub async fn alter(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: AlterUserScramCredentialsRequest,
+) -> AlterUserScramCredentialsResponse {
+    let mut changes: Vec<Change> = req
+        .deletions
+        .into_iter()
+        .map(|d| Change::Delete { user: d.name.to_string(), mechanism: d.mechanism })
+        .collect();
+    changes.extend(req.upsertions.into_iter().map(|u| Change::Upsert {
+        user: u.name.to_string(),
+        mechanism: u.mechanism,
+        iterations: u.iterations,
+        salt: u.salt.to_vec(),
+        salted_password: u.salted_password.to_vec(),
+    }));
+    let mut users: Vec<String> = changes.iter().map(|c| c.user().to_string()).collect();
+    users.dedup();
+    let topics = broker.topics.clone();
+    // The metadata log fsyncs: off the async workers.
+    let decided = tokio::task::spawn_blocking(move || {
+        topics.metadata().update(|image| {
+            let a = scram::alter(image, changes);
+            Ok::<_, MetaError>((a.records, a.results))
+        })
+    })
+    .await;
+    let mut resp = AlterUserScramCredentialsResponse::default();
+    match decided {
+        Ok(Ok(results)) => {
+            for (user, refusal) in results {
+                let mut r = AlterUserScramCredentialsResult::default();
+                r.user = StrBytes::from_string(user);
+                r.error_message = None;
+                if let Some(refusal) = refusal {
+                    r.error_code = refusal.error.code();
+                    r.error_message = Some(StrBytes::from_static_str(refusal.message));
+                }
+                resp.results.push(r);
+            }
+        }
+        failed => {
+            let message = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => "the metadata task failed".to_string(),
+            };
+            tracing::error!(error = %message, "AlterUserScramCredentials: nothing was changed");
+            // Nothing was appended: every user's change failed.
+            for user in users {
+                let mut r = AlterUserScramCredentialsResult::default();
+                r.user = StrBytes::from_string(user);
+                r.error_code = ResponseError::KafkaStorageError.code();
+                r.error_message = Some(StrBytes::from_string(message.clone()));
+                resp.results.push(r);
+            }
+        }
+    }
+    resp
+}
+
+pub mod describe_route {
+    crate::route_to!(DescribeUserScramCredentials, super::describe);
+}
+pub mod alter_route {
+    crate::route_to!(AlterUserScramCredentials, super::alter);
+}

@@ -1,0 +1,150 @@
+"""Admin answers that Apache Kafka gives on a single unsecured node, through
+confluent-kafka (librdkafka's admin API), so tools and UIs degrade cleanly:
+
+- ACL APIs answer SECURITY_DISABLED (no authorizer configured);
+- authorized operations, when asked for, list every operation of the
+  resource type (topic: 8, cluster: 7, group: 5);
+- ElectLeaders answers ELECTION_NOT_NEEDED for a partition led by its
+  preferred replica, UNKNOWN_TOPIC_OR_PARTITION for one that does not exist;
+- SCRAM credentials are stored, described and deleted by Kafka's rules;
+- CreateTopics' per-topic error is null when there is none.
+
+Every test passes against Apache Kafka 4.x (tests/compat/compare.sh).
+"""
+
+import pytest
+from confluent_kafka import ElectionType, KafkaError, KafkaException, TopicCollection, TopicPartition
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
+)
+
+from conftest import BOOTSTRAP, TIMEOUT_S, unique_topic, wait_until
+
+
+@pytest.fixture(scope="module")
+def admin():
+    return AdminClient({"bootstrap.servers": BOOTSTRAP, "socket.timeout.ms": 10000})
+
+
+@pytest.fixture(scope="module")
+def topic(admin):
+    name = unique_topic("parity")
+    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result(TIMEOUT_S)
+    wait_until(lambda: name in admin.list_topics(timeout=10).topics, f"{name} in metadata")
+    yield name
+    admin.delete_topics([name])[name].result(TIMEOUT_S)
+
+
+def _code(exc_info) -> int:
+    err = exc_info.value.args[0]
+    return err.code()
+
+
+def test_describe_acls_answers_without_an_authorizer(admin):
+    # Kafka answers SECURITY_DISABLED, which librdkafka turns into an empty
+    # list (a closed connection would be a transport error instead).
+    flt = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    assert admin.describe_acls(flt).result(TIMEOUT_S) == []
+
+
+def test_create_and_delete_acls_are_security_disabled(admin):
+    binding = AclBinding(
+        ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, "User:alice", "*", AclOperation.READ,
+        AclPermissionType.ALLOW,
+    )
+    with pytest.raises(KafkaException) as e:
+        admin.create_acls([binding])[binding].result(TIMEOUT_S)
+    assert _code(e) == KafkaError.SECURITY_DISABLED
+    flt = AclBindingFilter(
+        ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    with pytest.raises(KafkaException) as e:
+        admin.delete_acls([flt])[flt].result(TIMEOUT_S)
+    assert _code(e) == KafkaError.SECURITY_DISABLED
+
+
+def test_cluster_authorized_operations(admin):
+    desc = admin.describe_cluster(include_authorized_operations=True).result(TIMEOUT_S)
+    ops = {op.name for op in desc.authorized_operations}
+    assert ops == {"CREATE", "ALTER", "DESCRIBE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS", "ALTER_CONFIGS",
+                   "IDEMPOTENT_WRITE"}
+    plain = admin.describe_cluster().result(TIMEOUT_S)
+    assert not plain.authorized_operations
+
+
+def test_topic_authorized_operations(admin, topic):
+    desc = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(TIMEOUT_S)
+    ops = {op.name for op in desc.authorized_operations}
+    assert ops == {"READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"}
+
+
+def test_group_authorized_operations(admin, topic):
+    from confluent_kafka import Consumer
+
+    group = unique_topic("parity-group")
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "auto.offset.reset": "earliest"})
+    try:
+        c.subscribe([topic])
+        wait_until(lambda: (c.poll(0.2), c.assignment())[1], "an assignment")
+        desc = admin.describe_consumer_groups([group], include_authorized_operations=True)[group].result(TIMEOUT_S)
+        ops = {op.name for op in desc.authorized_operations}
+        assert ops == {"READ", "DELETE", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"}
+    finally:
+        c.close()
+
+
+def test_elect_leaders_not_needed_on_preferred_leader(admin, topic):
+    result = admin.elect_leaders(
+        ElectionType.PREFERRED, [TopicPartition(topic, 0), TopicPartition(topic, 7)]
+    ).result(TIMEOUT_S)
+    by_partition = {tp.partition: err for tp, err in result.items()}
+    assert by_partition[0] is not None and by_partition[0].code() == KafkaError.ELECTION_NOT_NEEDED
+    assert by_partition[7] is not None and by_partition[7].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_scram_credentials_follow_kafkas_rules(admin):
+    user = unique_topic("scram-user")
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192)
+    upsert = UserScramCredentialUpsertion(user, info, b"secret-password", b"some-salt-bytes")
+    admin.alter_user_scram_credentials([upsert])[user].result(TIMEOUT_S)
+
+    def describe():
+        try:
+            return admin.describe_user_scram_credentials([user])[user].result(TIMEOUT_S)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.RESOURCE_NOT_FOUND:
+                return None
+            raise
+
+    # Kafka's brokers learn the controller's change asynchronously.
+    described = wait_until(describe, f"{user}'s credential to be visible")
+    assert [(i.mechanism, i.iterations) for i in described.scram_credential_infos] == [
+        (ScramMechanism.SCRAM_SHA_256, 8192)
+    ]
+    # Too few iterations is refused.
+    weak = UserScramCredentialUpsertion(
+        user + "-weak", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 100), b"pw", b"salt"
+    )
+    with pytest.raises(KafkaException) as e:
+        admin.alter_user_scram_credentials([weak])[user + "-weak"].result(TIMEOUT_S)
+    assert _code(e) == KafkaError.UNACCEPTABLE_CREDENTIAL
+    # Deleting removes it; deleting again finds nothing.
+    deletion = UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_256)
+    admin.alter_user_scram_credentials([deletion])[user].result(TIMEOUT_S)
+    wait_until(lambda: describe() is None, f"{user}'s credential to be gone")
+    with pytest.raises(KafkaException) as e:
+        admin.alter_user_scram_credentials([deletion])[user].result(TIMEOUT_S)
+    assert _code(e) == KafkaError.RESOURCE_NOT_FOUND
