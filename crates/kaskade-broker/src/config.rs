@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod dynamic;
+
 /// Where a configuration value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ConfigSource {
@@ -30,6 +32,10 @@ pub enum ConfigSource {
     Env,
     /// An explicit override (`--override key=value`).
     Override,
+    /// A dynamic value set for this broker at run time.
+    DynamicBroker,
+    /// A dynamic value set at run time for every broker of the cluster.
+    DynamicDefault,
 }
 
 impl ConfigSource {
@@ -40,6 +46,8 @@ impl ConfigSource {
         match self {
             ConfigSource::Default => 5,
             ConfigSource::StaticFile | ConfigSource::Env | ConfigSource::Override => 4,
+            ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefault => 3,
         }
     }
 }
@@ -1060,10 +1068,19 @@ impl BrokerConfig {
         let mut out: Vec<ConfigEntry> = KEYS
             .iter()
             .map(|def| {
-                let synonyms = self.synonyms(def.name, broker_synonyms(def));
+                let mut synonyms = self.synonyms(def.name, broker_synonyms(def));
+                let mut value = self.value_of(def.name);
+                if def.name == "broker.id" && self.settings.get("broker.id").is_none() {
+                    // In KRaft mode Kafka mirrors node.id into broker.id.
+                    value = Some(self.node_id.to_string());
+                    synonyms.insert(
+                        0,
+                        ConfigSynonym { name: def.name, value: value.clone(), source: self.source_of("node.id") },
+                    );
+                }
                 ConfigEntry {
                     name: def.name.to_string(),
-                    value: self.value_of(def.name),
+                    value,
                     source: synonyms.first().map(|s| s.source).unwrap_or(ConfigSource::Default),
                     is_sensitive: false,
                     read_only: true,
@@ -1145,6 +1162,7 @@ fn source_name(source: ConfigSource) -> &'static str {
         ConfigSource::StaticFile => "the properties file",
         ConfigSource::Env => "the environment",
         ConfigSource::Override => "an override",
+        ConfigSource::DynamicBroker | ConfigSource::DynamicDefault => "a dynamic broker config",
     }
 }
 

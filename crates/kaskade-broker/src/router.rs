@@ -87,6 +87,7 @@ static ROUTES: &[Route] = &[
     Route::new(ApiKey::AddPartitionsToTxn, 0, 3, api::add_partitions_to_txn::route),
     Route::new(ApiKey::AddOffsetsToTxn, 0, 4, api::add_offsets_to_txn::route),
     Route::new(ApiKey::EndTxn, 0, 4, api::end_txn::route),
+    Route::new(ApiKey::WriteTxnMarkers, 1, 1, api::write_txn_markers::route),
     Route::new(ApiKey::TxnOffsetCommit, 0, 4, api::txn_offset_commit::route),
     Route::new(ApiKey::DescribeAcls, 1, 3, api::acls::describe_route::route),
     Route::new(ApiKey::CreateAcls, 1, 3, api::acls::create_route::route),

@@ -42,6 +42,9 @@ pub struct Image {
     next_producer_id: i64,
     /// SCRAM credentials by user, then by mechanism code.
     scram: BTreeMap<String, BTreeMap<i8, ScramCredential>>,
+    /// Dynamic broker configs by resource (`""`: cluster-wide defaults, else
+    /// a node id), then key.
+    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// How many records built this image: the metadata log's end offset.
     records: i64,
 }
@@ -67,6 +70,12 @@ impl Image {
     /// The SCRAM credentials, by user then mechanism code.
     pub fn scram_credentials(&self) -> &BTreeMap<String, BTreeMap<i8, ScramCredential>> {
         &self.scram
+    }
+
+    /// The dynamic broker configs of a resource (`""`: the cluster-wide
+    /// defaults; else a node id).
+    pub fn broker_configs(&self, resource: &str) -> Option<&BTreeMap<String, String>> {
+        self.broker_configs.get(resource)
     }
 
     /// The number of records applied: the offset the next record gets.
@@ -127,6 +136,16 @@ impl Image {
                 };
                 self.scram.entry(user.clone()).or_default().insert(*mechanism, credential);
             }
+            MetadataRecord::BrokerConfig { resource, name, value } => {
+                let configs = self.broker_configs.entry(resource.clone()).or_default();
+                match value {
+                    Some(v) => configs.insert(name.clone(), v.clone()),
+                    None => configs.remove(name),
+                };
+                if configs.is_empty() {
+                    self.broker_configs.remove(resource);
+                }
+            }
             MetadataRecord::RemoveScramCredential { user, mechanism } => {
                 if let Some(by_mechanism) = self.scram.get_mut(user) {
                     by_mechanism.remove(mechanism);
@@ -155,6 +174,29 @@ mod tests {
         let json = serde_json::to_string(&MetadataRecord::ProducerIds { next_block_start: 3000 }).unwrap();
         assert_eq!(json, r#"{"type":"ProducerIds","next_block_start":3000}"#);
         assert_eq!(img.end_offset(), 3);
+    }
+
+    #[test]
+    fn broker_configs_per_resource() {
+        let mut img = Image::default();
+        let set = |resource: &str, value: Option<&str>| MetadataRecord::BrokerConfig {
+            resource: resource.into(),
+            name: "log.retention.ms".into(),
+            value: value.map(str::to_string),
+        };
+        img.apply(&set("", Some("1000")));
+        img.apply(&set("1", Some("2000")));
+        assert_eq!(
+            img.broker_configs("").expect("cluster defaults").get("log.retention.ms").map(String::as_str),
+            Some("1000")
+        );
+        assert_eq!(
+            img.broker_configs("1").expect("broker 1").get("log.retention.ms").map(String::as_str),
+            Some("2000")
+        );
+        img.apply(&set("1", None));
+        assert!(img.broker_configs("1").is_none());
+        assert!(img.broker_configs("").is_some());
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub enum MetadataRecord {
         server_key: Vec<u8>,
         iterations: i32,
     },
+    /// A dynamic broker config set (`Some`) or removed (`None`), for one
+    /// broker (`resource` = its node id) or the whole cluster (`""`), as
+    /// KRaft's ConfigRecord for the BROKER resource.
+    BrokerConfig { resource: String, name: String, value: Option<String> },
     /// A user's SCRAM credential for one mechanism is gone.
     RemoveScramCredential { user: String, mechanism: i8 },
 }

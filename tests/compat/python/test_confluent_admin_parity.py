@@ -148,3 +148,33 @@ def test_scram_credentials_follow_kafkas_rules(admin):
     with pytest.raises(KafkaException) as e:
         admin.alter_user_scram_credentials([deletion])[user].result(TIMEOUT_S)
     assert _code(e) == KafkaError.RESOURCE_NOT_FOUND
+
+
+def test_keyless_records_on_a_compacted_topic_are_named_by_index(admin):
+    """librdkafka fails exactly the refused records with INVALID_RECORD and
+    the rest of their batch with _INVALID_DIFFERENT_RECORD (record_errors)."""
+    from confluent_kafka import Producer
+
+    name = unique_topic("parity-compacted")
+    admin.create_topics(
+        [NewTopic(name, num_partitions=1, replication_factor=1, config={"cleanup.policy": "compact"})]
+    )[name].result(TIMEOUT_S)
+    wait_until(lambda: name in admin.list_topics(timeout=10).topics, f"{name} in metadata")
+    try:
+        # One batch of 100 records (a long linger, no retries), 10 of them keyless.
+        p = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 1000, "batch.num.messages": 1000,
+                      "enable.idempotence": False, "retries": 0, "acks": "all"})
+        results = {}
+
+        def report(err, msg, i):
+            results[i] = err.code() if err else None
+
+        for i in range(100):
+            key = None if i % 10 == 3 else f"k{i}"
+            p.produce(name, key=key, value=f"v{i}", on_delivery=lambda e, m, i=i: report(e, m, i))
+        assert p.flush(TIMEOUT_S) == 0
+        keyless = {i for i in range(100) if i % 10 == 3}
+        assert {i for i, c in results.items() if c == KafkaError.INVALID_RECORD} == keyless
+        assert {i for i, c in results.items() if c == KafkaError._INVALID_DIFFERENT_RECORD} == set(range(100)) - keyless
+    finally:
+        admin.delete_topics([name])[name].result(TIMEOUT_S)

@@ -1,6 +1,6 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics
-//! (resource type 2) and this broker (type 4, read-only here: dynamic
-//! broker configs are not supported and say so).
+//! (resource type 2) and brokers (type 4: this node's id, or "" for the
+//! cluster-wide dynamic defaults; see `config::dynamic`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::config::{dynamic, ConfigSource};
 use crate::topic::manager::code;
 
 pub const TOPIC: i8 = 2;
@@ -46,13 +47,38 @@ fn describe_topic(broker: &Broker, name: &str, keys: Option<&Vec<StrBytes>>, syn
         r.error_message = Some(s(format!("Topic '{name}' does not exist.")));
         return r;
     };
-    for def in broker.config.topic_defaults() {
+    // Dynamic broker configs (this broker's, then the cluster's) come
+    // before the static ones in what a topic inherits.
+    let node = broker.node_id().to_string();
+    let layers = [
+        (image.broker_configs(&node), ConfigSource::DynamicBroker),
+        (image.broker_configs(""), ConfigSource::DynamicDefault),
+    ];
+    for mut def in broker.config.topic_defaults() {
         if keys.is_some_and(|ks| !ks.iter().any(|k| k.as_str() == def.name)) {
             continue;
         }
-        let inherited = def.synonyms.iter().map(|sy| synonym(sy.name, sy.value.clone(), sy.source.kafka_code()));
+        let mut dynamic_synonyms = Vec::new();
+        let mut decided = false;
+        for (configs, source) in layers {
+            let Some(configs) = configs else { continue };
+            for key in def.broker_keys {
+                if let Some(v) = configs.get(*key) {
+                    dynamic_synonyms.push(synonym(key, Some(v.clone()), source.kafka_code()));
+                }
+            }
+            if let Some(v) = dynamic::topic_defaults(configs).get(def.name).filter(|_| !decided) {
+                def.value = Some(v.clone());
+                def.source = source;
+                decided = true;
+            }
+        }
+        let inherited = dynamic_synonyms
+            .into_iter()
+            .chain(def.synonyms.iter().map(|sy| synonym(sy.name, sy.value.clone(), sy.source.kafka_code())));
         let mut e = DescribeConfigsResourceResult::default();
         e.name = s(def.name);
+        e.documentation = None;
         e.config_type = def.config_type.kafka_code();
         match t.configs.get(def.name) {
             Some(v) => {
@@ -86,15 +112,18 @@ fn describe_broker(
     let mut r = DescribeConfigsResult::default();
     r.resource_type = BROKER;
     r.resource_name = s(name);
-    if !name.is_empty() && name.parse::<i32>().ok() != Some(broker.node_id()) {
+    if let Err(message) = broker_resource(broker, name) {
         r.error_code = INVALID_REQUEST;
-        r.error_message = Some(s(format!(
-            "Unexpected broker id, expected {} or empty string, but received {name}",
-            broker.node_id()
-        )));
+        r.error_message = Some(s(message));
         return r;
     }
-    for entry in broker.config.describe() {
+    let image = broker.topics.image();
+    let entries = if name.is_empty() {
+        dynamic::describe_cluster_defaults(image.broker_configs(""))
+    } else {
+        dynamic::describe(broker.config.describe(), image.broker_configs(""), image.broker_configs(name))
+    };
+    for entry in entries {
         if keys.is_some_and(|ks| !ks.iter().any(|k| k.as_str() == entry.name)) {
             continue;
         }
@@ -105,9 +134,8 @@ fn describe_broker(
         e.read_only = entry.read_only;
         e.is_sensitive = entry.is_sensitive;
         e.config_type = entry.config_type.kafka_code();
-        if docs {
-            e.documentation = Some(s(entry.documentation));
-        }
+        // Kafka sends null unless documentation was asked for.
+        e.documentation = docs.then(|| s(entry.documentation));
         if synonyms {
             e.synonyms =
                 entry.synonyms.iter().map(|sy| synonym(sy.name, sy.value.clone(), sy.source.kafka_code())).collect();
@@ -115,6 +143,16 @@ fn describe_broker(
         r.configs.push(e);
     }
     r
+}
+
+/// Checks a broker resource name: this node's id, or "" (the cluster-wide
+/// defaults); Kafka's message otherwise.
+fn broker_resource(broker: &Broker, name: &str) -> Result<(), String> {
+    if name.is_empty() || name.parse::<i32>().ok() == Some(broker.node_id()) {
+        Ok(())
+    } else {
+        Err(format!("Unexpected broker id, expected {}, but received {name}", broker.node_id()))
+    }
 }
 
 pub async fn describe(broker: &Arc<Broker>, version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
@@ -156,11 +194,24 @@ async fn alter_topic(
     }
 }
 
-fn broker_read_only(broker: &Broker, name: &str) -> (i16, Option<String>) {
-    if !name.is_empty() && name.parse::<i32>().ok() != Some(broker.node_id()) {
-        return (INVALID_REQUEST, Some(format!("Unexpected broker id {name}")));
+/// Applies broker config changes (dynamic broker configs) on the blocking
+/// pool; (code, message).
+async fn alter_broker(
+    broker: &Arc<Broker>,
+    name: String,
+    changes: Vec<(String, Option<String>)>,
+    replace_all: bool,
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    if let Err(message) = broker_resource(broker, &name) {
+        return (INVALID_REQUEST, Some(message));
     }
-    (40, Some("Dynamic broker configs are not supported yet: set them in server.properties or KAFKA_* variables and restart".into()))
+    let change =
+        move |tm: &crate::topic::TopicManager| tm.alter_broker_configs(&name, &changes, replace_all, validate_only);
+    match crate::topic::on_blocking_pool(&broker.topics, change).await {
+        Ok(()) => (0, None),
+        Err(e) => (e.code, Some(e.message)),
+    }
 }
 
 pub async fn alter(broker: &Arc<Broker>, _version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
@@ -173,7 +224,11 @@ pub async fn alter(broker: &Arc<Broker>, _version: i16, req: AlterConfigsRequest
                     res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
                 alter_topic(broker, name.clone(), changes, true, req.validate_only).await
             }
-            BROKER => broker_read_only(broker, &name),
+            BROKER => {
+                let changes =
+                    res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
+                alter_broker(broker, name.clone(), changes, true, req.validate_only).await
+            }
             other => (INVALID_REQUEST, Some(format!("Unsupported resource type {other}"))),
         };
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
@@ -186,7 +241,44 @@ pub async fn alter(broker: &Arc<Broker>, _version: i16, req: AlterConfigsRequest
     resp
 }
 
-/// Operation codes: 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT.
+/// Turns IncrementalAlterConfigs operations into set/remove changes.
+/// Operation codes: 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT (the last two only
+/// for list keys, applied to `current`).
+fn incremental_changes(
+    configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+    current: &BTreeMap<String, String>,
+    is_list: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Option<String>)>, (i16, String)> {
+    let list = |v: &str| v.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect::<Vec<_>>();
+    let mut changes = Vec::new();
+    for c in configs {
+        let key = c.name.to_string();
+        let value = c.value.as_ref().map(|v| v.to_string());
+        match c.config_operation {
+            0 => changes.push((key, Some(value.unwrap_or_default()))),
+            1 => changes.push((key, None)),
+            2 | 3 => {
+                if !is_list(&key) {
+                    return Err((40, format!("Config {key} is not a list: APPEND/SUBTRACT are not allowed")));
+                }
+                let mut cur = list(current.get(&key).map(String::as_str).unwrap_or(""));
+                for item in list(value.as_deref().unwrap_or("")) {
+                    if c.config_operation == 2 {
+                        if !cur.contains(&item) {
+                            cur.push(item);
+                        }
+                    } else {
+                        cur.retain(|x| x != &item);
+                    }
+                }
+                changes.push((key, Some(cur.join(","))));
+            }
+            op => return Err((INVALID_REQUEST, format!("Unknown config operation {op}"))),
+        }
+    }
+    Ok(changes)
+}
+
 pub async fn incremental(
     broker: &Arc<Broker>,
     _version: i16,
@@ -201,49 +293,21 @@ pub async fn incremental(
                     .topics
                     .image()
                     .topic(&name)
-                    .map(|t| crate::topic::config::effective(broker.topics.defaults(), &t.configs))
+                    .map(|t| crate::topic::config::effective(&broker.topics.defaults(), &t.configs))
                     .unwrap_or_default();
-                let mut changes = Vec::new();
-                let mut err = None;
-                for c in &res.configs {
-                    let key = c.name.to_string();
-                    let value = c.value.as_ref().map(|v| v.to_string());
-                    let list = |v: &str| {
-                        v.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect::<Vec<_>>()
-                    };
-                    match c.config_operation {
-                        0 => changes.push((key, Some(value.unwrap_or_default()))),
-                        1 => changes.push((key, None)),
-                        2 | 3 => {
-                            if key != "cleanup.policy" {
-                                err =
-                                    Some((40, format!("Config {key} is not a list: APPEND/SUBTRACT are not allowed")));
-                                break;
-                            }
-                            let mut cur = list(current.get(&key).map(String::as_str).unwrap_or(""));
-                            for item in list(value.as_deref().unwrap_or("")) {
-                                if c.config_operation == 2 {
-                                    if !cur.contains(&item) {
-                                        cur.push(item);
-                                    }
-                                } else {
-                                    cur.retain(|x| x != &item);
-                                }
-                            }
-                            changes.push((key, Some(cur.join(","))));
-                        }
-                        op => {
-                            err = Some((INVALID_REQUEST, format!("Unknown config operation {op}")));
-                            break;
-                        }
-                    }
-                }
-                match err {
-                    Some((c, m)) => (c, Some(m)),
-                    None => alter_topic(broker, name.clone(), changes, false, req.validate_only).await,
+                match incremental_changes(&res.configs, &current, |k| k == "cleanup.policy") {
+                    Err((c, m)) => (c, Some(m)),
+                    Ok(changes) => alter_topic(broker, name.clone(), changes, false, req.validate_only).await,
                 }
             }
-            BROKER => broker_read_only(broker, &name),
+            BROKER => {
+                let image = broker.topics.image();
+                let current = dynamic::effective(image.broker_configs(""), image.broker_configs(&name));
+                match incremental_changes(&res.configs, &current, |k| k == "log.cleanup.policy") {
+                    Err((c, m)) => (c, Some(m)),
+                    Ok(changes) => alter_broker(broker, name.clone(), changes, false, req.validate_only).await,
+                }
+            }
             other => (INVALID_REQUEST, Some(format!("Unsupported resource type {other}"))),
         };
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();

@@ -64,7 +64,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest
                 r.num_partitions = topic.partitions.len() as i32;
                 r.replication_factor = topic.partitions.first().map(|p| p.replicas.len() as i16).unwrap_or(1);
                 if version >= 5 {
-                    let values = topic_config::effective(broker.topics.defaults(), &configs);
+                    let values = topic_config::effective(&broker.topics.defaults(), &configs);
                     r.configs = Some(
                         values
                             .into_iter()

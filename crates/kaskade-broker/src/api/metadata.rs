@@ -70,7 +70,10 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
     // v4+ carries the flag; earlier versions always auto-create.
     let allow_create = (version < 4 || req.allow_auto_topic_creation) && broker.auto_create_topics();
     for t in req.topics.unwrap_or_default() {
-        match &t.name {
+        // A non-zero topic id names the topic, whatever the name field holds
+        // (the Java client sends "" beside the id), as Kafka decides.
+        let name = if t.topic_id.is_nil() { t.name.clone() } else { None };
+        match &name {
             None => match image.topic_by_id(&t.topic_id) {
                 Some(ti) => resp.topics.push(topic_entry(ti)),
                 None => resp.topics.push(error_entry(None, t.topic_id, code::UNKNOWN_TOPIC_ID)),

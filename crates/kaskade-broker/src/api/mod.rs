@@ -50,6 +50,7 @@ pub mod produce;
 pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 tokio::task_local! {
     /// The client's address, set while a handler is started (read it

@@ -33,19 +33,49 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
 }
 
 fn is_compacted(broker: &Broker, overrides: &std::collections::BTreeMap<String, String>) -> bool {
-    let policy = overrides.get("cleanup.policy").or_else(|| broker.topics.defaults().get("cleanup.policy"));
+    let defaults = broker.topics.defaults();
+    let policy = overrides.get("cleanup.policy").or_else(|| defaults.get("cleanup.policy"));
     policy.is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
 }
 
 /// Compacted topics need a key on every record (Kafka's LogValidator), the
-/// one check that needs the records decoded. `Some(reason)` when refused.
-fn keyless_record(records: &bytes::Bytes) -> Option<String> {
+/// one check that needs the records decoded: the indexes (within the
+/// batch) of the records without one; empty when the batch is accepted.
+fn keyless_records(records: &bytes::Bytes) -> Vec<i32> {
     let mut buf = records.clone();
     match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
-        Ok(set) => set.records.iter().any(|r| r.key.is_none()).then(|| "a record has a null key".to_string()),
+        Ok(set) => (0..).zip(&set.records).filter(|(_, r)| r.key.is_none()).map(|(i, _)| i).collect(),
         // Corrupt batches are refused by the log's own validation.
-        Err(_) => None,
+        Err(_) => Vec::new(),
     }
+}
+
+/// The answer to a batch refused for some of its records, as Kafka's
+/// `LogValidator.processRecordErrors` words it: each refused record by its
+/// index with its own message (clients fail those records with
+/// INVALID_RECORD and the rest of the batch as "a different record was
+/// invalid"), and a summary naming at most the first three.
+fn record_errors_response(idx: i32, version: i16, refused: &[i32], message: &str) -> PartitionProduceResponse {
+    let shown: Vec<String> =
+        refused.iter().take(3).map(|i| format!("RecordError(batchIndex={i}, message='{message}')")).collect();
+    let summary = format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        refused.len(),
+        shown.join(", ")
+    );
+    let mut pr = partition_error(idx, kaskade_log::error::code::INVALID_RECORD, (version >= 8).then_some(summary));
+    if version >= 8 {
+        pr.record_errors = refused
+            .iter()
+            .map(|&i| {
+                let mut e = BatchIndexAndErrorMessage::default();
+                e.batch_index = i;
+                e.batch_index_error_message = Some(StrBytes::from_string(message.to_string()));
+                e
+            })
+            .collect();
+    }
+    pr
 }
 
 /// Handles a produce request. `None` means "send no response" (acks=0).
@@ -88,16 +118,13 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                 continue;
             };
             if is_compacted(broker, &t.configs) {
-                if let Some(msg) = keyless_record(&records) {
+                let refused = keyless_records(&records);
+                if !refused.is_empty() {
                     let msg = format!(
-                        "Compacted topic cannot accept message without key in topic partition {}-{idx}: {msg}",
+                        "Compacted topic cannot accept message without key in topic partition {}-{idx}.",
                         t.name
                     );
-                    tr.partition_responses.push(partition_error(
-                        idx,
-                        kaskade_log::error::code::INVALID_RECORD,
-                        (version >= 8).then_some(msg),
-                    ));
+                    tr.partition_responses.push(record_errors_response(idx, version, &refused, &msg));
                     continue;
                 }
             }

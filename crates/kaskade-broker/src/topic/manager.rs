@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+
 use kaskade_log::{Log, LogConfig, LogManager, TopicPartition};
 use kaskade_meta::{Image, MetaError, MetadataRecord, MetadataStore, TopicImage, Uuid};
 
@@ -78,8 +80,11 @@ pub struct TopicManager {
     node_id: i32,
     meta: MetadataStore,
     logs: Arc<LogManager>,
-    /// Topic-level key -> broker default value.
-    defaults: BTreeMap<String, String>,
+    /// Topic-level key -> broker default value, from the static config.
+    static_defaults: BTreeMap<String, String>,
+    /// The static defaults with the dynamic broker configs laid over them:
+    /// what topics without an override get.
+    defaults: RwLock<Arc<BTreeMap<String, String>>>,
     default_partitions: i32,
     default_replication: i16,
     delete_enabled: bool,
@@ -103,7 +108,8 @@ impl TopicManager {
             node_id: d.node_id,
             meta,
             logs,
-            defaults: d.values,
+            defaults: RwLock::new(Arc::new(d.values.clone())),
+            static_defaults: d.values,
             default_partitions: d.num_partitions,
             default_replication: d.replication_factor,
             delete_enabled: d.delete_enabled,
@@ -122,16 +128,92 @@ impl TopicManager {
                 tm.logs.get_or_create(&TopicPartition::new(t.name.as_str(), p as i32), cfg.clone())?;
             }
         }
+        tm.apply_dynamic_defaults();
         Ok(tm)
+    }
+
+    /// Recomputes the topic defaults from the static config and the dynamic
+    /// broker configs of the image, and gives every log its new config.
+    fn apply_dynamic_defaults(&self) {
+        let image = self.image();
+        let dynamic = crate::config::dynamic::effective(
+            image.broker_configs(""),
+            image.broker_configs(&self.node_id.to_string()),
+        );
+        let mut defaults = self.static_defaults.clone();
+        defaults.extend(crate::config::dynamic::topic_defaults(&dynamic));
+        if **self.defaults.read() == defaults {
+            return;
+        }
+        *self.defaults.write() = Arc::new(defaults);
+        for t in image.topics() {
+            let cfg = self.log_config(&t.configs);
+            for p in 0..t.partitions.len() {
+                if let Some(log) = self.log(&t.name, p as i32) {
+                    log.set_config(cfg.clone());
+                }
+            }
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) dynamic broker configs of
+    /// `resource` (`""`: every broker; else this node's id), or with
+    /// `replace_all` (legacy AlterConfigs) makes `changes` the resource's
+    /// whole dynamic config. Topics without overrides follow at once.
+    pub fn alter_broker_configs(
+        &self,
+        resource: &str,
+        changes: &[(String, Option<String>)],
+        replace_all: bool,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let mut normalised = Vec::with_capacity(changes.len());
+        for (k, v) in changes {
+            let v = match v {
+                Some(v) => Some(
+                    crate::config::dynamic::validate(k, v).map_err(|m| TopicError::new(code::INVALID_REQUEST, m))?,
+                ),
+                None => None,
+            };
+            normalised.push((k.clone(), v));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.meta.update(|img: &Image| {
+            let mut recs = Vec::new();
+            if replace_all {
+                for k in img.broker_configs(resource).into_iter().flat_map(|c| c.keys()) {
+                    if !normalised.iter().any(|(c, _)| c == k) {
+                        recs.push(MetadataRecord::BrokerConfig {
+                            resource: resource.into(),
+                            name: k.clone(),
+                            value: None,
+                        });
+                    }
+                }
+            }
+            for (k, v) in &normalised {
+                recs.push(MetadataRecord::BrokerConfig {
+                    resource: resource.into(),
+                    name: k.clone(),
+                    value: v.clone(),
+                });
+            }
+            Ok::<_, TopicError>((recs, ()))
+        })?;
+        self.apply_dynamic_defaults();
+        Ok(())
     }
 
     /// The effective log config of a topic with these overrides.
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
-        config::to_log_config(&config::effective(&self.defaults, overrides))
+        config::to_log_config(&config::effective(&self.defaults(), overrides))
     }
 
-    pub fn defaults(&self) -> &BTreeMap<String, String> {
-        &self.defaults
+    /// The topic defaults now (static config and dynamic broker configs).
+    pub fn defaults(&self) -> Arc<BTreeMap<String, String>> {
+        self.defaults.read().clone()
     }
 
     pub fn image(&self) -> Arc<Image> {
