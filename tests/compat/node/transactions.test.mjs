@@ -168,4 +168,46 @@ describe(`kafkajs transactions against ${BOOTSTRAP}`, { timeout: 10 * TIMEOUT_MS
     const got = await readUntil(input, group, 5)
     assert.deepEqual(got, [[4, 'in-4'], [5, 'in-5']])
   })
+
+  it('consume-transform-produce: sendOffsets for a group whose member is live', async () => {
+    // kafkajs's sendOffsets sends TxnOffsetCommit without member id or
+    // generation; Kafka accepts it while the group has live members.
+    const liveGroup = `compat-kafkajs-txn-live-${uid()}`
+    const eos = kafka.producer({ transactionalId: `${transactionalId}-eos`, idempotent: true, maxInFlightRequests: 1 })
+    const consumer = kafka.consumer({ groupId: liveGroup })
+    await eos.connect()
+    let processed = 0
+    let failure = null
+    try {
+      await consumer.connect()
+      await consumer.subscribe({ topic: input, fromBeginning: true })
+      await consumer.run({
+        autoCommit: false,
+        eachMessage: async ({ topic, partition, message }) => {
+          const txn = await eos.transaction()
+          try {
+            await txn.send({ topic: output, messages: [{ partition: 0, value: `eos-${message.value}` }] })
+            await txn.sendOffsets({
+              consumerGroupId: liveGroup,
+              topics: [{ topic, partitions: [{ partition, offset: String(Number(message.offset) + 1) }] }],
+            })
+            await txn.commit()
+            processed++
+          } catch (e) {
+            failure = failure ?? e
+            await txn.abort().catch(() => {})
+          }
+        },
+      })
+      await waitFor('six inputs processed in transactions', () => processed === 6 || failure !== null)
+      assert.equal(failure, null, `a transaction failed: ${failure}`)
+      await eventuallyDeepEqual('the live group\'s committed offset', async () => {
+        const res = await admin.fetchOffsets({ groupId: liveGroup, topics: [input] })
+        return res[0].partitions.map(p => [p.partition, p.offset])
+      }, [[0, '6']])
+    } finally {
+      await consumer.disconnect().catch(() => {})
+      await eos.disconnect().catch(() => {})
+    }
+  })
 })

@@ -36,7 +36,7 @@ impl GroupCoordinator {
     /// OffsetCommit: one error (or none) per partition, in request order.
     pub fn commit_offsets(&mut self, now: i64, req: &CommitRequest) -> Vec<Option<ResponseError>> {
         self.tick(now);
-        let result = self.validate_commit(now, req);
+        let result = self.validate_commit(now, req, false);
         let max_metadata = self.config.offset_metadata_max_bytes;
         let errors = match result {
             Err(e) => vec![Some(e); req.partitions.len()],
@@ -62,8 +62,16 @@ impl GroupCoordinator {
         errors
     }
 
-    /// Kafka's `validateOffsetCommit` for classic groups.
-    pub(super) fn validate_commit(&mut self, now: i64, req: &CommitRequest) -> Result<(), ResponseError> {
+    /// Kafka's `validateOffsetCommit` for classic groups. A transactional
+    /// commit (TxnOffsetCommit) without member id and generation (versions
+    /// 0-2, as aiokafka and kafkajs send it) is accepted whatever the
+    /// group's state, and is not held back by a rebalance, as Kafka does.
+    pub(super) fn validate_commit(
+        &mut self,
+        now: i64,
+        req: &CommitRequest,
+        transactional: bool,
+    ) -> Result<(), ResponseError> {
         if req.group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
@@ -91,11 +99,11 @@ impl GroupCoordinator {
             if req.generation_id != group.generation_id {
                 return Err(ResponseError::IllegalGeneration);
             }
-        } else if group.state != GroupState::Empty {
+        } else if !transactional && group.state != GroupState::Empty {
             // No member id and no generation: only an empty group accepts.
             return Err(ResponseError::UnknownMemberId);
         }
-        if group.state == GroupState::CompletingRebalance {
+        if !transactional && group.state == GroupState::CompletingRebalance {
             // A member that got its JoinGroup answer but not its assignment.
             return Err(ResponseError::RebalanceInProgress);
         }

@@ -807,6 +807,11 @@ fn transactional_offsets_stay_pending_until_the_marker() {
         vec![Some(E::IllegalGeneration)]
     );
     assert_eq!(h.c.txn_commit_offsets(h.now, 8, 0, &commit("live", generation, &ids[0], 1)), vec![None]);
+    // Without member id and generation (TxnOffsetCommit v0-2, aiokafka's and
+    // kafkajs's consume-transform-produce) Kafka accepts it though the group
+    // has live members; a plain OffsetCommit without them is still refused.
+    assert_eq!(h.c.txn_commit_offsets(h.now, 8, 0, &commit("live", -1, "", 2)), vec![None]);
+    assert_eq!(h.c.commit_offsets(h.now, &commit("live", -1, "", 2)), vec![Some(E::UnknownMemberId)]);
 }
 
 #[test]

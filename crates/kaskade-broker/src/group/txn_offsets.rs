@@ -25,7 +25,7 @@ impl GroupCoordinator {
         req: &CommitRequest,
     ) -> Vec<Option<ResponseError>> {
         self.tick(now);
-        if let Err(e) = self.validate_commit(now, req) {
+        if let Err(e) = self.validate_commit(now, req, true) {
             return vec![Some(e); req.partitions.len()];
         }
         let max_metadata = self.config.offset_metadata_max_bytes;
