@@ -1070,7 +1070,7 @@ impl BrokerConfig {
             .map(|def| {
                 let mut synonyms = self.synonyms(def.name, broker_synonyms(def));
                 let mut value = self.value_of(def.name);
-                if def.name == "broker.id" && self.settings.get("broker.id").is_none() {
+                if def.name == "broker.id" && !self.settings.contains_key("broker.id") {
                     // In KRaft mode Kafka mirrors node.id into broker.id.
                     value = Some(self.node_id.to_string());
                     synonyms.insert(

@@ -227,3 +227,30 @@ async fn bad_group_input_gets_kafkas_error_codes() {
         conn.call(ApiKey::DeleteGroups, 2, &DeleteGroupsRequest::default().with_groups_names(vec![gid("bad")])).await;
     assert_eq!(r.results[0].error_code, 68, "NON_EMPTY_GROUP");
 }
+
+/// kafkajs's raw calls join with `rebalance_timeout_ms = 0`. Apache Kafka
+/// 4.4, sent this exact sequence side by side, completes the join phase at
+/// once and then no longer knows the member when its SyncGroup arrives
+/// (UNKNOWN_MEMBER_ID, and the same for its Heartbeat); Kaskade answers the
+/// same. A member that joins with a real rebalance timeout is unaffected.
+#[tokio::test]
+async fn a_zero_rebalance_timeout_is_answered_as_kafka_answers_it() {
+    let (mut conn, _stop) = start().await;
+    let group = "zero-rebalance-timeout";
+    let join = |member: &str| join_request(group, member, 30_000).with_rebalance_timeout_ms(0);
+    let first: JoinGroupResponse = conn.call(ApiKey::JoinGroup, 5, &join("")).await;
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED first");
+    let member = first.member_id.to_string();
+    let joined: JoinGroupResponse = conn.call(ApiKey::JoinGroup, 5, &join(&member)).await;
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    let sync = SyncGroupRequest::default()
+        .with_group_id(gid(group))
+        .with_generation_id(1)
+        .with_member_id(s(&member))
+        .with_assignments(vec![SyncGroupRequestAssignment::default().with_member_id(s(&member))]);
+    let synced: SyncGroupResponse = conn.call(ApiKey::SyncGroup, 3, &sync).await;
+    assert_eq!(synced.error_code, 25, "UNKNOWN_MEMBER_ID, as Kafka");
+    let beat = HeartbeatRequest::default().with_group_id(gid(group)).with_generation_id(1).with_member_id(s(&member));
+    let beat: HeartbeatResponse = conn.call(ApiKey::Heartbeat, 3, &beat).await;
+    assert_eq!(beat.error_code, 25, "UNKNOWN_MEMBER_ID, as Kafka");
+}

@@ -30,6 +30,7 @@ pub mod index;
 pub mod log;
 pub mod manager;
 pub mod producer_state;
+pub mod recompress;
 pub mod segment;
 pub mod txn;
 pub mod types;

@@ -241,6 +241,9 @@ pub async fn alter(broker: &Arc<Broker>, _version: i16, req: AlterConfigsRequest
     resp
 }
 
+/// A key set (`Some`) or removed (`None`).
+type ConfigChange = (String, Option<String>);
+
 /// Turns IncrementalAlterConfigs operations into set/remove changes.
 /// Operation codes: 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT (the last two only
 /// for list keys, applied to `current`).
@@ -248,7 +251,7 @@ fn incremental_changes(
     configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
     current: &BTreeMap<String, String>,
     is_list: impl Fn(&str) -> bool,
-) -> Result<Vec<(String, Option<String>)>, (i16, String)> {
+) -> Result<Vec<ConfigChange>, (i16, String)> {
     let list = |v: &str| v.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect::<Vec<_>>();
     let mut changes = Vec::new();
     for c in configs {

@@ -38,6 +38,26 @@ fn is_compacted(broker: &Broker, overrides: &std::collections::BTreeMap<String, 
     policy.is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
 }
 
+/// The batch as the topic stores it: recompressed when the topic's
+/// `compression.type` names another codec than the batch's (Kafka's
+/// LogValidator), on the blocking pool since it costs CPU per byte.
+async fn recompress_for_topic(
+    broker: &Broker,
+    overrides: &std::collections::BTreeMap<String, String>,
+    records: bytes::Bytes,
+) -> Result<bytes::Bytes, kaskade_log::LogError> {
+    let values = crate::topic::config::effective(&broker.topics.defaults(), overrides);
+    let Some(target) = crate::topic::config::recompression(&values) else { return Ok(records) };
+    // An unparsable header is refused by the log's own validation.
+    let Ok(header) = kaskade_log::batch::BatchHeader::parse(&records) else { return Ok(records) };
+    if !target.needs(header.compression()) {
+        return Ok(records);
+    }
+    tokio::task::spawn_blocking(move || kaskade_log::recompress::recompress(&records, target))
+        .await
+        .map_err(|e| kaskade_log::LogError::InvalidRecord(format!("recompression did not finish: {e}")))?
+}
+
 /// Compacted topics need a key on every record (Kafka's LogValidator), the
 /// one check that needs the records decoded: the indexes (within the
 /// batch) of the records without one; empty when the batch is accepted.
@@ -128,6 +148,17 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                     continue;
                 }
             }
+            let records = match recompress_for_topic(broker, &t.configs, records).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tr.partition_responses.push(partition_error(
+                        idx,
+                        e.kafka_code(),
+                        (version >= 8).then(|| e.to_string()),
+                    ));
+                    continue;
+                }
+            };
             match log.append_client(records, p.leader_epoch) {
                 Ok(info) => {
                     if info.duplicate {

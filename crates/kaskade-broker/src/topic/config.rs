@@ -9,13 +9,19 @@ use kaskade_log::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 /// Checks one topic config value (the key table lives in
 /// `crate::config`); the error text is what INVALID_CONFIG carries.
 pub fn validate(name: &str, value: &str) -> Result<String, String> {
-    let normalised = crate::config::validate_topic_config(name, value)?;
-    if name == "compression.type" && normalised != "producer" {
-        return Err(format!(
-            "Invalid value {value} for configuration compression.type: Kaskade stores batches as producers compressed them; only 'producer' is supported"
-        ));
-    }
-    Ok(normalised)
+    crate::config::validate_topic_config(name, value)
+}
+
+/// The recompression a topic asks for (`compression.type` other than
+/// `producer`, with its KIP-390 level), from its effective values.
+pub fn recompression(values: &BTreeMap<String, String>) -> Option<kaskade_log::recompress::Target> {
+    let level = |key: &str, default: i32| values.get(key).and_then(|v| v.parse().ok()).unwrap_or(default);
+    kaskade_log::recompress::Target::from_config(
+        values.get("compression.type").map_or("producer", String::as_str),
+        level("compression.gzip.level", -1),
+        level("compression.lz4.level", 9),
+        level("compression.zstd.level", 3),
+    )
 }
 
 pub fn is_known(name: &str) -> bool {
@@ -74,12 +80,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn validation_names_key_and_refuses_recompression() {
+    fn validation_names_key_and_accepts_every_codec() {
         assert!(validate("retention.ms", "1000").is_ok());
         assert!(validate("retention.ms", "abc").unwrap_err().contains("retention.ms"));
         assert!(validate("no.such.key", "1").is_err());
-        assert!(validate("compression.type", "gzip").is_err());
-        assert!(validate("compression.type", "producer").is_ok());
+        for codec in ["gzip", "snappy", "lz4", "zstd", "uncompressed", "producer"] {
+            assert!(validate("compression.type", codec).is_ok(), "{codec}");
+        }
+        assert!(validate("compression.type", "brotli").is_err());
+        let values: BTreeMap<String, String> =
+            [("compression.type".to_string(), "lz4".to_string())].into_iter().collect();
+        assert!(recompression(&values).is_some_and(|t| t.needs(0) && !t.needs(3)));
+        assert!(recompression(&BTreeMap::new()).is_none());
     }
 
     #[test]
