@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real Kafka clients used by the compatibility suite
 # (tests/compat): a Python venv with confluent-kafka, kafka-python and pytest,
-# kafkajs under tests/compat/node/node_modules, and Debian's kcat.
+# kafkajs under tests/compat/node/node_modules, Debian's kcat, Apache Kafka's
+# jars from Maven Central (its tools, and the reference broker:
+# scripts/kafka-ref.sh), and each suite with a directory of its own (java,
+# tools, jvm-apps, go) through its install.sh: Maven and Go module caches,
+# compiled once.
 #
 # Idempotent: a second run with nothing changed does no network work.
 # Quiet unless something goes wrong; exits non-zero on a real error.
@@ -113,8 +117,18 @@ install_kcat() {
     return 0
 }
 
+# ---------------------------------------------------------------- suites in directories
+install_suites() {
+    bash "$ROOT/scripts/kafka-ref.sh" fetch || die "could not fetch Apache Kafka's jars"
+    local suite
+    for suite in java tools jvm-apps go; do
+        bash "$COMPAT/$suite/install.sh" || die "installing the $suite suite failed"
+    done
+}
+
 start=$(date +%s)
 install_python
 install_node
 install_kcat
+install_suites
 log "ok in $(( $(date +%s) - start ))s (venv: ${VENV#"$ROOT"/}, kafkajs: $(node -p "require('$NODE_DIR/node_modules/kafkajs/package.json').version"), kcat: $(command -v kcat >/dev/null 2>&1 && kcat -V 2>/dev/null | grep -m1 '^Version' || echo 'not installed'))"

@@ -2,7 +2,11 @@
 # Runs the whole test suite: formatting and lints, every Rust test (unit,
 # property, crash and rdkafka integration tests), then the real-client
 # compatibility suite (Python confluent-kafka and kafka-python, Node kafkajs,
-# kcat), which installs its own clients from their registries.
+# kcat, the Java client at 4.4.0 and 3.8.0, Apache Kafka's own command-line
+# tools, Kafka Streams and Kafka Connect, and the Go clients kafka-go,
+# confluent-kafka-go, franz-go and sarama), which installs its own clients
+# from their registries (PyPI, npm, Debian, Maven Central, the Go proxy).
+# The same suites run against Apache Kafka with tests/compat/compare.sh.
 #
 #   scripts/test.sh            # everything (what CI runs)
 #   KASKADE_SKIP_COMPAT=1 scripts/test.sh   # Rust tests only
