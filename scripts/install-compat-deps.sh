@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real Kafka clients used by the compatibility suite
-# (tests/compat): a Python venv with confluent-kafka, kafka-python and pytest,
+# (tests/compat): a Python venv with confluent-kafka, kafka-python, aiokafka and pytest,
 # kafkajs under tests/compat/node/node_modules, Debian's kcat, Apache Kafka's
 # jars from Maven Central (its tools, and the reference broker:
 # scripts/kafka-ref.sh), and each suite with a directory of its own (java,
@@ -53,7 +53,7 @@ install_python() {
     local want
     want="$(stamp_of "$REQ")"
     if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$want" ] \
-        && "$VENV/bin/python" -c 'import confluent_kafka, kafka, pytest' >/dev/null 2>&1; then
+        && "$VENV/bin/python" -c 'import confluent_kafka, kafka, aiokafka, pytest' >/dev/null 2>&1; then
         return 0
     fi
 
@@ -76,7 +76,7 @@ install_python() {
 
     export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
     quiet "$VENV/bin/python" -m pip install -q -r "$REQ" || die "pip install -r $REQ failed"
-    "$VENV/bin/python" -c 'import confluent_kafka, kafka, pytest' \
+    "$VENV/bin/python" -c 'import confluent_kafka, kafka, aiokafka, pytest' \
         || die "venv imports failed after install"
     echo "$want" >"$stamp_file"
 }

@@ -8,7 +8,7 @@
 # --against  start a fresh broker for the run and stop it afterwards: Kaskade
 #            ($KASKADE_BIN, default target/debug/kaskade) or Apache Kafka
 #            (scripts/kafka-ref.sh, a single KRaft node)
-# SUITE      any of: confluent kafka-python kafkajs kcat java tools streams-connect go
+# SUITE      any of: confluent kafka-python aiokafka kafkajs kcat java tools streams-connect go
 #            (default: all)
 #
 # Needs the clients installed first: scripts/install-compat-deps.sh
@@ -28,7 +28,7 @@ set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$HERE/.venv"
 
-ALL_SUITES=(confluent kafka-python kafkajs kcat java tools streams-connect go)
+ALL_SUITES=(confluent kafka-python aiokafka kafkajs kcat java tools streams-connect go)
 usage() {
     echo "usage: $0 BOOTSTRAP|--against kaskade|kafka [${ALL_SUITES[*]} ...]" >&2
     exit 2
@@ -205,8 +205,9 @@ for suite in "${SUITES[@]}"; do
     echo
     echo "=== $suite ==="
     case "$suite" in
-        confluent) run_pytest confluent test_confluent.py test_confluent_txn.py ;;
+        confluent) run_pytest confluent test_confluent.py test_confluent_txn.py test_confluent_admin_parity.py ;;
         kafka-python) run_pytest kafka-python test_kafka_python.py test_kafka_python_txn.py ;;
+        aiokafka) run_pytest aiokafka test_aiokafka.py ;;
         kafkajs) run_kafkajs ;;
         kcat) run_kcat ;;
         java) run_dir_suite java java ;;

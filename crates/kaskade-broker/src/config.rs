@@ -586,6 +586,25 @@ static BROKER_SYNONYMS: &[&[&str]] = &[
     &["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
 ];
 
+/// Whether a key is of Kafka's PASSWORD type (its value is never shown):
+/// the SSL passwords and key material, SASL JAAS configs, the password
+/// encoder's and delegation tokens' secrets, also under a
+/// `listener.name.<listener>.` prefix.
+pub fn is_sensitive(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "ssl.keystore.key",
+        "ssl.keystore.certificate.chain",
+        "ssl.truststore.certificates",
+        "delegation.token.master.key",
+        "delegation.token.secret.key",
+        "password.encoder.secret",
+        "password.encoder.old.secret",
+    ];
+    let key = name.rsplit_once(".sasl.jaas.config").map_or(name, |_| "sasl.jaas.config");
+    let key = EXACT.iter().find(|e| key.ends_with(*e)).copied().unwrap_or(key);
+    key.ends_with(".password") || key == "sasl.jaas.config" || EXACT.contains(&key)
+}
+
 fn key_def(name: &str) -> Option<&'static KeyDef> {
     KEYS.iter().find(|k| k.name == name)
 }
@@ -1092,13 +1111,15 @@ impl BrokerConfig {
             .collect();
         for (name, setting) in &self.settings {
             if key_def(name).is_none() {
+                let sensitive = is_sensitive(name);
                 out.push(ConfigEntry {
                     name: name.clone(),
-                    value: Some(setting.value.clone()),
+                    // Kafka never shows a password-type value.
+                    value: (!sensitive).then(|| setting.value.clone()),
                     source: setting.source,
-                    is_sensitive: false,
+                    is_sensitive: sensitive,
                     read_only: true,
-                    config_type: ConfigType::String,
+                    config_type: if sensitive { ConfigType::Password } else { ConfigType::String },
                     documentation: "Accepted for compatibility with Kafka; not used by Kaskade.",
                     synonyms: Vec::new(),
                 });
@@ -1176,6 +1197,25 @@ pub fn read_properties_file(path: &Path) -> Result<Vec<(String, String)>, Config
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn password_type_keys_are_sensitive_and_never_shown() {
+        for k in [
+            "ssl.keystore.password",
+            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config",
+            "sasl.jaas.config",
+            "ssl.keystore.key",
+            "password.encoder.secret",
+        ] {
+            assert!(is_sensitive(k), "{k}");
+        }
+        for k in ["log.retention.ms", "ssl.keystore.location", "sasl.enabled.mechanisms"] {
+            assert!(!is_sensitive(k), "{k}");
+        }
+        // A password given statically is never described with its value.
+        let c = BrokerConfig::from_overrides([("ssl.keystore.password", "s3cret")]).expect("accepted");
+        assert!(!c.describe().iter().any(|e| e.value.as_deref() == Some("s3cret")));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -170,6 +170,11 @@ pub fn describe(
             e.synonyms = dynamic_synonyms;
         }
     }
+    for e in entries.iter_mut().filter(|e| super::is_sensitive(&e.name)) {
+        e.value = None;
+        e.is_sensitive = true;
+        e.synonyms.iter_mut().for_each(|s| s.value = None);
+    }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     entries
 }
@@ -182,9 +187,9 @@ pub fn describe_cluster_defaults(cluster: Option<&BTreeMap<String, String>>) -> 
         .flatten()
         .map(|(name, value)| ConfigEntry {
             name: name.clone(),
-            value: Some(value.clone()),
+            value: (!super::is_sensitive(name)).then(|| value.clone()),
             source: ConfigSource::DynamicDefault,
-            is_sensitive: false,
+            is_sensitive: super::is_sensitive(name),
             read_only: false,
             config_type: key_def(name).map_or(ConfigType::String, |d| d.kind.config_type()),
             documentation: "",
@@ -253,6 +258,10 @@ mod tests {
         assert_eq!((threads.value.as_deref(), threads.source), (Some("1"), ConfigSource::Default));
         assert!(get("num.partitions").read_only);
         assert_eq!(get("custom.key").value.as_deref(), Some("x"));
+        let secret = map(&[("listener.name.internal.ssl.key.password", "s3cret")]);
+        let out = describe(super::super::BrokerConfig::default().describe(), None, Some(&secret));
+        let e = out.iter().find(|e| e.name == "listener.name.internal.ssl.key.password").expect("listed");
+        assert!(e.is_sensitive && e.value.is_none(), "a dynamic password is never shown");
         let defaults = describe_cluster_defaults(Some(&cluster));
         assert_eq!(defaults.len(), 1);
         assert_eq!(defaults[0].source, ConfigSource::DynamicDefault);
