@@ -212,3 +212,37 @@ def test_topic_compression_type_is_accepted_and_records_read_back(admin, codec):
             c.close()
     finally:
         admin.delete_topics([name])[name].result(TIMEOUT_S)
+
+
+def _broker_resource(admin):
+    from confluent_kafka.admin import ConfigResource
+
+    node = admin.describe_cluster().result(TIMEOUT_S).nodes[0].id
+    return ConfigResource(ConfigResource.Type.BROKER, str(node))
+
+
+def test_broker_configs_report_dynamic_keys_as_writable(admin):
+    """DescribeConfigs on the broker: dynamically updatable keys are not
+    read-only (kafka-python's broker-resource test), static ones are.
+    Apache Kafka 4.4 in KRaft mode treats advertised.listeners as static."""
+    res = _broker_resource(admin)
+    configs = admin.describe_configs([res])[res].result(TIMEOUT_S)
+    for key in ("log.retention.ms", "message.max.bytes", "log.cleaner.threads"):
+        assert key in configs and not configs[key].is_read_only, key
+    for key in ("num.partitions", "advertised.listeners"):
+        assert key in configs and configs[key].is_read_only, key
+
+
+def test_static_broker_keys_cannot_change_at_run_time(admin):
+    """Kafka's answer to a dynamic change of a static key."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    res = _broker_resource(admin)
+    host, port = BOOTSTRAP.rsplit(":", 1)
+    entry = ConfigEntry("advertised.listeners", f"PLAINTEXT://localhost:{port}",
+                        incremental_operation=AlterConfigOpType.SET)
+    r = ConfigResource(res.restype, res.name, incremental_configs=[entry])
+    with pytest.raises(KafkaException) as e:
+        admin.incremental_alter_configs([r])[r].result(TIMEOUT_S)
+    assert _code(e) == KafkaError.INVALID_REQUEST
+    assert "Cannot update these configs dynamically: [advertised.listeners]" in str(e.value)
