@@ -179,35 +179,28 @@ pub async fn describe(broker: &Arc<Broker>, version: i16, req: DescribeConfigsRe
     resp
 }
 
-/// Applies topic config changes on the blocking pool; (code, message).
-async fn alter_topic(
+/// Applies config changes to a topic (`TOPIC`) or to a broker's dynamic
+/// configs (`BROKER`) on the blocking pool; (code, message).
+async fn apply_changes(
     broker: &Arc<Broker>,
+    resource_type: i8,
     name: String,
-    changes: Vec<(String, Option<String>)>,
+    changes: Vec<ConfigChange>,
     replace_all: bool,
     validate_only: bool,
 ) -> (i16, Option<String>) {
-    let change = move |tm: &crate::topic::TopicManager| tm.alter_configs(&name, &changes, replace_all, validate_only);
-    match crate::topic::on_blocking_pool(&broker.topics, change).await {
-        Ok(()) => (0, None),
-        Err(e) => (e.code, Some(e.message)),
+    if resource_type == BROKER {
+        if let Err(message) = broker_resource(broker, &name) {
+            return (INVALID_REQUEST, Some(message));
+        }
     }
-}
-
-/// Applies broker config changes (dynamic broker configs) on the blocking
-/// pool; (code, message).
-async fn alter_broker(
-    broker: &Arc<Broker>,
-    name: String,
-    changes: Vec<(String, Option<String>)>,
-    replace_all: bool,
-    validate_only: bool,
-) -> (i16, Option<String>) {
-    if let Err(message) = broker_resource(broker, &name) {
-        return (INVALID_REQUEST, Some(message));
-    }
-    let change =
-        move |tm: &crate::topic::TopicManager| tm.alter_broker_configs(&name, &changes, replace_all, validate_only);
+    let change = move |tm: &crate::topic::TopicManager| {
+        if resource_type == BROKER {
+            tm.alter_broker_configs(&name, &changes, replace_all, validate_only)
+        } else {
+            tm.alter_configs(&name, &changes, replace_all, validate_only)
+        }
+    };
     match crate::topic::on_blocking_pool(&broker.topics, change).await {
         Ok(()) => (0, None),
         Err(e) => (e.code, Some(e.message)),
@@ -222,12 +215,12 @@ pub async fn alter(broker: &Arc<Broker>, _version: i16, req: AlterConfigsRequest
             TOPIC => {
                 let changes =
                     res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
-                alter_topic(broker, name.clone(), changes, true, req.validate_only).await
+                apply_changes(broker, TOPIC, name.clone(), changes, true, req.validate_only).await
             }
             BROKER => {
                 let changes =
                     res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
-                alter_broker(broker, name.clone(), changes, true, req.validate_only).await
+                apply_changes(broker, BROKER, name.clone(), changes, true, req.validate_only).await
             }
             other => (INVALID_REQUEST, Some(format!("Unsupported resource type {other}"))),
         };
@@ -300,7 +293,7 @@ pub async fn incremental(
                     .unwrap_or_default();
                 match incremental_changes(&res.configs, &current, |k| k == "cleanup.policy") {
                     Err((c, m)) => (c, Some(m)),
-                    Ok(changes) => alter_topic(broker, name.clone(), changes, false, req.validate_only).await,
+                    Ok(changes) => apply_changes(broker, TOPIC, name.clone(), changes, false, req.validate_only).await,
                 }
             }
             BROKER => {
@@ -308,7 +301,7 @@ pub async fn incremental(
                 let current = dynamic::effective(image.broker_configs(""), image.broker_configs(&name));
                 match incremental_changes(&res.configs, &current, |k| k == "log.cleanup.policy") {
                     Err((c, m)) => (c, Some(m)),
-                    Ok(changes) => alter_broker(broker, name.clone(), changes, false, req.validate_only).await,
+                    Ok(changes) => apply_changes(broker, BROKER, name.clone(), changes, false, req.validate_only).await,
                 }
             }
             other => (INVALID_REQUEST, Some(format!("Unsupported resource type {other}"))),
