@@ -593,10 +593,14 @@ class AdminTest {
 
     @Test
     @Timeout(60)
-    void describeUserScramCredentialsIsEmpty() throws Exception {
+    void describeUserScramCredentialsOfAnUnknownUser() throws Exception {
+        // Other suites may store credentials on a shared broker: ask for a
+        // user nobody made, which Kafka answers with RESOURCE_NOT_FOUND.
+        String user = Compat.unique("scram-nobody");
         try (Admin admin = Compat.admin()) {
-            var r = Compat.get(admin.describeUserScramCredentials().all());
-            assertTrue(r.isEmpty(), "no SCRAM users: " + r);
+            Compat.get(admin.describeUserScramCredentials().all());
+            Throwable t = failureOf(admin.describeUserScramCredentials(List.of(user)).description(user));
+            assertTrue(t instanceof org.apache.kafka.common.errors.ResourceNotFoundException, "unknown user: " + t);
         }
     }
 
@@ -613,6 +617,25 @@ class AdminTest {
             var ongoing = Compat.get(admin.listPartitionReassignments(Set.of(tp)).reassignments());
             assertTrue(ongoing.isEmpty(), "nothing left to move: " + ongoing);
             admin.deleteTopics(List.of(topic));
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void apisKaskadeDoesNotOfferFailCleanly() throws Exception {
+        // Client quotas and delegation tokens: Kafka answers them (quotas: none;
+        // tokens: disabled without SASL); Kaskade does not offer the APIs, and
+        // the client must say so at once rather than hang or disconnect.
+        try (Admin admin = Compat.admin()) {
+            Throwable quotas = failureOf(admin.describeClientQuotas(
+                    org.apache.kafka.common.quota.ClientQuotaFilter.all()).entities());
+            assertTrue(quotas == null || quotas instanceof org.apache.kafka.common.errors.UnsupportedVersionException,
+                    "describeClientQuotas: " + quotas);
+            Throwable tokens = failureOf(admin.describeDelegationToken().delegationTokens());
+            assertTrue(tokens instanceof org.apache.kafka.common.errors.DelegationTokenDisabledException
+                    || tokens instanceof org.apache.kafka.common.errors.UnsupportedByAuthenticationException
+                    || tokens instanceof org.apache.kafka.common.errors.UnsupportedVersionException,
+                    "describeDelegationToken: " + tokens);
         }
     }
 }
