@@ -23,7 +23,10 @@ async def _consume_transform_produce():
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in (src, dst)])
+        created = await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in (src, dst)])
+        # (name, error code, error message): null, not "", when there is no
+        # error, as Kafka sends it (aiokafka's own tests assert None).
+        assert sorted(created.topic_errors) == sorted([(src, 0, None), (dst, 0, None)])
         plain = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
         await plain.start()
         try:
