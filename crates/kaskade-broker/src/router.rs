@@ -82,7 +82,7 @@ static ROUTES: &[Route] = &[
     Route::new(ApiKey::CreateTopics, 2, 7, api::create_topics::route),
     Route::new(ApiKey::DeleteTopics, 1, 6, api::delete_topics::route),
     Route::new(ApiKey::DeleteRecords, 0, 2, api::delete_records::route),
-    Route::new(ApiKey::InitProducerId, 0, 6, api::init_producer_id::route),
+    Route::new(ApiKey::InitProducerId, 0, 5, api::init_producer_id::route),
     Route::new(ApiKey::OffsetForLeaderEpoch, 2, 4, api::offset_for_leader_epoch::route),
     Route::new(ApiKey::AddPartitionsToTxn, 0, 3, api::add_partitions_to_txn::route),
     Route::new(ApiKey::AddOffsetsToTxn, 0, 4, api::add_offsets_to_txn::route),

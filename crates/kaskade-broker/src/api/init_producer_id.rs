@@ -1,5 +1,7 @@
-//! InitProducerId (key 22), versions 0 to 6: producer ids for idempotent
-//! producers.
+//! InitProducerId (key 22), versions 0 to 5: producer ids for idempotent
+//! producers. Version 6 (KIP-939 two-phase commit: `enable_2pc`,
+//! `keep_prepared_txn`) is not offered, as Kafka 4.4 does not offer it
+//! without `transaction.two.phase.commit.enable`.
 //!
 //! As Kafka 4 (`KafkaApis.handleInitProducerIdRequest`,
 //! `TransactionCoordinator.handleInitProducerId`):
