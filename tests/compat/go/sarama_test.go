@@ -54,17 +54,7 @@ func newSaramaAdmin(t *testing.T) sarama.ClusterAdmin {
 // a partition consumer reads them back from an offset in the middle.
 func TestSaramaSyncProducer(t *testing.T) {
 	topic := uniq("sarama-produce")
-	adm := newSaramaAdmin(t)
-	if err := adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false); err != nil {
-		t.Fatalf("CreateTopic: %v", err)
-	}
-	waitSaramaTopic(t, adm, topic, 3)
-
-	p, err := sarama.NewSyncProducer([]string{bootstrap()}, saramaConfig())
-	if err != nil {
-		t.Fatalf("NewSyncProducer: %v", err)
-	}
-	defer p.Close()
+	_, p := saramaTopicWithProducer(t, topic, 3)
 
 	part, off, err := p.SendMessage(&sarama.ProducerMessage{
 		Topic:   topic,
@@ -154,6 +144,24 @@ func saramaOffset(t *testing.T, topic string, part int32, which int64) (int64, e
 	}
 	defer cl.Close()
 	return cl.GetOffset(topic, part, which)
+}
+
+// saramaTopicWithProducer creates `topic` with `parts` partitions, waits
+// until its leaders are known, and gives the admin and a SyncProducer
+// (closed when the test ends).
+func saramaTopicWithProducer(t *testing.T, topic string, parts int32) (sarama.ClusterAdmin, sarama.SyncProducer) {
+	t.Helper()
+	adm := newSaramaAdmin(t)
+	if err := adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false); err != nil {
+		t.Fatalf("CreateTopic: %v", err)
+	}
+	waitSaramaTopic(t, adm, topic, int(parts))
+	p, err := sarama.NewSyncProducer([]string{bootstrap()}, saramaConfig())
+	if err != nil {
+		t.Fatalf("NewSyncProducer: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return adm, p
 }
 
 func waitSaramaTopic(t *testing.T, adm sarama.ClusterAdmin, topic string, parts int) {
@@ -308,16 +316,7 @@ func runSaramaGroup(t *testing.T, group, topic string, want int) map[string]stri
 func TestSaramaConsumerGroup(t *testing.T) {
 	topic := uniq("sarama-group")
 	group := uniq("sarama-group-g")
-	adm := newSaramaAdmin(t)
-	if err := adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false); err != nil {
-		t.Fatalf("CreateTopic: %v", err)
-	}
-	waitSaramaTopic(t, adm, topic, 3)
-	p, err := sarama.NewSyncProducer([]string{bootstrap()}, saramaConfig())
-	if err != nil {
-		t.Fatalf("NewSyncProducer: %v", err)
-	}
-	defer p.Close()
+	adm, p := saramaTopicWithProducer(t, topic, 3)
 	send := func(prefix string, n int) map[int32]int64 {
 		ends := map[int32]int64{}
 		for i := 0; i < n; i++ {
