@@ -600,9 +600,9 @@ pub fn is_sensitive(name: &str) -> bool {
         "password.encoder.secret",
         "password.encoder.old.secret",
     ];
-    let key = name.rsplit_once(".sasl.jaas.config").map_or(name, |_| "sasl.jaas.config");
-    let key = EXACT.iter().find(|e| key.ends_with(*e)).copied().unwrap_or(key);
-    key.ends_with(".password") || key == "sasl.jaas.config" || EXACT.contains(&key)
+    // `key` itself, or `key` under a prefix such as `listener.name.x.`.
+    let is = |key: &str| name.strip_suffix(key).is_some_and(|prefix| prefix.is_empty() || prefix.ends_with('.'));
+    name.ends_with(".password") || is("sasl.jaas.config") || EXACT.iter().any(|key| is(key))
 }
 
 fn key_def(name: &str) -> Option<&'static KeyDef> {

@@ -203,7 +203,8 @@ pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<(Arc<TopicManag
     let image = meta.image();
     let defaults: std::collections::BTreeMap<String, String> =
         config.topic_defaults().into_iter().filter_map(|d| d.value.map(|v| (d.name.to_string(), v))).collect();
-    let d2 = defaults.clone();
+    // Logs open with the dynamic broker configs already applied.
+    let d2 = TopicManager::effective_defaults(&defaults, &image, config.node_id);
     let config_for = move |tp: &TopicPartition| {
         let overrides = image.topic(&tp.topic).map(|t| t.configs.clone()).unwrap_or_default();
         crate::topic::config::to_log_config(&crate::topic::config::effective(&d2, &overrides))

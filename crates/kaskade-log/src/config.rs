@@ -109,6 +109,10 @@ pub struct LogConfig {
     /// `max.compaction.lag.ms`: a dirty record older than this makes the
     /// log eligible whatever its dirty ratio.
     pub max_compaction_lag_ms: i64,
+    /// `compression.type` other than `producer`, with its level: the codec
+    /// client batches are stored in (recompressed when they differ). Parsed
+    /// once when the config changes, not per produce request.
+    pub recompression: Option<crate::recompress::Target>,
 }
 
 // The ratio is validated into [0, 1] (never NaN), so equality is total.
@@ -145,6 +149,7 @@ impl Default for LogConfig {
             delete_retention_ms: 86_400_000,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
+            recompression: None,
         }
     }
 }

@@ -409,6 +409,12 @@ impl Log {
         self.state.lock().config.clone()
     }
 
+    /// The codec client batches must be stored in, if the topic names one
+    /// (`compression.type`); `None`: as the producer compressed them.
+    pub fn recompression(&self) -> Option<crate::recompress::Target> {
+        self.state.lock().config.recompression
+    }
+
     pub fn set_config(&self, config: LogConfig) {
         self.state.lock().config = config;
     }

@@ -50,26 +50,28 @@ fn describe_topic(broker: &Broker, name: &str, keys: Option<&Vec<StrBytes>>, syn
     // Dynamic broker configs (this broker's, then the cluster's) come
     // before the static ones in what a topic inherits.
     let node = broker.node_id().to_string();
-    let layers = [
+    let layers: Vec<_> = [
         (image.broker_configs(&node), ConfigSource::DynamicBroker),
         (image.broker_configs(""), ConfigSource::DynamicDefault),
-    ];
+    ]
+    .into_iter()
+    .filter_map(|(configs, source)| configs.map(|c| (c, dynamic::topic_defaults(c), source)))
+    .collect();
     for mut def in broker.config.topic_defaults() {
         if keys.is_some_and(|ks| !ks.iter().any(|k| k.as_str() == def.name)) {
             continue;
         }
         let mut dynamic_synonyms = Vec::new();
         let mut decided = false;
-        for (configs, source) in layers {
-            let Some(configs) = configs else { continue };
+        for (configs, topic_defaults, source) in &layers {
             for key in def.broker_keys {
                 if let Some(v) = configs.get(*key) {
                     dynamic_synonyms.push(synonym(key, Some(v.clone()), source.kafka_code()));
                 }
             }
-            if let Some(v) = dynamic::topic_defaults(configs).get(def.name).filter(|_| !decided) {
+            if let Some(v) = topic_defaults.get(def.name).filter(|_| !decided) {
                 def.value = Some(v.clone());
-                def.source = source;
+                def.source = *source;
                 decided = true;
             }
         }
@@ -212,15 +214,10 @@ pub async fn alter(broker: &Arc<Broker>, _version: i16, req: AlterConfigsRequest
     for res in req.resources {
         let name = res.resource_name.to_string();
         let (code, msg) = match res.resource_type {
-            TOPIC => {
+            TOPIC | BROKER => {
                 let changes =
                     res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
-                apply_changes(broker, TOPIC, name.clone(), changes, true, req.validate_only).await
-            }
-            BROKER => {
-                let changes =
-                    res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
-                apply_changes(broker, BROKER, name.clone(), changes, true, req.validate_only).await
+                apply_changes(broker, res.resource_type, name.clone(), changes, true, req.validate_only).await
             }
             other => (INVALID_REQUEST, Some(format!("Unsupported resource type {other}"))),
         };

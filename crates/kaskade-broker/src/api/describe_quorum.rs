@@ -20,7 +20,7 @@ const SINGLE_LEADER_EPOCH: i32 = 1;
 
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
     let end = broker.topics.image().end_offset();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now = crate::group::now_ms();
     // Kafka answers empty messages (not null) where there is no error.
     let mut resp = DescribeQuorumResponse::default();
     for topic in req.topics {

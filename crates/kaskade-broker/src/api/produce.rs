@@ -38,16 +38,14 @@ fn is_compacted(broker: &Broker, overrides: &std::collections::BTreeMap<String, 
     policy.is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
 }
 
-/// The batch as the topic stores it: recompressed when the topic's
+/// The batch as the log stores it: recompressed when the topic's
 /// `compression.type` names another codec than the batch's (Kafka's
 /// LogValidator), on the blocking pool since it costs CPU per byte.
-async fn recompress_for_topic(
-    broker: &Broker,
-    overrides: &std::collections::BTreeMap<String, String>,
+async fn recompress_for_log(
+    log: &kaskade_log::Log,
     records: bytes::Bytes,
 ) -> Result<bytes::Bytes, kaskade_log::LogError> {
-    let values = crate::topic::config::effective(&broker.topics.defaults(), overrides);
-    let Some(target) = crate::topic::config::recompression(&values) else { return Ok(records) };
+    let Some(target) = log.recompression() else { return Ok(records) };
     // An unparsable header is refused by the log's own validation.
     let Ok(header) = kaskade_log::batch::BatchHeader::parse(&records) else { return Ok(records) };
     if !target.needs(header.compression()) {
@@ -148,7 +146,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                     continue;
                 }
             }
-            let records = match recompress_for_topic(broker, &t.configs, records).await {
+            let records = match recompress_for_log(&log, records).await {
                 Ok(r) => r,
                 Err(e) => {
                     tr.partition_responses.push(partition_error(

@@ -69,20 +69,18 @@ pub async fn alter(
         salt: u.salt.to_vec(),
         salted_password: u.salted_password.to_vec(),
     }));
-    let mut users: Vec<String> = changes.iter().map(|c| c.user().to_string()).collect();
-    users.dedup();
-    let topics = broker.topics.clone();
+    let users: std::collections::BTreeSet<String> = changes.iter().map(|c| c.user().to_string()).collect();
     // The metadata log fsyncs: off the async workers.
-    let decided = tokio::task::spawn_blocking(move || {
-        topics.metadata().update(|image| {
+    let decided = crate::topic::on_blocking_pool(&broker.topics, move |tm| {
+        Ok(tm.metadata().update(|image| {
             let a = scram::alter(image, changes);
             Ok::<_, MetaError>((a.records, a.results))
-        })
+        })?)
     })
     .await;
     let mut resp = AlterUserScramCredentialsResponse::default();
     match decided {
-        Ok(Ok(results)) => {
+        Ok(results) => {
             for (user, refusal) in results {
                 let mut r = AlterUserScramCredentialsResult::default();
                 r.user = StrBytes::from_string(user);
@@ -94,18 +92,14 @@ pub async fn alter(
                 resp.results.push(r);
             }
         }
-        failed => {
-            let message = match failed {
-                Ok(Err(e)) => e.to_string(),
-                _ => "the metadata task failed".to_string(),
-            };
-            tracing::error!(error = %message, "AlterUserScramCredentials: nothing was changed");
+        Err(e) => {
+            tracing::error!(error = %e, "AlterUserScramCredentials: nothing was changed");
             // Nothing was appended: every user's change failed.
             for user in users {
                 let mut r = AlterUserScramCredentialsResult::default();
                 r.user = StrBytes::from_string(user);
                 r.error_code = ResponseError::KafkaStorageError.code();
-                r.error_message = Some(StrBytes::from_string(message.clone()));
+                r.error_message = Some(StrBytes::from_string(e.message.clone()));
                 resp.results.push(r);
             }
         }

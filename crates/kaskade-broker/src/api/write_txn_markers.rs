@@ -26,47 +26,52 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: WriteTxnMarkersReq
         let producer_id = m.producer_id.0;
         let mut result = WritableTxnMarkerResult::default();
         result.producer_id = m.producer_id;
-        let mut settled_offsets = Vec::new();
+        // Every marker is appended first, then waited for: one group-committed
+        // fsync covers them all.
+        let mut appended = Vec::new();
         for topic in m.topics {
             let mut t = WritableTxnMarkerTopicResult::default();
+            let is_offsets = topic.name.0.as_str() == OFFSETS_TOPIC;
             for &partition in &topic.partition_indexes {
-                let error = match broker.topics.log(topic.name.0.as_str(), partition) {
-                    None => Some(ResponseError::UnknownTopicOrPartition),
-                    Some(log) => {
-                        match log.append_marker(producer_id, m.producer_epoch, m.coordinator_epoch, marker, 0) {
-                            Ok(info) => match log.wait_durable(info.last_offset + 1).await {
-                                Ok(()) => {
-                                    if topic.name.0.as_str() == OFFSETS_TOPIC {
-                                        settled_offsets.push(partition);
-                                    }
-                                    None
-                                }
-                                Err(e) => Some(storage_error(&e)),
-                            },
-                            Err(LogError::InvalidProducerEpoch(_)) => Some(ResponseError::InvalidProducerEpoch),
-                            Err(e) => Some(storage_error(&e)),
-                        }
-                    }
-                };
                 let mut p = WritableTxnMarkerPartitionResult::default();
                 p.partition_index = partition;
-                p.error_code = error.map_or(0, |e| e.code());
+                let written = broker
+                    .topics
+                    .log(topic.name.0.as_str(), partition)
+                    .ok_or(ResponseError::UnknownTopicOrPartition)
+                    .and_then(|log| {
+                        let info = log
+                            .append_marker(producer_id, m.producer_epoch, m.coordinator_epoch, marker, 0)
+                            .map_err(|e| match e {
+                                LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+                                e => storage_error(&e),
+                            })?;
+                        Ok((log, info.last_offset + 1))
+                    });
+                match written {
+                    Ok((log, end)) => appended.push((
+                        result.topics.len(),
+                        t.partitions.len(),
+                        log,
+                        end,
+                        is_offsets.then_some(partition),
+                    )),
+                    Err(e) => p.error_code = e.code(),
+                }
                 t.partitions.push(p);
             }
             t.name = topic.name;
             result.topics.push(t);
         }
+        let mut settled_offsets = Vec::new();
+        for (topic, partition, log, end, offsets_partition) in appended {
+            match log.wait_durable(end).await {
+                Ok(()) => settled_offsets.extend(offsets_partition),
+                Err(e) => result.topics[topic].partitions[partition].error_code = storage_error(&e).code(),
+            }
+        }
         if !settled_offsets.is_empty() {
-            let commit = marker == Marker::Commit;
-            let count = broker.topics.image().topic(OFFSETS_TOPIC).map_or(0, |t| t.partitions.len() as i32);
-            let settled = broker
-                .groups
-                .call(move |engine, now| {
-                    for p in settled_offsets {
-                        engine.complete_txn(now, producer_id, commit, p, count);
-                    }
-                })
-                .await;
+            let settled = broker.groups.complete_txn(producer_id, marker == Marker::Commit, settled_offsets).await;
             if settled.is_err() {
                 tracing::error!(producer_id, "WriteTxnMarkers: the group coordinator did not settle the offsets");
             }

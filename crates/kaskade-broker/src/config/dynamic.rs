@@ -149,25 +149,23 @@ pub fn describe(
     }
     for e in &mut entries {
         e.read_only = !is_dynamic(&e.name) && static_name(&e.name).is_some();
-        let layers =
-            [(own.get(&e.name), ConfigSource::DynamicBroker), (cluster.get(&e.name), ConfigSource::DynamicDefault)];
-        let mut dynamic_synonyms = Vec::new();
-        for (value, source) in layers {
-            let Some(value) = value else { continue };
-            if dynamic_synonyms.is_empty() {
-                e.value = Some(value.clone());
-                e.source = source;
-            }
-            if let Some(name) = static_name(&e.name) {
-                dynamic_synonyms.push(ConfigSynonym { name, value: Some(value.clone()), source });
-            }
-            if static_name(&e.name).is_none() && e.value.is_none() {
-                e.value = Some(value.clone());
-            }
+        // The dynamic values set for this key, highest precedence first.
+        let set: Vec<(&String, ConfigSource)> =
+            [(own.get(&e.name), ConfigSource::DynamicBroker), (cluster.get(&e.name), ConfigSource::DynamicDefault)]
+                .into_iter()
+                .filter_map(|(value, source)| value.map(|v| (v, source)))
+                .collect();
+        if let Some((value, source)) = set.first() {
+            e.value = Some((*value).clone());
+            e.source = *source;
         }
-        if !dynamic_synonyms.is_empty() {
-            dynamic_synonyms.append(&mut e.synonyms);
-            e.synonyms = dynamic_synonyms;
+        if let Some(name) = static_name(&e.name) {
+            let mut synonyms: Vec<ConfigSynonym> = set
+                .iter()
+                .map(|(v, source)| ConfigSynonym { name, value: Some((*v).clone()), source: *source })
+                .collect();
+            synonyms.append(&mut e.synonyms);
+            e.synonyms = synonyms;
         }
     }
     for e in entries.iter_mut().filter(|e| super::is_sensitive(&e.name)) {

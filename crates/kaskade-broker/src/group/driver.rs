@@ -172,6 +172,20 @@ impl GroupService {
         rx.await.map_err(|_| gone())
     }
 
+    /// A transaction's markers are durable on these `__consumer_offsets`
+    /// partitions: the producer's pending offsets stored there become the
+    /// committed ones (`commit`) or are dropped. Both the transaction
+    /// coordinator and WriteTxnMarkers end transactions through here.
+    pub async fn complete_txn(&self, producer_id: i64, commit: bool, partitions: Vec<i32>) -> Result<(), BrokerError> {
+        let count = self.store.as_ref().map_or(0, |s| s.partition_count());
+        self.call(move |engine, now| {
+            for p in partitions {
+                engine.complete_txn(now, producer_id, commit, p, count);
+            }
+        })
+        .await
+    }
+
     /// Runs `f` on the engine, persists the offset changes it made and
     /// resolves once they are durable (OffsetCommit, deletions).
     pub async fn call_durable<R, F>(&self, f: F) -> Result<R, BrokerError>

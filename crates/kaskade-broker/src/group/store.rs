@@ -31,7 +31,7 @@ impl OffsetsStore {
 
     /// The partitions of the topic as it exists (its count wins over the
     /// configuration once created, as in Kafka).
-    fn partition_count(&self) -> i32 {
+    pub(crate) fn partition_count(&self) -> i32 {
         self.topics.image().topic(OFFSETS_TOPIC).map_or(self.partitions, |t| t.partitions.len() as i32)
     }
 

@@ -72,6 +72,7 @@ pub fn to_log_config(values: &BTreeMap<String, String>) -> LogConfig {
         delete_retention_ms: num(values, "delete.retention.ms", d.delete_retention_ms).max(0),
         min_compaction_lag_ms: num(values, "min.compaction.lag.ms", d.min_compaction_lag_ms).max(0),
         max_compaction_lag_ms: num(values, "max.compaction.lag.ms", d.max_compaction_lag_ms).max(1),
+        recompression: recompression(values),
     }
 }
 

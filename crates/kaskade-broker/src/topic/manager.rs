@@ -104,11 +104,12 @@ impl TopicManager {
     /// Reconciles the logs with the image: creates missing logs, deletes
     /// logs of topics that no longer exist.
     pub fn new(meta: MetadataStore, logs: Arc<LogManager>, d: TopicDefaults) -> Result<TopicManager, TopicError> {
+        let meta_image = meta.image();
         let tm = TopicManager {
             node_id: d.node_id,
             meta,
             logs,
-            defaults: RwLock::new(Arc::new(d.values.clone())),
+            defaults: RwLock::new(Arc::new(TopicManager::effective_defaults(&d.values, &meta_image, d.node_id))),
             static_defaults: d.values,
             default_partitions: d.num_partitions,
             default_replication: d.replication_factor,
@@ -128,20 +129,29 @@ impl TopicManager {
                 tm.logs.get_or_create(&TopicPartition::new(t.name.as_str(), p as i32), cfg.clone())?;
             }
         }
-        tm.apply_dynamic_defaults();
         Ok(tm)
     }
 
-    /// Recomputes the topic defaults from the static config and the dynamic
-    /// broker configs of the image, and gives every log its new config.
+    /// The topic defaults of node `node_id`: the static ones with the
+    /// dynamic broker configs of `image` (cluster-wide, then the node's own)
+    /// laid over them.
+    pub fn effective_defaults(
+        static_defaults: &BTreeMap<String, String>,
+        image: &Image,
+        node_id: i32,
+    ) -> BTreeMap<String, String> {
+        let dynamic =
+            crate::config::dynamic::effective(image.broker_configs(""), image.broker_configs(&node_id.to_string()));
+        let mut defaults = static_defaults.clone();
+        defaults.extend(crate::config::dynamic::topic_defaults(&dynamic));
+        defaults
+    }
+
+    /// Recomputes the topic defaults after a dynamic broker config change and
+    /// gives every log its new config.
     fn apply_dynamic_defaults(&self) {
         let image = self.image();
-        let dynamic = crate::config::dynamic::effective(
-            image.broker_configs(""),
-            image.broker_configs(&self.node_id.to_string()),
-        );
-        let mut defaults = self.static_defaults.clone();
-        defaults.extend(crate::config::dynamic::topic_defaults(&dynamic));
+        let defaults = TopicManager::effective_defaults(&self.static_defaults, &image, self.node_id);
         if **self.defaults.read() == defaults {
             return;
         }

@@ -294,15 +294,9 @@ impl TxnService {
         }
         durable(waits).await?;
         if !offsets_partitions.is_empty() {
-            let (pid, commit) = (plan.producer_id, plan.marker == Marker::Commit);
-            let count = broker.topics.image().topic(OFFSETS_TOPIC).map_or(0, |t| t.partitions.len() as i32);
             broker
                 .groups
-                .call(move |engine, now| {
-                    for p in offsets_partitions {
-                        engine.complete_txn(now, pid, commit, p, count);
-                    }
-                })
+                .complete_txn(plan.producer_id, plan.marker == Marker::Commit, offsets_partitions)
                 .await
                 .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
         }
