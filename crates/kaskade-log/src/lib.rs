@@ -21,7 +21,6 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
-pub mod clock;
 pub mod config;
 pub mod error;
 pub mod flush;
@@ -37,9 +36,10 @@ pub mod types;
 pub mod varint;
 
 pub use cleaner::{CleanStats, CleanerOptions};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 pub use error::{LogError, Result};
+pub use kaskade_types::clock;
+pub use kaskade_types::{Clock, ManualClock, SystemClock};
 pub use log::{AppendInfo, Log, LogEnv, OpenHint, ReadResult, TimestampHit};
 pub use manager::{LogManager, ManagerOptions, OpenReport};
 pub use types::TopicPartition;

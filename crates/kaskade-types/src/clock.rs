@@ -1,4 +1,5 @@
-//! An injected wall clock, so time-based rolling and retention are testable.
+//! One injected wall clock for the storage engine and the broker, so
+//! time-based rolling, retention, sessions and timeouts are testable.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
