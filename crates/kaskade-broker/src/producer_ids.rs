@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use kaskade_meta::{MetaError, MetadataRecord, MetadataStore};
+use kaskade_meta::{MetaError, MetadataLog, MetadataRecord};
 
 use crate::topic::TopicManager;
 
@@ -49,8 +49,8 @@ impl ProducerIdManager {
 
 /// Records the next block of `size` producer ids in the metadata log and
 /// returns its first id. Blocking (fsync).
-pub fn allocate_block(meta: &MetadataStore, size: i64) -> Result<i64, MetaError> {
-    meta.update(|img| {
+pub fn allocate_block(meta: &dyn MetadataLog, size: i64) -> Result<i64, MetaError> {
+    kaskade_meta::update(meta, |img| {
         let start = img.next_producer_id();
         let end = start
             .checked_add(size)

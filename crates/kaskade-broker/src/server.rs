@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kaskade_log::{CleanerOptions, LogManager, ManagerOptions, TopicPartition};
-use kaskade_meta::MetadataStore;
+use kaskade_meta::{LocalMetadataLog, MetadataLog};
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
@@ -199,12 +199,12 @@ impl Server {
 pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<(Arc<TopicManager>, String, Vec<String>), StartError> {
     std::fs::create_dir_all(dir).map_err(|source| StartError::Io { path: dir.to_path_buf(), source })?;
     let cluster_id = ensure_meta_properties(dir, config)?;
-    let meta = MetadataStore::open(&dir.join(METADATA_DIR))?;
-    let image = meta.image();
+    let meta = LocalMetadataLog::open(&dir.join(METADATA_DIR))?;
+    let image = meta.committed().image;
     let defaults: std::collections::BTreeMap<String, String> =
         config.topic_defaults().into_iter().filter_map(|d| d.value.map(|v| (d.name.to_string(), v))).collect();
     // Logs open with the dynamic broker configs already applied.
-    let d2 = TopicManager::effective_defaults(&defaults, &image, config.node_id);
+    let d2 = crate::topic::replicas::effective_defaults(&defaults, &image, config.node_id);
     let config_for = move |tp: &TopicPartition| {
         let overrides = image.topic(&tp.topic).map(|t| t.configs.clone()).unwrap_or_default();
         crate::topic::config::to_log_config(&crate::topic::config::effective(&d2, &overrides))
@@ -225,7 +225,7 @@ pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<(Arc<TopicManag
     let (logs, report) = LogManager::open(dir, opts, config_for)?;
     logs.start_background();
     let topics = TopicManager::new(
-        meta,
+        Arc::new(meta),
         logs,
         TopicDefaults {
             node_id: config.node_id,

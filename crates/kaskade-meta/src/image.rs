@@ -83,12 +83,67 @@ impl Image {
         self.records
     }
 
+    /// The records that rebuild this image from an empty one (what a
+    /// snapshot stores), in an order `apply` accepts.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        if self.next_producer_id > 0 {
+            out.push(MetadataRecord::ProducerIds { next_block_start: self.next_producer_id });
+        }
+        for t in self.topics.values() {
+            out.push(MetadataRecord::Topic { name: t.name.clone(), id: t.id });
+            for (i, p) in t.partitions.iter().enumerate() {
+                out.push(MetadataRecord::Partition {
+                    topic_id: t.id,
+                    partition: i as i32,
+                    leader: p.leader,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    leader_epoch: p.leader_epoch,
+                });
+            }
+            for (name, value) in &t.configs {
+                out.push(MetadataRecord::TopicConfig {
+                    topic_id: t.id,
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        for (user, by_mechanism) in &self.scram {
+            for (mechanism, c) in by_mechanism {
+                out.push(MetadataRecord::ScramCredential {
+                    user: user.clone(),
+                    mechanism: *mechanism,
+                    salt: c.salt.clone(),
+                    stored_key: c.stored_key.clone(),
+                    server_key: c.server_key.clone(),
+                    iterations: c.iterations,
+                });
+            }
+        }
+        for (resource, configs) in &self.broker_configs {
+            for (name, value) in configs {
+                out.push(MetadataRecord::BrokerConfig {
+                    resource: resource.clone(),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        out
+    }
+
     /// Applies one record. Records that refer to unknown topics are
     /// ignored (they can only come from a log written by a newer version
     /// or a deleted topic's stragglers).
     pub fn apply(&mut self, record: &MetadataRecord) {
         self.records += 1;
         match record {
+            MetadataRecord::Snapshot { end_offset, records } => {
+                // The snapshot's records bring the count to `end_offset`.
+                self.records = end_offset - records;
+            }
             MetadataRecord::Topic { name, id } => {
                 self.names.insert(*id, name.clone());
                 self.topics.insert(

@@ -1,16 +1,22 @@
 //! Cluster metadata as KRaft keeps it: a log of records (topics,
 //! partitions, configs) applied in order to an in-memory image.
 //!
-//! On a single node the log is a local file (`metadata.log` in
-//! `<log.dir>/kaskade-metadata/`); a cluster will replicate the same records.
-//! Every change is appended and fsynced before the image moves, so what an
-//! admin request acknowledged survives a crash.
+//! [`MetadataLog`] is the seam: what the rest of the node reads (the
+//! committed image and its version, a watch) and how it changes it
+//! (optimistic appends through [`update`], snapshots). On a single node the
+//! log is a local file ([`LocalMetadataLog`]: `metadata.log` in
+//! `<log.dir>/kaskade-metadata/`); a cluster's controller quorum will
+//! implement the same trait by replicating the same records. Every change is
+//! committed (fsynced) before the image moves, so what an admin request
+//! acknowledged survives a crash.
 
 pub mod image;
-pub mod log;
+pub mod local_log;
+pub mod metadata_log;
 pub mod record;
 
 pub use image::{Image, PartitionImage, ScramCredential, TopicImage};
-pub use log::{MetaError, MetadataStore};
+pub use local_log::{LocalMetadataLog, MetaError};
+pub use metadata_log::{update, Committed, MetadataLog, MetadataVersion};
 pub use record::MetadataRecord;
 pub use uuid::Uuid;

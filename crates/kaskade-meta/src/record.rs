@@ -34,4 +34,7 @@ pub enum MetadataRecord {
     BrokerConfig { resource: String, name: String, value: Option<String> },
     /// A user's SCRAM credential for one mechanism is gone.
     RemoveScramCredential { user: String, mechanism: i8 },
+    /// The start of a snapshot (KRaft's SnapshotHeaderRecord): the next
+    /// `records` records rebuild the image as it was at `end_offset`.
+    Snapshot { end_offset: i64, records: i64 },
 }

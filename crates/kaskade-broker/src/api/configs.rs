@@ -2,6 +2,7 @@
 //! (resource type 2) and brokers (type 4: this node's id, or "" for the
 //! cluster-wide dynamic defaults; see `config::dynamic`).
 
+use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -16,14 +17,12 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::config::{dynamic, ConfigSource};
-use crate::topic::manager::code;
 
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
 pub const BROKER_LOGGER: i8 = 8;
 
 const SOURCE_TOPIC: i8 = 1;
-const INVALID_REQUEST: i16 = 42;
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -43,7 +42,7 @@ fn describe_topic(broker: &Broker, name: &str, keys: Option<&Vec<StrBytes>>, syn
     r.resource_name = s(name);
     let image = broker.topics.image();
     let Some(t) = image.topic(name) else {
-        r.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+        r.error_code = ResponseError::UnknownTopicOrPartition.code();
         r.error_message = Some(s(format!("Topic '{name}' does not exist.")));
         return r;
     };
@@ -115,7 +114,7 @@ fn describe_broker(
     r.resource_type = BROKER;
     r.resource_name = s(name);
     if let Err(message) = broker_resource(broker, name) {
-        r.error_code = INVALID_REQUEST;
+        r.error_code = ResponseError::InvalidRequest.code();
         r.error_message = Some(s(message));
         return r;
     }
@@ -171,7 +170,7 @@ pub async fn describe(broker: &Arc<Broker>, version: i16, req: DescribeConfigsRe
                 let mut r = DescribeConfigsResult::default();
                 r.resource_type = other;
                 r.resource_name = s(name);
-                r.error_code = INVALID_REQUEST;
+                r.error_code = ResponseError::InvalidRequest.code();
                 r.error_message = Some(s(format!("Unsupported resource type {other}")));
                 r
             }
@@ -193,7 +192,7 @@ async fn apply_changes(
 ) -> (i16, Option<String>) {
     if resource_type == BROKER {
         if let Err(message) = broker_resource(broker, &name) {
-            return (INVALID_REQUEST, Some(message));
+            return (ResponseError::InvalidRequest.code(), Some(message));
         }
     }
     let change = move |tm: &crate::topic::TopicManager| {
@@ -205,7 +204,7 @@ async fn apply_changes(
     };
     match crate::topic::on_blocking_pool(&broker.topics, change).await {
         Ok(()) => (0, None),
-        Err(e) => (e.code, Some(e.message)),
+        Err(e) => (e.code(), Some(e.message)),
     }
 }
 
@@ -219,7 +218,7 @@ pub async fn alter(broker: &Arc<Broker>, _version: i16, req: AlterConfigsRequest
                     res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
                 apply_changes(broker, res.resource_type, name.clone(), changes, true, req.validate_only).await
             }
-            other => (INVALID_REQUEST, Some(format!("Unsupported resource type {other}"))),
+            other => (ResponseError::InvalidRequest.code(), Some(format!("Unsupported resource type {other}"))),
         };
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
         r.error_code = code;
@@ -266,7 +265,7 @@ fn incremental_changes(
                 }
                 changes.push((key, Some(cur.join(","))));
             }
-            op => return Err((INVALID_REQUEST, format!("Unknown config operation {op}"))),
+            op => return Err((ResponseError::InvalidRequest.code(), format!("Unknown config operation {op}"))),
         }
     }
     Ok(changes)
@@ -301,7 +300,7 @@ pub async fn incremental(
                     Ok(changes) => apply_changes(broker, BROKER, name.clone(), changes, false, req.validate_only).await,
                 }
             }
-            other => (INVALID_REQUEST, Some(format!("Unsupported resource type {other}"))),
+            other => (ResponseError::InvalidRequest.code(), Some(format!("Unsupported resource type {other}"))),
         };
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         r.error_code = code;

@@ -1,5 +1,6 @@
 //! CreatePartitions: grow a topic's partition count.
 
+use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -7,7 +8,6 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::topic::manager::code;
 
 pub async fn handle(broker: &Arc<Broker>, _version: i16, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut resp = CreatePartitionsResponse::default();
@@ -20,7 +20,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: CreatePartitionsRe
             .as_ref()
             .is_some_and(|a| a.iter().any(|x| x.broker_ids.is_empty() || x.broker_ids.iter().any(|b| b.0 != node)));
         if bad_assignment {
-            r.error_code = code::INVALID_REPLICA_ASSIGNMENT;
+            r.error_code = ResponseError::InvalidReplicaAssignment.code();
             r.error_message = Some(StrBytes::from_string(format!("Replica assignments may only name broker {node}")));
             resp.results.push(r);
             continue;
@@ -30,7 +30,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: CreatePartitionsRe
         let grown =
             crate::topic::on_blocking_pool(&broker.topics, move |tm| tm.add_partitions(&name, count, validate_only));
         if let Err(e) = grown.await {
-            r.error_code = e.code;
+            r.error_code = e.code();
             r.error_message = Some(StrBytes::from_string(e.message));
         }
         resp.results.push(r);

@@ -2,6 +2,7 @@
 //! error codes. Topic creation writes the metadata log (fsync) and creates
 //! directories, so it runs on the blocking pool.
 
+use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest
         r.num_partitions = -1;
         r.replication_factor = -1;
         if seen.get(&name).copied().unwrap_or(0) > 1 {
-            r.error_code = 42; // INVALID_REQUEST, as Kafka answers duplicates
+            r.error_code = ResponseError::InvalidRequest.code(); // as Kafka answers duplicates
             r.error_message = Some(StrBytes::from_string(format!(
                 "Create topics request from client contains multiple entries for topic {name}"
             )));
@@ -45,7 +46,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest
             }
         }
         if let Some(k) = null_value {
-            r.error_code = 40;
+            r.error_code = ResponseError::InvalidConfig.code();
             r.error_message = Some(StrBytes::from_string(format!("Null value not supported for topic configs: {k}")));
             resp.topics.push(r);
             continue;
@@ -80,7 +81,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest
                 }
             }
             Err(e) => {
-                r.error_code = e.code;
+                r.error_code = e.code();
                 r.error_message = Some(StrBytes::from_string(e.message));
             }
         }

@@ -29,7 +29,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: DeleteTopicsRequest
                 r.topic_id = id;
             }
             Err(e) => {
-                r.error_code = e.code;
+                r.error_code = e.code();
                 r.error_message = Some(StrBytes::from_string(e.message));
             }
         }

@@ -2,6 +2,7 @@
 //! Metadata): topics sorted by name, paginated by partition count with a
 //! cursor.
 
+use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::describe_topic_partitions_response::{
@@ -12,7 +13,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::authorized_operations as ops;
 use crate::broker::Broker;
-use crate::topic::manager::code;
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -36,7 +36,7 @@ pub async fn handle(
         rt.name = Some(TopicName(StrBytes::from_string(name.clone())));
         rt.topic_authorized_operations = ops::OMITTED;
         let Some(t) = image.topic(&name) else {
-            rt.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+            rt.error_code = ResponseError::UnknownTopicOrPartition.code();
             resp.topics.push(rt);
             continue;
         };

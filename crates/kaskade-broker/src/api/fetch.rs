@@ -6,6 +6,7 @@
 //! Reads run on the blocking pool (`spawn_blocking`): a consumer far
 //! behind reads segments that may not be in the page cache.
 
+use kafka_protocol::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,6 @@ use tokio::time::Instant;
 
 use super::fetch_session::{PartKey, PartState, SessionMode};
 use crate::broker::Broker;
-use crate::topic::manager::code;
 
 /// One partition of this fetch, resolved.
 struct Wanted {
@@ -57,7 +57,7 @@ fn read_all(wanted: &[(Option<Arc<Log>>, i64, i32)], max_bytes: i32, read_commit
         .map(|(log, offset, pmax)| {
             let Some(log) = log else {
                 return Got {
-                    error: code::UNKNOWN_TOPIC_OR_PARTITION,
+                    error: ResponseError::UnknownTopicOrPartition.code(),
                     hw: -1,
                     lso: -1,
                     log_start: -1,
@@ -117,12 +117,13 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
         let t = if by_id { image.topic_by_id(id) } else { image.topic(name) };
         t.map(|t| (t.name.clone(), t.id))
     };
-    let unknown_code = if by_id { code::UNKNOWN_TOPIC_ID } else { code::UNKNOWN_TOPIC_OR_PARTITION };
+    let unknown_code =
+        if by_id { ResponseError::UnknownTopicId.code() } else { ResponseError::UnknownTopicOrPartition.code() };
 
     let mode = match broker.fetch_sessions.begin(req.session_id, req.session_epoch) {
         Ok(m) => m,
         Err(c) => {
-            resp.error_code = c;
+            resp.error_code = c.code();
             resp.session_id = req.session_id;
             return resp;
         }
@@ -199,7 +200,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
         .into_iter()
         .map(|(key, topic_id, fetch_offset, max_bytes, error)| {
             let log = if error.is_none() { broker.topics.log(&key.0, key.1) } else { None };
-            let error = error.or(if log.is_none() { Some(code::UNKNOWN_TOPIC_OR_PARTITION) } else { None });
+            let error =
+                error.or(if log.is_none() { Some(ResponseError::UnknownTopicOrPartition.code()) } else { None });
             Wanted { key, topic_id, fetch_offset, max_bytes, log, error }
         })
         .collect();

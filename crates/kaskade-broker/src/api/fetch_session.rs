@@ -13,8 +13,7 @@ use std::collections::HashMap;
 
 use parking_lot::Mutex;
 
-pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+use kafka_protocol::ResponseError;
 
 /// A partition key within a session: topic name (resolved) and partition.
 pub type PartKey = (String, i32);
@@ -67,13 +66,13 @@ impl SessionCache {
         SessionCache { inner: Mutex::new(Inner { next_id: 1, ..Inner::default() }), capacity }
     }
 
-    /// Resolves the request's session fields. Errors are Kafka codes.
-    pub fn begin(&self, id: i32, epoch: i32) -> Result<SessionMode, i16> {
+    /// Resolves the request's session fields.
+    pub fn begin(&self, id: i32, epoch: i32) -> Result<SessionMode, ResponseError> {
         let mut g = self.inner.lock();
         match (id, epoch) {
             (0, -1) => Ok(SessionMode::Sessionless),
             (0, 0) => Ok(self.create(&mut g)),
-            (0, _) => Err(INVALID_FETCH_SESSION_EPOCH),
+            (0, _) => Err(ResponseError::InvalidFetchSessionEpoch),
             (id, -1) => {
                 g.sessions.remove(&id);
                 Ok(SessionMode::Sessionless)
@@ -85,9 +84,9 @@ impl SessionCache {
             (id, e) => {
                 g.tick += 1;
                 let tick = g.tick;
-                let s = g.sessions.get_mut(&id).ok_or(FETCH_SESSION_ID_NOT_FOUND)?;
+                let s = g.sessions.get_mut(&id).ok_or(ResponseError::FetchSessionIdNotFound)?;
                 if s.next_epoch != e {
-                    return Err(INVALID_FETCH_SESSION_EPOCH);
+                    return Err(ResponseError::InvalidFetchSessionEpoch);
                 }
                 s.last_used = tick;
                 Ok(SessionMode::Incremental(id))
@@ -145,21 +144,21 @@ mod tests {
         let c = SessionCache::new(2);
         assert_eq!(c.begin(0, -1), Ok(SessionMode::Sessionless));
         let SessionMode::New(id) = c.begin(0, 0).expect("new") else { panic!("expected a new session") };
-        assert_eq!(c.begin(id, 2), Err(INVALID_FETCH_SESSION_EPOCH));
+        assert_eq!(c.begin(id, 2), Err(ResponseError::InvalidFetchSessionEpoch));
         assert_eq!(c.begin(id, 1), Ok(SessionMode::Incremental(id)));
         c.with(id, |s| s.advance());
-        assert_eq!(c.begin(id, 1), Err(INVALID_FETCH_SESSION_EPOCH), "epoch 1 was used");
+        assert_eq!(c.begin(id, 1), Err(ResponseError::InvalidFetchSessionEpoch), "epoch 1 was used");
         assert_eq!(c.begin(id, 2), Ok(SessionMode::Incremental(id)));
-        assert_eq!(c.begin(id + 100, 1), Err(FETCH_SESSION_ID_NOT_FOUND));
+        assert_eq!(c.begin(id + 100, 1), Err(ResponseError::FetchSessionIdNotFound));
         assert_eq!(c.begin(id, -1), Ok(SessionMode::Sessionless));
-        assert_eq!(c.begin(id, 1), Err(FETCH_SESSION_ID_NOT_FOUND));
+        assert_eq!(c.begin(id, 1), Err(ResponseError::FetchSessionIdNotFound));
         // Capacity evicts the least recently used.
         let a = c.begin(0, 0).expect("a");
         let _b = c.begin(0, 0).expect("b");
         let _c = c.begin(0, 0).expect("c");
         assert_eq!(c.len(), 2);
         if let SessionMode::New(a) = a {
-            assert_eq!(c.begin(a, 1), Err(FETCH_SESSION_ID_NOT_FOUND));
+            assert_eq!(c.begin(a, 1), Err(ResponseError::FetchSessionIdNotFound));
         }
     }
 }

@@ -4,6 +4,7 @@
 //! (read_committed: the last stable offset), and a timestamp lookup answers
 //! the first record whose timestamp is >= the one asked for.
 
+use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
@@ -12,7 +13,6 @@ use kafka_protocol::records::RecordBatchDecoder;
 use kaskade_log::Log;
 
 use crate::broker::Broker;
-use crate::topic::manager::code;
 
 pub const EARLIEST: i64 = -2;
 pub const LATEST: i64 = -1;
@@ -87,7 +87,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListOffsetsRequest)
                     .map(|pi| (tp, pi))
             });
             let Some((tp, pi)) = part else {
-                pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+                pr.error_code = ResponseError::UnknownTopicOrPartition.code();
                 tr.partitions.push(pr);
                 continue;
             };
@@ -110,7 +110,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListOffsetsRequest)
                     Err(c) => pr.error_code = c,
                 }
             } else {
-                pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+                pr.error_code = ResponseError::UnknownTopicOrPartition.code();
             }
             tr.partitions.push(pr);
         }

@@ -2,6 +2,7 @@
 //! partitions; missing topics are auto-created when the request allows it
 //! and `auto.create.topics.enable` is set (client test suites rely on it).
 
+use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use kaskade_meta::TopicImage;
 
 use super::authorized_operations::{self as ops, OMITTED as AUTHORIZED_OPS_OMITTED};
 use crate::broker::Broker;
-use crate::topic::manager::{code, validate_topic_name};
+use crate::topic::manager::validate_topic_name;
 
 pub fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
     let mut rt = MetadataResponseTopic::default();
@@ -76,7 +77,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
         match &name {
             None => match image.topic_by_id(&t.topic_id) {
                 Some(ti) => resp.topics.push(topic_entry(ti)),
-                None => resp.topics.push(error_entry(None, t.topic_id, code::UNKNOWN_TOPIC_ID)),
+                None => resp.topics.push(error_entry(None, t.topic_id, ResponseError::UnknownTopicId.code())),
             },
             Some(name) => {
                 let name = name.to_string();
@@ -85,11 +86,15 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
                     continue;
                 }
                 if let Err(e) = validate_topic_name(&name) {
-                    resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.code));
+                    resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.code()));
                     continue;
                 }
                 if !allow_create {
-                    resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), code::UNKNOWN_TOPIC_OR_PARTITION));
+                    resp.topics.push(error_entry(
+                        Some(name),
+                        uuid::Uuid::nil(),
+                        ResponseError::UnknownTopicOrPartition.code(),
+                    ));
                     continue;
                 }
                 let n2 = name.clone();
@@ -100,15 +105,17 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
                 match created {
                     Ok(ti) => resp.topics.push(topic_entry(&ti)),
                     // Lost a race with another creator: it exists now.
-                    Err(e) if e.code == code::TOPIC_ALREADY_EXISTS => match broker.topics.image().topic(&name) {
-                        Some(ti) => resp.topics.push(topic_entry(ti)),
-                        None => resp.topics.push(error_entry(
-                            Some(name),
-                            uuid::Uuid::nil(),
-                            code::UNKNOWN_TOPIC_OR_PARTITION,
-                        )),
-                    },
-                    Err(e) => resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.code)),
+                    Err(e) if e.code() == ResponseError::TopicAlreadyExists.code() => {
+                        match broker.topics.image().topic(&name) {
+                            Some(ti) => resp.topics.push(topic_entry(ti)),
+                            None => resp.topics.push(error_entry(
+                                Some(name),
+                                uuid::Uuid::nil(),
+                                ResponseError::UnknownTopicOrPartition.code(),
+                            )),
+                        }
+                    }
+                    Err(e) => resp.topics.push(error_entry(Some(name), uuid::Uuid::nil(), e.code())),
                 }
             }
         }

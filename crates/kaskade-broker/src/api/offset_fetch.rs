@@ -4,6 +4,7 @@
 //! read_committed consumer never starts from an offset that may be rolled
 //! back.
 
+use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::offset_fetch_response::{
@@ -22,8 +23,6 @@ use crate::router::HandlerFuture;
 
 /// (group, requested partitions or every committed one).
 type GroupQuery = (String, Option<Vec<(String, i32)>>);
-
-const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 
 /// A committed offset and its partition-level error code.
 type Fetched = (FetchedOffset, i16);
@@ -83,7 +82,7 @@ pub async fn handle(
                                     o.offset = -1;
                                     o.metadata.clear();
                                 }
-                                (o, if unstable { UNSTABLE_OFFSET_COMMIT } else { 0 })
+                                (o, if unstable { ResponseError::UnstableOffsetCommit.code() } else { 0 })
                             })
                             .collect::<Vec<_>>()
                     });

@@ -3,13 +3,13 @@
 //! end of epoch 0 is the log end; a later epoch than the current one is
 //! unknown; an epoch below 0 is undefined (-1, -1), as Kafka answers.
 
+use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use crate::broker::Broker;
-use crate::topic::manager::code;
 
 const FENCED_LEADER_EPOCH: i16 = 74;
 const UNKNOWN_LEADER_EPOCH: i16 = 75;
@@ -43,7 +43,7 @@ pub async fn handle(
                         e.end_offset = log.log_end_offset();
                     }
                 }
-                _ => e.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
+                _ => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
             }
             tr.partitions.push(e);
         }

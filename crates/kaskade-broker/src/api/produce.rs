@@ -5,6 +5,7 @@
 //! the page cache), then the durable waits run concurrently, so one request
 //! touching many partitions costs one group-committed fsync round.
 
+use kafka_protocol::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,6 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::topic::manager::code;
 
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
 pub const REQUEST_TIMED_OUT: i16 = 7;
@@ -114,7 +114,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                 continue;
             }
             let Some(t) = t else {
-                let c = if version >= 13 { code::UNKNOWN_TOPIC_ID } else { code::UNKNOWN_TOPIC_OR_PARTITION };
+                let c = if version >= 13 {
+                    ResponseError::UnknownTopicId.code()
+                } else {
+                    ResponseError::UnknownTopicOrPartition.code()
+                };
                 tr.partition_responses.push(partition_error(idx, c, None));
                 continue;
             };
@@ -124,7 +128,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
             let (Some(p), Some(log)) =
                 (t.partitions.get(idx.max(0) as usize).filter(|_| idx >= 0), broker.topics.log(&t.name, idx))
             else {
-                tr.partition_responses.push(partition_error(idx, code::UNKNOWN_TOPIC_OR_PARTITION, None));
+                tr.partition_responses.push(partition_error(idx, ResponseError::UnknownTopicOrPartition.code(), None));
                 continue;
             };
             let Some(records) = part.records else {

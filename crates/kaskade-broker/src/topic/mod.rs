@@ -2,9 +2,13 @@
 //! and the partition logs that hold their data.
 
 pub mod config;
+pub mod controller;
+pub mod error;
 pub mod manager;
+pub mod replicas;
 
-pub use manager::{TopicError, TopicManager};
+pub use error::TopicError;
+pub use manager::TopicManager;
 
 use std::sync::Arc;
 
@@ -16,7 +20,10 @@ pub async fn on_blocking_pool<T: Send + 'static>(
     change: impl FnOnce(&TopicManager) -> Result<T, TopicError> + Send + 'static,
 ) -> Result<T, TopicError> {
     let tm = topics.clone();
-    tokio::task::spawn_blocking(move || change(&tm))
-        .await
-        .unwrap_or_else(|e| Err(TopicError::new(-1, format!("topic change task failed: {e}"))))
+    tokio::task::spawn_blocking(move || change(&tm)).await.unwrap_or_else(|e| {
+        Err(TopicError::new(
+            kafka_protocol::ResponseError::UnknownServerError,
+            format!("topic change task failed: {e}"),
+        ))
+    })
 }

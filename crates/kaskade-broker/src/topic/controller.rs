@@ -1,0 +1,434 @@
+//! The controller side of topic management: decides changes against the
+//! committed metadata image and answers with the records that make them.
+//!
+//! Pure: no files, no logs, no clock. Kafka's controller does this in
+//! `ReplicationControlManager` and `ConfigurationControlManager`; on one node
+//! Kaskade's controller is in-process, in a cluster the active controller runs
+//! the same decisions on the quorum's image. Placement: every partition goes
+//! to the live brokers it is given (today, this node), leader first.
+//!
+//! Invariant: a decision never reads anything but the image and the request,
+//! so deciding again on a newer image (after losing an append race) is safe.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::ResponseError;
+use kaskade_meta::{Image, MetadataRecord, TopicImage, Uuid};
+
+use super::config;
+use super::error::TopicError;
+
+/// Kafka's topic name rules: 1..=249 chars of `[a-zA-Z0-9._-]`, not `.`/`..`.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let bad = |m: String| Err(TopicError::new(ResponseError::InvalidTopicException, m));
+    if name.is_empty() {
+        return bad("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return bad("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > 249 {
+        return bad(format!("Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
+        return bad(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// A CreateTopics request for one topic, as the controller needs it.
+#[derive(Clone, Debug)]
+pub struct NewTopic<'a> {
+    pub name: &'a str,
+    /// -1: the broker default.
+    pub partitions: i32,
+    /// -1: the broker default.
+    pub replication: i16,
+    /// Explicit replica assignments, partition by partition.
+    pub assignments: &'a [(i32, Vec<i32>)],
+    pub configs: &'a BTreeMap<String, String>,
+}
+
+/// The controller's settings and the brokers it may place replicas on.
+#[derive(Clone, Debug)]
+pub struct TopicController {
+    /// The brokers replicas go to (live and unfenced).
+    pub brokers: Vec<i32>,
+    pub default_partitions: i32,
+    pub default_replication: i16,
+    pub delete_enabled: bool,
+}
+
+/// A decided topic creation: its records and the topic they make.
+#[derive(Debug)]
+pub struct Creation {
+    pub records: Vec<MetadataRecord>,
+    pub topic: TopicImage,
+}
+
+impl TopicController {
+    /// Validates what does not depend on the image (name, counts, configs).
+    /// Returns the partition count to create.
+    pub fn check_new_topic(&self, t: &NewTopic<'_>) -> Result<i32, TopicError> {
+        validate_topic_name(t.name)?;
+        let partitions = if !t.assignments.is_empty() {
+            if t.partitions != -1 || t.replication != -1 {
+                return Err(TopicError::new(
+                    ResponseError::InvalidRequest,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+                ));
+            }
+            for (i, (p, brokers)) in t.assignments.iter().enumerate() {
+                if *p != i as i32 || brokers.is_empty() || brokers.iter().any(|b| !self.brokers.contains(b)) {
+                    return Err(TopicError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("Replica assignment for partition {p} names brokers {brokers:?}; this cluster has only broker(s) {:?}", self.brokers),
+                    ));
+                }
+            }
+            t.assignments.len() as i32
+        } else if t.partitions == -1 {
+            self.default_partitions
+        } else {
+            t.partitions
+        };
+        if partitions <= 0 {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                "Number of partitions must be larger than 0.",
+            ));
+        }
+        let replication = if t.replication == -1 { self.default_replication } else { t.replication };
+        if replication <= 0 {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0.",
+            ));
+        }
+        if replication as usize > self.brokers.len() {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only {} broker(s) are registered.", self.brokers.len()),
+            ));
+        }
+        for (k, v) in t.configs {
+            config::validate(k, v).map_err(|m| TopicError::new(ResponseError::InvalidConfig, m))?;
+        }
+        Ok(partitions)
+    }
+
+    /// Decides a topic creation on `img` (after [`check_new_topic`]).
+    pub fn create(&self, img: &Image, t: &NewTopic<'_>, partitions: i32, id: Uuid) -> Result<Creation, TopicError> {
+        let name = t.name;
+        if img.topic(name).is_some() {
+            return Err(TopicError::new(ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
+        }
+        // Kafka refuses names that collide once '.' and '_' are equated
+        // (metric names would clash).
+        let norm = |s: &str| s.replace('.', "_");
+        if let Some(other) = img.topics().find(|o| norm(&o.name) == norm(name)) {
+            return Err(TopicError::new(
+                ResponseError::InvalidTopicException,
+                format!("Topic '{name}' collides with existing topic: {}", other.name),
+            ));
+        }
+        let mut records = vec![MetadataRecord::Topic { name: name.to_string(), id }];
+        for p in 0..partitions {
+            records.push(self.partition_record(id, p, t.assignments.get(p as usize).map(|(_, r)| r.as_slice())));
+        }
+        for (k, v) in t.configs {
+            records.push(MetadataRecord::TopicConfig { topic_id: id, name: k.clone(), value: Some(v.clone()) });
+        }
+        let mut made = Image::default();
+        for r in &records {
+            made.apply(r);
+        }
+        let topic = made.topic(name).cloned().ok_or_else(|| {
+            TopicError::new(ResponseError::UnknownServerError, "the decided topic is not in its image")
+        })?;
+        Ok(Creation { records, topic })
+    }
+
+    /// A new partition's record: the assigned replicas, or this cluster's
+    /// brokers round-robin from the partition index (leaders balanced);
+    /// the first replica leads at epoch 0 with every replica in sync.
+    fn partition_record(&self, topic_id: Uuid, partition: i32, assigned: Option<&[i32]>) -> MetadataRecord {
+        let replicas = match assigned {
+            Some(r) => r.to_vec(),
+            None => {
+                let n = self.brokers.len().max(1);
+                let start = partition as usize % n;
+                self.brokers.iter().cycle().skip(start).take(self.replication_for_placement()).copied().collect()
+            }
+        };
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            leader: replicas.first().copied().unwrap_or(-1),
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+        }
+    }
+
+    /// One replica per partition until replication lands (a topic's
+    /// replication factor is checked against the brokers above; with one
+    /// broker it is always 1).
+    fn replication_for_placement(&self) -> usize {
+        1
+    }
+
+    /// Decides a topic deletion by name or id. Returns the topic removed.
+    pub fn delete(
+        &self,
+        img: &Image,
+        name: Option<&str>,
+        id: Option<Uuid>,
+    ) -> Result<(Vec<MetadataRecord>, TopicImage), TopicError> {
+        if !self.delete_enabled {
+            return Err(TopicError::new(ResponseError::TopicDeletionDisabled, "Topic deletion is disabled."));
+        }
+        let t = match (name, id) {
+            (Some(n), _) => img.topic(n).ok_or_else(TopicError::unknown_topic_or_partition)?,
+            (None, Some(id)) => img.topic_by_id(&id).ok_or_else(|| {
+                TopicError::new(ResponseError::UnknownTopicId, "This server does not host this topic ID.")
+            })?,
+            (None, None) => {
+                return Err(TopicError::new(ResponseError::InvalidRequest, "neither topic name nor id given"))
+            }
+        };
+        Ok((vec![MetadataRecord::RemoveTopic { id: t.id }], t.clone()))
+    }
+
+    /// Decides growing `name` to `count` partitions (CreatePartitions).
+    /// Returns the records and the range of new partition indexes.
+    pub fn add_partitions(
+        &self,
+        img: &Image,
+        name: &str,
+        count: i32,
+    ) -> Result<(Vec<MetadataRecord>, std::ops::Range<i32>), TopicError> {
+        let t = img.topic(name).ok_or_else(TopicError::unknown_topic_or_partition)?;
+        let old = t.partitions.len() as i32;
+        if count < old {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic currently has {old} partitions, which is higher than the requested {count}."),
+            ));
+        }
+        if count == old {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic already has {old} partitions."),
+            ));
+        }
+        Ok(((old..count).map(|p| self.partition_record(t.id, p, None)).collect(), old..count))
+    }
+
+    /// Validates topic config changes (`Some` sets, `None` removes).
+    pub fn check_config_changes(changes: &[(String, Option<String>)]) -> Result<(), TopicError> {
+        for (k, v) in changes {
+            match v {
+                Some(v) => {
+                    config::validate(k, v).map_err(|m| TopicError::new(ResponseError::InvalidConfig, m))?;
+                }
+                None if !config::is_known(k) => {
+                    return Err(TopicError::new(
+                        ResponseError::InvalidConfig,
+                        format!("Unknown topic config name: {k}"),
+                    ))
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides topic config changes. With `replace_all` (legacy AlterConfigs)
+    /// every override not named is removed. Returns the records and the
+    /// topic as it will be.
+    pub fn alter_configs(
+        img: &Image,
+        name: &str,
+        changes: &[(String, Option<String>)],
+        replace_all: bool,
+    ) -> Result<(Vec<MetadataRecord>, TopicImage), TopicError> {
+        let t = img.topic(name).ok_or_else(TopicError::unknown_topic_or_partition)?;
+        let mut records = Vec::new();
+        if replace_all {
+            for k in t.configs.keys() {
+                if !changes.iter().any(|(c, _)| c == k) {
+                    records.push(MetadataRecord::TopicConfig { topic_id: t.id, name: k.clone(), value: None });
+                }
+            }
+        }
+        for (k, v) in changes {
+            records.push(MetadataRecord::TopicConfig { topic_id: t.id, name: k.clone(), value: v.clone() });
+        }
+        let mut after = t.clone();
+        for (k, v) in changes {
+            match v {
+                Some(v) => after.configs.insert(k.clone(), v.clone()),
+                None => after.configs.remove(k),
+            };
+        }
+        if replace_all {
+            after.configs.retain(|k, _| changes.iter().any(|(c, _)| c == k));
+        }
+        Ok((records, after))
+    }
+
+    /// Validates and normalises dynamic broker config changes.
+    pub fn check_broker_config_changes(
+        changes: &[(String, Option<String>)],
+    ) -> Result<Vec<(String, Option<String>)>, TopicError> {
+        changes
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Some(v) => Some(
+                        crate::config::dynamic::validate(k, v)
+                            .map_err(|m| TopicError::new(ResponseError::InvalidRequest, m))?,
+                    ),
+                    None => None,
+                };
+                Ok((k.clone(), v))
+            })
+            .collect()
+    }
+
+    /// Decides dynamic broker config changes of `resource` (`""`: every
+    /// broker; else a node id). With `replace_all` the named changes become
+    /// the resource's whole dynamic config.
+    pub fn alter_broker_configs(
+        img: &Image,
+        resource: &str,
+        normalised: &[(String, Option<String>)],
+        replace_all: bool,
+    ) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        if replace_all {
+            for k in img.broker_configs(resource).into_iter().flat_map(|c| c.keys()) {
+                if !normalised.iter().any(|(c, _)| c == k) {
+                    records.push(MetadataRecord::BrokerConfig {
+                        resource: resource.into(),
+                        name: k.clone(),
+                        value: None,
+                    });
+                }
+            }
+        }
+        for (k, v) in normalised {
+            records.push(MetadataRecord::BrokerConfig { resource: resource.into(), name: k.clone(), value: v.clone() });
+        }
+        records
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn controller(brokers: &[i32]) -> TopicController {
+        TopicController {
+            brokers: brokers.to_vec(),
+            default_partitions: 1,
+            default_replication: 1,
+            delete_enabled: true,
+        }
+    }
+
+    fn new_topic<'a>(
+        name: &'a str,
+        partitions: i32,
+        replication: i16,
+        configs: &'a BTreeMap<String, String>,
+    ) -> NewTopic<'a> {
+        NewTopic { name, partitions, replication, assignments: &[], configs }
+    }
+
+    #[test]
+    fn a_creation_is_decided_on_the_image_alone() {
+        let c = controller(&[1]);
+        let none = BTreeMap::new();
+        let t = new_topic("orders", 3, -1, &none);
+        let parts = c.check_new_topic(&t).expect("valid");
+        let mut img = Image::default();
+        let made = c.create(&img, &t, parts, Uuid::new_v4()).expect("create");
+        assert_eq!(made.records.len(), 4);
+        assert_eq!(made.topic.partitions.len(), 3);
+        assert!(made.topic.partitions.iter().all(|p| p.leader == 1 && p.isr == vec![1] && p.leader_epoch == 0));
+        for r in &made.records {
+            img.apply(r);
+        }
+        let again = c.create(&img, &t, parts, Uuid::new_v4()).expect_err("exists");
+        assert_eq!(again.code, ResponseError::TopicAlreadyExists);
+        let clash = c.create(&img, &new_topic("orders", 1, -1, &none), 1, Uuid::new_v4()).expect_err("exists");
+        assert_eq!(clash.code, ResponseError::TopicAlreadyExists);
+        let collide = c.create(&img, &new_topic("ord.ers", 1, -1, &none), 1, Uuid::new_v4());
+        assert!(collide.is_ok(), "only '.' vs '_' collide");
+        for r in &collide.expect("ok").records {
+            img.apply(r);
+        }
+        let collide = c.create(&img, &new_topic("ord_ers", 1, -1, &none), 1, Uuid::new_v4()).expect_err("collides");
+        assert_eq!(collide.code, ResponseError::InvalidTopicException);
+    }
+
+    #[test]
+    fn requests_are_checked_as_kafka_checks_them() {
+        let c = controller(&[1]);
+        let none = BTreeMap::new();
+        let err = |t: NewTopic<'_>| c.check_new_topic(&t).expect_err("invalid").code;
+        assert_eq!(err(new_topic("", 1, 1, &none)), ResponseError::InvalidTopicException);
+        assert_eq!(err(new_topic("a b", 1, 1, &none)), ResponseError::InvalidTopicException);
+        assert_eq!(err(new_topic("t", 0, 1, &none)), ResponseError::InvalidPartitions);
+        assert_eq!(err(new_topic("t", 1, 0, &none)), ResponseError::InvalidReplicationFactor);
+        assert_eq!(err(new_topic("t", 1, 2, &none)), ResponseError::InvalidReplicationFactor);
+        let bad_cfg = BTreeMap::from([("cleanup.policy".to_string(), "sometimes".to_string())]);
+        assert_eq!(err(new_topic("t", 1, 1, &bad_cfg)), ResponseError::InvalidConfig);
+        let elsewhere = [(0, vec![7])];
+        let t = NewTopic { name: "t", partitions: -1, replication: -1, assignments: &elsewhere, configs: &none };
+        assert_eq!(err(t), ResponseError::InvalidReplicaAssignment);
+        let both = [(0, vec![1])];
+        let t = NewTopic { name: "t", partitions: 1, replication: -1, assignments: &both, configs: &none };
+        assert_eq!(err(t), ResponseError::InvalidRequest);
+        assert_eq!(c.check_new_topic(&new_topic("t", -1, -1, &none)).expect("defaults"), 1);
+    }
+
+    #[test]
+    fn leaders_are_spread_over_the_brokers() {
+        let c = controller(&[1, 2, 3]);
+        let none = BTreeMap::new();
+        let t = new_topic("spread", 6, 1, &none);
+        let made = c.create(&Image::default(), &t, 6, Uuid::new_v4()).expect("create");
+        let leaders: Vec<i32> = made.topic.partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders, vec![1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn deletion_growth_and_config_changes() {
+        let c = controller(&[1]);
+        let none = BTreeMap::new();
+        let mut img = Image::default();
+        let made = c.create(&img, &new_topic("t", 1, 1, &none), 1, Uuid::new_v4()).expect("create");
+        for r in &made.records {
+            img.apply(r);
+        }
+        let (recs, range) = c.add_partitions(&img, "t", 3).expect("grow");
+        assert_eq!((recs.len(), range), (2, 1..3));
+        assert_eq!(c.add_partitions(&img, "t", 1).expect_err("same").code, ResponseError::InvalidPartitions);
+        assert_eq!(c.add_partitions(&img, "u", 2).expect_err("unknown").code, ResponseError::UnknownTopicOrPartition);
+        let (recs, after) =
+            TopicController::alter_configs(&img, "t", &[("retention.ms".into(), Some("5".into()))], false)
+                .expect("alter");
+        assert_eq!(recs.len(), 1);
+        assert_eq!(after.configs.get("retention.ms").map(String::as_str), Some("5"));
+        let (recs, gone) = c.delete(&img, Some("t"), None).expect("delete");
+        assert_eq!((recs.len(), gone.name.as_str()), (1, "t"));
+        let off = TopicController { delete_enabled: false, ..c.clone() };
+        assert_eq!(off.delete(&img, Some("t"), None).expect_err("disabled").code, ResponseError::TopicDeletionDisabled);
+        assert_eq!(c.delete(&img, None, Some(Uuid::new_v4())).expect_err("id").code, ResponseError::UnknownTopicId);
+    }
+}

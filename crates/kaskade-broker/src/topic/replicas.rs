@@ -1,0 +1,164 @@
+//! The broker side of topic management: this node's partition logs, kept in
+//! line with the metadata image.
+//!
+//! Kafka's brokers do this in `ReplicaManager.applyDelta`: when the image
+//! changes they create the logs of partitions newly placed on them, delete
+//! the logs of deleted topics and give logs their new configs. Here
+//! [`LocalReplicas::apply`] does the same from an old and a new image; the
+//! topic manager calls it after every change it commits, and a cluster's
+//! brokers will call it from the metadata log's watch.
+//!
+//! Invariant: after `apply(_, new)`, every partition of `new` placed on this
+//! node has a log with the topic's effective config, and no log belongs to a
+//! topic `new` does not have.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use kaskade_log::{Log, LogConfig, LogManager, TopicPartition};
+use kaskade_meta::{Image, TopicImage};
+
+use super::config;
+use super::error::TopicError;
+
+/// This node's partition logs and the topic defaults they are configured
+/// with.
+#[derive(Debug)]
+pub struct LocalReplicas {
+    node_id: i32,
+    logs: Arc<LogManager>,
+    /// Topic-level key -> broker default value, from the static config.
+    static_defaults: BTreeMap<String, String>,
+    /// The static defaults with the dynamic broker configs laid over them:
+    /// what topics without an override get.
+    defaults: RwLock<Arc<BTreeMap<String, String>>>,
+}
+
+impl LocalReplicas {
+    pub fn new(node_id: i32, logs: Arc<LogManager>, static_defaults: BTreeMap<String, String>, image: &Image) -> Self {
+        let defaults = RwLock::new(Arc::new(effective_defaults(&static_defaults, image, node_id)));
+        LocalReplicas { node_id, logs, static_defaults, defaults }
+    }
+
+    pub fn logs(&self) -> &Arc<LogManager> {
+        &self.logs
+    }
+
+    pub fn log(&self, topic: &str, partition: i32) -> Option<Arc<Log>> {
+        self.logs.get(&TopicPartition::new(topic, partition))
+    }
+
+    /// The topic defaults now (static config and dynamic broker configs).
+    pub fn defaults(&self) -> Arc<BTreeMap<String, String>> {
+        self.defaults.read().clone()
+    }
+
+    /// The effective log config of a topic with these overrides.
+    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        config::to_log_config(&config::effective(&self.defaults(), overrides))
+    }
+
+    fn hosts(&self, t: &TopicImage, partition: usize) -> bool {
+        t.partitions.get(partition).is_some_and(|p| p.replicas.contains(&self.node_id))
+    }
+
+    /// Start-up reconciliation: deletes logs of topics the image does not
+    /// have (a deletion a crash cut short) and creates missing ones.
+    pub fn reconcile(&self, image: &Image) -> Result<(), TopicError> {
+        for tp in self.logs.partitions() {
+            let known = image.topic(&tp.topic).is_some_and(|t| self.hosts(t, tp.partition as usize));
+            if !known {
+                tracing::warn!(%tp, "deleting the log of a topic that no longer exists");
+                self.logs.delete(&tp)?;
+            }
+        }
+        for t in image.topics() {
+            let cfg = self.log_config(&t.configs);
+            for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p)) {
+                self.logs.get_or_create(&TopicPartition::new(t.name.as_str(), p as i32), cfg.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the logs of `parts` of a topic about to exist, or none of
+    /// them: on failure the ones already made are deleted again. The topic
+    /// manager calls this before committing a creation, so a disk that
+    /// cannot take the topic leaves the metadata unchanged.
+    pub fn prepare(&self, name: &str, parts: std::ops::Range<i32>, cfg: &LogConfig) -> Result<(), TopicError> {
+        let mut made = Vec::new();
+        for p in parts {
+            let tp = TopicPartition::new(name, p);
+            match self.logs.get_or_create(&tp, cfg.clone()) {
+                Ok(_) => made.push(tp),
+                Err(e) => {
+                    for tp in &made {
+                        if let Err(e2) = self.logs.delete(tp) {
+                            tracing::error!(%tp, error = %e2, "could not remove a partially created partition");
+                        }
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the logs from `old` to `new`: deleted topics' logs go, new
+    /// partitions placed here get logs, changed configs reach their logs,
+    /// and a change of the dynamic broker defaults reaches every log.
+    pub fn apply(&self, old: &Image, new: &Image) -> Result<(), TopicError> {
+        for t in old.topics() {
+            if new.topic_by_id(&t.id).is_none() {
+                for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p)) {
+                    self.logs.delete(&TopicPartition::new(t.name.as_str(), p as i32))?;
+                }
+            }
+        }
+        let defaults_changed = self.refresh_defaults(new);
+        for t in new.topics() {
+            let before = old.topic_by_id(&t.id);
+            let configs_changed = before.is_none_or(|b| b.configs != t.configs);
+            let cfg = self.log_config(&t.configs);
+            for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p)) {
+                let tp = TopicPartition::new(t.name.as_str(), p as i32);
+                match self.logs.get(&tp) {
+                    Some(log) if configs_changed || defaults_changed => log.set_config(cfg.clone()),
+                    Some(_) => {}
+                    None => {
+                        self.logs.get_or_create(&tp, cfg.clone())?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes the topic defaults from `image`'s dynamic broker configs;
+    /// whether they changed.
+    fn refresh_defaults(&self, image: &Image) -> bool {
+        let defaults = effective_defaults(&self.static_defaults, image, self.node_id);
+        if **self.defaults.read() == defaults {
+            return false;
+        }
+        *self.defaults.write() = Arc::new(defaults);
+        true
+    }
+}
+
+/// The topic defaults of node `node_id`: the static ones with the dynamic
+/// broker configs of `image` (cluster-wide, then the node's own) laid over
+/// them.
+pub fn effective_defaults(
+    static_defaults: &BTreeMap<String, String>,
+    image: &Image,
+    node_id: i32,
+) -> BTreeMap<String, String> {
+    let dynamic =
+        crate::config::dynamic::effective(image.broker_configs(""), image.broker_configs(&node_id.to_string()));
+    let mut defaults = static_defaults.clone();
+    defaults.extend(crate::config::dynamic::topic_defaults(&dynamic));
+    defaults
+}
