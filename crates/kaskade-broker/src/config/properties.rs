@@ -14,7 +14,7 @@ use super::ConfigError;
 /// Returns the pairs in order; later duplicates win when merged.
 pub fn parse_properties(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut lines = text.split(['\n', '\r']).peekable();
+    let mut lines = physical_lines(text);
     while let Some(line) = lines.next() {
         let trimmed = line.trim_start_matches([' ', '\t', '\u{c}']);
         if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
@@ -32,6 +32,27 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
         out.push(split_key_value(&logical));
     }
     out
+}
+
+/// The lines of `text` split at Java's terminators, `\n`, `\r` and `\r\n`
+/// (one terminator: a continued line ending in `\r\n` goes on with the
+/// next line, not with an empty one).
+fn physical_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        match s.find(['\n', '\r']) {
+            Some(i) => {
+                let terminator = if s[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&s[i + terminator..]);
+                Some(&s[..i])
+            }
+            None => {
+                rest = None;
+                Some(s)
+            }
+        }
+    })
 }
 
 fn ends_with_odd_backslashes(s: &str) -> bool {
@@ -131,5 +152,61 @@ mod tests {
         assert_eq!(get("not.continued"), Some("5"));
         assert_eq!(get("#x"), None);
         assert_eq!(props.len(), 10);
+    }
+
+    fn parsed(text: &str) -> Vec<(String, String)> {
+        parse_properties(text)
+    }
+
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn line_terminators_are_javas() {
+        // A continuation ending in \r\n (a file edited on Windows) goes on
+        // with the next line, as with \n; a lone \r ends a line too.
+        assert_eq!(parsed("list=a,\\\r\n    b\r\nnext=1\r\n"), pairs(&[("list", "a,b"), ("next", "1")]));
+        assert_eq!(parsed("x=1\ry=2\r\rz=3"), pairs(&[("x", "1"), ("y", "2"), ("z", "3")]));
+        // A continuation at the end of the text ends the value.
+        assert_eq!(parsed("last=value\\"), pairs(&[("last", "value")]));
+        // A continuation onto an empty line ends the value there.
+        assert_eq!(parsed("a=x\\\n\nb=2"), pairs(&[("a", "x"), ("b", "2")]));
+        // Two backslashes are an escaped backslash, not a continuation.
+        assert_eq!(parsed("dir=C:\\\\\nnext=1"), pairs(&[("dir", "C:\\"), ("next", "1")]));
+    }
+
+    #[test]
+    fn keys_and_values_as_java_splits_them() {
+        // The first unescaped '=', ':' or whitespace ends the key; one '=' or
+        // ':' after the whitespace is a separator, the rest is the value.
+        assert_eq!(parsed("a=b=c"), pairs(&[("a", "b=c")]));
+        assert_eq!(parsed("a = : b"), pairs(&[("a", ": b")]));
+        assert_eq!(parsed("a:b"), pairs(&[("a", "b")]));
+        assert_eq!(parsed("\tkey\tvalue"), pairs(&[("key", "value")]));
+        assert_eq!(parsed("alone"), pairs(&[("alone", "")]));
+        assert_eq!(parsed("with\\ space=1"), pairs(&[("with space", "1")]));
+        assert_eq!(parsed("c\\:d=2"), pairs(&[("c:d", "2")]));
+        // Escapes: \f, \r, \n, unknown letters stand for themselves; a
+        // malformed \u escape keeps its text (Java would refuse the file).
+        assert_eq!(parsed("v=\\f\\r\\n\\q"), pairs(&[("v", "\u{c}\r\nq")]));
+        assert_eq!(parsed("u=\\u00e9\\u00zz"), pairs(&[("u", "\u{e9}u00zz")]));
+        // Leading whitespace of a line and of a continued line is dropped,
+        // trailing whitespace of a value is kept.
+        assert_eq!(parsed("   k = v  \\\n\t  w  "), pairs(&[("k", "v  w  ")]));
+        // Comments only start a line, never a continued one.
+        assert_eq!(parsed("k=1\\\n#2"), pairs(&[("k", "1#2")]));
+        assert_eq!(parsed("k=1 # not a comment"), pairs(&[("k", "1 # not a comment")]));
+    }
+
+    #[test]
+    fn a_file_is_read_as_utf8_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("server.properties");
+        std::fs::write(&path, "node.id=3\nname=caf\u{e9}\n").expect("write");
+        assert_eq!(read_properties_file(&path).expect("read"), pairs(&[("node.id", "3"), ("name", "caf\u{e9}")]));
+        let missing = dir.path().join("nope.properties");
+        let err = read_properties_file(&missing).expect_err("missing file");
+        assert!(err.to_string().contains("nope.properties"), "{err}");
     }
 }
