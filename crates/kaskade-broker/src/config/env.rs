@@ -67,4 +67,44 @@ mod tests {
             assert_eq!(env_var_to_key(ignored), None, "{ignored}");
         }
     }
+
+    #[test]
+    fn runs_of_underscores_map_as_the_image_maps_them() {
+        // The image replaces `_` by `.`, then `...` by `-`, then `..` by `_`,
+        // left to right: longer runs give what those replacements give.
+        assert_eq!(env_var_to_key("KAFKA_A____B").as_deref(), Some("a-.b"));
+        assert_eq!(env_var_to_key("KAFKA_A_____B").as_deref(), Some("a-_b"));
+        assert_eq!(env_var_to_key("KAFKA_A______B").as_deref(), Some("a--b"));
+        // Lower-case names are configuration too; only the prefix is exact.
+        assert_eq!(env_var_to_key("KAFKA_log_dirs").as_deref(), Some("log.dirs"));
+        assert_eq!(env_var_to_key("kafka_log_dirs"), None);
+        assert_eq!(env_var_to_key("KAFKA_JMX_ANYTHING"), None);
+    }
+
+    #[test]
+    fn environment_values_load_with_their_source() {
+        use crate::config::{BrokerConfig, ConfigSource, ConfigSources};
+        let env = |pairs: &[(&str, &str)]| ConfigSources {
+            env: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..ConfigSources::default()
+        };
+        let c = BrokerConfig::load(&env(&[
+            ("KAFKA_NUM_PARTITIONS", " 5 "),
+            ("KAFKA_LOG_CLEANUP_POLICY", "compact"),
+            ("KAFKA_JMX_PORT", "not a config"),
+            ("KAFKA_PROCESS_ROLES", "broker,controller"),
+        ]))
+        .expect("valid environment");
+        assert_eq!(c.num_partitions, 5);
+        assert_eq!(c.source_of("num.partitions"), ConfigSource::Env);
+        assert_eq!(c.log_cleanup_policy, vec!["compact".to_string()]);
+        assert_eq!(c.value_of("process.roles").as_deref(), Some("broker,controller"));
+        let err = BrokerConfig::load(&env(&[("KAFKA_NUM_PARTITIONS", "many")])).expect_err("invalid").to_string();
+        assert_eq!(err, "invalid value 'many' for num.partitions: expected an integer >= 1 (from the environment)");
+        // Variables that differ only in case name one key: the one sorting
+        // last wins, so a load does not depend on the environment's order.
+        let c = BrokerConfig::load(&env(&[("KAFKA_num_partitions", "7"), ("KAFKA_NUM_PARTITIONS", "6")]))
+            .expect("valid environment");
+        assert_eq!(c.num_partitions, 7);
+    }
 }

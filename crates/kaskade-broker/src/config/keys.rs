@@ -263,3 +263,63 @@ pub(super) fn key_def(name: &str) -> Option<&'static KeyDef> {
 pub(super) fn broker_synonyms(def: &'static KeyDef) -> &'static [&'static str] {
     BROKER_SYNONYMS.iter().find(|group| group.contains(&def.name)).copied().unwrap_or(std::slice::from_ref(&def.name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_is_consistent() {
+        for (i, def) in KEYS.iter().enumerate() {
+            assert!(KEYS[i + 1..].iter().all(|d| d.name != def.name), "{} is defined twice", def.name);
+            assert!(!ACCEPTED_UNUSED.contains(&def.name), "{} is both used and unused", def.name);
+            assert!(!is_sensitive(def.name), "{}: sensitive keys are not in the registry", def.name);
+            if let Some(default) = def.default {
+                let normalised = def.kind.normalise(def.name, default);
+                assert_eq!(normalised.as_deref(), Ok(default), "{}'s default is valid and normal", def.name);
+            }
+        }
+        for group in BROKER_SYNONYMS {
+            for name in group.iter() {
+                let def = key_def(name).unwrap_or_else(|| panic!("synonym {name} is a known key"));
+                assert_eq!(broker_synonyms(def), *group);
+            }
+        }
+        for (i, name) in ACCEPTED_UNUSED.iter().enumerate() {
+            assert!(!ACCEPTED_UNUSED[i + 1..].contains(name), "{name} is listed twice");
+        }
+    }
+
+    #[test]
+    fn normalising_is_idempotent() {
+        let cases: &[(Kind, &str)] = &[
+            (INT, " -5 "),
+            (int_min(1), "+7"),
+            (LONG, "9223372036854775807"),
+            (Kind::Bool, " TRUE "),
+            (Kind::Str, "  text  "),
+            (Kind::Choice(&["a", "b"]), " b"),
+            (Kind::List, " x , ,y,"),
+            (Kind::ChoiceList(&["compact", "delete"]), "delete , compact"),
+            (Kind::Double { min: 0.0, max: 1.0 }, " 0.50 "),
+        ];
+        for (kind, raw) in cases {
+            let once = kind.normalise("k", raw).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
+            assert_eq!(kind.normalise("k", &once).as_deref(), Ok(once.as_str()), "{raw:?}");
+        }
+        assert_eq!(Kind::List.normalise("k", " x , ,y,").as_deref(), Ok("x,y"));
+        assert_eq!(Kind::Double { min: 0.0, max: 1.0 }.normalise("k", "0.50").as_deref(), Ok("0.5"));
+        assert!(Kind::ChoiceList(&["compact"]).normalise("k", " , ").is_err(), "an empty list is not a choice");
+        assert!(Kind::Double { min: 0.0, max: 1.0 }.normalise("k", "NaN").is_err());
+    }
+
+    #[test]
+    fn ranges_are_described_as_kafka_words_them() {
+        assert_eq!(describe_range(i32::MIN as i64, i32::MAX as i64), "");
+        assert_eq!(describe_range(1, i32::MAX as i64), " >= 1");
+        assert_eq!(describe_range(0, i64::MAX), " >= 0");
+        assert_eq!(describe_range(-1, 9), " in [-1, 9]");
+        let err = int_min(1).normalise("num.partitions", "0").expect_err("below the minimum");
+        assert_eq!(err, "invalid value '0' for num.partitions: expected an integer >= 1");
+    }
+}

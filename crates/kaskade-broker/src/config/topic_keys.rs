@@ -80,4 +80,21 @@ mod tests {
         assert!(is_topic_config("max.message.bytes"));
         assert!(!is_topic_config("log.retention.ms"));
     }
+
+    #[test]
+    fn topic_keys_inherit_from_known_broker_keys_and_their_defaults_are_valid() {
+        for (i, def) in TOPIC_KEYS.iter().enumerate() {
+            assert!(TOPIC_KEYS[i + 1..].iter().all(|d| d.name != def.name), "{} is defined twice", def.name);
+            for k in def.broker_keys {
+                assert!(super::super::keys::key_def(k).is_some(), "{}: broker key {k} is known", def.name);
+            }
+            assert!(def.broker_keys.is_empty() != def.fixed_default.is_none(), "{}: one source of default", def.name);
+        }
+        // What topics get from the default broker config is valid at topic
+        // level (CreateTopics echoes it back; AlterConfigs may set it again).
+        for d in crate::config::BrokerConfig::default().topic_defaults() {
+            let value = d.value.unwrap_or_else(|| panic!("{} has a default", d.name));
+            assert_eq!(validate_topic_config(d.name, &value).as_deref(), Ok(value.as_str()), "{}", d.name);
+        }
+    }
 }
