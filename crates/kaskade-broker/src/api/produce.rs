@@ -32,20 +32,14 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
     p
 }
 
-fn is_compacted(broker: &Broker, overrides: &std::collections::BTreeMap<String, String>) -> bool {
-    let defaults = broker.topics.defaults();
-    let policy = overrides.get("cleanup.policy").or_else(|| defaults.get("cleanup.policy"));
-    policy.is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
-}
-
 /// The batch as the log stores it: recompressed when the topic's
 /// `compression.type` names another codec than the batch's (Kafka's
 /// LogValidator), on the blocking pool since it costs CPU per byte.
 async fn recompress_for_log(
-    log: &kaskade_log::Log,
+    target: Option<kaskade_log::recompress::Target>,
     records: bytes::Bytes,
 ) -> Result<bytes::Bytes, kaskade_log::LogError> {
-    let Some(target) = log.recompression() else { return Ok(records) };
+    let Some(target) = target else { return Ok(records) };
     // An unparsable header is refused by the log's own validation.
     let Ok(header) = kaskade_log::batch::BatchHeader::parse(&records) else { return Ok(records) };
     if !target.needs(header.compression()) {
@@ -139,7 +133,10 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                 ));
                 continue;
             };
-            if is_compacted(broker, &t.configs) {
+            // The topic's typed config, parsed when it last changed (topic
+            // overrides or broker defaults), not per request.
+            let log_config = log.config();
+            if log_config.cleanup_policy.compacts() {
                 let refused = keyless_records(&records);
                 if !refused.is_empty() {
                     let msg = format!(
@@ -150,7 +147,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                     continue;
                 }
             }
-            let records = match recompress_for_log(&log, records).await {
+            let records = match recompress_for_log(log_config.recompression, records).await {
                 Ok(r) => r,
                 Err(e) => {
                     tr.partition_responses.push(partition_error(

@@ -15,7 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{key_def, ConfigEntry, ConfigSource, ConfigSynonym, ConfigType, TOPIC_KEYS};
+use super::keys::{is_sensitive, key_def, ACCEPTED_UNUSED};
+use super::topic_keys::TOPIC_KEYS;
+use super::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType};
 
 /// Dynamic keys Kaskade accepts but does not use (its cleaner is not
 /// tuned by them), as it accepts them statically, with Kafka's defaults
@@ -36,7 +38,7 @@ fn static_name(name: &str) -> Option<&'static str> {
         .map(|d| d.name)
         .or_else(|| TOPIC_KEYS.iter().flat_map(|t| t.broker_keys.iter().copied()).find(|k| *k == name))
         .or_else(|| accepted_dynamic(name).map(|(k, _, _)| *k))
-        .or_else(|| super::ACCEPTED_UNUSED.iter().copied().find(|k| *k == name))
+        .or_else(|| ACCEPTED_UNUSED.iter().copied().find(|k| *k == name))
 }
 
 /// Whether `name` may be changed at run time.
@@ -168,7 +170,7 @@ pub fn describe(
             e.synonyms = synonyms;
         }
     }
-    for e in entries.iter_mut().filter(|e| super::is_sensitive(&e.name)) {
+    for e in entries.iter_mut().filter(|e| is_sensitive(&e.name)) {
         e.value = None;
         e.is_sensitive = true;
         e.synonyms.iter_mut().for_each(|s| s.value = None);
@@ -185,9 +187,9 @@ pub fn describe_cluster_defaults(cluster: Option<&BTreeMap<String, String>>) -> 
         .flatten()
         .map(|(name, value)| ConfigEntry {
             name: name.clone(),
-            value: (!super::is_sensitive(name)).then(|| value.clone()),
+            value: (!is_sensitive(name)).then(|| value.clone()),
             source: ConfigSource::DynamicDefault,
-            is_sensitive: super::is_sensitive(name),
+            is_sensitive: is_sensitive(name),
             read_only: false,
             config_type: key_def(name).map_or(ConfigType::String, |d| d.kind.config_type()),
             documentation: "",

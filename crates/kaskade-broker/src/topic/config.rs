@@ -1,6 +1,12 @@
 //! Topic-level configuration: validation on top of the key table in
 //! `crate::config`, effective values, and the translation to the storage
 //! engine's `LogConfig`.
+//!
+//! The `LogConfig` is the topic's typed configuration: it is built here
+//! once whenever the topic's overrides or the broker defaults (static or
+//! dynamic) change (`TopicManager::{create, alter_configs,
+//! alter_broker_configs}`) and set on every partition log; request paths
+//! read it from the log (`Log::config`) instead of parsing strings.
 
 use std::collections::BTreeMap;
 
@@ -15,9 +21,9 @@ pub fn validate(name: &str, value: &str) -> Result<String, String> {
 /// The recompression a topic asks for (`compression.type` other than
 /// `producer`, with its KIP-390 level), from its effective values.
 pub fn recompression(values: &BTreeMap<String, String>) -> Option<kaskade_log::recompress::Target> {
-    let level = |key: &str, default: i32| values.get(key).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let level = |key: &str, default: i32| text(values, key).and_then(|v| v.parse().ok()).unwrap_or(default);
     kaskade_log::recompress::Target::from_config(
-        values.get("compression.type").map_or("producer", String::as_str),
+        text(values, "compression.type").unwrap_or("producer"),
         level("compression.gzip.level", -1),
         level("compression.lz4.level", 9),
         level("compression.zstd.level", 3),
@@ -41,15 +47,22 @@ pub fn effective(
     out
 }
 
+/// A value as Kafka's `ConfigDef` parses it: trimmed. Topic overrides are
+/// stored as the client sent them (validation only checks them), so
+/// `" LogAppendTime"` must mean `LogAppendTime` here too.
+fn text<'a>(m: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    m.get(key).map(|v| v.trim())
+}
+
 fn num(m: &BTreeMap<String, String>, key: &str, fallback: i64) -> i64 {
-    m.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(fallback)
+    text(m, key).and_then(|v| v.parse().ok()).unwrap_or(fallback)
 }
 
 /// Builds the storage engine's config from effective topic values.
 pub fn to_log_config(values: &BTreeMap<String, String>) -> LogConfig {
     let d = LogConfig::default();
-    let flush_messages = values.get("flush.messages").and_then(|v| v.parse::<i64>().ok());
-    let flush_ms = values.get("flush.ms").and_then(|v| v.parse::<i64>().ok());
+    let flush_messages = text(values, "flush.messages").and_then(|v| v.parse::<i64>().ok());
+    let flush_ms = text(values, "flush.ms").and_then(|v| v.parse::<i64>().ok());
     LogConfig {
         segment_bytes: num(values, "segment.bytes", d.segment_bytes as i64).max(14) as u64,
         segment_ms: num(values, "segment.ms", d.segment_ms),
@@ -59,14 +72,13 @@ pub fn to_log_config(values: &BTreeMap<String, String>) -> LogConfig {
         retention_ms: num(values, "retention.ms", d.retention_ms),
         retention_bytes: num(values, "retention.bytes", d.retention_bytes),
         flush: FlushPolicy::from_kafka(flush_messages, flush_ms),
-        timestamp_type: match values.get("message.timestamp.type").map(String::as_str) {
+        timestamp_type: match text(values, "message.timestamp.type") {
             Some("LogAppendTime") => TimestampType::LogAppendTime,
             _ => TimestampType::CreateTime,
         },
-        cleanup_policy: values.get("cleanup.policy").and_then(|v| CleanupPolicy::parse(v)).unwrap_or(d.cleanup_policy),
-        min_cleanable_dirty_ratio: values
-            .get("min.cleanable.dirty.ratio")
-            .and_then(|v| v.trim().parse::<f64>().ok())
+        cleanup_policy: text(values, "cleanup.policy").and_then(CleanupPolicy::parse).unwrap_or(d.cleanup_policy),
+        min_cleanable_dirty_ratio: text(values, "min.cleanable.dirty.ratio")
+            .and_then(|v| v.parse::<f64>().ok())
             .filter(|r| (0.0..=1.0).contains(r))
             .unwrap_or(d.min_cleanable_dirty_ratio),
         delete_retention_ms: num(values, "delete.retention.ms", d.delete_retention_ms).max(0),
@@ -106,6 +118,31 @@ mod tests {
         assert_eq!(c.flush, FlushPolicy::Lazy { messages: Some(100), ms: None });
         assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(c.cleanup_policy, CleanupPolicy::Delete);
+    }
+
+    #[test]
+    fn overrides_are_parsed_trimmed_as_kafka_parses_them() {
+        // Topic overrides are stored as the client sent them; validation
+        // accepts them trimmed, so the typed config must read them so too.
+        let v: BTreeMap<String, String> = [
+            ("message.timestamp.type", " LogAppendTime "),
+            ("compression.type", " gzip"),
+            ("compression.gzip.level", " 5 "),
+            ("flush.messages", " 100"),
+            ("cleanup.policy", " compact , delete "),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, raw) in &v {
+            assert!(validate(k, raw).is_ok(), "{k}={raw:?} is accepted");
+        }
+        let c = to_log_config(&v);
+        assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(c.recompression, kaskade_log::recompress::Target::from_config("gzip", 5, 9, 3));
+        assert!(c.recompression.is_some());
+        assert_eq!(c.flush, FlushPolicy::Lazy { messages: Some(100), ms: None });
+        assert_eq!(c.cleanup_policy, CleanupPolicy::CompactDelete);
     }
 
     #[test]
