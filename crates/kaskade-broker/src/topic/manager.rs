@@ -149,19 +149,32 @@ impl TopicManager {
 
     /// Recomputes the topic defaults after a dynamic broker config change and
     /// gives every log its new config.
-    fn apply_dynamic_defaults(&self) {
-        let image = self.image();
-        let defaults = TopicManager::effective_defaults(&self.static_defaults, &image, self.node_id);
-        if **self.defaults.read() == defaults {
-            return;
-        }
-        *self.defaults.write() = Arc::new(defaults);
-        for t in image.topics() {
-            let cfg = self.log_config(&t.configs);
-            for p in 0..t.partitions.len() {
-                if let Some(log) = self.log(&t.name, p as i32) {
-                    log.set_config(cfg.clone());
+    ///
+    /// Under the metadata store's lock (an update without records), from the
+    /// image as it is then: logs get their configs only under that lock
+    /// (here, in `alter_configs`, and where topics and partitions are
+    /// created), always derived from the newest image, so concurrent config
+    /// changes cannot leave a log with a config of an older one.
+    fn apply_dynamic_defaults(&self) -> Result<(), TopicError> {
+        self.meta.update(|image: &Image| {
+            let defaults = TopicManager::effective_defaults(&self.static_defaults, image, self.node_id);
+            if **self.defaults.read() != defaults {
+                *self.defaults.write() = Arc::new(defaults);
+                for t in image.topics() {
+                    self.set_log_configs(t);
                 }
+            }
+            Ok::<_, TopicError>((Vec::new(), ()))
+        })
+    }
+
+    /// Gives every log of `topic` the config its overrides and the current
+    /// defaults make.
+    fn set_log_configs(&self, topic: &TopicImage) {
+        let cfg = self.log_config(&topic.configs);
+        for p in 0..topic.partitions.len() {
+            if let Some(log) = self.log(&topic.name, p as i32) {
+                log.set_config(cfg.clone());
             }
         }
     }
@@ -212,8 +225,7 @@ impl TopicManager {
             }
             Ok::<_, TopicError>((recs, ()))
         })?;
-        self.apply_dynamic_defaults();
-        Ok(())
+        self.apply_dynamic_defaults()
     }
 
     /// The effective log config of a topic with these overrides.
@@ -441,7 +453,7 @@ impl TopicManager {
                 None => {}
             }
         }
-        let topic = self.meta.update(|img: &Image| {
+        self.meta.update(|img: &Image| {
             let t = img.topic(name).ok_or_else(|| {
                 TopicError::new(code::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
             })?;
@@ -456,27 +468,21 @@ impl TopicManager {
             for (k, v) in changes {
                 recs.push(MetadataRecord::TopicConfig { topic_id: t.id, name: k.clone(), value: v.clone() });
             }
-            let mut after = t.clone();
-            for (k, v) in changes {
-                match v {
-                    Some(v) => after.configs.insert(k.clone(), v.clone()),
-                    None => after.configs.remove(k),
-                };
-            }
-            if replace_all {
-                after.configs.retain(|k, _| changes.iter().any(|(c, _)| c == k));
-            }
-            Ok::<_, TopicError>((if validate_only { Vec::new() } else { recs }, after))
+            Ok::<_, TopicError>((if validate_only { Vec::new() } else { recs }, ()))
         })?;
-        if !validate_only {
-            let cfg = self.log_config(&topic.configs);
-            for p in 0..topic.partitions.len() {
-                if let Some(log) = self.log(name, p as i32) {
-                    log.set_config(cfg.clone());
-                }
-            }
+        if validate_only {
+            return Ok(());
         }
-        Ok(())
+        // Derived from the image as it is under the lock (see
+        // `apply_dynamic_defaults`): a config change committed in between,
+        // of this topic or of the broker defaults, is not overwritten with
+        // an older one.
+        self.meta.update(|img: &Image| {
+            if let Some(t) = img.topic(name) {
+                self.set_log_configs(t);
+            }
+            Ok::<_, TopicError>((Vec::new(), ()))
+        })
     }
 }
 
@@ -510,5 +516,40 @@ mod tests {
         std::fs::remove_file(dir.path().join("u-2")).expect("rm");
         tm.add_partitions("u", 3, false).expect("grows once the way is clear");
         assert_eq!(tm.image().topic("u").map(|t| t.partitions.len()), Some(3));
+    }
+
+    #[test]
+    fn concurrent_config_changes_leave_every_log_with_the_newest_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tm, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage");
+        tm.create("t", 2, -1, &[], &BTreeMap::new(), false).expect("create t");
+        const N: i64 = 30;
+        let set = |key: &str, value: i64| vec![(key.to_string(), Some(value.to_string()))];
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 1..=N {
+                    tm.alter_broker_configs("", &set("log.retention.ms", 1000 + i), false, false).expect("cluster");
+                }
+            });
+            s.spawn(|| {
+                for i in 1..=N {
+                    tm.alter_broker_configs("1", &set("log.segment.bytes", (1 << 20) + i), false, false).expect("own");
+                }
+            });
+            s.spawn(|| {
+                for i in 1..=N {
+                    tm.alter_configs("t", &set("segment.ms", 1000 + i), false, false).expect("topic");
+                }
+            });
+        });
+        let image = tm.image();
+        let want = tm.log_config(&image.topic("t").expect("t").configs);
+        assert_eq!(
+            (want.retention_ms, want.segment_bytes, want.segment_ms),
+            (1000 + N, (1 << 20) + N as u64, 1000 + N)
+        );
+        for p in 0..2 {
+            assert_eq!(tm.log("t", p).expect("log").config(), want, "partition {p} has the newest config");
+        }
     }
 }
