@@ -52,7 +52,7 @@ impl TopicManager {
         d: TopicDefaults,
     ) -> Result<TopicManager, TopicError> {
         let image = meta.committed().image;
-        let replicas = LocalReplicas::new(d.node_id, logs, d.values, &image);
+        let replicas = LocalReplicas::new(d.node_id, logs, d.values, image.clone());
         replicas.reconcile(&image)?;
         let controller = TopicController {
             brokers: vec![d.node_id],
@@ -67,12 +67,12 @@ impl TopicManager {
     /// the new image. `Ok(false)`: the log moved since `before`, nothing was
     /// committed, decide again.
     fn commit(&self, before: &Committed, records: Vec<MetadataRecord>) -> Result<bool, TopicError> {
-        let after = match self.meta.append(before.version, records) {
-            Ok(after) => after,
+        match self.meta.append(before.version, records) {
+            Ok(_) => {}
             Err(MetaError::Stale { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
-        };
-        self.replicas.apply(&before.image, &after.image)?;
+        }
+        self.replicas.catch_up(&*self.meta)?;
         Ok(true)
     }
 
@@ -277,5 +277,40 @@ mod tests {
         std::fs::remove_file(dir.path().join("u-2")).expect("rm");
         tm.add_partitions("u", 3, false).expect("grows once the way is clear");
         assert_eq!(tm.image().topic("u").map(|t| t.partitions.len()), Some(3));
+    }
+
+    #[test]
+    fn concurrent_config_changes_leave_every_log_with_the_newest_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tm, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage");
+        tm.create("t", 2, -1, &[], &BTreeMap::new(), false).expect("create t");
+        const N: i64 = 30;
+        let set = |key: &str, value: i64| vec![(key.to_string(), Some(value.to_string()))];
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 1..=N {
+                    tm.alter_broker_configs("", &set("log.retention.ms", 1000 + i), false, false).expect("cluster");
+                }
+            });
+            s.spawn(|| {
+                for i in 1..=N {
+                    tm.alter_broker_configs("1", &set("log.segment.bytes", (1 << 20) + i), false, false).expect("own");
+                }
+            });
+            s.spawn(|| {
+                for i in 1..=N {
+                    tm.alter_configs("t", &set("segment.ms", 1000 + i), false, false).expect("topic");
+                }
+            });
+        });
+        let image = tm.image();
+        let want = tm.log_config(&image.topic("t").expect("t").configs);
+        assert_eq!(
+            (want.retention_ms, want.segment_bytes, want.segment_ms),
+            (1000 + N, (1 << 20) + N as u64, 1000 + N)
+        );
+        for p in 0..2 {
+            assert_eq!(tm.log("t", p).expect("log").config(), want, "partition {p} has the newest config");
+        }
     }
 }

@@ -15,10 +15,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use kaskade_log::{Log, LogConfig, LogManager, TopicPartition};
-use kaskade_meta::{Image, TopicImage};
+use kaskade_meta::{Image, MetadataLog, TopicImage};
 
 use super::config;
 use super::error::TopicError;
@@ -34,12 +34,34 @@ pub struct LocalReplicas {
     /// The static defaults with the dynamic broker configs laid over them:
     /// what topics without an override get.
     defaults: RwLock<Arc<BTreeMap<String, String>>>,
+    /// The image the logs reflect. Held while applying: images are applied
+    /// one at a time, in log order, so a slow apply of an older image never
+    /// overwrites a newer one (two config changes committed back to back).
+    applied: Mutex<Arc<Image>>,
 }
 
 impl LocalReplicas {
-    pub fn new(node_id: i32, logs: Arc<LogManager>, static_defaults: BTreeMap<String, String>, image: &Image) -> Self {
-        let defaults = RwLock::new(Arc::new(effective_defaults(&static_defaults, image, node_id)));
-        LocalReplicas { node_id, logs, static_defaults, defaults }
+    pub fn new(
+        node_id: i32,
+        logs: Arc<LogManager>,
+        static_defaults: BTreeMap<String, String>,
+        image: Arc<Image>,
+    ) -> Self {
+        let defaults = RwLock::new(Arc::new(effective_defaults(&static_defaults, &image, node_id)));
+        LocalReplicas { node_id, logs, static_defaults, defaults, applied: Mutex::new(image) }
+    }
+
+    /// Brings the logs to the metadata log's committed image, if they are
+    /// behind it. What a broker runs for every committed change.
+    pub fn catch_up(&self, meta: &dyn MetadataLog) -> Result<(), TopicError> {
+        let mut applied = self.applied.lock();
+        let latest = meta.committed().image;
+        if latest.end_offset() <= applied.end_offset() {
+            return Ok(());
+        }
+        self.apply(&applied, &latest)?;
+        *applied = latest;
+        Ok(())
     }
 
     pub fn logs(&self) -> &Arc<LogManager> {
@@ -109,7 +131,7 @@ impl LocalReplicas {
     /// Brings the logs from `old` to `new`: deleted topics' logs go, new
     /// partitions placed here get logs, changed configs reach their logs,
     /// and a change of the dynamic broker defaults reaches every log.
-    pub fn apply(&self, old: &Image, new: &Image) -> Result<(), TopicError> {
+    fn apply(&self, old: &Image, new: &Image) -> Result<(), TopicError> {
         for t in old.topics() {
             if new.topic_by_id(&t.id).is_none() {
                 for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p)) {
