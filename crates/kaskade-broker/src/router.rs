@@ -6,16 +6,13 @@
 //! implemented.
 //!
 //! Adding an API is one line in [`ROUTES`]; its handler lives in
-//! `api/<name>.rs` as
+//! `api/<name>.rs` in one form:
 //!
 //! ```ignore
-//! pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-//!     handler(async move {
-//!         let request = request_body!(body, Metadata)?;
-//!         // ... build the response
-//!         Ok(ResponseKind::Metadata(response))
-//!     })
-//! }
+//! pub async fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest)
+//!     -> Result<MetadataResponse, BrokerError> { ... }
+//!
+//! crate::route_to!(Metadata, handle);
 //! ```
 //!
 //! A handler runs with the request's version in `header.request_api_version`
@@ -92,14 +89,14 @@ static ROUTES: &[Route] = &[
     Route::new(ApiKey::DescribeAcls, 1, 3, api::acls::describe_route::route),
     Route::new(ApiKey::CreateAcls, 1, 3, api::acls::create_route::route),
     Route::new(ApiKey::DeleteAcls, 1, 3, api::acls::delete_route::route),
-    Route::new(ApiKey::DescribeConfigs, 1, 4, api::configs::route_describe),
-    Route::new(ApiKey::AlterConfigs, 0, 2, api::configs::route_alter),
+    Route::new(ApiKey::DescribeConfigs, 1, 4, api::configs::describe_route::route),
+    Route::new(ApiKey::AlterConfigs, 0, 2, api::configs::alter_route::route),
     Route::new(ApiKey::AlterReplicaLogDirs, 1, 2, api::alter_replica_log_dirs::route),
     Route::new(ApiKey::DescribeLogDirs, 1, 4, api::describe_log_dirs::route),
     Route::new(ApiKey::CreatePartitions, 0, 3, api::create_partitions::route),
     Route::new(ApiKey::DeleteGroups, 0, 2, api::delete_groups::route),
     Route::new(ApiKey::ElectLeaders, 0, 2, api::elect_leaders::route),
-    Route::new(ApiKey::IncrementalAlterConfigs, 0, 1, api::configs::route_incremental),
+    Route::new(ApiKey::IncrementalAlterConfigs, 0, 1, api::configs::incremental_route::route),
     Route::new(ApiKey::AlterPartitionReassignments, 0, 1, api::partition_reassignments::alter_route::route),
     Route::new(ApiKey::ListPartitionReassignments, 0, 0, api::partition_reassignments::list_route::route),
     Route::new(ApiKey::OffsetDelete, 0, 0, api::offset_delete::route),

@@ -15,20 +15,29 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 /// Kafka's message for DescribeAcls without an authorizer.
 const DESCRIBE_DISABLED: &str = "No Authorizer is configured on the broker";
 /// Kafka's message for CreateAcls and DeleteAcls without an authorizer.
 const CHANGE_DISABLED: &str = "No Authorizer is configured.";
 
-pub async fn describe(_broker: &Arc<Broker>, _version: i16, _req: DescribeAclsRequest) -> DescribeAclsResponse {
+pub async fn describe(
+    _broker: &Arc<Broker>,
+    _version: i16,
+    _req: DescribeAclsRequest,
+) -> Result<DescribeAclsResponse, BrokerError> {
     let mut resp = DescribeAclsResponse::default();
     resp.error_code = ResponseError::SecurityDisabled.code();
     resp.error_message = Some(StrBytes::from_static_str(DESCRIBE_DISABLED));
-    resp
+    Ok(resp)
 }
 
-pub async fn create(_broker: &Arc<Broker>, _version: i16, req: CreateAclsRequest) -> CreateAclsResponse {
+pub async fn create(
+    _broker: &Arc<Broker>,
+    _version: i16,
+    req: CreateAclsRequest,
+) -> Result<CreateAclsResponse, BrokerError> {
     let mut resp = CreateAclsResponse::default();
     resp.results = req
         .creations
@@ -40,10 +49,14 @@ pub async fn create(_broker: &Arc<Broker>, _version: i16, req: CreateAclsRequest
             r
         })
         .collect();
-    resp
+    Ok(resp)
 }
 
-pub async fn delete(_broker: &Arc<Broker>, _version: i16, req: DeleteAclsRequest) -> DeleteAclsResponse {
+pub async fn delete(
+    _broker: &Arc<Broker>,
+    _version: i16,
+    req: DeleteAclsRequest,
+) -> Result<DeleteAclsResponse, BrokerError> {
     let mut resp = DeleteAclsResponse::default();
     resp.filter_results = req
         .filters
@@ -55,7 +68,7 @@ pub async fn delete(_broker: &Arc<Broker>, _version: i16, req: DeleteAclsRequest
             r
         })
         .collect();
-    resp
+    Ok(resp)
 }
 
 pub mod describe_route {

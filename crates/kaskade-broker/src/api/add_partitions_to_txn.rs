@@ -12,8 +12,13 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: AddPartitionsToTxnRequest,
+) -> Result<AddPartitionsToTxnResponse, BrokerError> {
     let image = broker.topics.image();
     let requested: Vec<(String, i32)> = req
         .v3_and_below_topics
@@ -54,7 +59,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: AddPartitionsToTxnR
         }
         resp.results_by_topic_v3_and_below.push(t);
     }
-    resp
+    Ok(resp)
 }
 
 crate::route_to!(AddPartitionsToTxn, handle);

@@ -14,6 +14,7 @@ use kafka_protocol::messages::alter_replica_log_dirs_response::{
 use kafka_protocol::messages::{AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse};
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 /// Whether `requested` names the broker's log directory (Kafka compares
 /// absolute, normalised paths).
@@ -27,7 +28,7 @@ pub async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     req: AlterReplicaLogDirsRequest,
-) -> AlterReplicaLogDirsResponse {
+) -> Result<AlterReplicaLogDirsResponse, BrokerError> {
     let log_dir = broker.topics.logs().dir().to_path_buf();
     let mut resp = AlterReplicaLogDirsResponse::default();
     for dir in req.dirs {
@@ -50,7 +51,7 @@ pub async fn handle(
             resp.results.push(t);
         }
     }
-    resp
+    Ok(resp)
 }
 
 crate::route_to!(AlterReplicaLogDirs, handle);

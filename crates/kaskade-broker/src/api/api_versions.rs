@@ -25,14 +25,12 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, RequestKind, ResponseKind,
-};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::api::handler;
 use crate::broker::Broker;
-use crate::router::{HandlerFuture, Router};
+use crate::error::BrokerError;
+use crate::router::Router;
 
 /// `metadata.version` levels: `MetadataVersion.MINIMUM_VERSION` (3.3-IV3)
 /// to the level Kaskade finalizes, 4.0-IV3 (Kafka 4.0's latest production).
@@ -40,16 +38,17 @@ pub const METADATA_VERSION_MIN: i16 = 7;
 /// The `metadata.version` level Kaskade finalizes (4.0-IV3).
 pub const METADATA_VERSION_LEVEL: i16 = 25;
 
-/// The handler.
-pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    handler(async move {
-        let request = match body {
-            RequestKind::ApiVersions(r) => r,
-            _ => ApiVersionsRequest::default(),
-        };
-        Ok(ResponseKind::ApiVersions(respond(&broker, header.request_api_version, &request)))
-    })
+/// The handler. The frame decoder hands it a default body when the
+/// request's version is unsupported (KIP-511: answered as v0).
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ApiVersionsRequest,
+) -> Result<ApiVersionsResponse, BrokerError> {
+    Ok(respond(broker, version, &request))
 }
+
+crate::route_to!(ApiVersions, handle);
 
 /// The ApiVersions response to a request of `version`.
 pub fn respond(broker: &Broker, version: i16, request: &ApiVersionsRequest) -> ApiVersionsResponse {
@@ -160,9 +159,11 @@ impl Features {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::handler;
     use crate::config::BrokerConfig;
-    use crate::router::{Route, Router};
+    use crate::router::{HandlerFuture, Route, Router};
     use bytes::BytesMut;
+    use kafka_protocol::messages::{RequestHeader, RequestKind};
     use kafka_protocol::protocol::Encodable;
 
     fn broker() -> Broker {

@@ -17,6 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::config::{dynamic, ConfigSource};
+use crate::error::BrokerError;
 
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
@@ -156,7 +157,11 @@ fn broker_resource(broker: &Broker, name: &str) -> Result<(), String> {
     }
 }
 
-pub async fn describe(broker: &Arc<Broker>, version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub async fn describe(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: DescribeConfigsRequest,
+) -> Result<DescribeConfigsResponse, BrokerError> {
     let mut resp = DescribeConfigsResponse::default();
     let synonyms = req.include_synonyms && version >= 1;
     for res in &req.resources {
@@ -177,7 +182,7 @@ pub async fn describe(broker: &Arc<Broker>, version: i16, req: DescribeConfigsRe
         };
         resp.results.push(r);
     }
-    resp
+    Ok(resp)
 }
 
 /// Applies config changes to a topic (`TOPIC`) or to a broker's dynamic
@@ -208,7 +213,11 @@ async fn apply_changes(
     }
 }
 
-pub async fn alter(broker: &Arc<Broker>, _version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: AlterConfigsRequest,
+) -> Result<AlterConfigsResponse, BrokerError> {
     let mut resp = AlterConfigsResponse::default();
     for res in req.resources {
         let name = res.resource_name.to_string();
@@ -227,7 +236,7 @@ pub async fn alter(broker: &Arc<Broker>, _version: i16, req: AlterConfigsRequest
         r.resource_name = s(name);
         resp.responses.push(r);
     }
-    resp
+    Ok(resp)
 }
 
 /// A key set (`Some`) or removed (`None`).
@@ -275,7 +284,7 @@ pub async fn incremental(
     broker: &Arc<Broker>,
     _version: i16,
     req: IncrementalAlterConfigsRequest,
-) -> IncrementalAlterConfigsResponse {
+) -> Result<IncrementalAlterConfigsResponse, BrokerError> {
     let mut resp = IncrementalAlterConfigsResponse::default();
     for res in req.resources {
         let name = res.resource_name.to_string();
@@ -309,44 +318,16 @@ pub async fn incremental(
         r.resource_name = s(name);
         resp.responses.push(r);
     }
-    resp
+    Ok(resp)
 }
 
-pub fn route_describe(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, DescribeConfigs)?;
-        Ok(kafka_protocol::messages::ResponseKind::DescribeConfigs(
-            describe(&broker, header.request_api_version, request).await,
-        ))
-    })
+/// DescribeConfigs, AlterConfigs and IncrementalAlterConfigs.
+pub mod describe_route {
+    crate::route_to!(DescribeConfigs, super::describe);
 }
-
-pub fn route_alter(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, AlterConfigs)?;
-        Ok(kafka_protocol::messages::ResponseKind::AlterConfigs(
-            alter(&broker, header.request_api_version, request).await,
-        ))
-    })
+pub mod alter_route {
+    crate::route_to!(AlterConfigs, super::alter);
 }
-
-pub fn route_incremental(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, IncrementalAlterConfigs)?;
-        Ok(kafka_protocol::messages::ResponseKind::IncrementalAlterConfigs(
-            incremental(&broker, header.request_api_version, request).await,
-        ))
-    })
+pub mod incremental_route {
+    crate::route_to!(IncrementalAlterConfigs, super::incremental);
 }

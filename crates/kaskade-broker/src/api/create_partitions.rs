@@ -8,8 +8,13 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
-pub async fn handle(broker: &Arc<Broker>, _version: i16, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: CreatePartitionsRequest,
+) -> Result<CreatePartitionsResponse, BrokerError> {
     let mut resp = CreatePartitionsResponse::default();
     for t in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
@@ -35,18 +40,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: CreatePartitionsRe
         }
         resp.results.push(r);
     }
-    resp
+    Ok(resp)
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, CreatePartitions)?;
-        Ok(kafka_protocol::messages::ResponseKind::CreatePartitions(
-            handle(&broker, header.request_api_version, request).await,
-        ))
-    })
-}
+crate::route_to!(CreatePartitions, handle);

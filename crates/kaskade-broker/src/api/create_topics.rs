@@ -11,9 +11,14 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::topic::config as topic_config;
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: CreateTopicsRequest,
+) -> Result<CreateTopicsResponse, BrokerError> {
     let mut resp = CreateTopicsResponse::default();
     let mut seen = std::collections::HashMap::new();
     for t in &req.topics {
@@ -87,18 +92,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: CreateTopicsRequest
         }
         resp.topics.push(r);
     }
-    resp
+    Ok(resp)
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, CreateTopics)?;
-        Ok(kafka_protocol::messages::ResponseKind::CreateTopics(
-            handle(&broker, header.request_api_version, request).await,
-        ))
-    })
-}
+crate::route_to!(CreateTopics, handle);

@@ -1,15 +1,16 @@
 //! DeleteGroups (v0..v2): only empty groups go (NON_EMPTY_GROUP otherwise).
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
-use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::router::HandlerFuture;
 
-pub async fn handle(broker: &Broker, req: DeleteGroupsRequest) -> Result<DeleteGroupsResponse, BrokerError> {
+pub async fn handle(
+    broker: &Broker,
+    _version: i16,
+    req: DeleteGroupsRequest,
+) -> Result<DeleteGroupsResponse, BrokerError> {
     let ids: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
     let errors = broker.groups.call_durable(move |engine, now| engine.delete_groups(now, &ids)).await?;
     let mut resp = DeleteGroupsResponse::default();
@@ -22,9 +23,4 @@ pub async fn handle(broker: &Broker, req: DeleteGroupsRequest) -> Result<DeleteG
     Ok(resp)
 }
 
-pub fn route(broker: Arc<Broker>, _header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, DeleteGroups)?;
-        Ok(ResponseKind::DeleteGroups(handle(&broker, request).await?))
-    })
-}
+crate::route_to!(DeleteGroups, handle);

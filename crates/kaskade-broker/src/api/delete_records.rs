@@ -8,8 +8,13 @@ use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionRe
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
-pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: DeleteRecordsRequest,
+) -> Result<DeleteRecordsResponse, BrokerError> {
     let mut resp = DeleteRecordsResponse::default();
     for t in req.topics {
         let mut tr = DeleteRecordsTopicResult::default();
@@ -38,18 +43,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DeleteRecordsReque
         }
         resp.topics.push(tr);
     }
-    resp
+    Ok(resp)
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, DeleteRecords)?;
-        Ok(kafka_protocol::messages::ResponseKind::DeleteRecords(
-            handle(&broker, header.request_api_version, request).await,
-        ))
-    })
-}
+crate::route_to!(DeleteRecords, handle);

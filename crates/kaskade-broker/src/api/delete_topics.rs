@@ -7,8 +7,13 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: DeleteTopicsRequest,
+) -> Result<DeleteTopicsResponse, BrokerError> {
     let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
         req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id)).collect()
     } else {
@@ -35,7 +40,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: DeleteTopicsRequest
         }
         resp.responses.push(r);
     }
-    resp
+    Ok(resp)
 }
 
 /// Drops every group's committed offsets for the deleted topic. The topic
@@ -50,15 +55,4 @@ async fn forget_offsets(broker: &Arc<Broker>, topic: &str) {
     }
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, DeleteTopics)?;
-        Ok(kafka_protocol::messages::ResponseKind::DeleteTopics(
-            handle(&broker, header.request_api_version, request).await,
-        ))
-    })
-}
+crate::route_to!(DeleteTopics, handle);

@@ -8,8 +8,13 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::authorized_operations as ops;
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
-pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: DescribeClusterRequest,
+) -> Result<DescribeClusterResponse, BrokerError> {
     let mut resp = DescribeClusterResponse::default();
     // endpoint_type 1 = brokers; 2 = controllers (the same node here).
     resp.endpoint_type = if req.endpoint_type == 0 { 1 } else { req.endpoint_type };
@@ -22,18 +27,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeClusterReq
     b.host = StrBytes::from_string(host);
     b.port = port;
     resp.brokers.push(b);
-    resp
+    Ok(resp)
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, DescribeCluster)?;
-        Ok(kafka_protocol::messages::ResponseKind::DescribeCluster(
-            handle(&broker, header.request_api_version, request).await,
-        ))
-    })
-}
+crate::route_to!(DescribeCluster, handle);

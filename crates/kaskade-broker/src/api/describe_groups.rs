@@ -1,18 +1,13 @@
 //! DescribeGroups (v0..v6).
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::{
-    DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader, RequestKind, ResponseKind,
-};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::authorized_operations as ops;
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::router::HandlerFuture;
 
 pub async fn handle(
     broker: &Broker,
@@ -71,9 +66,4 @@ pub async fn handle(
     Ok(resp)
 }
 
-pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, DescribeGroups)?;
-        Ok(ResponseKind::DescribeGroups(handle(&broker, header.request_api_version, request).await?))
-    })
-}
+crate::route_to!(DescribeGroups, handle);

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 fn fs_space(path: &std::path::Path) -> (i64, i64) {
     use std::os::unix::ffi::OsStrExt;
@@ -26,7 +27,11 @@ fn fs_space(path: &std::path::Path) -> (i64, i64) {
     }
 }
 
-pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: DescribeLogDirsRequest,
+) -> Result<DescribeLogDirsResponse, BrokerError> {
     let logs = broker.topics.logs().clone();
     let image = broker.topics.image();
     let wanted: Vec<(String, Vec<i32>)> = match req.topics {
@@ -56,18 +61,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeLogDirsReq
     }
     let mut resp = DescribeLogDirsResponse::default();
     resp.results.push(dir);
-    resp
+    Ok(resp)
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, DescribeLogDirs)?;
-        Ok(kafka_protocol::messages::ResponseKind::DescribeLogDirs(
-            handle(&broker, header.request_api_version, request).await,
-        ))
-    })
-}
+crate::route_to!(DescribeLogDirs, handle);

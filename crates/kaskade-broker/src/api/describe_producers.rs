@@ -13,8 +13,13 @@ use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersRespon
 use kaskade_log::producer_state::ProducerEntry;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
-pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeProducersRequest) -> DescribeProducersResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: DescribeProducersRequest,
+) -> Result<DescribeProducersResponse, BrokerError> {
     let mut resp = DescribeProducersResponse::default();
     for topic in req.topics {
         let mut t = TopicResponse::default();
@@ -34,7 +39,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: DescribeProducersR
         t.name = topic.name;
         resp.topics.push(t);
     }
-    resp
+    Ok(resp)
 }
 
 fn producer_state(e: &ProducerEntry) -> ProducerState {

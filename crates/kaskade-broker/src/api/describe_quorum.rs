@@ -12,13 +12,18 @@ use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumRe
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 /// The topic of the metadata log, as KRaft names it.
 const METADATA_TOPIC: &str = "__cluster_metadata";
 /// The leader epoch of a quorum that has only ever had one leader.
 const SINGLE_LEADER_EPOCH: i32 = 1;
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: DescribeQuorumRequest,
+) -> Result<DescribeQuorumResponse, BrokerError> {
     let end = broker.topics.image().end_offset();
     let now = crate::group::now_ms();
     // Kafka answers empty messages (not null) where there is no error.
@@ -65,7 +70,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: DescribeQuorumReque
         node.listeners.push(listener);
         resp.nodes.push(node);
     }
-    resp
+    Ok(resp)
 }
 
 crate::route_to!(DescribeQuorum, handle);

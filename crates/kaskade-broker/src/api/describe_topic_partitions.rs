@@ -13,12 +13,13 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::authorized_operations as ops;
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 pub async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     req: DescribeTopicPartitionsRequest,
-) -> DescribeTopicPartitionsResponse {
+) -> Result<DescribeTopicPartitionsResponse, BrokerError> {
     let image = broker.topics.image();
     let mut names: Vec<String> = if req.topics.is_empty() {
         image.topics().map(|t| t.name.clone()).collect()
@@ -69,18 +70,7 @@ pub async fn handle(
             break;
         }
     }
-    resp
+    Ok(resp)
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, DescribeTopicPartitions)?;
-        Ok(kafka_protocol::messages::ResponseKind::DescribeTopicPartitions(
-            handle(&broker, header.request_api_version, request).await,
-        ))
-    })
-}
+crate::route_to!(DescribeTopicPartitions, handle);

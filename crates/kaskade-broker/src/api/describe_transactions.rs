@@ -13,6 +13,7 @@ use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactions
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::txn::records::TXN_TOPIC;
 use crate::txn::TxnMetadata;
 
@@ -20,7 +21,7 @@ pub async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     req: DescribeTransactionsRequest,
-) -> DescribeTransactionsResponse {
+) -> Result<DescribeTransactionsResponse, BrokerError> {
     // No `__transaction_state` yet: no transactional id is known. Asking
     // the coordinator would create its 50 partitions for a read.
     let no_state = broker.topics.image().topic(TXN_TOPIC).is_none();
@@ -42,7 +43,7 @@ pub async fn handle(
         }
         resp.transaction_states.push(state);
     }
-    resp
+    Ok(resp)
 }
 
 fn fill(state: &mut TransactionState, meta: &TxnMetadata) {
@@ -82,7 +83,7 @@ mod tests {
             kafka_protocol::messages::TransactionalId(StrBytes::from_static_str("tx")),
             kafka_protocol::messages::TransactionalId(StrBytes::from_static_str("")),
         ]);
-        let resp = handle(&broker, 0, req).await;
+        let resp = handle(&broker, 0, req).await.expect("answered");
         let codes: Vec<i16> = resp.transaction_states.iter().map(|t| t.error_code).collect();
         assert_eq!(codes, [ResponseError::CoordinatorLoadInProgress.code(), ResponseError::InvalidRequest.code()]);
     }

@@ -14,8 +14,13 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicN
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
-pub async fn handle(broker: &Arc<Broker>, _version: i16, req: ElectLeadersRequest) -> ElectLeadersResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: ElectLeadersRequest,
+) -> Result<ElectLeadersResponse, BrokerError> {
     let image = broker.topics.image();
     let mut resp = ElectLeadersResponse::default();
     let Some(topics) = req.topic_partitions else {
@@ -27,7 +32,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: ElectLeadersReques
                 r
             })
             .collect();
-        return resp;
+        return Ok(resp);
     };
     for requested in topics {
         let mut r = ReplicaElectionResult::default();
@@ -48,7 +53,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: ElectLeadersReques
         r.topic = requested.topic;
         resp.replica_election_results.push(r);
     }
-    resp
+    Ok(resp)
 }
 
 crate::route_to!(ElectLeaders, handle);

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: EndTxnRequest) -> EndTxnResponse {
+pub async fn handle(broker: &Arc<Broker>, version: i16, req: EndTxnRequest) -> Result<EndTxnResponse, BrokerError> {
     let mut resp = EndTxnResponse::default();
     let id = req.transactional_id.to_string();
     if let Err(e) = broker.txns.end_txn(broker, &id, req.producer_id.0, req.producer_epoch, req.committed).await {
         resp.error_code = super::fenced_for(version, 2, e);
     }
-    resp
+    Ok(resp)
 }
 
 crate::route_to!(EndTxn, handle);

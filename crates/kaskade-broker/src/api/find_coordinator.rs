@@ -5,17 +5,13 @@
 //! (see `init_producer_id`), instead of retrying COORDINATOR_NOT_AVAILABLE
 //! until its timeout.
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::{
-    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader, RequestKind, ResponseKind,
-};
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::router::HandlerFuture;
+use crate::error::BrokerError;
 
 /// Key type of a group coordinator.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -33,7 +29,11 @@ fn locate(broker: &Broker, key_type: i8) -> (Option<ResponseError>, i32, String,
     }
 }
 
-pub fn handle(broker: &Broker, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: FindCoordinatorRequest,
+) -> Result<FindCoordinatorResponse, BrokerError> {
     let mut resp = FindCoordinatorResponse::default();
     let key_type = if version == 0 { KEY_TYPE_GROUP } else { req.key_type };
     if version >= 4 {
@@ -61,12 +61,7 @@ pub fn handle(broker: &Broker, version: i16, req: FindCoordinatorRequest) -> Fin
         resp.host = StrBytes::from_string(host);
         resp.port = port;
     }
-    resp
+    Ok(resp)
 }
 
-pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, FindCoordinator)?;
-        Ok(ResponseKind::FindCoordinator(handle(&broker, header.request_api_version, request)))
-    })
-}
+crate::route_to!(FindCoordinator, handle);

@@ -1,15 +1,12 @@
 //! Heartbeat (v0..v4).
 
-use std::sync::Arc;
-
-use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group;
-use crate::router::HandlerFuture;
 
-pub async fn handle(broker: &Broker, req: HeartbeatRequest) -> Result<HeartbeatResponse, BrokerError> {
+pub async fn handle(broker: &Broker, _version: i16, req: HeartbeatRequest) -> Result<HeartbeatResponse, BrokerError> {
     let request = group::HeartbeatRequest {
         group_id: req.group_id.0.to_string(),
         generation_id: req.generation_id,
@@ -22,9 +19,4 @@ pub async fn handle(broker: &Broker, req: HeartbeatRequest) -> Result<HeartbeatR
     Ok(resp)
 }
 
-pub fn route(broker: Arc<Broker>, _header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, Heartbeat)?;
-        Ok(ResponseKind::Heartbeat(handle(&broker, request).await?))
-    })
-}
+crate::route_to!(Heartbeat, handle);

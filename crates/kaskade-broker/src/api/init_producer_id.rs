@@ -25,6 +25,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 const NO_PRODUCER_ID: i64 = -1;
 const NO_PRODUCER_EPOCH: i16 = -1;
@@ -43,7 +44,15 @@ fn error(code: ResponseError) -> InitProducerIdResponse {
 }
 
 /// Answers one InitProducerId request.
-pub async fn handle(broker: &Arc<Broker>, version: i16, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: InitProducerIdRequest,
+) -> Result<InitProducerIdResponse, BrokerError> {
+    Ok(answer(broker, version, request).await)
+}
+
+async fn answer(broker: &Arc<Broker>, version: i16, request: InitProducerIdRequest) -> InitProducerIdResponse {
     if let Some(txn) = &request.transactional_id {
         if txn.is_empty() {
             return error(ResponseError::InvalidRequest);
@@ -97,27 +106,27 @@ mod tests {
     fn answers_as_kafka() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
         let b = Arc::new(Broker::for_tests(BrokerConfig::default(), Router::default()));
-        let r1 = rt.block_on(handle(&b, 5, req(-1, -1, None)));
+        let r1 = rt.block_on(answer(&b, 5, req(-1, -1, None)));
         assert_eq!((r1.error_code, r1.producer_epoch), (0, 0));
-        let r2 = rt.block_on(handle(&b, 5, req(-1, -1, None)));
+        let r2 = rt.block_on(answer(&b, 5, req(-1, -1, None)));
         assert_eq!(r2.producer_id.0, r1.producer_id.0 + 1, "a new id each time");
         // KIP-360 re-init with the current id and epoch: a new id, epoch 0.
-        let r3 = rt.block_on(handle(&b, 5, req(r2.producer_id.0, 7, None)));
+        let r3 = rt.block_on(answer(&b, 5, req(r2.producer_id.0, 7, None)));
         assert_eq!((r3.error_code, r3.producer_id.0, r3.producer_epoch), (0, r2.producer_id.0 + 1, 0));
         for (pid, epoch) in [(-1, 3), (5, -1)] {
-            let r = rt.block_on(handle(&b, 5, req(pid, epoch, None)));
+            let r = rt.block_on(answer(&b, 5, req(pid, epoch, None)));
             assert_eq!((r.error_code, r.producer_id.0, r.producer_epoch), (42, -1, -1), "({pid}, {epoch})");
         }
         // A transactional id: its own producer id, the epoch bumped on
         // every init.
         let mut txn = req(-1, -1, Some("tx-1"));
         txn.transaction_timeout_ms = 60_000;
-        let t1 = rt.block_on(handle(&b, 5, txn.clone()));
+        let t1 = rt.block_on(answer(&b, 5, txn.clone()));
         assert_eq!((t1.error_code, t1.producer_epoch), (0, 0));
-        let t2 = rt.block_on(handle(&b, 5, txn.clone()));
+        let t2 = rt.block_on(answer(&b, 5, txn.clone()));
         assert_eq!((t2.error_code, t2.producer_id.0, t2.producer_epoch), (0, t1.producer_id.0, 1));
         txn.transaction_timeout_ms = 900_001;
-        assert_eq!(rt.block_on(handle(&b, 5, txn)).error_code, 50, "above transaction.max.timeout.ms");
-        assert_eq!(rt.block_on(handle(&b, 5, req(-1, -1, Some("")))).error_code, 42);
+        assert_eq!(rt.block_on(answer(&b, 5, txn)).error_code, 50, "above transaction.max.timeout.ms");
+        assert_eq!(rt.block_on(answer(&b, 5, req(-1, -1, Some("")))).error_code, 42);
     }
 }

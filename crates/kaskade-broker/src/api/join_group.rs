@@ -1,24 +1,16 @@
 //! JoinGroup (v0..v9), answered by the group coordinator when the join
 //! phase ends.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
-use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::{self, Protocol};
-use crate::router::HandlerFuture;
 
-pub async fn handle(
-    broker: &Broker,
-    header: &RequestHeader,
-    client_host: String,
-    req: JoinGroupRequest,
-) -> Result<JoinGroupResponse, BrokerError> {
-    let version = header.request_api_version;
+pub async fn handle(broker: &Broker, version: i16, req: JoinGroupRequest) -> Result<JoinGroupResponse, BrokerError> {
+    let caller = super::Caller::current();
     let request = group::JoinRequest {
         group_id: req.group_id.0.to_string(),
         session_timeout_ms: req.session_timeout_ms,
@@ -32,8 +24,8 @@ pub async fn handle(
             .into_iter()
             .map(|p| Protocol { name: p.name.to_string(), metadata: p.metadata })
             .collect(),
-        client_id: header.client_id.as_ref().map(|s| s.to_string()).unwrap_or_default(),
-        client_host,
+        client_id: caller.client_id,
+        client_host: caller.client_host,
         require_known_member_id: version >= 4,
     };
     let r = broker.groups.join(request).await?;
@@ -64,11 +56,4 @@ pub async fn handle(
     Ok(resp)
 }
 
-pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    // The connection's address is known only while the handler starts.
-    let client_host = super::client_host();
-    super::handler(async move {
-        let request = crate::request_body!(body, JoinGroup)?;
-        Ok(ResponseKind::JoinGroup(handle(&broker, &header, client_host, request).await?))
-    })
-}
+crate::route_to!(JoinGroup, handle);

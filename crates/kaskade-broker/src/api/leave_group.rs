@@ -1,15 +1,12 @@
 //! LeaveGroup (v0..v5; a batch of members from v3).
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::leave_group_response::MemberResponse;
-use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::LeavingMember;
-use crate::router::HandlerFuture;
 
 pub async fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> Result<LeaveGroupResponse, BrokerError> {
     let group_id = req.group_id.0.to_string();
@@ -46,9 +43,4 @@ pub async fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> Re
     Ok(resp)
 }
 
-pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, LeaveGroup)?;
-        Ok(ResponseKind::LeaveGroup(handle(&broker, header.request_api_version, request).await?))
-    })
-}
+crate::route_to!(LeaveGroup, handle);

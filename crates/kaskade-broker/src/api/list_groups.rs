@@ -1,16 +1,11 @@
 //! ListGroups (v0..v5; states filter from v4, types filter from v5).
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::list_groups_response::ListedGroup;
-use kafka_protocol::messages::{
-    GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader, RequestKind, ResponseKind,
-};
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::router::HandlerFuture;
 
 /// Every group here is a classic group.
 const GROUP_TYPE: &str = "classic";
@@ -41,9 +36,4 @@ pub async fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> Re
     Ok(resp)
 }
 
-pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, ListGroups)?;
-        Ok(ResponseKind::ListGroups(handle(&broker, header.request_api_version, request).await?))
-    })
-}
+crate::route_to!(ListGroups, handle);

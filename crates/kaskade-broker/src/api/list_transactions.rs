@@ -20,6 +20,7 @@ use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::group::now_ms;
 use crate::txn::records::TXN_TOPIC;
 use crate::txn::{TxnMetadata, TxnState};
@@ -55,7 +56,11 @@ impl Filters {
     }
 }
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListTransactionsRequest) -> ListTransactionsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: ListTransactionsRequest,
+) -> Result<ListTransactionsResponse, BrokerError> {
     let mut resp = ListTransactionsResponse::default();
     let mut states = HashSet::new();
     for name in &req.state_filters {
@@ -74,13 +79,13 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListTransactionsReq
     // No `__transaction_state` yet: nothing to list (and asking the
     // coordinator would create its 50 partitions for a read).
     if broker.topics.image().topic(TXN_TOPIC).is_none() {
-        return resp;
+        return Ok(resp);
     }
     let all = match broker.txns.list(broker).await {
         Ok(all) => all,
         Err(e) => {
             resp.error_code = e.code();
-            return resp;
+            return Ok(resp);
         }
     };
     let now = now_ms();
@@ -96,7 +101,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListTransactionsReq
             t
         })
         .collect();
-    resp
+    Ok(resp)
 }
 
 crate::route_to!(ListTransactions, handle);
@@ -136,7 +141,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_coordinator_that_cannot_load_answers_an_error() {
         let broker = broken_coordinator();
-        let resp = handle(&broker, 1, ListTransactionsRequest::default()).await;
+        let resp = handle(&broker, 1, ListTransactionsRequest::default()).await.expect("answered");
         assert_eq!(resp.error_code, kafka_protocol::error::ResponseError::CoordinatorLoadInProgress.code());
         assert!(resp.transaction_states.is_empty());
     }

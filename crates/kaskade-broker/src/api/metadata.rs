@@ -15,6 +15,7 @@ use kaskade_meta::TopicImage;
 
 use super::authorized_operations::{self as ops, OMITTED as AUTHORIZED_OPS_OMITTED};
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::topic::manager::validate_topic_name;
 
 pub fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
@@ -44,7 +45,7 @@ fn error_entry(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
     rt
 }
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> MetadataResponse {
+pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> Result<MetadataResponse, BrokerError> {
     let mut resp = MetadataResponse::default();
     let (host, port) = broker.advertised();
     let mut b = MetadataResponseBroker::default();
@@ -66,7 +67,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
     };
     if all {
         resp.topics = image.topics().map(topic_entry).collect();
-        return with_topic_ops(resp, topic_ops);
+        return Ok(with_topic_ops(resp, topic_ops));
     }
     // v4+ carries the flag; earlier versions always auto-create.
     let allow_create = (version < 4 || req.allow_auto_topic_creation) && broker.auto_create_topics();
@@ -120,7 +121,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
             }
         }
     }
-    with_topic_ops(resp, topic_ops)
+    Ok(with_topic_ops(resp, topic_ops))
 }
 
 /// Sets the authorized operations of every topic that was found.
@@ -131,13 +132,4 @@ fn with_topic_ops(mut resp: MetadataResponse, topic_ops: i32) -> MetadataRespons
     resp
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, Metadata)?;
-        Ok(kafka_protocol::messages::ResponseKind::Metadata(handle(&broker, header.request_api_version, request).await))
-    })
-}
+crate::route_to!(Metadata, handle);

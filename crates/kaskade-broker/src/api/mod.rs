@@ -53,15 +53,44 @@ pub mod txn_offset_commit;
 pub mod write_txn_markers;
 
 tokio::task_local! {
-    /// The client's address, set while a handler is started (read it
-    /// synchronously in `route`, before the handler's future runs).
+    /// The client's address, set by the connection while a handler is
+    /// started (read synchronously, by [`route_to!`]).
     pub static CLIENT_ADDR: std::net::SocketAddr;
 }
 
-/// The client's host as Kafka shows it ("/127.0.0.1"), or "" outside a
-/// connection.
-pub fn client_host() -> String {
-    CLIENT_ADDR.try_with(|a| format!("/{}", a.ip())).unwrap_or_default()
+tokio::task_local! {
+    /// Who sent the request being handled: set by [`route_to!`] for the
+    /// whole life of the handler's future.
+    static CALLER: Caller;
+}
+
+/// The sender of a request, as group membership records it.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    /// The client's host as Kafka shows it ("/127.0.0.1"), or "".
+    pub client_host: String,
+    /// The request header's client id, or "".
+    pub client_id: String,
+}
+
+impl Caller {
+    /// The caller of the request whose handler is being started.
+    pub fn from_header(header: &kafka_protocol::messages::RequestHeader) -> Self {
+        Caller {
+            client_host: CLIENT_ADDR.try_with(|a| format!("/{}", a.ip())).unwrap_or_default(),
+            client_id: header.client_id.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// The caller of the request being handled (empty outside a handler).
+    pub fn current() -> Self {
+        CALLER.try_with(Caller::clone).unwrap_or_default()
+    }
+
+    /// Runs `future` with `self` as the current caller.
+    pub async fn scope<F: Future>(self, future: F) -> F::Output {
+        CALLER.scope(self, future).await
+    }
 }
 
 /// Boxes a handler's body: `handler(async move { ... })`.
@@ -91,9 +120,17 @@ macro_rules! request_body {
     };
 }
 
-/// Defines a module's `route` for a handler
-/// `async fn handle(broker: &Arc<Broker>, version: i16, request) -> Response`:
-/// `route_to!(EndTxn, handle);`
+/// The one form of an API's route: `route_to!(EndTxn, handle);` defines the
+/// module's `route` (what [`crate::router`]'s table names) for
+///
+/// ```ignore
+/// async fn handle(broker: &Arc<Broker>, version: i16, request: EndTxnRequest)
+///     -> Result<EndTxnResponse, BrokerError>
+/// ```
+///
+/// An `Err` closes the connection (errors Kafka reports belong in the
+/// response), except [`BrokerError::NoResponse`] (acks=0). The handler can
+/// ask [`Caller::current`] who sent the request.
 #[macro_export]
 macro_rules! route_to {
     ($variant:ident, $handle:path) => {
@@ -102,12 +139,12 @@ macro_rules! route_to {
             header: ::kafka_protocol::messages::RequestHeader,
             body: ::kafka_protocol::messages::RequestKind,
         ) -> $crate::router::HandlerFuture {
-            $crate::api::handler(async move {
+            let caller = $crate::api::Caller::from_header(&header);
+            $crate::api::handler(caller.scope(async move {
                 let request = $crate::request_body!(body, $variant)?;
-                Ok(::kafka_protocol::messages::ResponseKind::$variant(
-                    $handle(&broker, header.request_api_version, request).await,
-                ))
-            })
+                let response = $handle(&broker, header.request_api_version, request).await?;
+                Ok(::kafka_protocol::messages::ResponseKind::$variant(response))
+            }))
         }
     };
 }

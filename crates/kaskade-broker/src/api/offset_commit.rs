@@ -2,16 +2,13 @@
 //! coordinator; partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION
 //! as Kafka answers.
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
-use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::{CommitPartition, CommitRequest};
-use crate::router::HandlerFuture;
 
 pub async fn handle(
     broker: &Broker,
@@ -70,9 +67,4 @@ pub async fn handle(
     Ok(resp)
 }
 
-pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, OffsetCommit)?;
-        Ok(ResponseKind::OffsetCommit(handle(&broker, header.request_api_version, request).await?))
-    })
-}
+crate::route_to!(OffsetCommit, handle);

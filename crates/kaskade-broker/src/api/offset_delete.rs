@@ -1,15 +1,16 @@
 //! OffsetDelete (v0): not while the group's members subscribe to the topic.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
-use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::router::HandlerFuture;
 
-pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> Result<OffsetDeleteResponse, BrokerError> {
+pub async fn handle(
+    broker: &Broker,
+    _version: i16,
+    req: OffsetDeleteRequest,
+) -> Result<OffsetDeleteResponse, BrokerError> {
     let group_id = req.group_id.0.to_string();
     let partitions: Vec<(String, i32)> =
         req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index))).collect();
@@ -38,9 +39,4 @@ pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> Result<OffsetD
     Ok(resp)
 }
 
-pub fn route(broker: Arc<Broker>, _header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, OffsetDelete)?;
-        Ok(ResponseKind::OffsetDelete(handle(&broker, request).await?))
-    })
-}
+crate::route_to!(OffsetDelete, handle);

@@ -5,21 +5,17 @@
 //! back.
 
 use kafka_protocol::ResponseError;
-use std::sync::Arc;
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
 };
-use kafka_protocol::messages::{
-    GroupId, OffsetFetchRequest, OffsetFetchResponse, RequestHeader, RequestKind, ResponseKind, TopicName,
-};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::FetchedOffset;
-use crate::router::HandlerFuture;
 
 /// (group, requested partitions or every committed one).
 type GroupQuery = (String, Option<Vec<(String, i32)>>);
@@ -139,9 +135,4 @@ pub async fn handle(
     Ok(resp)
 }
 
-pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, OffsetFetch)?;
-        Ok(ResponseKind::OffsetFetch(handle(&broker, header.request_api_version, request).await?))
-    })
-}
+crate::route_to!(OffsetFetch, handle);

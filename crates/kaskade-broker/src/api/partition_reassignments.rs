@@ -18,23 +18,24 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 pub async fn list(
     _broker: &Arc<Broker>,
     _version: i16,
     _req: ListPartitionReassignmentsRequest,
-) -> ListPartitionReassignmentsResponse {
+) -> Result<ListPartitionReassignmentsResponse, BrokerError> {
     // No reassignment is ever in progress, whatever was asked for.
     let mut resp = ListPartitionReassignmentsResponse::default();
     resp.error_message = None;
-    resp
+    Ok(resp)
 }
 
 pub async fn alter(
     broker: &Arc<Broker>,
     version: i16,
     req: AlterPartitionReassignmentsRequest,
-) -> AlterPartitionReassignmentsResponse {
+) -> Result<AlterPartitionReassignmentsResponse, BrokerError> {
     let image = broker.topics.image();
     let mut resp = AlterPartitionReassignmentsResponse::default();
     resp.error_message = None;
@@ -80,7 +81,7 @@ pub async fn alter(
         t.name = topic.name;
         resp.responses.push(t);
     }
-    resp
+    Ok(resp)
 }
 
 pub mod list_route {

@@ -18,13 +18,14 @@ use kafka_protocol::protocol::StrBytes;
 use kaskade_meta::MetaError;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::scram::{self, Change};
 
 pub async fn describe(
     broker: &Arc<Broker>,
     _version: i16,
     req: DescribeUserScramCredentialsRequest,
-) -> DescribeUserScramCredentialsResponse {
+) -> Result<DescribeUserScramCredentialsResponse, BrokerError> {
     let users = req.users.map(|us| us.into_iter().map(|u| u.name.to_string()).collect());
     let mut resp = DescribeUserScramCredentialsResponse::default();
     for (user, answer) in scram::describe(&broker.topics.image(), users) {
@@ -49,14 +50,14 @@ pub async fn describe(
         }
         resp.results.push(r);
     }
-    resp
+    Ok(resp)
 }
 
 pub async fn alter(
     broker: &Arc<Broker>,
     _version: i16,
     req: AlterUserScramCredentialsRequest,
-) -> AlterUserScramCredentialsResponse {
+) -> Result<AlterUserScramCredentialsResponse, BrokerError> {
     let mut changes: Vec<Change> = req
         .deletions
         .into_iter()
@@ -104,7 +105,7 @@ pub async fn alter(
             }
         }
     }
-    resp
+    Ok(resp)
 }
 
 pub mod describe_route {

@@ -1,16 +1,13 @@
 //! SyncGroup (v0..v5): followers wait for the leader's assignment.
 
-use std::sync::Arc;
-
-use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind, SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group;
-use crate::router::HandlerFuture;
 
-pub async fn handle(broker: &Broker, req: SyncGroupRequest) -> Result<SyncGroupResponse, BrokerError> {
+pub async fn handle(broker: &Broker, _version: i16, req: SyncGroupRequest) -> Result<SyncGroupResponse, BrokerError> {
     let request = group::SyncRequest {
         group_id: req.group_id.0.to_string(),
         generation_id: req.generation_id,
@@ -29,9 +26,4 @@ pub async fn handle(broker: &Broker, req: SyncGroupRequest) -> Result<SyncGroupR
     Ok(resp)
 }
 
-pub fn route(broker: Arc<Broker>, _header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, SyncGroup)?;
-        Ok(ResponseKind::SyncGroup(handle(&broker, request).await?))
-    })
-}
+crate::route_to!(SyncGroup, handle);

@@ -11,9 +11,14 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::group::{CommitPartition, CommitRequest};
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: TxnOffsetCommitRequest,
+) -> Result<TxnOffsetCommitResponse, BrokerError> {
     let partitions: Vec<CommitPartition> = req
         .topics
         .iter()
@@ -71,7 +76,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: TxnOffsetCommitRequ
         }
         resp.topics.push(t);
     }
-    resp
+    Ok(resp)
 }
 
 crate::route_to!(TxnOffsetCommit, handle);

@@ -17,9 +17,14 @@ use kaskade_log::txn::Marker;
 use kaskade_log::LogError;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::group::records::OFFSETS_TOPIC;
 
-pub async fn handle(broker: &Arc<Broker>, _version: i16, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: WriteTxnMarkersRequest,
+) -> Result<WriteTxnMarkersResponse, BrokerError> {
     let mut resp = WriteTxnMarkersResponse::default();
     for m in req.markers {
         let marker = if m.transaction_result { Marker::Commit } else { Marker::Abort };
@@ -78,7 +83,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: WriteTxnMarkersReq
         }
         resp.markers.push(result);
     }
-    resp
+    Ok(resp)
 }
 
 fn storage_error(e: &LogError) -> ResponseError {
