@@ -165,7 +165,10 @@ impl TxnCoordinator {
         }
         match bumped(meta.producer_epoch) {
             Some(epoch) => {
-                meta.last_producer_epoch = meta.producer_epoch;
+                // Only a producer that named its current epoch may retry
+                // this call with it (Kafka's `prepareIncrementProducerEpoch`):
+                // after a new producer's bump the old epoch is fenced.
+                meta.last_producer_epoch = if expected.is_some() { meta.producer_epoch } else { NO_PRODUCER_EPOCH };
                 meta.producer_epoch = epoch;
             }
             None => {
@@ -423,6 +426,23 @@ mod tests {
         // The old producer is fenced everywhere.
         assert_eq!(c.add_partitions(4, "t", 1, 0, &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
         assert_eq!(c.end_txn(4, "t", 1, 0, true), Err(ResponseError::ProducerFenced));
+    }
+
+    #[test]
+    fn a_new_producers_bump_fences_the_old_epoch_for_retries_too() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        // A second producer (no expected epoch) takes epoch 1.
+        let m = ready(c.init_producer_id(1, "t", 1000, None, None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (1, -1));
+        // The first one's KIP-360 bump is fenced, not mistaken for a retry
+        // of the second one's call (which would hand it epoch 1 too).
+        assert_eq!(c.init_producer_id(2, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+        // A KIP-360 bump by the current producer, and its retry.
+        let m = ready(c.init_producer_id(3, "t", 1000, Some((1, 1)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, 1));
+        let m = ready(c.init_producer_id(4, "t", 1000, Some((1, 1)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, 1), "a retry: same epoch");
     }
 
     #[test]
