@@ -266,7 +266,10 @@ impl TxnCoordinator {
     fn begin_end(&mut self, now: i64, id: &str, marker: Marker, fence_epoch: Option<i16>) -> (TxnMetadata, EndPlan) {
         let meta = self.txns.get_mut(id).expect("checked by the caller");
         if let Some(epoch) = fence_epoch {
-            meta.last_producer_epoch = meta.producer_epoch;
+            // A fence leaves no epoch a retry may name (Kafka's
+            // `prepareFenceProducerEpoch`): the fenced producer's
+            // InitProducerId with its old epoch is PRODUCER_FENCED.
+            meta.last_producer_epoch = NO_PRODUCER_EPOCH;
             meta.producer_epoch = epoch;
         }
         meta.state = match marker {
@@ -462,6 +465,23 @@ mod tests {
         assert_eq!(c.end_txn(1103, "t", 1, 0, false), Err(ResponseError::ProducerFenced));
         assert_eq!(c.end_txn(1103, "t", 1, 0, true), Err(ResponseError::ProducerFenced));
         assert_eq!(c.next_deadline(), None);
+        // Also its KIP-360 bump: the fence left no epoch to retry from.
+        assert_eq!(c.init_producer_id(1104, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+    }
+
+    #[test]
+    fn the_producer_fenced_by_a_new_one_cannot_bump_its_way_back() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        c.add_partitions(1, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        let InitDecision::AbortFirst(m, plan) = c.init_producer_id(2, "t", 1000, None, None).unwrap() else { panic!() };
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (1, -1));
+        c.complete(3, &plan);
+        // Before the new producer retries, the old one (epoch 0) asks for a
+        // KIP-360 bump: it must not be handed epoch 1.
+        assert_eq!(c.init_producer_id(4, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+        let m = ready(c.init_producer_id(5, "t", 1000, None, None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, -1));
     }
 
     #[test]
