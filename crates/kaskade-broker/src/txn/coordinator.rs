@@ -32,6 +32,9 @@ pub struct EndPlan {
     pub producer_epoch: i16,
     pub marker: Marker,
     pub partitions: Vec<TxnPartition>,
+    /// When the transaction began: tells this plan from a later
+    /// transaction's with the same epoch, marker and partitions.
+    pub start_ms: i64,
 }
 
 /// What InitProducerId decided.
@@ -281,10 +284,21 @@ impl TxnCoordinator {
     }
 
     /// The markers of `plan` are written: the transaction is complete. The
-    /// metadata to persist.
+    /// metadata to persist, or `None` if `plan` is not of the transaction
+    /// ending now: a retried plan whose transaction already completed must
+    /// not complete (nor turn into a commit) a later one.
     pub fn complete(&mut self, now: i64, plan: &EndPlan) -> Option<TxnMetadata> {
         let meta = self.txns.get_mut(&plan.transactional_id)?;
-        if meta.producer_id != plan.producer_id || !meta.state.is_ending() {
+        let prepared = match plan.marker {
+            Marker::Commit => TxnState::PrepareCommit,
+            Marker::Abort => TxnState::PrepareAbort,
+        };
+        let is_this_transaction = meta.state == prepared
+            && meta.producer_id == plan.producer_id
+            && meta.producer_epoch == plan.producer_epoch
+            && meta.start_ms == plan.start_ms
+            && meta.partitions.iter().eq(plan.partitions.iter());
+        if !is_this_transaction {
             return None;
         }
         meta.state = match plan.marker {
@@ -353,6 +367,7 @@ fn plan(meta: &TxnMetadata, marker: Marker) -> EndPlan {
         producer_epoch: meta.producer_epoch,
         marker,
         partitions: meta.partitions.iter().cloned().collect(),
+        start_ms: meta.start_ms,
     }
 }
 
@@ -496,6 +511,30 @@ mod tests {
         assert!(c.get("open").is_some(), "an open transaction keeps its id");
         // An expired id starts over with a new producer id.
         assert_eq!(c.init_producer_id(101, "idle", 1000, None, None), Ok(InitDecision::NeedProducerId));
+    }
+
+    #[test]
+    fn a_retried_plan_does_not_complete_a_later_transaction() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        c.add_partitions(1, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, first) = c.end_txn(2, "t", 1, 0, true).unwrap() else { panic!() };
+        assert!(c.complete(3, &first).is_some());
+        // The next transaction, same epoch and partition, is aborted.
+        c.add_partitions(4, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, second) = c.end_txn(5, "t", 1, 0, false).unwrap() else { panic!() };
+        // The first plan again (its Complete record failed to append and
+        // the service retried it): nothing changes, the abort stands.
+        assert_eq!(c.complete(6, &first), None);
+        assert_eq!(c.get("t").map(|m| m.state), Some(TxnState::PrepareAbort));
+        // Nor does a commit of the same partitions begun in another
+        // transaction (a later start).
+        c.complete(7, &second).expect("its own plan completes it");
+        c.add_partitions(8, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, third) = c.end_txn(9, "t", 1, 0, true).unwrap() else { panic!() };
+        assert_eq!(c.complete(10, &first), None, "same epoch, marker and partitions, earlier transaction");
+        assert_eq!(c.complete(10, &second), None);
+        assert_eq!(c.complete(11, &third).map(|m| m.state), Some(TxnState::CompleteCommit));
     }
 
     #[test]
