@@ -144,14 +144,20 @@ impl TxnCoordinator {
             return Err(ResponseError::ConcurrentTransactions);
         }
         if let Some((pid, epoch)) = expected {
-            // KIP-360: the client names the id and epoch it had.
-            let is_current = pid == current.producer_id && epoch == current.producer_epoch;
-            let is_retry = pid == current.producer_id && epoch == current.last_producer_epoch;
-            if is_retry && current.state != TxnState::Ongoing {
-                return Ok(InitDecision::Ready(current.clone()));
-            }
-            if !is_current {
+            // KIP-360: the client names the id and epoch it had. Another
+            // producer id is fenced at once; the epoch only where Kafka
+            // checks it, when bumping (an open transaction is fenced first,
+            // whatever the epoch named: `prepareInitProducerIdTransit`).
+            if current.producer_epoch != NO_PRODUCER_EPOCH && pid != current.producer_id {
                 return Err(ResponseError::ProducerFenced);
+            }
+            if current.state != TxnState::Ongoing && current.producer_epoch != NO_PRODUCER_EPOCH {
+                if epoch != current.producer_epoch && epoch == current.last_producer_epoch {
+                    return Ok(InitDecision::Ready(current.clone()));
+                }
+                if epoch != current.producer_epoch {
+                    return Err(ResponseError::ProducerFenced);
+                }
             }
         }
         let mut meta = current.clone();
@@ -461,6 +467,26 @@ mod tests {
         assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, 1));
         let m = ready(c.init_producer_id(4, "t", 1000, Some((1, 1)), None).unwrap());
         assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, 1), "a retry: same epoch");
+    }
+
+    #[test]
+    fn a_bump_naming_an_old_epoch_of_the_same_id_fences_an_open_transaction_as_kafka() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        ready(c.init_producer_id(1, "t", 1000, Some((1, 0)), None).unwrap());
+        c.add_partitions(2, "t", 1, 1, &[tp("a", 0)]).unwrap();
+        // A late copy of the bump (epoch 0): Kafka checks the producer id,
+        // then aborts the open transaction and answers
+        // CONCURRENT_TRANSACTIONS; the epoch is checked on the retry.
+        let InitDecision::AbortFirst(m, plan) = c.init_producer_id(3, "t", 1000, Some((1, 0)), None).unwrap() else {
+            panic!()
+        };
+        assert_eq!((m.state, m.producer_epoch, plan.marker), (TxnState::PrepareAbort, 2, Marker::Abort));
+        c.complete(4, &plan);
+        assert_eq!(c.init_producer_id(5, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+        // Another producer id is fenced whatever the state.
+        c.add_partitions(6, "t", 1, 2, &[tp("a", 0)]).unwrap();
+        assert_eq!(c.init_producer_id(7, "t", 1000, Some((9, 2)), None), Err(ResponseError::ProducerFenced));
     }
 
     #[test]
