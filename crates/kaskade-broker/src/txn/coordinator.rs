@@ -151,15 +151,19 @@ impl TxnCoordinator {
             if current.producer_epoch != NO_PRODUCER_EPOCH && pid != current.producer_id {
                 return Err(ResponseError::ProducerFenced);
             }
-            if current.state != TxnState::Ongoing && current.producer_epoch != NO_PRODUCER_EPOCH {
-                if epoch != current.producer_epoch && epoch == current.last_producer_epoch {
-                    return Ok(InitDecision::Ready(current.clone()));
-                }
-                if epoch != current.producer_epoch {
-                    return Err(ResponseError::ProducerFenced);
-                }
+            if current.state != TxnState::Ongoing
+                && current.producer_epoch != NO_PRODUCER_EPOCH
+                && epoch != current.producer_epoch
+                && epoch != current.last_producer_epoch
+            {
+                return Err(ResponseError::ProducerFenced);
             }
         }
+        let is_retry = expected.is_some_and(|(_, epoch)| {
+            current.producer_epoch != NO_PRODUCER_EPOCH
+                && epoch != current.producer_epoch
+                && epoch == current.last_producer_epoch
+        });
         let mut meta = current.clone();
         if meta.state == TxnState::Ongoing {
             // Fence the old producer: abort its transaction with a bumped
@@ -173,6 +177,10 @@ impl TxnCoordinator {
             return Ok(InitDecision::AbortFirst(p.0, p.1));
         }
         match bumped(meta.producer_epoch) {
+            // A retry of a KIP-360 bump whose answer was lost: the same
+            // epoch again, with the transition Kafka makes for it (Empty,
+            // the request's timeout).
+            _ if is_retry => {}
             Some(epoch) => {
                 // Only a producer that named its current epoch may retry
                 // this call with it (Kafka's `prepareIncrementProducerEpoch`):
@@ -487,6 +495,23 @@ mod tests {
         // Another producer id is fenced whatever the state.
         c.add_partitions(6, "t", 1, 2, &[tp("a", 0)]).unwrap();
         assert_eq!(c.init_producer_id(7, "t", 1000, Some((9, 2)), None), Err(ResponseError::ProducerFenced));
+    }
+
+    #[test]
+    fn a_retried_bump_is_answered_with_the_same_epoch_and_kafkas_transition() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        let m = ready(c.init_producer_id(1, "t", 1000, Some((1, 0)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (1, 0));
+        c.add_partitions(2, "t", 1, 1, &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, plan) = c.end_txn(3, "t", 1, 1, true).unwrap() else { panic!() };
+        c.complete(4, &plan);
+        // The bump again (its answer was lost): epoch 1, and the state Kafka
+        // writes for it: Empty, with the timeout of the request.
+        let m = ready(c.init_producer_id(5, "t", 2000, Some((1, 0)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch, m.state), (1, 0, TxnState::Empty));
+        assert_eq!((m.timeout_ms, m.update_ms, m.start_ms), (2000, 5, -1));
+        assert_eq!(c.get("t"), Some(&m));
     }
 
     #[test]
