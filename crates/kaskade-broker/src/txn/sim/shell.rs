@@ -160,7 +160,10 @@ impl Shell {
         let now = self.clock();
         let before: BTreeMap<String, TxnMetadata> =
             self.engine.all().map(|m| (m.transactional_id.clone(), m.clone())).collect();
-        for (m, plan) in self.engine.expire(now) {
+        let mut expired = self.engine.expire(now);
+        // The engine's map has no order; a seed must replay exactly.
+        expired.sort_by(|a, b| a.0.transactional_id.cmp(&b.0.transactional_id));
+        for (m, plan) in expired {
             let b = &before[&m.transactional_id];
             assert!(b.state == TxnState::Ongoing && now > b.start_ms + i64::from(b.timeout_ms), "expired {b:?}");
             let epoch = if oracle::exhausted(b.producer_epoch) { b.producer_epoch } else { b.producer_epoch + 1 };
@@ -176,7 +179,9 @@ impl Shell {
     /// `transactional.id.expiration.ms`: tombstones for idle ids.
     pub fn expire_ids(&mut self, expiration_ms: i64) {
         let now = self.clock();
-        for id in self.engine.expire_ids(now, expiration_ms) {
+        let mut ids = self.engine.expire_ids(now, expiration_ms);
+        ids.sort();
+        for id in ids {
             self.history.forget(&id);
             self.log.push((id, None));
             self.durable = self.log.len();
@@ -291,6 +296,7 @@ impl Shell {
                 (key(m), p)
             })
             .collect();
+        self.pending.sort_by(|a, b| a.0.cmp(&b.0));
         let mut now_pending: Vec<String> = self.pending.iter().map(|(_, p)| p.transactional_id.clone()).collect();
         now_pending.sort();
         assert_eq!(expected, now_pending, "the plans pending after a reload");
