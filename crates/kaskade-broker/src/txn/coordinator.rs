@@ -72,6 +72,14 @@ fn bumped(epoch: i16) -> Option<i16> {
     (epoch < i16::MAX - 1).then(|| epoch.saturating_add(1).max(0))
 }
 
+/// The epoch a fence aborts with: bumped even past the last epoch a
+/// client may hold (`Short.MAX_VALUE - 1`), as Kafka's
+/// `prepareFenceProducerEpoch`, so a producer at its last epoch is fenced
+/// too (and its next InitProducerId moves to a new producer id).
+fn fence_bumped(epoch: i16) -> Option<i16> {
+    (epoch < i16::MAX).then(|| epoch.saturating_add(1).max(0))
+}
+
 impl TxnCoordinator {
     pub fn new(max_timeout_ms: i32) -> Self {
         TxnCoordinator { txns: HashMap::new(), max_timeout_ms }
@@ -168,7 +176,7 @@ impl TxnCoordinator {
         if meta.state == TxnState::Ongoing {
             // Fence the old producer: abort its transaction with a bumped
             // epoch. The client retries and gets the next epoch.
-            let Some(epoch) = bumped(meta.producer_epoch) else {
+            let Some(epoch) = fence_bumped(meta.producer_epoch) else {
                 // Cannot bump: abort with the current epoch.
                 let p = self.begin_end(now, id, Marker::Abort, None);
                 return Ok(InitDecision::AbortFirst(p.0, p.1));
@@ -338,7 +346,7 @@ impl TxnCoordinator {
         expired
             .into_iter()
             .map(|id| {
-                let epoch = self.txns.get(&id).and_then(|m| bumped(m.producer_epoch));
+                let epoch = self.txns.get(&id).and_then(|m| fence_bumped(m.producer_epoch));
                 self.begin_end(now, &id, Marker::Abort, epoch)
             })
             .collect()
@@ -548,6 +556,34 @@ mod tests {
         assert_eq!(c.init_producer_id(4, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
         let m = ready(c.init_producer_id(5, "t", 1000, None, None).unwrap());
         assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, -1));
+    }
+
+    #[test]
+    fn a_producer_at_its_last_epoch_is_fenced_by_a_timeout_too() {
+        let mut c = TxnCoordinator::new(60_000);
+        let last = i16::MAX - 1;
+        c.load(TxnMetadata {
+            transactional_id: "t".into(),
+            producer_id: 1,
+            producer_epoch: last,
+            last_producer_epoch: -1,
+            timeout_ms: 1000,
+            state: TxnState::CompleteCommit,
+            partitions: BTreeSet::new(),
+            start_ms: -1,
+            update_ms: 0,
+        });
+        c.add_partitions(0, "t", 1, last, &[tp("a", 0)]).unwrap();
+        let expired = c.expire(1001);
+        let (m, plan) = &expired[0];
+        assert_eq!((m.producer_epoch, plan.producer_epoch), (i16::MAX, i16::MAX), "the abort fences");
+        c.complete(1002, plan);
+        assert_eq!(c.add_partitions(1003, "t", 1, last, &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.end_txn(1003, "t", 1, last, true), Err(ResponseError::ProducerFenced));
+        // The next producer gets a new producer id.
+        assert_eq!(c.init_producer_id(1004, "t", 1000, None, None), Ok(InitDecision::NeedProducerId));
+        let m = ready(c.init_producer_id(1004, "t", 1000, None, Some(2)).unwrap());
+        assert_eq!((m.producer_id, m.producer_epoch), (2, 0));
     }
 
     #[test]
