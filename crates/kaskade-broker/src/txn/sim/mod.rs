@@ -16,6 +16,9 @@
 //!   Kafka does not persist either), and exactly the prepared transactions
 //!   are finished again.
 //!
+//! Ids may start a few epochs short of exhaustion, to reach the last
+//! epochs, their fences and the move to a new producer id.
+//!
 //! A run is a function of its seed: a failure prints the seed and
 //! `KASKADE_TXN_SIM_SEED=<n> cargo test -p kaskade-broker --lib txn::sim`
 //! replays it. `KASKADE_TXN_SIM_SEEDS=<n>` runs more seeds.
@@ -29,6 +32,8 @@ mod shell;
 use producer::{Producer, Req};
 use rng::Rng;
 use shell::{Shell, MAX_TIMEOUT_MS};
+
+use crate::txn::state::{TxnMetadata, TxnState};
 
 /// `transactional.id.expiration.ms`, short enough that ids of producers
 /// that failed or idle expire in a run.
@@ -57,6 +62,25 @@ impl Sim {
     fn new(seed: u64, ids: usize, per_id: usize) -> Self {
         let producers = (0..ids * per_id).map(|i| Producer::new(format!("txn-{}", i % ids))).collect();
         Sim { rng: Rng::new(seed), shell: Shell::new(), producers, late: Vec::new() }
+    }
+
+    /// Every id starts a few bumps short of exhausting its epochs, so
+    /// runs move to new producer ids (and fence at the last epochs).
+    fn near_exhaustion(mut self, ids: usize) -> Self {
+        for i in 0..ids {
+            self.shell.preload(TxnMetadata {
+                transactional_id: format!("txn-{i}"),
+                producer_id: 100 + i as i64,
+                producer_epoch: i16::MAX - 1 - self.rng.below(4) as i16,
+                last_producer_epoch: -1,
+                timeout_ms: 5000,
+                state: TxnState::CompleteCommit,
+                partitions: Default::default(),
+                start_ms: -1,
+                update_ms: 0,
+            });
+        }
+        self
     }
 
     fn step(&mut self) {
@@ -106,8 +130,11 @@ impl Sim {
 
 /// Runs one seed; what it did, in short.
 fn run(seed: u64, ids: usize, per_id: usize, steps: usize) -> String {
+    run_from(Sim::new(seed, ids, per_id), seed, steps)
+}
+
+fn run_from(mut sim: Sim, seed: u64, steps: usize) -> String {
     let _guard = SeedGuard(seed);
-    let mut sim = Sim::new(seed, ids, per_id);
     for _ in 0..steps {
         sim.step();
     }
@@ -141,6 +168,14 @@ fn simulation_with_zombies() {
     // Two producers per id: each start fences the other (KIP-98 zombies).
     for seed in seeds(1_000_000, 100) {
         run(seed, 3, 2, 600);
+    }
+}
+
+#[test]
+fn simulation_near_epoch_exhaustion() {
+    // Short runs: the interest is in the first bumps, fences and rotations.
+    for seed in seeds(2_000_000, 100) {
+        run_from(Sim::new(seed, 3, 2).near_exhaustion(3), seed, 150);
     }
 }
 

@@ -24,6 +24,17 @@ pub fn exhausted(epoch: i16) -> bool {
     epoch >= i16::MAX - 1
 }
 
+/// The epoch a fence aborts with (Kafka's `prepareFenceProducerEpoch`):
+/// bumped even when exhausted, up to `Short.MAX_VALUE`, which no client
+/// ever holds.
+pub fn fence_epoch(epoch: i16) -> i16 {
+    if epoch == i16::MAX {
+        epoch
+    } else {
+        epoch + 1
+    }
+}
+
 /// InitProducerId's expected outcome.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Init {
@@ -71,10 +82,7 @@ pub fn init(
         }
     }
     match m.state {
-        TxnState::Ongoing => {
-            let epoch = if exhausted(m.producer_epoch) { m.producer_epoch } else { m.producer_epoch + 1 };
-            Init::AbortFirst { epoch }
-        }
+        TxnState::Ongoing => Init::AbortFirst { epoch: fence_epoch(m.producer_epoch) },
         _ if exhausted(m.producer_epoch) && expected.is_none_or(|(_, e)| e == m.producer_epoch) => match new_pid {
             None => Init::NeedPid,
             Some(pid) => Init::Ready { pid, epoch: 0, last: NO_EPOCH },

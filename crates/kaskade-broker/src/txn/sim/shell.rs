@@ -53,6 +53,12 @@ impl Shell {
         }
     }
 
+    /// Starts with `m` in `__transaction_state` (an id with a history).
+    pub fn preload(&mut self, m: TxnMetadata) {
+        self.persist(&m);
+        self.engine.load(m);
+    }
+
     /// Every request sees its own millisecond.
     fn clock(&mut self) -> i64 {
         self.now += 1;
@@ -166,7 +172,7 @@ impl Shell {
         for (m, plan) in expired {
             let b = &before[&m.transactional_id];
             assert!(b.state == TxnState::Ongoing && now > b.start_ms + i64::from(b.timeout_ms), "expired {b:?}");
-            let epoch = if oracle::exhausted(b.producer_epoch) { b.producer_epoch } else { b.producer_epoch + 1 };
+            let epoch = oracle::fence_epoch(b.producer_epoch);
             assert_eq!((m.state, m.producer_epoch, plan.producer_epoch), (TxnState::PrepareAbort, epoch, epoch));
             assert_eq!(m.last_producer_epoch, oracle::NO_EPOCH, "a timeout fences: {m:?}");
             self.history.stats.timeouts += 1;
