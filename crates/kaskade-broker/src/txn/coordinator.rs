@@ -305,24 +305,32 @@ impl TxnCoordinator {
         (meta.clone(), plan(meta, marker))
     }
 
+    /// Whether `plan` is the plan of the transaction ending now (same
+    /// state, producer id and epoch, start and partitions). A retry of a
+    /// plan that already completed is not, and must not write its markers
+    /// again: the same epoch may have a later transaction on them.
+    pub fn is_pending(&self, plan: &EndPlan) -> bool {
+        let Some(meta) = self.txns.get(&plan.transactional_id) else { return false };
+        let prepared = match plan.marker {
+            Marker::Commit => TxnState::PrepareCommit,
+            Marker::Abort => TxnState::PrepareAbort,
+        };
+        meta.state == prepared
+            && meta.producer_id == plan.producer_id
+            && meta.producer_epoch == plan.producer_epoch
+            && meta.start_ms == plan.start_ms
+            && meta.partitions.iter().eq(plan.partitions.iter())
+    }
+
     /// The markers of `plan` are written: the transaction is complete. The
     /// metadata to persist, or `None` if `plan` is not of the transaction
     /// ending now: a retried plan whose transaction already completed must
     /// not complete (nor turn into a commit) a later one.
     pub fn complete(&mut self, now: i64, plan: &EndPlan) -> Option<TxnMetadata> {
-        let meta = self.txns.get_mut(&plan.transactional_id)?;
-        let prepared = match plan.marker {
-            Marker::Commit => TxnState::PrepareCommit,
-            Marker::Abort => TxnState::PrepareAbort,
-        };
-        let is_this_transaction = meta.state == prepared
-            && meta.producer_id == plan.producer_id
-            && meta.producer_epoch == plan.producer_epoch
-            && meta.start_ms == plan.start_ms
-            && meta.partitions.iter().eq(plan.partitions.iter());
-        if !is_this_transaction {
+        if !self.is_pending(plan) {
             return None;
         }
+        let meta = self.txns.get_mut(&plan.transactional_id)?;
         meta.state = match plan.marker {
             Marker::Commit => TxnState::CompleteCommit,
             Marker::Abort => TxnState::CompleteAbort,
@@ -612,6 +620,7 @@ mod tests {
         let EndDecision::Begin(_, second) = c.end_txn(5, "t", 1, 0, false).unwrap() else { panic!() };
         // The first plan again (its Complete record failed to append and
         // the service retried it): nothing changes, the abort stands.
+        assert!(!c.is_pending(&first) && c.is_pending(&second));
         assert_eq!(c.complete(6, &first), None);
         assert_eq!(c.get("t").map(|m| m.state), Some(TxnState::PrepareAbort));
         // Nor does a commit of the same partitions begun in another

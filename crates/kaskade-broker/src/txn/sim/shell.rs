@@ -229,6 +229,7 @@ impl Shell {
         let is_current = before
             .as_ref()
             .is_some_and(|b| b.state == prepared && key(b) == *k && b.producer_epoch == plan.producer_epoch);
+        assert_eq!(self.engine.is_pending(plan), is_current, "is_pending({plan:?}) on {before:?}");
         let got = self.engine.complete(now, plan);
         assert_eq!(got.is_some(), is_current, "complete({plan:?}) on {before:?}: {got:?}");
         let Some(m) = got else { return false };
