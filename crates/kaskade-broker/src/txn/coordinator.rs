@@ -32,6 +32,9 @@ pub struct EndPlan {
     pub producer_epoch: i16,
     pub marker: Marker,
     pub partitions: Vec<TxnPartition>,
+    /// When the transaction began: tells this plan from a later
+    /// transaction's with the same epoch, marker and partitions.
+    pub start_ms: i64,
 }
 
 /// What InitProducerId decided.
@@ -67,6 +70,14 @@ fn bumped(epoch: i16) -> Option<i16> {
     // Kafka moves to a new producer id when the epoch would reach
     // Short.MAX_VALUE.
     (epoch < i16::MAX - 1).then(|| epoch.saturating_add(1).max(0))
+}
+
+/// The epoch a fence aborts with: bumped even past the last epoch a
+/// client may hold (`Short.MAX_VALUE - 1`), as Kafka's
+/// `prepareFenceProducerEpoch`, so a producer at its last epoch is fenced
+/// too (and its next InitProducerId moves to a new producer id).
+fn fence_bumped(epoch: i16) -> Option<i16> {
+    (epoch < i16::MAX).then(|| epoch.saturating_add(1).max(0))
 }
 
 impl TxnCoordinator {
@@ -141,21 +152,31 @@ impl TxnCoordinator {
             return Err(ResponseError::ConcurrentTransactions);
         }
         if let Some((pid, epoch)) = expected {
-            // KIP-360: the client names the id and epoch it had.
-            let is_current = pid == current.producer_id && epoch == current.producer_epoch;
-            let is_retry = pid == current.producer_id && epoch == current.last_producer_epoch;
-            if is_retry && current.state != TxnState::Ongoing {
-                return Ok(InitDecision::Ready(current.clone()));
+            // KIP-360: the client names the id and epoch it had. Another
+            // producer id is fenced at once; the epoch only where Kafka
+            // checks it, when bumping (an open transaction is fenced first,
+            // whatever the epoch named: `prepareInitProducerIdTransit`).
+            if current.producer_epoch != NO_PRODUCER_EPOCH && pid != current.producer_id {
+                return Err(ResponseError::ProducerFenced);
             }
-            if !is_current {
+            if current.state != TxnState::Ongoing
+                && current.producer_epoch != NO_PRODUCER_EPOCH
+                && epoch != current.producer_epoch
+                && epoch != current.last_producer_epoch
+            {
                 return Err(ResponseError::ProducerFenced);
             }
         }
+        let is_retry = expected.is_some_and(|(_, epoch)| {
+            current.producer_epoch != NO_PRODUCER_EPOCH
+                && epoch != current.producer_epoch
+                && epoch == current.last_producer_epoch
+        });
         let mut meta = current.clone();
         if meta.state == TxnState::Ongoing {
             // Fence the old producer: abort its transaction with a bumped
             // epoch. The client retries and gets the next epoch.
-            let Some(epoch) = bumped(meta.producer_epoch) else {
+            let Some(epoch) = fence_bumped(meta.producer_epoch) else {
                 // Cannot bump: abort with the current epoch.
                 let p = self.begin_end(now, id, Marker::Abort, None);
                 return Ok(InitDecision::AbortFirst(p.0, p.1));
@@ -164,8 +185,15 @@ impl TxnCoordinator {
             return Ok(InitDecision::AbortFirst(p.0, p.1));
         }
         match bumped(meta.producer_epoch) {
+            // A retry of a KIP-360 bump whose answer was lost: the same
+            // epoch again, with the transition Kafka makes for it (Empty,
+            // the request's timeout).
+            _ if is_retry => {}
             Some(epoch) => {
-                meta.last_producer_epoch = meta.producer_epoch;
+                // Only a producer that named its current epoch may retry
+                // this call with it (Kafka's `prepareIncrementProducerEpoch`):
+                // after a new producer's bump the old epoch is fenced.
+                meta.last_producer_epoch = if expected.is_some() { meta.producer_epoch } else { NO_PRODUCER_EPOCH };
                 meta.producer_epoch = epoch;
             }
             None => {
@@ -263,7 +291,10 @@ impl TxnCoordinator {
     fn begin_end(&mut self, now: i64, id: &str, marker: Marker, fence_epoch: Option<i16>) -> (TxnMetadata, EndPlan) {
         let meta = self.txns.get_mut(id).expect("checked by the caller");
         if let Some(epoch) = fence_epoch {
-            meta.last_producer_epoch = meta.producer_epoch;
+            // A fence leaves no epoch a retry may name (Kafka's
+            // `prepareFenceProducerEpoch`): the fenced producer's
+            // InitProducerId with its old epoch is PRODUCER_FENCED.
+            meta.last_producer_epoch = NO_PRODUCER_EPOCH;
             meta.producer_epoch = epoch;
         }
         meta.state = match marker {
@@ -274,13 +305,32 @@ impl TxnCoordinator {
         (meta.clone(), plan(meta, marker))
     }
 
+    /// Whether `plan` is the plan of the transaction ending now (same
+    /// state, producer id and epoch, start and partitions). A retry of a
+    /// plan that already completed is not, and must not write its markers
+    /// again: the same epoch may have a later transaction on them.
+    pub fn is_pending(&self, plan: &EndPlan) -> bool {
+        let Some(meta) = self.txns.get(&plan.transactional_id) else { return false };
+        let prepared = match plan.marker {
+            Marker::Commit => TxnState::PrepareCommit,
+            Marker::Abort => TxnState::PrepareAbort,
+        };
+        meta.state == prepared
+            && meta.producer_id == plan.producer_id
+            && meta.producer_epoch == plan.producer_epoch
+            && meta.start_ms == plan.start_ms
+            && meta.partitions.iter().eq(plan.partitions.iter())
+    }
+
     /// The markers of `plan` are written: the transaction is complete. The
-    /// metadata to persist.
+    /// metadata to persist, or `None` if `plan` is not of the transaction
+    /// ending now: a retried plan whose transaction already completed must
+    /// not complete (nor turn into a commit) a later one.
     pub fn complete(&mut self, now: i64, plan: &EndPlan) -> Option<TxnMetadata> {
-        let meta = self.txns.get_mut(&plan.transactional_id)?;
-        if meta.producer_id != plan.producer_id || !meta.state.is_ending() {
+        if !self.is_pending(plan) {
             return None;
         }
+        let meta = self.txns.get_mut(&plan.transactional_id)?;
         meta.state = match plan.marker {
             Marker::Commit => TxnState::CompleteCommit,
             Marker::Abort => TxnState::CompleteAbort,
@@ -304,7 +354,7 @@ impl TxnCoordinator {
         expired
             .into_iter()
             .map(|id| {
-                let epoch = self.txns.get(&id).and_then(|m| bumped(m.producer_epoch));
+                let epoch = self.txns.get(&id).and_then(|m| fence_bumped(m.producer_epoch));
                 self.begin_end(now, &id, Marker::Abort, epoch)
             })
             .collect()
@@ -347,6 +397,7 @@ fn plan(meta: &TxnMetadata, marker: Marker) -> EndPlan {
         producer_epoch: meta.producer_epoch,
         marker,
         partitions: meta.partitions.iter().cloned().collect(),
+        start_ms: meta.start_ms,
     }
 }
 
@@ -426,6 +477,60 @@ mod tests {
     }
 
     #[test]
+    fn a_new_producers_bump_fences_the_old_epoch_for_retries_too() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        // A second producer (no expected epoch) takes epoch 1.
+        let m = ready(c.init_producer_id(1, "t", 1000, None, None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (1, -1));
+        // The first one's KIP-360 bump is fenced, not mistaken for a retry
+        // of the second one's call (which would hand it epoch 1 too).
+        assert_eq!(c.init_producer_id(2, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+        // A KIP-360 bump by the current producer, and its retry.
+        let m = ready(c.init_producer_id(3, "t", 1000, Some((1, 1)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, 1));
+        let m = ready(c.init_producer_id(4, "t", 1000, Some((1, 1)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, 1), "a retry: same epoch");
+    }
+
+    #[test]
+    fn a_bump_naming_an_old_epoch_of_the_same_id_fences_an_open_transaction_as_kafka() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        ready(c.init_producer_id(1, "t", 1000, Some((1, 0)), None).unwrap());
+        c.add_partitions(2, "t", 1, 1, &[tp("a", 0)]).unwrap();
+        // A late copy of the bump (epoch 0): Kafka checks the producer id,
+        // then aborts the open transaction and answers
+        // CONCURRENT_TRANSACTIONS; the epoch is checked on the retry.
+        let InitDecision::AbortFirst(m, plan) = c.init_producer_id(3, "t", 1000, Some((1, 0)), None).unwrap() else {
+            panic!()
+        };
+        assert_eq!((m.state, m.producer_epoch, plan.marker), (TxnState::PrepareAbort, 2, Marker::Abort));
+        c.complete(4, &plan);
+        assert_eq!(c.init_producer_id(5, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+        // Another producer id is fenced whatever the state.
+        c.add_partitions(6, "t", 1, 2, &[tp("a", 0)]).unwrap();
+        assert_eq!(c.init_producer_id(7, "t", 1000, Some((9, 2)), None), Err(ResponseError::ProducerFenced));
+    }
+
+    #[test]
+    fn a_retried_bump_is_answered_with_the_same_epoch_and_kafkas_transition() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        let m = ready(c.init_producer_id(1, "t", 1000, Some((1, 0)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (1, 0));
+        c.add_partitions(2, "t", 1, 1, &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, plan) = c.end_txn(3, "t", 1, 1, true).unwrap() else { panic!() };
+        c.complete(4, &plan);
+        // The bump again (its answer was lost): epoch 1, and the state Kafka
+        // writes for it: Empty, with the timeout of the request.
+        let m = ready(c.init_producer_id(5, "t", 2000, Some((1, 0)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch, m.state), (1, 0, TxnState::Empty));
+        assert_eq!((m.timeout_ms, m.update_ms, m.start_ms), (2000, 5, -1));
+        assert_eq!(c.get("t"), Some(&m));
+    }
+
+    #[test]
     fn timed_out_transactions_are_aborted_with_a_bumped_epoch() {
         let mut c = TxnCoordinator::new(60_000);
         ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
@@ -442,6 +547,51 @@ mod tests {
         assert_eq!(c.end_txn(1103, "t", 1, 0, false), Err(ResponseError::ProducerFenced));
         assert_eq!(c.end_txn(1103, "t", 1, 0, true), Err(ResponseError::ProducerFenced));
         assert_eq!(c.next_deadline(), None);
+        // Also its KIP-360 bump: the fence left no epoch to retry from.
+        assert_eq!(c.init_producer_id(1104, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+    }
+
+    #[test]
+    fn the_producer_fenced_by_a_new_one_cannot_bump_its_way_back() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        c.add_partitions(1, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        let InitDecision::AbortFirst(m, plan) = c.init_producer_id(2, "t", 1000, None, None).unwrap() else { panic!() };
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (1, -1));
+        c.complete(3, &plan);
+        // Before the new producer retries, the old one (epoch 0) asks for a
+        // KIP-360 bump: it must not be handed epoch 1.
+        assert_eq!(c.init_producer_id(4, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+        let m = ready(c.init_producer_id(5, "t", 1000, None, None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, -1));
+    }
+
+    #[test]
+    fn a_producer_at_its_last_epoch_is_fenced_by_a_timeout_too() {
+        let mut c = TxnCoordinator::new(60_000);
+        let last = i16::MAX - 1;
+        c.load(TxnMetadata {
+            transactional_id: "t".into(),
+            producer_id: 1,
+            producer_epoch: last,
+            last_producer_epoch: -1,
+            timeout_ms: 1000,
+            state: TxnState::CompleteCommit,
+            partitions: BTreeSet::new(),
+            start_ms: -1,
+            update_ms: 0,
+        });
+        c.add_partitions(0, "t", 1, last, &[tp("a", 0)]).unwrap();
+        let expired = c.expire(1001);
+        let (m, plan) = &expired[0];
+        assert_eq!((m.producer_epoch, plan.producer_epoch), (i16::MAX, i16::MAX), "the abort fences");
+        c.complete(1002, plan);
+        assert_eq!(c.add_partitions(1003, "t", 1, last, &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.end_txn(1003, "t", 1, last, true), Err(ResponseError::ProducerFenced));
+        // The next producer gets a new producer id.
+        assert_eq!(c.init_producer_id(1004, "t", 1000, None, None), Ok(InitDecision::NeedProducerId));
+        let m = ready(c.init_producer_id(1004, "t", 1000, None, Some(2)).unwrap());
+        assert_eq!((m.producer_id, m.producer_epoch), (2, 0));
     }
 
     #[test]
@@ -456,6 +606,31 @@ mod tests {
         assert!(c.get("open").is_some(), "an open transaction keeps its id");
         // An expired id starts over with a new producer id.
         assert_eq!(c.init_producer_id(101, "idle", 1000, None, None), Ok(InitDecision::NeedProducerId));
+    }
+
+    #[test]
+    fn a_retried_plan_does_not_complete_a_later_transaction() {
+        let mut c = TxnCoordinator::new(60_000);
+        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        c.add_partitions(1, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, first) = c.end_txn(2, "t", 1, 0, true).unwrap() else { panic!() };
+        assert!(c.complete(3, &first).is_some());
+        // The next transaction, same epoch and partition, is aborted.
+        c.add_partitions(4, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, second) = c.end_txn(5, "t", 1, 0, false).unwrap() else { panic!() };
+        // The first plan again (its Complete record failed to append and
+        // the service retried it): nothing changes, the abort stands.
+        assert!(!c.is_pending(&first) && c.is_pending(&second));
+        assert_eq!(c.complete(6, &first), None);
+        assert_eq!(c.get("t").map(|m| m.state), Some(TxnState::PrepareAbort));
+        // Nor does a commit of the same partitions begun in another
+        // transaction (a later start).
+        c.complete(7, &second).expect("its own plan completes it");
+        c.add_partitions(8, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, third) = c.end_txn(9, "t", 1, 0, true).unwrap() else { panic!() };
+        assert_eq!(c.complete(10, &first), None, "same epoch, marker and partitions, earlier transaction");
+        assert_eq!(c.complete(10, &second), None);
+        assert_eq!(c.complete(11, &third).map(|m| m.state), Some(TxnState::CompleteCommit));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`coordinator`]: the engine, pure state transitions (tested alone).
 //! - [`records`]: the `__transaction_state` key and value schemas.
 //! - [`service`]: persistence, markers, timeouts around the engine.
+//! - `sim` (tests): a seeded simulation of the engine and its service.
 //!
 //! The partitions' side of a transaction (open transactions, markers, the
 //! last stable offset, `.txnindex`) lives in `kaskade_log::txn`; offsets
@@ -14,6 +15,9 @@ pub mod coordinator;
 pub mod records;
 pub mod service;
 pub mod state;
+
+#[cfg(test)]
+mod sim;
 
 pub use service::TxnService;
 pub use state::{TxnMetadata, TxnState};

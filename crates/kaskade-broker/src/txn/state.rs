@@ -72,8 +72,10 @@ pub struct TxnMetadata {
     pub transactional_id: String,
     pub producer_id: i64,
     pub producer_epoch: i16,
-    /// The epoch before the last bump: a retried InitProducerId or EndTxn
-    /// from it is recognised (KIP-360), not fenced.
+    /// The epoch before the last bump, when that bump was a KIP-360
+    /// InitProducerId naming it: a retry of that call is answered with the
+    /// current epoch, not fenced. -1 after a new producer's bump or a
+    /// fence (as Kafka's `lastProducerEpoch`; not persisted, as in Kafka).
     pub last_producer_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,

@@ -1,0 +1,314 @@
+//! The service modelled without I/O: what `TxnService` does around the
+//! engine. Every decision is persisted (appended to a simulated
+//! `__transaction_state`, durable before the answer) except Complete,
+//! whose record is not awaited; ending transactions' markers are written
+//! later, in any order; a restart replays the durable records (and maybe
+//! the rest) into a fresh engine and finishes the transactions left
+//! prepared. Every answer is compared with [`oracle`]'s and every state
+//! reported to [`History`].
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError as E;
+use kaskade_log::txn::Marker;
+
+use super::history::{key, History, TxnKey};
+use super::oracle::{self, Init};
+use super::rng::Rng;
+use crate::txn::coordinator::{EndDecision, EndPlan, InitDecision, TxnCoordinator};
+use crate::txn::records;
+use crate::txn::state::{TxnMetadata, TxnPartition, TxnState};
+
+pub const MAX_TIMEOUT_MS: i32 = 30_000;
+
+pub struct Shell {
+    pub engine: TxnCoordinator,
+    /// The simulated `__transaction_state`: (transactional id, value;
+    /// `None` a tombstone), in the order the engine decided.
+    log: Vec<(String, Option<Bytes>)>,
+    /// Records before this index are durable.
+    durable: usize,
+    /// Ending transactions whose markers are not written yet.
+    pub pending: Vec<(TxnKey, EndPlan)>,
+    /// Plans already completed, that a retry may complete again.
+    stale: Vec<(TxnKey, EndPlan)>,
+    /// The last producer id allocated (allocation only goes up).
+    last_pid: i64,
+    pub now: i64,
+    pub history: History,
+}
+
+impl Shell {
+    pub fn new() -> Self {
+        Shell {
+            engine: TxnCoordinator::new(MAX_TIMEOUT_MS),
+            log: Vec::new(),
+            durable: 0,
+            pending: Vec::new(),
+            stale: Vec::new(),
+            last_pid: 999,
+            now: 0,
+            history: History::default(),
+        }
+    }
+
+    /// Starts with `m` in `__transaction_state` (an id with a history).
+    pub fn preload(&mut self, m: TxnMetadata) {
+        self.persist(&m);
+        self.engine.load(m);
+    }
+
+    /// Every request sees its own millisecond.
+    fn clock(&mut self) -> i64 {
+        self.now += 1;
+        self.now
+    }
+
+    /// Appends the state and waits until it is durable (as the service
+    /// does before answering).
+    fn persist(&mut self, m: &TxnMetadata) {
+        self.history.on_state(m);
+        self.log.push((m.transactional_id.clone(), Some(records::value(m))));
+        self.durable = self.log.len();
+    }
+
+    pub fn init(&mut self, id: &str, timeout_ms: i32, expected: Option<(i64, i16)>) -> Result<(i64, i16), E> {
+        let mut new_pid = None;
+        // At most one pass asks for a producer id.
+        for _ in 0..2 {
+            let now = self.clock();
+            let before = self.engine.get(id).cloned();
+            let want = oracle::init(before.as_ref(), timeout_ms, MAX_TIMEOUT_MS, expected, new_pid);
+            let got = self.engine.init_producer_id(now, id, timeout_ms, expected, new_pid);
+            let context = || format!("InitProducerId({id}, expected {expected:?}, pid {new_pid:?}) on {before:?}");
+            match (got, want) {
+                (Ok(InitDecision::NeedProducerId), Init::NeedPid) => {
+                    self.last_pid += 1;
+                    new_pid = Some(self.last_pid);
+                }
+                (Ok(InitDecision::Ready(m)), Init::Ready { pid, epoch, last }) => {
+                    assert_eq!(
+                        (m.producer_id, m.producer_epoch, m.last_producer_epoch, m.state),
+                        (pid, epoch, last, TxnState::Empty),
+                        "{}",
+                        context()
+                    );
+                    assert_eq!((m.timeout_ms, m.partitions.len()), (timeout_ms, 0), "{}", context());
+                    self.persist(&m);
+                    return Ok((pid, epoch));
+                }
+                (Ok(InitDecision::AbortFirst(m, plan)), Init::AbortFirst { epoch }) => {
+                    assert_eq!((m.producer_epoch, m.state), (epoch, TxnState::PrepareAbort), "{}", context());
+                    assert_eq!((plan.producer_epoch, plan.marker), (epoch, Marker::Abort), "{}", context());
+                    // Kafka's fence forgets the previous epoch: the fenced
+                    // producer cannot pass for a retry.
+                    assert_eq!(m.last_producer_epoch, oracle::NO_EPOCH, "{}", context());
+                    self.persist(&m);
+                    self.pending.push((key(&m), plan));
+                    return Err(E::ConcurrentTransactions);
+                }
+                (Err(e), Init::Error(w)) if e == w => return Err(e),
+                (got, want) => panic!("{}: engine {got:?}, Kafka {want:?}", context()),
+            }
+        }
+        panic!("InitProducerId({id}) asked for a producer id twice");
+    }
+
+    pub fn add(&mut self, id: &str, pid: i64, epoch: i16, partitions: &[TxnPartition]) -> Result<(), E> {
+        let now = self.clock();
+        let before = self.engine.get(id).cloned();
+        let want = oracle::add(before.as_ref(), pid, epoch, partitions);
+        let got = self.engine.add_partitions(now, id, pid, epoch, partitions);
+        let context = || format!("AddPartitions({id}, {pid}/{epoch}, {partitions:?}) on {before:?}");
+        match (got, want) {
+            (Ok(None), Ok(None)) => {}
+            (Ok(Some(m)), Ok(Some(all))) => {
+                assert_eq!(m.state, TxnState::Ongoing, "{}", context());
+                assert_eq!(m.partitions.iter().cloned().collect::<Vec<_>>(), all, "{}", context());
+                let started = before.as_ref().filter(|b| b.state == TxnState::Ongoing).map_or(now, |b| b.start_ms);
+                assert_eq!(m.start_ms, started, "{}", context());
+                self.persist(&m);
+            }
+            (Err(e), Err(w)) if e == w => return Err(e),
+            (got, want) => panic!("{}: engine {got:?}, Kafka {want:?}", context()),
+        }
+        self.history.on_ok(id, pid, epoch);
+        Ok(())
+    }
+
+    pub fn end(&mut self, id: &str, pid: i64, epoch: i16, commit: bool) -> Result<(), E> {
+        let now = self.clock();
+        let before = self.engine.get(id).cloned();
+        let want = oracle::end(before.as_ref(), pid, epoch, commit);
+        let got = self.engine.end_txn(now, id, pid, epoch, commit);
+        let context = || format!("EndTxn({id}, {pid}/{epoch}, commit {commit}) on {before:?}");
+        match (got, want) {
+            (Ok(EndDecision::AlreadyDone), Ok(None)) => {}
+            (Ok(EndDecision::Begin(m, plan)), Ok(Some(marker))) => {
+                let b = before.as_ref().expect("the oracle saw a transaction");
+                assert_eq!(plan.marker, marker, "{}", context());
+                assert_eq!((plan.producer_id, plan.producer_epoch), (pid, epoch), "{}", context());
+                assert_eq!(plan.partitions, b.partitions.iter().cloned().collect::<Vec<_>>(), "{}", context());
+                assert_eq!(key(&m), key(b), "{}", context());
+                self.persist(&m);
+                self.pending.push((key(&m), plan));
+            }
+            (Err(e), Err(w)) if e == w => return Err(e),
+            (got, want) => panic!("{}: engine {got:?}, Kafka {want:?}", context()),
+        }
+        self.history.on_ok(id, pid, epoch);
+        Ok(())
+    }
+
+    /// The timeout task: aborts what is open past its timeout.
+    pub fn expire(&mut self) {
+        let now = self.clock();
+        let before: BTreeMap<String, TxnMetadata> =
+            self.engine.all().map(|m| (m.transactional_id.clone(), m.clone())).collect();
+        let mut expired = self.engine.expire(now);
+        // The engine's map has no order; a seed must replay exactly.
+        expired.sort_by(|a, b| a.0.transactional_id.cmp(&b.0.transactional_id));
+        for (m, plan) in expired {
+            let b = &before[&m.transactional_id];
+            assert!(b.state == TxnState::Ongoing && now > b.start_ms + i64::from(b.timeout_ms), "expired {b:?}");
+            let epoch = oracle::fence_epoch(b.producer_epoch);
+            assert_eq!((m.state, m.producer_epoch, plan.producer_epoch), (TxnState::PrepareAbort, epoch, epoch));
+            assert_eq!(m.last_producer_epoch, oracle::NO_EPOCH, "a timeout fences: {m:?}");
+            self.history.stats.timeouts += 1;
+            self.persist(&m);
+            self.pending.push((key(&m), plan));
+        }
+        self.history.check_timeouts(&self.engine, now);
+    }
+
+    /// `transactional.id.expiration.ms`: tombstones for idle ids.
+    pub fn expire_ids(&mut self, expiration_ms: i64) {
+        let now = self.clock();
+        let mut ids = self.engine.expire_ids(now, expiration_ms);
+        ids.sort();
+        for id in ids {
+            self.history.forget(&id);
+            self.log.push((id, None));
+            self.durable = self.log.len();
+        }
+    }
+
+    /// Writes one ending transaction's markers and completes it.
+    pub fn execute(&mut self, rng: &mut Rng) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let (k, plan) = self.pending.swap_remove(rng.below(self.pending.len() as u64) as usize);
+        self.history.on_markers(&k, &plan);
+        assert!(self.complete(&k, &plan), "{k:?}: its own plan did not complete it");
+        self.stale.push((k, plan));
+    }
+
+    /// A completion retried after it took effect (the service retries a
+    /// plan whose Complete record failed to append): it must change
+    /// nothing unless it is the plan of the transaction ending now.
+    pub fn replay_stale(&mut self, rng: &mut Rng) {
+        if self.stale.is_empty() {
+            return;
+        }
+        let (k, plan) = self.stale[rng.below(self.stale.len() as u64) as usize].clone();
+        self.history.stats.stale_replays += 1;
+        self.complete(&k, &plan);
+    }
+
+    /// `complete`, checked: it takes effect exactly when the id is ending
+    /// the transaction the plan is of, the way the plan says.
+    fn complete(&mut self, k: &TxnKey, plan: &EndPlan) -> bool {
+        let now = self.clock();
+        let before = self.engine.get(&plan.transactional_id).cloned();
+        let prepared = match plan.marker {
+            Marker::Commit => TxnState::PrepareCommit,
+            Marker::Abort => TxnState::PrepareAbort,
+        };
+        let is_current = before
+            .as_ref()
+            .is_some_and(|b| b.state == prepared && key(b) == *k && b.producer_epoch == plan.producer_epoch);
+        assert_eq!(self.engine.is_pending(plan), is_current, "is_pending({plan:?}) on {before:?}");
+        let got = self.engine.complete(now, plan);
+        assert_eq!(got.is_some(), is_current, "complete({plan:?}) on {before:?}: {got:?}");
+        let Some(m) = got else { return false };
+        let done = match plan.marker {
+            Marker::Commit => TxnState::CompleteCommit,
+            Marker::Abort => TxnState::CompleteAbort,
+        };
+        assert_eq!((m.state, m.partitions.len(), m.start_ms), (done, 0, -1));
+        self.history.on_complete(k, plan);
+        // Not awaited by the service: durable only with a later record.
+        self.log.push((m.transactional_id.clone(), Some(records::value(&m))));
+        true
+    }
+
+    /// The coordinator restarts: a fresh engine from the records (all of
+    /// them, or only the durable ones), then the transactions left
+    /// prepared are finished again.
+    pub fn restart(&mut self, rng: &mut Rng) {
+        self.history.stats.restarts += 1;
+        let before: BTreeMap<String, TxnMetadata> =
+            self.engine.all().map(|m| (m.transactional_id.clone(), m.clone())).collect();
+        let lost: Vec<String> =
+            if rng.chance(500) { self.log.drain(self.durable..).map(|(id, _)| id).collect() } else { Vec::new() };
+        if !lost.is_empty() {
+            self.history.stats.lost_tails += 1;
+        }
+        let mut replayed = BTreeMap::new();
+        for (id, value) in &self.log {
+            let key = records::key(id);
+            let id = records::decode_key(&key).expect("a key we wrote");
+            let m = records::decode_value(&id, value.as_deref()).expect("a value we wrote");
+            replayed.insert(id, m);
+        }
+        self.engine = TxnCoordinator::new(MAX_TIMEOUT_MS);
+        for m in replayed.into_values() {
+            self.engine.load(m);
+        }
+        let after: BTreeMap<String, TxnMetadata> =
+            self.engine.all().map(|m| (m.transactional_id.clone(), m.clone())).collect();
+        assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>(), "ids after a reload");
+        for (id, b) in &before {
+            let a = &after[id];
+            // Kafka does not persist the previous epoch either: a retry
+            // across a coordinator move is fenced.
+            let b = TxnMetadata { last_producer_epoch: oracle::NO_EPOCH, ..b.clone() };
+            if b == *a {
+                continue;
+            }
+            // Only a Complete record can be lost: the transaction is
+            // prepared again and its markers are written again.
+            assert!(lost.contains(id), "{id} reloaded as {a:?}, was {b:?}");
+            assert!(a.state.is_ending() && matches!(b.state, TxnState::CompleteCommit | TxnState::CompleteAbort));
+            assert_eq!((a.producer_id, a.producer_epoch), (b.producer_id, b.producer_epoch), "{id}");
+        }
+        // What was pending, and what lost its Complete record, is pending
+        // again; nothing else.
+        let mut expected: Vec<String> = self.pending.iter().map(|(_, p)| p.transactional_id.clone()).collect();
+        expected.extend(
+            after
+                .values()
+                .filter(|a| a.state.is_ending() && !before[&a.transactional_id].state.is_ending())
+                .map(|a| a.transactional_id.clone()),
+        );
+        expected.sort();
+        self.pending = self
+            .engine
+            .pending_plans()
+            .into_iter()
+            .map(|p| {
+                let m = self.engine.get(&p.transactional_id).expect("a pending plan's id");
+                (key(m), p)
+            })
+            .collect();
+        self.pending.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut now_pending: Vec<String> = self.pending.iter().map(|(_, p)| p.transactional_id.clone()).collect();
+        now_pending.sort();
+        assert_eq!(expected, now_pending, "the plans pending after a reload");
+        // The process that retried completions is gone.
+        self.stale.clear();
+        self.durable = self.log.len();
+    }
+}
