@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{
     GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader, RequestKind, ResponseKind,
@@ -25,7 +26,15 @@ pub async fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> Re
     if !types_ok {
         return Ok(resp);
     }
-    let listed = broker.groups.call(move |engine, now| engine.list_groups(now, &states)).await?;
+    // While a partition loads, Kafka answers COORDINATOR_LOAD_IN_PROGRESS
+    // with the groups of the loaded ones.
+    let (loading, listed) = broker
+        .groups
+        .call_gated(move |engine, now, gate| (gate.any_loading(), engine.list_groups(now, &states)))
+        .await?;
+    if loading {
+        resp.error_code = ResponseError::CoordinatorLoadInProgress.code();
+    }
     for l in listed {
         let mut g = ListedGroup::default();
         g.group_id = GroupId(StrBytes::from_string(l.group_id));

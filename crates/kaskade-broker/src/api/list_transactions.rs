@@ -76,7 +76,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListTransactionsReq
     if broker.topics.image().topic(TXN_TOPIC).is_none() {
         return resp;
     }
-    let all = match broker.txns.list(broker).await {
+    let all = match broker.txns.list().await {
         Ok(all) => all,
         Err(e) => {
             resp.error_code = e.code();

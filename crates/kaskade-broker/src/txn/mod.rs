@@ -15,5 +15,5 @@ pub mod records;
 pub mod service;
 pub mod state;
 
-pub use service::TxnService;
+pub use service::{TxnSeams, TxnService};
 pub use state::{TxnMetadata, TxnState};
