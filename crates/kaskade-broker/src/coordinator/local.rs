@@ -166,3 +166,62 @@ impl super::ProducerIdSource for LocalProducerIds {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use kaskade_log::txn::Marker;
+
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    fn marker(epoch: i16) -> TxnMarker {
+        TxnMarker {
+            producer_id: ProducerId(5),
+            producer_epoch: ProducerEpoch(epoch),
+            coordinator_epoch: 0,
+            marker: Marker::Commit,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_seams_over_this_nodes_logs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BrokerConfig::default();
+        let (topics, _, _) = crate::server::open_storage(&config, dir.path()).expect("storage");
+        let t = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 3);
+        assert_eq!(t.partition_count(), None);
+        assert!(t.led_partitions().is_empty());
+        let record = [(Bytes::from_static(b"k"), Some(Bytes::from_static(b"v")))];
+        assert!(matches!(t.append(0, &record, None, 1), Err(CoordinatorError::Unavailable(_))), "no topic yet");
+        assert_eq!(t.ensure_topic(), Ok(3));
+        assert_eq!(t.ensure_topic(), Ok(3), "created once");
+        let created = topics.image().topic(OFFSETS_TOPIC).expect("created").configs.get("cleanup.policy").cloned();
+        assert_eq!(created.as_deref(), Some("compact"));
+        assert_eq!(t.led_partitions(), vec![0, 1, 2]);
+
+        t.append(1, &record, Some((ProducerId(5), ProducerEpoch(0))), 1234).expect("append").await.expect("durable");
+        let mut seen = Vec::new();
+        let n = t
+            .read_committed(1, &mut |r| seen.push((r.key.clone(), r.value.clone(), r.transactional, r.producer_id)))
+            .expect("read");
+        assert_eq!(n, 1);
+        assert_eq!(seen, vec![(record[0].0.clone().into(), record[0].1.clone(), true, 5)]);
+        assert!(matches!(t.read_committed(7, &mut |_| {}), Err(CoordinatorError::Unavailable(_))));
+
+        let clock: Arc<dyn kaskade_types::Clock> = Arc::new(kaskade_types::SystemClock);
+        let groups = Arc::new(GroupService::from_config(&config, Arc::new(t), clock));
+        let markers = LocalMarkers::new(topics.clone(), groups);
+        assert_eq!(
+            markers.write(&TopicPartition::new("nope", 0), marker(0)).err(),
+            Some(MarkerError::UnknownPartition)
+        );
+        let offsets = TopicPartition::new(OFFSETS_TOPIC, 1);
+        markers.write(&offsets, marker(1)).expect("written").await.expect("durable and settled");
+        assert!(
+            matches!(markers.write(&offsets, marker(0)), Err(MarkerError::InvalidProducerEpoch(_))),
+            "an older epoch than the partition has seen"
+        );
+        topics.logs().shutdown().expect("shutdown");
+    }
+}
