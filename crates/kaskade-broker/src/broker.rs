@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use crate::api::fetch_session::SessionCache;
 use crate::config::BrokerConfig;
+use crate::group::records::OFFSETS_TOPIC;
 use crate::producer_ids::ProducerIdManager;
 use crate::router::Router;
 use crate::topic::TopicManager;
+use crate::txn::records::TXN_TOPIC;
 
 /// Fetch sessions kept at once (`max.incremental.fetch.session.cache.slots`).
 const FETCH_SESSION_SLOTS: usize = 1000;
@@ -26,11 +28,14 @@ pub struct Broker {
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: SessionCache,
     /// Producer ids for InitProducerId.
-    pub producer_ids: ProducerIdManager,
+    pub producer_ids: Arc<ProducerIdManager>,
     /// The group coordinator (classic groups, committed offsets).
-    pub groups: crate::group::GroupService,
+    pub groups: Arc<crate::group::GroupService>,
     /// The transaction coordinator.
     pub txns: crate::txn::TxnService,
+    /// Writes transaction markers (WriteTxnMarkers, the transaction
+    /// coordinator).
+    pub markers: Arc<dyn crate::coordinator::MarkerWriter>,
     cluster_id: String,
     /// (host, port) clients are told to connect to.
     advertised: (String, i32),
@@ -53,20 +58,40 @@ impl Broker {
         cluster_id: String,
         advertised: (String, i32),
     ) -> Self {
-        let groups = crate::group::GroupService::from_config(&config, topics.clone());
-        let txns = crate::txn::TxnService::from_config(&config);
+        // The coordinators' seams over this node's logs (coordinator::local).
+        use crate::coordinator::local::{LocalInternalTopic, LocalMarkers, LocalProducerIds};
+        let clock: Arc<dyn kaskade_types::Clock> = Arc::new(kaskade_types::SystemClock);
+        let stopping = tokio::sync::watch::channel(false).0;
+        let producer_ids = Arc::new(ProducerIdManager::new());
+        let offsets_topic = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, config.offsets_topic_num_partitions);
+        let groups = Arc::new(crate::group::GroupService::from_config(&config, Arc::new(offsets_topic), clock.clone()));
+        let markers: Arc<dyn crate::coordinator::MarkerWriter> =
+            Arc::new(LocalMarkers::new(topics.clone(), groups.clone()));
+        let seams = crate::txn::TxnSeams {
+            state_log: Arc::new(LocalInternalTopic::new(
+                topics.clone(),
+                TXN_TOPIC,
+                config.transaction_state_log_num_partitions,
+            )),
+            markers: markers.clone(),
+            producer_ids: Arc::new(LocalProducerIds::new(topics.clone(), producer_ids.clone())),
+            clock,
+            stopping: stopping.subscribe(),
+        };
+        let txns = crate::txn::TxnService::from_config(&config, seams);
         Broker {
             config: Arc::new(config),
             router,
             finalized_features_epoch: AtomicI64::new(0),
             topics,
             fetch_sessions: SessionCache::new(FETCH_SESSION_SLOTS),
-            producer_ids: ProducerIdManager::new(),
+            producer_ids,
             groups,
             txns,
+            markers,
             cluster_id,
             advertised,
-            stopping: tokio::sync::watch::channel(false).0,
+            stopping,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod coordinator;
 pub mod error;
 pub mod group;
 pub mod internal_topic;

@@ -171,8 +171,10 @@ impl Server {
         let task = tokio::spawn(network::serve(broker.clone(), bound, signal));
         // Open transactions time out and prepared ones finish after a
         // restart even if no transactional client comes back.
-        let b = broker.clone();
-        tokio::spawn(async move { b.txns.start(&b).await });
+        // The coordinators load the internal partitions this node leads.
+        broker.groups.start();
+        let txns = broker.txns.clone();
+        tokio::spawn(async move { txns.start().await });
         Ok(Server { broker, data_dir, listeners, trigger, task, _lock: lock })
     }
 

@@ -34,7 +34,7 @@ pub async fn handle(
         let id = req.v3_and_below_transactional_id.to_string();
         let result = broker
             .txns
-            .add_partitions(broker, &id, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch, &requested)
+            .add_partitions(&id, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch, &requested)
             .await;
         code = result.err().map_or(0, |e| super::fenced_for(version, 2, e));
     }

@@ -12,7 +12,16 @@ pub async fn handle(
     req: DeleteGroupsRequest,
 ) -> Result<DeleteGroupsResponse, BrokerError> {
     let ids: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
-    let errors = broker.groups.call_durable(move |engine, now| engine.delete_groups(now, &ids)).await?;
+    let errors = broker
+        .groups
+        .call_durable_gated(move |engine, now, gate| {
+            // Groups not served here keep their error; the others are
+            // deleted together.
+            let served: Vec<String> = ids.iter().filter(|id| gate.check(id).is_ok()).cloned().collect();
+            let mut deleted = engine.delete_groups(now, &served).into_iter();
+            ids.iter().map(|id| gate.check(id).err().or_else(|| deleted.next().flatten())).collect::<Vec<_>>()
+        })
+        .await?;
     let mut resp = DeleteGroupsResponse::default();
     for (id, error) in req.groups_names.into_iter().zip(errors) {
         let mut r = DeletableGroupResult::default();

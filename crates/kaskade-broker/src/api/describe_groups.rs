@@ -18,8 +18,13 @@ pub async fn handle(
     let ids: Vec<String> = req.groups.iter().map(|g| g.0.to_string()).collect();
     let described = broker
         .groups
-        .call(move |engine, now| {
-            ids.into_iter().map(|id| (id.clone(), engine.describe_group(now, &id))).collect::<Vec<_>>()
+        .call_gated(move |engine, now, gate| {
+            ids.into_iter()
+                .map(|id| {
+                    let described = gate.check(&id).map(|()| engine.describe_group(now, &id));
+                    (id, described)
+                })
+                .collect::<Vec<_>>()
         })
         .await?;
     let mut resp = DescribeGroupsResponse::default();
@@ -30,7 +35,8 @@ pub async fn handle(
             g.authorized_operations = ops::if_asked(include_ops, ops::GROUP);
         }
         match d {
-            None => {
+            Err(e) => g.error_code = e.code(),
+            Ok(None) => {
                 // Kafka: Dead; an error from v6 on.
                 g.group_state = StrBytes::from_static_str("Dead");
                 if version >= 6 {
@@ -39,7 +45,7 @@ pub async fn handle(
                     g.error_message = Some(StrBytes::from_string(format!("Group {} not found.", g.group_id.0)));
                 }
             }
-            Some(d) => {
+            Ok(Some(d)) => {
                 g.group_state = StrBytes::from_static_str(d.state);
                 g.protocol_type = StrBytes::from_string(d.protocol_type);
                 g.protocol_data = StrBytes::from_string(d.protocol);

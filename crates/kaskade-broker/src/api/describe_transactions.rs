@@ -33,7 +33,7 @@ pub async fn handle(
         } else if no_state {
             Ok(None)
         } else {
-            broker.txns.describe(broker, id.0.as_str()).await
+            broker.txns.describe(id.0.as_str()).await
         };
         state.transactional_id = id;
         match found {

@@ -13,7 +13,13 @@ pub async fn handle(broker: &Broker, _version: i16, req: HeartbeatRequest) -> Re
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),
     };
-    let error = broker.groups.call(move |engine, now| engine.heartbeat(now, &request)).await?;
+    let error = broker
+        .groups
+        .call_gated(move |engine, now, gate| match gate.check(&request.group_id) {
+            Err(e) => Some(e),
+            Ok(()) => engine.heartbeat(now, &request),
+        })
+        .await?;
     let mut resp = HeartbeatResponse::default();
     resp.error_code = error.map_or(0, |e| e.code());
     Ok(resp)

@@ -63,7 +63,7 @@ async fn answer(broker: &Arc<Broker>, version: i16, request: InitProducerIdReque
             (pid, epoch) => Some((pid, epoch)),
         };
         let id = txn.to_string();
-        return match broker.txns.init_producer_id(broker, &id, request.transaction_timeout_ms, expected).await {
+        return match broker.txns.init_producer_id(&id, request.transaction_timeout_ms, expected).await {
             Ok((pid, epoch)) => response(0, pid, epoch),
             Err(e) => response(super::fenced_for(version, 4, e), NO_PRODUCER_ID, NO_PRODUCER_EPOCH),
         };

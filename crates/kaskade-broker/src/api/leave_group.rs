@@ -6,7 +6,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::group::LeavingMember;
+use crate::group::{LeaveResponse, LeavingMember};
 
 pub async fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> Result<LeaveGroupResponse, BrokerError> {
     let group_id = req.group_id.0.to_string();
@@ -21,7 +21,13 @@ pub async fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> Re
     } else {
         vec![LeavingMember { member_id: req.member_id.to_string(), group_instance_id: None }]
     };
-    let r = broker.groups.call(move |engine, now| engine.leave(now, &group_id, &members)).await?;
+    let r = broker
+        .groups
+        .call_gated(move |engine, now, gate| match gate.check(&group_id) {
+            Err(e) => LeaveResponse { error: Some(e), members: Vec::new() },
+            Ok(()) => engine.leave(now, &group_id, &members),
+        })
+        .await?;
     let mut resp = LeaveGroupResponse::default();
     if version >= 3 {
         resp.error_code = r.error.map_or(0, |e| e.code());

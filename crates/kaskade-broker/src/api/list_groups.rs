@@ -1,5 +1,6 @@
 //! ListGroups (v0..v5; states filter from v4, types filter from v5).
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -20,7 +21,15 @@ pub async fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> Re
     if !types_ok {
         return Ok(resp);
     }
-    let listed = broker.groups.call(move |engine, now| engine.list_groups(now, &states)).await?;
+    // While a partition loads, Kafka answers COORDINATOR_LOAD_IN_PROGRESS
+    // with the groups of the loaded ones.
+    let (loading, listed) = broker
+        .groups
+        .call_gated(move |engine, now, gate| (gate.any_loading(), engine.list_groups(now, &states)))
+        .await?;
+    if loading {
+        resp.error_code = ResponseError::CoordinatorLoadInProgress.code();
+    }
     for l in listed {
         let mut g = ListedGroup::default();
         g.group_id = GroupId(StrBytes::from_string(l.group_id));

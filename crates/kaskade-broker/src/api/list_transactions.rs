@@ -81,7 +81,7 @@ pub async fn handle(
     if broker.topics.image().topic(TXN_TOPIC).is_none() {
         return Ok(resp);
     }
-    let all = match broker.txns.list(broker).await {
+    let all = match broker.txns.list().await {
         Ok(all) => all,
         Err(e) => {
             resp.error_code = e.code();

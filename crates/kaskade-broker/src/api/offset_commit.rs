@@ -45,7 +45,13 @@ pub async fn handle(
     let errors = if request.partitions.is_empty() && !request.group_id.is_empty() {
         Vec::new()
     } else {
-        broker.groups.call_durable(move |engine, now| engine.commit_offsets(now, &request)).await?
+        broker
+            .groups
+            .call_durable_gated(move |engine, now, gate| match gate.check(&request.group_id) {
+                Err(e) => vec![Some(e); request.partitions.len()],
+                Ok(()) => engine.commit_offsets(now, &request),
+            })
+            .await?
     };
     let mut errors = errors.into_iter();
     let mut resp = OffsetCommitResponse::default();

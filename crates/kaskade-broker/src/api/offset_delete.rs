@@ -14,8 +14,12 @@ pub async fn handle(
     let group_id = req.group_id.0.to_string();
     let partitions: Vec<(String, i32)> =
         req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index))).collect();
-    let result =
-        broker.groups.call_durable(move |engine, now| engine.delete_offsets(now, &group_id, &partitions)).await?;
+    let result = broker
+        .groups
+        .call_durable_gated(move |engine, now, gate| {
+            gate.check(&group_id).and_then(|()| engine.delete_offsets(now, &group_id, &partitions))
+        })
+        .await?;
     let mut resp = OffsetDeleteResponse::default();
     let errors = match result {
         Err(e) => {

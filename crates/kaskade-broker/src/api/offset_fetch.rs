@@ -64,24 +64,27 @@ pub async fn handle(
     let require_stable = version >= 7 && req.require_stable;
     let results = broker
         .groups
-        .call(move |engine, now| {
+        .call_gated(move |engine, now, gate| {
             queries
                 .into_iter()
                 .map(|(group, parts)| {
-                    let fetched = engine.fetch_offsets(now, &group, parts.as_deref()).map(|offsets| {
-                        offsets
-                            .into_iter()
-                            .map(|mut o| {
-                                let unstable =
-                                    require_stable && engine.has_pending_txn_offset(&group, &o.topic, o.partition);
-                                if unstable {
-                                    o.offset = -1;
-                                    o.metadata.clear();
-                                }
-                                (o, if unstable { ResponseError::UnstableOffsetCommit.code() } else { 0 })
-                            })
-                            .collect::<Vec<_>>()
-                    });
+                    let fetched = gate
+                        .check(&group)
+                        .and_then(|()| engine.fetch_offsets(now, &group, parts.as_deref()))
+                        .map(|offsets| {
+                            offsets
+                                .into_iter()
+                                .map(|mut o| {
+                                    let unstable =
+                                        require_stable && engine.has_pending_txn_offset(&group, &o.topic, o.partition);
+                                    if unstable {
+                                        o.offset = -1;
+                                        o.metadata.clear();
+                                    }
+                                    (o, if unstable { ResponseError::UnstableOffsetCommit.code() } else { 0 })
+                                })
+                                .collect::<Vec<_>>()
+                        });
                     (group, fetched)
                 })
                 .collect::<Vec<_>>()

@@ -46,7 +46,7 @@ pub async fn handle(
     let n = commit.partitions.len();
     let offsets_partition = super::offsets_partition_of(broker, &req.group_id);
     // The transaction must hold the group's offsets partition.
-    let in_txn = broker.txns.describe(broker, &id).await.map(|m| match m {
+    let in_txn = broker.txns.describe(&id).await.map(|m| match m {
         Some(m) if m.producer_id != pid => Err(ResponseError::InvalidProducerIdMapping),
         Some(m) if m.producer_epoch != epoch => Err(ResponseError::ProducerFenced),
         // AddOffsetsToTxn must have added the group's offsets partition:
@@ -58,7 +58,10 @@ pub async fn handle(
     let errors: Vec<Option<ResponseError>> = match in_txn {
         Ok(Ok(())) => broker
             .groups
-            .call_durable(move |engine, now| engine.txn_commit_offsets(now, pid, epoch, &commit))
+            .call_durable_gated(move |engine, now, gate| match gate.check(&commit.group_id) {
+                Err(e) => vec![Some(e); commit.partitions.len()],
+                Ok(()) => engine.txn_commit_offsets(now, pid, epoch, &commit),
+            })
             .await
             .unwrap_or_else(|_| vec![Some(ResponseError::CoordinatorNotAvailable); n]),
         Ok(Err(e)) | Err(e) => vec![Some(e); n],

@@ -14,11 +14,11 @@ use kafka_protocol::messages::write_txn_markers_response::{
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use kaskade_log::txn::Marker;
-use kaskade_log::LogError;
+use kaskade_types::{ProducerEpoch, ProducerId, TopicPartition};
 
 use crate::broker::Broker;
+use crate::coordinator::{MarkerError, TxnMarker};
 use crate::error::BrokerError;
-use crate::group::records::OFFSETS_TOPIC;
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -27,8 +27,12 @@ pub async fn handle(
 ) -> Result<WriteTxnMarkersResponse, BrokerError> {
     let mut resp = WriteTxnMarkersResponse::default();
     for m in req.markers {
-        let marker = if m.transaction_result { Marker::Commit } else { Marker::Abort };
-        let producer_id = m.producer_id.0;
+        let marker = TxnMarker {
+            producer_id: ProducerId(m.producer_id.0),
+            producer_epoch: ProducerEpoch(m.producer_epoch),
+            coordinator_epoch: m.coordinator_epoch,
+            marker: if m.transaction_result { Marker::Commit } else { Marker::Abort },
+        };
         let mut result = WritableTxnMarkerResult::default();
         result.producer_id = m.producer_id;
         // Every marker is appended first, then waited for: one group-committed
@@ -36,49 +40,22 @@ pub async fn handle(
         let mut appended = Vec::new();
         for topic in m.topics {
             let mut t = WritableTxnMarkerTopicResult::default();
-            let is_offsets = topic.name.0.as_str() == OFFSETS_TOPIC;
             for &partition in &topic.partition_indexes {
                 let mut p = WritableTxnMarkerPartitionResult::default();
                 p.partition_index = partition;
-                let written = broker
-                    .topics
-                    .log(topic.name.0.as_str(), partition)
-                    .ok_or(ResponseError::UnknownTopicOrPartition)
-                    .and_then(|log| {
-                        let info = log
-                            .append_marker(producer_id, m.producer_epoch, m.coordinator_epoch, marker, 0)
-                            .map_err(|e| match e {
-                                LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
-                                e => storage_error(&e),
-                            })?;
-                        Ok((log, info.last_offset + 1))
-                    });
-                match written {
-                    Ok((log, end)) => appended.push((
-                        result.topics.len(),
-                        t.partitions.len(),
-                        log,
-                        end,
-                        is_offsets.then_some(partition),
-                    )),
-                    Err(e) => p.error_code = e.code(),
+                match broker.markers.write(&TopicPartition::new(topic.name.0.as_str(), partition), marker) {
+                    Ok(wait) => appended.push((result.topics.len(), t.partitions.len(), wait)),
+                    Err(e) => p.error_code = marker_error(&e).code(),
                 }
                 t.partitions.push(p);
             }
             t.name = topic.name;
             result.topics.push(t);
         }
-        let mut settled_offsets = Vec::new();
-        for (topic, partition, log, end, offsets_partition) in appended {
-            match log.wait_durable(end).await {
-                Ok(()) => settled_offsets.extend(offsets_partition),
-                Err(e) => result.topics[topic].partitions[partition].error_code = storage_error(&e).code(),
-            }
-        }
-        if !settled_offsets.is_empty() {
-            let settled = broker.groups.complete_txn(producer_id, marker == Marker::Commit, settled_offsets).await;
-            if settled.is_err() {
-                tracing::error!(producer_id, "WriteTxnMarkers: the group coordinator did not settle the offsets");
+        for (topic, partition, wait) in appended {
+            if let Err(e) = wait.await {
+                tracing::error!("WriteTxnMarkers: {e}");
+                result.topics[topic].partitions[partition].error_code = ResponseError::KafkaStorageError.code();
             }
         }
         resp.markers.push(result);
@@ -86,9 +63,15 @@ pub async fn handle(
     Ok(resp)
 }
 
-fn storage_error(e: &LogError) -> ResponseError {
-    tracing::error!("WriteTxnMarkers: {e}");
-    ResponseError::try_from_code(e.kafka_code()).unwrap_or(ResponseError::KafkaStorageError)
+fn marker_error(e: &MarkerError) -> ResponseError {
+    match e {
+        MarkerError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+        MarkerError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        MarkerError::Failed(code, message) => {
+            tracing::error!("WriteTxnMarkers: {message}");
+            *code
+        }
+    }
 }
 
 crate::route_to!(WriteTxnMarkers, handle);

@@ -19,6 +19,7 @@ use super::types::{
 };
 
 mod timers;
+mod unload;
 
 use timers::next_group_deadline;
 

@@ -2,38 +2,157 @@
 //! [`GroupCoordinator`], runs the calls handlers send it, sleeps until the
 //! engine's next deadline, and completes parked JoinGroup/SyncGroup
 //! requests when the engine answers them. No decision is taken here.
+//!
+//! The task serves only the groups of the `__consumer_offsets` partitions
+//! it leads ([`Leadership`]): [`GroupService::on_become_leader`] replays a
+//! partition's records into the engine in the background (its groups answer
+//! COORDINATOR_LOAD_IN_PROGRESS meanwhile), [`GroupService::on_resign`]
+//! drops its groups (NOT_COORDINATOR from then on). The partitions led when
+//! the task starts are loaded before any request runs, so that start-up
+//! never shows a client a loading coordinator. Time comes from the injected
+//! [`Clock`]; the task depends on [`InternalPartitions`], never on the
+//! broker.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::Record;
+use kaskade_types::Clock;
 use tokio::sync::{mpsc, oneshot};
 
 use super::coordinator::GroupCoordinator;
+use super::records::partition_for;
 use super::store::OffsetsStore;
 use super::types::{GroupConfig, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token};
+use crate::coordinator::{Appended, CoordinatorError, InternalPartitions, Leadership};
 use crate::error::BrokerError;
-use crate::topic::TopicManager;
-use kaskade_log::Log;
 
 /// `offsets.retention.check.interval.ms` (Kafka's default).
 const RETENTION_CHECK_INTERVAL_MS: i64 = 600_000;
+/// Pause before reading a partition again after a failed load.
+const LOAD_RETRY: Duration = Duration::from_secs(1);
 
 type Command = Box<dyn FnOnce(&mut Core) + Send>;
+
+/// A partition's records, read for load `generation`.
+struct Load {
+    partition: i32,
+    generation: u64,
+    records: Result<Vec<Record>, CoordinatorError>,
+}
+
+/// Which groups the task may answer for (all of them without a store).
+pub struct Gate<'a> {
+    leadership: Option<&'a Leadership>,
+    partitions: i32,
+}
+
+impl Gate<'_> {
+    /// Whether `group_id` is served here; the error to answer otherwise
+    /// (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS).
+    pub fn check(&self, group_id: &str) -> Result<(), ResponseError> {
+        match self.leadership {
+            None => Ok(()),
+            Some(l) => l.check(partition_for(group_id, self.partitions)).map_err(|e| e.response_error()),
+        }
+    }
+
+    /// Whether some partition is still loading.
+    pub fn any_loading(&self) -> bool {
+        self.leadership.is_some_and(Leadership::any_loading)
+    }
+}
 
 /// What the coordinator task owns.
 struct Core {
     engine: GroupCoordinator,
     store: Option<Arc<OffsetsStore>>,
+    clock: Arc<dyn Clock>,
     parked: HashMap<Token, oneshot::Sender<Reply>>,
     next_token: Token,
+    leadership: Leadership,
+    /// `__consumer_offsets`' partition count.
+    partitions: i32,
+    /// Loads started when the task started: requests wait for them.
+    initial: HashSet<i32>,
+    /// Callers of `on_become_leader` waiting for their partition's load.
+    load_waiters: HashMap<i32, Vec<oneshot::Sender<Result<(), CoordinatorError>>>>,
+    loads: mpsc::UnboundedSender<Load>,
 }
 
 impl Core {
-    /// Appends the engine's offset changes; what to wait on for
-    /// durability.
-    fn persist(&mut self) -> Result<Vec<(Arc<Log>, i64)>, BrokerError> {
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn gate(&self) -> Gate<'_> {
+        Gate { leadership: self.store.as_ref().map(|_| &self.leadership), partitions: self.partitions }
+    }
+
+    /// This node became the leader of `partition`: it is Loading until its
+    /// records are replayed.
+    fn begin_load(&mut self, partition: i32) {
+        let generation = self.leadership.begin_load(partition);
+        self.read(partition, generation, Duration::ZERO);
+    }
+
+    /// Reads the partition on the blocking pool (after `delay`) and hands
+    /// the records back to the task.
+    fn read(&self, partition: i32, generation: u64, delay: Duration) {
+        let (Some(store), loads) = (self.store.clone(), self.loads.clone()) else { return };
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let records = tokio::task::spawn_blocking(move || store.read(partition))
+                .await
+                .unwrap_or_else(|e| Err(CoordinatorError::Unavailable(format!("load task failed: {e}"))));
+            // The task is gone only when the service is.
+            let _ = loads.send(Load { partition, generation, records });
+        });
+    }
+
+    /// A read finished: replays it if it is still the partition's current
+    /// load; a failed read is retried while it is.
+    fn finish_load(&mut self, load: Load) {
+        let Load { partition, generation, records } = load;
+        self.initial.remove(&partition);
+        if !self.leadership.is_current(partition, generation) {
+            return;
+        }
+        match records {
+            Ok(records) => {
+                let now = self.now();
+                let n = OffsetsStore::replay(&mut self.engine, now, partition, self.partitions, &records);
+                let loaded = self.leadership.finish_load(partition, generation);
+                debug_assert!(loaded, "the current load finishes");
+                tracing::debug!(partition, records = n, "loaded an offsets partition");
+                self.notify_loaded(partition, Ok(()));
+            }
+            Err(e) => {
+                tracing::error!(partition, "loading committed offsets, retrying: {e}");
+                self.read(partition, generation, LOAD_RETRY);
+            }
+        }
+    }
+
+    fn notify_loaded(&mut self, partition: i32, result: Result<(), CoordinatorError>) {
+        for tx in self.load_waiters.remove(&partition).unwrap_or_default() {
+            let _ = tx.send(result.clone());
+        }
+    }
+
+    /// This node no longer leads `partition`: its groups go.
+    fn resign(&mut self, partition: i32) {
+        self.leadership.resign(partition);
+        let dropped = self.engine.unload_partition(partition, self.partitions);
+        tracing::debug!(partition, groups = dropped.len(), "unloaded an offsets partition");
+        self.notify_loaded(partition, Err(CoordinatorError::NotCoordinator));
+    }
+
+    /// Appends the engine's offset changes; what to wait on.
+    fn persist(&mut self) -> Result<Vec<Appended>, CoordinatorError> {
         let mut records: Vec<(String, Bytes, Option<Bytes>)> = self
             .engine
             .take_offset_changes()
@@ -49,9 +168,10 @@ impl Core {
         }
         let txn_changes = self.engine.take_txn_offset_changes();
         let Some(store) = &self.store else { return Ok(Vec::new()) };
+        let now = self.clock.now_ms();
         let mut waits = Vec::new();
         if !records.is_empty() {
-            waits.extend(store.append(&records, now_ms(), None)?);
+            waits.extend(store.append(&records, now, None)?);
         }
         // One batch per producer: each is its transaction's.
         type Records = Vec<(String, Bytes, Option<Bytes>)>;
@@ -61,7 +181,7 @@ impl Core {
             by_producer.entry((pid, epoch)).or_default().push((c.group_id.clone(), key, value));
         }
         for (producer, records) in by_producer {
-            waits.extend(store.append(&records, now_ms(), Some(producer))?);
+            waits.extend(store.append(&records, now, Some(producer))?);
         }
         Ok(waits)
     }
@@ -91,10 +211,8 @@ impl Core {
             return send(ready);
         }
         tokio::spawn(async move {
-            for (log, end) in waits {
-                if let Err(e) = log.wait_durable(end).await {
-                    tracing::error!("group state not durable: {e}");
-                }
+            if let Err(e) = Appended::all(waits).await {
+                tracing::error!("group state not durable: {e}");
             }
             send(ready);
         });
@@ -108,17 +226,13 @@ impl Core {
     }
 }
 
-/// Wall-clock milliseconds (commit timestamps are wall-clock, as Kafka's).
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Handle to the coordinator task, started on first use (inside the
 /// runtime).
 pub struct GroupService {
     config: GroupConfig,
     retention_ms: i64,
     store: Option<Arc<OffsetsStore>>,
+    clock: Arc<dyn Clock>,
     tx: OnceLock<mpsc::UnboundedSender<Command>>,
 }
 
@@ -129,8 +243,13 @@ impl std::fmt::Debug for GroupService {
 }
 
 impl GroupService {
-    /// The service the broker's configuration describes.
-    pub fn from_config(config: &crate::config::BrokerConfig, topics: Arc<TopicManager>) -> Self {
+    /// The service the broker's configuration describes, storing groups in
+    /// `offsets_topic`.
+    pub fn from_config(
+        config: &crate::config::BrokerConfig,
+        offsets_topic: Arc<dyn InternalPartitions>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let groups = GroupConfig {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -138,78 +257,173 @@ impl GroupService {
             max_size: usize::try_from(config.group_max_size).unwrap_or(usize::MAX),
             ..GroupConfig::default()
         };
-        let store = OffsetsStore::new(topics, config.offsets_topic_num_partitions);
-        let mut service = Self::new(groups, i64::from(config.offsets_retention_minutes) * 60_000);
-        service.store = Some(Arc::new(store));
-        service
+        let retention_ms = i64::from(config.offsets_retention_minutes) * 60_000;
+        let store = OffsetsStore::new(offsets_topic, config.offsets_topic_num_partitions);
+        Self::with_store(groups, retention_ms, Some(Arc::new(store)), clock)
     }
 
-    /// A service; `retention_ms` is `offsets.retention.minutes` in ms.
+    /// A service without persistence (every group is served here);
+    /// `retention_ms` is `offsets.retention.minutes` in ms.
     pub fn new(config: GroupConfig, retention_ms: i64) -> Self {
-        GroupService { config, retention_ms, store: None, tx: OnceLock::new() }
+        Self::with_store(config, retention_ms, None, Arc::new(kaskade_types::SystemClock))
+    }
+
+    fn with_store(
+        config: GroupConfig,
+        retention_ms: i64,
+        store: Option<Arc<OffsetsStore>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        GroupService { config, retention_ms, store, clock, tx: OnceLock::new() }
+    }
+
+    /// Starts the task now when `__consumer_offsets` exists (start-up), so
+    /// its partitions load before the first group request.
+    pub fn start(&self) {
+        if self.store.as_ref().is_some_and(|s| s.exists()) {
+            self.sender();
+        }
     }
 
     fn sender(&self) -> &mpsc::UnboundedSender<Command> {
         self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            let engine = GroupCoordinator::new(self.config.clone(), now_ms() as u64 ^ u64::from(std::process::id()));
-            tokio::spawn(run(engine, self.store.clone(), rx, self.retention_ms));
+            let (loads, loads_rx) = mpsc::unbounded_channel();
+            let now = self.clock.now_ms();
+            let core = Core {
+                engine: GroupCoordinator::new(self.config.clone(), now as u64 ^ u64::from(std::process::id())),
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                parked: HashMap::new(),
+                next_token: 0,
+                leadership: Leadership::new(),
+                partitions: self.store.as_ref().map_or(1, |s| s.partition_count()),
+                initial: HashSet::new(),
+                load_waiters: HashMap::new(),
+                loads,
+            };
+            tokio::spawn(run(core, rx, loads_rx, self.retention_ms));
             tx
         })
     }
 
-    /// Runs `f` on the engine with the current time; its result.
-    pub async fn call<R, F>(&self, f: F) -> Result<R, BrokerError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut GroupCoordinator, i64) -> R + Send + 'static,
-    {
+    async fn command<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core) -> R + Send + 'static,
+    ) -> Result<R, BrokerError> {
         let (tx, rx) = oneshot::channel();
         let command: Command = Box::new(move |core: &mut Core| {
-            let _ = tx.send(f(&mut core.engine, now_ms()));
+            let _ = tx.send(f(core));
         });
         self.sender().send(command).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
 
+    /// This node became the leader of `__consumer_offsets` partition
+    /// `partition`: loads its groups; resolves once they are loaded (or the
+    /// node resigned meanwhile: NOT_COORDINATOR).
+    pub async fn on_become_leader(&self, partition: i32) -> Result<(), CoordinatorError> {
+        let rx = self
+            .command(move |core| {
+                let (tx, rx) = oneshot::channel();
+                core.begin_load(partition);
+                core.load_waiters.entry(partition).or_default().push(tx);
+                rx
+            })
+            .await
+            .map_err(|_| CoordinatorError::Stopped)?;
+        rx.await.map_err(|_| CoordinatorError::Stopped)?
+    }
+
+    /// This node no longer leads `partition`: its groups are dropped.
+    pub async fn on_resign(&self, partition: i32) -> Result<(), BrokerError> {
+        self.command(move |core| core.resign(partition)).await
+    }
+
+    /// Runs `f` on the engine with the current time; its result. Not
+    /// gated: for operations on every group served here.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, BrokerError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut GroupCoordinator, i64) -> R + Send + 'static,
+    {
+        self.command(move |core| {
+            let now = core.now();
+            f(&mut core.engine, now)
+        })
+        .await
+    }
+
+    /// Runs `f` on the engine with the current time and the [`Gate`] that
+    /// says which groups are served here.
+    pub async fn call_gated<R, F>(&self, f: F) -> Result<R, BrokerError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut GroupCoordinator, i64, &Gate<'_>) -> R + Send + 'static,
+    {
+        self.command(move |core| {
+            let now = core.now();
+            let gate = Gate { leadership: core.store.as_ref().map(|_| &core.leadership), partitions: core.partitions };
+            f(&mut core.engine, now, &gate)
+        })
+        .await
+    }
+
     /// A transaction's markers are durable on these `__consumer_offsets`
     /// partitions: the producer's pending offsets stored there become the
-    /// committed ones (`commit`) or are dropped. Both the transaction
-    /// coordinator and WriteTxnMarkers end transactions through here.
+    /// committed ones (`commit`) or are dropped. Partitions not led here
+    /// are not this coordinator's to settle.
     pub async fn complete_txn(&self, producer_id: i64, commit: bool, partitions: Vec<i32>) -> Result<(), BrokerError> {
-        let count = self.store.as_ref().map_or(0, |s| s.partition_count());
-        self.call(move |engine, now| {
+        self.command(move |core| {
+            let (now, count) = (core.now(), core.partitions);
             for p in partitions {
-                engine.complete_txn(now, producer_id, commit, p, count);
+                if core.store.is_none() || core.leadership.check(p).is_ok() {
+                    core.engine.complete_txn(now, producer_id, commit, p, count);
+                }
             }
         })
         .await
     }
 
-    /// Runs `f` on the engine, persists the offset changes it made and
-    /// resolves once they are durable (OffsetCommit, deletions).
+    /// Runs `f` on the engine, persists the changes it made and resolves
+    /// once they are durable (OffsetCommit, deletions). Not gated.
     pub async fn call_durable<R, F>(&self, f: F) -> Result<R, BrokerError>
     where
         R: Send + 'static,
         F: FnOnce(&mut GroupCoordinator, i64) -> R + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let command: Command = Box::new(move |core: &mut Core| {
-            let result = f(&mut core.engine, now_ms());
-            let _ = tx.send(core.persist().map(|waits| (result, waits)));
-        });
-        self.sender().send(command).map_err(|_| gone())?;
-        let (result, waits) = rx.await.map_err(|_| gone())??;
-        for (log, end) in waits {
-            log.wait_durable(end).await.map_err(|e| BrokerError::internal(format!("offsets not durable: {e}")))?;
-        }
+        self.call_durable_gated(move |engine, now, _| f(engine, now)).await
+    }
+
+    /// [`GroupService::call_durable`] with the [`Gate`].
+    pub async fn call_durable_gated<R, F>(&self, f: F) -> Result<R, BrokerError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut GroupCoordinator, i64, &Gate<'_>) -> R + Send + 'static,
+    {
+        let (result, waits) = self
+            .command(move |core| {
+                let now = core.now();
+                let gate =
+                    Gate { leadership: core.store.as_ref().map(|_| &core.leadership), partitions: core.partitions };
+                let result = f(&mut core.engine, now, &gate);
+                core.persist().map(|waits| (result, waits))
+            })
+            .await?
+            .map_err(|e| BrokerError::internal(format!("persisting offsets: {e}")))?;
+        Appended::all(waits).await.map_err(|e| BrokerError::internal(format!("offsets not durable: {e}")))?;
         Ok(result)
     }
 
     /// JoinGroup: resolves when the engine answers (possibly after the
     /// join phase ends).
     pub async fn join(&self, req: JoinRequest) -> Result<JoinResponse, BrokerError> {
-        match self.parked(move |engine, now, token| engine.join(now, token, req)).await? {
+        let member_id = req.member_id.clone();
+        let reply = self
+            .parked(&req.group_id.clone(), move |engine, now, token| engine.join(now, token, req))
+            .await?
+            .unwrap_or_else(|e| Reply::Join(JoinResponse::error(e, &member_id)));
+        match reply {
             Reply::Join(r) => Ok(r),
             Reply::Sync(_) => Err(BrokerError::internal("a SyncGroup answer to a JoinGroup")),
         }
@@ -218,25 +432,36 @@ impl GroupService {
     /// SyncGroup: resolves when the engine answers (possibly when the
     /// leader's assignment arrives).
     pub async fn sync(&self, req: SyncRequest) -> Result<SyncResponse, BrokerError> {
-        match self.parked(move |engine, now, token| engine.sync(now, token, req)).await? {
+        let reply = self
+            .parked(&req.group_id.clone(), move |engine, now, token| engine.sync(now, token, req))
+            .await?
+            .unwrap_or_else(|e| Reply::Sync(SyncResponse::error(e)));
+        match reply {
             Reply::Sync(r) => Ok(r),
             Reply::Join(_) => Err(BrokerError::internal("a JoinGroup answer to a SyncGroup")),
         }
     }
 
-    async fn parked<F>(&self, f: F) -> Result<Reply, BrokerError>
+    /// Parks a request of `group_id` (if served here) and waits for its
+    /// answer.
+    async fn parked<F>(&self, group_id: &str, f: F) -> Result<Result<Reply, ResponseError>, BrokerError>
     where
         F: FnOnce(&mut GroupCoordinator, i64, Token) + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let command: Command = Box::new(move |core: &mut Core| {
-            let (token, reply) = core.park();
-            f(&mut core.engine, now_ms(), token);
-            let _ = tx.send(reply);
-        });
-        self.sender().send(command).map_err(|_| gone())?;
-        let reply = rx.await.map_err(|_| gone())?;
-        reply.await.map_err(|_| gone())
+        let group_id = group_id.to_string();
+        let reply = self
+            .command(move |core| {
+                core.gate().check(&group_id)?;
+                let (token, reply) = core.park();
+                let now = core.now();
+                f(&mut core.engine, now, token);
+                Ok(reply)
+            })
+            .await?;
+        match reply {
+            Ok(reply) => reply.await.map(Ok).map_err(|_| gone()),
+            Err(e) => Ok(Err(e)),
+        }
     }
 }
 
@@ -245,45 +470,40 @@ fn gone() -> BrokerError {
 }
 
 async fn run(
-    mut engine: GroupCoordinator,
-    store: Option<Arc<OffsetsStore>>,
+    mut core: Core,
     mut rx: mpsc::UnboundedReceiver<Command>,
+    mut loads: mpsc::UnboundedReceiver<Load>,
     retention_ms: i64,
 ) {
-    if let Some(store) = store.clone() {
-        // Requests queue up until the committed offsets are loaded.
-        let loaded = tokio::task::spawn_blocking(move || {
-            let result = store.ensure_topic().and_then(|()| store.load(&mut engine, now_ms()));
-            (engine, result)
-        })
-        .await;
-        match loaded {
-            Ok((e, result)) => {
-                engine = e;
-                match result {
-                    Ok(n) => tracing::info!(records = n, "loaded committed offsets"),
-                    Err(e) => tracing::error!("loading committed offsets: {e}"),
+    if let Some(store) = core.store.clone() {
+        // The partitions led at start load before any request runs.
+        match tokio::task::spawn_blocking(move || store.ensure_topic().map(|led| (led, store.partition_count()))).await
+        {
+            Ok(Ok((led, partitions))) => {
+                core.partitions = partitions;
+                for p in led {
+                    core.initial.insert(p);
+                    core.begin_load(p);
                 }
             }
-            Err(e) => {
-                tracing::error!("loading committed offsets panicked: {e}");
-                return;
-            }
+            Ok(Err(e)) => tracing::error!("creating the offsets topic: {e}"),
+            Err(e) => tracing::error!("creating the offsets topic panicked: {e}"),
         }
     }
-    let mut core = Core { engine, store, parked: HashMap::new(), next_token: 0 };
-    let mut next_retention_check = now_ms() + RETENTION_CHECK_INTERVAL_MS;
+    let mut next_retention_check = core.now() + RETENTION_CHECK_INTERVAL_MS;
     loop {
-        let now = now_ms();
+        let now = core.now();
         let deadline = core.engine.next_deadline().map_or(next_retention_check, |d| d.min(next_retention_check));
         let sleep = Duration::from_millis(u64::try_from(deadline - now).unwrap_or(0));
+        let starting = !core.initial.is_empty();
         tokio::select! {
-            command = rx.recv() => match command {
+            Some(load) = loads.recv() => core.finish_load(load),
+            command = rx.recv(), if !starting => match command {
                 Some(command) => command(&mut core),
                 None => return,
             },
             () = tokio::time::sleep(sleep) => {
-                let now = now_ms();
+                let now = core.now();
                 core.engine.tick(now);
                 if now >= next_retention_check {
                     core.engine.expire_offsets(now, retention_ms);

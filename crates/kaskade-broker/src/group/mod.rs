@@ -21,12 +21,21 @@ mod txn_offsets;
 mod types;
 
 #[cfg(test)]
+mod leadership_tests;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
 
 pub use coordinator::GroupCoordinator;
-pub use driver::{now_ms, GroupService};
+pub use driver::{Gate, GroupService};
+
+/// Wall-clock milliseconds, for handlers that report times (the services
+/// use their injected clock).
+pub fn now_ms() -> i64 {
+    use kaskade_types::Clock;
+    kaskade_types::SystemClock.now_ms()
+}
 pub use state::{
     parse_subscription_topics, CommittedOffset, Group, GroupState, Member, OffsetChange, CONSUMER_PROTOCOL_TYPE,
 };

@@ -19,5 +19,5 @@ pub mod state;
 #[cfg(test)]
 mod sim;
 
-pub use service::TxnService;
+pub use service::{TxnSeams, TxnService};
 pub use state::{TxnMetadata, TxnState};

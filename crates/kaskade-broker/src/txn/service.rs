@@ -1,44 +1,69 @@
-//! The async shell around the transaction engine: loads
-//! `__transaction_state` on first use, persists what the engine decides
-//! (durably, before answering), writes the markers of ending transactions
-//! to their partitions, tells the group coordinator about transactional
-//! offsets, and aborts transactions that time out. No decision is taken
-//! here; the engine's lock is never held across an `.await`.
+//! The async shell around the transaction engine: loads the
+//! `__transaction_state` partitions this node leads, persists what the
+//! engine decides (durably, before answering), writes the markers of ending
+//! transactions, and aborts transactions that time out. No decision is
+//! taken here; the engine's lock is never held across an `.await`.
+//!
+//! The service depends only on its seams (`crate::coordinator`): the state
+//! topic ([`InternalPartitions`]), a [`MarkerWriter`], a
+//! [`ProducerIdSource`] and a [`Clock`]. It answers for a transactional id
+//! only when the id's partition is Loaded here ([`Leadership`]):
+//! COORDINATOR_LOAD_IN_PROGRESS while it loads, NOT_COORDINATOR when it is
+//! not led here, as Kafka's `TransactionStateManager` does.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kaskade_log::txn::Marker;
-use kaskade_log::{Log, LogError};
+use kaskade_types::{Clock, ProducerEpoch, ProducerId, TopicPartition};
 use parking_lot::Mutex;
-use tokio::sync::OnceCell;
+use tokio::sync::{watch, OnceCell};
 
 use super::coordinator::{EndDecision, EndPlan, InitDecision, TxnCoordinator};
 use super::records::{self, TXN_TOPIC};
 use super::state::{TxnMetadata, TxnPartition};
-use crate::broker::Broker;
-use crate::error::BrokerError;
-use crate::group::now_ms;
-use crate::group::records::OFFSETS_TOPIC;
+use crate::coordinator::{
+    Appended, CoordinatorError, InternalPartitions, Leadership, MarkerError, MarkerWriter, ProducerIdSource, TxnMarker,
+};
 
-/// Kafka's `transaction.state.log.segment.bytes` default.
-const SEGMENT_BYTES: &str = "104857600";
 /// Longest pause of the timeout task between checks.
 const EXPIRY_CHECK_MS: i64 = 1000;
+/// Pause before reading a partition again after a failed load.
+const LOAD_RETRY: Duration = Duration::from_secs(1);
 
-pub struct TxnService {
+/// What the transaction coordinator runs on.
+pub struct TxnSeams {
+    /// `__transaction_state`.
+    pub state_log: Arc<dyn InternalPartitions>,
+    pub markers: Arc<dyn MarkerWriter>,
+    pub producer_ids: Arc<dyn ProducerIdSource>,
+    pub clock: Arc<dyn Clock>,
+    /// Turns true when the node stops: retries end.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// Handle to the transaction coordinator (cheap to clone).
+#[derive(Clone)]
+pub struct TxnService(Arc<Inner>);
+
+struct Inner {
     engine: Mutex<TxnCoordinator>,
-    loaded: OnceCell<()>,
+    leadership: Mutex<Leadership>,
+    /// The state topic exists and the partitions led at start are loaded.
+    started: OnceCell<()>,
     /// `transaction.state.log.num.partitions` (the topic's own count once
     /// it exists).
-    partitions: std::sync::atomic::AtomicI32,
+    partitions: AtomicI32,
+    /// `transaction.max.timeout.ms`
+    max_timeout_ms: i32,
     /// `transactional.id.expiration.ms`
     id_expiration_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`
     id_expiration_check_ms: i64,
+    seams: TxnSeams,
 }
 
 impl std::fmt::Debug for TxnService {
@@ -47,99 +72,187 @@ impl std::fmt::Debug for TxnService {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> BrokerError {
-    BrokerError::internal(e.to_string())
-}
-
 impl TxnService {
-    /// The service the broker's configuration describes.
-    pub fn from_config(config: &crate::config::BrokerConfig) -> Self {
-        TxnService {
+    /// The service the broker's configuration describes, on `seams`.
+    pub fn from_config(config: &crate::config::BrokerConfig, seams: TxnSeams) -> Self {
+        TxnService(Arc::new(Inner {
             engine: Mutex::new(TxnCoordinator::new(config.transaction_max_timeout_ms)),
-            loaded: OnceCell::new(),
-            partitions: std::sync::atomic::AtomicI32::new(config.transaction_state_log_num_partitions.max(1)),
+            leadership: Mutex::new(Leadership::new()),
+            started: OnceCell::new(),
+            partitions: AtomicI32::new(config.transaction_state_log_num_partitions.max(1)),
+            max_timeout_ms: config.transaction_max_timeout_ms,
             id_expiration_ms: i64::from(config.transactional_id_expiration_ms),
             id_expiration_check_ms: config.transaction_remove_expired_interval_ms.max(1),
-        }
+            seams,
+        }))
+    }
+
+    fn now(&self) -> i64 {
+        self.0.seams.clock.now_ms()
     }
 
     fn partition_count(&self) -> i32 {
-        self.partitions.load(std::sync::atomic::Ordering::Relaxed)
+        self.0.partitions.load(Ordering::Relaxed)
+    }
+
+    fn partition_of(&self, id: &str) -> i32 {
+        records::partition_for(id, self.partition_count())
+    }
+
+    fn stopping(&self) -> bool {
+        *self.0.seams.stopping.borrow()
+    }
+
+    /// Whether `id` is served here; the error to answer otherwise.
+    fn check(&self, id: &str) -> Result<(), ResponseError> {
+        self.0.leadership.lock().check(self.partition_of(id)).map_err(|e| e.response_error())
     }
 
     /// Loads the coordinator at start-up when `__transaction_state` exists,
     /// so open transactions time out and prepared ones are finished even if
-    /// no client asks (Kafka loads it when it becomes the partitions'
-    /// leader).
-    pub async fn start(&self, broker: &Arc<Broker>) {
-        if broker.topics.image().topic(TXN_TOPIC).is_some() {
-            if let Err(e) = self.ready(broker).await {
+    /// no client asks.
+    pub async fn start(&self) {
+        if self.0.seams.state_log.partition_count().is_some() {
+            if let Err(e) = self.ready().await {
                 tracing::error!("loading the transaction coordinator: {e:?}");
             }
         }
     }
 
-    /// Creates and loads `__transaction_state` once, starts finishing the
-    /// transactions caught between Prepare and Complete, and starts the
-    /// timeout task.
-    async fn ready(&self, broker: &Arc<Broker>) -> Result<(), ResponseError> {
-        self.loaded
+    /// Creates `__transaction_state` once, becomes the leader of the
+    /// partitions this node leads (requests wait for those first loads),
+    /// and starts the timeout task.
+    async fn ready(&self) -> Result<(), ResponseError> {
+        self.0
+            .started
             .get_or_try_init(|| async {
-                let (b, wanted) = (broker.clone(), self.partition_count());
-                let loaded =
-                    tokio::task::spawn_blocking(move || load(&b, wanted)).await.map_err(internal).and_then(|r| r);
-                let (partitions, states) = loaded.map_err(|e| {
-                    tracing::error!("loading {TXN_TOPIC}: {e}");
+                let log = self.0.seams.state_log.clone();
+                let ensured =
+                    tokio::task::spawn_blocking(move || log.ensure_topic().map(|n| (n, log.led_partitions())))
+                        .await
+                        .unwrap_or_else(|e| Err(CoordinatorError::Unavailable(format!("start-up task failed: {e}"))));
+                let (partitions, led) = ensured.map_err(|e| {
+                    tracing::error!("creating {TXN_TOPIC}: {e}");
                     ResponseError::CoordinatorLoadInProgress
                 })?;
-                self.partitions.store(partitions, std::sync::atomic::Ordering::Relaxed);
-                let plans = {
-                    let mut engine = self.engine.lock();
-                    for meta in states.into_values() {
-                        engine.load(meta);
+                self.0.partitions.store(partitions, Ordering::Relaxed);
+                for partition in led {
+                    if let Err(e) = self.on_become_leader(partition).await {
+                        tracing::error!(partition, "loading {TXN_TOPIC}: {e}");
                     }
-                    engine.pending_plans()
-                };
-                for plan in plans {
-                    tracing::info!(transactional_id = %plan.transactional_id, "completing a transaction left prepared");
-                    // In the background: one partition that cannot take its
-                    // marker must not keep the coordinator from loading.
-                    drop(finish(broker, plan));
                 }
-                tokio::spawn(expire_loop(Arc::downgrade(broker)));
+                tokio::spawn(expire_loop(Arc::downgrade(&self.0)));
                 Ok(())
             })
             .await
             .map(|_| ())
     }
 
-    /// A transactional id's state (DescribeTransactions).
-    pub async fn describe(&self, broker: &Arc<Broker>, id: &str) -> Result<Option<TxnMetadata>, ResponseError> {
-        self.ready(broker).await?;
-        Ok(self.engine.lock().get(id).cloned())
+    /// This node became the leader of `__transaction_state` partition
+    /// `partition`: replays its records into the engine and starts
+    /// finishing the transactions it left prepared. A failed read is
+    /// retried in the background (the partition stays Loading) and
+    /// reported.
+    pub async fn on_become_leader(&self, partition: i32) -> Result<(), CoordinatorError> {
+        let generation = self.0.leadership.lock().begin_load(partition);
+        let result = self.load(partition, generation).await;
+        if let Err(CoordinatorError::Unavailable(_)) = &result {
+            let me = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LOAD_RETRY).await;
+                    match me.load(partition, generation).await {
+                        Err(CoordinatorError::Unavailable(e)) if !me.stopping() => {
+                            tracing::error!(partition, "loading {TXN_TOPIC}, retrying: {e}")
+                        }
+                        _ => return,
+                    }
+                }
+            });
+        }
+        result
     }
 
-    /// Every transactional id's state (ListTransactions).
-    pub async fn list(&self, broker: &Arc<Broker>) -> Result<Vec<TxnMetadata>, ResponseError> {
-        self.ready(broker).await?;
-        Ok(self.engine.lock().all().cloned().collect())
+    /// One attempt at load `generation` of `partition`.
+    async fn load(&self, partition: i32, generation: u64) -> Result<(), CoordinatorError> {
+        let log = self.0.seams.state_log.clone();
+        let states = tokio::task::spawn_blocking(move || read_states(&*log, partition))
+            .await
+            .unwrap_or_else(|e| Err(CoordinatorError::Unavailable(format!("load task failed: {e}"))))?;
+        let plans = {
+            let mut leadership = self.0.leadership.lock();
+            if !leadership.is_current(partition, generation) {
+                return Err(CoordinatorError::NotCoordinator);
+            }
+            let mut engine = self.0.engine.lock();
+            for meta in states.into_values() {
+                engine.load(meta);
+            }
+            let loaded = leadership.finish_load(partition, generation);
+            debug_assert!(loaded, "the current load finishes");
+            let count = self.partition_count();
+            let mut plans = engine.pending_plans();
+            plans.retain(|p| records::partition_for(&p.transactional_id, count) == partition);
+            plans
+        };
+        for plan in plans {
+            tracing::info!(transactional_id = %plan.transactional_id, "completing a transaction left prepared");
+            // In the background: one partition that cannot take its marker
+            // must not keep the coordinator from loading.
+            drop(self.finish(plan));
+        }
+        Ok(())
+    }
+
+    /// This node no longer leads `partition`: the transactional ids stored
+    /// there are dropped (their new coordinator finishes what they left).
+    pub fn on_resign(&self, partition: i32) {
+        let mut leadership = self.0.leadership.lock();
+        leadership.resign(partition);
+        let count = self.partition_count();
+        let mut engine = self.0.engine.lock();
+        let kept: Vec<TxnMetadata> =
+            engine.all().filter(|m| records::partition_for(&m.transactional_id, count) != partition).cloned().collect();
+        // The engine keeps no state besides its ids: one rebuilt from the
+        // others is the same engine without this partition's.
+        *engine = TxnCoordinator::new(self.0.max_timeout_ms);
+        for meta in kept {
+            engine.load(meta);
+        }
+        debug_assert!(engine.all().all(|m| records::partition_for(&m.transactional_id, count) != partition));
+    }
+
+    /// A transactional id's state (DescribeTransactions).
+    pub async fn describe(&self, id: &str) -> Result<Option<TxnMetadata>, ResponseError> {
+        self.ready().await?;
+        self.check(id)?;
+        Ok(self.0.engine.lock().get(id).cloned())
+    }
+
+    /// Every transactional id's state (ListTransactions); while a partition
+    /// loads, COORDINATOR_LOAD_IN_PROGRESS, as Kafka answers.
+    pub async fn list(&self) -> Result<Vec<TxnMetadata>, ResponseError> {
+        self.ready().await?;
+        if self.0.leadership.lock().any_loading() {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        Ok(self.0.engine.lock().all().cloned().collect())
     }
 
     /// Runs `decide` on the engine and appends the states it returns to
     /// `__transaction_state` before releasing the engine's lock, so the
     /// log holds decisions in the order the engine took them (replay keeps
-    /// the last record of an id). The appends are page-cache writes; the
-    /// caller awaits their durability with [`durable`].
+    /// the last record of an id). The caller awaits the handles.
     fn decide<R>(
         &self,
-        broker: &Arc<Broker>,
-        decide: impl FnOnce(&mut TxnCoordinator) -> Result<(R, Vec<StateRecord>), ResponseError>,
-    ) -> Result<(R, Vec<Append>), ResponseError> {
-        let mut engine = self.engine.lock();
-        let (result, records) = decide(&mut engine)?;
+        decide: impl FnOnce(&mut TxnCoordinator, i64) -> Result<(R, Vec<StateRecord>), ResponseError>,
+    ) -> Result<(R, Vec<Appended>), ResponseError> {
+        let now = self.now();
+        let mut engine = self.0.engine.lock();
+        let (result, records) = decide(&mut engine, now)?;
         let mut waits = Vec::with_capacity(records.len());
         for (id, value) in records {
-            waits.push(self.append_state(broker, &id, value)?);
+            waits.push(self.append_state(&id, value, now)?);
         }
         Ok((result, waits))
     }
@@ -147,18 +260,18 @@ impl TxnService {
     /// InitProducerId with a transactional id: the producer id and epoch.
     pub async fn init_producer_id(
         &self,
-        broker: &Arc<Broker>,
         id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> Result<(i64, i16), ResponseError> {
-        self.ready(broker).await?;
+        self.ready().await?;
+        self.check(id)?;
         let mut new_pid = None;
         // Bounded: each pass either answers, allocates once, or ends the
         // open transaction it found (and the next pass bumps the epoch).
         for _ in 0..4 {
-            let (decision, waits) = self.decide(broker, |engine| {
-                let decision = engine.init_producer_id(now_ms(), id, timeout_ms, expected, new_pid)?;
+            let (decision, waits) = self.decide(|engine, now| {
+                let decision = engine.init_producer_id(now, id, timeout_ms, expected, new_pid)?;
                 let records = match &decision {
                     InitDecision::NeedProducerId => Vec::new(),
                     InitDecision::Ready(meta) | InitDecision::AbortFirst(meta, _) => vec![state_record(meta)],
@@ -168,10 +281,11 @@ impl TxnService {
             durable(waits).await?;
             match decision {
                 InitDecision::NeedProducerId => {
-                    new_pid = Some(broker.producer_ids.generate(&broker.topics).await.map_err(|e| {
+                    let pid = self.0.seams.producer_ids.next_id().await.map_err(|e| {
                         tracing::error!("allocating a producer id: {e}");
                         ResponseError::CoordinatorLoadInProgress
-                    })?);
+                    })?;
+                    new_pid = Some(pid.get());
                 }
                 InitDecision::Ready(meta) => return Ok((meta.producer_id, meta.producer_epoch)),
                 InitDecision::AbortFirst(_, plan) => {
@@ -180,7 +294,7 @@ impl TxnService {
                     // and answering the retry at once is the same outcome.
                     // If the markers take long, the client retries as with
                     // Kafka.
-                    match tokio::time::timeout(FINISH_WAIT, finish(broker, plan)).await {
+                    match tokio::time::timeout(FINISH_WAIT, self.finish(plan)).await {
                         Ok(Ok(())) => {}
                         _ => return Err(ResponseError::ConcurrentTransactions),
                     }
@@ -193,16 +307,16 @@ impl TxnService {
     /// AddPartitionsToTxn / AddOffsetsToTxn.
     pub async fn add_partitions(
         &self,
-        broker: &Arc<Broker>,
         id: &str,
         producer_id: i64,
         epoch: i16,
         partitions: &[TxnPartition],
     ) -> Result<(), ResponseError> {
-        self.ready(broker).await?;
+        self.ready().await?;
+        self.check(id)?;
         let started = std::time::Instant::now();
-        let ((), waits) = self.decide(broker, |engine| {
-            let changed = engine.add_partitions(now_ms(), id, producer_id, epoch, partitions)?;
+        let ((), waits) = self.decide(|engine, now| {
+            let changed = engine.add_partitions(now, id, producer_id, epoch, partitions)?;
             Ok(((), changed.iter().map(state_record).collect()))
         })?;
         let result = durable(waits).await;
@@ -213,18 +327,12 @@ impl TxnService {
     /// EndTxn: once PrepareCommit/PrepareAbort is durable the outcome is
     /// decided; the answer waits (bounded) until the markers are durable on
     /// every partition too, so the next transaction can start at once.
-    pub async fn end_txn(
-        &self,
-        broker: &Arc<Broker>,
-        id: &str,
-        producer_id: i64,
-        epoch: i16,
-        commit: bool,
-    ) -> Result<(), ResponseError> {
-        self.ready(broker).await?;
+    pub async fn end_txn(&self, id: &str, producer_id: i64, epoch: i16, commit: bool) -> Result<(), ResponseError> {
+        self.ready().await?;
+        self.check(id)?;
         let started = std::time::Instant::now();
-        let (decision, waits) = self.decide(broker, |engine| {
-            let decision = engine.end_txn(now_ms(), id, producer_id, epoch, commit)?;
+        let (decision, waits) = self.decide(|engine, now| {
+            let decision = engine.end_txn(now, id, producer_id, epoch, commit)?;
             let records = match &decision {
                 EndDecision::AlreadyDone => Vec::new(),
                 EndDecision::Begin(meta, _) => vec![state_record(meta)],
@@ -235,73 +343,82 @@ impl TxnService {
         if let EndDecision::Begin(_, plan) = decision {
             // Finished in a task of its own: neither a slow partition nor a
             // client that stops reading keeps the markers from being written.
-            let _ = tokio::time::timeout(FINISH_WAIT, finish(broker, plan)).await;
+            let _ = tokio::time::timeout(FINISH_WAIT, self.finish(plan)).await;
         }
         tracing::debug!(transactional_id = id, commit, elapsed_us = started.elapsed().as_micros() as u64, "EndTxn");
         Ok(())
     }
 
-    /// Appends one `__transaction_state` record (`None`: a tombstone): the
-    /// log and the end offset to await for durability.
-    fn append_state(
-        &self,
-        broker: &Arc<Broker>,
-        id: &str,
-        value: Option<Bytes>,
-    ) -> Result<(Arc<Log>, i64), ResponseError> {
-        let partition = records::partition_for(id, self.partition_count());
-        let log = broker.topics.log(TXN_TOPIC, partition).ok_or(ResponseError::CoordinatorNotAvailable)?;
-        let record = [(records::key(id), value)];
-        let batch = crate::internal_topic::encode_batch(&record, now_ms(), None).map_err(|e| {
-            tracing::error!("encoding transaction state: {e}");
-            ResponseError::UnknownServerError
-        })?;
-        let info = log.append(batch, 0).map_err(|e| {
+    /// Appends one `__transaction_state` record (`None`: a tombstone).
+    fn append_state(&self, id: &str, value: Option<Bytes>, now: i64) -> Result<Appended, ResponseError> {
+        let partition = self.partition_of(id);
+        self.0.seams.state_log.append(partition, &[(records::key(id), value)], None, now).map_err(|e| {
             tracing::error!("appending to {TXN_TOPIC}-{partition}: {e}");
             ResponseError::CoordinatorNotAvailable
-        })?;
-        Ok((log, info.last_offset + 1))
+        })
     }
 
     /// One attempt at ending a prepared transaction: writes the plan's
-    /// markers, waits until they are durable, settles the transaction's
-    /// offsets with the group coordinator, then records Complete (not
-    /// awaited: if it is lost, start-up writes the markers again, which
-    /// changes nothing).
-    async fn execute(&self, broker: &Arc<Broker>, plan: &EndPlan) -> Result<(), ResponseError> {
-        let mut waits: Vec<Append> = Vec::new();
-        let mut offsets_partitions = Vec::new();
+    /// markers, waits until they are durable (and, on `__consumer_offsets`,
+    /// settled with the group coordinator), then records Complete (not
+    /// awaited: if it is lost, the next load writes the markers again,
+    /// which changes nothing).
+    async fn execute(&self, plan: &EndPlan) -> Result<(), ResponseError> {
+        let marker = TxnMarker {
+            producer_id: ProducerId(plan.producer_id),
+            producer_epoch: ProducerEpoch(plan.producer_epoch),
+            coordinator_epoch: 0,
+            marker: plan.marker,
+        };
+        let mut waits = Vec::new();
         for (topic, partition) in &plan.partitions {
-            // A partition deleted since it joined the transaction has
-            // nothing to end.
-            let Some(log) = broker.topics.log(topic, *partition) else { continue };
-            if topic == OFFSETS_TOPIC {
-                offsets_partitions.push(*partition);
-            }
-            match log.append_marker(plan.producer_id, plan.producer_epoch, 0, plan.marker, 0) {
-                Ok(info) => waits.push((log, info.last_offset + 1)),
+            match self.0.seams.markers.write(&TopicPartition::new(topic.as_str(), *partition), marker) {
+                Ok(wait) => waits.push(wait),
+                // A partition deleted since it joined the transaction has
+                // nothing to end.
+                Err(MarkerError::UnknownPartition) => {}
                 // The producer has a newer epoch on this partition: this
                 // transaction's data there is already ended or fenced, as
                 // Kafka treats a refused marker.
-                Err(LogError::InvalidProducerEpoch(e)) => {
+                Err(MarkerError::InvalidProducerEpoch(e)) => {
                     tracing::warn!(transactional_id = %plan.transactional_id, %topic, partition, "marker not needed: {e}");
                 }
-                Err(e) => {
+                Err(e @ MarkerError::Failed(..)) => {
                     tracing::error!(transactional_id = %plan.transactional_id, %topic, partition, "writing a transaction marker: {e}");
                     return Err(ResponseError::KafkaStorageError);
                 }
             }
         }
         durable(waits).await?;
-        if !offsets_partitions.is_empty() {
-            broker
-                .groups
-                .complete_txn(plan.producer_id, plan.marker == Marker::Commit, offsets_partitions)
-                .await
-                .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
-        }
-        self.decide(broker, |engine| Ok(((), engine.complete(now_ms(), plan).iter().map(state_record).collect())))?;
+        self.decide(|engine, now| Ok(((), engine.complete(now, plan).iter().map(state_record).collect())))?;
         Ok(())
+    }
+
+    /// Ends a prepared transaction in a task of its own, retrying until its
+    /// markers are written, the node stops, or another node becomes the
+    /// id's coordinator. The handle says when.
+    fn finish(&self, plan: EndPlan) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                // A retry after the plan completed must not write its markers
+                // again: the same producer epoch may have a later transaction
+                // on those partitions by now (found by `txn::sim`).
+                if !me.0.engine.lock().is_pending(&plan) {
+                    return;
+                }
+                match me.execute(&plan).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(transactional_id = %plan.transactional_id, "ending the transaction failed, retrying: {e:?}")
+                    }
+                }
+                if me.stopping() || me.check(&plan.transactional_id) == Err(ResponseError::NotCoordinator) {
+                    return;
+                }
+                tokio::time::sleep(FINISH_RETRY).await;
+            }
+        })
     }
 }
 
@@ -309,70 +426,49 @@ impl TxnService {
 /// a tombstone).
 type StateRecord = (String, Option<Bytes>);
 
-/// An append to await: the log and the offset it must be durable up to.
-type Append = (Arc<Log>, i64);
-
 fn state_record(meta: &TxnMetadata) -> StateRecord {
     (meta.transactional_id.clone(), Some(records::value(meta)))
 }
 
 /// Waits until every append is durable.
-async fn durable(waits: Vec<Append>) -> Result<(), ResponseError> {
-    for (log, end) in waits {
-        log.wait_durable(end).await.map_err(|e| {
-            tracing::error!("{TXN_TOPIC} not durable: {e}");
-            ResponseError::CoordinatorNotAvailable
-        })?;
-    }
-    Ok(())
+async fn durable(waits: Vec<Appended>) -> Result<(), ResponseError> {
+    Appended::all(waits).await.map_err(|e| {
+        tracing::error!("{TXN_TOPIC} not durable: {e}");
+        ResponseError::CoordinatorNotAvailable
+    })
 }
 
 /// How long a request waits for a transaction's markers before answering
 /// (the outcome is decided and durable by then; the markers follow).
 const FINISH_WAIT: Duration = Duration::from_secs(10);
 /// Pause between attempts at writing a prepared transaction's markers.
-const FINISH_RETRY_MS: u64 = 500;
-
-/// Ends a prepared transaction in a task of its own, retrying until its
-/// markers are written (or the broker stops). The handle says when.
-fn finish(broker: &Arc<Broker>, plan: EndPlan) -> tokio::task::JoinHandle<()> {
-    let broker = broker.clone();
-    tokio::spawn(async move {
-        loop {
-            match broker.txns.execute(&broker, &plan).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(transactional_id = %plan.transactional_id, "ending the transaction failed, retrying: {e:?}")
-                }
-            }
-            if broker.is_stopping() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(FINISH_RETRY_MS)).await;
-        }
-    })
-}
+const FINISH_RETRY: Duration = Duration::from_millis(500);
 
 /// Aborts transactions past their timeout, and removes transactional ids
-/// idle past `transactional.id.expiration.ms`, until the broker stops.
-async fn expire_loop(broker: Weak<Broker>) {
-    let mut next_id_check = now_ms();
+/// idle past `transactional.id.expiration.ms`, until the service is gone
+/// or the node stops.
+async fn expire_loop(inner: Weak<Inner>) {
+    let mut next_id_check = None;
     loop {
         let wait = {
-            let Some(b) = broker.upgrade() else { return };
-            if b.is_stopping() {
+            let Some(inner) = inner.upgrade() else { return };
+            let s = TxnService(inner);
+            if s.stopping() {
                 return;
             }
-            let now = now_ms();
-            let next = b.txns.engine.lock().next_deadline().unwrap_or(now + EXPIRY_CHECK_MS);
+            let now = s.now();
+            let next = s.0.engine.lock().next_deadline().unwrap_or(now + EXPIRY_CHECK_MS);
             (next - now).clamp(1, EXPIRY_CHECK_MS)
         };
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-        let Some(b) = broker.upgrade() else { return };
-        if now_ms() >= next_id_check {
-            next_id_check = now_ms() + b.txns.id_expiration_check_ms;
-            let gone = b.txns.decide(&b, |engine| {
-                let ids = engine.expire_ids(now_ms(), b.txns.id_expiration_ms);
+        let Some(inner) = inner.upgrade() else { return };
+        let s = TxnService(inner);
+        let now = s.now();
+        if next_id_check.is_none_or(|at| now >= at) {
+            next_id_check = Some(now + s.0.id_expiration_check_ms);
+            let expiration = s.0.id_expiration_ms;
+            let gone = s.decide(|engine, now| {
+                let ids = engine.expire_ids(now, expiration);
                 let tombstones = ids.iter().map(|id| (id.clone(), None)).collect();
                 Ok((ids, tombstones))
             });
@@ -388,8 +484,8 @@ async fn expire_loop(broker: Weak<Broker>) {
                 Err(e) => tracing::error!("writing the tombstones of expired ids: {e:?}"),
             }
         }
-        let expired = b.txns.decide(&b, |engine| {
-            let expired = engine.expire(now_ms());
+        let expired = s.decide(|engine, now| {
+            let expired = engine.expire(now);
             let records = expired.iter().map(|(meta, _)| state_record(meta)).collect();
             Ok((expired, records))
         });
@@ -401,7 +497,7 @@ async fn expire_loop(broker: Weak<Broker>) {
                 }
                 for (meta, plan) in expired {
                     tracing::info!(transactional_id = %meta.transactional_id, "aborting a transaction past its timeout");
-                    drop(finish(&b, plan));
+                    drop(s.finish(plan));
                 }
             }
             Err(e) => tracing::error!("aborting timed-out transactions: {e:?}"),
@@ -409,35 +505,24 @@ async fn expire_loop(broker: Weak<Broker>) {
     }
 }
 
-/// Creates `__transaction_state` (with `partitions` partitions) if needed
-/// and replays it: its partition count and the last state of every
-/// transactional id. Blocking.
-fn load(broker: &Arc<Broker>, partitions: i32) -> Result<(i32, BTreeMap<String, TxnMetadata>), BrokerError> {
-    let topics = &broker.topics;
-    if topics.image().topic(TXN_TOPIC).is_none() {
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("segment.bytes".to_string(), SEGMENT_BYTES.to_string()),
-        ]);
-        topics
-            .create(TXN_TOPIC, partitions, 1, &[], &configs, false)
-            .map_err(|e| BrokerError::internal(format!("creating {TXN_TOPIC}: {e:?}")))?;
-    }
-    let partitions = topics.image().topic(TXN_TOPIC).map_or(0, |t| t.partitions.len() as i32);
+/// The last state of every transactional id stored on `partition`.
+/// Blocking.
+fn read_states(
+    log: &dyn InternalPartitions,
+    partition: i32,
+) -> Result<BTreeMap<String, TxnMetadata>, CoordinatorError> {
     let mut states = BTreeMap::new();
-    for partition in 0..partitions {
-        let log = topics
-            .log(TXN_TOPIC, partition)
-            .ok_or_else(|| BrokerError::internal(format!("{TXN_TOPIC}-{partition} has no log")))?;
-        crate::internal_topic::replay(&log, |record| {
-            let Some(id) = record.key.as_deref().filter(|_| !record.control).and_then(records::decode_key) else {
-                return;
-            };
-            if let Some(meta) = records::decode_value(&id, record.value.as_deref()) {
-                states.insert(id, meta);
-            }
-        })
-        .map_err(|e| BrokerError::internal(format!("{TXN_TOPIC}-{partition}: {e}")))?;
-    }
-    Ok((partitions, states))
+    log.read_committed(partition, &mut |record| {
+        let Some(id) = record.key.as_deref().filter(|_| !record.control).and_then(records::decode_key) else {
+            return;
+        };
+        if let Some(meta) = records::decode_value(&id, record.value.as_deref()) {
+            states.insert(id, meta);
+        }
+    })?;
+    Ok(states)
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -1,0 +1,130 @@
+//! An in-memory internal topic for coordinator tests: appends resolve at
+//! once, reads can be held back (`hold_reads`) to observe a partition
+//! while it loads, and leadership is whatever the test says.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kafka_protocol::records::{Record, TimestampType};
+use kaskade_types::{ProducerEpoch, ProducerId};
+use parking_lot::{Condvar, Mutex};
+
+use super::{Appended, CoordinatorError, InternalPartitions, InternalRecord};
+
+/// An internal topic held in memory.
+pub struct FakePartitions {
+    partitions: i32,
+    records: Mutex<HashMap<i32, Vec<Record>>>,
+    /// While true, reads block ([`FakePartitions::hold_reads`]).
+    held: Mutex<bool>,
+    released: Condvar,
+    /// Reads of these partitions fail (a broken disk).
+    pub failing_reads: Mutex<Vec<i32>>,
+    /// Reads started, and reads that failed.
+    pub reads: AtomicUsize,
+    pub failed_reads: AtomicUsize,
+}
+
+impl FakePartitions {
+    pub fn new(partitions: i32) -> Self {
+        FakePartitions {
+            partitions,
+            records: Mutex::new(HashMap::new()),
+            held: Mutex::new(false),
+            released: Condvar::new(),
+            failing_reads: Mutex::new(Vec::new()),
+            reads: AtomicUsize::new(0),
+            failed_reads: AtomicUsize::new(0),
+        }
+    }
+
+    /// Reads block from now until [`FakePartitions::release_reads`].
+    pub fn hold_reads(&self) {
+        *self.held.lock() = true;
+    }
+
+    pub fn release_reads(&self) {
+        *self.held.lock() = false;
+        self.released.notify_all();
+    }
+
+    /// Polls until `counter` reaches `n`; panics after 10 s.
+    pub async fn reached(counter: &AtomicUsize, n: usize) {
+        let wait = async {
+            while counter.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(10), wait).await.is_err() {
+            panic!("the fake topic never saw {n} reads");
+        }
+    }
+
+    /// Records appended to `partition` so far.
+    pub fn len(&self, partition: i32) -> usize {
+        self.records.lock().get(&partition).map_or(0, Vec::len)
+    }
+}
+
+impl InternalPartitions for FakePartitions {
+    fn topic(&self) -> &str {
+        "__fake_internal"
+    }
+
+    fn partition_count(&self) -> Option<i32> {
+        Some(self.partitions)
+    }
+
+    fn ensure_topic(&self) -> Result<i32, CoordinatorError> {
+        Ok(self.partitions)
+    }
+
+    fn led_partitions(&self) -> Vec<i32> {
+        (0..self.partitions).collect()
+    }
+
+    fn append(
+        &self,
+        partition: i32,
+        records: &[InternalRecord],
+        producer: Option<(ProducerId, ProducerEpoch)>,
+        timestamp: i64,
+    ) -> Result<Appended, CoordinatorError> {
+        let mut all = self.records.lock();
+        let log = all.entry(partition).or_default();
+        for (key, value) in records {
+            log.push(Record {
+                transactional: producer.is_some(),
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: producer.map_or(-1, |p| p.0.get()),
+                producer_epoch: producer.map_or(-1, |p| p.1.get()),
+                timestamp_type: TimestampType::Creation,
+                offset: log.len() as i64,
+                sequence: -1,
+                timestamp,
+                key: Some(key.clone()),
+                value: value.clone(),
+                headers: Default::default(),
+            });
+        }
+        Ok(Appended::done())
+    }
+
+    fn read_committed(&self, partition: i32, visit: &mut dyn FnMut(&Record)) -> Result<usize, CoordinatorError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let mut held = self.held.lock();
+        while *held {
+            self.released.wait(&mut held);
+        }
+        drop(held);
+        if self.failing_reads.lock().contains(&partition) {
+            self.failed_reads.fetch_add(1, Ordering::SeqCst);
+            return Err(CoordinatorError::Unavailable(format!("reading partition {partition} failed")));
+        }
+        let records = self.records.lock().get(&partition).cloned().unwrap_or_default();
+        records.iter().for_each(visit);
+        Ok(records.len())
+    }
+}

@@ -1,0 +1,227 @@
+//! The coordinators' seams over this node's own logs: one node leads every
+//! partition, an append is safe once durable. The broker wires these; a
+//! replicated node would wire implementations that wait for the in-sync
+//! replicas and send markers to other brokers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use kafka_protocol::records::Record;
+use kafka_protocol::ResponseError;
+use kaskade_log::{Log, LogError};
+use kaskade_types::{ProducerEpoch, ProducerId, TopicPartition};
+
+use super::{Appended, CoordinatorError, InternalPartitions, InternalRecord, MarkerError, MarkerWriter, TxnMarker};
+use crate::group::records::OFFSETS_TOPIC;
+use crate::group::GroupService;
+use crate::producer_ids::ProducerIdManager;
+use crate::topic::TopicManager;
+
+/// Kafka's `offsets.topic.segment.bytes` and
+/// `transaction.state.log.segment.bytes` default.
+const SEGMENT_BYTES: &str = "104857600";
+
+/// Resolves once `log` is durable up to `end`.
+fn durable(log: Arc<Log>, end: i64) -> Appended {
+    Appended::new(async move {
+        log.wait_durable(end).await.map_err(|e| CoordinatorError::Unavailable(format!("not durable: {e}")))
+    })
+}
+
+/// An internal topic in this node's logs.
+pub struct LocalInternalTopic {
+    topics: Arc<TopicManager>,
+    name: &'static str,
+    /// The configured partition count, used when creating it.
+    partitions: i32,
+}
+
+impl LocalInternalTopic {
+    pub fn new(topics: Arc<TopicManager>, name: &'static str, partitions: i32) -> Self {
+        LocalInternalTopic { topics, name, partitions: partitions.max(1) }
+    }
+
+    fn log(&self, partition: i32) -> Result<Arc<Log>, CoordinatorError> {
+        self.topics
+            .log(self.name, partition)
+            .ok_or_else(|| CoordinatorError::Unavailable(format!("{}-{partition} has no log", self.name)))
+    }
+}
+
+impl InternalPartitions for LocalInternalTopic {
+    fn topic(&self) -> &str {
+        self.name
+    }
+
+    fn partition_count(&self) -> Option<i32> {
+        self.topics.image().topic(self.name).map(|t| t.partitions.len() as i32)
+    }
+
+    fn ensure_topic(&self) -> Result<i32, CoordinatorError> {
+        if let Some(n) = self.partition_count() {
+            return Ok(n);
+        }
+        // Compacted, as Kafka creates both internal topics.
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), SEGMENT_BYTES.to_string()),
+        ]);
+        self.topics
+            .create(self.name, self.partitions, 1, &[], &configs, false)
+            .map(|t| t.partitions.len() as i32)
+            .map_err(|e| CoordinatorError::Unavailable(format!("creating {}: {e:?}", self.name)))
+    }
+
+    fn led_partitions(&self) -> Vec<i32> {
+        (0..self.partition_count().unwrap_or(0)).collect()
+    }
+
+    fn append(
+        &self,
+        partition: i32,
+        records: &[InternalRecord],
+        producer: Option<(ProducerId, ProducerEpoch)>,
+        timestamp: i64,
+    ) -> Result<Appended, CoordinatorError> {
+        let producer = producer.map(|(id, epoch)| (id.get(), epoch.get()));
+        let batch = crate::internal_topic::encode_batch(records, timestamp, producer)
+            .map_err(|e| CoordinatorError::Unavailable(e.to_string()))?;
+        let log = self.log(partition)?;
+        let info = log
+            .append(batch, 0)
+            .map_err(|e| CoordinatorError::Unavailable(format!("appending to {}-{partition}: {e}", self.name)))?;
+        Ok(durable(log, info.last_offset + 1))
+    }
+
+    fn read_committed(&self, partition: i32, visit: &mut dyn FnMut(&Record)) -> Result<usize, CoordinatorError> {
+        let log = self.log(partition)?;
+        crate::internal_topic::replay(&log, |r| visit(r))
+            .map_err(|e| CoordinatorError::Unavailable(format!("{}-{partition}: {e}", self.name)))
+    }
+}
+
+/// Markers appended to this node's logs; on `__consumer_offsets` the group
+/// coordinator settles the transaction's offsets once the marker is
+/// durable (Kafka's `onTransactionCompleted`).
+pub struct LocalMarkers {
+    topics: Arc<TopicManager>,
+    groups: Arc<GroupService>,
+}
+
+impl LocalMarkers {
+    pub fn new(topics: Arc<TopicManager>, groups: Arc<GroupService>) -> Self {
+        LocalMarkers { topics, groups }
+    }
+}
+
+impl MarkerWriter for LocalMarkers {
+    fn write(&self, tp: &TopicPartition, m: TxnMarker) -> Result<Appended, MarkerError> {
+        let log = self.topics.log(&tp.topic, tp.partition).ok_or(MarkerError::UnknownPartition)?;
+        let info = log
+            .append_marker(m.producer_id.get(), m.producer_epoch.get(), m.coordinator_epoch, m.marker, 0)
+            .map_err(|e| match e {
+                LogError::InvalidProducerEpoch(e) => MarkerError::InvalidProducerEpoch(e.to_string()),
+                e => MarkerError::Failed(
+                    ResponseError::try_from_code(e.kafka_code()).unwrap_or(ResponseError::KafkaStorageError),
+                    e.to_string(),
+                ),
+            })?;
+        let wait = durable(log, info.last_offset + 1);
+        if &*tp.topic != OFFSETS_TOPIC {
+            return Ok(wait);
+        }
+        let (groups, partition) = (self.groups.clone(), tp.partition);
+        let commit = m.marker == kaskade_log::txn::Marker::Commit;
+        Ok(Appended::new(async move {
+            wait.await?;
+            groups
+                .complete_txn(m.producer_id.get(), commit, vec![partition])
+                .await
+                .map_err(|e| CoordinatorError::Unavailable(format!("settling transactional offsets: {e}")))
+        }))
+    }
+}
+
+/// Producer ids from blocks recorded in this node's metadata log.
+pub struct LocalProducerIds {
+    topics: Arc<TopicManager>,
+    ids: Arc<ProducerIdManager>,
+}
+
+impl LocalProducerIds {
+    pub fn new(topics: Arc<TopicManager>, ids: Arc<ProducerIdManager>) -> Self {
+        LocalProducerIds { topics, ids }
+    }
+}
+
+impl super::ProducerIdSource for LocalProducerIds {
+    fn next_id(&self) -> BoxFuture<'_, Result<ProducerId, CoordinatorError>> {
+        Box::pin(async move {
+            self.ids
+                .generate(&self.topics)
+                .await
+                .map(ProducerId)
+                .map_err(|e| CoordinatorError::Unavailable(format!("allocating a producer id: {e}")))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use kaskade_log::txn::Marker;
+
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    fn marker(epoch: i16) -> TxnMarker {
+        TxnMarker {
+            producer_id: ProducerId(5),
+            producer_epoch: ProducerEpoch(epoch),
+            coordinator_epoch: 0,
+            marker: Marker::Commit,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_seams_over_this_nodes_logs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BrokerConfig::default();
+        let (topics, _, _) = crate::server::open_storage(&config, dir.path()).expect("storage");
+        let t = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 3);
+        assert_eq!(t.partition_count(), None);
+        assert!(t.led_partitions().is_empty());
+        let record = [(Bytes::from_static(b"k"), Some(Bytes::from_static(b"v")))];
+        assert!(matches!(t.append(0, &record, None, 1), Err(CoordinatorError::Unavailable(_))), "no topic yet");
+        assert_eq!(t.ensure_topic(), Ok(3));
+        assert_eq!(t.ensure_topic(), Ok(3), "created once");
+        let created = topics.image().topic(OFFSETS_TOPIC).expect("created").configs.get("cleanup.policy").cloned();
+        assert_eq!(created.as_deref(), Some("compact"));
+        assert_eq!(t.led_partitions(), vec![0, 1, 2]);
+
+        t.append(1, &record, Some((ProducerId(5), ProducerEpoch(0))), 1234).expect("append").await.expect("durable");
+        let mut seen = Vec::new();
+        let n = t
+            .read_committed(1, &mut |r| seen.push((r.key.clone(), r.value.clone(), r.transactional, r.producer_id)))
+            .expect("read");
+        assert_eq!(n, 1);
+        assert_eq!(seen, vec![(record[0].0.clone().into(), record[0].1.clone(), true, 5)]);
+        assert!(matches!(t.read_committed(7, &mut |_| {}), Err(CoordinatorError::Unavailable(_))));
+
+        let clock: Arc<dyn kaskade_types::Clock> = Arc::new(kaskade_types::SystemClock);
+        let groups = Arc::new(GroupService::from_config(&config, Arc::new(t), clock));
+        let markers = LocalMarkers::new(topics.clone(), groups);
+        assert_eq!(
+            markers.write(&TopicPartition::new("nope", 0), marker(0)).err(),
+            Some(MarkerError::UnknownPartition)
+        );
+        let offsets = TopicPartition::new(OFFSETS_TOPIC, 1);
+        markers.write(&offsets, marker(1)).expect("written").await.expect("durable and settled");
+        assert!(
+            matches!(markers.write(&offsets, marker(0)), Err(MarkerError::InvalidProducerEpoch(_))),
+            "an older epoch than the partition has seen"
+        );
+        topics.logs().shutdown().expect("shutdown");
+    }
+}

@@ -1,0 +1,90 @@
+//! The internal topic as a coordinator sees it: the partitions this node
+//! leads, appends that can be awaited, and the committed records of a
+//! partition for loading.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+
+use bytes::Bytes;
+use kafka_protocol::records::Record;
+use kaskade_types::{ProducerEpoch, ProducerId};
+
+use super::CoordinatorError;
+
+/// A pending append: resolves once the records are durable (today) or
+/// replicated to the in-sync replicas (later). Dropping it does not undo
+/// the append.
+#[must_use = "an append is safe to answer only once its handle resolves"]
+pub struct Appended(Pin<Box<dyn Future<Output = Result<(), CoordinatorError>> + Send>>);
+
+impl Appended {
+    /// A handle resolving when `wait` does.
+    pub fn new(wait: impl Future<Output = Result<(), CoordinatorError>> + Send + 'static) -> Self {
+        Appended(Box::pin(wait))
+    }
+
+    /// A handle that is already resolved (nothing to wait for).
+    pub fn done() -> Self {
+        Appended::new(std::future::ready(Ok(())))
+    }
+
+    /// Waits for every handle, in order; the first failure.
+    pub async fn all(appended: Vec<Appended>) -> Result<(), CoordinatorError> {
+        for a in appended {
+            a.await?;
+        }
+        Ok(())
+    }
+}
+
+impl IntoFuture for Appended {
+    type Output = Result<(), CoordinatorError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<(), CoordinatorError>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Appended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Appended")
+    }
+}
+
+/// One record to append: key and value (`None`: a tombstone).
+pub type InternalRecord = (Bytes, Option<Bytes>);
+
+/// An internal topic (`__consumer_offsets`, `__transaction_state`) as its
+/// coordinator uses it. Blocking methods say so: call them from the
+/// blocking pool, except `append`, which only hands records to the log.
+pub trait InternalPartitions: Send + Sync + 'static {
+    /// The topic's name.
+    fn topic(&self) -> &str;
+
+    /// The topic's partition count, if it exists (its own count wins over
+    /// the configured one once created, as in Kafka).
+    fn partition_count(&self) -> Option<i32>;
+
+    /// Creates the topic with Kafka's configs for it if it does not exist;
+    /// its partition count. Blocking.
+    fn ensure_topic(&self) -> Result<i32, CoordinatorError>;
+
+    /// The partitions this node leads (today: every one of an existing
+    /// topic).
+    fn led_partitions(&self) -> Vec<i32>;
+
+    /// Appends `records` as one batch to `partition`, transactional records
+    /// of `producer` if given, stamped `timestamp`.
+    fn append(
+        &self,
+        partition: i32,
+        records: &[InternalRecord],
+        producer: Option<(ProducerId, ProducerEpoch)>,
+        timestamp: i64,
+    ) -> Result<Appended, CoordinatorError>;
+
+    /// Every committed record of `partition`, in offset order, into `visit`;
+    /// how many. Blocking.
+    fn read_committed(&self, partition: i32, visit: &mut dyn FnMut(&Record)) -> Result<usize, CoordinatorError>;
+}

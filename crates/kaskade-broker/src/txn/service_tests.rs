@@ -1,0 +1,123 @@
+//! The transaction service over fake seams: ids are served only from the
+//! `__transaction_state` partitions loaded here, per partition.
+
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use kafka_protocol::error::ResponseError;
+use kaskade_types::{ManualClock, ProducerId, TopicPartition};
+use parking_lot::Mutex;
+
+use super::{TxnSeams, TxnService};
+use crate::config::BrokerConfig;
+use crate::coordinator::fake::FakePartitions;
+use crate::coordinator::{Appended, CoordinatorError, MarkerError, MarkerWriter, ProducerIdSource, TxnMarker};
+use crate::txn::records::partition_for;
+
+const PARTITIONS: i32 = 4;
+
+/// Markers that are durable at once; what was written.
+#[derive(Default)]
+struct Markers(Mutex<Vec<(TopicPartition, TxnMarker)>>);
+
+impl MarkerWriter for Markers {
+    fn write(&self, tp: &TopicPartition, marker: TxnMarker) -> Result<Appended, MarkerError> {
+        self.0.lock().push((tp.clone(), marker));
+        Ok(Appended::done())
+    }
+}
+
+/// Ids 1000, 1001, ...
+#[derive(Default)]
+struct Ids(AtomicI64, AtomicUsize);
+
+impl ProducerIdSource for Ids {
+    fn next_id(&self) -> BoxFuture<'_, Result<ProducerId, CoordinatorError>> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Ok(ProducerId(1000 + self.0.fetch_add(1, Ordering::SeqCst))) })
+    }
+}
+
+fn service(fake: &Arc<FakePartitions>, markers: &Arc<Markers>) -> TxnService {
+    let seams = TxnSeams {
+        state_log: fake.clone(),
+        markers: markers.clone(),
+        producer_ids: Arc::new(Ids::default()),
+        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+        stopping: tokio::sync::watch::channel(false).1,
+    };
+    TxnService::from_config(&BrokerConfig::default(), seams)
+}
+
+fn two_ids() -> (String, String) {
+    let a = "txn-0".to_string();
+    let pa = partition_for(&a, PARTITIONS);
+    let b = (1..100).map(|i| format!("txn-{i}")).find(|id| partition_for(id, PARTITIONS) != pa).expect("other");
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_follow_the_partitions_led_here() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, b) = two_ids();
+    let pa = partition_for(&a, PARTITIONS);
+    let (pid_a, epoch_a) = s.init_producer_id(&a, 60_000, None).await.expect("init a");
+    s.init_producer_id(&b, 60_000, None).await.expect("init b");
+    s.add_partitions(&a, pid_a, epoch_a, &[("t".into(), 0)]).await.expect("add");
+
+    s.on_resign(pa);
+    assert_eq!(s.describe(&a).await, Err(ResponseError::NotCoordinator));
+    assert_eq!(s.init_producer_id(&a, 60_000, None).await, Err(ResponseError::NotCoordinator));
+    assert_eq!(s.end_txn(&a, pid_a, epoch_a, true).await, Err(ResponseError::NotCoordinator));
+    assert!(s.describe(&b).await.expect("b served").is_some(), "other partitions untouched");
+    assert!(s.list().await.expect("list").iter().all(|m| m.transactional_id != a), "a is gone");
+
+    fake.hold_reads();
+    let loading = tokio::spawn({
+        let s = s.clone();
+        async move { s.on_become_leader(pa).await }
+    });
+    FakePartitions::reached(&fake.reads, PARTITIONS as usize + 1).await;
+    assert_eq!(s.describe(&a).await, Err(ResponseError::CoordinatorLoadInProgress));
+    assert_eq!(s.list().await.map(|_| ()), Err(ResponseError::CoordinatorLoadInProgress));
+    fake.release_reads();
+    assert_eq!(loading.await.expect("task"), Ok(()));
+    let meta = s.describe(&a).await.expect("served").expect("reloaded");
+    assert_eq!((meta.producer_id, meta.producer_epoch), (pid_a, epoch_a));
+    assert!(meta.partitions.contains(&("t".to_string(), 0)), "its open transaction came back");
+    // It ends as before: a commit marker to its partition.
+    s.end_txn(&a, pid_a, epoch_a, true).await.expect("end");
+    let written = markers.0.lock().clone();
+    assert_eq!(written.len(), 1);
+    assert_eq!((written[0].0.partition, written[0].1.producer_id), (0, ProducerId(pid_a)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_load_is_retried() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, _) = two_ids();
+    let pa = partition_for(&a, PARTITIONS);
+    let (pid, epoch) = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    s.on_resign(pa);
+    fake.failing_reads.lock().push(pa);
+    assert!(matches!(s.on_become_leader(pa).await, Err(CoordinatorError::Unavailable(_))));
+    assert_eq!(s.describe(&a).await, Err(ResponseError::CoordinatorLoadInProgress));
+    fake.failing_reads.lock().clear();
+    let failed = fake.failed_reads.load(Ordering::SeqCst);
+    // The background retry reads it again (after its pause).
+    FakePartitions::reached(&fake.reads, fake.reads.load(Ordering::SeqCst) + 1).await;
+    let loaded = async {
+        while s.describe(&a).await == Err(ResponseError::CoordinatorLoadInProgress) {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), loaded).await.expect("loaded after the retry");
+    assert_eq!(fake.failed_reads.load(Ordering::SeqCst), failed, "the retry succeeded");
+    let meta = s.describe(&a).await.expect("served").expect("loaded");
+    assert_eq!((meta.producer_id, meta.producer_epoch), (pid, epoch));
+}
