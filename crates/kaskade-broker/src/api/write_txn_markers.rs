@@ -42,10 +42,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: WriteTxnMarkersReq
                     .and_then(|log| {
                         let info = log
                             .append_marker(producer_id, m.producer_epoch, m.coordinator_epoch, marker, 0)
-                            .map_err(|e| match e {
-                                LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
-                                e => storage_error(&e),
-                            })?;
+                            .map_err(|e| logged_storage_error(&e))?;
                         Ok((log, info.last_offset + 1))
                     });
                 match written {
@@ -67,7 +64,7 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: WriteTxnMarkersReq
         for (topic, partition, log, end, offsets_partition) in appended {
             match log.wait_durable(end).await {
                 Ok(()) => settled_offsets.extend(offsets_partition),
-                Err(e) => result.topics[topic].partitions[partition].error_code = storage_error(&e).code(),
+                Err(e) => result.topics[topic].partitions[partition].error_code = logged_storage_error(&e).code(),
             }
         }
         if !settled_offsets.is_empty() {
@@ -81,9 +78,12 @@ pub async fn handle(broker: &Arc<Broker>, _version: i16, req: WriteTxnMarkersReq
     resp
 }
 
-fn storage_error(e: &LogError) -> ResponseError {
-    tracing::error!("WriteTxnMarkers: {e}");
-    ResponseError::try_from_code(e.kafka_code()).unwrap_or(ResponseError::KafkaStorageError)
+fn logged_storage_error(e: &LogError) -> ResponseError {
+    // A fenced producer is an expected answer, not a storage failure.
+    if !matches!(e, LogError::InvalidProducerEpoch(_)) {
+        tracing::error!("WriteTxnMarkers: {e}");
+    }
+    crate::partition::storage_error(e)
 }
 
 crate::route_to!(WriteTxnMarkers, handle);
