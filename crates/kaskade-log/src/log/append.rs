@@ -192,6 +192,7 @@ impl Log {
             }
             newer
         });
+        self.follow_local_high_watermark();
         Ok(AppendInfo {
             first_offset: base_offset,
             last_offset: header.last_offset(),

@@ -1,5 +1,5 @@
-//! Durability: the fsync state (durable end, recovery point), the high
-//! watermark, flush requests and the clean close.
+//! Durability: the fsync state (durable end, recovery point), flush
+//! requests and the clean close.
 
 use super::*;
 
@@ -18,35 +18,6 @@ impl Log {
     /// truncation): what long polls park on.
     pub fn subscribe_end(&self) -> watch::Receiver<i64> {
         self.end_tx.subscribe()
-    }
-
-    /// What consumers may read up to. In durable mode only what an fsync
-    /// covered, so no consumer ever sees a record a crash could take back;
-    /// in lazy mode the log end, as Kafka does with one replica.
-    pub fn high_watermark(&self) -> i64 {
-        if self.is_durable_mode() {
-            self.flush.durable_end().min(self.log_end_offset())
-        } else {
-            self.log_end_offset()
-        }
-    }
-
-    /// Notified whenever `high_watermark` may have moved: what long polls
-    /// park on.
-    pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
-        if self.is_durable_mode() {
-            self.flush.subscribe()
-        } else {
-            self.end_tx.subscribe()
-        }
-    }
-
-    pub(super) fn high_watermark_locked(&self, st: &State) -> i64 {
-        if st.config.flush == FlushPolicy::Durable {
-            self.flush.durable_end().min(st.next_offset)
-        } else {
-            st.next_offset
-        }
     }
 
     /// Waits until every offset below `end` is on disk. Immediate in lazy

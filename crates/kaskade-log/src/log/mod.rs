@@ -29,6 +29,7 @@
 mod append;
 mod cleaner;
 mod durability;
+mod high_watermark;
 mod open;
 mod producers;
 mod read;
@@ -202,6 +203,8 @@ pub struct Log {
     env: LogEnv,
     flush: Arc<FlushState>,
     end_tx: watch::Sender<i64>,
+    /// The high watermark, an input (`high_watermark`).
+    hw: Arc<high_watermark::HighWatermark>,
     state: Mutex<State>,
     /// Signalled whenever in-flight writes leave `State::inflight`, and
     /// when a writer steps down.
@@ -234,7 +237,15 @@ impl Log {
     }
 
     pub fn set_config(&self, config: LogConfig) {
-        self.state.lock().config = config;
+        let durable = config.flush == FlushPolicy::Durable;
+        let was_durable = std::mem::replace(&mut self.state.lock().config, config).flush == FlushPolicy::Durable;
+        self.hw.set_durable(durable);
+        if durable && !was_durable {
+            // The HW never moves back: what lazy mode exposed stays
+            // readable, and an fsync catches the durable end up with it.
+            self.request_flush();
+        }
+        self.follow_local_high_watermark();
     }
 
     pub fn log_start_offset(&self) -> i64 {

@@ -2,6 +2,7 @@
 //! leftovers, recovering segments past the recovery point, and loading the
 //! producer state and the aborted-transaction index.
 
+use super::high_watermark::HighWatermark;
 use super::*;
 
 impl Log {
@@ -143,13 +144,21 @@ impl Log {
             segs.insert(base, seg);
         }
         let flush = FlushState::new(dir.to_path_buf(), next_offset);
-        let (end_tx, _) = watch::channel(next_offset);
+        let (end_tx, end_rx) = watch::channel(next_offset);
+        // Everything below the recovered end is on disk (recovery cut the
+        // rest): the HW starts at the log end.
+        let hw = Arc::new(HighWatermark::new(next_offset, end_rx, config.flush == FlushPolicy::Durable));
+        let follower = hw.clone();
+        flush.set_listener(crate::flush::DurableListener(Arc::new(move |durable_end| {
+            follower.follow_local(durable_end)
+        })));
         let log = Log {
             tp,
             dir: dir.to_path_buf(),
             env,
             flush,
             end_tx,
+            hw,
             state: Mutex::new(State {
                 config,
                 segments: segs,

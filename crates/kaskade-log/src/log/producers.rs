@@ -9,7 +9,7 @@ impl Log {
     /// Indexes a transaction that just ended (an abort goes to the active
     /// segment's `.txnindex`; the file is fsynced with the snapshots).
     pub(super) fn record_completed(&self, st: &mut State, done: &CompletedTxn) {
-        let hw = self.high_watermark_locked(st);
+        let hw = self.hw.get();
         let first_open = st.producers.first_open_txn();
         let lso = st.txns.last_stable_offset(first_open, hw);
         if let Some(entry) = st.txns.complete(done, lso) {
@@ -27,7 +27,7 @@ impl Log {
     /// marker is not yet below the high watermark; else the high watermark.
     pub fn last_stable_offset(&self) -> i64 {
         let mut st = self.state.lock();
-        let hw = self.high_watermark_locked(&st);
+        let hw = self.hw.get();
         let first_open = st.producers.first_open_txn();
         // An open transaction whose start was deleted (DeleteRecords,
         // retention) holds the LSO at the log start, as Kafka clamps it.

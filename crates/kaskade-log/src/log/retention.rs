@@ -150,6 +150,7 @@ impl Log {
         drop(st);
         self.flush.reset_to(end);
         self.end_tx.send_replace(end);
+        self.hw.truncate(end);
         producers
     }
 }
