@@ -9,6 +9,7 @@ pub mod error;
 pub mod group;
 pub mod internal_topic;
 pub mod network;
+pub mod partition;
 pub mod producer_ids;
 pub mod router;
 pub mod scram;

@@ -489,7 +489,7 @@ impl<'a> BatchReader<'a> {
             return Ok(None);
         }
         if self.pos + HEADER_LEN as u64 > self.end {
-            return Err(LogError::Corrupt(format!("{} trailing bytes at {}", self.end - self.pos, self.pos)));
+            return Err(LogError::CorruptBatch(format!("{} trailing bytes at {}", self.end - self.pos, self.pos)));
         }
         if !self.has(HEADER_LEN) {
             self.fill(HEADER_LEN)?;
@@ -497,7 +497,7 @@ impl<'a> BatchReader<'a> {
         let off = (self.pos - self.chunk_pos) as usize;
         let h = BatchHeader::parse(&self.chunk[off..off + HEADER_LEN])?;
         if h.batch_length < (HEADER_LEN - batch::LOG_OVERHEAD) as i32 || self.pos + h.total_len() as u64 > self.end {
-            return Err(LogError::Corrupt(format!(
+            return Err(LogError::CorruptBatch(format!(
                 "batch at {} has an impossible length {}",
                 self.pos, h.batch_length
             )));
@@ -509,7 +509,7 @@ impl<'a> BatchReader<'a> {
         let off = (self.pos - self.chunk_pos) as usize;
         let bytes = self.chunk.slice(off..off + len);
         let h = batch::validate_structure(&bytes)
-            .map_err(|e| LogError::Corrupt(format!("batch at position {}: {e}", self.pos)))?;
+            .map_err(|e| LogError::CorruptBatch(format!("batch at position {}: {e}", self.pos)))?;
         self.pos += len as u64;
         Ok(Some((h, bytes)))
     }

@@ -54,6 +54,19 @@ pub struct FlushState {
     /// second waits, then covers what is left, and never publishes a durable
     /// end while the first one's fsync is still running.
     sync_lock: Mutex<()>,
+    /// Told the new durable end whenever a sync moved it (the log's
+    /// high-watermark rule); called without any of this state's locks.
+    listener: Mutex<Option<DurableListener>>,
+}
+
+/// A callback on durable-end changes.
+#[derive(Clone)]
+pub struct DurableListener(pub Arc<dyn Fn(i64) + Send + Sync>);
+
+impl std::fmt::Debug for DurableListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DurableListener")
+    }
 }
 
 impl FlushState {
@@ -66,7 +79,13 @@ impl FlushState {
             recovery_point: AtomicI64::new(durable_end),
             failed: Mutex::new(None),
             sync_lock: Mutex::new(()),
+            listener: Mutex::new(None),
         })
+    }
+
+    /// Registers the callback told every new durable end.
+    pub fn set_listener(&self, listener: DurableListener) {
+        *self.listener.lock() = Some(listener);
     }
 
     pub fn durable_end(&self) -> i64 {
@@ -190,6 +209,10 @@ impl FlushState {
             // Wake waiters so they see the failure instead of hanging.
             self.durable_tx.send_modify(|_| {});
             return Err(e);
+        }
+        let listener = self.listener.lock().clone();
+        if let Some(listener) = listener {
+            (listener.0)(self.durable_end());
         }
         let again = requeue && {
             let mut p = self.pending.lock();

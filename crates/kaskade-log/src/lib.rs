@@ -10,7 +10,7 @@
 //! - [`batch`]: header parsing, validation, patching.
 //! - [`segment`], [`index`]: one segment and its sparse indexes.
 //! - [`log`]: a partition log: append, read, time lookup, roll, truncate,
-//!   retention, recovery.
+//!   retention, recovery (one submodule per concern).
 //! - [`flush`]: group-committed fsync on dedicated threads.
 //! - [`producer_state`]: idempotent producers' state per partition
 //!   (duplicates, sequence and epoch checks) and its snapshots.

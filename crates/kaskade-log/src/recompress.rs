@@ -57,8 +57,8 @@ impl Target {
 /// `target` says.
 pub fn recompress(batch: &Bytes, target: Target) -> Result<Bytes> {
     let mut input = batch.clone();
-    let set =
-        RecordBatchDecoder::decode(&mut input).map_err(|e| LogError::Corrupt(format!("undecodable batch: {e}")))?;
+    let set = RecordBatchDecoder::decode(&mut input)
+        .map_err(|e| LogError::CorruptBatch(format!("undecodable batch: {e}")))?;
     if set.records.is_empty() {
         return Ok(batch.clone());
     }

@@ -33,7 +33,7 @@ pub async fn handle(
                     } else {
                         match tokio::task::spawn_blocking(move || log.advance_log_start(target)).await {
                             Ok(Ok(start)) => pr.low_watermark = start,
-                            Ok(Err(e)) => pr.error_code = e.kafka_code(),
+                            Ok(Err(e)) => pr.error_code = crate::partition::storage_error(&e).code(),
                             Err(_) => pr.error_code = ResponseError::UnknownServerError.code(),
                         }
                     }

@@ -97,7 +97,7 @@ fn read_all(wanted: &[(Option<Arc<Log>>, i64, i32)], max_bytes: i32, read_commit
                     Got { error: 0, hw, lso, log_start, records, aborted }
                 }
                 Err(e) => Got {
-                    error: e.kafka_code(),
+                    error: crate::partition::storage_error(&e).code(),
                     hw,
                     lso,
                     log_start: log.log_start_offset(),

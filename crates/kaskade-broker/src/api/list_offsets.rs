@@ -35,7 +35,7 @@ fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<(i64, i64),
             _ => (-1, -1),
         }),
         t if t >= 0 => {
-            let hit = log.find_by_timestamp(t).map_err(|e| e.kafka_code())?;
+            let hit = log.find_by_timestamp(t).map_err(|e| crate::partition::storage_error(&e).code())?;
             let Some(hit) = hit.filter(|h| h.header.base_offset < fetchable) else { return Ok((-1, -1)) };
             // A batch may straddle the log start (DeleteRecords): records
             // below it are gone, so the answer starts at the log start.

@@ -16,6 +16,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::partition::storage_error;
+use kaskade_log::LogError;
 
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
 pub const REQUEST_TIMED_OUT: i16 = 7;
@@ -38,7 +40,7 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
 async fn recompress_for_log(
     target: Option<kaskade_log::recompress::Target>,
     records: bytes::Bytes,
-) -> Result<bytes::Bytes, kaskade_log::LogError> {
+) -> Result<bytes::Bytes, LogError> {
     let Some(target) = target else { return Ok(records) };
     // An unparsable header is refused by the log's own validation.
     let Ok(header) = kaskade_log::batch::BatchHeader::parse(&records) else { return Ok(records) };
@@ -47,7 +49,7 @@ async fn recompress_for_log(
     }
     tokio::task::spawn_blocking(move || kaskade_log::recompress::recompress(&records, target))
         .await
-        .map_err(|e| kaskade_log::LogError::InvalidRecord(format!("recompression did not finish: {e}")))?
+        .map_err(|e| LogError::InvalidRecord(format!("recompression did not finish: {e}")))?
 }
 
 /// Compacted topics need a key on every record (Kafka's LogValidator), the
@@ -75,7 +77,7 @@ fn record_errors_response(idx: i32, version: i16, refused: &[i32], message: &str
         refused.len(),
         shown.join(", ")
     );
-    let mut pr = partition_error(idx, kaskade_log::error::code::INVALID_RECORD, (version >= 8).then_some(summary));
+    let mut pr = partition_error(idx, ResponseError::InvalidRecord.code(), (version >= 8).then_some(summary));
     if version >= 8 {
         pr.record_errors = refused
             .iter()
@@ -128,7 +130,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
             let Some(records) = part.records else {
                 tr.partition_responses.push(partition_error(
                     idx,
-                    kaskade_log::error::code::CORRUPT_MESSAGE,
+                    ResponseError::CorruptMessage.code(),
                     (version >= 8).then(|| "no records".into()),
                 ));
                 continue;
@@ -152,7 +154,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                 Err(e) => {
                     tr.partition_responses.push(partition_error(
                         idx,
-                        e.kafka_code(),
+                        storage_error(&e).code(),
                         (version >= 8).then(|| e.to_string()),
                     ));
                     continue;
@@ -181,8 +183,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                 }
                 Err(e) => {
                     // error_message and record_errors exist from v8 on.
-                    let mut pr = partition_error(idx, e.kafka_code(), (version >= 8).then(|| e.to_string()));
-                    if version >= 8 && matches!(e.kafka_code(), 2 | 87) {
+                    let mut pr = partition_error(idx, storage_error(&e).code(), (version >= 8).then(|| e.to_string()));
+                    if version >= 8 && matches!(e, LogError::CorruptBatch(_) | LogError::InvalidRecord(_)) {
                         // Kafka names the offending batch: there is only one.
                         let mut be = BatchIndexAndErrorMessage::default();
                         be.batch_index = 0;
@@ -210,7 +212,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
         for ((ti, pi, _, _), r) in waits.into_iter().zip(results) {
             let code = match r {
                 Ok(Ok(())) => continue,
-                Ok(Err(e)) => e.kafka_code(),
+                Ok(Err(e)) => storage_error(&e).code(),
                 Err(_) => REQUEST_TIMED_OUT,
             };
             if let Some(p) = resp.responses.get_mut(ti).and_then(|t| t.partition_responses.get_mut(pi)) {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use kafka_protocol::records::Record;
-use kafka_protocol::ResponseError;
 use kaskade_log::{Log, LogError};
 use kaskade_types::{ProducerEpoch, ProducerId, TopicPartition};
 
@@ -122,10 +121,7 @@ impl MarkerWriter for LocalMarkers {
             .append_marker(m.producer_id.get(), m.producer_epoch.get(), m.coordinator_epoch, m.marker, 0)
             .map_err(|e| match e {
                 LogError::InvalidProducerEpoch(e) => MarkerError::InvalidProducerEpoch(e.to_string()),
-                e => MarkerError::Failed(
-                    ResponseError::try_from_code(e.kafka_code()).unwrap_or(ResponseError::KafkaStorageError),
-                    e.to_string(),
-                ),
+                e => MarkerError::Failed(crate::partition::error::storage_error(&e), e.to_string()),
             })?;
         let wait = durable(log, info.last_offset + 1);
         if &*tp.topic != OFFSETS_TOPIC {

@@ -36,7 +36,7 @@ impl From<MetaError> for TopicError {
 
 impl From<kaskade_log::LogError> for TopicError {
     fn from(e: kaskade_log::LogError) -> Self {
-        let code = ResponseError::try_from_code(e.kafka_code()).unwrap_or(ResponseError::KafkaStorageError);
+        let code = crate::partition::storage_error(&e);
         TopicError::new(code, e.to_string())
     }
 }

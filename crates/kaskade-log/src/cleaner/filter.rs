@@ -85,19 +85,19 @@ pub fn delete_horizon(h: &BatchHeader) -> Option<i64> {
 /// Decodes the records of a whole, CRC-checked batch.
 pub fn decode(batch: &Bytes, h: &BatchHeader) -> Result<Records> {
     if batch.len() < HEADER_LEN {
-        return Err(LogError::Corrupt(format!("a batch of {} bytes has no records section", batch.len())));
+        return Err(LogError::CorruptBatch(format!("a batch of {} bytes has no records section", batch.len())));
     }
     let data = decompress(h.compression(), batch.slice(HEADER_LEN..))?;
     let mut recs = Vec::with_capacity(h.records_count.clamp(0, 1 << 16) as usize);
     let mut pos = 0;
     for i in 0..h.records_count.max(0) {
         let r = parse_record(&data, &mut pos).ok_or_else(|| {
-            LogError::Corrupt(format!("record {i} of the batch at offset {} cannot be parsed", h.base_offset))
+            LogError::CorruptBatch(format!("record {i} of the batch at offset {} cannot be parsed", h.base_offset))
         })?;
         recs.push(r);
     }
     if pos != data.len() {
-        return Err(LogError::Corrupt(format!(
+        return Err(LogError::CorruptBatch(format!(
             "{} bytes follow the {} records of the batch at offset {}",
             data.len() - pos,
             h.records_count,
@@ -196,9 +196,9 @@ fn decompress(codec: i16, mut payload: Bytes) -> Result<Bytes> {
         2 => Snappy::decompress(&mut payload, |b: &mut Bytes| Ok(b.clone())),
         3 => Lz4::decompress(&mut payload, |b: &mut Bytes| Ok(b.clone())),
         4 => Zstd::decompress(&mut payload, |b: &mut Bytes| Ok(b.clone())),
-        c => return Err(LogError::Corrupt(format!("unknown compression codec {c}"))),
+        c => return Err(LogError::CorruptBatch(format!("unknown compression codec {c}"))),
     };
-    out.map_err(|e| LogError::Corrupt(format!("decompressing records: {e:#}")))
+    out.map_err(|e| LogError::CorruptBatch(format!("decompressing records: {e:#}")))
 }
 
 fn compress(codec: i16, raw: &[u8], out: &mut BytesMut) -> Result<()> {
@@ -223,7 +223,7 @@ fn compress(codec: i16, raw: &[u8], out: &mut BytesMut) -> Result<()> {
             t.extend_from_slice(raw);
             Ok(())
         }),
-        c => return Err(LogError::Corrupt(format!("unknown compression codec {c}"))),
+        c => return Err(LogError::CorruptBatch(format!("unknown compression codec {c}"))),
     };
     res.map_err(|e| LogError::Io(std::io::Error::other(format!("compressing records: {e:#}"))))
 }

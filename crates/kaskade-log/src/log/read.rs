@@ -1,0 +1,79 @@
+//! Reads: whole batches from an offset, and lookups by timestamp.
+
+use super::*;
+
+impl Log {
+    /// Reads whole batches from `start`, at most `max_bytes` (but always
+    /// one whole batch when there is one), stopping before `upper` (the
+    /// high watermark; `None` = the log end). Reads one segment at a time,
+    /// as Kafka does.
+    pub fn read(&self, start: i64, max_bytes: usize, upper: Option<i64>) -> Result<ReadResult> {
+        let (plan, log_start, log_end) = {
+            let st = self.state.lock();
+            let (log_start, log_end) = (st.log_start, st.next_offset);
+            if start < log_start || start > log_end {
+                return Err(LogError::OffsetOutOfRange { offset: start, start: log_start, end: log_end });
+            }
+            let mut plan = Vec::new();
+            let floor = st.segments.range(..=start).next_back().map(|(b, _)| *b).unwrap_or(i64::MIN);
+            for (_, seg) in st.segments.range(floor..) {
+                if seg.next_offset <= start || seg.size == 0 {
+                    continue;
+                }
+                plan.push((self.files_for(seg, st.config.segment_index_bytes)?, seg.size));
+                if plan.len() == 2 {
+                    break;
+                }
+            }
+            (plan, log_start, log_end)
+        };
+        let upper = upper.unwrap_or(log_end).min(log_end);
+        let mut records = None;
+        if start < upper {
+            for (files, size) in plan {
+                if let Some(b) = segment::read(&files, size, start, max_bytes, upper)? {
+                    records = Some(b);
+                    break;
+                }
+            }
+        }
+        Ok(ReadResult { records, log_start_offset: log_start, log_end_offset: log_end })
+    }
+
+    /// The first batch whose max timestamp is >= `timestamp` (Kafka's
+    /// ListOffsets by time). The caller picks the exact record in it.
+    /// Batches wholly below the log start are not candidates (Kafka
+    /// searches from the log start offset too).
+    pub fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<TimestampHit>> {
+        let (candidates, log_start) = {
+            let st = self.state.lock();
+            let mut c = Vec::new();
+            for seg in st.segments.values() {
+                if seg.max_timestamp >= timestamp && seg.size > 0 && seg.next_offset > st.log_start {
+                    c.push((self.files_for(seg, st.config.segment_index_bytes)?, seg.size));
+                }
+            }
+            (c, st.log_start)
+        };
+        for (files, size) in candidates {
+            if let Some((pos, header)) = segment::find_by_timestamp(&files, size, timestamp, log_start)? {
+                let batch = segment::read_batch(&files, pos, header.total_len())?;
+                return Ok(Some(TimestampHit { header, batch }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the last offset of the batch
+    /// that holds it.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let st = self.state.lock();
+        st.segments.values().filter(|s| s.max_timestamp >= 0).map(|s| (s.max_timestamp, s.max_timestamp_offset)).fold(
+            None,
+            |acc: Option<(i64, i64)>, x| match acc {
+                Some(a) if a.0 >= x.0 => Some(a),
+                _ => Some(x),
+            },
+        )
+    }
+}
