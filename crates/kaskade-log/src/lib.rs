@@ -26,6 +26,7 @@ pub mod error;
 pub mod flush;
 pub mod handles;
 pub mod index;
+pub mod leader_epoch;
 pub mod log;
 pub mod manager;
 pub mod producer_state;

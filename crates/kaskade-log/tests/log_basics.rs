@@ -236,3 +236,43 @@ fn high_watermark_is_monotonic_clamped_and_follows_the_single_node_rule() {
     assert_eq!(log.high_watermark(), log.log_end_offset());
     mgr.shutdown().expect("shutdown");
 }
+
+/// The leader-epoch cache: written as Kafka's `leader-epoch-checkpoint`
+/// when a new epoch starts, cut by truncation and by the log start moving,
+/// answering `end_offset_for_epoch` as Kafka's `endOffsetFor`, and rebuilt
+/// from the batches at open when the file is gone.
+#[test]
+fn leader_epoch_checkpoint_tracks_epochs_and_is_rebuilt() {
+    use kaskade_log::leader_epoch::LEADER_EPOCH_FILE;
+    use kaskade_types::{LeaderEpoch, Offset};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let cfg = LogConfig { segment_bytes: 400, index_interval_bytes: 100, ..LogConfig::default() };
+    let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
+    let log = mgr.get_or_create(&tp(), cfg.clone()).expect("create");
+    for (i, epoch) in [0, 0, 2, 2, 5, 5].into_iter().enumerate() {
+        log.append(batch(2, 50, 0, i as u8), epoch).expect("append");
+    }
+    let file = log.dir().join(LEADER_EPOCH_FILE);
+    assert_eq!(std::fs::read_to_string(&file).expect("checkpoint"), "0\n3\n0 0\n2 4\n5 8\n");
+    assert_eq!(log.end_offset_for_epoch(LeaderEpoch(5)), Some((LeaderEpoch(5), Offset(12))));
+    assert_eq!(log.end_offset_for_epoch(LeaderEpoch(3)), Some((LeaderEpoch(2), Offset(8))));
+    assert_eq!(log.end_offset_for_epoch(LeaderEpoch(6)), None);
+
+    log.truncate_to(10).expect("truncate");
+    assert_eq!(std::fs::read_to_string(&file).expect("checkpoint"), "0\n3\n0 0\n2 4\n5 8\n");
+    log.truncate_to(8).expect("truncate");
+    assert_eq!(log.end_offset_for_epoch(LeaderEpoch(2)), Some((LeaderEpoch(2), Offset(8))), "epoch 5 is gone");
+    log.advance_log_start(5).expect("delete records");
+    assert_eq!(std::fs::read_to_string(&file).expect("checkpoint"), "0\n1\n2 5\n");
+    log.append(batch(1, 50, 0, 9), 7).expect("append");
+    mgr.shutdown().expect("shutdown");
+
+    std::fs::remove_file(&file).expect("remove");
+    let (mgr, _) = open(dir.path(), cfg.clone(), clock);
+    let log = mgr.get_or_create(&tp(), cfg).expect("reopen");
+    assert_eq!(log.end_offset_for_epoch(LeaderEpoch(2)), Some((LeaderEpoch(2), Offset(8))), "rebuilt from batches");
+    assert_eq!(log.end_offset_for_epoch(LeaderEpoch(7)), Some((LeaderEpoch(7), Offset(9))));
+    assert!(file.exists(), "the rebuilt cache is written back");
+    mgr.shutdown().expect("shutdown");
+}

@@ -58,6 +58,7 @@ use crate::producer_state::{self, ProducerEntry, ProducerStateManager, Snapshots
 use crate::segment::{self, NextBatch, Pending, RollLimits, Segment, SegmentFiles};
 use crate::txn::{self, AbortedTxn, CompletedTxn, EndMarker, Marker, TxnLog};
 use crate::types::TopicPartition;
+use kaskade_types::{LeaderEpoch, Offset};
 
 /// Shared machinery every log of a node uses.
 #[derive(Clone, Debug)]
@@ -128,6 +129,8 @@ struct State {
     /// Snapshots written at a roll and `.txnindex` files appended to, not
     /// yet fsynced (`sync_snapshots`).
     unsynced_snapshots: Vec<std::fs::File>,
+    /// Where each leader epoch starts (`leader-epoch-checkpoint`).
+    epochs: crate::leader_epoch::LeaderEpochCache,
     /// Aborted transactions and completed ones not yet stable.
     txns: TxnLog,
     /// Batches placed in the active segment's file whose writes run or ran
@@ -267,6 +270,19 @@ impl Log {
     /// Base offsets of all segments, oldest first.
     pub fn segment_bases(&self) -> Vec<i64> {
         self.state.lock().segments.keys().copied().collect()
+    }
+
+    /// Kafka's `endOffsetFor` over the leader-epoch cache: the largest
+    /// known epoch <= `epoch` and the offset where it ended (the log end for
+    /// the latest); `None` when `epoch` is newer than every known one.
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+        let st = self.state.lock();
+        st.epochs.end_offset_for(epoch.get(), st.next_offset).map(|(e, o)| (LeaderEpoch(e), Offset(o)))
+    }
+
+    /// The latest leader epoch written to this log.
+    pub fn latest_epoch(&self) -> Option<LeaderEpoch> {
+        self.state.lock().epochs.latest_epoch().map(LeaderEpoch)
     }
 
     pub fn is_durable_mode(&self) -> bool {

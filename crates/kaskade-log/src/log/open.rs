@@ -4,6 +4,7 @@
 
 use super::high_watermark::HighWatermark;
 use super::*;
+use crate::leader_epoch::{self, LeaderEpochCache, LEADER_EPOCH_FILE};
 
 impl Log {
     /// Opens (or creates) the log in `dir`, recovering it as `hint` says.
@@ -128,6 +129,7 @@ impl Log {
         let log_start = hint.log_start.unwrap_or(first_base).max(first_base).min(next_offset);
         let (producers, mut snapshots, completed, replayed) =
             load_producer_state(&tp, dir, &segments, log_start, next_offset, &env, &mut report)?;
+        let epochs = load_leader_epochs(&tp, dir, &segments, log_start, next_offset, &mut report)?;
         let txns = load_txn_index(&tp, dir, segments.keys().copied(), next_offset, &completed, &mut report)?;
         if replayed {
             snapshot_after_replay(&tp, &mut snapshots, &producers, next_offset);
@@ -170,6 +172,7 @@ impl Log {
                 producers,
                 snapshots,
                 unsynced_snapshots: Vec::new(),
+                epochs,
                 txns,
                 inflight: VecDeque::new(),
                 inflight_first: 0,
@@ -236,6 +239,44 @@ fn snapshot_after_replay(tp: &TopicPartition, snaps: &mut Snapshots, state: &Pro
     if let Err(e) = snaps.write(end, &state.to_snapshot(), true).and_then(|_| snaps.retain_latest(SNAPSHOTS_TO_KEEP)) {
         tracing::warn!(%tp, error = %e, "writing the producer snapshot failed");
     }
+}
+
+/// Loads the leader-epoch cache at open, rebuilt from the batches' epochs
+/// when the file is missing or malformed, and cut to the recovered log
+/// (recovery may have truncated it) as Kafka does after recovery.
+fn load_leader_epochs(
+    tp: &TopicPartition,
+    dir: &Path,
+    segments: &BTreeMap<i64, (Segment, SegmentFiles)>,
+    log_start: i64,
+    end: i64,
+    report: &mut Vec<String>,
+) -> Result<LeaderEpochCache> {
+    let (mut cache, found) = LeaderEpochCache::load(dir)?;
+    if !found {
+        let mut entries = Vec::new();
+        for (seg, files) in segments.values().filter(|(s, _)| s.size > 0) {
+            let mut from = seg.base;
+            while from < seg.next_offset {
+                let Some(bytes) = segment::read(files, seg.size, from, 1 << 20, seg.next_offset)? else { break };
+                let before = from;
+                for h in batch::headers(&bytes) {
+                    leader_epoch::observe(&mut entries, h.partition_leader_epoch, h.base_offset);
+                    from = h.next_offset();
+                }
+                if from <= before {
+                    break;
+                }
+            }
+        }
+        if !entries.is_empty() || dir.join(LEADER_EPOCH_FILE).exists() {
+            report.push(format!("{tp}: {LEADER_EPOCH_FILE} missing or malformed; rebuilt from the log"));
+        }
+        cache.rebuild(entries)?;
+    }
+    cache.truncate_from_end(end)?;
+    cache.truncate_from_start(log_start)?;
+    Ok(cache)
 }
 
 /// Loads the aborted-transaction index at open: every segment's

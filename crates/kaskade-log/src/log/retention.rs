@@ -15,6 +15,8 @@ impl Log {
             st.log_start = offset;
         }
         self.delete_below_log_start(&mut st)?;
+        let start = st.log_start;
+        st.epochs.truncate_from_start(start)?;
         Ok(st.log_start)
     }
 
@@ -86,6 +88,8 @@ impl Log {
                 st.log_start = st.log_start.max(first);
             }
             tracing::info!(tp = %self.tp, deleted, log_start = st.log_start, "retention deleted segments");
+            let start = st.log_start;
+            st.epochs.truncate_from_start(start)?;
         }
         Ok(deleted)
     }
@@ -137,6 +141,14 @@ impl Log {
             // (truncation mid-batch): keep `log_start <= next_offset`.
             st.log_start = st.log_start.min(st.next_offset);
         }
+        // The leader epochs follow the log (Kafka's `truncateFromEnd`, and a
+        // log started over forgets them all).
+        let end = st.next_offset;
+        if everything {
+            st.epochs.clear()?;
+        } else {
+            st.epochs.truncate_from_end(end)?;
+        }
         // The producer state follows the log; an error is returned once the
         // log's own bookkeeping below is done.
         let producers = if everything {
@@ -146,7 +158,6 @@ impl Log {
         } else {
             self.reload_producer_state(&mut st)
         };
-        let end = st.next_offset;
         drop(st);
         self.flush.reset_to(end);
         self.end_tx.send_replace(end);
