@@ -60,17 +60,19 @@ fn start(data: &Path, extra: &[&str]) -> Node {
             let _ = tx.send(line);
         }
     });
-    let (mut kafka, mut http) = (None, None);
+    // Owned by `Node` from here: a failed start-up still kills the child.
+    let mut node = Node { child, kafka: String::new(), http: None, stderr };
     let deadline = Instant::now() + WAIT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no start-up; stderr:\n{}", stderr.lock().unwrap()));
+        let Ok(line) = rx.recv_timeout(left) else { panic!("no start-up; stderr:\n{}", node.stderr.lock().unwrap()) };
         if let Some(a) = line.strip_prefix("kaskade: listening on ") {
-            kafka = Some(a.to_string());
+            node.kafka = a.to_string();
         } else if let Some(u) = line.strip_prefix("kaskade: http on http://") {
-            http = Some(u.to_string());
+            node.http = Some(u.to_string());
         } else if line.starts_with("kaskade: data in ") {
-            return Node { child, kafka: kafka.expect("listening line"), http, stderr };
+            assert!(!node.kafka.is_empty(), "no 'listening on' line before 'data in'");
+            return node;
         }
     }
 }
