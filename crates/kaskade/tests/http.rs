@@ -261,6 +261,9 @@ fn probes_limits_and_metrics_follow_a_real_client() {
     assert_eq!(get(&s, "kaskade_request_duration_seconds_count", &[("api", "Produce")]), Some(produces));
     assert!(get(&s, "kaskade_requests_total", &[("api", "OffsetCommit")]).unwrap() >= 1.0);
     assert_eq!(get(&s, "kaskade_request_failures_total", &[("api", "Produce")]), Some(0.0));
+    // The producer's and the consumer's connections (bootstrap and broker).
+    assert!(get(&s, "kaskade_connections", &[]).unwrap() >= 2.0);
+    assert!(get(&s, "kaskade_connections_accepted_total", &[]).unwrap() >= 3.0, "topic create, producer, consumer");
 
     // More records move the end offset and the lag; committing all clears it.
     producer.send(BaseRecord::to(topic).partition(0).key("k").payload("late")).expect("enqueue");

@@ -9,8 +9,10 @@
 //!
 //! Files: `text` (the exposition format), `logs` (per-partition gauges),
 //! `groups` (consumer group lag, state, members), `process` (open files),
-//! `requests` (per-API request counts and latency, counted on the hot path).
+//! `requests` (per-API request counts and latency, counted on the hot path),
+//! `connections` (open and accepted client connections).
 
+pub mod connections;
 mod groups;
 mod logs;
 pub mod process;
@@ -51,5 +53,6 @@ impl NodeMetrics {
         logs::render(&mut x, &logs);
         groups::render(&mut x, &self.broker, &self.runtime, &logs);
         requests::render(&mut x);
+        connections::render(&mut x);
     }
 }
