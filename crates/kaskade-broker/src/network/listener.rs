@@ -176,7 +176,9 @@ async fn accept_loop(
                 }
                 let broker = broker.clone();
                 let shutdown = shutdown.clone();
+                let open = crate::metrics::connections::OpenConnection::new();
                 connections.spawn(async move {
+                    let _open = open;
                     connection::run(broker, stream, peer, shutdown).await;
                     drop(permit);
                 });
