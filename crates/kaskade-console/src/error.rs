@@ -83,6 +83,22 @@ impl IntoResponse for ConsoleError {
     }
 }
 
+impl From<axum::extract::rejection::JsonRejection> for ConsoleError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        ConsoleError::BadRequest(r.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ConsoleError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        ConsoleError::BadRequest(r.body_text())
+    }
+}
+
+/// A JSON body; a malformed one is a [`ConsoleError::BadRequest`] with a
+/// JSON answer like every other error.
+pub type Body<T> = Result<axum::Json<T>, axum::extract::rejection::JsonRejection>;
+
 /// The result of a console API handler.
 pub type ApiResult<T> = Result<Json<T>, ConsoleError>;
 

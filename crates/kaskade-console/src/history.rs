@@ -92,16 +92,10 @@ impl History {
             if secs > 0.0 {
                 // Topics and groups that vanished would look like negative
                 // progress; compare only what both samples have.
-                let rec_in: i64 = sample
-                    .topic_end
-                    .iter()
-                    .filter_map(|(t, e)| prev.topic_end.get(t).map(|p| (e - p).max(0)))
-                    .sum();
-                let rec_out: i64 = sample
-                    .groups
-                    .iter()
-                    .filter_map(|(g, (c, _))| prev.groups.get(g).map(|p| (c - p.0).max(0)))
-                    .sum();
+                let rec_in: i64 =
+                    sample.topic_end.iter().filter_map(|(t, e)| prev.topic_end.get(t).map(|p| (e - p).max(0))).sum();
+                let rec_out: i64 =
+                    sample.groups.iter().filter_map(|(g, (c, _))| prev.groups.get(g).map(|p| (c - p.0).max(0))).sum();
                 let point = Throughput {
                     time_ms: sample.time_ms,
                     bytes_in_per_sec: rate(sample.bytes, prev.bytes, secs),
@@ -142,10 +136,7 @@ impl History {
 
 /// Unix time now, ms.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// One sampling pass over Kafka APIs.

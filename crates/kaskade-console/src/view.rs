@@ -140,9 +140,11 @@ pub async fn offsets_at(kafka: &Kafka, tps: &[Tp], timestamp: i64) -> Result<Has
 /// One partition's offset at `timestamp`; the broker's error if it has none
 /// (unknown topic or partition, not leader, ...).
 pub async fn offset_of(kafka: &Kafka, topic: &str, partition: i32, timestamp: i64) -> Result<i64, ConsoleError> {
-    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(TopicName(sb(topic)))
-        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(timestamp)])]);
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default().with_name(TopicName(sb(topic))).with_partitions(vec![
+            ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(timestamp),
+        ])]);
     let resp = kafka.call(req, 7).await?;
     let p = resp
         .topics

@@ -19,7 +19,7 @@ use kafka_protocol::protocol::Decodable;
 use serde::{Deserialize, Serialize};
 
 use super::State;
-use crate::error::{ApiResult, ConsoleError};
+use crate::error::{ApiResult, Body, ConsoleError};
 use crate::history::LagPoint;
 use crate::kafka::{check, sb};
 use crate::view::{self, GroupListing, Tp};
@@ -165,8 +165,9 @@ pub struct Reset {
 pub async fn reset(
     axum::extract::State(console): State,
     Path(group): Path<String>,
-    Json(reset): Json<Reset>,
+    reset: Body<Reset>,
 ) -> ApiResult<serde_json::Value> {
+    let Json(reset) = reset?;
     let d = describe_group(&console, &group).await?;
     if !INACTIVE.contains(&d.state.as_str()) {
         return Err(ConsoleError::Conflict(format!(

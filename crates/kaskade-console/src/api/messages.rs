@@ -16,7 +16,7 @@ use kafka_protocol::messages::*;
 use serde::{Deserialize, Serialize};
 
 use super::State;
-use crate::error::{ApiResult, ConsoleError};
+use crate::error::{ApiResult, Body, ConsoleError};
 use crate::history::now_ms;
 use crate::kafka::{check, sb, Kafka};
 use crate::records::{self, Message, Outgoing};
@@ -91,8 +91,9 @@ async fn fetch(
 pub async fn browse(
     axum::extract::State(console): State,
     Path(topic): Path<String>,
-    Query(q): Query<Browse>,
+    q: Result<Query<Browse>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Page> {
+    let Query(q) = q?;
     let kafka = &console.kafka;
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
     let start = view::offset_of(kafka, &topic, q.partition, view::EARLIEST).await?;
@@ -137,7 +138,14 @@ pub async fn browse(
             pos = pos.max(next);
         }
     }
-    Ok(Json(Page { partition: q.partition, start_offset: start, end_offset: end, first_offset: first, next_offset: pos, messages }))
+    Ok(Json(Page {
+        partition: q.partition,
+        start_offset: start,
+        end_offset: end,
+        first_offset: first,
+        next_offset: pos,
+        messages,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -159,8 +167,9 @@ pub struct NewMessage {
 pub async fn produce(
     axum::extract::State(console): State,
     Path(topic): Path<String>,
-    Json(m): Json<NewMessage>,
+    m: Body<NewMessage>,
 ) -> ApiResult<serde_json::Value> {
+    let Json(m) = m?;
     let batch = records::encode(Outgoing {
         key: m.key.map(Bytes::from),
         value: m.value.map(Bytes::from),
@@ -168,9 +177,9 @@ pub async fn produce(
         timestamp: now_ms(),
     })?;
     let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(PRODUCE_TIMEOUT_MS).with_topic_data(vec![
-        TopicProduceData::default()
-            .with_name(TopicName(sb(&topic)))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(m.partition).with_records(Some(batch))]),
+        TopicProduceData::default().with_name(TopicName(sb(&topic))).with_partition_data(vec![
+            PartitionProduceData::default().with_index(m.partition).with_records(Some(batch)),
+        ]),
     ]);
     let resp = console.kafka.call(req, 9).await?;
     let p = resp

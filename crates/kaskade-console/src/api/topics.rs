@@ -15,7 +15,7 @@ use kafka_protocol::messages::*;
 use serde::{Deserialize, Serialize};
 
 use super::State;
-use crate::error::{ApiResult, ConsoleError};
+use crate::error::{ApiResult, Body, ConsoleError};
 use crate::kafka::{check, sb};
 use crate::view::{self, PartitionInfo};
 
@@ -94,7 +94,8 @@ pub struct NewTopic {
     configs: BTreeMap<String, String>,
 }
 
-pub async fn create(axum::extract::State(console): State, Json(new): Json<NewTopic>) -> ApiResult<serde_json::Value> {
+pub async fn create(axum::extract::State(console): State, new: Body<NewTopic>) -> ApiResult<serde_json::Value> {
+    let Json(new) = new?;
     let topic = CreatableTopic::default()
         .with_name(TopicName(sb(&new.name)))
         .with_num_partitions(new.partitions.unwrap_or(-1))
@@ -107,10 +108,8 @@ pub async fn create(axum::extract::State(console): State, Json(new): Json<NewTop
         );
     let req = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(ADMIN_TIMEOUT_MS);
     let resp = console.kafka.call(req, 7).await?;
-    let r = resp
-        .topics
-        .first()
-        .ok_or_else(|| ConsoleError::Internal("CreateTopics answered without the topic".into()))?;
+    let r =
+        resp.topics.first().ok_or_else(|| ConsoleError::Internal("CreateTopics answered without the topic".into()))?;
     check(r.error_code, r.error_message.as_ref())?;
     Ok(Json(serde_json::json!({
         "name": new.name,
@@ -148,7 +147,8 @@ pub struct ConfigRow {
     source: &'static str,
     /// Set on the topic itself (not inherited from the broker or defaults).
     is_override: bool,
-    /// The value without the topic's override (the next synonym).
+    /// The value without the topic's override: the broker's synonym (as
+    /// `key=value` when its key differs), `None` when the broker lists none.
     default_value: Option<String>,
     read_only: bool,
     sensitive: bool,
@@ -183,7 +183,11 @@ async fn configs(console: &crate::Console, topic: &str) -> Result<Vec<ConfigRow>
         .map(|c| {
             let is_override = c.config_source == DYNAMIC_TOPIC_CONFIG;
             let default_value = if is_override {
-                c.synonyms.iter().find(|s| s.source != DYNAMIC_TOPIC_CONFIG).and_then(|s| s.value.as_ref().map(|v| v.to_string()))
+                // The broker's synonym may be another key (log.retention.hours
+                // for retention.ms): name it then.
+                c.synonyms.iter().find(|s| s.source != DYNAMIC_TOPIC_CONFIG).and_then(|s| {
+                    s.value.as_ref().map(|v| if s.name == c.name { v.to_string() } else { format!("{}={v}", s.name) })
+                })
             } else {
                 c.value.as_ref().map(|v| v.to_string())
             };
@@ -232,8 +236,9 @@ pub struct ConfigChange {
 pub async fn alter_configs(
     axum::extract::State(console): State,
     Path(topic): Path<String>,
-    Json(change): Json<ConfigChange>,
+    change: Body<ConfigChange>,
 ) -> ApiResult<serde_json::Value> {
+    let Json(change) = change?;
     if change.set.is_empty() && change.delete.is_empty() {
         return Err(ConsoleError::BadRequest("no config to set or delete".into()));
     }

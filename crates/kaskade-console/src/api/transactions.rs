@@ -59,6 +59,6 @@ pub async fn list(axum::extract::State(console): State) -> ApiResult<Vec<Txn>> {
             partitions: t.topics.into_iter().map(|tp| (tp.topic.to_string(), tp.partitions)).collect(),
         });
     }
-    out.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
+    out.sort_by_key(|t| std::cmp::Reverse(t.age_ms));
     Ok(Json(out))
 }
