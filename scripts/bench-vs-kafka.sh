@@ -223,10 +223,10 @@ start_broker() {
         kaskade)
             local ov=() o
             for o in $KASKADE_OVERRIDES; do ov+=(--override "$o"); done
-            "$KASKADE_BIN" serve --data-dir "$dir/data" --listeners "PLAINTEXT://$BS" "${ov[@]}" >"$dir/kaskade.log" 2>&1 &
+            "$KASKADE_BIN" serve --data-dir "$dir/data" --listeners "PLAINTEXT://$BS" --override http.listener= "${ov[@]}" >"$dir/kaskade.log" 2>&1 &
             KASKADE_PID=$!
             BPID=$KASKADE_PID
-            cmdlog kaskade "$BS" "" "$KASKADE_BIN" serve --data-dir DIR/data --listeners "PLAINTEXT://$BS" "${ov[@]}"
+            cmdlog kaskade "$BS" "" "$KASKADE_BIN" serve --data-dir DIR/data --listeners "PLAINTEXT://$BS" --override http.listener= "${ov[@]}"
             ;;
         kafka)
             KAFKA_DIR="$dir"

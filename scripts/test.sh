@@ -51,7 +51,7 @@ cargo build --quiet -p kaskade
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log="$data/broker.log"
-./target/debug/kaskade serve --data-dir "$data/data" --listeners "PLAINTEXT://127.0.0.1:$port" >"$log" 2>&1 &
+./target/debug/kaskade serve --data-dir "$data/data" --listeners "PLAINTEXT://127.0.0.1:$port" --override http.listener= >"$log" 2>&1 &
 broker=$!
 cleanup() { kill -9 "$broker" 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT

@@ -58,7 +58,7 @@ if [ "$1" = --against ]; then
             bin="${KASKADE_BIN:-$HERE/../../target/debug/kaskade}"
             [ -x "$bin" ] || { echo "compat: no Kaskade binary at $bin (cargo build, or set KASKADE_BIN)" >&2; exit 2; }
             port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-            "$bin" serve --data-dir "$BROKER_DIR/data" --listeners "PLAINTEXT://127.0.0.1:$port" \
+            "$bin" serve --data-dir "$BROKER_DIR/data" --listeners "PLAINTEXT://127.0.0.1:$port" --override http.listener= \
                 >"$BROKER_DIR/kaskade.log" 2>&1 &
             echo $! >"$BROKER_DIR/kaskade.pid"
             BOOTSTRAP="127.0.0.1:$port"

@@ -1,12 +1,20 @@
 //! `kaskade serve`: load the configuration (defaults < server.properties <
-//! KAFKA_* environment < flags), open the data directory, serve until
-//! SIGINT/SIGTERM, then shut down cleanly.
+//! KAFKA_* environment < flags), open the HTTP listener (`http.listener`),
+//! open the data directory, serve until SIGINT/SIGTERM, then shut down
+//! cleanly.
+//!
+//! The HTTP listener opens first, so `/health` answers while the logs load
+//! and `/ready` turns 200 only once the Kafka listeners are bound and the
+//! logs loaded (and back to 503 when shutdown starts).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use kaskade_broker::config::{BrokerConfig, ConfigSources};
-use kaskade_broker::Server;
+use kaskade_broker::{Broker, Server};
+use kaskade_http::{HttpLimits, HttpServer, Probe};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -54,6 +62,21 @@ fn raise_open_files_limit() {
     }
 }
 
+/// The node as the HTTP listener sees it: nothing until the broker runs.
+#[derive(Default)]
+struct NodeProbe {
+    broker: OnceLock<Arc<Broker>>,
+    stopping: AtomicBool,
+}
+
+impl Probe for NodeProbe {
+    fn ready(&self) -> bool {
+        self.broker.get().is_some() && !self.stopping.load(Ordering::Acquire)
+    }
+
+    fn render_metrics(&self, _out: &mut String) {}
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     raise_open_files_limit();
     let mut overrides = Vec::new();
@@ -73,17 +96,36 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = BrokerConfig::load(&sources).map_err(|e| anyhow::anyhow!("{e}"))?;
     let data_dir = config.log_dir.clone().unwrap_or_else(default_data_dir);
     let node_id = config.node_id;
+    let probe = Arc::new(NodeProbe::default());
+    let http = match &config.http_listener {
+        Some(addr) => Some(HttpServer::start(addr, HttpLimits::default(), probe.clone()).await?),
+        None => None,
+    };
     let server = Server::start(config, data_dir.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Ready from here on: the Kafka listeners are bound, the logs loaded.
+    let _ = probe.broker.set(server.broker.clone());
+    if let Some(http) = &http {
+        // The web console's pages and JSON API, once the broker they show runs.
+        http.mount(kaskade_console::router(server.broker.clone()))
+            .map_err(|_| anyhow::anyhow!("the HTTP listener already serves other routes"))?;
+    }
     let (host, port) = server.broker.advertised();
     for addr in server.listeners() {
         println!("kaskade: listening on {addr}");
     }
     println!("kaskade: advertised as {host}:{port}, node.id={node_id}, cluster.id={}", server.broker.cluster_id());
+    if let Some(http) = &http {
+        println!("kaskade: http on http://{}", http.local_addr());
+    }
     println!("kaskade: data in {}", data_dir.display());
 
     wait_for_signal().await;
     println!("kaskade: shutting down (finishing in-flight requests, flushing logs)");
+    probe.stopping.store(true, Ordering::Release);
     server.shutdown().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(http) = http {
+        http.shutdown().await;
+    }
     println!("kaskade: stopped cleanly");
     Ok(())
 }

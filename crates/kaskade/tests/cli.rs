@@ -156,6 +156,8 @@ impl Broker {
     fn start_with(data_dir: &Path, opts: BrokerOpts) -> Result<Broker, Out> {
         let mut cmd = kaskade();
         cmd.arg("serve");
+        // A free port: tests run in parallel, and the default 9644 is shared.
+        cmd.arg("--override").arg("http.listener=127.0.0.1:0");
         if !opts.no_default_flags {
             cmd.arg("--data-dir").arg(data_dir).arg("--listeners").arg("PLAINTEXT://127.0.0.1:0");
         }

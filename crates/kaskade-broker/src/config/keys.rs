@@ -167,6 +167,7 @@ pub(super) static KEYS: &[KeyDef] = &[
     KeyDef { name: "socket.request.max.bytes", kind: int_min(1), default: Some("104857600"), doc: "Largest request frame accepted; larger ones close the connection." },
     KeyDef { name: "connections.max.idle.ms", kind: LONG, default: Some("600000"), doc: "Idle connections are closed after this long." },
     KeyDef { name: "max.connections", kind: int_min(0), default: Some(INT_MAX), doc: "Maximum number of client connections." },
+    KeyDef { name: "http.listener", kind: Kind::Str, default: Some("127.0.0.1:9644"), doc: "Kaskade: host:port of the HTTP listener (/health, /ready, /metrics, the console); empty turns it off." },
     KeyDef { name: "cluster.id", kind: Kind::Str, default: None, doc: "Kaskade: the cluster id; generated and persisted when not set." },
     KeyDef { name: "offsets.topic.num.partitions", kind: int_min(1), default: Some("50"), doc: "Partitions of __consumer_offsets." },
     KeyDef { name: "offsets.retention.minutes", kind: int_min(1), default: Some("10080"), doc: "How long committed offsets of an empty group are kept." },

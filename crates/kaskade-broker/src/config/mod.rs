@@ -160,6 +160,9 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: i64,
     /// `max.connections`.
     pub max_connections: i32,
+    /// `http.listener` (Kaskade-specific): `host:port` of the HTTP listener;
+    /// `None` when set empty (no listener).
+    pub http_listener: Option<String>,
     /// `cluster.id` (Kaskade-specific): `None` lets the binary generate and
     /// persist one.
     pub cluster_id: Option<String>,
@@ -369,6 +372,7 @@ impl BrokerConfig {
             socket_request_max_bytes: num("socket.request.max.bytes") as i32,
             connections_max_idle_ms: num("connections.max.idle.ms"),
             max_connections: num("max.connections") as i32,
+            http_listener: raw("http.listener").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
             cluster_id: raw("cluster.id").filter(|c| !c.is_empty()),
             offsets_topic_num_partitions: num("offsets.topic.num.partitions") as i32,
             offsets_retention_minutes: num("offsets.retention.minutes") as i32,
@@ -411,6 +415,16 @@ impl BrokerConfig {
                     "listener {l}: no security protocol for the listener name {} in listener.security.protocol.map",
                     l.name
                 )),
+            }
+        }
+        if let Some(http) = &self.http_listener {
+            // host:port with a port; `[::1]:9644` for IPv6.
+            let port_ok =
+                http.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok {
+                errors.push(format!(
+                    "invalid value '{http}' for http.listener: expected host:port (e.g. 127.0.0.1:9644), or empty to turn the HTTP listener off"
+                ));
             }
         }
         for l in &self.advertised_listeners {

@@ -299,3 +299,23 @@ fn topic_defaults_with_synonyms() {
     assert_eq!(get("remote.storage.enable").value.as_deref(), Some("false"));
     assert!(get("remote.storage.enable").synonyms.is_empty());
 }
+
+#[test]
+fn http_listener_defaults_to_localhost_9644_and_can_be_turned_off() {
+    assert_eq!(BrokerConfig::default().http_listener.as_deref(), Some("127.0.0.1:9644"));
+    let from_env = BrokerConfig::load(&ConfigSources {
+        env: env(&[("KAFKA_HTTP_LISTENER", "0.0.0.0:19644")]),
+        ..ConfigSources::default()
+    })
+    .unwrap();
+    assert_eq!(from_env.http_listener.as_deref(), Some("0.0.0.0:19644"));
+    assert_eq!(BrokerConfig::from_overrides([("http.listener", "")]).unwrap().http_listener, None);
+    assert_eq!(
+        BrokerConfig::from_overrides([("http.listener", " [::1]:0 ")]).unwrap().http_listener.as_deref(),
+        Some("[::1]:0")
+    );
+    for bad in ["localhost", ":9644", "localhost:http", "h:70000"] {
+        let err = BrokerConfig::from_overrides([("http.listener", bad)]).unwrap_err().to_string();
+        assert!(err.contains("http.listener") && err.contains("host:port"), "{bad}: {err}");
+    }
+}

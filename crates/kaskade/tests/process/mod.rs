@@ -29,6 +29,9 @@ impl BrokerProcess {
             .arg(data_dir)
             .arg("--listeners")
             .arg(format!("PLAINTEXT://127.0.0.1:{port}"))
+            // No HTTP listener: crash tests run in parallel and restart often.
+            .arg("--override")
+            .arg("http.listener=")
             .env("KASKADE_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
