@@ -15,12 +15,30 @@ use tower::ServiceExt;
 
 struct Api {
     app: axum::Router,
+    broker: Arc<Broker>,
 }
 
 impl Api {
     fn new() -> Self {
         let broker = Arc::new(Broker::for_tests(BrokerConfig::default(), Routes::default()));
-        Api { app: router_with(broker, Options { sample_interval: Duration::from_millis(50) }) }
+        Api { app: router_with(broker.clone(), Options { sample_interval: Duration::from_millis(50) }), broker }
+    }
+
+    /// Commits `offset` for `group` on `topic`-0 as an admin client does
+    /// (no member, generation -1): the group exists, Empty.
+    async fn commit(&self, group: &str, topic: &str, offset: i64) {
+        use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+        use kafka_protocol::messages::{GroupId, OffsetCommitRequest, TopicName};
+        use kaskade_console::kafka::{sb, Kafka};
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(sb(""))
+            .with_topics(vec![OffsetCommitRequestTopic::default().with_name(TopicName(sb(topic))).with_partitions(
+                vec![OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(offset)],
+            )]);
+        let resp = Kafka::new(self.broker.clone()).call(req, 8).await.expect("OffsetCommit");
+        assert_eq!(resp.topics[0].partitions[0].error_code, 0);
     }
 
     async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value, String) {
@@ -172,16 +190,43 @@ async fn groups_show_lag_and_reset_offsets_of_an_inactive_group() {
     for _ in 0..4 {
         api.ok("POST", "/api/topics/t/messages", Some(json!({"value": "v"}))).await;
     }
-    // A group with offsets and no members: reset to earliest, then latest.
-    api.ok("GET", "/api/groups", None).await;
+    // No group yet: nothing to describe, nothing to reset.
+    let (status, err, _) = api.send("GET", "/api/groups/g", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
     let (status, err, _) = api.send("POST", "/api/groups/g/reset", Some(json!({"to": "earliest"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+
+    // A group with a committed offset and no members: its lag, and resets.
+    api.commit("g", "t", 1).await;
+    let g = api.ok("GET", "/api/groups/g", None).await;
+    assert_eq!(g["state"], "Empty");
+    assert_eq!(g["offsets"][0], json!({"topic": "t", "partition": 0, "committed": 1, "end_offset": 4, "lag": 3}));
+    let list = api.ok("GET", "/api/groups", None).await;
+    assert_eq!((list[0]["group_id"].as_str(), list[0]["lag"].as_i64()), (Some("g"), Some(3)));
+
+    let lag = |g: &Value| g["offsets"][0]["lag"].as_i64();
+    api.ok("POST", "/api/groups/g/reset", Some(json!({"to": "latest"}))).await;
+    assert_eq!(lag(&api.ok("GET", "/api/groups/g", None).await), Some(0));
+    api.ok("POST", "/api/groups/g/reset", Some(json!({"to": "earliest", "topic": "t"}))).await;
+    assert_eq!(lag(&api.ok("GET", "/api/groups/g", None).await), Some(4));
+    api.ok("POST", "/api/groups/g/reset", Some(json!({"to": "offset", "offset": 2}))).await;
+    assert_eq!(lag(&api.ok("GET", "/api/groups/g", None).await), Some(2));
+
     let (status, _, _) = api.send("POST", "/api/groups/g/reset", Some(json!({"to": "offset"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = api.send("POST", "/api/groups/g/reset", Some(json!({"to": "offset", "offset": -1}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _, _) = api.send("POST", "/api/groups/g/reset", Some(json!({"to": 3}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, err, _) = api.send("GET", "/api/groups/g", None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    let (status, _, _) = api.send("POST", "/api/groups/g/reset", Some(json!({"to": "latest", "topic": "other"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The lag history is sampled.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.ok("GET", "/api/groups/g", None).await["lag_history"].as_array().is_none_or(|h| h.is_empty()) {
+        assert!(Instant::now() < deadline, "no lag sampled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
