@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod internal_topic;
+pub mod metrics;
 pub mod network;
 pub mod producer_ids;
 pub mod router;

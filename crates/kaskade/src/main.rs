@@ -13,8 +13,22 @@ struct Cli {
     /// Broker(s) to talk to, host:port[,host:port...].
     #[arg(long, global = true, env = "KASKADE_BOOTSTRAP", default_value = "localhost:9092")]
     bootstrap_server: String,
+    /// Log format on stderr: text (human-readable) or json (one JSON object
+    /// per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log levels, overall and per module, e.g. `info,kaskade_broker::group=debug`
+    /// (overrides KASKADE_LOG and RUST_LOG, which take the same syntax).
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -28,12 +42,26 @@ enum Command {
 fn main() {
     let args = Cli::parse();
     // Logs go to stderr: `consume` writes records to stdout.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KASKADE_LOG").unwrap_or_else(|_| {
-        let level = if matches!(args.command, Command::Serve(_)) { "info" } else { "warn" };
-        tracing_subscriber::EnvFilter::new(level)
-    });
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    let default_level = if matches!(args.command, Command::Serve(_)) { "info" } else { "warn" };
+    let directives = args
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("KASKADE_LOG").ok())
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| default_level.to_string());
+    let filter = match tracing_subscriber::EnvFilter::try_new(&directives) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: invalid log level filter '{directives}': {e} (e.g. info,kaskade_broker::group=debug)");
+            std::process::exit(2);
+        }
+    };
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -13,7 +13,8 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use kaskade_broker::config::{BrokerConfig, ConfigSources};
-use kaskade_broker::{Broker, Server};
+use kaskade_broker::metrics::{self, NodeMetrics};
+use kaskade_broker::Server;
 use kaskade_http::{HttpLimits, HttpServer, Probe};
 
 #[derive(Debug, clap::Args)]
@@ -62,10 +63,11 @@ fn raise_open_files_limit() {
     }
 }
 
-/// The node as the HTTP listener sees it: nothing until the broker runs.
+/// The node as the HTTP listener sees it: process metrics only until the
+/// broker runs.
 #[derive(Default)]
 struct NodeProbe {
-    broker: OnceLock<Arc<Broker>>,
+    broker: OnceLock<NodeMetrics>,
     stopping: AtomicBool,
 }
 
@@ -74,7 +76,12 @@ impl Probe for NodeProbe {
         self.broker.get().is_some() && !self.stopping.load(Ordering::Acquire)
     }
 
-    fn render_metrics(&self, _out: &mut String) {}
+    fn render_metrics(&self, out: &mut String) {
+        metrics::process::render(out);
+        if let Some(node) = self.broker.get() {
+            node.render(out);
+        }
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -103,7 +110,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let server = Server::start(config, data_dir.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     // Ready from here on: the Kafka listeners are bound, the logs loaded.
-    let _ = probe.broker.set(server.broker.clone());
+    let _ = probe.broker.set(NodeMetrics::new(server.broker.clone(), tokio::runtime::Handle::current()));
     if let Some(http) = &http {
         // The web console's pages and JSON API, once the broker they show runs.
         http.mount(kaskade_console::router(server.broker.clone()))

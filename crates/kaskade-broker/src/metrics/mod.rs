@@ -1,0 +1,52 @@
+//! The broker's metrics in Prometheus' text exposition format (0.0.4), for
+//! the HTTP listener's `/metrics`. `docs/metrics.md` lists every metric and
+//! the Kafka JMX metric it corresponds to.
+//!
+//! Everything here is read at scrape time from state the broker keeps
+//! anyway (the logs, the group coordinator, `/proc`), so serving clients
+//! pays nothing for it. Rendering walks every partition and waits for the
+//! group coordinator: call [`NodeMetrics::render`] from a blocking thread.
+//!
+//! Files: `text` (the exposition format), `logs` (per-partition gauges),
+//! `groups` (consumer group lag, state, members), `process` (open files).
+
+mod groups;
+mod logs;
+pub mod process;
+mod text;
+
+use std::sync::Arc;
+
+use crate::Broker;
+
+pub use text::Exposition;
+
+/// The metrics of a running broker; see the module docs.
+pub struct NodeMetrics {
+    broker: Arc<Broker>,
+    /// The broker's runtime: group state is read through its coordinator
+    /// task, waited for from the (blocking) rendering thread.
+    runtime: tokio::runtime::Handle,
+}
+
+impl NodeMetrics {
+    /// Metrics of `broker`, whose tasks run on `runtime`.
+    pub fn new(broker: Arc<Broker>, runtime: tokio::runtime::Handle) -> Self {
+        NodeMetrics { broker, runtime }
+    }
+
+    /// Appends every broker metric to `out`. Blocks: see the module docs.
+    pub fn render(&self, out: &mut String) {
+        let mut x = Exposition::new(out);
+        x.family("kaskade_broker_info", "gauge", "Constant 1, labelled with the node's identity.");
+        let node = self.broker.node_id().to_string();
+        x.sample(
+            "kaskade_broker_info",
+            &[("node_id", &node), ("cluster_id", self.broker.cluster_id()), ("version", env!("CARGO_PKG_VERSION"))],
+            1.0,
+        );
+        let logs = self.broker.topics.logs().all();
+        logs::render(&mut x, &logs);
+        groups::render(&mut x, &self.broker, &self.runtime, &logs);
+    }
+}

@@ -1,0 +1,95 @@
+//! Writing Prometheus' text exposition format: `# HELP`/`# TYPE` lines, then
+//! samples `name{label="value",...} value`, label values escaped.
+
+use std::fmt::Write as _;
+
+/// Appends families and samples to a string.
+pub struct Exposition<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Exposition<'a> {
+    /// Writes into `out`.
+    pub fn new(out: &'a mut String) -> Self {
+        Exposition { out }
+    }
+
+    /// Starts a family: its help text and type (`counter`, `gauge`, ...).
+    /// Samples of one family must follow it, before the next family.
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) {
+        debug_assert!(valid_name(name), "invalid metric name {name}");
+        // Help text escapes only backslash and newline.
+        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        // Writing to a String cannot fail.
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// One sample.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                debug_assert!(valid_name(k), "invalid label name {k}");
+                if i > 0 {
+                    self.out.push(',');
+                }
+                self.out.push_str(k);
+                self.out.push_str("=\"");
+                escape_label_value(self.out, v);
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        self.out.push(' ');
+        if value.is_nan() {
+            self.out.push_str("NaN");
+        } else if value.is_infinite() {
+            self.out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+        } else if value.fract() == 0.0 && value.abs() < 9.0e15 {
+            // Integral values print without an exponent or a fraction.
+            let _ = write!(self.out, "{}", value as i64);
+        } else {
+            let _ = write!(self.out, "{value}");
+        }
+        self.out.push('\n');
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape_label_value(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_written_and_label_values_escaped() {
+        let mut s = String::new();
+        let mut x = Exposition::new(&mut s);
+        x.family("a_total", "counter", "Line one\nback\\slash.");
+        x.sample("a_total", &[], 3.0);
+        x.sample("a_total", &[("topic", "we\"ird\\na\nme"), ("partition", "0")], 0.5);
+        x.sample("a_total", &[("p", "x")], f64::INFINITY);
+        assert_eq!(
+            s,
+            "# HELP a_total Line one\\nback\\\\slash.\n# TYPE a_total counter\na_total 3\n\
+             a_total{topic=\"we\\\"ird\\\\na\\nme\",partition=\"0\"} 0.5\na_total{p=\"x\"} +Inf\n"
+        );
+    }
+}

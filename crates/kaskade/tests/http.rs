@@ -1,0 +1,310 @@
+//! The HTTP listener of `kaskade serve` end to end: the probes, 404, the
+//! body limit, `/metrics` parsed as Prometheus text and its values after a
+//! real client (librdkafka) produces, consumes and commits; the log flags.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A `kaskade serve` child, killed when dropped.
+struct Node {
+    child: Child,
+    kafka: String,
+    http: Option<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &Path, extra: &[&str]) -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        .args(["serve", "--listeners", "PLAINTEXT://127.0.0.1:0", "--override", "http.listener=127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .env_remove("KASKADE_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kaskade serve");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (err_pipe, err_into) = (child.stderr.take().expect("stderr"), stderr.clone());
+    std::thread::spawn(move || {
+        for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+            let mut s = err_into.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Owned by `Node` from here: a failed start-up still kills the child.
+    let mut node = Node { child, kafka: String::new(), http: None, stderr };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        let Ok(line) = rx.recv_timeout(left) else { panic!("no start-up; stderr:\n{}", node.stderr.lock().unwrap()) };
+        if let Some(a) = line.strip_prefix("kaskade: listening on ") {
+            node.kafka = a.to_string();
+        } else if let Some(u) = line.strip_prefix("kaskade: http on http://") {
+            node.http = Some(u.to_string());
+        } else if line.starts_with("kaskade: data in ") {
+            assert!(!node.kafka.is_empty(), "no 'listening on' line before 'data in'");
+            return node;
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange: (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to the http listener");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let head =
+        format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", body.len());
+    s.write_all(head.as_bytes()).unwrap();
+    // A 413 may come (and the socket close) before the body is sent.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("not HTTP: {text:?}"));
+    (head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status"), body.to_string())
+}
+
+type Series = BTreeMap<(String, Vec<(String, String)>), f64>;
+
+/// Parses Prometheus' text format strictly enough to catch what a scraper
+/// would reject: every sample's family declared by `# TYPE` before it, valid
+/// names, quoted and escaped label values, numeric values, no duplicate
+/// series.
+fn parse_prometheus(text: &str) -> Series {
+    let mut types: HashMap<String, String> = HashMap::new();
+    let mut series = Series::new();
+    let valid = |n: &str| {
+        !n.is_empty()
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("HELP"), Some(n), _) => assert!(valid(n), "{line}"),
+                (Some("TYPE"), Some(n), Some(t)) => {
+                    assert!(["counter", "gauge", "histogram", "summary", "untyped"].contains(&t), "{line}");
+                    assert!(types.insert(n.to_string(), t.to_string()).is_none(), "family declared twice: {line}");
+                }
+                _ => panic!("bad comment line: {line}"),
+            }
+            continue;
+        }
+        assert!(!line.is_empty(), "empty line in the exposition");
+        let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("{line}"));
+        let name = &line[..name_end];
+        assert!(valid(name), "bad metric name in {line}");
+        let family =
+            ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).filter(|f| types.contains_key(*f));
+        assert!(types.contains_key(name) || family.is_some(), "sample before its # TYPE: {line}");
+        let mut rest = &line[name_end..];
+        let mut labels = Vec::new();
+        if let Some(r) = rest.strip_prefix('{') {
+            let mut chars = r.char_indices().peekable();
+            let mut key = String::new();
+            let end;
+            loop {
+                let (i, c) = chars.next().unwrap_or_else(|| panic!("unterminated labels: {line}"));
+                match c {
+                    '}' if key.is_empty() => {
+                        end = i;
+                        break;
+                    }
+                    ',' if key.is_empty() => {}
+                    '=' => {
+                        assert_eq!(chars.next().map(|x| x.1), Some('"'), "{line}");
+                        let mut value = String::new();
+                        loop {
+                            match chars.next().map(|x| x.1) {
+                                Some('\\') => match chars.next().map(|x| x.1) {
+                                    Some('n') => value.push('\n'),
+                                    Some(e @ ('\\' | '"')) => value.push(e),
+                                    other => panic!("bad escape {other:?} in {line}"),
+                                },
+                                Some('"') => break,
+                                Some(c) => value.push(c),
+                                None => panic!("unterminated label value: {line}"),
+                            }
+                        }
+                        assert!(valid(&key), "bad label name in {line}");
+                        labels.push((std::mem::take(&mut key), value));
+                    }
+                    c => key.push(c),
+                }
+            }
+            rest = &r[end + 1..];
+        }
+        let value = rest.trim();
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+        };
+        labels.sort();
+        assert!(series.insert((name.to_string(), labels), value).is_none(), "duplicate series: {line}");
+    }
+    series
+}
+
+fn get(series: &Series, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut l: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    l.sort();
+    series.get(&(name.to_string(), l)).copied()
+}
+
+fn scrape(node: &Node) -> Series {
+    let (status, body) = http(node.http.as_deref().expect("http listener"), "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    parse_prometheus(&body)
+}
+
+fn commit(consumer: &BaseConsumer, topic: &str, offset: i64) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(offset)).unwrap();
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+}
+
+#[test]
+fn probes_limits_and_metrics_follow_a_real_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), &["--log-format", "json"]);
+    let addr = node.http.clone().expect("an http line at start-up");
+    assert_eq!(http(&addr, "GET", "/health", b""), (200, "ok\n".into()));
+    assert_eq!(http(&addr, "GET", "/ready", b"").0, 200);
+    assert_eq!(http(&addr, "GET", "/no/such/page", b"").0, 404);
+    assert_eq!(http(&addr, "POST", "/metrics", &vec![b'x'; 3 << 20]).0, 413);
+
+    let topic = "http-metrics";
+    let created = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        .args(["--bootstrap-server", &node.kafka, "topic", "create", topic, "--partitions", "1"])
+        .output()
+        .expect("run topic create");
+    assert!(created.status.success(), "{created:?}");
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        ClientConfig::new().set("bootstrap.servers", &node.kafka).set("acks", "all").create().expect("producer");
+    for i in 0..10 {
+        let value = format!("value-{i:03}-{}", "x".repeat(90));
+        producer.send(BaseRecord::to(topic).partition(0).key("k").payload(&value)).expect("enqueue");
+    }
+    producer.flush(WAIT).expect("flush");
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &node.kafka)
+        .set("group.id", "http-group")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut seen = 0;
+    let deadline = Instant::now() + WAIT;
+    while seen < 4 {
+        assert!(Instant::now() < deadline, "consumed only {seen}");
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            assert_eq!(m.expect("record").offset(), seen);
+            seen += 1;
+        }
+    }
+    commit(&consumer, topic, 4);
+
+    let s = scrape(&node);
+    let tp = [("topic", topic), ("partition", "0")];
+    assert_eq!(get(&s, "kaskade_log_end_offset", &tp), Some(10.0));
+    assert_eq!(get(&s, "kaskade_log_high_watermark", &tp), Some(10.0));
+    assert_eq!(get(&s, "kaskade_log_start_offset", &tp), Some(0.0));
+    assert_eq!(get(&s, "kaskade_log_segments", &tp), Some(1.0));
+    assert!(get(&s, "kaskade_log_size_bytes", &tp).unwrap() > 1000.0, "10 records of 100 bytes");
+    let gtp = [("group", "http-group"), ("topic", topic), ("partition", "0")];
+    assert_eq!(get(&s, "kaskade_consumergroup_current_offset", &gtp), Some(4.0));
+    assert_eq!(get(&s, "kaskade_consumergroup_lag", &gtp), Some(6.0));
+    // Assigned, not subscribed: the group has offsets but no members.
+    assert_eq!(get(&s, "kaskade_consumergroup_members", &[("group", "http-group")]), Some(0.0));
+    assert_eq!(get(&s, "kaskade_consumergroup_state", &[("group", "http-group"), ("state", "Empty")]), Some(1.0));
+    assert_eq!(get(&s, "kaskade_consumergroup_state", &[("group", "http-group"), ("state", "Stable")]), Some(0.0));
+    assert_eq!(get(&s, "kaskade_transactions_open", &[]), Some(0.0));
+    assert!(get(&s, "process_open_fds", &[]).unwrap() > 3.0);
+
+    // More records move the end offset and the lag; committing all clears it.
+    producer.send(BaseRecord::to(topic).partition(0).key("k").payload("late")).expect("enqueue");
+    producer.flush(WAIT).expect("flush");
+    let s = scrape(&node);
+    assert_eq!(get(&s, "kaskade_log_end_offset", &tp), Some(11.0));
+    assert_eq!(get(&s, "kaskade_consumergroup_lag", &gtp), Some(7.0));
+    commit(&consumer, topic, 11);
+    assert_eq!(get(&scrape(&node), "kaskade_consumergroup_lag", &gtp), Some(0.0));
+
+    // --log-format json: every stderr line is one JSON object.
+    let logs = node.stderr.lock().unwrap().clone();
+    assert!(logs.lines().count() > 0, "no logs");
+    for line in logs.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.get("level").is_some() && v.get("target").is_some(), "{line}");
+    }
+}
+
+#[test]
+fn log_level_filters_per_module_and_the_listener_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    // warn overall, debug for the group coordinator only.
+    let node = start(dir.path(), &["--override", "http.listener=", "--log-level", "warn,kaskade_broker::group=debug"]);
+    assert_eq!(node.http, None, "an empty http.listener must turn the listener off");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &node.kafka)
+        .set("group.id", "log-level-group")
+        .create()
+        .expect("consumer");
+    // Any group request starts the coordinator, which logs at info.
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("any", 0);
+    let _ = consumer.committed_offsets(tpl, Duration::from_secs(10));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let logs = node.stderr.lock().unwrap().clone();
+        if logs.contains("kaskade_broker::group") {
+            assert!(!logs.contains("kaskade_broker::network"), "network info logged at warn:\n{logs}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no group log at debug:\n{logs}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        .args(["serve", "--log-level", "kaskade_broker=loud"])
+        .arg("--data-dir")
+        .arg(dir.path().join("never"))
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid log level filter"), "{bad:?}");
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The cost of Kaskade's metrics, measured in one run (issue 16's benchmark).
+#
+#   scripts/bench-metrics.sh [--records N] [--rounds R] [--partitions "1000 5000 10000"]
+#
+# 1. Scrape cost: one broker; topics are added until it holds 1,000, then
+#    5,000, then 10,000 partitions (created with `kaskade topic create`);
+#    at each step /metrics is scraped 5 times (curl): time and size. Every
+#    partition keeps its active segment's files open, so the open-files hard
+#    limit (`ulimit -Hn`) may stop creation early: the step reports how many
+#    partitions exist and why it stopped.
+# 2. Cost on clients: kbench produce (N x 1 KiB, acks=all, 6 partitions)
+#    then kbench consume of them, on a fresh broker each time, alternately
+#    with the HTTP listener off and with it on and a scraper fetching
+#    /metrics every second; R rounds (default 2). The report prints each
+#    run's kbench figures.
+#
+# Environment: KASKADE_BIN (target/release/kaskade, built if missing),
+# KBENCH_BIN (kbench from ../shared/bench, built into target/kbench if
+# missing), BENCH_WORKDIR (/tmp).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KASKADE_BIN="${KASKADE_BIN:-$ROOT/target/release/kaskade}"
+KBENCH_BIN="${KBENCH_BIN:-$ROOT/target/kbench/release/kbench}"
+RECORDS=200000
+ROUNDS=2
+STEPS="1000 5000 10000"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --records) RECORDS="$2"; shift 2 ;;
+        --rounds) ROUNDS="$2"; shift 2 ;;
+        --partitions) STEPS="$2"; shift 2 ;;
+        *) echo "usage: $0 [--records N] [--rounds R] [--partitions \"1000 5000 10000\"]" >&2; exit 2 ;;
+    esac
+done
+if [ ! -x "$KASKADE_BIN" ]; then
+    (cd "$ROOT" && cargo build --release -q -p kaskade) || { echo "bench-metrics: building kaskade failed" >&2; exit 1; }
+fi
+if [ ! -x "$KBENCH_BIN" ]; then
+    (cd "$ROOT/../shared/bench" && CARGO_TARGET_DIR="$ROOT/target/kbench" cargo build --release -q) \
+        || { echo "bench-metrics: building kbench (../shared/bench) failed" >&2; exit 1; }
+fi
+command -v curl >/dev/null || { echo "bench-metrics: needs curl" >&2; exit 1; }
+
+WORK=$(mktemp -d "${BENCH_WORKDIR:-/tmp}/kaskade-bench-metrics.XXXXXX")
+BROKER=""
+SCRAPER=""
+stop_all() {
+    [ -n "$SCRAPER" ] && kill "$SCRAPER" 2>/dev/null && wait "$SCRAPER" 2>/dev/null
+    SCRAPER=""
+    if [ -n "$BROKER" ]; then
+        kill -TERM "$BROKER" 2>/dev/null || true
+        wait "$BROKER" 2>/dev/null || true
+    fi
+    BROKER=""
+}
+trap 'stop_all; rm -rf "$WORK"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_broker NAME HTTP(on|off): sets BROKER, KAFKA, HTTP_URL.
+start_broker() {
+    local dir="$WORK/$1" http="$2"
+    mkdir -p "$dir"
+    local port; port=$(free_port)
+    local listener="http.listener="
+    [ "$http" = on ] && listener="http.listener=127.0.0.1:$(free_port)"
+    "$KASKADE_BIN" serve --data-dir "$dir/data" --listeners "PLAINTEXT://127.0.0.1:$port" \
+        --override "$listener" --log-level warn >"$dir/out" 2>"$dir/err" &
+    BROKER=$!
+    KAFKA="127.0.0.1:$port"
+    for _ in $(seq 1 600); do
+        grep -q '^kaskade: data in' "$dir/out" 2>/dev/null && break
+        kill -0 "$BROKER" 2>/dev/null || { cat "$dir/err" >&2; echo "bench-metrics: broker exited" >&2; exit 1; }
+        sleep 0.1
+    done
+    HTTP_URL=$(sed -n 's/^kaskade: http on //p' "$dir/out")
+}
+
+echo "# Kaskade metrics cost ($(date -u +%FT%TZ), $(nproc) cores, nofile hard limit $(ulimit -Hn))"
+echo
+echo "## Scrape time and size"
+echo
+echo "| partitions | scrape s (min / max of 5) | bytes | process_open_fds |"
+echo "|---|---|---|---|"
+start_broker scrape on
+have=0
+n=0
+for step in $STEPS; do
+    stopped=""
+    while [ "$have" -lt "$step" ]; do
+        # 500-partition topics: one request each, big enough to be quick.
+        add=$(( step - have < 500 ? step - have : 500 ))
+        if ! "$KASKADE_BIN" --bootstrap-server "$KAFKA" topic create "scrape-$n" --partitions "$add" \
+            >"$WORK/create.out" 2>&1; then
+            stopped="creation stopped: $(tr '\n' ' ' <"$WORK/create.out" | cut -c1-160)"
+            break
+        fi
+        n=$((n + 1))
+        have=$((have + add))
+    done
+    times=()
+    size=0
+    for _ in 1 2 3 4 5; do
+        out=$(curl -s -o "$WORK/scrape.txt" -w '%{time_total} %{size_download}' "$HTTP_URL/metrics")
+        times+=("${out% *}")
+        size="${out#* }"
+    done
+    fds=$(sed -n 's/^process_open_fds //p' "$WORK/scrape.txt")
+    sorted=$(printf '%s\n' "${times[@]}" | sort -g)
+    echo "| $have | $(head -1 <<<"$sorted") / $(tail -1 <<<"$sorted") | $size | $fds |"
+    [ -n "$stopped" ] && { echo; echo "At $step: $stopped"; echo; break; }
+done
+stop_all
+
+echo
+echo "## kbench with and without a scraper (N=$RECORDS x 1 KiB, acks=all, 6 partitions)"
+echo
+echo "| round | listener | produce rec/s | produce p99 ms | consume rec/s | scrapes |"
+echo "|---|---|---|---|---|---|"
+for r in $(seq 1 "$ROUNDS"); do
+    for mode in off on; do
+        start_broker "kb-$r-$mode" "$mode"
+        scrapes="$WORK/kb-$r-$mode/scrapes"
+        : >"$scrapes"
+        if [ "$mode" = on ]; then
+            ( while true; do curl -s -o /dev/null "$HTTP_URL/metrics" && echo . >>"$scrapes"; sleep 1; done ) &
+            SCRAPER=$!
+        fi
+        p=$("$KBENCH_BIN" produce --bootstrap "$KAFKA" --topic kb --partitions 6 --records "$RECORDS" \
+            --record-size 1024 --acks all --broker-pid "$BROKER" 2>/dev/null | tail -1)
+        c=$("$KBENCH_BIN" consume --bootstrap "$KAFKA" --topic kb --records "$RECORDS" \
+            --broker-pid "$BROKER" 2>/dev/null | tail -1)
+        pr=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d["records_per_s"]), d["latency_ms"]["p99"])' "$p")
+        cr=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d["records_per_s"]))' "$c")
+        echo "| $r | $mode | ${pr% *} | ${pr#* } | $cr | $(wc -l <"$scrapes") |"
+        stop_all
+    done
+done
