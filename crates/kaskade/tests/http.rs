@@ -254,6 +254,13 @@ fn probes_limits_and_metrics_follow_a_real_client() {
     assert_eq!(get(&s, "kaskade_consumergroup_state", &[("group", "http-group"), ("state", "Stable")]), Some(0.0));
     assert_eq!(get(&s, "kaskade_transactions_open", &[]), Some(0.0));
     assert!(get(&s, "process_open_fds", &[]).unwrap() > 3.0);
+    let produces = get(&s, "kaskade_requests_total", &[("api", "Produce")]).expect("Produce requests counted");
+    assert!(produces >= 1.0, "{produces}");
+    let inf = [("api", "Produce"), ("le", "+Inf")];
+    assert_eq!(get(&s, "kaskade_request_duration_seconds_bucket", &inf), Some(produces));
+    assert_eq!(get(&s, "kaskade_request_duration_seconds_count", &[("api", "Produce")]), Some(produces));
+    assert!(get(&s, "kaskade_requests_total", &[("api", "OffsetCommit")]).unwrap() >= 1.0);
+    assert_eq!(get(&s, "kaskade_request_failures_total", &[("api", "Produce")]), Some(0.0));
 
     // More records move the end offset and the lag; committing all clears it.
     producer.send(BaseRecord::to(topic).partition(0).key("k").payload("late")).expect("enqueue");

@@ -2,17 +2,19 @@
 //! the HTTP listener's `/metrics`. `docs/metrics.md` lists every metric and
 //! the Kafka JMX metric it corresponds to.
 //!
-//! Everything here is read at scrape time from state the broker keeps
+//! Except the request counters (atomics), everything here is read at scrape time from state the broker keeps
 //! anyway (the logs, the group coordinator, `/proc`), so serving clients
 //! pays nothing for it. Rendering walks every partition and waits for the
 //! group coordinator: call [`NodeMetrics::render`] from a blocking thread.
 //!
 //! Files: `text` (the exposition format), `logs` (per-partition gauges),
-//! `groups` (consumer group lag, state, members), `process` (open files).
+//! `groups` (consumer group lag, state, members), `process` (open files),
+//! `requests` (per-API request counts and latency, counted on the hot path).
 
 mod groups;
 mod logs;
 pub mod process;
+pub mod requests;
 mod text;
 
 use std::sync::Arc;
@@ -48,5 +50,6 @@ impl NodeMetrics {
         let logs = self.broker.topics.logs().all();
         logs::render(&mut x, &logs);
         groups::render(&mut x, &self.broker, &self.runtime, &logs);
+        requests::render(&mut x);
     }
 }

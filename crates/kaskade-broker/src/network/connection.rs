@@ -294,6 +294,7 @@ fn dispatch(
 ) -> BoxFuture<'static, Completed> {
     let DecodedRequest { api_key, header, body, response_version, handler } = request;
     let correlation_id = header.correlation_id;
+    let began = std::time::Instant::now();
     let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
         crate::api::CLIENT_ADDR.sync_scope(peer, || handler(broker, header, body))
     }));
@@ -306,6 +307,9 @@ fn dispatch(
             },
             Err(_) => Err(Failure::Panic),
         };
+        // acks=0 produce answers nothing by design: not a failure.
+        let failed = !matches!(&result, Ok(_) | Err(Failure::Error(BrokerError::NoResponse)));
+        crate::metrics::requests::record(api_key, began.elapsed(), failed);
         Completed { api_key, version: response_version, correlation_id, frame_len, result }
     }
     .boxed()
