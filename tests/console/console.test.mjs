@@ -175,3 +175,41 @@ test("a consumer group's lag appears, falls to zero, and a reset is refused whil
   const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
   assert.equal(committed[0].partitions[0].offset, '0');
 });
+
+test("an open transaction is listed with its partitions until it ends; a topic config edit is an override", async () => {
+  const topic = unique('txn');
+  const transactionalId = unique('tx');
+  await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] });
+  const txProducer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 });
+  await txProducer.connect();
+  try {
+    const tx = await txProducer.transaction();
+    await tx.send({ topic, messages: [{ partition: 1, value: 'in a transaction' }] });
+    await withPage(browser, 'transactions', async (page) => {
+      await open(page, '#/transactions');
+      const row = await waitText(page, '[data-testid=transactions]', (t) => t.includes(transactionalId));
+      assert.match(row, new RegExp(`Ongoing.*${topic}\\[1\\]`));
+      await tx.abort();
+      await waitText(page, '[data-testid=transactions]', (t) => !t.includes(transactionalId));
+    });
+  } finally {
+    await txProducer.disconnect();
+  }
+
+  await withPage(browser, 'config-edit', async (page) => {
+    await open(page, `#/topics/${topic}`);
+    const row = page.locator('[data-testid=configs] tr', { has: page.locator('input[aria-label="retention.ms"]') });
+    await row.locator('input').fill('3600000');
+    await row.locator('button', { hasText: /^Set$/ }).click();
+    // Shown as set on the topic (bold name, its source) once the page reloads it.
+    await page.locator('[data-testid=configs] span.override', { hasText: /^retention\.ms$/ }).waitFor({ timeout: 15000 });
+    const described = await admin.describeConfigs({ resources: [{ type: 2, name: topic, configNames: ['retention.ms'] }], includeSynonyms: false });
+    assert.equal(described.resources[0].configEntries[0].configValue, '3600000');
+    // An invalid value is refused with the broker's message.
+    const again = page.locator('[data-testid=configs] tr', { has: page.locator('input[aria-label="retention.ms"]') });
+    await again.locator('input').fill('soon');
+    await again.locator('button', { hasText: /^Set$/ }).click();
+    const err = await waitText(page, '[data-testid=status] [data-testid=error]', (t) => t.length > 0);
+    assert.match(err, /InvalidConfig/);
+  }, { allow: [/status of 400/] });
+});
