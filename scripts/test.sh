@@ -7,6 +7,8 @@
 # confluent-kafka-go, franz-go and sarama), which installs its own clients
 # from their registries (PyPI, npm, Debian, Maven Central, the Go proxy).
 # The same suites run against Apache Kafka with tests/compat/compare.sh.
+# Then the web console's browser tests (tests/console: headless Chromium
+# from Debian, playwright-core and kafkajs from npm).
 #
 #   scripts/test.sh            # everything (what CI runs)
 #   KASKADE_SKIP_COMPAT=1 scripts/test.sh   # Rust tests only
@@ -73,9 +75,19 @@ if grep -qE 'panicked|ERROR' "$log"; then
     exit 1
 fi
 
+step "web console: browser tests (headless Chromium)"
+bash tests/console/install.sh
+set +e
+bash tests/console/run.sh 2>&1 | tee "$data/console.out"
+console=${PIPESTATUS[0]}
+set -e
+console_passed=$(grep -oE '^ℹ pass [0-9]+' "$data/console.out" | grep -oE '[0-9]+' || echo 0)
+console_failed=$(grep -oE '^ℹ fail [0-9]+' "$data/console.out" | grep -oE '[0-9]+' || echo 1)
+
 summary=$(tail -1 "$data/compat.out")
 cp=$(echo "$summary" | grep -oE '^[0-9]+' || echo 0)
 cf=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 1)
-echo "rust: $rust_passed passed; compat: $summary"
-echo "$((rust_passed + cp)) passed, $cf failed"
-exit "$compat"
+echo "rust: $rust_passed passed; compat: $summary; console: $console_passed passed, $console_failed failed"
+echo "$((rust_passed + cp + console_passed)) passed, $((cf + console_failed)) failed"
+[ "$compat" = 0 ] || exit "$compat"
+exit "$console"

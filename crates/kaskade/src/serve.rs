@@ -111,6 +111,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::start(config, data_dir.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     // Ready from here on: the Kafka listeners are bound, the logs loaded.
     let _ = probe.broker.set(NodeMetrics::new(server.broker.clone(), tokio::runtime::Handle::current()));
+    if let Some(http) = &http {
+        // The web console's pages and JSON API, once the broker they show runs.
+        http.mount(kaskade_console::router(server.broker.clone()))
+            .map_err(|_| anyhow::anyhow!("the HTTP listener already serves other routes"))?;
+    }
     let (host, port) = server.broker.advertised();
     for addr in server.listeners() {
         println!("kaskade: listening on {addr}");
