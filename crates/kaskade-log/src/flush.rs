@@ -166,6 +166,7 @@ impl FlushState {
             p.reset_floor = i64::MAX;
             (std::mem::take(&mut p.files), std::mem::take(&mut p.sealed), std::mem::take(&mut p.sync_dir), p.target)
         };
+        let began = std::time::Instant::now();
         let result = (|| -> std::io::Result<()> {
             for f in &sealed {
                 f.sync_all()?;
@@ -178,6 +179,9 @@ impl FlushState {
             }
             Ok(())
         })();
+        if result.is_ok() {
+            crate::flush_stats::FSYNC_LATENCY.record(began.elapsed());
+        }
         let (requeue, target) = {
             let mut p = self.pending.lock();
             p.in_flight = false;

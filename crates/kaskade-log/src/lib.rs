@@ -24,6 +24,7 @@ pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod flush;
+pub mod flush_stats;
 pub mod handles;
 pub mod index;
 pub mod leader_epoch;

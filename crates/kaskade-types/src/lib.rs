@@ -9,9 +9,11 @@
 //! wire's `-1`.
 
 pub mod clock;
+mod histogram;
 mod ids;
 mod topic_partition;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use histogram::{HistogramSnapshot, LatencyHistogram, BUCKET_BOUNDS_US};
 pub use ids::{LeaderEpoch, NodeId, Offset, ProducerEpoch, ProducerId};
 pub use topic_partition::{TopicIdPartition, TopicPartition};

@@ -261,6 +261,8 @@ fn probes_limits_and_metrics_follow_a_real_client() {
     assert_eq!(get(&s, "kaskade_request_duration_seconds_count", &[("api", "Produce")]), Some(produces));
     assert!(get(&s, "kaskade_requests_total", &[("api", "OffsetCommit")]).unwrap() >= 1.0);
     assert_eq!(get(&s, "kaskade_request_failures_total", &[("api", "Produce")]), Some(0.0));
+    // acks=all: every produce waited for at least one fsync.
+    assert!(get(&s, "kaskade_log_flush_duration_seconds_count", &[]).unwrap() >= 1.0);
     // The producer's and the consumer's connections (bootstrap and broker).
     assert!(get(&s, "kaskade_connections", &[]).unwrap() >= 2.0);
     assert!(get(&s, "kaskade_connections_accepted_total", &[]).unwrap() >= 3.0, "topic create, producer, consumer");

@@ -53,6 +53,7 @@ impl NodeMetrics {
         logs::render(&mut x, &logs);
         groups::render(&mut x, &self.broker, &self.runtime, &logs);
         requests::render(&mut x);
+        requests::render_fsync(&mut x);
         connections::render(&mut x);
     }
 }

@@ -10,92 +10,69 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
+use kaskade_types::LatencyHistogram;
 
 use super::text::Exposition;
-
-/// Upper bounds of the latency buckets, in microseconds (0.1 ms .. 10 s).
-const BUCKETS_US: [u64; 14] = [
-    100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 10_000_000,
-];
 
 /// Room for every API key Kafka has defined so far; keys beyond are not
 /// routed (the connection closes on them), so never recorded.
 const MAX_API_KEYS: usize = 128;
 
 struct ApiStats {
-    /// `buckets[i]` counts requests of at most `BUCKETS_US[i]`; the last slot
-    /// those above every bound. Cumulated at scrape time.
-    buckets: [AtomicU64; BUCKETS_US.len() + 1],
-    sum_us: AtomicU64,
-    errors: AtomicU64,
+    latency: LatencyHistogram,
+    failures: AtomicU64,
 }
 
-impl ApiStats {
-    const fn new() -> Self {
-        ApiStats {
-            buckets: [const { AtomicU64::new(0) }; BUCKETS_US.len() + 1],
-            sum_us: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-        }
-    }
-}
-
-static STATS: [ApiStats; MAX_API_KEYS] = [const { ApiStats::new() }; MAX_API_KEYS];
+static STATS: [ApiStats; MAX_API_KEYS] =
+    [const { ApiStats { latency: LatencyHistogram::new(), failures: AtomicU64::new(0) } }; MAX_API_KEYS];
 
 /// Counts one request of `api` that took `elapsed`; `failed` when its handler
 /// returned an error or panicked (the connection then closes).
 pub fn record(api: ApiKey, elapsed: Duration, failed: bool) {
     let Some(stats) = STATS.get(api as i16 as usize) else { return };
-    let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-    let slot = BUCKETS_US.iter().position(|&b| us <= b).unwrap_or(BUCKETS_US.len());
-    // Relaxed: independent counters; a scrape may see one a moment early.
-    stats.buckets[slot].fetch_add(1, Ordering::Relaxed);
-    stats.sum_us.fetch_add(us, Ordering::Relaxed);
+    stats.latency.record(elapsed);
     if failed {
-        stats.errors.fetch_add(1, Ordering::Relaxed);
+        stats.failures.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Appends the request families, one series set per routed API.
 pub(super) fn render(x: &mut Exposition<'_>) {
-    let apis: Vec<(ApiKey, String, &ApiStats)> = crate::router::routes()
+    let apis: Vec<(String, &ApiStats)> = crate::router::routes()
         .iter()
-        .filter_map(|r| STATS.get(r.key as i16 as usize).map(|s| (r.key, format!("{:?}", r.key), s)))
+        .filter_map(|r| STATS.get(r.key as i16 as usize).map(|s| (format!("{:?}", r.key), s)))
         .collect();
+    let snapshots: Vec<_> = apis.iter().map(|(_, s)| s.latency.snapshot()).collect();
     x.family("kaskade_requests_total", "counter", "Requests handled, per API.");
-    for (_, name, s) in &apis {
-        let n: u64 = s.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum();
-        x.sample("kaskade_requests_total", &[("api", name)], n as f64);
+    for ((name, _), h) in apis.iter().zip(&snapshots) {
+        x.sample("kaskade_requests_total", &[("api", name)], h.count as f64);
     }
     x.family(
         "kaskade_request_failures_total",
         "counter",
         "Requests whose handler failed (the connection was closed), per API.",
     );
-    for (_, name, s) in &apis {
-        x.sample("kaskade_request_failures_total", &[("api", name)], s.errors.load(Ordering::Relaxed) as f64);
+    for (name, s) in &apis {
+        x.sample("kaskade_request_failures_total", &[("api", name)], s.failures.load(Ordering::Relaxed) as f64);
     }
     x.family(
         "kaskade_request_duration_seconds",
         "histogram",
         "Time from a request's dispatch to its response, per API.",
     );
-    for (_, name, s) in &apis {
-        let mut cumulative = 0u64;
-        for (i, bound) in BUCKETS_US.iter().enumerate() {
-            cumulative += s.buckets[i].load(Ordering::Relaxed);
-            let le = format!("{}", *bound as f64 / 1e6);
-            x.sample("kaskade_request_duration_seconds_bucket", &[("api", name), ("le", &le)], cumulative as f64);
-        }
-        cumulative += s.buckets[BUCKETS_US.len()].load(Ordering::Relaxed);
-        x.sample("kaskade_request_duration_seconds_bucket", &[("api", name), ("le", "+Inf")], cumulative as f64);
-        x.sample(
-            "kaskade_request_duration_seconds_sum",
-            &[("api", name)],
-            s.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
-        );
-        x.sample("kaskade_request_duration_seconds_count", &[("api", name)], cumulative as f64);
+    for ((name, _), h) in apis.iter().zip(&snapshots) {
+        x.histogram("kaskade_request_duration_seconds", &[("api", name)], h);
     }
+}
+
+/// The flush threads' group-commit latency (kaskade-log records it).
+pub(super) fn render_fsync(x: &mut Exposition<'_>) {
+    x.family(
+        "kaskade_log_flush_duration_seconds",
+        "histogram",
+        "Duration of one group commit of the flush threads: fdatasync of every written log, fsync of sealed segments and the directory.",
+    );
+    x.histogram("kaskade_log_flush_duration_seconds", &[], &kaskade_log::flush_stats::FSYNC_LATENCY.snapshot());
 }
 
 #[cfg(test)]

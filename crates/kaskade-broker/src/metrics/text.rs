@@ -56,6 +56,23 @@ impl<'a> Exposition<'a> {
     }
 }
 
+impl Exposition<'_> {
+    /// A histogram's `_bucket`, `_sum` and `_count` samples.
+    pub fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &kaskade_types::HistogramSnapshot) {
+        let bucket = format!("{name}_bucket");
+        let bounds: Vec<String> = h.cumulative.iter().map(|(bound, _)| bound.to_string()).collect();
+        let les = bounds.iter().map(String::as_str).chain(std::iter::once("+Inf"));
+        let counts = h.cumulative.iter().map(|(_, n)| *n).chain(std::iter::once(h.count));
+        for (le, n) in les.zip(counts) {
+            let mut l: Vec<(&str, &str)> = labels.to_vec();
+            l.push(("le", le));
+            self.sample(&bucket, &l, n as f64);
+        }
+        self.sample(&format!("{name}_sum"), labels, h.sum_seconds);
+        self.sample(&format!("{name}_count"), labels, h.count as f64);
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
