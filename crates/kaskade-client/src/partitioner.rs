@@ -109,7 +109,7 @@ impl StickyPartitioner {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
 
     /// Kafka's `UtilsTest.testMurmur2` vectors.
     #[test]

@@ -13,9 +13,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tokio::task::JoinSet;
 
-use super::cluster::{Client, TopicMetadata};
-use super::connection::Connection;
-use super::error::{is_stale_metadata, KafkaError};
+use crate::cluster::{Client, TopicMetadata};
+use crate::connection::Connection;
+use crate::error::{is_stale_metadata, KafkaError};
 
 const MAX_ATTEMPTS: usize = 5;
 
@@ -250,7 +250,7 @@ pub(crate) fn match_response(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
     use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
     use kafka_protocol::protocol::{Decodable, Encodable};
     use uuid::Uuid;

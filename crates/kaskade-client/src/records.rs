@@ -198,7 +198,7 @@ pub fn decode_fetched(mut data: Bytes, fetch_offset: i64, aborted: Option<&[Abor
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
 
     fn rec(key: Option<&str>, value: &str, ts: i64) -> ProducerRecord {
         ProducerRecord {

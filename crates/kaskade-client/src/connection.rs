@@ -322,7 +322,7 @@ async fn read_frame(read: &mut OwnedReadHalf) -> std::result::Result<Bytes, Stri
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
     use kafka_protocol::messages::MetadataRequest;
     use kafka_protocol::protocol::decode_request_header_from_buffer;
 

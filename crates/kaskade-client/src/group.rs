@@ -16,9 +16,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
 
-use super::cluster::Client;
-use super::connection::Connection;
-use super::error::KafkaError;
+use crate::cluster::Client;
+use crate::connection::Connection;
+use crate::error::KafkaError;
 
 /// FindCoordinator key type of a consumer group.
 pub const KEY_TYPE_GROUP: i8 = 0;
@@ -369,7 +369,7 @@ pub async fn delete_groups(client: &Client, groups: &[String]) -> Result<Vec<(St
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
     use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
     use kafka_protocol::protocol::Encodable;
 

@@ -130,7 +130,7 @@ fn default_hint(code: i16) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
 
     #[test]
     fn names_follow_kafka_errors_java() {
