@@ -2,7 +2,6 @@
 //! Kafka-protocol client (they work against Apache Kafka too).
 
 mod cli;
-mod client;
 mod serve;
 
 use clap::Parser;

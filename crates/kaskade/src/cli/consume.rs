@@ -15,11 +15,11 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::output::{format_record, write_stdout, RecordFormat};
-use crate::client::error::{error_name, is_stale_metadata, KafkaError};
-use crate::client::fetcher::{self, FetchOptions, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use crate::client::group;
-use crate::client::records::decode_fetched;
-use crate::client::Client;
+use kaskade_client::error::{error_name, is_stale_metadata, KafkaError};
+use kaskade_client::fetcher::{self, FetchOptions, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use kaskade_client::group;
+use kaskade_client::records::decode_fetched;
+use kaskade_client::Client;
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {

@@ -9,9 +9,9 @@ use clap::{ArgGroup, Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::output::{print_json, write_stdout, OutputFormat, Table};
-use crate::client::fetcher::{self, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use crate::client::group::{self, GroupDescription};
-use crate::client::Client;
+use kaskade_client::fetcher::{self, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use kaskade_client::group::{self, GroupDescription};
+use kaskade_client::Client;
 
 #[derive(Debug, Args)]
 pub struct GroupArgs {

@@ -12,7 +12,7 @@ pub mod txn;
 
 use clap::Subcommand;
 
-use crate::client::Client;
+use kaskade_client::Client;
 
 /// Client commands; `main` flattens these next to `serve`.
 #[derive(Debug, Subcommand)]

@@ -9,7 +9,7 @@ use kafka_protocol::records::TimestampType;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::client::records::ConsumedRecord;
+use kaskade_client::records::ConsumedRecord;
 
 /// `--output` of the topic commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]

@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::topic::parse_config;
-use crate::client::partitioner::{partition_for_key, StickyPartitioner};
-use crate::client::producer::{self, PartitionBatch};
-use crate::client::records::{encode_batch, ProducerRecord};
-use crate::client::Client;
+use kaskade_client::partitioner::{partition_for_key, StickyPartitioner};
+use kaskade_client::producer::{self, PartitionBatch};
+use kaskade_client::records::{encode_batch, ProducerRecord};
+use kaskade_client::Client;
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {

@@ -6,9 +6,9 @@ use kafka_protocol::ResponseError;
 use serde_json::{json, Value};
 
 use super::output::{id_list, kafka_uuid, print_json, write_stdout, OutputFormat, Table};
-use crate::client::admin::{self, NewTopic, OP_DELETE, OP_SET};
-use crate::client::cluster::{unknown_topic, TopicMetadata};
-use crate::client::{Client, KafkaError};
+use kaskade_client::admin::{self, NewTopic, OP_DELETE, OP_SET};
+use kaskade_client::cluster::{unknown_topic, TopicMetadata};
+use kaskade_client::{Client, KafkaError};
 
 #[derive(Debug, Args)]
 pub struct TopicArgs {

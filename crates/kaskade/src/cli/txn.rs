@@ -6,8 +6,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::output::{print_json, write_stdout, OutputFormat, Table};
-use crate::client::txn::{self, TransactionDescription};
-use crate::client::Client;
+use kaskade_client::txn::{self, TransactionDescription};
+use kaskade_client::Client;
 
 #[derive(Debug, Args)]
 pub struct TxnArgs {

@@ -13,9 +13,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tokio::task::JoinSet;
 
-use super::cluster::{Client, TopicMetadata};
-use super::error::{is_stale_metadata, KafkaError};
-use super::records::AbortedTxn;
+use crate::cluster::{Client, TopicMetadata};
+use crate::error::{is_stale_metadata, KafkaError};
+use crate::records::AbortedTxn;
 
 /// ListOffsets timestamp for the log start offset.
 pub const EARLIEST_TIMESTAMP: i64 = -2;

@@ -13,9 +13,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tokio::task::JoinSet;
 
-use super::cluster::{Client, TopicMetadata};
-use super::connection::Connection;
-use super::error::{is_stale_metadata, KafkaError};
+use crate::cluster::{Client, TopicMetadata};
+use crate::connection::Connection;
+use crate::error::{is_stale_metadata, KafkaError};
 
 const MAX_ATTEMPTS: usize = 5;
 

@@ -13,8 +13,8 @@ use kafka_protocol::ResponseError;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::connection::{Connection, ConnectionConfig};
-use super::error::KafkaError;
+use crate::connection::{Connection, ConnectionConfig};
+use crate::error::KafkaError;
 
 /// A broker as listed in Metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]

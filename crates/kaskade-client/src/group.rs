@@ -16,9 +16,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
 
-use super::cluster::Client;
-use super::connection::Connection;
-use super::error::KafkaError;
+use crate::cluster::Client;
+use crate::connection::Connection;
+use crate::error::KafkaError;
 
 /// FindCoordinator key type of a consumer group.
 pub const KEY_TYPE_GROUP: i8 = 0;

@@ -1,6 +1,9 @@
-//! A small async Kafka client for the CLI, speaking only the standard
-//! protocol at versions negotiated with ApiVersions, so it works against
-//! Kaskade and Apache Kafka alike.
+//! Kaskade's small async Kafka client: the CLI's, and the broker's
+//! integration tests'. It speaks only the standard protocol, at versions
+//! negotiated with ApiVersions, so it works against Kaskade and Apache
+//! Kafka alike, and it knows nothing of the broker (it must never depend on
+//! `kaskade-broker`: the tests that use it would then test the broker
+//! against itself).
 //!
 //! - [`connection`]: one broker connection (frames, correlation ids,
 //!   pipelining, version negotiation).
@@ -14,8 +17,6 @@
 //!
 //! Point a [`Client`] at any `host:port` list:
 //! `Client::new("127.0.0.1:9092")`.
-
-#![allow(dead_code)]
 
 pub mod admin;
 pub mod cluster;

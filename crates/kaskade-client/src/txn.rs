@@ -12,9 +12,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::cluster::Client;
-use super::error::KafkaError;
-use super::group::{find_coordinator, KEY_TYPE_TRANSACTION};
+use crate::cluster::Client;
+use crate::error::KafkaError;
+use crate::group::{find_coordinator, KEY_TYPE_TRANSACTION};
 
 /// Kafka's transaction state names (`TransactionState`), for hints.
 pub const STATES: [&str; 7] =

@@ -17,8 +17,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::cluster::Client;
-use super::error::KafkaError;
+use crate::cluster::Client;
+use crate::error::KafkaError;
 
 /// Admin request timeout sent to the broker.
 const TIMEOUT_MS: i32 = 30_000;
