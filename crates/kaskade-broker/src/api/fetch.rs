@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::fetch_session::{PartKey, PartState, SessionMode};
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 /// One partition of this fetch, resolved.
 struct Wanted {
@@ -109,7 +110,7 @@ fn read_all(wanted: &[(Option<Arc<Log>>, i64, i32)], max_bytes: i32, read_commit
         .collect()
 }
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> FetchResponse {
+pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result<FetchResponse, BrokerError> {
     let mut resp = FetchResponse::default();
     let image = broker.topics.image();
     let by_id = version >= 13;
@@ -125,7 +126,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
         Err(c) => {
             resp.error_code = c.code();
             resp.session_id = req.session_id;
-            return resp;
+            return Ok(resp);
         }
     };
 
@@ -222,7 +223,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
             Ok(g) => g,
             Err(_) => {
                 resp.error_code = -1;
-                return resp;
+                return Ok(resp);
             }
         };
         let bytes: usize = got.iter().filter_map(|g| g.records.as_ref().map(Bytes::len)).sum();
@@ -301,16 +302,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
         }
     }
     resp.session_id = session_id;
-    resp
+    Ok(resp)
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, Fetch)?;
-        Ok(kafka_protocol::messages::ResponseKind::Fetch(handle(&broker, header.request_api_version, request).await))
-    })
-}
+crate::route_to!(Fetch, handle);

@@ -13,6 +13,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use kaskade_log::Log;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 pub const EARLIEST: i64 = -2;
 pub const LATEST: i64 = -1;
@@ -44,11 +45,9 @@ fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<(i64, i64),
                 .unwrap_or((hit.header.base_offset.max(start), hit.header.max_timestamp));
             Ok(if found.0 < fetchable { found } else { (-1, -1) })
         }
-        _ => Err(INVALID_REQUEST),
+        _ => Err(ResponseError::InvalidRequest.code()),
     }
 }
-
-const INVALID_REQUEST: i16 = 42;
 
 /// Decodes one batch (any compression) and finds the first record at or
 /// past offset `from` with timestamp >= `t`.
@@ -67,7 +66,11 @@ fn exact_max(log: &Log, ts: i64, batch_last: i64) -> Option<i64> {
     set.records.iter().find(|r| r.timestamp == ts).map(|r| r.offset)
 }
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: ListOffsetsRequest,
+) -> Result<ListOffsetsResponse, BrokerError> {
     let read_committed = version >= 2 && req.isolation_level == 1;
     let image = broker.topics.image();
     let mut resp = ListOffsetsResponse::default();
@@ -95,9 +98,9 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListOffsetsRequest)
                 pr.leader_epoch = pi.leader_epoch;
             }
             if p.current_leader_epoch >= 0 && p.current_leader_epoch < pi.leader_epoch {
-                pr.error_code = 74; // FENCED_LEADER_EPOCH
+                pr.error_code = ResponseError::FencedLeaderEpoch.code();
             } else if p.current_leader_epoch > pi.leader_epoch {
-                pr.error_code = 75; // UNKNOWN_LEADER_EPOCH
+                pr.error_code = ResponseError::UnknownLeaderEpoch.code();
             } else if let Some(log) = broker.topics.log(&tp.name, p.partition_index) {
                 let ts = p.timestamp;
                 let res =
@@ -116,18 +119,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ListOffsetsRequest)
         }
         resp.topics.push(tr);
     }
-    resp
+    Ok(resp)
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, ListOffsets)?;
-        Ok(kafka_protocol::messages::ResponseKind::ListOffsets(
-            handle(&broker, header.request_api_version, request).await,
-        ))
-    })
-}
+crate::route_to!(ListOffsets, handle);

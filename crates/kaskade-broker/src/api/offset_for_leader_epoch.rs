@@ -10,15 +10,13 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use crate::broker::Broker;
-
-const FENCED_LEADER_EPOCH: i16 = 74;
-const UNKNOWN_LEADER_EPOCH: i16 = 75;
+use crate::error::BrokerError;
 
 pub async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     req: OffsetForLeaderEpochRequest,
-) -> OffsetForLeaderEpochResponse {
+) -> Result<OffsetForLeaderEpochResponse, BrokerError> {
     let image = broker.topics.image();
     let mut resp = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
@@ -35,9 +33,9 @@ pub async fn handle(
             match (part, broker.topics.log(t.topic.as_str(), p.partition)) {
                 (Some(pi), Some(log)) => {
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch < pi.leader_epoch {
-                        e.error_code = FENCED_LEADER_EPOCH;
+                        e.error_code = ResponseError::FencedLeaderEpoch.code();
                     } else if p.current_leader_epoch > pi.leader_epoch {
-                        e.error_code = UNKNOWN_LEADER_EPOCH;
+                        e.error_code = ResponseError::UnknownLeaderEpoch.code();
                     } else if p.leader_epoch >= 0 && p.leader_epoch <= pi.leader_epoch {
                         e.leader_epoch = pi.leader_epoch;
                         e.end_offset = log.log_end_offset();
@@ -49,18 +47,7 @@ pub async fn handle(
         }
         resp.topics.push(tr);
     }
-    resp
+    Ok(resp)
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, OffsetForLeaderEpoch)?;
-        Ok(kafka_protocol::messages::ResponseKind::OffsetForLeaderEpoch(
-            handle(&broker, header.request_api_version, request).await,
-        ))
-    })
-}
+crate::route_to!(OffsetForLeaderEpoch, handle);

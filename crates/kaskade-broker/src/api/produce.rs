@@ -16,12 +16,9 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::partition::storage_error;
 use kaskade_log::LogError;
-
-pub const INVALID_REQUIRED_ACKS: i16 = 21;
-pub const REQUEST_TIMED_OUT: i16 = 7;
-const NONE: i16 = 0;
 
 fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
     let mut p = PartitionProduceResponse::default();
@@ -93,7 +90,7 @@ fn record_errors_response(idx: i32, version: i16, refused: &[i32], message: &str
 }
 
 /// Handles a produce request. `None` means "send no response" (acks=0).
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> Result<ProduceResponse, BrokerError> {
     let acks = req.acks;
     let mut resp = ProduceResponse::default();
     let image = broker.topics.image();
@@ -106,7 +103,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
         for part in topic.partition_data {
             let idx = part.index;
             if !matches!(acks, -1..=1) {
-                tr.partition_responses.push(partition_error(idx, INVALID_REQUIRED_ACKS, None));
+                tr.partition_responses.push(partition_error(idx, ResponseError::InvalidRequiredAcks.code(), None));
                 continue;
             }
             let Some(t) = t else {
@@ -167,7 +164,6 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                     }
                     let mut pr = PartitionProduceResponse::default();
                     pr.index = idx;
-                    pr.error_code = NONE;
                     pr.base_offset = info.first_offset;
                     pr.log_append_time_ms = info.log_append_time;
                     pr.log_start_offset = info.log_start_offset;
@@ -199,7 +195,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
         resp.responses.push(tr);
     }
     if acks == 0 {
-        return None;
+        // acks=0: the client expects no response.
+        return Err(BrokerError::NoResponse);
     }
     if !waits.is_empty() {
         let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
@@ -213,7 +210,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
             let code = match r {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => storage_error(&e).code(),
-                Err(_) => REQUEST_TIMED_OUT,
+                Err(_) => ResponseError::RequestTimedOut.code(),
             };
             if let Some(p) = resp.responses.get_mut(ti).and_then(|t| t.partition_responses.get_mut(pi)) {
                 p.error_code = code;
@@ -221,19 +218,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
             }
         }
     }
-    Some(resp)
+    Ok(resp)
 }
 
-pub fn route(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    super::handler(async move {
-        let request = crate::request_body!(body, Produce)?;
-        match handle(&broker, header.request_api_version, request).await {
-            Some(r) => Ok(kafka_protocol::messages::ResponseKind::Produce(r)),
-            None => Err(crate::error::BrokerError::NoResponse),
-        }
-    })
-}
+crate::route_to!(Produce, handle);
