@@ -122,6 +122,9 @@ impl Broker {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
+        // Named by pid: a directory left by an earlier process that had the
+        // same pid would hand this test its topics and producer ids.
+        let _ = std::fs::remove_dir_all(&dir);
         let (topics, cluster_id, _) = match crate::server::open_storage(&config, &dir) {
             Ok(t) => t,
             Err(e) => panic!("test storage in {}: {e}", dir.display()),
