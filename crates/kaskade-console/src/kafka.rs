@@ -75,14 +75,6 @@ impl Kafka {
         Kafka { broker }
     }
 
-    /// Whether the cluster metadata has `__consumer_offsets`. Without it no
-    /// group exists, and asking the group coordinator would create the topic
-    /// (50 partitions), which Kafka does only for a client's FindCoordinator:
-    /// looking must not change the cluster.
-    pub fn has_offsets_topic(&self) -> bool {
-        self.broker.topics.image().topic(kaskade_broker::group::records::OFFSETS_TOPIC).is_some()
-    }
-
     /// The broker (for facts no Kafka API carries: its start-up config).
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker

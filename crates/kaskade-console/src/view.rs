@@ -223,9 +223,6 @@ pub struct GroupListing {
 
 /// Every group the coordinators know.
 pub async fn groups(kafka: &Kafka) -> Result<Vec<GroupListing>, ConsoleError> {
-    if !kafka.has_offsets_topic() {
-        return Ok(Vec::new());
-    }
     let resp = kafka.call(ListGroupsRequest::default(), 4).await?;
     check(resp.error_code, None)?;
     let mut out: Vec<GroupListing> = resp

@@ -18,7 +18,11 @@ pub async fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> Re
         || req.types_filter.is_empty()
         || req.types_filter.iter().any(|t| t.as_str().eq_ignore_ascii_case(GROUP_TYPE));
     let mut resp = ListGroupsResponse::default();
-    if !types_ok {
+    // No `__consumer_offsets`: no group exists, and this node leads none of
+    // its partitions. Kafka creates the topic only for a FindCoordinator;
+    // asking the coordinator here would create it (50 partitions) for a
+    // read, as a monitoring tool polling ListGroups would.
+    if !types_ok || broker.topics.image().topic(crate::group::records::OFFSETS_TOPIC).is_none() {
         return Ok(resp);
     }
     // While a partition loads, Kafka answers COORDINATOR_LOAD_IN_PROGRESS
@@ -46,3 +50,18 @@ pub async fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> Re
 }
 
 crate::route_to!(ListGroups, handle);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::records::OFFSETS_TOPIC;
+
+    #[tokio::test]
+    async fn listing_groups_does_not_create_the_offsets_topic() {
+        let broker = Broker::for_tests(crate::config::BrokerConfig::default(), crate::router::Router::default());
+        let resp = handle(&broker, 4, ListGroupsRequest::default()).await.expect("answered");
+        assert_eq!(resp.error_code, 0);
+        assert!(resp.groups.is_empty());
+        assert!(broker.topics.image().topic(OFFSETS_TOPIC).is_none(), "ListGroups created {OFFSETS_TOPIC}");
+    }
+}
