@@ -1,9 +1,47 @@
-//! Storage errors as Kafka error codes: the one place where the storage
-//! engine's `LogError` becomes a wire code (`ResponseError`), so handlers
-//! never invent codes and the storage crate speaks none.
+//! The partition layer's errors and their Kafka codes: the one place where
+//! a partition refusal (`PartitionError`) or a storage failure (`LogError`,
+//! which carries no wire codes) becomes a wire code (`ResponseError`), so
+//! handlers never invent codes and the storage crate speaks none.
 
 use kafka_protocol::ResponseError;
 use kaskade_log::LogError;
+use kaskade_types::LeaderEpoch;
+
+/// Why the partition layer refused a request, as Kafka's `Partition`
+/// refuses it.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    /// The request names an older leader epoch than this partition's: the
+    /// client's metadata is stale (FENCED_LEADER_EPOCH).
+    #[error("leader epoch {requested} is older than the current {current}")]
+    FencedLeaderEpoch { requested: LeaderEpoch, current: LeaderEpoch },
+    /// The request names a newer leader epoch than this partition's: this
+    /// node has not seen that leadership yet (UNKNOWN_LEADER_EPOCH).
+    #[error("leader epoch {requested} is newer than the current {current}")]
+    UnknownLeaderEpoch { requested: LeaderEpoch, current: LeaderEpoch },
+    /// This node does not lead the partition (NOT_LEADER_OR_FOLLOWER).
+    #[error("this node does not lead the partition")]
+    NotLeader,
+    /// The topic or partition is not hosted here (UNKNOWN_TOPIC_OR_PARTITION).
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    /// The storage engine refused or failed.
+    #[error(transparent)]
+    Storage(#[from] LogError),
+}
+
+impl PartitionError {
+    /// The Kafka error a client sees.
+    pub fn response_error(&self) -> ResponseError {
+        match self {
+            PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+            PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+            PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
+            PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            PartitionError::Storage(e) => storage_error(e),
+        }
+    }
+}
 
 /// The Kafka error a client sees for a storage failure, as Kafka's
 /// `LogValidator`, `ProducerStateManager` and `ReplicaManager` answer it.
@@ -45,6 +83,21 @@ mod tests {
         ];
         for (e, code) in cases {
             assert_eq!(storage_error(&e).code(), code, "{e}");
+        }
+    }
+
+    #[test]
+    fn partition_errors_have_kafka_codes() {
+        let (old, new) = (LeaderEpoch(1), LeaderEpoch(2));
+        let cases: Vec<(PartitionError, i16)> = vec![
+            (PartitionError::FencedLeaderEpoch { requested: old, current: new }, 74),
+            (PartitionError::UnknownLeaderEpoch { requested: new, current: old }, 75),
+            (PartitionError::NotLeader, 6),
+            (PartitionError::UnknownTopicOrPartition, 3),
+            (PartitionError::Storage(LogError::Closed), 56),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.response_error().code(), code, "{e}");
         }
     }
 }

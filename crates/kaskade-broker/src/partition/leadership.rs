@@ -1,0 +1,298 @@
+//! A partition's leadership as a state machine without I/O: the leader
+//! epoch, whether this node leads, the in-sync replicas (ISR) with each
+//! member's position, and the high watermark (HW) decided from them, as
+//! Kafka's `Partition` keeps them. Events in (the metadata image's
+//! partition record, a replica's new position), decisions out (a new HW,
+//! whether this node just became leader at a new epoch); the async
+//! `Partition` around it only carries them out on the log.
+//!
+//! Requests carrying a `current_leader_epoch` are checked as Kafka's
+//! `Partition.getLocalLog` checks them: the epoch first (older:
+//! FENCED_LEADER_EPOCH, newer: UNKNOWN_LEADER_EPOCH, absent: no check), then
+//! leadership (NOT_LEADER_OR_FOLLOWER).
+//!
+//! The HW rule: HW = min over the ISR members' positions, and it only moves
+//! forward. A member's position is its durable end in durable mode (so an
+//! acknowledged acks=all record is on disk on every ISR member) and its log
+//! end in lazy mode ([`replica_position`]). On one node the ISR is this node
+//! alone, so the HW is this node's position. A member whose position is not
+//! known yet holds the HW where it is.
+//!
+//! Invariants: the HW never decreases; a leader is a member of its own ISR;
+//! the leader epoch never decreases (an older partition record is ignored).
+
+use std::collections::BTreeMap;
+
+use kaskade_types::{LeaderEpoch, NodeId, Offset};
+
+use super::error::PartitionError;
+
+/// What the metadata image says about a partition's leadership (its
+/// partition record: leader, leader epoch, ISR).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderAndIsr {
+    /// `None` when the partition has no leader.
+    pub leader: Option<NodeId>,
+    pub epoch: LeaderEpoch,
+    pub isr: Vec<NodeId>,
+}
+
+impl LeaderAndIsr {
+    /// From the image's partition record (a leader of -1 means none).
+    pub fn from_image(p: &kaskade_meta::PartitionImage) -> LeaderAndIsr {
+        LeaderAndIsr {
+            leader: (p.leader >= 0).then_some(NodeId(p.leader)),
+            epoch: LeaderEpoch(p.leader_epoch),
+            isr: p.isr.iter().copied().map(NodeId).collect(),
+        }
+    }
+}
+
+/// A replica's position for the HW rule: its durable end in durable mode,
+/// its log end in lazy mode.
+pub fn replica_position(log_end: Offset, durable_end: Offset, durable_mode: bool) -> Offset {
+    if durable_mode {
+        durable_end.min(log_end)
+    } else {
+        log_end
+    }
+}
+
+/// What applying a partition record changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// This node leads from now on at this (new) epoch: the partition
+    /// records the epoch's start in the log's epoch cache.
+    pub became_leader: Option<LeaderEpoch>,
+    /// The HW moved forward (an ISR member with the lowest position left).
+    pub high_watermark: Option<Offset>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Leadership {
+    node: NodeId,
+    epoch: LeaderEpoch,
+    leader: Option<NodeId>,
+    /// ISR member -> its position (`None` until it reported one).
+    isr: BTreeMap<NodeId, Option<Offset>>,
+    hw: Offset,
+}
+
+impl Leadership {
+    /// The leadership of `node`'s replica as `state` says, with the HW the
+    /// log opened with.
+    pub fn new(node: NodeId, state: &LeaderAndIsr, hw: Offset) -> Leadership {
+        let mut l = Leadership { node, epoch: state.epoch, leader: None, isr: BTreeMap::new(), hw };
+        l.set(state);
+        l.check_invariants((state.epoch, hw));
+        l
+    }
+
+    pub fn epoch(&self) -> LeaderEpoch {
+        self.epoch
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader == Some(self.node)
+    }
+
+    pub fn high_watermark(&self) -> Offset {
+        self.hw
+    }
+
+    pub fn isr(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.isr.keys().copied()
+    }
+
+    /// Checks a request's `current_leader_epoch` (`None`: not given) and
+    /// that this node leads, in Kafka's order: epoch first, then
+    /// leadership.
+    pub fn check_epoch(&self, current_leader_epoch: Option<LeaderEpoch>) -> Result<(), PartitionError> {
+        match current_leader_epoch {
+            Some(requested) if requested < self.epoch => {
+                return Err(PartitionError::FencedLeaderEpoch { requested, current: self.epoch })
+            }
+            Some(requested) if requested > self.epoch => {
+                return Err(PartitionError::UnknownLeaderEpoch { requested, current: self.epoch })
+            }
+            _ => {}
+        }
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeader);
+        }
+        Ok(())
+    }
+
+    /// Applies a newer (or the same) partition record; an older one is
+    /// ignored, as Kafka ignores a stale LeaderAndIsr.
+    pub fn apply(&mut self, state: &LeaderAndIsr) -> Applied {
+        if state.epoch < self.epoch {
+            return Applied { became_leader: None, high_watermark: None };
+        }
+        let before = (self.epoch, self.hw);
+        let was_leader_at = self.is_leader().then_some(self.epoch);
+        self.set(state);
+        let became_leader = (self.is_leader() && was_leader_at != Some(self.epoch)).then_some(self.epoch);
+        let high_watermark = self.advance_high_watermark();
+        self.check_invariants(before);
+        Applied { became_leader, high_watermark }
+    }
+
+    /// ISR member `member` is at `position`; the new HW if it moved. Only
+    /// the leader decides the HW; positions of replicas outside the ISR do
+    /// not count.
+    pub fn update_position(&mut self, member: NodeId, position: Offset) -> Option<Offset> {
+        let before = (self.epoch, self.hw);
+        let slot = self.isr.get_mut(&member)?;
+        *slot = Some(position);
+        let moved = self.advance_high_watermark();
+        self.check_invariants(before);
+        moved
+    }
+
+    fn set(&mut self, state: &LeaderAndIsr) {
+        self.epoch = state.epoch;
+        self.leader = state.leader;
+        let mut isr: BTreeMap<NodeId, Option<Offset>> =
+            state.isr.iter().map(|m| (*m, self.isr.get(m).copied().flatten())).collect();
+        // A leader is in its own ISR (Kafka's controller never elects
+        // outside it); a record saying otherwise still counts this node.
+        if self.is_leader() {
+            isr.entry(self.node).or_insert(None);
+        }
+        self.isr = isr;
+    }
+
+    /// HW = min over the ISR's positions, forward only; unchanged while a
+    /// member's position is unknown or this node does not lead.
+    fn advance_high_watermark(&mut self) -> Option<Offset> {
+        if !self.is_leader() {
+            return None;
+        }
+        let min = self.isr.values().try_fold(None::<Offset>, |acc, p| {
+            let p = (*p)?;
+            Some(Some(acc.map_or(p, |a: Offset| a.min(p))))
+        })??;
+        (min > self.hw).then(|| {
+            self.hw = min;
+            min
+        })
+    }
+
+    /// The invariants of the module doc, against the state before the
+    /// event (`before`: its epoch and HW).
+    fn check_invariants(&self, before: (LeaderEpoch, Offset)) {
+        debug_assert!(!self.is_leader() || self.isr.contains_key(&self.node), "a leader outside its ISR: {self:?}");
+        debug_assert!(self.epoch >= before.0, "leader epoch moved back from {}: {self:?}", before.0);
+        debug_assert!(self.hw >= before.1, "HW moved back from {}: {self:?}", before.1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: NodeId = NodeId(1);
+
+    fn state(leader: i32, epoch: i32, isr: &[i32]) -> LeaderAndIsr {
+        LeaderAndIsr {
+            leader: (leader >= 0).then_some(NodeId(leader)),
+            epoch: LeaderEpoch(epoch),
+            isr: isr.iter().copied().map(NodeId).collect(),
+        }
+    }
+
+    fn leading(epoch: i32, isr: &[i32]) -> Leadership {
+        Leadership::new(ME, &state(1, epoch, isr), Offset(0))
+    }
+
+    fn code(r: Result<(), PartitionError>) -> Option<kafka_protocol::ResponseError> {
+        r.err().map(|e| e.response_error())
+    }
+
+    #[test]
+    fn an_older_epoch_is_fenced() {
+        let l = leading(5, &[1]);
+        assert_eq!(code(l.check_epoch(Some(LeaderEpoch(4)))), Some(kafka_protocol::ResponseError::FencedLeaderEpoch));
+    }
+
+    #[test]
+    fn a_newer_epoch_is_unknown() {
+        let l = leading(5, &[1]);
+        assert_eq!(code(l.check_epoch(Some(LeaderEpoch(6)))), Some(kafka_protocol::ResponseError::UnknownLeaderEpoch));
+    }
+
+    #[test]
+    fn the_current_or_no_epoch_passes_on_the_leader() {
+        let l = leading(5, &[1]);
+        assert!(l.check_epoch(Some(LeaderEpoch(5))).is_ok());
+        assert!(l.check_epoch(None).is_ok());
+    }
+
+    #[test]
+    fn a_follower_answers_not_leader_after_the_epoch_check() {
+        let l = Leadership::new(ME, &state(2, 5, &[2, 1]), Offset(0));
+        assert!(!l.is_leader());
+        assert_eq!(code(l.check_epoch(None)), Some(kafka_protocol::ResponseError::NotLeaderOrFollower));
+        assert_eq!(code(l.check_epoch(Some(LeaderEpoch(5)))), Some(kafka_protocol::ResponseError::NotLeaderOrFollower));
+        // The epoch is checked first, as Kafka's getLocalLog does.
+        assert_eq!(code(l.check_epoch(Some(LeaderEpoch(4)))), Some(kafka_protocol::ResponseError::FencedLeaderEpoch));
+        let leaderless = Leadership::new(ME, &state(-1, 5, &[]), Offset(0));
+        assert_eq!(code(leaderless.check_epoch(None)), Some(kafka_protocol::ResponseError::NotLeaderOrFollower));
+    }
+
+    #[test]
+    fn one_member_isr_hw_is_its_position() {
+        let mut l = leading(0, &[1]);
+        assert_eq!(l.update_position(ME, Offset(7)), Some(Offset(7)));
+        assert_eq!(l.update_position(ME, Offset(7)), None, "unchanged");
+        assert_eq!(l.update_position(ME, Offset(9)), Some(Offset(9)));
+        assert_eq!(l.high_watermark(), Offset(9));
+    }
+
+    #[test]
+    fn three_member_isr_hw_is_the_minimum_position() {
+        let mut l = leading(0, &[1, 2, 3]);
+        assert_eq!(l.update_position(ME, Offset(10)), None, "2 and 3 unknown");
+        assert_eq!(l.update_position(NodeId(2), Offset(8)), None, "3 unknown");
+        assert_eq!(l.update_position(NodeId(3), Offset(6)), Some(Offset(6)));
+        assert_eq!(l.update_position(NodeId(2), Offset(12)), None, "3 still lowest");
+        assert_eq!(l.update_position(NodeId(3), Offset(11)), Some(Offset(10)), "now this node is lowest");
+        assert_eq!(l.update_position(NodeId(4), Offset(0)), None, "not in the ISR");
+        // The lowest member leaves the ISR: the HW moves to the next lowest.
+        l.update_position(NodeId(3), Offset(10));
+        l.update_position(ME, Offset(20));
+        assert_eq!(l.high_watermark(), Offset(10));
+        let applied = l.apply(&state(1, 0, &[1, 2]));
+        assert_eq!(applied, Applied { became_leader: None, high_watermark: Some(Offset(12)) });
+    }
+
+    #[test]
+    fn hw_never_moves_back() {
+        let mut l = leading(0, &[1]);
+        l.update_position(ME, Offset(9));
+        assert_eq!(l.update_position(ME, Offset(4)), None, "a lower position (durable mode after lazy)");
+        assert_eq!(l.high_watermark(), Offset(9));
+        // A member joining the ISR behind the HW does not lower it either.
+        l.apply(&state(1, 0, &[1, 2]));
+        assert_eq!(l.update_position(NodeId(2), Offset(3)), None);
+        assert_eq!(l.high_watermark(), Offset(9));
+    }
+
+    #[test]
+    fn becoming_leader_reports_the_new_epoch_once() {
+        let mut l = Leadership::new(ME, &state(2, 3, &[2, 1]), Offset(0));
+        assert_eq!(l.apply(&state(1, 4, &[1])).became_leader, Some(LeaderEpoch(4)));
+        assert_eq!(l.apply(&state(1, 4, &[1])).became_leader, None, "same epoch: nothing new");
+        assert_eq!(l.apply(&state(1, 5, &[1])).became_leader, Some(LeaderEpoch(5)), "re-elected");
+        assert_eq!(l.apply(&state(2, 3, &[2])), Applied { became_leader: None, high_watermark: None }, "stale");
+        assert_eq!(l.epoch(), LeaderEpoch(5));
+        assert!(l.is_leader());
+    }
+
+    #[test]
+    fn a_leader_is_in_its_own_isr() {
+        let l = Leadership::new(ME, &state(1, 0, &[]), Offset(0));
+        assert_eq!(l.isr().collect::<Vec<_>>(), vec![ME]);
+    }
+}
