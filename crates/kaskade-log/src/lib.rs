@@ -42,6 +42,6 @@ pub use config::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 pub use error::{LogError, Result};
 pub use kaskade_types::clock;
 pub use kaskade_types::{Clock, ManualClock, SystemClock};
-pub use log::{AppendInfo, Log, LogEnv, OpenHint, ReadResult, TimestampHit};
+pub use log::{AppendInfo, Log, LogEnv, OpenHint, PositionListener, Positions, ReadResult, TimestampHit};
 pub use manager::{LogManager, ManagerOptions, OpenReport};
 pub use types::TopicPartition;

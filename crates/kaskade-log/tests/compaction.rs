@@ -91,7 +91,7 @@ fn the_latest_value_of_every_key_survives_at_its_offset() {
     let d = tempfile::tempdir().expect("tempdir");
     let clock = manual_clock();
     let mgr = open_with(d.path(), compacted(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), compacted()).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), compacted()).expect("create"));
     let keys = ["alpha", "beta", "gamma", "delta", "epsilon"];
     let mut latest = updates(&log, &keys, 40, clock.now_ms_for_test());
     settle(&log);
@@ -146,7 +146,7 @@ fn compact_only_logs_ignore_time_and_size_retention() {
     let clock = manual_clock();
     let cfg = LogConfig { retention_ms: 1_000, retention_bytes: 100, ..compacted() };
     let mgr = open_with(d.path(), cfg.clone(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), cfg.clone()).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg.clone()).expect("create"));
     updates(&log, &["a", "b"], 20, clock.now_ms_for_test());
     settle(&log);
     clock.advance(10_000);
@@ -164,7 +164,7 @@ fn tombstones_go_after_delete_retention_ms_and_take_their_key_along() {
     let clock = manual_clock();
     let cfg = LogConfig { delete_retention_ms: 60_000, ..compacted() };
     let mgr = open_with(d.path(), cfg.clone(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
     let ts = clock.now_ms_for_test();
     updates(&log, &["gone", "kept"], 5, ts);
     let tomb = log.append(keyed_batch(&[(Some(b"gone"), None)], ts, Compression::None, None), 0).expect("append");
@@ -202,7 +202,7 @@ fn min_compaction_lag_holds_back_young_records() {
     let clock = manual_clock();
     let cfg = LogConfig { min_compaction_lag_ms: 10_000, ..compacted() };
     let mgr = open_with(d.path(), cfg.clone(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
     updates(&log, &["a", "b"], 20, clock.now_ms_for_test());
     settle(&log);
     assert!(mgr.run_cleaner().is_empty(), "every record is younger than the lag");
@@ -218,7 +218,7 @@ fn max_compaction_lag_forces_a_pass_below_the_dirty_ratio() {
     let clock = manual_clock();
     let cfg = LogConfig { min_cleanable_dirty_ratio: 0.9, max_compaction_lag_ms: 60_000, ..compacted() };
     let mgr = open_with(d.path(), cfg.clone(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
     // Many distinct keys: after the first pass the clean part is large.
     let keys: Vec<String> = (0..60).map(|i| format!("key-{i}")).collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -239,7 +239,7 @@ fn max_compaction_lag_rolls_the_active_segment_of_a_compacted_log() {
     let clock = manual_clock();
     let cfg = LogConfig { max_compaction_lag_ms: 5_000, segment_bytes: 1 << 20, ..compacted() };
     let mgr = open_with(d.path(), cfg.clone(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
     updates(&log, &["a"], 3, clock.now_ms_for_test());
     clock.advance(5_001);
     updates(&log, &["a"], 1, clock.now_ms_for_test());
@@ -251,7 +251,7 @@ fn an_idempotent_producers_last_batch_stays_and_it_continues_after_a_restart() {
     let d = tempfile::tempdir().expect("tempdir");
     let clock = manual_clock();
     let mgr = open_with(d.path(), compacted(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), compacted()).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), compacted()).expect("create"));
     let ts = clock.now_ms_for_test();
     let p = |seq| Some(Producer { id: 42, epoch: 3, base_sequence: seq, transactional: false });
     for seq in (0..10).step_by(2) {
@@ -298,7 +298,7 @@ fn every_codec_is_cleaned_and_recompressed_with_itself() {
         let d = tempfile::tempdir().expect("tempdir");
         let clock = manual_clock();
         let mgr = open_with(d.path(), compacted(), clock.clone(), None);
-        let log = mgr.get_or_create(&tp(), compacted()).expect("create");
+        let log = common::follow_local(mgr.get_or_create(&tp(), compacted()).expect("create"));
         let ts = clock.now_ms_for_test();
         for round in 0..6 {
             let vals: Vec<String> = (0..4).map(|i| format!("v{round}-{i}")).collect();
@@ -330,7 +330,7 @@ fn aborted_transactions_never_shadow_committed_values() {
     let d = tempfile::tempdir().expect("tempdir");
     let clock = manual_clock();
     let mgr = open_with(d.path(), compacted(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), compacted()).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), compacted()).expect("create"));
     let ts = clock.now_ms_for_test();
     let committed = updates(&log, &["k"], 3, ts)["k"];
     let txn = Producer { id: 9, epoch: 0, base_sequence: 0, transactional: true };
@@ -368,7 +368,7 @@ fn nothing_past_the_last_stable_offset_is_cleaned() {
     let d = tempfile::tempdir().expect("tempdir");
     let clock = manual_clock();
     let mgr = open_with(d.path(), compacted(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), compacted()).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), compacted()).expect("create"));
     let ts = clock.now_ms_for_test();
     updates(&log, &["a"], 5, ts);
     log.roll().expect("roll");
@@ -392,7 +392,7 @@ fn leftover_cleaned_files_are_deleted_at_open() {
     let d = tempfile::tempdir().expect("tempdir");
     let clock = manual_clock();
     let mgr = open_with(d.path(), compacted(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), compacted()).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), compacted()).expect("create"));
     updates(&log, &["a", "b"], 20, clock.now_ms_for_test());
     settle(&log);
     let before = read_all(&log).0;
@@ -427,7 +427,7 @@ fn a_crash_at_any_step_of_the_swap_loses_nothing() {
         let clock = manual_clock();
         let cfg = LogConfig { segment_bytes: 4_000, ..compacted() };
         let mgr = open_with(d.path(), cfg.clone(), clock.clone(), Some(crash_at));
-        let log = mgr.get_or_create(&tp(), cfg.clone()).expect("create");
+        let log = common::follow_local(mgr.get_or_create(&tp(), cfg.clone()).expect("create"));
         // Small segments first (so groups merge several), then a roll.
         log.set_config(LogConfig { segment_bytes: 500, ..cfg.clone() });
         let latest = updates(&log, &keys, 15, clock.now_ms_for_test());
@@ -473,7 +473,7 @@ fn deleting_a_log_forgets_its_checkpoint() {
     let d = tempfile::tempdir().expect("tempdir");
     let clock = manual_clock();
     let mgr = open_with(d.path(), compacted(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), compacted()).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), compacted()).expect("create"));
     updates(&log, &["a"], 10, clock.now_ms_for_test());
     settle(&log);
     mgr.run_cleaner();
@@ -491,7 +491,7 @@ fn delete_policy_logs_are_never_compacted() {
     let clock = manual_clock();
     let cfg = LogConfig { cleanup_policy: CleanupPolicy::Delete, ..compacted() };
     let mgr = open_with(d.path(), cfg.clone(), clock.clone(), None);
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
     updates(&log, &["a"], 20, clock.now_ms_for_test());
     settle(&log);
     assert!(mgr.run_cleaner().is_empty());

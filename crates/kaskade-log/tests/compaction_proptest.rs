@@ -101,7 +101,7 @@ fn open(dir: &std::path::Path, clock: &Arc<ManualClock>, cfg: &LogConfig) -> Arc
     let opts = ManagerOptions { clock: clock.clone(), ..ManagerOptions::default() };
     let c = cfg.clone();
     let (mgr, _) = LogManager::open(dir, opts, move |_| c.clone()).expect("open");
-    mgr.get_or_create(&tp(), cfg.clone()).expect("log");
+    compaction_util::follow_local(mgr.get_or_create(&tp(), cfg.clone()).expect("log"));
     mgr
 }
 

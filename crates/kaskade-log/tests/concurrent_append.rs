@@ -53,7 +53,7 @@ fn read_all(log: &kaskade_log::Log, from: i64) -> Vec<(i64, i64, i32)> {
 /// A log manager in `dir` holding the test partition with `cfg`.
 fn open_log(dir: &std::path::Path, cfg: LogConfig) -> (Arc<LogManager>, Arc<Log>) {
     let (mgr, _) = open(dir, cfg.clone(), manual_clock());
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
     (mgr, log)
 }
 
@@ -81,7 +81,7 @@ fn concurrent_appenders_and_readers_see_a_gap_free_log() {
         ..LogConfig::default()
     };
     let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
-    let log = mgr.get_or_create(&tp(), cfg.clone()).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg.clone()).expect("create"));
     let stop = Arc::new(AtomicBool::new(false));
 
     let readers: Vec<_> = (0..2)

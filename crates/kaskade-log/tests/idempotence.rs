@@ -53,7 +53,7 @@ fn snapshot_offsets(log: &Log) -> Vec<i64> {
 fn retries_are_stored_once_and_get_the_first_offsets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mgr, _) = open(dir.path(), LogConfig::default(), manual_clock());
-    let log = mgr.get_or_create(&tp(), LogConfig::default()).expect("log");
+    let log = common::follow_local(mgr.get_or_create(&tp(), LogConfig::default()).expect("log"));
     let a = log.append_client(idem(1, 0, 0, 3, 1), 0).expect("append");
     assert_eq!((a.first_offset, a.last_offset, a.duplicate), (0, 2, false));
     log.append_client(build::filled(2, 20, TS, 9), 0).expect("plain batch");
@@ -122,7 +122,7 @@ fn dedupe_survives_a_clean_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = manual_clock();
     let (mgr, _) = open(dir.path(), small_segments(), clock.clone());
-    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    let log = common::follow_local(mgr.get_or_create(&tp(), small_segments()).expect("log"));
     let batches = fill(&log);
     assert!(log.segment_count() > 4, "several rolls, each with a snapshot");
     assert!(snapshot_offsets(&log).len() <= 2, "old snapshots are deleted: {:?}", snapshot_offsets(&log));
@@ -148,7 +148,7 @@ fn dedupe_survives_an_unclean_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = manual_clock();
     let (mgr, _) = open(dir.path(), small_segments(), clock.clone());
-    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    let log = common::follow_local(mgr.get_or_create(&tp(), small_segments()).expect("log"));
     let batches = fill(&log);
     log.flush_blocking().expect("flush");
     log.sync_snapshots().expect("what the background thread does");
@@ -186,7 +186,7 @@ fn a_corrupt_snapshot_is_reported_and_skipped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = manual_clock();
     let (mgr, _) = open(dir.path(), small_segments(), clock.clone());
-    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    let log = common::follow_local(mgr.get_or_create(&tp(), small_segments()).expect("log"));
     let batches = fill(&log);
     let end = log.log_end_offset();
     let part = log.dir().to_path_buf();
@@ -213,7 +213,7 @@ fn a_corrupt_snapshot_is_reported_and_skipped() {
 fn truncation_rebuilds_the_producer_state() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mgr, _) = open(dir.path(), small_segments(), manual_clock());
-    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    let log = common::follow_local(mgr.get_or_create(&tp(), small_segments()).expect("log"));
     let batches = fill(&log);
     // Cut the log before producer 10's last two batches.
     let mine: Vec<_> = batches.iter().filter(|b| b.0 == 10).copied().collect();
@@ -244,7 +244,7 @@ fn producers_outlive_the_log_start_and_expire_when_idle() {
     let opts = ManagerOptions { clock: clock.clone(), producer_id_expiration_ms: 60_000, ..ManagerOptions::default() };
     let cfg = small_segments();
     let (mgr, _) = LogManager::open(dir.path(), opts.clone(), move |_| cfg.clone()).expect("open");
-    let log: Arc<Log> = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    let log: Arc<Log> = common::follow_local(mgr.get_or_create(&tp(), small_segments()).expect("log"));
     clock.set(TS);
     log.append_client(idem(1, 0, 0, 2, 0), 0).expect("append");
     log.append_client(build::filled(40, 20, TS, 0), 0).expect("plain");

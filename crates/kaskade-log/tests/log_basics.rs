@@ -12,7 +12,7 @@ fn append_read_and_reopen_clean() {
     let clock = manual_clock();
     let cfg = LogConfig { segment_bytes: 10_000, index_interval_bytes: 500, ..LogConfig::default() };
     let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
-    let log = mgr.get_or_create(&tp(), cfg.clone()).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg.clone()).expect("create"));
     let mut sent = Vec::new();
     for i in 0..100u8 {
         let b = batch(1 + (i as usize % 3), 100, 1000 + i as i64, i);
@@ -67,7 +67,7 @@ fn timestamps_and_index_files_follow_kafka_layout() {
     let clock = manual_clock();
     let cfg = LogConfig { index_interval_bytes: 200, ..LogConfig::default() };
     let (mgr, _) = open(dir.path(), cfg.clone(), clock);
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
     for i in 0..50i64 {
         log.append(batch(1, 100, 10_000 + i * 10, 0), 0).expect("append");
     }
@@ -92,7 +92,7 @@ fn retention_by_time_bytes_and_log_start() {
     let now = clock.now_ms_for_test();
     let cfg = LogConfig { segment_bytes: 2_000, retention_ms: 60_000, ..LogConfig::default() };
     let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
-    let log = mgr.get_or_create(&tp(), cfg.clone()).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg.clone()).expect("create"));
     for i in 0..40i64 {
         log.append(batch(1, 200, now + i * 1000, 0), 0).expect("append");
     }
@@ -143,7 +143,7 @@ fn truncate_and_segment_ms_roll() {
     let clock = manual_clock();
     let cfg = LogConfig { segment_ms: 10_000, segment_bytes: 3_000, ..LogConfig::default() };
     let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
     for _ in 0..5 {
         log.append(batch(2, 50, clock.now_ms_for_test(), 0), 0).expect("append");
     }
@@ -172,7 +172,7 @@ async fn durable_waits_are_group_committed() {
     let clock = manual_clock();
     let cfg = LogConfig::default();
     let (mgr, _) = open(dir.path(), cfg.clone(), clock);
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
     let mut waits = Vec::new();
     for _ in 0..200 {
         let info = log.append(batch(1, 100, 0, 0), 0).expect("append");
@@ -192,7 +192,7 @@ fn bad_batches_are_rejected_by_kind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = LogConfig { max_message_bytes: 1000, ..LogConfig::default() };
     let (mgr, _) = open(dir.path(), cfg.clone(), manual_clock());
-    let log = mgr.get_or_create(&tp(), cfg).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
     let mut b = batch(2, 10, 0, 0);
     let n = b.len();
     b[n - 1] ^= 1;
@@ -213,7 +213,7 @@ fn high_watermark_is_monotonic_clamped_and_follows_the_single_node_rule() {
     let clock = manual_clock();
     let lazy = LogConfig { flush: kaskade_log::FlushPolicy::Lazy { messages: None, ms: None }, ..LogConfig::default() };
     let (mgr, _) = open(dir.path(), lazy.clone(), clock);
-    let log = mgr.get_or_create(&tp(), lazy).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), lazy).expect("create"));
     let hw_rx = log.subscribe_high_watermark();
     for i in 0..5u8 {
         log.append(batch(2, 50, 0, i), 0).expect("append");
@@ -249,7 +249,7 @@ fn leader_epoch_checkpoint_tracks_epochs_and_is_rebuilt() {
     let clock = manual_clock();
     let cfg = LogConfig { segment_bytes: 400, index_interval_bytes: 100, ..LogConfig::default() };
     let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
-    let log = mgr.get_or_create(&tp(), cfg.clone()).expect("create");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg.clone()).expect("create"));
     for (i, epoch) in [0, 0, 2, 2, 5, 5].into_iter().enumerate() {
         log.append(batch(2, 50, 0, i as u8), epoch).expect("append");
     }
@@ -270,7 +270,7 @@ fn leader_epoch_checkpoint_tracks_epochs_and_is_rebuilt() {
 
     std::fs::remove_file(&file).expect("remove");
     let (mgr, _) = open(dir.path(), cfg.clone(), clock);
-    let log = mgr.get_or_create(&tp(), cfg).expect("reopen");
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("reopen"));
     assert_eq!(log.end_offset_for_epoch(LeaderEpoch(2)), Some((LeaderEpoch(2), Offset(8))), "rebuilt from batches");
     assert_eq!(log.end_offset_for_epoch(LeaderEpoch(7)), Some((LeaderEpoch(7), Offset(9))));
     assert!(file.exists(), "the rebuilt cache is written back");

@@ -65,7 +65,7 @@ fn scenario(log: &Log) -> (AbortedTxn, i64) {
 fn markers_end_transactions_and_aborts_are_indexed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mgr, _) = open(dir.path(), small_segments(), manual_clock());
-    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    let log = common::follow_local(mgr.get_or_create(&tp(), small_segments()).expect("log"));
     let (aborted, open_at) = scenario(&log);
     assert_eq!(log.aborted_transactions(0, log.last_stable_offset()), vec![aborted]);
     assert_eq!(log.aborted_transactions(6, 100), vec![], "ended before the read");
@@ -95,7 +95,7 @@ fn transactions_survive_clean_and_unclean_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = manual_clock();
         let (mgr, _) = open(dir.path(), small_segments(), clock.clone());
-        let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+        let log = common::follow_local(mgr.get_or_create(&tp(), small_segments()).expect("log"));
         let (aborted, open_at) = scenario(&log);
         assert!(log.segment_count() > 1, "the scenario spans segments");
         let end = log.log_end_offset();
@@ -110,7 +110,7 @@ fn transactions_survive_clean_and_unclean_reopen() {
             drop(mgr);
         }
         let (mgr, report) = open(dir.path(), small_segments(), clock);
-        let log = mgr.get(&tp()).expect("log");
+        let log = common::follow_local(mgr.get(&tp()).expect("log"));
         assert_eq!(log.log_end_offset(), end, "{report:?}");
         let found = log.aborted_transactions(0, end);
         assert_eq!(found.len(), 1, "clean={clean}: {found:?}");
@@ -129,7 +129,7 @@ fn transactions_survive_clean_and_unclean_reopen() {
 fn truncation_forgets_aborts_past_the_new_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mgr, _) = open(dir.path(), small_segments(), manual_clock());
-    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    let log = common::follow_local(mgr.get_or_create(&tp(), small_segments()).expect("log"));
     let (aborted, _) = scenario(&log);
     log.truncate_to(aborted.last_offset).expect("truncate");
     assert_eq!(log.aborted_transactions(0, 100), vec![]);
@@ -149,7 +149,7 @@ fn a_lost_index_append_is_rebuilt_from_the_marker_after_a_crash() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = manual_clock();
     let (mgr, _) = open(dir.path(), LogConfig::default(), clock.clone());
-    let log = mgr.get_or_create(&tp(), LogConfig::default()).expect("log");
+    let log = common::follow_local(mgr.get_or_create(&tp(), LogConfig::default()).expect("log"));
     log.append_client(txn_batch(4, 0, 0, 3), 0).unwrap();
     log.append_client(build::filled(2, 20, TS, 1), 0).unwrap();
     let marker = log.append_marker(4, 0, 0, Marker::Abort, 0).unwrap().first_offset;
@@ -172,7 +172,7 @@ fn a_lost_index_append_is_rebuilt_from_the_marker_after_a_crash() {
 fn the_last_stable_offset_never_falls_below_the_log_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mgr, _) = open(dir.path(), small_segments(), manual_clock());
-    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    let log = common::follow_local(mgr.get_or_create(&tp(), small_segments()).expect("log"));
     log.append_client(txn_batch(1, 0, 0, 2), 0).unwrap();
     for i in 0..6 {
         log.append_client(build::filled(2, 20, TS, i), 0).unwrap();

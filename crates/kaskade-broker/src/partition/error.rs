@@ -25,6 +25,12 @@ pub enum PartitionError {
     /// The topic or partition is not hosted here (UNKNOWN_TOPIC_OR_PARTITION).
     #[error("unknown topic or partition")]
     UnknownTopicOrPartition,
+    /// The request names something Kafka does not define (INVALID_REQUEST).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A bug in the broker (UNKNOWN_SERVER_ERROR).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The storage engine refused or failed.
     #[error(transparent)]
     Storage(#[from] LogError),
@@ -38,6 +44,8 @@ impl PartitionError {
             PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
             PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
             PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            PartitionError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            PartitionError::Internal(_) => ResponseError::UnknownServerError,
             PartitionError::Storage(e) => storage_error(e),
         }
     }
@@ -94,6 +102,8 @@ mod tests {
             (PartitionError::UnknownLeaderEpoch { requested: new, current: old }, 75),
             (PartitionError::NotLeader, 6),
             (PartitionError::UnknownTopicOrPartition, 3),
+            (PartitionError::InvalidRequest("x".into()), 42),
+            (PartitionError::Internal("x".into()), -1),
             (PartitionError::Storage(LogError::Closed), 56),
         ];
         for (e, code) in cases {

@@ -1,11 +1,221 @@
 //! The partition layer, between the API handlers and the storage engine
-//! (Kafka's `ReplicaManager`/`Partition`): `leadership` is a partition's
-//! leader epoch, ISR and high-watermark rule as a state machine without
-//! I/O; `error` is the layer's error type and the one mapping of partition
-//! and storage errors to Kafka error codes.
+//! (Kafka's `ReplicaManager`/`Partition`). Handlers ask a [`Partition`] to
+//! append, read, wait and look offsets up; it owns, in one place:
+//!
+//! - the leader-epoch checks of every API that carries an epoch
+//!   (`leadership`: FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH,
+//!   NOT_LEADER_OR_FOLLOWER), and the epoch stamped on appended batches;
+//! - the high watermark: the log reports its positions to the partition's
+//!   rule (HW = min over the ISR's positions, `Leadership`), synchronously
+//!   on the thread that moved them, and takes the HW it decides;
+//! - the leader-epoch cache: on becoming leader the partition records the
+//!   epoch's start in the log's `leader-epoch-checkpoint`, so
+//!   OffsetForLeaderEpoch answers from the cache;
+//! - the delayed operations: acks=all waits and long-poll fetches park on
+//!   the partition's HW notification (a `watch`), never poll.
+//!
+//! `error` is the layer's error type and the one mapping of partition and
+//! storage errors to Kafka codes; `offsets` holds the ListOffsets lookups,
+//! `read` the Fetch reads.
+//!
+//! Replication plugs in here: a follower fetch reports the follower's
+//! position (`Leadership::update_position`), the ISR comes from the
+//! metadata image's partition record (`apply`), and a follower replica
+//! appends with the leader's epochs instead of `append_as_leader`.
+//!
+//! Invariants: the leadership lock is never held while calling into the
+//! log (the log calls the HW rule, which takes that lock); the HW the log
+//! holds is the one `Leadership` decided, clamped to the log end.
 
 pub mod error;
 pub mod leadership;
+mod offsets;
+mod read;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kaskade_log::{AppendInfo, Log, LogConfig, LogError, Positions};
+use kaskade_types::{LeaderEpoch, NodeId, Offset};
+use parking_lot::Mutex;
+use tokio::sync::watch;
 
 pub use error::{storage_error, PartitionError};
 pub use leadership::{LeaderAndIsr, Leadership};
+pub use offsets::{FoundOffset, OffsetSpec};
+pub use read::{Isolation, PartitionRead};
+
+/// One partition replica on this node: its log and its leadership.
+#[derive(Debug)]
+pub struct Partition {
+    node: NodeId,
+    log: Arc<Log>,
+    /// Shared with the HW rule the log calls.
+    leadership: Arc<Mutex<Leadership>>,
+}
+
+impl Partition {
+    /// The replica of `log` on `node` with the leadership `state` gives it;
+    /// installs the partition's HW rule on the log. Blocking: becoming
+    /// leader may rewrite the log's `leader-epoch-checkpoint`.
+    pub fn new(node: NodeId, log: Arc<Log>, state: &LeaderAndIsr) -> Result<Arc<Partition>, PartitionError> {
+        let leadership = Arc::new(Mutex::new(Leadership::new(node, state, Offset(log.high_watermark()))));
+        if leadership.lock().is_leader() {
+            log.assign_leader_epoch(state.epoch)?;
+        }
+        let rule = leadership.clone();
+        let installed = log.set_position_listener(Arc::new(move |p: Positions| {
+            let position = leadership::replica_position(p.log_end, p.durable_end, p.durable_mode);
+            rule.lock().update_position(node, position)
+        }));
+        if !installed {
+            // A log belongs to one partition replica; a second one would
+            // leave its own HW rule unused.
+            return Err(PartitionError::Internal(format!("{} already has a partition", log.topic_partition())));
+        }
+        Ok(Arc::new(Partition { node, log, leadership }))
+    }
+
+    /// Applies the metadata image's partition record: a new leader epoch
+    /// (recorded in the epoch cache when this node becomes leader), a new
+    /// ISR (which may move the HW). Blocking, as `new`.
+    pub fn apply(&self, state: &LeaderAndIsr) -> Result<(), PartitionError> {
+        let applied = self.leadership.lock().apply(state);
+        if let Some(epoch) = applied.became_leader {
+            self.log.assign_leader_epoch(epoch)?;
+        }
+        if let Some(hw) = applied.high_watermark {
+            self.log.update_high_watermark(hw.get());
+        }
+        Ok(())
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// The topic's typed config (parsed when it last changed).
+    pub fn config(&self) -> LogConfig {
+        self.log.config()
+    }
+
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        self.leadership.lock().epoch()
+    }
+
+    /// Checks a request's `current_leader_epoch` (`None`: not given) and
+    /// that this node leads (see `Leadership::check_epoch`).
+    pub fn check_epoch(&self, current_leader_epoch: Option<LeaderEpoch>) -> Result<(), PartitionError> {
+        self.leadership.lock().check_epoch(current_leader_epoch)
+    }
+
+    /// Appends a client's batch as the leader, stamped with the current
+    /// leader epoch (Produce; Kafka's `appendRecordsToLeader`).
+    pub fn append_as_leader(&self, records: Bytes) -> Result<AppendInfo, PartitionError> {
+        let epoch = {
+            let l = self.leadership.lock();
+            l.check_epoch(None)?;
+            l.epoch()
+        };
+        Ok(self.log.append_client(records, epoch.get())?)
+    }
+
+    /// Waits until the HW reaches `end` (acks=all): every ISR member holds
+    /// the batches below it (in durable mode, on disk). Parks on the HW
+    /// notification; a failed fsync of the local log ends the wait with
+    /// KAFKA_STORAGE_ERROR.
+    pub async fn wait_for_replicas(&self, end: Offset) -> Result<(), PartitionError> {
+        let mut hw = self.log.subscribe_high_watermark();
+        let failed = async {
+            match self.log.wait_durable(end.get()).await {
+                Err(e) => e,
+                // Durable here; the HW (the ISR) decides.
+                Ok(()) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            reached = hw.wait_for(|h| *h >= end.get()) => reached.map(|_| ()).map_err(|_| LogError::Closed.into()),
+            e = failed => Err(e.into()),
+        }
+    }
+
+    pub fn high_watermark(&self) -> Offset {
+        Offset(self.log.high_watermark())
+    }
+
+    /// Notified whenever the HW moves (and so the last stable offset may):
+    /// what long-poll fetches park on.
+    pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
+        self.log.subscribe_high_watermark()
+    }
+
+    /// OffsetForLeaderEpoch: after the epoch checks, the largest epoch <=
+    /// `requested` in the epoch cache and where it ended (Kafka's
+    /// `lastOffsetForLeaderEpoch`); `None` when the cache knows no such
+    /// epoch (the answer is then undefined, -1 / -1).
+    pub fn end_offset_for_epoch(
+        &self,
+        current_leader_epoch: Option<LeaderEpoch>,
+        requested: LeaderEpoch,
+    ) -> Result<Option<(LeaderEpoch, Offset)>, PartitionError> {
+        self.check_epoch(current_leader_epoch)?;
+        Ok(self.log.end_offset_for_epoch(requested))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaskade_log::{LogManager, ManagerOptions, TopicPartition};
+
+    fn one_node() -> LeaderAndIsr {
+        LeaderAndIsr { leader: Some(NodeId(1)), epoch: LeaderEpoch(0), isr: vec![NodeId(1)] }
+    }
+
+    fn open(dir: &std::path::Path, cfg: LogConfig) -> (Arc<LogManager>, Arc<Log>) {
+        let (mgr, _) = LogManager::open(dir, ManagerOptions::default(), move |_| cfg.clone()).expect("open");
+        let log = mgr.get_or_create(&TopicPartition::new("t", 0), LogConfig::default()).expect("log");
+        (mgr, log)
+    }
+
+    fn batch(n: usize) -> Bytes {
+        Bytes::from(kaskade_log::batch::build::filled(n, 10, 0, 1))
+    }
+
+    #[tokio::test]
+    async fn acks_all_waits_for_the_hw_which_follows_the_durable_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mgr, log) = open(dir.path(), LogConfig::default());
+        let p = Partition::new(NodeId(1), log.clone(), &one_node()).expect("partition");
+        let info = p.append_as_leader(batch(3)).expect("append");
+        assert_eq!(info.header.partition_leader_epoch, 0, "stamped with the leader epoch");
+        let end = Offset(info.last_offset + 1);
+        p.wait_for_replicas(end).await.expect("durable");
+        assert!(log.durable_end() >= end.get(), "acknowledged only after an fsync covered it");
+        assert_eq!(p.high_watermark(), end);
+        mgr.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn becoming_leader_records_the_epoch_in_the_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mgr, log) = open(dir.path(), LogConfig::default());
+        let follower = LeaderAndIsr { leader: Some(NodeId(2)), epoch: LeaderEpoch(3), isr: vec![NodeId(2)] };
+        let p = Partition::new(NodeId(1), log.clone(), &follower).expect("partition");
+        assert_eq!(log.latest_epoch(), None, "a follower records no epoch of its own");
+        assert!(matches!(p.append_as_leader(batch(1)), Err(PartitionError::NotLeader)));
+        p.apply(&LeaderAndIsr { leader: Some(NodeId(1)), epoch: LeaderEpoch(4), isr: vec![NodeId(1)] })
+            .expect("become leader");
+        assert_eq!(p.end_offset_for_epoch(None, LeaderEpoch(4)).expect("leader"), Some((LeaderEpoch(4), Offset(0))));
+        assert!(matches!(
+            p.end_offset_for_epoch(Some(LeaderEpoch(3)), LeaderEpoch(4)),
+            Err(PartitionError::FencedLeaderEpoch { .. })
+        ));
+        assert!(Partition::new(NodeId(1), log, &one_node()).is_err(), "a log takes one partition's HW rule");
+        mgr.shutdown().expect("shutdown");
+    }
+}

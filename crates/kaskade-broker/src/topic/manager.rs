@@ -24,6 +24,7 @@ pub use super::controller::validate_topic_name;
 use super::controller::{NewTopic, TopicController};
 pub use super::error::TopicError;
 use super::replicas::LocalReplicas;
+use crate::partition::{Partition, PartitionError};
 
 #[derive(Debug)]
 pub struct TopicManager {
@@ -122,6 +123,19 @@ impl TopicManager {
 
     pub fn image(&self) -> Arc<Image> {
         self.meta.committed().image
+    }
+
+    /// Brings this node's replicas to the metadata log's committed image
+    /// (what a cluster's broker runs from the log's watch; here also after
+    /// records appended by other means than this manager's decisions).
+    pub fn apply_committed(&self) -> Result<(), TopicError> {
+        self.replicas.catch_up(&*self.meta)
+    }
+
+    /// The one lookup handlers use: this node's replica of `topic`-
+    /// `partition`, or UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, PartitionError> {
+        self.replicas.partition(topic, partition).ok_or(PartitionError::UnknownTopicOrPartition)
     }
 
     pub fn log(&self, topic: &str, partition: i32) -> Option<Arc<Log>> {

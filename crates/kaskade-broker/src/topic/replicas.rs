@@ -8,11 +8,17 @@
 //! topic manager calls it after every change it commits, and a cluster's
 //! brokers will call it from the metadata log's watch.
 //!
+//! Each log placed here gets its [`Partition`] (the partition layer's
+//! replica: leadership, HW rule, epoch cache) once the image that places it
+//! is applied, with the leadership of the image's partition record (leader,
+//! leader epoch, ISR); later records reach it through `Partition::apply`.
+//!
 //! Invariant: after `apply(_, new)`, every partition of `new` placed on this
-//! node has a log with the topic's effective config, and no log belongs to a
-//! topic `new` does not have.
+//! node has a log with the topic's effective config and a `Partition` with
+//! the record's leadership, and no log or `Partition` belongs to a topic
+//! `new` does not have.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -22,6 +28,12 @@ use kaskade_meta::{Image, MetadataLog, TopicImage};
 
 use super::config;
 use super::error::TopicError;
+use crate::partition::{LeaderAndIsr, Partition, PartitionError};
+use kaskade_types::NodeId;
+
+/// Partition replicas by topic name, then index: looked up by `&str`
+/// without building a key.
+type PartitionMap = HashMap<Arc<str>, BTreeMap<i32, Arc<Partition>>>;
 
 /// This node's partition logs and the topic defaults they are configured
 /// with.
@@ -38,6 +50,14 @@ pub struct LocalReplicas {
     /// one at a time, in log order, so a slow apply of an older image never
     /// overwrites a newer one (two config changes committed back to back).
     applied: Mutex<Arc<Image>>,
+    /// This node's partition replicas, one per hosted log.
+    partitions: RwLock<PartitionMap>,
+}
+
+impl From<PartitionError> for TopicError {
+    fn from(e: PartitionError) -> Self {
+        TopicError::new(e.response_error(), e.to_string())
+    }
 }
 
 impl LocalReplicas {
@@ -48,7 +68,14 @@ impl LocalReplicas {
         image: Arc<Image>,
     ) -> Self {
         let defaults = RwLock::new(Arc::new(effective_defaults(&static_defaults, &image, node_id)));
-        LocalReplicas { node_id, logs, static_defaults, defaults, applied: Mutex::new(image) }
+        LocalReplicas {
+            node_id,
+            logs,
+            static_defaults,
+            defaults,
+            applied: Mutex::new(image),
+            partitions: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Brings the logs to the metadata log's committed image, if they are
@@ -70,6 +97,32 @@ impl LocalReplicas {
 
     pub fn log(&self, topic: &str, partition: i32) -> Option<Arc<Log>> {
         self.logs.get(&TopicPartition::new(topic, partition))
+    }
+
+    /// The partition replica of `topic`-`partition` hosted here.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.partitions.read().get(topic)?.get(&partition).cloned()
+    }
+
+    /// Gives `log` (partition `p` of `t`) its `Partition` with the image's
+    /// leadership, or brings the existing one to it.
+    fn host(&self, t: &TopicImage, p: usize, log: Arc<Log>) -> Result<(), TopicError> {
+        let Some(record) = t.partitions.get(p) else { return Ok(()) };
+        let state = LeaderAndIsr::from_image(record);
+        let existing = self.partition(&t.name, p as i32).filter(|existing| Arc::ptr_eq(existing.log(), &log));
+        match existing {
+            Some(partition) => partition.apply(&state)?,
+            None => {
+                let partition = Partition::new(NodeId(self.node_id), log, &state)?;
+                self.partitions.write().entry(Arc::from(t.name.as_str())).or_default().insert(p as i32, partition);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the partition replicas of a topic about to lose its logs.
+    fn unhost(&self, name: &str) {
+        self.partitions.write().remove(name);
     }
 
     /// The topic defaults now (static config and dynamic broker configs).
@@ -99,7 +152,8 @@ impl LocalReplicas {
         for t in image.topics() {
             let cfg = self.log_config(&t.configs);
             for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p)) {
-                self.logs.get_or_create(&TopicPartition::new(t.name.as_str(), p as i32), cfg.clone())?;
+                let log = self.logs.get_or_create(&TopicPartition::new(t.name.as_str(), p as i32), cfg.clone())?;
+                self.host(t, p, log)?;
             }
         }
         Ok(())
@@ -134,6 +188,7 @@ impl LocalReplicas {
     fn apply(&self, old: &Image, new: &Image) -> Result<(), TopicError> {
         for t in old.topics() {
             if new.topic_by_id(&t.id).is_none() {
+                self.unhost(&t.name);
                 for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p)) {
                     self.logs.delete(&TopicPartition::new(t.name.as_str(), p as i32))?;
                 }
@@ -146,13 +201,16 @@ impl LocalReplicas {
             let cfg = self.log_config(&t.configs);
             for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p)) {
                 let tp = TopicPartition::new(t.name.as_str(), p as i32);
-                match self.logs.get(&tp) {
-                    Some(log) if configs_changed || defaults_changed => log.set_config(cfg.clone()),
-                    Some(_) => {}
-                    None => {
-                        self.logs.get_or_create(&tp, cfg.clone())?;
+                let log = match self.logs.get(&tp) {
+                    Some(log) => {
+                        if configs_changed || defaults_changed {
+                            log.set_config(cfg.clone());
+                        }
+                        log
                     }
-                }
+                    None => self.logs.get_or_create(&tp, cfg.clone())?,
+                };
+                self.host(t, p, log)?;
             }
         }
         Ok(())

@@ -195,7 +195,7 @@ impl Log {
             }
             newer
         });
-        self.follow_local_high_watermark();
+        self.report_positions();
         Ok(AppendInfo {
             first_offset: base_offset,
             last_offset: header.last_offset(),

@@ -1,36 +1,65 @@
 //! The high watermark: what consumers may read up to. It is an input to the
-//! log, set by its owner through `Log::update_high_watermark` (Kafka's
-//! `updateHighWatermark`), not derived from fsync state inside the read
-//! path. The owner's rule on one node (the ISR is this node alone) is "HW =
-//! this replica's durable end" in durable mode, so no consumer sees a record
-//! a crash could take back, and "HW = log end" in lazy mode, as Kafka does
-//! with one replica. Until the broker's partition layer applies that rule,
-//! the log applies it itself (`follow_local`), driven by its own position
-//! changes: every published append and every fsync.
+//! log, decided by its owner (the broker's partition layer: HW = min over
+//! the ISR's positions, Kafka's `updateHighWatermark`), never derived by the
+//! log itself. The log reports its own positions (log end, durable end and
+//! whether it runs in durable mode) to the owner's [`PositionListener`]
+//! whenever one moves (every published append, every fsync that moved the
+//! durable end, a flush-mode change), synchronously on the thread that
+//! moved it, and applies the HW the listener answers. A log without a
+//! listener keeps the HW it opened with until its owner sets one.
 //!
 //! Invariants: the HW only moves forward, except a truncation lowers it to
 //! the new log end; it never passes the log end it was clamped against.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use kaskade_types::Offset;
 use tokio::sync::watch;
 
 use super::Log;
 
-#[derive(Debug)]
+/// A log's own positions, as reported to its owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Positions {
+    /// The offset after the last published batch.
+    pub log_end: Offset,
+    /// Every offset below this is on disk.
+    pub durable_end: Offset,
+    /// The log's flush policy is durable (acks wait for fsync) rather than
+    /// lazy (`flush.messages` > 1).
+    pub durable_mode: bool,
+}
+
+/// The owner's HW rule: called with the log's positions whenever one moves;
+/// answers the HW to set (`None`: unchanged). It runs on appending threads
+/// and on the flusher thread, so it must be short and must not block.
+pub type PositionListener = Arc<dyn Fn(Positions) -> Option<Offset> + Send + Sync>;
+
 pub(super) struct HighWatermark {
     tx: watch::Sender<i64>,
     /// The log end as last published (`Log::end_tx`): the clamp.
     end: watch::Receiver<i64>,
-    /// The single-node rule follows the durable end (durable mode) rather
-    /// than the log end (lazy mode).
+    /// The log's flush policy is durable (a position, reported).
     durable: AtomicBool,
+    /// Set once by the log's owner.
+    listener: OnceLock<PositionListener>,
+}
+
+impl std::fmt::Debug for HighWatermark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HighWatermark")
+            .field("hw", &self.get())
+            .field("durable", &self.durable.load(Ordering::Relaxed))
+            .field("listener", &self.listener.get().is_some())
+            .finish()
+    }
 }
 
 impl HighWatermark {
     pub(super) fn new(initial: i64, end: watch::Receiver<i64>, durable: bool) -> Self {
         let (tx, _) = watch::channel(initial);
-        HighWatermark { tx, end, durable: AtomicBool::new(durable) }
+        HighWatermark { tx, end, durable: AtomicBool::new(durable), listener: OnceLock::new() }
     }
 
     pub(super) fn get(&self) -> i64 {
@@ -72,11 +101,20 @@ impl HighWatermark {
         self.durable.store(durable, Ordering::Release);
     }
 
-    /// The single-node rule: HW = durable end (durable mode) or log end.
-    pub(super) fn follow_local(&self, durable_end: i64) {
-        let end = *self.end.borrow();
-        let target = if self.durable.load(Ordering::Acquire) { durable_end.min(end) } else { end };
-        self.update(target);
+    fn positions(&self, durable_end: i64) -> Positions {
+        Positions {
+            log_end: Offset(*self.end.borrow()),
+            durable_end: Offset(durable_end),
+            durable_mode: self.durable.load(Ordering::Acquire),
+        }
+    }
+
+    /// A position moved: asks the owner's rule for the HW and applies it.
+    pub(super) fn positions_moved(&self, durable_end: i64) {
+        let Some(listener) = self.listener.get() else { return };
+        if let Some(hw) = listener(self.positions(durable_end)) {
+            self.update(hw.get());
+        }
     }
 }
 
@@ -98,14 +136,28 @@ impl Log {
         self.hw.update(offset)
     }
 
-    /// Notified with the new durable end after every fsync that moved it:
-    /// with `subscribe_end`, the positions an HW rule is computed from.
+    /// The log's positions now.
+    pub fn positions(&self) -> Positions {
+        self.hw.positions(self.flush.durable_end())
+    }
+
+    /// Installs the owner's HW rule (once per log: a second call is refused
+    /// and returns `false`) and applies it to the positions now.
+    pub fn set_position_listener(&self, listener: PositionListener) -> bool {
+        if self.hw.listener.set(listener).is_err() {
+            return false;
+        }
+        self.report_positions();
+        true
+    }
+
+    /// Notified with the new durable end after every fsync that moved it.
     pub fn subscribe_durable_end(&self) -> watch::Receiver<i64> {
         self.flush.subscribe()
     }
 
-    /// Applies the single-node HW rule to the log's current positions.
-    pub(super) fn follow_local_high_watermark(&self) {
-        self.hw.follow_local(self.flush.durable_end());
+    /// Reports the log's current positions to the owner's rule.
+    pub(super) fn report_positions(&self) {
+        self.hw.positions_moved(self.flush.durable_end());
     }
 }

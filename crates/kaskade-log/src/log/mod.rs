@@ -35,6 +35,7 @@ mod producers;
 mod read;
 mod retention;
 
+pub use high_watermark::{PositionListener, Positions};
 pub(crate) use retention::delete_segment_files;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -248,7 +249,7 @@ impl Log {
             // readable, and an fsync catches the durable end up with it.
             self.request_flush();
         }
-        self.follow_local_high_watermark();
+        self.report_positions();
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -278,6 +279,19 @@ impl Log {
     pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
         let st = self.state.lock();
         st.epochs.end_offset_for(epoch.get(), st.next_offset).map(|(e, o)| (LeaderEpoch(e), Offset(o)))
+    }
+
+    /// Records that `epoch` starts at the log end (Kafka's
+    /// `assignEpochStartOffset` when a replica becomes leader), so
+    /// `end_offset_for_epoch` knows the epoch before its first batch. An
+    /// epoch not newer than the latest known is ignored. Rewrites the
+    /// `leader-epoch-checkpoint` file (fsync) when it changes: blocking.
+    pub fn assign_leader_epoch(&self, epoch: LeaderEpoch) -> Result<()> {
+        let mut st = self.state.lock();
+        // After the batches already reserved: they carry the older epoch.
+        let start = st.reserved_next();
+        st.epochs.assign(epoch.get(), start)?;
+        Ok(())
     }
 
     /// The latest leader epoch written to this log.

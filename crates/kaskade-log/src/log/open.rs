@@ -152,7 +152,7 @@ impl Log {
         let hw = Arc::new(HighWatermark::new(next_offset, end_rx, config.flush == FlushPolicy::Durable));
         let follower = hw.clone();
         flush.set_listener(crate::flush::DurableListener(Arc::new(move |durable_end| {
-            follower.follow_local(durable_end)
+            follower.positions_moved(durable_end)
         })));
         let log = Log {
             tp,

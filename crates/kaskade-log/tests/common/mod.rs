@@ -36,3 +36,13 @@ pub fn split(mut b: &[u8]) -> Vec<(i64, i64, Vec<u8>)> {
     }
     out
 }
+
+/// Drives `log`'s high watermark by the single-node rule (HW = durable end
+/// in durable mode, log end in lazy mode), as the broker's partition layer
+/// does for a one-replica ISR: the log itself only takes the HW as input.
+pub fn follow_local(log: Arc<kaskade_log::Log>) -> Arc<kaskade_log::Log> {
+    log.set_position_listener(Arc::new(|p: kaskade_log::Positions| {
+        Some(if p.durable_mode { p.durable_end.min(p.log_end) } else { p.log_end })
+    }));
+    log
+}

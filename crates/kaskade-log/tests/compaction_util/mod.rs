@@ -95,3 +95,13 @@ pub fn read_all(log: &Log) -> (Vec<Got>, Vec<BatchHeader>) {
     }
     (out, headers)
 }
+
+/// Drives `log`'s high watermark by the single-node rule (HW = durable end
+/// in durable mode, log end in lazy mode), as the broker's partition layer
+/// does for a one-replica ISR: the log itself only takes the HW as input.
+pub fn follow_local(log: std::sync::Arc<kaskade_log::Log>) -> std::sync::Arc<kaskade_log::Log> {
+    log.set_position_listener(std::sync::Arc::new(|p: kaskade_log::Positions| {
+        Some(if p.durable_mode { p.durable_end.min(p.log_end) } else { p.log_end })
+    }));
+    log
+}

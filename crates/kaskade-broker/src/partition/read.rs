@@ -1,0 +1,75 @@
+//! Fetch reads on a partition: whole batches below the high watermark
+//! (read_committed: the last stable offset), with the positions a Fetch
+//! answer reports and, under read_committed, the aborted transactions the
+//! records overlap.
+
+use bytes::Bytes;
+use kaskade_log::txn::AbortedTxn;
+use kaskade_log::LogError;
+use kaskade_types::Offset;
+
+use super::{Partition, PartitionError};
+
+/// A fetch's isolation level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// From the request's `isolation_level` (1: read_committed).
+    pub fn from_wire(level: i8) -> Isolation {
+        if level == 1 {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        }
+    }
+}
+
+/// What a partition read returns, with the positions sampled before it.
+#[derive(Debug)]
+pub struct PartitionRead {
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    pub log_start_offset: i64,
+    /// Whole batches, or `None` (nothing past the offset, or positions
+    /// only); `Err` when the read was refused.
+    pub records: Result<Option<Bytes>, PartitionError>,
+}
+
+impl Partition {
+    /// Reads from `offset`, at most `max_bytes` (at least one whole batch
+    /// when there is one, KIP-74); `None`: positions only (the response's
+    /// byte budget is spent), still checking the offset's range. Blocking:
+    /// the read may miss the page cache.
+    pub fn read(&self, offset: i64, max_bytes: Option<usize>, isolation: Isolation) -> PartitionRead {
+        let log = &self.log;
+        let hw = log.high_watermark();
+        let lso = log.last_stable_offset();
+        let upper = match isolation {
+            Isolation::ReadCommitted => lso,
+            Isolation::ReadUncommitted => hw,
+        };
+        let (records, log_start) = match max_bytes {
+            None => match (log.log_start_offset(), log.log_end_offset()) {
+                (s, e) if offset < s || offset > e => {
+                    (Err(LogError::OffsetOutOfRange { offset, start: s, end: e }.into()), s)
+                }
+                (s, _) => (Ok(None), s),
+            },
+            Some(max) => match log.read(offset, max.max(1), Some(upper)) {
+                Ok(r) => (Ok(r.records), r.log_start_offset),
+                Err(e) => (Err(e.into()), log.log_start_offset()),
+            },
+        };
+        PartitionRead { high_watermark: hw, last_stable_offset: lso, log_start_offset: log_start, records }
+    }
+
+    /// The aborted transactions a read_committed fetch of `[start, upper)`
+    /// returns (Kafka's `collectAbortedTransactions`).
+    pub fn aborted_transactions(&self, start: i64, upper: Offset) -> Vec<AbortedTxn> {
+        self.log.aborted_transactions(start, upper.get())
+    }
+}
