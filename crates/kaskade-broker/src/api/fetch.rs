@@ -1,7 +1,10 @@
-//! Fetch: read whole batches from partition logs up to the high watermark,
-//! with long polling (`min_bytes` / `max_wait_ms`) woken by the logs' high
-//! watermark notifications, byte limits per partition and per response
-//! (KIP-74), and incremental fetch sessions (KIP-227).
+//! Fetch: read whole batches through the partition layer
+//! (`Partition::read`: below the high watermark, or the last stable offset
+//! under read_committed), after each partition's `current_leader_epoch`
+//! check (`Partition::check_epoch`), with long polling (`min_bytes` /
+//! `max_wait_ms`) parked on the partitions' high-watermark notifications,
+//! byte limits per partition and per response (KIP-74), and incremental
+//! fetch sessions (KIP-227).
 //!
 //! Reads run on the blocking pool (`spawn_blocking`): a consumer far
 //! behind reads segments that may not be in the page cache.
@@ -14,12 +17,24 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kaskade_log::{Log, LogError};
+use kaskade_types::{LeaderEpoch, Offset};
 use tokio::time::Instant;
 
 use super::fetch_session::{PartKey, PartState, SessionMode};
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::partition::{Isolation, Partition};
+
+/// One partition as the request (or the session) names it.
+struct Named {
+    key: PartKey,
+    topic_id: uuid::Uuid,
+    fetch_offset: i64,
+    max_bytes: i32,
+    current_leader_epoch: Option<LeaderEpoch>,
+    /// Set when the topic is not known.
+    error: Option<ResponseError>,
+}
 
 /// One partition of this fetch, resolved.
 struct Wanted {
@@ -27,13 +42,13 @@ struct Wanted {
     topic_id: uuid::Uuid,
     fetch_offset: i64,
     max_bytes: i32,
-    log: Option<Arc<Log>>,
-    /// Set when the partition cannot be served at all.
-    error: Option<i16>,
+    /// `None` exactly when `error` is set: the partition cannot be served.
+    partition: Option<Arc<Partition>>,
+    error: Option<ResponseError>,
 }
 
 struct Got {
-    error: i16,
+    error: Option<ResponseError>,
     hw: i64,
     lso: i64,
     log_start: i64,
@@ -42,48 +57,33 @@ struct Got {
     aborted: Vec<kaskade_log::txn::AbortedTxn>,
 }
 
+impl Got {
+    fn refused(error: ResponseError) -> Got {
+        Got { error: Some(error), hw: -1, lso: -1, log_start: -1, records: None, aborted: Vec::new() }
+    }
+}
+
 /// The offset after the last whole batch in `records`.
-fn next_offset_after(records: &Bytes) -> i64 {
-    kaskade_log::batch::headers(records).last().map_or(-1, |h| h.next_offset())
+fn next_offset_after(records: &Bytes) -> Offset {
+    Offset(kaskade_log::batch::headers(records).last().map_or(-1, |h| h.next_offset()))
 }
 
 /// Reads every partition within `max_bytes`. Under read_committed a read
 /// stops at the last stable offset and names the aborted transactions it
 /// overlaps, so the client can drop their records.
-fn read_all(wanted: &[(Option<Arc<Log>>, i64, i32)], max_bytes: i32, read_committed: bool) -> Vec<Got> {
+fn read_all(wanted: &[(Option<Arc<Partition>>, i64, i32)], max_bytes: i32, isolation: Isolation) -> Vec<Got> {
     let mut budget = max_bytes.max(0) as usize;
     let mut any = false;
     wanted
         .iter()
-        .map(|(log, offset, pmax)| {
-            let Some(log) = log else {
-                return Got {
-                    error: ResponseError::UnknownTopicOrPartition.code(),
-                    hw: -1,
-                    lso: -1,
-                    log_start: -1,
-                    records: None,
-                    aborted: Vec::new(),
-                };
-            };
-            let hw = log.high_watermark();
-            let lso = log.last_stable_offset();
-            let upper = if read_committed { lso } else { hw };
-            let limit = (*pmax).max(0) as usize;
-            let want = limit.min(budget);
-            let res = if want == 0 && any {
-                // Budget spent: report positions only.
-                match (log.log_start_offset(), log.log_end_offset()) {
-                    (s, e) if *offset < s || *offset > e => {
-                        Err(LogError::OffsetOutOfRange { offset: *offset, start: s, end: e })
-                    }
-                    (s, _) => Ok((None, s)),
-                }
-            } else {
-                log.read(*offset, want.max(1), Some(upper)).map(|r| (r.records, r.log_start_offset))
-            };
-            match res {
-                Ok((records, log_start)) => {
+        .map(|(partition, offset, pmax)| {
+            let Some(partition) = partition else { return Got::refused(ResponseError::UnknownTopicOrPartition) };
+            let want = ((*pmax).max(0) as usize).min(budget);
+            // Budget spent: report positions only.
+            let read = partition.read(*offset, (want > 0 || !any).then_some(want), isolation);
+            let (hw, lso, log_start) = (read.high_watermark, read.last_stable_offset, read.log_start_offset);
+            match read.records {
+                Ok(records) => {
                     let records = records.filter(|r| !any || r.len() <= budget);
                     if let Some(r) = &records {
                         budget = budget.saturating_sub(r.len());
@@ -92,19 +92,16 @@ fn read_all(wanted: &[(Option<Arc<Log>>, i64, i32)], max_bytes: i32, read_commit
                     // Kafka bounds the list by what the read returned, not by
                     // the LSO: the answer stays proportional to the data.
                     let aborted = match &records {
-                        Some(r) if read_committed => log.aborted_transactions(*offset, next_offset_after(r)),
+                        Some(r) if isolation == Isolation::ReadCommitted => {
+                            partition.aborted_transactions(*offset, next_offset_after(r))
+                        }
                         _ => Vec::new(),
                     };
-                    Got { error: 0, hw, lso, log_start, records, aborted }
+                    Got { error: None, hw, lso, log_start, records, aborted }
                 }
-                Err(e) => Got {
-                    error: crate::partition::storage_error(&e).code(),
-                    hw,
-                    lso,
-                    log_start: log.log_start_offset(),
-                    records: None,
-                    aborted: Vec::new(),
-                },
+                Err(e) => {
+                    Got { error: Some(e.response_error()), hw, lso, log_start, records: None, aborted: Vec::new() }
+                }
             }
         })
         .collect()
@@ -118,8 +115,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
         let t = if by_id { image.topic_by_id(id) } else { image.topic(name) };
         t.map(|t| (t.name.clone(), t.id))
     };
-    let unknown_code =
-        if by_id { ResponseError::UnknownTopicId.code() } else { ResponseError::UnknownTopicOrPartition.code() };
+    let unknown = if by_id { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
 
     let mode = match broker.fetch_sessions.begin(req.session_id, req.session_epoch) {
         Ok(m) => m,
@@ -135,11 +131,18 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
     for t in &req.topics {
         let resolved = resolve(t.topic.as_str(), &t.topic_id);
         for p in &t.partitions {
-            let (key, id, err) = match &resolved {
+            let (key, topic_id, error) = match &resolved {
                 Some((name, id)) => ((name.clone(), p.partition), *id, None),
-                None => ((t.topic.to_string(), p.partition), t.topic_id, Some(unknown_code)),
+                None => ((t.topic.to_string(), p.partition), t.topic_id, Some(unknown)),
             };
-            named.push((key, id, p.fetch_offset, p.partition_max_bytes, err));
+            named.push(Named {
+                key,
+                topic_id,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+                current_leader_epoch: LeaderEpoch::from_wire(p.current_leader_epoch),
+                error,
+            });
         }
     }
 
@@ -148,7 +151,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
         SessionMode::New(id) | SessionMode::Incremental(id) => id,
     };
     // Session bookkeeping: incremental requests update the remembered set.
-    let wanted_keys: Vec<(PartKey, uuid::Uuid, i64, i32, Option<i16>)> = match mode {
+    let wanted_keys: Vec<Named> = match mode {
         SessionMode::Sessionless => named,
         SessionMode::New(id) | SessionMode::Incremental(id) => {
             let incremental = matches!(mode, SessionMode::Incremental(_));
@@ -170,26 +173,35 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
                         }
                     }
                     let mut errors = Vec::new();
-                    for (key, tid, off, max, err) in &named {
-                        if let Some(e) = err {
-                            errors.push((key.clone(), *tid, *off, *max, Some(*e)));
+                    for n in named {
+                        if n.error.is_some() {
+                            errors.push(n);
                             continue;
                         }
-                        let st = s.parts.entry(key.clone()).or_insert(PartState {
-                            fetch_offset: *off,
-                            max_bytes: *max,
+                        let st = s.parts.entry(n.key).or_insert(PartState {
+                            fetch_offset: n.fetch_offset,
+                            max_bytes: n.max_bytes,
                             last_hw: -2,
                             last_log_start: -2,
-                            topic_id: *tid,
+                            topic_id: n.topic_id,
+                            current_leader_epoch: n.current_leader_epoch,
                         });
-                        st.fetch_offset = *off;
-                        st.max_bytes = *max;
-                        st.topic_id = *tid;
+                        st.fetch_offset = n.fetch_offset;
+                        st.max_bytes = n.max_bytes;
+                        st.topic_id = n.topic_id;
+                        st.current_leader_epoch = n.current_leader_epoch;
                     }
-                    let mut all: Vec<_> = s
+                    let mut all: Vec<Named> = s
                         .parts
                         .iter()
-                        .map(|(k, st)| (k.clone(), st.topic_id, st.fetch_offset, st.max_bytes, None))
+                        .map(|(k, st)| Named {
+                            key: k.clone(),
+                            topic_id: st.topic_id,
+                            fetch_offset: st.fetch_offset,
+                            max_bytes: st.max_bytes,
+                            current_leader_epoch: st.current_leader_epoch,
+                            error: None,
+                        })
                         .collect();
                     all.extend(errors);
                     all
@@ -197,13 +209,31 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
                 .unwrap_or_default()
         }
     };
+    // Each partition through the partition layer: hosted here, and the
+    // client's leader epoch is the current one.
     let wanted: Vec<Wanted> = wanted_keys
         .into_iter()
-        .map(|(key, topic_id, fetch_offset, max_bytes, error)| {
-            let log = if error.is_none() { broker.topics.log(&key.0, key.1) } else { None };
-            let error =
-                error.or(if log.is_none() { Some(ResponseError::UnknownTopicOrPartition.code()) } else { None });
-            Wanted { key, topic_id, fetch_offset, max_bytes, log, error }
+        .map(|n| {
+            let resolved = match n.error {
+                Some(e) => Err(e),
+                None => broker
+                    .topics
+                    .partition(&n.key.0, n.key.1)
+                    .and_then(|p| p.check_epoch(n.current_leader_epoch).map(|()| p))
+                    .map_err(|e| e.response_error()),
+            };
+            let (partition, error) = match resolved {
+                Ok(p) => (Some(p), None),
+                Err(e) => (None, Some(e)),
+            };
+            Wanted {
+                key: n.key,
+                topic_id: n.topic_id,
+                fetch_offset: n.fetch_offset,
+                max_bytes: n.max_bytes,
+                partition,
+                error,
+            }
         })
         .collect();
 
@@ -211,23 +241,23 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let mut watches: Vec<_> =
-        wanted.iter().filter_map(|w| w.log.as_ref().map(|l| l.subscribe_high_watermark())).collect();
-    let read_committed = req.isolation_level == 1;
+        wanted.iter().filter_map(|w| w.partition.as_ref().map(|p| p.subscribe_high_watermark())).collect();
+    let isolation = Isolation::from_wire(req.isolation_level);
     let got = loop {
         for w in &mut watches {
             w.borrow_and_update();
         }
-        let plan: Vec<_> = wanted.iter().map(|w| (w.log.clone(), w.fetch_offset, w.max_bytes)).collect();
+        let plan: Vec<_> = wanted.iter().map(|w| (w.partition.clone(), w.fetch_offset, w.max_bytes)).collect();
         let max_bytes = req.max_bytes;
-        let got = match tokio::task::spawn_blocking(move || read_all(&plan, max_bytes, read_committed)).await {
+        let got = match tokio::task::spawn_blocking(move || read_all(&plan, max_bytes, isolation)).await {
             Ok(g) => g,
             Err(_) => {
-                resp.error_code = -1;
+                resp.error_code = ResponseError::UnknownServerError.code();
                 return Ok(resp);
             }
         };
         let bytes: usize = got.iter().filter_map(|g| g.records.as_ref().map(Bytes::len)).sum();
-        let errors = got.iter().zip(&wanted).any(|(g, w)| g.error != 0 || w.error.is_some());
+        let errors = got.iter().zip(&wanted).any(|(g, w)| g.error.is_some() || w.error.is_some());
         if min_bytes == 0 || bytes >= min_bytes || errors || Instant::now() >= deadline || watches.is_empty() {
             break got;
         }
@@ -244,14 +274,16 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
     let incremental = matches!(mode, SessionMode::Incremental(_));
     let mut entries = Vec::new();
     for (w, g) in wanted.iter().zip(got) {
-        let error = w.error.unwrap_or(g.error);
+        let error = w.error.or(g.error);
         let has_news = if session_id != 0 {
             broker
                 .fetch_sessions
                 .with(session_id, |s| match s.parts.get_mut(&w.key) {
                     Some(st) => {
-                        let news =
-                            error != 0 || g.records.is_some() || st.last_hw != g.hw || st.last_log_start != g.log_start;
+                        let news = error.is_some()
+                            || g.records.is_some()
+                            || st.last_hw != g.hw
+                            || st.last_log_start != g.log_start;
                         st.last_hw = g.hw;
                         st.last_log_start = g.log_start;
                         news
@@ -267,11 +299,13 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
         }
         let mut pd = PartitionData::default();
         pd.partition_index = w.key.1;
-        pd.error_code = error;
+        if let Some(e) = error {
+            pd.error_code = e.code();
+        }
         pd.high_watermark = g.hw;
         pd.last_stable_offset = g.lso;
         pd.log_start_offset = g.log_start;
-        pd.aborted_transactions = read_committed.then(|| {
+        pd.aborted_transactions = (isolation == Isolation::ReadCommitted).then(|| {
             g.aborted
                 .iter()
                 .map(|a| {

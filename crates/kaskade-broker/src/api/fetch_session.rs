@@ -28,6 +28,9 @@ pub struct PartState {
     pub last_log_start: i64,
     /// The topic id the client uses for this partition (v13+).
     pub topic_id: uuid::Uuid,
+    /// The leader epoch the client last named for it (checked on every
+    /// fetch of the session, as Kafka's `CachedPartition` keeps it).
+    pub current_leader_epoch: Option<kaskade_types::LeaderEpoch>,
 }
 
 #[derive(Debug)]

@@ -1,119 +1,60 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest
-//! local (-4), earliest tiered (-5, no tiering: the log start) and by
-//! timestamp, with Kafka's semantics: "latest" is the high watermark
-//! (read_committed: the last stable offset), and a timestamp lookup answers
-//! the first record whose timestamp is >= the one asked for.
+//! local (-4), earliest tiered (-5, no tiering: the log start), latest
+//! tiered (-6) and by timestamp, answered by the partition layer
+//! (`Partition::fetch_offset_for_timestamp`: the leader-epoch checks, then
+//! Kafka's lookup semantics, see `partition::offsets`).
 
-use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
-use kaskade_log::Log;
+use kaskade_types::LeaderEpoch;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
-
-pub const EARLIEST: i64 = -2;
-pub const LATEST: i64 = -1;
-pub const MAX_TIMESTAMP: i64 = -3;
-pub const EARLIEST_LOCAL: i64 = -4;
-pub const EARLIEST_TIERED: i64 = -5;
-pub const LATEST_TIERED: i64 = -6;
-
-/// (offset, timestamp) for a lookup, or a Kafka error code. Under
-/// read_committed nothing at or past the last stable offset is returned
-/// (the latest offset is the LSO), as Kafka's `fetchOffsetForTimestamp`.
-fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<(i64, i64), i16> {
-    // Kafka's "last fetchable offset": no answer may point at or past it.
-    let fetchable = if read_committed { log.last_stable_offset() } else { log.high_watermark() };
-    match timestamp {
-        EARLIEST | EARLIEST_LOCAL | EARLIEST_TIERED => Ok((log.log_start_offset(), -1)),
-        LATEST | LATEST_TIERED => Ok((fetchable, -1)),
-        MAX_TIMESTAMP => Ok(match log.max_timestamp() {
-            Some((ts, off)) if off < fetchable => (exact_max(log, ts, off).unwrap_or(off), ts),
-            _ => (-1, -1),
-        }),
-        t if t >= 0 => {
-            let hit = log.find_by_timestamp(t).map_err(|e| crate::partition::storage_error(&e).code())?;
-            let Some(hit) = hit.filter(|h| h.header.base_offset < fetchable) else { return Ok((-1, -1)) };
-            // A batch may straddle the log start (DeleteRecords): records
-            // below it are gone, so the answer starts at the log start.
-            let start = log.log_start_offset();
-            let found = first_record_at_or_after(&hit.batch, t, start)
-                .unwrap_or((hit.header.base_offset.max(start), hit.header.max_timestamp));
-            Ok(if found.0 < fetchable { found } else { (-1, -1) })
-        }
-        _ => Err(ResponseError::InvalidRequest.code()),
-    }
-}
-
-/// Decodes one batch (any compression) and finds the first record at or
-/// past offset `from` with timestamp >= `t`.
-fn first_record_at_or_after(batch: &bytes::Bytes, t: i64, from: i64) -> Option<(i64, i64)> {
-    let mut buf = batch.clone();
-    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records.iter().find(|r| r.offset >= from && r.timestamp >= t).map(|r| (r.offset, r.timestamp))
-}
-
-/// The offset of the record that holds the max timestamp (KIP-734), from
-/// the batch the log reports.
-fn exact_max(log: &Log, ts: i64, batch_last: i64) -> Option<i64> {
-    let r = log.read(batch_last, 1, None).ok()?.records?;
-    let mut buf = r;
-    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records.iter().find(|r| r.timestamp == ts).map(|r| r.offset)
-}
+use crate::partition::{FoundOffset, Isolation, OffsetSpec, PartitionError};
 
 pub async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     req: ListOffsetsRequest,
 ) -> Result<ListOffsetsResponse, BrokerError> {
-    let read_committed = version >= 2 && req.isolation_level == 1;
-    let image = broker.topics.image();
+    let isolation = if version >= 2 { Isolation::from_wire(req.isolation_level) } else { Isolation::ReadUncommitted };
     let mut resp = ListOffsetsResponse::default();
     for t in req.topics {
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = t.name.clone();
-        let topic = image.topic(t.name.as_str());
         for p in t.partitions {
             let mut pr = ListOffsetsPartitionResponse::default();
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
-            let part = topic.and_then(|tp| {
-                tp.partitions
-                    .get(p.partition_index.max(0) as usize)
-                    .filter(|_| p.partition_index >= 0)
-                    .map(|pi| (tp, pi))
-            });
-            let Some((tp, pi)) = part else {
-                pr.error_code = ResponseError::UnknownTopicOrPartition.code();
-                tr.partitions.push(pr);
-                continue;
+            let partition = match broker.topics.partition(t.name.as_str(), p.partition_index) {
+                Ok(partition) => partition,
+                Err(e) => {
+                    pr.error_code = e.response_error().code();
+                    tr.partitions.push(pr);
+                    continue;
+                }
             };
             if version >= 4 {
-                pr.leader_epoch = pi.leader_epoch;
+                pr.leader_epoch = partition.leader_epoch().get();
             }
-            if p.current_leader_epoch >= 0 && p.current_leader_epoch < pi.leader_epoch {
-                pr.error_code = ResponseError::FencedLeaderEpoch.code();
-            } else if p.current_leader_epoch > pi.leader_epoch {
-                pr.error_code = ResponseError::UnknownLeaderEpoch.code();
-            } else if let Some(log) = broker.topics.log(&tp.name, p.partition_index) {
-                let ts = p.timestamp;
-                let res =
-                    tokio::task::spawn_blocking(move || lookup(&log, ts, read_committed)).await.unwrap_or(Err(-1));
-                match res {
-                    Ok((offset, timestamp)) => {
-                        pr.offset = offset;
-                        pr.timestamp = timestamp;
-                    }
-                    Err(c) => pr.error_code = c,
+            let current = LeaderEpoch::from_wire(p.current_leader_epoch);
+            let found = match OffsetSpec::from_wire(p.timestamp) {
+                None => Err(PartitionError::InvalidRequest(format!("no such timestamp sentinel: {}", p.timestamp))),
+                Some(spec) => {
+                    tokio::task::spawn_blocking(move || partition.fetch_offset_for_timestamp(current, spec, isolation))
+                        .await
+                        .unwrap_or_else(|e| Err(PartitionError::Internal(format!("offset lookup did not finish: {e}"))))
                 }
-            } else {
-                pr.error_code = ResponseError::UnknownTopicOrPartition.code();
+            };
+            match found {
+                Ok(FoundOffset { offset, timestamp }) => {
+                    pr.offset = offset.map_or(-1, |o| o.get());
+                    pr.timestamp = timestamp.unwrap_or(-1);
+                }
+                Err(e) => pr.error_code = e.response_error().code(),
             }
             tr.partitions.push(pr);
         }
@@ -123,3 +64,70 @@ pub async fn handle(
 }
 
 crate::route_to!(ListOffsets, handle);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::ResponseError;
+
+    fn request(topic: &str, current_leader_epoch: i32, timestamp: i64) -> ListOffsetsRequest {
+        let mut p = ListOffsetsPartition::default();
+        p.partition_index = 0;
+        p.current_leader_epoch = current_leader_epoch;
+        p.timestamp = timestamp;
+        let mut t = ListOffsetsTopic::default();
+        t.name = TopicName(StrBytes::from_string(topic.to_string()));
+        t.partitions.push(p);
+        let mut r = ListOffsetsRequest::default();
+        r.replica_id = kafka_protocol::messages::BrokerId(-1);
+        r.topics.push(t);
+        r
+    }
+
+    fn answer(resp: &ListOffsetsResponse) -> (i16, i64, i32) {
+        let p = &resp.topics[0].partitions[0];
+        (p.error_code, p.offset, p.leader_epoch)
+    }
+
+    /// Moves partition 0 of `topic` to leader epoch `epoch` in the
+    /// metadata image, as a controller's election would.
+    fn elect(broker: &Broker, topic: &str, epoch: i32) {
+        let meta = broker.topics.metadata();
+        let committed = meta.committed();
+        let t = committed.image.topic(topic).expect("topic");
+        let node = broker.node_id();
+        let record = kaskade_meta::MetadataRecord::Partition {
+            topic_id: t.id,
+            partition: 0,
+            leader: node,
+            replicas: vec![node],
+            isr: vec![node],
+            leader_epoch: epoch,
+        };
+        meta.append(committed.version, vec![record]).expect("append");
+        broker.topics.apply_committed().expect("apply");
+    }
+
+    #[tokio::test]
+    async fn epochs_sentinels_and_unknown_partitions_get_kafka_codes() {
+        let broker =
+            Arc::new(Broker::for_tests(crate::config::BrokerConfig::default(), crate::router::Router::default()));
+        broker.topics.create("lo", 1, -1, &[], &std::collections::BTreeMap::new(), false).expect("create topic");
+        elect(&broker, "lo", 1);
+        let ok = handle(&broker, 7, request("lo", 1, -1)).await.expect("answer");
+        assert_eq!(answer(&ok), (0, 0, 1), "latest of an empty log at the current epoch");
+        let absent = handle(&broker, 7, request("lo", -1, -2)).await.expect("answer");
+        assert_eq!(answer(&absent).0, 0, "no epoch given: no check");
+        let older = handle(&broker, 7, request("lo", 0, -1)).await.expect("answer");
+        assert_eq!(answer(&older), (ResponseError::FencedLeaderEpoch.code(), -1, 1));
+        let newer = handle(&broker, 7, request("lo", 2, -1)).await.expect("answer");
+        assert_eq!(answer(&newer), (ResponseError::UnknownLeaderEpoch.code(), -1, 1));
+        let bad = handle(&broker, 7, request("lo", 1, -7)).await.expect("answer");
+        assert_eq!(answer(&bad).0, ResponseError::InvalidRequest.code());
+        let unknown = handle(&broker, 7, request("nope", 1, -1)).await.expect("answer");
+        assert_eq!(answer(&unknown).0, ResponseError::UnknownTopicOrPartition.code());
+    }
+}

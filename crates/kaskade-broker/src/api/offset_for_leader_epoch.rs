@@ -1,13 +1,15 @@
-//! OffsetForLeaderEpoch: the end offset of a leader epoch. One node never
-//! changes leader, so every partition has had epoch 0 since creation: the
-//! end of epoch 0 is the log end; a later epoch than the current one is
-//! unknown; an epoch below 0 is undefined (-1, -1), as Kafka answers.
+//! OffsetForLeaderEpoch: the end offset of a leader epoch, answered by the
+//! partition layer from the log's leader-epoch cache
+//! (`Partition::end_offset_for_epoch`, Kafka's `lastOffsetForLeaderEpoch`):
+//! after the current-epoch checks, the largest epoch <= the one asked for
+//! and where it ended (the log end for the latest); an epoch the cache
+//! cannot place is undefined (-1, -1), as Kafka answers.
 
-use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use kaskade_types::LeaderEpoch;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -17,7 +19,6 @@ pub async fn handle(
     _version: i16,
     req: OffsetForLeaderEpochRequest,
 ) -> Result<OffsetForLeaderEpochResponse, BrokerError> {
-    let image = broker.topics.image();
     let mut resp = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
         let mut tr = OffsetForLeaderTopicResult::default();
@@ -27,21 +28,21 @@ pub async fn handle(
             e.partition = p.partition;
             e.leader_epoch = -1;
             e.end_offset = -1;
-            let part = image
-                .topic(t.topic.as_str())
-                .and_then(|ti| ti.partitions.get(p.partition.max(0) as usize).filter(|_| p.partition >= 0));
-            match (part, broker.topics.log(t.topic.as_str(), p.partition)) {
-                (Some(pi), Some(log)) => {
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < pi.leader_epoch {
-                        e.error_code = ResponseError::FencedLeaderEpoch.code();
-                    } else if p.current_leader_epoch > pi.leader_epoch {
-                        e.error_code = ResponseError::UnknownLeaderEpoch.code();
-                    } else if p.leader_epoch >= 0 && p.leader_epoch <= pi.leader_epoch {
-                        e.leader_epoch = pi.leader_epoch;
-                        e.end_offset = log.log_end_offset();
-                    }
+            let current = LeaderEpoch::from_wire(p.current_leader_epoch);
+            let answer = broker.topics.partition(t.topic.as_str(), p.partition).and_then(|partition| {
+                match LeaderEpoch::from_wire(p.leader_epoch) {
+                    Some(requested) => partition.end_offset_for_epoch(current, requested),
+                    // An undefined epoch has no end: only the checks apply.
+                    None => partition.check_epoch(current).map(|()| None),
                 }
-                _ => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
+            });
+            match answer {
+                Ok(Some((epoch, end))) => {
+                    e.leader_epoch = epoch.get();
+                    e.end_offset = end.get();
+                }
+                Ok(None) => {}
+                Err(err) => e.error_code = err.response_error().code(),
             }
             tr.partitions.push(e);
         }

@@ -1,8 +1,11 @@
-//! Produce: append each partition's batch to its log; with `acks=all`
-//! answer only once an fsync covered every batch of the request.
+//! Produce: append each partition's batch through the partition layer
+//! (`Partition::append_as_leader`: leadership check, leader epoch stamp);
+//! with `acks=all` answer only once the high watermark passed every batch
+//! of the request (`Partition::wait_for_replicas`; on one node in durable
+//! mode the HW is the durable end, so only after an fsync covered them).
 //!
 //! Appends are done first for all partitions (each only a `pwrite` into
-//! the page cache), then the durable waits run concurrently, so one request
+//! the page cache), then the waits run concurrently, so one request
 //! touching many partitions costs one group-committed fsync round.
 
 use kafka_protocol::ResponseError;
@@ -17,13 +20,14 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::partition::storage_error;
+use crate::partition::{storage_error, PartitionError};
 use kaskade_log::LogError;
+use kaskade_types::Offset;
 
-fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+fn partition_error(index: i32, error: ResponseError, message: Option<String>) -> PartitionProduceResponse {
     let mut p = PartitionProduceResponse::default();
     p.index = index;
-    p.error_code = code;
+    p.error_code = error.code();
     p.base_offset = -1;
     p.log_append_time_ms = -1;
     p.log_start_offset = -1;
@@ -74,7 +78,7 @@ fn record_errors_response(idx: i32, version: i16, refused: &[i32], message: &str
         refused.len(),
         shown.join(", ")
     );
-    let mut pr = partition_error(idx, ResponseError::InvalidRecord.code(), (version >= 8).then_some(summary));
+    let mut pr = partition_error(idx, ResponseError::InvalidRecord, (version >= 8).then_some(summary));
     if version >= 8 {
         pr.record_errors = refused
             .iter()
@@ -103,38 +107,36 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
         for part in topic.partition_data {
             let idx = part.index;
             if !matches!(acks, -1..=1) {
-                tr.partition_responses.push(partition_error(idx, ResponseError::InvalidRequiredAcks.code(), None));
+                tr.partition_responses.push(partition_error(idx, ResponseError::InvalidRequiredAcks, None));
                 continue;
             }
             let Some(t) = t else {
-                let c = if version >= 13 {
-                    ResponseError::UnknownTopicId.code()
-                } else {
-                    ResponseError::UnknownTopicOrPartition.code()
-                };
-                tr.partition_responses.push(partition_error(idx, c, None));
+                let e =
+                    if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+                tr.partition_responses.push(partition_error(idx, e, None));
                 continue;
             };
             if version >= 13 {
                 tr.name = TopicName(StrBytes::from_string(t.name.clone()));
             }
-            let (Some(p), Some(log)) =
-                (t.partitions.get(idx.max(0) as usize).filter(|_| idx >= 0), broker.topics.log(&t.name, idx))
-            else {
-                tr.partition_responses.push(partition_error(idx, ResponseError::UnknownTopicOrPartition.code(), None));
-                continue;
+            let partition = match broker.topics.partition(&t.name, idx) {
+                Ok(p) => p,
+                Err(e) => {
+                    tr.partition_responses.push(partition_error(idx, e.response_error(), None));
+                    continue;
+                }
             };
             let Some(records) = part.records else {
                 tr.partition_responses.push(partition_error(
                     idx,
-                    ResponseError::CorruptMessage.code(),
+                    ResponseError::CorruptMessage,
                     (version >= 8).then(|| "no records".into()),
                 ));
                 continue;
             };
             // The topic's typed config, parsed when it last changed (topic
             // overrides or broker defaults), not per request.
-            let log_config = log.config();
+            let log_config = partition.config();
             if log_config.cleanup_policy.compacts() {
                 let refused = keyless_records(&records);
                 if !refused.is_empty() {
@@ -151,13 +153,13 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                 Err(e) => {
                     tr.partition_responses.push(partition_error(
                         idx,
-                        storage_error(&e).code(),
+                        storage_error(&e),
                         (version >= 8).then(|| e.to_string()),
                     ));
                     continue;
                 }
             };
-            match log.append_client(records, p.leader_epoch) {
+            match partition.append_as_leader(records) {
                 Ok(info) => {
                     if info.duplicate {
                         tracing::debug!(topic = %t.name, partition = idx, base_offset = info.first_offset, "duplicate idempotent batch: answered with its original offsets");
@@ -171,16 +173,18 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                         waits.push((
                             resp.responses.len(),
                             tr.partition_responses.len(),
-                            log.clone(),
-                            info.last_offset + 1,
+                            partition.clone(),
+                            Offset(info.last_offset).next(),
                         ));
                     }
                     tr.partition_responses.push(pr);
                 }
                 Err(e) => {
                     // error_message and record_errors exist from v8 on.
-                    let mut pr = partition_error(idx, storage_error(&e).code(), (version >= 8).then(|| e.to_string()));
-                    if version >= 8 && matches!(e, LogError::CorruptBatch(_) | LogError::InvalidRecord(_)) {
+                    let mut pr = partition_error(idx, e.response_error(), (version >= 8).then(|| e.to_string()));
+                    if version >= 8
+                        && matches!(e, PartitionError::Storage(LogError::CorruptBatch(_) | LogError::InvalidRecord(_)))
+                    {
                         // Kafka names the offending batch: there is only one.
                         let mut be = BatchIndexAndErrorMessage::default();
                         be.batch_index = 0;
@@ -200,20 +204,18 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
     }
     if !waits.is_empty() {
         let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
-        let results = futures::future::join_all(waits.iter().map(|(_, _, log, end)| {
-            let log = log.clone();
-            let end = *end;
-            async move { tokio::time::timeout(timeout, log.wait_durable(end)).await }
-        }))
+        let results = futures::future::join_all(
+            waits.iter().map(|(_, _, partition, end)| tokio::time::timeout(timeout, partition.wait_for_replicas(*end))),
+        )
         .await;
-        for ((ti, pi, _, _), r) in waits.into_iter().zip(results) {
-            let code = match r {
+        for ((ti, pi, _, _), r) in waits.iter().zip(results) {
+            let error = match r {
                 Ok(Ok(())) => continue,
-                Ok(Err(e)) => storage_error(&e).code(),
-                Err(_) => ResponseError::RequestTimedOut.code(),
+                Ok(Err(e)) => e.response_error(),
+                Err(_) => ResponseError::RequestTimedOut,
             };
-            if let Some(p) = resp.responses.get_mut(ti).and_then(|t| t.partition_responses.get_mut(pi)) {
-                p.error_code = code;
+            if let Some(p) = resp.responses.get_mut(*ti).and_then(|t| t.partition_responses.get_mut(*pi)) {
+                p.error_code = error.code();
                 p.base_offset = -1;
             }
         }
