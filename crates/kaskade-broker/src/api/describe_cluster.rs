@@ -26,6 +26,7 @@ pub async fn handle(
     b.broker_id = BrokerId(broker.node_id());
     b.host = StrBytes::from_string(host);
     b.port = port;
+    b.rack = broker.config.kraft.broker_rack.clone().map(StrBytes::from_string);
     resp.brokers.push(b);
     Ok(resp)
 }
