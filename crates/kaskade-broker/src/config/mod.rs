@@ -569,4 +569,6 @@ fn source_name(source: ConfigSource) -> &'static str {
 }
 
 #[cfg(test)]
+mod kraft_tests;
+#[cfg(test)]
 mod tests;
