@@ -8,6 +8,7 @@ pub mod coordinator;
 pub mod error;
 pub mod group;
 pub mod internal_topic;
+pub mod meta_properties;
 pub mod metrics;
 pub mod network;
 pub mod partition;

@@ -1,8 +1,13 @@
-//! Assembles a running node: the data directory (`meta.properties`), the
-//! metadata log, the partition logs, the topic manager, the listeners and
-//! the request loop; and takes it down again in order (stop accepting,
-//! finish in-flight requests, flush every log, write the clean-shutdown
-//! marker).
+//! Assembles a running node: the data directory (`meta.properties`, see
+//! `meta_properties`), the metadata log, the partition logs, the topic
+//! manager, the listeners (client listeners and the controller listener,
+//! `network::controller`) and the request loop; and takes it down again in
+//! order (stop accepting, finish in-flight requests, flush every log, write
+//! the clean-shutdown marker).
+//!
+//! A node starts only as a cluster of its own for now
+//! (`KraftConfig::check_runnable`): a configuration naming other
+//! controllers is valid but refused here, before anything is opened.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +18,7 @@ use kaskade_meta::{LocalMetadataLog, MetadataLog};
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
+use crate::meta_properties::{self, MetaPropertiesError};
 use crate::network::{self, BoundListener, ShutdownTrigger};
 use crate::topic::manager::{TopicDefaults, TopicManager};
 
@@ -20,6 +26,10 @@ use crate::topic::manager::{TopicDefaults, TopicManager};
 pub enum StartError {
     #[error("data directory {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    MetaProperties(#[from] MetaPropertiesError),
+    #[error("cannot start this node: {0}")]
+    NotRunnable(String),
     #[error("{0}")]
     Invalid(String),
     #[error("opening the logs failed: {0}")]
@@ -56,84 +66,12 @@ pub fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StartError> {
 /// name does not parse as `<topic>-<partition>`).
 pub const METADATA_DIR: &str = "kaskade-metadata";
 
-/// Reads `meta.properties` (Kafka's format), creating it on first start.
-/// Returns the cluster id.
-fn ensure_meta_properties(dir: &Path, config: &BrokerConfig) -> Result<String, StartError> {
-    let path = dir.join("meta.properties");
-    let io = |source| StartError::Io { path: path.clone(), source };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let props = crate::config::parse_properties(&text);
-            let get = |k: &str| props.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone());
-            let cluster =
-                get("cluster.id").ok_or_else(|| StartError::Invalid(format!("{}: no cluster.id", path.display())))?;
-            if let Some(node) = get("node.id") {
-                if node.parse::<i32>().ok() != Some(config.node_id) {
-                    return Err(StartError::Invalid(format!(
-                        "{}: this directory belongs to node.id {node}, but node.id is {}",
-                        path.display(),
-                        config.node_id
-                    )));
-                }
-            }
-            if let Some(want) = &config.cluster_id {
-                if *want != cluster {
-                    return Err(StartError::Invalid(format!(
-                        "{}: this directory belongs to cluster {cluster}, but cluster.id is {want}",
-                        path.display()
-                    )));
-                }
-            }
-            Ok(cluster)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster = config.cluster_id.clone().unwrap_or_else(new_cluster_id);
-            let text = format!(
-                "#\n#Written by Kaskade\nnode.id={}\ndirectory.id={}\nversion=1\ncluster.id={cluster}\n",
-                config.node_id,
-                base64_uuid(uuid::Uuid::new_v4())
-            );
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, text).map_err(io)?;
-            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
-            std::fs::rename(&tmp, &path).map_err(io)?;
-            Ok(cluster)
-        }
-        Err(e) => Err(io(e)),
-    }
-}
-
-/// Kafka renders UUIDs (cluster ids, topic ids) as URL-safe base64 without
-/// padding: 22 characters.
-pub fn base64_uuid(id: uuid::Uuid) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = id.as_bytes();
-    let mut out = String::with_capacity(22);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for b in bytes {
-        acc = (acc << 8) | *b as u32;
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
-    }
-    out
-}
-
-fn new_cluster_id() -> String {
-    base64_uuid(uuid::Uuid::new_v4())
-}
-
 /// A running node.
 pub struct Server {
     pub broker: Arc<Broker>,
     pub data_dir: PathBuf,
     listeners: Vec<SocketAddr>,
+    controller_listeners: Vec<SocketAddr>,
     trigger: ShutdownTrigger,
     task: tokio::task::JoinHandle<()>,
     /// The data directory's lock, released when the server is dropped.
@@ -150,6 +88,11 @@ impl Server {
     /// Opens `data_dir` (recovering it if needed), binds the listeners and
     /// starts serving.
     pub async fn start(config: BrokerConfig, data_dir: PathBuf) -> Result<Server, StartError> {
+        let controller_ports: Vec<u16> = config.controller_listeners().iter().map(|l| l.port).collect();
+        config
+            .kraft
+            .check_runnable(kaskade_types::NodeId(config.node_id), &controller_ports)
+            .map_err(StartError::NotRunnable)?;
         let dir = data_dir.clone();
         let cfg = config.clone();
         // Recovery reads files: keep it off the async workers.
@@ -164,22 +107,38 @@ impl Server {
             tracing::warn!("recovery: {r}");
         }
         let bound: Vec<BoundListener> = network::bind_config(&config).await.map_err(StartError::Bind)?;
+        let controller_bound = network::bind(&config.controller_listeners()).await.map_err(StartError::Bind)?;
         let listeners: Vec<SocketAddr> = bound.iter().map(|b| b.local_addr()).collect();
+        let controller_listeners: Vec<SocketAddr> = controller_bound.iter().map(|b| b.local_addr()).collect();
         let advertised = advertised_address(&config, &bound);
         let broker = Arc::new(Broker::new(config, topics, cluster_id, advertised));
         let (trigger, signal) = network::shutdown_channel();
-        let task = tokio::spawn(network::serve(broker.clone(), bound, signal));
+        let task = tokio::spawn({
+            let (broker, controller_signal) = (broker.clone(), signal.clone());
+            async move {
+                tokio::join!(
+                    network::serve(broker.clone(), bound, signal),
+                    network::controller::serve(broker, controller_bound, controller_signal)
+                );
+            }
+        });
         // Open transactions time out and prepared ones finish after a
         // restart even if no transactional client comes back.
         // The coordinators load the internal partitions this node leads.
         broker.groups.start();
         let txns = broker.txns.clone();
         tokio::spawn(async move { txns.start().await });
-        Ok(Server { broker, data_dir, listeners, trigger, task, _lock: lock })
+        Ok(Server { broker, data_dir, listeners, controller_listeners, trigger, task, _lock: lock })
     }
 
+    /// The bound client listeners.
     pub fn listeners(&self) -> &[SocketAddr] {
         &self.listeners
+    }
+
+    /// The bound controller listeners (not advertised to clients).
+    pub fn controller_listeners(&self) -> &[SocketAddr] {
+        &self.controller_listeners
     }
 
     /// Graceful stop: no new connections, in-flight requests finish, every
@@ -200,7 +159,8 @@ impl Server {
 /// partition logs (recovering them), the topic manager.
 pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<(Arc<TopicManager>, String, Vec<String>), StartError> {
     std::fs::create_dir_all(dir).map_err(|source| StartError::Io { path: dir.to_path_buf(), source })?;
-    let cluster_id = ensure_meta_properties(dir, config)?;
+    let identity = meta_properties::ensure(dir, kaskade_types::NodeId(config.node_id), config.cluster_id.as_deref())?;
+    let cluster_id = identity.cluster_id;
     let meta = LocalMetadataLog::open(&dir.join(METADATA_DIR))?;
     let image = meta.committed().image;
     let defaults: std::collections::BTreeMap<String, String> =
@@ -260,16 +220,4 @@ fn advertised_address(config: &BrokerConfig, bound: &[BoundListener]) -> (String
         adv.port
     };
     (host, port as i32)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_uuid_is_kafka_style() {
-        let id = uuid::Uuid::from_bytes([0; 16]);
-        assert_eq!(base64_uuid(id), "AAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(base64_uuid(uuid::Uuid::new_v4()).len(), 22);
-    }
 }

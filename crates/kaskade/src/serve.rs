@@ -1,7 +1,9 @@
 //! `kaskade serve`: load the configuration (defaults < server.properties <
-//! KAFKA_* environment < flags), open the HTTP listener (`http.listener`),
-//! open the data directory, serve until SIGINT/SIGTERM, then shut down
-//! cleanly.
+//! KAFKA_* environment and CLUSTER_ID < flags), open the HTTP listener
+//! (`http.listener`), open the data directory, serve until SIGINT/SIGTERM,
+//! then shut down cleanly. A configuration that is invalid, names a quorum
+//! of other controllers, or a data directory of another cluster or node
+//! stops it with the reason on stderr and exit status 1.
 //!
 //! The HTTP listener opens first, so `/health` answers while the logs load
 //! and `/ready` turns 200 only once the Kafka listeners are bound and the
@@ -119,6 +121,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (host, port) = server.broker.advertised();
     for addr in server.listeners() {
         println!("kaskade: listening on {addr}");
+    }
+    for addr in server.controller_listeners() {
+        println!("kaskade: controller listener on {addr} (not advertised to clients)");
     }
     println!("kaskade: advertised as {host}:{port}, node.id={node_id}, cluster.id={}", server.broker.cluster_id());
     if let Some(http) = &http {

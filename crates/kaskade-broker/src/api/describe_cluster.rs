@@ -26,8 +26,30 @@ pub async fn handle(
     b.broker_id = BrokerId(broker.node_id());
     b.host = StrBytes::from_string(host);
     b.port = port;
+    b.rack = broker.config.kraft.broker_rack.clone().map(StrBytes::from_string);
     resp.brokers.push(b);
     Ok(resp)
 }
 
 crate::route_to!(DescribeCluster, handle);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use kafka_protocol::messages::MetadataRequest;
+
+    #[tokio::test]
+    async fn broker_rack_is_given_to_clients() {
+        let config = BrokerConfig::from_overrides([("broker.rack", "eu-west-1a")]).expect("config");
+        let broker = Arc::new(Broker::for_tests(config, crate::router::Router::default()));
+        let cluster = handle(&broker, 1, DescribeClusterRequest::default()).await.expect("DescribeCluster");
+        assert_eq!(cluster.brokers[0].rack.as_deref(), Some("eu-west-1a"));
+        let md = crate::api::metadata::handle(&broker, 12, MetadataRequest::default()).await.expect("Metadata");
+        assert_eq!(md.brokers[0].rack.as_deref(), Some("eu-west-1a"));
+
+        let norack = Arc::new(Broker::for_tests(BrokerConfig::default(), crate::router::Router::default()));
+        let cluster = handle(&norack, 1, DescribeClusterRequest::default()).await.expect("DescribeCluster");
+        assert_eq!(cluster.brokers[0].rack, None);
+    }
+}

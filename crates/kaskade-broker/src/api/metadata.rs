@@ -52,6 +52,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
     b.node_id = BrokerId(broker.node_id());
     b.host = StrBytes::from_string(host);
     b.port = port;
+    b.rack = broker.config.kraft.broker_rack.clone().map(StrBytes::from_string);
     resp.brokers.push(b);
     resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id().to_string()));
     resp.controller_id = BrokerId(broker.node_id());

@@ -3,6 +3,8 @@
 //! `docker run -e KAFKA_...` set-up written for Kafka configures Kaskade the
 //! same way. Variables the image and its scripts read for themselves
 //! (`KAFKA_HEAP_OPTS`, `KAFKA_JMX_*`, ...) are not configuration.
+//! `CLUSTER_ID`, which the Apache and Confluent images format the storage
+//! with, is `cluster.id`.
 
 /// `KAFKA_*` variables that are not broker configuration: those Apache
 /// Kafka's container image excludes (`KafkaDockerWrapper`), plus the ones
@@ -26,9 +28,13 @@ static ENV_NOT_CONFIG: &[&str] = &[
 /// Maps a `KAFKA_*` environment variable to a configuration key as Apache
 /// Kafka's container image does: drop `KAFKA_`, lower-case, `_` -> `.`,
 /// then `...` -> `-` and `..` -> `_` (so `___` means `-` and `__` means `_`).
-/// `None` for other variables and for the image's own variables
-/// (`KAFKA_HEAP_OPTS`, `KAFKA_OPTS`, `KAFKA_JMX_*`, `KAFKA_VERSION`, ...).
+/// `CLUSTER_ID` is `cluster.id`. `None` for other variables and for the
+/// image's own variables (`KAFKA_HEAP_OPTS`, `KAFKA_OPTS`, `KAFKA_JMX_*`,
+/// `KAFKA_VERSION`, ...).
 pub fn env_var_to_key(name: &str) -> Option<String> {
+    if name == "CLUSTER_ID" {
+        return Some("cluster.id".into());
+    }
     let rest = name.strip_prefix("KAFKA_")?;
     if rest.is_empty() || ENV_NOT_CONFIG.contains(&name) || name.starts_with("KAFKA_JMX_") {
         return None;
@@ -51,6 +57,10 @@ mod tests {
         assert_eq!(env_var_to_key("KAFKA_A__B").as_deref(), Some("a_b"));
         assert_eq!(env_var_to_key("KAFKA_A___B").as_deref(), Some("a-b"));
         assert_eq!(env_var_to_key("KAFKA_LISTENER_NAME_X___Y__Z_SASL").as_deref(), Some("listener.name.x-y_z.sasl"));
+        assert_eq!(env_var_to_key("CLUSTER_ID").as_deref(), Some("cluster.id"));
+        assert_eq!(env_var_to_key("KAFKA_PROCESS_ROLES").as_deref(), Some("process.roles"));
+        assert_eq!(env_var_to_key("KAFKA_CONTROLLER_QUORUM_VOTERS").as_deref(), Some("controller.quorum.voters"));
+        assert_eq!(env_var_to_key("KAFKA_BROKER_RACK").as_deref(), Some("broker.rack"));
         for ignored in [
             "KAFKA_HEAP_OPTS",
             "KAFKA_OPTS",
@@ -62,6 +72,8 @@ mod tests {
             "KAFKA_JVM_PERFORMANCE_OPTS",
             "KAFKA_",
             "PATH",
+            "cluster_id",
+            "MY_CLUSTER_ID",
             "MY_KAFKA_X",
         ] {
             assert_eq!(env_var_to_key(ignored), None, "{ignored}");
@@ -92,13 +104,16 @@ mod tests {
             ("KAFKA_NUM_PARTITIONS", " 5 "),
             ("KAFKA_LOG_CLEANUP_POLICY", "compact"),
             ("KAFKA_JMX_PORT", "not a config"),
-            ("KAFKA_PROCESS_ROLES", "broker,controller"),
+            ("KAFKA_NUM_NETWORK_THREADS", "3"),
+            ("CLUSTER_ID", "MkU3OEVBNTcwNTJENDM2Qk"),
         ]))
         .expect("valid environment");
         assert_eq!(c.num_partitions, 5);
         assert_eq!(c.source_of("num.partitions"), ConfigSource::Env);
         assert_eq!(c.log_cleanup_policy, vec!["compact".to_string()]);
-        assert_eq!(c.value_of("process.roles").as_deref(), Some("broker,controller"));
+        assert_eq!(c.value_of("num.network.threads").as_deref(), Some("3"));
+        assert_eq!(c.cluster_id.as_deref(), Some("MkU3OEVBNTcwNTJENDM2Qk"));
+        assert_eq!(c.source_of("cluster.id"), ConfigSource::Env);
         let err = BrokerConfig::load(&env(&[("KAFKA_NUM_PARTITIONS", "many")])).expect_err("invalid").to_string();
         assert_eq!(err, "invalid value 'many' for num.partitions: expected an integer >= 1 (from the environment)");
         // Variables that differ only in case name one key: the one sorting

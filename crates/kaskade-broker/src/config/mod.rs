@@ -11,17 +11,20 @@
 //! 4. explicit overrides (the CLI's `--override key=value`).
 //!
 //! Unknown keys are logged at warn and ignored; well-known Kafka keys that
-//! Kaskade accepts but does not use (`process.roles`, ...) are kept, so
-//! DescribeConfigs still shows them. An invalid value stops start-up with an
-//! error naming the key and the accepted values.
+//! Kaskade accepts but does not use (`num.network.threads`, ...) are kept,
+//! so DescribeConfigs still shows them. An invalid value stops start-up with
+//! an error naming the key and the accepted values. The environment
+//! variable `CLUSTER_ID` (Kafka's container images format the storage with
+//! it) sets `cluster.id`.
 //!
 //! Dynamic broker configs (`dynamic`) lie over all of these at run time.
 //!
 //! Files: `keys` (the broker key registry), `topic_keys` (topic-level keys),
 //! `properties` (the file format), `env` (the `KAFKA_*` mapping),
-//! `listener` (`NAME://host:port`), `describe` (DescribeConfigs entries and
-//! synonyms), `dynamic` (run-time values); this file holds the typed
-//! configuration and its loading.
+//! `listener` (`NAME://host:port`), `kraft` (process roles, the controller
+//! quorum, inter-broker listener, rack, with Kafka's KRaft checks),
+//! `describe` (DescribeConfigs entries and synonyms), `dynamic` (run-time
+//! values); this file holds the typed configuration and its loading.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,6 +33,7 @@ mod describe;
 pub mod dynamic;
 mod env;
 mod keys;
+mod kraft;
 mod listener;
 mod properties;
 mod topic_keys;
@@ -37,6 +41,7 @@ mod topic_keys;
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType, TopicConfigDefault};
 pub use env::env_var_to_key;
 pub use keys::is_sensitive;
+pub use kraft::{HostPort, KraftConfig, ProcessRoles, Voter};
 pub use listener::ListenerSpec;
 pub use properties::{parse_properties, read_properties_file};
 pub use topic_keys::{is_topic_config, validate_topic_config};
@@ -106,6 +111,9 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<ListenerSpec>,
     /// `controller.listener.names`: listeners not served to clients.
     pub controller_listener_names: Vec<String>,
+    /// The KRaft settings: `process.roles`, the controller quorum,
+    /// `inter.broker.listener.name`, `broker.rack`.
+    pub kraft: KraftConfig,
     /// `log.dirs` / `log.dir`; `None` lets the binary choose.
     pub log_dir: Option<PathBuf>,
     /// `num.partitions`.
@@ -163,8 +171,9 @@ pub struct BrokerConfig {
     /// `http.listener` (Kaskade-specific): `host:port` of the HTTP listener;
     /// `None` when set empty (no listener).
     pub http_listener: Option<String>,
-    /// `cluster.id` (Kaskade-specific): `None` lets the binary generate and
-    /// persist one.
+    /// `cluster.id` (Kaskade-specific; also the `CLUSTER_ID` environment
+    /// variable): the id a new data directory is formatted with, and that an
+    /// existing one must carry. `None` keeps the stored id, or generates one.
     pub cluster_id: Option<String>,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
@@ -312,6 +321,14 @@ impl BrokerConfig {
             None => listeners.clone(),
         };
 
+        let kraft = KraftConfig::parse(&raw, &|name| settings.contains_key(name), errors);
+        let cluster_id = raw("cluster.id").map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+        if let Some(id) = &cluster_id {
+            if let Err(e) = crate::meta_properties::validate_cluster_id(id) {
+                errors.push(format!("invalid value '{id}' for cluster.id: {e}"));
+            }
+        }
+
         let log_dir = match settings.get("log.dirs") {
             Some(s) => {
                 let dirs = split_list(&s.value);
@@ -343,6 +360,7 @@ impl BrokerConfig {
                 .into_iter()
                 .map(|n| n.to_ascii_uppercase())
                 .collect(),
+            kraft,
             listeners,
             advertised_listeners,
             log_dir,
@@ -373,7 +391,7 @@ impl BrokerConfig {
             connections_max_idle_ms: num("connections.max.idle.ms"),
             max_connections: num("max.connections") as i32,
             http_listener: raw("http.listener").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
-            cluster_id: raw("cluster.id").filter(|c| !c.is_empty()),
+            cluster_id,
             offsets_topic_num_partitions: num("offsets.topic.num.partitions") as i32,
             offsets_retention_minutes: num("offsets.retention.minutes") as i32,
             group_min_session_timeout_ms: num("group.min.session.timeout.ms") as i32,
@@ -402,11 +420,34 @@ impl BrokerConfig {
             }
         }
         let protocol_map = self.security_protocol_map();
-        for l in &self.listeners {
-            if self.controller_listener_names.contains(&l.name) {
-                continue;
+        for item in split_list(&self.value_of("listener.security.protocol.map").unwrap_or_default()) {
+            let valid = item.split_once(':').is_some_and(|(name, p)| {
+                !name.trim().is_empty() && kraft::SECURITY_PROTOCOLS.contains(&p.trim().to_ascii_uppercase().as_str())
+            });
+            if !valid {
+                errors.push(format!(
+                    "invalid value '{item}' for listener.security.protocol.map: expected NAME:PROTOCOL with a protocol of {}",
+                    kraft::SECURITY_PROTOCOLS.join(", ")
+                ));
             }
+        }
+        let advertised_broker = self.advertised_broker_listeners();
+        self.kraft.validate(
+            &kraft::NodeView {
+                node_id: kaskade_types::NodeId(self.node_id),
+                listeners: &self.listeners,
+                advertised_broker_listeners: &advertised_broker,
+                controller_listener_names: &self.controller_listener_names,
+                security_protocols: &protocol_map,
+            },
+            errors,
+        );
+        for l in &self.listeners {
             match protocol_map.get(&l.name) {
+                Some(p) if p == "PLAINTEXT" => {}
+                Some(_) if self.controller_listener_names.contains(&l.name) => errors.push(format!(
+                    "listener {l}: the controller listener must use PLAINTEXT, the only security protocol Kaskade supports yet"
+                )),
                 Some(p) if p == "PLAINTEXT" => {}
                 Some(p) => errors.push(format!(
                     "listener {l} uses security protocol {p}, which Kaskade does not support yet (supported: PLAINTEXT)"
@@ -427,7 +468,13 @@ impl BrokerConfig {
                 ));
             }
         }
-        for l in &self.advertised_listeners {
+        // Kafka checks the broker listeners clients are told, and the
+        // controller listeners named in advertised.listeners itself (a
+        // controller listener taken from `listeners` binds 0.0.0.0 fine).
+        let explicit = self.settings.contains_key("advertised.listeners");
+        let checked =
+            self.advertised_listeners.iter().filter(|l| explicit || !self.controller_listener_names.contains(&l.name));
+        for l in checked {
             if l.host == "0.0.0.0" || l.host == "::" {
                 errors.push(format!(
                     "invalid value '{l}' for advertised.listeners: cannot advertise the non-routable address {}; set advertised.listeners to a routable host",
@@ -443,8 +490,10 @@ impl BrokerConfig {
         }
     }
 
-    /// `listener.security.protocol.map` as a map; a controller listener not
-    /// in it maps to PLAINTEXT, as KRaft does.
+    /// `listener.security.protocol.map` as a map. When the map is not set
+    /// and no listener is named SSL or SASL_*, controller listeners map to
+    /// PLAINTEXT, as Kafka's `effectiveListenerSecurityProtocolMap` does; a
+    /// map that is set must name them.
     pub fn security_protocol_map(&self) -> BTreeMap<String, String> {
         let raw = self.value_of("listener.security.protocol.map").unwrap_or_default();
         let mut map = BTreeMap::new();
@@ -453,10 +502,31 @@ impl BrokerConfig {
                 map.insert(name.trim().to_ascii_uppercase(), proto.trim().to_ascii_uppercase());
             }
         }
-        for name in &self.controller_listener_names {
-            map.entry(name.clone()).or_insert_with(|| "PLAINTEXT".into());
+        let secure = |name: &str| name != "PLAINTEXT" && kraft::SECURITY_PROTOCOLS.contains(&name);
+        let any_secure =
+            self.controller_listener_names.iter().any(|n| secure(n)) || self.listeners.iter().any(|l| secure(&l.name));
+        if !self.settings.contains_key("listener.security.protocol.map") && !any_secure {
+            for name in &self.controller_listener_names {
+                map.entry(name.clone()).or_insert_with(|| "PLAINTEXT".into());
+            }
         }
         map
+    }
+
+    /// The controller listeners among `listeners`: bound, never advertised
+    /// to clients.
+    pub fn controller_listeners(&self) -> Vec<ListenerSpec> {
+        self.listeners.iter().filter(|l| self.controller_listener_names.contains(&l.name)).cloned().collect()
+    }
+
+    /// The advertised listeners clients may be told: `advertised.listeners`
+    /// (else `listeners`) without the controller listeners.
+    pub fn advertised_broker_listeners(&self) -> Vec<ListenerSpec> {
+        self.advertised_listeners
+            .iter()
+            .filter(|l| !self.controller_listener_names.contains(&l.name))
+            .cloned()
+            .collect()
     }
 
     /// The listeners served to clients: `listeners` without the controller
@@ -498,5 +568,7 @@ fn source_name(source: ConfigSource) -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod kraft_tests;
 #[cfg(test)]
 mod tests;

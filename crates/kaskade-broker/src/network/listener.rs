@@ -46,6 +46,12 @@ impl BoundListener {
     pub fn spec(&self) -> &ListenerSpec {
         &self.spec
     }
+
+    /// The listener as configured and its socket, for a server that runs
+    /// its own accept loop (the controller quorum's).
+    pub fn into_tcp(self) -> (ListenerSpec, TcpListener) {
+        (self.spec, self.listener)
+    }
 }
 
 /// Binds the client listeners of a configuration (`listeners` without the

@@ -14,6 +14,7 @@
 use tokio::sync::watch;
 
 pub mod connection;
+pub mod controller;
 pub mod frame;
 pub mod listener;
 
