@@ -1,0 +1,219 @@
+//! The client side of openraft's RPCs: one connection per peer controller,
+//! opened lazily, one request in flight at a time (openraft sends to a peer
+//! from one replication task), each call bounded by openraft's TTL.
+//!
+//! Failures map onto openraft's retry semantics: a refused or timed-out
+//! connect is `Unreachable` (openraft backs off), a broken exchange is a
+//! `Network` error (retried at once on a fresh connection), an expired TTL
+//! is a `Timeout`, a frame over the limit is `PayloadTooLarge` (openraft
+//! sends fewer entries). Any failure drops the connection, so a half-read
+//! response is never mistaken for the next one.
+//!
+//! On the leader it also notes, per peer, when a replica last answered an
+//! AppendEntries and when it last held everything committed: DescribeQuorum's
+//! last fetch and last caught-up times.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::{BasicNode, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::BufStream;
+use tokio::net::TcpStream;
+
+use super::frame::{self, RpcKind};
+use super::types::{RaftNodeId, TypeConfig};
+use kaskade_types::Clock;
+
+/// How long a connect may take before the peer counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// When a peer last answered and last was caught up, in clock ms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerTimes {
+    pub last_fetch_ms: Option<i64>,
+    pub last_caught_up_ms: Option<i64>,
+}
+
+/// Per-peer times, shared with the status report.
+#[derive(Debug, Default)]
+pub struct PeerClock {
+    times: Mutex<BTreeMap<RaftNodeId, PeerTimes>>,
+}
+
+impl PeerClock {
+    pub fn get(&self, id: RaftNodeId) -> PeerTimes {
+        self.times.lock().get(&id).copied().unwrap_or_default()
+    }
+
+    fn answered(&self, id: RaftNodeId, now_ms: i64, caught_up: bool) {
+        let mut times = self.times.lock();
+        let t = times.entry(id).or_default();
+        t.last_fetch_ms = Some(now_ms);
+        if caught_up {
+            t.last_caught_up_ms = Some(now_ms);
+        }
+    }
+}
+
+/// Makes a client per peer (openraft's network factory).
+#[derive(Clone, Debug)]
+pub struct Network {
+    id: RaftNodeId,
+    clock: Arc<dyn Clock>,
+    peers: Arc<PeerClock>,
+}
+
+impl Network {
+    pub fn new(id: RaftNodeId, clock: Arc<dyn Clock>, peers: Arc<PeerClock>) -> Network {
+        Network { id, clock, peers }
+    }
+}
+
+/// The connection to one peer controller.
+#[derive(Debug)]
+pub struct PeerClient {
+    net: Network,
+    target: RaftNodeId,
+    addr: String,
+    conn: Option<BufStream<TcpStream>>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: RaftNodeId, node: &BasicNode) -> PeerClient {
+        PeerClient { net: self.clone(), target, addr: node.addr.clone(), conn: None }
+    }
+}
+
+type RpcError<E> = RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId, E>>;
+
+/// How an exchange failed.
+enum Failure {
+    Connect(io::Error),
+    Exchange(io::Error),
+}
+
+impl PeerClient {
+    async fn exchange(&mut self, kind: RpcKind, body: &[u8]) -> Result<Vec<u8>, Failure> {
+        if self.conn.is_none() {
+            let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(Failure::Connect(e)),
+                Err(_) => return Err(Failure::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))),
+            };
+            // Raft's small messages (votes, heartbeats) must not wait for Nagle.
+            stream.set_nodelay(true).map_err(Failure::Connect)?;
+            self.conn = Some(BufStream::new(stream));
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(Failure::Connect(io::Error::other("no connection")));
+        };
+        frame::write_frame(conn, kind, body).await.map_err(Failure::Exchange)?;
+        match frame::read_frame(conn).await.map_err(Failure::Exchange)? {
+            Some((RpcKind::Response, body)) => Ok(body),
+            Some((other, _)) => Err(Failure::Exchange(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a {other:?} frame where a response was due"),
+            ))),
+            None => Err(Failure::Exchange(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed"))),
+        }
+    }
+
+    /// Sends one RPC and decodes the peer's `Result`.
+    async fn call<Req, Resp, E>(
+        &mut self,
+        kind: RpcKind,
+        action: RPCTypes,
+        req: &Req,
+        ttl: Duration,
+    ) -> Result<Resp, RpcError<E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if !frame::fits(body.len()) {
+            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(0)));
+        }
+        let out = match tokio::time::timeout(ttl, self.exchange(kind, &body)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(failure)) => {
+                self.conn = None;
+                return Err(match failure {
+                    Failure::Connect(e) => RPCError::Unreachable(Unreachable::new(&e)),
+                    Failure::Exchange(e) => RPCError::Network(NetworkError::new(&e)),
+                });
+            }
+            Err(_) => {
+                self.conn = None;
+                return Err(RPCError::Timeout(Timeout { action, id: self.net.id, target: self.target, timeout: ttl }));
+            }
+        };
+        let answer: Result<Resp, RaftError<RaftNodeId, E>> = serde_json::from_slice(&out).map_err(|e| {
+            self.conn = None;
+            RPCError::Network(NetworkError::new(&e))
+        })?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<RaftNodeId>, RpcError<openraft::error::Infallible>> {
+        let entries = rpc.entries.len() as u64;
+        // What the replica holds once this succeeds, and whether that is
+        // everything the leader has committed.
+        let upto = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
+        let committed = rpc.leader_commit.map(|l| l.index);
+        let res = self.call(RpcKind::AppendEntries, RPCTypes::AppendEntries, &rpc, option.hard_ttl()).await;
+        match &res {
+            Ok(AppendEntriesResponse::Success) => {
+                let caught_up = upto.map(|l| l.index) >= committed;
+                self.net.peers.answered(self.target, self.net.clock.now_ms(), caught_up);
+            }
+            Ok(AppendEntriesResponse::PartialSuccess(matched)) => {
+                let caught_up = matched.map(|l| l.index) >= committed;
+                self.net.peers.answered(self.target, self.net.clock.now_ms(), caught_up);
+            }
+            Err(RPCError::PayloadTooLarge(_)) => {
+                return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint((entries / 2).max(1))));
+            }
+            _ => {}
+        }
+        res
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<RaftNodeId>, RpcError<InstallSnapshotError>> {
+        self.call(RpcKind::InstallSnapshot, RPCTypes::InstallSnapshot, &rpc, option.hard_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<RaftNodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<RaftNodeId>, RpcError<openraft::error::Infallible>> {
+        self.call(RpcKind::Vote, RPCTypes::Vote, &rpc, option.hard_ttl()).await
+    }
+}
