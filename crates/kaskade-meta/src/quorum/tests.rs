@@ -26,8 +26,10 @@ struct Node {
 
 fn config(id: i32, dir: &Path) -> QuorumConfig {
     let mut c = QuorumConfig::new(id, dir);
-    c.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
-    c.heartbeat_interval = Duration::from_millis(50);
+    // Short enough for quick failovers, long enough that a loaded test
+    // machine does not miss heartbeats and churn leaders.
+    c.election_timeout = (Duration::from_millis(600), Duration::from_millis(1200));
+    c.heartbeat_interval = Duration::from_millis(100);
     c.append_timeout = WAIT;
     // Snapshots purge everything they cover: a node that falls behind a
     // snapshot must install it.
@@ -72,33 +74,35 @@ async fn kill(node: Node) {
 }
 
 /// Waits until every live node names the same live leader, and it leads.
+/// A node's view may be stale (a restarted node names the leader its stored
+/// vote names), so a candidate that is not confirmed soon is looked up again.
 async fn leader(nodes: &[Option<Node>]) -> usize {
     let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
     let is_live = |id: u64| live.iter().any(|i| *i as u64 + 1 == id);
     let first = nodes[live[0]].as_ref().expect("live");
-    let m = first
-        .log
-        .raft()
-        .wait(Some(WAIT))
-        .metrics(|m| m.current_leader.is_some_and(is_live), "a live leader")
-        .await
-        .expect("a leader");
-    let leader = m.current_leader.expect("leader") as usize - 1;
-    for i in &live {
-        let n = nodes[*i].as_ref().expect("live");
-        n.log
-            .raft()
-            .wait(Some(WAIT))
-            .metrics(|m| m.current_leader == Some(leader as u64 + 1), "the same leader")
-            .await
-            .expect("agree on the leader");
+    let short = Some(Duration::from_secs(2));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no stable leader within {WAIT:?}");
+        let wait = first.log.raft().wait(Some(WAIT));
+        let candidate = wait.metrics(|m| m.current_leader.is_some_and(is_live), "a leader").await;
+        let candidate = candidate.expect("a leader").current_leader;
+        let Some(leader) = candidate.map(|id| id as usize - 1) else { continue };
+        let l = nodes[leader].as_ref().expect("live");
+        let mut confirmed = l.log.raft().wait(short).state(ServerState::Leader, "leading").await.is_ok();
+        for i in &live {
+            let n = nodes[*i].as_ref().expect("live");
+            let wait = n.log.raft().wait(short);
+            confirmed = confirmed && wait.metrics(|m| m.current_leader == candidate, "agrees").await.is_ok();
+        }
+        if !confirmed {
+            continue;
+        }
+        // A leader has committed its own blank entry once its image is current.
+        let m = l.log.raft().metrics().borrow().clone();
+        l.log.raft().wait(Some(WAIT)).applied_index_at_least(m.last_log_index, "own entry").await.expect("applied");
+        return leader;
     }
-    let l = nodes[leader].as_ref().expect("leader is live");
-    l.log.raft().wait(Some(WAIT)).state(ServerState::Leader, "leading").await.expect("leads");
-    // A leader has committed its own blank entry once its image is current.
-    let m = l.log.raft().metrics().borrow().clone();
-    l.log.raft().wait(Some(WAIT)).applied_index_at_least(m.last_log_index, "own entry").await.expect("applied");
-    leader
 }
 
 /// Creates a topic through the sync `MetadataLog` API (as the broker does,
