@@ -182,6 +182,27 @@ impl QuorumMetadataLog {
         to_kafka_id(self.id)
     }
 
+    /// The voters as this controller's applied membership has them (node id
+    /// -> address), for checking a configured `controller.quorum.voters`
+    /// against what the quorum stored (`initialize` ignores its argument once
+    /// the quorum exists).
+    pub async fn voters(&self) -> Result<BTreeMap<i32, String>, MetaError> {
+        // From the Raft core's own state: its metrics may not be out yet
+        // right after start.
+        self.raft
+            .with_raft_state(|st| {
+                let membership = st.membership_state.effective().membership();
+                let voters: BTreeSet<RaftNodeId> = membership.voter_ids().collect();
+                membership
+                    .nodes()
+                    .filter(|(id, _)| voters.contains(id))
+                    .map(|(id, node)| (to_kafka_id(*id), node.addr.clone()))
+                    .collect()
+            })
+            .await
+            .map_err(quorum_error)
+    }
+
     /// The active controller, if this controller knows one.
     pub fn leader(&self) -> Option<i32> {
         self.raft.metrics().borrow().current_leader.map(to_kafka_id)
@@ -285,7 +306,17 @@ impl QuorumMetadataLog {
             // The receiver only goes away if the caller did.
             let _ = tx.send(fut.await);
         });
-        rx.recv().map_err(|_| MetaError::Quorum("the quorum's runtime stopped".into()))?
+        // The future bounds itself by `append_timeout`; waiting longer only
+        // happens if it never ran (called from the only worker of a
+        // current-thread runtime), which becomes a timeout, not a hang.
+        let limit = self.append_timeout.saturating_mul(2);
+        match rx.recv_timeout(limit) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(MetaError::Timeout(limit)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(MetaError::Quorum("the quorum's runtime stopped".into()))
+            }
+        }
     }
 }
 

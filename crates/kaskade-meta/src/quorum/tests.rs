@@ -302,6 +302,11 @@ async fn a_whole_quorum_restarts_from_its_snapshots_and_logs() {
         let listener = TcpListener::bind(addr).await.expect("rebind");
         nodes[*id as usize - 1] = Some(start(root.path(), *id, listener).await);
     }
+    // The old leader's log was purged up to its snapshot: what it has of
+    // "before" at start it has from the snapshot file.
+    assert!(nodes[i].as_ref().expect("old leader").log.committed().image.topic("before").is_some());
+    let stored = nodes[0].as_ref().expect("node 1").log.voters().await.expect("voters");
+    assert_eq!(stored, voters, "the stored membership");
     let i = leader(&nodes).await;
     converge(&nodes, i).await;
     let after = nodes[i].as_ref().expect("leader").log.committed();
