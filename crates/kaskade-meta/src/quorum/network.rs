@@ -217,3 +217,65 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         self.call(RpcKind::Vote, RPCTypes::Vote, &rpc, option.hard_ttl()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaskade_types::SystemClock;
+    use openraft::raft::VoteRequest;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    async fn client(addr: String) -> PeerClient {
+        let mut net = Network::new(1, Arc::new(SystemClock), Arc::default());
+        net.new_client(2, &BasicNode { addr }).await
+    }
+
+    fn vote() -> VoteRequest<RaftNodeId> {
+        VoteRequest::new(openraft::Vote::new(1, 1), None)
+    }
+
+    const TTL: Duration = Duration::from_millis(300);
+
+    #[tokio::test]
+    async fn failures_map_to_openraft_retry_semantics() {
+        // Nobody listening: unreachable (openraft backs off).
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closed = l.local_addr().expect("addr").to_string();
+        drop(l);
+        let res = client(closed).await.vote(vote(), RPCOption::new(TTL)).await;
+        assert!(matches!(res, Err(RPCError::Unreachable(_))), "{res:?}");
+
+        // A peer that never answers: a timeout after the TTL.
+        let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut c = client(silent.local_addr().expect("addr").to_string()).await;
+        let res = c.vote(vote(), RPCOption::new(TTL)).await;
+        assert!(matches!(res, Err(RPCError::Timeout(_))), "{res:?}");
+        assert!(c.conn.is_none(), "a timed-out connection is not reused");
+
+        // A peer that answers with a request frame, or with garbage: a
+        // network error, and the connection is dropped.
+        for answer in [frame_bytes(RpcKind::Vote, b"{}").await, frame_bytes(RpcKind::Response, b"nonsense").await] {
+            let peer = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let mut c = client(peer.local_addr().expect("addr").to_string()).await;
+            let server = tokio::spawn(async move {
+                let (mut s, _) = peer.accept().await.expect("accept");
+                frame::read_frame(&mut s).await.expect("request").expect("a frame");
+                s.write_all(&answer).await.expect("answer");
+                // Hold the connection until the client is done with it.
+                let _ = frame::read_frame(&mut s).await;
+            });
+            let res = c.vote(vote(), RPCOption::new(Duration::from_secs(5))).await;
+            assert!(matches!(res, Err(RPCError::Network(_))), "{res:?}");
+            assert!(c.conn.is_none());
+            drop(c);
+            server.await.expect("server");
+        }
+    }
+
+    async fn frame_bytes(kind: RpcKind, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame::write_frame(&mut out, kind, body).await.expect("frame");
+        out
+    }
+}

@@ -70,3 +70,27 @@ async fn the_log_file_survives_truncate_purge_and_reopen_and_cuts_a_torn_tail() 
     std::fs::write(&path, &bytes).expect("write");
     assert!(matches!(LogStore::open(dir.path()), Err(MetaError::Corrupt { line: 1, .. })));
 }
+
+#[tokio::test]
+async fn corrupt_vote_or_snapshot_files_stop_the_open_and_a_bad_snapshot_is_not_installed() {
+    use openraft::storage::RaftStateMachine;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("vote.json"), b"{not json").expect("write");
+    assert!(matches!(LogStore::open(dir.path()), Err(MetaError::Corrupt { .. })));
+    std::fs::write(dir.path().join("snapshot.json"), b"[1,2").expect("write");
+    assert!(matches!(StateMachine::open(dir.path()), Err(MetaError::Corrupt { .. })));
+
+    let clean = tempfile::tempdir().expect("tempdir");
+    let (mut sm, shared) = StateMachine::open(clean.path()).expect("open");
+    let before = shared.committed();
+    let meta = super::types::SnapshotMeta {
+        last_log_id: Some(blank(1, 5).log_id),
+        last_membership: Default::default(),
+        snapshot_id: "bad".into(),
+    };
+    let bad = Box::new(std::io::Cursor::new(b"{\"version\":".to_vec()));
+    assert!(sm.install_snapshot(&meta, bad).await.is_err(), "undecodable snapshot data is refused");
+    assert_eq!(shared.committed().version, before.version, "and changes nothing");
+    assert!(!clean.path().join("snapshot.json").exists());
+}

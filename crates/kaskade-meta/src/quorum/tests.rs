@@ -24,13 +24,13 @@ struct Node {
     addr: String,
 }
 
-fn config(id: i32, dir: &Path) -> QuorumConfig {
+fn config(id: i32, dir: &Path, append_timeout: Duration) -> QuorumConfig {
     let mut c = QuorumConfig::new(id, dir);
     // Short enough for quick failovers, long enough that a loaded test
     // machine does not miss heartbeats and churn leaders.
     c.election_timeout = (Duration::from_millis(600), Duration::from_millis(1200));
     c.heartbeat_interval = Duration::from_millis(100);
-    c.append_timeout = WAIT;
+    c.append_timeout = append_timeout;
     // Snapshots purge everything they cover: a node that falls behind a
     // snapshot must install it.
     c.logs_kept_after_snapshot = 0;
@@ -42,14 +42,22 @@ fn node_dir(root: &Path, id: i32) -> PathBuf {
 }
 
 async fn start(root: &Path, id: i32, listener: TcpListener) -> Node {
+    start_with(root, id, listener, WAIT).await
+}
+
+async fn start_with(root: &Path, id: i32, listener: TcpListener, append_timeout: Duration) -> Node {
     let addr = listener.local_addr().expect("addr").to_string();
-    let log = QuorumMetadataLog::start(config(id, &node_dir(root, id))).await.expect("start");
+    let log = QuorumMetadataLog::start(config(id, &node_dir(root, id), append_timeout)).await.expect("start");
     let server = tokio::spawn(serve(listener, log.raft().clone()));
     Node { log, server, addr }
 }
 
 /// Starts `n` controllers (ids 1..=n) as one static quorum.
 async fn cluster(root: &Path, n: i32) -> (Vec<Option<Node>>, BTreeMap<i32, String>) {
+    cluster_with(root, n, WAIT).await
+}
+
+async fn cluster_with(root: &Path, n: i32, append_timeout: Duration) -> (Vec<Option<Node>>, BTreeMap<i32, String>) {
     let mut listeners = Vec::new();
     let mut voters = BTreeMap::new();
     for id in 1..=n {
@@ -59,7 +67,7 @@ async fn cluster(root: &Path, n: i32) -> (Vec<Option<Node>>, BTreeMap<i32, Strin
     }
     let mut nodes = Vec::new();
     for (id, l) in (1..=n).zip(listeners) {
-        nodes.push(Some(start(root, id, l).await));
+        nodes.push(Some(start_with(root, id, l, append_timeout).await));
     }
     for node in nodes.iter().flatten() {
         node.log.initialize(&voters).await.expect("initialize");
@@ -341,4 +349,24 @@ async fn bad_frames_close_the_connection_and_the_node_keeps_serving() {
     for n in nodes.into_iter().flatten() {
         kill(n).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_without_a_majority_times_out_and_changes_nothing() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (mut nodes, _) = cluster_with(root.path(), 3, Duration::from_secs(1)).await;
+    let i = leader(&nodes).await;
+    for (j, node) in nodes.iter_mut().enumerate() {
+        if j != i {
+            kill(node.take().expect("follower")).await;
+        }
+    }
+    let l = nodes[i].take().expect("leader");
+    let before = l.log.committed();
+    let res = create_topic(&l.log, "lost").await;
+    // Still the leader (it has not heard otherwise) or already stepped
+    // down: either way the change is not acknowledged.
+    assert!(matches!(res, Err(MetaError::Timeout(_)) | Err(MetaError::NotLeader { .. })), "{res:?}");
+    assert_eq!(l.log.committed().version.end_offset, before.version.end_offset);
+    kill(l).await;
 }
