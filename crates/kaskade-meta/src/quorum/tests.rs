@@ -180,22 +180,39 @@ async fn a_quorum_elects_replicates_fails_over_and_recovers_a_restarted_node() {
     assert!(matches!(refused, Err(MetaError::NotLeader { leader: Some(id) }) if id == first as i32 + 1), "{refused:?}");
     converge(&nodes, first).await;
 
-    // DescribeQuorum's view on the leader: three voters at its end offset.
+    // DescribeQuorum's view on the leader: three voters at its end offset
+    // (once its replication metrics say both followers hold its last entry;
+    // the times are noted before openraft reports the match).
+    let last = l.log.raft().metrics().borrow().last_log_index;
+    let wait = l.log.raft().wait(Some(WAIT));
+    let all_match = |m: &openraft::RaftMetrics<RaftNodeId, openraft::BasicNode>| {
+        m.replication.as_ref().is_some_and(|r| r.values().all(|v| v.map(|l| l.index) == last))
+    };
+    wait.metrics(all_match, "followers match").await.expect("followers hold the leader's log");
     let status = l.log.status().expect("status on the leader");
     assert_eq!(status.leader_id, first as i32 + 1);
-    assert!(status.leader_epoch >= 1);
+    assert_eq!(status.leader_epoch, l.log.committed().version.epoch);
     assert_eq!(status.voters.len(), 3);
     assert!(status.observers.is_empty());
+    let end = last.map(|i| i as i64 + 1).expect("entries");
+    assert_eq!(status.high_watermark, end);
+    for v in &status.voters {
+        assert_eq!(v.log_end_offset, end, "{v:?}");
+        assert!(v.last_fetch_timestamp > 0 && v.last_caught_up_timestamp > 0, "{v:?}");
+    }
     assert!(matches!(f.log.status(), Err(MetaError::NotLeader { .. })));
 
     // Kill the leader: another is elected and appends go on.
     let old = nodes[first].take().expect("leader");
     let old_epoch = old.log.committed().version.epoch;
+    let killed = std::time::Instant::now();
     kill(old).await;
     let second = leader(&nodes).await;
     assert_ne!(second, first);
     let l2 = nodes[second].as_ref().expect("new leader");
     create_topic(&l2.log, "c").await.expect("create c on the new leader");
+    // A figure, not a check: election timeouts here are 600-1200 ms.
+    eprintln!("failover: kill -> next change committed in {:?}", killed.elapsed());
     assert!(l2.log.committed().version.epoch > old_epoch, "a new leader's epoch is higher");
     converge(&nodes, second).await;
 
