@@ -2,8 +2,12 @@
 //! own frames on the CONTROLLER listener): `[u32 length][u8 kind][JSON]`,
 //! big endian, the length counting the kind and the JSON.
 //!
-//! A request's kind names the RPC; a response has kind [`RpcKind::Response`]
-//! and its JSON is `Result<response, RaftError>`. Frames are bounded by
+//! A connection opens with a [`RpcKind::Hello`] frame carrying the
+//! client's cluster id (JSON string), answered with `Result<(), String>`: a
+//! controller of another cluster is refused and the connection closed (as
+//! KRaft answers INCONSISTENT_CLUSTER_ID), so two clusters never mix their
+//! logs. After it, a request's kind names the RPC; a response has kind
+//! [`RpcKind::Response`] and its JSON is `Result<response, RaftError>`. Frames are bounded by
 //! [`MAX_FRAME`] before anything is allocated, and an empty or oversized
 //! frame, an unknown kind or a short read is an error: the connection is
 //! closed, never trusted further.
@@ -23,6 +27,7 @@ pub enum RpcKind {
     AppendEntries = 1,
     Vote = 2,
     InstallSnapshot = 3,
+    Hello = 4,
 }
 
 impl RpcKind {
@@ -32,6 +37,7 @@ impl RpcKind {
             1 => Some(RpcKind::AppendEntries),
             2 => Some(RpcKind::Vote),
             3 => Some(RpcKind::InstallSnapshot),
+            4 => Some(RpcKind::Hello),
             _ => None,
         }
     }

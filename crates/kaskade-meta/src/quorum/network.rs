@@ -2,8 +2,10 @@
 //! opened lazily, one request in flight at a time (openraft sends to a peer
 //! from one replication task), each call bounded by openraft's TTL.
 //!
-//! Failures map onto openraft's retry semantics: a refused or timed-out
-//! connect is `Unreachable` (openraft backs off), a broken exchange is a
+//! A new connection first says which cluster it is of (`Hello`); a peer of
+//! another cluster refuses it. Failures map onto openraft's retry semantics:
+//! a refused or timed-out connect, or a refused hello, is `Unreachable`
+//! (openraft backs off), a broken exchange is a
 //! `Network` error (retried at once on a fresh connection), an expired TTL
 //! is a `Timeout`, a frame over the limit is `PayloadTooLarge` (openraft
 //! sends fewer entries). Any failure drops the connection, so a half-read
@@ -72,13 +74,14 @@ impl PeerClock {
 #[derive(Clone, Debug)]
 pub struct Network {
     id: RaftNodeId,
+    cluster_id: Arc<str>,
     clock: Arc<dyn Clock>,
     peers: Arc<PeerClock>,
 }
 
 impl Network {
-    pub fn new(id: RaftNodeId, clock: Arc<dyn Clock>, peers: Arc<PeerClock>) -> Network {
-        Network { id, clock, peers }
+    pub fn new(id: RaftNodeId, cluster_id: &str, clock: Arc<dyn Clock>, peers: Arc<PeerClock>) -> Network {
+        Network { id, cluster_id: cluster_id.into(), clock, peers }
     }
 }
 
@@ -108,6 +111,24 @@ enum Failure {
 }
 
 impl PeerClient {
+    /// Says which cluster this controller is of; the peer answers or closes.
+    async fn hello(&self, conn: &mut BufStream<TcpStream>) -> io::Result<()> {
+        let id = serde_json::to_vec(&*self.net.cluster_id).map_err(io::Error::other)?;
+        frame::write_frame(conn, RpcKind::Hello, &id).await?;
+        let answer = match frame::read_frame(conn).await? {
+            Some((RpcKind::Response, body)) => serde_json::from_slice::<Result<(), String>>(&body),
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "no answer to hello")),
+        };
+        match answer {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(refusal)) => {
+                tracing::error!(peer = self.target, %refusal, "a controller refused this one");
+                Err(io::Error::new(io::ErrorKind::PermissionDenied, refusal))
+            }
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+    }
+
     async fn exchange(&mut self, kind: RpcKind, body: &[u8]) -> Result<Vec<u8>, Failure> {
         if self.conn.is_none() {
             let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr)).await {
@@ -117,7 +138,9 @@ impl PeerClient {
             };
             // Raft's small messages (votes, heartbeats) must not wait for Nagle.
             stream.set_nodelay(true).map_err(Failure::Connect)?;
-            self.conn = Some(BufStream::new(stream));
+            let mut conn = BufStream::new(stream);
+            self.hello(&mut conn).await.map_err(Failure::Connect)?;
+            self.conn = Some(conn);
         }
         let Some(conn) = self.conn.as_mut() else {
             return Err(Failure::Connect(io::Error::other("no connection")));
@@ -227,7 +250,11 @@ mod tests {
     use tokio::net::TcpListener;
 
     async fn client(addr: String) -> PeerClient {
-        let mut net = Network::new(1, Arc::new(SystemClock), Arc::default());
+        client_of("c", addr).await
+    }
+
+    async fn client_of(cluster_id: &str, addr: String) -> PeerClient {
+        let mut net = Network::new(1, cluster_id, Arc::new(SystemClock), Arc::default());
         net.new_client(2, &BasicNode { addr }).await
     }
 
@@ -253,6 +280,19 @@ mod tests {
         assert!(matches!(res, Err(RPCError::Timeout(_))), "{res:?}");
         assert!(c.conn.is_none(), "a timed-out connection is not reused");
 
+        // A peer of another cluster refuses the hello: unreachable.
+        let other = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut c = client_of("mine", other.local_addr().expect("addr").to_string()).await;
+        let server = tokio::spawn(async move {
+            let (mut s, _) = other.accept().await.expect("accept");
+            frame::read_frame(&mut s).await.expect("hello").expect("a frame");
+            let refusal = frame_bytes(RpcKind::Response, br#"{"Err":"another cluster"}"#).await;
+            s.write_all(&refusal).await.expect("refuse");
+        });
+        let res = c.vote(vote(), RPCOption::new(Duration::from_secs(5))).await;
+        assert!(matches!(res, Err(RPCError::Unreachable(_))), "{res:?}");
+        server.await.expect("server");
+
         // A peer that answers with a request frame, or with garbage: a
         // network error, and the connection is dropped.
         for answer in [frame_bytes(RpcKind::Vote, b"{}").await, frame_bytes(RpcKind::Response, b"nonsense").await] {
@@ -260,6 +300,8 @@ mod tests {
             let mut c = client(peer.local_addr().expect("addr").to_string()).await;
             let server = tokio::spawn(async move {
                 let (mut s, _) = peer.accept().await.expect("accept");
+                frame::read_frame(&mut s).await.expect("hello").expect("a frame");
+                s.write_all(&frame_bytes(RpcKind::Response, br#"{"Ok":null}"#).await).await.expect("welcome");
                 frame::read_frame(&mut s).await.expect("request").expect("a frame");
                 s.write_all(&answer).await.expect("answer");
                 // Hold the connection until the client is done with it.

@@ -40,6 +40,8 @@ use kaskade_types::{Clock, SystemClock};
 pub struct QuorumConfig {
     /// This controller's `node.id`.
     pub node_id: i32,
+    /// The cluster's id: controllers of another cluster are refused.
+    pub cluster_id: String,
     /// The metadata log directory: Raft's files go in
     /// `<dir>/kaskade-metadata/raft/`.
     pub dir: PathBuf,
@@ -62,9 +64,10 @@ pub struct QuorumConfig {
 
 impl QuorumConfig {
     /// Kafka's defaults: elections after 1-2 s of silence.
-    pub fn new(node_id: i32, dir: impl Into<PathBuf>) -> QuorumConfig {
+    pub fn new(node_id: i32, cluster_id: impl Into<String>, dir: impl Into<PathBuf>) -> QuorumConfig {
         QuorumConfig {
             node_id,
+            cluster_id: cluster_id.into(),
             dir: dir.into(),
             election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
             heartbeat_interval: Duration::from_millis(200),
@@ -99,6 +102,7 @@ impl QuorumConfig {
 #[derive(Clone)]
 pub struct QuorumMetadataLog {
     id: RaftNodeId,
+    cluster_id: String,
     raft: Raft,
     shared: Arc<Shared>,
     peers: Arc<PeerClock>,
@@ -133,7 +137,7 @@ fn write_error(e: RaftError<RaftNodeId, ClientWriteError<RaftNodeId, BasicNode>>
 
 impl QuorumMetadataLog {
     /// Opens this controller's files and starts its Raft node (it serves no
-    /// RPCs until [`super::serve`] runs on its listener, and forms no quorum
+    /// RPCs until [`Self::serve`] runs on its listener, and forms no quorum
     /// until [`Self::initialize`] ran on some voter).
     pub async fn start(config: QuorumConfig) -> Result<QuorumMetadataLog, MetaError> {
         let id = node_id(config.node_id)?;
@@ -144,10 +148,11 @@ impl QuorumMetadataLog {
                 .await
                 .map_err(quorum_error)??;
         let peers = Arc::new(PeerClock::default());
-        let network = Network::new(id, config.clock.clone(), peers.clone());
+        let network = Network::new(id, &config.cluster_id, config.clock.clone(), peers.clone());
         let raft = Raft::new(id, raft_config, network, log_store, state_machine).await.map_err(quorum_error)?;
         Ok(QuorumMetadataLog {
             id,
+            cluster_id: config.cluster_id,
             raft,
             shared,
             peers,
@@ -173,9 +178,15 @@ impl QuorumMetadataLog {
         }
     }
 
-    /// The Raft node (for [`super::serve`] and openraft's metrics and waits).
+    /// The Raft node (for openraft's metrics and waits).
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// Serves the other controllers' RPCs on `listener` (the CONTROLLER
+    /// listener), until the future is dropped.
+    pub fn serve(&self, listener: tokio::net::TcpListener) -> impl Future<Output = ()> + Send + 'static {
+        super::serve(listener, self.raft.clone(), self.cluster_id.clone())
     }
 
     pub fn node_id(&self) -> i32 {

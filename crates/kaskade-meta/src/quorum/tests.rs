@@ -25,7 +25,7 @@ struct Node {
 }
 
 fn config(id: i32, dir: &Path, append_timeout: Duration) -> QuorumConfig {
-    let mut c = QuorumConfig::new(id, dir);
+    let mut c = QuorumConfig::new(id, "test-cluster", dir);
     // Short enough for quick failovers, long enough that a loaded test
     // machine does not miss heartbeats and churn leaders.
     c.election_timeout = (Duration::from_millis(600), Duration::from_millis(1200));
@@ -48,7 +48,7 @@ async fn start(root: &Path, id: i32, listener: TcpListener) -> Node {
 async fn start_with(root: &Path, id: i32, listener: TcpListener, append_timeout: Duration) -> Node {
     let addr = listener.local_addr().expect("addr").to_string();
     let log = QuorumMetadataLog::start(config(id, &node_dir(root, id), append_timeout)).await.expect("start");
-    let server = tokio::spawn(serve(listener, log.raft().clone()));
+    let server = tokio::spawn(log.serve(listener));
     Node { log, server, addr }
 }
 
@@ -343,24 +343,38 @@ async fn a_whole_quorum_restarts_from_its_snapshots_and_logs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_frames_close_the_connection_and_the_node_keeps_serving() {
+async fn bad_frames_and_other_clusters_are_refused_and_the_node_keeps_serving() {
     let root = tempfile::tempdir().expect("tempdir");
     let (nodes, _) = cluster(root.path(), 1).await;
     leader(&nodes).await;
     let addr = nodes[0].as_ref().expect("node").addr.clone();
-    let frames: [&[u8]; 4] = [
-        &[0xff, 0xff, 0xff, 0xff],          // over the frame limit
-        &[0, 0, 0, 0],                      // empty
-        &[0, 0, 0, 2, 77, b'x'],            // unknown kind
-        &[0, 0, 0, 4, 1, b'{', b'x', b'}'], // an AppendEntries that is not JSON
+    let mut hello = Vec::new();
+    frame::write_frame(&mut hello, frame::RpcKind::Hello, br#""test-cluster""#).await.expect("hello");
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("over the frame limit", vec![0xff, 0xff, 0xff, 0xff]),
+        ("empty", vec![0, 0, 0, 0]),
+        ("unknown kind", vec![0, 0, 0, 2, 77, b'x']),
+        ("a request before the hello", vec![0, 0, 0, 3, 2, b'{', b'}']),
+        ("an AppendEntries that is not JSON", [hello.clone(), vec![0, 0, 0, 4, 1, b'{', b'x', b'}']].concat()),
+        ("a second hello", [hello.clone(), hello.clone()].concat()),
     ];
-    for bad in frames {
+    for (what, bytes) in cases {
         let mut s = TcpStream::connect(&addr).await.expect("connect");
-        s.write_all(bad).await.expect("write");
-        let mut buf = [0u8; 16];
-        let n = tokio::time::timeout(WAIT, s.read(&mut buf)).await.expect("closed in time").unwrap_or(0);
-        assert_eq!(n, 0, "{bad:?} gets no answer, the connection closes");
+        s.write_all(&bytes).await.expect("write");
+        // At most the hello's welcome comes back, then the connection closes.
+        let mut answer = Vec::new();
+        tokio::time::timeout(WAIT, s.read_to_end(&mut answer)).await.expect("closed in time").ok();
+        let welcomed = bytes.starts_with(&hello);
+        assert_eq!(answer.is_empty(), !welcomed, "{what}: {answer:?}");
     }
+    // A controller of another cluster is told why, then closed.
+    let mut s = TcpStream::connect(&addr).await.expect("connect");
+    frame::write_frame(&mut s, frame::RpcKind::Hello, br#""another-cluster""#).await.expect("hello");
+    let (kind, body) = frame::read_frame(&mut s).await.expect("answer").expect("a frame");
+    assert_eq!(kind, frame::RpcKind::Response);
+    let refusal: Result<(), String> = serde_json::from_slice(&body).expect("json");
+    assert!(refusal.expect_err("refused").contains("test-cluster"));
+    assert!(frame::read_frame(&mut s).await.expect("clean close").is_none());
     // A single controller still commits.
     create_topic(&nodes[0].as_ref().expect("node").log, "ok").await.expect("create");
     for n in nodes.into_iter().flatten() {
