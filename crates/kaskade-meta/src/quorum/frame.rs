@@ -3,17 +3,21 @@
 //! big endian, the length counting the kind and the JSON.
 //!
 //! A connection opens with a [`RpcKind::Hello`] frame carrying the
-//! client's cluster id (JSON string), answered with `Result<(), String>`: a
-//! controller of another cluster is refused and the connection closed (as
-//! KRaft answers INCONSISTENT_CLUSTER_ID), so two clusters never mix their
-//! logs. After it, a request's kind names the RPC; a response has kind
+//! client's [`Hello`] (JSON), answered with `Result<(), String>`: a
+//! controller of another cluster (as KRaft answers INCONSISTENT_CLUSTER_ID)
+//! or with another static voter set is refused and the connection closed,
+//! so two clusters never mix their logs and two bootstraps with different
+//! voters never meet (openraft would take their first membership entries,
+//! which share a log id, for the same entry). After it, a request's kind names the RPC; a response has kind
 //! [`RpcKind::Response`] and its JSON is `Result<response, RaftError>`. Frames are bounded by
 //! [`MAX_FRAME`] before anything is allocated, and an empty or oversized
 //! frame, an unknown kind or a short read is an error: the connection is
 //! closed, never trusted further.
 
+use std::collections::BTreeSet;
 use std::io;
 
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest frame either side accepts (a snapshot chunk or a batch of
@@ -38,6 +42,33 @@ impl RpcKind {
             2 => Some(RpcKind::Vote),
             3 => Some(RpcKind::InstallSnapshot),
             4 => Some(RpcKind::Hello),
+            _ => None,
+        }
+    }
+}
+
+/// What a controller says of itself when it connects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub cluster_id: String,
+    /// `controller.quorum.voters` of a static quorum (checked when both
+    /// sides have one); `None` for a dynamic quorum.
+    pub static_voters: Option<BTreeSet<i32>>,
+}
+
+impl Hello {
+    /// Why a controller saying `theirs` may not talk to this one, if it may not.
+    pub fn refusal(&self, theirs: &Hello) -> Option<String> {
+        if theirs.cluster_id != self.cluster_id {
+            return Some(format!(
+                "this controller belongs to cluster {:?}, not {:?}",
+                self.cluster_id, theirs.cluster_id
+            ));
+        }
+        match (&self.static_voters, &theirs.static_voters) {
+            (Some(ours), Some(other)) if ours != other => {
+                Some(format!("controller.quorum.voters differ: ids {ours:?} here, {other:?} there"))
+            }
             _ => None,
         }
     }

@@ -2,8 +2,8 @@
 //! opened lazily, one request in flight at a time (openraft sends to a peer
 //! from one replication task), each call bounded by openraft's TTL.
 //!
-//! A new connection first says which cluster it is of (`Hello`); a peer of
-//! another cluster refuses it. Failures map onto openraft's retry semantics:
+//! A new connection first says which cluster and static voters it is of
+//! (`Hello`); a peer that disagrees refuses it. Failures map onto openraft's retry semantics:
 //! a refused or timed-out connect, or a refused hello, is `Unreachable`
 //! (openraft backs off), a broken exchange is a
 //! `Network` error (retried at once on a fresh connection), an expired TTL
@@ -35,7 +35,7 @@ use serde::Serialize;
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
 
-use super::frame::{self, RpcKind};
+use super::frame::{self, Hello, RpcKind};
 use super::types::{RaftNodeId, TypeConfig};
 use kaskade_types::Clock;
 
@@ -74,14 +74,14 @@ impl PeerClock {
 #[derive(Clone, Debug)]
 pub struct Network {
     id: RaftNodeId,
-    cluster_id: Arc<str>,
+    hello: Arc<Hello>,
     clock: Arc<dyn Clock>,
     peers: Arc<PeerClock>,
 }
 
 impl Network {
-    pub fn new(id: RaftNodeId, cluster_id: &str, clock: Arc<dyn Clock>, peers: Arc<PeerClock>) -> Network {
-        Network { id, cluster_id: cluster_id.into(), clock, peers }
+    pub fn new(id: RaftNodeId, hello: Hello, clock: Arc<dyn Clock>, peers: Arc<PeerClock>) -> Network {
+        Network { id, hello: Arc::new(hello), clock, peers }
     }
 }
 
@@ -111,10 +111,11 @@ enum Failure {
 }
 
 impl PeerClient {
-    /// Says which cluster this controller is of; the peer answers or closes.
+    /// Says which cluster (and voters) this controller is of; the peer
+    /// answers or closes.
     async fn hello(&self, conn: &mut BufStream<TcpStream>) -> io::Result<()> {
-        let id = serde_json::to_vec(&*self.net.cluster_id).map_err(io::Error::other)?;
-        frame::write_frame(conn, RpcKind::Hello, &id).await?;
+        let hello = serde_json::to_vec(&*self.net.hello).map_err(io::Error::other)?;
+        frame::write_frame(conn, RpcKind::Hello, &hello).await?;
         let answer = match frame::read_frame(conn).await? {
             Some((RpcKind::Response, body)) => serde_json::from_slice::<Result<(), String>>(&body),
             _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "no answer to hello")),
@@ -254,7 +255,8 @@ mod tests {
     }
 
     async fn client_of(cluster_id: &str, addr: String) -> PeerClient {
-        let mut net = Network::new(1, cluster_id, Arc::new(SystemClock), Arc::default());
+        let hello = Hello { cluster_id: cluster_id.into(), static_voters: None };
+        let mut net = Network::new(1, hello, Arc::new(SystemClock), Arc::default());
         net.new_client(2, &BasicNode { addr }).await
     }
 

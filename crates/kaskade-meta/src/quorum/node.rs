@@ -25,6 +25,7 @@ use openraft::{BasicNode, ChangeMembers, LogIdOptionExt};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
+use super::frame::Hello;
 use super::log_store::LogStore;
 use super::network::{Network, PeerClock};
 use super::state_machine::{Shared, StateMachine};
@@ -42,6 +43,10 @@ pub struct QuorumConfig {
     pub node_id: i32,
     /// The cluster's id: controllers of another cluster are refused.
     pub cluster_id: String,
+    /// The ids of `controller.quorum.voters` for a static quorum: a
+    /// controller configured with other ids is refused. `None` (a dynamic
+    /// quorum) checks nothing.
+    pub static_voters: Option<BTreeSet<i32>>,
     /// The metadata log directory: Raft's files go in
     /// `<dir>/kaskade-metadata/raft/`.
     pub dir: PathBuf,
@@ -68,6 +73,7 @@ impl QuorumConfig {
         QuorumConfig {
             node_id,
             cluster_id: cluster_id.into(),
+            static_voters: None,
             dir: dir.into(),
             election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
             heartbeat_interval: Duration::from_millis(200),
@@ -102,7 +108,7 @@ impl QuorumConfig {
 #[derive(Clone)]
 pub struct QuorumMetadataLog {
     id: RaftNodeId,
-    cluster_id: String,
+    hello: Hello,
     raft: Raft,
     shared: Arc<Shared>,
     peers: Arc<PeerClock>,
@@ -148,11 +154,12 @@ impl QuorumMetadataLog {
                 .await
                 .map_err(quorum_error)??;
         let peers = Arc::new(PeerClock::default());
-        let network = Network::new(id, &config.cluster_id, config.clock.clone(), peers.clone());
+        let hello = Hello { cluster_id: config.cluster_id.clone(), static_voters: config.static_voters.clone() };
+        let network = Network::new(id, hello.clone(), config.clock.clone(), peers.clone());
         let raft = Raft::new(id, raft_config, network, log_store, state_machine).await.map_err(quorum_error)?;
         Ok(QuorumMetadataLog {
             id,
-            cluster_id: config.cluster_id,
+            hello,
             raft,
             shared,
             peers,
@@ -186,7 +193,7 @@ impl QuorumMetadataLog {
     /// Serves the other controllers' RPCs on `listener` (the CONTROLLER
     /// listener), until the future is dropped.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> impl Future<Output = ()> + Send + 'static {
-        super::serve(listener, self.raft.clone(), self.cluster_id.clone())
+        super::serve(listener, self.raft.clone(), self.hello.clone())
     }
 
     pub fn node_id(&self) -> i32 {

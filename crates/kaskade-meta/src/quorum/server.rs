@@ -1,8 +1,8 @@
 //! The server side of openraft's RPCs: [`serve`] answers them on a given
 //! listener (the CONTROLLER listener hands over its socket).
 //!
-//! One task per connection checks the client's cluster id (its first frame,
-//! `Hello`), then reads request frames, hands each to the local Raft node and
+//! One task per connection checks the client's cluster id and static voters
+//! (its first frame, `Hello`), then reads request frames, hands each to the local Raft node and
 //! writes the answer, in order. A frame that is too large, of an
 //! unknown kind or not valid JSON for its kind closes the connection (a
 //! controller that speaks another protocol is not answered), as does a peer
@@ -18,7 +18,7 @@ use tokio::io::BufStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::frame::{self, RpcKind};
+use super::frame::{self, Hello, RpcKind};
 use super::types::{Raft, TypeConfig};
 
 /// How long a connection may stay without a request.
@@ -28,19 +28,19 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// before accepting again, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves openraft's RPCs on `listener` for `raft` to controllers of
-/// `cluster_id`, until the future is dropped (which also drops every
-/// connection it serves).
-pub async fn serve(listener: TcpListener, raft: Raft, cluster_id: String) {
+/// Serves openraft's RPCs on `listener` for `raft` to controllers whose
+/// hello agrees with `ours`, until the future is dropped (which also drops
+/// every connection it serves).
+pub async fn serve(listener: TcpListener, raft: Raft, ours: Hello) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let raft = raft.clone();
-                    let cluster_id = cluster_id.clone();
+                    let ours = ours.clone();
                     connections.spawn(async move {
-                        if let Err(e) = serve_connection(stream, raft, &cluster_id).await {
+                        if let Err(e) = serve_connection(stream, raft, &ours).await {
                             tracing::debug!(%peer, error = %e, "closing a controller connection");
                         }
                     });
@@ -67,29 +67,25 @@ fn encode<T: Serialize>(answer: &T) -> io::Result<Vec<u8>> {
     serde_json::to_vec(answer).map_err(invalid)
 }
 
-/// Reads the client's `Hello`; answers and closes if its cluster differs.
-async fn hello(conn: &mut BufStream<TcpStream>, cluster_id: &str) -> io::Result<()> {
+/// Reads the client's `Hello`; answers, and closes if it is refused.
+async fn hello(conn: &mut BufStream<TcpStream>, ours: &Hello) -> io::Result<()> {
     let first = tokio::time::timeout(IDLE_TIMEOUT, frame::read_frame(conn))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no hello"))??;
     let Some((RpcKind::Hello, body)) = first else { return Err(invalid("the first frame is not a hello")) };
-    let theirs: String = decode(&body)?;
-    let answer: Result<(), String> = if theirs == cluster_id {
-        Ok(())
-    } else {
-        Err(format!("this controller belongs to cluster {cluster_id:?}, not {theirs:?}"))
-    };
+    let theirs: Hello = decode(&body)?;
+    let answer: Result<(), String> = ours.refusal(&theirs).map_or(Ok(()), Err);
     frame::write_frame(conn, RpcKind::Response, &encode(&answer)?).await?;
     answer.map_err(|e| {
-        tracing::error!(error = %e, "refusing a controller of another cluster");
+        tracing::error!(error = %e, "refusing a controller");
         invalid(e)
     })
 }
 
-async fn serve_connection(stream: TcpStream, raft: Raft, cluster_id: &str) -> io::Result<()> {
+async fn serve_connection(stream: TcpStream, raft: Raft, ours: &Hello) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut conn = BufStream::new(stream);
-    hello(&mut conn, cluster_id).await?;
+    hello(&mut conn, ours).await?;
     loop {
         let next = tokio::time::timeout(IDLE_TIMEOUT, frame::read_frame(&mut conn))
             .await

@@ -3,7 +3,7 @@
 //! staleness at apply time, and bad frames. Every wait is on openraft's
 //! metrics (`Raft::wait`), bounded, never a sleep.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,8 +24,26 @@ struct Node {
     addr: String,
 }
 
-fn config(id: i32, dir: &Path, append_timeout: Duration) -> QuorumConfig {
+/// How the test controllers run: `static_voters` is the voter id set of a
+/// static quorum (`None`: a dynamic one, which voters may join and leave).
+#[derive(Clone)]
+struct Setup {
+    append_timeout: Duration,
+    static_voters: Option<BTreeSet<i32>>,
+}
+
+fn static_3() -> Setup {
+    Setup { append_timeout: WAIT, static_voters: Some(BTreeSet::from([1, 2, 3])) }
+}
+
+fn dynamic() -> Setup {
+    Setup { append_timeout: WAIT, static_voters: None }
+}
+
+fn config(id: i32, dir: &Path, setup: &Setup) -> QuorumConfig {
     let mut c = QuorumConfig::new(id, "test-cluster", dir);
+    c.static_voters = setup.static_voters.clone();
+    let append_timeout = setup.append_timeout;
     // Short enough for quick failovers, long enough that a loaded test
     // machine does not miss heartbeats and churn leaders.
     c.election_timeout = (Duration::from_millis(600), Duration::from_millis(1200));
@@ -41,23 +59,15 @@ fn node_dir(root: &Path, id: i32) -> PathBuf {
     root.join(format!("node-{id}"))
 }
 
-async fn start(root: &Path, id: i32, listener: TcpListener) -> Node {
-    start_with(root, id, listener, WAIT).await
-}
-
-async fn start_with(root: &Path, id: i32, listener: TcpListener, append_timeout: Duration) -> Node {
+async fn start(root: &Path, id: i32, listener: TcpListener, setup: &Setup) -> Node {
     let addr = listener.local_addr().expect("addr").to_string();
-    let log = QuorumMetadataLog::start(config(id, &node_dir(root, id), append_timeout)).await.expect("start");
+    let log = QuorumMetadataLog::start(config(id, &node_dir(root, id), setup)).await.expect("start");
     let server = tokio::spawn(log.serve(listener));
     Node { log, server, addr }
 }
 
-/// Starts `n` controllers (ids 1..=n) as one static quorum.
-async fn cluster(root: &Path, n: i32) -> (Vec<Option<Node>>, BTreeMap<i32, String>) {
-    cluster_with(root, n, WAIT).await
-}
-
-async fn cluster_with(root: &Path, n: i32, append_timeout: Duration) -> (Vec<Option<Node>>, BTreeMap<i32, String>) {
+/// Starts `n` controllers (ids 1..=n) as one quorum.
+async fn cluster(root: &Path, n: i32, setup: &Setup) -> (Vec<Option<Node>>, BTreeMap<i32, String>) {
     let mut listeners = Vec::new();
     let mut voters = BTreeMap::new();
     for id in 1..=n {
@@ -67,7 +77,7 @@ async fn cluster_with(root: &Path, n: i32, append_timeout: Duration) -> (Vec<Opt
     }
     let mut nodes = Vec::new();
     for (id, l) in (1..=n).zip(listeners) {
-        nodes.push(Some(start_with(root, id, l, append_timeout).await));
+        nodes.push(Some(start(root, id, l, setup).await));
     }
     for node in nodes.iter().flatten() {
         node.log.initialize(&voters).await.expect("initialize");
@@ -161,7 +171,7 @@ async fn converge(nodes: &[Option<Node>], from: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_quorum_elects_replicates_fails_over_and_recovers_a_restarted_node() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (mut nodes, voters) = cluster(root.path(), 3).await;
+    let (mut nodes, voters) = cluster(root.path(), 3, &static_3()).await;
     let first = leader(&nodes).await;
     let l = nodes[first].as_ref().expect("leader");
     let changes = l.log.subscribe();
@@ -219,7 +229,7 @@ async fn a_quorum_elects_replicates_fails_over_and_recovers_a_restarted_node() {
     // Restart the old leader from its files on its port: it catches up.
     let addr = &voters[&(first as i32 + 1)];
     let listener = TcpListener::bind(addr).await.expect("rebind");
-    nodes[first] = Some(start(root.path(), first as i32 + 1, listener).await);
+    nodes[first] = Some(start(root.path(), first as i32 + 1, listener, &static_3()).await);
     let restarted = nodes[first].as_ref().expect("restarted");
     assert!(restarted.log.committed().image.topic("c").is_none(), "it has not seen c before it rejoins");
     create_topic(&nodes[second].as_ref().expect("leader").log, "d").await.expect("create d");
@@ -233,7 +243,7 @@ async fn a_quorum_elects_replicates_fails_over_and_recovers_a_restarted_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_proposals_on_one_version_land_once_on_every_replica() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (nodes, _) = cluster(root.path(), 3).await;
+    let (nodes, _) = cluster(root.path(), 3, &static_3()).await;
     let i = leader(&nodes).await;
     let l = &nodes[i].as_ref().expect("leader").log;
     let based_on = l.committed().version;
@@ -263,7 +273,7 @@ async fn racing_proposals_on_one_version_land_once_on_every_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_voter_catches_up_from_a_snapshot_and_a_voter_can_be_removed() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (mut nodes, _) = cluster(root.path(), 3).await;
+    let (mut nodes, _) = cluster(root.path(), 3, &dynamic()).await;
     let i = leader(&nodes).await;
     let l = nodes[i].as_ref().expect("leader").log.clone();
     for t in 0..5 {
@@ -286,7 +296,7 @@ async fn a_new_voter_catches_up_from_a_snapshot_and_a_voter_can_be_removed() {
     // Node 4 starts empty and joins as a voter (AddRaftVoter).
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
-    nodes.push(Some(start(root.path(), 4, listener).await));
+    nodes.push(Some(start(root.path(), 4, listener, &dynamic()).await));
     l.add_voter(4, &addr).await.expect("add voter 4");
     let new = &nodes[3].as_ref().expect("node 4").log;
     let installed = new.raft().wait(Some(WAIT)).metrics(|m| m.snapshot.is_some(), "a snapshot on node 4").await;
@@ -311,7 +321,7 @@ async fn a_new_voter_catches_up_from_a_snapshot_and_a_voter_can_be_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_whole_quorum_restarts_from_its_snapshots_and_logs() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (mut nodes, voters) = cluster(root.path(), 3).await;
+    let (mut nodes, voters) = cluster(root.path(), 3, &static_3()).await;
     let i = leader(&nodes).await;
     let l = nodes[i].as_ref().expect("leader").log.clone();
     create_topic(&l, "before").await.expect("create");
@@ -325,7 +335,7 @@ async fn a_whole_quorum_restarts_from_its_snapshots_and_logs() {
     // Node ids and ports as before; no initialize: the files hold the quorum.
     for (id, addr) in &voters {
         let listener = TcpListener::bind(addr).await.expect("rebind");
-        nodes[*id as usize - 1] = Some(start(root.path(), *id, listener).await);
+        nodes[*id as usize - 1] = Some(start(root.path(), *id, listener, &static_3()).await);
     }
     // The old leader's log was purged up to its snapshot: what it has of
     // "before" at start it has from the snapshot file.
@@ -345,11 +355,13 @@ async fn a_whole_quorum_restarts_from_its_snapshots_and_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_and_other_clusters_are_refused_and_the_node_keeps_serving() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (nodes, _) = cluster(root.path(), 1).await;
+    let (nodes, _) =
+        cluster(root.path(), 1, &Setup { append_timeout: WAIT, static_voters: Some(BTreeSet::from([1])) }).await;
     leader(&nodes).await;
     let addr = nodes[0].as_ref().expect("node").addr.clone();
     let mut hello = Vec::new();
-    frame::write_frame(&mut hello, frame::RpcKind::Hello, br#""test-cluster""#).await.expect("hello");
+    let ours = br#"{"cluster_id":"test-cluster","static_voters":[1]}"#;
+    frame::write_frame(&mut hello, frame::RpcKind::Hello, ours).await.expect("hello");
     let cases: [(&str, Vec<u8>); 6] = [
         ("over the frame limit", vec![0xff, 0xff, 0xff, 0xff]),
         ("empty", vec![0, 0, 0, 0]),
@@ -367,14 +379,21 @@ async fn bad_frames_and_other_clusters_are_refused_and_the_node_keeps_serving() 
         let welcomed = bytes.starts_with(&hello);
         assert_eq!(answer.is_empty(), !welcomed, "{what}: {answer:?}");
     }
-    // A controller of another cluster is told why, then closed.
-    let mut s = TcpStream::connect(&addr).await.expect("connect");
-    frame::write_frame(&mut s, frame::RpcKind::Hello, br#""another-cluster""#).await.expect("hello");
-    let (kind, body) = frame::read_frame(&mut s).await.expect("answer").expect("a frame");
-    assert_eq!(kind, frame::RpcKind::Response);
-    let refusal: Result<(), String> = serde_json::from_slice(&body).expect("json");
-    assert!(refusal.expect_err("refused").contains("test-cluster"));
-    assert!(frame::read_frame(&mut s).await.expect("clean close").is_none());
+    // A controller of another cluster, or with other static voters, is told
+    // why, then closed.
+    let refused: [(&[u8], &str); 2] = [
+        (br#"{"cluster_id":"another-cluster","static_voters":null}"#, "test-cluster"),
+        (br#"{"cluster_id":"test-cluster","static_voters":[1,2]}"#, "voters differ"),
+    ];
+    for (theirs, why) in refused {
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        frame::write_frame(&mut s, frame::RpcKind::Hello, theirs).await.expect("hello");
+        let (kind, body) = frame::read_frame(&mut s).await.expect("answer").expect("a frame");
+        assert_eq!(kind, frame::RpcKind::Response);
+        let refusal: Result<(), String> = serde_json::from_slice(&body).expect("json");
+        assert!(refusal.expect_err("refused").contains(why));
+        assert!(frame::read_frame(&mut s).await.expect("clean close").is_none());
+    }
     // A single controller still commits.
     create_topic(&nodes[0].as_ref().expect("node").log, "ok").await.expect("create");
     for n in nodes.into_iter().flatten() {
@@ -385,7 +404,7 @@ async fn bad_frames_and_other_clusters_are_refused_and_the_node_keeps_serving() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_without_a_majority_times_out_and_changes_nothing() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (mut nodes, _) = cluster_with(root.path(), 3, Duration::from_secs(1)).await;
+    let (mut nodes, _) = cluster(root.path(), 3, &Setup { append_timeout: Duration::from_secs(1), ..static_3() }).await;
     let i = leader(&nodes).await;
     for (j, node) in nodes.iter_mut().enumerate() {
         if j != i {
