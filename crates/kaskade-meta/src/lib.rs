@@ -5,18 +5,21 @@
 //! committed image and its version, a watch) and how it changes it
 //! (optimistic appends through [`update`], snapshots). On a single node the
 //! log is a local file ([`LocalMetadataLog`]: `metadata.log` in
-//! `<log.dir>/kaskade-metadata/`); a cluster's controller quorum will
-//! implement the same trait by replicating the same records. Every change is
+//! `<log.dir>/kaskade-metadata/`); a cluster's controller quorum
+//! ([`quorum::QuorumMetadataLog`], on openraft) implements the same trait by
+//! replicating the same records. Every change is
 //! committed (fsynced) before the image moves, so what an admin request
 //! acknowledged survives a crash.
 
 pub mod image;
 pub mod local_log;
 pub mod metadata_log;
+pub mod quorum;
 pub mod record;
 
 pub use image::{Image, PartitionImage, ScramCredential, TopicImage};
 pub use local_log::{LocalMetadataLog, MetaError};
 pub use metadata_log::{update, Committed, MetadataLog, MetadataVersion};
+pub use quorum::{QuorumConfig, QuorumMetadataLog, QuorumStatus};
 pub use record::MetadataRecord;
 pub use uuid::Uuid;

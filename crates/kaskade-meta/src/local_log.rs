@@ -37,6 +37,17 @@ pub enum MetaError {
     /// Other changes kept winning the race to append.
     #[error("the metadata change lost the race to append {0} times")]
     Contended(usize),
+    /// This controller is not the quorum's leader (the active controller);
+    /// `leader` is the one it knows of, if any. The change was not made.
+    #[error("this controller is not the active controller (the leader is {leader:?})")]
+    NotLeader { leader: Option<i32> },
+    /// The change was proposed but not known to be committed in time (the
+    /// quorum may have lost its majority); it may still commit later.
+    #[error("the metadata quorum did not commit the change within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The quorum failed (its Raft node stopped, or a storage error).
+    #[error("metadata quorum error: {0}")]
+    Quorum(String),
 }
 
 /// The metadata log file of a single node.

@@ -24,7 +24,7 @@ use crate::MetaError;
 /// Where the metadata log stands: the offset the next record gets and the
 /// epoch of the leader that wrote the last one (a local log is always at
 /// epoch 0; a quorum's epoch grows with every election).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct MetadataVersion {
     pub end_offset: i64,
     pub epoch: i32,

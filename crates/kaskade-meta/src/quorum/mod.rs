@@ -1,0 +1,40 @@
+//! The controller quorum: the metadata log replicated among the controllers
+//! with `openraft` (Raft), implementing [`crate::MetadataLog`].
+//!
+//! One file per concept: [`types`] (the Raft type configuration: entries are
+//! [`Proposal`]s, batches of [`crate::MetadataRecord`]s decided against a
+//! version), [`log_store`] (the Raft log and vote, fsynced in
+//! `<dir>/kaskade-metadata/raft/`), [`state_machine`] (applies committed
+//! proposals to the [`crate::Image`] with the image's own `apply`, builds and
+//! installs JSON snapshots of it), [`frame`] + [`network`] + [`server`]
+//! (openraft's RPCs between controllers over TCP in length-prefixed frames),
+//! [`node`] ([`QuorumMetadataLog`]: start a controller, append through the
+//! leader, membership changes) and [`status`] (what DescribeQuorum reports).
+//!
+//! Invariants: a proposal lands only if the image is still at the version it
+//! was decided against, checked by every replica's state machine at apply
+//! time (so two racing decisions never both land and all replicas agree on
+//! which one did); the image only moves on committed entries; every file
+//! write that Raft relies on (vote, log, snapshot) is fsynced before it is
+//! acknowledged, and blocking file I/O runs on the blocking pool, never on
+//! an async worker.
+
+mod files;
+pub mod frame;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod server;
+pub mod state_machine;
+pub mod status;
+pub mod types;
+
+#[cfg(test)]
+mod storage_tests;
+#[cfg(test)]
+mod tests;
+
+pub use node::{QuorumConfig, QuorumMetadataLog};
+pub use server::serve;
+pub use status::{QuorumStatus, ReplicaStatus};
+pub use types::{ApplyOutcome, Proposal, RaftNodeId, TypeConfig};

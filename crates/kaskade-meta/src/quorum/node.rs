@@ -1,0 +1,359 @@
+//! [`QuorumMetadataLog`]: one controller of the metadata quorum, and the
+//! [`MetadataLog`] the rest of the node uses on top of it.
+//!
+//! `append` proposes through openraft's `client_write` and returns once the
+//! proposal is committed (on a majority) and applied here. Only the leader
+//! (the active controller) proposes: elsewhere `append` answers
+//! [`MetaError::NotLeader`] with the leader it knows, and the broker forwards
+//! the request to it, as Kafka forwards admin requests to the active
+//! controller. Staleness is checked twice: up front here (cheap), and
+//! authoritatively by the state machine at apply time.
+//!
+//! The trait is synchronous and callers run it on blocking threads: the
+//! async work is spawned on the runtime the quorum was started on and the
+//! caller waits on a channel, bounded by `append_timeout` (so even a call
+//! from an async worker cannot deadlock or panic, only wait).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, LogIdOptionExt};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use super::frame::Hello;
+use super::log_store::LogStore;
+use super::network::{Network, PeerClock};
+use super::state_machine::{Shared, StateMachine};
+use super::status::{self, QuorumStatus};
+use super::types::{to_kafka_id, ApplyOutcome, Proposal, Raft, RaftNodeId};
+use crate::metadata_log::{Committed, MetadataLog, MetadataVersion};
+use crate::record::MetadataRecord;
+use crate::MetaError;
+use kaskade_types::{Clock, SystemClock};
+
+/// How a controller runs.
+#[derive(Clone, Debug)]
+pub struct QuorumConfig {
+    /// This controller's `node.id`.
+    pub node_id: i32,
+    /// The cluster's id: controllers of another cluster are refused.
+    pub cluster_id: String,
+    /// The ids of `controller.quorum.voters` for a static quorum: a
+    /// controller configured with other ids is refused. `None` (a dynamic
+    /// quorum) checks nothing.
+    pub static_voters: Option<BTreeSet<i32>>,
+    /// The metadata log directory: Raft's files go in
+    /// `<dir>/kaskade-metadata/raft/`.
+    pub dir: PathBuf,
+    /// Raft timing: a follower starts an election after a random time in
+    /// `election_timeout` without hearing from a leader (Kafka's
+    /// `controller.quorum.election.timeout.ms` is 1000 ms).
+    pub election_timeout: (Duration, Duration),
+    /// How often a leader sends heartbeats (well below the election timeout).
+    pub heartbeat_interval: Duration,
+    /// How long `append`, `snapshot` and membership changes wait for the
+    /// quorum to commit.
+    pub append_timeout: Duration,
+    /// Entries kept after a snapshot (for lagging followers, before they
+    /// need the snapshot instead).
+    pub logs_kept_after_snapshot: u64,
+    /// A snapshot is taken after this many entries since the last one.
+    pub snapshot_every: u64,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl QuorumConfig {
+    /// Kafka's defaults: elections after 1-2 s of silence.
+    pub fn new(node_id: i32, cluster_id: impl Into<String>, dir: impl Into<PathBuf>) -> QuorumConfig {
+        QuorumConfig {
+            node_id,
+            cluster_id: cluster_id.into(),
+            static_voters: None,
+            dir: dir.into(),
+            election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
+            heartbeat_interval: Duration::from_millis(200),
+            append_timeout: Duration::from_secs(30),
+            logs_kept_after_snapshot: 1000,
+            snapshot_every: 5000,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    fn raft_config(&self) -> Result<openraft::Config, MetaError> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        openraft::Config {
+            cluster_name: "kaskade-controllers".into(),
+            election_timeout_min: ms(self.election_timeout.0),
+            election_timeout_max: ms(self.election_timeout.1),
+            heartbeat_interval: ms(self.heartbeat_interval),
+            // A create of many partitions is one large entry: keep frames
+            // well under the frame limit.
+            max_payload_entries: 64,
+            snapshot_max_chunk_size: 1024 * 1024,
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| MetaError::Quorum(format!("invalid quorum configuration: {e}")))
+    }
+}
+
+/// A running controller of the metadata quorum.
+#[derive(Clone)]
+pub struct QuorumMetadataLog {
+    id: RaftNodeId,
+    hello: Hello,
+    raft: Raft,
+    shared: Arc<Shared>,
+    peers: Arc<PeerClock>,
+    clock: Arc<dyn Clock>,
+    runtime: Handle,
+    append_timeout: Duration,
+}
+
+impl std::fmt::Debug for QuorumMetadataLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuorumMetadataLog").field("id", &self.id).field("version", &self.committed().version).finish()
+    }
+}
+
+fn node_id(id: i32) -> Result<RaftNodeId, MetaError> {
+    RaftNodeId::try_from(id).map_err(|_| MetaError::Quorum(format!("node id {id} is negative")))
+}
+
+fn quorum_error<E: std::fmt::Display>(e: E) -> MetaError {
+    MetaError::Quorum(e.to_string())
+}
+
+/// A client write's failure as the metadata log's error.
+fn write_error(e: RaftError<RaftNodeId, ClientWriteError<RaftNodeId, BasicNode>>) -> MetaError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            MetaError::NotLeader { leader: f.leader_id.map(to_kafka_id) }
+        }
+        other => quorum_error(other),
+    }
+}
+
+impl QuorumMetadataLog {
+    /// Opens this controller's files and starts its Raft node (it serves no
+    /// RPCs until [`Self::serve`] runs on its listener, and forms no quorum
+    /// until [`Self::initialize`] ran on some voter).
+    pub async fn start(config: QuorumConfig) -> Result<QuorumMetadataLog, MetaError> {
+        let id = node_id(config.node_id)?;
+        let raft_config = Arc::new(config.raft_config()?);
+        let dir = config.dir.join("kaskade-metadata").join("raft");
+        let (log_store, (state_machine, shared)) =
+            tokio::task::spawn_blocking(move || Ok::<_, MetaError>((LogStore::open(&dir)?, StateMachine::open(&dir)?)))
+                .await
+                .map_err(quorum_error)??;
+        let peers = Arc::new(PeerClock::default());
+        let hello = Hello { cluster_id: config.cluster_id.clone(), static_voters: config.static_voters.clone() };
+        let network = Network::new(id, hello.clone(), config.clock.clone(), peers.clone());
+        let raft = Raft::new(id, raft_config, network, log_store, state_machine).await.map_err(quorum_error)?;
+        Ok(QuorumMetadataLog {
+            id,
+            hello,
+            raft,
+            shared,
+            peers,
+            clock: config.clock,
+            runtime: Handle::current(),
+            append_timeout: config.append_timeout,
+        })
+    }
+
+    /// Forms a static quorum of `voters` (node id -> `host:port` of its
+    /// controller listener), Kafka's `controller.quorum.voters`. Every voter
+    /// may call it with the same set at its first start; a node that already
+    /// has a quorum (a restart) ignores it.
+    pub async fn initialize(&self, voters: &BTreeMap<i32, String>) -> Result<(), MetaError> {
+        let mut members = BTreeMap::new();
+        for (id, addr) in voters {
+            members.insert(node_id(*id)?, BasicNode { addr: addr.clone() });
+        }
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(quorum_error(e)),
+        }
+    }
+
+    /// The Raft node (for openraft's metrics and waits).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Serves the other controllers' RPCs on `listener` (the CONTROLLER
+    /// listener), until the future is dropped.
+    pub fn serve(&self, listener: tokio::net::TcpListener) -> impl Future<Output = ()> + Send + 'static {
+        super::serve(listener, self.raft.clone(), self.hello.clone())
+    }
+
+    pub fn node_id(&self) -> i32 {
+        to_kafka_id(self.id)
+    }
+
+    /// The voters as this controller's applied membership has them (node id
+    /// -> address), for checking a configured `controller.quorum.voters`
+    /// against what the quorum stored (`initialize` ignores its argument once
+    /// the quorum exists).
+    pub async fn voters(&self) -> Result<BTreeMap<i32, String>, MetaError> {
+        // From the Raft core's own state: its metrics may not be out yet
+        // right after start.
+        self.raft
+            .with_raft_state(|st| {
+                let membership = st.membership_state.effective().membership();
+                let voters: BTreeSet<RaftNodeId> = membership.voter_ids().collect();
+                membership
+                    .nodes()
+                    .filter(|(id, _)| voters.contains(id))
+                    .map(|(id, node)| (to_kafka_id(*id), node.addr.clone()))
+                    .collect()
+            })
+            .await
+            .map_err(quorum_error)
+    }
+
+    /// The active controller, if this controller knows one.
+    pub fn leader(&self) -> Option<i32> {
+        self.raft.metrics().borrow().current_leader.map(to_kafka_id)
+    }
+
+    /// Proposes `records` decided at `based_on`; see [`MetadataLog::append`].
+    pub async fn append_async(
+        &self,
+        based_on: MetadataVersion,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Committed, MetaError> {
+        let current = self.shared.committed();
+        if current.version != based_on {
+            return Err(MetaError::Stale { based_on, actual: current.version });
+        }
+        if records.is_empty() {
+            return Ok(current);
+        }
+        let write = self.raft.client_write(Proposal { based_on, records });
+        let response = tokio::time::timeout(self.append_timeout, write)
+            .await
+            .map_err(|_| MetaError::Timeout(self.append_timeout))?
+            .map_err(write_error)?;
+        match response.data {
+            // The image here has applied the entry (client_write answers
+            // after the leader applies it), perhaps more since.
+            ApplyOutcome::Applied(version) => {
+                let committed = self.shared.committed();
+                debug_assert!(committed.version.end_offset >= version.end_offset);
+                Ok(committed)
+            }
+            ApplyOutcome::Stale { actual } => Err(MetaError::Stale { based_on, actual }),
+            ApplyOutcome::Raft(_) => Err(MetaError::Quorum("a proposal was applied as a Raft entry".into())),
+        }
+    }
+
+    /// Takes a snapshot of the applied image now and waits until it is
+    /// stored (openraft then purges the log it covers, keeping
+    /// `logs_kept_after_snapshot` entries).
+    pub async fn snapshot_async(&self) -> Result<MetadataVersion, MetaError> {
+        let version = self.shared.committed().version;
+        let applied = self.raft.metrics().borrow().last_applied;
+        self.raft.trigger().snapshot().await.map_err(quorum_error)?;
+        self.raft
+            .wait(Some(self.append_timeout))
+            .metrics(|m| m.snapshot.index() >= applied.index(), "snapshot taken")
+            .await
+            .map_err(quorum_error)?;
+        Ok(version)
+    }
+
+    /// Adds a controller as a voter (Kafka's AddRaftVoter): it first joins
+    /// as a learner and catches up, then becomes a voter through openraft's
+    /// joint consensus. Only on the leader.
+    pub async fn add_voter(&self, id: i32, addr: &str) -> Result<(), MetaError> {
+        let id = node_id(id)?;
+        let timeout = |_| MetaError::Timeout(self.append_timeout);
+        tokio::time::timeout(self.append_timeout, self.raft.add_learner(id, BasicNode { addr: addr.into() }, true))
+            .await
+            .map_err(timeout)?
+            .map_err(write_error)?;
+        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+        tokio::time::timeout(self.append_timeout, self.raft.change_membership(change, false))
+            .await
+            .map_err(timeout)?
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Removes a voter (Kafka's RemoveRaftVoter); it stops receiving the log.
+    /// Only on the leader.
+    pub async fn remove_voter(&self, id: i32) -> Result<(), MetaError> {
+        let change = ChangeMembers::RemoveVoters(BTreeSet::from([node_id(id)?]));
+        tokio::time::timeout(self.append_timeout, self.raft.change_membership(change, false))
+            .await
+            .map_err(|_| MetaError::Timeout(self.append_timeout))?
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// What DescribeQuorum answers; [`MetaError::NotLeader`] off the leader
+    /// (as Kafka answers NOT_LEADER_OR_FOLLOWER there).
+    pub fn status(&self) -> Result<QuorumStatus, MetaError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        status::from_metrics(&metrics, &self.peers, self.clock.now_ms())
+            .ok_or(MetaError::NotLeader { leader: metrics.current_leader.map(to_kafka_id) })
+    }
+
+    /// Stops the Raft node (its RPC server is stopped by dropping [`super::serve`]).
+    pub async fn shutdown(&self) -> Result<(), MetaError> {
+        self.raft.shutdown().await.map_err(quorum_error)
+    }
+
+    /// Runs `fut` on the quorum's runtime and waits for it on this thread.
+    fn wait_for<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, MetaError>> + Send + 'static,
+    ) -> Result<T, MetaError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            // The receiver only goes away if the caller did.
+            let _ = tx.send(fut.await);
+        });
+        // The future bounds itself by `append_timeout`; waiting longer only
+        // happens if it never ran (called from the only worker of a
+        // current-thread runtime), which becomes a timeout, not a hang.
+        let limit = self.append_timeout.saturating_mul(2);
+        match rx.recv_timeout(limit) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(MetaError::Timeout(limit)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(MetaError::Quorum("the quorum's runtime stopped".into()))
+            }
+        }
+    }
+}
+
+impl MetadataLog for QuorumMetadataLog {
+    fn committed(&self) -> Committed {
+        self.shared.committed()
+    }
+
+    fn append(&self, based_on: MetadataVersion, records: Vec<MetadataRecord>) -> Result<Committed, MetaError> {
+        let this = self.clone();
+        self.wait_for(async move { this.append_async(based_on, records).await })
+    }
+
+    fn snapshot(&self) -> Result<MetadataVersion, MetaError> {
+        let this = self.clone();
+        self.wait_for(async move { this.snapshot_async().await })
+    }
+
+    fn subscribe(&self) -> watch::Receiver<MetadataVersion> {
+        self.shared.subscribe()
+    }
+}
