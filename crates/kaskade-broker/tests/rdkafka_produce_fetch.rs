@@ -103,7 +103,7 @@ fn same_key_same_partition_murmur2() {
                 .expect("delivery report in time")
                 .expect("not canceled")
                 .unwrap_or_else(|(e, _)| panic!("delivery of {key}: {e}"));
-            let expected = kafka_partition(key.as_bytes(), parts);
+            let expected = partition_for_key(key.as_bytes(), parts);
             assert_eq!(d.partition, expected, "key {key}: librdkafka murmur2_random vs Kafka's murmur2");
             if let Some(prev) = placed.insert(key.clone(), d.partition) {
                 assert_eq!(prev, d.partition, "key {key} moved partitions");
