@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -14,7 +13,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::connection::{Connection, ConnectionConfig};
-use crate::error::KafkaError;
+use crate::error::{ClientError, KafkaError, Result};
 
 /// A broker as listed in Metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,33 +90,37 @@ pub fn parse_bootstrap(s: &str) -> Result<Vec<String>> {
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (host, port) = if let Some(rest) = part.strip_prefix('[') {
             let (h, after) =
-                rest.split_once(']').ok_or_else(|| anyhow!("bad bootstrap server '{part}': missing ']'"))?;
+                rest.split_once(']').ok_or_else(|| bad(format!("bad bootstrap server '{part}': missing ']'")))?;
             let port = match after.strip_prefix(':') {
                 Some(p) => p,
                 None if after.is_empty() => "9092",
-                None => bail!("bad bootstrap server '{part}'"),
+                None => return Err(bad(format!("bad bootstrap server '{part}'"))),
             };
             (format!("[{h}]"), port.to_string())
         } else {
             match part.rsplit_once(':') {
                 Some((h, p)) if !h.contains(':') => (h.to_string(), p.to_string()),
                 Some(_) => {
-                    bail!("bad bootstrap server '{part}': write IPv6 addresses as [addr]:port")
+                    return Err(bad(format!("bad bootstrap server '{part}': write IPv6 addresses as [addr]:port")))
                 }
                 None => (part.to_string(), "9092".to_string()),
             }
         };
         let port: u16 =
-            port.parse().map_err(|_| anyhow!("bad bootstrap server '{part}': port '{port}' is not a number"))?;
+            port.parse().map_err(|_| bad(format!("bad bootstrap server '{part}': port '{port}' is not a number")))?;
         if host.is_empty() {
-            bail!("bad bootstrap server '{part}': empty host");
+            return Err(bad(format!("bad bootstrap server '{part}': empty host")));
         }
         out.push(format!("{host}:{port}"));
     }
     if out.is_empty() {
-        bail!("no bootstrap server given; pass --bootstrap-server HOST:PORT");
+        return Err(bad("no bootstrap server given; pass --bootstrap-server HOST:PORT".to_string()));
     }
     Ok(out)
+}
+
+fn bad(message: String) -> ClientError {
+    ClientError::InvalidInput(message)
 }
 
 /// A client of one cluster. Cheap to share behind an `Arc`.
@@ -174,19 +177,19 @@ impl Client {
                     *any = Some(c.clone());
                     return Ok(c);
                 }
-                Err(e) => errors.push(format!("{e:#}")),
+                Err(e) => errors.push(e.to_string()),
             }
         }
-        Err(anyhow!(
+        Err(ClientError::Unavailable(format!(
             "could not reach any broker: {}\n  hint: is a broker running? Start one with `kaskade serve`, or point at one with --bootstrap-server HOST:PORT (or KASKADE_BOOTSTRAP)",
             errors.join("; ")
-        ))
+        )))
     }
 
     /// The connection to broker `node_id`, connecting if needed.
     pub async fn node_connection(&self, node_id: i32) -> Result<Arc<Connection>> {
         if node_id < 0 {
-            bail!("no leader (node {node_id})");
+            return Err(ClientError::Unavailable(format!("no leader (node {node_id})")));
         }
         let mut nodes = self.nodes.lock().await;
         if let Some(c) = nodes.get(&node_id) {
@@ -201,13 +204,9 @@ impl Client {
                 drop(nodes);
                 self.metadata(Some(&[])).await?;
                 nodes = self.nodes.lock().await;
-                self.cluster
-                    .lock()
-                    .unwrap()
-                    .brokers
-                    .get(&node_id)
-                    .cloned()
-                    .ok_or_else(|| anyhow!("broker {node_id} is not in the cluster metadata"))?
+                self.cluster.lock().unwrap().brokers.get(&node_id).cloned().ok_or_else(|| {
+                    ClientError::Unavailable(format!("broker {node_id} is not in the cluster metadata"))
+                })?
             }
         };
         // Reuse the bootstrap connection when it is this broker.
@@ -216,7 +215,7 @@ impl Client {
             Some(c) => c,
             None => Connection::connect(&broker.addr(), self.config.clone())
                 .await
-                .with_context(|| format!("connecting to broker {node_id} at {}", broker.addr()))?,
+                .map_err(|e| e.context(format_args!("connecting to broker {node_id} at {}", broker.addr())))?,
         };
         nodes.insert(node_id, conn.clone());
         Ok(conn)
@@ -249,7 +248,9 @@ impl Client {
             // v0 has no null: an empty list means "all".
             None if version == 0 => Some(vec![]),
             None => None,
-            Some([]) if version == 0 => bail!("Metadata v0 cannot ask for brokers only"),
+            Some([]) if version == 0 => {
+                return Err(ClientError::Unsupported("Metadata v0 cannot ask for brokers only".to_string()))
+            }
             Some(names) => Some(
                 names
                     .iter()
@@ -293,11 +294,9 @@ impl Client {
         let mut backoff = Duration::from_millis(50);
         for attempt in 0..8 {
             let md = self.metadata(Some(&[name.to_string()])).await?;
-            let t = md
-                .topics
-                .into_iter()
-                .find(|t| t.name == name)
-                .ok_or_else(|| anyhow!("the broker's Metadata response does not mention topic '{name}'"))?;
+            let t = md.topics.into_iter().find(|t| t.name == name).ok_or_else(|| {
+                ClientError::Protocol(format!("the broker's Metadata response does not mention topic '{name}'"))
+            })?;
             let retriable =
                 matches!(ResponseError::try_from_code(t.error_code), Some(ResponseError::LeaderNotAvailable))
                     || (t.error_code == 0 && t.partitions.iter().any(|p| p.leader < 0));
@@ -309,12 +308,12 @@ impl Client {
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
-            if t.error_code != 0 {
-                return Err(KafkaError::new(t.error_code, None, format!("looking up topic '{name}'")).into());
+            if let Some(e) = KafkaError::from_code(t.error_code, None, format!("looking up topic '{name}'")) {
+                return Err(e.into());
             }
             return Ok(t);
         }
-        unreachable!()
+        unreachable!("the last attempt returns")
     }
 
     /// Drop the cached metadata of `name` so the next lookup asks again.
@@ -330,7 +329,7 @@ impl Client {
 /// The error for a topic that does not exist.
 pub fn unknown_topic(name: &str) -> KafkaError {
     KafkaError::new(
-        ResponseError::UnknownTopicOrPartition.code(),
+        ResponseError::UnknownTopicOrPartition,
         Some(format!("topic '{name}' does not exist")),
         format!("looking up topic '{name}'"),
     )

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -14,7 +13,7 @@ use kafka_protocol::ResponseError;
 use tokio::task::JoinSet;
 
 use crate::cluster::{Client, TopicMetadata};
-use crate::error::{is_stale_metadata, KafkaError};
+use crate::error::{ClientError, KafkaError, Result};
 use crate::records::AbortedTxn;
 
 /// ListOffsets timestamp for the log start offset.
@@ -49,11 +48,18 @@ pub async fn list_offsets_isolated(
         let last = attempt + 1 == MAX_ATTEMPTS;
         let meta = client.topic(topic, attempt > 0).await?;
         let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
-        let mut retry: Vec<((i32, i64), anyhow::Error)> = Vec::new();
+        let mut retry: Vec<((i32, i64), ClientError)> = Vec::new();
         for (p, ts) in remaining.drain(..) {
             match meta.partition(p) {
-                None => bail!("topic '{topic}' has no partition {p} (it has {} partitions)", meta.num_partitions()),
-                Some(pm) if pm.leader < 0 => retry.push(((p, ts), anyhow!("partition {p} has no leader"))),
+                None => {
+                    return Err(ClientError::InvalidInput(format!(
+                        "topic '{topic}' has no partition {p} (it has {} partitions)",
+                        meta.num_partitions()
+                    )))
+                }
+                Some(pm) if pm.leader < 0 => {
+                    retry.push(((p, ts), ClientError::Unavailable(format!("partition {p} has no leader"))))
+                }
                 Some(pm) => by_leader.entry(pm.leader).or_default().push((p, ts)),
             }
         }
@@ -62,8 +68,7 @@ pub async fn list_offsets_isolated(
             let conn = match client.node_connection(leader).await {
                 Ok(c) => c,
                 Err(e) => {
-                    let msg = format!("{e:#}");
-                    retry.extend(parts.into_iter().map(|p| (p, anyhow!("{msg}"))));
+                    retry.extend(parts.into_iter().map(|p| (p, e.clone())));
                     continue;
                 }
             };
@@ -72,25 +77,23 @@ pub async fn list_offsets_isolated(
                 let version = conn.version::<ListOffsetsRequest>()?;
                 let req = build_list_offsets(name, &parts, version, isolation_level)?;
                 let resp = conn.send(&req, version).await?;
-                anyhow::Ok((parts, resp))
+                Ok::<_, ClientError>((parts, resp))
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            let (parts, resp) = joined.map_err(|e| anyhow!("list-offsets task failed: {e}"))??;
+            let (parts, resp) =
+                joined.map_err(|e| ClientError::Protocol(format!("list-offsets task failed: {e}")))??;
             for (p, ts) in parts {
-                let pr = resp
-                    .topics
-                    .iter()
-                    .flat_map(|t| t.partitions.iter())
-                    .find(|r| r.partition_index == p)
-                    .ok_or_else(|| anyhow!("ListOffsets response does not mention partition {p}"))?;
-                if pr.error_code == 0 {
+                let pr =
+                    resp.topics.iter().flat_map(|t| t.partitions.iter()).find(|r| r.partition_index == p).ok_or_else(
+                        || ClientError::Protocol(format!("ListOffsets response does not mention partition {p}")),
+                    )?;
+                let context = format!("listing offsets of topic '{topic}' partition {p}");
+                let Some(e) = KafkaError::from_code(pr.error_code, None, context) else {
                     out.insert(p, pr.offset);
                     continue;
-                }
-                let e =
-                    KafkaError::new(pr.error_code, None, format!("listing offsets of topic '{topic}' partition {p}"));
-                if is_stale_metadata(pr.error_code) || pr.error_code == ResponseError::OffsetNotAvailable.code() {
+                };
+                if e.is_stale_metadata() || e.is(ResponseError::OffsetNotAvailable) {
                     retry.push(((p, ts), e.into()));
                 } else {
                     return Err(e.into());
@@ -101,8 +104,11 @@ pub async fn list_offsets_isolated(
             return Ok(out);
         }
         if last {
-            let (_, e) = retry.into_iter().next().unwrap();
-            return Err(e);
+            let first = retry.into_iter().next().map(|(_, e)| e);
+            debug_assert!(first.is_some(), "retry is not empty here");
+            return Err(first.unwrap_or_else(|| {
+                ClientError::Unavailable(format!("listing offsets of topic '{topic}': gave up retrying"))
+            }));
         }
         client.invalidate_topic(topic);
         remaining = retry.into_iter().map(|(p, _)| p).collect();
@@ -130,7 +136,9 @@ pub(crate) fn build_list_offsets(
     if version >= 2 {
         req.isolation_level = isolation_level;
     } else if isolation_level != READ_UNCOMMITTED {
-        bail!("the broker's ListOffsets (v{version}) has no isolation level: it cannot read committed");
+        return Err(ClientError::Unsupported(format!(
+            "the broker's ListOffsets (v{version}) has no isolation level: it cannot read committed"
+        )));
     }
     if version >= 10 {
         req.timeout_ms = 30_000;
@@ -167,9 +175,9 @@ pub struct FetchedPartition {
     pub partition: i32,
     /// The offset this fetch asked for.
     pub fetch_offset: i64,
-    /// 0, or why there is no data (NETWORK_EXCEPTION when the leader could
+    /// Why there is no data, if there is none (NETWORK_EXCEPTION when the leader could
     /// not be reached, LEADER_NOT_AVAILABLE when there is none).
-    pub error_code: i16,
+    pub error: Option<ResponseError>,
     pub error_detail: Option<String>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
@@ -191,7 +199,7 @@ pub async fn fetch(
     for &(p, offset) in positions {
         match meta.partition(p) {
             Some(pm) if pm.leader >= 0 => by_leader.entry(pm.leader).or_default().push((p, offset)),
-            _ => out.push(failed(p, offset, ResponseError::LeaderNotAvailable.code(), None)),
+            _ => out.push(failed(p, offset, ResponseError::LeaderNotAvailable, None)),
         }
     }
     let mut tasks = JoinSet::new();
@@ -199,9 +207,9 @@ pub async fn fetch(
         let conn = match client.node_connection(leader).await {
             Ok(c) => c,
             Err(e) => {
-                let msg = format!("{e:#}");
+                let msg = e.to_string();
                 out.extend(
-                    parts.iter().map(|&(p, o)| failed(p, o, ResponseError::NetworkException.code(), Some(msg.clone()))),
+                    parts.iter().map(|&(p, o)| failed(p, o, ResponseError::NetworkException, Some(msg.clone()))),
                 );
                 continue;
             }
@@ -215,20 +223,19 @@ pub async fn fetch(
                     version = 12;
                 }
                 let req = build_fetch(&meta, version, &parts, &opts);
-                let resp = conn.send(&req, version).await?;
-                anyhow::Ok(resp)
+                conn.send(&req, version).await
             }
             .await;
             (parts, result)
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let (parts, result) = joined.map_err(|e| anyhow!("fetch task failed: {e}"))?;
+        let (parts, result) = joined.map_err(|e| ClientError::Protocol(format!("fetch task failed: {e}")))?;
         match result {
             Err(e) => {
-                let msg = format!("{e:#}");
+                let msg = e.to_string();
                 out.extend(
-                    parts.iter().map(|&(p, o)| failed(p, o, ResponseError::NetworkException.code(), Some(msg.clone()))),
+                    parts.iter().map(|&(p, o)| failed(p, o, ResponseError::NetworkException, Some(msg.clone()))),
                 );
             }
             Ok(resp) => out.extend(match_fetch(&resp, &parts)),
@@ -238,11 +245,11 @@ pub async fn fetch(
     Ok(out)
 }
 
-fn failed(partition: i32, fetch_offset: i64, error_code: i16, detail: Option<String>) -> FetchedPartition {
+fn failed(partition: i32, fetch_offset: i64, error: ResponseError, detail: Option<String>) -> FetchedPartition {
     FetchedPartition {
         partition,
         fetch_offset,
-        error_code,
+        error: Some(error),
         error_detail: detail,
         high_watermark: -1,
         log_start_offset: -1,
@@ -288,21 +295,21 @@ pub(crate) fn match_fetch(resp: &FetchResponse, parts: &[(i32, i64)]) -> Vec<Fet
     parts
         .iter()
         .map(|&(p, offset)| {
-            if resp.error_code != 0 {
-                return failed(p, offset, resp.error_code, None);
+            if let Some(e) = ResponseError::try_from_code(resp.error_code) {
+                return failed(p, offset, e, None);
             }
             let pd = resp.responses.iter().flat_map(|t| t.partitions.iter()).find(|d| d.partition_index == p);
             match pd {
                 None => failed(
                     p,
                     offset,
-                    ResponseError::UnknownServerError.code(),
+                    ResponseError::UnknownServerError,
                     Some("the broker's Fetch response does not mention this partition".into()),
                 ),
                 Some(d) => FetchedPartition {
                     partition: p,
                     fetch_offset: offset,
-                    error_code: d.error_code,
+                    error: ResponseError::try_from_code(d.error_code),
                     error_detail: None,
                     high_watermark: d.high_watermark,
                     log_start_offset: d.log_start_offset,
@@ -406,8 +413,9 @@ mod tests {
         assert_eq!(out[0].high_watermark, 10);
         assert_eq!(out[0].records.as_ref(), b"abc");
         assert_eq!(out[0].fetch_offset, 3);
-        assert_ne!(out[1].error_code, 0);
-        let top = FetchResponse::default().with_error_code(71);
-        assert_eq!(match_fetch(&top, &[(0, 0)])[0].error_code, 71);
+        assert_eq!(out[0].error, None);
+        assert!(out[1].error.is_some());
+        let top = FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        assert_eq!(match_fetch(&top, &[(0, 0)])[0].error, Some(ResponseError::FetchSessionIdNotFound));
     }
 }

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Result};
 use bytes::Bytes;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
@@ -18,7 +17,7 @@ use kafka_protocol::ResponseError;
 
 use crate::cluster::Client;
 use crate::connection::Connection;
-use crate::error::KafkaError;
+use crate::error::{ClientError, KafkaError, Result};
 
 /// FindCoordinator key type of a consumer group.
 pub const KEY_TYPE_GROUP: i8 = 0;
@@ -58,31 +57,36 @@ pub async fn find_coordinator(
     for attempt in 0..8 {
         let conn = client.any_connection().await?;
         let version = conn.version::<FindCoordinatorRequest>()?;
-        let req = find_coordinator_request(key_type, key, version).map_err(|e| anyhow!("{context}: {e}"))?;
+        let req = find_coordinator_request(key_type, key, version).map_err(|e| e.context(context))?;
         let resp = conn.send(&req, version).await?;
         let (code, msg, node) = if version >= 4 {
-            let c = resp.coordinators.first().ok_or_else(|| anyhow!("{context}: empty FindCoordinator response"))?;
+            let c = resp
+                .coordinators
+                .first()
+                .ok_or_else(|| ClientError::Protocol(format!("{context}: empty FindCoordinator response")))?;
             (c.error_code, c.error_message.clone(), c.node_id.0)
         } else {
             (resp.error_code, resp.error_message.clone(), resp.node_id.0)
         };
-        if code != 0 {
+        if let Some(e) = KafkaError::from_code(code, msg.map(|m| m.to_string()), context) {
             if retriable_coordinator_error(code) && attempt < 7 {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
                 continue;
             }
-            return Err(KafkaError::new(code, msg.map(|m| m.to_string()), context).into());
+            return Err(e.into());
         }
         return Ok((node, client.node_connection(node).await?));
     }
-    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable.code(), None, context).into())
+    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable, None, context).into())
 }
 
 fn find_coordinator_request(key_type: i8, key: &str, version: i16) -> Result<FindCoordinatorRequest> {
     if key_type != KEY_TYPE_GROUP && version == 0 {
         // v0 has no key type: it only finds group coordinators.
-        bail!("the broker's FindCoordinator (v0 only) cannot find other coordinators than groups'");
+        return Err(ClientError::Unsupported(
+            "the broker's FindCoordinator (v0 only) cannot find other coordinators than groups'".to_string(),
+        ));
     }
     let mut req = FindCoordinatorRequest::default();
     if version >= 1 {
@@ -119,8 +123,8 @@ pub async fn list_groups(client: &Client) -> Result<Vec<ListedGroup>> {
     for conn in conns {
         let version = conn.version::<ListGroupsRequest>()?;
         let resp = conn.send(&ListGroupsRequest::default(), version).await?;
-        if resp.error_code != 0 {
-            return Err(KafkaError::new(resp.error_code, None, "listing groups").into());
+        if let Some(e) = KafkaError::from_code(resp.error_code, None, "listing groups") {
+            return Err(e.into());
         }
         for g in resp.groups {
             let id = g.group_id.0.to_string();
@@ -186,13 +190,12 @@ pub async fn describe_group(client: &Client, group: &str) -> Result<GroupDescrip
     let version = conn.version::<DescribeGroupsRequest>()?;
     let req = DescribeGroupsRequest::default().with_groups(vec![gid(group)]);
     let resp = conn.send(&req, version).await?;
-    let g = resp
-        .groups
-        .into_iter()
-        .find(|g| g.group_id.0.as_str() == group)
-        .ok_or_else(|| anyhow!("{context}: the broker's response does not mention the group"))?;
-    if g.error_code != 0 {
-        return Err(KafkaError::new(g.error_code, g.error_message.map(|m| m.to_string()), context).into());
+    let g =
+        resp.groups.into_iter().find(|g| g.group_id.0.as_str() == group).ok_or_else(|| {
+            ClientError::Protocol(format!("{context}: the broker's response does not mention the group"))
+        })?;
+    if let Some(e) = KafkaError::from_code(g.error_code, g.error_message.map(|m| m.to_string()), context) {
+        return Err(e.into());
     }
     let consumer = g.protocol_type.as_str() == "consumer";
     Ok(GroupDescription {
@@ -236,24 +239,20 @@ pub async fn fetch_offsets(
                 .collect()
         });
         let resp = conn.send(&req, version).await?;
-        if resp.error_code != 0 {
+        if let Some(e) = KafkaError::from_code(resp.error_code, None, &context) {
             if retriable_coordinator_error(resp.error_code) && attempt < 7 {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
                 continue;
             }
-            return Err(KafkaError::new(resp.error_code, None, context).into());
+            return Err(e.into());
         }
         let mut out = BTreeMap::new();
         for t in resp.topics {
             for p in t.partitions {
-                if p.error_code != 0 {
-                    return Err(KafkaError::new(
-                        p.error_code,
-                        None,
-                        format!("{context} (topic '{}' partition {})", t.name.0, p.partition_index),
-                    )
-                    .into());
+                let at = || format!("{context} (topic '{}' partition {})", t.name.0, p.partition_index);
+                if let Some(e) = KafkaError::from_code(p.error_code, None, at()) {
+                    return Err(e.into());
                 }
                 if p.committed_offset >= 0 {
                     out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
@@ -262,7 +261,7 @@ pub async fn fetch_offsets(
         }
         return Ok(out);
     }
-    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable.code(), None, context).into())
+    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable, None, context).into())
 }
 
 /// Commit offsets for `topic` as a consumer outside any generation does
@@ -312,17 +311,15 @@ pub async fn commit_offsets_as(
         let mut retry = false;
         for t in &resp.topics {
             for p in &t.partitions {
-                if p.error_code == 0 {
-                    continue;
-                }
+                let at = format!("{context} (partition {})", p.partition_index);
+                let Some(mut e) = KafkaError::from_code(p.error_code, None, at) else { continue };
                 if retriable_coordinator_error(p.error_code) && attempt < 7 {
                     retry = true;
                     continue;
                 }
-                let mut e = KafkaError::new(p.error_code, None, format!("{context} (partition {})", p.partition_index));
-                if p.error_code == ResponseError::UnknownMemberId.code()
-                    || p.error_code == ResponseError::IllegalGeneration.code()
-                    || p.error_code == ResponseError::RebalanceInProgress.code()
+                if e.is(ResponseError::UnknownMemberId)
+                    || e.is(ResponseError::IllegalGeneration)
+                    || e.is(ResponseError::RebalanceInProgress)
                 {
                     e = e.with_hint("the group has active members; stop its consumers before committing from the CLI");
                 }
@@ -335,7 +332,7 @@ pub async fn commit_offsets_as(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
     }
-    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable.code(), None, context).into())
+    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable, None, context).into())
 }
 
 /// Delete groups; one outcome per group.
@@ -349,18 +346,17 @@ pub async fn delete_groups(client: &Client, groups: &[String]) -> Result<Vec<(St
         let resp = conn.send(&req, version).await?;
         let outcome = match resp.results.iter().find(|r| r.group_id.0.as_str() == group.as_str()) {
             None => Err(KafkaError::new(
-                ResponseError::UnknownServerError.code(),
+                ResponseError::UnknownServerError,
                 Some("the broker's response does not mention the group".into()),
                 context,
             )),
-            Some(r) if r.error_code != 0 => {
-                let mut e = KafkaError::new(r.error_code, None, context);
-                if r.error_code == ResponseError::NonEmptyGroup.code() {
-                    e = e.with_hint("the group still has active members; stop its consumers first");
+            Some(r) => match KafkaError::from_code(r.error_code, None, context) {
+                Some(e) if e.is(ResponseError::NonEmptyGroup) => {
+                    Err(e.with_hint("the group still has active members; stop its consumers first"))
                 }
-                Err(e)
-            }
-            Some(_) => Ok(()),
+                Some(e) => Err(e),
+                None => Ok(()),
+            },
         };
         out.push((group.clone(), outcome));
     }
@@ -453,7 +449,7 @@ pub fn range_assign(
         for (i, m) in subs.iter().enumerate() {
             let len = per + i32::from((i as i32) < extra);
             for p in next..next + len {
-                out.get_mut(*m).unwrap().push((topic.clone(), p));
+                out.entry((*m).clone()).or_default().push((topic.clone(), p));
             }
             next += len;
         }
@@ -467,7 +463,7 @@ fn encode_subscription(topics: &[String]) -> Result<Bytes> {
     let s = ConsumerProtocolSubscription::default().with_topics(topics.iter().map(|t| sb(t)).collect());
     let mut buf = bytes::BytesMut::new();
     bytes::BufMut::put_i16(&mut buf, 1);
-    s.encode(&mut buf, 1)?;
+    s.encode(&mut buf, 1).map_err(|e| ClientError::Protocol(format!("encoding a consumer subscription: {e:#}")))?;
     Ok(buf.freeze())
 }
 
@@ -498,7 +494,7 @@ fn encode_assignment(parts: &[(String, i32)]) -> Result<Bytes> {
     );
     let mut buf = bytes::BytesMut::new();
     bytes::BufMut::put_i16(&mut buf, 1);
-    a.encode(&mut buf, 1)?;
+    a.encode(&mut buf, 1).map_err(|e| ClientError::Protocol(format!("encoding a consumer assignment: {e:#}")))?;
     Ok(buf.freeze())
 }
 
@@ -542,8 +538,8 @@ pub async fn join(client: &Client, group: &str, topic: &str, member_id: &str) ->
             backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
             continue;
         }
-        if resp.error_code != 0 {
-            return Err(KafkaError::new(resp.error_code, None, context).into());
+        if let Some(e) = KafkaError::from_code(resp.error_code, None, &context) {
+            return Err(e.into());
         }
         member_id = resp.member_id.to_string();
         let generation = resp.generation_id;
@@ -585,14 +581,14 @@ pub async fn join(client: &Client, group: &str, topic: &str, member_id: &str) ->
             member_id.clear();
             continue;
         }
-        if sresp.error_code != 0 {
-            return Err(KafkaError::new(sresp.error_code, None, format!("syncing group '{group}'")).into());
+        if let Some(e) = KafkaError::from_code(sresp.error_code, None, format!("syncing group '{group}'")) {
+            return Err(e.into());
         }
         let partitions =
             decode_assignment(&sresp.assignment).into_iter().filter(|(t, _)| t == topic).map(|(_, p)| p).collect();
         return Ok(Membership { group: group.to_string(), member_id, generation, partitions });
     }
-    Err(anyhow!("{context}: gave up after repeated rebalances"))
+    Err(ClientError::Unavailable(format!("{context}: gave up after repeated rebalances")))
 }
 
 /// Heartbeat; `Ok(false)` when the group is rebalancing (or forgot us)

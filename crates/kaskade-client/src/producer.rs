@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
@@ -15,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::cluster::{Client, TopicMetadata};
 use crate::connection::Connection;
-use crate::error::{is_stale_metadata, KafkaError};
+use crate::error::{ClientError, KafkaError, Result};
 
 const MAX_ATTEMPTS: usize = 5;
 
@@ -60,11 +59,11 @@ pub async fn produce(
                 None => done.push(ProduceResult {
                     partition: b.partition,
                     records: b.records,
-                    outcome: Err(anyhow!(
+                    outcome: Err(ClientError::InvalidInput(format!(
                         "topic '{topic}' has no partition {} (it has {} partitions)",
                         b.partition,
                         meta.num_partitions()
-                    )),
+                    ))),
                 }),
                 Some(p) if p.leader < 0 => retry.push((b, leader_not_available(topic, p.partition))),
                 Some(p) => by_leader.entry(p.leader).or_default().push(b),
@@ -76,9 +75,8 @@ pub async fn produce(
             let conn = match client.node_connection(leader).await {
                 Ok(c) => c,
                 Err(e) => {
-                    let msg = format!("{e:#}");
                     for b in batches {
-                        retry.push((b, anyhow!("{msg}")));
+                        retry.push((b, e.clone()));
                     }
                     continue;
                 }
@@ -90,24 +88,23 @@ pub async fn produce(
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            let (batches, sent) = joined.map_err(|e| anyhow!("produce task failed: {e}"))?;
+            let (batches, sent) = joined.map_err(|e| ClientError::Protocol(format!("produce task failed: {e}")))?;
             match sent {
                 // The request failed as a whole (connection, encoding):
                 // its outcome is unknown, so it is not retried.
                 Err(e) => {
-                    let msg = format!("{e:#}");
                     for b in batches {
                         done.push(ProduceResult {
                             partition: b.partition,
                             records: b.records,
-                            outcome: Err(anyhow!("{msg}")),
+                            outcome: Err(e.clone()),
                         });
                     }
                 }
                 Ok(per_partition) => {
                     for (b, outcome) in batches.into_iter().zip(per_partition) {
                         match outcome {
-                            Err(ke) if is_stale_metadata(ke.code) && !last => retry.push((b, ke.into())),
+                            Err(ke) if ke.is_stale_metadata() && !last => retry.push((b, ke.into())),
                             Err(ke) => done.push(ProduceResult {
                                 partition: b.partition,
                                 records: b.records,
@@ -143,9 +140,9 @@ pub async fn produce(
     Ok(done)
 }
 
-fn leader_not_available(topic: &str, partition: i32) -> anyhow::Error {
+fn leader_not_available(topic: &str, partition: i32) -> ClientError {
     KafkaError::new(
-        ResponseError::LeaderNotAvailable.code(),
+        ResponseError::LeaderNotAvailable,
         None,
         format!("producing to topic '{topic}' partition {partition}"),
     )
@@ -213,11 +210,13 @@ pub(crate) fn match_response(
             let p = resp.responses.iter().flat_map(|t| t.partition_responses.iter()).find(|p| p.index == b.partition);
             match p {
                 None => Err(KafkaError::new(
-                    ResponseError::UnknownServerError.code(),
+                    ResponseError::UnknownServerError,
                     Some("the broker's response does not mention this partition".into()),
                     context,
                 )),
                 Some(p) if p.error_code != 0 => {
+                    let error =
+                        ResponseError::try_from_code(p.error_code).unwrap_or(ResponseError::Unknown(p.error_code));
                     let mut msg = p.error_message.as_ref().map(|m| m.as_str().to_string());
                     if let Some(re) = p.record_errors.first() {
                         let detail = format!(
@@ -233,8 +232,8 @@ pub(crate) fn match_response(
                             None => detail,
                         });
                     }
-                    let mut e = KafkaError::new(p.error_code, msg, context);
-                    if p.error_code == ResponseError::UnknownTopicOrPartition.code() {
+                    let mut e = KafkaError::new(error, msg, context);
+                    if error == ResponseError::UnknownTopicOrPartition {
                         e = e.with_hint(format!(
                             "topic '{topic}' or partition {} does not exist; see `kaskade topic describe {topic}`",
                             b.partition

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 
-use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
@@ -11,6 +10,8 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
 };
+
+use crate::error::{ClientError, Result};
 
 /// A record to send. Header keys are unique within a record (the codec
 /// keeps headers in a map); a repeated key keeps its last value.
@@ -35,7 +36,7 @@ impl ProducerRecord {
 /// id and no sequence (a plain, non-idempotent producer).
 pub fn encode_batch(records: &[ProducerRecord], compression: Compression) -> Result<Bytes> {
     if records.is_empty() {
-        bail!("cannot encode an empty batch");
+        return Err(ClientError::InvalidInput("cannot encode an empty batch".to_string()));
     }
     let recs: Vec<Record> = records
         .iter()
@@ -66,7 +67,7 @@ pub fn encode_batch(records: &[ProducerRecord], compression: Compression) -> Res
         .collect();
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression })
-        .context("encoding record batch")?;
+        .map_err(|e| ClientError::Protocol(format!("encoding record batch: {e:#}")))?;
     Ok(buf.freeze())
 }
 
@@ -114,7 +115,7 @@ pub struct AbortedTxn {
 /// version i16, type i16; type 0 is ABORT).
 fn is_abort_marker(batch: &Bytes, base_offset: i64) -> Result<bool> {
     let set = RecordBatchDecoder::decode(&mut batch.clone())
-        .map_err(|e| anyhow!("decoding control batch at offset {base_offset}: {e:#}"))?;
+        .map_err(|e| ClientError::Protocol(format!("decoding control batch at offset {base_offset}: {e:#}")))?;
     Ok(set
         .records
         .first()
@@ -143,7 +144,9 @@ pub fn decode_fetched(mut data: Bytes, fetch_offset: i64, aborted: Option<&[Abor
         let base_offset = (&data[0..8]).get_i64();
         let batch_len = (&data[8..12]).get_i32();
         if batch_len < 0 || (batch_len as usize) < HEADER_LEN - LENGTH_END {
-            bail!("corrupt record batch at offset {base_offset}: length {batch_len}");
+            return Err(ClientError::Protocol(format!(
+                "corrupt record batch at offset {base_offset}: length {batch_len}"
+            )));
         }
         let total = LENGTH_END + batch_len as usize;
         if data.len() < total {
@@ -152,7 +155,9 @@ pub fn decode_fetched(mut data: Bytes, fetch_offset: i64, aborted: Option<&[Abor
         let mut batch = data.split_to(total);
         let magic = batch[MAGIC_AT] as i8;
         if magic != 2 {
-            bail!("record batch at offset {base_offset} has message format v{magic}; only v2 is supported");
+            return Err(ClientError::Unsupported(format!(
+                "record batch at offset {base_offset} has message format v{magic}; only v2 is supported"
+            )));
         }
         let attributes = (&batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2]).get_i16();
         let last_offset_delta = (&batch[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]).get_i32();
@@ -178,7 +183,7 @@ pub fn decode_fetched(mut data: Bytes, fetch_offset: i64, aborted: Option<&[Abor
             continue; // transaction markers, or entirely before our position
         }
         let set = RecordBatchDecoder::decode(&mut batch)
-            .map_err(|e| anyhow!("decoding record batch at offset {base_offset}: {e:#}"))?;
+            .map_err(|e| ClientError::Protocol(format!("decoding record batch at offset {base_offset}: {e:#}")))?;
         for r in set.records {
             if r.offset < fetch_offset {
                 continue;

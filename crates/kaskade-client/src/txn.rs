@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
 use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, ListTransactionsRequest, ListTransactionsResponse,
     TransactionalId,
@@ -13,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::cluster::Client;
-use crate::error::KafkaError;
+use crate::error::{ClientError, KafkaError, Result};
 use crate::group::{find_coordinator, KEY_TYPE_TRANSACTION};
 
 /// Kafka's transaction state names (`TransactionState`), for hints.
@@ -79,17 +78,17 @@ fn listed(
 ) -> Result<Option<Vec<ListedTransaction>>> {
     if !resp.unknown_state_filters.is_empty() {
         let unknown: Vec<&str> = resp.unknown_state_filters.iter().map(|s| s.as_str()).collect();
-        bail!(
+        return Err(ClientError::InvalidInput(format!(
             "{context}: unknown transaction state(s) {}\n  hint: states are {}",
             unknown.join(", "),
             STATES.join(", ")
-        );
+        )));
     }
-    if resp.error_code != 0 {
+    if let Some(e) = KafkaError::from_code(resp.error_code, None, context) {
         if retriable(resp.error_code) && !last {
             return Ok(None);
         }
-        return Err(KafkaError::new(resp.error_code, None, context).into());
+        return Err(e.into());
     }
     Ok(Some(
         resp.transaction_states
@@ -153,12 +152,12 @@ fn described(
         .transaction_states
         .into_iter()
         .find(|t| t.transactional_id.0.as_str() == id)
-        .ok_or_else(|| anyhow!("{context}: the broker's response does not mention it"))?;
-    if t.error_code != 0 {
+        .ok_or_else(|| ClientError::Protocol(format!("{context}: the broker's response does not mention it")))?;
+    if let Some(e) = KafkaError::from_code(t.error_code, None, context) {
         if retriable(t.error_code) && !last {
             return Ok(None);
         }
-        return Err(KafkaError::new(t.error_code, None, context).into());
+        return Err(e.into());
     }
     let mut partitions: Vec<(String, i32)> =
         t.topics.iter().flat_map(|td| td.partitions.iter().map(|&p| (td.topic.0.to_string(), p))).collect();

@@ -15,7 +15,7 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::output::{format_record, write_stdout, RecordFormat};
-use kaskade_client::error::{error_name, is_stale_metadata, KafkaError};
+use kaskade_client::error::{is_stale_metadata, KafkaError};
 use kaskade_client::fetcher::{self, FetchOptions, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use kaskade_client::group;
 use kaskade_client::records::decode_fetched;
@@ -225,7 +225,7 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
             let mut reset: Vec<(i32, i64)> = Vec::new();
             for fp in results {
                 let p = fp.partition;
-                if fp.error_code == 0 {
+                if fp.error.is_none() {
                     let aborted = (isolation == fetcher::READ_COMMITTED).then_some(&fp.aborted_transactions[..]);
                     let decoded = decode_fetched(fp.records, fp.fetch_offset, aborted)
                         .map_err(|e| anyhow!("topic '{topic}' partition {p}: {e:#}"))?;
@@ -243,20 +243,23 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                             positions.insert(p, next);
                         }
                     }
-                } else if fp.error_code == ResponseError::OffsetOutOfRange.code() {
-                    reset.push((p, fp.fetch_offset));
-                } else if is_stale_metadata(fp.error_code)
-                    || fp.error_code == ResponseError::NetworkException.code()
-                    || fp.error_code == ResponseError::UnknownTopicId.code()
-                {
-                    tracing::debug!(partition = p, error = %error_name(fp.error_code), detail = ?fp.error_detail, "refreshing metadata");
-                    refresh = true;
-                } else {
-                    let mut e = KafkaError::new(fp.error_code, fp.error_detail, format!("fetching topic '{topic}' partition {p}"));
-                    if fp.error_code == ResponseError::TopicAuthorizationFailed.code() {
+                } else if let Some(error) = fp.error.filter(|e| *e != ResponseError::OffsetOutOfRange) {
+                    if is_stale_metadata(error)
+                        || error == ResponseError::NetworkException
+                        || error == ResponseError::UnknownTopicId
+                    {
+                        tracing::debug!(partition = p, %error, detail = ?fp.error_detail, "refreshing metadata");
+                        refresh = true;
+                        continue;
+                    }
+                    let mut e =
+                        KafkaError::new(error, fp.error_detail, format!("fetching topic '{topic}' partition {p}"));
+                    if error == ResponseError::TopicAuthorizationFailed {
                         e = e.with_hint("the broker's ACLs deny reading this topic");
                     }
                     return Err(e.into());
+                } else {
+                    reset.push((p, fp.fetch_offset));
                 }
             }
             if !text.is_empty() {
@@ -273,7 +276,9 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                 let latest =
                     fetcher::list_offsets_isolated(client, &topic, &[(p, LATEST_TIMESTAMP)], isolation).await?[&p];
                 let to = if was < earliest { earliest } else { latest };
-                eprintln!("warning: partition {p}: offset {was} is out of range ({earliest}..{latest}); continuing from {to}");
+                eprintln!(
+                    "warning: partition {p}: offset {was} is out of range ({earliest}..{latest}); continuing from {to}"
+                );
                 positions.insert(p, to);
             }
             if refresh {
@@ -284,10 +289,10 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 meta = match client.topic(&topic, true).await {
                     Ok(m) => m,
-                    Err(e) if e.downcast_ref::<KafkaError>().is_some_and(|k| k.is(ResponseError::UnknownTopicOrPartition)) => {
+                    Err(e) if e.is(ResponseError::UnknownTopicOrPartition) => {
                         bail!("topic '{topic}' no longer exists (it was deleted while consuming)")
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 };
             } else {
                 backoff = Duration::from_millis(100);

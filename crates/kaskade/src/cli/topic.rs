@@ -131,7 +131,7 @@ async fn create(
             Ok(0)
         }
         Err(e) => {
-            let exists = e.downcast_ref::<KafkaError>().is_some_and(|k| k.is(ResponseError::TopicAlreadyExists));
+            let exists = e.is(ResponseError::TopicAlreadyExists);
             if exists && if_not_exists {
                 match out {
                     OutputFormat::Table => {
@@ -141,7 +141,7 @@ async fn create(
                 }
                 return Ok(0);
             }
-            if let Some(k) = e.downcast_ref::<KafkaError>() {
+            if let Some(k) = e.kafka() {
                 // The generic hint (allowed characters) is wrong for a
                 // name that is valid but collides with another.
                 if k.is(ResponseError::InvalidTopicException)
@@ -162,7 +162,7 @@ async fn create(
                     }
                 }
             }
-            Err(e)
+            Err(e.into())
         }
     }
 }
@@ -241,7 +241,9 @@ async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Res
                 Some(t) if t.error_code == ResponseError::UnknownTopicOrPartition.code() => {
                     errors.push(unknown_topic(n).into())
                 }
-                Some(t) => errors.push(KafkaError::new(t.error_code, None, format!("describing topic '{n}'")).into()),
+                Some(t) => errors.extend(
+                    KafkaError::from_code(t.error_code, None, format!("describing topic '{n}'")).map(Into::into),
+                ),
                 None => errors.push(unknown_topic(n).into()),
             }
         }
@@ -423,7 +425,7 @@ async fn alter(
         } else {
             if n < before {
                 return Err(KafkaError::new(
-                    ResponseError::InvalidPartitions.code(),
+                    ResponseError::InvalidPartitions,
                     Some(format!("topic '{name}' has {before} partitions; the count can only grow")),
                     format!("adding partitions to topic '{name}'"),
                 )
