@@ -17,15 +17,37 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use crate::cluster::Client;
-use crate::error::{ClientError, KafkaError, Result};
+use crate::error::{ClientError, KafkaError, Outcome, Result};
 
 /// Admin request timeout sent to the broker.
 const TIMEOUT_MS: i32 = 30_000;
 /// ConfigResource type of a topic.
 pub const RESOURCE_TOPIC: i8 = 2;
 /// IncrementalAlterConfigs operations.
-pub const OP_SET: i8 = 0;
-pub const OP_DELETE: i8 = 1;
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+/// One change of IncrementalAlterConfigs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    /// Set `name` to `value`.
+    Set { name: String, value: String },
+    /// Remove `name`'s override (back to its default).
+    Delete { name: String },
+}
+
+impl ConfigOp {
+    fn alterable(&self) -> AlterableConfig {
+        match self {
+            ConfigOp::Set { name, value } => {
+                AlterableConfig::default().with_name(sb(name)).with_config_operation(OP_SET).with_value(Some(sb(value)))
+            }
+            ConfigOp::Delete { name } => {
+                AlterableConfig::default().with_name(sb(name)).with_config_operation(OP_DELETE).with_value(None)
+            }
+        }
+    }
+}
 
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -117,7 +139,7 @@ pub async fn create_topic(client: &Client, topic: &NewTopic) -> Result<CreatedTo
 }
 
 /// Delete topics by name; one outcome per name.
-pub async fn delete_topics(client: &Client, names: &[String]) -> Result<Vec<(String, Result<(), KafkaError>)>> {
+pub async fn delete_topics(client: &Client, names: &[String]) -> Result<Vec<Outcome<()>>> {
     let mut pending: Vec<String> = names.to_vec();
     let mut out = Vec::new();
     for attempt in 0..2 {
@@ -146,7 +168,7 @@ pub async fn delete_topics(client: &Client, names: &[String]) -> Result<Vec<(Str
                 }
                 Some(r) => answered(r.error_code, r.error_message.as_ref(), &context),
             };
-            out.push((name, outcome));
+            out.push(Outcome { name, result: outcome });
         }
         if retry.is_empty() {
             break;
@@ -216,10 +238,7 @@ pub fn config_source_name(source: i8) -> &'static str {
 }
 
 /// Configs of topics; one outcome per topic, in order.
-pub async fn describe_topic_configs(
-    client: &Client,
-    topics: &[String],
-) -> Result<Vec<(String, Result<Vec<ConfigEntry>, KafkaError>)>> {
+pub async fn describe_topic_configs(client: &Client, topics: &[String]) -> Result<Vec<Outcome<Vec<ConfigEntry>>>> {
     if topics.is_empty() {
         return Ok(vec![]);
     }
@@ -261,13 +280,13 @@ pub async fn describe_topic_configs(
                         .collect()
                 }),
             };
-            (t.clone(), outcome)
+            Outcome { name: t.clone(), result: outcome }
         })
         .collect())
 }
 
-/// Set and delete topic configs (`OP_SET` / `OP_DELETE`).
-pub async fn alter_topic_configs(client: &Client, topic: &str, ops: &[(String, i8, Option<String>)]) -> Result<()> {
+/// Set and delete topic configs.
+pub async fn alter_topic_configs(client: &Client, topic: &str, ops: &[ConfigOp]) -> Result<()> {
     let context = format!("altering configs of topic '{topic}'");
     for attempt in 0..2 {
         let conn = client.admin_connection().await?;
@@ -275,16 +294,7 @@ pub async fn alter_topic_configs(client: &Client, topic: &str, ops: &[(String, i
         let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
             .with_resource_type(RESOURCE_TOPIC)
             .with_resource_name(sb(topic))
-            .with_configs(
-                ops.iter()
-                    .map(|(k, op, v)| {
-                        AlterableConfig::default()
-                            .with_name(sb(k))
-                            .with_config_operation(*op)
-                            .with_value(v.as_deref().map(sb))
-                    })
-                    .collect(),
-            )]);
+            .with_configs(ops.iter().map(ConfigOp::alterable).collect())]);
         let resp = conn.send(&req, version).await?;
         let r =
             resp.responses.iter().find(|r| r.resource_name.as_str() == topic).ok_or_else(|| not_mentioned(&context))?;

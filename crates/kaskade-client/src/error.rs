@@ -116,6 +116,14 @@ impl Clone for ClientError {
     }
 }
 
+/// What a broker answered for one named resource of a batched request
+/// (a topic to delete, a group, a topic's configs).
+#[derive(Debug, Clone)]
+pub struct Outcome<T> {
+    pub name: String,
+    pub result: std::result::Result<T, KafkaError>,
+}
+
 /// The result of a client call.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 

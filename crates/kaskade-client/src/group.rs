@@ -14,10 +14,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
+use kaskade_types::{NodeId, Offset, TopicPartition};
 
 use crate::cluster::Client;
 use crate::connection::Connection;
-use crate::error::{ClientError, KafkaError, Result};
+use crate::error::{ClientError, KafkaError, Outcome, Result};
 
 /// FindCoordinator key type of a consumer group.
 pub const KEY_TYPE_GROUP: i8 = 0;
@@ -41,18 +42,20 @@ fn retriable_coordinator_error(code: i16) -> bool {
 /// The connection to `group`'s coordinator (retrying while it loads).
 pub async fn coordinator(client: &Client, group: &str) -> Result<Arc<Connection>> {
     let context = format!("finding the coordinator of group '{group}'");
-    Ok(find_coordinator(client, KEY_TYPE_GROUP, group, &context).await?.1)
+    Ok(find_coordinator(client, KEY_TYPE_GROUP, group, &context).await?.connection)
+}
+
+/// A group's or transactional id's coordinator.
+#[derive(Debug, Clone)]
+pub struct Coordinator {
+    pub node: NodeId,
+    pub connection: Arc<Connection>,
 }
 
 /// The coordinator of `key` (a group id, or a transactional id with
 /// `KEY_TYPE_TRANSACTION`): its node id and a connection to it, retrying
 /// while it loads.
-pub async fn find_coordinator(
-    client: &Client,
-    key_type: i8,
-    key: &str,
-    context: &str,
-) -> Result<(i32, Arc<Connection>)> {
+pub async fn find_coordinator(client: &Client, key_type: i8, key: &str, context: &str) -> Result<Coordinator> {
     let mut backoff = std::time::Duration::from_millis(100);
     for attempt in 0..8 {
         let conn = client.any_connection().await?;
@@ -76,7 +79,13 @@ pub async fn find_coordinator(
             }
             return Err(e.into());
         }
-        return Ok((node, client.node_connection(node).await?));
+        // A coordinator is a broker: FindCoordinator answers an error code
+        // otherwise, so a negative id here is a broken answer.
+        if node < 0 {
+            return Err(ClientError::Protocol(format!("{context}: FindCoordinator named node {node}")));
+        }
+        let node = NodeId(node);
+        return Ok(Coordinator { node, connection: client.node_connection(node).await? });
     }
     Err(KafkaError::new(ResponseError::CoordinatorNotAvailable, None, context).into())
 }
@@ -148,8 +157,8 @@ pub struct GroupMember {
     pub group_instance_id: Option<String>,
     pub client_id: String,
     pub client_host: String,
-    /// (topic, partition) pairs; empty if not a consumer assignment.
-    pub assignment: Vec<(String, i32)>,
+    /// Empty if not a consumer assignment.
+    pub assignment: Vec<TopicPartition>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,7 +171,7 @@ pub struct GroupDescription {
 }
 
 /// Decode a ConsumerProtocolAssignment (version prefix, then the body).
-pub fn decode_assignment(data: &Bytes) -> Vec<(String, i32)> {
+pub fn decode_assignment(data: &Bytes) -> Vec<TopicPartition> {
     if data.len() < 2 {
         return vec![];
     }
@@ -175,8 +184,8 @@ pub fn decode_assignment(data: &Bytes) -> Vec<(String, i32)> {
             .assigned_partitions
             .iter()
             .flat_map(|tp| {
-                let t = tp.topic.0.to_string();
-                tp.partitions.iter().map(move |p| (t.clone(), *p))
+                let t: Arc<str> = Arc::from(tp.topic.0.as_str());
+                tp.partitions.iter().map(move |p| TopicPartition::new(t.clone(), *p))
             })
             .collect(),
         Err(_) => vec![],
@@ -217,13 +226,13 @@ pub async fn describe_group(client: &Client, group: &str) -> Result<GroupDescrip
     })
 }
 
-/// Committed offsets of a group: (topic, partition) -> offset (only
-/// partitions with a committed offset >= 0).
+/// Committed offsets of a group (only partitions with a committed
+/// offset), of `topics` (topic -> partitions; `None`: all).
 pub async fn fetch_offsets(
     client: &Client,
     group: &str,
-    topics: Option<&[(String, Vec<i32>)]>,
-) -> Result<BTreeMap<(String, i32), i64>> {
+    topics: Option<&BTreeMap<String, Vec<i32>>>,
+) -> Result<BTreeMap<TopicPartition, Offset>> {
     let context = format!("fetching committed offsets of group '{group}'");
     let mut backoff = std::time::Duration::from_millis(100);
     for attempt in 0..8 {
@@ -255,7 +264,7 @@ pub async fn fetch_offsets(
                     return Err(e.into());
                 }
                 if p.committed_offset >= 0 {
-                    out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
+                    out.insert(TopicPartition::new(t.name.0.as_str(), p.partition_index), Offset(p.committed_offset));
                 }
             }
         }
@@ -267,7 +276,7 @@ pub async fn fetch_offsets(
 /// Commit offsets for `topic` as a consumer outside any generation does
 /// (generation -1, empty member id): the broker accepts this only while
 /// the group has no members.
-pub async fn commit_offsets(client: &Client, group: &str, topic: &str, offsets: &BTreeMap<i32, i64>) -> Result<()> {
+pub async fn commit_offsets(client: &Client, group: &str, topic: &str, offsets: &BTreeMap<i32, Offset>) -> Result<()> {
     commit_offsets_as(client, group, topic, offsets, -1, "").await
 }
 
@@ -277,7 +286,7 @@ pub async fn commit_offsets_as(
     client: &Client,
     group: &str,
     topic: &str,
-    offsets: &BTreeMap<i32, i64>,
+    offsets: &BTreeMap<i32, Offset>,
     generation: i32,
     member_id: &str,
 ) -> Result<()> {
@@ -301,7 +310,7 @@ pub async fn commit_offsets_as(
                     .map(|(&p, &o)| {
                         OffsetCommitRequestPartition::default()
                             .with_partition_index(p)
-                            .with_committed_offset(o)
+                            .with_committed_offset(o.get())
                             .with_committed_leader_epoch(-1)
                             .with_committed_metadata(Some(sb("")))
                     })
@@ -335,8 +344,8 @@ pub async fn commit_offsets_as(
     Err(KafkaError::new(ResponseError::CoordinatorNotAvailable, None, context).into())
 }
 
-/// Delete groups; one outcome per group.
-pub async fn delete_groups(client: &Client, groups: &[String]) -> Result<Vec<(String, Result<(), KafkaError>)>> {
+/// Delete groups; one outcome per group, in order.
+pub async fn delete_groups(client: &Client, groups: &[String]) -> Result<Vec<Outcome<()>>> {
     let mut out = Vec::new();
     for group in groups {
         let context = format!("deleting group '{group}'");
@@ -358,7 +367,7 @@ pub async fn delete_groups(client: &Client, groups: &[String]) -> Result<Vec<(St
                 None => Ok(()),
             },
         };
-        out.push((group.clone(), outcome));
+        out.push(Outcome { name: group.clone(), result: outcome });
     }
     Ok(out)
 }
@@ -393,10 +402,11 @@ mod tests {
     #[test]
     fn range_assignor() {
         let m = |id: &str, ts: &[&str]| (id.to_string(), ts.iter().map(|t| t.to_string()).collect::<Vec<_>>());
-        let members = vec![m("b", &["t", "u"]), m("a", &["t"]), m("c", &["t"])];
+        let members: BTreeMap<String, Vec<String>> =
+            [m("b", &["t", "u"]), m("a", &["t"]), m("c", &["t"])].into_iter().collect();
         let counts: BTreeMap<String, i32> = [("t".to_string(), 4), ("u".to_string(), 2)].into();
         let got = range_assign(&members, &counts);
-        let tp = |t: &str, p: i32| (t.to_string(), p);
+        let tp = kaskade_types::TopicPartition::new;
         assert_eq!(got["a"], vec![tp("t", 0), tp("t", 1)]);
         assert_eq!(got["b"], vec![tp("t", 2), tp("u", 0), tp("u", 1)]);
         assert_eq!(got["c"], vec![tp("t", 3)]);
@@ -414,7 +424,8 @@ mod tests {
         let mut buf = bytes::BytesMut::new();
         bytes::BufMut::put_i16(&mut buf, 1);
         a.encode(&mut buf, 1).unwrap();
-        assert_eq!(decode_assignment(&buf.freeze()), vec![("t".to_string(), 0), ("t".to_string(), 2)]);
+        let tp = kaskade_types::TopicPartition::new;
+        assert_eq!(decode_assignment(&buf.freeze()), vec![tp("t", 0), tp("t", 2)]);
         assert!(decode_assignment(&Bytes::new()).is_empty());
     }
 }
@@ -431,13 +442,14 @@ pub struct Membership {
     pub partitions: Vec<i32>,
 }
 
-/// The range assignor: per topic, members sorted by id each get a
-/// contiguous run of partitions, the first ones one more.
+/// The range assignor: per topic, members (member id -> subscribed
+/// topics) sorted by id each get a contiguous run of partitions, the first
+/// ones one more.
 pub fn range_assign(
-    members: &[(String, Vec<String>)],
+    members: &BTreeMap<String, Vec<String>>,
     partition_counts: &BTreeMap<String, i32>,
-) -> BTreeMap<String, Vec<(String, i32)>> {
-    let mut out: BTreeMap<String, Vec<(String, i32)>> = members.iter().map(|(m, _)| (m.clone(), Vec::new())).collect();
+) -> BTreeMap<String, Vec<TopicPartition>> {
+    let mut out: BTreeMap<String, Vec<TopicPartition>> = members.keys().map(|m| (m.clone(), Vec::new())).collect();
     for (topic, &n) in partition_counts {
         let mut subs: Vec<&String> = members.iter().filter(|(_, ts)| ts.contains(topic)).map(|(m, _)| m).collect();
         subs.sort();
@@ -449,7 +461,7 @@ pub fn range_assign(
         for (i, m) in subs.iter().enumerate() {
             let len = per + i32::from((i as i32) < extra);
             for p in next..next + len {
-                out.entry((*m).clone()).or_default().push((topic.clone(), p));
+                out.entry((*m).clone()).or_default().push(TopicPartition::new(topic.as_str(), p));
             }
             next += len;
         }
@@ -479,12 +491,12 @@ fn decode_subscription(data: &Bytes) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn encode_assignment(parts: &[(String, i32)]) -> Result<Bytes> {
+fn encode_assignment(parts: &[TopicPartition]) -> Result<Bytes> {
     use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
     use kafka_protocol::protocol::Encodable;
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in parts {
-        by_topic.entry(t).or_default().push(*p);
+    for tp in parts {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
     }
     let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
         by_topic
@@ -545,9 +557,9 @@ pub async fn join(client: &Client, group: &str, topic: &str, member_id: &str) ->
         let generation = resp.generation_id;
         let mut assignments = Vec::new();
         if resp.leader.as_str() == member_id {
-            let members: Vec<(String, Vec<String>)> =
+            let members: BTreeMap<String, Vec<String>> =
                 resp.members.iter().map(|m| (m.member_id.to_string(), decode_subscription(&m.metadata))).collect();
-            let topics: BTreeSet<String> = members.iter().flat_map(|(_, ts)| ts.iter().cloned()).collect();
+            let topics: BTreeSet<String> = members.values().flat_map(|ts| ts.iter().cloned()).collect();
             let mut counts = BTreeMap::new();
             for t in topics {
                 if let Ok(meta) = client.topic(&t, true).await {
@@ -584,8 +596,11 @@ pub async fn join(client: &Client, group: &str, topic: &str, member_id: &str) ->
         if let Some(e) = KafkaError::from_code(sresp.error_code, None, format!("syncing group '{group}'")) {
             return Err(e.into());
         }
-        let partitions =
-            decode_assignment(&sresp.assignment).into_iter().filter(|(t, _)| t == topic).map(|(_, p)| p).collect();
+        let partitions = decode_assignment(&sresp.assignment)
+            .into_iter()
+            .filter(|tp| &*tp.topic == topic)
+            .map(|tp| tp.partition)
+            .collect();
         return Ok(Membership { group: group.to_string(), member_id, generation, partitions });
     }
     Err(ClientError::Unavailable(format!("{context}: gave up after repeated rebalances")))

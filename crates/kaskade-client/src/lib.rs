@@ -18,6 +18,10 @@
 //!   I/O, a timeout, the protocol, no leader or coordinator, or the
 //!   broker's [`KafkaError`] with its `ResponseError` and message).
 //!
+//! Offsets, node ids, leader epochs, producer ids and epochs and
+//! topic-partitions are `kaskade-types`' types; "none" is an `Option`,
+//! never the wire's -1.
+//!
 //! Point a [`Client`] at any `host:port` list:
 //! `Client::new("127.0.0.1:9092")`.
 

@@ -10,6 +10,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use kaskade_types::{NodeId, Offset};
 use tokio::task::JoinSet;
 
 use crate::cluster::{Client, TopicMetadata};
@@ -31,8 +32,8 @@ pub struct PartitionBatch {
 pub struct ProduceResult {
     pub partition: i32,
     pub records: usize,
-    /// The base offset the broker assigned; -1 with acks=0.
-    pub outcome: Result<i64>,
+    /// The base offset the broker assigned; `None` with acks=0.
+    pub outcome: Result<Option<Offset>>,
 }
 
 /// Send `batches` to `topic` with `acks` (-1, 0 or 1). Returns one result
@@ -52,7 +53,7 @@ pub async fn produce(
         let meta = client.topic(topic, attempt > 0).await?;
 
         // Group by leader.
-        let mut by_leader: BTreeMap<i32, Vec<PartitionBatch>> = BTreeMap::new();
+        let mut by_leader: BTreeMap<NodeId, Vec<PartitionBatch>> = BTreeMap::new();
         let mut retry = Vec::new();
         for b in remaining.drain(..) {
             match meta.partition(b.partition) {
@@ -65,8 +66,10 @@ pub async fn produce(
                         meta.num_partitions()
                     ))),
                 }),
-                Some(p) if p.leader < 0 => retry.push((b, leader_not_available(topic, p.partition))),
-                Some(p) => by_leader.entry(p.leader).or_default().push(b),
+                Some(p) => match p.leader {
+                    None => retry.push((b, leader_not_available(topic, p.partition))),
+                    Some(leader) => by_leader.entry(leader).or_default().push(b),
+                },
             }
         }
 
@@ -166,12 +169,12 @@ async fn send_to_leader(
     acks: i16,
     timeout_ms: i32,
     batches: &[PartitionBatch],
-) -> Result<Vec<std::result::Result<i64, KafkaError>>> {
+) -> Result<Vec<std::result::Result<Option<Offset>, KafkaError>>> {
     let version = produce_version(conn, meta)?;
     let req = build_request(meta, version, acks, timeout_ms, batches);
     if acks == 0 {
         conn.send_no_response(&req, version).await?;
-        return Ok(batches.iter().map(|_| Ok(-1)).collect());
+        return Ok(batches.iter().map(|_| Ok(None)).collect());
     }
     let resp = conn.send(&req, version).await?;
     Ok(match_response(&meta.name, &resp, batches))
@@ -202,7 +205,7 @@ pub(crate) fn match_response(
     topic: &str,
     resp: &ProduceResponse,
     batches: &[PartitionBatch],
-) -> Vec<std::result::Result<i64, KafkaError>> {
+) -> Vec<std::result::Result<Option<Offset>, KafkaError>> {
     batches
         .iter()
         .map(|b| {
@@ -241,7 +244,7 @@ pub(crate) fn match_response(
                     }
                     Err(e)
                 }
-                Some(p) => Ok(p.base_offset),
+                Some(p) => Ok(Some(Offset(p.base_offset))),
             }
         })
         .collect()
@@ -255,7 +258,7 @@ mod tests {
     use uuid::Uuid;
 
     fn meta(id: Uuid) -> TopicMetadata {
-        TopicMetadata { name: "t".into(), error_code: 0, topic_id: id, is_internal: false, partitions: vec![] }
+        TopicMetadata { name: "t".into(), error: None, topic_id: id, is_internal: false, partitions: vec![] }
     }
 
     #[test]
@@ -289,7 +292,7 @@ mod tests {
                 PartitionProduceResponse::default().with_index(1).with_error_code(10),
             ])]);
         let out = match_response("t", &resp, &b);
-        assert_eq!(out[0].as_ref().unwrap(), &41);
+        assert_eq!(out[0].as_ref().unwrap(), &Some(Offset(41)));
         let e = out[1].as_ref().unwrap_err();
         assert_eq!(e.name(), "MESSAGE_TOO_LARGE");
         assert!(e.to_string().contains("partition 1"));
