@@ -59,4 +59,38 @@ impl SyncConn {
     pub fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
         self.rt.block_on(self.conn.call(version, req))
     }
+
+    /// Sends `req` at `version` without waiting for the answer (a request
+    /// the broker is expected to park, such as a long-poll Fetch).
+    pub fn start<R>(&mut self, version: i16, req: R) -> InFlight<R::Response>
+    where
+        R: Request + Send + Sync + 'static,
+        R::Response: Send + 'static,
+    {
+        let conn = self.conn.0.clone();
+        let task = self.rt.spawn(async move {
+            conn.send(&req, version).await.unwrap_or_else(|e| panic!("{} v{version}: {e}", api(R::KEY)))
+        });
+        InFlight(task)
+    }
+
+    /// Whether `request` is still unanswered after `window`.
+    pub fn unanswered_after<T>(&mut self, request: &InFlight<T>, window: Duration) -> bool {
+        // The connection's tasks run while this runtime sleeps.
+        self.rt.block_on(async { tokio::time::sleep(window).await });
+        !request.0.is_finished()
+    }
+
+    /// The answer to a request `start`ed earlier.
+    pub fn finish<T>(&mut self, request: InFlight<T>) -> T {
+        self.rt.block_on(async {
+            tokio::time::timeout(ANSWER_WAIT, request.0)
+                .await
+                .unwrap_or_else(|_| panic!("no answer within {ANSWER_WAIT:?}"))
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        })
+    }
 }
+
+/// A request sent with [`SyncConn::start`], its answer still to come.
+pub struct InFlight<T>(tokio::task::JoinHandle<T>);
