@@ -399,6 +399,58 @@ mod tests {
         }
     }
 
+    /// A FindCoordinator answer without an error but naming no broker is
+    /// a broken answer: a protocol error, not a connection to node -1.
+    #[tokio::test]
+    async fn a_coordinator_without_a_node_is_a_protocol_error() {
+        use bytes::{BufMut, BytesMut};
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, FindCoordinatorResponse, ResponseHeader};
+        use kafka_protocol::protocol::{decode_request_header_from_buffer, HeaderVersion};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            loop {
+                let mut len = [0u8; 4];
+                if sock.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+                sock.read_exact(&mut body).await.unwrap();
+                let h = decode_request_header_from_buffer(&mut Bytes::from(body)).unwrap();
+                let v = h.request_api_version;
+                let mut out = BytesMut::new();
+                if h.request_api_key == ApiKey::ApiVersions as i16 {
+                    ResponseHeader::default().with_correlation_id(h.correlation_id).encode(&mut out, 0).unwrap();
+                    let range = |k: ApiKey| ApiVersion::default().with_api_key(k as i16).with_max_version(3);
+                    ApiVersionsResponse::default()
+                        .with_api_keys(vec![range(ApiKey::ApiVersions), range(ApiKey::FindCoordinator)])
+                        .encode(&mut out, v)
+                        .unwrap();
+                } else {
+                    ResponseHeader::default()
+                        .with_correlation_id(h.correlation_id)
+                        .encode(&mut out, <FindCoordinatorResponse as HeaderVersion>::header_version(v))
+                        .unwrap();
+                    FindCoordinatorResponse::default().with_node_id((-1).into()).encode(&mut out, v).unwrap();
+                }
+                let mut framed = BytesMut::new();
+                framed.put_i32(out.len() as i32);
+                framed.extend_from_slice(&out);
+                sock.write_all(&framed).await.unwrap();
+            }
+        });
+        let client = Client::new(&addr).unwrap();
+        let e =
+            find_coordinator(&client, KEY_TYPE_GROUP, "g", "finding the coordinator of group 'g'").await.unwrap_err();
+        assert!(matches!(e, ClientError::Protocol(_)), "{e:?}");
+        assert!(e.to_string().contains("named node -1"), "{e}");
+        server.abort();
+    }
+
     #[test]
     fn range_assignor() {
         let m = |id: &str, ts: &[&str]| (id.to_string(), ts.iter().map(|t| t.to_string()).collect::<Vec<_>>());
