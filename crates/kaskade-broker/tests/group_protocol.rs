@@ -19,7 +19,6 @@ use kafka_protocol::protocol::StrBytes;
 use kaskade_broker::network::{self, ShutdownTrigger};
 use kaskade_broker::router::Router;
 use kaskade_broker::{Broker, BrokerConfig};
-use tokio::net::TcpStream;
 
 #[path = "common/wire.rs"]
 mod wire;
@@ -39,8 +38,7 @@ async fn start() -> (Conn, ShutdownTrigger) {
     let addr = listeners[0].local_addr();
     let (trigger, signal) = network::shutdown_channel();
     tokio::spawn(network::serve(broker, listeners, signal));
-    let stream = TcpStream::connect(addr).await.unwrap();
-    (Conn::over(stream), trigger)
+    (Conn::connect(addr).await, trigger)
 }
 
 fn s(v: &str) -> StrBytes {
@@ -66,11 +64,11 @@ fn join_request(group: &str, member: &str, session: i32) -> JoinGroupRequest {
 /// One member through every group API, at versions derived from `v`.
 async fn member_lifecycle(conn: &mut Conn, v: i16) {
     let group = format!("group-v{v}");
-    let mut join: JoinGroupResponse = conn.call(ApiKey::JoinGroup, v, &join_request(&group, "", 10_000)).await;
+    let mut join: JoinGroupResponse = conn.call(v, &join_request(&group, "", 10_000)).await;
     if v >= 4 {
         assert_eq!(join.error_code, 79, "v{v}: MEMBER_ID_REQUIRED");
         let member = join.member_id.to_string();
-        join = conn.call(ApiKey::JoinGroup, v, &join_request(&group, &member, 10_000)).await;
+        join = conn.call(v, &join_request(&group, &member, 10_000)).await;
     }
     assert_eq!(join.error_code, 0, "join v{v}");
     assert_eq!(join.generation_id, 1);
@@ -86,12 +84,12 @@ async fn member_lifecycle(conn: &mut Conn, v: i16) {
         .with_assignments(vec![SyncGroupRequestAssignment::default()
             .with_member_id(s(&member))
             .with_assignment(Bytes::from_static(b"a"))]);
-    let sync: SyncGroupResponse = conn.call(ApiKey::SyncGroup, sv, &sync).await;
+    let sync: SyncGroupResponse = conn.call(sv, &sync).await;
     assert_eq!((sync.error_code, sync.assignment.as_ref()), (0, &b"a"[..]), "sync v{sv}");
 
     let hv = v.min(4);
     let hb = HeartbeatRequest::default().with_group_id(gid(&group)).with_generation_id(1).with_member_id(s(&member));
-    let hb: HeartbeatResponse = conn.call(ApiKey::Heartbeat, hv, &hb).await;
+    let hb: HeartbeatResponse = conn.call(hv, &hb).await;
     assert_eq!(hb.error_code, 0, "heartbeat v{hv}");
 
     let cv = v.clamp(2, 9);
@@ -102,7 +100,7 @@ async fn member_lifecycle(conn: &mut Conn, v: i16) {
         .with_topics(vec![OffsetCommitRequestTopic::default().with_name(TopicName(s(TOPIC))).with_partitions(vec![
             OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(7),
         ])]);
-    let commit: OffsetCommitResponse = conn.call(ApiKey::OffsetCommit, cv, &commit).await;
+    let commit: OffsetCommitResponse = conn.call(cv, &commit).await;
     assert_eq!(commit.topics[0].partitions[0].error_code, 0, "commit v{cv}");
 
     let fv = v.clamp(1, 9);
@@ -117,7 +115,7 @@ async fn member_lifecycle(conn: &mut Conn, v: i16) {
             OffsetFetchRequestTopic::default().with_name(TopicName(s(TOPIC))).with_partition_indexes(vec![0]),
         ]))
     };
-    let fetch: OffsetFetchResponse = conn.call(ApiKey::OffsetFetch, fv, &fetch).await;
+    let fetch: OffsetFetchResponse = conn.call(fv, &fetch).await;
     let offset = if fv >= 8 {
         fetch.groups[0].topics[0].partitions[0].committed_offset
     } else {
@@ -127,13 +125,13 @@ async fn member_lifecycle(conn: &mut Conn, v: i16) {
 
     let dv = v.min(6);
     let describe: DescribeGroupsResponse =
-        conn.call(ApiKey::DescribeGroups, dv, &DescribeGroupsRequest::default().with_groups(vec![gid(&group)])).await;
+        conn.call(dv, &DescribeGroupsRequest::default().with_groups(vec![gid(&group)])).await;
     let d = &describe.groups[0];
     assert_eq!((d.error_code, d.group_state.as_str(), d.members.len()), (0, "Stable", 1), "describe v{dv}");
     assert_eq!(d.members[0].client_id.as_str(), "wire-test");
 
     let lv = v.min(5);
-    let list: ListGroupsResponse = conn.call(ApiKey::ListGroups, lv, &ListGroupsRequest::default()).await;
+    let list: ListGroupsResponse = conn.call(lv, &ListGroupsRequest::default()).await;
     assert!(list.groups.iter().any(|g| g.group_id.as_str() == group), "list v{lv}");
 
     let leave = if lv >= 3 {
@@ -143,12 +141,12 @@ async fn member_lifecycle(conn: &mut Conn, v: i16) {
     } else {
         LeaveGroupRequest::default().with_group_id(gid(&group)).with_member_id(s(&member))
     };
-    let leave: LeaveGroupResponse = conn.call(ApiKey::LeaveGroup, lv, &leave).await;
+    let leave: LeaveGroupResponse = conn.call(lv, &leave).await;
     assert_eq!(leave.error_code, 0, "leave v{lv}");
 
     let xv = v.min(2);
     let delete: DeleteGroupsResponse =
-        conn.call(ApiKey::DeleteGroups, xv, &DeleteGroupsRequest::default().with_groups_names(vec![gid(&group)])).await;
+        conn.call(xv, &DeleteGroupsRequest::default().with_groups_names(vec![gid(&group)])).await;
     assert_eq!(delete.results[0].error_code, 0, "delete v{xv}");
 }
 
@@ -164,7 +162,7 @@ async fn every_group_api_answers_at_every_version() {
         } else {
             FindCoordinatorRequest::default().with_key(s("g1"))
         };
-        let r: FindCoordinatorResponse = conn.call(ApiKey::FindCoordinator, v, &req).await;
+        let r: FindCoordinatorResponse = conn.call(v, &req).await;
         if v >= 4 {
             assert_eq!(r.coordinators.len(), 2);
             assert!(r.coordinators.iter().all(|c| c.error_code == 0 && c.port > 0));
@@ -174,18 +172,12 @@ async fn every_group_api_answers_at_every_version() {
     }
     // Transactions are not implemented, but this node is named coordinator
     // so a transactional client fails fast at InitProducerId (53).
-    let r: FindCoordinatorResponse = conn
-        .call(
-            ApiKey::FindCoordinator,
-            6,
-            &FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(vec![s("tx")]),
-        )
-        .await;
+    let r: FindCoordinatorResponse =
+        conn.call(6, &FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(vec![s("tx")])).await;
     assert_eq!(r.coordinators[0].error_code, 0);
     assert_eq!(r.coordinators[0].node_id.0, 1);
     // OffsetDelete.
-    let r: OffsetDeleteResponse =
-        conn.call(ApiKey::OffsetDelete, 0, &OffsetDeleteRequest::default().with_group_id(gid("nosuch"))).await;
+    let r: OffsetDeleteResponse = conn.call(0, &OffsetDeleteRequest::default().with_group_id(gid("nosuch"))).await;
     assert_eq!(r.error_code, 69, "GROUP_ID_NOT_FOUND");
 }
 
@@ -193,18 +185,17 @@ async fn every_group_api_answers_at_every_version() {
 async fn bad_group_input_gets_kafkas_error_codes() {
     let (mut conn, _trigger) = start().await;
     // No protocols.
-    let r: JoinGroupResponse =
-        conn.call(ApiKey::JoinGroup, 5, &join_request("bad", "", 10_000).with_protocols(Vec::new())).await;
+    let r: JoinGroupResponse = conn.call(5, &join_request("bad", "", 10_000).with_protocols(Vec::new())).await;
     assert_eq!(r.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
     // Session timeout outside group.min/max.session.timeout.ms.
-    let r: JoinGroupResponse = conn.call(ApiKey::JoinGroup, 5, &join_request("bad", "", 100)).await;
+    let r: JoinGroupResponse = conn.call(5, &join_request("bad", "", 100)).await;
     assert_eq!(r.error_code, 26, "INVALID_SESSION_TIMEOUT");
     // Heartbeat from an unknown member.
     let hb = HeartbeatRequest::default().with_group_id(gid("bad")).with_generation_id(1).with_member_id(s("ghost"));
-    let r: HeartbeatResponse = conn.call(ApiKey::Heartbeat, 4, &hb).await;
+    let r: HeartbeatResponse = conn.call(4, &hb).await;
     assert_eq!(r.error_code, 25, "UNKNOWN_MEMBER_ID");
     // A real member, then a commit with a stale generation.
-    let join: JoinGroupResponse = conn.call(ApiKey::JoinGroup, 3, &join_request("bad", "", 10_000)).await;
+    let join: JoinGroupResponse = conn.call(3, &join_request("bad", "", 10_000)).await;
     assert_eq!(join.error_code, 0);
     let commit = OffsetCommitRequest::default()
         .with_group_id(gid("bad"))
@@ -213,18 +204,18 @@ async fn bad_group_input_gets_kafkas_error_codes() {
         .with_topics(vec![OffsetCommitRequestTopic::default()
             .with_name(TopicName(s(TOPIC)))
             .with_partitions(vec![OffsetCommitRequestPartition::default().with_partition_index(0)])]);
-    let r: OffsetCommitResponse = conn.call(ApiKey::OffsetCommit, 8, &commit).await;
+    let r: OffsetCommitResponse = conn.call(8, &commit).await;
     assert_eq!(r.topics[0].partitions[0].error_code, 22, "ILLEGAL_GENERATION");
     // The group is unharmed: the member still heartbeats (CompletingRebalance).
     let hb = HeartbeatRequest::default()
         .with_group_id(gid("bad"))
         .with_generation_id(join.generation_id)
         .with_member_id(join.member_id.clone());
-    let r: HeartbeatResponse = conn.call(ApiKey::Heartbeat, 4, &hb).await;
+    let r: HeartbeatResponse = conn.call(4, &hb).await;
     assert_eq!(r.error_code, 0);
     // A group with a member cannot be deleted.
     let r: DeleteGroupsResponse =
-        conn.call(ApiKey::DeleteGroups, 2, &DeleteGroupsRequest::default().with_groups_names(vec![gid("bad")])).await;
+        conn.call(2, &DeleteGroupsRequest::default().with_groups_names(vec![gid("bad")])).await;
     assert_eq!(r.results[0].error_code, 68, "NON_EMPTY_GROUP");
 }
 
@@ -238,19 +229,19 @@ async fn a_zero_rebalance_timeout_is_answered_as_kafka_answers_it() {
     let (mut conn, _stop) = start().await;
     let group = "zero-rebalance-timeout";
     let join = |member: &str| join_request(group, member, 30_000).with_rebalance_timeout_ms(0);
-    let first: JoinGroupResponse = conn.call(ApiKey::JoinGroup, 5, &join("")).await;
+    let first: JoinGroupResponse = conn.call(5, &join("")).await;
     assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED first");
     let member = first.member_id.to_string();
-    let joined: JoinGroupResponse = conn.call(ApiKey::JoinGroup, 5, &join(&member)).await;
+    let joined: JoinGroupResponse = conn.call(5, &join(&member)).await;
     assert_eq!((joined.error_code, joined.generation_id), (0, 1));
     let sync = SyncGroupRequest::default()
         .with_group_id(gid(group))
         .with_generation_id(1)
         .with_member_id(s(&member))
         .with_assignments(vec![SyncGroupRequestAssignment::default().with_member_id(s(&member))]);
-    let synced: SyncGroupResponse = conn.call(ApiKey::SyncGroup, 3, &sync).await;
+    let synced: SyncGroupResponse = conn.call(3, &sync).await;
     assert_eq!(synced.error_code, 25, "UNKNOWN_MEMBER_ID, as Kafka");
     let beat = HeartbeatRequest::default().with_group_id(gid(group)).with_generation_id(1).with_member_id(s(&member));
-    let beat: HeartbeatResponse = conn.call(ApiKey::Heartbeat, 3, &beat).await;
+    let beat: HeartbeatResponse = conn.call(3, &beat).await;
     assert_eq!(beat.error_code, 25, "UNKNOWN_MEMBER_ID, as Kafka");
 }

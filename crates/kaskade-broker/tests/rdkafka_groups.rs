@@ -389,14 +389,23 @@ fn churn_many_groups_join_consume_and_leave_concurrently() {
                     all.len() == 20 && members.iter().map(|m| assigned(m).len()).sum::<usize>() == 4
                 });
                 assert!(got.iter().map(Vec::len).sum::<usize>() >= 20);
-                for m in &members {
-                    match m.commit_consumer_state(CommitMode::Sync) {
+                drop(refs);
+                // librdkafka's synchronous commit and its close on drop wait
+                // without a bound for the coordinator: both are bounded here
+                // so a broker that never answers fails the test, naming the
+                // group and the request, instead of hanging it.
+                let members = Arc::new(members);
+                for i in 0..MEMBERS {
+                    let m = members.clone();
+                    let what = format!("group {group} member {i}: OffsetCommit (commit_consumer_state Sync)");
+                    match bounded(&what, move || m[i].commit_consumer_state(CommitMode::Sync)) {
                         // librdkafka's own answer when this member has
                         // consumed nothing since its last assignment.
                         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
                         Err(e) => panic!("commit in a stable group: {e}"),
                     }
                 }
+                bounded(&format!("group {group}: members closing (LeaveGroup)"), move || drop(members));
             });
         }
     });
@@ -428,7 +437,7 @@ mod raw_member {
     use bytes::{BufMut, Bytes, BytesMut};
     use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
     use kafka_protocol::messages::*;
-    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+    use kafka_protocol::protocol::{Request, StrBytes};
 
     use crate::common::wire::SyncConn;
 
@@ -439,13 +448,8 @@ mod raw_member {
             Raw(SyncConn::connect(addr))
         }
 
-        fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
-            &mut self,
-            key: ApiKey,
-            version: i16,
-            req: &Req,
-        ) -> Resp {
-            self.0.call(key, version, req)
+        fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+            self.0.call(version, req)
         }
 
         /// Joins `group` subscribed to `topic` and syncs; the assignment.
@@ -468,15 +472,15 @@ mod raw_member {
                         .with_name(StrBytes::from_static_str("range"))
                         .with_metadata(sub.clone().freeze())])
             };
-            let first: JoinGroupResponse = self.call(ApiKey::JoinGroup, 5, &join(""));
+            let first: JoinGroupResponse = self.call(5, &join(""));
             assert_eq!(first.error_code, 79);
-            let joined: JoinGroupResponse = self.call(ApiKey::JoinGroup, 5, &join(first.member_id.as_str()));
+            let joined: JoinGroupResponse = self.call(5, &join(first.member_id.as_str()));
             assert_eq!(joined.error_code, 0, "raw member joined");
             let sync = SyncGroupRequest::default()
                 .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
                 .with_generation_id(joined.generation_id)
                 .with_member_id(joined.member_id.clone());
-            let synced: SyncGroupResponse = self.call(ApiKey::SyncGroup, 3, &sync);
+            let synced: SyncGroupResponse = self.call(3, &sync);
             assert_eq!(synced.error_code, 0, "raw member synced");
             synced.assignment
         }

@@ -28,7 +28,7 @@ use kafka_protocol::messages::{
     ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName,
     TransactionalId,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::{Request, StrBytes};
 use kaskade_log::batch::build;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureRecord;
@@ -212,8 +212,8 @@ impl Raw {
         Raw(common::wire::SyncConn::connect(addr))
     }
 
-    fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(&mut self, key: ApiKey, version: i16, req: &Req) -> Resp {
-        self.0.call(key, version, req)
+    fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        self.0.call(version, req)
     }
 
     fn init_producer_id(&mut self, txn: Option<&'static str>) -> InitProducerIdResponse {
@@ -222,7 +222,7 @@ impl Raw {
             .with_transaction_timeout_ms(60_000)
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
-        self.call(ApiKey::InitProducerId, 4, &req)
+        self.call(4, &req)
     }
 
     fn produce(&mut self, topic: &str, batch: Vec<u8>) -> PartitionProduceResponse {
@@ -233,7 +233,7 @@ impl Raw {
                     .with_index(0)
                     .with_records(Some(Bytes::from(batch)))]),
         ]);
-        let resp: ProduceResponse = self.call(ApiKey::Produce, 9, &req);
+        let resp: ProduceResponse = self.call(9, &req);
         resp.responses
             .into_iter()
             .next()

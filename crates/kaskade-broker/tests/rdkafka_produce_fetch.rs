@@ -103,7 +103,7 @@ fn same_key_same_partition_murmur2() {
                 .expect("delivery report in time")
                 .expect("not canceled")
                 .unwrap_or_else(|(e, _)| panic!("delivery of {key}: {e}"));
-            let expected = kafka_partition(key.as_bytes(), parts);
+            let expected = partition_for_key(key.as_bytes(), parts);
             assert_eq!(d.partition, expected, "key {key}: librdkafka murmur2_random vs Kafka's murmur2");
             if let Some(prev) = placed.insert(key.clone(), d.partition) {
                 assert_eq!(prev, d.partition, "key {key} moved partitions");
@@ -553,64 +553,39 @@ fn long_running_consumer_over_many_partitions() {
     );
 }
 
-/// A bare Kafka-protocol connection for what librdkafka does not do.
+/// Fetch at an exact version over kaskade-client's connection, for what
+/// librdkafka does not do (fetch sessions driven by hand).
 const V: i16 = 12;
 
 struct RawConn {
-    stream: std::net::TcpStream,
-    correlation: i32,
+    conn: common::wire::SyncConn,
+    parked: Option<common::wire::InFlight<kafka_protocol::messages::FetchResponse>>,
 }
 
 impl RawConn {
     fn connect(addr: std::net::SocketAddr) -> RawConn {
-        let stream = std::net::TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        RawConn { stream, correlation: 0 }
+        RawConn { conn: common::wire::SyncConn::connect(addr), parked: None }
     }
 
     /// Sends a Fetch (v12: topic names, sessions) and reads its response.
     fn fetch(&mut self, req: kafka_protocol::messages::FetchRequest) -> kafka_protocol::messages::FetchResponse {
-        self.send_fetch(req);
-        self.recv_fetch()
+        self.conn.call(V, &req)
     }
 
-    /// Whether no response byte arrives within `window`.
+    /// Whether the Fetch sent with `send_fetch` is unanswered after `window`.
     fn silent_for(&mut self, window: Duration) -> bool {
-        self.stream.set_read_timeout(Some(window)).unwrap();
-        let mut b = [0u8; 1];
-        let silent = matches!(self.stream.peek(&mut b), Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
-        self.stream.set_read_timeout(Some(WAIT)).unwrap();
-        silent
+        let parked = self.parked.as_ref().expect("a fetch was sent");
+        self.conn.unanswered_after(parked, window)
     }
 
     fn send_fetch(&mut self, req: kafka_protocol::messages::FetchRequest) {
-        use kafka_protocol::messages::{ApiKey, RequestHeader};
-        use kafka_protocol::protocol::{Encodable, StrBytes};
-        self.correlation += 1;
-        let mut buf = bytes::BytesMut::new();
-        RequestHeader::default()
-            .with_request_api_key(ApiKey::Fetch as i16)
-            .with_request_api_version(V)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("session-test")))
-            .encode(&mut buf, ApiKey::Fetch.request_header_version(V))
-            .unwrap();
-        req.encode(&mut buf, V).unwrap();
-        self.stream.write_all(&(buf.len() as i32).to_be_bytes()).unwrap();
-        self.stream.write_all(&buf).unwrap();
+        assert!(self.parked.is_none(), "one parked fetch at a time");
+        self.parked = Some(self.conn.start(V, req));
     }
 
     fn recv_fetch(&mut self) -> kafka_protocol::messages::FetchResponse {
-        use kafka_protocol::messages::{ApiKey, FetchResponse, ResponseHeader};
-        use kafka_protocol::protocol::Decodable;
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).expect("response length");
-        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut body).expect("response body");
-        let mut body = bytes::Bytes::from(body);
-        let header = ResponseHeader::decode(&mut body, ApiKey::Fetch.response_header_version(V)).unwrap();
-        assert_eq!(header.correlation_id, self.correlation);
-        FetchResponse::decode(&mut body, V).unwrap()
+        let parked = self.parked.take().expect("a fetch was sent");
+        self.conn.finish(parked)
     }
 }
 

@@ -13,7 +13,7 @@ mod common;
 use common::wire::SyncConn;
 use common::*;
 use kafka_protocol::messages::{
-    alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest, AlterConfigsResponse, ApiKey,
+    alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest, AlterConfigsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -43,7 +43,7 @@ fn incremental(conn: &mut SyncConn, resource_type: i8, name: &str, ops: &[(&str,
         .with_resource_name(StrBytes::from_string(name.to_string()))
         .with_configs(configs);
     let req = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
-    let resp: IncrementalAlterConfigsResponse = conn.call(ApiKey::IncrementalAlterConfigs, 1, &req);
+    let resp: IncrementalAlterConfigsResponse = conn.call(1, &req);
     let r = resp.responses.first().expect("one resource answered");
     assert_eq!(r.error_code, 0, "IncrementalAlterConfigs {name:?} {ops:?}: {:?}", r.error_message);
 }
@@ -64,7 +64,7 @@ fn alter(conn: &mut SyncConn, resource_type: i8, name: &str, configs: &[(&str, &
         .with_resource_name(StrBytes::from_string(name.to_string()))
         .with_configs(configs);
     let req = AlterConfigsRequest::default().with_resources(vec![resource]);
-    let resp: AlterConfigsResponse = conn.call(ApiKey::AlterConfigs, 1, &req);
+    let resp: AlterConfigsResponse = conn.call(1, &req);
     let r = resp.responses.first().expect("one resource answered");
     assert_eq!(r.error_code, 0, "AlterConfigs {name:?}: {:?}", r.error_message);
 }

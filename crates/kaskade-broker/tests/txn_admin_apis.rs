@@ -78,7 +78,6 @@ fn api_versions_advertises_the_transaction_admin_apis() {
         Conn::connect(addr)
             .await
             .call(
-                ApiKey::ApiVersions,
                 3,
                 &ApiVersionsRequest::default()
                     .with_client_software_name(s("test"))
@@ -101,8 +100,7 @@ fn describe_transactions_reports_state_timeout_start_and_partitions() {
     let req = DescribeTransactionsRequest::default()
         .with_transactional_ids(ids.iter().map(|i| TransactionalId(s(i))).collect());
     let addr = st.broker.addr();
-    let resp: DescribeTransactionsResponse =
-        block_on(async { Conn::connect(addr).await.call(ApiKey::DescribeTransactions, 0, &req).await });
+    let resp: DescribeTransactionsResponse = block_on(async { Conn::connect(addr).await.call(0, &req).await });
     let got: Vec<&str> = resp.transaction_states.iter().map(|t| t.transactional_id.0.as_str()).collect();
     assert_eq!(got, ids, "one answer per id, in request order");
     let [o, c, a, unknown, empty] = &resp.transaction_states[..] else { panic!("{resp:?}") };
@@ -129,7 +127,7 @@ fn describe_transactions_reports_state_timeout_start_and_partitions() {
 
 /// ListTransactions, and the listed ids.
 async fn list(conn: &mut Conn, version: i16, req: ListTransactionsRequest) -> (ListTransactionsResponse, Vec<String>) {
-    let r: ListTransactionsResponse = conn.call(ApiKey::ListTransactions, version, &req).await;
+    let r: ListTransactionsResponse = conn.call(version, &req).await;
     assert_eq!(r.error_code, 0, "{r:?}");
     let ids = r.transaction_states.iter().map(|t| t.transactional_id.0.to_string()).collect();
     (r, ids)
@@ -196,18 +194,17 @@ fn list_and_describe_before_any_transaction_leave_no_state_topic() {
     let addr = broker.addr();
     block_on(async {
         let mut conn = Conn::connect(addr).await;
-        let r: ListTransactionsResponse =
-            conn.call(ApiKey::ListTransactions, 1, &ListTransactionsRequest::default()).await;
+        let r: ListTransactionsResponse = conn.call(1, &ListTransactionsRequest::default()).await;
         assert_eq!((r.error_code, r.transaction_states.len()), (0, 0));
         let req = ListTransactionsRequest::default().with_state_filters(vec![s("Bogus")]);
-        let r: ListTransactionsResponse = conn.call(ApiKey::ListTransactions, 0, &req).await;
+        let r: ListTransactionsResponse = conn.call(0, &req).await;
         assert_eq!(r.unknown_state_filters, vec![s("Bogus")], "unknown names are reported without state too");
         let req = DescribeTransactionsRequest::default()
             .with_transactional_ids(vec![TransactionalId(s("x")), TransactionalId(s(""))]);
-        let r: DescribeTransactionsResponse = conn.call(ApiKey::DescribeTransactions, 0, &req).await;
+        let r: DescribeTransactionsResponse = conn.call(0, &req).await;
         let codes: Vec<i16> = r.transaction_states.iter().map(|t| t.error_code).collect();
         assert_eq!(codes, [TRANSACTIONAL_ID_NOT_FOUND, INVALID_REQUEST]);
-        let md: MetadataResponse = conn.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None)).await;
+        let md: MetadataResponse = conn.call(12, &MetadataRequest::default().with_topics(None)).await;
         let names: Vec<String> = md.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
         assert!(!names.iter().any(|n| n == "__transaction_state"), "{names:?}");
     });
@@ -219,15 +216,14 @@ fn describe_producers_reports_each_partitions_producers() {
     let addr = st.broker.addr();
     let (pids, resp) = block_on(async {
         let mut conn = Conn::connect(addr).await;
-        let r: ListTransactionsResponse =
-            conn.call(ApiKey::ListTransactions, 0, &ListTransactionsRequest::default()).await;
+        let r: ListTransactionsResponse = conn.call(0, &ListTransactionsRequest::default()).await;
         let pids: BTreeMap<String, i64> =
             r.transaction_states.iter().map(|t| (t.transactional_id.0.to_string(), t.producer_id.0)).collect();
         let req = DescribeProducersRequest::default().with_topics(vec![
             TopicRequest::default().with_name(TopicName(s(&st.topic))).with_partition_indexes(vec![0, 1, 7]),
             TopicRequest::default().with_name(TopicName(s("no-such-topic"))).with_partition_indexes(vec![0]),
         ]);
-        let resp: DescribeProducersResponse = conn.call(ApiKey::DescribeProducers, 0, &req).await;
+        let resp: DescribeProducersResponse = conn.call(0, &req).await;
         (pids, resp)
     });
     let [committed, aborted, open] = &st.ids;
@@ -317,13 +313,8 @@ fn idle_transactional_ids_expire_and_open_ones_stay() {
     broker.restart();
     block_on(async {
         let mut conn = Conn::connect(broker.addr()).await;
-        let r: DescribeTransactionsResponse = conn
-            .call(
-                ApiKey::DescribeTransactions,
-                0,
-                &DescribeTransactionsRequest::default().with_transactional_ids(vec![s(&idle).into()]),
-            )
-            .await;
+        let r: DescribeTransactionsResponse =
+            conn.call(0, &DescribeTransactionsRequest::default().with_transactional_ids(vec![s(&idle).into()])).await;
         assert_eq!(r.transaction_states[0].error_code, TRANSACTIONAL_ID_NOT_FOUND);
     });
 }
@@ -342,7 +333,7 @@ fn txn_offset_commit_needs_the_groups_partition_in_the_transaction() {
             .with_transaction_timeout_ms(60_000)
             .with_producer_id((-1).into())
             .with_producer_epoch(-1);
-        let init: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 3, &init).await;
+        let init: InitProducerIdResponse = c.call(3, &init).await;
         assert_eq!(init.error_code, 0);
         let (pid, epoch) = (init.producer_id, init.producer_epoch);
         let add = AddPartitionsToTxnRequest::default()
@@ -352,7 +343,7 @@ fn txn_offset_commit_needs_the_groups_partition_in_the_transaction() {
             .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
                 .with_name(s(&topic).into())
                 .with_partitions(vec![0])]);
-        let added: AddPartitionsToTxnResponse = c.call(ApiKey::AddPartitionsToTxn, 3, &add).await;
+        let added: AddPartitionsToTxnResponse = c.call(3, &add).await;
         assert_eq!(added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
         let commit = TxnOffsetCommitRequest::default()
             .with_transactional_id(s(&id).into())
@@ -366,20 +357,19 @@ fn txn_offset_commit_needs_the_groups_partition_in_the_transaction() {
                     .with_partition_index(0)
                     .with_committed_offset(3)])]);
         // Without AddOffsetsToTxn no marker would ever settle the offset.
-        let r: TxnOffsetCommitResponse = c.call(ApiKey::TxnOffsetCommit, 3, &commit).await;
+        let r: TxnOffsetCommitResponse = c.call(3, &commit).await;
         assert_eq!(r.topics[0].partitions[0].error_code, 48, "INVALID_TXN_STATE");
         let add_offsets = AddOffsetsToTxnRequest::default()
             .with_transactional_id(s(&id).into())
             .with_producer_id(pid)
             .with_producer_epoch(epoch)
             .with_group_id(s(&group).into());
-        let r: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &add_offsets).await;
+        let r: AddOffsetsToTxnResponse = c.call(3, &add_offsets).await;
         assert_eq!(r.error_code, 0);
-        let r: TxnOffsetCommitResponse = c.call(ApiKey::TxnOffsetCommit, 3, &commit).await;
+        let r: TxnOffsetCommitResponse = c.call(3, &commit).await;
         assert_eq!(r.topics[0].partitions[0].error_code, 0);
         // A stale epoch is fenced (v3 knows PRODUCER_FENCED).
-        let r: TxnOffsetCommitResponse =
-            c.call(ApiKey::TxnOffsetCommit, 3, &commit.clone().with_producer_epoch(epoch + 1)).await;
+        let r: TxnOffsetCommitResponse = c.call(3, &commit.clone().with_producer_epoch(epoch + 1)).await;
         assert_eq!(r.topics[0].partitions[0].error_code, 90);
     });
 }
@@ -410,14 +400,14 @@ fn read_committed_fetch_lists_only_the_aborted_transactions_its_data_overlaps() 
             ])
         };
         // One small batch: only its own transaction is listed.
-        let r: FetchResponse = c.call(ApiKey::Fetch, 11, &fetch(0, 1)).await;
+        let r: FetchResponse = c.call(11, &fetch(0, 1)).await;
         let part = &r.responses[0].partitions[0];
         assert_eq!(part.last_stable_offset, 40, "20 records + 20 markers, all ended");
         let aborted = part.aborted_transactions.as_ref().expect("read_committed lists aborted transactions");
         assert_eq!(aborted.len(), 1, "{aborted:?}");
         assert_eq!(aborted[0].first_offset, 0);
         // Everything: all twenty.
-        let r: FetchResponse = c.call(ApiKey::Fetch, 11, &fetch(0, 1 << 20)).await;
+        let r: FetchResponse = c.call(11, &fetch(0, 1 << 20)).await;
         assert_eq!(r.responses[0].partitions[0].aborted_transactions.as_ref().map(Vec::len), Some(20));
     });
 }

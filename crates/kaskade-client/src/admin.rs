@@ -3,7 +3,6 @@
 //! Metadata names (in KRaft mode any broker, which forwards), retried
 //! once on NOT_CONTROLLER.
 
-use anyhow::{anyhow, Result};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -18,15 +17,37 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use crate::cluster::Client;
-use crate::error::KafkaError;
+use crate::error::{ClientError, KafkaError, Outcome, Result};
 
 /// Admin request timeout sent to the broker.
 const TIMEOUT_MS: i32 = 30_000;
 /// ConfigResource type of a topic.
 pub const RESOURCE_TOPIC: i8 = 2;
 /// IncrementalAlterConfigs operations.
-pub const OP_SET: i8 = 0;
-pub const OP_DELETE: i8 = 1;
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+/// One change of IncrementalAlterConfigs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    /// Set `name` to `value`.
+    Set { name: String, value: String },
+    /// Remove `name`'s override (back to its default).
+    Delete { name: String },
+}
+
+impl ConfigOp {
+    fn alterable(&self) -> AlterableConfig {
+        match self {
+            ConfigOp::Set { name, value } => {
+                AlterableConfig::default().with_name(sb(name)).with_config_operation(OP_SET).with_value(Some(sb(value)))
+            }
+            ConfigOp::Delete { name } => {
+                AlterableConfig::default().with_name(sb(name)).with_config_operation(OP_DELETE).with_value(None)
+            }
+        }
+    }
+}
 
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -38,6 +59,18 @@ fn tn(s: &str) -> TopicName {
 
 fn not_controller(code: i16) -> bool {
     code == ResponseError::NotController.code()
+}
+
+fn not_mentioned(context: &str) -> ClientError {
+    ClientError::Protocol(format!("{context}: the broker's response does not mention the topic"))
+}
+
+/// A broker's per-resource answer as a result.
+fn answered(code: i16, message: Option<&StrBytes>, context: &str) -> Result<(), KafkaError> {
+    match KafkaError::from_code(code, message.map(|m| m.to_string()), context) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// A topic to create; -1 partitions / replication factor mean the
@@ -89,18 +122,12 @@ pub async fn create_topic(client: &Client, topic: &NewTopic) -> Result<CreatedTo
                         .collect(),
                 )]);
         let resp = conn.send(&req, version).await?;
-        let r = resp
-            .topics
-            .iter()
-            .find(|t| t.name.0.as_str() == topic.name)
-            .ok_or_else(|| anyhow!("{context}: the broker's response does not mention the topic"))?;
+        let r = resp.topics.iter().find(|t| t.name.0.as_str() == topic.name).ok_or_else(|| not_mentioned(&context))?;
         if not_controller(r.error_code) && attempt == 0 {
             client.forget_controller();
             continue;
         }
-        if r.error_code != 0 {
-            return Err(KafkaError::new(r.error_code, r.error_message.as_ref().map(|m| m.to_string()), context).into());
-        }
+        answered(r.error_code, r.error_message.as_ref(), &context)?;
         return Ok(CreatedTopic {
             name: topic.name.clone(),
             topic_id: r.topic_id,
@@ -108,11 +135,11 @@ pub async fn create_topic(client: &Client, topic: &NewTopic) -> Result<CreatedTo
             replication_factor: if version >= 5 { r.replication_factor } else { -1 },
         });
     }
-    Err(KafkaError::new(ResponseError::NotController.code(), None, context).into())
+    Err(KafkaError::new(ResponseError::NotController, None, context).into())
 }
 
 /// Delete topics by name; one outcome per name.
-pub async fn delete_topics(client: &Client, names: &[String]) -> Result<Vec<(String, Result<(), KafkaError>)>> {
+pub async fn delete_topics(client: &Client, names: &[String]) -> Result<Vec<Outcome<()>>> {
     let mut pending: Vec<String> = names.to_vec();
     let mut out = Vec::new();
     for attempt in 0..2 {
@@ -131,7 +158,7 @@ pub async fn delete_topics(client: &Client, names: &[String]) -> Result<Vec<(Str
             let context = format!("deleting topic '{name}'");
             let outcome = match r {
                 None => Err(KafkaError::new(
-                    ResponseError::UnknownServerError.code(),
+                    ResponseError::UnknownServerError,
                     Some("the broker's response does not mention the topic".into()),
                     context,
                 )),
@@ -139,12 +166,9 @@ pub async fn delete_topics(client: &Client, names: &[String]) -> Result<Vec<(Str
                     retry.push(name);
                     continue;
                 }
-                Some(r) if r.error_code != 0 => {
-                    Err(KafkaError::new(r.error_code, r.error_message.as_ref().map(|m| m.to_string()), context))
-                }
-                Some(_) => Ok(()),
+                Some(r) => answered(r.error_code, r.error_message.as_ref(), &context),
             };
-            out.push((name, outcome));
+            out.push(Outcome { name, result: outcome });
         }
         if retry.is_empty() {
             break;
@@ -165,21 +189,15 @@ pub async fn create_partitions(client: &Client, name: &str, count: i32) -> Resul
             CreatePartitionsTopic::default().with_name(tn(name)).with_count(count).with_assignments(None),
         ]);
         let resp = conn.send(&req, version).await?;
-        let r = resp
-            .results
-            .iter()
-            .find(|r| r.name.0.as_str() == name)
-            .ok_or_else(|| anyhow!("{context}: the broker's response does not mention the topic"))?;
+        let r = resp.results.iter().find(|r| r.name.0.as_str() == name).ok_or_else(|| not_mentioned(&context))?;
         if not_controller(r.error_code) && attempt == 0 {
             client.forget_controller();
             continue;
         }
-        if r.error_code != 0 {
-            return Err(KafkaError::new(r.error_code, r.error_message.as_ref().map(|m| m.to_string()), context).into());
-        }
+        answered(r.error_code, r.error_message.as_ref(), &context)?;
         return Ok(());
     }
-    Err(KafkaError::new(ResponseError::NotController.code(), None, context).into())
+    Err(KafkaError::new(ResponseError::NotController, None, context).into())
 }
 
 /// One config of a resource, as DescribeConfigs reports it.
@@ -220,10 +238,7 @@ pub fn config_source_name(source: i8) -> &'static str {
 }
 
 /// Configs of topics; one outcome per topic, in order.
-pub async fn describe_topic_configs(
-    client: &Client,
-    topics: &[String],
-) -> Result<Vec<(String, Result<Vec<ConfigEntry>, KafkaError>)>> {
+pub async fn describe_topic_configs(client: &Client, topics: &[String]) -> Result<Vec<Outcome<Vec<ConfigEntry>>>> {
     if topics.is_empty() {
         return Ok(vec![]);
     }
@@ -248,32 +263,30 @@ pub async fn describe_topic_configs(
             let r = resp.results.iter().find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == t);
             let outcome = match r {
                 None => Err(KafkaError::new(
-                    ResponseError::UnknownServerError.code(),
+                    ResponseError::UnknownServerError,
                     Some("the broker's response does not mention the topic".into()),
                     context,
                 )),
-                Some(r) if r.error_code != 0 => {
-                    Err(KafkaError::new(r.error_code, r.error_message.as_ref().map(|m| m.to_string()), context))
-                }
-                Some(r) => Ok(r
-                    .configs
-                    .iter()
-                    .map(|c| ConfigEntry {
-                        name: c.name.to_string(),
-                        value: c.value.as_ref().map(|v| v.to_string()),
-                        source: c.config_source,
-                        read_only: c.read_only,
-                        is_sensitive: c.is_sensitive,
-                    })
-                    .collect()),
+                Some(r) => answered(r.error_code, r.error_message.as_ref(), &context).map(|()| {
+                    r.configs
+                        .iter()
+                        .map(|c| ConfigEntry {
+                            name: c.name.to_string(),
+                            value: c.value.as_ref().map(|v| v.to_string()),
+                            source: c.config_source,
+                            read_only: c.read_only,
+                            is_sensitive: c.is_sensitive,
+                        })
+                        .collect()
+                }),
             };
-            (t.clone(), outcome)
+            Outcome { name: t.clone(), result: outcome }
         })
         .collect())
 }
 
-/// Set and delete topic configs (`OP_SET` / `OP_DELETE`).
-pub async fn alter_topic_configs(client: &Client, topic: &str, ops: &[(String, i8, Option<String>)]) -> Result<()> {
+/// Set and delete topic configs.
+pub async fn alter_topic_configs(client: &Client, topic: &str, ops: &[ConfigOp]) -> Result<()> {
     let context = format!("altering configs of topic '{topic}'");
     for attempt in 0..2 {
         let conn = client.admin_connection().await?;
@@ -281,30 +294,16 @@ pub async fn alter_topic_configs(client: &Client, topic: &str, ops: &[(String, i
         let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
             .with_resource_type(RESOURCE_TOPIC)
             .with_resource_name(sb(topic))
-            .with_configs(
-                ops.iter()
-                    .map(|(k, op, v)| {
-                        AlterableConfig::default()
-                            .with_name(sb(k))
-                            .with_config_operation(*op)
-                            .with_value(v.as_deref().map(sb))
-                    })
-                    .collect(),
-            )]);
+            .with_configs(ops.iter().map(ConfigOp::alterable).collect())]);
         let resp = conn.send(&req, version).await?;
-        let r = resp
-            .responses
-            .iter()
-            .find(|r| r.resource_name.as_str() == topic)
-            .ok_or_else(|| anyhow!("{context}: the broker's response does not mention the topic"))?;
+        let r =
+            resp.responses.iter().find(|r| r.resource_name.as_str() == topic).ok_or_else(|| not_mentioned(&context))?;
         if not_controller(r.error_code) && attempt == 0 {
             client.forget_controller();
             continue;
         }
-        if r.error_code != 0 {
-            return Err(KafkaError::new(r.error_code, r.error_message.as_ref().map(|m| m.to_string()), context).into());
-        }
+        answered(r.error_code, r.error_message.as_ref(), &context)?;
         return Ok(());
     }
-    Err(KafkaError::new(ResponseError::NotController.code(), None, context).into())
+    Err(KafkaError::new(ResponseError::NotController, None, context).into())
 }

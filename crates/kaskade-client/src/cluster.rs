@@ -5,21 +5,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use kaskade_types::{LeaderEpoch, NodeId};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::connection::{Connection, ConnectionConfig};
-use crate::error::KafkaError;
+use crate::error::{ClientError, KafkaError, Result};
 
 /// A broker as listed in Metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
-    pub node_id: i32,
+    pub node_id: NodeId,
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
@@ -39,20 +39,21 @@ impl BrokerInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionMetadata {
     pub partition: i32,
-    pub error_code: i16,
-    /// -1 when there is no leader.
-    pub leader: i32,
-    pub leader_epoch: i32,
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-    pub offline_replicas: Vec<i32>,
+    pub error: Option<ResponseError>,
+    /// `None` when there is no leader.
+    pub leader: Option<NodeId>,
+    /// `None` when the broker's Metadata version does not carry it.
+    pub leader_epoch: Option<LeaderEpoch>,
+    pub replicas: Vec<NodeId>,
+    pub isr: Vec<NodeId>,
+    pub offline_replicas: Vec<NodeId>,
 }
 
 /// A topic as listed in Metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicMetadata {
     pub name: String,
-    pub error_code: i16,
+    pub error: Option<ResponseError>,
     /// Nil when the broker's Metadata version has no topic ids.
     pub topic_id: Uuid,
     pub is_internal: bool,
@@ -78,9 +79,9 @@ impl TopicMetadata {
 #[derive(Debug, Clone, Default)]
 pub struct ClusterMetadata {
     pub cluster_id: Option<String>,
-    /// -1 if unknown.
-    pub controller_id: i32,
-    pub brokers: BTreeMap<i32, BrokerInfo>,
+    /// `None` if unknown.
+    pub controller: Option<NodeId>,
+    pub brokers: BTreeMap<NodeId, BrokerInfo>,
     pub topics: Vec<TopicMetadata>,
 }
 
@@ -91,33 +92,37 @@ pub fn parse_bootstrap(s: &str) -> Result<Vec<String>> {
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (host, port) = if let Some(rest) = part.strip_prefix('[') {
             let (h, after) =
-                rest.split_once(']').ok_or_else(|| anyhow!("bad bootstrap server '{part}': missing ']'"))?;
+                rest.split_once(']').ok_or_else(|| bad(format!("bad bootstrap server '{part}': missing ']'")))?;
             let port = match after.strip_prefix(':') {
                 Some(p) => p,
                 None if after.is_empty() => "9092",
-                None => bail!("bad bootstrap server '{part}'"),
+                None => return Err(bad(format!("bad bootstrap server '{part}'"))),
             };
             (format!("[{h}]"), port.to_string())
         } else {
             match part.rsplit_once(':') {
                 Some((h, p)) if !h.contains(':') => (h.to_string(), p.to_string()),
                 Some(_) => {
-                    bail!("bad bootstrap server '{part}': write IPv6 addresses as [addr]:port")
+                    return Err(bad(format!("bad bootstrap server '{part}': write IPv6 addresses as [addr]:port")))
                 }
                 None => (part.to_string(), "9092".to_string()),
             }
         };
         let port: u16 =
-            port.parse().map_err(|_| anyhow!("bad bootstrap server '{part}': port '{port}' is not a number"))?;
+            port.parse().map_err(|_| bad(format!("bad bootstrap server '{part}': port '{port}' is not a number")))?;
         if host.is_empty() {
-            bail!("bad bootstrap server '{part}': empty host");
+            return Err(bad(format!("bad bootstrap server '{part}': empty host")));
         }
         out.push(format!("{host}:{port}"));
     }
     if out.is_empty() {
-        bail!("no bootstrap server given; pass --bootstrap-server HOST:PORT");
+        return Err(bad("no bootstrap server given; pass --bootstrap-server HOST:PORT".to_string()));
     }
     Ok(out)
+}
+
+fn bad(message: String) -> ClientError {
+    ClientError::InvalidInput(message)
 }
 
 /// A client of one cluster. Cheap to share behind an `Arc`.
@@ -127,7 +132,7 @@ pub struct Client {
     /// The connection used for cluster-wide requests (metadata, admin).
     any: Mutex<Option<Arc<Connection>>>,
     /// Connections by broker node id.
-    nodes: Mutex<HashMap<i32, Arc<Connection>>>,
+    nodes: Mutex<HashMap<NodeId, Arc<Connection>>>,
     /// The last metadata seen: brokers and the controller.
     cluster: std::sync::Mutex<ClusterMetadata>,
     /// Cached topic metadata, refreshed on demand.
@@ -146,7 +151,7 @@ impl Client {
             config,
             any: Mutex::new(None),
             nodes: Mutex::new(HashMap::new()),
-            cluster: std::sync::Mutex::new(ClusterMetadata { controller_id: -1, ..Default::default() }),
+            cluster: std::sync::Mutex::new(ClusterMetadata::default()),
             topics: std::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -174,20 +179,17 @@ impl Client {
                     *any = Some(c.clone());
                     return Ok(c);
                 }
-                Err(e) => errors.push(format!("{e:#}")),
+                Err(e) => errors.push(e.to_string()),
             }
         }
-        Err(anyhow!(
+        Err(ClientError::Unavailable(format!(
             "could not reach any broker: {}\n  hint: is a broker running? Start one with `kaskade serve`, or point at one with --bootstrap-server HOST:PORT (or KASKADE_BOOTSTRAP)",
             errors.join("; ")
-        ))
+        )))
     }
 
     /// The connection to broker `node_id`, connecting if needed.
-    pub async fn node_connection(&self, node_id: i32) -> Result<Arc<Connection>> {
-        if node_id < 0 {
-            bail!("no leader (node {node_id})");
-        }
+    pub async fn node_connection(&self, node_id: NodeId) -> Result<Arc<Connection>> {
         let mut nodes = self.nodes.lock().await;
         if let Some(c) = nodes.get(&node_id) {
             if !c.is_closed() {
@@ -201,13 +203,9 @@ impl Client {
                 drop(nodes);
                 self.metadata(Some(&[])).await?;
                 nodes = self.nodes.lock().await;
-                self.cluster
-                    .lock()
-                    .unwrap()
-                    .brokers
-                    .get(&node_id)
-                    .cloned()
-                    .ok_or_else(|| anyhow!("broker {node_id} is not in the cluster metadata"))?
+                self.cluster.lock().unwrap().brokers.get(&node_id).cloned().ok_or_else(|| {
+                    ClientError::Unavailable(format!("broker {node_id} is not in the cluster metadata"))
+                })?
             }
         };
         // Reuse the bootstrap connection when it is this broker.
@@ -216,7 +214,7 @@ impl Client {
             Some(c) => c,
             None => Connection::connect(&broker.addr(), self.config.clone())
                 .await
-                .with_context(|| format!("connecting to broker {node_id} at {}", broker.addr()))?,
+                .map_err(|e| e.context(format_args!("connecting to broker {node_id} at {}", broker.addr())))?,
         };
         nodes.insert(node_id, conn.clone());
         Ok(conn)
@@ -225,9 +223,12 @@ impl Client {
     /// The connection for admin requests: the controller Metadata names
     /// (in KRaft a broker, which forwards), else any broker.
     pub async fn admin_connection(&self) -> Result<Arc<Connection>> {
-        let controller = self.cluster.lock().unwrap().controller_id;
-        let controller = if controller < 0 { self.metadata(Some(&[])).await?.controller_id } else { controller };
-        if controller >= 0 {
+        let controller = self.cluster.lock().unwrap().controller;
+        let controller = match controller {
+            Some(c) => Some(c),
+            None => self.metadata(Some(&[])).await?.controller,
+        };
+        if let Some(controller) = controller {
             if let Ok(c) = self.node_connection(controller).await {
                 return Ok(c);
             }
@@ -237,7 +238,7 @@ impl Client {
 
     /// Forget the cached controller (after NOT_CONTROLLER).
     pub fn forget_controller(&self) {
-        self.cluster.lock().unwrap().controller_id = -1;
+        self.cluster.lock().unwrap().controller = None;
     }
 
     /// Metadata for `topics`: `None` for every topic, `Some(&[])` for
@@ -249,7 +250,9 @@ impl Client {
             // v0 has no null: an empty list means "all".
             None if version == 0 => Some(vec![]),
             None => None,
-            Some([]) if version == 0 => bail!("Metadata v0 cannot ask for brokers only"),
+            Some([]) if version == 0 => {
+                return Err(ClientError::Unsupported("Metadata v0 cannot ask for brokers only".to_string()))
+            }
             Some(names) => Some(
                 names
                     .iter()
@@ -266,13 +269,13 @@ impl Client {
         {
             let mut c = self.cluster.lock().unwrap();
             c.cluster_id = md.cluster_id.clone();
-            c.controller_id = md.controller_id;
+            c.controller = md.controller;
             c.brokers = md.brokers.clone();
         }
         {
             let mut cache = self.topics.lock().unwrap();
             for t in &md.topics {
-                if t.error_code == 0 {
+                if t.error.is_none() {
                     cache.insert(t.name.clone(), t.clone());
                 } else {
                     cache.remove(&t.name);
@@ -293,15 +296,14 @@ impl Client {
         let mut backoff = Duration::from_millis(50);
         for attempt in 0..8 {
             let md = self.metadata(Some(&[name.to_string()])).await?;
-            let t = md
-                .topics
-                .into_iter()
-                .find(|t| t.name == name)
-                .ok_or_else(|| anyhow!("the broker's Metadata response does not mention topic '{name}'"))?;
-            let retriable =
-                matches!(ResponseError::try_from_code(t.error_code), Some(ResponseError::LeaderNotAvailable))
-                    || (t.error_code == 0 && t.partitions.iter().any(|p| p.leader < 0));
-            if t.error_code == ResponseError::UnknownTopicOrPartition.code() {
+            let t = md.topics.into_iter().find(|t| t.name == name).ok_or_else(|| {
+                ClientError::Protocol(format!("the broker's Metadata response does not mention topic '{name}'"))
+            })?;
+            let retriable = match t.error {
+                None => t.partitions.iter().any(|p| p.leader.is_none()),
+                Some(e) => e == ResponseError::LeaderNotAvailable,
+            };
+            if t.error == Some(ResponseError::UnknownTopicOrPartition) {
                 return Err(unknown_topic(name).into());
             }
             if retriable && attempt < 7 {
@@ -309,12 +311,12 @@ impl Client {
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
-            if t.error_code != 0 {
-                return Err(KafkaError::new(t.error_code, None, format!("looking up topic '{name}'")).into());
+            if let Some(e) = t.error {
+                return Err(KafkaError::new(e, None, format!("looking up topic '{name}'")).into());
             }
             return Ok(t);
         }
-        unreachable!()
+        unreachable!("the last attempt returns")
     }
 
     /// Drop the cached metadata of `name` so the next lookup asks again.
@@ -322,7 +324,7 @@ impl Client {
         self.topics.lock().unwrap().remove(name);
     }
 
-    pub fn cached_brokers(&self) -> BTreeMap<i32, BrokerInfo> {
+    pub fn cached_brokers(&self) -> BTreeMap<NodeId, BrokerInfo> {
         self.cluster.lock().unwrap().brokers.clone()
     }
 }
@@ -330,11 +332,16 @@ impl Client {
 /// The error for a topic that does not exist.
 pub fn unknown_topic(name: &str) -> KafkaError {
     KafkaError::new(
-        ResponseError::UnknownTopicOrPartition.code(),
+        ResponseError::UnknownTopicOrPartition,
         Some(format!("topic '{name}' does not exist")),
         format!("looking up topic '{name}'"),
     )
     .with_hint(format!("create it with `kaskade topic create {name}`"))
+}
+
+/// A node id from the wire; negative (-1) means none.
+fn node(id: kafka_protocol::messages::BrokerId) -> Option<NodeId> {
+    (id.0 >= 0).then_some(NodeId(id.0))
 }
 
 fn s(b: &StrBytes) -> String {
@@ -346,10 +353,8 @@ fn convert_metadata(resp: MetadataResponse) -> ClusterMetadata {
         .brokers
         .iter()
         .map(|b| {
-            (
-                b.node_id.0,
-                BrokerInfo { node_id: b.node_id.0, host: s(&b.host), port: b.port, rack: b.rack.as_ref().map(s) },
-            )
+            let node_id = NodeId(b.node_id.0);
+            (node_id, BrokerInfo { node_id, host: s(&b.host), port: b.port, rack: b.rack.as_ref().map(s) })
         })
         .collect();
     let topics = resp
@@ -361,18 +366,18 @@ fn convert_metadata(resp: MetadataResponse) -> ClusterMetadata {
                 .iter()
                 .map(|p| PartitionMetadata {
                     partition: p.partition_index,
-                    error_code: p.error_code,
-                    leader: p.leader_id.0,
-                    leader_epoch: p.leader_epoch,
-                    replicas: p.replica_nodes.iter().map(|n| n.0).collect(),
-                    isr: p.isr_nodes.iter().map(|n| n.0).collect(),
-                    offline_replicas: p.offline_replicas.iter().map(|n| n.0).collect(),
+                    error: ResponseError::try_from_code(p.error_code),
+                    leader: node(p.leader_id),
+                    leader_epoch: LeaderEpoch::from_wire(p.leader_epoch),
+                    replicas: p.replica_nodes.iter().filter_map(|n| node(*n)).collect(),
+                    isr: p.isr_nodes.iter().filter_map(|n| node(*n)).collect(),
+                    offline_replicas: p.offline_replicas.iter().filter_map(|n| node(*n)).collect(),
                 })
                 .collect();
             partitions.sort_by_key(|p| p.partition);
             TopicMetadata {
                 name: t.name.as_ref().map(|n| s(&n.0)).unwrap_or_default(),
-                error_code: t.error_code,
+                error: ResponseError::try_from_code(t.error_code),
                 topic_id: t.topic_id,
                 is_internal: t.is_internal,
                 partitions,
@@ -381,7 +386,7 @@ fn convert_metadata(resp: MetadataResponse) -> ClusterMetadata {
         .collect();
     ClusterMetadata {
         cluster_id: resp.cluster_id.as_ref().map(s),
-        controller_id: resp.controller_id.0,
+        controller: node(resp.controller_id),
         brokers,
         topics,
     }
@@ -404,9 +409,9 @@ mod tests {
 
     #[test]
     fn broker_addr_brackets_ipv6() {
-        let b = BrokerInfo { node_id: 1, host: "::1".into(), port: 9092, rack: None };
+        let b = BrokerInfo { node_id: NodeId(1), host: "::1".into(), port: 9092, rack: None };
         assert_eq!(b.addr(), "[::1]:9092");
-        let b = BrokerInfo { node_id: 1, host: "localhost".into(), port: 9092, rack: None };
+        let b = BrokerInfo { node_id: NodeId(1), host: "localhost".into(), port: 9092, rack: None };
         assert_eq!(b.addr(), "localhost:9092");
     }
 }

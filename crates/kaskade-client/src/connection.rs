@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes, VersionRange};
@@ -15,6 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+
+use kafka_protocol::ResponseError;
+
+use crate::error::{error_name, ClientError, KafkaError, Result};
 
 /// Largest response frame we accept (a fetch asks for at most 50 MiB).
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
@@ -77,8 +80,10 @@ impl Connection {
     pub async fn connect(addr: &str, config: ConnectionConfig) -> Result<Arc<Connection>> {
         let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| anyhow!("timed out connecting to {addr} after {:?}", config.connect_timeout))?
-            .with_context(|| format!("could not connect to {addr}"))?;
+            .map_err(|_| {
+                ClientError::Timeout(format!("timed out connecting to {addr} after {:?}", config.connect_timeout))
+            })?
+            .map_err(|error| ClientError::Io { context: format!("could not connect to {addr}"), error })?;
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let pending = Arc::new(Mutex::new(Pending::default()));
@@ -97,10 +102,10 @@ impl Connection {
         // keep the caller waiting for the full request timeout.
         conn.broker_versions =
             tokio::time::timeout(conn.config.connect_timeout, conn.negotiate()).await.map_err(|_| {
-                anyhow!(
+                ClientError::Timeout(format!(
                     "timed out after {:?} waiting for {addr} to answer ApiVersions (is it a Kafka broker?)",
                     conn.config.connect_timeout
-                )
+                ))
             })??;
         Ok(Arc::new(conn))
     }
@@ -111,7 +116,7 @@ impl Connection {
 
     /// Whether the broker closed the connection (or reading from it failed).
     pub fn is_closed(&self) -> bool {
-        self.pending.lock().unwrap().closed.is_some()
+        self.pending().closed.is_some()
     }
 
     /// The broker's advertised range for an API, if it advertises it.
@@ -122,24 +127,46 @@ impl Connection {
     /// The highest version of `R` that both we and the broker speak.
     pub fn version<R: Request>(&self) -> Result<i16> {
         let ours = <R as Message>::VERSIONS;
-        let key = ApiKey::try_from(R::KEY).map_err(|_| anyhow!("unknown api key {}", R::KEY))?;
+        let key = ApiKey::try_from(R::KEY).map_err(|_| ClientError::Protocol(format!("unknown api key {}", R::KEY)))?;
         pick_version(key, ours, self.broker_versions.get(&R::KEY).copied())
-            .map_err(|e| anyhow!("broker {} {e}", self.addr))
+            .map_err(|e| e.context(format_args!("broker {}", self.addr)))
     }
 
-    /// Send `req` at `version` and wait for its response.
+    /// Send `req` at `version` (any version: this does not check it
+    /// against the broker's range, so tests can ask at exact versions) and
+    /// wait for its decoded response.
     pub async fn send<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
-        let mut body = self.send_raw::<R>(req, version, true).await?.expect("response expected");
+        let mut body = self.request(req, version).await?;
         let header_version = <R::Response as HeaderVersion>::header_version(version);
-        ResponseHeader::decode(&mut body, header_version)
-            .with_context(|| format!("decoding {} response header from {}", api_name(R::KEY), self.addr))?;
-        R::Response::decode(&mut body, version)
-            .with_context(|| format!("decoding {} v{version} response from {}", api_name(R::KEY), self.addr))
+        ResponseHeader::decode(&mut body, header_version).map_err(|e| {
+            ClientError::Protocol(format!("decoding {} response header from {}: {e:#}", api_name(R::KEY), self.addr))
+        })?;
+        R::Response::decode(&mut body, version).map_err(|e| {
+            ClientError::Protocol(format!(
+                "decoding {} v{version} response from {}: {e:#}",
+                api_name(R::KEY),
+                self.addr
+            ))
+        })
     }
 
     /// Send a request the broker does not answer (Produce with acks=0).
     pub async fn send_no_response<R: Request>(&self, req: &R, version: i16) -> Result<()> {
         self.send_raw::<R>(req, version, false).await.map(|_| ())
+    }
+
+    /// Send a request that is answered; its response frame from the
+    /// response header on.
+    async fn request<R: Request>(&self, req: &R, version: i16) -> Result<Bytes> {
+        self.send_raw::<R>(req, version, true).await?.ok_or_else(|| {
+            debug_assert!(false, "send_raw answers a request that expects a response");
+            ClientError::Protocol(format!("no response to {} from {}", api_name(R::KEY), self.addr))
+        })
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // The lock guards plain map updates that cannot panic midway.
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Frame and write a request; with `expect_response`, wait for the
@@ -151,9 +178,9 @@ impl Connection {
 
         let rx = if expect_response {
             let (tx, rx) = oneshot::channel();
-            let mut p = self.pending.lock().unwrap();
+            let mut p = self.pending();
             if let Some(reason) = &p.closed {
-                bail!("connection to {} is closed: {reason}", self.addr);
+                return Err(ClientError::Disconnected(format!("connection to {} is closed: {reason}", self.addr)));
             }
             p.waiting.insert(correlation_id, tx);
             Some(rx)
@@ -166,20 +193,27 @@ impl Connection {
             w.write_all(&frame).await?;
             w.flush().await
         };
-        if let Err(e) = write.await {
-            self.pending.lock().unwrap().waiting.remove(&correlation_id);
-            return Err(anyhow!(e)).with_context(|| format!("sending {} to {}", api_name(R::KEY), self.addr));
+        if let Err(error) = write.await {
+            self.pending().waiting.remove(&correlation_id);
+            return Err(ClientError::Io { context: format!("sending {} to {}", api_name(R::KEY), self.addr), error });
         }
 
         let Some(rx) = rx else { return Ok(None) };
         // A fetch may legitimately park for its max_wait on top of this.
         match tokio::time::timeout(self.config.request_timeout, rx).await {
             Err(_) => {
-                self.pending.lock().unwrap().waiting.remove(&correlation_id);
-                bail!("{} request to {} timed out after {:?}", api_name(R::KEY), self.addr, self.config.request_timeout)
+                self.pending().waiting.remove(&correlation_id);
+                Err(ClientError::Timeout(format!(
+                    "{} request to {} timed out after {:?}",
+                    api_name(R::KEY),
+                    self.addr,
+                    self.config.request_timeout
+                )))
             }
-            Ok(Err(_)) => bail!("connection to {} closed", self.addr),
-            Ok(Ok(Err(reason))) => bail!("connection to {} failed: {reason}", self.addr),
+            Ok(Err(_)) => Err(ClientError::Disconnected(format!("connection to {} closed", self.addr))),
+            Ok(Ok(Err(reason))) => {
+                Err(ClientError::Disconnected(format!("connection to {} failed: {reason}", self.addr)))
+            }
             Ok(Ok(Ok(body))) => Ok(Some(body)),
         }
     }
@@ -194,14 +228,17 @@ impl Connection {
             let req = ApiVersionsRequest::default()
                 .with_client_software_name(StrBytes::from_static_str("kaskade-cli"))
                 .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-            let mut body = self.send_raw::<ApiVersionsRequest>(&req, version, true).await?.expect("response expected");
-            ResponseHeader::decode(&mut body, 0)?;
+            let mut body = self.request(&req, version).await?;
+            ResponseHeader::decode(&mut body, 0).map_err(|e| {
+                ClientError::Protocol(format!("decoding ApiVersions response header from {}: {e:#}", self.addr))
+            })?;
             let resp = match ApiVersionsResponse::decode(&mut body.clone(), version) {
-                Ok(r) if r.error_code != 35 => r,
+                Ok(r) if r.error_code != ResponseError::UnsupportedVersion.code() => r,
                 _ => {
                     // UNSUPPORTED_VERSION: the body is a v0 response.
-                    let r = ApiVersionsResponse::decode(&mut body, 0)
-                        .with_context(|| format!("decoding ApiVersions response from {}", self.addr))?;
+                    let r = ApiVersionsResponse::decode(&mut body, 0).map_err(|e| {
+                        ClientError::Protocol(format!("decoding ApiVersions response from {}: {e:#}", self.addr))
+                    })?;
                     let theirs = r
                         .api_keys
                         .iter()
@@ -210,18 +247,20 @@ impl Connection {
                         .unwrap_or(0);
                     let next = theirs.min(ours.max);
                     if next == version || next < ours.min {
-                        bail!(
+                        return Err(ClientError::Unsupported(format!(
                             "broker {} rejected ApiVersions v{version} ({})",
                             self.addr,
-                            super::error::error_name(r.error_code)
-                        );
+                            error_name(r.error_code)
+                        )));
                     }
                     version = next;
                     continue;
                 }
             };
-            if resp.error_code != 0 {
-                bail!("broker {} answered ApiVersions with {}", self.addr, super::error::error_name(resp.error_code));
+            if let Some(e) =
+                KafkaError::from_code(resp.error_code, None, format!("ApiVersions from broker {}", self.addr))
+            {
+                return Err(e.into());
             }
             return Ok(resp
                 .api_keys
@@ -229,24 +268,21 @@ impl Connection {
                 .map(|k| (k.api_key, VersionRange { min: k.min_version, max: k.max_version }))
                 .collect());
         }
-        bail!("broker {} did not accept any ApiVersions version", self.addr)
+        Err(ClientError::Unsupported(format!("broker {} did not accept any ApiVersions version", self.addr)))
     }
 }
 
 /// The highest version in both ranges, or an error naming both ranges.
 pub fn pick_version(key: ApiKey, ours: VersionRange, theirs: Option<VersionRange>) -> Result<i16> {
     let Some(theirs) = theirs else {
-        bail!("does not support {key:?} (it is not in its ApiVersions)");
+        return Err(ClientError::Unsupported(format!("does not support {key:?} (it is not in its ApiVersions)")));
     };
     let common = ours.intersect(&theirs);
     if common.is_empty() {
-        bail!(
+        return Err(ClientError::Unsupported(format!(
             "supports {key:?} versions {}..={}, kaskade speaks {}..={}: no common version",
-            theirs.min,
-            theirs.max,
-            ours.min,
-            ours.max
-        );
+            theirs.min, theirs.max, ours.min, ours.max
+        )));
     }
     Ok(common.max)
 }
@@ -265,12 +301,13 @@ pub fn encode_frame<R: Request>(req: &R, version: i16, correlation_id: i32, clie
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_string(client_id.to_string())));
+    let encoding = |e: anyhow::Error| ClientError::Protocol(format!("encoding {} v{version}: {e:#}", api_name(R::KEY)));
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0);
-    header.encode(&mut buf, <R as HeaderVersion>::header_version(version))?;
-    req.encode(&mut buf, version).with_context(|| format!("encoding {} v{version}", api_name(R::KEY)))?;
+    header.encode(&mut buf, <R as HeaderVersion>::header_version(version)).map_err(encoding)?;
+    req.encode(&mut buf, version).map_err(encoding)?;
     let len = buf.len() - 4;
-    let len = i32::try_from(len).map_err(|_| anyhow!("request too large ({len} bytes)"))?;
+    let len = i32::try_from(len).map_err(|_| ClientError::InvalidInput(format!("request too large ({len} bytes)")))?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf.freeze())
 }
@@ -283,7 +320,8 @@ async fn read_loop(mut read: OwnedReadHalf, pending: Arc<Mutex<Pending>>) {
                     break "response frame shorter than its correlation id".to_string();
                 }
                 let correlation_id = (&body[..4]).get_i32();
-                let tx = pending.lock().unwrap().waiting.remove(&correlation_id);
+                let tx =
+                    pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).waiting.remove(&correlation_id);
                 match tx {
                     Some(tx) => {
                         let _ = tx.send(Ok(body));
@@ -295,7 +333,7 @@ async fn read_loop(mut read: OwnedReadHalf, pending: Arc<Mutex<Pending>>) {
             Err(e) => break e,
         }
     };
-    let mut p = pending.lock().unwrap();
+    let mut p = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     p.closed = Some(reason.clone());
     for (_, tx) in p.waiting.drain() {
         let _ = tx.send(Err(reason.clone()));
@@ -444,5 +482,71 @@ mod tests {
         assert_eq!(rb.unwrap().brokers[0].node_id.0, 1);
         drop(conn);
         server.abort();
+    }
+
+    fn quick() -> ConnectionConfig {
+        ConnectionConfig {
+            connect_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_millis(300),
+            ..ConnectionConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_an_io_error_naming_the_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let e = Connection::connect(&addr, quick()).await.unwrap_err();
+        assert!(matches!(e, ClientError::Io { .. }), "{e:?}");
+        assert!(e.to_string().starts_with(&format!("could not connect to {addr}: ")), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_answers_is_a_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // Accepts and reads, never writes.
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut sink = Vec::new();
+            let _ = sock.read_to_end(&mut sink).await;
+        });
+        let e = Connection::connect(&addr, quick()).await.unwrap_err();
+        assert!(matches!(e, ClientError::Timeout(_)), "{e:?}");
+        assert!(e.to_string().contains("ApiVersions"), "{e}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_closes_is_a_disconnection_and_garbage_is_a_protocol_error() {
+        for garbage in [false, true] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let server = tokio::spawn(async move {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut len = [0u8; 4];
+                sock.read_exact(&mut len).await.unwrap();
+                let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+                sock.read_exact(&mut body).await.unwrap();
+                if garbage {
+                    // The request's correlation id, then bytes that are no
+                    // ApiVersions response.
+                    let mut out = BytesMut::new();
+                    out.put_i32(6);
+                    out.extend_from_slice(&body[4..8]);
+                    out.extend_from_slice(&[0xff, 0xff]);
+                    sock.write_all(&out).await.unwrap();
+                }
+            });
+            let e = Connection::connect(&addr, quick()).await.unwrap_err();
+            if garbage {
+                assert!(matches!(e, ClientError::Protocol(_)), "{e:?}");
+            } else {
+                assert!(matches!(e, ClientError::Disconnected(_)), "{e:?}");
+                assert!(e.to_string().contains("closed"), "{e}");
+            }
+            server.abort();
+        }
     }
 }

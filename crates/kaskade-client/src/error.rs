@@ -1,5 +1,8 @@
-//! Kafka error codes as errors a person can act on: Kafka's own name for
-//! the code (`TOPIC_ALREADY_EXISTS`), the broker's message, and a hint.
+//! The client's errors: [`ClientError`], what failed in a call (I/O, a
+//! timeout, the protocol, no leader or coordinator, or the broker's Kafka
+//! error), and [`KafkaError`], a broker's error code as an error a person
+//! can act on: Kafka's own name for it (`TOPIC_ALREADY_EXISTS`), the
+//! broker's message, and a hint.
 
 use std::fmt;
 
@@ -27,30 +30,108 @@ fn camel_to_screaming_snake(s: &str) -> String {
     out
 }
 
-/// Whether a produce/fetch/list-offsets error means "your metadata is stale,
-/// refresh it and try again" (the request was not applied).
-pub fn is_stale_metadata(code: i16) -> bool {
-    matches!(
-        ResponseError::try_from_code(code),
-        Some(
-            ResponseError::NotLeaderOrFollower
-                | ResponseError::LeaderNotAvailable
-                | ResponseError::UnknownTopicOrPartition
-                | ResponseError::FencedLeaderEpoch
-                | ResponseError::UnknownLeaderEpoch
-                | ResponseError::NotController
-                | ResponseError::KafkaStorageError
-                | ResponseError::ReplicaNotAvailable
-                | ResponseError::BrokerNotAvailable
-        )
-    )
+/// What went wrong in a client call: the one error type of this crate's
+/// public API. Each variant's text is complete (it names what was being
+/// done and why it failed) so that callers print it as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The caller's input cannot make a request (a bad bootstrap list, a
+    /// partition the topic does not have).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Connecting to a broker, or writing to it, failed.
+    #[error("{context}: {error}")]
+    Io { context: String, error: std::io::Error },
+    /// The connection closed (or reading from it failed) before the answer.
+    #[error("{0}")]
+    Disconnected(String),
+    /// A broker did not answer (or accept a connection) in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// A request could not be encoded, an answer could not be decoded, or
+    /// an answer lacks what the request asked about.
+    #[error("{0}")]
+    Protocol(String),
+    /// The broker speaks no version of a request that this client speaks.
+    #[error("{0}")]
+    Unsupported(String),
+    /// No broker answered, or there is no leader or coordinator to ask.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The broker answered with a Kafka error code.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
 }
 
-/// An error code returned by a broker, with what was being done.
+impl ClientError {
+    /// The broker's Kafka error, when that is what this is.
+    pub fn kafka(&self) -> Option<&KafkaError> {
+        match self {
+            ClientError::Kafka(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Whether the broker answered `e`.
+    pub fn is(&self, e: ResponseError) -> bool {
+        self.kafka().is_some_and(|k| k.error == e)
+    }
+
+    /// The same error, its text prefixed with what the caller was doing
+    /// (`"connecting to broker 1 at h:9092: " + ...`).
+    pub fn context(self, outer: impl fmt::Display) -> ClientError {
+        use ClientError as E;
+        match self {
+            E::InvalidInput(m) => E::InvalidInput(format!("{outer}: {m}")),
+            E::Io { context, error } => E::Io { context: format!("{outer}: {context}"), error },
+            E::Disconnected(m) => E::Disconnected(format!("{outer}: {m}")),
+            E::Timeout(m) => E::Timeout(format!("{outer}: {m}")),
+            E::Protocol(m) => E::Protocol(format!("{outer}: {m}")),
+            E::Unsupported(m) => E::Unsupported(format!("{outer}: {m}")),
+            E::Unavailable(m) => E::Unavailable(format!("{outer}: {m}")),
+            E::Kafka(mut k) => {
+                k.context = format!("{outer}: {}", k.context);
+                E::Kafka(k)
+            }
+        }
+    }
+}
+
+// By hand: `std::io::Error` is not `Clone`; a copy keeps its kind and text.
+impl Clone for ClientError {
+    fn clone(&self) -> Self {
+        use ClientError as E;
+        match self {
+            E::InvalidInput(m) => E::InvalidInput(m.clone()),
+            E::Io { context, error } => {
+                E::Io { context: context.clone(), error: std::io::Error::new(error.kind(), error.to_string()) }
+            }
+            E::Disconnected(m) => E::Disconnected(m.clone()),
+            E::Timeout(m) => E::Timeout(m.clone()),
+            E::Protocol(m) => E::Protocol(m.clone()),
+            E::Unsupported(m) => E::Unsupported(m.clone()),
+            E::Unavailable(m) => E::Unavailable(m.clone()),
+            E::Kafka(k) => E::Kafka(k.clone()),
+        }
+    }
+}
+
+/// What a broker answered for one named resource of a batched request
+/// (a topic to delete, a group, a topic's configs).
+#[derive(Debug, Clone)]
+pub struct Outcome<T> {
+    pub name: String,
+    pub result: std::result::Result<T, KafkaError>,
+}
+
+/// The result of a client call.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A Kafka error returned by a broker, with what was being done.
 #[derive(Debug, Clone)]
 pub struct KafkaError {
-    /// Kafka error code.
-    pub code: i16,
+    /// The broker's error (never "none").
+    pub error: ResponseError,
     /// The broker's error message, if it sent one.
     pub message: Option<String>,
     /// What we were doing, e.g. "creating topic 'orders'".
@@ -60,10 +141,16 @@ pub struct KafkaError {
 }
 
 impl KafkaError {
-    pub fn new(code: i16, message: Option<String>, context: impl Into<String>) -> Self {
+    pub fn new(error: ResponseError, message: Option<String>, context: impl Into<String>) -> Self {
+        debug_assert!(error.code() != 0, "an error is never NONE");
         let context = context.into();
-        let hint = default_hint(code).map(str::to_string);
-        KafkaError { code, message: message.filter(|m| !m.is_empty()), context, hint }
+        let hint = default_hint(error).map(str::to_string);
+        KafkaError { error, message: message.filter(|m| !m.is_empty()), context, hint }
+    }
+
+    /// The error a response's `error_code` carries; `None` for 0 (no error).
+    pub fn from_code(code: i16, message: Option<String>, context: impl Into<String>) -> Option<Self> {
+        ResponseError::try_from_code(code).map(|e| KafkaError::new(e, message, context))
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -71,13 +158,37 @@ impl KafkaError {
         self
     }
 
+    /// Kafka's name for the error (`TOPIC_ALREADY_EXISTS`).
     pub fn name(&self) -> String {
-        error_name(self.code)
+        error_name(self.error.code())
     }
 
     pub fn is(&self, e: ResponseError) -> bool {
-        self.code == e.code()
+        self.error == e
     }
+
+    /// Whether it means "your metadata is stale, refresh it and try again"
+    /// (the request was not applied).
+    pub fn is_stale_metadata(&self) -> bool {
+        is_stale_metadata(self.error)
+    }
+}
+
+/// Whether a produce/fetch/list-offsets error means "your metadata is
+/// stale, refresh it and try again" (the request was not applied).
+pub fn is_stale_metadata(e: ResponseError) -> bool {
+    matches!(
+        e,
+        ResponseError::NotLeaderOrFollower
+            | ResponseError::LeaderNotAvailable
+            | ResponseError::UnknownTopicOrPartition
+            | ResponseError::FencedLeaderEpoch
+            | ResponseError::UnknownLeaderEpoch
+            | ResponseError::NotController
+            | ResponseError::KafkaStorageError
+            | ResponseError::ReplicaNotAvailable
+            | ResponseError::BrokerNotAvailable
+    )
 }
 
 impl fmt::Display for KafkaError {
@@ -97,9 +208,9 @@ impl std::error::Error for KafkaError {}
 
 /// Generic hints for codes whose cure does not depend on the command.
 /// Commands override these with `with_hint` where they know better.
-fn default_hint(code: i16) -> Option<&'static str> {
+fn default_hint(error: ResponseError) -> Option<&'static str> {
     use ResponseError as E;
-    Some(match ResponseError::try_from_code(code)? {
+    Some(match error {
         E::TopicAlreadyExists => "pass --if-not-exists to treat an existing topic as success",
         E::UnknownTopicOrPartition => "list topics with `kaskade topic list`; create one with `kaskade topic create NAME`",
         E::UnknownTopicId => "the topic was deleted or re-created; run the command again",
@@ -148,9 +259,31 @@ mod tests {
 
     #[test]
     fn display_names_code_and_hint() {
-        let e = KafkaError::new(36, Some("Topic 'a' already exists.".into()), "creating topic 'a'");
+        let e = KafkaError::new(
+            ResponseError::TopicAlreadyExists,
+            Some("Topic 'a' already exists.".into()),
+            "creating topic 'a'",
+        );
         let s = e.to_string();
         assert!(s.starts_with("creating topic 'a': TOPIC_ALREADY_EXISTS (Topic 'a' already exists.)"));
         assert!(s.contains("hint: pass --if-not-exists"));
+        assert!(KafkaError::from_code(0, None, "x").is_none());
+        let unknown = KafkaError::from_code(9999, None, "x").unwrap();
+        assert_eq!(unknown.name(), "UNKNOWN_ERROR_CODE(9999)");
+    }
+
+    #[test]
+    fn context_prefixes_every_kind_and_keeps_it() {
+        let io = ClientError::Io {
+            context: "could not connect to h:1".into(),
+            error: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let e = io.context("connecting to broker 1 at h:1");
+        assert!(matches!(e, ClientError::Io { .. }));
+        assert!(e.to_string().starts_with("connecting to broker 1 at h:1: could not connect to h:1: "), "{e}");
+        let k = ClientError::from(KafkaError::new(ResponseError::NotCoordinator, None, "committing")).context("outer");
+        assert!(k.is(ResponseError::NotCoordinator));
+        assert!(k.to_string().starts_with("outer: committing: NOT_COORDINATOR"), "{k}");
+        assert!(!ClientError::Timeout("t".into()).is(ResponseError::RequestTimedOut));
     }
 }

@@ -4,57 +4,91 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use kaskade_types::{NodeId, Offset, ProducerId};
 use tokio::task::JoinSet;
 
 use crate::cluster::{Client, TopicMetadata};
-use crate::error::{is_stale_metadata, KafkaError};
+use crate::error::{ClientError, KafkaError, Result};
 use crate::records::AbortedTxn;
 
 /// ListOffsets timestamp for the log start offset.
-pub const EARLIEST_TIMESTAMP: i64 = -2;
+const EARLIEST_TIMESTAMP: i64 = -2;
 /// ListOffsets timestamp for the log end offset (high watermark).
-pub const LATEST_TIMESTAMP: i64 = -1;
+const LATEST_TIMESTAMP: i64 = -1;
+
+/// Which offset of a partition ListOffsets resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset (high watermark; the last stable offset under
+    /// read_committed).
+    Latest,
+    /// The first offset whose timestamp is at or after this time (ms).
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    /// The ListOffsets `timestamp` field.
+    fn wire(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => EARLIEST_TIMESTAMP,
+            OffsetSpec::Latest => LATEST_TIMESTAMP,
+            OffsetSpec::Timestamp(ms) => ms,
+        }
+    }
+}
 /// Isolation levels of Fetch and ListOffsets.
 pub const READ_UNCOMMITTED: i8 = 0;
 pub const READ_COMMITTED: i8 = 1;
 
 const MAX_ATTEMPTS: usize = 6;
 
-/// Resolve `(partition, timestamp)` pairs (use `EARLIEST_TIMESTAMP` /
-/// `LATEST_TIMESTAMP`, or a time in ms) to offsets.
-pub async fn list_offsets(client: &Client, topic: &str, wanted: &[(i32, i64)]) -> Result<BTreeMap<i32, i64>> {
+/// Resolve partitions' offset specs to offsets, by partition. A partition
+/// with no record at or after its `Timestamp` is absent from the answer.
+pub async fn list_offsets(
+    client: &Client,
+    topic: &str,
+    wanted: &BTreeMap<i32, OffsetSpec>,
+) -> Result<BTreeMap<i32, Offset>> {
     list_offsets_isolated(client, topic, wanted, READ_UNCOMMITTED).await
 }
 
 /// [`list_offsets`] with an isolation level: under `READ_COMMITTED`,
-/// `LATEST_TIMESTAMP` is the last stable offset rather than the high
-/// watermark.
+/// `Latest` is the last stable offset rather than the high watermark.
 pub async fn list_offsets_isolated(
     client: &Client,
     topic: &str,
-    wanted: &[(i32, i64)],
+    wanted: &BTreeMap<i32, OffsetSpec>,
     isolation_level: i8,
-) -> Result<BTreeMap<i32, i64>> {
+) -> Result<BTreeMap<i32, Offset>> {
     let mut out = BTreeMap::new();
-    let mut remaining: Vec<(i32, i64)> = wanted.to_vec();
+    // (partition, ListOffsets timestamp) pairs still to resolve.
+    let mut remaining: Vec<(i32, i64)> = wanted.iter().map(|(&p, spec)| (p, spec.wire())).collect();
     let mut backoff = Duration::from_millis(100);
     for attempt in 0..MAX_ATTEMPTS {
         let last = attempt + 1 == MAX_ATTEMPTS;
         let meta = client.topic(topic, attempt > 0).await?;
-        let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
-        let mut retry: Vec<((i32, i64), anyhow::Error)> = Vec::new();
+        let mut by_leader: BTreeMap<NodeId, Vec<(i32, i64)>> = BTreeMap::new();
+        let mut retry: Vec<((i32, i64), ClientError)> = Vec::new();
         for (p, ts) in remaining.drain(..) {
             match meta.partition(p) {
-                None => bail!("topic '{topic}' has no partition {p} (it has {} partitions)", meta.num_partitions()),
-                Some(pm) if pm.leader < 0 => retry.push(((p, ts), anyhow!("partition {p} has no leader"))),
-                Some(pm) => by_leader.entry(pm.leader).or_default().push((p, ts)),
+                None => {
+                    return Err(ClientError::InvalidInput(format!(
+                        "topic '{topic}' has no partition {p} (it has {} partitions)",
+                        meta.num_partitions()
+                    )))
+                }
+                Some(pm) => match pm.leader {
+                    None => retry.push(((p, ts), ClientError::Unavailable(format!("partition {p} has no leader")))),
+                    Some(leader) => by_leader.entry(leader).or_default().push((p, ts)),
+                },
             }
         }
         let mut tasks = JoinSet::new();
@@ -62,8 +96,7 @@ pub async fn list_offsets_isolated(
             let conn = match client.node_connection(leader).await {
                 Ok(c) => c,
                 Err(e) => {
-                    let msg = format!("{e:#}");
-                    retry.extend(parts.into_iter().map(|p| (p, anyhow!("{msg}"))));
+                    retry.extend(parts.into_iter().map(|p| (p, e.clone())));
                     continue;
                 }
             };
@@ -72,25 +105,26 @@ pub async fn list_offsets_isolated(
                 let version = conn.version::<ListOffsetsRequest>()?;
                 let req = build_list_offsets(name, &parts, version, isolation_level)?;
                 let resp = conn.send(&req, version).await?;
-                anyhow::Ok((parts, resp))
+                Ok::<_, ClientError>((parts, resp))
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            let (parts, resp) = joined.map_err(|e| anyhow!("list-offsets task failed: {e}"))??;
+            let (parts, resp) =
+                joined.map_err(|e| ClientError::Protocol(format!("list-offsets task failed: {e}")))??;
             for (p, ts) in parts {
-                let pr = resp
-                    .topics
-                    .iter()
-                    .flat_map(|t| t.partitions.iter())
-                    .find(|r| r.partition_index == p)
-                    .ok_or_else(|| anyhow!("ListOffsets response does not mention partition {p}"))?;
-                if pr.error_code == 0 {
-                    out.insert(p, pr.offset);
+                let pr =
+                    resp.topics.iter().flat_map(|t| t.partitions.iter()).find(|r| r.partition_index == p).ok_or_else(
+                        || ClientError::Protocol(format!("ListOffsets response does not mention partition {p}")),
+                    )?;
+                let context = format!("listing offsets of topic '{topic}' partition {p}");
+                let Some(e) = KafkaError::from_code(pr.error_code, None, context) else {
+                    // -1: no record at or after the timestamp.
+                    if pr.offset >= 0 {
+                        out.insert(p, Offset(pr.offset));
+                    }
                     continue;
-                }
-                let e =
-                    KafkaError::new(pr.error_code, None, format!("listing offsets of topic '{topic}' partition {p}"));
-                if is_stale_metadata(pr.error_code) || pr.error_code == ResponseError::OffsetNotAvailable.code() {
+                };
+                if e.is_stale_metadata() || e.is(ResponseError::OffsetNotAvailable) {
                     retry.push(((p, ts), e.into()));
                 } else {
                     return Err(e.into());
@@ -101,8 +135,11 @@ pub async fn list_offsets_isolated(
             return Ok(out);
         }
         if last {
-            let (_, e) = retry.into_iter().next().unwrap();
-            return Err(e);
+            let first = retry.into_iter().next().map(|(_, e)| e);
+            debug_assert!(first.is_some(), "retry is not empty here");
+            return Err(first.unwrap_or_else(|| {
+                ClientError::Unavailable(format!("listing offsets of topic '{topic}': gave up retrying"))
+            }));
         }
         client.invalidate_topic(topic);
         remaining = retry.into_iter().map(|(p, _)| p).collect();
@@ -130,7 +167,9 @@ pub(crate) fn build_list_offsets(
     if version >= 2 {
         req.isolation_level = isolation_level;
     } else if isolation_level != READ_UNCOMMITTED {
-        bail!("the broker's ListOffsets (v{version}) has no isolation level: it cannot read committed");
+        return Err(ClientError::Unsupported(format!(
+            "the broker's ListOffsets (v{version}) has no isolation level: it cannot read committed"
+        )));
     }
     if version >= 10 {
         req.timeout_ms = 30_000;
@@ -166,32 +205,36 @@ impl Default for FetchOptions {
 pub struct FetchedPartition {
     pub partition: i32,
     /// The offset this fetch asked for.
-    pub fetch_offset: i64,
-    /// 0, or why there is no data (NETWORK_EXCEPTION when the leader could
+    pub fetch_offset: Offset,
+    /// Why there is no data, if there is none (NETWORK_EXCEPTION when the leader could
     /// not be reached, LEADER_NOT_AVAILABLE when there is none).
-    pub error_code: i16,
+    pub error: Option<ResponseError>,
     pub error_detail: Option<String>,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
+    /// `None` when the partition could not be read.
+    pub high_watermark: Option<Offset>,
+    /// `None` when the partition could not be read or the broker's Fetch
+    /// version does not carry it.
+    pub log_start_offset: Option<Offset>,
     /// read_committed: the aborted transactions the records overlap.
     pub aborted_transactions: Vec<AbortedTxn>,
     pub records: Bytes,
 }
 
-/// One round of long-poll fetches, one request per leader, concurrently.
-/// Every position gets a `FetchedPartition` back.
+/// One round of long-poll fetches from `positions` (partition -> offset
+/// to read from), one request per leader, concurrently. Every position
+/// gets a `FetchedPartition` back.
 pub async fn fetch(
     client: &Client,
     meta: &TopicMetadata,
-    positions: &[(i32, i64)],
+    positions: &BTreeMap<i32, Offset>,
     opts: &FetchOptions,
 ) -> Result<Vec<FetchedPartition>> {
     let mut out = Vec::new();
-    let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
-    for &(p, offset) in positions {
-        match meta.partition(p) {
-            Some(pm) if pm.leader >= 0 => by_leader.entry(pm.leader).or_default().push((p, offset)),
-            _ => out.push(failed(p, offset, ResponseError::LeaderNotAvailable.code(), None)),
+    let mut by_leader: BTreeMap<NodeId, Vec<(i32, Offset)>> = BTreeMap::new();
+    for (&p, &offset) in positions {
+        match meta.partition(p).and_then(|pm| pm.leader) {
+            Some(leader) => by_leader.entry(leader).or_default().push((p, offset)),
+            None => out.push(failed(p, offset, ResponseError::LeaderNotAvailable, None)),
         }
     }
     let mut tasks = JoinSet::new();
@@ -199,9 +242,9 @@ pub async fn fetch(
         let conn = match client.node_connection(leader).await {
             Ok(c) => c,
             Err(e) => {
-                let msg = format!("{e:#}");
+                let msg = e.to_string();
                 out.extend(
-                    parts.iter().map(|&(p, o)| failed(p, o, ResponseError::NetworkException.code(), Some(msg.clone()))),
+                    parts.iter().map(|&(p, o)| failed(p, o, ResponseError::NetworkException, Some(msg.clone()))),
                 );
                 continue;
             }
@@ -215,20 +258,19 @@ pub async fn fetch(
                     version = 12;
                 }
                 let req = build_fetch(&meta, version, &parts, &opts);
-                let resp = conn.send(&req, version).await?;
-                anyhow::Ok(resp)
+                conn.send(&req, version).await
             }
             .await;
             (parts, result)
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let (parts, result) = joined.map_err(|e| anyhow!("fetch task failed: {e}"))?;
+        let (parts, result) = joined.map_err(|e| ClientError::Protocol(format!("fetch task failed: {e}")))?;
         match result {
             Err(e) => {
-                let msg = format!("{e:#}");
+                let msg = e.to_string();
                 out.extend(
-                    parts.iter().map(|&(p, o)| failed(p, o, ResponseError::NetworkException.code(), Some(msg.clone()))),
+                    parts.iter().map(|&(p, o)| failed(p, o, ResponseError::NetworkException, Some(msg.clone()))),
                 );
             }
             Ok(resp) => out.extend(match_fetch(&resp, &parts)),
@@ -238,14 +280,14 @@ pub async fn fetch(
     Ok(out)
 }
 
-fn failed(partition: i32, fetch_offset: i64, error_code: i16, detail: Option<String>) -> FetchedPartition {
+fn failed(partition: i32, fetch_offset: Offset, error: ResponseError, detail: Option<String>) -> FetchedPartition {
     FetchedPartition {
         partition,
         fetch_offset,
-        error_code,
+        error: Some(error),
         error_detail: detail,
-        high_watermark: -1,
-        log_start_offset: -1,
+        high_watermark: None,
+        log_start_offset: None,
         aborted_transactions: Vec::new(),
         records: Bytes::new(),
     }
@@ -254,7 +296,7 @@ fn failed(partition: i32, fetch_offset: i64, error_code: i16, detail: Option<Str
 pub(crate) fn build_fetch(
     meta: &TopicMetadata,
     version: i16,
-    parts: &[(i32, i64)],
+    parts: &[(i32, Offset)],
     opts: &FetchOptions,
 ) -> FetchRequest {
     let mut topic = FetchTopic::default().with_partitions(
@@ -263,7 +305,7 @@ pub(crate) fn build_fetch(
             .map(|&(p, offset)| {
                 FetchPartition::default()
                     .with_partition(p)
-                    .with_fetch_offset(offset)
+                    .with_fetch_offset(offset.get())
                     .with_partition_max_bytes(opts.partition_max_bytes)
             })
             .collect(),
@@ -284,33 +326,36 @@ pub(crate) fn build_fetch(
         .with_topics(vec![topic])
 }
 
-pub(crate) fn match_fetch(resp: &FetchResponse, parts: &[(i32, i64)]) -> Vec<FetchedPartition> {
+pub(crate) fn match_fetch(resp: &FetchResponse, parts: &[(i32, Offset)]) -> Vec<FetchedPartition> {
     parts
         .iter()
         .map(|&(p, offset)| {
-            if resp.error_code != 0 {
-                return failed(p, offset, resp.error_code, None);
+            if let Some(e) = ResponseError::try_from_code(resp.error_code) {
+                return failed(p, offset, e, None);
             }
             let pd = resp.responses.iter().flat_map(|t| t.partitions.iter()).find(|d| d.partition_index == p);
             match pd {
                 None => failed(
                     p,
                     offset,
-                    ResponseError::UnknownServerError.code(),
+                    ResponseError::UnknownServerError,
                     Some("the broker's Fetch response does not mention this partition".into()),
                 ),
                 Some(d) => FetchedPartition {
                     partition: p,
                     fetch_offset: offset,
-                    error_code: d.error_code,
+                    error: ResponseError::try_from_code(d.error_code),
                     error_detail: None,
-                    high_watermark: d.high_watermark,
-                    log_start_offset: d.log_start_offset,
+                    high_watermark: (d.high_watermark >= 0).then_some(Offset(d.high_watermark)),
+                    log_start_offset: (d.log_start_offset >= 0).then_some(Offset(d.log_start_offset)),
                     aborted_transactions: d
                         .aborted_transactions
                         .iter()
                         .flatten()
-                        .map(|a| AbortedTxn { producer_id: a.producer_id.0, first_offset: a.first_offset })
+                        .map(|a| AbortedTxn {
+                            producer_id: ProducerId(a.producer_id.0),
+                            first_offset: Offset(a.first_offset),
+                        })
                         .collect(),
                     records: d.records.clone().unwrap_or_default(),
                 },
@@ -329,7 +374,7 @@ mod tests {
     fn meta() -> TopicMetadata {
         TopicMetadata {
             name: "t".into(),
-            error_code: 0,
+            error: None,
             topic_id: Uuid::from_u128(9),
             is_internal: false,
             partitions: vec![],
@@ -339,7 +384,7 @@ mod tests {
     #[test]
     fn fetch_request_encodes_at_every_version() {
         for v in 4..=18 {
-            let req = build_fetch(&meta(), v, &[(0, 5), (3, 7)], &FetchOptions::default());
+            let req = build_fetch(&meta(), v, &[(0, Offset(5)), (3, Offset(7))], &FetchOptions::default());
             let mut buf = bytes::BytesMut::new();
             req.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
             let back = FetchRequest::decode(&mut buf.freeze(), v).unwrap();
@@ -375,7 +420,7 @@ mod tests {
     #[test]
     fn read_committed_fetch_carries_isolation_and_aborted_transactions() {
         let opts = FetchOptions { isolation_level: READ_COMMITTED, ..FetchOptions::default() };
-        let req = build_fetch(&meta(), 4, &[(0, 0)], &opts);
+        let req = build_fetch(&meta(), 4, &[(0, Offset(0))], &opts);
         let mut buf = bytes::BytesMut::new();
         req.encode(&mut buf, 4).unwrap();
         assert_eq!(FetchRequest::decode(&mut buf.freeze(), 4).unwrap().isolation_level, READ_COMMITTED);
@@ -388,8 +433,11 @@ mod tests {
                 ])),
                 PartitionData::default().with_partition_index(1),
             ])]);
-        let out = match_fetch(&resp, &[(0, 0), (1, 0)]);
-        assert_eq!(out[0].aborted_transactions, vec![AbortedTxn { producer_id: 7, first_offset: 3 }]);
+        let out = match_fetch(&resp, &[(0, Offset(0)), (1, Offset(0))]);
+        assert_eq!(
+            out[0].aborted_transactions,
+            vec![AbortedTxn { producer_id: ProducerId(7), first_offset: Offset(3) }]
+        );
         assert!(out[1].aborted_transactions.is_empty());
     }
 
@@ -402,12 +450,13 @@ mod tests {
                     .with_high_watermark(10)
                     .with_records(Some(Bytes::from_static(b"abc"))),
             ])]);
-        let out = match_fetch(&resp, &[(1, 3), (2, 0)]);
-        assert_eq!(out[0].high_watermark, 10);
+        let out = match_fetch(&resp, &[(1, Offset(3)), (2, Offset(0))]);
+        assert_eq!(out[0].high_watermark, Some(Offset(10)));
         assert_eq!(out[0].records.as_ref(), b"abc");
-        assert_eq!(out[0].fetch_offset, 3);
-        assert_ne!(out[1].error_code, 0);
-        let top = FetchResponse::default().with_error_code(71);
-        assert_eq!(match_fetch(&top, &[(0, 0)])[0].error_code, 71);
+        assert_eq!(out[0].fetch_offset, Offset(3));
+        assert_eq!(out[0].error, None);
+        assert!(out[1].error.is_some());
+        let top = FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        assert_eq!(match_fetch(&top, &[(0, Offset(0))])[0].error, Some(ResponseError::FetchSessionIdNotFound));
     }
 }

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Result};
 use bytes::Bytes;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
@@ -15,10 +14,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
+use kaskade_types::{NodeId, Offset, TopicPartition};
 
 use crate::cluster::Client;
 use crate::connection::Connection;
-use crate::error::KafkaError;
+use crate::error::{ClientError, KafkaError, Outcome, Result};
 
 /// FindCoordinator key type of a consumer group.
 pub const KEY_TYPE_GROUP: i8 = 0;
@@ -42,47 +42,60 @@ fn retriable_coordinator_error(code: i16) -> bool {
 /// The connection to `group`'s coordinator (retrying while it loads).
 pub async fn coordinator(client: &Client, group: &str) -> Result<Arc<Connection>> {
     let context = format!("finding the coordinator of group '{group}'");
-    Ok(find_coordinator(client, KEY_TYPE_GROUP, group, &context).await?.1)
+    Ok(find_coordinator(client, KEY_TYPE_GROUP, group, &context).await?.connection)
+}
+
+/// A group's or transactional id's coordinator.
+#[derive(Debug, Clone)]
+pub struct Coordinator {
+    pub node: NodeId,
+    pub connection: Arc<Connection>,
 }
 
 /// The coordinator of `key` (a group id, or a transactional id with
 /// `KEY_TYPE_TRANSACTION`): its node id and a connection to it, retrying
 /// while it loads.
-pub async fn find_coordinator(
-    client: &Client,
-    key_type: i8,
-    key: &str,
-    context: &str,
-) -> Result<(i32, Arc<Connection>)> {
+pub async fn find_coordinator(client: &Client, key_type: i8, key: &str, context: &str) -> Result<Coordinator> {
     let mut backoff = std::time::Duration::from_millis(100);
     for attempt in 0..8 {
         let conn = client.any_connection().await?;
         let version = conn.version::<FindCoordinatorRequest>()?;
-        let req = find_coordinator_request(key_type, key, version).map_err(|e| anyhow!("{context}: {e}"))?;
+        let req = find_coordinator_request(key_type, key, version).map_err(|e| e.context(context))?;
         let resp = conn.send(&req, version).await?;
         let (code, msg, node) = if version >= 4 {
-            let c = resp.coordinators.first().ok_or_else(|| anyhow!("{context}: empty FindCoordinator response"))?;
+            let c = resp
+                .coordinators
+                .first()
+                .ok_or_else(|| ClientError::Protocol(format!("{context}: empty FindCoordinator response")))?;
             (c.error_code, c.error_message.clone(), c.node_id.0)
         } else {
             (resp.error_code, resp.error_message.clone(), resp.node_id.0)
         };
-        if code != 0 {
+        if let Some(e) = KafkaError::from_code(code, msg.map(|m| m.to_string()), context) {
             if retriable_coordinator_error(code) && attempt < 7 {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
                 continue;
             }
-            return Err(KafkaError::new(code, msg.map(|m| m.to_string()), context).into());
+            return Err(e.into());
         }
-        return Ok((node, client.node_connection(node).await?));
+        // A coordinator is a broker: FindCoordinator answers an error code
+        // otherwise, so a negative id here is a broken answer.
+        if node < 0 {
+            return Err(ClientError::Protocol(format!("{context}: FindCoordinator named node {node}")));
+        }
+        let node = NodeId(node);
+        return Ok(Coordinator { node, connection: client.node_connection(node).await? });
     }
-    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable.code(), None, context).into())
+    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable, None, context).into())
 }
 
 fn find_coordinator_request(key_type: i8, key: &str, version: i16) -> Result<FindCoordinatorRequest> {
     if key_type != KEY_TYPE_GROUP && version == 0 {
         // v0 has no key type: it only finds group coordinators.
-        bail!("the broker's FindCoordinator (v0 only) cannot find other coordinators than groups'");
+        return Err(ClientError::Unsupported(
+            "the broker's FindCoordinator (v0 only) cannot find other coordinators than groups'".to_string(),
+        ));
     }
     let mut req = FindCoordinatorRequest::default();
     if version >= 1 {
@@ -119,8 +132,8 @@ pub async fn list_groups(client: &Client) -> Result<Vec<ListedGroup>> {
     for conn in conns {
         let version = conn.version::<ListGroupsRequest>()?;
         let resp = conn.send(&ListGroupsRequest::default(), version).await?;
-        if resp.error_code != 0 {
-            return Err(KafkaError::new(resp.error_code, None, "listing groups").into());
+        if let Some(e) = KafkaError::from_code(resp.error_code, None, "listing groups") {
+            return Err(e.into());
         }
         for g in resp.groups {
             let id = g.group_id.0.to_string();
@@ -144,8 +157,8 @@ pub struct GroupMember {
     pub group_instance_id: Option<String>,
     pub client_id: String,
     pub client_host: String,
-    /// (topic, partition) pairs; empty if not a consumer assignment.
-    pub assignment: Vec<(String, i32)>,
+    /// Empty if not a consumer assignment.
+    pub assignment: Vec<TopicPartition>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,7 +171,7 @@ pub struct GroupDescription {
 }
 
 /// Decode a ConsumerProtocolAssignment (version prefix, then the body).
-pub fn decode_assignment(data: &Bytes) -> Vec<(String, i32)> {
+pub fn decode_assignment(data: &Bytes) -> Vec<TopicPartition> {
     if data.len() < 2 {
         return vec![];
     }
@@ -171,8 +184,8 @@ pub fn decode_assignment(data: &Bytes) -> Vec<(String, i32)> {
             .assigned_partitions
             .iter()
             .flat_map(|tp| {
-                let t = tp.topic.0.to_string();
-                tp.partitions.iter().map(move |p| (t.clone(), *p))
+                let t: Arc<str> = Arc::from(tp.topic.0.as_str());
+                tp.partitions.iter().map(move |p| TopicPartition::new(t.clone(), *p))
             })
             .collect(),
         Err(_) => vec![],
@@ -186,13 +199,12 @@ pub async fn describe_group(client: &Client, group: &str) -> Result<GroupDescrip
     let version = conn.version::<DescribeGroupsRequest>()?;
     let req = DescribeGroupsRequest::default().with_groups(vec![gid(group)]);
     let resp = conn.send(&req, version).await?;
-    let g = resp
-        .groups
-        .into_iter()
-        .find(|g| g.group_id.0.as_str() == group)
-        .ok_or_else(|| anyhow!("{context}: the broker's response does not mention the group"))?;
-    if g.error_code != 0 {
-        return Err(KafkaError::new(g.error_code, g.error_message.map(|m| m.to_string()), context).into());
+    let g =
+        resp.groups.into_iter().find(|g| g.group_id.0.as_str() == group).ok_or_else(|| {
+            ClientError::Protocol(format!("{context}: the broker's response does not mention the group"))
+        })?;
+    if let Some(e) = KafkaError::from_code(g.error_code, g.error_message.map(|m| m.to_string()), context) {
+        return Err(e.into());
     }
     let consumer = g.protocol_type.as_str() == "consumer";
     Ok(GroupDescription {
@@ -214,13 +226,13 @@ pub async fn describe_group(client: &Client, group: &str) -> Result<GroupDescrip
     })
 }
 
-/// Committed offsets of a group: (topic, partition) -> offset (only
-/// partitions with a committed offset >= 0).
+/// Committed offsets of a group (only partitions with a committed
+/// offset), of `topics` (topic -> partitions; `None`: all).
 pub async fn fetch_offsets(
     client: &Client,
     group: &str,
-    topics: Option<&[(String, Vec<i32>)]>,
-) -> Result<BTreeMap<(String, i32), i64>> {
+    topics: Option<&BTreeMap<String, Vec<i32>>>,
+) -> Result<BTreeMap<TopicPartition, Offset>> {
     let context = format!("fetching committed offsets of group '{group}'");
     let mut backoff = std::time::Duration::from_millis(100);
     for attempt in 0..8 {
@@ -236,39 +248,35 @@ pub async fn fetch_offsets(
                 .collect()
         });
         let resp = conn.send(&req, version).await?;
-        if resp.error_code != 0 {
+        if let Some(e) = KafkaError::from_code(resp.error_code, None, &context) {
             if retriable_coordinator_error(resp.error_code) && attempt < 7 {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
                 continue;
             }
-            return Err(KafkaError::new(resp.error_code, None, context).into());
+            return Err(e.into());
         }
         let mut out = BTreeMap::new();
         for t in resp.topics {
             for p in t.partitions {
-                if p.error_code != 0 {
-                    return Err(KafkaError::new(
-                        p.error_code,
-                        None,
-                        format!("{context} (topic '{}' partition {})", t.name.0, p.partition_index),
-                    )
-                    .into());
+                let at = || format!("{context} (topic '{}' partition {})", t.name.0, p.partition_index);
+                if let Some(e) = KafkaError::from_code(p.error_code, None, at()) {
+                    return Err(e.into());
                 }
                 if p.committed_offset >= 0 {
-                    out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
+                    out.insert(TopicPartition::new(t.name.0.as_str(), p.partition_index), Offset(p.committed_offset));
                 }
             }
         }
         return Ok(out);
     }
-    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable.code(), None, context).into())
+    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable, None, context).into())
 }
 
 /// Commit offsets for `topic` as a consumer outside any generation does
 /// (generation -1, empty member id): the broker accepts this only while
 /// the group has no members.
-pub async fn commit_offsets(client: &Client, group: &str, topic: &str, offsets: &BTreeMap<i32, i64>) -> Result<()> {
+pub async fn commit_offsets(client: &Client, group: &str, topic: &str, offsets: &BTreeMap<i32, Offset>) -> Result<()> {
     commit_offsets_as(client, group, topic, offsets, -1, "").await
 }
 
@@ -278,7 +286,7 @@ pub async fn commit_offsets_as(
     client: &Client,
     group: &str,
     topic: &str,
-    offsets: &BTreeMap<i32, i64>,
+    offsets: &BTreeMap<i32, Offset>,
     generation: i32,
     member_id: &str,
 ) -> Result<()> {
@@ -302,7 +310,7 @@ pub async fn commit_offsets_as(
                     .map(|(&p, &o)| {
                         OffsetCommitRequestPartition::default()
                             .with_partition_index(p)
-                            .with_committed_offset(o)
+                            .with_committed_offset(o.get())
                             .with_committed_leader_epoch(-1)
                             .with_committed_metadata(Some(sb("")))
                     })
@@ -312,17 +320,15 @@ pub async fn commit_offsets_as(
         let mut retry = false;
         for t in &resp.topics {
             for p in &t.partitions {
-                if p.error_code == 0 {
-                    continue;
-                }
+                let at = format!("{context} (partition {})", p.partition_index);
+                let Some(mut e) = KafkaError::from_code(p.error_code, None, at) else { continue };
                 if retriable_coordinator_error(p.error_code) && attempt < 7 {
                     retry = true;
                     continue;
                 }
-                let mut e = KafkaError::new(p.error_code, None, format!("{context} (partition {})", p.partition_index));
-                if p.error_code == ResponseError::UnknownMemberId.code()
-                    || p.error_code == ResponseError::IllegalGeneration.code()
-                    || p.error_code == ResponseError::RebalanceInProgress.code()
+                if e.is(ResponseError::UnknownMemberId)
+                    || e.is(ResponseError::IllegalGeneration)
+                    || e.is(ResponseError::RebalanceInProgress)
                 {
                     e = e.with_hint("the group has active members; stop its consumers before committing from the CLI");
                 }
@@ -335,11 +341,11 @@ pub async fn commit_offsets_as(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
     }
-    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable.code(), None, context).into())
+    Err(KafkaError::new(ResponseError::CoordinatorNotAvailable, None, context).into())
 }
 
-/// Delete groups; one outcome per group.
-pub async fn delete_groups(client: &Client, groups: &[String]) -> Result<Vec<(String, Result<(), KafkaError>)>> {
+/// Delete groups; one outcome per group, in order.
+pub async fn delete_groups(client: &Client, groups: &[String]) -> Result<Vec<Outcome<()>>> {
     let mut out = Vec::new();
     for group in groups {
         let context = format!("deleting group '{group}'");
@@ -349,20 +355,19 @@ pub async fn delete_groups(client: &Client, groups: &[String]) -> Result<Vec<(St
         let resp = conn.send(&req, version).await?;
         let outcome = match resp.results.iter().find(|r| r.group_id.0.as_str() == group.as_str()) {
             None => Err(KafkaError::new(
-                ResponseError::UnknownServerError.code(),
+                ResponseError::UnknownServerError,
                 Some("the broker's response does not mention the group".into()),
                 context,
             )),
-            Some(r) if r.error_code != 0 => {
-                let mut e = KafkaError::new(r.error_code, None, context);
-                if r.error_code == ResponseError::NonEmptyGroup.code() {
-                    e = e.with_hint("the group still has active members; stop its consumers first");
+            Some(r) => match KafkaError::from_code(r.error_code, None, context) {
+                Some(e) if e.is(ResponseError::NonEmptyGroup) => {
+                    Err(e.with_hint("the group still has active members; stop its consumers first"))
                 }
-                Err(e)
-            }
-            Some(_) => Ok(()),
+                Some(e) => Err(e),
+                None => Ok(()),
+            },
         };
-        out.push((group.clone(), outcome));
+        out.push(Outcome { name: group.clone(), result: outcome });
     }
     Ok(out)
 }
@@ -394,13 +399,66 @@ mod tests {
         }
     }
 
+    /// A FindCoordinator answer without an error but naming no broker is
+    /// a broken answer: a protocol error, not a connection to node -1.
+    #[tokio::test]
+    async fn a_coordinator_without_a_node_is_a_protocol_error() {
+        use bytes::{BufMut, BytesMut};
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, FindCoordinatorResponse, ResponseHeader};
+        use kafka_protocol::protocol::{decode_request_header_from_buffer, HeaderVersion};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            loop {
+                let mut len = [0u8; 4];
+                if sock.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+                sock.read_exact(&mut body).await.unwrap();
+                let h = decode_request_header_from_buffer(&mut Bytes::from(body)).unwrap();
+                let v = h.request_api_version;
+                let mut out = BytesMut::new();
+                if h.request_api_key == ApiKey::ApiVersions as i16 {
+                    ResponseHeader::default().with_correlation_id(h.correlation_id).encode(&mut out, 0).unwrap();
+                    let range = |k: ApiKey| ApiVersion::default().with_api_key(k as i16).with_max_version(3);
+                    ApiVersionsResponse::default()
+                        .with_api_keys(vec![range(ApiKey::ApiVersions), range(ApiKey::FindCoordinator)])
+                        .encode(&mut out, v)
+                        .unwrap();
+                } else {
+                    ResponseHeader::default()
+                        .with_correlation_id(h.correlation_id)
+                        .encode(&mut out, <FindCoordinatorResponse as HeaderVersion>::header_version(v))
+                        .unwrap();
+                    FindCoordinatorResponse::default().with_node_id((-1).into()).encode(&mut out, v).unwrap();
+                }
+                let mut framed = BytesMut::new();
+                framed.put_i32(out.len() as i32);
+                framed.extend_from_slice(&out);
+                sock.write_all(&framed).await.unwrap();
+            }
+        });
+        let client = Client::new(&addr).unwrap();
+        let e =
+            find_coordinator(&client, KEY_TYPE_GROUP, "g", "finding the coordinator of group 'g'").await.unwrap_err();
+        assert!(matches!(e, ClientError::Protocol(_)), "{e:?}");
+        assert!(e.to_string().contains("named node -1"), "{e}");
+        server.abort();
+    }
+
     #[test]
     fn range_assignor() {
         let m = |id: &str, ts: &[&str]| (id.to_string(), ts.iter().map(|t| t.to_string()).collect::<Vec<_>>());
-        let members = vec![m("b", &["t", "u"]), m("a", &["t"]), m("c", &["t"])];
+        let members: BTreeMap<String, Vec<String>> =
+            [m("b", &["t", "u"]), m("a", &["t"]), m("c", &["t"])].into_iter().collect();
         let counts: BTreeMap<String, i32> = [("t".to_string(), 4), ("u".to_string(), 2)].into();
         let got = range_assign(&members, &counts);
-        let tp = |t: &str, p: i32| (t.to_string(), p);
+        let tp = kaskade_types::TopicPartition::new;
         assert_eq!(got["a"], vec![tp("t", 0), tp("t", 1)]);
         assert_eq!(got["b"], vec![tp("t", 2), tp("u", 0), tp("u", 1)]);
         assert_eq!(got["c"], vec![tp("t", 3)]);
@@ -418,7 +476,8 @@ mod tests {
         let mut buf = bytes::BytesMut::new();
         bytes::BufMut::put_i16(&mut buf, 1);
         a.encode(&mut buf, 1).unwrap();
-        assert_eq!(decode_assignment(&buf.freeze()), vec![("t".to_string(), 0), ("t".to_string(), 2)]);
+        let tp = kaskade_types::TopicPartition::new;
+        assert_eq!(decode_assignment(&buf.freeze()), vec![tp("t", 0), tp("t", 2)]);
         assert!(decode_assignment(&Bytes::new()).is_empty());
     }
 }
@@ -435,13 +494,14 @@ pub struct Membership {
     pub partitions: Vec<i32>,
 }
 
-/// The range assignor: per topic, members sorted by id each get a
-/// contiguous run of partitions, the first ones one more.
+/// The range assignor: per topic, members (member id -> subscribed
+/// topics) sorted by id each get a contiguous run of partitions, the first
+/// ones one more.
 pub fn range_assign(
-    members: &[(String, Vec<String>)],
+    members: &BTreeMap<String, Vec<String>>,
     partition_counts: &BTreeMap<String, i32>,
-) -> BTreeMap<String, Vec<(String, i32)>> {
-    let mut out: BTreeMap<String, Vec<(String, i32)>> = members.iter().map(|(m, _)| (m.clone(), Vec::new())).collect();
+) -> BTreeMap<String, Vec<TopicPartition>> {
+    let mut out: BTreeMap<String, Vec<TopicPartition>> = members.keys().map(|m| (m.clone(), Vec::new())).collect();
     for (topic, &n) in partition_counts {
         let mut subs: Vec<&String> = members.iter().filter(|(_, ts)| ts.contains(topic)).map(|(m, _)| m).collect();
         subs.sort();
@@ -453,7 +513,7 @@ pub fn range_assign(
         for (i, m) in subs.iter().enumerate() {
             let len = per + i32::from((i as i32) < extra);
             for p in next..next + len {
-                out.get_mut(*m).unwrap().push((topic.clone(), p));
+                out.entry((*m).clone()).or_default().push(TopicPartition::new(topic.as_str(), p));
             }
             next += len;
         }
@@ -467,7 +527,7 @@ fn encode_subscription(topics: &[String]) -> Result<Bytes> {
     let s = ConsumerProtocolSubscription::default().with_topics(topics.iter().map(|t| sb(t)).collect());
     let mut buf = bytes::BytesMut::new();
     bytes::BufMut::put_i16(&mut buf, 1);
-    s.encode(&mut buf, 1)?;
+    s.encode(&mut buf, 1).map_err(|e| ClientError::Protocol(format!("encoding a consumer subscription: {e:#}")))?;
     Ok(buf.freeze())
 }
 
@@ -483,12 +543,12 @@ fn decode_subscription(data: &Bytes) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn encode_assignment(parts: &[(String, i32)]) -> Result<Bytes> {
+fn encode_assignment(parts: &[TopicPartition]) -> Result<Bytes> {
     use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
     use kafka_protocol::protocol::Encodable;
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in parts {
-        by_topic.entry(t).or_default().push(*p);
+    for tp in parts {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
     }
     let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
         by_topic
@@ -498,7 +558,7 @@ fn encode_assignment(parts: &[(String, i32)]) -> Result<Bytes> {
     );
     let mut buf = bytes::BytesMut::new();
     bytes::BufMut::put_i16(&mut buf, 1);
-    a.encode(&mut buf, 1)?;
+    a.encode(&mut buf, 1).map_err(|e| ClientError::Protocol(format!("encoding a consumer assignment: {e:#}")))?;
     Ok(buf.freeze())
 }
 
@@ -542,16 +602,16 @@ pub async fn join(client: &Client, group: &str, topic: &str, member_id: &str) ->
             backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
             continue;
         }
-        if resp.error_code != 0 {
-            return Err(KafkaError::new(resp.error_code, None, context).into());
+        if let Some(e) = KafkaError::from_code(resp.error_code, None, &context) {
+            return Err(e.into());
         }
         member_id = resp.member_id.to_string();
         let generation = resp.generation_id;
         let mut assignments = Vec::new();
         if resp.leader.as_str() == member_id {
-            let members: Vec<(String, Vec<String>)> =
+            let members: BTreeMap<String, Vec<String>> =
                 resp.members.iter().map(|m| (m.member_id.to_string(), decode_subscription(&m.metadata))).collect();
-            let topics: BTreeSet<String> = members.iter().flat_map(|(_, ts)| ts.iter().cloned()).collect();
+            let topics: BTreeSet<String> = members.values().flat_map(|ts| ts.iter().cloned()).collect();
             let mut counts = BTreeMap::new();
             for t in topics {
                 if let Ok(meta) = client.topic(&t, true).await {
@@ -585,14 +645,17 @@ pub async fn join(client: &Client, group: &str, topic: &str, member_id: &str) ->
             member_id.clear();
             continue;
         }
-        if sresp.error_code != 0 {
-            return Err(KafkaError::new(sresp.error_code, None, format!("syncing group '{group}'")).into());
+        if let Some(e) = KafkaError::from_code(sresp.error_code, None, format!("syncing group '{group}'")) {
+            return Err(e.into());
         }
-        let partitions =
-            decode_assignment(&sresp.assignment).into_iter().filter(|(t, _)| t == topic).map(|(_, p)| p).collect();
+        let partitions = decode_assignment(&sresp.assignment)
+            .into_iter()
+            .filter(|tp| &*tp.topic == topic)
+            .map(|tp| tp.partition)
+            .collect();
         return Ok(Membership { group: group.to_string(), member_id, generation, partitions });
     }
-    Err(anyhow!("{context}: gave up after repeated rebalances"))
+    Err(ClientError::Unavailable(format!("{context}: gave up after repeated rebalances")))
 }
 
 /// Heartbeat; `Ok(false)` when the group is rebalancing (or forgot us)

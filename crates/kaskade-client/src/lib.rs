@@ -14,6 +14,13 @@
 //!   [`txn`]: transactions (list, describe).
 //! - [`records`]: magic-v2 record batches; [`partitioner`]: Kafka's
 //!   default partitioner.
+//! - [`error`]: [`ClientError`], the one error of every call (what failed:
+//!   I/O, a timeout, the protocol, no leader or coordinator, or the
+//!   broker's [`KafkaError`] with its `ResponseError` and message).
+//!
+//! Offsets, node ids, leader epochs, producer ids and epochs and
+//! topic-partitions are `kaskade-types`' types; "none" is an `Option`,
+//! never the wire's -1.
 //!
 //! Point a [`Client`] at any `host:port` list:
 //! `Client::new("127.0.0.1:9092")`.
@@ -30,4 +37,4 @@ pub mod records;
 pub mod txn;
 
 pub use cluster::Client;
-pub use error::KafkaError;
+pub use error::{ClientError, KafkaError};

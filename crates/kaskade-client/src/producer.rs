@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use kaskade_types::{NodeId, Offset};
 use tokio::task::JoinSet;
 
 use crate::cluster::{Client, TopicMetadata};
 use crate::connection::Connection;
-use crate::error::{is_stale_metadata, KafkaError};
+use crate::error::{ClientError, KafkaError, Result};
 
 const MAX_ATTEMPTS: usize = 5;
 
@@ -32,8 +32,8 @@ pub struct PartitionBatch {
 pub struct ProduceResult {
     pub partition: i32,
     pub records: usize,
-    /// The base offset the broker assigned; -1 with acks=0.
-    pub outcome: Result<i64>,
+    /// The base offset the broker assigned; `None` with acks=0.
+    pub outcome: Result<Option<Offset>>,
 }
 
 /// Send `batches` to `topic` with `acks` (-1, 0 or 1). Returns one result
@@ -53,21 +53,23 @@ pub async fn produce(
         let meta = client.topic(topic, attempt > 0).await?;
 
         // Group by leader.
-        let mut by_leader: BTreeMap<i32, Vec<PartitionBatch>> = BTreeMap::new();
+        let mut by_leader: BTreeMap<NodeId, Vec<PartitionBatch>> = BTreeMap::new();
         let mut retry = Vec::new();
         for b in remaining.drain(..) {
             match meta.partition(b.partition) {
                 None => done.push(ProduceResult {
                     partition: b.partition,
                     records: b.records,
-                    outcome: Err(anyhow!(
+                    outcome: Err(ClientError::InvalidInput(format!(
                         "topic '{topic}' has no partition {} (it has {} partitions)",
                         b.partition,
                         meta.num_partitions()
-                    )),
+                    ))),
                 }),
-                Some(p) if p.leader < 0 => retry.push((b, leader_not_available(topic, p.partition))),
-                Some(p) => by_leader.entry(p.leader).or_default().push(b),
+                Some(p) => match p.leader {
+                    None => retry.push((b, leader_not_available(topic, p.partition))),
+                    Some(leader) => by_leader.entry(leader).or_default().push(b),
+                },
             }
         }
 
@@ -76,9 +78,8 @@ pub async fn produce(
             let conn = match client.node_connection(leader).await {
                 Ok(c) => c,
                 Err(e) => {
-                    let msg = format!("{e:#}");
                     for b in batches {
-                        retry.push((b, anyhow!("{msg}")));
+                        retry.push((b, e.clone()));
                     }
                     continue;
                 }
@@ -90,24 +91,23 @@ pub async fn produce(
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            let (batches, sent) = joined.map_err(|e| anyhow!("produce task failed: {e}"))?;
+            let (batches, sent) = joined.map_err(|e| ClientError::Protocol(format!("produce task failed: {e}")))?;
             match sent {
                 // The request failed as a whole (connection, encoding):
                 // its outcome is unknown, so it is not retried.
                 Err(e) => {
-                    let msg = format!("{e:#}");
                     for b in batches {
                         done.push(ProduceResult {
                             partition: b.partition,
                             records: b.records,
-                            outcome: Err(anyhow!("{msg}")),
+                            outcome: Err(e.clone()),
                         });
                     }
                 }
                 Ok(per_partition) => {
                     for (b, outcome) in batches.into_iter().zip(per_partition) {
                         match outcome {
-                            Err(ke) if is_stale_metadata(ke.code) && !last => retry.push((b, ke.into())),
+                            Err(ke) if ke.is_stale_metadata() && !last => retry.push((b, ke.into())),
                             Err(ke) => done.push(ProduceResult {
                                 partition: b.partition,
                                 records: b.records,
@@ -143,9 +143,9 @@ pub async fn produce(
     Ok(done)
 }
 
-fn leader_not_available(topic: &str, partition: i32) -> anyhow::Error {
+fn leader_not_available(topic: &str, partition: i32) -> ClientError {
     KafkaError::new(
-        ResponseError::LeaderNotAvailable.code(),
+        ResponseError::LeaderNotAvailable,
         None,
         format!("producing to topic '{topic}' partition {partition}"),
     )
@@ -169,12 +169,12 @@ async fn send_to_leader(
     acks: i16,
     timeout_ms: i32,
     batches: &[PartitionBatch],
-) -> Result<Vec<std::result::Result<i64, KafkaError>>> {
+) -> Result<Vec<std::result::Result<Option<Offset>, KafkaError>>> {
     let version = produce_version(conn, meta)?;
     let req = build_request(meta, version, acks, timeout_ms, batches);
     if acks == 0 {
         conn.send_no_response(&req, version).await?;
-        return Ok(batches.iter().map(|_| Ok(-1)).collect());
+        return Ok(batches.iter().map(|_| Ok(None)).collect());
     }
     let resp = conn.send(&req, version).await?;
     Ok(match_response(&meta.name, &resp, batches))
@@ -205,7 +205,7 @@ pub(crate) fn match_response(
     topic: &str,
     resp: &ProduceResponse,
     batches: &[PartitionBatch],
-) -> Vec<std::result::Result<i64, KafkaError>> {
+) -> Vec<std::result::Result<Option<Offset>, KafkaError>> {
     batches
         .iter()
         .map(|b| {
@@ -213,11 +213,13 @@ pub(crate) fn match_response(
             let p = resp.responses.iter().flat_map(|t| t.partition_responses.iter()).find(|p| p.index == b.partition);
             match p {
                 None => Err(KafkaError::new(
-                    ResponseError::UnknownServerError.code(),
+                    ResponseError::UnknownServerError,
                     Some("the broker's response does not mention this partition".into()),
                     context,
                 )),
                 Some(p) if p.error_code != 0 => {
+                    let error =
+                        ResponseError::try_from_code(p.error_code).unwrap_or(ResponseError::Unknown(p.error_code));
                     let mut msg = p.error_message.as_ref().map(|m| m.as_str().to_string());
                     if let Some(re) = p.record_errors.first() {
                         let detail = format!(
@@ -233,8 +235,8 @@ pub(crate) fn match_response(
                             None => detail,
                         });
                     }
-                    let mut e = KafkaError::new(p.error_code, msg, context);
-                    if p.error_code == ResponseError::UnknownTopicOrPartition.code() {
+                    let mut e = KafkaError::new(error, msg, context);
+                    if error == ResponseError::UnknownTopicOrPartition {
                         e = e.with_hint(format!(
                             "topic '{topic}' or partition {} does not exist; see `kaskade topic describe {topic}`",
                             b.partition
@@ -242,7 +244,7 @@ pub(crate) fn match_response(
                     }
                     Err(e)
                 }
-                Some(p) => Ok(p.base_offset),
+                Some(p) => Ok(Some(Offset(p.base_offset))),
             }
         })
         .collect()
@@ -256,7 +258,7 @@ mod tests {
     use uuid::Uuid;
 
     fn meta(id: Uuid) -> TopicMetadata {
-        TopicMetadata { name: "t".into(), error_code: 0, topic_id: id, is_internal: false, partitions: vec![] }
+        TopicMetadata { name: "t".into(), error: None, topic_id: id, is_internal: false, partitions: vec![] }
     }
 
     #[test]
@@ -290,7 +292,7 @@ mod tests {
                 PartitionProduceResponse::default().with_index(1).with_error_code(10),
             ])]);
         let out = match_response("t", &resp, &b);
-        assert_eq!(out[0].as_ref().unwrap(), &41);
+        assert_eq!(out[0].as_ref().unwrap(), &Some(Offset(41)));
         let e = out[1].as_ref().unwrap_err();
         assert_eq!(e.name(), "MESSAGE_TOO_LARGE");
         assert!(e.to_string().contains("partition 1"));

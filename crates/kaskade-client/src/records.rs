@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 
-use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
@@ -11,6 +10,10 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
 };
+
+use kaskade_types::{Offset, ProducerId};
+
+use crate::error::{ClientError, Result};
 
 /// A record to send. Header keys are unique within a record (the codec
 /// keeps headers in a map); a repeated key keeps its last value.
@@ -35,7 +38,7 @@ impl ProducerRecord {
 /// id and no sequence (a plain, non-idempotent producer).
 pub fn encode_batch(records: &[ProducerRecord], compression: Compression) -> Result<Bytes> {
     if records.is_empty() {
-        bail!("cannot encode an empty batch");
+        return Err(ClientError::InvalidInput("cannot encode an empty batch".to_string()));
     }
     let recs: Vec<Record> = records
         .iter()
@@ -66,14 +69,14 @@ pub fn encode_batch(records: &[ProducerRecord], compression: Compression) -> Res
         .collect();
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression })
-        .context("encoding record batch")?;
+        .map_err(|e| ClientError::Protocol(format!("encoding record batch: {e:#}")))?;
     Ok(buf.freeze())
 }
 
 /// A record read from a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumedRecord {
-    pub offset: i64,
+    pub offset: Offset,
     pub timestamp: i64,
     pub timestamp_type: TimestampType,
     pub key: Option<Bytes>,
@@ -88,7 +91,7 @@ pub struct Decoded {
     /// records before the fetch offset are dropped).
     pub records: Vec<ConsumedRecord>,
     /// The offset to fetch next, if any complete batch was seen.
-    pub next_offset: Option<i64>,
+    pub next_offset: Option<Offset>,
 }
 
 // Byte positions in a v2 batch header.
@@ -106,15 +109,15 @@ const ABORT_MARKER: i16 = 0;
 /// An aborted transaction as a read_committed Fetch response names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AbortedTxn {
-    pub producer_id: i64,
-    pub first_offset: i64,
+    pub producer_id: ProducerId,
+    pub first_offset: Offset,
 }
 
 /// Whether a control batch is an abort marker (its record's key is
 /// version i16, type i16; type 0 is ABORT).
 fn is_abort_marker(batch: &Bytes, base_offset: i64) -> Result<bool> {
     let set = RecordBatchDecoder::decode(&mut batch.clone())
-        .map_err(|e| anyhow!("decoding control batch at offset {base_offset}: {e:#}"))?;
+        .map_err(|e| ClientError::Protocol(format!("decoding control batch at offset {base_offset}: {e:#}")))?;
     Ok(set
         .records
         .first()
@@ -132,7 +135,8 @@ fn is_abort_marker(batch: &Bytes, base_offset: i64) -> Result<bool> {
 /// consumer does: a transaction counts as aborted from its first offset
 /// (once a batch reaches it) until its producer's abort marker, and
 /// transactional batches of an aborted producer are dropped.
-pub fn decode_fetched(mut data: Bytes, fetch_offset: i64, aborted: Option<&[AbortedTxn]>) -> Result<Decoded> {
+pub fn decode_fetched(mut data: Bytes, fetch_offset: Offset, aborted: Option<&[AbortedTxn]>) -> Result<Decoded> {
+    let fetch_offset = fetch_offset.get();
     let mut out = Decoded::default();
     // Aborted transactions not reached yet, latest first (popped from
     // the end in first-offset order).
@@ -143,7 +147,9 @@ pub fn decode_fetched(mut data: Bytes, fetch_offset: i64, aborted: Option<&[Abor
         let base_offset = (&data[0..8]).get_i64();
         let batch_len = (&data[8..12]).get_i32();
         if batch_len < 0 || (batch_len as usize) < HEADER_LEN - LENGTH_END {
-            bail!("corrupt record batch at offset {base_offset}: length {batch_len}");
+            return Err(ClientError::Protocol(format!(
+                "corrupt record batch at offset {base_offset}: length {batch_len}"
+            )));
         }
         let total = LENGTH_END + batch_len as usize;
         if data.len() < total {
@@ -152,19 +158,21 @@ pub fn decode_fetched(mut data: Bytes, fetch_offset: i64, aborted: Option<&[Abor
         let mut batch = data.split_to(total);
         let magic = batch[MAGIC_AT] as i8;
         if magic != 2 {
-            bail!("record batch at offset {base_offset} has message format v{magic}; only v2 is supported");
+            return Err(ClientError::Unsupported(format!(
+                "record batch at offset {base_offset} has message format v{magic}; only v2 is supported"
+            )));
         }
         let attributes = (&batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2]).get_i16();
         let last_offset_delta = (&batch[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]).get_i32();
         let producer_id = (&batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8]).get_i64();
         let next = base_offset + last_offset_delta as i64 + 1;
-        out.next_offset = Some(out.next_offset.map_or(next, |n: i64| n.max(next)));
+        out.next_offset = Some(out.next_offset.map_or(Offset(next), |n| n.max(Offset(next))));
         let control = attributes & CONTROL_FLAG != 0;
         if aborted.is_some() && producer_id >= 0 {
             // Kafka's consumer: aborted transactions that began at or
             // before this batch's last offset are now in force.
-            while let Some(a) = pending.pop_if(|a| a.first_offset < next) {
-                aborted_producers.insert(a.producer_id);
+            while let Some(a) = pending.pop_if(|a| a.first_offset.get() < next) {
+                aborted_producers.insert(a.producer_id.get());
             }
             if control {
                 if aborted_producers.contains(&producer_id) && is_abort_marker(&batch, base_offset)? {
@@ -178,13 +186,13 @@ pub fn decode_fetched(mut data: Bytes, fetch_offset: i64, aborted: Option<&[Abor
             continue; // transaction markers, or entirely before our position
         }
         let set = RecordBatchDecoder::decode(&mut batch)
-            .map_err(|e| anyhow!("decoding record batch at offset {base_offset}: {e:#}"))?;
+            .map_err(|e| ClientError::Protocol(format!("decoding record batch at offset {base_offset}: {e:#}")))?;
         for r in set.records {
             if r.offset < fetch_offset {
                 continue;
             }
             out.records.push(ConsumedRecord {
-                offset: r.offset,
+                offset: Offset(r.offset),
                 timestamp: r.timestamp,
                 timestamp_type: r.timestamp_type,
                 key: r.key,
@@ -240,11 +248,11 @@ mod tests {
                 .collect();
             let batch = encode_batch(&input, c).unwrap();
             let batch = at_offset(&batch, 100);
-            let d = decode_fetched(batch, 100, None).unwrap();
-            assert_eq!(d.next_offset, Some(150), "{c:?}");
+            let d = decode_fetched(batch, Offset(100), None).unwrap();
+            assert_eq!(d.next_offset, Some(Offset(150)), "{c:?}");
             assert_eq!(d.records.len(), 50, "{c:?}");
             for (i, (got, want)) in d.records.iter().zip(&input).enumerate() {
-                assert_eq!(got.offset, 100 + i as i64);
+                assert_eq!(got.offset, Offset(100 + i as i64));
                 assert_eq!(got.timestamp, want.timestamp);
                 assert_eq!(got.key, want.key);
                 assert_eq!(got.value, want.value);
@@ -265,18 +273,18 @@ mod tests {
         data.extend_from_slice(&a);
         data.extend_from_slice(&b);
         data.extend_from_slice(&b[..20]); // truncated third batch
-        let d = decode_fetched(data.freeze(), 11, None).unwrap();
-        let offsets: Vec<i64> = d.records.iter().map(|r| r.offset).collect();
+        let d = decode_fetched(data.freeze(), Offset(11), None).unwrap();
+        let offsets: Vec<i64> = d.records.iter().map(|r| r.offset.get()).collect();
         assert_eq!(offsets, vec![11, 12, 13]);
-        assert_eq!(d.next_offset, Some(14));
+        assert_eq!(d.next_offset, Some(Offset(14)));
     }
 
     #[test]
     fn empty_and_partial_only() {
-        let d = decode_fetched(Bytes::new(), 0, None).unwrap();
+        let d = decode_fetched(Bytes::new(), Offset(0), None).unwrap();
         assert!(d.records.is_empty() && d.next_offset.is_none());
         let a = encode_batch(&[rec(None, "a", 1)], Compression::None).unwrap();
-        let d = decode_fetched(a.slice(..a.len() - 1), 0, None).unwrap();
+        let d = decode_fetched(a.slice(..a.len() - 1), Offset(0), None).unwrap();
         assert!(d.records.is_empty() && d.next_offset.is_none());
     }
 
@@ -285,9 +293,9 @@ mod tests {
         let a = encode_batch(&[rec(None, "a", 1)], Compression::None).unwrap();
         let mut b = BytesMut::from(&at_offset(&a, 5)[..]);
         b[ATTRIBUTES_AT + 1] |= CONTROL_FLAG as u8; // CRC now wrong, but we never decode it
-        let d = decode_fetched(b.freeze(), 0, None).unwrap();
+        let d = decode_fetched(b.freeze(), Offset(0), None).unwrap();
         assert!(d.records.is_empty());
-        assert_eq!(d.next_offset, Some(6));
+        assert_eq!(d.next_offset, Some(Offset(6)));
     }
 
     /// A transactional batch of `producer_id` at `base`: data records with
@@ -357,32 +365,37 @@ mod tests {
 
     #[test]
     fn read_uncommitted_prints_every_data_record_and_no_marker() {
-        let d = decode_fetched(interleaved(), 0, None).unwrap();
+        let d = decode_fetched(interleaved(), Offset(0), None).unwrap();
         assert_eq!(values(&d), ["c1", "a1", "a2", "c2", "x", "plain"]);
-        assert_eq!(d.next_offset, Some(9));
+        assert_eq!(d.next_offset, Some(Offset(9)));
         // Aborted transactions listed or not, read_uncommitted ignores them.
-        let d = decode_fetched(interleaved(), 0, Some(&[])).unwrap();
+        let d = decode_fetched(interleaved(), Offset(0), Some(&[])).unwrap();
         assert_eq!(values(&d), ["c1", "a1", "a2", "c2", "x", "plain"]);
     }
 
     #[test]
     fn read_committed_skips_aborted_transactions_until_their_marker() {
-        let aborted = [AbortedTxn { producer_id: 2, first_offset: 1 }];
-        let d = decode_fetched(interleaved(), 0, Some(&aborted)).unwrap();
+        let aborted = [AbortedTxn { producer_id: ProducerId(2), first_offset: Offset(1) }];
+        let d = decode_fetched(interleaved(), Offset(0), Some(&aborted)).unwrap();
         assert_eq!(values(&d), ["c1", "c2", "x", "plain"]);
-        let offsets: Vec<i64> = d.records.iter().map(|r| r.offset).collect();
+        let offsets: Vec<i64> = d.records.iter().map(|r| r.offset.get()).collect();
         assert_eq!(offsets, [0, 3, 6, 8]);
-        assert_eq!(d.next_offset, Some(9), "skipped batches and markers still advance");
+        assert_eq!(d.next_offset, Some(Offset(9)), "skipped batches and markers still advance");
         // A fetch starting inside the aborted transaction (the broker
         // lists it: it overlaps the fetched range).
-        let d = decode_fetched(interleaved(), 2, Some(&aborted)).unwrap();
+        let d = decode_fetched(interleaved(), Offset(2), Some(&aborted)).unwrap();
         assert_eq!(values(&d), ["c2", "x", "plain"]);
         // An abort marker of another producer does not end it.
         let mut data = BytesMut::new();
         for b in [txn_batch(2, 0, &["a"], None), txn_batch(3, 1, &[], ABORT), txn_batch(2, 2, &["b"], None)] {
             data.extend_from_slice(&b);
         }
-        let d = decode_fetched(data.freeze(), 0, Some(&[AbortedTxn { producer_id: 2, first_offset: 0 }])).unwrap();
+        let d = decode_fetched(
+            data.freeze(),
+            Offset(0),
+            Some(&[AbortedTxn { producer_id: ProducerId(2), first_offset: Offset(0) }]),
+        )
+        .unwrap();
         assert!(d.records.is_empty(), "{:?}", values(&d));
     }
 
@@ -399,7 +412,12 @@ mod tests {
         ] {
             data.extend_from_slice(&b);
         }
-        let d = decode_fetched(data.freeze(), 0, Some(&[AbortedTxn { producer_id: 2, first_offset: 2 }])).unwrap();
+        let d = decode_fetched(
+            data.freeze(),
+            Offset(0),
+            Some(&[AbortedTxn { producer_id: ProducerId(2), first_offset: Offset(2) }]),
+        )
+        .unwrap();
         assert_eq!(values(&d), ["first"]);
     }
 
@@ -410,8 +428,12 @@ mod tests {
         b[n - 1] ^= 0xff;
         let mut data = BytesMut::from(&txn_batch(2, 0, &["a"], None)[..]);
         data.extend_from_slice(&b);
-        let err =
-            decode_fetched(data.freeze(), 0, Some(&[AbortedTxn { producer_id: 2, first_offset: 0 }])).unwrap_err();
+        let err = decode_fetched(
+            data.freeze(),
+            Offset(0),
+            Some(&[AbortedTxn { producer_id: ProducerId(2), first_offset: Offset(0) }]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("control batch at offset 1"), "{err:#}");
     }
 
@@ -421,6 +443,6 @@ mod tests {
         let mut b = BytesMut::from(&a[..]);
         let n = b.len();
         b[n - 2] ^= 0xff;
-        assert!(decode_fetched(b.freeze(), 0, None).is_err());
+        assert!(decode_fetched(b.freeze(), Offset(0), None).is_err());
     }
 }

@@ -299,40 +299,29 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
     }
 }
 
-/// Kafka's default partitioner hash (Java `Utils.murmur2`).
-pub fn murmur2(data: &[u8]) -> i32 {
-    let seed: u32 = 0x9747_b28c;
-    let m: u32 = 0x5bd1_e995;
-    let r = 24;
-    let len = data.len();
-    let mut h: u32 = seed ^ len as u32;
-    let chunks = data.chunks_exact(4);
-    let tail = chunks.remainder();
-    for c in chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(m);
-        k ^= k >> r;
-        k = k.wrapping_mul(m);
-        h = h.wrapping_mul(m);
-        h ^= k;
+/// Runs a blocking client call that has no timeout of its own (librdkafka's
+/// synchronous commit; a group consumer's close on drop, which polls until
+/// its LeaveGroup is done) on a thread of its own, and panics naming `what`
+/// if it has not returned within [`WAIT`]: the test fails saying what it
+/// waited for instead of hanging. A stuck call's thread is left behind.
+pub fn bounded<T: Send + 'static>(what: &str, call: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("bounded-call".to_string())
+        .spawn(move || {
+            // The receiver is gone only if we already panicked on timeout.
+            let _ = tx.send(call());
+        })
+        .expect("spawn a thread for a bounded call");
+    match rx.recv_timeout(WAIT) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{what}: no answer within {WAIT:?}"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the call panicked"),
     }
-    if tail.len() >= 3 {
-        h ^= (tail[2] as u32) << 16;
-    }
-    if tail.len() >= 2 {
-        h ^= (tail[1] as u32) << 8;
-    }
-    if !tail.is_empty() {
-        h ^= tail[0] as u32;
-        h = h.wrapping_mul(m);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(m);
-    h ^= h >> 15;
-    h as i32
 }
 
-/// The partition Kafka's Java producer picks for a key.
-pub fn kafka_partition(key: &[u8], partitions: i32) -> i32 {
-    (murmur2(key) & 0x7fff_ffff) % partitions
-}
+/// Kafka's default partitioner (Java `Utils.murmur2`, and the partition
+/// the Java producer picks for a key), as the CLI's client implements it.
+// Not every test file uses it.
+#[allow(unused_imports)]
+pub use kaskade_client::partitioner::{murmur2, partition_for_key};

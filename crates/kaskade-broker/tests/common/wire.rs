@@ -1,110 +1,96 @@
-//! A Kafka connection over raw TCP with the `kafka-protocol` codecs, for
-//! tests that check requests and answers at exact versions (what a client
-//! library would hide).
+//! A Kafka connection at exact request versions, for tests that check
+//! requests and answers a client library would hide. It is
+//! `kaskade-client`'s [`Connection`] (frames, header versions, correlation
+//! ids, ApiVersions on connect), used so that any failure panics naming
+//! the API and version. Tests of malformed frames stay on raw TCP.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Request;
+use kaskade_client::connection::{Connection, ConnectionConfig};
 
-/// How long a call waits for its answer.
+/// How long a connect or a call waits for its answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(30);
 
-pub struct Conn {
-    stream: TcpStream,
-    next_id: i32,
+fn config() -> ConnectionConfig {
+    ConnectionConfig { client_id: "wire-test".to_string(), connect_timeout: ANSWER_WAIT, request_timeout: ANSWER_WAIT }
 }
+
+fn api(key: i16) -> String {
+    ApiKey::try_from(key).map_or_else(|_| format!("api key {key}"), |k| format!("{k:?}"))
+}
+
+pub struct Conn(Arc<Connection>);
 
 impl Conn {
     pub async fn connect(addr: SocketAddr) -> Conn {
-        Conn::over(TcpStream::connect(addr).await.expect("connect"))
-    }
-
-    pub fn over(stream: TcpStream) -> Conn {
-        Conn { stream, next_id: 0 }
+        let conn = Connection::connect(&addr.to_string(), config())
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+        Conn(conn)
     }
 
     /// Sends `req` at `version` and decodes the answer; panics (naming
-    /// the API and version) on any encoding, transport or decoding failure,
-    /// and checks the correlation id.
-    pub async fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        req: &Req,
-    ) -> Resp {
-        self.next_id += 1;
-        let out = request_frame(key, version, self.next_id, req);
-        self.stream.write_all(&out).await.unwrap();
-        let mut size = [0u8; 4];
-        tokio::time::timeout(ANSWER_WAIT, self.stream.read_exact(&mut size))
-            .await
-            .unwrap_or_else(|_| panic!("{key:?} v{version}: no answer"))
-            .unwrap_or_else(|e| panic!("{key:?} v{version}: connection closed: {e}"));
-        let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut frame).await.unwrap();
-        decode_answer(key, version, self.next_id, frame)
+    /// the API and version) on any encoding, transport or decoding failure.
+    pub async fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        self.0.send(req, version).await.unwrap_or_else(|e| panic!("{} v{version}: {e}", api(R::KEY)))
     }
 }
 
-/// The blocking twin of `Conn`, for the synchronous librdkafka tests.
+/// The blocking twin of `Conn`, for the synchronous librdkafka tests: the
+/// connection lives on a runtime of its own.
 pub struct SyncConn {
-    stream: std::net::TcpStream,
-    next_id: i32,
+    conn: Conn,
+    rt: tokio::runtime::Runtime,
 }
 
 impl SyncConn {
     pub fn connect(addr: SocketAddr) -> SyncConn {
-        let stream = std::net::TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(ANSWER_WAIT)).expect("read timeout");
-        SyncConn { stream, next_id: 0 }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        SyncConn { conn: rt.block_on(Conn::connect(addr)), rt }
     }
 
     /// As `Conn::call`.
-    pub fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        req: &Req,
-    ) -> Resp {
-        use std::io::{Read, Write};
-        self.next_id += 1;
-        let out = request_frame(key, version, self.next_id, req);
-        self.stream.write_all(&out).unwrap_or_else(|e| panic!("{key:?} v{version}: send: {e}"));
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).unwrap_or_else(|e| panic!("{key:?} v{version}: no answer: {e}"));
-        let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut frame).unwrap_or_else(|e| panic!("{key:?} v{version}: cut answer: {e}"));
-        decode_answer(key, version, self.next_id, frame)
+    pub fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        self.rt.block_on(self.conn.call(version, req))
+    }
+
+    /// Sends `req` at `version` without waiting for the answer (a request
+    /// the broker is expected to park, such as a long-poll Fetch).
+    pub fn start<R>(&mut self, version: i16, req: R) -> InFlight<R::Response>
+    where
+        R: Request + Send + Sync + 'static,
+        R::Response: Send + 'static,
+    {
+        let conn = self.conn.0.clone();
+        let task = self.rt.spawn(async move {
+            conn.send(&req, version).await.unwrap_or_else(|e| panic!("{} v{version}: {e}", api(R::KEY)))
+        });
+        InFlight(task)
+    }
+
+    /// Whether `request` is still unanswered after `window`.
+    pub fn unanswered_after<T>(&mut self, request: &InFlight<T>, window: Duration) -> bool {
+        // The connection's tasks run while this runtime sleeps.
+        self.rt.block_on(async { tokio::time::sleep(window).await });
+        !request.0.is_finished()
+    }
+
+    /// The answer to a request `start`ed earlier.
+    pub fn finish<T>(&mut self, request: InFlight<T>) -> T {
+        self.rt.block_on(async {
+            tokio::time::timeout(ANSWER_WAIT, request.0)
+                .await
+                .unwrap_or_else(|_| panic!("no answer within {ANSWER_WAIT:?}"))
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        })
     }
 }
 
-/// A whole request frame: size, header, body.
-fn request_frame<Req: Encodable + HeaderVersion>(key: ApiKey, version: i16, correlation_id: i32, req: &Req) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("wire-test")))
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    req.encode(&mut buf, version).unwrap_or_else(|e| panic!("{key:?} v{version} encode: {e}"));
-    let mut out = (buf.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(&buf);
-    out
-}
-
-/// Decodes an answer frame (without its size), checking the correlation id.
-fn decode_answer<Resp: Decodable>(key: ApiKey, version: i16, correlation_id: i32, frame: Vec<u8>) -> Resp {
-    let mut frame = Bytes::from(frame);
-    let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, correlation_id);
-    Resp::decode(&mut frame, version).unwrap_or_else(|e| panic!("{key:?} v{version} decode: {e}"))
-}
+/// A request sent with [`SyncConn::start`], its answer still to come.
+pub struct InFlight<T>(tokio::task::JoinHandle<T>);

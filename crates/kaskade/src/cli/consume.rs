@@ -15,11 +15,12 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::output::{format_record, write_stdout, RecordFormat};
-use kaskade_client::error::{error_name, is_stale_metadata, KafkaError};
-use kaskade_client::fetcher::{self, FetchOptions, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use kaskade_client::error::{is_stale_metadata, KafkaError};
+use kaskade_client::fetcher::{self, FetchOptions, OffsetSpec};
 use kaskade_client::group;
 use kaskade_client::records::decode_fetched;
 use kaskade_client::Client;
+use kaskade_types::Offset;
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -206,8 +207,7 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                 }
                 opts.max_wait_ms = opts.max_wait_ms.min(left.as_millis() as i32).max(1);
             }
-            let wanted: Vec<(i32, i64)> = positions.iter().map(|(&p, &o)| (p, o)).collect();
-            if wanted.is_empty() {
+            if positions.is_empty() {
                 // No partition assigned (more members than partitions).
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(opts.max_wait_ms as u64)) => {}
@@ -216,16 +216,16 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                 continue;
             }
             let results = tokio::select! {
-                r = fetcher::fetch(client, &meta, &wanted, &opts) => r?,
+                r = fetcher::fetch(client, &meta, &positions, &opts) => r?,
                 _ = &mut ctrl_c => return Ok(()),
             };
 
             let mut text = String::new();
             let mut refresh = false;
-            let mut reset: Vec<(i32, i64)> = Vec::new();
+            let mut reset: Vec<(i32, Offset)> = Vec::new();
             for fp in results {
                 let p = fp.partition;
-                if fp.error_code == 0 {
+                if fp.error.is_none() {
                     let aborted = (isolation == fetcher::READ_COMMITTED).then_some(&fp.aborted_transactions[..]);
                     let decoded = decode_fetched(fp.records, fp.fetch_offset, aborted)
                         .map_err(|e| anyhow!("topic '{topic}' partition {p}: {e:#}"))?;
@@ -236,27 +236,30 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                         text.push_str(&format_record(&topic, p, r, &format));
                         text.push('\n');
                         count += 1;
-                        positions.insert(p, r.offset + 1);
+                        positions.insert(p, r.offset.next());
                     }
                     if let Some(next) = decoded.next_offset {
                         if args.max_messages.is_none_or(|m| count < m) && next > positions[&p] {
                             positions.insert(p, next);
                         }
                     }
-                } else if fp.error_code == ResponseError::OffsetOutOfRange.code() {
-                    reset.push((p, fp.fetch_offset));
-                } else if is_stale_metadata(fp.error_code)
-                    || fp.error_code == ResponseError::NetworkException.code()
-                    || fp.error_code == ResponseError::UnknownTopicId.code()
-                {
-                    tracing::debug!(partition = p, error = %error_name(fp.error_code), detail = ?fp.error_detail, "refreshing metadata");
-                    refresh = true;
-                } else {
-                    let mut e = KafkaError::new(fp.error_code, fp.error_detail, format!("fetching topic '{topic}' partition {p}"));
-                    if fp.error_code == ResponseError::TopicAuthorizationFailed.code() {
+                } else if let Some(error) = fp.error.filter(|e| *e != ResponseError::OffsetOutOfRange) {
+                    if is_stale_metadata(error)
+                        || error == ResponseError::NetworkException
+                        || error == ResponseError::UnknownTopicId
+                    {
+                        tracing::debug!(partition = p, %error, detail = ?fp.error_detail, "refreshing metadata");
+                        refresh = true;
+                        continue;
+                    }
+                    let mut e =
+                        KafkaError::new(error, fp.error_detail, format!("fetching topic '{topic}' partition {p}"));
+                    if error == ResponseError::TopicAuthorizationFailed {
                         e = e.with_hint("the broker's ACLs deny reading this topic");
                     }
                     return Err(e.into());
+                } else {
+                    reset.push((p, fp.fetch_offset));
                 }
             }
             if !text.is_empty() {
@@ -269,11 +272,12 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                 }
             }
             for (p, was) in reset {
-                let earliest = fetcher::list_offsets(client, &topic, &[(p, EARLIEST_TIMESTAMP)]).await?[&p];
-                let latest =
-                    fetcher::list_offsets_isolated(client, &topic, &[(p, LATEST_TIMESTAMP)], isolation).await?[&p];
+                let earliest = one_offset(client, &topic, p, OffsetSpec::Earliest, isolation).await?;
+                let latest = one_offset(client, &topic, p, OffsetSpec::Latest, isolation).await?;
                 let to = if was < earliest { earliest } else { latest };
-                eprintln!("warning: partition {p}: offset {was} is out of range ({earliest}..{latest}); continuing from {to}");
+                eprintln!(
+                    "warning: partition {p}: offset {was} is out of range ({earliest}..{latest}); continuing from {to}"
+                );
                 positions.insert(p, to);
             }
             if refresh {
@@ -284,10 +288,10 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 meta = match client.topic(&topic, true).await {
                     Ok(m) => m,
-                    Err(e) if e.downcast_ref::<KafkaError>().is_some_and(|k| k.is(ResponseError::UnknownTopicOrPartition)) => {
+                    Err(e) if e.is(ResponseError::UnknownTopicOrPartition) => {
                         bail!("topic '{topic}' no longer exists (it was deleted while consuming)")
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 };
             } else {
                 backoff = Duration::from_millis(100);
@@ -309,6 +313,12 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
     result.map(|_| 0)
 }
 
+/// Partition `p`'s offset for `spec`.
+async fn one_offset(client: &Client, topic: &str, p: i32, spec: OffsetSpec, isolation: i8) -> Result<Offset> {
+    let offsets = fetcher::list_offsets_isolated(client, topic, &BTreeMap::from([(p, spec)]), isolation).await?;
+    offsets.get(&p).copied().ok_or_else(|| anyhow!("ListOffsets did not resolve topic '{topic}' partition {p}"))
+}
+
 /// How often a `--group` member heartbeats (a third of its session timeout).
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(group::SESSION_TIMEOUT_MS as u64 / 3);
 
@@ -321,25 +331,25 @@ async fn start_positions(
     start: StartOffset,
     group: Option<&str>,
     isolation: i8,
-) -> Result<(BTreeMap<i32, i64>, BTreeMap<i32, i64>)> {
+) -> Result<(BTreeMap<i32, Offset>, BTreeMap<i32, Offset>)> {
     if partitions.is_empty() {
         return Ok((BTreeMap::new(), BTreeMap::new()));
     }
-    let mut positions: BTreeMap<i32, i64> = match start {
-        StartOffset::At(o) => partitions.iter().map(|&p| (p, o)).collect(),
+    let mut positions: BTreeMap<i32, Offset> = match start {
+        StartOffset::At(o) => partitions.iter().map(|&p| (p, Offset(o))).collect(),
         StartOffset::Earliest | StartOffset::Latest => {
-            let ts = if start == StartOffset::Earliest { EARLIEST_TIMESTAMP } else { LATEST_TIMESTAMP };
-            let wanted: Vec<(i32, i64)> = partitions.iter().map(|&p| (p, ts)).collect();
+            let spec = if start == StartOffset::Earliest { OffsetSpec::Earliest } else { OffsetSpec::Latest };
+            let wanted: BTreeMap<i32, OffsetSpec> = partitions.iter().map(|&p| (p, spec)).collect();
             fetcher::list_offsets_isolated(client, topic, &wanted, isolation).await?
         }
     };
-    let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut committed: BTreeMap<i32, Offset> = BTreeMap::new();
     if let Some(g) = group {
-        let wanted = [(topic.to_string(), partitions.to_vec())];
-        for ((t, p), o) in group::fetch_offsets(client, g, Some(&wanted)).await? {
-            if t == topic && positions.contains_key(&p) {
-                committed.insert(p, o);
-                positions.insert(p, o);
+        let wanted = BTreeMap::from([(topic.to_string(), partitions.to_vec())]);
+        for (tp, o) in group::fetch_offsets(client, g, Some(&wanted)).await? {
+            if &*tp.topic == topic && positions.contains_key(&tp.partition) {
+                committed.insert(tp.partition, o);
+                positions.insert(tp.partition, o);
             }
         }
     }
@@ -351,10 +361,10 @@ async fn commit_positions(
     client: &Client,
     member: Option<&group::Membership>,
     topic: &str,
-    positions: &BTreeMap<i32, i64>,
-    committed: &mut BTreeMap<i32, i64>,
+    positions: &BTreeMap<i32, Offset>,
+    committed: &mut BTreeMap<i32, Offset>,
 ) -> Result<()> {
-    let changed: BTreeMap<i32, i64> =
+    let changed: BTreeMap<i32, Offset> =
         positions.iter().filter(|(p, o)| committed.get(p).is_none_or(|c| c != *o)).map(|(&p, &o)| (p, o)).collect();
     if changed.is_empty() {
         return Ok(());

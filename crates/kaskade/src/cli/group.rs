@@ -9,9 +9,10 @@ use clap::{ArgGroup, Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::output::{print_json, write_stdout, OutputFormat, Table};
-use kaskade_client::fetcher::{self, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use kaskade_client::fetcher::{self, OffsetSpec};
 use kaskade_client::group::{self, GroupDescription};
 use kaskade_client::Client;
+use kaskade_types::{Offset, TopicPartition};
 
 #[derive(Debug, Args)]
 pub struct GroupArgs {
@@ -163,33 +164,33 @@ impl PartitionLag {
 
 async fn partition_lags(client: &Client, group_id: &str, desc: &GroupDescription) -> Result<Vec<PartitionLag>> {
     let committed = group::fetch_offsets(client, group_id, None).await?;
-    let mut owner: BTreeMap<(String, i32), (String, String, String)> = BTreeMap::new();
+    let mut owner: BTreeMap<TopicPartition, (String, String, String)> = BTreeMap::new();
     for m in &desc.members {
         for tp in &m.assignment {
             owner.insert(tp.clone(), (m.member_id.clone(), m.client_host.clone(), m.client_id.clone()));
         }
     }
-    let keys: BTreeSet<(String, i32)> = committed.keys().chain(owner.keys()).cloned().collect();
+    let keys: BTreeSet<TopicPartition> = committed.keys().chain(owner.keys()).cloned().collect();
     let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for (t, p) in &keys {
-        by_topic.entry(t.clone()).or_default().push(*p);
+    for tp in &keys {
+        by_topic.entry(tp.topic.to_string()).or_default().push(tp.partition);
     }
-    let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut ends: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     for (t, ps) in &by_topic {
-        let wanted: Vec<(i32, i64)> = ps.iter().map(|&p| (p, LATEST_TIMESTAMP)).collect();
+        let wanted: BTreeMap<i32, OffsetSpec> = ps.iter().map(|&p| (p, OffsetSpec::Latest)).collect();
         match fetcher::list_offsets(client, t, &wanted).await {
-            Ok(m) => ends.extend(m.into_iter().map(|(p, o)| ((t.clone(), p), o))),
+            Ok(m) => ends.extend(m.into_iter().map(|(p, o)| (TopicPartition::new(t.as_str(), p), o.get()))),
             Err(e) => eprintln!("warning: log end offsets of topic '{t}': {e:#}"),
         }
     }
     Ok(keys
         .into_iter()
         .map(|k| PartitionLag {
-            committed: committed.get(&k).copied(),
+            committed: committed.get(&k).map(|o| o.get()),
             log_end: ends.get(&k).copied(),
             member: owner.get(&k).cloned(),
-            topic: k.0,
-            partition: k.1,
+            topic: k.topic.to_string(),
+            partition: k.partition,
         })
         .collect())
 }
@@ -256,7 +257,7 @@ async fn describe(client: &Client, out: OutputFormat, group_id: &str) -> Result<
                 "group_instance_id": m.group_instance_id,
                 "client_id": m.client_id,
                 "host": m.client_host,
-                "assignment": m.assignment.iter().map(|(t, p)| json!({"topic": t, "partition": p})).collect::<Vec<_>>(),
+                "assignment": m.assignment.iter().map(|tp| json!({"topic": &*tp.topic, "partition": tp.partition})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "partitions": rows.iter().map(|r| json!({
                 "topic": r.topic,
@@ -277,8 +278,9 @@ async fn delete(client: &Client, out: OutputFormat, groups: &[String]) -> Result
     let results = group::delete_groups(client, groups).await?;
     let mut failed = false;
     let mut json_rows = Vec::new();
-    for (g, r) in results {
-        match r {
+    for outcome in results {
+        let g = outcome.name;
+        match outcome.result {
             Ok(()) => match out {
                 OutputFormat::Table => {
                     write_stdout(&format!("Deleted group {g}.\n"));
@@ -343,27 +345,27 @@ async fn reset_offsets(
     }
     let meta = client.topic(topic, true).await?;
     let parts: Vec<i32> = meta.partitions.iter().map(|p| p.partition).collect();
-    let earliest =
-        fetcher::list_offsets(client, topic, &parts.iter().map(|&p| (p, EARLIEST_TIMESTAMP)).collect::<Vec<_>>())
-            .await?;
-    let latest =
-        fetcher::list_offsets(client, topic, &parts.iter().map(|&p| (p, LATEST_TIMESTAMP)).collect::<Vec<_>>()).await?;
-    let wanted = [(topic.to_string(), parts.clone())];
-    let committed = group::fetch_offsets(client, group_id, Some(&wanted)).await?;
+    let specs = |spec: OffsetSpec| -> BTreeMap<i32, OffsetSpec> { parts.iter().map(|&p| (p, spec)).collect() };
+    let earliest = fetcher::list_offsets(client, topic, &specs(OffsetSpec::Earliest)).await?;
+    let latest = fetcher::list_offsets(client, topic, &specs(OffsetSpec::Latest)).await?;
+    let wanted = BTreeMap::from([(topic.to_string(), parts.clone())]);
+    let committed: BTreeMap<i32, i64> = group::fetch_offsets(client, group_id, Some(&wanted))
+        .await?
+        .into_iter()
+        .filter(|(tp, _)| &*tp.topic == topic)
+        .map(|(tp, o)| (tp.partition, o.get()))
+        .collect();
     let by_time = match target {
-        Target::Timestamp(ts) => {
-            fetcher::list_offsets(client, topic, &parts.iter().map(|&p| (p, ts.max(0))).collect::<Vec<_>>()).await?
-        }
+        Target::Timestamp(ts) => fetcher::list_offsets(client, topic, &specs(OffsetSpec::Timestamp(ts.max(0)))).await?,
         _ => BTreeMap::new(),
     };
-    let mut new: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut new: BTreeMap<i32, Offset> = BTreeMap::new();
     for &p in &parts {
-        let c = committed.get(&(topic.to_string(), p)).copied();
-        let t = match by_time.get(&p) {
-            Some(&o) if o >= 0 => Target::Offset(o),
-            _ => target,
+        let t = by_time.get(&p).map_or(target, |o| Target::Offset(o.get()));
+        let (Some(e), Some(l)) = (earliest.get(&p), latest.get(&p)) else {
+            bail!("ListOffsets did not resolve topic '{topic}' partition {p}");
         };
-        new.insert(p, new_offset(t, earliest[&p], latest[&p], c));
+        new.insert(p, Offset(new_offset(t, e.get(), l.get(), committed.get(&p).copied())));
     }
     if execute {
         group::commit_offsets(client, group_id, topic, &new).await?;
@@ -376,7 +378,7 @@ async fn reset_offsets(
                     group_id.to_string(),
                     topic.to_string(),
                     p.to_string(),
-                    opt(committed.get(&(topic.to_string(), p)).copied()),
+                    opt(committed.get(&p).copied()),
                     o.to_string(),
                 ]);
             }
@@ -392,8 +394,8 @@ async fn reset_offsets(
             "executed": execute,
             "partitions": new.iter().map(|(&p, &o)| json!({
                 "partition": p,
-                "current_offset": committed.get(&(topic.to_string(), p)),
-                "new_offset": o,
+                "current_offset": committed.get(&p),
+                "new_offset": o.get(),
             })).collect::<Vec<_>>(),
         })),
     }

@@ -69,8 +69,8 @@ impl Table {
 }
 
 /// Comma-separated node ids, e.g. `1,2,3`.
-pub fn id_list(ids: &[i32]) -> String {
-    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+pub fn id_list(ids: &[kaskade_types::NodeId]) -> String {
+    ids.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// A topic id as Kafka prints it (`Uuid.toString()`): URL-safe base64
@@ -155,7 +155,7 @@ pub fn format_record(topic: &str, partition: i32, r: &ConsumedRecord, f: &Record
         let rec = JsonRecord {
             topic,
             partition,
-            offset: r.offset,
+            offset: r.offset.get(),
             timestamp: r.timestamp,
             key: bytes_json(&r.key),
             headers: r.headers.iter().map(|(k, v)| (k.clone(), bytes_json(v))).collect(),
@@ -216,7 +216,7 @@ mod tests {
 
     fn rec() -> ConsumedRecord {
         ConsumedRecord {
-            offset: 42,
+            offset: kaskade_types::Offset(42),
             timestamp: 1_700_000_000_123,
             timestamp_type: TimestampType::Creation,
             key: Some(Bytes::from_static(b"k1")),

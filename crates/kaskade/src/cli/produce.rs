@@ -328,7 +328,7 @@ async fn send(
             if stats.records > 0 {
                 summary(topic, stats, args.acks);
             }
-            Err(e)
+            Err(e.into())
         }
     }
 }

@@ -6,9 +6,10 @@ use kafka_protocol::ResponseError;
 use serde_json::{json, Value};
 
 use super::output::{id_list, kafka_uuid, print_json, write_stdout, OutputFormat, Table};
-use kaskade_client::admin::{self, NewTopic, OP_DELETE, OP_SET};
+use kaskade_client::admin::{self, ConfigOp, NewTopic};
 use kaskade_client::cluster::{unknown_topic, TopicMetadata};
 use kaskade_client::{Client, KafkaError};
+use kaskade_types::{LeaderEpoch, NodeId};
 
 #[derive(Debug, Args)]
 pub struct TopicArgs {
@@ -131,7 +132,7 @@ async fn create(
             Ok(0)
         }
         Err(e) => {
-            let exists = e.downcast_ref::<KafkaError>().is_some_and(|k| k.is(ResponseError::TopicAlreadyExists));
+            let exists = e.is(ResponseError::TopicAlreadyExists);
             if exists && if_not_exists {
                 match out {
                     OutputFormat::Table => {
@@ -141,7 +142,7 @@ async fn create(
                 }
                 return Ok(0);
             }
-            if let Some(k) = e.downcast_ref::<KafkaError>() {
+            if let Some(k) = e.kafka() {
                 // The generic hint (allowed characters) is wrong for a
                 // name that is valid but collides with another.
                 if k.is(ResponseError::InvalidTopicException)
@@ -162,7 +163,7 @@ async fn create(
                     }
                 }
             }
-            Err(e)
+            Err(e.into())
         }
     }
 }
@@ -170,7 +171,7 @@ async fn create(
 async fn list(client: &Client, out: OutputFormat, internal: bool) -> Result<i32> {
     let md = client.metadata(None).await?;
     let mut topics: Vec<&TopicMetadata> =
-        md.topics.iter().filter(|t| t.error_code == 0 && (internal || !t.is_internal)).collect();
+        md.topics.iter().filter(|t| t.error.is_none() && (internal || !t.is_internal)).collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     match out {
         OutputFormat::Json => print_json(&Value::Array(
@@ -219,12 +220,12 @@ fn topic_id_json(t: &TopicMetadata) -> Value {
     }
 }
 
-fn node(n: i32) -> String {
-    if n < 0 {
-        "none".to_string()
-    } else {
-        n.to_string()
-    }
+fn node(n: Option<NodeId>) -> String {
+    n.map_or_else(|| "none".to_string(), |n| n.to_string())
+}
+
+fn ids(nodes: &[NodeId]) -> Vec<i32> {
+    nodes.iter().map(|n| n.get()).collect()
 }
 
 async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Result<i32> {
@@ -232,16 +233,16 @@ async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Res
     let mut found: Vec<TopicMetadata> = Vec::new();
     let mut errors: Vec<anyhow::Error> = Vec::new();
     if names.is_empty() {
-        found = md.topics.into_iter().filter(|t| t.error_code == 0 && !t.is_internal).collect();
+        found = md.topics.into_iter().filter(|t| t.error.is_none() && !t.is_internal).collect();
         found.sort_by(|a, b| a.name.cmp(&b.name));
     } else {
         for n in &names {
             match md.topics.iter().find(|t| &t.name == n) {
-                Some(t) if t.error_code == 0 => found.push(t.clone()),
-                Some(t) if t.error_code == ResponseError::UnknownTopicOrPartition.code() => {
-                    errors.push(unknown_topic(n).into())
-                }
-                Some(t) => errors.push(KafkaError::new(t.error_code, None, format!("describing topic '{n}'")).into()),
+                Some(t) => match t.error {
+                    None => found.push(t.clone()),
+                    Some(ResponseError::UnknownTopicOrPartition) => errors.push(unknown_topic(n).into()),
+                    Some(e) => errors.push(KafkaError::new(e, None, format!("describing topic '{n}'")).into()),
+                },
                 None => errors.push(unknown_topic(n).into()),
             }
         }
@@ -252,7 +253,7 @@ async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Res
     // A broker without DescribeConfigs still gets its partitions described.
     let configs: Vec<(String, std::result::Result<Vec<admin::ConfigEntry>, String>)> =
         match admin::describe_topic_configs(client, &topic_names).await {
-            Ok(c) => c.into_iter().map(|(n, r)| (n, r.map_err(|e| e.name()))).collect(),
+            Ok(c) => c.into_iter().map(|o| (o.name, o.result.map_err(|e| e.name()))).collect(),
             Err(e) => {
                 let msg = format!("{e:#}");
                 topic_names.iter().map(|n| (n.clone(), Err(msg.clone()))).collect()
@@ -282,11 +283,11 @@ async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Res
                     "configs": configs,
                     "partitions": t.partitions.iter().map(|p| json!({
                         "partition": p.partition,
-                        "leader": (p.leader >= 0).then_some(p.leader),
-                        "leader_epoch": p.leader_epoch,
-                        "replicas": p.replicas,
-                        "isr": p.isr,
-                        "offline_replicas": p.offline_replicas,
+                        "leader": p.leader.map(NodeId::get),
+                        "leader_epoch": p.leader_epoch.map_or(-1, LeaderEpoch::get),
+                        "replicas": ids(&p.replicas),
+                        "isr": ids(&p.isr),
+                        "offline_replicas": ids(&p.offline_replicas),
                     })).collect::<Vec<_>>(),
                 }));
             }
@@ -368,8 +369,9 @@ async fn delete(client: &Client, out: OutputFormat, names: Vec<String>, if_exist
     let results = admin::delete_topics(client, &names).await?;
     let mut code = 0;
     let mut json_out = Vec::new();
-    for (name, outcome) in results {
-        match outcome {
+    for outcome in results {
+        let name = outcome.name;
+        match outcome.result {
             Ok(()) => {
                 if out == OutputFormat::Table {
                     write_stdout(&format!("Deleted topic {name}.\n"));
@@ -423,7 +425,7 @@ async fn alter(
         } else {
             if n < before {
                 return Err(KafkaError::new(
-                    ResponseError::InvalidPartitions.code(),
+                    ResponseError::InvalidPartitions,
                     Some(format!("topic '{name}' has {before} partitions; the count can only grow")),
                     format!("adding partitions to topic '{name}'"),
                 )
@@ -436,9 +438,9 @@ async fn alter(
         json_out.insert("partitions".into(), json!(n));
     }
     if !configs.is_empty() || !delete_configs.is_empty() {
-        let mut ops: Vec<(String, i8, Option<String>)> =
-            configs.iter().map(|(k, v)| (k.clone(), OP_SET, Some(v.clone()))).collect();
-        ops.extend(delete_configs.iter().map(|k| (k.clone(), OP_DELETE, None)));
+        let mut ops: Vec<ConfigOp> =
+            configs.iter().map(|(k, v)| ConfigOp::Set { name: k.clone(), value: v.clone() }).collect();
+        ops.extend(delete_configs.iter().map(|k| ConfigOp::Delete { name: k.clone() }));
         admin::alter_topic_configs(client, &name, &ops).await?;
         for (k, v) in &configs {
             changes.push(format!("set {k}={v}"));

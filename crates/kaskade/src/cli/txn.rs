@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::output::{print_json, write_stdout, OutputFormat, Table};
 use kaskade_client::txn::{self, TransactionDescription};
 use kaskade_client::Client;
+use kaskade_types::{ProducerEpoch, ProducerId, TopicPartition};
 
 #[derive(Debug, Args)]
 pub struct TxnArgs {
@@ -53,7 +54,7 @@ async fn list(client: &Client, out: OutputFormat, states: &[String]) -> Result<i
                 t.row([
                     l.transactional_id.clone(),
                     l.coordinator.to_string(),
-                    l.producer_id.to_string(),
+                    wire_pid(l.producer_id).to_string(),
                     l.state.clone(),
                 ]);
             }
@@ -65,8 +66,8 @@ async fn list(client: &Client, out: OutputFormat, states: &[String]) -> Result<i
                 .map(|l| {
                     json!({
                         "transactional_id": l.transactional_id,
-                        "coordinator": l.coordinator,
-                        "producer_id": l.producer_id,
+                        "coordinator": l.coordinator.get(),
+                        "producer_id": wire_pid(l.producer_id),
                         "state": l.state,
                     })
                 })
@@ -76,13 +77,23 @@ async fn list(client: &Client, out: OutputFormat, states: &[String]) -> Result<i
     Ok(0)
 }
 
+/// A producer id as Kafka's tools print it: -1 for none.
+fn wire_pid(id: Option<ProducerId>) -> i64 {
+    id.map_or(-1, ProducerId::get)
+}
+
+/// A producer epoch as Kafka's tools print it: -1 for none.
+fn wire_epoch(epoch: Option<ProducerEpoch>) -> i16 {
+    epoch.map_or(-1, ProducerEpoch::get)
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Kafka's `TopicPartition.toString`, comma-joined: `t-0,t-1`.
 fn topic_partitions(d: &TransactionDescription) -> String {
-    d.partitions.iter().map(|(t, p)| format!("{t}-{p}")).collect::<Vec<_>>().join(",")
+    d.partitions.iter().map(TopicPartition::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// The describe table, with `now` for the duration.
@@ -105,8 +116,8 @@ fn describe_table(d: &TransactionDescription, now: i64) -> String {
     t.row([
         d.coordinator.to_string(),
         d.transactional_id.clone(),
-        d.producer_id.to_string(),
-        d.producer_epoch.to_string(),
+        wire_pid(d.producer_id).to_string(),
+        wire_epoch(d.producer_epoch).to_string(),
         d.state.clone(),
         d.timeout_ms.to_string(),
         start,
@@ -124,15 +135,15 @@ async fn describe(client: &Client, out: OutputFormat, id: &str) -> Result<i32> {
             write_stdout(&describe_table(&d, now));
         }
         OutputFormat::Json => print_json(&json!({
-            "coordinator": d.coordinator,
+            "coordinator": d.coordinator.get(),
             "transactional_id": d.transactional_id,
-            "producer_id": d.producer_id,
-            "producer_epoch": d.producer_epoch,
+            "producer_id": wire_pid(d.producer_id),
+            "producer_epoch": wire_epoch(d.producer_epoch),
             "state": d.state,
             "timeout_ms": d.timeout_ms,
             "start_ms": d.start_ms,
             "duration_ms": d.start_ms.map(|s| (now - s).max(0)),
-            "partitions": d.partitions.iter().map(|(t, p)| json!({"topic": t, "partition": p})).collect::<Vec<_>>(),
+            "partitions": d.partitions.iter().map(|tp| json!({"topic": &*tp.topic, "partition": tp.partition})).collect::<Vec<_>>(),
         })),
     }
     Ok(0)
@@ -141,18 +152,19 @@ async fn describe(client: &Client, out: OutputFormat, id: &str) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kaskade_types::NodeId;
 
     #[test]
     fn describe_columns_as_kafka_transactions_sh() {
         let mut d = TransactionDescription {
-            coordinator: 1,
+            coordinator: NodeId(1),
             transactional_id: "tx".into(),
-            producer_id: 1000,
-            producer_epoch: 2,
+            producer_id: Some(ProducerId(1000)),
+            producer_epoch: Some(ProducerEpoch(2)),
             state: "Ongoing".into(),
             timeout_ms: 60_000,
             start_ms: Some(5_000),
-            partitions: vec![("a".into(), 0), ("a".into(), 1), ("b".into(), 3)],
+            partitions: vec![TopicPartition::new("a", 0), TopicPartition::new("a", 1), TopicPartition::new("b", 3)],
         };
         let s = describe_table(&d, 7_500);
         let lines: Vec<Vec<&str>> = s.lines().map(|l| l.split_whitespace().collect()).collect();
