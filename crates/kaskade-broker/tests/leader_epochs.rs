@@ -15,9 +15,8 @@ mod common;
 use common::wire::SyncConn;
 use common::*;
 use kafka_protocol::messages::{
-    fetch_request, list_offsets_request, offset_for_leader_epoch_request, ApiKey, BrokerId, FetchRequest,
-    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
-    TopicName,
+    fetch_request, list_offsets_request, offset_for_leader_epoch_request, BrokerId, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -65,7 +64,7 @@ fn end_of_epoch(conn: &mut SyncConn, current: i32, epoch: i32) -> (i16, i32, i64
         .with_topic(name())
         .with_partitions(vec![partition]);
     let req = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![topic]);
-    let resp: OffsetForLeaderEpochResponse = conn.call(ApiKey::OffsetForLeaderEpoch, 4, &req);
+    let resp: OffsetForLeaderEpochResponse = conn.call(4, &req);
     let p = &resp.topics[0].partitions[0];
     (p.error_code, p.leader_epoch, p.end_offset)
 }
@@ -78,7 +77,7 @@ fn latest(conn: &mut SyncConn, current: i32) -> (i16, i64) {
         .with_timestamp(-1);
     let topic = list_offsets_request::ListOffsetsTopic::default().with_name(name()).with_partitions(vec![partition]);
     let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![topic]);
-    let resp: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 7, &req);
+    let resp: ListOffsetsResponse = conn.call(7, &req);
     let p = &resp.topics[0].partitions[0];
     (p.error_code, p.offset)
 }
@@ -106,7 +105,7 @@ fn fetch_request(session_id: i32, session_epoch: i32, current: Option<i32>) -> F
 
 /// (error code, high watermark, record bytes) of a sessionless fetch.
 fn fetch(conn: &mut SyncConn, current: i32) -> (i16, i64, usize) {
-    let resp: FetchResponse = conn.call(ApiKey::Fetch, 12, &fetch_request(0, -1, Some(current)));
+    let resp: FetchResponse = conn.call(12, &fetch_request(0, -1, Some(current)));
     let p = &resp.responses[0].partitions[0];
     (p.error_code, p.high_watermark, p.records.as_ref().map_or(0, |r| r.len()))
 }
@@ -156,10 +155,10 @@ fn epoch_checks_and_the_epoch_cache_after_an_election_and_a_restart() {
 
     // A fetch session remembers the epoch the client named: an incremental
     // fetch that does not name the partition is checked against it.
-    let created: FetchResponse = conn.call(ApiKey::Fetch, 12, &fetch_request(0, 0, Some(0)));
+    let created: FetchResponse = conn.call(12, &fetch_request(0, 0, Some(0)));
     assert_ne!(created.session_id, 0, "a session was created");
     assert_eq!(created.responses[0].partitions[0].error_code, fenced);
-    let again: FetchResponse = conn.call(ApiKey::Fetch, 12, &fetch_request(created.session_id, 1, None));
+    let again: FetchResponse = conn.call(12, &fetch_request(created.session_id, 1, None));
     assert_eq!(again.responses.len(), 1, "an error is news: {again:?}");
     assert_eq!(again.responses[0].partitions[0].error_code, fenced, "checked against the remembered epoch");
 }
