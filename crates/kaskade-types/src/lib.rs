@@ -15,5 +15,5 @@ mod topic_partition;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use histogram::{HistogramSnapshot, LatencyHistogram, BUCKET_BOUNDS_US};
-pub use ids::{LeaderEpoch, NodeId, Offset, ProducerEpoch, ProducerId};
+pub use ids::{LeaderEpoch, NodeId, Offset, ProducerEpoch, ProducerId, ProducerIdAndEpoch};
 pub use topic_partition::{TopicIdPartition, TopicPartition};

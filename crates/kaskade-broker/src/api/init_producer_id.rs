@@ -24,6 +24,8 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use kaskade_types::{ProducerEpoch, ProducerIdAndEpoch};
+
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -60,11 +62,11 @@ async fn answer(broker: &Arc<Broker>, version: i16, request: InitProducerIdReque
         let expected = match (request.producer_id.0, request.producer_epoch) {
             (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) => None,
             (NO_PRODUCER_ID, _) | (_, NO_PRODUCER_EPOCH) => return error(ResponseError::InvalidRequest),
-            (pid, epoch) => Some((pid, epoch)),
+            (pid, epoch) => Some(ProducerIdAndEpoch::new(kaskade_types::ProducerId(pid), ProducerEpoch(epoch))),
         };
         let id = txn.to_string();
         return match broker.txns.init_producer_id(&id, request.transaction_timeout_ms, expected).await {
-            Ok((pid, epoch)) => response(0, pid, epoch),
+            Ok(p) => response(0, p.id.get(), p.epoch.get()),
             Err(e) => response(super::fenced_for(version, 4, e), NO_PRODUCER_ID, NO_PRODUCER_EPOCH),
         };
     }

@@ -41,14 +41,15 @@ pub async fn handle(
         partitions,
         api_version: 8,
     };
-    let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+    let producer = super::producer_of(req.producer_id, req.producer_epoch);
+    let (pid, epoch) = (producer.id.get(), producer.epoch.get());
     let id = req.transactional_id.to_string();
     let n = commit.partitions.len();
     let offsets_partition = super::offsets_partition_of(broker, &req.group_id);
     // The transaction must hold the group's offsets partition.
     let in_txn = broker.txns.describe(&id).await.map(|m| match m {
-        Some(m) if m.producer_id != pid => Err(ResponseError::InvalidProducerIdMapping),
-        Some(m) if m.producer_epoch != epoch => Err(ResponseError::ProducerFenced),
+        Some(m) if m.producer_id != producer.id => Err(ResponseError::InvalidProducerIdMapping),
+        Some(m) if m.producer_epoch != producer.epoch => Err(ResponseError::ProducerFenced),
         // AddOffsetsToTxn must have added the group's offsets partition:
         // only that partition's marker settles these offsets.
         Some(m) if m.state == crate::txn::TxnState::Ongoing && m.partitions.contains(&offsets_partition) => Ok(()),
