@@ -42,7 +42,6 @@ pub async fn handle(
         api_version: 8,
     };
     let producer = super::producer_of(req.producer_id, req.producer_epoch);
-    let (pid, epoch) = (producer.id.get(), producer.epoch.get());
     let id = req.transactional_id.to_string();
     let n = commit.partitions.len();
     let offsets_partition = super::offsets_partition_of(broker, &req.group_id);
@@ -61,7 +60,7 @@ pub async fn handle(
             .groups
             .call_durable_gated(move |engine, now, gate| match gate.check(&commit.group_id) {
                 Err(e) => vec![Some(e); commit.partitions.len()],
-                Ok(()) => engine.txn_commit_offsets(now, pid, epoch, &commit),
+                Ok(()) => engine.txn_commit_offsets(now, producer, &commit),
             })
             .await
             .unwrap_or_else(|_| vec![Some(ResponseError::CoordinatorNotAvailable); n]),

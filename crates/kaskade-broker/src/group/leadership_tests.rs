@@ -52,7 +52,7 @@ async fn fetch(s: &GroupService, group: &str) -> Result<i64, ResponseError> {
     let group = group.to_string();
     s.call_gated(move |engine, now, gate| {
         gate.check(&group)
-            .and_then(|()| engine.fetch_offsets(now, &group, Some(&[("t".to_string(), 0)])))
+            .and_then(|()| engine.fetch_offsets(now, &group, Some(&[kaskade_types::TopicPartition::new("t", 0)])))
             .map(|o| o[0].offset)
     })
     .await

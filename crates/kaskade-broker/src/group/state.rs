@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
+use kaskade_types::TopicPartition;
 
 use super::types::{Protocol, Token};
 
@@ -142,8 +143,8 @@ pub struct Group {
     pub(crate) sync_deadline: Option<i64>,
     /// A new member joined during the initial rebalance delay.
     pub(crate) new_member_added: bool,
-    /// (topic, partition) -> committed offset.
-    pub(crate) offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Committed offsets by partition.
+    pub(crate) offsets: BTreeMap<TopicPartition, CommittedOffset>,
 }
 
 impl Group {
@@ -196,7 +197,7 @@ impl Group {
         self.members.get(member_id)
     }
 
-    pub fn offsets(&self) -> &BTreeMap<(String, i32), CommittedOffset> {
+    pub fn offsets(&self) -> &BTreeMap<TopicPartition, CommittedOffset> {
         &self.offsets
     }
 
