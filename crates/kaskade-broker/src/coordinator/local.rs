@@ -156,7 +156,6 @@ impl super::ProducerIdSource for LocalProducerIds {
             self.ids
                 .generate(&self.topics)
                 .await
-                .map(ProducerId)
                 .map_err(|e| CoordinatorError::Unavailable(format!("allocating a producer id: {e}")))
         })
     }
