@@ -10,9 +10,11 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use kaskade_types::Offset;
+
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::group::{CommitPartition, CommitRequest};
+use crate::group::{committed_leader_epoch, CommitPartition, CommitRequest};
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -26,8 +28,8 @@ pub async fn handle(
             t.partitions.iter().map(move |p| CommitPartition {
                 topic: t.name.to_string(),
                 partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
+                offset: Offset(p.committed_offset),
+                leader_epoch: committed_leader_epoch(p.committed_leader_epoch),
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             })
         })

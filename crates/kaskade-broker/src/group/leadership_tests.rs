@@ -36,7 +36,13 @@ async fn commit(s: &GroupService, group: &str, offset: i64) -> Vec<Option<Respon
         generation_id: -1,
         member_id: String::new(),
         group_instance_id: None,
-        partitions: vec![CommitPartition { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: None }],
+        partitions: vec![CommitPartition {
+            topic: "t".into(),
+            partition: 0,
+            offset: kaskade_types::Offset(offset),
+            leader_epoch: None,
+            metadata: None,
+        }],
         api_version: 8,
     };
     s.call_durable_gated(move |engine, now, gate| match gate.check(&req.group_id) {

@@ -6,7 +6,9 @@ use kaskade_types::TopicPartition;
 
 use super::coordinator::GroupCoordinator;
 use super::state::{CommittedOffset, Group, GroupState, OffsetChange, CONSUMER_PROTOCOL_TYPE};
-use super::types::{CommitPartition, CommitRequest, FetchedOffset, GroupDescription, GroupListing, MemberDescription};
+use super::types::{
+    wire_leader_epoch, CommitPartition, CommitRequest, FetchedOffset, GroupDescription, GroupListing, MemberDescription,
+};
 
 /// The change one committed partition makes, or OFFSET_METADATA_TOO_LARGE
 /// (shared by OffsetCommit and TxnOffsetCommit).
@@ -126,8 +128,8 @@ impl GroupCoordinator {
         let fetched = |topic: &str, partition: i32, committed: Option<&CommittedOffset>| FetchedOffset {
             topic: topic.to_string(),
             partition,
-            offset: committed.map_or(-1, |c| c.offset),
-            leader_epoch: committed.map_or(-1, |c| c.leader_epoch),
+            offset: committed.map_or(-1, |c| c.offset.get()),
+            leader_epoch: wire_leader_epoch(committed.and_then(|c| c.leader_epoch)),
             metadata: committed.map(|c| c.metadata.clone()).unwrap_or_default(),
         };
         Ok(match partitions {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
-use kaskade_types::TopicPartition;
+use kaskade_types::{LeaderEpoch, Offset, TopicPartition};
 
 use super::types::{Protocol, Token};
 
@@ -94,8 +94,10 @@ impl Member {
 /// An offset committed for one partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommittedOffset {
-    pub offset: i64,
-    pub leader_epoch: i32,
+    pub offset: Offset,
+    /// The epoch of the last record the consumer saw, if it said (-1 on
+    /// the wire and in `OffsetCommitValue`).
+    pub leader_epoch: Option<LeaderEpoch>,
     pub metadata: String,
     pub commit_timestamp: i64,
 }

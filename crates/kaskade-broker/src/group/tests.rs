@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
-use kaskade_types::{ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
+use kaskade_types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
 
 use super::*;
 
@@ -571,8 +571,8 @@ fn commit(group: &str, generation: i32, member: &str, offset: i64) -> CommitRequ
         partitions: vec![CommitPartition {
             topic: "t".into(),
             partition: 0,
-            offset,
-            leader_epoch: 3,
+            offset: Offset(offset),
+            leader_epoch: Some(LeaderEpoch(3)),
             metadata: Some("m".into()),
         }],
         api_version: 8,
@@ -655,8 +655,8 @@ fn offset_delete() {
     c.partitions.push(CommitPartition {
         topic: "other".into(),
         partition: 0,
-        offset: 9,
-        leader_epoch: -1,
+        offset: Offset(9),
+        leader_epoch: None,
         metadata: None,
     });
     assert_eq!(h.c.commit_offsets(h.now, &c), vec![None, None]);
