@@ -10,7 +10,7 @@ use kaskade_types::Offset;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::group::{committed_leader_epoch, CommitPartition, CommitRequest};
+use crate::group::{commit_generation, committed_leader_epoch, CommitPartition, CommitRequest};
 
 pub async fn handle(
     broker: &Broker,
@@ -39,7 +39,7 @@ pub async fn handle(
     }
     let request = CommitRequest {
         group_id: req.group_id.0.to_string(),
-        generation_id: req.generation_id_or_member_epoch,
+        generation_id: commit_generation(req.generation_id_or_member_epoch),
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),
         partitions,

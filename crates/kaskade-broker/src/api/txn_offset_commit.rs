@@ -14,7 +14,7 @@ use kaskade_types::Offset;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::group::{committed_leader_epoch, CommitPartition, CommitRequest};
+use crate::group::{commit_generation, committed_leader_epoch, CommitPartition, CommitRequest};
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -37,7 +37,7 @@ pub async fn handle(
     let commit = CommitRequest {
         group_id: req.group_id.to_string(),
         // v0-2 carry no member: a commit from outside the group.
-        generation_id: if version >= 3 { req.generation_id } else { -1 },
+        generation_id: if version >= 3 { commit_generation(req.generation_id) } else { None },
         member_id: if version >= 3 { req.member_id.to_string() } else { String::new() },
         group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
         partitions,

@@ -33,7 +33,7 @@ fn two_groups() -> (String, String) {
 async fn commit(s: &GroupService, group: &str, offset: i64) -> Vec<Option<ResponseError>> {
     let req = CommitRequest {
         group_id: group.to_string(),
-        generation_id: -1,
+        generation_id: None,
         member_id: String::new(),
         group_instance_id: None,
         partitions: vec![CommitPartition {

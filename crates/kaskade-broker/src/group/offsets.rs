@@ -81,7 +81,7 @@ impl GroupCoordinator {
             return Err(ResponseError::InvalidGroupId);
         }
         let Some(group) = self.groups.get(&req.group_id) else {
-            if req.generation_id < 0 {
+            if req.generation_id.is_none() {
                 // A commit from outside any group (manual assignment): the
                 // group exists from now on, empty, to hold the offsets.
                 self.groups.insert(req.group_id.clone(), Group::new(req.group_id.clone(), now));
@@ -96,12 +96,12 @@ impl GroupCoordinator {
         if group.state == GroupState::Dead {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
-        if req.generation_id < 0 && group.state == GroupState::Empty {
+        if req.generation_id.is_none() && group.state == GroupState::Empty {
             return Ok(());
         }
-        if req.generation_id >= 0 || !req.member_id.is_empty() || req.group_instance_id.is_some() {
+        if req.generation_id.is_some() || !req.member_id.is_empty() || req.group_instance_id.is_some() {
             group.validate_member(&req.member_id, req.group_instance_id.as_deref())?;
-            if req.generation_id != group.generation_id {
+            if req.generation_id != Some(group.generation_id) {
                 return Err(ResponseError::IllegalGeneration);
             }
         } else if !transactional && group.state != GroupState::Empty {

@@ -565,7 +565,7 @@ fn pending_member_id_expires() {
 fn commit(group: &str, generation: i32, member: &str, offset: i64) -> CommitRequest {
     CommitRequest {
         group_id: group.into(),
-        generation_id: generation,
+        generation_id: commit_generation(generation),
         member_id: member.into(),
         group_instance_id: None,
         partitions: vec![CommitPartition {
@@ -864,4 +864,17 @@ fn deleting_a_group_or_topic_drops_its_pending_transactional_offsets() {
     h.c.txn_commit_offsets(h.now, producer(9, 0), &commit("g3", -1, "", 2));
     h.c.load_offset(h.now, OffsetChange { group_id: "g3".into(), topic: "t".into(), partition: 0, value: None });
     assert!(!h.c.has_pending_txn_offset("g3", "t", 0));
+}
+
+#[test]
+fn a_negative_commit_generation_is_a_commit_from_outside_the_group() {
+    assert_eq!(commit_generation(-1), None);
+    assert_eq!(commit_generation(-3), None);
+    assert_eq!(commit_generation(0), Some(0));
+    let mut h = Harness::new(0);
+    // An unknown group: created empty to hold the offsets, as Kafka does.
+    assert_eq!(h.c.commit_offsets(h.now, &commit("manual", -3, "", 4)), vec![None]);
+    assert_eq!(h.c.fetch_offsets(h.now, "manual", None).unwrap()[0].offset, 4);
+    // A generation for a group that does not exist is refused.
+    assert_eq!(h.c.commit_offsets(h.now, &commit("nosuch", 2, "m", 4)), vec![Some(E::IllegalGeneration)]);
 }

@@ -181,6 +181,12 @@ pub struct CommitPartition {
     pub metadata: Option<String>,
 }
 
+/// A commit request's generation: negative (Kafka's clients send -1) is a
+/// commit from outside the group.
+pub fn commit_generation(wire: i32) -> Option<i32> {
+    (wire >= 0).then_some(wire)
+}
+
 /// A committed leader epoch as a request or `OffsetCommitValue` carries it:
 /// only -1 means none (Kafka's `RequestUtils.getLeaderEpoch`).
 pub fn committed_leader_epoch(wire: i32) -> Option<LeaderEpoch> {
@@ -199,8 +205,10 @@ const NO_LEADER_EPOCH: i32 = -1;
 #[derive(Clone, Debug, Default)]
 pub struct CommitRequest {
     pub group_id: String,
-    /// -1 for commits from outside the group (manual assignment).
-    pub generation_id: i32,
+    /// The committing member's generation; `None` for a commit from
+    /// outside the group (manual assignment: the request's negative
+    /// generation).
+    pub generation_id: Option<i32>,
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub partitions: Vec<CommitPartition>,
