@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use kaskade_types::Endpoint;
+
 use crate::api::fetch_session::SessionCache;
 use crate::config::BrokerConfig;
 use crate::group::records::OFFSETS_TOPIC;
@@ -37,8 +39,8 @@ pub struct Broker {
     /// coordinator).
     pub markers: Arc<dyn crate::coordinator::MarkerWriter>,
     cluster_id: String,
-    /// (host, port) clients are told to connect to.
-    advertised: (String, i32),
+    /// Where clients are told to connect.
+    advertised: Endpoint,
     /// Flips to true when the node starts shutting down: parked long polls
     /// answer at once instead of holding shutdown up until their deadline.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -46,7 +48,12 @@ pub struct Broker {
 
 impl Broker {
     /// A broker with the default route table.
-    pub fn new(config: BrokerConfig, topics: Arc<TopicManager>, cluster_id: String, advertised: (String, i32)) -> Self {
+    pub fn new(
+        config: BrokerConfig,
+        topics: Arc<TopicManager>,
+        cluster_id: String,
+        advertised: impl Into<Endpoint>,
+    ) -> Self {
         Self::with_router(config, Router::default(), topics, cluster_id, advertised)
     }
 
@@ -56,7 +63,7 @@ impl Broker {
         router: Router,
         topics: Arc<TopicManager>,
         cluster_id: String,
-        advertised: (String, i32),
+        advertised: impl Into<Endpoint>,
     ) -> Self {
         // The coordinators' seams over this node's logs (coordinator::local).
         use crate::coordinator::local::{LocalInternalTopic, LocalMarkers, LocalProducerIds};
@@ -90,7 +97,7 @@ impl Broker {
             txns,
             markers,
             cluster_id,
-            advertised,
+            advertised: advertised.into(),
             stopping,
         }
     }
@@ -129,16 +136,23 @@ impl Broker {
             Ok(t) => t,
             Err(e) => panic!("test storage in {}: {e}", dir.display()),
         };
-        Self::with_router(config, router, topics, cluster_id, ("localhost".into(), 9092))
+        Self::with_router(config, router, topics, cluster_id, Endpoint::new("localhost", 9092))
     }
 
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
     }
 
-    /// The address clients are told in Metadata.
+    /// The address clients are told in Metadata, FindCoordinator and
+    /// DescribeCluster.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.advertised
+    }
+
+    /// [`Broker::endpoint`] as (host, port), for the binary's start-up
+    /// banner (`crates/kaskade/src/serve.rs`) until it reads `endpoint()`.
     pub fn advertised(&self) -> (String, i32) {
-        self.advertised.clone()
+        (self.advertised.host.clone(), self.advertised.port)
     }
 
     pub fn auto_create_topics(&self) -> bool {

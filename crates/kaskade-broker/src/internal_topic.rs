@@ -4,6 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kaskade_types::ProducerIdAndEpoch;
 
 use crate::error::BrokerError;
 
@@ -13,9 +14,10 @@ use crate::error::BrokerError;
 pub fn encode_batch(
     records: &[(Bytes, Option<Bytes>)],
     now: i64,
-    producer: Option<(i64, i16)>,
+    producer: Option<ProducerIdAndEpoch>,
 ) -> Result<BytesMut, BrokerError> {
-    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
+    // Kafka's -1s in the batch header: no producer.
+    let (producer_id, producer_epoch) = producer.map_or((-1, -1), |p| (p.id.get(), p.epoch.get()));
     let batch: Vec<Record> = records
         .iter()
         .enumerate()

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use kaskade_meta::{MetaError, MetadataLog, MetadataRecord};
+use kaskade_types::ProducerId;
 
 use crate::topic::TopicManager;
 
@@ -28,7 +29,7 @@ impl ProducerIdManager {
 
     /// A producer id never handed out before. Allocating a new block
     /// appends to the metadata log; that runs on the blocking pool.
-    pub async fn generate(&self, topics: &Arc<TopicManager>) -> Result<i64, MetaError> {
+    pub async fn generate(&self, topics: &Arc<TopicManager>) -> Result<ProducerId, MetaError> {
         // An async mutex: callers queue behind a block allocation instead of
         // allocating blocks of their own.
         let mut block = self.block.lock().await;
@@ -41,7 +42,7 @@ impl ProducerIdManager {
             *block = (start, start + BLOCK_SIZE);
             tracing::info!(start, end = start + BLOCK_SIZE, "allocated a block of producer ids");
         }
-        let id = block.0;
+        let id = ProducerId(block.0);
         block.0 += 1;
         Ok(id)
     }
@@ -70,16 +71,16 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
         let (topics, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage");
         let ids = ProducerIdManager::new();
-        let first: Vec<i64> = (0..1500).map(|_| rt.block_on(ids.generate(&topics)).expect("id")).collect();
-        assert_eq!(first, (0..1500).collect::<Vec<i64>>(), "two blocks, handed out in order");
+        let first: Vec<ProducerId> = (0..1500).map(|_| rt.block_on(ids.generate(&topics)).expect("id")).collect();
+        assert_eq!(first, (0..1500).map(ProducerId).collect::<Vec<_>>(), "two blocks, handed out in order");
         assert_eq!(topics.image().next_producer_id(), 2 * BLOCK_SIZE, "each block recorded before use");
         topics.logs().shutdown().expect("shutdown");
         drop(topics);
         // A restart: the metadata log is replayed, the rest of block 2 is skipped.
         let (topics, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("reopen");
         let ids = ProducerIdManager::new();
-        assert_eq!(rt.block_on(ids.generate(&topics)).expect("id"), 2 * BLOCK_SIZE);
-        assert_eq!(rt.block_on(ids.generate(&topics)).expect("id"), 2 * BLOCK_SIZE + 1);
+        assert_eq!(rt.block_on(ids.generate(&topics)).expect("id"), ProducerId(2 * BLOCK_SIZE));
+        assert_eq!(rt.block_on(ids.generate(&topics)).expect("id"), ProducerId(2 * BLOCK_SIZE + 1));
         assert_eq!(topics.image().next_producer_id(), 3 * BLOCK_SIZE);
         topics.logs().shutdown().expect("shutdown");
     }

@@ -1,18 +1,35 @@
 //! The metadata image: the state the records describe. Immutable once
 //! built; a change produces a new image.
+//!
+//! Records keep the integers KRaft's records hold (they are the on-disk
+//! format, with -1 for "no leader"); the image speaks in typed values, and
+//! [`Image::apply`] and [`Image::to_records`] convert between the two.
 
 use std::collections::{BTreeMap, HashMap};
 
+use kaskade_types::NodeId;
 use uuid::Uuid;
 
 use crate::record::MetadataRecord;
 
+/// KRaft's `leader` of a partition with no leader.
+const NO_LEADER: i32 = -1;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionImage {
-    pub leader: i32,
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
+    /// `None`: no replica leads (the record's -1).
+    pub leader: Option<NodeId>,
+    pub replicas: Vec<NodeId>,
+    pub isr: Vec<NodeId>,
     pub leader_epoch: i32,
+}
+
+fn node_ids(ids: &[i32]) -> Vec<NodeId> {
+    ids.iter().copied().map(NodeId).collect()
+}
+
+fn wire_ids(ids: &[NodeId]) -> Vec<i32> {
+    ids.iter().map(|n| n.get()).collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,9 +113,9 @@ impl Image {
                 out.push(MetadataRecord::Partition {
                     topic_id: t.id,
                     partition: i as i32,
-                    leader: p.leader,
-                    replicas: p.replicas.clone(),
-                    isr: p.isr.clone(),
+                    leader: p.leader.map_or(NO_LEADER, NodeId::get),
+                    replicas: wire_ids(&p.replicas),
+                    isr: wire_ids(&p.isr),
                     leader_epoch: p.leader_epoch,
                 });
             }
@@ -154,9 +171,10 @@ impl Image {
             MetadataRecord::Partition { topic_id, partition, leader, replicas, isr, leader_epoch } => {
                 let Some(t) = self.names.get(topic_id).and_then(|n| self.topics.get_mut(n)) else { return };
                 let p = PartitionImage {
-                    leader: *leader,
-                    replicas: replicas.clone(),
-                    isr: isr.clone(),
+                    // Any negative id is "none", as KRaft reads it.
+                    leader: (*leader >= 0).then_some(NodeId(*leader)),
+                    replicas: node_ids(replicas),
+                    isr: node_ids(isr),
                     leader_epoch: *leader_epoch,
                 };
                 let idx = *partition as usize;
@@ -229,6 +247,29 @@ mod tests {
         let json = serde_json::to_string(&MetadataRecord::ProducerIds { next_block_start: 3000 }).unwrap();
         assert_eq!(json, r#"{"type":"ProducerIds","next_block_start":3000}"#);
         assert_eq!(img.end_offset(), 3);
+    }
+
+    #[test]
+    fn partitions_written_in_todays_format_load_typed_and_write_back_the_same_bytes() {
+        // Lines of a metadata.log written before the image was typed.
+        let topic = r#"{"type":"Topic","name":"t","id":"6f1c2f0e-6a8e-4a57-9a3e-2f7e0c9b5d11"}"#;
+        let led = r#"{"type":"Partition","topic_id":"6f1c2f0e-6a8e-4a57-9a3e-2f7e0c9b5d11","partition":0,"leader":2,"replicas":[2,3],"isr":[2],"leader_epoch":4}"#;
+        let leaderless = r#"{"type":"Partition","topic_id":"6f1c2f0e-6a8e-4a57-9a3e-2f7e0c9b5d11","partition":1,"leader":-1,"replicas":[],"isr":[],"leader_epoch":0}"#;
+        let mut img = Image::default();
+        for line in [topic, led, leaderless] {
+            img.apply(&serde_json::from_str(line).expect("today's record"));
+        }
+        let t = img.topic("t").expect("topic");
+        let p0 = &t.partitions[0];
+        assert_eq!(
+            (p0.leader, &p0.replicas, &p0.isr),
+            (Some(NodeId(2)), &vec![NodeId(2), NodeId(3)], &vec![NodeId(2)])
+        );
+        assert_eq!(p0.leader_epoch, 4);
+        assert_eq!(t.partitions[1].leader, None, "-1 is no leader");
+        // A snapshot of the image writes the very same lines.
+        let written: Vec<String> = img.to_records().iter().map(|r| serde_json::to_string(r).expect("encode")).collect();
+        assert_eq!(written, vec![topic, led, leaderless]);
     }
 
     #[test]

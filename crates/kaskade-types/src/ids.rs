@@ -92,6 +92,39 @@ impl ProducerId {
     }
 }
 
+impl ProducerEpoch {
+    /// A request's optional epoch: -1 means none.
+    pub fn from_wire(epoch: i16) -> Option<ProducerEpoch> {
+        (epoch >= 0).then_some(ProducerEpoch(epoch))
+    }
+}
+
+/// A producer id with one of its epochs: who wrote a batch, who may end a
+/// transaction (Kafka's `ProducerIdAndEpoch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProducerIdAndEpoch {
+    pub id: ProducerId,
+    pub epoch: ProducerEpoch,
+}
+
+impl ProducerIdAndEpoch {
+    pub const fn new(id: ProducerId, epoch: ProducerEpoch) -> Self {
+        ProducerIdAndEpoch { id, epoch }
+    }
+
+    /// A request's optional producer: `None` unless both the id and the
+    /// epoch are given (Kafka sends -1 for "none").
+    pub fn from_wire(id: i64, epoch: i16) -> Option<ProducerIdAndEpoch> {
+        Some(ProducerIdAndEpoch { id: ProducerId::from_wire(id)?, epoch: ProducerEpoch::from_wire(epoch)? })
+    }
+}
+
+impl fmt::Display for ProducerIdAndEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.id, self.epoch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +147,9 @@ mod tests {
         assert_eq!(ProducerId::from_wire(0), Some(ProducerId(0)));
         assert_eq!(i64::from(Offset(7)), 7);
         assert_eq!(LeaderEpoch::INITIAL.next(), LeaderEpoch(1));
+        assert_eq!(ProducerEpoch::from_wire(-1), None);
+        assert_eq!(ProducerIdAndEpoch::from_wire(4, -1), None);
+        assert_eq!(ProducerIdAndEpoch::from_wire(-1, 0), None);
+        assert_eq!(ProducerIdAndEpoch::from_wire(4, 2), Some(ProducerIdAndEpoch::new(ProducerId(4), ProducerEpoch(2))));
     }
 }

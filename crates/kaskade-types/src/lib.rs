@@ -9,11 +9,13 @@
 //! wire's `-1`.
 
 pub mod clock;
+mod endpoint;
 mod histogram;
 mod ids;
 mod topic_partition;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use endpoint::Endpoint;
 pub use histogram::{HistogramSnapshot, LatencyHistogram, BUCKET_BOUNDS_US};
-pub use ids::{LeaderEpoch, NodeId, Offset, ProducerEpoch, ProducerId};
+pub use ids::{LeaderEpoch, NodeId, Offset, ProducerEpoch, ProducerId, ProducerIdAndEpoch};
 pub use topic_partition::{TopicIdPartition, TopicPartition};

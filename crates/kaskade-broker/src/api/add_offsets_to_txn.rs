@@ -17,7 +17,9 @@ pub async fn handle(
     let mut resp = AddOffsetsToTxnResponse::default();
     let partition = super::offsets_partition_of(broker, &req.group_id);
     let id = req.transactional_id.to_string();
-    if let Err(e) = broker.txns.add_partitions(&id, req.producer_id.0, req.producer_epoch, &[partition]).await {
+    if let Err(e) =
+        broker.txns.add_partitions(&id, super::producer_of(req.producer_id, req.producer_epoch), &[partition]).await
+    {
         resp.error_code = super::fenced_for(version, 2, e);
     }
     Ok(resp)

@@ -11,6 +11,8 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
+use kaskade_types::TopicPartition;
+
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -20,13 +22,13 @@ pub async fn handle(
     req: AddPartitionsToTxnRequest,
 ) -> Result<AddPartitionsToTxnResponse, BrokerError> {
     let image = broker.topics.image();
-    let requested: Vec<(String, i32)> = req
+    let requested: Vec<TopicPartition> = req
         .v3_and_below_topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), *p)))
+        .flat_map(|t| t.partitions.iter().map(move |p| TopicPartition::new(t.name.as_str(), *p)))
         .collect();
-    let known = |(topic, partition): &(String, i32)| {
-        image.topic(topic).is_some_and(|t| *partition >= 0 && (*partition as usize) < t.partitions.len())
+    let known = |tp: &TopicPartition| {
+        image.topic(&tp.topic).is_some_and(|t| tp.partition >= 0 && (tp.partition as usize) < t.partitions.len())
     };
     let all_known = requested.iter().all(known);
     let mut code = 0;
@@ -34,11 +36,15 @@ pub async fn handle(
         let id = req.v3_and_below_transactional_id.to_string();
         let result = broker
             .txns
-            .add_partitions(&id, req.v3_and_below_producer_id.0, req.v3_and_below_producer_epoch, &requested)
+            .add_partitions(
+                &id,
+                super::producer_of(req.v3_and_below_producer_id, req.v3_and_below_producer_epoch),
+                &requested,
+            )
             .await;
         code = result.err().map_or(0, |e| super::fenced_for(version, 2, e));
     }
-    let outcome = |p: &(String, i32)| {
+    let outcome = |p: &TopicPartition| {
         if all_known {
             code
         } else if known(p) {
@@ -54,7 +60,7 @@ pub async fn handle(
         for p in &topic.partitions {
             let mut r = AddPartitionsToTxnPartitionResult::default();
             r.partition_index = *p;
-            r.partition_error_code = outcome(&(topic.name.to_string(), *p));
+            r.partition_error_code = outcome(&TopicPartition::new(topic.name.as_str(), *p));
             t.results_by_partition.push(r);
         }
         resp.results_by_topic_v3_and_below.push(t);

@@ -21,11 +21,11 @@ pub async fn handle(
     resp.cluster_id = StrBytes::from_string(broker.cluster_id().to_string());
     resp.controller_id = BrokerId(broker.node_id());
     resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
-    let (host, port) = broker.advertised();
+    let endpoint = broker.endpoint();
     let mut b = DescribeClusterBroker::default();
     b.broker_id = BrokerId(broker.node_id());
-    b.host = StrBytes::from_string(host);
-    b.port = port;
+    b.host = StrBytes::from_string(endpoint.host.clone());
+    b.port = endpoint.port;
     b.rack = broker.config.kraft.broker_rack.clone().map(StrBytes::from_string);
     resp.brokers.push(b);
     Ok(resp)

@@ -57,7 +57,7 @@ pub async fn handle(
     }
     let answered = resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code == 0);
     if version >= 2 && answered {
-        let (host, port) = broker.advertised();
+        let endpoint = broker.endpoint();
         let mut node = Node::default();
         node.node_id = BrokerId(broker.node_id());
         let mut listener = Listener::default();
@@ -65,8 +65,8 @@ pub async fn handle(
         listener.name = StrBytes::from_string(
             broker.config.listeners.first().map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone()),
         );
-        listener.host = StrBytes::from_string(host);
-        listener.port = u16::try_from(port).unwrap_or_default();
+        listener.host = StrBytes::from_string(endpoint.host.clone());
+        listener.port = u16::try_from(endpoint.port).unwrap_or_default();
         node.listeners.push(listener);
         resp.nodes.push(node);
     }

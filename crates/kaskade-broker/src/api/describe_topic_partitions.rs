@@ -57,10 +57,11 @@ pub async fn handle(
             budget -= 1;
             let mut rp = DescribeTopicPartitionsResponsePartition::default();
             rp.partition_index = i as i32;
-            rp.leader_id = BrokerId(p.leader);
+            // Kafka's -1: no leader.
+            rp.leader_id = BrokerId(p.leader.map_or(-1, |n| n.get()));
             rp.leader_epoch = p.leader_epoch;
-            rp.replica_nodes = p.replicas.iter().map(|b| BrokerId(*b)).collect();
-            rp.isr_nodes = p.isr.iter().map(|b| BrokerId(*b)).collect();
+            rp.replica_nodes = p.replicas.iter().map(|b| BrokerId(b.get())).collect();
+            rp.isr_nodes = p.isr.iter().map(|b| BrokerId(b.get())).collect();
             rp.eligible_leader_replicas = Some(Vec::new());
             rp.last_known_elr = Some(Vec::new());
             rt.partitions.push(rp);

@@ -49,12 +49,13 @@ pub async fn handle(
 fn fill(state: &mut TransactionState, meta: &TxnMetadata) {
     state.transaction_state = StrBytes::from_static_str(meta.state.name());
     state.transaction_timeout_ms = meta.timeout_ms;
-    state.transaction_start_time_ms = meta.start_ms;
-    state.producer_id = meta.producer_id.into();
-    state.producer_epoch = meta.producer_epoch;
+    // Kafka's -1: no transaction open.
+    state.transaction_start_time_ms = meta.start_ms.unwrap_or(-1);
+    state.producer_id = meta.producer_id.get().into();
+    state.producer_epoch = meta.producer_epoch.get();
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (topic, partition) in &meta.partitions {
-        topics.entry(topic).or_default().push(*partition);
+    for tp in &meta.partitions {
+        topics.entry(&tp.topic).or_default().push(tp.partition);
     }
     state.topics = topics
         .into_iter()
@@ -72,6 +73,8 @@ crate::route_to!(DescribeTransactions, handle);
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+
+    use kaskade_types::{ProducerEpoch, ProducerId, TopicPartition};
 
     use super::*;
     use crate::txn::TxnState;
@@ -92,13 +95,17 @@ mod tests {
     fn fill_groups_partitions_by_topic() {
         let meta = TxnMetadata {
             transactional_id: "t".into(),
-            producer_id: 7,
-            producer_epoch: 2,
-            last_producer_epoch: 1,
+            producer_id: ProducerId(7),
+            producer_epoch: ProducerEpoch(2),
+            last_producer_epoch: Some(ProducerEpoch(1)),
             timeout_ms: 60_000,
             state: TxnState::Ongoing,
-            partitions: BTreeSet::from([("b".to_string(), 1), ("a".to_string(), 3), ("b".to_string(), 0)]),
-            start_ms: 123,
+            partitions: BTreeSet::from([
+                TopicPartition::new("b", 1),
+                TopicPartition::new("a", 3),
+                TopicPartition::new("b", 0),
+            ]),
+            start_ms: Some(123),
             update_ms: 456,
         };
         let mut s = TransactionState::default();

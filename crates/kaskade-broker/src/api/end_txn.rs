@@ -12,7 +12,9 @@ use crate::error::BrokerError;
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: EndTxnRequest) -> Result<EndTxnResponse, BrokerError> {
     let mut resp = EndTxnResponse::default();
     let id = req.transactional_id.to_string();
-    if let Err(e) = broker.txns.end_txn(&id, req.producer_id.0, req.producer_epoch, req.committed).await {
+    if let Err(e) =
+        broker.txns.end_txn(&id, super::producer_of(req.producer_id, req.producer_epoch), req.committed).await
+    {
         resp.error_code = super::fenced_for(version, 2, e);
     }
     Ok(resp)

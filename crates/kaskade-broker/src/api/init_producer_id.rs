@@ -24,23 +24,31 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use kaskade_types::{ProducerEpoch, ProducerIdAndEpoch};
+
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
 const NO_PRODUCER_ID: i64 = -1;
 const NO_PRODUCER_EPOCH: i16 = -1;
 
-fn response(error_code: i16, producer_id: i64, producer_epoch: i16) -> InitProducerIdResponse {
-    InitProducerIdResponse::default()
-        .with_error_code(error_code)
-        .with_producer_id(ProducerId(producer_id))
-        .with_producer_epoch(producer_epoch)
+/// The answer: a producer id and epoch, or an error code (with Kafka's
+/// -1s for the id and epoch).
+fn response(answer: Result<ProducerIdAndEpoch, i16>) -> InitProducerIdResponse {
+    let resp = InitProducerIdResponse::default()
         .with_ongoing_txn_producer_id(ProducerId(NO_PRODUCER_ID))
-        .with_ongoing_txn_producer_epoch(NO_PRODUCER_EPOCH)
+        .with_ongoing_txn_producer_epoch(NO_PRODUCER_EPOCH);
+    match answer {
+        Ok(p) => resp.with_producer_id(ProducerId(p.id.get())).with_producer_epoch(p.epoch.get()),
+        Err(code) => resp
+            .with_error_code(code)
+            .with_producer_id(ProducerId(NO_PRODUCER_ID))
+            .with_producer_epoch(NO_PRODUCER_EPOCH),
+    }
 }
 
-fn error(code: ResponseError) -> InitProducerIdResponse {
-    response(code.code(), NO_PRODUCER_ID, NO_PRODUCER_EPOCH)
+fn error(e: ResponseError) -> InitProducerIdResponse {
+    response(Err(e.code()))
 }
 
 /// Answers one InitProducerId request.
@@ -60,12 +68,12 @@ async fn answer(broker: &Arc<Broker>, version: i16, request: InitProducerIdReque
         let expected = match (request.producer_id.0, request.producer_epoch) {
             (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) => None,
             (NO_PRODUCER_ID, _) | (_, NO_PRODUCER_EPOCH) => return error(ResponseError::InvalidRequest),
-            (pid, epoch) => Some((pid, epoch)),
+            (pid, epoch) => Some(ProducerIdAndEpoch::new(kaskade_types::ProducerId(pid), ProducerEpoch(epoch))),
         };
         let id = txn.to_string();
         return match broker.txns.init_producer_id(&id, request.transaction_timeout_ms, expected).await {
-            Ok((pid, epoch)) => response(0, pid, epoch),
-            Err(e) => response(super::fenced_for(version, 4, e), NO_PRODUCER_ID, NO_PRODUCER_EPOCH),
+            Ok(p) => response(Ok(p)),
+            Err(e) => response(Err(super::fenced_for(version, 4, e))),
         };
     }
     match (request.producer_id.0, request.producer_epoch) {
@@ -75,7 +83,8 @@ async fn answer(broker: &Arc<Broker>, version: i16, request: InitProducerIdReque
         _ => {}
     }
     match broker.producer_ids.generate(&broker.topics).await {
-        Ok(id) => response(0, id, 0),
+        // A new id: epoch 0.
+        Ok(id) => response(Ok(ProducerIdAndEpoch::new(id, ProducerEpoch(0)))),
         Err(e) => {
             // Kafka answers COORDINATOR_LOAD_IN_PROGRESS while no block of
             // ids is available; clients retry it.

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
+use kaskade_types::ProducerId;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -34,9 +35,10 @@ fn state_named(name: &str) -> Option<TxnState> {
 #[derive(Debug)]
 struct Filters {
     states: Option<HashSet<TxnState>>,
-    producer_ids: BTreeSet<i64>,
-    /// Negative: none.
-    duration_ms: i64,
+    producer_ids: BTreeSet<ProducerId>,
+    /// Running longer than this many ms (the request's negative value:
+    /// no filter).
+    duration_ms: Option<i64>,
 }
 
 impl Filters {
@@ -52,7 +54,7 @@ impl Filters {
         }
         // Running longer than the filter: a transaction is running from
         // its start (AddPartitions) until it completes (start -1 again).
-        self.duration_ms < 0 || (meta.start_ms >= 0 && now - meta.start_ms > self.duration_ms)
+        self.duration_ms.is_none_or(|d| meta.start_ms.is_some_and(|start| now - start > d))
     }
 }
 
@@ -73,8 +75,8 @@ pub async fn handle(
     }
     let filters = Filters {
         states: (!req.state_filters.is_empty()).then_some(states),
-        producer_ids: req.producer_id_filters.iter().map(|p| p.0).collect(),
-        duration_ms: if version >= 1 { req.duration_filter } else { -1 },
+        producer_ids: req.producer_id_filters.iter().map(|p| ProducerId(p.0)).collect(),
+        duration_ms: Some(req.duration_filter).filter(|&d| version >= 1 && d >= 0),
     };
     // No `__transaction_state` yet: nothing to list (and asking the
     // coordinator would create its 50 partitions for a read).
@@ -96,7 +98,7 @@ pub async fn handle(
         .map(|m| {
             let mut t = TransactionState::default();
             t.transactional_id = TransactionalId(StrBytes::from_string(m.transactional_id.clone()));
-            t.producer_id = m.producer_id.into();
+            t.producer_id = m.producer_id.get().into();
             t.transaction_state = StrBytes::from_static_str(m.state.name());
             t
         })
@@ -110,12 +112,12 @@ crate::route_to!(ListTransactions, handle);
 pub(crate) mod tests {
     use super::*;
 
-    fn meta(state: TxnState, pid: i64, start_ms: i64) -> TxnMetadata {
+    fn meta(state: TxnState, pid: i64, start_ms: Option<i64>) -> TxnMetadata {
         TxnMetadata {
             transactional_id: format!("t{pid}"),
-            producer_id: pid,
-            producer_epoch: 0,
-            last_producer_epoch: -1,
+            producer_id: ProducerId(pid),
+            producer_epoch: kaskade_types::ProducerEpoch(0),
+            last_producer_epoch: None,
             timeout_ms: 60_000,
             state,
             partitions: BTreeSet::new(),
@@ -125,7 +127,7 @@ pub(crate) mod tests {
     }
 
     fn none() -> Filters {
-        Filters { states: None, producer_ids: BTreeSet::new(), duration_ms: -1 }
+        Filters { states: None, producer_ids: BTreeSet::new(), duration_ms: None }
     }
 
     /// A broker whose `__transaction_state` cannot be loaded (its
@@ -157,10 +159,10 @@ pub(crate) mod tests {
 
     #[test]
     fn filters() {
-        let ongoing = meta(TxnState::Ongoing, 1, 1000);
-        let done = meta(TxnState::CompleteCommit, 2, -1);
+        let ongoing = meta(TxnState::Ongoing, 1, Some(1000));
+        let done = meta(TxnState::CompleteCommit, 2, None);
         assert!(none().matches(&ongoing, 5000) && none().matches(&done, 5000));
-        assert!(!none().matches(&meta(TxnState::Dead, 3, -1), 5000));
+        assert!(!none().matches(&meta(TxnState::Dead, 3, None), 5000));
 
         let f = Filters { states: Some(HashSet::from([TxnState::Ongoing])), ..none() };
         assert!(f.matches(&ongoing, 5000) && !f.matches(&done, 5000));
@@ -168,13 +170,13 @@ pub(crate) mod tests {
         let f = Filters { states: Some(HashSet::new()), ..none() };
         assert!(!f.matches(&ongoing, 5000) && !f.matches(&done, 5000));
 
-        let f = Filters { producer_ids: BTreeSet::from([2]), ..none() };
+        let f = Filters { producer_ids: BTreeSet::from([ProducerId(2)]), ..none() };
         assert!(!f.matches(&ongoing, 5000) && f.matches(&done, 5000));
 
-        let f = Filters { duration_ms: 3999, ..none() };
+        let f = Filters { duration_ms: Some(3999), ..none() };
         assert!(f.matches(&ongoing, 5000), "running 4000 ms");
         assert!(!f.matches(&done, 5000), "not running");
-        let f = Filters { duration_ms: 4000, ..none() };
+        let f = Filters { duration_ms: Some(4000), ..none() };
         assert!(!f.matches(&ongoing, 5000), "not longer than 4000 ms");
     }
 }

@@ -27,10 +27,11 @@ pub fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
     for (i, p) in t.partitions.iter().enumerate() {
         let mut rp = MetadataResponsePartition::default();
         rp.partition_index = i as i32;
-        rp.leader_id = BrokerId(p.leader);
+        // Kafka's -1: no leader.
+        rp.leader_id = BrokerId(p.leader.map_or(-1, |n| n.get()));
         rp.leader_epoch = p.leader_epoch;
-        rp.replica_nodes = p.replicas.iter().map(|b| BrokerId(*b)).collect();
-        rp.isr_nodes = p.isr.iter().map(|b| BrokerId(*b)).collect();
+        rp.replica_nodes = p.replicas.iter().map(|b| BrokerId(b.get())).collect();
+        rp.isr_nodes = p.isr.iter().map(|b| BrokerId(b.get())).collect();
         rt.partitions.push(rp);
     }
     rt
@@ -47,11 +48,11 @@ fn error_entry(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
 
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> Result<MetadataResponse, BrokerError> {
     let mut resp = MetadataResponse::default();
-    let (host, port) = broker.advertised();
+    let endpoint = broker.endpoint();
     let mut b = MetadataResponseBroker::default();
     b.node_id = BrokerId(broker.node_id());
-    b.host = StrBytes::from_string(host);
-    b.port = port;
+    b.host = StrBytes::from_string(endpoint.host.clone());
+    b.port = endpoint.port;
     b.rack = broker.config.kraft.broker_rack.clone().map(StrBytes::from_string);
     resp.brokers.push(b);
     resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id().to_string()));

@@ -151,14 +151,20 @@ macro_rules! route_to {
 
 /// The `__consumer_offsets` partition that holds `group_id`'s offsets: what
 /// a transaction adds (AddOffsetsToTxn) and must hold (TxnOffsetCommit).
-pub fn offsets_partition_of(broker: &crate::broker::Broker, group_id: &str) -> (String, i32) {
+pub fn offsets_partition_of(broker: &crate::broker::Broker, group_id: &str) -> kaskade_types::TopicPartition {
     use crate::group::records::{partition_for, OFFSETS_TOPIC};
     let partitions = broker
         .topics
         .image()
         .topic(OFFSETS_TOPIC)
         .map_or(broker.config.offsets_topic_num_partitions, |t| t.partitions.len() as i32);
-    (OFFSETS_TOPIC.to_string(), partition_for(group_id, partitions))
+    kaskade_types::TopicPartition::new(OFFSETS_TOPIC, partition_for(group_id, partitions))
+}
+
+/// The producer a transactional request names. Taken as sent: a -1 the
+/// coordinator knows no producer by is INVALID_PRODUCER_ID_MAPPING there.
+pub fn producer_of(id: kafka_protocol::messages::ProducerId, epoch: i16) -> kaskade_types::ProducerIdAndEpoch {
+    kaskade_types::ProducerIdAndEpoch::new(kaskade_types::ProducerId(id.0), kaskade_types::ProducerEpoch(epoch))
 }
 
 /// Kafka answers PRODUCER_FENCED only to request versions that know it

@@ -6,9 +6,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use kaskade_types::Offset;
+
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::group::{CommitPartition, CommitRequest};
+use crate::group::{commit_generation, committed_leader_epoch, CommitPartition, CommitRequest};
 
 pub async fn handle(
     broker: &Broker,
@@ -28,15 +30,16 @@ pub async fn handle(
             partitions.push(CommitPartition {
                 topic: t.name.to_string(),
                 partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: if version >= 6 { p.committed_leader_epoch } else { -1 },
+                offset: Offset(p.committed_offset),
+                // v0-v5 carry no epoch.
+                leader_epoch: if version >= 6 { committed_leader_epoch(p.committed_leader_epoch) } else { None },
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             });
         }
     }
     let request = CommitRequest {
         group_id: req.group_id.0.to_string(),
-        generation_id: req.generation_id_or_member_epoch,
+        generation_id: commit_generation(req.generation_id_or_member_epoch),
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),
         partitions,

@@ -3,6 +3,8 @@
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
+use kaskade_types::TopicPartition;
+
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -12,8 +14,11 @@ pub async fn handle(
     req: OffsetDeleteRequest,
 ) -> Result<OffsetDeleteResponse, BrokerError> {
     let group_id = req.group_id.0.to_string();
-    let partitions: Vec<(String, i32)> =
-        req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index))).collect();
+    let partitions: Vec<TopicPartition> = req
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.name.as_str(), p.partition_index)))
+        .collect();
     let result = broker
         .groups
         .call_durable_gated(move |engine, now, gate| {

@@ -18,7 +18,7 @@ use crate::error::BrokerError;
 use crate::group::FetchedOffset;
 
 /// (group, requested partitions or every committed one).
-type GroupQuery = (String, Option<Vec<(String, i32)>>);
+type GroupQuery = (String, Option<Vec<kaskade_types::TopicPartition>>);
 
 /// A committed offset and its partition-level error code.
 type Fetched = (FetchedOffset, i16);
@@ -49,16 +49,17 @@ pub async fn handle(
             .iter()
             .map(|g| {
                 let parts = g.topics.as_ref().map(|ts| {
-                    ts.iter().flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p))).collect()
+                    let tp = |t: &str, p: i32| kaskade_types::TopicPartition::new(t, p);
+                    ts.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| tp(&t.name, *p))).collect()
                 });
                 (g.group_id.0.to_string(), parts)
             })
             .collect()
     } else {
-        let parts = req
-            .topics
-            .as_ref()
-            .map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p))).collect());
+        let parts = req.topics.as_ref().map(|ts| {
+            let tp = |t: &str, p: i32| kaskade_types::TopicPartition::new(t, p);
+            ts.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| tp(&t.name, *p))).collect()
+        });
         vec![(req.group_id.0.to_string(), parts)]
     };
     let require_stable = version >= 7 && req.require_stable;

@@ -10,9 +10,11 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use kaskade_types::Offset;
+
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::group::{CommitPartition, CommitRequest};
+use crate::group::{commit_generation, committed_leader_epoch, CommitPartition, CommitRequest};
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -26,8 +28,8 @@ pub async fn handle(
             t.partitions.iter().map(move |p| CommitPartition {
                 topic: t.name.to_string(),
                 partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
+                offset: Offset(p.committed_offset),
+                leader_epoch: committed_leader_epoch(p.committed_leader_epoch),
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             })
         })
@@ -35,20 +37,20 @@ pub async fn handle(
     let commit = CommitRequest {
         group_id: req.group_id.to_string(),
         // v0-2 carry no member: a commit from outside the group.
-        generation_id: if version >= 3 { req.generation_id } else { -1 },
+        generation_id: if version >= 3 { commit_generation(req.generation_id) } else { None },
         member_id: if version >= 3 { req.member_id.to_string() } else { String::new() },
         group_instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
         partitions,
         api_version: 8,
     };
-    let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+    let producer = super::producer_of(req.producer_id, req.producer_epoch);
     let id = req.transactional_id.to_string();
     let n = commit.partitions.len();
     let offsets_partition = super::offsets_partition_of(broker, &req.group_id);
     // The transaction must hold the group's offsets partition.
     let in_txn = broker.txns.describe(&id).await.map(|m| match m {
-        Some(m) if m.producer_id != pid => Err(ResponseError::InvalidProducerIdMapping),
-        Some(m) if m.producer_epoch != epoch => Err(ResponseError::ProducerFenced),
+        Some(m) if m.producer_id != producer.id => Err(ResponseError::InvalidProducerIdMapping),
+        Some(m) if m.producer_epoch != producer.epoch => Err(ResponseError::ProducerFenced),
         // AddOffsetsToTxn must have added the group's offsets partition:
         // only that partition's marker settles these offsets.
         Some(m) if m.state == crate::txn::TxnState::Ongoing && m.partitions.contains(&offsets_partition) => Ok(()),
@@ -60,7 +62,7 @@ pub async fn handle(
             .groups
             .call_durable_gated(move |engine, now, gate| match gate.check(&commit.group_id) {
                 Err(e) => vec![Some(e); commit.partitions.len()],
-                Ok(()) => engine.txn_commit_offsets(now, pid, epoch, &commit),
+                Ok(()) => engine.txn_commit_offsets(now, producer, &commit),
             })
             .await
             .unwrap_or_else(|_| vec![Some(ResponseError::CoordinatorNotAvailable); n]),

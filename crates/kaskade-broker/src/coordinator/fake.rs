@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kafka_protocol::records::{Record, TimestampType};
-use kaskade_types::{ProducerEpoch, ProducerId};
+use kaskade_types::ProducerIdAndEpoch;
 use parking_lot::{Condvar, Mutex};
 
 use super::{Appended, CoordinatorError, InternalPartitions, InternalRecord};
@@ -87,7 +87,7 @@ impl InternalPartitions for FakePartitions {
         &self,
         partition: i32,
         records: &[InternalRecord],
-        producer: Option<(ProducerId, ProducerEpoch)>,
+        producer: Option<ProducerIdAndEpoch>,
         timestamp: i64,
     ) -> Result<Appended, CoordinatorError> {
         let mut all = self.records.lock();
@@ -98,8 +98,9 @@ impl InternalPartitions for FakePartitions {
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: 0,
-                producer_id: producer.map_or(-1, |p| p.0.get()),
-                producer_epoch: producer.map_or(-1, |p| p.1.get()),
+                // Kafka's -1: a record of no producer.
+                producer_id: producer.map_or(-1, |p| p.id.get()),
+                producer_epoch: producer.map_or(-1, |p| p.epoch.get()),
                 timestamp_type: TimestampType::Creation,
                 offset: log.len() as i64,
                 sequence: -1,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use kafka_protocol::records::Record;
 use kaskade_log::{Log, LogError};
-use kaskade_types::{ProducerEpoch, ProducerId, TopicPartition};
+use kaskade_types::{ProducerId, ProducerIdAndEpoch, TopicPartition};
 
 use super::{Appended, CoordinatorError, InternalPartitions, InternalRecord, MarkerError, MarkerWriter, TxnMarker};
 use crate::group::records::OFFSETS_TOPIC;
@@ -80,10 +80,9 @@ impl InternalPartitions for LocalInternalTopic {
         &self,
         partition: i32,
         records: &[InternalRecord],
-        producer: Option<(ProducerId, ProducerEpoch)>,
+        producer: Option<ProducerIdAndEpoch>,
         timestamp: i64,
     ) -> Result<Appended, CoordinatorError> {
-        let producer = producer.map(|(id, epoch)| (id.get(), epoch.get()));
         let batch = crate::internal_topic::encode_batch(records, timestamp, producer)
             .map_err(|e| CoordinatorError::Unavailable(e.to_string()))?;
         let log = self.log(partition)?;
@@ -132,7 +131,7 @@ impl MarkerWriter for LocalMarkers {
         Ok(Appended::new(async move {
             wait.await?;
             groups
-                .complete_txn(m.producer_id.get(), commit, vec![partition])
+                .complete_txn(m.producer_id, commit, vec![partition])
                 .await
                 .map_err(|e| CoordinatorError::Unavailable(format!("settling transactional offsets: {e}")))
         }))
@@ -157,7 +156,6 @@ impl super::ProducerIdSource for LocalProducerIds {
             self.ids
                 .generate(&self.topics)
                 .await
-                .map(ProducerId)
                 .map_err(|e| CoordinatorError::Unavailable(format!("allocating a producer id: {e}")))
         })
     }
@@ -167,6 +165,7 @@ impl super::ProducerIdSource for LocalProducerIds {
 mod tests {
     use bytes::Bytes;
     use kaskade_log::txn::Marker;
+    use kaskade_types::ProducerEpoch;
 
     use super::*;
     use crate::config::BrokerConfig;
@@ -196,7 +195,10 @@ mod tests {
         assert_eq!(created.as_deref(), Some("compact"));
         assert_eq!(t.led_partitions(), vec![0, 1, 2]);
 
-        t.append(1, &record, Some((ProducerId(5), ProducerEpoch(0))), 1234).expect("append").await.expect("durable");
+        t.append(1, &record, Some(ProducerIdAndEpoch::new(ProducerId(5), ProducerEpoch(0))), 1234)
+            .expect("append")
+            .await
+            .expect("durable");
         let mut seen = Vec::new();
         let n = t
             .read_committed(1, &mut |r| seen.push((r.key.clone(), r.value.clone(), r.transactional, r.producer_id)))

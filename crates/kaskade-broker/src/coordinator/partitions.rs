@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use kafka_protocol::records::Record;
-use kaskade_types::{ProducerEpoch, ProducerId};
+use kaskade_types::ProducerIdAndEpoch;
 
 use super::CoordinatorError;
 
@@ -80,7 +80,7 @@ pub trait InternalPartitions: Send + Sync + 'static {
         &self,
         partition: i32,
         records: &[InternalRecord],
-        producer: Option<(ProducerId, ProducerEpoch)>,
+        producer: Option<ProducerIdAndEpoch>,
         timestamp: i64,
     ) -> Result<Appended, CoordinatorError>;
 

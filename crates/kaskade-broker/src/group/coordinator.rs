@@ -11,8 +11,10 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kaskade_types::{ProducerId, TopicPartition};
 
 use super::state::{Group, GroupState, JoinTimer, Member, OffsetChange};
+use super::txn_offsets::TxnOffsetChange;
 use super::types::{
     Completion, GroupConfig, HeartbeatRequest, JoinMember, JoinRequest, JoinResponse, LeaveResponse, LeavingMember,
     Reply, SyncRequest, SyncResponse, Token,
@@ -34,9 +36,9 @@ pub struct GroupCoordinator {
     /// Groups whose metadata is to be persisted (a tombstone if gone).
     pub(crate) dirty_groups: Vec<String>,
     /// Offsets committed in open transactions, by producer id.
-    pub(crate) pending_txn_offsets: HashMap<i64, Vec<OffsetChange>>,
+    pub(crate) pending_txn_offsets: HashMap<ProducerId, Vec<OffsetChange>>,
     /// Transactional offset records to persist.
-    pub(crate) txn_offset_changes: Vec<(i64, i16, OffsetChange)>,
+    pub(crate) txn_offset_changes: Vec<TxnOffsetChange>,
     /// State of the generator of member ids (splitmix64).
     rng: u64,
 }
@@ -122,12 +124,12 @@ impl GroupCoordinator {
         match value {
             Some(v) => {
                 let group = self.groups.entry(group_id.clone()).or_insert_with(|| Group::new(group_id, now));
-                group.offsets.insert((topic, partition), v);
+                group.offsets.insert(TopicPartition::new(topic, partition), v);
             }
             None => {
                 self.forget_pending_txn_offset(&group_id, &topic, partition);
                 if let Some(group) = self.groups.get_mut(&group_id) {
-                    group.offsets.remove(&(topic, partition));
+                    group.offsets.remove(&TopicPartition::new(topic, partition));
                     if group.offsets.is_empty() && group.state == GroupState::Empty {
                         self.groups.remove(&group_id);
                     }

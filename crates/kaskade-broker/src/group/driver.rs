@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::Record;
-use kaskade_types::Clock;
+use kaskade_types::{Clock, ProducerId, ProducerIdAndEpoch};
 use tokio::sync::{mpsc, oneshot};
 
 use super::coordinator::GroupCoordinator;
@@ -175,10 +175,10 @@ impl Core {
         }
         // One batch per producer: each is its transaction's.
         type Records = Vec<(String, Bytes, Option<Bytes>)>;
-        let mut by_producer: HashMap<(i64, i16), Records> = HashMap::new();
-        for (pid, epoch, c) in txn_changes {
+        let mut by_producer: HashMap<ProducerIdAndEpoch, Records> = HashMap::new();
+        for super::TxnOffsetChange { producer, change: c } in txn_changes {
             let (key, value) = super::records::encode_change(&c);
-            by_producer.entry((pid, epoch)).or_default().push((c.group_id.clone(), key, value));
+            by_producer.entry(producer).or_default().push((c.group_id.clone(), key, value));
         }
         for (producer, records) in by_producer {
             waits.extend(store.append(&records, now, Some(producer))?);
@@ -373,7 +373,12 @@ impl GroupService {
     /// partitions: the producer's pending offsets stored there become the
     /// committed ones (`commit`) or are dropped. Partitions not led here
     /// are not this coordinator's to settle.
-    pub async fn complete_txn(&self, producer_id: i64, commit: bool, partitions: Vec<i32>) -> Result<(), BrokerError> {
+    pub async fn complete_txn(
+        &self,
+        producer_id: ProducerId,
+        commit: bool,
+        partitions: Vec<i32>,
+    ) -> Result<(), BrokerError> {
         self.command(move |core| {
             let (now, count) = (core.now(), core.partitions);
             for p in partitions {

@@ -33,10 +33,16 @@ fn two_groups() -> (String, String) {
 async fn commit(s: &GroupService, group: &str, offset: i64) -> Vec<Option<ResponseError>> {
     let req = CommitRequest {
         group_id: group.to_string(),
-        generation_id: -1,
+        generation_id: None,
         member_id: String::new(),
         group_instance_id: None,
-        partitions: vec![CommitPartition { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: None }],
+        partitions: vec![CommitPartition {
+            topic: "t".into(),
+            partition: 0,
+            offset: kaskade_types::Offset(offset),
+            leader_epoch: None,
+            metadata: None,
+        }],
         api_version: 8,
     };
     s.call_durable_gated(move |engine, now, gate| match gate.check(&req.group_id) {
@@ -52,7 +58,7 @@ async fn fetch(s: &GroupService, group: &str) -> Result<i64, ResponseError> {
     let group = group.to_string();
     s.call_gated(move |engine, now, gate| {
         gate.check(&group)
-            .and_then(|()| engine.fetch_offsets(now, &group, Some(&[("t".to_string(), 0)])))
+            .and_then(|()| engine.fetch_offsets(now, &group, Some(&[kaskade_types::TopicPartition::new("t", 0)])))
             .map(|o| o[0].offset)
     })
     .await

@@ -29,6 +29,7 @@ mod tests;
 
 pub use coordinator::GroupCoordinator;
 pub use driver::{Gate, GroupService};
+pub use txn_offsets::TxnOffsetChange;
 
 /// Wall-clock milliseconds, for handlers that report times (the services
 /// use their injected clock).

@@ -2,10 +2,13 @@
 //! administration (DescribeGroups, ListGroups, DeleteGroups).
 
 use kafka_protocol::error::ResponseError;
+use kaskade_types::TopicPartition;
 
 use super::coordinator::GroupCoordinator;
 use super::state::{CommittedOffset, Group, GroupState, OffsetChange, CONSUMER_PROTOCOL_TYPE};
-use super::types::{CommitPartition, CommitRequest, FetchedOffset, GroupDescription, GroupListing, MemberDescription};
+use super::types::{
+    wire_leader_epoch, CommitPartition, CommitRequest, FetchedOffset, GroupDescription, GroupListing, MemberDescription,
+};
 
 /// The change one committed partition makes, or OFFSET_METADATA_TOO_LARGE
 /// (shared by OffsetCommit and TxnOffsetCommit).
@@ -49,7 +52,9 @@ impl GroupCoordinator {
                         Err(e) => Some(e),
                         Ok(change) => {
                             if let Some(committed) = &change.value {
-                                group.offsets.insert((p.topic.clone(), p.partition), committed.clone());
+                                group
+                                    .offsets
+                                    .insert(TopicPartition::new(p.topic.as_str(), p.partition), committed.clone());
                             }
                             changes.push(change);
                             None
@@ -76,7 +81,7 @@ impl GroupCoordinator {
             return Err(ResponseError::InvalidGroupId);
         }
         let Some(group) = self.groups.get(&req.group_id) else {
-            if req.generation_id < 0 {
+            if req.generation_id.is_none() {
                 // A commit from outside any group (manual assignment): the
                 // group exists from now on, empty, to hold the offsets.
                 self.groups.insert(req.group_id.clone(), Group::new(req.group_id.clone(), now));
@@ -91,12 +96,12 @@ impl GroupCoordinator {
         if group.state == GroupState::Dead {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
-        if req.generation_id < 0 && group.state == GroupState::Empty {
+        if req.generation_id.is_none() && group.state == GroupState::Empty {
             return Ok(());
         }
-        if req.generation_id >= 0 || !req.member_id.is_empty() || req.group_instance_id.is_some() {
+        if req.generation_id.is_some() || !req.member_id.is_empty() || req.group_instance_id.is_some() {
             group.validate_member(&req.member_id, req.group_instance_id.as_deref())?;
-            if req.generation_id != group.generation_id {
+            if req.generation_id != Some(group.generation_id) {
                 return Err(ResponseError::IllegalGeneration);
             }
         } else if !transactional && group.state != GroupState::Empty {
@@ -116,27 +121,24 @@ impl GroupCoordinator {
         &mut self,
         now: i64,
         group_id: &str,
-        partitions: Option<&[(String, i32)]>,
+        partitions: Option<&[TopicPartition]>,
     ) -> Result<Vec<FetchedOffset>, ResponseError> {
         self.tick(now);
         let group = self.groups.get(group_id).filter(|g| g.state != GroupState::Dead);
         let fetched = |topic: &str, partition: i32, committed: Option<&CommittedOffset>| FetchedOffset {
             topic: topic.to_string(),
             partition,
-            offset: committed.map_or(-1, |c| c.offset),
-            leader_epoch: committed.map_or(-1, |c| c.leader_epoch),
+            offset: committed.map_or(-1, |c| c.offset.get()),
+            leader_epoch: wire_leader_epoch(committed.and_then(|c| c.leader_epoch)),
             metadata: committed.map(|c| c.metadata.clone()).unwrap_or_default(),
         };
         Ok(match partitions {
             Some(partitions) => partitions
                 .iter()
-                .map(|(topic, partition)| {
-                    let committed = group.and_then(|g| g.offsets.get(&(topic.clone(), *partition)));
-                    fetched(topic, *partition, committed)
-                })
+                .map(|tp| fetched(&tp.topic, tp.partition, group.and_then(|g| g.offsets.get(tp))))
                 .collect(),
             None => group
-                .map(|g| g.offsets.iter().map(|((topic, partition), c)| fetched(topic, *partition, Some(c))).collect())
+                .map(|g| g.offsets.iter().map(|(tp, c)| fetched(&tp.topic, tp.partition, Some(c))).collect())
                 .unwrap_or_default(),
         })
     }
@@ -147,7 +149,7 @@ impl GroupCoordinator {
         &mut self,
         now: i64,
         group_id: &str,
-        partitions: &[(String, i32)],
+        partitions: &[TopicPartition],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
         self.tick(now);
         let group = self
@@ -165,19 +167,19 @@ impl GroupCoordinator {
         let mut deleted = Vec::new();
         let result = partitions
             .iter()
-            .map(|(topic, partition)| {
+            .map(|tp| {
                 // Unknown subscriptions count as subscribed: never delete
                 // offsets a member may be using.
-                let in_use = subscribed.as_ref().is_some_and(|s| s.as_ref().is_none_or(|s| s.contains(topic)));
+                let in_use = subscribed.as_ref().is_some_and(|s| s.as_ref().is_none_or(|s| s.contains(&*tp.topic)));
                 if in_use {
                     Some(ResponseError::GroupSubscribedToTopic)
                 } else {
-                    deleted.push((topic.clone(), *partition));
-                    if group.offsets.remove(&(topic.clone(), *partition)).is_some() {
+                    deleted.push(tp);
+                    if group.offsets.remove(tp).is_some() {
                         self.offset_changes.push(OffsetChange {
                             group_id: group_id.to_string(),
-                            topic: topic.clone(),
-                            partition: *partition,
+                            topic: tp.topic.to_string(),
+                            partition: tp.partition,
                             value: None,
                         });
                     }
@@ -185,7 +187,9 @@ impl GroupCoordinator {
                 }
             })
             .collect();
-        self.drop_pending_txn_offsets(|c| c.group_id == group_id && deleted.contains(&(c.topic.clone(), c.partition)));
+        self.drop_pending_txn_offsets(|c| {
+            c.group_id == group_id && deleted.iter().any(|tp| *tp.topic == *c.topic && tp.partition == c.partition)
+        });
         Ok(result)
     }
 
@@ -249,8 +253,11 @@ impl GroupCoordinator {
                         self.drop_pending_txn_offsets(|c| c.group_id == *id);
                         self.dirty_groups.push(id.clone());
                         if let Some(group) = self.groups.remove(id) {
-                            self.offset_changes.extend(group.offsets.into_keys().map(|(topic, partition)| {
-                                OffsetChange { group_id: id.clone(), topic, partition, value: None }
+                            self.offset_changes.extend(group.offsets.into_keys().map(|tp| OffsetChange {
+                                group_id: id.clone(),
+                                topic: tp.topic.to_string(),
+                                partition: tp.partition,
+                                value: None,
                             }));
                         }
                         None
@@ -272,15 +279,15 @@ impl GroupCoordinator {
         let mut removed = Vec::new();
         for group in self.groups.values_mut() {
             let changes = &mut self.offset_changes;
-            group.offsets.retain(|(t, partition), _| {
-                if t != topic {
+            group.offsets.retain(|tp, _| {
+                if *tp.topic != *topic {
                     return true;
                 }
                 dropped += 1;
                 changes.push(OffsetChange {
                     group_id: group.group_id.clone(),
-                    topic: t.clone(),
-                    partition: *partition,
+                    topic: tp.topic.to_string(),
+                    partition: tp.partition,
                     value: None,
                 });
                 false
@@ -309,14 +316,14 @@ impl GroupCoordinator {
             }
             let emptied_at = group.protocol_type.as_ref().map(|_| group.state_timestamp);
             let changes = &mut self.offset_changes;
-            group.offsets.retain(|(topic, partition), c| {
+            group.offsets.retain(|tp, c| {
                 let base = emptied_at.unwrap_or(c.commit_timestamp);
                 let keep = base + retention_ms > now;
                 if !keep {
                     changes.push(OffsetChange {
                         group_id: group.group_id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
+                        topic: tp.topic.to_string(),
+                        partition: tp.partition,
                         value: None,
                     });
                 }

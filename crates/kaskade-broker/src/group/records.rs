@@ -5,7 +5,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::state::{CommittedOffset, Group, GroupState, Member, OffsetChange};
-use super::types::Protocol;
+use super::types::{committed_leader_epoch, wire_leader_epoch, Protocol};
 
 /// The internal topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -48,8 +48,8 @@ pub fn offset_key(group_id: &str, topic: &str, partition: i32) -> Bytes {
 pub fn offset_value(c: &CommittedOffset) -> Bytes {
     let mut buf = BytesMut::with_capacity(28 + c.metadata.len());
     buf.put_i16(OFFSET_COMMIT_VALUE_VERSION);
-    buf.put_i64(c.offset);
-    buf.put_i32(c.leader_epoch);
+    buf.put_i64(c.offset.get());
+    buf.put_i32(wire_leader_epoch(c.leader_epoch));
     put_string(&mut buf, &c.metadata);
     buf.put_i64(c.commit_timestamp);
     buf.freeze()
@@ -237,8 +237,9 @@ fn decode_group_value(group_id: &str, value: &[u8]) -> Option<Group> {
 fn decode_offset_value(value: &[u8]) -> Option<CommittedOffset> {
     let mut r = Reader(value);
     let version = r.i16()?;
-    let offset = r.i64()?;
-    let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
+    let offset = kaskade_types::Offset(r.i64()?);
+    // v0-v2 carry no epoch.
+    let leader_epoch = if version >= 3 { committed_leader_epoch(r.i32()?) } else { None };
     let metadata = r.string()?;
     let commit_timestamp = r.i64()?;
     (0..=3).contains(&version).then_some(CommittedOffset { offset, leader_epoch, metadata, commit_timestamp })
@@ -265,7 +266,12 @@ mod tests {
 
     #[test]
     fn offset_records_round_trip() {
-        let c = CommittedOffset { offset: 42, leader_epoch: 3, metadata: "m".into(), commit_timestamp: 1234 };
+        let c = CommittedOffset {
+            offset: kaskade_types::Offset(42),
+            leader_epoch: Some(kaskade_types::LeaderEpoch(3)),
+            metadata: "m".into(),
+            commit_timestamp: 1234,
+        };
         let change = OffsetChange { group_id: "g".into(), topic: "t".into(), partition: 7, value: Some(c) };
         let (k, v) = encode_change(&change);
         assert_eq!(&k[..2], &[0, 1]);
@@ -275,6 +281,26 @@ mod tests {
         let (k, v) = encode_change(&tombstone);
         assert!(matches!(decode(&k, v.as_deref()), Some(OffsetsRecord::Offset(c)) if c == tombstone));
         assert!(decode(&[0, 9, 0], None).is_none());
+    }
+
+    #[test]
+    fn only_minus_one_is_no_committed_leader_epoch() {
+        use kaskade_types::LeaderEpoch;
+        assert_eq!(committed_leader_epoch(-1), None);
+        assert_eq!(committed_leader_epoch(0), Some(LeaderEpoch(0)));
+        // Kafka keeps any other value as sent.
+        assert_eq!(committed_leader_epoch(-7), Some(LeaderEpoch(-7)));
+        assert_eq!(wire_leader_epoch(None), -1);
+        assert_eq!(wire_leader_epoch(Some(LeaderEpoch(5))), 5);
+        // Without an epoch the value says -1, as Kafka writes it.
+        let c = CommittedOffset {
+            offset: kaskade_types::Offset(1),
+            leader_epoch: None,
+            metadata: String::new(),
+            commit_timestamp: 0,
+        };
+        assert_eq!(&offset_value(&c)[10..14], &(-1i32).to_be_bytes());
+        assert_eq!(decode_offset_value(&offset_value(&c)), Some(c));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
+use kaskade_types::{LeaderEpoch, Offset, TopicPartition};
 
 use super::types::{Protocol, Token};
 
@@ -93,8 +94,10 @@ impl Member {
 /// An offset committed for one partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommittedOffset {
-    pub offset: i64,
-    pub leader_epoch: i32,
+    pub offset: Offset,
+    /// The epoch of the last record the consumer saw, if it said (-1 on
+    /// the wire and in `OffsetCommitValue`).
+    pub leader_epoch: Option<LeaderEpoch>,
     pub metadata: String,
     pub commit_timestamp: i64,
 }
@@ -142,8 +145,8 @@ pub struct Group {
     pub(crate) sync_deadline: Option<i64>,
     /// A new member joined during the initial rebalance delay.
     pub(crate) new_member_added: bool,
-    /// (topic, partition) -> committed offset.
-    pub(crate) offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Committed offsets by partition.
+    pub(crate) offsets: BTreeMap<TopicPartition, CommittedOffset>,
 }
 
 impl Group {
@@ -196,7 +199,7 @@ impl Group {
         self.members.get(member_id)
     }
 
-    pub fn offsets(&self) -> &BTreeMap<(String, i32), CommittedOffset> {
+    pub fn offsets(&self) -> &BTreeMap<TopicPartition, CommittedOffset> {
         &self.offsets
     }
 

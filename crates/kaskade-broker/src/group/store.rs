@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::records::Record;
-use kaskade_types::{ProducerEpoch, ProducerId};
+use kaskade_types::{ProducerId, ProducerIdAndEpoch};
 
 use super::coordinator::GroupCoordinator;
 use super::records::{self, OffsetsRecord};
@@ -61,13 +61,13 @@ impl OffsetsStore {
                 // pending offsets.
                 if key.len() >= 4 {
                     let commit = i16::from_be_bytes([key[2], key[3]]) == 1;
-                    engine.complete_txn(now, record.producer_id, commit, partition, partitions);
+                    engine.complete_txn(now, ProducerId(record.producer_id), commit, partition, partitions);
                 }
                 continue;
             }
             match records::decode(key, record.value.as_deref()) {
                 Some(OffsetsRecord::Offset(change)) if record.transactional => {
-                    engine.load_txn_offset(record.producer_id, change)
+                    engine.load_txn_offset(ProducerId(record.producer_id), change)
                 }
                 Some(OffsetsRecord::Offset(change)) => engine.load_offset(now, change),
                 Some(OffsetsRecord::GroupMetadata(id, group)) => engine.load_group(now, id, group),
@@ -85,14 +85,13 @@ impl OffsetsStore {
         &self,
         changes: &[(String, Bytes, Option<Bytes>)],
         now: i64,
-        producer: Option<(i64, i16)>,
+        producer: Option<ProducerIdAndEpoch>,
     ) -> Result<Vec<Appended>, CoordinatorError> {
         let n = self.partition_count();
         let mut by_partition: BTreeMap<i32, Vec<InternalRecord>> = BTreeMap::new();
         for (group_id, key, value) in changes {
             by_partition.entry(records::partition_for(group_id, n)).or_default().push((key.clone(), value.clone()));
         }
-        let producer = producer.map(|(id, epoch)| (ProducerId(id), ProducerEpoch(epoch)));
         by_partition
             .into_iter()
             .map(|(partition, records)| self.topic.append(partition, &records, producer, now))

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
+use kaskade_types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
 
 use super::*;
 
@@ -564,14 +565,14 @@ fn pending_member_id_expires() {
 fn commit(group: &str, generation: i32, member: &str, offset: i64) -> CommitRequest {
     CommitRequest {
         group_id: group.into(),
-        generation_id: generation,
+        generation_id: commit_generation(generation),
         member_id: member.into(),
         group_instance_id: None,
         partitions: vec![CommitPartition {
             topic: "t".into(),
             partition: 0,
-            offset,
-            leader_epoch: 3,
+            offset: Offset(offset),
+            leader_epoch: Some(LeaderEpoch(3)),
             metadata: Some("m".into()),
         }],
         api_version: 8,
@@ -586,7 +587,8 @@ fn offset_commit_and_fetch() {
     assert_eq!(h.c.commit_offsets(h.now, &commit("g", generation - 1, &ids[1], 1)), vec![Some(E::IllegalGeneration)]);
     assert_eq!(h.c.commit_offsets(h.now, &commit("g", generation, "nobody", 1)), vec![Some(E::UnknownMemberId)]);
     assert_eq!(h.c.commit_offsets(h.now, &commit("g", -1, "", 1)), vec![Some(E::UnknownMemberId)]);
-    let fetched = h.c.fetch_offsets(h.now, "g", Some(&[("t".into(), 0), ("t".into(), 1)])).unwrap();
+    let fetched =
+        h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0), TopicPartition::new("t", 1)])).unwrap();
     assert_eq!(fetched[0].offset, 42);
     assert_eq!(fetched[0].leader_epoch, 3);
     assert_eq!(fetched[0].metadata, "m");
@@ -617,14 +619,14 @@ fn manual_assignment_commits_create_an_empty_group() {
     let mut h = Harness::new(0);
     assert_eq!(h.c.commit_offsets(h.now, &commit("manual", -1, "", 7)), vec![None]);
     assert_eq!(h.state("manual"), GroupState::Empty);
-    let fetched = h.c.fetch_offsets(h.now, "manual", Some(&[("t".into(), 0)])).unwrap();
+    let fetched = h.c.fetch_offsets(h.now, "manual", Some(&[TopicPartition::new("t", 0)])).unwrap();
     assert_eq!(fetched[0].offset, 7);
     let listed = h.c.list_groups(h.now, &[]);
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].state, "Empty");
     assert_eq!(listed[0].protocol_type, "");
     // Nothing for an unknown group.
-    assert_eq!(h.c.fetch_offsets(h.now, "nosuch", Some(&[("t".into(), 0)])).unwrap()[0].offset, -1);
+    assert_eq!(h.c.fetch_offsets(h.now, "nosuch", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, -1);
     assert!(h.c.fetch_offsets(h.now, "nosuch", None).unwrap().is_empty());
 }
 
@@ -653,19 +655,20 @@ fn offset_delete() {
     c.partitions.push(CommitPartition {
         topic: "other".into(),
         partition: 0,
-        offset: 9,
-        leader_epoch: -1,
+        offset: Offset(9),
+        leader_epoch: None,
         metadata: None,
     });
     assert_eq!(h.c.commit_offsets(h.now, &c), vec![None, None]);
-    let errors = h.c.delete_offsets(h.now, "g", &[("t".into(), 0), ("other".into(), 0)]).unwrap();
+    let errors =
+        h.c.delete_offsets(h.now, "g", &[TopicPartition::new("t", 0), TopicPartition::new("other", 0)]).unwrap();
     assert_eq!(errors, vec![Some(E::GroupSubscribedToTopic), None]);
     assert_eq!(h.c.fetch_offsets(h.now, "g", None).unwrap().len(), 1);
     assert_eq!(h.c.delete_offsets(h.now, "nosuch", &[]), Err(E::GroupIdNotFound));
     // Empty group: everything goes.
     h.c.leave(h.now, "g", &[LeavingMember { member_id: r.member_id.clone(), group_instance_id: None }]);
     assert_eq!(h.state("g"), GroupState::Empty);
-    assert_eq!(h.c.delete_offsets(h.now, "g", &[("t".into(), 0)]), Ok(vec![None]));
+    assert_eq!(h.c.delete_offsets(h.now, "g", &[TopicPartition::new("t", 0)]), Ok(vec![None]));
     assert!(h.c.fetch_offsets(h.now, "g", None).unwrap().is_empty());
 }
 
@@ -713,8 +716,8 @@ fn a_deleted_topic_takes_its_offsets_from_every_group() {
     let tombstones = h.c.take_offset_changes();
     assert_eq!(tombstones.len(), 3);
     assert!(tombstones.iter().all(|c| c.topic == "t" && c.value.is_none()));
-    assert_eq!(h.c.fetch_offsets(h.now, "live", Some(&[("t".into(), 0)])).unwrap()[0].offset, -1);
-    assert_eq!(h.c.fetch_offsets(h.now, "manual", Some(&[("kept".into(), 0)])).unwrap()[0].offset, 9);
+    assert_eq!(h.c.fetch_offsets(h.now, "live", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, -1);
+    assert_eq!(h.c.fetch_offsets(h.now, "manual", Some(&[TopicPartition::new("kept", 0)])).unwrap()[0].offset, 9);
     // The stable group keeps running; the empty group left with nothing
     // is gone.
     assert_eq!(h.state("live"), GroupState::Stable);
@@ -780,37 +783,41 @@ fn persisted_group_metadata_restores_a_stable_group() {
     assert!(restarted.c.group("g").is_none());
 }
 
+fn producer(id: i64, epoch: i16) -> ProducerIdAndEpoch {
+    ProducerIdAndEpoch::new(ProducerId(id), ProducerEpoch(epoch))
+}
+
 #[test]
 fn transactional_offsets_stay_pending_until_the_marker() {
     let mut h = Harness::new(0);
-    assert_eq!(h.c.txn_commit_offsets(h.now, 7, 0, &commit("g", -1, "", 10)), vec![None]);
+    assert_eq!(h.c.txn_commit_offsets(h.now, producer(7, 0), &commit("g", -1, "", 10)), vec![None]);
     let changes = h.c.take_txn_offset_changes();
     assert_eq!(changes.len(), 1);
-    assert_eq!((changes[0].0, changes[0].1), (7, 0));
+    assert_eq!(changes[0].producer, producer(7, 0));
     assert!(h.c.take_offset_changes().is_empty(), "nothing committed outside the transaction");
     // Invisible, but known as pending (require_stable).
-    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[("t".into(), 0)])).unwrap()[0].offset, -1);
+    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, -1);
     assert!(h.c.has_pending_txn_offset("g", "t", 0));
     assert!(!h.c.has_pending_txn_offset("g", "t", 1));
     // An abort drops them; a commit makes them the committed offsets.
     let p = crate::group::records::partition_for("g", 50);
-    assert_eq!(h.c.complete_txn(h.now, 7, false, p, 50), 0);
+    assert_eq!(h.c.complete_txn(h.now, ProducerId(7), false, p, 50), 0);
     assert!(!h.c.has_pending_txn_offset("g", "t", 0));
-    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[("t".into(), 0)])).unwrap()[0].offset, -1);
-    h.c.txn_commit_offsets(h.now, 7, 1, &commit("g", -1, "", 12));
-    assert_eq!(h.c.complete_txn(h.now, 7, true, p, 50), 1);
-    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[("t".into(), 0)])).unwrap()[0].offset, 12);
+    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, -1);
+    h.c.txn_commit_offsets(h.now, producer(7, 1), &commit("g", -1, "", 12));
+    assert_eq!(h.c.complete_txn(h.now, ProducerId(7), true, p, 50), 1);
+    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, 12);
     // Group checks apply as for OffsetCommit.
     let (ids, generation) = stable_group(&mut h, "live", 1);
     assert_eq!(
-        h.c.txn_commit_offsets(h.now, 8, 0, &commit("live", generation + 1, &ids[0], 1)),
+        h.c.txn_commit_offsets(h.now, producer(8, 0), &commit("live", generation + 1, &ids[0], 1)),
         vec![Some(E::IllegalGeneration)]
     );
-    assert_eq!(h.c.txn_commit_offsets(h.now, 8, 0, &commit("live", generation, &ids[0], 1)), vec![None]);
+    assert_eq!(h.c.txn_commit_offsets(h.now, producer(8, 0), &commit("live", generation, &ids[0], 1)), vec![None]);
     // Without member id and generation (TxnOffsetCommit v0-2, aiokafka's and
     // kafkajs's consume-transform-produce) Kafka accepts it though the group
     // has live members; a plain OffsetCommit without them is still refused.
-    assert_eq!(h.c.txn_commit_offsets(h.now, 8, 0, &commit("live", -1, "", 2)), vec![None]);
+    assert_eq!(h.c.txn_commit_offsets(h.now, producer(8, 0), &commit("live", -1, "", 2)), vec![None]);
     assert_eq!(h.c.commit_offsets(h.now, &commit("live", -1, "", 2)), vec![Some(E::UnknownMemberId)]);
 }
 
@@ -822,35 +829,52 @@ fn a_marker_settles_only_the_offsets_stored_on_its_partition() {
     let (a, b) = ("ga", "gb");
     let (pa, pb) = (partition_for(a, 50), partition_for(b, 50));
     assert_ne!(pa, pb);
-    h.c.txn_commit_offsets(h.now, 7, 0, &commit(a, -1, "", 7));
-    h.c.txn_commit_offsets(h.now, 7, 0, &commit(b, -1, "", 5));
-    assert_eq!(h.c.complete_txn(h.now, 7, true, pb, 50), 1);
-    assert_eq!(h.c.fetch_offsets(h.now, b, Some(&[("t".into(), 0)])).unwrap()[0].offset, 5);
-    assert_eq!(h.c.fetch_offsets(h.now, a, Some(&[("t".into(), 0)])).unwrap()[0].offset, -1, "still pending");
+    h.c.txn_commit_offsets(h.now, producer(7, 0), &commit(a, -1, "", 7));
+    h.c.txn_commit_offsets(h.now, producer(7, 0), &commit(b, -1, "", 5));
+    assert_eq!(h.c.complete_txn(h.now, ProducerId(7), true, pb, 50), 1);
+    assert_eq!(h.c.fetch_offsets(h.now, b, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, 5);
+    assert_eq!(
+        h.c.fetch_offsets(h.now, a, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset,
+        -1,
+        "still pending"
+    );
     assert!(h.c.has_pending_txn_offset(a, "t", 0));
-    assert_eq!(h.c.complete_txn(h.now, 7, false, pa, 50), 0);
+    assert_eq!(h.c.complete_txn(h.now, ProducerId(7), false, pa, 50), 0);
     assert!(!h.c.has_pending_txn_offset(a, "t", 0));
-    assert_eq!(h.c.fetch_offsets(h.now, a, Some(&[("t".into(), 0)])).unwrap()[0].offset, -1, "aborted");
+    assert_eq!(h.c.fetch_offsets(h.now, a, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, -1, "aborted");
 }
 
 #[test]
 fn deleting_a_group_or_topic_drops_its_pending_transactional_offsets() {
     use crate::group::records::partition_for;
     let mut h = Harness::new(0);
-    h.c.txn_commit_offsets(h.now, 7, 0, &commit("gone", -1, "", 4));
+    h.c.txn_commit_offsets(h.now, producer(7, 0), &commit("gone", -1, "", 4));
     h.c.take_offset_changes();
     assert_eq!(h.c.delete_groups(h.now, &["gone".to_string()]), vec![None]);
     let tombstones = h.c.take_offset_changes();
     assert!(tombstones.iter().any(|c| c.group_id == "gone" && c.value.is_none()), "{tombstones:?}");
     assert!(!h.c.has_pending_txn_offset("gone", "t", 0));
     let p = partition_for("gone", 50);
-    assert_eq!(h.c.complete_txn(h.now, 7, true, p, 50), 0, "nothing comes back on commit");
+    assert_eq!(h.c.complete_txn(h.now, ProducerId(7), true, p, 50), 0, "nothing comes back on commit");
     assert!(h.c.fetch_offsets(h.now, "gone", None).unwrap().is_empty());
     // A topic deletion drops them too; a replayed tombstone as well.
-    h.c.txn_commit_offsets(h.now, 8, 0, &commit("g2", -1, "", 9));
+    h.c.txn_commit_offsets(h.now, producer(8, 0), &commit("g2", -1, "", 9));
     h.c.remove_topic_offsets(h.now, "t");
     assert!(!h.c.has_pending_txn_offset("g2", "t", 0));
-    h.c.txn_commit_offsets(h.now, 9, 0, &commit("g3", -1, "", 2));
+    h.c.txn_commit_offsets(h.now, producer(9, 0), &commit("g3", -1, "", 2));
     h.c.load_offset(h.now, OffsetChange { group_id: "g3".into(), topic: "t".into(), partition: 0, value: None });
     assert!(!h.c.has_pending_txn_offset("g3", "t", 0));
+}
+
+#[test]
+fn a_negative_commit_generation_is_a_commit_from_outside_the_group() {
+    assert_eq!(commit_generation(-1), None);
+    assert_eq!(commit_generation(-3), None);
+    assert_eq!(commit_generation(0), Some(0));
+    let mut h = Harness::new(0);
+    // An unknown group: created empty to hold the offsets, as Kafka does.
+    assert_eq!(h.c.commit_offsets(h.now, &commit("manual", -3, "", 4)), vec![None]);
+    assert_eq!(h.c.fetch_offsets(h.now, "manual", None).unwrap()[0].offset, 4);
+    // A generation for a group that does not exist is refused.
+    assert_eq!(h.c.commit_offsets(h.now, &commit("nosuch", 2, "m", 4)), vec![Some(E::IllegalGeneration)]);
 }

@@ -6,12 +6,21 @@
 //! the same records and markers into the same state.
 
 use kafka_protocol::error::ResponseError;
+use kaskade_types::{ProducerId, ProducerIdAndEpoch};
 
 use super::coordinator::GroupCoordinator;
 use super::offsets::offset_change;
 use super::records::partition_for;
 use super::state::OffsetChange;
 use super::types::CommitRequest;
+
+/// An offset committed in a transaction, to be written as a
+/// transactional record of its producer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TxnOffsetChange {
+    pub producer: ProducerIdAndEpoch,
+    pub change: OffsetChange,
+}
 
 impl GroupCoordinator {
     /// TxnOffsetCommit: one error (or none) per partition, in request
@@ -20,8 +29,7 @@ impl GroupCoordinator {
     pub fn txn_commit_offsets(
         &mut self,
         now: i64,
-        producer_id: i64,
-        producer_epoch: i16,
+        producer: ProducerIdAndEpoch,
         req: &CommitRequest,
     ) -> Vec<Option<ResponseError>> {
         self.tick(now);
@@ -34,21 +42,21 @@ impl GroupCoordinator {
             .map(|p| match offset_change(&req.group_id, p, now, max_metadata) {
                 Err(e) => Some(e),
                 Ok(change) => {
-                    self.txn_offset_changes.push((producer_id, producer_epoch, change.clone()));
-                    self.pending_txn_offsets.entry(producer_id).or_default().push(change);
+                    self.txn_offset_changes.push(TxnOffsetChange { producer, change: change.clone() });
+                    self.pending_txn_offsets.entry(producer.id).or_default().push(change);
                     None
                 }
             })
             .collect()
     }
 
-    /// Transactional offset records to persist: (producer id, epoch, change).
-    pub fn take_txn_offset_changes(&mut self) -> Vec<(i64, i16, OffsetChange)> {
+    /// Transactional offset records to persist.
+    pub fn take_txn_offset_changes(&mut self) -> Vec<TxnOffsetChange> {
         std::mem::take(&mut self.txn_offset_changes)
     }
 
     /// Start-up replay of a transactional offset record.
-    pub fn load_txn_offset(&mut self, producer_id: i64, change: OffsetChange) {
+    pub fn load_txn_offset(&mut self, producer_id: ProducerId, change: OffsetChange) {
         self.pending_txn_offsets.entry(producer_id).or_default().push(change);
     }
 
@@ -57,7 +65,14 @@ impl GroupCoordinator {
     /// groups stored there the committed ones, an abort drops them. Offsets
     /// of groups on other partitions wait for their own marker. Returns how
     /// many were applied.
-    pub fn complete_txn(&mut self, now: i64, producer_id: i64, commit: bool, partition: i32, partitions: i32) -> usize {
+    pub fn complete_txn(
+        &mut self,
+        now: i64,
+        producer_id: ProducerId,
+        commit: bool,
+        partition: i32,
+        partitions: i32,
+    ) -> usize {
         let Some(pending) = self.pending_txn_offsets.remove(&producer_id) else { return 0 };
         let (mine, others): (Vec<OffsetChange>, Vec<OffsetChange>) =
             pending.into_iter().partition(|c| partition_for(&c.group_id, partitions) == partition);

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kaskade_types::{LeaderEpoch, Offset};
 
 /// Identifies a parked request (JoinGroup, SyncGroup): the engine answers it
 /// through a [`Completion`] carrying the same token, now or after later
@@ -175,17 +176,39 @@ pub struct Completion {
 pub struct CommitPartition {
     pub topic: String,
     pub partition: i32,
-    pub offset: i64,
-    pub leader_epoch: i32,
+    pub offset: Offset,
+    pub leader_epoch: Option<LeaderEpoch>,
     pub metadata: Option<String>,
 }
+
+/// A commit request's generation: negative (Kafka's clients send -1) is a
+/// commit from outside the group.
+pub fn commit_generation(wire: i32) -> Option<i32> {
+    (wire >= 0).then_some(wire)
+}
+
+/// A committed leader epoch as a request or `OffsetCommitValue` carries it:
+/// only -1 means none (Kafka's `RequestUtils.getLeaderEpoch`).
+pub fn committed_leader_epoch(wire: i32) -> Option<LeaderEpoch> {
+    (wire != NO_LEADER_EPOCH).then_some(LeaderEpoch(wire))
+}
+
+/// The wire's committed leader epoch: -1 for none.
+pub fn wire_leader_epoch(epoch: Option<LeaderEpoch>) -> i32 {
+    epoch.map_or(NO_LEADER_EPOCH, LeaderEpoch::get)
+}
+
+/// `RecordBatch.NO_PARTITION_LEADER_EPOCH`
+const NO_LEADER_EPOCH: i32 = -1;
 
 /// OffsetCommit.
 #[derive(Clone, Debug, Default)]
 pub struct CommitRequest {
     pub group_id: String,
-    /// -1 for commits from outside the group (manual assignment).
-    pub generation_id: i32,
+    /// The committing member's generation; `None` for a commit from
+    /// outside the group (manual assignment: the request's negative
+    /// generation).
+    pub generation_id: Option<i32>,
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub partitions: Vec<CommitPartition>,
@@ -194,8 +217,8 @@ pub struct CommitRequest {
     pub api_version: i16,
 }
 
-/// A committed offset as OffsetFetch reports it (-1 and no metadata when
-/// nothing is committed).
+/// A committed offset as OffsetFetch reports it, in the response's terms
+/// (-1 and no metadata when nothing is committed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchedOffset {
     pub topic: String,

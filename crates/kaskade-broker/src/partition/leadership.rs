@@ -38,13 +38,9 @@ pub struct LeaderAndIsr {
 }
 
 impl LeaderAndIsr {
-    /// From the image's partition record (a leader of -1 means none).
+    /// From the image's partition (its leader is already `None` for the record's -1).
     pub fn from_image(p: &kaskade_meta::PartitionImage) -> LeaderAndIsr {
-        LeaderAndIsr {
-            leader: (p.leader >= 0).then_some(NodeId(p.leader)),
-            epoch: LeaderEpoch(p.leader_epoch),
-            isr: p.isr.iter().copied().map(NodeId).collect(),
-        }
+        LeaderAndIsr { leader: p.leader, epoch: LeaderEpoch(p.leader_epoch), isr: p.isr.clone() }
     }
 }
 

@@ -330,6 +330,7 @@ impl TopicController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kaskade_types::NodeId;
 
     fn controller(brokers: &[i32]) -> TopicController {
         TopicController {
@@ -359,7 +360,11 @@ mod tests {
         let made = c.create(&img, &t, parts, Uuid::new_v4()).expect("create");
         assert_eq!(made.records.len(), 4);
         assert_eq!(made.topic.partitions.len(), 3);
-        assert!(made.topic.partitions.iter().all(|p| p.leader == 1 && p.isr == vec![1] && p.leader_epoch == 0));
+        assert!(made
+            .topic
+            .partitions
+            .iter()
+            .all(|p| p.leader == Some(NodeId(1)) && p.isr == vec![NodeId(1)] && p.leader_epoch == 0));
         for r in &made.records {
             img.apply(r);
         }
@@ -403,8 +408,8 @@ mod tests {
         let none = BTreeMap::new();
         let t = new_topic("spread", 6, 1, &none);
         let made = c.create(&Image::default(), &t, 6, Uuid::new_v4()).expect("create");
-        let leaders: Vec<i32> = made.topic.partitions.iter().map(|p| p.leader).collect();
-        assert_eq!(leaders, vec![1, 2, 3, 1, 2, 3]);
+        let leaders: Vec<Option<NodeId>> = made.topic.partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders, [1, 2, 3, 1, 2, 3].map(|n| Some(NodeId(n))));
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl LocalReplicas {
     }
 
     fn hosts(&self, t: &TopicImage, partition: usize) -> bool {
-        t.partitions.get(partition).is_some_and(|p| p.replicas.contains(&self.node_id))
+        t.partitions.get(partition).is_some_and(|p| p.replicas.contains(&kaskade_types::NodeId(self.node_id)))
     }
 
     /// Start-up reconciliation: deletes logs of topics the image does not

@@ -17,24 +17,22 @@ use std::collections::{BTreeSet, HashMap};
 
 use kafka_protocol::error::ResponseError;
 use kaskade_log::txn::Marker;
+use kaskade_types::{ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
 
-use super::state::{TxnMetadata, TxnPartition, TxnState};
-
-const NO_PRODUCER_ID: i64 = -1;
-const NO_PRODUCER_EPOCH: i16 = -1;
+use super::state::{TxnMetadata, TxnState};
 
 /// Markers to write for a transaction that is ending.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndPlan {
     pub transactional_id: String,
-    pub producer_id: i64,
+    pub producer_id: ProducerId,
     /// The epoch the markers carry (bumped when fencing).
-    pub producer_epoch: i16,
+    pub producer_epoch: ProducerEpoch,
     pub marker: Marker,
-    pub partitions: Vec<TxnPartition>,
+    pub partitions: Vec<TopicPartition>,
     /// When the transaction began: tells this plan from a later
     /// transaction's with the same epoch, marker and partitions.
-    pub start_ms: i64,
+    pub start_ms: Option<i64>,
 }
 
 /// What InitProducerId decided.
@@ -66,18 +64,25 @@ pub struct TxnCoordinator {
     max_timeout_ms: i32,
 }
 
-fn bumped(epoch: i16) -> Option<i16> {
+fn bumped(epoch: ProducerEpoch) -> Option<ProducerEpoch> {
     // Kafka moves to a new producer id when the epoch would reach
     // Short.MAX_VALUE.
-    (epoch < i16::MAX - 1).then(|| epoch.saturating_add(1).max(0))
+    (epoch.0 < i16::MAX - 1).then(|| ProducerEpoch(epoch.0.saturating_add(1).max(0)))
 }
 
 /// The epoch a fence aborts with: bumped even past the last epoch a
 /// client may hold (`Short.MAX_VALUE - 1`), as Kafka's
 /// `prepareFenceProducerEpoch`, so a producer at its last epoch is fenced
 /// too (and its next InitProducerId moves to a new producer id).
-fn fence_bumped(epoch: i16) -> Option<i16> {
-    (epoch < i16::MAX).then(|| epoch.saturating_add(1).max(0))
+fn fence_bumped(epoch: ProducerEpoch) -> Option<ProducerEpoch> {
+    (epoch.0 < i16::MAX).then(|| ProducerEpoch(epoch.0.saturating_add(1).max(0)))
+}
+
+/// Whether the state holds an epoch at all: Kafka's metadata of an id whose
+/// first InitProducerId has not completed carries none (-1), and then no
+/// producer is fenced by it.
+fn has_epoch(meta: &TxnMetadata) -> bool {
+    meta.producer_epoch.0 >= 0
 }
 
 impl TxnCoordinator {
@@ -91,6 +96,11 @@ impl TxnCoordinator {
 
     pub fn all(&self) -> impl Iterator<Item = &TxnMetadata> {
         self.txns.values()
+    }
+
+    /// Forgets `id` (a tombstone in the replay).
+    pub fn unload(&mut self, id: &str) {
+        self.txns.remove(id);
     }
 
     /// Loads a persisted state (start-up replay; later records win).
@@ -126,8 +136,8 @@ impl TxnCoordinator {
         now: i64,
         id: &str,
         timeout_ms: i32,
-        expected: Option<(i64, i16)>,
-        new_pid: Option<i64>,
+        expected: Option<ProducerIdAndEpoch>,
+        new_pid: Option<ProducerId>,
     ) -> Result<InitDecision, ResponseError> {
         if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
             return Err(ResponseError::InvalidTransactionTimeout);
@@ -137,12 +147,12 @@ impl TxnCoordinator {
             let meta = TxnMetadata {
                 transactional_id: id.to_string(),
                 producer_id: pid,
-                producer_epoch: 0,
-                last_producer_epoch: NO_PRODUCER_EPOCH,
+                producer_epoch: ProducerEpoch(0),
+                last_producer_epoch: None,
                 timeout_ms,
                 state: TxnState::Empty,
                 partitions: BTreeSet::new(),
-                start_ms: -1,
+                start_ms: None,
                 update_ms: now,
             };
             self.txns.insert(id.to_string(), meta.clone());
@@ -151,26 +161,24 @@ impl TxnCoordinator {
         if current.state.is_ending() || current.state == TxnState::Dead {
             return Err(ResponseError::ConcurrentTransactions);
         }
-        if let Some((pid, epoch)) = expected {
+        if let Some(ProducerIdAndEpoch { id: pid, epoch }) = expected {
             // KIP-360: the client names the id and epoch it had. Another
             // producer id is fenced at once; the epoch only where Kafka
             // checks it, when bumping (an open transaction is fenced first,
             // whatever the epoch named: `prepareInitProducerIdTransit`).
-            if current.producer_epoch != NO_PRODUCER_EPOCH && pid != current.producer_id {
+            if has_epoch(current) && pid != current.producer_id {
                 return Err(ResponseError::ProducerFenced);
             }
             if current.state != TxnState::Ongoing
-                && current.producer_epoch != NO_PRODUCER_EPOCH
+                && has_epoch(current)
                 && epoch != current.producer_epoch
-                && epoch != current.last_producer_epoch
+                && Some(epoch) != current.last_producer_epoch
             {
                 return Err(ResponseError::ProducerFenced);
             }
         }
-        let is_retry = expected.is_some_and(|(_, epoch)| {
-            current.producer_epoch != NO_PRODUCER_EPOCH
-                && epoch != current.producer_epoch
-                && epoch == current.last_producer_epoch
+        let is_retry = expected.is_some_and(|p| {
+            has_epoch(current) && p.epoch != current.producer_epoch && Some(p.epoch) == current.last_producer_epoch
         });
         let mut meta = current.clone();
         if meta.state == TxnState::Ongoing {
@@ -193,32 +201,32 @@ impl TxnCoordinator {
                 // Only a producer that named its current epoch may retry
                 // this call with it (Kafka's `prepareIncrementProducerEpoch`):
                 // after a new producer's bump the old epoch is fenced.
-                meta.last_producer_epoch = if expected.is_some() { meta.producer_epoch } else { NO_PRODUCER_EPOCH };
+                meta.last_producer_epoch = Some(meta.producer_epoch).filter(|_| expected.is_some() && has_epoch(&meta));
                 meta.producer_epoch = epoch;
             }
             None => {
                 let Some(pid) = new_pid else { return Ok(InitDecision::NeedProducerId) };
                 meta.producer_id = pid;
-                meta.producer_epoch = 0;
-                meta.last_producer_epoch = NO_PRODUCER_EPOCH;
+                meta.producer_epoch = ProducerEpoch(0);
+                meta.last_producer_epoch = None;
             }
         }
         meta.timeout_ms = timeout_ms;
         meta.state = TxnState::Empty;
         meta.partitions.clear();
-        meta.start_ms = -1;
+        meta.start_ms = None;
         meta.update_ms = now;
         self.txns.insert(id.to_string(), meta.clone());
         Ok(InitDecision::Ready(meta))
     }
 
     /// Kafka's producer checks for AddPartitions, AddOffsets and EndTxn.
-    fn check_producer(&self, id: &str, pid: i64, epoch: i16) -> Result<&TxnMetadata, ResponseError> {
+    fn check_producer(&self, id: &str, producer: ProducerIdAndEpoch) -> Result<&TxnMetadata, ResponseError> {
         let meta = self.txns.get(id).ok_or(ResponseError::InvalidProducerIdMapping)?;
-        if meta.producer_id != pid {
+        if meta.producer_id != producer.id {
             return Err(ResponseError::InvalidProducerIdMapping);
         }
-        if meta.producer_epoch != epoch {
+        if meta.producer_epoch != producer.epoch {
             return Err(ResponseError::ProducerFenced);
         }
         Ok(meta)
@@ -230,11 +238,10 @@ impl TxnCoordinator {
         &mut self,
         now: i64,
         id: &str,
-        pid: i64,
-        epoch: i16,
-        partitions: &[TxnPartition],
+        producer: ProducerIdAndEpoch,
+        partitions: &[TopicPartition],
     ) -> Result<Option<TxnMetadata>, ResponseError> {
-        let meta = self.check_producer(id, pid, epoch)?;
+        let meta = self.check_producer(id, producer)?;
         if meta.state.is_ending() {
             return Err(ResponseError::ConcurrentTransactions);
         }
@@ -244,7 +251,7 @@ impl TxnCoordinator {
         let mut meta = meta.clone();
         if meta.state != TxnState::Ongoing {
             meta.partitions.clear();
-            meta.start_ms = now;
+            meta.start_ms = Some(now);
         }
         meta.state = TxnState::Ongoing;
         meta.partitions.extend(partitions.iter().cloned());
@@ -258,19 +265,12 @@ impl TxnCoordinator {
         &mut self,
         now: i64,
         id: &str,
-        pid: i64,
-        epoch: i16,
+        producer: ProducerIdAndEpoch,
         commit: bool,
     ) -> Result<EndDecision, ResponseError> {
-        let meta = self.txns.get(id).ok_or(ResponseError::InvalidProducerIdMapping)?;
-        if meta.producer_id != pid {
-            return Err(ResponseError::InvalidProducerIdMapping);
-        }
         // Any other epoch is fenced, including the one a timeout abort
         // bumped away (Kafka's transaction protocol version 1).
-        if meta.producer_epoch != epoch {
-            return Err(ResponseError::ProducerFenced);
-        }
+        let meta = self.check_producer(id, producer)?;
         let want = if commit { Marker::Commit } else { Marker::Abort };
         match (meta.state, want) {
             (TxnState::Ongoing, _) => {
@@ -288,13 +288,19 @@ impl TxnCoordinator {
     }
 
     /// Moves `id` to Prepare* (bumping the epoch to `fence_epoch` if given).
-    fn begin_end(&mut self, now: i64, id: &str, marker: Marker, fence_epoch: Option<i16>) -> (TxnMetadata, EndPlan) {
+    fn begin_end(
+        &mut self,
+        now: i64,
+        id: &str,
+        marker: Marker,
+        fence_epoch: Option<ProducerEpoch>,
+    ) -> (TxnMetadata, EndPlan) {
         let meta = self.txns.get_mut(id).expect("checked by the caller");
         if let Some(epoch) = fence_epoch {
             // A fence leaves no epoch a retry may name (Kafka's
             // `prepareFenceProducerEpoch`): the fenced producer's
             // InitProducerId with its old epoch is PRODUCER_FENCED.
-            meta.last_producer_epoch = NO_PRODUCER_EPOCH;
+            meta.last_producer_epoch = None;
             meta.producer_epoch = epoch;
         }
         meta.state = match marker {
@@ -336,7 +342,7 @@ impl TxnCoordinator {
             Marker::Abort => TxnState::CompleteAbort,
         };
         meta.partitions.clear();
-        meta.start_ms = -1;
+        meta.start_ms = None;
         meta.update_ms = now;
         Some(meta.clone())
     }
@@ -348,7 +354,7 @@ impl TxnCoordinator {
         let expired: Vec<String> = self
             .txns
             .values()
-            .filter(|m| m.state == TxnState::Ongoing && m.start_ms >= 0 && now > m.start_ms + i64::from(m.timeout_ms))
+            .filter(|m| m.state == TxnState::Ongoing && m.start_ms.is_some_and(|s| now > s + i64::from(m.timeout_ms)))
             .map(|m| m.transactional_id.clone())
             .collect();
         expired
@@ -384,8 +390,8 @@ impl TxnCoordinator {
     pub fn next_deadline(&self) -> Option<i64> {
         self.txns
             .values()
-            .filter(|m| m.state == TxnState::Ongoing && m.start_ms >= 0)
-            .map(|m| m.start_ms + i64::from(m.timeout_ms) + 1)
+            .filter(|m| m.state == TxnState::Ongoing)
+            .filter_map(|m| m.start_ms.map(|s| s + i64::from(m.timeout_ms) + 1))
             .min()
     }
 }
@@ -401,17 +407,20 @@ fn plan(meta: &TxnMetadata, marker: Marker) -> EndPlan {
     }
 }
 
-/// `NO_PRODUCER_ID`/`NO_PRODUCER_EPOCH` for responses that carry none.
-pub fn no_producer() -> (i64, i16) {
-    (NO_PRODUCER_ID, NO_PRODUCER_EPOCH)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn tp(t: &str, p: i32) -> TxnPartition {
-        (t.to_string(), p)
+    fn tp(t: &str, p: i32) -> TopicPartition {
+        TopicPartition::new(t, p)
+    }
+
+    fn e(epoch: i16) -> ProducerEpoch {
+        ProducerEpoch(epoch)
+    }
+
+    fn p(id: i64, epoch: i16) -> ProducerIdAndEpoch {
+        ProducerIdAndEpoch::new(ProducerId(id), ProducerEpoch(epoch))
     }
 
     fn ready(d: InitDecision) -> TxnMetadata {
@@ -425,145 +434,148 @@ mod tests {
     fn init_add_commit_and_the_next_transaction() {
         let mut c = TxnCoordinator::new(60_000);
         assert_eq!(c.init_producer_id(0, "t", 10_000, None, None), Ok(InitDecision::NeedProducerId));
-        let m = ready(c.init_producer_id(0, "t", 10_000, None, Some(7)).unwrap());
-        assert_eq!((m.producer_id, m.producer_epoch, m.state), (7, 0, TxnState::Empty));
-        let m = c.add_partitions(1, "t", 7, 0, &[tp("a", 0)]).unwrap().expect("changed");
-        assert_eq!((m.state, m.start_ms), (TxnState::Ongoing, 1));
-        assert_eq!(c.add_partitions(2, "t", 7, 0, &[tp("a", 0)]), Ok(None), "nothing new");
-        c.add_partitions(2, "t", 7, 0, &[tp("b", 1)]).unwrap();
-        let EndDecision::Begin(m, plan) = c.end_txn(3, "t", 7, 0, true).unwrap() else { panic!() };
+        let m = ready(c.init_producer_id(0, "t", 10_000, None, Some(ProducerId(7))).unwrap());
+        assert_eq!((m.producer(), m.state), (p(7, 0), TxnState::Empty));
+        let m = c.add_partitions(1, "t", p(7, 0), &[tp("a", 0)]).unwrap().expect("changed");
+        assert_eq!((m.state, m.start_ms), (TxnState::Ongoing, Some(1)));
+        assert_eq!(c.add_partitions(2, "t", p(7, 0), &[tp("a", 0)]), Ok(None), "nothing new");
+        c.add_partitions(2, "t", p(7, 0), &[tp("b", 1)]).unwrap();
+        let EndDecision::Begin(m, plan) = c.end_txn(3, "t", p(7, 0), true).unwrap() else { panic!() };
         assert_eq!(m.state, TxnState::PrepareCommit);
         assert_eq!(plan.partitions, vec![tp("a", 0), tp("b", 1)]);
         assert_eq!(plan.marker, Marker::Commit);
         // While the markers are written.
-        assert_eq!(c.add_partitions(4, "t", 7, 0, &[tp("a", 0)]), Err(ResponseError::ConcurrentTransactions));
-        assert_eq!(c.end_txn(4, "t", 7, 0, true), Err(ResponseError::ConcurrentTransactions));
-        assert_eq!(c.end_txn(4, "t", 7, 0, false), Err(ResponseError::InvalidTxnState));
+        assert_eq!(c.add_partitions(4, "t", p(7, 0), &[tp("a", 0)]), Err(ResponseError::ConcurrentTransactions));
+        assert_eq!(c.end_txn(4, "t", p(7, 0), true), Err(ResponseError::ConcurrentTransactions));
+        assert_eq!(c.end_txn(4, "t", p(7, 0), false), Err(ResponseError::InvalidTxnState));
         let done = c.complete(5, &plan).expect("completed");
         assert_eq!((done.state, done.partitions.len()), (TxnState::CompleteCommit, 0));
-        assert_eq!(c.end_txn(6, "t", 7, 0, true), Ok(EndDecision::AlreadyDone), "a retried commit");
-        assert_eq!(c.end_txn(6, "t", 7, 0, false), Err(ResponseError::InvalidTxnState));
+        assert_eq!(c.end_txn(6, "t", p(7, 0), true), Ok(EndDecision::AlreadyDone), "a retried commit");
+        assert_eq!(c.end_txn(6, "t", p(7, 0), false), Err(ResponseError::InvalidTxnState));
         // The next transaction starts from CompleteCommit.
-        let m = c.add_partitions(7, "t", 7, 0, &[tp("c", 0)]).unwrap().unwrap();
-        assert_eq!((m.state, m.start_ms, m.partitions.len()), (TxnState::Ongoing, 7, 1));
+        let m = c.add_partitions(7, "t", p(7, 0), &[tp("c", 0)]).unwrap().unwrap();
+        assert_eq!((m.state, m.start_ms, m.partitions.len()), (TxnState::Ongoing, Some(7), 1));
     }
 
     #[test]
     fn producer_checks() {
         let mut c = TxnCoordinator::new(60_000);
-        assert_eq!(c.init_producer_id(0, "t", 60_001, None, Some(1)), Err(ResponseError::InvalidTransactionTimeout));
-        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
-        assert_eq!(c.add_partitions(0, "t", 2, 0, &[tp("a", 0)]), Err(ResponseError::InvalidProducerIdMapping));
-        assert_eq!(c.add_partitions(0, "t", 1, 1, &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.add_partitions(0, "x", 1, 0, &[tp("a", 0)]), Err(ResponseError::InvalidProducerIdMapping));
-        assert_eq!(c.end_txn(0, "t", 1, 0, true), Err(ResponseError::InvalidTxnState), "nothing open");
+        assert_eq!(
+            c.init_producer_id(0, "t", 60_001, None, Some(ProducerId(1))),
+            Err(ResponseError::InvalidTransactionTimeout)
+        );
+        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
+        assert_eq!(c.add_partitions(0, "t", p(2, 0), &[tp("a", 0)]), Err(ResponseError::InvalidProducerIdMapping));
+        assert_eq!(c.add_partitions(0, "t", p(1, 1), &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.add_partitions(0, "x", p(1, 0), &[tp("a", 0)]), Err(ResponseError::InvalidProducerIdMapping));
+        assert_eq!(c.end_txn(0, "t", p(1, 0), true), Err(ResponseError::InvalidTxnState), "nothing open");
     }
 
     #[test]
     fn a_second_producer_fences_the_first_and_aborts_its_transaction() {
         let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
-        c.add_partitions(0, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
+        c.add_partitions(0, "t", p(1, 0), &[tp("a", 0)]).unwrap();
         let InitDecision::AbortFirst(m, plan) = c.init_producer_id(1, "t", 1000, None, None).unwrap() else { panic!() };
-        assert_eq!((m.state, m.producer_epoch), (TxnState::PrepareAbort, 1));
-        assert_eq!((plan.producer_epoch, plan.marker), (1, Marker::Abort));
+        assert_eq!((m.state, m.producer_epoch), (TxnState::PrepareAbort, e(1)));
+        assert_eq!((plan.producer_epoch, plan.marker), (e(1), Marker::Abort));
         assert_eq!(c.init_producer_id(1, "t", 1000, None, None), Err(ResponseError::ConcurrentTransactions));
         c.complete(2, &plan);
         let m = ready(c.init_producer_id(3, "t", 1000, None, None).unwrap());
-        assert_eq!((m.producer_id, m.producer_epoch, m.state), (1, 2, TxnState::Empty));
+        assert_eq!((m.producer(), m.state), (p(1, 2), TxnState::Empty));
         // The old producer is fenced everywhere.
-        assert_eq!(c.add_partitions(4, "t", 1, 0, &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.end_txn(4, "t", 1, 0, true), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.add_partitions(4, "t", p(1, 0), &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.end_txn(4, "t", p(1, 0), true), Err(ResponseError::ProducerFenced));
     }
 
     #[test]
     fn a_new_producers_bump_fences_the_old_epoch_for_retries_too() {
         let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
+        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
         // A second producer (no expected epoch) takes epoch 1.
         let m = ready(c.init_producer_id(1, "t", 1000, None, None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (1, -1));
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(1), None));
         // The first one's KIP-360 bump is fenced, not mistaken for a retry
         // of the second one's call (which would hand it epoch 1 too).
-        assert_eq!(c.init_producer_id(2, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.init_producer_id(2, "t", 1000, Some(p(1, 0)), None), Err(ResponseError::ProducerFenced));
         // A KIP-360 bump by the current producer, and its retry.
-        let m = ready(c.init_producer_id(3, "t", 1000, Some((1, 1)), None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, 1));
-        let m = ready(c.init_producer_id(4, "t", 1000, Some((1, 1)), None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, 1), "a retry: same epoch");
+        let m = ready(c.init_producer_id(3, "t", 1000, Some(p(1, 1)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(2), Some(e(1))));
+        let m = ready(c.init_producer_id(4, "t", 1000, Some(p(1, 1)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(2), Some(e(1))), "a retry: same epoch");
     }
 
     #[test]
     fn a_bump_naming_an_old_epoch_of_the_same_id_fences_an_open_transaction_as_kafka() {
         let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
-        ready(c.init_producer_id(1, "t", 1000, Some((1, 0)), None).unwrap());
-        c.add_partitions(2, "t", 1, 1, &[tp("a", 0)]).unwrap();
+        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
+        ready(c.init_producer_id(1, "t", 1000, Some(p(1, 0)), None).unwrap());
+        c.add_partitions(2, "t", p(1, 1), &[tp("a", 0)]).unwrap();
         // A late copy of the bump (epoch 0): Kafka checks the producer id,
         // then aborts the open transaction and answers
         // CONCURRENT_TRANSACTIONS; the epoch is checked on the retry.
-        let InitDecision::AbortFirst(m, plan) = c.init_producer_id(3, "t", 1000, Some((1, 0)), None).unwrap() else {
+        let InitDecision::AbortFirst(m, plan) = c.init_producer_id(3, "t", 1000, Some(p(1, 0)), None).unwrap() else {
             panic!()
         };
-        assert_eq!((m.state, m.producer_epoch, plan.marker), (TxnState::PrepareAbort, 2, Marker::Abort));
+        assert_eq!((m.state, m.producer_epoch, plan.marker), (TxnState::PrepareAbort, e(2), Marker::Abort));
         c.complete(4, &plan);
-        assert_eq!(c.init_producer_id(5, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.init_producer_id(5, "t", 1000, Some(p(1, 0)), None), Err(ResponseError::ProducerFenced));
         // Another producer id is fenced whatever the state.
-        c.add_partitions(6, "t", 1, 2, &[tp("a", 0)]).unwrap();
-        assert_eq!(c.init_producer_id(7, "t", 1000, Some((9, 2)), None), Err(ResponseError::ProducerFenced));
+        c.add_partitions(6, "t", p(1, 2), &[tp("a", 0)]).unwrap();
+        assert_eq!(c.init_producer_id(7, "t", 1000, Some(p(9, 2)), None), Err(ResponseError::ProducerFenced));
     }
 
     #[test]
     fn a_retried_bump_is_answered_with_the_same_epoch_and_kafkas_transition() {
         let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
-        let m = ready(c.init_producer_id(1, "t", 1000, Some((1, 0)), None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (1, 0));
-        c.add_partitions(2, "t", 1, 1, &[tp("a", 0)]).unwrap();
-        let EndDecision::Begin(_, plan) = c.end_txn(3, "t", 1, 1, true).unwrap() else { panic!() };
+        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
+        let m = ready(c.init_producer_id(1, "t", 1000, Some(p(1, 0)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(1), Some(e(0))));
+        c.add_partitions(2, "t", p(1, 1), &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, plan) = c.end_txn(3, "t", p(1, 1), true).unwrap() else { panic!() };
         c.complete(4, &plan);
         // The bump again (its answer was lost): epoch 1, and the state Kafka
         // writes for it: Empty, with the timeout of the request.
-        let m = ready(c.init_producer_id(5, "t", 2000, Some((1, 0)), None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch, m.state), (1, 0, TxnState::Empty));
-        assert_eq!((m.timeout_ms, m.update_ms, m.start_ms), (2000, 5, -1));
+        let m = ready(c.init_producer_id(5, "t", 2000, Some(p(1, 0)), None).unwrap());
+        assert_eq!((m.producer_epoch, m.last_producer_epoch, m.state), (e(1), Some(e(0)), TxnState::Empty));
+        assert_eq!((m.timeout_ms, m.update_ms, m.start_ms), (2000, 5, None));
         assert_eq!(c.get("t"), Some(&m));
     }
 
     #[test]
     fn timed_out_transactions_are_aborted_with_a_bumped_epoch() {
         let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
-        c.add_partitions(100, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
+        c.add_partitions(100, "t", p(1, 0), &[tp("a", 0)]).unwrap();
         assert_eq!(c.next_deadline(), Some(1101));
         assert!(c.expire(1100).is_empty());
         let expired = c.expire(1101);
         assert_eq!(expired.len(), 1);
         let (m, plan) = &expired[0];
-        assert_eq!((m.state, m.producer_epoch, plan.producer_epoch), (TxnState::PrepareAbort, 1, 1));
+        assert_eq!((m.state, m.producer_epoch, plan.producer_epoch), (TxnState::PrepareAbort, e(1), e(1)));
         c.complete(1102, plan);
         // The producer that let it hang is fenced.
-        assert_eq!(c.add_partitions(1103, "t", 1, 0, &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.end_txn(1103, "t", 1, 0, false), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.end_txn(1103, "t", 1, 0, true), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.add_partitions(1103, "t", p(1, 0), &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.end_txn(1103, "t", p(1, 0), false), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.end_txn(1103, "t", p(1, 0), true), Err(ResponseError::ProducerFenced));
         assert_eq!(c.next_deadline(), None);
         // Also its KIP-360 bump: the fence left no epoch to retry from.
-        assert_eq!(c.init_producer_id(1104, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.init_producer_id(1104, "t", 1000, Some(p(1, 0)), None), Err(ResponseError::ProducerFenced));
     }
 
     #[test]
     fn the_producer_fenced_by_a_new_one_cannot_bump_its_way_back() {
         let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
-        c.add_partitions(1, "t", 1, 0, &[tp("a", 0)]).unwrap();
+        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
+        c.add_partitions(1, "t", p(1, 0), &[tp("a", 0)]).unwrap();
         let InitDecision::AbortFirst(m, plan) = c.init_producer_id(2, "t", 1000, None, None).unwrap() else { panic!() };
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (1, -1));
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(1), None));
         c.complete(3, &plan);
         // Before the new producer retries, the old one (epoch 0) asks for a
         // KIP-360 bump: it must not be handed epoch 1.
-        assert_eq!(c.init_producer_id(4, "t", 1000, Some((1, 0)), None), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.init_producer_id(4, "t", 1000, Some(p(1, 0)), None), Err(ResponseError::ProducerFenced));
         let m = ready(c.init_producer_id(5, "t", 1000, None, None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (2, -1));
+        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(2), None));
     }
 
     #[test]
@@ -572,34 +584,34 @@ mod tests {
         let last = i16::MAX - 1;
         c.load(TxnMetadata {
             transactional_id: "t".into(),
-            producer_id: 1,
-            producer_epoch: last,
-            last_producer_epoch: -1,
+            producer_id: ProducerId(1),
+            producer_epoch: e(last),
+            last_producer_epoch: None,
             timeout_ms: 1000,
             state: TxnState::CompleteCommit,
             partitions: BTreeSet::new(),
-            start_ms: -1,
+            start_ms: None,
             update_ms: 0,
         });
-        c.add_partitions(0, "t", 1, last, &[tp("a", 0)]).unwrap();
+        c.add_partitions(0, "t", p(1, last), &[tp("a", 0)]).unwrap();
         let expired = c.expire(1001);
         let (m, plan) = &expired[0];
-        assert_eq!((m.producer_epoch, plan.producer_epoch), (i16::MAX, i16::MAX), "the abort fences");
+        assert_eq!((m.producer_epoch, plan.producer_epoch), (e(i16::MAX), e(i16::MAX)), "the abort fences");
         c.complete(1002, plan);
-        assert_eq!(c.add_partitions(1003, "t", 1, last, &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.end_txn(1003, "t", 1, last, true), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.add_partitions(1003, "t", p(1, last), &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
+        assert_eq!(c.end_txn(1003, "t", p(1, last), true), Err(ResponseError::ProducerFenced));
         // The next producer gets a new producer id.
         assert_eq!(c.init_producer_id(1004, "t", 1000, None, None), Ok(InitDecision::NeedProducerId));
-        let m = ready(c.init_producer_id(1004, "t", 1000, None, Some(2)).unwrap());
-        assert_eq!((m.producer_id, m.producer_epoch), (2, 0));
+        let m = ready(c.init_producer_id(1004, "t", 1000, None, Some(ProducerId(2))).unwrap());
+        assert_eq!(m.producer(), p(2, 0));
     }
 
     #[test]
     fn idle_transactional_ids_expire_but_open_ones_do_not() {
         let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "idle", 1000, None, Some(1)).unwrap());
-        ready(c.init_producer_id(0, "open", 60_000, None, Some(2)).unwrap());
-        c.add_partitions(10, "open", 2, 0, &[tp("a", 0)]).unwrap();
+        ready(c.init_producer_id(0, "idle", 1000, None, Some(ProducerId(1))).unwrap());
+        ready(c.init_producer_id(0, "open", 60_000, None, Some(ProducerId(2))).unwrap());
+        c.add_partitions(10, "open", p(2, 0), &[tp("a", 0)]).unwrap();
         assert!(c.expire_ids(99, 100).is_empty());
         assert_eq!(c.expire_ids(100, 100), vec!["idle".to_string()]);
         assert!(c.get("idle").is_none());
@@ -611,13 +623,13 @@ mod tests {
     #[test]
     fn a_retried_plan_does_not_complete_a_later_transaction() {
         let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
-        c.add_partitions(1, "t", 1, 0, &[tp("a", 0)]).unwrap();
-        let EndDecision::Begin(_, first) = c.end_txn(2, "t", 1, 0, true).unwrap() else { panic!() };
+        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
+        c.add_partitions(1, "t", p(1, 0), &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, first) = c.end_txn(2, "t", p(1, 0), true).unwrap() else { panic!() };
         assert!(c.complete(3, &first).is_some());
         // The next transaction, same epoch and partition, is aborted.
-        c.add_partitions(4, "t", 1, 0, &[tp("a", 0)]).unwrap();
-        let EndDecision::Begin(_, second) = c.end_txn(5, "t", 1, 0, false).unwrap() else { panic!() };
+        c.add_partitions(4, "t", p(1, 0), &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, second) = c.end_txn(5, "t", p(1, 0), false).unwrap() else { panic!() };
         // The first plan again (its Complete record failed to append and
         // the service retried it): nothing changes, the abort stands.
         assert!(!c.is_pending(&first) && c.is_pending(&second));
@@ -626,8 +638,8 @@ mod tests {
         // Nor does a commit of the same partitions begun in another
         // transaction (a later start).
         c.complete(7, &second).expect("its own plan completes it");
-        c.add_partitions(8, "t", 1, 0, &[tp("a", 0)]).unwrap();
-        let EndDecision::Begin(_, third) = c.end_txn(9, "t", 1, 0, true).unwrap() else { panic!() };
+        c.add_partitions(8, "t", p(1, 0), &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(_, third) = c.end_txn(9, "t", p(1, 0), true).unwrap() else { panic!() };
         assert_eq!(c.complete(10, &first), None, "same epoch, marker and partitions, earlier transaction");
         assert_eq!(c.complete(10, &second), None);
         assert_eq!(c.complete(11, &third).map(|m| m.state), Some(TxnState::CompleteCommit));
@@ -636,9 +648,9 @@ mod tests {
     #[test]
     fn a_restart_between_prepare_and_complete_rewrites_the_markers() {
         let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(1)).unwrap());
-        c.add_partitions(0, "t", 1, 0, &[tp("a", 0)]).unwrap();
-        let EndDecision::Begin(prepared, plan) = c.end_txn(1, "t", 1, 0, false).unwrap() else { panic!() };
+        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
+        c.add_partitions(0, "t", p(1, 0), &[tp("a", 0)]).unwrap();
+        let EndDecision::Begin(prepared, plan) = c.end_txn(1, "t", p(1, 0), false).unwrap() else { panic!() };
         let mut restarted = TxnCoordinator::new(60_000);
         restarted.load(prepared);
         assert_eq!(restarted.pending_plans(), vec![plan]);

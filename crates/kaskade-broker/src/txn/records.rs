@@ -10,9 +10,13 @@
 use std::collections::BTreeSet;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kaskade_types::{ProducerEpoch, ProducerId, TopicPartition};
 
 use super::state::{TxnMetadata, TxnState};
 use crate::group::records::java_string_hash;
+
+/// `transaction_start_timestamp_ms` of a state with no open transaction.
+const NO_START: i64 = -1;
 
 /// The internal topic.
 pub const TXN_TOPIC: &str = "__transaction_state";
@@ -42,16 +46,16 @@ pub fn key(transactional_id: &str) -> Bytes {
 pub fn value(m: &TxnMetadata) -> Bytes {
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i16(VALUE_VERSION);
-    buf.put_i64(m.producer_id);
-    buf.put_i16(m.producer_epoch);
+    buf.put_i64(m.producer_id.get());
+    buf.put_i16(m.producer_epoch.get());
     buf.put_i32(m.timeout_ms);
     buf.put_i8(m.state.id());
     // Kafka writes the partitions grouped by topic; null when empty.
     let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
-    for (t, p) in &m.partitions {
+    for tp in &m.partitions {
         match topics.last_mut() {
-            Some((last, ps)) if *last == t.as_str() => ps.push(*p),
-            _ => topics.push((t.as_str(), vec![*p])),
+            Some((last, ps)) if *last == &*tp.topic => ps.push(tp.partition),
+            _ => topics.push((&tp.topic, vec![tp.partition])),
         }
     }
     if topics.is_empty() {
@@ -67,7 +71,7 @@ pub fn value(m: &TxnMetadata) -> Bytes {
         }
     }
     buf.put_i64(m.update_ms);
-    buf.put_i64(m.start_ms);
+    buf.put_i64(m.start_ms.unwrap_or(NO_START));
     buf.freeze()
 }
 
@@ -92,26 +96,26 @@ pub fn decode_key(mut b: &[u8]) -> Option<String> {
     get_string(&mut b)
 }
 
-/// The metadata a value holds (`None` value: a tombstone, the id is gone).
-pub fn decode_value(id: &str, value: Option<&[u8]>) -> Option<TxnMetadata> {
+/// What a `__transaction_state` value says of its id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateValue {
+    /// The id's state.
+    Metadata(TxnMetadata),
+    /// A tombstone: the id is gone.
+    Removed,
+}
+
+/// The value of `id`'s record (`None` value: a tombstone); `None` if it is
+/// not a v0 value.
+pub fn decode_value(id: &str, value: Option<&[u8]>) -> Option<StateValue> {
     let Some(mut b) = value else {
-        return Some(TxnMetadata {
-            transactional_id: id.to_string(),
-            producer_id: -1,
-            producer_epoch: -1,
-            last_producer_epoch: -1,
-            timeout_ms: 0,
-            state: TxnState::Dead,
-            partitions: BTreeSet::new(),
-            start_ms: -1,
-            update_ms: -1,
-        });
+        return Some(StateValue::Removed);
     };
     if b.remaining() < 2 + 8 + 2 + 4 + 1 + 4 || b.get_i16() != VALUE_VERSION {
         return None;
     }
-    let producer_id = b.get_i64();
-    let producer_epoch = b.get_i16();
+    let producer_id = ProducerId(b.get_i64());
+    let producer_epoch = ProducerEpoch(b.get_i16());
     let timeout_ms = b.get_i32();
     let state = TxnState::from_id(b.get_i8())?;
     let topics = b.get_i32();
@@ -125,26 +129,28 @@ pub fn decode_value(id: &str, value: Option<&[u8]>) -> Option<TxnMetadata> {
         if n < 0 || b.remaining() < n as usize * 4 {
             return None;
         }
+        let topic: std::sync::Arc<str> = topic.into();
         for _ in 0..n {
-            partitions.insert((topic.clone(), b.get_i32()));
+            partitions.insert(TopicPartition::new(topic.clone(), b.get_i32()));
         }
     }
     if b.remaining() < 16 {
         return None;
     }
     let update_ms = b.get_i64();
-    let start_ms = b.get_i64();
-    Some(TxnMetadata {
+    // Kafka writes -1 when no transaction is open.
+    let start_ms = Some(b.get_i64()).filter(|&ms| ms >= 0);
+    Some(StateValue::Metadata(TxnMetadata {
         transactional_id: id.to_string(),
         producer_id,
         producer_epoch,
-        last_producer_epoch: -1,
+        last_producer_epoch: None,
         timeout_ms,
         state,
         partitions,
         start_ms,
         update_ms,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -155,13 +161,15 @@ mod tests {
     fn round_trip_and_kafkas_layout() {
         let m = TxnMetadata {
             transactional_id: "tx".into(),
-            producer_id: 5,
-            producer_epoch: 2,
-            last_producer_epoch: -1,
+            producer_id: ProducerId(5),
+            producer_epoch: ProducerEpoch(2),
+            last_producer_epoch: None,
             timeout_ms: 60_000,
             state: TxnState::Ongoing,
-            partitions: [("a".to_string(), 0), ("a".to_string(), 3), ("b".to_string(), 1)].into_iter().collect(),
-            start_ms: 10,
+            partitions: [TopicPartition::new("a", 0), TopicPartition::new("a", 3), TopicPartition::new("b", 1)]
+                .into_iter()
+                .collect(),
+            start_ms: Some(10),
             update_ms: 11,
         };
         assert_eq!(&key("tx")[..], &[0, 0, 0, 2, b't', b'x']);
@@ -171,10 +179,12 @@ mod tests {
         assert_eq!(v[16], 1);
         assert_eq!(&v[17..21], &[0, 0, 0, 2]);
         assert_eq!(decode_key(&key("tx")).as_deref(), Some("tx"));
-        assert_eq!(decode_value("tx", Some(&v)), Some(m.clone()));
-        let empty = TxnMetadata { partitions: BTreeSet::new(), state: TxnState::CompleteCommit, ..m };
-        assert_eq!(decode_value("tx", Some(&value(&empty))), Some(empty));
-        assert_eq!(decode_value("tx", None).map(|m| m.state), Some(TxnState::Dead));
+        assert_eq!(decode_value("tx", Some(&v)), Some(StateValue::Metadata(m.clone())));
+        let empty = TxnMetadata { partitions: BTreeSet::new(), state: TxnState::CompleteCommit, start_ms: None, ..m };
+        let encoded = value(&empty);
+        assert_eq!(&encoded[encoded.len() - 8..], &(-1i64).to_be_bytes(), "no start: -1, as Kafka writes");
+        assert_eq!(decode_value("tx", Some(&encoded)), Some(StateValue::Metadata(empty)));
+        assert_eq!(decode_value("tx", None), Some(StateValue::Removed));
         assert_eq!(decode_value("tx", Some(&[0, 0, 1])), None);
         assert_eq!(partition_for("my-txn", 50), partition_for("my-txn", 50));
     }

@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kaskade_types::{Clock, ProducerEpoch, ProducerId, TopicPartition};
+use kaskade_types::{Clock, ProducerIdAndEpoch, TopicPartition};
 use parking_lot::Mutex;
 use tokio::sync::{watch, OnceCell};
 
 use super::coordinator::{EndDecision, EndPlan, InitDecision, TxnCoordinator};
-use super::records::{self, TXN_TOPIC};
-use super::state::{TxnMetadata, TxnPartition};
+use super::records::{self, StateValue, TXN_TOPIC};
+use super::state::TxnMetadata;
 use crate::coordinator::{
     Appended, CoordinatorError, InternalPartitions, Leadership, MarkerError, MarkerWriter, ProducerIdSource, TxnMarker,
 };
@@ -185,8 +185,11 @@ impl TxnService {
                 return Err(CoordinatorError::NotCoordinator);
             }
             let mut engine = self.0.engine.lock();
-            for meta in states.into_values() {
-                engine.load(meta);
+            for (id, state) in states {
+                match state {
+                    StateValue::Metadata(meta) => engine.load(meta),
+                    StateValue::Removed => engine.unload(&id),
+                }
             }
             let loaded = leadership.finish_load(partition, generation);
             debug_assert!(loaded, "the current load finishes");
@@ -262,8 +265,8 @@ impl TxnService {
         &self,
         id: &str,
         timeout_ms: i32,
-        expected: Option<(i64, i16)>,
-    ) -> Result<(i64, i16), ResponseError> {
+        expected: Option<ProducerIdAndEpoch>,
+    ) -> Result<ProducerIdAndEpoch, ResponseError> {
         self.ready().await?;
         self.check(id)?;
         let mut new_pid = None;
@@ -285,9 +288,9 @@ impl TxnService {
                         tracing::error!("allocating a producer id: {e}");
                         ResponseError::CoordinatorLoadInProgress
                     })?;
-                    new_pid = Some(pid.get());
+                    new_pid = Some(pid);
                 }
-                InitDecision::Ready(meta) => return Ok((meta.producer_id, meta.producer_epoch)),
+                InitDecision::Ready(meta) => return Ok(meta.producer()),
                 InitDecision::AbortFirst(_, plan) => {
                     // Kafka answers CONCURRENT_TRANSACTIONS here and the
                     // client retries; ending the fenced transaction first
@@ -308,15 +311,14 @@ impl TxnService {
     pub async fn add_partitions(
         &self,
         id: &str,
-        producer_id: i64,
-        epoch: i16,
-        partitions: &[TxnPartition],
+        producer: ProducerIdAndEpoch,
+        partitions: &[TopicPartition],
     ) -> Result<(), ResponseError> {
         self.ready().await?;
         self.check(id)?;
         let started = std::time::Instant::now();
         let ((), waits) = self.decide(|engine, now| {
-            let changed = engine.add_partitions(now, id, producer_id, epoch, partitions)?;
+            let changed = engine.add_partitions(now, id, producer, partitions)?;
             Ok(((), changed.iter().map(state_record).collect()))
         })?;
         let result = durable(waits).await;
@@ -327,12 +329,12 @@ impl TxnService {
     /// EndTxn: once PrepareCommit/PrepareAbort is durable the outcome is
     /// decided; the answer waits (bounded) until the markers are durable on
     /// every partition too, so the next transaction can start at once.
-    pub async fn end_txn(&self, id: &str, producer_id: i64, epoch: i16, commit: bool) -> Result<(), ResponseError> {
+    pub async fn end_txn(&self, id: &str, producer: ProducerIdAndEpoch, commit: bool) -> Result<(), ResponseError> {
         self.ready().await?;
         self.check(id)?;
         let started = std::time::Instant::now();
         let (decision, waits) = self.decide(|engine, now| {
-            let decision = engine.end_txn(now, id, producer_id, epoch, commit)?;
+            let decision = engine.end_txn(now, id, producer, commit)?;
             let records = match &decision {
                 EndDecision::AlreadyDone => Vec::new(),
                 EndDecision::Begin(meta, _) => vec![state_record(meta)],
@@ -365,14 +367,15 @@ impl TxnService {
     /// which changes nothing).
     async fn execute(&self, plan: &EndPlan) -> Result<(), ResponseError> {
         let marker = TxnMarker {
-            producer_id: ProducerId(plan.producer_id),
-            producer_epoch: ProducerEpoch(plan.producer_epoch),
+            producer_id: plan.producer_id,
+            producer_epoch: plan.producer_epoch,
             coordinator_epoch: 0,
             marker: plan.marker,
         };
         let mut waits = Vec::new();
-        for (topic, partition) in &plan.partitions {
-            match self.0.seams.markers.write(&TopicPartition::new(topic.as_str(), *partition), marker) {
+        for tp in &plan.partitions {
+            let (topic, partition) = (&*tp.topic, tp.partition);
+            match self.0.seams.markers.write(tp, marker) {
                 Ok(wait) => waits.push(wait),
                 // A partition deleted since it joined the transaction has
                 // nothing to end.
@@ -507,17 +510,14 @@ async fn expire_loop(inner: Weak<Inner>) {
 
 /// The last state of every transactional id stored on `partition`.
 /// Blocking.
-fn read_states(
-    log: &dyn InternalPartitions,
-    partition: i32,
-) -> Result<BTreeMap<String, TxnMetadata>, CoordinatorError> {
+fn read_states(log: &dyn InternalPartitions, partition: i32) -> Result<BTreeMap<String, StateValue>, CoordinatorError> {
     let mut states = BTreeMap::new();
     log.read_committed(partition, &mut |record| {
         let Some(id) = record.key.as_deref().filter(|_| !record.control).and_then(records::decode_key) else {
             return;
         };
-        if let Some(meta) = records::decode_value(&id, record.value.as_deref()) {
-            states.insert(id, meta);
+        if let Some(state) = records::decode_value(&id, record.value.as_deref()) {
+            states.insert(id, state);
         }
     })?;
     Ok(states)

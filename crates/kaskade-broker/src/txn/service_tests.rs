@@ -64,14 +64,14 @@ async fn ids_follow_the_partitions_led_here() {
     let s = service(&fake, &markers);
     let (a, b) = two_ids();
     let pa = partition_for(&a, PARTITIONS);
-    let (pid_a, epoch_a) = s.init_producer_id(&a, 60_000, None).await.expect("init a");
+    let producer_a = s.init_producer_id(&a, 60_000, None).await.expect("init a");
     s.init_producer_id(&b, 60_000, None).await.expect("init b");
-    s.add_partitions(&a, pid_a, epoch_a, &[("t".into(), 0)]).await.expect("add");
+    s.add_partitions(&a, producer_a, &[TopicPartition::new("t", 0)]).await.expect("add");
 
     s.on_resign(pa);
     assert_eq!(s.describe(&a).await, Err(ResponseError::NotCoordinator));
     assert_eq!(s.init_producer_id(&a, 60_000, None).await, Err(ResponseError::NotCoordinator));
-    assert_eq!(s.end_txn(&a, pid_a, epoch_a, true).await, Err(ResponseError::NotCoordinator));
+    assert_eq!(s.end_txn(&a, producer_a, true).await, Err(ResponseError::NotCoordinator));
     assert!(s.describe(&b).await.expect("b served").is_some(), "other partitions untouched");
     assert!(s.list().await.expect("list").iter().all(|m| m.transactional_id != a), "a is gone");
 
@@ -86,13 +86,13 @@ async fn ids_follow_the_partitions_led_here() {
     fake.release_reads();
     assert_eq!(loading.await.expect("task"), Ok(()));
     let meta = s.describe(&a).await.expect("served").expect("reloaded");
-    assert_eq!((meta.producer_id, meta.producer_epoch), (pid_a, epoch_a));
-    assert!(meta.partitions.contains(&("t".to_string(), 0)), "its open transaction came back");
+    assert_eq!(meta.producer(), producer_a);
+    assert!(meta.partitions.contains(&TopicPartition::new("t", 0)), "its open transaction came back");
     // It ends as before: a commit marker to its partition.
-    s.end_txn(&a, pid_a, epoch_a, true).await.expect("end");
+    s.end_txn(&a, producer_a, true).await.expect("end");
     let written = markers.0.lock().clone();
     assert_eq!(written.len(), 1);
-    assert_eq!((written[0].0.partition, written[0].1.producer_id), (0, ProducerId(pid_a)));
+    assert_eq!((written[0].0.partition, written[0].1.producer_id), (0, producer_a.id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +102,7 @@ async fn a_failed_load_is_retried() {
     let s = service(&fake, &markers);
     let (a, _) = two_ids();
     let pa = partition_for(&a, PARTITIONS);
-    let (pid, epoch) = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
     s.on_resign(pa);
     fake.failing_reads.lock().push(pa);
     assert!(matches!(s.on_become_leader(pa).await, Err(CoordinatorError::Unavailable(_))));
@@ -119,5 +119,5 @@ async fn a_failed_load_is_retried() {
     tokio::time::timeout(std::time::Duration::from_secs(10), loaded).await.expect("loaded after the retry");
     assert_eq!(fake.failed_reads.load(Ordering::SeqCst), failed, "the retry succeeded");
     let meta = s.describe(&a).await.expect("served").expect("loaded");
-    assert_eq!((meta.producer_id, meta.producer_epoch), (pid, epoch));
+    assert_eq!(meta.producer(), producer);
 }

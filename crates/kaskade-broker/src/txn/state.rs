@@ -2,6 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use kaskade_types::{ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
+
 /// Kafka's `TransactionState`, with its byte ids (the `__transaction_state`
 /// value stores them) and names (ListTransactions, DescribeTransactions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,25 +65,30 @@ impl TxnState {
     }
 }
 
-/// A partition of a transaction.
-pub type TxnPartition = (String, i32);
-
 /// What the coordinator knows of one transactional id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnMetadata {
     pub transactional_id: String,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
+    pub producer_id: ProducerId,
+    pub producer_epoch: ProducerEpoch,
     /// The epoch before the last bump, when that bump was a KIP-360
     /// InitProducerId naming it: a retry of that call is answered with the
-    /// current epoch, not fenced. -1 after a new producer's bump or a
-    /// fence (as Kafka's `lastProducerEpoch`; not persisted, as in Kafka).
-    pub last_producer_epoch: i16,
+    /// current epoch, not fenced. `None` after a new producer's bump or a
+    /// fence (Kafka's `lastProducerEpoch` at -1; not persisted, as in Kafka).
+    pub last_producer_epoch: Option<ProducerEpoch>,
     pub timeout_ms: i32,
     pub state: TxnState,
     /// The partitions of the open (or ending) transaction.
-    pub partitions: BTreeSet<TxnPartition>,
-    /// When the open transaction began (-1: none).
-    pub start_ms: i64,
+    pub partitions: BTreeSet<TopicPartition>,
+    /// When the open transaction began (`None`: none is open; -1 on the
+    /// wire and in `__transaction_state`).
+    pub start_ms: Option<i64>,
     pub update_ms: i64,
+}
+
+impl TxnMetadata {
+    /// The producer id with its current epoch.
+    pub fn producer(&self) -> ProducerIdAndEpoch {
+        ProducerIdAndEpoch::new(self.producer_id, self.producer_epoch)
+    }
 }

@@ -5,14 +5,15 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use kaskade_log::txn::Marker;
+use kaskade_types::{ProducerId, ProducerIdAndEpoch, TopicPartition};
 
 use crate::txn::coordinator::{EndPlan, TxnCoordinator};
-use crate::txn::state::{TxnMetadata, TxnPartition, TxnState};
+use crate::txn::state::{TxnMetadata, TxnState};
 
 /// One transaction: its transactional id, producer id and start time
 /// (the simulated clock moves at every request, so two transactions of an
 /// id never start at the same millisecond).
-pub type TxnKey = (String, i64, i64);
+pub type TxnKey = (String, ProducerId, Option<i64>);
 
 pub fn key(m: &TxnMetadata) -> TxnKey {
     (m.transactional_id.clone(), m.producer_id, m.start_ms)
@@ -36,15 +37,15 @@ pub struct Stats {
 #[derive(Default)]
 pub struct History {
     /// The partitions each transaction added, as the engine acknowledged.
-    added: HashMap<TxnKey, BTreeSet<TxnPartition>>,
+    added: HashMap<TxnKey, BTreeSet<TopicPartition>>,
     /// How each transaction was decided to end.
     decided: HashMap<TxnKey, Marker>,
     /// How each transaction completed (its markers written).
     completed: HashMap<TxnKey, Marker>,
     /// The newest producer id and epoch each transactional id had.
-    epochs: HashMap<String, (i64, i16)>,
-    /// (transactional id, producer id, epoch) a client was told is fenced.
-    fenced: HashSet<(String, i64, i16)>,
+    epochs: HashMap<String, ProducerIdAndEpoch>,
+    /// (transactional id, producer id and epoch) a client was told is fenced.
+    fenced: HashSet<(String, ProducerIdAndEpoch)>,
     pub stats: Stats,
 }
 
@@ -89,14 +90,14 @@ impl History {
         }
     }
 
-    pub fn on_fenced(&mut self, id: &str, pid: i64, epoch: i16) {
+    pub fn on_fenced(&mut self, id: &str, producer: ProducerIdAndEpoch) {
         self.stats.fenced += 1;
-        self.fenced.insert((id.to_string(), pid, epoch));
+        self.fenced.insert((id.to_string(), producer));
     }
 
     /// A client's AddPartitions or EndTxn succeeded with this epoch.
-    pub fn on_ok(&self, id: &str, pid: i64, epoch: i16) {
-        assert!(!self.fenced.contains(&(id.to_string(), pid, epoch)), "{id} {pid}/{epoch} was fenced, then succeeded");
+    pub fn on_ok(&self, id: &str, producer: ProducerIdAndEpoch) {
+        assert!(!self.fenced.contains(&(id.to_string(), producer)), "{id} {producer} was fenced, then succeeded");
     }
 
     /// The transactional id expired: it starts over.
@@ -108,8 +109,8 @@ impl History {
     /// After every step.
     pub fn check(&mut self, engine: &TxnCoordinator) {
         for m in engine.all() {
-            let current = (m.producer_id, m.producer_epoch);
-            if let Some(&(pid, epoch)) = self.epochs.get(&m.transactional_id) {
+            let current = m.producer();
+            if let Some(&ProducerIdAndEpoch { id: pid, epoch }) = self.epochs.get(&m.transactional_id) {
                 if pid == m.producer_id {
                     assert!(m.producer_epoch >= epoch, "{} went back from epoch {epoch}: {m:?}", m.transactional_id);
                 } else {
@@ -123,7 +124,10 @@ impl History {
     /// Right after the timeout task ran: nothing is open past its timeout.
     pub fn check_timeouts(&self, engine: &TxnCoordinator, now: i64) {
         for m in engine.all().filter(|m| m.state == TxnState::Ongoing) {
-            assert!(now <= m.start_ms + i64::from(m.timeout_ms), "open past its timeout at {now}: {m:?}");
+            assert!(
+                m.start_ms.is_some_and(|start| now <= start + i64::from(m.timeout_ms)),
+                "open past its timeout at {now}: {m:?}"
+            );
         }
     }
 

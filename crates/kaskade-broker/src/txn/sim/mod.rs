@@ -70,13 +70,13 @@ impl Sim {
         for i in 0..ids {
             self.shell.preload(TxnMetadata {
                 transactional_id: format!("txn-{i}"),
-                producer_id: 100 + i as i64,
-                producer_epoch: i16::MAX - 1 - self.rng.below(4) as i16,
-                last_producer_epoch: -1,
+                producer_id: kaskade_types::ProducerId(100 + i as i64),
+                producer_epoch: kaskade_types::ProducerEpoch(i16::MAX - 1 - self.rng.below(4) as i16),
+                last_producer_epoch: None,
                 timeout_ms: 5000,
                 state: TxnState::CompleteCommit,
                 partitions: Default::default(),
-                start_ms: -1,
+                start_ms: None,
                 update_ms: 0,
             });
         }

@@ -13,26 +13,32 @@
 
 use kafka_protocol::error::ResponseError as E;
 use kaskade_log::txn::Marker;
+use kaskade_types::{ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
 
-use crate::txn::state::{TxnMetadata, TxnPartition, TxnState};
+use crate::txn::state::{TxnMetadata, TxnState};
 
-/// `RecordBatch.NO_PRODUCER_EPOCH`
-pub const NO_EPOCH: i16 = -1;
+/// `RecordBatch.NO_PRODUCER_EPOCH`: Kafka's metadata of an id before its
+/// first InitProducerId completed.
+const NO_EPOCH: ProducerEpoch = ProducerEpoch(-1);
 
 /// Kafka's `isProducerEpochExhausted`: the epoch cannot be bumped again.
-pub fn exhausted(epoch: i16) -> bool {
-    epoch >= i16::MAX - 1
+pub fn exhausted(epoch: ProducerEpoch) -> bool {
+    epoch.0 >= i16::MAX - 1
 }
 
 /// The epoch a fence aborts with (Kafka's `prepareFenceProducerEpoch`):
 /// bumped even when exhausted, up to `Short.MAX_VALUE`, which no client
 /// ever holds.
-pub fn fence_epoch(epoch: i16) -> i16 {
-    if epoch == i16::MAX {
+pub fn fence_epoch(epoch: ProducerEpoch) -> ProducerEpoch {
+    if epoch.0 == i16::MAX {
         epoch
     } else {
-        epoch + 1
+        ProducerEpoch(epoch.0 + 1)
     }
+}
+
+fn next(epoch: ProducerEpoch) -> ProducerEpoch {
+    ProducerEpoch(epoch.0 + 1)
 }
 
 /// InitProducerId's expected outcome.
@@ -43,13 +49,13 @@ pub enum Init {
     /// Answer with this producer id and epoch; `last` is the epoch a retry
     /// may still name (Kafka's `lastProducerEpoch`).
     Ready {
-        pid: i64,
-        epoch: i16,
-        last: i16,
+        pid: ProducerId,
+        epoch: ProducerEpoch,
+        last: Option<ProducerEpoch>,
     },
     /// The open transaction is aborted first with this epoch.
     AbortFirst {
-        epoch: i16,
+        epoch: ProducerEpoch,
     },
     Error(E),
 }
@@ -58,8 +64,8 @@ pub fn init(
     before: Option<&TxnMetadata>,
     timeout_ms: i32,
     max_timeout_ms: i32,
-    expected: Option<(i64, i16)>,
-    new_pid: Option<i64>,
+    expected: Option<ProducerIdAndEpoch>,
+    new_pid: Option<ProducerId>,
 ) -> Init {
     if timeout_ms <= 0 || timeout_ms > max_timeout_ms {
         return Init::Error(E::InvalidTransactionTimeout);
@@ -69,30 +75,32 @@ pub fn init(
         // the request expected.
         return match new_pid {
             None => Init::NeedPid,
-            Some(pid) => Init::Ready { pid, epoch: 0, last: NO_EPOCH },
+            Some(pid) => Init::Ready { pid, epoch: ProducerEpoch(0), last: None },
         };
     };
     if m.state.is_ending() {
         return Init::Error(E::ConcurrentTransactions);
     }
-    if let Some((pid, _)) = expected {
+    if let Some(p) = expected {
         // The epoch is checked when bumping; only the id here.
-        if m.producer_epoch != NO_EPOCH && pid != m.producer_id {
+        if m.producer_epoch != NO_EPOCH && p.id != m.producer_id {
             return Init::Error(E::ProducerFenced);
         }
     }
     match m.state {
         TxnState::Ongoing => Init::AbortFirst { epoch: fence_epoch(m.producer_epoch) },
-        _ if exhausted(m.producer_epoch) && expected.is_none_or(|(_, e)| e == m.producer_epoch) => match new_pid {
+        _ if exhausted(m.producer_epoch) && expected.is_none_or(|p| p.epoch == m.producer_epoch) => match new_pid {
             None => Init::NeedPid,
-            Some(pid) => Init::Ready { pid, epoch: 0, last: NO_EPOCH },
+            Some(pid) => Init::Ready { pid, epoch: ProducerEpoch(0), last: None },
         },
         _ => match expected {
-            None => Init::Ready { pid: m.producer_id, epoch: m.producer_epoch + 1, last: NO_EPOCH },
-            Some((_, e)) if e == m.producer_epoch || m.producer_epoch == NO_EPOCH => {
-                Init::Ready { pid: m.producer_id, epoch: m.producer_epoch + 1, last: m.producer_epoch }
-            }
-            Some((_, e)) if e == m.last_producer_epoch => {
+            None => Init::Ready { pid: m.producer_id, epoch: next(m.producer_epoch), last: None },
+            Some(p) if p.epoch == m.producer_epoch || m.producer_epoch == NO_EPOCH => Init::Ready {
+                pid: m.producer_id,
+                epoch: next(m.producer_epoch),
+                last: Some(m.producer_epoch).filter(|&e| e != NO_EPOCH),
+            },
+            Some(p) if Some(p.epoch) == m.last_producer_epoch => {
                 Init::Ready { pid: m.producer_id, epoch: m.producer_epoch, last: m.last_producer_epoch }
             }
             Some(_) => Init::Error(E::ProducerFenced),
@@ -104,15 +112,14 @@ pub fn init(
 /// `Ok(Some(partitions))` the transaction's partitions after the call.
 pub fn add(
     before: Option<&TxnMetadata>,
-    pid: i64,
-    epoch: i16,
-    partitions: &[TxnPartition],
-) -> Result<Option<Vec<TxnPartition>>, E> {
+    producer: ProducerIdAndEpoch,
+    partitions: &[TopicPartition],
+) -> Result<Option<Vec<TopicPartition>>, E> {
     let m = before.ok_or(E::InvalidProducerIdMapping)?;
-    if m.producer_id != pid {
+    if m.producer_id != producer.id {
         return Err(E::InvalidProducerIdMapping);
     }
-    if m.producer_epoch != epoch {
+    if m.producer_epoch != producer.epoch {
         return Err(E::ProducerFenced);
     }
     if m.state.is_ending() {
@@ -129,13 +136,13 @@ pub fn add(
 
 /// EndTxn: `Ok(Some(marker))` the transaction starts ending, `Ok(None)` a
 /// retry of one that already ended this way.
-pub fn end(before: Option<&TxnMetadata>, pid: i64, epoch: i16, commit: bool) -> Result<Option<Marker>, E> {
+pub fn end(before: Option<&TxnMetadata>, producer: ProducerIdAndEpoch, commit: bool) -> Result<Option<Marker>, E> {
     let m = before.ok_or(E::InvalidProducerIdMapping)?;
-    if m.producer_id != pid {
+    if m.producer_id != producer.id {
         return Err(E::InvalidProducerIdMapping);
     }
     // From a client the epoch must be the current one exactly.
-    if m.producer_epoch != epoch {
+    if m.producer_epoch != producer.epoch {
         return Err(E::ProducerFenced);
     }
     let want = if commit { Marker::Commit } else { Marker::Abort };

@@ -8,27 +8,30 @@
 //! delivered twice (a retry whose first answer was lost) or late.
 
 use kafka_protocol::error::ResponseError as E;
+use kaskade_types::{ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
 
 use super::rng::Rng;
 use super::shell::{Shell, MAX_TIMEOUT_MS};
 use crate::group::records::OFFSETS_TOPIC;
-use crate::txn::state::TxnPartition;
+
+/// What a Kafka client sends before InitProducerId answered (-1, -1).
+const UNINITIALISED: ProducerIdAndEpoch = ProducerIdAndEpoch::new(ProducerId(-1), ProducerEpoch(-1));
 
 /// A request as sent, so a duplicate can be delivered later.
 #[derive(Clone, Debug)]
 pub enum Req {
-    Init { timeout_ms: i32, expected: Option<(i64, i16)> },
-    Add { pid: i64, epoch: i16, partitions: Vec<TxnPartition> },
-    End { pid: i64, epoch: i16, commit: bool },
+    Init { timeout_ms: i32, expected: Option<ProducerIdAndEpoch> },
+    Add { producer: ProducerIdAndEpoch, partitions: Vec<TopicPartition> },
+    End { producer: ProducerIdAndEpoch, commit: bool },
 }
 
 /// What the simulation does with a request (the answer, checked by the
 /// shell against Kafka's).
-pub fn send(shell: &mut Shell, id: &str, req: &Req) -> Result<Option<(i64, i16)>, E> {
+pub fn send(shell: &mut Shell, id: &str, req: &Req) -> Result<Option<ProducerIdAndEpoch>, E> {
     match req {
         Req::Init { timeout_ms, expected } => shell.init(id, *timeout_ms, *expected).map(Some),
-        Req::Add { pid, epoch, partitions } => shell.add(id, *pid, *epoch, partitions).map(|()| None),
-        Req::End { pid, epoch, commit } => shell.end(id, *pid, *epoch, *commit).map(|()| None),
+        Req::Add { producer, partitions } => shell.add(id, *producer, partitions).map(|()| None),
+        Req::End { producer, commit } => shell.end(id, *producer, *commit).map(|()| None),
     }
 }
 
@@ -36,7 +39,7 @@ pub fn send(shell: &mut Shell, id: &str, req: &Req) -> Result<Option<(i64, i16)>
 enum Phase {
     /// InitProducerId to send (with the id and epoch to bump, KIP-360).
     Init {
-        expected: Option<(i64, i16)>,
+        expected: Option<ProducerIdAndEpoch>,
     },
     Idle,
     InTxn,
@@ -55,8 +58,7 @@ enum Phase {
 
 pub struct Producer {
     pub id: String,
-    pid: i64,
-    epoch: i16,
+    producer: ProducerIdAndEpoch,
     phase: Phase,
     /// The timeout of the InitProducerId being sent: a retry repeats it.
     init_timeout_ms: Option<i32>,
@@ -66,18 +68,18 @@ const TOPICS: [&str; 3] = ["a", "b", "c"];
 
 impl Producer {
     pub fn new(id: String) -> Self {
-        Producer { id, pid: -1, epoch: -1, phase: Phase::Init { expected: None }, init_timeout_ms: None }
+        Producer { id, producer: UNINITIALISED, phase: Phase::Init { expected: None }, init_timeout_ms: None }
     }
 
-    fn partitions(rng: &mut Rng) -> Vec<TxnPartition> {
+    fn partitions(rng: &mut Rng) -> Vec<TopicPartition> {
         let n = 1 + rng.below(3);
         (0..n)
             .map(|_| {
                 if rng.chance(150) {
                     // AddOffsetsToTxn: the group's `__consumer_offsets` partition.
-                    (OFFSETS_TOPIC.to_string(), rng.below(4) as i32)
+                    TopicPartition::new(OFFSETS_TOPIC, rng.below(4) as i32)
                 } else {
-                    (TOPICS[rng.below(3) as usize].to_string(), rng.below(3) as i32)
+                    TopicPartition::new(TOPICS[rng.below(3) as usize], rng.below(3) as i32)
                 }
             })
             .collect()
@@ -90,7 +92,7 @@ impl Producer {
         shell: &mut Shell,
         late: &mut Vec<(String, Req)>,
         req: Req,
-    ) -> Result<Option<(i64, i16)>, E> {
+    ) -> Result<Option<ProducerIdAndEpoch>, E> {
         let answer = send(shell, &self.id, &req);
         if rng.chance(40) {
             // The answer was lost: the client sends it again.
@@ -103,7 +105,7 @@ impl Producer {
             late.push((self.id.clone(), req));
         }
         if answer == Err(E::ProducerFenced) {
-            shell.history.on_fenced(&self.id, self.pid, self.epoch);
+            shell.history.on_fenced(&self.id, self.producer);
         }
         answer
     }
@@ -127,8 +129,8 @@ impl Producer {
                     _ => 1000 + rng.below(10_000) as i32,
                 });
                 match self.send(rng, shell, late, Req::Init { timeout_ms, expected }) {
-                    Ok(Some((pid, epoch))) => {
-                        (self.pid, self.epoch) = (pid, epoch);
+                    Ok(Some(producer)) => {
+                        self.producer = producer;
                         self.phase = Phase::Idle;
                         self.init_timeout_ms = None;
                     }
@@ -162,24 +164,30 @@ impl Producer {
         }
     }
 
-    fn add(&mut self, rng: &mut Rng, shell: &mut Shell, late: &mut Vec<(String, Req)>, partitions: Vec<TxnPartition>) {
-        let req = Req::Add { pid: self.pid, epoch: self.epoch, partitions };
+    fn add(
+        &mut self,
+        rng: &mut Rng,
+        shell: &mut Shell,
+        late: &mut Vec<(String, Req)>,
+        partitions: Vec<TopicPartition>,
+    ) {
+        let req = Req::Add { producer: self.producer, partitions };
         match self.send(rng, shell, late, req) {
             Ok(_) => self.phase = Phase::InTxn,
             Err(E::ConcurrentTransactions) => {}
             // Abortable in Kafka's client (the id expired): bump.
-            Err(E::InvalidProducerIdMapping) => self.phase = Phase::Init { expected: Some((self.pid, self.epoch)) },
+            Err(E::InvalidProducerIdMapping) => self.phase = Phase::Init { expected: Some(self.producer) },
             Err(_) => self.phase = Phase::Fatal,
         }
     }
 
     fn end(&mut self, rng: &mut Rng, shell: &mut Shell, late: &mut Vec<(String, Req)>, commit: bool, then_bump: bool) {
-        let req = Req::End { pid: self.pid, epoch: self.epoch, commit };
+        let req = Req::End { producer: self.producer, commit };
         match self.send(rng, shell, late, req) {
-            Ok(_) if then_bump => self.phase = Phase::Init { expected: Some((self.pid, self.epoch)) },
+            Ok(_) if then_bump => self.phase = Phase::Init { expected: Some(self.producer) },
             Ok(_) => self.phase = Phase::Idle,
             Err(E::ConcurrentTransactions) => self.phase = Phase::Ending { commit, then_bump },
-            Err(E::InvalidProducerIdMapping) => self.phase = Phase::Init { expected: Some((self.pid, self.epoch)) },
+            Err(E::InvalidProducerIdMapping) => self.phase = Phase::Init { expected: Some(self.producer) },
             Err(_) => self.phase = Phase::Fatal,
         }
     }

@@ -12,13 +12,14 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
 use kaskade_log::txn::Marker;
+use kaskade_types::{ProducerId, ProducerIdAndEpoch, TopicPartition};
 
 use super::history::{key, History, TxnKey};
 use super::oracle::{self, Init};
 use super::rng::Rng;
 use crate::txn::coordinator::{EndDecision, EndPlan, InitDecision, TxnCoordinator};
-use crate::txn::records;
-use crate::txn::state::{TxnMetadata, TxnPartition, TxnState};
+use crate::txn::records::{self, StateValue};
+use crate::txn::state::{TxnMetadata, TxnState};
 
 pub const MAX_TIMEOUT_MS: i32 = 30_000;
 
@@ -34,7 +35,7 @@ pub struct Shell {
     /// Plans already completed, that a retry may complete again.
     stale: Vec<(TxnKey, EndPlan)>,
     /// The last producer id allocated (allocation only goes up).
-    last_pid: i64,
+    last_pid: ProducerId,
     pub now: i64,
     pub history: History,
 }
@@ -47,7 +48,7 @@ impl Shell {
             durable: 0,
             pending: Vec::new(),
             stale: Vec::new(),
-            last_pid: 999,
+            last_pid: ProducerId(999),
             now: 0,
             history: History::default(),
         }
@@ -73,7 +74,12 @@ impl Shell {
         self.durable = self.log.len();
     }
 
-    pub fn init(&mut self, id: &str, timeout_ms: i32, expected: Option<(i64, i16)>) -> Result<(i64, i16), E> {
+    pub fn init(
+        &mut self,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<ProducerIdAndEpoch>,
+    ) -> Result<ProducerIdAndEpoch, E> {
         let mut new_pid = None;
         // At most one pass asks for a producer id.
         for _ in 0..2 {
@@ -84,7 +90,7 @@ impl Shell {
             let context = || format!("InitProducerId({id}, expected {expected:?}, pid {new_pid:?}) on {before:?}");
             match (got, want) {
                 (Ok(InitDecision::NeedProducerId), Init::NeedPid) => {
-                    self.last_pid += 1;
+                    self.last_pid = ProducerId(self.last_pid.0 + 1);
                     new_pid = Some(self.last_pid);
                 }
                 (Ok(InitDecision::Ready(m)), Init::Ready { pid, epoch, last }) => {
@@ -96,14 +102,14 @@ impl Shell {
                     );
                     assert_eq!((m.timeout_ms, m.partitions.len()), (timeout_ms, 0), "{}", context());
                     self.persist(&m);
-                    return Ok((pid, epoch));
+                    return Ok(ProducerIdAndEpoch::new(pid, epoch));
                 }
                 (Ok(InitDecision::AbortFirst(m, plan)), Init::AbortFirst { epoch }) => {
                     assert_eq!((m.producer_epoch, m.state), (epoch, TxnState::PrepareAbort), "{}", context());
                     assert_eq!((plan.producer_epoch, plan.marker), (epoch, Marker::Abort), "{}", context());
                     // Kafka's fence forgets the previous epoch: the fenced
                     // producer cannot pass for a retry.
-                    assert_eq!(m.last_producer_epoch, oracle::NO_EPOCH, "{}", context());
+                    assert_eq!(m.last_producer_epoch, None, "{}", context());
                     self.persist(&m);
                     self.pending.push((key(&m), plan));
                     return Err(E::ConcurrentTransactions);
@@ -115,40 +121,41 @@ impl Shell {
         panic!("InitProducerId({id}) asked for a producer id twice");
     }
 
-    pub fn add(&mut self, id: &str, pid: i64, epoch: i16, partitions: &[TxnPartition]) -> Result<(), E> {
+    pub fn add(&mut self, id: &str, producer: ProducerIdAndEpoch, partitions: &[TopicPartition]) -> Result<(), E> {
         let now = self.clock();
         let before = self.engine.get(id).cloned();
-        let want = oracle::add(before.as_ref(), pid, epoch, partitions);
-        let got = self.engine.add_partitions(now, id, pid, epoch, partitions);
-        let context = || format!("AddPartitions({id}, {pid}/{epoch}, {partitions:?}) on {before:?}");
+        let want = oracle::add(before.as_ref(), producer, partitions);
+        let got = self.engine.add_partitions(now, id, producer, partitions);
+        let context = || format!("AddPartitions({id}, {producer}, {partitions:?}) on {before:?}");
         match (got, want) {
             (Ok(None), Ok(None)) => {}
             (Ok(Some(m)), Ok(Some(all))) => {
                 assert_eq!(m.state, TxnState::Ongoing, "{}", context());
                 assert_eq!(m.partitions.iter().cloned().collect::<Vec<_>>(), all, "{}", context());
-                let started = before.as_ref().filter(|b| b.state == TxnState::Ongoing).map_or(now, |b| b.start_ms);
+                let started =
+                    before.as_ref().filter(|b| b.state == TxnState::Ongoing).map_or(Some(now), |b| b.start_ms);
                 assert_eq!(m.start_ms, started, "{}", context());
                 self.persist(&m);
             }
             (Err(e), Err(w)) if e == w => return Err(e),
             (got, want) => panic!("{}: engine {got:?}, Kafka {want:?}", context()),
         }
-        self.history.on_ok(id, pid, epoch);
+        self.history.on_ok(id, producer);
         Ok(())
     }
 
-    pub fn end(&mut self, id: &str, pid: i64, epoch: i16, commit: bool) -> Result<(), E> {
+    pub fn end(&mut self, id: &str, producer: ProducerIdAndEpoch, commit: bool) -> Result<(), E> {
         let now = self.clock();
         let before = self.engine.get(id).cloned();
-        let want = oracle::end(before.as_ref(), pid, epoch, commit);
-        let got = self.engine.end_txn(now, id, pid, epoch, commit);
-        let context = || format!("EndTxn({id}, {pid}/{epoch}, commit {commit}) on {before:?}");
+        let want = oracle::end(before.as_ref(), producer, commit);
+        let got = self.engine.end_txn(now, id, producer, commit);
+        let context = || format!("EndTxn({id}, {producer}, commit {commit}) on {before:?}");
         match (got, want) {
             (Ok(EndDecision::AlreadyDone), Ok(None)) => {}
             (Ok(EndDecision::Begin(m, plan)), Ok(Some(marker))) => {
                 let b = before.as_ref().expect("the oracle saw a transaction");
                 assert_eq!(plan.marker, marker, "{}", context());
-                assert_eq!((plan.producer_id, plan.producer_epoch), (pid, epoch), "{}", context());
+                assert_eq!((plan.producer_id, plan.producer_epoch), (producer.id, producer.epoch), "{}", context());
                 assert_eq!(plan.partitions, b.partitions.iter().cloned().collect::<Vec<_>>(), "{}", context());
                 assert_eq!(key(&m), key(b), "{}", context());
                 self.persist(&m);
@@ -157,7 +164,7 @@ impl Shell {
             (Err(e), Err(w)) if e == w => return Err(e),
             (got, want) => panic!("{}: engine {got:?}, Kafka {want:?}", context()),
         }
-        self.history.on_ok(id, pid, epoch);
+        self.history.on_ok(id, producer);
         Ok(())
     }
 
@@ -171,10 +178,11 @@ impl Shell {
         expired.sort_by(|a, b| a.0.transactional_id.cmp(&b.0.transactional_id));
         for (m, plan) in expired {
             let b = &before[&m.transactional_id];
-            assert!(b.state == TxnState::Ongoing && now > b.start_ms + i64::from(b.timeout_ms), "expired {b:?}");
+            let timed_out = b.start_ms.is_some_and(|start| now > start + i64::from(b.timeout_ms));
+            assert!(b.state == TxnState::Ongoing && timed_out, "expired {b:?}");
             let epoch = oracle::fence_epoch(b.producer_epoch);
             assert_eq!((m.state, m.producer_epoch, plan.producer_epoch), (TxnState::PrepareAbort, epoch, epoch));
-            assert_eq!(m.last_producer_epoch, oracle::NO_EPOCH, "a timeout fences: {m:?}");
+            assert_eq!(m.last_producer_epoch, None, "a timeout fences: {m:?}");
             self.history.stats.timeouts += 1;
             self.persist(&m);
             self.pending.push((key(&m), plan));
@@ -237,7 +245,7 @@ impl Shell {
             Marker::Commit => TxnState::CompleteCommit,
             Marker::Abort => TxnState::CompleteAbort,
         };
-        assert_eq!((m.state, m.partitions.len(), m.start_ms), (done, 0, -1));
+        assert_eq!((m.state, m.partitions.len(), m.start_ms), (done, 0, None));
         self.history.on_complete(k, plan);
         // Not awaited by the service: durable only with a later record.
         self.log.push((m.transactional_id.clone(), Some(records::value(&m))));
@@ -264,8 +272,11 @@ impl Shell {
             replayed.insert(id, m);
         }
         self.engine = TxnCoordinator::new(MAX_TIMEOUT_MS);
-        for m in replayed.into_values() {
-            self.engine.load(m);
+        for (id, state) in replayed {
+            match state {
+                StateValue::Metadata(m) => self.engine.load(m),
+                StateValue::Removed => self.engine.unload(&id),
+            }
         }
         let after: BTreeMap<String, TxnMetadata> =
             self.engine.all().map(|m| (m.transactional_id.clone(), m.clone())).collect();
@@ -274,7 +285,7 @@ impl Shell {
             let a = &after[id];
             // Kafka does not persist the previous epoch either: a retry
             // across a coordinator move is fenced.
-            let b = TxnMetadata { last_producer_epoch: oracle::NO_EPOCH, ..b.clone() };
+            let b = TxnMetadata { last_producer_epoch: None, ..b.clone() };
             if b == *a {
                 continue;
             }
