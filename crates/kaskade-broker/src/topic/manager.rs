@@ -17,6 +17,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use kaskade_log::{Log, LogConfig, LogManager, TopicPartition};
 use kaskade_meta::{Committed, Image, MetaError, MetadataLog, MetadataRecord, TopicImage, Uuid};
 
@@ -32,6 +34,11 @@ pub struct TopicManager {
     meta: Arc<dyn MetadataLog>,
     controller: TopicController,
     replicas: LocalReplicas,
+    /// Held by a decision that makes logs before committing (creating a
+    /// topic, adding partitions): two such decisions for one name would
+    /// make the same directories, and the loser's clean-up would delete the
+    /// winner's logs.
+    making_logs: Mutex<()>,
 }
 
 /// Settings the topic manager takes from the broker config.
@@ -61,7 +68,7 @@ impl TopicManager {
             default_replication: d.replication_factor,
             delete_enabled: d.delete_enabled,
         };
-        Ok(TopicManager { node_id: d.node_id, meta, controller, replicas })
+        Ok(TopicManager { node_id: d.node_id, meta, controller, replicas, making_logs: Mutex::new(()) })
     }
 
     /// Commits `records` decided on `before`, then brings the local logs to
@@ -103,8 +110,11 @@ impl TopicManager {
     ) -> Result<T, TopicError> {
         for _ in 0..MAX_DECISIONS {
             let before = self.meta.committed();
-            let (records, out) = decide(&before.image)?;
-            if records.is_empty() || self.commit(&before, records)? {
+            let (records, out) = self.settled(decide(&before.image), |d| !d.0.is_empty())?;
+            if records.is_empty() {
+                return Ok(out);
+            }
+            if self.commit(&before, records)? {
                 return Ok(out);
             }
         }
@@ -121,8 +131,11 @@ impl TopicManager {
         self.replicas.defaults()
     }
 
+    /// The image this node serves: the latest one its replicas were brought
+    /// to. A topic appears here only once its partitions exist on this
+    /// node, so a client told of a topic can produce to it at once.
     pub fn image(&self) -> Arc<Image> {
-        self.meta.committed().image
+        self.replicas.visible()
     }
 
     /// Brings this node's replicas to the metadata log's committed image
@@ -184,6 +197,18 @@ impl TopicManager {
         Ok(topic)
     }
 
+    /// A decision that commits nothing (nothing to change, or refused) is
+    /// answered only once this node hosts what the image it was decided on
+    /// holds: another request may have just committed what this one found
+    /// (two clients auto-creating one topic), and a client told the topic
+    /// exists must be able to produce to it at once.
+    fn settled<D>(&self, decided: Result<D, TopicError>, commits: impl Fn(&D) -> bool) -> Result<D, TopicError> {
+        if !matches!(&decided, Ok(d) if commits(d)) {
+            self.replicas.catch_up(&*self.meta)?;
+        }
+        decided
+    }
+
     /// Like `decide`, for decisions that create partitions: their logs are
     /// made before the records are committed, and removed again if the
     /// commit fails.
@@ -191,9 +216,10 @@ impl TopicManager {
         &self,
         mut decide: impl FnMut(&Image) -> Result<NewLogsDecision<'n, T>, TopicError>,
     ) -> Result<T, TopicError> {
+        let _one_at_a_time = self.making_logs.lock();
         for _ in 0..MAX_DECISIONS {
             let before = self.meta.committed();
-            let (records, out, new_logs) = decide(&before.image)?;
+            let (records, out, new_logs) = self.settled(decide(&before.image), |d| !d.0.is_empty())?;
             if records.is_empty() {
                 return Ok(out);
             }
@@ -291,6 +317,33 @@ mod tests {
         std::fs::remove_file(dir.path().join("u-2")).expect("rm");
         tm.add_partitions("u", 3, false).expect("grows once the way is clear");
         assert_eq!(tm.image().topic("u").map(|t| t.partitions.len()), Some(3));
+    }
+
+    #[test]
+    fn a_creator_that_loses_the_race_answers_once_the_partitions_exist() {
+        // Two clients auto-creating one topic: the loser's TOPIC_ALREADY_EXISTS
+        // makes the Metadata handler name the topic, so its partitions must be
+        // served here by then (rdkafka produced into UNKNOWN_TOPIC_OR_PARTITION).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tm, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage");
+        for round in 0..20 {
+            let name = format!("t{round}");
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        match tm.create(&name, 8, -1, &[], &BTreeMap::new(), false) {
+                            Ok(_) => {}
+                            Err(e) => assert_eq!(e.code, kafka_protocol::ResponseError::TopicAlreadyExists, "{e}"),
+                        }
+                        let seen = tm.image().topic(&name).map(|t| t.partitions.len());
+                        assert_eq!(seen, Some(8), "the image this node serves names the topic");
+                        for p in 0..8 {
+                            assert!(tm.partition(&name, p).is_ok(), "{name}-{p} is served once the topic is named");
+                        }
+                    });
+                }
+            });
+        }
     }
 
     #[test]

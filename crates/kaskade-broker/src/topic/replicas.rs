@@ -50,6 +50,11 @@ pub struct LocalReplicas {
     /// one at a time, in log order, so a slow apply of an older image never
     /// overwrites a newer one (two config changes committed back to back).
     applied: Mutex<Arc<Image>>,
+    /// The same image, published once its apply finished: what this node
+    /// serves (Kafka's broker metadata cache). Readers never wait for an
+    /// apply in progress, and never see a topic whose replicas do not exist
+    /// yet.
+    visible: RwLock<Arc<Image>>,
     /// This node's partition replicas, one per hosted log.
     partitions: RwLock<PartitionMap>,
 }
@@ -73,7 +78,8 @@ impl LocalReplicas {
             logs,
             static_defaults,
             defaults,
-            applied: Mutex::new(image),
+            applied: Mutex::new(image.clone()),
+            visible: RwLock::new(image),
             partitions: RwLock::new(HashMap::new()),
         }
     }
@@ -87,8 +93,14 @@ impl LocalReplicas {
             return Ok(());
         }
         self.apply(&applied, &latest)?;
+        *self.visible.write() = latest.clone();
         *applied = latest;
         Ok(())
+    }
+
+    /// The latest image whose changes this node's replicas reflect.
+    pub fn visible(&self) -> Arc<Image> {
+        self.visible.read().clone()
     }
 
     pub fn logs(&self) -> &Arc<LogManager> {
