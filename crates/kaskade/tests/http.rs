@@ -320,3 +320,99 @@ fn log_level_filters_per_module_and_the_listener_can_be_turned_off() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid log level filter"), "{bad:?}");
 }
+
+/// Polls a consumer until it returned `n` records of `topic`'s partition 0.
+fn consume(consumer: &BaseConsumer, n: i64) {
+    let mut seen = 0;
+    let deadline = Instant::now() + WAIT;
+    while seen < n {
+        assert!(Instant::now() < deadline, "consumed only {seen} of {n}");
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            assert_eq!(m.expect("record").offset(), seen);
+            seen += 1;
+        }
+    }
+}
+
+#[test]
+fn traffic_counters_follow_what_clients_produce_and_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), &[]);
+    let topic = "traffic";
+    let created = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        .args(["--bootstrap-server", &node.kafka, "topic", "create", topic, "--partitions", "2"])
+        .output()
+        .expect("run topic create");
+    assert!(created.status.success(), "{created:?}");
+    let p0 = [("topic", topic), ("partition", "0")];
+    let p1 = [("topic", topic), ("partition", "1")];
+    let s = scrape(&node);
+    for name in ["kaskade_partition_bytes_in_total", "kaskade_partition_records_out_total"] {
+        assert_eq!(get(&s, name, &p0), Some(0.0), "{name} exists, at 0, before any traffic");
+    }
+
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &node.kafka)
+        .set("acks", "all")
+        .set("compression.type", "none")
+        .create()
+        .expect("producer");
+    for (partition, n) in [(0, 10), (1, 3)] {
+        for i in 0..n {
+            let value = format!("value-{i:03}-{}", "x".repeat(200));
+            producer.send(BaseRecord::to(topic).partition(partition).key("k").payload(&value)).expect("enqueue");
+        }
+        // One flush per partition: batches of known partitions, whatever
+        // librdkafka's batching.
+        producer.flush(WAIT).expect("flush");
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &node.kafka)
+        .set("group.id", "traffic-group")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    consume(&consumer, 10);
+
+    let s = scrape(&node);
+    // Batches are stored as producers sent them (no recompression): the
+    // bytes in are the log's size, and a consumer reading the partition
+    // once from the start fetched each of them once.
+    let size0 = get(&s, "kaskade_log_size_bytes", &p0).expect("log size");
+    let size1 = get(&s, "kaskade_log_size_bytes", &p1).expect("log size");
+    assert!(size0 > 2000.0, "{size0}");
+    assert_eq!(get(&s, "kaskade_partition_bytes_in_total", &p0), Some(size0));
+    assert_eq!(get(&s, "kaskade_partition_records_in_total", &p0), Some(10.0));
+    assert_eq!(get(&s, "kaskade_partition_bytes_in_total", &p1), Some(size1));
+    assert_eq!(get(&s, "kaskade_partition_records_in_total", &p1), Some(3.0));
+    assert_eq!(get(&s, "kaskade_partition_bytes_out_total", &p0), Some(size0));
+    assert_eq!(get(&s, "kaskade_partition_records_out_total", &p0), Some(10.0));
+    assert_eq!(get(&s, "kaskade_partition_bytes_out_total", &p1), Some(0.0));
+    assert_eq!(get(&s, "kaskade_partition_records_out_total", &p1), Some(0.0));
+    assert_eq!(get(&s, "kaskade_bytes_in_total", &[]), Some(size0 + size1));
+    assert_eq!(get(&s, "kaskade_records_in_total", &[]), Some(13.0));
+    assert_eq!(get(&s, "kaskade_bytes_out_total", &[]), Some(size0));
+    assert_eq!(get(&s, "kaskade_records_out_total", &[]), Some(10.0));
+
+    // Deleting the topic drops its series; the broker totals keep them.
+    let deleted = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        .args(["--bootstrap-server", &node.kafka, "topic", "delete", topic])
+        .output()
+        .expect("run topic delete");
+    assert!(deleted.status.success(), "{deleted:?}");
+    drop(consumer);
+    let deadline = Instant::now() + WAIT;
+    let s = loop {
+        let s = scrape(&node);
+        if get(&s, "kaskade_partition_bytes_in_total", &p0).is_none() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the deleted topic's series stayed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(get(&s, "kaskade_bytes_in_total", &[]), Some(size0 + size1));
+    assert_eq!(get(&s, "kaskade_records_out_total", &[]), Some(10.0));
+}

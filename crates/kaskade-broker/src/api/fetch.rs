@@ -282,6 +282,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
                 })
                 .collect()
         });
+        crate::metrics::traffic::fetched(w.log.as_ref(), g.records.as_ref());
         pd.records = Some(g.records.unwrap_or_default());
         entries.push((w.key.0.clone(), w.topic_id, pd));
     }

@@ -159,6 +159,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
             };
             match log.append_client(records, p.leader_epoch) {
                 Ok(info) => {
+                    crate::metrics::traffic::produced(&log, &info);
                     if info.duplicate {
                         tracing::debug!(topic = %t.name, partition = idx, base_offset = info.first_offset, "duplicate idempotent batch: answered with its original offsets");
                     }

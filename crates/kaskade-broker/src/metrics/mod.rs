@@ -2,15 +2,17 @@
 //! the HTTP listener's `/metrics`. `docs/metrics.md` lists every metric and
 //! the Kafka JMX metric it corresponds to.
 //!
-//! Except the request counters (atomics), everything here is read at scrape time from state the broker keeps
-//! anyway (the logs, the group coordinator, `/proc`), so serving clients
-//! pays nothing for it. Rendering walks every partition and waits for the
-//! group coordinator: call [`NodeMetrics::render`] from a blocking thread.
+//! Except the request and traffic counters (atomics), everything here is
+//! read at scrape time from state the broker keeps anyway (the logs, the
+//! group coordinator, `/proc`), so serving clients pays nothing for it.
+//! Rendering walks every partition and waits for the group coordinator:
+//! call [`NodeMetrics::render`] from a blocking thread.
 //!
 //! Files: `text` (the exposition format), `logs` (per-partition gauges),
 //! `groups` (consumer group lag, state, members), `process` (open files),
 //! `requests` (per-API request counts and latency, counted on the hot path),
-//! `connections` (open and accepted client connections).
+//! `traffic` (bytes and records in and out per partition, counted on the
+//! hot path), `connections` (open and accepted client connections).
 
 pub mod connections;
 mod groups;
@@ -18,6 +20,7 @@ mod logs;
 pub mod process;
 pub mod requests;
 mod text;
+pub mod traffic;
 
 use std::sync::Arc;
 
@@ -51,6 +54,7 @@ impl NodeMetrics {
         );
         let logs = self.broker.topics.logs().all();
         logs::render(&mut x, &logs);
+        traffic::render(&mut x, &logs);
         groups::render(&mut x, &self.broker, &self.runtime, &logs);
         requests::render(&mut x);
         requests::render_fsync(&mut x);
