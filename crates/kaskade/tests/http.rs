@@ -397,6 +397,25 @@ fn traffic_counters_follow_what_clients_produce_and_fetch() {
     assert_eq!(get(&s, "kaskade_bytes_out_total", &[]), Some(size0));
     assert_eq!(get(&s, "kaskade_records_out_total", &[]), Some(10.0));
 
+    // Responses per error code: every rdkafka Produce above carried one
+    // partition and succeeded.
+    let produce = |error: &str| get(&s, "kaskade_request_errors_total", &[("api", "Produce"), ("error", error)]);
+    let produces = get(&s, "kaskade_requests_total", &[("api", "Produce")]).expect("Produce counted");
+    assert_eq!(produce("NONE"), Some(produces));
+    assert_eq!(produce("UNKNOWN_TOPIC_OR_PARTITION"), None, "no series before the first such error");
+    assert!(get(&s, "kaskade_request_errors_total", &[("api", "Fetch"), ("error", "NONE")]).unwrap() >= 1.0);
+    // One request, two partitions refused: one that does not exist, one
+    // without records.
+    let answered = raw_produce(&node.kafka, topic, &[(7, Some(b"x")), (0, None)]);
+    assert_eq!(answered, vec![(7, 3), (0, 2)], "UNKNOWN_TOPIC_OR_PARTITION, CORRUPT_MESSAGE");
+    let s = scrape(&node);
+    let produce = |error: &str| get(&s, "kaskade_request_errors_total", &[("api", "Produce"), ("error", error)]);
+    assert_eq!(produce("UNKNOWN_TOPIC_OR_PARTITION"), Some(1.0));
+    assert_eq!(produce("CORRUPT_MESSAGE"), Some(1.0));
+    assert_eq!(produce("NONE"), Some(produces), "nothing succeeded");
+    assert_eq!(get(&s, "kaskade_requests_total", &[("api", "Produce")]), Some(produces + 1.0));
+    assert_eq!(get(&s, "kaskade_partition_records_in_total", &p0), Some(10.0), "refused batches count nothing");
+
     // Deleting the topic drops its series; the broker totals keep them.
     let deleted = Command::new(env!("CARGO_BIN_EXE_kaskade"))
         .args(["--bootstrap-server", &node.kafka, "topic", "delete", topic])
@@ -415,4 +434,27 @@ fn traffic_counters_follow_what_clients_produce_and_fetch() {
     };
     assert_eq!(get(&s, "kaskade_bytes_in_total", &[]), Some(size0 + size1));
     assert_eq!(get(&s, "kaskade_records_out_total", &[]), Some(10.0));
+}
+
+/// Sends one Produce (v9, acks=1) with the given partitions and records
+/// through a raw connection: (partition, error code) of the answer.
+fn raw_produce(kafka: &str, topic: &str, parts: &[(i32, Option<&'static [u8]>)]) -> Vec<(i32, i16)> {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let data = parts
+        .iter()
+        .map(|(p, r)| PartitionProduceData::default().with_index(*p).with_records(r.map(bytes::Bytes::from_static)))
+        .collect();
+    let name = TopicName(StrBytes::from_string(topic.to_string()));
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default().with_name(name).with_partition_data(data)]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let resp = rt.block_on(async {
+        let conn = kaskade_client::connection::Connection::connect(kafka, Default::default()).await.expect("connect");
+        conn.send(&req, 9).await.expect("produce answered")
+    });
+    resp.responses.iter().flat_map(|t| &t.partition_responses).map(|p| (p.index, p.error_code)).collect()
 }

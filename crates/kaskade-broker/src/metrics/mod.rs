@@ -11,10 +11,12 @@
 //! Files: `text` (the exposition format), `logs` (per-partition gauges),
 //! `groups` (consumer group lag, state, members), `process` (open files),
 //! `requests` (per-API request counts and latency, counted on the hot path),
+//! `errors` (responses per API and error code, counted on the hot path),
 //! `traffic` (bytes and records in and out per partition, counted on the
 //! hot path), `connections` (open and accepted client connections).
 
 pub mod connections;
+mod errors;
 mod groups;
 mod logs;
 pub mod process;
@@ -57,6 +59,7 @@ impl NodeMetrics {
         traffic::render(&mut x, &logs);
         groups::render(&mut x, &self.broker, &self.runtime, &logs);
         requests::render(&mut x);
+        errors::render(&mut x);
         requests::render_fsync(&mut x);
         connections::render(&mut x);
     }
