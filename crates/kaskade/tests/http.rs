@@ -402,6 +402,8 @@ fn traffic_counters_follow_what_clients_produce_and_fetch() {
     let produce = |error: &str| get(&s, "kaskade_request_errors_total", &[("api", "Produce"), ("error", error)]);
     let produces = get(&s, "kaskade_requests_total", &[("api", "Produce")]).expect("Produce counted");
     assert_eq!(produce("NONE"), Some(produces));
+    // Each of them waited for an fsync (acks=all), once.
+    assert_eq!(get(&s, "kaskade_produce_ack_wait_seconds_count", &[]), Some(produces));
     assert_eq!(produce("UNKNOWN_TOPIC_OR_PARTITION"), None, "no series before the first such error");
     assert!(get(&s, "kaskade_request_errors_total", &[("api", "Fetch"), ("error", "NONE")]).unwrap() >= 1.0);
     // One request, two partitions refused: one that does not exist, one
@@ -414,6 +416,7 @@ fn traffic_counters_follow_what_clients_produce_and_fetch() {
     assert_eq!(produce("CORRUPT_MESSAGE"), Some(1.0));
     assert_eq!(produce("NONE"), Some(produces), "nothing succeeded");
     assert_eq!(get(&s, "kaskade_requests_total", &[("api", "Produce")]), Some(produces + 1.0));
+    assert_eq!(get(&s, "kaskade_produce_ack_wait_seconds_count", &[]), Some(produces), "nothing appended: no wait");
     assert_eq!(get(&s, "kaskade_partition_records_in_total", &p0), Some(10.0), "refused batches count nothing");
 
     // Deleting the topic drops its series; the broker totals keep them.

@@ -200,6 +200,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
         return Err(BrokerError::NoResponse);
     }
     if !waits.is_empty() {
+        let _wait = crate::metrics::acks::AckWait::start();
         let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
         let results = futures::future::join_all(waits.iter().map(|(_, _, log, end)| {
             let log = log.clone();

@@ -12,9 +12,11 @@
 //! `groups` (consumer group lag, state, members), `process` (open files),
 //! `requests` (per-API request counts and latency, counted on the hot path),
 //! `errors` (responses per API and error code, counted on the hot path),
+//! `acks` (the acks=all wait of Produce requests),
 //! `traffic` (bytes and records in and out per partition, counted on the
 //! hot path), `connections` (open and accepted client connections).
 
+pub mod acks;
 pub mod connections;
 mod errors;
 mod groups;
@@ -60,6 +62,7 @@ impl NodeMetrics {
         groups::render(&mut x, &self.broker, &self.runtime, &logs);
         requests::render(&mut x);
         errors::render(&mut x);
+        acks::render(&mut x);
         requests::render_fsync(&mut x);
         connections::render(&mut x);
     }
