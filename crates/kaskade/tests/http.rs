@@ -296,10 +296,16 @@ fn log_level_filters_per_module_and_the_listener_can_be_turned_off() {
         .set("group.id", "log-level-group")
         .create()
         .expect("consumer");
-    // Any group request starts the coordinator, which logs at info.
+    // A commit starts the coordinator, which logs at info (reads of
+    // offsets do not start it while no group exists).
+    let created = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        .args(["--bootstrap-server", &node.kafka, "topic", "create", "any", "--partitions", "1"])
+        .output()
+        .expect("run topic create");
+    assert!(created.status.success(), "{created:?}");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition("any", 0);
-    let _ = consumer.committed_offsets(tpl, Duration::from_secs(10));
+    tpl.add_partition_offset("any", 0, Offset::Offset(0)).unwrap();
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
     let deadline = Instant::now() + WAIT;
     loop {
         let logs = node.stderr.lock().unwrap().clone();
@@ -454,10 +460,69 @@ fn raw_produce(kafka: &str, topic: &str, parts: &[(i32, Option<&'static [u8]>)])
         .with_acks(1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![TopicProduceData::default().with_name(name).with_partition_data(data)]);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let resp = rt.block_on(async {
-        let conn = kaskade_client::connection::Connection::connect(kafka, Default::default()).await.expect("connect");
-        conn.send(&req, 9).await.expect("produce answered")
-    });
+    let resp = raw(kafka, &req, 9);
     resp.responses.iter().flat_map(|t| &t.partition_responses).map(|p| (p.index, p.error_code)).collect()
+}
+
+/// One request at `version` on a new raw connection; its response.
+fn raw<R: kafka_protocol::protocol::Request>(kafka: &str, req: &R, version: i16) -> R::Response {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let conn = kaskade_client::connection::Connection::connect(kafka, Default::default()).await.expect("connect");
+        conn.send(req, version).await.expect("answered")
+    })
+}
+
+#[test]
+fn scrapes_and_group_reads_do_not_create_the_offsets_topic() {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+    use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, OffsetFetchRequest};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::ResponseError;
+    use rdkafka::producer::BaseProducer;
+
+    const OFFSETS: &str = "__consumer_offsets";
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), &[]);
+    let admin: BaseProducer = ClientConfig::new().set("bootstrap.servers", &node.kafka).create().expect("client");
+    let has_offsets_topic = || {
+        let md = admin.client().fetch_metadata(None, WAIT).expect("metadata");
+        md.topics().iter().any(|t| t.name() == OFFSETS)
+    };
+    let group = || GroupId(StrBytes::from_static_str("reader"));
+
+    // No group exists yet: a scrape shows none, DescribeGroups describes
+    // an unknown group, OffsetFetch finds no offsets, and the topic stays
+    // absent.
+    let s = scrape(&node);
+    assert_eq!(get(&s, "kaskade_consumergroup_members", &[("group", "reader")]), None);
+    let described = raw(&node.kafka, &DescribeGroupsRequest::default().with_groups(vec![group()]), 6);
+    let g = &described.groups[0];
+    assert_eq!((g.error_code, g.group_state.as_str()), (ResponseError::GroupIdNotFound.code(), "Dead"));
+    let fetched = raw(&node.kafka, &OffsetFetchRequest::default().with_group_id(group()).with_topics(None), 7);
+    assert_eq!((fetched.error_code, fetched.topics.len()), (0, 0));
+    let batched = OffsetFetchRequest::default()
+        .with_groups(vec![OffsetFetchRequestGroup::default().with_group_id(group()).with_topics(None)]);
+    let fetched = raw(&node.kafka, &batched, 8);
+    assert_eq!((fetched.groups[0].error_code, fetched.groups[0].topics.len()), (0, 0));
+    // A real client's lookup of committed offsets (FindCoordinator, OffsetFetch).
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &node.kafka).set("group.id", "reader").create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("any", 0);
+    let committed = consumer.committed_offsets(tpl, WAIT).expect("committed offsets");
+    assert_eq!(committed.elements()[0].offset(), Offset::Invalid, "nothing committed");
+    scrape(&node);
+    assert!(!has_offsets_topic(), "a read created {OFFSETS}");
+
+    // The first commit creates it.
+    let created = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        .args(["--bootstrap-server", &node.kafka, "topic", "create", "any", "--partitions", "1"])
+        .output()
+        .expect("run topic create");
+    assert!(created.status.success(), "{created:?}");
+    commit(&consumer, "any", 0);
+    assert!(has_offsets_topic(), "OffsetCommit did not create {OFFSETS}");
+    let fetched = raw(&node.kafka, &batched, 8);
+    assert_eq!((fetched.groups[0].error_code, fetched.groups[0].topics.len()), (0, 1));
 }
