@@ -15,14 +15,15 @@
 #    /metrics every second; R rounds (default 2). The report prints each
 #    run's kbench figures.
 #
-# Environment: KASKADE_BIN (target/release/kaskade, built if missing),
-# KBENCH_BIN (kbench from ../shared/bench, built into target/kbench if
-# missing), BENCH_WORKDIR (/tmp).
+# Environment: KASKADE_BIN (release/kaskade under CARGO_TARGET_DIR or
+# target/, built if missing), KBENCH_BIN (kbench from ../shared/bench, built
+# into <target>/kbench if missing), BENCH_WORKDIR (/tmp).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-KASKADE_BIN="${KASKADE_BIN:-$ROOT/target/release/kaskade}"
-KBENCH_BIN="${KBENCH_BIN:-$ROOT/target/kbench/release/kbench}"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+KASKADE_BIN="${KASKADE_BIN:-$TARGET/release/kaskade}"
+KBENCH_BIN="${KBENCH_BIN:-$TARGET/kbench/release/kbench}"
 RECORDS=200000
 ROUNDS=2
 STEPS="1000 5000 10000"
@@ -38,7 +39,7 @@ if [ ! -x "$KASKADE_BIN" ]; then
     (cd "$ROOT" && cargo build --release -q -p kaskade) || { echo "bench-metrics: building kaskade failed" >&2; exit 1; }
 fi
 if [ ! -x "$KBENCH_BIN" ]; then
-    (cd "$ROOT/../shared/bench" && CARGO_TARGET_DIR="$ROOT/target/kbench" cargo build --release -q) \
+    (cd "$ROOT/../shared/bench" && CARGO_TARGET_DIR="$TARGET/kbench" cargo build --release -q) \
         || { echo "bench-metrics: building kbench (../shared/bench) failed" >&2; exit 1; }
 fi
 command -v curl >/dev/null || { echo "bench-metrics: needs curl" >&2; exit 1; }
@@ -103,11 +104,16 @@ for step in $STEPS; do
     times=()
     size=0
     for _ in 1 2 3 4 5; do
-        out=$(curl -s -o "$WORK/scrape.txt" -w '%{time_total} %{size_download}' "$HTTP_URL/metrics")
+        if ! out=$(curl -sf -o "$WORK/scrape.txt" -w '%{time_total} %{size_download}' "$HTTP_URL/metrics"); then
+            echo "| $have | scrape failed | | |"
+            break 2
+        fi
         times+=("${out% *}")
         size="${out#* }"
     done
     fds=$(sed -n 's/^process_open_fds //p' "$WORK/scrape.txt")
+    # The partitions the broker holds (a failed creation may leave some).
+    have=$(grep -c '^kaskade_log_end_offset{' "$WORK/scrape.txt" || true)
     sorted=$(printf '%s\n' "${times[@]}" | sort -g)
     echo "| $have | $(head -1 <<<"$sorted") / $(tail -1 <<<"$sorted") | $size | $fds |"
     [ -n "$stopped" ] && { echo; echo "At $step: $stopped"; echo; break; }
