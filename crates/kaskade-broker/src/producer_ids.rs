@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use kaskade_meta::{MetaError, MetadataLog, MetadataRecord};
+use kaskade_meta::{MetaError, MetadataRecord};
 use kaskade_types::ProducerId;
 
 use crate::topic::TopicManager;
@@ -36,9 +36,9 @@ impl ProducerIdManager {
         if block.0 >= block.1 {
             let topics = topics.clone();
             let start =
-                tokio::task::spawn_blocking(move || allocate_block(topics.metadata(), BLOCK_SIZE)).await.map_err(
-                    |e| MetaError::Io(std::io::Error::other(format!("producer id allocation task failed: {e}"))),
-                )??;
+                tokio::task::spawn_blocking(move || allocate_block(&topics, BLOCK_SIZE)).await.map_err(|e| {
+                    MetaError::Io(std::io::Error::other(format!("producer id allocation task failed: {e}")))
+                })??;
             *block = (start, start + BLOCK_SIZE);
             tracing::info!(start, end = start + BLOCK_SIZE, "allocated a block of producer ids");
         }
@@ -50,8 +50,8 @@ impl ProducerIdManager {
 
 /// Records the next block of `size` producer ids in the metadata log and
 /// returns its first id. Blocking (fsync).
-pub fn allocate_block(meta: &dyn MetadataLog, size: i64) -> Result<i64, MetaError> {
-    kaskade_meta::update(meta, |img| {
+pub fn allocate_block(topics: &TopicManager, size: i64) -> Result<i64, MetaError> {
+    topics.update(|img| {
         let start = img.next_producer_id();
         let end = start
             .checked_add(size)

@@ -296,10 +296,16 @@ fn log_level_filters_per_module_and_the_listener_can_be_turned_off() {
         .set("group.id", "log-level-group")
         .create()
         .expect("consumer");
-    // Any group request starts the coordinator, which logs at info.
+    // A commit starts the coordinator, which logs at info (reads of
+    // offsets do not start it while no group exists).
+    let created = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        .args(["--bootstrap-server", &node.kafka, "topic", "create", "any", "--partitions", "1"])
+        .output()
+        .expect("run topic create");
+    assert!(created.status.success(), "{created:?}");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition("any", 0);
-    let _ = consumer.committed_offsets(tpl, Duration::from_secs(10));
+    tpl.add_partition_offset("any", 0, Offset::Offset(0)).unwrap();
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
     let deadline = Instant::now() + WAIT;
     loop {
         let logs = node.stderr.lock().unwrap().clone();
@@ -319,4 +325,204 @@ fn log_level_filters_per_module_and_the_listener_can_be_turned_off() {
         .expect("run");
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid log level filter"), "{bad:?}");
+}
+
+/// Polls a consumer until it returned `n` records of `topic`'s partition 0.
+fn consume(consumer: &BaseConsumer, n: i64) {
+    let mut seen = 0;
+    let deadline = Instant::now() + WAIT;
+    while seen < n {
+        assert!(Instant::now() < deadline, "consumed only {seen} of {n}");
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            assert_eq!(m.expect("record").offset(), seen);
+            seen += 1;
+        }
+    }
+}
+
+#[test]
+fn traffic_counters_follow_what_clients_produce_and_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), &[]);
+    let topic = "traffic";
+    let created = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        .args(["--bootstrap-server", &node.kafka, "topic", "create", topic, "--partitions", "2"])
+        .output()
+        .expect("run topic create");
+    assert!(created.status.success(), "{created:?}");
+    let p0 = [("topic", topic), ("partition", "0")];
+    let p1 = [("topic", topic), ("partition", "1")];
+    let s = scrape(&node);
+    for name in ["kaskade_partition_bytes_in_total", "kaskade_partition_records_out_total"] {
+        assert_eq!(get(&s, name, &p0), Some(0.0), "{name} exists, at 0, before any traffic");
+    }
+
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &node.kafka)
+        .set("acks", "all")
+        .set("compression.type", "none")
+        .create()
+        .expect("producer");
+    for (partition, n) in [(0, 10), (1, 3)] {
+        for i in 0..n {
+            let value = format!("value-{i:03}-{}", "x".repeat(200));
+            producer.send(BaseRecord::to(topic).partition(partition).key("k").payload(&value)).expect("enqueue");
+        }
+        // One flush per partition: batches of known partitions, whatever
+        // librdkafka's batching.
+        producer.flush(WAIT).expect("flush");
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &node.kafka)
+        .set("group.id", "traffic-group")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    consume(&consumer, 10);
+
+    let s = scrape(&node);
+    // Batches are stored as producers sent them (no recompression): the
+    // bytes in are the log's size, and a consumer reading the partition
+    // once from the start fetched each of them once.
+    let size0 = get(&s, "kaskade_log_size_bytes", &p0).expect("log size");
+    let size1 = get(&s, "kaskade_log_size_bytes", &p1).expect("log size");
+    assert!(size0 > 2000.0, "{size0}");
+    assert_eq!(get(&s, "kaskade_partition_bytes_in_total", &p0), Some(size0));
+    assert_eq!(get(&s, "kaskade_partition_records_in_total", &p0), Some(10.0));
+    assert_eq!(get(&s, "kaskade_partition_bytes_in_total", &p1), Some(size1));
+    assert_eq!(get(&s, "kaskade_partition_records_in_total", &p1), Some(3.0));
+    assert_eq!(get(&s, "kaskade_partition_bytes_out_total", &p0), Some(size0));
+    assert_eq!(get(&s, "kaskade_partition_records_out_total", &p0), Some(10.0));
+    assert_eq!(get(&s, "kaskade_partition_bytes_out_total", &p1), Some(0.0));
+    assert_eq!(get(&s, "kaskade_partition_records_out_total", &p1), Some(0.0));
+    assert_eq!(get(&s, "kaskade_bytes_in_total", &[]), Some(size0 + size1));
+    assert_eq!(get(&s, "kaskade_records_in_total", &[]), Some(13.0));
+    assert_eq!(get(&s, "kaskade_bytes_out_total", &[]), Some(size0));
+    assert_eq!(get(&s, "kaskade_records_out_total", &[]), Some(10.0));
+
+    // Responses per error code: every rdkafka Produce above carried one
+    // partition and succeeded.
+    let produce = |error: &str| get(&s, "kaskade_request_errors_total", &[("api", "Produce"), ("error", error)]);
+    let produces = get(&s, "kaskade_requests_total", &[("api", "Produce")]).expect("Produce counted");
+    assert_eq!(produce("NONE"), Some(produces));
+    // Each of them waited for an fsync (acks=all), once.
+    assert_eq!(get(&s, "kaskade_produce_ack_wait_seconds_count", &[]), Some(produces));
+    assert_eq!(produce("UNKNOWN_TOPIC_OR_PARTITION"), None, "no series before the first such error");
+    assert!(get(&s, "kaskade_request_errors_total", &[("api", "Fetch"), ("error", "NONE")]).unwrap() >= 1.0);
+    // One request, two partitions refused: one that does not exist, one
+    // without records.
+    let answered = raw_produce(&node.kafka, topic, &[(7, Some(b"x")), (0, None)]);
+    assert_eq!(answered, vec![(7, 3), (0, 2)], "UNKNOWN_TOPIC_OR_PARTITION, CORRUPT_MESSAGE");
+    let s = scrape(&node);
+    let produce = |error: &str| get(&s, "kaskade_request_errors_total", &[("api", "Produce"), ("error", error)]);
+    assert_eq!(produce("UNKNOWN_TOPIC_OR_PARTITION"), Some(1.0));
+    assert_eq!(produce("CORRUPT_MESSAGE"), Some(1.0));
+    assert_eq!(produce("NONE"), Some(produces), "nothing succeeded");
+    assert_eq!(get(&s, "kaskade_requests_total", &[("api", "Produce")]), Some(produces + 1.0));
+    assert_eq!(get(&s, "kaskade_produce_ack_wait_seconds_count", &[]), Some(produces), "nothing appended: no wait");
+    assert_eq!(get(&s, "kaskade_partition_records_in_total", &p0), Some(10.0), "refused batches count nothing");
+
+    // Deleting the topic drops its series; the broker totals keep them.
+    let deleted = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        .args(["--bootstrap-server", &node.kafka, "topic", "delete", topic])
+        .output()
+        .expect("run topic delete");
+    assert!(deleted.status.success(), "{deleted:?}");
+    drop(consumer);
+    let deadline = Instant::now() + WAIT;
+    let s = loop {
+        let s = scrape(&node);
+        if get(&s, "kaskade_partition_bytes_in_total", &p0).is_none() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the deleted topic's series stayed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(get(&s, "kaskade_bytes_in_total", &[]), Some(size0 + size1));
+    assert_eq!(get(&s, "kaskade_records_out_total", &[]), Some(10.0));
+}
+
+/// Sends one Produce (v9, acks=1) with the given partitions and records
+/// through a raw connection: (partition, error code) of the answer.
+fn raw_produce(kafka: &str, topic: &str, parts: &[(i32, Option<&'static [u8]>)]) -> Vec<(i32, i16)> {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let data = parts
+        .iter()
+        .map(|(p, r)| PartitionProduceData::default().with_index(*p).with_records(r.map(bytes::Bytes::from_static)))
+        .collect();
+    let name = TopicName(StrBytes::from_string(topic.to_string()));
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default().with_name(name).with_partition_data(data)]);
+    let resp = raw(kafka, &req, 9);
+    resp.responses.iter().flat_map(|t| &t.partition_responses).map(|p| (p.index, p.error_code)).collect()
+}
+
+/// One request at `version` on a new raw connection; its response.
+fn raw<R: kafka_protocol::protocol::Request>(kafka: &str, req: &R, version: i16) -> R::Response {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let conn = kaskade_client::connection::Connection::connect(kafka, Default::default()).await.expect("connect");
+        conn.send(req, version).await.expect("answered")
+    })
+}
+
+#[test]
+fn scrapes_and_group_reads_do_not_create_the_offsets_topic() {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+    use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, OffsetFetchRequest};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::ResponseError;
+    use rdkafka::producer::BaseProducer;
+
+    const OFFSETS: &str = "__consumer_offsets";
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), &[]);
+    let admin: BaseProducer = ClientConfig::new().set("bootstrap.servers", &node.kafka).create().expect("client");
+    let has_offsets_topic = || {
+        let md = admin.client().fetch_metadata(None, WAIT).expect("metadata");
+        md.topics().iter().any(|t| t.name() == OFFSETS)
+    };
+    let group = || GroupId(StrBytes::from_static_str("reader"));
+
+    // No group exists yet: a scrape shows none, DescribeGroups describes
+    // an unknown group, OffsetFetch finds no offsets, and the topic stays
+    // absent.
+    let s = scrape(&node);
+    assert_eq!(get(&s, "kaskade_consumergroup_members", &[("group", "reader")]), None);
+    let described = raw(&node.kafka, &DescribeGroupsRequest::default().with_groups(vec![group()]), 6);
+    let g = &described.groups[0];
+    assert_eq!((g.error_code, g.group_state.as_str()), (ResponseError::GroupIdNotFound.code(), "Dead"));
+    let fetched = raw(&node.kafka, &OffsetFetchRequest::default().with_group_id(group()).with_topics(None), 7);
+    assert_eq!((fetched.error_code, fetched.topics.len()), (0, 0));
+    let batched = OffsetFetchRequest::default()
+        .with_groups(vec![OffsetFetchRequestGroup::default().with_group_id(group()).with_topics(None)]);
+    let fetched = raw(&node.kafka, &batched, 8);
+    assert_eq!((fetched.groups[0].error_code, fetched.groups[0].topics.len()), (0, 0));
+    // A real client's lookup of committed offsets (FindCoordinator, OffsetFetch).
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &node.kafka).set("group.id", "reader").create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("any", 0);
+    let committed = consumer.committed_offsets(tpl, WAIT).expect("committed offsets");
+    assert_eq!(committed.elements()[0].offset(), Offset::Invalid, "nothing committed");
+    scrape(&node);
+    assert!(!has_offsets_topic(), "a read created {OFFSETS}");
+
+    // The first commit creates it.
+    let created = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        .args(["--bootstrap-server", &node.kafka, "topic", "create", "any", "--partitions", "1"])
+        .output()
+        .expect("run topic create");
+    assert!(created.status.success(), "{created:?}");
+    commit(&consumer, "any", 0);
+    assert!(has_offsets_topic(), "OffsetCommit did not create {OFFSETS}");
+    let fetched = raw(&node.kafka, &batched, 8);
+    assert_eq!((fetched.groups[0].error_code, fetched.groups[0].topics.len()), (0, 1));
 }

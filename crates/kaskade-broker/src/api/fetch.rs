@@ -316,6 +316,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
                 })
                 .collect()
         });
+        crate::metrics::traffic::fetched(w.partition.as_deref().map(Partition::traffic), g.records.as_ref());
         pd.records = Some(g.records.unwrap_or_default());
         entries.push((w.key.0.clone(), w.topic_id, pd));
     }

@@ -2,7 +2,8 @@
 //! (v7+), a partition whose offset a still-open transaction has committed
 //! (TxnOffsetCommit) answers UNSTABLE_OFFSET_COMMIT, as Kafka does, so a
 //! read_committed consumer never starts from an offset that may be rolled
-//! back.
+//! back. Never creates `__consumer_offsets`: without it no group exists
+//! and none has committed offsets.
 
 use kafka_protocol::ResponseError;
 
@@ -15,6 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::group::records::OFFSETS_TOPIC;
 use crate::group::FetchedOffset;
 
 /// (group, requested partitions or every committed one).
@@ -37,6 +39,19 @@ fn by_topic(offsets: Vec<Fetched>) -> Vec<(String, Vec<Fetched>)> {
 
 fn metadata(m: String) -> Option<StrBytes> {
     Some(StrBytes::from_string(m))
+}
+
+/// An unknown group's answer: -1 for each requested partition, nothing
+/// when all were asked for.
+fn no_offsets(parts: Option<Vec<kaskade_types::TopicPartition>>) -> Vec<Fetched> {
+    let none = |tp: kaskade_types::TopicPartition| FetchedOffset {
+        topic: tp.topic.to_string(),
+        partition: tp.partition,
+        offset: -1,
+        leader_epoch: -1,
+        metadata: String::new(),
+    };
+    parts.unwrap_or_default().into_iter().map(|p| (none(p), 0)).collect()
 }
 
 pub async fn handle(
@@ -63,34 +78,41 @@ pub async fn handle(
         vec![(req.group_id.0.to_string(), parts)]
     };
     let require_stable = version >= 7 && req.require_stable;
-    let results = broker
-        .groups
-        .call_gated(move |engine, now, gate| {
-            queries
-                .into_iter()
-                .map(|(group, parts)| {
-                    let fetched = gate
-                        .check(&group)
-                        .and_then(|()| engine.fetch_offsets(now, &group, parts.as_deref()))
-                        .map(|offsets| {
-                            offsets
-                                .into_iter()
-                                .map(|mut o| {
-                                    let unstable =
-                                        require_stable && engine.has_pending_txn_offset(&group, &o.topic, o.partition);
-                                    if unstable {
-                                        o.offset = -1;
-                                        o.metadata.clear();
-                                    }
-                                    (o, if unstable { ResponseError::UnstableOffsetCommit.code() } else { 0 })
-                                })
-                                .collect::<Vec<_>>()
-                        });
-                    (group, fetched)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await?;
+    let results = if broker.topics.image().topic(OFFSETS_TOPIC).is_none() {
+        // No `__consumer_offsets`: no group exists (as ListGroups answers),
+        // so no offset is committed: what the coordinator answers for an
+        // unknown group. Asking it would create the topic for a read.
+        queries.into_iter().map(|(group, parts)| (group, Ok(no_offsets(parts)))).collect()
+    } else {
+        broker
+            .groups
+            .call_gated(move |engine, now, gate| {
+                queries
+                    .into_iter()
+                    .map(|(group, parts)| {
+                        let fetched = gate
+                            .check(&group)
+                            .and_then(|()| engine.fetch_offsets(now, &group, parts.as_deref()))
+                            .map(|offsets| {
+                                offsets
+                                    .into_iter()
+                                    .map(|mut o| {
+                                        let unstable = require_stable
+                                            && engine.has_pending_txn_offset(&group, &o.topic, o.partition);
+                                        if unstable {
+                                            o.offset = -1;
+                                            o.metadata.clear();
+                                        }
+                                        (o, if unstable { ResponseError::UnstableOffsetCommit.code() } else { 0 })
+                                    })
+                                    .collect::<Vec<_>>()
+                            });
+                        (group, fetched)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await?
+    };
     let mut resp = OffsetFetchResponse::default();
     for (group, result) in results {
         let (error, offsets) = match result {
@@ -140,3 +162,31 @@ pub async fn handle(
 }
 
 crate::route_to!(OffsetFetch, handle);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
+
+    #[tokio::test]
+    async fn fetching_offsets_does_not_create_the_offsets_topic() {
+        let broker = Broker::for_tests(crate::config::BrokerConfig::default(), crate::router::Router::default());
+        let group = || GroupId(StrBytes::from_static_str("g"));
+        let all = OffsetFetchRequest::default().with_group_id(group()).with_topics(None);
+        let resp = handle(&broker, 7, all).await.expect("answered");
+        assert_eq!((resp.error_code, resp.topics.len()), (0, 0));
+        let topic = OffsetFetchRequestTopics::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partition_indexes(vec![0, 2]);
+        let v8 = OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+            .with_group_id(group())
+            .with_topics(Some(vec![topic]))]);
+        let resp = handle(&broker, 8, v8).await.expect("answered");
+        let g = &resp.groups[0];
+        assert_eq!((g.error_code, g.topics.len()), (0, 1));
+        let parts: Vec<_> =
+            g.topics[0].partitions.iter().map(|p| (p.partition_index, p.committed_offset, p.error_code)).collect();
+        assert_eq!(parts, vec![(0, -1, 0), (2, -1, 0)]);
+        assert!(broker.topics.image().topic(OFFSETS_TOPIC).is_none(), "OffsetFetch created {OFFSETS_TOPIC}");
+    }
+}

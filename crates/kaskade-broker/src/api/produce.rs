@@ -161,6 +161,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
             };
             match partition.append_as_leader(records) {
                 Ok(info) => {
+                    crate::metrics::traffic::produced(partition.traffic(), &info);
                     if info.duplicate {
                         tracing::debug!(topic = %t.name, partition = idx, base_offset = info.first_offset, "duplicate idempotent batch: answered with its original offsets");
                     }
@@ -203,6 +204,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
         return Err(BrokerError::NoResponse);
     }
     if !waits.is_empty() {
+        let _wait = crate::metrics::acks::AckWait::start();
         let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
         let results = futures::future::join_all(
             waits.iter().map(|(_, _, partition, end)| tokio::time::timeout(timeout, partition.wait_for_replicas(*end))),

@@ -73,7 +73,7 @@ pub async fn alter(
     let users: std::collections::BTreeSet<String> = changes.iter().map(|c| c.user().to_string()).collect();
     // The metadata log fsyncs: off the async workers.
     let decided = crate::topic::on_blocking_pool(&broker.topics, move |tm| {
-        Ok(kaskade_meta::update(tm.metadata(), |image| {
+        Ok(tm.update(|image| {
             let a = scram::alter(image, changes.clone());
             Ok::<_, MetaError>((a.records, a.results))
         })?)

@@ -1,6 +1,7 @@
 //! Consumer groups as kafka-exporter shows them: per group state and
 //! members, per committed partition the offset and the lag (high watermark
-//! minus committed offset, never below 0).
+//! minus committed offset, never below 0). A scrape never creates
+//! `__consumer_offsets`: without it there are no groups to show.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,12 @@ struct GroupSnapshot {
 }
 
 pub(super) fn render(x: &mut Exposition<'_>, broker: &Broker, runtime: &tokio::runtime::Handle, logs: &[Arc<Log>]) {
+    // No `__consumer_offsets`: no group exists, and starting the
+    // coordinator would create the topic for a scrape.
+    if broker.topics.image().topic(crate::group::records::OFFSETS_TOPIC).is_none() {
+        render_groups(x, &[], logs);
+        return;
+    }
     // One call on the coordinator's task: a consistent view of all groups.
     let snapshot = runtime.block_on(broker.groups.call(|engine, now| {
         engine
@@ -51,24 +58,28 @@ pub(super) fn render(x: &mut Exposition<'_>, broker: &Broker, runtime: &tokio::r
             Vec::new()
         }
     };
+    render_groups(x, &groups, logs);
+}
+
+fn render_groups(x: &mut Exposition<'_>, groups: &[GroupSnapshot], logs: &[Arc<Log>]) {
     let watermarks: HashMap<(&str, i32), i64> = logs
         .iter()
         .map(|l| ((&*l.topic_partition().topic, l.topic_partition().partition), l.high_watermark()))
         .collect();
 
     x.family("kaskade_consumergroup_members", "gauge", "Members of the consumer group.");
-    for g in &groups {
+    for g in groups {
         x.sample("kaskade_consumergroup_members", &[("group", &g.group_id)], g.members as f64);
     }
     x.family("kaskade_consumergroup_state", "gauge", "1 for the group's current state, 0 for the others.");
-    for g in &groups {
+    for g in groups {
         for s in STATES {
             let v = if s.name() == g.state { 1.0 } else { 0.0 };
             x.sample("kaskade_consumergroup_state", &[("group", &g.group_id), ("state", s.name())], v);
         }
     }
     x.family("kaskade_consumergroup_current_offset", "gauge", "The group's committed offset of the partition.");
-    for g in &groups {
+    for g in groups {
         for (topic, partition, offset) in &g.offsets {
             let p = partition.to_string();
             let labels = [("group", g.group_id.as_str()), ("topic", topic.as_str()), ("partition", p.as_str())];
@@ -80,7 +91,7 @@ pub(super) fn render(x: &mut Exposition<'_>, broker: &Broker, runtime: &tokio::r
         "gauge",
         "Records of the partition the group has not committed: high watermark minus committed offset.",
     );
-    for g in &groups {
+    for g in groups {
         for (topic, partition, offset) in &g.offsets {
             // A committed offset of a partition this node has no log for
             // (deleted topic) has no lag to show.

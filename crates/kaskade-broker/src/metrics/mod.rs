@@ -2,22 +2,29 @@
 //! the HTTP listener's `/metrics`. `docs/metrics.md` lists every metric and
 //! the Kafka JMX metric it corresponds to.
 //!
-//! Except the request counters (atomics), everything here is read at scrape time from state the broker keeps
-//! anyway (the logs, the group coordinator, `/proc`), so serving clients
-//! pays nothing for it. Rendering walks every partition and waits for the
-//! group coordinator: call [`NodeMetrics::render`] from a blocking thread.
+//! Except the request and traffic counters (atomics), everything here is
+//! read at scrape time from state the broker keeps anyway (the logs, the
+//! group coordinator, `/proc`), so serving clients pays nothing for it.
+//! Rendering walks every partition and waits for the group coordinator:
+//! call [`NodeMetrics::render`] from a blocking thread.
 //!
 //! Files: `text` (the exposition format), `logs` (per-partition gauges),
 //! `groups` (consumer group lag, state, members), `process` (open files),
 //! `requests` (per-API request counts and latency, counted on the hot path),
-//! `connections` (open and accepted client connections).
+//! `errors` (responses per API and error code, counted on the hot path),
+//! `acks` (the acks=all wait of Produce requests),
+//! `traffic` (bytes and records in and out per partition, counted on the
+//! hot path), `connections` (open and accepted client connections).
 
+pub mod acks;
 pub mod connections;
+mod errors;
 mod groups;
 mod logs;
 pub mod process;
 pub mod requests;
 mod text;
+pub mod traffic;
 
 use std::sync::Arc;
 
@@ -51,8 +58,11 @@ impl NodeMetrics {
         );
         let logs = self.broker.topics.logs().all();
         logs::render(&mut x, &logs);
+        traffic::render(&mut x, &logs);
         groups::render(&mut x, &self.broker, &self.runtime, &logs);
         requests::render(&mut x);
+        errors::render(&mut x);
+        acks::render(&mut x);
         requests::render_fsync(&mut x);
         connections::render(&mut x);
     }

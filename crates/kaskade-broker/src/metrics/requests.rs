@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
 use kaskade_types::LatencyHistogram;
 
 use super::text::Exposition;
@@ -27,12 +27,16 @@ static STATS: [ApiStats; MAX_API_KEYS] =
     [const { ApiStats { latency: LatencyHistogram::new(), failures: AtomicU64::new(0) } }; MAX_API_KEYS];
 
 /// Counts one request of `api` that took `elapsed`; `failed` when its handler
-/// returned an error or panicked (the connection then closes).
-pub fn record(api: ApiKey, elapsed: Duration, failed: bool) {
+/// returned an error or panicked (the connection then closes); the error
+/// codes of its `response`, when there is one (see `errors`).
+pub fn record(api: ApiKey, elapsed: Duration, failed: bool, response: Option<&ResponseKind>) {
     let Some(stats) = STATS.get(api as i16 as usize) else { return };
     stats.latency.record(elapsed);
     if failed {
         stats.failures.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(response) = response {
+        super::errors::record(api, response);
     }
 }
 
@@ -82,8 +86,8 @@ mod tests {
     #[test]
     fn a_request_lands_in_its_bucket_and_buckets_are_cumulative() {
         // DescribeQuorum: no other unit test sends it.
-        record(ApiKey::DescribeQuorum, Duration::from_micros(3_000), false);
-        record(ApiKey::DescribeQuorum, Duration::from_secs(60), true);
+        record(ApiKey::DescribeQuorum, Duration::from_micros(3_000), false, None);
+        record(ApiKey::DescribeQuorum, Duration::from_secs(60), true, None);
         let mut out = String::new();
         render(&mut Exposition::new(&mut out));
         for line in [

@@ -309,7 +309,7 @@ fn dispatch(
         };
         // acks=0 produce answers nothing by design: not a failure.
         let failed = !matches!(&result, Ok(_) | Err(Failure::Error(BrokerError::NoResponse)));
-        crate::metrics::requests::record(api_key, began.elapsed(), failed);
+        crate::metrics::requests::record(api_key, began.elapsed(), failed, result.as_ref().ok());
         Completed { api_key, version: response_version, correlation_id, frame_len, result }
     }
     .boxed()

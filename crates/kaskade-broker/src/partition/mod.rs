@@ -32,6 +32,7 @@ pub mod leadership;
 mod offsets;
 mod read;
 
+use crate::metrics::traffic::PartitionTraffic;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -52,6 +53,8 @@ pub struct Partition {
     log: Arc<Log>,
     /// Shared with the HW rule the log calls.
     leadership: Arc<Mutex<Leadership>>,
+    /// Bytes and records in and out, for `/metrics`.
+    traffic: Arc<PartitionTraffic>,
 }
 
 impl Partition {
@@ -73,7 +76,8 @@ impl Partition {
             // leave its own HW rule unused.
             return Err(PartitionError::Internal(format!("{} already has a partition", log.topic_partition())));
         }
-        Ok(Arc::new(Partition { node, log, leadership }))
+        let traffic = crate::metrics::traffic::register(&log);
+        Ok(Arc::new(Partition { node, log, leadership, traffic }))
     }
 
     /// Applies the metadata image's partition record: a new leader epoch
@@ -96,6 +100,10 @@ impl Partition {
 
     pub fn log(&self) -> &Arc<Log> {
         &self.log
+    }
+
+    pub fn traffic(&self) -> &PartitionTraffic {
+        &self.traffic
     }
 
     /// The topic's typed config (parsed when it last changed).

@@ -159,10 +159,27 @@ impl TopicManager {
         self.replicas.logs()
     }
 
-    /// The metadata log (for records that are not about topics, such as
-    /// producer id blocks).
+    /// The metadata log, to read. Changes go through [`TopicManager::update`],
+    /// which keeps the image this node serves in step.
     pub fn metadata(&self) -> &dyn MetadataLog {
         &*self.meta
+    }
+
+    /// Decides and commits a change that is not about topics (producer id
+    /// blocks, SCRAM credentials), as `kaskade_meta::update`, then brings
+    /// the image this node serves ([`TopicManager::image`]) to it.
+    /// Blocking (the metadata log fsyncs).
+    pub fn update<T, E: From<MetaError>>(
+        &self,
+        decide: impl FnMut(&Image) -> Result<(Vec<MetadataRecord>, T), E>,
+    ) -> Result<T, E> {
+        let out = kaskade_meta::update(&*self.meta, decide)?;
+        if let Err(e) = self.replicas.catch_up(&*self.meta) {
+            // The change is committed; only this node's view lags, and the
+            // next change brings it along.
+            tracing::error!(error = %e, "could not apply a committed metadata change");
+        }
+        Ok(out)
     }
 
     pub fn default_partitions(&self) -> i32 {
