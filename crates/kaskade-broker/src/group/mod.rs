@@ -26,6 +26,8 @@ mod leadership_tests;
 mod sim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod throughput_tests;
 
 pub use coordinator::GroupCoordinator;
 pub use driver::{Gate, GroupService};
