@@ -21,6 +21,10 @@ mod txn_offsets;
 mod types;
 
 #[cfg(test)]
+mod arrival_tests;
+#[cfg(test)]
+mod deadline_tests;
+#[cfg(test)]
 mod leadership_tests;
 #[cfg(test)]
 mod sim;
