@@ -12,19 +12,6 @@
 //! never shows a client a loading coordinator. Time comes from the injected
 //! [`Clock`]; the task depends on [`InternalPartitions`], never on the
 //! broker.
-//!
-//! Requests are processed as of their arrival. Kafka answers heartbeats on
-//! its request threads, so a heartbeat that arrived before the member's
-//! session deadline always counts; here requests wait in the task's queue
-//! (seconds, under load), so each command is stamped when a handler sends
-//! it and the engine runs it at that time, after firing the timers due by
-//! then. The engine's time only moves forward (a stamp older than a time
-//! already used is raised to it), and the task fires timers by the clock
-//! only when no command waits: so a timer never fires at a time later than
-//! the arrival of a request still queued, and a member whose heartbeat
-//! arrived in time is not expired because the task got to it late. The
-//! window left is a handler preempted between taking its stamp and
-//! queueing the command while the queue empties.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -48,8 +35,7 @@ const RETENTION_CHECK_INTERVAL_MS: i64 = 600_000;
 /// Pause before reading a partition again after a failed load.
 const LOAD_RETRY: Duration = Duration::from_secs(1);
 
-/// A handler's call and the time it arrived.
-type Command = (i64, Box<dyn FnOnce(&mut Core, i64) + Send>);
+type Command = Box<dyn FnOnce(&mut Core) + Send>;
 
 /// A partition's records, read for load `generation`.
 struct Load {
@@ -95,17 +81,11 @@ struct Core {
     /// Callers of `on_become_leader` waiting for their partition's load.
     load_waiters: HashMap<i32, Vec<oneshot::Sender<Result<(), CoordinatorError>>>>,
     loads: mpsc::UnboundedSender<Load>,
-    /// The engine's time: the latest arrival or clock reading it was given.
-    time: i64,
 }
 
 impl Core {
-    /// Moves the engine's time to `at` (never back) and fires the timers
-    /// due by then; the time to run the next event at.
-    fn advance(&mut self, at: i64) -> i64 {
-        self.time = self.time.max(at);
-        self.engine.tick(self.time);
-        self.time
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     fn gate(&self) -> Gate<'_> {
@@ -143,7 +123,7 @@ impl Core {
         }
         match records {
             Ok(records) => {
-                let now = self.advance(self.clock.now_ms());
+                let now = self.now();
                 let n = OffsetsStore::replay(&mut self.engine, now, partition, self.partitions, &records);
                 let loaded = self.leadership.finish_load(partition, generation);
                 debug_assert!(loaded, "the current load finishes");
@@ -321,27 +301,20 @@ impl GroupService {
                 initial: HashSet::new(),
                 load_waiters: HashMap::new(),
                 loads,
-                time: now,
             };
             tokio::spawn(run(core, rx, loads_rx, self.retention_ms));
             tx
         })
     }
 
-    /// Queues `f`, stamped with the time it arrived, and waits for its
-    /// result; `f` runs with the engine's time for that arrival.
     async fn command<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Core, i64) -> R + Send + 'static,
+        f: impl FnOnce(&mut Core) -> R + Send + 'static,
     ) -> Result<R, BrokerError> {
         let (tx, rx) = oneshot::channel();
-        let arrived = self.clock.now_ms();
-        let command: Command = (
-            arrived,
-            Box::new(move |core: &mut Core, now| {
-                let _ = tx.send(f(core, now));
-            }),
-        );
+        let command: Command = Box::new(move |core: &mut Core| {
+            let _ = tx.send(f(core));
+        });
         self.sender().send(command).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
@@ -351,7 +324,7 @@ impl GroupService {
     /// node resigned meanwhile: NOT_COORDINATOR).
     pub async fn on_become_leader(&self, partition: i32) -> Result<(), CoordinatorError> {
         let rx = self
-            .command(move |core, _| {
+            .command(move |core| {
                 let (tx, rx) = oneshot::channel();
                 core.begin_load(partition);
                 core.load_waiters.entry(partition).or_default().push(tx);
@@ -364,7 +337,7 @@ impl GroupService {
 
     /// This node no longer leads `partition`: its groups are dropped.
     pub async fn on_resign(&self, partition: i32) -> Result<(), BrokerError> {
-        self.command(move |core, _| core.resign(partition)).await
+        self.command(move |core| core.resign(partition)).await
     }
 
     /// Runs `f` on the engine with the current time; its result. Not
@@ -374,7 +347,11 @@ impl GroupService {
         R: Send + 'static,
         F: FnOnce(&mut GroupCoordinator, i64) -> R + Send + 'static,
     {
-        self.command(move |core, now| f(&mut core.engine, now)).await
+        self.command(move |core| {
+            let now = core.now();
+            f(&mut core.engine, now)
+        })
+        .await
     }
 
     /// Runs `f` on the engine with the current time and the [`Gate`] that
@@ -384,7 +361,8 @@ impl GroupService {
         R: Send + 'static,
         F: FnOnce(&mut GroupCoordinator, i64, &Gate<'_>) -> R + Send + 'static,
     {
-        self.command(move |core, now| {
+        self.command(move |core| {
+            let now = core.now();
             let gate = Gate { leadership: core.store.as_ref().map(|_| &core.leadership), partitions: core.partitions };
             f(&mut core.engine, now, &gate)
         })
@@ -401,8 +379,8 @@ impl GroupService {
         commit: bool,
         partitions: Vec<i32>,
     ) -> Result<(), BrokerError> {
-        self.command(move |core, now| {
-            let count = core.partitions;
+        self.command(move |core| {
+            let (now, count) = (core.now(), core.partitions);
             for p in partitions {
                 if core.store.is_none() || core.leadership.check(p).is_ok() {
                     core.engine.complete_txn(now, producer_id, commit, p, count);
@@ -429,7 +407,8 @@ impl GroupService {
         F: FnOnce(&mut GroupCoordinator, i64, &Gate<'_>) -> R + Send + 'static,
     {
         let (result, waits) = self
-            .command(move |core, now| {
+            .command(move |core| {
+                let now = core.now();
                 let gate =
                     Gate { leadership: core.store.as_ref().map(|_| &core.leadership), partitions: core.partitions };
                 let result = f(&mut core.engine, now, &gate);
@@ -476,9 +455,10 @@ impl GroupService {
     {
         let group_id = group_id.to_string();
         let reply = self
-            .command(move |core, now| {
+            .command(move |core| {
                 core.gate().check(&group_id)?;
                 let (token, reply) = core.park();
+                let now = core.now();
                 f(&mut core.engine, now, token);
                 Ok(reply)
             })
@@ -515,26 +495,21 @@ async fn run(
             Err(e) => tracing::error!("creating the offsets topic panicked: {e}"),
         }
     }
-    let mut next_retention_check = core.clock.now_ms() + RETENTION_CHECK_INTERVAL_MS;
+    let mut next_retention_check = core.now() + RETENTION_CHECK_INTERVAL_MS;
     loop {
-        let now = core.clock.now_ms();
+        let now = core.now();
         let deadline = core.engine.next_deadline().map_or(next_retention_check, |d| d.min(next_retention_check));
         let sleep = Duration::from_millis(u64::try_from(deadline - now).unwrap_or(0));
         let starting = !core.initial.is_empty();
-        // Biased: queued commands run before the clock's timers (see the
-        // module doc), at the engine time of their arrival.
         tokio::select! {
-            biased;
             Some(load) = loads.recv() => core.finish_load(load),
             command = rx.recv(), if !starting => match command {
-                Some((arrived, command)) => {
-                    let now = core.advance(arrived);
-                    command(&mut core, now);
-                }
+                Some(command) => command(&mut core),
                 None => return,
             },
             () = tokio::time::sleep(sleep) => {
-                let now = core.advance(core.clock.now_ms());
+                let now = core.now();
+                core.engine.tick(now);
                 if now >= next_retention_check {
                     core.engine.expire_offsets(now, retention_ms);
                     next_retention_check = now + RETENTION_CHECK_INTERVAL_MS;

@@ -21,8 +21,6 @@ mod txn_offsets;
 mod types;
 
 #[cfg(test)]
-mod arrival_tests;
-#[cfg(test)]
 mod deadline_tests;
 #[cfg(test)]
 mod leadership_tests;
