@@ -147,10 +147,15 @@ impl Leadership {
     }
 
     fn set(&mut self, state: &LeaderAndIsr) {
+        // Other replicas' positions hold only within one leader epoch: at a
+        // new one they may have truncated, so they count again once they
+        // report (Kafka resets followers' state when a leader is elected).
+        // This node's own position is the log's, reported as it moves.
+        let new_epoch = state.epoch != self.epoch;
+        let known = |m: &NodeId| if new_epoch && *m != self.node { None } else { self.isr.get(m).copied().flatten() };
         self.epoch = state.epoch;
         self.leader = state.leader;
-        let mut isr: BTreeMap<NodeId, Option<Offset>> =
-            state.isr.iter().map(|m| (*m, self.isr.get(m).copied().flatten())).collect();
+        let mut isr: BTreeMap<NodeId, Option<Offset>> = state.isr.iter().map(|m| (*m, known(m))).collect();
         // A leader is in its own ISR (Kafka's controller never elects
         // outside it); a record saying otherwise still counts this node.
         if self.is_leader() {
@@ -204,6 +209,19 @@ mod tests {
 
     fn code(r: Result<(), PartitionError>) -> Option<kafka_protocol::ResponseError> {
         r.err().map(|e| e.response_error())
+    }
+
+    #[test]
+    fn followers_positions_from_an_older_epoch_do_not_count() {
+        // Leader at epoch 5 with follower 2 at 10; node 3 leads epoch 6
+        // (follower 2 may truncate), then this node leads epoch 7.
+        let mut l = leading(5, &[1, 2]);
+        l.update_position(NodeId(2), Offset(10));
+        assert_eq!(l.update_position(ME, Offset(8)), Some(Offset(8)));
+        l.apply(&state(3, 6, &[3, 1, 2]));
+        l.apply(&state(1, 7, &[1, 2]));
+        assert_eq!(l.update_position(ME, Offset(12)), None, "follower 2's epoch-5 position is forgotten");
+        assert_eq!(l.update_position(NodeId(2), Offset(9)), Some(Offset(9)));
     }
 
     #[test]

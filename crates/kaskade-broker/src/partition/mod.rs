@@ -29,6 +29,8 @@
 
 pub mod error;
 pub mod leadership;
+#[cfg(test)]
+mod leadership_sim;
 mod offsets;
 mod read;
 

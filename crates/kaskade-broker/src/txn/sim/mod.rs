@@ -26,11 +26,11 @@
 mod history;
 mod oracle;
 mod producer;
-mod rng;
+
 mod shell;
 
+use crate::sim_rng::Rng;
 use producer::{Producer, Req};
-use rng::Rng;
 use shell::{Shell, MAX_TIMEOUT_MS};
 
 use crate::txn::state::{TxnMetadata, TxnState};

@@ -10,9 +10,9 @@
 use kafka_protocol::error::ResponseError as E;
 use kaskade_types::{ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
 
-use super::rng::Rng;
 use super::shell::{Shell, MAX_TIMEOUT_MS};
 use crate::group::records::OFFSETS_TOPIC;
+use crate::sim_rng::Rng;
 
 /// What a Kafka client sends before InitProducerId answered (-1, -1).
 const UNINITIALISED: ProducerIdAndEpoch = ProducerIdAndEpoch::new(ProducerId(-1), ProducerEpoch(-1));

@@ -16,7 +16,7 @@ use kaskade_types::{ProducerId, ProducerIdAndEpoch, TopicPartition};
 
 use super::history::{key, History, TxnKey};
 use super::oracle::{self, Init};
-use super::rng::Rng;
+use crate::sim_rng::Rng;
 use crate::txn::coordinator::{EndDecision, EndPlan, InitDecision, TxnCoordinator};
 use crate::txn::records::{self, StateValue};
 use crate::txn::state::{TxnMetadata, TxnState};

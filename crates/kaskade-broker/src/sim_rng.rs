@@ -1,5 +1,5 @@
-//! The simulation's only source of chance: a seeded splitmix64, so a seed
-//! replays a run exactly.
+//! The seeded simulations' only source of chance: a splitmix64, so a
+//! seed replays a run exactly.
 
 pub struct Rng(u64);
 
