@@ -136,6 +136,28 @@ fn active_controller(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Opti
     md.controller.map(|c| c.get())
 }
 
+/// DescribeQuorum asked of the node at `bootstrap`: (error code, leader id, voter ids).
+fn describe_quorum(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<(i16, i32, BTreeSet<i32>)> {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let client = kaskade_client::cluster::Client::new(bootstrap).ok()?;
+    runtime.block_on(async {
+        let conn = client.any_connection().await.ok()?;
+        let version = conn.version::<DescribeQuorumRequest>().ok()?;
+        let mut partition = PartitionData::default();
+        partition.partition_index = 0;
+        let mut topic = TopicData::default();
+        topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+        topic.partitions.push(partition);
+        let mut req = DescribeQuorumRequest::default();
+        req.topics.push(topic);
+        let resp = conn.send(&req, version).await.ok()?;
+        let p = resp.topics.first()?.partitions.first()?;
+        Some((p.error_code, p.leader_id.0, p.current_voters.iter().map(|v| v.replica_id.0).collect()))
+    })
+}
+
 fn create(
     runtime: &tokio::runtime::Runtime,
     bootstrap: &str,
@@ -165,6 +187,19 @@ fn three_nodes_form_a_cluster_place_partitions_and_survive_losing_the_active_con
     });
     assert_eq!(brokers, BTreeSet::from([1, 2, 3]));
     assert_eq!(leaders.iter().copied().collect::<BTreeSet<i32>>(), BTreeSet::from([1, 2, 3]), "{leaders:?}");
+
+    // DescribeQuorum: the active controller answers with the three voters,
+    // the others name it with NOT_LEADER_OR_FOLLOWER.
+    let active = wait_for("an active controller", || active_controller(&runtime, &nodes[0].bootstrap()));
+    for n in &nodes {
+        let (code, leader, voters) = describe_quorum(&runtime, &n.bootstrap()).expect("DescribeQuorum");
+        assert_eq!(leader, active, "node {}", n.id);
+        if n.id == active {
+            assert_eq!((code, voters), (0, BTreeSet::from([1, 2, 3])));
+        } else {
+            assert_eq!(code, kafka_protocol::ResponseError::NotLeaderOrFollower.code(), "node {}", n.id);
+        }
+    }
 
     // Replication between brokers is the next step: more than one replica
     // is refused, never acknowledged as if it were in sync.
