@@ -16,6 +16,14 @@ use crate::txn::records::TXN_TOPIC;
 /// Fetch sessions kept at once (`max.incremental.fetch.session.cache.slots`).
 const FETCH_SESSION_SLOTS: usize = 1000;
 
+/// A broker as clients are told of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveBroker {
+    pub id: kaskade_types::NodeId,
+    pub endpoint: Endpoint,
+    pub rack: Option<String>,
+}
+
 /// The broker's shared state.
 pub struct Broker {
     /// The configuration, as loaded at start-up.
@@ -44,6 +52,9 @@ pub struct Broker {
     /// Flips to true when the node starts shutting down: parked long polls
     /// answer at once instead of holding shutdown up until their deadline.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// This node's controller when it is one of a multi-node quorum (set
+    /// once at start-up): who the active controller is.
+    quorum: std::sync::OnceLock<kaskade_meta::QuorumMetadataLog>,
 }
 
 impl Broker {
@@ -99,6 +110,7 @@ impl Broker {
             cluster_id,
             advertised: advertised.into(),
             stopping,
+            quorum: std::sync::OnceLock::new(),
         }
     }
 
@@ -162,6 +174,55 @@ impl Broker {
     /// The node id (`node.id`).
     pub fn node_id(&self) -> i32 {
         self.config.node_id
+    }
+
+    /// Makes this broker answer for a multi-node quorum (controller id,
+    /// DescribeQuorum); set once, at start-up.
+    pub fn set_quorum(&self, quorum: kaskade_meta::QuorumMetadataLog) {
+        let _ = self.quorum.set(quorum);
+    }
+
+    /// This node's controller of a multi-node quorum, if it runs in one.
+    pub fn quorum(&self) -> Option<&kaskade_meta::QuorumMetadataLog> {
+        self.quorum.get()
+    }
+
+    /// The active controller Metadata and DescribeCluster name: this node
+    /// when it is its own quorum, else the quorum's leader (`None` while
+    /// none is known: Kafka answers -1 then).
+    pub fn controller_id(&self) -> Option<i32> {
+        match self.quorum.get() {
+            Some(q) => q.leader(),
+            None => Some(self.config.node_id),
+        }
+    }
+
+    /// The brokers Metadata and DescribeCluster list: in a cluster every
+    /// registered, unfenced broker with the endpoint and rack it
+    /// registered; a node of its own lists itself.
+    pub fn live_brokers(&self) -> Vec<LiveBroker> {
+        let me = || LiveBroker {
+            id: kaskade_types::NodeId(self.config.node_id),
+            endpoint: self.advertised.clone(),
+            rack: self.config.kraft.broker_rack.clone(),
+        };
+        if self.quorum.get().is_none() {
+            return vec![me()];
+        }
+        let image = self.topics.image();
+        image
+            .brokers()
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| {
+                let e = b.endpoints.first()?;
+                Some(LiveBroker {
+                    id: b.id,
+                    endpoint: Endpoint::new(e.host.clone(), i32::from(e.port)),
+                    rack: b.rack.clone(),
+                })
+            })
+            .collect()
     }
 
     /// The epoch of the finalized features reported by ApiVersions (>= 0).

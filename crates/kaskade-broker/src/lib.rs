@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod coordinator;
 pub mod error;

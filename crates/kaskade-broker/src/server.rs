@@ -5,9 +5,10 @@
 //! order (stop accepting, finish in-flight requests, flush every log, write
 //! the clean-shutdown marker).
 //!
-//! A node starts only as a cluster of its own for now
-//! (`KraftConfig::check_runnable`): a configuration naming other
-//! controllers is valid but refused here, before anything is opened.
+//! A node is a cluster of its own (the local metadata log) or a combined
+//! node of a static quorum (`cluster`: the metadata log is the controller
+//! quorum, served on the controller listener); `KraftConfig::check_runnable`
+//! refuses other set-ups here, before anything is opened.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use kaskade_log::{CleanerOptions, LogManager, ManagerOptions, TopicPartition};
 use kaskade_meta::{LocalMetadataLog, MetadataLog};
 
 use crate::broker::Broker;
+use crate::cluster::Controller;
 use crate::config::BrokerConfig;
 use crate::meta_properties::{self, MetaPropertiesError};
 use crate::network::{self, BoundListener, ShutdownTrigger};
@@ -74,6 +76,8 @@ pub struct Server {
     controller_listeners: Vec<SocketAddr>,
     trigger: ShutdownTrigger,
     task: tokio::task::JoinHandle<()>,
+    /// This node's controller of a multi-node quorum.
+    controller: Option<Controller>,
     /// The data directory's lock, released when the server is dropped.
     _lock: std::fs::File,
 }
@@ -88,18 +92,50 @@ impl Server {
     /// Opens `data_dir` (recovering it if needed), binds the listeners and
     /// starts serving.
     pub async fn start(config: BrokerConfig, data_dir: PathBuf) -> Result<Server, StartError> {
+        let node_id = kaskade_types::NodeId(config.node_id);
         let controller_ports: Vec<u16> = config.controller_listeners().iter().map(|l| l.port).collect();
-        config
-            .kraft
-            .check_runnable(kaskade_types::NodeId(config.node_id), &controller_ports)
-            .map_err(StartError::NotRunnable)?;
+        config.kraft.check_runnable(node_id, &controller_ports).map_err(StartError::NotRunnable)?;
+        let quorum_voters = config.kraft.static_quorum(node_id);
+        let dir = data_dir.clone();
+        let cfg = config.clone();
+        let in_quorum = quorum_voters.is_some();
+        let (cluster_id, lock) = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
+            let lock = lock_data_dir(&dir)?;
+            if in_quorum && cfg.cluster_id.is_none() && !dir.join(meta_properties::META_PROPERTIES).exists() {
+                // Each node would make up its own id and the controllers
+                // would refuse each other (INCONSISTENT_CLUSTER_ID).
+                return Err(StartError::Invalid(
+                    "a node of a multi-node quorum needs cluster.id (or CLUSTER_ID), the same on every node, for \
+                     its first start"
+                        .into(),
+                ));
+            }
+            prepare_dir(&cfg, &dir).map(|c| (c, lock))
+        })
+        .await
+        .map_err(|e| StartError::Invalid(format!("start-up task failed: {e}")))??;
+        let controller_bound = network::bind(&config.controller_listeners()).await.map_err(StartError::Bind)?;
+        let controller_listeners: Vec<SocketAddr> = controller_bound.iter().map(|b| b.local_addr()).collect();
+        // In a quorum the controller listener serves the quorum's frames;
+        // a node of its own answers Kafka requests there.
+        let (controller, kafka_controller_bound) = match &quorum_voters {
+            Some(voters) => {
+                let c = Controller::start(&config, &data_dir, &cluster_id, voters, controller_bound).await?;
+                (Some(c), Vec::new())
+            }
+            None => (None, controller_bound),
+        };
+        let meta = controller.as_ref().map(Controller::metadata_log);
         let dir = data_dir.clone();
         let cfg = config.clone();
         // Recovery reads files: keep it off the async workers.
-        let (topics, cluster_id, repairs, lock) = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
-            let lock = lock_data_dir(&dir)?;
-            open_storage(&cfg, &dir).map(|(t, c, r)| (t, c, r, lock))
+        let (topics, repairs) = tokio::task::spawn_blocking(move || {
+            let meta = match meta {
+                Some(meta) => meta,
+                None => Arc::new(LocalMetadataLog::open(&dir.join(METADATA_DIR))?) as Arc<dyn MetadataLog>,
+            };
+            open_storage_on(&cfg, &dir, meta)
         })
         .await
         .map_err(|e| StartError::Invalid(format!("start-up task failed: {e}")))??;
@@ -107,18 +143,22 @@ impl Server {
             tracing::warn!("recovery: {r}");
         }
         let bound: Vec<BoundListener> = network::bind_config(&config).await.map_err(StartError::Bind)?;
-        let controller_bound = network::bind(&config.controller_listeners()).await.map_err(StartError::Bind)?;
         let listeners: Vec<SocketAddr> = bound.iter().map(|b| b.local_addr()).collect();
-        let controller_listeners: Vec<SocketAddr> = controller_bound.iter().map(|b| b.local_addr()).collect();
         let advertised = advertised_address(&config, &bound);
         let broker = Arc::new(Broker::new(config, topics, cluster_id, advertised));
+        if let Some(c) = &controller {
+            broker.set_quorum(c.quorum.clone());
+            Controller::register(&broker).await?;
+            let b = broker.clone();
+            c.follow(broker.topics.clone(), async move { b.stopping().await });
+        }
         let (trigger, signal) = network::shutdown_channel();
         let task = tokio::spawn({
             let (broker, controller_signal) = (broker.clone(), signal.clone());
             async move {
                 tokio::join!(
                     network::serve(broker.clone(), bound, signal),
-                    network::controller::serve(broker, controller_bound, controller_signal)
+                    network::controller::serve(broker, kafka_controller_bound, controller_signal)
                 );
             }
         });
@@ -128,7 +168,7 @@ impl Server {
         broker.groups.start();
         let txns = broker.txns.clone();
         tokio::spawn(async move { txns.start().await });
-        Ok(Server { broker, data_dir, listeners, controller_listeners, trigger, task, _lock: lock })
+        Ok(Server { broker, data_dir, listeners, controller_listeners, trigger, task, controller, _lock: lock })
     }
 
     /// The bound client listeners.
@@ -147,6 +187,9 @@ impl Server {
         self.broker.begin_shutdown();
         self.trigger.shutdown();
         let _ = self.task.await;
+        if let Some(c) = self.controller {
+            c.shutdown().await;
+        }
         let logs = self.broker.topics.logs().clone();
         tokio::task::spawn_blocking(move || logs.shutdown())
             .await
@@ -158,10 +201,27 @@ impl Server {
 /// Opens the data directory: meta.properties, the metadata log, the
 /// partition logs (recovering them), the topic manager.
 pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<(Arc<TopicManager>, String, Vec<String>), StartError> {
+    let cluster_id = prepare_dir(config, dir)?;
+    let meta = LocalMetadataLog::open(&dir.join(METADATA_DIR))?;
+    let (topics, repairs) = open_storage_on(config, dir, Arc::new(meta))?;
+    Ok((topics, cluster_id, repairs))
+}
+
+/// Creates the data directory and checks or writes its `meta.properties`;
+/// the cluster's id.
+pub fn prepare_dir(config: &BrokerConfig, dir: &Path) -> Result<String, StartError> {
     std::fs::create_dir_all(dir).map_err(|source| StartError::Io { path: dir.to_path_buf(), source })?;
     let identity = meta_properties::ensure(dir, kaskade_types::NodeId(config.node_id), config.cluster_id.as_deref())?;
-    let cluster_id = identity.cluster_id;
-    let meta = LocalMetadataLog::open(&dir.join(METADATA_DIR))?;
+    Ok(identity.cluster_id)
+}
+
+/// Opens the partition logs (recovering them) and the topic manager over
+/// `meta`; the recovery's repairs.
+pub fn open_storage_on(
+    config: &BrokerConfig,
+    dir: &Path,
+    meta: Arc<dyn MetadataLog>,
+) -> Result<(Arc<TopicManager>, Vec<String>), StartError> {
     let image = meta.committed().image;
     let defaults: std::collections::BTreeMap<String, String> =
         config.topic_defaults().into_iter().filter_map(|d| d.value.map(|v| (d.name.to_string(), v))).collect();
@@ -187,7 +247,7 @@ pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<(Arc<TopicManag
     let (logs, report) = LogManager::open(dir, opts, config_for)?;
     logs.start_background();
     let topics = TopicManager::new(
-        Arc::new(meta),
+        meta,
         logs,
         TopicDefaults {
             node_id: config.node_id,
@@ -197,7 +257,7 @@ pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<(Arc<TopicManag
             delete_enabled: config.delete_topic_enable,
         },
     )?;
-    Ok((Arc::new(topics), cluster_id, report.repairs))
+    Ok((Arc::new(topics), report.repairs))
 }
 
 /// The (host, port) clients are told in Metadata: the first advertised

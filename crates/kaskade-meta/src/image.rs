@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use kaskade_types::NodeId;
 use uuid::Uuid;
 
-use crate::record::MetadataRecord;
+use crate::record::{BrokerEndpoint, MetadataRecord};
 
 /// KRaft's `leader` of a partition with no leader.
 const NO_LEADER: i32 = -1;
@@ -51,6 +51,17 @@ pub struct ScramCredential {
     pub iterations: i32,
 }
 
+/// A registered broker, as its latest `RegisterBroker` record says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub id: NodeId,
+    pub incarnation_id: Uuid,
+    /// Its advertised client listeners, in the registered order.
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Image {
     topics: BTreeMap<String, TopicImage>,
@@ -62,6 +73,9 @@ pub struct Image {
     /// Dynamic broker configs by resource (`""`: cluster-wide defaults, else
     /// a node id), then key.
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Registered brokers by id (empty for a node of its own, which does
+    /// not register).
+    brokers: BTreeMap<NodeId, BrokerRegistration>,
     /// How many records built this image: the metadata log's end offset.
     records: i64,
 }
@@ -96,6 +110,17 @@ impl Image {
     }
 
     /// The number of records applied: the offset the next record gets.
+    /// The registered brokers, by id.
+    pub fn brokers(&self) -> &BTreeMap<NodeId, BrokerRegistration> {
+        &self.brokers
+    }
+
+    /// The ids of the registered brokers that are not fenced: where
+    /// replicas may be placed.
+    pub fn unfenced_brokers(&self) -> Vec<NodeId> {
+        self.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
+    }
+
     pub fn end_offset(&self) -> i64 {
         self.records
     }
@@ -147,6 +172,15 @@ impl Image {
                     value: Some(value.clone()),
                 });
             }
+        }
+        for b in self.brokers.values() {
+            out.push(MetadataRecord::RegisterBroker {
+                node_id: b.id.get(),
+                incarnation_id: b.incarnation_id,
+                endpoints: b.endpoints.clone(),
+                rack: b.rack.clone(),
+                fenced: b.fenced,
+            });
         }
         out
     }
@@ -218,6 +252,16 @@ impl Image {
                 if configs.is_empty() {
                     self.broker_configs.remove(resource);
                 }
+            }
+            MetadataRecord::RegisterBroker { node_id, incarnation_id, endpoints, rack, fenced } => {
+                let b = BrokerRegistration {
+                    id: NodeId(*node_id),
+                    incarnation_id: *incarnation_id,
+                    endpoints: endpoints.clone(),
+                    rack: rack.clone(),
+                    fenced: *fenced,
+                };
+                self.brokers.insert(b.id, b);
             }
             MetadataRecord::RemoveScramCredential { user, mechanism } => {
                 if let Some(by_mechanism) = self.scram.get_mut(user) {
@@ -327,5 +371,29 @@ mod tests {
         img.apply(&MetadataRecord::RemoveScramCredential { user: "bob".into(), mechanism: 1 });
         assert!(img.scram_credentials().is_empty());
         assert_eq!(img.end_offset(), 6);
+    }
+
+    #[test]
+    fn broker_registrations_replace_earlier_ones_and_survive_a_snapshot() {
+        let endpoint = |port| BrokerEndpoint { listener: "PLAINTEXT".into(), host: "h".into(), port };
+        let register = |id, port, fenced| MetadataRecord::RegisterBroker {
+            node_id: id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: vec![endpoint(port)],
+            rack: Some("r1".into()),
+            fenced,
+        };
+        let mut img = Image::default();
+        img.apply(&register(2, 9092, false));
+        img.apply(&register(1, 9093, true));
+        img.apply(&register(1, 9094, false));
+        assert_eq!(img.brokers().len(), 2);
+        assert_eq!(img.brokers()[&NodeId(1)].endpoints, vec![endpoint(9094)], "the latest registration wins");
+        assert_eq!(img.unfenced_brokers(), vec![NodeId(1), NodeId(2)]);
+        let mut rebuilt = Image::default();
+        for r in img.to_records() {
+            rebuilt.apply(&r);
+        }
+        assert_eq!(rebuilt.brokers(), img.brokers());
     }
 }

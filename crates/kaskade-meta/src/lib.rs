@@ -17,9 +17,9 @@ pub mod metadata_log;
 pub mod quorum;
 pub mod record;
 
-pub use image::{Image, PartitionImage, ScramCredential, TopicImage};
+pub use image::{BrokerRegistration, Image, PartitionImage, ScramCredential, TopicImage};
 pub use local_log::{LocalMetadataLog, MetaError};
 pub use metadata_log::{update, Committed, MetadataLog, MetadataVersion};
 pub use quorum::{QuorumConfig, QuorumMetadataLog, QuorumStatus};
-pub use record::MetadataRecord;
+pub use record::{BrokerEndpoint, MetadataRecord};
 pub use uuid::Uuid;

@@ -34,7 +34,27 @@ pub enum MetadataRecord {
     BrokerConfig { resource: String, name: String, value: Option<String> },
     /// A user's SCRAM credential for one mechanism is gone.
     RemoveScramCredential { user: String, mechanism: i8 },
+    /// A broker joined the cluster (KRaft's RegisterBrokerRecord): its id,
+    /// the incarnation (a new one per process start), the listeners clients
+    /// reach it on, its rack, and whether it is fenced. A later
+    /// registration of the same id replaces the earlier one.
+    RegisterBroker {
+        node_id: i32,
+        incarnation_id: Uuid,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+        fenced: bool,
+    },
     /// The start of a snapshot (KRaft's SnapshotHeaderRecord): the next
     /// `records` records rebuild the image as it was at `end_offset`.
     Snapshot { end_offset: i64, records: i64 },
+}
+
+/// One advertised listener of a registered broker (KRaft's
+/// BrokerEndpoint: listener name, host, port).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
 }

@@ -2,7 +2,7 @@
 //! seeds' docker-compose environments start a node that clients (librdkafka)
 //! use, with its controller listener bound but not advertised and the
 //! configured CLUSTER_ID as the cluster's id; a data directory of another
-//! cluster or node, an invalid KRaft setting and a multi-node quorum each
+//! cluster or node, an invalid KRaft setting and a multi-node quorum without a cluster id each
 //! stop start-up with exit status 1 and a message naming the problem.
 
 mod process;
@@ -305,13 +305,17 @@ fn invalid_kraft_settings_and_multi_node_quorums_stop_start_up_with_the_reason()
             with("KAFKA_CONTROLLER_LISTENER_NAMES", "CTRL"),
             "controller.listener.names must contain at least one value appearing in the 'listeners' configuration",
         ),
-        // Valid, but a quorum of three controllers is not run yet.
+        // A quorum of three whose first start names no cluster id: each
+        // node would make up its own and they would never meet.
         (
             with(
                 "KAFKA_CONTROLLER_QUORUM_VOTERS",
                 &format!("1@localhost:{k},2@localhost:{},3@localhost:{}", free_port(), free_port()),
-            ),
-            "cannot start this node: controller.quorum.voters names 3 controllers",
+            )
+            .into_iter()
+            .filter(|(key, _)| key != "CLUSTER_ID")
+            .collect(),
+            "a node of a multi-node quorum needs cluster.id (or CLUSTER_ID)",
         ),
         (
             owned(&[

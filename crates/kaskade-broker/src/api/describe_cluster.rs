@@ -19,15 +19,16 @@ pub async fn handle(
     // endpoint_type 1 = brokers; 2 = controllers (the same node here).
     resp.endpoint_type = if req.endpoint_type == 0 { 1 } else { req.endpoint_type };
     resp.cluster_id = StrBytes::from_string(broker.cluster_id().to_string());
-    resp.controller_id = BrokerId(broker.node_id());
+    resp.controller_id = BrokerId(broker.controller_id().unwrap_or(-1));
     resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
-    let endpoint = broker.endpoint();
-    let mut b = DescribeClusterBroker::default();
-    b.broker_id = BrokerId(broker.node_id());
-    b.host = StrBytes::from_string(endpoint.host.clone());
-    b.port = endpoint.port;
-    b.rack = broker.config.kraft.broker_rack.clone().map(StrBytes::from_string);
-    resp.brokers.push(b);
+    for live in broker.live_brokers() {
+        let mut b = DescribeClusterBroker::default();
+        b.broker_id = BrokerId(live.id.get());
+        b.host = StrBytes::from_string(live.endpoint.host);
+        b.port = live.endpoint.port;
+        b.rack = live.rack.map(StrBytes::from_string);
+        resp.brokers.push(b);
+    }
     Ok(resp)
 }
 

@@ -1,8 +1,10 @@
 //! DescribeQuorum (key 55, kafka-metadata-quorum): the metadata quorum as
 //! it is. A single Kaskade node is the only voter and always the leader of
 //! `__cluster_metadata`; its log end and high watermark are the metadata
-//! log's record count (every record is fsynced before it is applied). The
-//! controller quorum on openraft will answer with its real voters.
+//! log's record count (every record is fsynced before it is applied). A
+//! node of a multi-node quorum answers from the quorum's `status()` on the
+//! leader (its real voters, Raft positions and times) and
+//! NOT_LEADER_OR_FOLLOWER with the leader's id elsewhere.
 
 use std::sync::Arc;
 
@@ -10,6 +12,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_quorum_response::{Listener, Node, PartitionData, ReplicaState, TopicData};
 use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
 use kafka_protocol::protocol::StrBytes;
+
+use kaskade_meta::quorum::ReplicaStatus;
+use kaskade_meta::{MetaError, QuorumStatus};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -36,6 +41,8 @@ pub async fn handle(
             if topic.topic_name.0.as_str() != METADATA_TOPIC || requested.partition_index != 0 {
                 p.error_code = ResponseError::UnknownTopicOrPartition.code();
                 p.error_message = Some(StrBytes::from_static_str("This server does not host this topic-partition."));
+            } else if let Some(quorum) = broker.quorum() {
+                quorum_partition(&mut p, quorum.status(), version);
             } else {
                 p.leader_id = BrokerId(broker.node_id());
                 p.leader_epoch = SINGLE_LEADER_EPOCH;
@@ -56,7 +63,20 @@ pub async fn handle(
         resp.topics.push(t);
     }
     let answered = resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code == 0);
-    if version >= 2 && answered {
+    if version >= 2 && answered && broker.quorum().is_some() {
+        // The voters as configured, on their controller listener.
+        let name = broker.config.controller_listener_names.first().cloned().unwrap_or_default();
+        for v in &broker.config.kraft.voters {
+            let mut node = Node::default();
+            node.node_id = BrokerId(v.id.get());
+            let mut listener = Listener::default();
+            listener.name = StrBytes::from_string(name.clone());
+            listener.host = StrBytes::from_string(v.address.host.clone());
+            listener.port = v.address.port;
+            node.listeners.push(listener);
+            resp.nodes.push(node);
+        }
+    } else if version >= 2 && answered {
         let endpoint = broker.endpoint();
         let mut node = Node::default();
         node.node_id = BrokerId(broker.node_id());
@@ -71,6 +91,42 @@ pub async fn handle(
         resp.nodes.push(node);
     }
     Ok(resp)
+}
+
+/// The metadata partition of a multi-node quorum: the leader's view, or
+/// NOT_LEADER_OR_FOLLOWER naming the leader elsewhere (only the leader
+/// knows where the replicas are; Kafka's brokers forward the request to it).
+fn quorum_partition(p: &mut PartitionData, status: Result<QuorumStatus, MetaError>, version: i16) {
+    let status = match status {
+        Ok(status) => status,
+        Err(e) => {
+            let code = match &e {
+                MetaError::NotLeader { leader } => {
+                    p.leader_id = BrokerId(leader.unwrap_or(-1));
+                    ResponseError::NotLeaderOrFollower
+                }
+                _ => ResponseError::UnknownServerError,
+            };
+            p.error_code = code.code();
+            p.error_message = Some(StrBytes::from_string(e.to_string()));
+            return;
+        }
+    };
+    p.leader_id = BrokerId(status.leader_id);
+    p.leader_epoch = status.leader_epoch;
+    p.high_watermark = status.high_watermark;
+    let replica = |r: &ReplicaStatus| {
+        let mut state = ReplicaState::default();
+        state.replica_id = BrokerId(r.replica_id);
+        state.log_end_offset = r.log_end_offset;
+        if version >= 1 {
+            state.last_fetch_timestamp = r.last_fetch_timestamp;
+            state.last_caught_up_timestamp = r.last_caught_up_timestamp;
+        }
+        state
+    };
+    p.current_voters = status.voters.iter().map(replica).collect();
+    p.observers = status.observers.iter().map(replica).collect();
 }
 
 crate::route_to!(DescribeQuorum, handle);

@@ -48,15 +48,16 @@ fn error_entry(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
 
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> Result<MetadataResponse, BrokerError> {
     let mut resp = MetadataResponse::default();
-    let endpoint = broker.endpoint();
-    let mut b = MetadataResponseBroker::default();
-    b.node_id = BrokerId(broker.node_id());
-    b.host = StrBytes::from_string(endpoint.host.clone());
-    b.port = endpoint.port;
-    b.rack = broker.config.kraft.broker_rack.clone().map(StrBytes::from_string);
-    resp.brokers.push(b);
+    for live in broker.live_brokers() {
+        let mut b = MetadataResponseBroker::default();
+        b.node_id = BrokerId(live.id.get());
+        b.host = StrBytes::from_string(live.endpoint.host);
+        b.port = live.endpoint.port;
+        b.rack = live.rack.map(StrBytes::from_string);
+        resp.brokers.push(b);
+    }
     resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id().to_string()));
-    resp.controller_id = BrokerId(broker.node_id());
+    resp.controller_id = BrokerId(broker.controller_id().unwrap_or(-1));
     // Asked for only up to v10; the field is gone from v11 on.
     resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
     let topic_ops = ops::if_asked(req.include_topic_authorized_operations, ops::TOPIC);

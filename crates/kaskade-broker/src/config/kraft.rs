@@ -358,14 +358,17 @@ impl KraftConfig {
     }
 
     /// Whether this node can run with what Kaskade has today: a combined
-    /// node that is the only voter of its quorum (static voters naming just
-    /// itself, or one bootstrap server on its own controller port, or
-    /// neither). Anything else needs the replicated controller quorum, which
-    /// is not wired in yet; the message says what was asked for.
+    /// node (`process.roles=broker,controller`, or no roles: a single
+    /// node) whose quorum is its own (static voters naming just itself, or
+    /// one bootstrap server on its own controller port, or neither) or a
+    /// static quorum of combined nodes (`controller.quorum.voters` naming
+    /// others too: see [`Self::static_quorum`]). Dedicated brokers and
+    /// controllers, and a dynamic quorum elsewhere, are not run yet; the
+    /// message says what was asked for.
     pub fn check_runnable(&self, node_id: NodeId, controller_ports: &[u16]) -> Result<(), String> {
-        const NOT_YET: &str = "Kaskade does not run a multi-node controller quorum yet: start the node without \
-             process.roles (a combined single node), or with process.roles=broker,controller and this node as \
-             the only voter";
+        const NOT_YET: &str = "Kaskade runs combined nodes only for now: start the node without process.roles \
+             (a combined single node), or with process.roles=broker,controller and controller.quorum.voters \
+             naming every node of the cluster";
         let roles = self.roles();
         if !roles.controller {
             return Err(format!(
@@ -378,26 +381,40 @@ impl KraftConfig {
                 "process.roles={roles}: a dedicated controller only serves a multi-node cluster; {NOT_YET}"
             ));
         }
-        let others: Vec<&Voter> = self.voters.iter().filter(|v| v.id != node_id).collect();
-        if !others.is_empty() {
-            return Err(format!(
-                "controller.quorum.voters names {} controllers ({}); {NOT_YET}",
-                self.voters.len(),
-                self.quorum_text()
-            ));
+        if !self.voters.is_empty() {
+            if !self.voters.iter().any(|v| v.id == node_id) {
+                return Err(format!(
+                    "controller.quorum.voters ({}) does not name this node ({node_id}), which has the controller \
+                     role",
+                    self.quorum_text()
+                ));
+            }
+            return Ok(());
         }
         let own_bootstrap = match &self.bootstrap_servers[..] {
             [] => true,
             [one] => controller_ports.contains(&one.port),
             _ => false,
         };
-        if self.voters.is_empty() && !own_bootstrap {
+        if !own_bootstrap {
             return Err(format!(
-                "controller.quorum.bootstrap.servers names a quorum elsewhere ({}); {NOT_YET}",
+                "controller.quorum.bootstrap.servers names a quorum elsewhere ({}), and Kaskade does not join a \
+                 dynamic quorum yet; use controller.quorum.voters",
                 self.quorum_text()
             ));
         }
         Ok(())
+    }
+
+    /// The static quorum this node runs in with other controllers (node id
+    /// -> `host:port` of its controller listener), if
+    /// `controller.quorum.voters` names any node besides this one; `None`
+    /// for a node that is its own quorum (it keeps the local metadata log).
+    pub fn static_quorum(&self, node_id: NodeId) -> Option<BTreeMap<NodeId, String>> {
+        if self.voters.iter().all(|v| v.id == node_id) {
+            return None;
+        }
+        Some(self.voters.iter().map(|v| (v.id, format!("{}:{}", v.address.host, v.address.port))).collect())
     }
 
     fn quorum_text(&self) -> String {
@@ -495,16 +512,19 @@ mod tests {
     }
 
     #[test]
-    fn only_a_node_that_is_its_own_quorum_runs_today() {
+    fn combined_nodes_run_alone_or_in_a_static_quorum() {
         let combined = Some(ProcessRoles::COMBINED);
         assert_eq!(kraft(&[], &[], None).check_runnable(NodeId(1), &[]), Ok(()));
         assert_eq!(kraft(&["1@kafka:9093"], &[], combined).check_runnable(NodeId(1), &[9093]), Ok(()));
         assert_eq!(kraft(&[], &["localhost:9093"], combined).check_runnable(NodeId(1), &[9093]), Ok(()));
 
         let three = kraft(&["1@a:9093", "2@b:9093", "3@c:9093"], &[], combined);
-        let err = three.check_runnable(NodeId(1), &[9093]).unwrap_err();
-        assert!(err.starts_with("controller.quorum.voters names 3 controllers (1@a:9093,2@b:9093,3@c:9093)"), "{err}");
-        assert!(err.contains("does not run a multi-node controller quorum yet"), "{err}");
+        assert_eq!(three.check_runnable(NodeId(1), &[9093]), Ok(()), "a static quorum of combined nodes runs");
+        let quorum = three.static_quorum(NodeId(1)).expect("a quorum of three");
+        assert_eq!(quorum.get(&NodeId(3)).map(String::as_str), Some("c:9093"));
+        assert_eq!(kraft(&["1@kafka:9093"], &[], combined).static_quorum(NodeId(1)), None, "its own quorum");
+        let err = three.check_runnable(NodeId(4), &[9093]).unwrap_err();
+        assert!(err.contains("does not name this node (4)"), "{err}");
 
         let elsewhere = kraft(&[], &["other:9093"], combined).check_runnable(NodeId(1), &[9095]).unwrap_err();
         assert!(elsewhere.contains("controller.quorum.bootstrap.servers names a quorum elsewhere (other:9093)"));

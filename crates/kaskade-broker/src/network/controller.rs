@@ -3,10 +3,10 @@
 //! advertised to clients (Metadata and DescribeCluster name the broker
 //! listeners only).
 //!
-//! Until the controller quorum is wired in, a node that runs is its
-//! cluster's only controller and only broker (`KraftConfig::check_runnable`
-//! refuses other set-ups), and the controller listener answers Kafka
-//! requests as the broker listeners do. Closing its connections instead was
+//! On a node that is its cluster's only controller and only broker, the
+//! controller listener answers Kafka requests as the broker listeners do
+//! (a node of a multi-node quorum gives the listener to the quorum's RPC
+//! server instead, `crate::cluster`). Closing its connections instead was
 //! the alternative; it was not taken because Kafka's tools speak Kafka's
 //! protocol to this listener (`--bootstrap-controller`, KIP-919: ApiVersions,
 //! DescribeCluster, DescribeConfigs, ...) and on a single node the broker's
@@ -14,10 +14,10 @@
 //! Kafka: APIs a Kafka controller does not serve (Produce, Fetch, groups)
 //! are answered here too, where Kafka closes the connection.
 //!
-//! The seam: [`serve`] receives the bound sockets. The quorum's RPC server
-//! replaces its body: it takes each listener's `TcpListener`
-//! ([`BoundListener::into_tcp`]) and serves openraft's frames and the
-//! controller's Kafka APIs there.
+//! The seam: [`serve`] receives the bound sockets; in a quorum the RPC
+//! server takes each listener's `TcpListener` ([`BoundListener::into_tcp`])
+//! and serves openraft's frames there (the controller's Kafka APIs are not
+//! served on it yet).
 
 use std::sync::Arc;
 

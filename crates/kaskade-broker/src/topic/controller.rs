@@ -113,6 +113,16 @@ impl TopicController {
                 format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only {} broker(s) are registered.", self.brokers.len()),
             ));
         }
+        // Followers do not replicate yet (the next step): a replica that is
+        // not really in sync must not count for acks=all, so a cluster
+        // refuses more than one replica rather than pretend.
+        let widest = t.assignments.iter().map(|(_, r)| r.len()).max().unwrap_or(replication as usize);
+        if widest > 1 {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {widest} time(s): Kaskade does not replicate partitions between brokers yet, so the replication factor is 1."),
+            ));
+        }
         for (k, v) in t.configs {
             config::validate(k, v).map_err(|m| TopicError::new(ResponseError::InvalidConfig, m))?;
         }
@@ -410,6 +420,25 @@ mod tests {
         let made = c.create(&Image::default(), &t, 6, Uuid::new_v4()).expect("create");
         let leaders: Vec<Option<NodeId>> = made.topic.partitions.iter().map(|p| p.leader).collect();
         assert_eq!(leaders, [1, 2, 3, 1, 2, 3].map(|n| Some(NodeId(n))));
+    }
+
+    #[test]
+    fn a_cluster_places_one_replica_honours_assignments_and_refuses_more() {
+        let c = controller(&[1, 2, 3]);
+        let none = BTreeMap::new();
+        let rf2 = c.check_new_topic(&new_topic("two", 3, 2, &none)).expect_err("no replication yet");
+        assert_eq!(rf2.code, ResponseError::InvalidReplicationFactor);
+        assert!(rf2.message.contains("does not replicate partitions between brokers yet"), "{}", rf2.message);
+        let rf4 = c.check_new_topic(&new_topic("four", 3, 4, &none)).expect_err("more than the brokers");
+        assert_eq!(rf4.code, ResponseError::InvalidReplicationFactor);
+        let assigned = [(0, vec![3]), (1, vec![3])];
+        let t = NewTopic { name: "placed", partitions: -1, replication: -1, assignments: &assigned, configs: &none };
+        assert_eq!(c.check_new_topic(&t).expect("one replica each"), 2);
+        let made = c.create(&Image::default(), &t, 2, Uuid::new_v4()).expect("create");
+        assert!(made.topic.partitions.iter().all(|p| p.leader == Some(NodeId(3)) && p.replicas == vec![NodeId(3)]));
+        let wide = [(0, vec![1, 2])];
+        let t = NewTopic { name: "wide", partitions: -1, replication: -1, assignments: &wide, configs: &none };
+        assert_eq!(c.check_new_topic(&t).expect_err("two replicas").code, ResponseError::InvalidReplicationFactor);
     }
 
     #[test]

@@ -29,8 +29,18 @@ impl TopicError {
 }
 
 impl From<MetaError> for TopicError {
+    /// A change no controller took in time is Kafka's NOT_CONTROLLER (no
+    /// active controller could be reached: the client retries after a
+    /// Metadata refresh) or REQUEST_TIMED_OUT (proposed, not known to be
+    /// committed); the quorum forwards changes itself, so these are what is
+    /// left when forwarding did not succeed. Anything else failed storing it.
     fn from(e: MetaError) -> Self {
-        TopicError::new(ResponseError::KafkaStorageError, e.to_string())
+        let code = match &e {
+            MetaError::NotLeader { .. } => ResponseError::NotController,
+            MetaError::Timeout(_) => ResponseError::RequestTimedOut,
+            _ => ResponseError::KafkaStorageError,
+        };
+        TopicError::new(code, e.to_string())
     }
 }
 
@@ -38,5 +48,20 @@ impl From<kaskade_log::LogError> for TopicError {
     fn from(e: kaskade_log::LogError) -> Self {
         let code = crate::partition::storage_error(&e);
         TopicError::new(code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_failures_map_to_kafkas_codes() {
+        let not_leader = TopicError::from(MetaError::NotLeader { leader: None });
+        assert_eq!(not_leader.code, ResponseError::NotController);
+        let timeout = TopicError::from(MetaError::Timeout(std::time::Duration::from_secs(1)));
+        assert_eq!(timeout.code, ResponseError::RequestTimedOut);
+        let failed = TopicError::from(MetaError::Quorum("stopped".into()));
+        assert_eq!(failed.code, ResponseError::KafkaStorageError);
     }
 }

@@ -121,6 +121,17 @@ impl TopicManager {
         Err(MetaError::Contended(MAX_DECISIONS).into())
     }
 
+    /// The controller deciding on `img`: in a cluster it places replicas on
+    /// the registered, unfenced brokers; a node of its own (no
+    /// registrations) on itself.
+    fn controller_for(&self, img: &Image) -> TopicController {
+        let live = img.unfenced_brokers();
+        if live.is_empty() {
+            return self.controller.clone();
+        }
+        TopicController { brokers: live.iter().map(|n| n.get()).collect(), ..self.controller.clone() }
+    }
+
     /// The effective log config of a topic with these overrides.
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
         self.replicas.log_config(overrides)
@@ -148,7 +159,15 @@ impl TopicManager {
     /// The one lookup handlers use: this node's replica of `topic`-
     /// `partition`, or UNKNOWN_TOPIC_OR_PARTITION.
     pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, PartitionError> {
-        self.replicas.partition(topic, partition).ok_or(PartitionError::UnknownTopicOrPartition)
+        if let Some(p) = self.replicas.partition(topic, partition) {
+            return Ok(p);
+        }
+        // A partition of the cluster placed on other brokers: as Kafka's
+        // ReplicaManager, NOT_LEADER_OR_FOLLOWER, so clients refresh
+        // their metadata and go to its leader.
+        let exists =
+            self.image().topic(topic).is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len());
+        Err(if exists { PartitionError::NotLeader } else { PartitionError::UnknownTopicOrPartition })
     }
 
     pub fn log(&self, topic: &str, partition: i32) -> Option<Arc<Log>> {
@@ -199,10 +218,13 @@ impl TopicManager {
         validate_only: bool,
     ) -> Result<TopicImage, TopicError> {
         let request = NewTopic { name, partitions, replication, assignments, configs };
-        let partitions = self.controller.check_new_topic(&request)?;
+        let partitions = self.controller_for(&self.image()).check_new_topic(&request)?;
         let id = Uuid::new_v4();
         let topic = self.decide_with_new_logs(|img| {
-            let made = self.controller.create(img, &request, partitions, id)?;
+            let controller = self.controller_for(img);
+            // The live brokers may have changed since the first check.
+            controller.check_new_topic(&request)?;
+            let made = controller.create(img, &request, partitions, id)?;
             if validate_only {
                 return Ok((Vec::new(), made.topic, None));
             }
@@ -240,15 +262,19 @@ impl TopicManager {
             if records.is_empty() {
                 return Ok(out);
             }
+            // Only the partitions placed on this node get logs here; the
+            // other replicas' brokers make theirs from the committed image.
+            let placed = placed_on(&records, self.node_id);
             if let Some((name, parts, overrides)) = &new_logs {
-                self.replicas.prepare(name, parts.clone(), &self.log_config(overrides))?;
+                debug_assert!(placed.iter().all(|p| parts.contains(p)), "logs are prepared for the decided partitions");
+                self.replicas.prepare(name, placed.iter().copied(), &self.log_config(overrides))?;
             }
             let committed = self.commit(&before, records);
             if matches!(committed, Ok(true)) {
                 return Ok(out);
             }
-            if let Some((name, parts, _)) = &new_logs {
-                for p in parts.clone() {
+            if let Some((name, _, _)) = &new_logs {
+                for p in placed.iter().copied() {
                     if let Err(e) = self.logs().delete(&TopicPartition::new(*name, p)) {
                         tracing::error!(topic = name, partition = p, error = %e, "could not remove a prepared partition");
                     }
@@ -269,7 +295,7 @@ impl TopicManager {
     /// Grows a topic to `count` partitions (CreatePartitions).
     pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
         self.decide_with_new_logs(|img| {
-            let (records, parts) = self.controller.add_partitions(img, name, count)?;
+            let (records, parts) = self.controller_for(img).add_partitions(img, name, count)?;
             if validate_only {
                 return Ok((Vec::new(), (), None));
             }
@@ -303,6 +329,17 @@ impl TopicManager {
 
 /// A decision that may create partitions: records, the result, and the
 /// partitions (topic, indexes, overrides) whose logs must exist first.
+/// The partitions `records` place on `node_id`.
+fn placed_on(records: &[MetadataRecord], node_id: i32) -> Vec<i32> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            MetadataRecord::Partition { partition, replicas, .. } if replicas.contains(&node_id) => Some(*partition),
+            _ => None,
+        })
+        .collect()
+}
+
 type NewLogsDecision<'a, T> =
     (Vec<MetadataRecord>, T, Option<(&'a str, std::ops::Range<i32>, BTreeMap<String, String>)>);
 

@@ -175,7 +175,7 @@ impl LocalReplicas {
     /// them: on failure the ones already made are deleted again. The topic
     /// manager calls this before committing a creation, so a disk that
     /// cannot take the topic leaves the metadata unchanged.
-    pub fn prepare(&self, name: &str, parts: std::ops::Range<i32>, cfg: &LogConfig) -> Result<(), TopicError> {
+    pub fn prepare(&self, name: &str, parts: impl IntoIterator<Item = i32>, cfg: &LogConfig) -> Result<(), TopicError> {
         let mut made = Vec::new();
         for p in parts {
             let tp = TopicPartition::new(name, p);

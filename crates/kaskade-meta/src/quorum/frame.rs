@@ -32,6 +32,8 @@ pub enum RpcKind {
     Vote = 2,
     InstallSnapshot = 3,
     Hello = 4,
+    /// A proposal forwarded to the leader (`forward`).
+    Forward = 5,
 }
 
 impl RpcKind {
@@ -42,6 +44,7 @@ impl RpcKind {
             2 => Some(RpcKind::Vote),
             3 => Some(RpcKind::InstallSnapshot),
             4 => Some(RpcKind::Hello),
+            5 => Some(RpcKind::Forward),
             _ => None,
         }
     }

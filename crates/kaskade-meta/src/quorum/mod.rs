@@ -9,7 +9,7 @@
 //! installs JSON snapshots of it), [`frame`] + [`network`] + [`server`]
 //! (openraft's RPCs between controllers over TCP in length-prefixed frames),
 //! [`node`] ([`QuorumMetadataLog`]: start a controller, append through the
-//! leader, membership changes) and [`status`] (what DescribeQuorum reports).
+//! leader, membership changes), [`forward`] (a follower's proposal sent to the leader) and [`status`] (what DescribeQuorum reports).
 //!
 //! Invariants: a proposal lands only if the image is still at the version it
 //! was decided against, checked by every replica's state machine at apply
@@ -20,6 +20,7 @@
 //! an async worker.
 
 mod files;
+pub mod forward;
 pub mod frame;
 pub mod log_store;
 pub mod network;

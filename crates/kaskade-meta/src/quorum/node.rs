@@ -3,10 +3,10 @@
 //!
 //! `append` proposes through openraft's `client_write` and returns once the
 //! proposal is committed (on a majority) and applied here. Only the leader
-//! (the active controller) proposes: elsewhere `append` answers
-//! [`MetaError::NotLeader`] with the leader it knows, and the broker forwards
-//! the request to it, as Kafka forwards admin requests to the active
-//! controller. Staleness is checked twice: up front here (cheap), and
+//! (the active controller) proposes: elsewhere `append` forwards the
+//! proposal to the leader (`forward`), as Kafka forwards admin requests to
+//! the active controller, and answers [`MetaError::NotLeader`] only if no
+//! leader could be reached within `append_timeout`. Staleness is checked twice: up front here (cheap), and
 //! authoritatively by the state machine at apply time.
 //!
 //! The trait is synchronous and callers run it on blocking threads: the
@@ -25,6 +25,7 @@ use openraft::{BasicNode, ChangeMembers, LogIdOptionExt};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
+use super::forward::{self, ForwardError, ForwardRefusal};
 use super::frame::Hello;
 use super::log_store::LogStore;
 use super::network::{Network, PeerClock};
@@ -35,6 +36,10 @@ use crate::metadata_log::{Committed, MetadataLog, MetadataVersion};
 use crate::record::MetadataRecord;
 use crate::MetaError;
 use kaskade_types::{Clock, SystemClock};
+
+/// How long a forwarding controller waits for a leader to appear (or be
+/// reachable) before it tries again.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How a controller runs.
 #[derive(Clone, Debug)]
@@ -221,12 +226,36 @@ impl QuorumMetadataLog {
             .map_err(quorum_error)
     }
 
+    /// Waits up to `limit` until the quorum has a leader, this controller
+    /// applied an entry of the leader's term (its blank entry, committed
+    /// with its election: the image holds everything committed before it)
+    /// and everything in its own log (so a restarted node's image holds
+    /// what it had stored, before its broker reconciles its partition logs
+    /// with it). `Ok(false)` if `limit` passed first.
+    pub async fn wait_until_current(&self, limit: Duration) -> Result<bool, MetaError> {
+        let wait = self.raft.wait(Some(limit));
+        let current = |m: &openraft::RaftMetrics<RaftNodeId, BasicNode>| {
+            m.current_leader.is_some()
+                && m.last_applied.is_some_and(|l| l.leader_id.get_term() >= m.current_term)
+                && m.last_applied.index() == m.last_log_index
+        };
+        match wait.metrics(current, "a leader's entry applied").await {
+            Ok(_) => Ok(true),
+            Err(openraft::metrics::WaitError::Timeout(..)) => Ok(false),
+            Err(e) => Err(quorum_error(e)),
+        }
+    }
+
     /// The active controller, if this controller knows one.
     pub fn leader(&self) -> Option<i32> {
         self.raft.metrics().borrow().current_leader.map(to_kafka_id)
     }
 
     /// Proposes `records` decided at `based_on`; see [`MetadataLog::append`].
+    /// On the leader it proposes them itself; elsewhere it forwards them to
+    /// the leader (`forward`), retrying while no leader is known or the one
+    /// known cannot be reached, until `append_timeout`. Either way it returns
+    /// once this controller's own image holds the change.
     pub async fn append_async(
         &self,
         based_on: MetadataVersion,
@@ -239,22 +268,95 @@ impl QuorumMetadataLog {
         if records.is_empty() {
             return Ok(current);
         }
-        let write = self.raft.client_write(Proposal { based_on, records });
-        let response = tokio::time::timeout(self.append_timeout, write)
-            .await
-            .map_err(|_| MetaError::Timeout(self.append_timeout))?
-            .map_err(write_error)?;
-        match response.data {
-            // The image here has applied the entry (client_write answers
-            // after the leader applies it), perhaps more since.
+        let deadline = tokio::time::Instant::now() + self.append_timeout;
+        let proposal = Proposal { based_on, records };
+        let outcome = loop {
+            let leader = self.raft.metrics().borrow().current_leader;
+            let tried = match leader {
+                Some(id) if id == self.id => {
+                    let write = self.raft.client_write(proposal.clone());
+                    match tokio::time::timeout_at(deadline, write).await {
+                        Err(_) => return Err(MetaError::Timeout(self.append_timeout)),
+                        Ok(Ok(response)) => break response.data,
+                        // Lost the leadership meanwhile: try the new leader.
+                        Ok(Err(e)) => match write_error(e) {
+                            MetaError::NotLeader { .. } => leader,
+                            other => return Err(other),
+                        },
+                    }
+                }
+                Some(id) => match self.forward_to(id, &proposal, deadline).await? {
+                    Some(outcome) => break outcome,
+                    None => leader,
+                },
+                None => None,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(MetaError::NotLeader { leader: self.leader() });
+            }
+            // Wait for another leader to be known, or retry the same one a
+            // little later (it may be starting, or not yet replaced).
+            let wait = self.raft.wait(Some(RETRY_BACKOFF));
+            let _ = wait.metrics(|m| m.current_leader.is_some() && m.current_leader != tried, "a leader").await;
+        };
+        match outcome {
             ApplyOutcome::Applied(version) => {
+                self.applied_here(version, deadline).await?;
                 let committed = self.shared.committed();
                 debug_assert!(committed.version.end_offset >= version.end_offset);
                 Ok(committed)
             }
-            ApplyOutcome::Stale { actual } => Err(MetaError::Stale { based_on, actual }),
+            ApplyOutcome::Stale { actual } => {
+                // Decide again only once this image has what beat us.
+                self.applied_here(actual, deadline).await?;
+                Err(MetaError::Stale { based_on, actual })
+            }
             ApplyOutcome::Raft(_) => Err(MetaError::Quorum("a proposal was applied as a Raft entry".into())),
         }
+    }
+
+    /// Forwards `proposal` to the controller `leader`: `Some` outcome, or
+    /// `None` if it may be retried (unreachable, or no longer the leader).
+    async fn forward_to(
+        &self,
+        leader: RaftNodeId,
+        proposal: &Proposal,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<ApplyOutcome>, MetaError> {
+        let addr = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
+        };
+        let Some(addr) = addr else { return Ok(None) };
+        let sent = tokio::time::timeout_at(deadline, forward::forward(&addr, &self.hello, proposal)).await;
+        match sent {
+            Err(_) => Err(MetaError::Timeout(self.append_timeout)),
+            Ok(Ok(outcome)) => Ok(Some(outcome)),
+            Ok(Err(ForwardError::Unreachable(e))) => {
+                tracing::debug!(leader, error = %e, "the active controller is unreachable; retrying");
+                Ok(None)
+            }
+            Ok(Err(ForwardError::Refused(ForwardRefusal::NotLeader { .. }))) => Ok(None),
+            Ok(Err(ForwardError::Refused(ForwardRefusal::Failed(e)))) => Err(MetaError::Quorum(e)),
+            Ok(Err(ForwardError::Lost(e))) => Err(MetaError::Quorum(format!(
+                "the connection to the active controller {} broke while it took a change (it may have been \
+                 made): {e}",
+                to_kafka_id(leader)
+            ))),
+        }
+    }
+
+    /// Waits until this controller's image is at `version` or past it.
+    async fn applied_here(&self, version: MetadataVersion, deadline: tokio::time::Instant) -> Result<(), MetaError> {
+        let mut applied = self.shared.subscribe();
+        let reached = applied.wait_for(|v| v.end_offset >= version.end_offset);
+        let result = match tokio::time::timeout_at(deadline, reached).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(MetaError::Quorum("the state machine stopped".into())),
+            Err(_) => Err(MetaError::Timeout(self.append_timeout)),
+        };
+        result
     }
 
     /// Takes a snapshot of the applied image now and waits until it is

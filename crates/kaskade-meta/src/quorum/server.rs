@@ -1,4 +1,5 @@
-//! The server side of openraft's RPCs: [`serve`] answers them on a given
+//! The server side of openraft's RPCs (and of proposals forwarded to the
+//! leader, `forward`): [`serve`] answers them on a given
 //! listener (the CONTROLLER listener hands over its socket).
 //!
 //! One task per connection checks the client's cluster id and static voters
@@ -98,6 +99,7 @@ async fn serve_connection(stream: TcpStream, raft: Raft, ours: &Hello) -> io::Re
                 let req: openraft::raft::InstallSnapshotRequest<TypeConfig> = decode(&body)?;
                 encode(&raft.install_snapshot(req).await)?
             }
+            RpcKind::Forward => encode(&super::forward::handle(&raft, decode(&body)?).await)?,
             RpcKind::Response | RpcKind::Hello => return Err(invalid(format!("a {kind:?} frame sent as a request"))),
         };
         frame::write_frame(&mut conn, RpcKind::Response, &answer).await?;

@@ -181,13 +181,15 @@ async fn a_quorum_elects_replicates_fails_over_and_recovers_a_restarted_node() {
     assert_eq!(l.log.committed().version.end_offset, 4);
     assert_eq!(l.log.leader(), Some(first as i32 + 1));
 
-    // A follower refuses and names the leader.
+    // A follower forwards its change to the leader and returns once its
+    // own image holds it.
     let follower = (first + 1) % 3;
     let f = nodes[follower].as_ref().expect("follower");
     let applied = l.log.raft().metrics().borrow().last_applied.index();
     f.log.raft().wait(Some(WAIT)).applied_index_at_least(applied, "follower").await.expect("follower caught up");
-    let refused = create_topic(&f.log, "c").await;
-    assert!(matches!(refused, Err(MetaError::NotLeader { leader: Some(id) }) if id == first as i32 + 1), "{refused:?}");
+    create_topic(&f.log, "forwarded").await.expect("a follower's change is forwarded");
+    assert!(f.log.committed().image.topic("forwarded").is_some(), "the forwarder's image has the change on return");
+    assert_eq!(f.log.leader(), Some(first as i32 + 1), "the follower did not become the leader");
     converge(&nodes, first).await;
 
     // DescribeQuorum's view on the leader: three voters at its end offset
@@ -419,4 +421,27 @@ async fn a_leader_without_a_majority_times_out_and_changes_nothing() {
     assert!(matches!(res, Err(MetaError::Timeout(_)) | Err(MetaError::NotLeader { .. })), "{res:?}");
     assert_eq!(l.log.committed().version.end_offset, before.version.end_offset);
     kill(l).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_that_cannot_reach_a_leader_refuses_within_its_timeout() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (mut nodes, _) = cluster(root.path(), 3, &Setup { append_timeout: Duration::from_secs(1), ..static_3() }).await;
+    let i = leader(&nodes).await;
+    let keep = (i + 1) % 3;
+    for (j, node) in nodes.iter_mut().enumerate() {
+        if j != keep {
+            kill(node.take().expect("node")).await;
+        }
+    }
+    let f = nodes[keep].take().expect("follower");
+    let before = f.log.committed();
+    let started = std::time::Instant::now();
+    let res = create_topic(&f.log, "nowhere").await;
+    // The leader it knows is gone and no other can be elected: the forward
+    // is retried until append_timeout, then refused, nothing changed.
+    assert!(matches!(res, Err(MetaError::NotLeader { .. }) | Err(MetaError::Timeout(_))), "{res:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded by append_timeout: {:?}", started.elapsed());
+    assert_eq!(f.log.committed().version.end_offset, before.version.end_offset);
+    kill(f).await;
 }

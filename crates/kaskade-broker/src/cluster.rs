@@ -1,0 +1,146 @@
+//! A node of a multi-node cluster: its controller of the metadata quorum
+//! (`kaskade_meta::quorum`) on the CONTROLLER listener, and the task that
+//! brings this broker's replicas to every image the quorum commits.
+//!
+//! A combined node (`process.roles=broker,controller`) whose
+//! `controller.quorum.voters` names other nodes runs here; a node that is
+//! its own quorum keeps the local metadata log (`server::open_storage`).
+//!
+//! Invariants: the controller listener serves openraft's frames (and
+//! proposals forwarded to the leader) before this node waits for a leader,
+//! so nodes starting together never wait on each other; the topic manager
+//! is built only once a leader is known, and every committed image after
+//! that reaches `TopicManager::apply_committed` in log order (each apply
+//! reads the latest image, so a skipped notification loses nothing).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kaskade_meta::{BrokerEndpoint, MetadataLog, MetadataRecord, QuorumConfig, QuorumMetadataLog, Uuid};
+use kaskade_types::NodeId;
+use tokio::task::JoinHandle;
+
+use crate::config::BrokerConfig;
+use crate::network::BoundListener;
+use crate::server::StartError;
+use crate::topic::{TopicError, TopicManager};
+
+/// How often start-up says it is still waiting for the quorum.
+const WAIT_REPORT: Duration = Duration::from_secs(5);
+
+/// This node's controller and the tasks serving its listeners.
+pub struct Controller {
+    pub quorum: QuorumMetadataLog,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl Controller {
+    /// Starts this node's controller on its files under `dir`, serves the
+    /// quorum's RPCs on the controller listeners, forms the static quorum of
+    /// `voters` (a restart keeps the stored one) and waits until a leader is
+    /// elected, which needs a majority of the voters up.
+    pub async fn start(
+        config: &BrokerConfig,
+        dir: &std::path::Path,
+        cluster_id: &str,
+        voters: &BTreeMap<NodeId, String>,
+        listeners: Vec<BoundListener>,
+    ) -> Result<Controller, StartError> {
+        let mut qc = QuorumConfig::new(config.node_id, cluster_id, dir);
+        qc.static_voters = Some(voters.keys().map(|id| id.0).collect());
+        let quorum = QuorumMetadataLog::start(qc).await?;
+        let servers = listeners
+            .into_iter()
+            .map(|l| {
+                let (_, tcp) = l.into_tcp();
+                tokio::spawn(quorum.serve(tcp))
+            })
+            .collect();
+        let controller = Controller { quorum, servers };
+        let voters: BTreeMap<i32, String> = voters.iter().map(|(id, addr)| (id.0, addr.clone())).collect();
+        controller.quorum.initialize(&voters).await?;
+        controller.wait_for_leader().await?;
+        Ok(controller)
+    }
+
+    /// Waits until the quorum has a leader and this node's image holds what
+    /// the leader had committed when it was found (Kafka's broker likewise
+    /// catches up with the metadata log before it serves).
+    async fn wait_for_leader(&self) -> Result<(), StartError> {
+        while !self.quorum.wait_until_current(WAIT_REPORT).await? {
+            tracing::info!(node = self.quorum.node_id(), "waiting for the controller quorum to elect a leader");
+        }
+        Ok(())
+    }
+
+    /// Registers `broker` in the metadata log (a `RegisterBroker` record
+    /// with a new incarnation id, its advertised client endpoint and rack,
+    /// unfenced), replacing what an earlier start of the node registered.
+    /// Returns once the registration is committed and in this node's image.
+    pub async fn register(broker: &Arc<crate::broker::Broker>) -> Result<(), StartError> {
+        let endpoint = broker.endpoint().clone();
+        let port = u16::try_from(endpoint.port)
+            .map_err(|_| StartError::Invalid(format!("advertised port {} is out of range", endpoint.port)))?;
+        let listener = broker
+            .config
+            .advertised_broker_listeners()
+            .first()
+            .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone());
+        let record = MetadataRecord::RegisterBroker {
+            node_id: broker.node_id(),
+            incarnation_id: Uuid::new_v4(),
+            endpoints: vec![BrokerEndpoint { listener, host: endpoint.host, port }],
+            rack: broker.config.kraft.broker_rack.clone(),
+            fenced: false,
+        };
+        let registered = crate::topic::on_blocking_pool(&broker.topics, move |tm| {
+            kaskade_meta::update(tm.metadata(), |_| Ok::<_, TopicError>((vec![record.clone()], ())))?;
+            tm.apply_committed()
+        })
+        .await;
+        registered.map_err(|e| StartError::Invalid(format!("registering this broker failed: {e}")))?;
+        tracing::info!(node = broker.node_id(), "registered with the controller quorum");
+        Ok(())
+    }
+
+    /// The metadata log the node runs on.
+    pub fn metadata_log(&self) -> Arc<dyn MetadataLog> {
+        Arc::new(self.quorum.clone())
+    }
+
+    /// Applies every image the quorum commits to this node's replicas,
+    /// until `stopping` resolves.
+    pub fn follow(&self, topics: Arc<TopicManager>, stopping: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut changes = self.quorum.subscribe();
+        tokio::spawn(async move {
+            tokio::pin!(stopping);
+            loop {
+                tokio::select! {
+                    _ = &mut stopping => return,
+                    changed = changes.changed() => if changed.is_err() { return },
+                }
+                let tm = topics.clone();
+                // File work (creating and deleting logs) runs on the blocking pool.
+                match tokio::task::spawn_blocking(move || tm.apply_committed()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "applying a committed metadata image failed"),
+                    Err(e) => tracing::error!(error = %e, "the metadata apply task failed"),
+                }
+            }
+        });
+    }
+
+    /// Stops serving the other controllers and stops the Raft node.
+    pub async fn shutdown(self) {
+        for s in &self.servers {
+            s.abort();
+        }
+        for s in self.servers {
+            let _ = s.await;
+        }
+        if let Err(e) = self.quorum.shutdown().await {
+            tracing::warn!(error = %e, "stopping the controller failed");
+        }
+    }
+}
