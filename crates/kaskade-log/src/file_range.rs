@@ -57,6 +57,18 @@ impl FileRange {
         self.next_offset
     }
 
+    /// Starts reading the range into the page cache (`readahead(2)`), so that
+    /// a later `sendfile(2)` of it on an async worker seldom waits for the
+    /// disk. Blocking; best effort (a failure only costs that wait).
+    pub fn prefetch(&self) {
+        use std::os::fd::AsRawFd;
+        let Ok(offset) = libc::off64_t::try_from(self.position) else { return };
+        // SAFETY: the descriptor is open for the call (borrowed from self).
+        unsafe {
+            libc::readahead(self.files.log.as_raw_fd(), offset, self.len);
+        }
+    }
+
     /// The range's bytes, read into memory (the buffered path).
     pub fn read(&self) -> io::Result<Bytes> {
         let mut buf = BytesMut::zeroed(self.len);
