@@ -9,6 +9,8 @@
 //!
 //! - [`batch`]: header parsing, validation, patching.
 //! - [`segment`], [`index`]: one segment and its sparse indexes.
+//! - [`file_range`]: whole batches as a range of an open segment file, for
+//!   reads sent with `sendfile(2)`.
 //! - [`log`]: a partition log: append, read, time lookup, roll, truncate,
 //!   retention, recovery (one submodule per concern).
 //! - [`flush`]: group-committed fsync on dedicated threads.
@@ -23,6 +25,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
 pub mod error;
+pub mod file_range;
 pub mod flush;
 pub mod flush_stats;
 pub mod handles;
@@ -40,8 +43,9 @@ pub mod varint;
 pub use cleaner::{CleanStats, CleanerOptions};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 pub use error::{LogError, Result};
+pub use file_range::FileRange;
 pub use kaskade_types::clock;
 pub use kaskade_types::{Clock, ManualClock, SystemClock};
-pub use log::{AppendInfo, Log, LogEnv, OpenHint, PositionListener, Positions, ReadResult, TimestampHit};
+pub use log::{AppendInfo, Log, LogEnv, OpenHint, PositionListener, Positions, RangeRead, ReadResult, TimestampHit};
 pub use manager::{LogManager, ManagerOptions, OpenReport};
 pub use types::TopicPartition;

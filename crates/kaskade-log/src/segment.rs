@@ -453,40 +453,71 @@ impl Segment {
     }
 }
 
-/// Reads whole batches from a segment without the log's lock.
-///
-/// Starts at the batch holding `start` and returns batches while they fit
-/// in `max_bytes` (the first one always, KIP-74) and begin below `upper`.
+/// Reads whole batches from a segment without the log's lock: the bytes of
+/// the range [`locate`] picks.
 pub fn read(files: &SegmentFiles, size: u64, start: i64, max_bytes: usize, upper: i64) -> io::Result<Option<Bytes>> {
-    let from = files.index.read().lookup(start)? as u64;
-    let mut begin = None;
-    scan(&files.log, from, size, false, |pos, h| {
-        if h.last_offset() >= start {
-            if h.base_offset < upper {
-                begin = Some((pos, h.total_len()));
-            }
-            return false;
-        }
-        true
-    })?;
-    let Some((begin, first_len)) = begin else { return Ok(None) };
-    let want = (max_bytes.max(first_len) as u64).min(size - begin) as usize;
-    let mut buf = BytesMut::zeroed(want);
-    let got = read_at_most(&files.log, &mut buf, begin)?;
-    buf.truncate(got);
-    // Keep only whole batches below `upper`.
-    let mut end = 0usize;
-    while let Some((base, len)) = batch::peek_extent(&buf[end..]) {
-        if end + len > buf.len() || base >= upper {
-            break;
-        }
-        end += len;
-    }
-    buf.truncate(end);
-    if end == 0 {
-        return Ok(None);
+    let Some(located) = locate(files, size, start, max_bytes, upper)? else { return Ok(None) };
+    let mut buf = BytesMut::zeroed(located.len);
+    let got = read_at_most(&files.log, &mut buf, located.position)?;
+    if got < located.len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "segment file shorter than its published size"));
     }
     Ok(Some(buf.freeze()))
+}
+
+/// Where [`locate`] found whole batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Located {
+    pub position: u64,
+    pub len: usize,
+    /// The offset after the last batch.
+    pub next_offset: i64,
+    /// The batches' record counts, summed (for records-out metrics).
+    pub records: u64,
+}
+
+/// Finds, without reading them, the whole batches a fetch from `start`
+/// returns: from the batch holding `start`, batches while they fit in
+/// `max_bytes` (the first one always, KIP-74), begin below `upper` and lie
+/// below `size`. Only batch headers are read.
+pub fn locate(
+    files: &SegmentFiles,
+    size: u64,
+    start: i64,
+    max_bytes: usize,
+    upper: i64,
+) -> io::Result<Option<Located>> {
+    let from = files.index.read().lookup(start)? as u64;
+    let mut found: Option<Located> = None;
+    scan(&files.log, from, size, false, |pos, h| {
+        let len = h.total_len();
+        match &mut found {
+            None if h.last_offset() < start => true,
+            None => {
+                if h.base_offset >= upper {
+                    return false;
+                }
+                found = Some(Located {
+                    position: pos,
+                    len,
+                    next_offset: h.next_offset(),
+                    records: u64::try_from(h.records_count).unwrap_or(0),
+                });
+                true
+            }
+            Some(l) => {
+                if h.base_offset >= upper || l.len + len > max_bytes {
+                    return false;
+                }
+                debug_assert_eq!(l.position + l.len as u64, pos, "batches are contiguous");
+                l.len += len;
+                l.next_offset = h.next_offset();
+                l.records += u64::try_from(h.records_count).unwrap_or(0);
+                true
+            }
+        }
+    })?;
+    Ok(found)
 }
 
 fn read_at_most(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {

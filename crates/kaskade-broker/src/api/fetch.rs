@@ -8,21 +8,29 @@
 //!
 //! Reads run on the blocking pool (`spawn_blocking`): a consumer far
 //! behind reads segments that may not be in the page cache.
+//!
+//! A read yields file ranges, not bytes ([`FetchAnswer`]): plaintext
+//! connections send them with `sendfile(2)` (`network::fetch_frame`,
+//! [`route_ranged`]); the route table's [`route`] reads them into the
+//! response (the buffered path, for other transports and callers).
 
 use kafka_protocol::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, RequestHeader, RequestKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kaskade_log::FileRange;
 use kaskade_types::{LeaderEpoch, Offset};
 use tokio::time::Instant;
 
 use super::fetch_session::{PartKey, PartState, SessionMode};
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::network::fetch_frame::FetchAnswer;
 use crate::partition::{Isolation, Partition};
 
 /// One partition as the request (or the session) names it.
@@ -52,7 +60,7 @@ struct Got {
     hw: i64,
     lso: i64,
     log_start: i64,
-    records: Option<Bytes>,
+    records: Option<FileRange>,
     /// read_committed: the aborted transactions the records overlap.
     aborted: Vec<kaskade_log::txn::AbortedTxn>,
 }
@@ -61,11 +69,6 @@ impl Got {
     fn refused(error: ResponseError) -> Got {
         Got { error: Some(error), hw: -1, lso: -1, log_start: -1, records: None, aborted: Vec::new() }
     }
-}
-
-/// The offset after the last whole batch in `records`.
-fn next_offset_after(records: &Bytes) -> Offset {
-    Offset(kaskade_log::batch::headers(records).last().map_or(-1, |h| h.next_offset()))
 }
 
 /// Reads every partition within `max_bytes`. Under read_committed a read
@@ -93,7 +96,7 @@ fn read_all(wanted: &[(Option<Arc<Partition>>, i64, i32)], max_bytes: i32, isola
                     // the LSO: the answer stays proportional to the data.
                     let aborted = match &records {
                         Some(r) if isolation == Isolation::ReadCommitted => {
-                            partition.aborted_transactions(*offset, next_offset_after(r))
+                            partition.aborted_transactions(*offset, Offset(r.next_offset()))
                         }
                         _ => Vec::new(),
                     };
@@ -107,7 +110,32 @@ fn read_all(wanted: &[(Option<Arc<Partition>>, i64, i32)], max_bytes: i32, isola
         .collect()
 }
 
+/// The buffered answer: the ranges' bytes read into the response.
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result<FetchResponse, BrokerError> {
+    let answer = answer(broker, version, req).await?;
+    if answer.ranges.iter().all(Option::is_none) {
+        return Ok(answer.response);
+    }
+    tokio::task::spawn_blocking(move || answer.into_buffered())
+        .await
+        .map_err(|e| BrokerError::internal(format!("fetch read task failed: {e}")))?
+        .map_err(|e| BrokerError::internal(format!("reading fetched records: {e}")))
+}
+
+/// The Fetch handler for connections that send file ranges themselves.
+pub fn route_ranged(
+    broker: Arc<Broker>,
+    header: RequestHeader,
+    body: RequestKind,
+) -> BoxFuture<'static, Result<FetchAnswer, BrokerError>> {
+    Box::pin(async move {
+        let request = crate::request_body!(body, Fetch)?;
+        answer(&broker, header.request_api_version, request).await
+    })
+}
+
+/// The answer, with each partition's records as a file range.
+async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result<FetchAnswer, BrokerError> {
     let mut resp = FetchResponse::default();
     let image = broker.topics.image();
     let by_id = version >= 13;
@@ -122,7 +150,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
         Err(c) => {
             resp.error_code = c.code();
             resp.session_id = req.session_id;
-            return Ok(resp);
+            return Ok(FetchAnswer { response: resp, ranges: Vec::new() });
         }
     };
 
@@ -253,10 +281,10 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
             Ok(g) => g,
             Err(_) => {
                 resp.error_code = ResponseError::UnknownServerError.code();
-                return Ok(resp);
+                return Ok(FetchAnswer { response: resp, ranges: Vec::new() });
             }
         };
-        let bytes: usize = got.iter().filter_map(|g| g.records.as_ref().map(Bytes::len)).sum();
+        let bytes: usize = got.iter().filter_map(|g| g.records.as_ref().map(FileRange::len)).sum();
         let errors = got.iter().zip(&wanted).any(|(g, w)| g.error.is_some() || w.error.is_some());
         if min_bytes == 0 || bytes >= min_bytes || errors || Instant::now() >= deadline || watches.is_empty() {
             break got;
@@ -317,14 +345,17 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
                 .collect()
         });
         crate::metrics::traffic::fetched(w.partition.as_deref().map(Partition::traffic), g.records.as_ref());
-        pd.records = Some(g.records.unwrap_or_default());
-        entries.push((w.key.0.clone(), w.topic_id, pd));
+        // The range's bytes go in after encoding; the records stay empty here.
+        pd.records = Some(Bytes::new());
+        entries.push((w.key.0.clone(), w.topic_id, pd, g.records));
     }
     if incremental {
         // A new session expects epoch 1 next; each incremental fetch moves it on.
         broker.fetch_sessions.with(session_id, |s| s.advance());
     }
-    for (name, id, pd) in entries {
+    let mut ranges = Vec::with_capacity(entries.len());
+    for (name, id, pd, range) in entries {
+        ranges.push(range);
         match resp.responses.last_mut() {
             Some(t) if (by_id && t.topic_id == id) || (!by_id && t.topic.as_str() == name) => t.partitions.push(pd),
             _ => {
@@ -337,7 +368,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Re
         }
     }
     resp.session_id = session_id;
-    Ok(resp)
+    Ok(FetchAnswer { response: resp, ranges })
 }
 
 crate::route_to!(Fetch, handle);

@@ -71,10 +71,18 @@ impl Drop for Tally<'_> {
 }
 
 /// Counts the error codes of one response of `api`.
-pub(super) fn record(api: ApiKey, response: &ResponseKind) {
+pub(super) fn record(api: ApiKey, response: super::requests::Answer<'_>) {
     let Some(row) = COUNTS.get(api as i16 as usize) else { return };
     let mut tally = Tally { row, slots: [(0, 0); 4], used: 0 };
-    each_code(response, &mut |code| tally.add(code));
+    match response {
+        super::requests::Answer::Body(r) => each_code(r, &mut |code| tally.add(code)),
+        super::requests::Answer::Fetch(r) => fetch_codes(r, &mut |code| tally.add(code)),
+    }
+}
+
+fn fetch_codes(r: &kafka_protocol::messages::FetchResponse, f: &mut dyn FnMut(i16)) {
+    f(r.error_code);
+    r.responses.iter().flat_map(|t| &t.partitions).for_each(|p| f(p.error_code));
 }
 
 /// Calls `f` with every error code in `response` (Kafka's
@@ -83,10 +91,7 @@ fn each_code(response: &ResponseKind, f: &mut dyn FnMut(i16)) {
     use ResponseKind as R;
     match response {
         R::Produce(r) => r.responses.iter().flat_map(|t| &t.partition_responses).for_each(|p| f(p.error_code)),
-        R::Fetch(r) => {
-            f(r.error_code);
-            r.responses.iter().flat_map(|t| &t.partitions).for_each(|p| f(p.error_code));
-        }
+        R::Fetch(r) => fetch_codes(r, f),
         R::ListOffsets(r) => r.topics.iter().flat_map(|t| &t.partitions).for_each(|p| f(p.error_code)),
         R::Metadata(r) => {
             for t in &r.topics {
@@ -255,7 +260,7 @@ mod tests {
         }
         let mut resp = ListOffsetsResponse::default();
         resp.topics.push(topic);
-        record(ApiKey::ListOffsets, &ResponseKind::ListOffsets(resp));
+        record(ApiKey::ListOffsets, super::super::requests::Answer::Body(&ResponseKind::ListOffsets(resp)));
         let mut out = String::new();
         render(&mut Exposition::new(&mut out));
         for (error, n) in [

@@ -26,10 +26,18 @@ struct ApiStats {
 static STATS: [ApiStats; MAX_API_KEYS] =
     [const { ApiStats { latency: LatencyHistogram::new(), failures: AtomicU64::new(0) } }; MAX_API_KEYS];
 
+/// A response whose error codes are counted: any API's, or a Fetch sent
+/// with its records as file ranges.
+#[derive(Clone, Copy)]
+pub enum Answer<'a> {
+    Body(&'a ResponseKind),
+    Fetch(&'a kafka_protocol::messages::FetchResponse),
+}
+
 /// Counts one request of `api` that took `elapsed`; `failed` when its handler
 /// returned an error or panicked (the connection then closes); the error
 /// codes of its `response`, when there is one (see `errors`).
-pub fn record(api: ApiKey, elapsed: Duration, failed: bool, response: Option<&ResponseKind>) {
+pub fn record(api: ApiKey, elapsed: Duration, failed: bool, response: Option<Answer<'_>>) {
     let Some(stats) = STATS.get(api as i16 as usize) else { return };
     stats.latency.record(elapsed);
     if failed {

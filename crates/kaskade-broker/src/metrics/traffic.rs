@@ -83,16 +83,13 @@ pub fn produced(t: &PartitionTraffic, info: &AppendInfo) {
     t.records_in.fetch_add(records, Ordering::Relaxed);
 }
 
-/// Counts the records a fetch response returns from `log`: their bytes, and
-/// the record counts of their batch headers (records are not decoded).
-pub fn fetched(t: Option<&PartitionTraffic>, records: Option<&bytes::Bytes>) {
+/// Counts the records a fetch response returns from a partition: the
+/// bytes of its range, and the record counts of the batch headers the
+/// read scanned (records are not decoded).
+pub fn fetched(t: Option<&PartitionTraffic>, records: Option<&kaskade_log::FileRange>) {
     let (Some(t), Some(records)) = (t, records) else { return };
-    if records.is_empty() {
-        return;
-    }
-    let count: u64 = kaskade_log::batch::headers(records).map(|h| u64::try_from(h.records_count).unwrap_or(0)).sum();
     t.bytes_out.fetch_add(records.len() as u64, Ordering::Relaxed);
-    t.records_out.fetch_add(count, Ordering::Relaxed);
+    t.records_out.fetch_add(records.records(), Ordering::Relaxed);
 }
 
 const FAMILIES: [(&str, &str); 4] = [

@@ -17,6 +17,12 @@
 //! nothing in flight, and at shutdown once the requests in flight are
 //! answered (at most [`SHUTDOWN_GRACE`]). Handler futures are never dropped
 //! before they complete, except when the shutdown grace period expires.
+//!
+//! Fetch requests go to `api::fetch::route_ranged`, whose record sets are
+//! segment file ranges: the response is queued as chunks
+//! (`super::fetch_frame`) and the ranges are sent with `sendfile(2)`
+//! (`super::outgoing`). Listeners are plaintext TCP only; a transport that
+//! cannot take `sendfile` would use the route table's buffered handler.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -26,13 +32,16 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
+use futures::TryFutureExt;
 use futures::{FutureExt, StreamExt};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 
+use super::fetch_frame::{self, FetchAnswer};
 use super::frame::{self, DecodedRequest};
+use super::outgoing::Outgoing;
 use super::ShutdownSignal;
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -63,12 +72,19 @@ enum Failure {
     Panic,
 }
 
+/// A handler's response.
+enum Reply {
+    Body(ResponseKind),
+    /// Fetch, with its records as file ranges.
+    Fetch(FetchAnswer),
+}
+
 struct Completed {
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     frame_len: usize,
-    result: Result<ResponseKind, Failure>,
+    result: Result<Reply, Failure>,
 }
 
 /// Serves one connection until it closes.
@@ -86,7 +102,7 @@ struct Connection {
     shutdown: ShutdownSignal,
     max_frame: i32,
     rbuf: BytesMut,
-    out: BytesMut,
+    out: Outgoing,
     in_flight: FuturesOrdered<BoxFuture<'static, Completed>>,
     in_flight_bytes: usize,
     /// Still reading requests.
@@ -108,7 +124,7 @@ impl Connection {
             shutdown,
             max_frame,
             rbuf: BytesMut::with_capacity(READ_RESERVE),
-            out: BytesMut::new(),
+            out: Outgoing::default(),
             in_flight: FuturesOrdered::new(),
             in_flight_bytes: 0,
             reading: true,
@@ -130,7 +146,7 @@ impl Connection {
         let far = Duration::from_secs(86_400 * 365);
         let mut last_activity = Instant::now();
         let mut grace_deadline: Option<Instant> = None;
-        let (mut rd, mut wr) = stream.split();
+        let (mut rd, wr) = stream.split();
 
         loop {
             let flushed = self.out.is_empty() || !self.writable;
@@ -177,19 +193,14 @@ impl Connection {
                         self.stop_reading(format!("read error: {e}"));
                     }
                 },
-                written = wr.write_buf(&mut self.out), if self.writable && !self.out.is_empty() => {
+                written = self.out.write_to(wr.as_ref()), if self.writable && !self.out.is_empty() => {
                     match written {
                         Ok(0) => {
                             self.writable = false;
                             self.out.clear();
                             self.stop_reading("the socket no longer accepts writes");
                         }
-                        Ok(_) => {
-                            last_activity = Instant::now();
-                            if self.out.is_empty() {
-                                self.out.clear();
-                            }
-                        }
+                        Ok(_) => last_activity = Instant::now(),
                         Err(e) => {
                             self.writable = false;
                             self.out.clear();
@@ -260,13 +271,27 @@ impl Connection {
             return;
         }
         let failure = match done.result {
-            Ok(response) => {
-                match frame::encode_response(done.api_key, done.version, done.correlation_id, &response, &mut self.out)
-                {
+            Ok(Reply::Body(response)) => {
+                let encoded = frame::encode_response(
+                    done.api_key,
+                    done.version,
+                    done.correlation_id,
+                    &response,
+                    self.out.buffer(),
+                );
+                self.out.appended();
+                match encoded {
                     Ok(()) => return,
                     Err(e) => e.to_string(),
                 }
             }
+            Ok(Reply::Fetch(answer)) => match fetch_frame::encode_fetch(done.version, done.correlation_id, answer) {
+                Ok(chunks) => {
+                    self.out.push_chunks(chunks);
+                    return;
+                }
+                Err(e) => e.to_string(),
+            },
             // acks=0: the client expects nothing back.
             Err(Failure::Error(BrokerError::NoResponse)) => return,
             Err(Failure::Error(e)) => e.to_string(),
@@ -296,7 +321,10 @@ fn dispatch(
     let correlation_id = header.correlation_id;
     let began = std::time::Instant::now();
     let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        crate::api::CLIENT_ADDR.sync_scope(peer, || handler(broker, header, body))
+        crate::api::CLIENT_ADDR.sync_scope(peer, || match api_key {
+            ApiKey::Fetch => crate::api::fetch::route_ranged(broker, header, body).map_ok(Reply::Fetch).boxed(),
+            _ => handler(broker, header, body).map_ok(Reply::Body).boxed(),
+        })
     }));
     async move {
         let result = match started {
@@ -309,7 +337,11 @@ fn dispatch(
         };
         // acks=0 produce answers nothing by design: not a failure.
         let failed = !matches!(&result, Ok(_) | Err(Failure::Error(BrokerError::NoResponse)));
-        crate::metrics::requests::record(api_key, began.elapsed(), failed, result.as_ref().ok());
+        let answer = result.as_ref().ok().map(|reply| match reply {
+            Reply::Body(r) => crate::metrics::requests::Answer::Body(r),
+            Reply::Fetch(f) => crate::metrics::requests::Answer::Fetch(&f.response),
+        });
+        crate::metrics::requests::record(api_key, began.elapsed(), failed, answer);
         Completed { api_key, version: response_version, correlation_id, frame_len, result }
     }
     .boxed()

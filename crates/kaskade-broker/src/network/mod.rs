@@ -15,8 +15,10 @@ use tokio::sync::watch;
 
 pub mod connection;
 pub mod controller;
+pub mod fetch_frame;
 pub mod frame;
 pub mod listener;
+pub mod outgoing;
 
 pub use listener::{bind, bind_config, serve, BoundListener};
 

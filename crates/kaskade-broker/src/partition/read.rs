@@ -3,9 +3,8 @@
 //! answer reports and, under read_committed, the aborted transactions the
 //! records overlap.
 
-use bytes::Bytes;
 use kaskade_log::txn::AbortedTxn;
-use kaskade_log::LogError;
+use kaskade_log::{FileRange, LogError};
 use kaskade_types::Offset;
 
 use super::{Partition, PartitionError};
@@ -34,16 +33,19 @@ pub struct PartitionRead {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
-    /// Whole batches, or `None` (nothing past the offset, or positions
-    /// only); `Err` when the read was refused.
-    pub records: Result<Option<Bytes>, PartitionError>,
+    /// Where whole batches lie (an open segment file and a byte range), or
+    /// `None` (nothing past the offset, or positions only); `Err` when the
+    /// read was refused.
+    pub records: Result<Option<FileRange>, PartitionError>,
 }
 
 impl Partition {
     /// Reads from `offset`, at most `max_bytes` (at least one whole batch
     /// when there is one, KIP-74); `None`: positions only (the response's
     /// byte budget is spent), still checking the offset's range. Blocking:
-    /// the read may miss the page cache.
+    /// the read may miss the page cache; the records' pages are brought
+    /// into it (`FileRange::prefetch`) so that sending them later does not
+    /// wait for the disk.
     pub fn read(&self, offset: i64, max_bytes: Option<usize>, isolation: Isolation) -> PartitionRead {
         let log = &self.log;
         let hw = log.high_watermark();
@@ -59,8 +61,13 @@ impl Partition {
                 }
                 (s, _) => (Ok(None), s),
             },
-            Some(max) => match log.read(offset, max.max(1), Some(upper)) {
-                Ok(r) => (Ok(r.records), r.log_start_offset),
+            Some(max) => match log.read_range(offset, max.max(1), Some(upper)) {
+                Ok(r) => {
+                    if let Some(range) = &r.records {
+                        range.prefetch();
+                    }
+                    (Ok(r.records), r.log_start_offset)
+                }
                 Err(e) => (Err(e.into()), log.log_start_offset()),
             },
         };

@@ -108,6 +108,15 @@ pub struct ReadResult {
     pub log_end_offset: i64,
 }
 
+/// What [`Log::read_range`] returns.
+#[derive(Debug)]
+pub struct RangeRead {
+    /// Where whole batches lie, or `None` at the end of the log.
+    pub records: Option<crate::file_range::FileRange>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
 /// The first batch holding a timestamp >= the one asked for.
 #[derive(Clone, Debug)]
 pub struct TimestampHit {

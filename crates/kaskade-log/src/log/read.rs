@@ -1,6 +1,7 @@
 //! Reads: whole batches from an offset, and lookups by timestamp.
 
 use super::*;
+use crate::file_range::FileRange;
 
 impl Log {
     /// Reads whole batches from `start`, at most `max_bytes` (but always
@@ -8,6 +9,17 @@ impl Log {
     /// high watermark; `None` = the log end). Reads one segment at a time,
     /// as Kafka does.
     pub fn read(&self, start: i64, max_bytes: usize, upper: Option<i64>) -> Result<ReadResult> {
+        let r = self.read_range(start, max_bytes, upper)?;
+        let records = match r.records {
+            Some(range) => Some(range.read()?),
+            None => None,
+        };
+        Ok(ReadResult { records, log_start_offset: r.log_start_offset, log_end_offset: r.log_end_offset })
+    }
+
+    /// Like [`Log::read`], but returns where the batches lie (an open file
+    /// and a byte range) instead of their bytes, for `sendfile(2)`.
+    pub fn read_range(&self, start: i64, max_bytes: usize, upper: Option<i64>) -> Result<RangeRead> {
         let (plan, log_start, log_end) = {
             let st = self.state.lock();
             let (log_start, log_end) = (st.log_start, st.next_offset);
@@ -31,13 +43,13 @@ impl Log {
         let mut records = None;
         if start < upper {
             for (files, size) in plan {
-                if let Some(b) = segment::read(&files, size, start, max_bytes, upper)? {
-                    records = Some(b);
+                if let Some(l) = segment::locate(&files, size, start, max_bytes, upper)? {
+                    records = Some(FileRange::new(files, l.position, l.len, l.next_offset, l.records));
                     break;
                 }
             }
         }
-        Ok(ReadResult { records, log_start_offset: log_start, log_end_offset: log_end })
+        Ok(RangeRead { records, log_start_offset: log_start, log_end_offset: log_end })
     }
 
     /// The first batch whose max timestamp is >= `timestamp` (Kafka's

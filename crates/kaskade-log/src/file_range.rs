@@ -1,0 +1,90 @@
+//! A byte range of a segment's log file, handed out by reads instead of the
+//! bytes themselves, so that the network layer can send it with
+//! `sendfile(2)` from the page cache straight to the socket.
+//!
+//! Invariants: the range holds whole batches only (the same ones a buffered
+//! read would return, see `segment::locate`), and lies below the segment's
+//! published size when it was taken, so its bytes never change afterwards
+//! (appends go past it; compaction and retention replace or unlink the file,
+//! and the open handle this range keeps still reaches the old inode).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::segment::SegmentFiles;
+
+/// Whole batches at `[position, position + len)` of a segment's log file.
+#[derive(Clone, Debug)]
+pub struct FileRange {
+    files: Arc<SegmentFiles>,
+    position: u64,
+    len: usize,
+    next_offset: i64,
+    records: u64,
+}
+
+impl FileRange {
+    pub(crate) fn new(
+        files: Arc<SegmentFiles>,
+        position: u64,
+        len: usize,
+        next_offset: i64,
+        records: u64,
+    ) -> FileRange {
+        debug_assert!(len > 0, "a range holds at least one batch");
+        FileRange { files, position, len, next_offset, records }
+    }
+
+    /// How many records the range's batches hold (their headers' counts).
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The open log file (kept open as long as the range lives).
+    pub fn file(&self) -> &File {
+        &self.files.log
+    }
+
+    /// Where the range starts in the file.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The range's length in bytes (never 0).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a range holds at least one batch.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The offset after the range's last batch.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Starts reading the range into the page cache (`readahead(2)`), so that
+    /// a later `sendfile(2)` of it on an async worker seldom waits for the
+    /// disk. Blocking; best effort (a failure only costs that wait).
+    pub fn prefetch(&self) {
+        use std::os::fd::AsRawFd;
+        let Ok(offset) = libc::off64_t::try_from(self.position) else { return };
+        // SAFETY: the descriptor is open for the call (borrowed from self).
+        unsafe {
+            libc::readahead(self.files.log.as_raw_fd(), offset, self.len);
+        }
+    }
+
+    /// The range's bytes, read into memory (the buffered path).
+    pub fn read(&self) -> io::Result<Bytes> {
+        let mut buf = BytesMut::zeroed(self.len);
+        self.files.log.read_exact_at(&mut buf, self.position)?;
+        Ok(buf.freeze())
+    }
+}

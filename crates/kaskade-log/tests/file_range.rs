@@ -1,0 +1,92 @@
+//! Reads as file ranges (`Log::read_range`, for sendfile): the same whole
+//! batches a model of the fetch rules picks, and bytes that stay readable
+//! after retention deletes the segment they lie in.
+
+mod common;
+use common::*;
+
+use kaskade_log::LogConfig;
+
+/// The batches a fetch returns, by the rules: from the one holding `start`,
+/// whole ones beginning below `upper`, within `max` bytes but always the
+/// first (KIP-74); nothing from at or past `upper`. One segment, so no
+/// segment boundary applies.
+fn model(sent: &[(i64, i64, Vec<u8>)], start: i64, max: usize, upper: i64) -> Vec<i64> {
+    if start >= upper {
+        return Vec::new();
+    }
+    let Some(first) = sent.iter().position(|(_, last, _)| *last >= start) else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for (base, _, b) in &sent[first..] {
+        if *base >= upper || (!out.is_empty() && bytes + b.len() > max) {
+            break;
+        }
+        bytes += b.len();
+        out.push(*base);
+    }
+    out
+}
+
+#[test]
+fn ranges_hold_the_batches_the_fetch_rules_pick() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = LogConfig { index_interval_bytes: 700, ..LogConfig::default() };
+    let (mgr, _) = open(dir.path(), cfg.clone(), manual_clock());
+    let log = follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
+    let mut sent = Vec::new();
+    for i in 0..60u8 {
+        let b = batch(1 + (i as usize % 4), 50 + (i as usize * 37) % 400, 1000 + i as i64, i);
+        let info = log.append(&b, 3).expect("append");
+        sent.push((info.first_offset, info.last_offset, b));
+    }
+    let end = log.log_end_offset();
+    for start in (0..end).step_by(7) {
+        for max in [1, 300, 1000, 4000, 1 << 20] {
+            for upper in [start, start + 1, start + 9, end] {
+                let range = log.read_range(start, max, Some(upper)).expect("read_range").records;
+                let buffered = log.read(start, max, Some(upper)).expect("read").records;
+                let want = model(&sent, start, max, upper);
+                let Some(range) = range else {
+                    assert!(want.is_empty(), "start {start} max {max} upper {upper}: expected {want:?}");
+                    assert!(buffered.is_none());
+                    continue;
+                };
+                let bytes = range.read().expect("range bytes");
+                assert_eq!(Some(&bytes), buffered.as_ref(), "the buffered read is the range's bytes");
+                assert_eq!(bytes.len(), range.len());
+                let got = split(&bytes);
+                assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), want, "start {start} max {max} upper {upper}");
+                assert_eq!(range.next_offset(), got.last().expect("one batch").1 + 1);
+                for (g, s) in got.iter().zip(sent.iter().skip_while(|s| s.0 != want[0])) {
+                    assert_eq!(g.2[..], s.2[16..], "bytes as sent, after the patched prefix");
+                }
+            }
+        }
+    }
+    mgr.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_range_outlives_the_deletion_of_its_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let now = clock.now_ms_for_test();
+    let cfg = LogConfig { segment_bytes: 2_000, retention_ms: 60_000, ..LogConfig::default() };
+    let (mgr, _) = open(dir.path(), cfg.clone(), clock.clone());
+    let log = follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
+    for i in 0..40i64 {
+        log.append(batch(1, 200, now + i * 1000, i as u8), 0).expect("append");
+    }
+    let range = log.read_range(0, 1 << 20, None).expect("read_range").records.expect("data");
+    let before = range.read().expect("bytes");
+    clock.advance(1_000_000);
+    assert!(log.apply_retention().expect("retention") > 0);
+    assert!(log.log_start_offset() > 0, "offset 0's segment is gone");
+    assert!(!dir.path().join(tp().dir_name()).join(format!("{:020}.log", 0)).exists(), "its file is unlinked");
+    assert_eq!(range.read().expect("bytes after deletion"), before, "the open file still holds them");
+    let mut copy = vec![0u8; range.len()];
+    std::os::unix::fs::FileExt::read_exact_at(range.file(), &mut copy, range.position()).expect("pread");
+    assert_eq!(copy[..], before[..]);
+    mgr.shutdown().expect("shutdown");
+}
