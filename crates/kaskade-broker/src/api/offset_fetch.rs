@@ -17,41 +17,46 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::records::OFFSETS_TOPIC;
-use crate::group::FetchedOffset;
+use crate::group::{wire_leader_epoch, FetchedCommit, FetchedOffset};
 
 /// (group, requested partitions or every committed one).
 type GroupQuery = (String, Option<Vec<kaskade_types::TopicPartition>>);
 
-/// A committed offset and its partition-level error code.
-type Fetched = (FetchedOffset, i16);
+/// A committed offset and its partition-level error.
+type Fetched = (FetchedOffset, Option<ResponseError>);
+
+/// The wire's committed offset when nothing is committed.
+const NO_OFFSET: i64 = -1;
 
 /// Committed offsets of one group, by topic in first-seen order.
 fn by_topic(offsets: Vec<Fetched>) -> Vec<(String, Vec<Fetched>)> {
     let mut topics: Vec<(String, Vec<Fetched>)> = Vec::new();
     for o in offsets {
-        match topics.iter_mut().find(|(t, _)| *t == o.0.topic) {
+        match topics.iter_mut().find(|(t, _)| **t == *o.0.partition.topic) {
             Some((_, v)) => v.push(o),
-            None => topics.push((o.0.topic.clone(), vec![o])),
+            None => topics.push((o.0.partition.topic.to_string(), vec![o])),
         }
     }
     topics
 }
 
-fn metadata(m: String) -> Option<StrBytes> {
-    Some(StrBytes::from_string(m))
+/// A partition's committed offset, leader epoch and metadata in the wire's
+/// terms: -1, -1 and "" when nothing is committed.
+fn wire_commit(committed: Option<FetchedCommit>) -> (i64, i32, Option<StrBytes>) {
+    match committed {
+        Some(c) => (c.offset.get(), wire_leader_epoch(c.leader_epoch), Some(StrBytes::from_string(c.metadata))),
+        None => (NO_OFFSET, wire_leader_epoch(None), Some(StrBytes::default())),
+    }
 }
 
-/// An unknown group's answer: -1 for each requested partition, nothing
-/// when all were asked for.
+/// An unknown group's answer: nothing committed for each requested
+/// partition, nothing at all when all were asked for.
 fn no_offsets(parts: Option<Vec<kaskade_types::TopicPartition>>) -> Vec<Fetched> {
-    let none = |tp: kaskade_types::TopicPartition| FetchedOffset {
-        topic: tp.topic.to_string(),
-        partition: tp.partition,
-        offset: -1,
-        leader_epoch: -1,
-        metadata: String::new(),
-    };
-    parts.unwrap_or_default().into_iter().map(|p| (none(p), 0)).collect()
+    parts
+        .unwrap_or_default()
+        .into_iter()
+        .map(|partition| (FetchedOffset { partition, committed: None }, None))
+        .collect()
 }
 
 pub async fn handle(
@@ -98,12 +103,15 @@ pub async fn handle(
                                     .into_iter()
                                     .map(|mut o| {
                                         let unstable = require_stable
-                                            && engine.has_pending_txn_offset(&group, &o.topic, o.partition);
+                                            && engine.has_pending_txn_offset(
+                                                &group,
+                                                &o.partition.topic,
+                                                o.partition.partition,
+                                            );
                                         if unstable {
-                                            o.offset = -1;
-                                            o.metadata.clear();
+                                            o.committed = None;
                                         }
-                                        (o, if unstable { ResponseError::UnstableOffsetCommit.code() } else { 0 })
+                                        (o, unstable.then_some(ResponseError::UnstableOffsetCommit))
                                     })
                                     .collect::<Vec<_>>()
                             });
@@ -126,13 +134,11 @@ pub async fn handle(
             for (topic, parts) in by_topic(offsets) {
                 let mut t = OffsetFetchResponseTopics::default();
                 t.name = TopicName(StrBytes::from_string(topic));
-                for (o, code) in parts {
+                for (o, error) in parts {
                     let mut p = OffsetFetchResponsePartitions::default();
-                    p.error_code = code;
-                    p.partition_index = o.partition;
-                    p.committed_offset = o.offset;
-                    p.committed_leader_epoch = o.leader_epoch;
-                    p.metadata = metadata(o.metadata);
+                    p.error_code = error.map_or(0, |e| e.code());
+                    p.partition_index = o.partition.partition;
+                    (p.committed_offset, p.committed_leader_epoch, p.metadata) = wire_commit(o.committed);
                     t.partitions.push(p);
                 }
                 g.topics.push(t);
@@ -145,13 +151,14 @@ pub async fn handle(
             for (topic, parts) in by_topic(offsets) {
                 let mut t = OffsetFetchResponseTopic::default();
                 t.name = TopicName(StrBytes::from_string(topic));
-                for (o, code) in parts {
+                for (o, error) in parts {
                     let mut p = OffsetFetchResponsePartition::default();
-                    p.error_code = code;
-                    p.partition_index = o.partition;
-                    p.committed_offset = o.offset;
-                    p.committed_leader_epoch = if version >= 5 { o.leader_epoch } else { -1 };
-                    p.metadata = metadata(o.metadata);
+                    p.error_code = error.map_or(0, |e| e.code());
+                    p.partition_index = o.partition.partition;
+                    let epoch;
+                    (p.committed_offset, epoch, p.metadata) = wire_commit(o.committed);
+                    // v5 added the field; older versions carry none.
+                    p.committed_leader_epoch = if version >= 5 { epoch } else { wire_leader_epoch(None) };
                     t.partitions.push(p);
                 }
                 resp.topics.push(t);

@@ -7,7 +7,7 @@ use kaskade_types::TopicPartition;
 use super::coordinator::GroupCoordinator;
 use super::state::{CommittedOffset, Group, GroupState, OffsetChange, CONSUMER_PROTOCOL_TYPE};
 use super::types::{
-    wire_leader_epoch, CommitPartition, CommitRequest, FetchedOffset, GroupDescription, GroupListing, MemberDescription,
+    CommitPartition, CommitRequest, FetchedCommit, FetchedOffset, GroupDescription, GroupListing, MemberDescription,
 };
 
 /// The change one committed partition makes, or OFFSET_METADATA_TOO_LARGE
@@ -125,21 +125,19 @@ impl GroupCoordinator {
     ) -> Result<Vec<FetchedOffset>, ResponseError> {
         self.settle(group_id, now);
         let group = self.groups.get(group_id).filter(|g| g.state != GroupState::Dead);
-        let fetched = |topic: &str, partition: i32, committed: Option<&CommittedOffset>| FetchedOffset {
-            topic: topic.to_string(),
-            partition,
-            offset: committed.map_or(-1, |c| c.offset.get()),
-            leader_epoch: wire_leader_epoch(committed.and_then(|c| c.leader_epoch)),
-            metadata: committed.map(|c| c.metadata.clone()).unwrap_or_default(),
+        let fetched = |tp: &TopicPartition, committed: Option<&CommittedOffset>| FetchedOffset {
+            partition: tp.clone(),
+            committed: committed.map(|c| FetchedCommit {
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: c.metadata.clone(),
+            }),
         };
         Ok(match partitions {
-            Some(partitions) => partitions
-                .iter()
-                .map(|tp| fetched(&tp.topic, tp.partition, group.and_then(|g| g.offsets.get(tp))))
-                .collect(),
-            None => group
-                .map(|g| g.offsets.iter().map(|(tp, c)| fetched(&tp.topic, tp.partition, Some(c))).collect())
-                .unwrap_or_default(),
+            Some(partitions) => {
+                partitions.iter().map(|tp| fetched(tp, group.and_then(|g| g.offsets.get(tp)))).collect()
+            }
+            None => group.map(|g| g.offsets.iter().map(|(tp, c)| fetched(tp, Some(c))).collect()).unwrap_or_default(),
         })
     }
 

@@ -593,10 +593,11 @@ fn offset_commit_and_fetch() {
     assert_eq!(h.c.commit_offsets(h.now, &commit("g", -1, "", 1)), vec![Some(E::UnknownMemberId)]);
     let fetched =
         h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0), TopicPartition::new("t", 1)])).unwrap();
-    assert_eq!(fetched[0].offset, 42);
-    assert_eq!(fetched[0].leader_epoch, 3);
-    assert_eq!(fetched[0].metadata, "m");
-    assert_eq!(fetched[1].offset, -1);
+    assert_eq!(fetched[0].offset(), Some(Offset(42)));
+    let committed = fetched[0].committed.as_ref().expect("committed");
+    assert_eq!(committed.leader_epoch, Some(LeaderEpoch(3)));
+    assert_eq!(committed.metadata, "m");
+    assert_eq!(fetched[1].offset(), None);
     let all = h.c.fetch_offsets(h.now, "g", None).unwrap();
     assert_eq!(all.len(), 1);
     // Mid-rebalance commits of the current generation are accepted
@@ -624,13 +625,13 @@ fn manual_assignment_commits_create_an_empty_group() {
     assert_eq!(h.c.commit_offsets(h.now, &commit("manual", -1, "", 7)), vec![None]);
     assert_eq!(h.state("manual"), GroupState::Empty);
     let fetched = h.c.fetch_offsets(h.now, "manual", Some(&[TopicPartition::new("t", 0)])).unwrap();
-    assert_eq!(fetched[0].offset, 7);
+    assert_eq!(fetched[0].offset(), Some(Offset(7)));
     let listed = h.c.list_groups(h.now, &[]);
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].state, "Empty");
     assert_eq!(listed[0].protocol_type, "");
     // Nothing for an unknown group.
-    assert_eq!(h.c.fetch_offsets(h.now, "nosuch", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, -1);
+    assert_eq!(h.c.fetch_offsets(h.now, "nosuch", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), None);
     assert!(h.c.fetch_offsets(h.now, "nosuch", None).unwrap().is_empty());
 }
 
@@ -720,8 +721,11 @@ fn a_deleted_topic_takes_its_offsets_from_every_group() {
     let tombstones = h.c.take_offset_changes();
     assert_eq!(tombstones.len(), 3);
     assert!(tombstones.iter().all(|c| c.topic == "t" && c.value.is_none()));
-    assert_eq!(h.c.fetch_offsets(h.now, "live", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, -1);
-    assert_eq!(h.c.fetch_offsets(h.now, "manual", Some(&[TopicPartition::new("kept", 0)])).unwrap()[0].offset, 9);
+    assert_eq!(h.c.fetch_offsets(h.now, "live", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), None);
+    assert_eq!(
+        h.c.fetch_offsets(h.now, "manual", Some(&[TopicPartition::new("kept", 0)])).unwrap()[0].offset(),
+        Some(Offset(9))
+    );
     // The stable group keeps running; the empty group left with nothing
     // is gone.
     assert_eq!(h.state("live"), GroupState::Stable);
@@ -774,7 +778,7 @@ fn persisted_group_metadata_restores_a_stable_group() {
     let t = restarted.sync(sync_req("g", generation, &ids[1], vec![]));
     let r = find_sync(&restarted.replies(), t).unwrap();
     assert_eq!(r.assignment, Bytes::from(format!("a-{}", ids[1])));
-    assert_eq!(restarted.c.fetch_offsets(restarted.now, "g", None).unwrap()[0].offset, 9);
+    assert_eq!(restarted.c.fetch_offsets(restarted.now, "g", None).unwrap()[0].offset(), Some(Offset(9)));
     // Members that do not come back expire.
     restarted.advance(i64::from(SESSION) + 1);
     assert_eq!(restarted.state("g"), GroupState::Empty);
@@ -800,17 +804,20 @@ fn transactional_offsets_stay_pending_until_the_marker() {
     assert_eq!(changes[0].producer, producer(7, 0));
     assert!(h.c.take_offset_changes().is_empty(), "nothing committed outside the transaction");
     // Invisible, but known as pending (require_stable).
-    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, -1);
+    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), None);
     assert!(h.c.has_pending_txn_offset("g", "t", 0));
     assert!(!h.c.has_pending_txn_offset("g", "t", 1));
     // An abort drops them; a commit makes them the committed offsets.
     let p = crate::group::records::partition_for("g", 50);
     assert_eq!(h.c.complete_txn(h.now, ProducerId(7), false, p, 50), 0);
     assert!(!h.c.has_pending_txn_offset("g", "t", 0));
-    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, -1);
+    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), None);
     h.c.txn_commit_offsets(h.now, producer(7, 1), &commit("g", -1, "", 12));
     assert_eq!(h.c.complete_txn(h.now, ProducerId(7), true, p, 50), 1);
-    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, 12);
+    assert_eq!(
+        h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(),
+        Some(Offset(12))
+    );
     // Group checks apply as for OffsetCommit.
     let (ids, generation) = stable_group(&mut h, "live", 1);
     assert_eq!(
@@ -836,16 +843,16 @@ fn a_marker_settles_only_the_offsets_stored_on_its_partition() {
     h.c.txn_commit_offsets(h.now, producer(7, 0), &commit(a, -1, "", 7));
     h.c.txn_commit_offsets(h.now, producer(7, 0), &commit(b, -1, "", 5));
     assert_eq!(h.c.complete_txn(h.now, ProducerId(7), true, pb, 50), 1);
-    assert_eq!(h.c.fetch_offsets(h.now, b, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, 5);
+    assert_eq!(h.c.fetch_offsets(h.now, b, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), Some(Offset(5)));
     assert_eq!(
-        h.c.fetch_offsets(h.now, a, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset,
-        -1,
+        h.c.fetch_offsets(h.now, a, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(),
+        None,
         "still pending"
     );
     assert!(h.c.has_pending_txn_offset(a, "t", 0));
     assert_eq!(h.c.complete_txn(h.now, ProducerId(7), false, pa, 50), 0);
     assert!(!h.c.has_pending_txn_offset(a, "t", 0));
-    assert_eq!(h.c.fetch_offsets(h.now, a, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset, -1, "aborted");
+    assert_eq!(h.c.fetch_offsets(h.now, a, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), None, "aborted");
 }
 
 #[test]
@@ -878,7 +885,7 @@ fn a_negative_commit_generation_is_a_commit_from_outside_the_group() {
     let mut h = Harness::new(0);
     // An unknown group: created empty to hold the offsets, as Kafka does.
     assert_eq!(h.c.commit_offsets(h.now, &commit("manual", -3, "", 4)), vec![None]);
-    assert_eq!(h.c.fetch_offsets(h.now, "manual", None).unwrap()[0].offset, 4);
+    assert_eq!(h.c.fetch_offsets(h.now, "manual", None).unwrap()[0].offset(), Some(Offset(4)));
     // A generation for a group that does not exist is refused.
     assert_eq!(h.c.commit_offsets(h.now, &commit("nosuch", 2, "m", 4)), vec![Some(E::IllegalGeneration)]);
 }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kaskade_types::{LeaderEpoch, Offset};
+use kaskade_types::{LeaderEpoch, Offset, TopicPartition};
 
 /// Identifies a parked request (JoinGroup, SyncGroup): the engine answers it
 /// through a [`Completion`] carrying the same token, now or after later
@@ -217,14 +217,27 @@ pub struct CommitRequest {
     pub api_version: i16,
 }
 
-/// A committed offset as OffsetFetch reports it, in the response's terms
-/// (-1 and no metadata when nothing is committed).
+/// One partition of an OffsetFetch answer: what the group has committed
+/// for it, if anything (the handler writes "nothing" as Kafka's -1s).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchedOffset {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub leader_epoch: i32,
+    pub partition: TopicPartition,
+    pub committed: Option<FetchedCommit>,
+}
+
+impl FetchedOffset {
+    /// The committed offset, if any.
+    pub fn offset(&self) -> Option<Offset> {
+        self.committed.as_ref().map(|c| c.offset)
+    }
+}
+
+/// A committed offset as OffsetFetch reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchedCommit {
+    pub offset: Offset,
+    /// The epoch of the last record the consumer saw, if it said.
+    pub leader_epoch: Option<LeaderEpoch>,
     pub metadata: String,
 }
 

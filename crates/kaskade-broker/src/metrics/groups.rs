@@ -44,7 +44,14 @@ pub(super) fn render(x: &mut Exposition<'_>, broker: &Broker, runtime: &tokio::r
                 let members = engine.describe_group(now, &g.group_id).map_or(0, |d| d.members.len());
                 let offsets = engine
                     .fetch_offsets(now, &g.group_id, None)
-                    .map(|o| o.into_iter().map(|f| (f.topic, f.partition, f.offset)).collect())
+                    .map(|o| {
+                        o.into_iter()
+                            .filter_map(|f| {
+                                let offset = f.offset()?.get();
+                                Some((f.partition.topic.to_string(), f.partition.partition, offset))
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
                 GroupSnapshot { group_id: g.group_id, state: g.state, members, offsets }
             })
