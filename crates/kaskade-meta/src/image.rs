@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kaskade_types::NodeId;
+use kaskade_types::{LeaderEpoch, NodeId};
 use uuid::Uuid;
 
 use crate::record::{BrokerEndpoint, MetadataRecord};
@@ -21,7 +21,7 @@ pub struct PartitionImage {
     pub leader: Option<NodeId>,
     pub replicas: Vec<NodeId>,
     pub isr: Vec<NodeId>,
-    pub leader_epoch: i32,
+    pub leader_epoch: LeaderEpoch,
 }
 
 fn node_ids(ids: &[i32]) -> Vec<NodeId> {
@@ -141,7 +141,7 @@ impl Image {
                     leader: p.leader.map_or(NO_LEADER, NodeId::get),
                     replicas: wire_ids(&p.replicas),
                     isr: wire_ids(&p.isr),
-                    leader_epoch: p.leader_epoch,
+                    leader_epoch: p.leader_epoch.get(),
                 });
             }
             for (name, value) in &t.configs {
@@ -209,7 +209,7 @@ impl Image {
                     leader: (*leader >= 0).then_some(NodeId(*leader)),
                     replicas: node_ids(replicas),
                     isr: node_ids(isr),
-                    leader_epoch: *leader_epoch,
+                    leader_epoch: LeaderEpoch(*leader_epoch),
                 };
                 let idx = *partition as usize;
                 if idx < t.partitions.len() {
@@ -309,7 +309,7 @@ mod tests {
             (p0.leader, &p0.replicas, &p0.isr),
             (Some(NodeId(2)), &vec![NodeId(2), NodeId(3)], &vec![NodeId(2)])
         );
-        assert_eq!(p0.leader_epoch, 4);
+        assert_eq!(p0.leader_epoch, LeaderEpoch(4));
         assert_eq!(t.partitions[1].leader, None, "-1 is no leader");
         // A snapshot of the image writes the very same lines.
         let written: Vec<String> = img.to_records().iter().map(|r| serde_json::to_string(r).expect("encode")).collect();

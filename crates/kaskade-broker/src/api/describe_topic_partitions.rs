@@ -59,7 +59,7 @@ pub async fn handle(
             rp.partition_index = i as i32;
             // Kafka's -1: no leader.
             rp.leader_id = BrokerId(p.leader.map_or(-1, |n| n.get()));
-            rp.leader_epoch = p.leader_epoch;
+            rp.leader_epoch = p.leader_epoch.get();
             rp.replica_nodes = p.replicas.iter().map(|b| BrokerId(b.get())).collect();
             rp.isr_nodes = p.isr.iter().map(|b| BrokerId(b.get())).collect();
             rp.eligible_leader_replicas = Some(Vec::new());

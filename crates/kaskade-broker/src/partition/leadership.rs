@@ -40,7 +40,7 @@ pub struct LeaderAndIsr {
 impl LeaderAndIsr {
     /// From the image's partition (its leader is already `None` for the record's -1).
     pub fn from_image(p: &kaskade_meta::PartitionImage) -> LeaderAndIsr {
-        LeaderAndIsr { leader: p.leader, epoch: LeaderEpoch(p.leader_epoch), isr: p.isr.clone() }
+        LeaderAndIsr { leader: p.leader, epoch: p.leader_epoch, isr: p.isr.clone() }
     }
 }
 

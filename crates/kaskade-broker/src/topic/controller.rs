@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::ResponseError;
 use kaskade_meta::{Image, MetadataRecord, TopicImage, Uuid};
+use kaskade_types::LeaderEpoch;
 
 use super::config;
 use super::error::TopicError;
@@ -179,7 +180,7 @@ impl TopicController {
             leader: replicas.first().copied().unwrap_or(-1),
             isr: replicas.clone(),
             replicas,
-            leader_epoch: 0,
+            leader_epoch: LeaderEpoch::INITIAL.get(),
         }
     }
 
@@ -370,11 +371,9 @@ mod tests {
         let made = c.create(&img, &t, parts, Uuid::new_v4()).expect("create");
         assert_eq!(made.records.len(), 4);
         assert_eq!(made.topic.partitions.len(), 3);
-        assert!(made
-            .topic
-            .partitions
-            .iter()
-            .all(|p| p.leader == Some(NodeId(1)) && p.isr == vec![NodeId(1)] && p.leader_epoch == 0));
+        assert!(made.topic.partitions.iter().all(|p| p.leader == Some(NodeId(1))
+            && p.isr == vec![NodeId(1)]
+            && p.leader_epoch == LeaderEpoch::INITIAL));
         for r in &made.records {
             img.apply(r);
         }
