@@ -161,12 +161,6 @@ impl Broker {
         &self.advertised
     }
 
-    /// [`Broker::endpoint`] as (host, port), for the binary's start-up
-    /// banner (`crates/kaskade/src/serve.rs`) until it reads `endpoint()`.
-    pub fn advertised(&self) -> (String, i32) {
-        (self.advertised.host.clone(), self.advertised.port)
-    }
-
     pub fn auto_create_topics(&self) -> bool {
         self.config.auto_create_topics_enable
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use kaskade_log::{CleanerOptions, LogManager, ManagerOptions, TopicPartition};
 use kaskade_meta::{LocalMetadataLog, MetadataLog};
+use kaskade_types::Endpoint;
 
 use crate::broker::Broker;
 use crate::cluster::Controller;
@@ -260,14 +261,14 @@ pub fn open_storage_on(
     Ok((Arc::new(topics), report.repairs))
 }
 
-/// The (host, port) clients are told in Metadata: the first advertised
-/// client listener; a port of 0 (ephemeral) becomes the bound port, an
-/// empty host `localhost`.
-fn advertised_address(config: &BrokerConfig, bound: &[BoundListener]) -> (String, i32) {
+/// The endpoint clients are told in Metadata: the first advertised client
+/// listener; a port of 0 (ephemeral) becomes the bound port, an empty host
+/// `localhost`.
+fn advertised_address(config: &BrokerConfig, bound: &[BoundListener]) -> Endpoint {
     let adv = config.advertised_listeners.iter().find(|l| !config.controller_listener_names.contains(&l.name));
     let Some(adv) = adv else {
         let b = bound.first().map(|b| b.local_addr());
-        return ("localhost".into(), b.map(|a| a.port() as i32).unwrap_or(9092));
+        return Endpoint::new("localhost", b.map(|a| a.port() as i32).unwrap_or(9092));
     };
     let host = if adv.host.is_empty() || adv.host == "0.0.0.0" || adv.host == "::" {
         "localhost".to_string()
@@ -279,5 +280,5 @@ fn advertised_address(config: &BrokerConfig, bound: &[BoundListener]) -> (String
     } else {
         adv.port
     };
-    (host, port as i32)
+    Endpoint::new(host, port as i32)
 }

@@ -118,14 +118,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         http.mount(kaskade_console::router(server.broker.clone()))
             .map_err(|_| anyhow::anyhow!("the HTTP listener already serves other routes"))?;
     }
-    let (host, port) = server.broker.advertised();
     for addr in server.listeners() {
         println!("kaskade: listening on {addr}");
     }
     for addr in server.controller_listeners() {
         println!("kaskade: controller listener on {addr} (not advertised to clients)");
     }
-    println!("kaskade: advertised as {host}:{port}, node.id={node_id}, cluster.id={}", server.broker.cluster_id());
+    println!(
+        "kaskade: advertised as {}, node.id={node_id}, cluster.id={}",
+        server.broker.endpoint(),
+        server.broker.cluster_id()
+    );
     if let Some(http) = &http {
         println!("kaskade: http on http://{}", http.local_addr());
     }
