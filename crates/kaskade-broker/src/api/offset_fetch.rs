@@ -191,9 +191,17 @@ mod tests {
         let resp = handle(&broker, 8, v8).await.expect("answered");
         let g = &resp.groups[0];
         assert_eq!((g.error_code, g.topics.len()), (0, 1));
-        let parts: Vec<_> =
-            g.topics[0].partitions.iter().map(|p| (p.partition_index, p.committed_offset, p.error_code)).collect();
-        assert_eq!(parts, vec![(0, -1, 0), (2, -1, 0)]);
+        let parts: Vec<_> = g.topics[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                let metadata = p.metadata.as_ref().map(|m| m.to_string());
+                (p.partition_index, p.committed_offset, p.committed_leader_epoch, metadata, p.error_code)
+            })
+            .collect();
+        // Nothing committed: Kafka's INVALID_OFFSET, no epoch, empty metadata.
+        let none = |p| (p, -1, -1, Some(String::new()), 0);
+        assert_eq!(parts, vec![none(0), none(2)]);
         assert!(broker.topics.image().topic(OFFSETS_TOPIC).is_none(), "OffsetFetch created {OFFSETS_TOPIC}");
     }
 }
