@@ -1,5 +1,6 @@
-//! The coordinators' seams over this node's own logs: one node leads every
-//! partition, an append is safe once durable. The broker wires these; a
+//! The coordinators' seams over this node's own logs: a coordinator leads
+//! the internal partitions the metadata image names this node the leader
+//! of, an append is safe once durable. The broker wires these; a
 //! replicated node would wire implementations that wait for the in-sync
 //! replicas and send markers to other brokers.
 
@@ -73,7 +74,12 @@ impl InternalPartitions for LocalInternalTopic {
     }
 
     fn led_partitions(&self) -> Vec<i32> {
-        (0..self.partition_count().unwrap_or(0)).collect()
+        // Kafka's onElection: the partitions the image names this node the
+        // leader of (every one on a node of its own, which places them here).
+        let me = self.topics.node_id();
+        self.topics.image().topic(self.name).map_or_else(Vec::new, |t| {
+            (0..).zip(&t.partitions).filter(|(_, p)| p.leader.map(|l| l.get()) == Some(me)).map(|(i, _)| i).collect()
+        })
     }
 
     fn append(
