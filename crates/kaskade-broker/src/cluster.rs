@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::config::BrokerConfig;
 use crate::network::BoundListener;
 use crate::server::StartError;
-use crate::topic::{TopicError, TopicManager};
+use crate::topic::TopicError;
 
 /// How often start-up says it is still waiting for the quorum.
 const WAIT_REPORT: Duration = Duration::from_secs(5);
@@ -109,9 +109,15 @@ impl Controller {
         Arc::new(self.quorum.clone())
     }
 
-    /// Applies every image the quorum commits to this node's replicas,
-    /// until `stopping` resolves.
-    pub fn follow(&self, topics: Arc<TopicManager>, stopping: impl std::future::Future<Output = ()> + Send + 'static) {
+    /// Applies every image the quorum commits to this node's replicas and
+    /// its coordinators (which load the internal partitions the image makes
+    /// this node lead and drop the others), until `stopping` resolves.
+    pub fn follow(
+        &self,
+        broker: Arc<crate::broker::Broker>,
+        stopping: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let topics = broker.topics.clone();
         let mut changes = self.quorum.subscribe();
         tokio::spawn(async move {
             tokio::pin!(stopping);
@@ -123,7 +129,17 @@ impl Controller {
                 let tm = topics.clone();
                 // File work (creating and deleting logs) runs on the blocking pool.
                 match tokio::task::spawn_blocking(move || tm.apply_committed()).await {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => {
+                        // In the background: a coordinator still loading at
+                        // start must not hold up the next image.
+                        let b = broker.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = b.groups.on_metadata_change().await {
+                                tracing::error!(error = ?e, "the group coordinator did not take the new image");
+                            }
+                            b.txns.on_metadata_change().await;
+                        });
+                    }
                     Ok(Err(e)) => tracing::error!(error = %e, "applying a committed metadata image failed"),
                     Err(e) => tracing::error!(error = %e, "the metadata apply task failed"),
                 }

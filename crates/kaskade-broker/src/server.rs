@@ -151,7 +151,7 @@ impl Server {
             broker.set_quorum(c.quorum.clone());
             Controller::register(&broker).await?;
             let b = broker.clone();
-            c.follow(broker.topics.clone(), async move { b.stopping().await });
+            c.follow(broker.clone(), async move { b.stopping().await });
         }
         let (trigger, signal) = network::shutdown_channel();
         let task = tokio::spawn({

@@ -3,8 +3,10 @@
 //! by the controller quorum, every broker registers and is listed by every
 //! other, topics are placed across them, clients bootstrapping from one node
 //! produce to and fetch from the partitions' leaders, and metadata changes
-//! go on after the active controller is killed with SIGKILL. Every wait is
-//! on a condition with a deadline.
+//! go on after the active controller is killed with SIGKILL; a consumer
+//! group works with its coordinator on the leader of its
+//! `__consumer_offsets` partition. Every wait is on a condition with a
+//! deadline.
 
 mod process;
 
@@ -18,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use process::{client_config, free_port, WAIT};
@@ -169,14 +172,20 @@ fn create(
     results.into_iter().next().expect("one result").map(|_| ())
 }
 
+/// Three nodes of one quorum, started together and ready.
+fn start_cluster(root: &Path) -> Vec<Node> {
+    let voters: BTreeMap<i32, u16> = (1..=3).map(|id| (id, free_port())).collect();
+    let nodes: Vec<Node> = (1..=3).map(|id| spawn(root, id, free_port(), &voters)).collect();
+    for n in &nodes {
+        wait_ready(n, root);
+    }
+    nodes
+}
+
 #[test]
 fn three_nodes_form_a_cluster_place_partitions_and_survive_losing_the_active_controller() {
     let root = tempfile::tempdir().expect("tempdir");
-    let voters: BTreeMap<i32, u16> = (1..=3).map(|id| (id, free_port())).collect();
-    let mut nodes: Vec<Node> = (1..=3).map(|id| spawn(root.path(), id, free_port(), &voters)).collect();
-    for n in &nodes {
-        wait_ready(n, root.path());
-    }
+    let mut nodes = start_cluster(root.path());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
 
     // A 6-partition topic created through node 1 is placed on all three
@@ -252,4 +261,140 @@ fn three_nodes_form_a_cluster_place_partitions_and_survive_losing_the_active_con
     // A figure, not a check: elections follow 1-2 s of silence.
     eprintln!("failover: kill -9 -> next topic created in {:?}", killed.elapsed());
     wait_for("the other survivor sees the new topic", || metadata(&survivors[1].bootstrap(), "after"));
+}
+
+/// FindCoordinator for group `key` asked of the node at `bootstrap`:
+/// (error code, node id, port).
+fn find_coordinator(runtime: &tokio::runtime::Runtime, bootstrap: &str, key: &str) -> Option<(i16, i32, i32)> {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use kafka_protocol::protocol::StrBytes;
+    let client = kaskade_client::cluster::Client::new(bootstrap).ok()?;
+    runtime.block_on(async {
+        let conn = client.any_connection().await.ok()?;
+        let version = conn.version::<FindCoordinatorRequest>().ok()?;
+        let key = StrBytes::from_string(key.to_string());
+        // Batched keys from v4, one key before.
+        let req = if version >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![key])
+        } else {
+            FindCoordinatorRequest::default().with_key(key)
+        };
+        let resp = conn.send(&req, version).await.ok()?;
+        Some(match resp.coordinators.first() {
+            Some(c) => (c.error_code, c.node_id.0, c.port),
+            None => (resp.error_code, resp.node_id.0, resp.port),
+        })
+    })
+}
+
+/// A consumer of group `group` subscribed to `topic`, committing by hand.
+fn group_consumer(bootstrap: &str, group: &str, topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
+}
+
+/// Sends `count` records to each of `topic`'s 6 partitions, values
+/// `{prefix}-{partition}-{i}`, and waits until all are acknowledged.
+fn produce_each(bootstrap: &str, topic: &str, prefix: &str, count: usize) {
+    let producer: BaseProducer = client_config(bootstrap).set("acks", "all").create().expect("producer");
+    for p in 0..6 {
+        for i in 0..count {
+            let value = format!("{prefix}-{p}-{i}");
+            producer.send(BaseRecord::<(), _>::to(topic).partition(p).payload(&value)).expect("enqueue");
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(WAIT).expect("all delivered");
+}
+
+#[test]
+fn a_consumer_group_runs_on_the_leaders_of_the_internal_partitions() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let nodes = start_cluster(root.path());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    create(&runtime, &nodes[0].bootstrap(), NewTopic::new("grouped", 6, TopicReplication::Fixed(1))).expect("create");
+    let (_, leaders) = wait_for("node 3 knows the topic", || {
+        metadata(&nodes[2].bootstrap(), "grouped").filter(|(b, l)| b.len() == 3 && l.len() == 6)
+    });
+    assert_eq!(leaders.iter().copied().collect::<BTreeSet<i32>>(), BTreeSet::from([1, 2, 3]), "{leaders:?}");
+    produce_each(&nodes[2].bootstrap(), "grouped", "old", 50);
+
+    // Every node names the same coordinator for the group: a node of the
+    // cluster, with its own client port (the first lookup creates
+    // __consumer_offsets, spread over the three brokers).
+    let coordinator = wait_for("node 1 names a coordinator", || {
+        find_coordinator(&runtime, &nodes[0].bootstrap(), "g").filter(|(code, _, _)| *code == 0)
+    });
+    let (_, coordinator_id, port) = coordinator;
+    let node = nodes.iter().find(|n| n.id == coordinator_id).expect("the coordinator is a node");
+    assert_eq!(port, i32::from(node.client_port));
+    for n in &nodes {
+        let named = wait_for("every node names it", || {
+            find_coordinator(&runtime, &n.bootstrap(), "g").filter(|(code, _, _)| *code == 0)
+        });
+        assert_eq!(named, coordinator, "node {}", n.id);
+    }
+    let (_, offsets_leaders) = wait_for("__consumer_offsets is placed", || {
+        metadata(&nodes[1].bootstrap(), "__consumer_offsets").filter(|(_, l)| !l.is_empty())
+    });
+    assert_eq!(offsets_leaders.iter().copied().collect::<BTreeSet<i32>>(), BTreeSet::from([1, 2, 3]));
+
+    // Two members bootstrapping from different nodes share the 6
+    // partitions and read all 300 records; then each commits.
+    let members =
+        [group_consumer(&nodes[0].bootstrap(), "g", "grouped"), group_consumer(&nodes[1].bootstrap(), "g", "grouped")];
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    let assigned = |c: &BaseConsumer| c.assignment().map_or(0, |a| a.count());
+    while seen.len() < 300
+        || members.iter().any(|c| assigned(c) == 0)
+        || members.iter().map(assigned).sum::<usize>() != 6
+    {
+        assert!(Instant::now() < deadline, "consumed {} of 300", seen.len());
+        for c in &members {
+            if let Some(m) = c.poll(Duration::from_millis(100)) {
+                let m = m.expect("consume");
+                seen.insert(String::from_utf8_lossy(m.payload().expect("value")).into_owned());
+            }
+        }
+    }
+    assert!(seen.iter().all(|v| v.starts_with("old-")));
+    for c in &members {
+        c.commit_consumer_state(CommitMode::Sync).expect("commit");
+    }
+    drop(members);
+
+    // A new member bootstrapping from node 3 resumes from the committed
+    // offsets: it reads only the 60 records produced after the commit.
+    produce_each(&nodes[0].bootstrap(), "grouped", "new", 10);
+    let resumed = group_consumer(&nodes[2].bootstrap(), "g", "grouped");
+    let mut all = TopicPartitionList::new();
+    for p in 0..6 {
+        all.add_partition("grouped", p);
+    }
+    let committed = wait_for("the committed offsets", || {
+        resumed.committed_offsets(all.clone(), Timeout::After(Duration::from_secs(5))).ok()
+    });
+    for e in committed.elements() {
+        assert_eq!(e.offset(), Offset::Offset(50), "partition {}", e.partition());
+    }
+    let mut fresh = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while fresh.len() < 60 {
+        assert!(Instant::now() < deadline, "resumed {} of 60", fresh.len());
+        if let Some(m) = resumed.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            let value = String::from_utf8_lossy(m.payload().expect("value")).into_owned();
+            assert!(value.starts_with("new-"), "{value} was committed before");
+            fresh.insert(value);
+        }
+    }
+    drop(resumed);
 }

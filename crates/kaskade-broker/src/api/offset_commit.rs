@@ -1,6 +1,6 @@
 //! OffsetCommit (v2..v9): generation and member checks by the group
-//! coordinator; partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION
-//! as Kafka answers.
+//! coordinator; partitions the metadata image does not know (on any
+//! broker) get UNKNOWN_TOPIC_OR_PARTITION as Kafka answers.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
@@ -20,9 +20,13 @@ pub async fn handle(
     // (topic index, partition index, error decided here).
     let mut slots: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
     let mut partitions = Vec::new();
+    // Partitions of the cluster, not only the ones hosted here: in a
+    // cluster the coordinator seldom leads the partitions it commits for.
+    let image = broker.topics.image();
     for (ti, t) in req.topics.iter().enumerate() {
+        let count = image.topic(t.name.as_str()).map_or(0, |t| t.partitions.len());
         for p in &t.partitions {
-            if broker.topics.log(t.name.as_str(), p.partition_index).is_none() {
+            if usize::try_from(p.partition_index).map_or(true, |i| i >= count) {
                 slots.push((ti, p.partition_index, Some(ResponseError::UnknownTopicOrPartition)));
                 continue;
             }

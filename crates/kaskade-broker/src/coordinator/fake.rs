@@ -20,6 +20,9 @@ pub struct FakePartitions {
     released: Condvar,
     /// Reads of these partitions fail (a broken disk).
     pub failing_reads: Mutex<Vec<i32>>,
+    /// The partitions led here, as a metadata image would say (`None`:
+    /// every one).
+    pub led: Mutex<Option<Vec<i32>>>,
     /// Reads started, and reads that failed.
     pub reads: AtomicUsize,
     pub failed_reads: AtomicUsize,
@@ -33,6 +36,7 @@ impl FakePartitions {
             held: Mutex::new(false),
             released: Condvar::new(),
             failing_reads: Mutex::new(Vec::new()),
+            led: Mutex::new(None),
             reads: AtomicUsize::new(0),
             failed_reads: AtomicUsize::new(0),
         }
@@ -80,7 +84,7 @@ impl InternalPartitions for FakePartitions {
     }
 
     fn led_partitions(&self) -> Vec<i32> {
-        (0..self.partitions).collect()
+        self.led.lock().clone().unwrap_or_else(|| (0..self.partitions).collect())
     }
 
     fn append(

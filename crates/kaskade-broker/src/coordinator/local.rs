@@ -1,5 +1,6 @@
-//! The coordinators' seams over this node's own logs: one node leads every
-//! partition, an append is safe once durable. The broker wires these; a
+//! The coordinators' seams over this node's own logs: a coordinator leads
+//! the internal partitions the metadata image names this node the leader
+//! of, an append is safe once durable. The broker wires these; a
 //! replicated node would wire implementations that wait for the in-sync
 //! replicas and send markers to other brokers.
 
@@ -7,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::Record;
 use kaskade_log::{Log, LogError};
 use kaskade_types::{ProducerId, ProducerIdAndEpoch, TopicPartition};
@@ -73,7 +75,12 @@ impl InternalPartitions for LocalInternalTopic {
     }
 
     fn led_partitions(&self) -> Vec<i32> {
-        (0..self.partition_count().unwrap_or(0)).collect()
+        // Kafka's onElection: the partitions the image names this node the
+        // leader of (every one on a node of its own, which places them here).
+        let me = self.topics.node_id();
+        self.topics.image().topic(self.name).map_or_else(Vec::new, |t| {
+            (0..).zip(&t.partitions).filter(|(_, p)| p.leader.map(|l| l.get()) == Some(me)).map(|(i, _)| i).collect()
+        })
     }
 
     fn append(
@@ -115,7 +122,25 @@ impl LocalMarkers {
 
 impl MarkerWriter for LocalMarkers {
     fn write(&self, tp: &TopicPartition, m: TxnMarker) -> Result<Appended, MarkerError> {
-        let log = self.topics.log(&tp.topic, tp.partition).ok_or(MarkerError::UnknownPartition)?;
+        let Some(log) = self.topics.log(&tp.topic, tp.partition) else {
+            // A partition another broker leads must not count as ended:
+            // its transaction would stay open there (and its LSO stuck)
+            // while the coordinator reports it complete. Refused, as a
+            // broker that does not lead it answers WriteTxnMarkers.
+            let exists = self
+                .topics
+                .image()
+                .topic(&tp.topic)
+                .is_some_and(|t| usize::try_from(tp.partition).is_ok_and(|p| p < t.partitions.len()));
+            return Err(if exists {
+                MarkerError::Failed(
+                    ResponseError::NotLeaderOrFollower,
+                    format!("{tp} is led by another broker; markers are not sent to other brokers yet"),
+                )
+            } else {
+                MarkerError::UnknownPartition
+            });
+        };
         let info = log
             .append_marker(m.producer_id.get(), m.producer_epoch.get(), m.coordinator_epoch, m.marker, 0)
             .map_err(|e| match e {
@@ -177,6 +202,43 @@ mod tests {
             coordinator_epoch: 0,
             marker: Marker::Commit,
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partition_led_by_another_broker_is_not_led_here_and_refuses_markers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BrokerConfig::default();
+        let (topics, _, _) = crate::server::open_storage(&config, dir.path()).expect("storage");
+        let register = |node_id: i32| kaskade_meta::MetadataRecord::RegisterBroker {
+            node_id,
+            incarnation_id: kaskade_meta::Uuid::new_v4(),
+            endpoints: vec![kaskade_meta::BrokerEndpoint {
+                listener: "PLAINTEXT".into(),
+                host: "h".into(),
+                port: 9092,
+            }],
+            rack: None,
+            fenced: false,
+        };
+        topics.update(|_| Ok::<_, crate::topic::TopicError>((vec![register(1), register(2)], ()))).expect("registered");
+        // Partition 0 on broker 2, partition 1 here.
+        topics.create("elsewhere", -1, -1, &[(0, vec![2]), (1, vec![1])], &BTreeMap::new(), false).expect("created");
+        let t = LocalInternalTopic::new(topics.clone(), "elsewhere", 2);
+        assert_eq!(t.led_partitions(), vec![1], "only what the image says this node leads");
+        let clock: Arc<dyn kaskade_types::Clock> = Arc::new(kaskade_types::SystemClock);
+        let groups = Arc::new(GroupService::from_config(&config, Arc::new(t), clock));
+        let markers = LocalMarkers::new(topics.clone(), groups);
+        assert!(matches!(
+            markers.write(&TopicPartition::new("elsewhere", 0), marker(0)),
+            Err(MarkerError::Failed(ResponseError::NotLeaderOrFollower, _))
+        ));
+        assert_eq!(
+            markers.write(&TopicPartition::new("elsewhere", 2), marker(0)).err(),
+            Some(MarkerError::UnknownPartition),
+            "past the topic's partitions"
+        );
+        markers.write(&TopicPartition::new("elsewhere", 1), marker(0)).expect("led here").await.expect("durable");
+        topics.logs().shutdown().expect("shutdown");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

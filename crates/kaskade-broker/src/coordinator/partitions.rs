@@ -70,8 +70,8 @@ pub trait InternalPartitions: Send + Sync + 'static {
     /// its partition count. Blocking.
     fn ensure_topic(&self) -> Result<i32, CoordinatorError>;
 
-    /// The partitions this node leads (today: every one of an existing
-    /// topic).
+    /// The partitions this node leads, as the metadata image says (every
+    /// one of an existing topic on a node of its own).
     fn led_partitions(&self) -> Vec<i32>;
 
     /// Appends `records` as one batch to `partition`, transactional records

@@ -27,7 +27,7 @@ use super::coordinator::GroupCoordinator;
 use super::records::partition_for;
 use super::store::OffsetsStore;
 use super::types::{GroupConfig, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token};
-use crate::coordinator::{Appended, CoordinatorError, InternalPartitions, Leadership};
+use crate::coordinator::{Appended, CoordinatorError, InternalPartitions, Leadership, PartitionLoad};
 use crate::error::BrokerError;
 
 /// `offsets.retention.check.interval.ms` (Kafka's default).
@@ -140,6 +140,19 @@ impl Core {
     fn notify_loaded(&mut self, partition: i32, result: Result<(), CoordinatorError>) {
         for tx in self.load_waiters.remove(&partition).unwrap_or_default() {
             let _ = tx.send(result.clone());
+        }
+    }
+
+    /// Serves exactly the partitions in `led`: loads the newly led ones
+    /// and drops the ones led elsewhere now (Kafka's onElection /
+    /// onResignation).
+    fn follow(&mut self, led: &HashSet<i32>) {
+        for partition in 0..self.partitions {
+            match (led.contains(&partition), self.leadership.state(partition)) {
+                (true, PartitionLoad::NotLeader) => self.begin_load(partition),
+                (false, PartitionLoad::Loading { .. } | PartitionLoad::Loaded) => self.resign(partition),
+                _ => {}
+            }
         }
     }
 
@@ -333,6 +346,18 @@ impl GroupService {
             .await
             .map_err(|_| CoordinatorError::Stopped)?;
         rx.await.map_err(|_| CoordinatorError::Stopped)?
+    }
+
+    /// The metadata image changed: serves the `__consumer_offsets`
+    /// partitions it names this node the leader of, loading new ones and
+    /// dropping the others. Starts the task if the topic exists.
+    pub async fn on_metadata_change(&self) -> Result<(), BrokerError> {
+        let Some(store) = self.store.clone() else { return Ok(()) };
+        if !store.exists() {
+            return Ok(());
+        }
+        let led: HashSet<i32> = store.led_partitions().into_iter().collect();
+        self.command(move |core| core.follow(&led)).await
     }
 
     /// This node no longer leads `partition`: its groups are dropped.

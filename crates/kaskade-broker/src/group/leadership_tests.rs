@@ -218,3 +218,32 @@ async fn requests_wait_for_the_partitions_loaded_at_start() {
     assert_eq!(first.await.expect("task"), Ok(Some(11)));
     assert_eq!(fetch(&s, &b).await, Ok(Some(12)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_change_drops_the_partitions_led_elsewhere_and_loads_the_newly_led() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let s = service(&fake);
+    let (a, b) = two_groups();
+    let pa = partition_for(&a, PARTITIONS);
+    assert_eq!(commit(&s, &a, 21).await, vec![None]);
+    assert_eq!(commit(&s, &b, 22).await, vec![None]);
+
+    // The image moves pa's leadership to another broker.
+    *fake.led.lock() = Some((0..PARTITIONS).filter(|p| *p != pa).collect());
+    s.on_metadata_change().await.expect("followed");
+    assert_eq!(fetch(&s, &a).await, Err(ResponseError::NotCoordinator));
+    assert_eq!(fetch(&s, &b).await, Ok(22), "still led here");
+    s.on_metadata_change().await.expect("an unchanged image changes nothing");
+    assert_eq!(fetch(&s, &b).await, Ok(22));
+
+    // And back: pa loads again from its records.
+    *fake.led.lock() = None;
+    s.on_metadata_change().await.expect("followed");
+    let answer = next_answer(&s, &a, Err(ResponseError::NotCoordinator)).await;
+    let answer = if answer == Err(ResponseError::CoordinatorLoadInProgress) {
+        next_answer(&s, &a, answer).await
+    } else {
+        answer
+    };
+    assert_eq!(answer, Ok(21));
+}

@@ -44,6 +44,11 @@ impl OffsetsStore {
         Ok(self.topic.led_partitions())
     }
 
+    /// The partitions this node leads, as the metadata image says.
+    pub fn led_partitions(&self) -> Vec<i32> {
+        self.topic.led_partitions()
+    }
+
     /// The committed records of `partition`. Blocking.
     pub fn read(&self, partition: i32) -> Result<Vec<Record>, CoordinatorError> {
         let mut out = Vec::new();

@@ -11,7 +11,7 @@
 //! COORDINATOR_LOAD_IN_PROGRESS while it loads, NOT_COORDINATOR when it is
 //! not led here, as Kafka's `TransactionStateManager` does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -26,7 +26,8 @@ use super::coordinator::{EndDecision, EndPlan, InitDecision, TxnCoordinator};
 use super::records::{self, StateValue, TXN_TOPIC};
 use super::state::TxnMetadata;
 use crate::coordinator::{
-    Appended, CoordinatorError, InternalPartitions, Leadership, MarkerError, MarkerWriter, ProducerIdSource, TxnMarker,
+    Appended, CoordinatorError, InternalPartitions, Leadership, MarkerError, MarkerWriter, PartitionLoad,
+    ProducerIdSource, TxnMarker,
 };
 
 /// Longest pause of the timeout task between checks.
@@ -122,7 +123,7 @@ impl TxnService {
     /// Creates `__transaction_state` once, becomes the leader of the
     /// partitions this node leads (requests wait for those first loads),
     /// and starts the timeout task.
-    async fn ready(&self) -> Result<(), ResponseError> {
+    pub(crate) async fn ready(&self) -> Result<(), ResponseError> {
         self.0
             .started
             .get_or_try_init(|| async {
@@ -205,6 +206,37 @@ impl TxnService {
             drop(self.finish(plan));
         }
         Ok(())
+    }
+
+    /// The metadata image changed: serves the `__transaction_state`
+    /// partitions it names this node the leader of, loading new ones in
+    /// the background and dropping the others (Kafka's onElection /
+    /// onResignation). Starts the coordinator if the topic exists.
+    pub async fn on_metadata_change(&self) {
+        let state_log = self.0.seams.state_log.clone();
+        if state_log.partition_count().is_none() {
+            return;
+        }
+        if let Err(e) = self.ready().await {
+            tracing::error!("starting the transaction coordinator: {e:?}");
+            return;
+        }
+        let led: HashSet<i32> = state_log.led_partitions().into_iter().collect();
+        for partition in 0..self.partition_count() {
+            let state = self.0.leadership.lock().state(partition);
+            match (led.contains(&partition), state) {
+                (true, PartitionLoad::NotLeader) => {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = me.on_become_leader(partition).await {
+                            tracing::error!(partition, "loading {TXN_TOPIC}: {e}");
+                        }
+                    });
+                }
+                (false, PartitionLoad::Loading { .. } | PartitionLoad::Loaded) => self.on_resign(partition),
+                _ => {}
+            }
+        }
     }
 
     /// This node no longer leads `partition`: the transactional ids stored

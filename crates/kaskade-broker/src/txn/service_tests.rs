@@ -121,3 +121,35 @@ async fn a_failed_load_is_retried() {
     let meta = s.describe(&a).await.expect("served").expect("loaded");
     assert_eq!(meta.producer(), producer);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_change_drops_the_partitions_led_elsewhere_and_loads_the_newly_led() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, b) = two_ids();
+    let pa = partition_for(&a, PARTITIONS);
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init a");
+    s.init_producer_id(&b, 60_000, None).await.expect("init b");
+
+    *fake.led.lock() = Some((0..PARTITIONS).filter(|p| *p != pa).collect());
+    s.on_metadata_change().await;
+    assert_eq!(s.describe(&a).await, Err(ResponseError::NotCoordinator));
+    assert!(s.describe(&b).await.expect("b served").is_some(), "still led here");
+
+    // Led here again: it loads in the background.
+    *fake.led.lock() = None;
+    s.on_metadata_change().await;
+    let loaded = async {
+        loop {
+            match s.describe(&a).await {
+                Err(ResponseError::NotCoordinator | ResponseError::CoordinatorLoadInProgress) => {
+                    tokio::task::yield_now().await
+                }
+                other => return other,
+            }
+        }
+    };
+    let meta = tokio::time::timeout(std::time::Duration::from_secs(10), loaded).await.expect("loaded");
+    assert_eq!(meta.expect("served").expect("reloaded").producer(), producer);
+}
