@@ -30,8 +30,6 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use parking_lot::RwLock;
-
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::segment::{self, SegmentFiles};
 
@@ -51,15 +49,11 @@ pub fn create_cleaned(dir: &Path, base: i64, index_max_bytes: u64) -> io::Result
     remove_cleaned(dir, base);
     let log =
         File::options().read(true).write(true).create_new(true).open(with_suffix(dir, base, "log", CLEANED_SUFFIX))?;
-    Ok(SegmentFiles {
+    Ok(SegmentFiles::from_parts(
         log,
-        index: RwLock::new(OffsetIndex::open(&with_suffix(dir, base, "index", CLEANED_SUFFIX), base, index_max_bytes)?),
-        time: RwLock::new(TimeIndex::open(
-            &with_suffix(dir, base, "timeindex", CLEANED_SUFFIX),
-            base,
-            index_max_bytes,
-        )?),
-    })
+        OffsetIndex::open(&with_suffix(dir, base, "index", CLEANED_SUFFIX), base, index_max_bytes)?,
+        TimeIndex::open(&with_suffix(dir, base, "timeindex", CLEANED_SUFFIX), base, index_max_bytes)?,
+    ))
 }
 
 /// The `.cleaned` path of a segment file.
