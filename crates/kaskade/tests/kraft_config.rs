@@ -22,69 +22,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use process::{client_config, free_port, WAIT};
 
-const SEED_CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qk";
-
-/// The `environment:` blocks of the single-broker docker-compose files in
-/// shared/seeds (000 to 003), with the ports 9092 and 9093.
-const SEEDS: &[(&str, &[(&str, &str)])] = &[
-    (
-        "000",
-        &[
-            ("KAFKA_NODE_ID", "1"),
-            ("KAFKA_PROCESS_ROLES", "broker,controller"),
-            ("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093"),
-            ("KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://localhost:9092"),
-            ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
-            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"),
-            ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093"),
-            ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1"),
-            ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1"),
-            ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1"),
-            ("CLUSTER_ID", SEED_CLUSTER_ID),
-        ],
-    ),
-    (
-        "001",
-        &[
-            ("KAFKA_NODE_ID", "1"),
-            ("KAFKA_PROCESS_ROLES", "broker,controller"),
-            ("KAFKA_LISTENERS", "PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093"),
-            ("KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://localhost:9092"),
-            ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@kafka:9093"),
-            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
-            ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
-            ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1"),
-            ("CLUSTER_ID", SEED_CLUSTER_ID),
-        ],
-    ),
-    (
-        "002",
-        &[
-            ("KAFKA_NODE_ID", "1"),
-            ("KAFKA_PROCESS_ROLES", "broker,controller"),
-            ("KAFKA_LISTENERS", "PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093"),
-            ("KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://localhost:9092"),
-            ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@kafka:9093"),
-            ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
-            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"),
-            ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1"),
-            ("KAFKA_LOG_RETENTION_HOURS", "168"),
-        ],
-    ),
-    (
-        "003",
-        &[
-            ("KAFKA_NODE_ID", "1"),
-            ("KAFKA_PROCESS_ROLES", "broker,controller"),
-            ("KAFKA_LISTENERS", "PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093"),
-            ("KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://localhost:9092"),
-            ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@kafka:9093"),
-            ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
-            ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1"),
-            ("CLUSTER_ID", SEED_CLUSTER_ID),
-        ],
-    ),
-];
+include!("../../kaskade-broker/src/config/seed_environments.rs");
 
 /// A seed's environment with the client and controller ports replaced.
 fn seed_env(env: &[(&str, &str)], client: u16, controller: u16) -> Vec<(String, String)> {
@@ -187,7 +125,7 @@ fn metadata_brokers(bootstrap: &str) -> (Vec<(i32, String, i32)>, Option<String>
 
 #[test]
 fn the_seeds_environments_start_a_node_clients_use() {
-    for (seed, env) in SEEDS {
+    for (seed, env) in SEED_ENVIRONMENTS {
         let dir = tempfile::tempdir().unwrap();
         let (client, controller) = (free_port(), free_port());
         let node =
@@ -253,11 +191,11 @@ fn a_data_directory_of_another_cluster_or_node_refuses_to_start() {
     let data = dir.path().join("data");
     let ports = || (free_port(), free_port());
     let (c, k) = ports();
-    drop(serve(&data, &seed_env(SEEDS[0].1, c, k)).expect("first start"));
+    drop(serve(&data, &seed_env(SEED_ENVIRONMENTS[0].1, c, k)).expect("first start"));
 
     // Another CLUSTER_ID: both ids and the directory are named.
     let (c, k) = ports();
-    let mut env = seed_env(SEEDS[0].1, c, k);
+    let mut env = seed_env(SEED_ENVIRONMENTS[0].1, c, k);
     env.retain(|(key, _)| key != "CLUSTER_ID");
     env.push(("CLUSTER_ID".into(), "5L6g3nShT-eMCtK--X86sw".into()));
     let exited = must_not_start(&data, &env);
@@ -287,7 +225,7 @@ fn a_data_directory_of_another_cluster_or_node_refuses_to_start() {
 fn invalid_kraft_settings_and_multi_node_quorums_stop_start_up_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (c, k) = (free_port(), free_port());
-    let base = seed_env(SEEDS[0].1, c, k);
+    let base = seed_env(SEED_ENVIRONMENTS[0].1, c, k);
     let with = |key: &str, value: &str| {
         let mut env: Vec<(String, String)> = base.iter().filter(|(k, _)| k != key).cloned().collect();
         env.push((key.to_string(), value.to_string()));
