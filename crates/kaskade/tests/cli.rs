@@ -1284,9 +1284,13 @@ fn txn_commands_before_any_transaction() {
     let b = Broker::start(dir.path());
     let out = b.cli(&["txn", "list"]).ok();
     assert_eq!(out.stdout.trim(), "TransactionalId  Coordinator  ProducerId  TransactionState");
-    let out = b.cli(&["txn", "describe", "never-used"]).fails();
-    assert_contains(&out.stderr, &["TRANSACTIONAL_ID_NOT_FOUND"]);
-    // Reading does not create the transaction state topic.
+    // Listing (sent to every broker) does not create the transaction state topic.
     let v = b.cli(&["topic", "list", "--internal", "-o", "json"]).ok().json();
     assert!(!v.to_string().contains("__transaction_state"), "{v:#}");
+    let out = b.cli(&["txn", "describe", "never-used"]).fails();
+    assert_contains(&out.stderr, &["TRANSACTIONAL_ID_NOT_FOUND"]);
+    // Describing looks the coordinator up first, and FindCoordinator creates
+    // the topic, as Kafka's does.
+    let v = b.cli(&["topic", "list", "--internal", "-o", "json"]).ok().json();
+    assert!(v.to_string().contains("__transaction_state"), "{v:#}");
 }

@@ -474,7 +474,7 @@ fn raw<R: kafka_protocol::protocol::Request>(kafka: &str, req: &R, version: i16)
 }
 
 #[test]
-fn scrapes_and_group_reads_do_not_create_the_offsets_topic() {
+fn scrapes_and_group_reads_do_not_create_the_offsets_topic_find_coordinator_does() {
     use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
     use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, OffsetFetchRequest};
     use kafka_protocol::protocol::StrBytes;
@@ -505,24 +505,26 @@ fn scrapes_and_group_reads_do_not_create_the_offsets_topic() {
         .with_groups(vec![OffsetFetchRequestGroup::default().with_group_id(group()).with_topics(None)]);
     let fetched = raw(&node.kafka, &batched, 8);
     assert_eq!((fetched.groups[0].error_code, fetched.groups[0].topics.len()), (0, 0));
-    // A real client's lookup of committed offsets (FindCoordinator, OffsetFetch).
+    scrape(&node);
+    assert!(!has_offsets_topic(), "a read created {OFFSETS}");
+
+    // A real client's lookup of committed offsets starts with FindCoordinator,
+    // which creates the topic, as Kafka's does.
     let consumer: BaseConsumer =
         ClientConfig::new().set("bootstrap.servers", &node.kafka).set("group.id", "reader").create().expect("consumer");
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition("any", 0);
     let committed = consumer.committed_offsets(tpl, WAIT).expect("committed offsets");
     assert_eq!(committed.elements()[0].offset(), Offset::Invalid, "nothing committed");
-    scrape(&node);
-    assert!(!has_offsets_topic(), "a read created {OFFSETS}");
+    assert!(has_offsets_topic(), "FindCoordinator did not create {OFFSETS}");
 
-    // The first commit creates it.
+    // Commits land in it.
     let created = Command::new(env!("CARGO_BIN_EXE_kaskade"))
         .args(["--bootstrap-server", &node.kafka, "topic", "create", "any", "--partitions", "1"])
         .output()
         .expect("run topic create");
     assert!(created.status.success(), "{created:?}");
     commit(&consumer, "any", 0);
-    assert!(has_offsets_topic(), "OffsetCommit did not create {OFFSETS}");
     let fetched = raw(&node.kafka, &batched, 8);
     assert_eq!((fetched.groups[0].error_code, fetched.groups[0].topics.len()), (0, 1));
 }
