@@ -50,6 +50,7 @@ fn elect(broker: &TestBroker, epoch: i32) {
         replicas: vec![1],
         isr: vec![1],
         leader_epoch: epoch,
+        partition_epoch: 0,
     };
     meta.append(committed.version, vec![record]).expect("append the election");
 }

@@ -22,6 +22,46 @@ pub struct PartitionImage {
     pub replicas: Vec<NodeId>,
     pub isr: Vec<NodeId>,
     pub leader_epoch: LeaderEpoch,
+    /// Moves on by one with every change of the partition (KRaft's
+    /// partition epoch); 0 when created.
+    pub partition_epoch: i32,
+}
+
+impl PartitionImage {
+    /// The record of this partition (of `topic_id`, index `partition`) as it is.
+    pub fn to_record(&self, topic_id: Uuid, partition: i32) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            leader: self.leader.map_or(NO_LEADER, NodeId::get),
+            replicas: wire_ids(&self.replicas),
+            isr: wire_ids(&self.isr),
+            leader_epoch: self.leader_epoch.get(),
+            partition_epoch: self.partition_epoch,
+        }
+    }
+
+    /// The record that changes this partition's leader and ISR (KRaft's
+    /// PartitionChangeRecord): the partition epoch moves on by one, and the
+    /// leader epoch too when the leader changes (as KRaft bumps it).
+    pub fn change_record(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        leader: Option<NodeId>,
+        isr: Vec<NodeId>,
+    ) -> MetadataRecord {
+        let leader_epoch =
+            if leader != self.leader { LeaderEpoch(self.leader_epoch.get() + 1) } else { self.leader_epoch };
+        let next = PartitionImage {
+            leader,
+            replicas: self.replicas.clone(),
+            isr,
+            leader_epoch,
+            partition_epoch: self.partition_epoch + 1,
+        };
+        next.to_record(topic_id, partition)
+    }
 }
 
 fn node_ids(ids: &[i32]) -> Vec<NodeId> {
@@ -135,14 +175,7 @@ impl Image {
         for t in self.topics.values() {
             out.push(MetadataRecord::Topic { name: t.name.clone(), id: t.id });
             for (i, p) in t.partitions.iter().enumerate() {
-                out.push(MetadataRecord::Partition {
-                    topic_id: t.id,
-                    partition: i as i32,
-                    leader: p.leader.map_or(NO_LEADER, NodeId::get),
-                    replicas: wire_ids(&p.replicas),
-                    isr: wire_ids(&p.isr),
-                    leader_epoch: p.leader_epoch.get(),
-                });
+                out.push(p.to_record(t.id, i as i32));
             }
             for (name, value) in &t.configs {
                 out.push(MetadataRecord::TopicConfig {
@@ -202,7 +235,7 @@ impl Image {
                     TopicImage { name: name.clone(), id: *id, partitions: Vec::new(), configs: BTreeMap::new() },
                 );
             }
-            MetadataRecord::Partition { topic_id, partition, leader, replicas, isr, leader_epoch } => {
+            MetadataRecord::Partition { topic_id, partition, leader, replicas, isr, leader_epoch, partition_epoch } => {
                 let Some(t) = self.names.get(topic_id).and_then(|n| self.topics.get_mut(n)) else { return };
                 let p = PartitionImage {
                     // Any negative id is "none", as KRaft reads it.
@@ -210,6 +243,7 @@ impl Image {
                     replicas: node_ids(replicas),
                     isr: node_ids(isr),
                     leader_epoch: LeaderEpoch(*leader_epoch),
+                    partition_epoch: *partition_epoch,
                 };
                 let idx = *partition as usize;
                 if idx < t.partitions.len() {
@@ -311,9 +345,46 @@ mod tests {
         );
         assert_eq!(p0.leader_epoch, LeaderEpoch(4));
         assert_eq!(t.partitions[1].leader, None, "-1 is no leader");
-        // A snapshot of the image writes the very same lines.
+        assert_eq!(p0.partition_epoch, 0, "records older than the partition epoch load at 0");
+        // A snapshot of the image writes the same lines, with the partition epoch.
         let written: Vec<String> = img.to_records().iter().map(|r| serde_json::to_string(r).expect("encode")).collect();
-        assert_eq!(written, vec![topic, led, leaderless]);
+        let with_epoch = |l: &str| l.replace('}', r#","partition_epoch":0}"#);
+        assert_eq!(written, vec![topic.to_string(), with_epoch(led), with_epoch(leaderless)]);
+    }
+
+    #[test]
+    fn a_change_moves_the_partition_epoch_and_the_leader_epoch_only_with_a_new_leader() {
+        let id = Uuid::new_v4();
+        let mut img = Image::default();
+        img.apply(&MetadataRecord::Topic { name: "t".into(), id });
+        let first = PartitionImage {
+            leader: Some(NodeId(1)),
+            replicas: vec![NodeId(1), NodeId(2)],
+            isr: vec![NodeId(1), NodeId(2)],
+            leader_epoch: LeaderEpoch(0),
+            partition_epoch: 0,
+        };
+        img.apply(&first.to_record(id, 0));
+        let p = img.topic("t").expect("topic").partitions[0].clone();
+        assert_eq!(p, first);
+
+        // The ISR shrinks: same leader, same leader epoch.
+        img.apply(&p.change_record(id, 0, Some(NodeId(1)), vec![NodeId(1)]));
+        let p = img.topic("t").expect("topic").partitions[0].clone();
+        assert_eq!((p.leader_epoch, p.partition_epoch, p.isr.clone()), (LeaderEpoch(0), 1, vec![NodeId(1)]));
+
+        // A new leader: both epochs move on; the replicas stay.
+        img.apply(&p.change_record(id, 0, Some(NodeId(2)), vec![NodeId(2)]));
+        let p = img.topic("t").expect("topic").partitions[0].clone();
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (Some(NodeId(2)), LeaderEpoch(1), 2));
+        assert_eq!(p.replicas, vec![NodeId(1), NodeId(2)]);
+
+        // The snapshot keeps the partition epoch.
+        let mut again = Image::default();
+        for r in img.to_records() {
+            again.apply(&r);
+        }
+        assert_eq!(again.topic("t").expect("topic").partitions[0], p);
     }
 
     #[test]

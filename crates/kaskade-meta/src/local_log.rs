@@ -217,6 +217,7 @@ mod tests {
                     replicas: vec![1],
                     isr: vec![1],
                     leader_epoch: 0,
+                    partition_epoch: 0,
                 });
             }
             Ok::<_, MetaError>((recs, ()))

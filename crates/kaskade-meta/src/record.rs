@@ -8,8 +8,21 @@ use uuid::Uuid;
 pub enum MetadataRecord {
     /// A topic exists with this name and id.
     Topic { name: String, id: Uuid },
-    /// A partition of a topic and where it lives.
-    Partition { topic_id: Uuid, partition: i32, leader: i32, replicas: Vec<i32>, isr: Vec<i32>, leader_epoch: i32 },
+    /// A partition of a topic and where it lives. A later record of the same
+    /// partition replaces it (KRaft's PartitionChangeRecord); its
+    /// `partition_epoch` moves on by one per change, so a leader's ISR
+    /// change made against an older state is refused (AlterPartition's
+    /// INVALID_UPDATE_VERSION). Absent in records written before it existed.
+    Partition {
+        topic_id: Uuid,
+        partition: i32,
+        leader: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader_epoch: i32,
+        #[serde(default)]
+        partition_epoch: i32,
+    },
     /// A topic config set (`Some`) or removed (`None`).
     TopicConfig { topic_id: Uuid, name: String, value: Option<String> },
     /// A topic and its partitions are gone.

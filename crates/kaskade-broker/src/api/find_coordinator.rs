@@ -147,6 +147,7 @@ mod tests {
                 isr: replicas.clone(),
                 replicas,
                 leader_epoch: 0,
+                partition_epoch: 0,
             });
         }
         for (node, fenced) in [(2, false), (3, true)] {

@@ -106,6 +106,7 @@ mod tests {
             replicas: vec![node],
             isr: vec![node],
             leader_epoch: epoch,
+            partition_epoch: 0,
         };
         meta.append(committed.version, vec![record]).expect("append");
         broker.topics.apply_committed().expect("apply");

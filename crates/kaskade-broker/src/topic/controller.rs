@@ -181,6 +181,7 @@ impl TopicController {
             isr: replicas.clone(),
             replicas,
             leader_epoch: LeaderEpoch::INITIAL.get(),
+            partition_epoch: 0,
         }
     }
 

@@ -144,6 +144,7 @@ async fn create_topic(log: &QuorumMetadataLog, name: &str) -> Result<(), MetaErr
                         replicas: vec![1],
                         isr: vec![1],
                         leader_epoch: 0,
+                        partition_epoch: 0,
                     },
                 ],
                 (),
