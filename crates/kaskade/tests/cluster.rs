@@ -10,177 +10,18 @@
 
 mod process;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use process::{client_config, free_port, WAIT};
-
-const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qk";
-
-/// A node of the test cluster; killed (SIGKILL) when dropped.
-struct Node {
-    id: i32,
-    client_port: u16,
-    child: Child,
-    ready: mpsc::Receiver<()>,
-}
-
-impl Node {
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.client_port)
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Spawns node `id` of a quorum whose controller ports are `voters`
-/// (id -> port); it is ready once it prints its last start-up line.
-fn spawn(root: &Path, id: i32, client_port: u16, voters: &BTreeMap<i32, u16>) -> Node {
-    let voter_list: Vec<String> = voters.iter().map(|(v, port)| format!("{v}@127.0.0.1:{port}")).collect();
-    let controller_port = voters[&id];
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kaskade"));
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("KAFKA_") || k.starts_with("KASKADE_") || k == "CLUSTER_ID" {
-            cmd.env_remove(&*k);
-        }
-    }
-    let log = std::fs::File::create(root.join(format!("node-{id}.log"))).expect("log file");
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(root.join(format!("node-{id}")))
-        .args(["--override", "http.listener="])
-        .env("KAFKA_NODE_ID", id.to_string())
-        .env("KAFKA_PROCESS_ROLES", "broker,controller")
-        .env("KAFKA_LISTENERS", format!("PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}"))
-        .env("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{client_port}"))
-        .env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
-        .env("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT")
-        .env("KAFKA_CONTROLLER_QUORUM_VOTERS", voter_list.join(","))
-        .env("KAFKA_BROKER_RACK", format!("rack-{id}"))
-        .env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
-        .env("CLUSTER_ID", CLUSTER_ID)
-        .env("KASKADE_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log);
-    let mut child = cmd.spawn().expect("spawn kaskade serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, ready) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.starts_with("kaskade: data in ") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    Node { id, client_port, child, ready }
-}
-
-fn wait_ready(node: &Node, root: &Path) {
-    if node.ready.recv_timeout(WAIT).is_err() {
-        let log = std::fs::read_to_string(root.join(format!("node-{}.log", node.id))).unwrap_or_default();
-        panic!("node {} did not start within {WAIT:?}; its log:\n{log}", node.id);
-    }
-}
-
-/// Retries `probe` until it answers `Some`, or fails after `WAIT` with `what`.
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// (broker ids, leaders by partition) of `topic` as the node at `bootstrap` answers Metadata.
-fn metadata(bootstrap: &str, topic: &str) -> Option<(BTreeSet<i32>, Vec<i32>)> {
-    let consumer: BaseConsumer = client_config(bootstrap).create().ok()?;
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
-    let brokers = md.brokers().iter().map(|b| b.id()).collect();
-    let t = md.topics().iter().find(|t| t.name() == topic)?;
-    if t.error().is_some() {
-        return None;
-    }
-    Some((brokers, t.partitions().iter().map(|p| p.leader()).collect()))
-}
-
-/// The active controller as the node at `bootstrap` names it (Metadata's controller_id).
-fn active_controller(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<i32> {
-    let client = kaskade_client::cluster::Client::new(bootstrap).ok()?;
-    let md = runtime.block_on(client.metadata(Some(&[]))).ok()?;
-    md.controller.map(|c| c.get())
-}
-
-/// DescribeQuorum asked of the node at `bootstrap`: (error code, leader id, voter ids).
-fn describe_quorum(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<(i16, i32, BTreeSet<i32>)> {
-    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-    use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
-    use kafka_protocol::protocol::StrBytes;
-    let client = kaskade_client::cluster::Client::new(bootstrap).ok()?;
-    runtime.block_on(async {
-        let conn = client.any_connection().await.ok()?;
-        let version = conn.version::<DescribeQuorumRequest>().ok()?;
-        let mut partition = PartitionData::default();
-        partition.partition_index = 0;
-        let mut topic = TopicData::default();
-        topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
-        topic.partitions.push(partition);
-        let mut req = DescribeQuorumRequest::default();
-        req.topics.push(topic);
-        let resp = conn.send(&req, version).await.ok()?;
-        let p = resp.topics.first()?.partitions.first()?;
-        Some((p.error_code, p.leader_id.0, p.current_voters.iter().map(|v| v.replica_id.0).collect()))
-    })
-}
-
-fn create(
-    runtime: &tokio::runtime::Runtime,
-    bootstrap: &str,
-    topic: NewTopic<'_>,
-) -> Result<(), (String, RDKafkaErrorCode)> {
-    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create().expect("admin");
-    let options = AdminOptions::new().operation_timeout(Some(WAIT)).request_timeout(Some(WAIT));
-    let results = runtime.block_on(admin.create_topics(&[topic], &options)).expect("CreateTopics");
-    results.into_iter().next().expect("one result").map(|_| ())
-}
-
-/// Three nodes of one quorum, started together and ready.
-fn start_cluster(root: &Path) -> Vec<Node> {
-    let voters: BTreeMap<i32, u16> = (1..=3).map(|id| (id, free_port())).collect();
-    let nodes: Vec<Node> = (1..=3).map(|id| spawn(root, id, free_port(), &voters)).collect();
-    for n in &nodes {
-        wait_ready(n, root);
-    }
-    nodes
-}
+use process::cluster::{active_controller, create, describe_quorum, metadata, start_cluster, wait_for, Node};
+use process::{client_config, WAIT};
 
 #[test]
 fn three_nodes_form_a_cluster_place_partitions_and_survive_losing_the_active_controller() {

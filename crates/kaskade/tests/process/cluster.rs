@@ -1,0 +1,234 @@
+//! A cluster of `kaskade serve` processes for multi-node tests: node ids
+//! 1..=n with combined roles and a static quorum on loopback ports; each
+//! node can be killed with SIGKILL, signalled (SIGTERM, SIGSTOP, SIGCONT)
+//! and restarted on its data directory. Helpers ask the cluster through
+//! real clients (rdkafka, kaskade-client) and wait on conditions with
+//! deadlines.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::{client_config, free_port, WAIT};
+
+pub const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qk";
+
+/// A node of the test cluster; killed (SIGKILL) when dropped.
+pub struct Node {
+    pub id: i32,
+    pub client_port: u16,
+    /// Every node's controller port, by id.
+    pub voters: BTreeMap<i32, u16>,
+    /// Extra environment this node starts with (a test's overrides).
+    pub env: Vec<(String, String)>,
+    root: PathBuf,
+    child: Child,
+    ready: mpsc::Receiver<()>,
+}
+
+impl Node {
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    /// Sends `signal` (e.g. "TERM", "STOP", "CONT") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
+        assert!(status.map(|s| s.success()).unwrap_or(false), "kill -{signal} failed");
+    }
+
+    /// Waits until the process exits by itself, at most `within`; its exit status.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the node again on the same data directory and ports (after
+    /// `kill9` or an exit) and waits until it is ready.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let again = spawn_with(&self.root, self.id, self.client_port, &self.voters, &self.env);
+        *self = again;
+        wait_ready(self);
+    }
+
+    /// This node's log (stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join(format!("node-{}.log", self.id))).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns node `id` of a quorum whose controller ports are `voters`
+/// (id -> port), with `env` added to its environment (after the defaults,
+/// so it may override them); it is ready once it prints its last start-up
+/// line.
+pub fn spawn_with(
+    root: &Path,
+    id: i32,
+    client_port: u16,
+    voters: &BTreeMap<i32, u16>,
+    env: &[(String, String)],
+) -> Node {
+    let voter_list: Vec<String> = voters.iter().map(|(v, port)| format!("{v}@127.0.0.1:{port}")).collect();
+    let controller_port = voters[&id];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kaskade"));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("KAFKA_") || k.starts_with("KASKADE_") || k == "CLUSTER_ID" {
+            cmd.env_remove(&*k);
+        }
+    }
+    // Appended, so a restarted node's log keeps what it wrote before.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join(format!("node-{id}.log")))
+        .expect("log file");
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(root.join(format!("node-{id}")))
+        .args(["--override", "http.listener="])
+        .env("KAFKA_NODE_ID", id.to_string())
+        .env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .env("KAFKA_LISTENERS", format!("PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}"))
+        .env("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{client_port}"))
+        .env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .env("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT")
+        .env("KAFKA_CONTROLLER_QUORUM_VOTERS", voter_list.join(","))
+        .env("KAFKA_BROKER_RACK", format!("rack-{id}"))
+        .env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .env("CLUSTER_ID", CLUSTER_ID)
+        .env("KASKADE_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log);
+    let mut child = cmd.spawn().expect("spawn kaskade serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, ready) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("kaskade: data in ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    Node { id, client_port, voters: voters.clone(), env: env.to_vec(), root: root.to_path_buf(), child, ready }
+}
+
+pub fn wait_ready(node: &Node) {
+    if node.ready.recv_timeout(WAIT).is_err() {
+        panic!("node {} did not start within {WAIT:?}; its log:\n{}", node.id, node.log());
+    }
+}
+
+/// Retries `probe` until it answers `Some`, or fails after `WAIT` with `what`.
+pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// (broker ids, leaders by partition) of `topic` as the node at `bootstrap` answers Metadata.
+pub fn metadata(bootstrap: &str, topic: &str) -> Option<(BTreeSet<i32>, Vec<i32>)> {
+    let consumer: BaseConsumer = client_config(bootstrap).create().ok()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let brokers = md.brokers().iter().map(|b| b.id()).collect();
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    if t.error().is_some() {
+        return None;
+    }
+    Some((brokers, t.partitions().iter().map(|p| p.leader()).collect()))
+}
+
+/// The active controller as the node at `bootstrap` names it (Metadata's controller_id).
+pub fn active_controller(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<i32> {
+    let client = kaskade_client::cluster::Client::new(bootstrap).ok()?;
+    let md = runtime.block_on(client.metadata(Some(&[]))).ok()?;
+    md.controller.map(|c| c.get())
+}
+
+/// DescribeQuorum asked of the node at `bootstrap`: (error code, leader id, voter ids).
+pub fn describe_quorum(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<(i16, i32, BTreeSet<i32>)> {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let client = kaskade_client::cluster::Client::new(bootstrap).ok()?;
+    runtime.block_on(async {
+        let conn = client.any_connection().await.ok()?;
+        let version = conn.version::<DescribeQuorumRequest>().ok()?;
+        let mut partition = PartitionData::default();
+        partition.partition_index = 0;
+        let mut topic = TopicData::default();
+        topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+        topic.partitions.push(partition);
+        let mut req = DescribeQuorumRequest::default();
+        req.topics.push(topic);
+        let resp = conn.send(&req, version).await.ok()?;
+        let p = resp.topics.first()?.partitions.first()?;
+        Some((p.error_code, p.leader_id.0, p.current_voters.iter().map(|v| v.replica_id.0).collect()))
+    })
+}
+
+pub fn create(
+    runtime: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    topic: NewTopic<'_>,
+) -> Result<(), (String, RDKafkaErrorCode)> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create().expect("admin");
+    let options = AdminOptions::new().operation_timeout(Some(WAIT)).request_timeout(Some(WAIT));
+    let results = runtime.block_on(admin.create_topics(&[topic], &options)).expect("CreateTopics");
+    results.into_iter().next().expect("one result").map(|_| ())
+}
+
+/// Three nodes of one quorum, started together and ready.
+pub fn start_cluster(root: &Path) -> Vec<Node> {
+    start_cluster_with(root, 3, &[])
+}
+
+/// `n` nodes (ids 1..=n) of one quorum with `env` added to each node's
+/// environment, started together and ready.
+pub fn start_cluster_with(root: &Path, n: i32, env: &[(String, String)]) -> Vec<Node> {
+    let voters: BTreeMap<i32, u16> = (1..=n).map(|id| (id, free_port())).collect();
+    let nodes: Vec<Node> = (1..=n).map(|id| spawn_with(root, id, free_port(), &voters, env)).collect();
+    for node in &nodes {
+        wait_ready(node);
+    }
+    nodes
+}
