@@ -8,6 +8,7 @@ pub mod config;
 pub mod coordinator;
 pub mod error;
 pub mod group;
+pub mod inter_broker;
 pub mod internal_topic;
 pub mod meta_properties;
 pub mod metrics;
