@@ -43,9 +43,11 @@ pub struct Broker {
     pub groups: Arc<crate::group::GroupService>,
     /// The transaction coordinator.
     pub txns: crate::txn::TxnService,
-    /// Writes transaction markers (WriteTxnMarkers, the transaction
-    /// coordinator).
-    pub markers: Arc<dyn crate::coordinator::MarkerWriter>,
+    /// Writes markers to the partitions this node leads (the receiving
+    /// side of WriteTxnMarkers).
+    pub local_markers: Arc<crate::coordinator::local::LocalMarkers>,
+    /// Connections to the other brokers, by node id.
+    pub peers: Arc<crate::inter_broker::InterBroker>,
     cluster_id: String,
     /// Where clients are told to connect.
     advertised: Endpoint,
@@ -77,21 +79,26 @@ impl Broker {
         advertised: impl Into<Endpoint>,
     ) -> Self {
         // The coordinators' seams over this node's logs (coordinator::local).
+        use crate::coordinator::cluster_markers::ClusterMarkers;
         use crate::coordinator::local::{LocalInternalTopic, LocalMarkers, LocalProducerIds};
         let clock: Arc<dyn kaskade_types::Clock> = Arc::new(kaskade_types::SystemClock);
         let stopping = tokio::sync::watch::channel(false).0;
         let producer_ids = Arc::new(ProducerIdManager::new());
         let offsets_topic = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, config.offsets_topic_num_partitions);
         let groups = Arc::new(crate::group::GroupService::from_config(&config, Arc::new(offsets_topic), clock.clone()));
+        let local_markers = Arc::new(LocalMarkers::new(topics.clone(), groups.clone()));
+        let peers = Arc::new(crate::inter_broker::InterBroker::for_broker(&topics, &config));
+        // The transaction coordinator's markers: to this node's logs, or in
+        // WriteTxnMarkers to the leaders on other brokers.
         let markers: Arc<dyn crate::coordinator::MarkerWriter> =
-            Arc::new(LocalMarkers::new(topics.clone(), groups.clone()));
+            Arc::new(ClusterMarkers::for_broker(local_markers.clone(), topics.clone(), peers.clone()));
         let seams = crate::txn::TxnSeams {
             state_log: Arc::new(LocalInternalTopic::new(
                 topics.clone(),
                 TXN_TOPIC,
                 config.transaction_state_log_num_partitions,
             )),
-            markers: markers.clone(),
+            markers,
             producer_ids: Arc::new(LocalProducerIds::new(topics.clone(), producer_ids.clone())),
             clock,
             stopping: stopping.subscribe(),
@@ -106,7 +113,8 @@ impl Broker {
             producer_ids,
             groups,
             txns,
-            markers,
+            local_markers,
+            peers,
             cluster_id,
             advertised: advertised.into(),
             stopping,

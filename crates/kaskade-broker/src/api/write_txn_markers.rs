@@ -1,10 +1,15 @@
-//! WriteTxnMarkers (key 27): the transaction markers a coordinator sends to
-//! partition leaders, and what `Admin.abortTransaction`
+//! WriteTxnMarkers (key 27): the transaction markers a coordinator on
+//! another broker sends to the partitions this broker leads
+//! (`coordinator::cluster_markers`), and what `Admin.abortTransaction`
 //! (kafka-transactions abort) sends to end a hanging transaction. Each
-//! marker is appended to its partition's log (ending the producer's open
-//! transaction there), made durable, and, on `__consumer_offsets`, settles
-//! the transaction's pending offsets with the group coordinator, as
-//! Kafka's `ReplicaManager.appendRecords` plus `GroupCoordinator.onTransactionCompleted`.
+//! marker is appended to its partition's log if the image names this
+//! broker its leader (NOT_LEADER_OR_FOLLOWER otherwise, so the coordinator
+//! retries on a newer image), ending the producer's open transaction
+//! there; the answer waits until it is durable and, on
+//! `__consumer_offsets`, until the transaction's pending offsets are
+//! settled with the group coordinator, as Kafka's
+//! `ReplicaManager.appendRecords` (acks=-1) plus
+//! `GroupCoordinator.onTransactionCompleted`.
 
 use std::sync::Arc;
 
@@ -43,7 +48,7 @@ pub async fn handle(
             for &partition in &topic.partition_indexes {
                 let mut p = WritableTxnMarkerPartitionResult::default();
                 p.partition_index = partition;
-                match broker.markers.write(&TopicPartition::new(topic.name.0.as_str(), partition), marker) {
+                match broker.local_markers.write_one(&TopicPartition::new(topic.name.0.as_str(), partition), marker) {
                     Ok(wait) => appended.push((result.topics.len(), t.partitions.len(), wait)),
                     Err(e) => p.error_code = marker_error(&e).code(),
                 }
@@ -67,6 +72,7 @@ fn marker_error(e: &MarkerError) -> ResponseError {
     match e {
         MarkerError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
         MarkerError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        MarkerError::CoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
         MarkerError::Failed(code, message) => {
             tracing::error!("WriteTxnMarkers: {message}");
             *code

@@ -1,8 +1,9 @@
 //! The coordinators' seams over this node's own logs: a coordinator leads
 //! the internal partitions the metadata image names this node the leader
-//! of, an append is safe once durable. The broker wires these; a
-//! replicated node would wire implementations that wait for the in-sync
-//! replicas and send markers to other brokers.
+//! of, an append is safe once durable, a marker is written to a partition
+//! this node leads. The broker wires these (markers for partitions led
+//! elsewhere go through `ClusterMarkers`); a replicated node would wire an
+//! `Appended` that waits for the in-sync replicas.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +14,10 @@ use kafka_protocol::records::Record;
 use kaskade_log::{Log, LogError};
 use kaskade_types::{ProducerId, ProducerIdAndEpoch, TopicPartition};
 
-use super::{Appended, CoordinatorError, InternalPartitions, InternalRecord, MarkerError, MarkerWriter, TxnMarker};
+use super::{
+    Appended, CoordinatorError, InternalPartitions, InternalRecord, MarkerError, MarkerWriter, MarkersWritten,
+    TxnMarker,
+};
 use crate::group::records::OFFSETS_TOPIC;
 use crate::group::GroupService;
 use crate::producer_ids::ProducerIdManager;
@@ -106,9 +110,11 @@ impl InternalPartitions for LocalInternalTopic {
     }
 }
 
-/// Markers appended to this node's logs; on `__consumer_offsets` the group
-/// coordinator settles the transaction's offsets once the marker is
-/// durable (Kafka's `onTransactionCompleted`).
+/// Markers appended to this node's logs, for the partitions this node
+/// leads; on `__consumer_offsets` the group coordinator settles the
+/// transaction's offsets once the marker is durable (Kafka's
+/// `onTransactionCompleted`). What WriteTxnMarkers does on the receiving
+/// broker, and the local half of `ClusterMarkers`.
 pub struct LocalMarkers {
     topics: Arc<TopicManager>,
     groups: Arc<GroupService>,
@@ -118,29 +124,23 @@ impl LocalMarkers {
     pub fn new(topics: Arc<TopicManager>, groups: Arc<GroupService>) -> Self {
         LocalMarkers { topics, groups }
     }
-}
 
-impl MarkerWriter for LocalMarkers {
-    fn write(&self, tp: &TopicPartition, m: TxnMarker) -> Result<Appended, MarkerError> {
-        let Some(log) = self.topics.log(&tp.topic, tp.partition) else {
-            // A partition another broker leads must not count as ended:
-            // its transaction would stay open there (and its LSO stuck)
-            // while the coordinator reports it complete. Refused, as a
-            // broker that does not lead it answers WriteTxnMarkers.
-            let exists = self
-                .topics
-                .image()
-                .topic(&tp.topic)
-                .is_some_and(|t| usize::try_from(tp.partition).is_ok_and(|p| p < t.partitions.len()));
-            return Err(if exists {
-                MarkerError::Failed(
-                    ResponseError::NotLeaderOrFollower,
-                    format!("{tp} is led by another broker; markers are not sent to other brokers yet"),
-                )
-            } else {
-                MarkerError::UnknownPartition
-            });
+    /// Appends `m` to `tp`'s log if the image names this node its leader
+    /// (NOT_LEADER_OR_FOLLOWER otherwise, as Kafka's ReplicaManager
+    /// answers); the handle resolves once it is durable (and settled).
+    pub fn write_one(&self, tp: &TopicPartition, m: TxnMarker) -> Result<Appended, MarkerError> {
+        let image = self.topics.image();
+        let Some(placed) =
+            image.topic(&tp.topic).and_then(|t| usize::try_from(tp.partition).ok().and_then(|i| t.partitions.get(i)))
+        else {
+            return Err(MarkerError::UnknownPartition);
         };
+        // A replica here that does not lead must not take a marker: the
+        // leader's log is the one the partition's readers follow.
+        let led_here = placed.leader.map(|l| l.get()) == Some(self.topics.node_id());
+        let log = self.topics.log(&tp.topic, tp.partition).filter(|_| led_here).ok_or_else(|| {
+            MarkerError::Failed(ResponseError::NotLeaderOrFollower, format!("{tp} is not led by this broker"))
+        })?;
         let info = log
             .append_marker(m.producer_id.get(), m.producer_epoch.get(), m.coordinator_epoch, m.marker, 0)
             .map_err(|e| match e {
@@ -160,6 +160,26 @@ impl MarkerWriter for LocalMarkers {
                 .await
                 .map_err(|e| CoordinatorError::Unavailable(format!("settling transactional offsets: {e}")))
         }))
+    }
+}
+
+impl MarkerWriter for LocalMarkers {
+    fn write(&self, partitions: &[TopicPartition], m: TxnMarker) -> MarkersWritten {
+        // Every marker is appended first, then waited for: one
+        // group-committed fsync covers them all.
+        let appended: Vec<_> = partitions.iter().map(|tp| self.write_one(tp, m)).collect();
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(appended.len());
+            for a in appended {
+                outcomes.push(match a {
+                    Ok(wait) => {
+                        wait.await.map_err(|e| MarkerError::Failed(ResponseError::KafkaStorageError, e.to_string()))
+                    }
+                    Err(e) => Err(e),
+                });
+            }
+            outcomes
+        })
     }
 }
 
@@ -229,15 +249,28 @@ mod tests {
         let groups = Arc::new(GroupService::from_config(&config, Arc::new(t), clock));
         let markers = LocalMarkers::new(topics.clone(), groups);
         assert!(matches!(
-            markers.write(&TopicPartition::new("elsewhere", 0), marker(0)),
+            markers.write_one(&TopicPartition::new("elsewhere", 0), marker(0)),
             Err(MarkerError::Failed(ResponseError::NotLeaderOrFollower, _))
         ));
         assert_eq!(
-            markers.write(&TopicPartition::new("elsewhere", 2), marker(0)).err(),
+            markers.write_one(&TopicPartition::new("elsewhere", 2), marker(0)).err(),
             Some(MarkerError::UnknownPartition),
             "past the topic's partitions"
         );
-        markers.write(&TopicPartition::new("elsewhere", 1), marker(0)).expect("led here").await.expect("durable");
+        markers.write_one(&TopicPartition::new("elsewhere", 1), marker(0)).expect("led here").await.expect("durable");
+        // The batch: one outcome per partition, in order.
+        let outcomes = MarkerWriter::write(
+            &markers,
+            &[
+                TopicPartition::new("elsewhere", 0),
+                TopicPartition::new("elsewhere", 2),
+                TopicPartition::new("elsewhere", 1),
+            ],
+            marker(0),
+        )
+        .await;
+        assert!(matches!(outcomes[0], Err(MarkerError::Failed(ResponseError::NotLeaderOrFollower, _))));
+        assert_eq!(outcomes[1..], [Err(MarkerError::UnknownPartition), Ok(())]);
         topics.logs().shutdown().expect("shutdown");
     }
 
@@ -273,13 +306,13 @@ mod tests {
         let groups = Arc::new(GroupService::from_config(&config, Arc::new(t), clock));
         let markers = LocalMarkers::new(topics.clone(), groups);
         assert_eq!(
-            markers.write(&TopicPartition::new("nope", 0), marker(0)).err(),
+            markers.write_one(&TopicPartition::new("nope", 0), marker(0)).err(),
             Some(MarkerError::UnknownPartition)
         );
         let offsets = TopicPartition::new(OFFSETS_TOPIC, 1);
-        markers.write(&offsets, marker(1)).expect("written").await.expect("durable and settled");
+        markers.write_one(&offsets, marker(1)).expect("written").await.expect("durable and settled");
         assert!(
-            matches!(markers.write(&offsets, marker(0)), Err(MarkerError::InvalidProducerEpoch(_))),
+            matches!(markers.write_one(&offsets, marker(0)), Err(MarkerError::InvalidProducerEpoch(_))),
             "an older epoch than the partition has seen"
         );
         topics.logs().shutdown().expect("shutdown");

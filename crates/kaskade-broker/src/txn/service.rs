@@ -26,7 +26,7 @@ use super::coordinator::{EndDecision, EndPlan, InitDecision, TxnCoordinator};
 use super::records::{self, StateValue, TXN_TOPIC};
 use super::state::TxnMetadata;
 use crate::coordinator::{
-    Appended, CoordinatorError, InternalPartitions, Leadership, MarkerError, MarkerWriter, PartitionLoad,
+    Appended, CoordinatorError, InternalPartitions, Leadership, MarkerDisposition, MarkerWriter, PartitionLoad,
     ProducerIdSource, TxnMarker,
 };
 
@@ -392,49 +392,60 @@ impl TxnService {
         })
     }
 
-    /// One attempt at ending a prepared transaction: writes the plan's
-    /// markers, waits until they are durable (and, on `__consumer_offsets`,
-    /// settled with the group coordinator), then records Complete (not
-    /// awaited: if it is lost, the next load writes the markers again,
-    /// which changes nothing).
-    async fn execute(&self, plan: &EndPlan) -> Result<(), ResponseError> {
+    /// One attempt at the markers of a prepared transaction: writes them to
+    /// the partitions in `remaining` and keeps there those to write again.
+    async fn write_markers(&self, plan: &EndPlan, remaining: &mut Vec<TopicPartition>) -> Attempt {
         let marker = TxnMarker {
             producer_id: plan.producer_id,
             producer_epoch: plan.producer_epoch,
             coordinator_epoch: 0,
             marker: plan.marker,
         };
-        let mut waits = Vec::new();
-        for tp in &plan.partitions {
-            let (topic, partition) = (&*tp.topic, tp.partition);
-            match self.0.seams.markers.write(tp, marker) {
-                Ok(wait) => waits.push(wait),
-                // A partition deleted since it joined the transaction has
-                // nothing to end.
-                Err(MarkerError::UnknownPartition) => {}
-                // The producer has a newer epoch on this partition: this
-                // transaction's data there is already ended or fenced, as
-                // Kafka treats a refused marker.
-                Err(MarkerError::InvalidProducerEpoch(e)) => {
-                    tracing::warn!(transactional_id = %plan.transactional_id, %topic, partition, "marker not needed: {e}");
+        let outcomes = self.0.seams.markers.write(remaining, marker).await;
+        debug_assert_eq!(outcomes.len(), remaining.len(), "one outcome per partition");
+        let mut stop = false;
+        let mut again = Vec::new();
+        for (tp, outcome) in remaining.drain(..).zip(outcomes) {
+            let Err(e) = outcome else { continue };
+            let (id, topic, partition) = (&plan.transactional_id, &*tp.topic, tp.partition);
+            match e.disposition() {
+                // Deleted since it joined the transaction, or ended there
+                // already under a newer producer epoch (as Kafka treats a
+                // refused marker): nothing to end.
+                MarkerDisposition::Done => {
+                    tracing::warn!(transactional_id = %id, %topic, partition, "marker not needed: {e}")
                 }
-                Err(e @ MarkerError::Failed(..)) => {
-                    tracing::error!(transactional_id = %plan.transactional_id, %topic, partition, "writing a transaction marker: {e}");
-                    return Err(ResponseError::KafkaStorageError);
+                MarkerDisposition::Retry => {
+                    tracing::warn!(transactional_id = %id, %topic, partition, "writing a transaction marker, retrying: {e}");
+                    again.push(tp);
+                }
+                MarkerDisposition::Stop => {
+                    tracing::warn!(transactional_id = %id, %topic, partition, "another coordinator ends it: {e}");
+                    stop = true;
                 }
             }
         }
-        durable(waits).await?;
-        self.decide(|engine, now| Ok(((), engine.complete(now, plan).iter().map(state_record).collect())))?;
-        Ok(())
+        *remaining = again;
+        if stop {
+            Attempt::Stop
+        } else if remaining.is_empty() {
+            Attempt::Written
+        } else {
+            Attempt::Retry
+        }
     }
 
-    /// Ends a prepared transaction in a task of its own, retrying until its
-    /// markers are written, the node stops, or another node becomes the
-    /// id's coordinator. The handle says when.
+    /// Ends a prepared transaction in a task of its own: writes its markers
+    /// (again on the partitions that failed, to the leaders a newer image
+    /// names) until all are written, then records Complete (not awaited:
+    /// if it is lost, the next load writes the markers again, which
+    /// changes nothing). Stops early when the node stops, another node
+    /// becomes the id's coordinator, or a partition's leader reports a
+    /// newer coordinator. The handle says when.
     fn finish(&self, plan: EndPlan) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
+            let mut remaining = plan.partitions.clone();
             loop {
                 // A retry after the plan completed must not write its markers
                 // again: the same producer epoch may have a later transaction
@@ -442,11 +453,21 @@ impl TxnService {
                 if !me.0.engine.lock().is_pending(&plan) {
                     return;
                 }
-                match me.execute(&plan).await {
-                    Ok(()) => return,
-                    Err(e) => {
-                        tracing::warn!(transactional_id = %plan.transactional_id, "ending the transaction failed, retrying: {e:?}")
+                match me.write_markers(&plan, &mut remaining).await {
+                    Attempt::Written => {
+                        let completed = me.decide(|engine, now| {
+                            Ok(((), engine.complete(now, &plan).iter().map(state_record).collect()))
+                        });
+                        match completed {
+                            // Not awaited (see above).
+                            Ok(_) => return,
+                            Err(e) => {
+                                tracing::warn!(transactional_id = %plan.transactional_id, "completing the transaction failed, retrying: {e:?}")
+                            }
+                        }
                     }
+                    Attempt::Stop => return,
+                    Attempt::Retry => {}
                 }
                 if me.stopping() || me.check(&plan.transactional_id) == Err(ResponseError::NotCoordinator) {
                     return;
@@ -455,6 +476,17 @@ impl TxnService {
             }
         })
     }
+}
+
+/// What one attempt at a transaction's markers left to do.
+#[derive(Debug, PartialEq, Eq)]
+enum Attempt {
+    /// Every marker is written (or not needed).
+    Written,
+    /// Some partitions need their marker again.
+    Retry,
+    /// A newer coordinator owns the transaction.
+    Stop,
 }
 
 /// A `__transaction_state` record to append: the id and its value (`None`:

@@ -1,6 +1,7 @@
 //! The transaction service over fake seams: ids are served only from the
 //! `__transaction_state` partitions loaded here, per partition.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -12,19 +13,34 @@ use parking_lot::Mutex;
 use super::{TxnSeams, TxnService};
 use crate::config::BrokerConfig;
 use crate::coordinator::fake::FakePartitions;
-use crate::coordinator::{Appended, CoordinatorError, MarkerError, MarkerWriter, ProducerIdSource, TxnMarker};
+use crate::coordinator::{CoordinatorError, MarkerError, MarkerWriter, MarkersWritten, ProducerIdSource, TxnMarker};
 use crate::txn::records::partition_for;
+use crate::txn::state::TxnState;
 
 const PARTITIONS: i32 = 4;
 
-/// Markers that are durable at once; what was written.
+/// Markers that are durable at once, except those of `.1` (refused with
+/// the error, so many times); what was written.
 #[derive(Default)]
-struct Markers(Mutex<Vec<(TopicPartition, TxnMarker)>>);
+struct Markers(Mutex<Vec<(TopicPartition, TxnMarker)>>, Mutex<HashMap<TopicPartition, (MarkerError, usize)>>);
 
 impl MarkerWriter for Markers {
-    fn write(&self, tp: &TopicPartition, marker: TxnMarker) -> Result<Appended, MarkerError> {
-        self.0.lock().push((tp.clone(), marker));
-        Ok(Appended::done())
+    fn write(&self, partitions: &[TopicPartition], marker: TxnMarker) -> MarkersWritten {
+        let mut failures = self.1.lock();
+        let outcomes = partitions
+            .iter()
+            .map(|tp| {
+                self.0.lock().push((tp.clone(), marker));
+                match failures.get_mut(tp) {
+                    Some((e, times)) if *times > 0 => {
+                        *times -= 1;
+                        Err(e.clone())
+                    }
+                    _ => Ok(()),
+                }
+            })
+            .collect();
+        Box::pin(async move { outcomes })
     }
 }
 
@@ -152,4 +168,44 @@ async fn a_metadata_change_drops_the_partitions_led_elsewhere_and_loads_the_newl
     };
     let meta = tokio::time::timeout(std::time::Duration::from_secs(10), loaded).await.expect("loaded");
     assert_eq!(meta.expect("served").expect("reloaded").producer(), producer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markers_are_written_again_only_where_they_failed_and_dropped_where_not_needed() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, _) = two_ids();
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    let tps: Vec<_> = (0..3).map(|p| TopicPartition::new("t", p)).collect();
+    s.add_partitions(&a, producer, &tps).await.expect("add");
+    // t-1's leader moved twice; t-2 was deleted.
+    let not_leader = MarkerError::Failed(ResponseError::NotLeaderOrFollower, "moved".into());
+    markers.1.lock().insert(tps[1].clone(), (not_leader, 2));
+    markers.1.lock().insert(tps[2].clone(), (MarkerError::UnknownPartition, 1));
+    s.end_txn(&a, producer, true).await.expect("end");
+    let written: Vec<i32> = markers.0.lock().iter().map(|(tp, _)| tp.partition).collect();
+    assert_eq!(written, vec![0, 1, 2, 1, 1], "the retries write t-1 only");
+    let meta = s.describe(&a).await.expect("served").expect("known");
+    assert_eq!(meta.state, TxnState::CompleteCommit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_coordinator_stops_writing_markers() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, _) = two_ids();
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    let tps: Vec<_> = (0..2).map(|p| TopicPartition::new("t", p)).collect();
+    s.add_partitions(&a, producer, &tps).await.expect("add");
+    markers.1.lock().insert(tps[0].clone(), (MarkerError::CoordinatorFenced("newer".into()), usize::MAX));
+    // Answered without waiting out the markers' bound: the task stopped.
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.end_txn(&a, producer, true))
+        .await
+        .expect("not retried until the bound")
+        .expect("end");
+    assert_eq!(markers.0.lock().len(), 2, "one attempt");
+    let meta = s.describe(&a).await.expect("served").expect("known");
+    assert_eq!(meta.state, TxnState::PrepareCommit, "left to the newer coordinator");
 }
