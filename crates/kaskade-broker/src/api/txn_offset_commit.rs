@@ -1,6 +1,8 @@
 //! TxnOffsetCommit (key 28), versions 0 to 4: offsets committed inside a
 //! transaction, pending until its marker (`group::txn_offsets`). The
-//! producer must have added the group with AddOffsetsToTxn first.
+//! producer must have added the group with AddOffsetsToTxn first: its
+//! transaction coordinator says so, the one on this node or, on a cluster,
+//! the one on another broker, asked with DescribeTransactions.
 
 use std::sync::Arc;
 
@@ -8,13 +10,17 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::messages::{
+    DescribeTransactionsRequest, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
+use kafka_protocol::protocol::StrBytes;
 
-use kaskade_types::Offset;
+use kaskade_types::{Offset, ProducerEpoch, ProducerId, TopicPartition};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::{commit_generation, committed_leader_epoch, CommitPartition, CommitRequest};
+use crate::txn::records::{partition_for, TXN_TOPIC};
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -48,12 +54,12 @@ pub async fn handle(
     let n = commit.partitions.len();
     let offsets_partition = super::offsets_partition_of(broker, &req.group_id);
     // The transaction must hold the group's offsets partition.
-    let in_txn = broker.txns.describe(&id).await.map(|m| match m {
+    let in_txn = txn_view(broker, &id).await.map(|m| match m {
         Some(m) if m.producer_id != producer.id => Err(ResponseError::InvalidProducerIdMapping),
         Some(m) if m.producer_epoch != producer.epoch => Err(ResponseError::ProducerFenced),
         // AddOffsetsToTxn must have added the group's offsets partition:
         // only that partition's marker settles these offsets.
-        Some(m) if m.state == crate::txn::TxnState::Ongoing && m.partitions.contains(&offsets_partition) => Ok(()),
+        Some(m) if m.ongoing && m.partitions.contains(&offsets_partition) => Ok(()),
         Some(_) => Err(ResponseError::InvalidTxnState),
         None => Err(ResponseError::InvalidProducerIdMapping),
     });
@@ -82,6 +88,70 @@ pub async fn handle(
         resp.topics.push(t);
     }
     Ok(resp)
+}
+
+/// A transaction as its coordinator describes it.
+struct TxnView {
+    producer_id: ProducerId,
+    producer_epoch: ProducerEpoch,
+    ongoing: bool,
+    partitions: Vec<TopicPartition>,
+}
+
+/// Transactional id `id` as its coordinator knows it (`None`: unknown):
+/// this node's transaction coordinator, or, when another node leads the
+/// id's `__transaction_state` partition (a group and a transaction
+/// coordinated on different brokers), that node asked with
+/// DescribeTransactions. Its errors come back as they are (retriable ones
+/// make the producer retry); an unreachable coordinator is
+/// COORDINATOR_NOT_AVAILABLE.
+async fn txn_view(broker: &Arc<Broker>, id: &str) -> Result<Option<TxnView>, ResponseError> {
+    match broker.txns.describe(id).await {
+        Ok(meta) => {
+            return Ok(meta.map(|m| TxnView {
+                producer_id: m.producer_id,
+                producer_epoch: m.producer_epoch,
+                ongoing: m.state == crate::txn::TxnState::Ongoing,
+                partitions: m.partitions.into_iter().collect(),
+            }))
+        }
+        Err(ResponseError::NotCoordinator) => {}
+        Err(e) => return Err(e),
+    }
+    let image = broker.topics.image();
+    let leader = image.topic(TXN_TOPIC).and_then(|t| {
+        let p = usize::try_from(partition_for(id, t.partitions.len() as i32)).ok()?;
+        t.partitions.get(p)?.leader
+    });
+    let node = leader.filter(|l| l.get() != broker.node_id()).ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let unavailable = |e: String| {
+        tracing::warn!(node = node.get(), transactional_id = id, "asking the transaction coordinator: {e}");
+        ResponseError::CoordinatorNotAvailable
+    };
+    let conn = broker.peers.connection(node).await.map_err(|e| unavailable(e.to_string()))?;
+    let version = conn.version::<DescribeTransactionsRequest>().map_err(|e| unavailable(e.to_string()))?;
+    let req = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(StrBytes::from_string(id.to_string()))]);
+    let resp = conn.send(&req, version).await.map_err(|e| {
+        broker.peers.disconnect(node, &conn);
+        unavailable(e.to_string())
+    })?;
+    let state = resp.transaction_states.into_iter().next().ok_or_else(|| unavailable("no answer".into()))?;
+    match ResponseError::try_from_code(state.error_code) {
+        None => {}
+        Some(ResponseError::TransactionalIdNotFound) => return Ok(None),
+        Some(e) => return Err(e),
+    }
+    Ok(Some(TxnView {
+        producer_id: ProducerId(state.producer_id.0),
+        producer_epoch: ProducerEpoch(state.producer_epoch),
+        ongoing: &*state.transaction_state == crate::txn::TxnState::Ongoing.name(),
+        partitions: state
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|&p| TopicPartition::new(t.topic.0.as_str(), p)))
+            .collect(),
+    }))
 }
 
 crate::route_to!(TxnOffsetCommit, handle);
