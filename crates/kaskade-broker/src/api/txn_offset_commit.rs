@@ -155,3 +155,68 @@ async fn txn_view(broker: &Arc<Broker>, id: &str) -> Result<Option<TxnView>, Res
 }
 
 crate::route_to!(TxnOffsetCommit, handle);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kaskade_meta::{BrokerEndpoint, MetadataRecord, Uuid};
+
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::network;
+    use crate::router::Router;
+    use crate::topic::TopicError;
+
+    /// A broker with node id `node` served on a loopback port.
+    async fn serve(node: i32) -> (Arc<Broker>, u16, network::ShutdownTrigger) {
+        let id = node.to_string();
+        let config = BrokerConfig::from_overrides([("listeners", "PLAINTEXT://127.0.0.1:0"), ("node.id", id.as_str())])
+            .expect("config");
+        let broker = Arc::new(Broker::for_tests(config, Router::default()));
+        let listeners = network::bind_config(&broker.config).await.expect("bind");
+        let port = listeners[0].local_addr().port();
+        let (trigger, signal) = network::shutdown_channel();
+        tokio::spawn(network::serve(broker.clone(), listeners, signal));
+        (broker, port, trigger)
+    }
+
+    fn register(node_id: i32, port: u16) -> MetadataRecord {
+        MetadataRecord::RegisterBroker {
+            node_id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: vec![BrokerEndpoint { listener: "PLAINTEXT".into(), host: "127.0.0.1".into(), port }],
+            rack: None,
+            fenced: false,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_coordinated_on_another_broker_is_asked_there() {
+        let (a, _, _stop_a) = serve(1).await;
+        let (b, b_port, _stop_b) = serve(2).await;
+        // Broker 2 coordinates "tx" (its own __transaction_state); broker
+        // 1's image places every __transaction_state partition on 2.
+        let producer = b.txns.init_producer_id("tx", 60_000, None).await.expect("init on 2");
+        let offsets = TopicPartition::new("__consumer_offsets", 3);
+        b.txns.add_partitions("tx", producer, std::slice::from_ref(&offsets)).await.expect("added on 2");
+        let count = b.topics.image().topic(TXN_TOPIC).expect("created on 2").partitions.len();
+        let everywhere: Vec<(i32, Vec<i32>)> = (0..count as i32).map(|p| (p, vec![2])).collect();
+        let records = vec![register(1, 1), register(2, b_port)];
+        a.topics.update(|_| Ok::<_, TopicError>((records.clone(), ()))).expect("registered");
+        a.topics.create(TXN_TOPIC, -1, -1, &everywhere, &BTreeMap::new(), false).expect("placed on 2");
+
+        let view = txn_view(&a, "tx").await.expect("asked").expect("known on 2");
+        assert_eq!((view.producer_id, view.producer_epoch), (producer.id, producer.epoch));
+        assert!(view.ongoing);
+        assert_eq!(view.partitions, vec![offsets]);
+        assert!(txn_view(&a, "unknown").await.expect("asked").is_none(), "TRANSACTIONAL_ID_NOT_FOUND");
+
+        // Broker 2 registers again where nothing listens: not reachable.
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        a.topics.update(|_| Ok::<_, TopicError>((vec![register(2, gone)], ()))).expect("re-registered");
+        assert_eq!(txn_view(&a, "tx").await.err(), Some(ResponseError::CoordinatorNotAvailable));
+        a.topics.logs().shutdown().expect("shutdown");
+        b.topics.logs().shutdown().expect("shutdown");
+    }
+}
