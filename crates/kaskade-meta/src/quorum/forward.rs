@@ -17,7 +17,9 @@
 //! The answer is `Result<ApplyOutcome, ForwardRefusal>`. A refused or
 //! failed connect, and a leader that says it no longer leads, are safe to
 //! retry (the proposal was not made); a connection lost after the frame was
-//! sent is not (the proposal may have landed), and is an error.
+//! sent is not (the proposal may have landed): `MetaError::Unconfirmed`,
+//! answered REQUEST_TIMED_OUT as Kafka answers a forwarded request whose
+//! answer did not come back.
 
 use std::io;
 use std::time::Duration;
@@ -101,5 +103,56 @@ pub async fn handle(raft: &Raft, proposal: Proposal) -> Result<ApplyOutcome, For
             Err(ForwardRefusal::NotLeader { leader: f.leader_id.map(to_kafka_id) })
         }
         Err(e) => Err(ForwardRefusal::Failed(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::MetadataVersion;
+
+    /// A leader that answers the hello, then closes the connection once it
+    /// has read `frames` frames in all.
+    async fn leader_closing_after(frames: usize) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut conn = BufStream::new(stream);
+            for n in 0..frames {
+                if frame::read_frame(&mut conn).await.expect("read").is_none() {
+                    return;
+                }
+                if n == 0 {
+                    let ok = serde_json::to_vec(&Ok::<(), String>(())).expect("json");
+                    frame::write_frame(&mut conn, RpcKind::Response, &ok).await.expect("hello answered");
+                }
+            }
+        });
+        addr
+    }
+
+    fn hello() -> Hello {
+        Hello { cluster_id: "c".into(), static_voters: None }
+    }
+
+    fn proposal() -> Proposal {
+        Proposal { based_on: MetadataVersion::default(), records: Vec::new() }
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_after_the_proposal_was_sent_is_not_retriable() {
+        let addr = leader_closing_after(2).await;
+        let sent = forward(&addr, &hello(), &proposal()).await;
+        assert!(matches!(sent, Err(ForwardError::Lost(_))), "{sent:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_before_the_proposal_was_sent_is_retriable() {
+        let addr = leader_closing_after(0).await;
+        let sent = forward(&addr, &hello(), &proposal()).await;
+        assert!(matches!(sent, Err(ForwardError::Unreachable(_))), "{sent:?}");
     }
 }

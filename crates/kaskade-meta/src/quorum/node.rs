@@ -339,7 +339,7 @@ impl QuorumMetadataLog {
             }
             Ok(Err(ForwardError::Refused(ForwardRefusal::NotLeader { .. }))) => Ok(None),
             Ok(Err(ForwardError::Refused(ForwardRefusal::Failed(e)))) => Err(MetaError::Quorum(e)),
-            Ok(Err(ForwardError::Lost(e))) => Err(MetaError::Quorum(format!(
+            Ok(Err(ForwardError::Lost(e))) => Err(MetaError::Unconfirmed(format!(
                 "the connection to the active controller {} broke while it took a change (it may have been \
                  made): {e}",
                 to_kafka_id(leader)
