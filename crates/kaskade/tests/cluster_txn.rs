@@ -6,7 +6,9 @@
 //! aborted one leaves nothing visible and does not hold any partition's
 //! LSO back, and offsets sent to the transaction for a group whose
 //! coordinator runs on another node than the transaction coordinator are
-//! committed with it. Every wait is on a condition with a deadline.
+//! committed with it. A leader killed (SIGKILL) before the commit gets its
+//! markers once it is back (the coordinator retries, reconnecting to the
+//! new incarnation). Every wait is on a condition with a deadline.
 
 mod process;
 
@@ -53,10 +55,14 @@ fn coordinator(runtime: &tokio::runtime::Runtime, bootstrap: &str, key: &str, ke
 
 /// Sends `count` records to every partition, values `{prefix}-{p}-{i}`.
 fn send_each(producer: &ThreadedProducer<DefaultProducerContext>, prefix: &str, count: usize) {
+    send_each_to(producer, TOPIC, prefix, count)
+}
+
+fn send_each_to(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, prefix: &str, count: usize) {
     for p in 0..PARTITIONS {
         for i in 0..count {
             let value = format!("{prefix}-{p}-{i}");
-            producer.send(BaseRecord::<(), _>::to(TOPIC).partition(p).payload(&value)).expect("enqueue");
+            producer.send(BaseRecord::<(), _>::to(topic).partition(p).payload(&value)).expect("enqueue");
         }
     }
 }
@@ -64,6 +70,10 @@ fn send_each(producer: &ThreadedProducer<DefaultProducerContext>, prefix: &str, 
 /// What a read_committed consumer reads of every partition until it has
 /// seen `last(p)` on each.
 fn read_committed_until(bootstrap: &str, last: impl Fn(i32) -> String) -> BTreeMap<i32, Vec<String>> {
+    read_committed_of(bootstrap, TOPIC, last)
+}
+
+fn read_committed_of(bootstrap: &str, topic: &str, last: impl Fn(i32) -> String) -> BTreeMap<i32, Vec<String>> {
     let consumer: BaseConsumer = client_config(bootstrap)
         .set("group.id", "cluster-txn-verifier")
         .set("enable.auto.commit", "false")
@@ -73,7 +83,7 @@ fn read_committed_until(bootstrap: &str, last: impl Fn(i32) -> String) -> BTreeM
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).expect("tpl");
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
     }
     consumer.assign(&tpl).expect("assign");
     let mut read: BTreeMap<i32, Vec<String>> = BTreeMap::new();
@@ -170,4 +180,42 @@ fn transactions_spanning_every_broker_commit_abort_and_carry_group_offsets() {
         offsets.iter().all(|o| *o == Offset::Offset(GROUP_OFFSET)).then_some(offsets)
     });
     assert_eq!(committed.len(), PARTITIONS as usize);
+}
+
+#[test]
+fn markers_for_a_leader_killed_before_the_commit_are_written_once_it_is_back() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut nodes = start_cluster(root.path());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let bootstrap = nodes[0].bootstrap();
+    let topic = "txn-killed";
+    create(&runtime, &bootstrap, NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))).expect("create");
+    let (_, leaders) = wait_for("the topic's leaders", || {
+        metadata(&bootstrap, topic).filter(|(b, l)| b.len() == 3 && l.len() == PARTITIONS as usize)
+    });
+
+    let txn_id = "cluster-txn-killed";
+    let txn_coordinator = wait_for("the transaction coordinator", || coordinator(&runtime, &bootstrap, txn_id, 1));
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        client_config(&bootstrap).set("transactional.id", txn_id).set("linger.ms", "5").create().expect("producer");
+    producer.init_transactions(WAIT).expect("init_transactions");
+    producer.begin_transaction().expect("begin");
+    send_each_to(&producer, topic, "killed", PER_PARTITION);
+    producer.flush(WAIT).expect("every record on its leader");
+
+    // A leader of some of its partitions that is neither the transaction's
+    // coordinator nor the node the clients bootstrap from.
+    let victim = [2, 3].into_iter().find(|&n| n != txn_coordinator).expect("a node to kill");
+    assert!(leaders.contains(&victim), "{leaders:?}");
+    nodes[victim as usize - 1].kill9();
+    // Decided: answered once Prepare is durable, at most the markers' bound
+    // later; the victim's markers stay due.
+    producer.commit_transaction(WAIT).expect("commit decided");
+
+    nodes[victim as usize - 1].restart();
+    let read = read_committed_of(&bootstrap, topic, |p| format!("killed-{p}-{}", PER_PARTITION - 1));
+    for p in 0..PARTITIONS {
+        let expected: Vec<String> = (0..PER_PARTITION).map(|i| format!("killed-{p}-{i}")).collect();
+        assert_eq!(read[&p], expected, "partition {p} (leader {})", leaders[p as usize]);
+    }
 }
