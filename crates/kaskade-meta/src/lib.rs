@@ -11,6 +11,7 @@
 //! committed (fsynced) before the image moves, so what an admin request
 //! acknowledged survives a crash.
 
+pub mod election;
 pub mod image;
 pub mod local_log;
 pub mod metadata_log;
