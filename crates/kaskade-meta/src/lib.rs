@@ -13,6 +13,7 @@
 
 pub mod election;
 pub mod image;
+pub mod liveness;
 pub mod local_log;
 pub mod metadata_log;
 pub mod quorum;
