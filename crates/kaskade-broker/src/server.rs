@@ -149,9 +149,11 @@ impl Server {
         let broker = Arc::new(Broker::new(config, topics, cluster_id, advertised));
         if let Some(c) = &controller {
             broker.set_quorum(c.quorum.clone());
-            Controller::register(&broker).await?;
+            c.register(&broker).await?;
             let b = broker.clone();
             c.follow(broker.clone(), async move { b.stopping().await });
+            let b = broker.clone();
+            c.heartbeat(async move { b.stopping().await }).await;
         }
         let (trigger, signal) = network::shutdown_channel();
         let task = tokio::spawn({

@@ -30,6 +30,10 @@ pub fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
         // Kafka's -1: no leader.
         rp.leader_id = BrokerId(p.leader.map_or(-1, |n| n.get()));
         rp.leader_epoch = p.leader_epoch.get();
+        if p.leader.is_none() {
+            // Offline (its last ISR member is fenced), as Kafka's metadata cache answers.
+            rp.error_code = ResponseError::LeaderNotAvailable.code();
+        }
         rp.replica_nodes = p.replicas.iter().map(|b| BrokerId(b.get())).collect();
         rp.isr_nodes = p.isr.iter().map(|b| BrokerId(b.get())).collect();
         rt.partitions.push(rp);
