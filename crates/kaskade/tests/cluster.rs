@@ -5,8 +5,11 @@
 //! produce to and fetch from the partitions' leaders, and metadata changes
 //! go on after the active controller is killed with SIGKILL; a consumer
 //! group works with its coordinator on the leader of its
-//! `__consumer_offsets` partition. Every wait is on a condition with a
-//! deadline.
+//! `__consumer_offsets` partition; a broker killed with SIGKILL is fenced
+//! after its session (unlisted, its RF=1 partitions offline) and leads
+//! again when restarted, SIGTERM is a controlled shutdown, and a new active
+//! controller gives live brokers fresh sessions. Every wait is on a
+//! condition with a deadline.
 
 mod process;
 
@@ -238,4 +241,121 @@ fn a_consumer_group_runs_on_the_leaders_of_the_internal_partitions() {
         }
     }
     drop(resumed);
+}
+
+/// How long the fencing test's brokers may go without heartbeats.
+const SESSION: Duration = Duration::from_millis(6000);
+
+/// Per partition: its leader and whether Metadata says LEADER_NOT_AVAILABLE.
+type Leaders = Vec<(i32, bool)>;
+
+/// (listed broker ids, [`Leaders`]) of `topic`, as the node at `bootstrap` answers.
+fn leadership(bootstrap: &str, topic: &str) -> Option<(BTreeSet<i32>, Leaders)> {
+    let consumer: BaseConsumer = client_config(bootstrap).create().ok()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let brokers = md.brokers().iter().map(|b| b.id()).collect();
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    let not_available = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+    let partitions = t.partitions().iter().map(|p| (p.leader(), p.error() == Some(not_available))).collect();
+    Some((brokers, partitions))
+}
+
+#[test]
+fn silent_brokers_are_fenced_come_back_shut_down_under_control_and_survive_a_controller_failover() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("KAFKA_BROKER_SESSION_TIMEOUT_MS".to_string(), SESSION.as_millis().to_string()),
+        ("KAFKA_BROKER_HEARTBEAT_INTERVAL_MS".to_string(), "500".to_string()),
+    ];
+    let mut nodes = process::cluster::start_cluster_with(root.path(), 3, &env);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    create(&runtime, &nodes[0].bootstrap(), NewTopic::new("fenced", 3, TopicReplication::Fixed(1))).expect("create");
+    let (_, placed) = wait_for("the topic on all three brokers", || {
+        leadership(&nodes[0].bootstrap(), "fenced").filter(|(b, p)| b.len() == 3 && p.len() == 3)
+    });
+    let active = wait_for("an active controller", || active_controller(&runtime, &nodes[0].bootstrap()));
+    let others: Vec<usize> = (0..3).filter(|i| nodes[*i].id != active).collect();
+    let (v, t) = (others[0], others[1]);
+    let a = (0..3).find(|i| nodes[*i].id == active).expect("the controller is a node");
+    let victim = nodes[v].id;
+    let led_by = |id: i32| -> Vec<usize> { (0..3).filter(|p| placed[*p].0 == id).collect() };
+
+    // kill -9 a broker that is not the controller: within its session the
+    // others stop listing it, and its RF=1 partitions have no leader.
+    let killed = Instant::now();
+    nodes[v].kill9();
+    let observer = nodes[a].bootstrap();
+    wait_for("the killed broker unlisted and its partitions offline", || {
+        leadership(&observer, "fenced").filter(|(brokers, parts)| {
+            !brokers.contains(&victim) && led_by(victim).iter().all(|p| parts[*p] == (-1, true))
+        })
+    });
+    let fenced_after = killed.elapsed();
+    eprintln!("kill -9 -> fenced and unlisted in {fenced_after:?} (session {SESSION:?})");
+    assert!(fenced_after >= SESSION / 2, "fenced before its session could expire: {fenced_after:?}");
+    assert!(fenced_after < SESSION + Duration::from_secs(5), "fenced late: {fenced_after:?}");
+
+    // Restarted, it is listed again, leads its partitions again, and they work.
+    nodes[v].restart();
+    wait_for("the restarted broker listed and leading again", || {
+        leadership(&observer, "fenced").filter(|(brokers, parts)| {
+            brokers.contains(&victim) && led_by(victim).iter().all(|p| parts[*p] == (victim, false))
+        })
+    });
+    let p = led_by(victim)[0] as i32;
+    let producer: BaseProducer = client_config(&observer).set("acks", "all").create().expect("producer");
+    for i in 0..10 {
+        let value = format!("back-{i}");
+        producer.send(BaseRecord::<(), _>::to("fenced").partition(p).payload(&value)).expect("enqueue");
+    }
+    producer.flush(WAIT).expect("delivered to the returned leader");
+    let consumer: BaseConsumer = client_config(&observer)
+        .set("group.id", "fenced-assign-only")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("fenced", p, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut got = 0;
+    let deadline = Instant::now() + WAIT;
+    while got < 10 {
+        assert!(Instant::now() < deadline, "consumed {got} of 10 from the returned leader");
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            m.expect("fetch");
+            got += 1;
+        }
+    }
+
+    // SIGTERM: a controlled shutdown, well within a session; the broker
+    // is unlisted at once (fenced by the shutdown, not by expiry).
+    let stopping = nodes[t].id;
+    let term = Instant::now();
+    nodes[t].signal("TERM");
+    let status = nodes[t].wait_exit(SESSION).expect("exits within a session after SIGTERM");
+    let exited = term.elapsed();
+    assert!(status.success(), "{status:?}; log:\n{}", nodes[t].log());
+    assert!(nodes[t].log().contains("controlled shutdown: leaderships moved"), "log:\n{}", nodes[t].log());
+    wait_for("the stopped broker unlisted", || {
+        leadership(&observer, "fenced").filter(|(brokers, _)| !brokers.contains(&stopping))
+    });
+    let unlisted = term.elapsed();
+    eprintln!("SIGTERM -> exit in {exited:?}, unlisted in {unlisted:?}");
+    assert!(unlisted < SESSION, "unlisted only after {unlisted:?}: by expiry, not the controlled shutdown");
+
+    // Back to three, then kill -9 the active controller: the new one gives
+    // every broker a fresh session, so the live ones stay listed while the
+    // killed one is fenced once its session at the new controller ends.
+    nodes[t].restart();
+    wait_for("three brokers listed", || leadership(&observer, "fenced").filter(|(b, _)| b.len() == 3));
+    nodes[a].kill9();
+    let survivor = nodes[v].bootstrap();
+    wait_for("the old controller fenced by the new one", || {
+        let (brokers, _) = leadership(&survivor, "fenced")?;
+        assert!(
+            brokers.contains(&victim) && brokers.contains(&stopping),
+            "a live broker was fenced after the failover: {brokers:?}"
+        );
+        (!brokers.contains(&active)).then_some(())
+    });
 }
