@@ -358,4 +358,29 @@ fn silent_brokers_are_fenced_come_back_shut_down_under_control_and_survive_a_con
         );
         (!brokers.contains(&active)).then_some(())
     });
+
+    // SIGSTOP: a broker that stops heartbeating is fenced; continued, it rejoins.
+    nodes[a].restart();
+    wait_for("three brokers listed", || leadership(&survivor, "fenced").filter(|(b, _)| b.len() == 3));
+    nodes[t].signal("STOP");
+    wait_for("the stopped broker unlisted", || {
+        leadership(&survivor, "fenced").filter(|(brokers, _)| !brokers.contains(&stopping))
+    });
+    nodes[t].signal("CONT");
+    wait_for("the continued broker listed again", || {
+        leadership(&survivor, "fenced").filter(|(brokers, _)| brokers.contains(&stopping))
+    });
+
+    // kill -9 and an immediate restart: the new process registers once the
+    // old one's session has expired (DUPLICATE_BROKER_REGISTRATION until
+    // then), and leads its partitions again.
+    nodes[v].kill9();
+    nodes[v].restart();
+    let observer = nodes[a].bootstrap();
+    wait_for("the quickly restarted broker listed and leading", || {
+        leadership(&observer, "fenced").filter(|(brokers, parts)| {
+            brokers.contains(&victim) && led_by(victim).iter().all(|p| parts[*p] == (victim, false))
+        })
+    });
+    assert!(nodes[v].log().contains("waiting for its session to expire"), "log:\n{}", nodes[v].log());
 }
