@@ -181,3 +181,57 @@ impl Lifecycle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kaskade_meta::QuorumConfig;
+    use kaskade_types::NodeId;
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    /// A one-controller quorum serving on a loopback port, with short broker sessions.
+    async fn quorum(dir: &std::path::Path, session_ms: u64) -> QuorumMetadataLog {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let mut config = QuorumConfig::new(1, "lifecycle-test", dir);
+        config.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+        config.heartbeat_interval = Duration::from_millis(50);
+        config.broker_session_timeout = Duration::from_millis(session_ms);
+        let log = QuorumMetadataLog::start(config).await.expect("start");
+        tokio::spawn(log.serve(listener));
+        log.initialize(&BTreeMap::from([(1, addr)])).await.expect("initialize");
+        assert!(log.wait_until_current(WAIT).await.expect("wait"), "no leader within {WAIT:?}");
+        log
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_live_process_with_the_id_is_refused_and_a_controlled_shutdown_fences_the_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = quorum(dir.path(), 600).await;
+        let first = Arc::new(Lifecycle::new(log.clone(), 7, 100, 600));
+        first.register(vec![], None).await.expect("the first registers");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        first.spawn_heartbeats(async move {
+            let _ = stopped.await;
+        });
+        tokio::time::timeout(WAIT, first.wait_unfenced()).await.expect("unfenced in time");
+        assert!(log.committed().image.is_unfenced(NodeId(7)));
+
+        // Another process with node id 7 tries for a session and more, then gives up.
+        let second = Lifecycle::new(log.clone(), 7, 100, 600);
+        let refused = tokio::time::timeout(WAIT, second.register(vec![], None)).await.expect("gave up in time");
+        let message = refused.expect_err("a live duplicate").to_string();
+        assert!(message.contains("DUPLICATE_BROKER_REGISTRATION") && message.contains("node.id 7"), "{message}");
+        assert!(log.committed().image.is_unfenced(NodeId(7)), "the live registration is untouched");
+
+        // The first shuts down under control: fenced by the controller, not by expiry.
+        tokio::time::timeout(WAIT, first.controlled_shutdown()).await.expect("within its bound");
+        assert!(!log.committed().image.is_unfenced(NodeId(7)));
+        let _ = stop.send(());
+        log.shutdown().await.expect("shutdown");
+    }
+}

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::tests::{cluster, kill, leader, static_3, Node, Setup, WAIT};
 use super::*;
+use super::{forward, frame};
 use crate::{Image, MetadataLog, MetadataRecord, PartitionImage};
 
 /// `broker.session.timeout.ms`'s default, which the controllers run with.
@@ -159,4 +160,22 @@ async fn brokers_register_heartbeat_are_fenced_when_silent_and_come_back_and_shu
             heartbeat(nodes[i].as_ref().expect("live"), id, inc, false).await.expect("heartbeat after failover");
         assert!(!answer.is_fenced, "broker {id} fenced across the failover to {}", l2 + 1);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_broker_call_closes_its_connection_and_the_controller_keeps_answering() {
+    use tokio::io::AsyncWriteExt;
+    let root = tempfile::tempdir().expect("tempdir");
+    let setup = Setup { static_voters: Some(std::collections::BTreeSet::from([1])), ..static_3() };
+    let (nodes, voters) = cluster(root.path(), 1, &setup).await;
+    leader(&nodes).await;
+    let node = nodes[0].as_ref().expect("live");
+    let mut conn = forward::connect(&voters[&1], node.log.hello()).await.expect("hello accepted");
+    frame::write_frame(&mut conn, frame::RpcKind::Broker, b"{\"Register\":{\"node_id\":\"x\"}}").await.expect("sent");
+    conn.flush().await.expect("flush");
+    assert!(frame::read_frame(&mut conn).await.map(|f| f.is_none()).unwrap_or(true), "closed without an answer");
+    let incarnation = Uuid::new_v4();
+    assert_eq!(node.log.call_controller(register(1, incarnation), WAIT).await, Ok(BrokerAnswer::Registered));
+    // A heartbeat of an id that never registered is stale, not a crash.
+    assert_eq!(heartbeat(node, 5, incarnation, false).await, Err(BrokerRefusal::StaleBrokerEpoch));
 }
