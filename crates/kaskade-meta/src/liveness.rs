@@ -87,7 +87,10 @@ impl Liveness {
 
     /// This controller became active: every broker the image registers gets
     /// a fresh session of its registered incarnation, nothing else survives.
+    /// A fenced broker must have applied this image before it is unfenced
+    /// (its registration is in it; the image does not say at which offset).
     pub fn became_active_controller(&mut self, now: i64, image: &Image) {
+        let caught_up_at = image.end_offset();
         self.sessions = image
             .brokers()
             .values()
@@ -95,7 +98,7 @@ impl Liveness {
                 let session = Session {
                     incarnation: b.incarnation_id,
                     deadline_ms: now + self.session_timeout_ms,
-                    caught_up_at: 0,
+                    caught_up_at,
                     shutting_down: false,
                 };
                 (b.id, session)

@@ -134,7 +134,8 @@ fn a_new_active_controller_gives_every_registered_broker_a_fresh_deadline() {
     l.became_active_controller(50_000, &img);
     assert!(l.tick(50_000 + TIMEOUT - 1, &img).is_empty(), "no fence for heartbeats another controller had");
     assert_eq!(l.heartbeat(hb(1, a, 0), 50_001, &img), Ok(None), "the image's incarnation");
-    assert_eq!(l.heartbeat(hb(2, b, 0), 50_001, &img), Ok(Some(Decision::Unfence(NodeId(2)))));
+    assert_eq!(l.heartbeat(hb(2, b, 1), 50_001, &img), Ok(None), "fenced, and behind the new controller's image");
+    assert_eq!(l.heartbeat(hb(2, b, 2), 50_001, &img), Ok(Some(Decision::Unfence(NodeId(2)))));
     assert_eq!(l.tick(50_000 + TIMEOUT, &img), vec![], "both heartbeated after the new deadlines were set");
 }
 
