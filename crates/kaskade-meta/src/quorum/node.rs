@@ -356,12 +356,7 @@ impl QuorumMetadataLog {
         proposal: &Proposal,
         deadline: tokio::time::Instant,
     ) -> Result<Option<ApplyOutcome>, MetaError> {
-        let addr = {
-            let metrics = self.raft.metrics();
-            let m = metrics.borrow();
-            m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
-        };
-        let Some(addr) = addr else { return Ok(None) };
+        let Some(addr) = self.address_of(leader) else { return Ok(None) };
         let sent = tokio::time::timeout_at(deadline, forward::forward(&addr, &self.hello, proposal)).await;
         match sent {
             Err(_) => Err(MetaError::Timeout(self.append_timeout)),

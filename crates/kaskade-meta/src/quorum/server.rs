@@ -1,5 +1,5 @@
 //! The server side of openraft's RPCs (and of proposals forwarded to the
-//! leader, `forward`): [`serve`] answers them on a given
+//! leader, `forward`, and brokers' calls, `brokers`): [`serve`] answers them on a given
 //! listener (the CONTROLLER listener hands over its socket).
 //!
 //! One task per connection checks the client's cluster id and static voters
