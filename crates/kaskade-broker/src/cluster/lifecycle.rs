@@ -43,6 +43,8 @@ pub struct Lifecycle {
     session_timeout: Duration,
     /// Whether the last heartbeat's answer said fenced.
     fenced: watch::Sender<bool>,
+    /// [`SHUTDOWN_LIMIT`] (shorter in tests).
+    shutdown_limit: Duration,
 }
 
 impl Lifecycle {
@@ -55,6 +57,7 @@ impl Lifecycle {
             interval: ms(interval_ms),
             session_timeout: ms(session_timeout_ms),
             fenced: watch::channel(true).0,
+            shutdown_limit: SHUTDOWN_LIMIT,
         }
     }
 
@@ -158,7 +161,8 @@ impl Lifecycle {
     /// broker's leaderships away and fence it, and returns once it says the
     /// broker may stop, or after [`SHUTDOWN_LIMIT`] (logged).
     pub async fn controlled_shutdown(&self) {
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_LIMIT;
+        let limit = self.shutdown_limit;
+        let deadline = tokio::time::Instant::now() + limit;
         let mut last_error = None;
         while tokio::time::Instant::now() < deadline {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -176,8 +180,13 @@ impl Lifecycle {
             tokio::time::sleep(SHUTDOWN_RETRY).await;
         }
         match last_error {
-            Some(e) => tracing::warn!(error = %e, "controlled shutdown: no answer from the active controller within {SHUTDOWN_LIMIT:?}; stopping anyway"),
-            None => tracing::warn!("controlled shutdown: the controller did not let this broker stop within {SHUTDOWN_LIMIT:?}; stopping anyway"),
+            Some(e) => tracing::warn!(
+                error = %e,
+                "controlled shutdown: no answer from the active controller within {limit:?}; stopping anyway"
+            ),
+            None => tracing::warn!(
+                "controlled shutdown: the controller did not let this broker stop within {limit:?}; stopping anyway"
+            ),
         }
     }
 }
@@ -233,5 +242,26 @@ mod tests {
         assert!(!log.committed().image.is_unfenced(NodeId(7)));
         let _ = stop.send(());
         log.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_controlled_shutdown_without_a_controller_stops_anyway_after_its_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = quorum(dir.path(), 600).await;
+        let mut lifecycle = Lifecycle::new(log.clone(), 7, 100, 600);
+        lifecycle.shutdown_limit = Duration::from_millis(300);
+        let lifecycle = Arc::new(lifecycle);
+        lifecycle.register(vec![], None).await.expect("registers");
+        // Unfenced first: a fenced broker leads nothing and may stop at once.
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        lifecycle.spawn_heartbeats(async move {
+            let _ = stopped.await;
+        });
+        tokio::time::timeout(WAIT, lifecycle.wait_unfenced()).await.expect("unfenced in time");
+        let _ = stop.send(());
+        log.shutdown().await.expect("the controller stops");
+        let started = tokio::time::Instant::now();
+        tokio::time::timeout(WAIT, lifecycle.controlled_shutdown()).await.expect("bounded");
+        assert!(started.elapsed() >= Duration::from_millis(300), "gave up before its bound: {:?}", started.elapsed());
     }
 }
