@@ -260,6 +260,34 @@ fn leadership(bootstrap: &str, topic: &str) -> Option<(BTreeSet<i32>, Leaders)> 
     Some((brokers, partitions))
 }
 
+/// Produces 10 records (acks=all) to `partition` of `topic` through
+/// `bootstrap` and reads them back from the partition's leader.
+fn round_trip(bootstrap: &str, topic: &str, partition: i32, prefix: &str) {
+    let producer: BaseProducer = client_config(bootstrap).set("acks", "all").create().expect("producer");
+    for i in 0..10 {
+        let value = format!("{prefix}-{i}");
+        producer.send(BaseRecord::<(), _>::to(topic).partition(partition).payload(&value)).expect("enqueue");
+    }
+    producer.flush(WAIT).expect("delivered to the leader");
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", "round-trip-assign-only")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while !(0..10).all(|i| seen.contains(&format!("{prefix}-{i}"))) {
+        assert!(Instant::now() < deadline, "read {} records of {prefix} back", seen.len());
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.expect("fetch");
+            seen.insert(String::from_utf8_lossy(m.payload().expect("value")).into_owned());
+        }
+    }
+}
+
 #[test]
 fn silent_brokers_are_fenced_come_back_shut_down_under_control_and_survive_a_controller_failover() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -302,30 +330,7 @@ fn silent_brokers_are_fenced_come_back_shut_down_under_control_and_survive_a_con
             brokers.contains(&victim) && led_by(victim).iter().all(|p| parts[*p] == (victim, false))
         })
     });
-    let p = led_by(victim)[0] as i32;
-    let producer: BaseProducer = client_config(&observer).set("acks", "all").create().expect("producer");
-    for i in 0..10 {
-        let value = format!("back-{i}");
-        producer.send(BaseRecord::<(), _>::to("fenced").partition(p).payload(&value)).expect("enqueue");
-    }
-    producer.flush(WAIT).expect("delivered to the returned leader");
-    let consumer: BaseConsumer = client_config(&observer)
-        .set("group.id", "fenced-assign-only")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("fenced", p, Offset::Beginning).expect("partition");
-    consumer.assign(&tpl).expect("assign");
-    let mut got = 0;
-    let deadline = Instant::now() + WAIT;
-    while got < 10 {
-        assert!(Instant::now() < deadline, "consumed {got} of 10 from the returned leader");
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            m.expect("fetch");
-            got += 1;
-        }
-    }
+    round_trip(&observer, "fenced", led_by(victim)[0] as i32, "back");
 
     // SIGTERM: a controlled shutdown, well within a session; the broker
     // is unlisted at once (fenced by the shutdown, not by expiry).
@@ -367,9 +372,12 @@ fn silent_brokers_are_fenced_come_back_shut_down_under_control_and_survive_a_con
         leadership(&survivor, "fenced").filter(|(brokers, _)| !brokers.contains(&stopping))
     });
     nodes[t].signal("CONT");
-    wait_for("the continued broker listed again", || {
-        leadership(&survivor, "fenced").filter(|(brokers, _)| brokers.contains(&stopping))
+    wait_for("the continued broker listed and leading again", || {
+        leadership(&survivor, "fenced").filter(|(brokers, parts)| {
+            brokers.contains(&stopping) && led_by(stopping).iter().all(|p| parts[*p] == (stopping, false))
+        })
     });
+    round_trip(&survivor, "fenced", led_by(stopping)[0] as i32, "continued");
 
     // kill -9 and an immediate restart: the new process registers once the
     // old one's session has expired (DUPLICATE_BROKER_REGISTRATION until
