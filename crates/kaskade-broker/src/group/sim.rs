@@ -416,6 +416,7 @@ impl Sim {
     }
 
     fn check(&self) {
+        self.c.check_deadline_index();
         let Some(group) = self.c.group(GROUP) else {
             return;
         };
