@@ -5,13 +5,16 @@
 # `kaskade topic create`), then the script reports
 #
 #   - open files (/proc/PID/fd) and RSS (VmRSS) once the partitions exist;
-#   - /metrics scrape time (curl -w time_total), median of 5, and its size;
+#   - /metrics scrape time (curl -w time_total), median of 5, the broker's
+#     CPU time per scrape (/proc/PID/stat, mean of the 5) and the size;
 #   - start-up time after a clean stop (SIGTERM, waited for) and after
 #     kill -9: from the exec to the broker's "kaskade: data in" line, which
 #     `serve` prints once every log is open and the listeners accept;
 #   - open files and RSS after each restart.
 #
-#   scripts/many-partitions.sh [--partitions "1000 5000 10000"] [--per-topic 100]
+#   scripts/many-partitions.sh [--partitions "1000 5000 10000"] [--per-topic 100] [--no-restarts]
+#
+# --no-restarts measures open files, RSS and the scrape only.
 #
 # A step that cannot create all its partitions (the open-files limit,
 # `ulimit -Hn`, is the usual reason) reports how many exist and why
@@ -26,11 +29,13 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 KASKADE_BIN="${KASKADE_BIN:-$TARGET/release/kaskade}"
 STEPS="1000 5000 10000"
 PER_TOPIC=100
+RESTARTS=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --partitions) STEPS="$2"; shift 2 ;;
         --per-topic) PER_TOPIC="$2"; shift 2 ;;
-        *) echo "usage: $0 [--partitions \"1000 5000 10000\"] [--per-topic 100]" >&2; exit 2 ;;
+        --no-restarts) RESTARTS=0; shift ;;
+        *) echo "usage: $0 [--partitions \"1000 5000 10000\"] [--per-topic 100] [--no-restarts]" >&2; exit 2 ;;
     esac
 done
 if [ ! -x "$KASKADE_BIN" ]; then
@@ -78,8 +83,12 @@ start_broker() {
     HTTP_URL=$(sed -n 's/^kaskade: http on //p' "$dir/out")
 }
 
+# The broker's user + system CPU time in clock ticks (/proc/PID/stat).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$BROKER/stat"; }
+
 scrape() {
-    local times=() out size=0
+    local times=() out size=0 before
+    before=$(cpu_ticks)
     for _ in 1 2 3 4 5; do
         out=$(curl -sf -o "$WORK/scrape.txt" -w '%{time_total} %{size_download}' "$HTTP_URL/metrics") \
             || { echo "scrape failed"; return; }
@@ -87,7 +96,8 @@ scrape() {
         size="${out#* }"
     done
     local median; median=$(printf '%s\n' "${times[@]}" | sort -g | sed -n 3p)
-    echo "$(awk -v s="$median" 'BEGIN {printf "%.1f", s * 1000}') ms, $((size / 1024)) KiB"
+    local cpu_ms=$(( ($(cpu_ticks) - before) * 1000 / $(getconf CLK_TCK) / 5 ))
+    echo "$(awk -v s="$median" 'BEGIN {printf "%.1f", s * 1000}') ms, $cpu_ms ms CPU, $((size / 1024)) KiB"
 }
 
 echo "# Idle partitions on one node ($(date -u +%FT%TZ), $(nproc) cores, nofile hard limit $(ulimit -Hn), $KASKADE_BIN)"
@@ -116,6 +126,12 @@ for step in $STEPS; do
     scraped=$(scrape)
     have=$(grep -c '^kaskade_log_end_offset{' "$WORK/scrape.txt" || true)
     stop_broker
+    if [ "$RESTARTS" = 0 ]; then
+        echo "| $have | $files | $rss | $scraped | - | - | - | - |"
+        if [ -n "$stopped" ]; then echo; echo "At $step: $stopped"; echo; fi
+        rm -rf "$dir"
+        continue
+    fi
     start_broker "$dir"
     clean_ms=$STARTUP_MS
     after_clean="$(fds) / $(rss_mib)"
@@ -127,6 +143,6 @@ for step in $STEPS; do
     after_unclean="$(fds) / $(rss_mib)"
     stop_broker
     echo "| $have | $files | $rss | $scraped | $clean_ms | $after_clean | $unclean_ms | $after_unclean |"
-    [ -n "$stopped" ] && { echo; echo "At $step: $stopped"; echo; }
+    if [ -n "$stopped" ]; then echo; echo "At $step: $stopped"; echo; fi
     rm -rf "$dir"
 done
