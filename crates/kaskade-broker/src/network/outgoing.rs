@@ -7,12 +7,13 @@
 //! after the last chunk (most responses are plain bytes, appended there
 //! without a chunk of their own).
 //!
-//! While chunks are queued the socket is corked (`TCP_CORK`): a Fetch frame
-//! is written as header bytes, `sendfile` ranges and trailing bytes, and on
-//! a `TCP_NODELAY` socket each of those writes would leave as a segment of
-//! its own (a small answer as three, each waking the reader). Corked, the
-//! frame leaves in full-sized segments; the cork comes off as soon as
-//! everything queued is written, which pushes the rest out at once.
+//! While a small chunked frame is queued the socket is corked (`TCP_CORK`):
+//! a Fetch frame is written as header bytes, `sendfile` ranges and trailing
+//! bytes, and on a `TCP_NODELAY` socket each of those writes would leave as
+//! a segment of its own (a small answer as three, each waking the reader).
+//! Corked, it leaves as one; the cork comes off as soon as everything
+//! queued is written, which pushes the rest out at once. Large answers
+//! ([`CORK_MAX`] and up) fill whole segments anyway and are not corked.
 
 use std::collections::VecDeque;
 use std::io;
@@ -24,6 +25,10 @@ use tokio::net::TcpStream;
 
 use super::fetch_frame::Chunk;
 
+/// Queued bytes up to which chunked frames are corked: about one segment
+/// on loopback (MTU 64 KiB), a few on other links.
+pub const CORK_MAX: usize = 64 << 10;
+
 #[derive(Debug, Default)]
 pub struct Outgoing {
     queue: VecDeque<Chunk>,
@@ -32,7 +37,8 @@ pub struct Outgoing {
     tail: BytesMut,
     /// Bytes queued and not yet written, files included.
     pending: usize,
-    /// `TCP_CORK` is set on the socket.
+    /// `TCP_CORK` is set on the socket (while it is, `pending` reaches 0
+    /// again before anything else is corked).
     corked: bool,
 }
 
@@ -95,7 +101,7 @@ impl Outgoing {
     }
 
     fn try_write(&mut self, stream: &TcpStream) -> io::Result<usize> {
-        if !self.corked && !self.queue.is_empty() {
+        if !self.corked && !self.queue.is_empty() && self.pending < CORK_MAX {
             set_cork(stream, true)?;
             self.corked = true;
         }
@@ -247,8 +253,11 @@ mod tests {
         });
         let mut server = server;
         while !out.is_empty() {
+            let large = out.len() >= CORK_MAX;
             assert!(out.write_to(&server).await.expect("write") > 0);
+            assert!(!(large && cork_is_set(&server)), "large answers are not corked");
         }
+        assert!(!cork_is_set(&server), "the cork is off once everything is written");
         tokio::io::AsyncWriteExt::shutdown(&mut server).await.expect("shutdown");
         let got = reader.await.expect("reader");
         assert_eq!(got.len(), want.len());
