@@ -6,14 +6,6 @@
 //! chunks in order; `tail` collects the encoded bytes of responses queued
 //! after the last chunk (most responses are plain bytes, appended there
 //! without a chunk of their own).
-//!
-//! While a small chunked frame is queued the socket is corked (`TCP_CORK`):
-//! a Fetch frame is written as header bytes, `sendfile` ranges and trailing
-//! bytes, and on a `TCP_NODELAY` socket each of those writes would leave as
-//! a segment of its own (a small answer as three, each waking the reader).
-//! Corked, it leaves as one; the cork comes off as soon as everything
-//! queued is written, which pushes the rest out at once. Large answers
-//! ([`CORK_MAX`] and up) fill whole segments anyway and are not corked.
 
 use std::collections::VecDeque;
 use std::io;
@@ -25,10 +17,6 @@ use tokio::net::TcpStream;
 
 use super::fetch_frame::Chunk;
 
-/// Queued bytes up to which chunked frames are corked: about one segment
-/// on loopback (MTU 64 KiB), a few on other links.
-pub const CORK_MAX: usize = 64 << 10;
-
 #[derive(Debug, Default)]
 pub struct Outgoing {
     queue: VecDeque<Chunk>,
@@ -37,9 +25,6 @@ pub struct Outgoing {
     tail: BytesMut,
     /// Bytes queued and not yet written, files included.
     pending: usize,
-    /// `TCP_CORK` is set on the socket (while it is, `pending` reaches 0
-    /// again before anything else is corked).
-    corked: bool,
 }
 
 impl Outgoing {
@@ -101,20 +86,6 @@ impl Outgoing {
     }
 
     fn try_write(&mut self, stream: &TcpStream) -> io::Result<usize> {
-        if !self.corked && !self.queue.is_empty() && self.pending < CORK_MAX {
-            set_cork(stream, true)?;
-            self.corked = true;
-        }
-        let n = self.write_front(stream)?;
-        if self.corked && self.pending == 0 {
-            // Everything is written: push the last partial segment.
-            set_cork(stream, false)?;
-            self.corked = false;
-        }
-        Ok(n)
-    }
-
-    fn write_front(&mut self, stream: &TcpStream) -> io::Result<usize> {
         let n = match self.queue.front_mut() {
             None => {
                 let n = stream.try_write(&self.tail)?;
@@ -149,27 +120,6 @@ impl Outgoing {
         debug_assert_eq!(self.pending, self.queued_len() + self.tail.len());
         Ok(n)
     }
-}
-
-/// Sets or clears `TCP_CORK`: while set, the kernel sends only full
-/// segments; clearing it sends what is held at once.
-fn set_cork(stream: &TcpStream, on: bool) -> io::Result<()> {
-    let value: libc::c_int = on.into();
-    // SAFETY: the descriptor is open for the call (the stream is borrowed),
-    // and `value` is a c_int that lives across it, as TCP_CORK expects.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CORK,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// One `sendfile(2)` of the range's bytes after its first `done`.
@@ -253,79 +203,11 @@ mod tests {
         });
         let mut server = server;
         while !out.is_empty() {
-            let large = out.len() >= CORK_MAX;
             assert!(out.write_to(&server).await.expect("write") > 0);
-            assert!(!(large && cork_is_set(&server)), "large answers are not corked");
         }
-        assert!(!cork_is_set(&server), "the cork is off once everything is written");
         tokio::io::AsyncWriteExt::shutdown(&mut server).await.expect("shutdown");
         let got = reader.await.expect("reader");
         assert_eq!(got.len(), want.len());
-        assert!(got == want, "bytes arrive in order");
-    }
-
-    fn cork_is_set(stream: &TcpStream) -> bool {
-        let mut value: libc::c_int = -1;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: the descriptor is open (the stream is borrowed); `value`
-        // and `len` are valid for writes of a c_int and a socklen_t.
-        let rc = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_CORK,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "getsockopt TCP_CORK: {}", io::Error::last_os_error());
-        value != 0
-    }
-
-    /// A small chunked frame (header, range, trailer) is written corked and
-    /// the cork is off once everything is out, so nothing waits in the
-    /// kernel for more; plain responses alone never cork the socket.
-    #[tokio::test]
-    async fn chunked_frames_are_corked_until_written() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = LogConfig::default();
-        let c = cfg.clone();
-        let (mgr, _) = LogManager::open(dir.path(), ManagerOptions::default(), move |_| c.clone()).expect("open");
-        let log = mgr.get_or_create(&TopicPartition::new("t", 0), cfg).expect("log");
-        log.append(build::filled(2, 100, 1000, 7), 0).expect("append");
-        let range = log.read_range(0, 1 << 20, None).expect("read").records.expect("data");
-
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let mut client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
-        let (server, _) = listener.accept().await.expect("accept");
-        server.set_nodelay(true).expect("nodelay");
-
-        let mut out = Outgoing::default();
-        out.buffer().put_slice(b"plain;");
-        out.appended();
-        assert!(out.write_to(&server).await.expect("write") > 0);
-        assert!(!cork_is_set(&server), "plain bytes are not corked");
-
-        out.push_chunks(vec![
-            Chunk::Bytes(Bytes::from_static(b"header;")),
-            Chunk::File(range.clone()),
-            Chunk::Bytes(Bytes::from_static(b";trailer")),
-        ]);
-        out.buffer().put_slice(b";next");
-        out.appended();
-        let mut saw_cork = false;
-        while !out.is_empty() {
-            assert!(out.write_to(&server).await.expect("write") > 0);
-            saw_cork |= out.corked && cork_is_set(&server);
-        }
-        assert!(saw_cork, "the chunked frame was written corked");
-        assert!(!cork_is_set(&server), "the cork is off once everything is written");
-
-        let mut want = b"plain;header;".to_vec();
-        want.extend_from_slice(&range.read().expect("read"));
-        want.extend_from_slice(b";trailer;next");
-        let mut got = vec![0u8; want.len()];
-        client.read_exact(&mut got).await.expect("read");
         assert!(got == want, "bytes arrive in order");
     }
 
