@@ -63,6 +63,9 @@ pub fn storage_error(e: &LogError) -> ResponseError {
         LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        // Only a follower's own append meets it (Kafka's
+        // `UnexpectedAppendOffsetException`, which no client sees).
+        LogError::NotContiguous { .. } => ResponseError::UnknownServerError,
         // A closed or failed log: Kafka takes the log directory offline and
         // answers KAFKA_STORAGE_ERROR, which clients retry elsewhere.
         LogError::Closed | LogError::Io(_) => ResponseError::KafkaStorageError,
