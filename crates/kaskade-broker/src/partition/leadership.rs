@@ -35,12 +35,15 @@ pub struct LeaderAndIsr {
     pub leader: Option<NodeId>,
     pub epoch: LeaderEpoch,
     pub isr: Vec<NodeId>,
+    /// Every replica of the partition (the ISR is a subset): who may fetch
+    /// as a follower.
+    pub replicas: Vec<NodeId>,
 }
 
 impl LeaderAndIsr {
     /// From the image's partition (its leader is already `None` for the record's -1).
     pub fn from_image(p: &kaskade_meta::PartitionImage) -> LeaderAndIsr {
-        LeaderAndIsr { leader: p.leader, epoch: p.leader_epoch, isr: p.isr.clone() }
+        LeaderAndIsr { leader: p.leader, epoch: p.leader_epoch, isr: p.isr.clone(), replicas: p.replicas.clone() }
     }
 }
 
@@ -71,6 +74,7 @@ pub struct Leadership {
     leader: Option<NodeId>,
     /// ISR member -> its position (`None` until it reported one).
     isr: BTreeMap<NodeId, Option<Offset>>,
+    replicas: Vec<NodeId>,
     hw: Offset,
 }
 
@@ -78,7 +82,8 @@ impl Leadership {
     /// The leadership of `node`'s replica as `state` says, with the HW the
     /// log opened with.
     pub fn new(node: NodeId, state: &LeaderAndIsr, hw: Offset) -> Leadership {
-        let mut l = Leadership { node, epoch: state.epoch, leader: None, isr: BTreeMap::new(), hw };
+        let mut l =
+            Leadership { node, epoch: state.epoch, leader: None, isr: BTreeMap::new(), replicas: Vec::new(), hw };
         l.set(state);
         l.check_invariants((state.epoch, hw));
         l
@@ -98,6 +103,36 @@ impl Leadership {
 
     pub fn isr(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.isr.keys().copied()
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// `node` is another replica of this partition (a follower may fetch).
+    pub fn is_follower_replica(&self, node: NodeId) -> bool {
+        node != self.node && self.replicas.contains(&node)
+    }
+
+    /// A follower learnt its leader's HW: its own is that, clamped to what
+    /// it holds (`own_end`), forward only. `None` on the leader or when
+    /// unchanged.
+    pub fn follow_high_watermark(&mut self, leader_hw: Offset, own_end: Offset) -> Option<Offset> {
+        let before = (self.epoch, self.hw);
+        let hw = leader_hw.min(own_end);
+        if self.is_leader() || hw <= self.hw {
+            return None;
+        }
+        self.hw = hw;
+        self.check_invariants(before);
+        Some(hw)
+    }
+
+    /// The log was truncated to `end` (a follower cutting a divergent
+    /// tail): the HW follows it down, the one move back the HW makes (as
+    /// the log's own HW does on truncation).
+    pub fn truncated(&mut self, end: Offset) {
+        self.hw = self.hw.min(end);
     }
 
     /// Checks a request's `current_leader_epoch` (`None`: not given) and
@@ -155,6 +190,7 @@ impl Leadership {
         let known = |m: &NodeId| if new_epoch && *m != self.node { None } else { self.isr.get(m).copied().flatten() };
         self.epoch = state.epoch;
         self.leader = state.leader;
+        self.replicas = state.replicas.clone();
         let mut isr: BTreeMap<NodeId, Option<Offset>> = state.isr.iter().map(|m| (*m, known(m))).collect();
         // A leader is in its own ISR (Kafka's controller never elects
         // outside it); a record saying otherwise still counts this node.
@@ -200,6 +236,7 @@ mod tests {
             leader: (leader >= 0).then_some(NodeId(leader)),
             epoch: LeaderEpoch(epoch),
             isr: isr.iter().copied().map(NodeId).collect(),
+            replicas: [1, 2, 3].into_iter().map(NodeId).collect(),
         }
     }
 
@@ -302,6 +339,18 @@ mod tests {
         assert_eq!(l.apply(&state(2, 3, &[2])), Applied { became_leader: None, high_watermark: None }, "stale");
         assert_eq!(l.epoch(), LeaderEpoch(5));
         assert!(l.is_leader());
+    }
+
+    #[test]
+    fn a_follower_follows_its_leaders_hw_within_what_it_holds() {
+        let mut l = Leadership::new(ME, &state(2, 3, &[2, 1]), Offset(0));
+        assert!(l.is_follower_replica(NodeId(3)) && !l.is_follower_replica(ME));
+        assert_eq!(l.follow_high_watermark(Offset(10), Offset(6)), Some(Offset(6)), "clamped to its end");
+        assert_eq!(l.follow_high_watermark(Offset(4), Offset(6)), None, "forward only");
+        l.truncated(Offset(5));
+        assert_eq!(l.high_watermark(), Offset(5));
+        let mut leader = leading(3, &[1]);
+        assert_eq!(leader.follow_high_watermark(Offset(10), Offset(10)), None, "a leader decides its own");
     }
 
     #[test]

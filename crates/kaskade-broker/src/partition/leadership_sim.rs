@@ -45,7 +45,8 @@ fn idx(n: NodeId) -> usize {
 
 impl Sim {
     fn new(seed: u64) -> Sim {
-        let first = LeaderAndIsr { leader: Some(ME), epoch: LeaderEpoch(0), isr: NODES.to_vec() };
+        let first =
+            LeaderAndIsr { leader: Some(ME), epoch: LeaderEpoch(0), isr: NODES.to_vec(), replicas: NODES.to_vec() };
         let replica = Leadership::new(ME, &first, Offset(0));
         Sim {
             rng: Rng::new(seed),
@@ -132,7 +133,12 @@ impl Sim {
         let candidates = &newest.isr;
         let leader = candidates[self.rng.below(candidates.len() as u64) as usize];
         let epoch = LeaderEpoch(newest.epoch.get() + 1);
-        self.records.push(LeaderAndIsr { leader: Some(leader), epoch, isr: newest.isr.clone() });
+        self.records.push(LeaderAndIsr {
+            leader: Some(leader),
+            epoch,
+            isr: newest.isr.clone(),
+            replicas: NODES.to_vec(),
+        });
         // A follower that becomes leader has what the old leader's HW
         // covered (it was in the ISR); its log is the new truth.
         let l = idx(leader);
@@ -165,7 +171,7 @@ impl Sim {
             }
             isr.push(follower);
         }
-        self.records.push(LeaderAndIsr { leader: Some(leader), epoch: newest.epoch, isr });
+        self.records.push(LeaderAndIsr { leader: Some(leader), epoch: newest.epoch, isr, replicas: NODES.to_vec() });
     }
 
     /// The replica under test applies record `i` (the newest, or an old one

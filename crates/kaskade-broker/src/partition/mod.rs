@@ -33,6 +33,7 @@ pub mod leadership;
 mod leadership_sim;
 mod offsets;
 mod read;
+mod replication;
 
 use crate::metrics::traffic::PartitionTraffic;
 use std::sync::Arc;
@@ -183,7 +184,12 @@ mod tests {
     use kaskade_log::{LogManager, ManagerOptions, TopicPartition};
 
     fn one_node() -> LeaderAndIsr {
-        LeaderAndIsr { leader: Some(NodeId(1)), epoch: LeaderEpoch(0), isr: vec![NodeId(1)] }
+        LeaderAndIsr {
+            leader: Some(NodeId(1)),
+            epoch: LeaderEpoch(0),
+            isr: vec![NodeId(1)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        }
     }
 
     fn open(dir: &std::path::Path, cfg: LogConfig) -> (Arc<LogManager>, Arc<Log>) {
@@ -214,12 +220,22 @@ mod tests {
     fn becoming_leader_records_the_epoch_in_the_cache() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mgr, log) = open(dir.path(), LogConfig::default());
-        let follower = LeaderAndIsr { leader: Some(NodeId(2)), epoch: LeaderEpoch(3), isr: vec![NodeId(2)] };
+        let follower = LeaderAndIsr {
+            leader: Some(NodeId(2)),
+            epoch: LeaderEpoch(3),
+            isr: vec![NodeId(2)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        };
         let p = Partition::new(NodeId(1), log.clone(), &follower).expect("partition");
         assert_eq!(log.latest_epoch(), None, "a follower records no epoch of its own");
         assert!(matches!(p.append_as_leader(batch(1)), Err(PartitionError::NotLeader)));
-        p.apply(&LeaderAndIsr { leader: Some(NodeId(1)), epoch: LeaderEpoch(4), isr: vec![NodeId(1)] })
-            .expect("become leader");
+        p.apply(&LeaderAndIsr {
+            leader: Some(NodeId(1)),
+            epoch: LeaderEpoch(4),
+            isr: vec![NodeId(1)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        })
+        .expect("become leader");
         assert_eq!(p.end_offset_for_epoch(None, LeaderEpoch(4)).expect("leader"), Some((LeaderEpoch(4), Offset(0))));
         assert!(matches!(
             p.end_offset_for_epoch(Some(LeaderEpoch(3)), LeaderEpoch(4)),

@@ -9,11 +9,15 @@ use kaskade_types::Offset;
 
 use super::{Partition, PartitionError};
 
-/// A fetch's isolation level.
+/// How far a fetch may read (Kafka's `FetchIsolation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isolation {
+    /// A consumer's read_uncommitted: up to the HW.
     ReadUncommitted,
+    /// A consumer's read_committed: up to the last stable offset.
     ReadCommitted,
+    /// A follower replica's fetch: up to the log end.
+    LogEnd,
 }
 
 impl Isolation {
@@ -51,8 +55,9 @@ impl Partition {
         let hw = log.high_watermark();
         let lso = log.last_stable_offset();
         let upper = match isolation {
-            Isolation::ReadCommitted => lso,
-            Isolation::ReadUncommitted => hw,
+            Isolation::ReadCommitted => Some(lso),
+            Isolation::ReadUncommitted => Some(hw),
+            Isolation::LogEnd => None,
         };
         let (records, log_start) = match max_bytes {
             None => match (log.log_start_offset(), log.log_end_offset()) {
@@ -61,7 +66,7 @@ impl Partition {
                 }
                 (s, _) => (Ok(None), s),
             },
-            Some(max) => match log.read_range(offset, max.max(1), Some(upper)) {
+            Some(max) => match log.read_range(offset, max.max(1), upper) {
                 Ok(r) => {
                     if let Some(range) = &r.records {
                         range.prefetch();
