@@ -1,0 +1,305 @@
+//! One replica fetcher: a task that fetches every partition this node
+//! follows from one leader, over one connection to the leader's registered
+//! endpoint, speaking Kafka's Fetch as a replica (`replica_id` up to v14,
+//! `ReplicaState` from v15), as Kafka's `ReplicaFetcherThread` does.
+//!
+//! Each round: partitions at a leader epoch not seen before are truncated
+//! first (to the local HW: everything above it may be a tail the new leader
+//! does not have; Kafka before KIP-101 did the same, OffsetForLeaderEpoch
+//! would keep more), then one Fetch from each partition's log end, parked
+//! by the leader until it has new data or `replica.fetch.wait.max.ms` ends.
+//! The answer's batches are appended on the blocking pool
+//! (`Partition::append_as_follower`), and in durable mode (the default) the
+//! fetcher waits until they are fsynced before it fetches again: the fetch
+//! offset the leader takes as this follower's position is then its durable
+//! end, so an acks=all acknowledgement means the batch is on disk on every
+//! ISR member. The follower's HW becomes min(leader HW, own end).
+//!
+//! Errors: a broken connection or a failed append backs off
+//! (`replica.fetch.backoff.ms`) and retries; NOT_LEADER_OR_FOLLOWER, a
+//! fenced or unknown leader epoch and an unknown topic park the partition
+//! until the next image gives it a new epoch (the leader moved, or this
+//! node's view is behind); OFFSET_OUT_OF_RANGE below the leader's log start
+//! restarts the local log there, otherwise truncates to the leader's HW.
+//!
+//! Invariant: the task ends when its assignment becomes empty (nothing
+//! left to follow from this leader) or the broker stops.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use kaskade_client::connection::{Connection, ConnectionConfig};
+use kaskade_types::{LeaderEpoch, NodeId, Offset};
+use tokio::sync::watch;
+
+use super::{Assignment, Followed, PartitionKey};
+use crate::broker::Broker;
+
+/// Kafka's `replica.fetch.backoff.ms` default.
+const FETCH_BACKOFF: Duration = Duration::from_millis(1000);
+/// Kafka's `replica.fetch.wait.max.ms` default: how long the leader parks a
+/// fetch with no new data.
+const FETCH_WAIT_MAX_MS: i32 = 500;
+/// Kafka's `replica.fetch.max.bytes` default (per partition).
+const FETCH_MAX_BYTES: i32 = 1024 * 1024;
+/// Kafka's `replica.fetch.response.max.bytes` default.
+const FETCH_RESPONSE_MAX_BYTES: i32 = 10 * 1024 * 1024;
+
+/// What the fetcher remembers of a partition between rounds.
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    /// The leader epoch the local log was last truncated for.
+    truncated_for: Option<LeaderEpoch>,
+    /// The leader refused the partition at this epoch: wait for a newer one.
+    parked_at: Option<LeaderEpoch>,
+}
+
+/// What to do after a round.
+enum Next {
+    Again,
+    Backoff,
+}
+
+pub(super) async fn run(broker: Arc<Broker>, leader: NodeId, mut assignment: watch::Receiver<Assignment>) {
+    let me = NodeId(broker.node_id());
+    let mut conn: Option<Arc<Connection>> = None;
+    let mut progress: HashMap<PartitionKey, Progress> = HashMap::new();
+    loop {
+        let a = assignment.borrow_and_update().clone();
+        if a.partitions.is_empty() {
+            tracing::info!(leader = leader.get(), "replica fetcher stopped: nothing left to follow");
+            return;
+        }
+        progress.retain(|k, _| a.partitions.contains_key(k));
+        let next = round(&broker, me, &a, &mut conn, &mut progress).await;
+        let pause = match next {
+            Next::Again if a.partitions.iter().any(|(k, f)| !parked(&progress, k, f)) => continue,
+            // Every partition waits for a new image.
+            Next::Again => None,
+            Next::Backoff => Some(FETCH_BACKOFF),
+        };
+        let sleep = async {
+            match pause {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = broker.stopping() => return,
+            changed = assignment.changed() => if changed.is_err() { return },
+            _ = sleep => {}
+        }
+    }
+}
+
+fn parked(progress: &HashMap<PartitionKey, Progress>, k: &PartitionKey, f: &Followed) -> bool {
+    progress.get(k).is_some_and(|p| p.parked_at == Some(f.leader_epoch))
+}
+
+/// One round: truncate what a new epoch requires, fetch once, apply.
+async fn round(
+    broker: &Arc<Broker>,
+    me: NodeId,
+    a: &Assignment,
+    conn: &mut Option<Arc<Connection>>,
+    progress: &mut HashMap<PartitionKey, Progress>,
+) -> Next {
+    for (k, f) in &a.partitions {
+        let p = progress.entry(k.clone()).or_default();
+        if p.truncated_for == Some(f.leader_epoch) {
+            continue;
+        }
+        let part = f.partition.clone();
+        let hw = part.high_watermark();
+        match tokio::task::spawn_blocking(move || part.truncate_to(hw)).await {
+            Ok(Ok(())) => p.truncated_for = Some(f.leader_epoch),
+            Ok(Err(e)) => {
+                tracing::error!(topic = %k.0, partition = k.1, error = %e, "truncating a follower failed");
+                return Next::Backoff;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the truncation task failed");
+                return Next::Backoff;
+            }
+        }
+    }
+    let c = match conn.as_ref().filter(|c| !c.is_closed()) {
+        Some(c) => c.clone(),
+        None => {
+            let config = ConnectionConfig {
+                client_id: format!("replica-fetcher-{}", me.get()),
+                connect_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(30),
+            };
+            match Connection::connect(&a.leader_addr, config).await {
+                Ok(c) => {
+                    *conn = Some(c.clone());
+                    c
+                }
+                Err(e) => {
+                    tracing::warn!(addr = %a.leader_addr, error = %e, "replica fetcher cannot reach its leader");
+                    return Next::Backoff;
+                }
+            }
+        }
+    };
+    let version = match c.version::<FetchRequest>() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(addr = %a.leader_addr, error = %e, "the leader speaks no Fetch version we do");
+            return Next::Backoff;
+        }
+    };
+    let fetched: Vec<(&PartitionKey, &Followed)> =
+        a.partitions.iter().filter(|(k, f)| !parked(progress, k, f)).collect();
+    let req = request(me, version, &fetched);
+    let resp = tokio::select! {
+        r = c.send(&req, version) => r,
+        _ = broker.stopping() => return Next::Again,
+    };
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(addr = %a.leader_addr, error = %e, "replica fetch failed");
+            *conn = None;
+            return Next::Backoff;
+        }
+    };
+    if let Some(e) = ResponseError::try_from_code(resp.error_code) {
+        tracing::warn!(addr = %a.leader_addr, error = ?e, "the leader refused the replica fetch");
+        return Next::Backoff;
+    }
+    let by_id = version >= 13;
+    let mut next = Next::Again;
+    for t in &resp.responses {
+        for pd in &t.partitions {
+            let found = fetched.iter().find(|(k, f)| {
+                k.1 == pd.partition_index && if by_id { f.topic_id == t.topic_id } else { *k.0 == *t.topic.as_str() }
+            });
+            let Some((k, f)) = found else { continue };
+            if let Next::Backoff = apply(k, f, pd, progress).await {
+                next = Next::Backoff;
+            }
+        }
+    }
+    next
+}
+
+/// Applies one partition's answer.
+async fn apply(
+    k: &PartitionKey,
+    f: &Followed,
+    pd: &PartitionData,
+    progress: &mut HashMap<PartitionKey, Progress>,
+) -> Next {
+    let part = &f.partition;
+    match ResponseError::try_from_code(pd.error_code) {
+        None => {}
+        Some(
+            ResponseError::NotLeaderOrFollower
+            | ResponseError::FencedLeaderEpoch
+            | ResponseError::UnknownLeaderEpoch
+            | ResponseError::UnknownTopicOrPartition
+            | ResponseError::UnknownTopicId,
+        ) => {
+            tracing::info!(topic = %k.0, partition = k.1, error = pd.error_code, epoch = f.leader_epoch.get(),
+                "the leader refused the partition: waiting for a newer image");
+            progress.entry(k.clone()).or_default().parked_at = Some(f.leader_epoch);
+            return Next::Again;
+        }
+        Some(ResponseError::OffsetOutOfRange) => {
+            // Below the leader's log start: start over there; above its
+            // end (this node had a tail the leader lost): cut to its HW.
+            let end = part.log().log_end_offset();
+            let to = if end < pd.log_start_offset { pd.log_start_offset } else { pd.high_watermark.max(0) };
+            tracing::warn!(topic = %k.0, partition = k.1, end, to, "fetch offset out of range on the leader");
+            let p = part.clone();
+            return match tokio::task::spawn_blocking(move || p.truncate_to(Offset(to))).await {
+                Ok(Ok(())) => Next::Again,
+                _ => Next::Backoff,
+            };
+        }
+        Some(e) => {
+            tracing::warn!(topic = %k.0, partition = k.1, error = ?e, "replica fetch error");
+            return Next::Backoff;
+        }
+    }
+    if let Some(records) = pd.records.clone().filter(|r| !r.is_empty()) {
+        let p = part.clone();
+        let appended = tokio::task::spawn_blocking(move || p.append_as_follower(&records)).await;
+        match appended {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(topic = %k.0, partition = k.1, error = %e, "appending replicated batches failed");
+                return Next::Backoff;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the follower append task failed");
+                return Next::Backoff;
+            }
+        }
+        // Durable mode: what the next fetch reports is on disk.
+        let log = part.log();
+        if log.is_durable_mode() {
+            if let Err(e) = log.wait_durable(log.log_end_offset()).await {
+                tracing::error!(topic = %k.0, partition = k.1, error = %e, "fsync of replicated batches failed");
+                return Next::Backoff;
+            }
+        }
+    }
+    part.follow_leader_high_watermark(Offset(pd.high_watermark));
+    Next::Again
+}
+
+/// The Fetch for `partitions`, each from its log end, as replica `me`.
+fn request(me: NodeId, version: i16, partitions: &[(&PartitionKey, &Followed)]) -> FetchRequest {
+    let mut req = FetchRequest::default();
+    if version >= 15 {
+        let mut state = ReplicaState::default();
+        state.replica_id = BrokerId(me.get());
+        req.replica_state = state;
+    } else {
+        req.replica_id = BrokerId(me.get());
+    }
+    req.max_wait_ms = FETCH_WAIT_MAX_MS;
+    req.min_bytes = 1;
+    req.max_bytes = FETCH_RESPONSE_MAX_BYTES;
+    // Sessionless (full fetch each time).
+    req.session_id = 0;
+    req.session_epoch = -1;
+    for (k, f) in partitions {
+        let log = f.partition.log();
+        let mut p = FetchPartition::default();
+        p.partition = k.1;
+        p.current_leader_epoch = f.leader_epoch.get();
+        p.fetch_offset = log.log_end_offset();
+        p.log_start_offset = log.log_start_offset();
+        p.partition_max_bytes = FETCH_MAX_BYTES;
+        let same_topic = req.topics.last().is_some_and(|t: &FetchTopic| {
+            if version >= 13 {
+                t.topic_id == f.topic_id
+            } else {
+                t.topic.as_str() == &*k.0
+            }
+        });
+        if !same_topic {
+            let mut t = FetchTopic::default();
+            if version >= 13 {
+                t.topic_id = f.topic_id;
+            } else {
+                t.topic = TopicName(StrBytes::from_string(k.0.to_string()));
+            }
+            req.topics.push(t);
+        }
+        if let Some(t) = req.topics.last_mut() {
+            t.partitions.push(p);
+        }
+    }
+    req
+}
