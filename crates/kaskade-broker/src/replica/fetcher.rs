@@ -16,10 +16,11 @@
 //! ISR member. The follower's HW becomes min(leader HW, own end).
 //!
 //! Errors: a broken connection or a failed append backs off
-//! (`replica.fetch.backoff.ms`) and retries; NOT_LEADER_OR_FOLLOWER, a
-//! fenced or unknown leader epoch and an unknown topic park the partition
-//! until the next image gives it a new epoch (the leader moved, or this
-//! node's view is behind); OFFSET_OUT_OF_RANGE below the leader's log start
+//! (`replica.fetch.backoff.ms`) and retries, as do NOT_LEADER_OR_FOLLOWER,
+//! an unknown leader epoch and an unknown topic (the leader has not applied
+//! the image yet, or the next image moves the partition); a fenced leader
+//! epoch (this node's image is behind) parks the partition until an image
+//! gives it a newer epoch; OFFSET_OUT_OF_RANGE below the leader's log start
 //! restarts the local log there, otherwise truncates to the leader's HW.
 //!
 //! Invariant: the task ends when its assignment becomes empty (nothing
@@ -201,17 +202,26 @@ async fn apply(
     let part = &f.partition;
     match ResponseError::try_from_code(pd.error_code) {
         None => {}
-        Some(
-            ResponseError::NotLeaderOrFollower
-            | ResponseError::FencedLeaderEpoch
-            | ResponseError::UnknownLeaderEpoch
-            | ResponseError::UnknownTopicOrPartition
-            | ResponseError::UnknownTopicId,
-        ) => {
-            tracing::info!(topic = %k.0, partition = k.1, error = pd.error_code, epoch = f.leader_epoch.get(),
-                "the leader refused the partition: waiting for a newer image");
+        // This node's epoch is older than the leader's: the image that
+        // says so is on its way.
+        Some(ResponseError::FencedLeaderEpoch) => {
+            tracing::info!(topic = %k.0, partition = k.1, epoch = f.leader_epoch.get(),
+                "the leader has a newer leader epoch: waiting for a newer image");
             progress.entry(k.clone()).or_default().parked_at = Some(f.leader_epoch);
             return Next::Again;
+        }
+        // The leader has not applied the image that makes it leader (or
+        // made the topic) yet, or it stopped leading: retry after the
+        // backoff; a newer image may re-target this partition meanwhile.
+        Some(
+            e @ (ResponseError::NotLeaderOrFollower
+            | ResponseError::UnknownLeaderEpoch
+            | ResponseError::UnknownTopicOrPartition
+            | ResponseError::UnknownTopicId),
+        ) => {
+            tracing::debug!(topic = %k.0, partition = k.1, error = ?e, epoch = f.leader_epoch.get(),
+                "the leader refused the partition: retrying after the backoff");
+            return Next::Backoff;
         }
         Some(ResponseError::OffsetOutOfRange) => {
             // Below the leader's log start: start over there; above its
