@@ -159,7 +159,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                     continue;
                 }
             };
-            match partition.append_as_leader(records) {
+            match partition.append_as_leader(records, acks == -1) {
                 Ok(info) => {
                     crate::metrics::traffic::produced(partition.traffic(), &info);
                     if info.duplicate {
