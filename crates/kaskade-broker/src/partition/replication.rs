@@ -17,7 +17,7 @@
 //! (as for the rest of the partition).
 
 use bytes::Bytes;
-use kaskade_types::{NodeId, Offset};
+use kaskade_types::{LeaderEpoch, NodeId, Offset};
 use tokio::sync::watch;
 
 use super::{Partition, PartitionError};
@@ -39,20 +39,30 @@ impl Partition {
     /// offset past the log end is not a position (the read answers
     /// OFFSET_OUT_OF_RANGE).
     pub fn record_follower_fetch(&self, replica: NodeId, offset: Offset) -> bool {
+        // Read before the leadership lock: the log is never called under it.
+        let leader_end = Offset(self.log.log_end_offset());
         let moved = {
             let mut l = self.leadership.lock();
             if !l.is_follower_replica(replica) {
                 return false;
             }
-            if offset.get() > self.log.log_end_offset() {
+            if offset > leader_end {
                 return true;
             }
-            l.update_position(replica, offset)
+            l.follower_fetched(replica, offset, leader_end, now_ms())
         };
         if let Some(hw) = moved {
             self.log.update_high_watermark(hw.get());
         }
         true
+    }
+
+    /// The ISR this leader wants now if it differs from the image's (see
+    /// `Leadership::isr_proposal`), with the leader epoch it was decided at.
+    pub fn isr_proposal(&self, lag_max_ms: i64) -> Option<(LeaderEpoch, Vec<NodeId>)> {
+        let mut l = self.leadership.lock();
+        let epoch = l.epoch();
+        l.isr_proposal(now_ms(), lag_max_ms).map(|isr| (epoch, isr))
     }
 
     /// Notified whenever the log end moves: what a follower's long poll
@@ -88,4 +98,11 @@ impl Partition {
         self.leadership.lock().truncated(Offset(self.log.log_end_offset()));
         Ok(())
     }
+}
+
+/// Milliseconds on a monotonic clock (since the first call): what the
+/// followers' caught-up times are measured on.
+fn now_ms() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64
 }

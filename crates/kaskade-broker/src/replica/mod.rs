@@ -14,13 +14,16 @@
 //!
 //! `fetcher` is the task: see its module doc for the fetch loop, the
 //! durable-mode rule (a follower reports only what it has fsynced) and the
-//! truncation on a new leader epoch.
+//! truncation on a new leader epoch. `isr` is the leader's side: it shrinks
+//! and expands the ISRs of the partitions this node leads through the
+//! metadata log.
 //!
 //! Invariant: a partition is in at most one fetcher's assignment, the one of
 //! the leader the latest reconciled image names, and never when this node
 //! leads it.
 
 mod fetcher;
+mod isr;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -72,11 +75,14 @@ struct Fetcher {
 pub struct ReplicaFetchers {
     broker: Arc<Broker>,
     fetchers: Mutex<HashMap<NodeId, Fetcher>>,
+    /// The ISR checker of the partitions this node leads.
+    isr: JoinHandle<()>,
 }
 
 impl ReplicaFetchers {
     pub fn new(broker: Arc<Broker>) -> Arc<ReplicaFetchers> {
-        Arc::new(ReplicaFetchers { broker, fetchers: Mutex::new(HashMap::new()) })
+        let isr = tokio::spawn(isr::run(broker.clone()));
+        Arc::new(ReplicaFetchers { broker, fetchers: Mutex::new(HashMap::new()), isr })
     }
 
     /// Brings the fetchers to `image`: what it makes this node follow, from
@@ -118,6 +124,7 @@ impl ReplicaFetchers {
 
     /// Ends every fetcher (shutdown).
     pub fn stop(&self) {
+        self.isr.abort();
         for (_, f) in self.fetchers.lock().drain() {
             f.task.abort();
         }
