@@ -4,9 +4,10 @@
 //! `ReplicaState` from v15), as Kafka's `ReplicaFetcherThread` does.
 //!
 //! Each round: partitions at a leader epoch not seen before are truncated
-//! first (to the local HW: everything above it may be a tail the new leader
-//! does not have; Kafka before KIP-101 did the same, OffsetForLeaderEpoch
-//! would keep more), then one Fetch from each partition's log end, parked
+//! first to what their log shares with the leader's (OffsetForLeaderEpoch
+//! as a replica, KIP-101/279, decided in `truncation`; a log without
+//! epochs cuts to its HW), and fetched only once that is done; then one
+//! Fetch from each partition's log end, parked
 //! by the leader until it has new data or `replica.fetch.wait.max.ms` ends.
 //! The answer's batches are appended on the blocking pool
 //! (`Partition::append_as_follower`), and in durable mode (the default) the
@@ -32,13 +33,15 @@ use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use kaskade_client::connection::{Connection, ConnectionConfig};
 use kaskade_types::{LeaderEpoch, NodeId, Offset};
 use tokio::sync::watch;
 
+use super::truncation::truncation;
 use super::{Assignment, Followed, PartitionKey};
 use crate::broker::Broker;
 
@@ -111,25 +114,6 @@ async fn round(
     conn: &mut Option<Arc<Connection>>,
     progress: &mut HashMap<PartitionKey, Progress>,
 ) -> Next {
-    for (k, f) in &a.partitions {
-        let p = progress.entry(k.clone()).or_default();
-        if p.truncated_for == Some(f.leader_epoch) {
-            continue;
-        }
-        let part = f.partition.clone();
-        let hw = part.high_watermark();
-        match tokio::task::spawn_blocking(move || part.truncate_to(hw)).await {
-            Ok(Ok(())) => p.truncated_for = Some(f.leader_epoch),
-            Ok(Err(e)) => {
-                tracing::error!(topic = %k.0, partition = k.1, error = %e, "truncating a follower failed");
-                return Next::Backoff;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the truncation task failed");
-                return Next::Backoff;
-            }
-        }
-    }
     let c = match conn.as_ref().filter(|c| !c.is_closed()) {
         Some(c) => c.clone(),
         None => {
@@ -150,6 +134,9 @@ async fn round(
             }
         }
     };
+    if let Next::Backoff = truncate(&c, me, a, progress).await {
+        return Next::Backoff;
+    }
     let version = match c.version::<FetchRequest>() {
         Ok(v) => v,
         Err(e) => {
@@ -157,8 +144,17 @@ async fn round(
             return Next::Backoff;
         }
     };
-    let fetched: Vec<(&PartitionKey, &Followed)> =
-        a.partitions.iter().filter(|(k, f)| !parked(progress, k, f)).collect();
+    // Only partitions whose log agrees with the leader's.
+    let fetched: Vec<(&PartitionKey, &Followed)> = a
+        .partitions
+        .iter()
+        .filter(|(k, f)| {
+            !parked(progress, k, f) && progress.get(*k).is_some_and(|p| p.truncated_for == Some(f.leader_epoch))
+        })
+        .collect();
+    if fetched.is_empty() {
+        return Next::Again;
+    }
     let req = request(me, version, &fetched);
     let resp = tokio::select! {
         r = c.send(&req, version) => r,
@@ -190,6 +186,117 @@ async fn round(
         }
     }
     next
+}
+
+/// Truncates the partitions at a leader epoch not seen before to what they
+/// share with the leader (`truncation`), asking the leader with one
+/// OffsetForLeaderEpoch as replica `me`; a partition without an epoch of
+/// its own (an empty log) has nothing to compare and cuts to its HW. A
+/// partition whose truncation takes another round stays for the next.
+async fn truncate(c: &Connection, me: NodeId, a: &Assignment, progress: &mut HashMap<PartitionKey, Progress>) -> Next {
+    let pending: Vec<(&PartitionKey, &Followed)> = a
+        .partitions
+        .iter()
+        .filter(|(k, f)| progress.get(*k).is_none_or(|p| p.truncated_for != Some(f.leader_epoch)))
+        .collect();
+    if pending.is_empty() {
+        return Next::Again;
+    }
+    let mut req = OffsetForLeaderEpochRequest::default();
+    let mut asked = Vec::new();
+    for (k, f) in &pending {
+        let Some(latest) = f.partition.log().latest_epoch() else {
+            let hw = f.partition.high_watermark();
+            if cut(k, f, hw).await.is_err() {
+                return Next::Backoff;
+            }
+            progress.entry((*k).clone()).or_default().truncated_for = Some(f.leader_epoch);
+            continue;
+        };
+        let mut p = OffsetForLeaderPartition::default();
+        p.partition = k.1;
+        p.current_leader_epoch = f.leader_epoch.get();
+        p.leader_epoch = latest.get();
+        match req.topics.last_mut() {
+            Some(t) if t.topic.as_str() == &*k.0 => t.partitions.push(p),
+            _ => {
+                let mut t = OffsetForLeaderTopic::default();
+                t.topic = TopicName(StrBytes::from_string(k.0.to_string()));
+                t.partitions.push(p);
+                req.topics.push(t);
+            }
+        }
+        asked.push((*k, *f));
+    }
+    if asked.is_empty() {
+        return Next::Again;
+    }
+    let version = match c.version::<OffsetForLeaderEpochRequest>() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "the leader speaks no OffsetForLeaderEpoch version we do");
+            return Next::Backoff;
+        }
+    };
+    if version >= 3 {
+        req.replica_id = BrokerId(me.get());
+    }
+    let resp = match c.send(&req, version).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "OffsetForLeaderEpoch to the leader failed");
+            return Next::Backoff;
+        }
+    };
+    let mut next = Next::Again;
+    for t in &resp.topics {
+        for answer in &t.partitions {
+            let Some((k, f)) = asked.iter().find(|(k, _)| *k.0 == *t.topic.as_str() && k.1 == answer.partition) else {
+                continue;
+            };
+            if let Some(e) = ResponseError::try_from_code(answer.error_code) {
+                tracing::debug!(topic = %k.0, partition = k.1, error = ?e, "OffsetForLeaderEpoch refused: retrying");
+                next = Next::Backoff;
+                continue;
+            }
+            let log = f.partition.log();
+            let decided = truncation(
+                Offset(log.log_end_offset()),
+                f.partition.high_watermark(),
+                LeaderEpoch::from_wire(answer.leader_epoch),
+                (answer.end_offset >= 0).then_some(Offset(answer.end_offset)),
+                |e| log.end_offset_for_epoch(e),
+            );
+            if cut(k, f, decided.to).await.is_err() {
+                return Next::Backoff;
+            }
+            if decided.complete {
+                progress.entry((*k).clone()).or_default().truncated_for = Some(f.leader_epoch);
+            }
+        }
+    }
+    next
+}
+
+/// Cuts a followed partition's log to `to` (nothing when it ends there).
+async fn cut(k: &PartitionKey, f: &Followed, to: Offset) -> Result<(), ()> {
+    let part = f.partition.clone();
+    if to.get() >= part.log().log_end_offset() {
+        return Ok(());
+    }
+    tracing::info!(topic = %k.0, partition = k.1, to = to.get(), end = part.log().log_end_offset(),
+        epoch = f.leader_epoch.get(), "truncating a divergent tail");
+    match tokio::task::spawn_blocking(move || part.truncate_to(to)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::error!(topic = %k.0, partition = k.1, error = %e, "truncating a follower failed");
+            Err(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the truncation task failed");
+            Err(())
+        }
+    }
 }
 
 /// Applies one partition's answer.

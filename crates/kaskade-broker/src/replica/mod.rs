@@ -14,7 +14,8 @@
 //!
 //! `fetcher` is the task: see its module doc for the fetch loop, the
 //! durable-mode rule (a follower reports only what it has fsynced) and the
-//! truncation on a new leader epoch. `isr` is the leader's side: it shrinks
+//! truncation on a new leader epoch (`truncation` decides where, from the
+//! leader's OffsetForLeaderEpoch answer). `isr` is the leader's side: it shrinks
 //! and expands the ISRs of the partitions this node leads through the
 //! metadata log.
 //!
@@ -24,6 +25,7 @@
 
 mod fetcher;
 mod isr;
+mod truncation;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
