@@ -321,6 +321,15 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
         for w in &mut watches {
             w.borrow_and_update();
         }
+        // A follower's position again: the log end it was clamped to may
+        // have moved since (`Partition::record_follower_fetch`).
+        if let Some(node) = follower {
+            for (w, only) in wanted.iter().zip(&positions_only) {
+                if let (Some(p), false) = (&w.partition, only) {
+                    p.record_follower_fetch(node, Offset(w.fetch_offset));
+                }
+            }
+        }
         let plan: Vec<_> = wanted
             .iter()
             .zip(&positions_only)

@@ -40,16 +40,22 @@ impl Partition {
     /// OFFSET_OUT_OF_RANGE).
     pub fn record_follower_fetch(&self, replica: NodeId, offset: Offset) -> bool {
         // Read before the leadership lock: the log is never called under it.
-        let leader_end = Offset(self.log.log_end_offset());
+        // The published log end (what the log clamps the HW to), which may
+        // trail the end a read already returned: a position past it counts
+        // as the published end, or the HW decided here would pass the
+        // clamp and stay ahead of the log's (the fetch records again when
+        // the end moves).
+        let published = self.log.positions().log_end;
+        let beyond = Offset(self.log.log_end_offset());
         let moved = {
             let mut l = self.leadership.lock();
             if !l.is_follower_replica(replica) {
                 return false;
             }
-            if offset > leader_end {
+            if offset > beyond {
                 return true;
             }
-            l.follower_fetched(replica, offset, leader_end, now_ms())
+            l.follower_fetched(replica, offset.min(published), published, now_ms())
         };
         if let Some(hw) = moved {
             self.log.update_high_watermark(hw.get());
