@@ -150,6 +150,46 @@ fn isr(bootstrap: &str, topic: &str) -> Option<Vec<i32>> {
     Some(isr)
 }
 
+/// A Fetch of partition 0 of `TOPIC` from offset 0 as replica `replica`
+/// at `version` (replica_id up to v14, ReplicaState from v15): (error
+/// code, HW, record bytes).
+fn replica_fetch(runtime: &tokio::runtime::Runtime, bootstrap: &str, replica: i32, version: i16) -> (i16, i64, usize) {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    runtime.block_on(async {
+        let client = kaskade_client::cluster::Client::new(bootstrap).expect("client");
+        let md = client.topic(TOPIC, true).await.expect("metadata");
+        let conn = client.any_connection().await.expect("connection");
+        let mut req = FetchRequest::default();
+        if version >= 15 {
+            let mut state = ReplicaState::default();
+            state.replica_id = BrokerId(replica);
+            req.replica_state = state;
+        } else {
+            req.replica_id = BrokerId(replica);
+        }
+        req.max_wait_ms = 0;
+        req.max_bytes = 1 << 20;
+        req.session_epoch = -1;
+        let mut p = FetchPartition::default();
+        p.partition = 0;
+        p.partition_max_bytes = 1 << 20;
+        p.current_leader_epoch = -1;
+        let mut t = FetchTopic::default();
+        if version >= 13 {
+            t.topic_id = md.topic_id;
+        } else {
+            t.topic = TopicName(StrBytes::from_static_str(TOPIC));
+        }
+        t.partitions.push(p);
+        req.topics.push(t);
+        let resp = conn.send(&req, version).await.expect("Fetch");
+        let pd = &resp.responses[0].partitions[0];
+        (pd.error_code, pd.high_watermark, pd.records.as_ref().map_or(0, |r| r.len()))
+    })
+}
+
 fn roots(root: &Path, nodes: &[Node]) -> Vec<(i32, PathBuf)> {
     nodes.iter().map(|n| (n.id, root.join(format!("node-{}", n.id)))).collect()
 }
@@ -177,6 +217,15 @@ fn three_replicas_hold_the_same_batches_through_a_follower_crash() {
     const N: usize = 2000;
     produce(&nodes[0].bootstrap(), 0, N);
     check_replicas(&roots(root.path(), &nodes), N as i64);
+
+    // A replica fetch from a broker that holds no replica of the partition
+    // gets no records (and moves nothing), at both wire forms.
+    let leader_node = nodes.iter().find(|n| n.id == leader).expect("the leader");
+    for version in [12, 15] {
+        let (code, hw, bytes) = replica_fetch(&runtime, &leader_node.bootstrap(), 99, version);
+        assert_eq!((code, bytes), (0, 0), "replica 99 at v{version}");
+        assert_eq!(hw, N as i64, "the HW is still answered");
+    }
 
     // A follower dies: acks=all goes on with the two others (ISR 2 >= 2).
     let victim = nodes.iter().position(|n| n.id != leader).expect("a follower");
