@@ -157,3 +157,25 @@ fn truncating_a_follower_cuts_its_epochs_and_producer_state() {
     lm.shutdown().expect("shutdown");
     fm.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_follower_behind_the_leaders_log_start_starts_over_there() {
+    let (ld, fd) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let (lm, leader) = log_in(ld.path());
+    let (fm, follower) = log_in(fd.path());
+    leader.append_client(build::filled(30, 10, TS, 1), 2).expect("30 records");
+    leader.append_client(idem(7, 0, 0, 2), 2).expect("2 more");
+    follower.append_client(idem(5, 0, 0, 3), 1).expect("an old tail of its own");
+    follower.truncate_fully_and_start_at(30).expect("start over");
+    assert_eq!((follower.log_start_offset(), follower.log_end_offset()), (30, 30));
+    assert_eq!(follower.high_watermark(), 30);
+    assert_eq!(follower.latest_epoch(), None, "the epochs went with the batches");
+    assert_eq!(follower.producer_entry(5), None, "so did the producers");
+    assert!(follower.durable_end() >= 30);
+    follower.append_replicated(&fetch(&leader, 30)).expect("the leader's batches from its start on");
+    assert_eq!(follower.log_end_offset(), 32);
+    assert_eq!(follower.producer_entry(7), leader.producer_entry(7));
+    assert_eq!(follower.end_offset_for_epoch(LeaderEpoch(2)), leader.end_offset_for_epoch(LeaderEpoch(2)));
+    lm.shutdown().expect("shutdown");
+    fm.shutdown().expect("shutdown");
+}

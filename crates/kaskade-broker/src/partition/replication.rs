@@ -97,6 +97,12 @@ impl Partition {
         }
     }
 
+    /// Starts the log over, empty, at `offset` (this follower's log ends
+    /// below the leader's log start). Blocking.
+    pub fn start_over_at(&self, offset: Offset) -> Result<(), PartitionError> {
+        Ok(self.log.truncate_fully_and_start_at(offset.get())?)
+    }
+
     /// Cuts the log to `offset` (a divergent tail, on becoming a follower);
     /// the epoch cache, producer state and HW follow. Blocking.
     pub fn truncate_to(&self, offset: Offset) -> Result<(), PartitionError> {

@@ -334,10 +334,23 @@ async fn apply(
             // Below the leader's log start: start over there; above its
             // end (this node had a tail the leader lost): cut to its HW.
             let end = part.log().log_end_offset();
-            let to = if end < pd.log_start_offset { pd.log_start_offset } else { pd.high_watermark.max(0) };
-            tracing::warn!(topic = %k.0, partition = k.1, end, to, "fetch offset out of range on the leader");
             let p = part.clone();
-            return match tokio::task::spawn_blocking(move || p.truncate_to(Offset(to))).await {
+            let (start_over, to) = (end < pd.log_start_offset, pd.log_start_offset.max(0));
+            let hw = Offset(pd.high_watermark.max(0));
+            tracing::warn!(topic = %k.0, partition = k.1, end, leader_start = pd.log_start_offset,
+                leader_hw = hw.get(), "fetch offset out of range on the leader");
+            let done =
+                tokio::task::spawn_blocking(
+                    move || {
+                        if start_over {
+                            p.start_over_at(Offset(to))
+                        } else {
+                            p.truncate_to(hw)
+                        }
+                    },
+                )
+                .await;
+            return match done {
                 Ok(Ok(())) => Next::Again,
                 _ => Next::Backoff,
             };
@@ -419,4 +432,84 @@ fn request(me: NodeId, version: i16, partitions: &[(&PartitionKey, &Followed)]) 
         }
     }
     req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::{LeaderAndIsr, Partition};
+    use bytes::Bytes;
+    use kaskade_log::{LogConfig, LogManager, ManagerOptions, TopicPartition};
+
+    fn state(leader: i32) -> LeaderAndIsr {
+        LeaderAndIsr {
+            leader: Some(NodeId(leader)),
+            epoch: LeaderEpoch(0),
+            isr: vec![NodeId(1), NodeId(2)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        }
+    }
+
+    /// Node `node`'s replica of t-0, node 1 leading.
+    fn replica(dir: &std::path::Path, node: i32) -> (Arc<LogManager>, Arc<Partition>) {
+        let (mgr, _) = LogManager::open(dir, ManagerOptions::default(), |_| LogConfig::default()).expect("open");
+        let log = mgr.get_or_create(&TopicPartition::new("t", 0), LogConfig::default()).expect("log");
+        (mgr, Partition::new(NodeId(node), log, &state(1)).expect("partition"))
+    }
+
+    fn answer(error: Option<ResponseError>, records: Option<Bytes>, hw: i64, log_start: i64) -> PartitionData {
+        let mut pd = PartitionData::default();
+        pd.error_code = error.map_or(0, |e| e.code());
+        pd.records = records;
+        pd.high_watermark = hw;
+        pd.log_start_offset = log_start;
+        pd
+    }
+
+    #[tokio::test]
+    async fn a_fetch_answer_is_appended_or_handled_by_its_error() {
+        let (ld, fd) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let (lm, leader) = replica(ld.path(), 1);
+        let (fm, follower) = replica(fd.path(), 2);
+        for n in [3, 2] {
+            leader
+                .append_as_leader(Bytes::from(kaskade_log::batch::build::filled(n, 10, 0, 1)), false)
+                .expect("append");
+        }
+        let fetched = leader.log().read(0, 1 << 20, None).expect("read").records.expect("records");
+        let key: PartitionKey = (Arc::from("t"), 0);
+        let f = Followed { partition: follower.clone(), topic_id: uuid::Uuid::nil(), leader_epoch: LeaderEpoch(0) };
+        let mut progress = HashMap::new();
+
+        // A corrupt answer: nothing appended, back off.
+        let mut bad = fetched.to_vec();
+        bad[kaskade_log::batch::HEADER_LEN + 2] ^= 0xff;
+        let next = apply(&key, &f, &answer(None, Some(Bytes::from(bad)), 5, 0), &mut progress).await;
+        assert!(matches!(next, Next::Backoff));
+        assert_eq!(follower.log().log_end_offset(), 0);
+
+        // The batches: appended (durable before the next fetch), HW followed.
+        let next = apply(&key, &f, &answer(None, Some(fetched.clone()), 3, 0), &mut progress).await;
+        assert!(matches!(next, Next::Again));
+        assert_eq!(follower.log().log_end_offset(), 5);
+        assert!(follower.log().durable_end() >= 5, "on disk before the next fetch reports it");
+        assert_eq!(follower.high_watermark(), Offset(3));
+
+        // A leader that has not caught up with the image: retry later.
+        let next =
+            apply(&key, &f, &answer(Some(ResponseError::NotLeaderOrFollower), None, -1, -1), &mut progress).await;
+        assert!(matches!(next, Next::Backoff));
+        assert!(!parked(&progress, &key, &f));
+        // A newer epoch on the leader: wait for the image that says so.
+        let next = apply(&key, &f, &answer(Some(ResponseError::FencedLeaderEpoch), None, -1, -1), &mut progress).await;
+        assert!(matches!(next, Next::Again));
+        assert!(parked(&progress, &key, &f));
+
+        // The leader's log starts past this one's end: start over there.
+        let next = apply(&key, &f, &answer(Some(ResponseError::OffsetOutOfRange), None, 40, 30), &mut progress).await;
+        assert!(matches!(next, Next::Again));
+        assert_eq!((follower.log().log_start_offset(), follower.log().log_end_offset()), (30, 30));
+        lm.shutdown().expect("shutdown");
+        fm.shutdown().expect("shutdown");
+    }
 }
