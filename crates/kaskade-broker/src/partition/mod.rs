@@ -126,17 +126,18 @@ impl Partition {
 
     /// Appends a client's batch as the leader, stamped with the current
     /// leader epoch (Produce; Kafka's `appendRecordsToLeader`). An acks=all
-    /// write (`acks_all`) is refused with NOT_ENOUGH_REPLICAS when the ISR
-    /// is smaller than `min.insync.replicas`, as Kafka refuses it.
-    pub fn append_as_leader(&self, records: Bytes, acks_all: bool) -> Result<AppendInfo, PartitionError> {
-        // Read before the leadership lock: the log is never called under it.
-        let min = self.log.config().min_insync_replicas;
+    /// write passes the topic's `min.insync.replicas` as `min_isr` (the
+    /// caller holds the topic config already): it is refused with
+    /// NOT_ENOUGH_REPLICAS when the ISR is smaller, as Kafka refuses it.
+    pub fn append_as_leader(&self, records: Bytes, min_isr: Option<usize>) -> Result<AppendInfo, PartitionError> {
         let epoch = {
             let l = self.leadership.lock();
             l.check_epoch(None)?;
-            let isr = l.isr().count();
-            if acks_all && isr < min {
-                return Err(PartitionError::NotEnoughReplicas { isr, min });
+            if let Some(min) = min_isr {
+                let isr = l.isr().count();
+                if isr < min {
+                    return Err(PartitionError::NotEnoughReplicas { isr, min });
+                }
             }
             l.epoch()
         };
@@ -147,14 +148,13 @@ impl Partition {
     /// the batches below it (in durable mode, on disk). Parks on the HW
     /// notification; a failed fsync of the local log ends the wait with
     /// KAFKA_STORAGE_ERROR. Once the HW passed, an ISR that shrank below
-    /// `min.insync.replicas` meanwhile answers
+    /// `min_isr` (the topic's `min.insync.replicas`) meanwhile answers
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (Kafka's `DelayedProduce`).
-    pub async fn wait_for_replicas(&self, end: Offset) -> Result<(), PartitionError> {
+    pub async fn wait_for_replicas(&self, end: Offset, min_isr: usize) -> Result<(), PartitionError> {
         self.wait_for_high_watermark(end).await?;
-        let min = self.log.config().min_insync_replicas;
         let isr = self.leadership.lock().isr().count();
-        if isr < min {
-            return Err(PartitionError::NotEnoughReplicasAfterAppend { isr, min });
+        if isr < min_isr {
+            return Err(PartitionError::NotEnoughReplicasAfterAppend { isr, min: min_isr });
         }
         Ok(())
     }
@@ -227,10 +227,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mgr, log) = open(dir.path(), LogConfig::default());
         let p = Partition::new(NodeId(1), log.clone(), &one_node()).expect("partition");
-        let info = p.append_as_leader(batch(3), true).expect("append");
+        let info = p.append_as_leader(batch(3), Some(1)).expect("append");
         assert_eq!(info.header.partition_leader_epoch, 0, "stamped with the leader epoch");
         let end = Offset(info.last_offset + 1);
-        p.wait_for_replicas(end).await.expect("durable");
+        p.wait_for_replicas(end, 1).await.expect("durable");
         assert!(log.durable_end() >= end.get(), "acknowledged only after an fsync covered it");
         assert_eq!(p.high_watermark(), end);
         mgr.shutdown().expect("shutdown");
@@ -248,7 +248,7 @@ mod tests {
         };
         let p = Partition::new(NodeId(1), log.clone(), &follower).expect("partition");
         assert_eq!(log.latest_epoch(), None, "a follower records no epoch of its own");
-        assert!(matches!(p.append_as_leader(batch(1), true), Err(PartitionError::NotLeader)));
+        assert!(matches!(p.append_as_leader(batch(1), Some(1)), Err(PartitionError::NotLeader)));
         p.apply(&LeaderAndIsr {
             leader: Some(NodeId(1)),
             epoch: LeaderEpoch(4),
@@ -268,9 +268,7 @@ mod tests {
     #[tokio::test]
     async fn acks_all_needs_min_insync_replicas_before_and_after_the_append() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = LogConfig { min_insync_replicas: 2, ..LogConfig::default() };
-        let (mgr, log) = open(dir.path(), cfg.clone());
-        log.set_config(cfg);
+        let (mgr, log) = open(dir.path(), LogConfig::default());
         let two = LeaderAndIsr {
             leader: Some(NodeId(1)),
             epoch: LeaderEpoch(0),
@@ -278,28 +276,28 @@ mod tests {
             replicas: vec![NodeId(1), NodeId(2)],
         };
         let p = Partition::new(NodeId(1), log.clone(), &two).expect("partition");
-        let info = p.append_as_leader(batch(2), true).expect("ISR 2 >= 2");
+        let info = p.append_as_leader(batch(2), Some(2)).expect("ISR 2 >= 2");
         let end = Offset(info.last_offset + 1);
         // The follower has it: the HW passes, the ISR is still 2.
         assert!(p.record_follower_fetch(NodeId(2), end));
-        p.wait_for_replicas(end).await.expect("replicated");
+        p.wait_for_replicas(end, 2).await.expect("replicated");
         // The ISR shrinks to the leader alone: acks=all is refused before
         // the append, acks=1 is not.
         let alone = LeaderAndIsr { isr: vec![NodeId(1)], ..two.clone() };
         p.apply(&alone).expect("shrink");
         assert!(matches!(
-            p.append_as_leader(batch(1), true),
+            p.append_as_leader(batch(1), Some(2)),
             Err(PartitionError::NotEnoughReplicas { isr: 1, min: 2 })
         ));
-        let info = p.append_as_leader(batch(1), false).expect("acks=1 goes on");
+        let info = p.append_as_leader(batch(1), None).expect("acks=1 goes on");
         // A write that passed the check but whose ISR shrank meanwhile.
         p.apply(&two).expect("expand");
-        let waiting = p.append_as_leader(batch(1), true).expect("ISR 2 again");
+        let waiting = p.append_as_leader(batch(1), Some(2)).expect("ISR 2 again");
         p.apply(&alone).expect("shrink while waiting");
         let end = Offset(waiting.last_offset + 1);
         assert!(end > Offset(info.last_offset + 1));
         assert!(matches!(
-            p.wait_for_replicas(end).await,
+            p.wait_for_replicas(end, 2).await,
             Err(PartitionError::NotEnoughReplicasAfterAppend { isr: 1, min: 2 })
         ));
         mgr.shutdown().expect("shutdown");

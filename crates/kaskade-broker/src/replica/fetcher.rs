@@ -472,9 +472,7 @@ mod tests {
         let (lm, leader) = replica(ld.path(), 1);
         let (fm, follower) = replica(fd.path(), 2);
         for n in [3, 2] {
-            leader
-                .append_as_leader(Bytes::from(kaskade_log::batch::build::filled(n, 10, 0, 1)), false)
-                .expect("append");
+            leader.append_as_leader(Bytes::from(kaskade_log::batch::build::filled(n, 10, 0, 1)), None).expect("append");
         }
         let fetched = leader.log().read(0, 1 << 20, None).expect("read").records.expect("records");
         let key: PartitionKey = (Arc::from("t"), 0);
