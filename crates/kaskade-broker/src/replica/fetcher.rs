@@ -16,8 +16,10 @@
 //! end, so an acks=all acknowledgement means the batch is on disk on every
 //! ISR member. The follower's HW becomes min(leader HW, own end).
 //!
-//! Errors: a broken connection or a failed append backs off
-//! (`replica.fetch.backoff.ms`) and retries, as do NOT_LEADER_OR_FOLLOWER,
+//! Errors: a broken connection backs off (`replica.fetch.backoff.ms`) and
+//! retries; a partition that failed alone (a failed append, a refused
+//! OffsetForLeaderEpoch) is left out of fetches for that long while the
+//! others go on, as are partitions answered with NOT_LEADER_OR_FOLLOWER,
 //! an unknown leader epoch and an unknown topic (the leader has not applied
 //! the image yet, or the next image moves the partition); a fenced leader
 //! epoch (this node's image is behind) parks the partition until an image
@@ -40,6 +42,7 @@ use kafka_protocol::ResponseError;
 use kaskade_client::connection::{Connection, ConnectionConfig};
 use kaskade_types::{LeaderEpoch, NodeId, Offset};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::truncation::truncation;
 use super::{Assignment, Followed, PartitionKey};
@@ -62,6 +65,9 @@ struct Progress {
     truncated_for: Option<LeaderEpoch>,
     /// The leader refused the partition at this epoch: wait for a newer one.
     parked_at: Option<LeaderEpoch>,
+    /// The partition failed: left out of fetches until then
+    /// (`replica.fetch.backoff.ms`), while the others go on.
+    delayed_until: Option<Instant>,
 }
 
 /// What to do after a round.
@@ -82,15 +88,17 @@ pub(super) async fn run(broker: Arc<Broker>, leader: NodeId, mut assignment: wat
         }
         progress.retain(|k, _| a.partitions.contains_key(k));
         let next = round(&broker, me, &a, &mut conn, &mut progress).await;
+        let now = Instant::now();
         let pause = match next {
-            Next::Again if a.partitions.iter().any(|(k, f)| !parked(&progress, k, f)) => continue,
-            // Every partition waits for a new image.
-            Next::Again => None,
-            Next::Backoff => Some(FETCH_BACKOFF),
+            Next::Again if a.partitions.iter().any(|(k, f)| ready(&progress, k, f, now)) => continue,
+            // Every partition is delayed (until the first delay ends) or
+            // waits for a new image.
+            Next::Again => progress.values().filter_map(|p| p.delayed_until).min(),
+            Next::Backoff => Some(now + FETCH_BACKOFF),
         };
         let sleep = async {
             match pause {
-                Some(d) => tokio::time::sleep(d).await,
+                Some(t) => tokio::time::sleep_until(t).await,
                 None => std::future::pending().await,
             }
         };
@@ -104,6 +112,16 @@ pub(super) async fn run(broker: Arc<Broker>, leader: NodeId, mut assignment: wat
 
 fn parked(progress: &HashMap<PartitionKey, Progress>, k: &PartitionKey, f: &Followed) -> bool {
     progress.get(k).is_some_and(|p| p.parked_at == Some(f.leader_epoch))
+}
+
+/// The partition may be asked for now: not parked, not delayed.
+fn ready(progress: &HashMap<PartitionKey, Progress>, k: &PartitionKey, f: &Followed, now: Instant) -> bool {
+    !parked(progress, k, f) && progress.get(k).and_then(|p| p.delayed_until).is_none_or(|t| t <= now)
+}
+
+/// Leaves a failed partition out for `replica.fetch.backoff.ms`.
+fn delay(progress: &mut HashMap<PartitionKey, Progress>, k: &PartitionKey) {
+    progress.entry(k.clone()).or_default().delayed_until = Some(Instant::now() + FETCH_BACKOFF);
 }
 
 /// One round: truncate what a new epoch requires, fetch once, apply.
@@ -149,7 +167,8 @@ async fn round(
         .partitions
         .iter()
         .filter(|(k, f)| {
-            !parked(progress, k, f) && progress.get(*k).is_some_and(|p| p.truncated_for == Some(f.leader_epoch))
+            ready(progress, k, f, Instant::now())
+                && progress.get(*k).is_some_and(|p| p.truncated_for == Some(f.leader_epoch))
         })
         .collect();
     if fetched.is_empty() {
@@ -173,19 +192,19 @@ async fn round(
         return Next::Backoff;
     }
     let by_id = version >= 13;
-    let mut next = Next::Again;
     for t in &resp.responses {
         for pd in &t.partitions {
             let found = fetched.iter().find(|(k, f)| {
                 k.1 == pd.partition_index && if by_id { f.topic_id == t.topic_id } else { *k.0 == *t.topic.as_str() }
             });
             let Some((k, f)) = found else { continue };
+            // A partition that failed waits alone; the others go on.
             if let Next::Backoff = apply(k, f, pd, progress).await {
-                next = Next::Backoff;
+                delay(progress, k);
             }
         }
     }
-    next
+    Next::Again
 }
 
 /// Truncates the partitions at a leader epoch not seen before to what they
@@ -198,6 +217,7 @@ async fn truncate(c: &Connection, me: NodeId, a: &Assignment, progress: &mut Has
         .partitions
         .iter()
         .filter(|(k, f)| progress.get(*k).is_none_or(|p| p.truncated_for != Some(f.leader_epoch)))
+        .filter(|(k, f)| ready(progress, k, f, Instant::now()))
         .collect();
     if pending.is_empty() {
         return Next::Again;
@@ -208,7 +228,8 @@ async fn truncate(c: &Connection, me: NodeId, a: &Assignment, progress: &mut Has
         let Some(latest) = f.partition.log().latest_epoch() else {
             let hw = f.partition.high_watermark();
             if cut(k, f, hw).await.is_err() {
-                return Next::Backoff;
+                delay(progress, k);
+                continue;
             }
             progress.entry((*k).clone()).or_default().truncated_for = Some(f.leader_epoch);
             continue;
@@ -248,7 +269,6 @@ async fn truncate(c: &Connection, me: NodeId, a: &Assignment, progress: &mut Has
             return Next::Backoff;
         }
     };
-    let mut next = Next::Again;
     for t in &resp.topics {
         for answer in &t.partitions {
             let Some((k, f)) = asked.iter().find(|(k, _)| *k.0 == *t.topic.as_str() && k.1 == answer.partition) else {
@@ -256,7 +276,7 @@ async fn truncate(c: &Connection, me: NodeId, a: &Assignment, progress: &mut Has
             };
             if let Some(e) = ResponseError::try_from_code(answer.error_code) {
                 tracing::debug!(topic = %k.0, partition = k.1, error = ?e, "OffsetForLeaderEpoch refused: retrying");
-                next = Next::Backoff;
+                delay(progress, k);
                 continue;
             }
             let log = f.partition.log();
@@ -268,14 +288,15 @@ async fn truncate(c: &Connection, me: NodeId, a: &Assignment, progress: &mut Has
                 |e| log.end_offset_for_epoch(e),
             );
             if cut(k, f, decided.to).await.is_err() {
-                return Next::Backoff;
+                delay(progress, k);
+                continue;
             }
             if decided.complete {
                 progress.entry((*k).clone()).or_default().truncated_for = Some(f.leader_epoch);
             }
         }
     }
-    next
+    Next::Again
 }
 
 /// Cuts a followed partition's log to `to` (nothing when it ends there).
