@@ -70,9 +70,19 @@ impl Partition {
             log.assign_leader_epoch(state.epoch)?;
         }
         let rule = leadership.clone();
-        let installed = log.set_position_listener(Arc::new(move |p: Positions| {
+        // The appending and flushing threads each report positions they read
+        // before taking the rule's lock: a report read earlier but applied
+        // later would set this node's position back and, with followers in
+        // the ISR, hold the HW below what every member has (seen as acks=all
+        // hanging on 3 nodes). So the positions are read again under the
+        // lock: the last report applied is the newest. (A weak reference:
+        // the log owns this listener.)
+        let own_log = Arc::downgrade(&log);
+        let installed = log.set_position_listener(Arc::new(move |reported: Positions| {
+            let mut l = rule.lock();
+            let p = own_log.upgrade().map_or(reported, |log| log.positions());
             let position = leadership::replica_position(p.log_end, p.durable_end, p.durable_mode);
-            rule.lock().update_position(node, position)
+            l.update_position(node, position)
         }));
         if !installed {
             // A log belongs to one partition replica; a second one would
