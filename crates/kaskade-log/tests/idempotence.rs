@@ -306,3 +306,20 @@ fn a_shutdown_with_a_snapshot_at_the_end_writes_none() {
     let (mgr, _) = open(dir.path(), small_segments(), clock);
     assert_eq!(snapshot_offsets(&mgr.get(&tp()).expect("log")).last(), Some(&end));
 }
+
+#[test]
+fn an_empty_log_closes_without_a_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let (mgr, _) = open(dir.path(), small_segments(), clock.clone());
+    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    drop(log);
+    mgr.shutdown().expect("shutdown");
+    let (mgr, report) = open(dir.path(), small_segments(), clock);
+    assert!(report.clean && report.repairs.is_empty(), "{report:?}");
+    let log = common::follow_local(mgr.get(&tp()).expect("log"));
+    assert_eq!(snapshot_offsets(&log), Vec::<i64>::new());
+    assert_eq!(log.producer_count(), 0);
+    let a = log.append_client(idem(1, 0, 0, 2, 1), 0).expect("a new producer starts at sequence 0");
+    assert_eq!((a.first_offset, a.last_offset), (0, 1));
+}
