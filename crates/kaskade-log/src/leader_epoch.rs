@@ -7,8 +7,18 @@
 //!
 //! Invariants: epochs and start offsets strictly increase along the
 //! entries; the file is rewritten (temp file, fsync, rename, directory
-//! fsync) whenever the entries change, so a crash leaves the old or the new
-//! file; a missing or malformed file is rebuilt from the batches at open.
+//! fsync) only when its content would change, so a crash leaves the old or
+//! the new file; a missing or malformed file is rebuilt from the batches at
+//! open.
+//!
+//! The file may lag the entries in one way only: the cut to the recovered
+//! log at open (`cut_to_log`) is not written, because the next open cuts the
+//! same entries again (the log never ends below the point recovery reached
+//! without a truncation, and truncations are written). Every later change,
+//! and every `assign` (which the log calls before each append, so before
+//! the log grows past a stale entry), writes the entries if the file differs.
+//! So an idle partition's open and its leader's `assign` of the same epoch
+//! at the same offset write nothing: start-up writes no file per partition.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,6 +36,9 @@ pub struct EpochEntry {
 pub struct LeaderEpochCache {
     path: PathBuf,
     entries: Vec<EpochEntry>,
+    /// What the file holds: `None` when there is no valid file (a load
+    /// then rebuilds from the batches, which is always right).
+    on_disk: Option<Vec<EpochEntry>>,
 }
 
 impl LeaderEpochCache {
@@ -41,7 +54,8 @@ impl LeaderEpochCache {
         };
         let parsed = text.as_deref().and_then(parse);
         let found = parsed.is_some();
-        Ok((LeaderEpochCache { path, entries: parsed.unwrap_or_default() }, found))
+        let entries = parsed.clone().unwrap_or_default();
+        Ok((LeaderEpochCache { path, entries, on_disk: parsed }, found))
     }
 
     pub fn entries(&self) -> &[EpochEntry] {
@@ -55,50 +69,55 @@ impl LeaderEpochCache {
     /// Records that `epoch` starts at `start_offset` (Kafka's `assign`):
     /// ignored unless the epoch is newer than the latest; entries at or
     /// past `start_offset` (left by a truncation) give way to it. Returns
-    /// whether the entries changed (the file was rewritten).
+    /// whether the entries changed. Either way the file is brought up to
+    /// date if it differs (a cut at open left it behind), since the caller
+    /// is about to extend the log.
     pub fn assign(&mut self, epoch: i32, start_offset: i64) -> std::io::Result<bool> {
         if epoch < 0 || self.latest_epoch().is_some_and(|l| l >= epoch) {
+            self.persist()?;
             return Ok(false);
         }
         self.entries.retain(|e| e.start_offset < start_offset);
         self.entries.push(EpochEntry { epoch, start_offset });
         debug_assert!(self.is_ordered(), "leader epochs out of order: {:?}", self.entries);
-        self.flush()?;
+        self.persist()?;
         Ok(true)
+    }
+
+    /// Cuts the entries to the log recovered at open, `[log_start, end)`,
+    /// without writing the file: the next open makes the same cut (see the
+    /// module docs), and the first change or `assign` writes it.
+    pub fn cut_to_log(&mut self, log_start: i64, end: i64) {
+        self.entries.retain(|e| e.start_offset < end);
+        self.cut_start(log_start);
     }
 
     /// The log end moved back to `end`: entries starting at or after it go
     /// (Kafka's `truncateFromEnd`).
     pub fn truncate_from_end(&mut self, end: i64) -> std::io::Result<()> {
-        let before = self.entries.len();
         self.entries.retain(|e| e.start_offset < end);
-        if self.entries.len() != before {
-            self.flush()?;
-        }
-        Ok(())
+        self.persist()
     }
 
     /// The log start moved to `start`: the entries wholly below it go, and
     /// the one covering it now starts there (Kafka's `truncateFromStart`).
     pub fn truncate_from_start(&mut self, start: i64) -> std::io::Result<()> {
+        self.cut_start(start);
+        self.persist()
+    }
+
+    fn cut_start(&mut self, start: i64) {
         let covering = self.entries.iter().rposition(|e| e.start_offset <= start);
-        let Some(i) = covering else { return Ok(()) };
-        if i == 0 && self.entries[0].start_offset == start {
-            return Ok(());
-        }
+        let Some(i) = covering else { return };
         self.entries.drain(..i);
         self.entries[0].start_offset = start;
         debug_assert!(self.is_ordered(), "leader epochs out of order: {:?}", self.entries);
-        self.flush()
     }
 
     /// Drops every entry (the log starts over empty).
     pub fn clear(&mut self) -> std::io::Result<()> {
-        if self.entries.is_empty() {
-            return Ok(());
-        }
         self.entries.clear();
-        self.flush()
+        self.persist()
     }
 
     /// Kafka's `endOffsetFor`: the largest epoch <= `requested` this log
@@ -120,11 +139,27 @@ impl LeaderEpochCache {
         Some((floor.map_or(requested, |f| f.epoch), higher.start_offset))
     }
 
-    /// Replaces the entries (the rebuild at open) and writes the file.
+    /// Replaces the entries (the rebuild at open) and writes the file,
+    /// unless there is none and nothing to put in it (a missing file and an
+    /// empty rebuild say the same: a new partition writes its file once,
+    /// at its first `assign`).
     pub fn rebuild(&mut self, entries: Vec<EpochEntry>) -> std::io::Result<()> {
         self.entries = entries;
         debug_assert!(self.is_ordered(), "leader epochs out of order: {:?}", self.entries);
-        self.flush()
+        if self.entries.is_empty() && self.on_disk.is_none() && !self.path.exists() {
+            return Ok(());
+        }
+        self.persist()
+    }
+
+    /// Writes the entries if the file does not hold them already.
+    fn persist(&mut self) -> std::io::Result<()> {
+        if self.on_disk.as_ref() == Some(&self.entries) {
+            return Ok(());
+        }
+        self.flush()?;
+        self.on_disk = Some(self.entries.clone());
+        Ok(())
     }
 
     fn is_ordered(&self) -> bool {
@@ -235,6 +270,87 @@ mod tests {
         assert_eq!(reloaded.entries(), c.entries(), "every change is persisted");
         c.truncate_from_start(3).expect("below the first entry: unchanged");
         assert_eq!(c.entries()[0].start_offset, 12);
+    }
+
+    /// The file's inode: every write renames a new file into place.
+    fn inode(dir: &Path) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir.join(LEADER_EPOCH_FILE)).ok().map(|m| m.ino())
+    }
+
+    fn reopened(dir: &Path, log_start: i64, end: i64) -> LeaderEpochCache {
+        let (mut c, found) = LeaderEpochCache::load(dir).expect("load");
+        assert!(found, "the file is one the load accepts");
+        c.cut_to_log(log_start, end);
+        c
+    }
+
+    #[test]
+    fn a_new_partition_writes_its_file_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut c, found) = LeaderEpochCache::load(dir.path()).expect("load");
+        assert!(!found);
+        c.rebuild(Vec::new()).expect("rebuild");
+        assert_eq!(inode(dir.path()), None, "an empty rebuild of a missing file writes nothing");
+        assert!(c.assign(0, 0).expect("assign"));
+        assert_eq!(std::fs::read_to_string(dir.path().join(LEADER_EPOCH_FILE)).expect("read"), "0\n1\n0 0\n");
+    }
+
+    #[test]
+    fn reopening_an_idle_partition_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        cache(dir.path(), &[(0, 0)]);
+        let before = inode(dir.path());
+        // The empty log's entry is cut at open (Kafka's truncateFromEnd)...
+        let mut c = reopened(dir.path(), 0, 0);
+        assert_eq!(c.entries(), &[], "the entry at the log end is cut");
+        assert_eq!(c.end_offset_for(0, 0), None);
+        // ...and the leader assigns the same epoch at the same offset.
+        c.assign(0, 0).expect("assign");
+        assert_eq!(inode(dir.path()), before, "the file's content never changed: not rewritten");
+        // A crash right after the cut (before any assign) reopens the same.
+        assert_eq!(reopened(dir.path(), 0, 0).entries(), &[]);
+    }
+
+    #[test]
+    fn a_cut_left_on_disk_is_written_before_the_log_grows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        cache(dir.path(), &[(0, 0), (5, 10)]);
+        // Recovery cut the log to 10: epoch 5's entry is past the end.
+        let mut c = reopened(dir.path(), 0, 10);
+        assert_eq!(c.entries(), &[EpochEntry { epoch: 0, start_offset: 0 }]);
+        // Crash now: the next open cuts the same entry again.
+        assert_eq!(reopened(dir.path(), 0, 10).entries(), c.entries());
+        // An append of an older epoch at 10 changes no entry, but the log is
+        // about to pass offset 10: the stale entry must not survive on disk
+        // (a reopen at end 20 would otherwise say epoch 5 starts at 10).
+        assert!(!c.assign(0, 10).expect("assign"));
+        assert_eq!(reopened(dir.path(), 0, 20).entries(), c.entries());
+    }
+
+    #[test]
+    fn a_cut_at_the_start_is_written_by_the_next_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        cache(dir.path(), &[(1, 0), (3, 10)]);
+        let mut c = reopened(dir.path(), 12, 20);
+        assert_eq!(c.entries(), &[EpochEntry { epoch: 3, start_offset: 12 }]);
+        assert_eq!(reopened(dir.path(), 12, 20).entries(), c.entries(), "a crash before writing: the same cut");
+        c.truncate_from_end(20).expect("no entry goes, but the file catches up");
+        let (raw, _) = LeaderEpochCache::load(dir.path()).expect("load");
+        assert_eq!(raw.entries(), c.entries());
+    }
+
+    #[test]
+    fn a_crash_before_the_rename_leaves_the_old_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        cache(dir.path(), &[(0, 0), (2, 4)]);
+        // Crash between writing the temp file and renaming it.
+        std::fs::write(dir.path().join(LEADER_EPOCH_FILE).with_extension("tmp"), "0\n3\n0 0\n2").expect("write");
+        let c = reopened(dir.path(), 0, 9);
+        assert_eq!(c.latest_epoch(), Some(2));
+        let mut c = c;
+        assert!(c.assign(3, 9).expect("assign"), "the leftover temp file is overwritten");
+        assert_eq!(reopened(dir.path(), 0, 10).latest_epoch(), Some(3), "once the log holds offset 9");
     }
 
     #[test]

@@ -276,3 +276,50 @@ fn producers_outlive_the_log_start_and_expire_when_idle() {
     assert_eq!(reopen(TS + 20), 1);
     assert_eq!(reopen(TS + 200_000), 0);
 }
+
+#[test]
+fn a_shutdown_with_a_snapshot_at_the_end_writes_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let (mgr, _) = open(dir.path(), small_segments(), clock.clone());
+    let log = common::follow_local(mgr.get_or_create(&tp(), small_segments()).expect("log"));
+    let batches = fill(&log);
+    let end = log.log_end_offset();
+    mgr.shutdown().expect("shutdown");
+    let path = dir.path().join(tp().dir_name()).join(snapshot_file_name(end));
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).expect("mtime");
+    std::fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(old)).expect("set mtime");
+    // Idle in between: the snapshot at the end still holds the state.
+    let (mgr, report) = open(dir.path(), small_segments(), clock.clone());
+    assert!(report.clean, "{report:?}");
+    mgr.shutdown().expect("shutdown");
+    assert_eq!(stamp(&path), old, "the snapshot at the log end is not rewritten");
+    let (mgr, _) = open(dir.path(), small_segments(), clock.clone());
+    let log = mgr.get(&tp()).expect("log");
+    assert_eq!(log.producer_count(), 3);
+    assert_retries_deduplicated(&log, &batches, 1);
+    // One more batch moves the end: the next shutdown snapshots there.
+    log.append_client(build::filled(1, 20, TS, 7), 0).expect("plain batch");
+    let end = log.log_end_offset();
+    mgr.shutdown().expect("shutdown");
+    let (mgr, _) = open(dir.path(), small_segments(), clock);
+    assert_eq!(snapshot_offsets(&mgr.get(&tp()).expect("log")).last(), Some(&end));
+}
+
+#[test]
+fn an_empty_log_closes_without_a_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let (mgr, _) = open(dir.path(), small_segments(), clock.clone());
+    let log = mgr.get_or_create(&tp(), small_segments()).expect("log");
+    drop(log);
+    mgr.shutdown().expect("shutdown");
+    let (mgr, report) = open(dir.path(), small_segments(), clock);
+    assert!(report.clean && report.repairs.is_empty(), "{report:?}");
+    let log = common::follow_local(mgr.get(&tp()).expect("log"));
+    assert_eq!(snapshot_offsets(&log), Vec::<i64>::new());
+    assert_eq!(log.producer_count(), 0);
+    let a = log.append_client(idem(1, 0, 0, 2, 1), 0).expect("a new producer starts at sequence 0");
+    assert_eq!((a.first_offset, a.last_offset), (0, 1));
+}

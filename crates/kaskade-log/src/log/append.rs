@@ -189,7 +189,7 @@ impl Log {
         }
         let base_offset = header.base_offset;
         // A new leader epoch starts here (Kafka's `assign` on append): the
-        // checkpoint is rewritten before the batch is reserved.
+        // checkpoint is written (if it changed) before the batch is reserved.
         st.epochs.assign(leader_epoch, base_offset)?;
         let prefix = batch::patched_prefix(&batch, base_offset, leader_epoch);
         let (_, seg) = st.segments.iter().next_back().ok_or(LogError::Closed)?;

@@ -74,7 +74,12 @@ impl Log {
     }
 
     /// Refuses further appends, flushes everything and writes the producer
-    /// snapshot at the log end (so the next start replays nothing).
+    /// snapshot at the log end (so the next start replays nothing), unless
+    /// there is one at the end already, as Kafka's `takeSnapshot` skips an
+    /// offset it has: the producer state changes only with the log end
+    /// (appends; truncation and clearing delete the snapshots past the new
+    /// end) or by expiry, which the load applies again. So an idle
+    /// partition's shutdown writes no snapshot, nor does an empty log's.
     pub fn close(&self) -> Result<()> {
         let (snapshot, end) = {
             let mut st = self.state.lock();
@@ -90,6 +95,12 @@ impl Log {
         self.flush_blocking()?;
         self.sync_snapshots()?;
         let mut st = self.state.lock();
+        // An empty log with no state and no snapshot loads as empty
+        // without one: Kafka writes none either.
+        let nothing = end == st.log_start && st.producers.is_empty() && st.snapshots.offsets().is_empty();
+        if nothing || st.snapshots.offsets().last() == Some(&end) {
+            return Ok(());
+        }
         st.snapshots.write(end, &snapshot, true)?;
         st.snapshots.retain_latest(SNAPSHOTS_TO_KEEP)?;
         Ok(())
