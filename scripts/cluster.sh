@@ -12,7 +12,8 @@
 #   scripts/cluster.sh restart DIR ID          # start node ID again on its data and ports
 #
 # DIR holds, per node i: node-i/ (data), node-i.log, node-i.pid, node-i.port
-# (client port), and for the cluster: kind (kaskade|kafka), bootstrap, voters.
+# (client port), and for the cluster: kind (kaskade|kafka), bootstrap, voters,
+# cluster_id, internal_rf and kaskade_bin (the binary `start` found).
 # stop/status/kill9/restart read the kind from DIR, so --kafka is for start only.
 #
 # Environment:
@@ -71,7 +72,7 @@ launch() {
                 KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR="$(cat "$dir/internal_rf")" \
                 KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR="$(cat "$dir/internal_rf")" \
                 CLUSTER_ID="$(cat "$dir/cluster_id")" KASKADE_LOG="${KASKADE_LOG:-info}" \
-                setsid "$(kaskade_bin)" serve --data-dir "$dir/node-$id" --override http.listener= \
+                setsid "$(cat "$dir/kaskade_bin")" serve --data-dir "$dir/node-$id" --override http.listener= \
                 >>"$dir/node-$id.out" 2>>"$dir/node-$id.log" </dev/null &
             ;;
         kafka)
@@ -147,7 +148,7 @@ start() {
     for id in $(seq 1 "$n"); do
         alive "$dir/node-$id.pid" && die "node $id already runs from $dir (cluster.sh stop $dir first)"
     done
-    rm -rf "$dir"/node-* "$dir"/kind "$dir"/bootstrap "$dir"/voters "$dir"/cluster_id "$dir"/internal_rf
+    rm -rf "$dir"/node-* "$dir"/kaskade_bin "$dir"/kind "$dir"/bootstrap "$dir"/voters "$dir"/cluster_id "$dir"/internal_rf
     echo "$kind" >"$dir/kind"
     local voters=() bootstrap=() port cport
     for id in $(seq 1 "$n"); do
@@ -163,7 +164,7 @@ start() {
     (IFS=,; echo "${bootstrap[*]}") >"$dir/bootstrap"
     case "$kind" in
         kaskade)
-            kaskade_bin >/dev/null
+            kaskade_bin >"$dir/kaskade_bin"
             echo "${CLUSTER_ID:-MkU3OEVBNTcwNTJENDM2Qk}" >"$dir/cluster_id"
             echo "${CLUSTER_INTERNAL_RF:-1}" >"$dir/internal_rf"
             ;;
