@@ -149,9 +149,11 @@ impl Server {
         let broker = Arc::new(Broker::new(config, topics, cluster_id, advertised));
         if let Some(c) = &controller {
             broker.set_quorum(c.quorum.clone());
-            Controller::register(&broker).await?;
+            c.register(&broker).await?;
             let b = broker.clone();
             c.follow(broker.clone(), async move { b.stopping().await });
+            let b = broker.clone();
+            c.heartbeat(async move { b.stopping().await }).await;
         }
         let (trigger, signal) = network::shutdown_channel();
         let task = tokio::spawn({
@@ -182,9 +184,15 @@ impl Server {
         &self.controller_listeners
     }
 
-    /// Graceful stop: no new connections, in-flight requests finish, every
-    /// log is flushed, checkpoints and the clean-shutdown marker written.
+    /// Graceful stop: in a cluster first a controlled shutdown (leaderships
+    /// moved away, bounded); then no new connections, in-flight requests
+    /// finish, every log is flushed, checkpoints and the clean-shutdown
+    /// marker written.
     pub async fn shutdown(self) -> Result<(), StartError> {
+        if let Some(c) = &self.controller {
+            // Still serving: clients move to the new leaders meanwhile.
+            c.controlled_shutdown().await;
+        }
         self.broker.begin_shutdown();
         self.trigger.shutdown();
         let _ = self.task.await;

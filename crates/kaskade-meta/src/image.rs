@@ -161,6 +161,19 @@ impl Image {
         self.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
     }
 
+    /// Whether `node` is registered and not fenced.
+    pub fn is_unfenced(&self, node: NodeId) -> bool {
+        self.brokers.get(&node).is_some_and(|b| !b.fenced)
+    }
+
+    /// A fence or unfence of a broker that is not registered changes
+    /// nothing (it can only be a straggler of a replaced registration).
+    fn set_fenced(&mut self, node: NodeId, fenced: bool) {
+        if let Some(b) = self.brokers.get_mut(&node) {
+            b.fenced = fenced;
+        }
+    }
+
     pub fn end_offset(&self) -> i64 {
         self.records
     }
@@ -297,6 +310,8 @@ impl Image {
                 };
                 self.brokers.insert(b.id, b);
             }
+            MetadataRecord::FenceBroker { node_id } => self.set_fenced(NodeId(*node_id), true),
+            MetadataRecord::UnfenceBroker { node_id } => self.set_fenced(NodeId(*node_id), false),
             MetadataRecord::RemoveScramCredential { user, mechanism } => {
                 if let Some(by_mechanism) = self.scram.get_mut(user) {
                     by_mechanism.remove(mechanism);
@@ -466,5 +481,31 @@ mod tests {
             rebuilt.apply(&r);
         }
         assert_eq!(rebuilt.brokers(), img.brokers());
+    }
+
+    #[test]
+    fn fence_and_unfence_flip_a_registration_and_survive_a_snapshot() {
+        let mut img = Image::default();
+        img.apply(&MetadataRecord::RegisterBroker {
+            node_id: 1,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: vec![],
+            rack: None,
+            fenced: false,
+        });
+        img.apply(&MetadataRecord::FenceBroker { node_id: 1 });
+        assert!(!img.is_unfenced(NodeId(1)));
+        assert!(img.unfenced_brokers().is_empty());
+        let mut rebuilt = Image::default();
+        for r in img.to_records() {
+            rebuilt.apply(&r);
+        }
+        assert!(!rebuilt.is_unfenced(NodeId(1)), "a snapshot keeps the fence");
+        img.apply(&MetadataRecord::UnfenceBroker { node_id: 1 });
+        assert_eq!(img.unfenced_brokers(), vec![NodeId(1)]);
+        // Of an unknown broker: nothing but the offset moves.
+        img.apply(&MetadataRecord::FenceBroker { node_id: 9 });
+        assert!(img.brokers().get(&NodeId(9)).is_none());
+        assert_eq!(img.end_offset(), 4);
     }
 }

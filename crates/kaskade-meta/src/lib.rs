@@ -11,7 +11,9 @@
 //! committed (fsynced) before the image moves, so what an admin request
 //! acknowledged survives a crash.
 
+pub mod election;
 pub mod image;
+pub mod liveness;
 pub mod local_log;
 pub mod metadata_log;
 pub mod quorum;

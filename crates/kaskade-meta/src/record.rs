@@ -58,6 +58,13 @@ pub enum MetadataRecord {
         rack: Option<String>,
         fenced: bool,
     },
+    /// A registered broker is fenced (KRaft's FenceBrokerRecord): its
+    /// session expired or it shut down; it is not listed to clients, leads
+    /// nothing and gets no new replicas until unfenced.
+    FenceBroker { node_id: i32 },
+    /// A fenced broker heartbeats again and has caught up with the metadata
+    /// log (KRaft's UnfenceBrokerRecord).
+    UnfenceBroker { node_id: i32 },
     /// The start of a snapshot (KRaft's SnapshotHeaderRecord): the next
     /// `records` records rebuild the image as it was at `end_offset`.
     Snapshot { end_offset: i64, records: i64 },

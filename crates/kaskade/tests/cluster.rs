@@ -5,8 +5,11 @@
 //! produce to and fetch from the partitions' leaders, and metadata changes
 //! go on after the active controller is killed with SIGKILL; a consumer
 //! group works with its coordinator on the leader of its
-//! `__consumer_offsets` partition. Every wait is on a condition with a
-//! deadline.
+//! `__consumer_offsets` partition; a broker killed with SIGKILL is fenced
+//! after its session (unlisted, its RF=1 partitions offline) and leads
+//! again when restarted, SIGTERM is a controlled shutdown, and a new active
+//! controller gives live brokers fresh sessions. Every wait is on a
+//! condition with a deadline.
 
 mod process;
 
@@ -233,4 +236,154 @@ fn a_consumer_group_runs_on_the_leaders_of_the_internal_partitions() {
         }
     }
     drop(resumed);
+}
+
+/// How long the fencing test's brokers may go without heartbeats.
+const SESSION: Duration = Duration::from_millis(6000);
+
+/// Per partition: its leader and whether Metadata says LEADER_NOT_AVAILABLE.
+type Leaders = Vec<(i32, bool)>;
+
+/// (listed broker ids, [`Leaders`]) of `topic`, as the node at `bootstrap` answers.
+fn leadership(bootstrap: &str, topic: &str) -> Option<(BTreeSet<i32>, Leaders)> {
+    let consumer: BaseConsumer = client_config(bootstrap).create().ok()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let brokers = md.brokers().iter().map(|b| b.id()).collect();
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    let not_available = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+    let partitions = t.partitions().iter().map(|p| (p.leader(), p.error() == Some(not_available))).collect();
+    Some((brokers, partitions))
+}
+
+/// Produces 10 records (acks=all) to `partition` of `topic` through
+/// `bootstrap` and reads them back from the partition's leader.
+fn round_trip(bootstrap: &str, topic: &str, partition: i32, prefix: &str) {
+    let producer: BaseProducer = client_config(bootstrap).set("acks", "all").create().expect("producer");
+    for i in 0..10 {
+        let value = format!("{prefix}-{i}");
+        producer.send(BaseRecord::<(), _>::to(topic).partition(partition).payload(&value)).expect("enqueue");
+    }
+    producer.flush(WAIT).expect("delivered to the leader");
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", "round-trip-assign-only")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while !(0..10).all(|i| seen.contains(&format!("{prefix}-{i}"))) {
+        assert!(Instant::now() < deadline, "read {} records of {prefix} back", seen.len());
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.expect("fetch");
+            seen.insert(String::from_utf8_lossy(m.payload().expect("value")).into_owned());
+        }
+    }
+}
+
+#[test]
+fn silent_brokers_are_fenced_come_back_shut_down_under_control_and_survive_a_controller_failover() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("KAFKA_BROKER_SESSION_TIMEOUT_MS".to_string(), SESSION.as_millis().to_string()),
+        ("KAFKA_BROKER_HEARTBEAT_INTERVAL_MS".to_string(), "500".to_string()),
+    ];
+    let mut nodes = process::cluster::start_cluster_with(root.path(), 3, &env);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    create(&runtime, &nodes[0].bootstrap(), NewTopic::new("fenced", 3, TopicReplication::Fixed(1))).expect("create");
+    let (_, placed) = wait_for("the topic on all three brokers", || {
+        leadership(&nodes[0].bootstrap(), "fenced").filter(|(b, p)| b.len() == 3 && p.len() == 3)
+    });
+    let active = wait_for("an active controller", || active_controller(&runtime, &nodes[0].bootstrap()));
+    let others: Vec<usize> = (0..3).filter(|i| nodes[*i].id != active).collect();
+    let (v, t) = (others[0], others[1]);
+    let a = (0..3).find(|i| nodes[*i].id == active).expect("the controller is a node");
+    let victim = nodes[v].id;
+    let led_by = |id: i32| -> Vec<usize> { (0..3).filter(|p| placed[*p].0 == id).collect() };
+
+    // kill -9 a broker that is not the controller: within its session the
+    // others stop listing it, and its RF=1 partitions have no leader.
+    let killed = Instant::now();
+    nodes[v].kill9();
+    let observer = nodes[a].bootstrap();
+    wait_for("the killed broker unlisted and its partitions offline", || {
+        leadership(&observer, "fenced").filter(|(brokers, parts)| {
+            !brokers.contains(&victim) && led_by(victim).iter().all(|p| parts[*p] == (-1, true))
+        })
+    });
+    let fenced_after = killed.elapsed();
+    eprintln!("kill -9 -> fenced and unlisted in {fenced_after:?} (session {SESSION:?})");
+    assert!(fenced_after >= SESSION / 2, "fenced before its session could expire: {fenced_after:?}");
+    assert!(fenced_after < SESSION + Duration::from_secs(5), "fenced late: {fenced_after:?}");
+
+    // Restarted, it is listed again, leads its partitions again, and they work.
+    nodes[v].restart();
+    wait_for("the restarted broker listed and leading again", || {
+        leadership(&observer, "fenced").filter(|(brokers, parts)| {
+            brokers.contains(&victim) && led_by(victim).iter().all(|p| parts[*p] == (victim, false))
+        })
+    });
+    round_trip(&observer, "fenced", led_by(victim)[0] as i32, "back");
+
+    // SIGTERM: a controlled shutdown, well within a session; the broker
+    // is unlisted at once (fenced by the shutdown, not by expiry).
+    let stopping = nodes[t].id;
+    let term = Instant::now();
+    nodes[t].signal("TERM");
+    let status = nodes[t].wait_exit(SESSION).expect("exits within a session after SIGTERM");
+    let exited = term.elapsed();
+    assert!(status.success(), "{status:?}; log:\n{}", nodes[t].log());
+    assert!(nodes[t].log().contains("controlled shutdown: leaderships moved"), "log:\n{}", nodes[t].log());
+    wait_for("the stopped broker unlisted", || {
+        leadership(&observer, "fenced").filter(|(brokers, _)| !brokers.contains(&stopping))
+    });
+    let unlisted = term.elapsed();
+    eprintln!("SIGTERM -> exit in {exited:?}, unlisted in {unlisted:?}");
+    assert!(unlisted < SESSION, "unlisted only after {unlisted:?}: by expiry, not the controlled shutdown");
+
+    // Back to three, then kill -9 the active controller: the new one gives
+    // every broker a fresh session, so the live ones stay listed while the
+    // killed one is fenced once its session at the new controller ends.
+    nodes[t].restart();
+    wait_for("three brokers listed", || leadership(&observer, "fenced").filter(|(b, _)| b.len() == 3));
+    nodes[a].kill9();
+    let survivor = nodes[v].bootstrap();
+    wait_for("the old controller fenced by the new one", || {
+        let (brokers, _) = leadership(&survivor, "fenced")?;
+        assert!(
+            brokers.contains(&victim) && brokers.contains(&stopping),
+            "a live broker was fenced after the failover: {brokers:?}"
+        );
+        (!brokers.contains(&active)).then_some(())
+    });
+
+    // SIGSTOP: a broker that stops heartbeating is fenced; continued, it rejoins.
+    nodes[a].restart();
+    wait_for("three brokers listed", || leadership(&survivor, "fenced").filter(|(b, _)| b.len() == 3));
+    nodes[t].signal("STOP");
+    wait_for("the stopped broker unlisted", || {
+        leadership(&survivor, "fenced").filter(|(brokers, _)| !brokers.contains(&stopping))
+    });
+    nodes[t].signal("CONT");
+    wait_for("the continued broker listed and leading again", || {
+        leadership(&survivor, "fenced").filter(|(brokers, parts)| {
+            brokers.contains(&stopping) && led_by(stopping).iter().all(|p| parts[*p] == (stopping, false))
+        })
+    });
+    round_trip(&survivor, "fenced", led_by(stopping)[0] as i32, "continued");
+
+    // kill -9 and an immediate restart: the new process registers once the
+    // old one's session has expired (DUPLICATE_BROKER_REGISTRATION until
+    // then), and leads its partitions again.
+    nodes[v].kill9();
+    nodes[v].restart();
+    let observer = nodes[a].bootstrap();
+    wait_for("the quickly restarted broker listed and leading", || {
+        leadership(&observer, "fenced").filter(|(brokers, parts)| {
+            brokers.contains(&victim) && led_by(victim).iter().all(|p| parts[*p] == (victim, false))
+        })
+    });
+    assert!(nodes[v].log().contains("waiting for its session to expire"), "log:\n{}", nodes[v].log());
 }

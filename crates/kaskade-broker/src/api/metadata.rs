@@ -30,6 +30,10 @@ pub fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
         // Kafka's -1: no leader.
         rp.leader_id = BrokerId(p.leader.map_or(-1, |n| n.get()));
         rp.leader_epoch = p.leader_epoch.get();
+        if p.leader.is_none() {
+            // Offline (its last ISR member is fenced), as Kafka's metadata cache answers.
+            rp.error_code = ResponseError::LeaderNotAvailable.code();
+        }
         rp.replica_nodes = p.replicas.iter().map(|b| BrokerId(b.get())).collect();
         rp.isr_nodes = p.isr.iter().map(|b| BrokerId(b.get())).collect();
         rt.partitions.push(rp);
@@ -136,3 +140,36 @@ fn with_topic_ops(mut resp: MetadataResponse, topic_ops: i32) -> MetadataRespons
 }
 
 crate::route_to!(Metadata, handle);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kaskade_meta::PartitionImage;
+    use kaskade_types::{LeaderEpoch, NodeId};
+
+    use super::*;
+
+    #[test]
+    fn a_partition_without_a_leader_is_leader_not_available() {
+        let partition = |leader: Option<i32>| PartitionImage {
+            leader: leader.map(NodeId),
+            replicas: vec![NodeId(2)],
+            isr: vec![NodeId(2)],
+            leader_epoch: LeaderEpoch(3),
+            partition_epoch: 4,
+        };
+        let topic = TopicImage {
+            name: "t".into(),
+            id: uuid::Uuid::new_v4(),
+            partitions: vec![partition(Some(2)), partition(None)],
+            configs: BTreeMap::new(),
+        };
+        let entry = topic_entry(&topic);
+        let led = &entry.partitions[0];
+        assert_eq!((led.error_code, led.leader_id), (0, BrokerId(2)));
+        let offline = &entry.partitions[1];
+        assert_eq!((offline.error_code, offline.leader_id), (ResponseError::LeaderNotAvailable.code(), BrokerId(-1)));
+        assert_eq!(offline.isr_nodes, vec![BrokerId(2)], "the ISR it will lead from again");
+    }
+}

@@ -185,6 +185,8 @@ pub(super) static KEYS: &[KeyDef] = &[
     KeyDef { name: "transaction.remove.expired.transaction.cleanup.interval.ms", kind: int_min(1), default: Some("3600000"), doc: "How often transactional ids past transactional.id.expiration.ms are removed." },
     KeyDef { name: "transaction.max.timeout.ms", kind: int_min(1), default: Some("900000"), doc: "Largest transaction timeout a producer may ask for." },
     KeyDef { name: "transactional.id.expiration.ms", kind: int_min(1), default: Some("604800000"), doc: "How long an idle transactional id is kept." },
+    KeyDef { name: "broker.heartbeat.interval.ms", kind: int_min(1), default: Some("2000"), doc: "How often a broker heartbeats the active controller." },
+    KeyDef { name: "broker.session.timeout.ms", kind: int_min(1), default: Some("9000"), doc: "A broker that has not heartbeated for this long is fenced by the active controller." },
     KeyDef { name: "producer.id.expiration.ms", kind: int_min(1), default: Some("86400000"), doc: "How long an idle producer id's state is kept." },
 ];
 

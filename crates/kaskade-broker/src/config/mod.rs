@@ -179,6 +179,10 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     /// `offsets.retention.minutes`.
     pub offsets_retention_minutes: i32,
+    /// `broker.heartbeat.interval.ms`: how often this broker heartbeats the active controller.
+    pub broker_heartbeat_interval_ms: i64,
+    /// `broker.session.timeout.ms`: the active controller fences a broker silent this long.
+    pub broker_session_timeout_ms: i64,
     /// `group.min.session.timeout.ms`.
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`.
@@ -394,6 +398,8 @@ impl BrokerConfig {
             cluster_id,
             offsets_topic_num_partitions: num("offsets.topic.num.partitions") as i32,
             offsets_retention_minutes: num("offsets.retention.minutes") as i32,
+            broker_heartbeat_interval_ms: num("broker.heartbeat.interval.ms"),
+            broker_session_timeout_ms: num("broker.session.timeout.ms"),
             group_min_session_timeout_ms: num("group.min.session.timeout.ms") as i32,
             group_max_session_timeout_ms: num("group.max.session.timeout.ms") as i32,
             group_initial_rebalance_delay_ms: num("group.initial.rebalance.delay.ms") as i32,

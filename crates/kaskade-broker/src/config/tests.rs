@@ -56,6 +56,7 @@ fn defaults_are_kafkas() {
     assert_eq!(c.max_connections, i32::MAX);
     assert_eq!(c.cluster_id, None);
     assert_eq!(c.offsets_topic_num_partitions, 50);
+    assert_eq!((c.broker_heartbeat_interval_ms, c.broker_session_timeout_ms), (2000, 9000), "Kafka's defaults");
     assert_eq!(c.group_min_session_timeout_ms, 6000);
     assert_eq!(c.group_max_session_timeout_ms, 1_800_000);
     assert_eq!(c.group_initial_rebalance_delay_ms, 3000);

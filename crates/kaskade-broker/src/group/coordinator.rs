@@ -1,11 +1,15 @@
 //! The group coordinator's membership protocol (classic groups): JoinGroup,
 //! SyncGroup, Heartbeat, LeaveGroup and the timers that drive rebalances.
 //!
-//! Every entry point takes the current time in milliseconds; timers due at
-//! or before it fire first. Answers to parked requests (JoinGroup, SyncGroup)
-//! go to the outbox, drained with [`GroupCoordinator::take_completions`].
-//! [`GroupCoordinator::next_deadline`] tells the driver when to call
-//! [`GroupCoordinator::tick`].
+//! Every entry point takes the current time in milliseconds. A request
+//! addressed to one group fires that group's timers due at or before it
+//! first (and any its own action made due), and no other group's: as in
+//! Kafka, where each member's session expires on its own timer whatever
+//! other groups do, the other groups' timers are [`GroupCoordinator::tick`]'s
+//! business, which the driver calls at [`GroupCoordinator::next_deadline`].
+//! Both cost the work due plus O(log groups) (`deadlines`), never a scan of
+//! every group. Answers to parked requests (JoinGroup, SyncGroup) go to the
+//! outbox, drained with [`GroupCoordinator::take_completions`].
 
 use std::collections::HashMap;
 
@@ -20,16 +24,19 @@ use super::types::{
     Reply, SyncRequest, SyncResponse, Token,
 };
 
+mod deadlines;
 mod timers;
 mod unload;
 
-use timers::next_group_deadline;
+use deadlines::Deadlines;
 
 /// The classic group coordinator: every group of one coordinator, no I/O.
 #[derive(Debug)]
 pub struct GroupCoordinator {
     pub(crate) config: GroupConfig,
     pub(crate) groups: HashMap<String, Group>,
+    /// Every group's earliest deadline (see `deadlines`).
+    deadlines: Deadlines,
     outbox: Vec<Completion>,
     /// Committed-offset changes to persist (`None`: a tombstone).
     pub(crate) offset_changes: Vec<OffsetChange>,
@@ -49,6 +56,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             config,
             groups: HashMap::new(),
+            deadlines: Deadlines::default(),
             outbox: Vec::new(),
             offset_changes: Vec::new(),
             dirty_groups: Vec::new(),
@@ -101,7 +109,7 @@ impl GroupCoordinator {
                 for m in loaded.members.values_mut() {
                     m.session_deadline = now + i64::from(m.session_timeout_ms);
                 }
-                self.groups.insert(group_id, *loaded);
+                self.groups.insert(group_id.clone(), *loaded);
             }
             None => {
                 let keep = self.groups.get(&group_id).is_some_and(|g| !g.offsets.is_empty());
@@ -109,12 +117,13 @@ impl GroupCoordinator {
                     let offsets = std::mem::take(&mut self.groups.get_mut(&group_id).expect("exists").offsets);
                     let mut group = Group::new(group_id.clone(), now);
                     group.offsets = offsets;
-                    self.groups.insert(group_id, group);
+                    self.groups.insert(group_id.clone(), group);
                 } else {
                     self.groups.remove(&group_id);
                 }
             }
         }
+        self.reindex(&group_id);
     }
 
     /// Restores a committed offset (or removes it, for a tombstone) while
@@ -123,8 +132,9 @@ impl GroupCoordinator {
         let OffsetChange { group_id, topic, partition, value } = change;
         match value {
             Some(v) => {
-                let group = self.groups.entry(group_id.clone()).or_insert_with(|| Group::new(group_id, now));
+                let group = self.groups.entry(group_id.clone()).or_insert_with(|| Group::new(group_id.clone(), now));
                 group.offsets.insert(TopicPartition::new(topic, partition), v);
+                self.reindex(&group_id);
             }
             None => {
                 self.forget_pending_txn_offset(&group_id, &topic, partition);
@@ -134,32 +144,7 @@ impl GroupCoordinator {
                         self.groups.remove(&group_id);
                     }
                 }
-            }
-        }
-    }
-
-    /// The earliest time a timer is due, if any.
-    pub fn next_deadline(&self) -> Option<i64> {
-        self.groups.values().filter_map(next_group_deadline).min()
-    }
-
-    /// Fires every timer due at or before `now`.
-    pub fn tick(&mut self, now: i64) {
-        // A timer's action may arm another already due (a zero delay):
-        // loop until nothing is due. Every action that re-arms at `now`
-        // also makes progress, and the bound guards against a mistake.
-        for _ in 0..1000 {
-            let due: Vec<String> = self
-                .groups
-                .values()
-                .filter(|g| next_group_deadline(g).is_some_and(|d| d <= now))
-                .map(|g| g.group_id.clone())
-                .collect();
-            if due.is_empty() {
-                return;
-            }
-            for group_id in due {
-                self.fire_group_timers(&group_id, now);
+                self.reindex(&group_id);
             }
         }
     }
@@ -190,9 +175,10 @@ impl GroupCoordinator {
     /// JoinGroup. The answer comes through the outbox with `token`, at once
     /// or when the join phase ends.
     pub fn join(&mut self, now: i64, token: Token, req: JoinRequest) {
-        self.tick(now);
+        let group_id = req.group_id.clone();
+        self.settle(&group_id, now);
         self.join_inner(now, token, req);
-        self.tick(now);
+        self.settle(&group_id, now);
     }
 
     fn join_inner(&mut self, now: i64, token: Token, req: JoinRequest) {
@@ -589,12 +575,12 @@ impl GroupCoordinator {
     /// SyncGroup. The answer comes through the outbox with `token`, at once
     /// or when the leader's assignment arrives.
     pub fn sync(&mut self, now: i64, token: Token, req: SyncRequest) {
-        self.tick(now);
+        self.settle(&req.group_id, now);
         let result = self.sync_inner(now, token, &req);
         if let Err(e) = result {
             self.complete(token, Reply::Sync(SyncResponse::error(e)));
         }
-        self.tick(now);
+        self.settle(&req.group_id, now);
     }
 
     fn sync_inner(&mut self, now: i64, token: Token, req: &SyncRequest) -> Result<(), ResponseError> {
@@ -677,9 +663,9 @@ impl GroupCoordinator {
 
     /// Heartbeat: the error code to answer (`None`: keep going).
     pub fn heartbeat(&mut self, now: i64, req: &HeartbeatRequest) -> Option<ResponseError> {
-        self.tick(now);
+        self.settle(&req.group_id, now);
         let result = self.heartbeat_inner(now, req);
-        self.tick(now);
+        self.settle(&req.group_id, now);
         result.err()
     }
 
@@ -705,9 +691,9 @@ impl GroupCoordinator {
 
     /// LeaveGroup (one or a batch of members).
     pub fn leave(&mut self, now: i64, group_id: &str, members: &[LeavingMember]) -> LeaveResponse {
-        self.tick(now);
+        self.settle(group_id, now);
         let response = self.leave_inner(now, group_id, members);
-        self.tick(now);
+        self.settle(group_id, now);
         response
     }
 

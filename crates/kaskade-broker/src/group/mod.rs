@@ -21,11 +21,15 @@ mod txn_offsets;
 mod types;
 
 #[cfg(test)]
+mod deadline_tests;
+#[cfg(test)]
 mod leadership_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod throughput_tests;
 
 pub use coordinator::GroupCoordinator;
 pub use driver::{Gate, GroupService};

@@ -38,7 +38,7 @@ pub(super) fn offset_change(
 impl GroupCoordinator {
     /// OffsetCommit: one error (or none) per partition, in request order.
     pub fn commit_offsets(&mut self, now: i64, req: &CommitRequest) -> Vec<Option<ResponseError>> {
-        self.tick(now);
+        self.settle(&req.group_id, now);
         let result = self.validate_commit(now, req, false);
         let max_metadata = self.config.offset_metadata_max_bytes;
         let errors = match result {
@@ -63,7 +63,7 @@ impl GroupCoordinator {
                     .collect()
             }
         };
-        self.tick(now);
+        self.settle(&req.group_id, now);
         errors
     }
 
@@ -123,7 +123,7 @@ impl GroupCoordinator {
         group_id: &str,
         partitions: Option<&[TopicPartition]>,
     ) -> Result<Vec<FetchedOffset>, ResponseError> {
-        self.tick(now);
+        self.settle(group_id, now);
         let group = self.groups.get(group_id).filter(|g| g.state != GroupState::Dead);
         let fetched = |tp: &TopicPartition, committed: Option<&CommittedOffset>| FetchedOffset {
             partition: tp.clone(),
@@ -149,7 +149,7 @@ impl GroupCoordinator {
         group_id: &str,
         partitions: &[TopicPartition],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
-        self.tick(now);
+        self.settle(group_id, now);
         let group = self
             .groups
             .get_mut(group_id)
@@ -193,7 +193,7 @@ impl GroupCoordinator {
 
     /// DescribeGroups for one group (`None`: no such group).
     pub fn describe_group(&mut self, now: i64, group_id: &str) -> Option<GroupDescription> {
-        self.tick(now);
+        self.settle(group_id, now);
         let group = self.groups.get(group_id)?;
         let stable = group.state == GroupState::Stable;
         let protocol = if stable { group.protocol_name.clone().unwrap_or_default() } else { String::new() };
@@ -258,6 +258,7 @@ impl GroupCoordinator {
                                 value: None,
                             }));
                         }
+                        self.reindex(id);
                         None
                     }
                     Some(_) => Some(ResponseError::NonEmptyGroup),
@@ -296,6 +297,7 @@ impl GroupCoordinator {
         }
         for id in removed {
             self.groups.remove(&id);
+            self.reindex(&id);
             self.dirty_groups.push(id);
         }
         dropped
@@ -333,6 +335,7 @@ impl GroupCoordinator {
         }
         for id in &removed {
             self.groups.remove(id);
+            self.reindex(id);
             self.dirty_groups.push(id.clone());
         }
         removed

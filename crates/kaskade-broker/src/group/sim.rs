@@ -1,6 +1,9 @@
 //! A seeded simulation: clients behaving like Kafka consumers (join, sync,
 //! heartbeat, leave, crash, restart, change protocols) against the engine
-//! with a fake clock, checking invariants after every step.
+//! with a fake clock, while the coordinator now and then resigns and reloads
+//! the group's partition and runs its offset expiry and group deletion;
+//! invariants are checked after every step, and at the end every parked
+//! JoinGroup and SyncGroup must have had its one answer.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -294,7 +297,10 @@ impl Sim {
                     let leaving =
                         LeavingMember { member_id: cl.member_id.clone(), group_instance_id: cl.instance.clone() };
                     let r = self.c.leave(self.now, GROUP, &[leaving]);
-                    assert_eq!(r.error, None);
+                    // UNKNOWN_MEMBER_ID: the group went with its partition
+                    // (a resignation that did not reload it).
+                    let gone = r.error == Some(E::UnknownMemberId) && self.c.group(GROUP).is_none();
+                    assert!(r.error.is_none() || gone, "leave: {:?}", r.error);
                     let cl = &mut self.clients[i];
                     cl.member_id.clear();
                     cl.phase = Phase::Offline;
@@ -329,10 +335,75 @@ impl Sim {
         }
     }
 
+    /// The group is gone (not reloaded, expired or deleted): a group of
+    /// that name starts again from generation 0, so what was seen of the
+    /// old one's generations no longer applies.
+    fn forget_group(&mut self) {
+        self.generations.clear();
+        self.leader_sent.clear();
+        self.last_generation = 0;
+    }
+
+    /// The coordinator moves: it resigns the group's partition (parked
+    /// requests answer NOT_COORDINATOR) and, elected again, reloads the
+    /// group from its last stored record. Kafka stores a group when a
+    /// generation gets its assignment or the group empties, so a group
+    /// reloads as it was then; one caught mid-rebalance (or on a protocol
+    /// not every client has, see below) reloads as nothing (its members
+    /// rejoin from scratch). No request reaches the group
+    /// while it loads (COORDINATOR_LOAD_IN_PROGRESS), so the reload comes
+    /// before the answers are delivered.
+    fn resign_and_reload(&mut self) {
+        let stored = self
+            .c
+            .group(GROUP)
+            .filter(|g| match g.state() {
+                GroupState::Empty => true,
+                // A stored member keeps only the selected protocol (as in
+                // Kafka): a client whose set lacks it would be refused
+                // (INCONSISTENT_GROUP_PROTOCOL) until a rebalance that a
+                // settled group never starts. Every client's set has
+                // roundrobin, so only groups on it reload.
+                GroupState::Stable => g.protocol_name.as_deref() == Some("roundrobin"),
+                _ => false,
+            })
+            .map(records::group_value);
+        self.c.unload_partition(0, 1);
+        assert!(self.c.group(GROUP).is_none(), "an unloaded group is gone");
+        if stored.is_none() {
+            self.forget_group();
+        }
+        if let Some(value) = stored {
+            let Some(records::OffsetsRecord::GroupMetadata(id, group)) =
+                records::decode(&records::group_key(GROUP), Some(&value))
+            else {
+                panic!("a stored group decodes");
+            };
+            self.c.load_group(self.now, id, group);
+            // Restored members start a new session now.
+            for (_, at) in &mut self.crashed {
+                *at = (*at).max(self.now);
+            }
+        }
+        self.deliver();
+    }
+
     fn step(&mut self, churn: bool) {
         self.now += 50 + self.rng.below(400) as i64;
         self.c.tick(self.now);
         self.deliver();
+        if churn && self.rng.chance(2) {
+            self.resign_and_reload();
+        }
+        if churn && self.rng.chance(5) {
+            // Only an Empty group is touched; the others must not notice.
+            self.c.expire_offsets(self.now, 0);
+            self.c.delete_groups(self.now, &[GROUP.to_string()]);
+            if self.c.group(GROUP).is_none() {
+                self.forget_group();
+            }
+            self.deliver();
+        }
         let mut order: Vec<usize> = (0..self.clients.len()).collect();
         for k in (1..order.len()).rev() {
             order.swap(k, self.rng.below(k as u64 + 1) as usize);
@@ -345,6 +416,7 @@ impl Sim {
     }
 
     fn check(&self) {
+        self.c.check_deadline_index();
         let Some(group) = self.c.group(GROUP) else {
             return;
         };
@@ -392,6 +464,9 @@ fn run(seed: u64, clients: usize, statics: usize, steps: usize) {
     for _ in 0..400 {
         sim.step(false);
     }
+    // Liveness: every parked JoinGroup and SyncGroup got its answer, the
+    // crashed clients' ones included (the join and sync timers bound them).
+    assert!(sim.inflight.is_empty(), "seed {seed}: parked requests never answered: {:?}", sim.inflight.keys());
     let group = sim.c.group(GROUP).expect("group exists");
     if seed.is_multiple_of(20) {
         eprintln!(

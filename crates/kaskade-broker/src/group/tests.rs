@@ -48,22 +48,26 @@ impl Harness {
     fn join(&mut self, req: JoinRequest) -> Token {
         self.token += 1;
         self.c.join(self.now, self.token, req);
+        self.c.check_deadline_index();
         self.token
     }
 
     fn sync(&mut self, req: SyncRequest) -> Token {
         self.token += 1;
         self.c.sync(self.now, self.token, req);
+        self.c.check_deadline_index();
         self.token
     }
 
     fn advance(&mut self, ms: i64) {
         self.now += ms;
         self.c.tick(self.now);
+        self.c.check_deadline_index();
     }
 
     /// Completions since the last call, by token.
     fn replies(&mut self) -> Vec<Completion> {
+        self.c.check_deadline_index();
         self.c.take_completions()
     }
 

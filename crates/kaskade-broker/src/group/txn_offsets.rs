@@ -32,8 +32,11 @@ impl GroupCoordinator {
         producer: ProducerIdAndEpoch,
         req: &CommitRequest,
     ) -> Vec<Option<ResponseError>> {
-        self.tick(now);
-        if let Err(e) = self.validate_commit(now, req, true) {
+        self.settle(&req.group_id, now);
+        let validated = self.validate_commit(now, req, true);
+        // Validation may have created the group (a commit from outside it).
+        self.reindex(&req.group_id);
+        if let Err(e) = validated {
             return vec![Some(e); req.partitions.len()];
         }
         let max_metadata = self.config.offset_metadata_max_bytes;

@@ -58,25 +58,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Sends `proposal` to the controller at `addr` and returns what applying it did.
 pub async fn forward(addr: &str, hello: &Hello, proposal: &Proposal) -> Result<ApplyOutcome, ForwardError> {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(ForwardError::Unreachable(e)),
-        Err(_) => return Err(ForwardError::Unreachable(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))),
-    };
-    stream.set_nodelay(true).map_err(ForwardError::Unreachable)?;
-    let mut conn = BufStream::new(stream);
-    let hello_body = serde_json::to_vec(hello).map_err(|e| ForwardError::Unreachable(io::Error::other(e)))?;
-    frame::write_frame(&mut conn, RpcKind::Hello, &hello_body).await.map_err(ForwardError::Unreachable)?;
-    match frame::read_frame(&mut conn).await.map_err(ForwardError::Unreachable)? {
-        Some((RpcKind::Response, body)) => match serde_json::from_slice::<Result<(), String>>(&body) {
-            Ok(Ok(())) => {}
-            Ok(Err(refusal)) => {
-                return Err(ForwardError::Unreachable(io::Error::new(io::ErrorKind::PermissionDenied, refusal)))
-            }
-            Err(e) => return Err(ForwardError::Unreachable(io::Error::new(io::ErrorKind::InvalidData, e))),
-        },
-        _ => return Err(ForwardError::Unreachable(io::Error::new(io::ErrorKind::InvalidData, "no answer to hello"))),
-    }
+    let mut conn = connect(addr, hello).await.map_err(ForwardError::Unreachable)?;
     let body = serde_json::to_vec(proposal).map_err(|e| ForwardError::Unreachable(io::Error::other(e)))?;
     if !frame::fits(body.len()) {
         return Err(ForwardError::Refused(ForwardRefusal::Failed(format!(
@@ -92,6 +74,26 @@ pub async fn forward(addr: &str, hello: &Hello, proposal: &Proposal) -> Result<A
     let answer: Result<ApplyOutcome, ForwardRefusal> = serde_json::from_slice(&answer)
         .map_err(|e| ForwardError::Lost(io::Error::new(io::ErrorKind::InvalidData, e)))?;
     answer.map_err(ForwardError::Refused)
+}
+
+/// Connects to the controller at `addr` and exchanges hellos: a
+/// connection the controller accepted, or why not (nothing was sent).
+pub async fn connect(addr: &str, hello: &Hello) -> io::Result<BufStream<TcpStream>> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(s) => s?,
+        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    };
+    stream.set_nodelay(true)?;
+    let mut conn = BufStream::new(stream);
+    frame::write_frame(&mut conn, RpcKind::Hello, &serde_json::to_vec(hello).map_err(io::Error::other)?).await?;
+    match frame::read_frame(&mut conn).await? {
+        Some((RpcKind::Response, body)) => match serde_json::from_slice::<Result<(), String>>(&body) {
+            Ok(Ok(())) => Ok(conn),
+            Ok(Err(refusal)) => Err(io::Error::new(io::ErrorKind::PermissionDenied, refusal)),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        },
+        _ => Err(io::Error::new(io::ErrorKind::InvalidData, "no answer to hello")),
+    }
 }
 
 /// The leader's side: proposes a forwarded proposal (the state machine

@@ -34,6 +34,8 @@ pub enum RpcKind {
     Hello = 4,
     /// A proposal forwarded to the leader (`forward`).
     Forward = 5,
+    /// A broker's registration or heartbeat to the active controller (`brokers`).
+    Broker = 6,
 }
 
 impl RpcKind {
@@ -45,6 +47,7 @@ impl RpcKind {
             3 => Some(RpcKind::InstallSnapshot),
             4 => Some(RpcKind::Hello),
             5 => Some(RpcKind::Forward),
+            6 => Some(RpcKind::Broker),
             _ => None,
         }
     }

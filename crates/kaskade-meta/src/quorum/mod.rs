@@ -9,7 +9,9 @@
 //! installs JSON snapshots of it), [`frame`] + [`network`] + [`server`]
 //! (openraft's RPCs between controllers over TCP in length-prefixed frames),
 //! [`node`] ([`QuorumMetadataLog`]: start a controller, append through the
-//! leader, membership changes), [`forward`] (a follower's proposal sent to the leader) and [`status`] (what DescribeQuorum reports).
+//! leader, membership changes), [`forward`] (a follower's proposal sent to the leader), [`brokers`]
+//! (broker registrations and heartbeats, run by the active controller) and
+//! [`status`] (what DescribeQuorum reports).
 //!
 //! Invariants: a proposal lands only if the image is still at the version it
 //! was decided against, checked by every replica's state machine at apply
@@ -19,6 +21,7 @@
 //! acknowledged, and blocking file I/O runs on the blocking pool, never on
 //! an async worker.
 
+pub mod brokers;
 mod files;
 pub mod forward;
 pub mod frame;
@@ -31,10 +34,13 @@ pub mod status;
 pub mod types;
 
 #[cfg(test)]
+mod brokers_tests;
+#[cfg(test)]
 mod storage_tests;
 #[cfg(test)]
 mod tests;
 
+pub use brokers::{BrokerAnswer, BrokerCall, BrokerRefusal, HeartbeatAnswer};
 pub use node::{QuorumConfig, QuorumMetadataLog};
 pub use server::serve;
 pub use status::{QuorumStatus, ReplicaStatus};

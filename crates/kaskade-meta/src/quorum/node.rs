@@ -25,6 +25,7 @@ use openraft::{BasicNode, ChangeMembers, LogIdOptionExt};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
+use super::brokers::Brokers;
 use super::forward::{self, ForwardError, ForwardRefusal};
 use super::frame::Hello;
 use super::log_store::LogStore;
@@ -69,6 +70,9 @@ pub struct QuorumConfig {
     pub logs_kept_after_snapshot: u64,
     /// A snapshot is taken after this many entries since the last one.
     pub snapshot_every: u64,
+    /// `broker.session.timeout.ms`: as the active controller, fence a
+    /// broker that has not heartbeated for this long (`brokers`).
+    pub broker_session_timeout: Duration,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -85,6 +89,7 @@ impl QuorumConfig {
             append_timeout: Duration::from_secs(30),
             logs_kept_after_snapshot: 1000,
             snapshot_every: 5000,
+            broker_session_timeout: Duration::from_millis(9000),
             clock: Arc::new(SystemClock),
         }
     }
@@ -120,6 +125,8 @@ pub struct QuorumMetadataLog {
     clock: Arc<dyn Clock>,
     runtime: Handle,
     append_timeout: Duration,
+    /// The brokers' sessions, kept while this controller is active.
+    pub(super) brokers: Arc<Brokers>,
 }
 
 impl std::fmt::Debug for QuorumMetadataLog {
@@ -162,7 +169,7 @@ impl QuorumMetadataLog {
         let hello = Hello { cluster_id: config.cluster_id.clone(), static_voters: config.static_voters.clone() };
         let network = Network::new(id, hello.clone(), config.clock.clone(), peers.clone());
         let raft = Raft::new(id, raft_config, network, log_store, state_machine).await.map_err(quorum_error)?;
-        Ok(QuorumMetadataLog {
+        let log = QuorumMetadataLog {
             id,
             hello,
             raft,
@@ -171,7 +178,10 @@ impl QuorumMetadataLog {
             clock: config.clock,
             runtime: Handle::current(),
             append_timeout: config.append_timeout,
-        })
+            brokers: Arc::new(Brokers::new(config.broker_session_timeout)),
+        };
+        tokio::spawn(log.clone().run_liveness());
+        Ok(log)
     }
 
     /// Forms a static quorum of `voters` (node id -> `host:port` of its
@@ -198,11 +208,34 @@ impl QuorumMetadataLog {
     /// Serves the other controllers' RPCs on `listener` (the CONTROLLER
     /// listener), until the future is dropped.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> impl Future<Output = ()> + Send + 'static {
-        super::serve(listener, self.raft.clone(), self.hello.clone())
+        super::serve(listener, self.clone(), self.hello.clone())
     }
 
     pub fn node_id(&self) -> i32 {
         to_kafka_id(self.id)
+    }
+
+    pub(super) fn raft_id(&self) -> RaftNodeId {
+        self.id
+    }
+
+    pub(super) fn hello(&self) -> &Hello {
+        &self.hello
+    }
+
+    pub(super) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub(super) fn append_timeout(&self) -> Duration {
+        self.append_timeout
+    }
+
+    /// The address of controller `id` in the applied membership.
+    pub(super) fn address_of(&self, id: RaftNodeId) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config.membership().get_node(&id).map(|n| n.addr.clone())
     }
 
     /// The voters as this controller's applied membership has them (node id
@@ -323,12 +356,7 @@ impl QuorumMetadataLog {
         proposal: &Proposal,
         deadline: tokio::time::Instant,
     ) -> Result<Option<ApplyOutcome>, MetaError> {
-        let addr = {
-            let metrics = self.raft.metrics();
-            let m = metrics.borrow();
-            m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
-        };
-        let Some(addr) = addr else { return Ok(None) };
+        let Some(addr) = self.address_of(leader) else { return Ok(None) };
         let sent = tokio::time::timeout_at(deadline, forward::forward(&addr, &self.hello, proposal)).await;
         match sent {
             Err(_) => Err(MetaError::Timeout(self.append_timeout)),
@@ -413,6 +441,7 @@ impl QuorumMetadataLog {
 
     /// Stops the Raft node (its RPC server is stopped by dropping [`super::serve`]).
     pub async fn shutdown(&self) -> Result<(), MetaError> {
+        self.brokers.stop();
         self.raft.shutdown().await.map_err(quorum_error)
     }
 

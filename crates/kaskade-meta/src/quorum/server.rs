@@ -1,5 +1,5 @@
 //! The server side of openraft's RPCs (and of proposals forwarded to the
-//! leader, `forward`): [`serve`] answers them on a given
+//! leader, `forward`, and brokers' calls, `brokers`): [`serve`] answers them on a given
 //! listener (the CONTROLLER listener hands over its socket).
 //!
 //! One task per connection checks the client's cluster id and static voters
@@ -20,7 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use super::frame::{self, Hello, RpcKind};
-use super::types::{Raft, TypeConfig};
+use super::node::QuorumMetadataLog;
+use super::types::TypeConfig;
 
 /// How long a connection may stay without a request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -29,19 +30,20 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// before accepting again, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves openraft's RPCs on `listener` for `raft` to controllers whose
+/// Serves openraft's RPCs (and forwarded proposals, broker registrations
+/// and heartbeats) on `listener` for the controller `log` to peers whose
 /// hello agrees with `ours`, until the future is dropped (which also drops
 /// every connection it serves).
-pub async fn serve(listener: TcpListener, raft: Raft, ours: Hello) {
+pub async fn serve(listener: TcpListener, log: QuorumMetadataLog, ours: Hello) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let raft = raft.clone();
+                    let log = log.clone();
                     let ours = ours.clone();
                     connections.spawn(async move {
-                        if let Err(e) = serve_connection(stream, raft, &ours).await {
+                        if let Err(e) = serve_connection(stream, log, &ours).await {
                             tracing::debug!(%peer, error = %e, "closing a controller connection");
                         }
                     });
@@ -83,7 +85,8 @@ async fn hello(conn: &mut BufStream<TcpStream>, ours: &Hello) -> io::Result<()> 
     })
 }
 
-async fn serve_connection(stream: TcpStream, raft: Raft, ours: &Hello) -> io::Result<()> {
+async fn serve_connection(stream: TcpStream, log: QuorumMetadataLog, ours: &Hello) -> io::Result<()> {
+    let raft = log.raft();
     stream.set_nodelay(true)?;
     let mut conn = BufStream::new(stream);
     hello(&mut conn, ours).await?;
@@ -99,7 +102,8 @@ async fn serve_connection(stream: TcpStream, raft: Raft, ours: &Hello) -> io::Re
                 let req: openraft::raft::InstallSnapshotRequest<TypeConfig> = decode(&body)?;
                 encode(&raft.install_snapshot(req).await)?
             }
-            RpcKind::Forward => encode(&super::forward::handle(&raft, decode(&body)?).await)?,
+            RpcKind::Forward => encode(&super::forward::handle(raft, decode(&body)?).await)?,
+            RpcKind::Broker => encode(&log.handle_broker_call(decode(&body)?).await)?,
             RpcKind::Response | RpcKind::Hello => return Err(invalid(format!("a {kind:?} frame sent as a request"))),
         };
         frame::write_frame(&mut conn, RpcKind::Response, &answer).await?;

@@ -16,10 +16,10 @@ use uuid::Uuid;
 use super::*;
 use crate::{MetaError, MetadataLog, MetadataRecord};
 
-const WAIT: Duration = Duration::from_secs(20);
+pub(super) const WAIT: Duration = Duration::from_secs(20);
 
-struct Node {
-    log: QuorumMetadataLog,
+pub(super) struct Node {
+    pub(super) log: QuorumMetadataLog,
     server: JoinHandle<()>,
     addr: String,
 }
@@ -27,17 +27,19 @@ struct Node {
 /// How the test controllers run: `static_voters` is the voter id set of a
 /// static quorum (`None`: a dynamic one, which voters may join and leave).
 #[derive(Clone)]
-struct Setup {
-    append_timeout: Duration,
-    static_voters: Option<BTreeSet<i32>>,
+pub(super) struct Setup {
+    pub(super) append_timeout: Duration,
+    pub(super) static_voters: Option<BTreeSet<i32>>,
+    /// The controllers' clock (broker sessions run on it); the system's if `None`.
+    pub(super) clock: Option<std::sync::Arc<dyn kaskade_types::Clock>>,
 }
 
-fn static_3() -> Setup {
-    Setup { append_timeout: WAIT, static_voters: Some(BTreeSet::from([1, 2, 3])) }
+pub(super) fn static_3() -> Setup {
+    Setup { append_timeout: WAIT, static_voters: Some(BTreeSet::from([1, 2, 3])), clock: None }
 }
 
 fn dynamic() -> Setup {
-    Setup { append_timeout: WAIT, static_voters: None }
+    Setup { append_timeout: WAIT, static_voters: None, clock: None }
 }
 
 fn config(id: i32, dir: &Path, setup: &Setup) -> QuorumConfig {
@@ -49,6 +51,9 @@ fn config(id: i32, dir: &Path, setup: &Setup) -> QuorumConfig {
     c.election_timeout = (Duration::from_millis(600), Duration::from_millis(1200));
     c.heartbeat_interval = Duration::from_millis(100);
     c.append_timeout = append_timeout;
+    if let Some(clock) = &setup.clock {
+        c.clock = clock.clone();
+    }
     // Snapshots purge everything they cover: a node that falls behind a
     // snapshot must install it.
     c.logs_kept_after_snapshot = 0;
@@ -67,7 +72,7 @@ async fn start(root: &Path, id: i32, listener: TcpListener, setup: &Setup) -> No
 }
 
 /// Starts `n` controllers (ids 1..=n) as one quorum.
-async fn cluster(root: &Path, n: i32, setup: &Setup) -> (Vec<Option<Node>>, BTreeMap<i32, String>) {
+pub(super) async fn cluster(root: &Path, n: i32, setup: &Setup) -> (Vec<Option<Node>>, BTreeMap<i32, String>) {
     let mut listeners = Vec::new();
     let mut voters = BTreeMap::new();
     for id in 1..=n {
@@ -85,7 +90,7 @@ async fn cluster(root: &Path, n: i32, setup: &Setup) -> (Vec<Option<Node>>, BTre
     (nodes, voters)
 }
 
-async fn kill(node: Node) {
+pub(super) async fn kill(node: Node) {
     node.server.abort();
     let _ = node.server.await;
     node.log.shutdown().await.expect("shutdown");
@@ -94,7 +99,7 @@ async fn kill(node: Node) {
 /// Waits until every live node names the same live leader, and it leads.
 /// A node's view may be stale (a restarted node names the leader its stored
 /// vote names), so a candidate that is not confirmed soon is looked up again.
-async fn leader(nodes: &[Option<Node>]) -> usize {
+pub(super) async fn leader(nodes: &[Option<Node>]) -> usize {
     let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
     let is_live = |id: u64| live.iter().any(|i| *i as u64 + 1 == id);
     let first = nodes[live[0]].as_ref().expect("live");
@@ -358,8 +363,7 @@ async fn a_whole_quorum_restarts_from_its_snapshots_and_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_and_other_clusters_are_refused_and_the_node_keeps_serving() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (nodes, _) =
-        cluster(root.path(), 1, &Setup { append_timeout: WAIT, static_voters: Some(BTreeSet::from([1])) }).await;
+    let (nodes, _) = cluster(root.path(), 1, &Setup { static_voters: Some(BTreeSet::from([1])), ..static_3() }).await;
     leader(&nodes).await;
     let addr = nodes[0].as_ref().expect("node").addr.clone();
     let mut hello = Vec::new();

@@ -1,11 +1,90 @@
 //! The coordinator's timers: session expiry, MEMBER_ID_REQUIRED ids that
 //! were never used, the join phase's end (initial delay, rebalance timeout)
-//! and members that never synced.
+//! and members that never synced. They are found through the deadline
+//! index (`deadlines`): `tick` fires the groups whose earliest deadline has
+//! come, `settle` the one group a request addresses.
+
+#[cfg(test)]
+use std::collections::HashMap;
 
 use super::GroupCoordinator;
 use crate::group::state::{Group, GroupState, JoinTimer};
 
+/// Bounds the rounds of one tick: a timer's action may arm another timer
+/// already due (a zero delay), and every such action makes progress.
+const MAX_TICK_ROUNDS: usize = 1000;
+
 impl GroupCoordinator {
+    /// The earliest time a timer is due, if any.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.deadlines.first()
+    }
+
+    /// Fires every timer due at or before `now`: only the groups whose
+    /// earliest deadline has come are visited.
+    pub fn tick(&mut self, now: i64) {
+        for _ in 0..MAX_TICK_ROUNDS {
+            let due = self.deadlines.due(now);
+            if due.is_empty() {
+                return;
+            }
+            for group_id in due {
+                self.fire_group_timers(&group_id, now);
+                self.reindex(&group_id);
+            }
+        }
+    }
+
+    /// Re-reads `group_id`'s timers into the index (after a request changed
+    /// the group, fires its timers due at or before `now`). Called before a
+    /// request addressed to the group (its timers that were due come first)
+    /// and after it (the index learns what the request changed).
+    pub(crate) fn settle(&mut self, group_id: &str, now: i64) {
+        self.reindex(group_id);
+        for _ in 0..MAX_TICK_ROUNDS {
+            if self.deadlines.get(group_id).is_none_or(|d| d > now) {
+                return;
+            }
+            self.fire_group_timers(group_id, now);
+            self.reindex(group_id);
+        }
+    }
+
+    /// Puts `group_id`'s earliest deadline (none if it is gone) in the index.
+    pub(crate) fn reindex(&mut self, group_id: &str) {
+        let deadline = self.groups.get(group_id).and_then(next_group_deadline);
+        self.deadlines.set(group_id, deadline);
+    }
+
+    /// [`GroupCoordinator::tick`] as it was before the index: every group
+    /// scanned (the reference the index is tested against).
+    #[cfg(test)]
+    pub(crate) fn tick_by_full_scan(&mut self, now: i64) {
+        for _ in 0..MAX_TICK_ROUNDS {
+            let due: Vec<String> = self
+                .groups
+                .values()
+                .filter(|g| next_group_deadline(g).is_some_and(|d| d <= now))
+                .map(|g| g.group_id.clone())
+                .collect();
+            if due.is_empty() {
+                return;
+            }
+            for group_id in due {
+                self.fire_group_timers(&group_id, now);
+                self.reindex(&group_id);
+            }
+        }
+    }
+
+    /// Asserts the index holds exactly what a scan of every group finds.
+    #[cfg(test)]
+    pub(crate) fn check_deadline_index(&self) {
+        let scanned: HashMap<String, i64> =
+            self.groups.values().filter_map(|g| next_group_deadline(g).map(|d| (g.group_id.clone(), d))).collect();
+        assert_eq!(self.deadlines.entries(), &scanned, "the deadline index matches a full scan");
+    }
+
     pub(super) fn fire_group_timers(&mut self, group_id: &str, now: i64) {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;

@@ -19,7 +19,9 @@ impl GroupCoordinator {
         let mut ids: Vec<String> = self.groups.keys().filter(|id| on_partition(id)).cloned().collect();
         ids.sort();
         for id in &ids {
-            let Some(group) = self.groups.remove(id) else { continue };
+            let removed = self.groups.remove(id);
+            self.reindex(id);
+            let Some(group) = removed else { continue };
             for member in group.members.values() {
                 if let Some(token) = member.join_token {
                     let reply = JoinResponse::error(ResponseError::NotCoordinator, &member.member_id);

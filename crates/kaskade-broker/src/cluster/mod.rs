@@ -1,6 +1,7 @@
 //! A node of a multi-node cluster: its controller of the metadata quorum
-//! (`kaskade_meta::quorum`) on the CONTROLLER listener, and the task that
-//! brings this broker's replicas to every image the quorum commits.
+//! (`kaskade_meta::quorum`) on the CONTROLLER listener, its broker's
+//! registration and heartbeats (`lifecycle`), and the task that brings this
+//! broker's replicas to every image the quorum commits.
 //!
 //! A combined node (`process.roles=broker,controller`) whose
 //! `controller.quorum.voters` names other nodes runs here; a node that is
@@ -11,20 +12,23 @@
 //! so nodes starting together never wait on each other; the topic manager
 //! is built only once a leader is known, and every committed image after
 //! that reaches `TopicManager::apply_committed` in log order (each apply
-//! reads the latest image, so a skipped notification loses nothing).
+//! reads the latest image, so a skipped notification loses nothing); the
+//! broker serves clients only once the active controller unfenced it.
+
+pub mod lifecycle;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kaskade_meta::{BrokerEndpoint, MetadataLog, MetadataRecord, QuorumConfig, QuorumMetadataLog, Uuid};
+use kaskade_meta::{BrokerEndpoint, MetadataLog, QuorumConfig, QuorumMetadataLog};
 use kaskade_types::NodeId;
 use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
 use crate::network::BoundListener;
 use crate::server::StartError;
-use crate::topic::TopicError;
+use lifecycle::Lifecycle;
 
 /// How often start-up says it is still waiting for the quorum.
 const WAIT_REPORT: Duration = Duration::from_secs(5);
@@ -33,6 +37,7 @@ const WAIT_REPORT: Duration = Duration::from_secs(5);
 pub struct Controller {
     pub quorum: QuorumMetadataLog,
     servers: Vec<JoinHandle<()>>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl Controller {
@@ -49,7 +54,15 @@ impl Controller {
     ) -> Result<Controller, StartError> {
         let mut qc = QuorumConfig::new(config.node_id, cluster_id, dir);
         qc.static_voters = Some(voters.keys().map(|id| id.0).collect());
+        qc.broker_session_timeout =
+            Duration::from_millis(u64::try_from(config.broker_session_timeout_ms).unwrap_or(1).max(1));
         let quorum = QuorumMetadataLog::start(qc).await?;
+        let lifecycle = Arc::new(Lifecycle::new(
+            quorum.clone(),
+            config.node_id,
+            config.broker_heartbeat_interval_ms,
+            config.broker_session_timeout_ms,
+        ));
         let servers = listeners
             .into_iter()
             .map(|l| {
@@ -57,7 +70,7 @@ impl Controller {
                 tokio::spawn(quorum.serve(tcp))
             })
             .collect();
-        let controller = Controller { quorum, servers };
+        let controller = Controller { quorum, servers, lifecycle };
         let voters: BTreeMap<i32, String> = voters.iter().map(|(id, addr)| (id.0, addr.clone())).collect();
         controller.quorum.initialize(&voters).await?;
         controller.wait_for_leader().await?;
@@ -74,11 +87,11 @@ impl Controller {
         Ok(())
     }
 
-    /// Registers `broker` in the metadata log (a `RegisterBroker` record
-    /// with a new incarnation id, its advertised client endpoint and rack,
-    /// unfenced), replacing what an earlier start of the node registered.
-    /// Returns once the registration is committed and in this node's image.
-    pub async fn register(broker: &Arc<crate::broker::Broker>) -> Result<(), StartError> {
+    /// Registers `broker` with the active controller (a new incarnation,
+    /// its advertised client endpoint and rack; fenced until it
+    /// heartbeats), replacing what an earlier start of the node registered.
+    /// Refused while another live process holds the id.
+    pub async fn register(&self, broker: &Arc<crate::broker::Broker>) -> Result<(), StartError> {
         let endpoint = broker.endpoint().clone();
         let port = u16::try_from(endpoint.port)
             .map_err(|_| StartError::Invalid(format!("advertised port {} is out of range", endpoint.port)))?;
@@ -87,21 +100,21 @@ impl Controller {
             .advertised_broker_listeners()
             .first()
             .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone());
-        let record = MetadataRecord::RegisterBroker {
-            node_id: broker.node_id(),
-            incarnation_id: Uuid::new_v4(),
-            endpoints: vec![BrokerEndpoint { listener, host: endpoint.host, port }],
-            rack: broker.config.kraft.broker_rack.clone(),
-            fenced: false,
-        };
-        let registered = crate::topic::on_blocking_pool(&broker.topics, move |tm| {
-            kaskade_meta::update(tm.metadata(), |_| Ok::<_, TopicError>((vec![record.clone()], ())))?;
-            tm.apply_committed()
-        })
-        .await;
-        registered.map_err(|e| StartError::Invalid(format!("registering this broker failed: {e}")))?;
-        tracing::info!(node = broker.node_id(), "registered with the controller quorum");
-        Ok(())
+        let endpoints = vec![BrokerEndpoint { listener, host: endpoint.host, port }];
+        self.lifecycle.register(endpoints, broker.config.kraft.broker_rack.clone()).await
+    }
+
+    /// Heartbeats the active controller until `stopping` resolves, and
+    /// returns once a heartbeat found this broker unfenced.
+    pub async fn heartbeat(&self, stopping: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.lifecycle.spawn_heartbeats(stopping);
+        self.lifecycle.wait_unfenced().await;
+        tracing::info!(node = self.quorum.node_id(), "unfenced: serving as a broker of the cluster");
+    }
+
+    /// Moves this broker's leaderships away before it stops (bounded).
+    pub async fn controlled_shutdown(&self) {
+        self.lifecycle.controlled_shutdown().await;
     }
 
     /// The metadata log the node runs on.

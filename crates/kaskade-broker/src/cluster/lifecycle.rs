@@ -1,0 +1,267 @@
+//! This broker's life with the active controller, as Kafka's
+//! BrokerLifecycleManager runs it: register (fenced, with a new
+//! incarnation), heartbeat every `broker.heartbeat.interval.ms` with the
+//! metadata offset applied here, serve once a heartbeat finds it unfenced,
+//! and on a controlled shutdown heartbeat with `want_shut_down` until the
+//! controller has moved its leaderships away and says it may stop.
+//!
+//! The calls go through `QuorumMetadataLog::call_controller` (this node is
+//! a controller of the quorum too), which finds the active controller.
+//!
+//! Invariants: one incarnation per process; start-up waits until the
+//! broker is unfenced; a controlled shutdown is bounded by
+//! [`SHUTDOWN_LIMIT`], after which the broker stops anyway (the controller
+//! then fences it when its session expires).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kaskade_meta::quorum::{BrokerAnswer, BrokerCall, BrokerRefusal, HeartbeatAnswer};
+use kaskade_meta::{BrokerEndpoint, MetadataLog, QuorumMetadataLog, Uuid};
+use tokio::sync::watch;
+
+use crate::server::StartError;
+
+/// How long a controlled shutdown waits for the controller's word.
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_secs(30);
+
+/// How often start-up says it is still waiting to be unfenced.
+const WAIT_REPORT: Duration = Duration::from_secs(5);
+
+/// How often a fenced broker heartbeats (at most; the interval if shorter).
+const FENCED_RETRY: Duration = Duration::from_millis(100);
+
+/// How often a controlled shutdown asks again.
+const SHUTDOWN_RETRY: Duration = Duration::from_millis(100);
+
+/// This broker's registration and its heartbeats.
+pub struct Lifecycle {
+    quorum: QuorumMetadataLog,
+    node_id: i32,
+    incarnation: Uuid,
+    interval: Duration,
+    session_timeout: Duration,
+    /// Whether the last heartbeat's answer said fenced.
+    fenced: watch::Sender<bool>,
+    /// [`SHUTDOWN_LIMIT`] (shorter in tests).
+    shutdown_limit: Duration,
+}
+
+impl Lifecycle {
+    pub fn new(quorum: QuorumMetadataLog, node_id: i32, interval_ms: i64, session_timeout_ms: i64) -> Lifecycle {
+        let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(1).max(1));
+        Lifecycle {
+            quorum,
+            node_id,
+            incarnation: Uuid::new_v4(),
+            interval: ms(interval_ms),
+            session_timeout: ms(session_timeout_ms),
+            fenced: watch::channel(true).0,
+            shutdown_limit: SHUTDOWN_LIMIT,
+        }
+    }
+
+    /// Registers this broker. A registration refused because another
+    /// process with this id is alive (DUPLICATE_BROKER_REGISTRATION) is
+    /// tried again until a session has passed, since a process that was
+    /// just killed is only known to be gone once its session expired; a
+    /// refusal that outlasts that is a live duplicate, and start-up stops.
+    pub async fn register(&self, endpoints: Vec<BrokerEndpoint>, rack: Option<String>) -> Result<(), StartError> {
+        let call = BrokerCall::Register { node_id: self.node_id, incarnation_id: self.incarnation, endpoints, rack };
+        let give_up = tokio::time::Instant::now() + self.session_timeout + 2 * self.interval;
+        loop {
+            match self.quorum.call_controller(call.clone(), self.session_timeout).await {
+                Ok(_) => break,
+                Err(BrokerRefusal::DuplicateBrokerRegistration(id)) if tokio::time::Instant::now() < give_up => {
+                    tracing::warn!(
+                        node = id,
+                        "another process is registered with this node id; waiting for its session to expire"
+                    );
+                    tokio::time::sleep(self.interval).await;
+                }
+                Err(BrokerRefusal::DuplicateBrokerRegistration(id)) => {
+                    return Err(StartError::Invalid(format!(
+                        "node.id {id} is already registered by another broker process that is still heartbeating \
+                         (DUPLICATE_BROKER_REGISTRATION); give this node another node.id or stop the other one"
+                    )))
+                }
+                Err(e @ (BrokerRefusal::NotController { .. } | BrokerRefusal::Unreachable(_))) => {
+                    tracing::info!(error = %e, "registering with the controller quorum; trying again");
+                }
+                Err(e) => return Err(StartError::Invalid(format!("registering this broker failed: {e}"))),
+            }
+        }
+        tracing::info!(node = self.node_id, incarnation = %self.incarnation, "registered with the controller quorum");
+        Ok(())
+    }
+
+    /// Heartbeats every interval until `stopping` resolves.
+    pub fn spawn_heartbeats(self: &Arc<Self>, stopping: impl std::future::Future<Output = ()> + Send + 'static) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::pin!(stopping);
+            let mut pause = Duration::ZERO;
+            loop {
+                tokio::select! {
+                    _ = &mut stopping => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                match this.heartbeat(false, this.interval).await {
+                    Ok(answer) => {
+                        let was = this.fenced.send_replace(answer.is_fenced);
+                        if answer.is_fenced && !was {
+                            tracing::warn!(node = this.node_id, "the active controller fenced this broker");
+                        } else if was && !answer.is_fenced {
+                            tracing::info!(node = this.node_id, "unfenced by the active controller");
+                        }
+                    }
+                    Err(BrokerRefusal::StaleBrokerEpoch) => tracing::error!(
+                        node = this.node_id,
+                        "the controller no longer knows this broker's registration (another process registered its \
+                         node id?)"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "a heartbeat to the active controller failed"),
+                }
+                // A fenced broker asks again soon (it is unfenced as soon as
+                // it caught up), as Kafka's lifecycle manager does while starting.
+                pause = if *this.fenced.borrow() { this.interval.min(FENCED_RETRY) } else { this.interval };
+            }
+        });
+    }
+
+    /// Waits until a heartbeat found this broker unfenced.
+    pub async fn wait_unfenced(&self) {
+        let mut fenced = self.fenced.subscribe();
+        loop {
+            match tokio::time::timeout(WAIT_REPORT, fenced.wait_for(|f| !*f)).await {
+                Ok(Ok(_)) => return,
+                // The sender lives as long as `self`.
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::info!(node = self.node_id, "waiting for the active controller to unfence this broker")
+                }
+            }
+        }
+    }
+
+    async fn heartbeat(&self, want_shut_down: bool, within: Duration) -> Result<HeartbeatAnswer, BrokerRefusal> {
+        let call = BrokerCall::Heartbeat {
+            node_id: self.node_id,
+            incarnation_id: self.incarnation,
+            metadata_offset: self.quorum.committed().version.end_offset,
+            want_shut_down,
+        };
+        match self.quorum.call_controller(call, within).await? {
+            BrokerAnswer::Heartbeat(answer) => Ok(answer),
+            BrokerAnswer::Registered => Err(BrokerRefusal::Failed("a heartbeat answered as a registration".into())),
+        }
+    }
+
+    /// Kafka's controlled shutdown: asks the active controller to move this
+    /// broker's leaderships away and fence it, and returns once it says the
+    /// broker may stop, or after [`SHUTDOWN_LIMIT`] (logged).
+    pub async fn controlled_shutdown(&self) {
+        let limit = self.shutdown_limit;
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut last_error = None;
+        while tokio::time::Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.heartbeat(true, left).await {
+                Ok(answer) if answer.should_shut_down => {
+                    tracing::info!(
+                        node = self.node_id,
+                        "controlled shutdown: leaderships moved, the controller lets this broker stop"
+                    );
+                    return;
+                }
+                Ok(_) => last_error = None,
+                Err(e) => last_error = Some(e),
+            }
+            tokio::time::sleep(SHUTDOWN_RETRY).await;
+        }
+        match last_error {
+            Some(e) => tracing::warn!(
+                error = %e,
+                "controlled shutdown: no answer from the active controller within {limit:?}; stopping anyway"
+            ),
+            None => tracing::warn!(
+                "controlled shutdown: the controller did not let this broker stop within {limit:?}; stopping anyway"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kaskade_meta::QuorumConfig;
+    use kaskade_types::NodeId;
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    /// A one-controller quorum serving on a loopback port, with short broker sessions.
+    async fn quorum(dir: &std::path::Path, session_ms: u64) -> QuorumMetadataLog {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let mut config = QuorumConfig::new(1, "lifecycle-test", dir);
+        config.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+        config.heartbeat_interval = Duration::from_millis(50);
+        config.broker_session_timeout = Duration::from_millis(session_ms);
+        let log = QuorumMetadataLog::start(config).await.expect("start");
+        tokio::spawn(log.serve(listener));
+        log.initialize(&BTreeMap::from([(1, addr)])).await.expect("initialize");
+        assert!(log.wait_until_current(WAIT).await.expect("wait"), "no leader within {WAIT:?}");
+        log
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_live_process_with_the_id_is_refused_and_a_controlled_shutdown_fences_the_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = quorum(dir.path(), 600).await;
+        let first = Arc::new(Lifecycle::new(log.clone(), 7, 100, 600));
+        first.register(vec![], None).await.expect("the first registers");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        first.spawn_heartbeats(async move {
+            let _ = stopped.await;
+        });
+        tokio::time::timeout(WAIT, first.wait_unfenced()).await.expect("unfenced in time");
+        assert!(log.committed().image.is_unfenced(NodeId(7)));
+
+        // Another process with node id 7 tries for a session and more, then gives up.
+        let second = Lifecycle::new(log.clone(), 7, 100, 600);
+        let refused = tokio::time::timeout(WAIT, second.register(vec![], None)).await.expect("gave up in time");
+        let message = refused.expect_err("a live duplicate").to_string();
+        assert!(message.contains("DUPLICATE_BROKER_REGISTRATION") && message.contains("node.id 7"), "{message}");
+        assert!(log.committed().image.is_unfenced(NodeId(7)), "the live registration is untouched");
+
+        // The first shuts down under control: fenced by the controller, not by expiry.
+        tokio::time::timeout(WAIT, first.controlled_shutdown()).await.expect("within its bound");
+        assert!(!log.committed().image.is_unfenced(NodeId(7)));
+        let _ = stop.send(());
+        log.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_controlled_shutdown_without_a_controller_stops_anyway_after_its_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = quorum(dir.path(), 600).await;
+        let mut lifecycle = Lifecycle::new(log.clone(), 7, 100, 600);
+        lifecycle.shutdown_limit = Duration::from_millis(300);
+        let lifecycle = Arc::new(lifecycle);
+        lifecycle.register(vec![], None).await.expect("registers");
+        // Unfenced first: a fenced broker leads nothing and may stop at once.
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        lifecycle.spawn_heartbeats(async move {
+            let _ = stopped.await;
+        });
+        tokio::time::timeout(WAIT, lifecycle.wait_unfenced()).await.expect("unfenced in time");
+        let _ = stop.send(());
+        log.shutdown().await.expect("the controller stops");
+        let started = tokio::time::Instant::now();
+        tokio::time::timeout(WAIT, lifecycle.controlled_shutdown()).await.expect("bounded");
+        assert!(started.elapsed() >= Duration::from_millis(300), "gave up before its bound: {:?}", started.elapsed());
+    }
+}

@@ -1,0 +1,210 @@
+//! Partition leadership when brokers are fenced and unfenced, as KRaft's
+//! ReplicationControlManager decides it: pure functions from the image to
+//! the records of the change, so the active controller appends them through
+//! `update` and every decision is unit-tested without a cluster.
+//!
+//! Fencing broker `b` (its session expired, or a controlled shutdown):
+//! - every partition `b` leads gets a new leader, the first replica (in
+//!   replica order) that is in the ISR and unfenced; if there is none, the
+//!   leader becomes none;
+//! - `b` leaves the ISR of every partition it is in, unless it is the last
+//!   member: KRaft keeps the last ISR member so that it, and only it, can
+//!   lead again without losing acknowledged records (no unclean election);
+//! - then the `FenceBroker` record.
+//!
+//! Unfencing `b`: the `UnfenceBroker` record, and every leaderless partition
+//! whose ISR holds an unfenced replica (now including `b`) gets the first of
+//! them as leader.
+//!
+//! Invariants: every partition change is `PartitionImage::change_record`
+//! (partition epoch +1, leader epoch +1 when the leader changes); a new
+//! leader is always an ISR member and unfenced; an ISR never becomes empty;
+//! a partition that would not change gets no record.
+
+use kaskade_types::NodeId;
+
+use crate::image::{Image, PartitionImage};
+use crate::record::MetadataRecord;
+
+/// The records that fence `node`: leaderships moved away, ISRs left, then
+/// `FenceBroker`. Nothing if `node` is not registered.
+pub fn fence(image: &Image, node: NodeId) -> Vec<MetadataRecord> {
+    if !image.brokers().contains_key(&node) {
+        return Vec::new();
+    }
+    let eligible = |n: NodeId| n != node && image.is_unfenced(n);
+    let mut out = changes(image, |p| {
+        if !p.isr.contains(&node) && p.leader != Some(node) {
+            return None;
+        }
+        let isr: Vec<NodeId> =
+            if p.isr.len() > 1 { p.isr.iter().copied().filter(|n| *n != node).collect() } else { p.isr.clone() };
+        let leader =
+            if p.leader == Some(node) || p.leader.is_none() { first_eligible(p, &isr, eligible) } else { p.leader };
+        Some((leader, isr))
+    });
+    out.push(MetadataRecord::FenceBroker { node_id: node.get() });
+    out
+}
+
+/// The records that unfence `node`: `UnfenceBroker`, then a leader for
+/// every leaderless partition that can have one. Nothing if `node` is not
+/// registered.
+pub fn unfence(image: &Image, node: NodeId) -> Vec<MetadataRecord> {
+    if !image.brokers().contains_key(&node) {
+        return Vec::new();
+    }
+    let eligible = |n: NodeId| n == node || image.is_unfenced(n);
+    let mut out = vec![MetadataRecord::UnfenceBroker { node_id: node.get() }];
+    out.extend(changes(image, |p| {
+        if p.leader.is_some() {
+            return None;
+        }
+        first_eligible(p, &p.isr, eligible).map(|leader| (Some(leader), p.isr.clone()))
+    }));
+    out
+}
+
+/// The first replica, in replica order, that is in `isr` and eligible.
+fn first_eligible(p: &PartitionImage, isr: &[NodeId], eligible: impl Fn(NodeId) -> bool) -> Option<NodeId> {
+    p.replicas.iter().copied().find(|r| isr.contains(r) && eligible(*r))
+}
+
+/// The change records of every partition for which `decide` names a new
+/// (leader, ISR) that differs from today's.
+fn changes(
+    image: &Image,
+    mut decide: impl FnMut(&PartitionImage) -> Option<(Option<NodeId>, Vec<NodeId>)>,
+) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for t in image.topics() {
+        for (i, p) in t.partitions.iter().enumerate() {
+            let Some((leader, isr)) = decide(p) else { continue };
+            debug_assert!(!isr.is_empty(), "an ISR never becomes empty");
+            debug_assert!(leader.is_none_or(|l| isr.contains(&l)), "a leader is an ISR member");
+            if leader == p.leader && isr == p.isr {
+                continue;
+            }
+            let Ok(index) = i32::try_from(i) else { continue };
+            out.push(p.change_record(t.id, index, leader, isr));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaskade_types::LeaderEpoch;
+    use uuid::Uuid;
+
+    fn n(ids: &[i32]) -> Vec<NodeId> {
+        ids.iter().copied().map(NodeId).collect()
+    }
+
+    /// An image with brokers 1..=3 registered (unfenced) and topic "t" whose
+    /// partitions have these (leader, replicas, isr).
+    fn image(partitions: &[(i32, &[i32], &[i32])]) -> (Image, Uuid) {
+        let mut img = Image::default();
+        for id in 1..=3 {
+            img.apply(&MetadataRecord::RegisterBroker {
+                node_id: id,
+                incarnation_id: Uuid::new_v4(),
+                endpoints: vec![],
+                rack: None,
+                fenced: false,
+            });
+        }
+        let id = Uuid::new_v4();
+        img.apply(&MetadataRecord::Topic { name: "t".into(), id });
+        for (i, (leader, replicas, isr)) in partitions.iter().enumerate() {
+            let p = PartitionImage {
+                leader: (*leader >= 0).then_some(NodeId(*leader)),
+                replicas: n(replicas),
+                isr: n(isr),
+                leader_epoch: LeaderEpoch(3),
+                partition_epoch: 7,
+            };
+            img.apply(&p.to_record(id, i as i32));
+        }
+        (img, id)
+    }
+
+    fn applied(mut img: Image, records: &[MetadataRecord]) -> Image {
+        for r in records {
+            img.apply(r);
+        }
+        img
+    }
+
+    fn partition(img: &Image, i: usize) -> PartitionImage {
+        img.topic("t").expect("topic").partitions[i].clone()
+    }
+
+    #[test]
+    fn rf1_fencing_the_leader_leaves_the_partition_leaderless_with_its_isr_and_unfencing_brings_it_back() {
+        let (img, _) = image(&[(2, &[2], &[2]), (1, &[1], &[1])]);
+        assert!(fence(&img, NodeId(9)).is_empty(), "an unknown broker: no records");
+        assert!(unfence(&img, NodeId(9)).is_empty());
+        let records = fence(&img, NodeId(2));
+        assert_eq!(records.len(), 2, "one partition change and the fence: {records:?}");
+        let img = applied(img, &records);
+        let p = partition(&img, 0);
+        assert_eq!((p.leader, p.isr.clone()), (None, n(&[2])), "KRaft keeps the last ISR member");
+        assert_eq!((p.leader_epoch, p.partition_epoch), (LeaderEpoch(4), 8));
+        assert_eq!(partition(&img, 1).partition_epoch, 7, "the other broker's partition is untouched");
+        assert!(!img.is_unfenced(NodeId(2)));
+
+        let img = applied(img.clone(), &unfence(&img, NodeId(2)));
+        let p = partition(&img, 0);
+        assert_eq!((p.leader, p.isr.clone()), (Some(NodeId(2)), n(&[2])));
+        assert_eq!((p.leader_epoch, p.partition_epoch), (LeaderEpoch(5), 9));
+        assert!(img.is_unfenced(NodeId(2)));
+    }
+
+    #[test]
+    fn rf3_fencing_the_leader_elects_the_next_unfenced_isr_member_in_replica_order() {
+        // Replica order 2, 3, 1; ISR holds all three.
+        let (img, _) = image(&[(2, &[2, 3, 1], &[1, 2, 3])]);
+        let img = applied(img.clone(), &fence(&img, NodeId(3)));
+        let p = partition(&img, 0);
+        assert_eq!((p.leader, p.isr.clone()), (Some(NodeId(2)), n(&[1, 2])), "a follower leaves the ISR");
+        assert_eq!((p.leader_epoch, p.partition_epoch), (LeaderEpoch(3), 8), "same leader, same leader epoch");
+
+        let img = applied(img.clone(), &fence(&img, NodeId(2)));
+        let p = partition(&img, 0);
+        assert_eq!((p.leader, p.isr.clone()), (Some(NodeId(1)), n(&[1])), "3 is fenced, so 1 leads");
+        assert_eq!((p.leader_epoch, p.partition_epoch), (LeaderEpoch(4), 9));
+
+        let img = applied(img.clone(), &fence(&img, NodeId(1)));
+        let p = partition(&img, 0);
+        assert_eq!((p.leader, p.isr.clone()), (None, n(&[1])));
+
+        // 3 comes back first: not in the ISR, so it may not lead (no unclean election).
+        let img = applied(img.clone(), &unfence(&img, NodeId(3)));
+        assert_eq!(partition(&img, 0).leader, None);
+        let img = applied(img.clone(), &unfence(&img, NodeId(1)));
+        let p = partition(&img, 0);
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (Some(NodeId(1)), n(&[1]), LeaderEpoch(6)));
+    }
+
+    #[test]
+    fn rf3_no_unfenced_isr_member_means_no_leader_but_a_non_empty_isr() {
+        let (img, _) = image(&[(1, &[1, 2, 3], &[1, 2])]);
+        let img = applied(img.clone(), &fence(&img, NodeId(2)));
+        assert_eq!(partition(&img, 0).isr, n(&[1]));
+        // 3 is unfenced but out of the ISR.
+        let img = applied(img.clone(), &fence(&img, NodeId(1)));
+        let p = partition(&img, 0);
+        assert_eq!((p.leader, p.isr.clone()), (None, n(&[1])));
+        assert!(img.is_unfenced(NodeId(3)));
+    }
+
+    #[test]
+    fn fencing_twice_changes_no_partition_again() {
+        let (img, _) = image(&[(1, &[1], &[1]), (2, &[2, 1], &[2, 1])]);
+        let img = applied(img.clone(), &fence(&img, NodeId(1)));
+        let again = fence(&img, NodeId(1));
+        assert_eq!(again, vec![MetadataRecord::FenceBroker { node_id: 1 }]);
+    }
+}

@@ -1,0 +1,350 @@
+//! Brokers and the active controller: registration, heartbeats, fencing
+//! and controlled shutdown (KRaft's BrokerRegistration and BrokerHeartbeat
+//! APIs with the controller's ClusterControlManager and
+//! BrokerHeartbeatManager).
+//!
+//! A broker sends a [`BrokerCall`] to the active controller in a
+//! [`RpcKind::Broker`] frame on the controller listener, after the usual
+//! `Hello`. Kaskade's nodes are combined (every broker is a controller of
+//! the quorum), and that listener serves the controllers' own frames only,
+//! so the broker's calls travel beside openraft's RPCs and forwarded
+//! proposals rather than as Kafka's BrokerRegistration (62) and
+//! BrokerHeartbeat (63) requests; they carry the same facts (node id,
+//! incarnation, endpoints and rack; metadata offset, want_shut_down) and
+//! answer the same ones (is_caught_up, is_fenced, should_shut_down, or
+//! Kafka's errors NOT_CONTROLLER, STALE_BROKER_EPOCH,
+//! DUPLICATE_BROKER_REGISTRATION).
+//!
+//! The active controller runs the [`Liveness`] machine: sessions start
+//! fresh when it becomes active, a background loop ([`run_liveness`]) fences
+//! every broker whose session expired, a heartbeat unfences a caught-up
+//! broker or carries out a controlled shutdown, and a registration of an id
+//! whose other incarnation is alive is refused. Every decision is written
+//! as records (`election`) through this controller's own log, decided
+//! against the committed image and decided again if it moved.
+//!
+//! Invariants: one decision at a time (the sessions' async lock is held
+//! from deciding until the records committed); only the leader decides,
+//! and only once its image holds every entry of earlier terms (so
+//! `became_active_controller` sees every registration); the image is the
+//! truth about who is fenced, the sessions only about time.
+//!
+//! [`run_liveness`]: QuorumMetadataLog::run_liveness
+
+use std::time::Duration;
+
+use kaskade_types::NodeId;
+use openraft::LogIdOptionExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Mutex};
+use uuid::Uuid;
+
+use super::forward;
+use super::frame::{self, RpcKind};
+use super::node::QuorumMetadataLog;
+use super::types::to_kafka_id;
+use crate::election;
+use crate::image::Image;
+use crate::liveness::{Decision, Heartbeat, Liveness, LivenessError};
+use crate::record::{BrokerEndpoint, MetadataRecord};
+use crate::MetaError;
+
+/// What a broker asks of the active controller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BrokerCall {
+    /// KRaft's BrokerRegistrationRequest: registers fenced; the first
+    /// heartbeat that finds it caught up unfences it.
+    Register { node_id: i32, incarnation_id: Uuid, endpoints: Vec<BrokerEndpoint>, rack: Option<String> },
+    /// KRaft's BrokerHeartbeatRequest.
+    Heartbeat { node_id: i32, incarnation_id: Uuid, metadata_offset: i64, want_shut_down: bool },
+}
+
+/// KRaft's BrokerHeartbeatResponse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub should_shut_down: bool,
+}
+
+/// The controller's answer to a [`BrokerCall`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BrokerAnswer {
+    Registered,
+    Heartbeat(HeartbeatAnswer),
+}
+
+/// Why a broker call was not carried out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum BrokerRefusal {
+    /// NOT_CONTROLLER: not (yet) the active controller; retry at `leader`.
+    #[error("not the active controller (the leader is {leader:?})")]
+    NotController { leader: Option<i32> },
+    /// STALE_BROKER_EPOCH: this incarnation is not the registered one.
+    #[error("this broker's registration is not the current one")]
+    StaleBrokerEpoch,
+    /// DUPLICATE_BROKER_REGISTRATION: another incarnation is alive.
+    #[error("broker id {0} is registered by another process that is still heartbeating")]
+    DuplicateBrokerRegistration(i32),
+    /// No controller could be reached.
+    #[error("no active controller reachable: {0}")]
+    Unreachable(String),
+    /// Writing the decision failed.
+    #[error("the controller failed: {0}")]
+    Failed(String),
+}
+
+/// The active controller's broker sessions.
+pub struct Brokers {
+    state: Mutex<State>,
+    /// How often the liveness loop looks for expired sessions.
+    tick: Duration,
+    stopped: watch::Sender<bool>,
+}
+
+struct State {
+    liveness: Liveness,
+    /// The Raft term this controller became active in (sessions belong to it).
+    active_term: Option<u64>,
+}
+
+/// How often a broker call is retried while no controller answers it.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How many times a decision is made again on a newer image before giving up.
+const MAX_DECISIONS: usize = 16;
+
+impl Brokers {
+    pub(super) fn new(session_timeout: Duration) -> Brokers {
+        let ms = i64::try_from(session_timeout.as_millis()).unwrap_or(i64::MAX).max(1);
+        Brokers {
+            state: Mutex::new(State { liveness: Liveness::new(ms), active_term: None }),
+            tick: (session_timeout / 20).clamp(Duration::from_millis(20), Duration::from_secs(1)),
+            stopped: watch::channel(false).0,
+        }
+    }
+
+    pub(super) fn stop(&self) {
+        self.stopped.send_replace(true);
+    }
+}
+
+fn liveness_refusal(e: LivenessError) -> BrokerRefusal {
+    match e {
+        LivenessError::StaleIncarnation(_) => BrokerRefusal::StaleBrokerEpoch,
+        LivenessError::DuplicateRegistration(n) => BrokerRefusal::DuplicateBrokerRegistration(n.get()),
+    }
+}
+
+/// The records of a liveness decision on `image`.
+fn records_of(decision: Decision, image: &Image) -> Vec<MetadataRecord> {
+    match decision {
+        Decision::Fence(n) | Decision::ShutdownOk(n) => election::fence(image, n),
+        Decision::Unfence(n) => election::unfence(image, n),
+    }
+}
+
+impl QuorumMetadataLog {
+    /// Sends `call` to the active controller (this one, or over the
+    /// controller listener), retrying while none is known or reachable,
+    /// for up to `within`.
+    pub async fn call_controller(&self, call: BrokerCall, within: Duration) -> Result<BrokerAnswer, BrokerRefusal> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let leader = self.raft().metrics().borrow().current_leader;
+            let attempt = async {
+                match leader {
+                    Some(id) if id == self.raft_id() => self.handle_broker_call(call.clone()).await,
+                    Some(id) => match self.address_of(id) {
+                        Some(addr) => send(&addr, self, &call).await,
+                        None => Err(BrokerRefusal::Unreachable(format!("no address for controller {id}"))),
+                    },
+                    None => Err(BrokerRefusal::NotController { leader: None }),
+                }
+            };
+            let result = tokio::time::timeout_at(deadline, attempt)
+                .await
+                .unwrap_or_else(|_| Err(BrokerRefusal::Unreachable(format!("no answer within {within:?}"))));
+            match result {
+                Err(BrokerRefusal::NotController { .. } | BrokerRefusal::Unreachable(_))
+                    if tokio::time::Instant::now() + RETRY_BACKOFF < deadline =>
+                {
+                    let wait = self.raft().wait(Some(RETRY_BACKOFF));
+                    let _ =
+                        wait.metrics(|m| m.current_leader.is_some() && m.current_leader != leader, "a leader").await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The active controller's side of a broker call.
+    pub async fn handle_broker_call(&self, call: BrokerCall) -> Result<BrokerAnswer, BrokerRefusal> {
+        let mut state = self.brokers.state.lock().await;
+        let now = self.now_ms();
+        self.ensure_active(&mut state, now)?;
+        match call {
+            BrokerCall::Register { node_id, incarnation_id, endpoints, rack } => {
+                let node = NodeId(node_id);
+                let registration = MetadataRecord::RegisterBroker {
+                    node_id,
+                    incarnation_id,
+                    endpoints: endpoints.clone(),
+                    rack: rack.clone(),
+                    fenced: true,
+                };
+                let liveness = &state.liveness;
+                let committed = self
+                    .decide(|image| {
+                        liveness.check_registration(node, incarnation_id, now, image).map_err(liveness_refusal)?;
+                        // An expired session the loop has not fenced yet:
+                        // move its leaderships before the new incarnation
+                        // registers fenced (the first heartbeat unfences).
+                        let mut records =
+                            if image.is_unfenced(node) { election::fence(image, node) } else { Vec::new() };
+                        records.push(registration.clone());
+                        Ok(records)
+                    })
+                    .await?;
+                state.liveness.registered(node, incarnation_id, committed.end_offset(), now);
+                tracing::info!(node = node_id, %incarnation_id, "broker registered (fenced until it heartbeats)");
+                Ok(BrokerAnswer::Registered)
+            }
+            BrokerCall::Heartbeat { node_id, incarnation_id, metadata_offset, want_shut_down } => {
+                let hb =
+                    Heartbeat { node: NodeId(node_id), incarnation: incarnation_id, metadata_offset, want_shut_down };
+                let liveness = &mut state.liveness;
+                let mut decided = None;
+                let image = self
+                    .decide(|image| {
+                        let d = liveness.heartbeat(hb, now, image).map_err(liveness_refusal)?;
+                        decided = d;
+                        Ok(d.map(|d| records_of(d, image)).unwrap_or_default())
+                    })
+                    .await?;
+                if let Some(d) = decided {
+                    tracing::info!(node = node_id, decision = ?d, "broker heartbeat decided");
+                }
+                Ok(BrokerAnswer::Heartbeat(HeartbeatAnswer {
+                    is_caught_up: state.liveness.is_caught_up(hb.node, metadata_offset),
+                    is_fenced: !image.is_unfenced(hb.node),
+                    should_shut_down: state.liveness.should_shut_down(hb.node, &image),
+                }))
+            }
+        }
+    }
+
+    /// Refuses unless this controller leads and its image holds every
+    /// entry of earlier terms; the first time in a term, every registered
+    /// broker gets a fresh session.
+    fn ensure_active(&self, state: &mut State, now: i64) -> Result<(), BrokerRefusal> {
+        let (leader, term, current) = {
+            let metrics = self.raft().metrics();
+            let m = metrics.borrow();
+            let current = m.last_applied.is_some_and(|l| l.leader_id.get_term() >= m.current_term)
+                && m.last_applied.index() == m.last_log_index;
+            (m.current_leader, m.current_term, current)
+        };
+        if leader != Some(self.raft_id()) {
+            state.active_term = None;
+            return Err(BrokerRefusal::NotController { leader: leader.map(to_kafka_id) });
+        }
+        if !current {
+            // Elected, but earlier registrations may not be applied yet.
+            return Err(BrokerRefusal::NotController { leader: None });
+        }
+        if state.active_term != Some(term) {
+            let committed = crate::MetadataLog::committed(self);
+            state.liveness.became_active_controller(now, &committed.image);
+            state.active_term = Some(term);
+            tracing::info!(node = self.node_id(), term, "active controller: every broker gets a fresh session");
+        }
+        Ok(())
+    }
+
+    /// Decides records on the committed image and appends them, deciding
+    /// again if the image moved; the image after (unchanged if nothing was
+    /// decided).
+    async fn decide(
+        &self,
+        mut decide: impl FnMut(&Image) -> Result<Vec<MetadataRecord>, BrokerRefusal>,
+    ) -> Result<std::sync::Arc<Image>, BrokerRefusal> {
+        for _ in 0..MAX_DECISIONS {
+            let current = crate::MetadataLog::committed(self);
+            let records = decide(&current.image)?;
+            if records.is_empty() {
+                return Ok(current.image);
+            }
+            match self.append_async(current.version, records).await {
+                Ok(committed) => return Ok(committed.image),
+                Err(MetaError::Stale { .. }) => continue,
+                Err(MetaError::NotLeader { leader }) => return Err(BrokerRefusal::NotController { leader }),
+                Err(e) => return Err(BrokerRefusal::Failed(e.to_string())),
+            }
+        }
+        Err(BrokerRefusal::Failed(format!("the metadata log moved {MAX_DECISIONS} times while deciding")))
+    }
+
+    /// While this controller runs: as the active controller, fences every
+    /// broker whose session expired, every `tick`.
+    pub(super) async fn run_liveness(self) {
+        let mut stopped = self.brokers.stopped.subscribe();
+        loop {
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(self.brokers.tick) => {}
+            }
+            let mut state = self.brokers.state.lock().await;
+            let now = self.now_ms();
+            if self.ensure_active(&mut state, now).is_err() {
+                continue;
+            }
+            let liveness = &state.liveness;
+            let mut fenced = Vec::new();
+            let result = self
+                .decide(|image| {
+                    let decisions = liveness.tick(now, image);
+                    fenced = decisions.clone();
+                    // One batch: fencing one broker changes who may lead
+                    // for the next, so each decision sees the records before it.
+                    let mut next = image.clone();
+                    let mut records = Vec::new();
+                    for d in decisions {
+                        for r in records_of(d, &next) {
+                            next.apply(&r);
+                            records.push(r);
+                        }
+                    }
+                    Ok(records)
+                })
+                .await;
+            match result {
+                Ok(_) if !fenced.is_empty() => tracing::warn!(decisions = ?fenced, "broker sessions expired: fenced"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "fencing expired brokers failed; deciding again"),
+            }
+        }
+    }
+}
+
+/// Sends `call` to the controller at `addr`.
+async fn send(addr: &str, log: &QuorumMetadataLog, call: &BrokerCall) -> Result<BrokerAnswer, BrokerRefusal> {
+    let unreachable = |e: std::io::Error| BrokerRefusal::Unreachable(format!("{addr}: {e}"));
+    let mut conn = forward::connect(addr, log.hello()).await.map_err(unreachable)?;
+    let body = serde_json::to_vec(call).map_err(|e| BrokerRefusal::Failed(e.to_string()))?;
+    let exchange = async {
+        frame::write_frame(&mut conn, RpcKind::Broker, &body).await?;
+        frame::read_frame(&mut conn).await
+    };
+    // A controller that takes the call but never answers (stopped
+    // mid-way) must not hold the broker past its own deadline.
+    let answer = match tokio::time::timeout(log.append_timeout(), exchange).await {
+        Ok(Ok(Some((RpcKind::Response, body)))) => body,
+        Ok(Ok(_)) => return Err(BrokerRefusal::Unreachable(format!("{addr}: no answer"))),
+        Ok(Err(e)) => return Err(unreachable(e)),
+        Err(_) => return Err(BrokerRefusal::Unreachable(format!("{addr}: timed out"))),
+    };
+    let answer: Result<BrokerAnswer, BrokerRefusal> =
+        serde_json::from_slice(&answer).map_err(|e| BrokerRefusal::Failed(format!("a bad answer from {addr}: {e}")))?;
+    answer
+}
