@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 from kafkatools import (  # noqa: E402
-    CONSOLE_CONSUMER, CONSOLE_PRODUCER, GROUPS, ROOT, TIMEOUT_S, TOPICS, DESCRIBE_PART,
+    CONSOLE_CONSUMER, CONSOLE_PRODUCER, GROUPS, ROOT, TIMEOUT_S, TOPICS,
     check, name, ok, partition_for, poll, table, tool)
 
 QUORUM = "org.apache.kafka.tools.MetadataQuorumCommand"  # kafka-metadata-quorum.sh
@@ -32,6 +32,9 @@ TOPIC = name("spread")
 PARTITIONS = 6
 RECORDS = [(f"key-{i}", f"value-{i}") for i in range(60)]
 STATE = {}
+# A kafka-topics --describe partition line; a partition without a leader
+# prints "Leader: none".
+DESCRIBE_PART = re.compile(r"Partition:\s*(\d+)\s+Leader:\s*(-?\d+|none)\s+Replicas:\s*([\d,]*)\s+Isr:\s*([\d,]*)")
 
 
 def addr(node: int) -> str:
@@ -67,7 +70,8 @@ def describe_topic(node: int, topic: str):
     parts = {}
     for m in DESCRIBE_PART.finditer(res.out):
         ids = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
-        parts[int(m.group(1))] = (int(m.group(2)), ids(m.group(3)), ids(m.group(4)))
+        leader = -1 if m.group(2) == "none" else int(m.group(2))
+        parts[int(m.group(1))] = (leader, ids(m.group(3)), ids(m.group(4)))
     return res, parts
 
 
@@ -144,6 +148,7 @@ def test_topics_create_spread_over_the_cluster():
         check(sorted(isr) == sorted(replicas), f"partition {p}: ISR = replicas", res)
         check(leader in replicas, f"partition {p}: the leader is a replica", res)
     leaders = [parts[p][0] for p in range(PARTITIONS)]
+    STATE["leaders"] = leaders
     check(all(leaders.count(n) == PARTITIONS // len(IDS) for n in IDS), f"leaders spread evenly: {leaders}", res)
 
 
@@ -195,6 +200,20 @@ def test_kill9_the_active_controller():
     _, fields = quorum_status(alive()[1])
     check(int(fields.get("LeaderId", "-1")) in alive(), "both survivors name a surviving leader", res)
     check(voter_ids(fields) == IDS, "the killed node is still a voter", res)
+
+
+def test_topics_describe_after_the_kill_rf1():
+    if RF >= 2:
+        pytest.skip("replication factor above 1: see test_topics_describe_after_the_kill")
+    killed = STATE["killed"]
+    want = {p: (-1 if leader == killed else leader) for p, leader in enumerate(STATE["leaders"])}
+
+    def offline():
+        res, parts = describe_topic(alive()[0], TOPIC)
+        return {p: leader for p, (leader, _, _) in parts.items()} == want, res
+
+    poll(offline, f"node {killed}'s partitions without a leader (Leader: none), the others kept theirs: {want}",
+         timeout=TIMEOUT_S * 2)
 
 
 def test_topics_describe_after_the_kill():
