@@ -1,8 +1,10 @@
 //! A bounded cache of open segment files, so a node with thousands of
 //! partitions and long retention holds a bounded number of descriptors.
 //!
-//! The active segment of every log keeps its files open (appends need them);
-//! closed segments are opened on first read and evicted least-recently-used.
+//! The active segment of every log keeps its `.log` open (appends need it;
+//! its indexes open their files per operation, `index::Descriptor`), so a
+//! partition costs one descriptor; closed segments are opened on first read,
+//! all three files held while cached, and evicted least-recently-used.
 //! Evicting only drops the cache's `Arc`: a read in progress keeps its files
 //! until it finishes.
 

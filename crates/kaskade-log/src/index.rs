@@ -15,19 +15,95 @@
 //! everything past the recovery point anyway. Indexes are never trusted
 //! blindly: `load` validates every entry and the caller rebuilds the index
 //! from the log when it fails.
+//!
+//! Descriptors ([`Descriptor`]): a closed segment's index holds its file open
+//! (the handle cache bounds how many closed segments are open); the active
+//! segment's index holds none and opens its file for each operation that
+//! reaches the disk (a lookup past the tail, a tail write, a sync, a cut), so
+//! an idle partition costs one descriptor, its `.log`, instead of three (Kafka
+//! maps its indexes and closes their descriptors). Invariant: such an
+//! operation only ever reaches the file the index created or opened: the
+//! file's identity (device, inode, creation time) is checked at each open, so a segment
+//! deleted and recreated at the same base is never written by the old
+//! index, and a vanished or replaced file is an error (`NotFound`), except
+//! for a sync or a drop, where it means the segment was deleted and its
+//! entries belong to nobody.
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::ops::Deref;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Appended entries gathered before one `pwrite`.
 const TAIL_ENTRIES: u64 = 64;
 
+/// How an index reaches its file.
+#[derive(Debug)]
+pub enum Descriptor {
+    /// Open for the index's whole life (closed segments, through the
+    /// handle cache; the cleaner's `.cleaned` files, which get renamed).
+    Held(File),
+    /// Opened per operation: the active segment's indexes. `dev`, `ino`
+    /// and `born` (the creation time, where the filesystem keeps one, so a
+    /// recycled inode number is not taken for the same file) identify the
+    /// file found or created at open.
+    OnDemand { path: PathBuf, dev: u64, ino: u64, born: Option<SystemTime> },
+}
+
+impl Descriptor {
+    /// The file, reopened by path for an on-demand index (never created: a
+    /// missing file stays missing, and a different file at the path is
+    /// refused).
+    fn access(&self) -> io::Result<Access<'_>> {
+        match self {
+            Descriptor::Held(file) => Ok(Access::Borrowed(file)),
+            Descriptor::OnDemand { path, dev, ino, born } => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("reopening index {}: {e}", path.display())))?;
+                let meta = file.metadata()?;
+                if (meta.dev(), meta.ino()) != (*dev, *ino) || meta.created().ok() != *born {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("index {} was replaced by another file", path.display()),
+                    ));
+                }
+                Ok(Access::Opened(file))
+            }
+        }
+    }
+}
+
+/// The file an operation works on: the held one, or one opened for it.
+enum Access<'a> {
+    Borrowed(&'a File),
+    Opened(File),
+}
+
+impl Deref for Access<'_> {
+    type Target = File;
+    fn deref(&self) -> &File {
+        match self {
+            Access::Borrowed(f) => f,
+            Access::Opened(f) => f,
+        }
+    }
+}
+
+/// Whether `e` says an on-demand index's file is gone from its path (the
+/// segment was deleted, or deleted and recreated).
+fn is_vanished(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+}
+
 /// One index file with fixed-size entries.
 #[derive(Debug)]
 pub struct IndexFile {
-    file: File,
+    descriptor: Descriptor,
     entry_size: u64,
     /// Entries in the file.
     written: u64,
@@ -37,16 +113,44 @@ pub struct IndexFile {
 }
 
 impl IndexFile {
+    /// Opens (creating it if missing) and keeps the descriptor.
     pub fn open(path: &Path, entry_size: u64, max_bytes: u64) -> io::Result<IndexFile> {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         let len = file.metadata()?.len();
-        Ok(IndexFile {
-            file,
+        Ok(IndexFile::new(Descriptor::Held(file), len, entry_size, max_bytes))
+    }
+
+    /// Opens (creating it if missing), notes the file's identity and closes
+    /// it again: later operations reopen it by path.
+    pub fn open_on_demand(path: &Path, entry_size: u64, max_bytes: u64) -> io::Result<IndexFile> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let meta = file.metadata()?;
+        let descriptor = Descriptor::OnDemand {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            born: meta.created().ok(),
+        };
+        Ok(IndexFile::new(descriptor, meta.len(), entry_size, max_bytes))
+    }
+
+    fn new(descriptor: Descriptor, len: u64, entry_size: u64, max_bytes: u64) -> IndexFile {
+        IndexFile {
+            descriptor,
             entry_size,
             written: len / entry_size,
             tail: Vec::new(),
             max_entries: (max_bytes / entry_size).max(2),
-        })
+        }
+    }
+
+    /// Whether this index holds a descriptor.
+    pub fn holds_descriptor(&self) -> bool {
+        matches!(self.descriptor, Descriptor::Held(_))
+    }
+
+    fn access(&self) -> io::Result<Access<'_>> {
+        self.descriptor.access()
     }
 
     pub fn entries(&self) -> u64 {
@@ -63,12 +167,20 @@ impl IndexFile {
     /// Every entry, the unwritten tail included.
     pub fn read_all(&self) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; (self.written * self.entry_size) as usize];
-        self.file.read_exact_at(&mut buf, 0)?;
+        if !buf.is_empty() {
+            self.access()?.read_exact_at(&mut buf, 0)?;
+        }
         buf.extend_from_slice(&self.tail);
         Ok(buf)
     }
 
     fn read_entry(&self, i: u64, out: &mut [u8]) -> io::Result<()> {
+        self.read_entry_in(None, i, out)
+    }
+
+    /// Reads entry `i` from the tail or from the file: `file` when the
+    /// caller already has it (a binary search opens it once), else opened.
+    fn read_entry_in(&self, file: Option<&File>, i: u64, out: &mut [u8]) -> io::Result<()> {
         if i >= self.written {
             let at = ((i - self.written) * self.entry_size) as usize;
             let entry =
@@ -76,7 +188,10 @@ impl IndexFile {
             out.copy_from_slice(entry);
             return Ok(());
         }
-        self.file.read_exact_at(out, i * self.entry_size)
+        match file {
+            Some(f) => f.read_exact_at(out, i * self.entry_size),
+            None => self.access()?.read_exact_at(out, i * self.entry_size),
+        }
     }
 
     fn append(&mut self, entry: &[u8]) -> io::Result<()> {
@@ -92,7 +207,7 @@ impl IndexFile {
         if self.tail.is_empty() {
             return Ok(());
         }
-        self.file.write_all_at(&self.tail, self.written * self.entry_size)?;
+        self.access()?.write_all_at(&self.tail, self.written * self.entry_size)?;
         self.written += self.tail.len() as u64 / self.entry_size;
         self.tail.clear();
         Ok(())
@@ -104,16 +219,32 @@ impl IndexFile {
             self.tail.truncate(keep);
             return Ok(());
         }
+        self.access()?.set_len(n * self.entry_size)?;
         self.tail.clear();
-        self.file.set_len(n * self.entry_size)?;
         self.written = n;
         Ok(())
     }
 
-    /// Writes the tail and makes the file durable.
+    /// Writes the tail and makes the file durable. An on-demand index whose
+    /// file is gone belongs to a deleted segment: nothing to make durable
+    /// (and were the segment still wanted, a missing index is rebuilt from
+    /// the log at open).
     pub fn sync(&mut self) -> io::Result<()> {
-        self.write_tail()?;
-        self.file.sync_data()
+        // Only the descriptor is borrowed: the tail and counts change below.
+        let file = match self.descriptor.access() {
+            Ok(file) => file,
+            Err(e) if is_vanished(&e) && !self.holds_descriptor() => {
+                tracing::debug!(error = %e, "not syncing the index of a deleted segment");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if !self.tail.is_empty() {
+            file.write_all_at(&self.tail, self.written * self.entry_size)?;
+            self.written += self.tail.len() as u64 / self.entry_size;
+            self.tail.clear();
+        }
+        file.sync_data()
     }
 
     /// Binary search for the last entry whose key (decoded by `key`) is <= target.
@@ -121,9 +252,14 @@ impl IndexFile {
         let (mut lo, mut hi) = (0u64, self.entries());
         let mut buf = vec![0u8; self.entry_size as usize];
         let mut best = None;
+        // One open for the whole search, and none when it stays in the tail.
+        let mut file = None;
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            self.read_entry(mid, &mut buf)?;
+            if mid < self.written && file.is_none() {
+                file = Some(self.access()?);
+            }
+            self.read_entry_in(file.as_deref(), mid, &mut buf)?;
             if key(&buf) <= target {
                 best = Some(buf.clone());
                 lo = mid + 1;
@@ -137,10 +273,13 @@ impl IndexFile {
 
 impl Drop for IndexFile {
     /// Best effort: a tail that cannot be written only leaves the index
-    /// sparser, which lookups tolerate.
+    /// sparser, which lookups tolerate. An on-demand index whose file is
+    /// gone belongs to a deleted segment: nothing to write.
     fn drop(&mut self) {
-        if let Err(e) = self.write_tail() {
-            tracing::warn!(error = %e, "writing the last index entries failed");
+        match self.write_tail() {
+            Ok(()) => {}
+            Err(e) if is_vanished(&e) && !self.holds_descriptor() => {}
+            Err(e) => tracing::warn!(error = %e, "writing the last index entries failed"),
         }
     }
 }
@@ -168,6 +307,11 @@ pub struct OffsetIndex {
 impl OffsetIndex {
     pub fn open(path: &Path, base: i64, max_bytes: u64) -> io::Result<OffsetIndex> {
         Ok(OffsetIndex { file: IndexFile::open(path, OFFSET_ENTRY, max_bytes)?, base })
+    }
+
+    /// An active segment's index: no descriptor held (see [`Descriptor`]).
+    pub fn open_on_demand(path: &Path, base: i64, max_bytes: u64) -> io::Result<OffsetIndex> {
+        Ok(OffsetIndex { file: IndexFile::open_on_demand(path, OFFSET_ENTRY, max_bytes)?, base })
     }
 
     pub fn append(&mut self, offset: i64, position: u32) -> io::Result<()> {
@@ -229,7 +373,15 @@ pub struct TimeIndex {
 
 impl TimeIndex {
     pub fn open(path: &Path, base: i64, max_bytes: u64) -> io::Result<TimeIndex> {
-        let file = IndexFile::open(path, TIME_ENTRY, max_bytes)?;
+        TimeIndex::with_file(IndexFile::open(path, TIME_ENTRY, max_bytes)?, base)
+    }
+
+    /// An active segment's time index: no descriptor held (see [`Descriptor`]).
+    pub fn open_on_demand(path: &Path, base: i64, max_bytes: u64) -> io::Result<TimeIndex> {
+        TimeIndex::with_file(IndexFile::open_on_demand(path, TIME_ENTRY, max_bytes)?, base)
+    }
+
+    fn with_file(file: IndexFile, base: i64) -> io::Result<TimeIndex> {
         let mut ti = TimeIndex { file, base, last: None };
         if ti.file.entries() > 0 {
             let mut e = [0u8; 12];
@@ -365,5 +517,77 @@ mod tests {
         assert_eq!(file_len(), 4 * OFFSET_ENTRY, "a sync writes the tail first");
         let reopened = OffsetIndex::open(&path, 100, 1 << 20).expect("open");
         assert_eq!(reopened.lookup(1000).expect("lookup"), 99_000);
+    }
+
+    #[test]
+    fn an_on_demand_index_holds_no_descriptor_and_writes_what_a_held_one_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (held_path, lazy_path) = (dir.path().join("held.index"), dir.path().join("lazy.index"));
+        let mut held = OffsetIndex::open(&held_path, 100, 1 << 20).expect("open");
+        let mut lazy = OffsetIndex::open_on_demand(&lazy_path, 100, 1 << 20).expect("open");
+        assert!(held.file.holds_descriptor());
+        assert!(!lazy.file.holds_descriptor());
+        let n = TAIL_ENTRIES + 3;
+        for i in 0..n {
+            held.append(100 + i as i64 * 10, i as u32 * 1000).expect("append");
+            lazy.append(100 + i as i64 * 10, i as u32 * 1000).expect("append");
+        }
+        // Lookups in the written part (reopened) and in the tail.
+        for i in [0, TAIL_ENTRIES - 1, n - 1] {
+            assert_eq!(lazy.lookup(100 + i as i64 * 10 + 5).expect("lookup"), i as u32 * 1000);
+        }
+        lazy.file.truncate_entries(n - 1).expect("truncate in the tail");
+        lazy.file.truncate_entries(TAIL_ENTRIES - 2).expect("truncate the file");
+        held.file.truncate_entries(TAIL_ENTRIES - 2).expect("truncate the file");
+        lazy.file.sync().expect("sync");
+        drop((held, lazy));
+        let (held, lazy) = (std::fs::read(&held_path).expect("read"), std::fs::read(&lazy_path).expect("read"));
+        assert_eq!(held.len() as u64, (TAIL_ENTRIES - 2) * OFFSET_ENTRY);
+        assert_eq!(held, lazy, "the same bytes on disk either way");
+        let mut ti = TimeIndex::open_on_demand(&dir.path().join("0.timeindex"), 0, 1 << 20).expect("open");
+        ti.maybe_append(1000, 5).expect("append");
+        ti.file.sync().expect("sync");
+        drop(ti);
+        let ti = TimeIndex::open_on_demand(&dir.path().join("0.timeindex"), 0, 1 << 20).expect("open");
+        assert_eq!(ti.last_entry(), Some((1000, 5)));
+    }
+
+    #[test]
+    fn an_on_demand_index_whose_file_vanished_or_was_replaced_fails_without_touching_the_new_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.index");
+        let mut idx = OffsetIndex::open_on_demand(&path, 0, 1 << 20).expect("open");
+        idx.append(5, 100).expect("append");
+        idx.file.write_tail().expect("write");
+        std::fs::remove_file(&path).expect("remove");
+        let err = idx.lookup(7).expect_err("the file is gone");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("0.index"), "{err}");
+        // Appends gather in memory until the tail must be written.
+        let mut failed = None;
+        for i in 0..TAIL_ENTRIES {
+            if let Err(e) = idx.append(10 + i as i64, 200 + i as u32) {
+                failed = Some(e);
+                break;
+            }
+        }
+        assert_eq!(failed.expect("the tail write fails").kind(), io::ErrorKind::NotFound);
+        // A deleted segment's index has nothing left to make durable.
+        idx.file.sync().expect("sync of a deleted segment's index");
+        // Another file at the same path (a segment recreated at the same
+        // base) is refused, and is not written, not even on drop.
+        std::fs::write(&path, b"new!").expect("write");
+        let err = idx.file.write_tail().expect_err("another file");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("replaced"), "{err}");
+        assert!(idx.file.read_all().is_err());
+        drop(idx);
+        assert_eq!(std::fs::read(&path).expect("read"), b"new!");
+        // A held index keeps reading its unlinked file.
+        let mut held = OffsetIndex::open(&dir.path().join("1.index"), 0, 1 << 20).expect("open");
+        held.append(5, 100).expect("append");
+        held.file.write_tail().expect("write");
+        std::fs::remove_file(dir.path().join("1.index")).expect("remove");
+        assert_eq!(held.lookup(7).expect("lookup"), 100);
     }
 }

@@ -3,7 +3,11 @@
 //!
 //! `Segment` is the metadata the owning log keeps under its lock (size, next
 //! offset, max timestamp); `SegmentFiles` are the open files, shared with
-//! readers through an `Arc` so reads run without the log's lock. Invariant:
+//! readers through an `Arc` so reads run without the log's lock. The active
+//! segment's files hold one descriptor, the `.log`'s (its indexes open their
+//! files per operation, `index::Descriptor`), so a partition costs one
+//! descriptor; a closed segment's hold three while the handle cache keeps
+//! them. Invariant:
 //! bytes past `Segment::size` are not part of the log (writes the log has
 //! not yet published, a torn append or a truncation in progress), and
 //! readers never look past the size they were given.
@@ -52,15 +56,21 @@ struct ReadHint {
 }
 
 impl SegmentFiles {
+    /// Opens an active segment's files (or any at load and recovery): the
+    /// `.log` stays open, the indexes open their files per operation.
     pub fn open(dir: &Path, base: i64, index_max_bytes: u64, create: bool) -> io::Result<SegmentFiles> {
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(false)
-            .open(dir.join(file_name(base, "log")))?;
         Ok(SegmentFiles::from_parts(
-            log,
+            open_log(dir, base, create)?,
+            OffsetIndex::open_on_demand(&dir.join(file_name(base, "index")), base, index_max_bytes)?,
+            TimeIndex::open_on_demand(&dir.join(file_name(base, "timeindex")), base, index_max_bytes)?,
+        ))
+    }
+
+    /// Opens a closed segment's files for the handle cache: all three stay
+    /// open while the cache keeps them (read lookups then open nothing).
+    pub fn open_closed(dir: &Path, base: i64, index_max_bytes: u64) -> io::Result<SegmentFiles> {
+        Ok(SegmentFiles::from_parts(
+            open_log(dir, base, false)?,
             OffsetIndex::open(&dir.join(file_name(base, "index")), base, index_max_bytes)?,
             TimeIndex::open(&dir.join(file_name(base, "timeindex")), base, index_max_bytes)?,
         ))
@@ -98,6 +108,10 @@ impl SegmentFiles {
         self.index.write().file.sync()?;
         self.time.write().file.sync()
     }
+}
+
+fn open_log(dir: &Path, base: i64, create: bool) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).create(create).truncate(false).open(dir.join(file_name(base, "log")))
 }
 
 /// How a scan ended.

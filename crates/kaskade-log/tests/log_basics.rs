@@ -276,3 +276,41 @@ fn leader_epoch_checkpoint_tracks_epochs_and_is_rebuilt() {
     assert!(file.exists(), "the rebuilt cache is written back");
     mgr.shutdown().expect("shutdown");
 }
+
+/// The descriptors this process holds on files whose path contains `part`.
+fn open_descriptors_on(part: &str) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().contains(part))
+        .count()
+}
+
+#[test]
+fn an_active_segment_holds_one_descriptor_and_a_vanished_index_is_an_io_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let cfg = LogConfig { index_interval_bytes: 1, ..LogConfig::default() };
+    let (mgr, _) = open(dir.path(), cfg.clone(), clock);
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
+    // An index entry per batch: 64 reach the file, the rest wait in memory.
+    for i in 0..100i64 {
+        log.append(batch(1, 100, 10_000 + i, 0), 0).expect("append");
+    }
+    log.flush_blocking().expect("flush");
+    let seg = dir.path().join("t-0");
+    let files = |ext: &str| open_descriptors_on(&seg.join(format!("00000000000000000000.{ext}")).to_string_lossy());
+    assert_eq!((files("log"), files("index"), files("timeindex")), (1, 0, 0), "only the .log stays open");
+    // Reads look the index up by reopening it.
+    let r = log.read(5, 1, None).expect("read");
+    assert_eq!(split(&r.records.expect("data"))[0].0, 5);
+    std::fs::remove_file(seg.join("00000000000000000000.index")).expect("remove");
+    match log.read(3, 1, None) {
+        Err(LogError::Io(e)) => assert!(e.to_string().contains("00000000000000000000.index"), "{e}"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    // Appends go on until the in-memory entries must reach the file.
+    let failed = (100..200i64).find_map(|i| log.append(batch(1, 100, 10_000 + i, 0), 0).err());
+    assert!(matches!(failed, Some(LogError::Io(_))), "{failed:?}");
+    drop(mgr);
+}

@@ -69,10 +69,15 @@ pub(super) fn render(x: &mut Exposition<'_>, broker: &Broker, runtime: &tokio::r
 }
 
 fn render_groups(x: &mut Exposition<'_>, groups: &[GroupSnapshot], logs: &[Arc<Log>]) {
-    let watermarks: HashMap<(&str, i32), i64> = logs
-        .iter()
-        .map(|l| ((&*l.topic_partition().topic, l.topic_partition().partition), l.high_watermark()))
-        .collect();
+    // Every partition's high watermark, read only when some group has a
+    // committed offset to compare it with (not for every scrape).
+    let watermarks: HashMap<(&str, i32), i64> = if groups.iter().any(|g| !g.offsets.is_empty()) {
+        logs.iter()
+            .map(|l| ((&*l.topic_partition().topic, l.topic_partition().partition), l.high_watermark()))
+            .collect()
+    } else {
+        HashMap::new()
+    };
 
     x.family("kaskade_consumergroup_members", "gauge", "Members of the consumer group.");
     for g in groups {

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use kaskade_log::Log;
 
-use super::text::Exposition;
+use super::text::{Exposition, Labels};
 
 /// One family at a time: the format wants a family's samples together.
-pub(super) fn render(x: &mut Exposition<'_>, logs: &[Arc<Log>]) {
+/// `labels[i]` are `logs[i]`'s topic and partition labels.
+pub(super) fn render(x: &mut Exposition<'_>, logs: &[Arc<Log>], labels: &[Labels]) {
+    debug_assert_eq!(logs.len(), labels.len(), "one label set per log");
     type Read = fn(&Log) -> f64;
     let families: [(&str, &str, Read); 5] = [
         ("kaskade_log_size_bytes", "Bytes of the partition's log on disk.", |l| l.size_bytes() as f64),
@@ -20,10 +22,8 @@ pub(super) fn render(x: &mut Exposition<'_>, logs: &[Arc<Log>]) {
     ];
     for (name, help, read) in families {
         x.family(name, "gauge", help);
-        for log in logs {
-            let tp = log.topic_partition();
-            let partition = tp.partition.to_string();
-            x.sample(name, &[("topic", &tp.topic), ("partition", &partition)], read(log));
+        for (log, labels) in logs.iter().zip(labels) {
+            x.sample_labelled(name, labels, read(log));
         }
     }
     // A transaction spans partitions: count its producer once.

@@ -57,8 +57,16 @@ impl NodeMetrics {
             1.0,
         );
         let logs = self.broker.topics.logs().all();
-        logs::render(&mut x, &logs);
-        traffic::render(&mut x, &logs);
+        // Nine families per partition share its labels: escaped once.
+        let labels: Vec<text::Labels> = logs
+            .iter()
+            .map(|l| {
+                let tp = l.topic_partition();
+                text::Labels::new(&[("topic", &tp.topic), ("partition", &tp.partition.to_string())])
+            })
+            .collect();
+        logs::render(&mut x, &logs, &labels);
+        traffic::render(&mut x, &logs, &labels);
         groups::render(&mut x, &self.broker, &self.runtime, &logs);
         requests::render(&mut x);
         errors::render(&mut x);

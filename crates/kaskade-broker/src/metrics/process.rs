@@ -7,7 +7,7 @@ use super::text::Exposition;
 /// Appends the process metrics to `out`.
 pub fn render(out: &mut String) {
     let mut x = Exposition::new(out);
-    // Each partition keeps its active segment's files open: this is the
+    // Each partition keeps its active segment's `.log` open: this is the
     // number to watch against the limit below.
     if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
         x.family("process_open_fds", "gauge", "Number of open file descriptors.");

@@ -27,20 +27,19 @@ impl<'a> Exposition<'a> {
     /// One sample.
     pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                debug_assert!(valid_name(k), "invalid label name {k}");
-                if i > 0 {
-                    self.out.push(',');
-                }
-                self.out.push_str(k);
-                self.out.push_str("=\"");
-                escape_label_value(self.out, v);
-                self.out.push('"');
-            }
-            self.out.push('}');
-        }
+        write_labels(self.out, labels);
+        self.value(value);
+    }
+
+    /// One sample whose labels were rendered before ([`Labels`]): a
+    /// partition's labels are escaped once per scrape, not once per family.
+    pub fn sample_labelled(&mut self, name: &str, labels: &Labels, value: f64) {
+        self.out.push_str(name);
+        self.out.push_str(&labels.0);
+        self.value(value);
+    }
+
+    fn value(&mut self, value: f64) {
         self.out.push(' ');
         if value.is_nan() {
             self.out.push_str("NaN");
@@ -54,6 +53,36 @@ impl<'a> Exposition<'a> {
         }
         self.out.push('\n');
     }
+}
+
+/// A label set rendered once, `{k="v",...}` (empty for no labels), for
+/// samples of several families that share it.
+pub struct Labels(String);
+
+impl Labels {
+    pub fn new(labels: &[(&str, &str)]) -> Labels {
+        let mut s = String::new();
+        write_labels(&mut s, labels);
+        Labels(s)
+    }
+}
+
+fn write_labels(out: &mut String, labels: &[(&str, &str)]) {
+    if labels.is_empty() {
+        return;
+    }
+    out.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        debug_assert!(valid_name(k), "invalid label name {k}");
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_label_value(out, v);
+        out.push('"');
+    }
+    out.push('}');
 }
 
 impl Exposition<'_> {
@@ -108,5 +137,11 @@ mod tests {
             "# HELP a_total Line one\\nback\\\\slash.\n# TYPE a_total counter\na_total 3\n\
              a_total{topic=\"we\\\"ird\\\\na\\nme\",partition=\"0\"} 0.5\na_total{p=\"x\"} +Inf\n"
         );
+        // Labels rendered once write the same text.
+        let mut once = String::new();
+        let mut x = Exposition::new(&mut once);
+        x.sample_labelled("a_total", &Labels::new(&[("topic", "we\"ird\\na\nme"), ("partition", "0")]), 0.5);
+        x.sample_labelled("a_total", &Labels::new(&[]), 3.0);
+        assert_eq!(once, "a_total{topic=\"we\\\"ird\\\\na\\nme\",partition=\"0\"} 0.5\na_total 3\n");
     }
 }

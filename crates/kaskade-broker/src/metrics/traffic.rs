@@ -23,7 +23,7 @@ use kaskade_log::{AppendInfo, Log};
 use kaskade_types::TopicPartition;
 use parking_lot::Mutex;
 
-use super::text::Exposition;
+use super::text::{Exposition, Labels};
 
 /// The four counters of one partition.
 #[derive(Debug, Default)]
@@ -101,8 +101,10 @@ const FAMILIES: [(&str, &str); 4] = [
 
 /// Appends the per-partition counters of the live `logs` (0 for partitions
 /// without traffic yet) and the broker-wide totals; prunes the counters of
-/// partitions no `Log` holds any more.
-pub(super) fn render(x: &mut Exposition<'_>, logs: &[Arc<Log>]) {
+/// partitions no `Log` holds any more. `labels[i]` are `logs[i]`'s topic and
+/// partition labels.
+pub(super) fn render(x: &mut Exposition<'_>, logs: &[Arc<Log>], labels: &[Labels]) {
+    debug_assert_eq!(logs.len(), labels.len(), "one label set per log");
     let (per_log, broker) = {
         let mut guard = REGISTRY.lock();
         match guard.as_mut() {
@@ -135,10 +137,8 @@ pub(super) fn render(x: &mut Exposition<'_>, logs: &[Arc<Log>]) {
     for (i, (suffix, help)) in FAMILIES.iter().enumerate() {
         let name = format!("kaskade_partition_{suffix}");
         x.family(&name, "counter", &format!("{help}, per partition."));
-        for (log, totals) in logs.iter().zip(&per_log) {
-            let tp = log.topic_partition();
-            let partition = tp.partition.to_string();
-            x.sample(&name, &[("topic", &tp.topic), ("partition", &partition)], totals[i] as f64);
+        for (labels, totals) in labels.iter().zip(&per_log) {
+            x.sample_labelled(&name, labels, totals[i] as f64);
         }
     }
     for (i, (suffix, help)) in FAMILIES.iter().enumerate() {

@@ -317,6 +317,6 @@ impl Log {
             return Ok(f.clone());
         }
         let (dir, base) = (self.dir.clone(), seg.base);
-        Ok(self.env.cache.get_or_open(seg.id, || SegmentFiles::open(&dir, base, index_bytes, false))?)
+        Ok(self.env.cache.get_or_open(seg.id, || SegmentFiles::open_closed(&dir, base, index_bytes))?)
     }
 }

@@ -24,8 +24,20 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts the binary and waits for its "listening on" line.
     pub fn start(data_dir: &Path, port: u16, log: &Path) -> BrokerProcess {
+        BrokerProcess::start_command(Command::new(env!("CARGO_BIN_EXE_kaskade")), data_dir, port, log)
+    }
+
+    /// `start` with the open-files limit (soft and hard) set to `nofile`
+    /// in the child, by the shell's `ulimit -n` before it execs the broker.
+    pub fn start_with_nofile(data_dir: &Path, port: u16, log: &Path, nofile: u64) -> BrokerProcess {
+        let mut shell = Command::new("sh");
+        shell.arg("-c").arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\"")).arg(env!("CARGO_BIN_EXE_kaskade"));
+        BrokerProcess::start_command(shell, data_dir, port, log)
+    }
+
+    fn start_command(mut command: Command, data_dir: &Path, port: u16, log: &Path) -> BrokerProcess {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("broker log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kaskade"))
+        let mut child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
@@ -81,6 +93,11 @@ impl BrokerProcess {
         assert_eq!(rc, 0, "SIGTERM");
         let status = self.child.wait().expect("reap the broker");
         assert!(status.success(), "clean shutdown: {status:?}");
+    }
+
+    /// The broker's process id (the shell of `start_with_nofile` execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log_tail(&self) -> String {
