@@ -7,6 +7,9 @@
 # round), from a fresh data dir:
 #   produce  kbench produce, N x 1 KiB, 6 partitions, acks=all, linger 5 ms
 #   consume  kbench consume of those N records (assign, no group)
+#   group    the same through a consumer group (subscribe, --group); its
+#            MiB/s includes the group join (group.initial.rebalance.delay.ms),
+#            so the rate from the first record is shown too
 #   e2e      kbench e2e at 20,000 records/s of 1 KiB, acks=all, linger 1 ms,
 #            (partitions assigned, kbench's e2e has no group), for S seconds
 # and prints one table of medians: MiB/s, broker CPU-s per GiB, e2e p99/p99.9,
@@ -52,18 +55,21 @@ run() {
     local label=$1 round=$2 bin=$3 port out
     port=$(free_port)
     rm -rf "$WORK/data"
-    "$bin" serve --data-dir "$WORK/data" --listeners "PLAINTEXT://127.0.0.1:$port" >"$WORK/$label-$round.log" 2>&1 &
+    # A free HTTP port too: other brokers on the machine may hold the default.
+    "$bin" serve --data-dir "$WORK/data" --listeners "PLAINTEXT://127.0.0.1:$port" \
+        --override "http.listener=127.0.0.1:$(free_port)" >"$WORK/$label-$round.log" 2>&1 &
     PID=$!
     for _ in $(seq 1 100); do
         grep -q "listening on" "$WORK/$label-$round.log" && break
         sleep 0.05
     done
     local common=(--bootstrap "127.0.0.1:$port" --broker-pid "$PID")
-    for phase in produce consume e2e; do
+    for phase in produce consume group e2e; do
         case $phase in
             produce) out=$("$KBENCH_BIN" produce "${common[@]}" --topic t --partitions 6 --records "$RECORDS" \
                 --record-size 1024 --acks all --linger-ms 5 --batch-size 1000000 | tail -1) ;;
             consume) out=$("$KBENCH_BIN" consume "${common[@]}" --topic t --records "$RECORDS" | tail -1) ;;
+            group) out=$("$KBENCH_BIN" consume "${common[@]}" --topic t --records "$RECORDS" --group "g$round" | tail -1) ;;
             e2e) out=$("$KBENCH_BIN" e2e "${common[@]}" --topic e --rate 20000 --duration-s "$E2E_S" \
                 --record-size 1024 --acks all --linger-ms 1 | tail -1) ;;
         esac
@@ -85,8 +91,8 @@ GIB = 2**30
 def fig(r, key):
     """One figure of a kbench result line, or None."""
     cpu = (r.get("cpu") or {}).get("broker_cpu_s")
-    if key == "mib_per_s":
-        return r.get("mib_per_s")
+    if key in ("mib_per_s", "fetch_mib_per_s"):
+        return r.get(key)
     if key == "cpu_per_gib":
         moved = r.get("bytes") or (r.get("acked") or 0) * 1024
         return cpu / (moved / GIB) if cpu is not None and moved else None
@@ -98,6 +104,9 @@ metrics = [
     ("produce", "broker CPU-s/GiB", "cpu_per_gib"),
     ("consume", "MiB/s", "mib_per_s"),
     ("consume", "broker CPU-s/GiB", "cpu_per_gib"),
+    ("group", "MiB/s (join included)", "mib_per_s"),
+    ("group", "MiB/s from the first record", "fetch_mib_per_s"),
+    ("group", "broker CPU-s/GiB", "cpu_per_gib"),
     ("e2e", "p99 ms", "p99"),
     ("e2e", "p99.9 ms", "p999"),
     ("e2e", "broker CPU-s/GiB", "cpu_per_gib"),

@@ -11,13 +11,13 @@
 //! offsets are published in order and a rolled segment's sync is never
 //! overtaken by its successor's.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use crate::segment::SegmentFiles;
@@ -235,52 +235,83 @@ pub struct SyncOutcome {
 }
 
 /// A pool of flusher threads shared by every log of a log manager.
+///
+/// Logs wait in one queue; an idle thread waits on a condition variable, so
+/// a submitted log wakes exactly one thread (a channel receiver shared
+/// behind a mutex woke two per job: the receiver, then the next thread
+/// taking the mutex to wait in its turn).
 #[derive(Debug)]
 pub struct Flusher {
-    tx: Mutex<Option<Sender<Arc<FlushState>>>>,
+    shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    logs: VecDeque<Arc<FlushState>>,
+    /// Set by `stop`: threads exit once the queue is empty.
+    closed: bool,
 }
 
 impl Flusher {
     pub fn new(threads: usize) -> Arc<Flusher> {
-        let (tx, rx) = channel::<Arc<FlushState>>();
-        let rx = Arc::new(Mutex::new(rx));
+        let shared = Arc::new(Shared::default());
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new().name(format!("kaskade-flush-{i}")).spawn(move || flush_loop(&rx));
+            let shared = shared.clone();
+            let spawned =
+                std::thread::Builder::new().name(format!("kaskade-flush-{i}")).spawn(move || flush_loop(&shared));
             match spawned {
                 Ok(h) => handles.push(h),
                 Err(e) => tracing::error!(error = %e, "could not start a flusher thread"),
             }
         }
-        Arc::new(Flusher { tx: Mutex::new(Some(tx)), threads: Mutex::new(handles) })
+        Arc::new(Flusher { shared, threads: Mutex::new(handles) })
     }
 
     pub fn submit(&self, state: &Arc<FlushState>) {
-        if let Some(tx) = self.tx.lock().as_ref() {
-            // The receiver only goes away at shutdown, after which callers
-            // flush synchronously.
-            let _ = tx.send(state.clone());
+        {
+            let mut q = self.shared.queue.lock();
+            // Stopped: callers flush synchronously from now on.
+            if q.closed {
+                return;
+            }
+            q.logs.push_back(state.clone());
         }
+        // Outside the lock: the woken thread takes it without waiting.
+        self.shared.ready.notify_one();
     }
 
     /// Stops the threads after they drain their queue.
     pub fn stop(&self) {
-        self.tx.lock().take();
+        self.shared.queue.lock().closed = true;
+        self.shared.ready.notify_all();
         for h in self.threads.lock().drain(..) {
             let _ = h.join();
         }
     }
 }
 
-fn flush_loop(rx: &Mutex<Receiver<Arc<FlushState>>>) {
+fn flush_loop(shared: &Shared) {
     loop {
-        let job = {
-            let guard = rx.lock();
-            guard.recv()
+        let state = {
+            let mut q = shared.queue.lock();
+            loop {
+                if let Some(state) = q.logs.pop_front() {
+                    break state;
+                }
+                if q.closed {
+                    return;
+                }
+                shared.ready.wait(&mut q);
+            }
         };
-        let Ok(state) = job else { return };
         // Data that arrived during a sync is covered by the next one on
         // this same thread, which keeps one log's syncs in order.
         loop {

@@ -7,7 +7,9 @@
 //! fetch sessions (KIP-227).
 //!
 //! Reads run on the blocking pool (`spawn_blocking`): a consumer far
-//! behind reads segments that may not be in the page cache.
+//! behind reads segments that may not be in the page cache. A fetch whose
+//! partitions are all at their end (a caught-up consumer's next long poll)
+//! needs no read: its positions come from memory and it parks at once.
 //!
 //! A read yields file ranges, not bytes ([`FetchAnswer`]): plaintext
 //! connections send them with `sendfile(2)` (`network::fetch_frame`,
@@ -106,6 +108,21 @@ fn read_all(wanted: &[(Option<Arc<Partition>>, i64, i32)], max_bytes: i32, isola
                     Got { error: Some(e.response_error()), hw, lso, log_start, records: None, aborted: Vec::new() }
                 }
             }
+        })
+        .collect()
+}
+
+/// The answer of `read_all` when every partition is served here and already
+/// at its end (a caught-up consumer's next long poll): positions only, from
+/// memory, without a trip through the blocking pool. `None` otherwise.
+fn read_all_at_end(wanted: &[Wanted], isolation: Isolation) -> Option<Vec<Got>> {
+    wanted
+        .iter()
+        .map(|w| {
+            let read = w.partition.as_ref()?.read_at_end(w.fetch_offset, isolation)?;
+            let (hw, lso, log_start) = (read.high_watermark, read.last_stable_offset, read.log_start_offset);
+            debug_assert!(matches!(read.records, Ok(None)), "nothing is read at the end");
+            Some(Got { error: None, hw, lso, log_start, records: None, aborted: Vec::new() })
         })
         .collect()
 }
@@ -277,12 +294,15 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
         }
         let plan: Vec<_> = wanted.iter().map(|w| (w.partition.clone(), w.fetch_offset, w.max_bytes)).collect();
         let max_bytes = req.max_bytes;
-        let got = match tokio::task::spawn_blocking(move || read_all(&plan, max_bytes, isolation)).await {
-            Ok(g) => g,
-            Err(_) => {
-                resp.error_code = ResponseError::UnknownServerError.code();
-                return Ok(FetchAnswer { response: resp, ranges: Vec::new() });
-            }
+        let got = match read_all_at_end(&wanted, isolation) {
+            Some(got) => got,
+            None => match tokio::task::spawn_blocking(move || read_all(&plan, max_bytes, isolation)).await {
+                Ok(g) => g,
+                Err(_) => {
+                    resp.error_code = ResponseError::UnknownServerError.code();
+                    return Ok(FetchAnswer { response: resp, ranges: Vec::new() });
+                }
+            },
         };
         let bytes: usize = got.iter().filter_map(|g| g.records.as_ref().map(FileRange::len)).sum();
         let errors = got.iter().zip(&wanted).any(|(g, w)| g.error.is_some() || w.error.is_some());

@@ -74,9 +74,80 @@ impl Partition {
         PartitionRead { high_watermark: hw, last_stable_offset: lso, log_start_offset: log_start, records }
     }
 
+    /// The read of a fetch already at the end of what it may see (`offset`
+    /// is the high watermark, or the last stable offset under
+    /// read_committed): positions only, what [`Partition::read`] returns
+    /// there, from memory. Never blocks, so a caught-up consumer's long poll
+    /// can park without a trip through the blocking pool. `None` when there
+    /// may be something to read or the offset is out of range: use `read`.
+    pub fn read_at_end(&self, offset: i64, isolation: Isolation) -> Option<PartitionRead> {
+        let log = &self.log;
+        let hw = log.high_watermark();
+        let lso = log.last_stable_offset();
+        let upper = match isolation {
+            Isolation::ReadCommitted => lso,
+            Isolation::ReadUncommitted => hw,
+        };
+        let log_start = log.log_start_offset();
+        if offset != upper || offset < log_start {
+            return None;
+        }
+        Some(PartitionRead {
+            high_watermark: hw,
+            last_stable_offset: lso,
+            log_start_offset: log_start,
+            records: Ok(None),
+        })
+    }
+
     /// The aborted transactions a read_committed fetch of `[start, upper)`
     /// returns (Kafka's `collectAbortedTransactions`).
     pub fn aborted_transactions(&self, start: i64, upper: Offset) -> Vec<AbortedTxn> {
         self.log.aborted_transactions(start, upper.get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use kaskade_log::{LogConfig, LogManager, ManagerOptions, TopicPartition};
+    use kaskade_types::{LeaderEpoch, NodeId};
+
+    use super::*;
+    use crate::partition::LeaderAndIsr;
+
+    /// At the end (the HW), `read_at_end` answers what `read` answers;
+    /// anywhere else (below the HW, past it, below the log start) it
+    /// declines and leaves the read, or its error, to `read`.
+    #[tokio::test]
+    async fn read_at_end_answers_only_at_the_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mgr, _) = LogManager::open(dir.path(), ManagerOptions::default(), |_| LogConfig::default()).expect("open");
+        let log = mgr.get_or_create(&TopicPartition::new("t", 0), LogConfig::default()).expect("log");
+        let state = LeaderAndIsr { leader: Some(NodeId(1)), epoch: LeaderEpoch(0), isr: vec![NodeId(1)] };
+        let p: Arc<Partition> = Partition::new(NodeId(1), log.clone(), &state).expect("partition");
+        let info = p.append_as_leader(Bytes::from(kaskade_log::batch::build::filled(3, 10, 0, 1))).expect("append");
+        let end = Offset(info.last_offset).next();
+        p.wait_for_replicas(end).await.expect("durable");
+
+        for isolation in [Isolation::ReadUncommitted, Isolation::ReadCommitted] {
+            let fast = p.read_at_end(end.get(), isolation).expect("at the end");
+            let slow = p.read(end.get(), Some(1 << 20), isolation);
+            assert_eq!(
+                (fast.high_watermark, fast.last_stable_offset, fast.log_start_offset),
+                (slow.high_watermark, slow.last_stable_offset, slow.log_start_offset)
+            );
+            assert!(matches!(fast.records, Ok(None)) && matches!(slow.records, Ok(None)));
+            assert!(p.read_at_end(0, isolation).is_none(), "records to read");
+            assert!(p.read_at_end(end.get() + 1, isolation).is_none(), "out of range: read's error");
+        }
+        // Everything deleted (DeleteRecords): the end is also the log start.
+        log.advance_log_start(end.get()).expect("advance the log start");
+        let fast = p.read_at_end(end.get(), Isolation::ReadUncommitted).expect("at the end");
+        assert_eq!(fast.log_start_offset, end.get());
+        assert!(p.read_at_end(end.get() - 1, Isolation::ReadUncommitted).is_none(), "below the log start");
+        mgr.shutdown().expect("shutdown");
     }
 }
