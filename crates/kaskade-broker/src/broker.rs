@@ -84,7 +84,8 @@ impl Broker {
         let clock: Arc<dyn kaskade_types::Clock> = Arc::new(kaskade_types::SystemClock);
         let stopping = tokio::sync::watch::channel(false).0;
         let producer_ids = Arc::new(ProducerIdManager::new());
-        let offsets_topic = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, config.offsets_topic_num_partitions);
+        let offsets_topic = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, config.offsets_topic_num_partitions)
+            .with_replication(config.offsets_topic_replication_factor);
         let groups = Arc::new(crate::group::GroupService::from_config(&config, Arc::new(offsets_topic), clock.clone()));
         let local_markers = Arc::new(LocalMarkers::new(topics.clone(), groups.clone()));
         let peers = Arc::new(crate::inter_broker::InterBroker::for_broker(&topics, &config));
@@ -93,11 +94,10 @@ impl Broker {
         let markers: Arc<dyn crate::coordinator::MarkerWriter> =
             Arc::new(ClusterMarkers::for_broker(local_markers.clone(), topics.clone(), peers.clone()));
         let seams = crate::txn::TxnSeams {
-            state_log: Arc::new(LocalInternalTopic::new(
-                topics.clone(),
-                TXN_TOPIC,
-                config.transaction_state_log_num_partitions,
-            )),
+            state_log: Arc::new(
+                LocalInternalTopic::new(topics.clone(), TXN_TOPIC, config.transaction_state_log_num_partitions)
+                    .with_replication(config.transaction_state_log_replication_factor),
+            ),
             markers,
             producer_ids: Arc::new(LocalProducerIds::new(topics.clone(), producer_ids.clone())),
             clock,

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod network;
 pub mod partition;
 pub mod producer_ids;
+pub mod replica;
 pub mod router;
 pub mod scram;
 pub mod server;

@@ -113,6 +113,9 @@ pub struct LogConfig {
     /// client batches are stored in (recompressed when they differ). Parsed
     /// once when the config changes, not per produce request.
     pub recompression: Option<crate::recompress::Target>,
+    /// `min.insync.replicas`: the ISR size an acks=all write needs (Kafka
+    /// keeps it in its `LogConfig` too); the partition layer checks it.
+    pub min_insync_replicas: usize,
 }
 
 // The ratio is validated into [0, 1] (never NaN), so equality is total.
@@ -150,6 +153,7 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             recompression: None,
+            min_insync_replicas: 1,
         }
     }
 }

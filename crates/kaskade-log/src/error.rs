@@ -31,6 +31,10 @@ pub enum LogError {
     /// A producer with an open transaction sent a non-transactional batch.
     #[error("{0}")]
     InvalidTxnState(String),
+    /// A replicated batch does not start at the log end (a gap or an
+    /// overlap: the follower's fetch position and its log disagree).
+    #[error("replicated batch starts at offset {found} but the log ends at {expected}")]
+    NotContiguous { expected: i64, found: i64 },
     #[error("log is closed")]
     Closed,
     #[error("storage I/O error: {0}")]

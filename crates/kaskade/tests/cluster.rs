@@ -49,10 +49,10 @@ fn three_nodes_form_a_cluster_place_partitions_and_survive_losing_the_active_con
         assert_eq!((code, leader, voters), (0, active, BTreeSet::from([1, 2, 3])), "node {}", n.id);
     }
 
-    // Replication between brokers is the next step: more than one replica
-    // is refused, never acknowledged as if it were in sync.
-    let refused = create(&runtime, &nodes[1].bootstrap(), NewTopic::new("rf2", 1, TopicReplication::Fixed(2)));
-    assert_eq!(refused.expect_err("RF 2").1, RDKafkaErrorCode::InvalidReplicationFactor);
+    // More replicas than brokers is refused (replication itself:
+    // tests/replication.rs).
+    let refused = create(&runtime, &nodes[1].bootstrap(), NewTopic::new("rf4", 1, TopicReplication::Fixed(4)));
+    assert_eq!(refused.expect_err("RF 4").1, RDKafkaErrorCode::InvalidReplicationFactor);
 
     // 300 keyed records through node 2 only reach every partition's
     // leader (rdkafka follows Metadata to them), and come back.

@@ -6,6 +6,14 @@
 //! byte limits per partition and per response (KIP-74), and incremental
 //! fetch sessions (KIP-227).
 //!
+//! A Fetch carrying a replica id (the header's `replica_id` up to v14,
+//! `ReplicaState` from v15) comes from a follower replica: its fetch offset
+//! is its position, recorded on the leader before the read
+//! (`Partition::record_follower_fetch`, which may move the HW); it reads up
+//! to the log end and its long poll parks on the log end. A replica id that
+//! is not one of the partition's replicas gets no records (Kafka's
+//! `updateFollowerFetchState` refusing an unassigned replica).
+//!
 //! Reads run on the blocking pool (`spawn_blocking`): a consumer far
 //! behind reads segments that may not be in the page cache. A fetch whose
 //! partitions are all at their end (a caught-up consumer's next long poll)
@@ -26,7 +34,7 @@ use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopi
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, RequestHeader, RequestKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kaskade_log::FileRange;
-use kaskade_types::{LeaderEpoch, Offset};
+use kaskade_types::{LeaderEpoch, NodeId, Offset};
 use tokio::time::Instant;
 
 use super::fetch_session::{PartKey, PartState, SessionMode};
@@ -73,19 +81,28 @@ impl Got {
     }
 }
 
+/// One partition to read: the partition, its fetch offset and its byte
+/// limit (`None`: positions only, no records).
+type ReadPlan = (Option<Arc<Partition>>, i64, Option<i32>);
+
 /// Reads every partition within `max_bytes`. Under read_committed a read
 /// stops at the last stable offset and names the aborted transactions it
 /// overlaps, so the client can drop their records.
-fn read_all(wanted: &[(Option<Arc<Partition>>, i64, i32)], max_bytes: i32, isolation: Isolation) -> Vec<Got> {
+fn read_all(wanted: &[ReadPlan], max_bytes: i32, isolation: Isolation) -> Vec<Got> {
     let mut budget = max_bytes.max(0) as usize;
     let mut any = false;
     wanted
         .iter()
         .map(|(partition, offset, pmax)| {
             let Some(partition) = partition else { return Got::refused(ResponseError::UnknownTopicOrPartition) };
-            let want = ((*pmax).max(0) as usize).min(budget);
-            // Budget spent: report positions only.
-            let read = partition.read(*offset, (want > 0 || !any).then_some(want), isolation);
+            let read = match pmax {
+                Some(pmax) => {
+                    let want = ((*pmax).max(0) as usize).min(budget);
+                    // Budget spent: report positions only.
+                    partition.read(*offset, (want > 0 || !any).then_some(want), isolation)
+                }
+                None => partition.read(*offset, None, isolation),
+            };
             let (hw, lso, log_start) = (read.high_watermark, read.last_stable_offset, read.log_start_offset);
             match read.records {
                 Ok(records) => {
@@ -282,17 +299,59 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
         })
         .collect();
 
+    // A follower's fetch: its positions first (they may move the HW it is
+    // answered with); an unassigned replica reads nothing.
+    let follower = replica_id(version, &req);
+    let positions_only: Vec<bool> = wanted
+        .iter()
+        .map(|w| match (follower, &w.partition) {
+            (Some(node), Some(p)) => !p.record_follower_fetch(node, Offset(w.fetch_offset)),
+            _ => false,
+        })
+        .collect();
+    if let Some(node) = follower {
+        for (w, _) in wanted.iter().zip(&positions_only).filter(|(_, only)| **only) {
+            tracing::warn!(replica = node.get(), topic = %w.key.0, partition = w.key.1,
+                "a fetch as replica from a broker that is not one of the partition's replicas: no records");
+        }
+    }
+
     // Read, and long-poll until min_bytes or the deadline.
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
-    let mut watches: Vec<_> =
-        wanted.iter().filter_map(|w| w.partition.as_ref().map(|p| p.subscribe_high_watermark())).collect();
-    let isolation = Isolation::from_wire(req.isolation_level);
+    // A follower waits for new data (the log end), a consumer for newly
+    // committed data (the HW).
+    let mut watches: Vec<_> = wanted
+        .iter()
+        .filter_map(|w| {
+            w.partition.as_ref().map(|p| match follower {
+                Some(_) => p.subscribe_log_end(),
+                None => p.subscribe_high_watermark(),
+            })
+        })
+        .collect();
+    let isolation = match follower {
+        Some(_) => Isolation::LogEnd,
+        None => Isolation::from_wire(req.isolation_level),
+    };
     let got = loop {
         for w in &mut watches {
             w.borrow_and_update();
         }
-        let plan: Vec<_> = wanted.iter().map(|w| (w.partition.clone(), w.fetch_offset, w.max_bytes)).collect();
+        // A follower's position again: the log end it was clamped to may
+        // have moved since (`Partition::record_follower_fetch`).
+        if let Some(node) = follower {
+            for (w, only) in wanted.iter().zip(&positions_only) {
+                if let (Some(p), false) = (&w.partition, only) {
+                    p.record_follower_fetch(node, Offset(w.fetch_offset));
+                }
+            }
+        }
+        let plan: Vec<_> = wanted
+            .iter()
+            .zip(&positions_only)
+            .map(|(w, only)| (w.partition.clone(), w.fetch_offset, (!*only).then_some(w.max_bytes)))
+            .collect();
         let max_bytes = req.max_bytes;
         let got = match read_all_at_end(&wanted, isolation) {
             Some(got) => got,
@@ -389,6 +448,13 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
     }
     resp.session_id = session_id;
     Ok(FetchAnswer { response: resp, ranges })
+}
+
+/// The replica a fetch comes from (`None`: a consumer): the header's
+/// `replica_id` up to v14, `ReplicaState` from v15 (KIP-903), -1 for none.
+fn replica_id(version: i16, req: &FetchRequest) -> Option<NodeId> {
+    let id = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    (id >= 0).then_some(NodeId(id))
 }
 
 crate::route_to!(Fetch, handle);

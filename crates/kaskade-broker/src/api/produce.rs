@@ -159,7 +159,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                     continue;
                 }
             };
-            match partition.append_as_leader(records) {
+            match partition.append_as_leader(records, (acks == -1).then_some(log_config.min_insync_replicas)) {
                 Ok(info) => {
                     crate::metrics::traffic::produced(partition.traffic(), &info);
                     if info.duplicate {
@@ -176,6 +176,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                             tr.partition_responses.len(),
                             partition.clone(),
                             Offset(info.last_offset).next(),
+                            log_config.min_insync_replicas,
                         ));
                     }
                     tr.partition_responses.push(pr);
@@ -206,11 +207,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
     if !waits.is_empty() {
         let _wait = crate::metrics::acks::AckWait::start();
         let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
-        let results = futures::future::join_all(
-            waits.iter().map(|(_, _, partition, end)| tokio::time::timeout(timeout, partition.wait_for_replicas(*end))),
-        )
+        let results = futures::future::join_all(waits.iter().map(|(_, _, partition, end, min_isr)| {
+            tokio::time::timeout(timeout, partition.wait_for_replicas(*end, *min_isr))
+        }))
         .await;
-        for ((ti, pi, _, _), r) in waits.iter().zip(results) {
+        for ((ti, pi, _, _, _), r) in waits.iter().zip(results) {
             let error = match r {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => e.response_error(),

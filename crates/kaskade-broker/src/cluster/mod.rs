@@ -122,8 +122,9 @@ impl Controller {
         Arc::new(self.quorum.clone())
     }
 
-    /// Applies every image the quorum commits to this node's replicas and
-    /// its coordinators (which load the internal partitions the image makes
+    /// Applies every image the quorum commits to this node's replicas, its
+    /// replica fetchers (`replica`: whom this node follows) and its
+    /// coordinators (which load the internal partitions the image makes
     /// this node lead and drop the others), until `stopping` resolves.
     pub fn follow(
         &self,
@@ -132,17 +133,20 @@ impl Controller {
     ) {
         let topics = broker.topics.clone();
         let mut changes = self.quorum.subscribe();
+        let fetchers = crate::replica::ReplicaFetchers::new(broker.clone());
+        fetchers.reconcile(&topics.image());
         tokio::spawn(async move {
             tokio::pin!(stopping);
             loop {
                 tokio::select! {
-                    _ = &mut stopping => return,
-                    changed = changes.changed() => if changed.is_err() { return },
+                    _ = &mut stopping => return fetchers.stop(),
+                    changed = changes.changed() => if changed.is_err() { return fetchers.stop() },
                 }
                 let tm = topics.clone();
                 // File work (creating and deleting logs) runs on the blocking pool.
                 match tokio::task::spawn_blocking(move || tm.apply_committed()).await {
                     Ok(Ok(())) => {
+                        fetchers.reconcile(&topics.image());
                         // In the background: a coordinator still loading at
                         // start must not hold up the next image.
                         let b = broker.clone();

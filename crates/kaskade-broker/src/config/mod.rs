@@ -177,6 +177,10 @@ pub struct BrokerConfig {
     pub cluster_id: Option<String>,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: i16,
+    /// `transaction.state.log.replication.factor`.
+    pub transaction_state_log_replication_factor: i16,
     /// `offsets.retention.minutes`.
     pub offsets_retention_minutes: i32,
     /// `broker.heartbeat.interval.ms`: how often this broker heartbeats the active controller.
@@ -397,6 +401,9 @@ impl BrokerConfig {
             http_listener: raw("http.listener").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
             cluster_id,
             offsets_topic_num_partitions: num("offsets.topic.num.partitions") as i32,
+            offsets_topic_replication_factor: num("offsets.topic.replication.factor").min(i16::MAX as i64) as i16,
+            transaction_state_log_replication_factor: num("transaction.state.log.replication.factor")
+                .min(i16::MAX as i64) as i16,
             offsets_retention_minutes: num("offsets.retention.minutes") as i32,
             broker_heartbeat_interval_ms: num("broker.heartbeat.interval.ms"),
             broker_session_timeout_ms: num("broker.session.timeout.ms"),

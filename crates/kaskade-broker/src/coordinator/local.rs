@@ -40,11 +40,21 @@ pub struct LocalInternalTopic {
     name: &'static str,
     /// The configured partition count, used when creating it.
     partitions: i32,
+    /// The configured replication factor, used when creating it
+    /// (`offsets.topic.replication.factor`,
+    /// `transaction.state.log.replication.factor`): as Kafka, creation
+    /// fails while fewer brokers are live.
+    replication: i16,
 }
 
 impl LocalInternalTopic {
     pub fn new(topics: Arc<TopicManager>, name: &'static str, partitions: i32) -> Self {
-        LocalInternalTopic { topics, name, partitions: partitions.max(1) }
+        LocalInternalTopic { topics, name, partitions: partitions.max(1), replication: 1 }
+    }
+
+    /// Created with `replication` replicas per partition.
+    pub fn with_replication(self, replication: i16) -> Self {
+        LocalInternalTopic { replication: replication.max(1), ..self }
     }
 
     fn log(&self, partition: i32) -> Result<Arc<Log>, CoordinatorError> {
@@ -73,7 +83,7 @@ impl InternalPartitions for LocalInternalTopic {
             ("segment.bytes".to_string(), SEGMENT_BYTES.to_string()),
         ]);
         self.topics
-            .create(self.name, self.partitions, 1, &[], &configs, false)
+            .create(self.name, self.partitions, self.replication, &[], &configs, false)
             .map(|t| t.partitions.len() as i32)
             .map_err(|e| CoordinatorError::Unavailable(format!("creating {}: {e:?}", self.name)))
     }
@@ -271,6 +281,40 @@ mod tests {
         .await;
         assert!(matches!(outcomes[0], Err(MarkerError::Failed(ResponseError::NotLeaderOrFollower, _))));
         assert_eq!(outcomes[1..], [Err(MarkerError::UnknownPartition), Ok(())]);
+        topics.logs().shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn an_internal_topic_waits_for_enough_live_brokers_for_its_replication_factor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BrokerConfig::default();
+        let (topics, _, _) = crate::server::open_storage(&config, dir.path()).expect("storage");
+        let register = |node_id: i32| kaskade_meta::MetadataRecord::RegisterBroker {
+            node_id,
+            incarnation_id: kaskade_meta::Uuid::new_v4(),
+            endpoints: vec![kaskade_meta::BrokerEndpoint {
+                listener: "PLAINTEXT".into(),
+                host: "h".into(),
+                port: 9092,
+            }],
+            rack: None,
+            fenced: false,
+        };
+        topics.update(|_| Ok::<_, crate::topic::TopicError>((vec![register(1), register(2)], ()))).expect("registered");
+        // offsets.topic.replication.factor=3 with two live brokers: refused
+        // (Kafka: "Internal topic creation will fail until the cluster size
+        // meets this replication factor requirement").
+        let three = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 2).with_replication(3);
+        match three.ensure_topic() {
+            Err(CoordinatorError::Unavailable(m)) => assert!(m.contains("InvalidReplicationFactor"), "{m}"),
+            other => panic!("RF 3 on 2 brokers must wait: {other:?}"),
+        }
+        assert_eq!(three.partition_count(), None, "nothing created");
+        let two = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 2).with_replication(2);
+        assert_eq!(two.ensure_topic().expect("RF 2 on 2 brokers"), 2);
+        let image = topics.image();
+        let created = image.topic(OFFSETS_TOPIC).expect("created");
+        assert!(created.partitions.iter().all(|p| p.replicas.len() == 2));
         topics.logs().shutdown().expect("shutdown");
     }
 

@@ -31,6 +31,15 @@ pub enum PartitionError {
     /// A bug in the broker (UNKNOWN_SERVER_ERROR).
     #[error("internal error: {0}")]
     Internal(String),
+    /// acks=all with fewer in-sync replicas than `min.insync.replicas`,
+    /// before the append (NOT_ENOUGH_REPLICAS).
+    #[error("the in-sync replicas ({isr}) are fewer than min.insync.replicas ({min})")]
+    NotEnoughReplicas { isr: usize, min: usize },
+    /// The ISR shrank below `min.insync.replicas` while an acks=all write
+    /// waited: it is written but not acknowledged as replicated
+    /// (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    #[error("the in-sync replicas ({isr}) fell below min.insync.replicas ({min}) after the append")]
+    NotEnoughReplicasAfterAppend { isr: usize, min: usize },
     /// The storage engine refused or failed.
     #[error(transparent)]
     Storage(#[from] LogError),
@@ -46,6 +55,8 @@ impl PartitionError {
             PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
             PartitionError::InvalidRequest(_) => ResponseError::InvalidRequest,
             PartitionError::Internal(_) => ResponseError::UnknownServerError,
+            PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+            PartitionError::NotEnoughReplicasAfterAppend { .. } => ResponseError::NotEnoughReplicasAfterAppend,
             PartitionError::Storage(e) => storage_error(e),
         }
     }
@@ -63,6 +74,9 @@ pub fn storage_error(e: &LogError) -> ResponseError {
         LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        // Only a follower's own append meets it (Kafka's
+        // `UnexpectedAppendOffsetException`, which no client sees).
+        LogError::NotContiguous { .. } => ResponseError::UnknownServerError,
         // A closed or failed log: Kafka takes the log directory offline and
         // answers KAFKA_STORAGE_ERROR, which clients retry elsewhere.
         LogError::Closed | LogError::Io(_) => ResponseError::KafkaStorageError,
@@ -105,6 +119,8 @@ mod tests {
             (PartitionError::InvalidRequest("x".into()), 42),
             (PartitionError::Internal("x".into()), -1),
             (PartitionError::Storage(LogError::Closed), 56),
+            (PartitionError::NotEnoughReplicas { isr: 1, min: 2 }, 19),
+            (PartitionError::NotEnoughReplicasAfterAppend { isr: 1, min: 2 }, 20),
         ];
         for (e, code) in cases {
             assert_eq!(e.response_error().code(), code, "{e}");

@@ -18,6 +18,15 @@
 //! alone, so the HW is this node's position. A member whose position is not
 //! known yet holds the HW where it is.
 //!
+//! The ISR rule (Kafka's `maybeShrinkIsr` / `maybeExpandIsr`): the leader
+//! tracks when each follower was last caught up (its fetch reached the
+//! leader's log end as it was at that fetch or at the follower's previous
+//! one); a member not caught up for `replica.lag.time.max.ms` leaves the
+//! ISR, and a replica outside it whose position reached the HW in this
+//! leader epoch rejoins. [`Leadership::isr_proposal`] only proposes: the
+//! change is made through the metadata log (AlterPartition semantics) and
+//! comes back as a partition record.
+//!
 //! Invariants: the HW never decreases; a leader is a member of its own ISR;
 //! the leader epoch never decreases (an older partition record is ignored).
 
@@ -35,12 +44,15 @@ pub struct LeaderAndIsr {
     pub leader: Option<NodeId>,
     pub epoch: LeaderEpoch,
     pub isr: Vec<NodeId>,
+    /// Every replica of the partition (the ISR is a subset): who may fetch
+    /// as a follower.
+    pub replicas: Vec<NodeId>,
 }
 
 impl LeaderAndIsr {
     /// From the image's partition (its leader is already `None` for the record's -1).
     pub fn from_image(p: &kaskade_meta::PartitionImage) -> LeaderAndIsr {
-        LeaderAndIsr { leader: p.leader, epoch: p.leader_epoch, isr: p.isr.clone() }
+        LeaderAndIsr { leader: p.leader, epoch: p.leader_epoch, isr: p.isr.clone(), replicas: p.replicas.clone() }
     }
 }
 
@@ -52,6 +64,18 @@ pub fn replica_position(log_end: Offset, durable_end: Offset, durable_mode: bool
     } else {
         log_end
     }
+}
+
+/// What the leader knows of one follower replica (Kafka's `Replica`
+/// state), within one leader epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Follower {
+    /// Its position as its last fetch said.
+    position: Option<Offset>,
+    /// When it was last caught up (ms); `None` until first known.
+    caught_up_ms: Option<i64>,
+    /// The leader's log end and the time of its previous fetch.
+    last_fetch: Option<(Offset, i64)>,
 }
 
 /// What applying a partition record changed.
@@ -71,6 +95,9 @@ pub struct Leadership {
     leader: Option<NodeId>,
     /// ISR member -> its position (`None` until it reported one).
     isr: BTreeMap<NodeId, Option<Offset>>,
+    replicas: Vec<NodeId>,
+    /// The other replicas, as the leader follows them (empty on a follower).
+    followers: BTreeMap<NodeId, Follower>,
     hw: Offset,
 }
 
@@ -78,7 +105,15 @@ impl Leadership {
     /// The leadership of `node`'s replica as `state` says, with the HW the
     /// log opened with.
     pub fn new(node: NodeId, state: &LeaderAndIsr, hw: Offset) -> Leadership {
-        let mut l = Leadership { node, epoch: state.epoch, leader: None, isr: BTreeMap::new(), hw };
+        let mut l = Leadership {
+            node,
+            epoch: state.epoch,
+            leader: None,
+            isr: BTreeMap::new(),
+            replicas: Vec::new(),
+            followers: BTreeMap::new(),
+            hw,
+        };
         l.set(state);
         l.check_invariants((state.epoch, hw));
         l
@@ -98,6 +133,107 @@ impl Leadership {
 
     pub fn isr(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.isr.keys().copied()
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// `node` is another replica of this partition (a follower may fetch).
+    pub fn is_follower_replica(&self, node: NodeId) -> bool {
+        node != self.node && self.replicas.contains(&node)
+    }
+
+    /// Follower `member` fetched at `position` while this leader's log
+    /// ended at `leader_end` (at `now_ms`): records when it was caught up
+    /// and its position (which moves the HW if it is in the ISR, returned
+    /// as `update_position` does). Ignored for a node that is not another
+    /// replica or when this node does not lead.
+    pub fn follower_fetched(
+        &mut self,
+        member: NodeId,
+        position: Offset,
+        leader_end: Offset,
+        now_ms: i64,
+    ) -> Option<Offset> {
+        if !self.is_leader() || !self.is_follower_replica(member) {
+            return None;
+        }
+        let f = self.followers.entry(member).or_default();
+        if position >= leader_end {
+            f.caught_up_ms = Some(now_ms);
+        } else if let Some((end, at)) = f.last_fetch {
+            // It has what the leader had at its previous fetch.
+            if position >= end {
+                f.caught_up_ms = Some(f.caught_up_ms.map_or(at, |c| c.max(at)));
+            }
+        }
+        f.last_fetch = Some((leader_end, now_ms));
+        f.position = Some(position);
+        self.update_position(member, position)
+    }
+
+    /// The ISR this leader wants at `now_ms` if it differs from the current
+    /// one: members not caught up within `lag_max_ms` out, replicas whose
+    /// position reached the HW (and were caught up within it) in. A member
+    /// not heard from since this leadership began gets the full lag from
+    /// the first check. Sorted by node id.
+    pub fn isr_proposal(&mut self, now_ms: i64, lag_max_ms: i64) -> Option<Vec<NodeId>> {
+        if !self.is_leader() {
+            return None;
+        }
+        let me = self.node;
+        let hw = self.hw;
+        let mut changed = false;
+        let mut isr: Vec<NodeId> = Vec::new();
+        for m in self.isr.keys() {
+            if *m == me {
+                isr.push(*m);
+                continue;
+            }
+            let f = self.followers.entry(*m).or_default();
+            let since = *f.caught_up_ms.get_or_insert(now_ms);
+            if now_ms - since > lag_max_ms {
+                changed = true;
+            } else {
+                isr.push(*m);
+            }
+        }
+        for r in &self.replicas {
+            if *r == me || self.isr.contains_key(r) {
+                continue;
+            }
+            let caught_up = self.followers.get(r).is_some_and(|f| {
+                f.position.is_some_and(|p| p >= hw) && f.caught_up_ms.is_some_and(|c| now_ms - c <= lag_max_ms)
+            });
+            if caught_up {
+                isr.push(*r);
+                changed = true;
+            }
+        }
+        isr.sort_unstable();
+        changed.then_some(isr)
+    }
+
+    /// A follower learnt its leader's HW: its own is that, clamped to what
+    /// it holds (`own_end`), forward only. `None` on the leader or when
+    /// unchanged.
+    pub fn follow_high_watermark(&mut self, leader_hw: Offset, own_end: Offset) -> Option<Offset> {
+        let before = (self.epoch, self.hw);
+        let hw = leader_hw.min(own_end);
+        if self.is_leader() || hw <= self.hw {
+            return None;
+        }
+        self.hw = hw;
+        self.check_invariants(before);
+        Some(hw)
+    }
+
+    /// The log was truncated to `end` (a follower cutting a divergent
+    /// tail): the HW follows it down, the one move back the HW makes (as
+    /// the log's own HW does on truncation).
+    pub fn truncated(&mut self, end: Offset) {
+        self.hw = self.hw.min(end);
     }
 
     /// Checks a request's `current_leader_epoch` (`None`: not given) and
@@ -153,8 +289,15 @@ impl Leadership {
         // This node's own position is the log's, reported as it moves.
         let new_epoch = state.epoch != self.epoch;
         let known = |m: &NodeId| if new_epoch && *m != self.node { None } else { self.isr.get(m).copied().flatten() };
+        if new_epoch || state.leader != self.leader {
+            // A new leadership follows its followers afresh (Kafka resets
+            // their state on election).
+            self.followers.clear();
+        }
         self.epoch = state.epoch;
         self.leader = state.leader;
+        self.replicas = state.replicas.clone();
+        self.followers.retain(|n, _| state.replicas.contains(n));
         let mut isr: BTreeMap<NodeId, Option<Offset>> = state.isr.iter().map(|m| (*m, known(m))).collect();
         // A leader is in its own ISR (Kafka's controller never elects
         // outside it); a record saying otherwise still counts this node.
@@ -200,6 +343,7 @@ mod tests {
             leader: (leader >= 0).then_some(NodeId(leader)),
             epoch: LeaderEpoch(epoch),
             isr: isr.iter().copied().map(NodeId).collect(),
+            replicas: [1, 2, 3].into_iter().map(NodeId).collect(),
         }
     }
 
@@ -302,6 +446,47 @@ mod tests {
         assert_eq!(l.apply(&state(2, 3, &[2])), Applied { became_leader: None, high_watermark: None }, "stale");
         assert_eq!(l.epoch(), LeaderEpoch(5));
         assert!(l.is_leader());
+    }
+
+    #[test]
+    fn a_follower_follows_its_leaders_hw_within_what_it_holds() {
+        let mut l = Leadership::new(ME, &state(2, 3, &[2, 1]), Offset(0));
+        assert!(l.is_follower_replica(NodeId(3)) && !l.is_follower_replica(ME));
+        assert_eq!(l.follow_high_watermark(Offset(10), Offset(6)), Some(Offset(6)), "clamped to its end");
+        assert_eq!(l.follow_high_watermark(Offset(4), Offset(6)), None, "forward only");
+        l.truncated(Offset(5));
+        assert_eq!(l.high_watermark(), Offset(5));
+        let mut leader = leading(3, &[1]);
+        assert_eq!(leader.follow_high_watermark(Offset(10), Offset(10)), None, "a leader decides its own");
+    }
+
+    #[test]
+    fn a_lagging_member_leaves_the_isr_and_a_caught_up_replica_joins() {
+        const LAG: i64 = 30_000;
+        let mut l = leading(0, &[1, 2, 3]);
+        l.update_position(ME, Offset(10));
+        assert_eq!(l.isr_proposal(0, LAG), None, "the clock starts at the first check");
+        // 2 keeps up (it reaches the leader's end), 3 never fetches.
+        l.follower_fetched(NodeId(2), Offset(10), Offset(10), 20_000);
+        assert_eq!(l.isr_proposal(30_000, LAG), None, "3 within the lag still");
+        l.follower_fetched(NodeId(2), Offset(10), Offset(12), 31_000);
+        assert_eq!(l.isr_proposal(30_001, LAG), Some(vec![ME, NodeId(2)]), "3 lagged 30 s");
+        l.apply(&state(1, 0, &[1, 2]));
+        // 2 falls behind: at its next fetch it has what the leader had at
+        // its previous one (12), so it was caught up then (31 s).
+        l.follower_fetched(NodeId(2), Offset(12), Offset(40), 50_000);
+        assert_eq!(l.isr_proposal(61_000, LAG), None);
+        assert_eq!(l.isr_proposal(61_001, LAG), Some(vec![ME]), "2 not caught up since 31 s");
+        l.apply(&state(1, 0, &[1]));
+        // 3 comes back and reaches the HW: it rejoins; 2 (behind) does not.
+        l.update_position(ME, Offset(40));
+        l.follower_fetched(NodeId(3), Offset(40), Offset(40), 62_000);
+        l.follower_fetched(NodeId(2), Offset(20), Offset(40), 62_000);
+        assert_eq!(l.isr_proposal(62_000, LAG), Some(vec![ME, NodeId(3)]));
+        // Not the leader: nothing is proposed or recorded.
+        let mut f = Leadership::new(ME, &state(2, 0, &[2, 1]), Offset(0));
+        assert_eq!(f.follower_fetched(NodeId(3), Offset(5), Offset(5), 0), None);
+        assert_eq!(f.isr_proposal(100_000, LAG), None);
     }
 
     #[test]

@@ -12,7 +12,12 @@
 //!   applied (older: FENCED_LEADER_EPOCH, newer: UNKNOWN_LEADER_EPOCH, not
 //!   leading: NOT_LEADER_OR_FOLLOWER);
 //! - `became_leader` is reported exactly when this replica starts leading
-//!   at an epoch it did not lead before.
+//!   at an epoch it did not lead before;
+//! - when it leads, the ISR it proposes (`isr_proposal`, written as the
+//!   controller's next record when the epoch still holds) keeps itself,
+//!   never drops a follower whose fetch reached its log end within
+//!   `replica.lag.time.max.ms`, and adds only followers at or past its HW
+//!   (so the HW rule above keeps holding).
 
 use std::collections::BTreeSet;
 
@@ -37,7 +42,17 @@ struct Sim {
     replica: Leadership,
     /// Epochs at which this replica was told it became leader.
     led: BTreeSet<LeaderEpoch>,
+    /// The simulated clock (ms).
+    now: i64,
+    /// When each follower's fetch last reached this replica's log end
+    /// while it led at the current epoch.
+    caught_up: [Option<i64>; 3],
+    /// ISR changes this replica proposed that the controller took.
+    proposed: usize,
 }
+
+/// `replica.lag.time.max.ms` in the simulation.
+const LAG_MS: i64 = 1_000;
 
 fn idx(n: NodeId) -> usize {
     NODES.iter().position(|m| *m == n).expect("a node of the simulation")
@@ -45,7 +60,8 @@ fn idx(n: NodeId) -> usize {
 
 impl Sim {
     fn new(seed: u64) -> Sim {
-        let first = LeaderAndIsr { leader: Some(ME), epoch: LeaderEpoch(0), isr: NODES.to_vec() };
+        let first =
+            LeaderAndIsr { leader: Some(ME), epoch: LeaderEpoch(0), isr: NODES.to_vec(), replicas: NODES.to_vec() };
         let replica = Leadership::new(ME, &first, Offset(0));
         Sim {
             rng: Rng::new(seed),
@@ -54,6 +70,9 @@ impl Sim {
             applied: first,
             replica,
             led: BTreeSet::from([LeaderEpoch(0)]),
+            now: 0,
+            caught_up: [None; 3],
+            proposed: 0,
         }
     }
 
@@ -66,11 +85,13 @@ impl Sim {
     }
 
     fn step(&mut self) {
-        match self.rng.below(10) {
+        self.now += self.rng.below(200) as i64;
+        match self.rng.below(11) {
             0..=3 => self.grow(),
             4..=5 => self.report(),
             6 => self.elect(),
             7 => self.change_isr(),
+            10 => self.propose_isr(),
             8 => self.deliver(self.records.len() - 1),
             _ => {
                 let old = self.rng.below(self.records.len() as u64) as usize;
@@ -117,10 +138,17 @@ impl Sim {
             return;
         }
         let truth = self.positions[idx(member)];
-        let reported = truth - self.rng.below(3) as i64;
+        let reported = (truth - self.rng.below(3) as i64).max(0);
         let before = self.replica.high_watermark();
         let isr: Vec<NodeId> = self.replica.isr().collect();
-        if let Some(hw) = self.replica.update_position(member, Offset(reported.max(0))) {
+        // The leader's end as the fetch finds it: this replica's position
+        // when it leads (another leader's fetches do not reach it).
+        let leader_end = self.positions[idx(ME)];
+        if self.replica.is_leader() && reported >= leader_end {
+            self.caught_up[idx(member)] = Some(self.now);
+        }
+        let moved = self.replica.follower_fetched(member, Offset(reported), Offset(leader_end), self.now);
+        if let Some(hw) = moved {
             assert!(hw > before, "a reported HW moves forward");
             self.check_hw_covered(hw, &isr);
         }
@@ -132,7 +160,12 @@ impl Sim {
         let candidates = &newest.isr;
         let leader = candidates[self.rng.below(candidates.len() as u64) as usize];
         let epoch = LeaderEpoch(newest.epoch.get() + 1);
-        self.records.push(LeaderAndIsr { leader: Some(leader), epoch, isr: newest.isr.clone() });
+        self.records.push(LeaderAndIsr {
+            leader: Some(leader),
+            epoch,
+            isr: newest.isr.clone(),
+            replicas: NODES.to_vec(),
+        });
         // A follower that becomes leader has what the old leader's HW
         // covered (it was in the ISR); its log is the new truth.
         let l = idx(leader);
@@ -165,7 +198,33 @@ impl Sim {
             }
             isr.push(follower);
         }
-        self.records.push(LeaderAndIsr { leader: Some(leader), epoch: newest.epoch, isr });
+        self.records.push(LeaderAndIsr { leader: Some(leader), epoch: newest.epoch, isr, replicas: NODES.to_vec() });
+    }
+
+    /// The replica under test, leading, proposes an ISR; the controller
+    /// takes it if its newest record is still the one the replica applied
+    /// (AlterPartition's epoch checks).
+    fn propose_isr(&mut self) {
+        let Some(isr) = self.replica.isr_proposal(self.now, LAG_MS) else { return };
+        let hw = self.replica.high_watermark();
+        assert!(isr.contains(&ME), "a leader proposes an ISR without itself: {isr:?}");
+        let current: Vec<NodeId> = self.replica.isr().collect();
+        for m in NODES {
+            let was = current.contains(&m);
+            let stays = isr.contains(&m);
+            if was && !stays {
+                let recent = self.caught_up[idx(m)].is_some_and(|t| self.now - t <= LAG_MS);
+                assert!(!recent, "{m:?} dropped though caught up within the lag (now {})", self.now);
+            }
+            if !was && stays {
+                assert!(self.positions[idx(m)] >= hw.get(), "{m:?} added below the HW {hw:?}");
+            }
+        }
+        let newest = self.newest().clone();
+        if newest == self.applied && newest.leader == Some(ME) {
+            self.records.push(LeaderAndIsr { isr, ..newest });
+            self.proposed += 1;
+        }
     }
 
     /// The replica under test applies record `i` (the newest, or an old one
@@ -182,6 +241,9 @@ impl Sim {
             return;
         }
         if newer {
+            if record.epoch != self.applied.epoch || record.leader != self.applied.leader {
+                self.caught_up = [None; 3];
+            }
             self.applied = record.clone();
         }
         let leads_now = record.leader == Some(ME);
@@ -232,6 +294,7 @@ impl Sim {
 fn seeded_leadership_runs_keep_the_hw_and_epoch_rules() {
     // LSIM_SEED=n replays one seed.
     let only: Option<u64> = std::env::var("LSIM_SEED").ok().and_then(|s| s.parse().ok());
+    let mut proposed = 0;
     for seed in only.map_or(0..400, |s| s..s + 1) {
         let mut sim = Sim::new(seed);
         for step in 0..300 {
@@ -240,5 +303,7 @@ fn seeded_leadership_runs_keep_the_hw_and_epoch_rules() {
                 panic!("seed {seed}, step {step}: {e:?}");
             }
         }
+        proposed += sim.proposed;
     }
+    assert!(only.is_some() || proposed > 100, "the runs exercise ISR proposals ({proposed})");
 }

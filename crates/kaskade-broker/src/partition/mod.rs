@@ -33,6 +33,7 @@ pub mod leadership;
 mod leadership_sim;
 mod offsets;
 mod read;
+mod replication;
 
 use crate::metrics::traffic::PartitionTraffic;
 use std::sync::Arc;
@@ -69,9 +70,19 @@ impl Partition {
             log.assign_leader_epoch(state.epoch)?;
         }
         let rule = leadership.clone();
-        let installed = log.set_position_listener(Arc::new(move |p: Positions| {
+        // The appending and flushing threads each report positions they read
+        // before taking the rule's lock: a report read earlier but applied
+        // later would set this node's position back and, with followers in
+        // the ISR, hold the HW below what every member has (seen as acks=all
+        // hanging on 3 nodes). So the positions are read again under the
+        // lock: the last report applied is the newest. (A weak reference:
+        // the log owns this listener.)
+        let own_log = Arc::downgrade(&log);
+        let installed = log.set_position_listener(Arc::new(move |reported: Positions| {
+            let mut l = rule.lock();
+            let p = own_log.upgrade().map_or(reported, |log| log.positions());
             let position = leadership::replica_position(p.log_end, p.durable_end, p.durable_mode);
-            rule.lock().update_position(node, position)
+            l.update_position(node, position)
         }));
         if !installed {
             // A log belongs to one partition replica; a second one would
@@ -124,11 +135,20 @@ impl Partition {
     }
 
     /// Appends a client's batch as the leader, stamped with the current
-    /// leader epoch (Produce; Kafka's `appendRecordsToLeader`).
-    pub fn append_as_leader(&self, records: Bytes) -> Result<AppendInfo, PartitionError> {
+    /// leader epoch (Produce; Kafka's `appendRecordsToLeader`). An acks=all
+    /// write passes the topic's `min.insync.replicas` as `min_isr` (the
+    /// caller holds the topic config already): it is refused with
+    /// NOT_ENOUGH_REPLICAS when the ISR is smaller, as Kafka refuses it.
+    pub fn append_as_leader(&self, records: Bytes, min_isr: Option<usize>) -> Result<AppendInfo, PartitionError> {
         let epoch = {
             let l = self.leadership.lock();
             l.check_epoch(None)?;
+            if let Some(min) = min_isr {
+                let isr = l.isr().count();
+                if isr < min {
+                    return Err(PartitionError::NotEnoughReplicas { isr, min });
+                }
+            }
             l.epoch()
         };
         Ok(self.log.append_client(records, epoch.get())?)
@@ -137,8 +157,19 @@ impl Partition {
     /// Waits until the HW reaches `end` (acks=all): every ISR member holds
     /// the batches below it (in durable mode, on disk). Parks on the HW
     /// notification; a failed fsync of the local log ends the wait with
-    /// KAFKA_STORAGE_ERROR.
-    pub async fn wait_for_replicas(&self, end: Offset) -> Result<(), PartitionError> {
+    /// KAFKA_STORAGE_ERROR. Once the HW passed, an ISR that shrank below
+    /// `min_isr` (the topic's `min.insync.replicas`) meanwhile answers
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (Kafka's `DelayedProduce`).
+    pub async fn wait_for_replicas(&self, end: Offset, min_isr: usize) -> Result<(), PartitionError> {
+        self.wait_for_high_watermark(end).await?;
+        let isr = self.leadership.lock().isr().count();
+        if isr < min_isr {
+            return Err(PartitionError::NotEnoughReplicasAfterAppend { isr, min: min_isr });
+        }
+        Ok(())
+    }
+
+    async fn wait_for_high_watermark(&self, end: Offset) -> Result<(), PartitionError> {
         let mut hw = self.log.subscribe_high_watermark();
         let failed = async {
             match self.log.wait_durable(end.get()).await {
@@ -183,7 +214,12 @@ mod tests {
     use kaskade_log::{LogManager, ManagerOptions, TopicPartition};
 
     fn one_node() -> LeaderAndIsr {
-        LeaderAndIsr { leader: Some(NodeId(1)), epoch: LeaderEpoch(0), isr: vec![NodeId(1)] }
+        LeaderAndIsr {
+            leader: Some(NodeId(1)),
+            epoch: LeaderEpoch(0),
+            isr: vec![NodeId(1)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        }
     }
 
     fn open(dir: &std::path::Path, cfg: LogConfig) -> (Arc<LogManager>, Arc<Log>) {
@@ -201,10 +237,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mgr, log) = open(dir.path(), LogConfig::default());
         let p = Partition::new(NodeId(1), log.clone(), &one_node()).expect("partition");
-        let info = p.append_as_leader(batch(3)).expect("append");
+        let info = p.append_as_leader(batch(3), Some(1)).expect("append");
         assert_eq!(info.header.partition_leader_epoch, 0, "stamped with the leader epoch");
         let end = Offset(info.last_offset + 1);
-        p.wait_for_replicas(end).await.expect("durable");
+        p.wait_for_replicas(end, 1).await.expect("durable");
         assert!(log.durable_end() >= end.get(), "acknowledged only after an fsync covered it");
         assert_eq!(p.high_watermark(), end);
         mgr.shutdown().expect("shutdown");
@@ -214,18 +250,66 @@ mod tests {
     fn becoming_leader_records_the_epoch_in_the_cache() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mgr, log) = open(dir.path(), LogConfig::default());
-        let follower = LeaderAndIsr { leader: Some(NodeId(2)), epoch: LeaderEpoch(3), isr: vec![NodeId(2)] };
+        let follower = LeaderAndIsr {
+            leader: Some(NodeId(2)),
+            epoch: LeaderEpoch(3),
+            isr: vec![NodeId(2)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        };
         let p = Partition::new(NodeId(1), log.clone(), &follower).expect("partition");
         assert_eq!(log.latest_epoch(), None, "a follower records no epoch of its own");
-        assert!(matches!(p.append_as_leader(batch(1)), Err(PartitionError::NotLeader)));
-        p.apply(&LeaderAndIsr { leader: Some(NodeId(1)), epoch: LeaderEpoch(4), isr: vec![NodeId(1)] })
-            .expect("become leader");
+        assert!(matches!(p.append_as_leader(batch(1), Some(1)), Err(PartitionError::NotLeader)));
+        p.apply(&LeaderAndIsr {
+            leader: Some(NodeId(1)),
+            epoch: LeaderEpoch(4),
+            isr: vec![NodeId(1)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        })
+        .expect("become leader");
         assert_eq!(p.end_offset_for_epoch(None, LeaderEpoch(4)).expect("leader"), Some((LeaderEpoch(4), Offset(0))));
         assert!(matches!(
             p.end_offset_for_epoch(Some(LeaderEpoch(3)), LeaderEpoch(4)),
             Err(PartitionError::FencedLeaderEpoch { .. })
         ));
         assert!(Partition::new(NodeId(1), log, &one_node()).is_err(), "a log takes one partition's HW rule");
+        mgr.shutdown().expect("shutdown");
+    }
+
+    #[tokio::test]
+    async fn acks_all_needs_min_insync_replicas_before_and_after_the_append() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mgr, log) = open(dir.path(), LogConfig::default());
+        let two = LeaderAndIsr {
+            leader: Some(NodeId(1)),
+            epoch: LeaderEpoch(0),
+            isr: vec![NodeId(1), NodeId(2)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        };
+        let p = Partition::new(NodeId(1), log.clone(), &two).expect("partition");
+        let info = p.append_as_leader(batch(2), Some(2)).expect("ISR 2 >= 2");
+        let end = Offset(info.last_offset + 1);
+        // The follower has it: the HW passes, the ISR is still 2.
+        assert!(p.record_follower_fetch(NodeId(2), end));
+        p.wait_for_replicas(end, 2).await.expect("replicated");
+        // The ISR shrinks to the leader alone: acks=all is refused before
+        // the append, acks=1 is not.
+        let alone = LeaderAndIsr { isr: vec![NodeId(1)], ..two.clone() };
+        p.apply(&alone).expect("shrink");
+        assert!(matches!(
+            p.append_as_leader(batch(1), Some(2)),
+            Err(PartitionError::NotEnoughReplicas { isr: 1, min: 2 })
+        ));
+        let info = p.append_as_leader(batch(1), None).expect("acks=1 goes on");
+        // A write that passed the check but whose ISR shrank meanwhile.
+        p.apply(&two).expect("expand");
+        let waiting = p.append_as_leader(batch(1), Some(2)).expect("ISR 2 again");
+        p.apply(&alone).expect("shrink while waiting");
+        let end = Offset(waiting.last_offset + 1);
+        assert!(end > Offset(info.last_offset + 1));
+        assert!(matches!(
+            p.wait_for_replicas(end, 2).await,
+            Err(PartitionError::NotEnoughReplicasAfterAppend { isr: 1, min: 2 })
+        ));
         mgr.shutdown().expect("shutdown");
     }
 }

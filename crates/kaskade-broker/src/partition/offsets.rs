@@ -83,6 +83,7 @@ fn lookup(log: &Log, spec: OffsetSpec, isolation: Isolation) -> Result<FoundOffs
     let fetchable = match isolation {
         Isolation::ReadCommitted => log.last_stable_offset(),
         Isolation::ReadUncommitted => log.high_watermark(),
+        Isolation::LogEnd => log.log_end_offset(),
     };
     Ok(match spec {
         OffsetSpec::Earliest | OffsetSpec::EarliestLocal | OffsetSpec::EarliestTiered => {

@@ -9,11 +9,15 @@ use kaskade_types::Offset;
 
 use super::{Partition, PartitionError};
 
-/// A fetch's isolation level.
+/// How far a fetch may read (Kafka's `FetchIsolation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isolation {
+    /// A consumer's read_uncommitted: up to the HW.
     ReadUncommitted,
+    /// A consumer's read_committed: up to the last stable offset.
     ReadCommitted,
+    /// A follower replica's fetch: up to the log end.
+    LogEnd,
 }
 
 impl Isolation {
@@ -51,8 +55,9 @@ impl Partition {
         let hw = log.high_watermark();
         let lso = log.last_stable_offset();
         let upper = match isolation {
-            Isolation::ReadCommitted => lso,
-            Isolation::ReadUncommitted => hw,
+            Isolation::ReadCommitted => Some(lso),
+            Isolation::ReadUncommitted => Some(hw),
+            Isolation::LogEnd => None,
         };
         let (records, log_start) = match max_bytes {
             None => match (log.log_start_offset(), log.log_end_offset()) {
@@ -61,7 +66,7 @@ impl Partition {
                 }
                 (s, _) => (Ok(None), s),
             },
-            Some(max) => match log.read_range(offset, max.max(1), Some(upper)) {
+            Some(max) => match log.read_range(offset, max.max(1), upper) {
                 Ok(r) => {
                     if let Some(range) = &r.records {
                         range.prefetch();
@@ -75,8 +80,8 @@ impl Partition {
     }
 
     /// The read of a fetch already at the end of what it may see (`offset`
-    /// is the high watermark, or the last stable offset under
-    /// read_committed): positions only, what [`Partition::read`] returns
+    /// is the high watermark, the last stable offset under read_committed,
+    /// or a follower's log end): positions only, what [`Partition::read`] returns
     /// there, from memory. Never blocks, so a caught-up consumer's long poll
     /// can park without a trip through the blocking pool. `None` when there
     /// may be something to read or the offset is out of range: use `read`.
@@ -87,6 +92,7 @@ impl Partition {
         let upper = match isolation {
             Isolation::ReadCommitted => lso,
             Isolation::ReadUncommitted => hw,
+            Isolation::LogEnd => log.log_end_offset(),
         };
         let log_start = log.log_start_offset();
         if offset != upper || offset < log_start {
@@ -126,13 +132,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mgr, _) = LogManager::open(dir.path(), ManagerOptions::default(), |_| LogConfig::default()).expect("open");
         let log = mgr.get_or_create(&TopicPartition::new("t", 0), LogConfig::default()).expect("log");
-        let state = LeaderAndIsr { leader: Some(NodeId(1)), epoch: LeaderEpoch(0), isr: vec![NodeId(1)] };
+        let state = LeaderAndIsr {
+            leader: Some(NodeId(1)),
+            epoch: LeaderEpoch(0),
+            isr: vec![NodeId(1)],
+            replicas: vec![NodeId(1)],
+        };
         let p: Arc<Partition> = Partition::new(NodeId(1), log.clone(), &state).expect("partition");
-        let info = p.append_as_leader(Bytes::from(kaskade_log::batch::build::filled(3, 10, 0, 1))).expect("append");
+        let info =
+            p.append_as_leader(Bytes::from(kaskade_log::batch::build::filled(3, 10, 0, 1)), None).expect("append");
         let end = Offset(info.last_offset).next();
-        p.wait_for_replicas(end).await.expect("durable");
+        p.wait_for_replicas(end, 1).await.expect("durable");
 
-        for isolation in [Isolation::ReadUncommitted, Isolation::ReadCommitted] {
+        for isolation in [Isolation::ReadUncommitted, Isolation::ReadCommitted, Isolation::LogEnd] {
             let fast = p.read_at_end(end.get(), isolation).expect("at the end");
             let slow = p.read(end.get(), Some(1 << 20), isolation);
             assert_eq!(

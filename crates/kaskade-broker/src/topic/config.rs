@@ -85,6 +85,7 @@ pub fn to_log_config(values: &BTreeMap<String, String>) -> LogConfig {
         min_compaction_lag_ms: num(values, "min.compaction.lag.ms", d.min_compaction_lag_ms).max(0),
         max_compaction_lag_ms: num(values, "max.compaction.lag.ms", d.max_compaction_lag_ms).max(1),
         recompression: recompression(values),
+        min_insync_replicas: num(values, "min.insync.replicas", d.min_insync_replicas as i64).max(1) as usize,
     }
 }
 

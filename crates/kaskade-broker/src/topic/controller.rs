@@ -114,15 +114,28 @@ impl TopicController {
                 format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only {} broker(s) are registered.", self.brokers.len()),
             ));
         }
-        // Followers do not replicate yet (the next step): a replica that is
-        // not really in sync must not count for acks=all, so a cluster
-        // refuses more than one replica rather than pretend.
-        let widest = t.assignments.iter().map(|(_, r)| r.len()).max().unwrap_or(replication as usize);
-        if widest > 1 {
-            return Err(TopicError::new(
-                ResponseError::InvalidReplicationFactor,
-                format!("Unable to replicate the partition {widest} time(s): Kaskade does not replicate partitions between brokers yet, so the replication factor is 1."),
-            ));
+        // Explicit assignments: no broker twice in a partition, and every
+        // partition as wide as the first (Kafka's checks).
+        if let Some((_, first)) = t.assignments.first() {
+            for (p, brokers) in t.assignments {
+                let mut distinct = brokers.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.len() != brokers.len() {
+                    return Err(TopicError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!(
+                            "Duplicate brokers not allowed in replica assignment: {brokers:?} for partition id {p}."
+                        ),
+                    ));
+                }
+                if brokers.len() != first.len() {
+                    return Err(TopicError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        "All partitions should have the same number of replicas.",
+                    ));
+                }
+            }
         }
         for (k, v) in t.configs {
             config::validate(k, v).map_err(|m| TopicError::new(ResponseError::InvalidConfig, m))?;
@@ -147,7 +160,8 @@ impl TopicController {
         }
         let mut records = vec![MetadataRecord::Topic { name: name.to_string(), id }];
         for p in 0..partitions {
-            records.push(self.partition_record(id, p, t.assignments.get(p as usize).map(|(_, r)| r.as_slice())));
+            let assigned = t.assignments.get(p as usize).map(|(_, r)| r.as_slice());
+            records.push(self.partition_record(id, p, assigned, self.replication_of(t)));
         }
         for (k, v) in t.configs {
             records.push(MetadataRecord::TopicConfig { topic_id: id, name: k.clone(), value: Some(v.clone()) });
@@ -162,16 +176,23 @@ impl TopicController {
         Ok(Creation { records, topic })
     }
 
-    /// A new partition's record: the assigned replicas, or this cluster's
-    /// brokers round-robin from the partition index (leaders balanced);
-    /// the first replica leads at epoch 0 with every replica in sync.
-    fn partition_record(&self, topic_id: Uuid, partition: i32, assigned: Option<&[i32]>) -> MetadataRecord {
+    /// A new partition's record: the assigned replicas, or `replication`
+    /// of this cluster's brokers round-robin from the partition index
+    /// (leaders balanced, followers on the next brokers); the first replica
+    /// leads at epoch 0 with every replica in sync.
+    fn partition_record(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        assigned: Option<&[i32]>,
+        replication: usize,
+    ) -> MetadataRecord {
         let replicas = match assigned {
             Some(r) => r.to_vec(),
             None => {
                 let n = self.brokers.len().max(1);
                 let start = partition as usize % n;
-                self.brokers.iter().cycle().skip(start).take(self.replication_for_placement()).copied().collect()
+                self.brokers.iter().cycle().skip(start).take(replication.min(n)).copied().collect()
             }
         };
         MetadataRecord::Partition {
@@ -185,11 +206,11 @@ impl TopicController {
         }
     }
 
-    /// One replica per partition until replication lands (a topic's
-    /// replication factor is checked against the brokers above; with one
-    /// broker it is always 1).
-    fn replication_for_placement(&self) -> usize {
-        1
+    /// The replication factor a creation asks for (-1: the default),
+    /// checked against the brokers by `check_new_topic`.
+    fn replication_of(&self, t: &NewTopic<'_>) -> usize {
+        let r = if t.replication == -1 { self.default_replication } else { t.replication };
+        r.max(1) as usize
     }
 
     /// Decides a topic deletion by name or id. Returns the topic removed.
@@ -236,7 +257,16 @@ impl TopicController {
                 format!("Topic already has {old} partitions."),
             ));
         }
-        Ok(((old..count).map(|p| self.partition_record(t.id, p, None)).collect(), old..count))
+        // New partitions get the topic's replication factor (its first
+        // partition's width), as Kafka's CreatePartitions does.
+        let replication = t.partitions.first().map_or(1, |p| p.replicas.len().max(1));
+        if replication > self.brokers.len() {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only {} broker(s) are registered.", self.brokers.len()),
+            ));
+        }
+        Ok(((old..count).map(|p| self.partition_record(t.id, p, None, replication)).collect(), old..count))
     }
 
     /// Validates topic config changes (`Some` sets, `None` removes).
@@ -423,22 +453,36 @@ mod tests {
     }
 
     #[test]
-    fn a_cluster_places_one_replica_honours_assignments_and_refuses_more() {
+    fn a_cluster_places_replicas_across_brokers_and_refuses_more_than_it_has() {
         let c = controller(&[1, 2, 3]);
         let none = BTreeMap::new();
-        let rf2 = c.check_new_topic(&new_topic("two", 3, 2, &none)).expect_err("no replication yet");
-        assert_eq!(rf2.code, ResponseError::InvalidReplicationFactor);
-        assert!(rf2.message.contains("does not replicate partitions between brokers yet"), "{}", rf2.message);
+        let t = new_topic("three", 3, 3, &none);
+        assert_eq!(c.check_new_topic(&t).expect("rf 3 on 3 brokers"), 3);
+        let made = c.create(&Image::default(), &t, 3, Uuid::new_v4()).expect("create");
+        let placed: Vec<Vec<i32>> =
+            made.topic.partitions.iter().map(|p| p.replicas.iter().map(|n| n.get()).collect()).collect();
+        assert_eq!(placed, [vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]], "leaders balanced, replicas spread");
+        assert!(made.topic.partitions.iter().all(|p| p.isr == p.replicas && p.leader == p.replicas.first().copied()));
         let rf4 = c.check_new_topic(&new_topic("four", 3, 4, &none)).expect_err("more than the brokers");
         assert_eq!(rf4.code, ResponseError::InvalidReplicationFactor);
-        let assigned = [(0, vec![3]), (1, vec![3])];
+        // Growing the topic keeps its replication factor.
+        let mut img = Image::default();
+        for r in &made.records {
+            img.apply(r);
+        }
+        let (records, range) = c.add_partitions(&img, "three", 4).expect("grow");
+        assert_eq!(range, 3..4);
+        assert!(matches!(&records[0], MetadataRecord::Partition { replicas, .. } if replicas.len() == 3));
+        let assigned = [(0, vec![3, 1]), (1, vec![2, 3])];
         let t = NewTopic { name: "placed", partitions: -1, replication: -1, assignments: &assigned, configs: &none };
-        assert_eq!(c.check_new_topic(&t).expect("one replica each"), 2);
+        assert_eq!(c.check_new_topic(&t).expect("two replicas each"), 2);
         let made = c.create(&Image::default(), &t, 2, Uuid::new_v4()).expect("create");
-        assert!(made.topic.partitions.iter().all(|p| p.leader == Some(NodeId(3)) && p.replicas == vec![NodeId(3)]));
-        let wide = [(0, vec![1, 2])];
-        let t = NewTopic { name: "wide", partitions: -1, replication: -1, assignments: &wide, configs: &none };
-        assert_eq!(c.check_new_topic(&t).expect_err("two replicas").code, ResponseError::InvalidReplicationFactor);
+        assert_eq!(made.topic.partitions[0].leader, Some(NodeId(3)));
+        assert_eq!(made.topic.partitions[1].replicas, vec![NodeId(2), NodeId(3)]);
+        for bad in [vec![(0, vec![1, 1])], vec![(0, vec![1, 2]), (1, vec![3])]] {
+            let t = NewTopic { name: "bad", partitions: -1, replication: -1, assignments: &bad, configs: &none };
+            assert_eq!(c.check_new_topic(&t).expect_err("bad").code, ResponseError::InvalidReplicaAssignment);
+        }
     }
 
     #[test]

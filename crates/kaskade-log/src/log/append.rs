@@ -22,6 +22,16 @@ const POLL_FOR_PUBLICATION: Duration = Duration::from_micros(50);
 /// waits for nothing.
 const WRITER_GRACE: Duration = Duration::from_micros(20);
 
+/// Who a batch comes from (Kafka's `AppendOrigin`, as far as the log cares).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// A client's batch (or a marker) on the leader: offsets are assigned
+    /// here and the batch is stamped with this leader epoch.
+    Leader(i32),
+    /// A batch fetched from the leader by this follower: written as it is.
+    Replication,
+}
+
 impl Log {
     /// Appends one producer batch: validates it, assigns offsets, patches
     /// base offset and leader epoch and writes it. Returns once the bytes
@@ -34,7 +44,7 @@ impl Log {
     /// not starting at 0 is refused.
     pub fn append(&self, records: impl batch::IntoBatchBytes, leader_epoch: i32) -> Result<AppendInfo> {
         let (batch, header) = self.validate(records.into_batch_bytes())?;
-        self.append_validated(batch, header, leader_epoch, None)
+        self.append_validated(batch, header, Origin::Leader(leader_epoch), None)
     }
 
     /// Appends a transaction marker for `producer_id` (what Kafka's
@@ -53,7 +63,12 @@ impl Log {
         let bytes = txn::build_marker(producer_id, epoch, coordinator_epoch, marker, self.env.clock.now_ms());
         let (batch, header) = self.validate(Bytes::from(bytes))?;
         self.state.lock().producers.check_marker(producer_id, epoch)?;
-        self.append_validated(batch, header, leader_epoch, Some(EndMarker { marker, coordinator_epoch }))
+        self.append_validated(
+            batch,
+            header,
+            Origin::Leader(leader_epoch),
+            Some(EndMarker { marker, coordinator_epoch }),
+        )
     }
 
     /// `append` of a batch a client produced (Kafka's `AppendOrigin.CLIENT`):
@@ -73,7 +88,7 @@ impl Log {
                 header.base_sequence, header.producer_id, self.tp
             )));
         }
-        self.append_validated(batch, header, leader_epoch, None)
+        self.append_validated(batch, header, Origin::Leader(leader_epoch), None)
     }
 
     pub(super) fn validate(&self, records: Bytes) -> Result<(Bytes, BatchHeader)> {
@@ -92,13 +107,22 @@ impl Log {
     /// becomes readable (log end, indexes, flush target) only once every
     /// batch before it is written, and `append` returns only once its own
     /// batch is published.
+    ///
+    /// A replicated batch (`Origin::Replication`) keeps its offsets, leader
+    /// epoch and timestamps and must start at the log end; its producer
+    /// state is recorded without the leader's checks (the leader made them).
     pub(super) fn append_validated(
         &self,
         batch: Bytes,
         mut header: BatchHeader,
-        leader_epoch: i32,
+        origin: Origin,
         marker: Option<EndMarker>,
     ) -> Result<AppendInfo> {
+        let leader_epoch = match origin {
+            Origin::Leader(epoch) => epoch,
+            Origin::Replication => header.partition_leader_epoch,
+        };
+        let replicated = origin == Origin::Replication;
         if let Some(f) = self.flush.failure() {
             return Err(LogError::Io(std::io::Error::other(format!("log is offline after a failed fsync: {f}"))));
         }
@@ -117,9 +141,15 @@ impl Log {
                 continue;
             }
             let base_offset = st.reserved_next();
-            header.base_offset = base_offset;
-            header.partition_leader_epoch = leader_epoch;
-            if producer_state::is_idempotent(&header) {
+            if replicated {
+                if header.base_offset != base_offset {
+                    return Err(LogError::NotContiguous { expected: base_offset, found: header.base_offset });
+                }
+            } else {
+                header.base_offset = base_offset;
+                header.partition_leader_epoch = leader_epoch;
+            }
+            if !replicated && producer_state::is_idempotent(&header) {
                 if let Some(dup) = st.producers.check(&header, base_offset)? {
                     header.base_offset = dup.first_offset;
                     // Kafka answers a duplicate with the first attempt's
@@ -147,7 +177,8 @@ impl Log {
         }
         let mut batch = batch;
         let mut log_append_time = -1;
-        if st.config.timestamp_type == TimestampType::LogAppendTime {
+        // A replicated batch was stamped by its leader (the CRC covers it).
+        if !replicated && st.config.timestamp_type == TimestampType::LogAppendTime {
             let mut stamped = batch.to_vec();
             batch::stamp_log_append_time(&mut stamped, now);
             header.max_timestamp = now;

@@ -33,6 +33,7 @@ mod high_watermark;
 mod open;
 mod producers;
 mod read;
+mod replicate;
 mod retention;
 
 pub use high_watermark::{PositionListener, Positions};

@@ -97,13 +97,29 @@ impl Log {
     /// Removes every batch whose last offset is >= `offset` (replication's
     /// truncation). The log end becomes the base of the first removed batch.
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        self.truncate(offset, false)
+    }
+
+    /// Deletes every batch and starts the log over, empty, at `offset`,
+    /// which may lie past the log end (Kafka's `truncateFullyAndStartAt`: a
+    /// follower whose log ends below its leader's log start). The epoch
+    /// cache and producer state start over too; the new start is made
+    /// durable, and the HW moves to it.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<()> {
+        self.truncate(offset, true)?;
+        self.flush_blocking()?;
+        self.hw.update(self.log_end_offset());
+        Ok(())
+    }
+
+    fn truncate(&self, offset: i64, start_over: bool) -> Result<()> {
         let now = self.env.clock.now_ms();
         let mut st = self.state.lock();
         self.drain_writes(&mut st);
-        if offset >= st.next_offset {
+        if offset >= st.next_offset && !start_over {
             return Ok(());
         }
-        let everything = offset <= st.log_start;
+        let everything = start_over || offset <= st.log_start;
         if everything {
             // Nothing left: start over empty at `offset`.
             let bases: Vec<i64> = st.segments.keys().copied().collect();
