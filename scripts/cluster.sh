@@ -22,8 +22,8 @@
 #   CLUSTER_ID          the cluster id (a Kafka base64 UUID; default a fixed one
 #                       for Kaskade, a random one for Kafka)
 #   CLUSTER_WAIT        seconds to wait for every node to serve (120)
-#   CLUSTER_INTERNAL_RF replication factor of the internal topics (Kaskade: 1
-#                       until replication lands; Kafka: min(N, 3), its default)
+#   CLUSTER_INTERNAL_RF replication factor of the internal topics (min(N, 3),
+#                       Kafka's default)
 #   KAFKA_REF_HEAP      each Kafka node's heap (-Xmx, default 512m)
 set -euo pipefail
 
@@ -166,7 +166,7 @@ start() {
         kaskade)
             kaskade_bin >"$dir/kaskade_bin"
             echo "${CLUSTER_ID:-MkU3OEVBNTcwNTJENDM2Qk}" >"$dir/cluster_id"
-            echo "${CLUSTER_INTERNAL_RF:-1}" >"$dir/internal_rf"
+            echo "${CLUSTER_INTERNAL_RF:-$(( n < 3 ? n : 3 ))}" >"$dir/internal_rf"
             ;;
         kafka)
             bash "$KAFKA_REF" fetch

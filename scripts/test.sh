@@ -7,7 +7,8 @@
 # confluent-kafka-go, franz-go and sarama), which installs its own clients
 # from their registries (PyPI, npm, Debian, Maven Central, the Go proxy).
 # The same suites run against Apache Kafka with tests/compat/compare.sh.
-# Then Kafka's tools against a 3-node Kaskade cluster (tests/compat/cluster).
+# Then Kafka's tools against a 3-node Kaskade cluster (tests/compat/cluster,
+# replication factor 3, kill -9 of the active controller).
 # Then the web console's browser tests (tests/console: headless Chromium
 # from Debian, playwright-core and kafkajs from npm).
 #
@@ -77,10 +78,8 @@ if grep -qE 'panicked|ERROR' "$log"; then
 fi
 
 step "compatibility suite: Kafka's tools against a 3-node cluster"
-# Replication factor 1 for the suite's topic until followers replicate
-# (issue 14); CLUSTER_RF=3 runs the checks of leaders moving after kill -9.
 set +e
-CLUSTER_RF="${CLUSTER_RF:-1}" bash tests/compat/cluster/run.sh --against kaskade "$data/cluster" 2>&1 \
+bash tests/compat/cluster/run.sh --against kaskade "$data/cluster" 2>&1 \
     | tee "$data/cluster.out"
 cluster=${PIPESTATUS[0]}
 set -e
