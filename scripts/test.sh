@@ -7,6 +7,8 @@
 # confluent-kafka-go, franz-go and sarama), which installs its own clients
 # from their registries (PyPI, npm, Debian, Maven Central, the Go proxy).
 # The same suites run against Apache Kafka with tests/compat/compare.sh.
+# Then Kafka's tools against a 3-node Kaskade cluster (tests/compat/cluster,
+# replication factor 3, kill -9 of the active controller).
 # Then the web console's browser tests (tests/console: headless Chromium
 # from Debian, playwright-core and kafkajs from npm).
 #
@@ -75,6 +77,15 @@ if grep -qE 'panicked|ERROR' "$log"; then
     exit 1
 fi
 
+step "compatibility suite: Kafka's tools against a 3-node cluster"
+set +e
+bash tests/compat/cluster/run.sh --against kaskade "$data/cluster" 2>&1 \
+    | tee "$data/cluster.out"
+cluster=${PIPESTATUS[0]}
+set -e
+cluster_passed=$(grep -oE '[0-9]+ passed' "$data/cluster.out" | tail -1 | grep -oE '[0-9]+' || echo 0)
+cluster_failed=$(grep -oE '[0-9]+ failed' "$data/cluster.out" | tail -1 | grep -oE '[0-9]+' || echo 0)
+
 step "web console: browser tests (headless Chromium)"
 bash tests/console/install.sh
 set +e
@@ -87,7 +98,9 @@ console_failed=$(grep -oE '^ℹ fail [0-9]+' "$data/console.out" | grep -oE '[0-
 summary=$(tail -1 "$data/compat.out")
 cp=$(echo "$summary" | grep -oE '^[0-9]+' || echo 0)
 cf=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 1)
-echo "rust: $rust_passed passed; compat: $summary; console: $console_passed passed, $console_failed failed"
-echo "$((rust_passed + cp + console_passed)) passed, $((cf + console_failed)) failed"
+echo "rust: $rust_passed passed; compat: $summary; cluster: $cluster_passed passed, $cluster_failed failed;" \
+    "console: $console_passed passed, $console_failed failed"
+echo "$((rust_passed + cp + cluster_passed + console_passed)) passed, $((cf + cluster_failed + console_failed)) failed"
 [ "$compat" = 0 ] || exit "$compat"
+[ "$cluster" = 0 ] || exit "$cluster"
 exit "$console"

@@ -31,6 +31,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// default).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How every broker introduces itself to the others (then its node id):
+/// a request with this client id came from a broker, not a client.
+pub const CLIENT_ID_PREFIX: &str = "kaskade-broker-";
+
 /// Why no connection to a broker could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum InterBrokerError {
@@ -81,7 +85,7 @@ impl InterBroker {
         InterBroker::new(
             Arc::new(move || t.image()),
             config.kraft.inter_broker_listener_name.clone(),
-            format!("kaskade-broker-{}", config.node_id),
+            format!("{CLIENT_ID_PREFIX}{}", config.node_id),
         )
     }
 

@@ -3,10 +3,19 @@
 //! `__cluster_metadata`; its log end and high watermark are the metadata
 //! log's record count (every record is fsynced before it is applied). A
 //! node of a multi-node quorum answers from the quorum's `status()` on the
-//! leader (its real voters, Raft positions and times) and
-//! NOT_LEADER_OR_FOLLOWER with the leader's id elsewhere.
+//! leader (its real voters, Raft positions and times); any other node
+//! forwards the request to the leader and relays its answer, as Kafka's
+//! brokers forward DescribeQuorum to the active controller (so
+//! `kafka-metadata-quorum --bootstrap-server` works through any node).
+//!
+//! Invariants: a request is forwarded at most once (a request from another
+//! broker, `inter_broker::CLIENT_ID_PREFIX`, is answered from this node's
+//! own view), so a leadership moving meanwhile cannot make two nodes bounce
+//! it; when the leader cannot be asked, the answer is this node's own:
+//! NOT_LEADER_OR_FOLLOWER naming the leader.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_quorum_response::{Listener, Node, PartitionData, ReplicaState, TopicData};
@@ -15,20 +24,79 @@ use kafka_protocol::protocol::StrBytes;
 
 use kaskade_meta::quorum::ReplicaStatus;
 use kaskade_meta::{MetaError, QuorumStatus};
+use kaskade_types::NodeId;
 
+use crate::api::Caller;
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::inter_broker::CLIENT_ID_PREFIX;
 
 /// The topic of the metadata log, as KRaft names it.
 const METADATA_TOPIC: &str = "__cluster_metadata";
 /// The leader epoch of a quorum that has only ever had one leader.
 const SINGLE_LEADER_EPOCH: i32 = 1;
+/// Bound on asking the leader: well under a client's `request.timeout.ms`
+/// (30 s by default), so a leader that stopped answering (paused, cut off)
+/// gets the client this node's own answer instead of a timeout.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     req: DescribeQuorumRequest,
 ) -> Result<DescribeQuorumResponse, BrokerError> {
+    if let Some(leader) = forward_to(broker, &req) {
+        match forward(broker, leader, version, &req).await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => tracing::warn!(leader = leader.get(), error = %e, "DescribeQuorum not forwarded to the leader"),
+        }
+    }
+    Ok(answer(broker, version, req))
+}
+
+/// The quorum's leader, when this node is not it and should ask it: the
+/// request asks for the metadata partition and no broker forwarded it here.
+fn forward_to(broker: &Broker, req: &DescribeQuorumRequest) -> Option<NodeId> {
+    let quorum = broker.quorum()?;
+    let asks_metadata = req
+        .topics
+        .iter()
+        .any(|t| t.topic_name.0.as_str() == METADATA_TOPIC && t.partitions.iter().any(|p| p.partition_index == 0));
+    if !asks_metadata || Caller::current().client_id.starts_with(CLIENT_ID_PREFIX) {
+        return None;
+    }
+    match quorum.status() {
+        Err(MetaError::NotLeader { leader: Some(leader) }) if leader != broker.node_id() => Some(NodeId(leader)),
+        _ => None,
+    }
+}
+
+/// Asks `leader` the same question over the inter-broker connection, at
+/// the client's version (or the highest the leader takes, if lower).
+async fn forward(
+    broker: &Broker,
+    leader: NodeId,
+    version: i16,
+    req: &DescribeQuorumRequest,
+) -> Result<DescribeQuorumResponse, String> {
+    let conn = broker.peers.connection(leader).await.map_err(|e| e.to_string())?;
+    let theirs = conn.version::<DescribeQuorumRequest>().map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(FORWARD_TIMEOUT, conn.send(req, version.min(theirs))).await;
+    match answer {
+        Ok(Ok(resp)) => Ok(resp),
+        failed => {
+            // The next request connects afresh.
+            broker.peers.disconnect(leader, &conn);
+            Err(match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {FORWARD_TIMEOUT:?}"),
+            })
+        }
+    }
+}
+
+/// This node's own answer.
+fn answer(broker: &Broker, version: i16, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
     let end = broker.topics.image().end_offset();
     let now = crate::group::now_ms();
     // Kafka answers empty messages (not null) where there is no error.
@@ -90,12 +158,13 @@ pub async fn handle(
         node.listeners.push(listener);
         resp.nodes.push(node);
     }
-    Ok(resp)
+    resp
 }
 
 /// The metadata partition of a multi-node quorum: the leader's view, or
 /// NOT_LEADER_OR_FOLLOWER naming the leader elsewhere (only the leader
-/// knows where the replicas are; Kafka's brokers forward the request to it).
+/// knows where the replicas are; `handle` forwarded the request to it
+/// first if it could).
 fn quorum_partition(p: &mut PartitionData, status: Result<QuorumStatus, MetaError>, version: i16) {
     let status = match status {
         Ok(status) => status,

@@ -1,0 +1,266 @@
+"""Apache Kafka's own tools against a 3-node cluster of combined nodes (node ids
+1, 2, 3) that scripts/cluster.sh started in CLUSTER_DIR: Kaskade, or Apache
+Kafka 4.4.0 as the oracle, with the same tests.
+
+Tests run in file order and share state (a topic, a group, the killed node):
+the last ones kill -9 the active controller and check that the tools still work
+through the other nodes. CLUSTER_RF (3) is the replication factor of the test
+topic; with 1, a killed node's partitions are offline and the checks that need
+its data are skipped.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from kafkatools import (  # noqa: E402
+    CONSOLE_CONSUMER, CONSOLE_PRODUCER, GROUPS, ROOT, TIMEOUT_S, TOPICS,
+    check, name, ok, partition_for, poll, table, tool)
+
+QUORUM = "org.apache.kafka.tools.MetadataQuorumCommand"  # kafka-metadata-quorum.sh
+CLUSTER = ROOT / "scripts" / "cluster.sh"
+DIR = Path(os.environ["CLUSTER_DIR"])
+RF = int(os.environ.get("CLUSTER_RF", "3"))
+IDS = [1, 2, 3]
+PORTS = {i: (DIR / f"node-{i}.port").read_text().strip() for i in IDS}
+TOPIC = name("spread")
+PARTITIONS = 6
+RECORDS = [(f"key-{i}", f"value-{i}") for i in range(60)]
+STATE = {}
+# A kafka-topics --describe partition line; a partition without a leader
+# prints "Leader: none".
+DESCRIBE_PART = re.compile(r"Partition:\s*(\d+)\s+Leader:\s*(-?\d+|none)\s+Replicas:\s*([\d,]*)\s+Isr:\s*([\d,]*)")
+
+
+def addr(node: int) -> str:
+    return f"127.0.0.1:{PORTS[node]}"
+
+
+def boot(*nodes: int) -> list:
+    return ["--bootstrap-server", ",".join(addr(n) for n in nodes)]
+
+
+def alive() -> list:
+    return [i for i in IDS if i != STATE.get("killed")]
+
+
+def status_fields(res):
+    return dict(line.split(":", 1) for line in res.out.splitlines() if ":" in line)
+
+
+def quorum_status(node: int):
+    """kafka-metadata-quorum describe --status through `node`: (result, fields)."""
+    res = tool(QUORUM, *boot(node), "describe", "--status")
+    fields = {k.strip(): v.strip() for k, v in status_fields(res).items()} if res.rc == 0 else {}
+    return res, fields
+
+
+def voter_ids(fields) -> list:
+    return sorted(int(i) for i in re.findall(r'"id":\s*(\d+)', fields.get("CurrentVoters", "")))
+
+
+def describe_topic(node: int, topic: str):
+    """kafka-topics --describe through `node`: (result, {partition: (leader, replicas, isr)})."""
+    res = tool(TOPICS, *boot(node), "--describe", "--topic", topic)
+    parts = {}
+    for m in DESCRIBE_PART.finditer(res.out):
+        ids = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
+        leader = -1 if m.group(2) == "none" else int(m.group(2))
+        parts[int(m.group(1))] = (leader, ids(m.group(3)), ids(m.group(4)))
+    return res, parts
+
+
+def java_hash(s: str) -> int:
+    """Java's String.hashCode (what Kafka places a group's offsets by)."""
+    h = 0
+    for ch in s:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def offsets_partition(group: str, partitions: int) -> int:
+    h = java_hash(group)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def consume_all(node_list, group, expect: int):
+    res = tool(CONSOLE_CONSUMER, *boot(*node_list), "--topic", TOPIC, "--from-beginning", "--group", group,
+               "--property", "print.key=true", "--max-messages", str(expect),
+               "--timeout-ms", str(int(TIMEOUT_S * 1000)))
+    got = sorted(tuple(line.split("\t", 1)) for line in res.out.splitlines() if "\t" in line)
+    return res, got
+
+
+# --- the quorum -------------------------------------------------------------
+
+def test_quorum_status_through_every_node():
+    leaders = set()
+    for node in IDS:
+        res, fields = quorum_status(node)
+        ok(res)
+        check(voter_ids(fields) == IDS, f"CurrentVoters are nodes {IDS} through node {node}", res)
+        check(fields.get("CurrentObservers") == "[]", "no observers (every node is a voter)", res)
+        for key in ("ClusterId", "LeaderId", "LeaderEpoch", "HighWatermark", "MaxFollowerLag",
+                    "MaxFollowerLagTimeMs"):
+            check(key in fields, f"{key} printed", res)
+        check(int(fields["LeaderId"]) in IDS and int(fields["LeaderEpoch"]) >= 1 and
+              int(fields["HighWatermark"]) > 0, "a voter leads, epoch >= 1, high watermark > 0", res)
+        leaders.add(int(fields["LeaderId"]))
+    check(len(leaders) == 1, f"every node names the same leader: {leaders}")
+    STATE["leader"] = leaders.pop()
+
+
+def test_quorum_replication_through_a_follower():
+    follower = next(i for i in IDS if i != STATE["leader"])
+    res = ok(tool(QUORUM, *boot(follower), "describe", "--replication"))
+    header, rows = table(res, "NodeId")
+    for col in ("NodeId", "DirectoryId", "LogEndOffset", "Lag", "LastFetchTimestamp",
+                "LastCaughtUpTimestamp", "Status"):
+        check(header is not None and col in header, f"column {col}", res)
+    check(sorted(int(r["NodeId"]) for r in rows) == IDS, "one row per voter", res)
+    by_status = sorted((r["Status"], int(r["NodeId"])) for r in rows)
+    check([s for s, _ in by_status] == ["Follower", "Follower", "Leader"], "one Leader, two Followers", res)
+    check(dict((n, s) for s, n in by_status)[STATE["leader"]] == "Leader", "the leader is --status's", res)
+    for r in rows:
+        check(int(r["LogEndOffset"]) > 0 and int(r["Lag"]) >= 0, f"node {r['NodeId']}: log end and lag", res)
+
+
+# --- topics, produce, consume -----------------------------------------------
+
+def test_topics_create_spread_over_the_cluster():
+    ok(tool(TOPICS, *boot(1), "--create", "--topic", TOPIC, "--partitions", str(PARTITIONS),
+            "--replication-factor", str(RF)))
+
+    def described():
+        res, parts = describe_topic(2, TOPIC)
+        full = len(parts) == PARTITIONS and all(len(isr) == RF for _, _, isr in parts.values())
+        return full, res
+
+    res = poll(described, f"node 2 describes {PARTITIONS} partitions with a full ISR")
+    _, parts = describe_topic(2, TOPIC)
+    for p, (leader, replicas, isr) in parts.items():
+        check(len(set(replicas)) == RF and set(replicas) <= set(IDS), f"partition {p}: {RF} replicas", res)
+        check(sorted(isr) == sorted(replicas), f"partition {p}: ISR = replicas", res)
+        check(leader in replicas, f"partition {p}: the leader is a replica", res)
+    leaders = [parts[p][0] for p in range(PARTITIONS)]
+    STATE["leaders"] = leaders
+    check(all(leaders.count(n) == PARTITIONS // len(IDS) for n in IDS), f"leaders spread evenly: {leaders}", res)
+
+
+def test_console_produce_through_one_node_consume_through_another():
+    text = "".join(f"{k}:{v}\n" for k, v in RECORDS)
+    ok(tool(CONSOLE_PRODUCER, *boot(1), "--topic", TOPIC, "--property", "parse.key=true",
+            "--property", "key.separator=:", "--producer-property", "acks=all", stdin=text))
+    res, got = consume_all([3], name("reader"), len(RECORDS))
+    ok(res)
+    check(got == sorted(RECORDS), f"node 3's consumer read the {len(RECORDS)} records node 1 took", res)
+
+
+def test_groups_describe_with_the_coordinator_on_another_node():
+    # __consumer_offsets exists now (the reader's group): place a new group
+    # on a partition led by another node than the one the tools bootstrap from.
+    res, parts = describe_topic(1, "__consumer_offsets")
+    check(len(parts) > 0, "__consumer_offsets described", res)
+    group = next((g for g in (name(f"remote-{i}") for i in range(500))
+                  if parts[offsets_partition(g, len(parts))][0] not in (1, -1)), None)
+    check(group is not None, "a group coordinated away from node 1", res)
+    coordinator = parts[offsets_partition(group, len(parts))][0]
+    STATE["group"], STATE["coordinator"] = group, coordinator
+    ok(consume_all([1], group, len(RECORDS))[0])
+    d = ok(tool(GROUPS, *boot(1), "--describe", "--group", group))
+    _, rows = table(d, "GROUP")
+    mine = {int(r["PARTITION"]): r for r in rows if r.get("TOPIC") == TOPIC}
+    check(sorted(mine) == list(range(PARTITIONS)), "one row per partition", d)
+    per = [sum(1 for k, _ in RECORDS if partition_for(k, PARTITIONS) == p) for p in range(PARTITIONS)]
+    for p, r in mine.items():
+        have = (r["CURRENT-OFFSET"], r["LOG-END-OFFSET"], r["LAG"])
+        check(have == (str(per[p]), str(per[p]), "0"), f"partition {p}: committed = end, lag 0: {have}", d)
+    s = ok(tool(GROUPS, *boot(1), "--describe", "--group", group, "--state"))
+    check(re.search(rf"\({coordinator}\)", s.out) is not None, f"COORDINATOR (ID) is node {coordinator}", s)
+
+
+# --- kill -9 the active controller -------------------------------------------
+
+def test_kill9_the_active_controller():
+    killed = STATE["leader"]
+    subprocess.run(["bash", str(CLUSTER), "kill9", str(DIR), str(killed)], check=True)
+    STATE["killed"] = killed
+
+    def elected():
+        res, fields = quorum_status(alive()[0])
+        leader = int(fields.get("LeaderId", "-1") or -1)
+        return leader in alive(), res
+
+    res = poll(elected, "a surviving node leads the quorum", timeout=TIMEOUT_S * 2)
+    _, fields = quorum_status(alive()[1])
+    check(int(fields.get("LeaderId", "-1")) in alive(), "both survivors name a surviving leader", res)
+    check(voter_ids(fields) == IDS, "the killed node is still a voter", res)
+
+
+def test_topics_describe_after_the_kill_rf1():
+    if RF >= 2:
+        pytest.skip("replication factor above 1: see test_topics_describe_after_the_kill")
+    killed = STATE["killed"]
+    want = {p: (-1 if leader == killed else leader) for p, leader in enumerate(STATE["leaders"])}
+
+    def offline():
+        res, parts = describe_topic(alive()[0], TOPIC)
+        return {p: leader for p, (leader, _, _) in parts.items()} == want, res
+
+    poll(offline, f"node {killed}'s partitions without a leader (Leader: none), the others kept theirs: {want}",
+         timeout=TIMEOUT_S * 2)
+
+
+def test_topics_describe_after_the_kill():
+    if RF < 2:
+        pytest.skip("replication factor 1: the killed node's partitions stay offline")
+    killed = STATE["killed"]
+
+    def moved():
+        res, parts = describe_topic(alive()[0], TOPIC)
+        done = len(parts) == PARTITIONS and all(
+            leader in alive() and killed not in isr for leader, _, isr in parts.values())
+        return done, res
+
+    poll(moved, f"every leader moved off node {killed} and it left every ISR", timeout=TIMEOUT_S * 2)
+
+
+def test_consume_everything_after_the_kill():
+    if RF < 2:
+        pytest.skip("replication factor 1: the killed node's records are unavailable")
+    res, got = consume_all(alive(), name("after-kill"), len(RECORDS))
+    ok(res)
+    check(got == sorted(RECORDS), "a new group read every record through the survivors", res)
+
+
+def test_groups_describe_after_the_kill():
+    if RF < 2:
+        pytest.skip("replication factor 1: the log end offsets of the killed node's partitions are unknown")
+    internal_rf = int((DIR / "internal_rf").read_text())
+    if internal_rf < 2 and STATE["coordinator"] == STATE["killed"]:
+        pytest.skip("__consumer_offsets has 1 replica and its leader for the group was killed")
+    res = ok(tool(GROUPS, *boot(*alive()), "--describe", "--group", STATE["group"]))
+    _, rows = table(res, "GROUP")
+    check(sorted(int(r["PARTITION"]) for r in rows if r.get("TOPIC") == TOPIC) == list(range(PARTITIONS)),
+          "the group's committed offsets, described through the survivors", res)
+
+
+def test_restarted_node_rejoins_the_quorum():
+    killed = STATE["killed"]
+    subprocess.run(["bash", str(CLUSTER), "restart", str(DIR), str(killed)], check=True)
+
+    def caught_up():
+        res = tool(QUORUM, *boot(killed), "describe", "--replication")
+        if res.rc != 0:
+            return False, res
+        _, rows = table(res, "NodeId")
+        lag = {int(r["NodeId"]): int(r["Lag"]) for r in rows if r["Lag"].lstrip("-").isdigit()}
+        return sorted(lag) == IDS and lag[killed] == 0, res
+
+    poll(caught_up, f"node {killed} back with lag 0", timeout=TIMEOUT_S * 2)
+    STATE.pop("killed")
