@@ -18,7 +18,8 @@
 //!
 //! Two cases: the killed leader is not the active controller, and it is.
 //! Each prints its failover time per round: from the kill to the first
-//! acknowledgement of the failed partition, necessarily from a new leader.
+//! acknowledgement of the failed partition at an offset beyond the dead
+//! leader's log end (so from a new leader, not a late answer of the old).
 //!
 //! Long mode: `KASKADE_FAILOVER_ROUNDS=N` (default 1) kills and restarts
 //! a leader N times per case on the same cluster, the checker running
@@ -42,7 +43,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use process::cluster::{active_controller, create, metadata, start_cluster_with, wait_for, Node};
-use process::replicas::{roots, same_batches};
+use process::replicas::{batches, log_end, roots, same_batches};
 use process::{client_config, WAIT};
 
 const TOPIC: &str = "failover";
@@ -285,8 +286,12 @@ fn failover(victim_kind: Victim) {
 
         let killed = Instant::now();
         nodes[victim].kill9();
-        let first = wait_for(&format!("an acknowledgement of {TOPIC}-{partition} after the kill"), || {
-            deliveries.acks().iter().filter(|a| a.partition == partition && a.at > killed).map(|a| a.at).min()
+        // Answers the dead leader sent before it died can still arrive
+        // after the kill; an offset it never wrote can only come from a
+        // new leader.
+        let old_end = log_end(&batches(&root.path().join(format!("node-{victim_id}")), TOPIC, partition));
+        let first = wait_for(&format!("an acknowledgement of {TOPIC}-{partition} from a new leader"), || {
+            deliveries.acks().iter().filter(|a| a.partition == partition && a.offset >= old_end).map(|a| a.at).min()
         });
         eprintln!(
             "failover {victim_kind:?} round {round}: killed node {victim_id} (leader of {TOPIC}-{partition}, controller {controller}); \
