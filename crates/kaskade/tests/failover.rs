@@ -16,7 +16,9 @@
 //!   once the restarted node caught up (it truncated any unacknowledged
 //!   tail it held).
 //!
-//! Two cases: the killed leader is not the active controller, and it is.
+//! Three cases: the killed leader is not the active controller; it is;
+//! the leader is paused (SIGSTOP past its session, then SIGCONT) instead
+//! of killed and restarted.
 //! Each prints its failover time per round: from the kill to the first
 //! acknowledgement of the failed partition at an offset beyond the dead
 //! leader's log end (so from a new leader, not a late answer of the old).
@@ -102,6 +104,9 @@ fn produce(bootstrap: String, first: u64, deliveries: Arc<Deliveries>, stop: Arc
         // Long enough to retry through any failover; an expiry is recorded.
         .set("message.timeout.ms", "60000")
         .set("topic.metadata.refresh.interval.ms", "1000")
+        // A paused leader answers nothing: give up on it after 10 s and
+        // retry on the new leader (Kafka's default is 30 s).
+        .set("request.timeout.ms", "10000")
         .create_with_context(Recorder(deliveries))
         .expect("producer");
     let mut next = first;
@@ -243,6 +248,11 @@ enum Victim {
     Leader,
     /// The active controller, while it leads a partition.
     Controller,
+    /// The leader of a partition that is not the active controller,
+    /// paused (SIGSTOP) past its session and resumed (SIGCONT) instead of
+    /// killed and restarted: it comes back believing it leads, with
+    /// producers' requests outstanding.
+    Paused,
 }
 
 fn failover(victim_kind: Victim) {
@@ -267,10 +277,17 @@ fn failover(victim_kind: Victim) {
         let leaders = agreed_leaders(&nodes.iter().collect::<Vec<_>>());
         let controller = wait_for("an active controller", || active_controller(&runtime, &nodes[0].bootstrap()));
         let (partition, victim_id) = match victim_kind {
-            Victim::Leader => (0..PARTITIONS).map(|p| (p, leaders[p as usize])).find(|(_, l)| *l != controller),
+            Victim::Leader | Victim::Paused => {
+                (0..PARTITIONS).map(|p| (p, leaders[p as usize])).find(|(_, l)| *l != controller)
+            }
             Victim::Controller => (0..PARTITIONS).map(|p| (p, leaders[p as usize])).find(|(_, l)| *l == controller),
         }
-        .unwrap_or_else(|| panic!("{victim_kind:?}: no partition fits (leaders {leaders:?}, controller {controller})"));
+        .unwrap_or_else(|| {
+            // Later rounds: without preferred-leader rebalancing every
+            // partition may have moved to (or off) the controller.
+            eprintln!("{victim_kind:?} round {round}: no partition fits (leaders {leaders:?}, controller {controller}); taking partition 0's leader");
+            (0, leaders[0])
+        });
         let victim = nodes.iter().position(|n| n.id == victim_id).expect("the victim is a node");
 
         let deliveries = Arc::new(Deliveries::default());
@@ -285,7 +302,10 @@ fn failover(victim_kind: Victim) {
         });
 
         let killed = Instant::now();
-        nodes[victim].kill9();
+        match victim_kind {
+            Victim::Paused => nodes[victim].signal("STOP"),
+            Victim::Leader | Victim::Controller => nodes[victim].kill9(),
+        }
         // Answers the dead leader sent before it died can still arrive
         // after the kill; an offset it never wrote can only come from a
         // new leader.
@@ -294,18 +314,21 @@ fn failover(victim_kind: Victim) {
             deliveries.acks().iter().filter(|a| a.partition == partition && a.offset >= old_end).map(|a| a.at).min()
         });
         eprintln!(
-            "failover {victim_kind:?} round {round}: killed node {victim_id} (leader of {TOPIC}-{partition}, controller {controller}); \
+            "failover {victim_kind:?} round {round}: node {victim_id} down (leader of {TOPIC}-{partition}, controller {controller}); \
              failover time {:?}",
             first - killed
         );
         let live: Vec<&Node> = nodes.iter().filter(|n| n.id != victim_id).collect();
         let after = agreed_leaders(&live);
-        assert!(!after.contains(&victim_id), "the killed node still leads: {after:?}");
+        assert!(!after.contains(&victim_id), "the node that went down still leads: {after:?}");
 
         // Keep producing a while on the new leaders, restart, produce on.
         let acked = deliveries.acks().len();
         wait_for("more acknowledgements on the new leaders", || (deliveries.acks().len() >= acked + 300).then_some(()));
-        nodes[victim].restart();
+        match victim_kind {
+            Victim::Paused => nodes[victim].signal("CONT"),
+            Victim::Leader | Victim::Controller => nodes[victim].restart(),
+        }
         let acked = deliveries.acks().len();
         wait_for("acknowledgements after the restart", || (deliveries.acks().len() >= acked + 300).then_some(()));
         stop.store(true, Ordering::Relaxed);
@@ -331,6 +354,11 @@ fn failover(victim_kind: Victim) {
 #[test]
 fn a_killed_partition_leader_loses_no_acknowledged_record() {
     failover(Victim::Leader);
+}
+
+#[test]
+fn a_paused_partition_leader_loses_no_acknowledged_record() {
+    failover(Victim::Paused);
 }
 
 #[test]
