@@ -309,7 +309,9 @@ fn failover(victim_kind: Victim) {
         // Answers the dead leader sent before it died can still arrive
         // after the kill; an offset it never wrote can only come from a
         // new leader.
-        let old_end = log_end(&batches(&root.path().join(format!("node-{victim_id}")), TOPIC, partition));
+        let victim_root = root.path().join(format!("node-{victim_id}"));
+        let old_batches = batches(&victim_root, TOPIC, partition);
+        let old_end = log_end(&old_batches);
         let first = wait_for(&format!("an acknowledgement of {TOPIC}-{partition} from a new leader"), || {
             deliveries.acks().iter().filter(|a| a.partition == partition && a.offset >= old_end).map(|a| a.at).min()
         });
@@ -347,6 +349,16 @@ fn failover(victim_kind: Victim) {
         check_records(&read, &acks, sent);
         let hws: BTreeMap<i32, i64> = read.iter().map(|(p, r)| (*p, r.last().map_or(0, |(o, _)| o + 1))).collect();
         check_replicas_converge(&roots(root.path(), &nodes), &hws);
+        // What the old leader held that is no longer in its log: the
+        // unacknowledged tail it truncated on rejoining (already proven
+        // gone by the comparison above; reported to show the path ran).
+        let now = batches(&victim_root, TOPIC, partition);
+        let truncated: Vec<(i64, i64)> =
+            old_batches.iter().filter(|b| !now.contains(b)).map(|b| (b.base, b.last)).collect();
+        eprintln!(
+            "round {round}: node {victim_id} truncated {} batches of {TOPIC}-{partition}: {truncated:?}",
+            truncated.len()
+        );
         next = sent;
     }
 }
