@@ -11,7 +11,7 @@
 
 mod process;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::admin::{NewTopic, TopicReplication};
@@ -20,102 +20,13 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use process::cluster::{create, metadata, start_cluster_with, wait_for, Node};
+use process::cluster::{create, metadata, start_cluster_with, wait_for};
+use process::replicas::{check_replicas, roots};
 use process::{client_config, WAIT};
 
 const TOPIC: &str = "replicated";
 /// Replication factor 3 and min.insync.replicas 3.
 const STRICT: &str = "strict";
-
-/// One stored batch: its base offset, last offset and whole bytes.
-#[derive(Debug, PartialEq, Eq)]
-struct Batch {
-    base: i64,
-    last: i64,
-    bytes: Vec<u8>,
-}
-
-/// The directory of partition 0 of `TOPIC` under a node's data directory.
-fn partition_dir(root: &Path) -> Option<PathBuf> {
-    let wanted = format!("{TOPIC}-0");
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                if path.file_name().is_some_and(|n| n.to_string_lossy() == wanted) {
-                    return Some(path);
-                }
-                stack.push(path);
-            }
-        }
-    }
-    None
-}
-
-/// Every whole batch in a node's segment files, in offset order (reading
-/// while the node runs: a batch cut short at the end is left out).
-fn batches(root: &Path) -> Vec<Batch> {
-    let Some(dir) = partition_dir(root) else { return Vec::new() };
-    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "log")).collect())
-        .unwrap_or_default();
-    logs.sort();
-    let mut out = Vec::new();
-    for log in logs {
-        let data = std::fs::read(&log).unwrap_or_default();
-        let mut at = 0;
-        while at + 61 <= data.len() {
-            let base = i64::from_be_bytes(data[at..at + 8].try_into().expect("8 bytes"));
-            let len = i32::from_be_bytes(data[at + 8..at + 12].try_into().expect("4 bytes"));
-            if len < 49 || at + 12 + len as usize > data.len() {
-                break;
-            }
-            let delta = i32::from_be_bytes(data[at + 23..at + 27].try_into().expect("4 bytes"));
-            let end = at + 12 + len as usize;
-            out.push(Batch { base, last: base + delta as i64, bytes: data[at..end].to_vec() });
-            at = end;
-        }
-    }
-    out
-}
-
-fn log_end(batches: &[Batch]) -> i64 {
-    batches.last().map_or(0, |b| b.last + 1)
-}
-
-/// Every node's batches equal the first node's, batch by batch; `Err` names
-/// the first divergent offset.
-fn same_batches(roots: &[(i32, PathBuf)]) -> Result<i64, String> {
-    let all: Vec<(i32, Vec<Batch>)> = roots.iter().map(|(id, r)| (*id, batches(r))).collect();
-    let (first_id, first) = &all[0];
-    for (id, other) in &all[1..] {
-        if other.len() != first.len() {
-            return Err(format!("node {id} holds {} batches, node {first_id} {}", other.len(), first.len()));
-        }
-        for (a, b) in first.iter().zip(other) {
-            if a != b {
-                return Err(format!(
-                    "node {id} diverges from node {first_id} at offset {} (batches at {} and {})",
-                    a.base.min(b.base),
-                    a.base,
-                    b.base
-                ));
-            }
-        }
-    }
-    Ok(log_end(first))
-}
-
-/// Waits until every node's log ends at `end`, then checks the replicas
-/// hold the same batches.
-fn check_replicas(roots: &[(i32, PathBuf)], end: i64) {
-    wait_for(&format!("every replica's log reaches offset {end}"), || {
-        roots.iter().all(|(_, r)| log_end(&batches(r)) == end).then_some(())
-    });
-    let checked = same_batches(roots).unwrap_or_else(|e| panic!("replicas diverge: {e}"));
-    assert_eq!(checked, end);
-}
 
 /// Sends `count` keyed records from `from` with an idempotent acks=all
 /// producer; every one must be acknowledged.
@@ -190,10 +101,6 @@ fn replica_fetch(runtime: &tokio::runtime::Runtime, bootstrap: &str, replica: i3
     })
 }
 
-fn roots(root: &Path, nodes: &[Node]) -> Vec<(i32, PathBuf)> {
-    nodes.iter().map(|n| (n.id, root.join(format!("node-{}", n.id)))).collect()
-}
-
 #[test]
 fn three_replicas_hold_the_same_batches_through_a_follower_crash() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -216,7 +123,7 @@ fn three_replicas_hold_the_same_batches_through_a_follower_crash() {
 
     const N: usize = 2000;
     produce(&nodes[0].bootstrap(), 0, N);
-    check_replicas(&roots(root.path(), &nodes), N as i64);
+    check_replicas(&roots(root.path(), &nodes), TOPIC, 0, N as i64);
 
     // A replica fetch from a broker that holds no replica of the partition
     // gets no records (and moves nothing), at both wire forms.
@@ -234,7 +141,7 @@ fn three_replicas_hold_the_same_batches_through_a_follower_crash() {
     produce(&nodes[live[0]].bootstrap(), N, N);
     let live_roots: Vec<(i32, PathBuf)> =
         live.iter().map(|i| (nodes[*i].id, root.path().join(format!("node-{}", nodes[*i].id)))).collect();
-    check_replicas(&live_roots, 2 * N as i64);
+    check_replicas(&live_roots, TOPIC, 0, 2 * N as i64);
 
     // With two in-sync replicas, a topic that needs three refuses acks=all
     // before the append (NOT_ENOUGH_REPLICAS), once its ISR shrank too.
@@ -257,6 +164,6 @@ fn three_replicas_hold_the_same_batches_through_a_follower_crash() {
 
     // Restarted, it catches up from its own log and rejoins the ISR.
     nodes[victim].restart();
-    check_replicas(&roots(root.path(), &nodes), 2 * N as i64);
+    check_replicas(&roots(root.path(), &nodes), TOPIC, 0, 2 * N as i64);
     wait_for("the restarted follower rejoins the ISR", || isr(&bootstrap, TOPIC).filter(|isr| *isr == [1, 2, 3]));
 }
