@@ -14,7 +14,8 @@
 //! `errors` (responses per API and error code, counted on the hot path),
 //! `acks` (the acks=all wait of Produce requests),
 //! `traffic` (bytes and records in and out per partition, counted on the
-//! hot path), `connections` (open and accepted client connections).
+//! hot path), `connections` (open and accepted client connections),
+//! `replication` (under-replicated and offline partitions, from the image).
 
 pub mod acks;
 pub mod connections;
@@ -22,6 +23,7 @@ mod errors;
 mod groups;
 mod logs;
 pub mod process;
+mod replication;
 pub mod requests;
 mod text;
 pub mod traffic;
@@ -68,6 +70,7 @@ impl NodeMetrics {
         logs::render(&mut x, &logs, &labels);
         traffic::render(&mut x, &logs, &labels);
         groups::render(&mut x, &self.broker, &self.runtime, &logs);
+        replication::render(&mut x, &self.broker.topics.image(), kaskade_types::NodeId(self.broker.node_id()));
         requests::render(&mut x);
         errors::render(&mut x);
         acks::render(&mut x);
