@@ -234,12 +234,9 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_partition_led_by_another_broker_is_not_led_here_and_refuses_markers() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = BrokerConfig::default();
-        let (topics, _, _) = crate::server::open_storage(&config, dir.path()).expect("storage");
-        let register = |node_id: i32| kaskade_meta::MetadataRecord::RegisterBroker {
+    /// A live broker `node_id`'s registration, as the controller records it.
+    fn registration(node_id: i32) -> kaskade_meta::MetadataRecord {
+        kaskade_meta::MetadataRecord::RegisterBroker {
             node_id,
             incarnation_id: kaskade_meta::Uuid::new_v4(),
             endpoints: vec![kaskade_meta::BrokerEndpoint {
@@ -249,8 +246,17 @@ mod tests {
             }],
             rack: None,
             fenced: false,
-        };
-        topics.update(|_| Ok::<_, crate::topic::TopicError>((vec![register(1), register(2)], ()))).expect("registered");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partition_led_by_another_broker_is_not_led_here_and_refuses_markers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BrokerConfig::default();
+        let (topics, _, _) = crate::server::open_storage(&config, dir.path()).expect("storage");
+        topics
+            .update(|_| Ok::<_, crate::topic::TopicError>((vec![registration(1), registration(2)], ())))
+            .expect("registered");
         // Partition 0 on broker 2, partition 1 here.
         topics.create("elsewhere", -1, -1, &[(0, vec![2]), (1, vec![1])], &BTreeMap::new(), false).expect("created");
         let t = LocalInternalTopic::new(topics.clone(), "elsewhere", 2);
@@ -289,18 +295,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = BrokerConfig::default();
         let (topics, _, _) = crate::server::open_storage(&config, dir.path()).expect("storage");
-        let register = |node_id: i32| kaskade_meta::MetadataRecord::RegisterBroker {
-            node_id,
-            incarnation_id: kaskade_meta::Uuid::new_v4(),
-            endpoints: vec![kaskade_meta::BrokerEndpoint {
-                listener: "PLAINTEXT".into(),
-                host: "h".into(),
-                port: 9092,
-            }],
-            rack: None,
-            fenced: false,
-        };
-        topics.update(|_| Ok::<_, crate::topic::TopicError>((vec![register(1), register(2)], ()))).expect("registered");
+        topics
+            .update(|_| Ok::<_, crate::topic::TopicError>((vec![registration(1), registration(2)], ())))
+            .expect("registered");
         // offsets.topic.replication.factor=3 with two live brokers: refused
         // (Kafka: "Internal topic creation will fail until the cluster size
         // meets this replication factor requirement").
