@@ -81,10 +81,21 @@ impl Node {
     }
 }
 
+/// Lines of a node's log a failing test prints.
+const LOG_TAIL_LINES: usize = 80;
+
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test's nodes say what they were doing: the temp dir with
+        // their full logs is gone once the test returns.
+        if thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!("--- node {} (last {} lines of its log) ---\n{}", self.id, tail.len(), tail.join("\n"));
+        }
     }
 }
 
