@@ -127,13 +127,18 @@ impl InterBroker {
         };
     }
 
-    /// The registration's endpoint on the inter-broker listener. A
-    /// registration carries only the first advertised listener today
-    /// (`cluster::Controller::register`), so without a match its first
-    /// endpoint is used.
     fn endpoint<'a>(&self, registration: &'a BrokerRegistration) -> Option<&'a BrokerEndpoint> {
-        registration.endpoints.iter().find(|e| e.listener == self.listener).or_else(|| registration.endpoints.first())
+        endpoint(registration, &self.listener)
     }
+}
+
+/// `registration`'s endpoint on the inter-broker `listener`, the one place
+/// a broker picks how to reach another (transaction markers, forwarded
+/// requests, replica fetchers). A registration carries only the first
+/// advertised listener today (`cluster::Controller::register`), so without
+/// a match its first endpoint is used.
+pub fn endpoint<'a>(registration: &'a BrokerRegistration, listener: &str) -> Option<&'a BrokerEndpoint> {
+    registration.endpoints.iter().find(|e| e.listener == listener).or_else(|| registration.endpoints.first())
 }
 
 #[cfg(test)]

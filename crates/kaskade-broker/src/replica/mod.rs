@@ -91,8 +91,10 @@ impl ReplicaFetchers {
     /// which leader. Partitions not hosted here yet are left for the image
     /// that creates them.
     pub fn reconcile(&self, image: &Image) {
-        let wanted =
-            assignments(NodeId(self.broker.node_id()), image, |topic, p| self.broker.topics.partition(topic, p).ok());
+        let listener = &self.broker.config.kraft.inter_broker_listener_name;
+        let wanted = assignments(NodeId(self.broker.node_id()), image, listener, |topic, p| {
+            self.broker.topics.partition(topic, p).ok()
+        });
         let mut fetchers = self.fetchers.lock();
         fetchers.retain(|leader, f| {
             let keep = wanted.contains_key(leader) && !f.task.is_finished();
@@ -135,10 +137,11 @@ impl ReplicaFetchers {
 
 /// What `node` follows in `image`, by leader: every partition with `node`
 /// among its replicas, a leader other than `node` with a registered
-/// endpoint, and a local replica (`hosted`).
+/// endpoint (on the inter-broker `listener`), and a local replica (`hosted`).
 fn assignments(
     node: NodeId,
     image: &Image,
+    listener: &str,
     hosted: impl Fn(&str, i32) -> Option<Arc<Partition>>,
 ) -> HashMap<NodeId, Assignment> {
     let mut wanted: HashMap<NodeId, Assignment> = HashMap::new();
@@ -151,7 +154,7 @@ fn assignments(
             let Some(addr) = image
                 .brokers()
                 .get(&leader)
-                .and_then(|b| b.endpoints.first())
+                .and_then(|b| crate::inter_broker::endpoint(b, listener))
                 .map(|e| format!("{}:{}", e.host, e.port))
             else {
                 continue;
