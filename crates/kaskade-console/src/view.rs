@@ -229,6 +229,12 @@ pub async fn log_dirs(kafka: &Kafka) -> Result<Vec<LogDir>, ConsoleError> {
     let answers = kafka
         .call_on_every_broker(|| DescribeLogDirsRequest::default().with_topics(None::<Vec<DescribableLogDirTopic>>), 4)
         .await?;
+    Ok(merge_log_dirs(answers))
+}
+
+/// Every broker's DescribeLogDirs answer as directory rows, by broker and
+/// path; a broker that failed is one row with its error.
+pub fn merge_log_dirs(answers: Vec<(i32, Result<DescribeLogDirsResponse, ConsoleError>)>) -> Vec<LogDir> {
     let mut out = Vec::new();
     for (broker, answer) in answers {
         let resp = match answer.and_then(|r| check(r.error_code, None).map(|()| r)) {
@@ -264,7 +270,7 @@ pub async fn log_dirs(kafka: &Kafka) -> Result<Vec<LogDir>, ConsoleError> {
         }));
     }
     out.sort_by(|a, b| (a.broker, &a.path).cmp(&(b.broker, &b.path)));
-    Ok(out)
+    out
 }
 
 /// The size of one copy of each partition of `topics`: its leader's
@@ -294,10 +300,18 @@ pub struct GroupListing {
 /// admin client and Kafka UI do). A broker that cannot answer is skipped
 /// (its groups are missing until it is back); if none answers, its error.
 pub async fn groups(kafka: &Kafka) -> Result<Vec<GroupListing>, ConsoleError> {
+    merge_groups(kafka.call_on_every_broker(ListGroupsRequest::default, 4).await?)
+}
+
+/// Every broker's ListGroups answer as one listing, by group id. A broker
+/// that failed is left out; if every broker failed, the last error.
+pub fn merge_groups(
+    answers: Vec<(i32, Result<ListGroupsResponse, ConsoleError>)>,
+) -> Result<Vec<GroupListing>, ConsoleError> {
     let mut out: BTreeMap<String, GroupListing> = BTreeMap::new();
     let mut failed = None;
     let mut answered = 0;
-    for (broker, answer) in kafka.call_on_every_broker(ListGroupsRequest::default, 4).await? {
+    for (broker, answer) in answers {
         match answer.and_then(|r| check(r.error_code, None).map(|()| r)) {
             Ok(resp) => {
                 answered += 1;
@@ -342,4 +356,103 @@ pub async fn committed_offsets(kafka: &Kafka, group: &str) -> Result<BTreeMap<Tp
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::describe_log_dirs_response::{
+        DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+    };
+    use kafka_protocol::messages::list_groups_response::ListedGroup;
+    use kafka_protocol::ResponseError;
+
+    use super::*;
+
+    fn unreachable(node: i32) -> ConsoleError {
+        ConsoleError::Kafka {
+            code: ResponseError::BrokerNotAvailable,
+            message: Some(format!("broker {node} is not available: connection refused")),
+        }
+    }
+
+    fn dirs(path: &str, sizes: &[(&str, i32, i64)]) -> DescribeLogDirsResponse {
+        let topics = sizes
+            .iter()
+            .map(|(t, p, size)| {
+                DescribeLogDirsTopic::default().with_name(TopicName(sb(t))).with_partitions(vec![
+                    DescribeLogDirsPartition::default().with_partition_index(*p).with_partition_size(*size),
+                ])
+            })
+            .collect();
+        DescribeLogDirsResponse::default().with_results(vec![DescribeLogDirsResult::default()
+            .with_log_dir(sb(path))
+            .with_total_bytes(1000)
+            .with_usable_bytes(400)
+            .with_topics(topics)])
+    }
+
+    #[test]
+    fn log_dirs_of_every_broker_and_a_row_with_the_error_of_one_that_failed() {
+        let merged = merge_log_dirs(vec![
+            (3, Ok(dirs("/data/3", &[("t", 0, 30)]))),
+            (1, Ok(dirs("/data/1", &[("t", 0, 10), ("u", 1, 5)]))),
+            (2, Err(unreachable(2))),
+        ]);
+        let rows: Vec<(i32, &str, i64)> = merged.iter().map(|d| (d.broker, d.path.as_str(), d.used_bytes)).collect();
+        assert_eq!(rows, vec![(1, "/data/1", 15), (2, "", 0), (3, "/data/3", 30)]);
+        assert!(merged[1].error.as_deref().is_some_and(|e| e.contains("BrokerNotAvailable") && e.contains("broker 2")));
+        assert_eq!((merged[1].total_bytes, merged[1].usable_bytes), (-1, -1), "unknown, not zero");
+        assert!(merged[0].error.is_none() && merged[2].error.is_none());
+
+        // A topic's size counts its leader's copy only.
+        let topic = TopicInfo {
+            name: "t".into(),
+            id: String::new(),
+            internal: false,
+            partitions: vec![PartitionInfo {
+                partition: 0,
+                leader: 3,
+                replicas: vec![3, 1],
+                isr: vec![3, 1],
+                offline: vec![],
+            }],
+        };
+        assert_eq!(leader_sizes(&[topic], &merged).get(&("t".to_string(), 0)), Some(&30));
+    }
+
+    fn listed(groups: &[(&str, &str)]) -> ListGroupsResponse {
+        ListGroupsResponse::default().with_groups(
+            groups
+                .iter()
+                .map(|(g, state)| {
+                    ListedGroup::default()
+                        .with_group_id(GroupId(sb(g)))
+                        .with_protocol_type(sb("consumer"))
+                        .with_group_state(sb(state))
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn groups_of_every_coordinator_are_merged_and_a_failed_broker_left_out() {
+        let merged = merge_groups(vec![
+            (1, Ok(listed(&[("b", "Stable")]))),
+            (2, Err(unreachable(2))),
+            (3, Ok(listed(&[("a", "Empty"), ("c", "Stable")]))),
+        ])
+        .expect("two brokers answered");
+        let ids: Vec<&str> = merged.iter().map(|g| g.group_id.as_str()).collect();
+        assert_eq!(ids, vec!["a", "b", "c"]);
+        assert_eq!(merged[0].state, "Empty");
+
+        // A broker's own error code counts as its failure.
+        let refused = ListGroupsResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code());
+        let merged = merge_groups(vec![(1, Ok(refused)), (2, Ok(listed(&[("x", "Stable")])))]).expect("one answered");
+        assert_eq!(merged.len(), 1);
+
+        // Nobody answered: the error, not an empty list that looks true.
+        let err = merge_groups(vec![(1, Err(unreachable(1))), (2, Err(unreachable(2)))]).expect_err("no answer");
+        assert!(err.to_string().contains("BrokerNotAvailable"), "{err}");
+    }
 }
