@@ -202,6 +202,32 @@ impl Kafka {
     }
 }
 
+/// Of every broker's answer (see [`Kafka::call_on_every_broker`]), those
+/// that answered with error code 0 (`code` reads it); a broker that failed
+/// is left out, so one node down hides only its own share; if no broker
+/// answered, the last failure (never an empty answer that looks true).
+pub fn answered<T>(
+    answers: Vec<(i32, Result<T, ConsoleError>)>,
+    what: &str,
+    code: impl Fn(&T) -> i16,
+) -> Result<Vec<(i32, T)>, ConsoleError> {
+    let mut out = Vec::new();
+    let mut failed = None;
+    for (broker, answer) in answers {
+        match answer.and_then(|r| check(code(&r), None).map(|()| r)) {
+            Ok(r) => out.push((broker, r)),
+            Err(e) => {
+                tracing::debug!(broker, error = %e, "{what} failed on a broker: its share is left out");
+                failed = Some(e);
+            }
+        }
+    }
+    match failed {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
+}
+
 /// `Ok` for error code 0, else the Kafka error with the broker's message.
 pub fn check(code: i16, message: Option<&StrBytes>) -> Result<(), ConsoleError> {
     match ResponseError::try_from_code(code) {

@@ -14,7 +14,7 @@ use kafka_protocol::messages::*;
 use serde::Serialize;
 
 use crate::error::ConsoleError;
-use crate::kafka::{check, sb, Kafka};
+use crate::kafka::{answered, check, sb, Kafka};
 
 /// ListOffsets' special timestamps (Kafka's `ListOffsetsRequest.LATEST_TIMESTAMP`
 /// and `EARLIEST_TIMESTAMP`).
@@ -309,31 +309,17 @@ pub fn merge_groups(
     answers: Vec<(i32, Result<ListGroupsResponse, ConsoleError>)>,
 ) -> Result<Vec<GroupListing>, ConsoleError> {
     let mut out: BTreeMap<String, GroupListing> = BTreeMap::new();
-    let mut failed = None;
-    let mut answered = 0;
-    for (broker, answer) in answers {
-        match answer.and_then(|r| check(r.error_code, None).map(|()| r)) {
-            Ok(resp) => {
-                answered += 1;
-                for g in resp.groups {
-                    let listing = GroupListing {
-                        group_id: g.group_id.to_string(),
-                        protocol_type: g.protocol_type.to_string(),
-                        state: g.group_state.to_string(),
-                    };
-                    out.insert(listing.group_id.clone(), listing);
-                }
-            }
-            Err(e) => {
-                tracing::debug!(broker, error = %e, "ListGroups failed on a broker: its groups are left out");
-                failed = Some(e);
-            }
+    for (_, resp) in answered(answers, "ListGroups", |r| r.error_code)? {
+        for g in resp.groups {
+            let listing = GroupListing {
+                group_id: g.group_id.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                state: g.group_state.to_string(),
+            };
+            out.insert(listing.group_id.clone(), listing);
         }
     }
-    match failed {
-        Some(e) if answered == 0 => Err(e),
-        _ => Ok(out.into_values().collect()),
-    }
+    Ok(out.into_values().collect())
 }
 
 pub async fn group_ids(kafka: &Kafka) -> Result<Vec<String>, ConsoleError> {

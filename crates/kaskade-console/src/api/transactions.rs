@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::State;
 use crate::error::ApiResult;
 use crate::history::now_ms;
-use crate::kafka::{check, sb};
+use crate::kafka::{answered, check, sb};
 
 /// Transaction states that have not finished (Kafka's `TransactionState`).
 const OPEN: &[&str] = &["Ongoing", "PrepareCommit", "PrepareAbort"];
@@ -41,25 +41,20 @@ pub async fn list(axum::extract::State(console): State) -> ApiResult<Vec<Txn>> {
         )
         .await?;
     let mut out = Vec::new();
-    let mut failed = None;
-    let mut answered = 0;
-    for (broker, answer) in listed {
-        let ids: Vec<_> = match answer.and_then(|r| check(r.error_code, None).map(|()| r)) {
-            Ok(r) => {
-                answered += 1;
-                r.transaction_states.into_iter().map(|t| t.transactional_id).collect()
-            }
-            Err(e) => {
-                tracing::debug!(broker, error = %e, "ListTransactions failed on a broker: its transactions are left out");
-                failed = Some(e);
-                continue;
-            }
-        };
+    for (broker, r) in answered(listed, "ListTransactions", |r| r.error_code)? {
+        let ids: Vec<_> = r.transaction_states.into_iter().map(|t| t.transactional_id).collect();
         if ids.is_empty() {
             continue;
         }
         let described =
-            kafka.call_on(broker, DescribeTransactionsRequest::default().with_transactional_ids(ids), 0).await?;
+            match kafka.call_on(broker, DescribeTransactionsRequest::default().with_transactional_ids(ids), 0).await {
+                Ok(d) => d,
+                // Gone since it listed them: as if it had not answered.
+                Err(e) => {
+                    tracing::debug!(broker, error = %e, "DescribeTransactions failed: its transactions are left out");
+                    continue;
+                }
+            };
         let now = now_ms();
         for t in described.transaction_states {
             // A transaction that ended between the two calls is simply gone.
@@ -77,9 +72,6 @@ pub async fn list(axum::extract::State(console): State) -> ApiResult<Vec<Txn>> {
                 partitions: t.topics.into_iter().map(|tp| (tp.topic.to_string(), tp.partitions)).collect(),
             });
         }
-    }
-    if let (Some(e), 0) = (failed, answered) {
-        return Err(e);
     }
     out.sort_by_key(|t| std::cmp::Reverse(t.age_ms));
     Ok(Json(out))
