@@ -1,8 +1,8 @@
 // The web console of node 1 of a three-node cluster (started by run.sh with
 // scripts/cluster.sh), in headless Chromium, cross-checked with kafkajs:
 // every broker and every broker's log directories on the overview; produce
-// and browse on a partition another node leads; a consumer group whose
-// coordinator is another node; then node 3 is killed with SIGKILL and the
+// and browse on a partition another node leads; a consumer group and an
+// open transaction whose coordinators are other nodes; then node 3 is killed with SIGKILL and the
 // topic pages show the shrunken ISR, under-replicated partitions and an
 // offline partition (replication factor 1 on node 3), whose browser shows
 // Kafka's error. Every wait is on a condition with a deadline.
@@ -17,8 +17,6 @@ const CLUSTER_DIR = process.env.CLUSTER_DIR;
 const CLUSTER_SH = process.env.CLUSTER_SH;
 /** The node serving the console. */
 const CONSOLE_NODE = 1;
-/** Kafka's `offsets.topic.num.partitions` default. */
-const OFFSETS_PARTITIONS = 50;
 
 const kafka = new Kafka({ clientId: 'console-cluster-tests', brokers: BROKERS, logLevel: logLevel.NOTHING });
 const admin = kafka.admin();
@@ -79,6 +77,27 @@ function javaHash(s) {
   return h;
 }
 
+/** A key whose internal-topic partition (Kafka's hash placement over
+ * `partitions`) another node than the console's leads, per `topic`'s metadata. */
+async function keyLedElsewhere(internalTopic, prefix) {
+  let meta;
+  const deadline = Date.now() + 20000;
+  while (Date.now() < deadline) {
+    meta = await admin.fetchTopicMetadata({ topics: [internalTopic] }).catch(() => null);
+    if (meta?.topics[0]?.partitions.every((p) => p.leader >= 0)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(meta, `${internalTopic} exists`);
+  const parts = meta.topics[0].partitions;
+  const leaderOf = new Map(parts.map((p) => [p.partitionId, p.leader]));
+  for (let i = 0; i < 200; i++) {
+    const key = unique(prefix);
+    const leader = leaderOf.get((javaHash(key) & 0x7fffffff) % parts.length);
+    if (leader !== undefined && leader !== CONSOLE_NODE && leader >= 0) return [key, leader];
+  }
+  throw new Error(`no ${prefix} key placed on another node`);
+}
+
 test('the overview lists every broker with its rack, and every broker\'s log directories', async () => {
   await withPage(browser, 'cluster-overview', async (page) => {
     await open(page, '#/overview');
@@ -129,27 +148,9 @@ test('a consumer group coordinated by another node is listed and described', asy
   const topic = unique('remote-group');
   await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 3 }] });
   await producer.send({ topic, messages: Array.from({ length: 5 }, (_, i) => ({ value: `v${i}` })) });
-  // FindCoordinator (behind fetchOffsets) creates __consumer_offsets; once
-  // its partitions have leaders, pick a group id its partition puts on
-  // another coordinator.
+  // FindCoordinator (behind fetchOffsets) creates __consumer_offsets.
   await admin.fetchOffsets({ groupId: unique('warmup'), topics: [topic] });
-  let offsetsMeta;
-  const deadline = Date.now() + 20000;
-  while (Date.now() < deadline) {
-    offsetsMeta = await admin.fetchTopicMetadata({ topics: ['__consumer_offsets'] }).catch(() => null);
-    if (offsetsMeta?.topics[0]?.partitions.every((p) => p.leader >= 0)) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.ok(offsetsMeta, '__consumer_offsets exists');
-  const leaderOf = new Map(offsetsMeta.topics[0].partitions.map((p) => [p.partitionId, p.leader]));
-  let groupId;
-  let coordinator;
-  for (let i = 0; i < 200 && !groupId; i++) {
-    const g = unique('far-group');
-    const leader = leaderOf.get((javaHash(g) & 0x7fffffff) % OFFSETS_PARTITIONS);
-    if (leader !== undefined && leader !== CONSOLE_NODE && leader >= 0) [groupId, coordinator] = [g, leader];
-  }
-  assert.ok(groupId, 'a group id coordinated by another node');
+  const [groupId, coordinator] = await keyLedElsewhere('__consumer_offsets', 'far-group');
   const consumer = kafka.consumer({ groupId, heartbeatInterval: 500 });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -167,6 +168,32 @@ test('a consumer group coordinated by another node is listed and described', asy
     });
   } finally {
     await consumer.disconnect();
+  }
+});
+
+test('an open transaction coordinated by another node is listed until it ends', async () => {
+  const topic = unique('remote-txn');
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 3 }] });
+  // A first transactional producer makes __transaction_state exist.
+  const warm = kafka.producer({ transactionalId: unique('warm-tx'), idempotent: true, maxInFlightRequests: 1 });
+  await warm.connect();
+  await (await warm.transaction()).abort();
+  await warm.disconnect();
+  const [transactionalId, coordinator] = await keyLedElsewhere('__transaction_state', 'far-tx');
+  const txProducer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 });
+  await txProducer.connect();
+  try {
+    const tx = await txProducer.transaction();
+    await tx.send({ topic, messages: [{ value: 'in a transaction' }] });
+    await withPage(browser, 'cluster-transactions', async (page) => {
+      const read = (p) => p.locator('[data-testid=transactions]').textContent();
+      const row = await waitPage(page, '#/transactions', read, (t) => t.includes(transactionalId));
+      assert.match(row, new RegExp(`Ongoing.*${topic}\\[0\\]`), `coordinator ${coordinator}`);
+      await tx.abort();
+      await waitPage(page, '#/transactions', read, (t) => !t.includes(transactionalId));
+    });
+  } finally {
+    await txProducer.disconnect();
   }
 });
 
