@@ -161,14 +161,9 @@ pub async fn offsets_at(kafka: &Kafka, tps: &[Tp], timestamp: i64) -> Result<Has
     Ok(out)
 }
 
-/// One partition's offset at `timestamp`, from its leader; the broker's
-/// error if it has none (unknown topic or partition, offline, ...).
-pub async fn offset_of(kafka: &Kafka, topic: &str, partition: i32, timestamp: i64) -> Result<i64, ConsoleError> {
-    let leader = kafka.leader(topic, partition).await?;
-    offset_on(kafka, leader, topic, partition, timestamp).await
-}
-
-/// [`offset_of`] asked of `leader`.
+/// One partition's offset at `timestamp`, asked of its `leader`
+/// (`Kafka::leader`); the broker's error if it has none (unknown topic or
+/// partition, not leader, ...).
 pub async fn offset_on(
     kafka: &Kafka,
     leader: i32,
