@@ -25,6 +25,10 @@
 #   CLUSTER_INTERNAL_RF replication factor of the internal topics (min(N, 3),
 #                       Kafka's default)
 #   KAFKA_REF_HEAP      each Kafka node's heap (-Xmx, default 512m)
+#   CLUSTER_HTTP        1: each Kaskade node serves HTTP (metrics, console) on
+#                       127.0.0.1 at the port in DIR/node-i.hport (default off)
+#   CLUSTER_RACKS       1: node i of a Kaskade cluster is in rack `rack-i`
+#                       (broker.rack; default none)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,6 +63,9 @@ launch() {
     voters="$(cat "$dir/voters")"
     alive "$dir/node-$id.pid" && die "node $id already runs (pid $(cat "$dir/node-$id.pid"))"
     : >>"$dir/node-$id.log"
+    local http="" rack=()
+    [ -f "$dir/node-$id.hport" ] && http="127.0.0.1:$(cat "$dir/node-$id.hport")"
+    [ -f "$dir/racks" ] && rack=(KAFKA_BROKER_RACK="rack-$id")
     case "$kind" in
         kaskade)
             # The seeds' docker-compose variables, as Kaskade reads them.
@@ -71,8 +78,8 @@ launch() {
                 KAFKA_CONTROLLER_QUORUM_VOTERS="$voters" \
                 KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR="$(cat "$dir/internal_rf")" \
                 KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR="$(cat "$dir/internal_rf")" \
-                CLUSTER_ID="$(cat "$dir/cluster_id")" KASKADE_LOG="${KASKADE_LOG:-info}" \
-                setsid "$(cat "$dir/kaskade_bin")" serve --data-dir "$dir/node-$id" --override http.listener= \
+                CLUSTER_ID="$(cat "$dir/cluster_id")" KASKADE_LOG="${KASKADE_LOG:-info}" "${rack[@]}" \
+                setsid "$(cat "$dir/kaskade_bin")" serve --data-dir "$dir/node-$id" --override "http.listener=$http" \
                 >>"$dir/node-$id.out" 2>>"$dir/node-$id.log" </dev/null &
             ;;
         kafka)
@@ -148,7 +155,8 @@ start() {
     for id in $(seq 1 "$n"); do
         alive "$dir/node-$id.pid" && die "node $id already runs from $dir (cluster.sh stop $dir first)"
     done
-    rm -rf "$dir"/node-* "$dir"/kaskade_bin "$dir"/kind "$dir"/bootstrap "$dir"/voters "$dir"/cluster_id "$dir"/internal_rf
+    rm -rf "$dir"/node-* "$dir"/kaskade_bin "$dir"/kind "$dir"/bootstrap "$dir"/voters "$dir"/cluster_id "$dir"/internal_rf \
+        "$dir"/racks
     echo "$kind" >"$dir/kind"
     local voters=() bootstrap=() port cport
     for id in $(seq 1 "$n"); do
@@ -165,6 +173,10 @@ start() {
     case "$kind" in
         kaskade)
             kaskade_bin >"$dir/kaskade_bin"
+            if [ "${CLUSTER_HTTP:-0}" = 1 ]; then
+                for id in $(seq 1 "$n"); do free_port >"$dir/node-$id.hport"; done
+            fi
+            [ "${CLUSTER_RACKS:-0}" = 1 ] && : >"$dir/racks"
             echo "${CLUSTER_ID:-MkU3OEVBNTcwNTJENDM2Qk}" >"$dir/cluster_id"
             echo "${CLUSTER_INTERNAL_RF:-$(( n < 3 ? n : 3 ))}" >"$dir/internal_rf"
             ;;

@@ -16,11 +16,12 @@ export async function render(main) {
       table(['ID', 'Address', 'Rack', 'Version', 'Uptime', 'Role'],
         o.brokers.map((b) => [b.id, `${b.host}:${b.port}`, b.rack ?? '–', b.version ?? '–',
           fmtDuration(b.uptime_ms), b.controller ? 'controller' : '']), { 'data-testid': 'brokers' }),
+      h('p', { class: 'muted' }, 'Version and uptime are known only for the broker serving this page: no Kafka API carries another broker\'s.'),
       h('h2', {}, 'Disk usage per log directory'),
       table(['Broker', 'Directory', { label: 'Partition data', num: true }, { label: 'Free', num: true },
         { label: 'Size', num: true }, 'Error'],
       o.log_dirs.map((d) => [d.broker, d.path, fmtBytes(d.used_bytes), fmtBytes(d.usable_bytes),
-        fmtBytes(d.total_bytes), d.error ?? ''])),
+        fmtBytes(d.total_bytes), d.error ?? '']), { 'data-testid': 'log-dirs' }),
       h('h2', {}, `Throughput (sampled every ${o.sample_interval_ms / 1000}s)`),
       lineChart([
         { name: 'records in/s', color: '#2563eb', points: t.map((p) => [p.time_ms, p.records_in_per_sec]) },

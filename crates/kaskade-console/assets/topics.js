@@ -57,6 +57,14 @@ function configEditor(topic, configs, status, refresh) {
   }), { 'data-testid': 'configs' });
 }
 
+/** A partition's health as Kafka's tools name it: offline (no leader),
+ * under-replicated (ISR smaller than the replicas), else in sync. */
+function partitionState(p) {
+  if (p.leader < 0) return h('span', { class: 'tag bad' }, 'offline');
+  if (p.isr.length < p.replicas.length) return h('span', { class: 'tag warn' }, 'under-replicated');
+  return 'in sync';
+}
+
 export async function renderTopic(main, topic) {
   const draw = async () => {
     const t = await api('GET', `/topics/${encodeURIComponent(topic)}`);
@@ -75,10 +83,10 @@ export async function renderTopic(main, topic) {
         ' ', del),
       status,
       h('h2', {}, 'Partitions'),
-      table([{ label: 'Partition', num: true }, 'Leader', 'Replicas', 'ISR', { label: 'Start offset', num: true },
+      table([{ label: 'Partition', num: true }, 'Leader', 'Replicas', 'ISR', 'State', { label: 'Start offset', num: true },
         { label: 'End offset', num: true }],
-      t.partitions.map((p) => [p.partition, p.leader, p.replicas.join(', '), p.isr.join(', '),
-        p.start_offset ?? '–', p.end_offset ?? '–']), { 'data-testid': 'partitions' }),
+      t.partitions.map((p) => [p.partition, p.leader >= 0 ? p.leader : 'none', p.replicas.join(', '), p.isr.join(', '),
+        partitionState(p), p.start_offset ?? '–', p.end_offset ?? '–']), { 'data-testid': 'partitions' }),
       h('h2', {}, 'Configuration'),
       h('p', { class: 'muted' }, 'Bold names are set on this topic; others come from the broker or Kafka\'s defaults.'),
       configEditor(topic, t.configs, status, draw));

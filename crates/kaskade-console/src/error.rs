@@ -47,6 +47,9 @@ impl ConsoleError {
                     | ResponseError::InvalidRecord
                     | ResponseError::OffsetOutOfRange
                     | ResponseError::UnknownMemberId => StatusCode::BAD_REQUEST,
+                    // A node the console could not reach (not retriable in
+                    // Kafka's table, but the node may well come back).
+                    ResponseError::BrokerNotAvailable => StatusCode::SERVICE_UNAVAILABLE,
                     _ if code.is_retriable() => StatusCode::SERVICE_UNAVAILABLE,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };

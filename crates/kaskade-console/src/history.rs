@@ -148,7 +148,8 @@ pub async fn take_sample(kafka: &Kafka) -> Result<Sample, ConsoleError> {
     for ((topic, _), end) in &ends {
         *topic_end.entry(topic.clone()).or_default() += *end;
     }
-    let bytes = view::log_dirs(kafka).await?.iter().map(|d| d.used_bytes).sum();
+    // One copy of each partition (its leader's): replicas are not traffic in.
+    let bytes = view::leader_sizes(&topics, &view::log_dirs(kafka).await?).values().sum();
     let mut groups = HashMap::new();
     for g in view::group_ids(kafka).await? {
         let committed = view::committed_offsets(kafka, &g).await?;

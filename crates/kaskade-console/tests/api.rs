@@ -183,6 +183,71 @@ async fn messages_are_produced_and_browsed_from_offset_time_and_newest() {
     assert_eq!((v["truncated"].as_bool(), v["size"].as_i64()), (Some(true), Some(100_000)));
 }
 
+/// Moves `topic`'s partitions to the leaders `leaders` (None: offline) in
+/// the broker's metadata, as the controller's elections would.
+fn move_leaders(broker: &Broker, topic: &str, leaders: &[Option<i32>]) {
+    use kaskade_broker::topic::TopicError;
+    use kaskade_types::NodeId;
+    broker
+        .topics
+        .update(|img| -> Result<(Vec<_>, ()), TopicError> {
+            let t = img.topic(topic).expect("the topic");
+            let records = leaders
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let p = &t.partitions[i];
+                    p.change_record(t.id, i as i32, l.map(NodeId), p.isr.clone())
+                })
+                .collect();
+            Ok((records, ()))
+        })
+        .expect("leaders moved");
+}
+
+/// Registers broker `node` at `port` in the broker's metadata.
+fn register(broker: &Broker, node: i32, port: u16) {
+    use kaskade_broker::topic::TopicError;
+    use kaskade_meta::{BrokerEndpoint, MetadataRecord};
+    let record = MetadataRecord::RegisterBroker {
+        node_id: node,
+        incarnation_id: uuid::Uuid::new_v4(),
+        endpoints: vec![BrokerEndpoint { listener: "PLAINTEXT".into(), host: "127.0.0.1".into(), port }],
+        rack: None,
+        fenced: false,
+    };
+    broker.topics.update(|_| Ok::<_, TopicError>((vec![record.clone()], ()))).expect("registered");
+}
+
+#[tokio::test]
+async fn a_partition_led_by_an_unreachable_broker_or_by_none_is_refused_with_kafkas_error() {
+    let api = Api::new();
+    api.ok("POST", "/api/topics", Some(json!({"name": "far", "partitions": 2}))).await;
+    // Node 7 registered at a port nobody listens on leads partition 0;
+    // partition 1 has no leader.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    register(&api.broker, 7, closed);
+    move_leaders(&api.broker, "far", &[Some(7), None]);
+
+    // Browse and produce go to the leader: not reachable, BROKER_NOT_AVAILABLE.
+    let (status, err, _) = api.send("GET", "/api/topics/far/messages?partition=0", None).await;
+    assert_eq!((status, err["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("BrokerNotAvailable")), "{err}");
+    assert!(err["message"].as_str().is_some_and(|m| m.contains("broker 7")), "{err}");
+    let (status, err, _) =
+        api.send("POST", "/api/topics/far/messages", Some(json!({"partition": 0, "value": "x"}))).await;
+    assert_eq!((status, err["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("BrokerNotAvailable")), "{err}");
+    // An offline partition: LEADER_NOT_AVAILABLE, saying so.
+    let (status, err, _) = api.send("GET", "/api/topics/far/messages?partition=1", None).await;
+    assert_eq!((status, err["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("LeaderNotAvailable")), "{err}");
+    assert!(err["message"].as_str().is_some_and(|m| m.contains("offline")), "{err}");
+    // The topic page still answers: leaders as the metadata has them, the
+    // offsets nobody could give left out.
+    let t = api.ok("GET", "/api/topics/far", None).await;
+    assert_eq!((t["partitions"][0]["leader"].as_i64(), t["partitions"][1]["leader"].as_i64()), (Some(7), Some(-1)));
+    assert!(t["partitions"][0]["end_offset"].is_null() && t["partitions"][1]["end_offset"].is_null(), "{t}");
+    api.ok("GET", "/api/topics", None).await;
+}
+
 #[tokio::test]
 async fn groups_show_lag_and_reset_offsets_of_an_inactive_group() {
     let api = Api::new();

@@ -15,7 +15,9 @@
 //! `acks` (the acks=all wait of Produce requests),
 //! `traffic` (bytes and records in and out per partition, counted on the
 //! hot path), `connections` (open and accepted client connections),
-//! `replication` (under-replicated and offline partitions, from the image).
+//! `replication` (under-replicated, under/at min ISR, offline, leader and
+//! partition counts from the image; ISR change counters the ISR task adds
+//! to; follower lag the replica fetchers record).
 
 pub mod acks;
 pub mod connections;
@@ -23,7 +25,7 @@ mod errors;
 mod groups;
 mod logs;
 pub mod process;
-mod replication;
+pub mod replication;
 pub mod requests;
 mod text;
 pub mod traffic;
@@ -70,7 +72,15 @@ impl NodeMetrics {
         logs::render(&mut x, &logs, &labels);
         traffic::render(&mut x, &logs, &labels);
         groups::render(&mut x, &self.broker, &self.runtime, &logs);
-        replication::render(&mut x, &self.broker.topics.image(), kaskade_types::NodeId(self.broker.node_id()));
+        let topics = &self.broker.topics;
+        let min_isr = |t: &kaskade_meta::TopicImage| topics.log_config(&t.configs).min_insync_replicas;
+        let follower_lag = |t: &str, p: i32| topics.partition(t, p).ok().and_then(|p| p.follower_lag());
+        let sources = replication::Sources {
+            min_isr: &min_isr,
+            follower_lag: &follower_lag,
+            isr_changes: &replication::ISR_CHANGES,
+        };
+        replication::render(&mut x, &topics.image(), kaskade_types::NodeId(self.broker.node_id()), &sources);
         requests::render(&mut x);
         errors::render(&mut x);
         acks::render(&mut x);

@@ -36,6 +36,7 @@ mod read;
 mod replication;
 
 use crate::metrics::traffic::PartitionTraffic;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -58,6 +59,10 @@ pub struct Partition {
     leadership: Arc<Mutex<Leadership>>,
     /// Bytes and records in and out, for `/metrics`.
     traffic: Arc<PartitionTraffic>,
+    /// As a follower: records behind the leader's HW at the last fetch
+    /// (Kafka's `FetcherLagMetrics` `ConsumerLag`); -1 before the first.
+    /// A relaxed atomic: the fetcher stores, a scrape loads.
+    follower_lag: AtomicI64,
 }
 
 impl Partition {
@@ -90,7 +95,7 @@ impl Partition {
             return Err(PartitionError::Internal(format!("{} already has a partition", log.topic_partition())));
         }
         let traffic = crate::metrics::traffic::register(&log);
-        Ok(Arc::new(Partition { node, log, leadership, traffic }))
+        Ok(Arc::new(Partition { node, log, leadership, traffic, follower_lag: AtomicI64::new(-1) }))
     }
 
     /// Applies the metadata image's partition record: a new leader epoch
@@ -117,6 +122,20 @@ impl Partition {
 
     pub fn traffic(&self) -> &PartitionTraffic {
         &self.traffic
+    }
+
+    /// Records, after a fetch as follower, how far this replica is behind:
+    /// the leader's HW from the answer minus this log's end, at least 0
+    /// (Kafka's fetcher computes its lag from the HW the same way: a Fetch
+    /// answer carries no leader log end).
+    pub fn record_follower_lag(&self, leader_high_watermark: Offset) {
+        let lag = (leader_high_watermark.get() - self.log.log_end_offset()).max(0);
+        self.follower_lag.store(lag, Ordering::Relaxed);
+    }
+
+    /// The lag [`Partition::record_follower_lag`] recorded last, if any.
+    pub fn follower_lag(&self) -> Option<i64> {
+        Some(self.follower_lag.load(Ordering::Relaxed)).filter(|l| *l >= 0)
     }
 
     /// The topic's typed config (parsed when it last changed).

@@ -14,7 +14,9 @@
 //! fetcher waits until they are fsynced before it fetches again: the fetch
 //! offset the leader takes as this follower's position is then its durable
 //! end, so an acks=all acknowledgement means the batch is on disk on every
-//! ISR member. The follower's HW becomes min(leader HW, own end).
+//! ISR member. The follower's HW becomes min(leader HW, own end), and its
+//! lag for `/metrics` the leader HW minus its own end (a relaxed atomic
+//! store on the partition, no lock).
 //!
 //! Errors: a broken connection backs off (`replica.fetch.backoff.ms`) and
 //! retries; a partition that failed alone (a failed append, a refused
@@ -405,6 +407,7 @@ async fn apply(
         }
     }
     part.follow_leader_high_watermark(Offset(pd.high_watermark));
+    part.record_follower_lag(Offset(pd.high_watermark));
     Next::Again
 }
 
@@ -506,6 +509,7 @@ mod tests {
         let next = apply(&key, &f, &answer(None, Some(Bytes::from(bad)), 5, 0), &mut progress).await;
         assert!(matches!(next, Next::Backoff));
         assert_eq!(follower.log().log_end_offset(), 0);
+        assert_eq!(follower.follower_lag(), None, "no lag before a fetch was applied");
 
         // The batches: appended (durable before the next fetch), HW followed.
         let next = apply(&key, &f, &answer(None, Some(fetched.clone()), 3, 0), &mut progress).await;
@@ -513,6 +517,12 @@ mod tests {
         assert_eq!(follower.log().log_end_offset(), 5);
         assert!(follower.log().durable_end() >= 5, "on disk before the next fetch reports it");
         assert_eq!(follower.high_watermark(), Offset(3));
+        // Caught up with the leader's HW: no lag; an answer with a later HW
+        // and no records (the rest did not fit) leaves it behind by that much.
+        assert_eq!(follower.follower_lag(), Some(0));
+        let next = apply(&key, &f, &answer(None, None, 9, 0), &mut progress).await;
+        assert!(matches!(next, Next::Again));
+        assert_eq!(follower.follower_lag(), Some(4));
 
         // A leader that has not caught up with the image: retry later.
         let next =

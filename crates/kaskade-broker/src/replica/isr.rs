@@ -8,6 +8,11 @@
 //! checks AlterPartition's epochs). The change reaches the partition back
 //! through the image (`Partition::apply`), which may move the HW.
 //!
+//! A change that committed is counted as a shrink and/or expand
+//! (`metrics::replication::ISR_CHANGES`, Kafka's `IsrShrinksPerSec` /
+//! `IsrExpandsPerSec`), by this task only, so each change counts once, on
+//! the leader that proposed it.
+//!
 //! Invariant: this task proposes only for partitions this node leads in
 //! the image it read, and never writes a leader change.
 
@@ -18,6 +23,7 @@ use kaskade_meta::MetaError;
 use kaskade_types::NodeId;
 
 use crate::broker::Broker;
+use crate::metrics::replication::ISR_CHANGES;
 
 /// Kafka's `replica.lag.time.max.ms` default.
 const DEFAULT_LAG_MAX_MS: i64 = 30_000;
@@ -59,22 +65,27 @@ pub(super) async fn run(broker: Arc<Broker>) {
             let topics = broker.topics.clone();
             let wanted = isr.clone();
             let written = tokio::task::spawn_blocking(move || {
-                topics.update(|img| -> Result<(Vec<_>, bool), MetaError> {
+                topics.update(|img| -> Result<(Vec<_>, Option<Vec<NodeId>>), MetaError> {
                     let current = img.topic_by_id(&topic_id).and_then(|t| t.partitions.get(index));
                     match current {
-                        Some(p) if p.leader_epoch == epoch && p.partition_epoch == partition_epoch => {
-                            Ok((vec![p.change_record(topic_id, index as i32, p.leader, wanted.clone())], true))
-                        }
+                        Some(p) if p.leader_epoch == epoch && p.partition_epoch == partition_epoch => Ok((
+                            vec![p.change_record(topic_id, index as i32, p.leader, wanted.clone())],
+                            Some(p.isr.clone()),
+                        )),
                         // The image moved on: the next check decides again.
-                        _ => Ok((Vec::new(), false)),
+                        _ => Ok((Vec::new(), None)),
                     }
                 })
             })
             .await;
             match written {
-                Ok(Ok(true)) => tracing::info!(topic = %name, partition = index,
-                    isr = ?isr.iter().map(|n| n.get()).collect::<Vec<_>>(), "ISR changed"),
-                Ok(Ok(false)) => {}
+                Ok(Ok(Some(old))) => {
+                    // Committed: counted once, here, by the leader that proposed it.
+                    ISR_CHANGES.count(&old, &isr);
+                    tracing::info!(topic = %name, partition = index,
+                        isr = ?isr.iter().map(|n| n.get()).collect::<Vec<_>>(), "ISR changed")
+                }
+                Ok(Ok(None)) => {}
                 Ok(Err(e)) => tracing::warn!(topic = %name, partition = index, error = %e, "ISR change not written"),
                 Err(e) => tracing::error!(error = %e, "the ISR change task failed"),
             }

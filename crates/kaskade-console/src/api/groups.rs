@@ -1,4 +1,5 @@
-//! Consumer groups: list (ListGroups), describe (DescribeGroups, the
+//! Consumer groups: list (ListGroups, of every broker), describe
+//! (DescribeGroups at the group's coordinator, the
 //! members' assignments decoded from the consumer protocol, OffsetFetch
 //! against ListOffsets for lag) and reset offsets (OffsetCommit as an
 //! admin client sends it: generation -1, no member).
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::State;
 use crate::error::{ApiResult, Body, ConsoleError};
 use crate::history::LagPoint;
-use crate::kafka::{check, sb};
+use crate::kafka::{check, sb, GROUP_COORDINATOR};
 use crate::view::{self, GroupListing, Tp};
 
 /// Group states in which a group has no members (Kafka's `GroupState`).
@@ -56,8 +57,9 @@ struct Described {
 }
 
 async fn describe_group(console: &crate::Console, group: &str) -> Result<Described, ConsoleError> {
+    let coordinator = console.kafka.coordinator(group, GROUP_COORDINATOR).await?;
     let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(group))]);
-    let resp = console.kafka.call(req, 5).await?;
+    let resp = console.kafka.call_on(coordinator, req, 5).await?;
     let g = resp
         .groups
         .into_iter()
@@ -209,7 +211,8 @@ pub async fn reset(
                 .map(|(t, ps)| OffsetCommitRequestTopic::default().with_name(TopicName(sb(t))).with_partitions(ps))
                 .collect(),
         );
-    let resp = console.kafka.call(req, 8).await?;
+    let coordinator = console.kafka.coordinator(&group, GROUP_COORDINATOR).await?;
+    let resp = console.kafka.call_on(coordinator, req, 8).await?;
     for t in &resp.topics {
         for p in &t.partitions {
             check(p.error_code, None)?;

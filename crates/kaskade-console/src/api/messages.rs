@@ -1,6 +1,7 @@
 //! The message browser: read a partition (Fetch) from an offset, a
 //! timestamp (ListOffsets) or the newest records, with a text filter; and
-//! produce one record (Produce, acks=all).
+//! produce one record (Produce, acks=all). Both go to the partition's
+//! leader, wherever it is in the cluster, as a Kafka client sends them.
 //!
 //! A browse is bounded: at most [`MAX_LIMIT`] records are returned and at
 //! most [`MAX_SCAN`] are read looking for filter matches, so a filter over a
@@ -54,9 +55,10 @@ pub struct Page {
     messages: Vec<Message>,
 }
 
-/// Reads one Fetch worth of the partition from `offset`.
+/// Reads one Fetch worth of the partition from `offset`, from `leader`.
 async fn fetch(
     kafka: &Kafka,
+    leader: i32,
     topic: &str,
     partition: i32,
     offset: i64,
@@ -75,7 +77,7 @@ async fn fetch(
                 .with_log_start_offset(-1)
                 .with_current_leader_epoch(-1),
         ])]);
-    let resp = kafka.call(req, 12).await?;
+    let resp = kafka.call_on(leader, req, 12).await?;
     check(resp.error_code, None)?;
     let p = resp
         .responses
@@ -96,8 +98,10 @@ pub async fn browse(
     let Query(q) = q?;
     let kafka = &console.kafka;
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
-    let start = view::offset_of(kafka, &topic, q.partition, view::EARLIEST).await?;
-    let end = view::offset_of(kafka, &topic, q.partition, view::LATEST).await?;
+    // Read from the leader, as a consumer does.
+    let leader = kafka.leader(&topic, q.partition).await?;
+    let start = view::offset_on(kafka, leader, &topic, q.partition, view::EARLIEST).await?;
+    let end = view::offset_on(kafka, leader, &topic, q.partition, view::LATEST).await?;
     let first = match (q.from.as_deref().unwrap_or("newest"), q.value) {
         ("newest", _) => (end - limit as i64).max(start),
         ("offset", Some(o)) => o.clamp(start, end),
@@ -105,7 +109,7 @@ pub async fn browse(
         ("timestamp", Some(ts)) if ts < 0 => {
             return Err(ConsoleError::BadRequest(format!("timestamp {ts}: expected milliseconds since 1970")))
         }
-        ("timestamp", Some(ts)) => match view::offset_of(kafka, &topic, q.partition, ts).await? {
+        ("timestamp", Some(ts)) => match view::offset_on(kafka, leader, &topic, q.partition, ts).await? {
             o if o >= 0 => o,
             _ => end,
         },
@@ -119,7 +123,7 @@ pub async fn browse(
     let mut messages = Vec::new();
     let mut pos = first;
     while messages.len() < limit && pos < end && pos - first < MAX_SCAN {
-        let (batch, next, _) = fetch(kafka, &topic, q.partition, pos).await?;
+        let (batch, next, _) = fetch(kafka, leader, &topic, q.partition, pos).await?;
         if next <= pos {
             break;
         }
@@ -181,7 +185,9 @@ pub async fn produce(
             PartitionProduceData::default().with_index(m.partition).with_records(Some(batch)),
         ]),
     ]);
-    let resp = console.kafka.call(req, 9).await?;
+    // To the leader, as a producer sends it.
+    let leader = console.kafka.leader(&topic, m.partition).await?;
+    let resp = console.kafka.call_on(leader, req, 9).await?;
     let p = resp
         .responses
         .into_iter()

@@ -64,7 +64,7 @@ pub async fn list(axum::extract::State(console): State) -> ApiResult<Vec<TopicRo
     let topics = view::topics(kafka).await?;
     let ends = view::end_offsets(kafka, &topics).await?;
     let starts = view::start_offsets(kafka, &topics).await?;
-    let dirs = view::log_dirs(kafka).await?;
+    let sizes = view::leader_sizes(&topics, &view::log_dirs(kafka).await?);
     let rows = topics
         .iter()
         .map(|t| {
@@ -74,7 +74,7 @@ pub async fn list(axum::extract::State(console): State) -> ApiResult<Vec<TopicRo
                 internal: t.internal,
                 partitions: t.partitions.len(),
                 replication_factor: t.partitions.first().map_or(0, |p| p.replicas.len()),
-                size_bytes: tps().map(|tp| dirs.iter().filter_map(|d| d.sizes.get(&tp)).sum::<i64>()).sum(),
+                size_bytes: tps().filter_map(|tp| sizes.get(&tp)).sum(),
                 records: tps().map(|tp| ends.get(&tp).unwrap_or(&0) - starts.get(&tp).unwrap_or(&0)).sum(),
                 records_per_sec: console.history.topic_rate(&t.name),
             }

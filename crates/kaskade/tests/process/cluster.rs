@@ -3,7 +3,10 @@
 //! node can be killed with SIGKILL, signalled (SIGTERM, SIGSTOP, SIGCONT)
 //! and restarted on its data directory. Helpers ask the cluster through
 //! real clients (rdkafka, kaskade-client) and wait on conditions with
-//! deadlines.
+//! deadlines. The nodes' HTTP listeners are off unless a test's env sets
+//! `KAFKA_HTTP_LISTENER` (e.g. `127.0.0.1:0`); the address each node bound
+//! is then read from its `kaskade: http on http://...` line
+//! ([`Node::http_addr`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -33,6 +36,8 @@ pub struct Node {
     root: PathBuf,
     child: Child,
     ready: mpsc::Receiver<()>,
+    /// The `host:port` of the HTTP listener, as the node printed it.
+    http: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Node {
@@ -73,6 +78,12 @@ impl Node {
         let again = spawn_with(&self.root, self.id, self.client_port, &self.voters, &self.env);
         *self = again;
         wait_ready(self);
+    }
+
+    /// The `host:port` the node's HTTP listener is bound to (printed before
+    /// it is ready), if the test turned the listener on.
+    pub fn http_addr(&self) -> Option<String> {
+        self.http.lock().ok().and_then(|a| a.clone())
     }
 
     /// This node's log (stderr) so far.
@@ -125,11 +136,12 @@ pub fn spawn_with(
         .append(true)
         .open(root.join(format!("node-{id}.log")))
         .expect("log file");
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(root.join(format!("node-{id}")))
-        .args(["--override", "http.listener="])
-        .env("KAFKA_NODE_ID", id.to_string())
+    cmd.arg("serve").arg("--data-dir").arg(root.join(format!("node-{id}")));
+    // Off unless the test asks for it (an --override would beat its env).
+    if !env.iter().any(|(k, _)| k == "KAFKA_HTTP_LISTENER") {
+        cmd.args(["--override", "http.listener="]);
+    }
+    cmd.env("KAFKA_NODE_ID", id.to_string())
         .env("KAFKA_PROCESS_ROLES", "broker,controller")
         .env("KAFKA_LISTENERS", format!("PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}"))
         .env("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{client_port}"))
@@ -147,15 +159,22 @@ pub fn spawn_with(
     let mut child = cmd.spawn().expect("spawn kaskade serve");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, ready) = mpsc::channel();
+    let http = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = http.clone();
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
+            if let Some(addr) = line.strip_prefix("kaskade: http on http://") {
+                if let Ok(mut a) = seen.lock() {
+                    *a = Some(addr.trim_end_matches('/').to_string());
+                }
+            }
             if line.starts_with("kaskade: data in ") {
                 let _ = tx.send(());
             }
         }
     });
-    Node { id, client_port, voters: voters.clone(), env: env.to_vec(), root: root.to_path_buf(), child, ready }
+    Node { id, client_port, voters: voters.clone(), env: env.to_vec(), root: root.to_path_buf(), child, ready, http }
 }
 
 pub fn wait_ready(node: &Node) {
