@@ -65,7 +65,7 @@ fn three_node_env(id: u16) -> Vec<(String, String)> {
 }
 
 #[test]
-fn a_three_node_combined_variant_runs_and_dedicated_roles_do_not_yet() {
+fn a_three_node_combined_variant_and_dedicated_roles_run() {
     for id in 1..=3u16 {
         let env = three_node_env(id);
         let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -78,7 +78,8 @@ fn a_three_node_combined_variant_runs_and_dedicated_roles_do_not_yet() {
         assert_eq!(c.kraft.check_runnable(NodeId(c.node_id), &controller_ports(&c)), Ok(()));
         assert_eq!(c.kraft.static_quorum(NodeId(c.node_id)).map(|q| q.len()), Some(3));
     }
-    // Dedicated roles validate too: controllers 1..3 and a broker 4.
+    // Dedicated roles (Kafka's isolated mode): controllers 1..3 run the
+    // quorum, broker 4 observes it.
     let voters = "1@localhost:19101,2@localhost:19111,3@localhost:19121";
     let controller = load(&[
         ("node.id", "2"),
@@ -89,8 +90,9 @@ fn a_three_node_combined_variant_runs_and_dedicated_roles_do_not_yet() {
     ])
     .unwrap();
     assert_eq!(controller.client_listeners(), Vec::<ListenerSpec>::new());
-    let err = controller.kraft.check_runnable(NodeId(2), &[19111]).unwrap_err();
-    assert!(err.starts_with("process.roles=controller: a dedicated controller"), "{err}");
+    assert_eq!(controller.kraft.check_runnable(NodeId(2), &[19111]), Ok(()));
+    assert_eq!(controller.kraft.static_quorum(NodeId(2)).map(|q| q.len()), Some(3));
+    assert!(controller.advertised_broker_listeners().is_empty(), "a controller advertises nothing to clients");
     let broker = load(&[
         ("node.id", "4"),
         ("process.roles", "broker"),
@@ -100,7 +102,9 @@ fn a_three_node_combined_variant_runs_and_dedicated_roles_do_not_yet() {
         ("controller.quorum.voters", voters),
     ])
     .unwrap();
-    assert!(broker.kraft.check_runnable(NodeId(4), &[]).unwrap_err().starts_with("process.roles=broker"));
+    assert_eq!(broker.kraft.check_runnable(NodeId(4), &[]), Ok(()));
+    assert_eq!(broker.kraft.static_quorum(NodeId(4)).map(|q| q.len()), Some(3), "it observes the three voters");
+    assert!(broker.controller_listeners().is_empty(), "a broker-only node binds no controller listener");
 }
 
 #[test]

@@ -1,0 +1,163 @@
+//! Dedicated roles, as Kafka's isolated-mode docker-compose set-ups run
+//! them: a controller-only node (`process.roles=controller`: the quorum on
+//! its CONTROLLER listener, no client listener, never registered as a
+//! broker, never a replica) and two broker-only nodes
+//! (`process.roles=broker`: observers of the quorum through
+//! `controller.quorum.voters` and `controller.listener.names`, which
+//! register, heartbeat, forward their metadata changes to the active
+//! controller and serve clients), all from `kaskade serve` with the same
+//! KAFKA_* environment Kafka takes. A replicated topic is created,
+//! produced to and read back; the controller is killed with SIGKILL and
+//! restarted, and metadata changes and clients go on. Every wait is on a
+//! condition with a deadline.
+
+mod process;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use process::cluster::{active_controller, create, describe_quorum, spawn_with, wait_for, wait_ready, Node};
+use process::{client_config, free_port, WAIT};
+
+const CONTROLLER: i32 = 1;
+
+fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// Node 1 controller-only, nodes 2 and 3 broker-only, as Kafka's isolated
+/// docker-compose example configures them.
+fn start(root: &std::path::Path) -> Vec<Node> {
+    let voters: BTreeMap<i32, u16> = BTreeMap::from([(CONTROLLER, free_port())]);
+    let quorum = format!("{CONTROLLER}@127.0.0.1:{}", voters[&CONTROLLER]);
+    let controller_env = env(&[
+        ("KAFKA_PROCESS_ROLES", "controller".into()),
+        ("KAFKA_LISTENERS", format!("CONTROLLER://127.0.0.1:{}", voters[&CONTROLLER])),
+        ("KAFKA_ADVERTISED_LISTENERS", format!("CONTROLLER://127.0.0.1:{}", voters[&CONTROLLER])),
+        ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT".into()),
+    ]);
+    let mut nodes = vec![spawn_with(root, CONTROLLER, free_port(), &voters, &controller_env)];
+    for id in [2, 3] {
+        let port = free_port();
+        let broker_env = env(&[
+            ("KAFKA_PROCESS_ROLES", "broker".into()),
+            ("KAFKA_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}")),
+            ("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}")),
+            ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT".into()),
+            ("KAFKA_CONTROLLER_QUORUM_VOTERS", quorum.clone()),
+        ]);
+        nodes.push(spawn_with(root, id, port, &voters, &broker_env));
+    }
+    for n in &nodes {
+        wait_ready(n);
+    }
+    nodes
+}
+
+/// (broker ids, replicas by partition) of `topic` as the node at
+/// `bootstrap` answers Metadata.
+fn placement(bootstrap: &str, topic: &str, partitions: usize) -> Option<(BTreeSet<i32>, Vec<Vec<i32>>)> {
+    let consumer: BaseConsumer = client_config(bootstrap).create().ok()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    if t.error().is_some() || t.partitions().len() != partitions || t.partitions().iter().any(|p| p.leader() < 0) {
+        return None;
+    }
+    let brokers = md.brokers().iter().map(|b| b.id()).collect();
+    Some((brokers, t.partitions().iter().map(|p| p.replicas().to_vec()).collect()))
+}
+
+/// Produces `count` records (values `{prefix}-{i}`) with acks=all through
+/// `bootstrap`; every one acknowledged.
+fn produce(bootstrap: &str, topic: &str, prefix: &str, count: usize) {
+    let producer: BaseProducer = client_config(bootstrap).set("acks", "all").create().expect("producer");
+    for i in 0..count {
+        let value = format!("{prefix}-{i}");
+        producer.send(BaseRecord::<(), _>::to(topic).payload(&value)).expect("enqueue");
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(WAIT).expect("all acknowledged");
+}
+
+/// Reads `topic`'s `partitions` partitions from the start through
+/// `bootstrap` until `want` values were seen.
+fn read_back(bootstrap: &str, topic: &str, partitions: i32, want: &BTreeSet<String>) {
+    let consumer: BaseConsumer =
+        client_config(bootstrap).set("group.id", "assign-only").set("enable.auto.commit", "false").create().expect("c");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while !want.is_subset(&seen) {
+        assert!(Instant::now() < deadline, "read back {} of {}", want.intersection(&seen).count(), want.len());
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            seen.insert(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+}
+
+#[test]
+fn a_controller_only_node_and_two_broker_only_nodes_form_a_cluster_and_survive_a_controller_restart() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut nodes = start(root.path());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (b2, b3) = (nodes[1].bootstrap(), nodes[2].bootstrap());
+
+    // The controller-only node serves no client listener and is not a broker.
+    assert!(std::net::TcpStream::connect(nodes[0].bootstrap()).is_err(), "a controller-only node has no client port");
+    // Metadata names a live broker as the controller (clients send admin
+    // requests there; it forwards them), never the controller-only node.
+    let named = wait_for("node 2 names a controller", || active_controller(&runtime, &b2));
+    assert!([2, 3].contains(&named), "Metadata's controller is a broker: {named}");
+
+    // Replication factor 2 over the two brokers, created through node 2.
+    create(&runtime, &b2, NewTopic::new("dedicated", 4, TopicReplication::Fixed(2))).expect("create");
+    let (brokers, replicas) = wait_for("node 3 knows the topic", || placement(&b3, "dedicated", 4));
+    assert_eq!(brokers, BTreeSet::from([2, 3]), "only the broker-only nodes are brokers");
+    assert!(
+        replicas.iter().all(|r| r.iter().copied().collect::<BTreeSet<_>>() == BTreeSet::from([2, 3])),
+        "{replicas:?}"
+    );
+    // DescribeQuorum through a broker: the broker asks the active
+    // controller, the one voter.
+    let (code, leader, voters) = describe_quorum(&runtime, &b2).expect("DescribeQuorum");
+    assert_eq!((code, leader, voters), (0, CONTROLLER, BTreeSet::from([CONTROLLER])));
+    let refused = create(&runtime, &b3, NewTopic::new("rf3", 1, TopicReplication::Fixed(3)));
+    assert!(refused.is_err(), "the controller is never a replica: RF 3 on two brokers");
+
+    produce(&b3, "dedicated", "before", 100);
+    let before: BTreeSet<String> = (0..100).map(|i| format!("before-{i}")).collect();
+    read_back(&b2, "dedicated", 4, &before);
+
+    // The controller dies and comes back on its data dir: the brokers keep
+    // serving what they have meanwhile, then metadata changes go on.
+    nodes[0].kill9();
+    produce(&b2, "dedicated", "during", 20);
+    nodes[0].restart();
+    let named = wait_for("node 3 names a controller again", || active_controller(&runtime, &b3));
+    assert!([2, 3].contains(&named), "Metadata's controller is a broker: {named}");
+    create(&runtime, &b3, NewTopic::new("after-restart", 2, TopicReplication::Fixed(2))).expect("create after");
+    wait_for("node 2 sees the new topic", || placement(&b2, "after-restart", 2));
+    produce(&b2, "after-restart", "after", 50);
+    let after: BTreeSet<String> = (0..50).map(|i| format!("after-{i}")).collect();
+    read_back(&b3, "after-restart", 2, &after);
+    let during: BTreeSet<String> = (0..20).map(|i| format!("during-{i}")).collect();
+    read_back(&b3, "dedicated", 4, &during);
+
+    // The controller's data dir holds the metadata quorum only: no partition.
+    let dir = root.path().join(format!("node-{CONTROLLER}"));
+    let partitions: Vec<String> = std::fs::read_dir(&dir)
+        .expect("controller dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("dedicated-") || n.starts_with("after-restart-"))
+        .collect();
+    assert!(partitions.is_empty(), "the controller hosts no partition: {partitions:?}");
+}
