@@ -9,7 +9,8 @@
 //! KAFKA_* environment Kafka takes. A replicated topic is created,
 //! produced to and read back; the controller is killed with SIGKILL and
 //! restarted, and metadata changes and clients go on. Every wait is on a
-//! condition with a deadline.
+//! condition with a deadline. `KASKADE_DEDICATED_CONTROLLERS=3` (the long
+//! mode) runs three controllers, and the active one is the one killed.
 
 mod process;
 
@@ -24,25 +25,32 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use process::cluster::{active_controller, create, describe_quorum, spawn_with, wait_for, wait_ready, Node};
 use process::{client_config, free_port, WAIT};
 
-const CONTROLLER: i32 = 1;
+/// How many controller-only nodes (ids 1..=n; the brokers follow).
+fn controllers() -> i32 {
+    std::env::var("KASKADE_DEDICATED_CONTROLLERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1)
+}
 
 fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
-/// Node 1 controller-only, nodes 2 and 3 broker-only, as Kafka's isolated
-/// docker-compose example configures them.
-fn start(root: &std::path::Path) -> Vec<Node> {
-    let voters: BTreeMap<i32, u16> = BTreeMap::from([(CONTROLLER, free_port())]);
-    let quorum = format!("{CONTROLLER}@127.0.0.1:{}", voters[&CONTROLLER]);
-    let controller_env = env(&[
-        ("KAFKA_PROCESS_ROLES", "controller".into()),
-        ("KAFKA_LISTENERS", format!("CONTROLLER://127.0.0.1:{}", voters[&CONTROLLER])),
-        ("KAFKA_ADVERTISED_LISTENERS", format!("CONTROLLER://127.0.0.1:{}", voters[&CONTROLLER])),
-        ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT".into()),
-    ]);
-    let mut nodes = vec![spawn_with(root, CONTROLLER, free_port(), &voters, &controller_env)];
-    for id in [2, 3] {
+/// Nodes 1..=n controller-only, the next two broker-only, as Kafka's
+/// isolated docker-compose example configures them.
+fn start(root: &std::path::Path, n: i32) -> Vec<Node> {
+    let voters: BTreeMap<i32, u16> = (1..=n).map(|id| (id, free_port())).collect();
+    let quorum: Vec<String> = voters.iter().map(|(id, port)| format!("{id}@127.0.0.1:{port}")).collect();
+    let quorum = quorum.join(",");
+    let mut nodes = Vec::new();
+    for (id, port) in &voters {
+        let controller_env = env(&[
+            ("KAFKA_PROCESS_ROLES", "controller".into()),
+            ("KAFKA_LISTENERS", format!("CONTROLLER://127.0.0.1:{port}")),
+            ("KAFKA_ADVERTISED_LISTENERS", format!("CONTROLLER://127.0.0.1:{port}")),
+            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT".into()),
+        ]);
+        nodes.push(spawn_with(root, *id, free_port(), &voters, &controller_env));
+    }
+    for id in [n + 1, n + 2] {
         let port = free_port();
         let broker_env = env(&[
             ("KAFKA_PROCESS_ROLES", "broker".into()),
@@ -107,29 +115,32 @@ fn read_back(bootstrap: &str, topic: &str, partitions: i32, want: &BTreeSet<Stri
 #[test]
 fn a_controller_only_node_and_two_broker_only_nodes_form_a_cluster_and_survive_a_controller_restart() {
     let root = tempfile::tempdir().expect("tempdir");
-    let mut nodes = start(root.path());
+    let n = controllers();
+    let mut nodes = start(root.path(), n);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let (b2, b3) = (nodes[1].bootstrap(), nodes[2].bootstrap());
+    let (b2, b3) = (nodes[n as usize].bootstrap(), nodes[n as usize + 1].bootstrap());
+    let brokers_ids = BTreeSet::from([n + 1, n + 2]);
+    let controller_ids: BTreeSet<i32> = (1..=n).collect();
 
-    // The controller-only node serves no client listener and is not a broker.
-    assert!(std::net::TcpStream::connect(nodes[0].bootstrap()).is_err(), "a controller-only node has no client port");
+    // A controller-only node serves no client listener and is not a broker.
+    for c in &nodes[..n as usize] {
+        assert!(std::net::TcpStream::connect(c.bootstrap()).is_err(), "controller {} has no client port", c.id);
+    }
     // Metadata names a live broker as the controller (clients send admin
     // requests there; it forwards them), never the controller-only node.
-    let named = wait_for("node 2 names a controller", || active_controller(&runtime, &b2));
-    assert!([2, 3].contains(&named), "Metadata's controller is a broker: {named}");
+    let named = wait_for("a broker names a controller", || active_controller(&runtime, &b2));
+    assert!(brokers_ids.contains(&named), "Metadata's controller is a broker: {named}");
 
     // Replication factor 2 over the two brokers, created through node 2.
     create(&runtime, &b2, NewTopic::new("dedicated", 4, TopicReplication::Fixed(2))).expect("create");
     let (brokers, replicas) = wait_for("node 3 knows the topic", || placement(&b3, "dedicated", 4));
-    assert_eq!(brokers, BTreeSet::from([2, 3]), "only the broker-only nodes are brokers");
-    assert!(
-        replicas.iter().all(|r| r.iter().copied().collect::<BTreeSet<_>>() == BTreeSet::from([2, 3])),
-        "{replicas:?}"
-    );
+    assert_eq!(brokers, brokers_ids, "only the broker-only nodes are brokers");
+    assert!(replicas.iter().all(|r| r.iter().copied().collect::<BTreeSet<_>>() == brokers_ids), "{replicas:?}");
     // DescribeQuorum through a broker: the broker asks the active
-    // controller, the one voter.
+    // controller, which names the voters.
     let (code, leader, voters) = describe_quorum(&runtime, &b2).expect("DescribeQuorum");
-    assert_eq!((code, leader, voters), (0, CONTROLLER, BTreeSet::from([CONTROLLER])));
+    assert_eq!((code, voters), (0, controller_ids.clone()));
+    assert!(controller_ids.contains(&leader), "the active controller is a controller: {leader}");
     let refused = create(&runtime, &b3, NewTopic::new("rf3", 1, TopicReplication::Fixed(3)));
     assert!(refused.is_err(), "the controller is never a replica: RF 3 on two brokers");
 
@@ -137,13 +148,15 @@ fn a_controller_only_node_and_two_broker_only_nodes_form_a_cluster_and_survive_a
     let before: BTreeSet<String> = (0..100).map(|i| format!("before-{i}")).collect();
     read_back(&b2, "dedicated", 4, &before);
 
-    // The controller dies and comes back on its data dir: the brokers keep
-    // serving what they have meanwhile, then metadata changes go on.
-    nodes[0].kill9();
+    // The active controller dies and comes back on its data dir: the
+    // brokers keep serving what they have meanwhile, then metadata changes
+    // go on (with three controllers, under the next active one at once).
+    let active = (leader - 1) as usize;
+    nodes[active].kill9();
     produce(&b2, "dedicated", "during", 20);
-    nodes[0].restart();
-    let named = wait_for("node 3 names a controller again", || active_controller(&runtime, &b3));
-    assert!([2, 3].contains(&named), "Metadata's controller is a broker: {named}");
+    nodes[active].restart();
+    let named = wait_for("a broker names a controller again", || active_controller(&runtime, &b3));
+    assert!(brokers_ids.contains(&named), "Metadata's controller is a broker: {named}");
     create(&runtime, &b3, NewTopic::new("after-restart", 2, TopicReplication::Fixed(2))).expect("create after");
     wait_for("node 2 sees the new topic", || placement(&b2, "after-restart", 2));
     produce(&b2, "after-restart", "after", 50);
@@ -152,12 +165,14 @@ fn a_controller_only_node_and_two_broker_only_nodes_form_a_cluster_and_survive_a
     let during: BTreeSet<String> = (0..20).map(|i| format!("during-{i}")).collect();
     read_back(&b3, "dedicated", 4, &during);
 
-    // The controller's data dir holds the metadata quorum only: no partition.
-    let dir = root.path().join(format!("node-{CONTROLLER}"));
-    let partitions: Vec<String> = std::fs::read_dir(&dir)
-        .expect("controller dir")
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|n| n.starts_with("dedicated-") || n.starts_with("after-restart-"))
-        .collect();
-    assert!(partitions.is_empty(), "the controller hosts no partition: {partitions:?}");
+    // A controller's data dir holds the metadata quorum only: no partition.
+    for id in &controller_ids {
+        let dir = root.path().join(format!("node-{id}"));
+        let partitions: Vec<String> = std::fs::read_dir(&dir)
+            .expect("controller dir")
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n.starts_with("dedicated-") || n.starts_with("after-restart-") || n.starts_with("__"))
+            .collect();
+        assert!(partitions.is_empty(), "controller {id} hosts no partition: {partitions:?}");
+    }
 }

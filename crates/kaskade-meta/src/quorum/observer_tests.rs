@@ -132,3 +132,36 @@ async fn an_observer_of_another_cluster_and_bad_fetches_get_nothing() {
         kill(n).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_reachable_controller_an_observer_refuses_within_its_bounds() {
+    // A port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
+    let obs = ObserverMetadataLog::start(ObserverConfig {
+        node_id: 10,
+        cluster_id: "test-cluster".into(),
+        controllers: BTreeMap::from([(1, closed)]),
+        append_timeout: Duration::from_millis(500),
+    });
+    assert!(!obs.wait_until_current(Duration::from_millis(300)).await.expect("wait"));
+    let records = vec![MetadataRecord::ProducerIds { next_block_start: 1 }];
+    let started = tokio::time::Instant::now();
+    let refused = obs.append_async(crate::MetadataVersion::default(), records).await;
+    assert!(matches!(refused, Err(MetaError::NotLeader { leader: None })), "{refused:?}");
+    assert!(started.elapsed() < WAIT, "bounded by the append timeout");
+    let call = BrokerCall::Heartbeat {
+        node_id: 10,
+        incarnation_id: Uuid::new_v4(),
+        metadata_offset: 0,
+        want_shut_down: false,
+    };
+    let refused = obs.call_controller(call, Duration::from_millis(300)).await;
+    assert!(matches!(refused, Err(BrokerRefusal::Unreachable(_))), "{refused:?}");
+    let status = obs.status(Duration::from_millis(300)).await;
+    assert!(matches!(status, Err(MetaError::NotLeader { leader: None })), "{status:?}");
+    assert_eq!(obs.committed().version, crate::MetadataVersion::default(), "nothing was made up");
+    obs.shutdown();
+}
