@@ -8,9 +8,12 @@
 //! controller and serve clients), all from `kaskade serve` with the same
 //! KAFKA_* environment Kafka takes. A replicated topic is created,
 //! produced to and read back; the controller is killed with SIGKILL and
-//! restarted, and metadata changes and clients go on. Every wait is on a
-//! condition with a deadline. `KASKADE_DEDICATED_CONTROLLERS=3` (the long
-//! mode) runs three controllers, and the active one is the one killed.
+//! restarted, and metadata changes and clients go on; a broker killed and
+//! restarted keeps its data (it opens its logs only once it fetched the
+//! image) and serves everything once the other broker is gone. Every
+//! wait is on a condition with a deadline. `KASKADE_DEDICATED_CONTROLLERS=3`
+//! (the long mode) runs three controllers, and the active one is the one
+//! killed.
 
 mod process;
 
@@ -78,6 +81,20 @@ fn placement(bootstrap: &str, topic: &str, partitions: usize) -> Option<(BTreeSe
     }
     let brokers = md.brokers().iter().map(|b| b.id()).collect();
     Some((brokers, t.partitions().iter().map(|p| p.replicas().to_vec()).collect()))
+}
+
+/// (leaders, ISRs sorted) of `topic`'s partitions as the node at
+/// `bootstrap` answers Metadata.
+fn leaders_and_isrs(bootstrap: &str, topic: &str) -> Option<(Vec<i32>, Vec<Vec<i32>>)> {
+    let consumer: BaseConsumer = client_config(bootstrap).create().ok()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    let isr = |p: &rdkafka::metadata::MetadataPartition| {
+        let mut isr = p.isr().to_vec();
+        isr.sort_unstable();
+        isr
+    };
+    Some((t.partitions().iter().map(|p| p.leader()).collect(), t.partitions().iter().map(isr).collect()))
 }
 
 /// Produces `count` records (values `{prefix}-{i}`) with acks=all through
@@ -173,6 +190,23 @@ fn a_controller_only_node_and_two_broker_only_nodes_form_a_cluster_and_survive_a
     read_back(&b3, "after-restart", 2, &after);
     let during: BTreeSet<String> = (0..20).map(|i| format!("during-{i}")).collect();
     read_back(&b3, "dedicated", 4, &during);
+
+    // A broker-only node restarts on its data: it waits for the quorum's
+    // image before it opens its logs (an empty image would delete them),
+    // catches up, and once the other broker is gone it serves everything.
+    let (second, third) = (n as usize, n as usize + 1);
+    nodes[third].kill9();
+    nodes[third].restart();
+    let both: Vec<i32> = brokers_ids.iter().copied().collect();
+    wait_for("the restarted broker is back in every ISR", || {
+        leaders_and_isrs(&b2, "dedicated").filter(|(_, isrs)| isrs.iter().all(|isr| *isr == both))
+    });
+    nodes[second].kill9();
+    wait_for("the restarted broker leads every partition", || {
+        leaders_and_isrs(&b3, "dedicated").filter(|(leaders, _)| leaders.iter().all(|l| *l == n + 2))
+    });
+    let all: BTreeSet<String> = before.union(&during).cloned().collect();
+    read_back(&b3, "dedicated", 4, &all);
 
     // A controller's data dir holds the metadata quorum only: no partition.
     for id in &controller_ids {
