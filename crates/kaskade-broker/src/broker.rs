@@ -16,6 +16,22 @@ use crate::txn::records::TXN_TOPIC;
 /// Fetch sessions kept at once (`max.incremental.fetch.session.cache.slots`).
 const FETCH_SESSION_SLOTS: usize = 1000;
 
+/// One advertised client listener of this node: its name, the endpoint
+/// clients connecting on it are told, and its security protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Advertised {
+    pub listener: String,
+    pub endpoint: Endpoint,
+    pub security_protocol: String,
+}
+
+impl Advertised {
+    /// A PLAINTEXT listener named `listener` (tests, a node's only one).
+    pub fn plaintext(listener: &str, endpoint: impl Into<Endpoint>) -> Self {
+        Advertised { listener: listener.into(), endpoint: endpoint.into(), security_protocol: "PLAINTEXT".into() }
+    }
+}
+
 /// A broker as clients are told of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveBroker {
@@ -49,23 +65,26 @@ pub struct Broker {
     /// Connections to the other brokers, by node id.
     pub peers: Arc<crate::inter_broker::InterBroker>,
     cluster_id: String,
-    /// Where clients are told to connect.
-    advertised: Endpoint,
+    /// Where clients are told to connect, per advertised client listener
+    /// (never empty; the first is the default).
+    advertised: Vec<Advertised>,
     /// Flips to true when the node starts shutting down: parked long polls
     /// answer at once instead of holding shutdown up until their deadline.
     stopping: tokio::sync::watch::Sender<bool>,
-    /// This node's controller when it is one of a multi-node quorum (set
-    /// once at start-up): who the active controller is.
-    quorum: std::sync::OnceLock<kaskade_meta::QuorumMetadataLog>,
+    /// This node's place in a multi-node quorum (set once at start-up):
+    /// who the active controller is, and this node's controller if it runs
+    /// one.
+    quorum: std::sync::OnceLock<crate::cluster::QuorumLink>,
 }
 
 impl Broker {
-    /// A broker with the default route table.
+    /// A broker with the default route table, advertising `advertised`
+    /// (a node's advertised client listeners, in configured order).
     pub fn new(
         config: BrokerConfig,
         topics: Arc<TopicManager>,
         cluster_id: String,
-        advertised: impl Into<Endpoint>,
+        advertised: Vec<Advertised>,
     ) -> Self {
         Self::with_router(config, Router::default(), topics, cluster_id, advertised)
     }
@@ -76,8 +95,11 @@ impl Broker {
         router: Router,
         topics: Arc<TopicManager>,
         cluster_id: String,
-        advertised: impl Into<Endpoint>,
+        mut advertised: Vec<Advertised>,
     ) -> Self {
+        if advertised.is_empty() {
+            advertised.push(Advertised::plaintext("PLAINTEXT", Endpoint::new("localhost", 9092)));
+        }
         // The coordinators' seams over this node's logs (coordinator::local).
         use crate::coordinator::cluster_markers::ClusterMarkers;
         use crate::coordinator::local::{LocalInternalTopic, LocalMarkers, LocalProducerIds};
@@ -116,7 +138,7 @@ impl Broker {
             local_markers,
             peers,
             cluster_id,
-            advertised: advertised.into(),
+            advertised,
             stopping,
             quorum: std::sync::OnceLock::new(),
         }
@@ -156,17 +178,36 @@ impl Broker {
             Ok(t) => t,
             Err(e) => panic!("test storage in {}: {e}", dir.display()),
         };
-        Self::with_router(config, router, topics, cluster_id, Endpoint::new("localhost", 9092))
+        let name = config.advertised_broker_listeners().first().map_or_else(|| "PLAINTEXT".into(), |l| l.name.clone());
+        let advertised = vec![Advertised::plaintext(&name, Endpoint::new("localhost", 9092))];
+        Self::with_router(config, router, topics, cluster_id, advertised)
     }
 
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
     }
 
-    /// The address clients are told in Metadata, FindCoordinator and
-    /// DescribeCluster.
+    /// The address of this node's first advertised client listener.
     pub fn endpoint(&self) -> &Endpoint {
+        &self.advertised[0].endpoint
+    }
+
+    /// Every advertised client listener of this node, as it registers them.
+    pub fn advertised(&self) -> &[Advertised] {
         &self.advertised
+    }
+
+    /// The listener whose endpoints a client on `listener` is told (Kafka
+    /// answers each connection with the endpoints of the listener it came
+    /// in on): that one if this node advertises it, else (a request on the
+    /// controller listener, or from no connection) the first advertised.
+    pub fn answering_listener(&self, listener: Option<&str>) -> &Advertised {
+        listener.and_then(|l| self.advertised.iter().find(|a| a.listener == l)).unwrap_or(&self.advertised[0])
+    }
+
+    /// This node's endpoint for a client on `listener`.
+    pub fn endpoint_for(&self, listener: Option<&str>) -> &Endpoint {
+        &self.answering_listener(listener).endpoint
     }
 
     pub fn auto_create_topics(&self) -> bool {
@@ -180,51 +221,66 @@ impl Broker {
 
     /// Makes this broker answer for a multi-node quorum (controller id,
     /// DescribeQuorum); set once, at start-up.
-    pub fn set_quorum(&self, quorum: kaskade_meta::QuorumMetadataLog) {
+    pub fn set_quorum(&self, quorum: crate::cluster::QuorumLink) {
         let _ = self.quorum.set(quorum);
     }
 
-    /// This node's controller of a multi-node quorum, if it runs in one.
+    /// This node's controller of a multi-node quorum, if it runs one.
     pub fn quorum(&self) -> Option<&kaskade_meta::QuorumMetadataLog> {
-        self.quorum.get()
+        self.quorum.get().and_then(|q| q.voter())
+    }
+
+    /// This node's observer of the quorum when it is a broker-only node of
+    /// a cluster (running no controller).
+    pub fn observer(&self) -> Option<&kaskade_meta::ObserverMetadataLog> {
+        match self.quorum.get() {
+            Some(crate::cluster::QuorumLink::Observer(o)) => Some(o),
+            _ => None,
+        }
     }
 
     /// The active controller Metadata and DescribeCluster name: this node
     /// when it is its own quorum, else the quorum's leader (`None` while
     /// none is known: Kafka answers -1 then).
+    ///
+    /// Clients send admin requests to the node named here, so it must be
+    /// a broker they can reach: when the active controller is a
+    /// controller-only node, or on a broker-only node while no active
+    /// controller is known, this node is named if it is a live broker
+    /// (else the first live broker), as KRaft's brokers name a live broker
+    /// and forward what the controller must decide.
     pub fn controller_id(&self) -> Option<i32> {
-        match self.quorum.get() {
-            Some(q) => q.leader(),
-            None => Some(self.config.node_id),
+        let Some(q) = self.quorum.get() else { return Some(self.config.node_id) };
+        let image = self.topics.image();
+        match q.leader() {
+            Some(leader) if image.brokers().contains_key(&kaskade_types::NodeId(leader)) => return Some(leader),
+            None if q.voter().is_some() => return None,
+            _ => {}
         }
+        let me = kaskade_types::NodeId(self.config.node_id);
+        if image.is_unfenced(me) {
+            return Some(me.get());
+        }
+        image.unfenced_brokers().first().map(|n| n.get())
     }
 
-    /// The brokers Metadata and DescribeCluster list: in a cluster every
-    /// registered, unfenced broker with the endpoint and rack it
-    /// registered; a node of its own lists itself.
-    pub fn live_brokers(&self) -> Vec<LiveBroker> {
+    /// The brokers Metadata and DescribeCluster list to a client connected
+    /// on `listener` (`None`: no connection, e.g. a test): in a cluster
+    /// every registered, unfenced broker with its registered endpoint on
+    /// that listener and its rack, leaving out a broker without that
+    /// listener as Kafka's metadata cache does; a node of its own lists
+    /// itself.
+    pub fn live_brokers(&self, listener: Option<&str>) -> Vec<LiveBroker> {
+        let answering = self.answering_listener(listener);
         let me = || LiveBroker {
             id: kaskade_types::NodeId(self.config.node_id),
-            endpoint: self.advertised.clone(),
+            endpoint: answering.endpoint.clone(),
             rack: self.config.kraft.broker_rack.clone(),
         };
         if self.quorum.get().is_none() {
             return vec![me()];
         }
-        let image = self.topics.image();
-        image
-            .brokers()
-            .values()
-            .filter(|b| !b.fenced)
-            .filter_map(|b| {
-                let e = b.endpoints.first()?;
-                Some(LiveBroker {
-                    id: b.id,
-                    endpoint: Endpoint::new(e.host.clone(), i32::from(e.port)),
-                    rack: b.rack.clone(),
-                })
-            })
-            .collect()
+        registered_brokers(&self.topics.image(), &answering.listener)
     }
 
     /// The epoch of the finalized features reported by ApiVersions (>= 0).
@@ -239,8 +295,94 @@ impl Broker {
     }
 }
 
+/// The unfenced brokers `image` registers, each with its endpoint on
+/// `listener` and its rack; a broker without that listener is left out.
+pub fn registered_brokers(image: &kaskade_meta::Image, listener: &str) -> Vec<LiveBroker> {
+    image
+        .brokers()
+        .values()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let e = b.endpoint(listener)?;
+            Some(LiveBroker {
+                id: b.id,
+                endpoint: Endpoint::new(e.host.clone(), i32::from(e.port)),
+                rack: b.rack.clone(),
+            })
+        })
+        .collect()
+}
+
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker").field("node_id", &self.config.node_id).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaskade_meta::{BrokerEndpoint, Image, MetadataRecord, Uuid};
+    use kaskade_types::NodeId;
+
+    fn register(node_id: i32, endpoints: &[(&str, u16)], rack: Option<&str>) -> MetadataRecord {
+        MetadataRecord::RegisterBroker {
+            node_id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: endpoints
+                .iter()
+                .map(|(name, port)| BrokerEndpoint {
+                    listener: (*name).into(),
+                    host: format!("{}.b{node_id}", name.to_lowercase()),
+                    port: *port,
+                    security_protocol: Some("PLAINTEXT".into()),
+                })
+                .collect(),
+            rack: rack.map(str::to_string),
+            fenced: false,
+        }
+    }
+
+    #[test]
+    fn each_listener_sees_its_own_endpoints_and_every_rack() {
+        let mut img = Image::default();
+        img.apply(&register(1, &[("INTERNAL", 9001), ("EXTERNAL", 19001)], Some("a")));
+        img.apply(&register(2, &[("INTERNAL", 9002), ("EXTERNAL", 19002)], Some("b")));
+        img.apply(&register(3, &[("INTERNAL", 9003)], None));
+        let on = |img: &Image, listener| -> Vec<(i32, String, i32, Option<String>)> {
+            registered_brokers(img, listener)
+                .into_iter()
+                .map(|b| (b.id.get(), b.endpoint.host, b.endpoint.port, b.rack))
+                .collect()
+        };
+        assert_eq!(
+            on(&img, "EXTERNAL"),
+            [(1, "external.b1".into(), 19001, Some("a".into())), (2, "external.b2".into(), 19002, Some("b".into()))],
+            "broker 3 has no EXTERNAL listener: left out, as Kafka does"
+        );
+        assert_eq!(
+            on(&img, "INTERNAL"),
+            [
+                (1, "internal.b1".into(), 9001, Some("a".into())),
+                (2, "internal.b2".into(), 9002, Some("b".into())),
+                (3, "internal.b3".into(), 9003, None)
+            ]
+        );
+        img.apply(&MetadataRecord::FenceBroker { node_id: 2 });
+        assert_eq!(
+            on(&img, "INTERNAL").iter().map(|b| b.0).collect::<Vec<_>>(),
+            [1, 3],
+            "fenced brokers are not listed"
+        );
+        assert!(img.brokers().contains_key(&NodeId(2)));
+    }
+
+    #[test]
+    fn a_connection_on_an_unknown_listener_is_answered_with_the_first() {
+        let config = BrokerConfig::default();
+        let broker = Broker::for_tests(config, Router::default());
+        assert_eq!(broker.answering_listener(Some("CONTROLLER")).listener, "PLAINTEXT");
+        assert_eq!(broker.answering_listener(None).listener, "PLAINTEXT");
+        assert_eq!(broker.live_brokers(Some("PLAINTEXT"))[0].endpoint, *broker.endpoint());
     }
 }

@@ -132,13 +132,14 @@ impl InterBroker {
     }
 }
 
-/// `registration`'s endpoint on the inter-broker `listener`, the one place
-/// a broker picks how to reach another (transaction markers, forwarded
-/// requests, replica fetchers). A registration carries only the first
-/// advertised listener today (`cluster::Controller::register`), so without
-/// a match its first endpoint is used.
+/// `registration`'s endpoint on the inter-broker `listener`
+/// (`inter.broker.listener.name`), the one place a broker picks how to
+/// reach another (transaction markers, forwarded requests, replica
+/// fetchers). A registration carries every advertised listener
+/// (`cluster::Controller::register`); one written by an earlier version
+/// carries only the first, which then stands for all.
 pub fn endpoint<'a>(registration: &'a BrokerRegistration, listener: &str) -> Option<&'a BrokerEndpoint> {
-    registration.endpoints.iter().find(|e| e.listener == listener).or_else(|| registration.endpoints.first())
+    registration.endpoint(listener)
 }
 
 #[cfg(test)]
@@ -169,7 +170,12 @@ mod tests {
         let record = MetadataRecord::RegisterBroker {
             node_id: node,
             incarnation_id,
-            endpoints: vec![BrokerEndpoint { listener: "PLAINTEXT".into(), host: "127.0.0.1".into(), port }],
+            endpoints: vec![BrokerEndpoint {
+                listener: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port,
+                security_protocol: None,
+            }],
             rack: None,
             fenced: false,
         };

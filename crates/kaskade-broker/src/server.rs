@@ -5,10 +5,13 @@
 //! order (stop accepting, finish in-flight requests, flush every log, write
 //! the clean-shutdown marker).
 //!
-//! A node is a cluster of its own (the local metadata log) or a combined
-//! node of a static quorum (`cluster`: the metadata log is the controller
-//! quorum, served on the controller listener); `KraftConfig::check_runnable`
-//! refuses other set-ups here, before anything is opened.
+//! A node is a cluster of its own (the local metadata log) or a node of a
+//! static quorum (`cluster`): combined or controller-only (the metadata log
+//! is the controller quorum, served on the controller listener), or
+//! broker-only (an observer fetching it from the controllers). A
+//! controller-only node binds no client listener, never registers as a
+//! broker and so hosts no partitions. `KraftConfig::check_runnable` refuses
+//! other set-ups here, before anything is opened.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +21,7 @@ use kaskade_log::{CleanerOptions, LogManager, ManagerOptions, TopicPartition};
 use kaskade_meta::{LocalMetadataLog, MetadataLog};
 use kaskade_types::Endpoint;
 
-use crate::broker::Broker;
+use crate::broker::{Advertised, Broker};
 use crate::cluster::Controller;
 use crate::config::BrokerConfig;
 use crate::meta_properties::{self, MetaPropertiesError};
@@ -120,7 +123,11 @@ impl Server {
         let controller_listeners: Vec<SocketAddr> = controller_bound.iter().map(|b| b.local_addr()).collect();
         // In a quorum the controller listener serves the quorum's frames;
         // a node of its own answers Kafka requests there.
+        let roles = config.kraft.roles();
         let (controller, kafka_controller_bound) = match &quorum_voters {
+            Some(voters) if !roles.controller => {
+                (Some(Controller::start_observer(&config, &cluster_id, voters).await?), controller_bound)
+            }
             Some(voters) => {
                 let c = Controller::start(&config, &data_dir, &cluster_id, voters, controller_bound).await?;
                 (Some(c), Vec::new())
@@ -145,10 +152,13 @@ impl Server {
         }
         let bound: Vec<BoundListener> = network::bind_config(&config).await.map_err(StartError::Bind)?;
         let listeners: Vec<SocketAddr> = bound.iter().map(|b| b.local_addr()).collect();
-        let advertised = advertised_address(&config, &bound);
+        let advertised = advertised_listeners(&config, &bound);
         let broker = Arc::new(Broker::new(config, topics, cluster_id, advertised));
         if let Some(c) = &controller {
             broker.set_quorum(c.quorum.clone());
+        }
+        // A controller-only node is no broker: it does not register.
+        if let Some(c) = controller.as_ref().filter(|_| roles.broker) {
             c.register(&broker).await?;
             let b = broker.clone();
             c.follow(broker.clone(), async move { b.stopping().await });
@@ -189,7 +199,7 @@ impl Server {
     /// finish, every log is flushed, checkpoints and the clean-shutdown
     /// marker written.
     pub async fn shutdown(self) -> Result<(), StartError> {
-        if let Some(c) = &self.controller {
+        if let Some(c) = self.controller.as_ref().filter(|_| self.broker.config.kraft.roles().broker) {
             // Still serving: clients move to the new leaders meanwhile.
             c.controlled_shutdown().await;
         }
@@ -269,24 +279,49 @@ pub fn open_storage_on(
     Ok((Arc::new(topics), report.repairs))
 }
 
-/// The endpoint clients are told in Metadata: the first advertised client
-/// listener; a port of 0 (ephemeral) becomes the bound port, an empty host
-/// `localhost`.
-fn advertised_address(config: &BrokerConfig, bound: &[BoundListener]) -> Endpoint {
-    let adv = config.advertised_listeners.iter().find(|l| !config.controller_listener_names.contains(&l.name));
-    let Some(adv) = adv else {
-        let b = bound.first().map(|b| b.local_addr());
-        return Endpoint::new("localhost", b.map(|a| a.port() as i32).unwrap_or(9092));
-    };
-    let host = if adv.host.is_empty() || adv.host == "0.0.0.0" || adv.host == "::" {
-        "localhost".to_string()
-    } else {
-        adv.host.clone()
-    };
-    let port = if adv.port == 0 {
-        bound.iter().find(|b| b.name() == adv.name).or(bound.first()).map(|b| b.local_addr().port()).unwrap_or(0)
-    } else {
-        adv.port
-    };
-    Endpoint::new(host, port as i32)
+/// The endpoints clients are told in Metadata, one per advertised client
+/// listener in configured order (the first is the default); a port of 0
+/// (ephemeral) becomes the bound port of the listener of that name, an
+/// empty or wildcard host `localhost`. Without any, the first bound
+/// listener on `localhost`.
+fn advertised_listeners(config: &BrokerConfig, bound: &[BoundListener]) -> Vec<Advertised> {
+    let protocols = config.security_protocol_map();
+    let protocol_of = |name: &str| BrokerConfig::security_protocol_in(&protocols, name);
+    let advertised: Vec<Advertised> = config
+        .advertised_broker_listeners()
+        .iter()
+        .map(|adv| {
+            let host = if adv.host.is_empty() || adv.host == "0.0.0.0" || adv.host == "::" {
+                "localhost".to_string()
+            } else {
+                adv.host.clone()
+            };
+            let port = if adv.port == 0 {
+                bound
+                    .iter()
+                    .find(|b| b.name() == adv.name)
+                    .or(bound.first())
+                    .map(|b| b.local_addr().port())
+                    .unwrap_or(0)
+            } else {
+                adv.port
+            };
+            Advertised {
+                listener: adv.name.clone(),
+                endpoint: Endpoint::new(host, i32::from(port)),
+                security_protocol: protocol_of(&adv.name),
+            }
+        })
+        .collect();
+    if !advertised.is_empty() {
+        return advertised;
+    }
+    let first = bound.first();
+    let port = first.map_or(9092, |b| i32::from(b.local_addr().port()));
+    let name = first.map_or("PLAINTEXT", |b| b.name());
+    vec![Advertised {
+        listener: name.into(),
+        endpoint: Endpoint::new("localhost", port),
+        security_protocol: protocol_of(name),
+    }]
 }

@@ -102,6 +102,23 @@ pub struct BrokerRegistration {
     pub fenced: bool,
 }
 
+impl BrokerRegistration {
+    /// The endpoint on `listener`. A registration written before
+    /// registrations carried every listener (no endpoint has a security
+    /// protocol) holds only the node's first advertised listener, which
+    /// then stands for every listener.
+    pub fn endpoint(&self, listener: &str) -> Option<&BrokerEndpoint> {
+        let legacy = self.endpoints.iter().all(|e| e.security_protocol.is_none());
+        self.endpoints.iter().find(|e| e.listener == listener).or_else(|| {
+            if legacy {
+                self.endpoints.first()
+            } else {
+                None
+            }
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Image {
     topics: BTreeMap<String, TopicImage>,
@@ -461,7 +478,8 @@ mod tests {
 
     #[test]
     fn broker_registrations_replace_earlier_ones_and_survive_a_snapshot() {
-        let endpoint = |port| BrokerEndpoint { listener: "PLAINTEXT".into(), host: "h".into(), port };
+        let endpoint =
+            |port| BrokerEndpoint { listener: "PLAINTEXT".into(), host: "h".into(), port, security_protocol: None };
         let register = |id, port, fenced| MetadataRecord::RegisterBroker {
             node_id: id,
             incarnation_id: Uuid::new_v4(),
@@ -481,6 +499,44 @@ mod tests {
             rebuilt.apply(&r);
         }
         assert_eq!(rebuilt.brokers(), img.brokers());
+    }
+
+    #[test]
+    fn registrations_carry_every_listener_and_old_ones_still_load() {
+        // A RegisterBroker as versions before listeners carried their
+        // security protocol wrote it (only the first listener).
+        let old = r#"{"type":"RegisterBroker","node_id":4,"incarnation_id":"6f1c5b0e-8a51-4b6e-9d0e-2d1f3a4b5c6d","endpoints":[{"listener":"PLAINTEXT","host":"h","port":9092}],"rack":null,"fenced":false}"#;
+        let record: MetadataRecord = serde_json::from_str(old).expect("an old registration loads");
+        let mut img = Image::default();
+        img.apply(&record);
+        let b = &img.brokers()[&NodeId(4)];
+        assert_eq!(b.endpoints[0].security_protocol, None);
+        // Its one listener stands for every listener.
+        assert_eq!(b.endpoint("EXTERNAL").map(|e| e.port), Some(9092));
+
+        let endpoint = |name: &str, port| BrokerEndpoint {
+            listener: name.into(),
+            host: "h".into(),
+            port,
+            security_protocol: Some("PLAINTEXT".into()),
+        };
+        let new = MetadataRecord::RegisterBroker {
+            node_id: 5,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: vec![endpoint("INTERNAL", 9093), endpoint("EXTERNAL", 9094)],
+            rack: None,
+            fenced: false,
+        };
+        let json = serde_json::to_string(&new).expect("json");
+        assert!(json.contains(r#""security_protocol":"PLAINTEXT""#), "{json}");
+        img.apply(&serde_json::from_str(&json).expect("round trip"));
+        let b = &img.brokers()[&NodeId(5)];
+        assert_eq!(b.endpoint("INTERNAL").map(|e| e.port), Some(9093));
+        assert_eq!(b.endpoint("EXTERNAL").map(|e| e.port), Some(9094));
+        assert_eq!(b.endpoint("OTHER"), None, "a listener the broker does not have");
+        // An old record written back (snapshot) stays in the old form.
+        let back = serde_json::to_string(&record).expect("json");
+        assert!(!back.contains("security_protocol"), "{back}");
     }
 
     #[test]

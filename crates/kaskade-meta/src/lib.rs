@@ -22,6 +22,6 @@ pub mod record;
 pub use image::{BrokerRegistration, Image, PartitionImage, ScramCredential, TopicImage};
 pub use local_log::{LocalMetadataLog, MetaError};
 pub use metadata_log::{update, Committed, MetadataLog, MetadataVersion};
-pub use quorum::{QuorumConfig, QuorumMetadataLog, QuorumStatus};
+pub use quorum::{ObserverConfig, ObserverMetadataLog, QuorumConfig, QuorumMetadataLog, QuorumStatus};
 pub use record::{BrokerEndpoint, MetadataRecord};
 pub use uuid::Uuid;

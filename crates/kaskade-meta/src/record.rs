@@ -71,10 +71,18 @@ pub enum MetadataRecord {
 }
 
 /// One advertised listener of a registered broker (KRaft's
-/// BrokerEndpoint: listener name, host, port).
+/// BrokerEndpoint: listener name, host, port, security protocol).
+///
+/// Compatibility: registrations written before they carried every
+/// listener hold only the first advertised one and no `security_protocol`
+/// (it is left out of the JSON when `None`, and absent reads as `None`),
+/// so old metadata logs and snapshots load unchanged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerEndpoint {
     pub listener: String,
     pub host: String,
     pub port: u16,
+    /// The listener's security protocol (`PLAINTEXT`, `SASL_SSL`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_protocol: Option<String>,
 }

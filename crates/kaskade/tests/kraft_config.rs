@@ -255,15 +255,17 @@ fn invalid_kraft_settings_and_multi_node_quorums_stop_start_up_with_the_reason()
             .collect(),
             "a node of a multi-node quorum needs cluster.id (or CLUSTER_ID)",
         ),
+        // A broker-only node joins a static quorum (tests/dedicated_roles.rs);
+        // a dynamic one elsewhere is not joined yet.
         (
             owned(&[
                 ("KAFKA_NODE_ID", "4"),
                 ("KAFKA_PROCESS_ROLES", "broker"),
                 ("KAFKA_LISTENERS", &format!("PLAINTEXT://127.0.0.1:{c}")),
                 ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
-                ("KAFKA_CONTROLLER_QUORUM_VOTERS", &format!("1@localhost:{k}")),
+                ("KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS", &format!("localhost:{k}")),
             ]),
-            "process.roles=broker: this node needs the controller quorum at 1@localhost:",
+            "process.roles=broker needs controller.quorum.voters: Kaskade does not join a dynamic quorum",
         ),
     ];
     for (env, want) in cases {

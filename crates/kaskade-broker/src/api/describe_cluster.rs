@@ -1,4 +1,5 @@
-//! DescribeCluster: this node as the only broker and the controller.
+//! DescribeCluster: the live brokers, each with its endpoint on the
+//! listener the client connected to and its rack, and the active controller.
 
 use std::sync::Arc;
 
@@ -21,7 +22,8 @@ pub async fn handle(
     resp.cluster_id = StrBytes::from_string(broker.cluster_id().to_string());
     resp.controller_id = BrokerId(broker.controller_id().unwrap_or(-1));
     resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
-    for live in broker.live_brokers() {
+    let listener = super::Caller::listener();
+    for live in broker.live_brokers(listener.as_deref()) {
         let mut b = DescribeClusterBroker::default();
         b.broker_id = BrokerId(live.id.get());
         b.host = StrBytes::from_string(live.endpoint.host);

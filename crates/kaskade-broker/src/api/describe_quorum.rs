@@ -6,7 +6,9 @@
 //! leader (its real voters, Raft positions and times); any other node
 //! forwards the request to the leader and relays its answer, as Kafka's
 //! brokers forward DescribeQuorum to the active controller (so
-//! `kafka-metadata-quorum --bootstrap-server` works through any node).
+//! `kafka-metadata-quorum --bootstrap-server` works through any node); a
+//! broker-only node, which has no controller, asks the active controller
+//! for its view over the controller listener (`ObserverMetadataLog::status`).
 //!
 //! Invariants: a request is forwarded at most once (a request from another
 //! broker, `inter_broker::CLIENT_ID_PREFIX`, is answered from this node's
@@ -51,7 +53,21 @@ pub async fn handle(
             Err(e) => tracing::warn!(leader = leader.get(), error = %e, "DescribeQuorum not forwarded to the leader"),
         }
     }
-    Ok(answer(broker, version, req))
+    // A broker-only node runs no controller: it asks the active one.
+    let observed = match broker.observer() {
+        Some(o) => Some(o.status(FORWARD_TIMEOUT).await),
+        None => None,
+    };
+    Ok(answer(broker, version, req, observed))
+}
+
+/// A copy of an observer's status answer, for each partition asked.
+fn again(status: &Result<QuorumStatus, MetaError>) -> Result<QuorumStatus, MetaError> {
+    match status {
+        Ok(s) => Ok(s.clone()),
+        Err(MetaError::NotLeader { leader }) => Err(MetaError::NotLeader { leader: *leader }),
+        Err(e) => Err(MetaError::Quorum(e.to_string())),
+    }
 }
 
 /// The quorum's leader, when this node is not it and should ask it: the
@@ -96,7 +112,12 @@ async fn forward(
 }
 
 /// This node's own answer.
-fn answer(broker: &Broker, version: i16, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
+fn answer(
+    broker: &Broker,
+    version: i16,
+    req: DescribeQuorumRequest,
+    observed: Option<Result<QuorumStatus, MetaError>>,
+) -> DescribeQuorumResponse {
     let end = broker.topics.image().end_offset();
     let now = crate::group::now_ms();
     // Kafka answers empty messages (not null) where there is no error.
@@ -111,6 +132,8 @@ fn answer(broker: &Broker, version: i16, req: DescribeQuorumRequest) -> Describe
                 p.error_message = Some(StrBytes::from_static_str("This server does not host this topic-partition."));
             } else if let Some(quorum) = broker.quorum() {
                 quorum_partition(&mut p, quorum.status(), version);
+            } else if let Some(status) = &observed {
+                quorum_partition(&mut p, again(status), version);
             } else {
                 p.leader_id = BrokerId(broker.node_id());
                 p.leader_epoch = SINGLE_LEADER_EPOCH;
@@ -131,7 +154,7 @@ fn answer(broker: &Broker, version: i16, req: DescribeQuorumRequest) -> Describe
         resp.topics.push(t);
     }
     let answered = resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code == 0);
-    if version >= 2 && answered && broker.quorum().is_some() {
+    if version >= 2 && answered && (broker.quorum().is_some() || observed.is_some()) {
         // The voters as configured, on their controller listener.
         let name = broker.config.controller_listener_names.first().cloned().unwrap_or_default();
         for v in &broker.config.kraft.voters {

@@ -62,11 +62,15 @@ fn locate(broker: &Broker, image: &Image, topic: &str, key: &str) -> Result<(i32
         .and_then(|p| t.partitions.get(p))
         .and_then(|p| p.leader)
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    // The endpoint on the listener the client came in on, as Kafka answers.
+    let listener = crate::api::Caller::listener();
+    let answering = broker.answering_listener(listener.as_deref());
     if leader.get() == broker.node_id() {
-        return Ok((leader.get(), broker.endpoint().clone()));
+        return Ok((leader.get(), answering.endpoint.clone()));
     }
     let registered = image.brokers().get(&leader).filter(|b| !b.fenced);
-    let endpoint = registered.and_then(|b| b.endpoints.first()).ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let endpoint =
+        registered.and_then(|b| b.endpoint(&answering.listener)).ok_or(ResponseError::CoordinatorNotAvailable)?;
     Ok((leader.get(), Endpoint { host: endpoint.host.clone(), port: i32::from(endpoint.port) }))
 }
 
@@ -154,7 +158,12 @@ mod tests {
             records.push(MetadataRecord::RegisterBroker {
                 node_id: node,
                 incarnation_id: Uuid::new_v4(),
-                endpoints: vec![BrokerEndpoint { listener: "PLAINTEXT".into(), host: format!("b{node}"), port: 9000 }],
+                endpoints: vec![BrokerEndpoint {
+                    listener: "PLAINTEXT".into(),
+                    host: format!("b{node}"),
+                    port: 9000,
+                    security_protocol: None,
+                }],
                 rack: None,
                 fenced,
             });

@@ -52,7 +52,9 @@ fn error_entry(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
 
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> Result<MetadataResponse, BrokerError> {
     let mut resp = MetadataResponse::default();
-    for live in broker.live_brokers() {
+    // Each client is told the endpoints of the listener it connected to.
+    let listener = super::Caller::listener();
+    for live in broker.live_brokers(listener.as_deref()) {
         let mut b = MetadataResponseBroker::default();
         b.node_id = BrokerId(live.id.get());
         b.host = StrBytes::from_string(live.endpoint.host);

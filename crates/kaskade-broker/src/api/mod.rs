@@ -59,6 +59,12 @@ tokio::task_local! {
 }
 
 tokio::task_local! {
+    /// The name of the listener the request came in on, set with
+    /// [`CLIENT_ADDR`].
+    pub static CLIENT_LISTENER: std::sync::Arc<str>;
+}
+
+tokio::task_local! {
     /// Who sent the request being handled: set by [`route_to!`] for the
     /// whole life of the handler's future.
     static CALLER: Caller;
@@ -71,6 +77,8 @@ pub struct Caller {
     pub client_host: String,
     /// The request header's client id, or "".
     pub client_id: String,
+    /// The listener the request came in on (`None` outside a connection).
+    pub listener: Option<std::sync::Arc<str>>,
 }
 
 impl Caller {
@@ -79,7 +87,14 @@ impl Caller {
         Caller {
             client_host: CLIENT_ADDR.try_with(|a| format!("/{}", a.ip())).unwrap_or_default(),
             client_id: header.client_id.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+            listener: CLIENT_LISTENER.try_with(std::sync::Arc::clone).ok(),
         }
+    }
+
+    /// The listener the request being handled came in on (`None` outside
+    /// a handler started by a connection).
+    pub fn listener() -> Option<std::sync::Arc<str>> {
+        CALLER.try_with(|c| c.listener.clone()).ok().flatten()
     }
 
     /// The caller of the request being handled (empty outside a handler).

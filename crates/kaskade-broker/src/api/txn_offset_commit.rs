@@ -185,7 +185,12 @@ mod tests {
         MetadataRecord::RegisterBroker {
             node_id,
             incarnation_id: Uuid::new_v4(),
-            endpoints: vec![BrokerEndpoint { listener: "PLAINTEXT".into(), host: "127.0.0.1".into(), port }],
+            endpoints: vec![BrokerEndpoint {
+                listener: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port,
+                security_protocol: None,
+            }],
             rack: None,
             fenced: false,
         }

@@ -5,8 +5,9 @@
 //! and on a controlled shutdown heartbeat with `want_shut_down` until the
 //! controller has moved its leaderships away and says it may stop.
 //!
-//! The calls go through `QuorumMetadataLog::call_controller` (this node is
-//! a controller of the quorum too), which finds the active controller.
+//! The calls go through `QuorumLink::call_controller` (this node's
+//! controller on a combined node, its observer of the quorum on a
+//! broker-only node), which finds the active controller.
 //!
 //! Invariants: one incarnation per process; start-up waits until the
 //! broker is unfenced; a controlled shutdown is bounded by
@@ -17,9 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kaskade_meta::quorum::{BrokerAnswer, BrokerCall, BrokerRefusal, HeartbeatAnswer};
-use kaskade_meta::{BrokerEndpoint, MetadataLog, QuorumMetadataLog, Uuid};
+use kaskade_meta::{BrokerEndpoint, Uuid};
 use tokio::sync::watch;
 
+use super::link::QuorumLink;
 use crate::server::StartError;
 
 /// How long a controlled shutdown waits for the controller's word.
@@ -36,7 +38,7 @@ const SHUTDOWN_RETRY: Duration = Duration::from_millis(100);
 
 /// This broker's registration and its heartbeats.
 pub struct Lifecycle {
-    quorum: QuorumMetadataLog,
+    quorum: QuorumLink,
     node_id: i32,
     incarnation: Uuid,
     interval: Duration,
@@ -48,7 +50,7 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn new(quorum: QuorumMetadataLog, node_id: i32, interval_ms: i64, session_timeout_ms: i64) -> Lifecycle {
+    pub fn new(quorum: QuorumLink, node_id: i32, interval_ms: i64, session_timeout_ms: i64) -> Lifecycle {
         let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(1).max(1));
         Lifecycle {
             quorum,
@@ -195,7 +197,7 @@ impl Lifecycle {
 mod tests {
     use std::collections::BTreeMap;
 
-    use kaskade_meta::QuorumConfig;
+    use kaskade_meta::{MetadataLog, QuorumConfig, QuorumMetadataLog};
     use kaskade_types::NodeId;
 
     use super::*;
@@ -221,7 +223,7 @@ mod tests {
     async fn a_second_live_process_with_the_id_is_refused_and_a_controlled_shutdown_fences_the_first() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = quorum(dir.path(), 600).await;
-        let first = Arc::new(Lifecycle::new(log.clone(), 7, 100, 600));
+        let first = Arc::new(Lifecycle::new(QuorumLink::Voter(log.clone()), 7, 100, 600));
         first.register(vec![], None).await.expect("the first registers");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         first.spawn_heartbeats(async move {
@@ -231,7 +233,7 @@ mod tests {
         assert!(log.committed().image.is_unfenced(NodeId(7)));
 
         // Another process with node id 7 tries for a session and more, then gives up.
-        let second = Lifecycle::new(log.clone(), 7, 100, 600);
+        let second = Lifecycle::new(QuorumLink::Voter(log.clone()), 7, 100, 600);
         let refused = tokio::time::timeout(WAIT, second.register(vec![], None)).await.expect("gave up in time");
         let message = refused.expect_err("a live duplicate").to_string();
         assert!(message.contains("DUPLICATE_BROKER_REGISTRATION") && message.contains("node.id 7"), "{message}");
@@ -248,7 +250,7 @@ mod tests {
     async fn a_controlled_shutdown_without_a_controller_stops_anyway_after_its_bound() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = quorum(dir.path(), 600).await;
-        let mut lifecycle = Lifecycle::new(log.clone(), 7, 100, 600);
+        let mut lifecycle = Lifecycle::new(QuorumLink::Voter(log.clone()), 7, 100, 600);
         lifecycle.shutdown_limit = Duration::from_millis(300);
         let lifecycle = Arc::new(lifecycle);
         lifecycle.register(vec![], None).await.expect("registers");

@@ -4,8 +4,11 @@
 //! broker's replicas to every image the quorum commits.
 //!
 //! A combined node (`process.roles=broker,controller`) whose
-//! `controller.quorum.voters` names other nodes runs here; a node that is
-//! its own quorum keeps the local metadata log (`server::open_storage`).
+//! `controller.quorum.voters` names other nodes, a controller-only node
+//! (`process.roles=controller`: the quorum and its listener, no broker) and
+//! a broker-only node (`process.roles=broker`: an observer of the quorum,
+//! `link`) run here; a node that is its own quorum keeps the local metadata
+//! log (`server::open_storage`).
 //!
 //! Invariants: the controller listener serves openraft's frames (and
 //! proposals forwarded to the leader) before this node waits for a leader,
@@ -16,12 +19,13 @@
 //! broker serves clients only once the active controller unfenced it.
 
 pub mod lifecycle;
+pub mod link;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kaskade_meta::{BrokerEndpoint, MetadataLog, QuorumConfig, QuorumMetadataLog};
+use kaskade_meta::{BrokerEndpoint, MetadataLog, ObserverConfig, ObserverMetadataLog, QuorumConfig, QuorumMetadataLog};
 use kaskade_types::NodeId;
 use tokio::task::JoinHandle;
 
@@ -29,13 +33,33 @@ use crate::config::BrokerConfig;
 use crate::network::BoundListener;
 use crate::server::StartError;
 use lifecycle::Lifecycle;
+pub use link::QuorumLink;
 
 /// How often start-up says it is still waiting for the quorum.
 const WAIT_REPORT: Duration = Duration::from_secs(5);
 
-/// This node's controller and the tasks serving its listeners.
+/// The endpoints a broker registers: one per advertised client listener.
+pub fn registration_endpoints(advertised: &[crate::broker::Advertised]) -> Result<Vec<BrokerEndpoint>, StartError> {
+    advertised
+        .iter()
+        .map(|a| {
+            let port = u16::try_from(a.endpoint.port).map_err(|_| {
+                StartError::Invalid(format!("advertised port {} of {} is out of range", a.endpoint.port, a.listener))
+            })?;
+            Ok(BrokerEndpoint {
+                listener: a.listener.clone(),
+                host: a.endpoint.host.clone(),
+                port,
+                security_protocol: Some(a.security_protocol.clone()),
+            })
+        })
+        .collect()
+}
+
+/// This node's place in the quorum (its controller, or its observer) and
+/// the tasks serving its controller listeners.
 pub struct Controller {
-    pub quorum: QuorumMetadataLog,
+    pub quorum: QuorumLink,
     servers: Vec<JoinHandle<()>>,
     lifecycle: Arc<Lifecycle>,
 }
@@ -57,12 +81,6 @@ impl Controller {
         qc.broker_session_timeout =
             Duration::from_millis(u64::try_from(config.broker_session_timeout_ms).unwrap_or(1).max(1));
         let quorum = QuorumMetadataLog::start(qc).await?;
-        let lifecycle = Arc::new(Lifecycle::new(
-            quorum.clone(),
-            config.node_id,
-            config.broker_heartbeat_interval_ms,
-            config.broker_session_timeout_ms,
-        ));
         let servers = listeners
             .into_iter()
             .map(|l| {
@@ -70,37 +88,52 @@ impl Controller {
                 tokio::spawn(quorum.serve(tcp))
             })
             .collect();
-        let controller = Controller { quorum, servers, lifecycle };
         let voters: BTreeMap<i32, String> = voters.iter().map(|(id, addr)| (id.0, addr.clone())).collect();
-        controller.quorum.initialize(&voters).await?;
-        controller.wait_for_leader().await?;
-        Ok(controller)
+        quorum.initialize(&voters).await?;
+        while !quorum.wait_until_current(WAIT_REPORT).await? {
+            tracing::info!(node = quorum.node_id(), "waiting for the controller quorum to elect a leader");
+        }
+        Ok(Self::with_link(config, QuorumLink::Voter(quorum), servers))
     }
 
-    /// Waits until the quorum has a leader and this node's image holds what
-    /// the leader had committed when it was found (Kafka's broker likewise
-    /// catches up with the metadata log before it serves).
-    async fn wait_for_leader(&self) -> Result<(), StartError> {
-        while !self.quorum.wait_until_current(WAIT_REPORT).await? {
-            tracing::info!(node = self.quorum.node_id(), "waiting for the controller quorum to elect a leader");
+    /// Starts a broker-only node's observer of the quorum of `voters` (node
+    /// id -> `host:port` of its controller listener) and waits until it
+    /// fetched the committed image and knows the active controller (Kafka's
+    /// broker likewise catches up with the metadata log before it serves).
+    pub async fn start_observer(
+        config: &BrokerConfig,
+        cluster_id: &str,
+        voters: &BTreeMap<NodeId, String>,
+    ) -> Result<Controller, StartError> {
+        let observer = ObserverMetadataLog::start(ObserverConfig {
+            node_id: config.node_id,
+            cluster_id: cluster_id.to_string(),
+            controllers: voters.iter().map(|(id, addr)| (id.0, addr.clone())).collect(),
+            append_timeout: Duration::from_secs(30),
+        });
+        while !observer.wait_until_current(WAIT_REPORT).await? {
+            tracing::info!(node = config.node_id, "waiting for the controller quorum (controller.quorum.voters)");
         }
-        Ok(())
+        Ok(Self::with_link(config, QuorumLink::Observer(observer), Vec::new()))
+    }
+
+    fn with_link(config: &BrokerConfig, quorum: QuorumLink, servers: Vec<JoinHandle<()>>) -> Controller {
+        let lifecycle = Arc::new(Lifecycle::new(
+            quorum.clone(),
+            config.node_id,
+            config.broker_heartbeat_interval_ms,
+            config.broker_session_timeout_ms,
+        ));
+        Controller { quorum, servers, lifecycle }
     }
 
     /// Registers `broker` with the active controller (a new incarnation,
-    /// its advertised client endpoint and rack; fenced until it
-    /// heartbeats), replacing what an earlier start of the node registered.
-    /// Refused while another live process holds the id.
+    /// every advertised client listener with its security protocol, its
+    /// rack; fenced until it heartbeats), replacing what an earlier start
+    /// of the node registered. Refused while another live process holds
+    /// the id.
     pub async fn register(&self, broker: &Arc<crate::broker::Broker>) -> Result<(), StartError> {
-        let endpoint = broker.endpoint().clone();
-        let port = u16::try_from(endpoint.port)
-            .map_err(|_| StartError::Invalid(format!("advertised port {} is out of range", endpoint.port)))?;
-        let listener = broker
-            .config
-            .advertised_broker_listeners()
-            .first()
-            .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone());
-        let endpoints = vec![BrokerEndpoint { listener, host: endpoint.host, port }];
+        let endpoints = registration_endpoints(broker.advertised())?;
         self.lifecycle.register(endpoints, broker.config.kraft.broker_rack.clone()).await
     }
 
@@ -119,7 +152,7 @@ impl Controller {
 
     /// The metadata log the node runs on.
     pub fn metadata_log(&self) -> Arc<dyn MetadataLog> {
-        Arc::new(self.quorum.clone())
+        self.quorum.metadata_log()
     }
 
     /// Applies every image the quorum commits to this node's replicas, its
@@ -164,7 +197,8 @@ impl Controller {
         });
     }
 
-    /// Stops serving the other controllers and stops the Raft node.
+    /// Stops serving the other controllers and stops the Raft node (or
+    /// the observer).
     pub async fn shutdown(self) {
         for s in &self.servers {
             s.abort();
@@ -172,8 +206,13 @@ impl Controller {
         for s in self.servers {
             let _ = s.await;
         }
-        if let Err(e) = self.quorum.shutdown().await {
-            tracing::warn!(error = %e, "stopping the controller failed");
+        match &self.quorum {
+            QuorumLink::Voter(q) => {
+                if let Err(e) = q.shutdown().await {
+                    tracing::warn!(error = %e, "stopping the controller failed");
+                }
+            }
+            QuorumLink::Observer(o) => o.shutdown(),
         }
     }
 }

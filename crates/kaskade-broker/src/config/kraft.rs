@@ -9,10 +9,9 @@
 //! and controller that forms a cluster on its own, and needs no voters.
 //!
 //! What a node can run today is a narrower question than what is valid:
-//! [`KraftConfig::check_runnable`] refuses configurations that name a
-//! quorum of several controllers, or that need a quorum elsewhere, until the
-//! controller quorum is wired in; the configuration itself still loads, so
-//! a 3-node set-up is validated now.
+//! [`KraftConfig::check_runnable`] refuses a node that would have to join a
+//! dynamic quorum elsewhere (`controller.quorum.bootstrap.servers` alone);
+//! the configuration itself still loads.
 //!
 //! Invariants: voter ids are unique; every voter and bootstrap server has a
 //! host and a port.
@@ -360,26 +359,25 @@ impl KraftConfig {
     /// Whether this node can run with what Kaskade has today: a combined
     /// node (`process.roles=broker,controller`, or no roles: a single
     /// node) whose quorum is its own (static voters naming just itself, or
-    /// one bootstrap server on its own controller port, or neither) or a
-    /// static quorum of combined nodes (`controller.quorum.voters` naming
-    /// others too: see [`Self::static_quorum`]). Dedicated brokers and
-    /// controllers, and a dynamic quorum elsewhere, are not run yet; the
+    /// one bootstrap server on its own controller port, or neither); a
+    /// node of a static quorum (`controller.quorum.voters`, see
+    /// [`Self::static_quorum`]): combined, controller-only, or broker-only
+    /// (an observer of the voters). A dynamic quorum elsewhere
+    /// (`controller.quorum.bootstrap.servers` alone) is not joined yet; the
     /// message says what was asked for.
     pub fn check_runnable(&self, node_id: NodeId, controller_ports: &[u16]) -> Result<(), String> {
-        const NOT_YET: &str = "Kaskade runs combined nodes only for now: start the node without process.roles \
-             (a combined single node), or with process.roles=broker,controller and controller.quorum.voters \
-             naming every node of the cluster";
         let roles = self.roles();
-        if !roles.controller {
-            return Err(format!(
-                "process.roles={roles}: this node needs the controller quorum at {} to join; {NOT_YET}",
-                self.quorum_text()
-            ));
-        }
-        if !roles.broker {
-            return Err(format!(
-                "process.roles={roles}: a dedicated controller only serves a multi-node cluster; {NOT_YET}"
-            ));
+        if !roles.controller || !roles.broker {
+            if self.voters.is_empty() {
+                return Err(format!(
+                    "process.roles={roles} needs controller.quorum.voters: Kaskade does not join a dynamic quorum \
+                     (controller.quorum.bootstrap.servers={}) yet",
+                    self.quorum_text()
+                ));
+            }
+            // Kafka's checks (`validate`) already put a controller among
+            // the voters and keep a broker out of them.
+            return Ok(());
         }
         if !self.voters.is_empty() {
             if !self.voters.iter().any(|v| v.id == node_id) {
@@ -406,12 +404,15 @@ impl KraftConfig {
         Ok(())
     }
 
-    /// The static quorum this node runs in with other controllers (node id
-    /// -> `host:port` of its controller listener), if
-    /// `controller.quorum.voters` names any node besides this one; `None`
-    /// for a node that is its own quorum (it keeps the local metadata log).
+    /// The static quorum this node runs in (node id -> `host:port` of its
+    /// controller listener), if `controller.quorum.voters` names any node
+    /// besides this one, or this node has one role only (a lone dedicated
+    /// controller still serves its brokers); `None` for a combined node
+    /// that is its own quorum (it keeps the local metadata log).
     pub fn static_quorum(&self, node_id: NodeId) -> Option<BTreeMap<NodeId, String>> {
-        if self.voters.iter().all(|v| v.id == node_id) {
+        let roles = self.roles();
+        let dedicated = !(roles.broker && roles.controller);
+        if self.voters.is_empty() || (!dedicated && self.voters.iter().all(|v| v.id == node_id)) {
             return None;
         }
         Some(self.voters.iter().map(|v| (v.id, format!("{}:{}", v.address.host, v.address.port))).collect())
@@ -531,11 +532,15 @@ mod tests {
         let several = kraft(&[], &["a:9093", "b:9093"], combined).check_runnable(NodeId(1), &[9093]).unwrap_err();
         assert!(several.contains("(a:9093,b:9093)"), "{several}");
 
-        let broker = kraft(&["2@c:9093"], &[], Some(ProcessRoles { broker: true, controller: false }));
-        let err = broker.check_runnable(NodeId(1), &[]).unwrap_err();
-        assert!(err.starts_with("process.roles=broker: this node needs the controller quorum at 2@c:9093"), "{err}");
+        // Dedicated roles run in a static quorum, even a lone controller's.
+        let broker_only = Some(ProcessRoles { broker: true, controller: false });
+        let broker = kraft(&["2@c:9093"], &[], broker_only);
+        assert_eq!(broker.check_runnable(NodeId(1), &[]), Ok(()), "a broker-only node observes the voters");
+        assert_eq!(broker.static_quorum(NodeId(1)).map(|q| q.len()), Some(1));
         let controller = kraft(&["1@c:9093"], &[], Some(ProcessRoles { broker: false, controller: true }));
-        let err = controller.check_runnable(NodeId(1), &[9093]).unwrap_err();
-        assert!(err.starts_with("process.roles=controller: a dedicated controller"), "{err}");
+        assert_eq!(controller.check_runnable(NodeId(1), &[9093]), Ok(()), "a controller-only node");
+        assert!(controller.static_quorum(NodeId(1)).is_some(), "a lone controller still runs the quorum");
+        let dynamic = kraft(&[], &["c:9093"], broker_only).check_runnable(NodeId(1), &[]).unwrap_err();
+        assert!(dynamic.contains("does not join a dynamic quorum (controller.quorum.bootstrap.servers=c:9093)"));
     }
 }

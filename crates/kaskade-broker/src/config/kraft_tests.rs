@@ -65,7 +65,7 @@ fn three_node_env(id: u16) -> Vec<(String, String)> {
 }
 
 #[test]
-fn a_three_node_combined_variant_runs_and_dedicated_roles_do_not_yet() {
+fn a_three_node_combined_variant_and_dedicated_roles_run() {
     for id in 1..=3u16 {
         let env = three_node_env(id);
         let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -78,7 +78,8 @@ fn a_three_node_combined_variant_runs_and_dedicated_roles_do_not_yet() {
         assert_eq!(c.kraft.check_runnable(NodeId(c.node_id), &controller_ports(&c)), Ok(()));
         assert_eq!(c.kraft.static_quorum(NodeId(c.node_id)).map(|q| q.len()), Some(3));
     }
-    // Dedicated roles validate too: controllers 1..3 and a broker 4.
+    // Dedicated roles (Kafka's isolated mode): controllers 1..3 run the
+    // quorum, broker 4 observes it.
     let voters = "1@localhost:19101,2@localhost:19111,3@localhost:19121";
     let controller = load(&[
         ("node.id", "2"),
@@ -89,8 +90,9 @@ fn a_three_node_combined_variant_runs_and_dedicated_roles_do_not_yet() {
     ])
     .unwrap();
     assert_eq!(controller.client_listeners(), Vec::<ListenerSpec>::new());
-    let err = controller.kraft.check_runnable(NodeId(2), &[19111]).unwrap_err();
-    assert!(err.starts_with("process.roles=controller: a dedicated controller"), "{err}");
+    assert_eq!(controller.kraft.check_runnable(NodeId(2), &[19111]), Ok(()));
+    assert_eq!(controller.kraft.static_quorum(NodeId(2)).map(|q| q.len()), Some(3));
+    assert!(controller.advertised_broker_listeners().is_empty(), "a controller advertises nothing to clients");
     let broker = load(&[
         ("node.id", "4"),
         ("process.roles", "broker"),
@@ -100,7 +102,9 @@ fn a_three_node_combined_variant_runs_and_dedicated_roles_do_not_yet() {
         ("controller.quorum.voters", voters),
     ])
     .unwrap();
-    assert!(broker.kraft.check_runnable(NodeId(4), &[]).unwrap_err().starts_with("process.roles=broker"));
+    assert_eq!(broker.kraft.check_runnable(NodeId(4), &[]), Ok(()));
+    assert_eq!(broker.kraft.static_quorum(NodeId(4)).map(|q| q.len()), Some(3), "it observes the three voters");
+    assert!(broker.controller_listeners().is_empty(), "a broker-only node binds no controller listener");
 }
 
 #[test]
@@ -276,4 +280,66 @@ fn describe_configs_shows_the_kraft_values() {
     assert_eq!(entry("security.inter.broker.protocol").value.as_deref(), Some("PLAINTEXT"));
     assert_eq!(entry("inter.broker.listener.name").value, None);
     assert!(entry("process.roles").documentation.contains("combined"));
+}
+
+/// Kafka's isolated-mode docker-compose example (docker/examples,
+/// cluster/isolated/plaintext): three controllers, three brokers with two
+/// listeners each, its environment as given (ports as in the example).
+fn isolated_env(id: u16) -> Vec<(&'static str, String)> {
+    let voters = "1@controller-1:9093,2@controller-2:9093,3@controller-3:9093".to_string();
+    let common = [
+        ("KAFKA_NODE_ID", id.to_string()),
+        ("KAFKA_CONTROLLER_QUORUM_VOTERS", voters),
+        ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER".into()),
+        ("CLUSTER_ID", "4L6g3nShT-eMCtK--X86sw".into()),
+        ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1".into()),
+        ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0".into()),
+        ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1".into()),
+        ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1".into()),
+        ("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR", "1".into()),
+        ("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR", "1".into()),
+        ("KAFKA_LOG_DIRS", "/tmp/kraft-combined-logs".into()),
+    ];
+    let own: Vec<(&'static str, String)> = if id <= 3 {
+        vec![("KAFKA_PROCESS_ROLES", "controller".into()), ("KAFKA_LISTENERS", "CONTROLLER://:9093".into())]
+    } else {
+        let host_port = 29092 + (id - 4) * 10000;
+        vec![
+            ("KAFKA_PROCESS_ROLES", "broker".into()),
+            ("KAFKA_LISTENERS", "PLAINTEXT://:19092,PLAINTEXT_HOST://:9092".into()),
+            (
+                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT".into(),
+            ),
+            ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT".into()),
+            (
+                "KAFKA_ADVERTISED_LISTENERS",
+                format!("PLAINTEXT://kafka-{}:19092,PLAINTEXT_HOST://localhost:{host_port}", id - 3),
+            ),
+        ]
+    };
+    common.into_iter().chain(own).collect()
+}
+
+#[test]
+fn kafkas_isolated_docker_compose_environment_runs_three_controllers_and_three_brokers() {
+    for id in 1..=6u16 {
+        let env = isolated_env(id);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let c = load_env(&pairs).unwrap_or_else(|e| panic!("node {id}: {e}"));
+        assert_eq!(c.kraft.check_runnable(NodeId(c.node_id), &controller_ports(&c)), Ok(()), "node {id}");
+        let quorum = c.kraft.static_quorum(NodeId(c.node_id)).expect("a static quorum");
+        assert_eq!(quorum.get(&NodeId(2)).map(String::as_str), Some("controller-2:9093"), "node {id}");
+        if id <= 3 {
+            assert!(c.kraft.roles().controller && !c.kraft.roles().broker, "node {id}");
+            assert!(c.client_listeners().is_empty(), "a controller serves no clients");
+            assert_eq!(controller_ports(&c), vec![9093]);
+        } else {
+            assert!(c.kraft.roles().broker && !c.kraft.roles().controller, "node {id}");
+            assert!(c.controller_listeners().is_empty(), "a broker binds no controller listener");
+            let names: Vec<String> = c.advertised_broker_listeners().into_iter().map(|l| l.name).collect();
+            assert_eq!(names, ["PLAINTEXT", "PLAINTEXT_HOST"], "both listeners are registered");
+            assert_eq!(c.kraft.inter_broker_listener_name, "PLAINTEXT");
+        }
+    }
 }

@@ -526,6 +526,19 @@ impl BrokerConfig {
         map
     }
 
+    /// The security protocol of listener `name` in `map` (a
+    /// [`BrokerConfig::security_protocol_map`]): its entry, else the name
+    /// itself when it is a protocol's (Kafka's default map), else PLAINTEXT.
+    pub fn security_protocol_in(map: &BTreeMap<String, String>, name: &str) -> String {
+        map.get(name).cloned().unwrap_or_else(|| {
+            if kraft::SECURITY_PROTOCOLS.contains(&name) {
+                name.to_string()
+            } else {
+                "PLAINTEXT".to_string()
+            }
+        })
+    }
+
     /// The controller listeners among `listeners`: bound, never advertised
     /// to clients.
     pub fn controller_listeners(&self) -> Vec<ListenerSpec> {

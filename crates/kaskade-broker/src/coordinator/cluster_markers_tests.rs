@@ -241,7 +241,12 @@ async fn markers_reach_the_leader_over_write_txn_markers() {
     let register = |node_id: i32, port: u16| kaskade_meta::MetadataRecord::RegisterBroker {
         node_id,
         incarnation_id: kaskade_meta::Uuid::new_v4(),
-        endpoints: vec![kaskade_meta::BrokerEndpoint { listener: "PLAINTEXT".into(), host: "127.0.0.1".into(), port }],
+        endpoints: vec![kaskade_meta::BrokerEndpoint {
+            listener: "PLAINTEXT".into(),
+            host: "127.0.0.1".into(),
+            port,
+            security_protocol: None,
+        }],
         rack: None,
         fenced: false,
     };

@@ -243,6 +243,7 @@ mod tests {
                 listener: "PLAINTEXT".into(),
                 host: "h".into(),
                 port: 9092,
+                security_protocol: None,
             }],
             rack: None,
             fenced: false,

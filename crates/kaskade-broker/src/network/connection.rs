@@ -87,10 +87,17 @@ struct Completed {
     result: Result<Reply, Failure>,
 }
 
-/// Serves one connection until it closes.
-pub async fn run(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr, shutdown: ShutdownSignal) {
-    tracing::debug!(%peer, "connection opened");
-    let mut conn = Connection::new(broker, peer, shutdown);
+/// Serves one connection, accepted on the listener named `listener`, until
+/// it closes.
+pub async fn run(
+    broker: Arc<Broker>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    shutdown: ShutdownSignal,
+) {
+    tracing::debug!(%peer, %listener, "connection opened");
+    let mut conn = Connection::new(broker, peer, listener, shutdown);
     conn.drive(&mut stream).await;
     let _ = stream.shutdown().await;
     tracing::debug!(%peer, reason = conn.close_reason.as_deref().unwrap_or("closed"), "connection closed");
@@ -99,6 +106,9 @@ pub async fn run(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr, s
 struct Connection {
     broker: Arc<Broker>,
     peer: SocketAddr,
+    /// The listener the connection came in on: handlers answer with its
+    /// endpoints (Metadata, FindCoordinator, DescribeCluster).
+    listener: Arc<str>,
     shutdown: ShutdownSignal,
     max_frame: i32,
     rbuf: BytesMut,
@@ -116,11 +126,12 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(broker: Arc<Broker>, peer: SocketAddr, shutdown: ShutdownSignal) -> Self {
+    fn new(broker: Arc<Broker>, peer: SocketAddr, listener: Arc<str>, shutdown: ShutdownSignal) -> Self {
         let max_frame = broker.config.socket_request_max_bytes;
         Connection {
             broker,
             peer,
+            listener,
             shutdown,
             max_frame,
             rbuf: BytesMut::with_capacity(READ_RESERVE),
@@ -254,7 +265,13 @@ impl Connection {
             match frame::decode_request(&self.broker.router, frame) {
                 Ok(request) => {
                     self.in_flight_bytes += frame_len;
-                    self.in_flight.push_back(dispatch(self.broker.clone(), request, frame_len, self.peer));
+                    self.in_flight.push_back(dispatch(
+                        self.broker.clone(),
+                        request,
+                        frame_len,
+                        self.peer,
+                        self.listener.clone(),
+                    ));
                 }
                 Err(e) => {
                     tracing::warn!(peer = %self.peer, "{e}");
@@ -316,14 +333,17 @@ fn dispatch(
     request: DecodedRequest,
     frame_len: usize,
     peer: SocketAddr,
+    listener: Arc<str>,
 ) -> BoxFuture<'static, Completed> {
     let DecodedRequest { api_key, header, body, response_version, handler } = request;
     let correlation_id = header.correlation_id;
     let began = std::time::Instant::now();
     let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        crate::api::CLIENT_ADDR.sync_scope(peer, || match api_key {
-            ApiKey::Fetch => crate::api::fetch::route_ranged(broker, header, body).map_ok(Reply::Fetch).boxed(),
-            _ => handler(broker, header, body).map_ok(Reply::Body).boxed(),
+        crate::api::CLIENT_ADDR.sync_scope(peer, || {
+            crate::api::CLIENT_LISTENER.sync_scope(listener, || match api_key {
+                ApiKey::Fetch => crate::api::fetch::route_ranged(broker, header, body).map_ok(Reply::Fetch).boxed(),
+                _ => handler(broker, header, body).map_ok(Reply::Body).boxed(),
+            })
         })
     }));
     async move {

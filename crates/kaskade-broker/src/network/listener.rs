@@ -182,10 +182,11 @@ async fn accept_loop(
                 }
                 let broker = broker.clone();
                 let shutdown = shutdown.clone();
+                let name: Arc<str> = Arc::from(listener.name());
                 let open = crate::metrics::connections::OpenConnection::new();
                 connections.spawn(async move {
                     let _open = open;
-                    connection::run(broker, stream, peer, shutdown).await;
+                    connection::run(broker, stream, peer, name, shutdown).await;
                     drop(permit);
                 });
             }

@@ -4,8 +4,9 @@
 //! Pure: no files, no logs, no clock. Kafka's controller does this in
 //! `ReplicationControlManager` and `ConfigurationControlManager`; on one node
 //! Kaskade's controller is in-process, in a cluster the active controller runs
-//! the same decisions on the quorum's image. Placement: every partition goes
-//! to the live brokers it is given (today, this node), leader first.
+//! the same decisions on the quorum's image. Placement: the partitions go
+//! to the live brokers it is given (a node of its own: itself), rack-aware
+//! as `placement` decides, unless the request assigns replicas itself.
 //!
 //! Invariant: a decision never reads anything but the image and the request,
 //! so deciding again on a newer image (after losing an append race) is safe.
@@ -18,6 +19,7 @@ use kaskade_types::LeaderEpoch;
 
 use super::config;
 use super::error::TopicError;
+use super::placement::{self, UsableBroker};
 
 /// Kafka's topic name rules: 1..=249 chars of `[a-zA-Z0-9._-]`, not `.`/`..`.
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
@@ -55,8 +57,8 @@ pub struct NewTopic<'a> {
 /// The controller's settings and the brokers it may place replicas on.
 #[derive(Clone, Debug)]
 pub struct TopicController {
-    /// The brokers replicas go to (live and unfenced).
-    pub brokers: Vec<i32>,
+    /// The brokers replicas go to (live and unfenced), with their racks.
+    pub brokers: Vec<UsableBroker>,
     pub default_partitions: i32,
     pub default_replication: i16,
     pub delete_enabled: bool,
@@ -82,10 +84,13 @@ impl TopicController {
                 ));
             }
             for (i, (p, brokers)) in t.assignments.iter().enumerate() {
-                if *p != i as i32 || brokers.is_empty() || brokers.iter().any(|b| !self.brokers.contains(b)) {
+                if *p != i as i32 || brokers.is_empty() || brokers.iter().any(|b| !self.is_usable(*b)) {
                     return Err(TopicError::new(
                         ResponseError::InvalidReplicaAssignment,
-                        format!("Replica assignment for partition {p} names brokers {brokers:?}; this cluster has only broker(s) {:?}", self.brokers),
+                        format!(
+                            "Replica assignment for partition {p} names brokers {brokers:?}; this cluster has only broker(s) {:?}",
+                            self.broker_ids()
+                        ),
                     ));
                 }
             }
@@ -159,9 +164,20 @@ impl TopicController {
             ));
         }
         let mut records = vec![MetadataRecord::Topic { name: name.to_string(), id }];
-        for p in 0..partitions {
-            let assigned = t.assignments.get(p as usize).map(|(_, r)| r.as_slice());
-            records.push(self.partition_record(id, p, assigned, self.replication_of(t)));
+        let replicas: Vec<Vec<i32>> = if t.assignments.is_empty() {
+            let placed = placement::place(
+                &self.brokers,
+                &[],
+                partitions.max(0) as usize,
+                self.replication_of(t),
+                placement::seed_of(&id),
+            )?;
+            placed.into_iter().map(|r| r.into_iter().map(|n| n.get()).collect()).collect()
+        } else {
+            t.assignments.iter().map(|(_, r)| r.clone()).collect()
+        };
+        for (p, r) in replicas.into_iter().enumerate() {
+            records.push(Self::partition_record(id, p as i32, r));
         }
         for (k, v) in t.configs {
             records.push(MetadataRecord::TopicConfig { topic_id: id, name: k.clone(), value: Some(v.clone()) });
@@ -176,25 +192,18 @@ impl TopicController {
         Ok(Creation { records, topic })
     }
 
-    /// A new partition's record: the assigned replicas, or `replication`
-    /// of this cluster's brokers round-robin from the partition index
-    /// (leaders balanced, followers on the next brokers); the first replica
-    /// leads at epoch 0 with every replica in sync.
-    fn partition_record(
-        &self,
-        topic_id: Uuid,
-        partition: i32,
-        assigned: Option<&[i32]>,
-        replication: usize,
-    ) -> MetadataRecord {
-        let replicas = match assigned {
-            Some(r) => r.to_vec(),
-            None => {
-                let n = self.brokers.len().max(1);
-                let start = partition as usize % n;
-                self.brokers.iter().cycle().skip(start).take(replication.min(n)).copied().collect()
-            }
-        };
+    /// Whether replicas may be assigned to broker `id`.
+    fn is_usable(&self, id: i32) -> bool {
+        self.brokers.iter().any(|b| b.id.get() == id)
+    }
+
+    fn broker_ids(&self) -> Vec<i32> {
+        self.brokers.iter().map(|b| b.id.get()).collect()
+    }
+
+    /// A new partition's record: the first replica leads at epoch 0 with
+    /// every replica in sync.
+    fn partition_record(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
         MetadataRecord::Partition {
             topic_id,
             partition,
@@ -266,7 +275,14 @@ impl TopicController {
                 format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only {} broker(s) are registered.", self.brokers.len()),
             ));
         }
-        Ok(((old..count).map(|p| self.partition_record(t.id, p, None, replication)).collect(), old..count))
+        let existing: Vec<Vec<kaskade_types::NodeId>> = t.partitions.iter().map(|p| p.replicas.clone()).collect();
+        let placed =
+            placement::place(&self.brokers, &existing, (count - old) as usize, replication, placement::seed_of(&t.id))?;
+        let records = (old..count)
+            .zip(placed)
+            .map(|(p, r)| Self::partition_record(t.id, p, r.into_iter().map(|n| n.get()).collect()))
+            .collect();
+        Ok((records, old..count))
     }
 
     /// Validates topic config changes (`Some` sets, `None` removes).
@@ -376,7 +392,7 @@ mod tests {
 
     fn controller(brokers: &[i32]) -> TopicController {
         TopicController {
-            brokers: brokers.to_vec(),
+            brokers: brokers.iter().map(|b| UsableBroker::new(*b, None)).collect(),
             default_partitions: 1,
             default_replication: 1,
             delete_enabled: true,
@@ -447,7 +463,8 @@ mod tests {
         let c = controller(&[1, 2, 3]);
         let none = BTreeMap::new();
         let t = new_topic("spread", 6, 1, &none);
-        let made = c.create(&Image::default(), &t, 6, Uuid::new_v4()).expect("create");
+        // The nil id seeds placement at the first broker.
+        let made = c.create(&Image::default(), &t, 6, Uuid::nil()).expect("create");
         let leaders: Vec<Option<NodeId>> = made.topic.partitions.iter().map(|p| p.leader).collect();
         assert_eq!(leaders, [1, 2, 3, 1, 2, 3].map(|n| Some(NodeId(n))));
     }
@@ -458,7 +475,7 @@ mod tests {
         let none = BTreeMap::new();
         let t = new_topic("three", 3, 3, &none);
         assert_eq!(c.check_new_topic(&t).expect("rf 3 on 3 brokers"), 3);
-        let made = c.create(&Image::default(), &t, 3, Uuid::new_v4()).expect("create");
+        let made = c.create(&Image::default(), &t, 3, Uuid::nil()).expect("create");
         let placed: Vec<Vec<i32>> =
             made.topic.partitions.iter().map(|p| p.replicas.iter().map(|n| n.get()).collect()).collect();
         assert_eq!(placed, [vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]], "leaders balanced, replicas spread");
@@ -472,7 +489,10 @@ mod tests {
         }
         let (records, range) = c.add_partitions(&img, "three", 4).expect("grow");
         assert_eq!(range, 3..4);
-        assert!(matches!(&records[0], MetadataRecord::Partition { replicas, .. } if replicas.len() == 3));
+        assert!(
+            matches!(&records[0], MetadataRecord::Partition { replicas, .. } if *replicas == [1, 3, 2]),
+            "leads after the last leader, followers shifted in the second round: {records:?}"
+        );
         let assigned = [(0, vec![3, 1]), (1, vec![2, 3])];
         let t = NewTopic { name: "placed", partitions: -1, replication: -1, assignments: &assigned, configs: &none };
         assert_eq!(c.check_new_topic(&t).expect("two replicas each"), 2);
@@ -482,6 +502,34 @@ mod tests {
         for bad in [vec![(0, vec![1, 1])], vec![(0, vec![1, 2]), (1, vec![3])]] {
             let t = NewTopic { name: "bad", partitions: -1, replication: -1, assignments: &bad, configs: &none };
             assert_eq!(c.check_new_topic(&t).expect_err("bad").code, ResponseError::InvalidReplicaAssignment);
+        }
+    }
+
+    #[test]
+    fn creation_and_growth_place_replicas_on_distinct_racks() {
+        let racks = [(1, "a"), (2, "a"), (3, "b"), (4, "b")];
+        let c = TopicController {
+            brokers: racks.iter().map(|(id, r)| UsableBroker::new(*id, Some(r))).collect(),
+            ..controller(&[])
+        };
+        let rack = |n: NodeId| racks.iter().find(|(id, _)| *id == n.get()).map(|(_, r)| *r);
+        let none = BTreeMap::new();
+        let t = new_topic("racked", 4, 2, &none);
+        let made = c.create(&Image::default(), &t, 4, Uuid::new_v4()).expect("create");
+        let mut img = Image::default();
+        for r in &made.records {
+            img.apply(r);
+        }
+        let (records, _) = c.add_partitions(&img, "racked", 8).expect("grow");
+        for r in &records {
+            img.apply(r);
+        }
+        let topic = img.topic("racked").expect("topic");
+        let mut leaders: Vec<i32> = topic.partitions.iter().filter_map(|p| p.leader.map(|n| n.get())).collect();
+        leaders.sort_unstable();
+        assert_eq!(leaders, [1, 1, 2, 2, 3, 3, 4, 4], "every broker leads twice");
+        for p in &topic.partitions {
+            assert_ne!(rack(p.replicas[0]), rack(p.replicas[1]), "{:?} in one rack", p.replicas);
         }
     }
 

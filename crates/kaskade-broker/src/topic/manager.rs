@@ -25,6 +25,7 @@ use kaskade_meta::{Committed, Image, MetaError, MetadataLog, MetadataRecord, Top
 pub use super::controller::validate_topic_name;
 use super::controller::{NewTopic, TopicController};
 pub use super::error::TopicError;
+use super::placement::UsableBroker;
 use super::replicas::LocalReplicas;
 use crate::partition::{Partition, PartitionError};
 
@@ -63,7 +64,7 @@ impl TopicManager {
         let replicas = LocalReplicas::new(d.node_id, logs, d.values, image.clone());
         replicas.reconcile(&image)?;
         let controller = TopicController {
-            brokers: vec![d.node_id],
+            brokers: vec![UsableBroker::new(d.node_id, None)],
             default_partitions: d.num_partitions,
             default_replication: d.replication_factor,
             delete_enabled: d.delete_enabled,
@@ -122,14 +123,19 @@ impl TopicManager {
     }
 
     /// The controller deciding on `img`: in a cluster it places replicas on
-    /// the registered, unfenced brokers; a node of its own (no
-    /// registrations) on itself.
+    /// the registered, unfenced brokers (with their registered racks); a
+    /// node of its own (no registrations) on itself.
     fn controller_for(&self, img: &Image) -> TopicController {
-        let live = img.unfenced_brokers();
+        let live: Vec<UsableBroker> = img
+            .brokers()
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| UsableBroker { id: b.id, rack: b.rack.clone() })
+            .collect();
         if live.is_empty() {
             return self.controller.clone();
         }
-        TopicController { brokers: live.iter().map(|n| n.get()).collect(), ..self.controller.clone() }
+        TopicController { brokers: live, ..self.controller.clone() }
     }
 
     /// The effective log config of a topic with these overrides.

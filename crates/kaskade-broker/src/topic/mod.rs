@@ -5,6 +5,7 @@ pub mod config;
 pub mod controller;
 pub mod error;
 pub mod manager;
+pub mod placement;
 pub mod replicas;
 
 pub use error::TopicError;

@@ -156,7 +156,7 @@ impl QuorumMetadataLog {
                 match leader {
                     Some(id) if id == self.raft_id() => self.handle_broker_call(call.clone()).await,
                     Some(id) => match self.address_of(id) {
-                        Some(addr) => send(&addr, self, &call).await,
+                        Some(addr) => send(&addr, self.hello(), self.append_timeout(), &call).await,
                         None => Err(BrokerRefusal::Unreachable(format!("no address for controller {id}"))),
                     },
                     None => Err(BrokerRefusal::NotController { leader: None }),
@@ -327,10 +327,16 @@ impl QuorumMetadataLog {
     }
 }
 
-/// Sends `call` to the controller at `addr`.
-async fn send(addr: &str, log: &QuorumMetadataLog, call: &BrokerCall) -> Result<BrokerAnswer, BrokerRefusal> {
+/// Sends `call` to the controller at `addr` (introduced by `hello`), waiting
+/// at most `timeout` for its answer.
+pub(super) async fn send(
+    addr: &str,
+    hello: &super::frame::Hello,
+    timeout: Duration,
+    call: &BrokerCall,
+) -> Result<BrokerAnswer, BrokerRefusal> {
     let unreachable = |e: std::io::Error| BrokerRefusal::Unreachable(format!("{addr}: {e}"));
-    let mut conn = forward::connect(addr, log.hello()).await.map_err(unreachable)?;
+    let mut conn = forward::connect(addr, hello).await.map_err(unreachable)?;
     let body = serde_json::to_vec(call).map_err(|e| BrokerRefusal::Failed(e.to_string()))?;
     let exchange = async {
         frame::write_frame(&mut conn, RpcKind::Broker, &body).await?;
@@ -338,7 +344,7 @@ async fn send(addr: &str, log: &QuorumMetadataLog, call: &BrokerCall) -> Result<
     };
     // A controller that takes the call but never answers (stopped
     // mid-way) must not hold the broker past its own deadline.
-    let answer = match tokio::time::timeout(log.append_timeout(), exchange).await {
+    let answer = match tokio::time::timeout(timeout, exchange).await {
         Ok(Ok(Some((RpcKind::Response, body)))) => body,
         Ok(Ok(_)) => return Err(BrokerRefusal::Unreachable(format!("{addr}: no answer"))),
         Ok(Err(e)) => return Err(unreachable(e)),

@@ -36,6 +36,10 @@ pub enum RpcKind {
     Forward = 5,
     /// A broker's registration or heartbeat to the active controller (`brokers`).
     Broker = 6,
+    /// A broker-only node fetching the committed image (`observer`).
+    Fetch = 7,
+    /// A broker-only node asking the leader for DescribeQuorum's view (`observer`).
+    Status = 8,
 }
 
 impl RpcKind {
@@ -48,6 +52,8 @@ impl RpcKind {
             4 => Some(RpcKind::Hello),
             5 => Some(RpcKind::Forward),
             6 => Some(RpcKind::Broker),
+            7 => Some(RpcKind::Fetch),
+            8 => Some(RpcKind::Status),
             _ => None,
         }
     }

@@ -9,7 +9,9 @@
 //! installs JSON snapshots of it), [`frame`] + [`network`] + [`server`]
 //! (openraft's RPCs between controllers over TCP in length-prefixed frames),
 //! [`node`] ([`QuorumMetadataLog`]: start a controller, append through the
-//! leader, membership changes), [`forward`] (a follower's proposal sent to the leader), [`brokers`]
+//! leader, membership changes), [`observer`] ([`ObserverMetadataLog`]: a
+//! broker-only node's copy of the committed image, fetched from the
+//! controllers), [`forward`] (a follower's proposal sent to the leader), [`brokers`]
 //! (broker registrations and heartbeats, run by the active controller) and
 //! [`status`] (what DescribeQuorum reports).
 //!
@@ -28,6 +30,7 @@ pub mod frame;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod observer;
 pub mod server;
 pub mod state_machine;
 pub mod status;
@@ -42,6 +45,7 @@ mod tests;
 
 pub use brokers::{BrokerAnswer, BrokerCall, BrokerRefusal, HeartbeatAnswer};
 pub use node::{QuorumConfig, QuorumMetadataLog};
+pub use observer::{ObserverConfig, ObserverMetadataLog};
 pub use server::serve;
 pub use status::{QuorumStatus, ReplicaStatus};
 pub use types::{ApplyOutcome, Proposal, RaftNodeId, TypeConfig};

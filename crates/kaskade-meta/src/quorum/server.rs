@@ -1,5 +1,6 @@
 //! The server side of openraft's RPCs (and of proposals forwarded to the
-//! leader, `forward`, and brokers' calls, `brokers`): [`serve`] answers them on a given
+//! leader, `forward`, brokers' calls, `brokers`, and broker-only nodes'
+//! metadata fetches, `observer`): [`serve`] answers them on a given
 //! listener (the CONTROLLER listener hands over its socket).
 //!
 //! One task per connection checks the client's cluster id and static voters
@@ -104,6 +105,8 @@ async fn serve_connection(stream: TcpStream, log: QuorumMetadataLog, ours: &Hell
             }
             RpcKind::Forward => encode(&super::forward::handle(raft, decode(&body)?).await)?,
             RpcKind::Broker => encode(&log.handle_broker_call(decode(&body)?).await)?,
+            RpcKind::Fetch => encode(&log.answer_fetch(decode(&body)?).await)?,
+            RpcKind::Status => encode(&log.answer_status())?,
             RpcKind::Response | RpcKind::Hello => return Err(invalid(format!("a {kind:?} frame sent as a request"))),
         };
         frame::write_frame(&mut conn, RpcKind::Response, &answer).await?;

@@ -41,7 +41,7 @@ pub struct SnapshotData {
 impl SnapshotData {
     /// Rebuilds the image: a `Snapshot` marker then the records, through
     /// `Image::apply`, so the offsets come out as the log had them.
-    fn to_image(&self) -> Image {
+    pub(crate) fn to_image(&self) -> Image {
         let mut image = Image::default();
         image.apply(&MetadataRecord::Snapshot {
             end_offset: self.version.end_offset,

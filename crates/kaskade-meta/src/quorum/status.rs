@@ -11,12 +11,13 @@
 use std::collections::BTreeSet;
 
 use openraft::RaftMetrics;
+use serde::{Deserialize, Serialize};
 
 use super::network::PeerClock;
 use super::types::{epoch_of, to_kafka_id, RaftNodeId};
 
 /// One voter's or observer's position, as DescribeQuorum's ReplicaState.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaStatus {
     pub replica_id: i32,
     /// -1 when the leader does not know it yet.
@@ -27,8 +28,9 @@ pub struct ReplicaStatus {
     pub last_caught_up_timestamp: i64,
 }
 
-/// The quorum as its leader sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The quorum as its leader sees it (also a broker-only node's `Status`
+/// answer, `observer`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuorumStatus {
     pub leader_id: i32,
     pub leader_epoch: i32,

@@ -113,7 +113,8 @@ impl Drop for Node {
 /// Spawns node `id` of a quorum whose controller ports are `voters`
 /// (id -> port), with `env` added to its environment (after the defaults,
 /// so it may override them); it is ready once it prints its last start-up
-/// line.
+/// line. A node that is not a voter (a broker-only node, whose `env` sets
+/// its roles and listeners) gets no controller listener by default.
 pub fn spawn_with(
     root: &Path,
     id: i32,
@@ -122,7 +123,10 @@ pub fn spawn_with(
     env: &[(String, String)],
 ) -> Node {
     let voter_list: Vec<String> = voters.iter().map(|(v, port)| format!("{v}@127.0.0.1:{port}")).collect();
-    let controller_port = voters[&id];
+    let listeners = match voters.get(&id) {
+        Some(port) => format!("PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{port}"),
+        None => format!("PLAINTEXT://127.0.0.1:{client_port}"),
+    };
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kaskade"));
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
@@ -143,7 +147,7 @@ pub fn spawn_with(
     }
     cmd.env("KAFKA_NODE_ID", id.to_string())
         .env("KAFKA_PROCESS_ROLES", "broker,controller")
-        .env("KAFKA_LISTENERS", format!("PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}"))
+        .env("KAFKA_LISTENERS", listeners)
         .env("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{client_port}"))
         .env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
         .env("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT")
@@ -257,6 +261,23 @@ pub fn start_cluster(root: &Path) -> Vec<Node> {
 pub fn start_cluster_with(root: &Path, n: i32, env: &[(String, String)]) -> Vec<Node> {
     let voters: BTreeMap<i32, u16> = (1..=n).map(|id| (id, free_port())).collect();
     let nodes: Vec<Node> = (1..=n).map(|id| spawn_with(root, id, free_port(), &voters, env)).collect();
+    for node in &nodes {
+        wait_ready(node);
+    }
+    nodes
+}
+
+/// `n` nodes of one quorum, node `id`'s environment made by
+/// `env_of(id, client_port, controller_port)` (added after the defaults,
+/// so it may replace the listeners), started together and ready.
+pub fn start_cluster_each(root: &Path, n: i32, env_of: impl Fn(i32, u16, u16) -> Vec<(String, String)>) -> Vec<Node> {
+    let voters: BTreeMap<i32, u16> = (1..=n).map(|id| (id, free_port())).collect();
+    let nodes: Vec<Node> = (1..=n)
+        .map(|id| {
+            let client_port = free_port();
+            spawn_with(root, id, client_port, &voters, &env_of(id, client_port, voters[&id]))
+        })
+        .collect();
     for node in &nodes {
         wait_ready(node);
     }

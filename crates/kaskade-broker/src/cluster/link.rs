@@ -1,0 +1,78 @@
+//! How a node of a cluster reaches the metadata quorum: as one of its
+//! voters (a controller, combined or dedicated: `QuorumMetadataLog`) or as
+//! an observer (a broker-only node: `ObserverMetadataLog`, which fetches
+//! the committed image from the controllers). Both give the node its
+//! metadata log, the active controller's id, and a way to send its
+//! broker's registration and heartbeats to the active controller.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kaskade_meta::quorum::{BrokerAnswer, BrokerCall, BrokerRefusal};
+use kaskade_meta::{Committed, MetadataLog, MetadataVersion, ObserverMetadataLog, QuorumMetadataLog};
+use tokio::sync::watch;
+
+/// This node's place in the metadata quorum.
+#[derive(Clone, Debug)]
+pub enum QuorumLink {
+    /// A voter: this node runs a controller.
+    Voter(QuorumMetadataLog),
+    /// An observer: a broker-only node.
+    Observer(ObserverMetadataLog),
+}
+
+impl QuorumLink {
+    pub fn node_id(&self) -> i32 {
+        match self {
+            QuorumLink::Voter(q) => q.node_id(),
+            QuorumLink::Observer(o) => o.node_id(),
+        }
+    }
+
+    /// The active controller, if known.
+    pub fn leader(&self) -> Option<i32> {
+        match self {
+            QuorumLink::Voter(q) => q.leader(),
+            QuorumLink::Observer(o) => o.leader(),
+        }
+    }
+
+    /// This node's controller, when it runs one.
+    pub fn voter(&self) -> Option<&QuorumMetadataLog> {
+        match self {
+            QuorumLink::Voter(q) => Some(q),
+            QuorumLink::Observer(_) => None,
+        }
+    }
+
+    /// Sends a broker call to the active controller, retrying while none
+    /// is known or reachable, for up to `within`.
+    pub async fn call_controller(&self, call: BrokerCall, within: Duration) -> Result<BrokerAnswer, BrokerRefusal> {
+        match self {
+            QuorumLink::Voter(q) => q.call_controller(call, within).await,
+            QuorumLink::Observer(o) => o.call_controller(call, within).await,
+        }
+    }
+
+    /// The metadata log the node runs on.
+    pub fn metadata_log(&self) -> Arc<dyn MetadataLog> {
+        match self {
+            QuorumLink::Voter(q) => Arc::new(q.clone()),
+            QuorumLink::Observer(o) => Arc::new(o.clone()),
+        }
+    }
+
+    pub fn committed(&self) -> Committed {
+        match self {
+            QuorumLink::Voter(q) => q.committed(),
+            QuorumLink::Observer(o) => o.committed(),
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<MetadataVersion> {
+        match self {
+            QuorumLink::Voter(q) => q.subscribe(),
+            QuorumLink::Observer(o) => o.subscribe(),
+        }
+    }
+}

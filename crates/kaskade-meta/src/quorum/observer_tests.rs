@@ -1,0 +1,167 @@
+//! An observer (a broker-only node's metadata log) against in-process
+//! controllers on loopback ports: it fetches the committed image, forwards
+//! its changes to the active controller and sees them applied, registers a
+//! broker, follows a failover, and an observer of another cluster or a bad
+//! fetch frame gets nothing. Every wait is bounded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use uuid::Uuid;
+
+use super::super::tests::{cluster, kill, leader, static_3, Setup, WAIT};
+use super::*;
+use crate::quorum::brokers::BrokerAnswer;
+
+fn observer(node_id: i32, cluster_id: &str, controllers: &BTreeMap<i32, String>) -> ObserverMetadataLog {
+    ObserverMetadataLog::start(ObserverConfig {
+        node_id,
+        cluster_id: cluster_id.into(),
+        controllers: controllers.clone(),
+        append_timeout: WAIT,
+    })
+}
+
+/// Creates topic `name` through `log`'s sync API, from a blocking thread.
+async fn create_topic<L: MetadataLog + Clone + 'static>(log: &L, name: &str) -> Result<(), MetaError> {
+    let log = log.clone();
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        crate::update(&log, |img| {
+            if img.topic(&name).is_some() {
+                return Ok::<_, MetaError>((vec![], ()));
+            }
+            Ok((vec![MetadataRecord::Topic { name: name.clone(), id: Uuid::new_v4() }], ()))
+        })
+    })
+    .await
+    .expect("join")
+}
+
+/// Waits until `log`'s image has topic `name`.
+async fn sees<L: MetadataLog>(log: &L, name: &str) {
+    let mut changes = log.subscribe();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while log.committed().image.topic(name).is_none() {
+        let changed = tokio::time::timeout_at(deadline, changes.changed()).await;
+        assert!(changed.is_ok(), "{name} not seen within {WAIT:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_observer_follows_forwards_registers_and_survives_a_failover() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (mut nodes, voters) = cluster(root.path(), 3, &static_3()).await;
+    let first = leader(&nodes).await;
+    let obs = observer(10, "test-cluster", &voters);
+    assert!(obs.wait_until_current(WAIT).await.expect("current"), "an image and a leader within {WAIT:?}");
+    assert_eq!(obs.leader(), Some(first as i32 + 1));
+    // DescribeQuorum's view, asked of the leader.
+    let status = obs.status(WAIT).await.expect("the leader's status");
+    assert_eq!(status.leader_id, first as i32 + 1);
+    assert_eq!(status.voters.iter().map(|v| v.replica_id).collect::<Vec<_>>(), [1, 2, 3]);
+
+    // A change made on a controller reaches the observer; one made through
+    // the observer lands on the controllers and comes back to it.
+    create_topic(&nodes[first].as_ref().expect("leader").log, "from-controller").await.expect("create");
+    sees(&obs, "from-controller").await;
+    create_topic(&obs, "from-observer").await.expect("forwarded");
+    assert!(obs.committed().image.topic("from-observer").is_some(), "append returns once the copy has it");
+    sees(&nodes[first].as_ref().expect("leader").log, "from-observer").await;
+    // Deciding on an old version is refused as on any metadata log.
+    let old = crate::MetadataVersion::default();
+    let stale = obs.append_async(old, vec![MetadataRecord::ProducerIds { next_block_start: 1 }]).await;
+    assert!(matches!(stale, Err(MetaError::Stale { .. })), "{stale:?}");
+
+    // A broker registers through the observer, fenced.
+    let call = BrokerCall::Register { node_id: 10, incarnation_id: Uuid::new_v4(), endpoints: vec![], rack: None };
+    assert_eq!(obs.call_controller(call, WAIT).await, Ok(BrokerAnswer::Registered));
+    let mut changes = obs.subscribe();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !obs.committed().image.brokers().contains_key(&kaskade_types::NodeId(10)) {
+        assert!(tokio::time::timeout_at(deadline, changes.changed()).await.is_ok(), "registration not seen");
+    }
+
+    // The active controller goes: the observer finds the new one and its
+    // changes go on.
+    kill(nodes[first].take().expect("leader")).await;
+    let second = leader(&nodes).await;
+    create_topic(&obs, "after-failover").await.expect("forwarded to the new leader");
+    sees(&nodes[second].as_ref().expect("leader").log, "after-failover").await;
+    let mut named = obs.inner.leader.subscribe();
+    let want = Some(second as i32 + 1);
+    tokio::time::timeout(WAIT, named.wait_for(|l| *l == want)).await.expect("the new leader named").expect("watch");
+    obs.shutdown();
+    for n in nodes.into_iter().flatten() {
+        kill(n).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_of_another_cluster_and_bad_fetches_get_nothing() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let setup = Setup { static_voters: Some(BTreeSet::from([1])), ..static_3() };
+    let (nodes, voters) = cluster(root.path(), 1, &setup).await;
+    leader(&nodes).await;
+    let stranger = observer(10, "another-cluster", &voters);
+    assert!(!stranger.wait_until_current(Duration::from_secs(2)).await.expect("wait"), "refused by the controller");
+    assert_eq!(stranger.committed().version, crate::MetadataVersion::default());
+    stranger.shutdown();
+
+    // A fetch frame that is not JSON closes the connection after the hello.
+    let addr = voters[&1].clone();
+    let mut s = TcpStream::connect(&addr).await.expect("connect");
+    let hello = br#"{"cluster_id":"test-cluster","static_voters":[1]}"#;
+    frame::write_frame(&mut s, RpcKind::Hello, hello).await.expect("hello");
+    frame::write_frame(&mut s, RpcKind::Fetch, b"{not json").await.expect("fetch");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut answer)).await.expect("closed in time").ok();
+    let mut rest = &answer[..];
+    let welcome = frame::read_frame(&mut rest).await.expect("a frame").expect("the hello's welcome");
+    assert_eq!(welcome.0, RpcKind::Response);
+    assert!(rest.is_empty(), "nothing after the welcome: {answer:?}");
+    s.shutdown().await.ok();
+
+    // The controller keeps serving observers of its own cluster.
+    let ok = observer(11, "test-cluster", &voters);
+    assert!(ok.wait_until_current(WAIT).await.expect("wait"));
+    ok.shutdown();
+    for n in nodes.into_iter().flatten() {
+        kill(n).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_reachable_controller_an_observer_refuses_within_its_bounds() {
+    // A port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
+    let obs = ObserverMetadataLog::start(ObserverConfig {
+        node_id: 10,
+        cluster_id: "test-cluster".into(),
+        controllers: BTreeMap::from([(1, closed)]),
+        append_timeout: Duration::from_millis(500),
+    });
+    assert!(!obs.wait_until_current(Duration::from_millis(300)).await.expect("wait"));
+    let records = vec![MetadataRecord::ProducerIds { next_block_start: 1 }];
+    let started = tokio::time::Instant::now();
+    let refused = obs.append_async(crate::MetadataVersion::default(), records).await;
+    assert!(matches!(refused, Err(MetaError::NotLeader { leader: None })), "{refused:?}");
+    assert!(started.elapsed() < WAIT, "bounded by the append timeout");
+    let call = BrokerCall::Heartbeat {
+        node_id: 10,
+        incarnation_id: Uuid::new_v4(),
+        metadata_offset: 0,
+        want_shut_down: false,
+    };
+    let refused = obs.call_controller(call, Duration::from_millis(300)).await;
+    assert!(matches!(refused, Err(BrokerRefusal::Unreachable(_))), "{refused:?}");
+    let status = obs.status(Duration::from_millis(300)).await;
+    assert!(matches!(status, Err(MetaError::NotLeader { leader: None })), "{status:?}");
+    assert_eq!(obs.committed().version, crate::MetadataVersion::default(), "nothing was made up");
+    obs.shutdown();
+}
