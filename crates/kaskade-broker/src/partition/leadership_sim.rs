@@ -25,7 +25,7 @@ use kafka_protocol::ResponseError;
 use kaskade_types::{LeaderEpoch, NodeId, Offset};
 
 use super::leadership::{LeaderAndIsr, Leadership};
-use crate::sim_rng::Rng;
+use kaskade_types::sim::SimRng as Rng;
 
 const NODES: [NodeId; 3] = [NodeId(1), NodeId(2), NodeId(3)];
 const ME: NodeId = NodeId(1);
