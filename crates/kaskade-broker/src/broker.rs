@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use kaskade_types::Endpoint;
+use kaskade_types::{Endpoint, NodeId};
 
 use crate::api::fetch_session::SessionCache;
 use crate::config::BrokerConfig;
@@ -174,7 +174,7 @@ impl Broker {
     }
 
     /// The node id (`node.id`).
-    pub fn node_id(&self) -> i32 {
+    pub fn node_id(&self) -> NodeId {
         self.config.node_id
     }
 
@@ -192,9 +192,9 @@ impl Broker {
     /// The active controller Metadata and DescribeCluster name: this node
     /// when it is its own quorum, else the quorum's leader (`None` while
     /// none is known: Kafka answers -1 then).
-    pub fn controller_id(&self) -> Option<i32> {
+    pub fn controller_id(&self) -> Option<NodeId> {
         match self.quorum.get() {
-            Some(q) => q.leader(),
+            Some(q) => q.leader().map(NodeId),
             None => Some(self.config.node_id),
         }
     }
@@ -204,7 +204,7 @@ impl Broker {
     /// registered; a node of its own lists itself.
     pub fn live_brokers(&self) -> Vec<LiveBroker> {
         let me = || LiveBroker {
-            id: kaskade_types::NodeId(self.config.node_id),
+            id: self.config.node_id,
             endpoint: self.advertised.clone(),
             rack: self.config.kraft.broker_rack.clone(),
         };

@@ -191,7 +191,7 @@ pub async fn log_dirs(kafka: &Kafka) -> Result<Vec<LogDir>, ConsoleError> {
     let req = DescribeLogDirsRequest::default().with_topics(None::<Vec<DescribableLogDirTopic>>);
     let resp = kafka.call(req, 4).await?;
     check(resp.error_code, None)?;
-    let broker = kafka.broker().node_id();
+    let broker = kafka.broker().node_id().get();
     Ok(resp
         .results
         .into_iter()

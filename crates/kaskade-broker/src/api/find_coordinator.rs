@@ -62,7 +62,7 @@ fn locate(broker: &Broker, image: &Image, topic: &str, key: &str) -> Result<(i32
         .and_then(|p| t.partitions.get(p))
         .and_then(|p| p.leader)
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
-    if leader.get() == broker.node_id() {
+    if leader == broker.node_id() {
         return Ok((leader.get(), broker.endpoint().clone()));
     }
     let registered = image.brokers().get(&leader).filter(|b| !b.fenced);

@@ -52,7 +52,7 @@ impl Controller {
         voters: &BTreeMap<NodeId, String>,
         listeners: Vec<BoundListener>,
     ) -> Result<Controller, StartError> {
-        let mut qc = QuorumConfig::new(config.node_id, cluster_id, dir);
+        let mut qc = QuorumConfig::new(config.node_id.get(), cluster_id, dir);
         qc.static_voters = Some(voters.keys().map(|id| id.0).collect());
         qc.broker_session_timeout =
             Duration::from_millis(u64::try_from(config.broker_session_timeout_ms).unwrap_or(1).max(1));

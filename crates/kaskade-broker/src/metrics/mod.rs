@@ -70,7 +70,7 @@ impl NodeMetrics {
         logs::render(&mut x, &logs, &labels);
         traffic::render(&mut x, &logs, &labels);
         groups::render(&mut x, &self.broker, &self.runtime, &logs);
-        replication::render(&mut x, &self.broker.topics.image(), kaskade_types::NodeId(self.broker.node_id()));
+        replication::render(&mut x, &self.broker.topics.image(), self.broker.node_id());
         requests::render(&mut x);
         errors::render(&mut x);
         acks::render(&mut x);
