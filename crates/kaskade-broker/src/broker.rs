@@ -194,7 +194,7 @@ impl Broker {
     /// none is known: Kafka answers -1 then).
     pub fn controller_id(&self) -> Option<NodeId> {
         match self.quorum.get() {
-            Some(q) => q.leader().map(NodeId),
+            Some(q) => q.leader(),
             None => Some(self.config.node_id),
         }
     }

@@ -82,7 +82,7 @@ impl Controller {
     /// catches up with the metadata log before it serves).
     async fn wait_for_leader(&self) -> Result<(), StartError> {
         while !self.quorum.wait_until_current(WAIT_REPORT).await? {
-            tracing::info!(node = self.quorum.node_id(), "waiting for the controller quorum to elect a leader");
+            tracing::info!(node = self.quorum.node_id().get(), "waiting for the controller quorum to elect a leader");
         }
         Ok(())
     }
@@ -109,7 +109,7 @@ impl Controller {
     pub async fn heartbeat(&self, stopping: impl std::future::Future<Output = ()> + Send + 'static) {
         self.lifecycle.spawn_heartbeats(stopping);
         self.lifecycle.wait_unfenced().await;
-        tracing::info!(node = self.quorum.node_id(), "unfenced: serving as a broker of the cluster");
+        tracing::info!(node = self.quorum.node_id().get(), "unfenced: serving as a broker of the cluster");
     }
 
     /// Moves this broker's leaderships away before it stops (bounded).
