@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use kaskade_types::Endpoint;
+use kaskade_types::{Endpoint, NodeId};
 
 use crate::api::fetch_session::SessionCache;
 use crate::config::BrokerConfig;
@@ -215,7 +215,7 @@ impl Broker {
     }
 
     /// The node id (`node.id`).
-    pub fn node_id(&self) -> i32 {
+    pub fn node_id(&self) -> NodeId {
         self.config.node_id
     }
 
@@ -249,19 +249,19 @@ impl Broker {
     /// controller is known, this node is named if it is a live broker
     /// (else the first live broker), as KRaft's brokers name a live broker
     /// and forward what the controller must decide.
-    pub fn controller_id(&self) -> Option<i32> {
+    pub fn controller_id(&self) -> Option<NodeId> {
         let Some(q) = self.quorum.get() else { return Some(self.config.node_id) };
         let image = self.topics.image();
         match q.leader() {
-            Some(leader) if image.brokers().contains_key(&kaskade_types::NodeId(leader)) => return Some(leader),
+            Some(leader) if image.brokers().contains_key(&leader) => return Some(leader),
             None if q.voter().is_some() => return None,
             _ => {}
         }
-        let me = kaskade_types::NodeId(self.config.node_id);
+        let me = self.config.node_id;
         if image.is_unfenced(me) {
-            return Some(me.get());
+            return Some(me);
         }
-        image.unfenced_brokers().first().map(|n| n.get())
+        image.unfenced_brokers().first().copied()
     }
 
     /// The brokers Metadata and DescribeCluster list to a client connected
@@ -273,7 +273,7 @@ impl Broker {
     pub fn live_brokers(&self, listener: Option<&str>) -> Vec<LiveBroker> {
         let answering = self.answering_listener(listener);
         let me = || LiveBroker {
-            id: kaskade_types::NodeId(self.config.node_id),
+            id: self.config.node_id,
             endpoint: answering.endpoint.clone(),
             rack: self.config.kraft.broker_rack.clone(),
         };

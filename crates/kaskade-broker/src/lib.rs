@@ -26,6 +26,3 @@ pub use broker::Broker;
 pub use config::BrokerConfig;
 pub use error::BrokerError;
 pub use server::Server;
-
-#[cfg(test)]
-mod sim_rng;

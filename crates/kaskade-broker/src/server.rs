@@ -96,7 +96,7 @@ impl Server {
     /// Opens `data_dir` (recovering it if needed), binds the listeners and
     /// starts serving.
     pub async fn start(config: BrokerConfig, data_dir: PathBuf) -> Result<Server, StartError> {
-        let node_id = kaskade_types::NodeId(config.node_id);
+        let node_id = config.node_id;
         let controller_ports: Vec<u16> = config.controller_listeners().iter().map(|l| l.port).collect();
         config.kraft.check_runnable(node_id, &controller_ports).map_err(StartError::NotRunnable)?;
         let quorum_voters = config.kraft.static_quorum(node_id);
@@ -230,7 +230,7 @@ pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<(Arc<TopicManag
 /// the cluster's id.
 pub fn prepare_dir(config: &BrokerConfig, dir: &Path) -> Result<String, StartError> {
     std::fs::create_dir_all(dir).map_err(|source| StartError::Io { path: dir.to_path_buf(), source })?;
-    let identity = meta_properties::ensure(dir, kaskade_types::NodeId(config.node_id), config.cluster_id.as_deref())?;
+    let identity = meta_properties::ensure(dir, config.node_id, config.cluster_id.as_deref())?;
     Ok(identity.cluster_id)
 }
 

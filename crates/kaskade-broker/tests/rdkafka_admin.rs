@@ -252,7 +252,7 @@ fn describe_and_alter_configs() {
     config_call(&a, &name, ConfigCall::Describe).expect("describing an existing topic");
 
     // The broker's own configs.
-    let node = tb.server().broker.node_id();
+    let node = tb.server().broker.node_id().get();
     let res = block_on(a.describe_configs([&ResourceSpecifier::Broker(node)], &admin_opts())).expect("request");
     let broker = res.into_iter().next().unwrap().expect("broker configs");
     let mmb = broker.get("message.max.bytes").expect("message.max.bytes");

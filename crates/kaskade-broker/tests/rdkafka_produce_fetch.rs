@@ -232,7 +232,7 @@ fn thousand_partitions() {
     let t = md.topics().iter().find(|t| t.name() == topic).expect("topic in metadata");
     assert!(t.error().is_none(), "{:?}", t.error());
     assert_eq!(t.partitions().len(), parts as usize);
-    let node = tb.server().broker.node_id();
+    let node = tb.server().broker.node_id().get();
     let ids: BTreeSet<i32> = t.partitions().iter().map(|p| p.id()).collect();
     assert_eq!(ids, (0..parts).collect());
     for p in t.partitions() {

@@ -1,7 +1,11 @@
 //! Topic administration: CreateTopics, DeleteTopics, CreatePartitions,
 //! DescribeConfigs, IncrementalAlterConfigs. Sent to the controller that
 //! Metadata names (in KRaft mode any broker, which forwards), retried
-//! once on NOT_CONTROLLER.
+//! once on NOT_CONTROLLER. [`create_topics_request`] is the one builder
+//! of a CreateTopics request, shared with the web console (which sends it
+//! through its broker's route table instead of a connection).
+
+use std::collections::BTreeMap;
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -20,7 +24,7 @@ use crate::cluster::Client;
 use crate::error::{ClientError, KafkaError, Outcome, Result};
 
 /// Admin request timeout sent to the broker.
-const TIMEOUT_MS: i32 = 30_000;
+pub const TIMEOUT_MS: i32 = 30_000;
 /// ConfigResource type of a topic.
 pub const RESOURCE_TOPIC: i8 = 2;
 /// IncrementalAlterConfigs operations.
@@ -80,7 +84,29 @@ pub struct NewTopic {
     pub name: String,
     pub num_partitions: i32,
     pub replication_factor: i16,
-    pub configs: Vec<(String, String)>,
+    /// Topic config overrides by name (Kafka's `NewTopic.configs()`: a name
+    /// given twice keeps its last value, as `kafka-topics.sh --config`).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The CreateTopics request creating `topic` at `version`, asking the
+/// broker to wait up to `timeout_ms`. Before v4, which brought the
+/// broker defaults (-1), an unset partition count or replication factor
+/// is sent as 1.
+pub fn create_topics_request(topic: &NewTopic, version: i16, timeout_ms: i32) -> CreateTopicsRequest {
+    let (mut partitions, mut rf) = (topic.num_partitions, topic.replication_factor);
+    if version < 4 {
+        partitions = if partitions < 0 { 1 } else { partitions };
+        rf = if rf < 0 { 1 } else { rf };
+    }
+    let configs =
+        topic.configs.iter().map(|(k, v)| CreatableTopicConfig::default().with_name(sb(k)).with_value(Some(sb(v))));
+    let creatable = CreatableTopic::default()
+        .with_name(tn(&topic.name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(rf)
+        .with_configs(configs.collect());
+    CreateTopicsRequest::default().with_timeout_ms(timeout_ms).with_topics(vec![creatable])
 }
 
 /// What CreateTopics reported for a created topic (fields the broker's
@@ -99,28 +125,7 @@ pub async fn create_topic(client: &Client, topic: &NewTopic) -> Result<CreatedTo
     for attempt in 0..2 {
         let conn = client.admin_connection().await?;
         let version = conn.version::<CreateTopicsRequest>()?;
-        let (mut partitions, mut rf) = (topic.num_partitions, topic.replication_factor);
-        if version < 4 {
-            // Broker defaults (-1) arrived with v4.
-            if partitions < 0 {
-                partitions = 1;
-            }
-            if rf < 0 {
-                rf = 1;
-            }
-        }
-        let req =
-            CreateTopicsRequest::default().with_timeout_ms(TIMEOUT_MS).with_topics(vec![CreatableTopic::default()
-                .with_name(tn(&topic.name))
-                .with_num_partitions(partitions)
-                .with_replication_factor(rf)
-                .with_configs(
-                    topic
-                        .configs
-                        .iter()
-                        .map(|(k, v)| CreatableTopicConfig::default().with_name(sb(k)).with_value(Some(sb(v))))
-                        .collect(),
-                )]);
+        let req = create_topics_request(topic, version, TIMEOUT_MS);
         let resp = conn.send(&req, version).await?;
         let r = resp.topics.iter().find(|t| t.name.0.as_str() == topic.name).ok_or_else(|| not_mentioned(&context))?;
         if not_controller(r.error_code) && attempt == 0 {
@@ -306,4 +311,35 @@ pub async fn alter_topic_configs(client: &Client, topic: &str, ops: &[ConfigOp])
         return Ok(());
     }
     Err(KafkaError::new(ResponseError::NotController, None, context).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(partitions: i32, rf: i16) -> NewTopic {
+        let configs = [("retention.ms", "1000"), ("cleanup.policy", "compact")];
+        NewTopic {
+            name: "orders".into(),
+            num_partitions: partitions,
+            replication_factor: rf,
+            configs: configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn create_topics_request_carries_the_topic_and_the_broker_defaults_from_v4() {
+        let req = create_topics_request(&topic(-1, -1), 7, 5_000);
+        assert_eq!(req.timeout_ms, 5_000);
+        let t = &req.topics[0];
+        assert_eq!((t.name.0.as_str(), t.num_partitions, t.replication_factor), ("orders", -1, -1));
+        let configs: Vec<(&str, Option<&str>)> =
+            t.configs.iter().map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str()))).collect();
+        assert_eq!(configs, vec![("cleanup.policy", Some("compact")), ("retention.ms", Some("1000"))]);
+        // Before v4 there are no broker defaults: unset becomes 1.
+        let old = create_topics_request(&topic(-1, -1), 3, 5_000);
+        assert_eq!((old.topics[0].num_partitions, old.topics[0].replication_factor), (1, 1));
+        let given = create_topics_request(&topic(6, 3), 3, 5_000);
+        assert_eq!((given.topics[0].num_partitions, given.topics[0].replication_factor), (6, 3));
+    }
 }

@@ -116,7 +116,7 @@ pub fn parse_bootstrap(s: &str) -> Result<Vec<String>> {
         out.push(format!("{host}:{port}"));
     }
     if out.is_empty() {
-        return Err(bad("no bootstrap server given; pass --bootstrap-server HOST:PORT".to_string()));
+        return Err(bad("no bootstrap server given".to_string()));
     }
     Ok(out)
 }
@@ -182,10 +182,7 @@ impl Client {
                 Err(e) => errors.push(e.to_string()),
             }
         }
-        Err(ClientError::Unavailable(format!(
-            "could not reach any broker: {}\n  hint: is a broker running? Start one with `kaskade serve`, or point at one with --bootstrap-server HOST:PORT (or KASKADE_BOOTSTRAP)",
-            errors.join("; ")
-        )))
+        Err(ClientError::Unreachable(format!("could not reach any broker: {}", errors.join("; "))))
     }
 
     /// The connection to broker `node_id`, connecting if needed.
@@ -336,7 +333,6 @@ pub fn unknown_topic(name: &str) -> KafkaError {
         Some(format!("topic '{name}' does not exist")),
         format!("looking up topic '{name}'"),
     )
-    .with_hint(format!("create it with `kaskade topic create {name}`"))
 }
 
 /// A node id from the wire; negative (-1) means none.

@@ -1,8 +1,11 @@
 //! The client's errors: [`ClientError`], what failed in a call (I/O, a
-//! timeout, the protocol, no leader or coordinator, or the broker's Kafka
-//! error), and [`KafkaError`], a broker's error code as an error a person
-//! can act on: Kafka's own name for it (`TOPIC_ALREADY_EXISTS`), the
-//! broker's message, and a hint.
+//! timeout, the protocol, no broker reachable, no leader or coordinator, or
+//! the broker's Kafka error), and [`KafkaError`], a broker's error code as
+//! an error a person can act on: Kafka's own name for it
+//! (`TOPIC_ALREADY_EXISTS`), the broker's message, and a hint where the
+//! caller knows one. The client speaks for no particular program, so its
+//! errors name no command-line flags or commands: a program adds its own
+//! hints (the `kaskade` CLI does, in its `hints` module).
 
 use std::fmt;
 
@@ -55,7 +58,10 @@ pub enum ClientError {
     /// The broker speaks no version of a request that this client speaks.
     #[error("{0}")]
     Unsupported(String),
-    /// No broker answered, or there is no leader or coordinator to ask.
+    /// No broker of the bootstrap list accepted a connection.
+    #[error("{0}")]
+    Unreachable(String),
+    /// There is no leader or coordinator to ask, or no broker answered.
     #[error("{0}")]
     Unavailable(String),
     /// The broker answered with a Kafka error code.
@@ -88,6 +94,7 @@ impl ClientError {
             E::Timeout(m) => E::Timeout(format!("{outer}: {m}")),
             E::Protocol(m) => E::Protocol(format!("{outer}: {m}")),
             E::Unsupported(m) => E::Unsupported(format!("{outer}: {m}")),
+            E::Unreachable(m) => E::Unreachable(format!("{outer}: {m}")),
             E::Unavailable(m) => E::Unavailable(format!("{outer}: {m}")),
             E::Kafka(mut k) => {
                 k.context = format!("{outer}: {}", k.context);
@@ -110,6 +117,7 @@ impl Clone for ClientError {
             E::Timeout(m) => E::Timeout(m.clone()),
             E::Protocol(m) => E::Protocol(m.clone()),
             E::Unsupported(m) => E::Unsupported(m.clone()),
+            E::Unreachable(m) => E::Unreachable(m.clone()),
             E::Unavailable(m) => E::Unavailable(m.clone()),
             E::Kafka(k) => E::Kafka(k.clone()),
         }
@@ -136,16 +144,15 @@ pub struct KafkaError {
     pub message: Option<String>,
     /// What we were doing, e.g. "creating topic 'orders'".
     pub context: String,
-    /// What the user can do about it.
+    /// What the user can do about it, where the caller knows (`None`
+    /// from [`KafkaError::new`]: a program adds its own wording).
     pub hint: Option<String>,
 }
 
 impl KafkaError {
     pub fn new(error: ResponseError, message: Option<String>, context: impl Into<String>) -> Self {
         debug_assert!(error.code() != 0, "an error is never NONE");
-        let context = context.into();
-        let hint = default_hint(error).map(str::to_string);
-        KafkaError { error, message: message.filter(|m| !m.is_empty()), context, hint }
+        KafkaError { error, message: message.filter(|m| !m.is_empty()), context: context.into(), hint: None }
     }
 
     /// The error a response's `error_code` carries; `None` for 0 (no error).
@@ -206,39 +213,6 @@ impl fmt::Display for KafkaError {
 
 impl std::error::Error for KafkaError {}
 
-/// Generic hints for codes whose cure does not depend on the command.
-/// Commands override these with `with_hint` where they know better.
-fn default_hint(error: ResponseError) -> Option<&'static str> {
-    use ResponseError as E;
-    Some(match error {
-        E::TopicAlreadyExists => "pass --if-not-exists to treat an existing topic as success",
-        E::UnknownTopicOrPartition => "list topics with `kaskade topic list`; create one with `kaskade topic create NAME`",
-        E::UnknownTopicId => "the topic was deleted or re-created; run the command again",
-        E::InvalidTopicException => "topic names are 1-249 characters of ASCII letters, digits, '.', '_' and '-', and may not be '.' or '..'",
-        E::InvalidPartitions => "the partition count must be positive, and a topic's partition count can only grow",
-        E::InvalidReplicationFactor => "the replication factor must be between 1 and the number of brokers (see `kaskade topic describe` or the broker list)",
-        E::InvalidReplicaAssignment => "check the replica assignment against the live brokers",
-        E::InvalidConfig => "check the config name and value; topic configs are Kafka's topic-level names, e.g. retention.ms=86400000, cleanup.policy=compact",
-        E::PolicyViolation => "the broker's create/alter policy rejected the request",
-        E::TopicDeletionDisabled => "the broker runs with delete.topic.enable=false",
-        E::TopicAuthorizationFailed | E::ClusterAuthorizationFailed | E::GroupAuthorizationFailed | E::TransactionalIdAuthorizationFailed => {
-            "the broker's ACLs deny this principal; ask an operator to grant access"
-        }
-        E::MessageTooLarge | E::RecordListTooLarge => "a record (or batch) is larger than the topic's max.message.bytes; send smaller records, use --compression, lower --batch-size, or raise max.message.bytes with `kaskade topic alter TOPIC --config max.message.bytes=N`",
-        E::NotEnoughReplicas | E::NotEnoughReplicasAfterAppend => "fewer in-sync replicas than min.insync.replicas; bring brokers back or produce with --acks 1",
-        E::InvalidRequiredAcks => "use --acks 0, 1 or all",
-        E::UnsupportedCompressionType => "the broker or topic does not accept this compression; try --compression none",
-        E::CorruptMessage | E::InvalidRecord => "the broker rejected the batch as invalid",
-        E::RequestTimedOut => "the broker did not finish in time; check that it is healthy and try again",
-        E::UnsupportedVersion => "the broker does not support a version of this request that kaskade speaks",
-        E::ThrottlingQuotaExceeded => "the broker throttled the request; retry later",
-        E::OffsetOutOfRange => "the offset is outside the partition's log; use --offset earliest or --offset latest",
-        E::UnknownServerError => "the broker hit an unexpected error; see its log",
-        E::TransactionalIdNotFound => "no producer has used this transactional.id (or it expired); list the known ones with `kaskade txn list`",
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,9 +238,9 @@ mod tests {
             Some("Topic 'a' already exists.".into()),
             "creating topic 'a'",
         );
-        let s = e.to_string();
-        assert!(s.starts_with("creating topic 'a': TOPIC_ALREADY_EXISTS (Topic 'a' already exists.)"));
-        assert!(s.contains("hint: pass --if-not-exists"));
+        assert_eq!(e.to_string(), "creating topic 'a': TOPIC_ALREADY_EXISTS (Topic 'a' already exists.)");
+        let hinted = e.with_hint("pick another name");
+        assert!(hinted.to_string().ends_with("\n  hint: pick another name"), "{hinted}");
         assert!(KafkaError::from_code(0, None, "x").is_none());
         let unknown = KafkaError::from_code(9999, None, "x").unwrap();
         assert_eq!(unknown.name(), "UNKNOWN_ERROR_CODE(9999)");

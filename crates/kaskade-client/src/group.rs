@@ -330,7 +330,8 @@ pub async fn commit_offsets_as(
                     || e.is(ResponseError::IllegalGeneration)
                     || e.is(ResponseError::RebalanceInProgress)
                 {
-                    e = e.with_hint("the group has active members; stop its consumers before committing from the CLI");
+                    e = e
+                        .with_hint("the group has active members; stop its consumers before committing offsets for it");
                 }
                 return Err(e.into());
             }

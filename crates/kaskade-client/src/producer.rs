@@ -235,14 +235,7 @@ pub(crate) fn match_response(
                             None => detail,
                         });
                     }
-                    let mut e = KafkaError::new(error, msg, context);
-                    if error == ResponseError::UnknownTopicOrPartition {
-                        e = e.with_hint(format!(
-                            "topic '{topic}' or partition {} does not exist; see `kaskade topic describe {topic}`",
-                            b.partition
-                        ));
-                    }
-                    Err(e)
+                    Err(KafkaError::new(error, msg, context))
                 }
                 Some(p) => Ok(Some(Offset(p.base_offset))),
             }

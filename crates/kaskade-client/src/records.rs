@@ -15,13 +15,26 @@ use kaskade_types::{Offset, ProducerId};
 
 use crate::error::{ClientError, Result};
 
+/// A record header (Kafka's `Header`): a key and a value that may be null.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub key: String,
+    pub value: Option<Bytes>,
+}
+
+impl Header {
+    pub fn new(key: impl Into<String>, value: Option<Bytes>) -> Header {
+        Header { key: key.into(), value }
+    }
+}
+
 /// A record to send. Header keys are unique within a record (the codec
 /// keeps headers in a map); a repeated key keeps its last value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
-    pub headers: Vec<(String, Option<Bytes>)>,
+    pub headers: Vec<Header>,
     /// CreateTime, milliseconds since the epoch.
     pub timestamp: i64,
 }
@@ -30,7 +43,9 @@ impl ProducerRecord {
     /// Rough size in a batch, for batch-size accounting.
     pub fn approx_size(&self) -> usize {
         let opt = |b: &Option<Bytes>| b.as_ref().map_or(0, |b| b.len());
-        16 + opt(&self.key) + opt(&self.value) + self.headers.iter().map(|(k, v)| k.len() + opt(v) + 4).sum::<usize>()
+        16 + opt(&self.key)
+            + opt(&self.value)
+            + self.headers.iter().map(|h| h.key.len() + opt(&h.value) + 4).sum::<usize>()
     }
 }
 
@@ -63,7 +78,7 @@ pub fn encode_batch(records: &[ProducerRecord], compression: Compression) -> Res
             headers: r
                 .headers
                 .iter()
-                .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
+                .map(|h| (StrBytes::from_string(h.key.clone()), h.value.clone()))
                 .collect::<IndexMap<_, _>>(),
         })
         .collect();
@@ -81,7 +96,7 @@ pub struct ConsumedRecord {
     pub timestamp_type: TimestampType,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
-    pub headers: Vec<(String, Option<Bytes>)>,
+    pub headers: Vec<Header>,
 }
 
 /// What a fetched `records` field held.
@@ -197,7 +212,7 @@ pub fn decode_fetched(mut data: Bytes, fetch_offset: Offset, aborted: Option<&[A
                 timestamp_type: r.timestamp_type,
                 key: r.key,
                 value: r.value,
-                headers: r.headers.into_iter().map(|(k, v)| (k.as_str().to_string(), v)).collect(),
+                headers: r.headers.into_iter().map(|(k, v)| Header::new(k.as_str(), v)).collect(),
             });
         }
     }
@@ -212,7 +227,7 @@ mod tests {
         ProducerRecord {
             key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
             value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: vec![("h1".into(), Some(Bytes::from_static(b"v1"))), ("h2".into(), None)],
+            headers: vec![Header::new("h1", Some(Bytes::from_static(b"v1"))), Header::new("h2", None)],
             timestamp: ts,
         }
     }

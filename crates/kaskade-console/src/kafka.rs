@@ -107,13 +107,13 @@ impl Kafka {
 
     /// The node the console runs in.
     pub fn node_id(&self) -> i32 {
-        self.broker.node_id()
+        self.broker.node_id().get()
     }
 
     /// Sends `request` at `version` to node `node`: through the route table
     /// when it is this node, else over a connection to it.
     pub async fn call_on<R: Exchange>(&self, node: i32, request: R, version: i16) -> Result<R::Response, ConsoleError> {
-        if node == self.broker.node_id() {
+        if node == self.broker.node_id().get() {
             return self.call(request, version).await;
         }
         let unavailable = |what: String| ConsoleError::Kafka {

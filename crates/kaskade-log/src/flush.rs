@@ -57,6 +57,10 @@ pub struct FlushState {
     /// Told the new durable end whenever a sync moved it (the log's
     /// high-watermark rule); called without any of this state's locks.
     listener: Mutex<Option<DurableListener>>,
+    /// Fault injection (tests of the storage-error paths): while set, every
+    /// sync fails with this message before touching the disk, as a failing
+    /// `fdatasync` would. Nothing but tests sets it.
+    injected_failure: Mutex<Option<String>>,
 }
 
 /// A callback on durable-end changes.
@@ -80,6 +84,7 @@ impl FlushState {
             failed: Mutex::new(None),
             sync_lock: Mutex::new(()),
             listener: Mutex::new(None),
+            injected_failure: Mutex::new(None),
         })
     }
 
@@ -102,6 +107,12 @@ impl FlushState {
 
     pub fn failure(&self) -> Option<String> {
         self.failed.lock().clone()
+    }
+
+    /// Makes every sync from now on fail with `failure` (`None`: sync
+    /// again). The flush seam's fault injection, for tests.
+    pub fn inject_failure(&self, failure: Option<String>) {
+        *self.injected_failure.lock() = failure;
     }
 
     /// Records that `files` hold data up to `end` that is not yet synced.
@@ -168,6 +179,9 @@ impl FlushState {
         };
         let began = std::time::Instant::now();
         let result = (|| -> std::io::Result<()> {
+            if let Some(failure) = self.injected_failure.lock().clone() {
+                return Err(std::io::Error::other(failure));
+            }
             for f in &sealed {
                 f.sync_all()?;
             }

@@ -187,6 +187,33 @@ async fn durable_waits_are_group_committed() {
     mgr.shutdown().expect("shutdown");
 }
 
+/// A failing fsync (injected at the flush seam) ends every durable wait
+/// with an I/O error at once, never moves the durable end or the HW past
+/// what was on disk, and takes the log offline: later appends are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_fails_the_waiters_and_takes_the_log_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = LogConfig::default();
+    let (mgr, _) = open(dir.path(), cfg.clone(), manual_clock());
+    let log = common::follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
+    let first = log.append(batch(1, 100, 0, 0), 0).expect("append");
+    log.wait_durable(first.last_offset + 1).await.expect("durable before the fault");
+    log.inject_sync_failure(Some("injected: no space left on device".into()));
+    let info = log.append(batch(2, 100, 0, 0), 0).expect("append into the page cache");
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), log.wait_durable(info.last_offset + 1))
+        .await
+        .expect("the wait ends, it does not hang");
+    match waited {
+        Err(LogError::Io(e)) => assert!(e.to_string().contains("injected"), "{e}"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    assert_eq!(log.durable_end(), 1, "the failed sync made nothing durable");
+    assert_eq!(log.high_watermark(), 1, "nothing past the durable end is exposed");
+    assert!(matches!(log.append(batch(1, 10, 0, 0), 0), Err(LogError::Io(_))), "offline after the failure");
+    log.inject_sync_failure(None);
+    mgr.shutdown().expect("shutdown");
+}
+
 #[test]
 fn bad_batches_are_rejected_by_kind() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -153,7 +153,7 @@ fn seeded_simulation_fences_exactly_the_silent_brokers() {
 }
 
 fn simulate(seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = kaskade_types::sim::SimRng::new(seed);
     let mut img = Image::default();
     let incarnations: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     for (i, inc) in incarnations.iter().enumerate() {
@@ -220,18 +220,5 @@ fn simulate(seed: u64) {
                 assert!(p.isr.contains(&leader) && img.is_unfenced(leader), "seed {seed}: bad leader {p:?}");
             }
         }
-    }
-}
-
-/// splitmix64: the simulation's only source of chance.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
     }
 }

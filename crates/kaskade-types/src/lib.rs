@@ -12,6 +12,7 @@ pub mod clock;
 mod endpoint;
 mod histogram;
 mod ids;
+pub mod sim;
 mod topic_partition;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -150,7 +150,7 @@ fn describe_broker(
 /// Checks a broker resource name: this node's id, or "" (the cluster-wide
 /// defaults); Kafka's message otherwise.
 fn broker_resource(broker: &Broker, name: &str) -> Result<(), String> {
-    if name.is_empty() || name.parse::<i32>().ok() == Some(broker.node_id()) {
+    if name.is_empty() || name.parse::<i32>().ok() == Some(broker.node_id().get()) {
         Ok(())
     } else {
         Err(format!("Unexpected broker id, expected {}, but received {name}", broker.node_id()))

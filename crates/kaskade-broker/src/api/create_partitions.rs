@@ -19,7 +19,7 @@ pub async fn handle(
     for t in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
-        let node = broker.node_id();
+        let node = broker.node_id().get();
         let bad_assignment = t
             .assignments
             .as_ref()

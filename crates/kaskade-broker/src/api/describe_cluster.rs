@@ -7,6 +7,8 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use kaskade_types::NodeId;
+
 use super::authorized_operations as ops;
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -20,17 +22,11 @@ pub async fn handle(
     // endpoint_type 1 = brokers; 2 = controllers (the same node here).
     resp.endpoint_type = if req.endpoint_type == 0 { 1 } else { req.endpoint_type };
     resp.cluster_id = StrBytes::from_string(broker.cluster_id().to_string());
-    resp.controller_id = BrokerId(broker.controller_id().unwrap_or(-1));
+    resp.controller_id = BrokerId(broker.controller_id().map_or(-1, NodeId::get));
     resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
-    let listener = super::Caller::listener();
-    for live in broker.live_brokers(listener.as_deref()) {
-        let mut b = DescribeClusterBroker::default();
-        b.broker_id = BrokerId(live.id.get());
-        b.host = StrBytes::from_string(live.endpoint.host);
-        b.port = live.endpoint.port;
-        b.rack = live.rack.map(StrBytes::from_string);
-        resp.brokers.push(b);
-    }
+    resp.brokers = super::metadata::broker_entries(broker, |id, host, port, rack| {
+        DescribeClusterBroker::default().with_broker_id(id).with_host(host).with_port(port).with_rack(rack)
+    });
     Ok(resp)
 }
 

@@ -82,7 +82,9 @@ fn forward_to(broker: &Broker, req: &DescribeQuorumRequest) -> Option<NodeId> {
         return None;
     }
     match quorum.status() {
-        Err(MetaError::NotLeader { leader: Some(leader) }) if leader != broker.node_id() => Some(NodeId(leader)),
+        Err(MetaError::NotLeader { leader: Some(leader) }) if NodeId(leader) != broker.node_id() => {
+            Some(NodeId(leader))
+        }
         _ => None,
     }
 }
@@ -135,11 +137,11 @@ fn answer(
             } else if let Some(status) = &observed {
                 quorum_partition(&mut p, again(status), version);
             } else {
-                p.leader_id = BrokerId(broker.node_id());
+                p.leader_id = BrokerId(broker.node_id().get());
                 p.leader_epoch = SINGLE_LEADER_EPOCH;
                 p.high_watermark = end;
                 let mut voter = ReplicaState::default();
-                voter.replica_id = BrokerId(broker.node_id());
+                voter.replica_id = BrokerId(broker.node_id().get());
                 voter.log_end_offset = end;
                 if version >= 1 {
                     // The leader is always caught up with itself.
@@ -170,7 +172,7 @@ fn answer(
     } else if version >= 2 && answered {
         let endpoint = broker.endpoint();
         let mut node = Node::default();
-        node.node_id = BrokerId(broker.node_id());
+        node.node_id = BrokerId(broker.node_id().get());
         let mut listener = Listener::default();
         // The node's one listener serves the controller's requests too.
         listener.name = StrBytes::from_string(

@@ -65,7 +65,7 @@ fn locate(broker: &Broker, image: &Image, topic: &str, key: &str) -> Result<(i32
     // The endpoint on the listener the client came in on, as Kafka answers.
     let listener = crate::api::Caller::listener();
     let answering = broker.answering_listener(listener.as_deref());
-    if leader.get() == broker.node_id() {
+    if leader == broker.node_id() {
         return Ok((leader.get(), answering.endpoint.clone()));
     }
     let registered = image.brokers().get(&leader).filter(|b| !b.fenced);

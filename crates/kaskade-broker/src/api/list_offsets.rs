@@ -98,7 +98,7 @@ mod tests {
         let meta = broker.topics.metadata();
         let committed = meta.committed();
         let t = committed.image.topic(topic).expect("topic");
-        let node = broker.node_id();
+        let node = broker.node_id().get();
         let record = kaskade_meta::MetadataRecord::Partition {
             topic_id: t.id,
             partition: 0,

@@ -12,6 +12,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kaskade_meta::TopicImage;
+use kaskade_types::NodeId;
 
 use super::authorized_operations::{self as ops, OMITTED as AUTHORIZED_OPS_OMITTED};
 use crate::broker::Broker;
@@ -50,20 +51,33 @@ fn error_entry(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
     rt
 }
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> Result<MetadataResponse, BrokerError> {
-    let mut resp = MetadataResponse::default();
+/// The broker entries of a Metadata or a DescribeCluster answer, one per
+/// live broker (the image's registrations, see `Broker::live_brokers`), in
+/// the one place that turns a registration into the wire's (id, host,
+/// port, rack); `entry` builds the API's own entry type from them.
+pub(crate) fn broker_entries<T>(
+    broker: &Broker,
+    entry: impl Fn(BrokerId, StrBytes, i32, Option<StrBytes>) -> T,
+) -> Vec<T> {
     // Each client is told the endpoints of the listener it connected to.
     let listener = super::Caller::listener();
-    for live in broker.live_brokers(listener.as_deref()) {
-        let mut b = MetadataResponseBroker::default();
-        b.node_id = BrokerId(live.id.get());
-        b.host = StrBytes::from_string(live.endpoint.host);
-        b.port = live.endpoint.port;
-        b.rack = live.rack.map(StrBytes::from_string);
-        resp.brokers.push(b);
-    }
+    broker
+        .live_brokers(listener.as_deref())
+        .into_iter()
+        .map(|live| {
+            let host = StrBytes::from_string(live.endpoint.host);
+            entry(BrokerId(live.id.get()), host, live.endpoint.port, live.rack.map(StrBytes::from_string))
+        })
+        .collect()
+}
+
+pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> Result<MetadataResponse, BrokerError> {
+    let mut resp = MetadataResponse::default();
+    resp.brokers = broker_entries(broker, |id, host, port, rack| {
+        MetadataResponseBroker::default().with_node_id(id).with_host(host).with_port(port).with_rack(rack)
+    });
     resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id().to_string()));
-    resp.controller_id = BrokerId(broker.controller_id().unwrap_or(-1));
+    resp.controller_id = BrokerId(broker.controller_id().map_or(-1, NodeId::get));
     // Asked for only up to v10; the field is gone from v11 on.
     resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
     let topic_ops = ops::if_asked(req.include_topic_authorized_operations, ops::TOPIC);

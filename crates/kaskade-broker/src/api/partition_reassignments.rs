@@ -62,7 +62,7 @@ pub async fn alter(
                     ResponseError::InvalidReplicaAssignment,
                     Some("The manual partition assignment includes an empty replica list.".to_string()),
                 )),
-                (Some(_), Some(replicas)) => replicas.iter().find(|b| b.0 != broker.node_id()).map(|b| {
+                (Some(_), Some(replicas)) => replicas.iter().find(|b| b.0 != broker.node_id().get()).map(|b| {
                     (
                         ResponseError::InvalidReplicaAssignment,
                         Some(format!(

@@ -123,7 +123,7 @@ async fn txn_view(broker: &Arc<Broker>, id: &str) -> Result<Option<TxnView>, Res
         let p = usize::try_from(partition_for(id, t.partitions.len() as i32)).ok()?;
         t.partitions.get(p)?.leader
     });
-    let node = leader.filter(|l| l.get() != broker.node_id()).ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let node = leader.filter(|l| *l != broker.node_id()).ok_or(ResponseError::CoordinatorNotAvailable)?;
     let unavailable = |e: String| {
         tracing::warn!(node = node.get(), transactional_id = id, "asking the transaction coordinator: {e}");
         ResponseError::CoordinatorNotAvailable

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use kaskade_meta::quorum::{BrokerAnswer, BrokerCall, BrokerRefusal, HeartbeatAnswer};
 use kaskade_meta::{BrokerEndpoint, Uuid};
+use kaskade_types::NodeId;
 use tokio::sync::watch;
 
 use super::link::QuorumLink;
@@ -39,7 +40,7 @@ const SHUTDOWN_RETRY: Duration = Duration::from_millis(100);
 /// This broker's registration and its heartbeats.
 pub struct Lifecycle {
     quorum: QuorumLink,
-    node_id: i32,
+    node_id: NodeId,
     incarnation: Uuid,
     interval: Duration,
     session_timeout: Duration,
@@ -50,7 +51,7 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn new(quorum: QuorumLink, node_id: i32, interval_ms: i64, session_timeout_ms: i64) -> Lifecycle {
+    pub fn new(quorum: QuorumLink, node_id: NodeId, interval_ms: i64, session_timeout_ms: i64) -> Lifecycle {
         let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(1).max(1));
         Lifecycle {
             quorum,
@@ -69,7 +70,8 @@ impl Lifecycle {
     /// just killed is only known to be gone once its session expired; a
     /// refusal that outlasts that is a live duplicate, and start-up stops.
     pub async fn register(&self, endpoints: Vec<BrokerEndpoint>, rack: Option<String>) -> Result<(), StartError> {
-        let call = BrokerCall::Register { node_id: self.node_id, incarnation_id: self.incarnation, endpoints, rack };
+        let call =
+            BrokerCall::Register { node_id: self.node_id.get(), incarnation_id: self.incarnation, endpoints, rack };
         let give_up = tokio::time::Instant::now() + self.session_timeout + 2 * self.interval;
         loop {
             match self.quorum.call_controller(call.clone(), self.session_timeout).await {
@@ -93,7 +95,7 @@ impl Lifecycle {
                 Err(e) => return Err(StartError::Invalid(format!("registering this broker failed: {e}"))),
             }
         }
-        tracing::info!(node = self.node_id, incarnation = %self.incarnation, "registered with the controller quorum");
+        tracing::info!(node = self.node_id.get(), incarnation = %self.incarnation, "registered with the controller quorum");
         Ok(())
     }
 
@@ -112,13 +114,13 @@ impl Lifecycle {
                     Ok(answer) => {
                         let was = this.fenced.send_replace(answer.is_fenced);
                         if answer.is_fenced && !was {
-                            tracing::warn!(node = this.node_id, "the active controller fenced this broker");
+                            tracing::warn!(node = this.node_id.get(), "the active controller fenced this broker");
                         } else if was && !answer.is_fenced {
-                            tracing::info!(node = this.node_id, "unfenced by the active controller");
+                            tracing::info!(node = this.node_id.get(), "unfenced by the active controller");
                         }
                     }
                     Err(BrokerRefusal::StaleBrokerEpoch) => tracing::error!(
-                        node = this.node_id,
+                        node = this.node_id.get(),
                         "the controller no longer knows this broker's registration (another process registered its \
                          node id?)"
                     ),
@@ -140,7 +142,10 @@ impl Lifecycle {
                 // The sender lives as long as `self`.
                 Ok(Err(_)) => return,
                 Err(_) => {
-                    tracing::info!(node = self.node_id, "waiting for the active controller to unfence this broker")
+                    tracing::info!(
+                        node = self.node_id.get(),
+                        "waiting for the active controller to unfence this broker"
+                    )
                 }
             }
         }
@@ -148,7 +153,7 @@ impl Lifecycle {
 
     async fn heartbeat(&self, want_shut_down: bool, within: Duration) -> Result<HeartbeatAnswer, BrokerRefusal> {
         let call = BrokerCall::Heartbeat {
-            node_id: self.node_id,
+            node_id: self.node_id.get(),
             incarnation_id: self.incarnation,
             metadata_offset: self.quorum.committed().version.end_offset,
             want_shut_down,
@@ -171,7 +176,7 @@ impl Lifecycle {
             match self.heartbeat(true, left).await {
                 Ok(answer) if answer.should_shut_down => {
                     tracing::info!(
-                        node = self.node_id,
+                        node = self.node_id.get(),
                         "controlled shutdown: leaderships moved, the controller lets this broker stop"
                     );
                     return;
@@ -223,7 +228,7 @@ mod tests {
     async fn a_second_live_process_with_the_id_is_refused_and_a_controlled_shutdown_fences_the_first() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = quorum(dir.path(), 600).await;
-        let first = Arc::new(Lifecycle::new(QuorumLink::Voter(log.clone()), 7, 100, 600));
+        let first = Arc::new(Lifecycle::new(QuorumLink::Voter(log.clone()), NodeId(7), 100, 600));
         first.register(vec![], None).await.expect("the first registers");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         first.spawn_heartbeats(async move {
@@ -233,7 +238,7 @@ mod tests {
         assert!(log.committed().image.is_unfenced(NodeId(7)));
 
         // Another process with node id 7 tries for a session and more, then gives up.
-        let second = Lifecycle::new(QuorumLink::Voter(log.clone()), 7, 100, 600);
+        let second = Lifecycle::new(QuorumLink::Voter(log.clone()), NodeId(7), 100, 600);
         let refused = tokio::time::timeout(WAIT, second.register(vec![], None)).await.expect("gave up in time");
         let message = refused.expect_err("a live duplicate").to_string();
         assert!(message.contains("DUPLICATE_BROKER_REGISTRATION") && message.contains("node.id 7"), "{message}");
@@ -250,7 +255,7 @@ mod tests {
     async fn a_controlled_shutdown_without_a_controller_stops_anyway_after_its_bound() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = quorum(dir.path(), 600).await;
-        let mut lifecycle = Lifecycle::new(QuorumLink::Voter(log.clone()), 7, 100, 600);
+        let mut lifecycle = Lifecycle::new(QuorumLink::Voter(log.clone()), NodeId(7), 100, 600);
         lifecycle.shutdown_limit = Duration::from_millis(300);
         let lifecycle = Arc::new(lifecycle);
         lifecycle.register(vec![], None).await.expect("registers");

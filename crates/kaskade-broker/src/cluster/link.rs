@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use kaskade_meta::quorum::{BrokerAnswer, BrokerCall, BrokerRefusal};
 use kaskade_meta::{Committed, MetadataLog, MetadataVersion, ObserverMetadataLog, QuorumMetadataLog};
+use kaskade_types::NodeId;
 use tokio::sync::watch;
 
 /// This node's place in the metadata quorum.
@@ -22,7 +23,7 @@ pub enum QuorumLink {
 }
 
 impl QuorumLink {
-    pub fn node_id(&self) -> i32 {
+    pub fn node_id(&self) -> NodeId {
         match self {
             QuorumLink::Voter(q) => q.node_id(),
             QuorumLink::Observer(o) => o.node_id(),
@@ -30,7 +31,7 @@ impl QuorumLink {
     }
 
     /// The active controller, if known.
-    pub fn leader(&self) -> Option<i32> {
+    pub fn leader(&self) -> Option<NodeId> {
         match self {
             QuorumLink::Voter(q) => q.leader(),
             QuorumLink::Observer(o) => o.leader(),

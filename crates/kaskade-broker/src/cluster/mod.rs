@@ -76,7 +76,7 @@ impl Controller {
         voters: &BTreeMap<NodeId, String>,
         listeners: Vec<BoundListener>,
     ) -> Result<Controller, StartError> {
-        let mut qc = QuorumConfig::new(config.node_id, cluster_id, dir);
+        let mut qc = QuorumConfig::new(config.node_id.get(), cluster_id, dir);
         qc.static_voters = Some(voters.keys().map(|id| id.0).collect());
         qc.broker_session_timeout =
             Duration::from_millis(u64::try_from(config.broker_session_timeout_ms).unwrap_or(1).max(1));
@@ -91,7 +91,7 @@ impl Controller {
         let voters: BTreeMap<i32, String> = voters.iter().map(|(id, addr)| (id.0, addr.clone())).collect();
         quorum.initialize(&voters).await?;
         while !quorum.wait_until_current(WAIT_REPORT).await? {
-            tracing::info!(node = quorum.node_id(), "waiting for the controller quorum to elect a leader");
+            tracing::info!(node = quorum.node_id().get(), "waiting for the controller quorum to elect a leader");
         }
         Ok(Self::with_link(config, QuorumLink::Voter(quorum), servers))
     }
@@ -106,13 +106,13 @@ impl Controller {
         voters: &BTreeMap<NodeId, String>,
     ) -> Result<Controller, StartError> {
         let observer = ObserverMetadataLog::start(ObserverConfig {
-            node_id: config.node_id,
+            node_id: config.node_id.get(),
             cluster_id: cluster_id.to_string(),
             controllers: voters.iter().map(|(id, addr)| (id.0, addr.clone())).collect(),
             append_timeout: Duration::from_secs(30),
         });
         while !observer.wait_until_current(WAIT_REPORT).await? {
-            tracing::info!(node = config.node_id, "waiting for the controller quorum (controller.quorum.voters)");
+            tracing::info!(node = config.node_id.get(), "waiting for the controller quorum (controller.quorum.voters)");
         }
         Ok(Self::with_link(config, QuorumLink::Observer(observer), Vec::new()))
     }
@@ -142,7 +142,7 @@ impl Controller {
     pub async fn heartbeat(&self, stopping: impl std::future::Future<Output = ()> + Send + 'static) {
         self.lifecycle.spawn_heartbeats(stopping);
         self.lifecycle.wait_unfenced().await;
-        tracing::info!(node = self.quorum.node_id(), "unfenced: serving as a broker of the cluster");
+        tracing::info!(node = self.quorum.node_id().get(), "unfenced: serving as a broker of the cluster");
     }
 
     /// Moves this broker's leaderships away before it stops (bounded).

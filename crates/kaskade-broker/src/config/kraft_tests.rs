@@ -27,7 +27,7 @@ fn the_seeds_environments_load_as_a_combined_single_node() {
     for (seed, env) in SEED_ENVIRONMENTS {
         let c = load_env(env).unwrap_or_else(|e| panic!("{seed}: {e}"));
         assert_eq!(c.kraft.process_roles, Some(ProcessRoles::COMBINED), "{seed}");
-        assert_eq!(c.node_id, 1, "{seed}");
+        assert_eq!(c.node_id, NodeId(1), "{seed}");
         assert_eq!(c.kraft.voter_ids().into_iter().collect::<Vec<_>>(), vec![NodeId(1)], "{seed}");
         assert_eq!(c.kraft.voters[0].address.port, 9093, "{seed}");
         assert_eq!(c.controller_listeners().len(), 1, "{seed}");
@@ -39,7 +39,7 @@ fn the_seeds_environments_load_as_a_combined_single_node() {
         assert_eq!(c.security_protocol_map().get("CONTROLLER").map(String::as_str), Some("PLAINTEXT"), "{seed}");
         let has_id = env.iter().any(|(k, _)| *k == "CLUSTER_ID");
         assert_eq!(c.cluster_id.as_deref(), has_id.then_some("MkU3OEVBNTcwNTJENDM2Qk"), "{seed}");
-        assert_eq!(c.kraft.check_runnable(NodeId(c.node_id), &controller_ports(&c)), Ok(()), "{seed}");
+        assert_eq!(c.kraft.check_runnable(c.node_id, &controller_ports(&c)), Ok(()), "{seed}");
     }
 }
 
@@ -70,13 +70,13 @@ fn a_three_node_combined_variant_and_dedicated_roles_run() {
         let env = three_node_env(id);
         let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let c = load_env(&pairs).unwrap_or_else(|e| panic!("node {id}: {e}"));
-        assert_eq!(c.node_id, i32::from(id));
+        assert_eq!(c.node_id, NodeId(i32::from(id)));
         assert_eq!(c.kraft.voter_ids().into_iter().collect::<Vec<_>>(), vec![NodeId(1), NodeId(2), NodeId(3)]);
         assert_eq!(c.kraft.voters[2].to_string(), "3@localhost:19121");
         assert_eq!(c.kraft.broker_rack.as_deref(), Some(format!("rack-{id}").as_str()));
         assert_eq!(controller_ports(&c), vec![19091 + id * 10]);
-        assert_eq!(c.kraft.check_runnable(NodeId(c.node_id), &controller_ports(&c)), Ok(()));
-        assert_eq!(c.kraft.static_quorum(NodeId(c.node_id)).map(|q| q.len()), Some(3));
+        assert_eq!(c.kraft.check_runnable(c.node_id, &controller_ports(&c)), Ok(()));
+        assert_eq!(c.kraft.static_quorum(c.node_id).map(|q| q.len()), Some(3));
     }
     // Dedicated roles (Kafka's isolated mode): controllers 1..3 run the
     // quorum, broker 4 observes it.

@@ -29,6 +29,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use kaskade_types::NodeId;
+
 mod describe;
 pub mod dynamic;
 mod env;
@@ -104,7 +106,7 @@ struct Setting {
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     /// `node.id` (alias `broker.id`).
-    pub node_id: i32,
+    pub node_id: NodeId,
     /// `listeners`, every one including controller listeners.
     pub listeners: Vec<ListenerSpec>,
     /// `advertised.listeners` (defaults to `listeners`).
@@ -312,6 +314,7 @@ impl BrokerConfig {
             (None, Some(b)) if b.value != "-1" => num("broker.id") as i32,
             _ => num("node.id") as i32,
         };
+        let node_id = NodeId(node_id);
 
         let mut parse_listeners = |name: &str, value: Option<String>| -> Vec<ListenerSpec> {
             let mut out = Vec::new();
@@ -447,7 +450,7 @@ impl BrokerConfig {
         let advertised_broker = self.advertised_broker_listeners();
         self.kraft.validate(
             &kraft::NodeView {
-                node_id: kaskade_types::NodeId(self.node_id),
+                node_id: self.node_id,
                 listeners: &self.listeners,
                 advertised_broker_listeners: &advertised_broker,
                 controller_listener_names: &self.controller_listener_names,

@@ -31,7 +31,7 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn defaults_are_kafkas() {
     let c = BrokerConfig::default();
-    assert_eq!(c.node_id, 1);
+    assert_eq!(c.node_id, NodeId(1));
     assert_eq!(c.listeners, vec![ListenerSpec::parse("PLAINTEXT://localhost:9092").unwrap()]);
     assert_eq!(c.advertised_listeners, c.listeners);
     assert_eq!(c.log_dir, None);
@@ -155,9 +155,9 @@ fn values_are_trimmed_and_normalised() {
 
 #[test]
 fn node_id_and_broker_id() {
-    assert_eq!(BrokerConfig::from_overrides([("broker.id", "5")]).unwrap().node_id, 5);
-    assert_eq!(BrokerConfig::from_overrides([("node.id", "6")]).unwrap().node_id, 6);
-    assert_eq!(BrokerConfig::from_overrides([("node.id", "6"), ("broker.id", "6")]).unwrap().node_id, 6);
+    assert_eq!(BrokerConfig::from_overrides([("broker.id", "5")]).unwrap().node_id, NodeId(5));
+    assert_eq!(BrokerConfig::from_overrides([("node.id", "6")]).unwrap().node_id, NodeId(6));
+    assert_eq!(BrokerConfig::from_overrides([("node.id", "6"), ("broker.id", "6")]).unwrap().node_id, NodeId(6));
     let err = BrokerConfig::from_overrides([("node.id", "6"), ("broker.id", "7")]).unwrap_err().to_string();
     assert!(err.contains("broker.id (7) must equal node.id (6)"), "{err}");
 }

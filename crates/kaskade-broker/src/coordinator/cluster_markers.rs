@@ -94,13 +94,13 @@ impl ClusterMarkers {
 }
 
 /// Where `tp`'s marker goes on `image`, for node `me`.
-pub fn place_on(image: &kaskade_meta::Image, me: i32, tp: &TopicPartition) -> Placement {
+pub fn place_on(image: &kaskade_meta::Image, me: NodeId, tp: &TopicPartition) -> Placement {
     let partition =
         image.topic(&tp.topic).and_then(|t| usize::try_from(tp.partition).ok().and_then(|i| t.partitions.get(i)));
     match partition.map(|p| p.leader) {
         None => Placement::Unknown,
         Some(None) => Placement::NoLeader,
-        Some(Some(leader)) if leader.get() == me => Placement::Here,
+        Some(Some(leader)) if leader == me => Placement::Here,
         Some(Some(leader)) => Placement::Leader(leader),
     }
 }

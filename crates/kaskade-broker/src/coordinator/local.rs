@@ -93,7 +93,7 @@ impl InternalPartitions for LocalInternalTopic {
         // leader of (every one on a node of its own, which places them here).
         let me = self.topics.node_id();
         self.topics.image().topic(self.name).map_or_else(Vec::new, |t| {
-            (0..).zip(&t.partitions).filter(|(_, p)| p.leader.map(|l| l.get()) == Some(me)).map(|(i, _)| i).collect()
+            (0..).zip(&t.partitions).filter(|(_, p)| p.leader == Some(me)).map(|(i, _)| i).collect()
         })
     }
 
@@ -147,7 +147,7 @@ impl LocalMarkers {
         };
         // A replica here that does not lead must not take a marker: the
         // leader's log is the one the partition's readers follow.
-        let led_here = placed.leader.map(|l| l.get()) == Some(self.topics.node_id());
+        let led_here = placed.leader == Some(self.topics.node_id());
         let log = self.topics.log(&tp.topic, tp.partition).filter(|_| led_here).ok_or_else(|| {
             MarkerError::Failed(ResponseError::NotLeaderOrFollower, format!("{tp} is not led by this broker"))
         })?;

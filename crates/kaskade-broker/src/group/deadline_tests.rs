@@ -12,21 +12,11 @@ use super::*;
 
 const GROUPS: [&str; 4] = ["g0", "g1", "g2", "g3"];
 
-struct Rng(u64);
+use kaskade_types::sim::SimRng as Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        (!items.is_empty()).then(|| &items[self.below(items.len() as u64) as usize])
-    }
+/// One of `items`, chosen by `rng` (`None` when there is none).
+fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> Option<&'a T> {
+    (!items.is_empty()).then(|| &items[rng.below(items.len() as u64) as usize])
 }
 
 /// What is compared of a group (its maps' iteration orders differ between
@@ -103,7 +93,7 @@ fn step(rng: &mut Rng, now: &mut i64, token: &mut Token, engines: &mut [GroupCoo
         }
         2 | 3 => {
             *token += 1;
-            let member_id = match rng.pick(&known) {
+            let member_id = match pick(rng, &known) {
                 Some((g, m, _)) if rng.below(2) == 0 => {
                     let req = join_req(rng, g, m);
                     engines.iter_mut().for_each(|c| c.join(*now, *token, req.clone()));
@@ -122,14 +112,14 @@ fn step(rng: &mut Rng, now: &mut i64, token: &mut Token, engines: &mut [GroupCoo
                     ids
                 })
                 .unwrap_or_default();
-            if let Some(id) = rng.pick(&handed).cloned() {
+            if let Some(id) = pick(rng, &handed).cloned() {
                 *token += 1;
                 let req = join_req(rng, group, &id);
                 engines.iter_mut().for_each(|c| c.join(*now, *token, req.clone()));
             }
         }
         4 | 5 => {
-            if let Some((g, m, generation)) = rng.pick(&known).cloned() {
+            if let Some((g, m, generation)) = pick(rng, &known).cloned() {
                 *token += 1;
                 let assignments = known
                     .iter()
@@ -147,7 +137,7 @@ fn step(rng: &mut Rng, now: &mut i64, token: &mut Token, engines: &mut [GroupCoo
             }
         }
         6 | 7 => {
-            if let Some((g, m, generation)) = rng.pick(&known).cloned() {
+            if let Some((g, m, generation)) = pick(rng, &known).cloned() {
                 let req =
                     HeartbeatRequest { group_id: g, generation_id: generation, member_id: m, group_instance_id: None };
                 let [a, b] = engines;
@@ -155,7 +145,7 @@ fn step(rng: &mut Rng, now: &mut i64, token: &mut Token, engines: &mut [GroupCoo
             }
         }
         8 => {
-            if let Some((g, m, _)) = rng.pick(&known).cloned() {
+            if let Some((g, m, _)) = pick(rng, &known).cloned() {
                 let leaving = [LeavingMember { member_id: m, group_instance_id: None }];
                 let [a, b] = engines;
                 assert_eq!(a.leave(*now, &g, &leaving), b.leave(*now, &g, &leaving));
@@ -190,7 +180,7 @@ fn step(rng: &mut Rng, now: &mut i64, token: &mut Token, engines: &mut [GroupCoo
 fn indexed_tick_fires_what_a_full_scan_fires() {
     let mut expirations = 0;
     for seed in 1..=60u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = Rng::new(seed);
         let mut engines =
             [GroupCoordinator::new(GroupConfig::default(), seed), GroupCoordinator::new(GroupConfig::default(), seed)];
         let (mut now, mut token) = (0, 0);

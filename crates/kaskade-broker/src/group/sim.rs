@@ -18,23 +18,7 @@ const REBALANCE: i32 = 5000;
 const HEARTBEAT_EVERY: i64 = 2000;
 const PARTITIONS: usize = 8;
 
-/// xorshift64*: small, seeded, good enough for a simulation.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-}
+use kaskade_types::sim::SimRng as Rng;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Phase {
@@ -87,7 +71,7 @@ fn protocol_set(rng: &mut Rng) -> Vec<Protocol> {
 
 impl Sim {
     fn new(seed: u64, clients: usize, statics: usize) -> Self {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = Rng::new(seed);
         let clients = (0..clients)
             .map(|i| Client {
                 name: format!("c{i}"),

@@ -80,7 +80,7 @@ impl NodeMetrics {
             follower_lag: &follower_lag,
             isr_changes: &replication::ISR_CHANGES,
         };
-        replication::render(&mut x, &topics.image(), kaskade_types::NodeId(self.broker.node_id()), &sources);
+        replication::render(&mut x, &topics.image(), self.broker.node_id(), &sources);
         requests::render(&mut x);
         errors::render(&mut x);
         acks::render(&mut x);

@@ -27,8 +27,14 @@
 //! change is made through the metadata log (AlterPartition semantics) and
 //! comes back as a partition record.
 //!
-//! Invariants: the HW never decreases; a leader is a member of its own ISR;
-//! the leader epoch never decreases (an older partition record is ignored).
+//! Truncation (Kafka's `truncateTo` / `truncateFullyAndStartAt` on a
+//! follower): the HW becomes at most the new log end (a full restart sets
+//! it to the new start), and this node's own position is clamped with it;
+//! a follower's HW is otherwise min(its leader's HW, its own log end).
+//!
+//! Invariants: the HW never decreases except by a truncation, after which
+//! it is at most the new log end; a leader is a member of its own ISR; the
+//! leader epoch never decreases (an older partition record is ignored).
 
 use std::collections::BTreeMap;
 
@@ -229,11 +235,46 @@ impl Leadership {
         Some(hw)
     }
 
-    /// The log was truncated to `end` (a follower cutting a divergent
-    /// tail): the HW follows it down, the one move back the HW makes (as
-    /// the log's own HW does on truncation).
-    pub fn truncated(&mut self, end: Offset) {
-        self.hw = self.hw.min(end);
+    /// The log was truncated to end at `end` (a follower cutting a
+    /// divergent tail, Kafka's `truncateTo`): the HW is at most the new log
+    /// end, the one move back the HW makes (as the log's own HW does), and
+    /// so is this node's own position, or a later leadership of this node
+    /// would decide a HW from data the log no longer holds. The new HW if
+    /// it moved.
+    pub fn truncated(&mut self, end: Offset) -> Option<Offset> {
+        let before = (self.epoch, self.hw);
+        self.clamp_own_position(end);
+        let moved = (self.hw > end).then(|| {
+            self.hw = end;
+            end
+        });
+        self.check_after_truncation(before, end);
+        moved
+    }
+
+    /// The log was started over, empty, at `start` (Kafka's
+    /// `truncateFullyAndStartAt`: a follower whose log ended below its
+    /// leader's log start): the HW is the new log end, forward or back, as
+    /// Kafka's `updateHighWatermark(logEndOffsetMetadata)` there, and this
+    /// node's own position is that end too. The new HW if it moved.
+    pub fn started_over(&mut self, start: Offset) -> Option<Offset> {
+        let before = (self.epoch, self.hw);
+        if let Some(own) = self.isr.get_mut(&self.node) {
+            *own = Some(start);
+        }
+        let moved = (self.hw != start).then(|| {
+            self.hw = start;
+            start
+        });
+        self.check_after_truncation(before, start);
+        moved
+    }
+
+    /// This node's own position is at most its log end `end`.
+    fn clamp_own_position(&mut self, end: Offset) {
+        if let Some(Some(own)) = self.isr.get_mut(&self.node) {
+            *own = (*own).min(end);
+        }
     }
 
     /// Checks a request's `current_leader_epoch` (`None`: not given) and
@@ -326,9 +367,20 @@ impl Leadership {
     /// The invariants of the module doc, against the state before the
     /// event (`before`: its epoch and HW).
     fn check_invariants(&self, before: (LeaderEpoch, Offset)) {
-        debug_assert!(!self.is_leader() || self.isr.contains_key(&self.node), "a leader outside its ISR: {self:?}");
-        debug_assert!(self.epoch >= before.0, "leader epoch moved back from {}: {self:?}", before.0);
+        self.check_leadership(before.0);
         debug_assert!(self.hw >= before.1, "HW moved back from {}: {self:?}", before.1);
+    }
+
+    /// The invariants after a truncation to `end`: the HW may have moved
+    /// back, but not past the new log end.
+    fn check_after_truncation(&self, before: (LeaderEpoch, Offset), end: Offset) {
+        self.check_leadership(before.0);
+        debug_assert!(self.hw <= end, "HW past the log end {end} after a truncation: {self:?}");
+    }
+
+    fn check_leadership(&self, epoch_before: LeaderEpoch) {
+        debug_assert!(!self.is_leader() || self.isr.contains_key(&self.node), "a leader outside its ISR: {self:?}");
+        debug_assert!(self.epoch >= epoch_before, "leader epoch moved back from {epoch_before}: {self:?}");
     }
 }
 
@@ -458,6 +510,46 @@ mod tests {
         assert_eq!(l.high_watermark(), Offset(5));
         let mut leader = leading(3, &[1]);
         assert_eq!(leader.follow_high_watermark(Offset(10), Offset(10)), None, "a leader decides its own");
+    }
+
+    #[test]
+    fn truncation_lowers_the_hw_to_the_new_log_end_only() {
+        let mut l = Leadership::new(ME, &state(2, 3, &[2, 1]), Offset(10));
+        assert_eq!(l.truncated(Offset(12)), None, "the HW is below the new end already");
+        assert_eq!(l.high_watermark(), Offset(10));
+        assert_eq!(l.truncated(Offset(6)), Some(Offset(6)));
+        assert_eq!(l.high_watermark(), Offset(6));
+        // Afterwards the follower's HW is min(leader HW, own end) again.
+        assert_eq!(l.follow_high_watermark(Offset(20), Offset(8)), Some(Offset(8)));
+    }
+
+    #[test]
+    fn a_truncated_follower_that_becomes_leader_decides_from_its_new_end() {
+        // Led with HW 10, then followed node 2 and cut its tail to 6.
+        let mut l = leading(0, &[1]);
+        assert_eq!(l.update_position(ME, Offset(10)), Some(Offset(10)));
+        l.apply(&state(2, 1, &[2, 1]));
+        assert_eq!(l.truncated(Offset(6)), Some(Offset(6)));
+        // Leading again: its own position is the truncated end, not the 10
+        // it reported before, so the HW stays within the log.
+        assert_eq!(l.apply(&state(1, 2, &[1])).high_watermark, None);
+        assert_eq!(l.high_watermark(), Offset(6));
+        assert_eq!(l.update_position(ME, Offset(7)), Some(Offset(7)));
+    }
+
+    #[test]
+    fn starting_over_sets_the_hw_to_the_new_start_either_way() {
+        let mut l = Leadership::new(ME, &state(2, 3, &[2, 1]), Offset(10));
+        assert_eq!(l.started_over(Offset(50)), Some(Offset(50)), "forward: the leader's log start");
+        assert_eq!(l.started_over(Offset(50)), None, "unchanged");
+        assert_eq!(l.started_over(Offset(40)), Some(Offset(40)), "back: never past the new end");
+        // In the ISR, its own position is the new start.
+        let mut member = leading(0, &[1]);
+        member.update_position(ME, Offset(30));
+        member.apply(&state(2, 1, &[2, 1]));
+        assert_eq!(member.started_over(Offset(5)), Some(Offset(5)));
+        assert_eq!(member.apply(&state(1, 2, &[1])).high_watermark, None);
+        assert_eq!(member.high_watermark(), Offset(5));
     }
 
     #[test]

@@ -17,7 +17,13 @@
 //!   controller's next record when the epoch still holds) keeps itself,
 //!   never drops a follower whose fetch reached its log end within
 //!   `replica.lag.time.max.ms`, and adds only followers at or past its HW
-//!   (so the HW rule above keeps holding).
+//!   (so the HW rule above keeps holding);
+//! - after every event the HW is at most this replica's log end, and it
+//!   moved back only in an event that truncated the log: a follower
+//!   cutting a divergent tail (on an election, or a tail an unclean leader
+//!   never had) or starting over at its leader's log start, as Kafka's
+//!   `truncateTo` / `truncateFullyAndStartAt`; a follower's HW is min(its
+//!   leader's HW, its own log end).
 
 use std::collections::BTreeSet;
 
@@ -25,7 +31,7 @@ use kafka_protocol::ResponseError;
 use kaskade_types::{LeaderEpoch, NodeId, Offset};
 
 use super::leadership::{LeaderAndIsr, Leadership};
-use crate::sim_rng::Rng;
+use kaskade_types::sim::SimRng as Rng;
 
 const NODES: [NodeId; 3] = [NodeId(1), NodeId(2), NodeId(3)];
 const ME: NodeId = NodeId(1);
@@ -49,6 +55,16 @@ struct Sim {
     caught_up: [Option<i64>; 3],
     /// ISR changes this replica proposed that the controller took.
     proposed: usize,
+    /// The HW after the previous step.
+    last_hw: Offset,
+    /// This step truncated the replica's log (the HW may move back).
+    truncated: bool,
+    /// Truncations that moved the HW back.
+    lowered: usize,
+    /// The position this replica's log last reported: the log reports its
+    /// position as appends and fsyncs move it forward, never on a
+    /// truncation (the partition tells the leadership of those itself).
+    reported_own: i64,
 }
 
 /// `replica.lag.time.max.ms` in the simulation.
@@ -73,6 +89,10 @@ impl Sim {
             now: 0,
             caught_up: [None; 3],
             proposed: 0,
+            last_hw: Offset(0),
+            truncated: false,
+            lowered: 0,
+            reported_own: 0,
         }
     }
 
@@ -86,13 +106,17 @@ impl Sim {
 
     fn step(&mut self) {
         self.now += self.rng.below(200) as i64;
-        match self.rng.below(11) {
+        self.truncated = false;
+        match self.rng.below(14) {
             0..=3 => self.grow(),
             4..=5 => self.report(),
             6 => self.elect(),
             7 => self.change_isr(),
             10 => self.propose_isr(),
             8 => self.deliver(self.records.len() - 1),
+            11 => self.follow_leader_hw(),
+            12 => self.lose_tail(),
+            13 => self.start_over(),
             _ => {
                 let old = self.rng.below(self.records.len() as u64) as usize;
                 self.deliver(old)
@@ -100,11 +124,88 @@ impl Sim {
         }
         self.report_own();
         self.check_epoch_answers();
+        self.check_hw_within_the_log();
     }
 
-    /// The replica's own log reports its position whenever it moves (the
-    /// log's position listener runs on the appending or flushing thread).
+    /// The HW is at most the log end, and moved back only by a truncation.
+    fn check_hw_within_the_log(&mut self) {
+        let hw = self.replica.high_watermark();
+        let end = self.positions[idx(ME)];
+        assert!(hw.get() <= end, "HW {hw:?} past the log end {end}");
+        if hw < self.last_hw {
+            assert!(self.truncated, "HW moved back from {:?} to {hw:?} without a truncation", self.last_hw);
+            self.lowered += 1;
+        }
+        self.last_hw = hw;
+    }
+
+    /// This replica's log is cut to `end` (Kafka's `truncateTo`).
+    fn truncate_own(&mut self, end: i64) {
+        self.positions[idx(ME)] = end;
+        self.reported_own = end;
+        self.truncated = true;
+        let before = self.replica.high_watermark();
+        let moved = self.replica.truncated(Offset(end));
+        assert_eq!(moved.is_some(), before.get() > end, "truncated to {end} from HW {before:?}");
+    }
+
+    /// A follower learns its leader's HW from a fetch answer (the model's
+    /// leader HW: what every member of the newest ISR holds).
+    fn follow_leader_hw(&mut self) {
+        let newest = self.newest().clone();
+        if newest.leader == Some(ME) || newest.leader.is_none() || self.replica.is_leader() {
+            return;
+        }
+        let leader_hw = newest.isr.iter().map(|m| self.positions[idx(*m)]).min().unwrap_or(0);
+        let own_end = self.positions[idx(ME)];
+        let before = self.replica.high_watermark();
+        let moved = self.replica.follow_high_watermark(Offset(leader_hw), Offset(own_end));
+        if let Some(hw) = moved {
+            assert!(hw > before && hw.get() <= leader_hw.min(own_end), "followed to {hw:?}");
+        }
+    }
+
+    /// A follower finds a tail its leader never had (an unclean leader's
+    /// log diverged below this replica's HW) and cuts it (the fetcher's
+    /// OFFSET_OUT_OF_RANGE path).
+    fn lose_tail(&mut self) {
+        if self.leader() == Some(ME) || self.replica.is_leader() {
+            return;
+        }
+        let end = self.positions[idx(ME)];
+        if end == 0 {
+            return;
+        }
+        let cut = self.rng.below(end as u64 + 1) as i64;
+        self.truncate_own(cut);
+    }
+
+    /// A follower whose log ends below its leader's log start (the leader
+    /// deleted by retention) starts over there (Kafka's
+    /// `truncateFullyAndStartAt`).
+    fn start_over(&mut self) {
+        let Some(leader) = self.leader() else { return };
+        if leader == ME || self.replica.is_leader() {
+            return;
+        }
+        let start = self.positions[idx(leader)];
+        if start <= self.positions[idx(ME)] {
+            return;
+        }
+        self.positions[idx(ME)] = start;
+        self.reported_own = start;
+        self.truncated = true;
+        assert_eq!(self.replica.started_over(Offset(start)).unwrap_or(self.replica.high_watermark()), Offset(start));
+    }
+
+    /// The replica's own log reports its position whenever it moves forward
+    /// (the log's position listener runs on the appending or flushing
+    /// thread).
     fn report_own(&mut self) {
+        if self.positions[idx(ME)] <= self.reported_own {
+            return;
+        }
+        self.reported_own = self.positions[idx(ME)];
         let before = self.replica.high_watermark();
         let isr: Vec<NodeId> = self.replica.isr().collect();
         if let Some(hw) = self.replica.update_position(ME, Offset(self.positions[idx(ME)])) {
@@ -167,12 +268,15 @@ impl Sim {
             replicas: NODES.to_vec(),
         });
         // A follower that becomes leader has what the old leader's HW
-        // covered (it was in the ISR); its log is the new truth.
+        // covered (it was in the ISR); its log is the new truth, and the
+        // others cut their divergent tails (this replica through its log).
         let l = idx(leader);
         for n in 0..3 {
-            if n != l {
-                self.positions[n] = self.positions[n].min(self.positions[l]);
+            let cut = self.positions[n].min(self.positions[l]);
+            if n == idx(ME) && cut < self.positions[n] {
+                self.truncate_own(cut);
             }
+            self.positions[n] = cut;
         }
     }
 
@@ -294,7 +398,7 @@ impl Sim {
 fn seeded_leadership_runs_keep_the_hw_and_epoch_rules() {
     // LSIM_SEED=n replays one seed.
     let only: Option<u64> = std::env::var("LSIM_SEED").ok().and_then(|s| s.parse().ok());
-    let mut proposed = 0;
+    let (mut proposed, mut lowered) = (0, 0);
     for seed in only.map_or(0..400, |s| s..s + 1) {
         let mut sim = Sim::new(seed);
         for step in 0..300 {
@@ -304,6 +408,8 @@ fn seeded_leadership_runs_keep_the_hw_and_epoch_rules() {
             }
         }
         proposed += sim.proposed;
+        lowered += sim.lowered;
     }
     assert!(only.is_some() || proposed > 100, "the runs exercise ISR proposals ({proposed})");
+    assert!(only.is_some() || lowered > 100, "the runs exercise truncations below the HW ({lowered})");
 }

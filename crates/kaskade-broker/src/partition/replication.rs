@@ -98,17 +98,28 @@ impl Partition {
     }
 
     /// Starts the log over, empty, at `offset` (this follower's log ends
-    /// below the leader's log start). Blocking.
+    /// below the leader's log start); the HW becomes the new start, as the
+    /// log's own does. Blocking.
     pub fn start_over_at(&self, offset: Offset) -> Result<(), PartitionError> {
-        Ok(self.log.truncate_fully_and_start_at(offset.get())?)
+        let done = self.log.truncate_fully_and_start_at(offset.get());
+        let end = Offset(self.log.log_end_offset());
+        let mut l = self.leadership.lock();
+        match done {
+            Ok(()) => l.started_over(end),
+            // It may have failed after cutting the log: the HW still must
+            // not pass whatever end the log has now.
+            Err(_) => l.truncated(end),
+        };
+        Ok(done?)
     }
 
     /// Cuts the log to `offset` (a divergent tail, on becoming a follower);
-    /// the epoch cache, producer state and HW follow. Blocking.
+    /// the epoch cache, producer state and HW follow (the HW is at most the
+    /// new log end, even when the cut failed halfway). Blocking.
     pub fn truncate_to(&self, offset: Offset) -> Result<(), PartitionError> {
-        self.log.truncate_to(offset.get())?;
+        let done = self.log.truncate_to(offset.get());
         self.leadership.lock().truncated(Offset(self.log.log_end_offset()));
-        Ok(())
+        Ok(done?)
     }
 }
 
@@ -117,4 +128,48 @@ impl Partition {
 fn now_ms() -> i64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     START.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaskade_log::{LogConfig, LogManager, ManagerOptions, TopicPartition};
+
+    use crate::partition::LeaderAndIsr;
+
+    fn state(leader: i32, epoch: i32) -> LeaderAndIsr {
+        LeaderAndIsr {
+            leader: Some(NodeId(leader)),
+            epoch: LeaderEpoch(epoch),
+            isr: vec![NodeId(1), NodeId(2)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        }
+    }
+
+    /// Both HWs (the leadership's and the log's) and the log end.
+    fn marks(p: &Partition) -> (Offset, Offset, Offset) {
+        (p.leadership.lock().high_watermark(), p.high_watermark(), Offset(p.log.log_end_offset()))
+    }
+
+    #[test]
+    fn truncations_keep_both_hws_within_the_log_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mgr, _) = LogManager::open(dir.path(), ManagerOptions::default(), |_| LogConfig::default()).expect("open");
+        let log = mgr.get_or_create(&TopicPartition::new("t", 0), LogConfig::default()).expect("log");
+        let p = Partition::new(NodeId(1), log, &state(2, 1)).expect("follower");
+        let batch = Bytes::from(kaskade_log::batch::build::filled(10, 10, 0, 1));
+        assert_eq!(p.append_as_follower(&batch).expect("replicated"), 1);
+        p.follow_leader_high_watermark(Offset(10));
+        assert_eq!(marks(&p), (Offset(10), Offset(10), Offset(10)));
+        // A divergent tail: the one batch goes, and the HW with it.
+        p.truncate_to(Offset(4)).expect("truncate");
+        assert_eq!(marks(&p), (Offset(0), Offset(0), Offset(0)));
+        // Below the leader's log start: start over there, HW included.
+        p.start_over_at(Offset(100)).expect("start over");
+        assert_eq!(marks(&p), (Offset(100), Offset(100), Offset(100)));
+        // Leading afterwards, the HW is decided from the new end.
+        p.apply(&LeaderAndIsr { isr: vec![NodeId(1)], ..state(1, 2) }).expect("lead");
+        assert_eq!(marks(&p), (Offset(100), Offset(100), Offset(100)));
+        mgr.shutdown().expect("shutdown");
+    }
 }

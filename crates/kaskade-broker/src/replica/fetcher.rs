@@ -79,7 +79,7 @@ enum Next {
 }
 
 pub(super) async fn run(broker: Arc<Broker>, leader: NodeId, mut assignment: watch::Receiver<Assignment>) {
-    let me = NodeId(broker.node_id());
+    let me = broker.node_id();
     let mut conn: Option<Arc<Connection>> = None;
     let mut progress: HashMap<PartitionKey, Progress> = HashMap::new();
     loop {

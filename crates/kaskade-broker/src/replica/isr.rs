@@ -42,7 +42,7 @@ pub(super) fn lag_max_ms(broker: &Broker) -> i64 {
 pub(super) async fn run(broker: Arc<Broker>) {
     let lag = lag_max_ms(&broker);
     let period = Duration::from_millis((lag / 2).max(100) as u64);
-    let me = NodeId(broker.node_id());
+    let me = broker.node_id();
     loop {
         tokio::select! {
             _ = broker.stopping() => return,

@@ -92,9 +92,8 @@ impl ReplicaFetchers {
     /// that creates them.
     pub fn reconcile(&self, image: &Image) {
         let listener = &self.broker.config.kraft.inter_broker_listener_name;
-        let wanted = assignments(NodeId(self.broker.node_id()), image, listener, |topic, p| {
-            self.broker.topics.partition(topic, p).ok()
-        });
+        let wanted =
+            assignments(self.broker.node_id(), image, listener, |topic, p| self.broker.topics.partition(topic, p).ok());
         let mut fetchers = self.fetchers.lock();
         fetchers.retain(|leader, f| {
             let keep = wanted.contains_key(leader) && !f.task.is_finished();

@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 
 use kaskade_log::{Log, LogConfig, LogManager, TopicPartition};
 use kaskade_meta::{Committed, Image, MetaError, MetadataLog, MetadataRecord, TopicImage, Uuid};
+use kaskade_types::NodeId;
 
 pub use super::controller::validate_topic_name;
 use super::controller::{NewTopic, TopicController};
@@ -31,7 +32,7 @@ use crate::partition::{Partition, PartitionError};
 
 #[derive(Debug)]
 pub struct TopicManager {
-    node_id: i32,
+    node_id: NodeId,
     meta: Arc<dyn MetadataLog>,
     controller: TopicController,
     replicas: LocalReplicas,
@@ -45,7 +46,7 @@ pub struct TopicManager {
 /// Settings the topic manager takes from the broker config.
 #[derive(Clone, Debug)]
 pub struct TopicDefaults {
-    pub node_id: i32,
+    pub node_id: NodeId,
     pub values: BTreeMap<String, String>,
     pub num_partitions: i32,
     pub replication_factor: i16,
@@ -64,7 +65,7 @@ impl TopicManager {
         let replicas = LocalReplicas::new(d.node_id, logs, d.values, image.clone());
         replicas.reconcile(&image)?;
         let controller = TopicController {
-            brokers: vec![UsableBroker::new(d.node_id, None)],
+            brokers: vec![UsableBroker::new(d.node_id.get(), None)],
             default_partitions: d.num_partitions,
             default_replication: d.replication_factor,
             delete_enabled: d.delete_enabled,
@@ -328,15 +329,17 @@ impl TopicManager {
         Ok(())
     }
 
-    pub fn node_id(&self) -> i32 {
+    pub fn node_id(&self) -> NodeId {
         self.node_id
     }
 }
 
 /// A decision that may create partitions: records, the result, and the
 /// partitions (topic, indexes, overrides) whose logs must exist first.
-/// The partitions `records` place on `node_id`.
-fn placed_on(records: &[MetadataRecord], node_id: i32) -> Vec<i32> {
+/// The partitions `records` place on `node_id` (records name nodes by
+/// their integer ids, as the metadata log stores them).
+fn placed_on(records: &[MetadataRecord], node_id: NodeId) -> Vec<i32> {
+    let node_id = node_id.get();
     records
         .iter()
         .filter_map(|r| match r {

@@ -39,7 +39,7 @@ type PartitionMap = HashMap<Arc<str>, BTreeMap<i32, Arc<Partition>>>;
 /// with.
 #[derive(Debug)]
 pub struct LocalReplicas {
-    node_id: i32,
+    node_id: NodeId,
     logs: Arc<LogManager>,
     /// Topic-level key -> broker default value, from the static config.
     static_defaults: BTreeMap<String, String>,
@@ -67,7 +67,7 @@ impl From<PartitionError> for TopicError {
 
 impl LocalReplicas {
     pub fn new(
-        node_id: i32,
+        node_id: NodeId,
         logs: Arc<LogManager>,
         static_defaults: BTreeMap<String, String>,
         image: Arc<Image>,
@@ -125,7 +125,7 @@ impl LocalReplicas {
         match existing {
             Some(partition) => partition.apply(&state)?,
             None => {
-                let partition = Partition::new(NodeId(self.node_id), log, &state)?;
+                let partition = Partition::new(self.node_id, log, &state)?;
                 self.partitions.write().entry(Arc::from(t.name.as_str())).or_default().insert(p as i32, partition);
             }
         }
@@ -148,7 +148,7 @@ impl LocalReplicas {
     }
 
     fn hosts(&self, t: &TopicImage, partition: usize) -> bool {
-        t.partitions.get(partition).is_some_and(|p| p.replicas.contains(&kaskade_types::NodeId(self.node_id)))
+        t.partitions.get(partition).is_some_and(|p| p.replicas.contains(&self.node_id))
     }
 
     /// Start-up reconciliation: deletes logs of topics the image does not
@@ -246,7 +246,7 @@ impl LocalReplicas {
 pub fn effective_defaults(
     static_defaults: &BTreeMap<String, String>,
     image: &Image,
-    node_id: i32,
+    node_id: NodeId,
 ) -> BTreeMap<String, String> {
     let dynamic =
         crate::config::dynamic::effective(image.broker_configs(""), image.broker_configs(&node_id.to_string()));

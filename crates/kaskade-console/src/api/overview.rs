@@ -35,7 +35,7 @@ pub struct Overview {
 pub async fn get(axum::extract::State(console): State) -> ApiResult<Overview> {
     let kafka = &console.kafka;
     let (brokers, controller, topics) = view::metadata(kafka, None).await?;
-    let me = kafka.broker().node_id();
+    let me = kafka.broker().node_id().get();
     let brokers = brokers
         .into_iter()
         .map(|b| Broker {

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::Path;
 use axum::Json;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
@@ -94,20 +93,20 @@ pub struct NewTopic {
     configs: BTreeMap<String, String>,
 }
 
+/// The CreateTopics version the console sends (its broker's route table
+/// serves it; v5+ answers the partitions and replication factor made).
+const CREATE_TOPICS_VERSION: i16 = 7;
+
 pub async fn create(axum::extract::State(console): State, new: Body<NewTopic>) -> ApiResult<serde_json::Value> {
     let Json(new) = new?;
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(sb(&new.name)))
-        .with_num_partitions(new.partitions.unwrap_or(-1))
-        .with_replication_factor(new.replication_factor.unwrap_or(-1))
-        .with_configs(
-            new.configs
-                .iter()
-                .map(|(k, v)| CreatableTopicConfig::default().with_name(sb(k)).with_value(Some(sb(v))))
-                .collect(),
-        );
-    let req = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(ADMIN_TIMEOUT_MS);
-    let resp = console.kafka.call(req, 7).await?;
+    let topic = kaskade_client::admin::NewTopic {
+        name: new.name.clone(),
+        num_partitions: new.partitions.unwrap_or(-1),
+        replication_factor: new.replication_factor.unwrap_or(-1),
+        configs: new.configs,
+    };
+    let req = kaskade_client::admin::create_topics_request(&topic, CREATE_TOPICS_VERSION, ADMIN_TIMEOUT_MS);
+    let resp = console.kafka.call(req, CREATE_TOPICS_VERSION).await?;
     let r =
         resp.topics.first().ok_or_else(|| ConsoleError::Internal("CreateTopics answered without the topic".into()))?;
     check(r.error_code, r.error_message.as_ref())?;

@@ -35,6 +35,16 @@ impl Log {
         res.map(|_| ()).map_err(|_| LogError::Closed)
     }
 
+    /// Fault injection for tests of the storage-error paths: while
+    /// `failure` is set, every fsync of this log fails with it (as a failing
+    /// disk's would: the log goes offline, waiters get the error, appends
+    /// are refused); `None` lets syncs through again, though a log once
+    /// failed stays offline, as Kafka's does until restarted.
+    #[doc(hidden)]
+    pub fn inject_sync_failure(&self, failure: Option<String>) {
+        self.flush.inject_failure(failure);
+    }
+
     /// Lazy mode: flushes when `flush.ms` has passed since the oldest
     /// unflushed append. Called periodically by the log manager.
     pub fn flush_if_due(&self) {

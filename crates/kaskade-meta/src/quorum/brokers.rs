@@ -257,7 +257,7 @@ impl QuorumMetadataLog {
             let committed = crate::MetadataLog::committed(self);
             state.liveness.became_active_controller(now, &committed.image);
             state.active_term = Some(term);
-            tracing::info!(node = self.node_id(), term, "active controller: every broker gets a fresh session");
+            tracing::info!(node = self.node_id().get(), term, "active controller: every broker gets a fresh session");
         }
         Ok(())
     }

@@ -36,7 +36,7 @@ use super::types::{to_kafka_id, ApplyOutcome, Proposal, Raft, RaftNodeId};
 use crate::metadata_log::{Committed, MetadataLog, MetadataVersion};
 use crate::record::MetadataRecord;
 use crate::MetaError;
-use kaskade_types::{Clock, SystemClock};
+use kaskade_types::{Clock, NodeId, SystemClock};
 
 /// How long a forwarding controller waits for a leader to appear (or be
 /// reachable) before it tries again.
@@ -211,8 +211,8 @@ impl QuorumMetadataLog {
         super::serve(listener, self.clone(), self.hello.clone())
     }
 
-    pub fn node_id(&self) -> i32 {
-        to_kafka_id(self.id)
+    pub fn node_id(&self) -> NodeId {
+        NodeId(to_kafka_id(self.id))
     }
 
     pub(super) fn raft_id(&self) -> RaftNodeId {
@@ -280,8 +280,8 @@ impl QuorumMetadataLog {
     }
 
     /// The active controller, if this controller knows one.
-    pub fn leader(&self) -> Option<i32> {
-        self.raft.metrics().borrow().current_leader.map(to_kafka_id)
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader.map(|id| NodeId(to_kafka_id(id)))
     }
 
     /// Proposes `records` decided at `based_on`; see [`MetadataLog::append`].
@@ -325,7 +325,7 @@ impl QuorumMetadataLog {
                 None => None,
             };
             if tokio::time::Instant::now() >= deadline {
-                return Err(MetaError::NotLeader { leader: self.leader() });
+                return Err(MetaError::NotLeader { leader: self.leader().map(NodeId::get) });
             }
             // Wait for another leader to be known, or retry the same one a
             // little later (it may be starting, or not yet replaced).

@@ -34,6 +34,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kaskade_types::NodeId;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::io::BufStream;
@@ -88,7 +89,7 @@ impl QuorumMetadataLog {
         let committed = self.committed();
         let image = past(&committed.version)
             .then(|| SnapshotData { version: committed.version, records: committed.image.to_records() });
-        FetchAnswer { leader: self.leader(), image }
+        FetchAnswer { leader: self.leader().map(kaskade_types::NodeId::get), image }
     }
 
     /// A controller's side of a `Status` call: DescribeQuorum's view on the
@@ -164,12 +165,17 @@ impl ObserverMetadataLog {
         log
     }
 
-    pub fn node_id(&self) -> i32 {
-        self.inner.node_id
+    pub fn node_id(&self) -> NodeId {
+        NodeId(self.inner.node_id)
     }
 
     /// The active controller, as the last fetch answer named it.
-    pub fn leader(&self) -> Option<i32> {
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader_id().map(NodeId)
+    }
+
+    /// The active controller's id as the quorum's frames carry it.
+    fn leader_id(&self) -> Option<i32> {
         *self.inner.leader.borrow()
     }
 
@@ -193,7 +199,7 @@ impl ObserverMetadataLog {
     /// The controller to ask next: the active one if known, else the
     /// voters in turn.
     fn target(&self, turn: &mut usize) -> Option<(i32, String)> {
-        if let Some(id) = self.leader() {
+        if let Some(id) = self.leader_id() {
             if let Some(addr) = self.inner.controllers.get(&id) {
                 return Some((id, addr.clone()));
             }
@@ -304,7 +310,7 @@ impl ObserverMetadataLog {
     /// frame; [`MetaError::NotLeader`] naming the leader known when no
     /// controller that leads answers within `within`.
     pub async fn status(&self, within: Duration) -> Result<QuorumStatus, MetaError> {
-        let addr = self.leader().and_then(|id| self.inner.controllers.get(&id).cloned());
+        let addr = self.leader_id().and_then(|id| self.inner.controllers.get(&id).cloned());
         let Some(addr) = addr else { return Err(MetaError::NotLeader { leader: None }) };
         let ask = async {
             let mut conn = forward::connect(&addr, &self.inner.hello).await?;
@@ -321,7 +327,7 @@ impl ObserverMetadataLog {
             Ok(Ok(Ok(status))) => Ok(status),
             Ok(Ok(Err(ForwardRefusal::NotLeader { leader }))) => Err(MetaError::NotLeader { leader }),
             Ok(Ok(Err(ForwardRefusal::Failed(e)))) => Err(MetaError::Quorum(e)),
-            Ok(Err(_)) | Err(_) => Err(MetaError::NotLeader { leader: self.leader() }),
+            Ok(Err(_)) | Err(_) => Err(MetaError::NotLeader { leader: self.leader_id() }),
         }
     }
 
@@ -365,7 +371,7 @@ impl ObserverMetadataLog {
                 }
             }
             if tokio::time::Instant::now() + RETRY_BACKOFF >= deadline {
-                return Err(MetaError::NotLeader { leader: self.leader() });
+                return Err(MetaError::NotLeader { leader: self.leader_id() });
             }
             tokio::time::sleep(RETRY_BACKOFF).await;
         };

@@ -185,7 +185,7 @@ async fn a_quorum_elects_replicates_fails_over_and_recovers_a_restarted_node() {
     assert!(changes.has_changed().expect("watch"), "subscribers hear of the change");
     create_topic(&l.log, "b").await.expect("create b");
     assert_eq!(l.log.committed().version.end_offset, 4);
-    assert_eq!(l.log.leader(), Some(first as i32 + 1));
+    assert_eq!(l.log.leader(), Some(kaskade_types::NodeId(first as i32 + 1)));
 
     // A follower forwards its change to the leader and returns once its
     // own image holds it.
@@ -195,7 +195,7 @@ async fn a_quorum_elects_replicates_fails_over_and_recovers_a_restarted_node() {
     f.log.raft().wait(Some(WAIT)).applied_index_at_least(applied, "follower").await.expect("follower caught up");
     create_topic(&f.log, "forwarded").await.expect("a follower's change is forwarded");
     assert!(f.log.committed().image.topic("forwarded").is_some(), "the forwarder's image has the change on return");
-    assert_eq!(f.log.leader(), Some(first as i32 + 1), "the follower did not become the leader");
+    assert_eq!(f.log.leader(), Some(kaskade_types::NodeId(first as i32 + 1)), "the follower did not become the leader");
     converge(&nodes, first).await;
 
     // DescribeQuorum's view on the leader: three voters at its end offset

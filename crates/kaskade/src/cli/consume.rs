@@ -149,7 +149,7 @@ pub async fn run(args: ConsumeArgs, client: &Client) -> Result<i32> {
         eprintln!("Processed a total of 0 messages");
         return Ok(0);
     }
-    let mut meta = client.topic(&topic, true).await?;
+    let mut meta = client.topic(&topic, true).await.map_err(|e| super::hints::for_topic(e, &topic))?;
     let partitions: Vec<i32> = match args.partition {
         Some(p) => {
             if meta.partition(p).is_none() {

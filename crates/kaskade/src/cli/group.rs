@@ -289,6 +289,7 @@ async fn delete(client: &Client, out: OutputFormat, groups: &[String]) -> Result
             },
             Err(e) => {
                 failed = true;
+                let e = super::hints::kafka(e);
                 eprintln!("error: {e}");
                 if out == OutputFormat::Json {
                     json_rows.push(json!({"group_id": g, "deleted": false, "error": e.name()}));
@@ -343,7 +344,7 @@ async fn reset_offsets(
             desc.state
         );
     }
-    let meta = client.topic(topic, true).await?;
+    let meta = client.topic(topic, true).await.map_err(|e| super::hints::for_topic(e, topic))?;
     let parts: Vec<i32> = meta.partitions.iter().map(|p| p.partition).collect();
     let specs = |spec: OffsetSpec| -> BTreeMap<i32, OffsetSpec> { parts.iter().map(|&p| (p, spec)).collect() };
     let earliest = fetcher::list_offsets(client, topic, &specs(OffsetSpec::Earliest)).await?;

@@ -5,6 +5,7 @@
 
 pub mod consume;
 pub mod group;
+pub mod hints;
 pub mod output;
 pub mod produce;
 pub mod topic;
@@ -47,7 +48,7 @@ pub async fn run(cmd: ClientCommand, bootstrap: &str) -> anyhow::Result<i32> {
     match result {
         Ok(code) => Ok(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", hints::report(e));
             Ok(1)
         }
     }

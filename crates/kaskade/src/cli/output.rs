@@ -158,7 +158,7 @@ pub fn format_record(topic: &str, partition: i32, r: &ConsumedRecord, f: &Record
             offset: r.offset.get(),
             timestamp: r.timestamp,
             key: bytes_json(&r.key),
-            headers: r.headers.iter().map(|(k, v)| (k.clone(), bytes_json(v))).collect(),
+            headers: r.headers.iter().map(|h| (h.key.clone(), bytes_json(&h.value))).collect(),
             value: bytes_json(&r.value),
         };
         return serde_json::to_string(&rec).expect("records serialize");
@@ -181,7 +181,7 @@ pub fn format_record(topic: &str, partition: i32, r: &ConsumedRecord, f: &Record
         fields.push(if r.headers.is_empty() {
             "NO_HEADERS".to_string()
         } else {
-            r.headers.iter().map(|(k, v)| format!("{k}:{}", bytes_text(v))).collect::<Vec<_>>().join(",")
+            r.headers.iter().map(|h| format!("{}:{}", h.key, bytes_text(&h.value))).collect::<Vec<_>>().join(",")
         });
     }
     if f.print_key {
@@ -213,6 +213,7 @@ pub fn print_json(v: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kaskade_client::records::Header;
 
     fn rec() -> ConsumedRecord {
         ConsumedRecord {
@@ -221,7 +222,7 @@ mod tests {
             timestamp_type: TimestampType::Creation,
             key: Some(Bytes::from_static(b"k1")),
             value: Some(Bytes::from_static(b"hello")),
-            headers: vec![("a".into(), Some(Bytes::from_static(b"1"))), ("b".into(), None)],
+            headers: vec![Header::new("a", Some(Bytes::from_static(b"1"))), Header::new("b", None)],
         }
     }
 

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::topic::parse_config;
 use kaskade_client::partitioner::{partition_for_key, StickyPartitioner};
 use kaskade_client::producer::{self, PartitionBatch};
-use kaskade_client::records::{encode_batch, ProducerRecord};
+use kaskade_client::records::{encode_batch, Header, ProducerRecord};
 use kaskade_client::Client;
 
 #[derive(Debug, Args)]
@@ -179,7 +179,7 @@ struct Stats {
 pub async fn run(args: ProduceArgs, client: &Client) -> Result<i32> {
     let topic = args.topic.clone();
     // Fails early, before reading input, if the topic does not exist.
-    let meta = client.topic(&topic, true).await?;
+    let meta = client.topic(&topic, true).await.map_err(|e| super::hints::for_topic(e, &topic))?;
     let num_partitions = meta.num_partitions();
     if num_partitions == 0 {
         bail!("topic '{topic}' has no partitions");
@@ -195,8 +195,8 @@ pub async fn run(args: ProduceArgs, client: &Client) -> Result<i32> {
     let compression: Compression = args.compression.into();
     let batch_size = args.batch_size as usize;
     let linger = Duration::from_millis(args.linger_ms);
-    let headers: Vec<(String, Option<Bytes>)> =
-        args.headers.iter().map(|(k, v)| (k.clone(), Some(Bytes::copy_from_slice(v.as_bytes())))).collect();
+    let headers: Vec<Header> =
+        args.headers.iter().map(|(k, v)| Header::new(k.clone(), Some(Bytes::copy_from_slice(v.as_bytes())))).collect();
     let sep = args.key_separator.as_ref().map(|s| s.as_bytes().to_vec());
     if sep.as_ref().is_some_and(|s| s.is_empty()) {
         bail!("--key-separator must not be empty");

@@ -113,7 +113,7 @@ async fn create(
         name: name.clone(),
         num_partitions: partitions.unwrap_or(-1),
         replication_factor: replication_factor.unwrap_or(-1),
-        configs,
+        configs: configs.into_iter().collect(),
     };
     match admin::create_topic(client, &topic).await {
         Ok(created) => {
@@ -240,10 +240,12 @@ async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Res
             match md.topics.iter().find(|t| &t.name == n) {
                 Some(t) => match t.error {
                     None => found.push(t.clone()),
-                    Some(ResponseError::UnknownTopicOrPartition) => errors.push(unknown_topic(n).into()),
+                    Some(ResponseError::UnknownTopicOrPartition) => {
+                        errors.push(super::hints::for_topic(unknown_topic(n).into(), n).into())
+                    }
                     Some(e) => errors.push(KafkaError::new(e, None, format!("describing topic '{n}'")).into()),
                 },
-                None => errors.push(unknown_topic(n).into()),
+                None => errors.push(super::hints::for_topic(unknown_topic(n).into(), n).into()),
             }
         }
     }
@@ -342,8 +344,8 @@ async fn describe(client: &Client, out: OutputFormat, names: Vec<String>) -> Res
     if errors.is_empty() {
         Ok(0)
     } else {
-        for e in &errors {
-            eprintln!("error: {e:#}");
+        for e in errors {
+            eprintln!("error: {}", super::hints::report(e));
         }
         Ok(1)
     }
@@ -390,7 +392,7 @@ async fn delete(client: &Client, out: OutputFormat, names: Vec<String>, if_exist
                         "pass --if-exists to treat a missing topic as success; list topics with `kaskade topic list`",
                     )
                 } else {
-                    e
+                    super::hints::kafka(e)
                 };
                 eprintln!("error: {e}");
                 json_out.push(json!({ "name": name, "deleted": false, "error": e.name() }));
@@ -419,7 +421,7 @@ async fn alter(
     let mut json_out = serde_json::Map::new();
     json_out.insert("name".into(), json!(name));
     if let Some(n) = partitions {
-        let before = client.topic(&name, true).await?.num_partitions();
+        let before = client.topic(&name, true).await.map_err(|e| super::hints::for_topic(e, &name))?.num_partitions();
         if n == before {
             changes.push(format!("partitions already {n}"));
         } else {

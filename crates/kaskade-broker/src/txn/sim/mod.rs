@@ -29,7 +29,7 @@ mod producer;
 
 mod shell;
 
-use crate::sim_rng::Rng;
+use kaskade_types::sim::SimRng as Rng;
 use producer::{Producer, Req};
 use shell::{Shell, MAX_TIMEOUT_MS};
 

@@ -12,7 +12,7 @@ use kaskade_types::{ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartitio
 
 use super::shell::{Shell, MAX_TIMEOUT_MS};
 use crate::group::records::OFFSETS_TOPIC;
-use crate::sim_rng::Rng;
+use kaskade_types::sim::SimRng as Rng;
 
 /// What a Kafka client sends before InitProducerId answered (-1, -1).
 const UNINITIALISED: ProducerIdAndEpoch = ProducerIdAndEpoch::new(ProducerId(-1), ProducerEpoch(-1));

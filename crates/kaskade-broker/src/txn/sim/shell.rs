@@ -16,10 +16,10 @@ use kaskade_types::{ProducerId, ProducerIdAndEpoch, TopicPartition};
 
 use super::history::{key, History, TxnKey};
 use super::oracle::{self, Init};
-use crate::sim_rng::Rng;
 use crate::txn::coordinator::{EndDecision, EndPlan, InitDecision, TxnCoordinator};
 use crate::txn::records::{self, StateValue};
 use crate::txn::state::{TxnMetadata, TxnState};
+use kaskade_types::sim::SimRng as Rng;
 
 pub const MAX_TIMEOUT_MS: i32 = 30_000;
 
