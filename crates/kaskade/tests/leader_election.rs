@@ -3,7 +3,8 @@
 //! - automatic preferred-leader rebalancing: the preferred leader of RF 3
 //!   partitions is killed with SIGKILL and restarted, and leadership comes
 //!   back to it by the active controller's periodic check
-//!   (`leader.imbalance.check.interval.seconds=1` here);
+//!   (`leader.imbalance.check.interval.seconds=1` here), and it takes
+//!   writes with every replica's log the same;
 //! - ElectLeaders over the wire (Kafka's request through kaskade-client's
 //!   Connection, sent to a node that is not the active controller), with
 //!   rebalancing off: PREFERRED moves leadership back and answers per
@@ -33,7 +34,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
 
 use process::cluster::{active_controller, create, start_cluster_with, wait_for, Node};
-use process::replicas::{batches, check_replicas, log_end};
+use process::replicas::{batches, check_replicas, log_end, roots};
 use process::{client_config, WAIT};
 
 /// One partition as Metadata answers it.
@@ -154,8 +155,9 @@ fn leadership_returns_to_the_restarted_preferred_replica_by_auto_rebalance() {
     let runtime = runtime();
     create(&runtime, &nodes[0].bootstrap(), NewTopic::new(TOPIC, 3, TopicReplication::Fixed(3))).expect("create");
     let before = wait_balanced(&nodes[0].bootstrap(), TOPIC);
-
     let other = nodes.iter().find(|n| n.id != before[0].leader).expect("another node").bootstrap();
+    assert_eq!(produce(&runtime, &other, TOPIC, 5), vec![0, 1, 2, 3, 4]);
+
     let victim = kill_preferred_leader(&mut nodes, TOPIC, &before[0], &other);
     let victim_id = nodes[victim].id;
     nodes[victim].restart();
@@ -169,6 +171,9 @@ fn leadership_returns_to_the_restarted_preferred_replica_by_auto_rebalance() {
         nodes.iter().any(|n| n.log().contains("auto leader rebalance: preferred replicas lead again")),
         "the active controller's rebalancing moved them"
     );
+    // The preferred leader takes writes again and every replica agrees.
+    assert_eq!(produce(&runtime, &other, TOPIC, 5), vec![5, 6, 7, 8, 9]);
+    check_replicas(&roots(root.path(), &nodes), TOPIC, 0, 10);
 }
 
 #[test]

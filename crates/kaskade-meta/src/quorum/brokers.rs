@@ -350,7 +350,12 @@ impl QuorumMetadataLog {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "fencing expired brokers failed; deciding again"),
             }
-            self.run_elections(&mut state, now).await;
+            // The elections' appends run without the sessions' lock, so
+            // heartbeats are answered meanwhile (a decision that raced a
+            // fencing one is decided again on the newer image).
+            let due = self.election_step(&mut state, now);
+            drop(state);
+            self.run_elections(due).await;
         }
     }
 }
