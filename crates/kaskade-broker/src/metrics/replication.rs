@@ -4,7 +4,10 @@
 //! `UnderReplicatedPartitions` and the per-partition `UnderReplicated`
 //! gauge, both reported by the leader), and the partitions of the cluster
 //! with no leader (Kafka's `OfflinePartitionsCount`, which Kafka reports on
-//! the active controller only; every Kaskade node reports the same value).
+//! the active controller only; every Kaskade node reports the same value)
+//! and those not led by their preferred replica (Kafka's
+//! `PreferredReplicaImbalanceCount`, a leaderless one included, as KRaft
+//! counts it).
 
 use kaskade_meta::Image;
 use kaskade_types::NodeId;
@@ -15,8 +18,12 @@ use super::text::{Exposition, Labels};
 pub(super) fn render(x: &mut Exposition<'_>, image: &Image, node: NodeId) {
     let mut led = Vec::new();
     let mut offline = 0usize;
+    let mut imbalanced = 0usize;
     for topic in image.topics() {
         for (index, p) in topic.partitions.iter().enumerate() {
+            if p.leader.is_none() || p.leader != p.replicas.first().copied() {
+                imbalanced += 1;
+            }
             match p.leader {
                 None => offline += 1,
                 Some(leader) if leader == node => {
@@ -45,6 +52,12 @@ pub(super) fn render(x: &mut Exposition<'_>, image: &Image, node: NodeId) {
     x.sample("kaskade_under_replicated_partitions", &[], under as f64);
     x.family("kaskade_offline_partitions", "gauge", "Partitions of the cluster that have no leader.");
     x.sample("kaskade_offline_partitions", &[], offline as f64);
+    x.family(
+        "kaskade_preferred_replica_imbalance",
+        "gauge",
+        "Partitions of the cluster not led by their preferred (first) replica.",
+    );
+    x.sample("kaskade_preferred_replica_imbalance", &[], imbalanced as f64);
 }
 
 #[cfg(test)]
@@ -85,5 +98,7 @@ mod tests {
         assert!(!out.contains("partition=\"2\""), "{out}");
         assert!(out.contains("kaskade_under_replicated_partitions 1\n"), "{out}");
         assert!(out.contains("kaskade_offline_partitions 1\n"), "{out}");
+        // Partition 2 is led by its preferred replica; 3 has no leader.
+        assert!(out.contains("kaskade_preferred_replica_imbalance 1\n"), "{out}");
     }
 }
