@@ -12,7 +12,9 @@
 //! acknowledged survives a crash.
 
 pub mod election;
+pub mod election_timer;
 pub mod image;
+pub mod leader_election;
 pub mod liveness;
 pub mod local_log;
 pub mod metadata_log;

@@ -1,9 +1,13 @@
 //! The liveness machine per event, and a seeded simulation of brokers that
-//! stop and resume heartbeating across controller failovers.
+//! stop and resume heartbeating across controller failovers, with the
+//! controller's preferred-leader rebalancing and (for odd seeds) unclean
+//! elections.
 
 use super::*;
 use crate::election;
+use crate::election_timer::{ElectionTimer, Facts};
 use crate::image::PartitionImage;
+use crate::leader_election;
 use crate::record::MetadataRecord;
 use kaskade_types::LeaderEpoch;
 
@@ -25,9 +29,15 @@ fn hb(node: i32, incarnation: Uuid, metadata_offset: i64) -> Heartbeat {
 
 /// Applies what the controller would write for `d`.
 fn write(img: &mut Image, d: Decision) {
+    write_with(img, d, false);
+}
+
+/// Applies what a controller whose `unclean.leader.election.enable` is
+/// `unclean` would write for `d`.
+fn write_with(img: &mut Image, d: Decision, unclean: bool) {
     let records = match d {
-        Decision::Fence(n) | Decision::ShutdownOk(n) => election::fence(img, n),
-        Decision::Unfence(n) => election::unfence(img, n),
+        Decision::Fence(n) | Decision::ShutdownOk(n) => election::fence(img, n, unclean),
+        Decision::Unfence(n) => election::unfence(img, n, unclean),
     };
     for r in &records {
         img.apply(r);
@@ -144,15 +154,43 @@ fn a_new_active_controller_gives_every_registered_broker_a_fresh_deadline() {
 /// at random. Invariants after every step: a broker that heartbeated less
 /// than a session ago is unfenced whenever it was caught up; one silent for
 /// more than a session (plus the tick period) is fenced; every leader is an
-/// unfenced ISR member and no ISR is empty.
+/// unfenced ISR member and no ISR is empty; a partition without a leader
+/// has no unfenced ISR member (with unclean elections: no unfenced replica
+/// at all). Followers rejoin ISRs at random (the leader's AlterPartition);
+/// after every rebalancing run (every 5 s of imbalance) each partition whose
+/// preferred replica may lead is led by it.
 #[test]
 fn seeded_simulation_fences_exactly_the_silent_brokers() {
-    for seed in 0..50u64 {
-        simulate(seed);
+    let moved: usize = (0..50u64).map(simulate).sum();
+    assert!(moved > 0, "rebalancing never moved a leader back: the simulation checks nothing of it");
+}
+
+/// A leader's AlterPartition, modelled: every live replica of a led
+/// partition is back in its ISR (it caught up).
+fn catch_up(img: &mut Image, topic: Uuid) {
+    let changes: Vec<MetadataRecord> = img
+        .topic("t")
+        .expect("topic")
+        .partitions
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.leader.is_some())
+        .filter_map(|(i, p)| {
+            let mut isr = p.isr.clone();
+            isr.extend(p.replicas.iter().copied().filter(|r| !p.isr.contains(r) && img.is_unfenced(*r)));
+            (isr != p.isr).then(|| p.change_record(topic, i as i32, p.leader, isr))
+        })
+        .collect();
+    for r in &changes {
+        img.apply(r);
     }
 }
 
-fn simulate(seed: u64) {
+/// One seeded run; how many leaders rebalancing moved back.
+fn simulate(seed: u64) -> usize {
+    let unclean = seed % 2 == 1;
+    let mut timer = ElectionTimer::new(Some(5_000), TIMEOUT);
+    let mut moved = 0;
     let mut rng = kaskade_types::sim::SimRng::new(seed);
     let mut img = Image::default();
     let incarnations: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
@@ -193,14 +231,33 @@ fn simulate(seed: u64) {
             if up[b] && step % 10 == b as i64 {
                 let h = hb(b as i32 + 1, incarnations[b], img.end_offset());
                 if let Some(d) = l.heartbeat(h, now, &img).expect("registered") {
-                    write(&mut img, d);
+                    write_with(&mut img, d, unclean);
                 }
                 beat[b] = true;
                 deadline[b] = now + TIMEOUT;
             }
         }
         for d in l.tick(now, &img) {
-            write(&mut img, d);
+            write_with(&mut img, d, unclean);
+        }
+        if rng.below(20) == 0 {
+            catch_up(&mut img, topic);
+        }
+        let (leaderless, leaderless_unclean) = leader_election::leaderless(&img, unclean);
+        let facts = Facts { imbalanced: leader_election::is_imbalanced(&img), leaderless, leaderless_unclean };
+        if timer.step(now, facts).rebalance {
+            let (records, capped) = leader_election::rebalance(&img, leader_election::MAX_ELECTIONS_PER_RUN);
+            moved += records.len();
+            for r in &records {
+                img.apply(r);
+            }
+            timer.rebalanced(capped);
+            for p in &img.topic("t").expect("topic").partitions {
+                let preferred = p.replicas[0];
+                if p.isr.contains(&preferred) && img.is_unfenced(preferred) {
+                    assert_eq!(p.leader, Some(preferred), "seed {seed} at {now}: not rebalanced {p:?}");
+                }
+            }
         }
         for b in 0..3 {
             let node = NodeId(b as i32 + 1);
@@ -218,7 +275,14 @@ fn simulate(seed: u64) {
             assert!(!p.isr.is_empty(), "seed {seed}: an empty ISR");
             if let Some(leader) = p.leader {
                 assert!(p.isr.contains(&leader) && img.is_unfenced(leader), "seed {seed}: bad leader {p:?}");
+            } else if unclean {
+                let live = p.replicas.iter().any(|r| img.is_unfenced(*r));
+                assert!(!live, "seed {seed} at {now}: offline with a live replica, unclean allowed {p:?}");
+            } else {
+                let live = p.isr.iter().any(|r| img.is_unfenced(*r));
+                assert!(!live, "seed {seed} at {now}: offline with a live ISR member {p:?}");
             }
         }
     }
+    moved
 }

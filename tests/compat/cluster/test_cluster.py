@@ -23,6 +23,7 @@ from kafkatools import (  # noqa: E402
     check, name, ok, partition_for, poll, table, tool)
 
 QUORUM = "org.apache.kafka.tools.MetadataQuorumCommand"  # kafka-metadata-quorum.sh
+ELECTION = "org.apache.kafka.tools.LeaderElectionCommand"  # kafka-leader-election.sh
 CLUSTER = ROOT / "scripts" / "cluster.sh"
 DIR = Path(os.environ["CLUSTER_DIR"])
 RF = int(os.environ.get("CLUSTER_RF", "3"))
@@ -263,4 +264,58 @@ def test_restarted_node_rejoins_the_quorum():
         return sorted(lag) == IDS and lag[killed] == 0, res
 
     poll(caught_up, f"node {killed} back with lag 0", timeout=TIMEOUT_S * 2)
-    STATE.pop("killed")
+    STATE["restarted"] = STATE.pop("killed")
+
+
+# --- preferred leader election -----------------------------------------------
+
+ELECTED = "Successfully completed leader election (PREFERRED) for partitions "
+
+
+def elected_partitions(res) -> set:
+    """The partitions kafka-leader-election printed as elected (one line, a HashSet's order)."""
+    lines = [line for line in res.out.splitlines() if line.startswith(ELECTED)]
+    return set(lines[0][len(ELECTED):].split(", ")) if lines else set()
+
+
+def test_leader_election_preferred_moves_leadership_back():
+    if RF < 2:
+        pytest.skip("replication factor 1: leadership never moved")
+    restarted = STATE["restarted"]
+
+    def back_in_sync():
+        # Every topic's (the internal ones too): --all-topic-partitions
+        # fails on a partition whose preferred replica is out of sync.
+        res = tool(TOPICS, *boot(1), "--describe")
+        rows = [([int(x) for x in m.group(3).split(",") if x], [int(x) for x in m.group(4).split(",") if x])
+                for m in DESCRIBE_PART.finditer(res.out)]
+        done = res.rc == 0 and len(rows) >= PARTITIONS and all(
+            restarted in isr for replicas, isr in rows if restarted in replicas)
+        return done, res
+
+    res = poll(back_in_sync, f"node {restarted} back in the ISR of every partition it holds", timeout=TIMEOUT_S * 2)
+    _, parts = describe_topic(1, TOPIC)
+    # leader.imbalance.check.interval.seconds (300 s) has not passed: the
+    # restarted node's preferred partitions are still led elsewhere.
+    moved = sorted(p for p, (leader, replicas, _) in parts.items() if leader != replicas[0])
+    check(len(moved) > 0 and all(parts[p][1][0] == restarted for p in moved),
+          f"partitions {moved} wait for their preferred replica, node {restarted}", res)
+
+    first = moved[0]
+    res = ok(tool(ELECTION, *boot(2), "--election-type", "preferred", "--topic", TOPIC, "--partition", str(first)))
+    check(res.out.strip() == f"{ELECTED}{TOPIC}-{first}", f"{TOPIC}-{first} elected", res)
+    res = ok(tool(ELECTION, *boot(3), "--election-type", "PREFERRED", "--topic", TOPIC, "--partition", str(first)))
+    check(res.out.strip() == f"Valid replica already elected for partitions {TOPIC}-{first}",
+          f"{TOPIC}-{first}: nothing to do the second time", res)
+
+    res = ok(tool(ELECTION, *boot(1), "--election-type", "preferred", "--all-topic-partitions"))
+    mine = {p for p in elected_partitions(res) if p.rsplit("-", 1)[0] == TOPIC}
+    check(mine == {f"{TOPIC}-{p}" for p in moved[1:]}, f"the other partitions of {TOPIC} elected: {moved[1:]}", res)
+    check("Valid replica already elected" not in res.out and "Error" not in res.out,
+          "every partition: only the elected ones are reported", res)
+
+    _, parts = describe_topic(2, TOPIC)
+    check(all(leader == replicas[0] for leader, replicas, _ in parts.values()),
+          "every partition is led by its preferred replica", res)
+    res = ok(tool(ELECTION, *boot(3), "--election-type", "preferred", "--all-topic-partitions"))
+    check(elected_partitions(res) == set() and "Error" not in res.out, "nothing left to elect", res)

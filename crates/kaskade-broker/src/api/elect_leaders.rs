@@ -1,10 +1,18 @@
-//! ElectLeaders (key 43, kafka-leader-election). On one node every
-//! partition is already led by its preferred (and only) replica, so each
-//! named partition gets ELECTION_NOT_NEEDED, as Kafka answers for a
-//! partition led by its preferred replica; a partition that does not exist
-//! gets UNKNOWN_TOPIC_OR_PARTITION. With no partitions named (all of them)
-//! Kafka lists every topic with no per-partition results, and so do we.
-//! Replication will make elections real.
+//! ElectLeaders (key 43, v0-v2; kafka-leader-election): PREFERRED or
+//! UNCLEAN elections for the named partitions, or for every partition
+//! when `topic_partitions` is null. The decision is
+//! `kaskade_meta::leader_election::elect_leaders` on the committed image,
+//! appended through `TopicManager::update`, which on a cluster goes to
+//! the active controller (the metadata log forwards the proposal, as for
+//! CreateTopics or IncrementalAlterConfigs) and is decided again if the
+//! image moved meanwhile. Answers come once the change is committed.
+//!
+//! Kafka's answers: per partition NONE, ELECTION_NOT_NEEDED,
+//! PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE or
+//! UNKNOWN_TOPIC_OR_PARTITION, with Kafka's messages; an unknown election
+//! type is INVALID_REQUEST for the whole request (v1+), and a failed
+//! metadata append answers every named partition with the error it maps
+//! to. No ACLs are checked (Kaskade has no authorizer for this API).
 
 use std::sync::Arc;
 
@@ -12,48 +20,196 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kaskade_meta::leader_election::{self, ElectionKind, ElectionRefusal, TopicElections};
+use kaskade_meta::MetaError;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::topic::TopicError;
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _version: i16,
+    version: i16,
     req: ElectLeadersRequest,
 ) -> Result<ElectLeadersResponse, BrokerError> {
-    let image = broker.topics.image();
     let mut resp = ElectLeadersResponse::default();
-    let Some(topics) = req.topic_partitions else {
-        resp.replica_election_results = image
-            .topics()
-            .map(|t| {
-                let mut r = ReplicaElectionResult::default();
-                r.topic = TopicName(StrBytes::from_string(t.name.clone()));
-                r
-            })
-            .collect();
+    // v0 has no election type: PREFERRED (the field's default, 0).
+    let Some(kind) = ElectionKind::from_wire(if version >= 1 { req.election_type } else { 0 }) else {
+        resp.error_code = ResponseError::InvalidRequest.code();
         return Ok(resp);
     };
-    for requested in topics {
-        let mut r = ReplicaElectionResult::default();
-        let name = requested.topic.0.to_string();
-        let count = image.topic(&name).map_or(0, |t| t.partitions.len() as i32);
-        for partition in requested.partitions {
-            let mut p = PartitionResult::default();
-            p.partition_id = partition;
-            if (0..count).contains(&partition) {
-                p.error_code = ResponseError::ElectionNotNeeded.code();
-                p.error_message = Some(StrBytes::from_static_str("Leader election not needed for topic partition."));
-            } else {
-                p.error_code = ResponseError::UnknownTopicOrPartition.code();
-                p.error_message = Some(StrBytes::from_string(format!("No such partition as {name}-{partition}")));
+    let requested: Option<Vec<(String, Vec<i32>)>> =
+        req.topic_partitions.map(|topics| topics.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect());
+    let asked = requested.clone();
+    // The metadata log fsyncs: off the async workers.
+    let decided = crate::topic::on_blocking_pool(&broker.topics, move |tm| {
+        Ok(tm.update(|image| {
+            let out = leader_election::elect_leaders(image, requested.as_deref(), kind);
+            Ok::<_, MetaError>((out.records, (out.results, out.unclean)))
+        })?)
+    })
+    .await;
+    let results = match decided {
+        Ok((results, unclean)) => {
+            for (topic, partition, leader) in unclean {
+                leader_election::warn_unclean(&topic, partition, leader);
             }
-            r.partition_result.push(p);
+            results
         }
-        r.topic = requested.topic;
-        resp.replica_election_results.push(r);
-    }
+        Err(e) => {
+            tracing::warn!(error = %e, "ElectLeaders: no leader was changed");
+            return Ok(failed(asked, &e));
+        }
+    };
+    resp.replica_election_results = results.into_iter().map(to_wire).collect();
     Ok(resp)
 }
 
+/// Kafka's error response (`ElectLeadersRequest.getErrorResponse`): the
+/// error at the top (v1+) and for every named partition.
+fn failed(asked: Option<Vec<(String, Vec<i32>)>>, e: &TopicError) -> ElectLeadersResponse {
+    let mut resp = ElectLeadersResponse::default();
+    resp.error_code = e.code();
+    resp.replica_election_results = asked
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(t, ps)| topic_result(t, ps.into_iter().map(|p| (p, Err((e.code(), e.message.clone())))).collect()))
+        .collect();
+    resp
+}
+
+/// Kafka's code and message of a refusal (the messages of `Errors`'
+/// default exceptions, as KRaft's `ApiError(error)` carries them).
+fn refusal(r: ElectionRefusal) -> (i16, String) {
+    let (error, message) = match r {
+        ElectionRefusal::UnknownTopicOrPartition(m) => (ResponseError::UnknownTopicOrPartition, m),
+        ElectionRefusal::NotNeeded => {
+            (ResponseError::ElectionNotNeeded, "Leader election not needed for topic partition.".into())
+        }
+        ElectionRefusal::PreferredLeaderNotAvailable => {
+            (ResponseError::PreferredLeaderNotAvailable, "The preferred leader was not available.".into())
+        }
+        ElectionRefusal::EligibleLeadersNotAvailable => {
+            (ResponseError::EligibleLeadersNotAvailable, "Eligible topic partition leaders are not available.".into())
+        }
+    };
+    (error.code(), message)
+}
+
+fn to_wire(t: TopicElections) -> ReplicaElectionResult {
+    let partitions = t.partitions.into_iter().map(|(p, outcome)| (p, outcome.map_err(refusal))).collect();
+    topic_result(t.topic, partitions)
+}
+
+/// A partition's outcome on the wire: NONE, or Kafka's code and message.
+type Outcome = (i32, Result<(), (i16, String)>);
+
+fn topic_result(topic: String, partitions: Vec<Outcome>) -> ReplicaElectionResult {
+    let mut r = ReplicaElectionResult::default();
+    r.topic = TopicName(StrBytes::from_string(topic));
+    for (partition, outcome) in partitions {
+        let mut p = PartitionResult::default();
+        p.partition_id = partition;
+        // Kafka's ApiError.NONE has a null message.
+        p.error_message = None;
+        if let Err((code, message)) = outcome {
+            p.error_code = code;
+            p.error_message = Some(StrBytes::from_string(message));
+        }
+        r.partition_result.push(p);
+    }
+    r
+}
+
 crate::route_to!(ElectLeaders, handle);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::BrokerConfig;
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+
+    fn request(election_type: i8, partitions: Option<&[(&str, &[i32])]>) -> ElectLeadersRequest {
+        let mut req = ElectLeadersRequest::default();
+        req.election_type = election_type;
+        req.topic_partitions = partitions.map(|ps| {
+            ps.iter()
+                .map(|(t, ps)| {
+                    let mut tp = TopicPartitions::default();
+                    tp.topic = TopicName(StrBytes::from_string(t.to_string()));
+                    tp.partitions = ps.to_vec();
+                    tp
+                })
+                .collect()
+        });
+        req
+    }
+
+    fn codes(resp: &ElectLeadersResponse) -> Vec<(String, i32, i16, Option<String>)> {
+        resp.replica_election_results
+            .iter()
+            .flat_map(|t| {
+                t.partition_result.iter().map(|p| {
+                    (
+                        t.topic.0.to_string(),
+                        p.partition_id,
+                        p.error_code,
+                        p.error_message.as_ref().map(|m| m.to_string()),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn on_one_node_every_partition_already_has_its_preferred_leader() {
+        let broker = Arc::new(Broker::for_tests(BrokerConfig::default(), crate::router::Router::default()));
+        broker.topics.create("e", 2, -1, &[], &BTreeMap::new(), false).expect("create");
+        let not_needed = || Some("Leader election not needed for topic partition.".to_string());
+
+        let named = handle(&broker, 2, request(0, Some(&[("e", &[0, 1, 2]), ("nope", &[0])]))).await.expect("answered");
+        assert_eq!(named.error_code, 0);
+        assert_eq!(
+            codes(&named),
+            vec![
+                ("e".into(), 0, ResponseError::ElectionNotNeeded.code(), not_needed()),
+                ("e".into(), 1, ResponseError::ElectionNotNeeded.code(), not_needed()),
+                ("e".into(), 2, ResponseError::UnknownTopicOrPartition.code(), Some("No such partition as e-2".into())),
+                ("nope".into(), 0, ResponseError::UnknownTopicOrPartition.code(), Some("No such topic as nope".into())),
+            ]
+        );
+
+        // Every partition: the topic listed, nothing needed.
+        let all = handle(&broker, 1, request(0, None)).await.expect("answered");
+        assert!(all.replica_election_results.iter().any(|t| t.topic.0.as_str() == "e"));
+        assert_eq!(codes(&all), vec![]);
+
+        // UNCLEAN on a led partition; v0 has no election type (PREFERRED).
+        let unclean = handle(&broker, 1, request(1, Some(&[("e", &[0])]))).await.expect("answered");
+        assert_eq!(codes(&unclean), vec![("e".into(), 0, ResponseError::ElectionNotNeeded.code(), not_needed())]);
+        let v0 = handle(&broker, 0, request(7, Some(&[("e", &[1])]))).await.expect("answered");
+        assert_eq!(codes(&v0), vec![("e".into(), 1, ResponseError::ElectionNotNeeded.code(), not_needed())]);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_election_type_is_an_invalid_request() {
+        let broker = Arc::new(Broker::for_tests(BrokerConfig::default(), crate::router::Router::default()));
+        let resp = handle(&broker, 2, request(2, Some(&[("e", &[0])]))).await.expect("answered");
+        assert_eq!(resp.error_code, ResponseError::InvalidRequest.code());
+        assert!(resp.replica_election_results.is_empty());
+    }
+
+    #[test]
+    fn a_failed_metadata_append_answers_every_named_partition_with_its_error() {
+        let e = TopicError::new(ResponseError::NotController, "no active controller");
+        let resp = failed(Some(vec![("a".into(), vec![0, 1]), ("b".into(), vec![])]), &e);
+        assert_eq!(resp.error_code, ResponseError::NotController.code());
+        let code = ResponseError::NotController.code();
+        let message = Some("no active controller".to_string());
+        assert_eq!(codes(&resp), vec![("a".into(), 0, code, message.clone()), ("a".into(), 1, code, message)]);
+        assert_eq!(resp.replica_election_results.len(), 2, "every named topic is answered");
+        assert!(failed(None, &e).replica_election_results.is_empty());
+    }
+}

@@ -80,6 +80,11 @@ impl Controller {
         qc.static_voters = Some(voters.keys().map(|id| id.0).collect());
         qc.broker_session_timeout =
             Duration::from_millis(u64::try_from(config.broker_session_timeout_ms).unwrap_or(1).max(1));
+        let secs = u64::try_from(config.leader_imbalance_check_interval_seconds).unwrap_or(1).max(1);
+        qc.leader_imbalance_check_interval = config.auto_leader_rebalance_enable.then(|| Duration::from_secs(secs));
+        qc.unclean_leader_election_interval =
+            Duration::from_millis(u64::try_from(config.unclean_leader_election_interval_ms).unwrap_or(1).max(1));
+        qc.unclean_leader_election_enable = config.unclean_leader_election_enable;
         let quorum = QuorumMetadataLog::start(qc).await?;
         let servers = listeners
             .into_iter()

@@ -189,6 +189,9 @@ pub(super) static KEYS: &[KeyDef] = &[
     KeyDef { name: "transactional.id.expiration.ms", kind: int_min(1), default: Some("604800000"), doc: "How long an idle transactional id is kept." },
     KeyDef { name: "broker.heartbeat.interval.ms", kind: int_min(1), default: Some("2000"), doc: "How often a broker heartbeats the active controller." },
     KeyDef { name: "broker.session.timeout.ms", kind: int_min(1), default: Some("9000"), doc: "A broker that has not heartbeated for this long is fenced by the active controller." },
+    KeyDef { name: "auto.leader.rebalance.enable", kind: Kind::Bool, default: Some("true"), doc: "The active controller moves leaderships back to preferred replicas (the first of each partition) every leader.imbalance.check.interval.seconds." },
+    KeyDef { name: "leader.imbalance.check.interval.seconds", kind: Kind::Long { min: 1 }, default: Some("300"), doc: "How often the active controller rebalances leaderships to preferred replicas." },
+    KeyDef { name: "unclean.leader.election.interval.ms", kind: Kind::Long { min: 1 }, default: Some("300000"), doc: "How often the active controller looks for offline partitions whose topic allows an unclean leader election (Kafka's internal config)." },
     KeyDef { name: "producer.id.expiration.ms", kind: int_min(1), default: Some("86400000"), doc: "How long an idle producer id's state is kept." },
 ];
 
@@ -212,8 +215,8 @@ pub(super) static ACCEPTED_UNUSED: &[&str] = &[
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "socket.listen.backlog.size",
-    "auto.leader.rebalance.enable",
-    "leader.imbalance.check.interval.seconds",
+    // Read only by Kafka's ZooKeeper controller; KRaft's rebalances every
+    // imbalanced partition, and so does Kaskade.
     "leader.imbalance.per.broker.percentage",
     "replica.lag.time.max.ms",
     "replica.fetch.max.bytes",

@@ -189,6 +189,14 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: i64,
     /// `broker.session.timeout.ms`: the active controller fences a broker silent this long.
     pub broker_session_timeout_ms: i64,
+    /// `auto.leader.rebalance.enable`: the active controller moves leaderships back to preferred replicas.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`: how often it does.
+    pub leader_imbalance_check_interval_seconds: i64,
+    /// `unclean.leader.election.enable`: the default of topics without their own value.
+    pub unclean_leader_election_enable: bool,
+    /// `unclean.leader.election.interval.ms`: how often the active controller looks for unclean elections to make.
+    pub unclean_leader_election_interval_ms: i64,
     /// `group.min.session.timeout.ms`.
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`.
@@ -410,6 +418,10 @@ impl BrokerConfig {
             offsets_retention_minutes: num("offsets.retention.minutes") as i32,
             broker_heartbeat_interval_ms: num("broker.heartbeat.interval.ms"),
             broker_session_timeout_ms: num("broker.session.timeout.ms"),
+            auto_leader_rebalance_enable: flag("auto.leader.rebalance.enable"),
+            leader_imbalance_check_interval_seconds: num("leader.imbalance.check.interval.seconds"),
+            unclean_leader_election_enable: flag("unclean.leader.election.enable"),
+            unclean_leader_election_interval_ms: num("unclean.leader.election.interval.ms"),
             group_min_session_timeout_ms: num("group.min.session.timeout.ms") as i32,
             group_max_session_timeout_ms: num("group.max.session.timeout.ms") as i32,
             group_initial_rebalance_delay_ms: num("group.initial.rebalance.delay.ms") as i32,

@@ -18,6 +18,10 @@
 //! ISR changes (`IsrShrinksPerSec`, `IsrExpandsPerSec`) are counted by the
 //! leader's ISR task (`replica::isr`) when a change it proposed committed:
 //! [`ISR_CHANGES`], process-wide like Kafka's per-JVM registry.
+//!
+//! Also from the image, for the cluster: the partitions not led by their
+//! preferred replica (Kafka's `PreferredReplicaImbalanceCount`, a leaderless
+//! one included, as KRaft counts it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -87,11 +91,15 @@ pub(super) fn render(x: &mut Exposition<'_>, image: &Image, node: NodeId, src: &
     let mut followed = Vec::new();
     let mut offline = 0usize;
     let mut hosted = 0usize;
+    let mut imbalanced = 0usize;
     for topic in image.topics() {
         let mut min_isr = None;
         for (index, p) in topic.partitions.iter().enumerate() {
             if p.replicas.contains(&node) {
                 hosted += 1;
+            }
+            if p.leader.is_none() || p.leader != p.replicas.first().copied() {
+                imbalanced += 1;
             }
             match p.leader {
                 None => offline += 1,
@@ -198,6 +206,12 @@ pub(super) fn render(x: &mut Exposition<'_>, image: &Image, node: NodeId, src: &
     );
     let max = followed.iter().map(|f| f.3).max().unwrap_or(0);
     x.sample("kaskade_replica_fetcher_max_lag", &[], max as f64);
+    x.family(
+        "kaskade_preferred_replica_imbalance",
+        "gauge",
+        "Partitions of the cluster not led by their preferred (first) replica.",
+    );
+    x.sample("kaskade_preferred_replica_imbalance", &[], imbalanced as f64);
 }
 
 #[cfg(test)]
@@ -338,5 +352,17 @@ mod tests {
         let out = scrape(&image(&[]), 1, 1, &|_, _| None, &c);
         assert!(has(&out, "kaskade_isr_shrinks_total 2"), "{out}");
         assert!(has(&out, "kaskade_isr_expands_total 2"), "{out}");
+    }
+
+    #[test]
+    fn preferred_replica_imbalance_counts_the_clusters_partitions_off_their_first_replica() {
+        let image = image(&[
+            partition(Some(1), &[1, 2, 3], &[1, 2, 3]), // on its preferred replica
+            partition(Some(2), &[1, 2, 3], &[1, 2, 3]), // not
+            partition(Some(2), &[2, 1], &[2]),          // preferred, led elsewhere
+            partition(None, &[3], &[3]),                // leaderless: counted, as KRaft does
+        ]);
+        let out = scrape(&image, 1, 1, &|_, _| None, &IsrChanges::new());
+        assert!(has(&out, "kaskade_preferred_replica_imbalance 2"), "{out}");
     }
 }

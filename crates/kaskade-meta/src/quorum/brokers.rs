@@ -41,10 +41,13 @@ use uuid::Uuid;
 
 use super::forward;
 use super::frame::{self, RpcKind};
+use super::node::QuorumConfig;
 use super::node::QuorumMetadataLog;
 use super::types::to_kafka_id;
 use crate::election;
+use crate::election_timer::ElectionTimer;
 use crate::image::Image;
+use crate::leader_election;
 use crate::liveness::{Decision, Heartbeat, Liveness, LivenessError};
 use crate::record::{BrokerEndpoint, MetadataRecord};
 use crate::MetaError;
@@ -96,14 +99,18 @@ pub enum BrokerRefusal {
 
 /// The active controller's broker sessions.
 pub struct Brokers {
-    state: Mutex<State>,
+    pub(super) state: Mutex<State>,
     /// How often the liveness loop looks for expired sessions.
     tick: Duration,
     stopped: watch::Sender<bool>,
+    /// The static `unclean.leader.election.enable`.
+    pub(super) unclean_default: bool,
 }
 
-struct State {
+pub(super) struct State {
     liveness: Liveness,
+    /// When the controller's own elections are due (`leadership`).
+    pub(super) elections: ElectionTimer,
     /// The Raft term this controller became active in (sessions belong to it).
     active_term: Option<u64>,
 }
@@ -115,12 +122,18 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_DECISIONS: usize = 16;
 
 impl Brokers {
-    pub(super) fn new(session_timeout: Duration) -> Brokers {
-        let ms = i64::try_from(session_timeout.as_millis()).unwrap_or(i64::MAX).max(1);
+    pub(super) fn new(config: &QuorumConfig) -> Brokers {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1);
+        let session_timeout = config.broker_session_timeout;
+        let elections = ElectionTimer::new(
+            config.leader_imbalance_check_interval.map(ms),
+            ms(config.unclean_leader_election_interval),
+        );
         Brokers {
-            state: Mutex::new(State { liveness: Liveness::new(ms), active_term: None }),
+            state: Mutex::new(State { liveness: Liveness::new(ms(session_timeout)), elections, active_term: None }),
             tick: (session_timeout / 20).clamp(Duration::from_millis(20), Duration::from_secs(1)),
             stopped: watch::channel(false).0,
+            unclean_default: config.unclean_leader_election_enable,
         }
     }
 
@@ -137,10 +150,10 @@ fn liveness_refusal(e: LivenessError) -> BrokerRefusal {
 }
 
 /// The records of a liveness decision on `image`.
-fn records_of(decision: Decision, image: &Image) -> Vec<MetadataRecord> {
+fn records_of(decision: Decision, image: &Image, unclean_default: bool) -> Vec<MetadataRecord> {
     match decision {
-        Decision::Fence(n) | Decision::ShutdownOk(n) => election::fence(image, n),
-        Decision::Unfence(n) => election::unfence(image, n),
+        Decision::Fence(n) | Decision::ShutdownOk(n) => election::fence(image, n, unclean_default),
+        Decision::Unfence(n) => election::unfence(image, n, unclean_default),
     }
 }
 
@@ -194,14 +207,18 @@ impl QuorumMetadataLog {
                     fenced: true,
                 };
                 let liveness = &state.liveness;
+                let unclean_default = self.brokers.unclean_default;
                 let committed = self
                     .decide(|image| {
                         liveness.check_registration(node, incarnation_id, now, image).map_err(liveness_refusal)?;
                         // An expired session the loop has not fenced yet:
                         // move its leaderships before the new incarnation
                         // registers fenced (the first heartbeat unfences).
-                        let mut records =
-                            if image.is_unfenced(node) { election::fence(image, node) } else { Vec::new() };
+                        let mut records = if image.is_unfenced(node) {
+                            election::fence(image, node, unclean_default)
+                        } else {
+                            Vec::new()
+                        };
                         records.push(registration.clone());
                         Ok(records)
                     })
@@ -214,12 +231,13 @@ impl QuorumMetadataLog {
                 let hb =
                     Heartbeat { node: NodeId(node_id), incarnation: incarnation_id, metadata_offset, want_shut_down };
                 let liveness = &mut state.liveness;
+                let unclean_default = self.brokers.unclean_default;
                 let mut decided = None;
                 let image = self
                     .decide(|image| {
                         let d = liveness.heartbeat(hb, now, image).map_err(liveness_refusal)?;
                         decided = d;
-                        Ok(d.map(|d| records_of(d, image)).unwrap_or_default())
+                        Ok(d.map(|d| records_of(d, image, unclean_default)).unwrap_or_default())
                     })
                     .await?;
                 if let Some(d) = decided {
@@ -256,6 +274,7 @@ impl QuorumMetadataLog {
         if state.active_term != Some(term) {
             let committed = crate::MetadataLog::committed(self);
             state.liveness.became_active_controller(now, &committed.image);
+            state.elections.became_active_controller();
             state.active_term = Some(term);
             tracing::info!(node = self.node_id().get(), term, "active controller: every broker gets a fresh session");
         }
@@ -264,8 +283,9 @@ impl QuorumMetadataLog {
 
     /// Decides records on the committed image and appends them, deciding
     /// again if the image moved; the image after (unchanged if nothing was
-    /// decided).
-    async fn decide(
+    /// decided). Every unclean election the records make is logged at WARN:
+    /// it may have lost acknowledged records.
+    pub(super) async fn decide(
         &self,
         mut decide: impl FnMut(&Image) -> Result<Vec<MetadataRecord>, BrokerRefusal>,
     ) -> Result<std::sync::Arc<Image>, BrokerRefusal> {
@@ -275,8 +295,14 @@ impl QuorumMetadataLog {
             if records.is_empty() {
                 return Ok(current.image);
             }
+            let unclean = leader_election::unclean_in(&current.image, &records);
             match self.append_async(current.version, records).await {
-                Ok(committed) => return Ok(committed.image),
+                Ok(committed) => {
+                    for (topic, partition, leader) in unclean {
+                        leader_election::warn_unclean(&topic, partition, leader);
+                    }
+                    return Ok(committed.image);
+                }
                 Err(MetaError::Stale { .. }) => continue,
                 Err(MetaError::NotLeader { leader }) => return Err(BrokerRefusal::NotController { leader }),
                 Err(e) => return Err(BrokerRefusal::Failed(e.to_string())),
@@ -300,6 +326,7 @@ impl QuorumMetadataLog {
                 continue;
             }
             let liveness = &state.liveness;
+            let unclean_default = self.brokers.unclean_default;
             let mut fenced = Vec::new();
             let result = self
                 .decide(|image| {
@@ -310,7 +337,7 @@ impl QuorumMetadataLog {
                     let mut next = image.clone();
                     let mut records = Vec::new();
                     for d in decisions {
-                        for r in records_of(d, &next) {
+                        for r in records_of(d, &next, unclean_default) {
                             next.apply(&r);
                             records.push(r);
                         }
@@ -323,6 +350,12 @@ impl QuorumMetadataLog {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "fencing expired brokers failed; deciding again"),
             }
+            // The elections' appends run without the sessions' lock, so
+            // heartbeats are answered meanwhile (a decision that raced a
+            // fencing one is decided again on the newer image).
+            let due = self.election_step(&mut state, now);
+            drop(state);
+            self.run_elections(due).await;
         }
     }
 }

@@ -12,8 +12,10 @@
 //! leader, membership changes), [`observer`] ([`ObserverMetadataLog`]: a
 //! broker-only node's copy of the committed image, fetched from the
 //! controllers), [`forward`] (a follower's proposal sent to the leader), [`brokers`]
-//! (broker registrations and heartbeats, run by the active controller) and
-//! [`status`] (what DescribeQuorum reports).
+//! (broker registrations and heartbeats, run by the active controller),
+//! [`leadership`] (the active controller's own leader elections:
+//! preferred-leader rebalancing and unclean elections) and [`status`]
+//! (what DescribeQuorum reports).
 //!
 //! Invariants: a proposal lands only if the image is still at the version it
 //! was decided against, checked by every replica's state machine at apply
@@ -27,6 +29,7 @@ pub mod brokers;
 mod files;
 pub mod forward;
 pub mod frame;
+mod leadership;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -73,6 +73,18 @@ pub struct QuorumConfig {
     /// `broker.session.timeout.ms`: as the active controller, fence a
     /// broker that has not heartbeated for this long (`brokers`).
     pub broker_session_timeout: Duration,
+    /// `leader.imbalance.check.interval.seconds` while
+    /// `auto.leader.rebalance.enable` (`None`: off): as the active
+    /// controller, move leaderships back to preferred replicas this often
+    /// (`leadership`).
+    pub leader_imbalance_check_interval: Option<Duration>,
+    /// `unclean.leader.election.interval.ms` (KRaft's internal config): how
+    /// often the active controller looks for offline partitions it may
+    /// elect an out-of-sync leader for.
+    pub unclean_leader_election_interval: Duration,
+    /// This node's static `unclean.leader.election.enable`, the default of
+    /// topics without their own value and no cluster-wide dynamic one.
+    pub unclean_leader_election_enable: bool,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -90,6 +102,9 @@ impl QuorumConfig {
             logs_kept_after_snapshot: 1000,
             snapshot_every: 5000,
             broker_session_timeout: Duration::from_millis(9000),
+            leader_imbalance_check_interval: Some(Duration::from_secs(300)),
+            unclean_leader_election_interval: Duration::from_secs(300),
+            unclean_leader_election_enable: false,
             clock: Arc::new(SystemClock),
         }
     }
@@ -169,6 +184,7 @@ impl QuorumMetadataLog {
         let hello = Hello { cluster_id: config.cluster_id.clone(), static_voters: config.static_voters.clone() };
         let network = Network::new(id, hello.clone(), config.clock.clone(), peers.clone());
         let raft = Raft::new(id, raft_config, network, log_store, state_machine).await.map_err(quorum_error)?;
+        let brokers = Arc::new(Brokers::new(&config));
         let log = QuorumMetadataLog {
             id,
             hello,
@@ -178,7 +194,7 @@ impl QuorumMetadataLog {
             clock: config.clock,
             runtime: Handle::current(),
             append_timeout: config.append_timeout,
-            brokers: Arc::new(Brokers::new(config.broker_session_timeout)),
+            brokers,
         };
         tokio::spawn(log.clone().run_liveness());
         Ok(log)

@@ -1,0 +1,238 @@
+//! Each election case of KRaft's ReplicationControlManager and
+//! PartitionChangeBuilder, on small images.
+
+use super::*;
+use crate::election::UNCLEAN_LEADER_ELECTION_ENABLE;
+use kaskade_types::LeaderEpoch;
+
+fn n(ids: &[i32]) -> Vec<NodeId> {
+    ids.iter().copied().map(NodeId).collect()
+}
+
+/// Brokers 1..=3 registered, `fenced` of them fenced; topic "t" with these
+/// (leader, replicas, isr) partitions (leader -1: none).
+fn image(fenced: &[i32], partitions: &[(i32, &[i32], &[i32])]) -> Image {
+    let mut img = Image::default();
+    for id in 1..=3 {
+        img.apply(&MetadataRecord::RegisterBroker {
+            node_id: id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: vec![],
+            rack: None,
+            fenced: fenced.contains(&id),
+        });
+    }
+    let id = Uuid::new_v4();
+    img.apply(&MetadataRecord::Topic { name: "t".into(), id });
+    for (i, (leader, replicas, isr)) in partitions.iter().enumerate() {
+        let p = PartitionImage {
+            leader: (*leader >= 0).then_some(NodeId(*leader)),
+            replicas: n(replicas),
+            isr: n(isr),
+            leader_epoch: LeaderEpoch(5),
+            partition_epoch: 9,
+        };
+        img.apply(&p.to_record(id, i as i32));
+    }
+    img
+}
+
+fn apply(mut img: Image, records: &[MetadataRecord]) -> Image {
+    for r in records {
+        img.apply(r);
+    }
+    img
+}
+
+fn partition(img: &Image, i: usize) -> PartitionImage {
+    img.topic("t").expect("topic").partitions[i].clone()
+}
+
+fn one(img: &Image, i: i32, kind: ElectionKind) -> (ElectLeaders, Result<(), ElectionRefusal>) {
+    let out = elect_leaders(img, Some(&[("t".to_string(), vec![i])]), kind);
+    let outcome = out.results[0].partitions[0].1.clone();
+    (out, outcome)
+}
+
+#[test]
+fn preferred_moves_leadership_to_the_first_replica_when_it_is_in_the_isr_and_unfenced() {
+    let img = image(&[], &[(2, &[1, 2, 3], &[1, 2, 3])]);
+    let (out, outcome) = one(&img, 0, ElectionKind::Preferred);
+    assert_eq!(outcome, Ok(()));
+    assert!(out.unclean.is_empty());
+    let img = apply(img, &out.records);
+    let p = partition(&img, 0);
+    assert_eq!((p.leader, p.isr.clone()), (Some(NodeId(1)), n(&[1, 2, 3])), "the ISR is kept");
+    assert_eq!((p.leader_epoch, p.partition_epoch), (LeaderEpoch(6), 10));
+}
+
+#[test]
+fn preferred_is_not_needed_when_the_preferred_replica_leads() {
+    let img = image(&[], &[(1, &[1, 2], &[1, 2])]);
+    let (out, outcome) = one(&img, 0, ElectionKind::Preferred);
+    assert_eq!(outcome, Err(ElectionRefusal::NotNeeded));
+    assert!(out.records.is_empty());
+}
+
+#[test]
+fn preferred_is_not_available_when_the_preferred_replica_is_fenced_or_out_of_sync() {
+    let fenced = image(&[1], &[(2, &[1, 2], &[1, 2])]);
+    assert_eq!(one(&fenced, 0, ElectionKind::Preferred).1, Err(ElectionRefusal::PreferredLeaderNotAvailable));
+    let out_of_sync = image(&[], &[(2, &[1, 2], &[2])]);
+    let (out, outcome) = one(&out_of_sync, 0, ElectionKind::Preferred);
+    assert_eq!(outcome, Err(ElectionRefusal::PreferredLeaderNotAvailable));
+    assert!(out.records.is_empty(), "the current leader stays");
+}
+
+#[test]
+fn preferred_on_a_leaderless_partition_elects_another_eligible_replica_as_kraft_does() {
+    // 1 (preferred) is fenced; 3 is in the ISR and live.
+    let img = image(&[1], &[(-1, &[1, 2, 3], &[1, 3])]);
+    let (out, outcome) = one(&img, 0, ElectionKind::Preferred);
+    assert_eq!(outcome, Ok(()));
+    assert_eq!(partition(&apply(img, &out.records), 0).leader, Some(NodeId(3)));
+    let none = image(&[1, 3], &[(-1, &[1, 2, 3], &[1, 3])]);
+    assert_eq!(one(&none, 0, ElectionKind::Preferred).1, Err(ElectionRefusal::PreferredLeaderNotAvailable));
+}
+
+#[test]
+fn unclean_is_not_needed_while_the_partition_has_a_leader() {
+    let img = image(&[], &[(2, &[1, 2], &[2])]);
+    assert_eq!(one(&img, 0, ElectionKind::Unclean).1, Err(ElectionRefusal::NotNeeded));
+}
+
+#[test]
+fn unclean_prefers_a_live_isr_member_and_keeps_the_isr() {
+    let img = image(&[1], &[(-1, &[1, 2, 3], &[1, 3])]);
+    let (out, outcome) = one(&img, 0, ElectionKind::Unclean);
+    assert_eq!(outcome, Ok(()));
+    assert!(out.unclean.is_empty(), "3 is in the ISR: a clean election");
+    let p = partition(&apply(img, &out.records), 0);
+    assert_eq!((p.leader, p.isr.clone()), (Some(NodeId(3)), n(&[1, 3])));
+}
+
+#[test]
+fn unclean_elects_a_live_out_of_sync_replica_alone_and_says_so() {
+    let img = image(&[1], &[(-1, &[1, 2, 3], &[1])]);
+    let before = img.clone();
+    let (out, outcome) = one(&img, 0, ElectionKind::Unclean);
+    assert_eq!(outcome, Ok(()));
+    assert_eq!(out.unclean, vec![("t".to_string(), 0, NodeId(2))]);
+    assert_eq!(unclean_in(&before, &out.records), out.unclean, "the batch shows what was unclean");
+    let p = partition(&apply(img, &out.records), 0);
+    assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (Some(NodeId(2)), n(&[2]), LeaderEpoch(6)));
+}
+
+#[test]
+fn unclean_with_no_live_replica_has_no_eligible_leader() {
+    let img = image(&[1, 2, 3], &[(-1, &[1, 2, 3], &[1])]);
+    let (out, outcome) = one(&img, 0, ElectionKind::Unclean);
+    assert_eq!(outcome, Err(ElectionRefusal::EligibleLeadersNotAvailable));
+    assert!(out.records.is_empty());
+}
+
+#[test]
+fn unknown_topics_and_partitions_get_kafkas_messages() {
+    let img = image(&[], &[(1, &[1], &[1])]);
+    let asked = [("t".to_string(), vec![1, -1]), ("nope".to_string(), vec![0])];
+    let out = elect_leaders(&img, Some(&asked), ElectionKind::Preferred);
+    let unknown = |m: &str| Err(ElectionRefusal::UnknownTopicOrPartition(m.to_string()));
+    assert_eq!(
+        out.results[0].partitions,
+        vec![(1, unknown("No such partition as t-1")), (-1, unknown("No such partition as t--1"))]
+    );
+    assert_eq!(out.results[1].topic, "nope");
+    assert_eq!(out.results[1].partitions, vec![(0, unknown("No such topic as nope"))]);
+}
+
+#[test]
+fn all_partitions_list_every_topic_but_leave_out_those_that_needed_no_election() {
+    let img = image(&[3], &[(1, &[1, 2], &[1, 2]), (1, &[2, 1], &[1, 2]), (1, &[3, 1], &[1, 3])]);
+    let out = elect_leaders(&img, None, ElectionKind::Preferred);
+    assert_eq!(out.results.len(), 1);
+    assert_eq!(
+        out.results[0].partitions,
+        vec![(1, Ok(())), (2, Err(ElectionRefusal::PreferredLeaderNotAvailable))],
+        "partition 0 already has its preferred leader"
+    );
+    assert_eq!(out.records.len(), 1);
+}
+
+#[test]
+fn a_partition_named_twice_is_elected_once() {
+    let img = image(&[], &[(2, &[1, 2], &[1, 2])]);
+    let out = elect_leaders(&img, Some(&[("t".to_string(), vec![0, 0])]), ElectionKind::Preferred);
+    assert_eq!(out.results[0].partitions, vec![(0, Ok(())), (0, Err(ElectionRefusal::NotNeeded))]);
+    assert_eq!(out.records.len(), 1);
+}
+
+#[test]
+fn rebalancing_moves_back_every_preferred_replica_that_may_lead_up_to_the_cap() {
+    let img = image(
+        &[3],
+        &[
+            (2, &[1, 2], &[1, 2]),
+            (1, &[1, 2], &[1, 2]),
+            (1, &[3, 1], &[1, 3]),
+            (1, &[2, 1], &[1]),
+            (2, &[1, 2], &[1, 2]),
+        ],
+    );
+    assert!(is_imbalanced(&img));
+    let (records, capped) = rebalance(&img, MAX_ELECTIONS_PER_RUN);
+    assert!(!capped);
+    let after = apply(img.clone(), &records);
+    let leaders: Vec<_> = (0..5).map(|i| partition(&after, i).leader).collect();
+    assert_eq!(
+        leaders,
+        vec![Some(NodeId(1)), Some(NodeId(1)), Some(NodeId(1)), Some(NodeId(1)), Some(NodeId(1))],
+        "3 is fenced and 2 is out of sync: those two stay on 1"
+    );
+    assert_eq!(records.len(), 2);
+    assert!(is_imbalanced(&after), "two partitions still wait for their preferred replica");
+
+    let (first, capped) = rebalance(&img, 1);
+    assert!(capped);
+    assert_eq!(first.len(), 1);
+}
+
+#[test]
+fn a_balanced_image_is_not_imbalanced_and_a_leaderless_partition_is() {
+    let img = image(&[], &[(1, &[1, 2], &[1, 2])]);
+    assert!(!is_imbalanced(&img));
+    assert!(rebalance(&img, MAX_ELECTIONS_PER_RUN).0.is_empty());
+    assert!(is_imbalanced(&image(&[1], &[(-1, &[1, 2], &[1])])));
+}
+
+#[test]
+fn the_unclean_check_elects_only_where_the_topic_allows_it() {
+    let img = image(&[1], &[(-1, &[1, 2], &[1]), (2, &[1, 2], &[2])]);
+    assert_eq!(leaderless(&img, false), (1, 0));
+    let (records, unclean, capped) = unclean_elections(&img, false, MAX_ELECTIONS_PER_RUN);
+    assert!(records.is_empty() && unclean.is_empty() && !capped, "not allowed");
+
+    assert_eq!(leaderless(&img, true), (1, 1), "the static default allows it");
+    let id = img.topic("t").expect("topic").id;
+    let allowed = apply(
+        img,
+        &[MetadataRecord::TopicConfig {
+            topic_id: id,
+            name: UNCLEAN_LEADER_ELECTION_ENABLE.into(),
+            value: Some("true".into()),
+        }],
+    );
+    assert_eq!(leaderless(&allowed, false), (1, 1));
+    let (records, unclean, _) = unclean_elections(&allowed, false, MAX_ELECTIONS_PER_RUN);
+    assert_eq!(unclean, vec![("t".to_string(), 0, NodeId(2))]);
+    let after = apply(allowed, &records);
+    assert_eq!((partition(&after, 0).leader, partition(&after, 0).isr), (Some(NodeId(2)), n(&[2])));
+    assert_eq!(leaderless(&after, false), (0, 0));
+}
+
+#[test]
+fn election_types_on_the_wire() {
+    assert_eq!(ElectionKind::from_wire(0), Some(ElectionKind::Preferred));
+    assert_eq!(ElectionKind::from_wire(1), Some(ElectionKind::Unclean));
+    assert_eq!(ElectionKind::from_wire(2), None);
+    assert_eq!(ElectionKind::from_wire(-1), None);
+}
