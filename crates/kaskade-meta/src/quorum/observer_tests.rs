@@ -57,7 +57,7 @@ async fn an_observer_follows_forwards_registers_and_survives_a_failover() {
     let first = leader(&nodes).await;
     let obs = observer(10, "test-cluster", &voters);
     assert!(obs.wait_until_current(WAIT).await.expect("current"), "an image and a leader within {WAIT:?}");
-    assert_eq!(obs.leader(), Some(first as i32 + 1));
+    assert_eq!(obs.leader(), Some(NodeId(first as i32 + 1)));
     // DescribeQuorum's view, asked of the leader.
     let status = obs.status(WAIT).await.expect("the leader's status");
     assert_eq!(status.leader_id, first as i32 + 1);
