@@ -97,11 +97,24 @@ impl Partition {
     /// (recorded in the epoch cache when this node becomes leader), a new
     /// ISR (which may move the HW). Blocking, as `new`.
     pub fn apply(&self, state: &LeaderAndIsr) -> Result<(), PartitionError> {
-        let applied = self.leadership.lock().apply(state);
+        let (applied, own) = {
+            let mut l = self.leadership.lock();
+            let applied = l.apply(state);
+            // This node's own position, now: a replica that joined the ISR
+            // in this very record (a reassignment completed by admitting it
+            // and electing it) had no slot to report into, and as a new
+            // leader with nothing more appended its HW would wait for its
+            // log to move. Read under the lock, as the position listener
+            // reads it, so it is never older than a report applied before.
+            let p = self.log.positions();
+            let own =
+                l.update_position(self.node, leadership::replica_position(p.log_end, p.durable_end, p.durable_mode));
+            (applied, own)
+        };
         if let Some(epoch) = applied.became_leader {
             self.log.assign_leader_epoch(epoch)?;
         }
-        if let Some(hw) = applied.high_watermark {
+        if let Some(hw) = own.or(applied.high_watermark) {
             self.log.update_high_watermark(hw.get());
         }
         Ok(())

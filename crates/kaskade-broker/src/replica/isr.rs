@@ -7,6 +7,10 @@
 //! epoch it was decided on (optimistic concurrency, as the controller
 //! checks AlterPartition's epochs). The change reaches the partition back
 //! through the image (`Partition::apply`), which may move the HW.
+//! Adding replicas of a reassignment are replicas like any other here: once
+//! caught up they are proposed into the ISR, and the change that admits the
+//! last of them also completes the reassignment
+//! (`kaskade_meta::reassignment::isr_change`).
 //!
 //! Invariant: this task proposes only for partitions this node leads in
 //! the image it read, and never writes a leader change.
@@ -14,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kaskade_meta::MetaError;
+use kaskade_meta::{reassignment, MetaError};
 use kaskade_types::NodeId;
 
 use crate::broker::Broker;
@@ -63,7 +67,10 @@ pub(super) async fn run(broker: Arc<Broker>) {
                     let current = img.topic_by_id(&topic_id).and_then(|t| t.partitions.get(index));
                     match current {
                         Some(p) if p.leader_epoch == epoch && p.partition_epoch == partition_epoch => {
-                            Ok((vec![p.change_record(topic_id, index as i32, p.leader, wanted.clone())], true))
+                            // The change completes a reassignment in progress
+                            // when it admits the last adding replica.
+                            let record = reassignment::isr_change(img, topic_id, index as i32, p, wanted.clone());
+                            Ok((record.into_iter().collect(), true))
                         }
                         // The image moved on: the next check decides again.
                         _ => Ok((Vec::new(), false)),

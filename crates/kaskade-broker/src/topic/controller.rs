@@ -203,6 +203,8 @@ impl TopicController {
             replicas,
             leader_epoch: LeaderEpoch::INITIAL.get(),
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 
