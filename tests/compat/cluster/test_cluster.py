@@ -284,10 +284,10 @@ def test_reassign_list_and_cancel_a_move_held_back_by_its_throttle(tmp_path):
     check(re.search(rf"Reassignment of partition {re.escape(topic)}-0 is still in progress", ve.out) is not None,
           "--verify: still in progress", ve)
     ca = ok(tool(REASSIGN, *boot(1), "--cancel", "--reassignment-json-file", plan))
-    check(f"Successfully cancelled partition reassignment for {topic}-0" in ca.out
-          or re.search(rf"[Cc]ancel.*{re.escape(topic)}-0", ca.out) is not None, "the move cancelled", ca)
+    check(f"Successfully cancelled partition reassignment for: {topic}-0" in ca.out, "the move cancelled", ca)
+    check("Clearing broker-level throttles on brokers" in ca.out, "the cancel clears the throttles", ca)
     ls = ok(tool(REASSIGN, *boot(3), "--list"))
-    check(f"{topic}-0" not in ls.out, "--list: no longer in progress", ls)
+    check("No partition reassignments found." in ls.out, "--list: nothing in progress", ls)
 
     def back():
         res, parts = describe_topic(2, topic)
