@@ -58,6 +58,10 @@ pub struct Partition {
     leadership: Arc<Mutex<Leadership>>,
     /// Bytes and records in and out, for `/metrics`.
     traffic: Arc<PartitionTraffic>,
+    /// Whether this node leads, as the last applied record says: acks=all
+    /// waits end with NOT_LEADER_OR_FOLLOWER when it stops (Kafka completes
+    /// a former leader's delayed produces so), instead of at their timeout.
+    leading: watch::Sender<bool>,
 }
 
 impl Partition {
@@ -90,7 +94,8 @@ impl Partition {
             return Err(PartitionError::Internal(format!("{} already has a partition", log.topic_partition())));
         }
         let traffic = crate::metrics::traffic::register(&log);
-        Ok(Arc::new(Partition { node, log, leadership, traffic }))
+        let leading = watch::Sender::new(leadership.lock().is_leader());
+        Ok(Arc::new(Partition { node, log, leadership, traffic, leading }))
     }
 
     /// Applies the metadata image's partition record: a new leader epoch
@@ -109,6 +114,8 @@ impl Partition {
             let p = self.log.positions();
             let own =
                 l.update_position(self.node, leadership::replica_position(p.log_end, p.durable_end, p.durable_mode));
+            let now_leading = l.is_leader();
+            self.leading.send_if_modified(|leading| std::mem::replace(leading, now_leading) != now_leading);
             (applied, own)
         };
         if let Some(epoch) = applied.became_leader {
@@ -174,7 +181,13 @@ impl Partition {
     /// `min_isr` (the topic's `min.insync.replicas`) meanwhile answers
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (Kafka's `DelayedProduce`).
     pub async fn wait_for_replicas(&self, end: Offset, min_isr: usize) -> Result<(), PartitionError> {
-        self.wait_for_high_watermark(end).await?;
+        let mut leading = self.leading.subscribe();
+        tokio::select! {
+            reached = self.wait_for_high_watermark(end) => reached?,
+            // No longer the leader (a new one elected, or moved off this
+            // node): the new leader decides; the producer retries there.
+            _ = leading.wait_for(|l| !*l) => return Err(PartitionError::NotLeader),
+        }
         let isr = self.leadership.lock().isr().count();
         if isr < min_isr {
             return Err(PartitionError::NotEnoughReplicasAfterAppend { isr, min: min_isr });
@@ -323,6 +336,41 @@ mod tests {
             p.wait_for_replicas(end, 2).await,
             Err(PartitionError::NotEnoughReplicasAfterAppend { isr: 1, min: 2 })
         ));
+        mgr.shutdown().expect("shutdown");
+    }
+
+    #[tokio::test]
+    async fn an_acks_all_wait_ends_with_not_leader_when_leadership_moves_away() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mgr, log) = open(dir.path(), LogConfig::default());
+        let two = LeaderAndIsr {
+            leader: Some(NodeId(1)),
+            epoch: LeaderEpoch(0),
+            isr: vec![NodeId(1), NodeId(2)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        };
+        let p = Partition::new(NodeId(1), log.clone(), &two).expect("partition");
+        let info = p.append_as_leader(batch(2), Some(1)).expect("append");
+        let end = Offset(info.last_offset + 1);
+        // Follower 2 never fetches it; a reassignment completes and moves
+        // leadership to 2 (this node no longer a replica).
+        let waiting = {
+            let p = p.clone();
+            tokio::spawn(async move { p.wait_for_replicas(end, 1).await })
+        };
+        tokio::task::yield_now().await;
+        let moved = LeaderAndIsr {
+            leader: Some(NodeId(2)),
+            epoch: LeaderEpoch(1),
+            isr: vec![NodeId(2)],
+            replicas: vec![NodeId(2)],
+        };
+        p.apply(&moved).expect("step down");
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await;
+        assert!(matches!(answer, Ok(Ok(Err(PartitionError::NotLeader)))), "{answer:?}");
+        assert!(p.high_watermark() < end, "never acknowledged here");
+        // A wait that starts after the step-down ends at once too.
+        assert!(matches!(p.wait_for_replicas(end, 1).await, Err(PartitionError::NotLeader)));
         mgr.shutdown().expect("shutdown");
     }
 }

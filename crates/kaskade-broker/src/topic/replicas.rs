@@ -224,6 +224,13 @@ impl LocalReplicas {
                 Some(now) => {
                     for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p) && !self.hosts(now, *p)) {
                         tracing::info!(topic = %t.name, partition = p, "no longer a replica: deleting the log");
+                        // Steps down first, so acks=all waits on it end now
+                        // (NOT_LEADER_OR_FOLLOWER) and the producer retries
+                        // at the new leader.
+                        let replica = self.partition(&t.name, p as i32);
+                        if let (Some(replica), Some(record)) = (replica, now.partitions.get(p)) {
+                            replica.apply(&LeaderAndIsr::from_image(record))?;
+                        }
                         self.unhost_partition(&t.name, p as i32);
                         self.logs.delete(&TopicPartition::new(t.name.as_str(), p as i32))?;
                     }
