@@ -12,11 +12,16 @@
 //! completes the move, removed replicas delete their logs). Each refusal is
 //! mapped to its Kafka code here, once.
 //!
-//! List answers from this node's image: the partitions with adding or
-//! removing replicas, with their full replica set, all of them or the
-//! named ones (unknown names and partitions are left out, as KRaft does).
+//! List is forwarded to the active controller by a broker of a multi-node
+//! quorum that is not it (as Kafka's brokers forward it; at most once: a
+//! request from another broker is answered here), which answers from its
+//! image: the partitions with adding or removing replicas, with their full
+//! replica set, all of them or the named ones (unknown names and partitions
+//! are left out, as KRaft does). If the controller cannot be asked, this
+//! node answers from its own image.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -31,18 +36,27 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kaskade_meta::reassignment::{self, Refusal};
-use kaskade_meta::TopicImage;
+use kaskade_meta::{MetaError, TopicImage};
 use kaskade_types::NodeId;
 
+use crate::api::Caller;
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::inter_broker::CLIENT_ID_PREFIX;
 use crate::topic::TopicError;
 
 pub async fn list(
     broker: &Arc<Broker>,
-    _version: i16,
+    version: i16,
     req: ListPartitionReassignmentsRequest,
 ) -> Result<ListPartitionReassignmentsResponse, BrokerError> {
+    if let Some(controller) = controller_to_ask(broker) {
+        match forward_list(broker, controller, version, &req).await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => tracing::warn!(controller = controller.get(), error = %e,
+                "ListPartitionReassignments not forwarded to the active controller: answering from this node's image"),
+        }
+    }
     let image = broker.topics.image();
     let mut resp = ListPartitionReassignmentsResponse::default();
     resp.error_message = None;
@@ -62,6 +76,44 @@ pub async fn list(
         }
     }
     Ok(resp)
+}
+
+/// How long the active controller may take to answer a forwarded list.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The active controller, when this node is another broker of a multi-node
+/// quorum and the request did not come from a broker.
+fn controller_to_ask(broker: &Broker) -> Option<NodeId> {
+    let quorum = broker.quorum()?;
+    if Caller::current().client_id.starts_with(CLIENT_ID_PREFIX) {
+        return None;
+    }
+    match quorum.status() {
+        Err(MetaError::NotLeader { leader: Some(leader) }) if leader != broker.node_id() => Some(NodeId(leader)),
+        _ => None,
+    }
+}
+
+/// Asks `controller` the same over the inter-broker connection.
+async fn forward_list(
+    broker: &Broker,
+    controller: NodeId,
+    version: i16,
+    req: &ListPartitionReassignmentsRequest,
+) -> Result<ListPartitionReassignmentsResponse, String> {
+    let conn = broker.peers.connection(controller).await.map_err(|e| e.to_string())?;
+    let theirs = conn.version::<ListPartitionReassignmentsRequest>().map_err(|e| e.to_string())?;
+    match tokio::time::timeout(FORWARD_TIMEOUT, conn.send(req, version.min(theirs))).await {
+        Ok(Ok(resp)) => Ok(resp),
+        failed => {
+            // The next request connects afresh.
+            broker.peers.disconnect(controller, &conn);
+            Err(match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {FORWARD_TIMEOUT:?}"),
+            })
+        }
+    }
 }
 
 /// Adds topic `t`'s partitions among `indexes` that are being moved, if any.
