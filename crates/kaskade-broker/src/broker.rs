@@ -64,6 +64,8 @@ pub struct Broker {
     pub local_markers: Arc<crate::coordinator::local::LocalMarkers>,
     /// Connections to the other brokers, by node id.
     pub peers: Arc<crate::inter_broker::InterBroker>,
+    /// The replication throttles' quotas (`replica::throttle`).
+    pub replication_quotas: crate::replica::throttle::ReplicationQuotas,
     cluster_id: String,
     /// Where clients are told to connect, per advertised client listener
     /// (never empty; the first is the default).
@@ -122,7 +124,7 @@ impl Broker {
             ),
             markers,
             producer_ids: Arc::new(LocalProducerIds::new(topics.clone(), producer_ids.clone())),
-            clock,
+            clock: clock.clone(),
             stopping: stopping.subscribe(),
         };
         let txns = crate::txn::TxnService::from_config(&config, seams);
@@ -137,6 +139,7 @@ impl Broker {
             txns,
             local_markers,
             peers,
+            replication_quotas: crate::replica::throttle::ReplicationQuotas::new(clock),
             cluster_id,
             advertised,
             stopping,

@@ -51,6 +51,8 @@ fn elect(broker: &TestBroker, epoch: i32) {
         isr: vec![1],
         leader_epoch: epoch,
         partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     };
     meta.append(committed.version, vec![record]).expect("append the election");
 }

@@ -212,7 +212,12 @@ fn register(broker: &Broker, node: i32, port: u16) {
     let record = MetadataRecord::RegisterBroker {
         node_id: node,
         incarnation_id: uuid::Uuid::new_v4(),
-        endpoints: vec![BrokerEndpoint { listener: "PLAINTEXT".into(), host: "127.0.0.1".into(), port }],
+        endpoints: vec![BrokerEndpoint {
+            listener: "PLAINTEXT".into(),
+            host: "127.0.0.1".into(),
+            port,
+            security_protocol: Some("PLAINTEXT".into()),
+        }],
         rack: None,
         fenced: false,
     };

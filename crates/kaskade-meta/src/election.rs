@@ -170,6 +170,8 @@ mod tests {
                 isr: n(isr),
                 leader_epoch: LeaderEpoch(3),
                 partition_epoch: 7,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             };
             img.apply(&p.to_record(id, i as i32));
         }

@@ -25,6 +25,11 @@ pub struct PartitionImage {
     /// Moves on by one with every change of the partition (KRaft's
     /// partition epoch); 0 when created.
     pub partition_epoch: i32,
+    /// The replicas a reassignment in progress adds (all in `replicas`);
+    /// empty when none is (see `reassignment`).
+    pub adding_replicas: Vec<NodeId>,
+    /// The replicas a reassignment in progress removes (all in `replicas`).
+    pub removing_replicas: Vec<NodeId>,
 }
 
 impl PartitionImage {
@@ -38,7 +43,30 @@ impl PartitionImage {
             isr: wire_ids(&self.isr),
             leader_epoch: self.leader_epoch.get(),
             partition_epoch: self.partition_epoch,
+            adding_replicas: wire_ids(&self.adding_replicas),
+            removing_replicas: wire_ids(&self.removing_replicas),
         }
+    }
+
+    /// Whether a reassignment is in progress (KRaft's `isReassigning`).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas a reassignment in progress moves to (every replica but
+    /// the removing ones); the replicas themselves when none is.
+    pub fn target_replicas(&self) -> Vec<NodeId> {
+        self.replicas.iter().copied().filter(|r| !self.removing_replicas.contains(r)).collect()
+    }
+
+    /// This partition after a change to `next`'s leader, ISR and replica
+    /// sets: the partition epoch moves on by one, and the leader epoch too
+    /// when the leader changes (as KRaft bumps it).
+    pub fn changed_to(&self, mut next: PartitionImage) -> PartitionImage {
+        next.leader_epoch =
+            if next.leader != self.leader { LeaderEpoch(self.leader_epoch.get() + 1) } else { self.leader_epoch };
+        next.partition_epoch = self.partition_epoch + 1;
+        next
     }
 
     /// The record that changes this partition's leader and ISR (KRaft's
@@ -51,15 +79,8 @@ impl PartitionImage {
         leader: Option<NodeId>,
         isr: Vec<NodeId>,
     ) -> MetadataRecord {
-        let leader_epoch =
-            if leader != self.leader { LeaderEpoch(self.leader_epoch.get() + 1) } else { self.leader_epoch };
-        let next = PartitionImage {
-            leader,
-            replicas: self.replicas.clone(),
-            isr,
-            leader_epoch,
-            partition_epoch: self.partition_epoch + 1,
-        };
+        // A reassignment in progress stays as it is.
+        let next = self.changed_to(PartitionImage { leader, isr, ..self.clone() });
         next.to_record(topic_id, partition)
     }
 }
@@ -265,7 +286,17 @@ impl Image {
                     TopicImage { name: name.clone(), id: *id, partitions: Vec::new(), configs: BTreeMap::new() },
                 );
             }
-            MetadataRecord::Partition { topic_id, partition, leader, replicas, isr, leader_epoch, partition_epoch } => {
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                leader,
+                replicas,
+                isr,
+                leader_epoch,
+                partition_epoch,
+                adding_replicas,
+                removing_replicas,
+            } => {
                 let Some(t) = self.names.get(topic_id).and_then(|n| self.topics.get_mut(n)) else { return };
                 let p = PartitionImage {
                     // Any negative id is "none", as KRaft reads it.
@@ -274,6 +305,8 @@ impl Image {
                     isr: node_ids(isr),
                     leader_epoch: LeaderEpoch(*leader_epoch),
                     partition_epoch: *partition_epoch,
+                    adding_replicas: node_ids(adding_replicas),
+                    removing_replicas: node_ids(removing_replicas),
                 };
                 let idx = *partition as usize;
                 if idx < t.partitions.len() {
@@ -395,6 +428,8 @@ mod tests {
             isr: vec![NodeId(1), NodeId(2)],
             leader_epoch: LeaderEpoch(0),
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         };
         img.apply(&first.to_record(id, 0));
         let p = img.topic("t").expect("topic").partitions[0].clone();

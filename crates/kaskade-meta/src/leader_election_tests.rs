@@ -31,6 +31,8 @@ fn image(fenced: &[i32], partitions: &[(i32, &[i32], &[i32])]) -> Image {
             isr: n(isr),
             leader_epoch: LeaderEpoch(5),
             partition_epoch: 9,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         };
         img.apply(&p.to_record(id, i as i32));
     }

@@ -19,6 +19,7 @@ pub mod liveness;
 pub mod local_log;
 pub mod metadata_log;
 pub mod quorum;
+pub mod reassignment;
 pub mod record;
 
 pub use image::{BrokerRegistration, Image, PartitionImage, ScramCredential, TopicImage};

@@ -207,6 +207,8 @@ fn simulate(seed: u64) -> usize {
             replicas,
             leader_epoch: LeaderEpoch(0),
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         };
         img.apply(&part.to_record(topic, p));
     }

@@ -13,6 +13,11 @@ pub enum MetadataRecord {
     /// `partition_epoch` moves on by one per change, so a leader's ISR
     /// change made against an older state is refused (AlterPartition's
     /// INVALID_UPDATE_VERSION). Absent in records written before it existed.
+    /// During a reassignment `replicas` is the union of the old and the
+    /// target replicas, and `adding_replicas` / `removing_replicas` say which
+    /// are joining and leaving (KRaft's PartitionRecord fields); both are
+    /// left out of the JSON when empty, so records of partitions not being
+    /// moved keep their old bytes and old records load unchanged.
     Partition {
         topic_id: Uuid,
         partition: i32,
@@ -22,6 +27,10 @@ pub enum MetadataRecord {
         leader_epoch: i32,
         #[serde(default)]
         partition_epoch: i32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding_replicas: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing_replicas: Vec<i32>,
     },
     /// A topic config set (`Some`) or removed (`None`).
     TopicConfig { topic_id: Uuid, name: String, value: Option<String> },

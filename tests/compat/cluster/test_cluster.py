@@ -9,6 +9,7 @@ topic; with 1, a killed node's partitions are offline and the checks that need
 its data are skipped.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -19,11 +20,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 from kafkatools import (  # noqa: E402
-    CONSOLE_CONSUMER, CONSOLE_PRODUCER, GROUPS, ROOT, TIMEOUT_S, TOPICS,
+    CONFIGS, CONSOLE_CONSUMER, CONSOLE_PRODUCER, GROUPS, PRODUCER_PERF, ROOT, TIMEOUT_S, TOPICS,
     check, name, ok, partition_for, poll, table, tool)
 
 QUORUM = "org.apache.kafka.tools.MetadataQuorumCommand"  # kafka-metadata-quorum.sh
 ELECTION = "org.apache.kafka.tools.LeaderElectionCommand"  # kafka-leader-election.sh
+REASSIGN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"  # kafka-reassign-partitions.sh
 CLUSTER = ROOT / "scripts" / "cluster.sh"
 DIR = Path(os.environ["CLUSTER_DIR"])
 RF = int(os.environ.get("CLUSTER_RF", "3"))
@@ -183,6 +185,116 @@ def test_groups_describe_with_the_coordinator_on_another_node():
         check(have == (str(per[p]), str(per[p]), "0"), f"partition {p}: committed = end, lag 0: {have}", d)
     s = ok(tool(GROUPS, *boot(1), "--describe", "--group", group, "--state"))
     check(re.search(rf"\({coordinator}\)", s.out) is not None, f"COORDINATOR (ID) is node {coordinator}", s)
+
+
+# --- kafka-reassign-partitions ------------------------------------------------
+
+def write_json(path: Path, value) -> str:
+    path.write_text(json.dumps(value))
+    return str(path)
+
+
+def json_after(res, heading: str):
+    """The JSON object printed on the line after `heading` (--generate, --execute)."""
+    lines = res.out.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith(heading):
+            for candidate in lines[i + 1:]:
+                if candidate.strip().startswith("{"):
+                    return json.loads(candidate)
+    return None
+
+
+def throttled_replicas(res, key: str) -> set:
+    m = re.search(rf"{re.escape(key)}=([\d:,]*)", res.out)
+    return set(m.group(1).split(",")) - {""} if m else set()
+
+
+def test_reassign_generate_execute_verify_with_a_throttle(tmp_path):
+    topic = name("moved")
+    ok(tool(TOPICS, *boot(1), "--create", "--topic", topic, "--replica-assignment", "1"))
+    text = "".join(f"{k}:{v}\n" for k, v in RECORDS)
+    ok(tool(CONSOLE_PRODUCER, *boot(1), "--topic", topic, "--property", "parse.key=true",
+            "--property", "key.separator=:", "--producer-property", "acks=all", stdin=text))
+
+    # --generate proposes a placement on the listed brokers, same replication factor.
+    to_move = write_json(tmp_path / "topics.json", {"version": 1, "topics": [{"topic": topic}]})
+    gen = ok(tool(REASSIGN, *boot(2), "--generate", "--topics-to-move-json-file", to_move, "--broker-list", "2,3"))
+    current = json_after(gen, "Current partition replica assignment")
+    proposed = json_after(gen, "Proposed partition reassignment configuration")
+    check(current is not None and [(p["topic"], p["partition"], p["replicas"]) for p in current["partitions"]]
+          == [(topic, 0, [1])], "the current assignment: partition 0 on node 1", gen)
+    check(proposed is not None and len(proposed["partitions"]) == 1
+          and len(proposed["partitions"][0]["replicas"]) == 1
+          and proposed["partitions"][0]["replicas"][0] in (2, 3), "one replica proposed on node 2 or 3", gen)
+
+    # --execute a move to nodes 2 and 3 with a throttle, through node 3.
+    plan = write_json(tmp_path / "plan.json",
+                      {"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [2, 3]}]})
+    ex = ok(tool(REASSIGN, *boot(3), "--execute", "--reassignment-json-file", plan, "--throttle", "1048576"))
+    check(json_after(ex, "Current partition replica assignment") is not None, "the rollback plan printed", ex)
+    check("The inter-broker throttle limit was set to 1048576 B/s" in ex.out, "the throttle is reported", ex)
+    check(f"Successfully started partition reassignment for {topic}-0" in ex.out, "the move started", ex)
+    # The throttles it set: the rates on the brokers of the move, the
+    # replica lists on the topic (leaders: the old replicas, followers: the new).
+    tc = ok(tool(CONFIGS, *boot(1), "--describe", "--entity-type", "topics", "--entity-name", topic))
+    check(throttled_replicas(tc, "leader.replication.throttled.replicas") == {"0:1"}, "leader throttle 0:1", tc)
+    check(throttled_replicas(tc, "follower.replication.throttled.replicas") == {"0:2", "0:3"},
+          "follower throttle 0:2,0:3", tc)
+    bc = ok(tool(CONFIGS, *boot(1), "--describe", "--entity-type", "brokers", "--entity-name", "2"))
+    for key in ("leader.replication.throttled.rate", "follower.replication.throttled.rate"):
+        check(f"{key}=1048576" in bc.out, f"broker 2's {key}", bc)
+
+    # --verify until complete; then it clears the throttles.
+    def verified():
+        res = ok(tool(REASSIGN, *boot(2), "--verify", "--reassignment-json-file", plan))
+        return re.search(rf"Reassignment of partition {re.escape(topic)}-0 is complete", res.out) is not None, res
+
+    done = poll(verified, "--verify reports the move complete", timeout=TIMEOUT_S * 2)
+    check("Clearing broker-level throttles on brokers" in done.out, "broker throttles cleared", done)
+    check(f"Clearing topic-level throttles on topic {topic}" in done.out, "topic throttles cleared", done)
+    tc = ok(tool(CONFIGS, *boot(1), "--describe", "--entity-type", "topics", "--entity-name", topic))
+    check("throttled.replicas" not in tc.out, "no throttled replica lists left", tc)
+    bc = ok(tool(CONFIGS, *boot(1), "--describe", "--entity-type", "brokers", "--entity-name", "2"))
+    check("throttled.rate" not in bc.out, "no throttle rates left", bc)
+
+    def moved():
+        res, parts = describe_topic(1, topic)
+        leader, replicas, isr = parts.get(0, (-1, [], []))
+        return replicas == [2, 3] and sorted(isr) == [2, 3] and leader in (2, 3), res
+
+    poll(moved, "the partition on nodes 2 and 3, both in the ISR, one of them leading")
+    res = ok(tool(CONSOLE_CONSUMER, *boot(2), "--topic", topic, "--from-beginning", "--property", "print.key=true",
+                  "--max-messages", str(len(RECORDS)), "--timeout-ms", str(int(TIMEOUT_S * 1000))))
+    got = sorted(tuple(line.split("\t", 1)) for line in res.out.splitlines() if "\t" in line)
+    check(got == sorted(RECORDS), "every record moved", res)
+
+
+def test_reassign_list_and_cancel_a_move_held_back_by_its_throttle(tmp_path):
+    topic = name("held")
+    ok(tool(TOPICS, *boot(1), "--create", "--topic", topic, "--replica-assignment", "1"))
+    # 5 MiB: more than one replica fetch (1 MiB) can take, at 1 B/s.
+    ok(tool(PRODUCER_PERF, "--topic", topic, "--num-records", "5120", "--record-size", "1024",
+            "--throughput", "-1", "--producer-props", "acks=all", f"bootstrap.servers={addr(1)}", timeout=180))
+    plan = write_json(tmp_path / "plan.json",
+                      {"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [2]}]})
+    ok(tool(REASSIGN, *boot(2), "--execute", "--reassignment-json-file", plan, "--throttle", "1"))
+    ls = ok(tool(REASSIGN, *boot(3), "--list"))
+    check(f"{topic}-0: replicas: 2,1. adding: 2. removing: 1." in ls.out, "--list shows the move", ls)
+    ve = ok(tool(REASSIGN, *boot(3), "--verify", "--reassignment-json-file", plan))
+    check(re.search(rf"Reassignment of partition {re.escape(topic)}-0 is still in progress", ve.out) is not None,
+          "--verify: still in progress", ve)
+    ca = ok(tool(REASSIGN, *boot(1), "--cancel", "--reassignment-json-file", plan))
+    check(f"Successfully cancelled partition reassignment for: {topic}-0" in ca.out, "the move cancelled", ca)
+    check("Clearing broker-level throttles on brokers" in ca.out, "the cancel clears the throttles", ca)
+    ls = ok(tool(REASSIGN, *boot(3), "--list"))
+    check("No partition reassignments found." in ls.out, "--list: nothing in progress", ls)
+
+    def back():
+        res, parts = describe_topic(2, topic)
+        return parts.get(0, (-1, [], []))[:2] == (1, [1]), res
+
+    poll(back, "the partition back on node 1 alone")
 
 
 # --- kill -9 the active controller -------------------------------------------

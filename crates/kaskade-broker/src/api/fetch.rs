@@ -316,6 +316,10 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
         }
     }
 
+    // Replication throttles (`replica::throttle`): the partitions whose
+    // records this follower gets only while the leader's quota allows.
+    let throttle = follower.map(|node| leader_throttle(broker, node, &wanted, &positions_only));
+
     // Read, and long-poll until min_bytes or the deadline.
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
@@ -347,10 +351,17 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
                 }
             }
         }
+        let held: Vec<bool> = match &throttle {
+            Some((rate, throttled)) if throttled.iter().any(|t| *t) => {
+                let exceeded = broker.replication_quotas.leader.exceeded(*rate);
+                throttled.iter().map(|t| *t && exceeded).collect()
+            }
+            _ => vec![false; wanted.len()],
+        };
         let plan: Vec<_> = wanted
             .iter()
-            .zip(&positions_only)
-            .map(|(w, only)| (w.partition.clone(), w.fetch_offset, (!*only).then_some(w.max_bytes)))
+            .zip(positions_only.iter().zip(&held))
+            .map(|(w, (only, held))| (w.partition.clone(), w.fetch_offset, (!*only && !*held).then_some(w.max_bytes)))
             .collect();
         let max_bytes = req.max_bytes;
         let got = match read_all_at_end(&wanted, isolation) {
@@ -376,6 +387,18 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
             _ = broker.stopping() => break got,
         }
     };
+
+    if let Some((rate, throttled)) = &throttle {
+        let bytes: u64 = got
+            .iter()
+            .zip(throttled)
+            .filter(|(_, t)| **t)
+            .filter_map(|(g, _)| g.records.as_ref().map(|r| r.len() as u64))
+            .sum();
+        if bytes > 0 {
+            broker.replication_quotas.leader.record(*rate, bytes);
+        }
+    }
 
     // Build the response; incremental sessions send only partitions with news.
     let incremental = matches!(mode, SessionMode::Incremental(_));
@@ -448,6 +471,29 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
     }
     resp.session_id = session_id;
     Ok(FetchAnswer { response: resp, ranges })
+}
+
+/// The leader's throttle of follower `node`'s fetch: this broker's
+/// `leader.replication.throttled.rate` and, per partition, whether it is
+/// throttled (listed as `partition:<this broker>` in the topic's
+/// `leader.replication.throttled.replicas`, and the follower not in the
+/// ISR, as Kafka spares in-sync followers).
+fn leader_throttle(broker: &Broker, node: NodeId, wanted: &[Wanted], only: &[bool]) -> (Option<u64>, Vec<bool>) {
+    use crate::replica::throttle;
+    let image = broker.topics.image();
+    let me = broker.node_id();
+    let rate = throttle::rate(&image, me, throttle::LEADER_RATE, broker.config.value_of(throttle::LEADER_RATE));
+    let throttled = wanted
+        .iter()
+        .zip(only)
+        .map(|(w, only)| match &w.partition {
+            Some(p) if rate.is_some() && !*only => {
+                throttle::throttled(&image, &w.key.0, w.key.1, me, throttle::LEADER_REPLICAS) && !p.in_sync(node)
+            }
+            _ => false,
+        })
+        .collect();
+    (rate, throttled)
 }
 
 /// The replica a fetch comes from (`None`: a consumer): the header's

@@ -152,6 +152,8 @@ mod tests {
                 replicas,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             });
         }
         for (node, fenced) in [(2, false), (3, true)] {

@@ -107,6 +107,8 @@ mod tests {
             isr: vec![node],
             leader_epoch: epoch,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         };
         meta.append(committed.version, vec![record]).expect("append");
         broker.topics.apply_committed().expect("apply");

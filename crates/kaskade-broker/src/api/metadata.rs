@@ -174,6 +174,8 @@ mod tests {
             isr: vec![NodeId(2)],
             leader_epoch: LeaderEpoch(3),
             partition_epoch: 4,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         };
         let topic = TopicImage {
             name: "t".into(),

@@ -1,80 +1,210 @@
-//! ListPartitionReassignments and AlterPartitionReassignments (keys 46, 45,
-//! kafka-reassign-partitions) on one node: nothing is ever being moved, so
-//! the list is empty; a reassignment to the replica set a partition already
-//! has succeeds with nothing to do, one naming another broker is refused as
-//! Kafka refuses an unregistered broker, and a cancellation finds none in
-//! progress. Replication will make reassignments real.
+//! AlterPartitionReassignments and ListPartitionReassignments (keys 45, 46,
+//! kafka-reassign-partitions).
+//!
+//! Alter decides every named partition against the committed image with
+//! `kaskade_meta::reassignment::alter` and appends all the records at once
+//! through the metadata log (`TopicManager::update`), which a cluster's
+//! quorum forwards to the active controller, as every metadata change is:
+//! any broker takes the request and the controller's log orders it. The
+//! records move the partitions (see `kaskade_meta::reassignment` for the
+//! steps); the brokers act on the committed image (new replicas create
+//! their logs and fetch, the leader admits them into the ISR, which
+//! completes the move, removed replicas delete their logs). Each refusal is
+//! mapped to its Kafka code here, once.
+//!
+//! List is forwarded to the active controller by a broker of a multi-node
+//! quorum that is not it (as Kafka's brokers forward it; at most once: a
+//! request from another broker is answered here), which answers from its
+//! image: the partitions with adding or removing replicas, with their full
+//! replica set, all of them or the named ones (unknown names and partitions
+//! are left out, as KRaft does). If the controller cannot be asked, this
+//! node answers from its own image.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
+use kafka_protocol::messages::list_partition_reassignments_response::{
+    OngoingPartitionReassignment, OngoingTopicReassignment,
+};
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ListPartitionReassignmentsRequest,
-    ListPartitionReassignmentsResponse,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use kaskade_meta::reassignment::{self, Refusal};
+use kaskade_meta::{MetaError, TopicImage};
+use kaskade_types::NodeId;
 
+use crate::api::Caller;
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::inter_broker::CLIENT_ID_PREFIX;
+use crate::topic::TopicError;
 
 pub async fn list(
-    _broker: &Arc<Broker>,
-    _version: i16,
-    _req: ListPartitionReassignmentsRequest,
+    broker: &Arc<Broker>,
+    version: i16,
+    req: ListPartitionReassignmentsRequest,
 ) -> Result<ListPartitionReassignmentsResponse, BrokerError> {
-    // No reassignment is ever in progress, whatever was asked for.
+    if let Some(controller) = controller_to_ask(broker) {
+        match forward_list(broker, controller, version, &req).await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => tracing::warn!(controller = controller.get(), error = %e,
+                "ListPartitionReassignments not forwarded to the active controller: answering from this node's image"),
+        }
+    }
+    let image = broker.topics.image();
     let mut resp = ListPartitionReassignmentsResponse::default();
     resp.error_message = None;
+    match req.topics {
+        None => {
+            for t in image.topics() {
+                let all: Vec<i32> = (0..t.partitions.len()).filter_map(|i| i32::try_from(i).ok()).collect();
+                push_ongoing(&mut resp, t, &all);
+            }
+        }
+        Some(topics) => {
+            for requested in topics {
+                if let Some(t) = image.topic(requested.name.0.as_str()) {
+                    push_ongoing(&mut resp, t, &requested.partition_indexes);
+                }
+            }
+        }
+    }
     Ok(resp)
 }
+
+/// How long the active controller may take to answer a forwarded list.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The active controller, when this node is another broker of a multi-node
+/// quorum and the request did not come from a broker.
+fn controller_to_ask(broker: &Broker) -> Option<NodeId> {
+    let quorum = broker.quorum()?;
+    if Caller::current().client_id.starts_with(CLIENT_ID_PREFIX) {
+        return None;
+    }
+    match quorum.status() {
+        Err(MetaError::NotLeader { leader: Some(leader) }) if leader != broker.node_id().get() => Some(NodeId(leader)),
+        _ => None,
+    }
+}
+
+/// Asks `controller` the same over the inter-broker connection.
+async fn forward_list(
+    broker: &Broker,
+    controller: NodeId,
+    version: i16,
+    req: &ListPartitionReassignmentsRequest,
+) -> Result<ListPartitionReassignmentsResponse, String> {
+    let conn = broker.peers.connection(controller).await.map_err(|e| e.to_string())?;
+    let theirs = conn.version::<ListPartitionReassignmentsRequest>().map_err(|e| e.to_string())?;
+    match tokio::time::timeout(FORWARD_TIMEOUT, conn.send(req, version.min(theirs))).await {
+        Ok(Ok(resp)) => Ok(resp),
+        failed => {
+            // The next request connects afresh.
+            broker.peers.disconnect(controller, &conn);
+            Err(match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {FORWARD_TIMEOUT:?}"),
+            })
+        }
+    }
+}
+
+/// Adds topic `t`'s partitions among `indexes` that are being moved, if any.
+fn push_ongoing(resp: &mut ListPartitionReassignmentsResponse, t: &TopicImage, indexes: &[i32]) {
+    let mut topic = OngoingTopicReassignment::default();
+    for &index in indexes {
+        let Some(p) = usize::try_from(index).ok().and_then(|i| t.partitions.get(i)) else { continue };
+        if !p.is_reassigning() {
+            continue;
+        }
+        let mut o = OngoingPartitionReassignment::default();
+        o.partition_index = index;
+        o.replicas = broker_ids(&p.replicas);
+        o.adding_replicas = broker_ids(&p.adding_replicas);
+        o.removing_replicas = broker_ids(&p.removing_replicas);
+        topic.partitions.push(o);
+    }
+    if !topic.partitions.is_empty() {
+        topic.name = TopicName(StrBytes::from_string(t.name.clone()));
+        resp.topics.push(topic);
+    }
+}
+
+fn broker_ids(ids: &[NodeId]) -> Vec<BrokerId> {
+    ids.iter().map(|n| BrokerId(n.get())).collect()
+}
+
+/// One requested partition: topic, index, target (`None`: cancel).
+type Requested = (String, i32, Option<Vec<i32>>);
 
 pub async fn alter(
     broker: &Arc<Broker>,
     version: i16,
     req: AlterPartitionReassignmentsRequest,
 ) -> Result<AlterPartitionReassignmentsResponse, BrokerError> {
-    let image = broker.topics.image();
+    // KIP-860: from v1 the request may forbid changing the replication factor.
+    let allow_rf_change = version < 1 || req.allow_replication_factor_change;
+    let mut requested: Vec<Requested> = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            let target = p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect());
+            requested.push((t.name.0.to_string(), p.partition_index, target));
+        }
+    }
+    let asked = requested.clone();
+    let me = Some(broker.node_id());
+    let decided = crate::topic::on_blocking_pool(&broker.topics, move |tm| {
+        tm.update(|img| -> Result<_, TopicError> {
+            let mut records = Vec::new();
+            let mut outcomes = Vec::with_capacity(requested.len());
+            for (topic, partition, target) in &requested {
+                match reassignment::alter(img, topic, *partition, target.as_deref(), allow_rf_change, me) {
+                    Ok(record) => {
+                        records.extend(record);
+                        outcomes.push(None);
+                    }
+                    Err(refusal) => outcomes.push(Some(refusal)),
+                }
+            }
+            Ok((records, outcomes))
+        })
+    })
+    .await;
+    let outcomes: Vec<Option<(ResponseError, String)>> = match decided {
+        Ok(outcomes) => outcomes.into_iter().map(|o| o.map(|r| (code(&r), r.to_string()))).collect(),
+        // Nothing was written: every partition gets the failure.
+        Err(e) => asked.iter().map(|_| Some((e.code, e.message.clone()))).collect(),
+    };
     let mut resp = AlterPartitionReassignmentsResponse::default();
     resp.error_message = None;
     if version >= 1 {
         resp.allow_replication_factor_change = req.allow_replication_factor_change;
     }
+    // The outcomes come in request order, topic by topic.
+    let mut outcomes = outcomes.into_iter();
     for topic in req.topics {
         let mut t = ReassignableTopicResponse::default();
-        let name = topic.name.0.to_string();
-        let current = image.topic(&name);
         for requested in topic.partitions {
             let mut p = ReassignablePartitionResponse::default();
             p.partition_index = requested.partition_index;
             p.error_message = None;
-            let partition =
-                current.and_then(|t| usize::try_from(requested.partition_index).ok().and_then(|i| t.partitions.get(i)));
-            let refusal = match (partition, requested.replicas) {
-                (None, _) => Some((
-                    ResponseError::UnknownTopicOrPartition,
-                    Some(format!("Unable to find partition {name}:{}.", requested.partition_index)),
-                )),
-                (Some(_), None) => Some((ResponseError::NoReassignmentInProgress, None)),
-                (Some(_), Some(replicas)) if replicas.is_empty() => Some((
-                    ResponseError::InvalidReplicaAssignment,
-                    Some("The manual partition assignment includes an empty replica list.".to_string()),
-                )),
-                (Some(_), Some(replicas)) => replicas.iter().find(|b| b.0 != broker.node_id().get()).map(|b| {
-                    (
-                        ResponseError::InvalidReplicaAssignment,
-                        Some(format!(
-                            "The manual partition assignment includes broker {}, but no such broker is registered.",
-                            b.0
-                        )),
-                    )
-                }),
-            };
-            if let Some((error, message)) = refusal {
-                p.error_code = error.code();
-                p.error_message = message.map(StrBytes::from_string);
+            match outcomes.next().flatten() {
+                None => {
+                    tracing::info!(topic = %topic.name.0, partition = p.partition_index, "partition reassignment altered")
+                }
+                Some((error, message)) => {
+                    tracing::info!(topic = %topic.name.0, partition = p.partition_index, reason = %message,
+                        "partition reassignment refused");
+                    p.error_code = error.code();
+                    p.error_message = Some(StrBytes::from_string(message));
+                }
             }
             t.partitions.push(p);
         }
@@ -82,6 +212,16 @@ pub async fn alter(
         resp.responses.push(t);
     }
     Ok(resp)
+}
+
+/// The Kafka error of a refusal: the one place they are mapped.
+fn code(refusal: &Refusal) -> ResponseError {
+    match refusal {
+        Refusal::UnknownTopicOrPartition(_) => ResponseError::UnknownTopicOrPartition,
+        Refusal::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        Refusal::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
+        Refusal::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+    }
 }
 
 pub mod list_route {

@@ -19,13 +19,17 @@ use super::keys::{is_sensitive, key_def, ACCEPTED_UNUSED};
 use super::topic_keys::TOPIC_KEYS;
 use super::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType};
 
-/// Dynamic keys Kaskade accepts but does not use (its cleaner is not
-/// tuned by them), as it accepts them statically, with Kafka's defaults
-/// and types (DescribeConfigs lists them as Kafka does).
+/// Dynamic keys that are no topic key's synonym, with Kafka's defaults and
+/// types (DescribeConfigs lists them as Kafka does): the cleaner's tuning
+/// keys, accepted but not used (Kaskade's cleaner is not tuned by them), as
+/// they are accepted statically; and the replication throttle rates, read
+/// by `replica::throttle` at every replica fetch.
 static ACCEPTED_DYNAMIC: &[(&str, &str, ConfigType)] = &[
     ("log.cleaner.threads", "1", ConfigType::Int),
     ("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308", ConfigType::Double),
     ("log.cleaner.io.buffer.load.factor", "0.9", ConfigType::Double),
+    ("leader.replication.throttled.rate", "9223372036854775807", ConfigType::Long),
+    ("follower.replication.throttled.rate", "9223372036854775807", ConfigType::Long),
 ];
 
 fn accepted_dynamic(name: &str) -> Option<&'static (&'static str, &'static str, ConfigType)> {

@@ -327,8 +327,8 @@ fn kafkas_isolated_docker_compose_environment_runs_three_controllers_and_three_b
         let env = isolated_env(id);
         let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let c = load_env(&pairs).unwrap_or_else(|e| panic!("node {id}: {e}"));
-        assert_eq!(c.kraft.check_runnable(NodeId(c.node_id), &controller_ports(&c)), Ok(()), "node {id}");
-        let quorum = c.kraft.static_quorum(NodeId(c.node_id)).expect("a static quorum");
+        assert_eq!(c.kraft.check_runnable(c.node_id, &controller_ports(&c)), Ok(()), "node {id}");
+        let quorum = c.kraft.static_quorum(c.node_id).expect("a static quorum");
         assert_eq!(quorum.get(&NodeId(2)).map(String::as_str), Some("controller-2:9093"), "node {id}");
         if id <= 3 {
             assert!(c.kraft.roles().controller && !c.kraft.roles().broker, "node {id}");

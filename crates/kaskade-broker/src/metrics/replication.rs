@@ -228,6 +228,8 @@ mod tests {
             isr: isr.iter().copied().map(NodeId).collect(),
             leader_epoch: LeaderEpoch(0),
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         }
     }
 

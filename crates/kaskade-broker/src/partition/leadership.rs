@@ -36,7 +36,7 @@
 //! it is at most the new log end; a leader is a member of its own ISR; the
 //! leader epoch never decreases (an older partition record is ignored).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kaskade_types::{LeaderEpoch, NodeId, Offset};
 
@@ -104,6 +104,13 @@ pub struct Leadership {
     replicas: Vec<NodeId>,
     /// The other replicas, as the leader follows them (empty on a follower).
     followers: BTreeMap<NodeId, Follower>,
+    /// Replicas this leader proposed into the ISR that the image does not
+    /// have there yet. Until it does they count for the HW as members do
+    /// (Kafka's maximal ISR while an expansion is pending, KIP-497): a
+    /// record acknowledged meanwhile is on them too, so the new ISR, and
+    /// a reassignment that the expansion completes by moving leadership to
+    /// one of them, never lacks an acknowledged record.
+    pending: BTreeSet<NodeId>,
     hw: Offset,
 }
 
@@ -118,6 +125,7 @@ impl Leadership {
             isr: BTreeMap::new(),
             replicas: Vec::new(),
             followers: BTreeMap::new(),
+            pending: BTreeSet::new(),
             hw,
         };
         l.set(state);
@@ -176,6 +184,13 @@ impl Leadership {
         }
         f.last_fetch = Some((leader_end, now_ms));
         f.position = Some(position);
+        if self.pending.contains(&member) {
+            // Counts for the HW as a member would (see `pending`).
+            let before = (self.epoch, self.hw);
+            let moved = self.advance_high_watermark();
+            self.check_invariants(before);
+            return moved;
+        }
         self.update_position(member, position)
     }
 
@@ -218,6 +233,9 @@ impl Leadership {
             }
         }
         isr.sort_unstable();
+        // The members this proposal adds count for the HW from now on.
+        self.pending =
+            if changed { isr.iter().copied().filter(|m| !self.isr.contains_key(m)).collect() } else { BTreeSet::new() };
         changed.then_some(isr)
     }
 
@@ -334,7 +352,11 @@ impl Leadership {
             // A new leadership follows its followers afresh (Kafka resets
             // their state on election).
             self.followers.clear();
+            self.pending.clear();
         }
+        // Proposed members the image now has (or no longer places here)
+        // are pending no more.
+        self.pending.retain(|m| !state.isr.contains(m) && state.replicas.contains(m));
         self.epoch = state.epoch;
         self.leader = state.leader;
         self.replicas = state.replicas.clone();
@@ -354,8 +376,9 @@ impl Leadership {
         if !self.is_leader() {
             return None;
         }
-        let min = self.isr.values().try_fold(None::<Offset>, |acc, p| {
-            let p = (*p)?;
+        let pending = self.pending.iter().map(|m| self.followers.get(m).and_then(|f| f.position));
+        let min = self.isr.values().copied().chain(pending).try_fold(None::<Offset>, |acc, p| {
+            let p = p?;
             Some(Some(acc.map_or(p, |a: Offset| a.min(p))))
         })??;
         (min > self.hw).then(|| {
@@ -579,6 +602,35 @@ mod tests {
         let mut f = Leadership::new(ME, &state(2, 0, &[2, 1]), Offset(0));
         assert_eq!(f.follower_fetched(NodeId(3), Offset(5), Offset(5), 0), None);
         assert_eq!(f.isr_proposal(100_000, LAG), None);
+    }
+
+    #[test]
+    fn replicas_proposed_into_the_isr_count_for_the_hw_until_the_image_has_them() {
+        const LAG: i64 = 30_000;
+        // A move's new replicas 2 and 3 (replicas 1, 2, 3; ISR 1).
+        let mut l = leading(0, &[1]);
+        l.update_position(ME, Offset(10));
+        l.follower_fetched(NodeId(2), Offset(10), Offset(10), 0);
+        l.follower_fetched(NodeId(3), Offset(10), Offset(10), 0);
+        assert_eq!(l.isr_proposal(0, LAG), Some(vec![ME, NodeId(2), NodeId(3)]));
+        // Until the image says so, a record the followers lack is not acknowledged.
+        assert_eq!(l.update_position(ME, Offset(15)), None, "2 and 3 are at 10");
+        assert_eq!(l.high_watermark(), Offset(10));
+        assert_eq!(l.follower_fetched(NodeId(2), Offset(15), Offset(15), 1), None, "3 still at 10");
+        assert_eq!(l.follower_fetched(NodeId(3), Offset(15), Offset(15), 1), Some(Offset(15)));
+        // The image with the new ISR: members now, pending no more.
+        l.apply(&state(1, 0, &[1, 2, 3]));
+        assert!(l.pending.is_empty());
+        // A proposal that did not land is recomputed: a replica fallen
+        // behind is dropped from it and stops holding the HW back.
+        let mut l = leading(0, &[1]);
+        l.update_position(ME, Offset(10));
+        l.follower_fetched(NodeId(2), Offset(10), Offset(10), 0);
+        assert_eq!(l.isr_proposal(0, LAG), Some(vec![ME, NodeId(2)]));
+        assert_eq!(l.update_position(ME, Offset(20)), None);
+        l.follower_fetched(NodeId(2), Offset(12), Offset(20), 40_000);
+        assert_eq!(l.isr_proposal(40_000, LAG), None, "2 lagged past the limit: not proposed");
+        assert_eq!(l.update_position(ME, Offset(21)), Some(Offset(21)));
     }
 
     #[test]

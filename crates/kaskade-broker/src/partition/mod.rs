@@ -63,6 +63,10 @@ pub struct Partition {
     /// (Kafka's `FetcherLagMetrics` `ConsumerLag`); -1 before the first.
     /// A relaxed atomic: the fetcher stores, a scrape loads.
     follower_lag: AtomicI64,
+    /// Whether this node leads, as the last applied record says: acks=all
+    /// waits end with NOT_LEADER_OR_FOLLOWER when it stops (Kafka completes
+    /// a former leader's delayed produces so), instead of at their timeout.
+    leading: watch::Sender<bool>,
 }
 
 impl Partition {
@@ -95,18 +99,34 @@ impl Partition {
             return Err(PartitionError::Internal(format!("{} already has a partition", log.topic_partition())));
         }
         let traffic = crate::metrics::traffic::register(&log);
-        Ok(Arc::new(Partition { node, log, leadership, traffic, follower_lag: AtomicI64::new(-1) }))
+        let leading = watch::Sender::new(leadership.lock().is_leader());
+        Ok(Arc::new(Partition { node, log, leadership, traffic, follower_lag: AtomicI64::new(-1), leading }))
     }
 
     /// Applies the metadata image's partition record: a new leader epoch
     /// (recorded in the epoch cache when this node becomes leader), a new
     /// ISR (which may move the HW). Blocking, as `new`.
     pub fn apply(&self, state: &LeaderAndIsr) -> Result<(), PartitionError> {
-        let applied = self.leadership.lock().apply(state);
+        let (applied, own) = {
+            let mut l = self.leadership.lock();
+            let applied = l.apply(state);
+            // This node's own position, now: a replica that joined the ISR
+            // in this very record (a reassignment completed by admitting it
+            // and electing it) had no slot to report into, and as a new
+            // leader with nothing more appended its HW would wait for its
+            // log to move. Read under the lock, as the position listener
+            // reads it, so it is never older than a report applied before.
+            let p = self.log.positions();
+            let own =
+                l.update_position(self.node, leadership::replica_position(p.log_end, p.durable_end, p.durable_mode));
+            let now_leading = l.is_leader();
+            self.leading.send_if_modified(|leading| std::mem::replace(leading, now_leading) != now_leading);
+            (applied, own)
+        };
         if let Some(epoch) = applied.became_leader {
             self.log.assign_leader_epoch(epoch)?;
         }
-        if let Some(hw) = applied.high_watermark {
+        if let Some(hw) = own.or(applied.high_watermark) {
             self.log.update_high_watermark(hw.get());
         }
         Ok(())
@@ -180,7 +200,13 @@ impl Partition {
     /// `min_isr` (the topic's `min.insync.replicas`) meanwhile answers
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (Kafka's `DelayedProduce`).
     pub async fn wait_for_replicas(&self, end: Offset, min_isr: usize) -> Result<(), PartitionError> {
-        self.wait_for_high_watermark(end).await?;
+        let mut leading = self.leading.subscribe();
+        tokio::select! {
+            reached = self.wait_for_high_watermark(end) => reached?,
+            // No longer the leader (a new one elected, or moved off this
+            // node): the new leader decides; the producer retries there.
+            _ = leading.wait_for(|l| !*l) => return Err(PartitionError::NotLeader),
+        }
         let isr = self.leadership.lock().isr().count();
         if isr < min_isr {
             return Err(PartitionError::NotEnoughReplicasAfterAppend { isr, min: min_isr });
@@ -329,6 +355,41 @@ mod tests {
             p.wait_for_replicas(end, 2).await,
             Err(PartitionError::NotEnoughReplicasAfterAppend { isr: 1, min: 2 })
         ));
+        mgr.shutdown().expect("shutdown");
+    }
+
+    #[tokio::test]
+    async fn an_acks_all_wait_ends_with_not_leader_when_leadership_moves_away() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mgr, log) = open(dir.path(), LogConfig::default());
+        let two = LeaderAndIsr {
+            leader: Some(NodeId(1)),
+            epoch: LeaderEpoch(0),
+            isr: vec![NodeId(1), NodeId(2)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        };
+        let p = Partition::new(NodeId(1), log.clone(), &two).expect("partition");
+        let info = p.append_as_leader(batch(2), Some(1)).expect("append");
+        let end = Offset(info.last_offset + 1);
+        // Follower 2 never fetches it; a reassignment completes and moves
+        // leadership to 2 (this node no longer a replica).
+        let waiting = {
+            let p = p.clone();
+            tokio::spawn(async move { p.wait_for_replicas(end, 1).await })
+        };
+        tokio::task::yield_now().await;
+        let moved = LeaderAndIsr {
+            leader: Some(NodeId(2)),
+            epoch: LeaderEpoch(1),
+            isr: vec![NodeId(2)],
+            replicas: vec![NodeId(2)],
+        };
+        p.apply(&moved).expect("step down");
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await;
+        assert!(matches!(answer, Ok(Ok(Err(PartitionError::NotLeader)))), "{answer:?}");
+        assert!(p.high_watermark() < end, "never acknowledged here");
+        // A wait that starts after the step-down ends at once too.
+        assert!(matches!(p.wait_for_replicas(end, 1).await, Err(PartitionError::NotLeader)));
         mgr.shutdown().expect("shutdown");
     }
 }

@@ -33,6 +33,12 @@ impl Partition {
         self.leadership.lock().is_leader()
     }
 
+    /// Whether `node` is in the ISR this replica knows (replication
+    /// throttles spare ISR members).
+    pub fn in_sync(&self, node: NodeId) -> bool {
+        self.leadership.lock().isr().any(|n| n == node)
+    }
+
     /// A follower's Fetch at `offset` (its position) reached this leader.
     /// Returns `false` when `replica` is not one of the partition's other
     /// replicas: Kafka then records nothing and answers no records. An

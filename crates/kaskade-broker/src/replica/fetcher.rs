@@ -31,7 +31,7 @@
 //! Invariant: the task ends when its assignment becomes empty (nothing
 //! left to follow from this leader) or the broker stops.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +46,7 @@ use kaskade_types::{LeaderEpoch, NodeId, Offset};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::throttle;
 use super::truncation::truncation;
 use super::{Assignment, Followed, PartitionKey};
 use crate::broker::Broker;
@@ -57,6 +58,10 @@ const FETCH_BACKOFF: Duration = Duration::from_millis(1000);
 const FETCH_WAIT_MAX_MS: i32 = 500;
 /// Kafka's `replica.fetch.max.bytes` default (per partition).
 const FETCH_MAX_BYTES: i32 = 1024 * 1024;
+/// How long a throttled partition sits out once the follower quota is
+/// exceeded: a tenth of the quota's one-second window, so the bytes moved
+/// track the rate closely without a fetch per refilled byte.
+const THROTTLE_PAUSE: Duration = Duration::from_millis(100);
 /// Kafka's `replica.fetch.response.max.bytes` default.
 const FETCH_RESPONSE_MAX_BYTES: i32 = 10 * 1024 * 1024;
 
@@ -164,6 +169,14 @@ async fn round(
             return Next::Backoff;
         }
     };
+    // Follower replication throttle (`throttle`): while this broker's
+    // quota is exceeded the throttled partitions sit this fetch out.
+    let (rate, throttled) = follower_throttle(broker, me, a);
+    if !throttled.is_empty() && broker.replication_quotas.follower.exceeded(rate) {
+        for k in &throttled {
+            progress.entry(k.clone()).or_default().delayed_until = Some(Instant::now() + THROTTLE_PAUSE);
+        }
+    }
     // Only partitions whose log agrees with the leader's.
     let fetched: Vec<(&PartitionKey, &Followed)> = a
         .partitions
@@ -200,6 +213,10 @@ async fn round(
                 k.1 == pd.partition_index && if by_id { f.topic_id == t.topic_id } else { *k.0 == *t.topic.as_str() }
             });
             let Some((k, f)) = found else { continue };
+            if throttled.contains(*k) {
+                let bytes = pd.records.as_ref().map_or(0, |r| r.len() as u64);
+                broker.replication_quotas.follower.record(rate, bytes);
+            }
             // A partition that failed waits alone; the others go on.
             if let Next::Backoff = apply(k, f, pd, progress).await {
                 delay(progress, k);
@@ -207,6 +224,27 @@ async fn round(
         }
     }
     Next::Again
+}
+
+/// This broker's `follower.replication.throttled.rate` and the partitions
+/// of `a` it throttles: listed as `partition:<this broker>` in their
+/// topic's `follower.replication.throttled.replicas`, and this replica out
+/// of the ISR (Kafka spares in-sync replicas). None without a rate.
+fn follower_throttle(broker: &Broker, me: NodeId, a: &Assignment) -> (Option<u64>, HashSet<PartitionKey>) {
+    let image = broker.topics.image();
+    let rate = throttle::rate(&image, me, throttle::FOLLOWER_RATE, broker.config.value_of(throttle::FOLLOWER_RATE));
+    if rate.is_none() {
+        return (None, HashSet::new());
+    }
+    let throttled = a
+        .partitions
+        .iter()
+        .filter(|(k, f)| {
+            throttle::throttled(&image, &k.0, k.1, me, throttle::FOLLOWER_REPLICAS) && !f.partition.in_sync(me)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    (rate, throttled)
 }
 
 /// Truncates the partitions at a leader epoch not seen before to what they

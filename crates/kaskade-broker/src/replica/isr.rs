@@ -7,6 +7,10 @@
 //! epoch it was decided on (optimistic concurrency, as the controller
 //! checks AlterPartition's epochs). The change reaches the partition back
 //! through the image (`Partition::apply`), which may move the HW.
+//! Adding replicas of a reassignment are replicas like any other here: once
+//! caught up they are proposed into the ISR, and the change that admits the
+//! last of them also completes the reassignment
+//! (`kaskade_meta::reassignment::isr_change`).
 //!
 //! A change that committed is counted as a shrink and/or expand
 //! (`metrics::replication::ISR_CHANGES`, Kafka's `IsrShrinksPerSec` /
@@ -19,7 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kaskade_meta::MetaError;
+use kaskade_meta::{reassignment, MetaError};
 use kaskade_types::NodeId;
 
 use crate::broker::Broker;
@@ -68,10 +72,15 @@ pub(super) async fn run(broker: Arc<Broker>) {
                 topics.update(|img| -> Result<(Vec<_>, Option<Vec<NodeId>>), MetaError> {
                     let current = img.topic_by_id(&topic_id).and_then(|t| t.partitions.get(index));
                     match current {
-                        Some(p) if p.leader_epoch == epoch && p.partition_epoch == partition_epoch => Ok((
-                            vec![p.change_record(topic_id, index as i32, p.leader, wanted.clone())],
-                            Some(p.isr.clone()),
-                        )),
+                        Some(p) if p.leader_epoch == epoch && p.partition_epoch == partition_epoch => {
+                            // The change completes a reassignment in progress
+                            // when it admits the last adding replica.
+                            // Nothing written (no change): nothing to count.
+                            match reassignment::isr_change(img, topic_id, index as i32, p, wanted.clone()) {
+                                Some(record) => Ok((vec![record], Some(p.isr.clone()))),
+                                None => Ok((Vec::new(), None)),
+                            }
+                        }
                         // The image moved on: the next check decides again.
                         _ => Ok((Vec::new(), None)),
                     }

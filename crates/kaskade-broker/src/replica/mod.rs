@@ -25,6 +25,7 @@
 
 mod fetcher;
 mod isr;
+pub mod throttle;
 mod truncation;
 
 use std::collections::{BTreeMap, HashMap};

@@ -212,6 +212,8 @@ impl TopicController {
             replicas,
             leader_epoch: LeaderEpoch::INITIAL.get(),
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 

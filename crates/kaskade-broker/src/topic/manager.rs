@@ -360,6 +360,7 @@ const MAX_DECISIONS: usize = 64;
 mod tests {
     use super::*;
     use crate::config::BrokerConfig;
+    use kaskade_types::NodeId;
 
     #[test]
     fn a_failed_create_changes_neither_metadata_nor_disk() {
@@ -407,6 +408,30 @@ mod tests {
                 }
             });
         }
+    }
+
+    #[test]
+    fn a_partition_the_image_moves_off_this_node_loses_its_log_and_replica() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tm, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage");
+        tm.create("t", 2, -1, &[], &BTreeMap::new(), false).expect("create t");
+        assert!(dir.path().join("t-1").exists() && tm.partition("t", 1).is_ok());
+        // A completed reassignment places partition 1 on broker 2 alone.
+        tm.update(|img| -> Result<_, MetaError> {
+            let t = img.topic("t").expect("t");
+            let p = &t.partitions[1];
+            let moved = kaskade_meta::PartitionImage {
+                leader: Some(NodeId(2)),
+                replicas: vec![NodeId(2)],
+                isr: vec![NodeId(2)],
+                ..p.clone()
+            };
+            Ok((vec![p.changed_to(moved).to_record(t.id, 1)], ()))
+        })
+        .expect("move");
+        assert!(!dir.path().join("t-1").exists(), "the log is deleted");
+        assert!(tm.partition("t", 1).is_err(), "and no longer served here");
+        assert!(dir.path().join("t-0").exists() && tm.partition("t", 0).is_ok(), "the other partition stays");
     }
 
     #[test]

@@ -137,6 +137,18 @@ impl LocalReplicas {
         self.partitions.write().remove(name);
     }
 
+    /// Forgets one partition replica about to lose its log (a reassignment
+    /// moved it off this node).
+    fn unhost_partition(&self, name: &str, partition: i32) {
+        let mut partitions = self.partitions.write();
+        if let Some(by_index) = partitions.get_mut(name) {
+            by_index.remove(&partition);
+            if by_index.is_empty() {
+                partitions.remove(name);
+            }
+        }
+    }
+
     /// The topic defaults now (static config and dynamic broker configs).
     pub fn defaults(&self) -> Arc<BTreeMap<String, String>> {
         self.defaults.read().clone()
@@ -194,15 +206,34 @@ impl LocalReplicas {
         Ok(())
     }
 
-    /// Brings the logs from `old` to `new`: deleted topics' logs go, new
-    /// partitions placed here get logs, changed configs reach their logs,
-    /// and a change of the dynamic broker defaults reaches every log.
+    /// Brings the logs from `old` to `new`: deleted topics' logs go, so do
+    /// those of partitions a completed reassignment moved off this node
+    /// (KRaft's StopReplica with deletion: the image no longer names this
+    /// node a replica), new partitions placed here get logs, changed
+    /// configs reach their logs, and a change of the dynamic broker
+    /// defaults reaches every log.
     fn apply(&self, old: &Image, new: &Image) -> Result<(), TopicError> {
         for t in old.topics() {
-            if new.topic_by_id(&t.id).is_none() {
-                self.unhost(&t.name);
-                for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p)) {
-                    self.logs.delete(&TopicPartition::new(t.name.as_str(), p as i32))?;
+            match new.topic_by_id(&t.id) {
+                None => {
+                    self.unhost(&t.name);
+                    for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p)) {
+                        self.logs.delete(&TopicPartition::new(t.name.as_str(), p as i32))?;
+                    }
+                }
+                Some(now) => {
+                    for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p) && !self.hosts(now, *p)) {
+                        tracing::info!(topic = %t.name, partition = p, "no longer a replica: deleting the log");
+                        // Steps down first, so acks=all waits on it end now
+                        // (NOT_LEADER_OR_FOLLOWER) and the producer retries
+                        // at the new leader.
+                        let replica = self.partition(&t.name, p as i32);
+                        if let (Some(replica), Some(record)) = (replica, now.partitions.get(p)) {
+                            replica.apply(&LeaderAndIsr::from_image(record))?;
+                        }
+                        self.unhost_partition(&t.name, p as i32);
+                        self.logs.delete(&TopicPartition::new(t.name.as_str(), p as i32))?;
+                    }
                 }
             }
         }

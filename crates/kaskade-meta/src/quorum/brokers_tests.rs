@@ -98,6 +98,8 @@ async fn brokers_register_heartbeat_are_fenced_when_silent_and_come_back_and_shu
         replicas: replicas.into_iter().map(NodeId).collect(),
         leader_epoch: LeaderEpoch(0),
         partition_epoch: 0,
+        adding_replicas: vec![],
+        removing_replicas: vec![],
     };
     let records = vec![
         MetadataRecord::Topic { name: "t".into(), id: topic },

@@ -150,6 +150,8 @@ async fn create_topic(log: &QuorumMetadataLog, name: &str) -> Result<(), MetaErr
                         isr: vec![1],
                         leader_epoch: 0,
                         partition_epoch: 0,
+                        adding_replicas: Vec::new(),
+                        removing_replicas: Vec::new(),
                     },
                 ],
                 (),
