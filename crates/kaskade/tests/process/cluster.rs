@@ -106,6 +106,12 @@ impl Drop for Node {
             let lines: Vec<&str> = log.lines().collect();
             let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
             eprintln!("--- node {} (last {} lines of its log) ---\n{}", self.id, tail.len(), tail.join("\n"));
+            // KASKADE_TEST_FAILED_LOGS=DIR keeps the whole log there.
+            if let Ok(dir) = std::env::var("KASKADE_TEST_FAILED_LOGS") {
+                let path = Path::new(&dir).join(format!("{}-node-{}.log", std::process::id(), self.id));
+                let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &log));
+                eprintln!("--- node {} full log kept in {}", self.id, path.display());
+            }
         }
     }
 }
@@ -155,7 +161,9 @@ pub fn spawn_with(
         .env("KAFKA_BROKER_RACK", format!("rack-{id}"))
         .env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
         .env("CLUSTER_ID", CLUSTER_ID)
-        .env("KASKADE_LOG", "info")
+        // KASKADE_TEST_NODE_LOG widens the nodes' log filter when chasing a
+        // failure (e.g. `info,kaskade_broker::network=debug`).
+        .env("KASKADE_LOG", std::env::var("KASKADE_TEST_NODE_LOG").unwrap_or_else(|_| "info".into()))
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
