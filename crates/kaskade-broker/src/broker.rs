@@ -57,6 +57,9 @@ pub struct Broker {
     /// This node's controller when it is one of a multi-node quorum (set
     /// once at start-up): who the active controller is.
     quorum: std::sync::OnceLock<kaskade_meta::QuorumMetadataLog>,
+    /// When this broker started (wall clock, ms since the Unix epoch): its
+    /// registration carries it, so every node can show its uptime.
+    start_time_ms: i64,
 }
 
 impl Broker {
@@ -119,6 +122,7 @@ impl Broker {
             advertised: advertised.into(),
             stopping,
             quorum: std::sync::OnceLock::new(),
+            start_time_ms: kaskade_types::Clock::now_ms(&kaskade_types::SystemClock),
         }
     }
 
@@ -176,6 +180,14 @@ impl Broker {
     /// The node id (`node.id`).
     pub fn node_id(&self) -> i32 {
         self.config.node_id
+    }
+
+    /// This broker's software version and start time, as it registers them.
+    pub fn process(&self) -> kaskade_meta::BrokerProcess {
+        kaskade_meta::BrokerProcess {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            start_time_ms: self.start_time_ms,
+        }
     }
 
     /// Makes this broker answer for a multi-node quorum (controller id,

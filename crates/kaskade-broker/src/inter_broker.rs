@@ -172,6 +172,7 @@ mod tests {
             endpoints: vec![BrokerEndpoint { listener: "PLAINTEXT".into(), host: "127.0.0.1".into(), port }],
             rack: None,
             fenced: false,
+            process: None,
         };
         broker.topics.update(|_| Ok::<_, TopicError>((vec![record.clone()], ()))).expect("registered");
         incarnation_id
@@ -227,6 +228,7 @@ mod tests {
             endpoints: vec![],
             rack: None,
             fenced: false,
+            process: None,
         };
         broker.topics.update(|_| Ok::<_, TopicError>((vec![record.clone()], ()))).expect("registered");
         assert!(matches!(peers.connection(NodeId(10)).await, Err(InterBrokerError::NoEndpoint(NodeId(10)))));

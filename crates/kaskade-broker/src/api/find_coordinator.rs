@@ -157,6 +157,7 @@ mod tests {
                 endpoints: vec![BrokerEndpoint { listener: "PLAINTEXT".into(), host: format!("b{node}"), port: 9000 }],
                 rack: None,
                 fenced,
+                process: None,
             });
         }
         let mut image = Image::default();

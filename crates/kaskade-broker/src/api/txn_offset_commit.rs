@@ -188,6 +188,7 @@ mod tests {
             endpoints: vec![BrokerEndpoint { listener: "PLAINTEXT".into(), host: "127.0.0.1".into(), port }],
             rack: None,
             fenced: false,
+            process: None,
         }
     }
 

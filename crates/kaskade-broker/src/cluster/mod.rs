@@ -101,7 +101,7 @@ impl Controller {
             .first()
             .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone());
         let endpoints = vec![BrokerEndpoint { listener, host: endpoint.host, port }];
-        self.lifecycle.register(endpoints, broker.config.kraft.broker_rack.clone()).await
+        self.lifecycle.register(endpoints, broker.config.kraft.broker_rack.clone(), broker.process()).await
     }
 
     /// Heartbeats the active controller until `stopping` resolves, and

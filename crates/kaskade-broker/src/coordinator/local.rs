@@ -246,6 +246,7 @@ mod tests {
             }],
             rack: None,
             fenced: false,
+            process: None,
         }
     }
 
