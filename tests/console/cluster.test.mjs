@@ -98,7 +98,7 @@ async function keyLedElsewhere(internalTopic, prefix) {
   throw new Error(`no ${prefix} key placed on another node`);
 }
 
-test('the overview lists every broker with its rack, and every broker\'s log directories', async () => {
+test('the overview lists every broker with its rack, version and uptime, and every broker\'s log directories', async () => {
   await withPage(browser, 'cluster-overview', async (page) => {
     await open(page, '#/overview');
     const rows = await page.locator('[data-testid=brokers] tbody tr').allTextContents();
@@ -107,6 +107,14 @@ test('the overview lists every broker with its rack, and every broker\'s log dir
       const row = rows.find((r) => r.startsWith(String(id)));
       assert.ok(row, `broker ${id} listed: ${rows.join('\n')}`);
       assert.match(row, new RegExp(`127\\.0\\.0\\.1:\\d+rack-${id}`));
+    }
+    // Columns: ID, Address, Rack, Version, Uptime, Role. Each broker's
+    // version and uptime come from its own registration, not this node's.
+    const cells = await page.locator('[data-testid=brokers] tbody tr')
+      .evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    for (const [id, , , version, uptime] of cells) {
+      assert.match(version, /^\d+\.\d+\.\d+/, `broker ${id} shows a version: ${JSON.stringify(cells)}`);
+      assert.match(uptime, /^(\d+s|\d+m \d+s|\d+h \d+m)$/, `broker ${id} shows an uptime: ${JSON.stringify(cells)}`);
     }
     const dirs = await page.locator('[data-testid=log-dirs] tbody tr').allTextContents();
     for (const id of [1, 2, 3]) {

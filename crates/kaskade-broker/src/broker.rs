@@ -77,6 +77,9 @@ pub struct Broker {
     /// who the active controller is, and this node's controller if it runs
     /// one.
     quorum: std::sync::OnceLock<crate::cluster::QuorumLink>,
+    /// When this broker started (wall clock, ms since the Unix epoch): its
+    /// registration carries it, so every node can show its uptime.
+    start_time_ms: i64,
 }
 
 impl Broker {
@@ -144,6 +147,7 @@ impl Broker {
             advertised,
             stopping,
             quorum: std::sync::OnceLock::new(),
+            start_time_ms: kaskade_types::Clock::now_ms(&kaskade_types::SystemClock),
         }
     }
 
@@ -220,6 +224,14 @@ impl Broker {
     /// The node id (`node.id`).
     pub fn node_id(&self) -> NodeId {
         self.config.node_id
+    }
+
+    /// This broker's software version and start time, as it registers them.
+    pub fn process(&self) -> kaskade_meta::BrokerProcess {
+        kaskade_meta::BrokerProcess {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            start_time_ms: self.start_time_ms,
+        }
     }
 
     /// Makes this broker answer for a multi-node quorum (controller id,
@@ -343,6 +355,7 @@ mod tests {
                 .collect(),
             rack: rack.map(str::to_string),
             fenced: false,
+            process: None,
         }
     }
 

@@ -178,6 +178,7 @@ mod tests {
             }],
             rack: None,
             fenced: false,
+            process: None,
         };
         broker.topics.update(|_| Ok::<_, TopicError>((vec![record.clone()], ()))).expect("registered");
         incarnation_id
@@ -233,6 +234,7 @@ mod tests {
             endpoints: vec![],
             rack: None,
             fenced: false,
+            process: None,
         };
         broker.topics.update(|_| Ok::<_, TopicError>((vec![record.clone()], ()))).expect("registered");
         assert!(matches!(peers.connection(NodeId(10)).await, Err(InterBrokerError::NoEndpoint(NodeId(10)))));

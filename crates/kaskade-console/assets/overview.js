@@ -16,7 +16,7 @@ export async function render(main) {
       table(['ID', 'Address', 'Rack', 'Version', 'Uptime', 'Role'],
         o.brokers.map((b) => [b.id, `${b.host}:${b.port}`, b.rack ?? '–', b.version ?? '–',
           fmtDuration(b.uptime_ms), b.controller ? 'controller' : '']), { 'data-testid': 'brokers' }),
-      h('p', { class: 'muted' }, 'Version and uptime are known only for the broker serving this page: no Kafka API carries another broker\'s.'),
+      h('p', { class: 'muted' }, 'Version and uptime as each broker registered them (– for a broker whose registration predates them).'),
       h('h2', {}, 'Disk usage per log directory'),
       table(['Broker', 'Directory', { label: 'Partition data', num: true }, { label: 'Free', num: true },
         { label: 'Size', num: true }, 'Error'],

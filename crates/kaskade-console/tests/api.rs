@@ -220,6 +220,7 @@ fn register(broker: &Broker, node: i32, port: u16) {
         }],
         rack: None,
         fenced: false,
+        process: None,
     };
     broker.topics.update(|_| Ok::<_, TopicError>((vec![record.clone()], ()))).expect("registered");
 }
@@ -297,6 +298,36 @@ async fn groups_show_lag_and_reset_offsets_of_an_inactive_group() {
         assert!(Instant::now() < deadline, "no lag sampled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn overview_shows_a_brokers_version_and_uptime_from_its_registration() {
+    use kaskade_broker::topic::TopicError;
+    use kaskade_meta::{BrokerProcess, MetadataRecord};
+    let api = Api::new();
+    // A node of its own has no registration: its own version and uptime.
+    let o = api.ok("GET", "/api/overview", None).await;
+    let me = &o["brokers"][0];
+    assert_eq!(me["version"].as_str(), Some(env!("CARGO_PKG_VERSION")), "{o}");
+    assert!(me["uptime_ms"].as_u64().is_some(), "{o}");
+
+    // Registered (as the controller records it in a cluster): the
+    // registration's version, and an uptime from its start time.
+    let started = kaskade_types::Clock::now_ms(&kaskade_types::SystemClock) - 3_600_000;
+    let record = MetadataRecord::RegisterBroker {
+        node_id: 1,
+        incarnation_id: uuid::Uuid::new_v4(),
+        endpoints: vec![],
+        rack: None,
+        fenced: false,
+        process: Some(BrokerProcess { version: "9.9.9-test".into(), start_time_ms: started }),
+    };
+    api.broker.topics.update(|_| Ok::<_, TopicError>((vec![record.clone()], ()))).expect("registered");
+    let o = api.ok("GET", "/api/overview", None).await;
+    let me = &o["brokers"][0];
+    assert_eq!(me["version"].as_str(), Some("9.9.9-test"), "{o}");
+    let uptime = me["uptime_ms"].as_u64().expect("an uptime");
+    assert!((3_600_000..3_700_000).contains(&uptime), "an hour and the test's time: {o}");
 }
 
 #[tokio::test]

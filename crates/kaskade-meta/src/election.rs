@@ -159,6 +159,7 @@ mod tests {
                 endpoints: vec![],
                 rack: None,
                 fenced: false,
+                process: None,
             });
         }
         let id = Uuid::new_v4();

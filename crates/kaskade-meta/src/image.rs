@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use kaskade_types::{LeaderEpoch, NodeId};
 use uuid::Uuid;
 
-use crate::record::{BrokerEndpoint, MetadataRecord};
+use crate::record::{BrokerEndpoint, BrokerProcess, MetadataRecord};
 
 /// KRaft's `leader` of a partition with no leader.
 const NO_LEADER: i32 = -1;
@@ -121,6 +121,8 @@ pub struct BrokerRegistration {
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// Its version and start time, if the registration carried them.
+    pub process: Option<BrokerProcess>,
 }
 
 impl BrokerRegistration {
@@ -264,6 +266,7 @@ impl Image {
                 endpoints: b.endpoints.clone(),
                 rack: b.rack.clone(),
                 fenced: b.fenced,
+                process: b.process.clone(),
             });
         }
         out
@@ -350,13 +353,14 @@ impl Image {
                     self.broker_configs.remove(resource);
                 }
             }
-            MetadataRecord::RegisterBroker { node_id, incarnation_id, endpoints, rack, fenced } => {
+            MetadataRecord::RegisterBroker { node_id, incarnation_id, endpoints, rack, fenced, process } => {
                 let b = BrokerRegistration {
                     id: NodeId(*node_id),
                     incarnation_id: *incarnation_id,
                     endpoints: endpoints.clone(),
                     rack: rack.clone(),
                     fenced: *fenced,
+                    process: process.clone(),
                 };
                 self.brokers.insert(b.id, b);
             }
@@ -521,6 +525,7 @@ mod tests {
             endpoints: vec![endpoint(port)],
             rack: Some("r1".into()),
             fenced,
+            process: None,
         };
         let mut img = Image::default();
         img.apply(&register(2, 9092, false));
@@ -561,6 +566,7 @@ mod tests {
             endpoints: vec![endpoint("INTERNAL", 9093), endpoint("EXTERNAL", 9094)],
             rack: None,
             fenced: false,
+            process: None,
         };
         let json = serde_json::to_string(&new).expect("json");
         assert!(json.contains(r#""security_protocol":"PLAINTEXT""#), "{json}");
@@ -575,6 +581,34 @@ mod tests {
     }
 
     #[test]
+    fn a_registration_without_the_process_loads_as_written_before_it_existed_and_one_with_it_keeps_it() {
+        // A line of a metadata.log written before registrations carried the process.
+        let old = r#"{"type":"RegisterBroker","node_id":2,"incarnation_id":"6f1c2f0e-6a8e-4a57-9a3e-2f7e0c9b5d11","endpoints":[{"listener":"PLAINTEXT","host":"h","port":9092}],"rack":null,"fenced":false}"#;
+        let mut img = Image::default();
+        img.apply(&serde_json::from_str(old).expect("an old registration loads"));
+        assert_eq!(img.brokers()[&NodeId(2)].process, None);
+        let written: Vec<String> = img.to_records().iter().map(|r| serde_json::to_string(r).expect("encode")).collect();
+        assert_eq!(written, vec![old.to_string()], "written back byte for byte");
+
+        let process = BrokerProcess { version: "0.1.0".into(), start_time_ms: 1_765_000_000_000 };
+        img.apply(&MetadataRecord::RegisterBroker {
+            node_id: 2,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: vec![],
+            rack: None,
+            fenced: false,
+            process: Some(process.clone()),
+        });
+        assert_eq!(img.brokers()[&NodeId(2)].process.as_ref(), Some(&process));
+        let mut rebuilt = Image::default();
+        for r in img.to_records() {
+            let line = serde_json::to_string(&r).expect("encode");
+            rebuilt.apply(&serde_json::from_str(&line).expect("decode"));
+        }
+        assert_eq!(rebuilt.brokers()[&NodeId(2)].process, Some(process), "a snapshot keeps it");
+    }
+
+    #[test]
     fn fence_and_unfence_flip_a_registration_and_survive_a_snapshot() {
         let mut img = Image::default();
         img.apply(&MetadataRecord::RegisterBroker {
@@ -583,6 +617,7 @@ mod tests {
             endpoints: vec![],
             rack: None,
             fenced: false,
+            process: None,
         });
         img.apply(&MetadataRecord::FenceBroker { node_id: 1 });
         assert!(!img.is_unfenced(NodeId(1)));

@@ -20,6 +20,7 @@ fn image(fenced: &[i32], partitions: &[(i32, &[i32], &[i32])]) -> Image {
             endpoints: vec![],
             rack: None,
             fenced: fenced.contains(&id),
+            process: None,
         });
     }
     let id = Uuid::new_v4();

@@ -26,5 +26,5 @@ pub use image::{BrokerRegistration, Image, PartitionImage, ScramCredential, Topi
 pub use local_log::{LocalMetadataLog, MetaError};
 pub use metadata_log::{update, Committed, MetadataLog, MetadataVersion};
 pub use quorum::{ObserverConfig, ObserverMetadataLog, QuorumConfig, QuorumMetadataLog, QuorumStatus};
-pub use record::{BrokerEndpoint, MetadataRecord};
+pub use record::{BrokerEndpoint, BrokerProcess, MetadataRecord};
 pub use uuid::Uuid;

@@ -20,6 +20,7 @@ fn register(img: &mut Image, node: i32, incarnation: Uuid, fenced: bool) {
         endpoints: vec![],
         rack: None,
         fenced,
+        process: None,
     });
 }
 

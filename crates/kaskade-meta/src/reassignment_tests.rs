@@ -19,6 +19,7 @@ fn image(leader: i32, replicas: &[i32], isr: &[i32], fenced: &[i32]) -> (Image, 
             endpoints: vec![],
             rack: None,
             fenced: fenced.contains(&id),
+            process: None,
         });
     }
     let id = Uuid::new_v4();

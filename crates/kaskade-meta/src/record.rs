@@ -59,13 +59,17 @@ pub enum MetadataRecord {
     /// A broker joined the cluster (KRaft's RegisterBrokerRecord): its id,
     /// the incarnation (a new one per process start), the listeners clients
     /// reach it on, its rack, and whether it is fenced. A later
-    /// registration of the same id replaces the earlier one.
+    /// registration of the same id replaces the earlier one. `process`
+    /// (Kaskade's own: the console's overview shows it) is absent in
+    /// registrations written before it existed and loads as `None`.
     RegisterBroker {
         node_id: i32,
         incarnation_id: Uuid,
         endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
         fenced: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        process: Option<BrokerProcess>,
     },
     /// A registered broker is fenced (KRaft's FenceBrokerRecord): its
     /// session expired or it shut down; it is not listed to clients, leads
@@ -94,4 +98,14 @@ pub struct BrokerEndpoint {
     /// The listener's security protocol (`PLAINTEXT`, `SASL_SSL`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_protocol: Option<String>,
+}
+
+/// The broker process behind a registration: its software version and
+/// when it started (wall clock, ms since the Unix epoch), so every node
+/// can tell any broker's version and uptime. Not part of KRaft's record
+/// (Kafka keeps these in JMX, per broker); a new one per incarnation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerProcess {
+    pub version: String,
+    pub start_time_ms: i64,
 }

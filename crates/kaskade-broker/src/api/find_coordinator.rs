@@ -168,6 +168,7 @@ mod tests {
                 }],
                 rack: None,
                 fenced,
+                process: None,
             });
         }
         let mut image = Image::default();

@@ -193,6 +193,7 @@ mod tests {
             }],
             rack: None,
             fenced: false,
+            process: None,
         }
     }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kaskade_meta::quorum::{BrokerAnswer, BrokerCall, BrokerRefusal, HeartbeatAnswer};
-use kaskade_meta::{BrokerEndpoint, Uuid};
+use kaskade_meta::{BrokerEndpoint, BrokerProcess, Uuid};
 use kaskade_types::NodeId;
 use tokio::sync::watch;
 
@@ -69,9 +69,19 @@ impl Lifecycle {
     /// tried again until a session has passed, since a process that was
     /// just killed is only known to be gone once its session expired; a
     /// refusal that outlasts that is a live duplicate, and start-up stops.
-    pub async fn register(&self, endpoints: Vec<BrokerEndpoint>, rack: Option<String>) -> Result<(), StartError> {
-        let call =
-            BrokerCall::Register { node_id: self.node_id.get(), incarnation_id: self.incarnation, endpoints, rack };
+    pub async fn register(
+        &self,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+        process: BrokerProcess,
+    ) -> Result<(), StartError> {
+        let call = BrokerCall::Register {
+            node_id: self.node_id.get(),
+            incarnation_id: self.incarnation,
+            endpoints,
+            rack,
+            process: Some(process),
+        };
         let give_up = tokio::time::Instant::now() + self.session_timeout + 2 * self.interval;
         loop {
             match self.quorum.call_controller(call.clone(), self.session_timeout).await {
@@ -209,6 +219,10 @@ mod tests {
 
     const WAIT: Duration = Duration::from_secs(20);
 
+    fn test_process() -> BrokerProcess {
+        BrokerProcess { version: "0.0.0".into(), start_time_ms: 0 }
+    }
+
     /// A one-controller quorum serving on a loopback port, with short broker sessions.
     async fn quorum(dir: &std::path::Path, session_ms: u64) -> QuorumMetadataLog {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -229,7 +243,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = quorum(dir.path(), 600).await;
         let first = Arc::new(Lifecycle::new(QuorumLink::Voter(log.clone()), NodeId(7), 100, 600));
-        first.register(vec![], None).await.expect("the first registers");
+        let process = BrokerProcess { version: "9.8.7".into(), start_time_ms: 1_700_000_000_000 };
+        first.register(vec![], None, process.clone()).await.expect("the first registers");
+        let registered = log.committed().image.brokers().get(&NodeId(7)).and_then(|b| b.process.clone());
+        assert_eq!(registered, Some(process), "the registration carries the process's version and start time");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         first.spawn_heartbeats(async move {
             let _ = stopped.await;
@@ -239,7 +256,8 @@ mod tests {
 
         // Another process with node id 7 tries for a session and more, then gives up.
         let second = Lifecycle::new(QuorumLink::Voter(log.clone()), NodeId(7), 100, 600);
-        let refused = tokio::time::timeout(WAIT, second.register(vec![], None)).await.expect("gave up in time");
+        let refused =
+            tokio::time::timeout(WAIT, second.register(vec![], None, test_process())).await.expect("gave up in time");
         let message = refused.expect_err("a live duplicate").to_string();
         assert!(message.contains("DUPLICATE_BROKER_REGISTRATION") && message.contains("node.id 7"), "{message}");
         assert!(log.committed().image.is_unfenced(NodeId(7)), "the live registration is untouched");
@@ -258,7 +276,7 @@ mod tests {
         let mut lifecycle = Lifecycle::new(QuorumLink::Voter(log.clone()), NodeId(7), 100, 600);
         lifecycle.shutdown_limit = Duration::from_millis(300);
         let lifecycle = Arc::new(lifecycle);
-        lifecycle.register(vec![], None).await.expect("registers");
+        lifecycle.register(vec![], None, test_process()).await.expect("registers");
         // Unfenced first: a fenced broker leads nothing and may stop at once.
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         lifecycle.spawn_heartbeats(async move {

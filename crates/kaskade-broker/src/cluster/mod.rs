@@ -139,7 +139,7 @@ impl Controller {
     /// the id.
     pub async fn register(&self, broker: &Arc<crate::broker::Broker>) -> Result<(), StartError> {
         let endpoints = registration_endpoints(broker.advertised())?;
-        self.lifecycle.register(endpoints, broker.config.kraft.broker_rack.clone()).await
+        self.lifecycle.register(endpoints, broker.config.kraft.broker_rack.clone(), broker.process()).await
     }
 
     /// Heartbeats the active controller until `stopping` resolves, and

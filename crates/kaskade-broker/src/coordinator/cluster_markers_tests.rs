@@ -249,6 +249,7 @@ async fn markers_reach_the_leader_over_write_txn_markers() {
         }],
         rack: None,
         fenced: false,
+        process: None,
     };
     a.topics.update(|_| Ok::<_, TopicError>((vec![register(1, 1), register(2, b_port)], ()))).expect("registered");
     a.topics.create("t", -1, -1, &[(0, vec![2]), (1, vec![2])], &BTreeMap::new(), false).expect("topic on 1");

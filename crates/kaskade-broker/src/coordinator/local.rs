@@ -247,6 +247,7 @@ mod tests {
             }],
             rack: None,
             fenced: false,
+            process: None,
         }
     }
 

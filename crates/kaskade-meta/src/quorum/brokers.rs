@@ -49,15 +49,23 @@ use crate::election_timer::ElectionTimer;
 use crate::image::Image;
 use crate::leader_election;
 use crate::liveness::{Decision, Heartbeat, Liveness, LivenessError};
-use crate::record::{BrokerEndpoint, MetadataRecord};
+use crate::record::{BrokerEndpoint, BrokerProcess, MetadataRecord};
 use crate::MetaError;
 
 /// What a broker asks of the active controller.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BrokerCall {
     /// KRaft's BrokerRegistrationRequest: registers fenced; the first
-    /// heartbeat that finds it caught up unfences it.
-    Register { node_id: i32, incarnation_id: Uuid, endpoints: Vec<BrokerEndpoint>, rack: Option<String> },
+    /// heartbeat that finds it caught up unfences it. `process` is absent
+    /// in a call from a broker older than it (a rolling upgrade).
+    Register {
+        node_id: i32,
+        incarnation_id: Uuid,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+        #[serde(default)]
+        process: Option<BrokerProcess>,
+    },
     /// KRaft's BrokerHeartbeatRequest.
     Heartbeat { node_id: i32, incarnation_id: Uuid, metadata_offset: i64, want_shut_down: bool },
 }
@@ -197,7 +205,7 @@ impl QuorumMetadataLog {
         let now = self.now_ms();
         self.ensure_active(&mut state, now)?;
         match call {
-            BrokerCall::Register { node_id, incarnation_id, endpoints, rack } => {
+            BrokerCall::Register { node_id, incarnation_id, endpoints, rack, process } => {
                 let node = NodeId(node_id);
                 let registration = MetadataRecord::RegisterBroker {
                     node_id,
@@ -205,6 +213,7 @@ impl QuorumMetadataLog {
                     endpoints: endpoints.clone(),
                     rack: rack.clone(),
                     fenced: true,
+                    process,
                 };
                 let liveness = &state.liveness;
                 let unclean_default = self.brokers.unclean_default;

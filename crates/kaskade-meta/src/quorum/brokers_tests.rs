@@ -17,7 +17,7 @@ use crate::{Image, MetadataLog, MetadataRecord, PartitionImage};
 const SESSION_MS: i64 = 9_000;
 
 fn register(id: i32, incarnation_id: Uuid) -> BrokerCall {
-    BrokerCall::Register { node_id: id, incarnation_id, endpoints: vec![], rack: None }
+    BrokerCall::Register { node_id: id, incarnation_id, endpoints: vec![], rack: None, process: None }
 }
 
 async fn heartbeat(

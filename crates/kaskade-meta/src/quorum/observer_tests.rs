@@ -76,7 +76,13 @@ async fn an_observer_follows_forwards_registers_and_survives_a_failover() {
     assert!(matches!(stale, Err(MetaError::Stale { .. })), "{stale:?}");
 
     // A broker registers through the observer, fenced.
-    let call = BrokerCall::Register { node_id: 10, incarnation_id: Uuid::new_v4(), endpoints: vec![], rack: None };
+    let call = BrokerCall::Register {
+        node_id: 10,
+        incarnation_id: Uuid::new_v4(),
+        endpoints: vec![],
+        rack: None,
+        process: None,
+    };
     assert_eq!(obs.call_controller(call, WAIT).await, Ok(BrokerAnswer::Registered));
     let mut changes = obs.subscribe();
     let deadline = tokio::time::Instant::now() + WAIT;
