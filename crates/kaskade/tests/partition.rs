@@ -175,6 +175,14 @@ fn partition(cut: Cut) {
         agreed_leaders(W, &nodes.iter().collect::<Vec<_>>());
         eprintln!("round {round}: every node agrees on the leaders {:?} after the heal", healed.elapsed());
         deliveries.wait_acks("acknowledgements after the heal", deliveries.count(), 300);
+        // What each node answers ListOffsets(latest) with, leader or not:
+        // once, a node answered a HW far below what was acknowledged.
+        for n in &nodes {
+            let answers: Vec<_> = (0..W.partitions)
+                .map(|p| process::cluster::list_latest_on(&runtime, &n.bootstrap(), W.topic, p))
+                .collect();
+            eprintln!("round {round}: node {} answers ListOffsets(latest) (code, offset, epoch): {answers:?}", n.id);
+        }
         let sent = finish_and_check(W, producing, &nodes[0].bootstrap(), next, &roots(root.path(), &nodes));
         let now = batches(&victim_root, W.topic, partition);
         let truncated: Vec<(i64, i64)> =

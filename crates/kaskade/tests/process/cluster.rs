@@ -301,6 +301,38 @@ pub fn describe_quorum(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Op
     })
 }
 
+/// ListOffsets (latest, read_uncommitted, no leader epoch) asked of the
+/// node at `bootstrap` itself for `topic`-`partition`: (error code, offset,
+/// leader epoch) as that node answers, leader or not.
+pub fn list_latest_on(
+    runtime: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+) -> Option<(i16, i64, i32)> {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let client = kaskade_client::cluster::Client::new(bootstrap).ok()?;
+    runtime.block_on(async {
+        let conn = client.any_connection().await.ok()?;
+        let version = conn.version::<ListOffsetsRequest>().ok()?;
+        let mut p = ListOffsetsPartition::default();
+        p.partition_index = partition;
+        p.timestamp = -1;
+        p.current_leader_epoch = -1;
+        let mut t = ListOffsetsTopic::default();
+        t.name = TopicName(StrBytes::from_string(topic.to_string()));
+        t.partitions.push(p);
+        let mut req = ListOffsetsRequest::default();
+        req.replica_id = BrokerId(-1);
+        req.topics.push(t);
+        let resp = conn.send(&req, version).await.ok()?;
+        let p = resp.topics.first()?.partitions.first()?;
+        Some((p.error_code, p.offset, p.leader_epoch))
+    })
+}
+
 pub fn create(
     runtime: &tokio::runtime::Runtime,
     bootstrap: &str,
