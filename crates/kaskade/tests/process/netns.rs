@@ -22,6 +22,8 @@ static NETWORKS: AtomicU32 = AtomicU32::new(0);
 
 /// Every namespace, veth and the bridge of one test; removed on drop.
 pub struct Network {
+    /// What every name of this network contains (process id, counter).
+    tag: String,
     bridge: String,
     subnet: String,
     /// Node id -> namespace name.
@@ -45,7 +47,7 @@ impl Network {
         let pid = std::process::id();
         let tag = format!("{}{k}", pid % 100_000);
         let subnet = format!("10.77.{}", (pid.wrapping_mul(7).wrapping_add(k)) % 250 + 1);
-        let mut net = Network { bridge: format!("kkb{tag}"), subnet, netns: BTreeMap::new() };
+        let mut net = Network { bridge: format!("kkb{tag}"), subnet, netns: BTreeMap::new(), tag: tag.clone() };
         // From here on, Drop removes whatever was made, also on an error.
         run(&["ip", "link", "add", &net.bridge, "type", "bridge"])?;
         run(&["ip", "addr", "add", &format!("{}.254/24", net.subnet), "dev", &net.bridge])?;
@@ -123,7 +125,12 @@ impl Network {
 
 impl Drop for Network {
     fn drop(&mut self) {
-        // Deleting a namespace removes its veth end, and with it the pair.
+        // The veth pairs first: a deleted namespace lingers (and keeps its
+        // veth end, and with it the pair) while the kernel still holds
+        // sockets of the killed nodes.
+        for id in self.netns.keys() {
+            let _ = run(&["ip", "link", "del", &format!("kkv{}n{id}", self.tag)]);
+        }
         for ns in self.netns.values() {
             let _ = run(&["ip", "netns", "del", ns]);
         }
