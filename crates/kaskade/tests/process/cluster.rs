@@ -6,7 +6,9 @@
 //! deadlines. The nodes' HTTP listeners are off unless a test's env sets
 //! `KAFKA_HTTP_LISTENER` (e.g. `127.0.0.1:0`); the address each node bound
 //! is then read from its `kaskade: http on http://...` line
-//! ([`Node::http_addr`]).
+//! ([`Node::http_addr`]). `start_cluster_on` runs each node as a host of
+//! its own: at its address in a network namespace (`Hosts`, made by
+//! `process::netns`), started there with `ip netns exec`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -38,11 +40,37 @@ pub struct Node {
     ready: mpsc::Receiver<()>,
     /// The `host:port` of the HTTP listener, as the node printed it.
     http: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// Where each node runs when they are hosts in network namespaces
+    /// (`None`: every node on 127.0.0.1 in this namespace).
+    pub hosts: Option<Hosts>,
+}
+
+/// Each node's address and network namespace (`process::netns`).
+#[derive(Clone, Debug)]
+pub struct Hosts {
+    pub addr: BTreeMap<i32, String>,
+    pub netns: BTreeMap<i32, String>,
+}
+
+impl Hosts {
+    fn addr_of(hosts: Option<&Hosts>, id: i32) -> String {
+        hosts.and_then(|h| h.addr.get(&id).cloned()).unwrap_or_else(|| "127.0.0.1".to_string())
+    }
 }
 
 impl Node {
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.client_port)
+        format!("{}:{}", Hosts::addr_of(self.hosts.as_ref(), self.id), self.client_port)
+    }
+
+    /// This node's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join(format!("node-{}", self.id))
+    }
+
+    /// Whether the process is still running (not exited, not reaped).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn kill9(&mut self) {
@@ -75,7 +103,7 @@ impl Node {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let again = spawn_with(&self.root, self.id, self.client_port, &self.voters, &self.env);
+        let again = spawn_on(&self.root, self.id, self.client_port, &self.voters, &self.env, self.hosts.as_ref());
         *self = again;
         wait_ready(self);
     }
@@ -128,12 +156,35 @@ pub fn spawn_with(
     voters: &BTreeMap<i32, u16>,
     env: &[(String, String)],
 ) -> Node {
-    let voter_list: Vec<String> = voters.iter().map(|(v, port)| format!("{v}@127.0.0.1:{port}")).collect();
+    spawn_on(root, id, client_port, voters, env, None)
+}
+
+/// `spawn_with`, each node at its address in `hosts` and started inside
+/// its network namespace (`ip netns exec`, which execs the binary, so the
+/// child is the broker itself and signals reach it).
+pub fn spawn_on(
+    root: &Path,
+    id: i32,
+    client_port: u16,
+    voters: &BTreeMap<i32, u16>,
+    env: &[(String, String)],
+    hosts: Option<&Hosts>,
+) -> Node {
+    let host = Hosts::addr_of(hosts, id);
+    let voter_list: Vec<String> =
+        voters.iter().map(|(v, port)| format!("{v}@{}:{port}", Hosts::addr_of(hosts, *v))).collect();
     let listeners = match voters.get(&id) {
-        Some(port) => format!("PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{port}"),
-        None => format!("PLAINTEXT://127.0.0.1:{client_port}"),
+        Some(port) => format!("PLAINTEXT://{host}:{client_port},CONTROLLER://{host}:{port}"),
+        None => format!("PLAINTEXT://{host}:{client_port}"),
     };
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kaskade"));
+    let mut cmd = match hosts.and_then(|h| h.netns.get(&id)) {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns.as_str(), env!("CARGO_BIN_EXE_kaskade")]);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_kaskade")),
+    };
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
         if k.starts_with("KAFKA_") || k.starts_with("KASKADE_") || k == "CLUSTER_ID" {
@@ -154,7 +205,7 @@ pub fn spawn_with(
     cmd.env("KAFKA_NODE_ID", id.to_string())
         .env("KAFKA_PROCESS_ROLES", "broker,controller")
         .env("KAFKA_LISTENERS", listeners)
-        .env("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{client_port}"))
+        .env("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://{host}:{client_port}"))
         .env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
         .env("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT")
         .env("KAFKA_CONTROLLER_QUORUM_VOTERS", voter_list.join(","))
@@ -186,7 +237,17 @@ pub fn spawn_with(
             }
         }
     });
-    Node { id, client_port, voters: voters.clone(), env: env.to_vec(), root: root.to_path_buf(), child, ready, http }
+    Node {
+        id,
+        client_port,
+        voters: voters.clone(),
+        env: env.to_vec(),
+        root: root.to_path_buf(),
+        child,
+        ready,
+        http,
+        hosts: hosts.cloned(),
+    }
 }
 
 pub fn wait_ready(node: &Node) {
@@ -248,6 +309,38 @@ pub fn describe_quorum(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Op
     })
 }
 
+/// ListOffsets (latest, read_uncommitted, no leader epoch) asked of the
+/// node at `bootstrap` itself for `topic`-`partition`: (error code, offset,
+/// leader epoch) as that node answers, leader or not.
+pub fn list_latest_on(
+    runtime: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+) -> Option<(i16, i64, i32)> {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let client = kaskade_client::cluster::Client::new(bootstrap).ok()?;
+    runtime.block_on(async {
+        let conn = client.any_connection().await.ok()?;
+        let version = conn.version::<ListOffsetsRequest>().ok()?;
+        let mut p = ListOffsetsPartition::default();
+        p.partition_index = partition;
+        p.timestamp = -1;
+        p.current_leader_epoch = -1;
+        let mut t = ListOffsetsTopic::default();
+        t.name = TopicName(StrBytes::from_string(topic.to_string()));
+        t.partitions.push(p);
+        let mut req = ListOffsetsRequest::default();
+        req.replica_id = BrokerId(-1);
+        req.topics.push(t);
+        let resp = conn.send(&req, version).await.ok()?;
+        let p = resp.topics.first()?.partitions.first()?;
+        Some((p.error_code, p.offset, p.leader_epoch))
+    })
+}
+
 pub fn create(
     runtime: &tokio::runtime::Runtime,
     bootstrap: &str,
@@ -269,6 +362,17 @@ pub fn start_cluster(root: &Path) -> Vec<Node> {
 pub fn start_cluster_with(root: &Path, n: i32, env: &[(String, String)]) -> Vec<Node> {
     let voters: BTreeMap<i32, u16> = (1..=n).map(|id| (id, free_port())).collect();
     let nodes: Vec<Node> = (1..=n).map(|id| spawn_with(root, id, free_port(), &voters, env)).collect();
+    for node in &nodes {
+        wait_ready(node);
+    }
+    nodes
+}
+
+/// `start_cluster_with`, each node a host of its own at its address in
+/// `hosts`, inside its network namespace.
+pub fn start_cluster_on(root: &Path, n: i32, env: &[(String, String)], hosts: &Hosts) -> Vec<Node> {
+    let voters: BTreeMap<i32, u16> = (1..=n).map(|id| (id, free_port())).collect();
+    let nodes: Vec<Node> = (1..=n).map(|id| spawn_on(root, id, free_port(), &voters, env, Some(hosts))).collect();
     for node in &nodes {
         wait_ready(node);
     }

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod checker;
 pub mod cluster;
+pub mod netns;
 pub mod replicas;
 
 use std::io::{BufRead, BufReader};
@@ -147,5 +149,27 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// A test's temporary directory: removed on drop unless
+/// `KASKADE_FAULT_KEEP` is set (then its path is printed, so a failing
+/// fault test's data directories and logs can be read afterwards).
+pub struct TestDir(Option<tempfile::TempDir>, PathBuf);
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if std::env::var_os("KASKADE_FAULT_KEEP").is_some() {
+            let path = dir.keep();
+            eprintln!("keeping the nodes' data and logs in {}", path.display());
+            return TestDir(None, path);
+        }
+        let path = dir.path().to_path_buf();
+        TestDir(Some(dir), path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.1
     }
 }

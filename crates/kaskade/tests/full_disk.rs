@@ -1,0 +1,171 @@
+//! A full disk on one node (issue 14). Three combined nodes (the quorum)
+//! on the machine's disk and a broker-only node 4 whose data directory is
+//! a small tmpfs mounted by the test (unmounted on drop, also when the
+//! test panics; skipped, saying why, when `mount` is not allowed). Node 4
+//! is a replica of every partition of a topic with replication factor 3
+//! and `min.insync.replicas=2`, under the fault tests' workload (an
+//! idempotent acks=all producer with 8 KiB values, `process::checker`).
+//!
+//! As a follower, node 4 meets ENOSPC appending what it fetched: Kafka
+//! takes that log directory offline and the leaders drop the replica from
+//! their ISRs; here the append fails, the follower stops advancing and
+//! the leaders shrink their ISRs after `replica.lag.time.max.ms`. The test
+//! requires: node 4 leaves every ISR, the producer keeps being
+//! acknowledged by the other two replicas, node 4 neither exits nor
+//! panics, and the checker passes on the other replicas. Then the disk
+//! grows (a tmpfs remount) and node 4 is restarted (as Kafka needs a
+//! restart to bring an offline log directory back): it must rejoin every
+//! ISR and hold the same batches as the others.
+
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use process::checker::{finish_and_check_assigned, short_sessions, Producing, Workload};
+use process::cluster::{create, spawn_with, start_cluster_with, wait_ready, Node};
+use process::replicas::roots;
+use process::{client_config, TestDir};
+
+const W: Workload = Workload { topic: "full", partitions: 3 };
+const ASSIGNMENT: [&[i32]; 3] = [&[1, 2, 4], &[2, 3, 4], &[3, 1, 4]];
+/// The same placement without node 4: what the checker compares while
+/// node 4's disk is full.
+const WITHOUT_4: [&[i32]; 3] = [&[1, 2], &[2, 3], &[3, 1]];
+
+/// A tmpfs mounted on a directory; unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount -t tmpfs: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let status = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.0).status();
+        assert!(status.map(|s| s.success()).unwrap_or(false), "remount the tmpfs with size {size}");
+    }
+
+    /// (used, total) bytes, as df sees them.
+    fn usage(&self) -> (u64, u64) {
+        let out = Command::new("df").args(["-B1", "--output=used,size"]).arg(&self.0).output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        let nums: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        (nums.first().copied().unwrap_or(0), nums.get(1).copied().unwrap_or(0))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Sorted ISRs by partition as the node at `bootstrap` answers Metadata.
+fn isrs(bootstrap: &str) -> Option<Vec<Vec<i32>>> {
+    let consumer: BaseConsumer = client_config(bootstrap).create().ok()?;
+    let md = consumer.fetch_metadata(Some(W.topic), Duration::from_secs(5)).ok()?;
+    let t = md.topics().iter().find(|t| t.name() == W.topic)?;
+    if t.error().is_some() || t.partitions().len() != W.partitions as usize {
+        return None;
+    }
+    Some(
+        t.partitions()
+            .iter()
+            .map(|p| {
+                let mut isr = p.isr().to_vec();
+                isr.sort_unstable();
+                isr
+            })
+            .collect(),
+    )
+}
+
+fn wait_isr(bootstrap: &str, node: i32, member: bool, within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = isrs(bootstrap);
+        if last.as_ref().is_some_and(|isrs| isrs.iter().all(|isr| isr.contains(&node) == member)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("node {node} in every ISR = {member}: not within {within:?} (last {last:?})");
+}
+
+#[test]
+fn a_follower_whose_disk_is_full_leaves_the_isr_and_loses_nothing() {
+    let root = TestDir::new();
+    let disk = match Tmpfs::mount(&root.path().join("node-4"), "16m") {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("SKIPPED: a full disk needs a tmpfs mount (root): {why}");
+            return;
+        }
+    };
+    let env = short_sessions();
+    let mut nodes: Vec<Node> = start_cluster_with(root.path(), 3, &env);
+    let mut broker_env = env.clone();
+    broker_env.push(("KAFKA_PROCESS_ROLES".into(), "broker".into()));
+    broker_env.push(("KAFKA_INTER_BROKER_LISTENER_NAME".into(), "PLAINTEXT".into()));
+    let broker = spawn_with(root.path(), 4, process::free_port(), &nodes[0].voters.clone(), &broker_env);
+    wait_ready(&broker);
+    nodes.push(broker);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let topic =
+        NewTopic::new(W.topic, W.partitions, TopicReplication::Variable(&ASSIGNMENT)).set("min.insync.replicas", "2");
+    create(&runtime, &nodes[0].bootstrap(), topic).expect("create RF 3 with node 4 in every partition");
+    let bootstrap: String = nodes.iter().map(|n| n.bootstrap()).collect::<Vec<_>>().join(",");
+
+    let producing = Producing::start_padded(W, &bootstrap, 0, 8 * 1024);
+    let deliveries = producing.deliveries.clone();
+    deliveries.wait_acks("acknowledgements before the disk fills", 0, 300);
+    let filled = Instant::now();
+    wait_isr(&nodes[0].bootstrap(), 4, false, Duration::from_secs(120));
+    let (used, size) = disk.usage();
+    eprintln!(
+        "node 4 left every ISR {:?} after the first acknowledgements; its disk: {used} of {size} bytes",
+        filled.elapsed()
+    );
+    deliveries.wait_acks("acknowledgements without node 4", deliveries.count(), 300);
+    assert!(nodes[3].running(), "node 4 exited on a full disk; its log:\n{}", nodes[3].log());
+    assert!(!nodes[3].log().contains("panicked"), "node 4 panicked on a full disk; its log:\n{}", nodes[3].log());
+    let next = finish_and_check_assigned(
+        W,
+        producing,
+        &nodes[0].bootstrap(),
+        0,
+        &roots(root.path(), &nodes),
+        Some(&WITHOUT_4),
+    );
+
+    // Room again, and a restart: node 4 catches up and rejoins.
+    disk.resize("512m");
+    nodes[3].kill9();
+    nodes[3].restart();
+    let producing = Producing::start(W, &bootstrap, next);
+    wait_isr(&nodes[0].bootstrap(), 4, true, Duration::from_secs(60));
+    producing.deliveries.wait_acks("acknowledgements with node 4 back", 0, 300);
+    finish_and_check_assigned(
+        W,
+        producing,
+        &nodes[0].bootstrap(),
+        next,
+        &roots(root.path(), &nodes),
+        Some(&ASSIGNMENT),
+    );
+}
