@@ -50,9 +50,28 @@ pub async fn handle(
 
 crate::route_to!(ApiVersions, handle);
 
+/// ApiVersions on the controller listener of a multi-node quorum: the
+/// controller's APIs only, as Kafka's controller lists its `CONTROLLER`
+/// listener's APIs.
+pub async fn handle_controller(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ApiVersionsRequest,
+) -> Result<ApiVersionsResponse, BrokerError> {
+    Ok(respond_from(broker, &broker.controller_router, version, &request))
+}
+
+pub mod controller_route {
+    crate::route_to!(ApiVersions, super::handle_controller);
+}
+
 /// The ApiVersions response to a request of `version`.
 pub fn respond(broker: &Broker, version: i16, request: &ApiVersionsRequest) -> ApiVersionsResponse {
-    let router = &broker.router;
+    respond_from(broker, &broker.router, version, request)
+}
+
+/// The ApiVersions response listing `router`'s APIs.
+fn respond_from(broker: &Broker, router: &Router, version: i16, request: &ApiVersionsRequest) -> ApiVersionsResponse {
     if !router.supports(ApiKey::ApiVersions, version) {
         return unsupported_version(router);
     }
