@@ -485,6 +485,18 @@ async fn kafka_connections_are_handed_over_unread_or_closed_without_a_taker() {
     let server = tokio::spawn(node.log.serve(listener, Some(tx)));
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(&request).await.expect("write");
+    // The taker has not taken it yet: its one slot is full, so the next
+    // Kafka connection is closed rather than queued without bound.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rx.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "not handed over within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut extra = TcpStream::connect(addr).await.expect("connect");
+    extra.write_all(&request).await.expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(WAIT, extra.read_to_end(&mut answer)).await.expect("closed in time");
+    assert!(read.is_err() || answer.is_empty(), "closed unanswered: {answer:?}");
     let (mut taken, _) = tokio::time::timeout(WAIT, rx.recv()).await.expect("handed over").expect("a connection");
     let mut got = [0u8; 10];
     taken.read_exact(&mut got).await.expect("read");
