@@ -13,7 +13,9 @@
 //! image) and serves everything once the other broker is gone. Every
 //! wait is on a condition with a deadline. `KASKADE_DEDICATED_CONTROLLERS=3`
 //! (the long mode) runs three controllers, and the active one is the one
-//! killed.
+//! killed. A second test speaks Kafka's protocol to the controller
+//! listener (ApiVersions, DescribeCluster, DescribeQuorum with the brokers as
+//! observers; other APIs and garbage frames close the connection).
 
 mod process;
 
@@ -334,7 +336,7 @@ fn the_controller_listener_speaks_kafkas_controller_apis_and_lists_the_brokers_a
     for o in &quorum.observers {
         assert!(o.last_caught_up_timestamp > 0, "observer {} was caught up: {o:?}", o.replica_id.0);
     }
-    // Through a broker too (it asks the active controller): the same observers.
+    // Through a broker too (it asks the active controller): the same leader.
     let (code, through_broker, _) = describe_quorum(&runtime, &nodes[n as usize].bootstrap()).expect("DescribeQuorum");
     assert_eq!((code, through_broker), (0, leader));
 
