@@ -206,6 +206,20 @@ mod tests {
             .with_client_software_version(StrBytes::from_static_str(version))
     }
 
+    #[tokio::test]
+    async fn a_controller_listener_lists_only_the_controller_apis() {
+        let b = Arc::new(broker());
+        let r = handle_controller(&b, 3, request("kafka-tools", "4.4.0")).await.expect("ApiVersions");
+        assert_eq!(r.error_code, 0);
+        let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
+        let want = [ApiKey::ApiVersions as i16, ApiKey::DescribeQuorum as i16, ApiKey::DescribeCluster as i16];
+        assert_eq!(keys, want);
+        // An unknown version is answered as v0 listing ApiVersions only.
+        let r = handle_controller(&b, 9, ApiVersionsRequest::default()).await.expect("ApiVersions");
+        assert_eq!(r.error_code, ResponseError::UnsupportedVersion.code());
+        assert_eq!(r.api_keys.len(), 1);
+    }
+
     #[test]
     fn lists_the_routes() {
         let b = broker();
