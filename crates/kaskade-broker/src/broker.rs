@@ -46,6 +46,9 @@ pub struct Broker {
     pub config: Arc<BrokerConfig>,
     /// The route table; ApiVersions answers from it.
     pub router: Router,
+    /// The route table of Kafka connections on the controller listener of
+    /// a multi-node quorum (`router::controller_routes`).
+    pub controller_router: Router,
     /// The epoch reported with the finalized features (Kafka reports the
     /// offset of the last record of its metadata log).
     finalized_features_epoch: AtomicI64,
@@ -134,6 +137,7 @@ impl Broker {
         Broker {
             config: Arc::new(config),
             router,
+            controller_router: Router::new(crate::router::controller_routes()),
             finalized_features_epoch: AtomicI64::new(0),
             topics,
             fetch_sessions: SessionCache::new(FETCH_SESSION_SLOTS),

@@ -110,9 +110,29 @@ static ROUTES: &[Route] = &[
     Route::new(ApiKey::DescribeTopicPartitions, 0, 0, api::describe_topic_partitions::route),
 ];
 
+/// The routes of a controller listener in a multi-node quorum (Kafka's
+/// `ControllerApis` as `kafka-metadata-quorum --bootstrap-controller` and
+/// the Admin client's `bootstrap.controllers` use it, KIP-919): ApiVersions
+/// lists only these, DescribeCluster names the controllers. Kafka's
+/// controller serves more (the brokers' and other controllers' RPCs, which
+/// Kaskade's controllers exchange in their own frames, and admin requests
+/// forwarded in an Envelope); a request for an API not here closes the
+/// connection, as Kafka closes one for an API its listener does not enable.
+#[rustfmt::skip]
+static CONTROLLER_ROUTES: &[Route] = &[
+    Route::new(ApiKey::ApiVersions, 0, 4, api::api_versions::controller_route::route),
+    Route::new(ApiKey::DescribeQuorum, 0, 2, api::describe_quorum::route),
+    Route::new(ApiKey::DescribeCluster, 0, 2, api::describe_cluster::controller_route::route),
+];
+
 /// The broker's route table.
 pub fn routes() -> &'static [Route] {
     ROUTES
+}
+
+/// The controller listener's route table (a node of a multi-node quorum).
+pub fn controller_routes() -> &'static [Route] {
+    CONTROLLER_ROUTES
 }
 
 /// The route table indexed by API key.
@@ -199,6 +219,14 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn the_controller_routes_are_consistent_and_a_subset_of_kafkas_controller_apis() {
+        let router = Router::new(controller_routes());
+        let keys: Vec<ApiKey> = router.iter().map(|r| r.key).collect();
+        assert_eq!(keys, [ApiKey::ApiVersions, ApiKey::DescribeQuorum, ApiKey::DescribeCluster]);
+        assert!(router.get(ApiKey::Produce).is_none() && router.get(ApiKey::Metadata).is_none());
     }
 
     #[test]

@@ -166,12 +166,14 @@ impl Server {
             c.heartbeat(async move { b.stopping().await }).await;
         }
         let (trigger, signal) = network::shutdown_channel();
+        let handed_over = controller.as_ref().map(Controller::take_handed_over).unwrap_or_default();
         let task = tokio::spawn({
-            let (broker, controller_signal) = (broker.clone(), signal.clone());
+            let (broker, controller_signal, handed_signal) = (broker.clone(), signal.clone(), signal.clone());
             async move {
                 tokio::join!(
                     network::serve(broker.clone(), bound, signal),
-                    network::controller::serve(broker, kafka_controller_bound, controller_signal)
+                    network::controller::serve(broker.clone(), kafka_controller_bound, controller_signal),
+                    network::controller::serve_handed_over(broker, handed_over, handed_signal)
                 );
             }
         });

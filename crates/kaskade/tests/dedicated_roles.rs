@@ -13,7 +13,9 @@
 //! image) and serves everything once the other broker is gone. Every
 //! wait is on a condition with a deadline. `KASKADE_DEDICATED_CONTROLLERS=3`
 //! (the long mode) runs three controllers, and the active one is the one
-//! killed.
+//! killed. A second test speaks Kafka's protocol to the controller
+//! listener (ApiVersions, DescribeCluster, DescribeQuorum with the brokers as
+//! observers; other APIs and garbage frames close the connection).
 
 mod process;
 
@@ -217,5 +219,144 @@ fn a_controller_only_node_and_two_broker_only_nodes_form_a_cluster_and_survive_a
             .filter(|n| n.starts_with("dedicated-") || n.starts_with("after-restart-") || n.starts_with("__"))
             .collect();
         assert!(partitions.is_empty(), "controller {id} hosts no partition: {partitions:?}");
+    }
+}
+
+/// A Kafka connection to the controller listener at `addr`.
+fn controller_connection(
+    runtime: &tokio::runtime::Runtime,
+    addr: &str,
+) -> Result<std::sync::Arc<kaskade_client::connection::Connection>, kaskade_client::ClientError> {
+    let config = kaskade_client::connection::ConnectionConfig {
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(15),
+        ..Default::default()
+    };
+    runtime.block_on(kaskade_client::connection::Connection::connect(addr, config))
+}
+
+/// DescribeQuorum of `__cluster_metadata` at `conn`'s highest version.
+fn quorum_of(
+    runtime: &tokio::runtime::Runtime,
+    conn: &kaskade_client::connection::Connection,
+) -> Option<kafka_protocol::messages::describe_quorum_response::PartitionData> {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut topic = TopicData::default();
+    topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+    topic.partitions.push(PartitionData::default());
+    let mut req = DescribeQuorumRequest::default();
+    req.topics.push(topic);
+    let version = conn.version::<DescribeQuorumRequest>().ok()?;
+    let resp = runtime.block_on(conn.send(&req, version)).ok()?;
+    resp.topics.into_iter().next()?.partitions.into_iter().next()
+}
+
+/// Writes `bytes` on a fresh connection to `addr` and reads until the
+/// controller closes it: what it answered (nothing, for a refused frame).
+fn closed_after(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    s.write_all(bytes).expect("write");
+    let mut answer = Vec::new();
+    match s.read_to_end(&mut answer) {
+        Ok(_) => answer,
+        // A reset is a close too; a timeout is a hang.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => answer,
+        Err(e) => panic!("the controller at {addr} did not close the connection within {WAIT:?}: {e}"),
+    }
+}
+
+#[test]
+fn the_controller_listener_speaks_kafkas_controller_apis_and_lists_the_brokers_as_observers() {
+    use kafka_protocol::messages::{
+        ApiKey, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, ProduceRequest,
+    };
+    use kafka_protocol::ResponseError;
+    let root = tempfile::tempdir().expect("tempdir");
+    let n = controllers();
+    let nodes = start(root.path(), n);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let controller_ids: BTreeSet<i32> = (1..=n).collect();
+    let broker_ids = BTreeSet::from([n + 1, n + 2]);
+    let addr = |id: i32| format!("127.0.0.1:{}", nodes[0].voters[&id]);
+    // Brokers register once the quorum has a leader; wait for it through one.
+    wait_for("a broker names a controller", || active_controller(&runtime, &nodes[n as usize].bootstrap()));
+
+    let mut leader = -1;
+    for id in &controller_ids {
+        let conn = controller_connection(&runtime, &addr(*id)).expect("ApiVersions on the controller listener");
+        // ApiVersions lists the controller's APIs only.
+        for key in [ApiKey::ApiVersions, ApiKey::DescribeQuorum, ApiKey::DescribeCluster] {
+            assert!(conn.broker_range(key).is_some(), "controller {id} lists {key:?}");
+        }
+        for key in [ApiKey::Produce, ApiKey::Fetch, ApiKey::Metadata, ApiKey::FindCoordinator] {
+            assert!(conn.broker_range(key).is_none(), "controller {id} does not list {key:?}");
+        }
+        // DescribeCluster names the controllers at their controller
+        // listeners, and the active one.
+        let ask = |endpoint_type: i8| -> DescribeClusterResponse {
+            let req = DescribeClusterRequest::default().with_endpoint_type(endpoint_type);
+            runtime.block_on(conn.send(&req, 1)).expect("DescribeCluster")
+        };
+        let named =
+            wait_for("a controller names the active controller", || Some(ask(2)).filter(|r| r.controller_id.0 >= 0));
+        assert_eq!((named.error_code, named.endpoint_type), (0, 2));
+        let listed: BTreeSet<(i32, String)> =
+            named.brokers.iter().map(|b| (b.broker_id.0, format!("{}:{}", b.host, b.port))).collect();
+        let want: BTreeSet<(i32, String)> = controller_ids.iter().map(|c| (*c, addr(*c))).collect();
+        assert_eq!(listed, want, "controller {id} lists the controllers");
+        assert!(controller_ids.contains(&named.controller_id.0));
+        leader = named.controller_id.0;
+        // Asked for brokers, a controller refuses as Kafka's does.
+        assert_eq!(ask(1).error_code, ResponseError::MismatchedEndpointType.code());
+    }
+
+    // DescribeQuorum at the active controller: the voters, and the two
+    // broker-only nodes as observers with their positions (the observer
+    // link reports where it is), caught up at the high watermark.
+    let conn = controller_connection(&runtime, &addr(leader)).expect("the active controller");
+    let quorum = wait_for("both brokers listed as caught-up observers", || {
+        let p = quorum_of(&runtime, &conn)?;
+        let caught_up: BTreeSet<i32> = p
+            .observers
+            .iter()
+            .filter(|o| o.log_end_offset == p.high_watermark && o.last_fetch_timestamp > 0)
+            .map(|o| o.replica_id.0)
+            .collect();
+        (caught_up == broker_ids).then_some(p)
+    });
+    assert_eq!(quorum.error_code, 0);
+    assert_eq!(quorum.leader_id.0, leader);
+    let voters: BTreeSet<i32> = quorum.current_voters.iter().map(|v| v.replica_id.0).collect();
+    assert_eq!(voters, controller_ids);
+    assert!(quorum.high_watermark > 0);
+    for o in &quorum.observers {
+        assert!(o.last_caught_up_timestamp > 0, "observer {} was caught up: {o:?}", o.replica_id.0);
+    }
+    // Through a broker too (it asks the active controller): the same leader.
+    let (code, through_broker, _) = describe_quorum(&runtime, &nodes[n as usize].bootstrap()).expect("DescribeQuorum");
+    assert_eq!((code, through_broker), (0, leader));
+
+    // An API the controller does not serve closes the connection, unanswered.
+    let metadata = kaskade_client::connection::encode_frame(&MetadataRequest::default(), 12, 1, "t").expect("encode");
+    assert!(closed_after(&addr(leader), &metadata).is_empty(), "Metadata is not a controller API here");
+    let produce = kaskade_client::connection::encode_frame(&ProduceRequest::default(), 9, 1, "t").expect("encode");
+    assert!(closed_after(&addr(leader), &produce).is_empty(), "Produce is not a controller API");
+    // Malformed Kafka frames: an unknown API key, a header cut short, a
+    // negative size. Each closes its connection, nothing else.
+    let garbage: [&[u8]; 3] = [&[0, 0, 0, 6, 0, 0x7f, 0, 0, 0, 1], &[0, 0, 0, 2, 0, 18], &[0x80, 0, 0, 0, 0]];
+    for bytes in garbage {
+        assert!(closed_after(&addr(leader), bytes).is_empty(), "{bytes:?} is not answered");
+    }
+    // The controller still answers, and the quorum still decides.
+    let again = controller_connection(&runtime, &addr(leader)).expect("ApiVersions after the garbage");
+    assert!(quorum_of(&runtime, &again).is_some_and(|p| p.error_code == 0));
+    create(&runtime, &nodes[n as usize].bootstrap(), NewTopic::new("after-garbage", 1, TopicReplication::Fixed(2)))
+        .expect("create");
+    for (i, node) in nodes.iter().enumerate().take(n as usize) {
+        assert!(!node.log().contains("panicked"), "controller {} did not panic", i + 1);
     }
 }

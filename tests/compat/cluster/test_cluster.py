@@ -31,6 +31,8 @@ DIR = Path(os.environ["CLUSTER_DIR"])
 RF = int(os.environ.get("CLUSTER_RF", "3"))
 IDS = [1, 2, 3]
 PORTS = {i: (DIR / f"node-{i}.port").read_text().strip() for i in IDS}
+# Each node's CONTROLLER listener (kafka-metadata-quorum --bootstrap-controller).
+CPORTS = {i: (DIR / f"node-{i}.cport").read_text().strip() for i in IDS}
 TOPIC = name("spread")
 PARTITIONS = 6
 RECORDS = [(f"key-{i}", f"value-{i}") for i in range(60)]
@@ -56,9 +58,15 @@ def status_fields(res):
     return dict(line.split(":", 1) for line in res.out.splitlines() if ":" in line)
 
 
-def quorum_status(node: int):
-    """kafka-metadata-quorum describe --status through `node`: (result, fields)."""
-    res = tool(QUORUM, *boot(node), "describe", "--status")
+def boot_controller(node: int) -> list:
+    return ["--bootstrap-controller", f"127.0.0.1:{CPORTS[node]}"]
+
+
+def quorum_status(node: int, through=boot):
+    """kafka-metadata-quorum describe --status through `node` (its client
+    listener, or with through=boot_controller its controller listener):
+    (result, fields)."""
+    res = tool(QUORUM, *through(node), "describe", "--status")
     fields = {k.strip(): v.strip() for k, v in status_fields(res).items()} if res.rc == 0 else {}
     return res, fields
 
@@ -131,6 +139,29 @@ def test_quorum_replication_through_a_follower():
     check(dict((n, s) for s, n in by_status)[STATE["leader"]] == "Leader", "the leader is --status's", res)
     for r in rows:
         check(int(r["LogEndOffset"]) > 0 and int(r["Lag"]) >= 0, f"node {r['NodeId']}: log end and lag", res)
+
+
+def test_quorum_through_every_controller_listener():
+    """--bootstrap-controller (KIP-919): the tool asks a controller listener
+    for DescribeCluster (the controllers and the active one), then the active
+    controller for DescribeQuorum."""
+    _, through_broker = quorum_status(IDS[0])
+    for node in IDS:
+        res, fields = quorum_status(node, through=boot_controller)
+        ok(res)
+        check(voter_ids(fields) == IDS, f"CurrentVoters are nodes {IDS} through controller {node}", res)
+        check(fields.get("CurrentObservers") == "[]", "no observers (every node is a voter)", res)
+        check(fields.get("ClusterId") == through_broker.get("ClusterId"), "the cluster id --bootstrap-server shows", res)
+        check(int(fields["LeaderId"]) == STATE["leader"], "the leader --bootstrap-server named", res)
+        check(all(f"CONTROLLER://127.0.0.1:{CPORTS[i]}" in fields.get("CurrentVoters", "") for i in IDS),
+              "each voter with its controller endpoint", res)
+    res = ok(tool(QUORUM, *boot_controller(IDS[-1]), "describe", "--replication"))
+    header, rows = table(res, "NodeId")
+    check(header is not None and "Status" in header and "LogEndOffset" in header, "the replication table", res)
+    check(sorted(int(r["NodeId"]) for r in rows) == IDS, "one row per voter", res)
+    statuses = {int(r["NodeId"]): r["Status"] for r in rows}
+    check(sorted(statuses.values()) == ["Follower", "Follower", "Leader"] and statuses[STATE["leader"]] == "Leader",
+          "one Leader (--status's), two Followers", res)
 
 
 # --- topics, produce, consume -----------------------------------------------

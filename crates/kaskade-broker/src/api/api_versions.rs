@@ -50,9 +50,28 @@ pub async fn handle(
 
 crate::route_to!(ApiVersions, handle);
 
+/// ApiVersions on the controller listener of a multi-node quorum: the
+/// controller's APIs only, as Kafka's controller lists its `CONTROLLER`
+/// listener's APIs.
+pub async fn handle_controller(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ApiVersionsRequest,
+) -> Result<ApiVersionsResponse, BrokerError> {
+    Ok(respond_from(broker, &broker.controller_router, version, &request))
+}
+
+pub mod controller_route {
+    crate::route_to!(ApiVersions, super::handle_controller);
+}
+
 /// The ApiVersions response to a request of `version`.
 pub fn respond(broker: &Broker, version: i16, request: &ApiVersionsRequest) -> ApiVersionsResponse {
-    let router = &broker.router;
+    respond_from(broker, &broker.router, version, request)
+}
+
+/// The ApiVersions response listing `router`'s APIs.
+fn respond_from(broker: &Broker, router: &Router, version: i16, request: &ApiVersionsRequest) -> ApiVersionsResponse {
     if !router.supports(ApiKey::ApiVersions, version) {
         return unsupported_version(router);
     }
@@ -185,6 +204,20 @@ mod tests {
         ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str(name))
             .with_client_software_version(StrBytes::from_static_str(version))
+    }
+
+    #[tokio::test]
+    async fn a_controller_listener_lists_only_the_controller_apis() {
+        let b = Arc::new(broker());
+        let r = handle_controller(&b, 3, request("kafka-tools", "4.4.0")).await.expect("ApiVersions");
+        assert_eq!(r.error_code, 0);
+        let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
+        let want = [ApiKey::ApiVersions as i16, ApiKey::DescribeQuorum as i16, ApiKey::DescribeCluster as i16];
+        assert_eq!(keys, want);
+        // An unknown version is answered as v0 listing ApiVersions only.
+        let r = handle_controller(&b, 9, ApiVersionsRequest::default()).await.expect("ApiVersions");
+        assert_eq!(r.error_code, ResponseError::UnsupportedVersion.code());
+        assert_eq!(r.api_keys.len(), 1);
     }
 
     #[test]

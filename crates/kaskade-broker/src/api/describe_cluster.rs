@@ -1,8 +1,18 @@
 //! DescribeCluster: the live brokers, each with its endpoint on the
 //! listener the client connected to and its rack, and the active controller.
+//!
+//! On the controller listener of a multi-node quorum (`handle_controller`,
+//! Kafka's `ControllerApis.handleDescribeCluster`, KIP-919) it names the
+//! controllers instead: endpoint type CONTROLLER, every voter of
+//! `controller.quorum.voters` at its controller listener address, and the
+//! active controller (-1 while none is known). A request for another
+//! endpoint type gets MISMATCHED_ENDPOINT_TYPE (INVALID_REQUEST at v0,
+//! which cannot name one), an unknown type UNSUPPORTED_ENDPOINT_TYPE, as
+//! Kafka answers.
 
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -32,9 +42,110 @@ pub async fn handle(
 
 crate::route_to!(DescribeCluster, handle);
 
+/// DescribeCluster's endpoint types (KIP-919).
+const ENDPOINT_BROKER: i8 = 1;
+const ENDPOINT_CONTROLLER: i8 = 2;
+
+/// Kafka's refusal of a request for endpoint type `requested` at
+/// `version` on an endpoint of type `served`, if it is refused.
+fn endpoint_refusal(version: i16, requested: i8, served: i8) -> Option<(ResponseError, String)> {
+    if requested != ENDPOINT_BROKER && requested != ENDPOINT_CONTROLLER {
+        let code = if version == 0 { ResponseError::InvalidRequest } else { ResponseError::UnsupportedEndpointType };
+        return Some((code, format!("Unsupported endpoint type {requested}")));
+    }
+    if requested != served {
+        let code = if version == 0 { ResponseError::InvalidRequest } else { ResponseError::MismatchedEndpointType };
+        let name = |t: i8| if t == ENDPOINT_CONTROLLER { "CONTROLLER" } else { "BROKER" };
+        return Some((
+            code,
+            format!(
+                "The request was sent to an endpoint of type {}, but we wanted an endpoint of type {}",
+                name(served),
+                name(requested)
+            ),
+        ));
+    }
+    None
+}
+
+/// The controller listener's answer; see the module docs.
+pub async fn handle_controller(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: DescribeClusterRequest,
+) -> Result<DescribeClusterResponse, BrokerError> {
+    let mut resp = DescribeClusterResponse::default();
+    if let Some((code, message)) = endpoint_refusal(version, req.endpoint_type, ENDPOINT_CONTROLLER) {
+        resp.error_code = code.code();
+        resp.error_message = Some(StrBytes::from_string(message));
+        return Ok(resp);
+    }
+    resp.endpoint_type = ENDPOINT_CONTROLLER;
+    resp.cluster_id = StrBytes::from_string(broker.cluster_id().to_string());
+    resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
+    for v in &broker.config.kraft.voters {
+        let mut b = DescribeClusterBroker::default();
+        b.broker_id = BrokerId(v.id.get());
+        b.host = StrBytes::from_string(v.address.host.clone());
+        b.port = i32::from(v.address.port);
+        resp.brokers.push(b);
+    }
+    // A leader Kafka cannot describe is named -1, so clients never look for it.
+    let leader =
+        broker.quorum().and_then(|q| q.leader()).filter(|id| resp.brokers.iter().any(|b| b.broker_id.0 == id.get()));
+    resp.controller_id = BrokerId(leader.map_or(-1, NodeId::get));
+    Ok(resp)
+}
+
+pub mod controller_route {
+    crate::route_to!(DescribeCluster, super::handle_controller);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_controller_refuses_other_endpoint_types_as_kafka_does() {
+        assert_eq!(endpoint_refusal(1, ENDPOINT_CONTROLLER, ENDPOINT_CONTROLLER), None);
+        let (code, message) = endpoint_refusal(1, ENDPOINT_BROKER, ENDPOINT_CONTROLLER).expect("refused");
+        assert_eq!(code, ResponseError::MismatchedEndpointType);
+        assert!(message.contains("type CONTROLLER, but we wanted an endpoint of type BROKER"), "{message}");
+        // v0 carries no endpoint type (BROKER): INVALID_REQUEST.
+        assert_eq!(
+            endpoint_refusal(0, ENDPOINT_BROKER, ENDPOINT_CONTROLLER).map(|r| r.0),
+            Some(ResponseError::InvalidRequest)
+        );
+        assert_eq!(
+            endpoint_refusal(1, 7, ENDPOINT_CONTROLLER).map(|r| r.0),
+            Some(ResponseError::UnsupportedEndpointType)
+        );
+        assert_eq!(endpoint_refusal(0, 7, ENDPOINT_CONTROLLER).map(|r| r.0), Some(ResponseError::InvalidRequest));
+    }
+
+    #[tokio::test]
+    async fn a_controller_names_the_voters_at_their_controller_listeners() {
+        let config = BrokerConfig::from_overrides([
+            ("process.roles", "controller"),
+            ("node.id", "2"),
+            ("controller.quorum.voters", "1@c1:9093,2@c2:9094,3@c3:9095"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listeners", "CONTROLLER://:9094"),
+        ])
+        .expect("config");
+        let broker = Arc::new(Broker::for_tests(config, crate::router::Router::default()));
+        let req = DescribeClusterRequest::default().with_endpoint_type(ENDPOINT_CONTROLLER);
+        let resp = handle_controller(&broker, 1, req).await.expect("DescribeCluster");
+        assert_eq!((resp.error_code, resp.endpoint_type), (0, ENDPOINT_CONTROLLER));
+        let named: Vec<(i32, String, i32)> =
+            resp.brokers.iter().map(|b| (b.broker_id.0, b.host.to_string(), b.port)).collect();
+        assert_eq!(named, [(1, "c1".into(), 9093), (2, "c2".into(), 9094), (3, "c3".into(), 9095)]);
+        // No quorum runs in this test: no leader known.
+        assert_eq!(resp.controller_id, BrokerId(-1));
+        let refused = handle_controller(&broker, 1, DescribeClusterRequest::default()).await.expect("answered");
+        assert_eq!(refused.error_code, ResponseError::MismatchedEndpointType.code());
+        assert!(refused.brokers.is_empty());
+    }
     use crate::config::BrokerConfig;
     use kafka_protocol::messages::MetadataRequest;
 

@@ -232,7 +232,7 @@ mod tests {
         config.heartbeat_interval = Duration::from_millis(50);
         config.broker_session_timeout = Duration::from_millis(session_ms);
         let log = QuorumMetadataLog::start(config).await.expect("start");
-        tokio::spawn(log.serve(listener));
+        tokio::spawn(log.serve(listener, None));
         log.initialize(&BTreeMap::from([(1, addr)])).await.expect("initialize");
         assert!(log.wait_until_current(WAIT).await.expect("wait"), "no leader within {WAIT:?}");
         log

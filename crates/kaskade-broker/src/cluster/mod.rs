@@ -11,7 +11,8 @@
 //! log (`server::open_storage`).
 //!
 //! Invariants: the controller listener serves openraft's frames (and
-//! proposals forwarded to the leader) before this node waits for a leader,
+//! proposals forwarded to the leader; Kafka requests there wait for the
+//! broker layer, `take_handed_over`) before this node waits for a leader,
 //! so nodes starting together never wait on each other; the topic manager
 //! is built only once a leader is known, and every committed image after
 //! that reaches `TopicManager::apply_committed` in log order (each apply
@@ -30,6 +31,7 @@ use kaskade_types::NodeId;
 use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
+use crate::network::controller::HandedOver;
 use crate::network::BoundListener;
 use crate::server::StartError;
 use lifecycle::Lifecycle;
@@ -62,7 +64,15 @@ pub struct Controller {
     pub quorum: QuorumLink,
     servers: Vec<JoinHandle<()>>,
     lifecycle: Arc<Lifecycle>,
+    /// The Kafka connections the quorum's servers take on the controller
+    /// listeners, until the broker layer serves them (`take_handed_over`).
+    handed_over: parking_lot::Mutex<Vec<HandedOver>>,
 }
+
+/// Kafka connections a controller listener takes before the broker layer
+/// serves them (the tool's first requests during start-up wait there);
+/// past this many the quorum's server closes new ones.
+const HANDED_OVER_BACKLOG: usize = 64;
 
 impl Controller {
     /// Starts this node's controller on its files under `dir`, serves the
@@ -86,11 +96,14 @@ impl Controller {
             Duration::from_millis(u64::try_from(config.unclean_leader_election_interval_ms).unwrap_or(1).max(1));
         qc.unclean_leader_election_enable = config.unclean_leader_election_enable;
         let quorum = QuorumMetadataLog::start(qc).await?;
+        let mut handed_over = Vec::new();
         let servers = listeners
             .into_iter()
             .map(|l| {
-                let (_, tcp) = l.into_tcp();
-                tokio::spawn(quorum.serve(tcp))
+                let (spec, tcp) = l.into_tcp();
+                let (to, connections) = tokio::sync::mpsc::channel(HANDED_OVER_BACKLOG);
+                handed_over.push(HandedOver { listener: Arc::from(spec.name.as_str()), connections });
+                tokio::spawn(quorum.serve(tcp, Some(to)))
             })
             .collect();
         let voters: BTreeMap<i32, String> = voters.iter().map(|(id, addr)| (id.0, addr.clone())).collect();
@@ -98,7 +111,15 @@ impl Controller {
         while !quorum.wait_until_current(WAIT_REPORT).await? {
             tracing::info!(node = quorum.node_id().get(), "waiting for the controller quorum to elect a leader");
         }
-        Ok(Self::with_link(config, QuorumLink::Voter(quorum), servers))
+        let controller = Self::with_link(config, QuorumLink::Voter(quorum), servers);
+        *controller.handed_over.lock() = handed_over;
+        Ok(controller)
+    }
+
+    /// The Kafka connections taken on the controller listeners (once; empty
+    /// for an observer), for `network::controller::serve_handed_over`.
+    pub fn take_handed_over(&self) -> Vec<HandedOver> {
+        std::mem::take(&mut *self.handed_over.lock())
     }
 
     /// Starts a broker-only node's observer of the quorum of `voters` (node
@@ -129,7 +150,7 @@ impl Controller {
             config.broker_heartbeat_interval_ms,
             config.broker_session_timeout_ms,
         ));
-        Controller { quorum, servers, lifecycle }
+        Controller { quorum, servers, lifecycle, handed_over: parking_lot::Mutex::new(Vec::new()) }
     }
 
     /// Registers `broker` with the active controller (a new incarnation,

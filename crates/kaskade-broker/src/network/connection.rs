@@ -87,17 +87,38 @@ struct Completed {
     result: Result<Reply, Failure>,
 }
 
+/// Which route table a connection's requests go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routes {
+    /// The broker's (`Broker::router`).
+    Broker,
+    /// A multi-node quorum's controller listener's (`Broker::controller_router`).
+    Controller,
+}
+
 /// Serves one connection, accepted on the listener named `listener`, until
 /// it closes.
 pub async fn run(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    shutdown: ShutdownSignal,
+) {
+    run_on(broker, stream, peer, listener, shutdown, Routes::Broker).await
+}
+
+/// [`run`] with the route table `routes`.
+pub async fn run_on(
     broker: Arc<Broker>,
     mut stream: TcpStream,
     peer: SocketAddr,
     listener: Arc<str>,
     shutdown: ShutdownSignal,
+    routes: Routes,
 ) {
-    tracing::debug!(%peer, %listener, "connection opened");
-    let mut conn = Connection::new(broker, peer, listener, shutdown);
+    tracing::debug!(%peer, %listener, ?routes, "connection opened");
+    let mut conn = Connection::new(broker, peer, listener, shutdown, routes);
     conn.drive(&mut stream).await;
     let _ = stream.shutdown().await;
     tracing::debug!(%peer, reason = conn.close_reason.as_deref().unwrap_or("closed"), "connection closed");
@@ -110,6 +131,7 @@ struct Connection {
     /// endpoints (Metadata, FindCoordinator, DescribeCluster).
     listener: Arc<str>,
     shutdown: ShutdownSignal,
+    routes: Routes,
     max_frame: i32,
     rbuf: BytesMut,
     out: Outgoing,
@@ -126,13 +148,20 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(broker: Arc<Broker>, peer: SocketAddr, listener: Arc<str>, shutdown: ShutdownSignal) -> Self {
+    fn new(
+        broker: Arc<Broker>,
+        peer: SocketAddr,
+        listener: Arc<str>,
+        shutdown: ShutdownSignal,
+        routes: Routes,
+    ) -> Self {
         let max_frame = broker.config.socket_request_max_bytes;
         Connection {
             broker,
             peer,
             listener,
             shutdown,
+            routes,
             max_frame,
             rbuf: BytesMut::with_capacity(READ_RESERVE),
             out: Outgoing::default(),
@@ -262,7 +291,11 @@ impl Connection {
                 }
             };
             let frame_len = frame.len();
-            match frame::decode_request(&self.broker.router, frame) {
+            let router = match self.routes {
+                Routes::Broker => &self.broker.router,
+                Routes::Controller => &self.broker.controller_router,
+            };
+            match frame::decode_request(router, frame) {
                 Ok(request) => {
                     self.in_flight_bytes += frame_len;
                     self.in_flight.push_back(dispatch(

@@ -34,6 +34,7 @@ pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod observer;
+pub mod observers;
 pub mod server;
 pub mod state_machine;
 pub mod status;

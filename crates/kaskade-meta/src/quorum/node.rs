@@ -30,6 +30,7 @@ use super::forward::{self, ForwardError, ForwardRefusal};
 use super::frame::Hello;
 use super::log_store::LogStore;
 use super::network::{Network, PeerClock};
+use super::observers::Observers;
 use super::state_machine::{Shared, StateMachine};
 use super::status::{self, QuorumStatus};
 use super::types::{to_kafka_id, ApplyOutcome, Proposal, Raft, RaftNodeId};
@@ -142,6 +143,8 @@ pub struct QuorumMetadataLog {
     append_timeout: Duration,
     /// The brokers' sessions, kept while this controller is active.
     pub(super) brokers: Arc<Brokers>,
+    /// The broker-only nodes fetching from this controller (DescribeQuorum's observers).
+    pub(super) observers: Arc<parking_lot::Mutex<Observers>>,
 }
 
 impl std::fmt::Debug for QuorumMetadataLog {
@@ -195,6 +198,7 @@ impl QuorumMetadataLog {
             runtime: Handle::current(),
             append_timeout: config.append_timeout,
             brokers,
+            observers: Arc::new(parking_lot::Mutex::new(Observers::default())),
         };
         tokio::spawn(log.clone().run_liveness());
         Ok(log)
@@ -222,9 +226,14 @@ impl QuorumMetadataLog {
     }
 
     /// Serves the other controllers' RPCs on `listener` (the CONTROLLER
-    /// listener), until the future is dropped.
-    pub fn serve(&self, listener: tokio::net::TcpListener) -> impl Future<Output = ()> + Send + 'static {
-        super::serve(listener, self.clone(), self.hello.clone())
+    /// listener), and hands connections speaking Kafka's protocol to
+    /// `kafka` (closed when `None`), until the future is dropped.
+    pub fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        kafka: Option<super::server::KafkaConnections>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        super::serve(listener, self.clone(), self.hello.clone(), kafka)
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -241,6 +250,17 @@ impl QuorumMetadataLog {
 
     pub(super) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// The applied image's version and the Raft end offset after the last
+    /// applied entry (read one after the other: an entry applied in between
+    /// makes the offset one entry early for that version).
+    pub(super) fn applied_position(&self) -> super::observers::Applied {
+        let last_applied = self.raft.metrics().borrow().last_applied;
+        super::observers::Applied {
+            version: self.committed().version,
+            end_offset: status::end_offset(last_applied.map(|l| l.index)),
+        }
     }
 
     pub(super) fn append_timeout(&self) -> Duration {
@@ -451,8 +471,11 @@ impl QuorumMetadataLog {
     /// (as Kafka answers NOT_LEADER_OR_FOLLOWER there).
     pub fn status(&self) -> Result<QuorumStatus, MetaError> {
         let metrics = self.raft.metrics().borrow().clone();
-        status::from_metrics(&metrics, &self.peers, self.clock.now_ms())
-            .ok_or(MetaError::NotLeader { leader: metrics.current_leader.map(to_kafka_id) })
+        let now = self.clock.now_ms();
+        let mut status = status::from_metrics(&metrics, &self.peers, now)
+            .ok_or(MetaError::NotLeader { leader: metrics.current_leader.map(to_kafka_id) })?;
+        status.observers.extend(self.observers.lock().list(now));
+        Ok(status)
     }
 
     /// Stops the Raft node (its RPC server is stopped by dropping [`super::serve`]).

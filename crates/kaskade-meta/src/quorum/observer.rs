@@ -46,6 +46,7 @@ use super::brokers::{self, BrokerAnswer, BrokerCall, BrokerRefusal};
 use super::forward::{self, ForwardError, ForwardRefusal};
 use super::frame::{self, Hello, RpcKind};
 use super::node::QuorumMetadataLog;
+use super::observers::Applied;
 use super::state_machine::SnapshotData;
 use super::status::QuorumStatus;
 use super::types::{ApplyOutcome, Proposal};
@@ -68,6 +69,10 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 pub struct FetchRequest {
     /// `None`: it has no image yet.
     pub known: Option<MetadataVersion>,
+    /// The observer's node id, so the leader lists it among DescribeQuorum's
+    /// observers (`observers`); absent from observers that predate it.
+    #[serde(default)]
+    pub replica_id: Option<i32>,
 }
 
 /// A controller's answer to a [`FetchRequest`].
@@ -84,11 +89,21 @@ impl QuorumMetadataLog {
     /// applied image to move past the observer's, then answers.
     pub(super) async fn answer_fetch(&self, req: FetchRequest) -> FetchAnswer {
         let past = |v: &MetadataVersion| req.known.is_none_or(|k| *v > k);
+        if let Some(id) = req.replica_id {
+            let applied = self.applied_position();
+            self.observers.lock().fetched(id, req.known, applied, self.now_ms());
+        }
         let mut applied = self.subscribe();
         let _ = tokio::time::timeout(FETCH_WAIT, applied.wait_for(past)).await;
+        let position = self.applied_position();
         let committed = self.committed();
         let image = past(&committed.version)
             .then(|| SnapshotData { version: committed.version, records: committed.image.to_records() });
+        if let (Some(id), Some(sent)) = (req.replica_id, &image) {
+            // The Raft end offset read just before the image: equal unless
+            // an entry was applied in between, then one entry early.
+            self.observers.lock().sent(id, Applied { version: sent.version, end_offset: position.end_offset });
+        }
         FetchAnswer { leader: self.leader().map(kaskade_types::NodeId::get), image }
     }
 
@@ -242,7 +257,8 @@ impl ObserverMetadataLog {
         let mut conn: BufStream<TcpStream> = forward::connect(addr, &self.inner.hello).await?;
         loop {
             let known = (*self.inner.fetched.borrow()).then(|| self.inner.state.read().version);
-            let body = serde_json::to_vec(&FetchRequest { known }).map_err(io::Error::other)?;
+            let request = FetchRequest { known, replica_id: Some(self.inner.node_id) };
+            let body = serde_json::to_vec(&request).map_err(io::Error::other)?;
             frame::write_frame(&mut conn, RpcKind::Fetch, &body).await?;
             let answer = match tokio::time::timeout(FETCH_WAIT + FETCH_SLACK, frame::read_frame(&mut conn)).await {
                 Ok(Ok(Some((RpcKind::Response, body)))) => body,

@@ -90,6 +90,23 @@ async fn an_observer_follows_forwards_registers_and_survives_a_failover() {
         assert!(tokio::time::timeout_at(deadline, changes.changed()).await.is_ok(), "registration not seen");
     }
 
+    // The leader lists the observer (and no voter) among DescribeQuorum's
+    // observers, once caught up at the high watermark.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let status = obs.status(WAIT).await.expect("the leader's status");
+        let ids: Vec<i32> = status.observers.iter().map(|o| o.replica_id).collect();
+        assert!(ids.iter().all(|id| *id == 10), "only the observer is listed: {status:?}");
+        let caught_up = status.observers.iter().any(|o| {
+            o.log_end_offset == status.high_watermark && o.last_fetch_timestamp > 0 && o.last_caught_up_timestamp > 0
+        });
+        if caught_up {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "observer 10 not listed caught up: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // The active controller goes: the observer finds the new one and its
     // changes go on.
     kill(nodes[first].take().expect("leader")).await;

@@ -10,6 +10,15 @@
 //! controller that speaks another protocol is not answered), as does a peer
 //! that stays silent longer than [`IDLE_TIMEOUT`] (leaders send heartbeats
 //! far more often) or stalls inside a frame.
+//!
+//! Kafka's protocol on the same listener: a connection's first frame tells
+//! the two apart without consuming it ([`sniff`]). A frame of ours starts
+//! with its kind, and the first is always a `Hello` (4); a Kafka request
+//! starts with its API key as a big-endian i16, whose first byte is 0 for
+//! every key Kafka has (< 256). A Kafka connection is handed, unread, to
+//! the [`KafkaConnections`] channel the node gave (its broker layer answers
+//! the controller's Kafka APIs, `kafka-metadata-quorum
+//! --bootstrap-controller`), or closed when there is none or it is full.
 
 use std::io;
 use std::time::Duration;
@@ -18,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::BufStream;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::frame::{self, Hello, RpcKind};
@@ -31,11 +41,71 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// before accepting again, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Where connections speaking Kafka's protocol go, unread.
+pub type KafkaConnections = mpsc::Sender<(TcpStream, std::net::SocketAddr)>;
+
+/// The protocol a connection speaks, from its first frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// The controllers' own frames (`frame`).
+    Quorum,
+    /// Kafka's request frames.
+    Kafka,
+}
+
+/// How long a connection may take to send the first 5 bytes of its first
+/// frame before it is closed.
+const SNIFF_TIMEOUT: Duration = IDLE_TIMEOUT;
+
+/// Between two looks at a first frame that arrived in pieces.
+const SNIFF_PAUSE: Duration = Duration::from_millis(5);
+
+/// The protocol of a first frame's first 5 bytes (length, then the first
+/// body byte): 0 there is a Kafka API key's high byte, never a kind of ours
+/// that opens a connection.
+pub fn protocol_of(head: &[u8; 5]) -> Protocol {
+    if head[4] == 0 {
+        Protocol::Kafka
+    } else {
+        Protocol::Quorum
+    }
+}
+
+/// Looks at the first 5 bytes of `stream` without consuming them.
+async fn sniff(stream: &TcpStream) -> io::Result<Protocol> {
+    let look = async {
+        let mut head = [0u8; 5];
+        loop {
+            let n = stream.peek(&mut head).await?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before its first frame"));
+            }
+            if n == head.len() {
+                return Ok(protocol_of(&head));
+            }
+            if n >= 4
+                && !(1..=frame::MAX_FRAME)
+                    .contains(&(u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize))
+            {
+                // No first byte will follow a length no frame has: our
+                // reader refuses it and closes.
+                return Ok(Protocol::Quorum);
+            }
+            // peek returns at once while the bytes seen are still there.
+            tokio::time::sleep(SNIFF_PAUSE).await;
+        }
+    };
+    tokio::time::timeout(SNIFF_TIMEOUT, look)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no first frame"))?
+}
+
 /// Serves openraft's RPCs (and forwarded proposals, broker registrations
 /// and heartbeats) on `listener` for the controller `log` to peers whose
-/// hello agrees with `ours`, until the future is dropped (which also drops
+/// hello agrees with `ours`, and hands connections speaking Kafka's
+/// protocol to `kafka`, until the future is dropped (which also drops
 /// every connection it serves).
-pub async fn serve(listener: TcpListener, log: QuorumMetadataLog, ours: Hello) {
+pub async fn serve(listener: TcpListener, log: QuorumMetadataLog, ours: Hello, kafka: Option<KafkaConnections>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -43,9 +113,23 @@ pub async fn serve(listener: TcpListener, log: QuorumMetadataLog, ours: Hello) {
                 Ok((stream, peer)) => {
                     let log = log.clone();
                     let ours = ours.clone();
+                    let kafka = kafka.clone();
                     connections.spawn(async move {
-                        if let Err(e) = serve_connection(stream, log, &ours).await {
-                            tracing::debug!(%peer, error = %e, "closing a controller connection");
+                        match sniff(&stream).await {
+                            Ok(Protocol::Quorum) => {
+                                if let Err(e) = serve_connection(stream, log, &ours).await {
+                                    tracing::debug!(%peer, error = %e, "closing a controller connection");
+                                }
+                            }
+                            Ok(Protocol::Kafka) => match kafka {
+                                Some(to) => {
+                                    if to.try_send((stream, peer)).is_err() {
+                                        tracing::warn!(%peer, "no room for a Kafka connection on the controller listener: closed");
+                                    }
+                                }
+                                None => tracing::debug!(%peer, "a Kafka connection on the controller listener: closed"),
+                            },
+                            Err(e) => tracing::debug!(%peer, error = %e, "closing a controller connection"),
                         }
                     });
                 }

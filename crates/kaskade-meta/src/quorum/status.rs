@@ -39,7 +39,7 @@ pub struct QuorumStatus {
     pub observers: Vec<ReplicaStatus>,
 }
 
-fn end_offset(index: Option<u64>) -> i64 {
+pub(super) fn end_offset(index: Option<u64>) -> i64 {
     index.map(|i| i64::try_from(i).unwrap_or(i64::MAX - 1) + 1).unwrap_or(0)
 }
 

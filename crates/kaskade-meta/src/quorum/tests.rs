@@ -67,7 +67,7 @@ fn node_dir(root: &Path, id: i32) -> PathBuf {
 async fn start(root: &Path, id: i32, listener: TcpListener, setup: &Setup) -> Node {
     let addr = listener.local_addr().expect("addr").to_string();
     let log = QuorumMetadataLog::start(config(id, &node_dir(root, id), setup)).await.expect("start");
-    let server = tokio::spawn(log.serve(listener));
+    let server = tokio::spawn(log.serve(listener, None));
     Node { log, server, addr }
 }
 
@@ -451,4 +451,64 @@ async fn a_follower_that_cannot_reach_a_leader_refuses_within_its_timeout() {
     assert!(started.elapsed() < Duration::from_secs(5), "bounded by append_timeout: {:?}", started.elapsed());
     assert_eq!(f.log.committed().version.end_offset, before.version.end_offset);
     kill(f).await;
+}
+
+#[test]
+fn a_kafka_request_is_told_from_a_frame_of_ours_by_its_fifth_byte() {
+    use super::server::{protocol_of, Protocol};
+    // ApiVersions (key 18) v3, and our Hello (kind 4).
+    assert_eq!(protocol_of(&[0, 0, 0, 30, 0]), Protocol::Kafka);
+    assert_eq!(protocol_of(&[0, 0, 0, 40, 4]), Protocol::Quorum);
+    // A garbage first byte is taken for ours, whose reader then refuses it.
+    assert_eq!(protocol_of(&[0xff, 0xff, 0xff, 0xff, 0xff]), Protocol::Quorum);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_connections_are_handed_over_unread_or_closed_without_a_taker() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let setup = Setup { static_voters: Some(BTreeSet::from([1])), ..static_3() };
+    let (mut nodes, voters) = cluster(root.path(), 1, &setup).await;
+    leader(&nodes).await;
+    // An ApiVersions v3 request's first bytes (size, key 18, version 3).
+    let request = [0u8, 0, 0, 6, 0, 18, 0, 3, 0, 0];
+
+    // The test cluster's server has no taker: the connection is closed.
+    let mut s = TcpStream::connect(&voters[&1]).await.expect("connect");
+    s.write_all(&request).await.expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(WAIT, s.read_to_end(&mut answer)).await.expect("closed in time");
+    assert!(read.is_err() || answer.is_empty(), "nothing answered: {answer:?}");
+
+    // A server with a taker hands it over with every byte still unread.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let node = nodes[0].as_ref().expect("node");
+    let server = tokio::spawn(node.log.serve(listener, Some(tx)));
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(&request).await.expect("write");
+    // The taker has not taken it yet: its one slot is full, so the next
+    // Kafka connection is closed rather than queued without bound.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rx.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "not handed over within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut extra = TcpStream::connect(addr).await.expect("connect");
+    extra.write_all(&request).await.expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(WAIT, extra.read_to_end(&mut answer)).await.expect("closed in time");
+    assert!(read.is_err() || answer.is_empty(), "closed unanswered: {answer:?}");
+    let (mut taken, _) = tokio::time::timeout(WAIT, rx.recv()).await.expect("handed over").expect("a connection");
+    let mut got = [0u8; 10];
+    taken.read_exact(&mut got).await.expect("read");
+    assert_eq!(got, request);
+    // Frames of ours still work on that server.
+    let mut q = TcpStream::connect(addr).await.expect("connect");
+    let hello = br#"{"cluster_id":"test-cluster","static_voters":[1]}"#;
+    frame::write_frame(&mut q, frame::RpcKind::Hello, hello).await.expect("hello");
+    let welcome = tokio::time::timeout(WAIT, frame::read_frame(&mut q)).await.expect("in time").expect("read");
+    assert_eq!(welcome.map(|(k, _)| k), Some(frame::RpcKind::Response));
+    server.abort();
+    kill(nodes[0].take().expect("node")).await;
 }
