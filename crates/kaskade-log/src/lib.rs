@@ -29,7 +29,7 @@ pub mod file_range;
 pub mod flush;
 pub mod flush_stats;
 pub mod handles;
-pub mod index;
+pub(crate) mod index;
 pub mod leader_epoch;
 pub mod log;
 pub mod manager;
@@ -46,6 +46,8 @@ pub use error::{LogError, Result};
 pub use file_range::FileRange;
 pub use kaskade_types::clock;
 pub use kaskade_types::{Clock, ManualClock, SystemClock};
-pub use log::{AppendInfo, Log, LogEnv, OpenHint, PositionListener, Positions, RangeRead, ReadResult, TimestampHit};
+pub use log::{
+    AppendInfo, Log, LogEnv, MaxTimestamp, OpenHint, PositionListener, Positions, RangeRead, ReadResult, TimestampHit,
+};
 pub use manager::{LogManager, ManagerOptions, OpenReport};
 pub use types::TopicPartition;

@@ -101,6 +101,14 @@ pub fn is_idempotent(h: &BatchHeader) -> bool {
 }
 
 /// One appended batch of a producer.
+/// An open transaction of a partition: its producer and the offset of its
+/// first record (what bounds the last stable offset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchMetadata {
     pub first_seq: i32,
@@ -219,9 +227,9 @@ impl ProducerStateManager {
         self.open_txns.keys().next().copied()
     }
 
-    /// Open transactions as (producer id, first offset), oldest first.
-    pub fn open_txns(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.open_txns.iter().map(|(first, pid)| (*pid, *first))
+    /// Open transactions, oldest first.
+    pub fn open_txns(&self) -> impl Iterator<Item = OpenTxn> + '_ {
+        self.open_txns.iter().map(|(first, pid)| OpenTxn { producer_id: *pid, first_offset: *first })
     }
 
     /// Every producer the partition knows, by id.

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 
-use kaskade_log::{LogConfig, LogError};
+use kaskade_log::{LogConfig, LogError, MaxTimestamp};
 
 #[test]
 fn append_read_and_reopen_clean() {
@@ -74,7 +74,7 @@ fn timestamps_and_index_files_follow_kafka_layout() {
     let hit = log.find_by_timestamp(10_205).expect("lookup").expect("found");
     assert_eq!(hit.header.base_offset, 21, "first batch with ts >= 10205 is ts 10210 at offset 21");
     assert!(log.find_by_timestamp(99_999).expect("lookup").is_none());
-    assert_eq!(log.max_timestamp(), Some((10_490, 49)));
+    assert_eq!(log.max_timestamp(), Some(MaxTimestamp { timestamp: 10_490, offset: 49 }));
     // Index entries reach their files at the latest when the log is flushed.
     mgr.shutdown().expect("shutdown");
     let p = dir.path().join("t-0");

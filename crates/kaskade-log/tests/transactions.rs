@@ -7,6 +7,7 @@ mod common;
 
 use common::{manual_clock, open, tp};
 use kaskade_log::batch::{self, build};
+use kaskade_log::producer_state::OpenTxn;
 use kaskade_log::txn::{AbortedTxn, Marker};
 use kaskade_log::{Log, LogConfig, LogError};
 
@@ -79,7 +80,7 @@ fn markers_end_transactions_and_aborts_are_indexed() {
     assert_eq!(log.aborted_transactions(0, log.last_stable_offset()), vec![aborted]);
     assert_eq!(log.aborted_transactions(6, 100), vec![], "ended before the read");
     assert_eq!(log.aborted_transactions(0, 0), vec![], "begins at the upper bound");
-    assert_eq!(log.open_transactions(), vec![(1, open_at)]);
+    assert_eq!(log.open_transactions(), vec![OpenTxn { producer_id: 1, first_offset: open_at }]);
     // A producer with an open transaction may not write outside it.
     assert!(matches!(log.append_client(idem(1, 0, 5, 1), 0).unwrap_err(), LogError::InvalidTxnState(_)));
     // A marker from an older epoch than the producer's is refused.
@@ -124,7 +125,7 @@ fn transactions_survive_clean_and_unclean_reopen() {
         let found = log.aborted_transactions(0, end);
         assert_eq!(found.len(), 1, "clean={clean}: {found:?}");
         assert_eq!((found[0].producer_id, found[0].first_offset, found[0].last_offset), (1, 0, aborted.last_offset));
-        assert_eq!(log.open_transactions(), vec![(1, open_at)], "clean={clean}");
+        assert_eq!(log.open_transactions(), vec![OpenTxn { producer_id: 1, first_offset: open_at }], "clean={clean}");
         assert_eq!(log.last_stable_offset(), open_at, "clean={clean}");
         // The open transaction can still be ended after the restart.
         log.append_marker(1, 0, 0, Marker::Commit, 0).expect("commit after reopen");
@@ -143,7 +144,7 @@ fn truncation_forgets_aborts_past_the_new_end() {
     log.truncate_to(aborted.last_offset).expect("truncate");
     assert_eq!(log.aborted_transactions(0, 100), vec![]);
     // The transaction is open again: its marker is gone.
-    assert_eq!(log.open_transactions().first(), Some(&(1, 0)));
+    assert_eq!(log.open_transactions().first(), Some(&OpenTxn { producer_id: 1, first_offset: 0 }));
     assert_eq!(log.last_stable_offset(), 0);
     log.append_marker(1, 0, 0, Marker::Abort, 0).expect("abort again");
     assert_eq!(log.aborted_transactions(0, 100).len(), 1);

@@ -29,7 +29,7 @@ pub(super) fn render(x: &mut Exposition<'_>, logs: &[Arc<Log>], labels: &[Labels
     // A transaction spans partitions: count its producer once.
     let mut producers = HashSet::new();
     for log in logs {
-        producers.extend(log.open_transactions().into_iter().map(|(producer_id, _)| producer_id));
+        producers.extend(log.open_transactions().into_iter().map(|t| t.producer_id));
     }
     x.family(
         "kaskade_transactions_open",

@@ -91,7 +91,9 @@ fn lookup(log: &Log, spec: OffsetSpec, isolation: Isolation) -> Result<FoundOffs
         }
         OffsetSpec::Latest | OffsetSpec::LatestTiered => FoundOffset::at(fetchable, None),
         OffsetSpec::MaxTimestamp => match log.max_timestamp() {
-            Some((ts, off)) if off < fetchable => FoundOffset::at(exact_max(log, ts, off).unwrap_or(off), Some(ts)),
+            Some(max) if max.offset < fetchable => {
+                FoundOffset::at(exact_max(log, max.timestamp, max.offset).unwrap_or(max.offset), Some(max.timestamp))
+            }
             _ => FoundOffset::NONE,
         },
         OffsetSpec::Timestamp(t) => {

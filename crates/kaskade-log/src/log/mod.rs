@@ -118,6 +118,14 @@ pub struct RangeRead {
     pub log_end_offset: i64,
 }
 
+/// The largest timestamp of a log and the last offset of the batch that
+/// holds it (ListOffsets' MAX_TIMESTAMP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxTimestamp {
+    pub timestamp: i64,
+    pub offset: i64,
+}
+
 /// The first batch holding a timestamp >= the one asked for.
 #[derive(Clone, Debug)]
 pub struct TimestampHit {

@@ -40,8 +40,8 @@ impl Log {
         self.state.lock().txns.aborted_between(start, upper)
     }
 
-    /// Open transactions on this partition as (producer id, first offset).
-    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+    /// Open transactions on this partition, oldest first.
+    pub fn open_transactions(&self) -> Vec<crate::producer_state::OpenTxn> {
         self.state.lock().producers.open_txns().collect()
     }
 

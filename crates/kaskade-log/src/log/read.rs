@@ -78,14 +78,15 @@ impl Log {
 
     /// The largest timestamp in the log and the last offset of the batch
     /// that holds it.
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+    pub fn max_timestamp(&self) -> Option<MaxTimestamp> {
         let st = self.state.lock();
-        st.segments.values().filter(|s| s.max_timestamp >= 0).map(|s| (s.max_timestamp, s.max_timestamp_offset)).fold(
-            None,
-            |acc: Option<(i64, i64)>, x| match acc {
-                Some(a) if a.0 >= x.0 => Some(a),
+        st.segments
+            .values()
+            .filter(|s| s.max_timestamp >= 0)
+            .map(|s| MaxTimestamp { timestamp: s.max_timestamp, offset: s.max_timestamp_offset })
+            .fold(None, |acc: Option<MaxTimestamp>, x| match acc {
+                Some(a) if a.timestamp >= x.timestamp => Some(a),
                 _ => Some(x),
-            },
-        )
+            })
     }
 }
