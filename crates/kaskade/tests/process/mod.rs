@@ -117,8 +117,26 @@ impl Drop for BrokerProcess {
     }
 }
 
+/// A port for a child process to listen on. Not the kernel's `:0` pick:
+/// that comes from the ephemeral range (32768-60999 here), from which every
+/// outgoing connection also takes its local port, so between our probe and
+/// the child's bind a client connection could take it ("Address already in
+/// use" at start-up, seen under load). Ports below that range are never
+/// handed out to outgoing connections; each test process walks its own
+/// stretch of them (spread by pid), skipping any that is taken.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(u32::MAX, (std::process::id() * 211) % SPAN, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 pub fn client_config(bootstrap: &str) -> ClientConfig {
