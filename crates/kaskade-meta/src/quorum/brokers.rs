@@ -298,8 +298,8 @@ impl QuorumMetadataLog {
             let unclean = leader_election::unclean_in(&current.image, &records);
             match self.append_async(current.version, records).await {
                 Ok(committed) => {
-                    for (topic, partition, leader) in unclean {
-                        leader_election::warn_unclean(&topic, partition, leader);
+                    for election in &unclean {
+                        election.warn();
                     }
                     return Ok(committed.image);
                 }
