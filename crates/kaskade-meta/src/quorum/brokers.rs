@@ -43,7 +43,7 @@ use super::forward;
 use super::frame::{self, RpcKind};
 use super::node::QuorumConfig;
 use super::node::QuorumMetadataLog;
-use super::types::to_kafka_id;
+use super::types::to_node_id;
 use crate::election;
 use crate::election_timer::ElectionTimer;
 use crate::image::Image;
@@ -82,7 +82,10 @@ pub enum BrokerAnswer {
 pub enum BrokerRefusal {
     /// NOT_CONTROLLER: not (yet) the active controller; retry at `leader`.
     #[error("not the active controller (the leader is {leader:?})")]
-    NotController { leader: Option<i32> },
+    NotController {
+        #[serde(with = "super::types::wire_node_id")]
+        leader: Option<NodeId>,
+    },
     /// STALE_BROKER_EPOCH: this incarnation is not the registered one.
     #[error("this broker's registration is not the current one")]
     StaleBrokerEpoch,
@@ -265,7 +268,7 @@ impl QuorumMetadataLog {
         };
         if leader != Some(self.raft_id()) {
             state.active_term = None;
-            return Err(BrokerRefusal::NotController { leader: leader.map(to_kafka_id) });
+            return Err(BrokerRefusal::NotController { leader: leader.map(to_node_id) });
         }
         if !current {
             // Elected, but earlier registrations may not be applied yet.

@@ -32,7 +32,7 @@ use super::log_store::LogStore;
 use super::network::{Network, PeerClock};
 use super::state_machine::{Shared, StateMachine};
 use super::status::{self, QuorumStatus};
-use super::types::{to_kafka_id, ApplyOutcome, Proposal, Raft, RaftNodeId};
+use super::types::{to_node_id, ApplyOutcome, Proposal, Raft, RaftNodeId};
 use crate::metadata_log::{Committed, MetadataLog, MetadataVersion};
 use crate::record::MetadataRecord;
 use crate::MetaError;
@@ -46,13 +46,13 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug)]
 pub struct QuorumConfig {
     /// This controller's `node.id`.
-    pub node_id: i32,
+    pub node_id: NodeId,
     /// The cluster's id: controllers of another cluster are refused.
     pub cluster_id: String,
     /// The ids of `controller.quorum.voters` for a static quorum: a
     /// controller configured with other ids is refused. `None` (a dynamic
     /// quorum) checks nothing.
-    pub static_voters: Option<BTreeSet<i32>>,
+    pub static_voters: Option<BTreeSet<NodeId>>,
     /// The metadata log directory: Raft's files go in
     /// `<dir>/kaskade-metadata/raft/`.
     pub dir: PathBuf,
@@ -90,7 +90,7 @@ pub struct QuorumConfig {
 
 impl QuorumConfig {
     /// Kafka's defaults: elections after 1-2 s of silence.
-    pub fn new(node_id: i32, cluster_id: impl Into<String>, dir: impl Into<PathBuf>) -> QuorumConfig {
+    pub fn new(node_id: NodeId, cluster_id: impl Into<String>, dir: impl Into<PathBuf>) -> QuorumConfig {
         QuorumConfig {
             node_id,
             cluster_id: cluster_id.into(),
@@ -150,8 +150,8 @@ impl std::fmt::Debug for QuorumMetadataLog {
     }
 }
 
-fn node_id(id: i32) -> Result<RaftNodeId, MetaError> {
-    RaftNodeId::try_from(id).map_err(|_| MetaError::Quorum(format!("node id {id} is negative")))
+fn node_id(id: NodeId) -> Result<RaftNodeId, MetaError> {
+    RaftNodeId::try_from(id.get()).map_err(|_| MetaError::Quorum(format!("node id {id} is negative")))
 }
 
 fn quorum_error<E: std::fmt::Display>(e: E) -> MetaError {
@@ -162,7 +162,7 @@ fn quorum_error<E: std::fmt::Display>(e: E) -> MetaError {
 fn write_error(e: RaftError<RaftNodeId, ClientWriteError<RaftNodeId, BasicNode>>) -> MetaError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            MetaError::NotLeader { leader: f.leader_id.map(to_kafka_id) }
+            MetaError::NotLeader { leader: f.leader_id.map(to_node_id) }
         }
         other => quorum_error(other),
     }
@@ -181,7 +181,9 @@ impl QuorumMetadataLog {
                 .await
                 .map_err(quorum_error)??;
         let peers = Arc::new(PeerClock::default());
-        let hello = Hello { cluster_id: config.cluster_id.clone(), static_voters: config.static_voters.clone() };
+        // The frame carries the plain ids.
+        let static_voters = config.static_voters.as_ref().map(|v| v.iter().map(|id| id.get()).collect());
+        let hello = Hello { cluster_id: config.cluster_id.clone(), static_voters };
         let network = Network::new(id, hello.clone(), config.clock.clone(), peers.clone());
         let raft = Raft::new(id, raft_config, network, log_store, state_machine).await.map_err(quorum_error)?;
         let brokers = Arc::new(Brokers::new(&config));
@@ -204,7 +206,7 @@ impl QuorumMetadataLog {
     /// controller listener), Kafka's `controller.quorum.voters`. Every voter
     /// may call it with the same set at its first start; a node that already
     /// has a quorum (a restart) ignores it.
-    pub async fn initialize(&self, voters: &BTreeMap<i32, String>) -> Result<(), MetaError> {
+    pub async fn initialize(&self, voters: &BTreeMap<NodeId, String>) -> Result<(), MetaError> {
         let mut members = BTreeMap::new();
         for (id, addr) in voters {
             members.insert(node_id(*id)?, BasicNode { addr: addr.clone() });
@@ -228,7 +230,7 @@ impl QuorumMetadataLog {
     }
 
     pub fn node_id(&self) -> NodeId {
-        NodeId(to_kafka_id(self.id))
+        to_node_id(self.id)
     }
 
     pub(super) fn raft_id(&self) -> RaftNodeId {
@@ -258,7 +260,7 @@ impl QuorumMetadataLog {
     /// -> address), for checking a configured `controller.quorum.voters`
     /// against what the quorum stored (`initialize` ignores its argument once
     /// the quorum exists).
-    pub async fn voters(&self) -> Result<BTreeMap<i32, String>, MetaError> {
+    pub async fn voters(&self) -> Result<BTreeMap<NodeId, String>, MetaError> {
         // From the Raft core's own state: its metrics may not be out yet
         // right after start.
         self.raft
@@ -268,7 +270,7 @@ impl QuorumMetadataLog {
                 membership
                     .nodes()
                     .filter(|(id, _)| voters.contains(id))
-                    .map(|(id, node)| (to_kafka_id(*id), node.addr.clone()))
+                    .map(|(id, node)| (to_node_id(*id), node.addr.clone()))
                     .collect()
             })
             .await
@@ -297,7 +299,7 @@ impl QuorumMetadataLog {
 
     /// The active controller, if this controller knows one.
     pub fn leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow().current_leader.map(|id| NodeId(to_kafka_id(id)))
+        self.raft.metrics().borrow().current_leader.map(to_node_id)
     }
 
     /// Proposes `records` decided at `based_on`; see [`MetadataLog::append`].
@@ -341,7 +343,7 @@ impl QuorumMetadataLog {
                 None => None,
             };
             if tokio::time::Instant::now() >= deadline {
-                return Err(MetaError::NotLeader { leader: self.leader().map(NodeId::get) });
+                return Err(MetaError::NotLeader { leader: self.leader() });
             }
             // Wait for another leader to be known, or retry the same one a
             // little later (it may be starting, or not yet replaced).
@@ -386,7 +388,7 @@ impl QuorumMetadataLog {
             Ok(Err(ForwardError::Lost(e))) => Err(MetaError::Unconfirmed(format!(
                 "the connection to the active controller {} broke while it took a change (it may have been \
                  made): {e}",
-                to_kafka_id(leader)
+                to_node_id(leader)
             ))),
         }
     }
@@ -421,7 +423,7 @@ impl QuorumMetadataLog {
     /// Adds a controller as a voter (Kafka's AddRaftVoter): it first joins
     /// as a learner and catches up, then becomes a voter through openraft's
     /// joint consensus. Only on the leader.
-    pub async fn add_voter(&self, id: i32, addr: &str) -> Result<(), MetaError> {
+    pub async fn add_voter(&self, id: NodeId, addr: &str) -> Result<(), MetaError> {
         let id = node_id(id)?;
         let timeout = |_| MetaError::Timeout(self.append_timeout);
         tokio::time::timeout(self.append_timeout, self.raft.add_learner(id, BasicNode { addr: addr.into() }, true))
@@ -438,7 +440,7 @@ impl QuorumMetadataLog {
 
     /// Removes a voter (Kafka's RemoveRaftVoter); it stops receiving the log.
     /// Only on the leader.
-    pub async fn remove_voter(&self, id: i32) -> Result<(), MetaError> {
+    pub async fn remove_voter(&self, id: NodeId) -> Result<(), MetaError> {
         let change = ChangeMembers::RemoveVoters(BTreeSet::from([node_id(id)?]));
         tokio::time::timeout(self.append_timeout, self.raft.change_membership(change, false))
             .await
@@ -452,7 +454,7 @@ impl QuorumMetadataLog {
     pub fn status(&self) -> Result<QuorumStatus, MetaError> {
         let metrics = self.raft.metrics().borrow().clone();
         status::from_metrics(&metrics, &self.peers, self.clock.now_ms())
-            .ok_or(MetaError::NotLeader { leader: metrics.current_leader.map(to_kafka_id) })
+            .ok_or(MetaError::NotLeader { leader: metrics.current_leader.map(to_node_id) })
     }
 
     /// Stops the Raft node (its RPC server is stopped by dropping [`super::serve`]).
