@@ -214,7 +214,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let mut config = QuorumConfig::new(NodeId(1), "lifecycle-test", dir);
-        config.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+        config.election_timeout = Duration::from_millis(300)..Duration::from_millis(600);
         config.heartbeat_interval = Duration::from_millis(50);
         config.broker_session_timeout = Duration::from_millis(session_ms);
         let log = QuorumMetadataLog::start(config).await.expect("start");

@@ -59,7 +59,7 @@ pub struct QuorumConfig {
     /// Raft timing: a follower starts an election after a random time in
     /// `election_timeout` without hearing from a leader (Kafka's
     /// `controller.quorum.election.timeout.ms` is 1000 ms).
-    pub election_timeout: (Duration, Duration),
+    pub election_timeout: std::ops::Range<Duration>,
     /// How often a leader sends heartbeats (well below the election timeout).
     pub heartbeat_interval: Duration,
     /// How long `append`, `snapshot` and membership changes wait for the
@@ -96,7 +96,7 @@ impl QuorumConfig {
             cluster_id: cluster_id.into(),
             static_voters: None,
             dir: dir.into(),
-            election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
+            election_timeout: Duration::from_millis(1000)..Duration::from_millis(2000),
             heartbeat_interval: Duration::from_millis(200),
             append_timeout: Duration::from_secs(30),
             logs_kept_after_snapshot: 1000,
@@ -113,8 +113,8 @@ impl QuorumConfig {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         openraft::Config {
             cluster_name: "kaskade-controllers".into(),
-            election_timeout_min: ms(self.election_timeout.0),
-            election_timeout_max: ms(self.election_timeout.1),
+            election_timeout_min: ms(self.election_timeout.start),
+            election_timeout_max: ms(self.election_timeout.end),
             heartbeat_interval: ms(self.heartbeat_interval),
             // A create of many partitions is one large entry: keep frames
             // well under the frame limit.

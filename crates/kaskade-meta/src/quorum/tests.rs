@@ -49,7 +49,7 @@ fn config(id: i32, dir: &Path, setup: &Setup) -> QuorumConfig {
     let append_timeout = setup.append_timeout;
     // Short enough for quick failovers, long enough that a loaded test
     // machine does not miss heartbeats and churn leaders.
-    c.election_timeout = (Duration::from_millis(600), Duration::from_millis(1200));
+    c.election_timeout = Duration::from_millis(600)..Duration::from_millis(1200);
     c.heartbeat_interval = Duration::from_millis(100);
     c.append_timeout = append_timeout;
     if let Some(clock) = &setup.clock {
