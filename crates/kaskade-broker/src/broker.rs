@@ -185,7 +185,7 @@ impl Broker {
         // Named by pid: a directory left by an earlier process that had the
         // same pid would hand this test its topics and producer ids.
         let _ = std::fs::remove_dir_all(&dir);
-        let (topics, cluster_id, _) = match crate::server::open_storage(&config, &dir) {
+        let crate::server::OpenedStorage { topics, cluster_id, .. } = match crate::server::open_storage(&config, &dir) {
             Ok(t) => t,
             Err(e) => panic!("test storage in {}: {e}", dir.display()),
         };

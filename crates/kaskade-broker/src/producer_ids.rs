@@ -69,7 +69,7 @@ mod tests {
     fn ids_are_unique_across_restarts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-        let (topics, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage");
+        let topics = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage").topics;
         let ids = ProducerIdManager::new();
         let first: Vec<ProducerId> = (0..1500).map(|_| rt.block_on(ids.generate(&topics)).expect("id")).collect();
         assert_eq!(first, (0..1500).map(ProducerId).collect::<Vec<_>>(), "two blocks, handed out in order");
@@ -77,7 +77,7 @@ mod tests {
         topics.logs().shutdown().expect("shutdown");
         drop(topics);
         // A restart: the metadata log is replayed, the rest of block 2 is skipped.
-        let (topics, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("reopen");
+        let topics = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("reopen").topics;
         let ids = ProducerIdManager::new();
         assert_eq!(rt.block_on(ids.generate(&topics)).expect("id"), ProducerId(2 * BLOCK_SIZE));
         assert_eq!(rt.block_on(ids.generate(&topics)).expect("id"), ProducerId(2 * BLOCK_SIZE + 1));

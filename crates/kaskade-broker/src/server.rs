@@ -219,13 +219,22 @@ impl Server {
     }
 }
 
+/// A data directory opened by [`open_storage`].
+pub struct OpenedStorage {
+    pub topics: Arc<TopicManager>,
+    /// The cluster's id, from `meta.properties`.
+    pub cluster_id: String,
+    /// What recovering the partition logs repaired.
+    pub repairs: Vec<String>,
+}
+
 /// Opens the data directory: meta.properties, the metadata log, the
 /// partition logs (recovering them), the topic manager.
-pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<(Arc<TopicManager>, String, Vec<String>), StartError> {
+pub fn open_storage(config: &BrokerConfig, dir: &Path) -> Result<OpenedStorage, StartError> {
     let cluster_id = prepare_dir(config, dir)?;
     let meta = LocalMetadataLog::open(&dir.join(METADATA_DIR))?;
     let (topics, repairs) = open_storage_on(config, dir, Arc::new(meta))?;
-    Ok((topics, cluster_id, repairs))
+    Ok(OpenedStorage { topics, cluster_id, repairs })
 }
 
 /// Creates the data directory and checks or writes its `meta.properties`;

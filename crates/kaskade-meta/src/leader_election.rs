@@ -30,10 +30,11 @@
 
 use std::collections::HashMap;
 
-use kaskade_types::NodeId;
+use kaskade_types::{NodeId, TopicPartition};
 use uuid::Uuid;
 
 use crate::election;
+use crate::election_timer::Facts;
 use crate::image::{Image, PartitionImage, TopicImage};
 use crate::record::MetadataRecord;
 
@@ -80,11 +81,34 @@ pub struct Elected {
     pub unclean: bool,
 }
 
+/// The partitions of one topic an ElectLeaders request names, in the
+/// request's order (a partition may be named twice).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestedPartitions {
+    pub topic: String,
+    pub partitions: Vec<i32>,
+}
+
+/// The outcome of an ElectLeaders request for one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionElection {
+    pub partition: i32,
+    pub outcome: Result<(), ElectionRefusal>,
+}
+
 /// The outcome of an ElectLeaders request for one topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicElections {
     pub topic: String,
-    pub partitions: Vec<(i32, Result<(), ElectionRefusal>)>,
+    pub partitions: Vec<PartitionElection>,
+}
+
+/// An election whose new leader was not in the ISR: the records it lacked
+/// are lost, so it is logged at WARN ([`UncleanElection::warn`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UncleanElection {
+    pub partition: TopicPartition,
+    pub leader: NodeId,
 }
 
 /// What an ElectLeaders request decided: the records, the per-partition
@@ -93,7 +117,17 @@ pub struct TopicElections {
 pub struct ElectLeaders {
     pub records: Vec<MetadataRecord>,
     pub results: Vec<TopicElections>,
-    pub unclean: Vec<(String, i32, NodeId)>,
+    pub unclean: Vec<UncleanElection>,
+}
+
+/// What one of the controller's own runs (rebalancing, unclean check)
+/// decided: the records, the unclean elections among them (to be logged),
+/// and whether the cap cut the run short (run again soon).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ElectionRun {
+    pub records: Vec<MetadataRecord>,
+    pub unclean: Vec<UncleanElection>,
+    pub capped: bool,
 }
 
 /// Whether `node`'s broker may lead.
@@ -157,7 +191,7 @@ pub fn elect(
 /// out the partitions that needed no election (each topic is still
 /// listed). A partition named twice is decided once; the repeat gets
 /// ELECTION_NOT_NEEDED if the first elected, else the same refusal.
-pub fn elect_leaders(image: &Image, requested: Option<&[(String, Vec<i32>)]>, kind: ElectionKind) -> ElectLeaders {
+pub fn elect_leaders(image: &Image, requested: Option<&[RequestedPartitions]>, kind: ElectionKind) -> ElectLeaders {
     let mut out = ElectLeaders::default();
     let mut decided: HashMap<(String, i32), Result<(), ElectionRefusal>> = HashMap::new();
     let mut one = |out: &mut ElectLeaders, topic: &str, index: i32| -> Result<(), ElectionRefusal> {
@@ -166,7 +200,7 @@ pub fn elect_leaders(image: &Image, requested: Option<&[(String, Vec<i32>)]>, ki
         }
         let outcome = elect_named(image, topic, index, kind).map(|e| {
             if e.unclean {
-                out.unclean.push((topic.to_string(), index, e.leader));
+                out.unclean.push(UncleanElection { partition: TopicPartition::new(topic, index), leader: e.leader });
             }
             out.records.push(e.record);
         });
@@ -180,15 +214,18 @@ pub fn elect_leaders(image: &Image, requested: Option<&[(String, Vec<i32>)]>, ki
                 for index in 0..partition_count(t) {
                     let outcome = one(&mut out, &t.name, index);
                     if outcome != Err(ElectionRefusal::NotNeeded) {
-                        results.partitions.push((index, outcome));
+                        results.partitions.push(PartitionElection { partition: index, outcome });
                     }
                 }
                 out.results.push(results);
             }
         }
         Some(topics) => {
-            for (topic, partitions) in topics {
-                let partitions = partitions.iter().map(|i| (*i, one(&mut out, topic, *i))).collect();
+            for RequestedPartitions { topic, partitions } in topics {
+                let partitions = partitions
+                    .iter()
+                    .map(|i| PartitionElection { partition: *i, outcome: one(&mut out, topic, *i) })
+                    .collect();
                 out.results.push(TopicElections { topic: topic.clone(), partitions });
             }
         }
@@ -223,72 +260,71 @@ pub fn is_imbalanced(image: &Image) -> bool {
 
 /// KRaft's `maybeBalancePartitionLeaders`: PREFERRED elections for the
 /// partitions not led by their preferred replica, at most `max` changes.
-/// The records, and whether the cap cut the run short (run again soon).
-pub fn rebalance(image: &Image, max: usize) -> (Vec<MetadataRecord>, bool) {
-    let mut records = Vec::new();
+/// A PREFERRED election never is unclean.
+pub fn rebalance(image: &Image, max: usize) -> ElectionRun {
+    let mut run = ElectionRun::default();
     for t in image.topics() {
         for (i, p) in t.partitions.iter().enumerate() {
-            if records.len() >= max {
-                return (records, true);
+            if run.records.len() >= max {
+                run.capped = true;
+                return run;
             }
             let Ok(index) = i32::try_from(i) else { continue };
             if let Ok(e) = elect(image, t.id, index, p, ElectionKind::Preferred) {
-                records.push(e.record);
+                run.records.push(e.record);
             }
         }
     }
-    (records, false)
+    run
 }
 
-/// How many partitions have no leader, and how many of those belong to a
-/// topic that allows unclean elections (`unclean_default`: the
-/// controller's `unclean.leader.election.enable`).
-pub fn leaderless(image: &Image, unclean_default: bool) -> (usize, usize) {
-    let (mut all, mut unclean) = (0, 0);
+/// What the election timer needs to know of `image`: whether it is
+/// imbalanced, how many partitions have no leader, and how many of those
+/// belong to a topic that allows unclean elections (`unclean_default`:
+/// the controller's `unclean.leader.election.enable`).
+pub fn facts(image: &Image, unclean_default: bool) -> Facts {
+    let mut facts = Facts { imbalanced: is_imbalanced(image), ..Facts::default() };
     for t in image.topics() {
         let n = t.partitions.iter().filter(|p| p.leader.is_none()).count();
-        all += n;
+        facts.leaderless += n;
         if n > 0 && election::unclean_enabled(image, t, unclean_default) {
-            unclean += n;
+            facts.leaderless_unclean += n;
         }
     }
-    (all, unclean)
+    facts
 }
 
 /// KRaft's `maybeElectUncleanLeaders`: an UNCLEAN election for every
-/// leaderless partition of a topic that allows it, at most `max`. The
-/// records, the elections that were unclean (topic, partition, leader) to
-/// log, and whether the cap cut the run short.
-pub fn unclean_elections(
-    image: &Image,
-    unclean_default: bool,
-    max: usize,
-) -> (Vec<MetadataRecord>, Vec<(String, i32, NodeId)>, bool) {
-    let (mut records, mut unclean) = (Vec::new(), Vec::new());
+/// leaderless partition of a topic that allows it, at most `max`.
+pub fn unclean_elections(image: &Image, unclean_default: bool, max: usize) -> ElectionRun {
+    let mut run = ElectionRun::default();
     for t in image.topics() {
         if !t.partitions.iter().any(|p| p.leader.is_none()) || !election::unclean_enabled(image, t, unclean_default) {
             continue;
         }
         for (i, p) in t.partitions.iter().enumerate() {
-            if records.len() >= max {
-                return (records, unclean, true);
+            if run.records.len() >= max {
+                run.capped = true;
+                return run;
             }
             let Ok(index) = i32::try_from(i) else { continue };
             if let Ok(e) = elect(image, t.id, index, p, ElectionKind::Unclean) {
                 if e.unclean {
-                    unclean.push((t.name.clone(), index, e.leader));
+                    run.unclean.push(UncleanElection {
+                        partition: TopicPartition::new(t.name.as_str(), index),
+                        leader: e.leader,
+                    });
                 }
-                records.push(e.record);
+                run.records.push(e.record);
             }
         }
     }
-    (records, unclean, false)
+    run
 }
 
 /// The partition changes among `records` whose new leader was not in the
-/// ISR of `before`: the unclean elections a batch makes (topic, partition,
-/// leader), for the log.
-pub fn unclean_in(before: &Image, records: &[MetadataRecord]) -> Vec<(String, i32, NodeId)> {
+/// ISR of `before`: the unclean elections a batch makes, for the log.
+pub fn unclean_in(before: &Image, records: &[MetadataRecord]) -> Vec<UncleanElection> {
     records
         .iter()
         .filter_map(|r| match r {
@@ -296,23 +332,27 @@ pub fn unclean_in(before: &Image, records: &[MetadataRecord]) -> Vec<(String, i3
                 let t = before.topic_by_id(topic_id)?;
                 let p = t.partitions.get(usize::try_from(*partition).ok()?)?;
                 let leader = NodeId(*leader);
-                (p.leader != Some(leader) && !p.isr.contains(&leader)).then(|| (t.name.clone(), *partition, leader))
+                (p.leader != Some(leader) && !p.isr.contains(&leader))
+                    .then(|| UncleanElection { partition: TopicPartition::new(t.name.as_str(), *partition), leader })
             }
             _ => None,
         })
         .collect()
 }
 
-/// The WARN of an unclean leader election (Kafka logs one too: it can
-/// lose data).
-pub fn warn_unclean(topic: &str, partition: i32, leader: NodeId) {
-    tracing::warn!(
-        topic,
-        partition,
-        leader = leader.get(),
-        "unclean leader election: {topic}-{partition} is now led by broker {leader}, which was not in the ISR; \
-         records it had not replicated are lost (unclean.leader.election.enable=true)"
-    );
+impl UncleanElection {
+    /// The WARN of an unclean leader election (Kafka logs one too: it can
+    /// lose data).
+    pub fn warn(&self) {
+        let UncleanElection { partition: tp, leader } = self;
+        tracing::warn!(
+            topic = &*tp.topic,
+            partition = tp.partition,
+            leader = leader.get(),
+            "unclean leader election: {tp} is now led by broker {leader}, which was not in the ISR; \
+             records it had not replicated are lost (unclean.leader.election.enable=true)"
+        );
+    }
 }
 
 #[cfg(test)]

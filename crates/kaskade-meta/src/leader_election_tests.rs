@@ -51,9 +51,22 @@ fn partition(img: &Image, i: usize) -> PartitionImage {
     img.topic("t").expect("topic").partitions[i].clone()
 }
 
+fn asked(topic: &str, partitions: &[i32]) -> RequestedPartitions {
+    RequestedPartitions { topic: topic.to_string(), partitions: partitions.to_vec() }
+}
+
+/// The outcomes of a topic's partitions, as (partition, outcome).
+fn outcomes(t: &TopicElections) -> Vec<(i32, Result<(), ElectionRefusal>)> {
+    t.partitions.iter().map(|p| (p.partition, p.outcome.clone())).collect()
+}
+
+fn unclean(partition: i32, leader: i32) -> UncleanElection {
+    UncleanElection { partition: TopicPartition::new("t", partition), leader: NodeId(leader) }
+}
+
 fn one(img: &Image, i: i32, kind: ElectionKind) -> (ElectLeaders, Result<(), ElectionRefusal>) {
-    let out = elect_leaders(img, Some(&[("t".to_string(), vec![i])]), kind);
-    let outcome = out.results[0].partitions[0].1.clone();
+    let out = elect_leaders(img, Some(&[asked("t", &[i])]), kind);
+    let outcome = out.results[0].partitions[0].outcome.clone();
     (out, outcome)
 }
 
@@ -120,7 +133,7 @@ fn unclean_elects_a_live_out_of_sync_replica_alone_and_says_so() {
     let before = img.clone();
     let (out, outcome) = one(&img, 0, ElectionKind::Unclean);
     assert_eq!(outcome, Ok(()));
-    assert_eq!(out.unclean, vec![("t".to_string(), 0, NodeId(2))]);
+    assert_eq!(out.unclean, vec![unclean(0, 2)]);
     assert_eq!(unclean_in(&before, &out.records), out.unclean, "the batch shows what was unclean");
     let p = partition(&apply(img, &out.records), 0);
     assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (Some(NodeId(2)), n(&[2]), LeaderEpoch(6)));
@@ -137,15 +150,14 @@ fn unclean_with_no_live_replica_has_no_eligible_leader() {
 #[test]
 fn unknown_topics_and_partitions_get_kafkas_messages() {
     let img = image(&[], &[(1, &[1], &[1])]);
-    let asked = [("t".to_string(), vec![1, -1]), ("nope".to_string(), vec![0])];
-    let out = elect_leaders(&img, Some(&asked), ElectionKind::Preferred);
+    let out = elect_leaders(&img, Some(&[asked("t", &[1, -1]), asked("nope", &[0])]), ElectionKind::Preferred);
     let unknown = |m: &str| Err(ElectionRefusal::UnknownTopicOrPartition(m.to_string()));
     assert_eq!(
-        out.results[0].partitions,
+        outcomes(&out.results[0]),
         vec![(1, unknown("No such partition as t-1")), (-1, unknown("No such partition as t--1"))]
     );
     assert_eq!(out.results[1].topic, "nope");
-    assert_eq!(out.results[1].partitions, vec![(0, unknown("No such topic as nope"))]);
+    assert_eq!(outcomes(&out.results[1]), vec![(0, unknown("No such topic as nope"))]);
 }
 
 #[test]
@@ -154,7 +166,7 @@ fn all_partitions_list_every_topic_but_leave_out_those_that_needed_no_election()
     let out = elect_leaders(&img, None, ElectionKind::Preferred);
     assert_eq!(out.results.len(), 1);
     assert_eq!(
-        out.results[0].partitions,
+        outcomes(&out.results[0]),
         vec![(1, Ok(())), (2, Err(ElectionRefusal::PreferredLeaderNotAvailable))],
         "partition 0 already has its preferred leader"
     );
@@ -164,8 +176,8 @@ fn all_partitions_list_every_topic_but_leave_out_those_that_needed_no_election()
 #[test]
 fn a_partition_named_twice_is_elected_once() {
     let img = image(&[], &[(2, &[1, 2], &[1, 2])]);
-    let out = elect_leaders(&img, Some(&[("t".to_string(), vec![0, 0])]), ElectionKind::Preferred);
-    assert_eq!(out.results[0].partitions, vec![(0, Ok(())), (0, Err(ElectionRefusal::NotNeeded))]);
+    let out = elect_leaders(&img, Some(&[asked("t", &[0, 0])]), ElectionKind::Preferred);
+    assert_eq!(outcomes(&out.results[0]), vec![(0, Ok(())), (0, Err(ElectionRefusal::NotNeeded))]);
     assert_eq!(out.records.len(), 1);
 }
 
@@ -182,8 +194,8 @@ fn rebalancing_moves_back_every_preferred_replica_that_may_lead_up_to_the_cap() 
         ],
     );
     assert!(is_imbalanced(&img));
-    let (records, capped) = rebalance(&img, MAX_ELECTIONS_PER_RUN);
-    assert!(!capped);
+    let ElectionRun { records, unclean, capped } = rebalance(&img, MAX_ELECTIONS_PER_RUN);
+    assert!(!capped && unclean.is_empty());
     let after = apply(img.clone(), &records);
     let leaders: Vec<_> = (0..5).map(|i| partition(&after, i).leader).collect();
     assert_eq!(
@@ -194,25 +206,29 @@ fn rebalancing_moves_back_every_preferred_replica_that_may_lead_up_to_the_cap() 
     assert_eq!(records.len(), 2);
     assert!(is_imbalanced(&after), "two partitions still wait for their preferred replica");
 
-    let (first, capped) = rebalance(&img, 1);
-    assert!(capped);
-    assert_eq!(first.len(), 1);
+    let first = rebalance(&img, 1);
+    assert!(first.capped);
+    assert_eq!(first.records.len(), 1);
 }
 
 #[test]
 fn a_balanced_image_is_not_imbalanced_and_a_leaderless_partition_is() {
     let img = image(&[], &[(1, &[1, 2], &[1, 2])]);
     assert!(!is_imbalanced(&img));
-    assert!(rebalance(&img, MAX_ELECTIONS_PER_RUN).0.is_empty());
+    assert!(rebalance(&img, MAX_ELECTIONS_PER_RUN).records.is_empty());
     assert!(is_imbalanced(&image(&[1], &[(-1, &[1, 2], &[1])])));
 }
 
 #[test]
 fn the_unclean_check_elects_only_where_the_topic_allows_it() {
     let img = image(&[1], &[(-1, &[1, 2], &[1]), (2, &[1, 2], &[2])]);
+    let leaderless = |img: &Image, unclean_default| {
+        let f = facts(img, unclean_default);
+        (f.leaderless, f.leaderless_unclean)
+    };
     assert_eq!(leaderless(&img, false), (1, 0));
-    let (records, unclean, capped) = unclean_elections(&img, false, MAX_ELECTIONS_PER_RUN);
-    assert!(records.is_empty() && unclean.is_empty() && !capped, "not allowed");
+    assert!(facts(&img, false).imbalanced, "a leaderless partition is imbalanced");
+    assert_eq!(unclean_elections(&img, false, MAX_ELECTIONS_PER_RUN), ElectionRun::default(), "not allowed");
 
     assert_eq!(leaderless(&img, true), (1, 1), "the static default allows it");
     let id = img.topic("t").expect("topic").id;
@@ -225,9 +241,10 @@ fn the_unclean_check_elects_only_where_the_topic_allows_it() {
         }],
     );
     assert_eq!(leaderless(&allowed, false), (1, 1));
-    let (records, unclean, _) = unclean_elections(&allowed, false, MAX_ELECTIONS_PER_RUN);
-    assert_eq!(unclean, vec![("t".to_string(), 0, NodeId(2))]);
-    let after = apply(allowed, &records);
+    let run = unclean_elections(&allowed, false, MAX_ELECTIONS_PER_RUN);
+    assert_eq!(run.unclean, vec![unclean(0, 2)]);
+    assert!(!run.capped);
+    let after = apply(allowed, &run.records);
     assert_eq!((partition(&after, 0).leader, partition(&after, 0).isr), (Some(NodeId(2)), n(&[2])));
     assert_eq!(leaderless(&after, false), (0, 0));
 }

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::election;
-use crate::election_timer::{ElectionTimer, Facts};
+use crate::election_timer::ElectionTimer;
 use crate::image::PartitionImage;
 use crate::leader_election;
 use crate::record::MetadataRecord;
@@ -246,15 +246,13 @@ fn simulate(seed: u64) -> usize {
         if rng.below(20) == 0 {
             catch_up(&mut img, topic);
         }
-        let (leaderless, leaderless_unclean) = leader_election::leaderless(&img, unclean);
-        let facts = Facts { imbalanced: leader_election::is_imbalanced(&img), leaderless, leaderless_unclean };
-        if timer.step(now, facts).rebalance {
-            let (records, capped) = leader_election::rebalance(&img, leader_election::MAX_ELECTIONS_PER_RUN);
-            moved += records.len();
-            for r in &records {
+        if timer.step(now, leader_election::facts(&img, unclean)).rebalance {
+            let run = leader_election::rebalance(&img, leader_election::MAX_ELECTIONS_PER_RUN);
+            moved += run.records.len();
+            for r in &run.records {
                 img.apply(r);
             }
-            timer.rebalanced(capped);
+            timer.rebalanced(run.capped);
             for p in &img.topic("t").expect("topic").partitions {
                 let preferred = p.replicas[0];
                 if p.isr.contains(&preferred) && img.is_unfenced(preferred) {

@@ -18,6 +18,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kaskade_types::NodeId;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
@@ -40,7 +41,7 @@ pub enum MetaError {
     /// This controller is not the quorum's leader (the active controller);
     /// `leader` is the one it knows of, if any. The change was not made.
     #[error("this controller is not the active controller (the leader is {leader:?})")]
-    NotLeader { leader: Option<i32> },
+    NotLeader { leader: Option<NodeId> },
     /// The change was proposed but not known to be committed in time (the
     /// quorum may have lost its majority); it may still commit later.
     #[error("the metadata quorum did not commit the change within {0:?}")]

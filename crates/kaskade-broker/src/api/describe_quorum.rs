@@ -82,9 +82,7 @@ fn forward_to(broker: &Broker, req: &DescribeQuorumRequest) -> Option<NodeId> {
         return None;
     }
     match quorum.status() {
-        Err(MetaError::NotLeader { leader: Some(leader) }) if NodeId(leader) != broker.node_id() => {
-            Some(NodeId(leader))
-        }
+        Err(MetaError::NotLeader { leader: Some(leader) }) if leader != broker.node_id() => Some(leader),
         _ => None,
     }
 }
@@ -196,7 +194,7 @@ fn quorum_partition(p: &mut PartitionData, status: Result<QuorumStatus, MetaErro
         Err(e) => {
             let code = match &e {
                 MetaError::NotLeader { leader } => {
-                    p.leader_id = BrokerId(leader.unwrap_or(-1));
+                    p.leader_id = BrokerId(leader.map_or(-1, NodeId::get));
                     ResponseError::NotLeaderOrFollower
                 }
                 _ => ResponseError::UnknownServerError,

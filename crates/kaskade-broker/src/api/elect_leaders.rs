@@ -20,7 +20,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kaskade_meta::leader_election::{self, ElectionKind, ElectionRefusal, TopicElections};
+use kaskade_meta::leader_election::{self, ElectionKind, ElectionRefusal, RequestedPartitions, TopicElections};
 use kaskade_meta::MetaError;
 
 use crate::broker::Broker;
@@ -38,8 +38,12 @@ pub async fn handle(
         resp.error_code = ResponseError::InvalidRequest.code();
         return Ok(resp);
     };
-    let requested: Option<Vec<(String, Vec<i32>)>> =
-        req.topic_partitions.map(|topics| topics.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect());
+    let requested: Option<Vec<RequestedPartitions>> = req.topic_partitions.map(|topics| {
+        topics
+            .into_iter()
+            .map(|t| RequestedPartitions { topic: t.topic.0.to_string(), partitions: t.partitions })
+            .collect()
+    });
     let asked = requested.clone();
     // The metadata log fsyncs: off the async workers.
     let decided = crate::topic::on_blocking_pool(&broker.topics, move |tm| {
@@ -51,8 +55,8 @@ pub async fn handle(
     .await;
     let results = match decided {
         Ok((results, unclean)) => {
-            for (topic, partition, leader) in unclean {
-                leader_election::warn_unclean(&topic, partition, leader);
+            for election in &unclean {
+                election.warn();
             }
             results
         }
@@ -67,13 +71,16 @@ pub async fn handle(
 
 /// Kafka's error response (`ElectLeadersRequest.getErrorResponse`): the
 /// error at the top (v1+) and for every named partition.
-fn failed(asked: Option<Vec<(String, Vec<i32>)>>, e: &TopicError) -> ElectLeadersResponse {
+fn failed(asked: Option<Vec<RequestedPartitions>>, e: &TopicError) -> ElectLeadersResponse {
     let mut resp = ElectLeadersResponse::default();
     resp.error_code = e.code();
     resp.replica_election_results = asked
         .unwrap_or_default()
         .into_iter()
-        .map(|(t, ps)| topic_result(t, ps.into_iter().map(|p| (p, Err((e.code(), e.message.clone())))).collect()))
+        .map(|t| {
+            let outcomes = t.partitions.into_iter().map(|p| (p, Err((e.code(), e.message.clone())))).collect();
+            topic_result(t.topic, outcomes)
+        })
         .collect();
     resp
 }
@@ -97,7 +104,7 @@ fn refusal(r: ElectionRefusal) -> (i16, String) {
 }
 
 fn to_wire(t: TopicElections) -> ReplicaElectionResult {
-    let partitions = t.partitions.into_iter().map(|(p, outcome)| (p, outcome.map_err(refusal))).collect();
+    let partitions = t.partitions.into_iter().map(|p| (p.partition, p.outcome.map_err(refusal))).collect();
     topic_result(t.topic, partitions)
 }
 
@@ -204,7 +211,8 @@ mod tests {
     #[test]
     fn a_failed_metadata_append_answers_every_named_partition_with_its_error() {
         let e = TopicError::new(ResponseError::NotController, "no active controller");
-        let resp = failed(Some(vec![("a".into(), vec![0, 1]), ("b".into(), vec![])]), &e);
+        let asked = |topic: &str, partitions: Vec<i32>| RequestedPartitions { topic: topic.into(), partitions };
+        let resp = failed(Some(vec![asked("a", vec![0, 1]), asked("b", vec![])]), &e);
         assert_eq!(resp.error_code, ResponseError::NotController.code());
         let code = ResponseError::NotController.code();
         let message = Some("no active controller".to_string());

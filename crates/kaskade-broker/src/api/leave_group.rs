@@ -34,17 +34,17 @@ pub async fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> Re
         resp.members = r
             .members
             .into_iter()
-            .map(|(member_id, instance, error)| {
+            .map(|left| {
                 let mut m = MemberResponse::default();
-                m.member_id = StrBytes::from_string(member_id);
-                m.group_instance_id = instance.map(StrBytes::from_string);
-                m.error_code = error.map_or(0, |e| e.code());
+                m.member_id = StrBytes::from_string(left.member_id);
+                m.group_instance_id = left.group_instance_id.map(StrBytes::from_string);
+                m.error_code = left.error.map_or(0, |e| e.code());
                 m
             })
             .collect();
     } else {
         // One member: its error is the response's.
-        resp.error_code = r.error.or_else(|| r.members.first().and_then(|m| m.2)).map_or(0, |e| e.code());
+        resp.error_code = r.error.or_else(|| r.members.first().and_then(|m| m.error)).map_or(0, |e| e.code());
     }
     Ok(resp)
 }

@@ -89,7 +89,7 @@ fn controller_to_ask(broker: &Broker) -> Option<NodeId> {
         return None;
     }
     match quorum.status() {
-        Err(MetaError::NotLeader { leader: Some(leader) }) if leader != broker.node_id().get() => Some(NodeId(leader)),
+        Err(MetaError::NotLeader { leader: Some(leader) }) if leader != broker.node_id() => Some(leader),
         _ => None,
     }
 }

@@ -227,13 +227,13 @@ mod tests {
     async fn quorum(dir: &std::path::Path, session_ms: u64) -> QuorumMetadataLog {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
-        let mut config = QuorumConfig::new(1, "lifecycle-test", dir);
-        config.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+        let mut config = QuorumConfig::new(NodeId(1), "lifecycle-test", dir);
+        config.election_timeout = Duration::from_millis(300)..Duration::from_millis(600);
         config.heartbeat_interval = Duration::from_millis(50);
         config.broker_session_timeout = Duration::from_millis(session_ms);
         let log = QuorumMetadataLog::start(config).await.expect("start");
         tokio::spawn(log.serve(listener, None));
-        log.initialize(&BTreeMap::from([(1, addr)])).await.expect("initialize");
+        log.initialize(&BTreeMap::from([(NodeId(1), addr)])).await.expect("initialize");
         assert!(log.wait_until_current(WAIT).await.expect("wait"), "no leader within {WAIT:?}");
         log
     }

@@ -86,8 +86,8 @@ impl Controller {
         voters: &BTreeMap<NodeId, String>,
         listeners: Vec<BoundListener>,
     ) -> Result<Controller, StartError> {
-        let mut qc = QuorumConfig::new(config.node_id.get(), cluster_id, dir);
-        qc.static_voters = Some(voters.keys().map(|id| id.0).collect());
+        let mut qc = QuorumConfig::new(config.node_id, cluster_id, dir);
+        qc.static_voters = Some(voters.keys().copied().collect());
         qc.broker_session_timeout =
             Duration::from_millis(u64::try_from(config.broker_session_timeout_ms).unwrap_or(1).max(1));
         let secs = u64::try_from(config.leader_imbalance_check_interval_seconds).unwrap_or(1).max(1);
@@ -106,8 +106,7 @@ impl Controller {
                 tokio::spawn(quorum.serve(tcp, Some(to)))
             })
             .collect();
-        let voters: BTreeMap<i32, String> = voters.iter().map(|(id, addr)| (id.0, addr.clone())).collect();
-        quorum.initialize(&voters).await?;
+        quorum.initialize(voters).await?;
         while !quorum.wait_until_current(WAIT_REPORT).await? {
             tracing::info!(node = quorum.node_id().get(), "waiting for the controller quorum to elect a leader");
         }
@@ -132,9 +131,9 @@ impl Controller {
         voters: &BTreeMap<NodeId, String>,
     ) -> Result<Controller, StartError> {
         let observer = ObserverMetadataLog::start(ObserverConfig {
-            node_id: config.node_id.get(),
+            node_id: config.node_id,
             cluster_id: cluster_id.to_string(),
-            controllers: voters.iter().map(|(id, addr)| (id.0, addr.clone())).collect(),
+            controllers: voters.clone(),
             append_timeout: Duration::from_secs(30),
         });
         while !observer.wait_until_current(WAIT_REPORT).await? {

@@ -255,7 +255,7 @@ mod tests {
     async fn a_partition_led_by_another_broker_is_not_led_here_and_refuses_markers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = BrokerConfig::default();
-        let (topics, _, _) = crate::server::open_storage(&config, dir.path()).expect("storage");
+        let topics = crate::server::open_storage(&config, dir.path()).expect("storage").topics;
         topics
             .update(|_| Ok::<_, crate::topic::TopicError>((vec![registration(1), registration(2)], ())))
             .expect("registered");
@@ -296,7 +296,7 @@ mod tests {
     fn an_internal_topic_waits_for_enough_live_brokers_for_its_replication_factor() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = BrokerConfig::default();
-        let (topics, _, _) = crate::server::open_storage(&config, dir.path()).expect("storage");
+        let topics = crate::server::open_storage(&config, dir.path()).expect("storage").topics;
         topics
             .update(|_| Ok::<_, crate::topic::TopicError>((vec![registration(1), registration(2)], ())))
             .expect("registered");
@@ -321,7 +321,7 @@ mod tests {
     async fn local_seams_over_this_nodes_logs() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = BrokerConfig::default();
-        let (topics, _, _) = crate::server::open_storage(&config, dir.path()).expect("storage");
+        let topics = crate::server::open_storage(&config, dir.path()).expect("storage").topics;
         let t = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 3);
         assert_eq!(t.partition_count(), None);
         assert!(t.led_partitions().is_empty());

@@ -21,7 +21,7 @@ use super::state::{Group, GroupState, JoinTimer, Member, OffsetChange};
 use super::txn_offsets::TxnOffsetChange;
 use super::types::{
     Completion, GroupConfig, HeartbeatRequest, JoinMember, JoinRequest, JoinResponse, LeaveResponse, LeavingMember,
-    Reply, SyncRequest, SyncResponse, Token,
+    MemberLeft, Reply, SyncRequest, SyncResponse, Token,
 };
 
 mod deadlines;
@@ -729,7 +729,11 @@ impl GroupCoordinator {
             } else {
                 Some(ResponseError::UnknownMemberId)
             };
-            results.push((m.member_id.clone(), m.group_instance_id.clone(), error));
+            results.push(MemberLeft {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                error,
+            });
         }
         for id in leaving {
             self.remove_member_and_update_group(now, group_id, &id);

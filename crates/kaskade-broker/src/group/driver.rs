@@ -17,7 +17,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::Record;
 use kaskade_types::{Clock, ProducerId, ProducerIdAndEpoch};
@@ -25,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::coordinator::GroupCoordinator;
 use super::records::partition_for;
-use super::store::OffsetsStore;
+use super::store::{GroupRecord, OffsetsStore};
 use super::types::{GroupConfig, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token};
 use crate::coordinator::{Appended, CoordinatorError, InternalPartitions, Leadership, PartitionLoad};
 use crate::error::BrokerError;
@@ -166,18 +165,18 @@ impl Core {
 
     /// Appends the engine's offset changes; what to wait on.
     fn persist(&mut self) -> Result<Vec<Appended>, CoordinatorError> {
-        let mut records: Vec<(String, Bytes, Option<Bytes>)> = self
+        let mut records: Vec<GroupRecord> = self
             .engine
             .take_offset_changes()
             .iter()
             .map(|c| {
                 let (key, value) = super::records::encode_change(c);
-                (c.group_id.clone(), key, value)
+                GroupRecord { group_id: c.group_id.clone(), key, value }
             })
             .collect();
         for id in self.engine.take_dirty_groups() {
             let value = self.engine.group(&id).map(super::records::group_value);
-            records.push((id.clone(), super::records::group_key(&id), value));
+            records.push(GroupRecord { group_id: id.clone(), key: super::records::group_key(&id), value });
         }
         let txn_changes = self.engine.take_txn_offset_changes();
         let Some(store) = &self.store else { return Ok(Vec::new()) };
@@ -187,11 +186,10 @@ impl Core {
             waits.extend(store.append(&records, now, None)?);
         }
         // One batch per producer: each is its transaction's.
-        type Records = Vec<(String, Bytes, Option<Bytes>)>;
-        let mut by_producer: HashMap<ProducerIdAndEpoch, Records> = HashMap::new();
+        let mut by_producer: HashMap<ProducerIdAndEpoch, Vec<GroupRecord>> = HashMap::new();
         for super::TxnOffsetChange { producer, change: c } in txn_changes {
             let (key, value) = super::records::encode_change(&c);
-            by_producer.entry(producer).or_default().push((c.group_id.clone(), key, value));
+            by_producer.entry(producer).or_default().push(GroupRecord { group_id: c.group_id.clone(), key, value });
         }
         for (producer, records) in by_producer {
             waits.extend(store.append(&records, now, Some(producer))?);

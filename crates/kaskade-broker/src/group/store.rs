@@ -14,6 +14,16 @@ use super::coordinator::GroupCoordinator;
 use super::records::{self, OffsetsRecord};
 use crate::coordinator::{Appended, CoordinatorError, InternalPartitions, InternalRecord};
 
+/// One record for a group's `__consumer_offsets` partition: the group it
+/// belongs to (which picks the partition), its key and its value (`None`:
+/// a tombstone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub group_id: String,
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+}
+
 /// The offsets topic as the group coordinator uses it.
 pub struct OffsetsStore {
     topic: Arc<dyn InternalPartitions>,
@@ -83,18 +93,17 @@ impl OffsetsStore {
         count
     }
 
-    /// Appends the records (group id, key, value) to each group's
-    /// partition, as transactional records of `producer` if given; the
-    /// handles to await.
+    /// Appends the records to each group's partition, as transactional
+    /// records of `producer` if given; the handles to await.
     pub fn append(
         &self,
-        changes: &[(String, Bytes, Option<Bytes>)],
+        changes: &[GroupRecord],
         now: i64,
         producer: Option<ProducerIdAndEpoch>,
     ) -> Result<Vec<Appended>, CoordinatorError> {
         let n = self.partition_count();
         let mut by_partition: BTreeMap<i32, Vec<InternalRecord>> = BTreeMap::new();
-        for (group_id, key, value) in changes {
+        for GroupRecord { group_id, key, value } in changes {
             by_partition.entry(records::partition_for(group_id, n)).or_default().push((key.clone(), value.clone()));
         }
         by_partition

@@ -408,7 +408,7 @@ fn parked_sync_fails_when_a_rebalance_starts() {
     assert_eq!(g2, generation + 1);
     let ts = h.sync(sync_req("g", g2, &ids[1], vec![]));
     let leave = h.c.leave(h.now, "g", &[LeavingMember { member_id: ids[0].clone(), group_instance_id: None }]);
-    assert_eq!(leave.members[0].2, None);
+    assert_eq!(leave.members[0].error, None);
     assert_eq!(find_sync(&h.replies(), ts).unwrap().error, Some(E::RebalanceInProgress));
 }
 
@@ -445,7 +445,7 @@ fn leave_group_batched() {
         ],
     );
     assert_eq!(leave.error, None);
-    let errors: Vec<_> = leave.members.iter().map(|m| m.2).collect();
+    let errors: Vec<_> = leave.members.iter().map(|m| m.error).collect();
     assert_eq!(errors, vec![None, Some(E::UnknownMemberId), None]);
     assert_eq!(h.state("g"), GroupState::PreparingRebalance);
     let t = h.join(join_req("g", &ids[0]));
@@ -462,7 +462,7 @@ fn last_member_leaving_mid_join_empties_the_group() {
     let mut h = Harness::new(0);
     let (ids, generation) = stable_group(&mut h, "g", 1);
     let leave = h.c.leave(h.now, "g", &[LeavingMember { member_id: ids[0].clone(), group_instance_id: None }]);
-    assert_eq!(leave.members[0].2, None);
+    assert_eq!(leave.members[0].error, None);
     // Stable -> PreparingRebalance -> (all 0 members joined) -> Empty.
     assert_eq!(h.state("g"), GroupState::Empty);
     assert_eq!(h.c.group("g").unwrap().generation_id(), generation + 1);

@@ -154,7 +154,16 @@ pub struct LeavingMember {
 pub struct LeaveResponse {
     pub error: Option<ResponseError>,
     /// Per member, in request order.
-    pub members: Vec<(String, Option<String>, Option<ResponseError>)>,
+    pub members: Vec<MemberLeft>,
+}
+
+/// One member's answer in a [`LeaveResponse`]: who asked to leave and
+/// why it could not (`None`: it left).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberLeft {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub error: Option<ResponseError>,
 }
 
 /// A deferred answer to a parked request.

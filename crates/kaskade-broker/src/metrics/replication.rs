@@ -58,10 +58,17 @@ impl IsrChanges {
         }
     }
 
-    /// (shrinks, expands) so far.
-    pub fn totals(&self) -> (u64, u64) {
-        (self.shrinks.load(Ordering::Relaxed), self.expands.load(Ordering::Relaxed))
+    /// The changes counted so far.
+    pub fn totals(&self) -> IsrChangeTotals {
+        IsrChangeTotals { shrinks: self.shrinks.load(Ordering::Relaxed), expands: self.expands.load(Ordering::Relaxed) }
     }
+}
+
+/// What [`IsrChanges`] counted: committed ISR shrinks and expands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IsrChangeTotals {
+    pub shrinks: u64,
+    pub expands: u64,
 }
 
 /// What the replication families read besides the image: a topic's
@@ -173,7 +180,7 @@ pub(super) fn render(x: &mut Exposition<'_>, image: &Image, node: NodeId, src: &
         x.family(name, "gauge", help);
         x.sample(name, &[], value as f64);
     }
-    let (shrinks, expands) = src.isr_changes.totals();
+    let IsrChangeTotals { shrinks, expands } = src.isr_changes.totals();
     x.family(
         "kaskade_isr_shrinks_total",
         "counter",
@@ -350,7 +357,7 @@ mod tests {
         c.count(&n(&[1, 3]), &n(&[1, 2, 3])); // expand
         c.count(&n(&[1, 3]), &n(&[1, 2])); // both
         c.count(&n(&[1, 2]), &n(&[2, 1])); // reordered: neither
-        assert_eq!(c.totals(), (2, 2));
+        assert_eq!(c.totals(), IsrChangeTotals { shrinks: 2, expands: 2 });
         let out = scrape(&image(&[]), 1, 1, &|_, _| None, &c);
         assert!(has(&out, "kaskade_isr_shrinks_total 2"), "{out}");
         assert!(has(&out, "kaskade_isr_expands_total 2"), "{out}");

@@ -42,13 +42,13 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochReque
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use kaskade_client::connection::{Connection, ConnectionConfig};
-use kaskade_types::{LeaderEpoch, NodeId, Offset};
+use kaskade_types::{LeaderEpoch, NodeId, Offset, TopicPartition};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::throttle;
 use super::truncation::truncation;
-use super::{Assignment, Followed, PartitionKey};
+use super::{Assignment, Followed};
 use crate::broker::Broker;
 
 /// Kafka's `replica.fetch.backoff.ms` default.
@@ -86,7 +86,7 @@ enum Next {
 pub(super) async fn run(broker: Arc<Broker>, leader: NodeId, mut assignment: watch::Receiver<Assignment>) {
     let me = broker.node_id();
     let mut conn: Option<Arc<Connection>> = None;
-    let mut progress: HashMap<PartitionKey, Progress> = HashMap::new();
+    let mut progress: HashMap<TopicPartition, Progress> = HashMap::new();
     loop {
         let a = assignment.borrow_and_update().clone();
         if a.partitions.is_empty() {
@@ -117,17 +117,17 @@ pub(super) async fn run(broker: Arc<Broker>, leader: NodeId, mut assignment: wat
     }
 }
 
-fn parked(progress: &HashMap<PartitionKey, Progress>, k: &PartitionKey, f: &Followed) -> bool {
+fn parked(progress: &HashMap<TopicPartition, Progress>, k: &TopicPartition, f: &Followed) -> bool {
     progress.get(k).is_some_and(|p| p.parked_at == Some(f.leader_epoch))
 }
 
 /// The partition may be asked for now: not parked, not delayed.
-fn ready(progress: &HashMap<PartitionKey, Progress>, k: &PartitionKey, f: &Followed, now: Instant) -> bool {
+fn ready(progress: &HashMap<TopicPartition, Progress>, k: &TopicPartition, f: &Followed, now: Instant) -> bool {
     !parked(progress, k, f) && progress.get(k).and_then(|p| p.delayed_until).is_none_or(|t| t <= now)
 }
 
 /// Leaves a failed partition out for `replica.fetch.backoff.ms`.
-fn delay(progress: &mut HashMap<PartitionKey, Progress>, k: &PartitionKey) {
+fn delay(progress: &mut HashMap<TopicPartition, Progress>, k: &TopicPartition) {
     progress.entry(k.clone()).or_default().delayed_until = Some(Instant::now() + FETCH_BACKOFF);
 }
 
@@ -137,7 +137,7 @@ async fn round(
     me: NodeId,
     a: &Assignment,
     conn: &mut Option<Arc<Connection>>,
-    progress: &mut HashMap<PartitionKey, Progress>,
+    progress: &mut HashMap<TopicPartition, Progress>,
 ) -> Next {
     let c = match conn.as_ref().filter(|c| !c.is_closed()) {
         Some(c) => c.clone(),
@@ -178,7 +178,7 @@ async fn round(
         }
     }
     // Only partitions whose log agrees with the leader's.
-    let fetched: Vec<(&PartitionKey, &Followed)> = a
+    let fetched: Vec<(&TopicPartition, &Followed)> = a
         .partitions
         .iter()
         .filter(|(k, f)| {
@@ -210,7 +210,8 @@ async fn round(
     for t in &resp.responses {
         for pd in &t.partitions {
             let found = fetched.iter().find(|(k, f)| {
-                k.1 == pd.partition_index && if by_id { f.topic_id == t.topic_id } else { *k.0 == *t.topic.as_str() }
+                k.partition == pd.partition_index
+                    && if by_id { f.topic_id == t.topic_id } else { *k.topic == *t.topic.as_str() }
             });
             let Some((k, f)) = found else { continue };
             if throttled.contains(*k) {
@@ -230,7 +231,7 @@ async fn round(
 /// of `a` it throttles: listed as `partition:<this broker>` in their
 /// topic's `follower.replication.throttled.replicas`, and this replica out
 /// of the ISR (Kafka spares in-sync replicas). None without a rate.
-fn follower_throttle(broker: &Broker, me: NodeId, a: &Assignment) -> (Option<u64>, HashSet<PartitionKey>) {
+fn follower_throttle(broker: &Broker, me: NodeId, a: &Assignment) -> (Option<u64>, HashSet<TopicPartition>) {
     let image = broker.topics.image();
     let rate = throttle::rate(&image, me, throttle::FOLLOWER_RATE, broker.config.value_of(throttle::FOLLOWER_RATE));
     if rate.is_none() {
@@ -240,7 +241,8 @@ fn follower_throttle(broker: &Broker, me: NodeId, a: &Assignment) -> (Option<u64
         .partitions
         .iter()
         .filter(|(k, f)| {
-            throttle::throttled(&image, &k.0, k.1, me, throttle::FOLLOWER_REPLICAS) && !f.partition.in_sync(me)
+            throttle::throttled(&image, &k.topic, k.partition, me, throttle::FOLLOWER_REPLICAS)
+                && !f.partition.in_sync(me)
         })
         .map(|(k, _)| k.clone())
         .collect();
@@ -252,8 +254,13 @@ fn follower_throttle(broker: &Broker, me: NodeId, a: &Assignment) -> (Option<u64
 /// OffsetForLeaderEpoch as replica `me`; a partition without an epoch of
 /// its own (an empty log) has nothing to compare and cuts to its HW. A
 /// partition whose truncation takes another round stays for the next.
-async fn truncate(c: &Connection, me: NodeId, a: &Assignment, progress: &mut HashMap<PartitionKey, Progress>) -> Next {
-    let pending: Vec<(&PartitionKey, &Followed)> = a
+async fn truncate(
+    c: &Connection,
+    me: NodeId,
+    a: &Assignment,
+    progress: &mut HashMap<TopicPartition, Progress>,
+) -> Next {
+    let pending: Vec<(&TopicPartition, &Followed)> = a
         .partitions
         .iter()
         .filter(|(k, f)| progress.get(*k).is_none_or(|p| p.truncated_for != Some(f.leader_epoch)))
@@ -275,14 +282,14 @@ async fn truncate(c: &Connection, me: NodeId, a: &Assignment, progress: &mut Has
             continue;
         };
         let mut p = OffsetForLeaderPartition::default();
-        p.partition = k.1;
+        p.partition = k.partition;
         p.current_leader_epoch = f.leader_epoch.get();
         p.leader_epoch = latest.get();
         match req.topics.last_mut() {
-            Some(t) if t.topic.as_str() == &*k.0 => t.partitions.push(p),
+            Some(t) if t.topic.as_str() == &*k.topic => t.partitions.push(p),
             _ => {
                 let mut t = OffsetForLeaderTopic::default();
-                t.topic = TopicName(StrBytes::from_string(k.0.to_string()));
+                t.topic = TopicName(StrBytes::from_string(k.topic.to_string()));
                 t.partitions.push(p);
                 req.topics.push(t);
             }
@@ -311,11 +318,13 @@ async fn truncate(c: &Connection, me: NodeId, a: &Assignment, progress: &mut Has
     };
     for t in &resp.topics {
         for answer in &t.partitions {
-            let Some((k, f)) = asked.iter().find(|(k, _)| *k.0 == *t.topic.as_str() && k.1 == answer.partition) else {
+            let Some((k, f)) =
+                asked.iter().find(|(k, _)| *k.topic == *t.topic.as_str() && k.partition == answer.partition)
+            else {
                 continue;
             };
             if let Some(e) = ResponseError::try_from_code(answer.error_code) {
-                tracing::debug!(topic = %k.0, partition = k.1, error = ?e, "OffsetForLeaderEpoch refused: retrying");
+                tracing::debug!(topic = %k.topic, partition = k.partition, error = ?e, "OffsetForLeaderEpoch refused: retrying");
                 delay(progress, k);
                 continue;
             }
@@ -340,17 +349,17 @@ async fn truncate(c: &Connection, me: NodeId, a: &Assignment, progress: &mut Has
 }
 
 /// Cuts a followed partition's log to `to` (nothing when it ends there).
-async fn cut(k: &PartitionKey, f: &Followed, to: Offset) -> Result<(), ()> {
+async fn cut(k: &TopicPartition, f: &Followed, to: Offset) -> Result<(), ()> {
     let part = f.partition.clone();
     if to.get() >= part.log().log_end_offset() {
         return Ok(());
     }
-    tracing::info!(topic = %k.0, partition = k.1, to = to.get(), end = part.log().log_end_offset(),
+    tracing::info!(topic = %k.topic, partition = k.partition, to = to.get(), end = part.log().log_end_offset(),
         epoch = f.leader_epoch.get(), "truncating a divergent tail");
     match tokio::task::spawn_blocking(move || part.truncate_to(to)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
-            tracing::error!(topic = %k.0, partition = k.1, error = %e, "truncating a follower failed");
+            tracing::error!(topic = %k.topic, partition = k.partition, error = %e, "truncating a follower failed");
             Err(())
         }
         Err(e) => {
@@ -362,10 +371,10 @@ async fn cut(k: &PartitionKey, f: &Followed, to: Offset) -> Result<(), ()> {
 
 /// Applies one partition's answer.
 async fn apply(
-    k: &PartitionKey,
+    k: &TopicPartition,
     f: &Followed,
     pd: &PartitionData,
-    progress: &mut HashMap<PartitionKey, Progress>,
+    progress: &mut HashMap<TopicPartition, Progress>,
 ) -> Next {
     let part = &f.partition;
     match ResponseError::try_from_code(pd.error_code) {
@@ -373,7 +382,7 @@ async fn apply(
         // This node's epoch is older than the leader's: the image that
         // says so is on its way.
         Some(ResponseError::FencedLeaderEpoch) => {
-            tracing::info!(topic = %k.0, partition = k.1, epoch = f.leader_epoch.get(),
+            tracing::info!(topic = %k.topic, partition = k.partition, epoch = f.leader_epoch.get(),
                 "the leader has a newer leader epoch: waiting for a newer image");
             progress.entry(k.clone()).or_default().parked_at = Some(f.leader_epoch);
             return Next::Again;
@@ -387,7 +396,7 @@ async fn apply(
             | ResponseError::UnknownTopicOrPartition
             | ResponseError::UnknownTopicId),
         ) => {
-            tracing::debug!(topic = %k.0, partition = k.1, error = ?e, epoch = f.leader_epoch.get(),
+            tracing::debug!(topic = %k.topic, partition = k.partition, error = ?e, epoch = f.leader_epoch.get(),
                 "the leader refused the partition: retrying after the backoff");
             return Next::Backoff;
         }
@@ -398,7 +407,7 @@ async fn apply(
             let p = part.clone();
             let (start_over, to) = (end < pd.log_start_offset, pd.log_start_offset.max(0));
             let hw = Offset(pd.high_watermark.max(0));
-            tracing::warn!(topic = %k.0, partition = k.1, end, leader_start = pd.log_start_offset,
+            tracing::warn!(topic = %k.topic, partition = k.partition, end, leader_start = pd.log_start_offset,
                 leader_hw = hw.get(), "fetch offset out of range on the leader");
             let done =
                 tokio::task::spawn_blocking(
@@ -417,7 +426,7 @@ async fn apply(
             };
         }
         Some(e) => {
-            tracing::warn!(topic = %k.0, partition = k.1, error = ?e, "replica fetch error");
+            tracing::warn!(topic = %k.topic, partition = k.partition, error = ?e, "replica fetch error");
             return Next::Backoff;
         }
     }
@@ -427,7 +436,7 @@ async fn apply(
         match appended {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                tracing::error!(topic = %k.0, partition = k.1, error = %e, "appending replicated batches failed");
+                tracing::error!(topic = %k.topic, partition = k.partition, error = %e, "appending replicated batches failed");
                 return Next::Backoff;
             }
             Err(e) => {
@@ -439,7 +448,7 @@ async fn apply(
         let log = part.log();
         if log.is_durable_mode() {
             if let Err(e) = log.wait_durable(log.log_end_offset()).await {
-                tracing::error!(topic = %k.0, partition = k.1, error = %e, "fsync of replicated batches failed");
+                tracing::error!(topic = %k.topic, partition = k.partition, error = %e, "fsync of replicated batches failed");
                 return Next::Backoff;
             }
         }
@@ -450,7 +459,7 @@ async fn apply(
 }
 
 /// The Fetch for `partitions`, each from its log end, as replica `me`.
-fn request(me: NodeId, version: i16, partitions: &[(&PartitionKey, &Followed)]) -> FetchRequest {
+fn request(me: NodeId, version: i16, partitions: &[(&TopicPartition, &Followed)]) -> FetchRequest {
     let mut req = FetchRequest::default();
     if version >= 15 {
         let mut state = ReplicaState::default();
@@ -468,7 +477,7 @@ fn request(me: NodeId, version: i16, partitions: &[(&PartitionKey, &Followed)]) 
     for (k, f) in partitions {
         let log = f.partition.log();
         let mut p = FetchPartition::default();
-        p.partition = k.1;
+        p.partition = k.partition;
         p.current_leader_epoch = f.leader_epoch.get();
         p.fetch_offset = log.log_end_offset();
         p.log_start_offset = log.log_start_offset();
@@ -477,7 +486,7 @@ fn request(me: NodeId, version: i16, partitions: &[(&PartitionKey, &Followed)]) 
             if version >= 13 {
                 t.topic_id == f.topic_id
             } else {
-                t.topic.as_str() == &*k.0
+                t.topic.as_str() == &*k.topic
             }
         });
         if !same_topic {
@@ -485,7 +494,7 @@ fn request(me: NodeId, version: i16, partitions: &[(&PartitionKey, &Followed)]) 
             if version >= 13 {
                 t.topic_id = f.topic_id;
             } else {
-                t.topic = TopicName(StrBytes::from_string(k.0.to_string()));
+                t.topic = TopicName(StrBytes::from_string(k.topic.to_string()));
             }
             req.topics.push(t);
         }
@@ -537,7 +546,7 @@ mod tests {
             leader.append_as_leader(Bytes::from(kaskade_log::batch::build::filled(n, 10, 0, 1)), None).expect("append");
         }
         let fetched = leader.log().read(0, 1 << 20, None).expect("read").records.expect("records");
-        let key: PartitionKey = (Arc::from("t"), 0);
+        let key = TopicPartition::new("t", 0);
         let f = Followed { partition: follower.clone(), topic_id: uuid::Uuid::nil(), leader_epoch: LeaderEpoch(0) };
         let mut progress = HashMap::new();
 

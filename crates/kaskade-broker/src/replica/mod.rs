@@ -32,16 +32,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use kaskade_meta::Image;
-use kaskade_types::{LeaderEpoch, NodeId};
+use kaskade_types::{LeaderEpoch, NodeId, TopicPartition};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 use crate::partition::Partition;
-
-/// A partition as its fetcher names it: topic and index.
-pub type PartitionKey = (Arc<str>, i32);
 
 /// One partition this node follows.
 #[derive(Clone, Debug)]
@@ -66,7 +63,7 @@ impl PartialEq for Followed {
 pub struct Assignment {
     /// `host:port` of the leader's registered endpoint.
     pub leader_addr: String,
-    pub partitions: BTreeMap<PartitionKey, Followed>,
+    pub partitions: BTreeMap<TopicPartition, Followed>,
 }
 
 struct Fetcher {
@@ -162,7 +159,7 @@ fn assignments(
             let Some(partition) = hosted(&t.name, i as i32) else { continue };
             let a = wanted.entry(leader).or_insert_with(|| Assignment { leader_addr: addr, ..Assignment::default() });
             a.partitions.insert(
-                (Arc::from(t.name.as_str()), i as i32),
+                TopicPartition::new(t.name.as_str(), i as i32),
                 Followed { partition, topic_id: t.id, leader_epoch: p.leader_epoch },
             );
         }

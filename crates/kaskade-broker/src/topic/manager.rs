@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn a_failed_create_changes_neither_metadata_nor_disk() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (tm, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage");
+        let tm = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage").topics;
         // Partition 2's directory cannot be made: a file stands in its way.
         std::fs::write(dir.path().join("t-2"), b"in the way").expect("write");
         let err = tm.create("t", 4, -1, &[], &BTreeMap::new(), false).expect_err("must fail");
@@ -389,7 +389,7 @@ mod tests {
         // makes the Metadata handler name the topic, so its partitions must be
         // served here by then (rdkafka produced into UNKNOWN_TOPIC_OR_PARTITION).
         let dir = tempfile::tempdir().expect("tempdir");
-        let (tm, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage");
+        let tm = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage").topics;
         for round in 0..20 {
             let name = format!("t{round}");
             std::thread::scope(|s| {
@@ -413,7 +413,7 @@ mod tests {
     #[test]
     fn a_partition_the_image_moves_off_this_node_loses_its_log_and_replica() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (tm, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage");
+        let tm = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage").topics;
         tm.create("t", 2, -1, &[], &BTreeMap::new(), false).expect("create t");
         assert!(dir.path().join("t-1").exists() && tm.partition("t", 1).is_ok());
         // A completed reassignment places partition 1 on broker 2 alone.
@@ -437,7 +437,7 @@ mod tests {
     #[test]
     fn concurrent_config_changes_leave_every_log_with_the_newest_config() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (tm, _, _) = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage");
+        let tm = crate::server::open_storage(&BrokerConfig::default(), dir.path()).expect("storage").topics;
         tm.create("t", 2, -1, &[], &BTreeMap::new(), false).expect("create t");
         const N: i64 = 30;
         let set = |key: &str, value: i64| vec![(key.to_string(), Some(value.to_string()))];

@@ -43,7 +43,7 @@ use super::forward;
 use super::frame::{self, RpcKind};
 use super::node::QuorumConfig;
 use super::node::QuorumMetadataLog;
-use super::types::to_kafka_id;
+use super::types::to_node_id;
 use crate::election;
 use crate::election_timer::ElectionTimer;
 use crate::image::Image;
@@ -90,7 +90,10 @@ pub enum BrokerAnswer {
 pub enum BrokerRefusal {
     /// NOT_CONTROLLER: not (yet) the active controller; retry at `leader`.
     #[error("not the active controller (the leader is {leader:?})")]
-    NotController { leader: Option<i32> },
+    NotController {
+        #[serde(with = "super::types::wire_node_id")]
+        leader: Option<NodeId>,
+    },
     /// STALE_BROKER_EPOCH: this incarnation is not the registered one.
     #[error("this broker's registration is not the current one")]
     StaleBrokerEpoch,
@@ -274,7 +277,7 @@ impl QuorumMetadataLog {
         };
         if leader != Some(self.raft_id()) {
             state.active_term = None;
-            return Err(BrokerRefusal::NotController { leader: leader.map(to_kafka_id) });
+            return Err(BrokerRefusal::NotController { leader: leader.map(to_node_id) });
         }
         if !current {
             // Elected, but earlier registrations may not be applied yet.
@@ -307,8 +310,8 @@ impl QuorumMetadataLog {
             let unclean = leader_election::unclean_in(&current.image, &records);
             match self.append_async(current.version, records).await {
                 Ok(committed) => {
-                    for (topic, partition, leader) in unclean {
-                        leader_election::warn_unclean(&topic, partition, leader);
+                    for election in &unclean {
+                        election.warn();
                     }
                     return Ok(committed.image);
                 }

@@ -172,7 +172,7 @@ async fn a_bad_broker_call_closes_its_connection_and_the_controller_keeps_answer
     let (nodes, voters) = cluster(root.path(), 1, &setup).await;
     leader(&nodes).await;
     let node = nodes[0].as_ref().expect("live");
-    let mut conn = forward::connect(&voters[&1], node.log.hello()).await.expect("hello accepted");
+    let mut conn = forward::connect(&voters[&NodeId(1)], node.log.hello()).await.expect("hello accepted");
     frame::write_frame(&mut conn, frame::RpcKind::Broker, b"{\"Register\":{\"node_id\":\"x\"}}").await.expect("sent");
     conn.flush().await.expect("flush");
     assert!(frame::read_frame(&mut conn).await.map(|f| f.is_none()).unwrap_or(true), "closed without an answer");

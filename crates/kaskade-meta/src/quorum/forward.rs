@@ -24,19 +24,23 @@
 use std::io;
 use std::time::Duration;
 
+use kaskade_types::NodeId;
 use serde::{Deserialize, Serialize};
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
 
 use super::frame::{self, Hello, RpcKind};
-use super::types::{to_kafka_id, ApplyOutcome, Proposal, Raft};
+use super::types::{to_node_id, ApplyOutcome, Proposal, Raft};
 use openraft::error::{ClientWriteError, RaftError};
 
 /// Why the leader did not take a forwarded proposal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ForwardRefusal {
     /// The receiver is not (or no longer) the leader; `leader` is the one it knows.
-    NotLeader { leader: Option<i32> },
+    NotLeader {
+        #[serde(with = "super::types::wire_node_id")]
+        leader: Option<NodeId>,
+    },
     /// Proposing failed (the Raft node stopped, storage failed).
     Failed(String),
 }
@@ -102,7 +106,7 @@ pub async fn handle(raft: &Raft, proposal: Proposal) -> Result<ApplyOutcome, For
     match raft.client_write(proposal).await {
         Ok(response) => Ok(response.data),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-            Err(ForwardRefusal::NotLeader { leader: f.leader_id.map(to_kafka_id) })
+            Err(ForwardRefusal::NotLeader { leader: f.leader_id.map(to_node_id) })
         }
         Err(e) => Err(ForwardRefusal::Failed(e.to_string())),
     }

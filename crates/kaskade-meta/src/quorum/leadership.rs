@@ -18,7 +18,7 @@
 
 use super::brokers::State;
 use super::node::QuorumMetadataLog;
-use crate::election_timer::{Due, Facts};
+use crate::election_timer::Due;
 use crate::leader_election::{self, MAX_ELECTIONS_PER_RUN};
 
 impl QuorumMetadataLog {
@@ -26,11 +26,7 @@ impl QuorumMetadataLog {
     /// committed image: which runs are due.
     pub(super) fn election_step(&self, state: &mut State, now: i64) -> Due {
         let committed = crate::MetadataLog::committed(self);
-        let (leaderless, leaderless_unclean) =
-            leader_election::leaderless(&committed.image, self.brokers.unclean_default);
-        let facts =
-            Facts { imbalanced: leader_election::is_imbalanced(&committed.image), leaderless, leaderless_unclean };
-        state.elections.step(now, facts)
+        state.elections.step(now, leader_election::facts(&committed.image, self.brokers.unclean_default))
     }
 
     /// Carries out the runs that are `due`.
@@ -42,10 +38,10 @@ impl QuorumMetadataLog {
             let mut capped = false;
             let result = self
                 .decide(|image| {
-                    let (records, _, cut) =
-                        leader_election::unclean_elections(image, unclean_default, MAX_ELECTIONS_PER_RUN);
-                    capped = cut;
-                    Ok(records)
+                    // `decide` logs the unclean ones from the records.
+                    let run = leader_election::unclean_elections(image, unclean_default, MAX_ELECTIONS_PER_RUN);
+                    capped = run.capped;
+                    Ok(run.records)
                 })
                 .await;
             self.brokers.state.lock().await.elections.unclean_checked(capped);
@@ -58,9 +54,9 @@ impl QuorumMetadataLog {
             let mut capped = false;
             let result = self
                 .decide(|image| {
-                    let (records, cut) = leader_election::rebalance(image, MAX_ELECTIONS_PER_RUN);
-                    (moved, capped) = (records.len(), cut);
-                    Ok(records)
+                    let run = leader_election::rebalance(image, MAX_ELECTIONS_PER_RUN);
+                    (moved, capped) = (run.records.len(), run.capped);
+                    Ok(run.records)
                 })
                 .await;
             self.brokers.state.lock().await.elections.rebalanced(capped);

@@ -33,7 +33,7 @@ use super::network::{Network, PeerClock};
 use super::observers::Observers;
 use super::state_machine::{Shared, StateMachine};
 use super::status::{self, QuorumStatus};
-use super::types::{to_kafka_id, ApplyOutcome, Proposal, Raft, RaftNodeId};
+use super::types::{to_node_id, ApplyOutcome, Proposal, Raft, RaftNodeId};
 use crate::metadata_log::{Committed, MetadataLog, MetadataVersion};
 use crate::record::MetadataRecord;
 use crate::MetaError;
@@ -47,20 +47,20 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug)]
 pub struct QuorumConfig {
     /// This controller's `node.id`.
-    pub node_id: i32,
+    pub node_id: NodeId,
     /// The cluster's id: controllers of another cluster are refused.
     pub cluster_id: String,
     /// The ids of `controller.quorum.voters` for a static quorum: a
     /// controller configured with other ids is refused. `None` (a dynamic
     /// quorum) checks nothing.
-    pub static_voters: Option<BTreeSet<i32>>,
+    pub static_voters: Option<BTreeSet<NodeId>>,
     /// The metadata log directory: Raft's files go in
     /// `<dir>/kaskade-metadata/raft/`.
     pub dir: PathBuf,
     /// Raft timing: a follower starts an election after a random time in
     /// `election_timeout` without hearing from a leader (Kafka's
     /// `controller.quorum.election.timeout.ms` is 1000 ms).
-    pub election_timeout: (Duration, Duration),
+    pub election_timeout: std::ops::Range<Duration>,
     /// How often a leader sends heartbeats (well below the election timeout).
     pub heartbeat_interval: Duration,
     /// How long `append`, `snapshot` and membership changes wait for the
@@ -91,13 +91,13 @@ pub struct QuorumConfig {
 
 impl QuorumConfig {
     /// Kafka's defaults: elections after 1-2 s of silence.
-    pub fn new(node_id: i32, cluster_id: impl Into<String>, dir: impl Into<PathBuf>) -> QuorumConfig {
+    pub fn new(node_id: NodeId, cluster_id: impl Into<String>, dir: impl Into<PathBuf>) -> QuorumConfig {
         QuorumConfig {
             node_id,
             cluster_id: cluster_id.into(),
             static_voters: None,
             dir: dir.into(),
-            election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
+            election_timeout: Duration::from_millis(1000)..Duration::from_millis(2000),
             heartbeat_interval: Duration::from_millis(200),
             append_timeout: Duration::from_secs(30),
             logs_kept_after_snapshot: 1000,
@@ -114,8 +114,8 @@ impl QuorumConfig {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         openraft::Config {
             cluster_name: "kaskade-controllers".into(),
-            election_timeout_min: ms(self.election_timeout.0),
-            election_timeout_max: ms(self.election_timeout.1),
+            election_timeout_min: ms(self.election_timeout.start),
+            election_timeout_max: ms(self.election_timeout.end),
             heartbeat_interval: ms(self.heartbeat_interval),
             // A create of many partitions is one large entry: keep frames
             // well under the frame limit.
@@ -153,8 +153,8 @@ impl std::fmt::Debug for QuorumMetadataLog {
     }
 }
 
-fn node_id(id: i32) -> Result<RaftNodeId, MetaError> {
-    RaftNodeId::try_from(id).map_err(|_| MetaError::Quorum(format!("node id {id} is negative")))
+fn node_id(id: NodeId) -> Result<RaftNodeId, MetaError> {
+    RaftNodeId::try_from(id.get()).map_err(|_| MetaError::Quorum(format!("node id {id} is negative")))
 }
 
 fn quorum_error<E: std::fmt::Display>(e: E) -> MetaError {
@@ -165,7 +165,7 @@ fn quorum_error<E: std::fmt::Display>(e: E) -> MetaError {
 fn write_error(e: RaftError<RaftNodeId, ClientWriteError<RaftNodeId, BasicNode>>) -> MetaError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            MetaError::NotLeader { leader: f.leader_id.map(to_kafka_id) }
+            MetaError::NotLeader { leader: f.leader_id.map(to_node_id) }
         }
         other => quorum_error(other),
     }
@@ -184,7 +184,9 @@ impl QuorumMetadataLog {
                 .await
                 .map_err(quorum_error)??;
         let peers = Arc::new(PeerClock::default());
-        let hello = Hello { cluster_id: config.cluster_id.clone(), static_voters: config.static_voters.clone() };
+        // The frame carries the plain ids.
+        let static_voters = config.static_voters.as_ref().map(|v| v.iter().map(|id| id.get()).collect());
+        let hello = Hello { cluster_id: config.cluster_id.clone(), static_voters };
         let network = Network::new(id, hello.clone(), config.clock.clone(), peers.clone());
         let raft = Raft::new(id, raft_config, network, log_store, state_machine).await.map_err(quorum_error)?;
         let brokers = Arc::new(Brokers::new(&config));
@@ -208,7 +210,7 @@ impl QuorumMetadataLog {
     /// controller listener), Kafka's `controller.quorum.voters`. Every voter
     /// may call it with the same set at its first start; a node that already
     /// has a quorum (a restart) ignores it.
-    pub async fn initialize(&self, voters: &BTreeMap<i32, String>) -> Result<(), MetaError> {
+    pub async fn initialize(&self, voters: &BTreeMap<NodeId, String>) -> Result<(), MetaError> {
         let mut members = BTreeMap::new();
         for (id, addr) in voters {
             members.insert(node_id(*id)?, BasicNode { addr: addr.clone() });
@@ -237,7 +239,7 @@ impl QuorumMetadataLog {
     }
 
     pub fn node_id(&self) -> NodeId {
-        NodeId(to_kafka_id(self.id))
+        to_node_id(self.id)
     }
 
     pub(super) fn raft_id(&self) -> RaftNodeId {
@@ -278,7 +280,7 @@ impl QuorumMetadataLog {
     /// -> address), for checking a configured `controller.quorum.voters`
     /// against what the quorum stored (`initialize` ignores its argument once
     /// the quorum exists).
-    pub async fn voters(&self) -> Result<BTreeMap<i32, String>, MetaError> {
+    pub async fn voters(&self) -> Result<BTreeMap<NodeId, String>, MetaError> {
         // From the Raft core's own state: its metrics may not be out yet
         // right after start.
         self.raft
@@ -288,7 +290,7 @@ impl QuorumMetadataLog {
                 membership
                     .nodes()
                     .filter(|(id, _)| voters.contains(id))
-                    .map(|(id, node)| (to_kafka_id(*id), node.addr.clone()))
+                    .map(|(id, node)| (to_node_id(*id), node.addr.clone()))
                     .collect()
             })
             .await
@@ -317,7 +319,7 @@ impl QuorumMetadataLog {
 
     /// The active controller, if this controller knows one.
     pub fn leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow().current_leader.map(|id| NodeId(to_kafka_id(id)))
+        self.raft.metrics().borrow().current_leader.map(to_node_id)
     }
 
     /// Proposes `records` decided at `based_on`; see [`MetadataLog::append`].
@@ -361,7 +363,7 @@ impl QuorumMetadataLog {
                 None => None,
             };
             if tokio::time::Instant::now() >= deadline {
-                return Err(MetaError::NotLeader { leader: self.leader().map(NodeId::get) });
+                return Err(MetaError::NotLeader { leader: self.leader() });
             }
             // Wait for another leader to be known, or retry the same one a
             // little later (it may be starting, or not yet replaced).
@@ -406,7 +408,7 @@ impl QuorumMetadataLog {
             Ok(Err(ForwardError::Lost(e))) => Err(MetaError::Unconfirmed(format!(
                 "the connection to the active controller {} broke while it took a change (it may have been \
                  made): {e}",
-                to_kafka_id(leader)
+                to_node_id(leader)
             ))),
         }
     }
@@ -441,7 +443,7 @@ impl QuorumMetadataLog {
     /// Adds a controller as a voter (Kafka's AddRaftVoter): it first joins
     /// as a learner and catches up, then becomes a voter through openraft's
     /// joint consensus. Only on the leader.
-    pub async fn add_voter(&self, id: i32, addr: &str) -> Result<(), MetaError> {
+    pub async fn add_voter(&self, id: NodeId, addr: &str) -> Result<(), MetaError> {
         let id = node_id(id)?;
         let timeout = |_| MetaError::Timeout(self.append_timeout);
         tokio::time::timeout(self.append_timeout, self.raft.add_learner(id, BasicNode { addr: addr.into() }, true))
@@ -458,7 +460,7 @@ impl QuorumMetadataLog {
 
     /// Removes a voter (Kafka's RemoveRaftVoter); it stops receiving the log.
     /// Only on the leader.
-    pub async fn remove_voter(&self, id: i32) -> Result<(), MetaError> {
+    pub async fn remove_voter(&self, id: NodeId) -> Result<(), MetaError> {
         let change = ChangeMembers::RemoveVoters(BTreeSet::from([node_id(id)?]));
         tokio::time::timeout(self.append_timeout, self.raft.change_membership(change, false))
             .await
@@ -473,7 +475,7 @@ impl QuorumMetadataLog {
         let metrics = self.raft.metrics().borrow().clone();
         let now = self.clock.now_ms();
         let mut status = status::from_metrics(&metrics, &self.peers, now)
-            .ok_or(MetaError::NotLeader { leader: metrics.current_leader.map(to_kafka_id) })?;
+            .ok_or(MetaError::NotLeader { leader: metrics.current_leader.map(to_node_id) })?;
         status.observers.extend(self.observers.lock().list(now));
         Ok(status)
     }

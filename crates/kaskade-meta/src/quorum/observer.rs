@@ -104,7 +104,7 @@ impl QuorumMetadataLog {
             // an entry was applied in between, then one entry early.
             self.observers.lock().sent(id, Applied { version: sent.version, end_offset: position.end_offset });
         }
-        FetchAnswer { leader: self.leader().map(kaskade_types::NodeId::get), image }
+        FetchAnswer { leader: self.leader().map(NodeId::get), image }
     }
 
     /// A controller's side of a `Status` call: DescribeQuorum's view on the
@@ -120,11 +120,11 @@ impl QuorumMetadataLog {
 /// How an observer runs.
 #[derive(Clone, Debug)]
 pub struct ObserverConfig {
-    pub node_id: i32,
+    pub node_id: NodeId,
     pub cluster_id: String,
     /// `controller.quorum.voters`: node id -> `host:port` of its controller
     /// listener.
-    pub controllers: BTreeMap<i32, String>,
+    pub controllers: BTreeMap<NodeId, String>,
     /// How long `append` and broker calls wait for the active controller.
     pub append_timeout: Duration,
 }
@@ -136,14 +136,14 @@ pub struct ObserverMetadataLog {
 }
 
 struct Inner {
-    node_id: i32,
+    node_id: NodeId,
     hello: Hello,
-    controllers: BTreeMap<i32, String>,
+    controllers: BTreeMap<NodeId, String>,
     state: RwLock<Committed>,
     version: watch::Sender<MetadataVersion>,
     /// Whether an image was fetched yet.
     fetched: watch::Sender<bool>,
-    leader: watch::Sender<Option<i32>>,
+    leader: watch::Sender<Option<NodeId>>,
     runtime: Handle,
     append_timeout: Duration,
     stopped: watch::Sender<bool>,
@@ -162,7 +162,7 @@ impl ObserverMetadataLog {
     /// Starts following the quorum (on the current runtime). The image is
     /// empty until the first fetch answers: see [`Self::wait_until_current`].
     pub fn start(config: ObserverConfig) -> ObserverMetadataLog {
-        let static_voters: BTreeSet<i32> = config.controllers.keys().copied().collect();
+        let static_voters: BTreeSet<i32> = config.controllers.keys().map(|id| id.get()).collect();
         let inner = Inner {
             node_id: config.node_id,
             hello: Hello { cluster_id: config.cluster_id, static_voters: Some(static_voters) },
@@ -181,16 +181,11 @@ impl ObserverMetadataLog {
     }
 
     pub fn node_id(&self) -> NodeId {
-        NodeId(self.inner.node_id)
+        self.inner.node_id
     }
 
     /// The active controller, as the last fetch answer named it.
     pub fn leader(&self) -> Option<NodeId> {
-        self.leader_id().map(NodeId)
-    }
-
-    /// The active controller's id as the quorum's frames carry it.
-    fn leader_id(&self) -> Option<i32> {
         *self.inner.leader.borrow()
     }
 
@@ -213,8 +208,8 @@ impl ObserverMetadataLog {
 
     /// The controller to ask next: the active one if known, else the
     /// voters in turn.
-    fn target(&self, turn: &mut usize) -> Option<(i32, String)> {
-        if let Some(id) = self.leader_id() {
+    fn target(&self, turn: &mut usize) -> Option<(NodeId, String)> {
+        if let Some(id) = self.leader() {
             if let Some(addr) = self.inner.controllers.get(&id) {
                 return Some((id, addr.clone()));
             }
@@ -243,7 +238,7 @@ impl ObserverMetadataLog {
                 ended = session => ended,
             };
             if let Err(e) = ended {
-                tracing::debug!(controller = id, %addr, error = %e, "fetching the metadata failed; asking another");
+                tracing::debug!(controller = id.get(), %addr, error = %e, "fetching the metadata failed; asking another");
                 // Maybe gone: ask the voters in turn until one names the leader.
                 self.inner.leader.send_replace(None);
             }
@@ -253,11 +248,11 @@ impl ObserverMetadataLog {
 
     /// Fetches from controller `id` at `addr` until the connection fails
     /// (`Err`) or another controller is named the leader (`Ok`).
-    async fn fetch_from(&self, id: i32, addr: &str) -> io::Result<()> {
+    async fn fetch_from(&self, id: NodeId, addr: &str) -> io::Result<()> {
         let mut conn: BufStream<TcpStream> = forward::connect(addr, &self.inner.hello).await?;
         loop {
             let known = (*self.inner.fetched.borrow()).then(|| self.inner.state.read().version);
-            let request = FetchRequest { known, replica_id: Some(self.inner.node_id) };
+            let request = FetchRequest { known, replica_id: Some(self.inner.node_id.get()) };
             let body = serde_json::to_vec(&request).map_err(io::Error::other)?;
             frame::write_frame(&mut conn, RpcKind::Fetch, &body).await?;
             let answer = match tokio::time::timeout(FETCH_WAIT + FETCH_SLACK, frame::read_frame(&mut conn)).await {
@@ -271,8 +266,9 @@ impl ObserverMetadataLog {
             if let Some(data) = answer.image {
                 self.install(data);
             }
-            self.inner.leader.send_replace(answer.leader);
-            if answer.leader.is_some_and(|l| l != id) {
+            let leader = answer.leader.map(NodeId);
+            self.inner.leader.send_replace(leader);
+            if leader.is_some_and(|l| l != id) {
                 // Follow the active controller: its image is the newest.
                 return Ok(());
             }
@@ -326,7 +322,7 @@ impl ObserverMetadataLog {
     /// frame; [`MetaError::NotLeader`] naming the leader known when no
     /// controller that leads answers within `within`.
     pub async fn status(&self, within: Duration) -> Result<QuorumStatus, MetaError> {
-        let addr = self.leader_id().and_then(|id| self.inner.controllers.get(&id).cloned());
+        let addr = self.leader().and_then(|id| self.inner.controllers.get(&id).cloned());
         let Some(addr) = addr else { return Err(MetaError::NotLeader { leader: None }) };
         let ask = async {
             let mut conn = forward::connect(&addr, &self.inner.hello).await?;
@@ -343,7 +339,7 @@ impl ObserverMetadataLog {
             Ok(Ok(Ok(status))) => Ok(status),
             Ok(Ok(Err(ForwardRefusal::NotLeader { leader }))) => Err(MetaError::NotLeader { leader }),
             Ok(Ok(Err(ForwardRefusal::Failed(e)))) => Err(MetaError::Quorum(e)),
-            Ok(Err(_)) | Err(_) => Err(MetaError::NotLeader { leader: self.leader_id() }),
+            Ok(Err(_)) | Err(_) => Err(MetaError::NotLeader { leader: self.leader() }),
         }
     }
 
@@ -387,7 +383,7 @@ impl ObserverMetadataLog {
                 }
             }
             if tokio::time::Instant::now() + RETRY_BACKOFF >= deadline {
-                return Err(MetaError::NotLeader { leader: self.leader_id() });
+                return Err(MetaError::NotLeader { leader: self.leader() });
             }
             tokio::time::sleep(RETRY_BACKOFF).await;
         };

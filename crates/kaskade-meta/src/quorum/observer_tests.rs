@@ -15,9 +15,9 @@ use super::super::tests::{cluster, kill, leader, static_3, Setup, WAIT};
 use super::*;
 use crate::quorum::brokers::BrokerAnswer;
 
-fn observer(node_id: i32, cluster_id: &str, controllers: &BTreeMap<i32, String>) -> ObserverMetadataLog {
+fn observer(node_id: i32, cluster_id: &str, controllers: &BTreeMap<NodeId, String>) -> ObserverMetadataLog {
     ObserverMetadataLog::start(ObserverConfig {
-        node_id,
+        node_id: NodeId(node_id),
         cluster_id: cluster_id.into(),
         controllers: controllers.clone(),
         append_timeout: WAIT,
@@ -114,7 +114,7 @@ async fn an_observer_follows_forwards_registers_and_survives_a_failover() {
     create_topic(&obs, "after-failover").await.expect("forwarded to the new leader");
     sees(&nodes[second].as_ref().expect("leader").log, "after-failover").await;
     let mut named = obs.inner.leader.subscribe();
-    let want = Some(second as i32 + 1);
+    let want = Some(NodeId(second as i32 + 1));
     tokio::time::timeout(WAIT, named.wait_for(|l| *l == want)).await.expect("the new leader named").expect("watch");
     obs.shutdown();
     for n in nodes.into_iter().flatten() {
@@ -134,7 +134,7 @@ async fn an_observer_of_another_cluster_and_bad_fetches_get_nothing() {
     stranger.shutdown();
 
     // A fetch frame that is not JSON closes the connection after the hello.
-    let addr = voters[&1].clone();
+    let addr = voters[&NodeId(1)].clone();
     let mut s = TcpStream::connect(&addr).await.expect("connect");
     let hello = br#"{"cluster_id":"test-cluster","static_voters":[1]}"#;
     frame::write_frame(&mut s, RpcKind::Hello, hello).await.expect("hello");
@@ -164,9 +164,9 @@ async fn without_a_reachable_controller_an_observer_refuses_within_its_bounds() 
         l.local_addr().expect("addr").to_string()
     };
     let obs = ObserverMetadataLog::start(ObserverConfig {
-        node_id: 10,
+        node_id: NodeId(10),
         cluster_id: "test-cluster".into(),
-        controllers: BTreeMap::from([(1, closed)]),
+        controllers: BTreeMap::from([(NodeId(1), closed)]),
         append_timeout: Duration::from_millis(500),
     });
     assert!(!obs.wait_until_current(Duration::from_millis(300)).await.expect("wait"));

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kaskade_types::NodeId;
 use openraft::{LogIdOptionExt, ServerState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -43,12 +44,12 @@ fn dynamic() -> Setup {
 }
 
 fn config(id: i32, dir: &Path, setup: &Setup) -> QuorumConfig {
-    let mut c = QuorumConfig::new(id, "test-cluster", dir);
-    c.static_voters = setup.static_voters.clone();
+    let mut c = QuorumConfig::new(NodeId(id), "test-cluster", dir);
+    c.static_voters = setup.static_voters.as_ref().map(|v| v.iter().copied().map(NodeId).collect());
     let append_timeout = setup.append_timeout;
     // Short enough for quick failovers, long enough that a loaded test
     // machine does not miss heartbeats and churn leaders.
-    c.election_timeout = (Duration::from_millis(600), Duration::from_millis(1200));
+    c.election_timeout = Duration::from_millis(600)..Duration::from_millis(1200);
     c.heartbeat_interval = Duration::from_millis(100);
     c.append_timeout = append_timeout;
     if let Some(clock) = &setup.clock {
@@ -72,12 +73,12 @@ async fn start(root: &Path, id: i32, listener: TcpListener, setup: &Setup) -> No
 }
 
 /// Starts `n` controllers (ids 1..=n) as one quorum.
-pub(super) async fn cluster(root: &Path, n: i32, setup: &Setup) -> (Vec<Option<Node>>, BTreeMap<i32, String>) {
+pub(super) async fn cluster(root: &Path, n: i32, setup: &Setup) -> (Vec<Option<Node>>, BTreeMap<NodeId, String>) {
     let mut listeners = Vec::new();
     let mut voters = BTreeMap::new();
     for id in 1..=n {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        voters.insert(id, l.local_addr().expect("addr").to_string());
+        voters.insert(NodeId(id), l.local_addr().expect("addr").to_string());
         listeners.push(l);
     }
     let mut nodes = Vec::new();
@@ -237,7 +238,7 @@ async fn a_quorum_elects_replicates_fails_over_and_recovers_a_restarted_node() {
     converge(&nodes, second).await;
 
     // Restart the old leader from its files on its port: it catches up.
-    let addr = &voters[&(first as i32 + 1)];
+    let addr = &voters[&NodeId(first as i32 + 1)];
     let listener = TcpListener::bind(addr).await.expect("rebind");
     nodes[first] = Some(start(root.path(), first as i32 + 1, listener, &static_3()).await);
     let restarted = nodes[first].as_ref().expect("restarted");
@@ -307,7 +308,7 @@ async fn a_new_voter_catches_up_from_a_snapshot_and_a_voter_can_be_removed() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     nodes.push(Some(start(root.path(), 4, listener, &dynamic()).await));
-    l.add_voter(4, &addr).await.expect("add voter 4");
+    l.add_voter(NodeId(4), &addr).await.expect("add voter 4");
     let new = &nodes[3].as_ref().expect("node 4").log;
     let installed = new.raft().wait(Some(WAIT)).metrics(|m| m.snapshot.is_some(), "a snapshot on node 4").await;
     installed.expect("node 4 installed the leader's snapshot (the log it covers is purged)");
@@ -318,7 +319,7 @@ async fn a_new_voter_catches_up_from_a_snapshot_and_a_voter_can_be_removed() {
     assert!(new.committed().image.topic("t0").is_some());
 
     // RemoveRaftVoter: node 4 leaves the voters.
-    l.remove_voter(4).await.expect("remove voter 4");
+    l.remove_voter(NodeId(4)).await.expect("remove voter 4");
     l.raft().wait(Some(WAIT)).voter_ids([1, 2, 3], "3 voters").await.expect("node 4 left");
     let status = l.status().expect("status");
     assert_eq!(status.voters.iter().map(|v| v.replica_id).collect::<Vec<_>>(), vec![1, 2, 3]);
@@ -345,7 +346,7 @@ async fn a_whole_quorum_restarts_from_its_snapshots_and_logs() {
     // Node ids and ports as before; no initialize: the files hold the quorum.
     for (id, addr) in &voters {
         let listener = TcpListener::bind(addr).await.expect("rebind");
-        nodes[*id as usize - 1] = Some(start(root.path(), *id, listener, &static_3()).await);
+        nodes[id.get() as usize - 1] = Some(start(root.path(), id.get(), listener, &static_3()).await);
     }
     // The old leader's log was purged up to its snapshot: what it has of
     // "before" at start it has from the snapshot file.
@@ -473,7 +474,7 @@ async fn kafka_connections_are_handed_over_unread_or_closed_without_a_taker() {
     let request = [0u8, 0, 0, 6, 0, 18, 0, 3, 0, 0];
 
     // The test cluster's server has no taker: the connection is closed.
-    let mut s = TcpStream::connect(&voters[&1]).await.expect("connect");
+    let mut s = TcpStream::connect(&voters[&NodeId(1)]).await.expect("connect");
     s.write_all(&request).await.expect("write");
     let mut answer = Vec::new();
     let read = tokio::time::timeout(WAIT, s.read_to_end(&mut answer)).await.expect("closed in time");

@@ -2,10 +2,13 @@
 //! carries and what applying it answers.
 //!
 //! Raft node ids are Kafka's `node.id`s (non-negative `i32`s) widened to
-//! `u64`, as openraft wants; [`to_kafka_id`] narrows them back.
+//! `u64`, as openraft wants; [`to_kafka_id`] narrows them back. The
+//! quorum's API speaks [`NodeId`]; its frames keep the plain integer
+//! ([`wire_node_id`]).
 
 use std::io::Cursor;
 
+use kaskade_types::NodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::metadata_log::MetadataVersion;
@@ -61,8 +64,57 @@ pub fn to_kafka_id(id: RaftNodeId) -> i32 {
     i32::try_from(id).unwrap_or(-1)
 }
 
+/// A Raft node id as a [`NodeId`] (see [`to_kafka_id`]).
+pub fn to_node_id(id: RaftNodeId) -> NodeId {
+    NodeId(to_kafka_id(id))
+}
+
+/// `Option<NodeId>` in a serialized frame, as the plain integer or null
+/// that the frames carried before the id was typed, so controllers of
+/// either build still understand each other (`#[serde(with = ...)]`).
+pub mod wire_node_id {
+    use kaskade_types::NodeId;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &Option<NodeId>, s: S) -> Result<S::Ok, S::Error> {
+        id.map(NodeId::get).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NodeId>, D::Error> {
+        Ok(Option::<i32>::deserialize(d)?.map(NodeId))
+    }
+}
+
 /// The epoch a term becomes in a [`MetadataVersion`] (terms beyond
 /// `i32::MAX` would take four billion elections).
 pub fn epoch_of(term: u64) -> i32 {
     i32::try_from(term).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use kaskade_types::NodeId;
+
+    use crate::quorum::brokers::BrokerRefusal;
+    use crate::quorum::forward::ForwardRefusal;
+
+    #[test]
+    fn typed_leader_ids_keep_the_frames_plain_integers() {
+        let refusal = BrokerRefusal::NotController { leader: Some(NodeId(3)) };
+        let json = serde_json::to_string(&refusal).expect("serialize");
+        assert_eq!(json, r#"{"NotController":{"leader":3}}"#);
+        assert_eq!(serde_json::from_str::<BrokerRefusal>(&json).expect("parse"), refusal);
+
+        let none = ForwardRefusal::NotLeader { leader: None };
+        let json = serde_json::to_string(&none).expect("serialize");
+        assert_eq!(json, r#"{"NotLeader":{"leader":null}}"#);
+        assert_eq!(serde_json::from_str::<ForwardRefusal>(&json).expect("parse"), none);
+    }
+
+    #[test]
+    fn a_frame_whose_leader_is_not_an_id_is_refused() {
+        for bad in [r#"{"NotLeader":{"leader":"1"}}"#, r#"{"NotLeader":{"leader":4294967296}}"#] {
+            assert!(serde_json::from_str::<ForwardRefusal>(bad).is_err(), "{bad}");
+        }
+    }
 }
