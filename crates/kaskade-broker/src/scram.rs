@@ -161,15 +161,32 @@ fn keys(mechanism: i8, salted_password: &[u8]) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
+/// One mechanism of a user's credentials, as DescribeUserScramCredentials
+/// lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CredentialInfo {
+    pub mechanism: i8,
+    pub iterations: i32,
+}
+
+/// Why a user could not be described: Kafka's error and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DescribeRefusal {
+    pub error: ResponseError,
+    pub message: String,
+}
+
 /// One user's answer to DescribeUserScramCredentials: its mechanisms with
 /// their iterations, or an error with Kafka's message.
-pub type Described = (String, Result<Vec<(i8, i32)>, (ResponseError, String)>);
+pub type Described = (String, Result<Vec<CredentialInfo>, DescribeRefusal>);
 
 /// Describes the named users (every user with a credential when `users`
 /// is `None` or empty).
 pub fn describe(image: &Image, users: Option<Vec<String>>) -> Vec<Described> {
     let all = image.scram_credentials();
-    let infos = |m: &BTreeMap<i8, kaskade_meta::ScramCredential>| m.iter().map(|(k, c)| (*k, c.iterations)).collect();
+    let infos = |m: &BTreeMap<i8, kaskade_meta::ScramCredential>| {
+        m.iter().map(|(k, c)| CredentialInfo { mechanism: *k, iterations: c.iterations }).collect()
+    };
     let users = match users {
         Some(u) if !u.is_empty() => u,
         _ => return all.iter().map(|(u, m)| (u.clone(), Ok(infos(m)))).collect(),
@@ -185,17 +202,17 @@ pub fn describe(image: &Image, users: Option<Vec<String>>) -> Vec<Described> {
             continue;
         }
         let answer = if seen[u.as_str()] > 1 {
-            Err((
-                ResponseError::DuplicateResource,
-                format!("Cannot describe SCRAM credentials for the same user twice in a single request: {u}"),
-            ))
+            Err(DescribeRefusal {
+                error: ResponseError::DuplicateResource,
+                message: format!("Cannot describe SCRAM credentials for the same user twice in a single request: {u}"),
+            })
         } else {
             match all.get(u) {
                 Some(m) => Ok(infos(m)),
-                None => Err((
-                    ResponseError::ResourceNotFound,
-                    format!("Attempt to describe a user credential that does not exist: {u}"),
-                )),
+                None => Err(DescribeRefusal {
+                    error: ResponseError::ResourceNotFound,
+                    message: format!("Attempt to describe a user credential that does not exist: {u}"),
+                }),
             }
         };
         out.push((u.clone(), answer));
@@ -230,7 +247,8 @@ mod tests {
         assert_eq!(a.results, vec![("alice".into(), None), ("bob".into(), None)]);
         applied(&mut image, &a);
         let d = describe(&image, None);
-        assert_eq!(d, vec![("alice".into(), Ok(vec![(1, 8192)])), ("bob".into(), Ok(vec![(2, 4096)]))]);
+        let info = |mechanism, iterations| CredentialInfo { mechanism, iterations };
+        assert_eq!(d, vec![("alice".into(), Ok(vec![info(1, 8192)])), ("bob".into(), Ok(vec![info(2, 4096)]))]);
         // The salted password is not what is stored.
         let stored = &image.scram_credentials()["alice"][&1];
         assert_eq!(stored.stored_key.len(), 32);
@@ -239,7 +257,7 @@ mod tests {
         assert_eq!(a.results, vec![("alice".into(), None)]);
         applied(&mut image, &a);
         let d = describe(&image, Some(vec!["alice".into()]));
-        assert_eq!(d[0].1.as_ref().unwrap_err().0, ResponseError::ResourceNotFound);
+        assert_eq!(d[0].1.as_ref().unwrap_err().error, ResponseError::ResourceNotFound);
     }
 
     #[test]
@@ -268,7 +286,7 @@ mod tests {
         assert_eq!(got["ghost"], ResponseError::ResourceNotFound);
         let d = describe(&image, Some(vec!["x".into(), "x".into()]));
         assert_eq!(d.len(), 1);
-        assert_eq!(d[0].1.as_ref().unwrap_err().0, ResponseError::DuplicateResource);
+        assert_eq!(d[0].1.as_ref().unwrap_err().error, ResponseError::DuplicateResource);
     }
 
     fn hex(bytes: &[u8]) -> String {

@@ -35,17 +35,17 @@ pub async fn describe(
             Ok(infos) => {
                 r.credential_infos = infos
                     .into_iter()
-                    .map(|(mechanism, iterations)| {
+                    .map(|info| {
                         let mut i = CredentialInfo::default();
-                        i.mechanism = mechanism;
-                        i.iterations = iterations;
+                        i.mechanism = info.mechanism;
+                        i.iterations = info.iterations;
                         i
                     })
                     .collect();
             }
-            Err((error, message)) => {
-                r.error_code = error.code();
-                r.error_message = Some(StrBytes::from_string(message));
+            Err(refusal) => {
+                r.error_code = refusal.error.code();
+                r.error_message = Some(StrBytes::from_string(refusal.message));
             }
         }
         resp.results.push(r);
