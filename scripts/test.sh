@@ -92,8 +92,10 @@ set +e
 bash tests/console/run.sh 2>&1 | tee "$data/console.out"
 console=${PIPESTATUS[0]}
 set -e
-console_passed=$(grep -oE '^ℹ pass [0-9]+' "$data/console.out" | grep -oE '[0-9]+' || echo 0)
-console_failed=$(grep -oE '^ℹ fail [0-9]+' "$data/console.out" | grep -oE '[0-9]+' || echo 1)
+# run.sh runs two node:test files (one node, then a cluster): one summary each.
+console_passed=$(grep -oE '^ℹ pass [0-9]+' "$data/console.out" | grep -oE '[0-9]+' | awk '{s += $1} END {print s + 0}' || true)
+console_failed=$(grep -oE '^ℹ fail [0-9]+' "$data/console.out" | grep -oE '[0-9]+' | awk '{s += $1} END {print s + 0}' || true)
+[ -n "$(grep -E '^ℹ pass [0-9]+' "$data/console.out")" ] || console_failed=1
 
 summary=$(tail -1 "$data/compat.out")
 cp=$(echo "$summary" | grep -oE '^[0-9]+' || echo 0)
