@@ -194,8 +194,8 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
         let resolved = resolve(t.topic.as_str(), &t.topic_id);
         for p in &t.partitions {
             let (key, topic_id, error) = match &resolved {
-                Some((name, id)) => ((name.clone(), p.partition), *id, None),
-                None => ((t.topic.to_string(), p.partition), t.topic_id, Some(unknown)),
+                Some((name, id)) => (PartKey { topic: name.clone(), partition: p.partition }, *id, None),
+                None => (PartKey { topic: t.topic.to_string(), partition: p.partition }, t.topic_id, Some(unknown)),
             };
             named.push(Named {
                 key,
@@ -223,7 +223,7 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
                 .flat_map(|f| {
                     let name =
                         resolve(f.topic.as_str(), &f.topic_id).map(|(n, _)| n).unwrap_or_else(|| f.topic.to_string());
-                    f.partitions.iter().map(move |p| (name.clone(), *p))
+                    f.partitions.iter().map(move |p| PartKey { topic: name.clone(), partition: *p })
                 })
                 .collect();
             broker
@@ -280,7 +280,7 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
                 Some(e) => Err(e),
                 None => broker
                     .topics
-                    .partition(&n.key.0, n.key.1)
+                    .partition(&n.key.topic, n.key.partition)
                     .and_then(|p| p.check_epoch(n.current_leader_epoch).map(|()| p))
                     .map_err(|e| e.response_error()),
             };
@@ -311,7 +311,7 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
         .collect();
     if let Some(node) = follower {
         for (w, _) in wanted.iter().zip(&positions_only).filter(|(_, only)| **only) {
-            tracing::warn!(replica = node.get(), topic = %w.key.0, partition = w.key.1,
+            tracing::warn!(replica = node.get(), topic = %w.key.topic, partition = w.key.partition,
                 "a fetch as replica from a broker that is not one of the partition's replicas: no records");
         }
     }
@@ -428,7 +428,7 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
             continue;
         }
         let mut pd = PartitionData::default();
-        pd.partition_index = w.key.1;
+        pd.partition_index = w.key.partition;
         if let Some(e) = error {
             pd.error_code = e.code();
         }
@@ -449,7 +449,7 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
         crate::metrics::traffic::fetched(w.partition.as_deref().map(Partition::traffic), g.records.as_ref());
         // The range's bytes go in after encoding; the records stay empty here.
         pd.records = Some(Bytes::new());
-        entries.push((w.key.0.clone(), w.topic_id, pd, g.records));
+        entries.push((w.key.topic.clone(), w.topic_id, pd, g.records));
     }
     if incremental {
         // A new session expects epoch 1 next; each incremental fetch moves it on.
@@ -488,7 +488,8 @@ fn leader_throttle(broker: &Broker, node: NodeId, wanted: &[Wanted], only: &[boo
         .zip(only)
         .map(|(w, only)| match &w.partition {
             Some(p) if rate.is_some() && !*only => {
-                throttle::throttled(&image, &w.key.0, w.key.1, me, throttle::LEADER_REPLICAS) && !p.in_sync(node)
+                throttle::throttled(&image, &w.key.topic, w.key.partition, me, throttle::LEADER_REPLICAS)
+                    && !p.in_sync(node)
             }
             _ => false,
         })

@@ -16,7 +16,11 @@ use parking_lot::Mutex;
 use kafka_protocol::ResponseError;
 
 /// A partition key within a session: topic name (resolved) and partition.
-pub type PartKey = (String, i32);
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PartKey {
+    pub topic: String,
+    pub partition: i32,
+}
 
 /// What the session remembers of one partition.
 #[derive(Clone, Debug, PartialEq)]
