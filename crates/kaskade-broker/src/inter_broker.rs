@@ -142,6 +142,45 @@ pub fn endpoint<'a>(registration: &'a BrokerRegistration, listener: &str) -> Opt
     registration.endpoint(listener)
 }
 
+/// The active controller, when this node is another controller of a
+/// multi-node quorum and the request came from a client, not a broker (a
+/// broker's forwarded request is answered where it lands: no loops).
+/// `None` on a lone node, on the active controller, or while none is known.
+pub fn controller_to_ask(broker: &crate::broker::Broker) -> Option<NodeId> {
+    let quorum = broker.quorum()?;
+    if crate::api::Caller::current().client_id.starts_with(CLIENT_ID_PREFIX) {
+        return None;
+    }
+    match quorum.status() {
+        Err(kaskade_meta::MetaError::NotLeader { leader: Some(leader) }) if leader != broker.node_id() => Some(leader),
+        _ => None,
+    }
+}
+
+/// Sends `req` to `node` over its inter-broker connection, at `version` or
+/// the highest `node` takes if lower, and waits up to `within`. A failed
+/// connection is dropped, so the next call connects afresh.
+pub async fn forward<R: kafka_protocol::protocol::Request>(
+    broker: &crate::broker::Broker,
+    node: NodeId,
+    version: i16,
+    req: &R,
+    within: Duration,
+) -> Result<R::Response, String> {
+    let conn = broker.peers.connection(node).await.map_err(|e| e.to_string())?;
+    let theirs = conn.version::<R>().map_err(|e| e.to_string())?;
+    match tokio::time::timeout(within, conn.send(req, version.min(theirs))).await {
+        Ok(Ok(resp)) => Ok(resp),
+        failed => {
+            broker.peers.disconnect(node, &conn);
+            Err(match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {within:?}"),
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use kafka_protocol::messages::ApiVersionsRequest;

@@ -28,10 +28,9 @@ use kaskade_meta::quorum::ReplicaStatus;
 use kaskade_meta::{MetaError, QuorumStatus};
 use kaskade_types::NodeId;
 
-use crate::api::Caller;
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::inter_broker::CLIENT_ID_PREFIX;
+use crate::inter_broker;
 
 /// The topic of the metadata log, as KRaft names it.
 const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -48,7 +47,7 @@ pub async fn handle(
     req: DescribeQuorumRequest,
 ) -> Result<DescribeQuorumResponse, BrokerError> {
     if let Some(leader) = forward_to(broker, &req) {
-        match forward(broker, leader, version, &req).await {
+        match inter_broker::forward(broker, leader, version, &req, FORWARD_TIMEOUT).await {
             Ok(resp) => return Ok(resp),
             Err(e) => tracing::warn!(leader = leader.get(), error = %e, "DescribeQuorum not forwarded to the leader"),
         }
@@ -73,42 +72,14 @@ fn again(status: &Result<QuorumStatus, MetaError>) -> Result<QuorumStatus, MetaE
 /// The quorum's leader, when this node is not it and should ask it: the
 /// request asks for the metadata partition and no broker forwarded it here.
 fn forward_to(broker: &Broker, req: &DescribeQuorumRequest) -> Option<NodeId> {
-    let quorum = broker.quorum()?;
     let asks_metadata = req
         .topics
         .iter()
         .any(|t| t.topic_name.0.as_str() == METADATA_TOPIC && t.partitions.iter().any(|p| p.partition_index == 0));
-    if !asks_metadata || Caller::current().client_id.starts_with(CLIENT_ID_PREFIX) {
+    if !asks_metadata {
         return None;
     }
-    match quorum.status() {
-        Err(MetaError::NotLeader { leader: Some(leader) }) if leader != broker.node_id() => Some(leader),
-        _ => None,
-    }
-}
-
-/// Asks `leader` the same question over the inter-broker connection, at
-/// the client's version (or the highest the leader takes, if lower).
-async fn forward(
-    broker: &Broker,
-    leader: NodeId,
-    version: i16,
-    req: &DescribeQuorumRequest,
-) -> Result<DescribeQuorumResponse, String> {
-    let conn = broker.peers.connection(leader).await.map_err(|e| e.to_string())?;
-    let theirs = conn.version::<DescribeQuorumRequest>().map_err(|e| e.to_string())?;
-    let answer = tokio::time::timeout(FORWARD_TIMEOUT, conn.send(req, version.min(theirs))).await;
-    match answer {
-        Ok(Ok(resp)) => Ok(resp),
-        failed => {
-            // The next request connects afresh.
-            broker.peers.disconnect(leader, &conn);
-            Err(match failed {
-                Ok(Err(e)) => e.to_string(),
-                _ => format!("no answer within {FORWARD_TIMEOUT:?}"),
-            })
-        }
-    }
+    inter_broker::controller_to_ask(broker)
 }
 
 /// This node's own answer.

@@ -36,13 +36,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kaskade_meta::reassignment::{self, Refusal};
-use kaskade_meta::{MetaError, TopicImage};
+use kaskade_meta::TopicImage;
 use kaskade_types::NodeId;
 
-use crate::api::Caller;
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::inter_broker::CLIENT_ID_PREFIX;
+use crate::inter_broker;
 use crate::topic::TopicError;
 
 pub async fn list(
@@ -50,8 +49,8 @@ pub async fn list(
     version: i16,
     req: ListPartitionReassignmentsRequest,
 ) -> Result<ListPartitionReassignmentsResponse, BrokerError> {
-    if let Some(controller) = controller_to_ask(broker) {
-        match forward_list(broker, controller, version, &req).await {
+    if let Some(controller) = inter_broker::controller_to_ask(broker) {
+        match inter_broker::forward(broker, controller, version, &req, FORWARD_TIMEOUT).await {
             Ok(resp) => return Ok(resp),
             Err(e) => tracing::warn!(controller = controller.get(), error = %e,
                 "ListPartitionReassignments not forwarded to the active controller: answering from this node's image"),
@@ -80,41 +79,6 @@ pub async fn list(
 
 /// How long the active controller may take to answer a forwarded list.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The active controller, when this node is another broker of a multi-node
-/// quorum and the request did not come from a broker.
-fn controller_to_ask(broker: &Broker) -> Option<NodeId> {
-    let quorum = broker.quorum()?;
-    if Caller::current().client_id.starts_with(CLIENT_ID_PREFIX) {
-        return None;
-    }
-    match quorum.status() {
-        Err(MetaError::NotLeader { leader: Some(leader) }) if leader != broker.node_id() => Some(leader),
-        _ => None,
-    }
-}
-
-/// Asks `controller` the same over the inter-broker connection.
-async fn forward_list(
-    broker: &Broker,
-    controller: NodeId,
-    version: i16,
-    req: &ListPartitionReassignmentsRequest,
-) -> Result<ListPartitionReassignmentsResponse, String> {
-    let conn = broker.peers.connection(controller).await.map_err(|e| e.to_string())?;
-    let theirs = conn.version::<ListPartitionReassignmentsRequest>().map_err(|e| e.to_string())?;
-    match tokio::time::timeout(FORWARD_TIMEOUT, conn.send(req, version.min(theirs))).await {
-        Ok(Ok(resp)) => Ok(resp),
-        failed => {
-            // The next request connects afresh.
-            broker.peers.disconnect(controller, &conn);
-            Err(match failed {
-                Ok(Err(e)) => e.to_string(),
-                _ => format!("no answer within {FORWARD_TIMEOUT:?}"),
-            })
-        }
-    }
-}
 
 /// Adds topic `t`'s partitions among `indexes` that are being moved, if any.
 fn push_ongoing(resp: &mut ListPartitionReassignmentsResponse, t: &TopicImage, indexes: &[i32]) {
