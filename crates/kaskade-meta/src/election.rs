@@ -144,39 +144,12 @@ mod tests {
     use kaskade_types::LeaderEpoch;
     use uuid::Uuid;
 
-    fn n(ids: &[i32]) -> Vec<NodeId> {
-        ids.iter().copied().map(NodeId).collect()
-    }
+    use crate::test_image::{cluster, n};
 
     /// An image with brokers 1..=3 registered (unfenced) and topic "t" whose
     /// partitions have these (leader, replicas, isr).
     fn image(partitions: &[(i32, &[i32], &[i32])]) -> (Image, Uuid) {
-        let mut img = Image::default();
-        for id in 1..=3 {
-            img.apply(&MetadataRecord::RegisterBroker {
-                node_id: id,
-                incarnation_id: Uuid::new_v4(),
-                endpoints: vec![],
-                rack: None,
-                fenced: false,
-                process: None,
-            });
-        }
-        let id = Uuid::new_v4();
-        img.apply(&MetadataRecord::Topic { name: "t".into(), id });
-        for (i, (leader, replicas, isr)) in partitions.iter().enumerate() {
-            let p = PartitionImage {
-                leader: (*leader >= 0).then_some(NodeId(*leader)),
-                replicas: n(replicas),
-                isr: n(isr),
-                leader_epoch: LeaderEpoch(3),
-                partition_epoch: 7,
-                adding_replicas: vec![],
-                removing_replicas: vec![],
-            };
-            img.apply(&p.to_record(id, i as i32));
-        }
-        (img, id)
+        cluster(3, &[], (LeaderEpoch(3), 7), partitions)
     }
 
     fn applied(mut img: Image, records: &[MetadataRecord]) -> Image {

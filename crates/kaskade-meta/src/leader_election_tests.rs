@@ -5,39 +5,12 @@ use super::*;
 use crate::election::UNCLEAN_LEADER_ELECTION_ENABLE;
 use kaskade_types::LeaderEpoch;
 
-fn n(ids: &[i32]) -> Vec<NodeId> {
-    ids.iter().copied().map(NodeId).collect()
-}
+use crate::test_image::{cluster, n};
 
 /// Brokers 1..=3 registered, `fenced` of them fenced; topic "t" with these
 /// (leader, replicas, isr) partitions (leader -1: none).
 fn image(fenced: &[i32], partitions: &[(i32, &[i32], &[i32])]) -> Image {
-    let mut img = Image::default();
-    for id in 1..=3 {
-        img.apply(&MetadataRecord::RegisterBroker {
-            node_id: id,
-            incarnation_id: Uuid::new_v4(),
-            endpoints: vec![],
-            rack: None,
-            fenced: fenced.contains(&id),
-            process: None,
-        });
-    }
-    let id = Uuid::new_v4();
-    img.apply(&MetadataRecord::Topic { name: "t".into(), id });
-    for (i, (leader, replicas, isr)) in partitions.iter().enumerate() {
-        let p = PartitionImage {
-            leader: (*leader >= 0).then_some(NodeId(*leader)),
-            replicas: n(replicas),
-            isr: n(isr),
-            leader_epoch: LeaderEpoch(5),
-            partition_epoch: 9,
-            adding_replicas: Vec::new(),
-            removing_replicas: Vec::new(),
-        };
-        img.apply(&p.to_record(id, i as i32));
-    }
-    img
+    cluster(3, fenced, (LeaderEpoch(5), 9), partitions).0
 }
 
 fn apply(mut img: Image, records: &[MetadataRecord]) -> Image {

@@ -21,6 +21,8 @@ pub mod metadata_log;
 pub mod quorum;
 pub mod reassignment;
 pub mod record;
+#[cfg(test)]
+mod test_image;
 
 pub use image::{BrokerRegistration, Image, PartitionImage, ScramCredential, TopicImage};
 pub use local_log::{LocalMetadataLog, MetaError};

@@ -4,37 +4,12 @@
 use super::*;
 use kaskade_types::LeaderEpoch;
 
-fn n(ids: &[i32]) -> Vec<NodeId> {
-    ids.iter().copied().map(NodeId).collect()
-}
+use crate::test_image::{cluster, n};
 
 /// Brokers 1..=4 registered (those in `fenced` fenced) and topic "t" with
 /// one partition: (leader, replicas, isr), leader epoch 3, partition epoch 7.
 fn image(leader: i32, replicas: &[i32], isr: &[i32], fenced: &[i32]) -> (Image, Uuid) {
-    let mut img = Image::default();
-    for id in 1..=4 {
-        img.apply(&MetadataRecord::RegisterBroker {
-            node_id: id,
-            incarnation_id: Uuid::new_v4(),
-            endpoints: vec![],
-            rack: None,
-            fenced: fenced.contains(&id),
-            process: None,
-        });
-    }
-    let id = Uuid::new_v4();
-    img.apply(&MetadataRecord::Topic { name: "t".into(), id });
-    let p = PartitionImage {
-        leader: (leader >= 0).then_some(NodeId(leader)),
-        replicas: n(replicas),
-        isr: n(isr),
-        leader_epoch: LeaderEpoch(3),
-        partition_epoch: 7,
-        adding_replicas: vec![],
-        removing_replicas: vec![],
-    };
-    img.apply(&p.to_record(id, 0));
-    (img, id)
+    cluster(4, fenced, (LeaderEpoch(3), 7), &[(leader, replicas, isr)])
 }
 
 fn part(img: &Image) -> PartitionImage {
