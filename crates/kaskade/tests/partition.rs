@@ -46,6 +46,9 @@ const W: Workload = Workload { topic: "partitioned", partitions: 3 };
 /// main producer).
 const STRAY: &str = "record-999999999999";
 
+/// Kafka's NOT_LEADER_OR_FOLLOWER.
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
 #[derive(Clone, Copy, Debug)]
 enum Cut {
     TwoWay,
@@ -68,6 +71,45 @@ impl ProducerContext for Report {
         };
         *self.0.lock().expect("report") = Some(outcome);
     }
+}
+
+/// The leader and leader epoch of each partition of the topic as the node
+/// at `bootstrap` itself answers Metadata (over a connection to that node:
+/// rdkafka may send a Metadata request to any broker it knows, so a node
+/// whose image is stale could seem to agree).
+fn own_leaders(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<Vec<(i32, i32)>> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let client = kaskade_client::cluster::Client::new(bootstrap).ok()?;
+    runtime.block_on(async {
+        let conn = client.any_connection().await.ok()?;
+        let version = conn.version::<MetadataRequest>().ok()?;
+        let mut topic = MetadataRequestTopic::default();
+        topic.name = Some(TopicName(StrBytes::from_static_str(W.topic)));
+        let mut req = MetadataRequest::default();
+        req.topics = Some(vec![topic]);
+        let resp = conn.send(&req, version).await.ok()?;
+        let t = resp.topics.first().filter(|t| t.error_code == 0)?;
+        let mut by_index: Vec<(i32, i32, i32)> =
+            t.partitions.iter().map(|p| (p.partition_index, p.leader_id.0, p.leader_epoch)).collect();
+        by_index.sort_unstable();
+        Some(by_index.into_iter().map(|(_, leader, epoch)| (leader, epoch)).collect())
+    })
+}
+
+/// Waits until every node's own Metadata names the same leaders, all of
+/// them among `live`: each node has applied the image that elected them.
+fn agreed_by_each(runtime: &tokio::runtime::Runtime, nodes: &[Node], live: &[i32]) -> Vec<(i32, i32)> {
+    wait_for("every node's own Metadata names the same live leaders", || {
+        let answers: Vec<Vec<(i32, i32)>> = nodes.iter().filter_map(|n| own_leaders(runtime, &n.bootstrap())).collect();
+        let first = answers.first()?.clone();
+        (answers.len() == nodes.len()
+            && first.len() == W.partitions as usize
+            && first.iter().all(|(l, _)| live.contains(l))
+            && answers.iter().all(|a| *a == first))
+        .then_some(first)
+    })
 }
 
 /// Sends one acks=all record to `partition` through `bootstrap` only (the
@@ -172,16 +214,31 @@ fn partition(cut: Cut) {
             }
         }
         let healed = Instant::now();
-        agreed_leaders(W, &nodes.iter().collect::<Vec<_>>());
-        eprintln!("round {round}: every node agrees on the leaders {:?} after the heal", healed.elapsed());
+        let all: Vec<i32> = nodes.iter().map(|n| n.id).collect();
+        let leaders = agreed_by_each(&runtime, &nodes, &all);
+        eprintln!("round {round}: every node agrees on the leaders {leaders:?} {:?} after the heal", healed.elapsed());
         deliveries.wait_acks("acknowledgements after the heal", deliveries.count(), 300);
-        // What each node answers ListOffsets(latest) with, leader or not:
-        // once, a node answered a HW far below what was acknowledged.
+        // What each node answers ListOffsets(latest) with, now that its
+        // image names the leaders: only the leader answers as leader, at
+        // the epoch its image gives (a healed old leader once answered at
+        // its old epoch with a HW far below what was acknowledged); the
+        // others NOT_LEADER_OR_FOLLOWER at the epoch they know.
         for n in &nodes {
             let answers: Vec<_> = (0..W.partitions)
                 .map(|p| process::cluster::list_latest_on(&runtime, &n.bootstrap(), W.topic, p))
                 .collect();
             eprintln!("round {round}: node {} answers ListOffsets(latest) (code, offset, epoch): {answers:?}", n.id);
+            for (p, answer) in answers.iter().enumerate() {
+                let (leader, epoch) = leaders[p];
+                let code = if leader == n.id { 0 } else { NOT_LEADER_OR_FOLLOWER };
+                assert!(
+                    answer.is_some_and(|(c, _, e)| c == code && e == epoch),
+                    "round {round}: node {} answered ListOffsets for {}-{p} with {answer:?} while its Metadata names \
+                     node {leader} the leader at epoch {epoch}",
+                    n.id,
+                    W.topic,
+                );
+            }
         }
         let sent = finish_and_check(W, producing, &nodes[0].bootstrap(), next, &roots(root.path(), &nodes));
         let now = batches(&victim_root, W.topic, partition);

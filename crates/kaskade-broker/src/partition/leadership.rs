@@ -62,6 +62,17 @@ impl LeaderAndIsr {
     }
 }
 
+/// Whom a follower acts for: the leader it fetched from and the leader
+/// epoch it fetched at. Every follower action (append, truncation, start
+/// over, following the HW) carries it and is refused once the replica's
+/// leadership is another (Kafka's fetcher drops a response whose partition
+/// moved on: `currentLeaderEpoch` no longer matches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Following {
+    pub leader: NodeId,
+    pub epoch: LeaderEpoch,
+}
+
 /// A replica's position for the HW rule: its durable end in durable mode,
 /// its log end in lazy mode.
 pub fn replica_position(log_end: Offset, durable_end: Offset, durable_mode: bool) -> Offset {
@@ -314,6 +325,24 @@ impl Leadership {
         Ok(())
     }
 
+    /// Checks that this replica still follows `of.leader` at `of.epoch`, as
+    /// every follower action must: an older epoch than this replica's is
+    /// FENCED_LEADER_EPOCH (the action was decided before the replica moved
+    /// on), a newer one UNKNOWN_LEADER_EPOCH, another leader (or this node
+    /// leading) NOT_LEADER_OR_FOLLOWER.
+    pub fn check_following(&self, of: Following) -> Result<(), PartitionError> {
+        if of.epoch < self.epoch {
+            return Err(PartitionError::FencedLeaderEpoch { requested: of.epoch, current: self.epoch });
+        }
+        if of.epoch > self.epoch {
+            return Err(PartitionError::UnknownLeaderEpoch { requested: of.epoch, current: self.epoch });
+        }
+        if self.is_leader() || self.leader != Some(of.leader) {
+            return Err(PartitionError::NotLeader);
+        }
+        Ok(())
+    }
+
     /// Applies a newer (or the same) partition record; an older one is
     /// ignored, as Kafka ignores a stale LeaderAndIsr.
     pub fn apply(&mut self, state: &LeaderAndIsr) -> Applied {
@@ -472,6 +501,29 @@ mod tests {
         assert_eq!(code(l.check_epoch(Some(LeaderEpoch(4)))), Some(kafka_protocol::ResponseError::FencedLeaderEpoch));
         let leaderless = Leadership::new(ME, &state(-1, 5, &[]), Offset(0));
         assert_eq!(code(leaderless.check_epoch(None)), Some(kafka_protocol::ResponseError::NotLeaderOrFollower));
+    }
+
+    #[test]
+    fn a_follower_action_holds_only_for_the_leadership_it_was_decided_at() {
+        let mut l = Leadership::new(ME, &state(2, 5, &[2, 1]), Offset(0));
+        let of = |leader, epoch| Following { leader: NodeId(leader), epoch: LeaderEpoch(epoch) };
+        assert!(l.check_following(of(2, 5)).is_ok());
+        use kafka_protocol::ResponseError::*;
+        let refused =
+            |l: &Leadership, leader, epoch| l.check_following(of(leader, epoch)).err().map(|e| e.response_error());
+        assert_eq!(refused(&l, 2, 4), Some(FencedLeaderEpoch), "an answer from an older leadership");
+        assert_eq!(refused(&l, 2, 6), Some(UnknownLeaderEpoch));
+        assert_eq!(refused(&l, 3, 5), Some(NotLeaderOrFollower), "another leader");
+        // Node 3 is elected: what node 2's fetch at epoch 5 brings is stale.
+        l.apply(&state(3, 6, &[3, 1]));
+        assert_eq!(refused(&l, 2, 5), Some(FencedLeaderEpoch));
+        assert!(l.check_following(of(3, 6)).is_ok());
+        // This node is elected: no follower action at all.
+        l.apply(&state(1, 7, &[1, 3]));
+        assert_eq!(refused(&l, 1, 7), Some(NotLeaderOrFollower));
+        assert_eq!(refused(&l, 3, 6), Some(FencedLeaderEpoch));
+        let leaderless = Leadership::new(ME, &state(-1, 8, &[1]), Offset(0));
+        assert_eq!(refused(&leaderless, 3, 8), Some(NotLeaderOrFollower));
     }
 
     #[test]

@@ -42,11 +42,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kaskade_log::{AppendInfo, Log, LogConfig, LogError, Positions};
 use kaskade_types::{LeaderEpoch, NodeId, Offset};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 pub use error::{storage_error, PartitionError};
-pub use leadership::{LeaderAndIsr, Leadership};
+pub use leadership::{Following, LeaderAndIsr, Leadership};
 pub use offsets::{FoundOffset, OffsetSpec};
 pub use read::{Isolation, PartitionRead};
 
@@ -67,6 +67,14 @@ pub struct Partition {
     /// waits end with NOT_LEADER_OR_FOLLOWER when it stops (Kafka completes
     /// a former leader's delayed produces so), instead of at their timeout.
     leading: watch::Sender<bool>,
+    /// Held exclusively while a partition record is applied, shared by the
+    /// actions that must happen within one leadership: a leader's check and
+    /// append (so no batch is stamped with an epoch this node no longer
+    /// leads), a lookup answered as leader, a follower's check and append,
+    /// truncation or HW (so nothing fetched from a deposed leader lands
+    /// after the step-down). Kafka's `leaderIsrUpdateLock`. Taken before
+    /// the leadership lock, never while the log is called under that one.
+    transition: RwLock<()>,
 }
 
 impl Partition {
@@ -100,16 +108,32 @@ impl Partition {
         }
         let traffic = crate::metrics::traffic::register(&log);
         let leading = watch::Sender::new(leadership.lock().is_leader());
-        Ok(Arc::new(Partition { node, log, leadership, traffic, follower_lag: AtomicI64::new(-1), leading }))
+        Ok(Arc::new(Partition {
+            node,
+            log,
+            leadership,
+            traffic,
+            follower_lag: AtomicI64::new(-1),
+            leading,
+            transition: RwLock::new(()),
+        }))
     }
 
     /// Applies the metadata image's partition record: a new leader epoch
     /// (recorded in the epoch cache when this node becomes leader), a new
     /// ISR (which may move the HW). Blocking, as `new`.
     pub fn apply(&self, state: &LeaderAndIsr) -> Result<(), PartitionError> {
+        // Until the epoch cache and HW follow, no action of the old or new
+        // leadership runs (see `transition`).
+        let _transition = self.transition.write();
         let (applied, own) = {
             let mut l = self.leadership.lock();
+            let was = (l.leader(), l.epoch());
             let applied = l.apply(state);
+            if (l.leader(), l.epoch()) != was {
+                tracing::info!(partition = %self.log.topic_partition(), leader = ?l.leader().map(NodeId::get),
+                    epoch = l.epoch().get(), leading = l.is_leader(), "partition leadership changed");
+            }
             // This node's own position, now: a replica that joined the ISR
             // in this very record (a reassignment completed by admitting it
             // and electing it) had no slot to report into, and as a new
@@ -179,6 +203,8 @@ impl Partition {
     /// caller holds the topic config already): it is refused with
     /// NOT_ENOUGH_REPLICAS when the ISR is smaller, as Kafka refuses it.
     pub fn append_as_leader(&self, records: Bytes, min_isr: Option<usize>) -> Result<AppendInfo, PartitionError> {
+        // Check and append within one leadership (see `transition`).
+        let _leadership = self.transition.read();
         let epoch = {
             let l = self.leadership.lock();
             l.check_epoch(None)?;
@@ -248,6 +274,7 @@ impl Partition {
         current_leader_epoch: Option<LeaderEpoch>,
         requested: LeaderEpoch,
     ) -> Result<Option<(LeaderEpoch, Offset)>, PartitionError> {
+        let _leadership = self.transition.read();
         self.check_epoch(current_leader_epoch)?;
         Ok(self.log.end_offset_for_epoch(requested))
     }

@@ -73,6 +73,8 @@ impl Partition {
         spec: OffsetSpec,
         isolation: Isolation,
     ) -> Result<FoundOffset, PartitionError> {
+        // Answered as the leader it checked it is (see `transition`).
+        let _leadership = self.transition.read();
         self.check_epoch(current_leader_epoch)?;
         lookup(&self.log, spec, isolation)
     }

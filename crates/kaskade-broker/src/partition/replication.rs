@@ -12,15 +12,22 @@
 //! On a follower, batches fetched from the leader are appended as they are
 //! (`Log::append_replicated`), the leader's HW is followed within what the
 //! follower holds, and a divergent tail is cut with [`Partition::truncate_to`].
+//! Each of these names the leadership it was decided for ([`Following`]:
+//! the leader fetched from, the epoch fetched at) and is refused, doing
+//! nothing, once the replica has applied another one: an answer from a
+//! deposed leader (a fetch or OffsetForLeaderEpoch still in flight when the
+//! image moved on) never touches the log.
 //!
-//! Invariant: the leadership lock is never held while calling into the log
-//! (as for the rest of the partition).
+//! Invariants: the leadership lock is never held while calling into the
+//! log (as for the rest of the partition); a follower action's check and
+//! its effect on the log happen under one shared `transition` guard, so no
+//! partition record is applied in between.
 
 use bytes::Bytes;
 use kaskade_types::{LeaderEpoch, NodeId, Offset};
 use tokio::sync::watch;
 
-use super::{Partition, PartitionError};
+use super::{Following, Partition, PartitionError};
 
 impl Partition {
     /// The leader the image names (`None`: no leader).
@@ -83,30 +90,40 @@ impl Partition {
         self.log.subscribe_end()
     }
 
-    /// Appends batches fetched from the leader (see `Log::append_replicated`);
-    /// refused with NOT_LEADER_OR_FOLLOWER on the leader itself. Returns how
-    /// many whole batches were appended. Blocking.
-    pub fn append_as_follower(&self, records: &Bytes) -> Result<usize, PartitionError> {
-        if self.is_leader() {
-            return Err(PartitionError::NotLeader);
-        }
+    /// Appends batches fetched from `of.leader` (see `Log::append_replicated`);
+    /// refused (see `Leadership::check_following`) once this replica
+    /// follows another leadership, or leads. Returns how many whole batches
+    /// were appended. Blocking.
+    pub fn append_as_follower(&self, of: Following, records: &Bytes) -> Result<usize, PartitionError> {
+        let _leadership = self.transition.read();
+        self.leadership.lock().check_following(of)?;
         Ok(self.log.append_replicated(records)?)
     }
 
     /// The leader's HW as its Fetch answer says: this follower's HW becomes
-    /// that, within what it holds.
-    pub fn follow_leader_high_watermark(&self, leader_hw: Offset) {
+    /// that, within what it holds. Refused as `append_as_follower` is: a
+    /// deposed leader's HW may be far behind (or, for a new follower, past
+    /// a tail it has yet to cut).
+    pub fn follow_leader_high_watermark(&self, of: Following, leader_hw: Offset) -> Result<(), PartitionError> {
+        let _leadership = self.transition.read();
         let own_end = Offset(self.log.log_end_offset());
-        let moved = self.leadership.lock().follow_high_watermark(leader_hw, own_end);
+        let moved = {
+            let mut l = self.leadership.lock();
+            l.check_following(of)?;
+            l.follow_high_watermark(leader_hw, own_end)
+        };
         if let Some(hw) = moved {
             self.log.update_high_watermark(hw.get());
         }
+        Ok(())
     }
 
     /// Starts the log over, empty, at `offset` (this follower's log ends
     /// below the leader's log start); the HW becomes the new start, as the
-    /// log's own does. Blocking.
-    pub fn start_over_at(&self, offset: Offset) -> Result<(), PartitionError> {
+    /// log's own does. Refused as `append_as_follower` is. Blocking.
+    pub fn start_over_at(&self, of: Following, offset: Offset) -> Result<(), PartitionError> {
+        let _leadership = self.transition.read();
+        self.leadership.lock().check_following(of)?;
         let done = self.log.truncate_fully_and_start_at(offset.get());
         let end = Offset(self.log.log_end_offset());
         let mut l = self.leadership.lock();
@@ -119,10 +136,15 @@ impl Partition {
         Ok(done?)
     }
 
-    /// Cuts the log to `offset` (a divergent tail, on becoming a follower);
-    /// the epoch cache, producer state and HW follow (the HW is at most the
-    /// new log end, even when the cut failed halfway). Blocking.
-    pub fn truncate_to(&self, offset: Offset) -> Result<(), PartitionError> {
+    /// Cuts the log to `offset` (a divergent tail, on becoming a follower
+    /// of `of.leader`); the epoch cache, producer state and HW follow (the
+    /// HW is at most the new log end, even when the cut failed halfway).
+    /// Refused as `append_as_follower` is: a cut decided from a deposed
+    /// leader's answer could remove records the new leader acknowledged.
+    /// Blocking.
+    pub fn truncate_to(&self, of: Following, offset: Offset) -> Result<(), PartitionError> {
+        let _leadership = self.transition.read();
+        self.leadership.lock().check_following(of)?;
         let done = self.log.truncate_to(offset.get());
         self.leadership.lock().truncated(Offset(self.log.log_end_offset()));
         Ok(done?)
@@ -163,19 +185,54 @@ mod tests {
         let (mgr, _) = LogManager::open(dir.path(), ManagerOptions::default(), |_| LogConfig::default()).expect("open");
         let log = mgr.get_or_create(&TopicPartition::new("t", 0), LogConfig::default()).expect("log");
         let p = Partition::new(NodeId(1), log, &state(2, 1)).expect("follower");
+        let of = Following { leader: NodeId(2), epoch: LeaderEpoch(1) };
         let batch = Bytes::from(kaskade_log::batch::build::filled(10, 10, 0, 1));
-        assert_eq!(p.append_as_follower(&batch).expect("replicated"), 1);
-        p.follow_leader_high_watermark(Offset(10));
+        assert_eq!(p.append_as_follower(of, &batch).expect("replicated"), 1);
+        p.follow_leader_high_watermark(of, Offset(10)).expect("follow");
         assert_eq!(marks(&p), (Offset(10), Offset(10), Offset(10)));
         // A divergent tail: the one batch goes, and the HW with it.
-        p.truncate_to(Offset(4)).expect("truncate");
+        p.truncate_to(of, Offset(4)).expect("truncate");
         assert_eq!(marks(&p), (Offset(0), Offset(0), Offset(0)));
         // Below the leader's log start: start over there, HW included.
-        p.start_over_at(Offset(100)).expect("start over");
+        p.start_over_at(of, Offset(100)).expect("start over");
         assert_eq!(marks(&p), (Offset(100), Offset(100), Offset(100)));
         // Leading afterwards, the HW is decided from the new end.
         p.apply(&LeaderAndIsr { isr: vec![NodeId(1)], ..state(1, 2) }).expect("lead");
         assert_eq!(marks(&p), (Offset(100), Offset(100), Offset(100)));
+        mgr.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn nothing_a_deposed_leader_answered_touches_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mgr, _) = LogManager::open(dir.path(), ManagerOptions::default(), |_| LogConfig::default()).expect("open");
+        let log = mgr.get_or_create(&TopicPartition::new("t", 0), LogConfig::default()).expect("log");
+        let p = Partition::new(NodeId(1), log, &state(2, 1)).expect("follower of 2");
+        let old = Following { leader: NodeId(2), epoch: LeaderEpoch(1) };
+        let batch = Bytes::from(kaskade_log::batch::build::filled(10, 10, 0, 1));
+        p.append_as_follower(old, &batch).expect("replicated");
+        p.follow_leader_high_watermark(old, Offset(10)).expect("follow");
+        // Node 3 is elected at epoch 2 while a fetch from node 2 is in flight.
+        p.apply(&LeaderAndIsr { isr: vec![NodeId(3), NodeId(1)], ..state(3, 2) }).expect("follow 3");
+        fn stale<T>(r: Result<T, PartitionError>) -> bool {
+            matches!(r, Err(PartitionError::FencedLeaderEpoch { .. }))
+        }
+        // Its out-of-range answer would cut to node 2's (old) HW; its
+        // OffsetForLeaderEpoch answer to where node 2's log ends.
+        assert!(stale(p.truncate_to(old, Offset(3))), "no cut decided by the deposed leader");
+        assert!(stale(p.start_over_at(old, Offset(50))), "no restart at the deposed leader's start");
+        assert!(stale(p.append_as_follower(old, &batch)), "no batches from the deposed leader");
+        assert!(stale(p.follow_leader_high_watermark(old, Offset(20))));
+        assert_eq!(marks(&p), (Offset(10), Offset(10), Offset(10)), "the log is untouched");
+        // The new leader's answers are taken.
+        let new = Following { leader: NodeId(3), epoch: LeaderEpoch(2) };
+        p.truncate_to(new, Offset(7)).expect("the new leader's cut");
+        assert_eq!(marks(&p), (Offset(0), Offset(0), Offset(0)), "the whole batch goes with its tail");
+        // Once this node leads, no follower action at all.
+        p.apply(&LeaderAndIsr { isr: vec![NodeId(1)], ..state(1, 3) }).expect("lead");
+        let own = p.append_as_follower(Following { leader: NodeId(1), epoch: LeaderEpoch(3) }, &batch);
+        assert!(matches!(own, Err(PartitionError::NotLeader)));
+        assert!(stale(p.append_as_follower(new, &batch)));
         mgr.shutdown().expect("shutdown");
     }
 }

@@ -28,6 +28,15 @@
 //! gives it a newer epoch; OFFSET_OUT_OF_RANGE below the leader's log start
 //! restarts the local log there, otherwise truncates to the leader's HW.
 //!
+//! Stale answers: every action on a partition (truncation, append, HW)
+//! names the leadership the request was made for (`Following`: this
+//! fetcher's leader, the partition's leader epoch in the assignment) and
+//! the partition refuses it once its image moved on, so an answer from a
+//! deposed leader never touches the log; the partition then waits for the
+//! assignment the new image brings. A request in flight when the
+//! assignment changes is abandoned (a deposed leader cut off from this
+//! node would otherwise hold the fetcher for the request timeout).
+//!
 //! Invariant: the task ends when its assignment becomes empty (nothing
 //! left to follow from this leader) or the broker stops.
 
@@ -50,6 +59,7 @@ use super::throttle;
 use super::truncation::truncation;
 use super::{Assignment, Followed};
 use crate::broker::Broker;
+use crate::partition::{Following, PartitionError};
 
 /// Kafka's `replica.fetch.backoff.ms` default.
 const FETCH_BACKOFF: Duration = Duration::from_millis(1000);
@@ -94,7 +104,7 @@ pub(super) async fn run(broker: Arc<Broker>, leader: NodeId, mut assignment: wat
             return;
         }
         progress.retain(|k, _| a.partitions.contains_key(k));
-        let next = round(&broker, me, &a, &mut conn, &mut progress).await;
+        let next = round(&broker, me, leader, &a, &mut assignment, &mut conn, &mut progress).await;
         let now = Instant::now();
         let pause = match next {
             Next::Again if a.partitions.iter().any(|(k, f)| ready(&progress, k, f, now)) => continue,
@@ -131,11 +141,46 @@ fn delay(progress: &mut HashMap<TopicPartition, Progress>, k: &TopicPartition) {
     progress.entry(k.clone()).or_default().delayed_until = Some(Instant::now() + FETCH_BACKOFF);
 }
 
+/// Whom partition `f` is followed for in this assignment.
+fn following(leader: NodeId, f: &Followed) -> Following {
+    Following { leader, epoch: f.leader_epoch }
+}
+
+/// What became of an action on a followed partition.
+enum Acted {
+    Done,
+    /// The partition follows another leadership now: the answer is dropped
+    /// and the partition waits for the assignment of its new image.
+    Stale,
+    Failed,
+}
+
+/// A partition refusal that means the action was decided for a leadership
+/// the partition has left (see `Leadership::check_following`).
+fn is_stale(e: &PartitionError) -> bool {
+    matches!(
+        e,
+        PartitionError::FencedLeaderEpoch { .. }
+            | PartitionError::UnknownLeaderEpoch { .. }
+            | PartitionError::NotLeader
+    )
+}
+
+/// Parks a partition whose answer was stale until an image gives it
+/// another leader epoch (the reconcile after the image that moved it).
+fn drop_stale(progress: &mut HashMap<TopicPartition, Progress>, k: &TopicPartition, f: &Followed, e: &PartitionError) {
+    tracing::debug!(topic = %k.topic, partition = k.partition, epoch = f.leader_epoch.get(), error = %e,
+        "dropping an answer for a leadership the partition has left");
+    progress.entry(k.clone()).or_default().parked_at = Some(f.leader_epoch);
+}
+
 /// One round: truncate what a new epoch requires, fetch once, apply.
 async fn round(
     broker: &Arc<Broker>,
     me: NodeId,
+    leader: NodeId,
     a: &Assignment,
+    assignment: &mut watch::Receiver<Assignment>,
     conn: &mut Option<Arc<Connection>>,
     progress: &mut HashMap<TopicPartition, Progress>,
 ) -> Next {
@@ -159,7 +204,12 @@ async fn round(
             }
         }
     };
-    if let Next::Backoff = truncate(&c, me, a, progress).await {
+    let truncated = tokio::select! {
+        t = truncate(&c, me, leader, a, progress) => t,
+        // The answer would be for an assignment that is gone.
+        Ok(()) = assignment.changed() => return Next::Again,
+    };
+    if let Next::Backoff = truncated {
         return Next::Backoff;
     }
     let version = match c.version::<FetchRequest>() {
@@ -193,6 +243,10 @@ async fn round(
     let resp = tokio::select! {
         r = c.send(&req, version) => r,
         _ = broker.stopping() => return Next::Again,
+        // A partition moved (a new leader or epoch, or none left here):
+        // ask again with the new assignment rather than wait for an answer
+        // that may come from a deposed leader, or not at all.
+        Ok(()) = assignment.changed() => return Next::Again,
     };
     let resp = match resp {
         Ok(r) => r,
@@ -219,7 +273,7 @@ async fn round(
                 broker.replication_quotas.follower.record(rate, bytes);
             }
             // A partition that failed waits alone; the others go on.
-            if let Next::Backoff = apply(k, f, pd, progress).await {
+            if let Next::Backoff = apply(k, f, following(leader, f), pd, progress).await {
                 delay(progress, k);
             }
         }
@@ -257,6 +311,7 @@ fn follower_throttle(broker: &Broker, me: NodeId, a: &Assignment) -> (Option<u64
 async fn truncate(
     c: &Connection,
     me: NodeId,
+    leader: NodeId,
     a: &Assignment,
     progress: &mut HashMap<TopicPartition, Progress>,
 ) -> Next {
@@ -274,11 +329,11 @@ async fn truncate(
     for (k, f) in &pending {
         let Some(latest) = f.partition.log().latest_epoch() else {
             let hw = f.partition.high_watermark();
-            if cut(k, f, hw).await.is_err() {
-                delay(progress, k);
-                continue;
+            match cut(k, f, following(leader, f), hw).await {
+                Acted::Done => progress.entry((*k).clone()).or_default().truncated_for = Some(f.leader_epoch),
+                Acted::Stale => progress.entry((*k).clone()).or_default().parked_at = Some(f.leader_epoch),
+                Acted::Failed => delay(progress, k),
             }
-            progress.entry((*k).clone()).or_default().truncated_for = Some(f.leader_epoch);
             continue;
         };
         let mut p = OffsetForLeaderPartition::default();
@@ -336,35 +391,42 @@ async fn truncate(
                 (answer.end_offset >= 0).then_some(Offset(answer.end_offset)),
                 |e| log.end_offset_for_epoch(e),
             );
-            if cut(k, f, decided.to).await.is_err() {
-                delay(progress, k);
-                continue;
-            }
-            if decided.complete {
-                progress.entry((*k).clone()).or_default().truncated_for = Some(f.leader_epoch);
+            match cut(k, f, following(leader, f), decided.to).await {
+                Acted::Done if decided.complete => {
+                    progress.entry((*k).clone()).or_default().truncated_for = Some(f.leader_epoch)
+                }
+                Acted::Done => {}
+                Acted::Stale => progress.entry((*k).clone()).or_default().parked_at = Some(f.leader_epoch),
+                Acted::Failed => delay(progress, k),
             }
         }
     }
     Next::Again
 }
 
-/// Cuts a followed partition's log to `to` (nothing when it ends there).
-async fn cut(k: &TopicPartition, f: &Followed, to: Offset) -> Result<(), ()> {
+/// Cuts a followed partition's log to `to` (nothing when it ends there),
+/// as a follower of `of` (refused, `Stale`, once it follows another).
+async fn cut(k: &TopicPartition, f: &Followed, of: Following, to: Offset) -> Acted {
     let part = f.partition.clone();
     if to.get() >= part.log().log_end_offset() {
-        return Ok(());
+        return Acted::Done;
     }
     tracing::info!(topic = %k.topic, partition = k.partition, to = to.get(), end = part.log().log_end_offset(),
         epoch = f.leader_epoch.get(), "truncating a divergent tail");
-    match tokio::task::spawn_blocking(move || part.truncate_to(to)).await {
-        Ok(Ok(())) => Ok(()),
+    match tokio::task::spawn_blocking(move || part.truncate_to(of, to)).await {
+        Ok(Ok(())) => Acted::Done,
+        Ok(Err(e)) if is_stale(&e) => {
+            tracing::info!(topic = %k.topic, partition = k.partition, error = %e,
+                "not truncating: the partition follows another leadership now");
+            Acted::Stale
+        }
         Ok(Err(e)) => {
             tracing::error!(topic = %k.topic, partition = k.partition, error = %e, "truncating a follower failed");
-            Err(())
+            Acted::Failed
         }
         Err(e) => {
             tracing::error!(error = %e, "the truncation task failed");
-            Err(())
+            Acted::Failed
         }
     }
 }
@@ -373,6 +435,7 @@ async fn cut(k: &TopicPartition, f: &Followed, to: Offset) -> Result<(), ()> {
 async fn apply(
     k: &TopicPartition,
     f: &Followed,
+    of: Following,
     pd: &PartitionData,
     progress: &mut HashMap<TopicPartition, Progress>,
 ) -> Next {
@@ -409,19 +472,20 @@ async fn apply(
             let hw = Offset(pd.high_watermark.max(0));
             tracing::warn!(topic = %k.topic, partition = k.partition, end, leader_start = pd.log_start_offset,
                 leader_hw = hw.get(), "fetch offset out of range on the leader");
-            let done =
-                tokio::task::spawn_blocking(
-                    move || {
-                        if start_over {
-                            p.start_over_at(Offset(to))
-                        } else {
-                            p.truncate_to(hw)
-                        }
-                    },
-                )
-                .await;
+            let done = tokio::task::spawn_blocking(move || {
+                if start_over {
+                    p.start_over_at(of, Offset(to))
+                } else {
+                    p.truncate_to(of, hw)
+                }
+            })
+            .await;
             return match done {
                 Ok(Ok(())) => Next::Again,
+                Ok(Err(e)) if is_stale(&e) => {
+                    drop_stale(progress, k, f, &e);
+                    Next::Again
+                }
                 _ => Next::Backoff,
             };
         }
@@ -432,9 +496,13 @@ async fn apply(
     }
     if let Some(records) = pd.records.clone().filter(|r| !r.is_empty()) {
         let p = part.clone();
-        let appended = tokio::task::spawn_blocking(move || p.append_as_follower(&records)).await;
+        let appended = tokio::task::spawn_blocking(move || p.append_as_follower(of, &records)).await;
         match appended {
             Ok(Ok(_)) => {}
+            Ok(Err(e)) if is_stale(&e) => {
+                drop_stale(progress, k, f, &e);
+                return Next::Again;
+            }
             Ok(Err(e)) => {
                 tracing::error!(topic = %k.topic, partition = k.partition, error = %e, "appending replicated batches failed");
                 return Next::Backoff;
@@ -453,7 +521,10 @@ async fn apply(
             }
         }
     }
-    part.follow_leader_high_watermark(Offset(pd.high_watermark));
+    if let Err(e) = part.follow_leader_high_watermark(of, Offset(pd.high_watermark)) {
+        drop_stale(progress, k, f, &e);
+        return Next::Again;
+    }
     part.record_follower_lag(Offset(pd.high_watermark));
     Next::Again
 }
@@ -548,18 +619,19 @@ mod tests {
         let fetched = leader.log().read(0, 1 << 20, None).expect("read").records.expect("records");
         let key = TopicPartition::new("t", 0);
         let f = Followed { partition: follower.clone(), topic_id: uuid::Uuid::nil(), leader_epoch: LeaderEpoch(0) };
+        let of = following(NodeId(1), &f);
         let mut progress = HashMap::new();
 
         // A corrupt answer: nothing appended, back off.
         let mut bad = fetched.to_vec();
         bad[kaskade_log::batch::HEADER_LEN + 2] ^= 0xff;
-        let next = apply(&key, &f, &answer(None, Some(Bytes::from(bad)), 5, 0), &mut progress).await;
+        let next = apply(&key, &f, of, &answer(None, Some(Bytes::from(bad)), 5, 0), &mut progress).await;
         assert!(matches!(next, Next::Backoff));
         assert_eq!(follower.log().log_end_offset(), 0);
         assert_eq!(follower.follower_lag(), None, "no lag before a fetch was applied");
 
         // The batches: appended (durable before the next fetch), HW followed.
-        let next = apply(&key, &f, &answer(None, Some(fetched.clone()), 3, 0), &mut progress).await;
+        let next = apply(&key, &f, of, &answer(None, Some(fetched.clone()), 3, 0), &mut progress).await;
         assert!(matches!(next, Next::Again));
         assert_eq!(follower.log().log_end_offset(), 5);
         assert!(follower.log().durable_end() >= 5, "on disk before the next fetch reports it");
@@ -567,24 +639,72 @@ mod tests {
         // Caught up with the leader's HW: no lag; an answer with a later HW
         // and no records (the rest did not fit) leaves it behind by that much.
         assert_eq!(follower.follower_lag(), Some(0));
-        let next = apply(&key, &f, &answer(None, None, 9, 0), &mut progress).await;
+        let next = apply(&key, &f, of, &answer(None, None, 9, 0), &mut progress).await;
         assert!(matches!(next, Next::Again));
         assert_eq!(follower.follower_lag(), Some(4));
 
         // A leader that has not caught up with the image: retry later.
         let next =
-            apply(&key, &f, &answer(Some(ResponseError::NotLeaderOrFollower), None, -1, -1), &mut progress).await;
+            apply(&key, &f, of, &answer(Some(ResponseError::NotLeaderOrFollower), None, -1, -1), &mut progress).await;
         assert!(matches!(next, Next::Backoff));
         assert!(!parked(&progress, &key, &f));
         // A newer epoch on the leader: wait for the image that says so.
-        let next = apply(&key, &f, &answer(Some(ResponseError::FencedLeaderEpoch), None, -1, -1), &mut progress).await;
+        let next =
+            apply(&key, &f, of, &answer(Some(ResponseError::FencedLeaderEpoch), None, -1, -1), &mut progress).await;
         assert!(matches!(next, Next::Again));
         assert!(parked(&progress, &key, &f));
 
         // The leader's log starts past this one's end: start over there.
-        let next = apply(&key, &f, &answer(Some(ResponseError::OffsetOutOfRange), None, 40, 30), &mut progress).await;
+        let next =
+            apply(&key, &f, of, &answer(Some(ResponseError::OffsetOutOfRange), None, 40, 30), &mut progress).await;
         assert!(matches!(next, Next::Again));
         assert_eq!((follower.log().log_start_offset(), follower.log().log_end_offset()), (30, 30));
+        lm.shutdown().expect("shutdown");
+        fm.shutdown().expect("shutdown");
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_a_deposed_leader_is_dropped_and_the_partition_waits_for_its_new_assignment() {
+        let (ld, fd) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let (lm, leader) = replica(ld.path(), 1);
+        let (fm, follower) = replica(fd.path(), 2);
+        leader.append_as_leader(Bytes::from(kaskade_log::batch::build::filled(5, 10, 0, 1)), None).expect("append");
+        let fetched = leader.log().read(0, 1 << 20, None).expect("read").records.expect("records");
+        let key = TopicPartition::new("t", 0);
+        let f = Followed { partition: follower.clone(), topic_id: uuid::Uuid::nil(), leader_epoch: LeaderEpoch(0) };
+        let of = following(NodeId(1), &f);
+        let mut progress = HashMap::new();
+        let next = apply(&key, &f, of, &answer(None, Some(fetched.clone()), 5, 0), &mut progress).await;
+        assert!(matches!(next, Next::Again));
+        assert_eq!((follower.log().log_end_offset(), follower.high_watermark()), (5, Offset(5)));
+
+        // Node 3 is elected at epoch 1; node 1's answers to requests made
+        // at epoch 0 arrive afterwards.
+        follower
+            .apply(&LeaderAndIsr {
+                leader: Some(NodeId(3)),
+                epoch: LeaderEpoch(1),
+                isr: vec![NodeId(3), NodeId(2)],
+                replicas: vec![NodeId(1), NodeId(2), NodeId(3)],
+            })
+            .expect("follow 3");
+        // Out of range with the deposed leader's HW 0: no cut.
+        let next = apply(&key, &f, of, &answer(Some(ResponseError::OffsetOutOfRange), None, 0, 0), &mut progress).await;
+        assert!(matches!(next, Next::Again));
+        assert_eq!(follower.log().log_end_offset(), 5, "nothing cut for the deposed leader");
+        assert!(parked(&progress, &key, &f), "waits for the assignment of its new leader");
+        // Records (its divergent tail): not appended.
+        let next = apply(&key, &f, of, &answer(None, Some(fetched), 10, 0), &mut progress).await;
+        assert!(matches!(next, Next::Again));
+        assert_eq!(follower.log().log_end_offset(), 5, "nothing appended from the deposed leader");
+        // The new assignment (node 3 at epoch 1) is not parked.
+        let moved = Followed { leader_epoch: LeaderEpoch(1), ..f.clone() };
+        assert!(!parked(&progress, &key, &moved));
+        // A truncation decided from the deposed leader's answer: stale.
+        assert!(matches!(cut(&key, &f, of, Offset(0)).await, Acted::Stale));
+        assert_eq!(follower.log().log_end_offset(), 5);
+        assert!(matches!(cut(&key, &moved, following(NodeId(3), &moved), Offset(0)).await, Acted::Done));
+        assert_eq!(follower.log().log_end_offset(), 0, "the new leader's cut is made");
         lm.shutdown().expect("shutdown");
         fm.shutdown().expect("shutdown");
     }
