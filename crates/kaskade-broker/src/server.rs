@@ -196,6 +196,18 @@ impl Server {
         &self.controller_listeners
     }
 
+    /// Resolves, saying why, if this node can no longer take part in the
+    /// cluster: its controller's Raft core panicked or stopped on a fatal
+    /// error. Never resolves on a node without a controller of a quorum.
+    /// `kaskade serve` then exits non-zero rather than serve frozen
+    /// metadata.
+    pub async fn failed(&self) -> String {
+        match self.controller.as_ref().map(|c| &c.quorum) {
+            Some(crate::cluster::QuorumLink::Voter(q)) => q.core_stopped().await,
+            _ => std::future::pending().await,
+        }
+    }
+
     /// Graceful stop: in a cluster first a controlled shutdown (leaderships
     /// moved away, bounded); then no new connections, in-flight requests
     /// finish, every log is flushed, checkpoints and the clean-shutdown

@@ -134,7 +134,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     println!("kaskade: data in {}", data_dir.display());
 
-    wait_for_signal().await;
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        // No clean shutdown: the controller that would move this node's
+        // leaderships is gone. The logs are recovered at the next start.
+        why = server.failed() => {
+            tracing::error!(reason = %why, "this node can no longer follow the metadata quorum: exiting");
+            anyhow::bail!("{why}; exiting so that a supervisor restarts this node");
+        }
+    }
     println!("kaskade: shutting down (finishing in-flight requests, flushing logs)");
     probe.stopping.store(true, Ordering::Release);
     server.shutdown().await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -227,6 +227,29 @@ impl QuorumMetadataLog {
         &self.raft
     }
 
+    /// Resolves, saying why, once this controller's Raft core is gone: it
+    /// panicked, or stopped on a fatal error (a storage failure). From then
+    /// on this node neither follows nor decides metadata, so a process that
+    /// went on serving its last image would serve frozen metadata; the node
+    /// exits instead (`kaskade serve`), for a supervisor to restart it. Also
+    /// resolves after [`Self::shutdown`], which a caller waiting on this
+    /// stops waiting for first.
+    pub async fn core_stopped(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return format!("the controller's Raft core stopped: {fatal}");
+            }
+            if metrics.changed().await.is_err() {
+                // The core dropped its metrics: ask it why.
+                return match self.raft.with_raft_state(|_| ()).await {
+                    Err(fatal) => format!("the controller's Raft core stopped: {fatal}"),
+                    Ok(()) => "the controller's Raft core stopped".to_string(),
+                };
+            }
+        }
+    }
+
     /// Serves the other controllers' RPCs on `listener` (the CONTROLLER
     /// listener), and hands connections speaking Kafka's protocol to
     /// `kafka` (closed when `None`), until the future is dropped.
@@ -527,5 +550,59 @@ impl MetadataLog for QuorumMetadataLog {
 
     fn subscribe(&self) -> watch::Receiver<MetadataVersion> {
         self.shared.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod core_stop_tests {
+    use std::sync::atomic::Ordering;
+
+    use super::super::tests::{cluster, leader, static_3, WAIT};
+    use super::*;
+
+    /// Commits a new topic `name` through `log` (as the broker does, from a
+    /// blocking thread).
+    async fn write(log: &QuorumMetadataLog, name: &str) -> Result<Committed, MetaError> {
+        let (log, name) = (log.clone(), name.to_string());
+        let task = tokio::task::spawn_blocking(move || {
+            let version = log.committed().version;
+            log.append(version, vec![MetadataRecord::Topic { name, id: uuid::Uuid::new_v4() }])
+        });
+        task.await.map_err(|e| MetaError::Quorum(e.to_string()))?
+    }
+
+    /// A panic in the Raft core (here in the state machine, through a test
+    /// fault hook) ends the core: `core_stopped` says so on that node
+    /// (which `kaskade serve` turns into a non-zero exit), and not on the
+    /// others, which elect a leader among themselves if needed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicked_raft_core_is_reported_and_the_others_go_on() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (nodes, _) = cluster(root.path(), 3, &static_3()).await;
+        let first = leader(&nodes).await;
+        let victim = (first + 1) % 3;
+        let log = nodes[victim].as_ref().expect("live").log.clone();
+        let stopped = tokio::spawn({
+            let log = log.clone();
+            async move { log.core_stopped().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!stopped.is_finished(), "a running core is not reported stopped");
+        log.shared.panic_on_apply.store(true, Ordering::Relaxed);
+        // The next committed entry reaches the victim's state machine.
+        let writer = nodes[first].as_ref().expect("live").log.clone();
+        // Committed by the other two; the victim's apply panics.
+        write(&writer, "first").await.expect("committed");
+        let why = tokio::time::timeout(WAIT, stopped).await.expect("reported within the wait").expect("task");
+        assert!(why.contains("Raft core stopped"), "{why}");
+        assert!(why.contains("panicked"), "says that it panicked: {why}");
+        // The survivors still have a leader that commits.
+        let other = (victim + 1) % 3;
+        let survivor = nodes[other].as_ref().expect("live").log.clone();
+        let still = tokio::spawn(async move { survivor.core_stopped().await });
+        let written = write(&writer, "second").await;
+        assert!(written.is_ok(), "the majority commits on: {written:?}");
+        assert!(!still.is_finished(), "a healthy core is not reported stopped");
+        still.abort();
     }
 }

@@ -77,6 +77,9 @@ pub(crate) struct Shared {
     state: RwLock<AppliedState>,
     version: watch::Sender<MetadataVersion>,
     snapshot: Mutex<Option<StoredSnapshot>>,
+    /// Test fault hook: the next apply panics, as a bug in the core would.
+    #[cfg(test)]
+    pub(super) panic_on_apply: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -165,6 +168,8 @@ impl StateMachine {
             version: watch::channel(state.version).0,
             state: RwLock::new(state),
             snapshot: Mutex::new(stored),
+            #[cfg(test)]
+            panic_on_apply: std::sync::atomic::AtomicBool::new(false),
         });
         Ok((StateMachine { shared: shared.clone(), dir: dir.to_path_buf() }, shared))
     }
@@ -209,12 +214,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        // Only this task writes the state: work on a copy (the image is
-        // shared with readers and copied on its first change), then publish.
-        let mut st = self.shared.state.read().clone();
-        let outcomes = entries.into_iter().map(|e| apply_entry(&mut st, &e)).collect();
-        self.shared.publish(st);
-        Ok(outcomes)
+        // A panic here (a bug in applying a record) must not leave the
+        // state machine's task dead while openraft's core waits for it
+        // forever and the node serves frozen metadata: it becomes a storage
+        // error, which stops the core (`QuorumMetadataLog::core_stopped`),
+        // and the node exits. The state is only published whole, so nothing
+        // half-applied is ever seen.
+        let shared = &self.shared;
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(test)]
+            if shared.panic_on_apply.load(std::sync::atomic::Ordering::Relaxed) {
+                panic!("test fault: the state machine panics while applying");
+            }
+            // Only this task writes the state: work on a copy (the image is
+            // shared with readers and copied on its first change), then publish.
+            let mut st = shared.state.read().clone();
+            let outcomes: Vec<ApplyOutcome> = entries.into_iter().map(|e| apply_entry(&mut st, &e)).collect();
+            shared.publish(st);
+            outcomes
+        }));
+        applied.map_err(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string());
+            StorageIOError::write_state_machine(&std::io::Error::other(format!("applying entries panicked: {why}")))
+                .into()
+        })
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
