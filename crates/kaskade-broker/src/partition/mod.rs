@@ -46,7 +46,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 pub use error::{storage_error, PartitionError};
-pub use leadership::{LeaderAndIsr, Leadership};
+pub use leadership::{FollowerView, LeaderAndIsr, Leadership};
 pub use offsets::{FoundOffset, OffsetSpec};
 pub use read::{Isolation, PartitionRead};
 
