@@ -19,6 +19,16 @@
 //! partitions are all at their end (a caught-up consumer's next long poll)
 //! needs no read: its positions come from memory and it parks at once.
 //!
+//! Fetch from the closest replica (KIP-392): a consumer's Fetch of v11+
+//! carries client metadata (its `RackId`), and then any in-sync replica may
+//! serve it, up to that replica's HW (a follower knows the HW from its
+//! leader's answers); a replica out of the ISR or no longer a replica
+//! answers NOT_LEADER_OR_FOLLOWER, which sends the client back to the
+//! leader. The leader, with `replica.selector.class` set, answers a
+//! consumer in another rack with no records and the `PreferredReadReplica`
+//! `replica::selector` chose, at once (no long poll), as Kafka's
+//! `ReplicaManager.findPreferredReadReplica`.
+//!
 //! A read yields file ranges, not bytes ([`FetchAnswer`]): plaintext
 //! connections send them with `sendfile(2)` (`network::fetch_frame`,
 //! [`route_ranged`]); the route table's [`route`] reads them into the
@@ -41,7 +51,8 @@ use super::fetch_session::{PartKey, PartState, SessionMode};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::network::fetch_frame::FetchAnswer;
-use crate::partition::{Isolation, Partition};
+use crate::partition::{Isolation, Partition, PartitionError};
+use crate::replica::selector::{self, Candidate, ReplicaSelector};
 
 /// One partition as the request (or the session) names it.
 struct Named {
@@ -271,6 +282,11 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
                 .unwrap_or_default()
         }
     };
+    // A consumer's fetch with client metadata (v11+) may be served by an
+    // in-sync follower (KIP-392; Kafka's `fetchOnlyFromLeader` is false).
+    let follower = replica_id(version, &req);
+    let client_rack = (follower.is_none() && version >= 11).then(|| req.rack_id.as_str());
+    let me = broker.node_id();
     // Each partition through the partition layer: hosted here, and the
     // client's leader epoch is the current one.
     let wanted: Vec<Wanted> = wanted_keys
@@ -281,7 +297,13 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
                 None => broker
                     .topics
                     .partition(&n.key.topic, n.key.partition)
-                    .and_then(|p| p.check_epoch(n.current_leader_epoch).map(|()| p))
+                    .and_then(|p| match p.check_epoch(n.current_leader_epoch) {
+                        Ok(()) => Ok(p),
+                        // The epoch is right, this node does not lead: an
+                        // in-sync follower serves a consumer up to its HW.
+                        Err(PartitionError::NotLeader) if client_rack.is_some() && p.in_sync(me) => Ok(p),
+                        Err(e) => Err(e),
+                    })
                     .map_err(|e| e.response_error()),
             };
             let (partition, error) = match resolved {
@@ -299,9 +321,20 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
         })
         .collect();
 
+    // A consumer the leader sends to another replica: positions only.
+    let preferred: Vec<Option<NodeId>> = match client_rack {
+        Some(rack) if !rack.is_empty() => {
+            let chosen = ReplicaSelector::from_config(broker.config.value_of(selector::KEY).as_deref());
+            wanted
+                .iter()
+                .map(|w| w.partition.as_ref().and_then(|p| preferred_replica(broker, chosen, p, rack, w)))
+                .collect()
+        }
+        _ => vec![None; wanted.len()],
+    };
+
     // A follower's fetch: its positions first (they may move the HW it is
     // answered with); an unassigned replica reads nothing.
-    let follower = replica_id(version, &req);
     let positions_only: Vec<bool> = wanted
         .iter()
         .map(|w| match (follower, &w.partition) {
@@ -360,8 +393,11 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
         };
         let plan: Vec<_> = wanted
             .iter()
-            .zip(positions_only.iter().zip(&held))
-            .map(|(w, (only, held))| (w.partition.clone(), w.fetch_offset, (!*only && !*held).then_some(w.max_bytes)))
+            .zip(positions_only.iter().zip(&held).zip(&preferred))
+            .map(|(w, ((only, held), elsewhere))| {
+                let read = !*only && !*held && elsewhere.is_none();
+                (w.partition.clone(), w.fetch_offset, read.then_some(w.max_bytes))
+            })
             .collect();
         let max_bytes = req.max_bytes;
         let got = match read_all_at_end(&wanted, isolation) {
@@ -375,7 +411,10 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
             },
         };
         let bytes: usize = got.iter().filter_map(|g| g.records.as_ref().map(FileRange::len)).sum();
-        let errors = got.iter().zip(&wanted).any(|(g, w)| g.error.is_some() || w.error.is_some());
+        // An error or a preferred read replica answers at once (Kafka's
+        // fetch completes without waiting for either).
+        let errors = got.iter().zip(&wanted).any(|(g, w)| g.error.is_some() || w.error.is_some())
+            || preferred.iter().any(Option::is_some);
         if min_bytes == 0 || bytes >= min_bytes || errors || Instant::now() >= deadline || watches.is_empty() {
             break got;
         }
@@ -403,7 +442,7 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
     // Build the response; incremental sessions send only partitions with news.
     let incremental = matches!(mode, SessionMode::Incremental(_));
     let mut entries = Vec::new();
-    for (w, g) in wanted.iter().zip(got) {
+    for ((w, g), elsewhere) in wanted.iter().zip(got).zip(&preferred) {
         let error = w.error.or(g.error);
         let has_news = if session_id != 0 {
             broker
@@ -411,6 +450,7 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
                 .with(session_id, |s| match s.parts.get_mut(&w.key) {
                     Some(st) => {
                         let news = error.is_some()
+                            || elsewhere.is_some()
                             || g.records.is_some()
                             || st.last_hw != g.hw
                             || st.last_log_start != g.log_start;
@@ -431,6 +471,9 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
         pd.partition_index = w.key.partition;
         if let Some(e) = error {
             pd.error_code = e.code();
+        }
+        if let Some(node) = elsewhere {
+            pd.preferred_read_replica = kafka_protocol::messages::BrokerId(node.get());
         }
         pd.high_watermark = g.hw;
         pd.last_stable_offset = g.lso;
@@ -495,6 +538,42 @@ fn leader_throttle(broker: &Broker, node: NodeId, wanted: &[Wanted], only: &[boo
         })
         .collect();
     (rate, throttled)
+}
+
+/// The replica the leader sends consumer `w` in `client_rack` to (KIP-392),
+/// when this node leads the partition: among its in-sync followers that are
+/// registered and unfenced, as `selector` decides. The leader's rack is its
+/// registered one.
+fn preferred_replica(
+    broker: &Broker,
+    chosen: ReplicaSelector,
+    partition: &Partition,
+    client_rack: &str,
+    w: &Wanted,
+) -> Option<NodeId> {
+    if chosen == ReplicaSelector::LeaderOnly {
+        return None;
+    }
+    let followers = partition.in_sync_followers();
+    if followers.is_empty() {
+        return None;
+    }
+    let image = broker.topics.image();
+    let brokers = image.brokers();
+    let leader_rack = brokers.get(&broker.node_id()).and_then(|b| b.rack.as_deref());
+    let candidates: Vec<Candidate<'_>> = followers
+        .iter()
+        .filter_map(|f| {
+            let b = brokers.get(&f.node).filter(|b| !b.fenced)?;
+            Some(Candidate {
+                node: f.node,
+                rack: b.rack.as_deref(),
+                position: f.position,
+                caught_up_ms: f.caught_up_ms,
+            })
+        })
+        .collect();
+    selector::preferred_read_replica(chosen, client_rack, leader_rack, Offset(w.fetch_offset), &candidates)
 }
 
 /// The replica a fetch comes from (`None`: a consumer): the header's

@@ -127,6 +127,7 @@ pub(super) static KEYS: &[KeyDef] = &[
     KeyDef { name: "inter.broker.listener.name", kind: Kind::Str, default: None, doc: "The listener brokers use between themselves; defaults to the one named by security.inter.broker.protocol." },
     KeyDef { name: "security.inter.broker.protocol", kind: Kind::Choice(&["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]), default: Some("PLAINTEXT"), doc: "Security protocol between brokers; only one of this and inter.broker.listener.name may be set." },
     KeyDef { name: "broker.rack", kind: Kind::Str, default: None, doc: "The rack of this broker, given to clients in Metadata and DescribeCluster." },
+    KeyDef { name: "replica.selector.class", kind: Kind::Choice(&["", "org.apache.kafka.common.replica.RackAwareReplicaSelector"]), default: None, doc: "The replica a consumer with client.rack fetches from (KIP-392): unset, the leader; RackAwareReplicaSelector, an in-sync replica in its rack." },
     KeyDef { name: "log.dirs", kind: Kind::List, default: None, doc: "Directory holding the partition logs (Kaskade supports one)." },
     KeyDef { name: "log.dir", kind: Kind::Str, default: None, doc: "Used when log.dirs is not set." },
     KeyDef { name: "num.partitions", kind: int_min(1), default: Some("1"), doc: "Default number of partitions of a new topic." },

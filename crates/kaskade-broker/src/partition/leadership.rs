@@ -95,6 +95,16 @@ struct Follower {
     last_fetch: Option<(Offset, i64)>,
 }
 
+/// An in-sync follower as its leader knows it ([`Leadership::in_sync_followers`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerView {
+    pub node: NodeId,
+    /// Its position as its last fetch said.
+    pub position: Offset,
+    /// When (ms, the leader's clock) it was last caught up.
+    pub caught_up_ms: i64,
+}
+
 /// What applying a partition record changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Applied {
@@ -162,6 +172,23 @@ impl Leadership {
 
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
+    }
+
+    /// The in-sync followers this leader has heard from in its epoch: each
+    /// with its position and when it was last caught up (ms), for choosing
+    /// a consumer's preferred read replica (KIP-392). Empty on a follower.
+    pub fn in_sync_followers(&self) -> Vec<FollowerView> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        self.isr
+            .keys()
+            .filter(|m| **m != self.node)
+            .filter_map(|m| {
+                let f = self.followers.get(m)?;
+                Some(FollowerView { node: *m, position: f.position?, caught_up_ms: f.caught_up_ms? })
+            })
+            .collect()
     }
 
     /// `node` is another replica of this partition (a follower may fetch).

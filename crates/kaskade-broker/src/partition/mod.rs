@@ -46,7 +46,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 pub use error::{storage_error, PartitionError};
-pub use leadership::{Following, LeaderAndIsr, Leadership};
+pub use leadership::{FollowerView, Following, LeaderAndIsr, Leadership};
 pub use offsets::{FoundOffset, OffsetSpec};
 pub use read::{Isolation, PartitionRead};
 

@@ -40,6 +40,12 @@ impl Partition {
         self.leadership.lock().is_leader()
     }
 
+    /// The in-sync followers as this leader knows them (KIP-392's replica
+    /// views). Empty when this node does not lead.
+    pub fn in_sync_followers(&self) -> Vec<super::leadership::FollowerView> {
+        self.leadership.lock().in_sync_followers()
+    }
+
     /// Whether `node` is in the ISR this replica knows (replication
     /// throttles spare ISR members).
     pub fn in_sync(&self, node: NodeId) -> bool {

@@ -17,7 +17,8 @@
 //! truncation on a new leader epoch (`truncation` decides where, from the
 //! leader's OffsetForLeaderEpoch answer). `isr` is the leader's side: it shrinks
 //! and expands the ISRs of the partitions this node leads through the
-//! metadata log.
+//! metadata log. `selector` decides, on the leader, which in-sync replica a
+//! consumer should fetch from (KIP-392, `replica.selector.class`).
 //!
 //! Invariant: a partition is in at most one fetcher's assignment, the one of
 //! the leader the latest reconciled image names, and never when this node
@@ -25,6 +26,9 @@
 
 mod fetcher;
 mod isr;
+pub mod selector;
+#[cfg(test)]
+mod sim;
 pub mod throttle;
 mod truncation;
 
