@@ -279,7 +279,7 @@ class Producing:
     def __init__(self, bootstrap, topic, rate, size):
         from confluent_kafka import Producer
         self.p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                           "linger.ms": 1})
+                           "linger.ms": 1, "log_level": 2})
         self.topic, self.rate, self.size = topic, rate, size
         self.lock = threading.Lock()
         self.sent = []      # send time by sequence number
