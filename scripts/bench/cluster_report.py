@@ -123,8 +123,8 @@ if by[("controller", "kills")]:
         for rd in res["rounds"]:
             for k, v in rd["errors"].items():
                 errs[k] += v
-        out(f"\nFailover p50 = {ratio(f['p50'], b['p50'])} the baseline's p50. Answers before the success, "
-            f"summed over the rounds: {dict(errs) or 'none'}. Restart of the killed node (exec to serving): "
+        out(f"\nFailover p50 = {ratio(f['p50'], b['p50'])} the baseline's p50. Error answers before the success, "
+            f"summed over the rounds: {dict(errs) or 'none (the survivor held the request until it succeeded)'}. Restart of the killed node (exec to serving): "
             f"{span([rd['restart_s'] for rd in res['rounds']], ' s', 1)}.\n")
     failures(by[("controller", "kills")])
 
@@ -183,8 +183,9 @@ if by[("leader", "kills")]:
 if by[("rereplicate", "wipe")]:
     out("## Re-replicating a wiped replica (issue 14)\n")
     pre = ok(by[("rereplicate", "preload")])
-    out("Topic of 3 partitions, RF 3, min.insync.replicas=2, filled by `kbench produce --records 1048576")
-    out("--record-size 1024 --acks all` (1 GiB of values). Each round: kill -9 of a node that is not the active")
+    n = pre[0]["result"]["acked"] if pre else 0
+    out(f"Topic of 3 partitions, RF 3, min.insync.replicas=2, filled by `kbench produce --records {n}")
+    out(f"--record-size 1024 --acks all` ({n * 1024 / 2**20:.0f} MiB of values). Each round: kill -9 of a node that is not the active")
     out("controller, its data directory removed, wait until it has left every ISR, restart; times from the")
     out("restart. \"Same batches\": its copy of every partition holds the same batches (offsets, epochs, bytes)")
     out("as another replica's, read from the files.\n")
