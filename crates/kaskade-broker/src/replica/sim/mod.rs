@@ -244,7 +244,7 @@ impl Sim {
             if !self.node(n).alive {
                 continue;
             }
-            if self.rng.chance(300) {
+            if self.rng.chance(100) {
                 let answers = self.node(n).fsync();
                 self.send_all(n, answers);
             }
