@@ -22,7 +22,7 @@
 //! healed and every node restarted: the replicas must converge, with the
 //! producer acknowledged again.
 //!
-//! CI runs `KASKADE_SIM_SEEDS` seeds (default 64, seeds 0..N);
+//! CI runs `KASKADE_SIM_SEEDS` seeds (default 32, seeds 0..N);
 //! `KASKADE_SIM_SEED=N` replays one seed exactly. A failure names its seed.
 
 mod checks;
@@ -359,7 +359,7 @@ fn seeds() -> Vec<u64> {
     if let Some(seed) = std::env::var("KASKADE_SIM_SEED").ok().and_then(|v| v.parse().ok()) {
         return vec![seed];
     }
-    let n = std::env::var("KASKADE_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(64u64);
+    let n = std::env::var("KASKADE_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(32u64);
     (0..n).collect()
 }
 
