@@ -366,7 +366,8 @@ fn seeds() -> Vec<u64> {
 #[test]
 fn replication_keeps_acknowledged_records_through_crashes_partitions_and_leader_changes() {
     let mut all = Totals::default();
-    for seed in seeds() {
+    let seeds = seeds();
+    for seed in seeds.iter().copied() {
         let run = std::panic::catch_unwind(|| Sim::new(seed).run());
         let totals = match run {
             Ok(Ok(t)) => t,
@@ -381,5 +382,9 @@ fn replication_keeps_acknowledged_records_through_crashes_partitions_and_leader_
         all.dropped += totals.dropped;
     }
     eprintln!("replication simulation: {all:?}");
-    assert!(all.crashes > 0 && all.cuts > 0 && all.elections > 0 && all.isr_changes > 0, "faults happened: {all:?}");
+    // Over many seeds every kind of fault happened (one replayed seed may
+    // have drawn none of some kind).
+    if seeds.len() >= 8 {
+        assert!(all.crashes > 0 && all.cuts > 0 && all.elections > 0 && all.isr_changes > 0, "faults: {all:?}");
+    }
 }
