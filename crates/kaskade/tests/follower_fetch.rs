@@ -18,10 +18,16 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use process::cluster::{active_controller, create, metadata, start_cluster_with, wait_for, Node};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use process::cluster::{active_controller, create, list_latest_on, metadata, start_cluster_with, wait_for, Node};
 use process::{client_config, WAIT};
 
 const TOPIC: &str = "nearby";
@@ -52,6 +58,53 @@ fn scrape(node: &Node) -> Option<BTreeMap<String, f64>> {
 fn records_out(node: &Node) -> Option<f64> {
     let series = format!("kaskade_partition_records_out_total{{topic=\"{TOPIC}\",partition=\"0\"}}");
     Some(scrape(node)?.get(&series).copied().unwrap_or(0.0))
+}
+
+/// What one partition of a raw Fetch answered.
+#[derive(Debug)]
+struct Answer {
+    error: i16,
+    preferred: i32,
+    hw: i64,
+    bytes: usize,
+}
+
+/// A consumer's sessionless Fetch of partition 0 at `offset`, asked of the
+/// node at `bootstrap` itself with `version`, `rack` and the client's
+/// `epoch` (-1: none).
+fn fetch_on(
+    runtime: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    version: i16,
+    rack: &str,
+    offset: i64,
+    epoch: i32,
+) -> Option<Answer> {
+    let client = kaskade_client::cluster::Client::new(bootstrap).ok()?;
+    runtime.block_on(async {
+        let conn = client.any_connection().await.ok()?;
+        let mut p = FetchPartition::default();
+        p.partition = 0;
+        p.current_leader_epoch = epoch;
+        p.fetch_offset = offset;
+        p.log_start_offset = -1;
+        p.partition_max_bytes = 1 << 20;
+        let mut t = FetchTopic::default();
+        t.topic = TopicName(StrBytes::from_static_str(TOPIC));
+        t.partitions.push(p);
+        let mut req = FetchRequest::default();
+        req.replica_id = BrokerId(-1);
+        req.max_wait_ms = 0;
+        req.min_bytes = 0;
+        req.max_bytes = 1 << 20;
+        req.session_epoch = -1;
+        req.rack_id = StrBytes::from_string(rack.to_string());
+        req.topics.push(t);
+        let resp = conn.send(&req, version).await.ok()?;
+        let p = resp.responses.first()?.partitions.first()?;
+        let bytes = p.records.as_ref().map_or(0, |r| r.len());
+        Some(Answer { error: p.error_code, preferred: p.preferred_read_replica.0, hw: p.high_watermark, bytes })
+    })
 }
 
 fn produce(bootstrap: &str, from: usize, to: usize) {
@@ -89,6 +142,9 @@ fn read_until(c: &BaseConsumer, out: &mut Vec<(i64, String)>, n: usize, within: 
         assert!(Instant::now() < deadline, "read {} of {n} records within {within:?}", out.len());
         match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => out.push((m.offset(), String::from_utf8_lossy(m.payload().unwrap_or_default()).into())),
+            // The killed follower's connection failing is reported, and
+            // the client goes on (back to the leader).
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure))) => {}
             Some(Err(e)) => panic!("consume: {e}"),
             None => {}
         }
@@ -145,16 +201,57 @@ fn a_consumer_reads_from_the_follower_in_its_rack_and_goes_back_to_the_leader_wh
             (m.get(&lag) == Some(&0.0)).then_some(())
         });
     }
+    // Over the wire first (Fetch v12, by topic name).
+    let (code, _, epoch) = list_latest_on(&runtime, &nodes[li].bootstrap(), TOPIC, 0).expect("ListOffsets");
+    assert_eq!(code, 0);
+    let on = |i: usize, version: i16, rack: &str, offset: i64, epoch: i32| {
+        fetch_on(&runtime, &nodes[i].bootstrap(), version, rack, offset, epoch).expect("Fetch")
+    };
+    let near_rack = format!("rack-{near}");
+    // The leader sends a consumer in the follower's rack there, with no
+    // records; one without a rack, or in the leader's, it serves itself.
+    let a = on(li, 12, &near_rack, 0, epoch);
+    assert_eq!((a.error, a.preferred, a.bytes), (0, near, 0), "{a:?}");
+    assert_eq!(a.hw, N as i64);
+    let a = on(li, 12, "", 0, epoch);
+    assert!(a.error == 0 && a.preferred == -1 && a.bytes > 0, "{a:?}");
+    let a = on(li, 12, &format!("rack-{leader}"), 0, epoch);
+    assert!(a.error == 0 && a.preferred == -1 && a.bytes > 0, "{a:?}");
+    // The in-sync follower serves a v11+ consumer up to its HW, which it
+    // learns from the leader's next answer (up to replica.fetch.wait.max.ms).
+    let a = wait_for("the follower's HW reaches the leader's", || {
+        Some(on(fi, 12, &near_rack, 0, epoch)).filter(|a| a.hw == N as i64)
+    });
+    assert!(a.error == 0 && a.preferred == -1 && a.bytes > 0, "{a:?}");
+    // Kafka's errors there: past its log end, a newer (older) epoch than
+    // it knows, a consumer without client metadata (v10), and ListOffsets
+    // (which stays on the leader).
+    let a = on(fi, 12, &near_rack, N as i64 + 10, epoch);
+    assert_eq!(a.error, ResponseError::OffsetOutOfRange.code(), "{a:?}");
+    let a = on(fi, 12, &near_rack, 0, epoch + 1);
+    assert_eq!(a.error, ResponseError::UnknownLeaderEpoch.code(), "{a:?}");
+    if epoch > 0 {
+        let a = on(fi, 12, &near_rack, 0, epoch - 1);
+        assert_eq!(a.error, ResponseError::FencedLeaderEpoch.code(), "{a:?}");
+    }
+    let a = on(fi, 10, &near_rack, 0, epoch);
+    assert_eq!(a.error, ResponseError::NotLeaderOrFollower.code(), "{a:?}");
+    let (code, _, _) = list_latest_on(&runtime, &nodes[fi].bootstrap(), TOPIC, 0).expect("ListOffsets");
+    assert_eq!(code, ResponseError::NotLeaderOrFollower.code(), "ListOffsets stays on the leader");
+
     let other_before = records_out(&nodes[oi]).expect("scrape the other follower");
-    assert_eq!(records_out(&nodes[fi]), Some(0.0), "nobody fetched from node {near} yet");
+    let near_before = records_out(&nodes[fi]).expect("scrape the near follower");
 
     let bootstrap = nodes[li].bootstrap();
-    let near_consumer = consumer(&bootstrap, Some(&format!("rack-{near}")));
+    let near_consumer = consumer(&bootstrap, Some(&near_rack));
     let mut near_read = Vec::new();
     read_until(&near_consumer, &mut near_read, N, WAIT);
     assert_whole(&near_read, N);
     let from_near = records_out(&nodes[fi]).expect("scrape the near follower");
-    assert!(from_near >= N as f64, "node {near} (rack-{near}) served the consumer: {from_near} records out");
+    assert!(
+        from_near >= near_before + N as f64,
+        "node {near} (rack-{near}) served the consumer: {near_before} -> {from_near} records out"
+    );
     assert_eq!(records_out(&nodes[oi]), Some(other_before), "the other follower served nothing");
 
     // A consumer without a rack reads the same records from the leader.
@@ -171,9 +268,11 @@ fn a_consumer_reads_from_the_follower_in_its_rack_and_goes_back_to_the_leader_wh
     produce(&bootstrap, N, 2 * N);
     read_until(&near_consumer, &mut near_read, 2 * N, WAIT * 2);
     assert_whole(&near_read, 2 * N);
+    // The other follower replicated the N new records from the leader,
+    // and the consumer read them there too.
     let leader_after = records_out(&nodes[li]).expect("scrape the leader");
     assert!(
-        leader_after >= leader_before + N as f64,
+        leader_after >= leader_before + 2.0 * N as f64,
         "the leader served the consumer after node {near} died: {leader_before} -> {leader_after}"
     );
     // Nothing more arrives: no record repeated.

@@ -297,12 +297,9 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
                 None => broker
                     .topics
                     .partition(&n.key.topic, n.key.partition)
-                    .and_then(|p| match p.check_epoch(n.current_leader_epoch) {
-                        Ok(()) => Ok(p),
-                        // The epoch is right, this node does not lead: an
-                        // in-sync follower serves a consumer up to its HW.
-                        Err(PartitionError::NotLeader) if client_rack.is_some() && p.in_sync(me) => Ok(p),
-                        Err(e) => Err(e),
+                    .and_then(|p| {
+                        let checked = p.check_epoch(n.current_leader_epoch);
+                        may_serve(checked, client_rack.is_some(), || p.in_sync(me)).map(|()| p)
                     })
                     .map_err(|e| e.response_error()),
             };
@@ -540,6 +537,22 @@ fn leader_throttle(broker: &Broker, node: NodeId, wanted: &[Wanted], only: &[boo
     (rate, throttled)
 }
 
+/// Whether this replica serves a fetch, after the epoch check (`checked`):
+/// the leader serves every fetch; a follower serves a consumer that sent
+/// client metadata (v11+) while it is in the ISR (`in_sync`), up to its HW;
+/// otherwise the check's error (NOT_LEADER_OR_FOLLOWER sends the client to
+/// the leader; FENCED / UNKNOWN_LEADER_EPOCH as checked).
+fn may_serve(
+    checked: Result<(), PartitionError>,
+    consumer_with_metadata: bool,
+    in_sync: impl FnOnce() -> bool,
+) -> Result<(), PartitionError> {
+    match checked {
+        Err(PartitionError::NotLeader) if consumer_with_metadata && in_sync() => Ok(()),
+        other => other,
+    }
+}
+
 /// The replica the leader sends consumer `w` in `client_rack` to (KIP-392),
 /// when this node leads the partition: among its in-sync followers that are
 /// registered and unfenced, as `selector` decides. The leader's rack is its
@@ -584,3 +597,21 @@ fn replica_id(version: i16, req: &FetchRequest) -> Option<NodeId> {
 }
 
 crate::route_to!(Fetch, handle);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_follower_serves_only_consumers_with_client_metadata_while_in_sync() {
+        let not_leader = || Err(PartitionError::NotLeader);
+        assert!(may_serve(Ok(()), false, || false).is_ok(), "the leader serves everyone");
+        assert!(may_serve(not_leader(), true, || true).is_ok(), "an in-sync follower, a v11+ consumer");
+        let out_of_sync = may_serve(not_leader(), true, || false);
+        assert!(matches!(out_of_sync, Err(PartitionError::NotLeader)), "out of the ISR: back to the leader");
+        let old_client = may_serve(not_leader(), false, || true);
+        assert!(matches!(old_client, Err(PartitionError::NotLeader)), "before v11: the leader only");
+        let fenced = PartitionError::FencedLeaderEpoch { requested: LeaderEpoch(1), current: LeaderEpoch(2) };
+        assert!(matches!(may_serve(Err(fenced), true, || true), Err(PartitionError::FencedLeaderEpoch { .. })));
+    }
+}

@@ -22,7 +22,7 @@
 //! healed and every node restarted: the replicas must converge, with the
 //! producer acknowledged again.
 //!
-//! CI runs `KASKADE_SIM_SEEDS` seeds (default 64, seeds 0..N);
+//! CI runs `KASKADE_SIM_SEEDS` seeds (default 32, seeds 0..N);
 //! `KASKADE_SIM_SEED=N` replays one seed exactly. A failure names its seed.
 
 mod checks;
@@ -244,7 +244,7 @@ impl Sim {
             if !self.node(n).alive {
                 continue;
             }
-            if self.rng.chance(300) {
+            if self.rng.chance(100) {
                 let answers = self.node(n).fsync();
                 self.send_all(n, answers);
             }
@@ -359,14 +359,15 @@ fn seeds() -> Vec<u64> {
     if let Some(seed) = std::env::var("KASKADE_SIM_SEED").ok().and_then(|v| v.parse().ok()) {
         return vec![seed];
     }
-    let n = std::env::var("KASKADE_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(64u64);
+    let n = std::env::var("KASKADE_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(32u64);
     (0..n).collect()
 }
 
 #[test]
 fn replication_keeps_acknowledged_records_through_crashes_partitions_and_leader_changes() {
     let mut all = Totals::default();
-    for seed in seeds() {
+    let seeds = seeds();
+    for seed in seeds.iter().copied() {
         let run = std::panic::catch_unwind(|| Sim::new(seed).run());
         let totals = match run {
             Ok(Ok(t)) => t,
@@ -381,5 +382,9 @@ fn replication_keeps_acknowledged_records_through_crashes_partitions_and_leader_
         all.dropped += totals.dropped;
     }
     eprintln!("replication simulation: {all:?}");
-    assert!(all.crashes > 0 && all.cuts > 0 && all.elections > 0 && all.isr_changes > 0, "faults happened: {all:?}");
+    // Over many seeds every kind of fault happened (one replayed seed may
+    // have drawn none of some kind).
+    if seeds.len() >= 8 {
+        assert!(all.crashes > 0 && all.cuts > 0 && all.elections > 0 && all.isr_changes > 0, "faults: {all:?}");
+    }
 }
