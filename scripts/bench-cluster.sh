@@ -3,7 +3,11 @@
 # combined nodes (scripts/cluster.sh, release binary) on loopback: 3 nodes
 # share this machine's cores with the clients.
 #
-#   scripts/bench-cluster.sh [--quick] [--only "SCENARIOS"] [--rounds N] [--kills N]
+#   scripts/bench-cluster.sh [--quick] [--kafka] [--only "SCENARIOS"] [--rounds N] [--kills N]
+#
+# --kafka runs the same scenarios against Apache Kafka 4.4 (cluster.sh
+# --kafka, its jars from scripts/kafka-ref.sh), all but rereplicate: a
+# wiped Kafka node needs its storage formatted before it starts.
 #
 # Scenarios (all by default, in this order):
 #   create       one CreateTopics of 1,000 partitions RF 3, ten of 100 RF 3,
@@ -12,14 +16,15 @@
 #                Metadata shows a leader for every partition
 #   propagation  CreateTopics answered -> every node's Metadata lists the
 #                topic, 20 changes a run, sent to each node in turn
-#   controller   kill -9 of the active controller -> the next CreateTopics
+#   controller   kill -9 of the active controller (DescribeQuorum's leader) -> the next CreateTopics
 #                succeeds, --kills rounds (the killed node restarted each
 #                round); baseline: CreateTopics without a kill
 #   produce      kbench produce, acks=all, 200,000 x 1 KiB, 6 partitions:
-#                RF 1 vs RF 3 with min.insync.replicas=2, each in Kaskade's
-#                durable default and in Kafka's lazy mode (topic
-#                flush.messages=Long.MAX, which overrides the broker's
-#                log.flush.interval.messages), interleaved on one cluster
+#                RF 1 vs RF 3 with min.insync.replicas=2, each durable
+#                (topic flush.messages=1, Kaskade's default) and in Kafka's
+#                lazy mode (flush.messages=Long.MAX, Kafka's default; the
+#                topic key overrides the broker's log.flush.interval.messages),
+#                interleaved on one cluster
 #   leader       kill -9 of a partition leader -> an idempotent acks=all
 #                producer (200 records/s) acknowledged again, --kills rounds;
 #                then every acknowledged record is read back
@@ -51,12 +56,14 @@ PY="${BENCH_PY:-$ROOT/tests/compat/.venv/bin/python}"
 
 SCENARIOS="create propagation controller produce leader rereplicate"
 QUICK=0
+KIND=()
 ROUNDS=""
 KILLS=""
 usage() { sed -n '2,40p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1; shift ;;
+        --kafka) KIND=(--kafka); shift ;;
         --only) SCENARIOS="$2"; shift 2 ;;
         --rounds) ROUNDS="$2"; shift 2 ;;
         --kills) KILLS="$2"; shift 2 ;;
@@ -92,7 +99,7 @@ trap stop_cluster EXIT
 start_cluster() {
     stop_cluster
     CLUSTER="$WORK/$1"
-    KASKADE_BIN="$KASKADE_BIN" CLUSTER_WAIT=300 bash "$ROOT/scripts/cluster.sh" start 3 "$CLUSTER" >/dev/null
+    KASKADE_BIN="$KASKADE_BIN" CLUSTER_WAIT=300 bash "$ROOT/scripts/cluster.sh" "${KIND[@]}" start 3 "$CLUSTER" >/dev/null
     BOOT="$(cat "$CLUSTER/bootstrap")"
 }
 
@@ -131,6 +138,12 @@ kbench_produce() { # TOPIC RECORDS
 }
 
 LAZY=flush.messages=9223372036854775807
+DURABLE=flush.messages=1
+BROKER="Kaskade $("$KASKADE_BIN" --version 2>/dev/null | awk '{print $NF}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+if [ ${#KIND[@]} -gt 0 ]; then
+    bash "$ROOT/scripts/kafka-ref.sh" fetch
+    BROKER="Apache Kafka ${KAFKA_REF_VERSION:-4.4.0} (KRaft, combined nodes, heap ${KAFKA_REF_HEAP:-512m} each)"
+fi
 
 for scenario in $SCENARIOS; do
     log "$scenario ($(date -u +%T), load $(load))"
@@ -163,8 +176,8 @@ for scenario in $SCENARIOS; do
             for r in $(seq 1 "$ROUNDS"); do
                 for v in rf1 rf3 rf3-lazy rf1-lazy; do
                     case "$v" in
-                        rf1) topic_create "tp-$v-$r" 6 1 ;;
-                        rf3) topic_create "tp-$v-$r" 6 3 min.insync.replicas=2 ;;
+                        rf1) topic_create "tp-$v-$r" 6 1 "$DURABLE" ;;
+                        rf3) topic_create "tp-$v-$r" 6 3 min.insync.replicas=2 "$DURABLE" ;;
                         rf3-lazy) topic_create "tp-$v-$r" 6 3 min.insync.replicas=2 "$LAZY" ;;
                         rf1-lazy) topic_create "tp-$v-$r" 6 1 "$LAZY" ;;
                     esac
@@ -179,6 +192,10 @@ for scenario in $SCENARIOS; do
             bench_py leader-failover "$CLUSTER" --kills "$KILLS" --baseline-s "$LF_BASE" | emit leader kills 1 "$l"
             ;;
         rereplicate)
+            if [ ${#KIND[@]} -gt 0 ]; then
+                log "rereplicate: skipped for Kafka (a wiped node must be formatted before it starts)"
+                continue
+            fi
             start_cluster rereplicate
             topic_create rr 3 3 min.insync.replicas=2
             l="$(load)"
@@ -192,9 +209,9 @@ for scenario in $SCENARIOS; do
 done
 
 {
-    echo "# Cluster benchmarks ($(date -u +%FT%TZ), 3 nodes on $(nproc) cores, $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+    echo "# Cluster benchmarks: $BROKER, 3 nodes on $(nproc) cores ($(date -u +%FT%TZ))"
     echo
-    echo "Command: \`scripts/bench-cluster.sh$([ "$QUICK" = 1 ] && echo ' --quick') --only \"$SCENARIOS\" --rounds $ROUNDS --kills $KILLS\`"
+    echo "Command: \`scripts/bench-cluster.sh$([ "$QUICK" = 1 ] && echo ' --quick') ${KIND[*]} --only \"$SCENARIOS\" --rounds $ROUNDS --kills $KILLS\`"
     echo
     "$PY" "$HERE/cluster_report.py" "$RESULTS"
 } | tee "$WORK/report.md"

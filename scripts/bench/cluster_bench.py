@@ -148,18 +148,27 @@ class Cluster:
         if r.returncode != 0:
             raise Failed(f"cluster.sh restart {node} failed: {r.stderr[-2000:]}")
 
+    def quorum_leader(self, node):
+        """The active controller as node knows it (DescribeQuorum), or None."""
+        try:
+            leader = self.conn(node, 10.0).quorum_leader()
+        except Exception:  # noqa: BLE001 (any failure: not answered)
+            self.drop(node)
+            return None
+        return leader if leader >= 0 else None
+
     def healthy(self, topics=()):
-        """Every node answers, lists every node as a broker and names the same
-        controller; returns that controller's id (or None)."""
+        """Every node answers, lists every node as a broker (and topics), and
+        names the same active controller; returns its id (or None)."""
         controllers = set()
         for n in self.ids:
             m = self.metadata(n, list(topics))
-            if m is None or sorted(m["brokers"]) != self.ids or m["controller"] < 0:
+            if m is None or sorted(m["brokers"]) != self.ids:
                 return None
             if any(t not in m["topics"] or m["topics"][t][0] != kwire.NONE for t in topics):
                 return None
-            controllers.add(m["controller"])
-        return controllers.pop() if len(controllers) == 1 else None
+            controllers.add(self.quorum_leader(n))
+        return controllers.pop() if len(controllers) == 1 and None not in controllers else None
 
 
 def everyone_sees(cl, topics, partitions, t_from, within_s, nodes=None):
@@ -198,7 +207,8 @@ def cmd_create(a):
     ack = time.monotonic() - t0
     log(f"{a.topics} x {a.partitions} partitions RF {a.rf} acknowledged in {ack:.3f} s")
     seen = everyone_sees(cl, names, a.partitions, t0, a.within)
-    return {"ack_s": ack, "all_leaders_s": max(seen.values()), "per_node_s": seen}
+    return {"topics": a.topics, "partitions": a.partitions, "rf": a.rf, "ack_s": ack,
+            "all_leaders_s": max(seen.values()), "per_node_s": seen}
 
 
 def cmd_propagation(a):
@@ -258,8 +268,7 @@ def cmd_controller_failover(a):
         cl.kill9(controller)
         survivors = [n for n in cl.ids if n != controller]
         took, errors = create_until_ok(cl, survivors, f"{a.prefix}-{i}", a.within)
-        new = wait_for("a new controller named", 30,
-                       lambda: (m := cl.metadata(survivors[0], [])) and m["controller"] >= 0 and m["controller"])
+        new = wait_for("a new controller named", 30, lambda: cl.quorum_leader(survivors[0]))
         t_restart = time.monotonic()
         cl.restart(controller)
         restart_s = time.monotonic() - t_restart

@@ -62,15 +62,17 @@ if any(s == "create" for s, _ in by):
     out("One node (node 1) receives the CreateTopics requests, one after the other; \"every node\" is the time from")
     out("the first request until the Metadata of each of the 3 nodes lists every partition with a leader.")
     out("A fresh cluster per row and round.\n")
-    out("| variant | rounds | answered, s | every node shows all leaders, s | vs 1,000 RF 1 | load avg (1 min) |")
+    out("| variant | rounds | answered, s | every node shows all leaders, s | vs RF 1 | load avg (1 min) |")
     out("|---|---|---|---|---|---|")
     base = med([r["result"]["all_leaders_s"] for r in ok(by[("create", "rf1")])])
-    names = {"one": "one CreateTopics, N partitions, RF 3", "ten": "10 topics of N/10, RF 3",
-             "rf1": "one CreateTopics, N partitions, RF 1 (baseline)"}
     for v in ("one", "ten", "rf1"):
         rs = ok(by[("create", v)])
-        if not by[("create", v)]:
+        if not rs:
             continue
+        x = rs[0]["result"]
+        t, n, rf = {"one": (1, "N", 3), "ten": (10, "N/10", 3), "rf1": (1, "N", 1)}[v]
+        name = f"{x.get('topics', t)} x {x.get('partitions', n)} partitions, RF {x.get('rf', rf)}"
+        names = {v: name + (" (baseline)" if v == "rf1" else "")}
         allv = [r["result"]["all_leaders_s"] for r in rs]
         out(f"| {names[v]} | {len(rs)} | {span([r['result']['ack_s'] for r in rs])} | {span(allv)} | "
             f"{ratio(med(allv), base)} | {loads(by[('create', v)])} |")
@@ -104,7 +106,7 @@ if by[("propagation", "changes")]:
 
 if by[("controller", "kills")]:
     out("## Active-controller failover (issue 13)\n")
-    out("kill -9 of the active controller (the Raft leader; Metadata's controller id), then CreateTopics")
+    out("kill -9 of the active controller (the metadata quorum's leader, from DescribeQuorum), then CreateTopics")
     out("(1 partition, RF 1) to the two survivors in turn, 10 ms apart, until one succeeds; the killed node is")
     out("restarted and the cluster healthy again before the next round. Baseline: the same CreateTopics without")
     out("a kill, in the same run.\n")
@@ -134,7 +136,8 @@ if any(s == "produce" for s, _ in by):
     out("non-idempotent) with the bootstrap list of all 3 nodes; a new topic per run, the variants interleaved")
     out("within each round on one cluster. Lazy = topic `flush.messages=9223372036854775807` (Kafka's default for")
     out("`log.flush.interval.messages`: no fsync per append, rely on replication); durable = Kaskade's default")
-    out("(`flush.messages=1`: an acks=all answer means the batch is fsynced on every ISR member).\n")
+    out("(`flush.messages=1`, set on the topic: on Kaskade an acks=all answer means the batch is fsynced on every")
+    out("ISR member; on Kafka each replica fsyncs every append but acks=all does not wait for the followers' fsync).\n")
     out("| variant | runs | MiB/s | vs RF 1 durable | p99 latency, ms | vs RF 1 durable | load avg |")
     out("|---|---|---|---|---|---|---|")
     base_t = med([r["result"]["mib_per_s"] for r in ok(by[("produce", "rf1")])])

@@ -1,10 +1,15 @@
-"""A minimal Kafka wire client for the cluster benchmarks: Metadata v4 and
-CreateTopics v2 on one connection to one node.
+"""A minimal Kafka wire client for the cluster benchmarks: Metadata v4,
+CreateTopics v2 and DescribeQuorum v0 on one connection to one node.
 
 Why not librdkafka: the benchmarks must ask *one given node* for its
 Metadata (to time when each broker has applied a change) and send
 CreateTopics to a chosen node; librdkafka picks brokers itself.
-Only non-flexible versions are used (request header v1, response header v0).
+Metadata and CreateTopics are non-flexible versions (request header v1,
+response header v0); DescribeQuorum has only flexible ones (header v2,
+response header v1, compact arrays and tagged fields). DescribeQuorum names
+the active controller (the metadata quorum's leader) on Kaskade and Kafka
+alike; Metadata's controller id does not on Kafka (a random live broker in
+KRaft mode).
 Metadata v4 carries allow_auto_topic_creation=false, so asking a node about
 a topic it does not have yet never creates it.
 """
@@ -22,6 +27,22 @@ class WireError(Exception):
 class Reader:
     def __init__(self, data):
         self.d, self.at = data, 0
+
+    def uvarint(self):
+        shift = value = 0
+        while True:
+            b = self.d[self.at]
+            self.at += 1
+            value |= (b & 0x7F) << shift
+            if b < 0x80:
+                return value
+            shift += 7
+
+    def skip_tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            n = self.uvarint()
+            self.at += n
 
     def take(self, fmt):
         v = struct.unpack_from(fmt, self.d, self.at)
@@ -88,9 +109,11 @@ class Conn:
             buf += chunk
         return bytes(buf)
 
-    def call(self, api_key, version, body):
+    def call(self, api_key, version, body, flexible=False):
         self.corr += 1
         header = struct.pack(">hhi", api_key, version, self.corr) + enc_str("kaskade-bench")
+        if flexible:
+            header += b"\x00"  # no tagged fields
         frame = header + body
         self.sock.sendall(struct.pack(">i", len(frame)) + frame)
         size = struct.unpack(">i", self._recv(4))[0]
@@ -98,7 +121,31 @@ class Conn:
         corr = struct.unpack_from(">i", data)[0]
         if corr != self.corr:
             raise WireError(f"{self.addr}: correlation id {corr}, expected {self.corr}")
-        return Reader(data[4:])
+        r = Reader(data[4:])
+        if flexible:
+            r.skip_tags()
+        return r
+
+    def quorum_leader(self):
+        """The leader of __cluster_metadata-0 from DescribeQuorum v0 (-1: none known)."""
+        name = b"__cluster_metadata"
+        # topics: 1 (compact: 2), name, partitions: 1 (2), index 0, tags, tags; top-level tags.
+        body = b"\x02" + bytes([len(name) + 1]) + name + b"\x02" + struct.pack(">i", 0) + b"\x00\x00\x00"
+        r = self.call(55, 0, body, flexible=True)
+        err = r.i16()
+        if err != NONE:
+            raise WireError(f"{self.addr}: DescribeQuorum error {err}")
+        if r.uvarint() < 2:
+            raise WireError(f"{self.addr}: DescribeQuorum answered no topic")
+        n = r.uvarint()  # topic name (compact: length + 1)
+        r.at += n - 1
+        if r.uvarint() < 2:
+            raise WireError(f"{self.addr}: DescribeQuorum answered no partition")
+        r.i32()
+        err = r.i16()
+        if err != NONE:
+            raise WireError(f"{self.addr}: DescribeQuorum partition error {err}")
+        return r.i32()
 
     def metadata(self, topics):
         """{'controller': id, 'brokers': [ids], 'topics': {name: (error, [(pid, err, leader, replicas, isr)])}}"""
