@@ -66,8 +66,9 @@ pub enum BrokerCall {
         #[serde(default)]
         process: Option<BrokerProcess>,
     },
-    /// KRaft's BrokerHeartbeatRequest.
-    Heartbeat { node_id: i32, incarnation_id: Uuid, metadata_offset: i64, want_shut_down: bool },
+    /// KRaft's BrokerHeartbeatRequest (the broker epoch already resolved
+    /// to the registration's incarnation).
+    Heartbeat { node_id: i32, incarnation_id: Uuid, metadata_offset: i64, want_fence: bool, want_shut_down: bool },
 }
 
 /// KRaft's BrokerHeartbeatResponse.
@@ -239,9 +240,14 @@ impl QuorumMetadataLog {
                 tracing::info!(node = node_id, %incarnation_id, "broker registered (fenced until it heartbeats)");
                 Ok(BrokerAnswer::Registered)
             }
-            BrokerCall::Heartbeat { node_id, incarnation_id, metadata_offset, want_shut_down } => {
-                let hb =
-                    Heartbeat { node: NodeId(node_id), incarnation: incarnation_id, metadata_offset, want_shut_down };
+            BrokerCall::Heartbeat { node_id, incarnation_id, metadata_offset, want_fence, want_shut_down } => {
+                let hb = Heartbeat {
+                    node: NodeId(node_id),
+                    incarnation: incarnation_id,
+                    metadata_offset,
+                    want_fence,
+                    want_shut_down,
+                };
                 let liveness = &mut state.liveness;
                 let unclean_default = self.brokers.unclean_default;
                 let mut decided = None;

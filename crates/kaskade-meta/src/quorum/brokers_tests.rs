@@ -27,7 +27,8 @@ async fn heartbeat(
     want_shut_down: bool,
 ) -> Result<HeartbeatAnswer, BrokerRefusal> {
     let metadata_offset = node.log.committed().version.end_offset;
-    let call = BrokerCall::Heartbeat { node_id: id, incarnation_id, metadata_offset, want_shut_down };
+    let call =
+        BrokerCall::Heartbeat { node_id: id, incarnation_id, metadata_offset, want_fence: false, want_shut_down };
     match node.log.call_controller(call, WAIT).await? {
         BrokerAnswer::Heartbeat(a) => Ok(a),
         other => panic!("a heartbeat answered {other:?}"),

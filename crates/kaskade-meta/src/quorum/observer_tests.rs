@@ -179,6 +179,7 @@ async fn without_a_reachable_controller_an_observer_refuses_within_its_bounds() 
         node_id: 10,
         incarnation_id: Uuid::new_v4(),
         metadata_offset: 0,
+        want_fence: false,
         want_shut_down: false,
     };
     let refused = obs.call_controller(call, Duration::from_millis(300)).await;
