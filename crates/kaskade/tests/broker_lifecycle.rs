@@ -6,8 +6,9 @@
 //! NOT_CONTROLLER from a controller that is not the active one,
 //! STALE_BROKER_EPOCH for an epoch its registration did not give or an id
 //! never registered, DUPLICATE_BROKER_REGISTRATION for a second live
-//! process, fenced while it asks to be (`want_fence`), unfenced when caught
-//! up, and a controlled shutdown (`want_shut_down`) that fences it and lets
+//! process, fenced while it asks to be (`want_fence`) or names an offline
+//! log directory (`offline_log_dirs`), unfenced when caught up, and a
+//! controlled shutdown (`want_shut_down`) that fences it and lets
 //! it stop. A malformed request closes the connection and the controller
 //! keeps answering. Every wait is on a condition with a deadline.
 
@@ -111,6 +112,16 @@ fn registrations_and_heartbeats_over_kafkas_protocol_get_kafkas_answers() {
             if !answer.is_fenced {
                 break;
             }
+            assert!(Instant::now() < deadline, "broker 7 still fenced after {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A heartbeat naming an offline log directory (v1) fences it, as
+        // want_fence does; without one it is unfenced again.
+        let offline = heartbeat(7, epoch, false, false).with_offline_log_dirs(vec![uuid::Uuid::new_v4()]);
+        let dir_failed = beat(&conn, &offline).await;
+        assert_eq!((dir_failed.error_code, dir_failed.is_fenced), (0, true), "an offline log dir fences");
+        let deadline = Instant::now() + WAIT;
+        while beat(&conn, &heartbeat(7, epoch, false, false)).await.is_fenced {
             assert!(Instant::now() < deadline, "broker 7 still fenced after {WAIT:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

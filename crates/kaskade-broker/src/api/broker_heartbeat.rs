@@ -9,7 +9,13 @@
 //! (`broker_registration::broker_epoch` of the incarnation the image
 //! holds for the id), else STALE_BROKER_EPOCH, as for an id that never
 //! registered; NOT_CONTROLLER from a controller that is not the active one.
-//! `offline_log_dirs` (v1) is not acted on yet.
+//!
+//! `offline_log_dirs` (v1): a Kaskade broker has one log directory, so a
+//! heartbeat naming any offline directory says every replica it holds is
+//! offline. The controller then fences it as for `want_fence` (its
+//! leaderships move to other ISR members, it leaves the ISRs it is not the
+//! last member of) and keeps it fenced while the heartbeats name one, as
+//! KRaft moves the partitions of an offline directory off the broker.
 
 use std::sync::Arc;
 
@@ -60,7 +66,7 @@ pub async fn heartbeat(quorum: &QuorumMetadataLog, req: BrokerHeartbeatRequest) 
         node_id: node.get(),
         incarnation_id: incarnation,
         metadata_offset: req.current_metadata_offset,
-        want_fence: req.want_fence,
+        want_fence: req.want_fence || !req.offline_log_dirs.is_empty(),
         want_shut_down: req.want_shut_down,
     };
     match quorum.handle_broker_call(call).await {
