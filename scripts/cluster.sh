@@ -2,19 +2,24 @@
 # A local cluster of N combined nodes (broker + controller, static quorum) on
 # loopback ports: Kaskade (`kaskade serve`) or, with --kafka, Apache Kafka
 # 4.4.0 in KRaft mode from the jars scripts/kafka-ref.sh fetches, so the same
-# tests can run against both.
+# tests can run against both. With --controllers M: M controller-only nodes
+# (ids 1..M, the quorum) and N broker-only nodes (ids M+1..M+N), as Kafka's
+# 3 + 3 docker-compose example ("isolated mode").
 #
-#   scripts/cluster.sh [--kafka] start N DIR   # node ids 1..N; waits until every node
-#                                              # serves; prints the bootstrap list
+#   scripts/cluster.sh [--kafka] [--controllers M] start N DIR
+#                                              # waits until every node serves;
+#                                              # prints the bootstrap list (brokers)
 #   scripts/cluster.sh stop DIR                # SIGTERM every node, SIGKILL after 20 s
 #   scripts/cluster.sh status DIR              # one line per node: id, pid, port, up/down
 #   scripts/cluster.sh kill9 DIR ID            # SIGKILL node ID (fault injection)
 #   scripts/cluster.sh restart DIR ID          # start node ID again on its data and ports
 #
 # DIR holds, per node i: node-i/ (data), node-i.log, node-i.pid, node-i.port
-# (client port), and for the cluster: kind (kaskade|kafka), bootstrap, voters,
-# cluster_id, internal_rf and kaskade_bin (the binary `start` found).
-# stop/status/kill9/restart read the kind from DIR, so --kafka is for start only.
+# (client port; a controller-only node's controller port), node-i.role
+# (combined|controller|broker), and for the cluster: kind (kaskade|kafka),
+# bootstrap, voters, cluster_id, internal_rf and kaskade_bin (the binary
+# `start` found). stop/status/kill9/restart read the kind and roles from
+# DIR, so --kafka and --controllers are for start only.
 #
 # Environment:
 #   KASKADE_BIN         the kaskade binary (default: target/debug/kaskade, else
@@ -37,7 +42,7 @@ WAIT="${CLUSTER_WAIT:-120}"
 
 log() { printf 'cluster: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-usage() { sed -n '2,25p' "$0" >&2; exit 2; }
+usage() { sed -n '2,32p' "$0" >&2; exit 2; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -66,15 +71,26 @@ launch() {
     local http="" rack=()
     [ -f "$dir/node-$id.hport" ] && http="127.0.0.1:$(cat "$dir/node-$id.hport")"
     [ -f "$dir/racks" ] && rack=(KAFKA_BROKER_RACK="rack-$id")
+    local role=combined
+    [ -f "$dir/node-$id.role" ] && role="$(cat "$dir/node-$id.role")"
+    # The seeds' docker-compose variables, as Kaskade reads them, per role.
+    local roles=(KAFKA_PROCESS_ROLES=broker,controller
+        KAFKA_LISTENERS="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+        KAFKA_ADVERTISED_LISTENERS="PLAINTEXT://127.0.0.1:$port"
+        KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT)
+    case "$role" in
+        controller) roles=(KAFKA_PROCESS_ROLES=controller KAFKA_LISTENERS="CONTROLLER://127.0.0.1:$cport"
+            KAFKA_ADVERTISED_LISTENERS="CONTROLLER://127.0.0.1:$cport"
+            KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=CONTROLLER:PLAINTEXT) ;;
+        broker) roles=(KAFKA_PROCESS_ROLES=broker KAFKA_LISTENERS="PLAINTEXT://127.0.0.1:$port"
+            KAFKA_ADVERTISED_LISTENERS="PLAINTEXT://127.0.0.1:$port" KAFKA_INTER_BROKER_LISTENER_NAME=PLAINTEXT
+            KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT) ;;
+    esac
     case "$kind" in
         kaskade)
-            # The seeds' docker-compose variables, as Kaskade reads them.
             # setsid: the nodes outlive this script and are stopped by `stop`.
-            env KAFKA_NODE_ID="$id" KAFKA_PROCESS_ROLES=broker,controller \
-                KAFKA_LISTENERS="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" \
-                KAFKA_ADVERTISED_LISTENERS="PLAINTEXT://127.0.0.1:$port" \
+            env "${roles[@]}" KAFKA_NODE_ID="$id" \
                 KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER \
-                KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT \
                 KAFKA_CONTROLLER_QUORUM_VOTERS="$voters" \
                 KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR="$(cat "$dir/internal_rf")" \
                 KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR="$(cat "$dir/internal_rf")" \
@@ -129,7 +145,35 @@ kafka_properties() {
     port="$(cat "$dir/node-$id.port")"
     cport="$(cat "$dir/node-$id.cport")"
     rf="$(cat "$dir/internal_rf")"
-    cat >"$dir/node-$id.properties" <<EOF
+    local role=combined
+    [ -f "$dir/node-$id.role" ] && role="$(cat "$dir/node-$id.role")"
+    case "$role" in
+        controller)
+            cat >"$dir/node-$id.properties" <<EOF
+process.roles=controller
+node.id=$id
+controller.quorum.voters=$(cat "$dir/voters")
+listeners=CONTROLLER://127.0.0.1:$cport
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT
+log.dirs=$dir/node-$id
+EOF
+            ;;
+        broker)
+            cat >"$dir/node-$id.properties" <<EOF
+process.roles=broker
+node.id=$id
+controller.quorum.voters=$(cat "$dir/voters")
+listeners=PLAINTEXT://127.0.0.1:$port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/node-$id
+EOF
+            ;;
+        *)
+            cat >"$dir/node-$id.properties" <<EOF
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$(cat "$dir/voters")
@@ -139,6 +183,10 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$dir/node-$id
+EOF
+            ;;
+    esac
+    cat >>"$dir/node-$id.properties" <<EOF
 offsets.topic.replication.factor=$rf
 transaction.state.log.replication.factor=$rf
 transaction.state.log.min.isr=$(( rf < 2 ? rf : 2 ))
@@ -148,25 +196,36 @@ EOF
 }
 
 start() {
-    local kind="$1" n="${2:?usage: cluster.sh start N DIR}" dir="${3:?usage: cluster.sh start N DIR}" id
+    local kind="$1" m="$2" n="${3:?usage: cluster.sh start N DIR}" dir="${4:?usage: cluster.sh start N DIR}" id
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive number, not '$n'"
+    [[ "$m" =~ ^[0-9]+$ ]] || die "--controllers needs a number, not '$m'"
+    # With M controllers, ids 1..M are controller-only and M+1..M+N broker-only.
+    local total=$(( m + n ))
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
-    for id in $(seq 1 "$n"); do
+    for id in $(nodes "$dir") $(seq 1 "$total"); do
         alive "$dir/node-$id.pid" && die "node $id already runs from $dir (cluster.sh stop $dir first)"
     done
     rm -rf "$dir"/node-* "$dir"/kaskade_bin "$dir"/kind "$dir"/bootstrap "$dir"/voters "$dir"/cluster_id "$dir"/internal_rf \
         "$dir"/racks
     echo "$kind" >"$dir/kind"
-    local voters=() bootstrap=() port cport
-    for id in $(seq 1 "$n"); do
+    local voters=() bootstrap=() port cport role
+    for id in $(seq 1 "$total"); do
         port="$(free_port)"
         cport="$(free_port)"
         while [ "$cport" = "$port" ]; do cport="$(free_port)"; done
+        role=combined
+        if [ "$m" -gt 0 ]; then
+            if [ "$id" -le "$m" ]; then role=controller; else role=broker; fi
+        fi
+        echo "$role" >"$dir/node-$id.role"
+        # A controller-only node has no client port: status and readiness
+        # look at its controller listener.
+        if [ "$role" = controller ]; then port="$cport"; fi
         echo "$port" >"$dir/node-$id.port"
         echo "$cport" >"$dir/node-$id.cport"
-        voters+=("$id@127.0.0.1:$cport")
-        bootstrap+=("127.0.0.1:$port")
+        if [ "$role" != broker ]; then voters+=("$id@127.0.0.1:$cport"); fi
+        if [ "$role" != controller ]; then bootstrap+=("127.0.0.1:$port"); fi
     done
     (IFS=,; echo "${voters[*]}") >"$dir/voters"
     (IFS=,; echo "${bootstrap[*]}") >"$dir/bootstrap"
@@ -174,7 +233,7 @@ start() {
         kaskade)
             kaskade_bin >"$dir/kaskade_bin"
             if [ "${CLUSTER_HTTP:-0}" = 1 ]; then
-                for id in $(seq 1 "$n"); do free_port >"$dir/node-$id.hport"; done
+                for id in $(seq 1 "$total"); do free_port >"$dir/node-$id.hport"; done
             fi
             [ "${CLUSTER_RACKS:-0}" = 1 ] && : >"$dir/racks"
             echo "${CLUSTER_ID:-MkU3OEVBNTcwNTJENDM2Qk}" >"$dir/cluster_id"
@@ -192,7 +251,7 @@ start() {
             [ -s "$dir/cluster_id" ] || die "StorageTool random-uuid printed nothing"
             echo "${CLUSTER_INTERNAL_RF:-$(( n < 3 ? n : 3 ))}" >"$dir/internal_rf"
             local home="${KAFKA_REF_HOME:-$ROOT/tests/compat/.kafka/${KAFKA_REF_VERSION:-4.4.0}}"
-            for id in $(seq 1 "$n"); do
+            for id in $(seq 1 "$total"); do
                 kafka_properties "$dir" "$id"
                 # A static quorum (controller.quorum.voters): no --standalone
                 # or --initial-controllers.
@@ -204,9 +263,13 @@ start() {
             ;;
     esac
     # Every node at once: each waits for a quorum of the others to elect.
-    for id in $(seq 1 "$n"); do launch "$dir" "$id"; done
-    wait_ready "$dir" $(seq 1 "$n")
-    log "$n $kind nodes serve from $dir"
+    for id in $(seq 1 "$total"); do launch "$dir" "$id"; done
+    wait_ready "$dir" $(seq 1 "$total")
+    if [ "$m" -gt 0 ]; then
+        log "$m $kind controllers (ids 1..$m) and $n brokers (ids $(( m + 1 ))..$total) serve from $dir"
+    else
+        log "$n $kind nodes serve from $dir"
+    fi
     cat "$dir/bootstrap"
 }
 
@@ -266,11 +329,18 @@ restart() {
 }
 
 kind=kaskade
-if [ "${1:-}" = "--kafka" ]; then kind=kafka; shift; fi
+controllers=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --kafka) kind=kafka; shift ;;
+        --controllers) controllers="${2:?--controllers needs a number}"; shift 2 ;;
+        *) break ;;
+    esac
+done
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
-    start) start "$kind" "$@" ;;
+    start) start "$kind" "$controllers" "$@" ;;
     stop) [ $# -eq 2 ] && shift; stop "$@" ;;
     status) [ $# -eq 2 ] && shift; status "$@" ;;
     kill9) kill9 "$@" ;;

@@ -113,9 +113,10 @@ static ROUTES: &[Route] = &[
 /// The routes of a controller listener in a multi-node quorum (Kafka's
 /// `ControllerApis` as `kafka-metadata-quorum --bootstrap-controller` and
 /// the Admin client's `bootstrap.controllers` use it, KIP-919): ApiVersions
-/// lists only these, DescribeCluster names the controllers. Kafka's
-/// controller serves more (the brokers' and other controllers' RPCs, which
-/// Kaskade's controllers exchange in their own frames, and admin requests
+/// lists only these, DescribeCluster names the controllers, brokers
+/// register and heartbeat. Kafka's controller serves more (the other
+/// controllers' Raft RPCs, which Kaskade's controllers exchange in their
+/// own frames, and admin requests
 /// forwarded in an Envelope); a request for an API not here closes the
 /// connection, as Kafka closes one for an API its listener does not enable.
 #[rustfmt::skip]
@@ -123,6 +124,9 @@ static CONTROLLER_ROUTES: &[Route] = &[
     Route::new(ApiKey::ApiVersions, 0, 4, api::api_versions::controller_route::route),
     Route::new(ApiKey::DescribeQuorum, 0, 2, api::describe_quorum::route),
     Route::new(ApiKey::DescribeCluster, 0, 2, api::describe_cluster::controller_route::route),
+    // Brokers' registrations and heartbeats to the active controller.
+    Route::new(ApiKey::BrokerRegistration, 0, 4, api::broker_registration::route),
+    Route::new(ApiKey::BrokerHeartbeat, 0, 1, api::broker_heartbeat::route),
 ];
 
 /// The broker's route table.
@@ -225,7 +229,16 @@ mod tests {
     fn the_controller_routes_are_consistent_and_a_subset_of_kafkas_controller_apis() {
         let router = Router::new(controller_routes());
         let keys: Vec<ApiKey> = router.iter().map(|r| r.key).collect();
-        assert_eq!(keys, [ApiKey::ApiVersions, ApiKey::DescribeQuorum, ApiKey::DescribeCluster]);
+        assert_eq!(
+            keys,
+            [
+                ApiKey::ApiVersions,
+                ApiKey::DescribeQuorum,
+                ApiKey::DescribeCluster,
+                ApiKey::BrokerRegistration,
+                ApiKey::BrokerHeartbeat
+            ]
+        );
         assert!(router.get(ApiKey::Produce).is_none() && router.get(ApiKey::Metadata).is_none());
     }
 

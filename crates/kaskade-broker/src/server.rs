@@ -157,23 +157,34 @@ impl Server {
         if let Some(c) = &controller {
             broker.set_quorum(c.quorum.clone());
         }
+        let (trigger, signal) = network::shutdown_channel();
+        // The controller listener's Kafka APIs are served before this
+        // node's broker registers: brokers register and heartbeat there
+        // (BrokerRegistration, BrokerHeartbeat), this node's own included
+        // when its controller is the active one.
+        let handed_over = controller.as_ref().map(Controller::take_handed_over).unwrap_or_default();
+        let handed = tokio::spawn(network::controller::serve_handed_over(broker.clone(), handed_over, signal.clone()));
         // A controller-only node is no broker: it does not register.
         if let Some(c) = controller.as_ref().filter(|_| roles.broker) {
-            c.register(&broker).await?;
+            if let Err(e) = c.register(&broker).await {
+                trigger.shutdown();
+                let _ = handed.await;
+                return Err(e);
+            }
             let b = broker.clone();
             c.follow(broker.clone(), async move { b.stopping().await });
             let b = broker.clone();
             c.heartbeat(async move { b.stopping().await }).await;
         }
-        let (trigger, signal) = network::shutdown_channel();
-        let handed_over = controller.as_ref().map(Controller::take_handed_over).unwrap_or_default();
         let task = tokio::spawn({
-            let (broker, controller_signal, handed_signal) = (broker.clone(), signal.clone(), signal.clone());
+            let (broker, controller_signal) = (broker.clone(), signal.clone());
             async move {
                 tokio::join!(
                     network::serve(broker.clone(), bound, signal),
                     network::controller::serve(broker.clone(), kafka_controller_bound, controller_signal),
-                    network::controller::serve_handed_over(broker, handed_over, handed_signal)
+                    async move {
+                        let _ = handed.await;
+                    }
                 );
             }
         });

@@ -36,6 +36,9 @@ pub struct Heartbeat {
     pub incarnation: Uuid,
     /// The metadata log offset the broker has applied.
     pub metadata_offset: i64,
+    /// The broker asks to be (or stay) fenced (Kafka's `want_fence`: it
+    /// is not ready to serve, e.g. every log directory failed).
+    pub want_fence: bool,
     /// The broker is shutting down and asks for its leaderships to be moved.
     pub want_shut_down: bool,
 }
@@ -136,8 +139,10 @@ impl Liveness {
     }
 
     /// A heartbeat arrived: the session moves on, and the broker is to be
-    /// unfenced (fenced, caught up, not shutting down) or shut down
-    /// (asked to, still unfenced).
+    /// unfenced (fenced, caught up, neither shutting down nor asking to
+    /// stay fenced), shut down (asked to, still unfenced) or fenced (it
+    /// asks to be, as KRaft's BrokerHeartbeatManager fences an unfenced
+    /// broker whose heartbeat says `want_fence`).
     pub fn heartbeat(&mut self, hb: Heartbeat, now: i64, image: &Image) -> Result<Option<Decision>, LivenessError> {
         let session = match self.sessions.get_mut(&hb.node) {
             Some(s) if s.incarnation == hb.incarnation => s,
@@ -148,6 +153,8 @@ impl Liveness {
         let unfenced = image.is_unfenced(hb.node);
         Ok(if session.shutting_down {
             unfenced.then_some(Decision::ShutdownOk(hb.node))
+        } else if hb.want_fence {
+            unfenced.then_some(Decision::Fence(hb.node))
         } else if !unfenced && hb.metadata_offset >= session.caught_up_at {
             Some(Decision::Unfence(hb.node))
         } else {

@@ -25,7 +25,7 @@ fn register(img: &mut Image, node: i32, incarnation: Uuid, fenced: bool) {
 }
 
 fn hb(node: i32, incarnation: Uuid, metadata_offset: i64) -> Heartbeat {
-    Heartbeat { node: NodeId(node), incarnation, metadata_offset, want_shut_down: false }
+    Heartbeat { node: NodeId(node), incarnation, metadata_offset, want_fence: false, want_shut_down: false }
 }
 
 /// Applies what the controller would write for `d`.
@@ -117,6 +117,24 @@ fn a_controlled_shutdown_fences_and_then_says_shut_down() {
     assert_eq!(l.heartbeat(ask, 20, &img), Ok(None));
     // Even without asking again, a shutting-down broker is never unfenced.
     assert_eq!(l.heartbeat(hb(1, a, 9), 30, &img), Ok(None));
+}
+
+#[test]
+fn a_broker_asking_to_be_fenced_is_fenced_and_stays_fenced_until_it_stops_asking() {
+    let mut img = Image::default();
+    let a = Uuid::new_v4();
+    register(&mut img, 1, a, false);
+    let mut l = Liveness::new(TIMEOUT);
+    l.registered(NodeId(1), a, 1, 0);
+    let fence_me = Heartbeat { want_fence: true, ..hb(1, a, 5) };
+    assert_eq!(l.heartbeat(fence_me, 10, &img), Ok(Some(Decision::Fence(NodeId(1)))));
+    write(&mut img, Decision::Fence(NodeId(1)));
+    assert_eq!(l.heartbeat(fence_me, 20, &img), Ok(None), "caught up, but it asks to stay fenced");
+    assert_eq!(l.heartbeat(hb(1, a, 5), 30, &img), Ok(Some(Decision::Unfence(NodeId(1)))));
+    // A shutdown wins over want_fence: the leaderships move, then it may stop.
+    write(&mut img, Decision::Unfence(NodeId(1)));
+    let both = Heartbeat { want_fence: true, want_shut_down: true, ..hb(1, a, 5) };
+    assert_eq!(l.heartbeat(both, 40, &img), Ok(Some(Decision::ShutdownOk(NodeId(1)))));
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! DescribeCluster: the live brokers, each with its endpoint on the
-//! listener the client connected to and its rack, and the active controller.
+//! listener the client connected to and its rack (v2 with
+//! `include_fenced_brokers`: the fenced ones too, marked `is_fenced`), and
+//! the active controller.
 //!
 //! On the controller listener of a multi-node quorum (`handle_controller`,
 //! Kafka's `ControllerApis.handleDescribeCluster`, KIP-919) it names the
@@ -37,7 +39,35 @@ pub async fn handle(
     resp.brokers = super::metadata::broker_entries(broker, |id, host, port, rack| {
         DescribeClusterBroker::default().with_broker_id(id).with_host(host).with_port(port).with_rack(rack)
     });
+    if req.include_fenced_brokers {
+        resp.brokers.extend(fenced_entries(broker));
+    }
     Ok(resp)
+}
+
+/// The registered brokers that are fenced, on the caller's listener (v2's
+/// `include_fenced_brokers`, KIP-1073); a broker without that listener is
+/// left out, as from the live ones.
+fn fenced_entries(broker: &Broker) -> Vec<DescribeClusterBroker> {
+    let listener = super::Caller::listener();
+    let answering = broker.answering_listener(listener.as_deref()).listener.clone();
+    let image = broker.topics.image();
+    image
+        .brokers()
+        .values()
+        .filter(|b| b.fenced)
+        .filter_map(|b| {
+            let e = b.endpoint(&answering)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id.get()))
+                    .with_host(StrBytes::from_string(e.host.clone()))
+                    .with_port(i32::from(e.port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string))
+                    .with_is_fenced(true),
+            )
+        })
+        .collect()
 }
 
 crate::route_to!(DescribeCluster, handle);

@@ -15,6 +15,8 @@ pub mod add_partitions_to_txn;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod authorized_operations;
+pub mod broker_heartbeat;
+pub mod broker_registration;
 pub mod configs;
 pub mod create_partitions;
 pub mod create_topics;

@@ -1,28 +1,36 @@
 //! This broker's life with the active controller, as Kafka's
-//! BrokerLifecycleManager runs it: register (fenced, with a new
-//! incarnation), heartbeat every `broker.heartbeat.interval.ms` with the
-//! metadata offset applied here, serve once a heartbeat finds it unfenced,
-//! and on a controlled shutdown heartbeat with `want_shut_down` until the
-//! controller has moved its leaderships away and says it may stop.
+//! BrokerLifecycleManager runs it: register (BrokerRegistration, fenced,
+//! with a new incarnation), heartbeat (BrokerHeartbeat) every
+//! `broker.heartbeat.interval.ms` with the metadata offset applied here,
+//! serve once a heartbeat finds it unfenced, and on a controlled shutdown
+//! heartbeat with `want_shut_down` until the controller has moved its
+//! leaderships away and says it may stop.
 //!
-//! The calls go through `QuorumLink::call_controller` (this node's
-//! controller on a combined node, its observer of the quorum on a
-//! broker-only node), which finds the active controller.
+//! The requests go through the [`ControllerChannel`] (Kafka's protocol on
+//! the active controller's controller listener; NOT_CONTROLLER makes it ask
+//! another). The registration's answer gives the broker epoch every
+//! heartbeat carries.
 //!
 //! Invariants: one incarnation per process; start-up waits until the
 //! broker is unfenced; a controlled shutdown is bounded by
 //! [`SHUTDOWN_LIMIT`], after which the broker stops anyway (the controller
 //! then fences it when its session expires).
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kaskade_meta::quorum::{BrokerAnswer, BrokerCall, BrokerRefusal, HeartbeatAnswer};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::broker_registration_request::Listener;
+use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest};
+use kafka_protocol::protocol::StrBytes;
+use kaskade_meta::quorum::{BrokerRefusal, HeartbeatAnswer};
 use kaskade_meta::{BrokerEndpoint, BrokerProcess, Uuid};
 use kaskade_types::NodeId;
 use tokio::sync::watch;
 
-use super::link::QuorumLink;
+use super::controller_channel::ControllerChannel;
+use crate::api::broker_registration::{process_field, security_protocol_id, PROCESS_TAG};
 use crate::server::StartError;
 
 /// How long a controlled shutdown waits for the controller's word.
@@ -39,9 +47,12 @@ const SHUTDOWN_RETRY: Duration = Duration::from_millis(100);
 
 /// This broker's registration and its heartbeats.
 pub struct Lifecycle {
-    quorum: QuorumLink,
+    channel: ControllerChannel,
     node_id: NodeId,
+    cluster_id: String,
     incarnation: Uuid,
+    /// The broker epoch the registration answered (-1 before).
+    epoch: AtomicI64,
     interval: Duration,
     session_timeout: Duration,
     /// Whether the last heartbeat's answer said fenced.
@@ -51,12 +62,20 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn new(quorum: QuorumLink, node_id: NodeId, interval_ms: i64, session_timeout_ms: i64) -> Lifecycle {
+    pub fn new(
+        channel: ControllerChannel,
+        node_id: NodeId,
+        cluster_id: &str,
+        interval_ms: i64,
+        session_timeout_ms: i64,
+    ) -> Lifecycle {
         let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(1).max(1));
         Lifecycle {
-            quorum,
+            channel,
             node_id,
+            cluster_id: cluster_id.to_string(),
             incarnation: Uuid::new_v4(),
+            epoch: AtomicI64::new(-1),
             interval: ms(interval_ms),
             session_timeout: ms(session_timeout_ms),
             fenced: watch::channel(true).0,
@@ -68,44 +87,81 @@ impl Lifecycle {
     /// process with this id is alive (DUPLICATE_BROKER_REGISTRATION) is
     /// tried again until a session has passed, since a process that was
     /// just killed is only known to be gone once its session expired; a
-    /// refusal that outlasts that is a live duplicate, and start-up stops.
+    /// refusal that outlasts that is a live duplicate, and start-up stops,
+    /// as it does for another cluster's controllers (INCONSISTENT_CLUSTER_ID).
     pub async fn register(
         &self,
         endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
         process: BrokerProcess,
     ) -> Result<(), StartError> {
-        let call = BrokerCall::Register {
-            node_id: self.node_id.get(),
-            incarnation_id: self.incarnation,
-            endpoints,
-            rack,
-            process: Some(process),
-        };
+        let mut req = BrokerRegistrationRequest::default()
+            .with_broker_id(BrokerId(self.node_id.get()))
+            .with_cluster_id(StrBytes::from_string(self.cluster_id.clone()))
+            .with_incarnation_id(self.incarnation)
+            .with_rack(rack.map(StrBytes::from_string))
+            .with_previous_broker_epoch(-1)
+            .with_listeners(
+                endpoints
+                    .into_iter()
+                    .map(|e| {
+                        Listener::default()
+                            .with_name(StrBytes::from_string(e.listener))
+                            .with_host(StrBytes::from_string(e.host))
+                            .with_port(e.port)
+                            .with_security_protocol(security_protocol_id(e.security_protocol.as_deref()))
+                    })
+                    .collect(),
+            );
+        req.unknown_tagged_fields.insert(PROCESS_TAG, process_field(&process));
         let give_up = tokio::time::Instant::now() + self.session_timeout + 2 * self.interval;
         loop {
-            match self.quorum.call_controller(call.clone(), self.session_timeout).await {
-                Ok(_) => break,
-                Err(BrokerRefusal::DuplicateBrokerRegistration(id)) if tokio::time::Instant::now() < give_up => {
+            let refusal = match self.channel.register(&req, self.session_timeout).await {
+                Ok(answer) if answer.error_code == 0 => {
+                    self.epoch.store(answer.broker_epoch, Ordering::Release);
+                    break;
+                }
+                Ok(answer) => match ResponseError::try_from_code(answer.error_code) {
+                    Some(ResponseError::DuplicateBrokerRegistration) => {
+                        BrokerRefusal::DuplicateBrokerRegistration(self.node_id.get())
+                    }
+                    Some(ResponseError::InconsistentClusterId) => {
+                        return Err(StartError::Invalid(format!(
+                            "the active controller belongs to another cluster than cluster.id {} \
+                             (INCONSISTENT_CLUSTER_ID)",
+                            self.cluster_id
+                        )))
+                    }
+                    code => BrokerRefusal::Failed(format!("{code:?} (error code {})", answer.error_code)),
+                },
+                Err(e) => e,
+            };
+            match refusal {
+                BrokerRefusal::DuplicateBrokerRegistration(id) if tokio::time::Instant::now() < give_up => {
                     tracing::warn!(
                         node = id,
                         "another process is registered with this node id; waiting for its session to expire"
                     );
                     tokio::time::sleep(self.interval).await;
                 }
-                Err(BrokerRefusal::DuplicateBrokerRegistration(id)) => {
+                BrokerRefusal::DuplicateBrokerRegistration(id) => {
                     return Err(StartError::Invalid(format!(
                         "node.id {id} is already registered by another broker process that is still heartbeating \
                          (DUPLICATE_BROKER_REGISTRATION); give this node another node.id or stop the other one"
                     )))
                 }
-                Err(e @ (BrokerRefusal::NotController { .. } | BrokerRefusal::Unreachable(_))) => {
+                e @ (BrokerRefusal::NotController { .. } | BrokerRefusal::Unreachable(_)) => {
                     tracing::info!(error = %e, "registering with the controller quorum; trying again");
                 }
-                Err(e) => return Err(StartError::Invalid(format!("registering this broker failed: {e}"))),
+                e => return Err(StartError::Invalid(format!("registering this broker failed: {e}"))),
             }
         }
-        tracing::info!(node = self.node_id.get(), incarnation = %self.incarnation, "registered with the controller quorum");
+        tracing::info!(
+            node = self.node_id.get(),
+            incarnation = %self.incarnation,
+            epoch = self.epoch.load(Ordering::Acquire),
+            "registered with the controller quorum"
+        );
         Ok(())
     }
 
@@ -162,15 +218,21 @@ impl Lifecycle {
     }
 
     async fn heartbeat(&self, want_shut_down: bool, within: Duration) -> Result<HeartbeatAnswer, BrokerRefusal> {
-        let call = BrokerCall::Heartbeat {
-            node_id: self.node_id.get(),
-            incarnation_id: self.incarnation,
-            metadata_offset: self.quorum.committed().version.end_offset,
-            want_shut_down,
-        };
-        match self.quorum.call_controller(call, within).await? {
-            BrokerAnswer::Heartbeat(answer) => Ok(answer),
-            BrokerAnswer::Registered => Err(BrokerRefusal::Failed("a heartbeat answered as a registration".into())),
+        let req = BrokerHeartbeatRequest::default()
+            .with_broker_id(BrokerId(self.node_id.get()))
+            .with_broker_epoch(self.epoch.load(Ordering::Acquire))
+            .with_current_metadata_offset(self.channel.link().committed().version.end_offset)
+            .with_want_fence(false)
+            .with_want_shut_down(want_shut_down);
+        let answer = self.channel.heartbeat(&req, within).await?;
+        match ResponseError::try_from_code(answer.error_code) {
+            None if answer.error_code == 0 => Ok(HeartbeatAnswer {
+                is_caught_up: answer.is_caught_up,
+                is_fenced: answer.is_fenced,
+                should_shut_down: answer.should_shut_down,
+            }),
+            Some(ResponseError::StaleBrokerEpoch) => Err(BrokerRefusal::StaleBrokerEpoch),
+            code => Err(BrokerRefusal::Failed(format!("{code:?} (error code {})", answer.error_code))),
         }
     }
 
@@ -218,6 +280,7 @@ mod tests {
     use super::*;
 
     const WAIT: Duration = Duration::from_secs(20);
+    const CLUSTER: &str = "lifecycle-test";
 
     fn test_process() -> BrokerProcess {
         BrokerProcess { version: "0.0.0".into(), start_time_ms: 0 }
@@ -227,7 +290,7 @@ mod tests {
     async fn quorum(dir: &std::path::Path, session_ms: u64) -> QuorumMetadataLog {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
-        let mut config = QuorumConfig::new(NodeId(1), "lifecycle-test", dir);
+        let mut config = QuorumConfig::new(NodeId(1), CLUSTER, dir);
         config.election_timeout = Duration::from_millis(300)..Duration::from_millis(600);
         config.heartbeat_interval = Duration::from_millis(50);
         config.broker_session_timeout = Duration::from_millis(session_ms);
@@ -242,7 +305,8 @@ mod tests {
     async fn a_second_live_process_with_the_id_is_refused_and_a_controlled_shutdown_fences_the_first() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = quorum(dir.path(), 600).await;
-        let first = Arc::new(Lifecycle::new(QuorumLink::Voter(log.clone()), NodeId(7), 100, 600));
+        let first =
+            Arc::new(Lifecycle::new(ControllerChannel::in_process(log.clone(), CLUSTER), NodeId(7), CLUSTER, 100, 600));
         let process = BrokerProcess { version: "9.8.7".into(), start_time_ms: 1_700_000_000_000 };
         first.register(vec![], None, process.clone()).await.expect("the first registers");
         let registered = log.committed().image.brokers().get(&NodeId(7)).and_then(|b| b.process.clone());
@@ -255,7 +319,7 @@ mod tests {
         assert!(log.committed().image.is_unfenced(NodeId(7)));
 
         // Another process with node id 7 tries for a session and more, then gives up.
-        let second = Lifecycle::new(QuorumLink::Voter(log.clone()), NodeId(7), 100, 600);
+        let second = Lifecycle::new(ControllerChannel::in_process(log.clone(), CLUSTER), NodeId(7), CLUSTER, 100, 600);
         let refused =
             tokio::time::timeout(WAIT, second.register(vec![], None, test_process())).await.expect("gave up in time");
         let message = refused.expect_err("a live duplicate").to_string();
@@ -270,10 +334,25 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_clusters_broker_is_refused_and_start_up_stops() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = quorum(dir.path(), 600).await;
+        let stranger =
+            Lifecycle::new(ControllerChannel::in_process(log.clone(), CLUSTER), NodeId(8), "other", 100, 600);
+        let refused =
+            tokio::time::timeout(WAIT, stranger.register(vec![], None, test_process())).await.expect("bounded");
+        let message = refused.expect_err("another cluster").to_string();
+        assert!(message.contains("INCONSISTENT_CLUSTER_ID") && message.contains("other"), "{message}");
+        assert!(!log.committed().image.brokers().contains_key(&NodeId(8)), "nothing registered");
+        log.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_controlled_shutdown_without_a_controller_stops_anyway_after_its_bound() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = quorum(dir.path(), 600).await;
-        let mut lifecycle = Lifecycle::new(QuorumLink::Voter(log.clone()), NodeId(7), 100, 600);
+        let mut lifecycle =
+            Lifecycle::new(ControllerChannel::in_process(log.clone(), CLUSTER), NodeId(7), CLUSTER, 100, 600);
         lifecycle.shutdown_limit = Duration::from_millis(300);
         let lifecycle = Arc::new(lifecycle);
         lifecycle.register(vec![], None, test_process()).await.expect("registers");

@@ -2,13 +2,11 @@
 //! voters (a controller, combined or dedicated: `QuorumMetadataLog`) or as
 //! an observer (a broker-only node: `ObserverMetadataLog`, which fetches
 //! the committed image from the controllers). Both give the node its
-//! metadata log, the active controller's id, and a way to send its
-//! broker's registration and heartbeats to the active controller.
+//! metadata log and the active controller's id (where its broker's
+//! registration and heartbeats go, `controller_channel`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use kaskade_meta::quorum::{BrokerAnswer, BrokerCall, BrokerRefusal};
 use kaskade_meta::{Committed, MetadataLog, MetadataVersion, ObserverMetadataLog, QuorumMetadataLog};
 use kaskade_types::NodeId;
 use tokio::sync::watch;
@@ -43,15 +41,6 @@ impl QuorumLink {
         match self {
             QuorumLink::Voter(q) => Some(q),
             QuorumLink::Observer(_) => None,
-        }
-    }
-
-    /// Sends a broker call to the active controller, retrying while none
-    /// is known or reachable, for up to `within`.
-    pub async fn call_controller(&self, call: BrokerCall, within: Duration) -> Result<BrokerAnswer, BrokerRefusal> {
-        match self {
-            QuorumLink::Voter(q) => q.call_controller(call, within).await,
-            QuorumLink::Observer(o) => o.call_controller(call, within).await,
         }
     }
 

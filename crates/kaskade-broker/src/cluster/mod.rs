@@ -19,6 +19,7 @@
 //! reads the latest image, so a skipped notification loses nothing); the
 //! broker serves clients only once the active controller unfenced it.
 
+pub mod controller_channel;
 pub mod lifecycle;
 pub mod link;
 
@@ -34,6 +35,7 @@ use crate::config::BrokerConfig;
 use crate::network::controller::HandedOver;
 use crate::network::BoundListener;
 use crate::server::StartError;
+use controller_channel::ControllerChannel;
 use lifecycle::Lifecycle;
 pub use link::QuorumLink;
 
@@ -110,7 +112,7 @@ impl Controller {
         while !quorum.wait_until_current(WAIT_REPORT).await? {
             tracing::info!(node = quorum.node_id().get(), "waiting for the controller quorum to elect a leader");
         }
-        let controller = Self::with_link(config, QuorumLink::Voter(quorum), servers);
+        let controller = Self::with_link(config, cluster_id, voters, QuorumLink::Voter(quorum), servers);
         *controller.handed_over.lock() = handed_over;
         Ok(controller)
     }
@@ -139,13 +141,22 @@ impl Controller {
         while !observer.wait_until_current(WAIT_REPORT).await? {
             tracing::info!(node = config.node_id.get(), "waiting for the controller quorum (controller.quorum.voters)");
         }
-        Ok(Self::with_link(config, QuorumLink::Observer(observer), Vec::new()))
+        Ok(Self::with_link(config, cluster_id, voters, QuorumLink::Observer(observer), Vec::new()))
     }
 
-    fn with_link(config: &BrokerConfig, quorum: QuorumLink, servers: Vec<JoinHandle<()>>) -> Controller {
+    fn with_link(
+        config: &BrokerConfig,
+        cluster_id: &str,
+        voters: &BTreeMap<NodeId, String>,
+        quorum: QuorumLink,
+        servers: Vec<JoinHandle<()>>,
+    ) -> Controller {
+        let client_id = format!("{}{}", crate::inter_broker::CLIENT_ID_PREFIX, config.node_id);
+        let channel = ControllerChannel::new(quorum.clone(), voters.clone(), client_id);
         let lifecycle = Arc::new(Lifecycle::new(
-            quorum.clone(),
+            channel,
             config.node_id,
+            cluster_id,
             config.broker_heartbeat_interval_ms,
             config.broker_session_timeout_ms,
         ));

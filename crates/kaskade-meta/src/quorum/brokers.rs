@@ -3,16 +3,13 @@
 //! APIs with the controller's ClusterControlManager and
 //! BrokerHeartbeatManager).
 //!
-//! A broker sends a [`BrokerCall`] to the active controller in a
-//! [`RpcKind::Broker`] frame on the controller listener, after the usual
-//! `Hello`. Kaskade's nodes are combined (every broker is a controller of
-//! the quorum), and that listener serves the controllers' own frames only,
-//! so the broker's calls travel beside openraft's RPCs and forwarded
-//! proposals rather than as Kafka's BrokerRegistration (62) and
-//! BrokerHeartbeat (63) requests; they carry the same facts (node id,
-//! incarnation, endpoints and rack; metadata offset, want_shut_down) and
-//! answer the same ones (is_caught_up, is_fenced, should_shut_down, or
-//! Kafka's errors NOT_CONTROLLER, STALE_BROKER_EPOCH,
+//! A broker sends Kafka's BrokerRegistration (62) and BrokerHeartbeat (63)
+//! to the active controller's controller listener; kaskade-broker's
+//! handlers turn them into a [`BrokerCall`] for
+//! [`QuorumMetadataLog::handle_broker_call`] (the same facts: node id,
+//! incarnation, endpoints and rack; metadata offset, want_fence,
+//! want_shut_down) and its answer back (is_caught_up, is_fenced,
+//! should_shut_down, or Kafka's errors NOT_CONTROLLER, STALE_BROKER_EPOCH,
 //! DUPLICATE_BROKER_REGISTRATION).
 //!
 //! The active controller runs the [`Liveness`] machine: sessions start
@@ -39,8 +36,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Mutex};
 use uuid::Uuid;
 
-use super::forward;
-use super::frame::{self, RpcKind};
 use super::node::QuorumConfig;
 use super::node::QuorumMetadataLog;
 use super::types::to_node_id;
@@ -66,8 +61,9 @@ pub enum BrokerCall {
         #[serde(default)]
         process: Option<BrokerProcess>,
     },
-    /// KRaft's BrokerHeartbeatRequest.
-    Heartbeat { node_id: i32, incarnation_id: Uuid, metadata_offset: i64, want_shut_down: bool },
+    /// KRaft's BrokerHeartbeatRequest (the broker epoch already resolved
+    /// to the registration's incarnation).
+    Heartbeat { node_id: i32, incarnation_id: Uuid, metadata_offset: i64, want_fence: bool, want_shut_down: bool },
 }
 
 /// KRaft's BrokerHeartbeatResponse.
@@ -126,9 +122,6 @@ pub(super) struct State {
     active_term: Option<u64>,
 }
 
-/// How often a broker call is retried while no controller answers it.
-const RETRY_BACKOFF: Duration = Duration::from_millis(100);
-
 /// How many times a decision is made again on a newer image before giving up.
 const MAX_DECISIONS: usize = 16;
 
@@ -169,39 +162,6 @@ fn records_of(decision: Decision, image: &Image, unclean_default: bool) -> Vec<M
 }
 
 impl QuorumMetadataLog {
-    /// Sends `call` to the active controller (this one, or over the
-    /// controller listener), retrying while none is known or reachable,
-    /// for up to `within`.
-    pub async fn call_controller(&self, call: BrokerCall, within: Duration) -> Result<BrokerAnswer, BrokerRefusal> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let leader = self.raft().metrics().borrow().current_leader;
-            let attempt = async {
-                match leader {
-                    Some(id) if id == self.raft_id() => self.handle_broker_call(call.clone()).await,
-                    Some(id) => match self.address_of(id) {
-                        Some(addr) => send(&addr, self.hello(), self.append_timeout(), &call).await,
-                        None => Err(BrokerRefusal::Unreachable(format!("no address for controller {id}"))),
-                    },
-                    None => Err(BrokerRefusal::NotController { leader: None }),
-                }
-            };
-            let result = tokio::time::timeout_at(deadline, attempt)
-                .await
-                .unwrap_or_else(|_| Err(BrokerRefusal::Unreachable(format!("no answer within {within:?}"))));
-            match result {
-                Err(BrokerRefusal::NotController { .. } | BrokerRefusal::Unreachable(_))
-                    if tokio::time::Instant::now() + RETRY_BACKOFF < deadline =>
-                {
-                    let wait = self.raft().wait(Some(RETRY_BACKOFF));
-                    let _ =
-                        wait.metrics(|m| m.current_leader.is_some() && m.current_leader != leader, "a leader").await;
-                }
-                other => return other,
-            }
-        }
-    }
-
     /// The active controller's side of a broker call.
     pub async fn handle_broker_call(&self, call: BrokerCall) -> Result<BrokerAnswer, BrokerRefusal> {
         let mut state = self.brokers.state.lock().await;
@@ -239,9 +199,14 @@ impl QuorumMetadataLog {
                 tracing::info!(node = node_id, %incarnation_id, "broker registered (fenced until it heartbeats)");
                 Ok(BrokerAnswer::Registered)
             }
-            BrokerCall::Heartbeat { node_id, incarnation_id, metadata_offset, want_shut_down } => {
-                let hb =
-                    Heartbeat { node: NodeId(node_id), incarnation: incarnation_id, metadata_offset, want_shut_down };
+            BrokerCall::Heartbeat { node_id, incarnation_id, metadata_offset, want_fence, want_shut_down } => {
+                let hb = Heartbeat {
+                    node: NodeId(node_id),
+                    incarnation: incarnation_id,
+                    metadata_offset,
+                    want_fence,
+                    want_shut_down,
+                };
                 let liveness = &mut state.liveness;
                 let unclean_default = self.brokers.unclean_default;
                 let mut decided = None;
@@ -370,32 +335,4 @@ impl QuorumMetadataLog {
             self.run_elections(due).await;
         }
     }
-}
-
-/// Sends `call` to the controller at `addr` (introduced by `hello`), waiting
-/// at most `timeout` for its answer.
-pub(super) async fn send(
-    addr: &str,
-    hello: &super::frame::Hello,
-    timeout: Duration,
-    call: &BrokerCall,
-) -> Result<BrokerAnswer, BrokerRefusal> {
-    let unreachable = |e: std::io::Error| BrokerRefusal::Unreachable(format!("{addr}: {e}"));
-    let mut conn = forward::connect(addr, hello).await.map_err(unreachable)?;
-    let body = serde_json::to_vec(call).map_err(|e| BrokerRefusal::Failed(e.to_string()))?;
-    let exchange = async {
-        frame::write_frame(&mut conn, RpcKind::Broker, &body).await?;
-        frame::read_frame(&mut conn).await
-    };
-    // A controller that takes the call but never answers (stopped
-    // mid-way) must not hold the broker past its own deadline.
-    let answer = match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(Some((RpcKind::Response, body)))) => body,
-        Ok(Ok(_)) => return Err(BrokerRefusal::Unreachable(format!("{addr}: no answer"))),
-        Ok(Err(e)) => return Err(unreachable(e)),
-        Err(_) => return Err(BrokerRefusal::Unreachable(format!("{addr}: timed out"))),
-    };
-    let answer: Result<BrokerAnswer, BrokerRefusal> =
-        serde_json::from_slice(&answer).map_err(|e| BrokerRefusal::Failed(format!("a bad answer from {addr}: {e}")))?;
-    answer
 }

@@ -20,15 +20,34 @@ fn register(id: i32, incarnation_id: Uuid) -> BrokerCall {
     BrokerCall::Register { node_id: id, incarnation_id, endpoints: vec![], rack: None, process: None }
 }
 
+/// Hands `call` to the active controller among `nodes`, as a broker's
+/// BrokerRegistration or BrokerHeartbeat reaches it (kaskade-broker's
+/// `controller_channel`), asking again while none is active, within `WAIT`.
+async fn call_active(nodes: &[Option<Node>], call: BrokerCall) -> Result<BrokerAnswer, BrokerRefusal> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let l = leader(nodes).await;
+        match nodes[l].as_ref().expect("the leader").log.handle_broker_call(call.clone()).await {
+            Err(BrokerRefusal::NotController { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A heartbeat of broker `id` at the metadata offset node `from` applied.
 async fn heartbeat(
-    node: &Node,
+    nodes: &[Option<Node>],
+    from: usize,
     id: i32,
     incarnation_id: Uuid,
     want_shut_down: bool,
 ) -> Result<HeartbeatAnswer, BrokerRefusal> {
-    let metadata_offset = node.log.committed().version.end_offset;
-    let call = BrokerCall::Heartbeat { node_id: id, incarnation_id, metadata_offset, want_shut_down };
-    match node.log.call_controller(call, WAIT).await? {
+    let metadata_offset = nodes[from].as_ref().expect("live").log.committed().version.end_offset;
+    let call =
+        BrokerCall::Heartbeat { node_id: id, incarnation_id, metadata_offset, want_fence: false, want_shut_down };
+    match call_active(nodes, call).await? {
         BrokerAnswer::Heartbeat(a) => Ok(a),
         other => panic!("a heartbeat answered {other:?}"),
     }
@@ -36,16 +55,16 @@ async fn heartbeat(
 
 /// Heartbeats until the answer says unfenced (the node's image may lag the
 /// registration a little), within `WAIT`.
-async fn heartbeat_until_unfenced(node: &Node, id: i32, incarnation_id: Uuid) {
+async fn heartbeat_until_unfenced(nodes: &[Option<Node>], from: usize, id: i32, incarnation_id: Uuid) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let answer = heartbeat(node, id, incarnation_id, false).await.expect("heartbeat");
+        let answer = heartbeat(nodes, from, id, incarnation_id, false).await.expect("heartbeat");
         if !answer.is_fenced {
             assert!(answer.is_caught_up && !answer.should_shut_down, "{answer:?}");
             return;
         }
         assert!(tokio::time::Instant::now() < deadline, "broker {id} still fenced after {WAIT:?}");
-        let mut changes = node.log.subscribe();
+        let mut changes = nodes[from].as_ref().expect("live").log.subscribe();
         let _ = tokio::time::timeout(std::time::Duration::from_millis(100), changes.changed()).await;
     }
 }
@@ -84,11 +103,11 @@ async fn brokers_register_heartbeat_are_fenced_when_silent_and_come_back_and_shu
     // fenced until its first heartbeat.
     let incarnations: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     for (i, inc) in incarnations.iter().enumerate() {
-        let answer = node(i).log.call_controller(register(i as i32 + 1, *inc), WAIT).await;
+        let answer = call_active(&nodes, register(i as i32 + 1, *inc)).await;
         assert_eq!(answer, Ok(BrokerAnswer::Registered));
     }
     for (i, inc) in incarnations.iter().enumerate() {
-        heartbeat_until_unfenced(node(i), i as i32 + 1, *inc).await;
+        heartbeat_until_unfenced(&nodes, i, i as i32 + 1, *inc).await;
     }
     // Broker 2 leads an RF=1 partition; broker 3 an RF=3 one (ISR 3, 1, 2).
     let topic = Uuid::new_v4();
@@ -110,13 +129,13 @@ async fn brokers_register_heartbeat_are_fenced_when_silent_and_come_back_and_shu
     node(l).log.append_async(version, records).await.expect("create t");
 
     // A second process with broker 2's id is refused while 2 heartbeats.
-    let intruder = node(0).log.call_controller(register(2, Uuid::new_v4()), WAIT).await;
+    let intruder = call_active(&nodes, register(2, Uuid::new_v4())).await;
     assert_eq!(intruder, Err(BrokerRefusal::DuplicateBrokerRegistration(2)));
 
     // 1 and 3 keep heartbeating, 2 goes silent past its session.
     clock.advance(SESSION_MS / 2);
-    heartbeat(node(0), 1, incarnations[0], false).await.expect("1 beats");
-    heartbeat(node(2), 3, incarnations[2], false).await.expect("3 beats");
+    heartbeat(&nodes, 0, 1, incarnations[0], false).await.expect("1 beats");
+    heartbeat(&nodes, 2, 3, incarnations[2], false).await.expect("3 beats");
     clock.advance(SESSION_MS / 2 + 1);
     let image = image_until(node(0), "broker 2 fenced", |img| !img.is_unfenced(NodeId(2))).await;
     let p = partition(&image);
@@ -128,16 +147,16 @@ async fn brokers_register_heartbeat_are_fenced_when_silent_and_come_back_and_shu
     // An old incarnation's heartbeat is stale once another registered; a
     // new process with id 2 registers now (the old session expired) and leads again.
     let second = Uuid::new_v4();
-    assert_eq!(node(1).log.call_controller(register(2, second), WAIT).await, Ok(BrokerAnswer::Registered));
-    assert_eq!(heartbeat(node(1), 2, incarnations[1], false).await, Err(BrokerRefusal::StaleBrokerEpoch));
-    heartbeat_until_unfenced(node(1), 2, second).await;
+    assert_eq!(call_active(&nodes, register(2, second)).await, Ok(BrokerAnswer::Registered));
+    assert_eq!(heartbeat(&nodes, 1, 2, incarnations[1], false).await, Err(BrokerRefusal::StaleBrokerEpoch));
+    heartbeat_until_unfenced(&nodes, 1, 2, second).await;
     let image = image_until(node(1), "broker 2 leading again", |img| partition(img).leader == Some(NodeId(2))).await;
     assert_eq!(partition(&image).leader_epoch, LeaderEpoch(2), "one new leader epoch for none, one for 2");
 
     // Controlled shutdown of 3: its leadership moves to 1, it leaves the ISR, is fenced, may stop.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let answer = heartbeat(node(2), 3, incarnations[2], true).await.expect("shutdown heartbeat");
+        let answer = heartbeat(&nodes, 2, 3, incarnations[2], true).await.expect("shutdown heartbeat");
         if answer.should_shut_down {
             assert!(answer.is_fenced);
             break;
@@ -158,26 +177,27 @@ async fn brokers_register_heartbeat_are_fenced_when_silent_and_come_back_and_shu
         if nodes[i].is_none() {
             continue;
         }
-        let answer =
-            heartbeat(nodes[i].as_ref().expect("live"), id, inc, false).await.expect("heartbeat after failover");
+        let answer = heartbeat(&nodes, i, id, inc, false).await.expect("heartbeat after failover");
         assert!(!answer.is_fenced, "broker {id} fenced across the failover to {}", l2 + 1);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_broker_call_closes_its_connection_and_the_controller_keeps_answering() {
+async fn the_retired_broker_frame_closes_its_connection_and_the_controller_keeps_answering() {
     use tokio::io::AsyncWriteExt;
     let root = tempfile::tempdir().expect("tempdir");
     let setup = Setup { static_voters: Some(std::collections::BTreeSet::from([1])), ..static_3() };
     let (nodes, voters) = cluster(root.path(), 1, &setup).await;
     leader(&nodes).await;
     let node = nodes[0].as_ref().expect("live");
+    // Kind 6 carried brokers' calls before they became Kafka's
+    // BrokerRegistration and BrokerHeartbeat: now an unknown kind.
     let mut conn = forward::connect(&voters[&NodeId(1)], node.log.hello()).await.expect("hello accepted");
-    frame::write_frame(&mut conn, frame::RpcKind::Broker, b"{\"Register\":{\"node_id\":\"x\"}}").await.expect("sent");
+    conn.write_all(&[0, 0, 0, 3, 6, b'{', b'}']).await.expect("sent");
     conn.flush().await.expect("flush");
     assert!(frame::read_frame(&mut conn).await.map(|f| f.is_none()).unwrap_or(true), "closed without an answer");
     let incarnation = Uuid::new_v4();
-    assert_eq!(node.log.call_controller(register(1, incarnation), WAIT).await, Ok(BrokerAnswer::Registered));
+    assert_eq!(call_active(&nodes, register(1, incarnation)).await, Ok(BrokerAnswer::Registered));
     // A heartbeat of an id that never registered is stale, not a crash.
-    assert_eq!(heartbeat(node, 5, incarnation, false).await, Err(BrokerRefusal::StaleBrokerEpoch));
+    assert_eq!(heartbeat(&nodes, 0, 5, incarnation, false).await, Err(BrokerRefusal::StaleBrokerEpoch));
 }

@@ -34,8 +34,8 @@ pub enum RpcKind {
     Hello = 4,
     /// A proposal forwarded to the leader (`forward`).
     Forward = 5,
-    /// A broker's registration or heartbeat to the active controller (`brokers`).
-    Broker = 6,
+    // 6 carried brokers' registrations and heartbeats, which are Kafka's
+    // BrokerRegistration and BrokerHeartbeat now: an unknown kind.
     /// A broker-only node fetching the committed image (`observer`).
     Fetch = 7,
     /// A broker-only node asking the leader for DescribeQuorum's view (`observer`).
@@ -51,7 +51,6 @@ impl RpcKind {
             3 => Some(RpcKind::InstallSnapshot),
             4 => Some(RpcKind::Hello),
             5 => Some(RpcKind::Forward),
-            6 => Some(RpcKind::Broker),
             7 => Some(RpcKind::Fetch),
             8 => Some(RpcKind::Status),
             _ => None,

@@ -269,6 +269,7 @@ impl QuorumMetadataLog {
         self.id
     }
 
+    #[cfg(test)]
     pub(super) fn hello(&self) -> &Hello {
         &self.hello
     }
@@ -286,10 +287,6 @@ impl QuorumMetadataLog {
             version: self.committed().version,
             end_offset: status::end_offset(last_applied.map(|l| l.index)),
         }
-    }
-
-    pub(super) fn append_timeout(&self) -> Duration {
-        self.append_timeout
     }
 
     /// The address of controller `id` in the applied membership.

@@ -12,10 +12,10 @@
 //! image as records (what a snapshot holds) and the leader it knows; an
 //! answer with nothing new just names the leader. Appends are forwarded to
 //! the active controller exactly as a follower controller forwards them
-//! (`forward`), and return once this copy holds the change; broker calls
-//! (registration, heartbeats) go to the active controller in `Broker`
-//! frames (`brokers`), and DescribeQuorum's view comes from it in a
-//! [`RpcKind::Status`] frame.
+//! (`forward`), and return once this copy holds the change; the leader it
+//! names is where the node's broker sends its registration and heartbeats
+//! (Kafka's APIs, kaskade-broker's `controller_channel`), and
+//! DescribeQuorum's view comes from it in a [`RpcKind::Status`] frame.
 //!
 //! Invariants: a controller's applied image is committed, and versions only
 //! grow, so this copy only ever moves forward to committed images (an
@@ -42,7 +42,6 @@ use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use super::brokers::{self, BrokerAnswer, BrokerCall, BrokerRefusal};
 use super::forward::{self, ForwardError, ForwardRefusal};
 use super::frame::{self, Hello, RpcKind};
 use super::node::QuorumMetadataLog;
@@ -287,35 +286,6 @@ impl ObserverMetadataLog {
         }
         self.inner.fetched.send_replace(true);
         self.inner.version.send_replace(data.version);
-    }
-
-    /// Sends `call` to the active controller, retrying while none is known
-    /// or reachable, for up to `within`.
-    pub async fn call_controller(&self, call: BrokerCall, within: Duration) -> Result<BrokerAnswer, BrokerRefusal> {
-        let deadline = tokio::time::Instant::now() + within;
-        let mut turn = 0;
-        loop {
-            let attempt = async {
-                match self.target(&mut turn) {
-                    Some((_, addr)) => brokers::send(&addr, &self.inner.hello, self.inner.append_timeout, &call).await,
-                    None => Err(BrokerRefusal::NotController { leader: None }),
-                }
-            };
-            let result = tokio::time::timeout_at(deadline, attempt)
-                .await
-                .unwrap_or_else(|_| Err(BrokerRefusal::Unreachable(format!("no answer within {within:?}"))));
-            match result {
-                Err(BrokerRefusal::NotController { leader }) if tokio::time::Instant::now() < deadline => {
-                    self.inner.leader.send_replace(leader);
-                    tokio::time::sleep(RETRY_BACKOFF).await;
-                }
-                Err(BrokerRefusal::Unreachable(_)) if tokio::time::Instant::now() < deadline => {
-                    self.inner.leader.send_replace(None);
-                    tokio::time::sleep(RETRY_BACKOFF).await;
-                }
-                other => return other,
-            }
-        }
     }
 
     /// DescribeQuorum's view, asked of the active controller in a `Status`

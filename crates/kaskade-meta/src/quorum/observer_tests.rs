@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::super::tests::{cluster, kill, leader, static_3, Setup, WAIT};
 use super::*;
-use crate::quorum::brokers::BrokerAnswer;
+use crate::quorum::brokers::{BrokerAnswer, BrokerCall};
 
 fn observer(node_id: i32, cluster_id: &str, controllers: &BTreeMap<NodeId, String>) -> ObserverMetadataLog {
     ObserverMetadataLog::start(ObserverConfig {
@@ -75,7 +75,8 @@ async fn an_observer_follows_forwards_registers_and_survives_a_failover() {
     let stale = obs.append_async(old, vec![MetadataRecord::ProducerIds { next_block_start: 1 }]).await;
     assert!(matches!(stale, Err(MetaError::Stale { .. })), "{stale:?}");
 
-    // A broker registers through the observer, fenced.
+    // A broker registers with the active controller (its BrokerRegistration
+    // goes there); the observer sees the registration.
     let call = BrokerCall::Register {
         node_id: 10,
         incarnation_id: Uuid::new_v4(),
@@ -83,7 +84,8 @@ async fn an_observer_follows_forwards_registers_and_survives_a_failover() {
         rack: None,
         process: None,
     };
-    assert_eq!(obs.call_controller(call, WAIT).await, Ok(BrokerAnswer::Registered));
+    let leader_log = &nodes[first].as_ref().expect("leader").log;
+    assert_eq!(leader_log.handle_broker_call(call).await, Ok(BrokerAnswer::Registered));
     let mut changes = obs.subscribe();
     let deadline = tokio::time::Instant::now() + WAIT;
     while !obs.committed().image.brokers().contains_key(&kaskade_types::NodeId(10)) {
@@ -175,14 +177,6 @@ async fn without_a_reachable_controller_an_observer_refuses_within_its_bounds() 
     let refused = obs.append_async(crate::MetadataVersion::default(), records).await;
     assert!(matches!(refused, Err(MetaError::NotLeader { leader: None })), "{refused:?}");
     assert!(started.elapsed() < WAIT, "bounded by the append timeout");
-    let call = BrokerCall::Heartbeat {
-        node_id: 10,
-        incarnation_id: Uuid::new_v4(),
-        metadata_offset: 0,
-        want_shut_down: false,
-    };
-    let refused = obs.call_controller(call, Duration::from_millis(300)).await;
-    assert!(matches!(refused, Err(BrokerRefusal::Unreachable(_))), "{refused:?}");
     let status = obs.status(Duration::from_millis(300)).await;
     assert!(matches!(status, Err(MetaError::NotLeader { leader: None })), "{status:?}");
     assert_eq!(obs.committed().version, crate::MetadataVersion::default(), "nothing was made up");

@@ -1,6 +1,5 @@
 //! The server side of openraft's RPCs (and of proposals forwarded to the
-//! leader, `forward`, brokers' calls, `brokers`, and broker-only nodes'
-//! metadata fetches, `observer`): [`serve`] answers them on a given
+//! leader, `forward`, and broker-only nodes' metadata fetches, `observer`): [`serve`] answers them on a given
 //! listener (the CONTROLLER listener hands over its socket).
 //!
 //! One task per connection checks the client's cluster id and static voters
@@ -17,8 +16,8 @@
 //! starts with its API key as a big-endian i16, whose first byte is 0 for
 //! every key Kafka has (< 256). A Kafka connection is handed, unread, to
 //! the [`KafkaConnections`] channel the node gave (its broker layer answers
-//! the controller's Kafka APIs, `kafka-metadata-quorum
-//! --bootstrap-controller`), or closed when there is none or it is full.
+//! the controller's Kafka APIs: brokers' BrokerRegistration and
+//! BrokerHeartbeat, `kafka-metadata-quorum --bootstrap-controller`), or closed when there is none or it is full.
 
 use std::io;
 use std::time::Duration;
@@ -100,8 +99,8 @@ async fn sniff(stream: &TcpStream) -> io::Result<Protocol> {
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no first frame"))?
 }
 
-/// Serves openraft's RPCs (and forwarded proposals, broker registrations
-/// and heartbeats) on `listener` for the controller `log` to peers whose
+/// Serves openraft's RPCs (and forwarded proposals and observers'
+/// fetches) on `listener` for the controller `log` to peers whose
 /// hello agrees with `ours`, and hands connections speaking Kafka's
 /// protocol to `kafka`, until the future is dropped (which also drops
 /// every connection it serves).
@@ -188,7 +187,6 @@ async fn serve_connection(stream: TcpStream, log: QuorumMetadataLog, ours: &Hell
                 encode(&raft.install_snapshot(req).await)?
             }
             RpcKind::Forward => encode(&super::forward::handle(raft, decode(&body)?).await)?,
-            RpcKind::Broker => encode(&log.handle_broker_call(decode(&body)?).await)?,
             RpcKind::Fetch => encode(&log.answer_fetch(decode(&body)?).await)?,
             RpcKind::Status => encode(&log.answer_status())?,
             RpcKind::Response | RpcKind::Hello => return Err(invalid(format!("a {kind:?} frame sent as a request"))),

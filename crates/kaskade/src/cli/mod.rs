@@ -1,8 +1,9 @@
 //! The client subcommands of `kaskade`: `topic`, `produce`, `consume`, `group`,
-//! `txn`.
+//! `txn`, `cluster`.
 //! They speak only the standard Kafka protocol (versions negotiated with
 //! ApiVersions), so they work against Kaskade and Apache Kafka alike.
 
+pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod hints;
@@ -28,6 +29,8 @@ pub enum ClientCommand {
     Group(group::GroupArgs),
     /// List and describe transactions (transactional ids).
     Txn(txn::TxnArgs),
+    /// The controller quorum (status) and the brokers (brokers) of the cluster.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Run a client command against `bootstrap` (`host:port[,host:port...]`).
@@ -42,6 +45,7 @@ pub async fn run(cmd: ClientCommand, bootstrap: &str) -> anyhow::Result<i32> {
             ClientCommand::Consume(args) => consume::run(args, &client).await,
             ClientCommand::Group(args) => group::run(args, &client).await,
             ClientCommand::Txn(args) => txn::run(args, &client).await,
+            ClientCommand::Cluster(args) => cluster::run(args, &client).await,
         }
     }
     .await;
@@ -260,5 +264,19 @@ mod tests {
         assert!(matches!(t.command, txn::TxnCommand::Describe { ref transactional_id } if transactional_id == "tx-1"));
         assert!(parse(&["txn", "describe"]).is_err());
         assert!(parse(&["txn"]).is_err());
+    }
+
+    #[test]
+    fn cluster_args() {
+        let cli = parse(&["cluster", "status"]).unwrap();
+        let ClientCommand::Cluster(c) = cli.command else { panic!() };
+        assert!(matches!(c.command, cluster::ClusterCommand::Status));
+        assert_eq!(c.output, output::OutputFormat::Table);
+        let cli = parse(&["cluster", "brokers", "-o", "json"]).unwrap();
+        let ClientCommand::Cluster(c) = cli.command else { panic!() };
+        assert!(matches!(c.command, cluster::ClusterCommand::Brokers));
+        assert_eq!(c.output, output::OutputFormat::Json);
+        assert!(parse(&["cluster"]).is_err());
+        assert!(parse(&["cluster", "nodes"]).is_err());
     }
 }
