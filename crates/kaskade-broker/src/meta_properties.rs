@@ -186,6 +186,28 @@ pub fn base64_uuid(id: uuid::Uuid) -> String {
     out
 }
 
+/// Reads a UUID written by [`base64_uuid`] (Kafka's `Uuid.fromString`);
+/// `None` unless it is 22 URL-safe base64 characters of 16 bytes.
+pub fn parse_base64_uuid(text: &str) -> Option<uuid::Uuid> {
+    if text.len() != 22 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    let (mut acc, mut bits, mut n) = (0u32, 0, 0);
+    for c in text.bytes() {
+        let v = BASE64_URL.iter().position(|b| *b == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            *bytes.get_mut(n)? = (acc >> bits) as u8;
+            n += 1;
+        }
+    }
+    // The two bits left over must be zero, as in a canonical encoding.
+    (n == 16 && acc & ((1 << bits) - 1) == 0).then(|| uuid::Uuid::from_bytes(bytes))
+}
+
 /// Checks a cluster id as Kafka's `Uuid.fromString` does (what
 /// `kafka-storage format --cluster-id` accepts): URL-safe base64 of 16
 /// bytes, 22 characters without padding.
@@ -220,6 +242,20 @@ mod tests {
 
     fn dir() -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn base64_uuids_read_back() {
+        for _ in 0..100 {
+            let id = uuid::Uuid::new_v4();
+            assert_eq!(parse_base64_uuid(&base64_uuid(id)), Some(id));
+        }
+        assert_eq!(parse_base64_uuid("AAAAAAAAAAAAAAAAAAAAAQ"), Some(uuid::Uuid::from_u128(1)));
+        for bad in
+            ["", "AAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAAAB", "AAAAAAAAAAAAAAAAAAAAA+"]
+        {
+            assert_eq!(parse_base64_uuid(bad), None, "{bad}");
+        }
     }
 
     #[test]

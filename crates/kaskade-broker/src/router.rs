@@ -127,6 +127,9 @@ static CONTROLLER_ROUTES: &[Route] = &[
     // Brokers' registrations and heartbeats to the active controller.
     Route::new(ApiKey::BrokerRegistration, 0, 4, api::broker_registration::route),
     Route::new(ApiKey::BrokerHeartbeat, 0, 1, api::broker_heartbeat::route),
+    // KIP-853: kafka-metadata-quorum add-controller / remove-controller.
+    Route::new(ApiKey::AddRaftVoter, 0, 0, api::raft_voters::add_route::route),
+    Route::new(ApiKey::RemoveRaftVoter, 0, 0, api::raft_voters::remove_route::route),
 ];
 
 /// The broker's route table.
@@ -236,7 +239,9 @@ mod tests {
                 ApiKey::DescribeQuorum,
                 ApiKey::DescribeCluster,
                 ApiKey::BrokerRegistration,
-                ApiKey::BrokerHeartbeat
+                ApiKey::BrokerHeartbeat,
+                ApiKey::AddRaftVoter,
+                ApiKey::RemoveRaftVoter
             ]
         );
         assert!(router.get(ApiKey::Produce).is_none() && router.get(ApiKey::Metadata).is_none());

@@ -6,9 +6,10 @@
 //! the clean-shutdown marker).
 //!
 //! A node is a cluster of its own (the local metadata log) or a node of a
-//! static quorum (`cluster`): combined or controller-only (the metadata log
-//! is the controller quorum, served on the controller listener), or
-//! broker-only (an observer fetching it from the controllers). A
+//! static or dynamic (KIP-853) quorum (`cluster`): combined or
+//! controller-only (the metadata log is the controller quorum, served on the
+//! controller listener), or broker-only in a static quorum (an observer
+//! fetching it from the controllers). A
 //! controller-only node binds no client listener, never registers as a
 //! broker and so hosts no partitions. `KraftConfig::check_runnable` refuses
 //! other set-ups here, before anything is opened.
@@ -22,8 +23,8 @@ use kaskade_meta::{LocalMetadataLog, MetadataLog};
 use kaskade_types::Endpoint;
 
 use crate::broker::{Advertised, Broker};
-use crate::cluster::Controller;
-use crate::config::BrokerConfig;
+use crate::cluster::{Controller, QuorumMembers};
+use crate::config::{BrokerConfig, DynamicQuorum};
 use crate::meta_properties::{self, MetaPropertiesError};
 use crate::network::{self, BoundListener, ShutdownTrigger};
 use crate::topic::manager::{TopicDefaults, TopicManager};
@@ -99,11 +100,16 @@ impl Server {
         let node_id = config.node_id;
         let controller_ports: Vec<u16> = config.controller_listeners().iter().map(|l| l.port).collect();
         config.kraft.check_runnable(node_id, &controller_ports).map_err(StartError::NotRunnable)?;
-        let quorum_voters = config.kraft.static_quorum(node_id);
+        let members = match config.kraft.static_quorum(node_id) {
+            Some(voters) => Some(QuorumMembers::Static(voters)),
+            None => config.kraft.dynamic_quorum(&controller_ports).map(QuorumMembers::Dynamic),
+        };
         let dir = data_dir.clone();
         let cfg = config.clone();
-        let in_quorum = quorum_voters.is_some();
-        let (cluster_id, lock) = tokio::task::spawn_blocking(move || {
+        // A standalone controller forms its cluster and may make up its id.
+        let in_quorum =
+            members.as_ref().is_some_and(|m| !matches!(m, QuorumMembers::Dynamic(DynamicQuorum::Standalone)));
+        let (identity, lock) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
             let lock = lock_data_dir(&dir)?;
             if in_quorum && cfg.cluster_id.is_none() && !dir.join(meta_properties::META_PROPERTIES).exists() {
@@ -115,21 +121,26 @@ impl Server {
                         .into(),
                 ));
             }
-            prepare_dir(&cfg, &dir).map(|c| (c, lock))
+            std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
+            let identity = meta_properties::ensure(&dir, cfg.node_id, cfg.cluster_id.as_deref())?;
+            Ok((identity, lock))
         })
         .await
         .map_err(|e| StartError::Invalid(format!("start-up task failed: {e}")))??;
+        let cluster_id = identity.cluster_id;
+        let directory_id = meta_properties::parse_base64_uuid(&identity.directory_id);
         let controller_bound = network::bind(&config.controller_listeners()).await.map_err(StartError::Bind)?;
         let controller_listeners: Vec<SocketAddr> = controller_bound.iter().map(|b| b.local_addr()).collect();
         // In a quorum the controller listener serves the quorum's frames;
         // a node of its own answers Kafka requests there.
         let roles = config.kraft.roles();
-        let (controller, kafka_controller_bound) = match &quorum_voters {
-            Some(voters) if !roles.controller => {
+        let (controller, kafka_controller_bound) = match &members {
+            Some(QuorumMembers::Static(voters)) if !roles.controller => {
                 (Some(Controller::start_observer(&config, &cluster_id, voters).await?), controller_bound)
             }
-            Some(voters) => {
-                let c = Controller::start(&config, &data_dir, &cluster_id, voters, controller_bound).await?;
+            Some(members) => {
+                let c =
+                    Controller::start(&config, &data_dir, &cluster_id, directory_id, members, controller_bound).await?;
                 (Some(c), Vec::new())
             }
             None => (None, controller_bound),

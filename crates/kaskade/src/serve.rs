@@ -31,6 +31,13 @@ pub struct ServeArgs {
     /// Listeners, e.g. PLAINTEXT://localhost:9092 (same as listeners).
     #[arg(long)]
     listeners: Option<String>,
+    /// Form a dynamic controller quorum (KIP-853) with this node as its only
+    /// voter on its first start (Kafka's `kafka-storage format --standalone`;
+    /// same as controller.quorum.standalone=true). Other controllers join with
+    /// controller.quorum.bootstrap.servers and `kafka-metadata-quorum
+    /// add-controller`.
+    #[arg(long)]
+    standalone: bool,
     /// Any Kafka config key: --override num.partitions=3 (repeatable).
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -100,6 +107,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(d) = &args.data_dir {
         overrides.push(("log.dirs".into(), d.display().to_string()));
+    }
+    if args.standalone {
+        overrides.push(("controller.quorum.standalone".into(), "true".into()));
     }
     let sources = ConfigSources { properties_file: args.config.clone(), env: std::env::vars().collect(), overrides };
     let config = BrokerConfig::load(&sources).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -6,7 +6,8 @@
 //! On the controller listener of a multi-node quorum (`handle_controller`,
 //! Kafka's `ControllerApis.handleDescribeCluster`, KIP-919) it names the
 //! controllers instead: endpoint type CONTROLLER, every voter of
-//! `controller.quorum.voters` at its controller listener address, and the
+//! `controller.quorum.voters` (a dynamic quorum: of the current membership)
+//! at its controller listener address, and the
 //! active controller (-1 while none is known). A request for another
 //! endpoint type gets MISMATCHED_ENDPOINT_TYPE (INVALID_REQUEST at v0,
 //! which cannot name one), an unknown type UNSUPPORTED_ENDPOINT_TYPE, as
@@ -113,11 +114,11 @@ pub async fn handle_controller(
     resp.endpoint_type = ENDPOINT_CONTROLLER;
     resp.cluster_id = StrBytes::from_string(broker.cluster_id().to_string());
     resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
-    for v in &broker.config.kraft.voters {
+    for (id, host, port) in controller_endpoints(broker) {
         let mut b = DescribeClusterBroker::default();
-        b.broker_id = BrokerId(v.id.get());
-        b.host = StrBytes::from_string(v.address.host.clone());
-        b.port = i32::from(v.address.port);
+        b.broker_id = BrokerId(id.get());
+        b.host = StrBytes::from_string(host);
+        b.port = i32::from(port);
         resp.brokers.push(b);
     }
     // A leader Kafka cannot describe is named -1, so clients never look for it.
@@ -125,6 +126,25 @@ pub async fn handle_controller(
         broker.quorum().and_then(|q| q.leader()).filter(|id| resp.brokers.iter().any(|b| b.broker_id.0 == id.get()));
     resp.controller_id = BrokerId(leader.map_or(-1, NodeId::get));
     Ok(resp)
+}
+
+/// The voters at their controller listeners: `controller.quorum.voters`
+/// for a static quorum; for a dynamic one (KIP-853) the quorum's current
+/// membership as this controller applied it.
+pub(crate) fn controller_endpoints(broker: &Broker) -> Vec<(NodeId, String, u16)> {
+    if !broker.config.kraft.voters.is_empty() {
+        return broker.config.kraft.voters.iter().map(|v| (v.id, v.address.host.clone(), v.address.port)).collect();
+    }
+    let Some(quorum) = broker.quorum() else { return Vec::new() };
+    quorum
+        .voter_nodes()
+        .into_iter()
+        .filter_map(|(id, node)| {
+            let (host, port) = node.addr.rsplit_once(':')?;
+            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            Some((id, host.to_string(), port.parse().ok()?))
+        })
+        .collect()
 }
 
 pub mod controller_route {

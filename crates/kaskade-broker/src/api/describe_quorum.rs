@@ -126,15 +126,16 @@ fn answer(
     }
     let answered = resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code == 0);
     if version >= 2 && answered && (broker.quorum().is_some() || observed.is_some()) {
-        // The voters as configured, on their controller listener.
+        // The voters (as configured, or a dynamic quorum's membership), on
+        // their controller listener.
         let name = broker.config.controller_listener_names.first().cloned().unwrap_or_default();
-        for v in &broker.config.kraft.voters {
+        for (id, host, port) in super::describe_cluster::controller_endpoints(broker) {
             let mut node = Node::default();
-            node.node_id = BrokerId(v.id.get());
+            node.node_id = BrokerId(id.get());
             let mut listener = Listener::default();
             listener.name = StrBytes::from_string(name.clone());
-            listener.host = StrBytes::from_string(v.address.host.clone());
-            listener.port = v.address.port;
+            listener.host = StrBytes::from_string(host);
+            listener.port = port;
             node.listeners.push(listener);
             resp.nodes.push(node);
         }
@@ -185,6 +186,10 @@ fn quorum_partition(p: &mut PartitionData, status: Result<QuorumStatus, MetaErro
         if version >= 1 {
             state.last_fetch_timestamp = r.last_fetch_timestamp;
             state.last_caught_up_timestamp = r.last_caught_up_timestamp;
+        }
+        if version >= 2 {
+            // KIP-853's voter key; the zero UUID where it is not known.
+            state.replica_directory_id = r.directory_id.unwrap_or_default();
         }
         state
     };

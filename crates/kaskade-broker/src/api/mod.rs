@@ -49,6 +49,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
 pub mod produce;
+pub mod raft_voters;
 pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;

@@ -31,7 +31,7 @@ use kaskade_meta::{BrokerEndpoint, MetadataLog, ObserverConfig, ObserverMetadata
 use kaskade_types::NodeId;
 use tokio::task::JoinHandle;
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, DynamicQuorum};
 use crate::network::controller::HandedOver;
 use crate::network::BoundListener;
 use crate::server::StartError;
@@ -76,20 +76,50 @@ pub struct Controller {
 /// past this many the quorum's server closes new ones.
 const HANDED_OVER_BACKLOG: usize = 64;
 
+/// Who the voters of this controller's quorum are when it first forms.
+#[derive(Clone, Debug)]
+pub enum QuorumMembers {
+    /// `controller.quorum.voters`: node id -> `host:port` of its
+    /// controller listener; never changes.
+    Static(BTreeMap<NodeId, String>),
+    /// A dynamic quorum (KIP-853): formed by a standalone controller, joined
+    /// by the others through AddRaftVoter.
+    Dynamic(DynamicQuorum),
+}
+
+/// `host:port` others reach this controller at: its controller listener's
+/// host (the bound address when it names every address) and bound port.
+fn own_controller_address(listeners: &[BoundListener]) -> Option<String> {
+    let l = listeners.first()?;
+    let bound = l.local_addr();
+    let host = match l.spec().host.as_str() {
+        "" | "0.0.0.0" | "::" => bound.ip().to_string(),
+        h => h.to_string(),
+    };
+    Some(if host.contains(':') { format!("[{host}]:{}", bound.port()) } else { format!("{host}:{}", bound.port()) })
+}
+
 impl Controller {
     /// Starts this node's controller on its files under `dir`, serves the
-    /// quorum's RPCs on the controller listeners, forms the static quorum of
-    /// `voters` (a restart keeps the stored one) and waits until a leader is
-    /// elected, which needs a majority of the voters up.
+    /// quorum's RPCs on the controller listeners, forms the quorum of
+    /// `members` (a restart keeps the stored membership) and waits until a
+    /// leader is elected, which needs a majority of the voters up; a
+    /// controller joining a dynamic quorum waits until the leader added it.
     pub async fn start(
         config: &BrokerConfig,
         dir: &std::path::Path,
         cluster_id: &str,
-        voters: &BTreeMap<NodeId, String>,
+        directory_id: Option<uuid::Uuid>,
+        members: &QuorumMembers,
         listeners: Vec<BoundListener>,
     ) -> Result<Controller, StartError> {
         let mut qc = QuorumConfig::new(config.node_id, cluster_id, dir);
-        qc.static_voters = Some(voters.keys().copied().collect());
+        qc.static_voters = match members {
+            QuorumMembers::Static(voters) => Some(voters.keys().copied().collect()),
+            QuorumMembers::Dynamic(_) => None,
+        };
+        qc.directory_id = directory_id;
+        let own_address = own_controller_address(&listeners);
         qc.broker_session_timeout =
             Duration::from_millis(u64::try_from(config.broker_session_timeout_ms).unwrap_or(1).max(1));
         let secs = u64::try_from(config.leader_imbalance_check_interval_seconds).unwrap_or(1).max(1);
@@ -108,9 +138,27 @@ impl Controller {
                 tokio::spawn(quorum.serve(tcp, Some(to)))
             })
             .collect();
-        quorum.initialize(voters).await?;
+        match members {
+            QuorumMembers::Static(voters) => quorum.initialize(voters).await?,
+            QuorumMembers::Dynamic(DynamicQuorum::Standalone) => {
+                let addr = own_address.ok_or_else(|| {
+                    StartError::Invalid("controller.quorum.standalone needs a controller listener".into())
+                })?;
+                quorum.initialize(&BTreeMap::from([(config.node_id, addr)])).await?;
+            }
+            QuorumMembers::Dynamic(DynamicQuorum::Join) => {}
+        }
         while !quorum.wait_until_current(WAIT_REPORT).await? {
-            tracing::info!(node = quorum.node_id().get(), "waiting for the controller quorum to elect a leader");
+            match members {
+                QuorumMembers::Dynamic(DynamicQuorum::Join) => tracing::info!(
+                    node = quorum.node_id().get(),
+                    directory_id = ?directory_id,
+                    "waiting to be added to the controller quorum (kafka-metadata-quorum add-controller)"
+                ),
+                _ => {
+                    tracing::info!(node = quorum.node_id().get(), "waiting for the controller quorum to elect a leader")
+                }
+            }
         }
         let controller = Self::with_link(config, cluster_id, voters, QuorumLink::Voter(quorum), servers);
         *controller.handed_over.lock() = handed_over;

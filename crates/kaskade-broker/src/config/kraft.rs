@@ -9,9 +9,13 @@
 //! and controller that forms a cluster on its own, and needs no voters.
 //!
 //! What a node can run today is a narrower question than what is valid:
-//! [`KraftConfig::check_runnable`] refuses a node that would have to join a
-//! dynamic quorum elsewhere (`controller.quorum.bootstrap.servers` alone);
-//! the configuration itself still loads.
+//! [`KraftConfig::check_runnable`] refuses a broker-only node of a dynamic
+//! quorum (`controller.quorum.bootstrap.servers` alone); the configuration
+//! itself still loads. A controller of a dynamic quorum (KIP-853) either
+//! forms it alone (`controller.quorum.standalone=true`, Kaskade's
+//! `kafka-storage format --standalone`, only read on its first start) or
+//! joins it as an observer until `kafka-metadata-quorum add-controller`
+//! makes it a voter ([`KraftConfig::dynamic_quorum`]).
 //!
 //! Invariants: voter ids are unique; every voter and bootstrap server has a
 //! host and a port.
@@ -184,6 +188,22 @@ pub struct KraftConfig {
     inter_broker_listener_name_given: bool,
     /// `broker.rack`.
     pub broker_rack: Option<String>,
+    /// `controller.quorum.standalone` (Kaskade's; Kafka's `kafka-storage
+    /// format --standalone`): on its first start this controller forms a
+    /// dynamic quorum with itself as the only voter.
+    pub standalone: bool,
+}
+
+/// How a controller of a dynamic quorum (KIP-853) starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DynamicQuorum {
+    /// Forms the quorum with itself as its only voter (first start only;
+    /// later starts find the membership in the Raft log).
+    Standalone,
+    /// Waits, serving its controller listener, until the quorum's leader
+    /// adds it (`add-controller`: learner, then voter), as Kafka's
+    /// `--no-initial-controllers` observer does.
+    Join,
 }
 
 impl Default for KraftConfig {
@@ -195,6 +215,7 @@ impl Default for KraftConfig {
             inter_broker_listener_name: "PLAINTEXT".into(),
             inter_broker_listener_name_given: false,
             broker_rack: None,
+            standalone: false,
         }
     }
 }
@@ -244,6 +265,7 @@ impl KraftConfig {
             }
         }
         out.broker_rack = raw("broker.rack").map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+        out.standalone = raw("controller.quorum.standalone").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         out
     }
 
@@ -362,21 +384,31 @@ impl KraftConfig {
     /// one bootstrap server on its own controller port, or neither); a
     /// node of a static quorum (`controller.quorum.voters`, see
     /// [`Self::static_quorum`]): combined, controller-only, or broker-only
-    /// (an observer of the voters). A dynamic quorum elsewhere
-    /// (`controller.quorum.bootstrap.servers` alone) is not joined yet; the
-    /// message says what was asked for.
+    /// (an observer of the voters); a controller (combined or dedicated)
+    /// of a dynamic quorum ([`Self::dynamic_quorum`]). A broker-only node
+    /// of a dynamic quorum is not run yet; the message says what was asked
+    /// for.
     pub fn check_runnable(&self, node_id: NodeId, controller_ports: &[u16]) -> Result<(), String> {
         let roles = self.roles();
-        if !roles.controller || !roles.broker {
+        if self.standalone && !self.voters.is_empty() {
+            return Err(format!(
+                "controller.quorum.standalone forms a dynamic quorum, but controller.quorum.voters ({}) names a \
+                 static one; use controller.quorum.bootstrap.servers",
+                self.quorum_text()
+            ));
+        }
+        if self.standalone && !roles.controller {
+            return Err(format!("controller.quorum.standalone needs the controller role (process.roles={roles})"));
+        }
+        if !roles.controller {
             if self.voters.is_empty() {
                 return Err(format!(
                     "process.roles={roles} needs controller.quorum.voters: Kaskade does not join a dynamic quorum \
-                     (controller.quorum.bootstrap.servers={}) yet",
+                     (controller.quorum.bootstrap.servers={}) as a broker-only node yet",
                     self.quorum_text()
                 ));
             }
-            // Kafka's checks (`validate`) already put a controller among
-            // the voters and keep a broker out of them.
+            // Kafka's checks (`validate`) already keep a broker out of the voters.
             return Ok(());
         }
         if !self.voters.is_empty() {
@@ -389,19 +421,39 @@ impl KraftConfig {
             }
             return Ok(());
         }
-        let own_bootstrap = match &self.bootstrap_servers[..] {
-            [] => true,
-            [one] => controller_ports.contains(&one.port),
-            _ => false,
-        };
-        if !own_bootstrap {
+        if !roles.broker && self.dynamic_quorum(controller_ports).is_none() {
             return Err(format!(
-                "controller.quorum.bootstrap.servers names a quorum elsewhere ({}), and Kaskade does not join a \
-                 dynamic quorum yet; use controller.quorum.voters",
-                self.quorum_text()
+                "process.roles={roles} needs controller.quorum.voters, or controller.quorum.bootstrap.servers \
+                 (with controller.quorum.standalone=true for the first controller)"
             ));
         }
         Ok(())
+    }
+
+    /// How this controller runs in a dynamic quorum (KIP-853), if it is in
+    /// one: no `controller.quorum.voters`, and either
+    /// `controller.quorum.standalone` (it forms the quorum) or
+    /// `controller.quorum.bootstrap.servers` naming other controllers (it
+    /// joins). A combined node whose only bootstrap server is its own
+    /// controller listener, without `standalone`, stays what it always was:
+    /// a cluster of its own on the local metadata log (`None`).
+    pub fn dynamic_quorum(&self, controller_ports: &[u16]) -> Option<DynamicQuorum> {
+        let roles = self.roles();
+        if !self.voters.is_empty() || !roles.controller {
+            return None;
+        }
+        if self.standalone {
+            return Some(DynamicQuorum::Standalone);
+        }
+        let own_bootstrap = match &self.bootstrap_servers[..] {
+            [] => return None,
+            [one] => controller_ports.contains(&one.port),
+            _ => false,
+        };
+        if own_bootstrap && roles.broker {
+            return None;
+        }
+        Some(DynamicQuorum::Join)
     }
 
     /// The static quorum this node runs in (node id -> `host:port` of its
@@ -527,10 +579,8 @@ mod tests {
         let err = three.check_runnable(NodeId(4), &[9093]).unwrap_err();
         assert!(err.contains("does not name this node (4)"), "{err}");
 
-        let elsewhere = kraft(&[], &["other:9093"], combined).check_runnable(NodeId(1), &[9095]).unwrap_err();
-        assert!(elsewhere.contains("controller.quorum.bootstrap.servers names a quorum elsewhere (other:9093)"));
-        let several = kraft(&[], &["a:9093", "b:9093"], combined).check_runnable(NodeId(1), &[9093]).unwrap_err();
-        assert!(several.contains("(a:9093,b:9093)"), "{several}");
+        assert_eq!(kraft(&[], &[], None).dynamic_quorum(&[]), None, "a single node");
+        assert_eq!(kraft(&[], &["localhost:9093"], combined).dynamic_quorum(&[9093]), None, "its own quorum");
 
         // Dedicated roles run in a static quorum, even a lone controller's.
         let broker_only = Some(ProcessRoles { broker: true, controller: false });
@@ -542,5 +592,37 @@ mod tests {
         assert!(controller.static_quorum(NodeId(1)).is_some(), "a lone controller still runs the quorum");
         let dynamic = kraft(&[], &["c:9093"], broker_only).check_runnable(NodeId(1), &[]).unwrap_err();
         assert!(dynamic.contains("does not join a dynamic quorum (controller.quorum.bootstrap.servers=c:9093)"));
+    }
+
+    #[test]
+    fn controllers_form_or_join_a_dynamic_quorum() {
+        let combined = Some(ProcessRoles::COMBINED);
+        let controller_only = Some(ProcessRoles { broker: false, controller: true });
+        let standalone = |roles, bootstrap: &[&str]| KraftConfig { standalone: true, ..kraft(&[], bootstrap, roles) };
+        for roles in [combined, controller_only, None] {
+            let first = standalone(roles, &["localhost:9093"]);
+            assert_eq!(first.check_runnable(NodeId(1), &[9093]), Ok(()), "{roles:?}");
+            assert_eq!(first.dynamic_quorum(&[9093]), Some(DynamicQuorum::Standalone), "{roles:?}");
+            assert_eq!(first.static_quorum(NodeId(1)), None);
+        }
+        // Bootstrap servers elsewhere: a combined or dedicated controller joins.
+        for roles in [combined, controller_only] {
+            let joiner = kraft(&[], &["other:9093"], roles);
+            assert_eq!(joiner.check_runnable(NodeId(2), &[9095]), Ok(()), "{roles:?}");
+            assert_eq!(joiner.dynamic_quorum(&[9095]), Some(DynamicQuorum::Join), "{roles:?}");
+            let several = kraft(&[], &["a:9093", "b:9093"], roles);
+            assert_eq!(several.dynamic_quorum(&[9093]), Some(DynamicQuorum::Join), "{roles:?}");
+        }
+        // A dedicated controller naming only itself waits to be added (it
+        // cannot be a cluster of its own: it hosts no partitions).
+        assert_eq!(kraft(&[], &["c:9093"], controller_only).dynamic_quorum(&[9093]), Some(DynamicQuorum::Join));
+        // Refused: standalone with static voters, or without the controller role.
+        let both = KraftConfig { standalone: true, ..kraft(&["1@c:9093"], &[], combined) };
+        let err = both.check_runnable(NodeId(1), &[9093]).unwrap_err();
+        assert!(err.contains("controller.quorum.voters (1@c:9093) names a static one"), "{err}");
+        let broker = standalone(Some(ProcessRoles { broker: true, controller: false }), &["c:9093"]);
+        let err = broker.check_runnable(NodeId(1), &[]).unwrap_err();
+        assert!(err.contains("controller.quorum.standalone needs the controller role (process.roles=broker)"), "{err}");
+        assert_eq!(broker.dynamic_quorum(&[]), None);
     }
 }

@@ -43,7 +43,7 @@ mod topic_keys;
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType, TopicConfigDefault};
 pub use env::env_var_to_key;
 pub use keys::is_sensitive;
-pub use kraft::{HostPort, KraftConfig, ProcessRoles, Voter};
+pub use kraft::{DynamicQuorum, HostPort, KraftConfig, ProcessRoles, Voter};
 pub use listener::ListenerSpec;
 pub use properties::{parse_properties, read_properties_file};
 pub use topic_keys::{is_topic_config, validate_topic_config};

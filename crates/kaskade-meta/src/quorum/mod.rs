@@ -13,7 +13,8 @@
 //! broker-only node's copy of the committed image, fetched from the
 //! controllers), [`forward`] (a follower's proposal sent to the leader), [`brokers`]
 //! (broker registrations and heartbeats, run by the active controller),
-//! [`leadership`] (the active controller's own leader elections:
+//! [`membership`] (whether AddRaftVoter / RemoveRaftVoter may start, as Kafka
+//! checks it), [`leadership`] (the active controller's own leader elections:
 //! preferred-leader rebalancing and unclean elections) and [`status`]
 //! (what DescribeQuorum reports).
 //!
@@ -31,6 +32,7 @@ pub mod forward;
 pub mod frame;
 mod leadership;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod node;
 pub mod observer;
@@ -48,8 +50,9 @@ mod storage_tests;
 mod tests;
 
 pub use brokers::{BrokerAnswer, BrokerCall, BrokerRefusal, HeartbeatAnswer};
+pub use membership::{VoterChangeError, VoterKey};
 pub use node::{QuorumConfig, QuorumMetadataLog};
 pub use observer::{ObserverConfig, ObserverMetadataLog};
 pub use server::serve;
 pub use status::{QuorumStatus, ReplicaStatus};
-pub use types::{ApplyOutcome, Proposal, RaftNodeId, TypeConfig};
+pub use types::{ApplyOutcome, ControllerNode, Proposal, RaftNodeId, TypeConfig};

@@ -28,7 +28,9 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
-use openraft::{BasicNode, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::{RPCTypes, RaftNetwork, RaftNetworkFactory};
+
+use super::types::ControllerNode;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -97,12 +99,12 @@ pub struct PeerClient {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: RaftNodeId, node: &BasicNode) -> PeerClient {
+    async fn new_client(&mut self, target: RaftNodeId, node: &ControllerNode) -> PeerClient {
         PeerClient { net: self.clone(), target, addr: node.addr.clone(), conn: None }
     }
 }
 
-type RpcError<E> = RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId, E>>;
+type RpcError<E> = RPCError<RaftNodeId, ControllerNode, RaftError<RaftNodeId, E>>;
 
 /// How an exchange failed.
 enum Failure {
@@ -257,7 +259,7 @@ mod tests {
     async fn client_of(cluster_id: &str, addr: String) -> PeerClient {
         let hello = Hello { cluster_id: cluster_id.into(), static_voters: None };
         let mut net = Network::new(1, hello, Arc::new(SystemClock), Arc::default());
-        net.new_client(2, &BasicNode { addr }).await
+        net.new_client(2, &ControllerNode::new(addr)).await
     }
 
     fn vote() -> VoteRequest<RaftNodeId> {

@@ -81,6 +81,7 @@ impl Observers {
         self.by_id
             .iter()
             .map(|(id, e)| ReplicaStatus {
+                directory_id: None,
                 replica_id: *id,
                 log_end_offset: e.log_end_offset,
                 last_fetch_timestamp: e.last_fetch_ms,

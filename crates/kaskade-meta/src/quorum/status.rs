@@ -20,6 +20,10 @@ use super::types::{epoch_of, to_kafka_id, RaftNodeId};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaStatus {
     pub replica_id: i32,
+    /// Its metadata directory's id (DescribeQuorum v2's
+    /// ReplicaDirectoryId), when the membership has it.
+    #[serde(default)]
+    pub directory_id: Option<uuid::Uuid>,
     /// -1 when the leader does not know it yet.
     pub log_end_offset: i64,
     /// Clock ms, -1 if never.
@@ -46,7 +50,7 @@ pub(super) fn end_offset(index: Option<u64>) -> i64 {
 /// The status from the leader's metrics; `None` if `metrics` are not a
 /// leader's (only the leader knows where the replicas are).
 pub(crate) fn from_metrics(
-    metrics: &RaftMetrics<RaftNodeId, openraft::BasicNode>,
+    metrics: &RaftMetrics<RaftNodeId, super::types::ControllerNode>,
     peers: &PeerClock,
     now_ms: i64,
 ) -> Option<QuorumStatus> {
@@ -54,9 +58,11 @@ pub(crate) fn from_metrics(
     let membership = metrics.membership_config.membership();
     let voter_ids: BTreeSet<RaftNodeId> = membership.voter_ids().collect();
     let replica = |id: RaftNodeId| {
+        let directory_id = membership.get_node(&id).and_then(|n| n.directory_id);
         if id == metrics.id {
             return ReplicaStatus {
                 replica_id: to_kafka_id(id),
+                directory_id,
                 log_end_offset: end_offset(metrics.last_log_index),
                 last_fetch_timestamp: now_ms,
                 last_caught_up_timestamp: now_ms,
@@ -65,6 +71,7 @@ pub(crate) fn from_metrics(
         let times = peers.get(id);
         ReplicaStatus {
             replica_id: to_kafka_id(id),
+            directory_id,
             log_end_offset: match replication.get(&id) {
                 Some(matched) => end_offset(matched.map(|l| l.index)),
                 None => -1,

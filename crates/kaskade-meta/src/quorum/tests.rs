@@ -206,7 +206,7 @@ async fn a_quorum_elects_replicates_fails_over_and_recovers_a_restarted_node() {
     // the times are noted before openraft reports the match).
     let last = l.log.raft().metrics().borrow().last_log_index;
     let wait = l.log.raft().wait(Some(WAIT));
-    let all_match = |m: &openraft::RaftMetrics<RaftNodeId, openraft::BasicNode>| {
+    let all_match = |m: &openraft::RaftMetrics<RaftNodeId, crate::quorum::types::ControllerNode>| {
         m.replication.as_ref().is_some_and(|r| r.values().all(|v| v.map(|l| l.index) == last))
     };
     wait.metrics(all_match, "followers match").await.expect("followers hold the leader's log");
@@ -304,11 +304,37 @@ async fn a_new_voter_catches_up_from_a_snapshot_and_a_voter_can_be_removed() {
     assert!(node_dir(root.path(), i as i32 + 1).join("kaskade-metadata/raft/snapshot.json").exists());
     create_topic(&l, "after-snapshot").await.expect("create after the snapshot");
 
+    // Refusals as Kafka's: an id already voting, a controller that never
+    // answers (dropped again, nothing changed), a non-voter removed, a
+    // change asked of a follower.
+    use crate::quorum::{VoterChangeError, VoterKey};
+    let key = |id: i32| VoterKey { id: NodeId(id), directory_id: None };
+    let duplicate = l.add_voter(key(1), "127.0.0.1:1", WAIT).await;
+    assert!(matches!(duplicate, Err(VoterChangeError::Duplicate(_))), "{duplicate:?}");
+    let unreachable = l.add_voter(key(5), "127.0.0.1:1", Duration::from_secs(2)).await;
+    assert!(matches!(unreachable, Err(VoterChangeError::TimedOut(_))), "{unreachable:?}");
+    let wait = l.raft().wait(Some(WAIT));
+    let dropped = wait.metrics(
+        |m| {
+            m.membership_config.membership().get_node(&5).is_none()
+                && m.membership_config.membership().get_joint_config().len() == 1
+        },
+        "the learner that never caught up dropped",
+    );
+    dropped.await.expect("learner 5 dropped");
+    assert_eq!(l.voter_nodes().keys().copied().collect::<Vec<_>>(), [NodeId(1), NodeId(2), NodeId(3)]);
+    let missing = l.remove_voter(key(9), WAIT).await;
+    assert!(matches!(missing, Err(VoterChangeError::NotFound(_))), "{missing:?}");
+    let follower = nodes.iter().flatten().find(|n| n.log.node_id() != l.node_id()).expect("a follower");
+    let off_leader = follower.log.add_voter(key(6), "127.0.0.1:1", WAIT).await;
+    assert!(matches!(off_leader, Err(VoterChangeError::NotLeader { .. })), "{off_leader:?}");
+
     // Node 4 starts empty and joins as a voter (AddRaftVoter).
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     nodes.push(Some(start(root.path(), 4, listener, &dynamic()).await));
-    l.add_voter(NodeId(4), &addr).await.expect("add voter 4");
+    let four = crate::quorum::VoterKey { id: NodeId(4), directory_id: None };
+    l.add_voter(four, &addr, WAIT).await.expect("add voter 4");
     let new = &nodes[3].as_ref().expect("node 4").log;
     let installed = new.raft().wait(Some(WAIT)).metrics(|m| m.snapshot.is_some(), "a snapshot on node 4").await;
     installed.expect("node 4 installed the leader's snapshot (the log it covers is purged)");
@@ -319,7 +345,7 @@ async fn a_new_voter_catches_up_from_a_snapshot_and_a_voter_can_be_removed() {
     assert!(new.committed().image.topic("t0").is_some());
 
     // RemoveRaftVoter: node 4 leaves the voters.
-    l.remove_voter(NodeId(4)).await.expect("remove voter 4");
+    l.remove_voter(four, WAIT).await.expect("remove voter 4");
     l.raft().wait(Some(WAIT)).voter_ids([1, 2, 3], "3 voters").await.expect("node 4 left");
     let status = l.status().expect("status");
     assert_eq!(status.voters.iter().map(|v| v.replica_id).collect::<Vec<_>>(), vec![1, 2, 3]);

@@ -37,6 +37,28 @@ pub enum ApplyOutcome {
     Raft(MetadataVersion),
 }
 
+/// A controller as the quorum's membership stores it: where its controller
+/// listener is, and its directory id (KIP-853 identifies a voter by its id
+/// and the id of its metadata directory, so a wiped controller that comes
+/// back under the same id is a different voter). Serialized as openraft's
+/// `BasicNode` (`{"addr": ...}`) plus the optional id, so membership
+/// entries written before directory ids were kept still load.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerNode {
+    /// `host:port` of its controller listener.
+    pub addr: String,
+    /// Its metadata directory's `directory.id` (`None`: a static quorum's
+    /// voter, or one stored before directory ids were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_id: Option<uuid::Uuid>,
+}
+
+impl ControllerNode {
+    pub fn new(addr: impl Into<String>) -> ControllerNode {
+        ControllerNode { addr: addr.into(), directory_id: None }
+    }
+}
+
 openraft::declare_raft_types!(
     /// The controller quorum's Raft types: proposals as entries, snapshots
     /// as in-memory JSON buffers, tokio as the runtime.
@@ -44,7 +66,7 @@ openraft::declare_raft_types!(
         D = Proposal,
         R = ApplyOutcome,
         NodeId = RaftNodeId,
-        Node = openraft::BasicNode,
+        Node = ControllerNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
@@ -55,8 +77,8 @@ pub type Entry = openraft::Entry<TypeConfig>;
 pub type LogId = openraft::LogId<RaftNodeId>;
 pub type Vote = openraft::Vote<RaftNodeId>;
 pub type StorageError = openraft::StorageError<RaftNodeId>;
-pub type SnapshotMeta = openraft::SnapshotMeta<RaftNodeId, openraft::BasicNode>;
-pub type StoredMembership = openraft::StoredMembership<RaftNodeId, openraft::BasicNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<RaftNodeId, ControllerNode>;
+pub type StoredMembership = openraft::StoredMembership<RaftNodeId, ControllerNode>;
 
 /// A Raft node id as Kafka's `node.id` (ids above `i32::MAX` cannot come
 /// from a Kafka configuration; they read as -1, Kafka's "none").
@@ -109,6 +131,18 @@ mod tests {
         let json = serde_json::to_string(&none).expect("serialize");
         assert_eq!(json, r#"{"NotLeader":{"leader":null}}"#);
         assert_eq!(serde_json::from_str::<ForwardRefusal>(&json).expect("parse"), none);
+    }
+
+    #[test]
+    fn controller_nodes_read_openraft_basic_nodes() {
+        use super::ControllerNode;
+        let old: ControllerNode = serde_json::from_str(r#"{"addr":"c1:9093"}"#).expect("a BasicNode's JSON");
+        assert_eq!(old, ControllerNode::new("c1:9093"));
+        assert_eq!(serde_json::to_string(&old).expect("serialize"), r#"{"addr":"c1:9093"}"#);
+        let id = uuid::Uuid::from_bytes([7; 16]);
+        let new = ControllerNode { addr: "c2:9093".into(), directory_id: Some(id) };
+        let json = serde_json::to_string(&new).expect("serialize");
+        assert_eq!(serde_json::from_str::<ControllerNode>(&json).expect("parse"), new);
     }
 
     #[test]
