@@ -164,6 +164,12 @@ impl InternalPartitions for LocalInternalTopic {
         })
     }
 
+    fn leader_epoch(&self, partition: i32) -> Option<i32> {
+        let p = self.topics.partition(self.name, partition).ok()?;
+        p.check_epoch(None).ok()?;
+        Some(p.leader_epoch().get())
+    }
+
     fn append(
         &self,
         partition: i32,
@@ -243,6 +249,7 @@ impl LocalMarkers {
             })
             .map_err(|e| match e {
                 PartitionError::Storage(LogError::InvalidProducerEpoch(e)) => MarkerError::InvalidProducerEpoch(e),
+                PartitionError::Storage(LogError::CoordinatorFenced(e)) => MarkerError::CoordinatorFenced(e),
                 e => MarkerError::Failed(e.response_error(), format!("{tp}: {e}")),
             })?;
         let end = Offset(info.last_offset).next();
@@ -435,6 +442,20 @@ mod tests {
         assert!(!marked.is_finished(), "a marker acknowledged before the follower held it");
         assert!(p.record_follower_fetch(NodeId(2), Offset(p.log().log_end_offset())));
         marked.await.expect("joined").expect("replicated");
+        // A marker of a coordinator deposed since (an older coordinator
+        // epoch than the last marker's) is fenced, as Kafka's partition
+        // refuses it.
+        let mut newer = marker(0);
+        newer.coordinator_epoch = 4;
+        let p0 = TopicPartition::new(OFFSETS_TOPIC, 0);
+        let written = markers.write_one(&p0, newer).expect("written");
+        assert!(p.record_follower_fetch(NodeId(2), Offset(p.log().log_end_offset())));
+        written.await.expect("replicated");
+        match markers.write_one(&p0, marker(0)) {
+            Err(MarkerError::CoordinatorFenced(m)) => assert!(m.contains("coordinator epoch 0"), "{m}"),
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("a deposed coordinator's marker was written"),
+        }
         topics.logs().shutdown().expect("shutdown");
     }
 

@@ -79,6 +79,7 @@ pub fn storage_error(e: &LogError) -> ResponseError {
         LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        LogError::CoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
         // Only a follower's own append meets it (Kafka's
         // `UnexpectedAppendOffsetException`, which no client sees).
         LogError::NotContiguous { .. } => ResponseError::UnknownServerError,
@@ -105,6 +106,7 @@ mod tests {
             (LogError::OutOfOrderSequence("x".into()), 45),
             (LogError::InvalidProducerEpoch("x".into()), 47),
             (LogError::InvalidTxnState("x".into()), 48),
+            (LogError::CoordinatorFenced("x".into()), 52),
             (LogError::Closed, 56),
             (LogError::Io(std::io::Error::other("disk")), 56),
         ];
