@@ -145,6 +145,19 @@ fn wait_progress(what: &str, from: usize, probe: impl Fn() -> usize) -> Duration
     started.elapsed()
 }
 
+/// Whether the transformer commits no transaction past `from` within
+/// `RECOVER`.
+fn transforming_stalled(t: &Transforming, from: usize) -> bool {
+    let started = Instant::now();
+    while t.done.committed.lock().expect("committed").len() <= from {
+        if started.elapsed() > RECOVER {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -257,7 +270,12 @@ fn workloads_under_faults_keep_every_property() {
         }
         wait_progress(&format!("fault {i}: acknowledgements"), acked, || deliveries.count());
         wait_progress(&format!("fault {i}: the group's commits"), committed, || commits(&grouped));
-        wait_progress(&format!("fault {i}: transactions"), transacted, || txns(&transforming));
+        if transforming_stalled(&transforming, transacted) {
+            panic!(
+                "fault {i}: transactions: no progress within {RECOVER:?}; the transformer's last failures: {:#?}",
+                transforming.done.failures.lock().expect("failures")
+            );
+        }
     }
     let faulted = started.elapsed();
     wait_whole(&nodes, "after the last fault");

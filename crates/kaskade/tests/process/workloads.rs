@@ -224,6 +224,18 @@ pub struct Transformed {
     pub reads: Mutex<Vec<Read>>,
     /// Incarnations started (1 + the ones an error ended).
     pub incarnations: Mutex<usize>,
+    /// Why each ended incarnation ended (the last ones, for a failing run).
+    pub failures: Mutex<Vec<String>>,
+}
+
+impl Transformed {
+    fn failed(&self, why: String) -> bool {
+        let mut f = self.failures.lock().expect("failures");
+        f.push(why);
+        let excess = f.len().saturating_sub(20);
+        f.drain(..excess);
+        false
+    }
 }
 
 pub struct Transforming {
@@ -282,10 +294,10 @@ fn transform(
         .create()
     {
         Ok(p) => p,
-        Err(_) => return false,
+        Err(e) => return done.failed(format!("producer: {e}")),
     };
-    if p.init_transactions(Duration::from_secs(30)).is_err() {
-        return false;
+    if let Err(e) = p.init_transactions(Duration::from_secs(30)) {
+        return done.failed(format!("init_transactions: {e}"));
     }
     if stop.load(Ordering::Relaxed) {
         return true;
@@ -298,23 +310,23 @@ fn transform(
         .create()
     {
         Ok(c) => c,
-        Err(_) => return false,
+        Err(e) => return done.failed(format!("consumer: {e}")),
     };
     // Resume where the last committed transaction left off (OffsetFetch
     // with require_stable: waits out a transaction still being completed).
-    let Some(committed) = committed(&c, input) else { return false };
+    let Some(committed) = committed(&c, input) else { return done.failed("committed offsets".into()) };
     let mut tpl = TopicPartitionList::new();
     for part in 0..input.partitions {
         let at = committed.get(&part).copied().unwrap_or(0);
         tpl.add_partition_offset(input.topic, part, Offset::Offset(at)).expect("partition");
     }
-    if c.assign(&tpl).is_err() {
-        return false;
+    if let Err(e) = c.assign(&tpl) {
+        return done.failed(format!("assign: {e}"));
     }
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     while !stop.load(Ordering::Relaxed) {
-        if p.begin_transaction().is_err() {
-            return false;
+        if let Err(e) = p.begin_transaction() {
+            return done.failed(format!("begin_transaction: {e}"));
         }
         *txn += 1;
         let k = *txn;
@@ -333,14 +345,14 @@ fn transform(
                     });
                     let value = format!("record-{number} txn-{k}");
                     let record = BaseRecord::<(), _>::to(output.topic).partition(m.partition()).payload(&value);
-                    if p.send(record).is_err() {
-                        return false;
+                    if let Err((e, _)) = p.send(record) {
+                        return done.failed(format!("send: {e}"));
                     }
                     count += 1;
                     *done.sent.lock().expect("sent").entry(k).or_default() += 1;
                     next.insert(m.partition(), m.offset() + 1);
                 }
-                Some(Err(_)) => return false,
+                Some(Err(e)) => return done.failed(format!("poll: {e}")),
                 None => {}
             }
         }
@@ -348,12 +360,14 @@ fn transform(
         for (part, o) in &next {
             offsets.add_partition_offset(input.topic, *part, Offset::Offset(*o)).expect("partition");
         }
-        let Some(meta) = c.group_metadata() else { return false };
-        if !next.is_empty() && p.send_offsets_to_transaction(&offsets, &meta, Duration::from_secs(30)).is_err() {
-            return false;
+        let Some(meta) = c.group_metadata() else { return done.failed("group metadata".into()) };
+        if !next.is_empty() {
+            if let Err(e) = p.send_offsets_to_transaction(&offsets, &meta, Duration::from_secs(30)) {
+                return done.failed(format!("send_offsets_to_transaction: {e}"));
+            }
         }
-        if p.commit_transaction(Duration::from_secs(30)).is_err() {
-            return false;
+        if let Err(e) = p.commit_transaction(Duration::from_secs(30)) {
+            return done.failed(format!("commit_transaction: {e}"));
         }
         done.committed.lock().expect("committed").push(k);
     }
