@@ -115,7 +115,8 @@ impl Broker {
         let stopping = tokio::sync::watch::channel(false).0;
         let producer_ids = Arc::new(ProducerIdManager::new());
         let offsets_topic = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, config.offsets_topic_num_partitions)
-            .with_replication(config.offsets_topic_replication_factor);
+            .with_replication(config.offsets_topic_replication_factor)
+            .with_append_timeout(std::time::Duration::from_millis(config.offsets_commit_timeout_ms.max(1) as u64));
         let groups = Arc::new(crate::group::GroupService::from_config(&config, Arc::new(offsets_topic), clock.clone()));
         let local_markers = Arc::new(LocalMarkers::new(topics.clone(), groups.clone()));
         let peers = Arc::new(crate::inter_broker::InterBroker::for_broker(&topics, &config));
@@ -126,7 +127,9 @@ impl Broker {
         let seams = crate::txn::TxnSeams {
             state_log: Arc::new(
                 LocalInternalTopic::new(topics.clone(), TXN_TOPIC, config.transaction_state_log_num_partitions)
-                    .with_replication(config.transaction_state_log_replication_factor),
+                    .with_replication(config.transaction_state_log_replication_factor)
+                    .with_min_isr(config.transaction_state_log_min_isr)
+                    .with_append_timeout(crate::coordinator::local::MARKER_TIMEOUT),
             ),
             markers,
             producer_ids: Arc::new(LocalProducerIds::new(topics.clone(), producer_ids.clone())),

@@ -31,6 +31,11 @@ pub enum LogError {
     /// A producer with an open transaction sent a non-transactional batch.
     #[error("{0}")]
     InvalidTxnState(String),
+    /// A transaction marker carries an older coordinator epoch than the
+    /// producer's last marker here: it comes from a deposed transaction
+    /// coordinator (Kafka's TRANSACTION_COORDINATOR_FENCED).
+    #[error("{0}")]
+    CoordinatorFenced(String),
     /// A replicated batch does not start at the log end (a gap or an
     /// overlap: the follower's fetch position and its log disagree).
     #[error("replicated batch starts at offset {found} but the log ends at {expected}")]

@@ -288,11 +288,18 @@ impl ProducerStateManager {
     /// Validates a transaction marker for `producer_id` (Kafka's
     /// `appendEndTxnMarker` checks): a marker older than the producer's
     /// epoch would end a newer transaction.
-    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<()> {
+    pub fn check_marker(&self, producer_id: i64, epoch: i16, coordinator_epoch: i32) -> Result<()> {
         match self.producers.get(&producer_id) {
             Some(e) if e.epoch > epoch => Err(LogError::InvalidProducerEpoch(format!(
                 "Transaction marker of producer {producer_id} has epoch {epoch}, older than the current epoch {}",
                 e.epoch
+            ))),
+            // Kafka's `checkCoordinatorEpoch`: the coordinator epoch (the
+            // leader epoch of its __transaction_state partition) only grows.
+            Some(e) if e.coordinator_epoch > coordinator_epoch => Err(LogError::CoordinatorFenced(format!(
+                "Transaction marker of producer {producer_id} has coordinator epoch {coordinator_epoch}, \
+                 older than the last coordinator epoch {} (a deposed transaction coordinator)",
+                e.coordinator_epoch
             ))),
             _ => Ok(()),
         }

@@ -99,6 +99,35 @@ fn markers_end_transactions_and_aborts_are_indexed() {
     mgr.shutdown().expect("shutdown");
 }
 
+/// Kafka's `checkCoordinatorEpoch`: a marker whose coordinator epoch is
+/// older than the last one the producer's markers carried comes from a
+/// deposed transaction coordinator and is refused (WriteTxnMarkers then
+/// answers TRANSACTION_COORDINATOR_FENCED); the epoch survives a reopen.
+#[test]
+fn a_marker_of_a_deposed_coordinator_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mgr, _) = open(dir.path(), small_segments(), manual_clock());
+    let log = common::follow_local(mgr.get_or_create(&tp(), small_segments()).expect("log"));
+    log.append_client(txn_batch(1, 0, 0, 2), 0).expect("a transaction");
+    log.append_marker(1, 0, 5, Marker::Commit, 0).expect("ended by coordinator epoch 5");
+    log.append_client(txn_batch(1, 0, 2, 2), 0).expect("the next transaction");
+    let end = log.log_end_offset();
+    match log.append_marker(1, 0, 4, Marker::Abort, 0) {
+        Err(LogError::CoordinatorFenced(m)) => assert!(m.contains('4') && m.contains('5'), "{m}"),
+        other => panic!("a deposed coordinator's marker was taken: {other:?}"),
+    }
+    assert_eq!(log.log_end_offset(), end, "nothing appended");
+    log.append_marker(1, 0, 5, Marker::Commit, 0).expect("the same coordinator epoch");
+    durable(&log);
+    mgr.shutdown().expect("shutdown");
+    let (mgr, _) = open(dir.path(), small_segments(), manual_clock());
+    let log = common::follow_local(mgr.get(&tp()).expect("log"));
+    log.append_client(txn_batch(1, 0, 4, 1), 0).expect("a third transaction");
+    assert!(matches!(log.append_marker(1, 0, 3, Marker::Commit, 0), Err(LogError::CoordinatorFenced(_))));
+    log.append_marker(1, 0, 6, Marker::Commit, 0).expect("a newer coordinator");
+    mgr.shutdown().expect("shutdown");
+}
+
 #[test]
 fn transactions_survive_clean_and_unclean_reopen() {
     for clean in [true, false] {

@@ -49,6 +49,7 @@ pub async fn handle(
         partitions,
         api_version: version,
     };
+    let n = request.partitions.len();
     let errors = if request.partitions.is_empty() && !request.group_id.is_empty() {
         Vec::new()
     } else {
@@ -58,7 +59,13 @@ pub async fn handle(
                 Err(e) => vec![Some(e); request.partitions.len()],
                 Ok(()) => engine.commit_offsets(now, &request),
             })
-            .await?
+            .await
+            .or_else(|e| match e {
+                // Not replicated: every partition gets the coordinator's
+                // error and the client retries (Kafka's answer).
+                BrokerError::Kafka { code, .. } => Ok(vec![Some(code); n]),
+                e => Err(e),
+            })?
     };
     let mut errors = errors.into_iter();
     let mut resp = OffsetCommitResponse::default();

@@ -71,7 +71,10 @@ pub async fn handle(
                 Ok(()) => engine.txn_commit_offsets(now, producer, &commit),
             })
             .await
-            .unwrap_or_else(|_| vec![Some(ResponseError::CoordinatorNotAvailable); n]),
+            .unwrap_or_else(|e| match e {
+                BrokerError::Kafka { code, .. } => vec![Some(code); n],
+                _ => vec![Some(ResponseError::CoordinatorNotAvailable); n],
+            }),
         Ok(Err(e)) | Err(e) => vec![Some(e); n],
     };
     let mut resp = TxnOffsetCommitResponse::default();

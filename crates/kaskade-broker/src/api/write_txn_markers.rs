@@ -59,8 +59,7 @@ pub async fn handle(
         }
         for (topic, partition, wait) in appended {
             if let Err(e) = wait.await {
-                tracing::error!("WriteTxnMarkers: {e}");
-                result.topics[topic].partitions[partition].error_code = ResponseError::KafkaStorageError.code();
+                result.topics[topic].partitions[partition].error_code = marker_error(&e).code();
             }
         }
         resp.markers.push(result);

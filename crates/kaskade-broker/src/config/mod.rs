@@ -183,6 +183,10 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     /// `transaction.state.log.replication.factor`.
     pub transaction_state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`.
+    pub transaction_state_log_min_isr: i16,
+    /// `offsets.commit.timeout.ms`.
+    pub offsets_commit_timeout_ms: i64,
     /// `offsets.retention.minutes`.
     pub offsets_retention_minutes: i32,
     /// `broker.heartbeat.interval.ms`: how often this broker heartbeats the active controller.
@@ -415,6 +419,8 @@ impl BrokerConfig {
             offsets_topic_replication_factor: num("offsets.topic.replication.factor").min(i16::MAX as i64) as i16,
             transaction_state_log_replication_factor: num("transaction.state.log.replication.factor")
                 .min(i16::MAX as i64) as i16,
+            transaction_state_log_min_isr: num("transaction.state.log.min.isr").min(i16::MAX as i64) as i16,
+            offsets_commit_timeout_ms: num("offsets.commit.timeout.ms"),
             offsets_retention_minutes: num("offsets.retention.minutes") as i32,
             broker_heartbeat_interval_ms: num("broker.heartbeat.interval.ms"),
             broker_session_timeout_ms: num("broker.session.timeout.ms"),

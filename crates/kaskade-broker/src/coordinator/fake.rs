@@ -3,7 +3,7 @@
 //! while it loads, and leadership is whatever the test says.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use kafka_protocol::records::{Record, TimestampType};
 use kaskade_types::ProducerIdAndEpoch;
@@ -26,6 +26,11 @@ pub struct FakePartitions {
     /// Reads started, and reads that failed.
     pub reads: AtomicUsize,
     pub failed_reads: AtomicUsize,
+    /// The leader epoch of every partition led here.
+    pub epoch: AtomicI32,
+    /// Appends from now on are written but their handles fail with it (the
+    /// ISR never held them).
+    pub failing_appends: Mutex<Option<CoordinatorError>>,
 }
 
 impl FakePartitions {
@@ -39,6 +44,8 @@ impl FakePartitions {
             led: Mutex::new(None),
             reads: AtomicUsize::new(0),
             failed_reads: AtomicUsize::new(0),
+            epoch: AtomicI32::new(0),
+            failing_appends: Mutex::new(None),
         }
     }
 
@@ -87,6 +94,10 @@ impl InternalPartitions for FakePartitions {
         self.led.lock().clone().unwrap_or_else(|| (0..self.partitions).collect())
     }
 
+    fn leader_epoch(&self, partition: i32) -> Option<i32> {
+        self.led_partitions().contains(&partition).then(|| self.epoch.load(Ordering::SeqCst))
+    }
+
     fn append(
         &self,
         partition: i32,
@@ -114,7 +125,10 @@ impl InternalPartitions for FakePartitions {
                 headers: Default::default(),
             });
         }
-        Ok(Appended::done())
+        match self.failing_appends.lock().clone() {
+            Some(e) => Ok(Appended::new(std::future::ready(Err(e)))),
+            None => Ok(Appended::done()),
+        }
     }
 
     fn read_committed(&self, partition: i32, visit: &mut dyn FnMut(&Record)) -> Result<usize, CoordinatorError> {

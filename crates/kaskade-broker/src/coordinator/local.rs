@@ -1,18 +1,26 @@
 //! The coordinators' seams over this node's own logs: a coordinator leads
 //! the internal partitions the metadata image names this node the leader
-//! of, an append is safe once durable, a marker is written to a partition
-//! this node leads. The broker wires these (markers for partitions led
-//! elsewhere go through `ClusterMarkers`); a replicated node would wire an
-//! `Appended` that waits for the in-sync replicas.
+//! of, a marker is written to a partition this node leads. The broker wires
+//! these (markers for partitions led elsewhere go through `ClusterMarkers`).
+//!
+//! Invariant: every append here is acks=all (Kafka's coordinators and
+//! WriteTxnMarkers append with `requiredAcks = -1`): stamped with the
+//! partition's leader epoch, refused while the ISR is below the topic's
+//! `min.insync.replicas`, and its handle resolves only once the HW passed
+//! it, so an acknowledged offset commit, group or transaction state, or
+//! marker survives the loss of the leader. A wait that does not end within
+//! the timeout (`offsets.commit.timeout.ms`, `request.timeout.ms`) fails,
+//! as Kafka's REQUEST_TIMED_OUT, and the client retries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::Record;
 use kaskade_log::{Log, LogError};
-use kaskade_types::{ProducerId, ProducerIdAndEpoch, TopicPartition};
+use kaskade_types::{Offset, ProducerId, ProducerIdAndEpoch, TopicPartition};
 
 use super::{
     Appended, CoordinatorError, InternalPartitions, InternalRecord, MarkerError, MarkerWriter, MarkersWritten,
@@ -20,6 +28,7 @@ use super::{
 };
 use crate::group::records::OFFSETS_TOPIC;
 use crate::group::GroupService;
+use crate::partition::{Partition, PartitionError};
 use crate::producer_ids::ProducerIdManager;
 use crate::topic::TopicManager;
 
@@ -27,11 +36,40 @@ use crate::topic::TopicManager;
 /// `transaction.state.log.segment.bytes` default.
 const SEGMENT_BYTES: &str = "104857600";
 
-/// Resolves once `log` is durable up to `end`.
-fn durable(log: Arc<Log>, end: i64) -> Appended {
-    Appended::new(async move {
-        log.wait_durable(end).await.map_err(|e| CoordinatorError::Unavailable(format!("not durable: {e}")))
-    })
+/// Kafka's `request.timeout.ms` default: how long a marker append waits
+/// for the ISR (WriteTxnMarkers appends with the request timeout).
+pub const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Kafka's `offsets.commit.timeout.ms` default.
+pub const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits until `partition`'s HW reaches `end` with at least `min_isr`
+/// in-sync replicas, at most `timeout`: the partition's refusal, or
+/// REQUEST_TIMED_OUT.
+async fn replicated(
+    partition: Arc<Partition>,
+    end: Offset,
+    min_isr: usize,
+    timeout: Duration,
+) -> Result<(), PartitionError> {
+    match tokio::time::timeout(timeout, partition.wait_for_replicas(end, min_isr)).await {
+        Ok(done) => done,
+        Err(_) => Err(PartitionError::TimedOut(timeout)),
+    }
+}
+
+/// A coordinator's view of a partition refusal, as Kafka's coordinators
+/// translate their appends' errors: the leader moved or its storage failed
+/// (NOT_COORDINATOR: find the coordinator again); no such partition, too
+/// few replicas or a timeout (COORDINATOR_NOT_AVAILABLE: retry).
+fn coordinator_error(topic: &str, partition: i32, e: PartitionError) -> CoordinatorError {
+    match e {
+        PartitionError::NotLeader
+        | PartitionError::FencedLeaderEpoch { .. }
+        | PartitionError::UnknownLeaderEpoch { .. }
+        | PartitionError::Storage(_) => CoordinatorError::NotCoordinator,
+        e => CoordinatorError::Unavailable(format!("{topic}-{partition}: {e}")),
+    }
 }
 
 /// An internal topic in this node's logs.
@@ -45,16 +83,42 @@ pub struct LocalInternalTopic {
     /// `transaction.state.log.replication.factor`): as Kafka, creation
     /// fails while fewer brokers are live.
     replication: i16,
+    /// The topic's `min.insync.replicas` at creation
+    /// (`transaction.state.log.min.isr`); `None`: the broker's default, as
+    /// Kafka creates `__consumer_offsets`.
+    min_isr: Option<i16>,
+    /// How long an append waits for the ISR (`offsets.commit.timeout.ms`,
+    /// `request.timeout.ms`).
+    timeout: Duration,
 }
 
 impl LocalInternalTopic {
     pub fn new(topics: Arc<TopicManager>, name: &'static str, partitions: i32) -> Self {
-        LocalInternalTopic { topics, name, partitions: partitions.max(1), replication: 1 }
+        LocalInternalTopic {
+            topics,
+            name,
+            partitions: partitions.max(1),
+            replication: 1,
+            min_isr: None,
+            timeout: OFFSETS_COMMIT_TIMEOUT,
+        }
     }
 
     /// Created with `replication` replicas per partition.
     pub fn with_replication(self, replication: i16) -> Self {
         LocalInternalTopic { replication: replication.max(1), ..self }
+    }
+
+    /// Created with `min.insync.replicas` = `min_isr`, capped at the
+    /// replication factor (DIFFERENCES.md: Kaskade's default replication
+    /// factor is 1, and one node must work unconfigured).
+    pub fn with_min_isr(self, min_isr: i16) -> Self {
+        LocalInternalTopic { min_isr: Some(min_isr.max(1)), ..self }
+    }
+
+    /// An append not replicated within `timeout` fails.
+    pub fn with_append_timeout(self, timeout: Duration) -> Self {
+        LocalInternalTopic { timeout, ..self }
     }
 
     fn log(&self, partition: i32) -> Result<Arc<Log>, CoordinatorError> {
@@ -78,10 +142,13 @@ impl InternalPartitions for LocalInternalTopic {
             return Ok(n);
         }
         // Compacted, as Kafka creates both internal topics.
-        let configs = BTreeMap::from([
+        let mut configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("segment.bytes".to_string(), SEGMENT_BYTES.to_string()),
         ]);
+        if let Some(min) = self.min_isr {
+            configs.insert("min.insync.replicas".to_string(), min.min(self.replication).to_string());
+        }
         self.topics
             .create(self.name, self.partitions, self.replication, &[], &configs, false)
             .map(|t| t.partitions.len() as i32)
@@ -97,6 +164,12 @@ impl InternalPartitions for LocalInternalTopic {
         })
     }
 
+    fn leader_epoch(&self, partition: i32) -> Option<i32> {
+        let p = self.topics.partition(self.name, partition).ok()?;
+        p.check_epoch(None).ok()?;
+        Some(p.leader_epoch().get())
+    }
+
     fn append(
         &self,
         partition: i32,
@@ -106,11 +179,20 @@ impl InternalPartitions for LocalInternalTopic {
     ) -> Result<Appended, CoordinatorError> {
         let batch = crate::internal_topic::encode_batch(records, timestamp, producer)
             .map_err(|e| CoordinatorError::Unavailable(e.to_string()))?;
-        let log = self.log(partition)?;
-        let info = log
-            .append(batch, 0)
-            .map_err(|e| CoordinatorError::Unavailable(format!("appending to {}-{partition}: {e}", self.name)))?;
-        Ok(durable(log, info.last_offset + 1))
+        let name = self.name;
+        let p = self.topics.partition(name, partition).map_err(|e| coordinator_error(name, partition, e))?;
+        let min_isr = p.config().min_insync_replicas;
+        let info = p.append_own(min_isr, |log, epoch| log.append(batch, epoch)).map_err(|e| match e {
+            // Not written: COORDINATOR_NOT_AVAILABLE, as Kafka maps it.
+            PartitionError::Storage(e) => {
+                CoordinatorError::Unavailable(format!("appending to {name}-{partition}: {e}"))
+            }
+            e => coordinator_error(name, partition, e),
+        })?;
+        let (end, timeout) = (Offset(info.last_offset).next(), self.timeout);
+        Ok(Appended::new(async move {
+            replicated(p, end, min_isr, timeout).await.map_err(|e| coordinator_error(name, partition, e))
+        }))
     }
 
     fn read_committed(&self, partition: i32, visit: &mut dyn FnMut(&Record)) -> Result<usize, CoordinatorError> {
@@ -119,6 +201,9 @@ impl InternalPartitions for LocalInternalTopic {
             .map_err(|e| CoordinatorError::Unavailable(format!("{}-{partition}: {e}", self.name)))
     }
 }
+
+/// A marker's wait: until the HW passed it, or its refusal.
+pub type MarkerWait = BoxFuture<'static, Result<(), MarkerError>>;
 
 /// Markers appended to this node's logs, for the partitions this node
 /// leads; on `__consumer_offsets` the group coordinator settles the
@@ -137,8 +222,11 @@ impl LocalMarkers {
 
     /// Appends `m` to `tp`'s log if the image names this node its leader
     /// (NOT_LEADER_OR_FOLLOWER otherwise, as Kafka's ReplicaManager
-    /// answers); the handle resolves once it is durable (and settled).
-    pub fn write_one(&self, tp: &TopicPartition, m: TxnMarker) -> Result<Appended, MarkerError> {
+    /// answers) and its ISR has `min.insync.replicas` (NOT_ENOUGH_REPLICAS);
+    /// the handle resolves once the HW passed it (and, on
+    /// `__consumer_offsets`, the offsets are settled), or with the
+    /// partition's refusal (REQUEST_TIMED_OUT after [`MARKER_TIMEOUT`]).
+    pub fn write_one(&self, tp: &TopicPartition, m: TxnMarker) -> Result<MarkerWait, MarkerError> {
         let image = self.topics.image();
         let Some(placed) =
             image.topic(&tp.topic).and_then(|t| usize::try_from(tp.partition).ok().and_then(|i| t.partitions.get(i)))
@@ -148,27 +236,41 @@ impl LocalMarkers {
         // A replica here that does not lead must not take a marker: the
         // leader's log is the one the partition's readers follow.
         let led_here = placed.leader == Some(self.topics.node_id());
-        let log = self.topics.log(&tp.topic, tp.partition).filter(|_| led_here).ok_or_else(|| {
-            MarkerError::Failed(ResponseError::NotLeaderOrFollower, format!("{tp} is not led by this broker"))
-        })?;
-        let info = log
-            .append_marker(m.producer_id.get(), m.producer_epoch.get(), m.coordinator_epoch, m.marker, 0)
+        let not_led =
+            || MarkerError::Failed(ResponseError::NotLeaderOrFollower, format!("{tp} is not led by this broker"));
+        if !led_here {
+            return Err(not_led());
+        }
+        let p = self.topics.partition(&tp.topic, tp.partition).map_err(|_| not_led())?;
+        let min_isr = p.config().min_insync_replicas;
+        let info = p
+            .append_own(min_isr, |log, epoch| {
+                log.append_marker(m.producer_id.get(), m.producer_epoch.get(), m.coordinator_epoch, m.marker, epoch)
+            })
             .map_err(|e| match e {
-                LogError::InvalidProducerEpoch(e) => MarkerError::InvalidProducerEpoch(e.to_string()),
-                e => MarkerError::Failed(crate::partition::error::storage_error(&e), e.to_string()),
+                PartitionError::Storage(LogError::InvalidProducerEpoch(e)) => MarkerError::InvalidProducerEpoch(e),
+                PartitionError::Storage(LogError::CoordinatorFenced(e)) => MarkerError::CoordinatorFenced(e),
+                e => MarkerError::Failed(e.response_error(), format!("{tp}: {e}")),
             })?;
-        let wait = durable(log, info.last_offset + 1);
+        let end = Offset(info.last_offset).next();
+        let wait = {
+            let tp = tp.clone();
+            async move {
+                replicated(p, end, min_isr, MARKER_TIMEOUT)
+                    .await
+                    .map_err(|e| MarkerError::Failed(e.response_error(), format!("{tp}: {e}")))
+            }
+        };
         if &*tp.topic != OFFSETS_TOPIC {
-            return Ok(wait);
+            return Ok(Box::pin(wait));
         }
         let (groups, partition) = (self.groups.clone(), tp.partition);
         let commit = m.marker == kaskade_log::txn::Marker::Commit;
-        Ok(Appended::new(async move {
+        Ok(Box::pin(async move {
             wait.await?;
-            groups
-                .complete_txn(m.producer_id, commit, vec![partition])
-                .await
-                .map_err(|e| CoordinatorError::Unavailable(format!("settling transactional offsets: {e}")))
+            groups.complete_txn(m.producer_id, commit, vec![partition]).await.map_err(|e| {
+                MarkerError::Failed(ResponseError::KafkaStorageError, format!("settling transactional offsets: {e}"))
+            })
         }))
     }
 }
@@ -182,9 +284,7 @@ impl MarkerWriter for LocalMarkers {
             let mut outcomes = Vec::with_capacity(appended.len());
             for a in appended {
                 outcomes.push(match a {
-                    Ok(wait) => {
-                        wait.await.map_err(|e| MarkerError::Failed(ResponseError::KafkaStorageError, e.to_string()))
-                    }
+                    Ok(wait) => wait.await,
                     Err(e) => Err(e),
                 });
             }
@@ -220,7 +320,9 @@ impl super::ProducerIdSource for LocalProducerIds {
 mod tests {
     use bytes::Bytes;
     use kaskade_log::txn::Marker;
-    use kaskade_types::ProducerEpoch;
+    use std::future::IntoFuture;
+
+    use kaskade_types::{NodeId, ProducerEpoch};
 
     use super::*;
     use crate::config::BrokerConfig;
@@ -289,6 +391,96 @@ mod tests {
         .await;
         assert!(matches!(outcomes[0], Err(MarkerError::Failed(ResponseError::NotLeaderOrFollower, _))));
         assert_eq!(outcomes[1..], [Err(MarkerError::UnknownPartition), Ok(())]);
+        topics.logs().shutdown().expect("shutdown");
+    }
+
+    /// Issue 14: an offset commit acknowledged before its follower held it
+    /// vanished on kill -9 of the coordinator. An append resolves only once
+    /// the HW passed it; one the ISR does not take in time fails, and a
+    /// marker waits the same way.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_append_resolves_only_once_the_in_sync_replicas_hold_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BrokerConfig::default();
+        let topics = crate::server::open_storage(&config, dir.path()).expect("storage").topics;
+        topics
+            .update(|_| Ok::<_, crate::topic::TopicError>((vec![registration(1), registration(2)], ())))
+            .expect("registered");
+        // Led here, broker 2 in the ISR and never fetching (until told).
+        topics.create(OFFSETS_TOPIC, -1, -1, &[(0, vec![1, 2])], &BTreeMap::new(), false).expect("created");
+        let record = [(Bytes::from_static(b"k"), Some(Bytes::from_static(b"v")))];
+        let quick = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 1)
+            .with_append_timeout(std::time::Duration::from_millis(300));
+        assert_eq!(quick.led_partitions(), vec![0]);
+        match quick.append(0, &record, None, 1).expect("appended").await {
+            Err(CoordinatorError::Unavailable(m)) => assert!(m.contains("within"), "{m}"),
+            other => panic!("acknowledged before the follower held it: {other:?}"),
+        }
+        assert_eq!(
+            CoordinatorError::Unavailable(String::new()).response_error(),
+            ResponseError::CoordinatorNotAvailable,
+            "Kafka answers a timed-out offset commit so"
+        );
+        let t = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 1)
+            .with_append_timeout(std::time::Duration::from_secs(60));
+        let waiting = tokio::spawn(t.append(0, &record, None, 2).expect("appended").into_future());
+        let p = topics.partition(OFFSETS_TOPIC, 0).expect("partition");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "resolved before the follower fetched");
+        let end = Offset(p.log().log_end_offset());
+        assert!(p.record_follower_fetch(NodeId(2), end), "the follower's fetch moves the HW");
+        waiting.await.expect("joined").expect("replicated");
+        assert_eq!(p.high_watermark(), end);
+
+        // A marker waits for the ISR too, and is stamped with the leader epoch.
+        let clock: Arc<dyn kaskade_types::Clock> = Arc::new(kaskade_types::SystemClock);
+        let groups = Arc::new(GroupService::from_config(&config, Arc::new(t), clock));
+        let markers = LocalMarkers::new(topics.clone(), groups);
+        let marked =
+            tokio::spawn(markers.write_one(&TopicPartition::new(OFFSETS_TOPIC, 0), marker(0)).expect("written"));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!marked.is_finished(), "a marker acknowledged before the follower held it");
+        assert!(p.record_follower_fetch(NodeId(2), Offset(p.log().log_end_offset())));
+        marked.await.expect("joined").expect("replicated");
+        // A marker of a coordinator deposed since (an older coordinator
+        // epoch than the last marker's) is fenced, as Kafka's partition
+        // refuses it.
+        let mut newer = marker(0);
+        newer.coordinator_epoch = 4;
+        let p0 = TopicPartition::new(OFFSETS_TOPIC, 0);
+        let written = markers.write_one(&p0, newer).expect("written");
+        assert!(p.record_follower_fetch(NodeId(2), Offset(p.log().log_end_offset())));
+        written.await.expect("replicated");
+        match markers.write_one(&p0, marker(0)) {
+            Err(MarkerError::CoordinatorFenced(m)) => assert!(m.contains("coordinator epoch 0"), "{m}"),
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("a deposed coordinator's marker was written"),
+        }
+        topics.logs().shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn an_append_below_min_insync_replicas_is_refused_as_kafka_refuses_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BrokerConfig::default();
+        let topics = crate::server::open_storage(&config, dir.path()).expect("storage").topics;
+        // transaction.state.log.min.isr 2 on RF 1 is capped at 1 (one node
+        // works unconfigured); min.insync.replicas 3 on an ISR of 1 refuses.
+        let capped = LocalInternalTopic::new(topics.clone(), crate::txn::records::TXN_TOPIC, 1).with_min_isr(2);
+        assert_eq!(capped.ensure_topic(), Ok(1));
+        let image = topics.image();
+        let configs = &image.topic(crate::txn::records::TXN_TOPIC).expect("created").configs;
+        assert_eq!(configs.get("min.insync.replicas").map(String::as_str), Some("1"));
+        let configs = BTreeMap::from([("min.insync.replicas".to_string(), "3".to_string())]);
+        topics.create("strict", 1, 1, &[], &configs, false).expect("created");
+        let strict = LocalInternalTopic::new(topics.clone(), "strict", 1);
+        let record = [(Bytes::from_static(b"k"), Some(Bytes::from_static(b"v")))];
+        match strict.append(0, &record, None, 1) {
+            Err(e @ CoordinatorError::Unavailable(_)) => {
+                assert_eq!(e.response_error(), ResponseError::CoordinatorNotAvailable)
+            }
+            other => panic!("NOT_ENOUGH_REPLICAS answers COORDINATOR_NOT_AVAILABLE: {other:?}"),
+        }
         topics.logs().shutdown().expect("shutdown");
     }
 

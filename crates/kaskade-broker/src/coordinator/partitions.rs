@@ -74,6 +74,11 @@ pub trait InternalPartitions: Send + Sync + 'static {
     /// one of an existing topic on a node of its own).
     fn led_partitions(&self) -> Vec<i32>;
 
+    /// The leader epoch of `partition` if this node leads it: the
+    /// transaction coordinator's epoch on markers (Kafka's
+    /// `coordinatorEpoch`), which partitions use to refuse a deposed one.
+    fn leader_epoch(&self, partition: i32) -> Option<i32>;
+
     /// Appends `records` as one batch to `partition`, transactional records
     /// of `producer` if given, stamped `timestamp`.
     fn append(

@@ -439,7 +439,11 @@ impl GroupService {
             })
             .await?
             .map_err(|e| BrokerError::internal(format!("persisting offsets: {e}")))?;
-        Appended::all(waits).await.map_err(|e| BrokerError::internal(format!("offsets not durable: {e}")))?;
+        // Not held by the ISR: the coordinator's error (NOT_COORDINATOR,
+        // COORDINATOR_NOT_AVAILABLE), which the handlers answer per item.
+        Appended::all(waits)
+            .await
+            .map_err(|e| BrokerError::kafka(e.response_error(), format!("offsets not replicated: {e}")))?;
         Ok(result)
     }
 

@@ -30,8 +30,8 @@ fn two_groups() -> (String, String) {
     (a, b)
 }
 
-async fn commit(s: &GroupService, group: &str, offset: i64) -> Vec<Option<ResponseError>> {
-    let req = CommitRequest {
+fn commit_request(group: &str, offset: i64) -> CommitRequest {
+    CommitRequest {
         group_id: group.to_string(),
         generation_id: None,
         member_id: String::new(),
@@ -44,7 +44,11 @@ async fn commit(s: &GroupService, group: &str, offset: i64) -> Vec<Option<Respon
             metadata: None,
         }],
         api_version: 8,
-    };
+    }
+}
+
+async fn commit(s: &GroupService, group: &str, offset: i64) -> Vec<Option<ResponseError>> {
+    let req = commit_request(group, offset);
     s.call_durable_gated(move |engine, now, gate| match gate.check(&req.group_id) {
         Err(e) => vec![Some(e)],
         Ok(()) => engine.commit_offsets(now, &req),
@@ -246,4 +250,33 @@ async fn a_metadata_change_drops_the_partitions_led_elsewhere_and_loads_the_newl
         answer
     };
     assert_eq!(answer, Ok(Some(21)));
+}
+
+/// An offset commit the ISR never held answers the coordinator's error
+/// (NOT_COORDINATOR when leadership moved, COORDINATOR_NOT_AVAILABLE on a
+/// timeout), as Kafka's, instead of failing the request (which closed the
+/// client's connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_the_isr_never_held_answers_the_coordinators_error() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let s = service(&fake);
+    let (a, _) = two_groups();
+    assert_eq!(commit(&s, &a, 5).await, vec![None]);
+    for (failure, code) in [
+        (CoordinatorError::NotCoordinator, ResponseError::NotCoordinator),
+        (CoordinatorError::Unavailable("timed out".into()), ResponseError::CoordinatorNotAvailable),
+    ] {
+        *fake.failing_appends.lock() = Some(failure);
+        let group = a.clone();
+        let answer = s
+            .call_durable_gated(move |engine, now, gate| match gate.check(&group) {
+                Err(e) => vec![Some(e)],
+                Ok(()) => engine.commit_offsets(now, &commit_request(&group, 9)),
+            })
+            .await;
+        match answer {
+            Err(crate::error::BrokerError::Kafka { code: c, .. }) => assert_eq!(c, code),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -40,6 +40,10 @@ pub enum PartitionError {
     /// (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
     #[error("the in-sync replicas ({isr}) fell below min.insync.replicas ({min}) after the append")]
     NotEnoughReplicasAfterAppend { isr: usize, min: usize },
+    /// An acks=all write of this node's own (a coordinator's records, a
+    /// marker) was not replicated within its timeout (REQUEST_TIMED_OUT).
+    #[error("not replicated to the in-sync replicas within {0:?}")]
+    TimedOut(std::time::Duration),
     /// The storage engine refused or failed.
     #[error(transparent)]
     Storage(#[from] LogError),
@@ -57,6 +61,7 @@ impl PartitionError {
             PartitionError::Internal(_) => ResponseError::UnknownServerError,
             PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
             PartitionError::NotEnoughReplicasAfterAppend { .. } => ResponseError::NotEnoughReplicasAfterAppend,
+            PartitionError::TimedOut(_) => ResponseError::RequestTimedOut,
             PartitionError::Storage(e) => storage_error(e),
         }
     }
@@ -74,6 +79,7 @@ pub fn storage_error(e: &LogError) -> ResponseError {
         LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        LogError::CoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
         // Only a follower's own append meets it (Kafka's
         // `UnexpectedAppendOffsetException`, which no client sees).
         LogError::NotContiguous { .. } => ResponseError::UnknownServerError,
@@ -100,6 +106,7 @@ mod tests {
             (LogError::OutOfOrderSequence("x".into()), 45),
             (LogError::InvalidProducerEpoch("x".into()), 47),
             (LogError::InvalidTxnState("x".into()), 48),
+            (LogError::CoordinatorFenced("x".into()), 52),
             (LogError::Closed, 56),
             (LogError::Io(std::io::Error::other("disk")), 56),
         ];

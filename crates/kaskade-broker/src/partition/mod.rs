@@ -205,18 +205,39 @@ impl Partition {
     pub fn append_as_leader(&self, records: Bytes, min_isr: Option<usize>) -> Result<AppendInfo, PartitionError> {
         // Check and append within one leadership (see `transition`).
         let _leadership = self.transition.read();
-        let epoch = {
-            let l = self.leadership.lock();
-            l.check_epoch(None)?;
-            if let Some(min) = min_isr {
-                let isr = l.isr().count();
-                if isr < min {
-                    return Err(PartitionError::NotEnoughReplicas { isr, min });
-                }
-            }
-            l.epoch()
-        };
+        let epoch = self.epoch_to_append(min_isr)?;
         Ok(self.log.append_client(records, epoch.get())?)
+    }
+
+    /// Appends what this node writes itself as the leader (a coordinator's
+    /// records, a transaction marker): `append` gets the log and the current
+    /// leader epoch to stamp. Always acks=all, as Kafka's coordinators and
+    /// WriteTxnMarkers append (`requiredAcks = -1`): refused with
+    /// NOT_ENOUGH_REPLICAS while the ISR is smaller than `min_isr`; the
+    /// caller then awaits `wait_for_replicas`.
+    pub fn append_own(
+        &self,
+        min_isr: usize,
+        append: impl FnOnce(&Log, i32) -> Result<AppendInfo, LogError>,
+    ) -> Result<AppendInfo, PartitionError> {
+        // Check and append within one leadership (see `transition`).
+        let _leadership = self.transition.read();
+        let epoch = self.epoch_to_append(Some(min_isr))?;
+        Ok(append(&self.log, epoch.get())?)
+    }
+
+    /// The epoch to stamp on a leader append, after checking this node
+    /// leads and, for acks=all (`min_isr` given), that the ISR is large enough.
+    fn epoch_to_append(&self, min_isr: Option<usize>) -> Result<LeaderEpoch, PartitionError> {
+        let l = self.leadership.lock();
+        l.check_epoch(None)?;
+        if let Some(min) = min_isr {
+            let isr = l.isr().count();
+            if isr < min {
+                return Err(PartitionError::NotEnoughReplicas { isr, min });
+            }
+        }
+        Ok(l.epoch())
     }
 
     /// Waits until the HW reaches `end` (acks=all): every ISR member holds

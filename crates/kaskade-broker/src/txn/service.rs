@@ -9,7 +9,10 @@
 //! [`ProducerIdSource`] and a [`Clock`]. It answers for a transactional id
 //! only when the id's partition is Loaded here ([`Leadership`]):
 //! COORDINATOR_LOAD_IN_PROGRESS while it loads, NOT_COORDINATOR when it is
-//! not led here, as Kafka's `TransactionStateManager` does.
+//! not led here, as Kafka's `TransactionStateManager` does. Its markers
+//! carry the coordinator epoch: the leader epoch of the id's partition when
+//! it was loaded here, so a partition refuses the markers of a coordinator
+//! deposed since (TRANSACTION_COORDINATOR_FENCED).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -53,6 +56,10 @@ pub struct TxnService(Arc<Inner>);
 struct Inner {
     engine: Mutex<TxnCoordinator>,
     leadership: Mutex<Leadership>,
+    /// Partition -> its leader epoch when last loaded here (the coordinator
+    /// epoch on markers). Kept after a resignation: a deposed coordinator's
+    /// markers still carry its old epoch, and are fenced by it.
+    coordinator_epochs: Mutex<BTreeMap<i32, i32>>,
     /// The state topic exists and the partitions led at start are loaded.
     started: OnceCell<()>,
     /// `transaction.state.log.num.partitions` (the topic's own count once
@@ -79,6 +86,7 @@ impl TxnService {
         TxnService(Arc::new(Inner {
             engine: Mutex::new(TxnCoordinator::new(config.transaction_max_timeout_ms)),
             leadership: Mutex::new(Leadership::new()),
+            coordinator_epochs: Mutex::new(BTreeMap::new()),
             started: OnceCell::new(),
             partitions: AtomicI32::new(config.transaction_state_log_num_partitions.max(1)),
             max_timeout_ms: config.transaction_max_timeout_ms,
@@ -176,6 +184,16 @@ impl TxnService {
 
     /// One attempt at load `generation` of `partition`.
     async fn load(&self, partition: i32, generation: u64) -> Result<(), CoordinatorError> {
+        // Read before the records: a newer leadership after it makes this
+        // load stale (`is_current`), never one with a newer epoch than its data.
+        let Some(epoch) = self.0.seams.state_log.leader_epoch(partition) else {
+            // The image named this node the leader before its partition
+            // took the record: retried while this load is current.
+            if !self.0.leadership.lock().is_current(partition, generation) {
+                return Err(CoordinatorError::NotCoordinator);
+            }
+            return Err(CoordinatorError::Unavailable(format!("{TXN_TOPIC}-{partition} is not led here yet")));
+        };
         let log = self.0.seams.state_log.clone();
         let states = tokio::task::spawn_blocking(move || read_states(&*log, partition))
             .await
@@ -194,6 +212,7 @@ impl TxnService {
             }
             let loaded = leadership.finish_load(partition, generation);
             debug_assert!(loaded, "the current load finishes");
+            self.0.coordinator_epochs.lock().insert(partition, epoch);
             let count = self.partition_count();
             let mut plans = engine.pending_plans();
             plans.retain(|p| records::partition_for(&p.transactional_id, count) == partition);
@@ -383,6 +402,15 @@ impl TxnService {
         Ok(())
     }
 
+    /// The coordinator epoch of `id`'s partition: its leader epoch when
+    /// loaded here (only a loaded partition's transactions end here).
+    fn coordinator_epoch(&self, id: &str) -> i32 {
+        let partition = self.partition_of(id);
+        let epoch = self.0.coordinator_epochs.lock().get(&partition).copied();
+        debug_assert!(epoch.is_some(), "markers of partition {partition}, never loaded here");
+        epoch.unwrap_or(0)
+    }
+
     /// Appends one `__transaction_state` record (`None`: a tombstone).
     fn append_state(&self, id: &str, value: Option<Bytes>, now: i64) -> Result<Appended, ResponseError> {
         let partition = self.partition_of(id);
@@ -398,7 +426,7 @@ impl TxnService {
         let marker = TxnMarker {
             producer_id: plan.producer_id,
             producer_epoch: plan.producer_epoch,
-            coordinator_epoch: 0,
+            coordinator_epoch: self.coordinator_epoch(&plan.transactional_id),
             marker: plan.marker,
         };
         let outcomes = self.0.seams.markers.write(remaining, marker).await;
@@ -500,8 +528,10 @@ fn state_record(meta: &TxnMetadata) -> StateRecord {
 /// Waits until every append is durable.
 async fn durable(waits: Vec<Appended>) -> Result<(), ResponseError> {
     Appended::all(waits).await.map_err(|e| {
-        tracing::error!("{TXN_TOPIC} not durable: {e}");
-        ResponseError::CoordinatorNotAvailable
+        tracing::warn!("{TXN_TOPIC} not replicated: {e}");
+        // Kafka's translation: leadership moved -> NOT_COORDINATOR, too few
+        // replicas or a timeout -> COORDINATOR_NOT_AVAILABLE.
+        e.response_error()
     })
 }
 

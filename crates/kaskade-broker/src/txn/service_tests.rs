@@ -209,3 +209,24 @@ async fn a_fenced_coordinator_stops_writing_markers() {
     let meta = s.describe(&a).await.expect("served").expect("known");
     assert_eq!(meta.state, TxnState::PrepareCommit, "left to the newer coordinator");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markers_carry_the_leader_epoch_of_the_partition_when_it_was_loaded() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    fake.epoch.store(3, Ordering::SeqCst);
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, _) = two_ids();
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    s.add_partitions(&a, producer, &[TopicPartition::new("t", 0)]).await.expect("add");
+    s.end_txn(&a, producer, true).await.expect("end");
+    // Led again at a newer epoch (elsewhere meanwhile): its markers say so.
+    let pa = partition_for(&a, PARTITIONS);
+    s.on_resign(pa);
+    fake.epoch.store(8, Ordering::SeqCst);
+    s.on_become_leader(pa).await.expect("loaded");
+    s.add_partitions(&a, producer, &[TopicPartition::new("t", 1)]).await.expect("add");
+    s.end_txn(&a, producer, false).await.expect("end");
+    let epochs: Vec<i32> = markers.0.lock().iter().map(|(_, m)| m.coordinator_epoch).collect();
+    assert_eq!(epochs, vec![3, 8]);
+}

@@ -62,7 +62,7 @@ impl Log {
     ) -> Result<AppendInfo> {
         let bytes = txn::build_marker(producer_id, epoch, coordinator_epoch, marker, self.env.clock.now_ms());
         let (batch, header) = self.validate(Bytes::from(bytes))?;
-        self.state.lock().producers.check_marker(producer_id, epoch)?;
+        self.state.lock().producers.check_marker(producer_id, epoch, coordinator_epoch)?;
         self.append_validated(
             batch,
             header,

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -91,6 +91,9 @@ impl ProducerContext for Recorder {
 /// A producer thread sending records numbered from `first` until stopped.
 pub struct Producing {
     pub deliveries: Arc<Deliveries>,
+    /// The number of the next record to send (a record numbered at or
+    /// above it when read was sent after that moment).
+    pub next: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: thread::JoinHandle<u64>,
 }
@@ -105,11 +108,13 @@ impl Producing {
     pub fn start_padded(w: Workload, bootstrap: &str, first: u64, pad: usize) -> Producing {
         let deliveries = Arc::new(Deliveries::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let next = Arc::new(AtomicU64::new(first));
         let thread = {
-            let (bootstrap, deliveries, stop) = (bootstrap.to_string(), deliveries.clone(), stop.clone());
-            thread::spawn(move || produce(w, bootstrap, first, pad, deliveries, stop))
+            let (bootstrap, deliveries, stop, sent) =
+                (bootstrap.to_string(), deliveries.clone(), stop.clone(), next.clone());
+            thread::spawn(move || produce(w, bootstrap, first, pad, deliveries, stop, sent))
         };
-        Producing { deliveries, stop, thread }
+        Producing { deliveries, next, stop, thread }
     }
 
     /// Stops sending, flushes; the number of the next record it would
@@ -129,6 +134,7 @@ fn produce(
     pad: usize,
     deliveries: Arc<Deliveries>,
     stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
 ) -> u64 {
     let padding = "x".repeat(pad);
     let producer: BaseProducer<Recorder> = client_config(&bootstrap)
@@ -151,7 +157,10 @@ fn produce(
         match producer
             .send(BaseRecord::<(), _, _>::with_opaque_to(w.topic, Box::new(next)).partition(partition).payload(&value))
         {
-            Ok(()) => next += 1,
+            Ok(()) => {
+                next += 1;
+                sent.store(next, Ordering::Relaxed);
+            }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {}
             Err((e, _)) => panic!("enqueue record {next}: {e}"),
         }

@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 pub mod checker;
+pub mod checker_groups;
 pub mod cluster;
 pub mod netns;
 pub mod replicas;
+pub mod workloads;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
