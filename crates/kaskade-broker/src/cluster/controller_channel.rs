@@ -212,6 +212,21 @@ impl ControllerChannel {
         let deadline = tokio::time::Instant::now() + within;
         let mut failures = 0;
         loop {
+            // A voter reads the voters from its applied membership each time,
+            // so controllers added or removed later (KIP-853) are found.
+            let current;
+            let controllers = match &self.link {
+                QuorumLink::Voter(quorum) => {
+                    current = quorum.voter_nodes().into_iter().map(|(id, n)| (id, n.addr)).collect::<BTreeMap<_, _>>();
+                    // Empty only before the Raft core published its metrics.
+                    if current.is_empty() {
+                        controllers
+                    } else {
+                        &current
+                    }
+                }
+                QuorumLink::Observer(_) => controllers,
+            };
             let Some((id, addr)) = self.target(controllers, failures) else {
                 return Err(BrokerRefusal::Unreachable("controller.quorum.voters names no controller".into()));
             };

@@ -160,7 +160,10 @@ impl Controller {
                 }
             }
         }
-        let controller = Self::with_link(config, cluster_id, voters, QuorumLink::Voter(quorum), servers);
+        // The channel to the active controller reads the voters from the
+        // quorum's membership as it changes; these are the ones at start.
+        let voters = quorum.voters().await?;
+        let controller = Self::with_link(config, cluster_id, &voters, QuorumLink::Voter(quorum), servers);
         *controller.handed_over.lock() = handed_over;
         Ok(controller)
     }
