@@ -24,6 +24,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
+pub mod dir_failure;
 pub mod error;
 pub mod file_range;
 pub mod flush;
@@ -42,6 +43,7 @@ pub mod varint;
 
 pub use cleaner::{CleanStats, CleanerOptions};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
+pub use dir_failure::LogDirFailure;
 pub use error::{LogError, Result};
 pub use file_range::FileRange;
 pub use kaskade_types::clock;

@@ -110,6 +110,7 @@ impl LogManager {
             cache: Arc::new(HandleCache::new(opts.max_open_segments)),
             flusher: Flusher::new(opts.flush_threads),
             producer_id_expiration_ms: opts.producer_id_expiration_ms,
+            dir_failure: Arc::new(crate::LogDirFailure::default()),
         };
         let mut logs = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
@@ -319,6 +320,12 @@ impl LogManager {
         checkpoint::write(&self.dir.join(RECOVERY_POINT_FILE), &rp)?;
         checkpoint::write(&self.dir.join(LOG_START_FILE), &ls)?;
         Ok(())
+    }
+
+    /// Whether the directory failed (an append's I/O error in any of its
+    /// logs), as the broker reports it to the controller.
+    pub fn dir_failure(&self) -> &Arc<crate::LogDirFailure> {
+        &self.env.dir_failure
     }
 
     /// Closed-segment file sets open right now (bounded by `max_open_segments`).

@@ -16,6 +16,11 @@
 //! grows (a tmpfs remount) and node 4 is restarted (as Kafka needs a
 //! restart to bring an offline log directory back): it must rejoin every
 //! ISR and hold the same batches as the others.
+//!
+//! As the leader of every partition (the second test), node 4's failed
+//! directory is reported to the controller, which fences node 4 and moves
+//! its leaderships; the producer must be acknowledged again by the new
+//! leaders and the checker pass on them.
 
 mod process;
 
@@ -168,4 +173,88 @@ fn a_follower_whose_disk_is_full_leaves_the_isr_and_loses_nothing() {
         &roots(root.path(), &nodes),
         Some(&ASSIGNMENT),
     );
+}
+
+/// Node 4 first in every assignment: the preferred leader of each partition.
+const LED_BY_4: [&[i32]; 3] = [&[4, 1, 2], &[4, 2, 3], &[4, 3, 1]];
+
+/// Leaders by partition as the node at `bootstrap` answers Metadata.
+fn leaders(bootstrap: &str) -> Option<Vec<i32>> {
+    let consumer: BaseConsumer = client_config(bootstrap).create().ok()?;
+    let md = consumer.fetch_metadata(Some(W.topic), Duration::from_secs(5)).ok()?;
+    let t = md.topics().iter().find(|t| t.name() == W.topic)?;
+    if t.error().is_some() || t.partitions().len() != W.partitions as usize {
+        return None;
+    }
+    Some(t.partitions().iter().map(|p| p.leader()).collect())
+}
+
+/// Polls `leaders` until `ok`, within `within`.
+fn wait_leaders(bootstrap: &str, what: &str, within: Duration, ok: impl Fn(&[i32]) -> bool) -> Vec<i32> {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = leaders(bootstrap);
+        if let Some(l) = last.as_ref().filter(|l| ok(l)) {
+            return l.clone();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what}: not within {within:?} (last leaders {last:?})");
+}
+
+/// Node 4 leads every partition when its disk fills: its log directory
+/// fails on ENOSPC, it reports that to the active controller
+/// (BrokerHeartbeat's `want_fence` and `offline_log_dirs`), the controller
+/// fences it and moves every leadership to another ISR member, and the
+/// acks=all producer is acknowledged again by the new leaders with no
+/// acknowledged record lost (the checker, on the other two replicas).
+#[test]
+fn a_leader_whose_disk_is_full_hands_its_leaderships_over_and_loses_nothing() {
+    let root = TestDir::new();
+    let disk = match Tmpfs::mount(&root.path().join("node-4"), "16m") {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("SKIPPED: a full disk needs a tmpfs mount (root): {why}");
+            return;
+        }
+    };
+    let env = short_sessions();
+    let mut nodes: Vec<Node> = start_cluster_with(root.path(), 3, &env);
+    let mut broker_env = env.clone();
+    broker_env.push(("KAFKA_PROCESS_ROLES".into(), "broker".into()));
+    broker_env.push(("KAFKA_INTER_BROKER_LISTENER_NAME".into(), "PLAINTEXT".into()));
+    let broker = spawn_with(root.path(), 4, process::free_port(), &nodes[0].voters.clone(), &broker_env);
+    wait_ready(&broker);
+    nodes.push(broker);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let topic =
+        NewTopic::new(W.topic, W.partitions, TopicReplication::Variable(&LED_BY_4)).set("min.insync.replicas", "2");
+    create(&runtime, &nodes[0].bootstrap(), topic).expect("create RF 3 led by node 4");
+    let bootstrap: String = nodes.iter().map(|n| n.bootstrap()).collect::<Vec<_>>().join(",");
+    wait_leaders(&nodes[0].bootstrap(), "node 4 leads every partition", Duration::from_secs(30), |l| {
+        l.iter().all(|l| *l == 4)
+    });
+
+    let producing = Producing::start_padded(W, &bootstrap, 0, 8 * 1024);
+    let deliveries = producing.deliveries.clone();
+    deliveries.wait_acks("acknowledgements before the disk fills", 0, 300);
+    let started = Instant::now();
+    let moved = wait_leaders(&nodes[0].bootstrap(), "every leadership off node 4", Duration::from_secs(120), |l| {
+        l.iter().all(|l| *l != 4 && *l > 0)
+    });
+    let moved_after = started.elapsed();
+    let acked = deliveries.count();
+    deliveries.wait_acks("acknowledgements by the new leaders", acked, 300);
+    let (used, size) = disk.usage();
+    eprintln!(
+        "full disk on the leader: leaderships moved to {moved:?} {moved_after:?} after the first 300 acks, then 300 \
+         more acknowledged within {:?}; node 4's disk: {used} of {size} bytes",
+        started.elapsed() - moved_after
+    );
+    assert!(nodes[3].running(), "node 4 exited on a full disk; its log:\n{}", nodes[3].log());
+    let log = nodes[3].log();
+    assert!(!log.contains("panicked"), "node 4 panicked on a full disk; its log:\n{log}");
+    assert!(log.contains("the log directory failed"), "node 4 did not report its failed directory; its log:\n{log}");
+    finish_and_check_assigned(W, producing, &nodes[0].bootstrap(), 0, &roots(root.path(), &nodes), Some(&WITHOUT_4));
 }

@@ -11,6 +11,15 @@
 //! another). The registration's answer gives the broker epoch every
 //! heartbeat carries.
 //!
+//! A failed log directory (`kaskade_log::LogDirFailure`: an append's I/O
+//! error, ENOSPC or EIO) is reported at once in a heartbeat with
+//! `want_fence` and `offline_log_dirs`, and in every heartbeat after: the
+//! controller fences the broker, so the partitions it led get new leaders
+//! among the other ISR members, and keeps it fenced until it restarts
+//! (Kafka's broker halts when its last log directory fails; this one stays
+//! up, fenced, and still answers with KAFKA_STORAGE_ERROR or
+//! NOT_LEADER_OR_FOLLOWER).
+//!
 //! Invariants: one incarnation per process; start-up waits until the
 //! broker is unfenced; a controlled shutdown is bounded by
 //! [`SHUTDOWN_LIMIT`], after which the broker stops anyway (the controller
@@ -24,6 +33,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::broker_registration_request::Listener;
 use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest};
 use kafka_protocol::protocol::StrBytes;
+use kaskade_log::LogDirFailure;
 use kaskade_meta::quorum::{BrokerRefusal, HeartbeatAnswer};
 use kaskade_meta::{BrokerEndpoint, BrokerProcess, Uuid};
 use kaskade_types::NodeId;
@@ -42,6 +52,11 @@ const WAIT_REPORT: Duration = Duration::from_secs(5);
 /// How often a fenced broker heartbeats (at most; the interval if shorter).
 const FENCED_RETRY: Duration = Duration::from_millis(100);
 
+/// The id a failed log directory is reported by: Kafka's
+/// `DirectoryId.LOST` (a directory that is offline or unknown), since a
+/// Kaskade registration names no directories and has only one.
+const OFFLINE_DIR: Uuid = Uuid::from_u128(1);
+
 /// How often a controlled shutdown asks again.
 const SHUTDOWN_RETRY: Duration = Duration::from_millis(100);
 
@@ -59,6 +74,8 @@ pub struct Lifecycle {
     fenced: watch::Sender<bool>,
     /// [`SHUTDOWN_LIMIT`] (shorter in tests).
     shutdown_limit: Duration,
+    /// The log directory whose failure the heartbeats report.
+    log_dir: std::sync::OnceLock<Arc<LogDirFailure>>,
 }
 
 impl Lifecycle {
@@ -80,7 +97,18 @@ impl Lifecycle {
             session_timeout: ms(session_timeout_ms),
             fenced: watch::channel(true).0,
             shutdown_limit: SHUTDOWN_LIMIT,
+            log_dir: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes the heartbeats report `failure` once the directory fails (set
+    /// once, before the heartbeats start).
+    pub fn watch_log_dir(&self, failure: Arc<LogDirFailure>) {
+        let _ = self.log_dir.set(failure);
+    }
+
+    fn log_dir_failed(&self) -> bool {
+        self.log_dir.get().is_some_and(|f| f.failure().is_some())
     }
 
     /// Registers this broker. A registration refused because another
@@ -171,10 +199,25 @@ impl Lifecycle {
         tokio::spawn(async move {
             tokio::pin!(stopping);
             let mut pause = Duration::ZERO;
+            let mut failures = this.log_dir.get().map(|f| f.subscribe());
             loop {
+                // A failed log directory is reported at once, not at the next beat.
+                let failed = async {
+                    let changed = match failures.as_mut() {
+                        Some(f) => f.changed().await.is_ok(),
+                        None => false,
+                    };
+                    if !changed {
+                        std::future::pending::<()>().await
+                    }
+                };
                 tokio::select! {
                     _ = &mut stopping => return,
                     _ = tokio::time::sleep(pause) => {}
+                    _ = failed => tracing::error!(
+                        node = this.node_id.get(),
+                        "the log directory failed: asking the active controller to fence this broker"
+                    ),
                 }
                 match this.heartbeat(false, this.interval).await {
                     Ok(answer) => {
@@ -222,7 +265,8 @@ impl Lifecycle {
             .with_broker_id(BrokerId(self.node_id.get()))
             .with_broker_epoch(self.epoch.load(Ordering::Acquire))
             .with_current_metadata_offset(self.channel.link().committed().version.end_offset)
-            .with_want_fence(false)
+            .with_want_fence(self.log_dir_failed())
+            .with_offline_log_dirs(if self.log_dir_failed() { vec![OFFLINE_DIR] } else { Vec::new() })
             .with_want_shut_down(want_shut_down);
         let answer = self.channel.heartbeat(&req, within).await?;
         match ResponseError::try_from_code(answer.error_code) {

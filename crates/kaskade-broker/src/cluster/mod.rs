@@ -221,6 +221,7 @@ impl Controller {
     /// the id.
     pub async fn register(&self, broker: &Arc<crate::broker::Broker>) -> Result<(), StartError> {
         let endpoints = registration_endpoints(broker.advertised())?;
+        self.lifecycle.watch_log_dir(broker.topics.logs().dir_failure().clone());
         self.lifecycle.register(endpoints, broker.config.kraft.broker_rack.clone(), broker.process()).await
     }
 

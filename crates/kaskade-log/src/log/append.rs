@@ -114,6 +114,22 @@ impl Log {
     pub(super) fn append_validated(
         &self,
         batch: Bytes,
+        header: BatchHeader,
+        origin: Origin,
+        marker: Option<EndMarker>,
+    ) -> Result<AppendInfo> {
+        let appended = self.append_checked(batch, header, origin, marker);
+        // An I/O error here is the disk's (ENOSPC, EIO): the directory
+        // fails, as Kafka's LogDirFailureChannel marks it offline.
+        if let Err(LogError::Io(e)) = &appended {
+            self.env.dir_failure.report(&format!("{}: {e}", self.tp));
+        }
+        appended
+    }
+
+    fn append_checked(
+        &self,
+        batch: Bytes,
         mut header: BatchHeader,
         origin: Origin,
         marker: Option<EndMarker>,

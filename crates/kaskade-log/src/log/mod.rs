@@ -70,6 +70,8 @@ pub struct LogEnv {
     pub flusher: Arc<Flusher>,
     /// `producer.id.expiration.ms`
     pub producer_id_expiration_ms: i64,
+    /// The directory's failure signal, shared by its logs.
+    pub dir_failure: Arc<crate::LogDirFailure>,
 }
 
 /// How the log was left the last time it was open.
