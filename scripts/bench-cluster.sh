@@ -90,8 +90,11 @@ CLUSTER=""
 stop_cluster() {
     [ -n "$CLUSTER" ] || return 0
     bash "$ROOT/scripts/cluster.sh" stop "$CLUSTER" >/dev/null 2>&1 || true
-    # Keep the logs, not the data (1 GiB a node in rereplicate).
-    rm -rf "$CLUSTER"/node-*/
+    # Keep the logs (Kafka's in node-N.logs/), not the data (node-N/: 1 GiB a node in rereplicate).
+    local d
+    for d in "$CLUSTER"/node-*; do
+        [[ "$d" =~ /node-[0-9]+$ ]] && rm -rf "$d"
+    done
     CLUSTER=""
 }
 trap stop_cluster EXIT
@@ -99,7 +102,15 @@ trap stop_cluster EXIT
 start_cluster() {
     stop_cluster
     CLUSTER="$WORK/$1"
-    KASKADE_BIN="$KASKADE_BIN" CLUSTER_WAIT=300 bash "$ROOT/scripts/cluster.sh" "${KIND[@]}" start 3 "$CLUSTER" >/dev/null
+    # One more try on a start that fails: on a loaded machine a node can lose
+    # its port between cluster.sh choosing it and binding it.
+    if ! KASKADE_BIN="$KASKADE_BIN" CLUSTER_WAIT=300 bash "$ROOT/scripts/cluster.sh" "${KIND[@]}" start 3 "$CLUSTER" \
+        >/dev/null; then
+        log "starting $1 failed (logs kept in $CLUSTER.failed); trying once more"
+        bash "$ROOT/scripts/cluster.sh" stop "$CLUSTER" >/dev/null 2>&1 || true
+        mv "$CLUSTER" "$CLUSTER.failed"
+        KASKADE_BIN="$KASKADE_BIN" CLUSTER_WAIT=300 bash "$ROOT/scripts/cluster.sh" "${KIND[@]}" start 3 "$CLUSTER" >/dev/null
+    fi
     BOOT="$(cat "$CLUSTER/bootstrap")"
 }
 
