@@ -7,6 +7,7 @@ pub mod checker;
 pub mod cluster;
 pub mod netns;
 pub mod replicas;
+pub mod scrape;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
