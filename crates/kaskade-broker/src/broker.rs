@@ -137,6 +137,7 @@ impl Broker {
             stopping: stopping.subscribe(),
         };
         let txns = crate::txn::TxnService::from_config(&config, seams);
+        let quota_window = config.replication_quota_window;
         Broker {
             config: Arc::new(config),
             router,
@@ -149,7 +150,7 @@ impl Broker {
             txns,
             local_markers,
             peers,
-            replication_quotas: crate::replica::throttle::ReplicationQuotas::new(clock),
+            replication_quotas: crate::replica::throttle::ReplicationQuotas::new(clock, quota_window),
             cluster_id,
             advertised,
             stopping,

@@ -27,8 +27,15 @@
 //! Invariants: a change is `PartitionImage::change_record` (epochs move
 //! on); a new leader's broker is live; a clean leader is an ISR member and
 //! the ISR is kept; an unclean leader is the whole ISR.
+//!
+//! Committed unclean elections are counted in [`UNCLEAN_ELECTIONS`]
+//! (Kafka's `ControllerStats` `UncleanLeaderElectionsPerSec`, which the
+//! controller marks once per partition it elects uncleanly), when the
+//! controller logs them ([`UncleanElection::warn`]): after the append, so a
+//! decision that lost the race to a moved image is not counted.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kaskade_types::{NodeId, TopicPartition};
 use uuid::Uuid;
@@ -340,10 +347,39 @@ pub fn unclean_in(before: &Image, records: &[MetadataRecord]) -> Vec<UncleanElec
         .collect()
 }
 
+/// Unclean leader elections this process committed as the active
+/// controller (process-wide, like Kafka's per-JVM `ControllerStats`).
+pub static UNCLEAN_ELECTIONS: UncleanElections = UncleanElections::new();
+
+/// A count of committed unclean leader elections.
+#[derive(Debug, Default)]
+pub struct UncleanElections(AtomicU64);
+
+impl UncleanElections {
+    pub const fn new() -> Self {
+        UncleanElections(AtomicU64::new(0))
+    }
+
+    /// The elections counted so far.
+    pub fn total(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl UncleanElection {
-    /// The WARN of an unclean leader election (Kafka logs one too: it can
-    /// lose data).
+    /// Reports a committed unclean leader election: the WARN (Kafka logs
+    /// one too: it can lose data) and one more in [`UNCLEAN_ELECTIONS`].
+    /// Call it once per election, after its record committed.
     pub fn warn(&self) {
+        self.warn_into(&UNCLEAN_ELECTIONS);
+    }
+
+    fn warn_into(&self, counter: &UncleanElections) {
+        counter.count();
         let UncleanElection { partition: tp, leader } = self;
         tracing::warn!(
             topic = &*tp.topic,

@@ -229,3 +229,23 @@ fn election_types_on_the_wire() {
     assert_eq!(ElectionKind::from_wire(2), None);
     assert_eq!(ElectionKind::from_wire(-1), None);
 }
+
+#[test]
+fn each_committed_unclean_election_counts_once() {
+    let counter = UncleanElections::new();
+    assert_eq!(counter.total(), 0);
+    let img = image(&[1], &[(-1, &[1, 2], &[1]), (-1, &[1, 3], &[1]), (3, &[1, 3], &[3])]);
+    let run = unclean_elections(&img, true, MAX_ELECTIONS_PER_RUN);
+    assert_eq!(run.unclean, vec![unclean(0, 2), unclean(1, 3)]);
+    for election in &run.unclean {
+        election.warn_into(&counter);
+    }
+    assert_eq!(counter.total(), 2, "one per partition elected uncleanly");
+    // A clean election (a live ISR member) is not counted: nothing to warn.
+    let clean = image(&[], &[(-1, &[1, 2], &[2])]);
+    assert_eq!(unclean_elections(&clean, true, MAX_ELECTIONS_PER_RUN).unclean, vec![]);
+    // The process-wide counter is the one `warn` adds to.
+    let before = UNCLEAN_ELECTIONS.total();
+    run.unclean[0].warn();
+    assert!(UNCLEAN_ELECTIONS.total() > before);
+}

@@ -26,14 +26,21 @@
 //! waits: they cannot fetch, so they never enter the ISR, until unfenced.
 //! A cancellation (null replicas) reverts to the replicas without the
 //! adding ones; the ISR loses the adding ones and a leader among them hands
-//! leadership to the first remaining ISR member; refused, as KRaft refuses
-//! it without unclean election, if no ISR member would remain. A new
+//! leadership to the first remaining ISR member. If no ISR member would
+//! remain, the revert needs an unclean election (KRaft's
+//! PartitionReassignmentRevert): refused with INVALID_REPLICA_ASSIGNMENT
+//! unless the topic allows unclean elections ([`election::unclean_enabled`]);
+//! allowed, the ISR becomes the first original replica. Either way, on a
+//! topic that allows them the revert elects as KRaft's UNCLEAN election
+//! does: when no ISR member is live, the first live replica leads alone.
+//! A new
 //! target for a partition being moved starts from its current (union)
 //! replica set, as in KRaft.
 //!
 //! Invariants: adding and removing replicas are always subsets of the
 //! replicas and disjoint; a leader is always an ISR member and unfenced when
-//! elected here; an ISR never becomes empty; every record is one
+//! elected here; an ISR never becomes empty; an ISR member that was not one
+//! before (an unclean revert) only on a topic that allows it; every record is one
 //! `PartitionImage::changed_to` (partition epoch +1, leader epoch +1 with a
 //! new leader); a decision that changes nothing yields no record.
 
@@ -42,6 +49,7 @@ use std::fmt;
 use kaskade_types::NodeId;
 use uuid::Uuid;
 
+use crate::election;
 use crate::image::{Image, PartitionImage};
 use crate::record::MetadataRecord;
 
@@ -76,7 +84,9 @@ impl fmt::Display for Refusal {
 /// `target` = `Some(replicas)` starts (or replaces) a reassignment, `None`
 /// cancels the one in progress. The record to append, or none when nothing
 /// changes. `standalone` is the node's own id when it runs alone (a node of
-/// its own registers no broker, yet is one).
+/// its own registers no broker, yet is one); `unclean_default` is the
+/// static `unclean.leader.election.enable` (a topic without its own value
+/// and no cluster-wide default takes it).
 pub fn alter(
     image: &Image,
     topic: &str,
@@ -84,6 +94,7 @@ pub fn alter(
     target: Option<&[i32]>,
     allow_replication_factor_change: bool,
     standalone: Option<NodeId>,
+    unclean_default: bool,
 ) -> Result<Option<MetadataRecord>, Refusal> {
     let Some(t) = image.topic(topic) else {
         return Err(Refusal::UnknownTopicOrPartition(format!("Unable to find a topic named {topic}.")));
@@ -92,7 +103,7 @@ pub fn alter(
         return Err(Refusal::UnknownTopicOrPartition(format!("Unable to find partition {topic}:{partition}.")));
     };
     let next = match target {
-        None => cancel(image, topic, partition, p)?,
+        None => cancel(image, topic, partition, p, election::unclean_enabled(image, t, unclean_default))?,
         Some(target) => {
             let target = validate(image, target, standalone)?;
             if !allow_replication_factor_change && target.len() != p.target_replicas().len() {
@@ -175,20 +186,42 @@ fn complete_if_caught_up(image: &Image, p: PartitionImage) -> PartitionImage {
     PartitionImage { leader, replicas, isr, adding_replicas: Vec::new(), removing_replicas: Vec::new(), ..p }
 }
 
-/// Reverts the reassignment in progress (PartitionReassignmentRevert).
-fn cancel(image: &Image, topic: &str, partition: i32, p: &PartitionImage) -> Result<PartitionImage, Refusal> {
+/// Reverts the reassignment in progress (PartitionReassignmentRevert);
+/// `unclean` tells whether the topic allows unclean elections.
+fn cancel(
+    image: &Image,
+    topic: &str,
+    partition: i32,
+    p: &PartitionImage,
+    unclean: bool,
+) -> Result<PartitionImage, Refusal> {
     if !p.is_reassigning() {
         return Err(Refusal::NoReassignmentInProgress);
     }
     let not_adding = |r: &NodeId| !p.adding_replicas.contains(r);
     let replicas: Vec<NodeId> = p.replicas.iter().copied().filter(not_adding).collect();
-    let isr: Vec<NodeId> = p.isr.iter().copied().filter(not_adding).collect();
+    let mut isr: Vec<NodeId> = p.isr.iter().copied().filter(not_adding).collect();
     if isr.is_empty() {
-        return Err(Refusal::InvalidReplicaAssignment(format!(
-            "Unable to revert partition assignment for {topic}:{partition} because it would require an unclean leader election."
-        )));
+        // Only adding replicas were in sync: the original replicas all lack
+        // records the ISR had. KRaft reverts anyway when the topic allows
+        // losing them, with the first original replica as the ISR.
+        let first = replicas.first().copied().filter(|_| unclean);
+        let Some(first) = first else {
+            return Err(Refusal::InvalidReplicaAssignment(format!(
+                "Unable to revert partition assignment for {topic}:{partition} because it would require an unclean leader election."
+            )));
+        };
+        isr = vec![first];
     }
-    let leader = elect(image, p.leader, &replicas, &isr);
+    let mut leader = elect(image, p.leader, &replicas, &isr);
+    if leader.is_none() && unclean {
+        // KRaft's UNCLEAN election: the first live replica, alone in the ISR.
+        if let Some(live) = replicas.iter().copied().find(|r| image.is_unfenced(*r)) {
+            (leader, isr) = (Some(live), vec![live]);
+        }
+    }
+    debug_assert!(!isr.is_empty(), "a revert never empties the ISR");
+    debug_assert!(leader.is_none_or(|l| isr.contains(&l)), "a leader is an ISR member");
     Ok(PartitionImage {
         leader,
         replicas,

@@ -7,13 +7,16 @@
 //! stay at 0), identical to what a rack-less consumer reads from the leader.
 //! Then that follower is killed with SIGKILL: the same consumer goes back to
 //! the leader and reads what is produced afterwards, nothing lost or
-//! repeated. Every wait is a condition with a deadline.
+//! repeated. A second test pauses a follower (SIGSTOP): while it is still in
+//! the ISR the leader's HW stays behind, and the other in-sync follower
+//! answers a fetch between its HW and its log end with no records and no
+//! error (Kafka reads a follower's log up to its HW only); once the paused
+//! follower left the ISR the leader serves a consumer in its rack itself,
+//! and an rdkafka consumer there reads every record. Every wait is a
+//! condition with a deadline.
 
 mod process;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{NewTopic, TopicReplication};
@@ -28,31 +31,11 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use process::cluster::{active_controller, create, list_latest_on, metadata, start_cluster_with, wait_for, Node};
+use process::scrape::scrape;
 use process::{client_config, WAIT};
 
 const TOPIC: &str = "nearby";
 const SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
-
-/// `/metrics` of `node` as `name{labels}` -> value, or `None`.
-fn scrape(node: &Node) -> Option<BTreeMap<String, f64>> {
-    let addr = node.http_addr()?;
-    let mut s = TcpStream::connect(&addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    Some(
-        body.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.rsplit_once(' '))
-            .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-            .collect(),
-    )
-}
 
 /// Records this node returned to fetches of the topic's partition 0.
 fn records_out(node: &Node) -> Option<f64> {
@@ -108,13 +91,18 @@ fn fetch_on(
 }
 
 fn produce(bootstrap: &str, from: usize, to: usize) {
-    let producer: BaseProducer = client_config(bootstrap).set("acks", "all").create().expect("producer");
+    produce_acks(bootstrap, from, to, "all");
+}
+
+/// value-`from` .. value-`to` with `acks`, every one acknowledged.
+fn produce_acks(bootstrap: &str, from: usize, to: usize, acks: &str) {
+    let producer: BaseProducer = client_config(bootstrap).set("acks", acks).create().expect("producer");
     for i in from..to {
         let v = format!("value-{i}");
         producer.send(BaseRecord::<(), _>::to(TOPIC).payload(&v)).expect("enqueue");
         producer.poll(Duration::ZERO);
     }
-    producer.flush(WAIT).expect("every record acknowledged (acks=all)");
+    producer.flush(WAIT).expect("every record acknowledged");
 }
 
 /// A consumer of partition 0 from the beginning, in `rack` if given.
@@ -278,4 +266,92 @@ fn a_consumer_reads_from_the_follower_in_its_rack_and_goes_back_to_the_leader_wh
     // Nothing more arrives: no record repeated.
     let extra = near_consumer.poll(Duration::from_millis(500));
     assert!(extra.is_none(), "no record past the end: {:?}", extra.map(|m| m.map(|m| m.offset())));
+}
+
+#[test]
+fn a_follower_out_of_the_isr_sends_its_racks_consumer_to_the_leader_and_a_follower_serves_only_up_to_its_hw() {
+    let root = process::TestDir::new();
+    let env: Vec<(String, String)> = [
+        ("KAFKA_HTTP_LISTENER", "127.0.0.1:0"),
+        ("KAFKA_REPLICA_SELECTOR_CLASS", SELECTOR),
+        // Long enough to look at the other follower while the paused one is
+        // still in the ISR; it leaves after that.
+        ("KAFKA_REPLICA_LAG_TIME_MAX_MS", "8000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let nodes = start_cluster_with(root.path(), 3, &env);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let topic = NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+    create(&runtime, &nodes[0].bootstrap(), topic).expect("create RF 3");
+    let leader = wait_for("every node knows the leader", || {
+        let leaders: Vec<i32> = nodes
+            .iter()
+            .filter_map(|n| metadata(&n.bootstrap(), TOPIC))
+            .filter_map(|(_, l)| l.first().copied())
+            .collect();
+        (leaders.len() == 3 && leaders.iter().all(|l| *l == leaders[0] && *l > 0)).then(|| leaders[0])
+    });
+    let li = nodes.iter().position(|n| n.id == leader).expect("the leader");
+    // The paused follower is not the active controller: the quorum goes on.
+    let controller = wait_for("an active controller", || active_controller(&runtime, &nodes[li].bootstrap()));
+    let pi = nodes.iter().position(|n| n.id != leader && n.id != controller).expect("a follower");
+    let fi = (0..3).find(|i| *i != li && *i != pi).expect("the other follower");
+    let paused_rack = format!("rack-{}", nodes[pi].id);
+    let other_rack = format!("rack-{}", nodes[fi].id);
+
+    const N: usize = 200;
+    produce(&nodes[li].bootstrap(), 0, N);
+    for i in [fi, pi] {
+        wait_for(&format!("node {} holds the records", nodes[i].id), || {
+            let m = scrape(&nodes[i])?;
+            let lag = format!("kaskade_replica_fetcher_lag{{topic=\"{TOPIC}\",partition=\"0\",leader=\"{leader}\"}}");
+            (m.get(&lag) == Some(&0.0)).then_some(())
+        });
+    }
+    let (code, _, epoch) = list_latest_on(&runtime, &nodes[li].bootstrap(), TOPIC, 0).expect("ListOffsets");
+    assert_eq!(code, 0);
+    let on = |i: usize, rack: &str, offset: i64| {
+        fetch_on(&runtime, &nodes[i].bootstrap(), 12, rack, offset, epoch).expect("Fetch")
+    };
+    let a = on(li, &paused_rack, 0);
+    assert_eq!((a.error, a.preferred), (0, nodes[pi].id), "in sync: the leader sends its rack there: {a:?}");
+
+    // Paused, still in the ISR: acks=1 records reach the other follower but
+    // the leader's HW stays at N.
+    nodes[pi].signal("STOP");
+    const M: usize = 100;
+    produce_acks(&nodes[li].bootstrap(), N, N + M, "1");
+    let between = (N + M / 2) as i64;
+    let a = wait_for("the other follower holds records past its HW", || {
+        Some(on(fi, &other_rack, between)).filter(|a| a.error != ResponseError::OffsetOutOfRange.code())
+    });
+    // Kafka reads a follower's log up to its HW for consumers: an offset
+    // between the HW and the log end is no error, just no records yet.
+    assert_eq!((a.error, a.hw, a.bytes, a.preferred), (0, N as i64, 0, -1), "{a:?}");
+    let a = on(fi, &other_rack, 0);
+    assert!(a.error == 0 && a.hw == N as i64 && a.bytes > 0, "below its HW it serves: {a:?}");
+
+    // Past replica.lag.time.max.ms the paused follower leaves the ISR: the
+    // HW moves on and the leader serves its rack's consumers itself.
+    let a = wait_for("the leader stops sending the paused follower's rack there", || {
+        Some(on(li, &paused_rack, 0)).filter(|a| a.preferred == -1)
+    });
+    assert!(a.error == 0 && a.bytes > 0, "{a:?}");
+    wait_for("the HW covers the acks=1 records", || Some(on(li, "", 0)).filter(|a| a.hw == (N + M) as i64));
+    produce(&nodes[li].bootstrap(), N + M, 2 * N + M);
+    let leader_before = records_out(&nodes[li]).expect("scrape the leader");
+    let c = consumer(&nodes[li].bootstrap(), Some(&paused_rack));
+    let mut read = Vec::new();
+    read_until(&c, &mut read, 2 * N + M, WAIT * 2);
+    assert_whole(&read, 2 * N + M);
+    let leader_after = records_out(&nodes[li]).expect("scrape the leader");
+    assert!(
+        leader_after >= leader_before + (2 * N + M) as f64,
+        "the leader served the paused follower's rack: {leader_before} -> {leader_after}"
+    );
+    let extra = c.poll(Duration::from_millis(500));
+    assert!(extra.is_none(), "no record past the end: {:?}", extra.map(|m| m.map(|m| m.offset())));
+    nodes[pi].signal("CONT");
 }

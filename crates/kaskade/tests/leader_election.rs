@@ -16,7 +16,9 @@
 //!   (LEADER_NOT_AVAILABLE), and setting `unclean.leader.election.enable`
 //!   on the topic elects the out-of-sync replica, which takes writes again
 //!   (the records only the dead leader had are lost, and the controller
-//!   says so at WARN); the old leader, restarted, truncates to it.
+//!   says so at WARN and counts it in
+//!   `kaskade_unclean_leader_elections_total`); the old leader, restarted,
+//!   truncates to it.
 
 mod process;
 
@@ -35,6 +37,7 @@ use rdkafka::types::RDKafkaRespErr;
 
 use process::cluster::{active_controller, create, start_cluster_with, wait_for, Node};
 use process::replicas::{batches, check_replicas, log_end, roots};
+use process::scrape::scrape;
 use process::{client_config, WAIT};
 
 /// One partition as Metadata answers it.
@@ -255,8 +258,13 @@ fn produce(runtime: &tokio::runtime::Runtime, bootstrap: &str, topic: &str, n: u
 fn an_out_of_sync_replica_leads_only_once_the_topic_allows_unclean_elections() {
     const TOPIC: &str = "unclean";
     let root = tempfile::tempdir().expect("tempdir");
-    let mut nodes = start_cluster_with(root.path(), 3, &env(&[]));
+    let mut nodes = start_cluster_with(root.path(), 3, &env(&[("KAFKA_HTTP_LISTENER", "127.0.0.1:0")]));
     let runtime = runtime();
+    // The unclean elections `live` nodes counted (`None` if a scrape
+    // failed): only the active controller that decided one counts it.
+    let unclean_counted = |live: &[&Node]| -> Option<f64> {
+        live.iter().map(|n| scrape(n)?.get("kaskade_unclean_leader_elections_total").copied()).sum()
+    };
     // Replicas 1 (the leader) and 2; node 3 holds none.
     let assignment: &[&[i32]] = &[&[1, 2]];
     create(&runtime, &nodes[2].bootstrap(), NewTopic::new(TOPIC, 1, TopicReplication::Variable(assignment)))
@@ -287,6 +295,7 @@ fn an_out_of_sync_replica_leads_only_once_the_topic_allows_unclean_elections() {
     assert_eq!(offline[0].leader, -1, "the default (unclean.leader.election.enable=false) keeps it offline");
     assert_eq!(offline[0].error, Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE));
     assert_eq!(offline[0].isr, [1], "the last ISR member stays");
+    assert_eq!(unclean_counted(&[&nodes[b], &nodes[c]]), Some(0.0), "no unclean election yet");
 
     // Allowed on the topic: the controller elects 2 at once, alone in the ISR.
     let admin: AdminClient<DefaultClientContext> = client_config(&third).create().expect("admin");
@@ -295,6 +304,10 @@ fn an_out_of_sync_replica_leads_only_once_the_topic_allows_unclean_elections() {
     let altered = runtime.block_on(admin.alter_configs(&[alter], &options)).expect("AlterConfigs");
     assert!(altered.iter().all(|r| r.is_ok()), "{altered:?}");
     wait_for("2 leads alone", || describe(&third, TOPIC).filter(|(_, ps)| ps[0].leader == 2 && ps[0].isr == [2]));
+    // Counted after the commit, so possibly a moment after Metadata shows it.
+    wait_for("the controller counts one unclean election", || {
+        (unclean_counted(&[&nodes[b], &nodes[c]]) == Some(1.0)).then_some(())
+    });
     let after = produce(&runtime, &third, TOPIC, 1);
     assert_eq!(after, vec![5], "records 5-14 were only on 1: lost, as an unclean election loses them");
     assert!(

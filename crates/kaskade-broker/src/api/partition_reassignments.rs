@@ -10,7 +10,9 @@
 //! steps); the brokers act on the committed image (new replicas create
 //! their logs and fetch, the leader admits them into the ISR, which
 //! completes the move, removed replicas delete their logs). Each refusal is
-//! mapped to its Kafka code here, once.
+//! mapped to its Kafka code here, once. A cancel that needs an unclean
+//! election (only on a topic that allows one) is logged and counted as
+//! every unclean election is.
 //!
 //! List is forwarded to the active controller by a broker of a multi-node
 //! quorum that is not it (as Kafka's brokers forward it; at most once: a
@@ -35,6 +37,7 @@ use kafka_protocol::messages::{
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use kaskade_meta::leader_election;
 use kaskade_meta::reassignment::{self, Refusal};
 use kaskade_meta::TopicImage;
 use kaskade_types::NodeId;
@@ -124,12 +127,21 @@ pub async fn alter(
     }
     let asked = requested.clone();
     let me = Some(broker.node_id());
+    let unclean_default = broker.config.unclean_leader_election_enable;
     let decided = crate::topic::on_blocking_pool(&broker.topics, move |tm| {
         tm.update(|img| -> Result<_, TopicError> {
             let mut records = Vec::new();
             let mut outcomes = Vec::with_capacity(requested.len());
             for (topic, partition, target) in &requested {
-                match reassignment::alter(img, topic, *partition, target.as_deref(), allow_rf_change, me) {
+                match reassignment::alter(
+                    img,
+                    topic,
+                    *partition,
+                    target.as_deref(),
+                    allow_rf_change,
+                    me,
+                    unclean_default,
+                ) {
                     Ok(record) => {
                         records.extend(record);
                         outcomes.push(None);
@@ -137,12 +149,19 @@ pub async fn alter(
                     Err(refusal) => outcomes.push(Some(refusal)),
                 }
             }
-            Ok((records, outcomes))
+            // A cancel on a topic allowing unclean elections may make one.
+            let unclean = leader_election::unclean_in(img, &records);
+            Ok((records, (outcomes, unclean)))
         })
     })
     .await;
     let outcomes: Vec<Option<(ResponseError, String)>> = match decided {
-        Ok(outcomes) => outcomes.into_iter().map(|o| o.map(|r| (code(&r), r.to_string()))).collect(),
+        Ok((outcomes, unclean)) => {
+            for election in &unclean {
+                election.warn();
+            }
+            outcomes.into_iter().map(|o| o.map(|r| (code(&r), r.to_string()))).collect()
+        }
         // Nothing was written: every partition gets the failure.
         Err(e) => asked.iter().map(|_| Some((e.code, e.message.clone()))).collect(),
     };

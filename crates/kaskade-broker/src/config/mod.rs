@@ -219,6 +219,9 @@ pub struct BrokerConfig {
     pub transaction_remove_expired_interval_ms: i64,
     /// `producer.id.expiration.ms`.
     pub producer_id_expiration_ms: i32,
+    /// `replication.quota.window.num` and `replication.quota.window.size.seconds`:
+    /// the samples the replication throttles measure their rate over.
+    pub replication_quota_window: crate::replica::throttle::QuotaWindow,
     /// Every value given explicitly (known and accepted-but-unused keys),
     /// normalised, with its source.
     settings: BTreeMap<String, Setting>,
@@ -437,6 +440,10 @@ impl BrokerConfig {
             transaction_state_log_num_partitions: num("transaction.state.log.num.partitions") as i32,
             transaction_remove_expired_interval_ms: num("transaction.remove.expired.transaction.cleanup.interval.ms"),
             producer_id_expiration_ms: num("producer.id.expiration.ms") as i32,
+            replication_quota_window: crate::replica::throttle::QuotaWindow::new(
+                num("replication.quota.window.num"),
+                num("replication.quota.window.size.seconds"),
+            ),
             settings: BTreeMap::new(),
         };
         BrokerConfig { settings, ..cfg }

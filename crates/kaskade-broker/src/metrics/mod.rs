@@ -17,7 +17,7 @@
 //! hot path), `connections` (open and accepted client connections),
 //! `replication` (under-replicated, under/at min ISR, offline, leader and
 //! partition counts from the image; ISR change counters the ISR task adds
-//! to; follower lag the replica fetchers record).
+//! to; the controller's unclean elections; follower lag the replica fetchers record).
 
 pub mod acks;
 pub mod connections;
@@ -79,6 +79,7 @@ impl NodeMetrics {
             min_isr: &min_isr,
             follower_lag: &follower_lag,
             isr_changes: &replication::ISR_CHANGES,
+            unclean_elections: &kaskade_meta::leader_election::UNCLEAN_ELECTIONS,
         };
         replication::render(&mut x, &topics.image(), self.broker.node_id(), &sources);
         requests::render(&mut x);

@@ -19,12 +19,19 @@
 //! leader's ISR task (`replica::isr`) when a change it proposed committed:
 //! [`ISR_CHANGES`], process-wide like Kafka's per-JVM registry.
 //!
+//! Unclean leader elections (`UncleanLeaderElectionsPerSec`) are counted
+//! by the active controller when one commits
+//! (`kaskade_meta::leader_election::UNCLEAN_ELECTIONS`): like Kafka's
+//! `ControllerStats`, a node counts only those it decided, so the cluster's
+//! total is the sum over its controllers.
+//!
 //! Also from the image, for the cluster: the partitions not led by their
 //! preferred replica (Kafka's `PreferredReplicaImbalanceCount`, a leaderless
 //! one included, as KRaft counts it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use kaskade_meta::leader_election::UncleanElections;
 use kaskade_meta::{Image, TopicImage};
 use kaskade_types::NodeId;
 
@@ -78,6 +85,7 @@ pub(super) struct Sources<'a> {
     pub min_isr: &'a dyn Fn(&TopicImage) -> usize,
     pub follower_lag: &'a dyn Fn(&str, i32) -> Option<i64>,
     pub isr_changes: &'a IsrChanges,
+    pub unclean_elections: &'a UncleanElections,
 }
 
 /// One partition this node leads.
@@ -194,6 +202,12 @@ pub(super) fn render(x: &mut Exposition<'_>, image: &Image, node: NodeId, src: &
     );
     x.sample("kaskade_isr_expands_total", &[], expands as f64);
     x.family(
+        "kaskade_unclean_leader_elections_total",
+        "counter",
+        "Unclean leader elections (a leader that was not in the ISR) this node committed as the active controller.",
+    );
+    x.sample("kaskade_unclean_leader_elections_total", &[], src.unclean_elections.total() as f64);
+    x.family(
         "kaskade_replica_fetcher_lag",
         "gauge",
         "Records this node's replica of a partition it follows is behind: the leader's high watermark at the last fetch minus this replica's log end (at least 0).",
@@ -259,7 +273,8 @@ mod tests {
     ) -> String {
         let mut out = String::new();
         let min = move |_: &TopicImage| min_isr;
-        let src = Sources { min_isr: &min, follower_lag: lag, isr_changes: isr };
+        let unclean = UncleanElections::new();
+        let src = Sources { min_isr: &min, follower_lag: lag, isr_changes: isr, unclean_elections: &unclean };
         render(&mut Exposition::new(&mut out), image, NodeId(node), &src);
         out
     }
@@ -361,6 +376,7 @@ mod tests {
         let out = scrape(&image(&[]), 1, 1, &|_, _| None, &c);
         assert!(has(&out, "kaskade_isr_shrinks_total 2"), "{out}");
         assert!(has(&out, "kaskade_isr_expands_total 2"), "{out}");
+        assert!(has(&out, "kaskade_unclean_leader_elections_total 0"), "{out}");
     }
 
     #[test]

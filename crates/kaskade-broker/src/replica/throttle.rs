@@ -17,12 +17,20 @@
 //! and the check is "has the quota been exceeded": a fetch that finds it
 //! exceeded gets (leader) or asks for (follower) no records of the
 //! throttled partitions, a fetch that finds it not exceeded takes what it
-//! reads, and its bytes are charged afterwards. The quota is a token bucket
-//! on the injected clock holding at most one second of the rate (Kafka's
-//! one-second quota window): tokens refill at the rate, bytes taken may
-//! drive it below zero, and it is exceeded while below zero, so over any
-//! long run the bytes moved approach `rate × time`.
+//! reads, and its bytes are charged afterwards.
+//!
+//! The rate is measured as Kafka's quota sensors measure it (a `Rate` over
+//! a `SampledStat`): `replication.quota.window.num` samples (11) of
+//! `replication.quota.window.size.seconds` each (1 s); a sample starts at
+//! the first charge after the previous one's span ended, and one older than
+//! all the samples' span is forgotten. The rate is the bytes of the kept
+//! samples over the time since the oldest one began, but never over less
+//! than `num - 1` whole windows: so a quiet quota lets a burst of
+//! `(num - 1) × size × rate` through (10 s worth by default) before it
+//! holds the rate, exactly as Kafka's replication throttle does. The quota
+//! is exceeded while that rate is above the configured one.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use kaskade_meta::Image;
@@ -34,88 +42,120 @@ pub const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
 pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
 pub const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
 
-/// A token bucket of bytes refilled at `rate` per second, holding at most
-/// one second's worth.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TokenBucket {
-    rate: f64,
-    tokens: f64,
-    last_ms: i64,
+/// `replication.quota.window.num` samples of
+/// `replication.quota.window.size.seconds` each (Kafka's defaults: 11, 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaWindow {
+    samples: usize,
+    window_ms: i64,
 }
 
-impl TokenBucket {
-    /// A full bucket at `now_ms`.
-    pub fn new(rate: u64, now_ms: i64) -> TokenBucket {
-        TokenBucket { rate: rate as f64, tokens: rate as f64, last_ms: now_ms }
+impl QuotaWindow {
+    /// From the two configs (each at least 1, as the config keys check; a
+    /// smaller value is taken as 1).
+    pub fn new(samples: i64, window_seconds: i64) -> QuotaWindow {
+        let samples = usize::try_from(samples.max(1)).unwrap_or(usize::MAX).min(1 << 16);
+        QuotaWindow { samples, window_ms: window_seconds.clamp(1, i64::MAX / 1_000_000) * 1000 }
+    }
+}
+
+impl Default for QuotaWindow {
+    fn default() -> Self {
+        QuotaWindow::new(11, 1)
+    }
+}
+
+/// Bytes charged within one sample, which began at `start_ms`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Sample {
+    start_ms: i64,
+    bytes: f64,
+}
+
+/// A rate of bytes per second measured over a few samples (Kafka's `Rate`
+/// on a `SampledStat`; see the module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SampledRate {
+    window: QuotaWindow,
+    /// Oldest first; at most `window.samples`.
+    samples: VecDeque<Sample>,
+}
+
+impl SampledRate {
+    pub fn new(window: QuotaWindow) -> SampledRate {
+        SampledRate { window, samples: VecDeque::new() }
     }
 
-    fn refill(&mut self, now_ms: i64) {
-        // A clock that moved back adds nothing.
-        let elapsed = (now_ms - self.last_ms).max(0) as f64 / 1000.0;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
-        self.last_ms = self.last_ms.max(now_ms);
-    }
-
-    /// Whether more bytes than the rate allows were taken (the bucket is in
-    /// debt).
-    pub fn exceeded(&mut self, now_ms: i64) -> bool {
-        self.refill(now_ms);
-        self.tokens < 0.0
+    /// Forgets the samples that began a whole span (every sample's window)
+    /// ago or earlier.
+    fn purge(&mut self, now_ms: i64) {
+        let span = self.window.window_ms.saturating_mul(self.window.samples as i64);
+        while self.samples.front().is_some_and(|s| s.start_ms.saturating_add(span) <= now_ms) {
+            self.samples.pop_front();
+        }
     }
 
     /// Charges `bytes` taken at `now_ms`.
     pub fn record(&mut self, bytes: u64, now_ms: i64) {
-        self.refill(now_ms);
-        self.tokens -= bytes as f64;
+        self.purge(now_ms);
+        let window_ms = self.window.window_ms;
+        let current_ended = self.samples.back().is_none_or(|s| now_ms >= s.start_ms.saturating_add(window_ms));
+        if current_ended {
+            if self.samples.len() == self.window.samples {
+                self.samples.pop_front();
+            }
+            self.samples.push_back(Sample { start_ms: now_ms, bytes: 0.0 });
+        }
+        if let Some(current) = self.samples.back_mut() {
+            current.bytes += bytes as f64;
+        }
+        debug_assert!(self.samples.len() <= self.window.samples, "at most window.num samples");
     }
 
-    /// A new rate; the tokens held stay (capped at the new second's worth).
-    pub fn set_rate(&mut self, rate: u64, now_ms: i64) {
-        self.refill(now_ms);
-        self.rate = rate as f64;
-        self.tokens = self.tokens.min(self.rate);
+    /// Bytes per second at `now_ms`.
+    pub fn measure(&mut self, now_ms: i64) -> f64 {
+        self.purge(now_ms);
+        let total: f64 = self.samples.iter().map(|s| s.bytes).sum();
+        let oldest = self.samples.front().map_or(now_ms, |s| s.start_ms);
+        // A clock that moved back counts as no time.
+        let mut elapsed = now_ms.saturating_sub(oldest).max(0);
+        let window_ms = self.window.window_ms;
+        let min_windows = self.window.samples as i64 - 1;
+        let full = elapsed / window_ms;
+        if full < min_windows {
+            elapsed += (min_windows - full) * window_ms;
+        }
+        total * 1000.0 / elapsed.max(1) as f64
     }
 
-    pub fn rate(&self) -> u64 {
-        self.rate as u64
+    /// Whether the measured rate is above `rate` bytes per second.
+    pub fn exceeded(&mut self, rate: u64, now_ms: i64) -> bool {
+        self.measure(now_ms) > rate as f64
     }
 }
 
-/// One direction's quota on this broker: a bucket while a rate is set.
+/// One direction's quota on this broker: the bytes moved for throttled
+/// replicas, measured always (as Kafka's sensor records whatever the
+/// bound), checked against the rate while one is set.
 #[derive(Debug)]
 pub struct Quota {
     clock: Arc<dyn Clock>,
-    bucket: Mutex<Option<TokenBucket>>,
+    moved: Mutex<SampledRate>,
 }
 
 impl Quota {
-    pub fn new(clock: Arc<dyn Clock>) -> Quota {
-        Quota { clock, bucket: Mutex::new(None) }
-    }
-
-    /// Brings the bucket to `rate` (`None`: no limit, the bucket goes).
-    fn with_rate<T>(&self, rate: Option<u64>, f: impl FnOnce(&mut TokenBucket, i64) -> T) -> Option<T> {
-        let now = self.clock.now_ms();
-        let mut bucket = self.bucket.lock();
-        let Some(rate) = rate else {
-            *bucket = None;
-            return None;
-        };
-        let b = bucket.get_or_insert_with(|| TokenBucket::new(rate, now));
-        if b.rate() != rate {
-            b.set_rate(rate, now);
-        }
-        Some(f(b, now))
+    pub fn new(clock: Arc<dyn Clock>, window: QuotaWindow) -> Quota {
+        Quota { clock, moved: Mutex::new(SampledRate::new(window)) }
     }
 
     /// Whether the throttled replicas must wait (never without a rate).
     pub fn exceeded(&self, rate: Option<u64>) -> bool {
-        self.with_rate(rate, |b, now| b.exceeded(now)).unwrap_or(false)
+        rate.is_some_and(|rate| self.moved.lock().exceeded(rate, self.clock.now_ms()))
     }
 
     /// Charges bytes moved for throttled replicas.
-    pub fn record(&self, rate: Option<u64>, bytes: u64) {
-        self.with_rate(rate, |b, now| b.record(bytes, now));
+    pub fn record(&self, _rate: Option<u64>, bytes: u64) {
+        self.moved.lock().record(bytes, self.clock.now_ms());
     }
 }
 
@@ -129,8 +169,8 @@ pub struct ReplicationQuotas {
 }
 
 impl ReplicationQuotas {
-    pub fn new(clock: Arc<dyn Clock>) -> ReplicationQuotas {
-        ReplicationQuotas { leader: Quota::new(clock.clone()), follower: Quota::new(clock) }
+    pub fn new(clock: Arc<dyn Clock>, window: QuotaWindow) -> ReplicationQuotas {
+        ReplicationQuotas { leader: Quota::new(clock.clone(), window), follower: Quota::new(clock, window) }
     }
 }
 
@@ -171,59 +211,107 @@ mod tests {
     use kaskade_meta::MetadataRecord;
     use kaskade_types::ManualClock;
 
-    #[test]
-    fn a_bucket_lets_a_second_of_the_rate_through_then_the_rate() {
-        let mut b = TokenBucket::new(1000, 0);
-        assert!(!b.exceeded(0));
-        b.record(600, 0);
-        assert!(!b.exceeded(0), "400 left");
-        b.record(600, 0);
-        assert!(b.exceeded(0), "200 in debt");
-        assert!(b.exceeded(199), "refilled 199: still in debt");
-        assert!(!b.exceeded(200), "even at 200 ms");
-        // A long pause refills at most one second's worth.
-        b.record(0, 10_000);
-        b.record(1000, 10_000);
-        assert!(!b.exceeded(10_000));
-        b.record(1, 10_000);
-        assert!(b.exceeded(10_000));
-        // The clock moving back adds nothing.
-        assert!(b.exceeded(5_000));
-    }
+    const MIB: u64 = 1 << 20;
 
-    #[test]
-    fn moving_bytes_through_a_bucket_takes_size_over_rate() {
-        // 10 MiB at 1 MiB/s in 64 KiB reads, taken whenever not exceeded:
-        // the first second is the burst, so about 9 s.
-        let rate = 1 << 20;
-        let mut b = TokenBucket::new(rate, 0);
-        let (mut moved, mut now) = (0u64, 0i64);
-        while moved < 10 << 20 {
-            if b.exceeded(now) {
-                now += 1;
-                continue;
+    /// Moves 64 KiB whenever the quota is not exceeded, checking every
+    /// 10 ms of the injected clock from `from_ms` to `to_ms`: the bytes moved.
+    fn drive(q: &Quota, clock: &ManualClock, rate: u64, from_ms: i64, to_ms: i64) -> u64 {
+        let mut moved = 0;
+        while clock.now_ms() < to_ms {
+            if clock.now_ms() >= from_ms && !q.exceeded(Some(rate)) {
+                q.record(Some(rate), 64 << 10);
+                moved += 64 << 10;
+            } else {
+                clock.advance(10);
             }
-            b.record(64 << 10, now);
-            moved += 64 << 10;
         }
-        assert!((8_900..=9_100).contains(&now), "{now} ms");
+        moved
     }
 
     #[test]
-    fn a_quota_follows_its_rate_and_none_means_unlimited() {
+    fn the_rate_is_the_kept_samples_over_at_least_num_minus_one_windows() {
+        let mut r = SampledRate::new(QuotaWindow::new(11, 1));
+        assert_eq!(r.measure(0), 0.0);
+        r.record(1000, 0);
+        assert_eq!(r.measure(0), 100.0, "1000 bytes over the 10 windows of the minimum");
+        assert_eq!(r.measure(4_000), 100.0, "still 10 s: only 4 have passed");
+        r.record(1000, 4_000);
+        assert_eq!(r.measure(10_500), 2000.0 / 10.5, "10.5 s since the oldest sample began");
+        // The first sample (from 0) is forgotten 11 s after its start (11
+        // samples of 1 s); the second (from 4 s) at 15 s.
+        assert_eq!(r.measure(12_000), 100.0, "only the sample from 4 s, over the 10 s minimum");
+        r.record(0, 14_500);
+        assert_eq!(r.measure(14_500), 1000.0 / 10.5, "only the sample from 4 s is left");
+        assert_eq!(r.measure(15_000), 0.0, "every sample forgotten");
+        // Charges within one window's span share its sample.
+        let mut r = SampledRate::new(QuotaWindow::new(2, 1));
+        r.record(100, 0);
+        r.record(100, 999);
+        r.record(100, 1_000);
+        assert_eq!(r.measure(1_000), 300.0, "two samples over 1 s");
+        assert_eq!(r.measure(2_000), 100.0, "the one from 0 is gone");
+        // A clock that moved back counts as no time.
+        assert_eq!(r.measure(500), 100.0);
+        assert!(r.exceeded(99, 2_000) && !r.exceeded(100, 2_000), "exceeded only above the rate");
+    }
+
+    #[test]
+    fn kafkas_defaults_let_ten_seconds_of_the_rate_through_then_hold_it() {
         let clock = Arc::new(ManualClock::new(0));
-        let q = Quota::new(clock.clone());
+        let q = Quota::new(clock.clone(), QuotaWindow::default());
+        // A quiet quota: 10 MiB (10 windows of 1 MiB/s) at once, one read more.
+        let burst = drive(&q, &clock, MIB, 0, 10);
+        assert_eq!(burst, 10 * MIB + (64 << 10));
+        // The minimum of 10 windows grows by the first window's elapsed
+        // part (Kafka's `Rate.windowSize`): up to 1 MiB more within it...
+        let first_second = drive(&q, &clock, MIB, 10, 1_000);
+        assert!(first_second <= MIB, "{first_second}");
+        // ... and nothing more until the 10 MiB spread over 10 s.
+        assert_eq!(drive(&q, &clock, MIB, 1_000, 9_900), 0);
+        // Over two minutes the rate holds: about 1 MiB/s, never more than
+        // the window's burst above it.
+        let moved = burst + first_second + drive(&q, &clock, MIB, 9_900, 120_000);
+        let per_second = moved as f64 / 120.0 / MIB as f64;
+        assert!((0.85..=1.1).contains(&per_second), "{per_second} MiB/s");
+    }
+
+    #[test]
+    fn a_smaller_window_makes_a_smaller_burst() {
+        let clock = Arc::new(ManualClock::new(0));
+        let q = Quota::new(clock.clone(), QuotaWindow::new(2, 1));
+        assert_eq!(drive(&q, &clock, MIB, 0, 10), MIB + (64 << 10), "one window of burst");
+        let moved = drive(&q, &clock, MIB, 10, 10_000) + MIB;
+        let per_second = moved as f64 / 10.0 / MIB as f64;
+        assert!((0.9..=1.2).contains(&per_second), "{per_second} MiB/s");
+    }
+
+    #[test]
+    fn a_quota_is_exceeded_only_while_a_rate_is_set_and_keeps_measuring_without_one() {
+        let clock = Arc::new(ManualClock::new(0));
+        let q = Quota::new(clock.clone(), QuotaWindow::new(2, 1));
         q.record(None, 1 << 30);
         assert!(!q.exceeded(None), "no rate: never exceeded");
+        assert!(q.exceeded(Some(MIB)), "what moved without a rate counts once one is set, as in Kafka");
+        clock.advance(2_000);
+        assert!(!q.exceeded(Some(MIB)), "forgotten after the samples' span");
         q.record(Some(100), 150);
         assert!(q.exceeded(Some(100)));
-        clock.advance(500);
-        assert!(!q.exceeded(Some(100)), "50 refilled");
-        // A lower rate caps the tokens held; dropping the rate forgets the debt.
-        q.record(Some(10), 60);
-        assert!(q.exceeded(Some(10)));
-        assert!(!q.exceeded(None));
-        assert!(!q.exceeded(Some(10)), "a new bucket starts full");
+        assert!(!q.exceeded(Some(200)), "a new rate applies to what was measured");
+    }
+
+    #[test]
+    fn quota_windows_come_from_the_config_with_kafkas_defaults() {
+        assert_eq!(QuotaWindow::default(), QuotaWindow { samples: 11, window_ms: 1000 });
+        let c = crate::config::BrokerConfig::default();
+        assert_eq!(c.replication_quota_window, QuotaWindow::default());
+        let c = crate::config::BrokerConfig::from_overrides([
+            ("replication.quota.window.num", "3"),
+            ("replication.quota.window.size.seconds", "2"),
+        ])
+        .expect("valid");
+        assert_eq!(c.replication_quota_window, QuotaWindow { samples: 3, window_ms: 2000 });
+        let zero = crate::config::BrokerConfig::from_overrides([("replication.quota.window.num", "0")]);
+        assert!(zero.is_err(), "at least 1, as Kafka's validator");
     }
 
     #[test]

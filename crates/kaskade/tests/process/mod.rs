@@ -8,6 +8,7 @@ pub mod checker_groups;
 pub mod cluster;
 pub mod netns;
 pub mod replicas;
+pub mod scrape;
 pub mod workloads;
 
 use std::io::{BufRead, BufReader};
