@@ -282,10 +282,17 @@ fn partition(cut: Cut, victim: Victim) {
         // the epoch its image gives (a healed old leader once answered at
         // its old epoch with a HW far below what was acknowledged); the
         // others NOT_LEADER_OR_FOLLOWER at the epoch they know.
+        // The image may move on meanwhile (an ISR change): each node's
+        // answers are checked against its own Metadata read just before
+        // and just after them, asked again until the two agree.
         for n in &nodes {
-            let answers: Vec<_> = (0..W.partitions)
-                .map(|p| process::cluster::list_latest_on(&runtime, &n.bootstrap(), W.topic, p))
-                .collect();
+            let (answers, leaders) = wait_for("ListOffsets answers between two equal Metadata answers", || {
+                let before = own_leaders(&runtime, &n.bootstrap())?;
+                let answers: Vec<_> = (0..W.partitions)
+                    .map(|p| process::cluster::list_latest_on(&runtime, &n.bootstrap(), W.topic, p))
+                    .collect();
+                (own_leaders(&runtime, &n.bootstrap())? == before).then_some((answers, before))
+            });
             eprintln!("round {round}: node {} answers ListOffsets(latest) (code, offset, epoch): {answers:?}", n.id);
             for (p, answer) in answers.iter().enumerate() {
                 let (leader, epoch) = leaders[p];

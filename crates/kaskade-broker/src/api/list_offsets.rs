@@ -95,16 +95,22 @@ mod tests {
     /// Moves partition 0 of `topic` to leader epoch `epoch` in the
     /// metadata image, as a controller's election would.
     fn elect(broker: &Broker, topic: &str, epoch: i32) {
+        let node = broker.node_id().get();
+        elect_on(broker, topic, epoch, node, vec![node]);
+    }
+
+    /// Makes `leader` the leader of partition 0 of `topic` at `epoch`, with
+    /// `replicas` (all in the ISR).
+    fn elect_on(broker: &Broker, topic: &str, epoch: i32, leader: i32, replicas: Vec<i32>) {
         let meta = broker.topics.metadata();
         let committed = meta.committed();
         let t = committed.image.topic(topic).expect("topic");
-        let node = broker.node_id().get();
         let record = kaskade_meta::MetadataRecord::Partition {
             topic_id: t.id,
             partition: 0,
-            leader: node,
-            replicas: vec![node],
-            isr: vec![node],
+            leader,
+            isr: replicas.clone(),
+            replicas,
             leader_epoch: epoch,
             partition_epoch: 0,
             adding_replicas: Vec::new(),
@@ -132,5 +138,36 @@ mod tests {
         assert_eq!(answer(&bad).0, ResponseError::InvalidRequest.code());
         let unknown = handle(&broker, 7, request("nope", 1, -1)).await.expect("answer");
         assert_eq!(answer(&unknown).0, ResponseError::UnknownTopicOrPartition.code());
+    }
+
+    /// Once the image this node applied names another leader, it answers
+    /// as a follower at the new epoch: ListOffsets and OffsetForLeaderEpoch
+    /// NOT_LEADER_OR_FOLLOWER (the old epoch FENCED_LEADER_EPOCH), and a
+    /// produce is refused, before any client sees the new leader in its
+    /// Metadata (the image is published after the replicas took it).
+    #[tokio::test]
+    async fn a_deposed_leader_answers_as_a_follower_as_soon_as_its_image_says_so() {
+        let broker =
+            Arc::new(Broker::for_tests(crate::config::BrokerConfig::default(), crate::router::Router::default()));
+        broker.topics.create("lo", 1, -1, &[], &std::collections::BTreeMap::new(), false).expect("create topic");
+        let me = broker.node_id().get();
+        elect(&broker, "lo", 1);
+        let partition = broker.topics.partition("lo", 0).expect("hosted");
+        let records = bytes::Bytes::from(kaskade_log::batch::build::filled(3, 10, 0, 1));
+        partition.append_as_leader(records.clone(), None).expect("leads");
+        assert_eq!(answer(&handle(&broker, 7, request("lo", 1, -1)).await.expect("answer")).0, 0);
+        // Another broker is elected at epoch 2.
+        elect_on(&broker, "lo", 2, me + 1, vec![me + 1, me]);
+        let image = broker.topics.image();
+        let named = image.topic("lo").and_then(|t| t.partitions.first()).and_then(|p| p.leader);
+        assert_eq!(named.map(|n| n.get()), Some(me + 1), "the image names the new leader");
+        let now = handle(&broker, 7, request("lo", -1, -1)).await.expect("answer");
+        assert_eq!(answer(&now), (ResponseError::NotLeaderOrFollower.code(), -1, 2));
+        let old = handle(&broker, 7, request("lo", 1, -1)).await.expect("answer");
+        assert_eq!(answer(&old), (ResponseError::FencedLeaderEpoch.code(), -1, 2));
+        let epoch_end = partition.end_offset_for_epoch(None, kaskade_types::LeaderEpoch(1));
+        assert!(matches!(epoch_end, Err(crate::partition::PartitionError::NotLeader)), "{epoch_end:?}");
+        let produced = partition.append_as_leader(records, None);
+        assert!(matches!(produced, Err(crate::partition::PartitionError::NotLeader)), "{produced:?}");
     }
 }

@@ -273,7 +273,8 @@ impl QuorumMetadataLog {
                 return Ok(current.image);
             }
             let unclean = leader_election::unclean_in(&current.image, &records);
-            match self.append_async(current.version, records).await {
+            // As the active controller of this term only (never forwarded).
+            match self.append_as_active(current.version, records).await {
                 Ok(committed) => {
                     for election in &unclean {
                         election.warn();

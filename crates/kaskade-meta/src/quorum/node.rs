@@ -44,6 +44,15 @@ use kaskade_types::{Clock, NodeId, SystemClock};
 /// reachable) before it tries again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Where a proposal may be committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// By whichever controller leads (forwarded there).
+    AnyLeader,
+    /// Only by this controller, while it leads (the term it decided in).
+    OwnTermOnly,
+}
+
 /// How a controller runs.
 #[derive(Clone, Debug)]
 pub struct QuorumConfig {
@@ -376,6 +385,31 @@ impl QuorumMetadataLog {
         based_on: MetadataVersion,
         records: Vec<MetadataRecord>,
     ) -> Result<Committed, MetaError> {
+        self.propose(based_on, records, Route::AnyLeader).await
+    }
+
+    /// Proposes records the active controller decided (fencing, elections,
+    /// broker registrations: `brokers`, `leadership`) only as the leader of
+    /// this term: never forwarded, so a deposed controller's decision,
+    /// made from its own broker sessions, dies with its term instead of
+    /// reaching the new leader (seen: a controller cut off from the others
+    /// fenced every other broker from its stale sessions, and once healed
+    /// forwarded that to the new leader, which committed it and left every
+    /// partition leaderless). NOT_CONTROLLER elsewhere or once deposed.
+    pub(super) async fn append_as_active(
+        &self,
+        based_on: MetadataVersion,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Committed, MetaError> {
+        self.propose(based_on, records, Route::OwnTermOnly).await
+    }
+
+    async fn propose(
+        &self,
+        based_on: MetadataVersion,
+        records: Vec<MetadataRecord>,
+        route: Route,
+    ) -> Result<Committed, MetaError> {
         let current = self.shared.committed();
         if current.version != based_on {
             return Err(MetaError::Stale { based_on, actual: current.version });
@@ -395,11 +429,12 @@ impl QuorumMetadataLog {
                         Ok(Ok(response)) => break response.data,
                         // Lost the leadership meanwhile: try the new leader.
                         Ok(Err(e)) => match write_error(e) {
-                            MetaError::NotLeader { .. } => leader,
+                            MetaError::NotLeader { .. } if route == Route::AnyLeader => leader,
                             other => return Err(other),
                         },
                     }
                 }
+                _ if route == Route::OwnTermOnly => return Err(MetaError::NotLeader { leader: self.leader() }),
                 Some(id) => match self.forward_to(id, &proposal, deadline).await? {
                     Some(outcome) => break outcome,
                     None => leader,
@@ -692,6 +727,36 @@ mod core_stop_tests {
     /// fault hook) ends the core: `core_stopped` says so on that node
     /// (which `kaskade serve` turns into a non-zero exit), and not on the
     /// others, which elect a leader among themselves if needed.
+    /// The active controller's own decisions are never forwarded: on a
+    /// controller that does not lead they are refused (NOT_CONTROLLER),
+    /// while an ordinary proposal there is forwarded and committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_controller_decision_is_committed_only_by_the_leader_that_made_it() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (nodes, _) = cluster(root.path(), 3, &static_3()).await;
+        let first = leader(&nodes).await;
+        let follower = nodes[(first + 1) % 3].as_ref().expect("live").log.clone();
+        let topic = |name: &str| vec![MetadataRecord::Topic { name: name.into(), id: uuid::Uuid::new_v4() }];
+        let version = follower.committed().version;
+        let refused = follower.append_as_active(version, topic("decided-by-a-follower")).await;
+        assert!(matches!(refused, Err(MetaError::NotLeader { leader: Some(_) })), "{refused:?}");
+        assert!(follower.committed().image.topic("decided-by-a-follower").is_none());
+        // Forwarded: decided on this follower's image, which may still be
+        // behind the leader's (Stale: decide again on the newer one).
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let forwarded = loop {
+            match follower.append_async(follower.committed().version, topic("forwarded")).await {
+                Err(MetaError::Stale { .. }) if tokio::time::Instant::now() < deadline => continue,
+                other => break other.expect("forwarded and committed"),
+            }
+        };
+        assert!(forwarded.image.topic("forwarded").is_some());
+        let leading = nodes[first].as_ref().expect("live").log.clone();
+        let version = leading.committed().version;
+        let own = leading.append_as_active(version, topic("decided-by-the-leader")).await.expect("the leader's own");
+        assert!(own.image.topic("decided-by-the-leader").is_some());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicked_raft_core_is_reported_and_the_others_go_on() {
         let root = tempfile::tempdir().expect("tempdir");
