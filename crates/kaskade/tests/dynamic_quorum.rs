@@ -1,0 +1,201 @@
+//! A dynamic controller quorum (KIP-853) of `kaskade serve` processes: one
+//! combined node forms it alone (`controller.quorum.standalone`), two more
+//! start with only `controller.quorum.bootstrap.servers` and wait until
+//! AddRaftVoter (what `kafka-metadata-quorum add-controller` sends, here
+//! over the wire to the controller listener) makes them voters. Bad
+//! requests get Kafka's codes and change nothing; killing the first node
+//! elects another active controller, which creates a topic; RemoveRaftVoter
+//! takes the dead voter out; a restart keeps the membership. Every wait is
+//! on a condition with a deadline.
+
+mod process;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::add_raft_voter_request::Listener;
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{AddRaftVoterRequest, DescribeQuorumRequest, RemoveRaftVoterRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use process::cluster::{create, metadata, spawn_with, wait_for, wait_ready, Node, CLUSTER_ID};
+use process::free_port;
+use rdkafka::admin::{NewTopic, TopicReplication};
+
+/// The environment of a node of a dynamic quorum bootstrapped from `bootstrap_port`.
+fn dynamic_env(standalone: bool, bootstrap_port: u16) -> Vec<(String, String)> {
+    vec![
+        ("KAFKA_CONTROLLER_QUORUM_VOTERS".into(), String::new()),
+        ("KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS".into(), format!("127.0.0.1:{bootstrap_port}")),
+        ("KAFKA_CONTROLLER_QUORUM_STANDALONE".into(), standalone.to_string()),
+    ]
+}
+
+fn ctrl(node: &Node) -> String {
+    format!("127.0.0.1:{}", node.voters[&node.id])
+}
+
+/// The directory id in node `id`'s meta.properties, once written.
+fn directory_id(root: &std::path::Path, id: i32) -> uuid::Uuid {
+    let path = root.join(format!("node-{id}")).join("meta.properties");
+    wait_for("meta.properties written", || {
+        let text = std::fs::read_to_string(&path).ok()?;
+        let line = text.lines().find_map(|l| l.strip_prefix("directory.id="))?;
+        kaskade_broker::meta_properties::parse_base64_uuid(line.trim())
+    })
+}
+
+/// Sends a request to the controller listener at `addr`: (error code, message).
+fn send<R>(runtime: &tokio::runtime::Runtime, addr: &str, req: R) -> Option<(i16, String)>
+where
+    R: kafka_protocol::protocol::Request,
+    R::Response: Answer,
+{
+    let client = kaskade_client::cluster::Client::new(addr).ok()?;
+    runtime.block_on(async {
+        let conn = client.any_connection().await.ok()?;
+        let version = conn.version::<R>().ok()?;
+        let resp = conn.send(&req, version).await.ok()?;
+        Some(resp.answer())
+    })
+}
+
+trait Answer {
+    fn answer(&self) -> (i16, String);
+}
+
+impl Answer for kafka_protocol::messages::AddRaftVoterResponse {
+    fn answer(&self) -> (i16, String) {
+        (self.error_code, self.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
+    }
+}
+
+impl Answer for kafka_protocol::messages::RemoveRaftVoterResponse {
+    fn answer(&self) -> (i16, String) {
+        (self.error_code, self.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
+    }
+}
+
+fn add_request(id: i32, dir: uuid::Uuid, port: u16, timeout: Duration) -> AddRaftVoterRequest {
+    let mut l = Listener::default();
+    l.name = StrBytes::from_static_str("CONTROLLER");
+    l.host = StrBytes::from_static_str("127.0.0.1");
+    l.port = port;
+    let mut req = AddRaftVoterRequest::default();
+    req.cluster_id = Some(StrBytes::from_static_str(CLUSTER_ID));
+    req.voter_id = id;
+    req.voter_directory_id = dir;
+    req.timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    req.listeners.push(l);
+    req
+}
+
+fn remove_request(id: i32, dir: uuid::Uuid) -> RemoveRaftVoterRequest {
+    let mut req = RemoveRaftVoterRequest::default();
+    req.cluster_id = Some(StrBytes::from_static_str(CLUSTER_ID));
+    req.voter_id = id;
+    req.voter_directory_id = dir;
+    req
+}
+
+/// DescribeQuorum v2 at the controller listener `addr`: (leader, voter id -> directory id).
+fn voters(runtime: &tokio::runtime::Runtime, addr: &str) -> Option<(i32, BTreeMap<i32, uuid::Uuid>)> {
+    let client = kaskade_client::cluster::Client::new(addr).ok()?;
+    runtime.block_on(async {
+        let conn = client.any_connection().await.ok()?;
+        let version = conn.version::<DescribeQuorumRequest>().ok()?;
+        let mut partition = PartitionData::default();
+        partition.partition_index = 0;
+        let mut topic = TopicData::default();
+        topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+        topic.partitions.push(partition);
+        let mut req = DescribeQuorumRequest::default();
+        req.topics.push(topic);
+        let resp = conn.send(&req, version).await.ok()?;
+        let p = resp.topics.first()?.partitions.first()?;
+        (p.error_code == 0).then(|| {
+            (p.leader_id.0, p.current_voters.iter().map(|v| (v.replica_id.0, v.replica_directory_id)).collect())
+        })
+    })
+}
+
+fn voter_ids(v: &BTreeMap<i32, uuid::Uuid>) -> BTreeSet<i32> {
+    v.keys().copied().collect()
+}
+
+#[test]
+fn controllers_join_a_standalone_quorum_fail_over_leave_and_keep_the_membership_over_a_restart() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let ports: BTreeMap<i32, (u16, u16)> = (1..=3).map(|id| (id, (free_port(), free_port()))).collect();
+    let first_ctrl = ports[&1].1;
+    let spawn = |id: i32| {
+        let (client, controller) = ports[&id];
+        spawn_with(root.path(), id, client, &BTreeMap::from([(id, controller)]), &dynamic_env(id == 1, first_ctrl))
+    };
+    let mut nodes = vec![spawn(1)];
+    wait_ready(&nodes[0]);
+    let mut dirs = BTreeMap::from([(1, directory_id(root.path(), 1))]);
+    let (leader, v) = wait_for("the standalone quorum", || voters(&runtime, &ctrl(&nodes[0])));
+    assert_eq!((leader, v), (1, BTreeMap::from([(1, dirs[&1])])), "one voter, with its directory id");
+
+    // Two controllers start with only the bootstrap servers and are added.
+    for id in [2, 3] {
+        nodes.push(spawn(id));
+        dirs.insert(id, directory_id(root.path(), id));
+        let req = add_request(id, dirs[&id], ports[&id].1, Duration::from_secs(10));
+        let (code, message) = wait_for(&format!("node {id} added"), || {
+            send(&runtime, &ctrl(&nodes[0]), req.clone()).filter(|(code, _)| *code == 0)
+        });
+        assert_eq!(code, 0, "{message}");
+    }
+    for n in &nodes[1..] {
+        wait_ready(n);
+    }
+    let (_, v) = voters(&runtime, &ctrl(&nodes[0])).expect("DescribeQuorum");
+    assert_eq!(v, dirs, "three voters with their directory ids");
+
+    // Bad input: Kafka's codes, nothing changes.
+    let unreachable = add_request(9, uuid::Uuid::from_u128(9), free_port(), Duration::from_secs(3));
+    let (code, message) = send(&runtime, &ctrl(&nodes[0]), unreachable).expect("an answer");
+    assert_eq!(code, ResponseError::RequestTimedOut.code(), "{message}");
+    let twice = add_request(2, dirs[&2], ports[&2].1, Duration::from_secs(10));
+    assert_eq!(send(&runtime, &ctrl(&nodes[0]), twice).expect("an answer").0, ResponseError::DuplicateVoter.code());
+    let stranger = remove_request(7, uuid::Uuid::from_u128(7));
+    assert_eq!(send(&runtime, &ctrl(&nodes[0]), stranger).expect("an answer").0, ResponseError::VoterNotFound.code());
+    let wrong_dir = remove_request(2, uuid::Uuid::from_u128(2));
+    assert_eq!(send(&runtime, &ctrl(&nodes[0]), wrong_dir).expect("an answer").0, ResponseError::VoterNotFound.code());
+    let (_, v) = voters(&runtime, &ctrl(&nodes[0])).expect("DescribeQuorum");
+    assert_eq!(voter_ids(&v), BTreeSet::from([1, 2, 3]), "refused changes change nothing");
+
+    // The first controller dies: another becomes active and creates a topic.
+    nodes[0].kill9();
+    let killed = Instant::now();
+    let leader = wait_for("a new active controller", || {
+        voters(&runtime, &ctrl(&nodes[1])).map(|(l, _)| l).filter(|l| *l == 2 || *l == 3)
+    });
+    eprintln!("new active controller {leader} after {:?}", killed.elapsed());
+    let bootstrap = format!("127.0.0.1:{}", ports[&2].0);
+    wait_for("a topic created by the new active controller", || {
+        create(&runtime, &bootstrap, NewTopic::new("after-failover", 2, TopicReplication::Fixed(2))).ok()
+    });
+    let (brokers, leaders) = wait_for("the topic's metadata", || {
+        metadata(&bootstrap, "after-failover").filter(|(_, l)| l.iter().all(|l| *l == 2 || *l == 3))
+    });
+    assert!(brokers.is_superset(&BTreeSet::from([2, 3])), "{brokers:?}");
+    assert_eq!(leaders.len(), 2);
+
+    // The dead voter is removed.
+    let active = &nodes[usize::try_from(leader - 1).expect("index")];
+    let (code, message) = send(&runtime, &ctrl(active), remove_request(1, dirs[&1])).expect("an answer");
+    assert_eq!(code, 0, "{message}");
+    let (_, v) = voters(&runtime, &ctrl(active)).expect("DescribeQuorum");
+    assert_eq!(voter_ids(&v), BTreeSet::from([2, 3]));
+
+    // A restart keeps the membership.
+    nodes[1].restart();
+    let (_, v) = wait_for("the quorum after node 2's restart", || {
+        voters(&runtime, &ctrl(&nodes[1])).or_else(|| voters(&runtime, &ctrl(&nodes[2])))
+    });
+    assert_eq!(v, BTreeMap::from([(2, dirs[&2]), (3, dirs[&3])]));
+}
