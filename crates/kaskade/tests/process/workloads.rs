@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, PurgeConfig, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::checker::Workload;
@@ -290,12 +290,35 @@ fn transform(
         .set("transactional.id", TXN_ID)
         .set("linger.ms", "5")
         .set("transaction.timeout.ms", "20000")
+        .set("message.timeout.ms", "20000")
         .set("request.timeout.ms", "10000")
         .create()
     {
         Ok(p) => p,
         Err(e) => return done.failed(format!("producer: {e}")),
     };
+    let started = Instant::now();
+    let clean = run_incarnation(&p, input, output, bootstrap, done, stop, txn);
+    if !clean {
+        // Dropping a transactional producer waits for the records it still
+        // holds (up to message.timeout.ms): drop them, the next
+        // incarnation's init_transactions ends the transaction anyway.
+        p.purge(PurgeConfig::default().queue().inflight());
+        done.failed(format!("(the incarnation ran {:?})", started.elapsed()));
+    }
+    clean
+}
+
+/// The body of [`transform`] once its producer exists.
+fn run_incarnation(
+    p: &ThreadedProducer<DefaultProducerContext>,
+    input: Workload,
+    output: Workload,
+    bootstrap: &str,
+    done: &Transformed,
+    stop: &AtomicBool,
+    txn: &mut u64,
+) -> bool {
     if let Err(e) = p.init_transactions(Duration::from_secs(30)) {
         return done.failed(format!("init_transactions: {e}"));
     }
