@@ -166,6 +166,34 @@ def test_quorum_through_every_controller_listener():
 
 # --- topics, produce, consume -----------------------------------------------
 
+def test_add_and_remove_controller_are_refused_by_a_static_quorum(tmp_path):
+    """KIP-853's add-controller / remove-controller against a quorum formed
+    from controller.quorum.voters (kraft.version 0): UNSUPPORTED_VERSION, the
+    voters unchanged. (A dynamic quorum's changes: crates/kaskade/tests/
+    dynamic_quorum.rs.)"""
+    res, fields = quorum_status(IDS[0], through=boot_controller)
+    ok(res)
+    leader = int(fields["LeaderId"])
+    # The new controller's identity, as kafka-storage format would write it.
+    (tmp_path / "meta.properties").write_text(
+        f"version=1\nnode.id=4\ndirectory.id=qZ8cKc3iQmWb1v7tPzV3kA\ncluster.id={fields['ClusterId']}\n")
+    config = tmp_path / "controller.properties"
+    config.write_text("\n".join([
+        "node.id=4", "process.roles=controller", "controller.listener.names=CONTROLLER",
+        "listeners=CONTROLLER://127.0.0.1:19999", "listener.security.protocol.map=CONTROLLER:PLAINTEXT",
+        f"controller.quorum.bootstrap.servers=127.0.0.1:{CPORTS[leader]}", f"log.dirs={tmp_path}", ""]))
+    add = tool(QUORUM, *boot_controller(leader), "--command-config", str(config), "add-controller")
+    check(add.rc != 0 and "UnsupportedVersionException" in add.out + add.err,
+          "add-controller is refused with UNSUPPORTED_VERSION", add)
+    remove = tool(QUORUM, *boot_controller(leader), "remove-controller", "--controller-id", str(IDS[-1]),
+                  "--controller-directory-id", "qZ8cKc3iQmWb1v7tPzV3kA")
+    check(remove.rc != 0 and "UnsupportedVersionException" in remove.out + remove.err,
+          "remove-controller is refused with UNSUPPORTED_VERSION", remove)
+    res, fields = quorum_status(leader, through=boot_controller)
+    ok(res)
+    check(voter_ids(fields) == IDS, f"CurrentVoters still {IDS}", res)
+
+
 def test_topics_create_spread_over_the_cluster():
     ok(tool(TOPICS, *boot(1), "--create", "--topic", TOPIC, "--partitions", str(PARTITIONS),
             "--replication-factor", str(RF)))

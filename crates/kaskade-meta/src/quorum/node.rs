@@ -245,7 +245,10 @@ impl QuorumMetadataLog {
     pub async fn initialize(&self, voters: &BTreeMap<NodeId, String>) -> Result<(), MetaError> {
         let mut members = BTreeMap::new();
         for (id, addr) in voters {
-            let directory_id = if node_id(*id)? == self.id { self.directory_id } else { None };
+            // Every static voter initializes with the same entries (whichever
+            // lands is the membership), so they carry no directory ids.
+            let own = node_id(*id)? == self.id && !self.static_quorum;
+            let directory_id = if own { self.directory_id } else { None };
             members.insert(node_id(*id)?, ControllerNode { addr: addr.clone(), directory_id });
         }
         match self.raft.initialize(members).await {
