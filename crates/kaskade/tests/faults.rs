@@ -222,8 +222,6 @@ fn workloads_under_faults_keep_every_property() {
         let others: Vec<i32> = nodes.iter().map(|n| n.id).filter(|id| *id != victim_id).collect();
         let (acked, committed, transacted) = (deliveries.count(), commits(&grouped), txns(&transforming));
         eprintln!("fault {i}: {fault:?} of node {victim_id} (controller {controller}, leaders {leaders:?})");
-        let t0 = Instant::now();
-        let n0 = producing.next.load(std::sync::atomic::Ordering::Relaxed);
         match fault {
             Fault::KillLeader | Fault::KillController | Fault::Wipe => nodes[v].kill9(),
             Fault::Pause => nodes[v].signal("STOP"),
@@ -235,6 +233,10 @@ fn workloads_under_faults_keep_every_property() {
                 }
             }
         }
+        // Taken once the fault is in place (installing a cut's rules takes
+        // a few hundred ms, during which records still flow).
+        let t0 = Instant::now();
+        let n0 = producing.next.load(std::sync::atomic::Ordering::Relaxed);
         // Every partition of A acknowledges a record sent after the fault
         // (on the victim's partitions only a new leader can).
         let failover = {

@@ -375,6 +375,11 @@ fn run_incarnation(
                     *done.sent.lock().expect("sent").entry(k).or_default() += 1;
                     next.insert(m.partition(), m.offset() + 1);
                 }
+                // librdkafka reports a lost connection and goes on
+                // (it reconnects): not a reason to start over.
+                Some(Err(rdkafka::error::KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure,
+                ))) => {}
                 Some(Err(e)) => return done.failed(format!("poll: {e}")),
                 None => {}
             }
