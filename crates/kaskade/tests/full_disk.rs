@@ -24,8 +24,6 @@
 
 mod process;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{NewTopic, TopicReplication};
@@ -34,6 +32,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use process::checker::{finish_and_check_assigned, short_sessions, Producing, Workload};
 use process::cluster::{create, spawn_with, start_cluster_with, wait_ready, Node};
 use process::replicas::roots;
+use process::tmpfs::Tmpfs;
 use process::{client_config, TestDir};
 
 const W: Workload = Workload { topic: "full", partitions: 3 };
@@ -41,43 +40,6 @@ const ASSIGNMENT: [&[i32]; 3] = [&[1, 2, 4], &[2, 3, 4], &[3, 1, 4]];
 /// The same placement without node 4: what the checker compares while
 /// node 4's disk is full.
 const WITHOUT_4: [&[i32]; 3] = [&[1, 2], &[2, 3], &[3, 1]];
-
-/// A tmpfs mounted on a directory; unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("mount -t tmpfs: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(Tmpfs(dir.to_path_buf()))
-    }
-
-    fn resize(&self, size: &str) {
-        let status = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.0).status();
-        assert!(status.map(|s| s.success()).unwrap_or(false), "remount the tmpfs with size {size}");
-    }
-
-    /// (used, total) bytes, as df sees them.
-    fn usage(&self) -> (u64, u64) {
-        let out = Command::new("df").args(["-B1", "--output=used,size"]).arg(&self.0).output();
-        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-        let nums: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-        (nums.first().copied().unwrap_or(0), nums.get(1).copied().unwrap_or(0))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// Sorted ISRs by partition as the node at `bootstrap` answers Metadata.
 fn isrs(bootstrap: &str) -> Option<Vec<Vec<i32>>> {

@@ -11,9 +11,6 @@
 
 mod process;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -22,6 +19,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use process::checker::short_sessions;
 use process::cluster::{create, start_cluster_with};
+use process::tmpfs::Tmpfs;
 use process::{client_config, TestDir, WAIT};
 
 /// Creates a topic of `partitions` partitions with `replicas` replicas
@@ -43,46 +41,6 @@ fn try_create(
         Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(()),
         Some(Err((_, code))) => Err(format!("{code:?}")),
         None => Err("no result".into()),
-    }
-}
-
-/// A tmpfs mounted on a directory; unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("mount -t tmpfs: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(Tmpfs(dir.to_path_buf()))
-    }
-
-    /// Writes a file until the tmpfs has no room left.
-    fn fill(&self) {
-        let mut filler = std::fs::File::create(self.0.join("filler")).expect("filler file");
-        let chunk = vec![0u8; 64 * 1024];
-        loop {
-            match filler.write(&chunk) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
-                Err(e) => panic!("filling the tmpfs: {e}"),
-            }
-        }
-        // Whatever fits of a smaller write, so no page is left partly free.
-        while matches!(filler.write(&[0u8; 512]), Ok(n) if n > 0) {}
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 

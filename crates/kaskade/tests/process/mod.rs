@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod netns;
 pub mod replicas;
 pub mod scrape;
+pub mod tmpfs;
 pub mod workloads;
 
 use std::io::{BufRead, BufReader};
