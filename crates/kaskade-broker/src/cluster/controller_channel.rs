@@ -6,8 +6,8 @@
 //! Which controller leads comes from this node's place in the quorum
 //! (`QuorumLink::leader`: its Raft node, or its observer's last fetch); a
 //! controller that answers NOT_CONTROLLER, or cannot be reached, is
-//! followed by another: the leader known then, or the next voter of
-//! `controller.quorum.voters` in turn, so a stale hint never pins the
+//! followed by another: the leader known then, or the next controller
+//! `QuorumLink::controllers` names, in turn, so a stale hint never pins the
 //! broker to a controller that stepped down. Every other answer, error
 //! code included, goes back to the caller.
 //!
@@ -42,8 +42,8 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How the requests reach the controller.
 enum Transport {
-    /// Kafka's protocol on the controllers' listeners (`host:port` by id).
-    Wire { controllers: BTreeMap<NodeId, String>, config: ConnectionConfig },
+    /// Kafka's protocol on the controllers' listeners (`QuorumLink::controllers`).
+    Wire { config: ConnectionConfig },
     /// The handlers called in process (unit tests of the lifecycle).
     #[cfg(test)]
     InProcess { quorum: kaskade_meta::QuorumMetadataLog, cluster_id: String },
@@ -59,11 +59,11 @@ pub struct ControllerChannel {
 }
 
 impl ControllerChannel {
-    /// A channel to the controllers `controllers` (node id -> `host:port`
-    /// of its controller listener), introducing this broker as `client_id`.
-    pub fn new(link: QuorumLink, controllers: BTreeMap<NodeId, String>, client_id: String) -> ControllerChannel {
+    /// A channel to the controllers `link` knows, introducing this broker
+    /// as `client_id`.
+    pub fn new(link: QuorumLink, client_id: String) -> ControllerChannel {
         let config = ConnectionConfig { client_id, connect_timeout: CONNECT_TIMEOUT, request_timeout: REQUEST_TIMEOUT };
-        ControllerChannel::with(link, Transport::Wire { controllers, config })
+        ControllerChannel::with(link, Transport::Wire { config })
     }
 
     fn with(link: QuorumLink, transport: Transport) -> ControllerChannel {
@@ -89,8 +89,8 @@ impl ControllerChannel {
         within: Duration,
     ) -> Result<BrokerRegistrationResponse, BrokerRefusal> {
         match &self.transport {
-            Transport::Wire { controllers, config } => {
-                self.send(controllers, config, req, within, |r: &BrokerRegistrationResponse| r.error_code).await
+            Transport::Wire { config } => {
+                self.send(config, req, within, |r: &BrokerRegistrationResponse| r.error_code).await
             }
             #[cfg(test)]
             Transport::InProcess { quorum, cluster_id } => {
@@ -116,8 +116,8 @@ impl ControllerChannel {
         within: Duration,
     ) -> Result<BrokerHeartbeatResponse, BrokerRefusal> {
         match &self.transport {
-            Transport::Wire { controllers, config } => {
-                self.send(controllers, config, req, within, |r: &BrokerHeartbeatResponse| r.error_code).await
+            Transport::Wire { config } => {
+                self.send(config, req, within, |r: &BrokerHeartbeatResponse| r.error_code).await
             }
             #[cfg(test)]
             Transport::InProcess { quorum, .. } => {
@@ -203,7 +203,6 @@ impl ControllerChannel {
 
     async fn send<R: Request>(
         &self,
-        controllers: &BTreeMap<NodeId, String>,
         config: &ConnectionConfig,
         req: &R,
         within: Duration,
@@ -212,23 +211,15 @@ impl ControllerChannel {
         let deadline = tokio::time::Instant::now() + within;
         let mut failures = 0;
         loop {
-            // A voter reads the voters from its applied membership each time,
-            // so controllers added or removed later (KIP-853) are found.
-            let current;
-            let controllers = match &self.link {
-                QuorumLink::Voter(quorum) => {
-                    current = quorum.voter_nodes().into_iter().map(|(id, n)| (id, n.addr)).collect::<BTreeMap<_, _>>();
-                    // Empty only before the Raft core published its metrics.
-                    if current.is_empty() {
-                        controllers
-                    } else {
-                        &current
-                    }
+            let controllers = self.link.controllers();
+            let Some((id, addr)) = self.target(&controllers, failures) else {
+                // A voter's membership is empty only until its Raft core
+                // published it, right after start.
+                if tokio::time::Instant::now() + RETRY_BACKOFF >= deadline {
+                    return Err(BrokerRefusal::Unreachable("the quorum names no controller".into()));
                 }
-                QuorumLink::Observer(_) => controllers,
-            };
-            let Some((id, addr)) = self.target(controllers, failures) else {
-                return Err(BrokerRefusal::Unreachable("controller.quorum.voters names no controller".into()));
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                continue;
             };
             let attempt = async {
                 let conn = self.connection(id, &addr, config).await?;

@@ -5,6 +5,7 @@
 //! metadata log and the active controller's id (where its broker's
 //! registration and heartbeats go, `controller_channel`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kaskade_meta::{Committed, MetadataLog, MetadataVersion, ObserverMetadataLog, QuorumMetadataLog};
@@ -33,6 +34,17 @@ impl QuorumLink {
         match self {
             QuorumLink::Voter(q) => q.leader(),
             QuorumLink::Observer(o) => o.leader(),
+        }
+    }
+
+    /// The controllers (node id -> `host:port` of each one's controller
+    /// listener): a voter's from its applied membership, so controllers
+    /// added or removed later (KIP-853) are found; an observer's as
+    /// configured.
+    pub fn controllers(&self) -> BTreeMap<NodeId, String> {
+        match self {
+            QuorumLink::Voter(q) => q.voter_nodes().into_iter().map(|(id, n)| (id, n.addr)).collect(),
+            QuorumLink::Observer(o) => o.controllers().clone(),
         }
     }
 

@@ -160,10 +160,7 @@ impl Controller {
                 }
             }
         }
-        // The channel to the active controller reads the voters from the
-        // quorum's membership as it changes; these are the ones at start.
-        let voters = quorum.voters().await?;
-        let controller = Self::with_link(config, cluster_id, &voters, QuorumLink::Voter(quorum), servers);
+        let controller = Self::with_link(config, cluster_id, QuorumLink::Voter(quorum), servers);
         *controller.handed_over.lock() = handed_over;
         Ok(controller)
     }
@@ -192,18 +189,17 @@ impl Controller {
         while !observer.wait_until_current(WAIT_REPORT).await? {
             tracing::info!(node = config.node_id.get(), "waiting for the controller quorum (controller.quorum.voters)");
         }
-        Ok(Self::with_link(config, cluster_id, voters, QuorumLink::Observer(observer), Vec::new()))
+        Ok(Self::with_link(config, cluster_id, QuorumLink::Observer(observer), Vec::new()))
     }
 
     fn with_link(
         config: &BrokerConfig,
         cluster_id: &str,
-        voters: &BTreeMap<NodeId, String>,
         quorum: QuorumLink,
         servers: Vec<JoinHandle<()>>,
     ) -> Controller {
         let client_id = format!("{}{}", crate::inter_broker::CLIENT_ID_PREFIX, config.node_id);
-        let channel = ControllerChannel::new(quorum.clone(), voters.clone(), client_id);
+        let channel = ControllerChannel::new(quorum.clone(), client_id);
         let lifecycle = Arc::new(Lifecycle::new(
             channel,
             config.node_id,

@@ -200,6 +200,12 @@ impl ObserverMetadataLog {
         Ok(tokio::time::timeout(limit, both).await.is_ok())
     }
 
+    /// The controllers it follows (node id -> `host:port` of each one's
+    /// controller listener), as configured.
+    pub fn controllers(&self) -> &BTreeMap<NodeId, String> {
+        &self.inner.controllers
+    }
+
     /// Stops following.
     pub fn shutdown(&self) {
         self.inner.stopped.send_replace(true);
