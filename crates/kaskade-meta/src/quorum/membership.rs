@@ -2,7 +2,7 @@
 //! start, decided on the leader from its view of the membership, without
 //! I/O. The change itself is openraft's: the new controller joins as a
 //! learner and catches up, then joint consensus makes it a voter; a removed
-//! voter leaves through joint consensus too (`node::QuorumMetadataLog`).
+//! voter leaves through joint consensus too (`voter_changes`).
 //!
 //! The checks and their order are Kafka's (`AddVoterHandler`,
 //! `RemoveVoterHandler`, `VoterSet`): a change while another is pending or

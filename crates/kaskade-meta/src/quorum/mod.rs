@@ -9,14 +9,15 @@
 //! installs JSON snapshots of it), [`frame`] + [`network`] + [`server`]
 //! (openraft's RPCs between controllers over TCP in length-prefixed frames),
 //! [`node`] ([`QuorumMetadataLog`]: start a controller, append through the
-//! leader, membership changes), [`observer`] ([`ObserverMetadataLog`]: a
-//! broker-only node's copy of the committed image, fetched from the
-//! controllers), [`forward`] (a follower's proposal sent to the leader), [`brokers`]
-//! (broker registrations and heartbeats, run by the active controller),
-//! [`membership`] (whether AddRaftVoter / RemoveRaftVoter may start, as Kafka
-//! checks it), [`leadership`] (the active controller's own leader elections:
-//! preferred-leader rebalancing and unclean elections) and [`status`]
-//! (what DescribeQuorum reports).
+//! leader), [`voter_changes`] (its voters and the changes to them),
+//! [`observer`] ([`ObserverMetadataLog`]: a broker-only node's copy of the
+//! committed image, fetched from the controllers), [`forward`] (a follower's
+//! proposal sent to the leader), [`brokers`] (broker registrations and
+//! heartbeats, run by the active controller), [`membership`] (whether
+//! AddRaftVoter / RemoveRaftVoter may start, as Kafka checks it),
+//! [`leadership`] (the active controller's own leader elections:
+//! preferred-leader rebalancing and unclean elections) and [`status`] (what
+//! DescribeQuorum reports).
 //!
 //! Invariants: a proposal lands only if the image is still at the version it
 //! was decided against, checked by every replica's state machine at apply
@@ -41,6 +42,7 @@ pub mod server;
 pub mod state_machine;
 pub mod status;
 pub mod types;
+mod voter_changes;
 
 #[cfg(test)]
 mod brokers_tests;
