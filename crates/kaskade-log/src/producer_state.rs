@@ -328,11 +328,15 @@ impl ProducerStateManager {
                 return None;
             }
             self.open_txns.remove(&first);
+            // Computed here, between this producer's transaction ending and
+            // the next batch, as Kafka computes it on append and recovery.
+            let last_stable_offset = self.first_open_txn().unwrap_or(h.base_offset + 1);
             return marker.map(|m| CompletedTxn {
                 producer_id: h.producer_id,
                 first_offset: first,
                 last_offset: h.base_offset,
                 marker: m.marker,
+                last_stable_offset,
             });
         }
         if !is_idempotent(h) {

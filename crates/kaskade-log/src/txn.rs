@@ -65,6 +65,14 @@ pub struct CompletedTxn {
     /// The marker's offset.
     pub last_offset: i64,
     pub marker: Marker,
+    /// What an abort's `.txnindex` entry records as its LSO (Kafka's
+    /// `ProducerStateManager.lastStableOffset(CompletedTxn)`): the first
+    /// offset of the oldest transaction still open on the partition when
+    /// the marker is appended (another producer's: this one just ended),
+    /// else the marker's offset + 1. It depends on the log alone, not on
+    /// the high watermark, so a leader, its followers and a recovery
+    /// replaying the log all record the same value.
+    pub last_stable_offset: i64,
 }
 
 /// One `.txnindex` entry: an aborted transaction's offsets.
@@ -73,7 +81,9 @@ pub struct AbortedTxn {
     pub producer_id: i64,
     pub first_offset: i64,
     pub last_offset: i64,
-    /// The LSO when the abort was written.
+    /// [`CompletedTxn::last_stable_offset`] of the abort: Kafka's search of
+    /// the index may stop at an entry whose LSO reaches the fetch's upper
+    /// bound (no later abort can start below it).
     pub last_stable_offset: i64,
 }
 
@@ -234,7 +244,7 @@ impl TxnLog {
     /// Records a completed transaction; an abort becomes an index entry,
     /// returned so the caller can persist it. Idempotent per marker offset
     /// (recovery replays markers the index may already hold).
-    pub fn complete(&mut self, done: &CompletedTxn, lso: i64) -> Option<AbortedTxn> {
+    pub fn complete(&mut self, done: &CompletedTxn) -> Option<AbortedTxn> {
         self.unstable.insert(done.first_offset, done.last_offset);
         if done.marker != Marker::Abort || self.aborted.last().is_some_and(|l| l.last_offset >= done.last_offset) {
             return None;
@@ -243,8 +253,9 @@ impl TxnLog {
             producer_id: done.producer_id,
             first_offset: done.first_offset,
             last_offset: done.last_offset,
-            last_stable_offset: lso,
+            last_stable_offset: done.last_stable_offset,
         };
+        debug_assert!(entry.last_stable_offset <= entry.last_offset + 1, "nothing past the marker is stable yet");
         self.aborted.push(entry);
         Some(entry)
     }
@@ -326,13 +337,19 @@ mod tests {
         let mut t = TxnLog::default();
         assert_eq!(t.last_stable_offset(None, 10), 10);
         assert_eq!(t.last_stable_offset(Some(4), 10), 4);
-        let done = CompletedTxn { producer_id: 1, first_offset: 4, last_offset: 10, marker: Marker::Abort };
-        let entry = t.complete(&done, 4).expect("an abort is indexed");
-        assert_eq!(entry.last_offset, 10);
+        let done = CompletedTxn {
+            producer_id: 1,
+            first_offset: 4,
+            last_offset: 10,
+            marker: Marker::Abort,
+            last_stable_offset: 11,
+        };
+        let entry = t.complete(&done).expect("an abort is indexed");
+        assert_eq!((entry.last_offset, entry.last_stable_offset), (10, 11));
         // The marker at 10 is not below the high watermark yet.
         assert_eq!(t.last_stable_offset(None, 10), 4);
         assert_eq!(t.last_stable_offset(None, 11), 11);
-        assert_eq!(t.complete(&done, 4), None, "replaying a marker twice indexes it once");
+        assert_eq!(t.complete(&done), None, "replaying a marker twice indexes it once");
         assert_eq!(t.aborted_between(0, 4), vec![]);
         assert_eq!(t.aborted_between(5, 6), vec![entry]);
         assert_eq!(t.aborted_between(11, 20), vec![]);

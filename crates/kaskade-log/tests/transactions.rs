@@ -153,7 +153,7 @@ fn transactions_survive_clean_and_unclean_reopen() {
         assert_eq!(log.log_end_offset(), end, "{report:?}");
         let found = log.aborted_transactions(0, end);
         assert_eq!(found.len(), 1, "clean={clean}: {found:?}");
-        assert_eq!((found[0].producer_id, found[0].first_offset, found[0].last_offset), (1, 0, aborted.last_offset));
+        assert_eq!(found, vec![aborted], "clean={clean}: the LSO the abort recorded too");
         assert_eq!(log.open_transactions(), vec![OpenTxn { producer_id: 1, first_offset: open_at }], "clean={clean}");
         assert_eq!(log.last_stable_offset(), open_at, "clean={clean}");
         // The open transaction can still be ended after the restart.
@@ -202,7 +202,11 @@ fn a_lost_index_append_is_rebuilt_from_the_marker_after_a_crash() {
     let log = mgr.get(&tp()).expect("log");
     let found = log.aborted_transactions(0, 100);
     assert_eq!(found.len(), 1);
-    assert_eq!((found[0].producer_id, found[0].first_offset, found[0].last_offset), (4, 0, marker));
+    // Rebuilt with Kafka's LSO: no other transaction open, the marker + 1.
+    assert_eq!(
+        found,
+        vec![AbortedTxn { producer_id: 4, first_offset: 0, last_offset: marker, last_stable_offset: marker + 1 }]
+    );
     assert!(path.exists(), "the index file was rewritten");
     mgr.shutdown().expect("shutdown");
 }
@@ -221,5 +225,41 @@ fn the_last_stable_offset_never_falls_below_the_log_start() {
     // DeleteRecords past the open transaction's start.
     log.advance_log_start(5).expect("delete records");
     assert_eq!(log.last_stable_offset(), 5, "clamped to the log start");
+    mgr.shutdown().expect("shutdown");
+}
+
+/// Kafka's `.txnindex` LSO (`ProducerStateManager.lastStableOffset`): the
+/// first offset of the oldest transaction of another producer still open
+/// when the abort marker is appended, else the marker + 1, whatever the
+/// high watermark (nothing here is flushed before the markers); recovery
+/// after a crash that lost the index rebuilds the same entries.
+#[test]
+fn an_abort_records_the_oldest_other_open_transaction_as_its_lso() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mgr, _) = open(dir.path(), LogConfig::default(), manual_clock());
+    let log = common::follow_local(mgr.get_or_create(&tp(), LogConfig::default()).expect("log"));
+    let first = |b: Vec<u8>| log.append_client(b, 0).expect("append").first_offset;
+    let older = first(txn_batch(1, 0, 0, 2)); // 0..=1, open across pid 2's abort
+    let aborted = first(txn_batch(2, 0, 0, 2)); // 2..=3
+    let marker_2 = log.append_marker(2, 0, 0, Marker::Abort, 0).expect("abort").first_offset; // 4
+    let younger = first(txn_batch(3, 0, 0, 1)); // 5, opened after pid 1's
+    let marker_1 = log.append_marker(1, 0, 0, Marker::Abort, 0).expect("abort").first_offset; // 6
+    let marker_3 = log.append_marker(3, 0, 0, Marker::Abort, 0).expect("abort").first_offset; // 7
+    let expected = vec![
+        AbortedTxn { producer_id: 2, first_offset: aborted, last_offset: marker_2, last_stable_offset: older },
+        AbortedTxn { producer_id: 1, first_offset: older, last_offset: marker_1, last_stable_offset: younger },
+        AbortedTxn { producer_id: 3, first_offset: younger, last_offset: marker_3, last_stable_offset: marker_3 + 1 },
+    ];
+    assert_eq!(log.aborted_transactions(0, 100), expected);
+    durable(&log);
+    let path = kaskade_log::txn::txn_index_path(&dir.path().join(tp().dir_name()), 0);
+    let (on_disk, cut) = kaskade_log::txn::read_txn_index(&path).expect("read the index");
+    assert_eq!((on_disk, cut), (expected.clone(), false), "the file holds Kafka's entries");
+    // A crash (no clean shutdown: the log is replayed) that lost the index.
+    drop(log);
+    drop(mgr);
+    std::fs::remove_file(&path).expect("remove the index");
+    let (mgr, _) = open(dir.path(), LogConfig::default(), manual_clock());
+    assert_eq!(mgr.get(&tp()).expect("log").aborted_transactions(0, 100), expected, "rebuilt from the markers");
     mgr.shutdown().expect("shutdown");
 }

@@ -313,7 +313,7 @@ fn load_txn_index(
     }
     let mut txns = TxnLog::new(aborted);
     for done in completed {
-        if txns.complete(done, done.first_offset).is_some() {
+        if txns.complete(done).is_some() {
             rewrite = true;
         }
     }

@@ -7,12 +7,10 @@ use super::*;
 
 impl Log {
     /// Indexes a transaction that just ended (an abort goes to the active
-    /// segment's `.txnindex`; the file is fsynced with the snapshots).
+    /// segment's `.txnindex`, with the LSO the producer state computed when
+    /// the marker was applied; the file is fsynced with the snapshots).
     pub(super) fn record_completed(&self, st: &mut State, done: &CompletedTxn) {
-        let hw = self.hw.get();
-        let first_open = st.producers.first_open_txn();
-        let lso = st.txns.last_stable_offset(first_open, hw);
-        if let Some(entry) = st.txns.complete(done, lso) {
+        if let Some(entry) = st.txns.complete(done) {
             let base = st.segments.range(..=entry.last_offset).next_back().map_or(0, |(b, _)| *b);
             match txn::append_txn_index(&txn::txn_index_path(&self.dir, base), &entry) {
                 Ok(f) => st.unsynced_snapshots.push(f),
