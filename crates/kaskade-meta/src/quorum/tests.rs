@@ -207,7 +207,10 @@ async fn a_quorum_elects_replicates_fails_over_and_recovers_a_restarted_node() {
     let last = l.log.raft().metrics().borrow().last_log_index;
     let wait = l.log.raft().wait(Some(WAIT));
     let all_match = |m: &openraft::RaftMetrics<RaftNodeId, crate::quorum::types::ControllerNode>| {
+        // DescribeQuorum's high watermark is the leader's applied index, which
+        // openraft moves after it reports the followers' match: wait for both.
         m.replication.as_ref().is_some_and(|r| r.values().all(|v| v.map(|l| l.index) == last))
+            && m.last_applied.map(|l| l.index) == last
     };
     wait.metrics(all_match, "followers match").await.expect("followers hold the leader's log");
     let status = l.log.status().expect("status on the leader");
