@@ -21,13 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, PurgeConfig, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::checker::Workload;
 use super::client_config;
+use super::trail::{kind, Trail, TrailContext};
 
 /// One record a consumer was handed: partition, offset, the number in
 /// its value (`record-N ...`).
@@ -240,6 +242,8 @@ impl Transformed {
 
 pub struct Transforming {
     pub done: Arc<Transformed>,
+    /// Its steps and librdkafka's debug lines (`process::trail`).
+    pub trail: Arc<Trail>,
     stop: Arc<AtomicBool>,
     thread: thread::JoinHandle<()>,
 }
@@ -249,25 +253,27 @@ pub const TXN_ID: &str = "faults-transformer";
 pub const TXN_GROUP: &str = "faults-transform";
 
 impl Transforming {
-    pub fn start(input: Workload, output: Workload, bootstrap: &str) -> Transforming {
+    /// Starts the loop; its trail is written to `trail`.
+    pub fn start(input: Workload, output: Workload, bootstrap: &str, trail: &std::path::Path) -> Transforming {
         let done = Arc::new(Transformed::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let trail = Trail::new(trail);
         let thread = {
-            let (bootstrap, done, stop) = (bootstrap.to_string(), done.clone(), stop.clone());
+            let (bootstrap, done, stop, trail) = (bootstrap.to_string(), done.clone(), stop.clone(), trail.clone());
             thread::spawn(move || {
                 let mut txn = 0u64;
                 loop {
                     *done.incarnations.lock().expect("incarnations") += 1;
                     // Ends only once an incarnation started cleanly after the
                     // stop: its init_transactions ended any open transaction.
-                    if transform(input, output, &bootstrap, &done, &stop, &mut txn) {
+                    if transform(input, output, &bootstrap, &done, &trail, &stop, &mut txn) {
                         return;
                     }
                     thread::sleep(Duration::from_millis(200));
                 }
             })
         };
-        Transforming { done, stop, thread }
+        Transforming { done, trail, stop, thread }
     }
 
     pub fn finish(self) -> Arc<Transformed> {
@@ -277,28 +283,33 @@ impl Transforming {
     }
 }
 
+type TxnProducer = ThreadedProducer<TrailContext>;
+
 /// One incarnation; `true` once stopped cleanly, `false` on an error.
 fn transform(
     input: Workload,
     output: Workload,
     bootstrap: &str,
     done: &Transformed,
+    trail: &Arc<Trail>,
     stop: &AtomicBool,
     txn: &mut u64,
 ) -> bool {
-    let p: ThreadedProducer<DefaultProducerContext> = match client_config(bootstrap)
-        .set("transactional.id", TXN_ID)
+    let mut cfg = client_config(bootstrap);
+    cfg.set("transactional.id", TXN_ID)
         .set("linger.ms", "5")
         .set("transaction.timeout.ms", "20000")
         .set("message.timeout.ms", "20000")
         .set("request.timeout.ms", "10000")
-        .create()
-    {
+        .set("debug", "eos,protocol")
+        .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    let p = match TxnProducer::from_config_and_context(&cfg, TrailContext(trail.clone())) {
         Ok(p) => p,
         Err(e) => return done.failed(format!("producer: {e}")),
     };
+    trail.step(&format!("incarnation {} starts", *done.incarnations.lock().expect("incarnations")));
     let started = Instant::now();
-    let clean = run_incarnation(&p, input, output, bootstrap, done, stop, txn);
+    let clean = run_incarnation(&p, input, output, bootstrap, done, trail, stop, txn);
     if !clean {
         // Dropping a transactional producer waits for the records it still
         // holds (up to message.timeout.ms): drop them, the next
@@ -306,21 +317,49 @@ fn transform(
         p.purge(PurgeConfig::default().queue().inflight());
         done.failed(format!("(the incarnation ran {:?})", started.elapsed()));
     }
+    trail.enter("dropping the producer");
+    drop(p);
+    trail.leave("dropped");
     clean
 }
 
+/// Runs one transactional call with the trail around it; its error (with
+/// librdkafka's kind) ends the incarnation.
+fn call<T>(
+    trail: &Trail,
+    done: &Transformed,
+    what: &str,
+    f: impl FnOnce() -> rdkafka::error::KafkaResult<T>,
+) -> Result<T, ()> {
+    trail.enter(what);
+    match f() {
+        Ok(v) => {
+            trail.leave("ok");
+            Ok(v)
+        }
+        Err(e) => {
+            let why = format!("{what}: {e} ({})", kind(&e));
+            trail.leave(&why);
+            done.failed(why);
+            Err(())
+        }
+    }
+}
+
 /// The body of [`transform`] once its producer exists.
+#[allow(clippy::too_many_arguments)]
 fn run_incarnation(
-    p: &ThreadedProducer<DefaultProducerContext>,
+    p: &TxnProducer,
     input: Workload,
     output: Workload,
     bootstrap: &str,
     done: &Transformed,
+    trail: &Trail,
     stop: &AtomicBool,
     txn: &mut u64,
 ) -> bool {
-    if let Err(e) = p.init_transactions(Duration::from_secs(30)) {
-        return done.failed(format!("init_transactions: {e}"));
+    if call(trail, done, "init_transactions", || p.init_transactions(Duration::from_secs(30))).is_err() {
+        return false;
     }
     if stop.load(Ordering::Relaxed) {
         return true;
@@ -337,7 +376,12 @@ fn run_incarnation(
     };
     // Resume where the last committed transaction left off (OffsetFetch
     // with require_stable: waits out a transaction still being completed).
-    let Some(committed) = committed(&c, input) else { return done.failed("committed offsets".into()) };
+    trail.enter("committed offsets");
+    let Some(committed) = committed(&c, input) else {
+        trail.leave("failed");
+        return done.failed("committed offsets".into());
+    };
+    trail.leave(&format!("{committed:?}"));
     let mut tpl = TopicPartitionList::new();
     for part in 0..input.partitions {
         let at = committed.get(&part).copied().unwrap_or(0);
@@ -348,13 +392,14 @@ fn run_incarnation(
     }
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     while !stop.load(Ordering::Relaxed) {
-        if let Err(e) = p.begin_transaction() {
-            return done.failed(format!("begin_transaction: {e}"));
+        if call(trail, done, "begin_transaction", || p.begin_transaction()).is_err() {
+            return false;
         }
         *txn += 1;
         let k = *txn;
         let mut count = 0usize;
         let deadline = Instant::now() + Duration::from_millis(500);
+        trail.enter(&format!("txn {k}: consume and send"));
         while count < 200 && Instant::now() < deadline {
             match c.poll(Duration::from_millis(50)) {
                 Some(Ok(m)) => {
@@ -369,6 +414,7 @@ fn run_incarnation(
                     let value = format!("record-{number} txn-{k}");
                     let record = BaseRecord::<(), _>::to(output.topic).partition(m.partition()).payload(&value);
                     if let Err((e, _)) = p.send(record) {
+                        trail.leave(&format!("send: {e}"));
                         return done.failed(format!("send: {e}"));
                     }
                     count += 1;
@@ -380,22 +426,31 @@ fn run_incarnation(
                 Some(Err(rdkafka::error::KafkaError::MessageConsumption(
                     rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure,
                 ))) => {}
-                Some(Err(e)) => return done.failed(format!("poll: {e}")),
+                Some(Err(e)) => {
+                    trail.leave(&format!("poll: {e}"));
+                    return done.failed(format!("poll: {e}"));
+                }
                 None => {}
             }
         }
+        trail.leave(&format!("{count} records"));
         let mut offsets = TopicPartitionList::new();
         for (part, o) in &next {
             offsets.add_partition_offset(input.topic, *part, Offset::Offset(*o)).expect("partition");
         }
         let Some(meta) = c.group_metadata() else { return done.failed("group metadata".into()) };
         if !next.is_empty() {
-            if let Err(e) = p.send_offsets_to_transaction(&offsets, &meta, Duration::from_secs(30)) {
-                return done.failed(format!("send_offsets_to_transaction: {e}"));
+            let what = format!("txn {k}: send_offsets_to_transaction {next:?}");
+            let sent =
+                call(trail, done, &what, || p.send_offsets_to_transaction(&offsets, &meta, Duration::from_secs(30)));
+            if sent.is_err() {
+                return false;
             }
         }
-        if let Err(e) = p.commit_transaction(Duration::from_secs(30)) {
-            return done.failed(format!("commit_transaction: {e}"));
+        if call(trail, done, &format!("txn {k}: commit_transaction"), || p.commit_transaction(Duration::from_secs(30)))
+            .is_err()
+        {
+            return false;
         }
         done.committed.lock().expect("committed").push(k);
     }
