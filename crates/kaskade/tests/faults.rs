@@ -300,6 +300,17 @@ fn workloads_under_faults_keep_every_property() {
         // Taken once the fault is in place (installing a cut's rules takes
         // a few hundred ms, during which records still flow).
         let t0 = Instant::now();
+        if *fault == Fault::FullDisk {
+            // A full disk refuses appends only once the pages its files
+            // already hold are used up: the failover counts from the fill
+            // until the victim leads nothing and the new leaders answer.
+            let other = nodes.iter().find(|n| n.id != victim_id).expect("another node").bootstrap();
+            let moved = |ps: &Vec<(i32, Vec<i32>)>| ps.iter().all(|(l, _)| *l > 0 && *l != victim_id);
+            while !leaders_and_isrs(&other, A.topic).is_some_and(|ps| moved(&ps)) {
+                assert!(t0.elapsed() < RECOVER, "fault {i}: node {victim_id} still leads after {RECOVER:?}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let n0 = producing.next.load(std::sync::atomic::Ordering::Relaxed);
         // Every partition of A acknowledges a record sent after the fault
         // (on the victim's partitions only a new leader can).

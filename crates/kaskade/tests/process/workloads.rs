@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -301,7 +302,7 @@ fn transform(
         .set("transaction.timeout.ms", "20000")
         .set("message.timeout.ms", "20000")
         .set("request.timeout.ms", "10000")
-        .set("debug", "eos,protocol")
+        .set("debug", "eos,protocol,broker")
         .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
     let p = match TxnProducer::from_config_and_context(&cfg, TrailContext(trail.clone())) {
         Ok(p) => p,
@@ -323,22 +324,77 @@ fn transform(
     clean
 }
 
+/// The timeout the loop gives each transactional call.
+const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long past its timeout a call may block before [`bounded`] gives up.
+const STUCK_AFTER: Duration = Duration::from_secs(15);
+
+/// A transactional call's failure: librdkafka's error, or the call
+/// blocked past its timeout.
+enum Failed {
+    Kafka(KafkaError),
+    Stuck(Duration),
+}
+
+impl From<KafkaError> for Failed {
+    fn from(e: KafkaError) -> Failed {
+        Failed::Kafka(e)
+    }
+}
+
+/// Runs `f` (a transactional call given `timeout`) on a thread of its own
+/// and waits at most `timeout` + [`STUCK_AFTER`]; past that it fails and
+/// the thread is left blocked (it holds its own producer handle; the next
+/// incarnation's InitProducerId fences that producer).
+///
+/// Why: librdkafka 2.10 to 2.14 can block in `send_offsets_to_transaction`
+/// forever, past its timeout. Its request to the group coordinator waits,
+/// without a timeout (`creq_ts_timeout` is never checked: librdkafka issue
+/// #5456), for the cached coordinator's broker to change state; a broker
+/// that a Metadata answer no longer lists is decommissioned (its thread
+/// ends), so when the coordinator's node dies and is fenced nothing wakes
+/// the request (issue #5511, fix proposed in PR #5512). Kafka's Metadata
+/// lists only unfenced brokers too: a Kafka cluster stalls this client the
+/// same way. Seen here as "transactions: no progress" after kill -9 of the
+/// group coordinator's node, the trail showing the call blocked, a
+/// "Handle is terminating" for that broker and no FindCoordinator after.
+fn bounded<T: Send + 'static>(
+    timeout: Duration,
+    f: impl FnOnce() -> KafkaResult<T> + Send + 'static,
+) -> Result<T, Failed> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(timeout + STUCK_AFTER) {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(Failed::Stuck(timeout + STUCK_AFTER)),
+    }
+}
+
 /// Runs one transactional call with the trail around it; its error (with
 /// librdkafka's kind) ends the incarnation.
-fn call<T>(
+fn call<T, E: Into<Failed>>(
     trail: &Trail,
     done: &Transformed,
     what: &str,
-    f: impl FnOnce() -> rdkafka::error::KafkaResult<T>,
+    f: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, ()> {
     trail.enter(what);
-    match f() {
+    match f().map_err(Into::into) {
         Ok(v) => {
             trail.leave("ok");
             Ok(v)
         }
-        Err(e) => {
-            let why = format!("{what}: {e} ({})", kind(&e));
+        Err(failed) => {
+            let why = match failed {
+                Failed::Kafka(e) => format!("{what}: {e} ({})", kind(&e)),
+                Failed::Stuck(after) => {
+                    format!(
+                        "{what}: still blocked after {after:?}, past its timeout (librdkafka #5456/#5511): abandoned"
+                    )
+                }
+            };
             trail.leave(&why);
             done.failed(why);
             Err(())
@@ -358,7 +414,7 @@ fn run_incarnation(
     stop: &AtomicBool,
     txn: &mut u64,
 ) -> bool {
-    if call(trail, done, "init_transactions", || p.init_transactions(Duration::from_secs(30))).is_err() {
+    if call(trail, done, "init_transactions", || p.init_transactions(TXN_CALL_TIMEOUT)).is_err() {
         return false;
     }
     if stop.load(Ordering::Relaxed) {
@@ -441,13 +497,17 @@ fn run_incarnation(
         let Some(meta) = c.group_metadata() else { return done.failed("group metadata".into()) };
         if !next.is_empty() {
             let what = format!("txn {k}: send_offsets_to_transaction {next:?}");
-            let sent =
-                call(trail, done, &what, || p.send_offsets_to_transaction(&offsets, &meta, Duration::from_secs(30)));
+            let producer = p.clone();
+            let sent = call(trail, done, &what, || {
+                bounded(TXN_CALL_TIMEOUT, move || {
+                    producer.send_offsets_to_transaction(&offsets, &meta, TXN_CALL_TIMEOUT)
+                })
+            });
             if sent.is_err() {
                 return false;
             }
         }
-        if call(trail, done, &format!("txn {k}: commit_transaction"), || p.commit_transaction(Duration::from_secs(30)))
+        if call(trail, done, &format!("txn {k}: commit_transaction"), || p.commit_transaction(TXN_CALL_TIMEOUT))
             .is_err()
         {
             return false;
