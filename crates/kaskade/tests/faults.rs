@@ -228,13 +228,17 @@ fn workloads_under_faults_keep_every_property() {
     let root = TestDir::new();
     // Each node's data directory on a tmpfs of its own, so that one can be
     // filled (a node without one gets no full-disk fault).
+    // KASKADE_FAULT_KEEP keeps the data dirs: not on a tmpfs then (it is
+    // unmounted at the end), so no full disks.
+    let keep = std::env::var_os("KASKADE_FAULT_KEEP").is_some();
     let disks: Vec<Option<Tmpfs>> = (1..=3)
-        .map(|id| match Tmpfs::mount(&root.path().join(format!("node-{id}")), DISK) {
-            Ok(d) => Some(d),
-            Err(why) => {
-                eprintln!("no tmpfs for node {id} ({why}): no full-disk faults");
-                None
+        .map(|id| {
+            if keep {
+                return None;
             }
+            Tmpfs::mount(&root.path().join(format!("node-{id}")), DISK)
+                .map_err(|why| eprintln!("no tmpfs for node {id} ({why}): no full-disk faults"))
+                .ok()
         })
         .collect();
     let full_disks = disks.iter().all(Option::is_some);
