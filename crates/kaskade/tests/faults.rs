@@ -17,7 +17,12 @@
 //! kill -9 of a partition leader (restarted after 4 s), kill -9 of the
 //! active controller, SIGSTOP of a leader past its session then SIGCONT,
 //! a two-way network cut of a leader (healed after 6 s), kill -9 and a
-//! wiped data directory. The schedule comes from `KASKADE_CRASH_SEED` (or
+//! wiped data directory, a full disk under a leader (each node's data
+//! directory is a tmpfs of its own, when this machine allows mounts: the
+//! tmpfs is shrunk to what it holds and filled; the node's log directory
+//! fails or its Raft log append stops it, its leaderships move; after 4 s
+//! the filler goes, the tmpfs grows back and the node is restarted and
+//! catches up). The schedule comes from `KASKADE_CRASH_SEED` (or
 //! the clock) and is printed. After each fault the test waits until every
 //! partition of A acknowledges again (the failover time, printed per kind)
 //! and both the group and the transformer make progress.
@@ -30,7 +35,11 @@
 //! transaction whole or not at all, and B holds A's records up to the
 //! committed offsets exactly once, in order.
 //!
-//! Short mode (CI): 4 faults, one of each kind but the network cut.
+//! The transformer's steps and librdkafka's `eos,protocol` debug lines go
+//! to `transformer.log` (`process::trail`), kept with the nodes' logs by
+//! `KASKADE_TEST_FAILED_LOGS=DIR`; a liveness failure prints its end.
+//!
+//! Short mode (CI): one fault of each kind but the network cut.
 //! Long mode: `KASKADE_FAULTS=N` (or `scripts/faults.sh N`) runs N faults
 //! drawn from every kind and prints the figures.
 
@@ -49,6 +58,7 @@ use process::checker_groups::{
 use process::cluster::{active_controller, create, start_cluster_on, start_cluster_with, Node};
 use process::netns::Network;
 use process::replicas::same_batches;
+use process::tmpfs::Tmpfs;
 use process::workloads::{Mode, Reading, Transforming, Watching, TXN_GROUP};
 use process::{client_config, Rng, TestDir};
 
@@ -65,12 +75,17 @@ enum Fault {
     Pause,
     Cut,
     Wipe,
+    FullDisk,
 }
 
-/// The fault schedule: the short mode's four kinds in a seeded order, or
-/// `n` drawn from every kind available.
-fn schedule(rng: &mut Rng, n: Option<usize>, cuts: bool) -> Vec<Fault> {
+/// The fault schedule: the short mode's kinds in a seeded order, or `n`
+/// drawn from every kind available (cuts need network namespaces, full
+/// disks the tmpfs data directories).
+fn schedule(rng: &mut Rng, n: Option<usize>, cuts: bool, full_disks: bool) -> Vec<Fault> {
     let mut kinds = vec![Fault::KillLeader, Fault::KillController, Fault::Pause, Fault::Wipe];
+    if full_disks {
+        kinds.push(Fault::FullDisk);
+    }
     match n {
         None => {
             for i in (1..kinds.len()).rev() {
@@ -158,6 +173,40 @@ fn transforming_stalled(t: &Transforming, from: usize) -> bool {
     false
 }
 
+/// Each node's tmpfs data directory: room enough for a long run (a tmpfs
+/// takes memory only for what is written).
+const DISK: &str = "2g";
+/// The file `Tmpfs::fill` writes.
+const FILLER: &str = "filler";
+
+/// Fills `disk`: first shrunk to what it holds plus a little, so filling
+/// writes a few MiB, not the whole size.
+fn fill(disk: &Tmpfs) {
+    let (used, _) = disk.usage();
+    disk.resize(&format!("{}k", used / 1024 + 4096));
+    disk.fill();
+}
+
+/// Removes everything in `dir` (a mount point: the directory itself stays).
+fn wipe(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).expect("read the data dir") {
+        let path = entry.expect("a data dir entry").path();
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        removed.expect("wipe the data dir");
+    }
+}
+
+/// Keeps the transformer's trail with the nodes' logs when the test fails.
+struct KeepOnPanic(std::sync::Arc<process::trail::Trail>);
+
+impl Drop for KeepOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.keep();
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -176,10 +225,26 @@ fn workloads_under_faults_keep_every_property() {
             None
         }
     };
-    let plan = schedule(&mut rng, n, network.is_some());
+    let root = TestDir::new();
+    // Each node's data directory on a tmpfs of its own, so that one can be
+    // filled (a node without one gets no full-disk fault).
+    // KASKADE_FAULT_KEEP keeps the data dirs: not on a tmpfs then (it is
+    // unmounted at the end), so no full disks.
+    let keep = std::env::var_os("KASKADE_FAULT_KEEP").is_some();
+    let disks: Vec<Option<Tmpfs>> = (1..=3)
+        .map(|id| {
+            if keep {
+                return None;
+            }
+            Tmpfs::mount(&root.path().join(format!("node-{id}")), DISK)
+                .map_err(|why| eprintln!("no tmpfs for node {id} ({why}): no full-disk faults"))
+                .ok()
+        })
+        .collect();
+    let full_disks = disks.iter().all(Option::is_some);
+    let plan = schedule(&mut rng, n, network.is_some(), full_disks);
     eprintln!("fault schedule ({} faults): {plan:?}", plan.len());
 
-    let root = TestDir::new();
     let mut nodes = match &network {
         Some(net) => start_cluster_on(root.path(), 3, &env(), &net.hosts()),
         None => start_cluster_with(root.path(), 3, &env()),
@@ -195,7 +260,8 @@ fn workloads_under_faults_keep_every_property() {
     let deliveries = producing.deliveries.clone();
     let assigned = Reading::start(A, &bootstrap, Mode::Assign);
     let grouped = Reading::start(A, &bootstrap, Mode::Group { group: GROUP, commit_every: Duration::from_millis(300) });
-    let transforming = Transforming::start(A, B, &bootstrap);
+    let transforming = Transforming::start(A, B, &bootstrap, &root.path().join("transformer.log"));
+    let _keep_trail = KeepOnPanic(transforming.trail.clone());
     let watch_group = Watching::start(A, &bootstrap, GROUP);
     let watch_txn = Watching::start(A, &bootstrap, TXN_GROUP);
     let commits = |r: &Reading| r.seen.commits.lock().expect("commits").len();
@@ -222,9 +288,11 @@ fn workloads_under_faults_keep_every_property() {
         let others: Vec<i32> = nodes.iter().map(|n| n.id).filter(|id| *id != victim_id).collect();
         let (acked, committed, transacted) = (deliveries.count(), commits(&grouped), txns(&transforming));
         eprintln!("fault {i}: {fault:?} of node {victim_id} (controller {controller}, leaders {leaders:?})");
+        let log_before = nodes[v].log().len();
         match fault {
             Fault::KillLeader | Fault::KillController | Fault::Wipe => nodes[v].kill9(),
             Fault::Pause => nodes[v].signal("STOP"),
+            Fault::FullDisk => fill(disks[v].as_ref().expect("full disks only on tmpfs")),
             Fault::Cut => {
                 let net = network.as_ref().expect("cuts only with namespaces");
                 net.drop_from(victim_id, &others);
@@ -236,6 +304,17 @@ fn workloads_under_faults_keep_every_property() {
         // Taken once the fault is in place (installing a cut's rules takes
         // a few hundred ms, during which records still flow).
         let t0 = Instant::now();
+        if *fault == Fault::FullDisk {
+            // A full disk refuses appends only once the pages its files
+            // already hold are used up: the failover counts from the fill
+            // until the victim leads nothing and the new leaders answer.
+            let other = nodes.iter().find(|n| n.id != victim_id).expect("another node").bootstrap();
+            let moved = |ps: &Vec<(i32, Vec<i32>)>| ps.iter().all(|(l, _)| *l > 0 && *l != victim_id);
+            while !leaders_and_isrs(&other, A.topic).is_some_and(|ps| moved(&ps)) {
+                assert!(t0.elapsed() < RECOVER, "fault {i}: node {victim_id} still leads after {RECOVER:?}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let n0 = producing.next.load(std::sync::atomic::Ordering::Relaxed);
         // Every partition of A acknowledges a record sent after the fault
         // (on the victim's partitions only a new leader can).
@@ -258,7 +337,30 @@ fn workloads_under_faults_keep_every_property() {
         match fault {
             Fault::KillLeader | Fault::KillController => nodes[v].restart(),
             Fault::Wipe => {
-                std::fs::remove_dir_all(nodes[v].data_dir()).expect("wipe the data dir");
+                wipe(&nodes[v].data_dir());
+                nodes[v].restart();
+            }
+            Fault::FullDisk => {
+                // Room again, and a restart (a failed log directory comes
+                // back only with one, as in Kafka): the node catches up.
+                let disk = disks[v].as_ref().expect("tmpfs");
+                std::fs::remove_file(nodes[v].data_dir().join(FILLER)).expect("remove the filler");
+                disk.resize(DISK);
+                let up = nodes[v].running();
+                let log = nodes[v].log();
+                let since = log.get(log_before..).unwrap_or_default();
+                let what = [
+                    ("the controller's Raft core stopped", "its Raft log append failed"),
+                    ("the log directory failed: it takes", "its log directory failed"),
+                ]
+                .iter()
+                .filter(|(line, _)| since.contains(line))
+                .map(|(_, what)| *what)
+                .collect::<Vec<_>>();
+                eprintln!(
+                    "fault {i}: node {victim_id} {} on its full disk: {what:?}",
+                    if up { "stayed up (fenced)" } else { "exited" }
+                );
                 nodes[v].restart();
             }
             Fault::Pause => nodes[v].signal("CONT"),
@@ -274,8 +376,9 @@ fn workloads_under_faults_keep_every_property() {
         wait_progress(&format!("fault {i}: the group's commits"), committed, || commits(&grouped));
         if transforming_stalled(&transforming, transacted) {
             panic!(
-                "fault {i}: transactions: no progress within {RECOVER:?}; the transformer's last failures: {:#?}",
-                transforming.done.failures.lock().expect("failures")
+                "fault {i}: transactions: no progress within {RECOVER:?}; the transformer's last failures: {:#?}\n{}",
+                transforming.done.failures.lock().expect("failures"),
+                transforming.trail.report()
             );
         }
     }

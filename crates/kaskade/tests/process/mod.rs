@@ -10,6 +10,7 @@ pub mod netns;
 pub mod replicas;
 pub mod scrape;
 pub mod tmpfs;
+pub mod trail;
 pub mod workloads;
 
 use std::io::{BufRead, BufReader};

@@ -21,13 +21,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, PurgeConfig, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::checker::Workload;
 use super::client_config;
+use super::trail::{kind, Trail, TrailContext};
 
 /// One record a consumer was handed: partition, offset, the number in
 /// its value (`record-N ...`).
@@ -240,6 +243,8 @@ impl Transformed {
 
 pub struct Transforming {
     pub done: Arc<Transformed>,
+    /// Its steps and librdkafka's debug lines (`process::trail`).
+    pub trail: Arc<Trail>,
     stop: Arc<AtomicBool>,
     thread: thread::JoinHandle<()>,
 }
@@ -249,25 +254,27 @@ pub const TXN_ID: &str = "faults-transformer";
 pub const TXN_GROUP: &str = "faults-transform";
 
 impl Transforming {
-    pub fn start(input: Workload, output: Workload, bootstrap: &str) -> Transforming {
+    /// Starts the loop; its trail is written to `trail`.
+    pub fn start(input: Workload, output: Workload, bootstrap: &str, trail: &std::path::Path) -> Transforming {
         let done = Arc::new(Transformed::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let trail = Trail::new(trail);
         let thread = {
-            let (bootstrap, done, stop) = (bootstrap.to_string(), done.clone(), stop.clone());
+            let (bootstrap, done, stop, trail) = (bootstrap.to_string(), done.clone(), stop.clone(), trail.clone());
             thread::spawn(move || {
                 let mut txn = 0u64;
                 loop {
                     *done.incarnations.lock().expect("incarnations") += 1;
                     // Ends only once an incarnation started cleanly after the
                     // stop: its init_transactions ended any open transaction.
-                    if transform(input, output, &bootstrap, &done, &stop, &mut txn) {
+                    if transform(input, output, &bootstrap, &done, &trail, &stop, &mut txn) {
                         return;
                     }
                     thread::sleep(Duration::from_millis(200));
                 }
             })
         };
-        Transforming { done, stop, thread }
+        Transforming { done, trail, stop, thread }
     }
 
     pub fn finish(self) -> Arc<Transformed> {
@@ -277,28 +284,33 @@ impl Transforming {
     }
 }
 
+type TxnProducer = ThreadedProducer<TrailContext>;
+
 /// One incarnation; `true` once stopped cleanly, `false` on an error.
 fn transform(
     input: Workload,
     output: Workload,
     bootstrap: &str,
     done: &Transformed,
+    trail: &Arc<Trail>,
     stop: &AtomicBool,
     txn: &mut u64,
 ) -> bool {
-    let p: ThreadedProducer<DefaultProducerContext> = match client_config(bootstrap)
-        .set("transactional.id", TXN_ID)
+    let mut cfg = client_config(bootstrap);
+    cfg.set("transactional.id", TXN_ID)
         .set("linger.ms", "5")
         .set("transaction.timeout.ms", "20000")
         .set("message.timeout.ms", "20000")
         .set("request.timeout.ms", "10000")
-        .create()
-    {
+        .set("debug", "eos,protocol,broker")
+        .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    let p = match TxnProducer::from_config_and_context(&cfg, TrailContext(trail.clone())) {
         Ok(p) => p,
         Err(e) => return done.failed(format!("producer: {e}")),
     };
+    trail.step(&format!("incarnation {} starts", *done.incarnations.lock().expect("incarnations")));
     let started = Instant::now();
-    let clean = run_incarnation(&p, input, output, bootstrap, done, stop, txn);
+    let clean = run_incarnation(&p, input, output, bootstrap, done, trail, stop, txn);
     if !clean {
         // Dropping a transactional producer waits for the records it still
         // holds (up to message.timeout.ms): drop them, the next
@@ -306,21 +318,104 @@ fn transform(
         p.purge(PurgeConfig::default().queue().inflight());
         done.failed(format!("(the incarnation ran {:?})", started.elapsed()));
     }
+    trail.enter("dropping the producer");
+    drop(p);
+    trail.leave("dropped");
     clean
 }
 
+/// The timeout the loop gives each transactional call.
+const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long past its timeout a call may block before [`bounded`] gives up.
+const STUCK_AFTER: Duration = Duration::from_secs(15);
+
+/// A transactional call's failure: librdkafka's error, or the call
+/// blocked past its timeout.
+enum Failed {
+    Kafka(KafkaError),
+    Stuck(Duration),
+}
+
+impl From<KafkaError> for Failed {
+    fn from(e: KafkaError) -> Failed {
+        Failed::Kafka(e)
+    }
+}
+
+/// Runs `f` (a transactional call given `timeout`) on a thread of its own
+/// and waits at most `timeout` + [`STUCK_AFTER`]; past that it fails and
+/// the thread is left blocked (it holds its own producer handle; the next
+/// incarnation's InitProducerId fences that producer).
+///
+/// Why: librdkafka 2.10 to 2.14 can block in `send_offsets_to_transaction`
+/// forever, past its timeout. Its request to the group coordinator waits,
+/// without a timeout (`creq_ts_timeout` is never checked: librdkafka issue
+/// #5456), for the cached coordinator's broker to change state; a broker
+/// that a Metadata answer no longer lists is decommissioned (its thread
+/// ends), so when the coordinator's node dies and is fenced nothing wakes
+/// the request (issue #5511, fix proposed in PR #5512). Kafka's Metadata
+/// lists only unfenced brokers too: a Kafka cluster stalls this client the
+/// same way. Seen here as "transactions: no progress" after kill -9 of the
+/// group coordinator's node, the trail showing the call blocked, a
+/// "Handle is terminating" for that broker and no FindCoordinator after.
+fn bounded<T: Send + 'static>(
+    timeout: Duration,
+    f: impl FnOnce() -> KafkaResult<T> + Send + 'static,
+) -> Result<T, Failed> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(timeout + STUCK_AFTER) {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(Failed::Stuck(timeout + STUCK_AFTER)),
+    }
+}
+
+/// Runs one transactional call with the trail around it; its error (with
+/// librdkafka's kind) ends the incarnation.
+fn call<T, E: Into<Failed>>(
+    trail: &Trail,
+    done: &Transformed,
+    what: &str,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, ()> {
+    trail.enter(what);
+    match f().map_err(Into::into) {
+        Ok(v) => {
+            trail.leave("ok");
+            Ok(v)
+        }
+        Err(failed) => {
+            let why = match failed {
+                Failed::Kafka(e) => format!("{what}: {e} ({})", kind(&e)),
+                Failed::Stuck(after) => {
+                    format!(
+                        "{what}: still blocked after {after:?}, past its timeout (librdkafka #5456/#5511): abandoned"
+                    )
+                }
+            };
+            trail.leave(&why);
+            done.failed(why);
+            Err(())
+        }
+    }
+}
+
 /// The body of [`transform`] once its producer exists.
+#[allow(clippy::too_many_arguments)]
 fn run_incarnation(
-    p: &ThreadedProducer<DefaultProducerContext>,
+    p: &TxnProducer,
     input: Workload,
     output: Workload,
     bootstrap: &str,
     done: &Transformed,
+    trail: &Trail,
     stop: &AtomicBool,
     txn: &mut u64,
 ) -> bool {
-    if let Err(e) = p.init_transactions(Duration::from_secs(30)) {
-        return done.failed(format!("init_transactions: {e}"));
+    if call(trail, done, "init_transactions", || p.init_transactions(TXN_CALL_TIMEOUT)).is_err() {
+        return false;
     }
     if stop.load(Ordering::Relaxed) {
         return true;
@@ -337,7 +432,12 @@ fn run_incarnation(
     };
     // Resume where the last committed transaction left off (OffsetFetch
     // with require_stable: waits out a transaction still being completed).
-    let Some(committed) = committed(&c, input) else { return done.failed("committed offsets".into()) };
+    trail.enter("committed offsets");
+    let Some(committed) = committed(&c, input) else {
+        trail.leave("failed");
+        return done.failed("committed offsets".into());
+    };
+    trail.leave(&format!("{committed:?}"));
     let mut tpl = TopicPartitionList::new();
     for part in 0..input.partitions {
         let at = committed.get(&part).copied().unwrap_or(0);
@@ -348,13 +448,14 @@ fn run_incarnation(
     }
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     while !stop.load(Ordering::Relaxed) {
-        if let Err(e) = p.begin_transaction() {
-            return done.failed(format!("begin_transaction: {e}"));
+        if call(trail, done, "begin_transaction", || p.begin_transaction()).is_err() {
+            return false;
         }
         *txn += 1;
         let k = *txn;
         let mut count = 0usize;
         let deadline = Instant::now() + Duration::from_millis(500);
+        trail.enter(&format!("txn {k}: consume and send"));
         while count < 200 && Instant::now() < deadline {
             match c.poll(Duration::from_millis(50)) {
                 Some(Ok(m)) => {
@@ -369,6 +470,7 @@ fn run_incarnation(
                     let value = format!("record-{number} txn-{k}");
                     let record = BaseRecord::<(), _>::to(output.topic).partition(m.partition()).payload(&value);
                     if let Err((e, _)) = p.send(record) {
+                        trail.leave(&format!("send: {e}"));
                         return done.failed(format!("send: {e}"));
                     }
                     count += 1;
@@ -380,22 +482,35 @@ fn run_incarnation(
                 Some(Err(rdkafka::error::KafkaError::MessageConsumption(
                     rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure,
                 ))) => {}
-                Some(Err(e)) => return done.failed(format!("poll: {e}")),
+                Some(Err(e)) => {
+                    trail.leave(&format!("poll: {e}"));
+                    return done.failed(format!("poll: {e}"));
+                }
                 None => {}
             }
         }
+        trail.leave(&format!("{count} records"));
         let mut offsets = TopicPartitionList::new();
         for (part, o) in &next {
             offsets.add_partition_offset(input.topic, *part, Offset::Offset(*o)).expect("partition");
         }
         let Some(meta) = c.group_metadata() else { return done.failed("group metadata".into()) };
         if !next.is_empty() {
-            if let Err(e) = p.send_offsets_to_transaction(&offsets, &meta, Duration::from_secs(30)) {
-                return done.failed(format!("send_offsets_to_transaction: {e}"));
+            let what = format!("txn {k}: send_offsets_to_transaction {next:?}");
+            let producer = p.clone();
+            let sent = call(trail, done, &what, || {
+                bounded(TXN_CALL_TIMEOUT, move || {
+                    producer.send_offsets_to_transaction(&offsets, &meta, TXN_CALL_TIMEOUT)
+                })
+            });
+            if sent.is_err() {
+                return false;
             }
         }
-        if let Err(e) = p.commit_transaction(Duration::from_secs(30)) {
-            return done.failed(format!("commit_transaction: {e}"));
+        if call(trail, done, &format!("txn {k}: commit_transaction"), || p.commit_transaction(TXN_CALL_TIMEOUT))
+            .is_err()
+        {
+            return false;
         }
         done.committed.lock().expect("committed").push(k);
     }
