@@ -1,9 +1,11 @@
-//! OffsetFetch (v1..v9; batched groups from v8). With `require_stable`
-//! (v7+), a partition whose offset a still-open transaction has committed
-//! (TxnOffsetCommit) answers UNSTABLE_OFFSET_COMMIT, as Kafka does, so a
-//! read_committed consumer never starts from an offset that may be rolled
-//! back. Never creates `__consumer_offsets`: without it no group exists
-//! and none has committed offsets.
+//! OffsetFetch (v1..v9; batched groups from v8). An offset is answered
+//! only once its OffsetCommit is replicated (`group::writes`). With
+//! `require_stable` (v7+) the fetch first waits for the group's writes
+//! pending now, as Kafka 4's does, and a partition whose offset a
+//! still-open transaction has committed (TxnOffsetCommit) answers
+//! UNSTABLE_OFFSET_COMMIT, so a read_committed consumer never starts from
+//! an offset that may be rolled back. Never creates `__consumer_offsets`:
+//! without it no group exists and none has committed offsets.
 
 use kafka_protocol::ResponseError;
 
@@ -89,14 +91,25 @@ pub async fn handle(
         // unknown group. Asking it would create the topic for a read.
         queries.into_iter().map(|(group, parts)| (group, Ok(no_offsets(parts)))).collect()
     } else {
+        // `require_stable` reads only once the groups' writes pending now
+        // resolved (Kafka's write operation); a failed one answers the
+        // group NOT_COORDINATOR, as Kafka remaps a failed write for
+        // OffsetFetch.
+        let failed = if require_stable {
+            broker.groups.wait_stable(queries.iter().map(|(g, _)| g.clone()).collect()).await?
+        } else {
+            Default::default()
+        };
         broker
             .groups
             .call_gated(move |engine, now, gate| {
                 queries
                     .into_iter()
                     .map(|(group, parts)| {
-                        let fetched = gate
-                            .check(&group)
+                        let not_stable =
+                            if failed.contains(&group) { Err(ResponseError::NotCoordinator) } else { Ok(()) };
+                        let fetched = not_stable
+                            .and_then(|()| gate.check(&group))
                             .and_then(|()| engine.fetch_offsets(now, &group, parts.as_deref()))
                             .map(|offsets| {
                                 offsets

@@ -1,6 +1,7 @@
 //! An in-memory internal topic for coordinator tests: appends resolve at
-//! once, reads can be held back (`hold_reads`) to observe a partition
-//! while it loads, and leadership is whatever the test says.
+//! once (or fail, or wait until released), reads can be held back
+//! (`hold_reads`) to observe a partition while it loads, and leadership is
+//! whatever the test says.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -31,6 +32,10 @@ pub struct FakePartitions {
     /// Appends from now on are written but their handles fail with it (the
     /// ISR never held them).
     pub failing_appends: Mutex<Option<CoordinatorError>>,
+    /// While true, appends are written and their handles wait for
+    /// [`FakePartitions::release_appends`] (the ISR has not caught up).
+    pub holding_appends: Mutex<bool>,
+    held_appends: Mutex<Vec<tokio::sync::oneshot::Sender<Result<(), CoordinatorError>>>>,
 }
 
 impl FakePartitions {
@@ -46,7 +51,24 @@ impl FakePartitions {
             failed_reads: AtomicUsize::new(0),
             epoch: AtomicI32::new(0),
             failing_appends: Mutex::new(None),
+            holding_appends: Mutex::new(false),
+            held_appends: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Resolves every held append with `result`; how many.
+    pub fn release_appends(&self, result: Result<(), CoordinatorError>) -> usize {
+        let held = std::mem::take(&mut *self.held_appends.lock());
+        let n = held.len();
+        for tx in held {
+            let _ = tx.send(result.clone());
+        }
+        n
+    }
+
+    /// Appends waiting for [`FakePartitions::release_appends`].
+    pub fn held(&self) -> usize {
+        self.held_appends.lock().len()
     }
 
     /// Reads block from now until [`FakePartitions::release_reads`].
@@ -125,8 +147,13 @@ impl InternalPartitions for FakePartitions {
                 headers: Default::default(),
             });
         }
+        if *self.holding_appends.lock() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.held_appends.lock().push(tx);
+            return Ok(Appended::new(async move { rx.await.unwrap_or(Err(CoordinatorError::Stopped)) }));
+        }
         match self.failing_appends.lock().clone() {
-            Some(e) => Ok(Appended::new(std::future::ready(Err(e)))),
+            Some(e) => Ok(Appended::failed(e)),
             None => Ok(Appended::done()),
         }
     }

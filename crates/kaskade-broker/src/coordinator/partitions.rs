@@ -28,6 +28,11 @@ impl Appended {
         Appended::new(std::future::ready(Ok(())))
     }
 
+    /// A handle that already failed with `e` (the append was refused).
+    pub fn failed(e: CoordinatorError) -> Self {
+        Appended::new(std::future::ready(Err(e)))
+    }
+
     /// Waits for every handle, in order; the first failure.
     pub async fn all(appended: Vec<Appended>) -> Result<(), CoordinatorError> {
         for a in appended {

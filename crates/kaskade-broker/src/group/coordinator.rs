@@ -23,6 +23,7 @@ use super::types::{
     Completion, GroupConfig, HeartbeatRequest, JoinMember, JoinRequest, JoinResponse, LeaveResponse, LeavingMember,
     MemberLeft, Reply, SyncRequest, SyncResponse, Token,
 };
+use super::writes::{WriteKind, Writes};
 
 mod deadlines;
 mod timers;
@@ -46,6 +47,8 @@ pub struct GroupCoordinator {
     pub(crate) pending_txn_offsets: HashMap<ProducerId, Vec<OffsetChange>>,
     /// Transactional offset records to persist.
     pub(crate) txn_offset_changes: Vec<TxnOffsetChange>,
+    /// Appends whose effect waits until the ISR holds them (`writes`).
+    pub(crate) writes: Writes,
     /// State of the generator of member ids (splitmix64).
     rng: u64,
 }
@@ -62,6 +65,7 @@ impl GroupCoordinator {
             dirty_groups: Vec::new(),
             pending_txn_offsets: HashMap::new(),
             txn_offset_changes: Vec::new(),
+            writes: Writes::default(),
             rng: seed,
         }
     }
@@ -162,7 +166,7 @@ impl GroupCoordinator {
         format!("{client_id}-{uuid}")
     }
 
-    fn complete(&mut self, token: Token, reply: Reply) {
+    pub(super) fn complete(&mut self, token: Token, reply: Reply) {
         self.outbox.push(Completion { token, reply });
     }
 
@@ -465,7 +469,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn prepare_rebalance(&mut self, now: i64, group_id: &str) {
+    pub(super) fn prepare_rebalance(&mut self, now: i64, group_id: &str) {
         let initial_delay = i64::from(self.config.initial_rebalance_delay_ms);
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
@@ -623,16 +627,19 @@ impl GroupCoordinator {
                     for member in group.members.values_mut() {
                         member.assignment = assignments.remove(member.member_id.as_str()).cloned().unwrap_or_default();
                     }
-                    group.transition(GroupState::Stable, now);
+                    // The group record carries the assignment; the group
+                    // turns Stable and the members get it only once it is
+                    // stored (`writes`), as Kafka's SyncGroup does.
+                    let generation = group.generation_id;
                     self.dirty_groups.push(req.group_id.clone());
-                    self.propagate_assignments(now, &req.group_id);
+                    self.writes.open(&req.group_id, WriteKind::Assignment { generation });
                 }
                 Ok(())
             }
         }
     }
 
-    fn propagate_assignments(&mut self, now: i64, group_id: &str) {
+    pub(super) fn propagate_assignments(&mut self, now: i64, group_id: &str) {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
         };

@@ -13,7 +13,7 @@
 //! [`Clock`]; the task depends on [`InternalPartitions`], never on the
 //! broker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use super::coordinator::GroupCoordinator;
 use super::records::partition_for;
 use super::store::{GroupRecord, OffsetsStore};
 use super::types::{GroupConfig, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token};
+use super::writes::WriteId;
 use crate::coordinator::{Appended, CoordinatorError, InternalPartitions, Leadership, PartitionLoad};
 use crate::error::BrokerError;
 
@@ -41,6 +42,31 @@ struct Load {
     partition: i32,
     generation: u64,
     records: Result<Vec<Record>, CoordinatorError>,
+}
+
+/// One step's appends resolved: each `__consumer_offsets` partition's
+/// outcome, the writes the step opened (with their partition), and who
+/// waits for the step (OffsetCommit, TxnOffsetCommit, deletions).
+struct Resolution {
+    outcomes: BTreeMap<i32, Result<(), CoordinatorError>>,
+    writes: Vec<(WriteId, i32)>,
+    notify: Option<oneshot::Sender<Result<(), CoordinatorError>>>,
+}
+
+/// What one step appended: the writes it opened and each partition's
+/// appends.
+#[derive(Default)]
+struct Persisted {
+    writes: Vec<(WriteId, i32)>,
+    appends: Vec<(i32, Appended)>,
+}
+
+/// An OffsetFetch with `require_stable` waiting for its groups' writes.
+struct StableWaiter {
+    remaining: HashMap<WriteId, String>,
+    /// Groups one of whose writes failed.
+    failed: HashSet<String>,
+    tx: oneshot::Sender<HashSet<String>>,
 }
 
 /// Which groups the task may answer for (all of them without a store).
@@ -80,6 +106,9 @@ struct Core {
     /// Callers of `on_become_leader` waiting for their partition's load.
     load_waiters: HashMap<i32, Vec<oneshot::Sender<Result<(), CoordinatorError>>>>,
     loads: mpsc::UnboundedSender<Load>,
+    /// Where a step's appends report back once resolved.
+    resolutions: mpsc::UnboundedSender<Resolution>,
+    stable_waiters: Vec<StableWaiter>,
 }
 
 impl Core {
@@ -163,8 +192,9 @@ impl Core {
         self.notify_loaded(partition, Err(CoordinatorError::NotCoordinator));
     }
 
-    /// Appends the engine's offset changes; what to wait on.
-    fn persist(&mut self) -> Result<Vec<Appended>, CoordinatorError> {
+    /// Appends the changes of the engine's last step (offsets, groups,
+    /// transactional offsets) and takes the writes it opened.
+    fn persist(&mut self) -> Persisted {
         let mut records: Vec<GroupRecord> = self
             .engine
             .take_offset_changes()
@@ -179,11 +209,14 @@ impl Core {
             records.push(GroupRecord { group_id: id.clone(), key: super::records::group_key(&id), value });
         }
         let txn_changes = self.engine.take_txn_offset_changes();
-        let Some(store) = &self.store else { return Ok(Vec::new()) };
+        let writes = self.engine.take_opened_writes();
+        let partitions = self.partitions;
+        let writes = writes.into_iter().map(|(id, group)| (id, partition_for(&group, partitions))).collect();
+        let Some(store) = &self.store else { return Persisted { writes, appends: Vec::new() } };
         let now = self.clock.now_ms();
-        let mut waits = Vec::new();
+        let mut appends = Vec::new();
         if !records.is_empty() {
-            waits.extend(store.append(&records, now, None)?);
+            appends.extend(store.append(&records, now, None));
         }
         // One batch per producer: each is its transaction's.
         let mut by_producer: HashMap<ProducerIdAndEpoch, Vec<GroupRecord>> = HashMap::new();
@@ -192,41 +225,81 @@ impl Core {
             by_producer.entry(producer).or_default().push(GroupRecord { group_id: c.group_id.clone(), key, value });
         }
         for (producer, records) in by_producer {
-            waits.extend(store.append(&records, now, Some(producer))?);
+            appends.extend(store.append(&records, now, Some(producer)));
         }
-        Ok(waits)
+        Persisted { writes, appends }
     }
 
-    /// Sends the engine's answers to parked requests. When the same step
-    /// changed persisted state (a SyncGroup storing the leader's
-    /// assignment), the answers wait until it is durable, as Kafka answers
-    /// only after the group is stored.
-    fn deliver(&mut self) {
-        let waits = self.persist().unwrap_or_else(|e| {
-            tracing::error!("persisting group state: {e}");
-            Vec::new()
+    /// Waits (in a task of its own) for a step's appends and reports them
+    /// back to the engine as a [`Resolution`]; without appends (no store)
+    /// the step resolves at once.
+    fn await_appends(&mut self, persisted: Persisted, notify: Option<oneshot::Sender<Result<(), CoordinatorError>>>) {
+        let Persisted { writes, appends } = persisted;
+        if appends.is_empty() {
+            return self.resolve(Resolution { outcomes: BTreeMap::new(), writes, notify });
+        }
+        let resolutions = self.resolutions.clone();
+        tokio::spawn(async move {
+            let mut by_partition: BTreeMap<i32, Vec<Appended>> = BTreeMap::new();
+            for (partition, appended) in appends {
+                by_partition.entry(partition).or_default().push(appended);
+            }
+            let waits = by_partition.into_iter().map(|(p, a)| async move { (p, Appended::all(a).await) });
+            let outcomes = futures::future::join_all(waits).await.into_iter().collect();
+            // The task is gone only when the service is.
+            let _ = resolutions.send(Resolution { outcomes, writes, notify });
         });
+    }
+
+    /// A step's appends resolved: each write it opened settles in the
+    /// engine (visible, or dropped with its error), then whoever waits
+    /// hears the step's first failure.
+    fn resolve(&mut self, r: Resolution) {
+        let now = self.now();
+        for (id, partition) in &r.writes {
+            let outcome = r.outcomes.get(partition).cloned().unwrap_or(Ok(()));
+            if let Err(e) = &outcome {
+                tracing::warn!(partition, "a group coordinator write was not replicated: {e}");
+            }
+            self.engine.write_resolved(now, *id, outcome.as_ref().map(|_| ()).map_err(|e| e.response_error()));
+            for w in &mut self.stable_waiters {
+                if let Some(group) = w.remaining.remove(id) {
+                    if outcome.is_err() {
+                        w.failed.insert(group);
+                    }
+                }
+            }
+        }
+        let (done, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.stable_waiters).into_iter().partition(|w| w.remaining.is_empty());
+        self.stable_waiters = waiting;
+        for w in done {
+            let _ = w.tx.send(w.failed);
+        }
+        if let Some(tx) = r.notify {
+            let first = r.outcomes.into_values().find_map(Result::err);
+            let _ = tx.send(first.map_or(Ok(()), Err));
+        }
+    }
+
+    /// Persists what the last step changed and sends the engine's answers
+    /// to parked requests. SyncGroup's answers come only once the group's
+    /// assignment is stored (`writes`), so nothing here waits.
+    fn deliver(&mut self) {
+        let persisted = self.persist();
+        if !persisted.writes.is_empty() || !persisted.appends.is_empty() {
+            self.await_appends(persisted, None);
+        }
         let ready: Vec<(oneshot::Sender<Reply>, Reply)> = self
             .engine
             .take_completions()
             .into_iter()
             .filter_map(|c| self.parked.remove(&c.token).map(|tx| (tx, c.reply)))
             .collect();
-        let send = |ready: Vec<(oneshot::Sender<Reply>, Reply)>| {
-            for (tx, reply) in ready {
-                // The requester may be gone (connection closed): nothing to do.
-                let _ = tx.send(reply);
-            }
-        };
-        if waits.is_empty() || ready.is_empty() {
-            return send(ready);
+        for (tx, reply) in ready {
+            // The requester may be gone (connection closed): nothing to do.
+            let _ = tx.send(reply);
         }
-        tokio::spawn(async move {
-            if let Err(e) = Appended::all(waits).await {
-                tracing::error!("group state not durable: {e}");
-            }
-            send(ready);
-        });
     }
 
     fn park(&mut self) -> (Token, oneshot::Receiver<Reply>) {
@@ -300,6 +373,7 @@ impl GroupService {
         self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             let (loads, loads_rx) = mpsc::unbounded_channel();
+            let (resolutions, resolutions_rx) = mpsc::unbounded_channel();
             let now = self.clock.now_ms();
             let core = Core {
                 engine: GroupCoordinator::new(self.config.clone(), now as u64 ^ u64::from(std::process::id())),
@@ -312,8 +386,10 @@ impl GroupService {
                 initial: HashSet::new(),
                 load_waiters: HashMap::new(),
                 loads,
+                resolutions,
+                stable_waiters: Vec::new(),
             };
-            tokio::spawn(run(core, rx, loads_rx, self.retention_ms));
+            tokio::spawn(run(core, rx, loads_rx, resolutions_rx, self.retention_ms));
             tx
         })
     }
@@ -429,22 +505,49 @@ impl GroupService {
         R: Send + 'static,
         F: FnOnce(&mut GroupCoordinator, i64, &Gate<'_>) -> R + Send + 'static,
     {
-        let (result, waits) = self
+        let (result, replicated) = self
             .command(move |core| {
                 let now = core.now();
                 let gate =
                     Gate { leadership: core.store.as_ref().map(|_| &core.leadership), partitions: core.partitions };
                 let result = f(&mut core.engine, now, &gate);
-                core.persist().map(|waits| (result, waits))
+                let persisted = core.persist();
+                let (tx, rx) = oneshot::channel();
+                core.await_appends(persisted, Some(tx));
+                (result, rx)
             })
-            .await?
-            .map_err(|e| BrokerError::internal(format!("persisting offsets: {e}")))?;
+            .await?;
         // Not held by the ISR: the coordinator's error (NOT_COORDINATOR,
-        // COORDINATOR_NOT_AVAILABLE), which the handlers answer per item.
-        Appended::all(waits)
+        // COORDINATOR_NOT_AVAILABLE), which the handlers answer per item;
+        // the engine dropped what the step wrote before this resolves.
+        replicated
             .await
+            .map_err(|_| gone())?
             .map_err(|e| BrokerError::kafka(e.response_error(), format!("offsets not replicated: {e}")))?;
         Ok(result)
+    }
+
+    /// Waits until the writes of `groups` pending now have resolved
+    /// (OffsetFetch with `require_stable`, Kafka's write operation that
+    /// waits for the pending writes); the groups one of whose writes
+    /// failed.
+    pub async fn wait_stable(&self, groups: Vec<String>) -> Result<HashSet<String>, BrokerError> {
+        let rx = self
+            .command(move |core| {
+                let remaining: HashMap<WriteId, String> = groups
+                    .iter()
+                    .flat_map(|g| core.engine.pending_writes_of(g).into_iter().map(move |id| (id, g.clone())))
+                    .collect();
+                let (tx, rx) = oneshot::channel();
+                if remaining.is_empty() {
+                    let _ = tx.send(HashSet::new());
+                } else {
+                    core.stable_waiters.push(StableWaiter { remaining, failed: HashSet::new(), tx });
+                }
+                rx
+            })
+            .await?;
+        rx.await.map_err(|_| gone())
     }
 
     /// JoinGroup: resolves when the engine answers (possibly after the
@@ -505,6 +608,7 @@ async fn run(
     mut core: Core,
     mut rx: mpsc::UnboundedReceiver<Command>,
     mut loads: mpsc::UnboundedReceiver<Load>,
+    mut resolutions: mpsc::UnboundedReceiver<Resolution>,
     retention_ms: i64,
 ) {
     if let Some(store) = core.store.clone() {
@@ -530,6 +634,7 @@ async fn run(
         let starting = !core.initial.is_empty();
         tokio::select! {
             Some(load) = loads.recv() => core.finish_load(load),
+            Some(resolution) = resolutions.recv() => core.resolve(resolution),
             command = rx.recv(), if !starting => match command {
                 Some(command) => command(&mut core),
                 None => return,

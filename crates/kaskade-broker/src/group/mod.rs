@@ -19,9 +19,12 @@ mod state;
 mod store;
 mod txn_offsets;
 mod types;
+mod writes;
 
 #[cfg(test)]
 mod deadline_tests;
+#[cfg(test)]
+mod durability_tests;
 #[cfg(test)]
 mod leadership_tests;
 #[cfg(test)]
@@ -30,10 +33,13 @@ mod sim;
 mod tests;
 #[cfg(test)]
 mod throughput_tests;
+#[cfg(test)]
+mod write_tests;
 
 pub use coordinator::GroupCoordinator;
 pub use driver::{Gate, GroupService};
 pub use txn_offsets::TxnOffsetChange;
+pub use writes::WriteId;
 
 /// Wall-clock milliseconds, for handlers that report times (the services
 /// use their injected clock).

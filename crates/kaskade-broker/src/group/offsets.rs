@@ -9,6 +9,7 @@ use super::state::{CommittedOffset, Group, GroupState, OffsetChange, CONSUMER_PR
 use super::types::{
     CommitPartition, CommitRequest, FetchedCommit, FetchedOffset, GroupDescription, GroupListing, MemberDescription,
 };
+use super::writes::WriteKind;
 
 /// The change one committed partition makes, or OFFSET_METADATA_TOO_LARGE
 /// (shared by OffsetCommit and TxnOffsetCommit).
@@ -44,23 +45,24 @@ impl GroupCoordinator {
         let errors = match result {
             Err(e) => vec![Some(e); req.partitions.len()],
             Ok(()) => {
-                let group = self.groups.get_mut(&req.group_id).expect("validated");
-                let changes = &mut self.offset_changes;
-                req.partitions
+                // Written now, visible once replicated (`writes`).
+                let mut written = Vec::new();
+                let errors = req
+                    .partitions
                     .iter()
                     .map(|p| match offset_change(&req.group_id, p, now, max_metadata) {
                         Err(e) => Some(e),
                         Ok(change) => {
-                            if let Some(committed) = &change.value {
-                                group
-                                    .offsets
-                                    .insert(TopicPartition::new(p.topic.as_str(), p.partition), committed.clone());
-                            }
-                            changes.push(change);
+                            written.push(change);
                             None
                         }
                     })
-                    .collect()
+                    .collect();
+                if !written.is_empty() {
+                    self.offset_changes.extend(written.iter().cloned());
+                    self.writes.open(&req.group_id, WriteKind::Offsets(written));
+                }
+                errors
             }
         };
         self.settle(&req.group_id, now);
@@ -309,6 +311,7 @@ impl GroupCoordinator {
     /// removed.
     pub fn expire_offsets(&mut self, now: i64, retention_ms: i64) -> Vec<String> {
         self.tick(now);
+        let (in_flight, in_flight_groups) = self.offsets_in_flight();
         let mut removed = Vec::new();
         for group in self.groups.values_mut() {
             if group.state != GroupState::Empty {
@@ -316,9 +319,14 @@ impl GroupCoordinator {
             }
             let emptied_at = group.protocol_type.as_ref().map(|_| group.state_timestamp);
             let changes = &mut self.offset_changes;
+            // An offset a write or a transaction is about to replace waits
+            // for it, as in Kafka.
+            let in_flight: Vec<TopicPartition> =
+                in_flight.iter().filter(|(g, _)| *g == group.group_id).map(|(_, tp)| tp.clone()).collect();
+            let busy = in_flight_groups.contains(&group.group_id);
             group.offsets.retain(|tp, c| {
                 let base = emptied_at.unwrap_or(c.commit_timestamp);
-                let keep = base + retention_ms > now;
+                let keep = base + retention_ms > now || in_flight.contains(tp);
                 if !keep {
                     changes.push(OffsetChange {
                         group_id: group.group_id.clone(),
@@ -329,7 +337,7 @@ impl GroupCoordinator {
                 }
                 keep
             });
-            if group.offsets.is_empty() && group.pending_members.is_empty() {
+            if group.offsets.is_empty() && group.pending_members.is_empty() && !busy {
                 removed.push(group.group_id.clone());
             }
         }

@@ -1,9 +1,13 @@
 //! A seeded simulation: clients behaving like Kafka consumers (join, sync,
-//! heartbeat, leave, crash, restart, change protocols) against the engine
-//! with a fake clock, while the coordinator now and then resigns and reloads
-//! the group's partition and runs its offset expiry and group deletion;
-//! invariants are checked after every step, and at the end every parked
-//! JoinGroup and SyncGroup must have had its one answer.
+//! heartbeat, commit, leave, crash, restart, change protocols) against the
+//! engine with a fake clock, while the coordinator now and then resigns and
+//! reloads the group's partition and runs its offset expiry and group
+//! deletion, and its `__consumer_offsets` appends resolve late and now and
+//! then fail (`writes`: a failed SyncGroup store sends the members back to
+//! join, a failed commit never shows); invariants are checked after every
+//! step (the committed offset is exactly the one of the latest commit
+//! whose write resolved Ok), and at the end every parked JoinGroup and
+//! SyncGroup must have had its one answer.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -62,6 +66,18 @@ struct Sim {
     last_generation: i32,
     /// member id -> group.instance.id, for static members.
     instances: HashMap<String, String>,
+    /// Appends in flight: (write, when it resolves, whether it fails, the
+    /// offset a commit wrote; `None` once a resign or deletion dropped it).
+    appends: Vec<(WriteId, i64, bool, Option<i64>)>,
+    /// The commit OffsetFetch must show: the latest write resolved Ok.
+    committed: Option<(WriteId, i64)>,
+    /// Whether appends may fail (not in the calm phase).
+    failing: bool,
+}
+
+/// The partition the sim's clients commit.
+fn sim_tp() -> kaskade_types::TopicPartition {
+    kaskade_types::TopicPartition::new("t", 0)
 }
 
 fn protocol_set(rng: &mut Rng) -> Vec<Protocol> {
@@ -96,6 +112,53 @@ impl Sim {
             crashed: Vec::new(),
             last_generation: 0,
             instances: HashMap::new(),
+            appends: Vec::new(),
+            committed: None,
+            failing: true,
+        }
+    }
+
+    /// The engine's new writes go to the simulated `__consumer_offsets`:
+    /// each resolves within a second, one in eight fails while faults run.
+    fn schedule_writes(&mut self, offset: Option<i64>) {
+        for (id, group) in self.c.take_opened_writes() {
+            assert_eq!(group, GROUP);
+            let due = self.now + self.rng.below(1000) as i64;
+            let fail = self.failing && self.rng.chance(8);
+            self.appends.push((id, due, fail, offset));
+        }
+    }
+
+    /// Resolves the appends due by now, in a random order (two tasks woken
+    /// by one HW move race), as the driver reports them.
+    fn resolve_writes(&mut self) {
+        let (mut due, waiting): (Vec<_>, Vec<_>) = self.appends.drain(..).partition(|a| a.1 <= self.now);
+        self.appends = waiting;
+        for k in (1..due.len()).rev() {
+            due.swap(k, self.rng.below(k as u64 + 1) as usize);
+        }
+        for (id, _, fail, offset) in due {
+            let result = if fail {
+                Err(if self.rng.chance(2) { E::NotCoordinator } else { E::CoordinatorNotAvailable })
+            } else {
+                Ok(())
+            };
+            self.c.write_resolved(self.now, id, result);
+            if let (Some(offset), false) = (offset, fail) {
+                if self.committed.is_none_or(|(latest, _)| latest < id) {
+                    self.committed = Some((id, offset));
+                }
+            }
+            self.deliver();
+        }
+    }
+
+    /// The group's offsets went (a resignation or a deletion): nothing is
+    /// committed and the writes in flight were dropped with them.
+    fn forget_offsets(&mut self) {
+        self.committed = None;
+        for a in &mut self.appends {
+            a.3 = None;
         }
     }
 
@@ -233,6 +296,7 @@ impl Sim {
     /// Delivers every completion (which may cause more requests).
     fn deliver(&mut self) {
         loop {
+            self.schedule_writes(None);
             let completions = self.c.take_completions();
             if completions.is_empty() {
                 return;
@@ -295,6 +359,29 @@ impl Sim {
                     self.send_join(i);
                     return;
                 }
+                if self.rng.chance(4) {
+                    let cl = &self.clients[i];
+                    let offset = self.now;
+                    let req = CommitRequest {
+                        group_id: GROUP.into(),
+                        generation_id: Some(generation),
+                        member_id: cl.member_id.clone(),
+                        group_instance_id: cl.instance.clone(),
+                        partitions: vec![CommitPartition {
+                            topic: "t".into(),
+                            partition: 0,
+                            offset: kaskade_types::Offset(offset),
+                            leader_epoch: None,
+                            metadata: None,
+                        }],
+                        api_version: 8,
+                    };
+                    // Refused (a rebalance under way, an older generation)
+                    // or written; the error path never writes.
+                    if self.c.commit_offsets(self.now, &req)[0].is_none() {
+                        self.schedule_writes(Some(offset));
+                    }
+                }
                 if self.now >= self.clients[i].next_heartbeat {
                     let cl = &self.clients[i];
                     let req = HeartbeatRequest {
@@ -354,6 +441,8 @@ impl Sim {
             .map(records::group_value);
         self.c.unload_partition(0, 1);
         assert!(self.c.group(GROUP).is_none(), "an unloaded group is gone");
+        // The reload below restores the group record only.
+        self.forget_offsets();
         if stored.is_none() {
             self.forget_group();
         }
@@ -376,15 +465,21 @@ impl Sim {
         self.now += 50 + self.rng.below(400) as i64;
         self.c.tick(self.now);
         self.deliver();
+        self.resolve_writes();
         if churn && self.rng.chance(2) {
             self.resign_and_reload();
         }
         if churn && self.rng.chance(5) {
             // Only an Empty group is touched; the others must not notice.
             self.c.expire_offsets(self.now, 0);
+            if self.c.group(GROUP).is_none_or(|g| !g.offsets().contains_key(&sim_tp())) {
+                // Expired (a write in flight may still set it).
+                self.committed = None;
+            }
             self.c.delete_groups(self.now, &[GROUP.to_string()]);
             if self.c.group(GROUP).is_none() {
                 self.forget_group();
+                self.forget_offsets();
             }
             self.deliver();
         }
@@ -401,6 +496,10 @@ impl Sim {
 
     fn check(&self) {
         self.c.check_deadline_index();
+        // OffsetFetch shows exactly the latest commit the ISR holds: never
+        // one in flight, never one whose write failed.
+        let shown = self.c.group(GROUP).and_then(|g| g.offsets().get(&sim_tp())).map(|c| c.offset.get());
+        assert_eq!(shown, self.committed.map(|(_, o)| o), "the committed offset");
         let Some(group) = self.c.group(GROUP) else {
             return;
         };
@@ -444,7 +543,9 @@ fn run(seed: u64, clients: usize, statics: usize, steps: usize) {
     for _ in 0..steps {
         sim.step(true);
     }
-    // Calm: no more churn; everyone (re)starts and the group settles.
+    // Calm: no more churn or failed appends; everyone (re)starts and the
+    // group settles.
+    sim.failing = false;
     for _ in 0..400 {
         sim.step(false);
     }

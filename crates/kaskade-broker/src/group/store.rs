@@ -94,13 +94,15 @@ impl OffsetsStore {
     }
 
     /// Appends the records to each group's partition, as transactional
-    /// records of `producer` if given; the handles to await.
+    /// records of `producer` if given; each partition's handle to await (a
+    /// refused append is a handle that failed, so one partition's refusal
+    /// does not keep the others' records out).
     pub fn append(
         &self,
         changes: &[GroupRecord],
         now: i64,
         producer: Option<ProducerIdAndEpoch>,
-    ) -> Result<Vec<Appended>, CoordinatorError> {
+    ) -> Vec<(i32, Appended)> {
         let n = self.partition_count();
         let mut by_partition: BTreeMap<i32, Vec<InternalRecord>> = BTreeMap::new();
         for GroupRecord { group_id, key, value } in changes {
@@ -108,7 +110,10 @@ impl OffsetsStore {
         }
         by_partition
             .into_iter()
-            .map(|(partition, records)| self.topic.append(partition, &records, producer, now))
+            .map(|(partition, records)| {
+                let appended = self.topic.append(partition, &records, producer, now).unwrap_or_else(Appended::failed);
+                (partition, appended)
+            })
             .collect()
     }
 }

@@ -52,11 +52,35 @@ impl Harness {
         self.token
     }
 
+    /// Sends a SyncGroup; a leader's assignment is stored at once.
     fn sync(&mut self, req: SyncRequest) -> Token {
         self.token += 1;
         self.c.sync(self.now, self.token, req);
-        self.c.check_deadline_index();
+        self.stored();
         self.token
+    }
+
+    /// Every write opened so far resolves Ok (a healthy
+    /// `__consumer_offsets`; `write_tests` covers the failures).
+    fn stored(&mut self) {
+        for (id, _) in self.c.take_opened_writes() {
+            self.c.write_resolved(self.now, id, Ok(()));
+        }
+        self.c.check_deadline_index();
+    }
+
+    /// OffsetCommit, replicated at once.
+    fn commit_offsets(&mut self, req: &CommitRequest) -> Vec<Option<E>> {
+        let errors = self.c.commit_offsets(self.now, req);
+        self.stored();
+        errors
+    }
+
+    /// TxnOffsetCommit, replicated at once.
+    fn txn_commit_offsets(&mut self, producer: ProducerIdAndEpoch, req: &CommitRequest) -> Vec<Option<E>> {
+        let errors = self.c.txn_commit_offsets(self.now, producer, req);
+        self.stored();
+        errors
     }
 
     fn advance(&mut self, ms: i64) {
@@ -587,10 +611,10 @@ fn commit(group: &str, generation: i32, member: &str, offset: i64) -> CommitRequ
 fn offset_commit_and_fetch() {
     let mut h = Harness::new(0);
     let (ids, generation) = stable_group(&mut h, "g", 2);
-    assert_eq!(h.c.commit_offsets(h.now, &commit("g", generation, &ids[1], 42)), vec![None]);
-    assert_eq!(h.c.commit_offsets(h.now, &commit("g", generation - 1, &ids[1], 1)), vec![Some(E::IllegalGeneration)]);
-    assert_eq!(h.c.commit_offsets(h.now, &commit("g", generation, "nobody", 1)), vec![Some(E::UnknownMemberId)]);
-    assert_eq!(h.c.commit_offsets(h.now, &commit("g", -1, "", 1)), vec![Some(E::UnknownMemberId)]);
+    assert_eq!(h.commit_offsets(&commit("g", generation, &ids[1], 42)), vec![None]);
+    assert_eq!(h.commit_offsets(&commit("g", generation - 1, &ids[1], 1)), vec![Some(E::IllegalGeneration)]);
+    assert_eq!(h.commit_offsets(&commit("g", generation, "nobody", 1)), vec![Some(E::UnknownMemberId)]);
+    assert_eq!(h.commit_offsets(&commit("g", -1, "", 1)), vec![Some(E::UnknownMemberId)]);
     let fetched =
         h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0), TopicPartition::new("t", 1)])).unwrap();
     assert_eq!(fetched[0].offset(), Some(Offset(42)));
@@ -603,26 +627,26 @@ fn offset_commit_and_fetch() {
     // Mid-rebalance commits of the current generation are accepted
     // (eager consumers commit in onPartitionsRevoked) ...
     h.join(join_req("g", &ids[0]));
-    assert_eq!(h.c.commit_offsets(h.now, &commit("g", generation, &ids[1], 43)), vec![None]);
+    assert_eq!(h.commit_offsets(&commit("g", generation, &ids[1], 43)), vec![None]);
     // ... but not between JoinGroup and SyncGroup.
     let t = h.join(join_req("g", &ids[1]));
     let g2 = h.join_reply(t).generation_id;
-    assert_eq!(h.c.commit_offsets(h.now, &commit("g", g2, &ids[1], 44)), vec![Some(E::RebalanceInProgress)]);
+    assert_eq!(h.commit_offsets(&commit("g", g2, &ids[1], 44)), vec![Some(E::RebalanceInProgress)]);
     // Unknown group with a generation.
-    assert_eq!(h.c.commit_offsets(h.now, &commit("x", 1, "m", 1)), vec![Some(E::IllegalGeneration)]);
+    assert_eq!(h.commit_offsets(&commit("x", 1, "m", 1)), vec![Some(E::IllegalGeneration)]);
     let mut v9 = commit("x", 1, "m", 1);
     v9.api_version = 9;
-    assert_eq!(h.c.commit_offsets(h.now, &v9), vec![Some(E::GroupIdNotFound)]);
+    assert_eq!(h.commit_offsets(&v9), vec![Some(E::GroupIdNotFound)]);
     // Too much metadata.
     let mut big = commit("simple", -1, "", 1);
     big.partitions[0].metadata = Some("x".repeat(5000));
-    assert_eq!(h.c.commit_offsets(h.now, &big), vec![Some(E::OffsetMetadataTooLarge)]);
+    assert_eq!(h.commit_offsets(&big), vec![Some(E::OffsetMetadataTooLarge)]);
 }
 
 #[test]
 fn manual_assignment_commits_create_an_empty_group() {
     let mut h = Harness::new(0);
-    assert_eq!(h.c.commit_offsets(h.now, &commit("manual", -1, "", 7)), vec![None]);
+    assert_eq!(h.commit_offsets(&commit("manual", -1, "", 7)), vec![None]);
     assert_eq!(h.state("manual"), GroupState::Empty);
     let fetched = h.c.fetch_offsets(h.now, "manual", Some(&[TopicPartition::new("t", 0)])).unwrap();
     assert_eq!(fetched[0].offset(), Some(Offset(7)));
@@ -664,7 +688,7 @@ fn offset_delete() {
         leader_epoch: None,
         metadata: None,
     });
-    assert_eq!(h.c.commit_offsets(h.now, &c), vec![None, None]);
+    assert_eq!(h.commit_offsets(&c), vec![None, None]);
     let errors =
         h.c.delete_offsets(h.now, "g", &[TopicPartition::new("t", 0), TopicPartition::new("other", 0)]).unwrap();
     assert_eq!(errors, vec![Some(E::GroupSubscribedToTopic), None]);
@@ -681,7 +705,7 @@ fn offset_delete() {
 fn describe_list_delete_groups() {
     let mut h = Harness::new(0);
     let (ids, _) = stable_group(&mut h, "g", 2);
-    h.c.commit_offsets(h.now, &commit("empty", -1, "", 1));
+    h.commit_offsets(&commit("empty", -1, "", 1));
     let d = h.c.describe_group(h.now, "g").unwrap();
     assert_eq!(d.state, "Stable");
     assert_eq!(d.protocol_type, "consumer");
@@ -710,12 +734,12 @@ fn describe_list_delete_groups() {
 fn a_deleted_topic_takes_its_offsets_from_every_group() {
     let mut h = Harness::new(0);
     let (ids, generation) = stable_group(&mut h, "live", 1);
-    assert_eq!(h.c.commit_offsets(h.now, &commit("live", generation, &ids[0], 5)), vec![None]);
-    assert_eq!(h.c.commit_offsets(h.now, &commit("manual", -1, "", 7)), vec![None]);
+    assert_eq!(h.commit_offsets(&commit("live", generation, &ids[0], 5)), vec![None]);
+    assert_eq!(h.commit_offsets(&commit("manual", -1, "", 7)), vec![None]);
     let mut other = commit("manual", -1, "", 9);
     other.partitions[0].topic = "kept".into();
-    assert_eq!(h.c.commit_offsets(h.now, &other), vec![None]);
-    assert_eq!(h.c.commit_offsets(h.now, &commit("only-t", -1, "", 1)), vec![None]);
+    assert_eq!(h.commit_offsets(&other), vec![None]);
+    assert_eq!(h.commit_offsets(&commit("only-t", -1, "", 1)), vec![None]);
     h.c.take_offset_changes();
     assert_eq!(h.c.remove_topic_offsets(h.now, "t"), 3);
     let tombstones = h.c.take_offset_changes();
@@ -737,8 +761,9 @@ fn a_deleted_topic_takes_its_offsets_from_every_group() {
 #[test]
 fn offsets_of_empty_groups_expire() {
     let mut h = Harness::new(0);
-    h.c.commit_offsets(0, &commit("old", -1, "", 1));
-    h.c.commit_offsets(5000, &commit("new", -1, "", 1));
+    h.commit_offsets(&commit("old", -1, "", 1));
+    h.now = 5000;
+    h.commit_offsets(&commit("new", -1, "", 1));
     let removed = h.c.expire_offsets(10_000, 8000);
     assert_eq!(removed, vec!["old".to_string()]);
     assert!(h.c.group("new").is_some());
@@ -754,7 +779,7 @@ fn subscription_parsing() {
 fn persisted_group_metadata_restores_a_stable_group() {
     let mut h = Harness::new(0);
     let (ids, generation) = stable_group(&mut h, "g", 2);
-    h.c.commit_offsets(h.now, &commit("g", generation, &ids[0], 9));
+    h.commit_offsets(&commit("g", generation, &ids[0], 9));
     // What the driver would persist.
     let dirty = h.c.take_dirty_groups();
     assert_eq!(dirty, vec!["g".to_string()]);
@@ -798,7 +823,7 @@ fn producer(id: i64, epoch: i16) -> ProducerIdAndEpoch {
 #[test]
 fn transactional_offsets_stay_pending_until_the_marker() {
     let mut h = Harness::new(0);
-    assert_eq!(h.c.txn_commit_offsets(h.now, producer(7, 0), &commit("g", -1, "", 10)), vec![None]);
+    assert_eq!(h.txn_commit_offsets(producer(7, 0), &commit("g", -1, "", 10)), vec![None]);
     let changes = h.c.take_txn_offset_changes();
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].producer, producer(7, 0));
@@ -812,7 +837,7 @@ fn transactional_offsets_stay_pending_until_the_marker() {
     assert_eq!(h.c.complete_txn(h.now, ProducerId(7), false, p, 50), 0);
     assert!(!h.c.has_pending_txn_offset("g", "t", 0));
     assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), None);
-    h.c.txn_commit_offsets(h.now, producer(7, 1), &commit("g", -1, "", 12));
+    h.txn_commit_offsets(producer(7, 1), &commit("g", -1, "", 12));
     assert_eq!(h.c.complete_txn(h.now, ProducerId(7), true, p, 50), 1);
     assert_eq!(
         h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(),
@@ -821,15 +846,15 @@ fn transactional_offsets_stay_pending_until_the_marker() {
     // Group checks apply as for OffsetCommit.
     let (ids, generation) = stable_group(&mut h, "live", 1);
     assert_eq!(
-        h.c.txn_commit_offsets(h.now, producer(8, 0), &commit("live", generation + 1, &ids[0], 1)),
+        h.txn_commit_offsets(producer(8, 0), &commit("live", generation + 1, &ids[0], 1)),
         vec![Some(E::IllegalGeneration)]
     );
-    assert_eq!(h.c.txn_commit_offsets(h.now, producer(8, 0), &commit("live", generation, &ids[0], 1)), vec![None]);
+    assert_eq!(h.txn_commit_offsets(producer(8, 0), &commit("live", generation, &ids[0], 1)), vec![None]);
     // Without member id and generation (TxnOffsetCommit v0-2, aiokafka's and
     // kafkajs's consume-transform-produce) Kafka accepts it though the group
     // has live members; a plain OffsetCommit without them is still refused.
-    assert_eq!(h.c.txn_commit_offsets(h.now, producer(8, 0), &commit("live", -1, "", 2)), vec![None]);
-    assert_eq!(h.c.commit_offsets(h.now, &commit("live", -1, "", 2)), vec![Some(E::UnknownMemberId)]);
+    assert_eq!(h.txn_commit_offsets(producer(8, 0), &commit("live", -1, "", 2)), vec![None]);
+    assert_eq!(h.commit_offsets(&commit("live", -1, "", 2)), vec![Some(E::UnknownMemberId)]);
 }
 
 #[test]
@@ -840,8 +865,8 @@ fn a_marker_settles_only_the_offsets_stored_on_its_partition() {
     let (a, b) = ("ga", "gb");
     let (pa, pb) = (partition_for(a, 50), partition_for(b, 50));
     assert_ne!(pa, pb);
-    h.c.txn_commit_offsets(h.now, producer(7, 0), &commit(a, -1, "", 7));
-    h.c.txn_commit_offsets(h.now, producer(7, 0), &commit(b, -1, "", 5));
+    h.txn_commit_offsets(producer(7, 0), &commit(a, -1, "", 7));
+    h.txn_commit_offsets(producer(7, 0), &commit(b, -1, "", 5));
     assert_eq!(h.c.complete_txn(h.now, ProducerId(7), true, pb, 50), 1);
     assert_eq!(h.c.fetch_offsets(h.now, b, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), Some(Offset(5)));
     assert_eq!(
@@ -859,7 +884,7 @@ fn a_marker_settles_only_the_offsets_stored_on_its_partition() {
 fn deleting_a_group_or_topic_drops_its_pending_transactional_offsets() {
     use crate::group::records::partition_for;
     let mut h = Harness::new(0);
-    h.c.txn_commit_offsets(h.now, producer(7, 0), &commit("gone", -1, "", 4));
+    h.txn_commit_offsets(producer(7, 0), &commit("gone", -1, "", 4));
     h.c.take_offset_changes();
     assert_eq!(h.c.delete_groups(h.now, &["gone".to_string()]), vec![None]);
     let tombstones = h.c.take_offset_changes();
@@ -869,10 +894,10 @@ fn deleting_a_group_or_topic_drops_its_pending_transactional_offsets() {
     assert_eq!(h.c.complete_txn(h.now, ProducerId(7), true, p, 50), 0, "nothing comes back on commit");
     assert!(h.c.fetch_offsets(h.now, "gone", None).unwrap().is_empty());
     // A topic deletion drops them too; a replayed tombstone as well.
-    h.c.txn_commit_offsets(h.now, producer(8, 0), &commit("g2", -1, "", 9));
+    h.txn_commit_offsets(producer(8, 0), &commit("g2", -1, "", 9));
     h.c.remove_topic_offsets(h.now, "t");
     assert!(!h.c.has_pending_txn_offset("g2", "t", 0));
-    h.c.txn_commit_offsets(h.now, producer(9, 0), &commit("g3", -1, "", 2));
+    h.txn_commit_offsets(producer(9, 0), &commit("g3", -1, "", 2));
     h.c.load_offset(h.now, OffsetChange { group_id: "g3".into(), topic: "t".into(), partition: 0, value: None });
     assert!(!h.c.has_pending_txn_offset("g3", "t", 0));
 }
@@ -884,8 +909,8 @@ fn a_negative_commit_generation_is_a_commit_from_outside_the_group() {
     assert_eq!(commit_generation(0), Some(0));
     let mut h = Harness::new(0);
     // An unknown group: created empty to hold the offsets, as Kafka does.
-    assert_eq!(h.c.commit_offsets(h.now, &commit("manual", -3, "", 4)), vec![None]);
+    assert_eq!(h.commit_offsets(&commit("manual", -3, "", 4)), vec![None]);
     assert_eq!(h.c.fetch_offsets(h.now, "manual", None).unwrap()[0].offset(), Some(Offset(4)));
     // A generation for a group that does not exist is refused.
-    assert_eq!(h.c.commit_offsets(h.now, &commit("nosuch", 2, "m", 4)), vec![Some(E::IllegalGeneration)]);
+    assert_eq!(h.commit_offsets(&commit("nosuch", 2, "m", 4)), vec![Some(E::IllegalGeneration)]);
 }

@@ -87,6 +87,9 @@ fn rate(groups: usize, run: Duration) -> f64 {
                 };
                 assert_eq!(c.commit_offsets(now, &req), vec![None]);
                 c.take_offset_changes();
+                for (id, _) in c.take_opened_writes() {
+                    c.write_resolved(now, id, Ok(()));
+                }
             } else {
                 let req =
                     HeartbeatRequest { group_id: group.clone(), generation_id: 1, member_id, group_instance_id: None };

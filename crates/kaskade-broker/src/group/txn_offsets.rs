@@ -13,6 +13,7 @@ use super::offsets::offset_change;
 use super::records::partition_for;
 use super::state::OffsetChange;
 use super::types::CommitRequest;
+use super::writes::WriteKind;
 
 /// An offset committed in a transaction, to be written as a
 /// transactional record of its producer.
@@ -40,17 +41,24 @@ impl GroupCoordinator {
             return vec![Some(e); req.partitions.len()];
         }
         let max_metadata = self.config.offset_metadata_max_bytes;
-        req.partitions
+        let mut written = Vec::new();
+        let errors = req
+            .partitions
             .iter()
             .map(|p| match offset_change(&req.group_id, p, now, max_metadata) {
                 Err(e) => Some(e),
                 Ok(change) => {
                     self.txn_offset_changes.push(TxnOffsetChange { producer, change: change.clone() });
-                    self.pending_txn_offsets.entry(producer.id).or_default().push(change);
+                    written.push(change);
                     None
                 }
             })
-            .collect()
+            .collect();
+        // Pending in the transaction once replicated (`writes`).
+        if !written.is_empty() {
+            self.writes.open(&req.group_id, WriteKind::TxnOffsets { producer: producer.id, changes: written });
+        }
+        errors
     }
 
     /// Transactional offset records to persist.
@@ -76,7 +84,10 @@ impl GroupCoordinator {
         partition: i32,
         partitions: i32,
     ) -> usize {
-        let Some(pending) = self.pending_txn_offsets.remove(&producer_id) else { return 0 };
+        // Its records not yet known replicated precede the marker in the
+        // log: the marker settles them too.
+        let in_flight = self.settle_txn_writes(producer_id, partition, partitions);
+        let pending = self.pending_txn_offsets.remove(&producer_id).unwrap_or_default();
         let (mine, others): (Vec<OffsetChange>, Vec<OffsetChange>) =
             pending.into_iter().partition(|c| partition_for(&c.group_id, partitions) == partition);
         if !others.is_empty() {
@@ -85,8 +96,8 @@ impl GroupCoordinator {
         if !commit {
             return 0;
         }
-        let n = mine.len();
-        for change in mine {
+        let n = mine.len() + in_flight.len();
+        for change in mine.into_iter().chain(in_flight) {
             self.load_offset(now, change);
         }
         n
@@ -108,6 +119,7 @@ impl GroupCoordinator {
             });
         }
         self.pending_txn_offsets.retain(|_, changes| !changes.is_empty());
+        dropped.extend(self.drop_pending_writes(&matches));
         self.offset_changes.extend(dropped);
     }
 
@@ -127,5 +139,6 @@ impl GroupCoordinator {
             .values()
             .flatten()
             .any(|c| c.group_id == group_id && c.topic == topic && c.partition == partition)
+            || self.has_pending_txn_write(group_id, topic, partition)
     }
 }

@@ -36,6 +36,8 @@ impl GroupCoordinator {
             changes.retain(|c| !on_partition(&c.group_id));
         }
         self.pending_txn_offsets.retain(|_, changes| !changes.is_empty());
+        // The new leader's log decides what they wrote.
+        self.drop_writes_of_partition(partition, partitions);
         debug_assert!(self.groups.keys().all(|id| !on_partition(id)), "no group of an unloaded partition stays");
         ids
     }

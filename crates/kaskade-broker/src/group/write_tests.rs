@@ -1,0 +1,295 @@
+//! The engine's writes, one event at a time (`writes`): what an OffsetCommit,
+//! a TxnOffsetCommit and a leader's SyncGroup show before their append
+//! resolves, after it resolved Ok and after it failed.
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError as E;
+use kaskade_types::{Offset, ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
+
+use super::records::partition_for;
+use super::*;
+
+const PARTITIONS: i32 = 50;
+
+fn engine() -> GroupCoordinator {
+    GroupCoordinator::new(GroupConfig { initial_rebalance_delay_ms: 0, ..GroupConfig::default() }, 1)
+}
+
+fn commit(group: &str, generation: Option<i32>, member: &str, offset: i64) -> CommitRequest {
+    CommitRequest {
+        group_id: group.into(),
+        generation_id: generation,
+        member_id: member.into(),
+        group_instance_id: None,
+        partitions: vec![CommitPartition {
+            topic: "t".into(),
+            partition: 0,
+            offset: Offset(offset),
+            leader_epoch: None,
+            metadata: None,
+        }],
+        api_version: 8,
+    }
+}
+
+/// The committed offset of `t-0`, as OffsetFetch answers it.
+fn fetched(c: &mut GroupCoordinator, group: &str) -> Option<i64> {
+    c.fetch_offsets(0, group, Some(&[TopicPartition::new("t", 0)])).expect("fetched")[0].offset().map(|o| o.get())
+}
+
+/// Commits `offset` from outside any group; the write it opened.
+fn commit_write(c: &mut GroupCoordinator, group: &str, offset: i64) -> WriteId {
+    assert_eq!(c.commit_offsets(0, &commit(group, None, "", offset)), vec![None]);
+    let opened = c.take_opened_writes();
+    assert_eq!(opened.len(), 1, "one write per commit");
+    assert_eq!(opened[0].1, group);
+    opened[0].0
+}
+
+#[test]
+fn a_commit_is_visible_only_once_its_write_resolved_ok() {
+    let mut c = engine();
+    let w = commit_write(&mut c, "g", 5);
+    assert_eq!(c.take_offset_changes().len(), 1, "the record is written at once");
+    assert_eq!(fetched(&mut c, "g"), None, "pending: not visible");
+    assert_eq!(c.pending_writes_of("g"), vec![w]);
+    c.write_resolved(0, w, Ok(()));
+    assert_eq!(fetched(&mut c, "g"), Some(5));
+    assert!(c.pending_writes_of("g").is_empty());
+    // A second resolution of the same write changes nothing.
+    c.write_resolved(0, w, Err(E::NotCoordinator));
+    assert_eq!(fetched(&mut c, "g"), Some(5));
+}
+
+#[test]
+fn a_failed_commit_is_dropped_and_the_previous_offset_stays() {
+    let mut c = engine();
+    let w = commit_write(&mut c, "g", 5);
+    c.write_resolved(0, w, Ok(()));
+    let lost = commit_write(&mut c, "g", 9);
+    c.write_resolved(0, lost, Err(E::CoordinatorNotAvailable));
+    assert_eq!(fetched(&mut c, "g"), Some(5), "the lost commit never shows");
+    // A commit that only created its group takes the group with it.
+    let w = commit_write(&mut c, "fresh", 1);
+    assert!(c.group("fresh").is_some(), "created to hold the offset");
+    c.write_resolved(0, w, Err(E::NotCoordinator));
+    assert!(c.group("fresh").is_none(), "nothing of a failed commit stays");
+    assert!(c.list_groups(0, &[]).iter().all(|g| g.group_id != "fresh"));
+}
+
+#[test]
+fn the_later_commit_wins_whatever_order_the_writes_resolve_in() {
+    let mut c = engine();
+    let (w1, w2) = (commit_write(&mut c, "g", 1), commit_write(&mut c, "g", 2));
+    c.write_resolved(0, w2, Ok(()));
+    assert_eq!(fetched(&mut c, "g"), Some(2));
+    c.write_resolved(0, w1, Ok(()));
+    assert_eq!(fetched(&mut c, "g"), Some(2), "the older write resolving late does not go back");
+    // In order, and the later one fails: the earlier one stays.
+    let (w3, w4) = (commit_write(&mut c, "g", 3), commit_write(&mut c, "g", 4));
+    c.write_resolved(0, w3, Ok(()));
+    c.write_resolved(0, w4, Err(E::CoordinatorNotAvailable));
+    assert_eq!(fetched(&mut c, "g"), Some(3));
+}
+
+#[test]
+fn deleting_offsets_or_the_group_drops_a_commit_in_flight_for_good() {
+    let mut c = engine();
+    let w = commit_write(&mut c, "g", 5);
+    c.take_offset_changes();
+    assert_eq!(c.delete_offsets(0, "g", &[TopicPartition::new("t", 0)]), Ok(vec![None]));
+    let tombstones = c.take_offset_changes();
+    assert!(tombstones.iter().any(|t| t.topic == "t" && t.value.is_none()), "a replay drops it too: {tombstones:?}");
+    c.write_resolved(0, w, Ok(()));
+    assert_eq!(fetched(&mut c, "g"), None, "the deleted offset does not come back");
+
+    let w = commit_write(&mut c, "h", 5);
+    c.take_offset_changes();
+    assert_eq!(c.delete_groups(0, &["h".to_string()]), vec![None]);
+    assert!(c.take_offset_changes().iter().any(|t| t.group_id == "h" && t.value.is_none()));
+    c.write_resolved(0, w, Ok(()));
+    assert!(c.group("h").is_none(), "the deleted group does not come back");
+}
+
+#[test]
+fn an_unloaded_partition_forgets_its_writes() {
+    let mut c = engine();
+    let w = commit_write(&mut c, "g", 5);
+    c.unload_partition(partition_for("g", PARTITIONS), PARTITIONS);
+    assert!(c.pending_writes_of("g").is_empty());
+    c.write_resolved(0, w, Ok(()));
+    assert!(c.group("g").is_none(), "the new leader's log decides, not this late answer");
+}
+
+#[test]
+fn offsets_with_a_write_in_flight_do_not_expire() {
+    let mut c = engine();
+    let w = commit_write(&mut c, "g", 5);
+    c.write_resolved(0, w, Ok(()));
+    let _in_flight = commit_write(&mut c, "g", 6);
+    assert!(c.expire_offsets(1_000, 0).is_empty(), "the group waits for its write");
+    assert_eq!(fetched(&mut c, "g"), Some(5));
+}
+
+fn producer(id: i64) -> ProducerIdAndEpoch {
+    ProducerIdAndEpoch::new(ProducerId(id), ProducerEpoch(0))
+}
+
+#[test]
+fn a_transactional_commit_is_pending_from_its_write_and_dropped_if_it_fails() {
+    let mut c = engine();
+    assert_eq!(c.txn_commit_offsets(0, producer(7), &commit("g", None, "", 5)), vec![None]);
+    let w = c.take_opened_writes()[0].0;
+    // In flight: unstable for require_stable (Kafka reads its latest state).
+    assert!(c.has_pending_txn_offset("g", "t", 0));
+    c.write_resolved(0, w, Err(E::NotCoordinator));
+    assert!(!c.has_pending_txn_offset("g", "t", 0), "a failed write leaves nothing pending");
+    let p = partition_for("g", PARTITIONS);
+    assert_eq!(c.complete_txn(0, ProducerId(7), true, p, PARTITIONS), 0, "the marker finds nothing to commit");
+    assert_eq!(fetched(&mut c, "g"), None);
+
+    // Resolved Ok: pending until the marker.
+    c.txn_commit_offsets(0, producer(8), &commit("g", None, "", 6));
+    let w = c.take_opened_writes()[0].0;
+    c.write_resolved(0, w, Ok(()));
+    assert!(c.has_pending_txn_offset("g", "t", 0));
+    assert_eq!(fetched(&mut c, "g"), None);
+    assert_eq!(c.complete_txn(0, ProducerId(8), true, p, PARTITIONS), 1);
+    assert_eq!(fetched(&mut c, "g"), Some(6));
+}
+
+#[test]
+fn a_marker_settles_the_transactions_writes_still_in_flight() {
+    let mut c = engine();
+    let p = partition_for("g", PARTITIONS);
+    c.txn_commit_offsets(0, producer(7), &commit("g", None, "", 5));
+    let w = c.take_opened_writes()[0].0;
+    // The marker is durable after the records: they are committed too.
+    assert_eq!(c.complete_txn(0, ProducerId(7), true, p, PARTITIONS), 1);
+    assert_eq!(fetched(&mut c, "g"), Some(5));
+    c.write_resolved(0, w, Ok(()));
+    assert!(!c.has_pending_txn_offset("g", "t", 0), "not pending again after the marker");
+    // An abort drops them.
+    c.txn_commit_offsets(0, producer(9), &commit("g", None, "", 9));
+    let w = c.take_opened_writes()[0].0;
+    assert_eq!(c.complete_txn(0, ProducerId(9), false, p, PARTITIONS), 0);
+    c.write_resolved(0, w, Ok(()));
+    assert!(!c.has_pending_txn_offset("g", "t", 0));
+    assert_eq!(fetched(&mut c, "g"), Some(5));
+}
+
+fn join(c: &mut GroupCoordinator, token: Token, member: &str) {
+    c.join(
+        0,
+        token,
+        JoinRequest {
+            group_id: "g".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            member_id: member.into(),
+            protocol_type: "consumer".into(),
+            protocols: vec![Protocol { name: "range".into(), metadata: Bytes::from_static(b"m") }],
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            ..JoinRequest::default()
+        },
+    );
+}
+
+/// Two members joined generation 1 and both sent SyncGroup (the leader's
+/// with assignments): (leader, follower, generation, the assignment write).
+fn syncing_group(c: &mut GroupCoordinator) -> (String, String, i32, WriteId) {
+    join(c, 1, "");
+    c.tick(0);
+    let leader = match &c.take_completions()[..] {
+        [Completion { reply: Reply::Join(r), .. }] => r.member_id.clone(),
+        other => panic!("{other:?}"),
+    };
+    // The second member makes the group rebalance; both join again.
+    join(c, 2, "");
+    join(c, 3, &leader);
+    let joined = c.take_completions();
+    let Some(Reply::Join(r)) = joined.iter().find(|x| x.token == 2).map(|x| x.reply.clone()) else {
+        panic!("{joined:?}")
+    };
+    let (follower, generation) = (r.member_id.clone(), r.generation_id);
+    let sync = |member: &str, assignments: Vec<(String, Bytes)>| SyncRequest {
+        group_id: "g".into(),
+        generation_id: generation,
+        member_id: member.into(),
+        assignments,
+        ..SyncRequest::default()
+    };
+    c.sync(0, 4, sync(&follower, Vec::new()));
+    let a = vec![(leader.clone(), Bytes::from_static(b"A")), (follower.clone(), Bytes::from_static(b"B"))];
+    c.sync(0, 5, sync(&leader, a));
+    assert!(c.take_completions().is_empty(), "nobody hears before the assignment is stored");
+    assert_eq!(c.group("g").map(Group::state), Some(GroupState::CompletingRebalance));
+    assert_eq!(c.take_dirty_groups(), vec!["g".to_string()], "the group record carries the assignment");
+    let opened = c.take_opened_writes();
+    assert_eq!(opened.len(), 1);
+    (leader, follower, generation, opened[0].0)
+}
+
+fn sync_answers(c: &mut GroupCoordinator) -> Vec<(Token, Option<E>, Bytes)> {
+    let mut answers: Vec<_> = c
+        .take_completions()
+        .into_iter()
+        .filter_map(|x| match x.reply {
+            Reply::Sync(r) => Some((x.token, r.error, r.assignment)),
+            Reply::Join(_) => None,
+        })
+        .collect();
+    answers.sort_by_key(|a| a.0);
+    answers
+}
+
+#[test]
+fn sync_group_answers_once_the_assignment_is_stored() {
+    let mut c = engine();
+    let (_, _, _, w) = syncing_group(&mut c);
+    c.write_resolved(0, w, Ok(()));
+    assert_eq!(c.group("g").map(Group::state), Some(GroupState::Stable));
+    let ok = |t, a: &'static [u8]| (t, None, Bytes::from_static(a));
+    assert_eq!(sync_answers(&mut c), vec![ok(4, b"B"), ok(5, b"A")]);
+}
+
+#[test]
+fn a_failed_assignment_store_answers_every_waiting_member_and_rebalances() {
+    for error in [E::NotCoordinator, E::CoordinatorNotAvailable] {
+        let mut c = engine();
+        let (leader, follower, generation, w) = syncing_group(&mut c);
+        c.write_resolved(0, w, Err(error));
+        let failed = |t| (t, Some(error), Bytes::new());
+        assert_eq!(sync_answers(&mut c), vec![failed(4), failed(5)], "both members hear the error");
+        let group = c.group("g").expect("the group stays");
+        assert_eq!(group.state(), GroupState::PreparingRebalance, "the members rejoin");
+        assert!(group.members().all(|m| m.assignment.is_empty()), "no assignment survives");
+        // They rejoin into the next generation.
+        join(&mut c, 6, &leader);
+        join(&mut c, 7, &follower);
+        let next: Vec<i32> = c
+            .take_completions()
+            .into_iter()
+            .filter_map(|x| match x.reply {
+                Reply::Join(r) if r.error.is_none() => Some(r.generation_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(next, vec![generation + 1, generation + 1]);
+    }
+}
+
+#[test]
+fn a_late_assignment_store_of_an_older_generation_is_ignored() {
+    let mut c = engine();
+    let (_, _, _, w) = syncing_group(&mut c);
+    // A new member joins before the store resolves: the parked SyncGroups
+    // answer REBALANCE_IN_PROGRESS and the group moves on.
+    join(&mut c, 6, "");
+    let answers = sync_answers(&mut c);
+    assert!(answers.iter().all(|a| a.1 == Some(E::RebalanceInProgress)), "{answers:?}");
+    c.write_resolved(0, w, Ok(()));
+    assert_eq!(c.group("g").map(Group::state), Some(GroupState::PreparingRebalance));
+    assert!(sync_answers(&mut c).is_empty());
+}
