@@ -144,7 +144,7 @@ record() { # record SUITE RC "P F S" NOTE
         f=1; note="${note:-ran no test}"
     fi
     [ "$rc" -eq 124 ] && note="timed out after ${SUITE_TIMEOUT}s${note:+; $note}"
-    echo "suite $suite: pass=$p fail=$f skip=$s${note:+ ($note)}"
+    echo "suite $suite: pass=$p fail=$f skip=$s in $(( $(date +%s) - suite_start )) s${note:+ ($note)}"
     total_p=$((total_p + p)) total_f=$((total_f + f)) total_s=$((total_s + s))
 }
 
@@ -230,9 +230,11 @@ if ! wait_for_broker; then
     exit 1
 fi
 
+run_start=$(date +%s)
 for suite in "${SUITES[@]}"; do
     echo
     echo "=== $suite ==="
+    suite_start=$(date +%s)
     case "$suite" in
         confluent) run_pytest confluent test_confluent.py test_confluent_txn.py test_confluent_admin_parity.py ;;
         kafka-python) run_pytest kafka-python test_kafka_python.py test_kafka_python_txn.py ;;
@@ -253,6 +255,7 @@ if [ -n "${KASKADE_COMPAT_RESULTS:-}" ]; then
 fi
 
 echo
+echo "compat: all suites in $(( $(date +%s) - run_start )) s"
 line="$total_p passed, $total_f failed"
 [ "$total_s" -gt 0 ] && line="$line, $total_s skipped"
 echo "$line"
