@@ -7,6 +7,8 @@
 # confluent-kafka-go, franz-go and sarama), which installs its own clients
 # from their registries (PyPI, npm, Debian, Maven Central, the Go proxy).
 # The same suites run against Apache Kafka with tests/compat/compare.sh.
+# Then the same compatibility suite against a 3-node Kaskade cluster, the
+# clients bootstrapping from node 1 only (KASKADE_COMPAT_BROKERS=3).
 # Then Kafka's tools against a 3-node Kaskade cluster (tests/compat/cluster,
 # replication factor 3, kill -9 of the active controller).
 # Then the web console's browser tests (tests/console: headless Chromium
@@ -55,7 +57,11 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 log="$data/broker.log"
 ./target/debug/kaskade serve --data-dir "$data/data" --listeners "PLAINTEXT://127.0.0.1:$port" --override http.listener= >"$log" 2>&1 &
 broker=$!
-cleanup() { kill -9 "$broker" 2>/dev/null || true; rm -rf "$data"; }
+cleanup() {
+    kill -9 "$broker" 2>/dev/null || true
+    [ ! -f "$data/compat-cluster/kind" ] || bash scripts/cluster.sh stop "$data/compat-cluster" || true
+    rm -rf "$data"
+}
 trap cleanup EXIT
 
 step "compatibility suite: running against 127.0.0.1:$port"
@@ -74,6 +80,22 @@ fi
 if grep -qE 'panicked|ERROR' "$log"; then
     echo "the broker logged errors during the compatibility suite:" >&2
     grep -E 'panicked|ERROR' "$log" >&2
+    exit 1
+fi
+
+step "compatibility suite: every client against a 3-node cluster, bootstrapping from node 1"
+# Combined nodes (broker + controller) from scripts/cluster.sh; the tests that
+# describe the cluster expect KASKADE_COMPAT_BROKERS brokers and voters.
+bash scripts/cluster.sh start 3 "$data/compat-cluster" >/dev/null
+set +e
+KASKADE_COMPAT_BROKERS=3 bash tests/compat/run.sh "127.0.0.1:$(cat "$data/compat-cluster/node-1.port")" \
+    | tee "$data/compat-cluster.out"
+ccompat=${PIPESTATUS[0]}
+set -e
+bash scripts/cluster.sh stop "$data/compat-cluster"
+if grep -qE 'panicked' "$data"/compat-cluster/node-*.log; then
+    echo "a cluster node panicked during the compatibility suite:" >&2
+    grep -E 'panicked' "$data"/compat-cluster/node-*.log >&2
     exit 1
 fi
 
@@ -100,9 +122,14 @@ console_failed=$(grep -oE '^ℹ fail [0-9]+' "$data/console.out" | grep -oE '[0-
 summary=$(tail -1 "$data/compat.out")
 cp=$(echo "$summary" | grep -oE '^[0-9]+' || echo 0)
 cf=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 1)
-echo "rust: $rust_passed passed; compat: $summary; cluster: $cluster_passed passed, $cluster_failed failed;" \
-    "console: $console_passed passed, $console_failed failed"
-echo "$((rust_passed + cp + cluster_passed + console_passed)) passed, $((cf + cluster_failed + console_failed)) failed"
+csummary=$(tail -1 "$data/compat-cluster.out")
+ccp=$(echo "$csummary" | grep -oE '^[0-9]+' || echo 0)
+ccf=$(echo "$csummary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 1)
+echo "rust: $rust_passed passed; compat: $summary; compat on 3 nodes: $csummary;" \
+    "cluster: $cluster_passed passed, $cluster_failed failed; console: $console_passed passed, $console_failed failed"
+echo "$((rust_passed + cp + ccp + cluster_passed + console_passed)) passed," \
+    "$((cf + ccf + cluster_failed + console_failed)) failed"
 [ "$compat" = 0 ] || exit "$compat"
+[ "$ccompat" = 0 ] || exit "$ccompat"
 [ "$cluster" = 0 ] || exit "$cluster"
 exit "$console"

@@ -2,12 +2,17 @@
 # Runs the real-client compatibility suites against a running broker.
 #
 #   tests/compat/run.sh BOOTSTRAP [SUITE...]
-#   tests/compat/run.sh --against kaskade|kafka [SUITE...]
+#   tests/compat/run.sh --against kaskade|kafka [--nodes N] [SUITE...]
 #
-# BOOTSTRAP  host:port of a running broker (Kaskade or Apache Kafka), e.g. 127.0.0.1:19092
+# BOOTSTRAP  host:port of a running broker (Kaskade or Apache Kafka), e.g. 127.0.0.1:19092;
+#            for a cluster, the address of one node, with KASKADE_COMPAT_BROKERS set
 # --against  start a fresh broker for the run and stop it afterwards: Kaskade
 #            ($KASKADE_BIN, default target/debug/kaskade) or Apache Kafka
 #            (scripts/kafka-ref.sh, a single KRaft node)
+# --nodes N  with --against: a cluster of N combined nodes instead
+#            (scripts/cluster.sh [--kafka] start N), the clients bootstrapping
+#            from node 1 only; sets KASKADE_COMPAT_BROKERS=N. The cluster's
+#            logs are kept (path printed) when a test failed.
 # SUITE      any of: confluent kafka-python aiokafka kafkajs kcat java tools streams-connect go
 #            (default: all)
 #
@@ -23,6 +28,9 @@
 #   KASKADE_COMPAT_WAIT           how long to wait for BOOTSTRAP to accept TCP (30)
 #   KASKADE_COMPAT_RESULTS        a directory that keeps every suite's reports
 #                                 (JUnit XML, TAP), for tests/compat/compare.sh
+#   KASKADE_COMPAT_BROKERS        how many brokers the cluster under test has, each
+#                                 also a metadata-quorum voter (1; --nodes sets it):
+#                                 the tests that describe the cluster expect it
 set -u
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,16 +38,23 @@ VENV="$HERE/.venv"
 
 ALL_SUITES=(confluent kafka-python aiokafka kafkajs kcat java tools streams-connect go)
 usage() {
-    echo "usage: $0 BOOTSTRAP|--against kaskade|kafka [${ALL_SUITES[*]} ...]" >&2
+    echo "usage: $0 BOOTSTRAP|--against kaskade|kafka [--nodes N] [${ALL_SUITES[*]} ...]" >&2
     exit 2
 }
 [ $# -ge 1 ] && [ -n "$1" ] || usage
 
 RESULTS="$(mktemp -d)"
 BROKER_DIR=""
+FAILED=1
 stop_broker() {
     [ -n "$BROKER_DIR" ] || return 0
-    if [ -f "$BROKER_DIR/kaskade.pid" ]; then
+    if [ -f "$BROKER_DIR/kind" ]; then
+        bash "$HERE/../../scripts/cluster.sh" stop "$BROKER_DIR"
+        if [ "$FAILED" -ne 0 ]; then
+            echo "compat: the cluster's logs are kept in $BROKER_DIR" >&2
+            return 0
+        fi
+    elif [ -f "$BROKER_DIR/kaskade.pid" ]; then
         kill -TERM "$(cat "$BROKER_DIR/kaskade.pid")" 2>/dev/null || true
         wait "$(cat "$BROKER_DIR/kaskade.pid")" 2>/dev/null || true
     elif [ -f "$BROKER_DIR/kafka.pid" ]; then
@@ -52,8 +67,22 @@ trap 'stop_broker; rm -rf "$RESULTS"' EXIT
 if [ "$1" = --against ]; then
     [ $# -ge 2 ] || usage
     AGAINST="$2"; shift 2
+    NODES=1
+    if [ "${1:-}" = --nodes ]; then
+        NODES="${2:-}"; shift 2 || usage
+        [[ "$NODES" =~ ^[1-9][0-9]*$ ]] || usage
+    fi
     BROKER_DIR="$(mktemp -d)"
+    if [ "$NODES" -gt 1 ]; then
+        case "$AGAINST" in kaskade) flag=() ;; kafka) flag=(--kafka) ;; *) usage ;; esac
+        bash "$HERE/../../scripts/cluster.sh" "${flag[@]}" start "$NODES" "$BROKER_DIR" >/dev/null \
+            || { echo "compat: the $AGAINST cluster did not start (logs in $BROKER_DIR)" >&2; BROKER_DIR=""; exit 1; }
+        BOOTSTRAP="127.0.0.1:$(cat "$BROKER_DIR/node-1.port")"
+        AGAINST=cluster
+    fi
+    export KASKADE_COMPAT_BROKERS="$NODES"
     case "$AGAINST" in
+        cluster) ;;
         kaskade)
             bin="${KASKADE_BIN:-$HERE/../../target/debug/kaskade}"
             [ -x "$bin" ] || { echo "compat: no Kaskade binary at $bin (cargo build, or set KASKADE_BIN)" >&2; exit 2; }
@@ -115,7 +144,7 @@ record() { # record SUITE RC "P F S" NOTE
         f=1; note="${note:-ran no test}"
     fi
     [ "$rc" -eq 124 ] && note="timed out after ${SUITE_TIMEOUT}s${note:+; $note}"
-    echo "suite $suite: pass=$p fail=$f skip=$s${note:+ ($note)}"
+    echo "suite $suite: pass=$p fail=$f skip=$s in $(( $(date +%s) - suite_start )) s${note:+ ($note)}"
     total_p=$((total_p + p)) total_f=$((total_f + f)) total_s=$((total_s + s))
 }
 
@@ -194,16 +223,18 @@ run_dir_suite() { # run_dir_suite SUITE DIR
     fi
 }
 
-echo "compat: broker $BOOTSTRAP, suites: ${SUITES[*]}"
+echo "compat: broker $BOOTSTRAP (of ${KASKADE_COMPAT_BROKERS:-1}), suites: ${SUITES[*]}"
 if ! wait_for_broker; then
     echo "compat: nothing accepts TCP connections at $BOOTSTRAP (waited ${KASKADE_COMPAT_WAIT:-30}s)"
     echo "0 passed, 1 failed"
     exit 1
 fi
 
+run_start=$(date +%s)
 for suite in "${SUITES[@]}"; do
     echo
     echo "=== $suite ==="
+    suite_start=$(date +%s)
     case "$suite" in
         confluent) run_pytest confluent test_confluent.py test_confluent_txn.py test_confluent_admin_parity.py ;;
         kafka-python) run_pytest kafka-python test_kafka_python.py test_kafka_python_txn.py ;;
@@ -224,7 +255,9 @@ if [ -n "${KASKADE_COMPAT_RESULTS:-}" ]; then
 fi
 
 echo
+echo "compat: all suites in $(( $(date +%s) - run_start )) s"
 line="$total_p passed, $total_f failed"
 [ "$total_s" -gt 0 ] && line="$line, $total_s skipped"
 echo "$line"
+FAILED="$total_f"
 [ "$total_f" -eq 0 ]

@@ -3,7 +3,8 @@
 // Every test talks to the broker at $KASKADE_BOOTSTRAP (default
 // localhost:9092) and makes its own uniquely named topics and groups
 // (compat-go-<what>-<random>), so the suite can run repeatedly against one
-// broker. Nothing here knows which broker it is talking to.
+// broker. Nothing here knows which broker it is talking to, nor whether it is
+// one node or a cluster: waits that matter ask every broker.
 package compat
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // bootstrap is the broker address under test.
@@ -158,12 +160,71 @@ func waitTopicReady(t *testing.T, adm *kadm.Client, topic string, want int) {
 				}
 			}
 			if ready {
+				waitMetadataEverywhere(t, topic, want)
 				return
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("topic %s not ready within %v: %s", topic, opTimeout(), last)
+}
+
+// waitMetadataEverywhere polls every broker of the cluster (as the bootstrap
+// broker lists them) until each answers Metadata for topic with (at least one,
+// or exactly want) partitions, each with a leader. In a cluster the brokers
+// learn of CreateTopics and CreatePartitions at slightly different moments,
+// and a client's next Metadata request may go to any of them; on a single
+// node this is the same check once more.
+func waitMetadataEverywhere(t *testing.T, topic string, want int) {
+	t.Helper()
+	cl := newFranz(t)
+	deadline := time.Now().Add(opTimeout())
+	last := "not asked yet"
+	for time.Now().Before(deadline) {
+		if last = metadataEverywhere(t, cl, topic, want); last == "" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("topic %s not in every broker's metadata within %v: %s", topic, opTimeout(), last)
+}
+
+// metadataEverywhere is "" when every broker shows the topic ready, else
+// what is missing.
+func metadataEverywhere(t *testing.T, cl *kgo.Client, topic string, want int) string {
+	brokers, err := kadm.NewClient(cl).BrokerMetadata(opCtx(t))
+	if err != nil {
+		return "listing brokers: " + err.Error()
+	}
+	if len(brokers.Brokers) == 0 {
+		return "no broker listed"
+	}
+	for _, b := range brokers.Brokers {
+		req := kmsg.NewPtrMetadataRequest()
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(opCtx(t), cl.Broker(int(b.NodeID)))
+		switch {
+		case err != nil:
+			return fmt.Sprintf("broker %d: %v", b.NodeID, err)
+		case len(resp.Topics) != 1:
+			return fmt.Sprintf("broker %d: %d topics", b.NodeID, len(resp.Topics))
+		case resp.Topics[0].ErrorCode != 0:
+			return fmt.Sprintf("broker %d: %v", b.NodeID, kerr.ErrorForCode(resp.Topics[0].ErrorCode))
+		}
+		parts := resp.Topics[0].Partitions
+		if len(parts) == 0 || (want > 0 && len(parts) != want) {
+			return fmt.Sprintf("broker %d: %d partitions", b.NodeID, len(parts))
+		}
+		for _, p := range parts {
+			if p.ErrorCode != 0 || p.Leader < 0 {
+				return fmt.Sprintf("broker %d: partition %d leader %d err %v",
+					b.NodeID, p.Partition, p.Leader, kerr.ErrorForCode(p.ErrorCode))
+			}
+		}
+	}
+	return ""
 }
 
 // endOffsets returns the high watermark of each partition of topic.

@@ -188,6 +188,7 @@ func waitSaramaTopic(t *testing.T, adm sarama.ClusterAdmin, topic string, parts 
 				}
 			}
 			if ok {
+				waitMetadataEverywhere(t, topic, parts)
 				return
 			}
 		}

@@ -276,7 +276,7 @@ def test_configs_topic_describe_all(console_topic):
 
 
 def test_configs_broker(console_topic):
-    # The node id: the leader of a partition (single-node cluster).
+    # A broker's node id: the leader of a partition (on a cluster, any broker does).
     _, _, parts = describe_topic(console_topic)
     node = str(parts[0][0])
     key = "log.cleaner.threads"  # the example of Kafka's docs for a per-broker dynamic update

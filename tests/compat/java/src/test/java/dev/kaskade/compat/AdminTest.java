@@ -384,13 +384,14 @@ class AdminTest {
             assertNotNull(clusterId);
             assertFalse(clusterId.isEmpty());
             Collection<Node> nodes = Compat.get(cluster.nodes());
-            assertEquals(1, nodes.size(), "one broker: " + nodes);
-            Node node = nodes.iterator().next();
+            assertEquals(Compat.BROKERS, nodes.size(), "every broker of the cluster: " + nodes);
+            Set<Integer> ids = nodes.stream().map(Node::id).collect(Collectors.toSet());
+            assertEquals(Compat.BROKERS, ids.size(), "distinct node ids: " + nodes);
             Node controller = Compat.get(cluster.controller());
             assertNotNull(controller);
-            assertTrue(controller.id() >= 0, "controller " + controller);
-            String[] hp = Compat.bootstrap().split(":");
-            assertEquals(Integer.parseInt(hp[hp.length - 1]), node.port(), "advertised port is the bootstrap port");
+            assertTrue(ids.contains(controller.id()), "controller " + controller + " is one of " + nodes);
+            long advertisingBootstrap = nodes.stream().filter(n -> n.port() == Compat.bootstrapPort()).count();
+            assertEquals(1, advertisingBootstrap, "one node advertises the bootstrap port " + Compat.bootstrapPort() + ": " + nodes);
 
             Compat.createTopic(admin, topic, 2);
             try (var p = Compat.producer(Map.of())) {
@@ -398,21 +399,38 @@ class AdminTest {
             }
             TopicPartition tp0 = new TopicPartition(topic, 0);
             TopicPartition tp1 = new TopicPartition(topic, 1);
-            Compat.waitUntil("describeLogDirs shows the partition with its size", () -> {
+            // Replication factor 1: each partition lives on its leader only, and
+            // DescribeLogDirs (sent to every broker) shows it there and nowhere else.
+            var parts = Compat.get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic).partitions();
+            int leader0 = parts.get(0).leader().id();
+            int leader1 = parts.get(1).leader().id();
+            Compat.waitUntil("describeLogDirs shows each partition on its leader only, with its size", () -> {
                 try {
-                    Map<Integer, Map<String, LogDirDescription>> dirs = Compat.get(admin.describeLogDirs(List.of(node.id())).allDescriptions());
-                    Map<String, LogDirDescription> mine = dirs.get(node.id());
-                    if (mine == null || mine.isEmpty()) {
+                    Map<Integer, Map<String, LogDirDescription>> dirs = Compat.get(admin.describeLogDirs(ids).allDescriptions());
+                    if (!dirs.keySet().equals(ids)) {
                         return false;
                     }
-                    for (LogDirDescription d : mine.values()) {
-                        ReplicaInfo r0 = d.replicaInfos().get(tp0);
-                        ReplicaInfo r1 = d.replicaInfos().get(tp1);
-                        if (d.error() == null && r0 != null && r1 != null && r0.size() > 1000 && r1.size() == 0 && !r0.isFuture()) {
-                            return true;
+                    Map<TopicPartition, Integer> holders = new java.util.HashMap<>();
+                    boolean sized0 = false;
+                    boolean sized1 = false;
+                    for (var byNode : dirs.entrySet()) {
+                        for (LogDirDescription d : byNode.getValue().values()) {
+                            if (d.error() != null) {
+                                return false;
+                            }
+                            ReplicaInfo r0 = d.replicaInfos().get(tp0);
+                            ReplicaInfo r1 = d.replicaInfos().get(tp1);
+                            if (r0 != null) {
+                                holders.merge(tp0, 1, Integer::sum);
+                                sized0 |= byNode.getKey() == leader0 && r0.size() > 1000 && !r0.isFuture();
+                            }
+                            if (r1 != null) {
+                                holders.merge(tp1, 1, Integer::sum);
+                                sized1 |= byNode.getKey() == leader1 && r1.size() == 0 && !r1.isFuture();
+                            }
                         }
                     }
-                    return false;
+                    return sized0 && sized1 && holders.equals(Map.of(tp0, 1, tp1, 1));
                 } catch (Exception e) {
                     return false;
                 }
@@ -583,11 +601,14 @@ class AdminTest {
     @Timeout(60)
     void describeMetadataQuorum() throws Exception {
         try (Admin admin = Compat.admin()) {
-            int node = nodeId(admin);
+            Set<Integer> brokers = Compat.get(admin.describeCluster().nodes()).stream().map(Node::id).collect(Collectors.toSet());
+            assertEquals(Compat.BROKERS, brokers.size(), "every broker of the cluster: " + brokers);
             var q = Compat.get(admin.describeMetadataQuorum().quorumInfo());
-            assertEquals(node, q.leaderId(), "the single node leads the metadata quorum");
-            assertEquals(1, q.voters().size());
-            assertEquals(node, q.voters().get(0).replicaId());
+            Set<Integer> voters = q.voters().stream().map(v -> v.replicaId()).collect(Collectors.toSet());
+            assertEquals(q.voters().size(), voters.size(), "distinct voters: " + q.voters());
+            // Combined nodes: every broker is also a voter (one node: it alone).
+            assertEquals(brokers, voters, "the voters are the cluster's nodes");
+            assertTrue(voters.contains(q.leaderId()), "a voter leads the metadata quorum: " + q.leaderId() + " of " + voters);
         }
     }
 
@@ -611,11 +632,18 @@ class AdminTest {
         TopicPartition tp = new TopicPartition(topic, 0);
         try (Admin admin = Compat.admin()) {
             Compat.createTopic(admin, topic, 1);
-            int node = nodeId(admin);
+            // The broker that holds the partition now (in a cluster, any of them).
+            List<Node> replicas = Compat.get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic)
+                    .partitions().get(0).replicas();
+            assertEquals(1, replicas.size(), "replication factor 1: " + replicas);
+            int node = replicas.get(0).id();
             Compat.get(admin.alterPartitionReassignments(Map.of(tp,
                     Optional.of(new org.apache.kafka.clients.admin.NewPartitionReassignment(List.of(node))))).all());
             var ongoing = Compat.get(admin.listPartitionReassignments(Set.of(tp)).reassignments());
             assertTrue(ongoing.isEmpty(), "nothing left to move: " + ongoing);
+            List<Node> after = Compat.get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic)
+                    .partitions().get(0).replicas();
+            assertEquals(List.of(node), after.stream().map(Node::id).collect(Collectors.toList()), "the replica stays");
             admin.deleteTopics(List.of(topic));
         }
     }

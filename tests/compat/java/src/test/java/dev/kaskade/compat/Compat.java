@@ -40,6 +40,19 @@ final class Compat {
         return b;
     }
 
+    /**
+     * How many brokers the cluster under test has, each of them also a voter of
+     * the metadata quorum (combined nodes, as scripts/cluster.sh starts them):
+     * KASKADE_COMPAT_BROKERS, which the runner sets; 1 (a single node) by default.
+     */
+    static final int BROKERS = Integer.parseInt(System.getenv().getOrDefault("KASKADE_COMPAT_BROKERS", "1"));
+
+    /** The port of the first bootstrap address (the node the clients start from). */
+    static int bootstrapPort() {
+        String first = bootstrap().split(",")[0].trim();
+        return Integer.parseInt(first.substring(first.lastIndexOf(':') + 1));
+    }
+
     /** Seconds any one thing may take (delivery, metadata, reading). */
     static final int TIMEOUT_S = Integer.parseInt(System.getenv().getOrDefault("KASKADE_COMPAT_TIMEOUT", "30"));
     static final Duration TIMEOUT = Duration.ofSeconds(TIMEOUT_S);
