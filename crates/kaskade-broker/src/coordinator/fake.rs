@@ -32,6 +32,9 @@ pub struct FakePartitions {
     /// Appends from now on are written but their handles fail with it (the
     /// ISR never held them).
     pub failing_appends: Mutex<Option<CoordinatorError>>,
+    /// Appends to these partitions are refused (not written: NOT_ENOUGH_REPLICAS
+    /// before the append, a partition led elsewhere).
+    pub refused_appends: Mutex<Vec<i32>>,
     /// While true, appends are written and their handles wait for
     /// [`FakePartitions::release_appends`] (the ISR has not caught up).
     pub holding_appends: Mutex<bool>,
@@ -51,6 +54,7 @@ impl FakePartitions {
             failed_reads: AtomicUsize::new(0),
             epoch: AtomicI32::new(0),
             failing_appends: Mutex::new(None),
+            refused_appends: Mutex::new(Vec::new()),
             holding_appends: Mutex::new(false),
             held_appends: Mutex::new(Vec::new()),
         }
@@ -127,6 +131,9 @@ impl InternalPartitions for FakePartitions {
         producer: Option<ProducerIdAndEpoch>,
         timestamp: i64,
     ) -> Result<Appended, CoordinatorError> {
+        if self.refused_appends.lock().contains(&partition) {
+            return Err(CoordinatorError::Unavailable(format!("partition {partition} refused the append")));
+        }
         let mut all = self.records.lock();
         let log = all.entry(partition).or_default();
         for (key, value) in records {

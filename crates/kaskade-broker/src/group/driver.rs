@@ -12,6 +12,12 @@
 //! never shows a client a loading coordinator. Time comes from the injected
 //! [`Clock`]; the task depends on [`InternalPartitions`], never on the
 //! broker.
+//!
+//! Each step's records are appended at once; a task of its own awaits the
+//! appends and reports them back as a `Resolution`, which settles the
+//! writes the step opened in the engine (`writes`: commits become visible,
+//! SyncGroup answers) before the waiting OffsetCommit is answered, so a
+//! client that heard success reads its commit back.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};

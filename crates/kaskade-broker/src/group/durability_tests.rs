@@ -35,8 +35,12 @@ fn setup() -> (Arc<FakePartitions>, Arc<ManualClock>, Arc<GroupService>) {
 
 /// OffsetCommit of `t-0` from outside any group: the answer for it.
 async fn commit(s: &GroupService, offset: i64) -> Option<ResponseError> {
+    commit_of(s, "g", offset).await
+}
+
+async fn commit_of(s: &GroupService, group: &str, offset: i64) -> Option<ResponseError> {
     let req = CommitRequest {
-        group_id: "g".into(),
+        group_id: group.into(),
         generation_id: None,
         member_id: String::new(),
         group_instance_id: None,
@@ -92,6 +96,24 @@ async fn a_commit_the_isr_never_held_is_never_fetched_and_a_later_one_is() {
     *fake.failing_appends.lock() = None;
     assert_eq!(commit(&s, 11).await, None);
     assert_eq!(fetch(&s).await, Some(11));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_append_fails_its_commit_and_no_other_partitions() {
+    let (fake, _, s) = setup();
+    assert_eq!(commit(&s, 5).await, None);
+    let p = super::records::partition_for("g", 4);
+    let other = (0..100).map(|i| format!("other-{i}")).find(|g| super::records::partition_for(g, 4) != p);
+    let other = other.expect("a group on another partition");
+    fake.refused_appends.lock().push(p);
+    let before = fake.len(p);
+    assert_eq!(commit(&s, 6).await, Some(ResponseError::CoordinatorNotAvailable));
+    assert_eq!(fake.len(p), before, "nothing written");
+    assert_eq!(fetch(&s).await, Some(5));
+    assert_eq!(commit_of(&s, &other, 1).await, None, "the other partitions write on");
+    fake.refused_appends.lock().clear();
+    assert_eq!(commit(&s, 7).await, None);
+    assert_eq!(fetch(&s).await, Some(7));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

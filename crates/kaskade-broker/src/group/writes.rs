@@ -123,6 +123,14 @@ impl GroupCoordinator {
         match (kind, result) {
             (WriteKind::Offsets(changes), Ok(())) => {
                 self.supersede(id, &changes);
+                debug_assert!(
+                    self.writes.pending.range(..id).all(|(_, w)| match &w.kind {
+                        WriteKind::Offsets(older) =>
+                            !older.iter().any(|o| changes.iter().any(|c| same_partition(o, c))),
+                        _ => true,
+                    }),
+                    "no older pending commit of these partitions can still apply"
+                );
                 for change in changes {
                     self.load_offset(now, change);
                 }
