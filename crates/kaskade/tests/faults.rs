@@ -198,6 +198,32 @@ fn wipe(dir: &std::path::Path) {
     }
 }
 
+/// Keeps the internal topics' logs of every node (small, and on a tmpfs
+/// that is unmounted at the end) with the nodes' logs when the test fails,
+/// so a coordinator's state can be read afterwards.
+struct KeepInternalLogs(std::path::PathBuf);
+
+impl Drop for KeepInternalLogs {
+    fn drop(&mut self) {
+        let Ok(dir) = std::env::var("KASKADE_TEST_FAILED_LOGS") else { return };
+        if !std::thread::panicking() {
+            return;
+        }
+        for id in 1..=3 {
+            let to = std::path::Path::new(&dir).join(format!("{}-node-{id}-internal", std::process::id()));
+            let _ = std::fs::create_dir_all(&to);
+            let from = self.0.join(format!("node-{id}"));
+            for entry in std::fs::read_dir(&from).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("__") {
+                    let _ = std::process::Command::new("cp").arg("-a").arg(entry.path()).arg(&to).status();
+                }
+            }
+            eprintln!("--- node {id}'s internal topics kept in {}", to.display());
+        }
+    }
+}
+
 /// Keeps the transformer's trail with the nodes' logs when the test fails.
 struct KeepOnPanic(std::sync::Arc<process::trail::Trail>);
 
@@ -251,6 +277,8 @@ fn workloads_under_faults_keep_every_property() {
         Some(net) => start_cluster_on(root.path(), 3, &env(), &net.hosts()),
         None => start_cluster_with(root.path(), 3, &env()),
     };
+    // Dropped before the nodes and the tmpfs mounts.
+    let _keep_internal = KeepInternalLogs(root.path().to_path_buf());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     for w in [A, B] {
         let topic = NewTopic::new(w.topic, w.partitions, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
