@@ -17,8 +17,8 @@
 //! kill -9 of a partition leader (restarted after 4 s), kill -9 of the
 //! active controller, SIGSTOP of a leader past its session then SIGCONT,
 //! a two-way network cut of a leader (healed after 6 s), kill -9 and a
-//! wiped data directory, a full disk under a leader (each node's data
-//! directory is a tmpfs of its own, when this machine allows mounts: the
+//! wiped data directory, a full disk under a leader (long mode; each node's
+//! data directory is a tmpfs of its own, when this machine allows mounts: the
 //! tmpfs is shrunk to what it holds and filled; the node's log directory
 //! fails or its Raft log append stops it, its leaderships move; after 4 s
 //! the filler goes, the tmpfs grows back and the node is restarted and
@@ -35,11 +35,13 @@
 //! transaction whole or not at all, and B holds A's records up to the
 //! committed offsets exactly once, in order.
 //!
-//! The transformer's steps and librdkafka's `eos,protocol` debug lines go
-//! to `transformer.log` (`process::trail`), kept with the nodes' logs by
+//! The transformer's steps and librdkafka's debug lines (`eos`, or the
+//! contexts in `KASKADE_TXN_DEBUG`) go to `transformer.log`
+//! (`process::trail`), kept with the nodes' logs by
 //! `KASKADE_TEST_FAILED_LOGS=DIR`; a liveness failure prints its end.
 //!
-//! Short mode (CI): one fault of each kind but the network cut.
+//! Short mode (CI): 4 faults, one of each kind but the network cut and the
+//! full disk (its data dirs stay on the real disk).
 //! Long mode: `KASKADE_FAULTS=N` (or `scripts/faults.sh N`) runs N faults
 //! drawn from every kind and prints the figures.
 
@@ -196,6 +198,32 @@ fn wipe(dir: &std::path::Path) {
     }
 }
 
+/// Keeps the internal topics' logs of every node (small, and on a tmpfs
+/// that is unmounted at the end) with the nodes' logs when the test fails,
+/// so a coordinator's state can be read afterwards.
+struct KeepInternalLogs(std::path::PathBuf);
+
+impl Drop for KeepInternalLogs {
+    fn drop(&mut self) {
+        let Ok(dir) = std::env::var("KASKADE_TEST_FAILED_LOGS") else { return };
+        if !std::thread::panicking() {
+            return;
+        }
+        for id in 1..=3 {
+            let to = std::path::Path::new(&dir).join(format!("{}-node-{id}-internal", std::process::id()));
+            let _ = std::fs::create_dir_all(&to);
+            let from = self.0.join(format!("node-{id}"));
+            for entry in std::fs::read_dir(&from).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("__") {
+                    let _ = std::process::Command::new("cp").arg("-a").arg(entry.path()).arg(&to).status();
+                }
+            }
+            eprintln!("--- node {id}'s internal topics kept in {}", to.display());
+        }
+    }
+}
+
 /// Keeps the transformer's trail with the nodes' logs when the test fails.
 struct KeepOnPanic(std::sync::Arc<process::trail::Trail>);
 
@@ -226,14 +254,14 @@ fn workloads_under_faults_keep_every_property() {
         }
     };
     let root = TestDir::new();
-    // Each node's data directory on a tmpfs of its own, so that one can be
-    // filled (a node without one gets no full-disk fault).
-    // KASKADE_FAULT_KEEP keeps the data dirs: not on a tmpfs then (it is
-    // unmounted at the end), so no full disks.
-    let keep = std::env::var_os("KASKADE_FAULT_KEEP").is_some();
+    // In the long mode each node's data directory is a tmpfs of its own, so
+    // that one can be filled. Not in the short mode: CI keeps the real
+    // disk's fsync path (and its time budget); nor with KASKADE_FAULT_KEEP,
+    // which keeps the data dirs (a tmpfs is unmounted at the end).
+    let tmpfs = n.is_some() && std::env::var_os("KASKADE_FAULT_KEEP").is_none();
     let disks: Vec<Option<Tmpfs>> = (1..=3)
         .map(|id| {
-            if keep {
+            if !tmpfs {
                 return None;
             }
             Tmpfs::mount(&root.path().join(format!("node-{id}")), DISK)
@@ -249,6 +277,8 @@ fn workloads_under_faults_keep_every_property() {
         Some(net) => start_cluster_on(root.path(), 3, &env(), &net.hosts()),
         None => start_cluster_with(root.path(), 3, &env()),
     };
+    // Dropped before the nodes and the tmpfs mounts.
+    let _keep_internal = KeepInternalLogs(root.path().to_path_buf());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     for w in [A, B] {
         let topic = NewTopic::new(w.topic, w.partitions, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");

@@ -1,8 +1,8 @@
 //! The transactional workload's trail (issue 14): every step the
 //! consume-transform-produce loop takes (begin, send_offsets, commit, each
 //! error with librdkafka's kind: fatal, abortable, retriable) and
-//! librdkafka's own `eos,protocol` debug lines, timestamped in UTC so they
-//! line up with the nodes' logs. Written to a file next to the nodes' logs
+//! librdkafka's own debug lines (`eos`; more with `KASKADE_TXN_DEBUG`),
+//! timestamped in UTC so they line up with the nodes' logs. Written to a file next to the nodes' logs
 //! (kept with them by `KASKADE_TEST_FAILED_LOGS`); the last steps and the
 //! step in progress are kept in memory for a liveness failure's message.
 //!
@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -28,7 +28,7 @@ const RECENT: usize = 60;
 
 pub struct Trail {
     path: PathBuf,
-    file: Mutex<Option<File>>,
+    file: Mutex<Option<BufWriter<File>>>,
     recent: Mutex<VecDeque<String>>,
     /// The call in progress, if any: (what, since).
     current: Mutex<Option<(String, Instant)>>,
@@ -47,7 +47,7 @@ impl Trail {
     pub fn new(path: &Path) -> Arc<Trail> {
         Arc::new(Trail {
             path: path.to_path_buf(),
-            file: Mutex::new(File::create(path).ok()),
+            file: Mutex::new(File::create(path).ok().map(BufWriter::new)),
             recent: Mutex::new(VecDeque::new()),
             current: Mutex::new(None),
         })

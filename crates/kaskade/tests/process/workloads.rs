@@ -302,7 +302,10 @@ fn transform(
         .set("transaction.timeout.ms", "20000")
         .set("message.timeout.ms", "20000")
         .set("request.timeout.ms", "10000")
-        .set("debug", "eos,protocol,broker")
+        // librdkafka's debug contexts for the trail: `eos` by default (cheap);
+        // KASKADE_TXN_DEBUG=eos,protocol,broker when chasing a stall (the
+        // broker context shows connections and decommissioned brokers).
+        .set("debug", std::env::var("KASKADE_TXN_DEBUG").unwrap_or_else(|_| "eos".into()))
         .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
     let p = match TxnProducer::from_config_and_context(&cfg, TrailContext(trail.clone())) {
         Ok(p) => p,
@@ -326,8 +329,12 @@ fn transform(
 
 /// The timeout the loop gives each transactional call.
 const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// `send_offsets_to_transaction`'s timeout: shorter, since a blocked call
+/// (see [`bounded`]) costs this plus [`STUCK_AFTER`] before the loop starts
+/// over.
+const SEND_OFFSETS_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long past its timeout a call may block before [`bounded`] gives up.
-const STUCK_AFTER: Duration = Duration::from_secs(15);
+const STUCK_AFTER: Duration = Duration::from_secs(5);
 
 /// A transactional call's failure: librdkafka's error, or the call
 /// blocked past its timeout.
@@ -499,8 +506,8 @@ fn run_incarnation(
             let what = format!("txn {k}: send_offsets_to_transaction {next:?}");
             let producer = p.clone();
             let sent = call(trail, done, &what, || {
-                bounded(TXN_CALL_TIMEOUT, move || {
-                    producer.send_offsets_to_transaction(&offsets, &meta, TXN_CALL_TIMEOUT)
+                bounded(SEND_OFFSETS_TIMEOUT, move || {
+                    producer.send_offsets_to_transaction(&offsets, &meta, SEND_OFFSETS_TIMEOUT)
                 })
             });
             if sent.is_err() {
