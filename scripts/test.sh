@@ -88,7 +88,11 @@ step "compatibility suite: every client against a 3-node cluster, bootstrapping 
 # describe the cluster expect KASKADE_COMPAT_BROKERS brokers and voters.
 bash scripts/cluster.sh start 3 "$data/compat-cluster" >/dev/null
 set +e
-KASKADE_COMPAT_BROKERS=3 bash tests/compat/run.sh "127.0.0.1:$(cat "$data/compat-cluster/node-1.port")" \
+# Three nodes on CI's two cores: a suite gets 20 min before it counts as hung
+# (tools, one JVM per command, took 5 min here at load 20, and over 10 min
+# once a build ran beside it).
+KASKADE_COMPAT_BROKERS=3 KASKADE_COMPAT_SUITE_TIMEOUT="${KASKADE_COMPAT_SUITE_TIMEOUT:-1200}" \
+    bash tests/compat/run.sh "127.0.0.1:$(cat "$data/compat-cluster/node-1.port")" \
     | tee "$data/compat-cluster.out"
 ccompat=${PIPESTATUS[0]}
 set -e

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use kaskade_log::{Log, LogConfig, LogManager, TopicPartition};
+use kaskade_log::{Log, LogConfig, LogManager};
 use kaskade_meta::{Committed, Image, MetaError, MetadataLog, MetadataRecord, TopicImage, Uuid};
 use kaskade_types::NodeId;
 
@@ -281,11 +281,7 @@ impl TopicManager {
                 return Ok(out);
             }
             if let Some((name, _, _)) = &new_logs {
-                for p in placed.iter().copied() {
-                    if let Err(e) = self.logs().delete(&TopicPartition::new(*name, p)) {
-                        tracing::error!(topic = name, partition = p, error = %e, "could not remove a prepared partition");
-                    }
-                }
+                self.replicas.discard_prepared(&*self.meta, name, &placed);
             }
             committed?;
         }

@@ -88,14 +88,44 @@ impl LocalReplicas {
     /// behind it. What a broker runs for every committed change.
     pub fn catch_up(&self, meta: &dyn MetadataLog) -> Result<(), TopicError> {
         let mut applied = self.applied.lock();
+        self.catch_up_locked(&mut applied, meta)
+    }
+
+    fn catch_up_locked(&self, applied: &mut Arc<Image>, meta: &dyn MetadataLog) -> Result<(), TopicError> {
         let latest = meta.committed().image;
         if latest.end_offset() <= applied.end_offset() {
             return Ok(());
         }
-        self.apply(&applied, &latest)?;
+        self.apply(applied, &latest)?;
         *self.visible.write() = latest.clone();
         *applied = latest;
         Ok(())
+    }
+
+    /// Deletes the logs [`prepare`](Self::prepare) made for a creation that
+    /// did not commit, except those the committed image places here:
+    /// another node may have created the same topic first (two brokers
+    /// creating `__consumer_offsets` at start-up), and logs are named by
+    /// topic and index, so applying its image took over the prepared logs of
+    /// the partitions it placed on this node. Checked and deleted under the
+    /// apply lock, after catching up, so no apply takes a log over between
+    /// the check and the delete.
+    pub fn discard_prepared(&self, meta: &dyn MetadataLog, name: &str, parts: &[i32]) {
+        let mut applied = self.applied.lock();
+        if let Err(e) = self.catch_up_locked(&mut applied, meta) {
+            // The image applied so far still says which logs are taken.
+            tracing::error!(topic = name, error = %e, "applying the committed image before discarding prepared logs");
+        }
+        let topic = applied.topic(name);
+        for &p in parts {
+            if topic.is_some_and(|t| self.hosts(t, p as usize)) {
+                debug_assert!(self.partition(name, p).is_some(), "an applied image's partition here is hosted");
+                continue;
+            }
+            if let Err(e) = self.logs.delete(&TopicPartition::new(name, p)) {
+                tracing::error!(topic = name, partition = p, error = %e, "could not remove a prepared partition");
+            }
+        }
     }
 
     /// The latest image whose changes this node's replicas reflect.
@@ -285,3 +315,7 @@ pub fn effective_defaults(
     defaults.extend(crate::config::dynamic::topic_defaults(&dynamic));
     defaults
 }
+
+#[cfg(test)]
+#[path = "replicas_tests.rs"]
+mod tests;
