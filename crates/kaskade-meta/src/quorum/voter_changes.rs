@@ -30,6 +30,41 @@ fn voter_change_error(e: MetaError) -> VoterChangeError {
     }
 }
 impl QuorumMetadataLog {
+    /// Forms a dynamic quorum of `members` (node id -> its controller
+    /// listener and directory id), `controller.quorum.initial.controllers`:
+    /// every controller named there calls it with the same members on its
+    /// first start, so whichever entry lands is the same membership; a
+    /// controller that already has a quorum (a restart) ignores it.
+    pub async fn initialize_members(&self, members: &BTreeMap<NodeId, ControllerNode>) -> Result<(), MetaError> {
+        let mut nodes = BTreeMap::new();
+        for (id, node) in members {
+            nodes.insert(node_id(*id)?, node.clone());
+        }
+        if !nodes.contains_key(&self.id) {
+            return Err(MetaError::Quorum(format!("the initial controllers do not name this controller {}", self.id)));
+        }
+        match self.raft.initialize(nodes).await {
+            Ok(()) => Ok(()),
+            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(quorum_error(e)),
+        }
+    }
+
+    /// Whether this controller holds a membership that does not name it at
+    /// all (neither voter nor learner): it was removed (RemoveRaftVoter) and
+    /// will not take part until the leader adds it again.
+    pub async fn removed_from_quorum(&self) -> Result<bool, MetaError> {
+        let id = self.id;
+        self.raft
+            .with_raft_state(move |st| {
+                let membership = st.membership_state.effective().membership();
+                let ids: BTreeSet<RaftNodeId> = membership.nodes().map(|(n, _)| *n).collect();
+                !ids.is_empty() && !ids.contains(&id)
+            })
+            .await
+            .map_err(quorum_error)
+    }
+
     /// The voters as this controller's applied membership has them (node id
     /// -> address), for checking a configured `controller.quorum.voters`
     /// against what the quorum stored (`initialize` ignores its argument once
