@@ -199,7 +199,9 @@ const SAYS_REMOVED: &str = "was removed from the controller quorum";
 /// (RemoveRaftVoter) is answered once the removal committed and resigns,
 /// as Kafka's leader does: the two left elect another, which creates a
 /// topic. Restarted, the removed controller says once in its log that it
-/// waits to be added and how; AddRaftVoter brings it back.
+/// waits to be added and how; AddRaftVoter brings it back. A voter
+/// restarted on another controller port has the leader store its new
+/// address (UpdateRaftVoter).
 #[test]
 fn initial_controllers_form_a_dynamic_quorum_whose_leader_may_remove_itself() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -264,4 +266,20 @@ fn initial_controllers_form_a_dynamic_quorum_whose_leader_may_remove_itself() {
     let (_, v) = voters(&runtime, &ctrl(&nodes[index(new_leader)])).expect("DescribeQuorum");
     assert_eq!(v, dirs, "three voters again");
     assert_eq!(nodes[index(leader)].log().matches(SAYS_REMOVED).count(), 1, "said once");
+
+    // A voter restarts on another controller port: it tells the active
+    // controller (UpdateRaftVoter), which stores the new address and
+    // reaches it there (it becomes current, so it starts).
+    let moved = *left.iter().find(|id| **id != new_leader).expect("a follower of the two left");
+    let new_port = free_port();
+    nodes[index(moved)].kill9();
+    nodes[index(moved)] = spawn_with(root.path(), moved, ports[&moved].0, &BTreeMap::from([(moved, new_port)]), &env);
+    wait_ready(&nodes[index(moved)]);
+    let answer = wait_for("the moved voter's new address in the membership", || {
+        nodes
+            .iter()
+            .find_map(|n| quorum(&runtime, &ctrl(n)).filter(|q| q.code == 0 && q.ports.get(&moved) == Some(&new_port)))
+    });
+    assert_eq!(answer.voters, dirs, "the same three voters");
+    assert!(nodes[index(moved)].log().contains("UpdateRaftVoter"), "it said what it sent");
 }

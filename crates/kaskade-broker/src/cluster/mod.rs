@@ -20,6 +20,7 @@
 //! broker serves clients only once the active controller unfenced it.
 
 pub mod controller_channel;
+mod endpoint_update;
 pub mod lifecycle;
 pub mod link;
 
@@ -142,7 +143,7 @@ impl Controller {
         match members {
             QuorumMembers::Static(voters) => quorum.initialize(voters).await?,
             QuorumMembers::Dynamic(DynamicQuorum::Standalone) => {
-                let addr = own_address.ok_or_else(|| {
+                let addr = own_address.clone().ok_or_else(|| {
                     StartError::Invalid("controller.quorum.standalone needs a controller listener".into())
                 })?;
                 quorum.initialize(&BTreeMap::from([(config.node_id, addr)])).await?;
@@ -163,6 +164,18 @@ impl Controller {
                 }
             }
             QuorumMembers::Dynamic(DynamicQuorum::Join) => {}
+        }
+        // A voter of a dynamic quorum that moved tells the leader (a static
+        // quorum's addresses come from controller.quorum.voters).
+        if let (QuorumMembers::Dynamic(_), Some(address), Some(directory_id)) = (members, own_address, directory_id) {
+            let update = endpoint_update::Update {
+                cluster_id: cluster_id.to_string(),
+                listener: config.controller_listener_names.first().cloned().unwrap_or_default(),
+                address,
+                directory_id,
+                client_id: format!("{}{}", crate::inter_broker::CLIENT_ID_PREFIX, config.node_id),
+            };
+            tokio::spawn(endpoint_update::run(quorum.clone(), update));
         }
         let mut said_removed = false;
         while !quorum.wait_until_current(WAIT_REPORT).await? {

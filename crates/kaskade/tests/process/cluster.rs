@@ -287,13 +287,15 @@ pub fn active_controller(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> 
     md.controller.map(|c| c.get())
 }
 
-/// What DescribeQuorum (v2) answered: its error code, the leader, and
-/// the voters with their directory ids (the nil UUID for none).
+/// What DescribeQuorum (v2) answered: its error code, the leader, the
+/// voters with their directory ids (the nil UUID for none), and the port of
+/// each node's first listener in `nodes` (a voter's controller listener).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuorumAnswer {
     pub code: i16,
     pub leader: i32,
     pub voters: BTreeMap<i32, uuid::Uuid>,
+    pub ports: BTreeMap<i32, u16>,
 }
 
 impl QuorumAnswer {
@@ -322,7 +324,8 @@ pub fn quorum(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<Quor
         let resp = conn.send(&req, version).await.ok()?;
         let p = resp.topics.first()?.partitions.first()?;
         let voters = p.current_voters.iter().map(|v| (v.replica_id.0, v.replica_directory_id)).collect();
-        Some(QuorumAnswer { code: p.error_code, leader: p.leader_id.0, voters })
+        let ports = resp.nodes.iter().filter_map(|n| Some((n.node_id.0, n.listeners.first()?.port))).collect();
+        Some(QuorumAnswer { code: p.error_code, leader: p.leader_id.0, voters, ports })
     })
 }
 
