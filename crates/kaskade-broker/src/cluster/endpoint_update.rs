@@ -40,6 +40,12 @@ pub struct Update {
     pub client_id: String,
 }
 
+/// Whether `addr` names a host other controllers could reach (a listener
+/// bound to every address does not: its stored address stays as given).
+pub(super) fn routable(addr: &str) -> bool {
+    split(addr).is_some_and(|(host, _)| host.parse::<std::net::IpAddr>().map_or(true, |ip| !ip.is_unspecified()))
+}
+
 fn split(addr: &str) -> Option<(&str, u16)> {
     let (host, port) = addr.rsplit_once(':')?;
     let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
@@ -152,5 +158,33 @@ pub async fn run(quorum: QuorumMetadataLog, update: Update) {
             }
         }
         tokio::time::sleep(RETRY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_address_others_can_reach_is_sent() {
+        assert!(routable("127.0.0.1:9093") && routable("c1:9093") && routable("[::1]:9093"));
+        assert!(!routable("0.0.0.0:9093") && !routable("[::]:9093") && !routable("c1"));
+    }
+
+    #[test]
+    fn the_request_names_this_voter_at_its_new_address() {
+        let update = Update {
+            cluster_id: "MkU3OEVBNTcwNTJENDM2Qk".into(),
+            listener: "CONTROLLER".into(),
+            address: "[::1]:9095".into(),
+            directory_id: uuid::Uuid::from_u128(3),
+            client_id: "test".into(),
+        };
+        let req = request(&update, 3, 7).expect("a request");
+        assert_eq!((req.voter_id, req.current_leader_epoch, req.voter_directory_id), (3, 7, update.directory_id));
+        let l = &req.listeners[0];
+        assert_eq!((l.name.as_str(), l.host.as_str(), l.port), ("CONTROLLER", "::1", 9095));
+        let v = &req.k_raft_version_feature;
+        assert_eq!((v.min_supported_version, v.max_supported_version), (0, 1));
     }
 }

@@ -166,8 +166,10 @@ impl Controller {
             QuorumMembers::Dynamic(DynamicQuorum::Join) => {}
         }
         // A voter of a dynamic quorum that moved tells the leader (a static
-        // quorum's addresses come from controller.quorum.voters).
-        if let (QuorumMembers::Dynamic(_), Some(address), Some(directory_id)) = (members, own_address, directory_id) {
+        // quorum's addresses come from controller.quorum.voters). A listener
+        // on every address names no host others could reach: nothing to tell.
+        let routable = own_address.filter(|a| endpoint_update::routable(a));
+        if let (QuorumMembers::Dynamic(_), Some(address), Some(directory_id)) = (members, routable, directory_id) {
             let update = endpoint_update::Update {
                 cluster_id: cluster_id.to_string(),
                 listener: config.controller_listener_names.first().cloned().unwrap_or_default(),
