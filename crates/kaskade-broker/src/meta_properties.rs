@@ -78,6 +78,20 @@ pub enum MetaPropertiesError {
         /// The configured id.
         configured: i32,
     },
+    /// The directory's id is not the one `controller.quorum.initial.controllers`
+    /// gives this node.
+    #[error(
+        "data directory {} has directory.id {stored} (its meta.properties), but controller.quorum.initial.controllers gives this node directory id {configured}; give the directory's id there, or remove the directory to start a new node",
+        dir.display()
+    )]
+    DirectoryMismatch {
+        /// The data directory.
+        dir: PathBuf,
+        /// The id in `meta.properties`.
+        stored: String,
+        /// The configured id.
+        configured: String,
+    },
 }
 
 /// Reads the directory's `meta.properties`, checking it against the
@@ -87,6 +101,18 @@ pub fn ensure(
     node_id: NodeId,
     configured_cluster: Option<&str>,
 ) -> Result<MetaProperties, MetaPropertiesError> {
+    ensure_with_directory(dir, node_id, configured_cluster, None)
+}
+
+/// [`ensure`], with the directory id a first start writes given
+/// (`controller.quorum.initial.controllers`' entry for this node, as Kafka's
+/// format writes it) and checked against the stored one after.
+pub fn ensure_with_directory(
+    dir: &Path,
+    node_id: NodeId,
+    configured_cluster: Option<&str>,
+    directory_id: Option<uuid::Uuid>,
+) -> Result<MetaProperties, MetaPropertiesError> {
     let path = dir.join(META_PROPERTIES);
     let io = |source| MetaPropertiesError::Io { path: path.clone(), source };
     let text = match std::fs::read_to_string(&path) {
@@ -95,7 +121,7 @@ pub fn ensure(
             let props = MetaProperties {
                 node_id,
                 cluster_id: configured_cluster.map(str::to_string).unwrap_or_else(|| base64_uuid(uuid::Uuid::new_v4())),
-                directory_id: base64_uuid(uuid::Uuid::new_v4()),
+                directory_id: base64_uuid(directory_id.unwrap_or_else(uuid::Uuid::new_v4)),
             };
             write(dir, &props)?;
             return Ok(props);
@@ -119,6 +145,15 @@ pub fn ensure(
             stored: props.node_id.0,
             configured: node_id.0,
         });
+    }
+    if let Some(configured) = directory_id.map(base64_uuid) {
+        if configured != props.directory_id {
+            return Err(MetaPropertiesError::DirectoryMismatch {
+                dir: dir.to_path_buf(),
+                stored: props.directory_id,
+                configured,
+            });
+        }
     }
     if !complete {
         tracing::info!(path = %path.display(), "completing meta.properties (version=1, directory.id)");
@@ -295,6 +330,25 @@ mod tests {
         // Later starts read the same identity, with or without a configured id.
         assert_eq!(ensure(d.path(), NodeId(3), None).unwrap(), p);
         assert_eq!(ensure(d.path(), NodeId(3), Some("MkU3OEVBNTcwNTJENDM2Qk")).unwrap(), p);
+    }
+
+    #[test]
+    fn an_initial_controllers_directory_id_is_written_once_and_checked_after() {
+        let d = dir();
+        let given = uuid::Uuid::from_u128(42);
+        let p = ensure_with_directory(d.path(), NodeId(1), Some("MkU3OEVBNTcwNTJENDM2Qk"), Some(given)).unwrap();
+        assert_eq!(parse_base64_uuid(&p.directory_id), Some(given));
+        assert_eq!(ensure_with_directory(d.path(), NodeId(1), None, Some(given)).unwrap(), p);
+        assert_eq!(ensure(d.path(), NodeId(1), None).unwrap(), p, "without the list: the stored id");
+        let before = std::fs::read_to_string(d.path().join(META_PROPERTIES)).unwrap();
+        let other = uuid::Uuid::from_u128(7);
+        let err = ensure_with_directory(d.path(), NodeId(1), None, Some(other)).unwrap_err();
+        assert!(matches!(err, MetaPropertiesError::DirectoryMismatch { .. }), "{err:?}");
+        let msg = err.to_string();
+        for part in [p.directory_id.as_str(), &base64_uuid(other), "controller.quorum.initial.controllers"] {
+            assert!(msg.contains(part), "{part} in {msg}");
+        }
+        assert_eq!(std::fs::read_to_string(d.path().join(META_PROPERTIES)).unwrap(), before, "nothing written");
     }
 
     #[test]

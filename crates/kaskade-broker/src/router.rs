@@ -130,6 +130,8 @@ static CONTROLLER_ROUTES: &[Route] = &[
     // KIP-853: kafka-metadata-quorum add-controller / remove-controller.
     Route::new(ApiKey::AddRaftVoter, 0, 0, api::raft_voters::add_route::route),
     Route::new(ApiKey::RemoveRaftVoter, 0, 0, api::raft_voters::remove_route::route),
+    // KIP-853: a voter whose controller listener moved tells the leader.
+    Route::new(ApiKey::UpdateRaftVoter, 0, 0, api::update_raft_voter::route),
 ];
 
 /// The broker's route table.
@@ -241,7 +243,8 @@ mod tests {
                 ApiKey::BrokerRegistration,
                 ApiKey::BrokerHeartbeat,
                 ApiKey::AddRaftVoter,
-                ApiKey::RemoveRaftVoter
+                ApiKey::RemoveRaftVoter,
+                ApiKey::UpdateRaftVoter
             ]
         );
         assert!(router.get(ApiKey::Produce).is_none() && router.get(ApiKey::Metadata).is_none());

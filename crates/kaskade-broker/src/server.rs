@@ -106,6 +106,8 @@ impl Server {
         };
         let dir = data_dir.clone();
         let cfg = config.clone();
+        let initial_directory_id =
+            config.kraft.initial_controllers.iter().find(|c| c.id == node_id).map(|c| c.directory_id);
         // A standalone controller forms its cluster and may make up its id.
         let in_quorum =
             members.as_ref().is_some_and(|m| !matches!(m, QuorumMembers::Dynamic(DynamicQuorum::Standalone)));
@@ -122,7 +124,12 @@ impl Server {
                 ));
             }
             std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
-            let identity = meta_properties::ensure(&dir, cfg.node_id, cfg.cluster_id.as_deref())?;
+            let identity = meta_properties::ensure_with_directory(
+                &dir,
+                cfg.node_id,
+                cfg.cluster_id.as_deref(),
+                initial_directory_id,
+            )?;
             Ok((identity, lock))
         })
         .await

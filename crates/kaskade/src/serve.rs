@@ -36,8 +36,16 @@ pub struct ServeArgs {
     /// same as controller.quorum.standalone=true). Other controllers join with
     /// controller.quorum.bootstrap.servers and `kafka-metadata-quorum
     /// add-controller`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "initial_controllers")]
     standalone: bool,
+    /// Form a dynamic controller quorum (KIP-853) of these voters on the
+    /// first start, `id@host:port:directory-id,...` (Kafka's `kafka-storage
+    /// format --initial-controllers`; same as
+    /// controller.quorum.initial.controllers). Every controller named gets
+    /// the same list; each writes its entry's directory id into its
+    /// meta.properties.
+    #[arg(long, value_name = "VOTERS")]
+    initial_controllers: Option<String>,
     /// Any Kafka config key: --override num.partitions=3 (repeatable).
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -110,6 +118,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.standalone {
         overrides.push(("controller.quorum.standalone".into(), "true".into()));
+    }
+    if let Some(voters) = &args.initial_controllers {
+        overrides.push(("controller.quorum.initial.controllers".into(), voters.clone()));
     }
     let sources = ConfigSources { properties_file: args.config.clone(), env: std::env::vars().collect(), overrides };
     let config = BrokerConfig::load(&sources).map_err(|e| anyhow::anyhow!("{e}"))?;

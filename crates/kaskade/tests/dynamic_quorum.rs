@@ -14,11 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::add_raft_voter_request::Listener;
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{AddRaftVoterRequest, DescribeQuorumRequest, RemoveRaftVoterRequest, TopicName};
+use kafka_protocol::messages::{AddRaftVoterRequest, RemoveRaftVoterRequest};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use process::cluster::{create, metadata, spawn_with, wait_for, wait_ready, Node, CLUSTER_ID};
+use process::cluster::{create, metadata, quorum, spawn_with, wait_for, wait_ready, Node, CLUSTER_ID};
 use process::free_port;
 use rdkafka::admin::{NewTopic, TopicReplication};
 
@@ -98,25 +97,10 @@ fn remove_request(id: i32, dir: uuid::Uuid) -> RemoveRaftVoterRequest {
     req
 }
 
-/// DescribeQuorum v2 at the controller listener `addr`: (leader, voter id -> directory id).
+/// DescribeQuorum v2 at the controller listener `addr`, answered without
+/// error: (leader, voter id -> directory id).
 fn voters(runtime: &tokio::runtime::Runtime, addr: &str) -> Option<(i32, BTreeMap<i32, uuid::Uuid>)> {
-    let client = kaskade_client::cluster::Client::new(addr).ok()?;
-    runtime.block_on(async {
-        let conn = client.any_connection().await.ok()?;
-        let version = conn.version::<DescribeQuorumRequest>().ok()?;
-        let mut partition = PartitionData::default();
-        partition.partition_index = 0;
-        let mut topic = TopicData::default();
-        topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
-        topic.partitions.push(partition);
-        let mut req = DescribeQuorumRequest::default();
-        req.topics.push(topic);
-        let resp = conn.send(&req, version).await.ok()?;
-        let p = resp.topics.first()?.partitions.first()?;
-        (p.error_code == 0).then(|| {
-            (p.leader_id.0, p.current_voters.iter().map(|v| (v.replica_id.0, v.replica_directory_id)).collect())
-        })
-    })
+    quorum(runtime, addr).filter(|q| q.code == 0).map(|q| (q.leader, q.voters))
 }
 
 fn voter_ids(v: &BTreeMap<i32, uuid::Uuid>) -> BTreeSet<i32> {
@@ -198,4 +182,104 @@ fn controllers_join_a_standalone_quorum_fail_over_leave_and_keep_the_membership_
         voters(&runtime, &ctrl(&nodes[1])).or_else(|| voters(&runtime, &ctrl(&nodes[2])))
     });
     assert_eq!(v, BTreeMap::from([(2, dirs[&2]), (3, dirs[&3])]));
+}
+
+fn index(id: i32) -> usize {
+    usize::try_from(id - 1).expect("ids start at 1")
+}
+
+/// What a removed controller's log says when it restarts.
+const SAYS_REMOVED: &str = "was removed from the controller quorum";
+
+/// Three controllers started with the same
+/// `controller.quorum.initial.controllers` (Kaskade's `kafka-storage format
+/// --initial-controllers`) form a dynamic quorum of exactly those voters,
+/// with the directory ids given (written into each meta.properties),
+/// without any AddRaftVoter. The active controller removing itself
+/// (RemoveRaftVoter) is answered once the removal committed and resigns,
+/// as Kafka's leader does: the two left elect another, which creates a
+/// topic. Restarted, the removed controller says once in its log that it
+/// waits to be added and how; AddRaftVoter brings it back. A voter
+/// restarted on another controller port has the leader store its new
+/// address (UpdateRaftVoter).
+#[test]
+fn initial_controllers_form_a_dynamic_quorum_whose_leader_may_remove_itself() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let ports: BTreeMap<i32, (u16, u16)> = (1..=3).map(|id| (id, (free_port(), free_port()))).collect();
+    let dirs: BTreeMap<i32, uuid::Uuid> =
+        (1..=3).map(|id| (id, uuid::Uuid::from_u128(0x5eed_0000 + id as u128))).collect();
+    let initial: Vec<String> = ports
+        .iter()
+        .map(|(id, (_, c))| format!("{id}@127.0.0.1:{c}:{}", kaskade_broker::meta_properties::base64_uuid(dirs[id])))
+        .collect();
+    let bootstrap: Vec<String> = ports.values().map(|(_, c)| format!("127.0.0.1:{c}")).collect();
+    let env = vec![
+        ("KAFKA_CONTROLLER_QUORUM_VOTERS".to_string(), String::new()),
+        ("KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS".to_string(), bootstrap.join(",")),
+        ("KAFKA_CONTROLLER_QUORUM_INITIAL_CONTROLLERS".to_string(), initial.join(",")),
+    ];
+    let spawn = |id: i32| {
+        let (client, controller) = ports[&id];
+        spawn_with(root.path(), id, client, &BTreeMap::from([(id, controller)]), &env)
+    };
+    let mut nodes: Vec<Node> = (1..=3).map(spawn).collect();
+    for n in &nodes {
+        wait_ready(n);
+    }
+    for (id, dir) in &dirs {
+        assert_eq!(directory_id(root.path(), *id), *dir, "node {id}'s meta.properties holds its entry's directory id");
+    }
+    let (leader, v) = wait_for("the initial quorum", || voters(&runtime, &ctrl(&nodes[0])));
+    assert_eq!(v, dirs, "the three initial voters with their directory ids");
+    // Dynamic, not static: adding a voter again is DUPLICATE_VOTER (a static
+    // quorum answers UNSUPPORTED_VERSION).
+    let active = &nodes[index(leader)];
+    let twice = add_request(2, dirs[&2], ports[&2].1, Duration::from_secs(10));
+    assert_eq!(send(&runtime, &ctrl(active), twice).expect("an answer").0, ResponseError::DuplicateVoter.code());
+
+    // The active controller removes itself.
+    let (code, message) = send(&runtime, &ctrl(active), remove_request(leader, dirs[&leader])).expect("an answer");
+    assert_eq!(code, 0, "{message}");
+    let left: BTreeSet<i32> = dirs.keys().copied().filter(|id| *id != leader).collect();
+    let asked = &nodes[index(*left.first().expect("two left"))];
+    let (new_leader, _) = wait_for("another active controller of the two left", || {
+        voters(&runtime, &ctrl(asked)).filter(|(l, v)| left.contains(l) && voter_ids(v) == left)
+    });
+    let client = format!("127.0.0.1:{}", ports[&new_leader].0);
+    wait_for("a topic created by the new active controller", || {
+        create(&runtime, &client, NewTopic::new("after-resigning", 2, TopicReplication::Fixed(2))).ok()
+    });
+
+    // Restarted, the removed controller says what it waits for.
+    nodes[index(leader)].kill9();
+    nodes[index(leader)] = spawn(leader);
+    wait_for("the removed controller says it waits to be added", || {
+        nodes[index(leader)].log().contains(SAYS_REMOVED).then_some(())
+    });
+    let again = add_request(leader, dirs[&leader], ports[&leader].1, Duration::from_secs(10));
+    let (code, message) = wait_for("the removed controller added again", || {
+        send(&runtime, &ctrl(&nodes[index(new_leader)]), again.clone()).filter(|(code, _)| *code == 0)
+    });
+    assert_eq!(code, 0, "{message}");
+    wait_ready(&nodes[index(leader)]);
+    let (_, v) = voters(&runtime, &ctrl(&nodes[index(new_leader)])).expect("DescribeQuorum");
+    assert_eq!(v, dirs, "three voters again");
+    assert_eq!(nodes[index(leader)].log().matches(SAYS_REMOVED).count(), 1, "said once");
+
+    // A voter restarts on another controller port: it tells the active
+    // controller (UpdateRaftVoter), which stores the new address and
+    // reaches it there (it becomes current, so it starts).
+    let moved = *left.iter().find(|id| **id != new_leader).expect("a follower of the two left");
+    let new_port = free_port();
+    nodes[index(moved)].kill9();
+    nodes[index(moved)] = spawn_with(root.path(), moved, ports[&moved].0, &BTreeMap::from([(moved, new_port)]), &env);
+    wait_ready(&nodes[index(moved)]);
+    let answer = wait_for("the moved voter's new address in the membership", || {
+        nodes
+            .iter()
+            .find_map(|n| quorum(&runtime, &ctrl(n)).filter(|q| q.code == 0 && q.ports.get(&moved) == Some(&new_port)))
+    });
+    assert_eq!(answer.voters, dirs, "the same three voters");
+    assert!(nodes[index(moved)].log().contains("UpdateRaftVoter"), "it said what it sent");
 }

@@ -218,6 +218,7 @@ mod tests {
             ApiKey::DescribeCluster as i16,
             ApiKey::AddRaftVoter as i16,
             ApiKey::RemoveRaftVoter as i16,
+            ApiKey::UpdateRaftVoter as i16,
         ];
         for key in want {
             assert!(keys.contains(&key), "{key} in {keys:?}");

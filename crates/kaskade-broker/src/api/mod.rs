@@ -53,6 +53,7 @@ pub mod raft_voters;
 pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod update_raft_voter;
 pub mod write_txn_markers;
 
 tokio::task_local! {

@@ -38,10 +38,10 @@ const MIN_ADD_TIMEOUT: Duration = Duration::from_millis(100);
 const MAX_ADD_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A refusal: Kafka's code and message.
-type Refusal = (ResponseError, String);
+pub(super) type Refusal = (ResponseError, String);
 
 /// Kafka's code for a quorum's refusal.
-fn refusal(e: VoterChangeError) -> Refusal {
+pub(super) fn refusal(e: VoterChangeError) -> Refusal {
     let code = match &e {
         VoterChangeError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
         VoterChangeError::Unsupported(_) => ResponseError::UnsupportedVersion,
@@ -56,7 +56,7 @@ fn refusal(e: VoterChangeError) -> Refusal {
 
 /// INCONSISTENT_CLUSTER_ID when the request names another cluster (an
 /// absent or empty id is accepted, as Kafka accepts it).
-fn check_cluster(broker: &Broker, cluster_id: Option<&StrBytes>) -> Result<(), Refusal> {
+pub(super) fn check_cluster(broker: &Broker, cluster_id: Option<&StrBytes>) -> Result<(), Refusal> {
     match cluster_id.map(|c| c.as_str()).filter(|c| !c.is_empty()) {
         Some(theirs) if theirs != broker.cluster_id() => Err((
             ResponseError::InconsistentClusterId,
@@ -67,11 +67,11 @@ fn check_cluster(broker: &Broker, cluster_id: Option<&StrBytes>) -> Result<(), R
 }
 
 /// The directory id Kafka sends, `None` for the zero UUID (no id).
-fn directory_id(id: uuid::Uuid) -> Option<uuid::Uuid> {
+pub(super) fn directory_id(id: uuid::Uuid) -> Option<uuid::Uuid> {
     (!id.is_nil()).then_some(id)
 }
 
-fn no_quorum() -> Refusal {
+pub(super) fn no_quorum() -> Refusal {
     (ResponseError::NotLeaderOrFollower, "this node runs no controller quorum".into())
 }
 
@@ -84,18 +84,28 @@ fn new_voter(broker: &Broker, req: &AddRaftVoterRequest) -> Result<(VoterKey, St
     let Some(dir) = directory_id(req.voter_directory_id) else {
         return Err((ResponseError::InvalidRequest, "Add voter request didn't include a valid directory id".into()));
     };
+    let listeners = req.listeners.iter().map(|l| (l.name.as_str(), l.host.as_str(), l.port));
+    let addr = controller_endpoint(broker, "Add", listeners)?;
+    Ok((VoterKey { id: NodeId(req.voter_id), directory_id: Some(dir) }, addr))
+}
+
+/// The `host:port` of a voter's endpoint on this controller listener (the
+/// one the leader's replication uses), from a request's listeners (name,
+/// host, port); INVALID_REQUEST naming the `verb`'s request without it.
+pub(super) fn controller_endpoint<'a>(
+    broker: &Broker,
+    verb: &str,
+    mut listeners: impl Iterator<Item = (&'a str, &'a str, u16)>,
+) -> Result<String, Refusal> {
     let listener = broker.config.controller_listener_names.first().cloned().unwrap_or_default();
-    let endpoint = req.listeners.iter().find(|l| l.name.as_str() == listener);
-    let Some(endpoint) = endpoint.filter(|e| !e.host.is_empty() && e.port != 0) else {
+    let endpoint = listeners.find(|(name, host, port)| *name == listener && !host.is_empty() && *port != 0);
+    let Some((_, host, port)) = endpoint else {
         return Err((
             ResponseError::InvalidRequest,
-            format!("Add voter request didn't include the endpoint for the default listener {listener}"),
+            format!("{verb} voter request didn't include the endpoint for the default listener {listener}"),
         ));
     };
-    let host = endpoint.host.as_str();
-    let addr =
-        if host.contains(':') { format!("[{host}]:{}", endpoint.port) } else { format!("{host}:{}", endpoint.port) };
-    Ok((VoterKey { id: NodeId(req.voter_id), directory_id: Some(dir) }, addr))
+    Ok(if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") })
 }
 
 async fn add(broker: &Broker, req: &AddRaftVoterRequest) -> Result<(), Refusal> {

@@ -20,6 +20,7 @@
 //! broker serves clients only once the active controller unfenced it.
 
 pub mod controller_channel;
+mod endpoint_update;
 pub mod lifecycle;
 pub mod link;
 
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kaskade_meta::quorum::ControllerNode;
 use kaskade_meta::{BrokerEndpoint, MetadataLog, ObserverConfig, ObserverMetadataLog, QuorumConfig, QuorumMetadataLog};
 use kaskade_types::NodeId;
 use tokio::task::JoinHandle;
@@ -141,19 +143,65 @@ impl Controller {
         match members {
             QuorumMembers::Static(voters) => quorum.initialize(voters).await?,
             QuorumMembers::Dynamic(DynamicQuorum::Standalone) => {
-                let addr = own_address.ok_or_else(|| {
+                let addr = own_address.clone().ok_or_else(|| {
                     StartError::Invalid("controller.quorum.standalone needs a controller listener".into())
                 })?;
                 quorum.initialize(&BTreeMap::from([(config.node_id, addr)])).await?;
             }
+            QuorumMembers::Dynamic(DynamicQuorum::InitialControllers) => {
+                let initial = &config.kraft.initial_controllers;
+                // A controller the list does not name joins as with Join.
+                if initial.iter().any(|c| c.id == config.node_id) {
+                    let members = initial
+                        .iter()
+                        .map(|c| {
+                            let node =
+                                ControllerNode { addr: c.address.to_string(), directory_id: Some(c.directory_id) };
+                            (c.id, node)
+                        })
+                        .collect();
+                    quorum.initialize_members(&members).await?;
+                }
+            }
             QuorumMembers::Dynamic(DynamicQuorum::Join) => {}
         }
+        // A voter of a dynamic quorum that moved tells the leader (a static
+        // quorum's addresses come from controller.quorum.voters). A listener
+        // on every address names no host others could reach: nothing to tell.
+        let routable = own_address.filter(|a| endpoint_update::routable(a));
+        if let (QuorumMembers::Dynamic(_), Some(address), Some(directory_id)) = (members, routable, directory_id) {
+            let update = endpoint_update::Update {
+                cluster_id: cluster_id.to_string(),
+                listener: config.controller_listener_names.first().cloned().unwrap_or_default(),
+                address,
+                directory_id,
+                client_id: format!("{}{}", crate::inter_broker::CLIENT_ID_PREFIX, config.node_id),
+            };
+            tokio::spawn(endpoint_update::run(quorum.clone(), update));
+        }
+        let mut said_removed = false;
         while !quorum.wait_until_current(WAIT_REPORT).await? {
+            if quorum.removed_from_quorum().await? {
+                // Once: it stays so until an operator acts.
+                if !said_removed {
+                    said_removed = true;
+                    tracing::warn!(
+                        node = quorum.node_id().get(),
+                        directory_id = ?directory_id,
+                        "this controller was removed from the controller quorum (RemoveRaftVoter) and takes no part \
+                         until it is added again: run `kafka-metadata-quorum --bootstrap-controller <a voter's \
+                         controller listener> --command-config <this node's properties> add-controller` on this \
+                         node's host, or stop this node for good"
+                    );
+                }
+                continue;
+            }
             match members {
-                QuorumMembers::Dynamic(DynamicQuorum::Join) => tracing::info!(
+                QuorumMembers::Dynamic(DynamicQuorum::Join | DynamicQuorum::InitialControllers) => tracing::info!(
                     node = quorum.node_id().get(),
                     directory_id = ?directory_id,
-                    "waiting to be added to the controller quorum (kafka-metadata-quorum add-controller)"
+                    "waiting to be added to the controller quorum (kafka-metadata-quorum add-controller), or for \
+                     the initial controllers to elect a leader"
                 ),
                 _ => {
                     tracing::info!(node = quorum.node_id().get(), "waiting for the controller quorum to elect a leader")

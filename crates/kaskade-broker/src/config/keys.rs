@@ -124,6 +124,7 @@ pub(super) static KEYS: &[KeyDef] = &[
     KeyDef { name: "process.roles", kind: Kind::List, default: None, doc: "The roles of this node: broker, controller, or broker,controller (unset: Kaskade runs a combined single node)." },
     KeyDef { name: "controller.quorum.voters", kind: Kind::List, default: Some(""), doc: "The static controller quorum: id@host:port of every voter." },
     KeyDef { name: "controller.quorum.bootstrap.servers", kind: Kind::List, default: Some(""), doc: "host:port of controllers to discover a dynamic quorum from (KIP-853)." },
+    KeyDef { name: "controller.quorum.initial.controllers", kind: Kind::List, default: Some(""), doc: "Kaskade's `kafka-storage format --initial-controllers`: id@host:port:directory-id of every voter a dynamic quorum starts with; read on a controller's first start only." },
     KeyDef { name: "controller.quorum.standalone", kind: Kind::Bool, default: Some("false"), doc: "Kaskade's `kafka-storage format --standalone`: on its first start this controller forms a dynamic quorum (controller.quorum.bootstrap.servers) with itself as the only voter." },
     KeyDef { name: "inter.broker.listener.name", kind: Kind::Str, default: None, doc: "The listener brokers use between themselves; defaults to the one named by security.inter.broker.protocol." },
     KeyDef { name: "security.inter.broker.protocol", kind: Kind::Choice(&["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]), default: Some("PLAINTEXT"), doc: "Security protocol between brokers; only one of this and inter.broker.listener.name may be set." },

@@ -13,9 +13,11 @@
 //! quorum (`controller.quorum.bootstrap.servers` alone); the configuration
 //! itself still loads. A controller of a dynamic quorum (KIP-853) either
 //! forms it alone (`controller.quorum.standalone=true`, Kaskade's
-//! `kafka-storage format --standalone`, only read on its first start) or
-//! joins it as an observer until `kafka-metadata-quorum add-controller`
-//! makes it a voter ([`KraftConfig::dynamic_quorum`]).
+//! `kafka-storage format --standalone`, only read on its first start), forms
+//! it with the others named in `controller.quorum.initial.controllers`
+//! (`--initial-controllers`, `initial_controllers`), or joins it as an
+//! observer until `kafka-metadata-quorum add-controller` makes it a voter
+//! ([`KraftConfig::dynamic_quorum`]).
 //!
 //! Invariants: voter ids are unique; every voter and bootstrap server has a
 //! host and a port.
@@ -25,6 +27,7 @@ use std::fmt;
 
 use kaskade_types::NodeId;
 
+use super::initial_controllers::{self, InitialController};
 use super::keys::split_list;
 use super::ListenerSpec;
 
@@ -192,6 +195,11 @@ pub struct KraftConfig {
     /// format --standalone`): on its first start this controller forms a
     /// dynamic quorum with itself as the only voter.
     pub standalone: bool,
+    /// `controller.quorum.initial.controllers` (Kaskade's; Kafka's
+    /// `kafka-storage format --initial-controllers`): on their first start
+    /// the controllers named here form a dynamic quorum of exactly these
+    /// voters.
+    pub initial_controllers: Vec<InitialController>,
 }
 
 /// How a controller of a dynamic quorum (KIP-853) starts.
@@ -204,6 +212,10 @@ pub enum DynamicQuorum {
     /// adds it (`add-controller`: learner, then voter), as Kafka's
     /// `--no-initial-controllers` observer does.
     Join,
+    /// Forms the quorum of `controller.quorum.initial.controllers` with
+    /// the others named there (first start only); a controller the list
+    /// does not name waits to be added, as with [`Self::Join`].
+    InitialControllers,
 }
 
 impl Default for KraftConfig {
@@ -216,6 +228,7 @@ impl Default for KraftConfig {
             inter_broker_listener_name_given: false,
             broker_rack: None,
             standalone: false,
+            initial_controllers: Vec::new(),
         }
     }
 }
@@ -266,6 +279,10 @@ impl KraftConfig {
         }
         out.broker_rack = raw("broker.rack").map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
         out.standalone = raw("controller.quorum.standalone").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        match initial_controllers::parse_list(&raw(initial_controllers::KEY).unwrap_or_default()) {
+            Ok(list) => out.initial_controllers = list,
+            Err(e) => errors.push(e),
+        }
         out
     }
 
@@ -400,6 +417,27 @@ impl KraftConfig {
         if self.standalone && !roles.controller {
             return Err(format!("controller.quorum.standalone needs the controller role (process.roles={roles})"));
         }
+        if !self.initial_controllers.is_empty() {
+            // Kafka's format takes one of --standalone, --initial-controllers
+            // and --no-initial-controllers, and none with static voters.
+            if self.standalone {
+                return Err(format!(
+                    "controller.quorum.standalone and {} both say how the dynamic quorum forms; give one",
+                    initial_controllers::KEY
+                ));
+            }
+            if !self.voters.is_empty() {
+                return Err(format!(
+                    "{} forms a dynamic quorum, but controller.quorum.voters ({}) names a static one; use \
+                     controller.quorum.bootstrap.servers",
+                    initial_controllers::KEY,
+                    self.quorum_text()
+                ));
+            }
+            if !roles.controller {
+                return Err(format!("{} needs the controller role (process.roles={roles})", initial_controllers::KEY));
+            }
+        }
         if !roles.controller {
             if self.voters.is_empty() {
                 return Err(format!(
@@ -432,7 +470,8 @@ impl KraftConfig {
 
     /// How this controller runs in a dynamic quorum (KIP-853), if it is in
     /// one: no `controller.quorum.voters`, and either
-    /// `controller.quorum.standalone` (it forms the quorum) or
+    /// `controller.quorum.standalone` (it forms the quorum),
+    /// `controller.quorum.initial.controllers` (those named form it) or
     /// `controller.quorum.bootstrap.servers` naming other controllers (it
     /// joins). A combined node whose only bootstrap server is its own
     /// controller listener, without `standalone`, stays what it always was:
@@ -444,6 +483,9 @@ impl KraftConfig {
         }
         if self.standalone {
             return Some(DynamicQuorum::Standalone);
+        }
+        if !self.initial_controllers.is_empty() {
+            return Some(DynamicQuorum::InitialControllers);
         }
         let own_bootstrap = match &self.bootstrap_servers[..] {
             [] => return None,
@@ -624,5 +666,32 @@ mod tests {
         let err = broker.check_runnable(NodeId(1), &[]).unwrap_err();
         assert!(err.contains("controller.quorum.standalone needs the controller role (process.roles=broker)"), "{err}");
         assert_eq!(broker.dynamic_quorum(&[]), None);
+    }
+
+    #[test]
+    fn initial_controllers_form_a_dynamic_quorum_alone_of_the_other_ways() {
+        let combined = Some(ProcessRoles::COMBINED);
+        let list = initial_controllers::parse_list(
+            "1@c1:9093:K90IZ-0DRNazJ49kCZ1EMQ,2@c2:9093:AQEBAQEBAQEBAQEBAQEBAQ,3@c3:9093:AgICAgICAgICAgICAgICAg",
+        )
+        .expect("list");
+        let initial = |voters: &[&str], roles| KraftConfig {
+            initial_controllers: list.clone(),
+            ..kraft(voters, &["c1:9093", "c2:9093"], roles)
+        };
+        for roles in [combined, Some(ProcessRoles { broker: false, controller: true }), None] {
+            let c = initial(&[], roles);
+            assert_eq!(c.check_runnable(NodeId(2), &[9093]), Ok(()), "{roles:?}");
+            assert_eq!(c.dynamic_quorum(&[9093]), Some(DynamicQuorum::InitialControllers), "{roles:?}");
+            assert_eq!(c.static_quorum(NodeId(2)), None);
+        }
+        let with_standalone = KraftConfig { standalone: true, ..initial(&[], combined) };
+        let err = with_standalone.check_runnable(NodeId(1), &[9093]).unwrap_err();
+        assert!(err.contains("both say how the dynamic quorum forms"), "{err}");
+        let err = initial(&["1@c1:9093"], combined).check_runnable(NodeId(1), &[9093]).unwrap_err();
+        assert!(err.contains("controller.quorum.voters (1@c1:9093) names a static one"), "{err}");
+        let broker = initial(&[], Some(ProcessRoles { broker: true, controller: false }));
+        let err = broker.check_runnable(NodeId(4), &[]).unwrap_err();
+        assert!(err.contains("controller.quorum.initial.controllers needs the controller role"), "{err}");
     }
 }

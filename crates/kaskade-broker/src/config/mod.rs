@@ -34,6 +34,7 @@ use kaskade_types::NodeId;
 mod describe;
 pub mod dynamic;
 mod env;
+pub mod initial_controllers;
 mod keys;
 mod kraft;
 mod listener;
@@ -42,6 +43,7 @@ mod topic_keys;
 
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType, TopicConfigDefault};
 pub use env::env_var_to_key;
+pub use initial_controllers::InitialController;
 pub use keys::is_sensitive;
 pub use kraft::{DynamicQuorum, HostPort, KraftConfig, ProcessRoles, Voter};
 pub use listener::ListenerSpec;

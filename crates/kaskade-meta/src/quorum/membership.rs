@@ -1,4 +1,5 @@
-//! Whether a voter change (KIP-853's AddRaftVoter / RemoveRaftVoter) may
+//! Whether a voter change (KIP-853's AddRaftVoter / RemoveRaftVoter /
+//! UpdateRaftVoter) may
 //! start, decided on the leader from its view of the membership, without
 //! I/O. The change itself is openraft's: the new controller joins as a
 //! learner and catches up, then joint consensus makes it a voter; a removed
@@ -140,6 +141,20 @@ pub fn check_add(view: &MembershipView, key: VoterKey) -> Result<(), VoterChange
     Ok(())
 }
 
+/// Whether voter `key` may update its endpoint (UpdateRaftVoter, Kafka's
+/// `UpdateVoterHandler`): it must be a voter with that directory id
+/// (`VoterSet.updateVoter`), VOTER_NOT_FOUND otherwise.
+pub fn check_update(view: &MembershipView, key: VoterKey) -> Result<(), VoterChangeError> {
+    may_change(view, "updating")?;
+    if view.voters.get(&key.id).is_none_or(|d| *d != key.directory_id) {
+        return Err(VoterChangeError::NotFound(format!(
+            "Cannot update voter {key}: not in the set of voters {}",
+            voter_keys(view)
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `key` may be removed: it must be a voter with that directory id
 /// (Kafka compares the whole key; a voter stored without one matches only a
 /// request without one), and not the last one.
@@ -226,6 +241,20 @@ mod tests {
             Err(VoterChangeError::TimedOut(m)) => assert!(m.contains("previous add or remove voter request"), "{m}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn only_a_voter_with_that_directory_may_update_its_endpoint() {
+        let mut v = view(&[(1, dir(1)), (2, dir(2))]);
+        assert_eq!(check_update(&v, key(2, dir(2))), Ok(()));
+        for k in [key(3, dir(3)), key(2, dir(9)), key(2, None)] {
+            assert!(matches!(check_update(&v, k), Err(VoterChangeError::NotFound(_))), "{k}");
+        }
+        v.uncommitted = true;
+        assert!(matches!(check_update(&v, key(2, dir(2))), Err(VoterChangeError::TimedOut(_))));
+        v.uncommitted = false;
+        v.static_quorum = true;
+        assert!(matches!(check_update(&v, key(2, dir(2))), Err(VoterChangeError::Unsupported(_))));
     }
 
     #[test]

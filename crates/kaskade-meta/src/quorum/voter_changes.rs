@@ -30,6 +30,41 @@ fn voter_change_error(e: MetaError) -> VoterChangeError {
     }
 }
 impl QuorumMetadataLog {
+    /// Forms a dynamic quorum of `members` (node id -> its controller
+    /// listener and directory id), `controller.quorum.initial.controllers`:
+    /// every controller named there calls it with the same members on its
+    /// first start, so whichever entry lands is the same membership; a
+    /// controller that already has a quorum (a restart) ignores it.
+    pub async fn initialize_members(&self, members: &BTreeMap<NodeId, ControllerNode>) -> Result<(), MetaError> {
+        let mut nodes = BTreeMap::new();
+        for (id, node) in members {
+            nodes.insert(node_id(*id)?, node.clone());
+        }
+        if !nodes.contains_key(&self.id) {
+            return Err(MetaError::Quorum(format!("the initial controllers do not name this controller {}", self.id)));
+        }
+        match self.raft.initialize(nodes).await {
+            Ok(()) => Ok(()),
+            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(quorum_error(e)),
+        }
+    }
+
+    /// Whether this controller holds a membership that does not name it at
+    /// all (neither voter nor learner): it was removed (RemoveRaftVoter) and
+    /// will not take part until the leader adds it again.
+    pub async fn removed_from_quorum(&self) -> Result<bool, MetaError> {
+        let id = self.id;
+        self.raft
+            .with_raft_state(move |st| {
+                let membership = st.membership_state.effective().membership();
+                let ids: BTreeSet<RaftNodeId> = membership.nodes().map(|(n, _)| *n).collect();
+                !ids.is_empty() && !ids.contains(&id)
+            })
+            .await
+            .map_err(quorum_error)
+    }
+
     /// The voters as this controller's applied membership has them (node id
     /// -> address), for checking a configured `controller.quorum.voters`
     /// against what the quorum stored (`initialize` ignores its argument once
@@ -156,6 +191,51 @@ impl QuorumMetadataLog {
             Ok(Err(e)) => Err(voter_change_error(write_error(e))),
             Err(_) => Err(VoterChangeError::TimedOut(format!("Timed out waiting for the addition of {key} to commit"))),
         }
+    }
+
+    /// Updates the controller listener address of voter `key` (Kafka's
+    /// UpdateRaftVoter, which a voter sends the leader when it starts on
+    /// another address than the membership has), checked as Kafka checks it
+    /// (`membership::check_update`). Only on the leader; bounded by
+    /// `within`. openraft's `SetNodes` keeps the voters, so the change is
+    /// one entry; the leader then replicates to the new address.
+    pub async fn update_voter(&self, key: VoterKey, addr: &str, within: Duration) -> Result<(), VoterChangeError> {
+        let id = node_id(key.id).map_err(|e| VoterChangeError::Invalid(e.to_string()))?;
+        let Ok(_guard) = self.voter_change.clone().try_lock_owned() else {
+            return membership::check_update(&self.membership_view(true).await?, key);
+        };
+        membership::check_update(&self.membership_view(false).await?, key)?;
+        let node = ControllerNode { addr: addr.to_string(), directory_id: key.directory_id };
+        let change = ChangeMembers::SetNodes(BTreeMap::from([(id, node)]));
+        match tokio::time::timeout(within, self.raft.change_membership(change, false)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(voter_change_error(write_error(e))),
+            Err(_) => Err(VoterChangeError::TimedOut(format!("Timed out waiting for the update of {key} to commit"))),
+        }
+    }
+
+    /// The leader this controller knows (its id and controller listener
+    /// address) and the current term (Kafka's leader epoch), for answers
+    /// that name the leader.
+    pub fn leader_and_epoch(&self) -> (Option<(NodeId, Option<String>)>, u64) {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let leader = m.current_leader.map(|l| {
+            let addr = m.membership_config.membership().get_node(&l).map(|n| n.addr.clone());
+            (to_node_id(l), addr)
+        });
+        (leader, m.current_term)
+    }
+
+    /// This controller's address in its stored membership, if it has one.
+    pub async fn own_stored_address(&self) -> Result<Option<String>, MetaError> {
+        let id = self.id;
+        self.raft
+            .with_raft_state(move |st| {
+                st.membership_state.effective().membership().get_node(&id).map(|n| n.addr.clone())
+            })
+            .await
+            .map_err(quorum_error)
     }
 
     /// Removes a voter (Kafka's RemoveRaftVoter), checked as Kafka checks it

@@ -287,8 +287,26 @@ pub fn active_controller(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> 
     md.controller.map(|c| c.get())
 }
 
-/// DescribeQuorum asked of the node at `bootstrap`: (error code, leader id, voter ids).
-pub fn describe_quorum(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<(i16, i32, BTreeSet<i32>)> {
+/// What DescribeQuorum (v2) answered: its error code, the leader, the
+/// voters with their directory ids (the nil UUID for none), and the port of
+/// each node's first listener in `nodes` (a voter's controller listener).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumAnswer {
+    pub code: i16,
+    pub leader: i32,
+    pub voters: BTreeMap<i32, uuid::Uuid>,
+    pub ports: BTreeMap<i32, u16>,
+}
+
+impl QuorumAnswer {
+    pub fn voter_ids(&self) -> BTreeSet<i32> {
+        self.voters.keys().copied().collect()
+    }
+}
+
+/// DescribeQuorum asked of the node at `bootstrap` (a client or a
+/// controller listener).
+pub fn quorum(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<QuorumAnswer> {
     use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
     use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
@@ -305,8 +323,15 @@ pub fn describe_quorum(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Op
         req.topics.push(topic);
         let resp = conn.send(&req, version).await.ok()?;
         let p = resp.topics.first()?.partitions.first()?;
-        Some((p.error_code, p.leader_id.0, p.current_voters.iter().map(|v| v.replica_id.0).collect()))
+        let voters = p.current_voters.iter().map(|v| (v.replica_id.0, v.replica_directory_id)).collect();
+        let ports = resp.nodes.iter().filter_map(|n| Some((n.node_id.0, n.listeners.first()?.port))).collect();
+        Some(QuorumAnswer { code: p.error_code, leader: p.leader_id.0, voters, ports })
     })
+}
+
+/// [`quorum`] as (error code, leader id, voter ids).
+pub fn describe_quorum(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<(i16, i32, BTreeSet<i32>)> {
+    quorum(runtime, bootstrap).map(|q| (q.code, q.leader, q.voter_ids()))
 }
 
 /// ListOffsets (latest, read_uncommitted, no leader epoch) asked of the
