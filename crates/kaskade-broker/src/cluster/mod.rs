@@ -184,6 +184,7 @@ impl Controller {
             node_id: config.node_id,
             cluster_id: cluster_id.to_string(),
             controllers: voters.clone(),
+            bootstrap_servers: Vec::new(),
             append_timeout: Duration::from_secs(30),
         });
         while !observer.wait_until_current(WAIT_REPORT).await? {

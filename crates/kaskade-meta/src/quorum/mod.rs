@@ -10,8 +10,10 @@
 //! (openraft's RPCs between controllers over TCP in length-prefixed frames),
 //! [`node`] ([`QuorumMetadataLog`]: start a controller, append through the
 //! leader, membership changes), [`observer`] ([`ObserverMetadataLog`]: a
-//! broker-only node's copy of the committed image, fetched from the
-//! controllers), [`forward`] (a follower's proposal sent to the leader), [`brokers`]
+//! broker-only node's copy of the committed log, fetched from the
+//! controllers with Kafka's Fetch / FetchSnapshot of `__cluster_metadata`:
+//! [`metadata_fetch`] decides the controller's answers, [`metadata_serve`]
+//! serves them, [`metadata_client`] asks, [`observer_state`] applies), [`forward`] (a follower's proposal sent to the leader), [`brokers`]
 //! (broker registrations and heartbeats, run by the active controller),
 //! [`membership`] (whether AddRaftVoter / RemoveRaftVoter may start, as Kafka
 //! checks it), [`leadership`] (the active controller's own leader elections:
@@ -30,12 +32,17 @@ pub mod brokers;
 mod files;
 pub mod forward;
 pub mod frame;
+mod kafka_wire;
 mod leadership;
 pub mod log_store;
 pub mod membership;
+mod metadata_client;
+pub mod metadata_fetch;
+mod metadata_serve;
 pub mod network;
 pub mod node;
 pub mod observer;
+mod observer_state;
 pub mod observers;
 pub mod server;
 pub mod state_machine;

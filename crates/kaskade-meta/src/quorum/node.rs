@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use super::brokers::Brokers;
 use super::forward::{self, ForwardError, ForwardRefusal};
 use super::frame::Hello;
-use super::log_store::LogStore;
+use super::log_store::{LogReader, LogStore};
 use super::membership::{self, MembershipView, VoterChangeError, VoterKey};
 use super::network::{Network, PeerClock};
 use super::observers::Observers;
@@ -150,7 +150,9 @@ pub struct QuorumMetadataLog {
     id: RaftNodeId,
     hello: Hello,
     raft: Raft,
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
+    /// The Raft log as observers' Kafka Fetches read it (`metadata_serve`).
+    pub(super) log_reader: LogReader,
     peers: Arc<PeerClock>,
     clock: Arc<dyn Clock>,
     runtime: Handle,
@@ -207,10 +209,11 @@ impl QuorumMetadataLog {
         let id = node_id(config.node_id)?;
         let raft_config = Arc::new(config.raft_config()?);
         let dir = config.dir.join("kaskade-metadata").join("raft");
-        let (log_store, (state_machine, shared)) =
+        let (mut log_store, (state_machine, shared)) =
             tokio::task::spawn_blocking(move || Ok::<_, MetaError>((LogStore::open(&dir)?, StateMachine::open(&dir)?)))
                 .await
                 .map_err(quorum_error)??;
+        let log_reader = openraft::storage::RaftLogStorage::get_log_reader(&mut log_store).await;
         let peers = Arc::new(PeerClock::default());
         // The frame carries the plain ids.
         let static_voters = config.static_voters.as_ref().map(|v| v.iter().map(|id| id.get()).collect());
@@ -224,6 +227,7 @@ impl QuorumMetadataLog {
             hello,
             raft,
             shared,
+            log_reader,
             peers,
             clock: config.clock,
             runtime: Handle::current(),
@@ -312,17 +316,6 @@ impl QuorumMetadataLog {
 
     pub(super) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
-    }
-
-    /// The applied image's version and the Raft end offset after the last
-    /// applied entry (read one after the other: an entry applied in between
-    /// makes the offset one entry early for that version).
-    pub(super) fn applied_position(&self) -> super::observers::Applied {
-        let last_applied = self.raft.metrics().borrow().last_applied;
-        super::observers::Applied {
-            version: self.committed().version,
-            end_offset: status::end_offset(last_applied.map(|l| l.index)),
-        }
     }
 
     /// The address of controller `id` in the applied membership.
