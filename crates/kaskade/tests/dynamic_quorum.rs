@@ -199,3 +199,81 @@ fn controllers_join_a_standalone_quorum_fail_over_leave_and_keep_the_membership_
     });
     assert_eq!(v, BTreeMap::from([(2, dirs[&2]), (3, dirs[&3])]));
 }
+
+/// DescribeQuorum v2 at the controller listener `addr`: (high watermark,
+/// observer id -> log end offset).
+fn observers(runtime: &tokio::runtime::Runtime, addr: &str) -> Option<(i64, BTreeMap<i32, i64>)> {
+    let client = kaskade_client::cluster::Client::new(addr).ok()?;
+    runtime.block_on(async {
+        let conn = client.any_connection().await.ok()?;
+        let version = conn.version::<DescribeQuorumRequest>().ok()?;
+        let mut partition = PartitionData::default();
+        partition.partition_index = 0;
+        let mut topic = TopicData::default();
+        topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+        topic.partitions.push(partition);
+        let mut req = DescribeQuorumRequest::default();
+        req.topics.push(topic);
+        let resp = conn.send(&req, version).await.ok()?;
+        let p = resp.topics.first()?.partitions.first()?;
+        (p.error_code == 0)
+            .then(|| (p.high_watermark, p.observers.iter().map(|o| (o.replica_id.0, o.log_end_offset)).collect()))
+    })
+}
+
+fn owned_env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+#[test]
+fn a_broker_only_node_of_a_dynamic_quorum_bootstraps_learns_the_controller_and_serves() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    // A standalone controller-only node forms the quorum.
+    let ctrl_port = free_port();
+    let mut controller_env = owned_env(&[
+        ("KAFKA_PROCESS_ROLES", "controller".into()),
+        ("KAFKA_LISTENERS", format!("CONTROLLER://127.0.0.1:{ctrl_port}")),
+        ("KAFKA_ADVERTISED_LISTENERS", format!("CONTROLLER://127.0.0.1:{ctrl_port}")),
+        ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT".into()),
+    ]);
+    controller_env.extend(dynamic_env(true, ctrl_port));
+    let controller = spawn_with(root.path(), 1, free_port(), &BTreeMap::from([(1, ctrl_port)]), &controller_env);
+    wait_ready(&controller);
+    let ctrl_addr = format!("127.0.0.1:{ctrl_port}");
+    wait_for("the standalone quorum", || voters(&runtime, &ctrl_addr));
+
+    // A broker-only node with only controller.quorum.bootstrap.servers: it
+    // fetches the metadata log from there, learns the controller from it and
+    // registers there.
+    let port = free_port();
+    let mut broker_env = owned_env(&[
+        ("KAFKA_PROCESS_ROLES", "broker".into()),
+        ("KAFKA_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}")),
+        ("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}")),
+        ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT".into()),
+    ]);
+    broker_env.extend(dynamic_env(false, ctrl_port));
+    let broker = spawn_with(root.path(), 2, port, &BTreeMap::new(), &broker_env);
+    wait_ready(&broker);
+    let bootstrap = broker.bootstrap();
+    wait_for("a topic placed on the broker-only node", || {
+        create(&runtime, &bootstrap, NewTopic::new("on-the-observer", 3, TopicReplication::Fixed(1))).ok()
+    });
+    let (brokers, leaders) = wait_for("the topic's leaders", || {
+        metadata(&bootstrap, "on-the-observer").filter(|(_, l)| l.len() == 3 && l.iter().all(|l| *l == 2))
+    });
+    assert_eq!(brokers, BTreeSet::from([2]), "the registered broker: {leaders:?}");
+    // The controller lists it among DescribeQuorum's observers, at its high watermark.
+    let (hw, listed) = wait_for("node 2 listed as an observer at the high watermark", || {
+        observers(&runtime, &ctrl_addr).filter(|(hw, o)| o.get(&2) == Some(hw))
+    });
+    assert!(hw > 0, "{listed:?}");
+
+    // It follows further changes: another topic made through the controller's
+    // log is seen by the broker's own Metadata.
+    wait_for("a second topic", || {
+        create(&runtime, &bootstrap, NewTopic::new("second", 1, TopicReplication::Fixed(1))).ok()
+    });
+    wait_for("the second topic on the broker", || metadata(&bootstrap, "second").filter(|(_, l)| l == &[2]));
+}

@@ -138,7 +138,7 @@ pub async fn serve_connection(stream: TcpStream, log: QuorumMetadataLog, ours: &
         let (key, version) = kafka_wire::key_and_version(&frame)?;
         if key == ApiKey::Fetch as i16 && FETCH_VERSIONS.contains(&version) {
             let (header, req) = kafka_wire::decode_request::<FetchRequest>(frame, version)?;
-            let answer = answer_fetch(&log, ours, version, req).await;
+            let answer = answer_fetch(&log, ours, req).await;
             kafka_wire::write_response(&mut conn, header.correlation_id, version, &answer).await?;
         } else if key == ApiKey::FetchSnapshot as i16 && FETCH_SNAPSHOT_VERSIONS.contains(&version) {
             let (header, req) = kafka_wire::decode_request::<FetchSnapshotRequest>(frame, version)?;
@@ -188,13 +188,12 @@ fn empty_partition(code: i16, high_watermark: i64, log_start: i64) -> PartitionD
 }
 
 /// Answers an observer's (or any replica's) Fetch; see the module docs.
-async fn answer_fetch(log: &QuorumMetadataLog, ours: &Hello, version: i16, req: FetchRequest) -> FetchResponse {
+async fn answer_fetch(log: &QuorumMetadataLog, ours: &Hello, req: FetchRequest) -> FetchResponse {
     if !cluster_ok(&ours.cluster_id, req.cluster_id.as_ref().map(|c| c.as_str())) {
         return top_level(FetchRefusal::InconsistentClusterId.code());
     }
     let [topic] = req.topics.as_slice() else { return top_level(FetchRefusal::InvalidRequest.code()) };
     let [p] = topic.partitions.as_slice() else { return top_level(FetchRefusal::InvalidRequest.code()) };
-    let _ = version;
     if topic.topic_id != METADATA_TOPIC_ID || p.partition != 0 {
         return top_level(FetchRefusal::InvalidRequest.code());
     }

@@ -321,13 +321,22 @@ impl ObserverMetadataLog {
                     tracing::warn!(?at, "the metadata log diverges from this observer's copy; fetching it again");
                     *self.inner.follower.lock() = ObserverState::default();
                 }
-                FetchOutcome::Refused(code) => match FetchRefusal::from_code(code) {
-                    Some(FetchRefusal::FencedLeaderEpoch | FetchRefusal::NotLeaderOrFollower)
-                        if self.leader().is_some() => {}
-                    _ => {
-                        return Err(io::Error::other(format!("the controller at {addr} refused a fetch: error {code}")))
+                FetchOutcome::Refused(code) => {
+                    // Go on only when the refusal named a leader of a newer
+                    // epoch or elsewhere (now known); else ask again after a
+                    // pause, so an election in progress is not polled in a
+                    // tight loop.
+                    let newer_leader = info.leader.is_some_and(|(_, e)| e > epoch) || self.moved_from(addr);
+                    let redirect = matches!(
+                        FetchRefusal::from_code(code),
+                        Some(FetchRefusal::FencedLeaderEpoch | FetchRefusal::NotLeaderOrFollower)
+                    );
+                    if !(redirect && newer_leader) {
+                        return Err(io::Error::other(format!(
+                            "the controller at {addr} refused a fetch: error {code}"
+                        )));
                     }
-                },
+                }
             }
             if self.moved_from(addr) {
                 return Ok(());
