@@ -5,8 +5,12 @@
 //! over the wire to the controller listener) makes them voters. Bad
 //! requests get Kafka's codes and change nothing; killing the first node
 //! elects another active controller, which creates a topic; RemoveRaftVoter
-//! takes the dead voter out; a restart keeps the membership. Every wait is
-//! on a condition with a deadline.
+//! takes the dead voter out; a restart keeps the membership. A broker-only
+//! node with only the bootstrap servers follows a standalone controller
+//! (Kafka's Fetch of `__cluster_metadata`), registers with it, is listed as
+//! an observer, and after kill -9 and a restart catches up from the
+//! controller's timed snapshot (FetchSnapshot). Every wait is on a
+//! condition with a deadline.
 
 mod process;
 
@@ -226,7 +230,7 @@ fn owned_env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
 }
 
 #[test]
-fn a_broker_only_node_of_a_dynamic_quorum_bootstraps_learns_the_controller_and_serves() {
+fn a_broker_only_node_of_a_dynamic_quorum_bootstraps_learns_the_controller_serves_and_catches_up_from_a_snapshot() {
     let root = tempfile::tempdir().expect("tempdir");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     // A standalone controller-only node forms the quorum.
@@ -236,6 +240,8 @@ fn a_broker_only_node_of_a_dynamic_quorum_bootstraps_learns_the_controller_and_s
         ("KAFKA_LISTENERS", format!("CONTROLLER://127.0.0.1:{ctrl_port}")),
         ("KAFKA_ADVERTISED_LISTENERS", format!("CONTROLLER://127.0.0.1:{ctrl_port}")),
         ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT".into()),
+        // Timed snapshots, so a restarted broker catches up from one.
+        ("KAFKA_METADATA_LOG_MAX_SNAPSHOT_INTERVAL_MS", "300".into()),
     ]);
     controller_env.extend(dynamic_env(true, ctrl_port));
     let controller = spawn_with(root.path(), 1, free_port(), &BTreeMap::from([(1, ctrl_port)]), &controller_env);
@@ -276,4 +282,28 @@ fn a_broker_only_node_of_a_dynamic_quorum_bootstraps_learns_the_controller_and_s
         create(&runtime, &bootstrap, NewTopic::new("second", 1, TopicReplication::Fixed(1))).ok()
     });
     wait_for("the second topic on the broker", || metadata(&bootstrap, "second").filter(|(_, l)| l == &[2]));
+
+    // The controller snapshots both topics; the broker, killed and
+    // restarted with nothing in memory, fetches from offset 0 and is sent
+    // to the snapshot (FetchSnapshot), then goes on with Fetch.
+    let snapshot = root.path().join("node-1").join("kaskade-metadata").join("raft").join("snapshot.json");
+    wait_for("a snapshot holding both topics", || {
+        let text = std::fs::read_to_string(&snapshot).ok()?;
+        (text.contains("on-the-observer") && text.contains("\"second\"")).then_some(())
+    });
+    let loads = |node: &Node| node.log().matches("loaded a metadata snapshot").count();
+    let mut broker = broker;
+    let before = loads(&broker);
+    broker.kill9();
+    broker.restart();
+    assert!(loads(&broker) > before, "the restarted broker loaded the snapshot:\n{}", broker.log());
+    for topic in ["on-the-observer", "second"] {
+        wait_for(&format!("{topic} after the restart"), || {
+            metadata(&bootstrap, topic).filter(|(_, l)| l.iter().all(|l| *l == 2))
+        });
+    }
+    wait_for("a topic made after the restart", || {
+        create(&runtime, &bootstrap, NewTopic::new("after-the-restart", 1, TopicReplication::Fixed(1))).ok()
+    });
+    wait_for("the new topic on the broker", || metadata(&bootstrap, "after-the-restart").filter(|(_, l)| l == &[2]));
 }

@@ -127,6 +127,10 @@ impl Controller {
         qc.unclean_leader_election_interval =
             Duration::from_millis(u64::try_from(config.unclean_leader_election_interval_ms).unwrap_or(1).max(1));
         qc.unclean_leader_election_enable = config.unclean_leader_election_enable;
+        qc.snapshot_interval = u64::try_from(config.metadata_log_max_snapshot_interval_ms)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
         let quorum = QuorumMetadataLog::start(qc).await?;
         let mut handed_over = Vec::new();
         let servers = listeners

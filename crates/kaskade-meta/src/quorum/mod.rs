@@ -45,6 +45,7 @@ pub mod observer;
 mod observer_state;
 pub mod observers;
 pub mod server;
+mod snapshot_timer;
 pub mod state_machine;
 pub mod status;
 pub mod types;

@@ -84,6 +84,9 @@ pub struct QuorumConfig {
     pub logs_kept_after_snapshot: u64,
     /// A snapshot is taken after this many entries since the last one.
     pub snapshot_every: u64,
+    /// Kafka's `metadata.log.max.snapshot.interval.ms`: a snapshot at least
+    /// this often while there are entries not in one (`None`: only by count).
+    pub snapshot_interval: Option<Duration>,
     /// `broker.session.timeout.ms`: as the active controller, fence a
     /// broker that has not heartbeated for this long (`brokers`).
     pub broker_session_timeout: Duration,
@@ -116,6 +119,7 @@ impl QuorumConfig {
             append_timeout: Duration::from_secs(30),
             logs_kept_after_snapshot: 1000,
             snapshot_every: 5000,
+            snapshot_interval: Some(Duration::from_secs(3600)),
             broker_session_timeout: Duration::from_millis(9000),
             leader_imbalance_check_interval: Some(Duration::from_secs(300)),
             unclean_leader_election_interval: Duration::from_secs(300),
@@ -239,6 +243,9 @@ impl QuorumMetadataLog {
             observers: Arc::new(parking_lot::Mutex::new(Observers::default())),
         };
         tokio::spawn(log.clone().run_liveness());
+        if let Some(every) = config.snapshot_interval.filter(|d| !d.is_zero()) {
+            tokio::spawn(log.clone().run_snapshot_timer(every));
+        }
         Ok(log)
     }
 
