@@ -14,6 +14,7 @@
 //! broker and so hosts no partitions. `KraftConfig::check_runnable` refuses
 //! other set-ups here, before anything is opened.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,9 +109,12 @@ impl Server {
         let cfg = config.clone();
         let initial_directory_id =
             config.kraft.initial_controllers.iter().find(|c| c.id == node_id).map(|c| c.directory_id);
+        // A broker-only node of a dynamic quorum: an observer bootstrapped
+        // from controller.quorum.bootstrap.servers.
+        let observer_bootstrap = config.kraft.observer_bootstrap();
         // A standalone controller forms its cluster and may make up its id.
-        let in_quorum =
-            members.as_ref().is_some_and(|m| !matches!(m, QuorumMembers::Dynamic(DynamicQuorum::Standalone)));
+        let in_quorum = observer_bootstrap.is_some()
+            || members.as_ref().is_some_and(|m| !matches!(m, QuorumMembers::Dynamic(DynamicQuorum::Standalone)));
         let (identity, lock) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
             let lock = lock_data_dir(&dir)?;
@@ -143,14 +147,20 @@ impl Server {
         let roles = config.kraft.roles();
         let (controller, kafka_controller_bound) = match &members {
             Some(QuorumMembers::Static(voters)) if !roles.controller => {
-                (Some(Controller::start_observer(&config, &cluster_id, voters).await?), controller_bound)
+                (Some(Controller::start_observer(&config, &cluster_id, voters, &[]).await?), controller_bound)
             }
             Some(members) => {
                 let c =
                     Controller::start(&config, &data_dir, &cluster_id, directory_id, members, controller_bound).await?;
                 (Some(c), Vec::new())
             }
-            None => (None, controller_bound),
+            None => match &observer_bootstrap {
+                Some(bootstrap) => {
+                    let none = BTreeMap::new();
+                    (Some(Controller::start_observer(&config, &cluster_id, &none, bootstrap).await?), controller_bound)
+                }
+                None => (None, controller_bound),
+            },
         };
         let meta = controller.as_ref().map(Controller::metadata_log);
         let dir = data_dir.clone();

@@ -5,8 +5,12 @@
 //! over the wire to the controller listener) makes them voters. Bad
 //! requests get Kafka's codes and change nothing; killing the first node
 //! elects another active controller, which creates a topic; RemoveRaftVoter
-//! takes the dead voter out; a restart keeps the membership. Every wait is
-//! on a condition with a deadline.
+//! takes the dead voter out; a restart keeps the membership. A broker-only
+//! node with only the bootstrap servers follows a standalone controller
+//! (Kafka's Fetch of `__cluster_metadata`), registers with it, is listed as
+//! an observer, and after kill -9 and a restart catches up from the
+//! controller's timed snapshot (FetchSnapshot). Every wait is on a
+//! condition with a deadline.
 
 mod process;
 
@@ -282,4 +286,108 @@ fn initial_controllers_form_a_dynamic_quorum_whose_leader_may_remove_itself() {
     });
     assert_eq!(answer.voters, dirs, "the same three voters");
     assert!(nodes[index(moved)].log().contains("UpdateRaftVoter"), "it said what it sent");
+}
+
+/// DescribeQuorum v2 at the controller listener `addr`: (high watermark,
+/// observer id -> log end offset).
+fn observers(runtime: &tokio::runtime::Runtime, addr: &str) -> Option<(i64, BTreeMap<i32, i64>)> {
+    let client = kaskade_client::cluster::Client::new(addr).ok()?;
+    runtime.block_on(async {
+        let conn = client.any_connection().await.ok()?;
+        let version = conn.version::<DescribeQuorumRequest>().ok()?;
+        let mut partition = PartitionData::default();
+        partition.partition_index = 0;
+        let mut topic = TopicData::default();
+        topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+        topic.partitions.push(partition);
+        let mut req = DescribeQuorumRequest::default();
+        req.topics.push(topic);
+        let resp = conn.send(&req, version).await.ok()?;
+        let p = resp.topics.first()?.partitions.first()?;
+        (p.error_code == 0)
+            .then(|| (p.high_watermark, p.observers.iter().map(|o| (o.replica_id.0, o.log_end_offset)).collect()))
+    })
+}
+
+fn owned_env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+#[test]
+fn a_broker_only_node_of_a_dynamic_quorum_bootstraps_learns_the_controller_serves_and_catches_up_from_a_snapshot() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    // A standalone controller-only node forms the quorum.
+    let ctrl_port = free_port();
+    let mut controller_env = owned_env(&[
+        ("KAFKA_PROCESS_ROLES", "controller".into()),
+        ("KAFKA_LISTENERS", format!("CONTROLLER://127.0.0.1:{ctrl_port}")),
+        ("KAFKA_ADVERTISED_LISTENERS", format!("CONTROLLER://127.0.0.1:{ctrl_port}")),
+        ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT".into()),
+        // Timed snapshots, so a restarted broker catches up from one.
+        ("KAFKA_METADATA_LOG_MAX_SNAPSHOT_INTERVAL_MS", "300".into()),
+    ]);
+    controller_env.extend(dynamic_env(true, ctrl_port));
+    let controller = spawn_with(root.path(), 1, free_port(), &BTreeMap::from([(1, ctrl_port)]), &controller_env);
+    wait_ready(&controller);
+    let ctrl_addr = format!("127.0.0.1:{ctrl_port}");
+    wait_for("the standalone quorum", || voters(&runtime, &ctrl_addr));
+
+    // A broker-only node with only controller.quorum.bootstrap.servers: it
+    // fetches the metadata log from there, learns the controller from it and
+    // registers there.
+    let port = free_port();
+    let mut broker_env = owned_env(&[
+        ("KAFKA_PROCESS_ROLES", "broker".into()),
+        ("KAFKA_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}")),
+        ("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}")),
+        ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT".into()),
+    ]);
+    broker_env.extend(dynamic_env(false, ctrl_port));
+    let broker = spawn_with(root.path(), 2, port, &BTreeMap::new(), &broker_env);
+    wait_ready(&broker);
+    let bootstrap = broker.bootstrap();
+    wait_for("a topic placed on the broker-only node", || {
+        create(&runtime, &bootstrap, NewTopic::new("on-the-observer", 3, TopicReplication::Fixed(1))).ok()
+    });
+    let (brokers, leaders) = wait_for("the topic's leaders", || {
+        metadata(&bootstrap, "on-the-observer").filter(|(_, l)| l.len() == 3 && l.iter().all(|l| *l == 2))
+    });
+    assert_eq!(brokers, BTreeSet::from([2]), "the registered broker: {leaders:?}");
+    // The controller lists it among DescribeQuorum's observers, at its high watermark.
+    let (hw, listed) = wait_for("node 2 listed as an observer at the high watermark", || {
+        observers(&runtime, &ctrl_addr).filter(|(hw, o)| o.get(&2) == Some(hw))
+    });
+    assert!(hw > 0, "{listed:?}");
+
+    // It follows further changes: another topic made through the controller's
+    // log is seen by the broker's own Metadata.
+    wait_for("a second topic", || {
+        create(&runtime, &bootstrap, NewTopic::new("second", 1, TopicReplication::Fixed(1))).ok()
+    });
+    wait_for("the second topic on the broker", || metadata(&bootstrap, "second").filter(|(_, l)| l == &[2]));
+
+    // The controller snapshots both topics; the broker, killed and
+    // restarted with nothing in memory, fetches from offset 0 and is sent
+    // to the snapshot (FetchSnapshot), then goes on with Fetch.
+    let snapshot = root.path().join("node-1").join("kaskade-metadata").join("raft").join("snapshot.json");
+    wait_for("a snapshot holding both topics", || {
+        let text = std::fs::read_to_string(&snapshot).ok()?;
+        (text.contains("on-the-observer") && text.contains("\"second\"")).then_some(())
+    });
+    let loads = |node: &Node| node.log().matches("loaded a metadata snapshot").count();
+    let mut broker = broker;
+    let before = loads(&broker);
+    broker.kill9();
+    broker.restart();
+    assert!(loads(&broker) > before, "the restarted broker loaded the snapshot:\n{}", broker.log());
+    for topic in ["on-the-observer", "second"] {
+        wait_for(&format!("{topic} after the restart"), || {
+            metadata(&bootstrap, topic).filter(|(_, l)| l.iter().all(|l| *l == 2))
+        });
+    }
+    wait_for("a topic made after the restart", || {
+        create(&runtime, &bootstrap, NewTopic::new("after-the-restart", 1, TopicReplication::Fixed(1))).ok()
+    });
+    wait_for("the new topic on the broker", || metadata(&bootstrap, "after-the-restart").filter(|(_, l)| l == &[2]));
 }

@@ -255,8 +255,8 @@ fn invalid_kraft_settings_and_multi_node_quorums_stop_start_up_with_the_reason()
             .collect(),
             "a node of a multi-node quorum needs cluster.id (or CLUSTER_ID)",
         ),
-        // A broker-only node joins a static quorum (tests/dedicated_roles.rs);
-        // a dynamic one elsewhere is not joined yet.
+        // A broker-only node of a dynamic quorum (tests/dynamic_quorum.rs)
+        // needs the cluster id like any quorum node.
         (
             owned(&[
                 ("KAFKA_NODE_ID", "4"),
@@ -265,7 +265,7 @@ fn invalid_kraft_settings_and_multi_node_quorums_stop_start_up_with_the_reason()
                 ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
                 ("KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS", &format!("localhost:{k}")),
             ]),
-            "process.roles=broker needs controller.quorum.voters: Kaskade does not join a dynamic quorum",
+            "a node of a multi-node quorum needs cluster.id (or CLUSTER_ID)",
         ),
     ];
     for (env, want) in cases {

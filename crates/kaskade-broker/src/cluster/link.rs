@@ -1,7 +1,8 @@
 //! How a node of a cluster reaches the metadata quorum: as one of its
 //! voters (a controller, combined or dedicated: `QuorumMetadataLog`) or as
 //! an observer (a broker-only node: `ObserverMetadataLog`, which fetches
-//! the committed image from the controllers). Both give the node its
+//! the metadata log from the controllers with Kafka's Fetch and
+//! FetchSnapshot of `__cluster_metadata`). Both give the node its
 //! metadata log and the active controller's id (where its broker's
 //! registration and heartbeats go, `controller_channel`).
 
@@ -39,12 +40,13 @@ impl QuorumLink {
 
     /// The controllers (node id -> `host:port` of each one's controller
     /// listener): a voter's from its applied membership, so controllers
-    /// added or removed later (KIP-853) are found; an observer's as
-    /// configured.
+    /// added or removed later (KIP-853) are found; an observer's from the
+    /// membership it fetched (a broker-only node of a dynamic quorum learns
+    /// them so), the configured voters until it has one.
     pub fn controllers(&self) -> BTreeMap<NodeId, String> {
         match self {
             QuorumLink::Voter(q) => q.voter_nodes().into_iter().map(|(id, n)| (id, n.addr)).collect(),
-            QuorumLink::Observer(o) => o.controllers().clone(),
+            QuorumLink::Observer(o) => o.controllers(),
         }
     }
 

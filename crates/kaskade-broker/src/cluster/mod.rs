@@ -129,6 +129,10 @@ impl Controller {
         qc.unclean_leader_election_interval =
             Duration::from_millis(u64::try_from(config.unclean_leader_election_interval_ms).unwrap_or(1).max(1));
         qc.unclean_leader_election_enable = config.unclean_leader_election_enable;
+        qc.snapshot_interval = u64::try_from(config.metadata_log_max_snapshot_interval_ms)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
         let quorum = QuorumMetadataLog::start(qc).await?;
         let mut handed_over = Vec::new();
         let servers = listeners
@@ -220,22 +224,27 @@ impl Controller {
     }
 
     /// Starts a broker-only node's observer of the quorum of `voters` (node
-    /// id -> `host:port` of its controller listener) and waits until it
-    /// fetched the committed image and knows the active controller (Kafka's
-    /// broker likewise catches up with the metadata log before it serves).
+    /// id -> `host:port` of its controller listener; empty for a dynamic
+    /// quorum, which it fetches from `bootstrap`, `host:port` each) and
+    /// waits until it caught up with the metadata log and knows the active
+    /// controller (Kafka's broker likewise catches up before it serves).
     pub async fn start_observer(
         config: &BrokerConfig,
         cluster_id: &str,
         voters: &BTreeMap<NodeId, String>,
+        bootstrap: &[String],
     ) -> Result<Controller, StartError> {
         let observer = ObserverMetadataLog::start(ObserverConfig {
             node_id: config.node_id,
             cluster_id: cluster_id.to_string(),
             controllers: voters.clone(),
+            bootstrap_servers: bootstrap.to_vec(),
             append_timeout: Duration::from_secs(30),
         });
         while !observer.wait_until_current(WAIT_REPORT).await? {
-            tracing::info!(node = config.node_id.get(), "waiting for the controller quorum (controller.quorum.voters)");
+            let from =
+                if voters.is_empty() { "controller.quorum.bootstrap.servers" } else { "controller.quorum.voters" };
+            tracing::info!(node = config.node_id.get(), "waiting for the controller quorum ({from})");
         }
         Ok(Self::with_link(config, cluster_id, QuorumLink::Observer(observer), Vec::new()))
     }

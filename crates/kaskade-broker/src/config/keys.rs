@@ -197,6 +197,7 @@ pub(super) static KEYS: &[KeyDef] = &[
     KeyDef { name: "auto.leader.rebalance.enable", kind: Kind::Bool, default: Some("true"), doc: "The active controller moves leaderships back to preferred replicas (the first of each partition) every leader.imbalance.check.interval.seconds." },
     KeyDef { name: "leader.imbalance.check.interval.seconds", kind: Kind::Long { min: 1 }, default: Some("300"), doc: "How often the active controller rebalances leaderships to preferred replicas." },
     KeyDef { name: "unclean.leader.election.interval.ms", kind: Kind::Long { min: 1 }, default: Some("300000"), doc: "How often the active controller looks for offline partitions whose topic allows an unclean leader election (Kafka's internal config)." },
+    KeyDef { name: "metadata.log.max.snapshot.interval.ms", kind: Kind::Long { min: 0 }, default: Some("3600000"), doc: "A controller snapshots the metadata log at least this often while it has committed entries no snapshot holds (0: only every 5000 entries)." },
     KeyDef { name: "replication.quota.window.num", kind: int_min(1), default: Some("11"), doc: "The number of samples the replication throttles keep in memory." },
     KeyDef { name: "replication.quota.window.size.seconds", kind: int_min(1), default: Some("1"), doc: "The time span of each sample of the replication throttles." },
     KeyDef { name: "producer.id.expiration.ms", kind: int_min(1), default: Some("86400000"), doc: "How long an idle producer id's state is kept." },

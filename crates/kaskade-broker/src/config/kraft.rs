@@ -8,10 +8,11 @@
 //! be left unset. The node is then what it always was, a combined broker
 //! and controller that forms a cluster on its own, and needs no voters.
 //!
-//! What a node can run today is a narrower question than what is valid:
-//! [`KraftConfig::check_runnable`] refuses a broker-only node of a dynamic
-//! quorum (`controller.quorum.bootstrap.servers` alone); the configuration
-//! itself still loads. A controller of a dynamic quorum (KIP-853) either
+//! What a node can run today is a narrower question than what is valid
+//! ([`KraftConfig::check_runnable`]). A broker-only node of a dynamic
+//! quorum (`controller.quorum.bootstrap.servers` alone) fetches the
+//! metadata log from the bootstrap servers and learns the controllers from
+//! it ([`KraftConfig::observer_bootstrap`]). A controller of a dynamic quorum (KIP-853) either
 //! forms it alone (`controller.quorum.standalone=true`, Kaskade's
 //! `kafka-storage format --standalone`, only read on its first start), forms
 //! it with the others named in `controller.quorum.initial.controllers`
@@ -402,9 +403,9 @@ impl KraftConfig {
     /// node of a static quorum (`controller.quorum.voters`, see
     /// [`Self::static_quorum`]): combined, controller-only, or broker-only
     /// (an observer of the voters); a controller (combined or dedicated)
-    /// of a dynamic quorum ([`Self::dynamic_quorum`]). A broker-only node
-    /// of a dynamic quorum is not run yet; the message says what was asked
-    /// for.
+    /// of a dynamic quorum ([`Self::dynamic_quorum`]); a broker-only node
+    /// of a dynamic quorum (an observer that bootstraps from
+    /// `controller.quorum.bootstrap.servers`, [`Self::observer_bootstrap`]).
     pub fn check_runnable(&self, node_id: NodeId, controller_ports: &[u16]) -> Result<(), String> {
         let roles = self.roles();
         if self.standalone && !self.voters.is_empty() {
@@ -439,11 +440,9 @@ impl KraftConfig {
             }
         }
         if !roles.controller {
-            if self.voters.is_empty() {
+            if self.voters.is_empty() && self.bootstrap_servers.is_empty() {
                 return Err(format!(
-                    "process.roles={roles} needs controller.quorum.voters: Kaskade does not join a dynamic quorum \
-                     (controller.quorum.bootstrap.servers={}) as a broker-only node yet",
-                    self.quorum_text()
+                    "process.roles={roles} needs controller.quorum.voters or controller.quorum.bootstrap.servers"
                 ));
             }
             // Kafka's checks (`validate`) already keep a broker out of the voters.
@@ -510,6 +509,16 @@ impl KraftConfig {
             return None;
         }
         Some(self.voters.iter().map(|v| (v.id, format!("{}:{}", v.address.host, v.address.port))).collect())
+    }
+
+    /// Where a broker-only node of a dynamic quorum fetches the metadata
+    /// log until an answer names the leader: its
+    /// `controller.quorum.bootstrap.servers` (`host:port` each); `None` for
+    /// any other node.
+    pub fn observer_bootstrap(&self) -> Option<Vec<String>> {
+        let roles = self.roles();
+        (!roles.controller && self.voters.is_empty() && !self.bootstrap_servers.is_empty())
+            .then(|| self.bootstrap_servers.iter().map(HostPort::to_string).collect())
     }
 
     fn quorum_text(&self) -> String {
@@ -632,8 +641,13 @@ mod tests {
         let controller = kraft(&["1@c:9093"], &[], Some(ProcessRoles { broker: false, controller: true }));
         assert_eq!(controller.check_runnable(NodeId(1), &[9093]), Ok(()), "a controller-only node");
         assert!(controller.static_quorum(NodeId(1)).is_some(), "a lone controller still runs the quorum");
-        let dynamic = kraft(&[], &["c:9093"], broker_only).check_runnable(NodeId(1), &[]).unwrap_err();
-        assert!(dynamic.contains("does not join a dynamic quorum (controller.quorum.bootstrap.servers=c:9093)"));
+        // A broker-only node of a dynamic quorum observes it from the bootstrap servers.
+        let dynamic = kraft(&[], &["c:9093", "d:9094"], broker_only);
+        assert_eq!(dynamic.check_runnable(NodeId(1), &[]), Ok(()));
+        assert_eq!(dynamic.observer_bootstrap(), Some(vec!["c:9093".to_string(), "d:9094".to_string()]));
+        assert_eq!(dynamic.static_quorum(NodeId(1)), None);
+        assert_eq!(broker.observer_bootstrap(), None, "a static quorum's observer has voters");
+        assert_eq!(kraft(&[], &["c:9093"], Some(ProcessRoles::COMBINED)).observer_bootstrap(), None);
     }
 
     #[test]

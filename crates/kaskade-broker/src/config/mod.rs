@@ -203,6 +203,8 @@ pub struct BrokerConfig {
     pub unclean_leader_election_enable: bool,
     /// `unclean.leader.election.interval.ms`: how often the active controller looks for unclean elections to make.
     pub unclean_leader_election_interval_ms: i64,
+    /// `metadata.log.max.snapshot.interval.ms`: a controller's timed metadata snapshots (0: none).
+    pub metadata_log_max_snapshot_interval_ms: i64,
     /// `group.min.session.timeout.ms`.
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`.
@@ -433,6 +435,7 @@ impl BrokerConfig {
             leader_imbalance_check_interval_seconds: num("leader.imbalance.check.interval.seconds"),
             unclean_leader_election_enable: flag("unclean.leader.election.enable"),
             unclean_leader_election_interval_ms: num("unclean.leader.election.interval.ms"),
+            metadata_log_max_snapshot_interval_ms: num("metadata.log.max.snapshot.interval.ms"),
             group_min_session_timeout_ms: num("group.min.session.timeout.ms") as i32,
             group_max_session_timeout_ms: num("group.max.session.timeout.ms") as i32,
             group_initial_rebalance_delay_ms: num("group.initial.rebalance.delay.ms") as i32,

@@ -35,9 +35,10 @@ pub enum RpcKind {
     /// A proposal forwarded to the leader (`forward`).
     Forward = 5,
     // 6 carried brokers' registrations and heartbeats, which are Kafka's
-    // BrokerRegistration and BrokerHeartbeat now: an unknown kind.
-    /// A broker-only node fetching the committed image (`observer`).
-    Fetch = 7,
+    // BrokerRegistration and BrokerHeartbeat now; 7 carried broker-only
+    // nodes' fetches of the whole image, which are Kafka's Fetch and
+    // FetchSnapshot of `__cluster_metadata` now (`metadata_serve`): both
+    // unknown kinds.
     /// A broker-only node asking the leader for DescribeQuorum's view (`observer`).
     Status = 8,
 }
@@ -51,7 +52,6 @@ impl RpcKind {
             3 => Some(RpcKind::InstallSnapshot),
             4 => Some(RpcKind::Hello),
             5 => Some(RpcKind::Forward),
-            7 => Some(RpcKind::Fetch),
             8 => Some(RpcKind::Status),
             _ => None,
         }

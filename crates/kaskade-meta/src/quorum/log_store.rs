@@ -185,6 +185,46 @@ impl LogFile {
     }
 }
 
+impl LogReader {
+    /// The first index held (after the purged entries).
+    pub fn log_start(&self) -> u64 {
+        self.entries.read().last_purged.map_or(0, |p| p.index + 1)
+    }
+
+    /// The index after the last entry held.
+    pub fn log_end(&self) -> u64 {
+        let entries = self.entries.read();
+        entries
+            .by_index
+            .last_key_value()
+            .map(|(i, _)| i + 1)
+            .unwrap_or_else(|| entries.last_purged.map_or(0, |p| p.index + 1))
+    }
+
+    /// The term of the entry at `index`, if held.
+    pub fn term_at(&self, index: u64) -> Option<u64> {
+        self.entries.read().by_index.get(&index).map(|e| e.log_id.leader_id.term)
+    }
+
+    /// Entries from `from` up to `to` (exclusive), stopping after the one
+    /// that reaches `max_bytes` of JSON (at least one entry), each with its
+    /// JSON: what an observer's Fetch is answered with.
+    pub fn read_json(&self, from: u64, to: u64, max_bytes: usize) -> Vec<(LogId, Vec<u8>)> {
+        let entries = self.entries.read();
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for (_, e) in entries.by_index.range(from..to) {
+            let Ok(json) = serde_json::to_vec(e) else { break };
+            bytes += json.len();
+            out.push((e.log_id, json));
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        out
+    }
+}
+
 fn read_range<RB: RangeBounds<u64>>(entries: &RwLock<Entries>, range: RB) -> Vec<Entry> {
     entries.read().by_index.range(range).map(|(_, e)| e.clone()).collect()
 }

@@ -11,13 +11,15 @@
 //! [`node`] ([`QuorumMetadataLog`]: start a controller, append through the
 //! leader), [`voter_changes`] (its voters and the changes to them),
 //! [`observer`] ([`ObserverMetadataLog`]: a broker-only node's copy of the
-//! committed image, fetched from the controllers), [`forward`] (a follower's
-//! proposal sent to the leader), [`brokers`] (broker registrations and
-//! heartbeats, run by the active controller), [`membership`] (whether
-//! AddRaftVoter / RemoveRaftVoter may start, as Kafka checks it),
-//! [`leadership`] (the active controller's own leader elections:
-//! preferred-leader rebalancing and unclean elections) and [`status`] (what
-//! DescribeQuorum reports).
+//! committed log, fetched from the controllers with Kafka's Fetch /
+//! FetchSnapshot of `__cluster_metadata`: [`metadata_fetch`] decides the
+//! controller's answers, [`metadata_serve`] serves them, [`metadata_client`]
+//! asks, [`observer_state`] applies), [`forward`] (a follower's proposal sent
+//! to the leader), [`brokers`] (broker registrations and heartbeats, run by
+//! the active controller), [`membership`] (whether AddRaftVoter /
+//! RemoveRaftVoter may start, as Kafka checks it), [`leadership`] (the
+//! active controller's own leader elections: preferred-leader rebalancing
+//! and unclean elections) and [`status`] (what DescribeQuorum reports).
 //!
 //! Invariants: a proposal lands only if the image is still at the version it
 //! was decided against, checked by every replica's state machine at apply
@@ -31,14 +33,20 @@ pub mod brokers;
 mod files;
 pub mod forward;
 pub mod frame;
+mod kafka_wire;
 mod leadership;
 pub mod log_store;
 pub mod membership;
+mod metadata_client;
+pub mod metadata_fetch;
+mod metadata_serve;
 pub mod network;
 pub mod node;
 pub mod observer;
+mod observer_state;
 pub mod observers;
 pub mod server;
+mod snapshot_timer;
 pub mod state_machine;
 pub mod status;
 pub mod types;

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use super::brokers::Brokers;
 use super::forward::{self, ForwardError, ForwardRefusal};
 use super::frame::Hello;
-use super::log_store::LogStore;
+use super::log_store::{LogReader, LogStore};
 use super::network::{Network, PeerClock};
 use super::observers::Observers;
 use super::state_machine::{Shared, StateMachine};
@@ -86,6 +86,9 @@ pub struct QuorumConfig {
     pub logs_kept_after_snapshot: u64,
     /// A snapshot is taken after this many entries since the last one.
     pub snapshot_every: u64,
+    /// Kafka's `metadata.log.max.snapshot.interval.ms`: a snapshot at least
+    /// this often while there are entries not in one (`None`: only by count).
+    pub snapshot_interval: Option<Duration>,
     /// `broker.session.timeout.ms`: as the active controller, fence a
     /// broker that has not heartbeated for this long (`brokers`).
     pub broker_session_timeout: Duration,
@@ -118,6 +121,7 @@ impl QuorumConfig {
             append_timeout: Duration::from_secs(30),
             logs_kept_after_snapshot: 1000,
             snapshot_every: 5000,
+            snapshot_interval: Some(Duration::from_secs(3600)),
             broker_session_timeout: Duration::from_millis(9000),
             leader_imbalance_check_interval: Some(Duration::from_secs(300)),
             unclean_leader_election_interval: Duration::from_secs(300),
@@ -152,7 +156,9 @@ pub struct QuorumMetadataLog {
     pub(super) id: RaftNodeId,
     hello: Hello,
     pub(super) raft: Raft,
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
+    /// The Raft log as observers' Kafka Fetches read it (`metadata_serve`).
+    pub(super) log_reader: LogReader,
     peers: Arc<PeerClock>,
     clock: Arc<dyn Clock>,
     runtime: Handle,
@@ -201,10 +207,11 @@ impl QuorumMetadataLog {
         let id = node_id(config.node_id)?;
         let raft_config = Arc::new(config.raft_config()?);
         let dir = config.dir.join("kaskade-metadata").join("raft");
-        let (log_store, (state_machine, shared)) =
+        let (mut log_store, (state_machine, shared)) =
             tokio::task::spawn_blocking(move || Ok::<_, MetaError>((LogStore::open(&dir)?, StateMachine::open(&dir)?)))
                 .await
                 .map_err(quorum_error)??;
+        let log_reader = openraft::storage::RaftLogStorage::get_log_reader(&mut log_store).await;
         let peers = Arc::new(PeerClock::default());
         // The frame carries the plain ids.
         let static_voters = config.static_voters.as_ref().map(|v| v.iter().map(|id| id.get()).collect());
@@ -218,6 +225,7 @@ impl QuorumMetadataLog {
             hello,
             raft,
             shared,
+            log_reader,
             peers,
             clock: config.clock,
             runtime: Handle::current(),
@@ -229,6 +237,9 @@ impl QuorumMetadataLog {
             observers: Arc::new(parking_lot::Mutex::new(Observers::default())),
         };
         tokio::spawn(log.clone().run_liveness());
+        if let Some(every) = config.snapshot_interval.filter(|d| !d.is_zero()) {
+            tokio::spawn(log.clone().run_snapshot_timer(every));
+        }
         Ok(log)
     }
 
@@ -306,17 +317,6 @@ impl QuorumMetadataLog {
 
     pub(super) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
-    }
-
-    /// The applied image's version and the Raft end offset after the last
-    /// applied entry (read one after the other: an entry applied in between
-    /// makes the offset one entry early for that version).
-    pub(super) fn applied_position(&self) -> super::observers::Applied {
-        let last_applied = self.raft.metrics().borrow().last_applied;
-        super::observers::Applied {
-            version: self.committed().version,
-            end_offset: status::end_offset(last_applied.map(|l| l.index)),
-        }
     }
 
     /// The address of controller `id` in the applied membership.

@@ -1,32 +1,32 @@
 //! An observer of the metadata quorum: how a broker-only node
 //! (`process.roles=broker`) follows the metadata log without voting, as
-//! Kafka's brokers are observers of the KRaft quorum that fetch the log
-//! from the controllers.
+//! Kafka's brokers are observers of the KRaft quorum that fetch
+//! `__cluster_metadata` from the leader.
 //!
 //! [`ObserverMetadataLog`] implements [`MetadataLog`] on a copy of the
-//! committed image. A background task asks a controller of
-//! `controller.quorum.voters` (the active one once known) over the
-//! controller listener, after the usual `Hello`, with [`RpcKind::Fetch`]
-//! frames: "my image is at version v". The controller answers, as soon as
-//! its applied image is past `v` (at most [`FETCH_WAIT`] later), with that
-//! image as records (what a snapshot holds) and the leader it knows; an
-//! answer with nothing new just names the leader. Appends are forwarded to
-//! the active controller exactly as a follower controller forwards them
-//! (`forward`), and return once this copy holds the change; the leader it
-//! names is where the node's broker sends its registration and heartbeats
-//! (Kafka's APIs, kaskade-broker's `controller_channel`), and
-//! DescribeQuorum's view comes from it in a [`RpcKind::Status`] frame.
+//! committed log's state (`observer_state`). A background task fetches
+//! with Kafka's Fetch (`metadata_client`) from the active controller once
+//! an answer named it (its CurrentLeader and NodeEndpoints), else from the
+//! configured controllers in turn (`controller.quorum.voters`, or
+//! `controller.quorum.bootstrap.servers` of a dynamic quorum): the entries
+//! answered are applied in order up to the answer's high watermark; an
+//! answer with a snapshot id (the observer is below the leader's log start,
+//! or has nothing) is followed by FetchSnapshot chunks by position until
+//! the whole snapshot is loaded, then Fetch goes on after it. A leader
+//! epoch refusal (FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER) names the
+//! leader: the task moves there. Appends are forwarded to the active
+//! controller exactly as a follower controller forwards them (`forward`),
+//! and return once this copy holds the change; the controllers this copy's
+//! membership names are where the node's broker sends its registration and
+//! heartbeats (Kafka's APIs, kaskade-broker's `controller_channel`), and
+//! DescribeQuorum's view comes from the leader in a [`RpcKind::Status`]
+//! frame.
 //!
-//! Invariants: a controller's applied image is committed, and versions only
-//! grow, so this copy only ever moves forward to committed images (an
-//! answer not past this copy is ignored, and a controller only answers one
-//! that is past `v`); it votes in nothing and stores nothing (a restart
-//! fetches the image again), so a broker can never hold up or change the
-//! quorum's decisions.
-//!
-//! What it costs: every change sends the whole image to every broker (a
-//! full snapshot per fetch answer); fine for thousands of partitions, and
-//! the place to send deltas when images grow.
+//! Invariants: only committed entries are applied (below the high
+//! watermark, in order: `observer_state`), so this copy only moves forward
+//! through the committed prefix of the log; it votes in nothing and stores
+//! nothing (a restart fetches again, from a snapshot), so a broker can
+//! never hold up or change the quorum's decisions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -35,18 +35,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kaskade_types::NodeId;
-use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
-use tokio::io::BufStream;
-use tokio::net::TcpStream;
+use parking_lot::{Mutex, RwLock};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use super::forward::{self, ForwardError, ForwardRefusal};
 use super::frame::{self, Hello, RpcKind};
+use super::metadata_client::{FetchOutcome, LeaderInfo, MetadataConn};
+use super::metadata_fetch::{FetchRefusal, SnapshotId};
 use super::node::QuorumMetadataLog;
-use super::observers::Applied;
-use super::state_machine::SnapshotData;
+use super::observer_state::ObserverState;
+use super::state_machine::StoredSnapshot;
 use super::status::QuorumStatus;
 use super::types::{ApplyOutcome, Proposal};
 use crate::image::Image;
@@ -54,7 +53,8 @@ use crate::metadata_log::{Committed, MetadataLog, MetadataVersion};
 use crate::record::MetadataRecord;
 use crate::MetaError;
 
-/// How long a controller holds a fetch that has nothing new.
+/// How long a controller may hold a fetch that has nothing new (Kafka's
+/// raft client waits 500 ms).
 pub const FETCH_WAIT: Duration = Duration::from_millis(500);
 
 /// How long an observer waits for a fetch's answer beyond [`FETCH_WAIT`].
@@ -63,49 +63,10 @@ const FETCH_SLACK: Duration = Duration::from_secs(5);
 /// Pause before asking another controller after one failed.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
-/// An observer's fetch: where its copy of the image stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FetchRequest {
-    /// `None`: it has no image yet.
-    pub known: Option<MetadataVersion>,
-    /// The observer's node id, so the leader lists it among DescribeQuorum's
-    /// observers (`observers`); absent from observers that predate it.
-    #[serde(default)]
-    pub replica_id: Option<i32>,
-}
-
-/// A controller's answer to a [`FetchRequest`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FetchAnswer {
-    /// The active controller as the answering controller knows it.
-    pub leader: Option<i32>,
-    /// Its applied image, when past the observer's.
-    pub image: Option<SnapshotData>,
-}
+/// The largest snapshot an observer takes.
+const MAX_SNAPSHOT_BYTES: i64 = 1 << 30;
 
 impl QuorumMetadataLog {
-    /// A controller's side of a fetch: waits up to [`FETCH_WAIT`] for the
-    /// applied image to move past the observer's, then answers.
-    pub(super) async fn answer_fetch(&self, req: FetchRequest) -> FetchAnswer {
-        let past = |v: &MetadataVersion| req.known.is_none_or(|k| *v > k);
-        if let Some(id) = req.replica_id {
-            let applied = self.applied_position();
-            self.observers.lock().fetched(id, req.known, applied, self.now_ms());
-        }
-        let mut applied = self.subscribe();
-        let _ = tokio::time::timeout(FETCH_WAIT, applied.wait_for(past)).await;
-        let position = self.applied_position();
-        let committed = self.committed();
-        let image = past(&committed.version)
-            .then(|| SnapshotData { version: committed.version, records: committed.image.to_records() });
-        if let (Some(id), Some(sent)) = (req.replica_id, &image) {
-            // The Raft end offset read just before the image: equal unless
-            // an entry was applied in between, then one entry early.
-            self.observers.lock().sent(id, Applied { version: sent.version, end_offset: position.end_offset });
-        }
-        FetchAnswer { leader: self.leader().map(NodeId::get), image }
-    }
-
     /// A controller's side of a `Status` call: DescribeQuorum's view on the
     /// leader, else the leader it knows.
     pub(super) fn answer_status(&self) -> Result<QuorumStatus, ForwardRefusal> {
@@ -121,9 +82,12 @@ impl QuorumMetadataLog {
 pub struct ObserverConfig {
     pub node_id: NodeId,
     pub cluster_id: String,
-    /// `controller.quorum.voters`: node id -> `host:port` of its controller
-    /// listener.
+    /// `controller.quorum.voters` of a static quorum: node id -> `host:port`
+    /// of its controller listener (empty for a dynamic quorum).
     pub controllers: BTreeMap<NodeId, String>,
+    /// `controller.quorum.bootstrap.servers` of a dynamic quorum: where to
+    /// fetch until an answer names the leader.
+    pub bootstrap_servers: Vec<String>,
     /// How long `append` and broker calls wait for the active controller.
     pub append_timeout: Duration,
 }
@@ -136,13 +100,22 @@ pub struct ObserverMetadataLog {
 
 struct Inner {
     node_id: NodeId,
+    cluster_id: String,
     hello: Hello,
-    controllers: BTreeMap<NodeId, String>,
+    /// The configured controllers (static voters).
+    configured: BTreeMap<NodeId, String>,
+    /// Where to fetch while no leader is known.
+    bootstrap: Vec<String>,
+    /// Controllers' addresses named by answers' NodeEndpoints.
+    endpoints: RwLock<BTreeMap<NodeId, String>>,
+    follower: Mutex<ObserverState>,
     state: RwLock<Committed>,
     version: watch::Sender<MetadataVersion>,
-    /// Whether an image was fetched yet.
+    /// Whether this copy reached a high watermark an answer carried.
     fetched: watch::Sender<bool>,
     leader: watch::Sender<Option<NodeId>>,
+    /// The leader epoch last named (0: none yet, as Kafka's fresh observer).
+    epoch: Mutex<i32>,
     runtime: Handle,
     append_timeout: Duration,
     stopped: watch::Sender<bool>,
@@ -161,15 +134,23 @@ impl ObserverMetadataLog {
     /// Starts following the quorum (on the current runtime). The image is
     /// empty until the first fetch answers: see [`Self::wait_until_current`].
     pub fn start(config: ObserverConfig) -> ObserverMetadataLog {
-        let static_voters: BTreeSet<i32> = config.controllers.keys().map(|id| id.get()).collect();
+        let static_voters: Option<BTreeSet<i32>> =
+            (!config.controllers.is_empty()).then(|| config.controllers.keys().map(|id| id.get()).collect());
+        let mut bootstrap: Vec<String> = config.controllers.values().cloned().collect();
+        bootstrap.extend(config.bootstrap_servers.iter().cloned());
         let inner = Inner {
             node_id: config.node_id,
-            hello: Hello { cluster_id: config.cluster_id, static_voters: Some(static_voters) },
-            controllers: config.controllers,
+            cluster_id: config.cluster_id.clone(),
+            hello: Hello { cluster_id: config.cluster_id, static_voters },
+            configured: config.controllers,
+            bootstrap,
+            endpoints: RwLock::new(BTreeMap::new()),
+            follower: Mutex::new(ObserverState::default()),
             state: RwLock::new(Committed { image: Arc::new(Image::default()), version: MetadataVersion::default() }),
             version: watch::channel(MetadataVersion::default()).0,
             fetched: watch::channel(false).0,
             leader: watch::channel(None).0,
+            epoch: Mutex::new(0),
             runtime: Handle::current(),
             append_timeout: config.append_timeout,
             stopped: watch::channel(false).0,
@@ -188,8 +169,9 @@ impl ObserverMetadataLog {
         *self.inner.leader.borrow()
     }
 
-    /// Waits up to `limit` until an image was fetched and the active
-    /// controller is known. `Ok(false)` if `limit` passed first.
+    /// Waits up to `limit` until this copy reached a high watermark an
+    /// answer carried and the active controller is known. `Ok(false)` if
+    /// `limit` passed first.
     pub async fn wait_until_current(&self, limit: Duration) -> Result<bool, MetaError> {
         let mut fetched = self.inner.fetched.subscribe();
         let mut leader = self.inner.leader.subscribe();
@@ -200,10 +182,19 @@ impl ObserverMetadataLog {
         Ok(tokio::time::timeout(limit, both).await.is_ok())
     }
 
-    /// The controllers it follows (node id -> `host:port` of each one's
-    /// controller listener), as configured.
-    pub fn controllers(&self) -> &BTreeMap<NodeId, String> {
-        &self.inner.controllers
+    /// The controllers (node id -> `host:port` of each one's controller
+    /// listener): the voters of the membership this copy applied (so
+    /// controllers added or removed later are found, and a dynamic quorum's
+    /// are learned), else the configured ones, else those answers named.
+    pub fn controllers(&self) -> BTreeMap<NodeId, String> {
+        let voters = self.inner.follower.lock().voters();
+        if !voters.is_empty() {
+            return voters;
+        }
+        if !self.inner.configured.is_empty() {
+            return self.inner.configured.clone();
+        }
+        self.inner.endpoints.read().clone()
     }
 
     /// Stops following.
@@ -211,24 +202,32 @@ impl ObserverMetadataLog {
         self.inner.stopped.send_replace(true);
     }
 
+    /// The address of controller `id`, as far as this copy knows.
+    fn address_of(&self, id: NodeId) -> Option<String> {
+        self.inner.endpoints.read().get(&id).cloned().or_else(|| self.controllers().get(&id).cloned())
+    }
+
     /// The controller to ask next: the active one if known, else the
-    /// voters in turn.
-    fn target(&self, turn: &mut usize) -> Option<(NodeId, String)> {
-        if let Some(id) = self.leader() {
-            if let Some(addr) = self.inner.controllers.get(&id) {
-                return Some((id, addr.clone()));
+    /// configured and known controllers in turn.
+    fn target(&self, turn: &mut usize) -> Option<String> {
+        if let Some(addr) = self.leader().and_then(|id| self.address_of(id)) {
+            return Some(addr);
+        }
+        let mut all: Vec<String> = self.inner.bootstrap.clone();
+        for addr in self.controllers().into_values() {
+            if !all.contains(&addr) {
+                all.push(addr);
             }
         }
-        let n = self.inner.controllers.len();
-        if n == 0 {
+        if all.is_empty() {
             return None;
         }
-        *turn = (*turn + 1) % n;
-        self.inner.controllers.iter().nth(*turn).map(|(id, addr)| (*id, addr.clone()))
+        *turn = (*turn + 1) % all.len();
+        all.get(*turn).cloned()
     }
 
     /// The fetch loop: until stopped, keeps this copy at the quorum's
-    /// committed image.
+    /// committed log.
     async fn follow(self) {
         let mut stopped = self.inner.stopped.subscribe();
         let mut turn = 0;
@@ -236,69 +235,156 @@ impl ObserverMetadataLog {
             if *stopped.borrow() {
                 return;
             }
-            let Some((id, addr)) = self.target(&mut turn) else { return };
-            let session = self.fetch_from(id, &addr);
+            let Some(addr) = self.target(&mut turn) else { return };
+            let session = self.fetch_from(&addr);
             let ended = tokio::select! {
                 _ = stopped.wait_for(|s| *s) => return,
                 ended = session => ended,
             };
             if let Err(e) = ended {
-                tracing::debug!(controller = id.get(), %addr, error = %e, "fetching the metadata failed; asking another");
-                // Maybe gone: ask the voters in turn until one names the leader.
+                tracing::debug!(%addr, error = %e, "fetching the metadata failed; asking another controller");
+                // Maybe gone: ask the controllers in turn until one names the leader.
                 self.inner.leader.send_replace(None);
             }
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
     }
 
-    /// Fetches from controller `id` at `addr` until the connection fails
-    /// (`Err`) or another controller is named the leader (`Ok`).
-    async fn fetch_from(&self, id: NodeId, addr: &str) -> io::Result<()> {
-        let mut conn: BufStream<TcpStream> = forward::connect(addr, &self.inner.hello).await?;
-        loop {
-            let known = (*self.inner.fetched.borrow()).then(|| self.inner.state.read().version);
-            let request = FetchRequest { known, replica_id: Some(self.inner.node_id.get()) };
-            let body = serde_json::to_vec(&request).map_err(io::Error::other)?;
-            frame::write_frame(&mut conn, RpcKind::Fetch, &body).await?;
-            let answer = match tokio::time::timeout(FETCH_WAIT + FETCH_SLACK, frame::read_frame(&mut conn)).await {
-                Ok(Ok(Some((RpcKind::Response, body)))) => body,
-                Ok(Ok(_)) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no answer to a fetch")),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "a fetch was not answered")),
-            };
-            let answer: FetchAnswer =
-                serde_json::from_slice(&answer).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            if let Some(data) = answer.image {
-                self.install(data);
+    /// Takes the leader and endpoints an answer named.
+    fn learn(&self, info: &LeaderInfo) {
+        {
+            let mut endpoints = self.inner.endpoints.write();
+            for (id, addr) in &info.endpoints {
+                endpoints.insert(NodeId(*id), addr.clone());
             }
-            let leader = answer.leader.map(NodeId);
-            self.inner.leader.send_replace(leader);
-            if leader.is_some_and(|l| l != id) {
-                // Follow the active controller: its image is the newest.
+        }
+        if let Some((id, epoch)) = info.leader {
+            let mut known = self.inner.epoch.lock();
+            if epoch >= *known {
+                *known = epoch;
+                self.inner.leader.send_replace(Some(NodeId(id)));
+            }
+        }
+    }
+
+    /// Whether the leader now known is somewhere else than `addr`.
+    fn moved_from(&self, addr: &str) -> bool {
+        self.leader().and_then(|id| self.address_of(id)).is_some_and(|leader| leader != addr)
+    }
+
+    /// Publishes the follower's state as this copy's image.
+    fn publish(&self) {
+        let committed = self.inner.follower.lock().committed();
+        let version = committed.version;
+        {
+            let mut state = self.inner.state.write();
+            if version < state.version {
+                // Starting over after a divergence: keep the newer image
+                // until the copy is past it again.
+                return;
+            }
+            *state = committed;
+        }
+        self.inner.version.send_replace(version);
+    }
+
+    /// Fetches from the controller at `addr` until the connection fails
+    /// (`Err`) or another controller is named the leader (`Ok`).
+    async fn fetch_from(&self, addr: &str) -> io::Result<()> {
+        let mut conn = MetadataConn::connect(addr, &self.inner.cluster_id, self.inner.node_id.get()).await?;
+        loop {
+            let (offset, last_epoch) = self.inner.follower.lock().next_fetch();
+            let epoch = *self.inner.epoch.lock();
+            let answer =
+                tokio::time::timeout(FETCH_WAIT + FETCH_SLACK, conn.fetch(epoch, offset, last_epoch, FETCH_WAIT))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "a fetch was not answered"))??;
+            let (info, outcome) = answer;
+            self.learn(&info);
+            match outcome {
+                FetchOutcome::Records { high_watermark, entries } => {
+                    let applied = self.inner.follower.lock().apply(entries, high_watermark);
+                    match applied {
+                        Ok(0) => {}
+                        Ok(_) => self.publish(),
+                        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}"))),
+                    }
+                    if self.inner.follower.lock().next_fetch().0 >= high_watermark {
+                        self.inner.fetched.send_replace(true);
+                    }
+                }
+                FetchOutcome::Snapshot(id) => self.load_snapshot(&mut conn, id).await?,
+                FetchOutcome::Diverging(at) => {
+                    // Committed entries never diverge: this copy came from
+                    // elsewhere. Start over (the image is replaced only once
+                    // the new one is past it).
+                    tracing::warn!(?at, "the metadata log diverges from this observer's copy; fetching it again");
+                    *self.inner.follower.lock() = ObserverState::default();
+                }
+                FetchOutcome::Refused(code) => {
+                    // Go on only when the refusal named a leader of a newer
+                    // epoch or elsewhere (now known); else ask again after a
+                    // pause, so an election in progress is not polled in a
+                    // tight loop.
+                    let newer_leader = info.leader.is_some_and(|(_, e)| e > epoch) || self.moved_from(addr);
+                    let redirect = matches!(
+                        FetchRefusal::from_code(code),
+                        Some(FetchRefusal::FencedLeaderEpoch | FetchRefusal::NotLeaderOrFollower)
+                    );
+                    if !(redirect && newer_leader) {
+                        return Err(io::Error::other(format!(
+                            "the controller at {addr} refused a fetch: error {code}"
+                        )));
+                    }
+                }
+            }
+            if self.moved_from(addr) {
                 return Ok(());
             }
         }
     }
 
-    /// Takes a fetched image if it is past this copy.
-    fn install(&self, data: SnapshotData) {
-        let fetched = *self.inner.fetched.borrow();
-        {
-            let mut state = self.inner.state.write();
-            if fetched && data.version <= state.version {
-                return;
+    /// Fetches snapshot `id` chunk by chunk on `conn` and loads it. A
+    /// snapshot the controller no longer has ends it quietly: the next
+    /// Fetch names the current one.
+    async fn load_snapshot(&self, conn: &mut MetadataConn, id: SnapshotId) -> io::Result<()> {
+        let mut bytes: Vec<u8> = Vec::new();
+        loop {
+            let epoch = *self.inner.epoch.lock();
+            let position = bytes.len() as i64;
+            let (info, chunk) = tokio::time::timeout(FETCH_SLACK, conn.fetch_snapshot(epoch, id, position))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "a snapshot fetch was not answered"))??;
+            self.learn(&info);
+            if chunk.error_code != 0 {
+                tracing::debug!(code = chunk.error_code, "a snapshot fetch was refused; fetching again");
+                return Ok(());
             }
-            *state = Committed { image: Arc::new(data.to_image()), version: data.version };
+            if chunk.position != position || !(1..=MAX_SNAPSHOT_BYTES).contains(&chunk.size) || chunk.bytes.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "a snapshot chunk out of place"));
+            }
+            bytes.extend_from_slice(&chunk.bytes);
+            if bytes.len() as i64 >= chunk.size {
+                break;
+            }
         }
-        self.inner.fetched.send_replace(true);
-        self.inner.version.send_replace(data.version);
+        let stored: StoredSnapshot =
+            serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if !ObserverState::snapshot_matches(&stored, id) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "a snapshot other than the one asked for"));
+        }
+        if self.inner.follower.lock().load(&stored) {
+            tracing::info!(end_offset = id.end_offset, epoch = id.epoch, "loaded a metadata snapshot");
+            self.publish();
+        }
+        Ok(())
     }
 
     /// DescribeQuorum's view, asked of the active controller in a `Status`
     /// frame; [`MetaError::NotLeader`] naming the leader known when no
     /// controller that leads answers within `within`.
     pub async fn status(&self, within: Duration) -> Result<QuorumStatus, MetaError> {
-        let addr = self.leader().and_then(|id| self.inner.controllers.get(&id).cloned());
+        let addr = self.leader().and_then(|id| self.address_of(id));
         let Some(addr) = addr else { return Err(MetaError::NotLeader { leader: None }) };
         let ask = async {
             let mut conn = forward::connect(&addr, &self.inner.hello).await?;
@@ -337,7 +423,7 @@ impl ObserverMetadataLog {
         let proposal = Proposal { based_on, records };
         let mut turn = 0;
         let outcome = loop {
-            let Some((_, addr)) = self.target(&mut turn) else {
+            let Some(addr) = self.target(&mut turn) else {
                 return Err(MetaError::NotLeader { leader: None });
             };
             let sent = tokio::time::timeout_at(deadline, forward::forward(&addr, &self.inner.hello, &proposal)).await;

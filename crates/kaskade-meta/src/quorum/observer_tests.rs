@@ -1,8 +1,9 @@
 //! An observer (a broker-only node's metadata log) against in-process
-//! controllers on loopback ports: it fetches the committed image, forwards
-//! its changes to the active controller and sees them applied, registers a
-//! broker, follows a failover, and an observer of another cluster or a bad
-//! fetch frame gets nothing. Every wait is bounded.
+//! controllers on loopback ports: it fetches the committed log with Kafka's
+//! Fetch, forwards its changes to the active controller and sees them
+//! applied, registers a broker, follows a failover, loads a snapshot in
+//! chunks with FetchSnapshot; an observer of another cluster or a bad fetch
+//! gets Kafka's error or a closed connection. Every wait is bounded.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -20,6 +21,7 @@ fn observer(node_id: i32, cluster_id: &str, controllers: &BTreeMap<NodeId, Strin
         node_id: NodeId(node_id),
         cluster_id: cluster_id.into(),
         controllers: controllers.clone(),
+        bootstrap_servers: Vec::new(),
         append_timeout: WAIT,
     })
 }
@@ -125,34 +127,109 @@ async fn an_observer_follows_forwards_registers_and_survives_a_failover() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_observer_of_another_cluster_and_bad_fetches_get_nothing() {
+async fn an_observer_of_another_cluster_and_bad_fetches_get_kafkas_errors_or_a_closed_connection() {
     let root = tempfile::tempdir().expect("tempdir");
     let setup = Setup { static_voters: Some(BTreeSet::from([1])), ..static_3() };
     let (nodes, voters) = cluster(root.path(), 1, &setup).await;
     leader(&nodes).await;
+    let addr = voters[&NodeId(1)].clone();
     let stranger = observer(10, "another-cluster", &voters);
     assert!(!stranger.wait_until_current(Duration::from_secs(2)).await.expect("wait"), "refused by the controller");
     assert_eq!(stranger.committed().version, crate::MetadataVersion::default());
     stranger.shutdown();
 
-    // A fetch frame that is not JSON closes the connection after the hello.
-    let addr = voters[&NodeId(1)].clone();
+    // Kafka's answers, as KafkaRaftClient gives them.
+    let wait = Duration::from_millis(100);
+    let mut other = MetadataConn::connect(&addr, "another-cluster", 10).await.expect("connect");
+    let (_, outcome) = other.fetch(0, 0, 0, wait).await.expect("answered");
+    assert!(matches!(outcome, FetchOutcome::Refused(104)), "INCONSISTENT_CLUSTER_ID: {outcome:?}");
+    let mut conn = MetadataConn::connect(&addr, "test-cluster", 10).await.expect("connect");
+    let (info, outcome) = conn.fetch(0, 0, 0, wait).await.expect("answered");
+    assert!(matches!(outcome, FetchOutcome::Refused(74)), "FENCED_LEADER_EPOCH: {outcome:?}");
+    let (leader_id, epoch) = info.leader.expect("the leader named");
+    assert_eq!(leader_id, 1);
+    assert_eq!(info.endpoints, vec![(1, addr.clone())], "the leader's endpoint");
+    let (_, outcome) = conn.fetch(epoch + 1, 0, 0, wait).await.expect("answered");
+    assert!(matches!(outcome, FetchOutcome::Refused(75)), "UNKNOWN_LEADER_EPOCH: {outcome:?}");
+    let (_, outcome) = conn.fetch(epoch, 3, epoch + 1, wait).await.expect("answered");
+    assert!(matches!(outcome, FetchOutcome::Refused(42)), "INVALID_REQUEST: {outcome:?}");
+    let (_, outcome) = conn.fetch(epoch, 0, 0, wait).await.expect("answered");
+    match outcome {
+        FetchOutcome::Records { high_watermark, entries } => {
+            assert!(high_watermark > 0 && !entries.is_empty(), "{high_watermark} {entries:?}");
+            assert_eq!(entries[0].0, 0, "offsets are Raft indexes, from 0");
+            assert!(entries.iter().all(|(o, _, _)| *o < high_watermark), "only committed entries");
+        }
+        other => panic!("records expected: {other:?}"),
+    }
+    let missing = SnapshotId { end_offset: 999, epoch };
+    let (_, chunk) = conn.fetch_snapshot(epoch, missing, 0).await.expect("answered");
+    assert_eq!(chunk.error_code, 98, "SNAPSHOT_NOT_FOUND");
+
+    // Malformed: a Fetch whose body is garbage, a version not served, and
+    // the retired kind 7 after a hello each close the connection.
+    for raw in
+        [&[0u8, 0, 0, 10, 0, 1, 0, 17, 0, 0, 0, 1, 0xff, 0xff][..], &[0u8, 0, 0, 10, 0, 1, 0, 4, 0, 0, 0, 1, 0, 0][..]]
+    {
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(raw).await.expect("write");
+        let mut answer = Vec::new();
+        tokio::time::timeout(WAIT, s.read_to_end(&mut answer)).await.expect("closed in time").ok();
+        assert!(answer.is_empty(), "no answer to {raw:?}: {answer:?}");
+    }
     let mut s = TcpStream::connect(&addr).await.expect("connect");
     let hello = br#"{"cluster_id":"test-cluster","static_voters":[1]}"#;
     frame::write_frame(&mut s, RpcKind::Hello, hello).await.expect("hello");
-    frame::write_frame(&mut s, RpcKind::Fetch, b"{not json").await.expect("fetch");
+    s.write_all(&[0, 0, 0, 3, 7, b'{', b'}']).await.expect("kind 7");
     let mut answer = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut answer)).await.expect("closed in time").ok();
     let mut rest = &answer[..];
     let welcome = frame::read_frame(&mut rest).await.expect("a frame").expect("the hello's welcome");
     assert_eq!(welcome.0, RpcKind::Response);
     assert!(rest.is_empty(), "nothing after the welcome: {answer:?}");
-    s.shutdown().await.ok();
 
     // The controller keeps serving observers of its own cluster.
     let ok = observer(11, "test-cluster", &voters);
     assert!(ok.wait_until_current(WAIT).await.expect("wait"));
     ok.shutdown();
+    for n in nodes.into_iter().flatten() {
+        kill(n).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_behind_the_log_start_loads_the_snapshot_in_chunks_then_fetches() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let setup = Setup { static_voters: Some(BTreeSet::from([1])), ..static_3() };
+    let (nodes, voters) = cluster(root.path(), 1, &setup).await;
+    leader(&nodes).await;
+    let log = nodes[0].as_ref().expect("node").log.clone();
+    // Enough topics for a snapshot of more than one chunk.
+    let records: Vec<MetadataRecord> = (0..15_000)
+        .map(|i| MetadataRecord::Topic { name: format!("topic-with-a-longish-name-{i:05}"), id: Uuid::new_v4() })
+        .collect();
+    let based_on = log.committed().version;
+    log.append_async(based_on, records).await.expect("appended");
+    log.snapshot_async().await.expect("snapshot");
+    // The snapshot purged every entry it covers (the tests keep none).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while log.log_reader.log_start() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the log was not purged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (id, bytes) = log.shared.snapshot_bytes().expect("a snapshot");
+    assert!(bytes.len() > crate::quorum::metadata_client::SNAPSHOT_CHUNK_BYTES as usize, "{} bytes", bytes.len());
+
+    let obs = observer(10, "test-cluster", &voters);
+    assert!(obs.wait_until_current(WAIT).await.expect("current"));
+    assert!(obs.committed().image.topic("topic-with-a-longish-name-14999").is_some(), "from the snapshot");
+    assert!(obs.inner.follower.lock().next_fetch().0 >= id.end_offset);
+    // Fetch goes on after the snapshot.
+    create_topic(&log, "after-the-snapshot").await.expect("create");
+    sees(&obs, "after-the-snapshot").await;
+    assert_eq!(obs.committed().version, log.committed().version, "the same version as the controller");
+    assert_eq!(obs.controllers(), voters, "the snapshot's membership names the controllers");
+    obs.shutdown();
     for n in nodes.into_iter().flatten() {
         kill(n).await;
     }
@@ -169,6 +246,7 @@ async fn without_a_reachable_controller_an_observer_refuses_within_its_bounds() 
         node_id: NodeId(10),
         cluster_id: "test-cluster".into(),
         controllers: BTreeMap::from([(NodeId(1), closed)]),
+        bootstrap_servers: Vec::new(),
         append_timeout: Duration::from_millis(500),
     });
     assert!(!obs.wait_until_current(Duration::from_millis(300)).await.expect("wait"));

@@ -1,5 +1,6 @@
 //! The server side of openraft's RPCs (and of proposals forwarded to the
-//! leader, `forward`, and broker-only nodes' metadata fetches, `observer`): [`serve`] answers them on a given
+//! leader, `forward`, and broker-only nodes' Kafka Fetch / FetchSnapshot of
+//! `__cluster_metadata`, `metadata_serve`): [`serve`] answers them on a given
 //! listener (the CONTROLLER listener hands over its socket).
 //!
 //! One task per connection checks the client's cluster id and static voters
@@ -14,7 +15,10 @@
 //! the two apart without consuming it ([`sniff`]). A frame of ours starts
 //! with its kind, and the first is always a `Hello` (4); a Kafka request
 //! starts with its API key as a big-endian i16, whose first byte is 0 for
-//! every key Kafka has (< 256). A Kafka connection is handed, unread, to
+//! every key Kafka has (< 256). A Kafka connection whose first request is a
+//! Fetch or FetchSnapshot (the next byte, the key's low one) is an
+//! observer following the metadata log: served here (`metadata_serve`).
+//! Any other Kafka connection is handed, unread, to
 //! the [`KafkaConnections`] channel the node gave (its broker layer answers
 //! the controller's Kafka APIs: brokers' BrokerRegistration and
 //! BrokerHeartbeat, `kafka-metadata-quorum --bootstrap-controller`), or closed when there is none or it is full.
@@ -50,30 +54,35 @@ pub enum Protocol {
     Quorum,
     /// Kafka's request frames.
     Kafka,
+    /// Kafka's Fetch / FetchSnapshot of the metadata log (observers).
+    MetadataFetch,
 }
 
-/// How long a connection may take to send the first 5 bytes of its first
+/// How long a connection may take to send the first 6 bytes of its first
 /// frame before it is closed.
 const SNIFF_TIMEOUT: Duration = IDLE_TIMEOUT;
 
 /// Between two looks at a first frame that arrived in pieces.
 const SNIFF_PAUSE: Duration = Duration::from_millis(5);
 
-/// The protocol of a first frame's first 5 bytes (length, then the first
-/// body byte): 0 there is a Kafka API key's high byte, never a kind of ours
-/// that opens a connection.
-pub fn protocol_of(head: &[u8; 5]) -> Protocol {
-    if head[4] == 0 {
-        Protocol::Kafka
-    } else {
+/// The protocol of a first frame's first 6 bytes (length, then the first
+/// two body bytes): 0 first is a Kafka API key's high byte, never a kind of
+/// ours that opens a connection; the next byte is then the key's low byte.
+pub fn protocol_of(head: &[u8; 6]) -> Protocol {
+    if head[4] != 0 {
         Protocol::Quorum
+    } else if super::metadata_serve::serves(i16::from(head[5])) {
+        Protocol::MetadataFetch
+    } else {
+        Protocol::Kafka
     }
 }
 
-/// Looks at the first 5 bytes of `stream` without consuming them.
+/// Looks at the first 6 bytes of `stream` without consuming them (every
+/// first frame has them: a `Hello` and a Kafka request header are longer).
 async fn sniff(stream: &TcpStream) -> io::Result<Protocol> {
     let look = async {
-        let mut head = [0u8; 5];
+        let mut head = [0u8; 6];
         loop {
             let n = stream.peek(&mut head).await?;
             if n == 0 {
@@ -81,6 +90,10 @@ async fn sniff(stream: &TcpStream) -> io::Result<Protocol> {
             }
             if n == head.len() {
                 return Ok(protocol_of(&head));
+            }
+            if n == 5 && head[4] != 0 {
+                // Ours (its kind is not 0) even if its body is empty.
+                return Ok(Protocol::Quorum);
             }
             if n >= 4
                 && !(1..=frame::MAX_FRAME)
@@ -118,6 +131,11 @@ pub async fn serve(listener: TcpListener, log: QuorumMetadataLog, ours: Hello, k
                             Ok(Protocol::Quorum) => {
                                 if let Err(e) = serve_connection(stream, log, &ours).await {
                                     tracing::debug!(%peer, error = %e, "closing a controller connection");
+                                }
+                            }
+                            Ok(Protocol::MetadataFetch) => {
+                                if let Err(e) = super::metadata_serve::serve_connection(stream, log, &ours).await {
+                                    tracing::debug!(%peer, error = %e, "closing a metadata fetch connection");
                                 }
                             }
                             Ok(Protocol::Kafka) => match kafka {
@@ -187,7 +205,6 @@ async fn serve_connection(stream: TcpStream, log: QuorumMetadataLog, ours: &Hell
                 encode(&raft.install_snapshot(req).await)?
             }
             RpcKind::Forward => encode(&super::forward::handle(raft, decode(&body)?).await)?,
-            RpcKind::Fetch => encode(&log.answer_fetch(decode(&body)?).await)?,
             RpcKind::Status => encode(&log.answer_status())?,
             RpcKind::Response | RpcKind::Hello => return Err(invalid(format!("a {kind:?} frame sent as a request"))),
         };

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::files;
+use super::metadata_fetch::SnapshotId;
 use super::types::{epoch_of, ApplyOutcome, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::image::Image;
 use crate::metadata_log::{Committed, MetadataVersion};
@@ -55,11 +56,24 @@ impl SnapshotData {
     }
 }
 
-/// The snapshot file: openraft's meta and the data.
+/// The snapshot file: openraft's meta and the data. Also what an
+/// observer's FetchSnapshot transfers (`metadata_serve`), so it learns the
+/// membership (the controllers and their addresses) with the image.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta,
-    data: SnapshotData,
+pub(crate) struct StoredSnapshot {
+    pub meta: SnapshotMeta,
+    pub data: SnapshotData,
+}
+
+impl StoredSnapshot {
+    /// Its id as Kafka names a snapshot: the offset after its last entry
+    /// and that entry's epoch; `None` for a snapshot of nothing.
+    pub fn kafka_id(&self) -> Option<SnapshotId> {
+        self.meta.last_log_id.map(|l| SnapshotId {
+            end_offset: i64::try_from(l.index).unwrap_or(i64::MAX).saturating_add(1),
+            epoch: epoch_of(l.leader_id.term),
+        })
+    }
 }
 
 /// The applied state, read by [`super::QuorumMetadataLog`].
@@ -71,12 +85,36 @@ pub(crate) struct AppliedState {
     pub membership: StoredMembership,
 }
 
+impl AppliedState {
+    /// Nothing applied yet.
+    pub fn empty() -> AppliedState {
+        AppliedState {
+            image: Arc::new(Image::default()),
+            version: MetadataVersion::default(),
+            last_applied: None,
+            membership: StoredMembership::default(),
+        }
+    }
+
+    /// The state a snapshot holds.
+    pub fn of_snapshot(s: &StoredSnapshot) -> AppliedState {
+        AppliedState {
+            image: Arc::new(s.data.to_image()),
+            version: s.data.version,
+            last_applied: s.meta.last_log_id,
+            membership: s.meta.last_membership.clone(),
+        }
+    }
+}
+
 /// What the state machine shares with the metadata log facade.
 #[derive(Debug)]
 pub(crate) struct Shared {
     state: RwLock<AppliedState>,
     version: watch::Sender<MetadataVersion>,
     snapshot: Mutex<Option<StoredSnapshot>>,
+    /// The current snapshot as FetchSnapshot sends it, serialized once.
+    snapshot_bytes: Mutex<Option<(SnapshotId, Arc<Vec<u8>>)>>,
     /// Test fault hook: the next apply panics, as a bug in the core would.
     #[cfg(test)]
     pub(super) panic_on_apply: std::sync::atomic::AtomicBool,
@@ -90,6 +128,33 @@ impl Shared {
 
     pub fn subscribe(&self) -> watch::Receiver<MetadataVersion> {
         self.version.subscribe()
+    }
+
+    /// The last applied entry's log id (everything up to it is committed).
+    pub fn last_applied(&self) -> Option<LogId> {
+        self.state.read().last_applied
+    }
+
+    /// The current snapshot's Kafka id, if there is one.
+    pub fn snapshot_id(&self) -> Option<SnapshotId> {
+        self.snapshot.lock().as_ref().and_then(StoredSnapshot::kafka_id)
+    }
+
+    /// The current snapshot (meta and data) as JSON bytes, with its id;
+    /// serialized once per snapshot, so chunks of one snapshot are cut
+    /// from the same bytes.
+    pub fn snapshot_bytes(&self) -> Option<(SnapshotId, Arc<Vec<u8>>)> {
+        let stored = self.snapshot.lock().clone()?;
+        let id = stored.kafka_id()?;
+        let mut cache = self.snapshot_bytes.lock();
+        if let Some((cached, bytes)) = cache.as_ref() {
+            if *cached == id {
+                return Some((id, bytes.clone()));
+            }
+        }
+        let bytes = Arc::new(serde_json::to_vec(&stored).ok()?);
+        *cache = Some((id, bytes.clone()));
+        Some((id, bytes))
     }
 
     fn publish(&self, next: AppliedState) {
@@ -150,24 +215,12 @@ impl StateMachine {
                 reason: e.to_string(),
             })?),
         };
-        let state = match &stored {
-            Some(s) => AppliedState {
-                image: Arc::new(s.data.to_image()),
-                version: s.data.version,
-                last_applied: s.meta.last_log_id,
-                membership: s.meta.last_membership.clone(),
-            },
-            None => AppliedState {
-                image: Arc::new(Image::default()),
-                version: MetadataVersion::default(),
-                last_applied: None,
-                membership: StoredMembership::default(),
-            },
-        };
+        let state = stored.as_ref().map_or_else(AppliedState::empty, AppliedState::of_snapshot);
         let shared = Arc::new(Shared {
             version: watch::channel(state.version).0,
             state: RwLock::new(state),
             snapshot: Mutex::new(stored),
+            snapshot_bytes: Mutex::new(None),
             #[cfg(test)]
             panic_on_apply: std::sync::atomic::AtomicBool::new(false),
         });
@@ -175,8 +228,9 @@ impl StateMachine {
     }
 }
 
-/// Applies one entry to `st`, answering what it did.
-fn apply_entry(st: &mut AppliedState, entry: &Entry) -> ApplyOutcome {
+/// Applies one entry to `st`, answering what it did (also an observer's
+/// apply, `observer_state`, so it refuses stale proposals identically).
+pub(crate) fn apply_entry(st: &mut AppliedState, entry: &Entry) -> ApplyOutcome {
     st.last_applied = Some(entry.log_id);
     let epoch = epoch_of(entry.log_id.leader_id.term);
     match &entry.payload {
@@ -261,12 +315,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         let stored = StoredSnapshot { meta: meta.clone(), data };
         save(&self.dir, &stored).await?;
-        let state = AppliedState {
-            image: Arc::new(stored.data.to_image()),
-            version: stored.data.version,
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
+        let state = AppliedState::of_snapshot(&stored);
         *self.shared.snapshot.lock() = Some(stored);
         self.shared.publish(state);
         Ok(())

@@ -487,10 +487,13 @@ async fn a_follower_that_cannot_reach_a_leader_refuses_within_its_timeout() {
 fn a_kafka_request_is_told_from_a_frame_of_ours_by_its_fifth_byte() {
     use super::server::{protocol_of, Protocol};
     // ApiVersions (key 18) v3, and our Hello (kind 4).
-    assert_eq!(protocol_of(&[0, 0, 0, 30, 0]), Protocol::Kafka);
-    assert_eq!(protocol_of(&[0, 0, 0, 40, 4]), Protocol::Quorum);
+    assert_eq!(protocol_of(&[0, 0, 0, 30, 0, 18]), Protocol::Kafka);
+    assert_eq!(protocol_of(&[0, 0, 0, 40, 4, b'{']), Protocol::Quorum);
+    // Fetch (1) and FetchSnapshot (59): an observer following the metadata log.
+    assert_eq!(protocol_of(&[0, 0, 0, 90, 0, 1]), Protocol::MetadataFetch);
+    assert_eq!(protocol_of(&[0, 0, 0, 90, 0, 59]), Protocol::MetadataFetch);
     // A garbage first byte is taken for ours, whose reader then refuses it.
-    assert_eq!(protocol_of(&[0xff, 0xff, 0xff, 0xff, 0xff]), Protocol::Quorum);
+    assert_eq!(protocol_of(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Protocol::Quorum);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
