@@ -30,6 +30,26 @@ use super::placement::UsableBroker;
 use super::replicas::LocalReplicas;
 use crate::partition::{Partition, PartitionError};
 
+thread_local! {
+    /// Whether the change running on this (blocking-pool) thread is the
+    /// active controller's own decision ([`super::as_active_controller`]).
+    static AS_ACTIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `change` with commits made as the active controller (`as_active`)
+/// or through any leader (the default), restoring the thread's mode after.
+/// A panicking change restores it too: pool threads run other changes next.
+pub(super) fn deciding_as_active<T>(as_active: bool, change: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            AS_ACTIVE.with(|a| a.set(self.0));
+        }
+    }
+    let _restore = Restore(AS_ACTIVE.with(|a| a.replace(as_active)));
+    change()
+}
+
 #[derive(Debug)]
 pub struct TopicManager {
     node_id: NodeId,
@@ -77,7 +97,12 @@ impl TopicManager {
     /// the new image. `Ok(false)`: the log moved since `before`, nothing was
     /// committed, decide again.
     fn commit(&self, before: &Committed, records: Vec<MetadataRecord>) -> Result<bool, TopicError> {
-        match self.meta.append(before.version, records) {
+        let appended = if AS_ACTIVE.with(std::cell::Cell::get) {
+            self.meta.append_as_active(before.version, records)
+        } else {
+            self.meta.append(before.version, records)
+        };
+        match appended {
             Ok(_) => {}
             Err(MetaError::Stale { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
