@@ -1,7 +1,8 @@
 //! Admin requests carried out by the active controller, as Kafka's KRaft
 //! brokers forward them (KIP-590 Envelope), on 3 controller-only and 2
 //! broker-only processes: CreateTopics, AlterConfigs,
-//! IncrementalAlterConfigs, CreatePartitions and DeleteTopics sent to a
+//! IncrementalAlterConfigs, CreatePartitions, DeleteTopics, ElectLeaders,
+//! AlterPartitionReassignments and AlterUserScramCredentials sent to a
 //! broker are counted by the active controller's request metrics (and by
 //! no other controller's), the broker answers once its own Metadata shows
 //! the change, and the other broker follows; a broker resource naming
@@ -24,9 +25,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    create_topics_request::CreatableTopic, incremental_alter_configs_request, CreateTopicsRequest,
-    CreateTopicsResponse, DefaultPrincipalData, EnvelopeRequest, IncrementalAlterConfigsRequest, MetadataRequest,
-    RequestHeader, TopicName,
+    alter_partition_reassignments_request, alter_user_scram_credentials_request, create_topics_request::CreatableTopic,
+    incremental_alter_configs_request, AlterPartitionReassignmentsRequest, AlterUserScramCredentialsRequest,
+    CreateTopicsRequest, CreateTopicsResponse, DefaultPrincipalData, ElectLeadersRequest, EnvelopeRequest,
+    IncrementalAlterConfigsRequest, MetadataRequest, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::ResponseError;
@@ -179,6 +181,34 @@ fn admin_requests_sent_to_brokers_are_carried_out_by_the_active_controller() {
     let invalid = ResponseError::InvalidRequest.code();
     assert_eq!(codes, [("5".to_string(), invalid), ("4".to_string(), 0), (String::new(), 0)], "{resp:?}");
     assert!(requests(&nodes, "IncrementalAlterConfigs")[li] >= 1.0);
+
+    // ElectLeaders, AlterPartitionReassignments and
+    // AlterUserScramCredentials through broker 4: the active controller
+    // answers (no election needed, no reassignment to cancel, a new user).
+    let elect = ElectLeadersRequest::default().with_election_type(0).with_timeout_ms(20_000);
+    let resp = rt.block_on(conn.send(&elect, 2)).expect("ElectLeaders");
+    assert_eq!(resp.error_code, 0, "{resp:?}");
+    let cancel = alter_partition_reassignments_request::ReassignableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("fwd")))
+        .with_partitions(vec![alter_partition_reassignments_request::ReassignablePartition::default()]);
+    let req = AlterPartitionReassignmentsRequest::default().with_timeout_ms(20_000).with_topics(vec![cancel]);
+    let resp = rt.block_on(conn.send(&req, 0)).expect("AlterPartitionReassignments");
+    let code = resp.responses[0].partitions[0].error_code;
+    assert_eq!((resp.error_code, code), (0, ResponseError::NoReassignmentInProgress.code()), "{resp:?}");
+    let upsert = alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+        .with_name(StrBytes::from_static_str("alice"))
+        .with_mechanism(1)
+        .with_iterations(4096)
+        .with_salt(Bytes::from_static(b"salt"))
+        .with_salted_password(Bytes::from_static(&[7; 32]));
+    let req = AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsert]);
+    let resp = rt.block_on(conn.send(&req, 0)).expect("AlterUserScramCredentials");
+    assert_eq!(resp.results.iter().map(|r| r.error_code).collect::<Vec<_>>(), [0], "{resp:?}");
+    for api in ["ElectLeaders", "AlterPartitionReassignments", "AlterUserScramCredentials"] {
+        let counts = requests(&nodes, api);
+        assert!(counts[li] >= 1.0, "the active controller took {api}: {counts:?}");
+        assert!(counts.iter().enumerate().all(|(i, c)| i == li || *c == 0.0), "{api}: {counts:?}");
+    }
 
     // CreatePartitions through broker 5, DeleteTopics through broker 4.
     let grown = rt.block_on(admin.create_partitions(&[NewPartitions::new("fwd", 8)], &options));

@@ -46,7 +46,10 @@ static FORWARDED: &[Route] = &[
     Route::new(ApiKey::DeleteTopics, 1, 6, crate::api::delete_topics::controller_route),
     Route::new(ApiKey::AlterConfigs, 0, 2, crate::api::config_routes::alter_on_controller),
     Route::new(ApiKey::CreatePartitions, 0, 3, crate::api::create_partitions::controller_route),
+    Route::new(ApiKey::ElectLeaders, 0, 2, crate::api::elect_leaders::controller_route),
     Route::new(ApiKey::IncrementalAlterConfigs, 0, 1, crate::api::config_routes::incremental_on_controller),
+    Route::new(ApiKey::AlterPartitionReassignments, 0, 1, crate::api::partition_reassignments::alter_on_controller),
+    Route::new(ApiKey::AlterUserScramCredentials, 0, 0, crate::api::scram_credentials::alter_on_controller),
 ];
 
 static FORWARDED_ROUTER: LazyLock<Router> = LazyLock::new(|| Router::new(FORWARDED));
@@ -186,6 +189,6 @@ mod tests {
                 route.key
             );
         }
-        assert_eq!(FORWARDED_ROUTER.iter().count(), 5);
+        assert_eq!(FORWARDED_ROUTER.iter().count(), 8);
     }
 }

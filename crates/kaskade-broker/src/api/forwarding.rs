@@ -1,6 +1,7 @@
 //! Admin requests carried out by the active controller, as Kafka's KRaft
 //! brokers forward them (KIP-590, `ForwardingManager`): CreateTopics,
-//! DeleteTopics, CreatePartitions, AlterConfigs and IncrementalAlterConfigs.
+//! DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs,
+//! ElectLeaders, AlterPartitionReassignments and AlterUserScramCredentials.
 //!
 //! On a broker of a multi-node cluster the request, as the client encoded
 //! it (header with its correlation id and client id, body at its version),
@@ -36,9 +37,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    alter_configs_response, create_partitions_response, create_topics_response, delete_topics_response,
-    incremental_alter_configs_response, AlterConfigsResponse, ApiKey, CreatePartitionsResponse, CreateTopicsResponse,
-    DefaultPrincipalData, DeleteTopicsResponse, EnvelopeRequest, EnvelopeResponse, IncrementalAlterConfigsResponse,
+    alter_configs_response, alter_partition_reassignments_response, alter_user_scram_credentials_response,
+    create_partitions_response, create_topics_response, delete_topics_response, elect_leaders_response,
+    incremental_alter_configs_response, AlterConfigsResponse, AlterPartitionReassignmentsResponse,
+    AlterUserScramCredentialsResponse, ApiKey, CreatePartitionsResponse, CreateTopicsResponse, DefaultPrincipalData,
+    DeleteTopicsResponse, ElectLeadersResponse, EnvelopeRequest, EnvelopeResponse, IncrementalAlterConfigsResponse,
     RequestHeader, RequestKind, ResponseHeader, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -279,6 +282,8 @@ fn timeout_of(body: &RequestKind) -> Duration {
         RequestKind::CreateTopics(r) => r.timeout_ms,
         RequestKind::DeleteTopics(r) => r.timeout_ms,
         RequestKind::CreatePartitions(r) => r.timeout_ms,
+        RequestKind::ElectLeaders(r) => r.timeout_ms,
+        RequestKind::AlterPartitionReassignments(r) => r.timeout_ms,
         _ => 0,
     };
     if ms > 0 {
@@ -376,6 +381,57 @@ pub fn error_response(
                     .collect(),
             ),
         ),
+        RequestKind::ElectLeaders(r) => {
+            let results = r.topic_partitions.iter().flatten().map(|t| {
+                let partitions = t.partitions.iter().map(|p| {
+                    elect_leaders_response::PartitionResult::default()
+                        .with_partition_id(*p)
+                        .with_error_code(code)
+                        .with_error_message(message.clone())
+                });
+                elect_leaders_response::ReplicaElectionResult::default()
+                    .with_topic(t.topic.clone())
+                    .with_partition_result(partitions.collect())
+            });
+            let top = if version >= 1 { code } else { 0 };
+            ResponseKind::ElectLeaders(
+                ElectLeadersResponse::default().with_error_code(top).with_replica_election_results(results.collect()),
+            )
+        }
+        RequestKind::AlterPartitionReassignments(r) => {
+            let responses = r.topics.iter().map(|t| {
+                let partitions = t.partitions.iter().map(|p| {
+                    alter_partition_reassignments_response::ReassignablePartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                        .with_error_message(message.clone())
+                });
+                alter_partition_reassignments_response::ReassignableTopicResponse::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(partitions.collect())
+            });
+            ResponseKind::AlterPartitionReassignments(
+                AlterPartitionReassignmentsResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(message.clone())
+                    .with_responses(responses.collect()),
+            )
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            let mut users: Vec<StrBytes> = r.deletions.iter().map(|d| d.name.clone()).collect();
+            users.extend(r.upsertions.iter().map(|u| u.name.clone()));
+            let mut seen = std::collections::HashSet::new();
+            users.retain(|u| seen.insert(u.clone()));
+            let results = users.into_iter().map(|user| {
+                alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
+                    .with_user(user)
+                    .with_error_code(code)
+                    .with_error_message(message.clone())
+            });
+            ResponseKind::AlterUserScramCredentials(
+                AlterUserScramCredentialsResponse::default().with_results(results.collect()),
+            )
+        }
         _ => return None,
     })
 }
@@ -391,6 +447,14 @@ pub fn says_not_controller(response: &ResponseKind) -> bool {
         ResponseKind::CreatePartitions(r) => r.results.iter().any(|t| t.error_code == not),
         ResponseKind::AlterConfigs(r) => r.responses.iter().any(|t| t.error_code == not),
         ResponseKind::IncrementalAlterConfigs(r) => r.responses.iter().any(|t| t.error_code == not),
+        ResponseKind::ElectLeaders(r) => {
+            r.error_code == not
+                || r.replica_election_results.iter().flat_map(|t| &t.partition_result).any(|p| p.error_code == not)
+        }
+        ResponseKind::AlterPartitionReassignments(r) => {
+            r.error_code == not || r.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code == not)
+        }
+        ResponseKind::AlterUserScramCredentials(r) => r.results.iter().any(|u| u.error_code == not),
         _ => false,
     }
 }

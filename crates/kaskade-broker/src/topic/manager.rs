@@ -50,6 +50,33 @@ pub(super) fn deciding_as_active<T>(as_active: bool, change: impl FnOnce() -> T)
     change()
 }
 
+/// A metadata log whose appends are the active controller's own
+/// (`append_as_active`), for `kaskade_meta::update` in that mode.
+#[derive(Debug)]
+struct AsActive<'a>(&'a dyn MetadataLog);
+
+impl MetadataLog for AsActive<'_> {
+    fn committed(&self) -> Committed {
+        self.0.committed()
+    }
+
+    fn append(
+        &self,
+        based_on: kaskade_meta::MetadataVersion,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Committed, MetaError> {
+        self.0.append_as_active(based_on, records)
+    }
+
+    fn snapshot(&self) -> Result<kaskade_meta::MetadataVersion, MetaError> {
+        self.0.snapshot()
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<kaskade_meta::MetadataVersion> {
+        self.0.subscribe()
+    }
+}
+
 #[derive(Debug)]
 pub struct TopicManager {
     node_id: NodeId,
@@ -224,7 +251,11 @@ impl TopicManager {
         &self,
         decide: impl FnMut(&Image) -> Result<(Vec<MetadataRecord>, T), E>,
     ) -> Result<T, E> {
-        let out = kaskade_meta::update(&*self.meta, decide)?;
+        let out = if AS_ACTIVE.with(std::cell::Cell::get) {
+            kaskade_meta::update(&AsActive(&*self.meta), decide)?
+        } else {
+            kaskade_meta::update(&*self.meta, decide)?
+        };
         if let Err(e) = self.replicas.catch_up(&*self.meta) {
             // The change is committed; only this node's view lags, and the
             // next change brings it along.
