@@ -80,6 +80,10 @@ pub struct Broker {
     /// who the active controller is, and this node's controller if it runs
     /// one.
     quorum: std::sync::OnceLock<crate::cluster::QuorumLink>,
+    /// The channel admin requests are forwarded to the active controller
+    /// on (Kafka's forwarding `NodeToControllerChannelManager`), set with
+    /// the quorum (`api::forwarding`).
+    forwarding: std::sync::OnceLock<Arc<crate::cluster::controller_channel::ControllerChannel>>,
     /// When this broker started (wall clock, ms since the Unix epoch): its
     /// registration carries it, so every node can show its uptime.
     start_time_ms: i64,
@@ -155,6 +159,7 @@ impl Broker {
             advertised,
             stopping,
             quorum: std::sync::OnceLock::new(),
+            forwarding: std::sync::OnceLock::new(),
             start_time_ms: kaskade_types::Clock::now_ms(&kaskade_types::SystemClock),
         }
     }
@@ -245,7 +250,16 @@ impl Broker {
     /// Makes this broker answer for a multi-node quorum (controller id,
     /// DescribeQuorum); set once, at start-up.
     pub fn set_quorum(&self, quorum: crate::cluster::QuorumLink) {
+        let client_id = format!("{}{}", crate::inter_broker::CLIENT_ID_PREFIX, self.config.node_id);
+        let channel = crate::cluster::controller_channel::ControllerChannel::new(quorum.clone(), client_id);
+        let _ = self.forwarding.set(Arc::new(channel));
         let _ = self.quorum.set(quorum);
+    }
+
+    /// The channel to the active controller that admin requests are
+    /// forwarded on: `Some` on a node of a multi-node cluster.
+    pub fn forwarding(&self) -> Option<&Arc<crate::cluster::controller_channel::ControllerChannel>> {
+        self.forwarding.get()
     }
 
     /// This node's controller of a multi-node quorum, if it runs one.

@@ -90,18 +90,18 @@ static ROUTES: &[Route] = &[
     Route::new(ApiKey::CreateAcls, 1, 3, api::acls::create_route::route),
     Route::new(ApiKey::DeleteAcls, 1, 3, api::acls::delete_route::route),
     Route::new(ApiKey::DescribeConfigs, 1, 4, api::configs::describe_route::route),
-    Route::new(ApiKey::AlterConfigs, 0, 2, api::configs::alter_route::route),
+    Route::new(ApiKey::AlterConfigs, 0, 2, api::config_routes::alter),
     Route::new(ApiKey::AlterReplicaLogDirs, 1, 2, api::alter_replica_log_dirs::route),
     Route::new(ApiKey::DescribeLogDirs, 1, 4, api::describe_log_dirs::route),
     Route::new(ApiKey::CreatePartitions, 0, 3, api::create_partitions::route),
     Route::new(ApiKey::DeleteGroups, 0, 2, api::delete_groups::route),
     Route::new(ApiKey::ElectLeaders, 0, 2, api::elect_leaders::route),
-    Route::new(ApiKey::IncrementalAlterConfigs, 0, 1, api::configs::incremental_route::route),
-    Route::new(ApiKey::AlterPartitionReassignments, 0, 1, api::partition_reassignments::alter_route::route),
+    Route::new(ApiKey::IncrementalAlterConfigs, 0, 1, api::config_routes::incremental),
+    Route::new(ApiKey::AlterPartitionReassignments, 0, 1, api::partition_reassignments::alter_forwarded),
     Route::new(ApiKey::ListPartitionReassignments, 0, 0, api::partition_reassignments::list_route::route),
     Route::new(ApiKey::OffsetDelete, 0, 0, api::offset_delete::route),
     Route::new(ApiKey::DescribeUserScramCredentials, 0, 0, api::scram_credentials::describe_route::route),
-    Route::new(ApiKey::AlterUserScramCredentials, 0, 0, api::scram_credentials::alter_route::route),
+    Route::new(ApiKey::AlterUserScramCredentials, 0, 0, api::scram_credentials::alter_forwarded),
     Route::new(ApiKey::DescribeQuorum, 0, 2, api::describe_quorum::route),
     Route::new(ApiKey::DescribeCluster, 0, 2, api::describe_cluster::route),
     Route::new(ApiKey::DescribeProducers, 0, 0, api::describe_producers::route),
@@ -114,15 +114,29 @@ static ROUTES: &[Route] = &[
 /// `ControllerApis` as `kafka-metadata-quorum --bootstrap-controller` and
 /// the Admin client's `bootstrap.controllers` use it, KIP-919): ApiVersions
 /// lists only these, DescribeCluster names the controllers, brokers
-/// register and heartbeat. Kafka's controller serves more (the other
-/// controllers' Raft RPCs, which Kaskade's controllers exchange in their
-/// own frames, and admin requests
-/// forwarded in an Envelope); a request for an API not here closes the
-/// connection, as Kafka closes one for an API its listener does not enable.
+/// register and heartbeat; the topic and config changes Kafka's controller
+/// takes (`kafka-configs --bootstrap-controller`), decided by the active
+/// controller (NOT_CONTROLLER from another), and brokers' admin requests
+/// forwarded in an Envelope (`api::forwarding`, `api::envelope`). Kafka's
+/// controller serves more (the other controllers' Raft RPCs, which
+/// Kaskade's controllers exchange in their own frames); a request for an
+/// API not here closes the connection, as Kafka closes one for an API its
+/// listener does not enable.
 #[rustfmt::skip]
 static CONTROLLER_ROUTES: &[Route] = &[
     Route::new(ApiKey::ApiVersions, 0, 4, api::api_versions::controller_route::route),
+    Route::new(ApiKey::CreateTopics, 2, 7, api::create_topics::controller_route),
+    Route::new(ApiKey::DeleteTopics, 1, 6, api::delete_topics::controller_route),
+    Route::new(ApiKey::DescribeConfigs, 1, 4, api::config_routes::describe_on_controller),
+    Route::new(ApiKey::AlterConfigs, 0, 2, api::config_routes::alter_on_controller),
+    Route::new(ApiKey::CreatePartitions, 0, 3, api::create_partitions::controller_route),
+    Route::new(ApiKey::ElectLeaders, 0, 2, api::elect_leaders::controller_route),
+    Route::new(ApiKey::IncrementalAlterConfigs, 0, 1, api::config_routes::incremental_on_controller),
+    Route::new(ApiKey::AlterPartitionReassignments, 0, 1, api::partition_reassignments::alter_on_controller),
+    Route::new(ApiKey::AlterUserScramCredentials, 0, 0, api::scram_credentials::alter_on_controller),
     Route::new(ApiKey::DescribeQuorum, 0, 2, api::describe_quorum::route),
+    // Admin requests brokers forward (KIP-590).
+    Route::new(ApiKey::Envelope, 0, 0, api::envelope::route),
     Route::new(ApiKey::DescribeCluster, 0, 2, api::describe_cluster::controller_route::route),
     // Brokers' registrations and heartbeats to the active controller.
     Route::new(ApiKey::BrokerRegistration, 0, 4, api::broker_registration::route),
@@ -238,7 +252,17 @@ mod tests {
             keys,
             [
                 ApiKey::ApiVersions,
+                ApiKey::CreateTopics,
+                ApiKey::DeleteTopics,
+                ApiKey::DescribeConfigs,
+                ApiKey::AlterConfigs,
+                ApiKey::CreatePartitions,
+                ApiKey::ElectLeaders,
+                ApiKey::IncrementalAlterConfigs,
+                ApiKey::AlterPartitionReassignments,
+                ApiKey::AlterUserScramCredentials,
                 ApiKey::DescribeQuorum,
+                ApiKey::Envelope,
                 ApiKey::DescribeCluster,
                 ApiKey::BrokerRegistration,
                 ApiKey::BrokerHeartbeat,

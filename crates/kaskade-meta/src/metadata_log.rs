@@ -48,6 +48,20 @@ pub trait MetadataLog: Send + Sync + std::fmt::Debug {
     /// [`MetaError::Stale`] if the log moved since.
     fn append(&self, based_on: MetadataVersion, records: Vec<MetadataRecord>) -> Result<Committed, MetaError>;
 
+    /// [`MetadataLog::append`] for a decision the active controller made
+    /// on its own image (a request it took on its controller listener or in
+    /// an Envelope): never forwarded to another controller, so a deposed
+    /// controller answers NOT_CONTROLLER ([`MetaError::NotLeader`]) and the
+    /// broker that sent the request asks the next one, which decides again.
+    /// A log of its own (one node) is always the active controller.
+    fn append_as_active(
+        &self,
+        based_on: MetadataVersion,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Committed, MetaError> {
+        self.append(based_on, records)
+    }
+
     /// Compacts the log: what is stored becomes one snapshot of the committed
     /// image (and whatever follows it), rebuilding the same image and version.
     fn snapshot(&self) -> Result<MetadataVersion, MetaError>;

@@ -19,7 +19,7 @@
 
 mod process;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{NewTopic, TopicReplication};
@@ -27,49 +27,17 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use process::cluster::{active_controller, create, describe_quorum, spawn_with, wait_for, wait_ready, Node};
-use process::{client_config, free_port, WAIT};
+use process::cluster::{active_controller, create, describe_quorum, start_dedicated, wait_for, Node};
+use process::{client_config, WAIT};
 
 /// How many controller-only nodes (ids 1..=n; the brokers follow).
 fn controllers() -> i32 {
     std::env::var("KASKADE_DEDICATED_CONTROLLERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1)
 }
 
-fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
-}
-
-/// Nodes 1..=n controller-only, the next two broker-only, as Kafka's
-/// isolated docker-compose example configures them.
+/// Nodes 1..=n controller-only, the next two broker-only.
 fn start(root: &std::path::Path, n: i32) -> Vec<Node> {
-    let voters: BTreeMap<i32, u16> = (1..=n).map(|id| (id, free_port())).collect();
-    let quorum: Vec<String> = voters.iter().map(|(id, port)| format!("{id}@127.0.0.1:{port}")).collect();
-    let quorum = quorum.join(",");
-    let mut nodes = Vec::new();
-    for (id, port) in &voters {
-        let controller_env = env(&[
-            ("KAFKA_PROCESS_ROLES", "controller".into()),
-            ("KAFKA_LISTENERS", format!("CONTROLLER://127.0.0.1:{port}")),
-            ("KAFKA_ADVERTISED_LISTENERS", format!("CONTROLLER://127.0.0.1:{port}")),
-            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT".into()),
-        ]);
-        nodes.push(spawn_with(root, *id, free_port(), &voters, &controller_env));
-    }
-    for id in [n + 1, n + 2] {
-        let port = free_port();
-        let broker_env = env(&[
-            ("KAFKA_PROCESS_ROLES", "broker".into()),
-            ("KAFKA_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}")),
-            ("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}")),
-            ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT".into()),
-            ("KAFKA_CONTROLLER_QUORUM_VOTERS", quorum.clone()),
-        ]);
-        nodes.push(spawn_with(root, id, port, &voters, &broker_env));
-    }
-    for n in &nodes {
-        wait_ready(n);
-    }
-    nodes
+    start_dedicated(root, n, &[])
 }
 
 /// (broker ids, replicas by partition) of `topic` as the node at

@@ -1,6 +1,7 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics
 //! (resource type 2) and brokers (type 4: this node's id, or "" for the
-//! cluster-wide dynamic defaults; see `config::dynamic`).
+//! cluster-wide dynamic defaults; see `config::dynamic`). In a cluster the
+//! changes are carried out by the active controller (`config_routes`).
 
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
@@ -149,11 +150,20 @@ fn describe_broker(
 
 /// Checks a broker resource name: this node's id, or "" (the cluster-wide
 /// defaults); Kafka's message otherwise.
-fn broker_resource(broker: &Broker, name: &str) -> Result<(), String> {
+pub(crate) fn broker_resource(broker: &Broker, name: &str) -> Result<(), String> {
     if name.is_empty() || name.parse::<i32>().ok() == Some(broker.node_id().get()) {
         Ok(())
     } else {
         Err(format!("Unexpected broker id, expected {}, but received {name}", broker.node_id()))
+    }
+}
+
+/// A broker resource name on the active controller: "" or a broker id.
+fn controller_broker_resource(name: &str) -> Result<(), String> {
+    match name.parse::<i32>() {
+        _ if name.is_empty() => Ok(()),
+        Ok(id) if id >= 0 => Ok(()),
+        _ => Err(format!("Invalid broker name {name}")),
     }
 }
 
@@ -196,7 +206,15 @@ async fn apply_changes(
     validate_only: bool,
 ) -> (i16, Option<String>) {
     if resource_type == BROKER {
-        if let Err(message) = broker_resource(broker, &name) {
+        // The broker that took the request checked the id against its own
+        // (Kafka's `ConfigAdminManager.preprocess`); the controller takes
+        // any broker's, as KRaft's `ControllerConfigurationValidator` does.
+        let checked = if crate::topic::deciding_as_active_controller() {
+            controller_broker_resource(&name)
+        } else {
+            broker_resource(broker, &name)
+        };
+        if let Err(message) = checked {
             return (ResponseError::InvalidRequest.code(), Some(message));
         }
     }
@@ -321,7 +339,8 @@ pub async fn incremental(
     Ok(resp)
 }
 
-/// DescribeConfigs, AlterConfigs and IncrementalAlterConfigs.
+/// DescribeConfigs, AlterConfigs and IncrementalAlterConfigs decided on
+/// this node (see `config_routes` for the cluster's routes).
 pub mod describe_route {
     crate::route_to!(DescribeConfigs, super::describe);
 }
@@ -330,4 +349,17 @@ pub mod alter_route {
 }
 pub mod incremental_route {
     crate::route_to!(IncrementalAlterConfigs, super::incremental);
+}
+
+#[cfg(test)]
+mod controller_tests {
+    #[test]
+    fn the_controller_takes_any_broker_id_or_the_cluster_default() {
+        for ok in ["", "0", "1", "42"] {
+            assert!(super::controller_broker_resource(ok).is_ok(), "{ok}");
+        }
+        for bad in ["-1", "x", "1.5", " 1"] {
+            assert_eq!(super::controller_broker_resource(bad), Err(format!("Invalid broker name {bad}")));
+        }
+    }
 }

@@ -1,14 +1,17 @@
-//! CreatePartitions: grow a topic's partition count.
+//! CreatePartitions: grow a topic's partition count; in a cluster carried
+//! out by the active controller (`api::forwarding`).
 
 use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader, RequestKind};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::api::forwarding;
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::router::HandlerFuture;
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -43,4 +46,17 @@ pub async fn handle(
     Ok(resp)
 }
 
-crate::route_to!(CreatePartitions, handle);
+/// Decided on this node's image (a lone node, or the active controller).
+mod decide {
+    crate::route_to!(CreatePartitions, super::handle);
+}
+
+/// On a broker listener: forwarded to the active controller in a cluster.
+pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    forwarding::to_controller(broker, header, body, decide::route)
+}
+
+/// On the controller listener: the active controller decides.
+pub fn controller_route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    forwarding::on_controller(broker, header, body, decide::route)
+}

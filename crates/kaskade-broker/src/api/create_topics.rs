@@ -1,5 +1,6 @@
 //! CreateTopics, with validate_only, configs, assignments and Kafka's
-//! error codes. Topic creation writes the metadata log (fsync) and creates
+//! error codes; in a cluster carried out by the active controller
+//! (`api::forwarding`). Topic creation writes the metadata log (fsync) and creates
 //! directories, so it runs on the blocking pool.
 
 use kafka_protocol::ResponseError;
@@ -7,11 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader, RequestKind};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::api::forwarding;
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::router::HandlerFuture;
 use crate::topic::config as topic_config;
 
 pub async fn handle(
@@ -95,4 +98,17 @@ pub async fn handle(
     Ok(resp)
 }
 
-crate::route_to!(CreateTopics, handle);
+/// Decided on this node's image (a lone node, or the active controller).
+mod decide {
+    crate::route_to!(CreateTopics, super::handle);
+}
+
+/// On a broker listener: forwarded to the active controller in a cluster.
+pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    forwarding::to_controller(broker, header, body, decide::route)
+}
+
+/// On the controller listener: the active controller decides.
+pub fn controller_route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    forwarding::on_controller(broker, header, body, decide::route)
+}

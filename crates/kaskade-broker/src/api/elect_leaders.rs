@@ -128,7 +128,28 @@ fn topic_result(topic: String, partitions: Vec<Outcome>) -> ReplicaElectionResul
     r
 }
 
-crate::route_to!(ElectLeaders, handle);
+/// Decided on this node's image (a lone node, or the active controller).
+mod decide {
+    crate::route_to!(ElectLeaders, super::handle);
+}
+
+/// On a broker listener: forwarded to the active controller in a cluster.
+pub fn route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
+    crate::api::forwarding::to_controller(broker, header, body, decide::route)
+}
+
+/// On the controller listener: the active controller decides.
+pub fn controller_route(
+    broker: Arc<Broker>,
+    header: kafka_protocol::messages::RequestHeader,
+    body: kafka_protocol::messages::RequestKind,
+) -> crate::router::HandlerFuture {
+    crate::api::forwarding::on_controller(broker, header, body, decide::route)
+}
 
 #[cfg(test)]
 mod tests {

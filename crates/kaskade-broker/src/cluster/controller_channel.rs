@@ -1,7 +1,8 @@
 //! This broker's channel to the active controller (Kafka's
 //! `NodeToControllerChannelManager`): BrokerRegistration and
 //! BrokerHeartbeat requests over Kafka's protocol on the controller
-//! listener of the controller that leads the quorum.
+//! listener of the controller that leads the quorum, and admin requests
+//! forwarded in an Envelope (`api::forwarding`).
 //!
 //! Which controller leads comes from this node's place in the quorum
 //! (`QuorumLink::leader`: its Raft node, or its observer's last fetch); a
@@ -23,6 +24,7 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse,
+    EnvelopeRequest, EnvelopeResponse,
 };
 use kafka_protocol::protocol::Request;
 use kaskade_client::connection::{Connection, ConnectionConfig};
@@ -132,6 +134,24 @@ impl ControllerChannel {
                 )
                 .await
             }
+        }
+    }
+
+    /// Sends a forwarded request in `envelope` to the active controller,
+    /// for up to `within` (`api::forwarding`). An envelope answered
+    /// NOT_CONTROLLER, or one whose connection failed (perhaps after the
+    /// controller took it, as in Kafka), is sent to the next controller.
+    pub async fn envelope(
+        &self,
+        envelope: &EnvelopeRequest,
+        within: Duration,
+    ) -> Result<EnvelopeResponse, BrokerRefusal> {
+        match &self.transport {
+            Transport::Wire { config } => {
+                self.send(config, envelope, within, |r: &EnvelopeResponse| r.error_code).await
+            }
+            #[cfg(test)]
+            Transport::InProcess { .. } => Err(BrokerRefusal::Unreachable("no Envelope in process".into())),
         }
     }
 

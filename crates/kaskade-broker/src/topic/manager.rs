@@ -30,6 +30,53 @@ use super::placement::UsableBroker;
 use super::replicas::LocalReplicas;
 use crate::partition::{Partition, PartitionError};
 
+thread_local! {
+    /// Whether the change running on this (blocking-pool) thread is the
+    /// active controller's own decision ([`super::as_active_controller`]).
+    static AS_ACTIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `change` with commits made as the active controller (`as_active`)
+/// or through any leader (the default), restoring the thread's mode after.
+/// A panicking change restores it too: pool threads run other changes next.
+pub(super) fn deciding_as_active<T>(as_active: bool, change: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            AS_ACTIVE.with(|a| a.set(self.0));
+        }
+    }
+    let _restore = Restore(AS_ACTIVE.with(|a| a.replace(as_active)));
+    change()
+}
+
+/// A metadata log whose appends are the active controller's own
+/// (`append_as_active`), for `kaskade_meta::update` in that mode.
+#[derive(Debug)]
+struct AsActive<'a>(&'a dyn MetadataLog);
+
+impl MetadataLog for AsActive<'_> {
+    fn committed(&self) -> Committed {
+        self.0.committed()
+    }
+
+    fn append(
+        &self,
+        based_on: kaskade_meta::MetadataVersion,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Committed, MetaError> {
+        self.0.append_as_active(based_on, records)
+    }
+
+    fn snapshot(&self) -> Result<kaskade_meta::MetadataVersion, MetaError> {
+        self.0.snapshot()
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<kaskade_meta::MetadataVersion> {
+        self.0.subscribe()
+    }
+}
+
 #[derive(Debug)]
 pub struct TopicManager {
     node_id: NodeId,
@@ -77,7 +124,12 @@ impl TopicManager {
     /// the new image. `Ok(false)`: the log moved since `before`, nothing was
     /// committed, decide again.
     fn commit(&self, before: &Committed, records: Vec<MetadataRecord>) -> Result<bool, TopicError> {
-        match self.meta.append(before.version, records) {
+        let appended = if AS_ACTIVE.with(std::cell::Cell::get) {
+            self.meta.append_as_active(before.version, records)
+        } else {
+            self.meta.append(before.version, records)
+        };
+        match appended {
             Ok(_) => {}
             Err(MetaError::Stale { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
@@ -199,7 +251,11 @@ impl TopicManager {
         &self,
         decide: impl FnMut(&Image) -> Result<(Vec<MetadataRecord>, T), E>,
     ) -> Result<T, E> {
-        let out = kaskade_meta::update(&*self.meta, decide)?;
+        let out = if AS_ACTIVE.with(std::cell::Cell::get) {
+            kaskade_meta::update(&AsActive(&*self.meta), decide)?
+        } else {
+            kaskade_meta::update(&*self.meta, decide)?
+        };
         if let Err(e) = self.replicas.catch_up(&*self.meta) {
             // The change is committed; only this node's view lags, and the
             // next change brings it along.

@@ -546,6 +546,15 @@ impl MetadataLog for QuorumMetadataLog {
         self.wait_for(async move { this.append_async(based_on, records).await })
     }
 
+    fn append_as_active(
+        &self,
+        based_on: MetadataVersion,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Committed, MetaError> {
+        let this = self.clone();
+        self.wait_for(async move { QuorumMetadataLog::append_as_active(&this, based_on, records).await })
+    }
+
     fn snapshot(&self) -> Result<MetadataVersion, MetaError> {
         let this = self.clone();
         self.wait_for(async move { this.snapshot_async().await })

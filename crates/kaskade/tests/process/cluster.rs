@@ -420,3 +420,42 @@ pub fn start_cluster_each(root: &Path, n: i32, env_of: impl Fn(i32, u16, u16) ->
     }
     nodes
 }
+
+fn env_of(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// Kafka's isolated mode, as its docker-compose example configures it:
+/// nodes 1..=n controller-only (`controller_env` added to theirs), the
+/// next two broker-only, started together and ready.
+pub fn start_dedicated(root: &Path, n: i32, controller_env: &[(String, String)]) -> Vec<Node> {
+    let voters: BTreeMap<i32, u16> = (1..=n).map(|id| (id, free_port())).collect();
+    let quorum: Vec<String> = voters.iter().map(|(id, port)| format!("{id}@127.0.0.1:{port}")).collect();
+    let quorum = quorum.join(",");
+    let mut nodes = Vec::new();
+    for (id, port) in &voters {
+        let mut env = env_of(&[
+            ("KAFKA_PROCESS_ROLES", "controller".into()),
+            ("KAFKA_LISTENERS", format!("CONTROLLER://127.0.0.1:{port}")),
+            ("KAFKA_ADVERTISED_LISTENERS", format!("CONTROLLER://127.0.0.1:{port}")),
+            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT".into()),
+        ]);
+        env.extend(controller_env.iter().cloned());
+        nodes.push(spawn_with(root, *id, free_port(), &voters, &env));
+    }
+    for id in [n + 1, n + 2] {
+        let port = free_port();
+        let env = env_of(&[
+            ("KAFKA_PROCESS_ROLES", "broker".into()),
+            ("KAFKA_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}")),
+            ("KAFKA_ADVERTISED_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}")),
+            ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT".into()),
+            ("KAFKA_CONTROLLER_QUORUM_VOTERS", quorum.clone()),
+        ]);
+        nodes.push(spawn_with(root, id, port, &voters, &env));
+    }
+    for n in &nodes {
+        wait_ready(n);
+    }
+    nodes
+}
