@@ -221,6 +221,20 @@ fn admin_requests_sent_to_brokers_are_carried_out_by_the_active_controller() {
     let counted = |api: &str| requests(&nodes, api)[li];
     assert!(counted("CreatePartitions") >= 1.0 && counted("DeleteTopics") >= 1.0);
 
+    // Metadata auto-creating a topic through broker 5: the active
+    // controller creates it (a CreateTopics in an Envelope) and broker 5
+    // answers with it ready.
+    let created_before = counted("CreateTopics");
+    let conn5 = connect(&rt, &b5, "auto-creator");
+    let wanted = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_static_str("auto-made"))));
+    let req = MetadataRequest::default().with_topics(Some(vec![wanted])).with_allow_auto_topic_creation(true);
+    let resp = rt.block_on(conn5.send(&req, 12)).expect("Metadata");
+    let topic = &resp.topics[0];
+    assert_eq!((topic.error_code, topic.partitions.len()), (0, 1), "{resp:?}");
+    assert!(counted("CreateTopics") > created_before, "the active controller created it");
+    wait_for("broker 4 has the auto-created topic", || topic_partitions(&b4, "auto-made"));
+
     // On the controller listener: the active controller decides a
     // CreateTopics sent to it directly; the others answer NOT_CONTROLLER.
     for id in 1..=CONTROLLERS {

@@ -66,7 +66,7 @@ fn invalid(message: String) -> (i16, Option<StrBytes>) {
 
 /// AlterConfigs on a broker listener.
 pub fn alter(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    let (Some(forward), RequestKind::AlterConfigs(mut req)) = (Forward::prepare(&broker, &header), body.clone()) else {
+    let (Some(forward), RequestKind::AlterConfigs(mut req)) = (Forward::prepare(&broker), body.clone()) else {
         return alter_route::route(broker, header, body);
     };
     let all = std::mem::take(&mut req.resources);
@@ -98,8 +98,7 @@ pub fn alter(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> H
 
 /// IncrementalAlterConfigs on a broker listener.
 pub fn incremental(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    let (Some(forward), RequestKind::IncrementalAlterConfigs(mut req)) =
-        (Forward::prepare(&broker, &header), body.clone())
+    let (Some(forward), RequestKind::IncrementalAlterConfigs(mut req)) = (Forward::prepare(&broker), body.clone())
     else {
         return incremental_route::route(broker, header, body);
     };

@@ -96,7 +96,7 @@ mod decide_on_controller {
 /// On a broker listener: forwarded to the active controller in a cluster,
 /// then the deleted topics' offsets forgotten here.
 pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    let Some(forward) = forwarding::Forward::prepare(&broker, &header) else {
+    let Some(forward) = forwarding::Forward::prepare(&broker) else {
         return decide::route(broker, header, body);
     };
     crate::api::handler(async move {

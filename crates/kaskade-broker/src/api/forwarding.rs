@@ -38,18 +38,21 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     alter_configs_response, alter_partition_reassignments_response, alter_user_scram_credentials_response,
-    create_partitions_response, create_topics_response, delete_topics_response, elect_leaders_response,
-    incremental_alter_configs_response, AlterConfigsResponse, AlterPartitionReassignmentsResponse,
-    AlterUserScramCredentialsResponse, ApiKey, CreatePartitionsResponse, CreateTopicsResponse, DefaultPrincipalData,
-    DeleteTopicsResponse, ElectLeadersResponse, EnvelopeRequest, EnvelopeResponse, IncrementalAlterConfigsResponse,
-    RequestHeader, RequestKind, ResponseHeader, ResponseKind, TopicName,
+    create_partitions_response, create_topics_request, create_topics_response, delete_topics_response,
+    elect_leaders_response, incremental_alter_configs_response, AlterConfigsResponse,
+    AlterPartitionReassignmentsResponse, AlterUserScramCredentialsResponse, ApiKey, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DefaultPrincipalData, DeleteTopicsResponse, ElectLeadersResponse,
+    EnvelopeRequest, EnvelopeResponse, IncrementalAlterConfigsResponse, RequestHeader, RequestKind, ResponseHeader,
+    ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kaskade_meta::TopicImage;
 
 use crate::broker::Broker;
 use crate::cluster::controller_channel::ControllerChannel;
 use crate::error::BrokerError;
 use crate::router::{HandlerFn, HandlerFuture};
+use crate::topic::TopicError;
 
 /// The Envelope response's tagged field (Kaskade's) carrying the
 /// controller's committed metadata offset once the change was made.
@@ -71,7 +74,7 @@ pub fn to_controller(
     body: RequestKind,
     decide: HandlerFn,
 ) -> HandlerFuture {
-    match Forward::prepare(&broker, &header) {
+    match Forward::prepare(&broker) {
         Some(forward) => crate::api::handler(async move { forward.send(&broker, header, body).await }),
         None => decide(broker, header, body),
     }
@@ -152,11 +155,51 @@ impl Forward {
     /// `Some` when this broker forwards admin requests (a node of a
     /// multi-node cluster). Reads the client's address now: it is known
     /// only while the handler is being started.
-    pub fn prepare(broker: &Broker, _header: &RequestHeader) -> Option<Forward> {
+    pub fn prepare(broker: &Broker) -> Option<Forward> {
         let channel = broker.forwarding()?.clone();
         let client =
             crate::api::CLIENT_ADDR.try_with(|a| a.ip()).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         Some(Forward { channel, client })
+    }
+
+    /// Auto-creates `name` with this broker's defaults (`num.partitions`,
+    /// `default.replication.factor`) through the active controller
+    /// (a Metadata request allowed it): a CreateTopics in an Envelope, as
+    /// Kafka's `AutoTopicCreationManager` sends one for a client's request.
+    /// The topic, once this broker's image holds it.
+    pub async fn auto_create(self, broker: &Arc<Broker>, name: &str) -> Result<TopicImage, TopicError> {
+        let version = 7;
+        let caller = crate::api::Caller::current();
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::CreateTopics as i16)
+            .with_request_api_version(version)
+            .with_client_id(Some(StrBytes::from_string(caller.client_id)));
+        let topic = create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            // This broker's defaults, as Kafka's broker fills them in.
+            .with_num_partitions(broker.config.num_partitions)
+            .with_replication_factor(broker.config.default_replication_factor);
+        let request =
+            CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(DEFAULT_TIMEOUT.as_millis() as i32);
+        let unknown = |message: String| TopicError::new(ResponseError::UnknownServerError, message);
+        let answer =
+            self.send(broker, header, RequestKind::CreateTopics(request)).await.map_err(|e| unknown(e.to_string()))?;
+        let ResponseKind::CreateTopics(answer) = answer else {
+            return Err(unknown(format!("CreateTopics answered with {answer:?}")));
+        };
+        let result = answer.topics.first().ok_or_else(|| unknown("CreateTopics answered no topic".into()))?;
+        if result.error_code != 0 {
+            let code = ResponseError::try_from_code(result.error_code).unwrap_or(ResponseError::UnknownServerError);
+            let message = result.error_message.as_ref().map_or_else(String::new, |m| m.to_string());
+            return Err(TopicError::new(code, message));
+        }
+        // Created; not yet here only if this broker's image is late.
+        broker
+            .topics
+            .image()
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| TopicError::new(ResponseError::LeaderNotAvailable, format!("topic {name} is being created")))
     }
 
     /// Sends the request in an Envelope to the active controller and

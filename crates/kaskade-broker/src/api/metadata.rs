@@ -122,10 +122,17 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
                     continue;
                 }
                 let n2 = name.clone();
-                let created = crate::topic::on_blocking_pool(&broker.topics, move |tm| {
-                    tm.create(&n2, -1, -1, &[], &BTreeMap::new(), false)
-                })
-                .await;
+                // In a cluster the active controller creates it (Kafka's
+                // AutoTopicCreationManager sends it a CreateTopics).
+                let created = match crate::api::forwarding::Forward::prepare(broker) {
+                    Some(forward) => forward.auto_create(broker, &name).await,
+                    None => {
+                        crate::topic::on_blocking_pool(&broker.topics, move |tm| {
+                            tm.create(&n2, -1, -1, &[], &BTreeMap::new(), false)
+                        })
+                        .await
+                    }
+                };
                 match created {
                     Ok(ti) => resp.topics.push(topic_entry(&ti)),
                     // Lost a race with another creator: it exists now.
