@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::add_raft_voter_request::Listener;
-use kafka_protocol::messages::{AddRaftVoterRequest, RemoveRaftVoterRequest};
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{AddRaftVoterRequest, DescribeQuorumRequest, RemoveRaftVoterRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use process::cluster::{create, metadata, quorum, spawn_with, wait_for, wait_ready, Node, CLUSTER_ID};
