@@ -40,6 +40,7 @@ pub mod observers;
 pub mod server;
 pub mod state_machine;
 pub mod status;
+pub mod timing;
 pub mod types;
 
 #[cfg(test)]
@@ -55,4 +56,5 @@ pub use node::{QuorumConfig, QuorumMetadataLog};
 pub use observer::{ObserverConfig, ObserverMetadataLog};
 pub use server::serve;
 pub use status::{QuorumStatus, ReplicaStatus};
+pub use timing::{KraftTimeouts, RaftTiming};
 pub use types::{ApplyOutcome, ControllerNode, Proposal, RaftNodeId, TypeConfig};
