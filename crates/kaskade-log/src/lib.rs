@@ -19,7 +19,7 @@
 //! - [`cleaner`]: log compaction (`cleanup.policy=compact`), crash-safe
 //!   segment swaps.
 //! - [`manager`]: all logs of a directory, checkpoints, clean shutdown.
-//! - [`parallel`]: blocking fsync-bound items (becoming leader) a few at once.
+//! - [`parallel`]: blocking I/O-bound items (log creation) a few at once.
 
 pub mod batch;
 pub mod checkpoint;
