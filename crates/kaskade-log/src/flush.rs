@@ -135,6 +135,13 @@ impl FlushState {
         self.take_queue_slot(&mut p)
     }
 
+    /// The log's directory has entries not yet synced (a new log's first
+    /// segment): the next sync covers the directory too, as Kafka's
+    /// `LocalLog.flush` syncs a log's directory when it flushes a new segment.
+    pub fn mark_dir_unsynced(&self) {
+        self.pending.lock().sync_dir = true;
+    }
+
     /// A segment was sealed (rolled away from) and a new one created.
     pub fn mark_rolled(&self, sealed: &Arc<SegmentFiles>) {
         let mut p = self.pending.lock();

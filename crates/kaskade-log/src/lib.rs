@@ -19,6 +19,7 @@
 //! - [`cleaner`]: log compaction (`cleanup.policy=compact`), crash-safe
 //!   segment swaps.
 //! - [`manager`]: all logs of a directory, checkpoints, clean shutdown.
+//! - [`parallel`]: blocking I/O-bound items (log creation) a few at once.
 
 pub mod batch;
 pub mod checkpoint;
@@ -34,6 +35,7 @@ pub(crate) mod index;
 pub mod leader_epoch;
 pub mod log;
 pub mod manager;
+pub mod parallel;
 pub mod producer_state;
 pub mod recompress;
 pub mod segment;

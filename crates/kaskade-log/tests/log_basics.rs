@@ -4,7 +4,9 @@
 mod common;
 use common::*;
 
-use kaskade_log::{LogConfig, LogError, MaxTimestamp};
+use std::sync::Arc;
+
+use kaskade_log::{LogConfig, LogError, MaxTimestamp, TopicPartition};
 
 #[test]
 fn append_read_and_reopen_clean() {
@@ -340,4 +342,51 @@ fn an_active_segment_holds_one_descriptor_and_a_vanished_index_is_an_io_error() 
     let failed = (100..200i64).find_map(|i| log.append(batch(1, 100, 10_000 + i, 0), 0).err());
     assert!(matches!(failed, Some(LogError::Io(_))), "{failed:?}");
     drop(mgr);
+}
+
+#[test]
+fn creating_many_logs_returns_them_in_order_and_they_survive_an_unclean_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = manual_clock();
+    let (mgr, _) = open(dir.path(), LogConfig::default(), clock.clone());
+    let existing = mgr.get_or_create(&TopicPartition::new("m", 3), LogConfig::default()).expect("one log first");
+    let wanted: Vec<(TopicPartition, LogConfig)> =
+        (0..40).map(|p| (TopicPartition::new("m", p), LogConfig::default())).collect();
+    let logs = mgr.create_many(&wanted).expect("create");
+    assert_eq!(logs.len(), 40);
+    for (p, log) in logs.iter().enumerate() {
+        assert_eq!(log.topic_partition(), &TopicPartition::new("m", p as i32), "in the order asked");
+    }
+    assert!(Arc::ptr_eq(&logs[3], &existing), "an existing log is returned, not made again");
+    // A new log's first data is durable with its directory entry.
+    let log = follow_local(logs[7].clone());
+    log.append(batch(2, 10, 1_700_000_000_000, 7), 0).expect("append");
+    log.flush_blocking().expect("durable");
+    assert_eq!(log.durable_end(), 2);
+    // No clean shutdown: every created log is found again.
+    drop((logs, log, existing));
+    drop(mgr);
+    let (mgr, report) = open(dir.path(), LogConfig::default(), clock);
+    assert!(!report.clean);
+    assert_eq!(report.partitions, 40, "{:?}", report.repairs);
+    assert_eq!(mgr.get(&TopicPartition::new("m", 7)).expect("m-7").log_end_offset(), 2);
+}
+
+#[test]
+fn a_log_that_cannot_be_created_fails_the_batch_and_the_others_stay_registered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mgr, _) = open(dir.path(), LogConfig::default(), manual_clock());
+    // Partition 2's directory cannot be made: a file stands in its way.
+    std::fs::write(dir.path().join("f-2"), b"in the way").expect("write");
+    let wanted: Vec<(TopicPartition, LogConfig)> =
+        (0..4).map(|p| (TopicPartition::new("f", p), LogConfig::default())).collect();
+    assert!(mgr.create_many(&wanted).is_err());
+    for p in [0, 1, 3] {
+        assert!(mgr.get(&TopicPartition::new("f", p)).is_some(), "f-{p} is registered, for the caller to delete");
+    }
+    assert!(mgr.get(&TopicPartition::new("f", 2)).is_none());
+    for p in [0, 1, 3] {
+        assert!(mgr.delete(&TopicPartition::new("f", p)).expect("delete"), "f-{p} deleted");
+    }
+    assert!(!dir.path().join("f-0").exists());
 }

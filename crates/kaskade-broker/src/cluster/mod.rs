@@ -124,6 +124,8 @@ impl Controller {
         let own_address = own_controller_address(&listeners);
         qc.broker_session_timeout =
             Duration::from_millis(u64::try_from(config.broker_session_timeout_ms).unwrap_or(1).max(1));
+        let timing = kaskade_meta::quorum::RaftTiming::from(config.quorum_timeouts);
+        (qc.election_timeout, qc.heartbeat_interval) = (timing.election_timeout, timing.heartbeat_interval);
         let secs = u64::try_from(config.leader_imbalance_check_interval_seconds).unwrap_or(1).max(1);
         qc.leader_imbalance_check_interval = config.auto_leader_rebalance_enable.then(|| Duration::from_secs(secs));
         qc.unclean_leader_election_interval =

@@ -126,6 +126,9 @@ pub(super) static KEYS: &[KeyDef] = &[
     KeyDef { name: "controller.quorum.bootstrap.servers", kind: Kind::List, default: Some(""), doc: "host:port of controllers to discover a dynamic quorum from (KIP-853)." },
     KeyDef { name: "controller.quorum.initial.controllers", kind: Kind::List, default: Some(""), doc: "Kaskade's `kafka-storage format --initial-controllers`: id@host:port:directory-id of every voter a dynamic quorum starts with; read on a controller's first start only." },
     KeyDef { name: "controller.quorum.standalone", kind: Kind::Bool, default: Some("false"), doc: "Kaskade's `kafka-storage format --standalone`: on its first start this controller forms a dynamic quorum (controller.quorum.bootstrap.servers) with itself as the only voter." },
+    KeyDef { name: "controller.quorum.election.timeout.ms", kind: int_min(0), default: Some("1000"), doc: "Raft election timeout of the controller quorum: openraft's election timeout is at most this (see docs: it also stays within half of controller.quorum.fetch.timeout.ms)." },
+    KeyDef { name: "controller.quorum.fetch.timeout.ms", kind: int_min(0), default: Some("2000"), doc: "A controller that has not heard from the active controller for this long campaigns (openraft's leader lease plus its election timeout stay within it)." },
+    KeyDef { name: "controller.quorum.election.backoff.max.ms", kind: int_min(0), default: Some("1000"), doc: "The random spread of the controllers' election timeouts (half of it, at most half the election timeout), so that two controllers seldom campaign at once." },
     KeyDef { name: "inter.broker.listener.name", kind: Kind::Str, default: None, doc: "The listener brokers use between themselves; defaults to the one named by security.inter.broker.protocol." },
     KeyDef { name: "security.inter.broker.protocol", kind: Kind::Choice(&["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]), default: Some("PLAINTEXT"), doc: "Security protocol between brokers; only one of this and inter.broker.listener.name may be set." },
     KeyDef { name: "broker.rack", kind: Kind::Str, default: None, doc: "The rack of this broker, given to clients in Metadata and DescribeCluster." },
@@ -206,8 +209,6 @@ pub(super) static KEYS: &[KeyDef] = &[
 /// Well-known Kafka keys that Kaskade accepts but does not use yet. They are
 /// kept (DescribeConfigs shows them) and not warned about.
 pub(super) static ACCEPTED_UNUSED: &[&str] = &[
-    "controller.quorum.election.timeout.ms",
-    "controller.quorum.fetch.timeout.ms",
     "offsets.topic.segment.bytes",
     "transaction.state.log.segment.bytes",
     "share.coordinator.state.topic.replication.factor",

@@ -195,6 +195,9 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: i64,
     /// `broker.session.timeout.ms`: the active controller fences a broker silent this long.
     pub broker_session_timeout_ms: i64,
+    /// `controller.quorum.election.timeout.ms`, `controller.quorum.fetch.timeout.ms` and
+    /// `controller.quorum.election.backoff.max.ms`: the controllers' Raft timers.
+    pub quorum_timeouts: kaskade_meta::quorum::KraftTimeouts,
     /// `auto.leader.rebalance.enable`: the active controller moves leaderships back to preferred replicas.
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`: how often it does.
@@ -431,6 +434,11 @@ impl BrokerConfig {
             offsets_retention_minutes: num("offsets.retention.minutes") as i32,
             broker_heartbeat_interval_ms: num("broker.heartbeat.interval.ms"),
             broker_session_timeout_ms: num("broker.session.timeout.ms"),
+            quorum_timeouts: kaskade_meta::quorum::KraftTimeouts {
+                election_timeout_ms: u32::try_from(num("controller.quorum.election.timeout.ms")).unwrap_or(0),
+                fetch_timeout_ms: u32::try_from(num("controller.quorum.fetch.timeout.ms")).unwrap_or(0),
+                election_backoff_max_ms: u32::try_from(num("controller.quorum.election.backoff.max.ms")).unwrap_or(0),
+            },
             auto_leader_rebalance_enable: flag("auto.leader.rebalance.enable"),
             leader_imbalance_check_interval_seconds: num("leader.imbalance.check.interval.seconds"),
             unclean_leader_election_enable: flag("unclean.leader.election.enable"),

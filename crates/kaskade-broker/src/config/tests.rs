@@ -319,3 +319,36 @@ fn http_listener_defaults_to_localhost_9644_and_can_be_turned_off() {
         assert!(err.contains("http.listener") && err.contains("host:port"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn quorum_timing_keys_default_to_kafkas_and_reject_negative_values() {
+    use kaskade_meta::quorum::KraftTimeouts;
+    let c = BrokerConfig::default();
+    assert_eq!(c.quorum_timeouts, KraftTimeouts::default());
+    assert_eq!(
+        (c.quorum_timeouts.election_timeout_ms, c.quorum_timeouts.fetch_timeout_ms),
+        (1000, 2000),
+        "Kafka's defaults"
+    );
+    let c = BrokerConfig::from_overrides([
+        ("controller.quorum.election.timeout.ms", "300"),
+        ("controller.quorum.fetch.timeout.ms", "900"),
+        ("controller.quorum.election.backoff.max.ms", "0"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.quorum_timeouts,
+        KraftTimeouts { election_timeout_ms: 300, fetch_timeout_ms: 900, election_backoff_max_ms: 0 }
+    );
+    for key in [
+        "controller.quorum.election.timeout.ms",
+        "controller.quorum.fetch.timeout.ms",
+        "controller.quorum.election.backoff.max.ms",
+    ] {
+        let err = BrokerConfig::from_overrides([(key, "-1")]).unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+        assert!(BrokerConfig::from_overrides([(key, "soon")]).is_err(), "{key}: not a number");
+        let described = c.describe().into_iter().find(|e| e.name == key);
+        assert!(described.is_some(), "{key} is described");
+    }
+}

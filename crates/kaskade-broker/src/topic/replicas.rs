@@ -203,14 +203,7 @@ impl LocalReplicas {
                 self.logs.delete(&tp)?;
             }
         }
-        for t in image.topics() {
-            let cfg = self.log_config(&t.configs);
-            for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p)) {
-                let log = self.logs.get_or_create(&TopicPartition::new(t.name.as_str(), p as i32), cfg.clone())?;
-                self.host(t, p, log)?;
-            }
-        }
-        Ok(())
+        self.host_all(image, |_| false)
     }
 
     /// Creates the logs of `parts` of a topic about to exist, or none of
@@ -218,20 +211,15 @@ impl LocalReplicas {
     /// manager calls this before committing a creation, so a disk that
     /// cannot take the topic leaves the metadata unchanged.
     pub fn prepare(&self, name: &str, parts: impl IntoIterator<Item = i32>, cfg: &LogConfig) -> Result<(), TopicError> {
-        let mut made = Vec::new();
-        for p in parts {
-            let tp = TopicPartition::new(name, p);
-            match self.logs.get_or_create(&tp, cfg.clone()) {
-                Ok(_) => made.push(tp),
-                Err(e) => {
-                    for tp in &made {
-                        if let Err(e2) = self.logs.delete(tp) {
-                            tracing::error!(%tp, error = %e2, "could not remove a partially created partition");
-                        }
-                    }
-                    return Err(e.into());
+        let wanted: Vec<(TopicPartition, LogConfig)> =
+            parts.into_iter().map(|p| (TopicPartition::new(name, p), cfg.clone())).collect();
+        if let Err(e) = self.logs.create_many(&wanted) {
+            for (tp, _) in &wanted {
+                if let Err(e2) = self.logs.delete(tp) {
+                    tracing::error!(%tp, error = %e2, "could not remove a partially created partition");
                 }
             }
+            return Err(e.into());
         }
         Ok(())
     }
@@ -268,25 +256,44 @@ impl LocalReplicas {
             }
         }
         let defaults_changed = self.refresh_defaults(new);
-        for t in new.topics() {
-            let before = old.topic_by_id(&t.id);
-            let configs_changed = before.is_none_or(|b| b.configs != t.configs);
+        self.host_all(new, |t| defaults_changed || old.topic_by_id(&t.id).is_none_or(|b| b.configs != t.configs))
+    }
+
+    /// Gives every partition of `image` placed on this node its log (the
+    /// missing ones created together, `LogManager::create_many`) and its
+    /// `Partition` with the image's leadership; a topic for which
+    /// `configs_changed` holds has its logs reconfigured. The partitions
+    /// are independent and becoming leader rewrites a log's
+    /// `leader-epoch-checkpoint` (two fsyncs), so they are hosted several
+    /// at once (`kaskade_log::parallel`): a 1,000-partition topic then
+    /// waits out tens of journal commits, not thousands.
+    fn host_all(&self, image: &Image, configs_changed: impl Fn(&TopicImage) -> bool) -> Result<(), TopicError> {
+        let mut placed = Vec::new();
+        let mut missing = Vec::new();
+        for t in image.topics() {
             let cfg = self.log_config(&t.configs);
+            let reconfigure = configs_changed(t);
             for p in (0..t.partitions.len()).filter(|p| self.hosts(t, *p)) {
                 let tp = TopicPartition::new(t.name.as_str(), p as i32);
-                let log = match self.logs.get(&tp) {
-                    Some(log) => {
-                        if configs_changed || defaults_changed {
-                            log.set_config(cfg.clone());
-                        }
-                        log
-                    }
-                    None => self.logs.get_or_create(&tp, cfg.clone())?,
-                };
-                self.host(t, p, log)?;
+                match self.logs.get(&tp) {
+                    Some(log) if reconfigure => log.set_config(cfg.clone()),
+                    Some(_) => {}
+                    None => missing.push((tp, cfg.clone())),
+                }
+                placed.push((t, p));
             }
         }
-        Ok(())
+        self.logs.create_many(&missing)?;
+        kaskade_log::parallel::try_for_each(&placed, kaskade_log::parallel::IO_PARALLELISM, |(t, p)| {
+            let tp = TopicPartition::new(t.name.as_str(), *p as i32);
+            let Some(log) = self.logs.get(&tp) else {
+                return Err(TopicError::new(
+                    kafka_protocol::ResponseError::KafkaStorageError,
+                    format!("{tp}: the log was removed while it was being hosted"),
+                ));
+            };
+            self.host(t, *p, log)
+        })
     }
 
     /// Recomputes the topic defaults from `image`'s dynamic broker configs;

@@ -119,7 +119,8 @@ impl Log {
             }
             segments.insert(base, (seg, files));
         }
-        if segments.is_empty() {
+        let made_first_segment = segments.is_empty();
+        if made_first_segment {
             let base = hint.log_start.unwrap_or(0).max(0);
             let files = SegmentFiles::open(dir, base, config.segment_index_bytes, true)?;
             segments.insert(base, (Segment::new(next_segment_id(), base, now), files));
@@ -146,6 +147,11 @@ impl Log {
             segs.insert(base, seg);
         }
         let flush = FlushState::new(dir.to_path_buf(), next_offset);
+        if made_first_segment {
+            // Its entry in this directory is synced with the first data, not
+            // here: creating 1,000 partitions costs no fsync per log.
+            flush.mark_dir_unsynced();
+        }
         let (end_tx, end_rx) = watch::channel(next_offset);
         // Everything below the recovered end is on disk (recovery cut the
         // rest): the HW starts at the log end.

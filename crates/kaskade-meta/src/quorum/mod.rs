@@ -49,6 +49,7 @@ pub mod server;
 mod snapshot_timer;
 pub mod state_machine;
 pub mod status;
+pub mod timing;
 pub mod types;
 mod voter_changes;
 
@@ -65,4 +66,5 @@ pub use node::{QuorumConfig, QuorumMetadataLog};
 pub use observer::{ObserverConfig, ObserverMetadataLog};
 pub use server::serve;
 pub use status::{QuorumStatus, ReplicaStatus};
+pub use timing::{KraftTimeouts, RaftTiming};
 pub use types::{ApplyOutcome, ControllerNode, Proposal, RaftNodeId, TypeConfig};

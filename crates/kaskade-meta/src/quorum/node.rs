@@ -72,11 +72,12 @@ pub struct QuorumConfig {
     /// The metadata log directory: Raft's files go in
     /// `<dir>/kaskade-metadata/raft/`.
     pub dir: PathBuf,
-    /// Raft timing: a follower starts an election after a random time in
-    /// `election_timeout` without hearing from a leader (Kafka's
-    /// `controller.quorum.election.timeout.ms` is 1000 ms).
+    /// openraft's election timeout range and heartbeat interval, from
+    /// Kafka's `controller.quorum.*` timing keys (`timing`): a follower
+    /// campaigns after `election_timeout.end` (openraft's leader lease) plus
+    /// a random time in `election_timeout` without hearing from a leader.
     pub election_timeout: std::ops::Range<Duration>,
-    /// How often a leader sends heartbeats (well below the election timeout).
+    /// How often a leader sends heartbeats; also their timeout.
     pub heartbeat_interval: Duration,
     /// How long `append`, `snapshot` and membership changes wait for the
     /// quorum to commit.
@@ -108,16 +109,18 @@ pub struct QuorumConfig {
 }
 
 impl QuorumConfig {
-    /// Kafka's defaults: elections after 1-2 s of silence.
+    /// Kafka's defaults: a follower campaigns 1.5-2 s after the leader's
+    /// last heartbeat (`controller.quorum.fetch.timeout.ms`, see `timing`).
     pub fn new(node_id: NodeId, cluster_id: impl Into<String>, dir: impl Into<PathBuf>) -> QuorumConfig {
+        let timing = super::RaftTiming::from(super::KraftTimeouts::default());
         QuorumConfig {
             node_id,
             cluster_id: cluster_id.into(),
             static_voters: None,
             directory_id: None,
             dir: dir.into(),
-            election_timeout: Duration::from_millis(1000)..Duration::from_millis(2000),
-            heartbeat_interval: Duration::from_millis(200),
+            election_timeout: timing.election_timeout,
+            heartbeat_interval: timing.heartbeat_interval,
             append_timeout: Duration::from_secs(30),
             logs_kept_after_snapshot: 1000,
             snapshot_every: 5000,
