@@ -243,19 +243,34 @@ impl TxnService {
         let led: HashSet<i32> = state_log.led_partitions().into_iter().collect();
         for partition in 0..self.partition_count() {
             let state = self.0.leadership.lock().state(partition);
+            // Loaded under an older leader epoch: this node lost the
+            // partition and got it back without an image in between that
+            // said so (another coordinator may have written since). As
+            // Kafka's coordinator epoch: unload and load again.
+            let loaded = self.0.coordinator_epochs.lock().get(&partition).copied();
+            let stale = state == PartitionLoad::Loaded
+                && led.contains(&partition)
+                && state_log.leader_epoch(partition).is_some_and(|e| Some(e) != loaded);
             match (led.contains(&partition), state) {
-                (true, PartitionLoad::NotLeader) => {
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = me.on_become_leader(partition).await {
-                            tracing::error!(partition, "loading {TXN_TOPIC}: {e}");
-                        }
-                    });
+                (true, PartitionLoad::NotLeader) => self.load_in_background(partition),
+                (true, PartitionLoad::Loaded) if stale => {
+                    tracing::info!(partition, "{TXN_TOPIC} led again under a newer leader epoch: loading again");
+                    self.on_resign(partition);
+                    self.load_in_background(partition);
                 }
                 (false, PartitionLoad::Loading { .. } | PartitionLoad::Loaded) => self.on_resign(partition),
                 _ => {}
             }
         }
+    }
+
+    fn load_in_background(&self, partition: i32) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.on_become_leader(partition).await {
+                tracing::error!(partition, "loading {TXN_TOPIC}: {e}");
+            }
+        });
     }
 
     /// This node no longer leads `partition`: the transactional ids stored

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use super::{TxnSeams, TxnService};
 use crate::config::BrokerConfig;
 use crate::coordinator::fake::FakePartitions;
+use crate::coordinator::InternalPartitions;
 use crate::coordinator::{CoordinatorError, MarkerError, MarkerWriter, MarkersWritten, ProducerIdSource, TxnMarker};
 use crate::txn::records::partition_for;
 use crate::txn::state::TxnState;
@@ -229,4 +230,41 @@ async fn markers_carry_the_leader_epoch_of_the_partition_when_it_was_loaded() {
     s.end_txn(&a, producer, false).await.expect("end");
     let epochs: Vec<i32> = markers.0.lock().iter().map(|(_, m)| m.coordinator_epoch).collect();
     assert_eq!(epochs, vec![3, 8]);
+}
+
+/// The coordinator loses a `__transaction_state` partition and gets it back
+/// without ever seeing an image where it does not lead it (seen in the
+/// fault test: the old state, an older producer epoch, was served again and
+/// that epoch handed out twice): a newer leader epoch makes it load again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_led_again_under_a_newer_epoch_is_loaded_again() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, _) = two_ids();
+    let pa = partition_for(&a, PARTITIONS);
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    // Meanwhile another coordinator led it and bumped the epoch to 5.
+    let mut newer = s.describe(&a).await.expect("served").expect("known");
+    newer.producer_epoch = kaskade_types::ProducerEpoch(5);
+    let written = fake.append(pa, &[(super::records::key(&a), Some(super::records::value(&newer)))], None, 0);
+    written.expect("append").await.expect("durable");
+    fake.epoch.store(7, Ordering::SeqCst);
+    s.on_metadata_change().await;
+    let reloaded = async {
+        loop {
+            match s.describe(&a).await {
+                Ok(Some(m)) if m.producer_epoch.0 == 5 => return,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), reloaded)
+        .await
+        .expect("the newer state is loaded (still the one loaded under epoch 0?)");
+    assert_eq!(
+        s.init_producer_id(&a, 60_000, Some(producer)).await,
+        Err(ResponseError::ProducerFenced),
+        "epoch 0 is stale"
+    );
 }
