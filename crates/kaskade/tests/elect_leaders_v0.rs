@@ -26,8 +26,11 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
-/// (leader, replicas, isr) of each partition of TOPIC, as `bootstrap` answers Metadata.
-fn partitions(bootstrap: &str) -> Option<Vec<(i32, Vec<i32>, Vec<i32>)>> {
+/// (leader, replicas, isr) of each partition.
+type Placement = Vec<(i32, Vec<i32>, Vec<i32>)>;
+
+/// The placement of TOPIC, as `bootstrap` answers Metadata.
+fn partitions(bootstrap: &str) -> Option<Placement> {
     let consumer: BaseConsumer = client_config(bootstrap).create().ok()?;
     let md = consumer.fetch_metadata(Some(TOPIC), Duration::from_secs(5)).ok()?;
     let t = md.topics().iter().find(|t| t.name() == TOPIC).filter(|t| t.error().is_none())?;
