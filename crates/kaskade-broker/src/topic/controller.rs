@@ -87,17 +87,7 @@ impl TopicController {
                     "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
                 ));
             }
-            for (i, (p, brokers)) in t.assignments.iter().enumerate() {
-                if *p != i as i32 || brokers.is_empty() || brokers.iter().any(|b| !self.is_usable(*b)) {
-                    return Err(TopicError::new(
-                        ResponseError::InvalidReplicaAssignment,
-                        format!(
-                            "Replica assignment for partition {p} names brokers {brokers:?}; this cluster has only broker(s) {:?}",
-                            self.broker_ids()
-                        ),
-                    ));
-                }
-            }
+            self.check_assignments(t.assignments)?;
             t.assignments.len() as i32
         } else if t.partitions == -1 {
             self.default_partitions
@@ -117,34 +107,12 @@ impl TopicController {
                 "Replication factor must be larger than 0.",
             ));
         }
-        if replication as usize > self.brokers.len() {
+        // Explicit assignments set their own width (checked above).
+        if t.assignments.is_empty() && replication as usize > self.brokers.len() {
             return Err(TopicError::new(
                 ResponseError::InvalidReplicationFactor,
                 format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only {} broker(s) are registered.", self.brokers.len()),
             ));
-        }
-        // Explicit assignments: no broker twice in a partition, and every
-        // partition as wide as the first (Kafka's checks).
-        if let Some((_, first)) = t.assignments.first() {
-            for (p, brokers) in t.assignments {
-                let mut distinct = brokers.clone();
-                distinct.sort_unstable();
-                distinct.dedup();
-                if distinct.len() != brokers.len() {
-                    return Err(TopicError::new(
-                        ResponseError::InvalidReplicaAssignment,
-                        format!(
-                            "Duplicate brokers not allowed in replica assignment: {brokers:?} for partition id {p}."
-                        ),
-                    ));
-                }
-                if brokers.len() != first.len() {
-                    return Err(TopicError::new(
-                        ResponseError::InvalidReplicaAssignment,
-                        "All partitions should have the same number of replicas.",
-                    ));
-                }
-            }
         }
         for (k, v) in t.configs {
             config::validate(k, v).map_err(|m| TopicError::new(ResponseError::InvalidConfig, m))?;
@@ -178,10 +146,17 @@ impl TopicController {
             )?;
             placed.into_iter().map(|r| r.into_iter().map(|n| n.get()).collect()).collect()
         } else {
-            t.assignments.iter().map(|(_, r)| r.clone()).collect()
+            // Checked by `check_assignments`: partitions 0..n, in any order.
+            let mut assigned = t.assignments.to_vec();
+            assigned.sort_unstable_by_key(|(p, _)| *p);
+            assigned.into_iter().map(|(_, r)| r).collect()
         };
+        let unfenced = self.unfenced_ids();
+        let registered = Registered { unfenced: &unfenced, fenced: &self.fenced };
         for (p, r) in replicas.into_iter().enumerate() {
-            records.push(Self::partition_record(id, p as i32, r));
+            // The ISR: the unfenced replicas (all of them when placed).
+            let isr = manual_assignment::isr(&r, registered, p as i32)?;
+            records.push(Self::partition_record_with_isr(id, p as i32, r, isr));
         }
         for (k, v) in t.configs {
             records.push(MetadataRecord::TopicConfig { topic_id: id, name: k.clone(), value: Some(v.clone()) });
@@ -196,13 +171,33 @@ impl TopicController {
         Ok(Creation { records, topic })
     }
 
-    /// Whether replicas may be assigned to broker `id`.
-    fn is_usable(&self, id: i32) -> bool {
-        self.brokers.iter().any(|b| b.id.get() == id)
+    /// The unfenced broker ids (`brokers`), for `manual_assignment`.
+    fn unfenced_ids(&self) -> Vec<NodeId> {
+        self.brokers.iter().map(|b| b.id).collect()
     }
 
-    fn broker_ids(&self) -> Vec<i32> {
-        self.brokers.iter().map(|b| b.id.get()).collect()
+    /// CreateTopics' explicit assignments, in Kafka's order
+    /// (`ReplicationControlManager.createTopic`): no partition twice, each
+    /// list by `manual_assignment` (the width of the lists before it), not
+    /// every replica fenced; then the partitions are 0..n in any order.
+    fn check_assignments(&self, assignments: &[(i32, Vec<i32>)]) -> Result<(), TopicError> {
+        let unfenced = self.unfenced_ids();
+        let registered = Registered { unfenced: &unfenced, fenced: &self.fenced };
+        let invalid = |m: String| TopicError::new(ResponseError::InvalidReplicaAssignment, m);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut width = None;
+        for (p, replicas) in assignments {
+            if !seen.insert(*p) {
+                return Err(invalid(format!("Found multiple manual partition assignments for partition {p}")));
+            }
+            manual_assignment::validate(replicas, registered, width)?;
+            width = Some(replicas.len());
+            manual_assignment::isr(replicas, registered, *p)?;
+        }
+        if !seen.iter().copied().eq(0..assignments.len() as i32) {
+            return Err(invalid("partitions should be a consecutive 0-based integer sequence".into()));
+        }
+        Ok(())
     }
 
     /// A new partition's record: the first replica leads at epoch 0 with
@@ -598,6 +593,51 @@ mod tests {
         );
         let less = c.add_partitions(&img, "grow", 0, None).expect_err("a decrease");
         assert_eq!(less.message, "The topic grow currently has 1 partition(s); 0 would not be an increase.");
+    }
+
+    fn manual<'a>(assignments: &'a [(i32, Vec<i32>)], configs: &'a BTreeMap<String, String>) -> NewTopic<'a> {
+        NewTopic { name: "manual", partitions: -1, replication: -1, assignments, configs }
+    }
+
+    /// The INVALID_REPLICA_ASSIGNMENT message `c` refuses `assignments` with.
+    fn refused(c: &TopicController, assignments: &[(i32, Vec<i32>)]) -> String {
+        let e = c.check_new_topic(&manual(assignments, &BTreeMap::new())).expect_err("refused");
+        assert_eq!(e.code, ResponseError::InvalidReplicaAssignment, "{}", e.message);
+        e.message
+    }
+
+    #[test]
+    fn creation_with_explicit_assignments_follows_kafkas_rules() {
+        let c = TopicController { fenced: vec![NodeId(4)], ..controller(&[1, 2, 3]) };
+        let none = BTreeMap::new();
+        // Out of order, a fenced broker beside an unfenced one: accepted,
+        // the fenced one out of the ISR and not leading.
+        let good = [(1, vec![4, 2]), (0, vec![3, 1])];
+        let t = manual(&good, &none);
+        assert_eq!(c.check_new_topic(&t).expect("valid"), 2);
+        let made = c.create(&Image::default(), &t, 2, Uuid::new_v4()).expect("create");
+        let p = &made.topic.partitions;
+        assert_eq!((p[0].leader, p[0].isr.clone()), (Some(NodeId(3)), vec![NodeId(3), NodeId(1)]));
+        assert_eq!(
+            (p[1].leader, p[1].replicas.clone(), p[1].isr.clone()),
+            (Some(NodeId(2)), vec![NodeId(4), NodeId(2)], vec![NodeId(2)])
+        );
+        assert_eq!(
+            refused(&c, &[(0, vec![1]), (0, vec![2])]),
+            "Found multiple manual partition assignments for partition 0"
+        );
+        assert_eq!(
+            refused(&c, &[(0, vec![1]), (2, vec![2])]),
+            "partitions should be a consecutive 0-based integer sequence"
+        );
+        assert!(refused(&c, &[(0, vec![4])]).contains("are fenced or in controlled shutdown"));
+        assert!(refused(&c, &[(0, vec![1, 7])]).contains("broker 7, but no such broker is registered"));
+        assert!(refused(&c, &[(0, vec![1, 2]), (1, vec![3])])
+            .contains("with 1 replica(s), but this is not consistent with previous partitions, which have 2"));
+        // An explicit width is not held against default.replication.factor.
+        let wide_default = TopicController { default_replication: 3, ..controller(&[1, 2]) };
+        let two = [(0, vec![1, 2])];
+        assert_eq!(wide_default.check_new_topic(&manual(&two, &none)).expect("two replicas on two brokers"), 1);
     }
 
     #[test]
