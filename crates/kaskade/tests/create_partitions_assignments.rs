@@ -143,8 +143,12 @@ fn explicit_assignments_are_placed_as_asked_and_bad_ones_refused_as_kafka_refuse
     let admin: AdminClient<DefaultClientContext> = client_config(&boots[via]).create().expect("admin");
 
     create_topic(&rt, &boots[via], "placed", 2);
+    // Every broker registered and unfenced (listed) everywhere, so the
+    // ISRs below are whole.
     for b in &boots {
-        wait_for("every node has the topic", || placement(b, "placed").filter(|(_, p)| p.len() == 1));
+        wait_for("every node has the topic and lists every broker", || {
+            placement(b, "placed").filter(|(brokers, p)| p.len() == 1 && brokers.len() == 3)
+        });
     }
 
     // validate_only: accepted, nothing added.

@@ -39,6 +39,13 @@ fn partitions(bootstrap: &str) -> Option<Placement> {
     Some(ps.iter().map(|(_, p)| (p.leader(), p.replicas().to_vec(), p.isr().to_vec())).collect())
 }
 
+/// The brokers the node at `bootstrap` lists (the unfenced ones).
+fn listed_brokers(bootstrap: &str) -> Option<Vec<i32>> {
+    let consumer: BaseConsumer = client_config(bootstrap).create().ok()?;
+    let md = consumer.fetch_metadata(None, Duration::from_secs(5)).ok()?;
+    Some(md.brokers().iter().map(|b| b.id()).collect())
+}
+
 /// ElectLeaders PREFERRED for every partition (null list) at `version`.
 fn elect_all(rt: &tokio::runtime::Runtime, addr: &str, version: i16) -> ElectLeadersResponse {
     let req = ElectLeadersRequest::default().with_timeout_ms(WAIT.as_millis() as i32).with_topic_partitions(None);
@@ -89,8 +96,11 @@ fn a_null_list_at_v0_is_forwarded_and_elects_and_a_standby_controller_answers_as
         partitions(&other).filter(|ps| ps.iter().all(|(l, _, _)| *l != victim_id && *l >= 0))
     });
     nodes[victim].restart();
-    wait_for("the victim back in every ISR", || {
-        partitions(&other).filter(|ps| ps.iter().all(|(_, _, isr)| isr.contains(&victim_id)))
+    // Unfenced (listed again) as well: a fenced preferred replica would be
+    // PREFERRED_LEADER_NOT_AVAILABLE.
+    wait_for("the victim listed and back in every ISR", || {
+        let listed = listed_brokers(&other)?.contains(&victim_id);
+        partitions(&other).filter(|ps| listed && ps.iter().all(|(_, _, isr)| isr.contains(&victim_id)))
     });
 
     // v0, null list, through the victim (not the active controller): the
@@ -106,7 +116,7 @@ fn a_null_list_at_v0_is_forwarded_and_elects_and_a_standby_controller_answers_as
         .filter(|t| t.topic.0.as_str() == TOPIC)
         .flat_map(|t| t.partition_result.iter().map(|p| (p.partition_id, p.error_code)))
         .collect();
-    assert_eq!(elected, led.iter().map(|p| (*p, 0)).collect::<Vec<_>>(), "the victim's preferred partitions");
+    assert_eq!(elected, led.iter().map(|p| (*p, 0)).collect::<Vec<_>>(), "the victim's preferred partitions: {resp:?}");
     for n in &nodes {
         wait_for("the preferred leaders back", || {
             partitions(&n.bootstrap()).filter(|ps| ps.iter().all(|(l, r, _)| Some(l) == r.first()))
