@@ -124,6 +124,9 @@ static ROUTES: &[Route] = &[
 /// listener does not enable.
 #[rustfmt::skip]
 static CONTROLLER_ROUTES: &[Route] = &[
+    // Observers of `__cluster_metadata` whose connection began with
+    // ApiVersions (Kafka's brokers).
+    Route::new(ApiKey::Fetch, api::metadata_fetch::FETCH_MIN, api::metadata_fetch::FETCH_MAX, api::metadata_fetch::fetch_route::route),
     Route::new(ApiKey::ApiVersions, 0, 4, api::api_versions::controller_route::route),
     Route::new(ApiKey::CreateTopics, 2, 7, api::create_topics::controller_route),
     Route::new(ApiKey::DeleteTopics, 1, 6, api::delete_topics::controller_route),
@@ -146,6 +149,7 @@ static CONTROLLER_ROUTES: &[Route] = &[
     Route::new(ApiKey::RemoveRaftVoter, 0, 0, api::raft_voters::remove_route::route),
     // KIP-853: a voter whose controller listener moved tells the leader.
     Route::new(ApiKey::UpdateRaftVoter, 0, 0, api::update_raft_voter::route),
+    Route::new(ApiKey::FetchSnapshot, api::metadata_fetch::SNAPSHOT_MIN, api::metadata_fetch::SNAPSHOT_MAX, api::metadata_fetch::snapshot_route::route),
 ];
 
 /// The broker's route table.
@@ -251,6 +255,7 @@ mod tests {
         assert_eq!(
             keys,
             [
+                ApiKey::Fetch,
                 ApiKey::ApiVersions,
                 ApiKey::CreateTopics,
                 ApiKey::DeleteTopics,
@@ -263,6 +268,7 @@ mod tests {
                 ApiKey::AlterUserScramCredentials,
                 ApiKey::DescribeQuorum,
                 ApiKey::Envelope,
+                ApiKey::FetchSnapshot,
                 ApiKey::DescribeCluster,
                 ApiKey::BrokerRegistration,
                 ApiKey::BrokerHeartbeat,

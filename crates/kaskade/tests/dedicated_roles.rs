@@ -256,11 +256,12 @@ fn the_controller_listener_speaks_kafkas_controller_apis_and_lists_the_brokers_a
     let mut leader = -1;
     for id in &controller_ids {
         let conn = controller_connection(&runtime, &addr(*id)).expect("ApiVersions on the controller listener");
-        // ApiVersions lists the controller's APIs only.
-        for key in [ApiKey::ApiVersions, ApiKey::DescribeQuorum, ApiKey::DescribeCluster] {
+        // ApiVersions lists the controller's APIs only (Fetch and
+        // FetchSnapshot for observers of the metadata log).
+        for key in [ApiKey::ApiVersions, ApiKey::DescribeQuorum, ApiKey::DescribeCluster, ApiKey::Fetch] {
             assert!(conn.broker_range(key).is_some(), "controller {id} lists {key:?}");
         }
-        for key in [ApiKey::Produce, ApiKey::Fetch, ApiKey::Metadata, ApiKey::FindCoordinator] {
+        for key in [ApiKey::Produce, ApiKey::Metadata, ApiKey::FindCoordinator] {
             assert!(conn.broker_range(key).is_none(), "controller {id} does not list {key:?}");
         }
         // DescribeCluster names the controllers at their controller

@@ -26,9 +26,11 @@ from kafkatools import (  # noqa: E402
 QUORUM = "org.apache.kafka.tools.MetadataQuorumCommand"  # kafka-metadata-quorum.sh
 ELECTION = "org.apache.kafka.tools.LeaderElectionCommand"  # kafka-leader-election.sh
 REASSIGN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"  # kafka-reassign-partitions.sh
+FEATURES = "org.apache.kafka.tools.FeatureCommand"  # kafka-features.sh
 CLUSTER = ROOT / "scripts" / "cluster.sh"
 DIR = Path(os.environ["CLUSTER_DIR"])
 RF = int(os.environ.get("CLUSTER_RF", "3"))
+KIND = (DIR / "kind").read_text().strip() if (DIR / "kind").exists() else "kaskade"
 IDS = [1, 2, 3]
 PORTS = {i: (DIR / f"node-{i}.port").read_text().strip() for i in IDS}
 # Each node's CONTROLLER listener (kafka-metadata-quorum --bootstrap-controller).
@@ -162,6 +164,40 @@ def test_quorum_through_every_controller_listener():
     statuses = {int(r["NodeId"]): r["Status"] for r in rows}
     check(sorted(statuses.values()) == ["Follower", "Follower", "Leader"] and statuses[STATE["leader"]] == "Leader",
           "one Leader (--status's), two Followers", res)
+
+
+# kafka-features describe: "Feature: NAME<TAB>SupportedMinVersion: ...<TAB>..."
+FEATURE_LINE = re.compile(r"Feature:\s*(\S+)\s+SupportedMinVersion:\s*(\S+)\s+SupportedMaxVersion:\s*(\S+)"
+                          r"\s+FinalizedVersionLevel:\s*(\S+)\s+Epoch:\s*(\S+)")
+
+
+def features(res) -> dict:
+    """name -> (supported min, supported max, finalized level) of a describe."""
+    return {m.group(1): (m.group(2), m.group(3), m.group(4))
+            for m in (FEATURE_LINE.search(line) for line in res.lines) if m}
+
+
+def test_features_describe_through_every_broker_and_controller_listener():
+    """kafka-features describe (ApiVersions' KIP-584 features) through every
+    node's client listener and, with --bootstrap-controller, its CONTROLLER
+    listener: the same features everywhere (a cluster's, as Kafka's
+    controllers report them); metadata.version finalized within its range;
+    kraft.version 0..1 finalized at 0 for this static quorum. Kaskade leaves
+    out the features it does not implement (DIFFERENCES.md)."""
+    seen = {}  # (listener, node) -> features
+    for node in IDS:
+        for how, args in (("broker", boot(node)), ("controller", boot_controller(node))):
+            res = ok(tool(FEATURES, *args, "describe"))
+            seen[(how, node)] = features(res)
+            check("metadata.version" in seen[(how, node)], f"metadata.version through {how} {node}", res)
+    first = seen[("broker", IDS[0])]
+    check(all(f == first for f in seen.values()), f"the same features through every listener: {seen}")
+    check(first.get("kraft.version") == ("0", "1", "0"), f"kraft.version 0..1, static voters at 0: {first}")
+    lo, hi, level = first["metadata.version"]
+    check(lo <= level <= hi, f"metadata.version {level} within {lo}..{hi}")
+    if KIND == "kaskade":
+        for absent in ("eligible.leader.replicas.version", "share.version", "streams.version"):
+            check(absent not in first, f"{absent} is not implemented, so not advertised: {first}")
 
 
 # --- topics, produce, consume -----------------------------------------------

@@ -12,10 +12,20 @@
 //!   whose minimum is 0 are left out, KAFKA-17011), finalized features
 //!   without level-0 ones, and the finalized-features epoch.
 //!
-//! The features follow the routes: `metadata.version` is always there;
-//! `group.version` 1 (KIP-848) only when ConsumerGroupHeartbeat is routed,
-//! `transaction.version` 2 (KIP-890) only when Produce v12+ and EndTxn v5+
-//! are, so a Kafka 4 client never enables a protocol Kaskade lacks.
+//! The features follow the client listener's routes: `metadata.version` is
+//! always there; `kraft.version` 0..1 where the KRaft quorum APIs are
+//! routed (DescribeQuorum): Kaskade's quorum runs with static voters (level
+//! 0, `controller.quorum.voters`) and with KIP-853's dynamic membership
+//! (level 1, `controller.quorum.bootstrap.servers`), finalized at the level
+//! the configuration gives; `group.version` 1 (KIP-848) only when
+//! ConsumerGroupHeartbeat is routed, `transaction.version` 2 (KIP-890) only
+//! when Produce v12+ and EndTxn v5+ are, so a Kafka 4 client never enables
+//! a protocol Kaskade lacks. Features Kaskade does not implement
+//! (`eligible.leader.replicas.version`, `share.version`,
+//! `streams.version`) are not advertised (DIFFERENCES.md). The controller
+//! listener lists its own APIs but the same features: they are the
+//! cluster's, as Kafka's controllers report them too
+//! (`kafka-features --bootstrap-controller describe`).
 //!
 //! Tagged fields are written only when they differ from their defaults
 //! (`kafka-protocol` does that; a unit test below checks the bytes), as
@@ -82,7 +92,7 @@ fn respond_from(broker: &Broker, router: &Router, version: i16, request: &ApiVer
     }
     let mut response = ApiVersionsResponse::default().with_api_keys(api_keys(router));
     if version >= 3 {
-        let features = Features::of(router);
+        let features = Features::of(&broker.router, kraft_version(&broker.config.kraft));
         response = response
             .with_supported_features(features.supported(version))
             .with_finalized_features(features.finalized())
@@ -130,13 +140,30 @@ fn valid_software_id(s: &str) -> bool {
         && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
+/// The `kraft.version` level of the quorum `kraft` configures: 1 for a
+/// dynamic quorum (KIP-853: no `controller.quorum.voters`, and
+/// `controller.quorum.bootstrap.servers`, `controller.quorum.standalone` or
+/// `controller.quorum.initial.controllers`), else 0 (static voters, or a
+/// lone node).
+fn kraft_version(kraft: &crate::config::KraftConfig) -> i16 {
+    let dynamic = kraft.voters.is_empty()
+        && (kraft.standalone || !kraft.initial_controllers.is_empty() || !kraft.bootstrap_servers.is_empty());
+    i16::from(dynamic)
+}
+
 /// The KIP-584 features of this broker: (name, min, max, finalized level).
 struct Features(Vec<(&'static str, i16, i16, i16)>);
 
 impl Features {
-    fn of(router: &Router) -> Self {
+    /// The features of a node serving `router` on its client listener,
+    /// whose quorum runs at `kraft_level`.
+    fn of(router: &Router, kraft_level: i16) -> Self {
         let mut features =
             vec![("metadata.version", METADATA_VERSION_MIN, METADATA_VERSION_LEVEL, METADATA_VERSION_LEVEL)];
+        if router.get(ApiKey::DescribeQuorum).is_some() {
+            debug_assert!((0..=1).contains(&kraft_level), "kraft.version {kraft_level}");
+            features.push(("kraft.version", 0, 1, kraft_level));
+        }
         if router.get(ApiKey::ConsumerGroupHeartbeat).is_some() {
             features.push(("group.version", 0, 1, 1));
         }
@@ -228,6 +255,45 @@ mod tests {
         let r = handle_controller(&b, 9, ApiVersionsRequest::default()).await.expect("ApiVersions");
         assert_eq!(r.error_code, ResponseError::UnsupportedVersion.code());
         assert_eq!(r.api_keys.len(), 1);
+    }
+
+    /// (name, min, max) supported and (name, level) finalized, at v4.
+    type Advertised = (Vec<(String, i16, i16)>, Vec<(String, i16)>);
+
+    fn advertised(r: &ApiVersionsResponse) -> Advertised {
+        (
+            r.supported_features.iter().map(|f| (f.name.to_string(), f.min_version, f.max_version)).collect(),
+            r.finalized_features.iter().map(|f| (f.name.to_string(), f.max_version_level)).collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn both_listeners_advertise_the_same_features_and_kraft_version_follows_the_quorum() {
+        let static_quorum = Arc::new(broker());
+        let v4 = request("kafka-tools", "4.4.0");
+        let client = respond(&static_quorum, 4, &v4);
+        let controller = handle_controller(&static_quorum, 4, v4.clone()).await.expect("ApiVersions");
+        assert_eq!(advertised(&client), advertised(&controller), "the cluster's features on both listeners");
+        let (supported, finalized) = advertised(&client);
+        assert!(supported.contains(&("kraft.version".into(), 0, 1)), "{supported:?}");
+        assert!(supported.contains(&("metadata.version".into(), METADATA_VERSION_MIN, METADATA_VERSION_LEVEL)));
+        assert!(!finalized.iter().any(|(n, _)| n == "kraft.version"), "level 0 is not finalized: {finalized:?}");
+        for unimplemented in ["eligible.leader.replicas.version", "share.version", "streams.version"] {
+            assert!(!supported.iter().any(|(n, _, _)| n == unimplemented), "{unimplemented} advertised");
+        }
+        // Every finalized level lies in its supported range.
+        for (name, level) in &finalized {
+            let (_, min, max) = supported.iter().find(|(n, _, _)| n == name).expect("finalized is supported");
+            assert!((*min..=*max).contains(level), "{name} {level} outside {min}..={max}");
+        }
+
+        let mut config = BrokerConfig::default();
+        config.kraft.standalone = true;
+        let dynamic = Arc::new(Broker::for_tests(config, crate::router::Router::default()));
+        let client = respond(&dynamic, 4, &v4);
+        let controller = handle_controller(&dynamic, 4, v4).await.expect("ApiVersions");
+        assert_eq!(advertised(&client), advertised(&controller));
+        assert!(advertised(&client).1.contains(&("kraft.version".into(), 1)), "a dynamic quorum (KIP-853)");
     }
 
     #[test]

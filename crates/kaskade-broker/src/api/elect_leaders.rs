@@ -62,7 +62,7 @@ pub async fn handle(
         }
         Err(e) => {
             tracing::warn!(error = %e, "ElectLeaders: no leader was changed");
-            return Ok(failed(asked, &e));
+            return Ok(failed(asked, &e, version));
         }
     };
     resp.replica_election_results = results.into_iter().map(to_wire).collect();
@@ -70,10 +70,13 @@ pub async fn handle(
 }
 
 /// Kafka's error response (`ElectLeadersRequest.getErrorResponse`): the
-/// error at the top (v1+) and for every named partition.
-fn failed(asked: Option<Vec<RequestedPartitions>>, e: &TopicError) -> ElectLeadersResponse {
+/// error at the top (v1+: v0 has no such field, and cannot encode it) and
+/// for every named partition.
+fn failed(asked: Option<Vec<RequestedPartitions>>, e: &TopicError, version: i16) -> ElectLeadersResponse {
     let mut resp = ElectLeadersResponse::default();
-    resp.error_code = e.code();
+    if version >= 1 {
+        resp.error_code = e.code();
+    }
     resp.replica_election_results = asked
         .unwrap_or_default()
         .into_iter()
@@ -134,12 +137,39 @@ mod decide {
 }
 
 /// On a broker listener: forwarded to the active controller in a cluster.
+///
+/// v0 is forwarded as v1: v0 has no top-level error code, so a v0 answer
+/// for a null partition list cannot carry NOT_CONTROLLER, and the Envelope
+/// of a controller that just lost its leadership would come back as an
+/// empty success instead of being retried on the next controller (Kafka
+/// loses that error too). v1 adds only `election_type`, whose default,
+/// PREFERRED, is v0's election; the top-level code is dropped again for
+/// the v0 client, which cannot receive it.
 pub fn route(
     broker: Arc<Broker>,
     header: kafka_protocol::messages::RequestHeader,
     body: kafka_protocol::messages::RequestKind,
 ) -> crate::router::HandlerFuture {
-    crate::api::forwarding::to_controller(broker, header, body, decide::route)
+    if header.request_api_version != 0 {
+        return crate::api::forwarding::to_controller(broker, header, body, decide::route);
+    }
+    let answer = crate::api::forwarding::to_controller(broker, as_v1(header), body, decide::route);
+    crate::api::handler(async move { answer.await.map(for_v0) })
+}
+
+/// A v0 request's header as v1's (the body is the same at both versions
+/// but for v1's `election_type`, which defaults to PREFERRED).
+fn as_v1(header: kafka_protocol::messages::RequestHeader) -> kafka_protocol::messages::RequestHeader {
+    debug_assert_eq!(header.request_api_version, 0);
+    header.with_request_api_version(1)
+}
+
+/// A v1 answer as a v0 client receives it: no top-level error code.
+fn for_v0(mut answer: kafka_protocol::messages::ResponseKind) -> kafka_protocol::messages::ResponseKind {
+    if let kafka_protocol::messages::ResponseKind::ElectLeaders(r) = &mut answer {
+        r.error_code = 0;
+    }
+    answer
 }
 
 /// On the controller listener: the active controller decides.
@@ -233,12 +263,43 @@ mod tests {
     fn a_failed_metadata_append_answers_every_named_partition_with_its_error() {
         let e = TopicError::new(ResponseError::NotController, "no active controller");
         let asked = |topic: &str, partitions: Vec<i32>| RequestedPartitions { topic: topic.into(), partitions };
-        let resp = failed(Some(vec![asked("a", vec![0, 1]), asked("b", vec![])]), &e);
+        let resp = failed(Some(vec![asked("a", vec![0, 1]), asked("b", vec![])]), &e, 2);
         assert_eq!(resp.error_code, ResponseError::NotController.code());
         let code = ResponseError::NotController.code();
         let message = Some("no active controller".to_string());
         assert_eq!(codes(&resp), vec![("a".into(), 0, code, message.clone()), ("a".into(), 1, code, message)]);
         assert_eq!(resp.replica_election_results.len(), 2, "every named topic is answered");
-        assert!(failed(None, &e).replica_election_results.is_empty());
+        assert!(failed(None, &e, 2).replica_election_results.is_empty());
+        // v0 has no top-level code: the named partitions carry it alone,
+        // and the answer encodes.
+        let v0 = failed(Some(vec![asked("a", vec![0])]), &e, 0);
+        assert_eq!((v0.error_code, codes(&v0).len()), (0, 1));
+        let mut out = bytes::BytesMut::new();
+        kafka_protocol::protocol::Encodable::encode(&v0, &mut out, 0).expect("v0 encodes");
+    }
+
+    #[test]
+    fn v0_is_forwarded_as_v1_and_answered_without_the_top_level_code() {
+        use kafka_protocol::messages::{RequestHeader, ResponseKind};
+        let header = RequestHeader::default().with_request_api_version(0).with_correlation_id(9);
+        let v1 = as_v1(header.clone());
+        assert_eq!((v1.request_api_version, v1.correlation_id), (1, 9));
+        // What the broker's forwarding answers a v1 request with a null list
+        // when no controller took it: the top-level code alone.
+        let not_controller = ElectLeadersResponse::default().with_error_code(ResponseError::NotController.code());
+        assert!(crate::api::forwarding::says_not_controller(&ResponseKind::ElectLeaders(not_controller.clone())));
+        let ResponseKind::ElectLeaders(v0) = for_v0(ResponseKind::ElectLeaders(not_controller)) else {
+            panic!("an ElectLeaders answer");
+        };
+        assert_eq!(v0.error_code, 0);
+        let mut out = bytes::BytesMut::new();
+        kafka_protocol::protocol::Encodable::encode(&v0, &mut out, 0).expect("v0 encodes");
+        // The request itself: v0's body is v1's with PREFERRED.
+        let req = request(0, None);
+        let mut at_v1 = bytes::BytesMut::new();
+        kafka_protocol::protocol::Encodable::encode(&req, &mut at_v1, 1).expect("v1");
+        let decoded: ElectLeadersRequest =
+            kafka_protocol::protocol::Decodable::decode(&mut at_v1.freeze(), 1).expect("decodes");
+        assert_eq!((decoded.election_type, decoded.topic_partitions), (0, None), "PREFERRED, every partition");
     }
 }

@@ -46,6 +46,7 @@ pub mod list_groups;
 pub mod list_offsets;
 pub mod list_transactions;
 pub mod metadata;
+pub mod metadata_fetch;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;

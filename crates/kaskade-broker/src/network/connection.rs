@@ -300,6 +300,7 @@ impl Connection {
                     self.in_flight_bytes += frame_len;
                     self.in_flight.push_back(dispatch(
                         self.broker.clone(),
+                        matches!(self.routes, Routes::Broker),
                         request,
                         frame_len,
                         self.peer,
@@ -360,9 +361,12 @@ impl Connection {
 }
 
 /// Starts a request's handler and turns its outcome, panics included, into a
-/// [`Completed`].
+/// [`Completed`]. On a broker listener (`partition_fetch`) a Fetch reads
+/// partitions and is encoded by ranges (`fetch_frame`); on the controller
+/// listener it is an observer's fetch of the metadata log, routed as any API.
 fn dispatch(
     broker: Arc<Broker>,
+    partition_fetch: bool,
     request: DecodedRequest,
     frame_len: usize,
     peer: SocketAddr,
@@ -374,7 +378,9 @@ fn dispatch(
     let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
         crate::api::CLIENT_ADDR.sync_scope(peer, || {
             crate::api::CLIENT_LISTENER.sync_scope(listener, || match api_key {
-                ApiKey::Fetch => crate::api::fetch::route_ranged(broker, header, body).map_ok(Reply::Fetch).boxed(),
+                ApiKey::Fetch if partition_fetch => {
+                    crate::api::fetch::route_ranged(broker, header, body).map_ok(Reply::Fetch).boxed()
+                }
                 _ => handler(broker, header, body).map_ok(Reply::Body).boxed(),
             })
         })

@@ -17,7 +17,8 @@
 //! server (`crate::cluster`), which hands every connection whose first
 //! frame is a Kafka request, unread, to [`serve_handed_over`]: those are
 //! answered with the controller's route table (`router::controller_routes`:
-//! ApiVersions, DescribeQuorum, DescribeCluster naming the controllers), so
+//! ApiVersions, DescribeQuorum, DescribeCluster naming the controllers,
+//! Fetch and FetchSnapshot of `__cluster_metadata` for observers), so
 //! `kafka-metadata-quorum --bootstrap-controller` works against any
 //! controller; any other API closes the connection, as on Kafka's
 //! controller.

@@ -15,10 +15,11 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::ResponseError;
 use kaskade_meta::{Image, MetadataRecord, TopicImage, Uuid};
-use kaskade_types::LeaderEpoch;
+use kaskade_types::{LeaderEpoch, NodeId};
 
 use super::config;
 use super::error::TopicError;
+use super::manual_assignment::{self, Registered};
 use super::placement::{self, UsableBroker};
 
 /// Kafka's topic name rules: 1..=249 chars of `[a-zA-Z0-9._-]`, not `.`/`..`.
@@ -59,6 +60,9 @@ pub struct NewTopic<'a> {
 pub struct TopicController {
     /// The brokers replicas go to (live and unfenced), with their racks.
     pub brokers: Vec<UsableBroker>,
+    /// Registered but fenced brokers: an explicit CreatePartitions
+    /// assignment may name them (as Kafka allows), automatic placement not.
+    pub fenced: Vec<NodeId>,
     pub default_partitions: i32,
     pub default_replication: i16,
     pub delete_enabled: bool,
@@ -83,17 +87,7 @@ impl TopicController {
                     "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
                 ));
             }
-            for (i, (p, brokers)) in t.assignments.iter().enumerate() {
-                if *p != i as i32 || brokers.is_empty() || brokers.iter().any(|b| !self.is_usable(*b)) {
-                    return Err(TopicError::new(
-                        ResponseError::InvalidReplicaAssignment,
-                        format!(
-                            "Replica assignment for partition {p} names brokers {brokers:?}; this cluster has only broker(s) {:?}",
-                            self.broker_ids()
-                        ),
-                    ));
-                }
-            }
+            self.check_assignments(t.assignments)?;
             t.assignments.len() as i32
         } else if t.partitions == -1 {
             self.default_partitions
@@ -113,34 +107,12 @@ impl TopicController {
                 "Replication factor must be larger than 0.",
             ));
         }
-        if replication as usize > self.brokers.len() {
+        // Explicit assignments set their own width (checked above).
+        if t.assignments.is_empty() && replication as usize > self.brokers.len() {
             return Err(TopicError::new(
                 ResponseError::InvalidReplicationFactor,
                 format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only {} broker(s) are registered.", self.brokers.len()),
             ));
-        }
-        // Explicit assignments: no broker twice in a partition, and every
-        // partition as wide as the first (Kafka's checks).
-        if let Some((_, first)) = t.assignments.first() {
-            for (p, brokers) in t.assignments {
-                let mut distinct = brokers.clone();
-                distinct.sort_unstable();
-                distinct.dedup();
-                if distinct.len() != brokers.len() {
-                    return Err(TopicError::new(
-                        ResponseError::InvalidReplicaAssignment,
-                        format!(
-                            "Duplicate brokers not allowed in replica assignment: {brokers:?} for partition id {p}."
-                        ),
-                    ));
-                }
-                if brokers.len() != first.len() {
-                    return Err(TopicError::new(
-                        ResponseError::InvalidReplicaAssignment,
-                        "All partitions should have the same number of replicas.",
-                    ));
-                }
-            }
         }
         for (k, v) in t.configs {
             config::validate(k, v).map_err(|m| TopicError::new(ResponseError::InvalidConfig, m))?;
@@ -174,10 +146,17 @@ impl TopicController {
             )?;
             placed.into_iter().map(|r| r.into_iter().map(|n| n.get()).collect()).collect()
         } else {
-            t.assignments.iter().map(|(_, r)| r.clone()).collect()
+            // Checked by `check_assignments`: partitions 0..n, in any order.
+            let mut assigned = t.assignments.to_vec();
+            assigned.sort_unstable_by_key(|(p, _)| *p);
+            assigned.into_iter().map(|(_, r)| r).collect()
         };
+        let unfenced = self.unfenced_ids();
+        let registered = Registered { unfenced: &unfenced, fenced: &self.fenced };
         for (p, r) in replicas.into_iter().enumerate() {
-            records.push(Self::partition_record(id, p as i32, r));
+            // The ISR: the unfenced replicas (all of them when placed).
+            let isr = manual_assignment::isr(&r, registered, p as i32)?;
+            records.push(Self::partition_record_with_isr(id, p as i32, r, isr));
         }
         for (k, v) in t.configs {
             records.push(MetadataRecord::TopicConfig { topic_id: id, name: k.clone(), value: Some(v.clone()) });
@@ -192,23 +171,50 @@ impl TopicController {
         Ok(Creation { records, topic })
     }
 
-    /// Whether replicas may be assigned to broker `id`.
-    fn is_usable(&self, id: i32) -> bool {
-        self.brokers.iter().any(|b| b.id.get() == id)
+    /// The unfenced broker ids (`brokers`), for `manual_assignment`.
+    fn unfenced_ids(&self) -> Vec<NodeId> {
+        self.brokers.iter().map(|b| b.id).collect()
     }
 
-    fn broker_ids(&self) -> Vec<i32> {
-        self.brokers.iter().map(|b| b.id.get()).collect()
+    /// CreateTopics' explicit assignments, in Kafka's order
+    /// (`ReplicationControlManager.createTopic`): no partition twice, each
+    /// list by `manual_assignment` (the width of the lists before it), not
+    /// every replica fenced; then the partitions are 0..n in any order.
+    fn check_assignments(&self, assignments: &[(i32, Vec<i32>)]) -> Result<(), TopicError> {
+        let unfenced = self.unfenced_ids();
+        let registered = Registered { unfenced: &unfenced, fenced: &self.fenced };
+        let invalid = |m: String| TopicError::new(ResponseError::InvalidReplicaAssignment, m);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut width = None;
+        for (p, replicas) in assignments {
+            if !seen.insert(*p) {
+                return Err(invalid(format!("Found multiple manual partition assignments for partition {p}")));
+            }
+            manual_assignment::validate(replicas, registered, width)?;
+            width = Some(replicas.len());
+            manual_assignment::isr(replicas, registered, *p)?;
+        }
+        if !seen.iter().copied().eq(0..assignments.len() as i32) {
+            return Err(invalid("partitions should be a consecutive 0-based integer sequence".into()));
+        }
+        Ok(())
     }
 
     /// A new partition's record: the first replica leads at epoch 0 with
     /// every replica in sync.
     fn partition_record(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
+        Self::partition_record_with_isr(topic_id, partition, replicas.clone(), replicas)
+    }
+
+    /// A new partition's record with `isr` (a non-empty subset of
+    /// `replicas`, in their order): the ISR's first replica leads.
+    fn partition_record_with_isr(topic_id: Uuid, partition: i32, replicas: Vec<i32>, isr: Vec<i32>) -> MetadataRecord {
+        debug_assert!(!isr.is_empty() && isr.iter().all(|b| replicas.contains(b)), "ISR {isr:?} of {replicas:?}");
         MetadataRecord::Partition {
             topic_id,
             partition,
-            leader: replicas.first().copied().unwrap_or(-1),
-            isr: replicas.clone(),
+            leader: isr.first().copied().unwrap_or(-1),
+            isr,
             replicas,
             leader_epoch: LeaderEpoch::INITIAL.get(),
             partition_epoch: 0,
@@ -246,40 +252,65 @@ impl TopicController {
         Ok((vec![MetadataRecord::RemoveTopic { id: t.id }], t.clone()))
     }
 
-    /// Decides growing `name` to `count` partitions (CreatePartitions).
-    /// Returns the records and the range of new partition indexes.
+    /// Decides growing `name` to `count` partitions (CreatePartitions),
+    /// placed by `placement` or, with `assignments` (one replica list per
+    /// new partition), as asked after Kafka's checks
+    /// (`manual_assignment`). Returns the records and the range of new
+    /// partition indexes.
     pub fn add_partitions(
         &self,
         img: &Image,
         name: &str,
         count: i32,
+        assignments: Option<&[Vec<i32>]>,
     ) -> Result<(Vec<MetadataRecord>, std::ops::Range<i32>), TopicError> {
         let t = img.topic(name).ok_or_else(TopicError::unknown_topic_or_partition)?;
         let old = t.partitions.len() as i32;
-        if count < old {
-            return Err(TopicError::new(
-                ResponseError::InvalidPartitions,
-                format!("Topic currently has {old} partitions, which is higher than the requested {count}."),
-            ));
-        }
         if count == old {
             return Err(TopicError::new(
                 ResponseError::InvalidPartitions,
-                format!("Topic already has {old} partitions."),
+                format!("Topic already has {old} partition(s)."),
             ));
         }
+        if count < old {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("The topic {name} currently has {old} partition(s); {count} would not be an increase."),
+            ));
+        }
+        let added = (count - old) as usize;
         // New partitions get the topic's replication factor (its first
         // partition's width), as Kafka's CreatePartitions does.
         let replication = t.partitions.first().map_or(1, |p| p.replicas.len().max(1));
+        if let Some(assigned) = assignments {
+            if assigned.len() != added {
+                return Err(TopicError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "Attempted to add {added} additional partition(s), but only {} assignment(s) were specified.",
+                        assigned.len()
+                    ),
+                ));
+            }
+            let unfenced: Vec<NodeId> = self.brokers.iter().map(|b| b.id).collect();
+            let registered = Registered { unfenced: &unfenced, fenced: &self.fenced };
+            let mut records = Vec::with_capacity(added);
+            // Kafka checks each list, then its ISR, before the next list.
+            for (p, replicas) in (old..count).zip(assigned) {
+                manual_assignment::validate(replicas, registered, Some(replication))?;
+                let isr = manual_assignment::isr(replicas, registered, p)?;
+                records.push(Self::partition_record_with_isr(t.id, p, replicas.clone(), isr));
+            }
+            return Ok((records, old..count));
+        }
         if replication > self.brokers.len() {
             return Err(TopicError::new(
                 ResponseError::InvalidReplicationFactor,
                 format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only {} broker(s) are registered.", self.brokers.len()),
             ));
         }
-        let existing: Vec<Vec<kaskade_types::NodeId>> = t.partitions.iter().map(|p| p.replicas.clone()).collect();
-        let placed =
-            placement::place(&self.brokers, &existing, (count - old) as usize, replication, placement::seed_of(&t.id))?;
+        let existing: Vec<Vec<NodeId>> = t.partitions.iter().map(|p| p.replicas.clone()).collect();
+        let placed = placement::place(&self.brokers, &existing, added, replication, placement::seed_of(&t.id))?;
         let records = (old..count)
             .zip(placed)
             .map(|(p, r)| Self::partition_record(t.id, p, r.into_iter().map(|n| n.get()).collect()))
@@ -390,11 +421,11 @@ impl TopicController {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kaskade_types::NodeId;
 
     fn controller(brokers: &[i32]) -> TopicController {
         TopicController {
             brokers: brokers.iter().map(|b| UsableBroker::new(*b, None)).collect(),
+            fenced: Vec::new(),
             default_partitions: 1,
             default_replication: 1,
             delete_enabled: true,
@@ -489,7 +520,7 @@ mod tests {
         for r in &made.records {
             img.apply(r);
         }
-        let (records, range) = c.add_partitions(&img, "three", 4).expect("grow");
+        let (records, range) = c.add_partitions(&img, "three", 4, None).expect("grow");
         assert_eq!(range, 3..4);
         assert!(
             matches!(&records[0], MetadataRecord::Partition { replicas, .. } if *replicas == [1, 3, 2]),
@@ -508,6 +539,108 @@ mod tests {
     }
 
     #[test]
+    fn growth_with_explicit_assignments_is_placed_as_asked_after_kafkas_checks() {
+        let c = TopicController { fenced: vec![NodeId(4)], ..controller(&[1, 2, 3]) };
+        let none = BTreeMap::new();
+        let made = c.create(&Image::default(), &new_topic("grow", 1, 2, &none), 1, Uuid::nil()).expect("create");
+        let mut img = Image::default();
+        for r in &made.records {
+            img.apply(r);
+        }
+        let asked = [vec![3, 1], vec![4, 2]];
+        let (records, range) = c.add_partitions(&img, "grow", 3, Some(&asked)).expect("placed as asked");
+        assert_eq!(range, 1..3);
+        let placed: Vec<(i32, Vec<i32>, Vec<i32>)> = records
+            .iter()
+            .filter_map(|r| match r {
+                MetadataRecord::Partition { leader, replicas, isr, .. } => {
+                    Some((*leader, replicas.clone(), isr.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            placed,
+            [(3, vec![3, 1], vec![3, 1]), (2, vec![4, 2], vec![2])],
+            "the first unfenced replica leads; a fenced one is a replica out of the ISR"
+        );
+        let refused = |count: i32, asked: &[Vec<i32>]| {
+            let e = c.add_partitions(&img, "grow", count, Some(asked)).expect_err("refused");
+            assert_eq!(e.code, ResponseError::InvalidReplicaAssignment, "{}", e.message);
+            e.message
+        };
+        assert_eq!(
+            refused(3, &[vec![1, 2]]),
+            "Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."
+        );
+        assert!(refused(2, &[vec![1, 2, 3]]).contains("with 3 replica(s)"), "the topic's factor is 2");
+        assert!(refused(2, &[vec![1, 1]]).contains("broker 1 more than once"));
+        assert!(refused(2, &[vec![1, 9]]).contains("broker 9, but no such broker is registered"));
+        assert!(refused(2, &[vec![]]).contains("empty replica list"));
+        assert!(refused(2, &[vec![4, 4]]).contains("more than once"));
+        let all_fenced = TopicController { fenced: vec![NodeId(4), NodeId(5)], ..c.clone() };
+        let e = all_fenced.add_partitions(&img, "grow", 2, Some(&[vec![5, 4]])).expect_err("all fenced");
+        assert_eq!(
+            e.message,
+            "All brokers specified in the manual partition assignment for partition 1 are fenced or in controlled shutdown."
+        );
+        // The second list is wrong: nothing of the first is decided.
+        assert!(refused(3, &[vec![1, 2], vec![2, 7]]).contains("broker 7"));
+        let same = c.add_partitions(&img, "grow", 1, Some(&[])).expect_err("no increase");
+        assert_eq!(
+            (same.code, same.message.as_str()),
+            (ResponseError::InvalidPartitions, "Topic already has 1 partition(s).")
+        );
+        let less = c.add_partitions(&img, "grow", 0, None).expect_err("a decrease");
+        assert_eq!(less.message, "The topic grow currently has 1 partition(s); 0 would not be an increase.");
+    }
+
+    fn manual<'a>(assignments: &'a [(i32, Vec<i32>)], configs: &'a BTreeMap<String, String>) -> NewTopic<'a> {
+        NewTopic { name: "manual", partitions: -1, replication: -1, assignments, configs }
+    }
+
+    /// The INVALID_REPLICA_ASSIGNMENT message `c` refuses `assignments` with.
+    fn refused(c: &TopicController, assignments: &[(i32, Vec<i32>)]) -> String {
+        let e = c.check_new_topic(&manual(assignments, &BTreeMap::new())).expect_err("refused");
+        assert_eq!(e.code, ResponseError::InvalidReplicaAssignment, "{}", e.message);
+        e.message
+    }
+
+    #[test]
+    fn creation_with_explicit_assignments_follows_kafkas_rules() {
+        let c = TopicController { fenced: vec![NodeId(4)], ..controller(&[1, 2, 3]) };
+        let none = BTreeMap::new();
+        // Out of order, a fenced broker beside an unfenced one: accepted,
+        // the fenced one out of the ISR and not leading.
+        let good = [(1, vec![4, 2]), (0, vec![3, 1])];
+        let t = manual(&good, &none);
+        assert_eq!(c.check_new_topic(&t).expect("valid"), 2);
+        let made = c.create(&Image::default(), &t, 2, Uuid::new_v4()).expect("create");
+        let p = &made.topic.partitions;
+        assert_eq!((p[0].leader, p[0].isr.clone()), (Some(NodeId(3)), vec![NodeId(3), NodeId(1)]));
+        assert_eq!(
+            (p[1].leader, p[1].replicas.clone(), p[1].isr.clone()),
+            (Some(NodeId(2)), vec![NodeId(4), NodeId(2)], vec![NodeId(2)])
+        );
+        assert_eq!(
+            refused(&c, &[(0, vec![1]), (0, vec![2])]),
+            "Found multiple manual partition assignments for partition 0"
+        );
+        assert_eq!(
+            refused(&c, &[(0, vec![1]), (2, vec![2])]),
+            "partitions should be a consecutive 0-based integer sequence"
+        );
+        assert!(refused(&c, &[(0, vec![4])]).contains("are fenced or in controlled shutdown"));
+        assert!(refused(&c, &[(0, vec![1, 7])]).contains("broker 7, but no such broker is registered"));
+        assert!(refused(&c, &[(0, vec![1, 2]), (1, vec![3])])
+            .contains("with 1 replica(s), but this is not consistent with previous partitions, which have 2"));
+        // An explicit width is not held against default.replication.factor.
+        let wide_default = TopicController { default_replication: 3, ..controller(&[1, 2]) };
+        let two = [(0, vec![1, 2])];
+        assert_eq!(wide_default.check_new_topic(&manual(&two, &none)).expect("two replicas on two brokers"), 1);
+    }
+
+    #[test]
     fn creation_and_growth_place_replicas_on_distinct_racks() {
         let racks = [(1, "a"), (2, "a"), (3, "b"), (4, "b")];
         let c = TopicController {
@@ -522,7 +655,7 @@ mod tests {
         for r in &made.records {
             img.apply(r);
         }
-        let (records, _) = c.add_partitions(&img, "racked", 8).expect("grow");
+        let (records, _) = c.add_partitions(&img, "racked", 8, None).expect("grow");
         for r in &records {
             img.apply(r);
         }
@@ -544,10 +677,13 @@ mod tests {
         for r in &made.records {
             img.apply(r);
         }
-        let (recs, range) = c.add_partitions(&img, "t", 3).expect("grow");
+        let (recs, range) = c.add_partitions(&img, "t", 3, None).expect("grow");
         assert_eq!((recs.len(), range), (2, 1..3));
-        assert_eq!(c.add_partitions(&img, "t", 1).expect_err("same").code, ResponseError::InvalidPartitions);
-        assert_eq!(c.add_partitions(&img, "u", 2).expect_err("unknown").code, ResponseError::UnknownTopicOrPartition);
+        assert_eq!(c.add_partitions(&img, "t", 1, None).expect_err("same").code, ResponseError::InvalidPartitions);
+        assert_eq!(
+            c.add_partitions(&img, "u", 2, None).expect_err("unknown").code,
+            ResponseError::UnknownTopicOrPartition
+        );
         let (recs, after) =
             TopicController::alter_configs(&img, "t", &[("retention.ms".into(), Some("5".into()))], false)
                 .expect("alter");

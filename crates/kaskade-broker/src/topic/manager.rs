@@ -113,6 +113,7 @@ impl TopicManager {
         replicas.reconcile(&image)?;
         let controller = TopicController {
             brokers: vec![UsableBroker::new(d.node_id.get(), None)],
+            fenced: Vec::new(),
             default_partitions: d.num_partitions,
             default_replication: d.replication_factor,
             delete_enabled: d.delete_enabled,
@@ -176,8 +177,9 @@ impl TopicManager {
     }
 
     /// The controller deciding on `img`: in a cluster it places replicas on
-    /// the registered, unfenced brokers (with their registered racks); a
-    /// node of its own (no registrations) on itself.
+    /// the registered, unfenced brokers (with their registered racks), and
+    /// knows the fenced ones an explicit assignment may name; a node of its
+    /// own (no registrations) places on itself.
     fn controller_for(&self, img: &Image) -> TopicController {
         let live: Vec<UsableBroker> = img
             .brokers()
@@ -185,10 +187,11 @@ impl TopicManager {
             .filter(|b| !b.fenced)
             .map(|b| UsableBroker { id: b.id, rack: b.rack.clone() })
             .collect();
+        let fenced: Vec<NodeId> = img.brokers().values().filter(|b| b.fenced).map(|b| b.id).collect();
         if live.is_empty() {
-            return self.controller.clone();
+            return TopicController { fenced, ..self.controller.clone() };
         }
-        TopicController { brokers: live, ..self.controller.clone() }
+        TopicController { brokers: live, fenced, ..self.controller.clone() }
     }
 
     /// The effective log config of a topic with these overrides.
@@ -351,10 +354,17 @@ impl TopicManager {
         Ok((topic.name, topic.id))
     }
 
-    /// Grows a topic to `count` partitions (CreatePartitions).
-    pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
+    /// Grows a topic to `count` partitions (CreatePartitions), placed
+    /// automatically or as `assignments` (one list per new partition) ask.
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<&[Vec<i32>]>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
         self.decide_with_new_logs(|img| {
-            let (records, parts) = self.controller_for(img).add_partitions(img, name, count)?;
+            let (records, parts) = self.controller_for(img).add_partitions(img, name, count, assignments)?;
             if validate_only {
                 return Ok((Vec::new(), (), None));
             }
@@ -427,11 +437,11 @@ mod tests {
         // Growing an existing topic fails the same way, atomically.
         tm.create("u", 1, -1, &[], &BTreeMap::new(), false).expect("create u");
         std::fs::write(dir.path().join("u-2"), b"in the way").expect("write");
-        assert!(tm.add_partitions("u", 3, false).is_err());
+        assert!(tm.add_partitions("u", 3, None, false).is_err());
         assert_eq!(tm.image().topic("u").map(|t| t.partitions.len()), Some(1));
         assert!(!dir.path().join("u-1").exists());
         std::fs::remove_file(dir.path().join("u-2")).expect("rm");
-        tm.add_partitions("u", 3, false).expect("grows once the way is clear");
+        tm.add_partitions("u", 3, None, false).expect("grows once the way is clear");
         assert_eq!(tm.image().topic("u").map(|t| t.partitions.len()), Some(3));
     }
 

@@ -5,6 +5,7 @@ pub mod config;
 pub mod controller;
 pub mod error;
 pub mod manager;
+pub mod manual_assignment;
 pub mod placement;
 pub mod replicas;
 

@@ -37,6 +37,7 @@ fn node_two() -> Node {
 fn commit_winner(meta: &LocalMetadataLog) {
     let controller = TopicController {
         brokers: vec![UsableBroker::new(1, None), UsableBroker::new(2, None)],
+        fenced: Vec::new(),
         default_partitions: 1,
         default_replication: 1,
         delete_enabled: true,

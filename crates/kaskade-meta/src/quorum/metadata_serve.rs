@@ -125,6 +125,21 @@ impl QuorumMetadataLog {
     }
 }
 
+impl QuorumMetadataLog {
+    /// Answers an observer's Fetch of `__cluster_metadata` that came on a
+    /// Kafka connection the broker layer serves: one that began with
+    /// another request (Kafka's clients begin with ApiVersions), so the
+    /// listener's sniff handed it over.
+    pub async fn answer_metadata_fetch(&self, req: FetchRequest) -> FetchResponse {
+        answer_fetch(self, self.hello(), req).await
+    }
+
+    /// The same for FetchSnapshot.
+    pub fn answer_metadata_fetch_snapshot(&self, req: FetchSnapshotRequest) -> FetchSnapshotResponse {
+        answer_fetch_snapshot(self, self.hello(), req)
+    }
+}
+
 /// Serves Fetch / FetchSnapshot requests on `stream` until it closes, a
 /// request is refused as malformed, or it stays idle for [`IDLE_TIMEOUT`].
 pub async fn serve_connection(stream: TcpStream, log: QuorumMetadataLog, ours: &Hello) -> io::Result<()> {

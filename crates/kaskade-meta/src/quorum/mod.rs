@@ -39,7 +39,7 @@ pub mod log_store;
 pub mod membership;
 mod metadata_client;
 pub mod metadata_fetch;
-mod metadata_serve;
+pub mod metadata_serve;
 pub mod network;
 pub mod node;
 pub mod observer;

@@ -313,7 +313,6 @@ impl QuorumMetadataLog {
         self.id
     }
 
-    #[cfg(test)]
     pub(super) fn hello(&self) -> &Hello {
         &self.hello
     }
