@@ -6,13 +6,11 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader, RequestKind};
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::api::forwarding;
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::router::HandlerFuture;
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -46,12 +44,4 @@ mod decide {
     crate::route_to!(CreatePartitions, super::handle);
 }
 
-/// On a broker listener: forwarded to the active controller in a cluster.
-pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    forwarding::to_controller(broker, header, body, decide::route)
-}
-
-/// On the controller listener: the active controller decides.
-pub fn controller_route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    forwarding::on_controller(broker, header, body, decide::route)
-}
+crate::forwarded_routes!(decide::route);

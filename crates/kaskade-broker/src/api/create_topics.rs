@@ -8,13 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader, RequestKind};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::api::forwarding;
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::router::HandlerFuture;
 use crate::topic::config as topic_config;
 
 pub async fn handle(
@@ -103,12 +101,4 @@ mod decide {
     crate::route_to!(CreateTopics, super::handle);
 }
 
-/// On a broker listener: forwarded to the active controller in a cluster.
-pub fn route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    forwarding::to_controller(broker, header, body, decide::route)
-}
-
-/// On the controller listener: the active controller decides.
-pub fn controller_route(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    forwarding::on_controller(broker, header, body, decide::route)
-}
+crate::forwarded_routes!(decide::route);

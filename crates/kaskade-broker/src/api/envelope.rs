@@ -48,8 +48,8 @@ static FORWARDED: &[Route] = &[
     Route::new(ApiKey::CreatePartitions, 0, 3, crate::api::create_partitions::controller_route),
     Route::new(ApiKey::ElectLeaders, 0, 2, crate::api::elect_leaders::controller_route),
     Route::new(ApiKey::IncrementalAlterConfigs, 0, 1, crate::api::config_routes::incremental_on_controller),
-    Route::new(ApiKey::AlterPartitionReassignments, 0, 1, crate::api::partition_reassignments::alter_on_controller),
-    Route::new(ApiKey::AlterUserScramCredentials, 0, 0, crate::api::scram_credentials::alter_on_controller),
+    Route::new(ApiKey::AlterPartitionReassignments, 0, 1, crate::api::partition_reassignments::forwarded::controller_route),
+    Route::new(ApiKey::AlterUserScramCredentials, 0, 0, crate::api::scram_credentials::forwarded::controller_route),
 ];
 
 static FORWARDED_ROUTER: LazyLock<Router> = LazyLock::new(|| Router::new(FORWARDED));

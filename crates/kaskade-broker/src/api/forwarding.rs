@@ -66,6 +66,32 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a request's own timeout may hold a client's request.
 const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The two routes of a forwardable API whose decision is the route
+/// `$decide`: `route` on a broker listener ([`to_controller`]) and
+/// `controller_route` on the controller listener ([`on_controller`]).
+#[macro_export]
+macro_rules! forwarded_routes {
+    ($decide:path) => {
+        /// On a broker listener: forwarded to the active controller in a cluster.
+        pub fn route(
+            broker: ::std::sync::Arc<$crate::broker::Broker>,
+            header: ::kafka_protocol::messages::RequestHeader,
+            body: ::kafka_protocol::messages::RequestKind,
+        ) -> $crate::router::HandlerFuture {
+            $crate::api::forwarding::to_controller(broker, header, body, $decide)
+        }
+
+        /// On the controller listener: the active controller decides.
+        pub fn controller_route(
+            broker: ::std::sync::Arc<$crate::broker::Broker>,
+            header: ::kafka_protocol::messages::RequestHeader,
+            body: ::kafka_protocol::messages::RequestKind,
+        ) -> $crate::router::HandlerFuture {
+            $crate::api::forwarding::on_controller(broker, header, body, $decide)
+        }
+    };
+}
+
 /// The route of a forwardable API on a broker listener: forwarded to the
 /// active controller in a multi-node cluster, else `decide`d here.
 pub fn to_controller(

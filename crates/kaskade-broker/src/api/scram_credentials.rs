@@ -115,21 +115,7 @@ pub mod alter_route {
     crate::route_to!(AlterUserScramCredentials, super::alter);
 }
 
-/// AlterUserScramCredentials on a broker listener: forwarded to the active
-/// controller in a cluster.
-pub fn alter_forwarded(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    crate::api::forwarding::to_controller(broker, header, body, alter_route::route)
-}
-
-/// AlterUserScramCredentials on the controller listener.
-pub fn alter_on_controller(
-    broker: Arc<Broker>,
-    header: kafka_protocol::messages::RequestHeader,
-    body: kafka_protocol::messages::RequestKind,
-) -> crate::router::HandlerFuture {
-    crate::api::forwarding::on_controller(broker, header, body, alter_route::route)
+/// AlterUserScramCredentials's routes: forwarded to the active controller in a cluster.
+pub mod forwarded {
+    crate::forwarded_routes!(super::alter_route::route);
 }
