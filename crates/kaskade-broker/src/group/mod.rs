@@ -28,6 +28,8 @@ mod durability_tests;
 #[cfg(test)]
 mod leadership_tests;
 #[cfg(test)]
+mod offset_tests;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;

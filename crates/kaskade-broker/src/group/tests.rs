@@ -1,23 +1,25 @@
-//! Unit tests of the group engine, one handler at a time.
+//! Unit tests of the group engine, one handler at a time: membership
+//! (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, static members); the
+//! offsets' handlers are in `offset_tests`, which shares this harness.
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
-use kaskade_types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
+use kaskade_types::ProducerIdAndEpoch;
 
 use super::*;
 
-const SESSION: i32 = 10_000;
-const REBALANCE: i32 = 30_000;
+pub(super) const SESSION: i32 = 10_000;
+pub(super) const REBALANCE: i32 = 30_000;
 
-fn config(initial_delay: i32) -> GroupConfig {
+pub(super) fn config(initial_delay: i32) -> GroupConfig {
     GroupConfig { initial_rebalance_delay_ms: initial_delay, ..GroupConfig::default() }
 }
 
-fn protocols(names: &[&str]) -> Vec<Protocol> {
+pub(super) fn protocols(names: &[&str]) -> Vec<Protocol> {
     names.iter().map(|n| Protocol { name: n.to_string(), metadata: Bytes::from(format!("meta-{n}")) }).collect()
 }
 
-fn join_req(group: &str, member_id: &str) -> JoinRequest {
+pub(super) fn join_req(group: &str, member_id: &str) -> JoinRequest {
     JoinRequest {
         group_id: group.into(),
         session_timeout_ms: SESSION,
@@ -33,19 +35,19 @@ fn join_req(group: &str, member_id: &str) -> JoinRequest {
 }
 
 /// The coordinator under test with a running token counter.
-struct Harness {
-    c: GroupCoordinator,
-    now: i64,
-    token: Token,
+pub(super) struct Harness {
+    pub(super) c: GroupCoordinator,
+    pub(super) now: i64,
+    pub(super) token: Token,
 }
 
 impl Harness {
-    fn new(initial_delay: i32) -> Self {
+    pub(super) fn new(initial_delay: i32) -> Self {
         Harness { c: GroupCoordinator::new(config(initial_delay), 7), now: 0, token: 0 }
     }
 
     /// Sends a join; returns its token.
-    fn join(&mut self, req: JoinRequest) -> Token {
+    pub(super) fn join(&mut self, req: JoinRequest) -> Token {
         self.token += 1;
         self.c.join(self.now, self.token, req);
         self.c.check_deadline_index();
@@ -53,7 +55,7 @@ impl Harness {
     }
 
     /// Sends a SyncGroup; a leader's assignment is stored at once.
-    fn sync(&mut self, req: SyncRequest) -> Token {
+    pub(super) fn sync(&mut self, req: SyncRequest) -> Token {
         self.token += 1;
         self.c.sync(self.now, self.token, req);
         self.stored();
@@ -62,7 +64,7 @@ impl Harness {
 
     /// Every write opened so far resolves Ok (a healthy
     /// `__consumer_offsets`; `write_tests` covers the failures).
-    fn stored(&mut self) {
+    pub(super) fn stored(&mut self) {
         for (id, _) in self.c.take_opened_writes() {
             self.c.write_resolved(self.now, id, Ok(()));
         }
@@ -70,39 +72,39 @@ impl Harness {
     }
 
     /// OffsetCommit, replicated at once.
-    fn commit_offsets(&mut self, req: &CommitRequest) -> Vec<Option<E>> {
+    pub(super) fn commit_offsets(&mut self, req: &CommitRequest) -> Vec<Option<E>> {
         let errors = self.c.commit_offsets(self.now, req);
         self.stored();
         errors
     }
 
     /// TxnOffsetCommit, replicated at once.
-    fn txn_commit_offsets(&mut self, producer: ProducerIdAndEpoch, req: &CommitRequest) -> Vec<Option<E>> {
+    pub(super) fn txn_commit_offsets(&mut self, producer: ProducerIdAndEpoch, req: &CommitRequest) -> Vec<Option<E>> {
         let errors = self.c.txn_commit_offsets(self.now, producer, req);
         self.stored();
         errors
     }
 
-    fn advance(&mut self, ms: i64) {
+    pub(super) fn advance(&mut self, ms: i64) {
         self.now += ms;
         self.c.tick(self.now);
         self.c.check_deadline_index();
     }
 
     /// Completions since the last call, by token.
-    fn replies(&mut self) -> Vec<Completion> {
+    pub(super) fn replies(&mut self) -> Vec<Completion> {
         self.c.check_deadline_index();
         self.c.take_completions()
     }
 
-    fn join_reply(&mut self, token: Token) -> JoinResponse {
+    pub(super) fn join_reply(&mut self, token: Token) -> JoinResponse {
         let replies = self.replies();
         find_join(&replies, token).unwrap_or_else(|| panic!("no join reply for {token}: {replies:?}"))
     }
 
     /// First join (MEMBER_ID_REQUIRED) then the real one; returns the
     /// parked join's token and the member id.
-    fn join_dynamic(&mut self, group: &str) -> (Token, String) {
+    pub(super) fn join_dynamic(&mut self, group: &str) -> (Token, String) {
         let t = self.join(join_req(group, ""));
         let r = self.join_reply(t);
         assert_eq!(r.error, Some(E::MemberIdRequired));
@@ -111,7 +113,7 @@ impl Harness {
         (t, r.member_id)
     }
 
-    fn heartbeat(&mut self, group: &str, generation: i32, member: &str) -> Option<E> {
+    pub(super) fn heartbeat(&mut self, group: &str, generation: i32, member: &str) -> Option<E> {
         self.c.heartbeat(
             self.now,
             &HeartbeatRequest {
@@ -124,7 +126,7 @@ impl Harness {
     }
 
     /// Advances time until the join phase of `group` ends; the replies.
-    fn settle(&mut self, group: &str) -> Vec<Completion> {
+    pub(super) fn settle(&mut self, group: &str) -> Vec<Completion> {
         let mut replies = Vec::new();
         for _ in 0..100 {
             if self.state(group) != GroupState::PreparingRebalance {
@@ -136,26 +138,26 @@ impl Harness {
         replies
     }
 
-    fn state(&self, group: &str) -> GroupState {
+    pub(super) fn state(&self, group: &str) -> GroupState {
         self.c.group(group).map_or(GroupState::Dead, Group::state)
     }
 }
 
-fn find_join(replies: &[Completion], token: Token) -> Option<JoinResponse> {
+pub(super) fn find_join(replies: &[Completion], token: Token) -> Option<JoinResponse> {
     replies.iter().find_map(|c| match &c.reply {
         Reply::Join(r) if c.token == token => Some(r.clone()),
         _ => None,
     })
 }
 
-fn find_sync(replies: &[Completion], token: Token) -> Option<SyncResponse> {
+pub(super) fn find_sync(replies: &[Completion], token: Token) -> Option<SyncResponse> {
     replies.iter().find_map(|c| match &c.reply {
         Reply::Sync(r) if c.token == token => Some(r.clone()),
         _ => None,
     })
 }
 
-fn sync_req(group: &str, generation: i32, member: &str, assignments: Vec<(String, Bytes)>) -> SyncRequest {
+pub(super) fn sync_req(group: &str, generation: i32, member: &str, assignments: Vec<(String, Bytes)>) -> SyncRequest {
     SyncRequest {
         group_id: group.into(),
         generation_id: generation,
@@ -167,7 +169,7 @@ fn sync_req(group: &str, generation: i32, member: &str, assignments: Vec<(String
 
 /// A Stable group of `n` dynamic members (no initial delay); returns the
 /// member ids (the first is the leader) and the generation.
-fn stable_group(h: &mut Harness, group: &str, n: usize) -> (Vec<String>, i32) {
+pub(super) fn stable_group(h: &mut Harness, group: &str, n: usize) -> (Vec<String>, i32) {
     let mut tokens = Vec::new();
     let mut ids = Vec::new();
     // Everyone joins within the initial delay.
@@ -492,7 +494,7 @@ fn last_member_leaving_mid_join_empties_the_group() {
     assert_eq!(h.c.group("g").unwrap().generation_id(), generation + 1);
 }
 
-fn static_join(group: &str, instance: &str, member_id: &str) -> JoinRequest {
+pub(super) fn static_join(group: &str, instance: &str, member_id: &str) -> JoinRequest {
     JoinRequest { group_instance_id: Some(instance.into()), ..join_req(group, member_id) }
 }
 
@@ -588,329 +590,4 @@ fn pending_member_id_expires() {
     h.advance(6000);
     let t = h.join(join_req("g", &pending));
     assert_eq!(h.join_reply(t).error, Some(E::UnknownMemberId));
-}
-
-fn commit(group: &str, generation: i32, member: &str, offset: i64) -> CommitRequest {
-    CommitRequest {
-        group_id: group.into(),
-        generation_id: commit_generation(generation),
-        member_id: member.into(),
-        group_instance_id: None,
-        partitions: vec![CommitPartition {
-            topic: "t".into(),
-            partition: 0,
-            offset: Offset(offset),
-            leader_epoch: Some(LeaderEpoch(3)),
-            metadata: Some("m".into()),
-        }],
-        api_version: 8,
-    }
-}
-
-#[test]
-fn offset_commit_and_fetch() {
-    let mut h = Harness::new(0);
-    let (ids, generation) = stable_group(&mut h, "g", 2);
-    assert_eq!(h.commit_offsets(&commit("g", generation, &ids[1], 42)), vec![None]);
-    assert_eq!(h.commit_offsets(&commit("g", generation - 1, &ids[1], 1)), vec![Some(E::IllegalGeneration)]);
-    assert_eq!(h.commit_offsets(&commit("g", generation, "nobody", 1)), vec![Some(E::UnknownMemberId)]);
-    assert_eq!(h.commit_offsets(&commit("g", -1, "", 1)), vec![Some(E::UnknownMemberId)]);
-    let fetched =
-        h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0), TopicPartition::new("t", 1)])).unwrap();
-    assert_eq!(fetched[0].offset(), Some(Offset(42)));
-    let committed = fetched[0].committed.as_ref().expect("committed");
-    assert_eq!(committed.leader_epoch, Some(LeaderEpoch(3)));
-    assert_eq!(committed.metadata, "m");
-    assert_eq!(fetched[1].offset(), None);
-    let all = h.c.fetch_offsets(h.now, "g", None).unwrap();
-    assert_eq!(all.len(), 1);
-    // Mid-rebalance commits of the current generation are accepted
-    // (eager consumers commit in onPartitionsRevoked) ...
-    h.join(join_req("g", &ids[0]));
-    assert_eq!(h.commit_offsets(&commit("g", generation, &ids[1], 43)), vec![None]);
-    // ... but not between JoinGroup and SyncGroup.
-    let t = h.join(join_req("g", &ids[1]));
-    let g2 = h.join_reply(t).generation_id;
-    assert_eq!(h.commit_offsets(&commit("g", g2, &ids[1], 44)), vec![Some(E::RebalanceInProgress)]);
-    // Unknown group with a generation.
-    assert_eq!(h.commit_offsets(&commit("x", 1, "m", 1)), vec![Some(E::IllegalGeneration)]);
-    let mut v9 = commit("x", 1, "m", 1);
-    v9.api_version = 9;
-    assert_eq!(h.commit_offsets(&v9), vec![Some(E::GroupIdNotFound)]);
-    // Too much metadata.
-    let mut big = commit("simple", -1, "", 1);
-    big.partitions[0].metadata = Some("x".repeat(5000));
-    assert_eq!(h.commit_offsets(&big), vec![Some(E::OffsetMetadataTooLarge)]);
-}
-
-#[test]
-fn manual_assignment_commits_create_an_empty_group() {
-    let mut h = Harness::new(0);
-    assert_eq!(h.commit_offsets(&commit("manual", -1, "", 7)), vec![None]);
-    assert_eq!(h.state("manual"), GroupState::Empty);
-    let fetched = h.c.fetch_offsets(h.now, "manual", Some(&[TopicPartition::new("t", 0)])).unwrap();
-    assert_eq!(fetched[0].offset(), Some(Offset(7)));
-    let listed = h.c.list_groups(h.now, &[]);
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].state, "Empty");
-    assert_eq!(listed[0].protocol_type, "");
-    // Nothing for an unknown group.
-    assert_eq!(h.c.fetch_offsets(h.now, "nosuch", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), None);
-    assert!(h.c.fetch_offsets(h.now, "nosuch", None).unwrap().is_empty());
-}
-
-fn subscription(topics: &[&str]) -> Bytes {
-    let mut b = vec![0u8, 1];
-    b.extend((topics.len() as i32).to_be_bytes());
-    for t in topics {
-        b.extend((t.len() as i16).to_be_bytes());
-        b.extend(t.as_bytes());
-    }
-    b.extend([0, 0, 0, 0]); // user data: null bytes (length -1 would also do)
-    Bytes::from(b)
-}
-
-#[test]
-fn offset_delete() {
-    let mut h = Harness::new(0);
-    let mut req = join_req("g", "");
-    req.require_known_member_id = false;
-    req.protocols = vec![Protocol { name: "range".into(), metadata: subscription(&["t"]) }];
-    let t = h.join(req);
-    h.advance(0);
-    let r = h.join_reply(t);
-    h.sync(sync_req("g", r.generation_id, &r.member_id, vec![]));
-    let mut c = commit("g", r.generation_id, &r.member_id, 5);
-    c.partitions.push(CommitPartition {
-        topic: "other".into(),
-        partition: 0,
-        offset: Offset(9),
-        leader_epoch: None,
-        metadata: None,
-    });
-    assert_eq!(h.commit_offsets(&c), vec![None, None]);
-    let errors =
-        h.c.delete_offsets(h.now, "g", &[TopicPartition::new("t", 0), TopicPartition::new("other", 0)]).unwrap();
-    assert_eq!(errors, vec![Some(E::GroupSubscribedToTopic), None]);
-    assert_eq!(h.c.fetch_offsets(h.now, "g", None).unwrap().len(), 1);
-    assert_eq!(h.c.delete_offsets(h.now, "nosuch", &[]), Err(E::GroupIdNotFound));
-    // Empty group: everything goes.
-    h.c.leave(h.now, "g", &[LeavingMember { member_id: r.member_id.clone(), group_instance_id: None }]);
-    assert_eq!(h.state("g"), GroupState::Empty);
-    assert_eq!(h.c.delete_offsets(h.now, "g", &[TopicPartition::new("t", 0)]), Ok(vec![None]));
-    assert!(h.c.fetch_offsets(h.now, "g", None).unwrap().is_empty());
-}
-
-#[test]
-fn describe_list_delete_groups() {
-    let mut h = Harness::new(0);
-    let (ids, _) = stable_group(&mut h, "g", 2);
-    h.commit_offsets(&commit("empty", -1, "", 1));
-    let d = h.c.describe_group(h.now, "g").unwrap();
-    assert_eq!(d.state, "Stable");
-    assert_eq!(d.protocol_type, "consumer");
-    assert_eq!(d.protocol, "range");
-    assert_eq!(d.members.len(), 2);
-    let m = d.members.iter().find(|m| m.member_id == ids[1]).unwrap();
-    assert_eq!(m.client_id, "client");
-    assert_eq!(m.client_host, "/127.0.0.1");
-    assert_eq!(m.assignment, Bytes::from(format!("a-{}", ids[1])));
-    assert_eq!(m.metadata, Bytes::from("meta-range"));
-    assert!(h.c.describe_group(h.now, "nosuch").is_none());
-
-    assert_eq!(h.c.list_groups(h.now, &[]).len(), 2);
-    let stable = h.c.list_groups(h.now, &["stable".into()]);
-    assert_eq!(stable.len(), 1);
-    assert_eq!(stable[0].group_id, "g");
-    assert_eq!(h.c.list_groups(h.now, &["Empty".into(), "Dead".into()])[0].group_id, "empty");
-
-    let errors = h.c.delete_groups(h.now, &["g".into(), "empty".into(), "nosuch".into()]);
-    assert_eq!(errors, vec![Some(E::NonEmptyGroup), None, Some(E::GroupIdNotFound)]);
-    assert!(h.c.group("empty").is_none());
-    assert_eq!(h.c.fetch_offsets(h.now, "empty", None).unwrap().len(), 0);
-}
-
-#[test]
-fn a_deleted_topic_takes_its_offsets_from_every_group() {
-    let mut h = Harness::new(0);
-    let (ids, generation) = stable_group(&mut h, "live", 1);
-    assert_eq!(h.commit_offsets(&commit("live", generation, &ids[0], 5)), vec![None]);
-    assert_eq!(h.commit_offsets(&commit("manual", -1, "", 7)), vec![None]);
-    let mut other = commit("manual", -1, "", 9);
-    other.partitions[0].topic = "kept".into();
-    assert_eq!(h.commit_offsets(&other), vec![None]);
-    assert_eq!(h.commit_offsets(&commit("only-t", -1, "", 1)), vec![None]);
-    h.c.take_offset_changes();
-    assert_eq!(h.c.remove_topic_offsets(h.now, "t"), 3);
-    let tombstones = h.c.take_offset_changes();
-    assert_eq!(tombstones.len(), 3);
-    assert!(tombstones.iter().all(|c| c.topic == "t" && c.value.is_none()));
-    assert_eq!(h.c.fetch_offsets(h.now, "live", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), None);
-    assert_eq!(
-        h.c.fetch_offsets(h.now, "manual", Some(&[TopicPartition::new("kept", 0)])).unwrap()[0].offset(),
-        Some(Offset(9))
-    );
-    // The stable group keeps running; the empty group left with nothing
-    // is gone.
-    assert_eq!(h.state("live"), GroupState::Stable);
-    let listed: Vec<String> = h.c.list_groups(h.now, &[]).into_iter().map(|g| g.group_id).collect();
-    assert_eq!(listed, vec!["live".to_string(), "manual".to_string()]);
-    assert_eq!(h.c.remove_topic_offsets(h.now, "t"), 0);
-}
-
-#[test]
-fn offsets_of_empty_groups_expire() {
-    let mut h = Harness::new(0);
-    h.commit_offsets(&commit("old", -1, "", 1));
-    h.now = 5000;
-    h.commit_offsets(&commit("new", -1, "", 1));
-    let removed = h.c.expire_offsets(10_000, 8000);
-    assert_eq!(removed, vec!["old".to_string()]);
-    assert!(h.c.group("new").is_some());
-}
-
-#[test]
-fn subscription_parsing() {
-    assert_eq!(parse_subscription_topics(&subscription(&["a", "bc"])), Some(vec!["a".to_string(), "bc".to_string()]));
-    assert_eq!(parse_subscription_topics(&[0, 1, 0]), None);
-}
-
-#[test]
-fn persisted_group_metadata_restores_a_stable_group() {
-    let mut h = Harness::new(0);
-    let (ids, generation) = stable_group(&mut h, "g", 2);
-    h.commit_offsets(&commit("g", generation, &ids[0], 9));
-    // What the driver would persist.
-    let dirty = h.c.take_dirty_groups();
-    assert_eq!(dirty, vec!["g".to_string()]);
-    let changes = h.c.take_offset_changes();
-    assert_eq!(changes.len(), 1);
-    let value = records::group_value(h.c.group("g").unwrap());
-    let Some(records::OffsetsRecord::GroupMetadata(id, group)) =
-        records::decode(&records::group_key("g"), Some(&value))
-    else {
-        panic!("a group record");
-    };
-    // A fresh coordinator (a restart) replays the records.
-    let mut restarted = Harness::new(0);
-    restarted.now = h.now + 1000;
-    for c in changes {
-        restarted.c.load_offset(restarted.now, c);
-    }
-    restarted.c.load_group(restarted.now, id, group);
-    assert_eq!(restarted.state("g"), GroupState::Stable);
-    assert_eq!(restarted.heartbeat("g", generation, &ids[1]), None, "members carry on");
-    let t = restarted.sync(sync_req("g", generation, &ids[1], vec![]));
-    let r = find_sync(&restarted.replies(), t).unwrap();
-    assert_eq!(r.assignment, Bytes::from(format!("a-{}", ids[1])));
-    assert_eq!(restarted.c.fetch_offsets(restarted.now, "g", None).unwrap()[0].offset(), Some(Offset(9)));
-    // Members that do not come back expire.
-    restarted.advance(i64::from(SESSION) + 1);
-    assert_eq!(restarted.state("g"), GroupState::Empty);
-    // A tombstone removes the group (its offsets were tombstoned first).
-    restarted.c.load_offset(
-        restarted.now,
-        OffsetChange { group_id: "g".into(), topic: "t".into(), partition: 0, value: None },
-    );
-    restarted.c.load_group(restarted.now, "g".into(), None);
-    assert!(restarted.c.group("g").is_none());
-}
-
-fn producer(id: i64, epoch: i16) -> ProducerIdAndEpoch {
-    ProducerIdAndEpoch::new(ProducerId(id), ProducerEpoch(epoch))
-}
-
-#[test]
-fn transactional_offsets_stay_pending_until_the_marker() {
-    let mut h = Harness::new(0);
-    assert_eq!(h.txn_commit_offsets(producer(7, 0), &commit("g", -1, "", 10)), vec![None]);
-    let changes = h.c.take_txn_offset_changes();
-    assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].producer, producer(7, 0));
-    assert!(h.c.take_offset_changes().is_empty(), "nothing committed outside the transaction");
-    // Invisible, but known as pending (require_stable).
-    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), None);
-    assert!(h.c.has_pending_txn_offset("g", "t", 0));
-    assert!(!h.c.has_pending_txn_offset("g", "t", 1));
-    // An abort drops them; a commit makes them the committed offsets.
-    let p = crate::group::records::partition_for("g", 50);
-    assert_eq!(h.c.complete_txn(h.now, ProducerId(7), false, p, 50), 0);
-    assert!(!h.c.has_pending_txn_offset("g", "t", 0));
-    assert_eq!(h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), None);
-    h.txn_commit_offsets(producer(7, 1), &commit("g", -1, "", 12));
-    assert_eq!(h.c.complete_txn(h.now, ProducerId(7), true, p, 50), 1);
-    assert_eq!(
-        h.c.fetch_offsets(h.now, "g", Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(),
-        Some(Offset(12))
-    );
-    // Group checks apply as for OffsetCommit.
-    let (ids, generation) = stable_group(&mut h, "live", 1);
-    assert_eq!(
-        h.txn_commit_offsets(producer(8, 0), &commit("live", generation + 1, &ids[0], 1)),
-        vec![Some(E::IllegalGeneration)]
-    );
-    assert_eq!(h.txn_commit_offsets(producer(8, 0), &commit("live", generation, &ids[0], 1)), vec![None]);
-    // Without member id and generation (TxnOffsetCommit v0-2, aiokafka's and
-    // kafkajs's consume-transform-produce) Kafka accepts it though the group
-    // has live members; a plain OffsetCommit without them is still refused.
-    assert_eq!(h.txn_commit_offsets(producer(8, 0), &commit("live", -1, "", 2)), vec![None]);
-    assert_eq!(h.commit_offsets(&commit("live", -1, "", 2)), vec![Some(E::UnknownMemberId)]);
-}
-
-#[test]
-fn a_marker_settles_only_the_offsets_stored_on_its_partition() {
-    use crate::group::records::partition_for;
-    let mut h = Harness::new(0);
-    // Two groups of one transaction, on different offsets partitions.
-    let (a, b) = ("ga", "gb");
-    let (pa, pb) = (partition_for(a, 50), partition_for(b, 50));
-    assert_ne!(pa, pb);
-    h.txn_commit_offsets(producer(7, 0), &commit(a, -1, "", 7));
-    h.txn_commit_offsets(producer(7, 0), &commit(b, -1, "", 5));
-    assert_eq!(h.c.complete_txn(h.now, ProducerId(7), true, pb, 50), 1);
-    assert_eq!(h.c.fetch_offsets(h.now, b, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), Some(Offset(5)));
-    assert_eq!(
-        h.c.fetch_offsets(h.now, a, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(),
-        None,
-        "still pending"
-    );
-    assert!(h.c.has_pending_txn_offset(a, "t", 0));
-    assert_eq!(h.c.complete_txn(h.now, ProducerId(7), false, pa, 50), 0);
-    assert!(!h.c.has_pending_txn_offset(a, "t", 0));
-    assert_eq!(h.c.fetch_offsets(h.now, a, Some(&[TopicPartition::new("t", 0)])).unwrap()[0].offset(), None, "aborted");
-}
-
-#[test]
-fn deleting_a_group_or_topic_drops_its_pending_transactional_offsets() {
-    use crate::group::records::partition_for;
-    let mut h = Harness::new(0);
-    h.txn_commit_offsets(producer(7, 0), &commit("gone", -1, "", 4));
-    h.c.take_offset_changes();
-    assert_eq!(h.c.delete_groups(h.now, &["gone".to_string()]), vec![None]);
-    let tombstones = h.c.take_offset_changes();
-    assert!(tombstones.iter().any(|c| c.group_id == "gone" && c.value.is_none()), "{tombstones:?}");
-    assert!(!h.c.has_pending_txn_offset("gone", "t", 0));
-    let p = partition_for("gone", 50);
-    assert_eq!(h.c.complete_txn(h.now, ProducerId(7), true, p, 50), 0, "nothing comes back on commit");
-    assert!(h.c.fetch_offsets(h.now, "gone", None).unwrap().is_empty());
-    // A topic deletion drops them too; a replayed tombstone as well.
-    h.txn_commit_offsets(producer(8, 0), &commit("g2", -1, "", 9));
-    h.c.remove_topic_offsets(h.now, "t");
-    assert!(!h.c.has_pending_txn_offset("g2", "t", 0));
-    h.txn_commit_offsets(producer(9, 0), &commit("g3", -1, "", 2));
-    h.c.load_offset(h.now, OffsetChange { group_id: "g3".into(), topic: "t".into(), partition: 0, value: None });
-    assert!(!h.c.has_pending_txn_offset("g3", "t", 0));
-}
-
-#[test]
-fn a_negative_commit_generation_is_a_commit_from_outside_the_group() {
-    assert_eq!(commit_generation(-1), None);
-    assert_eq!(commit_generation(-3), None);
-    assert_eq!(commit_generation(0), Some(0));
-    let mut h = Harness::new(0);
-    // An unknown group: created empty to hold the offsets, as Kafka does.
-    assert_eq!(h.commit_offsets(&commit("manual", -3, "", 4)), vec![None]);
-    assert_eq!(h.c.fetch_offsets(h.now, "manual", None).unwrap()[0].offset(), Some(Offset(4)));
-    // A generation for a group that does not exist is refused.
-    assert_eq!(h.commit_offsets(&commit("nosuch", 2, "m", 4)), vec![Some(E::IllegalGeneration)]);
 }
