@@ -36,6 +36,7 @@ pub mod leader_epoch;
 pub mod log;
 pub mod manager;
 pub mod parallel;
+pub mod producer_snapshots;
 pub mod producer_state;
 pub mod recompress;
 pub mod segment;

@@ -32,15 +32,15 @@
 //! This module holds no lock and knows no clock: the log calls it under
 //! its own mutex, with the time passed in.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io;
 
 use crate::batch::BatchHeader;
 use crate::error::{LogError, Result};
 use crate::segment::{self, SegmentFiles};
 use crate::txn::{self, CompletedTxn, EndMarker};
+
+pub use crate::producer_snapshots::{rebuild, snapshot_file_name, Snapshots};
 
 /// Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`: the duplicate window,
 /// matching the producers' `max.in.flight.requests.per.connection` limit
@@ -57,7 +57,7 @@ pub const SNAPSHOTS_TO_KEEP: usize = 2;
 const SNAPSHOT_VERSION: i16 = 1;
 const SNAPSHOT_HEADER: usize = 2 + 4 + 4;
 const SNAPSHOT_ENTRY: usize = 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8;
-const SNAPSHOT_SUFFIX: &str = ".snapshot";
+pub(crate) const SNAPSHOT_SUFFIX: &str = ".snapshot";
 
 /// `seq + increment`, wrapping from `i32::MAX` to 0 (Kafka's
 /// `DefaultRecordBatch.incrementSequence`).
@@ -503,139 +503,6 @@ pub fn replay(
     match failed {
         Some(e) => Err(e),
         None => Ok(n),
-    }
-}
-
-/// Rebuilds the producer state of a log ending at `end`: drops the
-/// snapshots past the end (a crash or a truncation cut the log below
-/// them), loads the newest valid one left (corrupt ones are reported in
-/// `report` and deleted) or starts empty at `log_start`, then lets `replay`
-/// apply the batch headers from that offset on. Returns the state and how
-/// many batches `replay` read.
-pub fn rebuild(
-    snaps: &mut Snapshots,
-    log_start: i64,
-    end: i64,
-    expiration_ms: i64,
-    now_ms: i64,
-    report: &mut Vec<String>,
-    replay: impl FnOnce(&mut ProducerStateManager, i64) -> crate::error::Result<u64>,
-) -> crate::error::Result<(ProducerStateManager, u64)> {
-    snaps.delete_above(end)?;
-    let (from, mut state) = match snaps.load_latest(end, expiration_ms, now_ms, report)? {
-        Some(found) => found,
-        None => (log_start, ProducerStateManager::new(expiration_ms)),
-    };
-    let replayed = replay(&mut state, from)?;
-    Ok((state, replayed))
-}
-
-/// The producer snapshot files of one partition directory.
-#[derive(Debug)]
-pub struct Snapshots {
-    dir: PathBuf,
-    offsets: BTreeSet<i64>,
-}
-
-pub fn snapshot_file_name(offset: i64) -> String {
-    format!("{offset:020}{SNAPSHOT_SUFFIX}")
-}
-
-impl Snapshots {
-    /// Lists the `<20-digit offset>.snapshot` files of `dir`.
-    pub fn scan(dir: &Path) -> io::Result<Snapshots> {
-        let mut offsets = BTreeSet::new();
-        for entry in std::fs::read_dir(dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if let Some(stem) = name.strip_suffix(SNAPSHOT_SUFFIX) {
-                if let (20, Ok(o)) = (stem.len(), stem.parse::<i64>()) {
-                    offsets.insert(o);
-                }
-            }
-        }
-        Ok(Snapshots { dir: dir.to_path_buf(), offsets })
-    }
-
-    pub fn path(&self, offset: i64) -> PathBuf {
-        self.dir.join(snapshot_file_name(offset))
-    }
-
-    /// Snapshot offsets, oldest first.
-    pub fn offsets(&self) -> Vec<i64> {
-        self.offsets.iter().copied().collect()
-    }
-
-    fn remove(&mut self, offset: i64) -> io::Result<()> {
-        self.offsets.remove(&offset);
-        match std::fs::remove_file(self.path(offset)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
-
-    /// Deletes the snapshots above `end` (the log was cut below them).
-    pub fn delete_above(&mut self, end: i64) -> io::Result<()> {
-        let doomed: Vec<i64> = self.offsets.range(end.saturating_add(1)..).copied().collect();
-        for o in doomed {
-            self.remove(o)?;
-        }
-        Ok(())
-    }
-
-    pub fn delete_all(&mut self) -> io::Result<()> {
-        self.delete_above(i64::MIN)
-    }
-
-    /// Keeps the newest `n` snapshots.
-    pub fn retain_latest(&mut self, n: usize) -> io::Result<()> {
-        while self.offsets.len() > n {
-            let Some(&oldest) = self.offsets.iter().next() else { break };
-            self.remove(oldest)?;
-        }
-        Ok(())
-    }
-
-    /// Writes the snapshot at `offset` and returns the file. With `sync`
-    /// the file and the directory are made durable here; otherwise the
-    /// caller arranges it (a torn or lost snapshot is detected by its CRC
-    /// and only costs a longer replay).
-    pub fn write(&mut self, offset: i64, bytes: &[u8], sync: bool) -> io::Result<File> {
-        let path = self.path(offset);
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
-        f.write_all(bytes)?;
-        if sync {
-            f.sync_data()?;
-            File::open(&self.dir)?.sync_all()?;
-        }
-        self.offsets.insert(offset);
-        Ok(f)
-    }
-
-    /// Loads the newest valid snapshot at or below `end`. A corrupt one is
-    /// deleted and reported in `report`, and the next older one is tried.
-    pub fn load_latest(
-        &mut self,
-        end: i64,
-        expiration_ms: i64,
-        now_ms: i64,
-        report: &mut Vec<String>,
-    ) -> io::Result<Option<(i64, ProducerStateManager)>> {
-        let candidates: Vec<i64> = self.offsets.range(..=end).rev().copied().collect();
-        for offset in candidates {
-            let path = self.path(offset);
-            let loaded = std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| ProducerStateManager::from_snapshot(&b, expiration_ms, now_ms));
-            match loaded {
-                Ok(state) => return Ok(Some((offset, state))),
-                Err(why) => {
-                    report
-                        .push(format!("producer snapshot {} is corrupt ({why}); ignored and deleted", path.display()));
-                    self.remove(offset)?;
-                }
-            }
-        }
-        Ok(None)
     }
 }
 
