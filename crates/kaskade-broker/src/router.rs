@@ -135,6 +135,8 @@ static CONTROLLER_ROUTES: &[Route] = &[
     Route::new(ApiKey::AlterPartitionReassignments, 0, 1, api::partition_reassignments::alter_on_controller),
     Route::new(ApiKey::AlterUserScramCredentials, 0, 0, api::scram_credentials::alter_on_controller),
     Route::new(ApiKey::DescribeQuorum, 0, 2, api::describe_quorum::route),
+    // A partition leader's ISR change (KRaft's AlterPartitionManager).
+    Route::new(ApiKey::AlterPartition, 2, 3, api::alter_partition::route),
     // Admin requests brokers forward (KIP-590).
     Route::new(ApiKey::Envelope, 0, 0, api::envelope::route),
     Route::new(ApiKey::DescribeCluster, 0, 2, api::describe_cluster::controller_route::route),
@@ -262,6 +264,7 @@ mod tests {
                 ApiKey::AlterPartitionReassignments,
                 ApiKey::AlterUserScramCredentials,
                 ApiKey::DescribeQuorum,
+                ApiKey::AlterPartition,
                 ApiKey::Envelope,
                 ApiKey::DescribeCluster,
                 ApiKey::BrokerRegistration,
