@@ -128,28 +128,7 @@ const MIN_REQUEST_BOUND: Duration = Duration::from_secs(5);
 async fn alter_partition(broker: &Broker, channel: &ControllerChannel, changes: Vec<Change>, within: Duration) {
     let image = broker.topics.image();
     let epoch_of = |n: NodeId| image.brokers().get(&n).map_or(-1, |b| broker_epoch(b.incarnation_id));
-    let me = broker.node_id();
-    let mut topics: Vec<TopicData> = Vec::new();
-    for c in &changes {
-        let members = c
-            .isr
-            .iter()
-            .map(|n| BrokerState::default().with_broker_id(BrokerId(n.get())).with_broker_epoch(epoch_of(*n)));
-        let partition = PartitionData::default()
-            .with_partition_index(c.index as i32)
-            .with_leader_epoch(c.epoch.get())
-            .with_partition_epoch(c.partition_epoch)
-            .with_new_isr(c.isr.iter().map(|n| BrokerId(n.get())).collect())
-            .with_new_isr_with_epochs(members.collect());
-        match topics.iter_mut().find(|t| t.topic_id == c.topic_id) {
-            Some(t) => t.partitions.push(partition),
-            None => topics.push(TopicData::default().with_topic_id(c.topic_id).with_partitions(vec![partition])),
-        }
-    }
-    let request = AlterPartitionRequest::default()
-        .with_broker_id(BrokerId(me.get()))
-        .with_broker_epoch(epoch_of(me))
-        .with_topics(topics);
+    let request = request(broker.node_id(), epoch_of, &changes);
     let answer = match channel.request(&request, within, |r: &AlterPartitionResponse| r.error_code).await {
         Ok(answer) if answer.error_code == 0 => answer,
         Ok(answer) => {
@@ -158,7 +137,7 @@ async fn alter_partition(broker: &Broker, channel: &ControllerChannel, changes: 
             return;
         }
         Err(e) => {
-            tracing::debug!(error = %e, "AlterPartition not answered; the next check asks again");
+            tracing::warn!(error = %e, "AlterPartition not answered; the next check asks again");
             return;
         }
     };
@@ -181,6 +160,32 @@ async fn alter_partition(broker: &Broker, channel: &ControllerChannel, changes: 
                 "ISR change refused; the next check decides again");
         }
     }
+}
+
+/// The AlterPartition of `changes` from broker `me`, each broker at the
+/// epoch `epoch_of` gives it. At v3 only: the ISR goes in
+/// `new_isr_with_epochs` (v2's `new_isr` may not be set at v3).
+fn request(me: NodeId, epoch_of: impl Fn(NodeId) -> i64, changes: &[Change]) -> AlterPartitionRequest {
+    let mut topics: Vec<TopicData> = Vec::new();
+    for c in changes {
+        let members = c
+            .isr
+            .iter()
+            .map(|n| BrokerState::default().with_broker_id(BrokerId(n.get())).with_broker_epoch(epoch_of(*n)));
+        let partition = PartitionData::default()
+            .with_partition_index(c.index as i32)
+            .with_leader_epoch(c.epoch.get())
+            .with_partition_epoch(c.partition_epoch)
+            .with_new_isr_with_epochs(members.collect());
+        match topics.iter_mut().find(|t| t.topic_id == c.topic_id) {
+            Some(t) => t.partitions.push(partition),
+            None => topics.push(TopicData::default().with_topic_id(c.topic_id).with_partitions(vec![partition])),
+        }
+    }
+    AlterPartitionRequest::default()
+        .with_broker_id(BrokerId(me.get()))
+        .with_broker_epoch(epoch_of(me))
+        .with_topics(topics)
 }
 
 /// Counted once, here, by the leader that proposed it.
@@ -221,5 +226,42 @@ async fn write_locally(broker: &Broker, changes: Vec<Change>) {
             Ok(Err(e)) => tracing::warn!(topic = %c.name, partition = c.index, error = %e, "ISR change not written"),
             Err(e) => tracing::error!(error = %e, "the ISR change task failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::protocol::Encodable;
+
+    use super::*;
+
+    fn change(topic_id: Uuid, index: usize, isr: &[i32]) -> Change {
+        Change {
+            topic_id,
+            name: "t".into(),
+            index,
+            epoch: LeaderEpoch(4),
+            partition_epoch: 9,
+            old: vec![NodeId(1)],
+            isr: isr.iter().copied().map(NodeId).collect(),
+        }
+    }
+
+    #[test]
+    fn the_request_groups_partitions_by_topic_and_encodes_at_v3() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let changes = [change(a, 0, &[1, 2]), change(b, 0, &[1]), change(a, 2, &[1, 3])];
+        let req = request(NodeId(1), |n| i64::from(n.get()) * 10, &changes);
+        assert_eq!((req.broker_id, req.broker_epoch), (BrokerId(1), 10));
+        assert_eq!(req.topics.len(), 2);
+        let first = &req.topics[0];
+        assert_eq!(first.topic_id, a);
+        assert_eq!(first.partitions.iter().map(|p| p.partition_index).collect::<Vec<_>>(), vec![0, 2]);
+        let members: Vec<(i32, i64)> =
+            first.partitions[1].new_isr_with_epochs.iter().map(|m| (m.broker_id.0, m.broker_epoch)).collect();
+        assert_eq!(members, vec![(1, 10), (3, 30)]);
+        assert_eq!((first.partitions[1].leader_epoch, first.partitions[1].partition_epoch), (4, 9));
+        let mut buf = bytes::BytesMut::new();
+        req.encode(&mut buf, 3).expect("encodes at v3");
     }
 }
