@@ -276,29 +276,26 @@ impl Broker {
         }
     }
 
-    /// The active controller Metadata and DescribeCluster name: this node
-    /// when it is its own quorum, else the quorum's leader (`None` while
-    /// none is known: Kafka answers -1 then).
+    /// The active controller Metadata and DescribeCluster name to a client
+    /// that was told `listed` as the live brokers: this node when it is
+    /// its own quorum, else the quorum's leader (`None` while a voter knows
+    /// none: Kafka answers -1 then).
     ///
     /// Clients send admin requests to the node named here, so it must be
-    /// a broker they can reach: when the active controller is a
-    /// controller-only node, or on a broker-only node while no active
-    /// controller is known, this node is named if it is a live broker
-    /// (else the first live broker), as KRaft's brokers name a live broker
-    /// and forward what the controller must decide.
-    pub fn controller_id(&self) -> Option<NodeId> {
+    /// one of `listed`: a client cannot reach a broker the same answer does
+    /// not list (librdkafka then waits for a Metadata refresh that may not
+    /// come before its admin timeout). When the leader is not listed (a
+    /// controller-only node, or a broker this node's image does not show
+    /// unfenced yet), this node is named if listed, else the first listed
+    /// broker, as KRaft's brokers name a live broker and forward what the
+    /// controller must decide.
+    pub fn controller_id(&self, listed: &[NodeId]) -> Option<NodeId> {
         let Some(q) = self.quorum.get() else { return Some(self.config.node_id) };
-        let image = self.topics.image();
-        match q.leader() {
-            Some(leader) if image.brokers().contains_key(&leader) => return Some(leader),
-            None if q.voter().is_some() => return None,
-            _ => {}
+        let leader = q.leader();
+        if leader.is_none() && q.voter().is_some() {
+            return None;
         }
-        let me = self.config.node_id;
-        if image.is_unfenced(me) {
-            return Some(me);
-        }
-        image.unfenced_brokers().first().copied()
+        named_controller(leader, self.config.node_id, listed)
     }
 
     /// The brokers Metadata and DescribeCluster list to a client connected
@@ -330,6 +327,12 @@ impl Broker {
     pub fn set_finalized_features_epoch(&self, epoch: i64) {
         self.finalized_features_epoch.store(epoch.max(0), Ordering::Relaxed);
     }
+}
+
+/// The broker named as the controller among `listed`: the `leader` if
+/// listed, else `me` if listed, else the first listed.
+fn named_controller(leader: Option<NodeId>, me: NodeId, listed: &[NodeId]) -> Option<NodeId> {
+    [leader, Some(me)].into_iter().flatten().find(|id| listed.contains(id)).or_else(|| listed.first().copied())
 }
 
 /// The unfenced brokers `image` registers, each with its endpoint on
@@ -413,6 +416,20 @@ mod tests {
             "fenced brokers are not listed"
         );
         assert!(img.brokers().contains_key(&NodeId(2)));
+    }
+
+    #[test]
+    fn the_named_controller_is_always_a_listed_broker() {
+        let ids = |v: &[i32]| v.iter().map(|&i| NodeId(i)).collect::<Vec<_>>();
+        let (leader, me) = (Some(NodeId(3)), NodeId(1));
+        assert_eq!(named_controller(leader, me, &ids(&[1, 2, 3])), Some(NodeId(3)), "the leader when listed");
+        // The leader is registered but not yet unfenced in this node's image
+        // (just after the cluster formed): a client told of broker 3 as the
+        // controller without its endpoint waited for ever.
+        assert_eq!(named_controller(leader, me, &ids(&[1, 2])), Some(NodeId(1)));
+        assert_eq!(named_controller(leader, NodeId(4), &ids(&[1, 2])), Some(NodeId(1)));
+        assert_eq!(named_controller(None, NodeId(4), &ids(&[2, 4])), Some(NodeId(4)));
+        assert_eq!(named_controller(leader, me, &[]), None);
     }
 
     #[test]

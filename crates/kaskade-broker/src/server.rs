@@ -202,7 +202,7 @@ impl Server {
             let b = broker.clone();
             c.follow(broker.clone(), async move { b.stopping().await });
             let b = broker.clone();
-            c.heartbeat(async move { b.stopping().await }).await;
+            c.heartbeat(&broker, async move { b.stopping().await }).await;
         }
         let task = tokio::spawn({
             let (broker, controller_signal) = (broker.clone(), signal.clone());

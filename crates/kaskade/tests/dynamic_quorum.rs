@@ -18,8 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::add_raft_voter_request::Listener;
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{AddRaftVoterRequest, DescribeQuorumRequest, RemoveRaftVoterRequest, TopicName};
+use kafka_protocol::messages::{AddRaftVoterRequest, RemoveRaftVoterRequest};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use process::cluster::{create, metadata, quorum, spawn_with, wait_for, wait_ready, Node, CLUSTER_ID};
@@ -289,27 +288,6 @@ fn initial_controllers_form_a_dynamic_quorum_whose_leader_may_remove_itself() {
     assert!(nodes[index(moved)].log().contains("UpdateRaftVoter"), "it said what it sent");
 }
 
-/// DescribeQuorum v2 at the controller listener `addr`: (high watermark,
-/// observer id -> log end offset).
-fn observers(runtime: &tokio::runtime::Runtime, addr: &str) -> Option<(i64, BTreeMap<i32, i64>)> {
-    let client = kaskade_client::cluster::Client::new(addr).ok()?;
-    runtime.block_on(async {
-        let conn = client.any_connection().await.ok()?;
-        let version = conn.version::<DescribeQuorumRequest>().ok()?;
-        let mut partition = PartitionData::default();
-        partition.partition_index = 0;
-        let mut topic = TopicData::default();
-        topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
-        topic.partitions.push(partition);
-        let mut req = DescribeQuorumRequest::default();
-        req.topics.push(topic);
-        let resp = conn.send(&req, version).await.ok()?;
-        let p = resp.topics.first()?.partitions.first()?;
-        (p.error_code == 0)
-            .then(|| (p.high_watermark, p.observers.iter().map(|o| (o.replica_id.0, o.log_end_offset)).collect()))
-    })
-}
-
 fn owned_env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
@@ -356,10 +334,10 @@ fn a_broker_only_node_of_a_dynamic_quorum_bootstraps_learns_the_controller_serve
     });
     assert_eq!(brokers, BTreeSet::from([2]), "the registered broker: {leaders:?}");
     // The controller lists it among DescribeQuorum's observers, at its high watermark.
-    let (hw, listed) = wait_for("node 2 listed as an observer at the high watermark", || {
-        observers(&runtime, &ctrl_addr).filter(|(hw, o)| o.get(&2) == Some(hw))
+    let answer = wait_for("node 2 listed as an observer at the high watermark", || {
+        quorum(&runtime, &ctrl_addr).filter(|q| q.code == 0 && q.observers.get(&2) == Some(&q.high_watermark))
     });
-    assert!(hw > 0, "{listed:?}");
+    assert!(answer.high_watermark > 0, "{:?}", answer.observers);
 
     // It follows further changes: another topic made through the controller's
     // log is seen by the broker's own Metadata.

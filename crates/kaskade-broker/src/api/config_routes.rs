@@ -15,9 +15,11 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    alter_configs_response::AlterConfigsResourceResponse as AlterResult,
-    incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResult, AlterConfigsResponse,
-    IncrementalAlterConfigsResponse, RequestHeader, RequestKind, ResponseKind,
+    alter_configs_request, alter_configs_response::AlterConfigsResourceResponse as AlterResult,
+    incremental_alter_configs_request,
+    incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResult, AlterConfigsRequest,
+    AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader, RequestKind,
+    ResponseKind,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -64,69 +66,122 @@ fn invalid(message: String) -> (i16, Option<StrBytes>) {
     (ResponseError::InvalidRequest.code(), Some(StrBytes::from_string(message)))
 }
 
-/// AlterConfigs on a broker listener.
-pub fn alter(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    let (Some(forward), RequestKind::AlterConfigs(mut req)) = (Forward::prepare(&broker), body.clone()) else {
-        return alter_route::route(broker, header, body);
+/// What AlterConfigs and IncrementalAlterConfigs share on a broker
+/// listener: resources split by `preprocess`, answers merged back.
+trait ConfigChange: Sized + Send + 'static {
+    type Resource: Send;
+    type Result: Send;
+    const API: &'static str;
+    fn of(body: RequestKind) -> Option<Self>;
+    fn resources(&mut self) -> &mut Vec<Self::Resource>;
+    fn named(resource: &Self::Resource) -> (i8, &str);
+    fn refused(kind: i8, name: StrBytes, code: i16, message: Option<StrBytes>) -> Self::Result;
+    fn into_request(self) -> RequestKind;
+    fn results(answer: ResponseKind) -> Option<Vec<Self::Result>>;
+    fn response(results: Vec<Self::Result>) -> ResponseKind;
+}
+
+/// `ConfigChange` for one of the two APIs, whose messages differ only by
+/// their types.
+macro_rules! config_change {
+    ($request:ident, $variant:ident, $resource:ty, $result:ty, $response:ident) => {
+        impl ConfigChange for $request {
+            type Resource = $resource;
+            type Result = $result;
+            const API: &'static str = stringify!($variant);
+            fn of(body: RequestKind) -> Option<Self> {
+                match body {
+                    RequestKind::$variant(r) => Some(r),
+                    _ => None,
+                }
+            }
+            fn resources(&mut self) -> &mut Vec<Self::Resource> {
+                &mut self.resources
+            }
+            fn named(r: &Self::Resource) -> (i8, &str) {
+                (r.resource_type, r.resource_name.as_str())
+            }
+            fn refused(kind: i8, name: StrBytes, code: i16, message: Option<StrBytes>) -> $result {
+                <$result>::default()
+                    .with_resource_type(kind)
+                    .with_resource_name(name)
+                    .with_error_code(code)
+                    .with_error_message(message)
+            }
+            fn into_request(self) -> RequestKind {
+                RequestKind::$variant(self)
+            }
+            fn results(answer: ResponseKind) -> Option<Vec<$result>> {
+                match answer {
+                    ResponseKind::$variant(r) => Some(r.responses),
+                    _ => None,
+                }
+            }
+            fn response(results: Vec<$result>) -> ResponseKind {
+                ResponseKind::$variant($response::default().with_responses(results))
+            }
+        }
     };
-    let all = std::mem::take(&mut req.resources);
-    let names: Vec<(i8, StrBytes)> = all.iter().map(|r| (r.resource_type, r.resource_name.clone())).collect();
-    let (kept, refused) = preprocess(&broker, all, |r| (r.resource_type, r.resource_name.as_str()));
-    let refused: Vec<(usize, AlterResult)> = refused
+}
+
+config_change!(
+    AlterConfigsRequest,
+    AlterConfigs,
+    alter_configs_request::AlterConfigsResource,
+    AlterResult,
+    AlterConfigsResponse
+);
+config_change!(
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigs,
+    incremental_alter_configs_request::AlterConfigsResource,
+    IncrementalResult,
+    IncrementalAlterConfigsResponse
+);
+
+/// A config change on a broker listener: refused resources answered here,
+/// the rest forwarded in one request (see the module docs).
+fn forward_change<C: ConfigChange>(
+    broker: Arc<Broker>,
+    header: RequestHeader,
+    body: RequestKind,
+    decide: crate::router::HandlerFn,
+) -> HandlerFuture {
+    let (Some(forward), Some(mut req)) = (Forward::prepare(&broker), C::of(body.clone())) else {
+        return decide(broker, header, body);
+    };
+    let all = std::mem::take(req.resources());
+    let names: Vec<(i8, StrBytes)> =
+        all.iter().map(|r| C::named(r)).map(|(kind, name)| (kind, StrBytes::from_string(name.to_string()))).collect();
+    let (kept, refused) = preprocess(&broker, all, C::named);
+    let refused: Vec<(usize, C::Result)> = refused
         .into_iter()
         .map(|(i, message)| {
             let (code, message) = invalid(message);
             let (kind, name) = names[i].clone();
-            let r = AlterResult::default().with_resource_type(kind).with_resource_name(name);
-            (i, r.with_error_code(code).with_error_message(message))
+            (i, C::refused(kind, name, code, message))
         })
         .collect();
-    req.resources = kept;
+    *req.resources() = kept;
     crate::api::handler(async move {
-        let forwarded = if req.resources.is_empty() {
+        let forwarded = if req.resources().is_empty() {
             Vec::new()
         } else {
-            match forward.send(&broker, header, RequestKind::AlterConfigs(req)).await? {
-                ResponseKind::AlterConfigs(r) => r.responses,
-                other => return Err(BrokerError::internal(format!("AlterConfigs answered with {other:?}"))),
-            }
+            let answer = forward.send(&broker, header, req.into_request()).await?;
+            C::results(answer).ok_or_else(|| BrokerError::internal(format!("{} answered with another API", C::API)))?
         };
-        let responses = merge(forwarded, refused);
-        Ok(ResponseKind::AlterConfigs(AlterConfigsResponse::default().with_responses(responses)))
+        Ok(C::response(merge(forwarded, refused)))
     })
+}
+
+/// AlterConfigs on a broker listener.
+pub fn alter(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+    forward_change::<AlterConfigsRequest>(broker, header, body, alter_route::route)
 }
 
 /// IncrementalAlterConfigs on a broker listener.
 pub fn incremental(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
-    let (Some(forward), RequestKind::IncrementalAlterConfigs(mut req)) = (Forward::prepare(&broker), body.clone())
-    else {
-        return incremental_route::route(broker, header, body);
-    };
-    let all = std::mem::take(&mut req.resources);
-    let names: Vec<(i8, StrBytes)> = all.iter().map(|r| (r.resource_type, r.resource_name.clone())).collect();
-    let (kept, refused) = preprocess(&broker, all, |r| (r.resource_type, r.resource_name.as_str()));
-    let refused: Vec<(usize, IncrementalResult)> = refused
-        .into_iter()
-        .map(|(i, message)| {
-            let (code, message) = invalid(message);
-            let (kind, name) = names[i].clone();
-            let r = IncrementalResult::default().with_resource_type(kind).with_resource_name(name);
-            (i, r.with_error_code(code).with_error_message(message))
-        })
-        .collect();
-    req.resources = kept;
-    crate::api::handler(async move {
-        let forwarded = if req.resources.is_empty() {
-            Vec::new()
-        } else {
-            match forward.send(&broker, header, RequestKind::IncrementalAlterConfigs(req)).await? {
-                ResponseKind::IncrementalAlterConfigs(r) => r.responses,
-                other => return Err(BrokerError::internal(format!("IncrementalAlterConfigs answered with {other:?}"))),
-            }
-        };
-        let responses = merge(forwarded, refused);
-        Ok(ResponseKind::IncrementalAlterConfigs(IncrementalAlterConfigsResponse::default().with_responses(responses)))
-    })
+    forward_change::<IncrementalAlterConfigsRequest>(broker, header, body, incremental_route::route)
 }
 
 /// AlterConfigs on the controller listener.

@@ -35,11 +35,13 @@ pub async fn handle(
     // endpoint_type 1 = brokers; 2 = controllers (the same node here).
     resp.endpoint_type = if req.endpoint_type == 0 { 1 } else { req.endpoint_type };
     resp.cluster_id = StrBytes::from_string(broker.cluster_id().to_string());
-    resp.controller_id = BrokerId(broker.controller_id().map_or(-1, NodeId::get));
     resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
     resp.brokers = super::metadata::broker_entries(broker, |id, host, port, rack| {
         DescribeClusterBroker::default().with_broker_id(id).with_host(host).with_port(port).with_rack(rack)
     });
+    // Named among the live brokers listed (not the fenced ones added below).
+    let listed: Vec<NodeId> = resp.brokers.iter().map(|b| NodeId(b.broker_id.0)).collect();
+    resp.controller_id = BrokerId(broker.controller_id(&listed).map_or(-1, NodeId::get));
     if req.include_fenced_brokers {
         resp.brokers.extend(fenced_entries(broker));
     }

@@ -77,7 +77,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
         MetadataResponseBroker::default().with_node_id(id).with_host(host).with_port(port).with_rack(rack)
     });
     resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id().to_string()));
-    resp.controller_id = BrokerId(broker.controller_id().map_or(-1, NodeId::get));
+    let listed: Vec<NodeId> = resp.brokers.iter().map(|b| NodeId(b.node_id.0)).collect();
+    resp.controller_id = BrokerId(broker.controller_id(&listed).map_or(-1, NodeId::get));
     // Asked for only up to v10; the field is gone from v11 on.
     resp.cluster_authorized_operations = ops::if_asked(req.include_cluster_authorized_operations, ops::CLUSTER);
     let topic_ops = ops::if_asked(req.include_topic_authorized_operations, ops::TOPIC);

@@ -161,13 +161,14 @@ pub mod remove_route {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use kafka_protocol::messages::add_raft_voter_request::Listener;
 
     use super::*;
     use crate::config::BrokerConfig;
 
-    fn controller() -> Arc<Broker> {
+    /// A standalone controller-only node (no quorum running).
+    pub(crate) fn controller() -> Arc<Broker> {
         let config = BrokerConfig::from_overrides([
             ("process.roles", "controller"),
             ("node.id", "1"),

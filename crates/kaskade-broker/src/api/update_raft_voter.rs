@@ -118,20 +118,7 @@ mod tests {
     use kafka_protocol::messages::update_raft_voter_request::Listener;
 
     use super::*;
-    use crate::config::BrokerConfig;
-
-    fn controller() -> Arc<Broker> {
-        let config = BrokerConfig::from_overrides([
-            ("process.roles", "controller"),
-            ("node.id", "1"),
-            ("controller.quorum.bootstrap.servers", "c1:9093"),
-            ("controller.quorum.standalone", "true"),
-            ("controller.listener.names", "CONTROLLER"),
-            ("listeners", "CONTROLLER://:9093"),
-        ])
-        .expect("config");
-        Arc::new(Broker::for_tests(config, crate::router::Router::default()))
-    }
+    use crate::api::raft_voters::tests::controller;
 
     #[test]
     fn the_leader_epoch_is_checked_as_kafka_checks_it() {

@@ -38,6 +38,9 @@ use crate::network::controller::HandedOver;
 use crate::network::BoundListener;
 use crate::server::StartError;
 use controller_channel::ControllerChannel;
+
+/// How often start-up says it still waits for its image to list it.
+const UNFENCE_REPORT: Duration = Duration::from_secs(5);
 use lifecycle::Lifecycle;
 pub use link::QuorumLink;
 
@@ -281,11 +284,37 @@ impl Controller {
     }
 
     /// Heartbeats the active controller until `stopping` resolves, and
-    /// returns once a heartbeat found this broker unfenced.
-    pub async fn heartbeat(&self, stopping: impl std::future::Future<Output = ()> + Send + 'static) {
+    /// returns once a heartbeat found this broker unfenced and this
+    /// broker's own image shows it unfenced.
+    ///
+    /// Why the image too: clients are served from here on, and a Metadata
+    /// answered from an image that does not list this broker yet could list
+    /// no broker at all (a client then has no controller to send an admin
+    /// request to, and librdkafka waits out its timeout).
+    pub async fn heartbeat(
+        &self,
+        broker: &Arc<crate::broker::Broker>,
+        stopping: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         self.lifecycle.spawn_heartbeats(stopping);
         self.lifecycle.wait_unfenced().await;
-        tracing::info!(node = self.quorum.node_id().get(), "unfenced: serving as a broker of the cluster");
+        let me = self.quorum.node_id();
+        let mut changes = self.quorum.subscribe();
+        loop {
+            if let Err(e) = crate::topic::on_blocking_pool(&broker.topics, |tm| tm.apply_committed()).await {
+                tracing::warn!(error = %e, "could not apply the committed metadata while starting");
+            }
+            if broker.topics.image().is_unfenced(me) {
+                break;
+            }
+            match tokio::time::timeout(UNFENCE_REPORT, changes.changed()).await {
+                Ok(Ok(())) => {}
+                // The quorum stopped: the node is shutting down.
+                Ok(Err(_)) => break,
+                Err(_) => tracing::info!(node = me.get(), "waiting for this broker's image to show it unfenced"),
+            }
+        }
+        tracing::info!(node = me.get(), "unfenced: serving as a broker of the cluster");
     }
 
     /// Moves this broker's leaderships away before it stops (bounded).

@@ -5,7 +5,6 @@
 //! and groups must agree after every step, and the index must match a scan.
 
 use bytes::Bytes;
-use kaskade_types::Offset;
 
 use super::state::Group;
 use super::*;
@@ -152,20 +151,7 @@ fn step(rng: &mut Rng, now: &mut i64, token: &mut Token, engines: &mut [GroupCoo
             }
         }
         _ => {
-            let req = CommitRequest {
-                group_id: group.into(),
-                generation_id: None,
-                member_id: String::new(),
-                group_instance_id: None,
-                partitions: vec![CommitPartition {
-                    topic: "t".into(),
-                    partition: 0,
-                    offset: Offset(*now),
-                    leader_epoch: None,
-                    metadata: None,
-                }],
-                api_version: 8,
-            };
+            let req = CommitRequest::of_t0(group, *now);
             let [a, b] = engines;
             assert_eq!(a.commit_offsets(*now, &req), b.commit_offsets(*now, &req));
             if rng.below(3) == 0 {

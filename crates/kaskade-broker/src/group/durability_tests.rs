@@ -12,7 +12,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kaskade_types::ManualClock;
 
-use super::{CommitPartition, CommitRequest, GroupService, JoinRequest, Protocol, SyncRequest};
+use super::{CommitRequest, GroupService, JoinRequest, Protocol, SyncRequest};
 use crate::config::BrokerConfig;
 use crate::coordinator::fake::FakePartitions;
 use crate::coordinator::CoordinatorError;
@@ -39,20 +39,7 @@ async fn commit(s: &GroupService, offset: i64) -> Option<ResponseError> {
 }
 
 async fn commit_of(s: &GroupService, group: &str, offset: i64) -> Option<ResponseError> {
-    let req = CommitRequest {
-        group_id: group.into(),
-        generation_id: None,
-        member_id: String::new(),
-        group_instance_id: None,
-        partitions: vec![CommitPartition {
-            topic: "t".into(),
-            partition: 0,
-            offset: kaskade_types::Offset(offset),
-            leader_epoch: None,
-            metadata: None,
-        }],
-        api_version: 8,
-    };
+    let req = CommitRequest::of_t0(group, offset);
     match s.call_durable_gated(move |engine, now, _| engine.commit_offsets(now, &req)).await {
         Ok(errors) => errors[0],
         Err(BrokerError::Kafka { code, .. }) => Some(code),

@@ -9,7 +9,7 @@ use kafka_protocol::error::ResponseError;
 use kaskade_types::ManualClock;
 
 use super::records::partition_for;
-use super::{CommitPartition, CommitRequest, GroupService, JoinRequest, Protocol};
+use super::{CommitRequest, GroupService, JoinRequest, Protocol};
 use crate::config::BrokerConfig;
 use crate::coordinator::fake::FakePartitions;
 use crate::coordinator::CoordinatorError;
@@ -31,20 +31,7 @@ fn two_groups() -> (String, String) {
 }
 
 fn commit_request(group: &str, offset: i64) -> CommitRequest {
-    CommitRequest {
-        group_id: group.to_string(),
-        generation_id: None,
-        member_id: String::new(),
-        group_instance_id: None,
-        partitions: vec![CommitPartition {
-            topic: "t".into(),
-            partition: 0,
-            offset: kaskade_types::Offset(offset),
-            leader_epoch: None,
-            metadata: None,
-        }],
-        api_version: 8,
-    }
+    CommitRequest::of_t0(group, offset)
 }
 
 async fn commit(s: &GroupService, group: &str, offset: i64) -> Vec<Option<ResponseError>> {

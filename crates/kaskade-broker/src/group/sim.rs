@@ -363,18 +363,8 @@ impl Sim {
                     let cl = &self.clients[i];
                     let offset = self.now;
                     let req = CommitRequest {
-                        group_id: GROUP.into(),
-                        generation_id: Some(generation),
-                        member_id: cl.member_id.clone(),
                         group_instance_id: cl.instance.clone(),
-                        partitions: vec![CommitPartition {
-                            topic: "t".into(),
-                            partition: 0,
-                            offset: kaskade_types::Offset(offset),
-                            leader_epoch: None,
-                            metadata: None,
-                        }],
-                        api_version: 8,
+                        ..CommitRequest::of_t0(GROUP, offset).by(Some(generation), &cl.member_id)
                     };
                     // Refused (a rebalance under way, an older generation)
                     // or written; the error path never writes.

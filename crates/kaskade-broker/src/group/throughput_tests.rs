@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
-use kaskade_types::{Offset, TopicPartition};
+use kaskade_types::TopicPartition;
 
 use super::state::{Group, GroupState, Member};
 use super::*;
@@ -71,20 +71,7 @@ fn rate(groups: usize, run: Duration) -> f64 {
             let group = &ids[(rng % groups as u64) as usize];
             let member_id = format!("{group}-m{}", (rng >> 32) % MEMBERS as u64);
             if requests.is_multiple_of(4) {
-                let req = CommitRequest {
-                    group_id: group.clone(),
-                    generation_id: Some(1),
-                    member_id,
-                    group_instance_id: None,
-                    partitions: vec![CommitPartition {
-                        topic: "t".into(),
-                        partition: 0,
-                        offset: Offset(i64::try_from(requests).unwrap_or(0)),
-                        leader_epoch: None,
-                        metadata: None,
-                    }],
-                    api_version: 8,
-                };
+                let req = CommitRequest::of_t0(group, i64::try_from(requests).unwrap_or(0)).by(Some(1), &member_id);
                 assert_eq!(c.commit_offsets(now, &req), vec![None]);
                 c.take_offset_changes();
                 for (id, _) in c.take_opened_writes() {

@@ -226,6 +226,22 @@ pub struct CommitRequest {
     pub api_version: i16,
 }
 
+#[cfg(test)]
+impl CommitRequest {
+    /// A test's OffsetCommit (v8) of `offset` for partition `t-0` of
+    /// `group`, from outside any generation.
+    pub fn of_t0(group: &str, offset: i64) -> CommitRequest {
+        let partition =
+            CommitPartition { topic: "t".into(), partition: 0, offset: Offset(offset), ..Default::default() };
+        CommitRequest { group_id: group.into(), partitions: vec![partition], api_version: 8, ..Default::default() }
+    }
+
+    /// The same commit sent by `member` of `generation`.
+    pub fn by(self, generation: Option<i32>, member: &str) -> CommitRequest {
+        CommitRequest { generation_id: generation, member_id: member.into(), ..self }
+    }
+}
+
 /// One partition of an OffsetFetch answer: what the group has committed
 /// for it, if anything (the handler writes "nothing" as Kafka's -1s).
 #[derive(Clone, Debug, PartialEq, Eq)]

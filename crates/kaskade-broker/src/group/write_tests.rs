@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
-use kaskade_types::{Offset, ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
+use kaskade_types::{ProducerEpoch, ProducerId, ProducerIdAndEpoch, TopicPartition};
 
 use super::records::partition_for;
 use super::*;
@@ -16,20 +16,7 @@ fn engine() -> GroupCoordinator {
 }
 
 fn commit(group: &str, generation: Option<i32>, member: &str, offset: i64) -> CommitRequest {
-    CommitRequest {
-        group_id: group.into(),
-        generation_id: generation,
-        member_id: member.into(),
-        group_instance_id: None,
-        partitions: vec![CommitPartition {
-            topic: "t".into(),
-            partition: 0,
-            offset: Offset(offset),
-            leader_epoch: None,
-            metadata: None,
-        }],
-        api_version: 8,
-    }
+    CommitRequest::of_t0(group, offset).by(generation, member)
 }
 
 /// The committed offset of `t-0`, as OffsetFetch answers it.

@@ -296,6 +296,10 @@ pub struct QuorumAnswer {
     pub leader: i32,
     pub voters: BTreeMap<i32, uuid::Uuid>,
     pub ports: BTreeMap<i32, u16>,
+    /// The metadata log's high watermark.
+    pub high_watermark: i64,
+    /// Observer id -> its log end offset (its fetch offset).
+    pub observers: BTreeMap<i32, i64>,
 }
 
 impl QuorumAnswer {
@@ -325,7 +329,15 @@ pub fn quorum(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<Quor
         let p = resp.topics.first()?.partitions.first()?;
         let voters = p.current_voters.iter().map(|v| (v.replica_id.0, v.replica_directory_id)).collect();
         let ports = resp.nodes.iter().filter_map(|n| Some((n.node_id.0, n.listeners.first()?.port))).collect();
-        Some(QuorumAnswer { code: p.error_code, leader: p.leader_id.0, voters, ports })
+        let observers = p.observers.iter().map(|o| (o.replica_id.0, o.log_end_offset)).collect();
+        Some(QuorumAnswer {
+            code: p.error_code,
+            leader: p.leader_id.0,
+            voters,
+            ports,
+            high_watermark: p.high_watermark,
+            observers,
+        })
     })
 }
 
