@@ -252,7 +252,9 @@ impl Broker {
     pub fn set_quorum(&self, quorum: crate::cluster::QuorumLink) {
         let client_id = format!("{}{}", crate::inter_broker::CLIENT_ID_PREFIX, self.config.node_id);
         let channel = crate::cluster::controller_channel::ControllerChannel::new(quorum.clone(), client_id);
-        let _ = self.forwarding.set(Arc::new(channel));
+        let channel = Arc::new(channel);
+        self.producer_ids.ask_controller(self.config.node_id, channel.clone());
+        let _ = self.forwarding.set(channel);
         let _ = self.quorum.set(quorum);
     }
 

@@ -143,6 +143,8 @@ static CONTROLLER_ROUTES: &[Route] = &[
     // Brokers' registrations and heartbeats to the active controller.
     Route::new(ApiKey::BrokerRegistration, 0, 4, api::broker_registration::route),
     Route::new(ApiKey::BrokerHeartbeat, 0, 1, api::broker_heartbeat::route),
+    // Brokers' producer id blocks (KRaft's RPCProducerIdManager).
+    Route::new(ApiKey::AllocateProducerIds, 0, 0, api::allocate_producer_ids::route),
     // KIP-853: kafka-metadata-quorum add-controller / remove-controller.
     Route::new(ApiKey::AddRaftVoter, 0, 0, api::raft_voters::add_route::route),
     Route::new(ApiKey::RemoveRaftVoter, 0, 0, api::raft_voters::remove_route::route),
@@ -269,6 +271,7 @@ mod tests {
                 ApiKey::DescribeCluster,
                 ApiKey::BrokerRegistration,
                 ApiKey::BrokerHeartbeat,
+                ApiKey::AllocateProducerIds,
                 ApiKey::AddRaftVoter,
                 ApiKey::RemoveRaftVoter,
                 ApiKey::UpdateRaftVoter
