@@ -4,7 +4,9 @@
 //! (`Partition::isr_proposal`: lagging members out, caught-up replicas in,
 //! a replica the image has fenced or unregistered never in), and the
 //! changes go in one AlterPartition (56, v3: each member with its broker
-//! epoch) through the broker's controller channel to the active controller,
+//! epoch as this node's image has its registration, where Kafka's leader
+//! takes the epoch the follower's Fetch carried; the request's own epoch
+//! too) through the broker's controller channel to the active controller,
 //! which checks the leader and partition epochs they were decided at and
 //! writes each accepted one as a partition change record
 //! (`api::alter_partition`). The change reaches the partition back through
