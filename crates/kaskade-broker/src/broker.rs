@@ -83,7 +83,8 @@ pub struct Broker {
     /// The channel admin requests are forwarded to the active controller
     /// on (Kafka's forwarding `NodeToControllerChannelManager`), set with
     /// the quorum (`api::forwarding`).
-    forwarding: std::sync::OnceLock<Arc<crate::cluster::controller_channel::ControllerChannel>>,
+    /// Shared with the internal topics, which are created through it.
+    forwarding: Arc<std::sync::OnceLock<Arc<crate::cluster::controller_channel::ControllerChannel>>>,
     /// When this broker started (wall clock, ms since the Unix epoch): its
     /// registration carries it, so every node can show its uptime.
     start_time_ms: i64,
@@ -118,7 +119,9 @@ impl Broker {
         let clock: Arc<dyn kaskade_types::Clock> = Arc::new(kaskade_types::SystemClock);
         let stopping = tokio::sync::watch::channel(false).0;
         let producer_ids = Arc::new(ProducerIdManager::new());
+        let forwarding = Arc::new(std::sync::OnceLock::new());
         let offsets_topic = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, config.offsets_topic_num_partitions)
+            .with_controller(forwarding.clone())
             .with_replication(config.offsets_topic_replication_factor)
             .with_append_timeout(std::time::Duration::from_millis(config.offsets_commit_timeout_ms.max(1) as u64));
         let groups = Arc::new(crate::group::GroupService::from_config(&config, Arc::new(offsets_topic), clock.clone()));
@@ -131,6 +134,7 @@ impl Broker {
         let seams = crate::txn::TxnSeams {
             state_log: Arc::new(
                 LocalInternalTopic::new(topics.clone(), TXN_TOPIC, config.transaction_state_log_num_partitions)
+                    .with_controller(forwarding.clone())
                     .with_replication(config.transaction_state_log_replication_factor)
                     .with_min_isr(config.transaction_state_log_min_isr)
                     .with_append_timeout(crate::coordinator::local::MARKER_TIMEOUT),
@@ -159,7 +163,7 @@ impl Broker {
             advertised,
             stopping,
             quorum: std::sync::OnceLock::new(),
-            forwarding: std::sync::OnceLock::new(),
+            forwarding,
             start_time_ms: kaskade_types::Clock::now_ms(&kaskade_types::SystemClock),
         }
     }
@@ -252,7 +256,9 @@ impl Broker {
     pub fn set_quorum(&self, quorum: crate::cluster::QuorumLink) {
         let client_id = format!("{}{}", crate::inter_broker::CLIENT_ID_PREFIX, self.config.node_id);
         let channel = crate::cluster::controller_channel::ControllerChannel::new(quorum.clone(), client_id);
-        let _ = self.forwarding.set(Arc::new(channel));
+        let channel = Arc::new(channel);
+        self.producer_ids.ask_controller(self.config.node_id, channel.clone());
+        let _ = self.forwarding.set(channel);
         let _ = self.quorum.set(quorum);
     }
 

@@ -138,12 +138,16 @@ static CONTROLLER_ROUTES: &[Route] = &[
     Route::new(ApiKey::AlterPartitionReassignments, 0, 1, api::partition_reassignments::forwarded::controller_route),
     Route::new(ApiKey::AlterUserScramCredentials, 0, 0, api::scram_credentials::forwarded::controller_route),
     Route::new(ApiKey::DescribeQuorum, 0, 2, api::describe_quorum::route),
+    // A partition leader's ISR change (KRaft's AlterPartitionManager).
+    Route::new(ApiKey::AlterPartition, 2, 3, api::alter_partition::route),
     // Admin requests brokers forward (KIP-590).
     Route::new(ApiKey::Envelope, 0, 0, api::envelope::route),
     Route::new(ApiKey::DescribeCluster, 0, 2, api::describe_cluster::controller_route::route),
     // Brokers' registrations and heartbeats to the active controller.
     Route::new(ApiKey::BrokerRegistration, 0, 4, api::broker_registration::route),
     Route::new(ApiKey::BrokerHeartbeat, 0, 1, api::broker_heartbeat::route),
+    // Brokers' producer id blocks (KRaft's RPCProducerIdManager).
+    Route::new(ApiKey::AllocateProducerIds, 0, 0, api::allocate_producer_ids::route),
     // KIP-853: kafka-metadata-quorum add-controller / remove-controller.
     Route::new(ApiKey::AddRaftVoter, 0, 0, api::raft_voters::add_route::route),
     Route::new(ApiKey::RemoveRaftVoter, 0, 0, api::raft_voters::remove_route::route),
@@ -267,11 +271,13 @@ mod tests {
                 ApiKey::AlterPartitionReassignments,
                 ApiKey::AlterUserScramCredentials,
                 ApiKey::DescribeQuorum,
+                ApiKey::AlterPartition,
                 ApiKey::Envelope,
                 ApiKey::FetchSnapshot,
                 ApiKey::DescribeCluster,
                 ApiKey::BrokerRegistration,
                 ApiKey::BrokerHeartbeat,
+                ApiKey::AllocateProducerIds,
                 ApiKey::AddRaftVoter,
                 ApiKey::RemoveRaftVoter,
                 ApiKey::UpdateRaftVoter

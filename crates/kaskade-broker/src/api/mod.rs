@@ -12,6 +12,8 @@ use crate::router::HandlerFuture;
 pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod allocate_producer_ids;
+pub mod alter_partition;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod authorized_operations;

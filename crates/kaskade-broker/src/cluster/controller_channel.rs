@@ -155,6 +155,23 @@ impl ControllerChannel {
         }
     }
 
+    /// Sends `req` to the active controller, for up to `within` (requests a
+    /// broker makes of the controller: AlterPartition, AllocateProducerIds,
+    /// CreateTopics for the internal topics). `code` reads the answer's
+    /// top-level error code: NOT_CONTROLLER there asks the next controller.
+    pub async fn request<R: Request>(
+        &self,
+        req: &R,
+        within: Duration,
+        code: fn(&R::Response) -> i16,
+    ) -> Result<R::Response, BrokerRefusal> {
+        match &self.transport {
+            Transport::Wire { config } => self.send(config, req, within, code).await,
+            #[cfg(test)]
+            Transport::InProcess { .. } => Err(BrokerRefusal::Unreachable("only registrations in process".into())),
+        }
+    }
+
     #[cfg(test)]
     async fn call_in_process<T, F>(
         &self,

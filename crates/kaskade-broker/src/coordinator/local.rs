@@ -13,7 +13,7 @@
 //! as Kafka's REQUEST_TIMED_OUT, and the client retries.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -26,6 +26,7 @@ use super::{
     Appended, CoordinatorError, InternalPartitions, InternalRecord, MarkerError, MarkerWriter, MarkersWritten,
     TxnMarker,
 };
+use crate::cluster::controller_channel::ControllerChannel;
 use crate::group::records::OFFSETS_TOPIC;
 use crate::group::GroupService;
 use crate::partition::{Partition, PartitionError};
@@ -42,6 +43,11 @@ pub const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Kafka's `offsets.commit.timeout.ms` default.
 pub const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long creating an internal topic through the active controller may
+/// take, and then reaching this broker's image (Kafka's
+/// `request.timeout.ms` default bounds its CreateTopics).
+const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Waits until `partition`'s HW reaches `end` with at least `min_isr`
 /// in-sync replicas, at most `timeout`: the partition's refusal, or
@@ -90,6 +96,9 @@ pub struct LocalInternalTopic {
     /// How long an append waits for the ISR (`offsets.commit.timeout.ms`,
     /// `request.timeout.ms`).
     timeout: Duration,
+    /// The channel to the active controller, set on a node of a multi-node
+    /// cluster: the topic is then created by CreateTopics to it.
+    controller: Arc<OnceLock<Arc<ControllerChannel>>>,
 }
 
 impl LocalInternalTopic {
@@ -101,6 +110,44 @@ impl LocalInternalTopic {
             replication: 1,
             min_isr: None,
             timeout: OFFSETS_COMMIT_TIMEOUT,
+            controller: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Created through the active controller once `controller` is set.
+    pub fn with_controller(self, controller: Arc<OnceLock<Arc<ControllerChannel>>>) -> Self {
+        LocalInternalTopic { controller, ..self }
+    }
+
+    /// Creates the topic through the active controller and waits (up to
+    /// [`CREATE_TIMEOUT`]) until this node's image has it. Blocking.
+    fn create_through_controller(
+        &self,
+        channel: &ControllerChannel,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<i32, CoordinatorError> {
+        let unavailable = |e: String| CoordinatorError::Unavailable(format!("creating {}: {e}", self.name));
+        let req = crate::internal_topic::create_request(
+            self.name,
+            self.partitions,
+            self.replication,
+            configs,
+            CREATE_TIMEOUT,
+        );
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| unavailable(e.to_string()))?;
+        runtime.block_on(crate::internal_topic::create_through_controller(channel, &req)).map_err(unavailable)?;
+        let deadline = std::time::Instant::now() + CREATE_TIMEOUT;
+        loop {
+            if let Some(n) = self.partition_count() {
+                return Ok(n);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(unavailable("created, but not yet in this broker's metadata".into()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            if let Err(e) = self.topics.apply_committed() {
+                tracing::debug!(error = ?e, "applying the committed metadata while waiting for an internal topic");
+            }
         }
     }
 
@@ -148,6 +195,9 @@ impl InternalPartitions for LocalInternalTopic {
         ]);
         if let Some(min) = self.min_isr {
             configs.insert("min.insync.replicas".to_string(), min.min(self.replication).to_string());
+        }
+        if let Some(channel) = self.controller.get() {
+            return self.create_through_controller(channel, &configs);
         }
         self.topics
             .create(self.name, self.partitions, self.replication, &[], &configs, false)

@@ -57,6 +57,18 @@ pub enum ForwardError {
     Lost(io::Error),
 }
 
+/// The kinds of `records` ("Partition,TopicConfig"), for the warning a
+/// forward logs: every change Kafka makes with its own request is sent so
+/// (AlterPartition, AllocateProducerIds, CreateTopics, an Envelope), and a
+/// forward that still happens names the caller left to move.
+pub fn kinds(records: &[crate::MetadataRecord]) -> String {
+    let kind = |r: &crate::MetadataRecord| {
+        let debug = format!("{r:?}");
+        debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or_default().to_string()
+    };
+    records.iter().map(kind).collect::<Vec<_>>().join(",")
+}
+
 /// How long a connect to the leader may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 

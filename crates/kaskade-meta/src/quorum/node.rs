@@ -452,6 +452,8 @@ impl QuorumMetadataLog {
         deadline: tokio::time::Instant,
     ) -> Result<Option<ApplyOutcome>, MetaError> {
         let Some(addr) = self.address_of(leader) else { return Ok(None) };
+        tracing::warn!(leader, records = %forward::kinds(&proposal.records),
+            "a metadata change decided off the active controller is forwarded in Kaskade's own frame");
         let sent = tokio::time::timeout_at(deadline, forward::forward(&addr, &self.hello, proposal)).await;
         match sent {
             Err(_) => Err(MetaError::Timeout(self.append_timeout)),

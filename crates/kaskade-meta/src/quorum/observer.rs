@@ -419,6 +419,8 @@ impl ObserverMetadataLog {
         if records.is_empty() {
             return Ok(current);
         }
+        tracing::warn!(records = %forward::kinds(&records),
+            "a metadata change decided on a broker-only node is forwarded in Kaskade's own frame");
         let deadline = tokio::time::Instant::now() + self.inner.append_timeout;
         let proposal = Proposal { based_on, records };
         let mut turn = 0;
