@@ -117,6 +117,9 @@ impl Lifecycle {
     /// just killed is only known to be gone once its session expired; a
     /// refusal that outlasts that is a live duplicate, and start-up stops,
     /// as it does for another cluster's controllers (INCONSISTENT_CLUSTER_ID).
+    /// A new active controller gives every registered incarnation a fresh
+    /// session, the dead one's included, so the session is counted again
+    /// from the first refusal under each active controller.
     pub async fn register(
         &self,
         endpoints: Vec<BrokerEndpoint>,
@@ -142,7 +145,7 @@ impl Lifecycle {
                     .collect(),
             );
         req.unknown_tagged_fields.insert(PROCESS_TAG, process_field(&process));
-        let give_up = tokio::time::Instant::now() + self.session_timeout + 2 * self.interval;
+        let mut patience = DuplicatePatience::new(self.session_timeout + 2 * self.interval);
         loop {
             let refusal = match self.channel.register(&req, self.session_timeout).await {
                 Ok(answer) if answer.error_code == 0 => {
@@ -164,8 +167,10 @@ impl Lifecycle {
                 },
                 Err(e) => e,
             };
+            let duplicate = matches!(refusal, BrokerRefusal::DuplicateBrokerRegistration(_));
+            let keep_waiting = duplicate && patience.refused(self.channel.link().leader(), tokio::time::Instant::now());
             match refusal {
-                BrokerRefusal::DuplicateBrokerRegistration(id) if tokio::time::Instant::now() < give_up => {
+                BrokerRefusal::DuplicateBrokerRegistration(id) if keep_waiting => {
                     tracing::warn!(
                         node = id,
                         "another process is registered with this node id; waiting for its session to expire"
@@ -314,6 +319,32 @@ impl Lifecycle {
     }
 }
 
+/// How long a registration refused with DUPLICATE_BROKER_REGISTRATION is
+/// tried again: one session (plus two heartbeat intervals) from the first
+/// refusal under each active controller, since a controller that becomes
+/// active gives every registered incarnation, a dead one too, a fresh
+/// session.
+struct DuplicatePatience {
+    window: Duration,
+    give_up: Option<tokio::time::Instant>,
+    refused_by: Option<NodeId>,
+}
+
+impl DuplicatePatience {
+    fn new(window: Duration) -> DuplicatePatience {
+        DuplicatePatience { window, give_up: None, refused_by: None }
+    }
+
+    /// A refusal at `now` while `active` led: whether to try again.
+    fn refused(&mut self, active: Option<NodeId>, now: tokio::time::Instant) -> bool {
+        if self.give_up.is_none() || active != self.refused_by {
+            self.refused_by = active;
+            self.give_up = Some(now + self.window);
+        }
+        self.give_up.is_some_and(|g| now < g)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -343,6 +374,20 @@ mod tests {
         log.initialize(&BTreeMap::from([(NodeId(1), addr)])).await.expect("initialize");
         assert!(log.wait_until_current(WAIT).await.expect("wait"), "no leader within {WAIT:?}");
         log
+    }
+
+    #[test]
+    fn a_duplicate_is_waited_out_for_a_session_under_each_active_controller() {
+        let start = tokio::time::Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut p = DuplicatePatience::new(Duration::from_millis(1_000));
+        assert!(p.refused(Some(NodeId(2)), at(0)));
+        assert!(p.refused(Some(NodeId(2)), at(999)));
+        // Controller 1 became active and gave the dead incarnation a fresh
+        // session: a session is waited out again from its first refusal.
+        assert!(p.refused(Some(NodeId(1)), at(900)));
+        assert!(p.refused(Some(NodeId(1)), at(1_899)));
+        assert!(!p.refused(Some(NodeId(1)), at(1_900)), "a live duplicate: start-up stops");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
