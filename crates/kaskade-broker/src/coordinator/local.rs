@@ -58,6 +58,20 @@ async fn replicated(
     }
 }
 
+/// Checks, once the HW passed an append, that this node still leads the
+/// partition in `epoch`, the epoch the append was stamped with. The HW
+/// alone does not say the records are still there: a leader that lost the
+/// partition truncates to the new leader's log as a follower and may be
+/// elected again before its waiter looks, and the HW of the new epoch then
+/// passes the same offsets with other records. Epochs only grow, so the
+/// same epoch now means no election since the append.
+fn same_leadership(partition: &Partition, epoch: Option<i32>) -> Result<(), PartitionError> {
+    match epoch {
+        Some(e) => partition.check_epoch(Some(kaskade_types::LeaderEpoch(e))),
+        None => Ok(()),
+    }
+}
+
 /// A coordinator's view of a partition refusal, as Kafka's coordinators
 /// translate their appends' errors: the leader moved or its storage failed
 /// (NOT_COORDINATOR: find the coordinator again); no such partition, too
@@ -155,12 +169,19 @@ impl InternalPartitions for LocalInternalTopic {
             .map_err(|e| CoordinatorError::Unavailable(format!("creating {}: {e:?}", self.name)))
     }
 
-    fn led_partitions(&self) -> Vec<i32> {
+    fn leaders(&self) -> BTreeMap<i32, i32> {
         // Kafka's onElection: the partitions the image names this node the
-        // leader of (every one on a node of its own, which places them here).
+        // leader of (every one on a node of its own, which places them here),
+        // with the epoch they are led in. The image is published only after
+        // this node's replicas took it, so each partition leads in at least
+        // that epoch already.
         let me = self.topics.node_id();
-        self.topics.image().topic(self.name).map_or_else(Vec::new, |t| {
-            (0..).zip(&t.partitions).filter(|(_, p)| p.leader == Some(me)).map(|(i, _)| i).collect()
+        self.topics.image().topic(self.name).map_or_else(BTreeMap::new, |t| {
+            (0..)
+                .zip(&t.partitions)
+                .filter(|(_, p)| p.leader == Some(me))
+                .map(|(i, p)| (i, p.leader_epoch.get()))
+                .collect()
         })
     }
 
@@ -173,6 +194,7 @@ impl InternalPartitions for LocalInternalTopic {
     fn append(
         &self,
         partition: i32,
+        leader_epoch: Option<i32>,
         records: &[InternalRecord],
         producer: Option<ProducerIdAndEpoch>,
         timestamp: i64,
@@ -182,16 +204,34 @@ impl InternalPartitions for LocalInternalTopic {
         let name = self.name;
         let p = self.topics.partition(name, partition).map_err(|e| coordinator_error(name, partition, e))?;
         let min_isr = p.config().min_insync_replicas;
-        let info = p.append_own(min_isr, |log, epoch| log.append(batch, epoch)).map_err(|e| match e {
-            // Not written: COORDINATOR_NOT_AVAILABLE, as Kafka maps it.
-            PartitionError::Storage(e) => {
-                CoordinatorError::Unavailable(format!("appending to {name}-{partition}: {e}"))
-            }
-            e => coordinator_error(name, partition, e),
-        })?;
+        let mut stamped = None;
+        let info = p
+            .append_own(min_isr, |log, epoch| {
+                // Checked under the partition's leadership, so no election
+                // runs between the check and the append.
+                if leader_epoch.is_some_and(|expected| expected != epoch) {
+                    return Err(LogError::CoordinatorFenced(format!(
+                        "loaded under leader epoch {leader_epoch:?}, the partition is in {epoch}"
+                    )));
+                }
+                stamped = Some(epoch);
+                log.append(batch, epoch)
+            })
+            .map_err(|e| match e {
+                PartitionError::Storage(LogError::CoordinatorFenced(e)) => {
+                    tracing::info!(topic = name, partition, "append refused: {e}");
+                    CoordinatorError::NotCoordinator
+                }
+                // Not written: COORDINATOR_NOT_AVAILABLE, as Kafka maps it.
+                PartitionError::Storage(e) => {
+                    CoordinatorError::Unavailable(format!("appending to {name}-{partition}: {e}"))
+                }
+                e => coordinator_error(name, partition, e),
+            })?;
         let (end, timeout) = (Offset(info.last_offset).next(), self.timeout);
         Ok(Appended::new(async move {
-            replicated(p, end, min_isr, timeout).await.map_err(|e| coordinator_error(name, partition, e))
+            replicated(p.clone(), end, min_isr, timeout).await.map_err(|e| coordinator_error(name, partition, e))?;
+            same_leadership(&p, stamped).map_err(|e| coordinator_error(name, partition, e))
         }))
     }
 
@@ -243,8 +283,10 @@ impl LocalMarkers {
         }
         let p = self.topics.partition(&tp.topic, tp.partition).map_err(|_| not_led())?;
         let min_isr = p.config().min_insync_replicas;
+        let mut stamped = None;
         let info = p
             .append_own(min_isr, |log, epoch| {
+                stamped = Some(epoch);
                 log.append_marker(m.producer_id.get(), m.producer_epoch.get(), m.coordinator_epoch, m.marker, epoch)
             })
             .map_err(|e| match e {
@@ -256,8 +298,9 @@ impl LocalMarkers {
         let wait = {
             let tp = tp.clone();
             async move {
-                replicated(p, end, min_isr, MARKER_TIMEOUT)
+                replicated(p.clone(), end, min_isr, MARKER_TIMEOUT)
                     .await
+                    .and_then(|()| same_leadership(&p, stamped))
                     .map_err(|e| MarkerError::Failed(e.response_error(), format!("{tp}: {e}")))
             }
         };
@@ -412,7 +455,7 @@ mod tests {
         let quick = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 1)
             .with_append_timeout(std::time::Duration::from_millis(300));
         assert_eq!(quick.led_partitions(), vec![0]);
-        match quick.append(0, &record, None, 1).expect("appended").await {
+        match quick.append(0, None, &record, None, 1).expect("appended").await {
             Err(CoordinatorError::Unavailable(m)) => assert!(m.contains("within"), "{m}"),
             other => panic!("acknowledged before the follower held it: {other:?}"),
         }
@@ -423,7 +466,7 @@ mod tests {
         );
         let t = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 1)
             .with_append_timeout(std::time::Duration::from_secs(60));
-        let waiting = tokio::spawn(t.append(0, &record, None, 2).expect("appended").into_future());
+        let waiting = tokio::spawn(t.append(0, None, &record, None, 2).expect("appended").into_future());
         let p = topics.partition(OFFSETS_TOPIC, 0).expect("partition");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(!waiting.is_finished(), "resolved before the follower fetched");
@@ -475,7 +518,7 @@ mod tests {
         topics.create("strict", 1, 1, &[], &configs, false).expect("created");
         let strict = LocalInternalTopic::new(topics.clone(), "strict", 1);
         let record = [(Bytes::from_static(b"k"), Some(Bytes::from_static(b"v")))];
-        match strict.append(0, &record, None, 1) {
+        match strict.append(0, None, &record, None, 1) {
             Err(e @ CoordinatorError::Unavailable(_)) => {
                 assert_eq!(e.response_error(), ResponseError::CoordinatorNotAvailable)
             }
@@ -518,14 +561,14 @@ mod tests {
         assert_eq!(t.partition_count(), None);
         assert!(t.led_partitions().is_empty());
         let record = [(Bytes::from_static(b"k"), Some(Bytes::from_static(b"v")))];
-        assert!(matches!(t.append(0, &record, None, 1), Err(CoordinatorError::Unavailable(_))), "no topic yet");
+        assert!(matches!(t.append(0, None, &record, None, 1), Err(CoordinatorError::Unavailable(_))), "no topic yet");
         assert_eq!(t.ensure_topic(), Ok(3));
         assert_eq!(t.ensure_topic(), Ok(3), "created once");
         let created = topics.image().topic(OFFSETS_TOPIC).expect("created").configs.get("cleanup.policy").cloned();
         assert_eq!(created.as_deref(), Some("compact"));
         assert_eq!(t.led_partitions(), vec![0, 1, 2]);
 
-        t.append(1, &record, Some(ProducerIdAndEpoch::new(ProducerId(5), ProducerEpoch(0))), 1234)
+        t.append(1, None, &record, Some(ProducerIdAndEpoch::new(ProducerId(5), ProducerEpoch(0))), 1234)
             .expect("append")
             .await
             .expect("durable");
