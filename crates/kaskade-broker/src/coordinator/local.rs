@@ -502,6 +502,71 @@ mod tests {
         topics.logs().shutdown().expect("shutdown");
     }
 
+    /// Makes `leader` the leader of partition 0 of `topic` in `epoch`, with
+    /// `replicas` (all in the ISR), as one committed image.
+    fn elect(topics: &TopicManager, topic: &str, epoch: i32, leader: i32, replicas: Vec<i32>) {
+        let meta = topics.metadata();
+        let committed = meta.committed();
+        let t = committed.image.topic(topic).expect("topic");
+        let record = kaskade_meta::MetadataRecord::Partition {
+            topic_id: t.id,
+            partition: 0,
+            leader,
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: epoch,
+            partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+        };
+        meta.append(committed.version, vec![record]).expect("append");
+        topics.apply_committed().expect("apply");
+    }
+
+    /// Issue 14: a coordinator loaded under an older leader epoch must not
+    /// write, and an append acknowledged must still be there. An append in
+    /// another epoch than the partition's is refused (NOT_COORDINATOR,
+    /// nothing written); one whose partition was led again in a newer epoch
+    /// before the HW passed it (lost and regained, the loss never seen:
+    /// its offsets may hold other records by now) fails though the HW of
+    /// the newer epoch passes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_append_holds_only_within_the_leader_epoch_it_was_stamped_with() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BrokerConfig::default();
+        let topics = crate::server::open_storage(&config, dir.path()).expect("storage").topics;
+        topics
+            .update(|_| Ok::<_, crate::topic::TopicError>((vec![registration(1), registration(2)], ())))
+            .expect("registered");
+        topics.create(OFFSETS_TOPIC, -1, -1, &[(0, vec![1, 2])], &BTreeMap::new(), false).expect("created");
+        let t = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 1)
+            .with_append_timeout(std::time::Duration::from_secs(60));
+        let epoch = *t.leaders().get(&0).expect("led here");
+        assert_eq!(t.leader_epoch(0), Some(epoch), "the image and the partition agree");
+        let p = topics.partition(OFFSETS_TOPIC, 0).expect("partition");
+        let record = [(Bytes::from_static(b"k"), Some(Bytes::from_static(b"v")))];
+        let end = p.log().log_end_offset();
+        assert!(matches!(t.append(0, Some(epoch + 1), &record, None, 1), Err(CoordinatorError::NotCoordinator)));
+        assert_eq!(p.log().log_end_offset(), end, "nothing written");
+
+        let waiting = tokio::spawn(t.append(0, Some(epoch), &record, None, 2).expect("appended").into_future());
+        elect(&topics, OFFSETS_TOPIC, epoch + 2, 1, vec![1, 2]);
+        assert_eq!(t.leaders().get(&0), Some(&(epoch + 2)));
+        assert!(
+            matches!(t.append(0, Some(epoch), &record, None, 3), Err(CoordinatorError::NotCoordinator)),
+            "loaded under the old epoch"
+        );
+        let end = Offset(p.log().log_end_offset());
+        assert!(p.record_follower_fetch(NodeId(2), end), "the follower's fetch moves the HW");
+        assert_eq!(p.high_watermark(), end);
+        match waiting.await.expect("joined") {
+            Err(CoordinatorError::NotCoordinator) => {}
+            other => panic!("acknowledged across a change of leadership: {other:?}"),
+        }
+        t.append(0, Some(epoch + 2), &record, None, 4).expect("the new epoch's append");
+        topics.logs().shutdown().expect("shutdown");
+    }
+
     #[test]
     fn an_append_below_min_insync_replicas_is_refused_as_kafka_refuses_it() {
         let dir = tempfile::tempdir().expect("tempdir");
