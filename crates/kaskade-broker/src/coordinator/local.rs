@@ -563,7 +563,7 @@ mod tests {
             Err(CoordinatorError::NotCoordinator) => {}
             other => panic!("acknowledged across a change of leadership: {other:?}"),
         }
-        t.append(0, Some(epoch + 2), &record, None, 4).expect("the new epoch's append");
+        assert!(t.append(0, Some(epoch + 2), &record, None, 4).is_ok(), "the new epoch's append");
         topics.logs().shutdown().expect("shutdown");
     }
 
