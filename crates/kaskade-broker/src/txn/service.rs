@@ -342,36 +342,51 @@ impl TxnService {
     /// log holds decisions in the order the engine took them (replay keeps
     /// the last record of an id). The caller awaits the handles.
     ///
-    /// A decision about one id (`subject`) whose append the partition
-    /// refuses at once is undone: the id's state is the one before it, as
-    /// the log's (a coordinator that lost the partition must not answer
-    /// later requests from a state it could not write). A refusal after the
-    /// append (the ISR never took it) is not undone yet.
+    /// A decision about one id (`subject`) whose append fails is undone:
+    /// the id's state is the one before it again, as the log's, as Kafka
+    /// drops a pending transition whose append failed (a coordinator that
+    /// lost the partition must not answer later requests from a state it
+    /// could not write). A refusal at once is undone here; one after the
+    /// append (the ISR never took it) by [`TxnService::durable`], unless a
+    /// later decision changed the id meanwhile.
     fn decide<R>(
         &self,
         subject: Option<&str>,
         decide: impl FnOnce(&mut TxnCoordinator, i64) -> Result<(R, Vec<StateRecord>), ResponseError>,
-    ) -> Result<(R, Vec<Appended>), ResponseError> {
+    ) -> Result<(R, Writes), ResponseError> {
         let now = self.now();
         let mut engine = self.0.engine.lock();
         let before = subject.map(|id| (id, engine.get(id).cloned()));
         let (result, records) = decide(&mut engine, now)?;
+        let undo = before.filter(|(id, _)| records.len() == 1 && records[0].0 == *id).map(|(id, before)| Undo {
+            id: id.to_string(),
+            before,
+            after: engine.get(id).cloned(),
+        });
         let mut waits = Vec::with_capacity(records.len());
         for (id, value) in records {
             match self.append_state(&id, value, now) {
                 Ok(wait) => waits.push(wait),
                 Err(e) => {
-                    if let Some((subject, state)) = before.filter(|(subject, _)| waits.is_empty() && *subject == id) {
-                        match state {
-                            Some(state) => engine.load(state),
-                            None => engine.unload(subject),
-                        }
+                    if let Some(undo) = undo {
+                        undo.apply(&mut engine);
                     }
                     return Err(e);
                 }
             }
         }
-        Ok((result, waits))
+        Ok((result, Writes { waits, undo }))
+    }
+
+    /// Waits until every append of a decision is durable; if one fails,
+    /// undoes the decision (see [`TxnService::decide`]).
+    async fn durable(&self, writes: Writes) -> Result<(), ResponseError> {
+        let Writes { waits, undo } = writes;
+        let result = durable(waits).await;
+        if let (Err(_), Some(undo)) = (&result, undo) {
+            undo.apply(&mut self.0.engine.lock());
+        }
+        result
     }
 
     /// InitProducerId with a transactional id: the producer id and epoch.
@@ -395,7 +410,7 @@ impl TxnService {
                 };
                 Ok((decision, records))
             })?;
-            durable(waits).await?;
+            self.durable(waits).await?;
             match decision {
                 InitDecision::NeedProducerId => {
                     let pid = self.0.seams.producer_ids.next_id().await.map_err(|e| {
@@ -435,7 +450,7 @@ impl TxnService {
             let changed = engine.add_partitions(now, id, producer, partitions)?;
             Ok(((), changed.iter().map(state_record).collect()))
         })?;
-        let result = durable(waits).await;
+        let result = self.durable(waits).await;
         tracing::debug!(transactional_id = id, elapsed_us = started.elapsed().as_micros() as u64, "AddPartitionsToTxn");
         result
     }
@@ -455,7 +470,7 @@ impl TxnService {
             };
             Ok((decision, records))
         })?;
-        durable(waits).await?;
+        self.durable(waits).await?;
         if let EndDecision::Begin(_, plan) = decision {
             // Finished in a task of its own: neither a slow partition nor a
             // client that stops reading keeps the markers from being written.
@@ -586,6 +601,34 @@ enum Attempt {
     Stop,
 }
 
+/// The appends of one decision, and how to undo it if they fail.
+struct Writes {
+    waits: Vec<Appended>,
+    undo: Option<Undo>,
+}
+
+/// One id's state before and after a decision.
+struct Undo {
+    id: String,
+    before: Option<TxnMetadata>,
+    after: Option<TxnMetadata>,
+}
+
+impl Undo {
+    /// Puts the state before back, unless a later decision changed the id
+    /// since (then that one's append decides).
+    fn apply(self, engine: &mut TxnCoordinator) {
+        if engine.get(&self.id) != self.after.as_ref() {
+            return;
+        }
+        tracing::info!(transactional_id = %self.id, "a state that was not written is undone");
+        match self.before {
+            Some(state) => engine.load(state),
+            None => engine.unload(&self.id),
+        }
+    }
+}
+
 /// A `__transaction_state` record to append: the id and its value (`None`:
 /// a tombstone).
 type StateRecord = (String, Option<Bytes>);
@@ -643,7 +686,7 @@ async fn expire_loop(inner: Weak<Inner>) {
                     for id in &ids {
                         tracing::info!(transactional_id = %id, "removed an expired transactional id");
                     }
-                    if let Err(e) = durable(waits).await {
+                    if let Err(e) = s.durable(waits).await {
                         tracing::error!("writing the tombstones of expired ids: {e:?}");
                     }
                 }
@@ -657,7 +700,7 @@ async fn expire_loop(inner: Weak<Inner>) {
         });
         match expired {
             Ok((expired, waits)) => {
-                if let Err(e) = durable(waits).await {
+                if let Err(e) = s.durable(waits).await {
                     tracing::error!("persisting the abort of timed-out transactions: {e:?}");
                     continue;
                 }

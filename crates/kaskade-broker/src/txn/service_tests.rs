@@ -380,3 +380,49 @@ async fn a_coordinator_writes_nothing_from_a_state_loaded_under_an_older_epoch()
     assert_eq!(s.init_producer_id(&a, 60_000, None).await.expect("init").epoch.0, 6);
     assert_eq!(served_epoch(&s, &b).await, 0, "b, reloaded under epoch 2 too, is unchanged");
 }
+
+/// A decision whose `__transaction_state` append fails (the ISR never held
+/// it) is undone, as Kafka drops a pending transition whose append failed:
+/// the id answers from the state the log holds, so a retry gets the epoch
+/// the failed attempt would have, and nothing is answered from a state no
+/// replica may hold. One event each: InitProducerId, AddPartitionsToTxn,
+/// EndTxn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_whose_append_failed_is_undone() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, _) = two_ids();
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    let settled = s.describe(&a).await.expect("served").expect("known");
+    let not_replicated = CoordinatorError::Unavailable("the ISR never held it".into());
+
+    *fake.failing_appends.lock() = Some(not_replicated.clone());
+    assert_eq!(s.init_producer_id(&a, 60_000, Some(producer)).await, Err(ResponseError::CoordinatorNotAvailable));
+    assert_eq!(s.describe(&a).await.expect("served"), Some(settled), "the epoch bump is undone");
+    *fake.failing_appends.lock() = None;
+    let bumped = s.init_producer_id(&a, 60_000, Some(producer)).await.expect("init");
+    assert_eq!(bumped.epoch.0, producer.epoch.0 + 1, "the epoch the failed attempt would have had");
+    let settled = s.describe(&a).await.expect("served").expect("known");
+
+    *fake.failing_appends.lock() = Some(not_replicated.clone());
+    let tp = TopicPartition::new("t", 0);
+    assert_eq!(
+        s.add_partitions(&a, bumped, std::slice::from_ref(&tp)).await,
+        Err(ResponseError::CoordinatorNotAvailable)
+    );
+    assert_eq!(s.describe(&a).await.expect("served"), Some(settled), "the partition is not added");
+    *fake.failing_appends.lock() = None;
+    s.add_partitions(&a, bumped, std::slice::from_ref(&tp)).await.expect("add");
+    let ongoing = s.describe(&a).await.expect("served").expect("known");
+    assert_eq!(ongoing.state, TxnState::Ongoing);
+
+    *fake.failing_appends.lock() = Some(not_replicated);
+    assert_eq!(s.end_txn(&a, bumped, true).await, Err(ResponseError::CoordinatorNotAvailable));
+    assert_eq!(s.describe(&a).await.expect("served"), Some(ongoing), "still ongoing: no commit decided");
+    assert!(markers.0.lock().is_empty(), "no marker for a commit that was not written");
+    *fake.failing_appends.lock() = None;
+    s.end_txn(&a, bumped, true).await.expect("end");
+    assert_eq!(markers.0.lock().len(), 1, "the commit's marker");
+    assert_eq!(s.describe(&a).await.expect("served").expect("known").state, TxnState::CompleteCommit);
+}
