@@ -567,6 +567,34 @@ mod tests {
         topics.logs().shutdown().expect("shutdown");
     }
 
+    /// Issue 14 (the fault run's stall): a coordinator's load read only the
+    /// first chunk (1 MiB) of its partition, so once `__transaction_state`
+    /// or `__consumer_offsets` grew past it a new coordinator served an
+    /// old state (a producer epoch handed out twice, transactional offsets
+    /// pending for ever). The load reads every record to the log end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_load_reads_a_partition_larger_than_one_read_chunk_to_its_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BrokerConfig::default();
+        let topics = crate::server::open_storage(&config, dir.path()).expect("storage").topics;
+        let t = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 1);
+        assert_eq!(t.ensure_topic(), Ok(1));
+        let value = Bytes::from(vec![7u8; 600]);
+        let (batches, per_batch) = (400, 10);
+        for b in 0..batches {
+            let records: Vec<InternalRecord> =
+                (0..per_batch).map(|r| (Bytes::from(format!("key-{b}-{r}")), Some(value.clone()))).collect();
+            t.append(0, None, &records, None, 1).expect("appended").await.expect("durable");
+        }
+        let log = topics.log(OFFSETS_TOPIC, 0).expect("log");
+        assert!(log.size_bytes() > 2 << 20, "more than two read chunks: {}", log.size_bytes());
+        let mut last = None;
+        let n = t.read_committed(0, &mut |r| last = r.key.clone()).expect("read");
+        assert_eq!(n, batches * per_batch, "every record");
+        assert_eq!(last.as_deref(), Some(format!("key-{}-{}", batches - 1, per_batch - 1).as_bytes()));
+        topics.logs().shutdown().expect("shutdown");
+    }
+
     #[test]
     fn an_append_below_min_insync_replicas_is_refused_as_kafka_refuses_it() {
         let dir = tempfile::tempdir().expect("tempdir");
