@@ -113,6 +113,10 @@ pub fn replay(log: &kaskade_log::Log, mut visit: impl FnMut(&Record)) -> Result<
     loop {
         let read = log.read(next, REPLAY_CHUNK, None).map_err(|e| BrokerError::internal(format!("reading: {e}")))?;
         let Some(mut bytes) = read.records else { break };
+        // Taken before `next` moves: a read that moves it is progress (the
+        // replay once stopped after its first chunk, comparing with the
+        // position after this read's batches; issue 14).
+        let before = next;
         // Resume after each batch's last offset, not its last record's: a
         // compacted batch keeps its offset range when its last records (or
         // all of them) are gone.
@@ -121,7 +125,6 @@ pub fn replay(log: &kaskade_log::Log, mut visit: impl FnMut(&Record)) -> Result<
         }
         let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
             .map_err(|e| BrokerError::internal(format!("decoding: {e}")))?;
-        let before = next;
         for set in sets {
             for record in &set.records {
                 next = next.max(record.offset + 1);

@@ -1,9 +1,10 @@
 //! An in-memory internal topic for coordinator tests: appends resolve at
 //! once (or fail, or wait until released), reads can be held back
 //! (`hold_reads`) to observe a partition while it loads, and leadership is
-//! whatever the test says.
+//! whatever the test says; an append given a leader epoch other than the
+//! fake's is refused, as a partition led in another epoch refuses it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use kafka_protocol::records::{Record, TimestampType};
@@ -116,8 +117,10 @@ impl InternalPartitions for FakePartitions {
         Ok(self.partitions)
     }
 
-    fn led_partitions(&self) -> Vec<i32> {
-        self.led.lock().clone().unwrap_or_else(|| (0..self.partitions).collect())
+    fn leaders(&self) -> BTreeMap<i32, i32> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let led = self.led.lock().clone().unwrap_or_else(|| (0..self.partitions).collect());
+        led.into_iter().map(|p| (p, epoch)).collect()
     }
 
     fn leader_epoch(&self, partition: i32) -> Option<i32> {
@@ -127,12 +130,16 @@ impl InternalPartitions for FakePartitions {
     fn append(
         &self,
         partition: i32,
+        leader_epoch: Option<i32>,
         records: &[InternalRecord],
         producer: Option<ProducerIdAndEpoch>,
         timestamp: i64,
     ) -> Result<Appended, CoordinatorError> {
         if self.refused_appends.lock().contains(&partition) {
             return Err(CoordinatorError::Unavailable(format!("partition {partition} refused the append")));
+        }
+        if leader_epoch.is_some_and(|e| self.leader_epoch(partition) != Some(e)) {
+            return Err(CoordinatorError::NotCoordinator);
         }
         let mut all = self.records.lock();
         let log = all.entry(partition).or_default();
@@ -166,6 +173,10 @@ impl InternalPartitions for FakePartitions {
     }
 
     fn read_committed(&self, partition: i32, visit: &mut dyn FnMut(&Record)) -> Result<usize, CoordinatorError> {
+        // The records as they are when the read starts: a held read returns
+        // them even if more are appended meanwhile, as a log read up to the
+        // end it saw.
+        let records = self.records.lock().get(&partition).cloned().unwrap_or_default();
         self.reads.fetch_add(1, Ordering::SeqCst);
         let mut held = self.held.lock();
         while *held {
@@ -176,7 +187,6 @@ impl InternalPartitions for FakePartitions {
             self.failed_reads.fetch_add(1, Ordering::SeqCst);
             return Err(CoordinatorError::Unavailable(format!("reading partition {partition} failed")));
         }
-        let records = self.records.lock().get(&partition).cloned().unwrap_or_default();
         records.iter().for_each(visit);
         Ok(records.len())
     }

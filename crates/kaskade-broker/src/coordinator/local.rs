@@ -64,6 +64,20 @@ async fn replicated(
     }
 }
 
+/// Checks, once the HW passed an append, that this node still leads the
+/// partition in `epoch`, the epoch the append was stamped with. The HW
+/// alone does not say the records are still there: a leader that lost the
+/// partition truncates to the new leader's log as a follower and may be
+/// elected again before its waiter looks, and the HW of the new epoch then
+/// passes the same offsets with other records. Epochs only grow, so the
+/// same epoch now means no election since the append.
+fn same_leadership(partition: &Partition, epoch: Option<i32>) -> Result<(), PartitionError> {
+    match epoch {
+        Some(e) => partition.check_epoch(Some(kaskade_types::LeaderEpoch(e))),
+        None => Ok(()),
+    }
+}
+
 /// A coordinator's view of a partition refusal, as Kafka's coordinators
 /// translate their appends' errors: the leader moved or its storage failed
 /// (NOT_COORDINATOR: find the coordinator again); no such partition, too
@@ -205,12 +219,19 @@ impl InternalPartitions for LocalInternalTopic {
             .map_err(|e| CoordinatorError::Unavailable(format!("creating {}: {e:?}", self.name)))
     }
 
-    fn led_partitions(&self) -> Vec<i32> {
+    fn leaders(&self) -> BTreeMap<i32, i32> {
         // Kafka's onElection: the partitions the image names this node the
-        // leader of (every one on a node of its own, which places them here).
+        // leader of (every one on a node of its own, which places them here),
+        // with the epoch they are led in. The image is published only after
+        // this node's replicas took it, so each partition leads in at least
+        // that epoch already.
         let me = self.topics.node_id();
-        self.topics.image().topic(self.name).map_or_else(Vec::new, |t| {
-            (0..).zip(&t.partitions).filter(|(_, p)| p.leader == Some(me)).map(|(i, _)| i).collect()
+        self.topics.image().topic(self.name).map_or_else(BTreeMap::new, |t| {
+            (0..)
+                .zip(&t.partitions)
+                .filter(|(_, p)| p.leader == Some(me))
+                .map(|(i, p)| (i, p.leader_epoch.get()))
+                .collect()
         })
     }
 
@@ -223,6 +244,7 @@ impl InternalPartitions for LocalInternalTopic {
     fn append(
         &self,
         partition: i32,
+        leader_epoch: Option<i32>,
         records: &[InternalRecord],
         producer: Option<ProducerIdAndEpoch>,
         timestamp: i64,
@@ -232,16 +254,34 @@ impl InternalPartitions for LocalInternalTopic {
         let name = self.name;
         let p = self.topics.partition(name, partition).map_err(|e| coordinator_error(name, partition, e))?;
         let min_isr = p.config().min_insync_replicas;
-        let info = p.append_own(min_isr, |log, epoch| log.append(batch, epoch)).map_err(|e| match e {
-            // Not written: COORDINATOR_NOT_AVAILABLE, as Kafka maps it.
-            PartitionError::Storage(e) => {
-                CoordinatorError::Unavailable(format!("appending to {name}-{partition}: {e}"))
-            }
-            e => coordinator_error(name, partition, e),
-        })?;
+        let mut stamped = None;
+        let info = p
+            .append_own(min_isr, |log, epoch| {
+                // Checked under the partition's leadership, so no election
+                // runs between the check and the append.
+                if leader_epoch.is_some_and(|expected| expected != epoch) {
+                    return Err(LogError::CoordinatorFenced(format!(
+                        "loaded under leader epoch {leader_epoch:?}, the partition is in {epoch}"
+                    )));
+                }
+                stamped = Some(epoch);
+                log.append(batch, epoch)
+            })
+            .map_err(|e| match e {
+                PartitionError::Storage(LogError::CoordinatorFenced(e)) => {
+                    tracing::info!(topic = name, partition, "append refused: {e}");
+                    CoordinatorError::NotCoordinator
+                }
+                // Not written: COORDINATOR_NOT_AVAILABLE, as Kafka maps it.
+                PartitionError::Storage(e) => {
+                    CoordinatorError::Unavailable(format!("appending to {name}-{partition}: {e}"))
+                }
+                e => coordinator_error(name, partition, e),
+            })?;
         let (end, timeout) = (Offset(info.last_offset).next(), self.timeout);
         Ok(Appended::new(async move {
-            replicated(p, end, min_isr, timeout).await.map_err(|e| coordinator_error(name, partition, e))
+            replicated(p.clone(), end, min_isr, timeout).await.map_err(|e| coordinator_error(name, partition, e))?;
+            same_leadership(&p, stamped).map_err(|e| coordinator_error(name, partition, e))
         }))
     }
 
@@ -293,8 +333,10 @@ impl LocalMarkers {
         }
         let p = self.topics.partition(&tp.topic, tp.partition).map_err(|_| not_led())?;
         let min_isr = p.config().min_insync_replicas;
+        let mut stamped = None;
         let info = p
             .append_own(min_isr, |log, epoch| {
+                stamped = Some(epoch);
                 log.append_marker(m.producer_id.get(), m.producer_epoch.get(), m.coordinator_epoch, m.marker, epoch)
             })
             .map_err(|e| match e {
@@ -306,8 +348,9 @@ impl LocalMarkers {
         let wait = {
             let tp = tp.clone();
             async move {
-                replicated(p, end, min_isr, MARKER_TIMEOUT)
+                replicated(p.clone(), end, min_isr, MARKER_TIMEOUT)
                     .await
+                    .and_then(|()| same_leadership(&p, stamped))
                     .map_err(|e| MarkerError::Failed(e.response_error(), format!("{tp}: {e}")))
             }
         };
@@ -462,7 +505,7 @@ mod tests {
         let quick = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 1)
             .with_append_timeout(std::time::Duration::from_millis(300));
         assert_eq!(quick.led_partitions(), vec![0]);
-        match quick.append(0, &record, None, 1).expect("appended").await {
+        match quick.append(0, None, &record, None, 1).expect("appended").await {
             Err(CoordinatorError::Unavailable(m)) => assert!(m.contains("within"), "{m}"),
             other => panic!("acknowledged before the follower held it: {other:?}"),
         }
@@ -473,7 +516,7 @@ mod tests {
         );
         let t = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 1)
             .with_append_timeout(std::time::Duration::from_secs(60));
-        let waiting = tokio::spawn(t.append(0, &record, None, 2).expect("appended").into_future());
+        let waiting = tokio::spawn(t.append(0, None, &record, None, 2).expect("appended").into_future());
         let p = topics.partition(OFFSETS_TOPIC, 0).expect("partition");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(!waiting.is_finished(), "resolved before the follower fetched");
@@ -509,6 +552,99 @@ mod tests {
         topics.logs().shutdown().expect("shutdown");
     }
 
+    /// Makes `leader` the leader of partition 0 of `topic` in `epoch`, with
+    /// `replicas` (all in the ISR), as one committed image.
+    fn elect(topics: &TopicManager, topic: &str, epoch: i32, leader: i32, replicas: Vec<i32>) {
+        let meta = topics.metadata();
+        let committed = meta.committed();
+        let t = committed.image.topic(topic).expect("topic");
+        let record = kaskade_meta::MetadataRecord::Partition {
+            topic_id: t.id,
+            partition: 0,
+            leader,
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: epoch,
+            partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+        };
+        meta.append(committed.version, vec![record]).expect("append");
+        topics.apply_committed().expect("apply");
+    }
+
+    /// Issue 14: a coordinator loaded under an older leader epoch must not
+    /// write, and an append acknowledged must still be there. An append in
+    /// another epoch than the partition's is refused (NOT_COORDINATOR,
+    /// nothing written); one whose partition was led again in a newer epoch
+    /// before the HW passed it (lost and regained, the loss never seen:
+    /// its offsets may hold other records by now) fails though the HW of
+    /// the newer epoch passes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_append_holds_only_within_the_leader_epoch_it_was_stamped_with() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BrokerConfig::default();
+        let topics = crate::server::open_storage(&config, dir.path()).expect("storage").topics;
+        topics
+            .update(|_| Ok::<_, crate::topic::TopicError>((vec![registration(1), registration(2)], ())))
+            .expect("registered");
+        topics.create(OFFSETS_TOPIC, -1, -1, &[(0, vec![1, 2])], &BTreeMap::new(), false).expect("created");
+        let t = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 1)
+            .with_append_timeout(std::time::Duration::from_secs(60));
+        let epoch = *t.leaders().get(&0).expect("led here");
+        assert_eq!(t.leader_epoch(0), Some(epoch), "the image and the partition agree");
+        let p = topics.partition(OFFSETS_TOPIC, 0).expect("partition");
+        let record = [(Bytes::from_static(b"k"), Some(Bytes::from_static(b"v")))];
+        let end = p.log().log_end_offset();
+        assert!(matches!(t.append(0, Some(epoch + 1), &record, None, 1), Err(CoordinatorError::NotCoordinator)));
+        assert_eq!(p.log().log_end_offset(), end, "nothing written");
+
+        let waiting = tokio::spawn(t.append(0, Some(epoch), &record, None, 2).expect("appended").into_future());
+        elect(&topics, OFFSETS_TOPIC, epoch + 2, 1, vec![1, 2]);
+        assert_eq!(t.leaders().get(&0), Some(&(epoch + 2)));
+        assert!(
+            matches!(t.append(0, Some(epoch), &record, None, 3), Err(CoordinatorError::NotCoordinator)),
+            "loaded under the old epoch"
+        );
+        let end = Offset(p.log().log_end_offset());
+        assert!(p.record_follower_fetch(NodeId(2), end), "the follower's fetch moves the HW");
+        assert_eq!(p.high_watermark(), end);
+        match waiting.await.expect("joined") {
+            Err(CoordinatorError::NotCoordinator) => {}
+            other => panic!("acknowledged across a change of leadership: {other:?}"),
+        }
+        assert!(t.append(0, Some(epoch + 2), &record, None, 4).is_ok(), "the new epoch's append");
+        topics.logs().shutdown().expect("shutdown");
+    }
+
+    /// Issue 14 (the fault run's stall): a coordinator's load read only the
+    /// first chunk (1 MiB) of its partition, so once `__transaction_state`
+    /// or `__consumer_offsets` grew past it a new coordinator served an
+    /// old state (a producer epoch handed out twice, transactional offsets
+    /// pending for ever). The load reads every record to the log end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_load_reads_a_partition_larger_than_one_read_chunk_to_its_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = BrokerConfig::default();
+        let topics = crate::server::open_storage(&config, dir.path()).expect("storage").topics;
+        let t = LocalInternalTopic::new(topics.clone(), OFFSETS_TOPIC, 1);
+        assert_eq!(t.ensure_topic(), Ok(1));
+        let value = Bytes::from(vec![7u8; 600]);
+        let (batches, per_batch) = (400, 10);
+        for b in 0..batches {
+            let records: Vec<InternalRecord> =
+                (0..per_batch).map(|r| (Bytes::from(format!("key-{b}-{r}")), Some(value.clone()))).collect();
+            t.append(0, None, &records, None, 1).expect("appended").await.expect("durable");
+        }
+        let log = topics.log(OFFSETS_TOPIC, 0).expect("log");
+        assert!(log.size_bytes() > 2 << 20, "more than two read chunks: {}", log.size_bytes());
+        let mut last = None;
+        let n = t.read_committed(0, &mut |r| last = r.key.clone()).expect("read");
+        assert_eq!(n, batches * per_batch, "every record");
+        assert_eq!(last.as_deref(), Some(format!("key-{}-{}", batches - 1, per_batch - 1).as_bytes()));
+        topics.logs().shutdown().expect("shutdown");
+    }
+
     #[test]
     fn an_append_below_min_insync_replicas_is_refused_as_kafka_refuses_it() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -525,7 +661,7 @@ mod tests {
         topics.create("strict", 1, 1, &[], &configs, false).expect("created");
         let strict = LocalInternalTopic::new(topics.clone(), "strict", 1);
         let record = [(Bytes::from_static(b"k"), Some(Bytes::from_static(b"v")))];
-        match strict.append(0, &record, None, 1) {
+        match strict.append(0, None, &record, None, 1) {
             Err(e @ CoordinatorError::Unavailable(_)) => {
                 assert_eq!(e.response_error(), ResponseError::CoordinatorNotAvailable)
             }
@@ -568,14 +704,14 @@ mod tests {
         assert_eq!(t.partition_count(), None);
         assert!(t.led_partitions().is_empty());
         let record = [(Bytes::from_static(b"k"), Some(Bytes::from_static(b"v")))];
-        assert!(matches!(t.append(0, &record, None, 1), Err(CoordinatorError::Unavailable(_))), "no topic yet");
+        assert!(matches!(t.append(0, None, &record, None, 1), Err(CoordinatorError::Unavailable(_))), "no topic yet");
         assert_eq!(t.ensure_topic(), Ok(3));
         assert_eq!(t.ensure_topic(), Ok(3), "created once");
         let created = topics.image().topic(OFFSETS_TOPIC).expect("created").configs.get("cleanup.policy").cloned();
         assert_eq!(created.as_deref(), Some("compact"));
         assert_eq!(t.led_partitions(), vec![0, 1, 2]);
 
-        t.append(1, &record, Some(ProducerIdAndEpoch::new(ProducerId(5), ProducerEpoch(0))), 1234)
+        t.append(1, None, &record, Some(ProducerIdAndEpoch::new(ProducerId(5), ProducerEpoch(0))), 1234)
             .expect("append")
             .await
             .expect("durable");

@@ -32,7 +32,7 @@ mod partitions;
 mod producer_ids;
 
 pub use error::CoordinatorError;
-pub use leadership::{Leadership, PartitionLoad};
+pub use leadership::{FollowAction, Leadership, PartitionLoad};
 pub use markers::{MarkerDisposition, MarkerError, MarkerWriter, MarkersWritten, TxnMarker};
 pub use partitions::{Appended, InternalPartitions, InternalRecord};
 pub use producer_ids::ProducerIdSource;

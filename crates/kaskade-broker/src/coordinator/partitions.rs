@@ -2,6 +2,7 @@
 //! leads, appends that can be awaited, and the committed records of a
 //! partition for loading.
 
+use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 
@@ -75,9 +76,15 @@ pub trait InternalPartitions: Send + Sync + 'static {
     /// its partition count. Blocking.
     fn ensure_topic(&self) -> Result<i32, CoordinatorError>;
 
-    /// The partitions this node leads, as the metadata image says (every
-    /// one of an existing topic on a node of its own).
-    fn led_partitions(&self) -> Vec<i32>;
+    /// The partitions this node leads, each with its leader epoch, as the
+    /// metadata image says (every one of an existing topic on a node of its
+    /// own). A coordinator loads each under that epoch.
+    fn leaders(&self) -> BTreeMap<i32, i32>;
+
+    /// The partitions this node leads, as the metadata image says.
+    fn led_partitions(&self) -> Vec<i32> {
+        self.leaders().into_keys().collect()
+    }
 
     /// The leader epoch of `partition` if this node leads it: the
     /// transaction coordinator's epoch on markers (Kafka's
@@ -85,10 +92,17 @@ pub trait InternalPartitions: Send + Sync + 'static {
     fn leader_epoch(&self, partition: i32) -> Option<i32>;
 
     /// Appends `records` as one batch to `partition`, transactional records
-    /// of `producer` if given, stamped `timestamp`.
+    /// of `producer` if given, stamped `timestamp`. With `leader_epoch` (the
+    /// epoch the coordinator loaded the partition under), refused with
+    /// NOT_COORDINATOR unless this node leads it in exactly that epoch, and
+    /// the handle fails so if the epoch changed before the records were
+    /// replicated (Kafka's coordinator epoch check: a coordinator that
+    /// lost the partition, even if it got it back, must not write from the
+    /// state it loaded before).
     fn append(
         &self,
         partition: i32,
+        leader_epoch: Option<i32>,
         records: &[InternalRecord],
         producer: Option<ProducerIdAndEpoch>,
         timestamp: i64,

@@ -30,10 +30,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::coordinator::GroupCoordinator;
 use super::records::partition_for;
+use super::records::OFFSETS_TOPIC;
 use super::store::{GroupRecord, OffsetsStore};
 use super::types::{GroupConfig, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token};
 use super::writes::WriteId;
-use crate::coordinator::{Appended, CoordinatorError, InternalPartitions, Leadership, PartitionLoad};
+use crate::coordinator::{Appended, CoordinatorError, FollowAction, InternalPartitions, Leadership};
 use crate::error::BrokerError;
 
 /// `offsets.retention.check.interval.ms` (Kafka's default).
@@ -126,10 +127,11 @@ impl Core {
         Gate { leadership: self.store.as_ref().map(|_| &self.leadership), partitions: self.partitions }
     }
 
-    /// This node became the leader of `partition`: it is Loading until its
-    /// records are replayed.
-    fn begin_load(&mut self, partition: i32) {
-        let generation = self.leadership.begin_load(partition);
+    /// This node became the leader of `partition` in leader `epoch`: it is
+    /// Loading until its records are replayed.
+    fn begin_load(&mut self, partition: i32, epoch: i32) {
+        let generation = self.leadership.begin_load(partition, epoch);
+        tracing::info!(partition, epoch, generation, "{OFFSETS_TOPIC}: loading");
         self.read(partition, generation, Duration::ZERO);
     }
 
@@ -161,7 +163,8 @@ impl Core {
                 let n = OffsetsStore::replay(&mut self.engine, now, partition, self.partitions, &records);
                 let loaded = self.leadership.finish_load(partition, generation);
                 debug_assert!(loaded, "the current load finishes");
-                tracing::debug!(partition, records = n, "loaded an offsets partition");
+                let epoch = self.leadership.epoch(partition);
+                tracing::info!(partition, ?epoch, generation, records = n, "{OFFSETS_TOPIC}: loaded");
                 self.notify_loaded(partition, Ok(()));
             }
             Err(e) => {
@@ -177,24 +180,38 @@ impl Core {
         }
     }
 
-    /// Serves exactly the partitions in `led`: loads the newly led ones
-    /// and drops the ones led elsewhere now (Kafka's onElection /
-    /// onResignation).
-    fn follow(&mut self, led: &HashSet<i32>) {
+    /// Serves exactly the partitions in `leaders` (with their leader
+    /// epochs): loads the newly led ones, drops the ones led elsewhere now
+    /// (Kafka's onElection / onResignation), and loads again one led in
+    /// another epoch than the one loaded or loading: this node lost it and
+    /// got it back, maybe without an image in between that said so, and
+    /// another coordinator may have written meanwhile.
+    fn follow(&mut self, leaders: &BTreeMap<i32, i32>) {
         for partition in 0..self.partitions {
-            match (led.contains(&partition), self.leadership.state(partition)) {
-                (true, PartitionLoad::NotLeader) => self.begin_load(partition),
-                (false, PartitionLoad::Loading { .. } | PartitionLoad::Loaded) => self.resign(partition),
-                _ => {}
+            match self.leadership.follow(partition, leaders.get(&partition).copied()) {
+                FollowAction::Keep => {}
+                FollowAction::Load { epoch } => self.begin_load(partition, epoch),
+                FollowAction::Reload { was, epoch } => {
+                    tracing::info!(
+                        partition,
+                        was,
+                        epoch,
+                        "{OFFSETS_TOPIC} led under a new leader epoch: loading again"
+                    );
+                    self.resign(partition);
+                    self.begin_load(partition, epoch);
+                }
+                FollowAction::Resign => self.resign(partition),
             }
         }
     }
 
     /// This node no longer leads `partition`: its groups go.
     fn resign(&mut self, partition: i32) {
+        let epoch = self.leadership.epoch(partition);
         self.leadership.resign(partition);
         let dropped = self.engine.unload_partition(partition, self.partitions);
-        tracing::debug!(partition, groups = dropped.len(), "unloaded an offsets partition");
+        tracing::info!(partition, ?epoch, groups = dropped.len(), "{OFFSETS_TOPIC}: unloading");
         self.notify_loaded(partition, Err(CoordinatorError::NotCoordinator));
     }
 
@@ -221,8 +238,10 @@ impl Core {
         let Some(store) = &self.store else { return Persisted { writes, appends: Vec::new() } };
         let now = self.clock.now_ms();
         let mut appends = Vec::new();
+        let leadership = &self.leadership;
+        let epoch_of = |p: i32| leadership.epoch(p);
         if !records.is_empty() {
-            appends.extend(store.append(&records, now, None));
+            appends.extend(store.append(&records, now, None, epoch_of));
         }
         // One batch per producer: each is its transaction's.
         let mut by_producer: HashMap<ProducerIdAndEpoch, Vec<GroupRecord>> = HashMap::new();
@@ -231,7 +250,7 @@ impl Core {
             by_producer.entry(producer).or_default().push(GroupRecord { group_id: c.group_id.clone(), key, value });
         }
         for (producer, records) in by_producer {
-            appends.extend(store.append(&records, now, Some(producer)));
+            appends.extend(store.append(&records, now, Some(producer), epoch_of));
         }
         Persisted { writes, appends }
     }
@@ -416,10 +435,12 @@ impl GroupService {
     /// `partition`: loads its groups; resolves once they are loaded (or the
     /// node resigned meanwhile: NOT_COORDINATOR).
     pub async fn on_become_leader(&self, partition: i32) -> Result<(), CoordinatorError> {
+        let epoch = self.store.as_ref().and_then(|s| s.leaders().get(&partition).copied());
+        let Some(epoch) = epoch else { return Err(CoordinatorError::NotCoordinator) };
         let rx = self
             .command(move |core| {
                 let (tx, rx) = oneshot::channel();
-                core.begin_load(partition);
+                core.begin_load(partition, epoch);
                 core.load_waiters.entry(partition).or_default().push(tx);
                 rx
             })
@@ -436,8 +457,8 @@ impl GroupService {
         if !store.exists() {
             return Ok(());
         }
-        let led: HashSet<i32> = store.led_partitions().into_iter().collect();
-        self.command(move |core| core.follow(&led)).await
+        let leaders = store.leaders();
+        self.command(move |core| core.follow(&leaders)).await
     }
 
     /// This node no longer leads `partition`: its groups are dropped.
@@ -623,9 +644,9 @@ async fn run(
         {
             Ok(Ok((led, partitions))) => {
                 core.partitions = partitions;
-                for p in led {
+                for (p, epoch) in led {
                     core.initial.insert(p);
-                    core.begin_load(p);
+                    core.begin_load(p, epoch);
                 }
             }
             Ok(Err(e)) => tracing::error!("creating the offsets topic: {e}"),

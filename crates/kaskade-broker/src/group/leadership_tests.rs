@@ -267,3 +267,50 @@ async fn a_commit_the_isr_never_held_answers_the_coordinators_error() {
         }
     }
 }
+
+/// Issue 14: this node loses an offsets partition and gets it back in a
+/// newer leader epoch without an image in between that said so, while
+/// another coordinator committed there. Until the image reaches it, its
+/// commits from the old state are refused (NOT_COORDINATOR, nothing
+/// written); then it loads again and serves the other coordinator's commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_led_again_under_a_newer_epoch_is_loaded_again() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let s = service(&fake);
+    let (a, b) = two_groups();
+    let pa = partition_for(&a, PARTITIONS);
+    assert_eq!(commit(&s, &a, 42).await, vec![None]);
+    assert_eq!(commit(&s, &b, 7).await, vec![None]);
+    // The other coordinator (led in epoch 1, as the fake says for now).
+    fake.epoch.store(1, std::sync::atomic::Ordering::SeqCst);
+    let other = service(&fake);
+    assert_eq!(commit(&other, &a, 50).await, vec![None]);
+    drop(other);
+    // Led here again in epoch 2; the image has not reached the service.
+    fake.epoch.store(2, std::sync::atomic::Ordering::SeqCst);
+    let before = fake.len(pa);
+    let req = commit_request(&a, 60);
+    let refused = s
+        .call_durable_gated(move |engine, now, gate| match gate.check(&req.group_id) {
+            Err(e) => vec![Some(e)],
+            Ok(()) => engine.commit_offsets(now, &req),
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(crate::error::BrokerError::Kafka { code: ResponseError::NotCoordinator, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(fake.len(pa), before, "nothing written from the old state");
+    s.on_metadata_change().await.expect("followed");
+    let mut answer = fetch(&s, &a).await;
+    for _ in 0..10_000 {
+        if answer != Err(ResponseError::CoordinatorLoadInProgress) && answer != Ok(Some(42)) {
+            break;
+        }
+        tokio::task::yield_now().await;
+        answer = fetch(&s, &a).await;
+    }
+    assert_eq!(answer, Ok(Some(50)), "the other coordinator's commit");
+    assert_eq!(next_answer(&s, &b, Err(ResponseError::CoordinatorLoadInProgress)).await, Ok(Some(7)));
+    assert_eq!(commit(&s, &a, 61).await, vec![None], "served under epoch 2");
+}

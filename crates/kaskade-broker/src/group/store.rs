@@ -47,16 +47,17 @@ impl OffsetsStore {
         self.topic.partition_count().is_some()
     }
 
-    /// Creates the topic if needed; the partitions this node leads.
-    /// Blocking.
-    pub fn ensure_topic(&self) -> Result<Vec<i32>, CoordinatorError> {
+    /// Creates the topic if needed; the partitions this node leads, with
+    /// their leader epochs. Blocking.
+    pub fn ensure_topic(&self) -> Result<BTreeMap<i32, i32>, CoordinatorError> {
         self.topic.ensure_topic()?;
-        Ok(self.topic.led_partitions())
+        Ok(self.topic.leaders())
     }
 
-    /// The partitions this node leads, as the metadata image says.
-    pub fn led_partitions(&self) -> Vec<i32> {
-        self.topic.led_partitions()
+    /// The partitions this node leads with their leader epochs, as the
+    /// metadata image says.
+    pub fn leaders(&self) -> BTreeMap<i32, i32> {
+        self.topic.leaders()
     }
 
     /// The committed records of `partition`. Blocking.
@@ -96,12 +97,15 @@ impl OffsetsStore {
     /// Appends the records to each group's partition, as transactional
     /// records of `producer` if given; each partition's handle to await (a
     /// refused append is a handle that failed, so one partition's refusal
-    /// does not keep the others' records out).
+    /// does not keep the others' records out). Each partition's records
+    /// carry the leader epoch `epoch_of` says it was loaded under: refused
+    /// (NOT_COORDINATOR) if it leads in another now, or was not loaded.
     pub fn append(
         &self,
         changes: &[GroupRecord],
         now: i64,
         producer: Option<ProducerIdAndEpoch>,
+        epoch_of: impl Fn(i32) -> Option<i32>,
     ) -> Vec<(i32, Appended)> {
         let n = self.partition_count();
         let mut by_partition: BTreeMap<i32, Vec<InternalRecord>> = BTreeMap::new();
@@ -111,7 +115,11 @@ impl OffsetsStore {
         by_partition
             .into_iter()
             .map(|(partition, records)| {
-                let appended = self.topic.append(partition, &records, producer, now).unwrap_or_else(Appended::failed);
+                let Some(epoch) = epoch_of(partition) else {
+                    return (partition, Appended::failed(CoordinatorError::NotCoordinator));
+                };
+                let appended =
+                    self.topic.append(partition, Some(epoch), &records, producer, now).unwrap_or_else(Appended::failed);
                 (partition, appended)
             })
             .collect()

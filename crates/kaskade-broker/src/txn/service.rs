@@ -13,8 +13,16 @@
 //! carry the coordinator epoch: the leader epoch of the id's partition when
 //! it was loaded here, so a partition refuses the markers of a coordinator
 //! deposed since (TRANSACTION_COORDINATOR_FENCED).
+//!
+//! Invariant: the engine holds a partition's ids only as read from the
+//! partition's log once it led in the epoch the image names, and every
+//! state append carries that epoch: a partition led in another epoch
+//! refuses it (NOT_COORDINATOR). A partition the image names under a new
+//! epoch is loaded again, also mid-load (`Leadership::follow`), so a
+//! coordinator that lost a partition and got it back never serves, nor
+//! writes from, what it read before another coordinator wrote.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -29,7 +37,7 @@ use super::coordinator::{EndDecision, EndPlan, InitDecision, TxnCoordinator};
 use super::records::{self, StateValue, TXN_TOPIC};
 use super::state::TxnMetadata;
 use crate::coordinator::{
-    Appended, CoordinatorError, InternalPartitions, Leadership, MarkerDisposition, MarkerWriter, PartitionLoad,
+    Appended, CoordinatorError, FollowAction, InternalPartitions, Leadership, MarkerDisposition, MarkerWriter,
     ProducerIdSource, TxnMarker,
 };
 
@@ -136,17 +144,16 @@ impl TxnService {
             .started
             .get_or_try_init(|| async {
                 let log = self.0.seams.state_log.clone();
-                let ensured =
-                    tokio::task::spawn_blocking(move || log.ensure_topic().map(|n| (n, log.led_partitions())))
-                        .await
-                        .unwrap_or_else(|e| Err(CoordinatorError::Unavailable(format!("start-up task failed: {e}"))));
+                let ensured = tokio::task::spawn_blocking(move || log.ensure_topic().map(|n| (n, log.leaders())))
+                    .await
+                    .unwrap_or_else(|e| Err(CoordinatorError::Unavailable(format!("start-up task failed: {e}"))));
                 let (partitions, led) = ensured.map_err(|e| {
                     tracing::error!("creating {TXN_TOPIC}: {e}");
                     ResponseError::CoordinatorLoadInProgress
                 })?;
                 self.0.partitions.store(partitions, Ordering::Relaxed);
-                for partition in led {
-                    if let Err(e) = self.on_become_leader(partition).await {
+                for (partition, epoch) in led {
+                    if let Err(e) = self.on_become_leader(partition, epoch).await {
                         tracing::error!(partition, "loading {TXN_TOPIC}: {e}");
                     }
                 }
@@ -158,21 +165,33 @@ impl TxnService {
     }
 
     /// This node became the leader of `__transaction_state` partition
-    /// `partition`: replays its records into the engine and starts
-    /// finishing the transactions it left prepared. A failed read is
-    /// retried in the background (the partition stays Loading) and
+    /// `partition` in leader `epoch`: replays its records into the engine
+    /// and starts finishing the transactions it left prepared. A failed
+    /// read is retried in the background (the partition stays Loading) and
     /// reported.
-    pub async fn on_become_leader(&self, partition: i32) -> Result<(), CoordinatorError> {
-        let generation = self.0.leadership.lock().begin_load(partition);
-        let result = self.load(partition, generation).await;
+    pub async fn on_become_leader(&self, partition: i32, epoch: i32) -> Result<(), CoordinatorError> {
+        let generation = self.begin_load(partition, epoch);
+        self.run_load(partition, epoch, generation).await
+    }
+
+    fn begin_load(&self, partition: i32, epoch: i32) -> u64 {
+        let generation = self.0.leadership.lock().begin_load(partition, epoch);
+        tracing::info!(partition, epoch, generation, "{TXN_TOPIC}: loading");
+        generation
+    }
+
+    /// Load `generation` of `partition`, retried in the background while
+    /// its read fails and it is current; the first attempt's outcome.
+    async fn run_load(&self, partition: i32, epoch: i32, generation: u64) -> Result<(), CoordinatorError> {
+        let result = self.load(partition, epoch, generation).await;
         if let Err(CoordinatorError::Unavailable(_)) = &result {
             let me = self.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(LOAD_RETRY).await;
-                    match me.load(partition, generation).await {
+                    match me.load(partition, epoch, generation).await {
                         Err(CoordinatorError::Unavailable(e)) if !me.stopping() => {
-                            tracing::error!(partition, "loading {TXN_TOPIC}, retrying: {e}")
+                            tracing::error!(partition, epoch, "loading {TXN_TOPIC}, retrying: {e}")
                         }
                         _ => return,
                     }
@@ -182,18 +201,22 @@ impl TxnService {
         result
     }
 
-    /// One attempt at load `generation` of `partition`.
-    async fn load(&self, partition: i32, generation: u64) -> Result<(), CoordinatorError> {
-        // Read before the records: a newer leadership after it makes this
-        // load stale (`is_current`), never one with a newer epoch than its data.
-        let Some(epoch) = self.0.seams.state_log.leader_epoch(partition) else {
-            // The image named this node the leader before its partition
-            // took the record: retried while this load is current.
+    /// One attempt at load `generation` of `partition`, for leader `epoch`.
+    async fn load(&self, partition: i32, epoch: i32, generation: u64) -> Result<(), CoordinatorError> {
+        // The log is read only once the partition leads in the load's
+        // epoch: from then on no other node writes to it, and what this
+        // node fetched as a follower is all there is (Kafka loads up to the
+        // log end as of becoming leader). A newer epoch there means a newer
+        // image, which supersedes this load.
+        let leads_in = self.0.seams.state_log.leader_epoch(partition);
+        if leads_in != Some(epoch) {
             if !self.0.leadership.lock().is_current(partition, generation) {
                 return Err(CoordinatorError::NotCoordinator);
             }
-            return Err(CoordinatorError::Unavailable(format!("{TXN_TOPIC}-{partition} is not led here yet")));
-        };
+            return Err(CoordinatorError::Unavailable(format!(
+                "{TXN_TOPIC}-{partition} leads in epoch {leads_in:?} here, not yet in {epoch}"
+            )));
+        }
         let log = self.0.seams.state_log.clone();
         let states = tokio::task::spawn_blocking(move || read_states(&*log, partition))
             .await
@@ -201,8 +224,10 @@ impl TxnService {
         let plans = {
             let mut leadership = self.0.leadership.lock();
             if !leadership.is_current(partition, generation) {
+                tracing::info!(partition, epoch, generation, "{TXN_TOPIC}: a superseded load is discarded");
                 return Err(CoordinatorError::NotCoordinator);
             }
+            let ids = states.len();
             let mut engine = self.0.engine.lock();
             for (id, state) in states {
                 match state {
@@ -212,7 +237,9 @@ impl TxnService {
             }
             let loaded = leadership.finish_load(partition, generation);
             debug_assert!(loaded, "the current load finishes");
+            debug_assert_eq!(leadership.epoch(partition), Some(epoch), "loaded under the epoch it was begun for");
             self.0.coordinator_epochs.lock().insert(partition, epoch);
+            tracing::info!(partition, epoch, generation, ids, "{TXN_TOPIC}: loaded");
             let count = self.partition_count();
             let mut plans = engine.pending_plans();
             plans.retain(|p| records::partition_for(&p.transactional_id, count) == partition);
@@ -228,9 +255,14 @@ impl TxnService {
     }
 
     /// The metadata image changed: serves the `__transaction_state`
-    /// partitions it names this node the leader of, loading new ones in
-    /// the background and dropping the others (Kafka's onElection /
-    /// onResignation). Starts the coordinator if the topic exists.
+    /// partitions it names this node the leader of, each loaded under the
+    /// leader epoch the image gives it, loading new ones in the background
+    /// and dropping the others (Kafka's onElection / onResignation). A
+    /// partition led in another epoch than the one loaded or loading is
+    /// dropped and loaded again: this node lost it and got it back (maybe
+    /// without an image in between that said so) and another coordinator
+    /// may have written meanwhile. Starts the coordinator if the topic
+    /// exists.
     pub async fn on_metadata_change(&self) {
         let state_log = self.0.seams.state_log.clone();
         if state_log.partition_count().is_none() {
@@ -240,35 +272,31 @@ impl TxnService {
             tracing::error!("starting the transaction coordinator: {e:?}");
             return;
         }
-        let led: HashSet<i32> = state_log.led_partitions().into_iter().collect();
+        let leaders = state_log.leaders();
         for partition in 0..self.partition_count() {
-            let state = self.0.leadership.lock().state(partition);
-            // Loaded under an older leader epoch: this node lost the
-            // partition and got it back without an image in between that
-            // said so (another coordinator may have written since). As
-            // Kafka's coordinator epoch: unload and load again.
-            let loaded = self.0.coordinator_epochs.lock().get(&partition).copied();
-            let stale = state == PartitionLoad::Loaded
-                && led.contains(&partition)
-                && state_log.leader_epoch(partition).is_some_and(|e| Some(e) != loaded);
-            match (led.contains(&partition), state) {
-                (true, PartitionLoad::NotLeader) => self.load_in_background(partition),
-                (true, PartitionLoad::Loaded) if stale => {
-                    tracing::info!(partition, "{TXN_TOPIC} led again under a newer leader epoch: loading again");
+            let action = self.0.leadership.lock().follow(partition, leaders.get(&partition).copied());
+            match action {
+                FollowAction::Keep => {}
+                FollowAction::Load { epoch } => self.load_in_background(partition, epoch),
+                FollowAction::Reload { was, epoch } => {
+                    tracing::info!(partition, was, epoch, "{TXN_TOPIC} led under a new leader epoch: loading again");
                     self.on_resign(partition);
-                    self.load_in_background(partition);
+                    self.load_in_background(partition, epoch);
                 }
-                (false, PartitionLoad::Loading { .. } | PartitionLoad::Loaded) => self.on_resign(partition),
-                _ => {}
+                FollowAction::Resign => self.on_resign(partition),
             }
         }
     }
 
-    fn load_in_background(&self, partition: i32) {
+    /// Begins the load now (so the partition answers
+    /// COORDINATOR_LOAD_IN_PROGRESS from here on) and runs it in the
+    /// background.
+    fn load_in_background(&self, partition: i32, epoch: i32) {
+        let generation = self.begin_load(partition, epoch);
         let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = me.on_become_leader(partition).await {
-                tracing::error!(partition, "loading {TXN_TOPIC}: {e}");
+            if let Err(e) = me.run_load(partition, epoch, generation).await {
+                tracing::warn!(partition, epoch, "loading {TXN_TOPIC}: {e}");
             }
         });
     }
@@ -277,6 +305,7 @@ impl TxnService {
     /// there are dropped (their new coordinator finishes what they left).
     pub fn on_resign(&self, partition: i32) {
         let mut leadership = self.0.leadership.lock();
+        tracing::info!(partition, epoch = ?leadership.epoch(partition), "{TXN_TOPIC}: unloading");
         leadership.resign(partition);
         let count = self.partition_count();
         let mut engine = self.0.engine.lock();
@@ -312,18 +341,52 @@ impl TxnService {
     /// `__transaction_state` before releasing the engine's lock, so the
     /// log holds decisions in the order the engine took them (replay keeps
     /// the last record of an id). The caller awaits the handles.
+    ///
+    /// A decision about one id (`subject`) whose append fails is undone:
+    /// the id's state is the one before it again, as the log's, as Kafka
+    /// drops a pending transition whose append failed (a coordinator that
+    /// lost the partition must not answer later requests from a state it
+    /// could not write). A refusal at once is undone here; one after the
+    /// append (the ISR never took it) by [`TxnService::durable`], unless a
+    /// later decision changed the id meanwhile.
     fn decide<R>(
         &self,
+        subject: Option<&str>,
         decide: impl FnOnce(&mut TxnCoordinator, i64) -> Result<(R, Vec<StateRecord>), ResponseError>,
-    ) -> Result<(R, Vec<Appended>), ResponseError> {
+    ) -> Result<(R, Writes), ResponseError> {
         let now = self.now();
         let mut engine = self.0.engine.lock();
+        let before = subject.map(|id| (id, engine.get(id).cloned()));
         let (result, records) = decide(&mut engine, now)?;
+        let undo = before.filter(|(id, _)| records.len() == 1 && records[0].0 == *id).map(|(id, before)| Undo {
+            id: id.to_string(),
+            before,
+            after: engine.get(id).cloned(),
+        });
         let mut waits = Vec::with_capacity(records.len());
         for (id, value) in records {
-            waits.push(self.append_state(&id, value, now)?);
+            match self.append_state(&id, value, now) {
+                Ok(wait) => waits.push(wait),
+                Err(e) => {
+                    if let Some(undo) = undo {
+                        undo.apply(&mut engine);
+                    }
+                    return Err(e);
+                }
+            }
         }
-        Ok((result, waits))
+        Ok((result, Writes { waits, undo }))
+    }
+
+    /// Waits until every append of a decision is durable; if one fails,
+    /// undoes the decision (see [`TxnService::decide`]).
+    async fn durable(&self, writes: Writes) -> Result<(), ResponseError> {
+        let Writes { waits, undo } = writes;
+        let result = durable(waits).await;
+        if let (Err(_), Some(undo)) = (&result, undo) {
+            undo.apply(&mut self.0.engine.lock());
+        }
+        result
     }
 
     /// InitProducerId with a transactional id: the producer id and epoch.
@@ -339,7 +402,7 @@ impl TxnService {
         // Bounded: each pass either answers, allocates once, or ends the
         // open transaction it found (and the next pass bumps the epoch).
         for _ in 0..4 {
-            let (decision, waits) = self.decide(|engine, now| {
+            let (decision, waits) = self.decide(Some(id), |engine, now| {
                 let decision = engine.init_producer_id(now, id, timeout_ms, expected, new_pid)?;
                 let records = match &decision {
                     InitDecision::NeedProducerId => Vec::new(),
@@ -347,7 +410,7 @@ impl TxnService {
                 };
                 Ok((decision, records))
             })?;
-            durable(waits).await?;
+            self.durable(waits).await?;
             match decision {
                 InitDecision::NeedProducerId => {
                     let pid = self.0.seams.producer_ids.next_id().await.map_err(|e| {
@@ -383,11 +446,11 @@ impl TxnService {
         self.ready().await?;
         self.check(id)?;
         let started = std::time::Instant::now();
-        let ((), waits) = self.decide(|engine, now| {
+        let ((), waits) = self.decide(Some(id), |engine, now| {
             let changed = engine.add_partitions(now, id, producer, partitions)?;
             Ok(((), changed.iter().map(state_record).collect()))
         })?;
-        let result = durable(waits).await;
+        let result = self.durable(waits).await;
         tracing::debug!(transactional_id = id, elapsed_us = started.elapsed().as_micros() as u64, "AddPartitionsToTxn");
         result
     }
@@ -399,7 +462,7 @@ impl TxnService {
         self.ready().await?;
         self.check(id)?;
         let started = std::time::Instant::now();
-        let (decision, waits) = self.decide(|engine, now| {
+        let (decision, waits) = self.decide(Some(id), |engine, now| {
             let decision = engine.end_txn(now, id, producer, commit)?;
             let records = match &decision {
                 EndDecision::AlreadyDone => Vec::new(),
@@ -407,7 +470,7 @@ impl TxnService {
             };
             Ok((decision, records))
         })?;
-        durable(waits).await?;
+        self.durable(waits).await?;
         if let EndDecision::Begin(_, plan) = decision {
             // Finished in a task of its own: neither a slow partition nor a
             // client that stops reading keeps the markers from being written.
@@ -426,12 +489,18 @@ impl TxnService {
         epoch.unwrap_or(0)
     }
 
-    /// Appends one `__transaction_state` record (`None`: a tombstone).
+    /// Appends one `__transaction_state` record (`None`: a tombstone), in
+    /// the epoch the id's partition was loaded under: refused
+    /// (NOT_COORDINATOR) once the partition leads in another.
     fn append_state(&self, id: &str, value: Option<Bytes>, now: i64) -> Result<Appended, ResponseError> {
         let partition = self.partition_of(id);
-        self.0.seams.state_log.append(partition, &[(records::key(id), value)], None, now).map_err(|e| {
-            tracing::error!("appending to {TXN_TOPIC}-{partition}: {e}");
-            ResponseError::CoordinatorNotAvailable
+        let Some(epoch) = self.0.coordinator_epochs.lock().get(&partition).copied() else {
+            tracing::warn!(partition, "a state of {TXN_TOPIC}-{partition}, never loaded here: not appended");
+            return Err(ResponseError::NotCoordinator);
+        };
+        self.0.seams.state_log.append(partition, Some(epoch), &[(records::key(id), value)], None, now).map_err(|e| {
+            tracing::warn!(partition, epoch, "appending to {TXN_TOPIC}-{partition}: {e}");
+            e.response_error()
         })
     }
 
@@ -498,7 +567,7 @@ impl TxnService {
                 }
                 match me.write_markers(&plan, &mut remaining).await {
                     Attempt::Written => {
-                        let completed = me.decide(|engine, now| {
+                        let completed = me.decide(Some(&plan.transactional_id), |engine, now| {
                             Ok(((), engine.complete(now, &plan).iter().map(state_record).collect()))
                         });
                         match completed {
@@ -530,6 +599,34 @@ enum Attempt {
     Retry,
     /// A newer coordinator owns the transaction.
     Stop,
+}
+
+/// The appends of one decision, and how to undo it if they fail.
+struct Writes {
+    waits: Vec<Appended>,
+    undo: Option<Undo>,
+}
+
+/// One id's state before and after a decision.
+struct Undo {
+    id: String,
+    before: Option<TxnMetadata>,
+    after: Option<TxnMetadata>,
+}
+
+impl Undo {
+    /// Puts the state before back, unless a later decision changed the id
+    /// since (then that one's append decides).
+    fn apply(self, engine: &mut TxnCoordinator) {
+        if engine.get(&self.id) != self.after.as_ref() {
+            return;
+        }
+        tracing::info!(transactional_id = %self.id, "a state that was not written is undone");
+        match self.before {
+            Some(state) => engine.load(state),
+            None => engine.unload(&self.id),
+        }
+    }
 }
 
 /// A `__transaction_state` record to append: the id and its value (`None`:
@@ -579,7 +676,7 @@ async fn expire_loop(inner: Weak<Inner>) {
         if next_id_check.is_none_or(|at| now >= at) {
             next_id_check = Some(now + s.0.id_expiration_check_ms);
             let expiration = s.0.id_expiration_ms;
-            let gone = s.decide(|engine, now| {
+            let gone = s.decide(None, |engine, now| {
                 let ids = engine.expire_ids(now, expiration);
                 let tombstones = ids.iter().map(|id| (id.clone(), None)).collect();
                 Ok((ids, tombstones))
@@ -589,21 +686,21 @@ async fn expire_loop(inner: Weak<Inner>) {
                     for id in &ids {
                         tracing::info!(transactional_id = %id, "removed an expired transactional id");
                     }
-                    if let Err(e) = durable(waits).await {
+                    if let Err(e) = s.durable(waits).await {
                         tracing::error!("writing the tombstones of expired ids: {e:?}");
                     }
                 }
                 Err(e) => tracing::error!("writing the tombstones of expired ids: {e:?}"),
             }
         }
-        let expired = s.decide(|engine, now| {
+        let expired = s.decide(None, |engine, now| {
             let expired = engine.expire(now);
             let records = expired.iter().map(|(meta, _)| state_record(meta)).collect();
             Ok((expired, records))
         });
         match expired {
             Ok((expired, waits)) => {
-                if let Err(e) = durable(waits).await {
+                if let Err(e) = s.durable(waits).await {
                     tracing::error!("persisting the abort of timed-out transactions: {e:?}");
                     continue;
                 }

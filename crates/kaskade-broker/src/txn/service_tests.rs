@@ -95,7 +95,7 @@ async fn ids_follow_the_partitions_led_here() {
     fake.hold_reads();
     let loading = tokio::spawn({
         let s = s.clone();
-        async move { s.on_become_leader(pa).await }
+        async move { s.on_become_leader(pa, 0).await }
     });
     FakePartitions::reached(&fake.reads, PARTITIONS as usize + 1).await;
     assert_eq!(s.describe(&a).await, Err(ResponseError::CoordinatorLoadInProgress));
@@ -122,7 +122,7 @@ async fn a_failed_load_is_retried() {
     let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
     s.on_resign(pa);
     fake.failing_reads.lock().push(pa);
-    assert!(matches!(s.on_become_leader(pa).await, Err(CoordinatorError::Unavailable(_))));
+    assert!(matches!(s.on_become_leader(pa, 0).await, Err(CoordinatorError::Unavailable(_))));
     assert_eq!(s.describe(&a).await, Err(ResponseError::CoordinatorLoadInProgress));
     fake.failing_reads.lock().clear();
     let failed = fake.failed_reads.load(Ordering::SeqCst);
@@ -225,7 +225,7 @@ async fn markers_carry_the_leader_epoch_of_the_partition_when_it_was_loaded() {
     let pa = partition_for(&a, PARTITIONS);
     s.on_resign(pa);
     fake.epoch.store(8, Ordering::SeqCst);
-    s.on_become_leader(pa).await.expect("loaded");
+    s.on_become_leader(pa, 8).await.expect("loaded");
     s.add_partitions(&a, producer, &[TopicPartition::new("t", 1)]).await.expect("add");
     s.end_txn(&a, producer, false).await.expect("end");
     let epochs: Vec<i32> = markers.0.lock().iter().map(|(_, m)| m.coordinator_epoch).collect();
@@ -247,7 +247,7 @@ async fn a_partition_led_again_under_a_newer_epoch_is_loaded_again() {
     // Meanwhile another coordinator led it and bumped the epoch to 5.
     let mut newer = s.describe(&a).await.expect("served").expect("known");
     newer.producer_epoch = kaskade_types::ProducerEpoch(5);
-    let written = fake.append(pa, &[(super::records::key(&a), Some(super::records::value(&newer)))], None, 0);
+    let written = fake.append(pa, None, &[(super::records::key(&a), Some(super::records::value(&newer)))], None, 0);
     written.expect("append").await.expect("durable");
     fake.epoch.store(7, Ordering::SeqCst);
     s.on_metadata_change().await;
@@ -267,4 +267,162 @@ async fn a_partition_led_again_under_a_newer_epoch_is_loaded_again() {
         Err(ResponseError::ProducerFenced),
         "epoch 0 is stale"
     );
+}
+
+/// Waits until `id` is served (neither NOT_COORDINATOR nor loading); its
+/// producer epoch.
+async fn served_epoch(s: &TxnService, id: &str) -> i16 {
+    let served = async {
+        loop {
+            match s.describe(id).await {
+                Err(ResponseError::NotCoordinator | ResponseError::CoordinatorLoadInProgress) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await
+                }
+                other => return other.expect("served").expect("known").producer_epoch.0,
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), served).await.expect("served in time")
+}
+
+/// Another coordinator's InitProducerId on `id`'s partition: the id's
+/// state with producer epoch `epoch`, appended as that node's leadership
+/// would (no epoch of this coordinator's).
+async fn written_elsewhere(fake: &FakePartitions, s: &TxnService, id: &str, epoch: i16) {
+    let mut newer = s.describe(id).await.expect("served").expect("known");
+    newer.producer_epoch = kaskade_types::ProducerEpoch(epoch);
+    let pa = partition_for(id, PARTITIONS);
+    let record = [(super::records::key(id), Some(super::records::value(&newer)))];
+    fake.append(pa, None, &record, None, 0).expect("append").await.expect("durable");
+}
+
+/// Issue 14 (the fault run's stall): the coordinator is loading a
+/// partition it leads in epoch 2 when it loses it and gets it back in
+/// epoch 4, without an image in between that said so; meanwhile another
+/// coordinator bumped the producer epoch. The load that was running read
+/// the log before that write: it is discarded and the partition loaded
+/// again, so the newest durable state is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_led_again_while_it_loads_is_loaded_again() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, _) = two_ids();
+    let pa = partition_for(&a, PARTITIONS);
+    s.init_producer_id(&a, 60_000, None).await.expect("init");
+    assert_eq!(served_epoch(&s, &a).await, 0);
+    let newer_state = {
+        let mut m = s.describe(&a).await.expect("served").expect("known");
+        m.producer_epoch = kaskade_types::ProducerEpoch(5);
+        m
+    };
+    *fake.led.lock() = Some((0..PARTITIONS).filter(|p| *p != pa).collect());
+    s.on_metadata_change().await;
+    assert_eq!(s.describe(&a).await, Err(ResponseError::NotCoordinator));
+
+    // Led here again in epoch 2: the load reads the log and is held (so
+    // are the others', loaded again under epoch 2).
+    fake.hold_reads();
+    let reads = fake.reads.load(Ordering::SeqCst);
+    fake.epoch.store(2, Ordering::SeqCst);
+    *fake.led.lock() = None;
+    s.on_metadata_change().await;
+    FakePartitions::reached(&fake.reads, reads + PARTITIONS as usize).await;
+    assert_eq!(s.describe(&a).await, Err(ResponseError::CoordinatorLoadInProgress));
+
+    // Led by another node in epoch 3 (which bumped the producer epoch to
+    // 5), and here again in epoch 4: the image says only the last.
+    let record = [(super::records::key(&a), Some(super::records::value(&newer_state)))];
+    fake.append(pa, None, &record, None, 0).expect("append").await.expect("durable");
+    fake.epoch.store(4, Ordering::SeqCst);
+    s.on_metadata_change().await;
+    fake.release_reads();
+    assert_eq!(served_epoch(&s, &a).await, 5, "the state read before epoch 3's write was served");
+    // Its markers carry the epoch it was loaded under.
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    assert_eq!(producer.epoch.0, 6, "epoch 5 is handed out once");
+    s.add_partitions(&a, producer, &[TopicPartition::new("t", 0)]).await.expect("add");
+    s.end_txn(&a, producer, true).await.expect("end");
+    let epochs: Vec<i32> = markers.0.lock().iter().map(|(_, m)| m.coordinator_epoch).collect();
+    assert_eq!(epochs, vec![4]);
+}
+
+/// Issue 14: between losing a partition (and getting it back) and the
+/// image change reaching it, the coordinator still holds the state it
+/// loaded before. It must write nothing from it: each append carries the
+/// epoch it loaded under, which the partition, led in another epoch now,
+/// refuses (NOT_COORDINATOR); the next image loads it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_writes_nothing_from_a_state_loaded_under_an_older_epoch() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, b) = two_ids();
+    let pa = partition_for(&a, PARTITIONS);
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    s.init_producer_id(&b, 60_000, None).await.expect("init b");
+    written_elsewhere(&fake, &s, &a, 5).await;
+    // Led in epoch 2 now; the image change has not reached the service.
+    fake.epoch.store(2, Ordering::SeqCst);
+    let before = fake.len(pa);
+    assert_eq!(
+        s.init_producer_id(&a, 60_000, Some(producer)).await,
+        Err(ResponseError::NotCoordinator),
+        "epoch 1 handed out from the old state"
+    );
+    assert_eq!(
+        s.add_partitions(&a, producer, &[TopicPartition::new("t", 0)]).await,
+        Err(ResponseError::NotCoordinator)
+    );
+    assert_eq!(fake.len(pa), before, "nothing written from the old state");
+    s.on_metadata_change().await;
+    assert_eq!(served_epoch(&s, &a).await, 5);
+    assert_eq!(s.init_producer_id(&a, 60_000, None).await.expect("init").epoch.0, 6);
+    assert_eq!(served_epoch(&s, &b).await, 0, "b, reloaded under epoch 2 too, is unchanged");
+}
+
+/// A decision whose `__transaction_state` append fails (the ISR never held
+/// it) is undone, as Kafka drops a pending transition whose append failed:
+/// the id answers from the state the log holds, so a retry gets the epoch
+/// the failed attempt would have, and nothing is answered from a state no
+/// replica may hold. One event each: InitProducerId, AddPartitionsToTxn,
+/// EndTxn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_whose_append_failed_is_undone() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, _) = two_ids();
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    let settled = s.describe(&a).await.expect("served").expect("known");
+    let not_replicated = CoordinatorError::Unavailable("the ISR never held it".into());
+
+    *fake.failing_appends.lock() = Some(not_replicated.clone());
+    assert_eq!(s.init_producer_id(&a, 60_000, Some(producer)).await, Err(ResponseError::CoordinatorNotAvailable));
+    assert_eq!(s.describe(&a).await.expect("served"), Some(settled), "the epoch bump is undone");
+    *fake.failing_appends.lock() = None;
+    let bumped = s.init_producer_id(&a, 60_000, Some(producer)).await.expect("init");
+    assert_eq!(bumped.epoch.0, producer.epoch.0 + 1, "the epoch the failed attempt would have had");
+    let settled = s.describe(&a).await.expect("served").expect("known");
+
+    *fake.failing_appends.lock() = Some(not_replicated.clone());
+    let tp = TopicPartition::new("t", 0);
+    assert_eq!(
+        s.add_partitions(&a, bumped, std::slice::from_ref(&tp)).await,
+        Err(ResponseError::CoordinatorNotAvailable)
+    );
+    assert_eq!(s.describe(&a).await.expect("served"), Some(settled), "the partition is not added");
+    *fake.failing_appends.lock() = None;
+    s.add_partitions(&a, bumped, std::slice::from_ref(&tp)).await.expect("add");
+    let ongoing = s.describe(&a).await.expect("served").expect("known");
+    assert_eq!(ongoing.state, TxnState::Ongoing);
+
+    *fake.failing_appends.lock() = Some(not_replicated);
+    assert_eq!(s.end_txn(&a, bumped, true).await, Err(ResponseError::CoordinatorNotAvailable));
+    assert_eq!(s.describe(&a).await.expect("served"), Some(ongoing), "still ongoing: no commit decided");
+    assert!(markers.0.lock().is_empty(), "no marker for a commit that was not written");
+    *fake.failing_appends.lock() = None;
+    s.end_txn(&a, bumped, true).await.expect("end");
+    assert_eq!(markers.0.lock().len(), 1, "the commit's marker");
+    assert_eq!(s.describe(&a).await.expect("served").expect("known").state, TxnState::CompleteCommit);
 }
