@@ -159,8 +159,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                     continue;
                 }
             };
-            match partition.append_as_leader(records, (acks == -1).then_some(log_config.min_insync_replicas)) {
-                Ok(info) => {
+            match partition.append_as_leader_stamped(records, (acks == -1).then_some(log_config.min_insync_replicas)) {
+                Ok((info, stamped)) => {
                     crate::metrics::traffic::produced(partition.traffic(), &info);
                     if info.duplicate {
                         tracing::debug!(topic = %t.name, partition = idx, base_offset = info.first_offset, "duplicate idempotent batch: answered with its original offsets");
@@ -177,6 +177,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
                             partition.clone(),
                             Offset(info.last_offset).next(),
                             log_config.min_insync_replicas,
+                            stamped,
                         ));
                     }
                     tr.partition_responses.push(pr);
@@ -207,11 +208,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: ProduceRequest) -> 
     if !waits.is_empty() {
         let _wait = crate::metrics::acks::AckWait::start();
         let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
-        let results = futures::future::join_all(waits.iter().map(|(_, _, partition, end, min_isr)| {
-            tokio::time::timeout(timeout, partition.wait_for_replicas(*end, *min_isr))
+        let results = futures::future::join_all(waits.iter().map(|(_, _, partition, end, min_isr, stamped)| {
+            tokio::time::timeout(timeout, partition.wait_for_replicas(*end, *min_isr, *stamped))
         }))
         .await;
-        for ((ti, pi, _, _, _), r) in waits.iter().zip(results) {
+        for ((ti, pi, _, _, _, _), r) in waits.iter().zip(results) {
             let error = match r {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => e.response_error(),

@@ -50,31 +50,23 @@ pub const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Waits until `partition`'s HW reaches `end` with at least `min_isr`
-/// in-sync replicas, at most `timeout`: the partition's refusal, or
+/// in-sync replicas while this node still leads in `stamped`, the epoch the
+/// append was stamped with (`Partition::wait_for_replicas` says why the HW
+/// alone is not enough), at most `timeout`: the partition's refusal, or
 /// REQUEST_TIMED_OUT.
 async fn replicated(
     partition: Arc<Partition>,
     end: Offset,
     min_isr: usize,
+    stamped: Option<i32>,
     timeout: Duration,
 ) -> Result<(), PartitionError> {
-    match tokio::time::timeout(timeout, partition.wait_for_replicas(end, min_isr)).await {
+    // Set by every append that succeeded.
+    let Some(stamped) = stamped else { return Err(PartitionError::NotLeader) };
+    let wait = partition.wait_for_replicas(end, min_isr, kaskade_types::LeaderEpoch(stamped));
+    match tokio::time::timeout(timeout, wait).await {
         Ok(done) => done,
         Err(_) => Err(PartitionError::TimedOut(timeout)),
-    }
-}
-
-/// Checks, once the HW passed an append, that this node still leads the
-/// partition in `epoch`, the epoch the append was stamped with. The HW
-/// alone does not say the records are still there: a leader that lost the
-/// partition truncates to the new leader's log as a follower and may be
-/// elected again before its waiter looks, and the HW of the new epoch then
-/// passes the same offsets with other records. Epochs only grow, so the
-/// same epoch now means no election since the append.
-fn same_leadership(partition: &Partition, epoch: Option<i32>) -> Result<(), PartitionError> {
-    match epoch {
-        Some(e) => partition.check_epoch(Some(kaskade_types::LeaderEpoch(e))),
-        None => Ok(()),
     }
 }
 
@@ -280,8 +272,7 @@ impl InternalPartitions for LocalInternalTopic {
             })?;
         let (end, timeout) = (Offset(info.last_offset).next(), self.timeout);
         Ok(Appended::new(async move {
-            replicated(p.clone(), end, min_isr, timeout).await.map_err(|e| coordinator_error(name, partition, e))?;
-            same_leadership(&p, stamped).map_err(|e| coordinator_error(name, partition, e))
+            replicated(p, end, min_isr, stamped, timeout).await.map_err(|e| coordinator_error(name, partition, e))
         }))
     }
 
@@ -348,9 +339,8 @@ impl LocalMarkers {
         let wait = {
             let tp = tp.clone();
             async move {
-                replicated(p.clone(), end, min_isr, MARKER_TIMEOUT)
+                replicated(p, end, min_isr, stamped, MARKER_TIMEOUT)
                     .await
-                    .and_then(|()| same_leadership(&p, stamped))
                     .map_err(|e| MarkerError::Failed(e.response_error(), format!("{tp}: {e}")))
             }
         };

@@ -203,10 +203,21 @@ impl Partition {
     /// caller holds the topic config already): it is refused with
     /// NOT_ENOUGH_REPLICAS when the ISR is smaller, as Kafka refuses it.
     pub fn append_as_leader(&self, records: Bytes, min_isr: Option<usize>) -> Result<AppendInfo, PartitionError> {
+        self.append_as_leader_stamped(records, min_isr).map(|(info, _)| info)
+    }
+
+    /// [`Partition::append_as_leader`], also naming the leader epoch the
+    /// batch was stamped with: the leadership an acks=all wait must still
+    /// hold when the HW passes the batch (`wait_for_replicas`).
+    pub fn append_as_leader_stamped(
+        &self,
+        records: Bytes,
+        min_isr: Option<usize>,
+    ) -> Result<(AppendInfo, LeaderEpoch), PartitionError> {
         // Check and append within one leadership (see `transition`).
         let _leadership = self.transition.read();
         let epoch = self.epoch_to_append(min_isr)?;
-        Ok(self.log.append_client(records, epoch.get())?)
+        Ok((self.log.append_client(records, epoch.get())?, epoch))
     }
 
     /// Appends what this node writes itself as the leader (a coordinator's
@@ -246,13 +257,31 @@ impl Partition {
     /// KAFKA_STORAGE_ERROR. Once the HW passed, an ISR that shrank below
     /// `min_isr` (the topic's `min.insync.replicas`) meanwhile answers
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (Kafka's `DelayedProduce`).
-    pub async fn wait_for_replicas(&self, end: Offset, min_isr: usize) -> Result<(), PartitionError> {
+    ///
+    /// `stamped` is the leader epoch the append was stamped with, and this
+    /// node must still lead in it once the HW passed `end`: the HW alone
+    /// does not say the batch is still there. A leader that lost the
+    /// partition truncates to the new leader's log as a follower and may
+    /// lead again before this wait looks (the `leading` flag then reads
+    /// true throughout); the new epoch's HW passes the same offsets with
+    /// other records. Epochs only grow, so the same epoch means no election
+    /// since the append (Kafka fails such waits when the leadership goes,
+    /// in `makeFollowers`).
+    pub async fn wait_for_replicas(
+        &self,
+        end: Offset,
+        min_isr: usize,
+        stamped: LeaderEpoch,
+    ) -> Result<(), PartitionError> {
         let mut leading = self.leading.subscribe();
         tokio::select! {
             reached = self.wait_for_high_watermark(end) => reached?,
             // No longer the leader (a new one elected, or moved off this
             // node): the new leader decides; the producer retries there.
             _ = leading.wait_for(|l| !*l) => return Err(PartitionError::NotLeader),
+        }
+        if self.leadership.lock().check_epoch(Some(stamped)).is_err() {
+            return Err(PartitionError::NotLeader);
         }
         let isr = self.leadership.lock().isr().count();
         if isr < min_isr {
@@ -333,7 +362,7 @@ mod tests {
         let info = p.append_as_leader(batch(3), Some(1)).expect("append");
         assert_eq!(info.header.partition_leader_epoch, 0, "stamped with the leader epoch");
         let end = Offset(info.last_offset + 1);
-        p.wait_for_replicas(end, 1).await.expect("durable");
+        p.wait_for_replicas(end, 1, LeaderEpoch(0)).await.expect("durable");
         assert!(log.durable_end() >= end.get(), "acknowledged only after an fsync covered it");
         assert_eq!(p.high_watermark(), end);
         mgr.shutdown().expect("shutdown");
@@ -383,7 +412,7 @@ mod tests {
         let end = Offset(info.last_offset + 1);
         // The follower has it: the HW passes, the ISR is still 2.
         assert!(p.record_follower_fetch(NodeId(2), end));
-        p.wait_for_replicas(end, 2).await.expect("replicated");
+        p.wait_for_replicas(end, 2, LeaderEpoch(0)).await.expect("replicated");
         // The ISR shrinks to the leader alone: acks=all is refused before
         // the append, acks=1 is not.
         let alone = LeaderAndIsr { isr: vec![NodeId(1)], ..two.clone() };
@@ -400,9 +429,42 @@ mod tests {
         let end = Offset(waiting.last_offset + 1);
         assert!(end > Offset(info.last_offset + 1));
         assert!(matches!(
-            p.wait_for_replicas(end, 2).await,
+            p.wait_for_replicas(end, 2, LeaderEpoch(0)).await,
             Err(PartitionError::NotEnoughReplicasAfterAppend { isr: 1, min: 2 })
         ));
+        mgr.shutdown().expect("shutdown");
+    }
+
+    #[tokio::test]
+    async fn an_acks_all_wait_fails_when_leadership_was_lost_and_regained_before_it_looked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mgr, log) = open(dir.path(), LogConfig::default());
+        let two = LeaderAndIsr {
+            leader: Some(NodeId(1)),
+            epoch: LeaderEpoch(0),
+            isr: vec![NodeId(1), NodeId(2)],
+            replicas: vec![NodeId(1), NodeId(2)],
+        };
+        let p = Partition::new(NodeId(1), log.clone(), &two).expect("partition");
+        let (info, stamped) = p.append_as_leader_stamped(batch(2), Some(1)).expect("append");
+        assert_eq!(stamped, LeaderEpoch(0));
+        let end = Offset(info.last_offset + 1);
+        // Spawned, but not polled until the leadership went to node 2 and
+        // came back in epoch 2 with an ISR of this node alone, whose HW then
+        // passes `end`: the `leading` flag never reads false to the waiter.
+        let waiting = {
+            let p = p.clone();
+            tokio::spawn(async move { p.wait_for_replicas(end, 1, stamped).await })
+        };
+        p.apply(&LeaderAndIsr { leader: Some(NodeId(2)), epoch: LeaderEpoch(1), ..two.clone() }).expect("away");
+        let back = LeaderAndIsr { leader: Some(NodeId(1)), epoch: LeaderEpoch(2), isr: vec![NodeId(1)], ..two };
+        p.apply(&back).expect("back");
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await;
+        assert!(matches!(answer, Ok(Ok(Err(PartitionError::NotLeader)))), "{answer:?}");
+        // A batch appended in the new epoch is acknowledged once the HW passes it.
+        let (info, stamped) = p.append_as_leader_stamped(batch(1), Some(1)).expect("append");
+        assert_eq!(stamped, LeaderEpoch(2));
+        p.wait_for_replicas(Offset(info.last_offset + 1), 1, stamped).await.expect("acknowledged");
         mgr.shutdown().expect("shutdown");
     }
 
@@ -423,7 +485,7 @@ mod tests {
         // leadership to 2 (this node no longer a replica).
         let waiting = {
             let p = p.clone();
-            tokio::spawn(async move { p.wait_for_replicas(end, 1).await })
+            tokio::spawn(async move { p.wait_for_replicas(end, 1, LeaderEpoch(0)).await })
         };
         tokio::task::yield_now().await;
         let moved = LeaderAndIsr {
@@ -437,7 +499,7 @@ mod tests {
         assert!(matches!(answer, Ok(Ok(Err(PartitionError::NotLeader)))), "{answer:?}");
         assert!(p.high_watermark() < end, "never acknowledged here");
         // A wait that starts after the step-down ends at once too.
-        assert!(matches!(p.wait_for_replicas(end, 1).await, Err(PartitionError::NotLeader)));
+        assert!(matches!(p.wait_for_replicas(end, 1, LeaderEpoch(0)).await, Err(PartitionError::NotLeader)));
         mgr.shutdown().expect("shutdown");
     }
 }

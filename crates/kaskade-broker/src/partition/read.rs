@@ -142,7 +142,7 @@ mod tests {
         let info =
             p.append_as_leader(Bytes::from(kaskade_log::batch::build::filled(3, 10, 0, 1)), None).expect("append");
         let end = Offset(info.last_offset).next();
-        p.wait_for_replicas(end, 1).await.expect("durable");
+        p.wait_for_replicas(end, 1, LeaderEpoch(0)).await.expect("durable");
 
         for isolation in [Isolation::ReadUncommitted, Isolation::ReadCommitted, Isolation::LogEnd] {
             let fast = p.read_at_end(end.get(), isolation).expect("at the end");
