@@ -32,15 +32,7 @@ pub async fn handle(
     if !crate::api::forwarding::is_active_controller(broker) {
         return Ok(refused(ResponseError::NotController));
     }
-    let topics = broker.topics.clone();
-    let decided = crate::topic::as_active_controller(async move {
-        crate::topic::on_blocking_pool(&topics, move |tm| {
-            tm.apply_committed()?;
-            tm.update(|img| Ok::<_, crate::topic::TopicError>(decide(img, &req)))
-        })
-        .await
-    })
-    .await;
+    let decided = crate::topic::decide_as_active(&broker.topics, move |img| decide(img, &req)).await;
     Ok(decided.unwrap_or_else(|e| {
         tracing::warn!(error = %e.message, "AllocateProducerIds not decided");
         refused(e.code)

@@ -49,16 +49,7 @@ pub async fn handle(
     if !crate::api::forwarding::is_active_controller(broker) {
         return Ok(refused(ResponseError::NotController));
     }
-    let topics = broker.topics.clone();
-    let decided = crate::topic::as_active_controller(async move {
-        // Decide on the committed image: a controller-only node follows no other.
-        crate::topic::on_blocking_pool(&topics, move |tm| {
-            tm.apply_committed()?;
-            tm.update(|img| Ok::<_, crate::topic::TopicError>(decide(img, &req, version)))
-        })
-        .await
-    })
-    .await;
+    let decided = crate::topic::decide_as_active(&broker.topics, move |img| decide(img, &req, version)).await;
     Ok(decided.unwrap_or_else(|e| {
         tracing::warn!(error = %e.message, "AlterPartition not decided");
         refused(e.code)

@@ -30,6 +30,21 @@ pub async fn as_active_controller<F: std::future::Future>(future: F) -> F::Outpu
     AS_ACTIVE_CONTROLLER.scope((), future).await
 }
 
+/// Decides a change as the active controller, in its own term, on the
+/// committed image (a controller-only node follows no other image):
+/// `decide` gives the records to commit and the answer. Runs on the
+/// blocking pool.
+pub async fn decide_as_active<T: Send + 'static>(
+    topics: &Arc<TopicManager>,
+    mut decide: impl FnMut(&kaskade_meta::Image) -> (Vec<kaskade_meta::MetadataRecord>, T) + Send + 'static,
+) -> Result<T, TopicError> {
+    as_active_controller(on_blocking_pool(topics, move |tm| {
+        tm.apply_committed()?;
+        tm.update(|img| Ok::<_, TopicError>(decide(img)))
+    }))
+    .await
+}
+
 /// Whether the handler running now decides as the active controller
 /// ([`as_active_controller`]).
 pub fn deciding_as_active_controller() -> bool {
