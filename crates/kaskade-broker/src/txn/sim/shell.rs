@@ -74,6 +74,18 @@ impl Shell {
         self.durable = self.log.len();
     }
 
+    /// Takes the engine's staged writes, which must be exactly `ids` (in
+    /// order), and resolves them as durable.
+    fn settle(&mut self, ids: Vec<&str>) {
+        let writes = self.engine.take_writes();
+        let staged: Vec<&str> = writes.iter().map(|w| w.transactional_id.as_str()).collect();
+        assert_eq!(staged, ids, "the writes staged");
+        for w in writes {
+            assert!(self.engine.in_flight(&w.transactional_id), "{w:?} in flight until resolved");
+            assert!(self.engine.written(&w.transactional_id, w.token), "{w:?} resolves");
+        }
+    }
+
     pub fn init(
         &mut self,
         id: &str,
@@ -87,6 +99,8 @@ impl Shell {
             let before = self.engine.get(id).cloned();
             let want = oracle::init(before.as_ref(), timeout_ms, MAX_TIMEOUT_MS, expected, new_pid);
             let got = self.engine.init_producer_id(now, id, timeout_ms, expected, new_pid);
+            let staged = matches!(got, Ok(InitDecision::Ready(_) | InitDecision::AbortFirst(..)));
+            self.settle(if staged { vec![id] } else { vec![] });
             let context = || format!("InitProducerId({id}, expected {expected:?}, pid {new_pid:?}) on {before:?}");
             match (got, want) {
                 (Ok(InitDecision::NeedProducerId), Init::NeedPid) => {
@@ -126,6 +140,7 @@ impl Shell {
         let before = self.engine.get(id).cloned();
         let want = oracle::add(before.as_ref(), producer, partitions);
         let got = self.engine.add_partitions(now, id, producer, partitions);
+        self.settle(if matches!(got, Ok(Some(_))) { vec![id] } else { vec![] });
         let context = || format!("AddPartitions({id}, {producer}, {partitions:?}) on {before:?}");
         match (got, want) {
             (Ok(None), Ok(None)) => {}
@@ -149,6 +164,7 @@ impl Shell {
         let before = self.engine.get(id).cloned();
         let want = oracle::end(before.as_ref(), producer, commit);
         let got = self.engine.end_txn(now, id, producer, commit);
+        self.settle(if matches!(got, Ok(EndDecision::Begin(..))) { vec![id] } else { vec![] });
         let context = || format!("EndTxn({id}, {producer}, commit {commit}) on {before:?}");
         match (got, want) {
             (Ok(EndDecision::AlreadyDone), Ok(None)) => {}
@@ -174,6 +190,8 @@ impl Shell {
         let before: BTreeMap<String, TxnMetadata> =
             self.engine.all().map(|m| (m.transactional_id.clone(), m.clone())).collect();
         let mut expired = self.engine.expire(now);
+        let staged: Vec<String> = expired.iter().map(|(m, _)| m.transactional_id.clone()).collect();
+        self.settle(staged.iter().map(String::as_str).collect());
         // The engine's map has no order; a seed must replay exactly.
         expired.sort_by(|a, b| a.0.transactional_id.cmp(&b.0.transactional_id));
         for (m, plan) in expired {
@@ -194,6 +212,7 @@ impl Shell {
     pub fn expire_ids(&mut self, expiration_ms: i64) {
         let now = self.clock();
         let mut ids = self.engine.expire_ids(now, expiration_ms);
+        self.settle(ids.iter().map(String::as_str).collect());
         ids.sort();
         for id in ids {
             self.history.forget(&id);
@@ -239,6 +258,7 @@ impl Shell {
             .is_some_and(|b| b.state == prepared && key(b) == *k && b.producer_epoch == plan.producer_epoch);
         assert_eq!(self.engine.is_pending(plan), is_current, "is_pending({plan:?}) on {before:?}");
         let got = self.engine.complete(now, plan);
+        self.settle(if got.is_some() { vec![plan.transactional_id.as_str()] } else { vec![] });
         assert_eq!(got.is_some(), is_current, "complete({plan:?}) on {before:?}: {got:?}");
         let Some(m) = got else { return false };
         let done = match plan.marker {
