@@ -8,7 +8,12 @@
 //! coordinator runs on another node than the transaction coordinator are
 //! committed with it. A leader killed (SIGKILL) before the commit gets its
 //! markers once it is back (the coordinator retries, reconnecting to the
-//! new incarnation). Every wait is on a condition with a deadline.
+//! new incarnation). A coordinator killed between Prepare and Complete
+//! (a leader of the transaction's partitions down, so its markers are
+//! due): the coordinator of the next `__transaction_state` leader epoch
+//! loads PrepareCommit, writes every marker and completes it, so
+//! read_committed sees the transaction whole and the id serves a new
+//! producer. Every wait is on a condition with a deadline.
 
 mod process;
 
@@ -217,5 +222,62 @@ fn markers_for_a_leader_killed_before_the_commit_are_written_once_it_is_back() {
     for p in 0..PARTITIONS {
         let expected: Vec<String> = (0..PER_PARTITION).map(|i| format!("killed-{p}-{i}")).collect();
         assert_eq!(read[&p], expected, "partition {p} (leader {})", leaders[p as usize]);
+    }
+}
+
+#[test]
+fn a_coordinator_killed_between_prepare_and_complete_is_succeeded_by_one_that_completes_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut nodes = start_cluster(root.path());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let bootstrap = nodes[0].bootstrap();
+    let topic = "txn-failover";
+    create(&runtime, &bootstrap, NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))).expect("create");
+    let (_, leaders) = wait_for("the topic's leaders", || {
+        metadata(&bootstrap, topic).filter(|(b, l)| b.len() == 3 && l.len() == PARTITIONS as usize)
+    });
+    // An id coordinated by node 2 or 3 (node 1 is the clients' bootstrap
+    // and stays up), and the other of the two, a leader to kill first.
+    let (txn_id, txn_coordinator) = (0..64)
+        .map(|i| format!("cluster-txn-failover-{i}"))
+        .find_map(|id| {
+            let node = wait_for("the transaction coordinator", || coordinator(&runtime, &bootstrap, &id, 1));
+            (node != 1).then_some((id, node))
+        })
+        .expect("an id coordinated by node 2 or 3");
+    let victim = if txn_coordinator == 2 { 3 } else { 2 };
+    assert!(leaders.contains(&victim) && leaders.contains(&txn_coordinator), "{leaders:?}");
+
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        client_config(&bootstrap).set("transactional.id", &txn_id).set("linger.ms", "5").create().expect("producer");
+    producer.init_transactions(WAIT).expect("init_transactions");
+    producer.begin_transaction().expect("begin");
+    send_each_to(&producer, topic, "failover", PER_PARTITION);
+    producer.flush(WAIT).expect("every record on its leader");
+    nodes[victim as usize - 1].kill9();
+    // PrepareCommit is durable; the victim's markers stay due.
+    producer.commit_transaction(WAIT).expect("commit decided");
+    drop(producer);
+    // The coordinator dies before it can write them (and Complete).
+    nodes[txn_coordinator as usize - 1].kill9();
+    nodes[victim as usize - 1].restart();
+    nodes[txn_coordinator as usize - 1].restart();
+
+    let read = read_committed_of(&bootstrap, topic, |p| format!("failover-{p}-{}", PER_PARTITION - 1));
+    for p in 0..PARTITIONS {
+        let expected: Vec<String> = (0..PER_PARTITION).map(|i| format!("failover-{p}-{i}")).collect();
+        assert_eq!(read[&p], expected, "partition {p} (leader {})", leaders[p as usize]);
+    }
+    // Completed: a new producer of the id starts (not held back by a
+    // transaction left prepared) and its next transaction commits.
+    let next: ThreadedProducer<DefaultProducerContext> =
+        client_config(&bootstrap).set("transactional.id", &txn_id).set("linger.ms", "5").create().expect("producer");
+    next.init_transactions(WAIT).expect("init_transactions after the failover");
+    next.begin_transaction().expect("begin");
+    send_each_to(&next, topic, "after", 1);
+    next.commit_transaction(WAIT).expect("commit");
+    let read = read_committed_of(&bootstrap, topic, |p| format!("after-{p}-0"));
+    for p in 0..PARTITIONS {
+        assert_eq!(read[&p].len(), PER_PARTITION + 1, "partition {p}: {:?}", read[&p]);
     }
 }
