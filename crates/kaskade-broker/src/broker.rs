@@ -1,6 +1,6 @@
 //! The broker: the state every handler reaches through `Arc<Broker>`.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use kaskade_types::{Endpoint, NodeId};
@@ -49,9 +49,6 @@ pub struct Broker {
     /// The route table of Kafka connections on the controller listener of
     /// a multi-node quorum (`router::controller_routes`).
     pub controller_router: Router,
-    /// The epoch reported with the finalized features (Kafka reports the
-    /// offset of the last record of its metadata log).
-    finalized_features_epoch: AtomicI64,
     /// Topics, their metadata and their partition logs.
     pub topics: Arc<TopicManager>,
     /// Incremental fetch sessions (KIP-227).
@@ -150,7 +147,6 @@ impl Broker {
             config: Arc::new(config),
             router,
             controller_router: Router::new(crate::router::controller_routes()),
-            finalized_features_epoch: AtomicI64::new(0),
             topics,
             fetch_sessions: SessionCache::new(FETCH_SESSION_SLOTS),
             producer_ids,
@@ -321,17 +317,6 @@ impl Broker {
             return vec![me()];
         }
         registered_brokers(&self.topics.image(), &answering.listener)
-    }
-
-    /// The epoch of the finalized features reported by ApiVersions (>= 0).
-    pub fn finalized_features_epoch(&self) -> i64 {
-        self.finalized_features_epoch.load(Ordering::Relaxed)
-    }
-
-    /// Sets the epoch of the finalized features (the metadata offset once
-    /// cluster metadata exists).
-    pub fn set_finalized_features_epoch(&self, epoch: i64) {
-        self.finalized_features_epoch.store(epoch.max(0), Ordering::Relaxed);
     }
 }
 

@@ -200,6 +200,44 @@ def test_features_describe_through_every_broker_and_controller_listener():
             check(absent not in first, f"{absent} is not implemented, so not advertised: {first}")
 
 
+def test_feature_updates_are_decided_by_the_controller_with_kafkas_answers():
+    """kafka-features upgrade / downgrade / disable (UpdateFeatures), through a
+    broker (forwarded to the active controller) and through a CONTROLLER
+    listener: metadata.version again at its finalized level is accepted; a
+    metadata.version downgrade, a level outside the supported range, an
+    unsupported feature and an unknown one are refused with Kafka's messages
+    and change nothing. The finalized-features epoch (the metadata offset the
+    answer was built from) moves on when the metadata changes."""
+    first = features(ok(tool(FEATURES, *boot(IDS[0]), "describe")))
+    epoch = lambda res: max(int(m.group(5)) for m in (FEATURE_LINE.search(l) for l in res.lines) if m)
+    before = epoch(ok(tool(FEATURES, *boot(IDS[0]), "describe")))
+    for args in (boot(IDS[1]), boot_controller(IDS[2])):
+        same = tool(FEATURES, *args, "upgrade", "--metadata", first["metadata.version"][2])
+        check(same.rc == 0 and "metadata.version was upgraded to" in same.out,
+              "metadata.version at its finalized level is accepted", same)
+        refusals = [
+            (("downgrade", "--feature", "metadata.version=7"),
+             "Refusing to perform the requested downgrade because it might delete metadata information."),
+            (("upgrade", "--feature", "kraft.version=2"),
+             "Invalid update version 2 for feature kraft.version. Local controller"),
+            (("upgrade", "--feature", "nosuch.version=1"),
+             "Invalid update version 1 for feature nosuch.version. Local controller"),
+            (("disable", "--feature", "nosuch.version"), "Feature nosuch.version not found."),
+        ]
+        for cmd, says in refusals:
+            res = tool(FEATURES, *args, *cmd)
+            check(res.rc != 0 and says in res.out + res.err
+                  and "The update failed for all features since the following feature had an error" in res.out,
+                  f"{' '.join(cmd)} refused: {says}", res)
+        check("does not support this feature" in tool(FEATURES, *args, "upgrade", "--feature",
+                                                       "nosuch.version=1").out, "nosuch.version unsupported")
+    check(features(ok(tool(FEATURES, *boot(IDS[0]), "describe"))) == first, "no level changed")
+    ok(tool(TOPICS, *boot(IDS[0]), "--create", "--topic", name("features-epoch"), "--partitions", "1",
+            "--replication-factor", "1"))
+    poll(lambda: (lambda r: (epoch(r) > before, r))(ok(tool(FEATURES, *boot(IDS[0]), "describe"))),
+         f"the finalized-features epoch to move on from {before} after a topic creation")
+
+
 # --- topics, produce, consume -----------------------------------------------
 
 def test_add_and_remove_controller_are_refused_by_a_static_quorum(tmp_path):

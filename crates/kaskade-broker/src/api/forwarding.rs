@@ -43,7 +43,7 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsResponse, AlterUserScramCredentialsResponse, ApiKey, CreatePartitionsResponse,
     CreateTopicsRequest, CreateTopicsResponse, DefaultPrincipalData, DeleteTopicsResponse, ElectLeadersResponse,
     EnvelopeRequest, EnvelopeResponse, IncrementalAlterConfigsResponse, RequestHeader, RequestKind, ResponseHeader,
-    ResponseKind, TopicName,
+    ResponseKind, TopicName, UpdateFeaturesResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kaskade_meta::TopicImage;
@@ -501,6 +501,9 @@ pub fn error_response(
                 AlterUserScramCredentialsResponse::default().with_results(results.collect()),
             )
         }
+        RequestKind::UpdateFeatures(_) => ResponseKind::UpdateFeatures(
+            UpdateFeaturesResponse::default().with_error_code(code).with_error_message(message),
+        ),
         _ => return None,
     })
 }
@@ -524,6 +527,7 @@ pub fn says_not_controller(response: &ResponseKind) -> bool {
             r.error_code == not || r.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code == not)
         }
         ResponseKind::AlterUserScramCredentials(r) => r.results.iter().any(|u| u.error_code == not),
+        ResponseKind::UpdateFeatures(r) => r.error_code == not,
         _ => false,
     }
 }
