@@ -109,6 +109,9 @@ static ROUTES: &[Route] = &[
     Route::new(ApiKey::ListTransactions, 0, 1, api::list_transactions::route),
     Route::new(ApiKey::DescribeTopicPartitions, 0, 0, api::describe_topic_partitions::route),
     Route::new(ApiKey::UpdateFeatures, 0, 2, api::update_features::route),
+    // KIP-853: forwarded to the active controller (Kafka's brokers do too).
+    Route::new(ApiKey::AddRaftVoter, 0, 0, api::raft_voters::forwarded::add),
+    Route::new(ApiKey::RemoveRaftVoter, 0, 0, api::raft_voters::forwarded::remove),
 ];
 
 /// The routes of a controller listener in a multi-node quorum (Kafka's

@@ -242,8 +242,9 @@ def test_feature_updates_are_decided_by_the_controller_with_kafkas_answers():
 
 def test_add_and_remove_controller_are_refused_by_a_static_quorum(tmp_path):
     """KIP-853's add-controller / remove-controller against a quorum formed
-    from controller.quorum.voters (kraft.version 0): UNSUPPORTED_VERSION, the
-    voters unchanged. (A dynamic quorum's changes: crates/kaskade/tests/
+    from controller.quorum.voters (kraft.version 0), sent to the active
+    controller and to a broker (forwarded): UNSUPPORTED_VERSION, the voters
+    unchanged. (A dynamic quorum's changes: crates/kaskade/tests/
     dynamic_quorum.rs.)"""
     res, fields = quorum_status(IDS[0], through=boot_controller)
     ok(res)
@@ -256,13 +257,16 @@ def test_add_and_remove_controller_are_refused_by_a_static_quorum(tmp_path):
         "node.id=4", "process.roles=controller", "controller.listener.names=CONTROLLER",
         "listeners=CONTROLLER://127.0.0.1:19999", "listener.security.protocol.map=CONTROLLER:PLAINTEXT",
         f"controller.quorum.bootstrap.servers=127.0.0.1:{CPORTS[leader]}", f"log.dirs={tmp_path}", ""]))
-    add = tool(QUORUM, *boot_controller(leader), "--command-config", str(config), "add-controller")
-    check(add.rc != 0 and "UnsupportedVersionException" in add.out + add.err,
-          "add-controller is refused with UNSUPPORTED_VERSION", add)
-    remove = tool(QUORUM, *boot_controller(leader), "remove-controller", "--controller-id", str(IDS[-1]),
-                  "--controller-directory-id", "qZ8cKc3iQmWb1v7tPzV3kA")
-    check(remove.rc != 0 and "UnsupportedVersionException" in remove.out + remove.err,
-          "remove-controller is refused with UNSUPPORTED_VERSION", remove)
+    # Through the leader's CONTROLLER listener, and through a broker (which
+    # forwards both requests to the active controller).
+    for through in (boot_controller(leader), boot(IDS[0])):
+        add = tool(QUORUM, *through, "--command-config", str(config), "add-controller")
+        check(add.rc != 0 and "UnsupportedVersionException" in add.out + add.err,
+              "add-controller is refused with UNSUPPORTED_VERSION", add)
+        remove = tool(QUORUM, *through, "remove-controller", "--controller-id", str(IDS[-1]),
+                      "--controller-directory-id", "qZ8cKc3iQmWb1v7tPzV3kA")
+        check(remove.rc != 0 and "UnsupportedVersionException" in remove.out + remove.err,
+              "remove-controller is refused with UNSUPPORTED_VERSION", remove)
     res, fields = quorum_status(leader, through=boot_controller)
     ok(res)
     check(voter_ids(fields) == IDS, f"CurrentVoters still {IDS}", res)
