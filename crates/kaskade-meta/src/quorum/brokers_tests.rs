@@ -8,9 +8,9 @@ use std::sync::Arc;
 use kaskade_types::{LeaderEpoch, ManualClock, NodeId};
 use uuid::Uuid;
 
+use super::frame;
 use super::tests::{cluster, kill, leader, static_3, Node, Setup, WAIT};
 use super::*;
-use super::{forward, frame};
 use crate::{Image, MetadataLog, MetadataRecord, PartitionImage};
 
 /// `broker.session.timeout.ms`'s default, which the controllers run with.
@@ -192,7 +192,7 @@ async fn the_retired_broker_frame_closes_its_connection_and_the_controller_keeps
     let node = nodes[0].as_ref().expect("live");
     // Kind 6 carried brokers' calls before they became Kafka's
     // BrokerRegistration and BrokerHeartbeat: now an unknown kind.
-    let mut conn = forward::connect(&voters[&NodeId(1)], node.log.hello()).await.expect("hello accepted");
+    let mut conn = frame::connect(&voters[&NodeId(1)], node.log.hello()).await.expect("hello accepted");
     conn.write_all(&[0, 0, 0, 3, 6, b'{', b'}']).await.expect("sent");
     conn.flush().await.expect("flush");
     assert!(frame::read_frame(&mut conn).await.map(|f| f.is_none()).unwrap_or(true), "closed without an answer");

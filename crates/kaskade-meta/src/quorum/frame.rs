@@ -16,9 +16,11 @@
 
 use std::collections::BTreeSet;
 use std::io;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
+use tokio::net::TcpStream;
 
 /// The largest frame either side accepts (a snapshot chunk or a batch of
 /// entries; openraft splits entries when a frame would be larger).
@@ -32,9 +34,9 @@ pub enum RpcKind {
     Vote = 2,
     InstallSnapshot = 3,
     Hello = 4,
-    /// A proposal forwarded to the leader (`forward`).
-    Forward = 5,
-    // 6 carried brokers' registrations and heartbeats, which are Kafka's
+    // 5 carried proposals a controller that did not lead forwarded to the
+    // leader (every change now goes to the active controller in Kafka's
+    // requests: AlterPartition, AllocateProducerIds, an Envelope...); 6 carried brokers' registrations and heartbeats, which are Kafka's
     // BrokerRegistration and BrokerHeartbeat now; 7 carried broker-only
     // nodes' fetches of the whole image, which are Kafka's Fetch and
     // FetchSnapshot of `__cluster_metadata` now (`metadata_serve`): both
@@ -51,7 +53,6 @@ impl RpcKind {
             2 => Some(RpcKind::Vote),
             3 => Some(RpcKind::InstallSnapshot),
             4 => Some(RpcKind::Hello),
-            5 => Some(RpcKind::Forward),
             8 => Some(RpcKind::Status),
             _ => None,
         }
@@ -82,6 +83,29 @@ impl Hello {
             }
             _ => None,
         }
+    }
+}
+
+/// How long a connect to another controller may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Connects to the controller at `addr` and exchanges hellos: a
+/// connection the controller accepted, or why not (nothing else was sent).
+pub async fn connect(addr: &str, hello: &Hello) -> io::Result<BufStream<TcpStream>> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(s) => s?,
+        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    };
+    stream.set_nodelay(true)?;
+    let mut conn = BufStream::new(stream);
+    write_frame(&mut conn, RpcKind::Hello, &serde_json::to_vec(hello).map_err(io::Error::other)?).await?;
+    match read_frame(&mut conn).await? {
+        Some((RpcKind::Response, body)) => match serde_json::from_slice::<Result<(), String>>(&body) {
+            Ok(Ok(())) => Ok(conn),
+            Ok(Err(refusal)) => Err(io::Error::new(io::ErrorKind::PermissionDenied, refusal)),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        },
+        _ => Err(io::Error::new(io::ErrorKind::InvalidData, "no answer to hello")),
     }
 }
 
@@ -144,5 +168,9 @@ mod tests {
         assert!(read_frame(&mut &[0u8, 0, 0, 0][..]).await.is_err());
         assert!(read_frame(&mut &[0u8, 0, 0, 2, 9, b'x'][..]).await.is_err());
         assert!(read_frame(&mut &[0u8, 0, 0, 9, 1, b'x'][..]).await.is_err());
+        // The retired kinds (5 forwarded proposals, 6, 7) are unknown.
+        for retired in [5u8, 6, 7] {
+            assert!(read_frame(&mut &[0u8, 0, 0, 3, retired, b'{', b'}'][..]).await.is_err(), "kind {retired}");
+        }
     }
 }

@@ -25,6 +25,19 @@ pub struct Proposal {
     pub records: Vec<MetadataRecord>,
 }
 
+/// Why a controller did not answer an observer's status ask (the
+/// `Status` frame's refusal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StatusRefusal {
+    /// The receiver is not (or no longer) the leader; `leader` is the one it knows.
+    NotLeader {
+        #[serde(with = "wire_node_id")]
+        leader: Option<NodeId>,
+    },
+    /// The status could not be read (the Raft node stopped).
+    Failed(String),
+}
+
 /// What applying an entry did, answered to the proposer by `client_write`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApplyOutcome {
@@ -117,8 +130,8 @@ pub fn epoch_of(term: u64) -> i32 {
 mod tests {
     use kaskade_types::NodeId;
 
+    use super::StatusRefusal;
     use crate::quorum::brokers::BrokerRefusal;
-    use crate::quorum::forward::ForwardRefusal;
 
     #[test]
     fn typed_leader_ids_keep_the_frames_plain_integers() {
@@ -127,10 +140,10 @@ mod tests {
         assert_eq!(json, r#"{"NotController":{"leader":3}}"#);
         assert_eq!(serde_json::from_str::<BrokerRefusal>(&json).expect("parse"), refusal);
 
-        let none = ForwardRefusal::NotLeader { leader: None };
+        let none = StatusRefusal::NotLeader { leader: None };
         let json = serde_json::to_string(&none).expect("serialize");
         assert_eq!(json, r#"{"NotLeader":{"leader":null}}"#);
-        assert_eq!(serde_json::from_str::<ForwardRefusal>(&json).expect("parse"), none);
+        assert_eq!(serde_json::from_str::<StatusRefusal>(&json).expect("parse"), none);
     }
 
     #[test]
@@ -148,7 +161,7 @@ mod tests {
     #[test]
     fn a_frame_whose_leader_is_not_an_id_is_refused() {
         for bad in [r#"{"NotLeader":{"leader":"1"}}"#, r#"{"NotLeader":{"leader":4294967296}}"#] {
-            assert!(serde_json::from_str::<ForwardRefusal>(bad).is_err(), "{bad}");
+            assert!(serde_json::from_str::<StatusRefusal>(bad).is_err(), "{bad}");
         }
     }
 }
