@@ -16,11 +16,9 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest frame either side accepts (a snapshot chunk or a batch of
 /// entries; openraft splits entries when a frame would be larger).
@@ -39,10 +37,10 @@ pub enum RpcKind {
     // requests: AlterPartition, AllocateProducerIds, an Envelope...); 6 carried brokers' registrations and heartbeats, which are Kafka's
     // BrokerRegistration and BrokerHeartbeat now; 7 carried broker-only
     // nodes' fetches of the whole image, which are Kafka's Fetch and
-    // FetchSnapshot of `__cluster_metadata` now (`metadata_serve`): both
+    // FetchSnapshot of `__cluster_metadata` now (`metadata_serve`); 8 carried
+    // a broker-only node's ask for DescribeQuorum's view, which is Kafka's
+    // DescribeQuorum on the controller listener now (`describe_quorum`): all
     // unknown kinds.
-    /// A broker-only node asking the leader for DescribeQuorum's view (`observer`).
-    Status = 8,
 }
 
 impl RpcKind {
@@ -53,7 +51,6 @@ impl RpcKind {
             2 => Some(RpcKind::Vote),
             3 => Some(RpcKind::InstallSnapshot),
             4 => Some(RpcKind::Hello),
-            8 => Some(RpcKind::Status),
             _ => None,
         }
     }
@@ -87,17 +84,21 @@ impl Hello {
 }
 
 /// How long a connect to another controller may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+#[cfg(test)]
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Connects to the controller at `addr` and exchanges hellos: a
 /// connection the controller accepted, or why not (nothing else was sent).
-pub async fn connect(addr: &str, hello: &Hello) -> io::Result<BufStream<TcpStream>> {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+/// Tests only: controllers connect in `network`, observers speak Kafka's
+/// protocol.
+#[cfg(test)]
+pub async fn connect(addr: &str, hello: &Hello) -> io::Result<tokio::io::BufStream<tokio::net::TcpStream>> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
         Ok(s) => s?,
         Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
     };
     stream.set_nodelay(true)?;
-    let mut conn = BufStream::new(stream);
+    let mut conn = tokio::io::BufStream::new(stream);
     write_frame(&mut conn, RpcKind::Hello, &serde_json::to_vec(hello).map_err(io::Error::other)?).await?;
     match read_frame(&mut conn).await? {
         Some((RpcKind::Response, body)) => match serde_json::from_slice::<Result<(), String>>(&body) {
@@ -168,8 +169,8 @@ mod tests {
         assert!(read_frame(&mut &[0u8, 0, 0, 0][..]).await.is_err());
         assert!(read_frame(&mut &[0u8, 0, 0, 2, 9, b'x'][..]).await.is_err());
         assert!(read_frame(&mut &[0u8, 0, 0, 9, 1, b'x'][..]).await.is_err());
-        // The retired kinds (5 forwarded proposals, 6, 7) are unknown.
-        for retired in [5u8, 6, 7] {
+        // The retired kinds (5 forwarded proposals, 6, 7, 8) are unknown.
+        for retired in [5u8, 6, 7, 8] {
             assert!(read_frame(&mut &[0u8, 0, 0, 3, retired, b'{', b'}'][..]).await.is_err(), "kind {retired}");
         }
     }

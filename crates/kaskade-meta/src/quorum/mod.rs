@@ -29,6 +29,7 @@
 //! an async worker.
 
 pub mod brokers;
+pub mod describe_quorum;
 mod files;
 pub mod frame;
 mod kafka_wire;

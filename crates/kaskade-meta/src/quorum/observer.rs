@@ -21,8 +21,8 @@
 //! debug builds assert it is never asked); the controllers this copy's
 //! membership names are where the node's broker sends its registration and
 //! heartbeats (Kafka's APIs, kaskade-broker's `controller_channel`), and
-//! DescribeQuorum's view comes from the leader in a [`RpcKind::Status`]
-//! frame.
+//! DescribeQuorum's view comes from the leader in Kafka's DescribeQuorum
+//! on its controller listener (`describe_quorum`).
 //!
 //! Invariants: only committed entries are applied (below the high
 //! watermark, in order: `observer_state`), so this copy only moves forward
@@ -30,7 +30,7 @@
 //! nothing (a restart fetches again, from a snapshot), so a broker can
 //! never hold up or change the quorum's decisions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -41,14 +41,13 @@ use parking_lot::{Mutex, RwLock};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use super::frame::{self, Hello, RpcKind};
+use super::describe_quorum;
 use super::metadata_client::{FetchOutcome, LeaderInfo, MetadataConn};
 use super::metadata_fetch::{FetchRefusal, SnapshotId};
-use super::node::QuorumMetadataLog;
 use super::observer_state::ObserverState;
 use super::state_machine::StoredSnapshot;
 use super::status::QuorumStatus;
-use super::types::StatusRefusal;
+use super::types::BROKER_CLIENT_ID_PREFIX;
 use crate::image::Image;
 use crate::metadata_log::{Committed, MetadataLog, MetadataVersion};
 use crate::record::MetadataRecord;
@@ -66,17 +65,6 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The largest snapshot an observer takes.
 const MAX_SNAPSHOT_BYTES: i64 = 1 << 30;
-
-impl QuorumMetadataLog {
-    /// A controller's side of a `Status` call: DescribeQuorum's view on the
-    /// leader, else the leader it knows.
-    pub(super) fn answer_status(&self) -> Result<QuorumStatus, StatusRefusal> {
-        self.status().map_err(|e| match e {
-            MetaError::NotLeader { leader } => StatusRefusal::NotLeader { leader },
-            other => StatusRefusal::Failed(other.to_string()),
-        })
-    }
-}
 
 /// How an observer runs.
 #[derive(Clone, Debug)]
@@ -102,7 +90,6 @@ pub struct ObserverMetadataLog {
 struct Inner {
     node_id: NodeId,
     cluster_id: String,
-    hello: Hello,
     /// The configured controllers (static voters).
     configured: BTreeMap<NodeId, String>,
     /// Where to fetch while no leader is known.
@@ -135,14 +122,11 @@ impl ObserverMetadataLog {
     /// Starts following the quorum (on the current runtime). The image is
     /// empty until the first fetch answers: see [`Self::wait_until_current`].
     pub fn start(config: ObserverConfig) -> ObserverMetadataLog {
-        let static_voters: Option<BTreeSet<i32>> =
-            (!config.controllers.is_empty()).then(|| config.controllers.keys().map(|id| id.get()).collect());
         let mut bootstrap: Vec<String> = config.controllers.values().cloned().collect();
         bootstrap.extend(config.bootstrap_servers.iter().cloned());
         let inner = Inner {
             node_id: config.node_id,
-            cluster_id: config.cluster_id.clone(),
-            hello: Hello { cluster_id: config.cluster_id, static_voters },
+            cluster_id: config.cluster_id,
             configured: config.controllers,
             bootstrap,
             endpoints: RwLock::new(BTreeMap::new()),
@@ -381,25 +365,16 @@ impl ObserverMetadataLog {
         Ok(())
     }
 
-    /// DescribeQuorum's view, asked of the active controller in a `Status`
-    /// frame; [`MetaError::NotLeader`] naming the leader known when no
-    /// controller that leads answers within `within`.
+    /// DescribeQuorum's view, asked of the active controller with Kafka's
+    /// DescribeQuorum on its controller listener (as a broker, so it is not
+    /// forwarded again); [`MetaError::NotLeader`] naming the leader known
+    /// when no controller that leads answers within `within`.
     pub async fn status(&self, within: Duration) -> Result<QuorumStatus, MetaError> {
         let addr = self.leader().and_then(|id| self.address_of(id));
         let Some(addr) = addr else { return Err(MetaError::NotLeader { leader: None }) };
-        let ask = async {
-            let mut conn = frame::connect(&addr, &self.inner.hello).await?;
-            frame::write_frame(&mut conn, RpcKind::Status, b"null").await?;
-            match frame::read_frame(&mut conn).await? {
-                Some((RpcKind::Response, body)) => serde_json::from_slice::<Result<QuorumStatus, StatusRefusal>>(&body)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-                _ => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no answer to a status call")),
-            }
-        };
-        match tokio::time::timeout(within, ask).await {
-            Ok(Ok(Ok(status))) => Ok(status),
-            Ok(Ok(Err(StatusRefusal::NotLeader { leader }))) => Err(MetaError::NotLeader { leader }),
-            Ok(Ok(Err(StatusRefusal::Failed(e)))) => Err(MetaError::Quorum(e)),
+        let client_id = format!("{BROKER_CLIENT_ID_PREFIX}{}", self.inner.node_id.get());
+        match tokio::time::timeout(within, describe_quorum::ask(&addr, &client_id)).await {
+            Ok(Ok(answer)) => describe_quorum::read_answer(&answer),
             Ok(Err(_)) | Err(_) => Err(MetaError::NotLeader { leader: self.leader() }),
         }
     }

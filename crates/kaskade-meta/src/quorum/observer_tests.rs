@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::super::tests::{cluster, kill, leader, static_3, Setup, WAIT};
 use super::*;
 use crate::quorum::brokers::{BrokerAnswer, BrokerCall};
+use crate::quorum::frame::{self, RpcKind};
 
 fn observer(node_id: i32, cluster_id: &str, controllers: &BTreeMap<NodeId, String>) -> ObserverMetadataLog {
     ObserverMetadataLog::start(ObserverConfig {

@@ -111,7 +111,7 @@ async fn sniff(stream: &TcpStream) -> io::Result<Protocol> {
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no first frame"))?
 }
 
-/// Serves openraft's RPCs (and observers' fetches and status asks) on `listener` for the controller `log` to peers whose
+/// Serves openraft's RPCs (and observers' fetches) on `listener` for the controller `log` to peers whose
 /// hello agrees with `ours`, and hands connections speaking Kafka's
 /// protocol to `kafka`, until the future is dropped (which also drops
 /// every connection it serves).
@@ -202,7 +202,6 @@ async fn serve_connection(stream: TcpStream, log: QuorumMetadataLog, ours: &Hell
                 let req: openraft::raft::InstallSnapshotRequest<TypeConfig> = decode(&body)?;
                 encode(&raft.install_snapshot(req).await)?
             }
-            RpcKind::Status => encode(&log.answer_status())?,
             RpcKind::Response | RpcKind::Hello => return Err(invalid(format!("a {kind:?} frame sent as a request"))),
         };
         frame::write_frame(&mut conn, RpcKind::Response, &answer).await?;

@@ -68,8 +68,52 @@ fn node_dir(root: &Path, id: i32) -> PathBuf {
 async fn start(root: &Path, id: i32, listener: TcpListener, setup: &Setup) -> Node {
     let addr = listener.local_addr().expect("addr").to_string();
     let log = QuorumMetadataLog::start(config(id, &node_dir(root, id), setup)).await.expect("start");
-    let server = tokio::spawn(log.serve(listener, None));
+    let server = tokio::spawn(log.serve(listener, Some(answer_describe_quorum(log.clone()))));
     Node { log, server, addr }
+}
+
+/// The one Kafka API of the broker layer a test controller needs (this
+/// crate has none): DescribeQuorum of the metadata partition, answered on
+/// the Kafka connections its server hands over from `log.status()`, written
+/// by `describe_quorum::write_partition` as the broker writes it. Any
+/// other request closes the connection. Ends when the server drops it.
+fn answer_describe_quorum(log: QuorumMetadataLog) -> server::KafkaConnections {
+    use kafka_protocol::messages::describe_quorum_response::{PartitionData, TopicData};
+    use kafka_protocol::messages::{ApiKey, DescribeQuorumRequest, DescribeQuorumResponse};
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(TcpStream, std::net::SocketAddr)>(16);
+    tokio::spawn(async move {
+        while let Some((stream, _)) = rx.recv().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut conn = tokio::io::BufStream::new(stream);
+                while let Ok(Some(frame)) = kafka_wire::read_frame(&mut conn, kafka_wire::MAX_REQUEST).await {
+                    let version = match kafka_wire::key_and_version(&frame) {
+                        Ok((key, version)) if key == ApiKey::DescribeQuorum as i16 => version,
+                        _ => return,
+                    };
+                    let Ok((header, req)) = kafka_wire::decode_request::<DescribeQuorumRequest>(frame, version) else {
+                        return;
+                    };
+                    let mut resp = DescribeQuorumResponse::default();
+                    for asked in req.topics {
+                        let mut topic = TopicData::default();
+                        for p in asked.partitions {
+                            let mut partition = PartitionData::default();
+                            partition.partition_index = p.partition_index;
+                            describe_quorum::write_partition(&mut partition, log.status(), version);
+                            topic.partitions.push(partition);
+                        }
+                        topic.topic_name = asked.topic_name;
+                        resp.topics.push(topic);
+                    }
+                    if kafka_wire::write_response(&mut conn, header.correlation_id, version, &resp).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    tx
 }
 
 /// Starts `n` controllers (ids 1..=n) as one quorum.

@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::metadata_log::MetadataVersion;
 use crate::record::MetadataRecord;
 
+/// The client id prefix of a broker's requests to other nodes
+/// (`kaskade-broker-<node.id>`): a node answers such a request itself and
+/// never forwards it again.
+pub const BROKER_CLIENT_ID_PREFIX: &str = "kaskade-broker-";
+
 /// A controller's id inside openraft (Kafka's `node.id`, never negative).
 pub type RaftNodeId = u64;
 
@@ -23,19 +28,6 @@ pub type RaftNodeId = u64;
 pub struct Proposal {
     pub based_on: MetadataVersion,
     pub records: Vec<MetadataRecord>,
-}
-
-/// Why a controller did not answer an observer's status ask (the
-/// `Status` frame's refusal).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StatusRefusal {
-    /// The receiver is not (or no longer) the leader; `leader` is the one it knows.
-    NotLeader {
-        #[serde(with = "wire_node_id")]
-        leader: Option<NodeId>,
-    },
-    /// The status could not be read (the Raft node stopped).
-    Failed(String),
 }
 
 /// What applying an entry did, answered to the proposer by `client_write`.
@@ -130,7 +122,6 @@ pub fn epoch_of(term: u64) -> i32 {
 mod tests {
     use kaskade_types::NodeId;
 
-    use super::StatusRefusal;
     use crate::quorum::brokers::BrokerRefusal;
 
     #[test]
@@ -140,10 +131,10 @@ mod tests {
         assert_eq!(json, r#"{"NotController":{"leader":3}}"#);
         assert_eq!(serde_json::from_str::<BrokerRefusal>(&json).expect("parse"), refusal);
 
-        let none = StatusRefusal::NotLeader { leader: None };
+        let none = BrokerRefusal::NotController { leader: None };
         let json = serde_json::to_string(&none).expect("serialize");
-        assert_eq!(json, r#"{"NotLeader":{"leader":null}}"#);
-        assert_eq!(serde_json::from_str::<StatusRefusal>(&json).expect("parse"), none);
+        assert_eq!(json, r#"{"NotController":{"leader":null}}"#);
+        assert_eq!(serde_json::from_str::<BrokerRefusal>(&json).expect("parse"), none);
     }
 
     #[test]
@@ -160,8 +151,8 @@ mod tests {
 
     #[test]
     fn a_frame_whose_leader_is_not_an_id_is_refused() {
-        for bad in [r#"{"NotLeader":{"leader":"1"}}"#, r#"{"NotLeader":{"leader":4294967296}}"#] {
-            assert!(serde_json::from_str::<StatusRefusal>(bad).is_err(), "{bad}");
+        for bad in [r#"{"NotController":{"leader":"1"}}"#, r#"{"NotController":{"leader":4294967296}}"#] {
+            assert!(serde_json::from_str::<BrokerRefusal>(bad).is_err(), "{bad}");
         }
     }
 }
