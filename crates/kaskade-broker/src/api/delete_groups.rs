@@ -1,4 +1,5 @@
-//! DeleteGroups (v0..v2): only empty groups go (NON_EMPTY_GROUP otherwise).
+//! DeleteGroups (v0..v2): only empty groups go (NON_EMPTY_GROUP otherwise),
+//! answered once their tombstones are replicated (`group::deletes`).
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
@@ -12,6 +13,7 @@ pub async fn handle(
     req: DeleteGroupsRequest,
 ) -> Result<DeleteGroupsResponse, BrokerError> {
     let ids: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
+    let n = ids.len();
     let errors = broker
         .groups
         .call_durable_gated(move |engine, now, gate| {
@@ -21,7 +23,13 @@ pub async fn handle(
             let mut deleted = engine.delete_groups(now, &served).into_iter();
             ids.iter().map(|id| gate.check(id).err().or_else(|| deleted.next().flatten())).collect::<Vec<_>>()
         })
-        .await?;
+        .await
+        .or_else(|e| match e {
+            // Not replicated: no group was deleted; each answers the
+            // coordinator's error (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE).
+            BrokerError::Kafka { code, .. } => Ok(vec![Some(code); n]),
+            e => Err(e),
+        })?;
     let mut resp = DeleteGroupsResponse::default();
     for (id, error) in req.groups_names.into_iter().zip(errors) {
         let mut r = DeletableGroupResult::default();

@@ -231,6 +231,9 @@ impl Core {
             let value = self.engine.group(&id).map(super::records::group_value);
             records.push(GroupRecord { group_id: id.clone(), key: super::records::group_key(&id), value });
         }
+        for id in self.engine.take_group_tombstones() {
+            records.push(GroupRecord { group_id: id.clone(), key: super::records::group_key(&id), value: None });
+        }
         let txn_changes = self.engine.take_txn_offset_changes();
         let writes = self.engine.take_opened_writes();
         let partitions = self.partitions;
