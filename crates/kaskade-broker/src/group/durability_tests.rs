@@ -374,3 +374,24 @@ async fn a_deletion_waits_for_the_isr_and_one_it_never_held_deletes_nothing() {
     assert_eq!(delete_group(&s).await, None);
     assert!(!exists(s.clone()).await, "DeleteGroups takes it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_over_two_partitions_fails_only_on_the_one_that_refused() {
+    let (fake, _, s) = setup();
+    let p = super::records::partition_for("g", 4);
+    let other = (0..100).map(|i| format!("other-{i}")).find(|g| super::records::partition_for(g, 4) != p);
+    let other = other.expect("a group on another partition");
+    assert_eq!(commit(&s, 5).await, None);
+    assert_eq!(commit_of(&s, &other, 5).await, None);
+    fake.refused_appends.lock().push(p);
+    let ids = vec!["g".to_string(), other.clone()];
+    let (errors, outcomes, partitions) =
+        s.call_durable_by_partition(move |engine, now, _| engine.delete_groups(now, &ids)).await.expect("runs");
+    assert_eq!(errors, vec![None, None], "both deletions were written");
+    assert_eq!(partitions, 4);
+    assert!(outcomes[&p].is_err(), "{outcomes:?}");
+    assert!(outcomes[&super::records::partition_for(&other, 4)].is_ok(), "{outcomes:?}");
+    let left = s.call(move |e, _| (e.group("g").is_some(), e.group(&other).is_some())).await.expect("runs");
+    assert_eq!(left, (true, false), "only the replicated deletion took effect");
+    assert_eq!(fetch(&s).await, Some(5));
+}
