@@ -1,4 +1,5 @@
-//! OffsetDelete (v0): not while the group's members subscribe to the topic.
+//! OffsetDelete (v0): not while the group's members subscribe to the topic;
+//! answered once the tombstones are replicated (`group::deletes`).
 
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
@@ -24,7 +25,14 @@ pub async fn handle(
         .call_durable_gated(move |engine, now, gate| {
             gate.check(&group_id).and_then(|()| engine.delete_offsets(now, &group_id, &partitions))
         })
-        .await?;
+        .await
+        .or_else(|e| match e {
+            // The tombstones were not replicated: nothing was deleted, the
+            // coordinator's error (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE)
+            // is the answer, as Kafka's.
+            BrokerError::Kafka { code, .. } => Ok(Err(code)),
+            e => Err(e),
+        })?;
     let mut resp = OffsetDeleteResponse::default();
     let errors = match result {
         Err(e) => {

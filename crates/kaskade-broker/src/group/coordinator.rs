@@ -43,6 +43,9 @@ pub struct GroupCoordinator {
     pub(crate) offset_changes: Vec<OffsetChange>,
     /// Groups whose metadata is to be persisted (a tombstone if gone).
     pub(crate) dirty_groups: Vec<String>,
+    /// Groups being deleted: a tombstone of their metadata is to be
+    /// persisted (after `dirty_groups`), the group still in memory.
+    pub(crate) group_tombstones: Vec<String>,
     /// Offsets committed in open transactions, by producer id.
     pub(crate) pending_txn_offsets: HashMap<ProducerId, Vec<OffsetChange>>,
     /// Transactional offset records to persist.
@@ -63,6 +66,7 @@ impl GroupCoordinator {
             outbox: Vec::new(),
             offset_changes: Vec::new(),
             dirty_groups: Vec::new(),
+            group_tombstones: Vec::new(),
             pending_txn_offsets: HashMap::new(),
             txn_offset_changes: Vec::new(),
             writes: Writes::default(),
@@ -100,6 +104,12 @@ impl GroupCoordinator {
         let mut dirty = std::mem::take(&mut self.dirty_groups);
         dirty.dedup();
         dirty
+    }
+
+    /// Groups whose deletion was decided since the last call: persist a
+    /// tombstone for each, after the dirty groups.
+    pub fn take_group_tombstones(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.group_tombstones)
     }
 
     /// Restores a group's persisted metadata (members come back Stable and
@@ -308,7 +318,7 @@ impl GroupCoordinator {
     }
 
     /// The JoinGroup answer of the current generation for one member.
-    fn join_response_for(
+    pub(super) fn join_response_for(
         &self,
         group_id: &str,
         member_id: &str,
@@ -429,6 +439,7 @@ impl GroupCoordinator {
         .into_iter()
         .flatten()
         .collect();
+        let previous = Box::new(member.clone());
         member.member_id = new_id.clone();
         member.protocols = req.protocols;
         member.rebalance_timeout_ms = req.rebalance_timeout_ms;
@@ -454,14 +465,15 @@ impl GroupCoordinator {
         }
         match state {
             GroupState::Stable if same_protocol => {
+                // The group record names the new member id; the member
+                // hears once it is stored (`static_join`), as in Kafka.
                 self.dirty_groups.push(req.group_id.clone());
-                let group = self.groups.get_mut(&req.group_id).expect("group exists");
-                let is_leader = group.is_leader(&new_id);
-                if let Some(m) = group.members.get_mut(&new_id) {
+                if let Some(m) = self.groups.get_mut(&req.group_id).and_then(|g| g.members.get_mut(&new_id)) {
                     m.join_token = None;
                 }
-                let response = self.join_response_for(&req.group_id, &new_id, is_leader, is_leader);
-                self.complete(token, Reply::Join(response));
+                let generation = self.groups.get(&req.group_id).map_or(0, |g| g.generation_id);
+                let kind = WriteKind::StaticJoin { token, previous, new_member: new_id, generation };
+                self.writes.open(&req.group_id, kind);
             }
             GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now, &req.group_id),
             GroupState::PreparingRebalance => self.maybe_complete_join(now, &req.group_id),

@@ -55,10 +55,14 @@ struct Load {
 /// outcome, the writes the step opened (with their partition), and who
 /// waits for the step (OffsetCommit, TxnOffsetCommit, deletions).
 struct Resolution {
-    outcomes: BTreeMap<i32, Result<(), CoordinatorError>>,
+    outcomes: Outcomes,
     writes: Vec<(WriteId, i32)>,
-    notify: Option<oneshot::Sender<Result<(), CoordinatorError>>>,
+    notify: Option<oneshot::Sender<Outcomes>>,
 }
+
+/// Each `__consumer_offsets` partition a step appended to, and whether the
+/// ISR holds its appends.
+pub type Outcomes = BTreeMap<i32, Result<(), CoordinatorError>>;
 
 /// What one step appended: the writes it opened and each partition's
 /// appends.
@@ -231,6 +235,9 @@ impl Core {
             let value = self.engine.group(&id).map(super::records::group_value);
             records.push(GroupRecord { group_id: id.clone(), key: super::records::group_key(&id), value });
         }
+        for id in self.engine.take_group_tombstones() {
+            records.push(GroupRecord { group_id: id.clone(), key: super::records::group_key(&id), value: None });
+        }
         let txn_changes = self.engine.take_txn_offset_changes();
         let writes = self.engine.take_opened_writes();
         let partitions = self.partitions;
@@ -258,7 +265,7 @@ impl Core {
     /// Waits (in a task of its own) for a step's appends and reports them
     /// back to the engine as a [`Resolution`]; without appends (no store)
     /// the step resolves at once.
-    fn await_appends(&mut self, persisted: Persisted, notify: Option<oneshot::Sender<Result<(), CoordinatorError>>>) {
+    fn await_appends(&mut self, persisted: Persisted, notify: Option<oneshot::Sender<Outcomes>>) {
         let Persisted { writes, appends } = persisted;
         if appends.is_empty() {
             return self.resolve(Resolution { outcomes: BTreeMap::new(), writes, notify });
@@ -302,8 +309,7 @@ impl Core {
             let _ = w.tx.send(w.failed);
         }
         if let Some(tx) = r.notify {
-            let first = r.outcomes.into_values().find_map(Result::err);
-            let _ = tx.send(first.map_or(Ok(()), Err));
+            let _ = tx.send(r.outcomes);
         }
     }
 
@@ -532,7 +538,27 @@ impl GroupService {
         R: Send + 'static,
         F: FnOnce(&mut GroupCoordinator, i64, &Gate<'_>) -> R + Send + 'static,
     {
-        let (result, replicated) = self
+        let (result, outcomes, _) = self.call_durable_by_partition(f).await?;
+        // Not held by the ISR: the coordinator's error (NOT_COORDINATOR,
+        // COORDINATOR_NOT_AVAILABLE), which the handlers answer per item;
+        // the engine dropped what the step wrote before this resolves.
+        if let Some(e) = outcomes.into_values().find_map(Result::err) {
+            return Err(BrokerError::kafka(e.response_error(), format!("offsets not replicated: {e}")));
+        }
+        Ok(result)
+    }
+
+    /// [`GroupService::call_durable_gated`] for a step that writes to
+    /// several partitions (DeleteGroups): its result once every append
+    /// resolved, each partition's outcome, and the partition count (for
+    /// `partition_for`). The engine settled every write before this
+    /// returns.
+    pub async fn call_durable_by_partition<R, F>(&self, f: F) -> Result<(R, Outcomes, i32), BrokerError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut GroupCoordinator, i64, &Gate<'_>) -> R + Send + 'static,
+    {
+        let (result, replicated, partitions) = self
             .command(move |core| {
                 let now = core.now();
                 let gate =
@@ -541,17 +567,11 @@ impl GroupService {
                 let persisted = core.persist();
                 let (tx, rx) = oneshot::channel();
                 core.await_appends(persisted, Some(tx));
-                (result, rx)
+                (result, rx, core.partitions)
             })
             .await?;
-        // Not held by the ISR: the coordinator's error (NOT_COORDINATOR,
-        // COORDINATOR_NOT_AVAILABLE), which the handlers answer per item;
-        // the engine dropped what the step wrote before this resolves.
-        replicated
-            .await
-            .map_err(|_| gone())?
-            .map_err(|e| BrokerError::kafka(e.response_error(), format!("offsets not replicated: {e}")))?;
-        Ok(result)
+        let outcomes = replicated.await.map_err(|_| gone())?;
+        Ok((result, outcomes, partitions))
     }
 
     /// Waits until the writes of `groups` pending now have resolved

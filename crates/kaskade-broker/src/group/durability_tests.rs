@@ -2,8 +2,10 @@
 //! wait (the ISR below `min.insync.replicas`, a leader that lost its
 //! followers): an OffsetCommit answers the coordinator's error and is never
 //! fetched, one waiting for the ISR is not fetched until it is replicated,
-//! OffsetFetch with `require_stable` waits for it, and a SyncGroup whose
-//! assignment was not stored answers every waiting member the error.
+//! OffsetFetch with `require_stable` waits for it, a SyncGroup whose
+//! assignment was not stored answers every waiting member the error, and
+//! an OffsetDelete or DeleteGroups waits for its tombstones and, if they
+//! are not replicated, answers the error having deleted nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -306,4 +308,90 @@ async fn a_sync_group_answers_once_the_assignment_is_stored() {
 
 fn follower_of(answers: &[super::JoinResponse]) -> String {
     answers.iter().find(|r| r.member_id != r.leader).expect("a follower").member_id.clone()
+}
+
+/// OffsetDelete of `g`'s `t-0` through the service, as the handler calls
+/// it: the answer (top-level error or the partition's).
+async fn delete_offset(s: &GroupService) -> Option<ResponseError> {
+    let tp = vec![kaskade_types::TopicPartition::new("t", 0)];
+    match s.call_durable_gated(move |engine, now, _| engine.delete_offsets(now, "g", &tp)).await {
+        Ok(Ok(errors)) => errors[0],
+        Ok(Err(e)) | Err(BrokerError::Kafka { code: e, .. }) => Some(e),
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+/// DeleteGroups of `g` through the service: its answer.
+async fn delete_group(s: &GroupService) -> Option<ResponseError> {
+    match s.call_durable_gated(|engine, now, _| engine.delete_groups(now, &["g".to_string()])).await {
+        Ok(errors) => errors[0],
+        Err(BrokerError::Kafka { code, .. }) => Some(code),
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+/// DeleteGroups (`group`) or OffsetDelete.
+async fn delete(s: &GroupService, group: bool) -> Option<ResponseError> {
+    if group {
+        delete_group(s).await
+    } else {
+        delete_offset(s).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_waits_for_the_isr_and_one_it_never_held_deletes_nothing() {
+    let (fake, _, s) = setup();
+    assert_eq!(commit(&s, 5).await, None);
+    let exists = |s: Arc<GroupService>| async move { s.call(|e, _| e.group("g").is_some()).await.expect("runs") };
+    for group in [false, true] {
+        // Held, then timed out: visible throughout, nothing deleted.
+        *fake.holding_appends.lock() = true;
+        let pending = tokio::spawn({
+            let s = s.clone();
+            async move { delete(&s, group).await }
+        });
+        appends_held(&fake, 1).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!pending.is_finished(), "the deletion waits for the ISR");
+        assert_eq!(fetch(&s).await, Some(5), "not replicated yet: still there");
+        fake.release_appends(Err(CoordinatorError::Unavailable("timed out".into())));
+        let answer = tokio::time::timeout(WAIT, pending).await.expect("answered").expect("ran");
+        assert_eq!(answer, Some(ResponseError::CoordinatorNotAvailable));
+        assert_eq!(fetch(&s).await, Some(5), "a failed deletion deletes nothing");
+        assert!(exists(s.clone()).await);
+        // Refused at once.
+        *fake.holding_appends.lock() = false;
+        *fake.failing_appends.lock() = Some(CoordinatorError::NotCoordinator);
+        assert_eq!(delete(&s, group).await, Some(ResponseError::NotCoordinator));
+        assert_eq!(fetch(&s).await, Some(5));
+        *fake.failing_appends.lock() = None;
+    }
+    // Replicated: gone.
+    assert_eq!(delete_offset(&s).await, None);
+    assert_eq!(fetch(&s).await, None);
+    assert!(exists(s.clone()).await, "OffsetDelete leaves the group");
+    assert_eq!(delete_group(&s).await, None);
+    assert!(!exists(s.clone()).await, "DeleteGroups takes it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_over_two_partitions_fails_only_on_the_one_that_refused() {
+    let (fake, _, s) = setup();
+    let p = super::records::partition_for("g", 4);
+    let other = (0..100).map(|i| format!("other-{i}")).find(|g| super::records::partition_for(g, 4) != p);
+    let other = other.expect("a group on another partition");
+    assert_eq!(commit(&s, 5).await, None);
+    assert_eq!(commit_of(&s, &other, 5).await, None);
+    fake.refused_appends.lock().push(p);
+    let ids = vec!["g".to_string(), other.clone()];
+    let (errors, outcomes, partitions) =
+        s.call_durable_by_partition(move |engine, now, _| engine.delete_groups(now, &ids)).await.expect("runs");
+    assert_eq!(errors, vec![None, None], "both deletions were written");
+    assert_eq!(partitions, 4);
+    assert!(outcomes[&p].is_err(), "{outcomes:?}");
+    assert!(outcomes[&super::records::partition_for(&other, 4)].is_ok(), "{outcomes:?}");
+    let left = s.call(move |e, _| (e.group("g").is_some(), e.group(&other).is_some())).await.expect("runs");
+    assert_eq!(left, (true, false), "only the replicated deletion took effect");
+    assert_eq!(fetch(&s).await, Some(5));
 }

@@ -12,10 +12,12 @@
 //! rebalance delay, `group.max.size`, pending-sync expiry.
 
 mod coordinator;
+mod deletes;
 mod driver;
 mod offsets;
 pub mod records;
 mod state;
+mod static_join;
 mod store;
 mod txn_offsets;
 mod types;
@@ -23,6 +25,8 @@ mod writes;
 
 #[cfg(test)]
 mod deadline_tests;
+#[cfg(test)]
+mod delete_tests;
 #[cfg(test)]
 mod durability_tests;
 #[cfg(test)]

@@ -111,12 +111,14 @@ fn offset_delete() {
     let errors =
         h.c.delete_offsets(h.now, "g", &[TopicPartition::new("t", 0), TopicPartition::new("other", 0)]).unwrap();
     assert_eq!(errors, vec![Some(E::GroupSubscribedToTopic), None]);
+    h.stored();
     assert_eq!(h.c.fetch_offsets(h.now, "g", None).unwrap().len(), 1);
     assert_eq!(h.c.delete_offsets(h.now, "nosuch", &[]), Err(E::GroupIdNotFound));
     // Empty group: everything goes.
     h.c.leave(h.now, "g", &[LeavingMember { member_id: r.member_id.clone(), group_instance_id: None }]);
     assert_eq!(h.state("g"), GroupState::Empty);
     assert_eq!(h.c.delete_offsets(h.now, "g", &[TopicPartition::new("t", 0)]), Ok(vec![None]));
+    h.stored();
     assert!(h.c.fetch_offsets(h.now, "g", None).unwrap().is_empty());
 }
 
@@ -145,6 +147,7 @@ fn describe_list_delete_groups() {
 
     let errors = h.c.delete_groups(h.now, &["g".into(), "empty".into(), "nosuch".into()]);
     assert_eq!(errors, vec![Some(E::NonEmptyGroup), None, Some(E::GroupIdNotFound)]);
+    h.stored();
     assert!(h.c.group("empty").is_none());
     assert_eq!(h.c.fetch_offsets(h.now, "empty", None).unwrap().len(), 0);
 }
@@ -161,6 +164,7 @@ fn a_deleted_topic_takes_its_offsets_from_every_group() {
     assert_eq!(h.commit_offsets(&commit("only-t", -1, "", 1)), vec![None]);
     h.c.take_offset_changes();
     assert_eq!(h.c.remove_topic_offsets(h.now, "t"), 3);
+    h.stored();
     let tombstones = h.c.take_offset_changes();
     assert_eq!(tombstones.len(), 3);
     assert!(tombstones.iter().all(|c| c.topic == "t" && c.value.is_none()));
@@ -306,6 +310,7 @@ fn deleting_a_group_or_topic_drops_its_pending_transactional_offsets() {
     h.txn_commit_offsets(producer(7, 0), &commit("gone", -1, "", 4));
     h.c.take_offset_changes();
     assert_eq!(h.c.delete_groups(h.now, &["gone".to_string()]), vec![None]);
+    h.stored();
     let tombstones = h.c.take_offset_changes();
     assert!(tombstones.iter().any(|c| c.group_id == "gone" && c.value.is_none()), "{tombstones:?}");
     assert!(!h.c.has_pending_txn_offset("gone", "t", 0));
@@ -315,6 +320,7 @@ fn deleting_a_group_or_topic_drops_its_pending_transactional_offsets() {
     // A topic deletion drops them too; a replayed tombstone as well.
     h.txn_commit_offsets(producer(8, 0), &commit("g2", -1, "", 9));
     h.c.remove_topic_offsets(h.now, "t");
+    h.stored();
     assert!(!h.c.has_pending_txn_offset("g2", "t", 0));
     h.txn_commit_offsets(producer(9, 0), &commit("g3", -1, "", 2));
     h.c.load_offset(h.now, OffsetChange { group_id: "g3".into(), topic: "t".into(), partition: 0, value: None });

@@ -144,7 +144,8 @@ impl GroupCoordinator {
     }
 
     /// OffsetDelete: a top-level error, or one per partition in request
-    /// order.
+    /// order. The offsets go once their tombstones are replicated
+    /// (`deletes`); OffsetFetch shows them until then.
     pub fn delete_offsets(
         &mut self,
         now: i64,
@@ -152,10 +153,11 @@ impl GroupCoordinator {
         partitions: &[TopicPartition],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
         self.settle(group_id, now);
+        let deleting = self.group_deletion_pending(group_id);
         let group = self
             .groups
-            .get_mut(group_id)
-            .filter(|g| g.state != GroupState::Dead)
+            .get(group_id)
+            .filter(|g| g.state != GroupState::Dead && !deleting)
             .ok_or(ResponseError::GroupIdNotFound)?;
         let subscribed = if group.state == GroupState::Empty {
             None
@@ -164,6 +166,7 @@ impl GroupCoordinator {
         } else {
             return Err(ResponseError::NonEmptyGroup);
         };
+        let known = self.known_partitions(group_id);
         let mut deleted = Vec::new();
         let result = partitions
             .iter()
@@ -174,22 +177,14 @@ impl GroupCoordinator {
                 if in_use {
                     Some(ResponseError::GroupSubscribedToTopic)
                 } else {
-                    deleted.push(tp);
-                    if group.offsets.remove(tp).is_some() {
-                        self.offset_changes.push(OffsetChange {
-                            group_id: group_id.to_string(),
-                            topic: tp.topic.to_string(),
-                            partition: tp.partition,
-                            value: None,
-                        });
+                    if known.contains(tp) && !deleted.contains(tp) {
+                        deleted.push(tp.clone());
                     }
                     None
                 }
             })
             .collect();
-        self.drop_pending_txn_offsets(|c| {
-            c.group_id == group_id && deleted.iter().any(|tp| *tp.topic == *c.topic && tp.partition == c.partition)
-        });
+        self.open_deletion(group_id, deleted, false);
         Ok(result)
     }
 
@@ -238,7 +233,8 @@ impl GroupCoordinator {
         listed
     }
 
-    /// DeleteGroups: one error (or none) per group, in request order.
+    /// DeleteGroups: one error (or none) per group, in request order. A
+    /// group goes once its tombstones are replicated (`deletes`).
     pub fn delete_groups(&mut self, now: i64, group_ids: &[String]) -> Vec<Option<ResponseError>> {
         self.tick(now);
         group_ids
@@ -247,20 +243,14 @@ impl GroupCoordinator {
                 if id.is_empty() {
                     return Some(ResponseError::InvalidGroupId);
                 }
+                if self.group_deletion_pending(id) {
+                    return Some(ResponseError::GroupIdNotFound);
+                }
                 match self.groups.get(id).map(|g| g.state) {
                     None | Some(GroupState::Dead) => Some(ResponseError::GroupIdNotFound),
                     Some(GroupState::Empty) => {
-                        self.drop_pending_txn_offsets(|c| c.group_id == *id);
-                        self.dirty_groups.push(id.clone());
-                        if let Some(group) = self.groups.remove(id) {
-                            self.offset_changes.extend(group.offsets.into_keys().map(|tp| OffsetChange {
-                                group_id: id.clone(),
-                                topic: tp.topic.to_string(),
-                                partition: tp.partition,
-                                value: None,
-                            }));
-                        }
-                        self.reindex(id);
+                        let known = self.known_partitions(id);
+                        self.open_deletion(id, known, true);
                         None
                     }
                     Some(_) => Some(ResponseError::NonEmptyGroup),
@@ -272,79 +262,68 @@ impl GroupCoordinator {
     /// A deleted topic takes its committed offsets with it, in every group
     /// (Kafka's `onPartitionsDeleted`): a topic re-created under the same
     /// name must not inherit them. An empty group left without offsets is
-    /// removed. Returns the number of offsets dropped.
+    /// deleted too. Both once replicated (`deletes`). Returns the number
+    /// of tombstones written.
     pub fn remove_topic_offsets(&mut self, now: i64, topic: &str) -> usize {
         self.tick(now);
-        self.drop_pending_txn_offsets(|c| c.topic == topic);
-        let mut dropped = 0;
-        let mut removed = Vec::new();
-        for group in self.groups.values_mut() {
-            let changes = &mut self.offset_changes;
-            group.offsets.retain(|tp, _| {
-                if *tp.topic != *topic {
-                    return true;
-                }
-                dropped += 1;
-                changes.push(OffsetChange {
-                    group_id: group.group_id.clone(),
-                    topic: tp.topic.to_string(),
-                    partition: tp.partition,
-                    value: None,
-                });
-                false
-            });
-            if group.state == GroupState::Empty && group.offsets.is_empty() && group.pending_members.is_empty() {
-                removed.push(group.group_id.clone());
+        let mut ids: Vec<String> = self.groups.keys().cloned().collect();
+        ids.sort();
+        let mut written = 0;
+        for id in ids {
+            let known = self.known_partitions(&id);
+            let (gone, kept): (Vec<TopicPartition>, Vec<TopicPartition>) =
+                known.into_iter().partition(|tp| *tp.topic == *topic);
+            if gone.is_empty() {
+                continue;
             }
+            written += gone.len();
+            let empty = self.groups.get(&id).is_some_and(|g| {
+                g.state == GroupState::Empty && g.pending_members.is_empty() && !self.group_deletion_pending(&id)
+            });
+            self.open_deletion(&id, gone, empty && kept.is_empty());
         }
-        for id in removed {
-            self.groups.remove(&id);
-            self.reindex(&id);
-            self.dirty_groups.push(id);
-        }
-        dropped
+        written
     }
 
-    /// `offsets.retention.minutes`: drops the offsets of empty groups
+    /// `offsets.retention.minutes`: deletes the offsets of empty groups
     /// committed (or, for consumer groups, emptied) more than `retention_ms`
-    /// ago, and empty groups left with no offsets. Returns the groups
-    /// removed.
+    /// ago, and empty groups left with no offsets, once replicated
+    /// (`deletes`). Returns the groups whose deletion was written.
     pub fn expire_offsets(&mut self, now: i64, retention_ms: i64) -> Vec<String> {
         self.tick(now);
         let (in_flight, in_flight_groups) = self.offsets_in_flight();
-        let mut removed = Vec::new();
-        for group in self.groups.values_mut() {
+        let mut expired: Vec<(String, Vec<TopicPartition>, bool)> = Vec::new();
+        for group in self.groups.values() {
             if group.state != GroupState::Empty {
                 continue;
             }
             let emptied_at = group.protocol_type.as_ref().map(|_| group.state_timestamp);
-            let changes = &mut self.offset_changes;
-            // An offset a write or a transaction is about to replace waits
-            // for it, as in Kafka.
-            let in_flight: Vec<TopicPartition> =
-                in_flight.iter().filter(|(g, _)| *g == group.group_id).map(|(_, tp)| tp.clone()).collect();
+            // An offset a write or a transaction is about to replace (or
+            // delete) waits for it, as in Kafka.
+            let in_flight: Vec<&TopicPartition> =
+                in_flight.iter().filter(|(g, _)| *g == group.group_id).map(|(_, tp)| tp).collect();
             let busy = in_flight_groups.contains(&group.group_id);
-            group.offsets.retain(|tp, c| {
-                let base = emptied_at.unwrap_or(c.commit_timestamp);
-                let keep = base + retention_ms > now || in_flight.contains(tp);
-                if !keep {
-                    changes.push(OffsetChange {
-                        group_id: group.group_id.clone(),
-                        topic: tp.topic.to_string(),
-                        partition: tp.partition,
-                        value: None,
-                    });
-                }
-                keep
-            });
-            if group.offsets.is_empty() && group.pending_members.is_empty() && !busy {
-                removed.push(group.group_id.clone());
+            let gone: Vec<TopicPartition> = group
+                .offsets
+                .iter()
+                .filter(|(tp, c)| {
+                    let base = emptied_at.unwrap_or(c.commit_timestamp);
+                    base + retention_ms <= now && !in_flight.contains(tp)
+                })
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            let remove = gone.len() == group.offsets.len() && group.pending_members.is_empty() && !busy;
+            if !gone.is_empty() || remove {
+                expired.push((group.group_id.clone(), gone, remove));
             }
         }
-        for id in &removed {
-            self.groups.remove(id);
-            self.reindex(id);
-            self.dirty_groups.push(id.clone());
+        expired.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut removed = Vec::new();
+        for (id, gone, remove) in expired {
+            self.open_deletion(&id, gone, remove);
+            if remove {
+                removed.push(id);
+            }
         }
         removed
     }

@@ -1,13 +1,15 @@
 //! A seeded simulation: clients behaving like Kafka consumers (join, sync,
 //! heartbeat, commit, leave, crash, restart, change protocols) against the
 //! engine with a fake clock, while the coordinator now and then resigns and
-//! reloads the group's partition and runs its offset expiry and group
-//! deletion, and its `__consumer_offsets` appends resolve late and now and
-//! then fail (`writes`: a failed SyncGroup store sends the members back to
-//! join, a failed commit never shows); invariants are checked after every
-//! step (the committed offset is exactly the one of the latest commit
-//! whose write resolved Ok), and at the end every parked JoinGroup and
-//! SyncGroup must have had its one answer.
+//! reloads the group's partition and runs its offset expiry, OffsetDelete
+//! and group deletion, and its `__consumer_offsets` appends resolve late,
+//! out of order, and now and then fail (`writes`: a failed SyncGroup store
+//! sends the members back to join, a failed commit never shows, a failed
+//! deletion deletes nothing, a failed static rejoin keeps the old member
+//! id); invariants are checked after every step (the committed offset is
+//! exactly the one of the latest commit or deletion whose write resolved
+//! Ok: a deletion shows nothing), and at the end every parked JoinGroup
+//! and SyncGroup must have had its one answer.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -43,6 +45,17 @@ struct Client {
     protocols: Vec<Protocol>,
 }
 
+/// What a simulated append does to the sim's offset once it resolves Ok.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Effect {
+    /// Not an offset write (a group record), or one a resign dropped.
+    Nothing,
+    /// An OffsetCommit of this offset.
+    Set(i64),
+    /// A deletion (OffsetDelete, DeleteGroups, expiry) of the offset.
+    Delete,
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Join,
@@ -66,11 +79,12 @@ struct Sim {
     last_generation: i32,
     /// member id -> group.instance.id, for static members.
     instances: HashMap<String, String>,
-    /// Appends in flight: (write, when it resolves, whether it fails, the
-    /// offset a commit wrote; `None` once a resign or deletion dropped it).
-    appends: Vec<(WriteId, i64, bool, Option<i64>)>,
-    /// The commit OffsetFetch must show: the latest write resolved Ok.
-    committed: Option<(WriteId, i64)>,
+    /// Appends in flight: (write, when it resolves, whether it fails, its
+    /// effect on the offset; `Nothing` once a resign dropped it).
+    appends: Vec<(WriteId, i64, bool, Effect)>,
+    /// The offset write that decides what OffsetFetch shows: the latest
+    /// resolved Ok (`None` in it: deleted).
+    committed: Option<(WriteId, Option<i64>)>,
     /// Whether appends may fail (not in the calm phase).
     failing: bool,
 }
@@ -120,12 +134,12 @@ impl Sim {
 
     /// The engine's new writes go to the simulated `__consumer_offsets`:
     /// each resolves within a second, one in eight fails while faults run.
-    fn schedule_writes(&mut self, offset: Option<i64>) {
+    fn schedule_writes(&mut self, effect: Effect) {
         for (id, group) in self.c.take_opened_writes() {
             assert_eq!(group, GROUP);
             let due = self.now + self.rng.below(1000) as i64;
             let fail = self.failing && self.rng.chance(8);
-            self.appends.push((id, due, fail, offset));
+            self.appends.push((id, due, fail, effect));
         }
     }
 
@@ -137,17 +151,29 @@ impl Sim {
         for k in (1..due.len()).rev() {
             due.swap(k, self.rng.below(k as u64 + 1) as usize);
         }
-        for (id, _, fail, offset) in due {
+        for (id, _, fail, effect) in due {
             let result = if fail {
                 Err(if self.rng.chance(2) { E::NotCoordinator } else { E::CoordinatorNotAvailable })
             } else {
                 Ok(())
             };
+            let generation = self.c.group(GROUP).map(Group::generation_id);
             self.c.write_resolved(self.now, id, result);
-            if let (Some(offset), false) = (offset, fail) {
+            let value = match effect {
+                Effect::Nothing => None,
+                Effect::Set(offset) => Some(Some(offset)),
+                Effect::Delete => Some(None),
+            };
+            if let (Some(value), false) = (value, fail) {
                 if self.committed.is_none_or(|(latest, _)| latest < id) {
-                    self.committed = Some((id, offset));
+                    self.committed = Some((id, value));
                 }
+            }
+            // A deletion that took the group (or left a fresh one for
+            // later commits) starts its generations again.
+            let now_generation = self.c.group(GROUP).map(Group::generation_id);
+            if now_generation.is_none() || now_generation < generation {
+                self.forget_group();
             }
             self.deliver();
         }
@@ -158,7 +184,7 @@ impl Sim {
     fn forget_offsets(&mut self) {
         self.committed = None;
         for a in &mut self.appends {
-            a.3 = None;
+            a.3 = Effect::Nothing;
         }
     }
 
@@ -296,7 +322,7 @@ impl Sim {
     /// Delivers every completion (which may cause more requests).
     fn deliver(&mut self) {
         loop {
-            self.schedule_writes(None);
+            self.schedule_writes(Effect::Nothing);
             let completions = self.c.take_completions();
             if completions.is_empty() {
                 return;
@@ -369,7 +395,7 @@ impl Sim {
                     // Refused (a rebalance under way, an older generation)
                     // or written; the error path never writes.
                     if self.c.commit_offsets(self.now, &req)[0].is_none() {
-                        self.schedule_writes(Some(offset));
+                        self.schedule_writes(Effect::Set(offset));
                     }
                 }
                 if self.now >= self.clients[i].next_heartbeat {
@@ -459,18 +485,30 @@ impl Sim {
         if churn && self.rng.chance(2) {
             self.resign_and_reload();
         }
-        if churn && self.rng.chance(5) {
+        // Now and then everyone leaves: the group empties, and deletions
+        // (tried more often then) apply.
+        let left = churn && self.rng.chance(10);
+        if left {
+            self.leave_all();
+        }
+        if churn && (self.rng.chance(40) || left && self.rng.chance(700)) {
             // Only an Empty group is touched; the others must not notice.
+            // Each deletion takes effect when its write resolves Ok.
+            self.deliver();
+            let shown = self.shown();
+            let offset_delete = self.c.delete_offsets(self.now, GROUP, &[sim_tp()]);
+            let empty = self.c.group(GROUP).is_some_and(|g| g.state() == GroupState::Empty);
+            match offset_delete {
+                Ok(errors) if empty => assert_eq!(errors, vec![None]),
+                Ok(errors) => assert!(errors.iter().all(|e| *e == Some(E::GroupSubscribedToTopic)), "{errors:?}"),
+                Err(e) => assert!(matches!(e, E::GroupIdNotFound | E::NonEmptyGroup), "{e:?}"),
+            }
+            self.schedule_writes(Effect::Delete);
             self.c.expire_offsets(self.now, 0);
-            if self.c.group(GROUP).is_none_or(|g| !g.offsets().contains_key(&sim_tp())) {
-                // Expired (a write in flight may still set it).
-                self.committed = None;
-            }
+            self.schedule_writes(Effect::Delete);
             self.c.delete_groups(self.now, &[GROUP.to_string()]);
-            if self.c.group(GROUP).is_none() {
-                self.forget_group();
-                self.forget_offsets();
-            }
+            self.schedule_writes(Effect::Delete);
+            assert_eq!(self.shown(), shown, "nothing deleted before its write resolves");
             self.deliver();
         }
         let mut order: Vec<usize> = (0..self.clients.len()).collect();
@@ -484,12 +522,32 @@ impl Sim {
         self.check();
     }
 
+    /// Every stable client leaves the group.
+    fn leave_all(&mut self) {
+        for i in 0..self.clients.len() {
+            if !matches!(self.clients[i].phase, Phase::Stable { .. }) {
+                continue;
+            }
+            let cl = &self.clients[i];
+            let leaving = LeavingMember { member_id: cl.member_id.clone(), group_instance_id: cl.instance.clone() };
+            self.c.leave(self.now, GROUP, &[leaving]);
+            let cl = &mut self.clients[i];
+            cl.member_id.clear();
+            cl.phase = Phase::Offline;
+            self.deliver();
+        }
+    }
+
+    /// The offset OffsetFetch shows.
+    fn shown(&self) -> Option<i64> {
+        self.c.group(GROUP).and_then(|g| g.offsets().get(&sim_tp())).map(|c| c.offset.get())
+    }
+
     fn check(&self) {
         self.c.check_deadline_index();
         // OffsetFetch shows exactly the latest commit the ISR holds: never
         // one in flight, never one whose write failed.
-        let shown = self.c.group(GROUP).and_then(|g| g.offsets().get(&sim_tp())).map(|c| c.offset.get());
-        assert_eq!(shown, self.committed.map(|(_, o)| o), "the committed offset");
+        assert_eq!(self.shown(), self.committed.and_then(|(_, o)| o), "the committed offset");
         let Some(group) = self.c.group(GROUP) else {
             return;
         };

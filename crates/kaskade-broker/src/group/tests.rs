@@ -50,7 +50,7 @@ impl Harness {
     pub(super) fn join(&mut self, req: JoinRequest) -> Token {
         self.token += 1;
         self.c.join(self.now, self.token, req);
-        self.c.check_deadline_index();
+        self.stored();
         self.token
     }
 

@@ -103,26 +103,6 @@ impl GroupCoordinator {
         n
     }
 
-    /// Drops the pending offsets `matches` selects (their group or topic is
-    /// being deleted), as Kafka does; tombstones for them are queued so a
-    /// replay drops them too before the transaction's marker.
-    pub(super) fn drop_pending_txn_offsets(&mut self, matches: impl Fn(&OffsetChange) -> bool) {
-        let mut dropped = Vec::new();
-        for changes in self.pending_txn_offsets.values_mut() {
-            changes.retain(|c| {
-                if matches(c) {
-                    dropped.push(OffsetChange { value: None, ..c.clone() });
-                    false
-                } else {
-                    true
-                }
-            });
-        }
-        self.pending_txn_offsets.retain(|_, changes| !changes.is_empty());
-        dropped.extend(self.drop_pending_writes(&matches));
-        self.offset_changes.extend(dropped);
-    }
-
     /// Start-up replay of a plain tombstone: a pending offset of the same
     /// partition was dropped with it.
     pub(super) fn forget_pending_txn_offset(&mut self, group_id: &str, topic: &str, partition: i32) {

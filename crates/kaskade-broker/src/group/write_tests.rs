@@ -11,7 +11,7 @@ use super::*;
 
 const PARTITIONS: i32 = 50;
 
-fn engine() -> GroupCoordinator {
+pub(super) fn engine() -> GroupCoordinator {
     GroupCoordinator::new(GroupConfig { initial_rebalance_delay_ms: 0, ..GroupConfig::default() }, 1)
 }
 
@@ -20,12 +20,12 @@ fn commit(group: &str, generation: Option<i32>, member: &str, offset: i64) -> Co
 }
 
 /// The committed offset of `t-0`, as OffsetFetch answers it.
-fn fetched(c: &mut GroupCoordinator, group: &str) -> Option<i64> {
+pub(super) fn fetched(c: &mut GroupCoordinator, group: &str) -> Option<i64> {
     c.fetch_offsets(0, group, Some(&[TopicPartition::new("t", 0)])).expect("fetched")[0].offset().map(|o| o.get())
 }
 
 /// Commits `offset` from outside any group; the write it opened.
-fn commit_write(c: &mut GroupCoordinator, group: &str, offset: i64) -> WriteId {
+pub(super) fn commit_write(c: &mut GroupCoordinator, group: &str, offset: i64) -> WriteId {
     assert_eq!(c.commit_offsets(0, &commit(group, None, "", offset)), vec![None]);
     let opened = c.take_opened_writes();
     assert_eq!(opened.len(), 1, "one write per commit");
@@ -77,25 +77,6 @@ fn the_later_commit_wins_whatever_order_the_writes_resolve_in() {
     c.write_resolved(0, w3, Ok(()));
     c.write_resolved(0, w4, Err(E::CoordinatorNotAvailable));
     assert_eq!(fetched(&mut c, "g"), Some(3));
-}
-
-#[test]
-fn deleting_offsets_or_the_group_drops_a_commit_in_flight_for_good() {
-    let mut c = engine();
-    let w = commit_write(&mut c, "g", 5);
-    c.take_offset_changes();
-    assert_eq!(c.delete_offsets(0, "g", &[TopicPartition::new("t", 0)]), Ok(vec![None]));
-    let tombstones = c.take_offset_changes();
-    assert!(tombstones.iter().any(|t| t.topic == "t" && t.value.is_none()), "a replay drops it too: {tombstones:?}");
-    c.write_resolved(0, w, Ok(()));
-    assert_eq!(fetched(&mut c, "g"), None, "the deleted offset does not come back");
-
-    let w = commit_write(&mut c, "h", 5);
-    c.take_offset_changes();
-    assert_eq!(c.delete_groups(0, &["h".to_string()]), vec![None]);
-    assert!(c.take_offset_changes().iter().any(|t| t.group_id == "h" && t.value.is_none()));
-    c.write_resolved(0, w, Ok(()));
-    assert!(c.group("h").is_none(), "the deleted group does not come back");
 }
 
 #[test]
@@ -279,4 +260,88 @@ fn a_late_assignment_store_of_an_older_generation_is_ignored() {
     c.write_resolved(0, w, Ok(()));
     assert_eq!(c.group("g").map(Group::state), Some(GroupState::PreparingRebalance));
     assert!(sync_answers(&mut c).is_empty());
+}
+
+/// A Stable group of static members i1 (leader, "A1") and i2 ("A2"):
+/// (harness, generation, i2's member id).
+fn static_group() -> (super::tests::Harness, i32, String) {
+    use super::tests::{find_join, static_join, sync_req};
+    let mut h = super::tests::Harness::new(1000);
+    let t1 = h.join(static_join("g", "i1", ""));
+    let t2 = h.join(static_join("g", "i2", ""));
+    let replies = h.settle("g");
+    let (r1, r2) = (find_join(&replies, t1).expect("i1"), find_join(&replies, t2).expect("i2"));
+    let generation = r1.generation_id;
+    let a = vec![(r1.member_id.clone(), Bytes::from("A1")), (r2.member_id.clone(), Bytes::from("A2"))];
+    h.sync(SyncRequest { group_instance_id: Some("i1".into()), ..sync_req("g", generation, &r1.member_id, a) });
+    h.sync(SyncRequest { group_instance_id: Some("i2".into()), ..sync_req("g", generation, &r2.member_id, vec![]) });
+    h.replies();
+    assert_eq!(h.c.group("g").map(Group::state), Some(GroupState::Stable));
+    (h, generation, r2.member_id)
+}
+
+fn heartbeat(c: &mut GroupCoordinator, generation: i32, member: &str) -> Option<E> {
+    let req = HeartbeatRequest {
+        group_id: "g".into(),
+        generation_id: generation,
+        member_id: member.into(),
+        group_instance_id: Some("i2".into()),
+    };
+    c.heartbeat(0, &req)
+}
+
+#[test]
+fn a_static_members_rejoin_is_answered_once_its_record_is_stored() {
+    let (mut h, generation, old) = static_group();
+    h.c.join(h.now, 50, super::tests::static_join("g", "i2", ""));
+    assert!(h.c.take_completions().is_empty(), "no answer before the group record is stored");
+    assert_eq!(h.c.take_dirty_groups(), vec!["g".to_string()]);
+    let w = h.c.take_opened_writes()[0].0;
+    h.c.write_resolved(h.now, w, Ok(()));
+    let r = match &h.c.take_completions()[..] {
+        [Completion { token: 50, reply: Reply::Join(r) }] => r.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((r.error, r.generation_id), (None, generation), "no rebalance");
+    assert_ne!(r.member_id, old);
+    assert_eq!(heartbeat(&mut h.c, generation, &old), Some(E::FencedInstanceId));
+    assert_eq!(heartbeat(&mut h.c, generation, &r.member_id), None);
+}
+
+#[test]
+fn a_static_members_rejoin_whose_record_fails_is_undone() {
+    let (mut h, generation, old) = static_group();
+    h.c.join(h.now, 50, super::tests::static_join("g", "i2", ""));
+    let w = h.c.take_opened_writes()[0].0;
+    h.c.write_resolved(h.now, w, Err(E::CoordinatorNotAvailable));
+    let r = match &h.c.take_completions()[..] {
+        [Completion { token: 50, reply: Reply::Join(r) }] => r.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((r.error, r.member_id.as_str()), (Some(E::CoordinatorNotAvailable), ""));
+    // The log still names the old member id: so does the group.
+    assert_eq!(heartbeat(&mut h.c, generation, &old), None, "the old member is back");
+    let group = h.c.group("g").expect("group");
+    assert_eq!(group.state(), GroupState::Stable);
+    assert_eq!(group.member(&old).map(|m| m.assignment.clone()), Some(Bytes::from("A2")));
+    assert_eq!(group.members().count(), 2);
+}
+
+#[test]
+fn a_static_rejoin_waiting_for_its_record_answers_not_coordinator_on_unload() {
+    let (mut h, _, _) = static_group();
+    h.c.join(h.now, 50, super::tests::static_join("g", "i2", ""));
+    let w = h.c.take_opened_writes()[0].0;
+    h.c.unload_partition(partition_for("g", PARTITIONS), PARTITIONS);
+    let answers = h.c.take_completions();
+    let mine: Vec<_> = answers.iter().filter(|c| c.token == 50).collect();
+    assert!(
+        matches!(
+            mine[..],
+            [Completion { reply: Reply::Join(JoinResponse { error: Some(E::NotCoordinator), .. }), .. }]
+        ),
+        "{answers:?}"
+    );
+    h.c.write_resolved(h.now, w, Ok(()));
+    assert!(h.c.take_completions().is_empty(), "answered once");
 }

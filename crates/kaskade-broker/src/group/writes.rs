@@ -5,7 +5,10 @@
 //! Three requests open a write: OffsetCommit (the offsets become the
 //! committed ones), TxnOffsetCommit (the offsets join the transaction's
 //! pending ones, settled by its marker) and the leader's SyncGroup (the
-//! group turns Stable and the members get their assignments). Each is an
+//! group turns Stable and the members get their assignments); so do
+//! deletions (OffsetDelete, DeleteGroups, a deleted topic, offset expiry:
+//! the offsets, and the group, go once their tombstones are replicated,
+//! `deletes`). Each is an
 //! event pair, without I/O: [`GroupCoordinator::take_opened_writes`] hands
 //! the driver the writes a step opened (their records are in the same
 //! step's changes), and [`GroupCoordinator::write_resolved`] brings back
@@ -27,8 +30,8 @@ use kaskade_types::{ProducerId, TopicPartition};
 
 use super::coordinator::GroupCoordinator;
 use super::records::partition_for;
-use super::state::{Group, GroupState, OffsetChange};
-use super::types::{Reply, SyncResponse};
+use super::state::{Group, GroupState, Member, OffsetChange};
+use super::types::{JoinResponse, Reply, SyncResponse, Token};
 
 /// One append of the engine's records, numbered in the order the engine
 /// opened them.
@@ -36,7 +39,7 @@ use super::types::{Reply, SyncResponse};
 pub struct WriteId(pub u64);
 
 /// What a write settles when it resolves.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub(crate) enum WriteKind {
     /// OffsetCommit: the committed offsets once replicated.
     Offsets(Vec<OffsetChange>),
@@ -44,10 +47,16 @@ pub(crate) enum WriteKind {
     TxnOffsets { producer: ProducerId, changes: Vec<OffsetChange> },
     /// The leader's SyncGroup: the assignment of `generation`.
     Assignment { generation: i32 },
+    /// A deletion: the offsets `tombstones` name go, and with `group` the
+    /// group's metadata too (`deletes`).
+    Delete { tombstones: Vec<OffsetChange>, group: bool },
+    /// A static member's JoinGroup (answered to `token`) that replaced
+    /// `previous` by `new_member` in a Stable group (`static_join`).
+    StaticJoin { token: Token, previous: Box<Member>, new_member: String, generation: i32 },
 }
 
 /// A write the engine waits on.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub(crate) struct PendingWrite {
     pub(crate) group_id: String,
     pub(crate) kind: WriteKind,
@@ -76,14 +85,15 @@ impl Writes {
         self.pending.iter().flat_map(|(id, w)| {
             let changes: &[OffsetChange] = match &w.kind {
                 WriteKind::Offsets(c) | WriteKind::TxnOffsets { changes: c, .. } => c,
-                WriteKind::Assignment { .. } => &[],
+                WriteKind::Delete { tombstones, .. } => tombstones,
+                WriteKind::Assignment { .. } | WriteKind::StaticJoin { .. } => &[],
             };
             changes.iter().map(move |c| (id, c))
         })
     }
 }
 
-fn same_partition(a: &OffsetChange, b: &OffsetChange) -> bool {
+pub(super) fn same_partition(a: &OffsetChange, b: &OffsetChange) -> bool {
     a.group_id == b.group_id && a.topic == b.topic && a.partition == b.partition
 }
 
@@ -123,17 +133,20 @@ impl GroupCoordinator {
         match (kind, result) {
             (WriteKind::Offsets(changes), Ok(())) => {
                 self.supersede(id, &changes);
-                debug_assert!(
-                    self.writes.pending.range(..id).all(|(_, w)| match &w.kind {
-                        WriteKind::Offsets(older) =>
-                            !older.iter().any(|o| changes.iter().any(|c| same_partition(o, c))),
-                        _ => true,
-                    }),
-                    "no older pending commit of these partitions can still apply"
-                );
+                self.debug_assert_superseded(id, &changes);
                 for change in changes {
                     self.load_offset(now, change);
                 }
+            }
+            (WriteKind::Delete { tombstones, group }, Ok(())) => {
+                self.supersede(id, &tombstones);
+                self.debug_assert_superseded(id, &tombstones);
+                self.deletion_stored(now, id, &group_id, &tombstones, group);
+            }
+            // Nothing was deleted: reads never saw the deletion.
+            (WriteKind::Delete { .. }, Err(_)) => {}
+            (WriteKind::StaticJoin { token, previous, new_member, generation }, result) => {
+                self.static_join_stored(now, &group_id, token, *previous, (&new_member, generation), result)
             }
             (WriteKind::TxnOffsets { producer, changes }, Ok(())) => {
                 self.pending_txn_offsets.entry(producer).or_default().extend(changes);
@@ -146,14 +159,41 @@ impl GroupCoordinator {
         self.settle(&group_id, now);
     }
 
-    /// Drops the changes of older pending writes that `changes` replace:
-    /// whichever resolves last, the later commit stays.
+    /// Drops the changes of older pending writes (commits and deletions)
+    /// that `changes` replace: whichever resolves last, the later write
+    /// stays.
     fn supersede(&mut self, id: WriteId, changes: &[OffsetChange]) {
         for (_, w) in self.writes.pending.range_mut(..id) {
-            if let WriteKind::Offsets(older) = &mut w.kind {
+            if let WriteKind::Offsets(older) | WriteKind::Delete { tombstones: older, .. } = &mut w.kind {
                 older.retain(|o| !changes.iter().any(|c| same_partition(o, c)));
             }
         }
+    }
+
+    fn debug_assert_superseded(&self, id: WriteId, changes: &[OffsetChange]) {
+        debug_assert!(
+            self.writes.pending.range(..id).all(|(_, w)| match &w.kind {
+                WriteKind::Offsets(older) | WriteKind::Delete { tombstones: older, .. } =>
+                    !older.iter().any(|o| changes.iter().any(|c| same_partition(o, c))),
+                _ => true,
+            }),
+            "no older pending write of these partitions can still apply"
+        );
+    }
+
+    /// The pending writes of `group_id`, oldest first (for deletions).
+    pub(super) fn older_writes_mut(&mut self, id: WriteId) -> impl Iterator<Item = &mut PendingWrite> {
+        self.writes.pending.range_mut(..id).map(|(_, w)| w)
+    }
+
+    /// Whether a deletion of the group itself is in flight: requests that
+    /// change the group's offsets see it gone, as Kafka's latest state
+    /// does (reads still see it until the tombstone is replicated).
+    pub(super) fn group_deletion_pending(&self, group_id: &str) -> bool {
+        self.writes
+            .pending
+            .values()
+            .any(|w| w.group_id == group_id && matches!(w.kind, WriteKind::Delete { group: true, .. }))
     }
 
     /// The leader's assignment is stored (or not): Kafka's SyncGroup append
@@ -204,25 +244,6 @@ impl GroupCoordinator {
         }
     }
 
-    /// Drops the pending writes' offset changes `matches` selects (their
-    /// group, topic or partition is being deleted); the changes dropped, for
-    /// tombstones, so that a replay drops them too.
-    pub(super) fn drop_pending_writes(&mut self, matches: impl Fn(&OffsetChange) -> bool) -> Vec<OffsetChange> {
-        let mut dropped = Vec::new();
-        for w in self.writes.pending.values_mut() {
-            if let WriteKind::Offsets(changes) | WriteKind::TxnOffsets { changes, .. } = &mut w.kind {
-                changes.retain(|c| {
-                    let drop = matches(c);
-                    if drop {
-                        dropped.push(OffsetChange { value: None, ..c.clone() });
-                    }
-                    !drop
-                });
-            }
-        }
-        dropped
-    }
-
     /// A transaction's marker on `partition` is durable: its writes of
     /// groups stored there not resolved yet are settled with it (the marker
     /// follows their records in the log, so it commits them too).
@@ -244,9 +265,20 @@ impl GroupCoordinator {
     }
 
     /// Forgets the writes of the groups stored on `partition` (unloaded):
-    /// their resolutions are ignored.
+    /// their resolutions are ignored; a JoinGroup waiting for one answers
+    /// NOT_COORDINATOR, as the group's other parked requests do.
     pub(super) fn drop_writes_of_partition(&mut self, partition: i32, partitions: i32) {
-        self.writes.pending.retain(|_, w| partition_for(&w.group_id, partitions) != partition);
+        let mut dropped = Vec::new();
+        self.writes.pending.retain(|_, w| {
+            let keep = partition_for(&w.group_id, partitions) != partition;
+            if let (false, WriteKind::StaticJoin { token, new_member, .. }) = (keep, &w.kind) {
+                dropped.push((*token, new_member.clone()));
+            }
+            keep
+        });
+        for (token, member_id) in dropped {
+            self.complete(token, Reply::Join(JoinResponse::error(ResponseError::NotCoordinator, &member_id)));
+        }
     }
 
     /// The partitions whose offset a write or an open transaction is about
