@@ -147,7 +147,26 @@ fn wait_whole(nodes: &[Node], what: &str) {
         if whole {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: ISRs not whole within {RECOVER:?}");
+        if Instant::now() >= deadline {
+            // Say which node sees what, and keep the nodes' stacks: a node
+            // whose image stopped moving shows where it waits.
+            for n in nodes {
+                for t in topics {
+                    eprintln!("node {} sees {t}: {:?}", n.id, leaders_and_isrs(&n.bootstrap(), t));
+                }
+            }
+            if let Ok(dir) = std::env::var("KASKADE_TEST_FAILED_LOGS") {
+                for n in nodes {
+                    let out = std::process::Command::new("gdb")
+                        .args(["-p", &n.pid().to_string(), "-batch", "-ex", "thread apply all bt"])
+                        .output();
+                    if let Ok(out) = out {
+                        let _ = std::fs::write(format!("{dir}/node-{}-stacks.txt", n.id), out.stdout);
+                    }
+                }
+            }
+            panic!("{what}: ISRs not whole within {RECOVER:?}");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }

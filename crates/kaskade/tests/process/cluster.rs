@@ -79,6 +79,11 @@ impl Node {
     }
 
     /// Sends `signal` (e.g. "TERM", "STOP", "CONT") to the process.
+    /// The node's process id (for a stack dump when a test fails).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
         assert!(status.map(|s| s.success()).unwrap_or(false), "kill -{signal} failed");
