@@ -1,6 +1,6 @@
 //! The broker: the state every handler reaches through `Arc<Broker>`.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use kaskade_types::{Endpoint, NodeId};
@@ -49,9 +49,6 @@ pub struct Broker {
     /// The route table of Kafka connections on the controller listener of
     /// a multi-node quorum (`router::controller_routes`).
     pub controller_router: Router,
-    /// The epoch reported with the finalized features (Kafka reports the
-    /// offset of the last record of its metadata log).
-    finalized_features_epoch: AtomicI64,
     /// Topics, their metadata and their partition logs.
     pub topics: Arc<TopicManager>,
     /// Incremental fetch sessions (KIP-227).
@@ -150,7 +147,6 @@ impl Broker {
             config: Arc::new(config),
             router,
             controller_router: Router::new(crate::router::controller_routes()),
-            finalized_features_epoch: AtomicI64::new(0),
             topics,
             fetch_sessions: SessionCache::new(FETCH_SESSION_SLOTS),
             producer_ids,
@@ -284,24 +280,24 @@ impl Broker {
 
     /// The active controller Metadata and DescribeCluster name to a client
     /// that was told `listed` as the live brokers: this node when it is
-    /// its own quorum, else the quorum's leader (`None` while a voter knows
-    /// none: Kafka answers -1 then).
+    /// its own quorum, else the quorum's leader when listed.
     ///
     /// Clients send admin requests to the node named here, so it must be
-    /// one of `listed`: a client cannot reach a broker the same answer does
-    /// not list (librdkafka then waits for a Metadata refresh that may not
-    /// come before its admin timeout). When the leader is not listed (a
-    /// controller-only node, or a broker this node's image does not show
-    /// unfenced yet), this node is named if listed, else the first listed
-    /// broker, as KRaft's brokers name a live broker and forward what the
-    /// controller must decide.
+    /// one of `listed`, and named whenever any broker is listed: a client
+    /// cannot reach a broker the same answer does not list, and with -1 it
+    /// has no controller at all (librdkafka then waits for a Metadata
+    /// refresh that may not come before its admin timeout). When the leader
+    /// is not listed (a controller-only node, a broker this node's image
+    /// does not show unfenced yet) or not known (an election), this node is
+    /// named if listed, else the first listed broker, as KRaft's brokers
+    /// name a live broker (`KRaftMetadataCache.getRandomAliveBrokerId`) and
+    /// forward what the controller must decide. `None` (-1) only when
+    /// nothing is listed.
     pub fn controller_id(&self, listed: &[NodeId]) -> Option<NodeId> {
         let Some(q) = self.quorum.get() else { return Some(self.config.node_id) };
-        let leader = q.leader();
-        if leader.is_none() && q.voter().is_some() {
-            return None;
-        }
-        named_controller(leader, self.config.node_id, listed)
+        let named = named_controller(q.leader(), self.config.node_id, listed);
+        debug_assert!(named.is_none() == listed.is_empty(), "a listed broker is named whenever one is listed");
+        named
     }
 
     /// The brokers Metadata and DescribeCluster list to a client connected
@@ -321,17 +317,6 @@ impl Broker {
             return vec![me()];
         }
         registered_brokers(&self.topics.image(), &answering.listener)
-    }
-
-    /// The epoch of the finalized features reported by ApiVersions (>= 0).
-    pub fn finalized_features_epoch(&self) -> i64 {
-        self.finalized_features_epoch.load(Ordering::Relaxed)
-    }
-
-    /// Sets the epoch of the finalized features (the metadata offset once
-    /// cluster metadata exists).
-    pub fn set_finalized_features_epoch(&self, epoch: i64) {
-        self.finalized_features_epoch.store(epoch.max(0), Ordering::Relaxed);
     }
 }
 
@@ -434,8 +419,12 @@ mod tests {
         // controller without its endpoint waited for ever.
         assert_eq!(named_controller(leader, me, &ids(&[1, 2])), Some(NodeId(1)));
         assert_eq!(named_controller(leader, NodeId(4), &ids(&[1, 2])), Some(NodeId(1)));
+        // No leader known (an election, or a voter cut off from the others):
+        // still a listed broker, this node if listed, never -1.
         assert_eq!(named_controller(None, NodeId(4), &ids(&[2, 4])), Some(NodeId(4)));
+        assert_eq!(named_controller(None, NodeId(9), &ids(&[2, 4])), Some(NodeId(2)));
         assert_eq!(named_controller(leader, me, &[]), None);
+        assert_eq!(named_controller(None, me, &[]), None, "-1 only when no broker is listed");
     }
 
     #[test]

@@ -33,7 +33,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How every broker introduces itself to the others (then its node id):
 /// a request with this client id came from a broker, not a client.
-pub const CLIENT_ID_PREFIX: &str = "kaskade-broker-";
+/// (A broker-only node's DescribeQuorum to the active controller uses it too.)
+pub const CLIENT_ID_PREFIX: &str = kaskade_meta::quorum::types::BROKER_CLIENT_ID_PREFIX;
 
 /// Why no connection to a broker could be had.
 #[derive(Debug, thiserror::Error)]

@@ -108,6 +108,10 @@ static ROUTES: &[Route] = &[
     Route::new(ApiKey::DescribeTransactions, 0, 0, api::describe_transactions::route),
     Route::new(ApiKey::ListTransactions, 0, 1, api::list_transactions::route),
     Route::new(ApiKey::DescribeTopicPartitions, 0, 0, api::describe_topic_partitions::route),
+    Route::new(ApiKey::UpdateFeatures, 0, 2, api::update_features::route),
+    // KIP-853: forwarded to the active controller (Kafka's brokers do too).
+    Route::new(ApiKey::AddRaftVoter, 0, 0, api::raft_voters::forwarded::add),
+    Route::new(ApiKey::RemoveRaftVoter, 0, 0, api::raft_voters::forwarded::remove),
 ];
 
 /// The routes of a controller listener in a multi-node quorum (Kafka's
@@ -137,6 +141,7 @@ static CONTROLLER_ROUTES: &[Route] = &[
     Route::new(ApiKey::IncrementalAlterConfigs, 0, 1, api::config_routes::incremental_on_controller),
     Route::new(ApiKey::AlterPartitionReassignments, 0, 1, api::partition_reassignments::forwarded::controller_route),
     Route::new(ApiKey::AlterUserScramCredentials, 0, 0, api::scram_credentials::forwarded::controller_route),
+    Route::new(ApiKey::UpdateFeatures, 0, 2, api::update_features::controller_route),
     Route::new(ApiKey::DescribeQuorum, 0, 2, api::describe_quorum::route),
     // A partition leader's ISR change (KRaft's AlterPartitionManager).
     Route::new(ApiKey::AlterPartition, 2, 3, api::alter_partition::route),
@@ -272,6 +277,7 @@ mod tests {
                 ApiKey::AlterUserScramCredentials,
                 ApiKey::DescribeQuorum,
                 ApiKey::AlterPartition,
+                ApiKey::UpdateFeatures,
                 ApiKey::Envelope,
                 ApiKey::FetchSnapshot,
                 ApiKey::DescribeCluster,

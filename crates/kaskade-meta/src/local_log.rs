@@ -46,11 +46,6 @@ pub enum MetaError {
     /// quorum may have lost its majority); it may still commit later.
     #[error("the metadata quorum did not commit the change within {0:?}")]
     Timeout(std::time::Duration),
-    /// The change reached the active controller but its answer was lost
-    /// (the connection broke after it was sent): it may or may not have
-    /// been made.
-    #[error("the metadata change's outcome is unknown: {0}")]
-    Unconfirmed(String),
     /// The quorum failed (its Raft node stopped, or a storage error).
     #[error("metadata quorum error: {0}")]
     Quorum(String),

@@ -45,13 +45,16 @@ pub trait MetadataLog: Send + Sync + std::fmt::Debug {
     /// Appends `records` if the log is still at `based_on` (the version the
     /// records were decided against), returning once they are committed
     /// (durable; on a quorum, on a majority) and visible in `committed()`.
-    /// [`MetaError::Stale`] if the log moved since.
+    /// [`MetaError::Stale`] if the log moved since. On a quorum only the
+    /// active controller appends: elsewhere [`MetaError::NotLeader`] naming
+    /// it (nothing is forwarded; changes decided off the active controller
+    /// reach it in Kafka's requests), and a broker-only node never appends.
     fn append(&self, based_on: MetadataVersion, records: Vec<MetadataRecord>) -> Result<Committed, MetaError>;
 
     /// [`MetadataLog::append`] for a decision the active controller made
     /// on its own image (a request it took on its controller listener or in
-    /// an Envelope): never forwarded to another controller, so a deposed
-    /// controller answers NOT_CONTROLLER ([`MetaError::NotLeader`]) and the
+    /// an Envelope): committed only in the term it was decided in, so a
+    /// deposed controller answers NOT_CONTROLLER ([`MetaError::NotLeader`]) and the
     /// broker that sent the request asks the next one, which decides again.
     /// A log of its own (one node) is always the active controller.
     fn append_as_active(

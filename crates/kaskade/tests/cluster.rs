@@ -23,7 +23,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use process::cluster::{active_controller, create, describe_quorum, metadata, start_cluster, wait_for, Node};
+use process::cluster::{
+    active_controller, create, describe_quorum, metadata, metadata_controller, start_cluster, wait_for, Node,
+};
 use process::{client_config, WAIT};
 
 #[test]
@@ -86,20 +88,50 @@ fn three_nodes_form_a_cluster_place_partitions_and_survive_losing_the_active_con
     }
 
     // Kill -9 the active controller: the two others elect another and a
-    // metadata change made through either goes on.
+    // metadata change made through either goes on. Through the election,
+    // every Metadata answer names a broker it lists as the controller
+    // (never -1: librdkafka's admin client then has no controller and
+    // waits out its request timeout).
     let active = wait_for("an active controller", || active_controller(&runtime, &nodes[0].bootstrap()));
     let killed = Instant::now();
     let victim = nodes.iter().position(|n| n.id == active).expect("the controller is a node");
     nodes[victim].kill9();
     let survivors: Vec<&Node> = nodes.iter().filter(|n| n.id != active).collect();
+    let mut answers = 0;
     wait_for("a new active controller", || {
+        for s in &survivors {
+            if let Some((named, listed)) = metadata_controller(&runtime, &s.bootstrap()) {
+                answers += 1;
+                let named = named.unwrap_or_else(|| panic!("node {} named no controller (listing {listed:?})", s.id));
+                assert!(listed.contains(&named), "node {} named {named}, not among {listed:?}", s.id);
+            }
+        }
         active_controller(&runtime, &survivors[0].bootstrap()).filter(|c| *c != active)
     });
+    // A figure, not a check: how many answers the election spanned.
+    eprintln!("failover: {answers} Metadata answers checked during the election");
     create(&runtime, &survivors[0].bootstrap(), NewTopic::new("after", 2, TopicReplication::Fixed(1)))
         .expect("create after the failover");
     // A figure, not a check: elections follow 1-2 s of silence.
     eprintln!("failover: kill -9 -> next topic created in {:?}", killed.elapsed());
     wait_for("the other survivor sees the new topic", || metadata(&survivors[1].bootstrap(), "after"));
+
+    // Kill -9 the next active controller too: the last node can elect no
+    // one and knows no leader (it campaigns on). Its Metadata still names
+    // a broker it lists (Kafka names a live broker), never -1.
+    let second = wait_for("the new active controller", || active_controller(&runtime, &survivors[0].bootstrap()));
+    let victim = nodes.iter().position(|n| n.id == second).expect("the controller is a node");
+    nodes[victim].kill9();
+    let last = nodes.iter().find(|n| n.id != active && n.id != second).expect("a third node");
+    wait_for("the last node knows no leader", || {
+        describe_quorum(&runtime, &last.bootstrap()).filter(|(code, leader, _)| *code != 0 && *leader == -1)
+    });
+    for _ in 0..5 {
+        let (named, listed) = wait_for("a Metadata answer", || metadata_controller(&runtime, &last.bootstrap()));
+        let named = named.unwrap_or_else(|| panic!("no controller named with no leader (listing {listed:?})"));
+        assert!(listed.contains(&named), "named {named}, not among {listed:?}");
+        assert_eq!(describe_quorum(&runtime, &last.bootstrap()).map(|(_, leader, _)| leader), Some(-1));
+    }
 }
 
 /// FindCoordinator for group `key` asked of the node at `bootstrap`:

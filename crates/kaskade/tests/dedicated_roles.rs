@@ -27,7 +27,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use process::cluster::{active_controller, create, describe_quorum, start_dedicated, wait_for, Node};
+use process::cluster::{
+    active_controller, create, describe_quorum, metadata_controller, start_dedicated, wait_for, Node,
+};
 use process::{client_config, WAIT};
 
 /// How many controller-only nodes (ids 1..=n; the brokers follow).
@@ -115,7 +117,7 @@ fn a_controller_only_node_and_two_broker_only_nodes_form_a_cluster_and_survive_a
     }
     // Metadata names a live broker as the controller (clients send admin
     // requests there; it forwards them), never the controller-only node.
-    let named = wait_for("a broker names a controller", || active_controller(&runtime, &b2));
+    let named = wait_for("a broker names a controller", || metadata_controller(&runtime, &b2).and_then(|(c, _)| c));
     assert!(brokers_ids.contains(&named), "Metadata's controller is a broker: {named}");
 
     // Replication factor 2 over the two brokers, created through node 2.
@@ -151,7 +153,8 @@ fn a_controller_only_node_and_two_broker_only_nodes_form_a_cluster_and_survive_a
     }
     produce(&b2, "dedicated", "during", 20);
     nodes[active].restart();
-    let named = wait_for("a broker names a controller again", || active_controller(&runtime, &b3));
+    let named =
+        wait_for("a broker names a controller again", || metadata_controller(&runtime, &b3).and_then(|(c, _)| c));
     assert!(brokers_ids.contains(&named), "Metadata's controller is a broker: {named}");
     create(&runtime, &b3, NewTopic::new("after-restart", 2, TopicReplication::Fixed(2))).expect("create after");
     wait_for("node 2 sees the new topic", || placement(&b2, "after-restart", 2));

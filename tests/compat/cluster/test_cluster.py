@@ -200,12 +200,51 @@ def test_features_describe_through_every_broker_and_controller_listener():
             check(absent not in first, f"{absent} is not implemented, so not advertised: {first}")
 
 
+def test_feature_updates_are_decided_by_the_controller_with_kafkas_answers():
+    """kafka-features upgrade / downgrade / disable (UpdateFeatures), through a
+    broker (forwarded to the active controller) and through a CONTROLLER
+    listener: metadata.version again at its finalized level is accepted; a
+    metadata.version downgrade, a level outside the supported range, an
+    unsupported feature and an unknown one are refused with Kafka's messages
+    and change nothing. The finalized-features epoch (the metadata offset the
+    answer was built from) moves on when the metadata changes."""
+    first = features(ok(tool(FEATURES, *boot(IDS[0]), "describe")))
+    epoch = lambda res: max(int(m.group(5)) for m in (FEATURE_LINE.search(l) for l in res.lines) if m)
+    before = epoch(ok(tool(FEATURES, *boot(IDS[0]), "describe")))
+    for args in (boot(IDS[1]), boot_controller(IDS[2])):
+        same = tool(FEATURES, *args, "upgrade", "--metadata", first["metadata.version"][2])
+        check(same.rc == 0 and "metadata.version was upgraded to" in same.out,
+              "metadata.version at its finalized level is accepted", same)
+        refusals = [
+            (("downgrade", "--feature", "metadata.version=7"),
+             "Refusing to perform the requested downgrade because it might delete metadata information."),
+            (("upgrade", "--feature", "kraft.version=2"),
+             "Invalid update version 2 for feature kraft.version. Local controller"),
+            (("upgrade", "--feature", "nosuch.version=1"),
+             "Invalid update version 1 for feature nosuch.version. Local controller"),
+            (("disable", "--feature", "nosuch.version"), "Feature nosuch.version not found."),
+        ]
+        for cmd, says in refusals:
+            res = tool(FEATURES, *args, *cmd)
+            check(res.rc != 0 and says in res.out + res.err
+                  and "The update failed for all features since the following feature had an error" in res.out,
+                  f"{' '.join(cmd)} refused: {says}", res)
+        check("does not support this feature" in tool(FEATURES, *args, "upgrade", "--feature",
+                                                       "nosuch.version=1").out, "nosuch.version unsupported")
+    check(features(ok(tool(FEATURES, *boot(IDS[0]), "describe"))) == first, "no level changed")
+    ok(tool(TOPICS, *boot(IDS[0]), "--create", "--topic", name("features-epoch"), "--partitions", "1",
+            "--replication-factor", "1"))
+    poll(lambda: (lambda r: (epoch(r) > before, r))(ok(tool(FEATURES, *boot(IDS[0]), "describe"))),
+         f"the finalized-features epoch to move on from {before} after a topic creation")
+
+
 # --- topics, produce, consume -----------------------------------------------
 
 def test_add_and_remove_controller_are_refused_by_a_static_quorum(tmp_path):
     """KIP-853's add-controller / remove-controller against a quorum formed
-    from controller.quorum.voters (kraft.version 0): UNSUPPORTED_VERSION, the
-    voters unchanged. (A dynamic quorum's changes: crates/kaskade/tests/
+    from controller.quorum.voters (kraft.version 0), sent to the active
+    controller and to a broker (forwarded): UNSUPPORTED_VERSION, the voters
+    unchanged. (A dynamic quorum's changes: crates/kaskade/tests/
     dynamic_quorum.rs.)"""
     res, fields = quorum_status(IDS[0], through=boot_controller)
     ok(res)
@@ -218,13 +257,16 @@ def test_add_and_remove_controller_are_refused_by_a_static_quorum(tmp_path):
         "node.id=4", "process.roles=controller", "controller.listener.names=CONTROLLER",
         "listeners=CONTROLLER://127.0.0.1:19999", "listener.security.protocol.map=CONTROLLER:PLAINTEXT",
         f"controller.quorum.bootstrap.servers=127.0.0.1:{CPORTS[leader]}", f"log.dirs={tmp_path}", ""]))
-    add = tool(QUORUM, *boot_controller(leader), "--command-config", str(config), "add-controller")
-    check(add.rc != 0 and "UnsupportedVersionException" in add.out + add.err,
-          "add-controller is refused with UNSUPPORTED_VERSION", add)
-    remove = tool(QUORUM, *boot_controller(leader), "remove-controller", "--controller-id", str(IDS[-1]),
-                  "--controller-directory-id", "qZ8cKc3iQmWb1v7tPzV3kA")
-    check(remove.rc != 0 and "UnsupportedVersionException" in remove.out + remove.err,
-          "remove-controller is refused with UNSUPPORTED_VERSION", remove)
+    # Through the leader's CONTROLLER listener, and through a broker (which
+    # forwards both requests to the active controller).
+    for through in (boot_controller(leader), boot(IDS[0])):
+        add = tool(QUORUM, *through, "--command-config", str(config), "add-controller")
+        check(add.rc != 0 and "UnsupportedVersionException" in add.out + add.err,
+              "add-controller is refused with UNSUPPORTED_VERSION", add)
+        remove = tool(QUORUM, *through, "remove-controller", "--controller-id", str(IDS[-1]),
+                      "--controller-directory-id", "qZ8cKc3iQmWb1v7tPzV3kA")
+        check(remove.rc != 0 and "UnsupportedVersionException" in remove.out + remove.err,
+              "remove-controller is refused with UNSUPPORTED_VERSION", remove)
     res, fields = quorum_status(leader, through=boot_controller)
     ok(res)
     check(voter_ids(fields) == IDS, f"CurrentVoters still {IDS}", res)

@@ -34,19 +34,14 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::router::Router;
 
-/// `metadata.version` levels: `MetadataVersion.MINIMUM_VERSION` (3.3-IV3)
-/// to the level Kaskade finalizes, 4.0-IV3 (Kafka 4.0's latest production).
-pub const METADATA_VERSION_MIN: i16 = 7;
-/// The `metadata.version` level Kaskade finalizes (4.0-IV3).
-pub const METADATA_VERSION_LEVEL: i16 = 25;
+use super::features::Features;
 
 /// The handler. The frame decoder hands it a default body when the
 /// request's version is unsupported (KIP-511: answered as v0).
@@ -92,11 +87,11 @@ fn respond_from(broker: &Broker, router: &Router, version: i16, request: &ApiVer
     }
     let mut response = ApiVersionsResponse::default().with_api_keys(api_keys(router));
     if version >= 3 {
-        let features = Features::of(&broker.router, kraft_version(&broker.config.kraft));
+        let features = Features::of_cluster(broker);
         response = response
             .with_supported_features(features.supported(version))
             .with_finalized_features(features.finalized())
-            .with_finalized_features_epoch(broker.finalized_features_epoch());
+            .with_finalized_features_epoch(super::features::epoch(&broker.topics.image()));
     }
     response
 }
@@ -140,77 +135,16 @@ fn valid_software_id(s: &str) -> bool {
         && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-/// The `kraft.version` level of the quorum `kraft` configures: 1 for a
-/// dynamic quorum (KIP-853: no `controller.quorum.voters`, and
-/// `controller.quorum.bootstrap.servers`, `controller.quorum.standalone` or
-/// `controller.quorum.initial.controllers`), else 0 (static voters, or a
-/// lone node).
-fn kraft_version(kraft: &crate::config::KraftConfig) -> i16 {
-    let dynamic = kraft.voters.is_empty()
-        && (kraft.standalone || !kraft.initial_controllers.is_empty() || !kraft.bootstrap_servers.is_empty());
-    i16::from(dynamic)
-}
-
-/// The KIP-584 features of this broker: (name, min, max, finalized level).
-struct Features(Vec<(&'static str, i16, i16, i16)>);
-
-impl Features {
-    /// The features of a node serving `router` on its client listener,
-    /// whose quorum runs at `kraft_level`.
-    fn of(router: &Router, kraft_level: i16) -> Self {
-        let mut features =
-            vec![("metadata.version", METADATA_VERSION_MIN, METADATA_VERSION_LEVEL, METADATA_VERSION_LEVEL)];
-        if router.get(ApiKey::DescribeQuorum).is_some() {
-            debug_assert!((0..=1).contains(&kraft_level), "kraft.version {kraft_level}");
-            features.push(("kraft.version", 0, 1, kraft_level));
-        }
-        if router.get(ApiKey::ConsumerGroupHeartbeat).is_some() {
-            features.push(("group.version", 0, 1, 1));
-        }
-        if router.max_version(ApiKey::Produce).is_some_and(|v| v >= 12)
-            && router.max_version(ApiKey::EndTxn).is_some_and(|v| v >= 5)
-        {
-            features.push(("transaction.version", 0, 2, 2));
-        }
-        Features(features)
-    }
-
-    fn supported(&self, version: i16) -> Vec<SupportedFeatureKey> {
-        self.0
-            .iter()
-            .filter(|(_, min, max, _)| *max > 0 && (version >= 4 || *min > 0))
-            .map(|&(name, min, max, _)| {
-                SupportedFeatureKey::default()
-                    .with_name(StrBytes::from_static_str(name))
-                    .with_min_version(min)
-                    .with_max_version(max)
-            })
-            .collect()
-    }
-
-    fn finalized(&self) -> Vec<FinalizedFeatureKey> {
-        self.0
-            .iter()
-            .filter(|(_, _, _, level)| *level > 0)
-            .map(|&(name, _, _, level)| {
-                FinalizedFeatureKey::default()
-                    .with_name(StrBytes::from_static_str(name))
-                    .with_max_version_level(level)
-                    .with_min_version_level(level)
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::features::{METADATA_VERSION_LEVEL, METADATA_VERSION_MIN};
     use crate::api::handler;
     use crate::config::BrokerConfig;
     use crate::router::{HandlerFuture, Route, Router};
     use bytes::BytesMut;
     use kafka_protocol::messages::{RequestHeader, RequestKind};
-    use kafka_protocol::protocol::Encodable;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
 
     fn broker() -> Broker {
         Broker::for_tests(BrokerConfig::default(), crate::router::Router::default())
@@ -348,7 +282,6 @@ mod tests {
     #[test]
     fn v3_and_v4_features_bytes() {
         let b = api_versions_only();
-        b.set_finalized_features_epoch(42);
         let r = respond(&b, 3, &request("kcat", "1.7.1"));
         let bytes = encode(&r, 3);
         // error_code, compact array of 1 (0x02) ApiVersion [18, 0, 4, no tags],
@@ -362,8 +295,8 @@ mod tests {
         tail.extend([0, feature_len as u8, 2, name.len() as u8 + 1]);
         tail.extend(name);
         tail.extend([0, 7, 0, 25, 0]);
-        // tag 1 finalized_features_epoch = 42
-        tail.extend([1, 8, 0, 0, 0, 0, 0, 0, 0, 42]);
+        // tag 1 finalized_features_epoch = 0 (an image of no record yet)
+        tail.extend([1, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
         // tag 2 finalized_features: [metadata.version max 25 min 25]
         tail.extend([2, feature_len as u8, 2, name.len() as u8 + 1]);
         tail.extend(name);

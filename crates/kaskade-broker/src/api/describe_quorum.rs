@@ -8,7 +8,10 @@
 //! brokers forward DescribeQuorum to the active controller (so
 //! `kafka-metadata-quorum --bootstrap-server` works through any node); a
 //! broker-only node, which has no controller, asks the active controller
-//! for its view over the controller listener (`ObserverMetadataLog::status`).
+//! for its view with DescribeQuorum on the controller listener
+//! (`ObserverMetadataLog::status`). The status is written into the answer
+//! by `kaskade_meta::quorum::describe_quorum::write_partition`, the one
+//! writer the observer's reader inverts.
 //!
 //! Invariants: a request is forwarded at most once (a request from another
 //! broker, `inter_broker::CLIENT_ID_PREFIX`, is answered from this node's
@@ -24,7 +27,7 @@ use kafka_protocol::messages::describe_quorum_response::{Listener, Node, Partiti
 use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use kaskade_meta::quorum::ReplicaStatus;
+use kaskade_meta::quorum::describe_quorum::{write_partition, METADATA_TOPIC};
 use kaskade_meta::{MetaError, QuorumStatus};
 use kaskade_types::NodeId;
 
@@ -32,8 +35,6 @@ use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::inter_broker;
 
-/// The topic of the metadata log, as KRaft names it.
-const METADATA_TOPIC: &str = "__cluster_metadata";
 /// The leader epoch of a quorum that has only ever had one leader.
 const SINGLE_LEADER_EPOCH: i32 = 1;
 /// Bound on asking the leader: well under a client's `request.timeout.ms`
@@ -102,9 +103,9 @@ fn answer(
                 p.error_code = ResponseError::UnknownTopicOrPartition.code();
                 p.error_message = Some(StrBytes::from_static_str("This server does not host this topic-partition."));
             } else if let Some(quorum) = broker.quorum() {
-                quorum_partition(&mut p, quorum.status(), version);
+                write_partition(&mut p, quorum.status(), version);
             } else if let Some(status) = &observed {
-                quorum_partition(&mut p, again(status), version);
+                write_partition(&mut p, again(status), version);
             } else {
                 p.leader_id = BrokerId(broker.node_id().get());
                 p.leader_epoch = SINGLE_LEADER_EPOCH;
@@ -154,47 +155,6 @@ fn answer(
         resp.nodes.push(node);
     }
     resp
-}
-
-/// The metadata partition of a multi-node quorum: the leader's view, or
-/// NOT_LEADER_OR_FOLLOWER naming the leader elsewhere (only the leader
-/// knows where the replicas are; `handle` forwarded the request to it
-/// first if it could).
-fn quorum_partition(p: &mut PartitionData, status: Result<QuorumStatus, MetaError>, version: i16) {
-    let status = match status {
-        Ok(status) => status,
-        Err(e) => {
-            let code = match &e {
-                MetaError::NotLeader { leader } => {
-                    p.leader_id = BrokerId(leader.map_or(-1, NodeId::get));
-                    ResponseError::NotLeaderOrFollower
-                }
-                _ => ResponseError::UnknownServerError,
-            };
-            p.error_code = code.code();
-            p.error_message = Some(StrBytes::from_string(e.to_string()));
-            return;
-        }
-    };
-    p.leader_id = BrokerId(status.leader_id);
-    p.leader_epoch = status.leader_epoch;
-    p.high_watermark = status.high_watermark;
-    let replica = |r: &ReplicaStatus| {
-        let mut state = ReplicaState::default();
-        state.replica_id = BrokerId(r.replica_id);
-        state.log_end_offset = r.log_end_offset;
-        if version >= 1 {
-            state.last_fetch_timestamp = r.last_fetch_timestamp;
-            state.last_caught_up_timestamp = r.last_caught_up_timestamp;
-        }
-        if version >= 2 {
-            // KIP-853's voter key; the zero UUID where it is not known.
-            state.replica_directory_id = r.directory_id.unwrap_or_default();
-        }
-        state
-    };
-    p.current_voters = status.voters.iter().map(replica).collect();
-    p.observers = status.observers.iter().map(replica).collect();
 }
 
 crate::route_to!(DescribeQuorum, handle);

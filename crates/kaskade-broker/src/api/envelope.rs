@@ -50,6 +50,9 @@ static FORWARDED: &[Route] = &[
     Route::new(ApiKey::IncrementalAlterConfigs, 0, 1, crate::api::config_routes::incremental_on_controller),
     Route::new(ApiKey::AlterPartitionReassignments, 0, 1, crate::api::partition_reassignments::forwarded::controller_route),
     Route::new(ApiKey::AlterUserScramCredentials, 0, 0, crate::api::scram_credentials::forwarded::controller_route),
+    Route::new(ApiKey::UpdateFeatures, 0, 2, crate::api::update_features::controller_route),
+    Route::new(ApiKey::AddRaftVoter, 0, 0, crate::api::raft_voters::add_route::route),
+    Route::new(ApiKey::RemoveRaftVoter, 0, 0, crate::api::raft_voters::remove_route::route),
 ];
 
 static FORWARDED_ROUTER: LazyLock<Router> = LazyLock::new(|| Router::new(FORWARDED));
@@ -189,6 +192,6 @@ mod tests {
                 route.key
             );
         }
-        assert_eq!(FORWARDED_ROUTER.iter().count(), 8);
+        assert_eq!(FORWARDED_ROUTER.iter().count(), 11);
     }
 }

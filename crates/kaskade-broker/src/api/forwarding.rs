@@ -39,11 +39,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     alter_configs_response, alter_partition_reassignments_response, alter_user_scram_credentials_response,
     create_partitions_response, create_topics_request, create_topics_response, delete_topics_response,
-    elect_leaders_response, incremental_alter_configs_response, AlterConfigsResponse,
+    elect_leaders_response, incremental_alter_configs_response, AddRaftVoterResponse, AlterConfigsResponse,
     AlterPartitionReassignmentsResponse, AlterUserScramCredentialsResponse, ApiKey, CreatePartitionsResponse,
     CreateTopicsRequest, CreateTopicsResponse, DefaultPrincipalData, DeleteTopicsResponse, ElectLeadersResponse,
-    EnvelopeRequest, EnvelopeResponse, IncrementalAlterConfigsResponse, RequestHeader, RequestKind, ResponseHeader,
-    ResponseKind, TopicName,
+    EnvelopeRequest, EnvelopeResponse, IncrementalAlterConfigsResponse, RemoveRaftVoterResponse, RequestHeader,
+    RequestKind, ResponseHeader, ResponseKind, TopicName, UpdateFeaturesResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kaskade_meta::TopicImage;
@@ -353,6 +353,8 @@ fn timeout_of(body: &RequestKind) -> Duration {
         RequestKind::CreatePartitions(r) => r.timeout_ms,
         RequestKind::ElectLeaders(r) => r.timeout_ms,
         RequestKind::AlterPartitionReassignments(r) => r.timeout_ms,
+        RequestKind::AddRaftVoter(r) => r.timeout_ms,
+        RequestKind::UpdateFeatures(r) => r.timeout_ms,
         _ => 0,
     };
     if ms > 0 {
@@ -501,6 +503,15 @@ pub fn error_response(
                 AlterUserScramCredentialsResponse::default().with_results(results.collect()),
             )
         }
+        RequestKind::AddRaftVoter(_) => ResponseKind::AddRaftVoter(
+            AddRaftVoterResponse::default().with_error_code(code).with_error_message(message),
+        ),
+        RequestKind::RemoveRaftVoter(_) => ResponseKind::RemoveRaftVoter(
+            RemoveRaftVoterResponse::default().with_error_code(code).with_error_message(message),
+        ),
+        RequestKind::UpdateFeatures(_) => ResponseKind::UpdateFeatures(
+            UpdateFeaturesResponse::default().with_error_code(code).with_error_message(message),
+        ),
         _ => return None,
     })
 }
@@ -524,6 +535,7 @@ pub fn says_not_controller(response: &ResponseKind) -> bool {
             r.error_code == not || r.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code == not)
         }
         ResponseKind::AlterUserScramCredentials(r) => r.results.iter().any(|u| u.error_code == not),
+        ResponseKind::UpdateFeatures(r) => r.error_code == not,
         _ => false,
     }
 }

@@ -36,6 +36,7 @@ pub mod describe_transactions;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod envelope;
+pub mod features;
 pub mod fetch;
 pub mod fetch_session;
 pub mod find_coordinator;
@@ -59,6 +60,7 @@ pub mod raft_voters;
 pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod update_features;
 pub mod update_raft_voter;
 pub mod write_txn_markers;
 

@@ -71,8 +71,10 @@ pub(super) fn directory_id(id: uuid::Uuid) -> Option<uuid::Uuid> {
     (!id.is_nil()).then_some(id)
 }
 
+/// A node running no quorum (a lone node) has a static voter set, so a
+/// change is UNSUPPORTED_VERSION, as Kafka answers for `kraft.version` 0.
 pub(super) fn no_quorum() -> Refusal {
-    (ResponseError::NotLeaderOrFollower, "this node runs no controller quorum".into())
+    (ResponseError::UnsupportedVersion, "this node runs no dynamic controller quorum (kraft.version 0)".into())
 }
 
 /// The new voter's key and the `host:port` of its endpoint on this
@@ -160,6 +162,28 @@ pub mod remove_route {
     crate::route_to!(RemoveRaftVoter, super::handle_remove);
 }
 
+/// On a broker listener: sent on to the active controller in an Envelope,
+/// as Kafka's broker does (`forwardToControllerOrFail`), so
+/// `kafka-metadata-quorum --bootstrap-server ... add-controller` works
+/// through any broker; answered here on a lone node. The controller checks
+/// and carries out the change itself (the quorum's leader decides).
+pub mod forwarded {
+    use std::sync::Arc;
+
+    use kafka_protocol::messages::{RequestHeader, RequestKind};
+
+    use crate::broker::Broker;
+    use crate::router::HandlerFuture;
+
+    pub fn add(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+        crate::api::forwarding::to_controller(broker, header, body, super::add_route::route)
+    }
+
+    pub fn remove(broker: Arc<Broker>, header: RequestHeader, body: RequestKind) -> HandlerFuture {
+        crate::api::forwarding::to_controller(broker, header, body, super::remove_route::route)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use kafka_protocol::messages::add_raft_voter_request::Listener;
@@ -222,11 +246,33 @@ pub(crate) mod tests {
         negative.voter_id = -1;
         assert_eq!(add_answer(&broker, negative).await.0, ResponseError::InvalidRequest.code());
 
-        // A well-formed request on a node running no quorum (this test's).
-        assert_eq!(add_answer(&broker, add_request("CONTROLLER")).await.0, ResponseError::NotLeaderOrFollower.code());
+        // A well-formed request on a node running no quorum (this test's):
+        // its voters are static, as Kafka answers for kraft.version 0.
+        assert_eq!(add_answer(&broker, add_request("CONTROLLER")).await.0, ResponseError::UnsupportedVersion.code());
         let resp =
             handle_remove(&broker, 0, RemoveRaftVoterRequest::default().with_voter_id(2)).await.expect("answered");
-        assert_eq!(resp.error_code, ResponseError::NotLeaderOrFollower.code());
+        assert_eq!(resp.error_code, ResponseError::UnsupportedVersion.code());
+    }
+
+    #[tokio::test]
+    async fn a_lone_node_answers_the_broker_listeners_requests_itself() {
+        use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+        let broker = controller();
+        let header = |key: ApiKey| RequestHeader::default().with_request_api_key(key as i16);
+        let add = forwarded::add(
+            Arc::clone(&broker),
+            header(ApiKey::AddRaftVoter),
+            RequestKind::AddRaftVoter(add_request("CONTROLLER")),
+        );
+        let Ok(ResponseKind::AddRaftVoter(r)) = add.await else { panic!("an AddRaftVoter answer") };
+        assert_eq!(r.error_code, ResponseError::UnsupportedVersion.code());
+        let remove = forwarded::remove(
+            broker,
+            header(ApiKey::RemoveRaftVoter),
+            RequestKind::RemoveRaftVoter(RemoveRaftVoterRequest::default().with_voter_id(2)),
+        );
+        let Ok(ResponseKind::RemoveRaftVoter(r)) = remove.await else { panic!("a RemoveRaftVoter answer") };
+        assert_eq!(r.error_code, ResponseError::UnsupportedVersion.code());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use kafka_protocol::protocol::StrBytes;
 use kaskade_meta::quorum::VoterKey;
 use kaskade_types::NodeId;
 
-use super::raft_voters::{check_cluster, controller_endpoint, directory_id, no_quorum, refusal, Refusal};
+use super::raft_voters::{check_cluster, controller_endpoint, directory_id, refusal, Refusal};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -63,7 +63,10 @@ async fn update(
     resp: &mut UpdateRaftVoterResponse,
 ) -> Result<(), Refusal> {
     check_cluster(broker, req.cluster_id.as_ref())?;
-    let quorum = broker.quorum().ok_or_else(no_quorum)?;
+    // Only a voter of a running quorum sends it: this node leads none.
+    let quorum = broker
+        .quorum()
+        .ok_or_else(|| (ResponseError::NotLeaderOrFollower, "this node runs no controller quorum".to_string()))?;
     let (leader, term) = quorum.leader_and_epoch();
     let term = i32::try_from(term).unwrap_or(i32::MAX);
     let mut current = CurrentLeader::default();

@@ -181,7 +181,7 @@ async fn the_leaders_answers_map_to_retry_done_or_stop() {
         dispositions,
         vec![
             Err(Retry), // not the leader any more: a newer image names another
-            Err(Done),  // a newer producer epoch ended it there
+            Err(Stop),  // a newer producer epoch: this coordinator is stale
             Err(Stop),  // a newer coordinator owns the transaction
             Err(Retry), // the leader does not have it yet; our image drops it once deleted
             Err(Retry),

@@ -23,8 +23,9 @@ pub enum MarkerError {
     /// transaction).
     #[error("unknown partition")]
     UnknownPartition,
-    /// The producer has a newer epoch there: the transaction's data on it
-    /// is already ended or fenced.
+    /// The producer has a newer epoch there: a newer coordinator (or this
+    /// one, later) bumped it, so this coordinator's view of the transaction
+    /// is stale.
     #[error("invalid producer epoch: {0}")]
     InvalidProducerEpoch(String),
     /// The partition's leader saw markers of a newer coordinator
@@ -42,22 +43,28 @@ pub enum MarkerError {
 /// `TransactionMarkerRequestCompletionHandler` decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MarkerDisposition {
-    /// Nothing more to write on the partition: written, deleted, or ended
-    /// already under a newer producer epoch.
+    /// Nothing more to write on the partition: written, deleted, or one
+    /// the producer could not have written transactional data to.
     Done,
     /// Write it again later, to the leader a newer image names (not the
     /// leader, no leader, not enough replicas, a timeout, a broken
     /// connection, a storage error).
     Retry,
-    /// Stop writing this transaction's markers: a newer coordinator owns it.
+    /// Stop writing this transaction's markers and do not complete it: the
+    /// producer or coordinator epoch moved on (INVALID_PRODUCER_EPOCH,
+    /// TRANSACTION_COORDINATOR_FENCED), so a newer coordinator owns it and
+    /// finishes it after loading its `Prepare*` state.
     Stop,
 }
 
 impl MarkerError {
     pub fn disposition(&self) -> MarkerDisposition {
         match self {
-            MarkerError::UnknownPartition | MarkerError::InvalidProducerEpoch(_) => MarkerDisposition::Done,
-            MarkerError::CoordinatorFenced(_) => MarkerDisposition::Stop,
+            // Unknown on the image: deleted (Kafka skips a partition with
+            // no leader endpoint). An UNKNOWN_TOPIC_OR_PARTITION answered by
+            // a broker is retried, as Kafka's handler does.
+            MarkerError::UnknownPartition => MarkerDisposition::Done,
+            MarkerError::InvalidProducerEpoch(_) | MarkerError::CoordinatorFenced(_) => MarkerDisposition::Stop,
             // A producer could not have written transactional data there:
             // Kafka drops the partition from the transaction.
             MarkerError::Failed(ResponseError::UnsupportedForMessageFormat | ResponseError::UnsupportedVersion, _) => {
@@ -94,9 +101,10 @@ mod tests {
         use MarkerDisposition::*;
         let failed = |e| MarkerError::Failed(e, String::new());
         assert_eq!(MarkerError::UnknownPartition.disposition(), Done);
-        assert_eq!(MarkerError::InvalidProducerEpoch(String::new()).disposition(), Done);
+        assert_eq!(MarkerError::InvalidProducerEpoch(String::new()).disposition(), Stop);
         assert_eq!(MarkerError::CoordinatorFenced(String::new()).disposition(), Stop);
         assert_eq!(failed(ResponseError::UnsupportedForMessageFormat).disposition(), Done);
+        assert_eq!(failed(ResponseError::UnsupportedVersion).disposition(), Done);
         for retriable in [
             ResponseError::UnknownTopicOrPartition,
             ResponseError::NotLeaderOrFollower,

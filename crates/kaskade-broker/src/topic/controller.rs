@@ -81,10 +81,19 @@ impl TopicController {
     pub fn check_new_topic(&self, t: &NewTopic<'_>) -> Result<i32, TopicError> {
         validate_topic_name(t.name)?;
         let partitions = if !t.assignments.is_empty() {
-            if t.partitions != -1 || t.replication != -1 {
+            // Kafka's controller checks the replication factor first
+            // (`ReplicationControlManager.createTopic`).
+            let unset = if t.replication != -1 {
+                Some("replication factor")
+            } else if t.partitions != -1 {
+                Some("numPartitions")
+            } else {
+                None
+            };
+            if let Some(what) = unset {
                 return Err(TopicError::new(
                     ResponseError::InvalidRequest,
-                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+                    format!("A manual partition assignment was specified, but {what} was not set to -1."),
                 ));
             }
             self.check_assignments(t.assignments)?;
@@ -487,7 +496,17 @@ mod tests {
         assert_eq!(err(t), ResponseError::InvalidReplicaAssignment);
         let both = [(0, vec![1])];
         let t = NewTopic { name: "t", partitions: 1, replication: -1, assignments: &both, configs: &none };
-        assert_eq!(err(t), ResponseError::InvalidRequest);
+        let e = c.check_new_topic(&t).expect_err("both counts and assignments");
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                ResponseError::InvalidRequest,
+                "A manual partition assignment was specified, but numPartitions was not set to -1."
+            )
+        );
+        let t = NewTopic { name: "t", partitions: 1, replication: 1, assignments: &both, configs: &none };
+        let e = c.check_new_topic(&t).expect_err("both counts and assignments");
+        assert_eq!(e.message, "A manual partition assignment was specified, but replication factor was not set to -1.");
         assert_eq!(c.check_new_topic(&new_topic("t", -1, -1, &none)).expect("defaults"), 1);
     }
 

@@ -29,19 +29,16 @@ impl TopicError {
 }
 
 impl From<MetaError> for TopicError {
-    /// A change no controller took in time is Kafka's NOT_CONTROLLER (no
-    /// active controller could be reached: the client retries after a
-    /// Metadata refresh) or REQUEST_TIMED_OUT (proposed, or forwarded and
-    /// its answer lost: not known to be committed); the quorum forwards
-    /// changes itself, so these are what is left when forwarding did not
-    /// succeed. Anything else failed storing it.
+    /// A change this node could not make is Kafka's NOT_CONTROLLER (it is
+    /// not the active controller: the sender asks the next one after a
+    /// Metadata refresh) or REQUEST_TIMED_OUT (proposed, not known to be
+    /// committed). Anything else failed storing it.
     fn from(e: MetaError) -> Self {
         let code = match &e {
             MetaError::NotLeader { .. } => ResponseError::NotController,
-            // Proposed, or sent to the active controller whose answer was
-            // lost: it may have landed, so neither success nor a failure
-            // that says it did not happen.
-            MetaError::Timeout(_) | MetaError::Unconfirmed(_) => ResponseError::RequestTimedOut,
+            // Proposed: it may have landed, so neither success nor a
+            // failure that says it did not happen.
+            MetaError::Timeout(_) => ResponseError::RequestTimedOut,
             _ => ResponseError::KafkaStorageError,
         };
         TopicError::new(code, e.to_string())
@@ -65,8 +62,6 @@ mod tests {
         assert_eq!(not_leader.code, ResponseError::NotController);
         let timeout = TopicError::from(MetaError::Timeout(std::time::Duration::from_secs(1)));
         assert_eq!(timeout.code, ResponseError::RequestTimedOut);
-        let unconfirmed = TopicError::from(MetaError::Unconfirmed("connection reset".into()));
-        assert_eq!(unconfirmed.code, ResponseError::RequestTimedOut);
         let failed = TopicError::from(MetaError::Quorum("stopped".into()));
         assert_eq!(failed.code, ResponseError::KafkaStorageError);
     }

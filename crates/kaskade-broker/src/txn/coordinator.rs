@@ -12,6 +12,15 @@
 //! CONCURRENT_TRANSACTIONS so the client retries. A transaction open past
 //! its timeout is aborted the same way. While markers are being written,
 //! requests for the id answer CONCURRENT_TRANSACTIONS.
+//!
+//! Every state change is staged as a [`StateWrite`] that the service takes
+//! ([`TxnCoordinator::take_writes`]), appends to `__transaction_state` and
+//! resolves ([`TxnCoordinator::written`] / [`TxnCoordinator::failed`]).
+//! Until then the id's append is in flight (Kafka's
+//! `TransactionMetadata.pendingState`): every request for the id answers
+//! CONCURRENT_TRANSACTIONS (after the producer checks Kafka makes first),
+//! timeouts and expiry pass it by, and a failed append puts the state
+//! before it back. Invariant: at most one append per id in flight.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -57,9 +66,34 @@ pub enum EndDecision {
     Begin(TxnMetadata, EndPlan),
 }
 
+/// A state change to append to `__transaction_state`, staged by a
+/// decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateWrite {
+    pub transactional_id: String,
+    /// Names this append when it is resolved: a resolution of an append
+    /// that is no longer the id's in-flight one (unloaded, reloaded) is
+    /// ignored.
+    pub token: u64,
+    /// The state to append; `None`: a tombstone (the id is removed).
+    pub state: Option<TxnMetadata>,
+}
+
+/// An id's append in flight, and the state to put back if it fails.
+#[derive(Debug)]
+struct InFlight {
+    token: u64,
+    before: Option<TxnMetadata>,
+}
+
 #[derive(Debug, Default)]
 pub struct TxnCoordinator {
     txns: HashMap<String, TxnMetadata>,
+    /// Ids whose state append is not resolved yet.
+    in_flight: HashMap<String, InFlight>,
+    /// Writes decided and not yet taken by the service.
+    staged: Vec<StateWrite>,
+    next_token: u64,
     /// `transaction.max.timeout.ms`
     max_timeout_ms: i32,
 }
@@ -87,7 +121,65 @@ fn has_epoch(meta: &TxnMetadata) -> bool {
 
 impl TxnCoordinator {
     pub fn new(max_timeout_ms: i32) -> Self {
-        TxnCoordinator { txns: HashMap::new(), max_timeout_ms }
+        TxnCoordinator { max_timeout_ms, ..TxnCoordinator::default() }
+    }
+
+    /// Whether an append of `id`'s state is in flight.
+    pub fn in_flight(&self, id: &str) -> bool {
+        self.in_flight.contains_key(id)
+    }
+
+    /// Sets `id`'s state to `after` (`None`: removes it) and stages its
+    /// append; the id is in flight until it is resolved.
+    fn stage(&mut self, id: &str, after: Option<TxnMetadata>) {
+        debug_assert!(!self.in_flight(id), "one append in flight per id ({id})");
+        debug_assert!(after.as_ref().is_none_or(|m| m.transactional_id == id));
+        let before = match &after {
+            Some(meta) => self.txns.insert(id.to_string(), meta.clone()),
+            None => self.txns.remove(id),
+        };
+        self.next_token += 1;
+        let token = self.next_token;
+        self.in_flight.insert(id.to_string(), InFlight { token, before });
+        self.staged.push(StateWrite { transactional_id: id.to_string(), token, state: after });
+    }
+
+    /// The writes decided since the last call, in the order decided: the
+    /// caller appends each and resolves it.
+    pub fn take_writes(&mut self) -> Vec<StateWrite> {
+        std::mem::take(&mut self.staged)
+    }
+
+    /// `write`'s append is durable: the id takes requests again. False if
+    /// it was no longer the id's append in flight.
+    pub fn written(&mut self, id: &str, token: u64) -> bool {
+        if self.in_flight.get(id).is_none_or(|f| f.token != token) {
+            return false;
+        }
+        self.in_flight.remove(id);
+        true
+    }
+
+    /// `write`'s append failed: the id's state is the one before it again
+    /// (as the log's), as Kafka drops a pending transition whose append
+    /// failed. False if it was no longer the id's append in flight.
+    pub fn failed(&mut self, id: &str, token: u64) -> bool {
+        if self.in_flight.get(id).is_none_or(|f| f.token != token) {
+            return false;
+        }
+        let Some(InFlight { before, .. }) = self.in_flight.remove(id) else { return false };
+        match before {
+            Some(state) => self.txns.insert(id.to_string(), state),
+            None => self.txns.remove(id),
+        };
+        true
+    }
+
+    /// Forgets every id `unload` names (a partition this node no longer
+    /// leads), with its append in flight: its resolution is ignored.
+    pub fn unload_where(&mut self, unload: impl Fn(&str) -> bool) {
+        self.txns.retain(|id, _| !unload(id));
+        self.in_flight.retain(|id, _| !unload(id));
     }
 
     pub fn get(&self, id: &str) -> Option<&TxnMetadata> {
@@ -101,10 +193,13 @@ impl TxnCoordinator {
     /// Forgets `id` (a tombstone in the replay).
     pub fn unload(&mut self, id: &str) {
         self.txns.remove(id);
+        self.in_flight.remove(id);
     }
 
     /// Loads a persisted state (start-up replay; later records win).
     pub fn load(&mut self, meta: TxnMetadata) {
+        // The log's state replaces whatever was in flight.
+        self.in_flight.remove(&meta.transactional_id);
         if meta.state == TxnState::Dead {
             self.txns.remove(&meta.transactional_id);
         } else {
@@ -142,6 +237,9 @@ impl TxnCoordinator {
         if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
+        if self.in_flight(id) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
         let Some(current) = self.txns.get(id) else {
             let Some(pid) = new_pid else { return Ok(InitDecision::NeedProducerId) };
             let meta = TxnMetadata {
@@ -155,7 +253,7 @@ impl TxnCoordinator {
                 start_ms: None,
                 update_ms: now,
             };
-            self.txns.insert(id.to_string(), meta.clone());
+            self.stage(id, Some(meta.clone()));
             return Ok(InitDecision::Ready(meta));
         };
         if current.state.is_ending() || current.state == TxnState::Dead {
@@ -216,18 +314,30 @@ impl TxnCoordinator {
         meta.partitions.clear();
         meta.start_ms = None;
         meta.update_ms = now;
-        self.txns.insert(id.to_string(), meta.clone());
+        self.stage(id, Some(meta.clone()));
         Ok(InitDecision::Ready(meta))
     }
 
     /// Kafka's producer checks for AddPartitions, AddOffsets and EndTxn.
+    /// Then, as Kafka, an id whose append is in flight answers
+    /// CONCURRENT_TRANSACTIONS.
     fn check_producer(&self, id: &str, producer: ProducerIdAndEpoch) -> Result<&TxnMetadata, ResponseError> {
-        let meta = self.txns.get(id).ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let Some(meta) = self.txns.get(id) else {
+            // Its tombstone is in flight: Kafka still holds it, pending Dead.
+            let removing = self.in_flight.get(id).and_then(|f| f.before.as_ref());
+            return Err(match removing {
+                Some(m) if m.producer_id == producer.id => ResponseError::ConcurrentTransactions,
+                _ => ResponseError::InvalidProducerIdMapping,
+            });
+        };
         if meta.producer_id != producer.id {
             return Err(ResponseError::InvalidProducerIdMapping);
         }
         if meta.producer_epoch != producer.epoch {
             return Err(ResponseError::ProducerFenced);
+        }
+        if self.in_flight(id) {
+            return Err(ResponseError::ConcurrentTransactions);
         }
         Ok(meta)
     }
@@ -256,7 +366,7 @@ impl TxnCoordinator {
         meta.state = TxnState::Ongoing;
         meta.partitions.extend(partitions.iter().cloned());
         meta.update_ms = now;
-        self.txns.insert(id.to_string(), meta.clone());
+        self.stage(id, Some(meta.clone()));
         Ok(Some(meta))
     }
 
@@ -295,7 +405,7 @@ impl TxnCoordinator {
         marker: Marker,
         fence_epoch: Option<ProducerEpoch>,
     ) -> (TxnMetadata, EndPlan) {
-        let meta = self.txns.get_mut(id).expect("checked by the caller");
+        let mut meta = self.txns.get(id).cloned().expect("checked by the caller");
         if let Some(epoch) = fence_epoch {
             // A fence leaves no epoch a retry may name (Kafka's
             // `prepareFenceProducerEpoch`): the fenced producer's
@@ -308,7 +418,9 @@ impl TxnCoordinator {
             Marker::Abort => TxnState::PrepareAbort,
         };
         meta.update_ms = now;
-        (meta.clone(), plan(meta, marker))
+        let plan = plan(&meta, marker);
+        self.stage(id, Some(meta.clone()));
+        (meta, plan)
     }
 
     /// Whether `plan` is the plan of the transaction ending now (same
@@ -336,7 +448,13 @@ impl TxnCoordinator {
         if !self.is_pending(plan) {
             return None;
         }
-        let meta = self.txns.get_mut(&plan.transactional_id)?;
+        // Prepare* is durable before its markers are written, and no
+        // request changes a Prepare* id: nothing can be in flight here.
+        debug_assert!(!self.in_flight(&plan.transactional_id), "Complete over an append in flight");
+        if self.in_flight(&plan.transactional_id) {
+            return None;
+        }
+        let mut meta = self.txns.get(&plan.transactional_id)?.clone();
         meta.state = match plan.marker {
             Marker::Commit => TxnState::CompleteCommit,
             Marker::Abort => TxnState::CompleteAbort,
@@ -344,7 +462,8 @@ impl TxnCoordinator {
         meta.partitions.clear();
         meta.start_ms = None;
         meta.update_ms = now;
-        Some(meta.clone())
+        self.stage(&plan.transactional_id, Some(meta.clone()));
+        Some(meta)
     }
 
     /// Transactions open longer than their timeout: aborted with a bumped
@@ -355,6 +474,9 @@ impl TxnCoordinator {
             .txns
             .values()
             .filter(|m| m.state == TxnState::Ongoing && m.start_ms.is_some_and(|s| now > s + i64::from(m.timeout_ms)))
+            // Kafka skips an id with a pending transition; the next check
+            // sees it again.
+            .filter(|m| !self.in_flight(&m.transactional_id))
             .map(|m| m.transactional_id.clone())
             .collect();
         expired
@@ -377,11 +499,12 @@ impl TxnCoordinator {
             .filter(|m| {
                 matches!(m.state, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort)
                     && m.update_ms.saturating_add(expiration_ms) <= now
+                    && !self.in_flight(&m.transactional_id)
             })
             .map(|m| m.transactional_id.clone())
             .collect();
         for id in &expired {
-            self.txns.remove(id);
+            self.stage(id, None);
         }
         expired
     }
@@ -408,251 +531,5 @@ fn plan(meta: &TxnMetadata, marker: Marker) -> EndPlan {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tp(t: &str, p: i32) -> TopicPartition {
-        TopicPartition::new(t, p)
-    }
-
-    fn e(epoch: i16) -> ProducerEpoch {
-        ProducerEpoch(epoch)
-    }
-
-    fn p(id: i64, epoch: i16) -> ProducerIdAndEpoch {
-        ProducerIdAndEpoch::new(ProducerId(id), ProducerEpoch(epoch))
-    }
-
-    fn ready(d: InitDecision) -> TxnMetadata {
-        match d {
-            InitDecision::Ready(m) => m,
-            other => panic!("expected Ready, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn init_add_commit_and_the_next_transaction() {
-        let mut c = TxnCoordinator::new(60_000);
-        assert_eq!(c.init_producer_id(0, "t", 10_000, None, None), Ok(InitDecision::NeedProducerId));
-        let m = ready(c.init_producer_id(0, "t", 10_000, None, Some(ProducerId(7))).unwrap());
-        assert_eq!((m.producer(), m.state), (p(7, 0), TxnState::Empty));
-        let m = c.add_partitions(1, "t", p(7, 0), &[tp("a", 0)]).unwrap().expect("changed");
-        assert_eq!((m.state, m.start_ms), (TxnState::Ongoing, Some(1)));
-        assert_eq!(c.add_partitions(2, "t", p(7, 0), &[tp("a", 0)]), Ok(None), "nothing new");
-        c.add_partitions(2, "t", p(7, 0), &[tp("b", 1)]).unwrap();
-        let EndDecision::Begin(m, plan) = c.end_txn(3, "t", p(7, 0), true).unwrap() else { panic!() };
-        assert_eq!(m.state, TxnState::PrepareCommit);
-        assert_eq!(plan.partitions, vec![tp("a", 0), tp("b", 1)]);
-        assert_eq!(plan.marker, Marker::Commit);
-        // While the markers are written.
-        assert_eq!(c.add_partitions(4, "t", p(7, 0), &[tp("a", 0)]), Err(ResponseError::ConcurrentTransactions));
-        assert_eq!(c.end_txn(4, "t", p(7, 0), true), Err(ResponseError::ConcurrentTransactions));
-        assert_eq!(c.end_txn(4, "t", p(7, 0), false), Err(ResponseError::InvalidTxnState));
-        let done = c.complete(5, &plan).expect("completed");
-        assert_eq!((done.state, done.partitions.len()), (TxnState::CompleteCommit, 0));
-        assert_eq!(c.end_txn(6, "t", p(7, 0), true), Ok(EndDecision::AlreadyDone), "a retried commit");
-        assert_eq!(c.end_txn(6, "t", p(7, 0), false), Err(ResponseError::InvalidTxnState));
-        // The next transaction starts from CompleteCommit.
-        let m = c.add_partitions(7, "t", p(7, 0), &[tp("c", 0)]).unwrap().unwrap();
-        assert_eq!((m.state, m.start_ms, m.partitions.len()), (TxnState::Ongoing, Some(7), 1));
-    }
-
-    #[test]
-    fn producer_checks() {
-        let mut c = TxnCoordinator::new(60_000);
-        assert_eq!(
-            c.init_producer_id(0, "t", 60_001, None, Some(ProducerId(1))),
-            Err(ResponseError::InvalidTransactionTimeout)
-        );
-        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
-        assert_eq!(c.add_partitions(0, "t", p(2, 0), &[tp("a", 0)]), Err(ResponseError::InvalidProducerIdMapping));
-        assert_eq!(c.add_partitions(0, "t", p(1, 1), &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.add_partitions(0, "x", p(1, 0), &[tp("a", 0)]), Err(ResponseError::InvalidProducerIdMapping));
-        assert_eq!(c.end_txn(0, "t", p(1, 0), true), Err(ResponseError::InvalidTxnState), "nothing open");
-    }
-
-    #[test]
-    fn a_second_producer_fences_the_first_and_aborts_its_transaction() {
-        let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
-        c.add_partitions(0, "t", p(1, 0), &[tp("a", 0)]).unwrap();
-        let InitDecision::AbortFirst(m, plan) = c.init_producer_id(1, "t", 1000, None, None).unwrap() else { panic!() };
-        assert_eq!((m.state, m.producer_epoch), (TxnState::PrepareAbort, e(1)));
-        assert_eq!((plan.producer_epoch, plan.marker), (e(1), Marker::Abort));
-        assert_eq!(c.init_producer_id(1, "t", 1000, None, None), Err(ResponseError::ConcurrentTransactions));
-        c.complete(2, &plan);
-        let m = ready(c.init_producer_id(3, "t", 1000, None, None).unwrap());
-        assert_eq!((m.producer(), m.state), (p(1, 2), TxnState::Empty));
-        // The old producer is fenced everywhere.
-        assert_eq!(c.add_partitions(4, "t", p(1, 0), &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.end_txn(4, "t", p(1, 0), true), Err(ResponseError::ProducerFenced));
-    }
-
-    #[test]
-    fn a_new_producers_bump_fences_the_old_epoch_for_retries_too() {
-        let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
-        // A second producer (no expected epoch) takes epoch 1.
-        let m = ready(c.init_producer_id(1, "t", 1000, None, None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(1), None));
-        // The first one's KIP-360 bump is fenced, not mistaken for a retry
-        // of the second one's call (which would hand it epoch 1 too).
-        assert_eq!(c.init_producer_id(2, "t", 1000, Some(p(1, 0)), None), Err(ResponseError::ProducerFenced));
-        // A KIP-360 bump by the current producer, and its retry.
-        let m = ready(c.init_producer_id(3, "t", 1000, Some(p(1, 1)), None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(2), Some(e(1))));
-        let m = ready(c.init_producer_id(4, "t", 1000, Some(p(1, 1)), None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(2), Some(e(1))), "a retry: same epoch");
-    }
-
-    #[test]
-    fn a_bump_naming_an_old_epoch_of_the_same_id_fences_an_open_transaction_as_kafka() {
-        let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
-        ready(c.init_producer_id(1, "t", 1000, Some(p(1, 0)), None).unwrap());
-        c.add_partitions(2, "t", p(1, 1), &[tp("a", 0)]).unwrap();
-        // A late copy of the bump (epoch 0): Kafka checks the producer id,
-        // then aborts the open transaction and answers
-        // CONCURRENT_TRANSACTIONS; the epoch is checked on the retry.
-        let InitDecision::AbortFirst(m, plan) = c.init_producer_id(3, "t", 1000, Some(p(1, 0)), None).unwrap() else {
-            panic!()
-        };
-        assert_eq!((m.state, m.producer_epoch, plan.marker), (TxnState::PrepareAbort, e(2), Marker::Abort));
-        c.complete(4, &plan);
-        assert_eq!(c.init_producer_id(5, "t", 1000, Some(p(1, 0)), None), Err(ResponseError::ProducerFenced));
-        // Another producer id is fenced whatever the state.
-        c.add_partitions(6, "t", p(1, 2), &[tp("a", 0)]).unwrap();
-        assert_eq!(c.init_producer_id(7, "t", 1000, Some(p(9, 2)), None), Err(ResponseError::ProducerFenced));
-    }
-
-    #[test]
-    fn a_retried_bump_is_answered_with_the_same_epoch_and_kafkas_transition() {
-        let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
-        let m = ready(c.init_producer_id(1, "t", 1000, Some(p(1, 0)), None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(1), Some(e(0))));
-        c.add_partitions(2, "t", p(1, 1), &[tp("a", 0)]).unwrap();
-        let EndDecision::Begin(_, plan) = c.end_txn(3, "t", p(1, 1), true).unwrap() else { panic!() };
-        c.complete(4, &plan);
-        // The bump again (its answer was lost): epoch 1, and the state Kafka
-        // writes for it: Empty, with the timeout of the request.
-        let m = ready(c.init_producer_id(5, "t", 2000, Some(p(1, 0)), None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch, m.state), (e(1), Some(e(0)), TxnState::Empty));
-        assert_eq!((m.timeout_ms, m.update_ms, m.start_ms), (2000, 5, None));
-        assert_eq!(c.get("t"), Some(&m));
-    }
-
-    #[test]
-    fn timed_out_transactions_are_aborted_with_a_bumped_epoch() {
-        let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
-        c.add_partitions(100, "t", p(1, 0), &[tp("a", 0)]).unwrap();
-        assert_eq!(c.next_deadline(), Some(1101));
-        assert!(c.expire(1100).is_empty());
-        let expired = c.expire(1101);
-        assert_eq!(expired.len(), 1);
-        let (m, plan) = &expired[0];
-        assert_eq!((m.state, m.producer_epoch, plan.producer_epoch), (TxnState::PrepareAbort, e(1), e(1)));
-        c.complete(1102, plan);
-        // The producer that let it hang is fenced.
-        assert_eq!(c.add_partitions(1103, "t", p(1, 0), &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.end_txn(1103, "t", p(1, 0), false), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.end_txn(1103, "t", p(1, 0), true), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.next_deadline(), None);
-        // Also its KIP-360 bump: the fence left no epoch to retry from.
-        assert_eq!(c.init_producer_id(1104, "t", 1000, Some(p(1, 0)), None), Err(ResponseError::ProducerFenced));
-    }
-
-    #[test]
-    fn the_producer_fenced_by_a_new_one_cannot_bump_its_way_back() {
-        let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
-        c.add_partitions(1, "t", p(1, 0), &[tp("a", 0)]).unwrap();
-        let InitDecision::AbortFirst(m, plan) = c.init_producer_id(2, "t", 1000, None, None).unwrap() else { panic!() };
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(1), None));
-        c.complete(3, &plan);
-        // Before the new producer retries, the old one (epoch 0) asks for a
-        // KIP-360 bump: it must not be handed epoch 1.
-        assert_eq!(c.init_producer_id(4, "t", 1000, Some(p(1, 0)), None), Err(ResponseError::ProducerFenced));
-        let m = ready(c.init_producer_id(5, "t", 1000, None, None).unwrap());
-        assert_eq!((m.producer_epoch, m.last_producer_epoch), (e(2), None));
-    }
-
-    #[test]
-    fn a_producer_at_its_last_epoch_is_fenced_by_a_timeout_too() {
-        let mut c = TxnCoordinator::new(60_000);
-        let last = i16::MAX - 1;
-        c.load(TxnMetadata {
-            transactional_id: "t".into(),
-            producer_id: ProducerId(1),
-            producer_epoch: e(last),
-            last_producer_epoch: None,
-            timeout_ms: 1000,
-            state: TxnState::CompleteCommit,
-            partitions: BTreeSet::new(),
-            start_ms: None,
-            update_ms: 0,
-        });
-        c.add_partitions(0, "t", p(1, last), &[tp("a", 0)]).unwrap();
-        let expired = c.expire(1001);
-        let (m, plan) = &expired[0];
-        assert_eq!((m.producer_epoch, plan.producer_epoch), (e(i16::MAX), e(i16::MAX)), "the abort fences");
-        c.complete(1002, plan);
-        assert_eq!(c.add_partitions(1003, "t", p(1, last), &[tp("a", 0)]), Err(ResponseError::ProducerFenced));
-        assert_eq!(c.end_txn(1003, "t", p(1, last), true), Err(ResponseError::ProducerFenced));
-        // The next producer gets a new producer id.
-        assert_eq!(c.init_producer_id(1004, "t", 1000, None, None), Ok(InitDecision::NeedProducerId));
-        let m = ready(c.init_producer_id(1004, "t", 1000, None, Some(ProducerId(2))).unwrap());
-        assert_eq!(m.producer(), p(2, 0));
-    }
-
-    #[test]
-    fn idle_transactional_ids_expire_but_open_ones_do_not() {
-        let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "idle", 1000, None, Some(ProducerId(1))).unwrap());
-        ready(c.init_producer_id(0, "open", 60_000, None, Some(ProducerId(2))).unwrap());
-        c.add_partitions(10, "open", p(2, 0), &[tp("a", 0)]).unwrap();
-        assert!(c.expire_ids(99, 100).is_empty());
-        assert_eq!(c.expire_ids(100, 100), vec!["idle".to_string()]);
-        assert!(c.get("idle").is_none());
-        assert!(c.get("open").is_some(), "an open transaction keeps its id");
-        // An expired id starts over with a new producer id.
-        assert_eq!(c.init_producer_id(101, "idle", 1000, None, None), Ok(InitDecision::NeedProducerId));
-    }
-
-    #[test]
-    fn a_retried_plan_does_not_complete_a_later_transaction() {
-        let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
-        c.add_partitions(1, "t", p(1, 0), &[tp("a", 0)]).unwrap();
-        let EndDecision::Begin(_, first) = c.end_txn(2, "t", p(1, 0), true).unwrap() else { panic!() };
-        assert!(c.complete(3, &first).is_some());
-        // The next transaction, same epoch and partition, is aborted.
-        c.add_partitions(4, "t", p(1, 0), &[tp("a", 0)]).unwrap();
-        let EndDecision::Begin(_, second) = c.end_txn(5, "t", p(1, 0), false).unwrap() else { panic!() };
-        // The first plan again (its Complete record failed to append and
-        // the service retried it): nothing changes, the abort stands.
-        assert!(!c.is_pending(&first) && c.is_pending(&second));
-        assert_eq!(c.complete(6, &first), None);
-        assert_eq!(c.get("t").map(|m| m.state), Some(TxnState::PrepareAbort));
-        // Nor does a commit of the same partitions begun in another
-        // transaction (a later start).
-        c.complete(7, &second).expect("its own plan completes it");
-        c.add_partitions(8, "t", p(1, 0), &[tp("a", 0)]).unwrap();
-        let EndDecision::Begin(_, third) = c.end_txn(9, "t", p(1, 0), true).unwrap() else { panic!() };
-        assert_eq!(c.complete(10, &first), None, "same epoch, marker and partitions, earlier transaction");
-        assert_eq!(c.complete(10, &second), None);
-        assert_eq!(c.complete(11, &third).map(|m| m.state), Some(TxnState::CompleteCommit));
-    }
-
-    #[test]
-    fn a_restart_between_prepare_and_complete_rewrites_the_markers() {
-        let mut c = TxnCoordinator::new(60_000);
-        ready(c.init_producer_id(0, "t", 1000, None, Some(ProducerId(1))).unwrap());
-        c.add_partitions(0, "t", p(1, 0), &[tp("a", 0)]).unwrap();
-        let EndDecision::Begin(prepared, plan) = c.end_txn(1, "t", p(1, 0), false).unwrap() else { panic!() };
-        let mut restarted = TxnCoordinator::new(60_000);
-        restarted.load(prepared);
-        assert_eq!(restarted.pending_plans(), vec![plan]);
-    }
-}
+#[path = "coordinator_tests.rs"]
+mod tests;

@@ -33,7 +33,7 @@ use kaskade_types::{Clock, ProducerIdAndEpoch, TopicPartition};
 use parking_lot::Mutex;
 use tokio::sync::{watch, OnceCell};
 
-use super::coordinator::{EndDecision, EndPlan, InitDecision, TxnCoordinator};
+use super::coordinator::{EndDecision, EndPlan, InitDecision, StateWrite, TxnCoordinator};
 use super::records::{self, StateValue, TXN_TOPIC};
 use super::state::TxnMetadata;
 use crate::coordinator::{
@@ -73,8 +73,6 @@ struct Inner {
     /// `transaction.state.log.num.partitions` (the topic's own count once
     /// it exists).
     partitions: AtomicI32,
-    /// `transaction.max.timeout.ms`
-    max_timeout_ms: i32,
     /// `transactional.id.expiration.ms`
     id_expiration_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`
@@ -97,7 +95,6 @@ impl TxnService {
             coordinator_epochs: Mutex::new(BTreeMap::new()),
             started: OnceCell::new(),
             partitions: AtomicI32::new(config.transaction_state_log_num_partitions.max(1)),
-            max_timeout_ms: config.transaction_max_timeout_ms,
             id_expiration_ms: i64::from(config.transactional_id_expiration_ms),
             id_expiration_check_ms: config.transaction_remove_expired_interval_ms.max(1),
             seams,
@@ -309,14 +306,8 @@ impl TxnService {
         leadership.resign(partition);
         let count = self.partition_count();
         let mut engine = self.0.engine.lock();
-        let kept: Vec<TxnMetadata> =
-            engine.all().filter(|m| records::partition_for(&m.transactional_id, count) != partition).cloned().collect();
-        // The engine keeps no state besides its ids: one rebuilt from the
-        // others is the same engine without this partition's.
-        *engine = TxnCoordinator::new(self.0.max_timeout_ms);
-        for meta in kept {
-            engine.load(meta);
-        }
+        // Appends in flight for them resolve into nothing.
+        engine.unload_where(|id| records::partition_for(id, count) == partition);
         debug_assert!(engine.all().all(|m| records::partition_for(&m.transactional_id, count) != partition));
     }
 
@@ -337,56 +328,85 @@ impl TxnService {
         Ok(self.0.engine.lock().all().cloned().collect())
     }
 
-    /// Runs `decide` on the engine and appends the states it returns to
+    /// Runs `decide` on the engine and appends the states it staged to
     /// `__transaction_state` before releasing the engine's lock, so the
     /// log holds decisions in the order the engine took them (replay keeps
-    /// the last record of an id). The caller awaits the handles.
+    /// the last record of an id). The caller awaits them with
+    /// [`TxnService::durable`].
     ///
-    /// A decision about one id (`subject`) whose append fails is undone:
-    /// the id's state is the one before it again, as the log's, as Kafka
-    /// drops a pending transition whose append failed (a coordinator that
-    /// lost the partition must not answer later requests from a state it
-    /// could not write). A refusal at once is undone here; one after the
-    /// append (the ISR never took it) by [`TxnService::durable`], unless a
-    /// later decision changed the id meanwhile.
+    /// Each staged id is in flight in the engine until its append is
+    /// resolved (Kafka's pending state: other requests for it answer
+    /// CONCURRENT_TRANSACTIONS). An append refused at once is resolved as
+    /// failed here, and so are the writes staged after it: the engine puts
+    /// their states before back, as the log's.
     fn decide<R>(
         &self,
-        subject: Option<&str>,
-        decide: impl FnOnce(&mut TxnCoordinator, i64) -> Result<(R, Vec<StateRecord>), ResponseError>,
+        decide: impl FnOnce(&mut TxnCoordinator, i64) -> Result<R, ResponseError>,
     ) -> Result<(R, Writes), ResponseError> {
         let now = self.now();
         let mut engine = self.0.engine.lock();
-        let before = subject.map(|id| (id, engine.get(id).cloned()));
-        let (result, records) = decide(&mut engine, now)?;
-        let undo = before.filter(|(id, _)| records.len() == 1 && records[0].0 == *id).map(|(id, before)| Undo {
-            id: id.to_string(),
-            before,
-            after: engine.get(id).cloned(),
-        });
-        let mut waits = Vec::with_capacity(records.len());
-        for (id, value) in records {
-            match self.append_state(&id, value, now) {
-                Ok(wait) => waits.push(wait),
+        let result = decide(&mut engine, now);
+        let staged = engine.take_writes();
+        debug_assert!(result.is_ok() || staged.is_empty(), "a refusal stages nothing");
+        let result = result?;
+        let mut appended = Vec::with_capacity(staged.len());
+        let mut staged = staged.into_iter();
+        while let Some(write) = staged.next() {
+            let value = write.state.as_ref().map(records::value);
+            match self.append_state(&write.transactional_id, value, now) {
+                Ok(wait) => appended.push((write, wait)),
                 Err(e) => {
-                    if let Some(undo) = undo {
-                        undo.apply(&mut engine);
+                    for w in std::iter::once(write).chain(staged) {
+                        engine.failed(&w.transactional_id, w.token);
                     }
+                    drop(engine);
+                    // Those appended before it still resolve.
+                    drop(self.resolve(appended));
                     return Err(e);
                 }
             }
         }
-        Ok((result, Writes { waits, undo }))
+        Ok((result, Writes(appended)))
     }
 
-    /// Waits until every append of a decision is durable; if one fails,
-    /// undoes the decision (see [`TxnService::decide`]).
+    /// Resolves `writes` in a task of its own, so that a request dropped
+    /// mid-wait (its client went away) never leaves an id in flight: each
+    /// durable one is written, each other failed (its state before put
+    /// back). The first failure, if any.
+    fn resolve(&self, writes: Vec<(StateWrite, Appended)>) -> tokio::task::JoinHandle<Result<(), ResponseError>> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut result = Ok(());
+            for (write, wait) in writes {
+                let outcome = wait.await;
+                let mut engine = me.0.engine.lock();
+                match outcome {
+                    Ok(()) => {
+                        engine.written(&write.transactional_id, write.token);
+                    }
+                    Err(e) => {
+                        tracing::warn!(transactional_id = %write.transactional_id, "{TXN_TOPIC} not replicated: {e}");
+                        if engine.failed(&write.transactional_id, write.token) {
+                            tracing::info!(transactional_id = %write.transactional_id, "a state that was not written is undone");
+                        }
+                        // Kafka's translation: leadership moved ->
+                        // NOT_COORDINATOR, too few replicas or a timeout ->
+                        // COORDINATOR_NOT_AVAILABLE.
+                        result = result.and(Err(e.response_error()));
+                    }
+                }
+            }
+            result
+        })
+    }
+
+    /// Waits until every append of a decision is resolved; the first
+    /// failure (its decision is undone, see [`TxnService::decide`]).
     async fn durable(&self, writes: Writes) -> Result<(), ResponseError> {
-        let Writes { waits, undo } = writes;
-        let result = durable(waits).await;
-        if let (Err(_), Some(undo)) = (&result, undo) {
-            undo.apply(&mut self.0.engine.lock());
+        if writes.0.is_empty() {
+            return Ok(());
         }
-        result
+        self.resolve(writes.0).await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
     }
 
     /// InitProducerId with a transactional id: the producer id and epoch.
@@ -402,31 +422,29 @@ impl TxnService {
         // Bounded: each pass either answers, allocates once, or ends the
         // open transaction it found (and the next pass bumps the epoch).
         for _ in 0..4 {
-            let (decision, waits) = self.decide(Some(id), |engine, now| {
-                let decision = engine.init_producer_id(now, id, timeout_ms, expected, new_pid)?;
-                let records = match &decision {
-                    InitDecision::NeedProducerId => Vec::new(),
-                    InitDecision::Ready(meta) | InitDecision::AbortFirst(meta, _) => vec![state_record(meta)],
-                };
-                Ok((decision, records))
-            })?;
-            self.durable(waits).await?;
+            let (decision, waits) =
+                self.decide(|engine, now| engine.init_producer_id(now, id, timeout_ms, expected, new_pid))?;
             match decision {
                 InitDecision::NeedProducerId => {
+                    debug_assert!(waits.0.is_empty(), "nothing decided yet");
                     let pid = self.0.seams.producer_ids.next_id().await.map_err(|e| {
                         tracing::error!("allocating a producer id: {e}");
                         ResponseError::CoordinatorLoadInProgress
                     })?;
                     new_pid = Some(pid);
                 }
-                InitDecision::Ready(meta) => return Ok(meta.producer()),
+                InitDecision::Ready(meta) => {
+                    self.durable(waits).await?;
+                    return Ok(meta.producer());
+                }
                 InitDecision::AbortFirst(_, plan) => {
+                    let finishing = self.prepared(waits, plan).await?;
                     // Kafka answers CONCURRENT_TRANSACTIONS here and the
                     // client retries; ending the fenced transaction first
                     // and answering the retry at once is the same outcome.
                     // If the markers take long, the client retries as with
                     // Kafka.
-                    match tokio::time::timeout(FINISH_WAIT, self.finish(plan)).await {
+                    match tokio::time::timeout(FINISH_WAIT, finishing).await {
                         Ok(Ok(())) => {}
                         _ => return Err(ResponseError::ConcurrentTransactions),
                     }
@@ -446,10 +464,7 @@ impl TxnService {
         self.ready().await?;
         self.check(id)?;
         let started = std::time::Instant::now();
-        let ((), waits) = self.decide(Some(id), |engine, now| {
-            let changed = engine.add_partitions(now, id, producer, partitions)?;
-            Ok(((), changed.iter().map(state_record).collect()))
-        })?;
+        let (_, waits) = self.decide(|engine, now| engine.add_partitions(now, id, producer, partitions))?;
         let result = self.durable(waits).await;
         tracing::debug!(transactional_id = id, elapsed_us = started.elapsed().as_micros() as u64, "AddPartitionsToTxn");
         result
@@ -462,22 +477,31 @@ impl TxnService {
         self.ready().await?;
         self.check(id)?;
         let started = std::time::Instant::now();
-        let (decision, waits) = self.decide(Some(id), |engine, now| {
-            let decision = engine.end_txn(now, id, producer, commit)?;
-            let records = match &decision {
-                EndDecision::AlreadyDone => Vec::new(),
-                EndDecision::Begin(meta, _) => vec![state_record(meta)],
-            };
-            Ok((decision, records))
-        })?;
-        self.durable(waits).await?;
-        if let EndDecision::Begin(_, plan) = decision {
-            // Finished in a task of its own: neither a slow partition nor a
-            // client that stops reading keeps the markers from being written.
-            let _ = tokio::time::timeout(FINISH_WAIT, self.finish(plan)).await;
+        let (decision, waits) = self.decide(|engine, now| engine.end_txn(now, id, producer, commit))?;
+        match decision {
+            EndDecision::AlreadyDone => debug_assert!(waits.0.is_empty(), "a retry writes nothing"),
+            EndDecision::Begin(_, plan) => {
+                // Finished in a task of its own: neither a slow partition nor
+                // a client that stops reading keeps the markers from being
+                // written.
+                let finishing = self.prepared(waits, plan).await?;
+                let _ = tokio::time::timeout(FINISH_WAIT, finishing).await;
+            }
         }
         tracing::debug!(transactional_id = id, commit, elapsed_us = started.elapsed().as_micros() as u64, "EndTxn");
         Ok(())
+    }
+
+    /// Waits until the Prepare* state of `plan` is durable, then finishes
+    /// it: both in a task of its own, so a request dropped meanwhile (its
+    /// client went away) leaves no transaction prepared with nobody
+    /// writing its markers. The handle of the finish; the append's error
+    /// (the decision undone) if it failed.
+    async fn prepared(&self, waits: Writes, plan: EndPlan) -> Result<tokio::task::JoinHandle<()>, ResponseError> {
+        let me = self.clone();
+        tokio::spawn(async move { me.durable(waits).await.map(|()| me.finish(plan)) })
+            .await
+            .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
     }
 
     /// The coordinator epoch of `id`'s partition: its leader epoch when
@@ -504,13 +528,36 @@ impl TxnService {
         })
     }
 
-    /// One attempt at the markers of a prepared transaction: writes them to
-    /// the partitions in `remaining` and keeps there those to write again.
-    async fn write_markers(&self, plan: &EndPlan, remaining: &mut Vec<TopicPartition>) -> Attempt {
+    /// Whether this node still coordinates `id` under `coordinator_epoch`
+    /// (its partition Loaded here in that leader epoch): Kafka's check
+    /// before acting on a marker's answer. Lost, loading again, or loaded
+    /// again under another epoch: the markers begun under this one are
+    /// obsolete (the coordinator of the new epoch resends them).
+    fn owns(&self, id: &str, coordinator_epoch: i32) -> Result<(), String> {
+        let partition = self.partition_of(id);
+        self.0.leadership.lock().check(partition).map_err(|e| e.to_string())?;
+        match self.0.coordinator_epochs.lock().get(&partition).copied() {
+            Some(epoch) if epoch == coordinator_epoch => Ok(()),
+            other => Err(format!("coordinator epoch now {other:?}, the markers' {coordinator_epoch}")),
+        }
+    }
+
+    /// One attempt at the markers of a prepared transaction, under
+    /// `coordinator_epoch`: writes them to the partitions in `remaining`
+    /// and keeps there those to write again.
+    async fn write_markers(
+        &self,
+        plan: &EndPlan,
+        coordinator_epoch: i32,
+        remaining: &mut Vec<TopicPartition>,
+    ) -> Attempt {
+        if remaining.is_empty() {
+            return Attempt::Written;
+        }
         let marker = TxnMarker {
             producer_id: plan.producer_id,
             producer_epoch: plan.producer_epoch,
-            coordinator_epoch: self.coordinator_epoch(&plan.transactional_id),
+            coordinator_epoch,
             marker: plan.marker,
         };
         let outcomes = self.0.seams.markers.write(remaining, marker).await;
@@ -521,9 +568,7 @@ impl TxnService {
             let Err(e) = outcome else { continue };
             let (id, topic, partition) = (&plan.transactional_id, &*tp.topic, tp.partition);
             match e.disposition() {
-                // Deleted since it joined the transaction, or ended there
-                // already under a newer producer epoch (as Kafka treats a
-                // refused marker): nothing to end.
+                // Deleted since it joined the transaction: nothing to end.
                 MarkerDisposition::Done => {
                     tracing::warn!(transactional_id = %id, %topic, partition, "marker not needed: {e}")
                 }
@@ -547,16 +592,22 @@ impl TxnService {
         }
     }
 
-    /// Ends a prepared transaction in a task of its own: writes its markers
-    /// (again on the partitions that failed, to the leaders a newer image
-    /// names) until all are written, then records Complete (not awaited:
-    /// if it is lost, the next load writes the markers again, which
-    /// changes nothing). Stops early when the node stops, another node
-    /// becomes the id's coordinator, or a partition's leader reports a
-    /// newer coordinator. The handle says when.
+    /// Ends a prepared transaction in a task of its own, as Kafka's
+    /// `TransactionMarkerChannelManager`: writes its markers under the
+    /// coordinator epoch of the id's partition now (again on the partitions
+    /// that failed, to the leaders a newer image names) until all are
+    /// written, then appends Complete and waits until it is durable
+    /// (appending it again if it fails; only the append, the markers are
+    /// written). Stops without Complete when the node stops, when this
+    /// node no longer coordinates the id under that epoch, or when a
+    /// partition refuses the markers for a newer producer or coordinator
+    /// epoch: the transaction stays Prepare* here, and the coordinator of
+    /// the newer epoch finishes it after loading it. The handle says when.
     fn finish(&self, plan: EndPlan) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
+            let id = plan.transactional_id.clone();
+            let coordinator_epoch = me.coordinator_epoch(&id);
             let mut remaining = plan.partitions.clone();
             loop {
                 // A retry after the plan completed must not write its markers
@@ -565,23 +616,36 @@ impl TxnService {
                 if !me.0.engine.lock().is_pending(&plan) {
                     return;
                 }
-                match me.write_markers(&plan, &mut remaining).await {
+                if let Err(why) = me.owns(&id, coordinator_epoch) {
+                    tracing::info!(transactional_id = %id, coordinator_epoch, "markers obsolete, not writing: {why}");
+                    return;
+                }
+                let attempt = me.write_markers(&plan, coordinator_epoch, &mut remaining).await;
+                if let Err(why) = me.owns(&id, coordinator_epoch) {
+                    tracing::info!(transactional_id = %id, coordinator_epoch, "markers obsolete, not completing: {why}");
+                    return;
+                }
+                match attempt {
                     Attempt::Written => {
-                        let completed = me.decide(Some(&plan.transactional_id), |engine, now| {
-                            Ok(((), engine.complete(now, &plan).iter().map(state_record).collect()))
-                        });
+                        let completed = me.decide(|engine, now| Ok(engine.complete(now, &plan)));
+                        let completed = match completed {
+                            Ok((_, writes)) => me.durable(writes).await,
+                            Err(e) => Err(e),
+                        };
                         match completed {
-                            // Not awaited (see above).
-                            Ok(_) => return,
+                            Ok(()) => return,
                             Err(e) => {
-                                tracing::warn!(transactional_id = %plan.transactional_id, "completing the transaction failed, retrying: {e:?}")
+                                tracing::warn!(transactional_id = %id, "completing the transaction failed, retrying: {e:?}")
                             }
                         }
                     }
-                    Attempt::Stop => return,
+                    Attempt::Stop => {
+                        tracing::info!(transactional_id = %id, coordinator_epoch, "markers refused: not completing");
+                        return;
+                    }
                     Attempt::Retry => {}
                 }
-                if me.stopping() || me.check(&plan.transactional_id) == Err(ResponseError::NotCoordinator) {
+                if me.stopping() {
                     return;
                 }
                 tokio::time::sleep(FINISH_RETRY).await;
@@ -601,51 +665,8 @@ enum Attempt {
     Stop,
 }
 
-/// The appends of one decision, and how to undo it if they fail.
-struct Writes {
-    waits: Vec<Appended>,
-    undo: Option<Undo>,
-}
-
-/// One id's state before and after a decision.
-struct Undo {
-    id: String,
-    before: Option<TxnMetadata>,
-    after: Option<TxnMetadata>,
-}
-
-impl Undo {
-    /// Puts the state before back, unless a later decision changed the id
-    /// since (then that one's append decides).
-    fn apply(self, engine: &mut TxnCoordinator) {
-        if engine.get(&self.id) != self.after.as_ref() {
-            return;
-        }
-        tracing::info!(transactional_id = %self.id, "a state that was not written is undone");
-        match self.before {
-            Some(state) => engine.load(state),
-            None => engine.unload(&self.id),
-        }
-    }
-}
-
-/// A `__transaction_state` record to append: the id and its value (`None`:
-/// a tombstone).
-type StateRecord = (String, Option<Bytes>);
-
-fn state_record(meta: &TxnMetadata) -> StateRecord {
-    (meta.transactional_id.clone(), Some(records::value(meta)))
-}
-
-/// Waits until every append is durable.
-async fn durable(waits: Vec<Appended>) -> Result<(), ResponseError> {
-    Appended::all(waits).await.map_err(|e| {
-        tracing::warn!("{TXN_TOPIC} not replicated: {e}");
-        // Kafka's translation: leadership moved -> NOT_COORDINATOR, too few
-        // replicas or a timeout -> COORDINATOR_NOT_AVAILABLE.
-        e.response_error()
-    })
-}
+/// The appends of one decision, each with the write it resolves.
+struct Writes(Vec<(StateWrite, Appended)>);
 
 /// How long a request waits for a transaction's markers before answering
 /// (the outcome is decided and durable by then; the markers follow).
@@ -676,11 +697,7 @@ async fn expire_loop(inner: Weak<Inner>) {
         if next_id_check.is_none_or(|at| now >= at) {
             next_id_check = Some(now + s.0.id_expiration_check_ms);
             let expiration = s.0.id_expiration_ms;
-            let gone = s.decide(None, |engine, now| {
-                let ids = engine.expire_ids(now, expiration);
-                let tombstones = ids.iter().map(|id| (id.clone(), None)).collect();
-                Ok((ids, tombstones))
-            });
+            let gone = s.decide(|engine, now| Ok(engine.expire_ids(now, expiration)));
             match gone {
                 Ok((ids, waits)) => {
                     for id in &ids {
@@ -693,17 +710,14 @@ async fn expire_loop(inner: Weak<Inner>) {
                 Err(e) => tracing::error!("writing the tombstones of expired ids: {e:?}"),
             }
         }
-        let expired = s.decide(None, |engine, now| {
-            let expired = engine.expire(now);
-            let records = expired.iter().map(|(meta, _)| state_record(meta)).collect();
-            Ok((expired, records))
-        });
+        let expired = s.decide(|engine, now| Ok(engine.expire(now)));
         match expired {
             Ok((expired, waits)) => {
                 if let Err(e) = s.durable(waits).await {
                     tracing::error!("persisting the abort of timed-out transactions: {e:?}");
-                    continue;
                 }
+                // An abort whose append failed is undone (Ongoing again, not
+                // pending: its finish ends at once); the others go on.
                 for (meta, plan) in expired {
                     tracing::info!(transactional_id = %meta.transactional_id, "aborting a transaction past its timeout");
                     drop(s.finish(plan));

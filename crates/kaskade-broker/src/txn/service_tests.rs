@@ -426,3 +426,194 @@ async fn a_state_whose_append_failed_is_undone() {
     assert_eq!(markers.0.lock().len(), 1, "the commit's marker");
     assert_eq!(s.describe(&a).await.expect("served").expect("known").state, TxnState::CompleteCommit);
 }
+
+/// Polls `cond` until it holds; panics after 20 s.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// While an append for an id is in flight (the ISR has not caught up),
+/// every other request for it answers CONCURRENT_TRANSACTIONS, as Kafka's
+/// pending state; the request waiting on it answers once it is durable. A
+/// request dropped mid-wait (its client went away) leaves no id stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_an_id_whose_append_is_in_flight_answer_concurrent_transactions() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, _) = two_ids();
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    let tp = TopicPartition::new("t", 0);
+
+    *fake.holding_appends.lock() = true;
+    let adding = tokio::spawn({
+        let (s, a, tp) = (s.clone(), a.clone(), tp.clone());
+        async move { s.add_partitions(&a, producer, &[tp]).await }
+    });
+    until("the add's append is held", || fake.held() == 1).await;
+    let busy = Err(ResponseError::ConcurrentTransactions);
+    assert_eq!(s.init_producer_id(&a, 60_000, Some(producer)).await.map(|_| ()), busy);
+    assert_eq!(s.init_producer_id(&a, 60_000, None).await.map(|_| ()), busy);
+    assert_eq!(s.add_partitions(&a, producer, &[TopicPartition::new("t", 1)]).await, busy);
+    assert_eq!(s.end_txn(&a, producer, true).await, busy);
+    assert_eq!(fake.held(), 1, "the refusals appended nothing");
+    fake.release_appends(Ok(()));
+    assert_eq!(adding.await.expect("task"), Ok(()));
+    assert_eq!(s.describe(&a).await.expect("served").expect("known").state, TxnState::Ongoing);
+
+    // A request whose client went away while its append was held.
+    let ending = tokio::spawn({
+        let (s, a) = (s.clone(), a.clone());
+        async move { s.end_txn(&a, producer, false).await }
+    });
+    until("the abort's append is held", || fake.held() == 1).await;
+    ending.abort();
+    assert!(ending.await.is_err(), "dropped");
+    assert_eq!(s.end_txn(&a, producer, false).await, busy);
+    *fake.holding_appends.lock() = false;
+    fake.release_appends(Ok(()));
+    until("the abort completes", || {
+        s.0.engine.lock().get(&a).is_some_and(|m| m.state == TxnState::CompleteAbort)
+            && !s.0.engine.lock().in_flight(&a)
+    })
+    .await;
+    s.add_partitions(&a, producer, std::slice::from_ref(&tp)).await.expect("the id takes requests again");
+}
+
+/// A Complete whose append fails is appended again (not the markers,
+/// which are written); meanwhile the id answers CONCURRENT_TRANSACTIONS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_whose_append_failed_is_appended_again() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, _) = two_ids();
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    let tp = TopicPartition::new("t", 0);
+    s.add_partitions(&a, producer, std::slice::from_ref(&tp)).await.expect("add");
+    *fake.holding_appends.lock() = true;
+    let ending = tokio::spawn({
+        let (s, a) = (s.clone(), a.clone());
+        async move { s.end_txn(&a, producer, true).await }
+    });
+    until("Prepare is held", || fake.held() == 1).await;
+    fake.release_appends(Ok(()));
+    until("Complete is held", || fake.held() == 1).await;
+    assert_eq!(markers.0.lock().len(), 1, "the marker");
+    assert_eq!(
+        s.add_partitions(&a, producer, std::slice::from_ref(&tp)).await,
+        Err(ResponseError::ConcurrentTransactions)
+    );
+    fake.release_appends(Err(CoordinatorError::Unavailable("the ISR never held it".into())));
+    until("Complete is appended again", || fake.held() == 1).await;
+    assert_eq!(markers.0.lock().len(), 1, "the marker is not written again");
+    fake.release_appends(Ok(()));
+    assert_eq!(ending.await.expect("task"), Ok(()));
+    *fake.holding_appends.lock() = false;
+    until("completed", || s.0.engine.lock().get(&a).is_some_and(|m| m.state == TxnState::CompleteCommit)).await;
+    s.add_partitions(&a, producer, &[tp]).await.expect("the next transaction");
+}
+
+/// A partition that answers INVALID_PRODUCER_EPOCH saw a newer epoch of the
+/// producer: this coordinator is stale. It stops, as Kafka's completion
+/// handler, and does not write Complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marker_refused_for_its_producer_epoch_is_not_completed() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    let markers = Arc::new(Markers::default());
+    let s = service(&fake, &markers);
+    let (a, _) = two_ids();
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    let tps: Vec<_> = (0..2).map(|p| TopicPartition::new("t", p)).collect();
+    s.add_partitions(&a, producer, &tps).await.expect("add");
+    markers.1.lock().insert(tps[1].clone(), (MarkerError::InvalidProducerEpoch("newer".into()), usize::MAX));
+    let appended = fake.len(partition_for(&a, PARTITIONS));
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.end_txn(&a, producer, true))
+        .await
+        .expect("not retried until the bound")
+        .expect("end");
+    assert_eq!(markers.0.lock().len(), 2, "one attempt");
+    assert_eq!(fake.len(partition_for(&a, PARTITIONS)), appended + 1, "PrepareCommit, no CompleteCommit");
+    let meta = s.describe(&a).await.expect("served").expect("known");
+    assert_eq!(meta.state, TxnState::PrepareCommit, "left to the coordinator of the newer epoch");
+}
+
+/// Markers that block the first time they are written, for the coordinator
+/// epoch of that first write; refused as not the leader for any other.
+struct Gated {
+    first_epoch: Mutex<Option<i32>>,
+    gate: tokio::sync::Notify,
+    writes: Mutex<Vec<i32>>,
+}
+
+impl MarkerWriter for Arc<Gated> {
+    fn write(&self, partitions: &[TopicPartition], marker: TxnMarker) -> MarkersWritten {
+        let me = self.clone();
+        let n = partitions.len();
+        self.writes.lock().push(marker.coordinator_epoch);
+        let first = *self.first_epoch.lock().get_or_insert(marker.coordinator_epoch);
+        let blocks = self.writes.lock().len() == 1;
+        Box::pin(async move {
+            if blocks {
+                me.gate.notified().await;
+            }
+            (0..n)
+                .map(|_| {
+                    if marker.coordinator_epoch == first {
+                        Ok(())
+                    } else {
+                        Err(MarkerError::Failed(ResponseError::NotLeaderOrFollower, "moved".into()))
+                    }
+                })
+                .collect()
+        })
+    }
+}
+
+/// Markers written under a coordinator epoch the id's partition is no
+/// longer loaded in (lost and loaded again meanwhile) do not complete the
+/// transaction: Kafka cancels them; the coordinator of the new epoch
+/// finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markers_of_an_older_coordinator_epoch_do_not_complete() {
+    let fake = Arc::new(FakePartitions::new(PARTITIONS));
+    fake.epoch.store(3, Ordering::SeqCst);
+    let gated =
+        Arc::new(Gated { first_epoch: Mutex::new(None), gate: tokio::sync::Notify::new(), writes: Mutex::default() });
+    let seams = TxnSeams {
+        state_log: fake.clone(),
+        markers: Arc::new(gated.clone()),
+        producer_ids: Arc::new(Ids::default()),
+        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+        stopping: tokio::sync::watch::channel(false).1,
+    };
+    let s = TxnService::from_config(&BrokerConfig::default(), seams);
+    let (a, _) = two_ids();
+    let pa = partition_for(&a, PARTITIONS);
+    let producer = s.init_producer_id(&a, 60_000, None).await.expect("init");
+    s.add_partitions(&a, producer, &[TopicPartition::new("t", 0)]).await.expect("add");
+    let ending = tokio::spawn({
+        let (s, a) = (s.clone(), a.clone());
+        async move { s.end_txn(&a, producer, true).await }
+    });
+    until("the first markers are on their way", || gated.writes.lock().len() == 1).await;
+    // Lost and led again under epoch 8 meanwhile: the new load finishes
+    // the prepared transaction with epoch 8 (refused here, retried).
+    s.on_resign(pa);
+    fake.epoch.store(8, Ordering::SeqCst);
+    s.on_become_leader(pa, 8).await.expect("loaded");
+    until("the new epoch's markers", || gated.writes.lock().contains(&8)).await;
+    gated.gate.notify_one();
+    tokio::time::timeout(std::time::Duration::from_secs(5), ending)
+        .await
+        .expect("the old task stops at once")
+        .expect("task")
+        .expect("end");
+    let meta = s.describe(&a).await.expect("served").expect("known");
+    assert_eq!(meta.state, TxnState::PrepareCommit, "the epoch-3 markers do not complete it");
+    assert_eq!(gated.writes.lock().iter().filter(|e| **e == 3).count(), 1, "nor are they written again");
+}

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use kaskade_types::{LeaderEpoch, ManualClock, NodeId};
 use uuid::Uuid;
 
+use super::frame;
 use super::tests::{cluster, kill, leader, static_3, Node, Setup, WAIT};
 use super::*;
-use super::{forward, frame};
 use crate::{Image, MetadataLog, MetadataRecord, PartitionImage};
 
 /// `broker.session.timeout.ms`'s default, which the controllers run with.
@@ -183,7 +183,7 @@ async fn brokers_register_heartbeat_are_fenced_when_silent_and_come_back_and_shu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_retired_broker_frame_closes_its_connection_and_the_controller_keeps_answering() {
+async fn the_retired_frames_close_their_connection_and_the_controller_keeps_answering() {
     use tokio::io::AsyncWriteExt;
     let root = tempfile::tempdir().expect("tempdir");
     let setup = Setup { static_voters: Some(std::collections::BTreeSet::from([1])), ..static_3() };
@@ -191,11 +191,15 @@ async fn the_retired_broker_frame_closes_its_connection_and_the_controller_keeps
     leader(&nodes).await;
     let node = nodes[0].as_ref().expect("live");
     // Kind 6 carried brokers' calls before they became Kafka's
-    // BrokerRegistration and BrokerHeartbeat: now an unknown kind.
-    let mut conn = forward::connect(&voters[&NodeId(1)], node.log.hello()).await.expect("hello accepted");
-    conn.write_all(&[0, 0, 0, 3, 6, b'{', b'}']).await.expect("sent");
-    conn.flush().await.expect("flush");
-    assert!(frame::read_frame(&mut conn).await.map(|f| f.is_none()).unwrap_or(true), "closed without an answer");
+    // BrokerRegistration and BrokerHeartbeat, 5 forwarded proposals, 7
+    // whole-image fetches, 8 an observer's status ask: now unknown kinds.
+    for kind in [5u8, 6, 7, 8] {
+        let mut conn = frame::connect(&voters[&NodeId(1)], node.log.hello()).await.expect("hello accepted");
+        conn.write_all(&[0, 0, 0, 3, kind, b'{', b'}']).await.expect("sent");
+        conn.flush().await.expect("flush");
+        let closed = frame::read_frame(&mut conn).await.map(|f| f.is_none()).unwrap_or(true);
+        assert!(closed, "kind {kind}: closed without an answer");
+    }
     let incarnation = Uuid::new_v4();
     assert_eq!(call_active(&nodes, register(1, incarnation)).await, Ok(BrokerAnswer::Registered));
     // A heartbeat of an id that never registered is stale, not a crash.

@@ -32,15 +32,15 @@ pub enum RpcKind {
     Vote = 2,
     InstallSnapshot = 3,
     Hello = 4,
-    /// A proposal forwarded to the leader (`forward`).
-    Forward = 5,
-    // 6 carried brokers' registrations and heartbeats, which are Kafka's
+    // 5 carried proposals a controller that did not lead forwarded to the
+    // leader (every change now goes to the active controller in Kafka's
+    // requests: AlterPartition, AllocateProducerIds, an Envelope...); 6 carried brokers' registrations and heartbeats, which are Kafka's
     // BrokerRegistration and BrokerHeartbeat now; 7 carried broker-only
     // nodes' fetches of the whole image, which are Kafka's Fetch and
-    // FetchSnapshot of `__cluster_metadata` now (`metadata_serve`): both
+    // FetchSnapshot of `__cluster_metadata` now (`metadata_serve`); 8 carried
+    // a broker-only node's ask for DescribeQuorum's view, which is Kafka's
+    // DescribeQuorum on the controller listener now (`describe_quorum`): all
     // unknown kinds.
-    /// A broker-only node asking the leader for DescribeQuorum's view (`observer`).
-    Status = 8,
 }
 
 impl RpcKind {
@@ -51,8 +51,6 @@ impl RpcKind {
             2 => Some(RpcKind::Vote),
             3 => Some(RpcKind::InstallSnapshot),
             4 => Some(RpcKind::Hello),
-            5 => Some(RpcKind::Forward),
-            8 => Some(RpcKind::Status),
             _ => None,
         }
     }
@@ -82,6 +80,33 @@ impl Hello {
             }
             _ => None,
         }
+    }
+}
+
+/// How long a connect to another controller may take.
+#[cfg(test)]
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Connects to the controller at `addr` and exchanges hellos: a
+/// connection the controller accepted, or why not (nothing else was sent).
+/// Tests only: controllers connect in `network`, observers speak Kafka's
+/// protocol.
+#[cfg(test)]
+pub async fn connect(addr: &str, hello: &Hello) -> io::Result<tokio::io::BufStream<tokio::net::TcpStream>> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+        Ok(s) => s?,
+        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    };
+    stream.set_nodelay(true)?;
+    let mut conn = tokio::io::BufStream::new(stream);
+    write_frame(&mut conn, RpcKind::Hello, &serde_json::to_vec(hello).map_err(io::Error::other)?).await?;
+    match read_frame(&mut conn).await? {
+        Some((RpcKind::Response, body)) => match serde_json::from_slice::<Result<(), String>>(&body) {
+            Ok(Ok(())) => Ok(conn),
+            Ok(Err(refusal)) => Err(io::Error::new(io::ErrorKind::PermissionDenied, refusal)),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        },
+        _ => Err(io::Error::new(io::ErrorKind::InvalidData, "no answer to hello")),
     }
 }
 
@@ -144,5 +169,9 @@ mod tests {
         assert!(read_frame(&mut &[0u8, 0, 0, 0][..]).await.is_err());
         assert!(read_frame(&mut &[0u8, 0, 0, 2, 9, b'x'][..]).await.is_err());
         assert!(read_frame(&mut &[0u8, 0, 0, 9, 1, b'x'][..]).await.is_err());
+        // The retired kinds (5 forwarded proposals, 6, 7, 8) are unknown.
+        for retired in [5u8, 6, 7, 8] {
+            assert!(read_frame(&mut &[0u8, 0, 0, 3, retired, b'{', b'}'][..]).await.is_err(), "kind {retired}");
+        }
     }
 }

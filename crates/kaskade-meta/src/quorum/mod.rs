@@ -14,8 +14,7 @@
 //! committed log, fetched from the controllers with Kafka's Fetch /
 //! FetchSnapshot of `__cluster_metadata`: [`metadata_fetch`] decides the
 //! controller's answers, [`metadata_serve`] serves them, [`metadata_client`]
-//! asks, [`observer_state`] applies), [`forward`] (a follower's proposal sent
-//! to the leader), [`brokers`] (broker registrations and heartbeats, run by
+//! asks, [`observer_state`] applies), [`brokers`] (broker registrations and heartbeats, run by
 //! the active controller), [`membership`] (whether AddRaftVoter /
 //! RemoveRaftVoter may start, as Kafka checks it), [`leadership`] (the
 //! active controller's own leader elections: preferred-leader rebalancing
@@ -30,8 +29,8 @@
 //! an async worker.
 
 pub mod brokers;
+pub mod describe_quorum;
 mod files;
-pub mod forward;
 pub mod frame;
 mod kafka_wire;
 mod leadership;

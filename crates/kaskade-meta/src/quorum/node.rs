@@ -3,11 +3,14 @@
 //!
 //! `append` proposes through openraft's `client_write` and returns once the
 //! proposal is committed (on a majority) and applied here. Only the leader
-//! (the active controller) proposes: elsewhere `append` forwards the
-//! proposal to the leader (`forward`), as Kafka forwards admin requests to
-//! the active controller, and answers [`MetaError::NotLeader`] only if no
-//! leader could be reached within `append_timeout`. Staleness is checked twice: up front here (cheap), and
-//! authoritatively by the state machine at apply time.
+//! (the active controller) proposes: elsewhere `append` answers
+//! [`MetaError::NotLeader`] naming the leader it knows (NOT_CONTROLLER at the
+//! protocol edge), as a Kafka controller that is not active refuses a
+//! change; every change decided off the active controller goes there in
+//! Kafka's requests (AlterPartition, AllocateProducerIds, CreateTopics, an
+//! Envelope), never in a frame of ours. While no leader is known it waits
+//! for one, up to `append_timeout`. Staleness is checked twice: up front
+//! here (cheap), and authoritatively by the state machine at apply time.
 //!
 //! The trait is synchronous and callers run it on blocking threads: the
 //! async work is spawned on the runtime the quorum was started on and the
@@ -29,7 +32,6 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use super::brokers::Brokers;
-use super::forward::{self, ForwardError, ForwardRefusal};
 use super::frame::Hello;
 use super::log_store::{LogReader, LogStore};
 use super::network::{Network, PeerClock};
@@ -42,15 +44,16 @@ use crate::record::MetadataRecord;
 use crate::MetaError;
 use kaskade_types::{Clock, NodeId, SystemClock};
 
-/// How long a forwarding controller waits for a leader to appear (or be
-/// reachable) before it tries again.
+/// How long a controller that knows no leader waits for one to appear
+/// before it looks again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Where a proposal may be committed.
+/// When a proposal may be committed (always by this controller, as leader).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
-    /// By whichever controller leads (forwarded there).
-    AnyLeader,
+    /// In any term this controller leads: while no leader is known it
+    /// waits for the election (a lone controller starting up).
+    AnyTerm,
     /// Only by this controller, while it leads (the term it decided in).
     OwnTermOnly,
 }
@@ -354,26 +357,27 @@ impl QuorumMetadataLog {
     }
 
     /// Proposes `records` decided at `based_on`; see [`MetadataLog::append`].
-    /// On the leader it proposes them itself; elsewhere it forwards them to
-    /// the leader (`forward`), retrying while no leader is known or the one
-    /// known cannot be reached, until `append_timeout`. Either way it returns
-    /// once this controller's own image holds the change.
+    /// On the leader it proposes them and returns once this controller's
+    /// own image holds the change; elsewhere [`MetaError::NotLeader`] naming
+    /// the leader, once one is known (it waits up to `append_timeout` for an
+    /// election).
     pub async fn append_async(
         &self,
         based_on: MetadataVersion,
         records: Vec<MetadataRecord>,
     ) -> Result<Committed, MetaError> {
-        self.propose(based_on, records, Route::AnyLeader).await
+        self.propose(based_on, records, Route::AnyTerm).await
     }
 
     /// Proposes records the active controller decided (fencing, elections,
     /// broker registrations: `brokers`, `leadership`) only as the leader of
-    /// this term: never forwarded, so a deposed controller's decision,
-    /// made from its own broker sessions, dies with its term instead of
-    /// reaching the new leader (seen: a controller cut off from the others
-    /// fenced every other broker from its stale sessions, and once healed
-    /// forwarded that to the new leader, which committed it and left every
-    /// partition leaderless). NOT_CONTROLLER elsewhere or once deposed.
+    /// this term: a deposed controller's decision, made from its own broker
+    /// sessions, dies with its term instead of being retried once it leads
+    /// again (seen when decisions were still forwarded: a controller cut
+    /// off from the others fenced every other broker from its stale
+    /// sessions, and once healed its decision reached the new leader, which
+    /// committed it and left every partition leaderless). NOT_CONTROLLER
+    /// elsewhere or once deposed, without waiting for an election.
     pub(super) async fn append_as_active(
         &self,
         based_on: MetadataVersion,
@@ -405,18 +409,18 @@ impl QuorumMetadataLog {
                     match tokio::time::timeout_at(deadline, write).await {
                         Err(_) => return Err(MetaError::Timeout(self.append_timeout)),
                         Ok(Ok(response)) => break response.data,
-                        // Lost the leadership meanwhile: try the new leader.
+                        // Lost the leadership meanwhile: the new leader is
+                        // named below once known (or this one again).
                         Ok(Err(e)) => match write_error(e) {
-                            MetaError::NotLeader { .. } if route == Route::AnyLeader => leader,
+                            MetaError::NotLeader { .. } if route == Route::AnyTerm => leader,
                             other => return Err(other),
                         },
                     }
                 }
+                // Another controller leads: the change is not ours to
+                // make (never sent there in a frame of ours).
+                Some(_) => return Err(MetaError::NotLeader { leader: self.leader() }),
                 _ if route == Route::OwnTermOnly => return Err(MetaError::NotLeader { leader: self.leader() }),
-                Some(id) => match self.forward_to(id, &proposal, deadline).await? {
-                    Some(outcome) => break outcome,
-                    None => leader,
-                },
                 None => None,
             };
             if tokio::time::Instant::now() >= deadline {
@@ -440,35 +444,6 @@ impl QuorumMetadataLog {
                 Err(MetaError::Stale { based_on, actual })
             }
             ApplyOutcome::Raft(_) => Err(MetaError::Quorum("a proposal was applied as a Raft entry".into())),
-        }
-    }
-
-    /// Forwards `proposal` to the controller `leader`: `Some` outcome, or
-    /// `None` if it may be retried (unreachable, or no longer the leader).
-    async fn forward_to(
-        &self,
-        leader: RaftNodeId,
-        proposal: &Proposal,
-        deadline: tokio::time::Instant,
-    ) -> Result<Option<ApplyOutcome>, MetaError> {
-        let Some(addr) = self.address_of(leader) else { return Ok(None) };
-        tracing::warn!(leader, records = %forward::kinds(&proposal.records),
-            "a metadata change decided off the active controller is forwarded in Kaskade's own frame");
-        let sent = tokio::time::timeout_at(deadline, forward::forward(&addr, &self.hello, proposal)).await;
-        match sent {
-            Err(_) => Err(MetaError::Timeout(self.append_timeout)),
-            Ok(Ok(outcome)) => Ok(Some(outcome)),
-            Ok(Err(ForwardError::Unreachable(e))) => {
-                tracing::debug!(leader, error = %e, "the active controller is unreachable; retrying");
-                Ok(None)
-            }
-            Ok(Err(ForwardError::Refused(ForwardRefusal::NotLeader { .. }))) => Ok(None),
-            Ok(Err(ForwardError::Refused(ForwardRefusal::Failed(e)))) => Err(MetaError::Quorum(e)),
-            Ok(Err(ForwardError::Lost(e))) => Err(MetaError::Unconfirmed(format!(
-                "the connection to the active controller {} broke while it took a change (it may have been \
-                 made): {e}",
-                to_node_id(leader)
-            ))),
         }
     }
 
@@ -591,9 +566,10 @@ mod core_stop_tests {
     /// fault hook) ends the core: `core_stopped` says so on that node
     /// (which `kaskade serve` turns into a non-zero exit), and not on the
     /// others, which elect a leader among themselves if needed.
-    /// The active controller's own decisions are never forwarded: on a
-    /// controller that does not lead they are refused (NOT_CONTROLLER),
-    /// while an ordinary proposal there is forwarded and committed.
+    /// Only the leader appends: on a controller that does not lead both the
+    /// active controller's own decisions and ordinary proposals are refused
+    /// (NOT_CONTROLLER) naming the leader, nothing sent anywhere, while the
+    /// leader commits both.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_controller_decision_is_committed_only_by_the_leader_that_made_it() {
         let root = tempfile::tempdir().expect("tempdir");
@@ -605,20 +581,24 @@ mod core_stop_tests {
         let refused = follower.append_as_active(version, topic("decided-by-a-follower")).await;
         assert!(matches!(refused, Err(MetaError::NotLeader { leader: Some(_) })), "{refused:?}");
         assert!(follower.committed().image.topic("decided-by-a-follower").is_none());
-        // Forwarded: decided on this follower's image, which may still be
-        // behind the leader's (Stale: decide again on the newer one).
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let forwarded = loop {
-            match follower.append_async(follower.committed().version, topic("forwarded")).await {
-                Err(MetaError::Stale { .. }) if tokio::time::Instant::now() < deadline => continue,
-                other => break other.expect("forwarded and committed"),
-            }
-        };
-        assert!(forwarded.image.topic("forwarded").is_some());
+        let before = follower.committed().version;
+        let refused = follower.append_async(before, topic("not-forwarded")).await;
+        assert!(matches!(refused, Err(MetaError::NotLeader { leader: Some(_) })), "{refused:?}");
         let leading = nodes[first].as_ref().expect("live").log.clone();
         let version = leading.committed().version;
         let own = leading.append_as_active(version, topic("decided-by-the-leader")).await.expect("the leader's own");
         assert!(own.image.topic("decided-by-the-leader").is_some());
+        let version = leading.committed().version;
+        let any = leading.append_async(version, topic("appended-by-the-leader")).await.expect("the leader appends");
+        assert!(any.image.topic("appended-by-the-leader").is_some());
+        // Neither refused change was made anywhere.
+        let mut applied = follower.subscribe();
+        let end = any.version.end_offset;
+        tokio::time::timeout(WAIT, applied.wait_for(|v| v.end_offset >= end)).await.expect("caught up").expect("watch");
+        for log in [&follower, &leading] {
+            let image = log.committed().image;
+            assert!(image.topic("not-forwarded").is_none() && image.topic("decided-by-a-follower").is_none());
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,13 +14,15 @@
 //! or has nothing) is followed by FetchSnapshot chunks by position until
 //! the whole snapshot is loaded, then Fetch goes on after it. A leader
 //! epoch refusal (FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER) names the
-//! leader: the task moves there. Appends are forwarded to the active
-//! controller exactly as a follower controller forwards them (`forward`),
-//! and return once this copy holds the change; the controllers this copy's
+//! leader: the task moves there. An observer appends nothing: every change
+//! a broker-only node needs goes to the active controller in Kafka's
+//! requests (AlterPartition, AllocateProducerIds, CreateTopics, an
+//! Envelope), so `append` is refused with [`MetaError::NotLeader`] (and
+//! debug builds assert it is never asked); the controllers this copy's
 //! membership names are where the node's broker sends its registration and
 //! heartbeats (Kafka's APIs, kaskade-broker's `controller_channel`), and
-//! DescribeQuorum's view comes from the leader in a [`RpcKind::Status`]
-//! frame.
+//! DescribeQuorum's view comes from the leader in Kafka's DescribeQuorum
+//! on its controller listener (`describe_quorum`).
 //!
 //! Invariants: only committed entries are applied (below the high
 //! watermark, in order: `observer_state`), so this copy only moves forward
@@ -28,7 +30,7 @@
 //! nothing (a restart fetches again, from a snapshot), so a broker can
 //! never hold up or change the quorum's decisions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -39,15 +41,13 @@ use parking_lot::{Mutex, RwLock};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use super::forward::{self, ForwardError, ForwardRefusal};
-use super::frame::{self, Hello, RpcKind};
+use super::describe_quorum;
 use super::metadata_client::{FetchOutcome, LeaderInfo, MetadataConn};
 use super::metadata_fetch::{FetchRefusal, SnapshotId};
-use super::node::QuorumMetadataLog;
 use super::observer_state::ObserverState;
 use super::state_machine::StoredSnapshot;
 use super::status::QuorumStatus;
-use super::types::{ApplyOutcome, Proposal};
+use super::types::BROKER_CLIENT_ID_PREFIX;
 use crate::image::Image;
 use crate::metadata_log::{Committed, MetadataLog, MetadataVersion};
 use crate::record::MetadataRecord;
@@ -65,17 +65,6 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The largest snapshot an observer takes.
 const MAX_SNAPSHOT_BYTES: i64 = 1 << 30;
-
-impl QuorumMetadataLog {
-    /// A controller's side of a `Status` call: DescribeQuorum's view on the
-    /// leader, else the leader it knows.
-    pub(super) fn answer_status(&self) -> Result<QuorumStatus, ForwardRefusal> {
-        self.status().map_err(|e| match e {
-            MetaError::NotLeader { leader } => ForwardRefusal::NotLeader { leader },
-            other => ForwardRefusal::Failed(other.to_string()),
-        })
-    }
-}
 
 /// How an observer runs.
 #[derive(Clone, Debug)]
@@ -101,7 +90,6 @@ pub struct ObserverMetadataLog {
 struct Inner {
     node_id: NodeId,
     cluster_id: String,
-    hello: Hello,
     /// The configured controllers (static voters).
     configured: BTreeMap<NodeId, String>,
     /// Where to fetch while no leader is known.
@@ -134,14 +122,11 @@ impl ObserverMetadataLog {
     /// Starts following the quorum (on the current runtime). The image is
     /// empty until the first fetch answers: see [`Self::wait_until_current`].
     pub fn start(config: ObserverConfig) -> ObserverMetadataLog {
-        let static_voters: Option<BTreeSet<i32>> =
-            (!config.controllers.is_empty()).then(|| config.controllers.keys().map(|id| id.get()).collect());
         let mut bootstrap: Vec<String> = config.controllers.values().cloned().collect();
         bootstrap.extend(config.bootstrap_servers.iter().cloned());
         let inner = Inner {
             node_id: config.node_id,
-            cluster_id: config.cluster_id.clone(),
-            hello: Hello { cluster_id: config.cluster_id, static_voters },
+            cluster_id: config.cluster_id,
             configured: config.controllers,
             bootstrap,
             endpoints: RwLock::new(BTreeMap::new()),
@@ -380,38 +365,35 @@ impl ObserverMetadataLog {
         Ok(())
     }
 
-    /// DescribeQuorum's view, asked of the active controller in a `Status`
-    /// frame; [`MetaError::NotLeader`] naming the leader known when no
-    /// controller that leads answers within `within`.
+    /// DescribeQuorum's view, asked of the active controller with Kafka's
+    /// DescribeQuorum on its controller listener (as a broker, so it is not
+    /// forwarded again); [`MetaError::NotLeader`] naming the leader known
+    /// when no controller that leads answers within `within`.
     pub async fn status(&self, within: Duration) -> Result<QuorumStatus, MetaError> {
         let addr = self.leader().and_then(|id| self.address_of(id));
         let Some(addr) = addr else { return Err(MetaError::NotLeader { leader: None }) };
-        let ask = async {
-            let mut conn = forward::connect(&addr, &self.inner.hello).await?;
-            frame::write_frame(&mut conn, RpcKind::Status, b"null").await?;
-            match frame::read_frame(&mut conn).await? {
-                Some((RpcKind::Response, body)) => {
-                    serde_json::from_slice::<Result<QuorumStatus, ForwardRefusal>>(&body)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-                }
-                _ => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no answer to a status call")),
-            }
-        };
-        match tokio::time::timeout(within, ask).await {
-            Ok(Ok(Ok(status))) => Ok(status),
-            Ok(Ok(Err(ForwardRefusal::NotLeader { leader }))) => Err(MetaError::NotLeader { leader }),
-            Ok(Ok(Err(ForwardRefusal::Failed(e)))) => Err(MetaError::Quorum(e)),
+        let client_id = format!("{BROKER_CLIENT_ID_PREFIX}{}", self.inner.node_id.get());
+        match tokio::time::timeout(within, describe_quorum::ask(&addr, &client_id)).await {
+            Ok(Ok(answer)) => describe_quorum::read_answer(&answer),
             Ok(Err(_)) | Err(_) => Err(MetaError::NotLeader { leader: self.leader() }),
         }
     }
 
-    /// Forwards `records` decided at `based_on` to the active controller;
-    /// see [`MetadataLog::append`]. Returns once this copy holds the change.
+    /// Refuses `records` decided at `based_on` (a stale decision as
+    /// [`MetaError::Stale`], as on every metadata log): a broker-only node
+    /// never appends, it asks the active controller in Kafka's requests.
+    /// [`MetaError::NotLeader`] names the active controller it knows.
     pub async fn append_async(
         &self,
         based_on: MetadataVersion,
         records: Vec<MetadataRecord>,
     ) -> Result<Committed, MetaError> {
+        debug_assert!(
+            records.is_empty(),
+            "a broker-only node decided metadata records itself ({} records); they go to the active controller \
+             in Kafka's requests",
+            records.len()
+        );
         let current = self.committed();
         if current.version != based_on {
             return Err(MetaError::Stale { based_on, actual: current.version });
@@ -419,62 +401,8 @@ impl ObserverMetadataLog {
         if records.is_empty() {
             return Ok(current);
         }
-        tracing::warn!(records = %forward::kinds(&records),
-            "a metadata change decided on a broker-only node is forwarded in Kaskade's own frame");
-        let deadline = tokio::time::Instant::now() + self.inner.append_timeout;
-        let proposal = Proposal { based_on, records };
-        let mut turn = 0;
-        let outcome = loop {
-            let Some(addr) = self.target(&mut turn) else {
-                return Err(MetaError::NotLeader { leader: None });
-            };
-            let sent = tokio::time::timeout_at(deadline, forward::forward(&addr, &self.inner.hello, &proposal)).await;
-            match sent {
-                Err(_) => return Err(MetaError::Timeout(self.inner.append_timeout)),
-                Ok(Ok(outcome)) => break outcome,
-                Ok(Err(ForwardError::Unreachable(_))) => {
-                    self.inner.leader.send_replace(None);
-                }
-                Ok(Err(ForwardError::Refused(ForwardRefusal::NotLeader { leader }))) => {
-                    self.inner.leader.send_replace(leader);
-                }
-                Ok(Err(ForwardError::Refused(ForwardRefusal::Failed(e)))) => return Err(MetaError::Quorum(e)),
-                Ok(Err(ForwardError::Lost(e))) => {
-                    return Err(MetaError::Unconfirmed(format!(
-                        "the connection to the active controller broke while it took a change (it may have been \
-                         made): {e}"
-                    )))
-                }
-            }
-            if tokio::time::Instant::now() + RETRY_BACKOFF >= deadline {
-                return Err(MetaError::NotLeader { leader: self.leader() });
-            }
-            tokio::time::sleep(RETRY_BACKOFF).await;
-        };
-        match outcome {
-            ApplyOutcome::Applied(version) => {
-                self.reached(version, deadline).await?;
-                Ok(self.committed())
-            }
-            ApplyOutcome::Stale { actual } => {
-                // Decide again only once this copy has what beat us.
-                self.reached(actual, deadline).await?;
-                Err(MetaError::Stale { based_on, actual })
-            }
-            ApplyOutcome::Raft(_) => Err(MetaError::Quorum("a proposal was applied as a Raft entry".into())),
-        }
-    }
-
-    /// Waits until this copy is at `version` or past it.
-    async fn reached(&self, version: MetadataVersion, deadline: tokio::time::Instant) -> Result<(), MetaError> {
-        let mut applied = self.inner.version.subscribe();
-        let reached = applied.wait_for(|v| v.end_offset >= version.end_offset);
-        let result = match tokio::time::timeout_at(deadline, reached).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(MetaError::Quorum("the observer stopped".into())),
-            Err(_) => Err(MetaError::Timeout(self.inner.append_timeout)),
-        };
-        result
+        tracing::error!(records = records.len(), "a broker-only node may not append to the metadata log");
+        Err(MetaError::NotLeader { leader: self.leader() })
     }
 
     /// Runs `fut` on the observer's runtime and waits for it on this thread

@@ -1,6 +1,5 @@
-//! The server side of openraft's RPCs (and of proposals forwarded to the
-//! leader, `forward`, and broker-only nodes' Kafka Fetch / FetchSnapshot of
-//! `__cluster_metadata`, `metadata_serve`): [`serve`] answers them on a given
+//! The server side of openraft's RPCs (and of broker-only nodes' Kafka
+//! Fetch / FetchSnapshot of `__cluster_metadata`, `metadata_serve`): [`serve`] answers them on a given
 //! listener (the CONTROLLER listener hands over its socket).
 //!
 //! One task per connection checks the client's cluster id and static voters
@@ -112,8 +111,7 @@ async fn sniff(stream: &TcpStream) -> io::Result<Protocol> {
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no first frame"))?
 }
 
-/// Serves openraft's RPCs (and forwarded proposals and observers'
-/// fetches) on `listener` for the controller `log` to peers whose
+/// Serves openraft's RPCs (and observers' fetches) on `listener` for the controller `log` to peers whose
 /// hello agrees with `ours`, and hands connections speaking Kafka's
 /// protocol to `kafka`, until the future is dropped (which also drops
 /// every connection it serves).
@@ -204,8 +202,6 @@ async fn serve_connection(stream: TcpStream, log: QuorumMetadataLog, ours: &Hell
                 let req: openraft::raft::InstallSnapshotRequest<TypeConfig> = decode(&body)?;
                 encode(&raft.install_snapshot(req).await)?
             }
-            RpcKind::Forward => encode(&super::forward::handle(raft, decode(&body)?).await)?,
-            RpcKind::Status => encode(&log.answer_status())?,
             RpcKind::Response | RpcKind::Hello => return Err(invalid(format!("a {kind:?} frame sent as a request"))),
         };
         frame::write_frame(&mut conn, RpcKind::Response, &answer).await?;

@@ -68,8 +68,52 @@ fn node_dir(root: &Path, id: i32) -> PathBuf {
 async fn start(root: &Path, id: i32, listener: TcpListener, setup: &Setup) -> Node {
     let addr = listener.local_addr().expect("addr").to_string();
     let log = QuorumMetadataLog::start(config(id, &node_dir(root, id), setup)).await.expect("start");
-    let server = tokio::spawn(log.serve(listener, None));
+    let server = tokio::spawn(log.serve(listener, Some(answer_describe_quorum(log.clone()))));
     Node { log, server, addr }
+}
+
+/// The one Kafka API of the broker layer a test controller needs (this
+/// crate has none): DescribeQuorum of the metadata partition, answered on
+/// the Kafka connections its server hands over from `log.status()`, written
+/// by `describe_quorum::write_partition` as the broker writes it. Any
+/// other request closes the connection. Ends when the server drops it.
+fn answer_describe_quorum(log: QuorumMetadataLog) -> server::KafkaConnections {
+    use kafka_protocol::messages::describe_quorum_response::{PartitionData, TopicData};
+    use kafka_protocol::messages::{ApiKey, DescribeQuorumRequest, DescribeQuorumResponse};
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(TcpStream, std::net::SocketAddr)>(16);
+    tokio::spawn(async move {
+        while let Some((stream, _)) = rx.recv().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut conn = tokio::io::BufStream::new(stream);
+                while let Ok(Some(frame)) = kafka_wire::read_frame(&mut conn, kafka_wire::MAX_REQUEST).await {
+                    let version = match kafka_wire::key_and_version(&frame) {
+                        Ok((key, version)) if key == ApiKey::DescribeQuorum as i16 => version,
+                        _ => return,
+                    };
+                    let Ok((header, req)) = kafka_wire::decode_request::<DescribeQuorumRequest>(frame, version) else {
+                        return;
+                    };
+                    let mut resp = DescribeQuorumResponse::default();
+                    for asked in req.topics {
+                        let mut topic = TopicData::default();
+                        for p in asked.partitions {
+                            let mut partition = PartitionData::default();
+                            partition.partition_index = p.partition_index;
+                            describe_quorum::write_partition(&mut partition, log.status(), version);
+                            topic.partitions.push(partition);
+                        }
+                        topic.topic_name = asked.topic_name;
+                        resp.topics.push(topic);
+                    }
+                    if kafka_wire::write_response(&mut conn, header.correlation_id, version, &resp).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    tx
 }
 
 /// Starts `n` controllers (ids 1..=n) as one quorum.
@@ -190,16 +234,19 @@ async fn a_quorum_elects_replicates_fails_over_and_recovers_a_restarted_node() {
     assert_eq!(l.log.committed().version.end_offset, 4);
     assert_eq!(l.log.leader(), Some(kaskade_types::NodeId(first as i32 + 1)));
 
-    // A follower forwards its change to the leader and returns once its
-    // own image holds it.
+    // A follower makes no change itself: it names the leader (a change
+    // decided elsewhere reaches the active controller in Kafka's requests).
     let follower = (first + 1) % 3;
     let f = nodes[follower].as_ref().expect("follower");
     let applied = l.log.raft().metrics().borrow().last_applied.index();
     f.log.raft().wait(Some(WAIT)).applied_index_at_least(applied, "follower").await.expect("follower caught up");
-    create_topic(&f.log, "forwarded").await.expect("a follower's change is forwarded");
-    assert!(f.log.committed().image.topic("forwarded").is_some(), "the forwarder's image has the change on return");
-    assert_eq!(f.log.leader(), Some(kaskade_types::NodeId(first as i32 + 1)), "the follower did not become the leader");
+    let refused = create_topic(&f.log, "not-forwarded").await;
+    let leader_id = Some(kaskade_types::NodeId(first as i32 + 1));
+    // (A leadership moving under load names another leader.)
+    assert!(matches!(refused, Err(MetaError::NotLeader { leader: Some(_) })), "{refused:?}");
+    assert_eq!(f.log.leader(), leader_id, "the follower did not become the leader");
     converge(&nodes, first).await;
+    assert!(l.log.committed().image.topic("not-forwarded").is_none(), "nothing reached the leader");
 
     // DescribeQuorum's view on the leader: three voters at its end offset
     // (once its replication metrics say both followers hold its last entry;
@@ -475,8 +522,9 @@ async fn a_follower_that_cannot_reach_a_leader_refuses_within_its_timeout() {
     let before = f.log.committed();
     let started = std::time::Instant::now();
     let res = create_topic(&f.log, "nowhere").await;
-    // The leader it knows is gone and no other can be elected: the forward
-    // is retried until append_timeout, then refused, nothing changed.
+    // The leader it knows is gone and no other can be elected: refused
+    // (naming the gone leader, or after waiting out append_timeout for an
+    // election), nothing changed.
     assert!(matches!(res, Err(MetaError::NotLeader { .. }) | Err(MetaError::Timeout(_))), "{res:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "bounded by append_timeout: {:?}", started.elapsed());
     assert_eq!(f.log.committed().version.end_offset, before.version.end_offset);

@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::metadata_log::MetadataVersion;
 use crate::record::MetadataRecord;
 
+/// The client id prefix of a broker's requests to other nodes
+/// (`kaskade-broker-<node.id>`): a node answers such a request itself and
+/// never forwards it again.
+pub const BROKER_CLIENT_ID_PREFIX: &str = "kaskade-broker-";
+
 /// A controller's id inside openraft (Kafka's `node.id`, never negative).
 pub type RaftNodeId = u64;
 
@@ -118,7 +123,6 @@ mod tests {
     use kaskade_types::NodeId;
 
     use crate::quorum::brokers::BrokerRefusal;
-    use crate::quorum::forward::ForwardRefusal;
 
     #[test]
     fn typed_leader_ids_keep_the_frames_plain_integers() {
@@ -127,10 +131,10 @@ mod tests {
         assert_eq!(json, r#"{"NotController":{"leader":3}}"#);
         assert_eq!(serde_json::from_str::<BrokerRefusal>(&json).expect("parse"), refusal);
 
-        let none = ForwardRefusal::NotLeader { leader: None };
+        let none = BrokerRefusal::NotController { leader: None };
         let json = serde_json::to_string(&none).expect("serialize");
-        assert_eq!(json, r#"{"NotLeader":{"leader":null}}"#);
-        assert_eq!(serde_json::from_str::<ForwardRefusal>(&json).expect("parse"), none);
+        assert_eq!(json, r#"{"NotController":{"leader":null}}"#);
+        assert_eq!(serde_json::from_str::<BrokerRefusal>(&json).expect("parse"), none);
     }
 
     #[test]
@@ -147,8 +151,8 @@ mod tests {
 
     #[test]
     fn a_frame_whose_leader_is_not_an_id_is_refused() {
-        for bad in [r#"{"NotLeader":{"leader":"1"}}"#, r#"{"NotLeader":{"leader":4294967296}}"#] {
-            assert!(serde_json::from_str::<ForwardRefusal>(bad).is_err(), "{bad}");
+        for bad in [r#"{"NotController":{"leader":"1"}}"#, r#"{"NotController":{"leader":4294967296}}"#] {
+            assert!(serde_json::from_str::<BrokerRefusal>(bad).is_err(), "{bad}");
         }
     }
 }

@@ -129,6 +129,13 @@ impl Drop for Node {
         let _ = self.child.wait();
         // A failing test's nodes say what they were doing: the temp dir with
         // their full logs is gone once the test returns.
+        // KASKADE_TEST_KEEP_LOGS=DIR keeps every node's whole log there,
+        // passing or not (to grep a run for a warning).
+        if let Ok(dir) = std::env::var("KASKADE_TEST_KEEP_LOGS") {
+            let test = self.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let path = Path::new(&dir).join(format!("{}-{test}-node-{}.log", std::process::id(), self.id));
+            let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(path, self.log()));
+        }
         if thread::panicking() {
             let log = self.log();
             let lines: Vec<&str> = log.lines().collect();
@@ -280,11 +287,23 @@ pub fn metadata(bootstrap: &str, topic: &str) -> Option<(BTreeSet<i32>, Vec<i32>
     Some((brokers, t.partitions().iter().map(|p| p.leader()).collect()))
 }
 
-/// The active controller as the node at `bootstrap` names it (Metadata's controller_id).
+/// The active controller (the metadata quorum's leader): DescribeQuorum's
+/// leader, asked of the node at `bootstrap` (a broker forwards it to the
+/// active controller, as Kafka's do), once an answer comes back without an
+/// error. Not Metadata's controller_id: that names a live broker, which is
+/// the quorum's leader only when the leader is a listed broker.
 pub fn active_controller(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<i32> {
+    quorum(runtime, bootstrap).filter(|q| q.code == 0 && q.leader >= 0).map(|q| q.leader)
+}
+
+/// Metadata (no topics) asked of the node at `bootstrap`: the controller
+/// its answer names (controller_id, `None` for -1) and the brokers it
+/// lists; `None` if no answer came.
+pub fn metadata_controller(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<(Option<i32>, BTreeSet<i32>)> {
     let client = kaskade_client::cluster::Client::new(bootstrap).ok()?;
     let md = runtime.block_on(client.metadata(Some(&[]))).ok()?;
-    md.controller.map(|c| c.get())
+    let listed = md.brokers.keys().map(|id| id.get()).collect();
+    Some((md.controller.map(|c| c.get()), listed))
 }
 
 /// What DescribeQuorum (v2) answered: its error code, the leader, the

@@ -32,6 +32,13 @@ pub struct Stats {
     /// transaction is still ending).
     pub stale_replays: u32,
     pub expired_ids: u32,
+    /// Markers refused (a stale coordinator): no Complete.
+    pub refused_markers: u32,
+    /// Complete appends left in flight, and those that failed.
+    pub held_completes: u32,
+    pub failed_completes: u32,
+    /// Requests answered CONCURRENT_TRANSACTIONS for an append in flight.
+    pub busy: u32,
 }
 
 #[derive(Default)]

@@ -14,7 +14,10 @@
 //!   producer fenced;
 //! - a reload gives the state before it (less the previous epoch, which
 //!   Kafka does not persist either), and exactly the prepared transactions
-//!   are finished again.
+//!   are finished again, those whose markers were refused among them;
+//! - refused markers never complete a transaction, and while an id's
+//!   Complete append is in flight every request for it answers
+//!   CONCURRENT_TRANSACTIONS after the producer checks.
 //!
 //! Ids may start a few epochs short of exhaustion, to reach the last
 //! epochs, their fences and the move to a new producer id.
@@ -103,9 +106,10 @@ impl Sim {
         }
         for _ in 0..self.shell.pending.len() {
             if self.rng.chance(500) {
-                self.shell.execute(&mut self.rng);
+                self.shell.execute(&mut self.rng, true);
             }
         }
+        self.shell.resolve_held(&mut self.rng, false);
         if self.rng.chance(50) {
             self.shell.replay_stale(&mut self.rng);
         }
@@ -120,8 +124,11 @@ impl Sim {
     fn drain(&mut self) {
         self.shell.now += i64::from(MAX_TIMEOUT_MS) + 1;
         self.shell.expire();
+        // Refused markers are finished by the next load.
+        self.shell.restart(&mut self.rng);
+        self.shell.resolve_held(&mut self.rng, true);
         while !self.shell.pending.is_empty() {
-            self.shell.execute(&mut self.rng);
+            self.shell.execute(&mut self.rng, false);
         }
         self.shell.history.check(&self.shell.engine);
         self.shell.history.finish(&self.shell.engine);

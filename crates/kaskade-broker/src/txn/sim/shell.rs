@@ -1,11 +1,14 @@
 //! The service modelled without I/O: what `TxnService` does around the
-//! engine. Every decision is persisted (appended to a simulated
-//! `__transaction_state`, durable before the answer) except Complete,
-//! whose record is not awaited; ending transactions' markers are written
-//! later, in any order; a restart replays the durable records (and maybe
-//! the rest) into a fresh engine and finishes the transactions left
-//! prepared. Every answer is compared with [`oracle`]'s and every state
-//! reported to [`History`].
+//! engine. Every request's decision is persisted (appended to a simulated
+//! `__transaction_state`, durable before the answer); ending transactions'
+//! markers are written later, in any order, or refused (the coordinator
+//! is stale: no Complete, the next load finishes the transaction); a
+//! Complete append may stay in flight for a while (requests for the id
+//! answer CONCURRENT_TRANSACTIONS meanwhile, as Kafka's pending state) and
+//! then be durable or fail (Prepare* again, appended again); a restart
+//! replays the durable records (and maybe the rest) into a fresh engine
+//! and finishes the transactions left prepared. Every answer is compared
+//! with [`oracle`]'s and every state reported to [`History`].
 
 use std::collections::BTreeMap;
 
@@ -16,7 +19,7 @@ use kaskade_types::{ProducerId, ProducerIdAndEpoch, TopicPartition};
 
 use super::history::{key, History, TxnKey};
 use super::oracle::{self, Init};
-use crate::txn::coordinator::{EndDecision, EndPlan, InitDecision, TxnCoordinator};
+use crate::txn::coordinator::{EndDecision, EndPlan, InitDecision, StateWrite, TxnCoordinator};
 use crate::txn::records::{self, StateValue};
 use crate::txn::state::{TxnMetadata, TxnState};
 use kaskade_types::sim::SimRng as Rng;
@@ -34,6 +37,12 @@ pub struct Shell {
     pub pending: Vec<(TxnKey, EndPlan)>,
     /// Plans already completed, that a retry may complete again.
     stale: Vec<(TxnKey, EndPlan)>,
+    /// Complete appends in flight: the plan, the write, and where its
+    /// record is in `log`.
+    held: Vec<(TxnKey, EndPlan, StateWrite, usize)>,
+    /// Plans whose markers were refused (a newer producer or coordinator
+    /// epoch): left prepared, for the next load to finish.
+    refused: Vec<(TxnKey, EndPlan)>,
     /// The last producer id allocated (allocation only goes up).
     last_pid: ProducerId,
     pub now: i64,
@@ -48,6 +57,8 @@ impl Shell {
             durable: 0,
             pending: Vec::new(),
             stale: Vec::new(),
+            held: Vec::new(),
+            refused: Vec::new(),
             last_pid: ProducerId(999),
             now: 0,
             history: History::default(),
@@ -74,6 +85,38 @@ impl Shell {
         self.durable = self.log.len();
     }
 
+    /// Whether `id`'s Complete append is in flight.
+    fn is_held(&self, id: &str) -> bool {
+        let held = self.held.iter().any(|(_, p, _, _)| p.transactional_id == id);
+        assert_eq!(held, self.engine.in_flight(id), "{id}: in flight in the engine as in the shell");
+        held
+    }
+
+    /// Kafka's answer while `id`'s append is in flight: the producer checks
+    /// first, then CONCURRENT_TRANSACTIONS.
+    fn busy<T>(&mut self, id: &str, want: Result<T, E>) -> Result<T, E> {
+        if !self.is_held(id) {
+            return want;
+        }
+        self.history.stats.busy += 1;
+        match want {
+            Err(e @ (E::InvalidProducerIdMapping | E::ProducerFenced)) => Err(e),
+            _ => Err(E::ConcurrentTransactions),
+        }
+    }
+
+    /// Takes the engine's staged writes, which must be exactly `ids` (in
+    /// order), and resolves them as durable.
+    fn settle(&mut self, ids: Vec<&str>) {
+        let writes = self.engine.take_writes();
+        let staged: Vec<&str> = writes.iter().map(|w| w.transactional_id.as_str()).collect();
+        assert_eq!(staged, ids, "the writes staged");
+        for w in writes {
+            assert!(self.engine.in_flight(&w.transactional_id), "{w:?} in flight until resolved");
+            assert!(self.engine.written(&w.transactional_id, w.token), "{w:?} resolves");
+        }
+    }
+
     pub fn init(
         &mut self,
         id: &str,
@@ -85,8 +128,14 @@ impl Shell {
         for _ in 0..2 {
             let now = self.clock();
             let before = self.engine.get(id).cloned();
-            let want = oracle::init(before.as_ref(), timeout_ms, MAX_TIMEOUT_MS, expected, new_pid);
+            let mut want = oracle::init(before.as_ref(), timeout_ms, MAX_TIMEOUT_MS, expected, new_pid);
+            if self.is_held(id) && want != Init::Error(E::InvalidTransactionTimeout) {
+                self.history.stats.busy += 1;
+                want = Init::Error(E::ConcurrentTransactions);
+            }
             let got = self.engine.init_producer_id(now, id, timeout_ms, expected, new_pid);
+            let staged = matches!(got, Ok(InitDecision::Ready(_) | InitDecision::AbortFirst(..)));
+            self.settle(if staged { vec![id] } else { vec![] });
             let context = || format!("InitProducerId({id}, expected {expected:?}, pid {new_pid:?}) on {before:?}");
             match (got, want) {
                 (Ok(InitDecision::NeedProducerId), Init::NeedPid) => {
@@ -125,7 +174,9 @@ impl Shell {
         let now = self.clock();
         let before = self.engine.get(id).cloned();
         let want = oracle::add(before.as_ref(), producer, partitions);
+        let want = self.busy(id, want);
         let got = self.engine.add_partitions(now, id, producer, partitions);
+        self.settle(if matches!(got, Ok(Some(_))) { vec![id] } else { vec![] });
         let context = || format!("AddPartitions({id}, {producer}, {partitions:?}) on {before:?}");
         match (got, want) {
             (Ok(None), Ok(None)) => {}
@@ -148,7 +199,9 @@ impl Shell {
         let now = self.clock();
         let before = self.engine.get(id).cloned();
         let want = oracle::end(before.as_ref(), producer, commit);
+        let want = self.busy(id, want);
         let got = self.engine.end_txn(now, id, producer, commit);
+        self.settle(if matches!(got, Ok(EndDecision::Begin(..))) { vec![id] } else { vec![] });
         let context = || format!("EndTxn({id}, {producer}, commit {commit}) on {before:?}");
         match (got, want) {
             (Ok(EndDecision::AlreadyDone), Ok(None)) => {}
@@ -174,6 +227,8 @@ impl Shell {
         let before: BTreeMap<String, TxnMetadata> =
             self.engine.all().map(|m| (m.transactional_id.clone(), m.clone())).collect();
         let mut expired = self.engine.expire(now);
+        let staged: Vec<String> = expired.iter().map(|(m, _)| m.transactional_id.clone()).collect();
+        self.settle(staged.iter().map(String::as_str).collect());
         // The engine's map has no order; a seed must replay exactly.
         expired.sort_by(|a, b| a.0.transactional_id.cmp(&b.0.transactional_id));
         for (m, plan) in expired {
@@ -194,6 +249,7 @@ impl Shell {
     pub fn expire_ids(&mut self, expiration_ms: i64) {
         let now = self.clock();
         let mut ids = self.engine.expire_ids(now, expiration_ms);
+        self.settle(ids.iter().map(String::as_str).collect());
         ids.sort();
         for id in ids {
             self.history.forget(&id);
@@ -202,15 +258,61 @@ impl Shell {
         }
     }
 
-    /// Writes one ending transaction's markers and completes it.
-    pub fn execute(&mut self, rng: &mut Rng) {
+    /// Writes one ending transaction's markers and completes it; with
+    /// `faults`, the markers may be refused (no Complete) or the Complete
+    /// append stay in flight.
+    pub fn execute(&mut self, rng: &mut Rng, faults: bool) {
         if self.pending.is_empty() {
             return;
         }
         let (k, plan) = self.pending.swap_remove(rng.below(self.pending.len() as u64) as usize);
+        if faults && rng.chance(50) {
+            // INVALID_PRODUCER_EPOCH / TRANSACTION_COORDINATOR_FENCED: the
+            // service stops and writes nothing.
+            self.history.stats.refused_markers += 1;
+            assert!(self.engine.is_pending(&plan), "{k:?}: refused markers leave it prepared");
+            self.refused.push((k, plan));
+            return;
+        }
         self.history.on_markers(&k, &plan);
-        assert!(self.complete(&k, &plan), "{k:?}: its own plan did not complete it");
-        self.stale.push((k, plan));
+        let hold = faults && rng.chance(300);
+        assert!(self.complete(&k, &plan, hold), "{k:?}: its own plan did not complete it");
+        if !hold {
+            self.stale.push((k, plan));
+        }
+    }
+
+    /// Resolves Complete appends in flight: most become durable, some fail
+    /// (the transaction is Prepare* again and its Complete appended again).
+    pub fn resolve_held(&mut self, rng: &mut Rng, all: bool) {
+        let mut i = 0;
+        while i < self.held.len() {
+            if !all && !rng.chance(500) {
+                i += 1;
+                continue;
+            }
+            let (k, plan, write, at) = self.held.swap_remove(i);
+            let id = &write.transactional_id;
+            if !all && rng.chance(200) {
+                self.history.stats.failed_completes += 1;
+                assert!(self.engine.failed(id, write.token), "{write:?} resolves");
+                assert!(self.engine.is_pending(&plan), "{k:?}: a failed Complete leaves it prepared");
+                // The record never made it.
+                self.log.remove(at);
+                self.durable = self.durable.min(self.log.len());
+                for (_, _, _, later) in &mut self.held {
+                    if *later > at {
+                        *later -= 1;
+                    }
+                }
+                self.pending.push((k, plan));
+            } else {
+                assert!(self.engine.written(id, write.token), "{write:?} resolves");
+                self.history.on_complete(&k, &plan);
+                self.durable = self.durable.max(at + 1);
+                self.stale.push((k, plan));
+            }
+        }
     }
 
     /// A completion retried after it took effect (the service retries a
@@ -222,12 +324,13 @@ impl Shell {
         }
         let (k, plan) = self.stale[rng.below(self.stale.len() as u64) as usize].clone();
         self.history.stats.stale_replays += 1;
-        self.complete(&k, &plan);
+        self.complete(&k, &plan, false);
     }
 
     /// `complete`, checked: it takes effect exactly when the id is ending
     /// the transaction the plan is of, the way the plan says.
-    fn complete(&mut self, k: &TxnKey, plan: &EndPlan) -> bool {
+    /// `hold`: its append stays in flight (see [`Shell::resolve_held`]).
+    fn complete(&mut self, k: &TxnKey, plan: &EndPlan, hold: bool) -> bool {
         let now = self.clock();
         let before = self.engine.get(&plan.transactional_id).cloned();
         let prepared = match plan.marker {
@@ -238,7 +341,17 @@ impl Shell {
             .as_ref()
             .is_some_and(|b| b.state == prepared && key(b) == *k && b.producer_epoch == plan.producer_epoch);
         assert_eq!(self.engine.is_pending(plan), is_current, "is_pending({plan:?}) on {before:?}");
+        let in_flight = self.is_held(&plan.transactional_id);
         let got = self.engine.complete(now, plan);
+        assert!(!(in_flight && got.is_some()), "complete over an append in flight: {plan:?}");
+        let write = if hold && got.is_some() {
+            let mut writes = self.engine.take_writes();
+            assert_eq!(writes.len(), 1, "{writes:?}");
+            Some(writes.remove(0))
+        } else {
+            self.settle(if got.is_some() { vec![plan.transactional_id.as_str()] } else { vec![] });
+            None
+        };
         assert_eq!(got.is_some(), is_current, "complete({plan:?}) on {before:?}: {got:?}");
         let Some(m) = got else { return false };
         let done = match plan.marker {
@@ -246,9 +359,17 @@ impl Shell {
             Marker::Abort => TxnState::CompleteAbort,
         };
         assert_eq!((m.state, m.partitions.len(), m.start_ms), (done, 0, None));
-        self.history.on_complete(k, plan);
-        // Not awaited by the service: durable only with a later record.
         self.log.push((m.transactional_id.clone(), Some(records::value(&m))));
+        match write {
+            Some(write) => {
+                self.history.stats.held_completes += 1;
+                self.held.push((k.clone(), plan.clone(), write, self.log.len() - 1));
+            }
+            None => {
+                self.history.on_complete(k, plan);
+                self.durable = self.log.len();
+            }
+        }
         true
     }
 
@@ -297,7 +418,16 @@ impl Shell {
         }
         // What was pending, and what lost its Complete record, is pending
         // again; nothing else.
+        // A Complete in flight whose record survived completed its
+        // transaction; one lost is pending again (below). Refused markers
+        // are the new load's to write.
+        for (k, plan, _, _) in std::mem::take(&mut self.held) {
+            if !self.engine.is_pending(&plan) {
+                self.history.on_complete(&k, &plan);
+            }
+        }
         let mut expected: Vec<String> = self.pending.iter().map(|(_, p)| p.transactional_id.clone()).collect();
+        expected.extend(self.refused.drain(..).map(|(_, p)| p.transactional_id));
         expected.extend(
             after
                 .values()
