@@ -164,3 +164,24 @@ fn a_deleted_topics_offsets_go_only_once_replicated() {
     assert!(c.group("g").is_none(), "an empty group left without offsets goes");
     assert!(!c.has_pending_txn_offset("h", "t", 0));
 }
+
+#[test]
+fn a_transactional_offset_written_after_a_deletion_survives_it() {
+    let mut c = engine();
+    let p = |id| ProducerIdAndEpoch::new(ProducerId(id), ProducerEpoch(0));
+    let partition = super::records::partition_for("g", 50);
+    // Producer 7's offset is pending when the group is deleted: it goes.
+    c.txn_commit_offsets(0, p(7), &CommitRequest::of_t0("g", 4));
+    let w = opened(&mut c);
+    c.write_resolved(0, w, Ok(()));
+    assert_eq!(c.delete_groups(0, &["g".to_string()]), vec![None]);
+    let d = opened(&mut c);
+    // Producer 8's comes after the tombstones: a replay keeps it pending.
+    c.txn_commit_offsets(0, p(8), &CommitRequest::of_t0("g", 9));
+    let w = opened(&mut c);
+    c.write_resolved(0, w, Ok(()));
+    c.write_resolved(0, d, Ok(()));
+    assert_eq!(c.complete_txn(0, ProducerId(7), true, partition, 50), 0, "deleted before its marker");
+    assert_eq!(c.complete_txn(0, ProducerId(8), true, partition, 50), 1, "written after the deletion");
+    assert_eq!(fetched(&mut c, "g"), Some(9));
+}

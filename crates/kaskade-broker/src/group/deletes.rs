@@ -10,15 +10,16 @@
 //! Ok, [`GroupCoordinator::deletion_stored`] applies what a replay of the
 //! same log would: the offsets the tombstones name go (unless a later
 //! commit of the partition already resolved: the later write wins, as in
-//! `writes`), older writes of those partitions still in flight are
-//! dropped (their records precede the tombstones), and a deleted group
+//! `writes`), older writes of those partitions still in flight and the
+//! transactional offsets pending when the deletion was written are dropped
+//! (their records precede the tombstones), and a deleted group
 //! goes if it is still empty (a JoinGroup after the deletion wrote its
 //! record after the tombstone, so the group lives on, as on a replay). A
 //! failed deletion changes nothing.
 
 use std::collections::BTreeSet;
 
-use kaskade_types::TopicPartition;
+use kaskade_types::{ProducerId, TopicPartition};
 
 use super::coordinator::GroupCoordinator;
 use super::state::{Group, GroupState, OffsetChange};
@@ -61,7 +62,17 @@ impl GroupCoordinator {
         if group {
             self.group_tombstones.push(group_id.to_string());
         }
-        Some(self.writes.open(group_id, WriteKind::Delete { tombstones, group }))
+        // Only the transactional offsets pending now precede the tombstones
+        // in the log; one written after them survives a replay.
+        let mut txn_producers: Vec<ProducerId> = self
+            .pending_txn_offsets
+            .iter()
+            .filter(|(_, changes)| changes.iter().any(|c| tombstones.iter().any(|t| same_partition(t, c))))
+            .map(|(p, _)| *p)
+            .collect();
+        txn_producers.sort();
+        let kind = WriteKind::Delete { tombstones, txn_producers, group };
+        Some(self.writes.open(group_id, kind))
     }
 
     /// Deletion `id` of `group_id` is replicated: applies it as a replay of
@@ -71,7 +82,7 @@ impl GroupCoordinator {
         now: i64,
         id: WriteId,
         group_id: &str,
-        tombstones: &[OffsetChange],
+        (tombstones, txn_producers): (&[OffsetChange], &[ProducerId]),
         group: bool,
     ) {
         let deleted = |c: &OffsetChange| tombstones.iter().any(|t| same_partition(t, c));
@@ -82,8 +93,10 @@ impl GroupCoordinator {
                 changes.retain(|c| !deleted(c));
             }
         }
-        for changes in self.pending_txn_offsets.values_mut() {
-            changes.retain(|c| !deleted(c));
+        for producer in txn_producers {
+            if let Some(changes) = self.pending_txn_offsets.get_mut(producer) {
+                changes.retain(|c| !deleted(c));
+            }
         }
         self.pending_txn_offsets.retain(|_, changes| !changes.is_empty());
         if let Some(g) = self.groups.get_mut(group_id) {

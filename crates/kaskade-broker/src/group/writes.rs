@@ -47,9 +47,10 @@ pub(crate) enum WriteKind {
     TxnOffsets { producer: ProducerId, changes: Vec<OffsetChange> },
     /// The leader's SyncGroup: the assignment of `generation`.
     Assignment { generation: i32 },
-    /// A deletion: the offsets `tombstones` name go, and with `group` the
-    /// group's metadata too (`deletes`).
-    Delete { tombstones: Vec<OffsetChange>, group: bool },
+    /// A deletion: the offsets `tombstones` name go, with the pending
+    /// transactional ones of `txn_producers` (those pending when it was
+    /// written), and with `group` the group's metadata too (`deletes`).
+    Delete { tombstones: Vec<OffsetChange>, txn_producers: Vec<ProducerId>, group: bool },
     /// A static member's JoinGroup (answered to `token`) that replaced
     /// `previous` by `new_member` in a Stable group (`static_join`).
     StaticJoin { token: Token, previous: Box<Member>, new_member: String, generation: i32 },
@@ -138,10 +139,10 @@ impl GroupCoordinator {
                     self.load_offset(now, change);
                 }
             }
-            (WriteKind::Delete { tombstones, group }, Ok(())) => {
+            (WriteKind::Delete { tombstones, txn_producers, group }, Ok(())) => {
                 self.supersede(id, &tombstones);
                 self.debug_assert_superseded(id, &tombstones);
-                self.deletion_stored(now, id, &group_id, &tombstones, group);
+                self.deletion_stored(now, id, &group_id, (&tombstones, &txn_producers), group);
             }
             // Nothing was deleted: reads never saw the deletion.
             (WriteKind::Delete { .. }, Err(_)) => {}
