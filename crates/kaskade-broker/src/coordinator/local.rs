@@ -598,7 +598,13 @@ mod tests {
         );
         let end = Offset(p.log().log_end_offset());
         assert!(p.record_follower_fetch(NodeId(2), end), "the follower's fetch moves the HW");
-        assert_eq!(p.high_watermark(), end);
+        // The leader's own position is its fsynced end, which the group
+        // commit moves in the background: the HW follows once both are there.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while p.high_watermark() != end {
+            assert!(std::time::Instant::now() < deadline, "the HW stayed at {:?}, not {end:?}", p.high_watermark());
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         match waiting.await.expect("joined") {
             Err(CoordinatorError::NotCoordinator) => {}
             other => panic!("acknowledged across a change of leadership: {other:?}"),
