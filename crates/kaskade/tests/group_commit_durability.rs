@@ -18,30 +18,17 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::{FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName};
+use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rdkafka::admin::{NewTopic, TopicReplication};
 
-use process::cluster::{create, start_cluster_with, wait_for, Node};
+use process::cluster::{create, wait_for, Node};
+use process::coordinated::{self, runtime};
 use process::{TestDir, WAIT};
 
 const GROUP: &str = "durable-commits";
 const TOPIC: &str = "t";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
-
-/// The node FindCoordinator names for the group, asked of `node`.
-async fn coordinator(node: &Node) -> Option<i32> {
-    let client = kaskade_client::cluster::Client::new(&node.bootstrap()).ok()?;
-    let conn = client.any_connection().await.ok()?;
-    let mut req = FindCoordinatorRequest::default();
-    req.key = StrBytes::from_static_str(GROUP);
-    let resp = conn.send(&req, 3).await.ok()?;
-    (resp.error_code == 0).then_some(resp.node_id.0)
-}
 
 /// OffsetCommit v8 of `t-0` from outside any group, sent to `node`: the
 /// partition's error code.
@@ -82,22 +69,14 @@ async fn fetch(node: &Node, require_stable: bool) -> Result<(i16, i16, i64), Str
 #[test]
 fn a_commit_the_isr_cannot_hold_is_never_fetched_and_a_later_one_is() {
     let dir = TestDir::new();
-    let env: Vec<(String, String)> = [
-        ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "3"),
-        ("KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS", "1"),
-        ("KAFKA_MIN_INSYNC_REPLICAS", "2"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let mut nodes = start_cluster_with(dir.path(), 3, &env);
+    let mut nodes = coordinated::start(dir.path(), &[]);
     let rt = runtime();
     create(&rt, &nodes[0].bootstrap(), NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3))).expect("topic created");
 
     // The coordinator answers a first commit (this creates the offsets
     // topic, replicated on all three nodes).
     let (id, _) = wait_for("a first commit answered", || {
-        let id = rt.block_on(coordinator(&nodes[0]))?;
+        let id = rt.block_on(coordinated::coordinator(&nodes[0], GROUP))?;
         let node = nodes.iter().find(|n| n.id == id)?;
         (rt.block_on(commit(node, 5)) == Ok(0)).then_some((id, ()))
     });
@@ -156,7 +135,7 @@ fn a_commit_the_isr_cannot_hold_is_never_fetched_and_a_later_one_is() {
     let (node_id, _) = loop {
         assert!(Instant::now() < deadline, "no commit answered after the followers returned");
         let answered = rt.block_on(async {
-            let id = coordinator(&nodes[c]).await?;
+            let id = coordinated::coordinator(&nodes[c], GROUP).await?;
             let node = nodes.iter().find(|n| n.id == id)?;
             (commit(node, 11).await == Ok(0)).then_some(id)
         });

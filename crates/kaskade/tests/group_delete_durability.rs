@@ -21,14 +21,14 @@ use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartiti
 use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
-    TopicName,
+    DeleteGroupsRequest, GroupId, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
 };
-use kafka_protocol::protocol::{Request, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rdkafka::admin::{NewTopic, TopicReplication};
 
-use process::cluster::{create, start_cluster_with, wait_for, Node};
+use process::cluster::{create, wait_for, Node};
+use process::coordinated::{self, runtime, send};
 use process::{TestDir, WAIT};
 
 /// Its offset is deleted with OffsetDelete.
@@ -36,26 +36,6 @@ const OFFSETS: &str = "delete-offsets";
 /// Deleted with DeleteGroups.
 const GROUP: &str = "delete-group";
 const TOPIC: &str = "t";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
-
-/// Sends `req` at `version` to `node` on a connection of its own.
-async fn send<R: Request>(node: &Node, req: &R, version: i16) -> Result<R::Response, String> {
-    let client = kaskade_client::cluster::Client::new(&node.bootstrap()).map_err(|e| e.to_string())?;
-    let conn = client.any_connection().await.map_err(|e| e.to_string())?;
-    conn.send(req, version).await.map_err(|e| e.to_string())
-}
-
-/// The node FindCoordinator names for the groups (both are stored on the
-/// one offsets partition), asked of `node`.
-async fn coordinator(node: &Node) -> Option<i32> {
-    let mut req = FindCoordinatorRequest::default();
-    req.key = StrBytes::from_static_str(GROUP);
-    let resp = send(node, &req, 3).await.ok()?;
-    (resp.error_code == 0).then_some(resp.node_id.0)
-}
 
 /// OffsetCommit v8 of `t-0` from outside any group: the partition's error.
 async fn commit(node: &Node, group: &'static str, offset: i64) -> Result<i16, String> {
@@ -122,7 +102,7 @@ fn on_coordinator<T>(
     loop {
         assert!(Instant::now() < deadline, "{what}: not done in time");
         for &i in ask {
-            let Some(id) = rt.block_on(coordinator(&nodes[i])) else { continue };
+            let Some(id) = rt.block_on(coordinated::coordinator(&nodes[i], GROUP)) else { continue };
             let Some(node) = nodes.iter().find(|n| n.id == id) else { continue };
             if let Some(t) = op(node) {
                 return (id, t);
@@ -135,22 +115,14 @@ fn on_coordinator<T>(
 #[test]
 fn a_deletion_the_isr_cannot_hold_deletes_nothing_and_a_replicated_one_survives_failover() {
     let dir = TestDir::new();
-    let env: Vec<(String, String)> = [
-        ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "3"),
-        ("KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS", "1"),
-        ("KAFKA_MIN_INSYNC_REPLICAS", "2"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let mut nodes = start_cluster_with(dir.path(), 3, &env);
+    let mut nodes = coordinated::start(dir.path(), &[]);
     let rt = runtime();
     create(&rt, &nodes[0].bootstrap(), NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3))).expect("topic created");
 
     // Both groups hold offset 5 (the first commit creates the offsets
     // topic, replicated on all three nodes).
     let (id, _) = wait_for("the first commits answered", || {
-        let id = rt.block_on(coordinator(&nodes[0]))?;
+        let id = rt.block_on(coordinated::coordinator(&nodes[0], GROUP))?;
         let node = nodes.iter().find(|n| n.id == id)?;
         let ok = rt.block_on(commit(node, OFFSETS, 5)) == Ok(0) && rt.block_on(commit(node, GROUP, 5)) == Ok(0);
         ok.then_some((id, ()))

@@ -20,36 +20,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
-use kafka_protocol::messages::{
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, SyncGroupRequest,
-};
-use kafka_protocol::protocol::{Request, StrBytes};
+use kafka_protocol::messages::{GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, SyncGroupRequest};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use process::cluster::{start_cluster_with, wait_for, Node};
+use process::cluster::{wait_for, Node};
+use process::coordinated::{self, runtime, send};
 use process::{TestDir, WAIT};
 
 const GROUP: &str = "static-rejoin";
 const INSTANCE: &str = "instance-1";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
-
-/// Sends `req` at `version` to `node` on a connection of its own.
-async fn send<R: Request>(node: &Node, req: &R, version: i16) -> Result<R::Response, String> {
-    let client = kaskade_client::cluster::Client::new(&node.bootstrap()).map_err(|e| e.to_string())?;
-    let conn = client.any_connection().await.map_err(|e| e.to_string())?;
-    conn.send(req, version).await.map_err(|e| e.to_string())
-}
-
-/// The node FindCoordinator names for the group, asked of `node`.
-async fn coordinator(node: &Node) -> Option<i32> {
-    let mut req = FindCoordinatorRequest::default();
-    req.key = StrBytes::from_static_str(GROUP);
-    let resp = send(node, &req, 3).await.ok()?;
-    (resp.error_code == 0).then_some(resp.node_id.0)
-}
 
 /// JoinGroup v5 of the static member with no member id (a restart).
 async fn join(node: &Node) -> Result<JoinGroupResponse, String> {
@@ -93,21 +73,12 @@ async fn heartbeat(node: &Node, generation: i32, member: &str) -> Result<i16, St
 #[test]
 fn a_static_rejoin_whose_record_the_isr_cannot_hold_fails_and_keeps_the_old_member() {
     let dir = TestDir::new();
-    let env: Vec<(String, String)> = [
-        ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "3"),
-        ("KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS", "1"),
-        ("KAFKA_MIN_INSYNC_REPLICAS", "2"),
-        ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let mut nodes = start_cluster_with(dir.path(), 3, &env);
+    let mut nodes = coordinated::start(dir.path(), &[("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")]);
     let rt = runtime();
 
     // The member joins and gets its assignment: the group is Stable.
     let (id, joined) = wait_for("the first join answered", || {
-        let id = rt.block_on(coordinator(&nodes[0]))?;
+        let id = rt.block_on(coordinated::coordinator(&nodes[0], GROUP))?;
         let node = nodes.iter().find(|n| n.id == id)?;
         let r = rt.block_on(join(node)).ok().filter(|r| r.error_code == 0)?;
         Some((id, r))
@@ -139,7 +110,7 @@ fn a_static_rejoin_whose_record_the_isr_cannot_hold_fails_and_keeps_the_old_memb
     let (node_id, r) = loop {
         assert!(Instant::now() < deadline, "no rejoin answered after the followers returned");
         let answered = rt.block_on(async {
-            let id = coordinator(&nodes[c]).await?;
+            let id = coordinated::coordinator(&nodes[c], GROUP).await?;
             let node = nodes.iter().find(|n| n.id == id)?;
             let r = join(node).await.ok().filter(|r| r.error_code == 0)?;
             Some((id, r))

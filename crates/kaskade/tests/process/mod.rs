@@ -6,6 +6,7 @@
 pub mod checker;
 pub mod checker_groups;
 pub mod cluster;
+pub mod coordinated;
 pub mod netns;
 pub mod replicas;
 pub mod scrape;
