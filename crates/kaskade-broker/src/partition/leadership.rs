@@ -23,7 +23,8 @@
 //! leader's log end as it was at that fetch or at the follower's previous
 //! one); a member not caught up for `replica.lag.time.max.ms` leaves the
 //! ISR, and a replica outside it whose position reached the HW in this
-//! leader epoch rejoins. [`Leadership::isr_proposal`] only proposes: the
+//! leader epoch, and the leader's log end as of the epoch's start
+//! (`leaderEpochStartOffset`), rejoins. [`Leadership::isr_proposal`] only proposes: the
 //! change is made through the metadata log (AlterPartition semantics) and
 //! comes back as a partition record.
 //!
@@ -133,6 +134,14 @@ pub struct Leadership {
     /// one of them, never lacks an acknowledged record.
     pending: BTreeSet<NodeId>,
     hw: Offset,
+    /// This leader's log end when its epoch began (Kafka's
+    /// `leaderEpochStartOffset`): a replica joins the ISR only once it
+    /// holds that much. The HW alone is not enough: a new leader's HW may
+    /// trail records an earlier leader acknowledged (a restarted leader's
+    /// HW checkpoint, a HW it never heard of), and a replica admitted at
+    /// that HW could be elected without them. `None` until told (a leader
+    /// then admits no one).
+    epoch_start: Option<Offset>,
 }
 
 impl Leadership {
@@ -148,6 +157,7 @@ impl Leadership {
             followers: BTreeMap::new(),
             pending: BTreeSet::new(),
             hw,
+            epoch_start: None,
         };
         l.set(state);
         l.check_invariants((state.epoch, hw));
@@ -232,6 +242,14 @@ impl Leadership {
         self.update_position(member, position)
     }
 
+    /// This node leads from `log_end` on in its epoch (its log end when the
+    /// leadership began; see `epoch_start`). Ignored on a follower.
+    pub fn began_leading_at(&mut self, log_end: Offset) {
+        if self.is_leader() {
+            self.epoch_start = Some(log_end);
+        }
+    }
+
     /// The ISR this leader wants at `now_ms` if it differs from the current
     /// one: members not caught up within `lag_max_ms` out, replicas whose
     /// position reached the HW (and were caught up within it) in. A member
@@ -262,8 +280,11 @@ impl Leadership {
             if *r == me || self.isr.contains_key(r) {
                 continue;
             }
+            // Kafka's `isFollowerInSync`: at the HW and at this epoch's start.
+            let start = self.epoch_start;
             let caught_up = self.followers.get(r).is_some_and(|f| {
-                f.position.is_some_and(|p| p >= hw) && f.caught_up_ms.is_some_and(|c| now_ms - c <= lag_max_ms)
+                f.position.is_some_and(|p| p >= hw && start.is_some_and(|s| p >= s))
+                    && f.caught_up_ms.is_some_and(|c| now_ms - c <= lag_max_ms)
             });
             if caught_up {
                 isr.push(*r);
@@ -409,6 +430,7 @@ impl Leadership {
             // their state on election).
             self.followers.clear();
             self.pending.clear();
+            self.epoch_start = None;
         }
         // Proposed members the image now has (or no longer places here)
         // are pending no more.
@@ -478,8 +500,11 @@ mod tests {
         }
     }
 
+    /// This node leading from an empty log.
     fn leading(epoch: i32, isr: &[i32]) -> Leadership {
-        Leadership::new(ME, &state(1, epoch, isr), Offset(0))
+        let mut l = Leadership::new(ME, &state(1, epoch, isr), Offset(0));
+        l.began_leading_at(Offset(0));
+        l
     }
 
     fn code(r: Result<(), PartitionError>) -> Option<kafka_protocol::ResponseError> {
@@ -681,6 +706,34 @@ mod tests {
         let mut f = Leadership::new(ME, &state(2, 0, &[2, 1]), Offset(0));
         assert_eq!(f.follower_fetched(NodeId(3), Offset(5), Offset(5), 0), None);
         assert_eq!(f.isr_proposal(100_000, LAG), None);
+    }
+
+    /// Issue 14 (a 100-fault run): a leader restarted with a HW checkpoint
+    /// far behind its log end admitted a wiped replica that had reached
+    /// only that HW; elected next, the wiped replica had none of the
+    /// acknowledged records and the others truncated theirs to match.
+    /// Kafka's rule: a replica joins only once it also holds the leader's
+    /// log end as of the start of its epoch.
+    #[test]
+    fn a_replica_joins_only_once_it_holds_the_leaders_epoch_start() {
+        const LAG: i64 = 30_000;
+        // Led from a log ending at 100 with a stale HW of 10; 2 in the ISR
+        // has not fetched yet, so the HW stays at 10.
+        let mut l = Leadership::new(ME, &state(1, 5, &[1, 2]), Offset(10));
+        l.began_leading_at(Offset(100));
+        l.update_position(ME, Offset(100));
+        assert_eq!(l.high_watermark(), Offset(10));
+        // 3 (wiped) reached the HW and the leader's end as of its previous
+        // fetch, but not the epoch start.
+        l.follower_fetched(NodeId(3), Offset(10), Offset(100), 1_000);
+        l.follower_fetched(NodeId(3), Offset(60), Offset(100), 2_000);
+        assert_eq!(l.isr_proposal(2_000, LAG), None, "3 lacks 60..100");
+        l.follower_fetched(NodeId(3), Offset(100), Offset(100), 3_000);
+        assert_eq!(l.isr_proposal(3_000, LAG), Some(vec![ME, NodeId(2), NodeId(3)]));
+        // A leadership never told its start admits no one.
+        let mut untold = Leadership::new(ME, &state(1, 6, &[1]), Offset(0));
+        untold.follower_fetched(NodeId(2), Offset(0), Offset(0), 0);
+        assert_eq!(untold.isr_proposal(0, LAG), None);
     }
 
     #[test]

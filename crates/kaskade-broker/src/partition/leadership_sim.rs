@@ -65,6 +65,9 @@ struct Sim {
     /// position as appends and fsyncs move it forward, never on a
     /// truncation (the partition tells the leadership of those itself).
     reported_own: i64,
+    /// The replica's log end when its current leadership began (what a
+    /// follower must hold to join the ISR, with the HW).
+    lead_start: i64,
 }
 
 /// `replica.lag.time.max.ms` in the simulation.
@@ -78,7 +81,8 @@ impl Sim {
     fn new(seed: u64) -> Sim {
         let first =
             LeaderAndIsr { leader: Some(ME), epoch: LeaderEpoch(0), isr: NODES.to_vec(), replicas: NODES.to_vec() };
-        let replica = Leadership::new(ME, &first, Offset(0));
+        let mut replica = Leadership::new(ME, &first, Offset(0));
+        replica.began_leading_at(Offset(0));
         Sim {
             rng: Rng::new(seed),
             positions: [0; 3],
@@ -93,6 +97,7 @@ impl Sim {
             truncated: false,
             lowered: 0,
             reported_own: 0,
+            lead_start: 0,
         }
     }
 
@@ -322,6 +327,11 @@ impl Sim {
             }
             if !was && stays {
                 assert!(self.positions[idx(m)] >= hw.get(), "{m:?} added below the HW {hw:?}");
+                assert!(
+                    self.positions[idx(m)] >= self.lead_start,
+                    "{m:?} added below the leader's epoch start {}",
+                    self.lead_start
+                );
             }
         }
         let newest = self.newest().clone();
@@ -355,6 +365,8 @@ impl Sim {
         assert_eq!(applied.became_leader.is_some(), expect_became, "became_leader for {record:?}");
         if let Some(epoch) = applied.became_leader {
             assert!(self.led.insert(epoch), "told twice it became leader at {epoch:?}");
+            self.lead_start = self.positions[idx(ME)];
+            self.replica.began_leading_at(Offset(self.lead_start));
         }
         if let Some(hw) = applied.high_watermark {
             assert!(hw > before);

@@ -84,6 +84,7 @@ impl Partition {
     pub fn new(node: NodeId, log: Arc<Log>, state: &LeaderAndIsr) -> Result<Arc<Partition>, PartitionError> {
         let leadership = Arc::new(Mutex::new(Leadership::new(node, state, Offset(log.high_watermark()))));
         if leadership.lock().is_leader() {
+            leadership.lock().began_leading_at(Offset(log.log_end_offset()));
             log.assign_leader_epoch(state.epoch)?;
         }
         let rule = leadership.clone();
@@ -141,6 +142,9 @@ impl Partition {
             // log to move. Read under the lock, as the position listener
             // reads it, so it is never older than a report applied before.
             let p = self.log.positions();
+            if applied.became_leader.is_some() {
+                l.began_leading_at(p.log_end);
+            }
             let own =
                 l.update_position(self.node, leadership::replica_position(p.log_end, p.durable_end, p.durable_mode));
             let now_leading = l.is_leader();

@@ -212,10 +212,12 @@ impl Node {
         self.applied_version = version;
         self.partition_epoch = partition_epoch;
         let position = self.position();
+        let log_end = self.log_end();
         let (was_leader, became_leader) = match &mut self.leadership {
             None => {
                 let hw = self.hw_checkpoint.min(self.log_end());
                 let mut l = Leadership::new(self.id, state, hw);
+                l.began_leading_at(log_end);
                 l.update_position(self.id, position);
                 let leads = l.is_leader().then(|| l.epoch());
                 self.leadership = Some(l);
@@ -224,6 +226,9 @@ impl Node {
             Some(l) => {
                 let was = l.is_leader();
                 let applied = l.apply(state);
+                if applied.became_leader.is_some() {
+                    l.began_leading_at(log_end);
+                }
                 l.update_position(self.id, position);
                 (was, applied.became_leader)
             }
