@@ -257,6 +257,9 @@ fn idempotent_records_are_stored_once_in_order_through_two_restarts() {
             let p: ThreadedProducer<DefaultProducerContext> = c.create().expect("idempotent producer");
             let mut seq = [0u64; PARTITIONS as usize];
             let mut sent = 0u64;
+            // `in_flight_count` is librdkafka's out-queue length, which also
+            // counts requests and events: it may exceed the records sent.
+            // (An underflow here panicked this thread now and then under load.)
             while sent < total {
                 let partition = (sent % PARTITIONS as u64) as usize;
                 let v = format!("{partition}-{:09}", seq[partition]);
@@ -266,11 +269,11 @@ fn idempotent_records_are_stored_once_in_order_through_two_restarts() {
                         seq[partition] += 1;
                         sent += 1;
                         if sent.is_multiple_of(1000) {
-                            acked.store(sent - p.in_flight_count() as u64, Ordering::SeqCst);
+                            acked.store(sent.saturating_sub(p.in_flight_count() as u64), Ordering::SeqCst);
                         }
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        acked.store(sent - p.in_flight_count() as u64, Ordering::SeqCst);
+                        acked.store(sent.saturating_sub(p.in_flight_count() as u64), Ordering::SeqCst);
                         p.poll(Duration::from_millis(5));
                     }
                     Err((e, _)) => panic!("send: {e}"),
