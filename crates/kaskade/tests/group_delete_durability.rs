@@ -17,54 +17,20 @@ mod process;
 
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::{
-    DeleteGroupsRequest, GroupId, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
-};
+use kafka_protocol::messages::{DeleteGroupsRequest, GroupId, OffsetDeleteRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rdkafka::admin::{NewTopic, TopicReplication};
 
 use process::cluster::{create, wait_for, Node};
-use process::coordinated::{self, runtime, send};
+use process::coordinated::{self, runtime, send, TOPIC};
 use process::{TestDir, WAIT};
 
 /// Its offset is deleted with OffsetDelete.
 const OFFSETS: &str = "delete-offsets";
 /// Deleted with DeleteGroups.
 const GROUP: &str = "delete-group";
-const TOPIC: &str = "t";
-
-/// OffsetCommit v8 of `t-0` from outside any group: the partition's error.
-async fn commit(node: &Node, group: &'static str, offset: i64) -> Result<i16, String> {
-    let mut p = OffsetCommitRequestPartition::default();
-    p.partition_index = 0;
-    p.committed_offset = offset;
-    let mut t = OffsetCommitRequestTopic::default();
-    t.name = TopicName(StrBytes::from_static_str(TOPIC));
-    t.partitions.push(p);
-    let mut req = OffsetCommitRequest::default();
-    req.group_id = GroupId(StrBytes::from_static_str(group));
-    req.generation_id_or_member_epoch = -1;
-    req.topics.push(t);
-    let resp = send(node, &req, 8).await?;
-    Ok(resp.topics[0].partitions[0].error_code)
-}
-
-/// OffsetFetch v7 of `t-0`: (top-level error, partition error, offset).
-async fn fetch(node: &Node, group: &'static str) -> Result<(i16, i16, i64), String> {
-    let mut t = OffsetFetchRequestTopic::default();
-    t.name = TopicName(StrBytes::from_static_str(TOPIC));
-    t.partition_indexes = vec![0];
-    let mut req = OffsetFetchRequest::default();
-    req.group_id = GroupId(StrBytes::from_static_str(group));
-    req.topics = Some(vec![t]);
-    let resp = send(node, &req, 7).await?;
-    let p = resp.topics.first().and_then(|t| t.partitions.first());
-    Ok((resp.error_code, p.map_or(0, |p| p.error_code), p.map_or(-1, |p| p.committed_offset)))
-}
 
 /// OffsetDelete v0 of `OFFSETS`' `t-0`: (top-level error, partition error).
 async fn delete_offset(node: &Node) -> Result<(i16, i16), String> {
@@ -124,12 +90,13 @@ fn a_deletion_the_isr_cannot_hold_deletes_nothing_and_a_replicated_one_survives_
     let (id, _) = wait_for("the first commits answered", || {
         let id = rt.block_on(coordinated::coordinator(&nodes[0], GROUP))?;
         let node = nodes.iter().find(|n| n.id == id)?;
-        let ok = rt.block_on(commit(node, OFFSETS, 5)) == Ok(0) && rt.block_on(commit(node, GROUP, 5)) == Ok(0);
+        let ok = rt.block_on(coordinated::commit(node, OFFSETS, 5)) == Ok(0)
+            && rt.block_on(coordinated::commit(node, GROUP, 5)) == Ok(0);
         ok.then_some((id, ()))
     });
     let c = nodes.iter().position(|n| n.id == id).expect("the coordinator");
-    assert_eq!(rt.block_on(fetch(&nodes[c], OFFSETS)), Ok((0, 0, 5)));
-    assert_eq!(rt.block_on(fetch(&nodes[c], GROUP)), Ok((0, 0, 5)));
+    assert_eq!(rt.block_on(coordinated::fetch(&nodes[c], OFFSETS, false)), Ok((0, 0, 5)));
+    assert_eq!(rt.block_on(coordinated::fetch(&nodes[c], GROUP, false)), Ok((0, 0, 5)));
 
     // Both followers stop: no tombstone can reach the ISR.
     for n in nodes.iter().filter(|n| n.id != id) {
@@ -143,7 +110,10 @@ fn a_deletion_the_isr_cannot_hold_deletes_nothing_and_a_replicated_one_survives_
             let mut seen = Vec::new();
             tokio::time::sleep(Duration::from_millis(300)).await;
             for _ in 0..8 {
-                seen.push((fetch(coordinator_node, OFFSETS).await, fetch(coordinator_node, GROUP).await));
+                seen.push((
+                    coordinated::fetch(coordinator_node, OFFSETS, false).await,
+                    coordinated::fetch(coordinator_node, GROUP, false).await,
+                ));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             seen
@@ -160,8 +130,16 @@ fn a_deletion_the_isr_cannot_hold_deletes_nothing_and_a_replicated_one_survives_
     for s in &seen {
         assert_eq!(*s, (Ok((0, 0, 5)), Ok((0, 0, 5))), "nothing deleted before it is replicated: {seen:?}");
     }
-    assert_eq!(rt.block_on(fetch(coordinator_node, OFFSETS)), Ok((0, 0, 5)), "the failed OffsetDelete deleted nothing");
-    assert_eq!(rt.block_on(fetch(coordinator_node, GROUP)), Ok((0, 0, 5)), "the failed DeleteGroups deleted nothing");
+    assert_eq!(
+        rt.block_on(coordinated::fetch(coordinator_node, OFFSETS, false)),
+        Ok((0, 0, 5)),
+        "the failed OffsetDelete deleted nothing"
+    );
+    assert_eq!(
+        rt.block_on(coordinated::fetch(coordinator_node, GROUP, false)),
+        Ok((0, 0, 5)),
+        "the failed DeleteGroups deleted nothing"
+    );
 
     // The followers return: the deletions succeed (on whichever node
     // coordinates the groups by then).
@@ -178,8 +156,8 @@ fn a_deletion_the_isr_cannot_hold_deletes_nothing_and_a_replicated_one_survives_
     });
     eprintln!("deletions answered {:?} after the followers returned (coordinator {id})", recovered.elapsed());
     let node = nodes.iter().find(|n| n.id == id).expect("coordinator");
-    assert_eq!(rt.block_on(fetch(node, OFFSETS)), Ok((0, 0, -1)));
-    assert_eq!(rt.block_on(fetch(node, GROUP)), Ok((0, 0, -1)));
+    assert_eq!(rt.block_on(coordinated::fetch(node, OFFSETS, false)), Ok((0, 0, -1)));
+    assert_eq!(rt.block_on(coordinated::fetch(node, GROUP, false)), Ok((0, 0, -1)));
     assert_eq!(rt.block_on(delete_group(node)), Ok(ResponseError::GroupIdNotFound.code()), "the group is gone");
 
     // The coordinator dies: the new one replays the log, tombstones
@@ -191,8 +169,8 @@ fn a_deletion_the_isr_cannot_hold_deletes_nothing_and_a_replicated_one_survives_
         if node.id == id {
             return None;
         }
-        let a = rt.block_on(fetch(node, OFFSETS)).ok().filter(|f| f.0 == 0)?;
-        let b = rt.block_on(fetch(node, GROUP)).ok().filter(|f| f.0 == 0)?;
+        let a = rt.block_on(coordinated::fetch(node, OFFSETS, false)).ok().filter(|f| f.0 == 0)?;
+        let b = rt.block_on(coordinated::fetch(node, GROUP, false)).ok().filter(|f| f.0 == 0)?;
         Some((a, b))
     });
     eprintln!("the new coordinator {new_id} answered {fetched:?}");
