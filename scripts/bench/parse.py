@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Turn one tool's stdout into "metric value" lines for bench-vs-kafka.sh.
 
-usage: parse.py pp|cp|kbp|kbc EXPECTED_RECORDS < tool.out
+usage: parse.py pp|cp|kbp|kbc|kbg|e2e EXPECTED_RECORDS < tool.out
   pp   kafka-producer-perf-test (ProducerPerformance): the final summary line
   cp   kafka-consumer-perf-test (ConsumerPerformance): the CSV line after the header
   kbp  kbench produce (last stdout line: JSON)
-  kbc  kbench consume (last stdout line: JSON)
+  kbc  kbench consume, partitions assigned (last stdout line: JSON)
+  kbg  kbench consume --group (last stdout line: JSON)
+  e2e  kbench e2e (last stdout line: JSON); EXPECTED_RECORDS = rate x duration
 Exits 1 (printing nothing) if the output is not a complete, successful run.
 """
 import json, re, sys
@@ -49,7 +51,7 @@ elif kind == "cp":
     out["cp_rec_s"] = float(row["nMsg.sec"])
     out["cp_fetch_mib_s"] = float(row["fetch.MB.sec"])
     out["cp_rebalance_ms"] = float(row["rebalance.time.ms"])
-elif kind in ("kbp", "kbc"):
+elif kind in ("kbp", "kbc", "kbg", "e2e"):
     last = [l for l in text.splitlines() if l.strip().startswith("{")]
     if not last:
         fail("no JSON line")
@@ -64,13 +66,26 @@ elif kind in ("kbp", "kbc"):
         out["kbp_rec_s"] = j["records_per_s"]
         out["kbp_p50_ms"] = j["latency_ms"]["p50"]
         out["kbp_p99_ms"] = j["latency_ms"]["p99"]
+    elif kind == "e2e":
+        # kbench fails the run unless every record was sent, acked and
+        # received; checked here too, so that a partial run never counts
+        for k in ("sent", "acked", "received"):
+            if j.get(k) != expected:
+                fail(f"{k} {j.get(k)}, expected {expected}")
+        lat, ack = j["e2e_latency_ms"], j["ack_latency_ms"]
+        out["e2e_p50_ms"] = lat["p50"]
+        out["e2e_p99_ms"] = lat["p99"]
+        out["e2e_p999_ms"] = lat["p999"]
+        out["e2e_max_ms"] = lat["max"]
+        out["e2e_ack_p99_ms"] = ack["p99"]
+        out["e2e_rate"] = j["achieved_rate"]
     else:
         if j.get("records", 0) < expected:
             fail(f"{j.get('records')} records read, expected {expected}")
-        out["kbc_mib_s"] = j["mib_per_s"]
-        out["kbc_rec_s"] = j["records_per_s"]
-        out["kbc_fetch_mib_s"] = j["fetch_mib_per_s"]
-        out["kbc_first_record_s"] = j["first_record_s"]
+        out[f"{kind}_mib_s"] = j["mib_per_s"]
+        out[f"{kind}_rec_s"] = j["records_per_s"]
+        out[f"{kind}_fetch_mib_s"] = j["fetch_mib_per_s"]
+        out[f"{kind}_first_record_s"] = j["first_record_s"]
     if cpu.get("client_cpu_s") is not None:
         out[f"{kind}_client_cpu_s"] = cpu["client_cpu_s"]
     if cpu.get("broker_cpu_s") is not None:
