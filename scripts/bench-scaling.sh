@@ -8,6 +8,7 @@
 #
 #   --partitions "P..."  partition counts of the partition steps (default "1 6 60 600 6000")
 #   --producers "K..."   producer counts of the producer steps, on 6 partitions (default "1 4 16")
+#                        ("" for none; without 6 in --partitions the ratios are n/a)
 #   --rounds N           rounds, medians over them (default 3)
 #   --records N          records per step, 1 KiB each (default 1,000,000)
 #   --quick              smoke mode: 100,000 records, 1 round, partitions "1 6 60"
@@ -59,7 +60,7 @@ if [ ! -x "$KBENCH_BIN" ]; then
 fi
 KASKADE_OVERRIDES="${KASKADE_OVERRIDES:-}"
 
-PARTS=""
+unset PARTS  # unset = the default; "" = no partition steps
 PRODUCERS="1 4 16"
 ROUNDS=""
 RECORDS=""
@@ -72,9 +73,9 @@ BASE_PARTITIONS=6
 usage() { awk 'NR>1 && !/^#/ {exit} NR>1 {sub(/^# ?/, ""); print}' "$0"; }
 while [ $# -gt 0 ]; do
     case "$1" in
-        --partitions) PARTS="${2:?--partitions \"P ...\"}"; shift 2 ;;
+        --partitions) PARTS="${2?--partitions \"P ...\"}"; shift 2 ;;
         --partitions=*) PARTS="${1#*=}"; shift ;;
-        --producers) PRODUCERS="${2:?--producers \"K ...\"}"; shift 2 ;;
+        --producers) PRODUCERS="${2?--producers \"K ...\"}"; shift 2 ;;
         --producers=*) PRODUCERS="${1#*=}"; shift ;;
         --rounds) ROUNDS="${2:?--rounds N}"; shift 2 ;;
         --rounds=*) ROUNDS="${1#*=}"; shift ;;
@@ -89,9 +90,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ "$QUICK" = 1 ]; then
-    : "${ROUNDS:=1}" "${RECORDS:=100000}" "${PARTS:=1 6 60}"
+    : "${ROUNDS:=1}" "${RECORDS:=100000}" "${PARTS=1 6 60}"
 fi
-: "${ROUNDS:=3}" "${RECORDS:=1000000}" "${PARTS:=1 6 60 600 6000}"
+: "${ROUNDS:=3}" "${RECORDS:=1000000}" "${PARTS=1 6 60 600 6000}"
+[ -n "$PARTS$PRODUCERS" ] || { echo "bench-scaling: no steps (--partitions and --producers both empty)" >&2; exit 2; }
 for n in $ROUNDS $RECORDS $PARTS $PRODUCERS; do
     case "$n" in ''|*[!0-9]*) echo "bench-scaling: --rounds/--records/--partitions/--producers take numbers" >&2; exit 2 ;; esac
     [ "$n" -gt 0 ] || { echo "bench-scaling: counts must be positive" >&2; exit 2; }
