@@ -11,7 +11,8 @@
 # microseconds and context switches. --record also samples call graphs
 # (`perf record -g`) into WORK/perf.data and prints the top symbols.
 # KBENCH_BIN: kbench (default: target/kbench/release/kbench);
-# BENCH_WORKDIR: where the work dir goes (default /tmp).
+# BENCH_WORKDIR: where the work dir goes (default /tmp); KASKADE_OVERRIDES:
+# space-separated KEY=VALUE passed as `--override` (none by default).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,8 +39,10 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 port=$(free_port); http=$(free_port)
+OV=()
+for o in ${KASKADE_OVERRIDES:-}; do OV+=(--override "$o"); done
 "$BIN" serve --data-dir "$WORK/data" --listeners "PLAINTEXT://127.0.0.1:$port" \
-    --override "http.listener=127.0.0.1:$http" >"$WORK/broker.log" 2>&1 &
+    --override "http.listener=127.0.0.1:$http" "${OV[@]}" >"$WORK/broker.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 100); do grep -q "listening on" "$WORK/broker.log" && break; sleep 0.05; done
 
