@@ -20,6 +20,8 @@
 //!   segment swaps.
 //! - [`manager`]: all logs of a directory, checkpoints, clean shutdown.
 //! - [`parallel`]: blocking I/O-bound items (log creation) a few at once.
+//! - [`resident`]: reads from the page cache only (`RWF_NOWAIT`), for async
+//!   workers, with the blocking read as their fallback.
 
 pub mod batch;
 pub mod checkpoint;
@@ -39,6 +41,7 @@ pub mod parallel;
 pub mod producer_snapshots;
 pub mod producer_state;
 pub mod recompress;
+pub mod resident;
 pub mod segment;
 pub mod txn;
 pub mod types;

@@ -22,6 +22,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::batch::{self, BatchHeader, HEADER_LEN};
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::resident::{self, Access};
 
 pub fn file_name(base: i64, ext: &str) -> String {
     format!("{base:020}.{ext}")
@@ -130,6 +131,19 @@ pub fn scan(
     from: u64,
     to: u64,
     validate: bool,
+    visit: impl FnMut(u64, &BatchHeader) -> bool,
+) -> io::Result<ScanEnd> {
+    scan_with(log, from, to, validate, Access::Blocking, visit)
+}
+
+/// [`scan`], reading under `access` (`Resident`: a header outside the page
+/// cache ends the scan with `WouldBlock`).
+fn scan_with(
+    log: &File,
+    from: u64,
+    to: u64,
+    validate: bool,
+    access: Access,
     mut visit: impl FnMut(u64, &BatchHeader) -> bool,
 ) -> io::Result<ScanEnd> {
     let mut pos = from;
@@ -142,7 +156,7 @@ pub fn scan(
                 problem: Some(format!("{} trailing bytes cannot hold a batch header", to - pos)),
             });
         }
-        log.read_exact_at(&mut head, pos)?;
+        resident::read_exact_at(log, &mut head, pos, access)?;
         let header = match BatchHeader::parse(&head) {
             Ok(h) => h,
             Err(e) => return Ok(ScanEnd { position: pos, problem: Some(e.to_string()) }),
@@ -162,7 +176,7 @@ pub fn scan(
         }
         if validate {
             whole.resize(total as usize, 0);
-            log.read_exact_at(&mut whole, pos)?;
+            resident::read_exact_at(log, &mut whole, pos, access)?;
             if let Err(e) = batch::validate_structure(&whole) {
                 return Ok(ScanEnd { position: pos, problem: Some(e.to_string()) });
             }
@@ -541,22 +555,38 @@ pub fn locate(
     max_bytes: usize,
     upper: i64,
 ) -> io::Result<Option<Located>> {
+    locate_with(files, size, start, max_bytes, upper, Access::Blocking)
+}
+
+/// [`locate`] under `access`. `Resident` reads only from the page cache and
+/// only from the read hint (a fetch continuing where the last one ended):
+/// the offset index's files open per lookup, so any other start is
+/// `WouldBlock`, as is a header not in the cache.
+pub fn locate_with(
+    files: &SegmentFiles,
+    size: u64,
+    start: i64,
+    max_bytes: usize,
+    upper: i64,
+    access: Access,
+) -> io::Result<Option<Located>> {
     let (cuts, hint) = {
         let h = files.read_hint.lock();
         (h.cuts, h.at)
     };
     let hinted = match hint {
         Some((offset, position)) if offset == start && position < size => {
-            locate_from(files, position, size, start, max_bytes, upper, true)?
+            locate_from(files, position, size, start, max_bytes, upper, true, access)?
         }
         _ => None,
     };
     let found = match hinted {
         Some(found) => found,
+        None if access == Access::Resident => return Err(resident::would_block()),
         None => {
             let from = files.index.read().lookup(start)? as u64;
             // Without `exact` the scan never reports a stale start.
-            locate_from(files, from, size, start, max_bytes, upper, false)?.flatten()
+            locate_from(files, from, size, start, max_bytes, upper, false, Access::Blocking)?.flatten()
         }
     };
     if let Some(l) = &found {
@@ -571,6 +601,7 @@ pub fn locate(
 /// `locate`'s scan from `from`. With `exact` (a read hint), the batch at
 /// `from` must start at `start`; `None` when it does not (a stale hint),
 /// and the caller searches the index instead.
+#[allow(clippy::too_many_arguments)]
 fn locate_from(
     files: &SegmentFiles,
     from: u64,
@@ -579,11 +610,12 @@ fn locate_from(
     max_bytes: usize,
     upper: i64,
     exact: bool,
+    access: Access,
 ) -> io::Result<Option<Option<Located>>> {
     let mut found: Option<Located> = None;
     let mut first = true;
     let mut stale = false;
-    let end = scan(&files.log, from, size, false, |pos, h| {
+    let end = scan_with(&files.log, from, size, false, access, |pos, h| {
         let was_first = std::mem::replace(&mut first, false);
         let len = h.total_len();
         match &mut found {

@@ -168,3 +168,73 @@ fn consecutive_reads_stay_exact_across_a_cut() {
     read_along(&log, &sent, hinted, 3000);
     mgr.shutdown().expect("shutdown");
 }
+
+/// A resident read (`read_range_resident`, for async workers) returns what
+/// `read_range` returns when it can: a fetch continuing where the last one
+/// ended, with its pages cached. It declines (`None`) instead of waiting
+/// when the start is not the read hint (the offset index would be read),
+/// when the range lies in a closed segment, and when the headers' pages
+/// were dropped from the page cache; `read_range` then answers the same
+/// batches. Errors (an offset out of range) are `read_range`'s.
+#[test]
+fn a_resident_read_answers_as_read_range_or_declines() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let cfg = LogConfig { segment_bytes: 40_000, index_interval_bytes: 700, ..LogConfig::default() };
+    let (mgr, _) = open(dir.path(), cfg.clone(), manual_clock());
+    let log = follow_local(mgr.get_or_create(&tp(), cfg).expect("create"));
+    let mut sent = Vec::new();
+    for i in 0..60u8 {
+        let b = batch(1 + (i as usize % 4), 300 + (i as usize * 37) % 400, 1000 + i as i64, i);
+        let info = log.append(&b, 3).expect("append");
+        sent.push((info.first_offset, info.last_offset, b));
+    }
+    let end = log.log_end_offset();
+    let bases = log.segment_bases();
+    assert!(bases.len() > 1, "some batches lie in closed segments");
+    let active_base = *bases.last().expect("an active segment");
+    assert!(end - active_base > 10, "the active segment holds batches to read along");
+
+    // Read along the active segment: the first read has no hint and
+    // declines; read_range leaves the hint, and every read after it is
+    // resident and identical to read_range's answer at the same offset.
+    assert!(log.read_range_resident(active_base, 1000, None).is_none(), "no read hint yet");
+    let r = log.read_range(active_base, 1000, None).expect("read_range").records.expect("data");
+    let mut at;
+    at = r.next_offset();
+    let mut resident_reads = 0;
+    while at < end {
+        let resident = log.read_range_resident(at, 1000, None).expect("cached, from the hint").expect("in range");
+        let range = resident.records.expect("data below the end");
+        let got = split(&range.read().expect("bytes"));
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), model(&sent, at, 1000, end), "from {at}");
+        at = range.next_offset();
+        resident_reads += 1;
+    }
+    assert!(resident_reads > 3, "{resident_reads} resident reads");
+    // At the end: positions only, no I/O.
+    let at_end = log.read_range_resident(end, 1000, None).expect("nothing to read").expect("in range");
+    assert!(at_end.records.is_none());
+    // Out of range: read_range's error, not a decline.
+    assert!(matches!(log.read_range_resident(end + 1, 1000, None), Some(Err(_))));
+    // A closed segment declines, even right after a read left its hint there.
+    let r = log.read_range(0, 1, None).expect("read_range").records.expect("data");
+    assert!(log.read_range_resident(r.next_offset(), 1000, None).is_none(), "closed segment");
+
+    // Evicted pages: the read declines rather than wait for the disk.
+    let hinted = {
+        let r = log.read_range(active_base, 1, None).expect("read_range").records.expect("data");
+        r.file().sync_data().expect("fdatasync");
+        // SAFETY: the descriptor is open for the call (borrowed from the range).
+        let rc = unsafe { libc::posix_fadvise(r.file().as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0, "posix_fadvise");
+        r.next_offset()
+    };
+    if hinted < end {
+        assert!(log.read_range_resident(hinted, 1000, None).is_none(), "headers not cached");
+        let blocking = log.read_range(hinted, 1000, None).expect("read_range").records.expect("data");
+        let got = split(&blocking.read().expect("bytes"));
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), model(&sent, hinted, 1000, end));
+    }
+    mgr.shutdown().expect("shutdown");
+}

@@ -14,8 +14,11 @@
 //! is not one of the partition's replicas gets no records (Kafka's
 //! `updateFollowerFetchState` refusing an unassigned replica).
 //!
-//! Reads run on the blocking pool (`spawn_blocking`): a consumer far
-//! behind reads segments that may not be in the page cache. A fetch whose
+//! Reads run on the async worker when everything they touch is in the page
+//! cache (`Partition::read_resident`; a consumer or follower near the log
+//! end reads what was just appended), else on the blocking pool
+//! (`spawn_blocking`): a consumer far behind reads segments that may not be
+//! in the page cache. A fetch whose
 //! partitions are all at their end (a caught-up consumer's next long poll)
 //! needs no read: its positions come from memory and it parks at once.
 //!
@@ -51,7 +54,7 @@ use super::fetch_session::{PartKey, PartState, SessionMode};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::network::fetch_frame::FetchAnswer;
-use crate::partition::{Isolation, Partition, PartitionError};
+use crate::partition::{Isolation, Partition, PartitionError, PartitionRead};
 use crate::replica::selector::{self, Candidate, ReplicaSelector};
 
 /// One partition as the request (or the session) names it.
@@ -100,19 +103,37 @@ type ReadPlan = (Option<Arc<Partition>>, i64, Option<i32>);
 /// stops at the last stable offset and names the aborted transactions it
 /// overlaps, so the client can drop their records.
 fn read_all(wanted: &[ReadPlan], max_bytes: i32, isolation: Isolation) -> Vec<Got> {
+    read_all_with(wanted, max_bytes, isolation, |p, offset, max| Some(p.read(offset, max, isolation)))
+        .unwrap_or_default()
+}
+
+/// [`read_all`] from the page cache only, on the async worker (no trip
+/// through the blocking pool): `None` as soon as one partition's read would
+/// wait for the disk (`Partition::read_resident`); then `read_all` on the
+/// blocking pool reads everything again.
+fn read_all_resident(wanted: &[ReadPlan], max_bytes: i32, isolation: Isolation) -> Option<Vec<Got>> {
+    read_all_with(wanted, max_bytes, isolation, |p, offset, max| p.read_resident(offset, max, isolation))
+}
+
+fn read_all_with(
+    wanted: &[ReadPlan],
+    max_bytes: i32,
+    isolation: Isolation,
+    read: impl Fn(&Partition, i64, Option<usize>) -> Option<PartitionRead>,
+) -> Option<Vec<Got>> {
     let mut budget = max_bytes.max(0) as usize;
     let mut any = false;
     wanted
         .iter()
         .map(|(partition, offset, pmax)| {
-            let Some(partition) = partition else { return Got::refused(ResponseError::UnknownTopicOrPartition) };
+            let Some(partition) = partition else { return Some(Got::refused(ResponseError::UnknownTopicOrPartition)) };
             let read = match pmax {
                 Some(pmax) => {
                     let want = ((*pmax).max(0) as usize).min(budget);
                     // Budget spent: report positions only.
-                    partition.read(*offset, (want > 0 || !any).then_some(want), isolation)
+                    read(partition, *offset, (want > 0 || !any).then_some(want))?
                 }
-                None => partition.read(*offset, None, isolation),
+                None => read(partition, *offset, None)?,
             };
             let (hw, lso, log_start) = (read.high_watermark, read.last_stable_offset, read.log_start_offset);
             match read.records {
@@ -130,11 +151,16 @@ fn read_all(wanted: &[ReadPlan], max_bytes: i32, isolation: Isolation) -> Vec<Go
                         }
                         _ => Vec::new(),
                     };
-                    Got { error: None, hw, lso, log_start, records, aborted }
+                    Some(Got { error: None, hw, lso, log_start, records, aborted })
                 }
-                Err(e) => {
-                    Got { error: Some(e.response_error()), hw, lso, log_start, records: None, aborted: Vec::new() }
-                }
+                Err(e) => Some(Got {
+                    error: Some(e.response_error()),
+                    hw,
+                    lso,
+                    log_start,
+                    records: None,
+                    aborted: Vec::new(),
+                }),
             }
         })
         .collect()
@@ -397,7 +423,9 @@ async fn answer(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Result
             })
             .collect();
         let max_bytes = req.max_bytes;
-        let got = match read_all_at_end(&wanted, isolation) {
+        let resident =
+            || read_all_at_end(&wanted, isolation).or_else(|| read_all_resident(&plan, max_bytes, isolation));
+        let got = match resident() {
             Some(got) => got,
             None => match tokio::task::spawn_blocking(move || read_all(&plan, max_bytes, isolation)).await {
                 Ok(g) => g,

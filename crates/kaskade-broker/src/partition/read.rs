@@ -51,6 +51,34 @@ impl Partition {
     /// into it (`FileRange::prefetch`) so that sending them later does not
     /// wait for the disk.
     pub fn read(&self, offset: i64, max_bytes: Option<usize>, isolation: Isolation) -> PartitionRead {
+        self.read_with(offset, max_bytes, isolation, false).unwrap_or_else(|| {
+            // Unreachable: only a resident read declines.
+            debug_assert!(false, "a blocking read declined");
+            PartitionRead {
+                high_watermark: self.log.high_watermark(),
+                last_stable_offset: self.log.last_stable_offset(),
+                log_start_offset: self.log.log_start_offset(),
+                records: Err(LogError::Io(kaskade_log::resident::would_block()).into()),
+            }
+        })
+    }
+
+    /// [`Partition::read`] from the page cache only, for an async worker:
+    /// `None` when the read would wait for the disk (see
+    /// `Log::read_range_resident`) or the records' last page is not cached;
+    /// then `read` on the blocking pool. What it returns is what `read`
+    /// returns at the same moment.
+    pub fn read_resident(&self, offset: i64, max_bytes: Option<usize>, isolation: Isolation) -> Option<PartitionRead> {
+        self.read_with(offset, max_bytes, isolation, true)
+    }
+
+    fn read_with(
+        &self,
+        offset: i64,
+        max_bytes: Option<usize>,
+        isolation: Isolation,
+        resident: bool,
+    ) -> Option<PartitionRead> {
         let log = &self.log;
         let hw = log.high_watermark();
         let lso = log.last_stable_offset();
@@ -66,17 +94,33 @@ impl Partition {
                 }
                 (s, _) => (Ok(None), s),
             },
-            Some(max) => match log.read_range(offset, max.max(1), upper) {
-                Ok(r) => {
-                    if let Some(range) = &r.records {
-                        range.prefetch();
+            Some(max) => {
+                let read = if resident {
+                    log.read_range_resident(offset, max.max(1), upper)?
+                } else {
+                    log.read_range(offset, max.max(1), upper)
+                };
+                match read {
+                    Ok(r) => {
+                        if let Some(range) = &r.records {
+                            if resident {
+                                // `sendfile` on the worker must find every page
+                                // cached: the headers were, and pages fill front
+                                // to back, so the last one settles it.
+                                if !range.tail_cached() {
+                                    return None;
+                                }
+                            } else {
+                                range.prefetch();
+                            }
+                        }
+                        (Ok(r.records), r.log_start_offset)
                     }
-                    (Ok(r.records), r.log_start_offset)
+                    Err(e) => (Err(e.into()), log.log_start_offset()),
                 }
-                Err(e) => (Err(e.into()), log.log_start_offset()),
-            },
+            }
         };
-        PartitionRead { high_watermark: hw, last_stable_offset: lso, log_start_offset: log_start, records }
+        Some(PartitionRead { high_watermark: hw, last_stable_offset: lso, log_start_offset: log_start, records })
     }
 
     /// The read of a fetch already at the end of what it may see (`offset`

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::file_range::FileRange;
+use crate::resident::{self, Access};
 
 impl Log {
     /// Reads whole batches from `start`, at most `max_bytes` (but always
@@ -20,6 +21,23 @@ impl Log {
     /// Like [`Log::read`], but returns where the batches lie (an open file
     /// and a byte range) instead of their bytes, for `sendfile(2)`.
     pub fn read_range(&self, start: i64, max_bytes: usize, upper: Option<i64>) -> Result<RangeRead> {
+        self.read_range_with(start, max_bytes, upper, Access::Blocking)
+    }
+
+    /// [`Log::read_range`] without waiting for the disk, for async workers:
+    /// `None` when the read would have to (the batches' headers are not all
+    /// in the page cache, the fetch does not continue where the segment's
+    /// last read ended, or the range lies in a closed segment, whose files
+    /// may have to be opened). The caller then reads with `read_range` on a
+    /// blocking thread. Errors other than that are the same as `read_range`'s.
+    pub fn read_range_resident(&self, start: i64, max_bytes: usize, upper: Option<i64>) -> Option<Result<RangeRead>> {
+        match self.read_range_with(start, max_bytes, upper, Access::Resident) {
+            Err(LogError::Io(e)) if resident::is_would_block(&e) => None,
+            other => Some(other),
+        }
+    }
+
+    fn read_range_with(&self, start: i64, max_bytes: usize, upper: Option<i64>, access: Access) -> Result<RangeRead> {
         let (plan, log_start, log_end) = {
             let st = self.state.lock();
             let (log_start, log_end) = (st.log_start, st.next_offset);
@@ -32,6 +50,9 @@ impl Log {
                 if seg.next_offset <= start || seg.size == 0 {
                     continue;
                 }
+                if access == Access::Resident && seg.active.is_none() {
+                    return Err(LogError::Io(resident::would_block()));
+                }
                 plan.push((self.files_for(seg, st.config.segment_index_bytes)?, seg.size));
                 if plan.len() == 2 {
                     break;
@@ -43,7 +64,7 @@ impl Log {
         let mut records = None;
         if start < upper {
             for (files, size) in plan {
-                if let Some(l) = segment::locate(&files, size, start, max_bytes, upper)? {
+                if let Some(l) = segment::locate_with(&files, size, start, max_bytes, upper, access)? {
                     records = Some(FileRange::new(files, l.position, l.len, l.next_offset, l.records));
                     break;
                 }
