@@ -12,7 +12,9 @@
 # (`perf record -g`) into WORK/perf.data and prints the top symbols.
 # KBENCH_BIN: kbench (default: target/kbench/release/kbench);
 # BENCH_WORKDIR: where the work dir goes (default /tmp); KASKADE_OVERRIDES:
-# space-separated KEY=VALUE passed as `--override` (none by default).
+# space-separated KEY=VALUE passed as `--override` (none by default);
+# PERF_EVENTS: more `perf stat` events, comma-separated, printed per second
+# (e.g. syscalls:sys_enter_fdatasync,syscalls:sys_enter_syncfs).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,7 +59,7 @@ if [ "$RECORD" = 1 ]; then
     perf record -F 999 -g -p "$PID" -o "$WORK/perf.data" -- sleep "$window" 2>/dev/null &
     REC=$!
 fi
-perf stat -x, -e context-switches,task-clock -p "$PID" -- sleep "$window" 2>"$WORK/stat.csv"
+perf stat -x, -e "context-switches,task-clock${PERF_EVENTS:+,$PERF_EVENTS}" -p "$PID" -- sleep "$window" 2>"$WORK/stat.csv"
 p1=$(requests Produce); f1=$(requests Fetch)
 [ "$RECORD" = 1 ] && wait "$REC"
 wait "$KB" || echo "profile-e2e: kbench e2e failed (see $WORK/e2e.err)" >&2
@@ -85,6 +87,9 @@ print(json.dumps({
     "cpu_us_per_request": round(task_ms * 1000 / max(reqs, 1), 1),
 }))
 EOF
+if [ -n "${PERF_EVENTS:-}" ]; then
+    awk -F, -v w="$window" '$1 ~ /^[0-9.]+$/ {printf "%s: %.0f per second\n", $3, $1 / w}' "$WORK/stat.csv"
+fi
 if [ "$RECORD" = 1 ]; then
     perf report -i "$WORK/perf.data" --no-children --sort comm,dso,sym --stdio -g none 2>/dev/null | grep '%' | head -40
     echo "call graphs: perf report -i $WORK/perf.data"
