@@ -49,6 +49,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/scripts/bench"
+# shellcheck source=bench/common.sh
+. "$HERE/common.sh"
 KASKADE_BIN="${KASKADE_BIN:-$ROOT/target/release/kaskade}"
 KBENCH_BIN="${KBENCH_BIN:-$ROOT/target/kbench/release/kbench}"
 if [ ! -x "$KASKADE_BIN" ]; then
@@ -70,7 +72,6 @@ KEEP=0
 RECORD_SIZE=1024
 BASE_PARTITIONS=6
 
-usage() { awk 'NR>1 && !/^#/ {exit} NR>1 {sub(/^# ?/, ""); print}' "$0"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --partitions) PARTS="${2?--partitions \"P ...\"}"; shift 2 ;;
@@ -101,9 +102,6 @@ done
 for k in $PRODUCERS; do
     [ "$k" -le "$RECORDS" ] || { echo "bench-scaling: more producers ($k) than records" >&2; exit 2; }
 done
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 [ -x "$KASKADE_BIN" ] || die "Kaskade binary not found: $KASKADE_BIN (set KASKADE_BIN)"
 [ -x "$KBENCH_BIN" ] || die "kbench not found: $KBENCH_BIN (set KBENCH_BIN)"
@@ -141,10 +139,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- helpers ----------------------------------------------------------------
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# /proc/PID/stat after "(comm) ": utime = field 14, stime = 15
-cpu_ticks() { local s f; s="$(cat "/proc/$1/stat")"; f=(${s##*) }); echo $(( f[11] + f[12] )); }
-status_kib() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
 now() { date +%s.%N; }
 
 # add STEP ROUND KEY=VALUE... [-- KIND EXPECTED FILE...]: one result line

@@ -61,6 +61,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/scripts/bench"
+# shellcheck source=bench/common.sh
+. "$HERE/common.sh"
 KREF="$ROOT/scripts/kafka-ref.sh"
 KASKADE_BIN="${KASKADE_BIN:-$ROOT/target/release/kaskade}"
 KBENCH_BIN="${KBENCH_BIN:-$ROOT/target/kbench/release/kbench}"
@@ -84,7 +86,6 @@ KEEP=0
 RECORD_SIZE=1024
 PARTITIONS=6
 
-usage() { awk 'NR>1 && !/^#/ {exit} NR>1 {sub(/^# ?/, ""); print}' "$0"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS="${2:?--rounds N}"; shift 2 ;;
@@ -107,9 +108,6 @@ fi
 : "${ROUNDS:=3}" "${RECORDS:=1000000}" "${E2E_S:=30}"
 case "$ROUNDS$RECORDS$E2E_S" in *[!0-9]*|"") echo "bench-vs-kafka: --rounds/--records/--e2e-s take numbers" >&2; exit 2 ;; esac
 [ "$E2E_S" -gt 0 ] || { echo "bench-vs-kafka: --e2e-s must be positive" >&2; exit 2; }
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 [ -x "$KASKADE_BIN" ] || die "Kaskade binary not found: $KASKADE_BIN (set KASKADE_BIN)"
 [ -x "$KBENCH_BIN" ] || die "kbench not found: $KBENCH_BIN (cd shared/bench && cargo build --release; or set KBENCH_BIN)"
@@ -157,14 +155,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- helpers ----------------------------------------------------------------
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 boottime() { python3 -c 'import time; print("%.6f" % time.clock_gettime(time.CLOCK_BOOTTIME))'; }
 
-# /proc/PID/stat after "(comm) ": $1 = field 3 (state), utime = field 14, stime = 15, starttime = 22
-stat_fields() { local s; s="$(cat "/proc/$1/stat")"; echo "${s##*) }"; }
-cpu_ticks() { local f; f=($(stat_fields "$1")); echo $(( f[11] + f[12] )); }
 start_time() { local f; f=($(stat_fields "$1")); python3 -c "print(${f[19]}/$TCK)"; }
-status_kib() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
 
 # rec BROKER ROUND METRIC VALUE
 rec() { printf '{"broker":"%s","round":%s,"metric":"%s","value":%s}\n' "$1" "$2" "$3" "$4" >>"$RAW"; }
