@@ -168,6 +168,8 @@ pub struct BrokerConfig {
     pub compression_type: String,
     /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: i32,
+    /// `socket.send.buffer.bytes`: SO_SNDBUF of accepted connections (-1: the OS's).
+    pub socket_send_buffer_bytes: i32,
     /// `connections.max.idle.ms`.
     pub connections_max_idle_ms: i64,
     /// `max.connections`.
@@ -421,6 +423,7 @@ impl BrokerConfig {
             min_insync_replicas: num("min.insync.replicas") as i32,
             compression_type: raw("compression.type").unwrap_or_default(),
             socket_request_max_bytes: num("socket.request.max.bytes") as i32,
+            socket_send_buffer_bytes: num("socket.send.buffer.bytes") as i32,
             connections_max_idle_ms: num("connections.max.idle.ms"),
             max_connections: num("max.connections") as i32,
             http_listener: raw("http.listener").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),

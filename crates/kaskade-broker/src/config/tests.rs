@@ -352,3 +352,14 @@ fn quorum_timing_keys_default_to_kafkas_and_reject_negative_values() {
         assert!(described.is_some(), "{key} is described");
     }
 }
+
+/// `socket.send.buffer.bytes`: Kafka's default 102400, -1 for the OS's
+/// buffer, anything below -1 refused at load.
+#[test]
+fn the_listeners_send_buffer_is_kafkas_by_default() {
+    let c = BrokerConfig::from_overrides::<&str, &str>([]).expect("defaults");
+    assert_eq!(c.socket_send_buffer_bytes, 102_400);
+    let c = BrokerConfig::from_overrides([("socket.send.buffer.bytes", "-1")]).expect("the OS default");
+    assert_eq!(c.socket_send_buffer_bytes, crate::network::socket_options::OS_DEFAULT);
+    assert!(BrokerConfig::from_overrides([("socket.send.buffer.bytes", "-2")]).is_err());
+}

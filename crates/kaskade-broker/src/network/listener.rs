@@ -180,6 +180,10 @@ async fn accept_loop(
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
                 }
+                if let Err(e) = super::socket_options::set_send_buffer(&stream, broker.config.socket_send_buffer_bytes)
+                {
+                    tracing::debug!(%peer, "cannot set SO_SNDBUF (socket.send.buffer.bytes): {e}");
+                }
                 let broker = broker.clone();
                 let shutdown = shutdown.clone();
                 let name: Arc<str> = Arc::from(listener.name());

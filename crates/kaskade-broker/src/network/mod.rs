@@ -19,6 +19,7 @@ pub mod fetch_frame;
 pub mod frame;
 pub mod listener;
 pub mod outgoing;
+pub mod socket_options;
 
 pub use listener::{bind, bind_config, serve, BoundListener};
 
