@@ -51,15 +51,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/scripts/bench"
 # shellcheck source=bench/common.sh
 . "$HERE/common.sh"
-KASKADE_BIN="${KASKADE_BIN:-$ROOT/target/release/kaskade}"
-KBENCH_BIN="${KBENCH_BIN:-$ROOT/target/kbench/release/kbench}"
-if [ ! -x "$KASKADE_BIN" ]; then
-    (cd "$ROOT" && cargo build --release -q -p kaskade) || { echo "bench-scaling: building kaskade failed" >&2; exit 1; }
-fi
-if [ ! -x "$KBENCH_BIN" ]; then
-    (cd "$ROOT/../shared/bench" && CARGO_TARGET_DIR="$ROOT/target/kbench" cargo build --release -q) \
-        || { echo "bench-scaling: building kbench (../shared/bench) failed" >&2; exit 1; }
-fi
+ensure_binaries bench-scaling
 KASKADE_OVERRIDES="${KASKADE_OVERRIDES:-}"
 
 unset PARTS  # unset = the default; "" = no partition steps

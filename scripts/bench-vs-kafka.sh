@@ -64,15 +64,7 @@ HERE="$ROOT/scripts/bench"
 # shellcheck source=bench/common.sh
 . "$HERE/common.sh"
 KREF="$ROOT/scripts/kafka-ref.sh"
-KASKADE_BIN="${KASKADE_BIN:-$ROOT/target/release/kaskade}"
-KBENCH_BIN="${KBENCH_BIN:-$ROOT/target/kbench/release/kbench}"
-if [ ! -x "$KASKADE_BIN" ]; then
-    (cd "$ROOT" && cargo build --release -q -p kaskade) || { echo "bench-vs-kafka: building kaskade failed" >&2; exit 1; }
-fi
-if [ ! -x "$KBENCH_BIN" ]; then
-    (cd "$ROOT/../shared/bench" && CARGO_TARGET_DIR="$ROOT/target/kbench" cargo build --release -q) \
-        || { echo "bench-vs-kafka: building kbench (../shared/bench) failed" >&2; exit 1; }
-fi
+ensure_binaries bench-vs-kafka
 PY="${BENCH_PY:-$ROOT/tests/compat/.venv/bin/python}"
 KASKADE_OVERRIDES="${KASKADE_OVERRIDES:-}"
 
